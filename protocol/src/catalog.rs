@@ -1,0 +1,342 @@
+//! Catalogs: what a stream holds at one sequence number, and deltas between two.
+//!
+//! The outside keeps the catalog of every sequence it has shipped; the inside
+//! keeps the catalog of the generation it serves. A bundle carries the delta
+//! from its base catalog to the next as a list of [`Change`]s.
+
+use crate::id::{ChunkId, Sha256};
+use crate::path::{check_key, check_symlink_target, ObjectKey};
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// One chunk of an object: its id and its uncompressed length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    /// BLAKE3 of the chunk's bytes.
+    pub id: ChunkId,
+    /// Length of the chunk's bytes.
+    pub len: u32,
+}
+
+/// How an object's bytes are rebuilt.
+///
+/// The object's SHA-256 is always checked on the rebuilt bytes, whatever the
+/// encoding. New encodings (such as compression-aware reconstruction of gzip
+/// or zip content) are new variants; a reader meeting a variant it does not
+/// know fails to decode the manifest and says so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encoding {
+    /// The object is the concatenation of these chunks, in order.
+    Chunks(Vec<ChunkRef>),
+}
+
+/// A regular file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileObject {
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the exact bytes.
+    pub sha256: Sha256,
+    /// Whether the file is served executable (mode 0755 instead of 0644).
+    pub executable: bool,
+    /// How the bytes are rebuilt.
+    pub encoding: Encoding,
+}
+
+impl FileObject {
+    /// The chunks this object is made of.
+    pub fn chunks(&self) -> &[ChunkRef] {
+        match &self.encoding {
+            Encoding::Chunks(c) => c,
+        }
+    }
+}
+
+/// An object in a catalog.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Object {
+    /// A regular file.
+    File(FileObject),
+    /// A symbolic link, relative and inside its source.
+    Symlink {
+        /// The link's target.
+        target: String,
+    },
+}
+
+/// One entry of a catalog delta.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Adds an object, or replaces the one at the same key.
+    Put {
+        /// Where.
+        key: ObjectKey,
+        /// What.
+        object: Object,
+    },
+    /// Removes the object at this key.
+    Remove {
+        /// Where.
+        key: ObjectKey,
+    },
+}
+
+impl Change {
+    /// The key this change is about.
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            Change::Put { key, .. } | Change::Remove { key } => key,
+        }
+    }
+}
+
+/// Every object a stream holds at one sequence number.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Objects by key.
+    pub objects: BTreeMap<ObjectKey, Object>,
+}
+
+/// Counts of a delta, for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeltaStats {
+    /// Objects new in the later catalog.
+    pub added: usize,
+    /// Objects whose content or kind changed.
+    pub changed: usize,
+    /// Objects gone from the later catalog.
+    pub removed: usize,
+}
+
+impl Catalog {
+    /// The changes that turn `self` into `next`, in key order.
+    pub fn diff(&self, next: &Catalog) -> Vec<Change> {
+        let mut out = Vec::new();
+        for (key, obj) in &next.objects {
+            if self.objects.get(key) != Some(obj) {
+                out.push(Change::Put {
+                    key: key.clone(),
+                    object: obj.clone(),
+                });
+            }
+        }
+        for key in self.objects.keys() {
+            if !next.objects.contains_key(key) {
+                out.push(Change::Remove { key: key.clone() });
+            }
+        }
+        out
+    }
+
+    /// Counts how many of `changes` add, change or remove objects of `self`.
+    pub fn delta_stats(&self, changes: &[Change]) -> DeltaStats {
+        let mut s = DeltaStats::default();
+        for c in changes {
+            match c {
+                Change::Put { key, .. } if self.objects.contains_key(key) => s.changed += 1,
+                Change::Put { .. } => s.added += 1,
+                Change::Remove { .. } => s.removed += 1,
+            }
+        }
+        s
+    }
+
+    /// Applies `changes` and checks the result with [`Catalog::validate`].
+    ///
+    /// A change that names a key twice, or removes a key that is not there, is
+    /// refused: the delta does not fit this catalog.
+    pub fn apply(&self, changes: &[Change]) -> Result<Catalog, Error> {
+        let mut next = self.clone();
+        let mut touched = HashSet::new();
+        for c in changes {
+            check_key(c.key())?;
+            if !touched.insert(c.key()) {
+                return Err(Error::Inconsistent(format!("object {} changed twice", c.key())));
+            }
+            match c {
+                Change::Put { key, object } => {
+                    next.objects.insert(key.clone(), object.clone());
+                }
+                Change::Remove { key } => {
+                    if next.objects.remove(key).is_none() {
+                        return Err(Error::Inconsistent(format!(
+                            "removes {key}, which the base catalog does not hold"
+                        )));
+                    }
+                }
+            }
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// Checks every key, every symlink, every file's size against its chunks,
+    /// and that no object stands where another needs a directory.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (key, obj) in &self.objects {
+            check_key(key)?;
+            match obj {
+                Object::Symlink { target } => check_symlink_target(&key.path, target)?,
+                Object::File(f) => {
+                    let sum: u64 = f.chunks().iter().map(|c| c.len as u64).sum();
+                    if sum != f.size {
+                        return Err(Error::Inconsistent(format!(
+                            "object {key} declares {} bytes but its chunks hold {sum}",
+                            f.size
+                        )));
+                    }
+                    if f.chunks().iter().any(|c| c.len == 0) {
+                        return Err(Error::Inconsistent(format!("object {key} has an empty chunk")));
+                    }
+                }
+            }
+            // An ancestor directory of this path must not be an object itself.
+            let mut path = key.path.as_str();
+            while let Some(i) = path.rfind('/') {
+                path = &path[..i];
+                let parent = ObjectKey {
+                    source: key.source.clone(),
+                    path: path.to_string(),
+                };
+                if self.objects.contains_key(&parent) {
+                    return Err(Error::UnsafePath {
+                        path: key.to_string(),
+                        why: "an object of the same catalog stands where its directory must be",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every chunk any object refers to.
+    pub fn chunk_ids(&self) -> HashSet<ChunkId> {
+        self.files().flat_map(|(_, f)| f.chunks().iter().map(|c| c.id)).collect()
+    }
+
+    /// The regular files, with their keys.
+    pub fn files(&self) -> impl Iterator<Item = (&ObjectKey, &FileObject)> {
+        self.objects.iter().filter_map(|(k, o)| match o {
+            Object::File(f) => Some((k, f)),
+            Object::Symlink { .. } => None,
+        })
+    }
+
+    /// Total bytes of all regular files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files().map(|(_, f)| f.size).sum()
+    }
+
+    /// Encodes with postcard.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("a catalog always serializes")
+    }
+
+    /// Decodes what [`Catalog::to_bytes`] wrote.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Catalog, Error> {
+        postcard::from_bytes(bytes).map_err(|e| Error::ManifestDecode(format!("catalog: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(p: &str) -> ObjectKey {
+        ObjectKey {
+            source: "s".into(),
+            path: p.into(),
+        }
+    }
+
+    fn file(content: &[u8]) -> Object {
+        Object::File(FileObject {
+            size: content.len() as u64,
+            sha256: Sha256::of(content),
+            executable: false,
+            encoding: Encoding::Chunks(vec![ChunkRef {
+                id: ChunkId::of(content),
+                len: content.len() as u32,
+            }]),
+        })
+    }
+
+    #[test]
+    fn diff_then_apply_gives_the_target() {
+        let mut a = Catalog::default();
+        a.objects.insert(key("keep"), file(b"1"));
+        a.objects.insert(key("change"), file(b"2"));
+        a.objects.insert(key("remove"), file(b"3"));
+        let mut b = Catalog::default();
+        b.objects.insert(key("keep"), file(b"1"));
+        b.objects.insert(key("change"), file(b"22"));
+        b.objects.insert(key("new/file"), file(b"4"));
+        let d = a.diff(&b);
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            a.delta_stats(&d),
+            DeltaStats {
+                added: 1,
+                changed: 1,
+                removed: 1
+            }
+        );
+        assert_eq!(a.apply(&d).unwrap(), b);
+        assert!(b.diff(&b).is_empty());
+    }
+
+    #[test]
+    fn bad_deltas_are_refused() {
+        let a = Catalog::default();
+        let rm = Change::Remove { key: key("ghost") };
+        assert!(a.apply(&[rm]).unwrap_err().to_string().contains("ghost"));
+        let put = Change::Put {
+            key: key("x"),
+            object: file(b"x"),
+        };
+        assert!(a.apply(&[put.clone(), put]).is_err());
+        let trav = Change::Put {
+            key: key("../../etc/passwd"),
+            object: file(b"x"),
+        };
+        assert!(a.apply(&[trav]).is_err());
+    }
+
+    #[test]
+    fn object_cannot_be_a_directory_of_another() {
+        let changes = vec![
+            Change::Put {
+                key: key("a"),
+                object: Object::Symlink { target: "b".into() },
+            },
+            Change::Put {
+                key: key("a/x"),
+                object: file(b"x"),
+            },
+        ];
+        let e = Catalog::default().apply(&changes).unwrap_err().to_string();
+        assert!(e.contains("s/a/x"), "{e}");
+    }
+
+    #[test]
+    fn escaping_symlink_is_refused() {
+        let changes = vec![Change::Put {
+            key: key("link"),
+            object: Object::Symlink {
+                target: "../../../etc/shadow".into(),
+            },
+        }];
+        assert!(Catalog::default().apply(&changes).is_err());
+    }
+
+    #[test]
+    fn size_must_match_chunks() {
+        let mut o = file(b"abc");
+        if let Object::File(f) = &mut o {
+            f.size = 1 << 40;
+        }
+        let changes = vec![Change::Put { key: key("big"), object: o }];
+        assert!(Catalog::default().apply(&changes).is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! How one chunk is stored in a volume, and how it is checked on the way back.
+//!
+//! A chunk is stored zstd-compressed (one zstd frame) when that saves at least
+//! 1/32 of its size, and raw otherwise, so incompressible data costs no CPU on
+//! the inside. Decoding never produces more than the chunk's declared raw
+//! length (a decompression bomb stops at that bound) and always ends by
+//! checking the bytes against the chunk id.
+
+use crate::id::ChunkId;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+
+/// Storage form of a chunk. Encoded as a postcard enum: `0` raw, `1` zstd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Codec {
+    /// The chunk's bytes as they are.
+    Raw,
+    /// One zstd frame that decompresses to exactly the chunk's bytes.
+    Zstd,
+}
+
+/// Compresses one chunk at `level`, falling back to raw where zstd does not pay.
+pub fn encode(data: &[u8], level: i32) -> (Codec, Vec<u8>) {
+    match zstd::bulk::compress(data, level) {
+        Ok(z) if z.len() + data.len() / 32 < data.len() => (Codec::Zstd, z),
+        _ => (Codec::Raw, data.to_vec()),
+    }
+}
+
+/// Decodes a stored chunk and checks it against `id`.
+///
+/// `raw_len` is the length the manifest declares; the caller has already
+/// bounded it by its limits. Nothing larger than `raw_len` is ever allocated.
+pub fn decode(id: &ChunkId, codec: Codec, stored: &[u8], raw_len: u32) -> Result<Vec<u8>, Error> {
+    let data = match codec {
+        Codec::Raw => {
+            if stored.len() != raw_len as usize {
+                return Err(Error::BadChunk {
+                    id: *id,
+                    why: format!(
+                        "stored {} bytes raw, manifest says {raw_len}",
+                        stored.len()
+                    ),
+                });
+            }
+            stored.to_vec()
+        }
+        Codec::Zstd => {
+            let mut out = Vec::with_capacity(raw_len as usize);
+            let mut d = zstd::bulk::Decompressor::new().map_err(Error::Io)?;
+            d.decompress_to_buffer(stored, &mut out)
+                .map_err(|e| Error::BadChunk {
+                    id: *id,
+                    why: format!("zstd data does not decode within {raw_len} bytes: {e}"),
+                })?;
+            if out.len() != raw_len as usize {
+                return Err(Error::BadChunk {
+                    id: *id,
+                    why: format!("decodes to {} bytes, manifest says {raw_len}", out.len()),
+                });
+            }
+            out
+        }
+    };
+    let actual = ChunkId::of(&data);
+    if actual != *id {
+        return Err(Error::BadChunk {
+            id: *id,
+            why: format!("content hashes to {actual}"),
+        });
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_both_codecs() {
+        let text = b"the quick brown fox ".repeat(1000);
+        let (codec, stored) = encode(&text, 3);
+        assert_eq!(codec, Codec::Zstd);
+        assert!(stored.len() < text.len() / 10);
+        let id = ChunkId::of(&text);
+        assert_eq!(decode(&id, codec, &stored, text.len() as u32).unwrap(), text);
+
+        let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let (codec, stored) = encode(&noise, 3);
+        assert_eq!(codec, Codec::Raw);
+        assert_eq!(stored, noise);
+    }
+
+    #[test]
+    fn bomb_stops_at_declared_length() {
+        let big = vec![0u8; 10 << 20];
+        let (codec, stored) = encode(&big, 3);
+        assert!(stored.len() < 4096);
+        let id = ChunkId::of(&big);
+        let err = decode(&id, codec, &stored, 64 * 1024).unwrap_err();
+        assert!(err.to_string().contains("does not decode within 65536"), "{err}");
+    }
+
+    #[test]
+    fn content_mismatch_is_named() {
+        let data = b"hello world".to_vec();
+        let wrong = ChunkId::of(b"other");
+        let err = decode(&wrong, Codec::Raw, &data, data.len() as u32).unwrap_err();
+        assert!(err.to_string().contains(&wrong.to_hex()));
+        assert!(err.to_string().contains("content hashes to"));
+    }
+
+    #[test]
+    fn garbage_zstd_is_an_error_not_a_panic() {
+        let id = ChunkId::of(b"x");
+        assert!(decode(&id, Codec::Zstd, b"not zstd at all", 100).is_err());
+        assert!(decode(&id, Codec::Raw, b"xx", 1).is_err());
+    }
+}

@@ -1,0 +1,393 @@
+//! The signed manifest: what a bundle is, where it fits in its stream, and
+//! everything a reader needs to check it before using a byte of it.
+//!
+//! File layout (all integers little-endian):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `FERRYMAN` |
+//! | 8 | 4 | format version, `1` |
+//! | 12 | 4 | body length `B` |
+//! | 16 | B | body: [`Manifest`] in postcard |
+//! | 16+B | 32 | signer's ed25519 public key |
+//! | 48+B | 64 | ed25519 signature over `SIGNING_CONTEXT` followed by bytes `0..16+B` |
+//!
+//! Nothing follows the signature. The manifest hash ([`ManifestHash`]) is the
+//! BLAKE3 of the whole file.
+
+use crate::catalog::Change;
+use crate::chunking::ChunkParams;
+use crate::codec::Codec;
+use crate::id::{ChunkId, ManifestHash, StreamId};
+use crate::keys::{PublicKey, SecretKey};
+use crate::limits::{check, ReceiverLimits};
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// First bytes of a manifest file.
+pub const MAGIC: &[u8; 8] = b"FERRYMAN";
+/// The format version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Domain separation for manifest signatures.
+pub const SIGNING_CONTEXT: &[u8] = b"ferry bundle manifest v1\0";
+const HEADER_LEN: usize = 16;
+const TRAILER_LEN: usize = 32 + 64;
+
+/// A chunk carried in this bundle, and where its stored bytes are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkEntry {
+    /// BLAKE3 of the uncompressed bytes.
+    pub id: ChunkId,
+    /// Uncompressed length.
+    pub raw_len: u32,
+    /// Length of the stored bytes in the volume.
+    pub stored_len: u32,
+    /// Storage form.
+    pub codec: Codec,
+    /// Index of the volume that holds it.
+    pub volume: u32,
+    /// Offset of the stored bytes from the start of the volume file.
+    pub offset: u64,
+}
+
+/// A volume file of this bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeEntry {
+    /// Exact size of the file.
+    pub size: u64,
+    /// BLAKE3 of the whole file.
+    pub blake3: [u8; 32],
+}
+
+/// Totals a reader checks against its limits before doing any work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Largest uncompressed chunk carried.
+    pub max_chunk: u32,
+    /// Sum of the chunks' uncompressed lengths.
+    pub chunk_raw_bytes: u64,
+    /// Sum of all volume sizes.
+    pub volume_bytes: u64,
+    /// Largest object the resulting catalog holds.
+    pub max_object: u64,
+    /// Number of objects in the resulting catalog.
+    pub objects: u64,
+    /// Bytes of all regular files in the resulting catalog.
+    pub catalog_bytes: u64,
+}
+
+/// A record for later format growth (such as trust rotation). A reader that
+/// meets an unknown `kind` ignores it unless `critical` is set, in which case
+/// it refuses the bundle.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    /// Registered kind number.
+    pub kind: u32,
+    /// Whether a reader that does not know `kind` must refuse the bundle.
+    pub critical: bool,
+    /// Kind-specific payload.
+    pub data: Vec<u8>,
+}
+
+/// The manifest body. Field order is the wire order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The stream this bundle belongs to.
+    pub stream: StreamId,
+    /// Position in the stream, from 1.
+    pub sequence: u64,
+    /// Hash of the manifest of bundle `sequence - 1`; `None` only for sequence 1.
+    pub previous: Option<ManifestHash>,
+    /// Creation time, seconds since the Unix epoch (UTC).
+    pub created: u64,
+    /// After this time (seconds since the epoch) a receiver refuses the bundle.
+    pub expires: u64,
+    /// How the sender cut chunks.
+    pub chunking: ChunkParams,
+    /// The catalog delta from bundle `sequence - 1`.
+    pub changes: Vec<Change>,
+    /// The chunks this bundle carries.
+    pub chunks: Vec<ChunkEntry>,
+    /// The volume files, by index.
+    pub volumes: Vec<VolumeEntry>,
+    /// Totals for the reader's limits.
+    pub totals: Totals,
+    /// Free-form producer string, such as `ferry-out 0.1.0`.
+    pub producer: String,
+    /// Records for later growth.
+    pub extensions: Vec<Extension>,
+}
+
+/// A manifest whose signature has been checked against a trusted key.
+#[derive(Clone, Debug)]
+pub struct VerifiedManifest {
+    /// The body.
+    pub manifest: Manifest,
+    /// Who signed it.
+    pub signer: PublicKey,
+    /// Hash of the manifest file.
+    pub hash: ManifestHash,
+}
+
+impl Manifest {
+    /// Encodes and signs; returns the manifest file's bytes.
+    pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
+        let body = postcard::to_stdvec(self).expect("a manifest always serializes");
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        let sig = key.sign(&signed_message(&out));
+        out.extend_from_slice(&key.public().0);
+        out.extend_from_slice(&sig);
+        out
+    }
+
+    /// Parses a manifest file, checks its signature against `trusted`, and
+    /// checks its declared sizes against `limits` and against each other.
+    ///
+    /// The order is: size limit, magic, version, length, signer trusted,
+    /// signature valid, and only then decode the body.
+    pub fn open(
+        file: &[u8],
+        trusted: &[PublicKey],
+        limits: &ReceiverLimits,
+    ) -> Result<VerifiedManifest, Error> {
+        check("manifest size", file.len() as u64, limits.max_manifest_bytes).map_err(|_| {
+            Error::ManifestTooLarge {
+                size: file.len() as u64,
+                limit: limits.max_manifest_bytes,
+            }
+        })?;
+        let (signed, signer, sig) = split(file)?;
+        if !trusted.contains(&signer) {
+            return Err(Error::UntrustedKey(signer.short()));
+        }
+        signer.verify(&signed_message(signed), &sig)?;
+        let manifest: Manifest = postcard::from_bytes(&signed[HEADER_LEN..])
+            .map_err(|e| Error::ManifestDecode(e.to_string()))?;
+        manifest.check(limits)?;
+        Ok(VerifiedManifest {
+            manifest,
+            signer,
+            hash: ManifestHash::of(file),
+        })
+    }
+
+    /// Checks the manifest's internal consistency and its sizes against limits.
+    pub fn check(&self, limits: &ReceiverLimits) -> Result<(), Error> {
+        let bad = |s: String| Err(Error::Inconsistent(s));
+        if self.sequence == 0 {
+            return bad("sequence 0 (sequences start at 1)".into());
+        }
+        if (self.sequence == 1) != self.previous.is_none() {
+            return bad("only bundle 1 may lack a previous manifest hash".into());
+        }
+        if let Some(e) = self.extensions.iter().find(|e| e.critical) {
+            return Err(Error::UnknownCriticalExtension(e.kind));
+        }
+        let t = &self.totals;
+        check("largest chunk", t.max_chunk as u64, limits.max_chunk_bytes as u64)?;
+        check("bundle size on media", t.volume_bytes, limits.max_bundle_bytes)?;
+        check("bundle uncompressed size", t.chunk_raw_bytes, limits.max_bundle_raw_bytes)?;
+        check("largest object", t.max_object, limits.max_object_bytes)?;
+        check("object count", t.objects, limits.max_objects)?;
+        check("volume count", self.volumes.len() as u64, limits.max_volumes as u64)?;
+
+        let volume_sum: u64 = self.volumes.iter().map(|v| v.size).sum();
+        if volume_sum != t.volume_bytes {
+            return bad(format!(
+                "volumes add up to {volume_sum} bytes, totals say {}",
+                t.volume_bytes
+            ));
+        }
+        let mut raw_sum = 0u64;
+        let mut seen = HashSet::with_capacity(self.chunks.len());
+        for c in &self.chunks {
+            if !seen.insert(c.id) {
+                return bad(format!("chunk {} is listed twice", c.id));
+            }
+            if c.raw_len > t.max_chunk || c.raw_len == 0 {
+                return bad(format!("chunk {} has length {} (largest declared {})", c.id, c.raw_len, t.max_chunk));
+            }
+            if c.codec == Codec::Raw && c.stored_len != c.raw_len {
+                return bad(format!("raw chunk {} stores {} bytes for {}", c.id, c.stored_len, c.raw_len));
+            }
+            let vol = self.volumes.get(c.volume as usize).ok_or_else(|| {
+                Error::Inconsistent(format!("chunk {} is in volume {}, which is not listed", c.id, c.volume))
+            })?;
+            let end = c.offset.checked_add(c.stored_len as u64);
+            if c.offset < crate::volume::HEADER_LEN as u64 || end.is_none_or(|e| e > vol.size) {
+                return bad(format!("chunk {} lies outside volume {}", c.id, c.volume));
+            }
+            raw_sum += c.raw_len as u64;
+        }
+        if raw_sum != t.chunk_raw_bytes {
+            return bad(format!("chunks add up to {raw_sum} bytes, totals say {}", t.chunk_raw_bytes));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the signer and the manifest body without checking the signature, for
+/// a status report on a bundle that failed verification. Never trust the result.
+pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Manifest), Error> {
+    let (signed, signer, _) = split(file)?;
+    let m = postcard::from_bytes(&signed[HEADER_LEN..]).map_err(|e| Error::ManifestDecode(e.to_string()))?;
+    Ok((signer, m))
+}
+
+fn signed_message(signed: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNING_CONTEXT.len() + signed.len());
+    m.extend_from_slice(SIGNING_CONTEXT);
+    m.extend_from_slice(signed);
+    m
+}
+
+fn split(file: &[u8]) -> Result<(&[u8], PublicKey, [u8; 64]), Error> {
+    if file.len() < HEADER_LEN {
+        return Err(Error::TruncatedManifest("shorter than its header"));
+    }
+    if &file[..8] != MAGIC {
+        return Err(Error::BadManifestMagic);
+    }
+    let version = u32::from_le_bytes(file[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat(version, FORMAT_VERSION));
+    }
+    let body_len = u32::from_le_bytes(file[12..16].try_into().expect("4 bytes")) as usize;
+    let expected = HEADER_LEN + body_len + TRAILER_LEN;
+    if file.len() < expected {
+        return Err(Error::TruncatedManifest("shorter than its declared length"));
+    }
+    if file.len() > expected {
+        return Err(Error::Inconsistent("bytes after the signature".into()));
+    }
+    let signed = &file[..HEADER_LEN + body_len];
+    let signer = PublicKey(file[HEADER_LEN + body_len..HEADER_LEN + body_len + 32].try_into().expect("32 bytes"));
+    let sig: [u8; 64] = file[expected - 64..].try_into().expect("64 bytes");
+    Ok((signed, signer, sig))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            stream: StreamId([1; 16]),
+            sequence: 2,
+            previous: Some(ManifestHash([9; 32])),
+            created: 1_700_000_000,
+            expires: 1_800_000_000,
+            chunking: ChunkParams::DEFAULT,
+            changes: vec![],
+            chunks: vec![ChunkEntry {
+                id: ChunkId::of(b"abc"),
+                raw_len: 3,
+                stored_len: 3,
+                codec: Codec::Raw,
+                volume: 0,
+                offset: crate::volume::HEADER_LEN as u64,
+            }],
+            volumes: vec![VolumeEntry {
+                size: crate::volume::HEADER_LEN as u64 + 3,
+                blake3: [0; 32],
+            }],
+            totals: Totals {
+                max_chunk: 3,
+                chunk_raw_bytes: 3,
+                volume_bytes: crate::volume::HEADER_LEN as u64 + 3,
+                max_object: 0,
+                objects: 0,
+                catalog_bytes: 0,
+            },
+            producer: "test".into(),
+            extensions: vec![],
+        }
+    }
+
+    #[test]
+    fn sign_open_round_trip_and_deterministic() {
+        let key = SecretKey::from_seed([3; 32]);
+        let file = sample().sign(&key);
+        assert_eq!(file, sample().sign(&key));
+        let v = Manifest::open(&file, &[key.public()], &ReceiverLimits::default()).unwrap();
+        assert_eq!(v.manifest, sample());
+        assert_eq!(v.hash, ManifestHash::of(&file));
+    }
+
+    #[test]
+    fn every_flipped_byte_is_caught() {
+        let key = SecretKey::from_seed([3; 32]);
+        let file = sample().sign(&key);
+        for i in 0..file.len() {
+            let mut f = file.clone();
+            f[i] ^= 0x40;
+            assert!(
+                Manifest::open(&f, &[key.public()], &ReceiverLimits::default()).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn truncation_and_wrong_key() {
+        let key = SecretKey::from_seed([3; 32]);
+        let other = SecretKey::from_seed([4; 32]);
+        let file = sample().sign(&key);
+        let lim = ReceiverLimits::default();
+        for n in [0, 5, 16, file.len() - 1] {
+            assert!(Manifest::open(&file[..n], &[key.public()], &lim).is_err());
+        }
+        let e = Manifest::open(&file, &[other.public()], &lim).unwrap_err();
+        assert!(matches!(e, Error::UntrustedKey(_)), "{e}");
+        let mut forged = sample().sign(&other);
+        // Claim to be the trusted key with the other key's signature.
+        let n = forged.len();
+        forged[n - 96..n - 64].copy_from_slice(&key.public().0);
+        assert!(matches!(
+            Manifest::open(&forged, &[key.public()], &lim).unwrap_err(),
+            Error::BadSignature
+        ));
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_before_use() {
+        let key = SecretKey::from_seed([3; 32]);
+        let mut m = sample();
+        m.totals.max_object = u64::MAX;
+        let e = Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("largest object"), "{e}");
+        let mut m = sample();
+        m.chunks[0].offset = u64::MAX - 1;
+        assert!(Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).is_err());
+        let mut m = sample();
+        m.chunks[0].raw_len = 1 << 30;
+        assert!(Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).is_err());
+        let lim = ReceiverLimits {
+            max_manifest_bytes: 10,
+            ..Default::default()
+        };
+        assert!(matches!(
+            Manifest::open(&sample().sign(&key), &[key.public()], &lim).unwrap_err(),
+            Error::ManifestTooLarge { .. }
+        ));
+    }
+
+    #[test]
+    fn critical_extension_is_refused_and_other_ignored() {
+        let key = SecretKey::from_seed([3; 32]);
+        let lim = ReceiverLimits::default();
+        let mut m = sample();
+        m.extensions.push(Extension { kind: 77, critical: false, data: vec![1] });
+        Manifest::open(&m.sign(&key), &[key.public()], &lim).unwrap();
+        m.extensions.push(Extension { kind: 78, critical: true, data: vec![] });
+        assert!(matches!(
+            Manifest::open(&m.sign(&key), &[key.public()], &lim).unwrap_err(),
+            Error::UnknownCriticalExtension(78)
+        ));
+    }
+}
