@@ -1,1 +1,57 @@
+//! What both Ferry agents need from the host system, in one place:
+//!
+//! - [`fsx`]: durable, atomic file and directory writes;
+//! - [`media`]: where bundles sit in a media directory;
+//! - [`units`]: sizes (`4G`, `700M`) and durations (`30d`) on the command line;
+//! - [`paths`]: default state directories;
+//! - [`progress`]: progress bars for long operations.
+//!
+//! The bundle format itself lives in `ferry-protocol`, which does no I/O.
 
+#![forbid(unsafe_code)]
+
+pub mod fsx;
+pub mod media;
+pub mod paths;
+pub mod progress;
+pub mod units;
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A UTC time as `YYYY-MM-DD HH:MM:SSZ`, for messages.
+pub fn format_time(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_format() {
+        assert_eq!(super::format_time(0), "1970-01-01 00:00:00Z");
+        assert_eq!(super::format_time(1_700_000_000), "2023-11-14 22:13:20Z");
+        assert_eq!(super::format_time(951_782_400), "2000-02-29 00:00:00Z");
+    }
+}

@@ -91,9 +91,19 @@ impl Change {
     }
 }
 
+/// Which kind of upstream a source is, and so which inside store holds its
+/// objects and how they are served. New ecosystems are new variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceKind {
+    /// Plain files, served under `/files/<source>/`.
+    Files,
+}
+
 /// Every object a stream holds at one sequence number.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
+    /// The sources, by name. Every object's source is listed here.
+    pub sources: BTreeMap<String, SourceKind>,
     /// Objects by key.
     pub objects: BTreeMap<ObjectKey, Object>,
 }
@@ -142,17 +152,26 @@ impl Catalog {
         s
     }
 
-    /// Applies `changes` and checks the result with [`Catalog::validate`].
+    /// Applies `changes`, takes `sources` as the new source list, and checks
+    /// the result with [`Catalog::validate`].
     ///
     /// A change that names a key twice, or removes a key that is not there, is
     /// refused: the delta does not fit this catalog.
-    pub fn apply(&self, changes: &[Change]) -> Result<Catalog, Error> {
+    pub fn apply(
+        &self,
+        sources: &BTreeMap<String, SourceKind>,
+        changes: &[Change],
+    ) -> Result<Catalog, Error> {
         let mut next = self.clone();
+        next.sources = sources.clone();
         let mut touched = HashSet::new();
         for c in changes {
             check_key(c.key())?;
             if !touched.insert(c.key()) {
-                return Err(Error::Inconsistent(format!("object {} changed twice", c.key())));
+                return Err(Error::Inconsistent(format!(
+                    "object {} changed twice",
+                    c.key()
+                )));
             }
             match c {
                 Change::Put { key, object } => {
@@ -174,8 +193,17 @@ impl Catalog {
     /// Checks every key, every symlink, every file's size against its chunks,
     /// and that no object stands where another needs a directory.
     pub fn validate(&self) -> Result<(), Error> {
+        for name in self.sources.keys() {
+            crate::path::check_source_name(name)?;
+        }
         for (key, obj) in &self.objects {
             check_key(key)?;
+            if !self.sources.contains_key(&key.source) {
+                return Err(Error::Inconsistent(format!(
+                    "object {key} belongs to source {:?}, which the manifest does not declare",
+                    key.source
+                )));
+            }
             match obj {
                 Object::Symlink { target } => check_symlink_target(&key.path, target)?,
                 Object::File(f) => {
@@ -187,7 +215,9 @@ impl Catalog {
                         )));
                     }
                     if f.chunks().iter().any(|c| c.len == 0) {
-                        return Err(Error::Inconsistent(format!("object {key} has an empty chunk")));
+                        return Err(Error::Inconsistent(format!(
+                            "object {key} has an empty chunk"
+                        )));
                     }
                 }
             }
@@ -212,7 +242,9 @@ impl Catalog {
 
     /// Every chunk any object refers to.
     pub fn chunk_ids(&self) -> HashSet<ChunkId> {
-        self.files().flat_map(|(_, f)| f.chunks().iter().map(|c| c.id)).collect()
+        self.files()
+            .flat_map(|(_, f)| f.chunks().iter().map(|c| c.id))
+            .collect()
     }
 
     /// The regular files, with their keys.
@@ -243,6 +275,10 @@ impl Catalog {
 mod tests {
     use super::*;
 
+    fn srcs() -> BTreeMap<String, SourceKind> {
+        [("s".to_string(), SourceKind::Files)].into_iter().collect()
+    }
+
     fn key(p: &str) -> ObjectKey {
         ObjectKey {
             source: "s".into(),
@@ -264,11 +300,17 @@ mod tests {
 
     #[test]
     fn diff_then_apply_gives_the_target() {
-        let mut a = Catalog::default();
+        let mut a = Catalog {
+            sources: srcs(),
+            ..Default::default()
+        };
         a.objects.insert(key("keep"), file(b"1"));
         a.objects.insert(key("change"), file(b"2"));
         a.objects.insert(key("remove"), file(b"3"));
-        let mut b = Catalog::default();
+        let mut b = Catalog {
+            sources: srcs(),
+            ..Default::default()
+        };
         b.objects.insert(key("keep"), file(b"1"));
         b.objects.insert(key("change"), file(b"22"));
         b.objects.insert(key("new/file"), file(b"4"));
@@ -282,7 +324,7 @@ mod tests {
                 removed: 1
             }
         );
-        assert_eq!(a.apply(&d).unwrap(), b);
+        assert_eq!(a.apply(&srcs(), &d).unwrap(), b);
         assert!(b.diff(&b).is_empty());
     }
 
@@ -290,17 +332,21 @@ mod tests {
     fn bad_deltas_are_refused() {
         let a = Catalog::default();
         let rm = Change::Remove { key: key("ghost") };
-        assert!(a.apply(&[rm]).unwrap_err().to_string().contains("ghost"));
+        assert!(a
+            .apply(&srcs(), &[rm])
+            .unwrap_err()
+            .to_string()
+            .contains("ghost"));
         let put = Change::Put {
             key: key("x"),
             object: file(b"x"),
         };
-        assert!(a.apply(&[put.clone(), put]).is_err());
+        assert!(a.apply(&srcs(), &[put.clone(), put]).is_err());
         let trav = Change::Put {
             key: key("../../etc/passwd"),
             object: file(b"x"),
         };
-        assert!(a.apply(&[trav]).is_err());
+        assert!(a.apply(&srcs(), &[trav]).is_err());
     }
 
     #[test]
@@ -315,7 +361,10 @@ mod tests {
                 object: file(b"x"),
             },
         ];
-        let e = Catalog::default().apply(&changes).unwrap_err().to_string();
+        let e = Catalog::default()
+            .apply(&srcs(), &changes)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s/a/x"), "{e}");
     }
 
@@ -327,7 +376,7 @@ mod tests {
                 target: "../../../etc/shadow".into(),
             },
         }];
-        assert!(Catalog::default().apply(&changes).is_err());
+        assert!(Catalog::default().apply(&srcs(), &changes).is_err());
     }
 
     #[test]
@@ -336,7 +385,22 @@ mod tests {
         if let Object::File(f) = &mut o {
             f.size = 1 << 40;
         }
-        let changes = vec![Change::Put { key: key("big"), object: o }];
-        assert!(Catalog::default().apply(&changes).is_err());
+        let changes = vec![Change::Put {
+            key: key("big"),
+            object: o,
+        }];
+        assert!(Catalog::default().apply(&srcs(), &changes).is_err());
+    }
+
+    #[test]
+    fn undeclared_source_is_refused() {
+        let changes = vec![Change::Put {
+            key: key("x"),
+            object: file(b"x"),
+        }];
+        let e = Catalog::default()
+            .apply(&BTreeMap::new(), &changes)
+            .unwrap_err();
+        assert!(e.to_string().contains("does not declare"), "{e}");
     }
 }

@@ -24,7 +24,10 @@ impl PublicKey {
     pub fn from_text(text: &str) -> Result<Self, Error> {
         let t = text.trim();
         let hexpart = t.strip_prefix(PUBLIC_PREFIX).ok_or_else(|| {
-            Error::BadKey(format!("a public key starts with {:?}", PUBLIC_PREFIX.trim()))
+            Error::BadKey(format!(
+                "a public key starts with {:?}",
+                PUBLIC_PREFIX.trim()
+            ))
         })?;
         let mut out = [0u8; 32];
         hex::decode_to_slice(hexpart.trim(), &mut out)
@@ -41,9 +44,11 @@ impl PublicKey {
 
     /// Verifies `signature` over `message`, strictly (no malleable forms).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), Error> {
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| Error::BadSignature)?;
+        let vk =
+            ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| Error::BadSignature)?;
         let sig = ed25519_dalek::Signature::from_bytes(signature);
-        vk.verify_strict(message, &sig).map_err(|_| Error::BadSignature)
+        vk.verify_strict(message, &sig)
+            .map_err(|_| Error::BadSignature)
     }
 }
 
@@ -74,7 +79,10 @@ impl SecretKey {
     /// Parses the text form.
     pub fn from_text(text: &str) -> Result<Self, Error> {
         let hexpart = text.trim().strip_prefix(SECRET_PREFIX).ok_or_else(|| {
-            Error::BadKey(format!("a secret key starts with {:?}", SECRET_PREFIX.trim()))
+            Error::BadKey(format!(
+                "a secret key starts with {:?}",
+                SECRET_PREFIX.trim()
+            ))
         })?;
         let mut seed = [0u8; 32];
         hex::decode_to_slice(hexpart.trim(), &mut seed)

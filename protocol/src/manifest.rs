@@ -15,7 +15,7 @@
 //! Nothing follows the signature. The manifest hash ([`ManifestHash`]) is the
 //! BLAKE3 of the whole file.
 
-use crate::catalog::Change;
+use crate::catalog::{Change, SourceKind};
 use crate::chunking::ChunkParams;
 use crate::codec::Codec;
 use crate::id::{ChunkId, ManifestHash, StreamId};
@@ -23,6 +23,7 @@ use crate::keys::{PublicKey, SecretKey};
 use crate::limits::{check, ReceiverLimits};
 use crate::Error;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 
 /// First bytes of a manifest file.
@@ -105,6 +106,8 @@ pub struct Manifest {
     pub expires: u64,
     /// How the sender cut chunks.
     pub chunking: ChunkParams,
+    /// Every source of the resulting catalog, with its kind.
+    pub sources: BTreeMap<String, SourceKind>,
     /// The catalog delta from bundle `sequence - 1`.
     pub changes: Vec<Change>,
     /// The chunks this bundle carries.
@@ -155,11 +158,14 @@ impl Manifest {
         trusted: &[PublicKey],
         limits: &ReceiverLimits,
     ) -> Result<VerifiedManifest, Error> {
-        check("manifest size", file.len() as u64, limits.max_manifest_bytes).map_err(|_| {
-            Error::ManifestTooLarge {
-                size: file.len() as u64,
-                limit: limits.max_manifest_bytes,
-            }
+        check(
+            "manifest size",
+            file.len() as u64,
+            limits.max_manifest_bytes,
+        )
+        .map_err(|_| Error::ManifestTooLarge {
+            size: file.len() as u64,
+            limit: limits.max_manifest_bytes,
         })?;
         let (signed, signer, sig) = split(file)?;
         if !trusted.contains(&signer) {
@@ -189,12 +195,28 @@ impl Manifest {
             return Err(Error::UnknownCriticalExtension(e.kind));
         }
         let t = &self.totals;
-        check("largest chunk", t.max_chunk as u64, limits.max_chunk_bytes as u64)?;
-        check("bundle size on media", t.volume_bytes, limits.max_bundle_bytes)?;
-        check("bundle uncompressed size", t.chunk_raw_bytes, limits.max_bundle_raw_bytes)?;
+        check(
+            "largest chunk",
+            t.max_chunk as u64,
+            limits.max_chunk_bytes as u64,
+        )?;
+        check(
+            "bundle size on media",
+            t.volume_bytes,
+            limits.max_bundle_bytes,
+        )?;
+        check(
+            "bundle uncompressed size",
+            t.chunk_raw_bytes,
+            limits.max_bundle_raw_bytes,
+        )?;
         check("largest object", t.max_object, limits.max_object_bytes)?;
         check("object count", t.objects, limits.max_objects)?;
-        check("volume count", self.volumes.len() as u64, limits.max_volumes as u64)?;
+        check(
+            "volume count",
+            self.volumes.len() as u64,
+            limits.max_volumes as u64,
+        )?;
 
         let volume_sum: u64 = self.volumes.iter().map(|v| v.size).sum();
         if volume_sum != t.volume_bytes {
@@ -210,13 +232,22 @@ impl Manifest {
                 return bad(format!("chunk {} is listed twice", c.id));
             }
             if c.raw_len > t.max_chunk || c.raw_len == 0 {
-                return bad(format!("chunk {} has length {} (largest declared {})", c.id, c.raw_len, t.max_chunk));
+                return bad(format!(
+                    "chunk {} has length {} (largest declared {})",
+                    c.id, c.raw_len, t.max_chunk
+                ));
             }
             if c.codec == Codec::Raw && c.stored_len != c.raw_len {
-                return bad(format!("raw chunk {} stores {} bytes for {}", c.id, c.stored_len, c.raw_len));
+                return bad(format!(
+                    "raw chunk {} stores {} bytes for {}",
+                    c.id, c.stored_len, c.raw_len
+                ));
             }
             let vol = self.volumes.get(c.volume as usize).ok_or_else(|| {
-                Error::Inconsistent(format!("chunk {} is in volume {}, which is not listed", c.id, c.volume))
+                Error::Inconsistent(format!(
+                    "chunk {} is in volume {}, which is not listed",
+                    c.id, c.volume
+                ))
             })?;
             let end = c.offset.checked_add(c.stored_len as u64);
             if c.offset < crate::volume::HEADER_LEN as u64 || end.is_none_or(|e| e > vol.size) {
@@ -225,7 +256,10 @@ impl Manifest {
             raw_sum += c.raw_len as u64;
         }
         if raw_sum != t.chunk_raw_bytes {
-            return bad(format!("chunks add up to {raw_sum} bytes, totals say {}", t.chunk_raw_bytes));
+            return bad(format!(
+                "chunks add up to {raw_sum} bytes, totals say {}",
+                t.chunk_raw_bytes
+            ));
         }
         Ok(())
     }
@@ -235,7 +269,8 @@ impl Manifest {
 /// a status report on a bundle that failed verification. Never trust the result.
 pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Manifest), Error> {
     let (signed, signer, _) = split(file)?;
-    let m = postcard::from_bytes(&signed[HEADER_LEN..]).map_err(|e| Error::ManifestDecode(e.to_string()))?;
+    let m = postcard::from_bytes(&signed[HEADER_LEN..])
+        .map_err(|e| Error::ManifestDecode(e.to_string()))?;
     Ok((signer, m))
 }
 
@@ -266,7 +301,11 @@ fn split(file: &[u8]) -> Result<(&[u8], PublicKey, [u8; 64]), Error> {
         return Err(Error::Inconsistent("bytes after the signature".into()));
     }
     let signed = &file[..HEADER_LEN + body_len];
-    let signer = PublicKey(file[HEADER_LEN + body_len..HEADER_LEN + body_len + 32].try_into().expect("32 bytes"));
+    let signer = PublicKey(
+        file[HEADER_LEN + body_len..HEADER_LEN + body_len + 32]
+            .try_into()
+            .expect("32 bytes"),
+    );
     let sig: [u8; 64] = file[expected - 64..].try_into().expect("64 bytes");
     Ok((signed, signer, sig))
 }
@@ -283,6 +322,7 @@ mod tests {
             created: 1_700_000_000,
             expires: 1_800_000_000,
             chunking: ChunkParams::DEFAULT,
+            sources: BTreeMap::new(),
             changes: vec![],
             chunks: vec![ChunkEntry {
                 id: ChunkId::of(b"abc"),
@@ -359,14 +399,19 @@ mod tests {
         let key = SecretKey::from_seed([3; 32]);
         let mut m = sample();
         m.totals.max_object = u64::MAX;
-        let e = Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).unwrap_err();
+        let e =
+            Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).unwrap_err();
         assert!(e.to_string().contains("largest object"), "{e}");
         let mut m = sample();
         m.chunks[0].offset = u64::MAX - 1;
-        assert!(Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).is_err());
+        assert!(
+            Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).is_err()
+        );
         let mut m = sample();
         m.chunks[0].raw_len = 1 << 30;
-        assert!(Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).is_err());
+        assert!(
+            Manifest::open(&m.sign(&key), &[key.public()], &ReceiverLimits::default()).is_err()
+        );
         let lim = ReceiverLimits {
             max_manifest_bytes: 10,
             ..Default::default()
@@ -382,9 +427,17 @@ mod tests {
         let key = SecretKey::from_seed([3; 32]);
         let lim = ReceiverLimits::default();
         let mut m = sample();
-        m.extensions.push(Extension { kind: 77, critical: false, data: vec![1] });
+        m.extensions.push(Extension {
+            kind: 77,
+            critical: false,
+            data: vec![1],
+        });
         Manifest::open(&m.sign(&key), &[key.public()], &lim).unwrap();
-        m.extensions.push(Extension { kind: 78, critical: true, data: vec![] });
+        m.extensions.push(Extension {
+            kind: 78,
+            critical: true,
+            data: vec![],
+        });
         assert!(matches!(
             Manifest::open(&m.sign(&key), &[key.public()], &lim).unwrap_err(),
             Error::UnknownCriticalExtension(78)

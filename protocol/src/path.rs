@@ -43,7 +43,10 @@ fn unsafe_path(path: &str, why: &'static str) -> Error {
 /// Checks a source name.
 pub fn check_source_name(name: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() > 64 {
-        return Err(unsafe_path(name, "a source name must be 1 to 64 characters"));
+        return Err(unsafe_path(
+            name,
+            "a source name must be 1 to 64 characters",
+        ));
     }
     if name.starts_with('.') {
         return Err(unsafe_path(name, "a source name may not start with '.'"));
@@ -100,7 +103,10 @@ pub fn check_key(key: &ObjectKey) -> Result<(), Error> {
 /// Checks that a symlink at `link_path` pointing to `target` stays in its source.
 pub fn check_symlink_target(link_path: &str, target: &str) -> Result<(), Error> {
     if target.is_empty() || target.len() > 4096 {
-        return Err(unsafe_path(target, "symlink target empty or longer than 4096 bytes"));
+        return Err(unsafe_path(
+            target,
+            "symlink target empty or longer than 4096 bytes",
+        ));
     }
     if target.starts_with('/') {
         return Err(unsafe_path(target, "absolute symlink target"));
@@ -118,10 +124,16 @@ pub fn check_symlink_target(link_path: &str, target: &str) -> Result<(), Error> 
     for comp in target.split('/') {
         match comp {
             "" | "." => {
-                return Err(unsafe_path(target, "symlink target is not normal (empty or '.' component)"))
+                return Err(unsafe_path(
+                    target,
+                    "symlink target is not normal (empty or '.' component)",
+                ))
             }
             ".." if seen_name => {
-                return Err(unsafe_path(target, "symlink target is not normal ('..' after a name)"))
+                return Err(unsafe_path(
+                    target,
+                    "symlink target is not normal ('..' after a name)",
+                ))
             }
             ".." => ups += 1,
             _ => seen_name = true,

@@ -130,7 +130,10 @@ pub fn verify<R: Read>(r: R, index: u32, entry: &VolumeEntry) -> Result<(), Erro
         return bad(format!("truncated: {n_total} of {} bytes", entry.size));
     }
     if n_total > entry.size {
-        return bad(format!("longer than the {} bytes the manifest lists", entry.size));
+        return bad(format!(
+            "longer than the {} bytes the manifest lists",
+            entry.size
+        ));
     }
     if hasher.finalize().as_bytes() != &entry.blake3 {
         return bad("content does not match its hash in the manifest (altered or corrupt)".into());
@@ -154,7 +157,9 @@ mod tests {
         verify(&bytes[..], 1, &entry).unwrap();
         assert_eq!(parse_header(&bytes), Some((StreamId([5; 16]), 3, 1)));
 
-        let e = verify(&bytes[..bytes.len() - 1], 1, &entry).unwrap_err().to_string();
+        let e = verify(&bytes[..bytes.len() - 1], 1, &entry)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("volume 1") && e.contains("truncated"), "{e}");
         let mut flipped = bytes.clone();
         flipped[40] ^= 1;
