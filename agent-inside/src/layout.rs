@@ -1,0 +1,72 @@
+//! Where ferry-in keeps things in its state directory.
+//!
+//! ```text
+//! STATE/
+//!   ferry-in.redb            applied sequence, chain, trust, history (redb)
+//!   chunks/ab/abcdef…        content-addressed chunk store
+//!   held/bundle-…/           verified-signature bundles waiting for a gap to fill
+//!   store/
+//!     current -> gens/G      symlink, swapped atomically by rename
+//!     gens/G/index.ferry     the generation's catalog (postcard), read by `serve`
+//!     gens/G/files/SRC/PATH  plain-file store of generation G
+//!     gens/.tmp-…            a generation being built (never served)
+//! ```
+//!
+//! A generation directory is complete and immutable once it has its final
+//! name; files shared by two generations are hard links.
+
+use std::path::{Path, PathBuf};
+
+/// Paths inside one ferry-in state directory.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The state directory.
+    pub root: PathBuf,
+}
+
+impl Layout {
+    /// The layout rooted at `root`.
+    pub fn new(root: &Path) -> Self {
+        Layout {
+            root: root.to_path_buf(),
+        }
+    }
+    /// The redb database.
+    pub fn db(&self) -> PathBuf {
+        self.root.join("ferry-in.redb")
+    }
+    /// The chunk store.
+    pub fn chunks(&self) -> PathBuf {
+        self.root.join("chunks")
+    }
+    /// Held bundles.
+    pub fn held(&self) -> PathBuf {
+        self.root.join("held")
+    }
+    /// The store root.
+    pub fn store(&self) -> PathBuf {
+        self.root.join("store")
+    }
+    /// The `current` symlink.
+    pub fn current_link(&self) -> PathBuf {
+        self.store().join("current")
+    }
+    /// All generations.
+    pub fn gens(&self) -> PathBuf {
+        self.store().join("gens")
+    }
+    /// One generation.
+    pub fn gen(&self, name: &str) -> PathBuf {
+        self.gens().join(name)
+    }
+    /// The generation `current` points at, by name, if any.
+    pub fn current_gen_name(&self) -> Option<String> {
+        let target = std::fs::read_link(self.current_link()).ok()?;
+        Some(target.file_name()?.to_string_lossy().into_owned())
+    }
+}
+
+/// The catalog file inside a generation directory.
+pub const GEN_INDEX: &str = "index.ferry";
+/// The plain-file store inside a generation directory.
+pub const GEN_FILES: &str = "files";

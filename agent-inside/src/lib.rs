@@ -1,0 +1,10 @@
+//! ferry-in: the agent inside the air gap.
+//!
+//! It verifies bundles completely before using a byte of them, applies them
+//! to its stores atomically (a client sees the previous generation or the new
+//! one, never a mix), and serves the current generation over HTTP.
+
+#![forbid(unsafe_code)]
+
+pub mod layout;
+pub mod serve;
