@@ -1,1 +1,269 @@
-fn main() {}
+//! The `ferry-out` command line.
+
+use agent_outside::config::Config;
+use agent_outside::export::{self, ExportOptions};
+use agent_outside::ledger::Ledger;
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use ferry_agent_common::units::{human_bytes, parse_duration_secs, parse_size};
+use ferry_agent_common::{format_time, fsx, paths};
+use ferry_protocol::keys::SecretKey;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Ferry's outside agent: tracks upstream sources and writes signed,
+/// chunk-deduplicated delta bundles for an air-gapped network.
+#[derive(Parser)]
+#[command(name = "ferry-out", version)]
+struct Cli {
+    /// State directory (ledger, signing key, kept bundles).
+    /// Default: /var/lib/ferry-out for root, else $XDG_STATE_HOME/ferry-out.
+    #[arg(long, global = true, env = "FERRY_OUT_STATE")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Creates a new ed25519 signing key; prints the public key and writes STATE/signing.pub.
+    Keygen {
+        /// Replace an existing key (the inside must then trust the new public key).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Exports everything new since the last bundle into MEDIA_DIR.
+    Export {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Media directory to write the bundle into.
+        #[arg(long)]
+        to: PathBuf,
+        /// Largest volume file, such as 4G or 700M.
+        #[arg(long, default_value = "4G")]
+        volume_size: String,
+    },
+    /// Writes already exported bundles again (for a lost or damaged stick):
+    /// byte-identical, so the chain is unbroken.
+    Resend {
+        /// First sequence number to write again.
+        #[arg(long)]
+        from: u64,
+        /// Last sequence number (default: the latest).
+        #[arg(long)]
+        through: Option<u64>,
+        /// Media directory.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Shows the stream, its key and every bundle exported.
+    Status,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let state = cli
+        .state
+        .clone()
+        .unwrap_or_else(|| paths::default_state_dir("ferry-out"));
+    if let Err(e) = run(&state, cli.cmd) {
+        eprintln!("ferry-out: error: {}", one_line(&e));
+        std::process::exit(1);
+    }
+}
+
+/// An error and its causes, on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn key_path(state: &Path) -> PathBuf {
+    state.join("signing.key")
+}
+
+fn load_key(state: &Path) -> Result<SecretKey> {
+    let p = key_path(state);
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "no signing key at {} (run `ferry-out --state {} keygen` first)",
+            p.display(),
+            state.display()
+        )
+    })?;
+    Ok(SecretKey::from_text(&text).with_context(|| format!("signing key {}", p.display()))?)
+}
+
+fn run(state: &Path, cmd: Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Keygen { force } => keygen(state, force),
+        Cmd::Export {
+            config,
+            to,
+            volume_size,
+        } => {
+            let cfg = Config::load(&config)?;
+            let volume_size = parse_size(&volume_size).context("--volume-size")?;
+            if volume_size < 1 << 20 {
+                bail!("--volume-size must be at least 1M");
+            }
+            let key = load_key(state)?;
+            let ledger = Ledger::open(state)?;
+            let sources = cfg
+                .sources
+                .iter()
+                .map(agent_outside::source::from_config)
+                .collect::<Result<Vec<_>>>()?;
+            let opts = ExportOptions {
+                volume_size,
+                level: cfg.export.compression_level,
+                expires_in: parse_duration_secs(&cfg.export.expires)?,
+            };
+            let t0 = Instant::now();
+            let Some(out) = export::export(state, &ledger, &key, &sources, &opts)? else {
+                let head = ledger.head()?;
+                println!(
+                    "no changes since bundle {}; no bundle written",
+                    head.sequence
+                );
+                return Ok(());
+            };
+            let built = t0.elapsed();
+            let r = &out.record;
+            let copied = export::copy_to_media(state, r, &to)?;
+            let secs = t0.elapsed().as_secs_f64();
+            println!(
+                "bundle {} written to {}: {} on media ({} chunks, {} uncompressed new data)",
+                r.sequence,
+                to.join(&r.dir_name).display(),
+                human_bytes(copied),
+                r.chunks,
+                human_bytes(r.chunk_raw_bytes)
+            );
+            println!(
+                "  objects: {} added, {} changed, {} removed; catalog now {} objects, {}",
+                r.added,
+                r.changed,
+                r.removed,
+                r.objects,
+                human_bytes(r.catalog_bytes)
+            );
+            println!(
+                "  read {} from sources in {:.1}s ({:.0} MB/s), total {:.1}s; expires {}",
+                human_bytes(out.bytes_read),
+                built.as_secs_f64(),
+                out.bytes_read as f64 / 1e6 / built.as_secs_f64().max(1e-6),
+                secs,
+                format_time(r.expires)
+            );
+            Ok(())
+        }
+        Cmd::Resend { from, through, to } => {
+            let ledger = Ledger::open(state)?;
+            let bundles = ledger.bundles()?;
+            let last = through.unwrap_or_else(|| bundles.last().map(|b| b.sequence).unwrap_or(0));
+            let picked: Vec<_> = bundles
+                .iter()
+                .filter(|b| b.sequence >= from && b.sequence <= last)
+                .collect();
+            if picked.is_empty() {
+                bail!("no exported bundle between {from} and {last}");
+            }
+            for r in picked {
+                let n = export::copy_to_media(state, r, &to)?;
+                println!(
+                    "bundle {} written again to {} ({})",
+                    r.sequence,
+                    to.join(&r.dir_name).display(),
+                    human_bytes(n)
+                );
+            }
+            Ok(())
+        }
+        Cmd::Status => status(state),
+    }
+}
+
+fn keygen(state: &Path, force: bool) -> Result<()> {
+    std::fs::create_dir_all(state)
+        .with_context(|| format!("cannot create state directory {}", state.display()))?;
+    let kp = key_path(state);
+    if kp.exists() && !force {
+        bail!(
+            "{} already exists; use --force to replace it (the inside must then trust the new key)",
+            kp.display()
+        );
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    let key = SecretKey::from_seed(seed);
+    let tmp = fsx::tmp_name(&kp);
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        writeln!(f, "{}", key.to_text())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &kp)?;
+    let public = key.public().to_text();
+    fsx::write_atomic(&state.join("signing.pub"), format!("{public}\n").as_bytes())?;
+    fsx::sync_dir(state)?;
+    println!("{public}");
+    eprintln!(
+        "ferry-out: wrote {} (secret, mode 0600) and {}; copy signing.pub inside and run `ferry-in trust add signing.pub`",
+        kp.display(),
+        state.join("signing.pub").display()
+    );
+    Ok(())
+}
+
+fn status(state: &Path) -> Result<()> {
+    let ledger = Ledger::open(state)?;
+    println!("state:   {}", state.display());
+    println!("stream:  {}", ledger.stream()?);
+    match load_key(state) {
+        Ok(k) => println!("key:     {}", k.public().to_text()),
+        Err(_) => println!("key:     none (run keygen)"),
+    }
+    let bundles = ledger.bundles()?;
+    println!(
+        "bundles: {} exported, {} distinct chunks shipped",
+        bundles.len(),
+        ledger.shipped_chunks()?
+    );
+    if let Some(last) = bundles.last() {
+        let cat = ledger.catalog(last.sequence)?;
+        for (src, (n, bytes)) in export::source_summary(&cat) {
+            println!("  source {src}: {n} objects, {}", human_bytes(bytes));
+        }
+    }
+    if !bundles.is_empty() {
+        println!(
+            "{:>6}  {:<20}  {:>10}  {:>7}  {:>17}  kept",
+            "seq", "created (UTC)", "on media", "chunks", "added/chg/removed"
+        );
+    }
+    for b in &bundles {
+        let kept = export::bundles_dir(state).join(&b.dir_name).is_dir();
+        println!(
+            "{:>6}  {:<20}  {:>10}  {:>7}  {:>17}  {}",
+            b.sequence,
+            format_time(b.created),
+            human_bytes(b.bytes),
+            b.chunks,
+            format!("{}/{}/{}", b.added, b.changed, b.removed),
+            if kept { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}

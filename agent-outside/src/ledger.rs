@@ -1,0 +1,233 @@
+//! The outside ledger (redb): the stream's identity and head, the catalog at
+//! every sequence shipped, a record of every bundle, every chunk ever shipped,
+//! and the scan cache that lets an unchanged file skip re-reading.
+//!
+//! One write transaction commits an export; a crash before it leaves the
+//! ledger at the previous head, and the next export starts over.
+
+use anyhow::{Context, Result};
+use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CATALOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("catalogs");
+const BUNDLES: TableDefinition<u64, &[u8]> = TableDefinition::new("bundles");
+const SHIPPED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("shipped_chunks");
+const SCAN: TableDefinition<&str, &[u8]> = TableDefinition::new("scan_cache");
+
+/// What the ledger remembers of one bundle.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BundleRecord {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Creation time (Unix seconds).
+    pub created: u64,
+    /// Expiry time (Unix seconds).
+    pub expires: u64,
+    /// Manifest hash.
+    pub hash: ManifestHash,
+    /// Directory name of the bundle.
+    pub dir_name: String,
+    /// Bytes on media: manifest plus volumes.
+    pub bytes: u64,
+    /// Chunks carried.
+    pub chunks: u64,
+    /// Uncompressed bytes of those chunks.
+    pub chunk_raw_bytes: u64,
+    /// Objects added, changed, removed.
+    pub added: u64,
+    /// See `added`.
+    pub changed: u64,
+    /// See `added`.
+    pub removed: u64,
+    /// Objects in the resulting catalog.
+    pub objects: u64,
+    /// Bytes of the files in the resulting catalog.
+    pub catalog_bytes: u64,
+}
+
+/// A scan cache entry: the fingerprint a file had, and the object it gave.
+#[derive(Serialize, Deserialize)]
+pub struct ScanEntry {
+    /// Fingerprint at the time.
+    pub fingerprint: String,
+    /// The object built from it.
+    pub object: Object,
+}
+
+/// The head of the stream.
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// Last sequence exported (0 before the first).
+    pub sequence: u64,
+    /// Its manifest hash.
+    pub hash: Option<ManifestHash>,
+}
+
+/// The ledger database.
+pub struct Ledger {
+    db: Database,
+}
+
+fn ctx<E: std::error::Error + Send + Sync + 'static>(
+    what: &'static str,
+) -> impl FnOnce(E) -> anyhow::Error {
+    move |e| anyhow::Error::new(e).context(format!("ledger: {what}"))
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `state`. Creates the stream id on first use.
+    pub fn open(state: &Path) -> Result<Ledger> {
+        std::fs::create_dir_all(state)
+            .with_context(|| format!("cannot create state directory {}", state.display()))?;
+        let path = state.join("ferry-out.redb");
+        let db = Database::create(&path).with_context(|| {
+            format!(
+                "cannot open ledger {} (is another ferry-out running?)",
+                path.display()
+            )
+        })?;
+        let l = Ledger { db };
+        let txn = l.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
+            if meta.get("stream").map_err(ctx("read"))?.is_none() {
+                let mut id = [0u8; 16];
+                getrandom::fill(&mut id)
+                    .map_err(|e| anyhow::anyhow!("no randomness for a stream id: {e}"))?;
+                meta.insert("stream", &id[..]).map_err(ctx("write"))?;
+            }
+            txn.open_table(CATALOGS).map_err(ctx("open"))?;
+            txn.open_table(BUNDLES).map_err(ctx("open"))?;
+            txn.open_table(SHIPPED).map_err(ctx("open"))?;
+            txn.open_table(SCAN).map_err(ctx("open"))?;
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(l)
+    }
+
+    /// The stream id.
+    pub fn stream(&self) -> Result<StreamId> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let meta = txn.open_table(META).map_err(ctx("open meta"))?;
+        let v = meta
+            .get("stream")
+            .map_err(ctx("read"))?
+            .context("ledger has no stream id")?;
+        Ok(StreamId(
+            v.value()
+                .try_into()
+                .context("ledger: stream id is not 16 bytes")?,
+        ))
+    }
+
+    /// The head of the stream.
+    pub fn head(&self) -> Result<Head> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let bundles = txn.open_table(BUNDLES).map_err(ctx("open"))?;
+        let last = bundles.last().map_err(ctx("read"))?;
+        let head = match last {
+            None => Head {
+                sequence: 0,
+                hash: None,
+            },
+            Some((k, v)) => {
+                let rec: BundleRecord =
+                    postcard::from_bytes(v.value()).context("ledger: bad bundle record")?;
+                Head {
+                    sequence: k.value(),
+                    hash: Some(rec.hash),
+                }
+            }
+        };
+        Ok(head)
+    }
+
+    /// Every bundle record, in sequence order.
+    pub fn bundles(&self) -> Result<Vec<BundleRecord>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = txn.open_table(BUNDLES).map_err(ctx("open"))?;
+        let mut out = vec![];
+        for r in t.iter().map_err(ctx("read"))? {
+            let (_, v) = r.map_err(ctx("read"))?;
+            out.push(postcard::from_bytes(v.value()).context("ledger: bad bundle record")?);
+        }
+        Ok(out)
+    }
+
+    /// The catalog as of `sequence` (empty for 0).
+    pub fn catalog(&self, sequence: u64) -> Result<Catalog> {
+        if sequence == 0 {
+            return Ok(Catalog::default());
+        }
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = txn.open_table(CATALOGS).map_err(ctx("open"))?;
+        let v = t
+            .get(sequence)
+            .map_err(ctx("read"))?
+            .with_context(|| format!("ledger has no catalog for bundle {sequence}"))?;
+        Ok(Catalog::from_bytes(v.value())?)
+    }
+
+    /// The scan cache entry of `source`/`path`.
+    pub fn scan_entry(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = txn.open_table(SCAN).map_err(ctx("open"))?;
+        let key = scan_key(source, path);
+        Ok(match t.get(key.as_str()).map_err(ctx("read"))? {
+            Some(v) => postcard::from_bytes(v.value()).ok(),
+            None => None,
+        })
+    }
+
+    /// Records an export in one transaction: bundle record, catalog, shipped
+    /// chunks and the new scan cache (which replaces the old one).
+    pub fn commit_export(
+        &self,
+        record: &BundleRecord,
+        catalog: &Catalog,
+        shipped: &[ChunkId],
+        scan: &[(String, ScanEntry)],
+    ) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut b = txn.open_table(BUNDLES).map_err(ctx("open"))?;
+            b.insert(record.sequence, postcard::to_stdvec(record)?.as_slice())
+                .map_err(ctx("write"))?;
+            let mut c = txn.open_table(CATALOGS).map_err(ctx("open"))?;
+            c.insert(record.sequence, catalog.to_bytes().as_slice())
+                .map_err(ctx("write"))?;
+            let mut s = txn.open_table(SHIPPED).map_err(ctx("open"))?;
+            for id in shipped {
+                if s.get(&id.0).map_err(ctx("read"))?.is_none() {
+                    s.insert(&id.0, record.sequence).map_err(ctx("write"))?;
+                }
+            }
+        }
+        txn.delete_table(SCAN).map_err(ctx("reset scan cache"))?;
+        {
+            let mut t = txn.open_table(SCAN).map_err(ctx("open"))?;
+            for (k, e) in scan {
+                t.insert(k.as_str(), postcard::to_stdvec(e)?.as_slice())
+                    .map_err(ctx("write"))?;
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+
+    /// Number of distinct chunks ever shipped.
+    pub fn shipped_chunks(&self) -> Result<u64> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = txn.open_table(SHIPPED).map_err(ctx("open"))?;
+        Ok(t.len().map_err(ctx("read"))?)
+    }
+}
+
+/// The scan cache key of an object.
+pub fn scan_key(source: &str, path: &str) -> String {
+    format!("{source}\0{path}")
+}

@@ -1,0 +1,11 @@
+//! ferry-out: the agent on the connected side.
+//!
+//! It reads upstream sources ([`source`]), keeps a ledger of what it has
+//! shipped ([`ledger`]), and writes signed delta bundles ([`export`]).
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod export;
+pub mod ledger;
+pub mod source;

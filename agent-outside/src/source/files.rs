@@ -1,0 +1,235 @@
+//! `type = "files"`: a local directory tree and/or a list of URLs.
+//!
+//! Regular files and symbolic links are carried; a link whose target leaves
+//! the tree (or is absolute), and anything else (sockets, devices, names that
+//! are not UTF-8), is skipped with a warning on stderr.
+
+use super::{Item, ItemKind, Source};
+use crate::config::{SourceConfig, UrlEntry};
+use anyhow::{anyhow, bail, Context, Result};
+use ferry_protocol::catalog::SourceKind;
+use ferry_protocol::id::Sha256;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+
+/// A files source.
+pub struct FilesSource {
+    name: String,
+    root: Option<PathBuf>,
+    urls: Vec<UrlEntry>,
+}
+
+impl FilesSource {
+    /// From its config entry.
+    pub fn new(cfg: &SourceConfig) -> Result<Self> {
+        Ok(FilesSource {
+            name: cfg.name.clone(),
+            root: cfg.path.clone(),
+            urls: cfg.urls.clone(),
+        })
+    }
+
+    fn scan_tree(
+        &self,
+        root: &std::path::Path,
+        sink: &mut dyn FnMut(Item) -> Result<()>,
+    ) -> Result<()> {
+        if !root.is_dir() {
+            bail!(
+                "source {:?}: {} is not a directory",
+                self.name,
+                root.display()
+            );
+        }
+        for entry in walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
+            let entry = entry.with_context(|| {
+                format!("source {:?}: cannot walk {}", self.name, root.display())
+            })?;
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .expect("walkdir stays under its root");
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            let Some(path) = rel.to_str().map(str::to_string) else {
+                eprintln!(
+                    "ferry-out: warning: source {:?}: skipping {} (name is not UTF-8)",
+                    self.name,
+                    entry.path().display()
+                );
+                continue;
+            };
+            let ft = entry.file_type();
+            if ft.is_dir() {
+                continue;
+            }
+            if ft.is_symlink() {
+                let target = std::fs::read_link(entry.path())?;
+                match target.to_str().and_then(|t| normalize_link(&path, t)) {
+                    Some(target) => sink(Item { path, kind: ItemKind::Symlink { target } })?,
+                    None => eprintln!(
+                        "ferry-out: warning: source {:?}: skipping link {path} -> {} (it leaves the tree or is absolute)",
+                        self.name,
+                        target.display()
+                    ),
+                }
+                continue;
+            }
+            if !ft.is_file() {
+                eprintln!(
+                    "ferry-out: warning: source {:?}: skipping {path} (not a regular file)",
+                    self.name
+                );
+                continue;
+            }
+            let md = entry.metadata()?;
+            let fingerprint = format!(
+                "{}:{}.{}:{}.{}:{}",
+                md.size(),
+                md.mtime(),
+                md.mtime_nsec(),
+                md.ctime(),
+                md.ctime_nsec(),
+                md.ino()
+            );
+            let full = entry.path().to_path_buf();
+            sink(Item {
+                path,
+                kind: ItemKind::File {
+                    executable: md.permissions().mode() & 0o111 != 0,
+                    fingerprint: Some(fingerprint),
+                    expected_sha256: None,
+                    open: Box::new(move || {
+                        let f = std::fs::File::open(&full)
+                            .with_context(|| format!("cannot open {}", full.display()))?;
+                        Ok(Box::new(f) as Box<dyn std::io::Read>)
+                    }),
+                },
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Source for FilesSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Files
+    }
+
+    fn scan(&self, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        if let Some(root) = &self.root {
+            self.scan_tree(root, sink)?;
+        }
+        for u in &self.urls {
+            let (url, sha, path) = match u {
+                UrlEntry::Plain(url) => (url.clone(), None, None),
+                UrlEntry::Detailed { url, sha256, path } => {
+                    (url.clone(), sha256.clone(), path.clone())
+                }
+            };
+            let path = match path {
+                Some(p) => p,
+                None => url_file_name(&url).ok_or_else(|| {
+                    anyhow!(
+                        "source {:?}: cannot name a file after URL {url}; give it a `path`",
+                        self.name
+                    )
+                })?,
+            };
+            let expected_sha256 = match sha {
+                Some(h) => Some(Sha256::from_hex(&h).ok_or_else(|| {
+                    anyhow!(
+                        "source {:?}: sha256 for {url} is not 64 hex digits",
+                        self.name
+                    )
+                })?),
+                None => None,
+            };
+            let fetch_url = url.clone();
+            sink(Item {
+                path,
+                kind: ItemKind::File {
+                    executable: false,
+                    fingerprint: None,
+                    expected_sha256,
+                    open: Box::new(move || {
+                        let resp = ureq::get(&fetch_url)
+                            .call()
+                            .with_context(|| format!("cannot fetch {fetch_url}"))?;
+                        Ok(Box::new(resp.into_body().into_reader()) as Box<dyn std::io::Read>)
+                    }),
+                },
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The last path segment of a URL, without query or fragment.
+fn url_file_name(url: &str) -> Option<String> {
+    let no_query = url.split(['?', '#']).next()?;
+    let after_scheme = no_query.split_once("://").map(|x| x.1).unwrap_or(no_query);
+    let (_, path) = after_scheme.split_once('/')?;
+    let name = path.rsplit('/').next()?;
+    (!name.is_empty() && name != "." && name != "..").then(|| name.to_string())
+}
+
+/// Rewrites a link target into the normal form the format requires (leading
+/// `..` components, then names), or `None` if it leaves the tree, is absolute,
+/// or points at the tree's root.
+pub fn normalize_link(link_path: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let base: Vec<&str> =
+        link_path.split('/').collect::<Vec<_>>()[..link_path.split('/').count() - 1].to_vec();
+    let mut stack = base.clone();
+    for comp in target.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                stack.pop()?;
+            }
+            c => stack.push(c),
+        }
+    }
+    let common = base.iter().zip(&stack).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<&str> = std::iter::repeat_n("..", base.len() - common).collect();
+    parts.extend(&stack[common..]);
+    let out = parts.join("/");
+    (!out.is_empty() && ferry_protocol::path::check_symlink_target(link_path, &out).is_ok())
+        .then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_normalization() {
+        assert_eq!(normalize_link("a/b/l", "../c").as_deref(), Some("../c"));
+        assert_eq!(normalize_link("a/b/l", "./x/../y").as_deref(), Some("y"));
+        assert_eq!(normalize_link("a/l", "../a/z").as_deref(), Some("z"));
+        assert_eq!(normalize_link("l", "../x"), None);
+        assert_eq!(normalize_link("l", "/etc/passwd"), None);
+        assert_eq!(normalize_link("a/l", ".."), None);
+    }
+
+    #[test]
+    fn url_names() {
+        assert_eq!(
+            url_file_name("https://h/x/a.tar.gz?x=1").as_deref(),
+            Some("a.tar.gz")
+        );
+        assert_eq!(url_file_name("https://h/"), None);
+        assert_eq!(url_file_name("https://h"), None);
+    }
+}
