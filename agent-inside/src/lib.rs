@@ -6,5 +6,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apply;
+pub mod bundle;
+pub mod chunkstore;
+pub mod db;
+pub mod import;
 pub mod layout;
 pub mod serve;
+pub mod status;
+pub mod store;

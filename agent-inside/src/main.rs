@@ -1,1 +1,172 @@
-fn main() {}
+//! The `ferry-in` command line.
+
+use agent_inside::apply::ApplyOptions;
+use agent_inside::db::Db;
+use agent_inside::layout::Layout;
+use agent_inside::{import, serve, status};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use ferry_agent_common::paths;
+use ferry_protocol::keys::PublicKey;
+use ferry_protocol::limits::ReceiverLimits;
+use std::path::PathBuf;
+
+/// Ferry's inside agent: verifies bundles, applies them atomically to the
+/// local stores, and serves those stores to ordinary clients.
+#[derive(Parser)]
+#[command(name = "ferry-in", version)]
+struct Cli {
+    /// State directory (stores, chunk store, database).
+    /// Default: /var/lib/ferry-in for root, else $XDG_STATE_HOME/ferry-in.
+    #[arg(long, global = true, env = "FERRY_IN_STATE")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Manages the keys whose bundles are accepted.
+    Trust {
+        #[command(subcommand)]
+        cmd: TrustCmd,
+    },
+    /// Checks every bundle in MEDIA_DIR completely; applies nothing. Exits
+    /// non-zero if any bundle fails.
+    Verify {
+        /// Media directory (or a single bundle directory).
+        media: PathBuf,
+        /// Do not refuse bundles past their expiry time.
+        #[arg(long)]
+        allow_expired: bool,
+    },
+    /// Verifies and applies every pending bundle in MEDIA_DIR, in sequence order.
+    Import {
+        /// Media directory (or a single bundle directory).
+        media: PathBuf,
+        /// Do not refuse bundles past their expiry time.
+        #[arg(long)]
+        allow_expired: bool,
+    },
+    /// Shows the applied sequence, held bundles and why, and store sizes.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serves the current generation over HTTP: files under /files/<source>/<path>.
+    Serve {
+        /// Address to listen on, such as 0.0.0.0:8080.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrustCmd {
+    /// Trusts the public key in PUBKEY_FILE (written by `ferry-out keygen`).
+    Add {
+        /// The public key file.
+        pubkey_file: PathBuf,
+    },
+    /// Stops trusting the public key in PUBKEY_FILE.
+    Remove {
+        /// The public key file.
+        pubkey_file: PathBuf,
+    },
+    /// Lists trusted keys.
+    List,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let state = cli
+        .state
+        .clone()
+        .unwrap_or_else(|| paths::default_state_dir("ferry-in"));
+    match run(&Layout::new(&state), cli.cmd) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!(
+                "ferry-in: error: {}",
+                e.chain()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
+fn read_key(path: &PathBuf) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
+    PublicKey::from_text(&text).with_context(|| format!("key file {}", path.display()))
+}
+
+fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
+    let limits = ReceiverLimits::default();
+    match cmd {
+        Cmd::Trust { cmd } => {
+            let db = Db::open(&layout.db())?;
+            match cmd {
+                TrustCmd::Add { pubkey_file } => {
+                    let k = read_key(&pubkey_file)?;
+                    if db.trust(&k)? {
+                        println!("trusted {}", k.to_text());
+                    } else {
+                        println!("already trusted: {}", k.to_text());
+                    }
+                }
+                TrustCmd::Remove { pubkey_file } => {
+                    let k = read_key(&pubkey_file)?;
+                    if !db.untrust(&k)? {
+                        bail!("{} was not trusted", k.to_text());
+                    }
+                    println!("no longer trusted: {}", k.to_text());
+                }
+                TrustCmd::List => {
+                    for k in db.trusted()? {
+                        println!("{}", k.to_text());
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Verify {
+            media,
+            allow_expired,
+        } => {
+            let r = import::verify(layout, &media, &limits, ApplyOptions { allow_expired })?;
+            if r.ok() {
+                println!("all bundles in {} verified", media.display());
+                Ok(0)
+            } else {
+                eprintln!("ferry-in: {} bundle(s) failed verification", r.failed.len());
+                Ok(1)
+            }
+        }
+        Cmd::Import {
+            media,
+            allow_expired,
+        } => {
+            let r = import::import(layout, &media, &limits, ApplyOptions { allow_expired })?;
+            Ok(if r.ok() { 0 } else { 1 })
+        }
+        Cmd::Status { json } => {
+            let v = status::gather(layout, &limits)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                status::print(&v);
+            }
+            Ok(0)
+        }
+        Cmd::Serve { listen } => {
+            let _ = &listen;
+            bail!("serve not built yet"); // SERVE
+            Ok(0)
+        }
+    }
+}

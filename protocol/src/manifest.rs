@@ -218,7 +218,11 @@ impl Manifest {
             limits.max_volumes as u64,
         )?;
 
-        let volume_sum: u64 = self.volumes.iter().map(|v| v.size).sum();
+        let volume_sum = self
+            .volumes
+            .iter()
+            .try_fold(0u64, |a, v| a.checked_add(v.size))
+            .ok_or_else(|| Error::Inconsistent("volume sizes overflow".into()))?;
         if volume_sum != t.volume_bytes {
             return bad(format!(
                 "volumes add up to {volume_sum} bytes, totals say {}",
@@ -260,6 +264,55 @@ impl Manifest {
                 "chunks add up to {raw_sum} bytes, totals say {}",
                 t.chunk_raw_bytes
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks the catalog that results from applying this manifest against
+    /// the totals it declares and the receiver's limits, and every chunk
+    /// reference of a changed object against the chunk list where it is carried.
+    pub fn check_result(
+        &self,
+        next: &crate::catalog::Catalog,
+        limits: &ReceiverLimits,
+    ) -> Result<(), Error> {
+        let t = &self.totals;
+        let objects = next.objects.len() as u64;
+        let max_object = next.files().map(|(_, f)| f.size).max().unwrap_or(0);
+        let bytes = next.total_bytes();
+        if (objects, max_object, bytes) != (t.objects, t.max_object, t.catalog_bytes) {
+            return Err(Error::Inconsistent(format!(
+                "resulting catalog has {objects} objects, largest {max_object} bytes, {bytes} bytes in all; \
+                 the manifest declares {}, {}, {}",
+                t.objects, t.max_object, t.catalog_bytes
+            )));
+        }
+        check("largest object", max_object, limits.max_object_bytes)?;
+        check("object count", objects, limits.max_objects)?;
+        let carried: std::collections::HashMap<_, _> =
+            self.chunks.iter().map(|c| (c.id, c.raw_len)).collect();
+        for change in &self.changes {
+            if let Change::Put {
+                key,
+                object: crate::catalog::Object::File(f),
+            } = change
+            {
+                for r in f.chunks() {
+                    if r.len > limits.max_chunk_bytes {
+                        return Err(Error::OverLimit {
+                            what: format!("chunk of {key}"),
+                            value: r.len as u64,
+                            limit: limits.max_chunk_bytes as u64,
+                        });
+                    }
+                    if carried.get(&r.id).is_some_and(|&len| len != r.len) {
+                        return Err(Error::Inconsistent(format!(
+                            "{key} refers to chunk {} with length {}, the bundle carries it with another length",
+                            r.id, r.len
+                        )));
+                    }
+                }
+            }
         }
         Ok(())
     }

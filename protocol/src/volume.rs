@@ -111,7 +111,7 @@ impl<W: Write> VolumeWriter<W> {
 /// Reads at most `entry.size + 1` bytes.
 pub fn verify<R: Read>(r: R, index: u32, entry: &VolumeEntry) -> Result<(), Error> {
     let mut hasher = blake3::Hasher::new();
-    let mut limited = r.take(entry.size + 1);
+    let mut limited = r.take(entry.size.saturating_add(1));
     let mut buf = vec![0u8; 1 << 20];
     let mut n_total = 0u64;
     loop {

@@ -1,0 +1,315 @@
+//! Applying one verified bundle, atomically, and recovering from a crash.
+//!
+//! Order of an apply (each step durable before the next):
+//! 1. check the bundle follows the applied chain, is not expired, and that
+//!    the disk has room;
+//! 2. verify every volume's size and hash;
+//! 3. extract the chunks the store lacks, each checked against its id;
+//! 4. compute and validate the next catalog; check every chunk it needs is held;
+//! 5. build the new generation under `gens/.tmp-…` (unchanged files are hard
+//!    links to the previous generation, new ones are rebuilt and their
+//!    SHA-256 checked), sync the filesystem, rename it to its final name;
+//! 6. commit the database (applied sequence, catalog, generation) — the
+//!    point of no return;
+//! 7. swap the `current` link by rename;
+//! 8. drop generations and chunks nothing refers to any more.
+//!
+//! A crash before 6 leaves the old generation current and the database
+//! unchanged (leftovers are removed by [`recover`]). A crash after 6 leaves
+//! the database ahead of the link; [`recover`] finishes steps 7 and 8.
+
+use crate::bundle::{self, Bundle};
+use crate::chunkstore::ChunkStore;
+use crate::db::{Applied, Db, HistoryEntry};
+use crate::layout::{Layout, GEN_INDEX};
+use crate::store::{self, BuildCtx};
+use anyhow::{bail, Context, Result};
+use ferry_agent_common::{format_time, fsx, progress};
+use ferry_protocol::catalog::Catalog;
+use ferry_protocol::limits::ReceiverLimits;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Options of an apply.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApplyOptions {
+    /// Accept a bundle past its expiry time.
+    pub allow_expired: bool,
+}
+
+/// What an apply did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The sequence applied.
+    pub sequence: u64,
+    /// Objects added, changed, removed.
+    pub added: usize,
+    /// See `added`.
+    pub changed: usize,
+    /// See `added`.
+    pub removed: usize,
+    /// Chunks newly stored.
+    pub chunks_added: u64,
+    /// Bytes of objects written (not linked).
+    pub bytes_written: u64,
+    /// Name of the new generation.
+    pub generation: String,
+}
+
+/// The chunk store of `layout` with `limits`.
+pub fn chunk_store(layout: &Layout, limits: &ReceiverLimits) -> ChunkStore {
+    ChunkStore::new(&layout.chunks(), limits.max_chunk_bytes)
+}
+
+/// Checks that `b` is the next bundle of the applied chain and not expired.
+pub fn check_follows(b: &Bundle, applied: &Applied, opts: ApplyOptions, now: u64) -> Result<()> {
+    let m = b.manifest();
+    if let Some(s) = applied.stream {
+        if s != m.stream {
+            bail!(ferry_protocol::Error::WrongStream {
+                expected: s,
+                found: m.stream
+            });
+        }
+    }
+    if m.sequence != applied.sequence + 1 {
+        bail!(
+            "bundle {} does not follow the applied bundle {}",
+            m.sequence,
+            applied.sequence
+        );
+    }
+    if m.previous != applied.hash {
+        bail!(
+            "bundle {} does not chain onto the applied bundle {}: it names a different predecessor (a fork, or a bundle from another export history)",
+            m.sequence,
+            applied.sequence
+        );
+    }
+    if now > m.expires && !opts.allow_expired {
+        bail!(
+            "bundle {} expired at {} (created {}); ask for a fresh export, or import with --allow-expired",
+            m.sequence,
+            format_time(m.expires),
+            format_time(m.created)
+        );
+    }
+    Ok(())
+}
+
+/// Free bytes for an unprivileged writer on the filesystem holding `path`.
+pub fn available_space(path: &Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(path)
+        .with_context(|| format!("cannot stat filesystem of {}", path.display()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Applies `b`. The caller holds the database and has verified the manifest.
+pub fn apply(
+    layout: &Layout,
+    db: &Db,
+    b: &Bundle,
+    limits: &ReceiverLimits,
+    opts: ApplyOptions,
+) -> Result<Outcome> {
+    let seq = b.sequence();
+    let applied = db.applied()?;
+    check_follows(b, &applied, opts, ferry_agent_common::now_unix())?;
+    let m = b.manifest();
+
+    // 1. Room: new chunks plus rebuilt objects, with 1% and 16 MiB to spare.
+    let prev = db.catalog()?;
+    let next = prev.apply(&m.sources, &m.changes).with_context(|| {
+        format!("bundle {seq}: its catalog delta does not fit the applied catalog")
+    })?;
+    m.check_result(&next, limits)
+        .with_context(|| format!("bundle {seq}"))?;
+    let rebuilt: u64 = next
+        .files()
+        .filter(|(k, f)| {
+            prev.objects.get(*k) != Some(&ferry_protocol::catalog::Object::File((*f).clone()))
+        })
+        .map(|(_, f)| f.size)
+        .sum();
+    let need = m.totals.volume_bytes + rebuilt;
+    std::fs::create_dir_all(layout.gens())
+        .with_context(|| format!("cannot create {}", layout.gens().display()))?;
+    let free = available_space(&layout.root)?;
+    if need + need / 100 + (16 << 20) > free {
+        bail!(
+            "bundle {seq} needs about {} free in {}, but only {} is available; nothing was changed",
+            ferry_agent_common::units::human_bytes(need + need / 100 + (16 << 20)),
+            layout.root.display(),
+            ferry_agent_common::units::human_bytes(free)
+        );
+    }
+
+    // 2. Volumes.
+    let pb = progress::bytes(m.totals.volume_bytes, "verifying");
+    bundle::verify_volumes(b, |n| pb.inc(n))?;
+    pb.finish_and_clear();
+
+    // 3. Chunks.
+    let chunks = chunk_store(layout, limits);
+    let pb = progress::bytes(m.totals.volume_bytes, "extracting");
+    let chunks_added = bundle::extract_chunks(b, &chunks, |n| pb.inc(n))?;
+    pb.finish_and_clear();
+
+    // 4. Every chunk the next catalog needs must now be held.
+    for (key, f) in next.files() {
+        if let Some(r) = f.chunks().iter().find(|r| !chunks.contains(&r.id)) {
+            bail!(
+                "bundle {seq}: object {key} needs chunk {}, which neither the chunk store nor the bundle holds",
+                r.id
+            );
+        }
+    }
+
+    // 5. The new generation.
+    let mut rnd = [0u8; 4];
+    getrandom::fill(&mut rnd).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let name = format!("{seq:08}-{}", hex::encode(rnd));
+    let tmp = layout.gens().join(format!(".tmp-{name}"));
+    let built = build_generation(layout, &applied, &prev, &next, &chunks, &tmp, &name);
+    let bytes_written = match built {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = fsx::remove_dir_if_exists(&tmp);
+            return Err(e.context(format!(
+                "bundle {seq} was not applied; the store still serves bundle {}",
+                applied.sequence
+            )));
+        }
+    };
+
+    // 6. Commit.
+    let stats = prev.delta_stats(&m.changes);
+    let new_applied = Applied {
+        stream: Some(m.stream),
+        sequence: seq,
+        hash: Some(b.verified.hash),
+        generation: Some(name.clone()),
+        previous_generation: applied.generation.clone(),
+    };
+    let entry = HistoryEntry {
+        hash: b.verified.hash,
+        applied_at: ferry_agent_common::now_unix(),
+        created: m.created,
+        bundle_bytes: b.bytes(),
+        added: stats.added as u64,
+        changed: stats.changed as u64,
+        removed: stats.removed as u64,
+    };
+    db.commit_apply(&new_applied, &next, &entry)?;
+
+    // 7 and 8.
+    finish(layout, &new_applied, &next, limits)?;
+    Ok(Outcome {
+        sequence: seq,
+        added: stats.added,
+        changed: stats.changed,
+        removed: stats.removed,
+        chunks_added,
+        bytes_written,
+        generation: name,
+    })
+}
+
+fn build_generation(
+    layout: &Layout,
+    applied: &Applied,
+    prev: &Catalog,
+    next: &Catalog,
+    chunks: &ChunkStore,
+    tmp: &Path,
+    name: &str,
+) -> Result<u64> {
+    fsx::remove_dir_if_exists(tmp)?;
+    std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
+    let pb = progress::bytes(next.total_bytes(), "applying");
+    let cx = BuildCtx {
+        prev_gen: prev_gen.as_deref(),
+        new_gen: tmp,
+        prev,
+        next,
+        chunks,
+        progress: &pb,
+    };
+    let mut written = 0;
+    for s in store::all() {
+        written += s.build(&cx)?;
+    }
+    pb.finish_and_clear();
+    std::fs::write(tmp.join(GEN_INDEX), next.to_bytes())
+        .with_context(|| format!("cannot write {}", tmp.join(GEN_INDEX).display()))?;
+    sync_filesystem(&layout.root)?;
+    let dest = layout.gen(name);
+    std::fs::rename(tmp, &dest)
+        .with_context(|| format!("cannot rename generation into {}", dest.display()))?;
+    fsx::sync_dir(&layout.gens())?;
+    Ok(written)
+}
+
+/// Makes everything written to the filesystem of `path` durable (syncfs).
+pub fn sync_filesystem(path: &Path) -> Result<()> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    rustix::fs::syncfs(&f)
+        .with_context(|| format!("cannot sync the filesystem of {}", path.display()))
+}
+
+/// Points `current` at generation `name`, atomically.
+fn switch_current(layout: &Layout, name: &str) -> Result<()> {
+    let store = layout.store();
+    let tmp = store.join(".current.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(Path::new("gens").join(name), &tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    std::fs::rename(&tmp, layout.current_link())
+        .with_context(|| format!("cannot switch {}", layout.current_link().display()))?;
+    fsx::sync_dir(&store)
+}
+
+/// Steps 7 and 8: link, then drop what nothing refers to.
+fn finish(
+    layout: &Layout,
+    applied: &Applied,
+    catalog: &Catalog,
+    limits: &ReceiverLimits,
+) -> Result<()> {
+    if let Some(g) = &applied.generation {
+        if layout.current_gen_name().as_deref() != Some(g.as_str()) {
+            if !layout.gen(g).is_dir() {
+                bail!(
+                    "state is inconsistent: the database names generation {g}, which is missing from {}",
+                    layout.gens().display()
+                );
+            }
+            switch_current(layout, g)?;
+        }
+    }
+    let keep: HashSet<&str> = [
+        applied.generation.as_deref(),
+        applied.previous_generation.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Ok(rd) = std::fs::read_dir(layout.gens()) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(name.as_str()) {
+                fsx::remove_dir_if_exists(&e.path())?;
+            }
+        }
+    }
+    chunk_store(layout, limits).retain(&catalog.chunk_ids())?;
+    Ok(())
+}
+
+/// Brings the store in line with the database after a crash: finishes an
+/// interrupted switch and removes leftovers. Safe to run at any time.
+pub fn recover(layout: &Layout, db: &Db, limits: &ReceiverLimits) -> Result<()> {
+    let applied = db.applied()?;
+    finish(layout, &applied, &db.catalog()?, limits)
+}

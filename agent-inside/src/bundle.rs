@@ -1,0 +1,159 @@
+//! A bundle on media or in the held area: reading and verifying it.
+//!
+//! Verification follows docs/bundle-format.md §9: the manifest first (size,
+//! signature by a trusted key, consistency, limits), then each volume's size
+//! and hash, then each chunk against its id as it is extracted.
+
+use crate::chunkstore::ChunkStore;
+use anyhow::{bail, Context, Result};
+use ferry_agent_common::media::MANIFEST_FILE;
+use ferry_protocol::codec;
+use ferry_protocol::keys::PublicKey;
+use ferry_protocol::limits::ReceiverLimits;
+use ferry_protocol::manifest::{Manifest, VerifiedManifest};
+use ferry_protocol::volume;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// A bundle whose manifest has been verified.
+pub struct Bundle {
+    /// The bundle directory.
+    pub dir: PathBuf,
+    /// The verified manifest.
+    pub verified: VerifiedManifest,
+    /// Size of the manifest file.
+    pub manifest_bytes: u64,
+}
+
+impl Bundle {
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.verified.manifest
+    }
+
+    /// Sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.verified.manifest.sequence
+    }
+
+    /// Total bytes on media.
+    pub fn bytes(&self) -> u64 {
+        self.manifest_bytes + self.manifest().totals.volume_bytes
+    }
+
+    /// Path of volume `index`.
+    pub fn volume_path(&self, index: u32) -> PathBuf {
+        self.dir.join(volume::file_name(index))
+    }
+}
+
+/// Reads a manifest file, at most `limit` bytes.
+pub fn read_manifest_file(dir: &Path, limit: u64) -> Result<Vec<u8>> {
+    let path = dir.join(MANIFEST_FILE);
+    let f =
+        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Opens the bundle in `dir` and verifies its manifest.
+pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Result<Bundle> {
+    let bytes = read_manifest_file(dir, limits.max_manifest_bytes)?;
+    let verified = Manifest::open(&bytes, trusted, limits)
+        .with_context(|| format!("manifest {}", dir.join(MANIFEST_FILE).display()))?;
+    Ok(Bundle {
+        dir: dir.to_path_buf(),
+        verified,
+        manifest_bytes: bytes.len() as u64,
+    })
+}
+
+/// Checks every volume's size and hash; `on_bytes` is told progress.
+pub fn verify_volumes(b: &Bundle, mut on_bytes: impl FnMut(u64)) -> Result<()> {
+    for (i, entry) in b.manifest().volumes.iter().enumerate() {
+        let path = b.volume_path(i as u32);
+        let f = std::fs::File::open(&path).with_context(|| {
+            format!(
+                "bundle {}: volume {i} ({}) is missing",
+                b.sequence(),
+                path.display()
+            )
+        })?;
+        volume::verify(
+            std::io::BufReader::with_capacity(1 << 20, f),
+            i as u32,
+            entry,
+        )
+        .with_context(|| format!("bundle {}: {}", b.sequence(), path.display()))?;
+        on_bytes(entry.size);
+    }
+    Ok(())
+}
+
+/// Extracts every carried chunk the store lacks, checking each against its id.
+/// Returns the number of chunks added.
+pub fn extract_chunks(
+    b: &Bundle,
+    store: &ChunkStore,
+    mut on_bytes: impl FnMut(u64),
+) -> Result<u64> {
+    let m = b.manifest();
+    let mut files: Vec<Option<std::fs::File>> = (0..m.volumes.len()).map(|_| None).collect();
+    let mut order: Vec<_> = m.chunks.iter().collect();
+    order.sort_by_key(|c| (c.volume, c.offset));
+    let mut added = 0;
+    let mut buf = Vec::new();
+    for c in order {
+        on_bytes(c.stored_len as u64);
+        if store.contains(&c.id) {
+            continue;
+        }
+        let path = b.volume_path(c.volume);
+        let f = match &mut files[c.volume as usize] {
+            Some(f) => f,
+            slot => slot.insert(
+                std::fs::File::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            ),
+        };
+        buf.resize(c.stored_len as usize, 0);
+        f.read_exact_at(&mut buf, c.offset)
+            .with_context(|| format!("cannot read chunk {} from {}", c.id, path.display()))?;
+        codec::decode(&c.id, c.codec, &buf, c.raw_len).with_context(|| {
+            format!(
+                "bundle {}: volume {} ({})",
+                b.sequence(),
+                c.volume,
+                path.display()
+            )
+        })?;
+        store.put(&c.id, c.codec, c.raw_len, &buf)?;
+        added += 1;
+    }
+    Ok(added)
+}
+
+/// Copies a bundle directory (manifest and the volumes it lists, nothing
+/// else) to `to`, atomically.
+pub fn copy_bundle(b: &Bundle, to: &Path) -> Result<()> {
+    let tmp = ferry_agent_common::fsx::tmp_name(to);
+    ferry_agent_common::fsx::remove_dir_if_exists(&tmp)?;
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut names = vec![MANIFEST_FILE.to_string()];
+    names.extend((0..b.manifest().volumes.len() as u32).map(volume::file_name));
+    for name in names {
+        let from = b.dir.join(&name);
+        if !from.is_file() {
+            bail!("bundle {}: {} is missing", b.sequence(), from.display());
+        }
+        ferry_agent_common::fsx::copy_atomic(&from, &tmp.join(&name))?;
+    }
+    ferry_agent_common::fsx::sync_dir(&tmp)?;
+    ferry_agent_common::fsx::remove_dir_if_exists(to)?;
+    std::fs::rename(&tmp, to).with_context(|| format!("cannot rename into {}", to.display()))?;
+    ferry_agent_common::fsx::sync_dir(ferry_agent_common::fsx::parent(to))
+}

@@ -1,0 +1,155 @@
+//! The content-addressed chunk store: `chunks/ab/abcdef…` (the id in hex,
+//! fanned out by its first byte).
+//!
+//! A chunk file holds a 5-byte header (codec byte `0` raw or `1` zstd, raw
+//! length as u32 little-endian) and the stored bytes as they came in the
+//! bundle. Chunks enter only after their id has been checked, and every read
+//! checks the id again, so a rotting disk is caught, not served.
+//!
+//! The store keeps exactly the chunks the current catalog refers to: the
+//! outside counts on that when it decides what to ship.
+
+use anyhow::{bail, Context, Result};
+use ferry_protocol::codec::{self, Codec};
+use ferry_protocol::id::ChunkId;
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The chunk store.
+pub struct ChunkStore {
+    root: PathBuf,
+    max_chunk: u32,
+}
+
+impl ChunkStore {
+    /// The store at `root`, refusing chunks over `max_chunk` bytes.
+    pub fn new(root: &Path, max_chunk: u32) -> Self {
+        ChunkStore {
+            root: root.to_path_buf(),
+            max_chunk,
+        }
+    }
+
+    fn path(&self, id: &ChunkId) -> PathBuf {
+        let h = id.to_hex();
+        self.root.join(&h[..2]).join(&h)
+    }
+
+    /// Whether the store holds `id`.
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.path(id).is_file()
+    }
+
+    /// Stores a chunk whose stored bytes have already been checked against `id`.
+    /// Not synced: the caller syncs the filesystem before committing.
+    pub fn put(&self, id: &ChunkId, codec: Codec, raw_len: u32, stored: &[u8]) -> Result<()> {
+        let path = self.path(id);
+        if path.is_file() {
+            return Ok(());
+        }
+        let dir = path.parent().expect("chunk paths have a parent");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut bytes = Vec::with_capacity(5 + stored.len());
+        bytes.push(match codec {
+            Codec::Raw => 0,
+            Codec::Zstd => 1,
+        });
+        bytes.extend_from_slice(&raw_len.to_le_bytes());
+        bytes.extend_from_slice(stored);
+        let tmp = dir.join(format!(".{}.tmp", id.to_hex()));
+        std::fs::write(&tmp, &bytes)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("cannot write chunk {}", path.display()))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+    }
+
+    /// Reads a chunk and checks it against its id.
+    pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        let path = self.path(id);
+        let f = std::fs::File::open(&path)
+            .with_context(|| format!("chunk {id} is missing from the chunk store"))?;
+        let mut bytes = Vec::new();
+        f.take(5 + self.max_chunk as u64 * 2 + 1024)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read chunk {}", path.display()))?;
+        if bytes.len() < 5 {
+            bail!("chunk file {} is truncated", path.display());
+        }
+        let codec = match bytes[0] {
+            0 => Codec::Raw,
+            1 => Codec::Zstd,
+            c => bail!("chunk file {} has unknown codec {c}", path.display()),
+        };
+        let raw_len = u32::from_le_bytes(bytes[1..5].try_into().expect("4 bytes"));
+        if raw_len > self.max_chunk {
+            bail!(
+                "chunk file {} claims {raw_len} bytes, over the limit",
+                path.display()
+            );
+        }
+        codec::decode(id, codec, &bytes[5..], raw_len)
+            .with_context(|| format!("chunk store file {} is corrupt", path.display()))
+    }
+
+    /// Removes every chunk not in `keep`, and stray temporary files.
+    /// Returns (chunks kept, bytes kept, chunks removed).
+    pub fn retain(&self, keep: &HashSet<ChunkId>) -> Result<(u64, u64, u64)> {
+        let (mut kept, mut bytes, mut removed) = (0, 0, 0);
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return Ok((0, 0, 0));
+        };
+        for fan in rd {
+            let fan = fan?;
+            if !fan.file_type()?.is_dir() {
+                continue;
+            }
+            for e in std::fs::read_dir(fan.path())? {
+                let e = e?;
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                match ChunkId::from_hex(&name) {
+                    Some(id) if keep.contains(&id) => {
+                        kept += 1;
+                        bytes += e.metadata()?.len();
+                    }
+                    _ => {
+                        std::fs::remove_file(e.path())
+                            .with_context(|| format!("cannot remove {}", e.path().display()))?;
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        Ok((kept, bytes, removed))
+    }
+
+    /// (chunks, bytes) held.
+    pub fn usage(&self) -> (u64, u64) {
+        let mut n = 0;
+        let mut b = 0;
+        for e in walk_files(&self.root) {
+            n += 1;
+            b += e;
+        }
+        (n, b)
+    }
+}
+
+fn walk_files(root: &Path) -> Vec<u64> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(root) {
+        for fan in rd.flatten() {
+            if let Ok(inner) = std::fs::read_dir(fan.path()) {
+                for e in inner.flatten() {
+                    if let Ok(m) = e.metadata() {
+                        out.push(m.len());
+                    }
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,116 @@
+//! `ferry-in status`: what is applied, what is held and why, store sizes.
+
+use crate::apply;
+use crate::db::Db;
+use crate::layout::Layout;
+use anyhow::Result;
+use ferry_agent_common::format_time;
+use ferry_agent_common::units::human_bytes;
+use ferry_protocol::limits::ReceiverLimits;
+use serde_json::json;
+
+/// Gathers the status as JSON.
+pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Value> {
+    let db = Db::open(&layout.db())?;
+    let applied = db.applied()?;
+    let catalog = db.catalog()?;
+    let history = db.history()?;
+    let held = db.held()?;
+    let (chunks, chunk_bytes) = apply::chunk_store(layout, limits).usage();
+    let mut sources = serde_json::Map::new();
+    for (name, kind) in &catalog.sources {
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for (k, o) in &catalog.objects {
+            if &k.source == name {
+                n += 1;
+                if let ferry_protocol::catalog::Object::File(f) = o {
+                    bytes += f.size;
+                }
+            }
+        }
+        sources.insert(
+            name.clone(),
+            json!({"kind": format!("{kind:?}").to_lowercase(), "objects": n, "bytes": bytes}),
+        );
+    }
+    let last = history.last().map(|(_, h)| h.clone());
+    Ok(json!({
+        "state": layout.root.display().to_string(),
+        "stream": applied.stream.map(|s| s.to_hex()),
+        "applied_sequence": applied.sequence,
+        "applied_hash": applied.hash.map(|h| h.to_hex()),
+        "applied_at": last.as_ref().map(|h| h.applied_at),
+        "generation": applied.generation,
+        "serving_generation": layout.current_gen_name(),
+        "trusted_keys": db.trusted()?.iter().map(|k| k.to_text()).collect::<Vec<_>>(),
+        "held": held.iter().map(|(seq, h)| json!({"sequence": seq, "dir": h.dir_name, "reason": h.reason})).collect::<Vec<_>>(),
+        "stores": {
+            "files": {
+                "objects": catalog.objects.len(),
+                "bytes": catalog.total_bytes(),
+                "sources": sources,
+            },
+            "chunks": {"count": chunks, "bytes": chunk_bytes},
+        },
+        "history": history.iter().map(|(seq, h)| json!({
+            "sequence": seq, "hash": h.hash.to_hex(), "created": h.created, "applied_at": h.applied_at,
+            "bundle_bytes": h.bundle_bytes, "added": h.added, "changed": h.changed, "removed": h.removed,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// Prints the status for people.
+pub fn print(v: &serde_json::Value) {
+    let u = |k: &str| v[k].as_u64().unwrap_or(0);
+    println!("state:      {}", v["state"].as_str().unwrap_or(""));
+    println!("stream:     {}", v["stream"].as_str().unwrap_or("none yet"));
+    match v["applied_at"].as_u64() {
+        Some(t) => println!(
+            "applied:    bundle {} at {}",
+            u("applied_sequence"),
+            format_time(t)
+        ),
+        None => println!("applied:    nothing yet"),
+    }
+    println!(
+        "generation: {}",
+        v["serving_generation"].as_str().unwrap_or("none")
+    );
+    let keys = v["trusted_keys"].as_array().cloned().unwrap_or_default();
+    println!("trusted:    {} key(s)", keys.len());
+    for k in keys {
+        println!("  {}", k.as_str().unwrap_or(""));
+    }
+    let held = v["held"].as_array().cloned().unwrap_or_default();
+    if held.is_empty() {
+        println!("held:       none");
+    }
+    for h in held {
+        println!(
+            "held:       bundle {}: {}",
+            h["sequence"],
+            h["reason"].as_str().unwrap_or("")
+        );
+    }
+    let f = &v["stores"]["files"];
+    println!(
+        "files:      {} objects, {}",
+        f["objects"],
+        human_bytes(f["bytes"].as_u64().unwrap_or(0))
+    );
+    if let Some(srcs) = f["sources"].as_object() {
+        for (name, s) in srcs {
+            println!(
+                "  {name}: {} objects, {}",
+                s["objects"],
+                human_bytes(s["bytes"].as_u64().unwrap_or(0))
+            );
+        }
+    }
+    let c = &v["stores"]["chunks"];
+    println!(
+        "chunks:     {} held, {}",
+        c["count"],
+        human_bytes(c["bytes"].as_u64().unwrap_or(0))
+    );
+}
