@@ -1,1 +1,262 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: they drive the real `ferry-out` and
+//! `ferry-in` binaries, as an operator would, in temporary directories.
+//!
+//! The binaries must be built first (`cargo build --workspace`, which the
+//! README's test command does); [`bin`] says so if they are missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The path of a workspace binary, next to the test executable's directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: build the binaries first with `cargo build --workspace`",
+        p.display()
+    );
+    p
+}
+
+/// A run's outcome, with text forms for assertions.
+pub struct Run {
+    /// Exit status success.
+    pub ok: bool,
+    /// Exit code.
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            ok: o.status.success(),
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Panics unless the run succeeded.
+    pub fn expect_ok(self) -> Run {
+        assert!(self.ok, "command failed ({:?}):\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        self
+    }
+
+    /// Panics unless the run failed and stderr mentions every one of `needles`.
+    pub fn expect_fail(self, needles: &[&str]) -> Run {
+        assert!(!self.ok, "command should have failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        for n in needles {
+            assert!(self.stderr.contains(n), "stderr lacks {n:?}:\n{}", self.stderr);
+        }
+        self
+    }
+
+    /// stdout and stderr together.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// A test setup: an outside state, an inside state, a source tree, a config.
+pub struct Env {
+    /// Keeps the temporary directory alive.
+    pub dir: tempfile::TempDir,
+    /// The outside state directory.
+    pub out_state: PathBuf,
+    /// The inside state directory.
+    pub in_state: PathBuf,
+    /// The source tree of the `tools` source.
+    pub src: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    /// A fresh setup with a key made outside and trusted inside, and an
+    /// empty source tree `tools`.
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let src = root.join("upstream/tools");
+        std::fs::create_dir_all(&src).unwrap();
+        let config = root.join("ferry-out.toml");
+        std::fs::write(
+            &config,
+            format!("[[source]]\nname = \"tools\"\ntype = \"files\"\npath = \"{}\"\n", src.display()),
+        )
+        .unwrap();
+        let env = Env {
+            out_state: root.join("out-state"),
+            in_state: root.join("in-state"),
+            src,
+            config,
+            dir,
+        };
+        env.out(&["keygen"]).expect_ok();
+        env.inn(&["trust", "add", env.out_state.join("signing.pub").to_str().unwrap()])
+            .expect_ok();
+        env
+    }
+
+    /// The temporary root.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `ferry-out --state OUT args…`.
+    pub fn out(&self, args: &[&str]) -> Run {
+        run(Command::new(bin("ferry-out")).arg("--state").arg(&self.out_state).args(args))
+    }
+
+    /// Runs `ferry-in --state IN args…`.
+    pub fn inn(&self, args: &[&str]) -> Run {
+        run(Command::new(bin("ferry-in")).arg("--state").arg(&self.in_state).args(args))
+    }
+
+    /// Exports into `media` (relative to the temporary root).
+    pub fn export(&self, media: &str) -> Run {
+        let m = self.root().join(media);
+        self.out(&["export", "--config", self.config.to_str().unwrap(), "--to", m.to_str().unwrap()])
+    }
+
+    /// Imports from `media` (relative to the temporary root).
+    pub fn import(&self, media: &str) -> Run {
+        let m = self.root().join(media);
+        self.inn(&["import", m.to_str().unwrap()])
+    }
+
+    /// Verifies `media` (relative to the temporary root).
+    pub fn verify(&self, media: &str) -> Run {
+        let m = self.root().join(media);
+        self.inn(&["verify", m.to_str().unwrap()])
+    }
+
+    /// The single bundle directory in `media`, panicking if there is not exactly one.
+    pub fn only_bundle(&self, media: &str) -> PathBuf {
+        let dirs: Vec<_> = std::fs::read_dir(self.root().join(media))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("manifest.ferry").is_file())
+            .collect();
+        assert_eq!(dirs.len(), 1, "expected one bundle in {media}: {dirs:?}");
+        dirs.into_iter().next().unwrap()
+    }
+
+    /// `ferry-in status --json`, parsed as a tiny subset: the applied sequence.
+    pub fn applied_sequence(&self) -> u64 {
+        let r = self.inn(&["status", "--json"]).expect_ok();
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.contains("\"applied_sequence\""))
+            .expect("applied_sequence in status");
+        line.trim()
+            .trim_start_matches("\"applied_sequence\":")
+            .trim()
+            .trim_end_matches(',')
+            .parse()
+            .expect("a number")
+    }
+
+    /// The inside's served copy of `tools/<path>` in the current generation.
+    pub fn served(&self, path: &str) -> PathBuf {
+        self.in_state.join("store/current/files/tools").join(path)
+    }
+
+    /// Writes a file in the source tree (creating directories).
+    pub fn write_src(&self, path: &str, data: &[u8]) {
+        let p = self.src.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+}
+
+fn run(cmd: &mut Command) -> Run {
+    Run::from(cmd.output().expect("run binary"))
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), fast enough for GiBs.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Compressible text: numbered lines of words.
+pub fn text_bytes(n: usize, seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 12] = [
+        "ferry", "bundle", "chunk", "volume", "manifest", "signed", "delta", "import", "export", "store", "air", "gap",
+    ];
+    let mut out = Vec::with_capacity(n + 100);
+    let mut x = seed | 1;
+    let mut line = 0u64;
+    while out.len() < n {
+        line += 1;
+        out.extend_from_slice(format!("{line:08} ").as_bytes());
+        for _ in 0..8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(WORDS[(x % 12) as usize].as_bytes());
+            out.push(b' ');
+        }
+        out.push(b'\n');
+    }
+    out.truncate(n);
+    out
+}
+
+/// Every regular file under `root`, relative path to content hash, for comparing trees.
+pub fn tree_digest(root: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                out.insert(rel, format!("link:{}", std::fs::read_link(&p).unwrap().display()));
+            } else if ft.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                out.insert(rel, ferry_protocol::id::Sha256::of(&data).to_hex());
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+/// The total size of every file under `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+    }
+    n
+}

@@ -47,6 +47,10 @@ enum Cmd {
         /// Do not refuse bundles past their expiry time.
         #[arg(long)]
         allow_expired: bool,
+        /// Skip the free-space estimate (a full disk is still caught, and the
+        /// previous generation kept, when a write fails).
+        #[arg(long)]
+        no_space_check: bool,
     },
     /// Shows the applied sequence, held bundles and why, and store sizes.
     Status {
@@ -138,7 +142,11 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
             media,
             allow_expired,
         } => {
-            let r = import::verify(layout, &media, &limits, ApplyOptions { allow_expired })?;
+            let opts = ApplyOptions {
+                allow_expired,
+                no_space_check: false,
+            };
+            let r = import::verify(layout, &media, &limits, opts)?;
             if r.ok() {
                 println!("all bundles in {} verified", media.display());
                 Ok(0)
