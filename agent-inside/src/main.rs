@@ -158,8 +158,13 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
         Cmd::Import {
             media,
             allow_expired,
+            no_space_check,
         } => {
-            let r = import::import(layout, &media, &limits, ApplyOptions { allow_expired })?;
+            let opts = ApplyOptions {
+                allow_expired,
+                no_space_check,
+            };
+            let r = import::import(layout, &media, &limits, opts)?;
             Ok(if r.ok() { 0 } else { 1 })
         }
         Cmd::Status { json } => {
