@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Ferry's main job, end to end, on real data: Debian packages fetched with
+# apt-get and the machine's license texts stand in for an upstream mirror.
+#
+#   outside: keygen, first export, an upstream update, delta export
+#   inside:  trust, verify, import both bundles, serve, fetch over HTTP
+#
+# Work directory: $DEMO_DIR (default /tmp/ferry-demo), wiped first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+demo=${DEMO_DIR:-/tmp/ferry-demo}
+port=${DEMO_PORT:-18080}
+
+say() { printf '\n== %s\n' "$*"; }
+bytes() { du -sb "$1" | cut -f1; }
+human() { numfmt --to=iec-i --suffix=B "$1"; }
+
+need=()
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+say "building ferry-out and ferry-in (release)"
+cargo build --release --quiet -p agent-outside -p agent-inside
+out="$root/target/release/ferry-out"
+in="$root/target/release/ferry-in"
+
+rm -rf "$demo"
+mkdir -p "$demo/upstream/mirror/debs" "$demo/media"
+cd "$demo"
+
+say "fetching real upstream data (Debian packages with apt-get download)"
+apt-get update -qq || echo "(apt-get update failed; using what the package lists have)"
+first=(zstd rsync jq less tree)
+second=(bc file)
+(cd upstream/mirror/debs && apt-get download -qq "${first[@]}")
+cp -r /usr/share/common-licenses upstream/mirror/licenses
+ls -l upstream/mirror/debs
+
+cat > ferry-out.toml <<CFG
+[[source]]
+name = "mirror"
+type = "files"
+path = "$demo/upstream/mirror"
+CFG
+
+say "outside: keygen"
+"$out" --state out-state keygen
+
+say "inside: trust the outside's key"
+"$in" --state in-state trust add out-state/signing.pub
+
+say "outside: first export"
+"$out" --state out-state export --config ferry-out.toml --to media/stick1
+b1=$(bytes media/stick1)
+
+say "upstream update: two new packages, an edited file, a removed file"
+(cd upstream/mirror/debs && apt-get download -qq "${second[@]}")
+printf '\nLocal note appended by the demo.\n' >> upstream/mirror/licenses/GPL-3
+rm -f upstream/mirror/licenses/Artistic
+
+say "outside: delta export"
+"$out" --state out-state export --config ferry-out.toml --to media/stick2
+b2=$(bytes media/stick2)
+"$out" --state out-state status
+
+say "inside: verify and import both sticks (in one media directory)"
+mkdir -p media/carried
+cp -r media/stick1/* media/stick2/* media/carried/
+"$in" --state in-state verify media/carried
+"$in" --state in-state import media/carried
+"$in" --state in-state status
+
+say "inside: serve and fetch"
+"$in" --state in-state serve --listen "127.0.0.1:$port" 2> serve.log &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+deb=$(cd upstream/mirror/debs && ls bc_*.deb | head -1)
+curl -fsS -o fetched.deb "http://127.0.0.1:$port/files/mirror/debs/$deb"
+up=$(sha256sum "upstream/mirror/debs/$deb" | cut -d' ' -f1)
+got=$(sha256sum fetched.deb | cut -d' ' -f1)
+echo "fetched /files/mirror/debs/$deb: sha256 $got"
+[ "$up" = "$got" ] || { echo "MISMATCH: upstream has $up"; exit 1; }
+curl -fsS -D - -o /dev/null -r 0-99 "http://127.0.0.1:$port/files/mirror/debs/$deb" | grep -iE '^(HTTP|content-range|etag)'
+diff -r upstream/mirror in-state/store/current/files/mirror && echo "inside tree is identical to upstream"
+
+tree=$(bytes upstream/mirror)
+say "summary"
+printf '%-34s %12s\n' "upstream tree" "$(human "$tree")"
+printf '%-34s %12s\n' "bundle 1 (first export)" "$(human "$b1")"
+printf '%-34s %12s\n' "bundle 2 (delta export)" "$(human "$b2")"
+printf '%-34s %12s\n' "a full re-ship would have been" "$(human "$tree")"
+echo "demo OK (work directory: $demo)"

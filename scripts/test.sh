@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs Ferry's whole test suite on a fresh Debian machine with a Rust toolchain:
+# installs what the tests need, checks formatting and lints, builds, tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in curl:curl zstd:zstd rsync:rsync; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo build"
+cargo build --workspace --quiet
+echo "== cargo test"
+log=$(mktemp)
+set +e
+cargo test --workspace >"$log" 2>&1
+status=$?
+set -e
+grep -E "^(test |failures:|---- )|panicked|^test result" "$log" || true
+# Sum the per-binary results into one closing line, and fail if any failed.
+sum() { grep -E '^test result' "$log" | awk -v k="$1" '{for (i=1;i<NF;i++) if ($(i+1) ~ "^"k) s+=$i} END {print s+0}'; }
+passed=$(sum passed); failed=$(sum failed); ignored=$(sum ignored)
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  echo "cargo test did not run to completion:"; tail -40 "$log"; exit 1
+fi
+echo "${passed} passed, ${failed} failed, ${ignored} skipped"
+[ "$failed" -eq 0 ]
