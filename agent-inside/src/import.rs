@@ -92,6 +92,7 @@ fn discover(
 
 /// How a bundle relates to what has been applied.
 enum Place {
+    WrongStream,
     AlreadyApplied,
     Conflicts,
     Next,
@@ -100,6 +101,9 @@ enum Place {
 
 fn place(db: &Db, applied: &Applied, b: &Bundle) -> Result<Place> {
     let seq = b.sequence();
+    if applied.stream.is_some_and(|s| s != b.manifest().stream) {
+        return Ok(Place::WrongStream);
+    }
     if seq <= applied.sequence {
         let same = db
             .history_entry(seq)?
@@ -148,12 +152,23 @@ fn hold(
     Ok(())
 }
 
+/// Removes the held copy of `b`, if there is one, and its record.
 fn drop_held_copy(layout: &Layout, db: &Db, b: &Bundle) -> Result<()> {
-    if b.dir.starts_with(layout.held()) {
-        ferry_agent_common::fsx::remove_dir_if_exists(&b.dir)?;
-        db.unhold(b.sequence())?;
-    }
-    Ok(())
+    let held = layout
+        .held()
+        .join(media::bundle_dir_name(b.manifest().stream, b.sequence()));
+    ferry_agent_common::fsx::remove_dir_if_exists(&held)?;
+    db.unhold(b.sequence())
+}
+
+fn wrong_stream(applied: &Applied, b: &Bundle) -> String {
+    format!(
+        "bundle {} ({}) is refused: it belongs to stream {}, but this store follows stream {}",
+        b.sequence(),
+        b.dir.display(),
+        b.manifest().stream,
+        applied.stream.map(|s| s.to_hex()).unwrap_or_default()
+    )
 }
 
 /// Imports every pending bundle found in `media_dir` (and the held area).
@@ -172,6 +187,7 @@ pub fn import(
         let seq = b.sequence();
         let applied = db.applied()?;
         match place(&db, &applied, b)? {
+            Place::WrongStream => fail(&mut report, wrong_stream(&applied, b)),
             Place::AlreadyApplied => {
                 eprintln!("ferry-in: bundle {seq} was already applied; skipped");
                 report.skipped.push(seq);
@@ -239,6 +255,7 @@ pub fn verify(
         let seq = b.sequence();
         let res = (|| -> Result<&'static str> {
             match place(&db, &applied, b)? {
+                Place::WrongStream => bail!(wrong_stream(&applied, b)),
                 Place::AlreadyApplied => return Ok("already applied"),
                 Place::Conflicts => bail!("bundle {seq} was already applied with different content; an import would refuse it"),
                 Place::Gap | Place::Next => {}

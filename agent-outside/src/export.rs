@@ -364,12 +364,10 @@ fn write_volumes(
 
 fn close_volume(path: &Path, w: VolumeWriter<BufWriter<File>>) -> Result<VolumeEntry> {
     let (buf, entry) = w.finish();
-    let f = buf
-        .into_inner()
+    buf.into_inner()
         .map_err(|e| e.into_error())
         .and_then(|mut f| f.flush().and_then(|_| f.sync_all()))
         .with_context(|| format!("cannot write volume {}", path.display()))?;
-    let _ = f;
     Ok(entry)
 }
 

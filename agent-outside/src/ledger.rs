@@ -223,7 +223,7 @@ impl Ledger {
     pub fn shipped_chunks(&self) -> Result<u64> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
         let t = txn.open_table(SHIPPED).map_err(ctx("open"))?;
-        Ok(t.len().map_err(ctx("read"))?)
+        t.len().map_err(ctx("read"))
     }
 }
 

@@ -133,7 +133,15 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             };
             let built = t0.elapsed();
             let r = &out.record;
-            let copied = export::copy_to_media(state, r, &to)?;
+            let copied = export::copy_to_media(state, r, &to).with_context(|| {
+                format!(
+                    "bundle {} was exported and is kept in {}, but could not be written to the media; \
+                     write it with `ferry-out resend --from {} --to DIR`",
+                    r.sequence,
+                    out.dir.display(),
+                    r.sequence
+                )
+            })?;
             let secs = t0.elapsed().as_secs_f64();
             println!(
                 "bundle {} written to {}: {} on media ({} chunks, {} uncompressed new data)",
