@@ -131,9 +131,9 @@ if (( BENCH_NO_CASYNC == 0 )); then
     fi
     command -v casync >/dev/null && HAVE_CASYNC=1
 fi
-info "rsync:  $(rsync --version | head -n1)"
+info "rsync:  $(rsync --version | sed -n 1p)"
 info "zstd:   $(zstd --version)"
-info "casync: $( (( HAVE_CASYNC )) && casync --version | head -n1 || echo 'not used')"
+info "casync: $( (( HAVE_CASYNC )) && casync --version | sed -n 1p || echo 'not used')"
 
 # ------------------------------------------------------------------ 2. build
 section "Build"
@@ -143,9 +143,11 @@ if (( BENCH_SKIP_BUILD == 0 )); then
     info "cargo build --release -p agent-outside -p agent-inside"
     if ! (cd "$REPO" && cargo build --release -p agent-outside -p agent-inside) >"/tmp/ferry-bench-build.$$.log" 2>&1; then
         tail -n 40 "/tmp/ferry-bench-build.$$.log" >&2
-        die "cargo build failed (log: /tmp/ferry-bench-build.$$.log)"
+        die "cargo build failed (log: /tmp/ferry-bench-build.$$.log); BENCH_SKIP_BUILD=1 uses existing binaries"
     fi
     rm -f "/tmp/ferry-bench-build.$$.log"
+else
+    info "build skipped (BENCH_SKIP_BUILD=1)"
 fi
 [[ -x $FERRY_OUT ]] || die "ferry-out not found at $FERRY_OUT"
 [[ -x $FERRY_IN ]]  || die "ferry-in not found at $FERRY_IN"
