@@ -11,7 +11,10 @@ use std::process::{Command, Output};
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
     let p = dir.join(name);
     assert!(
         p.is_file(),
@@ -45,15 +48,27 @@ impl Run {
 
     /// Panics unless the run succeeded.
     pub fn expect_ok(self) -> Run {
-        assert!(self.ok, "command failed ({:?}):\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr);
+        assert!(
+            self.ok,
+            "command failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
         self
     }
 
     /// Panics unless the run failed and stderr mentions every one of `needles`.
     pub fn expect_fail(self, needles: &[&str]) -> Run {
-        assert!(!self.ok, "command should have failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert!(
+            !self.ok,
+            "command should have failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         for n in needles {
-            assert!(self.stderr.contains(n), "stderr lacks {n:?}:\n{}", self.stderr);
+            assert!(
+                self.stderr.contains(n),
+                "stderr lacks {n:?}:\n{}",
+                self.stderr
+            );
         }
         self
     }
@@ -95,7 +110,10 @@ impl Env {
         let config = root.join("ferry-out.toml");
         std::fs::write(
             &config,
-            format!("[[source]]\nname = \"tools\"\ntype = \"files\"\npath = \"{}\"\n", src.display()),
+            format!(
+                "[[source]]\nname = \"tools\"\ntype = \"files\"\npath = \"{}\"\n",
+                src.display()
+            ),
         )
         .unwrap();
         let env = Env {
@@ -106,8 +124,12 @@ impl Env {
             dir,
         };
         env.out(&["keygen"]).expect_ok();
-        env.inn(&["trust", "add", env.out_state.join("signing.pub").to_str().unwrap()])
-            .expect_ok();
+        env.inn(&[
+            "trust",
+            "add",
+            env.out_state.join("signing.pub").to_str().unwrap(),
+        ])
+        .expect_ok();
         env
     }
 
@@ -118,18 +140,30 @@ impl Env {
 
     /// Runs `ferry-out --state OUT args…`.
     pub fn out(&self, args: &[&str]) -> Run {
-        run(Command::new(bin("ferry-out")).arg("--state").arg(&self.out_state).args(args))
+        run(Command::new(bin("ferry-out"))
+            .arg("--state")
+            .arg(&self.out_state)
+            .args(args))
     }
 
     /// Runs `ferry-in --state IN args…`.
     pub fn inn(&self, args: &[&str]) -> Run {
-        run(Command::new(bin("ferry-in")).arg("--state").arg(&self.in_state).args(args))
+        run(Command::new(bin("ferry-in"))
+            .arg("--state")
+            .arg(&self.in_state)
+            .args(args))
     }
 
     /// Exports into `media` (relative to the temporary root).
     pub fn export(&self, media: &str) -> Run {
         let m = self.root().join(media);
-        self.out(&["export", "--config", self.config.to_str().unwrap(), "--to", m.to_str().unwrap()])
+        self.out(&[
+            "export",
+            "--config",
+            self.config.to_str().unwrap(),
+            "--to",
+            m.to_str().unwrap(),
+        ])
     }
 
     /// Imports from `media` (relative to the temporary root).
@@ -205,7 +239,8 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 /// Compressible text: numbered lines of words.
 pub fn text_bytes(n: usize, seed: u64) -> Vec<u8> {
     const WORDS: [&str; 12] = [
-        "ferry", "bundle", "chunk", "volume", "manifest", "signed", "delta", "import", "export", "store", "air", "gap",
+        "ferry", "bundle", "chunk", "volume", "manifest", "signed", "delta", "import", "export",
+        "store", "air", "gap",
     ];
     let mut out = Vec::with_capacity(n + 100);
     let mut x = seed | 1;
@@ -230,14 +265,20 @@ pub fn text_bytes(n: usize, seed: u64) -> Vec<u8> {
 pub fn tree_digest(root: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let p = e.path();
             let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
             let ft = e.file_type().unwrap();
             if ft.is_symlink() {
-                out.insert(rel, format!("link:{}", std::fs::read_link(&p).unwrap().display()));
+                out.insert(
+                    rel,
+                    format!("link:{}", std::fs::read_link(&p).unwrap().display()),
+                );
             } else if ft.is_dir() {
                 walk(base, &p, out);
             } else {
@@ -256,7 +297,112 @@ pub fn dir_bytes(dir: &Path) -> u64 {
     for e in std::fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            dir_bytes(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
+}
+
+/// Runs `ferry-in --state STATE args…`, for copies of a state directory.
+pub fn ferry_in(state: &Path, args: &[&str]) -> Run {
+    run(Command::new(bin("ferry-in"))
+        .arg("--state")
+        .arg(state)
+        .args(args))
+}
+
+/// Runs `ferry-out --state STATE args…`, for copies of a state directory.
+pub fn ferry_out(state: &Path, args: &[&str]) -> Run {
+    run(Command::new(bin("ferry-out"))
+        .arg("--state")
+        .arg(state)
+        .args(args))
+}
+
+/// Copies the tree `from` to `to` with `cp -a`, keeping symlinks, hard links
+/// and modes. `to` must not exist yet.
+pub fn copy_tree(from: &Path, to: &Path) {
+    assert!(!to.exists(), "{} exists already", to.display());
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(
+        st.success(),
+        "cp -a {} {} failed",
+        from.display(),
+        to.display()
+    );
+}
+
+/// Writes `size` bytes of [`random_bytes`] to `path` in 8 MiB pieces (each
+/// with its own seed derived from `seed`), creating directories, so a large
+/// file never sits in memory whole.
+pub fn write_random_file(path: &Path, size: u64, seed: u64) {
+    use std::io::Write;
+    const PIECE: u64 = 8 << 20;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut done = 0u64;
+    let mut i = 0u64;
+    while done < size {
+        let n = PIECE.min(size - done);
+        let piece_seed = seed.wrapping_mul(1_000_003).wrapping_add(i);
+        f.write_all(&random_bytes(n as usize, piece_seed)).unwrap();
+        done += n;
+        i += 1;
+    }
+    f.flush().unwrap();
+}
+
+/// The few fields of `ferry-in status --json` the tests look at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// `applied_sequence`.
+    pub applied_sequence: u64,
+    /// `generation`: the generation the database names.
+    pub generation: Option<String>,
+    /// `serving_generation`: the generation `current` points at.
+    pub serving_generation: Option<String>,
+}
+
+/// `ferry-in --state STATE status --json`, panicking unless it succeeds.
+pub fn status_of(state: &Path) -> Status {
+    let r = ferry_in(state, &["status", "--json"]).expect_ok();
+    // Top-level keys of the pretty-printed object sit at an indent of two spaces.
+    let field = |key: &str| -> String {
+        let prefix = format!("  \"{key}\": ");
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("{key} missing from status:\n{}", r.stdout));
+        line[prefix.len()..].trim_end_matches(',').to_string()
+    };
+    let opt_str =
+        |v: String| -> Option<String> { (v != "null").then(|| v.trim_matches('"').to_string()) };
+    Status {
+        applied_sequence: field("applied_sequence")
+            .parse()
+            .expect("applied_sequence is a number"),
+        generation: opt_str(field("generation")),
+        serving_generation: opt_str(field("serving_generation")),
+    }
+}
+
+/// The names in directory `dir`, sorted (empty if it does not exist).
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }

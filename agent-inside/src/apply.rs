@@ -4,18 +4,21 @@
 //! 1. check the bundle follows the applied chain, is not expired, and that
 //!    the disk has room;
 //! 2. verify every volume's size and hash;
-//! 3. extract the chunks the store lacks, each checked against its id;
+//! 3. extract the chunks the store lacks into `staging/`, each checked
+//!    against its id;
 //! 4. compute and validate the next catalog; check every chunk it needs is held;
 //! 5. build the new generation under `gens/.tmp-…` (unchanged files are hard
 //!    links to the previous generation, new ones are rebuilt and their
 //!    SHA-256 checked), sync the filesystem, rename it to its final name;
+//!    move the staged chunks into the chunk store and sync again;
 //! 6. commit the database (applied sequence, catalog, generation) — the
 //!    point of no return;
 //! 7. swap the `current` link by rename;
 //! 8. drop generations and chunks nothing refers to any more.
 //!
-//! A crash before 6 leaves the old generation current and the database
-//! unchanged (leftovers are removed by [`recover`]). A crash after 6 leaves
+//! A failure before 6 removes what the attempt wrote. A crash before 6
+//! leaves the old generation current and the database unchanged (leftovers,
+//! staged or stray chunks included, are removed by [`recover`]). A crash after 6 leaves
 //! the database ahead of the link; [`recover`] finishes steps 7 and 8.
 
 use crate::bundle::{self, Bundle};
@@ -108,6 +111,9 @@ pub fn available_space(path: &Path) -> Result<u64> {
 }
 
 /// Applies `b`. The caller holds the database and has verified the manifest.
+///
+/// On failure before the commit, everything the attempt wrote is removed and
+/// the error says that the previous bundle is still served.
 pub fn apply(
     layout: &Layout,
     db: &Db,
@@ -117,22 +123,52 @@ pub fn apply(
 ) -> Result<Outcome> {
     let seq = b.sequence();
     let applied = db.applied()?;
-    check_follows(b, &applied, opts, ferry_agent_common::now_unix())?;
+    let committed = prepare_and_commit(layout, db, b, limits, opts, &applied);
+    let (outcome, new_applied, next) = match committed {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = fsx::remove_dir_if_exists(&layout.staging());
+            return Err(e.context(format!(
+                "bundle {seq} was not applied; the store still serves bundle {}",
+                applied.sequence
+            )));
+        }
+    };
+    // 7 and 8.
+    finish(layout, &new_applied, &next, limits).with_context(|| {
+        format!("bundle {seq} was applied, but switching to its generation did not finish; run import again to complete it")
+    })?;
+    Ok(outcome)
+}
+
+/// Steps 1 to 6.
+fn prepare_and_commit(
+    layout: &Layout,
+    db: &Db,
+    b: &Bundle,
+    limits: &ReceiverLimits,
+    opts: ApplyOptions,
+    applied: &Applied,
+) -> Result<(Outcome, Applied, Catalog)> {
+    let seq = b.sequence();
+    check_follows(b, applied, opts, ferry_agent_common::now_unix())?;
     let m = b.manifest();
 
-    // 1. Room: new chunks plus rebuilt objects, with 1% and 16 MiB to spare.
+    // 1. The next catalog, and room for it: new chunks plus rebuilt objects,
+    //    with 1% and 16 MiB to spare.
     let prev = db.catalog()?;
-    let next = prev.apply(&m.sources, &m.changes).with_context(|| {
-        format!("bundle {seq}: its catalog delta does not fit the applied catalog")
-    })?;
-    m.check_result(&next, limits)
-        .with_context(|| format!("bundle {seq}"))?;
+    let next = prev
+        .apply(&m.sources, &m.changes)
+        .context("its catalog delta does not fit the applied catalog")?;
+    m.check_result(&next, limits)?;
     let rebuilt: u64 = next
-        .files()
-        .filter(|(k, f)| {
-            prev.objects.get(*k) != Some(&ferry_protocol::catalog::Object::File((*f).clone()))
+        .objects
+        .iter()
+        .filter(|(k, o)| prev.objects.get(*k) != Some(*o))
+        .map(|(_, o)| match o {
+            ferry_protocol::catalog::Object::File(f) => f.size,
+            ferry_protocol::catalog::Object::Symlink { .. } => 0,
         })
-        .map(|(_, f)| f.size)
         .sum();
     let need = m.totals.volume_bytes + rebuilt;
     std::fs::create_dir_all(layout.gens())
@@ -140,7 +176,7 @@ pub fn apply(
     let free = available_space(&layout.root)?;
     if !opts.no_space_check && need + need / 100 + (16 << 20) > free {
         bail!(
-            "bundle {seq} needs about {} free in {}, but only {} is available; nothing was changed",
+            "it needs about {} free in {}, but only {} is available; nothing was changed",
             ferry_agent_common::units::human_bytes(need + need / 100 + (16 << 20)),
             layout.root.display(),
             ferry_agent_common::units::human_bytes(free)
@@ -152,8 +188,9 @@ pub fn apply(
     bundle::verify_volumes(b, |n| pb.inc(n))?;
     pb.finish_and_clear();
 
-    // 3. Chunks.
-    let chunks = chunk_store(layout, limits);
+    // 3. Chunks, into the staging area.
+    fsx::remove_dir_if_exists(&layout.staging())?;
+    let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
     let pb = progress::bytes(m.totals.volume_bytes, "extracting");
     let chunks_added = bundle::extract_chunks(b, &chunks, |n| pb.inc(n))?;
     pb.finish_and_clear();
@@ -162,30 +199,26 @@ pub fn apply(
     for (key, f) in next.files() {
         if let Some(r) = f.chunks().iter().find(|r| !chunks.contains(&r.id)) {
             bail!(
-                "bundle {seq}: object {key} needs chunk {}, which neither the chunk store nor the bundle holds",
+                "object {key} needs chunk {}, which neither the chunk store nor the bundle holds",
                 r.id
             );
         }
     }
 
-    // 5. The new generation.
+    // 5. The new generation, then the staged chunks join the store.
     let mut rnd = [0u8; 4];
     getrandom::fill(&mut rnd).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let name = format!("{seq:08}-{}", hex::encode(rnd));
     let tmp = layout.gens().join(format!(".tmp-{name}"));
-    let built = build_generation(layout, &applied, &prev, &next, &chunks, &tmp, &name);
-    let bytes_written = match built {
-        Ok(n) => n,
-        Err(e) => {
+    let bytes_written = build_generation(layout, applied, &prev, &next, &chunks, &tmp, &name)
+        .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
-            return Err(e.context(format!(
-                "bundle {seq} was not applied; the store still serves bundle {}",
-                applied.sequence
-            )));
-        }
-    };
+        })?;
+    chunks.commit_staged()?;
+    sync_filesystem(&layout.root)?;
+    fsx::remove_dir_if_exists(&layout.staging())?;
 
-    // 6. Commit.
+    // 6. Commit: the point of no return.
     let stats = prev.delta_stats(&m.changes);
     let new_applied = Applied {
         stream: Some(m.stream),
@@ -204,10 +237,7 @@ pub fn apply(
         removed: stats.removed as u64,
     };
     db.commit_apply(&new_applied, &next, &entry)?;
-
-    // 7 and 8.
-    finish(layout, &new_applied, &next, limits)?;
-    Ok(Outcome {
+    let outcome = Outcome {
         sequence: seq,
         added: stats.added,
         changed: stats.changed,
@@ -215,7 +245,8 @@ pub fn apply(
         chunks_added,
         bytes_written,
         generation: name,
-    })
+    };
+    Ok((outcome, new_applied, next))
 }
 
 fn build_generation(
@@ -306,6 +337,7 @@ fn finish(
             }
         }
     }
+    fsx::remove_dir_if_exists(&layout.staging())?;
     chunk_store(layout, limits).retain(&catalog.chunk_ids())?;
     Ok(())
 }

@@ -16,10 +16,22 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The chunk store.
+/// The chunk store, optionally with a staging area in front of it.
+///
+/// While a bundle is applied its chunks go to the staging area; reads look
+/// in both. Only when the new generation has been built and checked are the
+/// staged chunks moved into the store ([`ChunkStore::commit_staged`]); a
+/// failed apply drops the staging area, so the store never holds a chunk of
+/// a refused bundle.
 pub struct ChunkStore {
     root: PathBuf,
+    staging: Option<PathBuf>,
     max_chunk: u32,
+}
+
+fn chunk_path(root: &Path, id: &ChunkId) -> PathBuf {
+    let h = id.to_hex();
+    root.join(&h[..2]).join(&h)
 }
 
 impl ChunkStore {
@@ -27,27 +39,67 @@ impl ChunkStore {
     pub fn new(root: &Path, max_chunk: u32) -> Self {
         ChunkStore {
             root: root.to_path_buf(),
+            staging: None,
             max_chunk,
         }
     }
 
-    fn path(&self, id: &ChunkId) -> PathBuf {
-        let h = id.to_hex();
-        self.root.join(&h[..2]).join(&h)
+    /// The same store with new chunks written to `staging` instead.
+    pub fn with_staging(&self, staging: &Path) -> Self {
+        ChunkStore {
+            root: self.root.clone(),
+            staging: Some(staging.to_path_buf()),
+            max_chunk: self.max_chunk,
+        }
     }
 
-    /// Whether the store holds `id`.
+    fn path(&self, id: &ChunkId) -> PathBuf {
+        let main = chunk_path(&self.root, id);
+        match &self.staging {
+            Some(s) if !main.is_file() => chunk_path(s, id),
+            _ => main,
+        }
+    }
+
+    /// Whether the store (or its staging area) holds `id`.
     pub fn contains(&self, id: &ChunkId) -> bool {
         self.path(id).is_file()
     }
 
-    /// Stores a chunk whose stored bytes have already been checked against `id`.
-    /// Not synced: the caller syncs the filesystem before committing.
+    /// Moves every staged chunk into the store. Not synced: the caller syncs
+    /// the filesystem before committing.
+    pub fn commit_staged(&self) -> Result<u64> {
+        let Some(staging) = &self.staging else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        let Ok(rd) = std::fs::read_dir(staging) else {
+            return Ok(0);
+        };
+        for fan in rd {
+            let fan = fan?;
+            let dest_fan = self.root.join(fan.file_name());
+            std::fs::create_dir_all(&dest_fan)
+                .with_context(|| format!("cannot create {}", dest_fan.display()))?;
+            for e in std::fs::read_dir(fan.path())? {
+                let e = e?;
+                let dest = dest_fan.join(e.file_name());
+                std::fs::rename(e.path(), &dest)
+                    .with_context(|| format!("cannot move chunk into {}", dest.display()))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Stores a chunk whose stored bytes have already been checked against `id`
+    /// (in the staging area when there is one). Not synced: the caller syncs
+    /// the filesystem before committing.
     pub fn put(&self, id: &ChunkId, codec: Codec, raw_len: u32, stored: &[u8]) -> Result<()> {
-        let path = self.path(id);
-        if path.is_file() {
+        if self.contains(id) {
             return Ok(());
         }
+        let path = chunk_path(self.staging.as_ref().unwrap_or(&self.root), id);
         let dir = path.parent().expect("chunk paths have a parent");
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut bytes = Vec::with_capacity(5 + stored.len());

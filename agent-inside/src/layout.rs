@@ -4,6 +4,7 @@
 //! STATE/
 //!   ferry-in.redb            applied sequence, chain, trust, history (redb)
 //!   chunks/ab/abcdef…        content-addressed chunk store
+//!   staging/ab/abcdef…       chunks of the bundle being applied, until it passes every check
 //!   held/bundle-…/           verified-signature bundles waiting for a gap to fill
 //!   store/
 //!     current -> gens/G      symlink, swapped atomically by rename
@@ -38,6 +39,10 @@ impl Layout {
     /// The chunk store.
     pub fn chunks(&self) -> PathBuf {
         self.root.join("chunks")
+    }
+    /// Chunks of the bundle being applied, before it has passed every check.
+    pub fn staging(&self) -> PathBuf {
+        self.root.join("staging")
     }
     /// Held bundles.
     pub fn held(&self) -> PathBuf {
