@@ -18,8 +18,18 @@ fn first_export_import_and_delta() {
 
     // Nothing changed: no bundle.
     let r = env.export("media-none").expect_ok();
-    assert!(r.stdout.contains("no changes since bundle 1"), "{}", r.stdout);
-    assert!(!env.root().join("media-none").exists() || std::fs::read_dir(env.root().join("media-none")).unwrap().next().is_none());
+    assert!(
+        r.stdout.contains("no changes since bundle 1"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !env.root().join("media-none").exists()
+            || std::fs::read_dir(env.root().join("media-none"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
 
     // Insert bytes at the start of the large file, remove one, add one.
     let mut blob = b"inserted at the front".to_vec();
@@ -29,7 +39,10 @@ fn first_export_import_and_delta() {
     env.write_src("new/file.txt", b"hello");
     env.export("media2").expect_ok();
     let delta = dir_bytes(&env.only_bundle("media2"));
-    assert!(delta < 400_000, "an insertion re-shipped {delta} bytes of a 2 MB file");
+    assert!(
+        delta < 400_000,
+        "an insertion re-shipped {delta} bytes of a 2 MB file"
+    );
     env.import("media2").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
     assert_eq!(tree_digest(&env.src), tree_digest(&env.served("")));
@@ -45,12 +58,24 @@ fn resend_is_byte_identical_and_keeps_the_chain() {
     let original = std::fs::read(env.only_bundle("m2").join("manifest.ferry")).unwrap();
 
     // The stick with bundle 2 is lost; write 1 and 2 again.
-    env.out(&["resend", "--from", "1", "--to", env.root().join("again").to_str().unwrap()])
-        .expect_ok();
+    env.out(&[
+        "resend",
+        "--from",
+        "1",
+        "--to",
+        env.root().join("again").to_str().unwrap(),
+    ])
+    .expect_ok();
     let again_dir = env.root().join("again");
-    let resent: Vec<_> = std::fs::read_dir(&again_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let resent: Vec<_> = std::fs::read_dir(&again_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(resent.len(), 2);
-    let m2 = resent.iter().find(|p| p.to_string_lossy().ends_with("00000002")).unwrap();
+    let m2 = resent
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("00000002"))
+        .unwrap();
     assert_eq!(std::fs::read(m2.join("manifest.ferry")).unwrap(), original);
     env.import("again").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
