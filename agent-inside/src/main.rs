@@ -177,8 +177,7 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
             Ok(0)
         }
         Cmd::Serve { listen } => {
-            let _ = &listen;
-            bail!("serve not built yet"); // SERVE
+            serve::run(layout, &listen)?;
             Ok(0)
         }
     }
