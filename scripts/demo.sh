@@ -36,9 +36,12 @@ say "fetching real upstream data (Debian packages with apt-get download)"
 apt-get update -qq || echo "(apt-get update failed; using what the package lists have)"
 first=(zstd rsync jq less tree)
 second=(bc file)
-(cd upstream/mirror/debs && apt-get download -qq "${first[@]}")
+(cd upstream/mirror/debs && apt-get download -qq "${first[@]}" 2>&1 | grep -v unsandboxed || true)
 cp -r /usr/share/common-licenses upstream/mirror/licenses
-ls -l upstream/mirror/debs
+# A large archive that changes a little between versions, as release tarballs do.
+cp -r /usr/share/doc docs-src
+tar -cf upstream/mirror/docs.tar docs-src
+ls -l upstream/mirror/debs upstream/mirror/docs.tar
 
 cat > ferry-out.toml <<CFG
 [[source]]
@@ -57,10 +60,12 @@ say "outside: first export"
 "$out" --state out-state export --config ferry-out.toml --to media/stick1
 b1=$(bytes media/stick1)
 
-say "upstream update: two new packages, an edited file, a removed file"
-(cd upstream/mirror/debs && apt-get download -qq "${second[@]}")
+say "upstream update: two new packages, an edited file, a removed file, a file added inside the archive"
+(cd upstream/mirror/debs && apt-get download -qq "${second[@]}" 2>&1 | grep -v unsandboxed || true)
 printf '\nLocal note appended by the demo.\n' >> upstream/mirror/licenses/GPL-3
 rm -f upstream/mirror/licenses/Artistic
+mkdir -p docs-src/aaa-new && date > docs-src/aaa-new/NEWS
+tar -cf upstream/mirror/docs.tar docs-src
 
 say "outside: delta export"
 "$out" --state out-state export --config ferry-out.toml --to media/stick2
