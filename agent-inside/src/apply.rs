@@ -60,6 +60,9 @@ pub struct Outcome {
     pub bytes_written: u64,
     /// Name of the new generation.
     pub generation: String,
+    /// Seconds spent verifying volumes, extracting chunks, building the
+    /// generation (objects and sync), and committing and switching.
+    pub timings: [f64; 4],
 }
 
 /// The chunk store of `layout` with `limits`.
@@ -123,8 +126,9 @@ pub fn apply(
 ) -> Result<Outcome> {
     let seq = b.sequence();
     let applied = db.applied()?;
+    let t = std::time::Instant::now();
     let committed = prepare_and_commit(layout, db, b, limits, opts, &applied);
-    let (outcome, new_applied, next) = match committed {
+    let (mut outcome, new_applied, next) = match committed {
         Ok(c) => c,
         Err(e) => {
             let _ = fsx::remove_dir_if_exists(&layout.staging());
@@ -138,6 +142,7 @@ pub fn apply(
     finish(layout, &new_applied, &next, limits).with_context(|| {
         format!("bundle {seq} was applied, but switching to its generation did not finish; run import again to complete it")
     })?;
+    outcome.timings[3] = t.elapsed().as_secs_f64() - outcome.timings[..3].iter().sum::<f64>();
     Ok(outcome)
 }
 
@@ -184,10 +189,12 @@ fn prepare_and_commit(
     }
 
     // 2. Volumes.
+    let t0 = std::time::Instant::now();
     let pb = progress::bytes(m.totals.volume_bytes, "verifying");
     bundle::verify_volumes(b, |n| pb.inc(n))?;
     pb.finish_and_clear();
 
+    let t_verify = t0.elapsed().as_secs_f64();
     // 3. Chunks, into the staging area.
     fsx::remove_dir_if_exists(&layout.staging())?;
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
@@ -195,6 +202,7 @@ fn prepare_and_commit(
     let chunks_added = bundle::extract_chunks(b, &chunks, |n| pb.inc(n))?;
     pb.finish_and_clear();
 
+    let t_extract = t0.elapsed().as_secs_f64() - t_verify;
     // 4. Every chunk the next catalog needs must now be held.
     for (key, f) in next.files() {
         if let Some(r) = f.chunks().iter().find(|r| !chunks.contains(&r.id)) {
@@ -218,6 +226,7 @@ fn prepare_and_commit(
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
 
+    let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
     // 6. Commit: the point of no return.
     let stats = prev.delta_stats(&m.changes);
     let new_applied = Applied {
@@ -245,6 +254,7 @@ fn prepare_and_commit(
         chunks_added,
         bytes_written,
         generation: name,
+        timings: [t_verify, t_extract, t_build, 0.0],
     };
     Ok((outcome, new_applied, next))
 }

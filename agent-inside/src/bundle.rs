@@ -95,46 +95,50 @@ pub fn verify_volumes(b: &Bundle, mut on_bytes: impl FnMut(u64)) -> Result<()> {
 }
 
 /// Extracts every carried chunk the store lacks, checking each against its id.
-/// Returns the number of chunks added.
+/// Runs on all cores. Returns the number of chunks added.
 pub fn extract_chunks(
     b: &Bundle,
     store: &ChunkStore,
-    mut on_bytes: impl FnMut(u64),
+    on_bytes: impl Fn(u64) + Sync,
 ) -> Result<u64> {
+    use rayon::prelude::*;
     let m = b.manifest();
-    let mut files: Vec<Option<std::fs::File>> = (0..m.volumes.len()).map(|_| None).collect();
     let mut order: Vec<_> = m.chunks.iter().collect();
     order.sort_by_key(|c| (c.volume, c.offset));
-    let mut added = 0;
-    let mut buf = Vec::new();
-    for c in order {
-        on_bytes(c.stored_len as u64);
-        if store.contains(&c.id) {
-            continue;
+    // Each worker takes runs of neighbouring chunks, so reads stay mostly sequential.
+    let added = std::sync::atomic::AtomicU64::new(0);
+    order.par_chunks(64).try_for_each(|run| -> Result<()> {
+        let mut open: Option<(u32, std::fs::File)> = None;
+        let mut buf = Vec::new();
+        for c in run {
+            on_bytes(c.stored_len as u64);
+            if store.contains(&c.id) {
+                continue;
+            }
+            let path = b.volume_path(c.volume);
+            if open.as_ref().is_none_or(|(v, _)| *v != c.volume) {
+                let f = std::fs::File::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                open = Some((c.volume, f));
+            }
+            let (_, f) = open.as_ref().expect("just opened");
+            buf.resize(c.stored_len as usize, 0);
+            f.read_exact_at(&mut buf, c.offset)
+                .with_context(|| format!("cannot read chunk {} from {}", c.id, path.display()))?;
+            codec::decode(&c.id, c.codec, &buf, c.raw_len).with_context(|| {
+                format!(
+                    "bundle {}: volume {} ({})",
+                    b.sequence(),
+                    c.volume,
+                    path.display()
+                )
+            })?;
+            store.put(&c.id, c.codec, c.raw_len, &buf)?;
+            added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let path = b.volume_path(c.volume);
-        let f = match &mut files[c.volume as usize] {
-            Some(f) => f,
-            slot => slot.insert(
-                std::fs::File::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?,
-            ),
-        };
-        buf.resize(c.stored_len as usize, 0);
-        f.read_exact_at(&mut buf, c.offset)
-            .with_context(|| format!("cannot read chunk {} from {}", c.id, path.display()))?;
-        codec::decode(&c.id, c.codec, &buf, c.raw_len).with_context(|| {
-            format!(
-                "bundle {}: volume {} ({})",
-                b.sequence(),
-                c.volume,
-                path.display()
-            )
-        })?;
-        store.put(&c.id, c.codec, c.raw_len, &buf)?;
-        added += 1;
-    }
-    Ok(added)
+        Ok(())
+    })?;
+    Ok(added.into_inner())
 }
 
 /// Copies a bundle directory (manifest and the volumes it lists, nothing

@@ -214,6 +214,8 @@ pub fn import(
                         human_bytes(o.bytes_written),
                         o.generation
                     );
+                    let [v, x, bld, c] = o.timings;
+                    println!("  took {:.1}s: verify {v:.1}s, extract {x:.1}s, build {bld:.1}s, commit {c:.1}s", v + x + bld + c);
                     report.applied.push(seq);
                     drop_held_copy(layout, &db, b)?;
                 }

@@ -20,11 +20,17 @@ impl Store for FilesStore {
     }
 
     fn build(&self, cx: &BuildCtx<'_>) -> Result<u64> {
-        let mut written = 0;
-        for (key, obj) in &cx.next.objects {
-            if cx.next.sources.get(&key.source) != Some(&SourceKind::Files) {
-                continue;
-            }
+        use rayon::prelude::*;
+        let mine: Vec<_> = cx
+            .next
+            .objects
+            .iter()
+            .filter(|(k, _)| cx.next.sources.get(&k.source) == Some(&SourceKind::Files))
+            .collect();
+        // Links and unchanged files first, on this thread; then the files to
+        // rebuild, on all cores.
+        let mut rebuild_list = Vec::new();
+        for (key, obj) in mine {
             let rel = Path::new(GEN_FILES).join(&key.source).join(&key.path);
             let dest = cx.new_gen.join(&rel);
             let parent = dest.parent().expect("object paths have a parent");
@@ -42,13 +48,15 @@ impl Store for FilesStore {
                     if linked {
                         cx.progress.inc(f.size);
                     } else {
-                        rebuild(cx, key, f, &dest)?;
-                        written += f.size;
+                        rebuild_list.push((key, f, dest));
                     }
                 }
             }
         }
-        Ok(written)
+        rebuild_list
+            .par_iter()
+            .try_for_each(|(key, f, dest)| rebuild(cx, key, f, dest))?;
+        Ok(rebuild_list.iter().map(|(_, f, _)| f.size).sum())
     }
 }
 
