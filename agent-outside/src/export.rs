@@ -141,6 +141,7 @@ pub fn export(
         removed: stats.removed as u64,
         objects: totals.objects,
         catalog_bytes: totals.catalog_bytes,
+        written: false,
     };
     let shipped: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
     ledger.commit_export(&record, &catalog, &shipped, &scan)?;

@@ -47,6 +47,8 @@ pub struct BundleRecord {
     pub objects: u64,
     /// Bytes of the files in the resulting catalog.
     pub catalog_bytes: u64,
+    /// Whether the bundle has been written completely to media at least once.
+    pub written: bool,
 }
 
 /// A scan cache entry: the fingerprint a file had, and the object it gave.
@@ -214,6 +216,28 @@ impl Ledger {
                 t.insert(k.as_str(), postcard::to_stdvec(e)?.as_slice())
                     .map_err(ctx("write"))?;
             }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+
+    /// Records that bundle `sequence` has been written completely to media.
+    pub fn mark_written(&self, sequence: u64) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut b = txn.open_table(BUNDLES).map_err(ctx("open"))?;
+            let rec = b
+                .get(sequence)
+                .map_err(ctx("read"))?
+                .map(|v| v.value().to_vec());
+            let Some(rec) = rec else {
+                anyhow::bail!("ledger has no bundle {sequence}");
+            };
+            let mut rec: BundleRecord =
+                postcard::from_bytes(&rec).context("ledger: bad bundle record")?;
+            rec.written = true;
+            b.insert(sequence, postcard::to_stdvec(&rec)?.as_slice())
+                .map_err(ctx("write"))?;
         }
         txn.commit().map_err(ctx("commit"))?;
         Ok(())

@@ -2,7 +2,7 @@
 
 use agent_outside::config::Config;
 use agent_outside::export::{self, ExportOptions};
-use agent_outside::ledger::Ledger;
+use agent_outside::ledger::{BundleRecord, Ledger};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_agent_common::units::{human_bytes, parse_duration_secs, parse_size};
@@ -94,7 +94,7 @@ fn load_key(state: &Path) -> Result<SecretKey> {
             state.display()
         )
     })?;
-    Ok(SecretKey::from_text(&text).with_context(|| format!("signing key {}", p.display()))?)
+    SecretKey::from_text(&text).with_context(|| format!("signing key {}", p.display()))
 }
 
 fn run(state: &Path, cmd: Cmd) -> Result<()> {
@@ -122,6 +122,15 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
                 level: cfg.export.compression_level,
                 expires_in: parse_duration_secs(&cfg.export.expires)?,
             };
+            // A bundle committed to the ledger but never written out (an
+            // export killed during its copy to media) goes out first.
+            for r in ledger.bundles()?.iter().filter(|r| !r.written) {
+                eprintln!(
+                    "ferry-out: bundle {} was exported but never completely written to media; writing it now",
+                    r.sequence
+                );
+                write_out(state, &ledger, r, &to)?;
+            }
             let t0 = Instant::now();
             let Some(out) = export::export(state, &ledger, &key, &sources, &opts)? else {
                 let head = ledger.head()?;
@@ -133,15 +142,7 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             };
             let built = t0.elapsed();
             let r = &out.record;
-            let copied = export::copy_to_media(state, r, &to).with_context(|| {
-                format!(
-                    "bundle {} was exported and is kept in {}, but could not be written to the media; \
-                     write it with `ferry-out resend --from {} --to DIR`",
-                    r.sequence,
-                    out.dir.display(),
-                    r.sequence
-                )
-            })?;
+            let copied = write_out(state, &ledger, r, &to)?;
             let secs = t0.elapsed().as_secs_f64();
             println!(
                 "bundle {} written to {}: {} on media ({} chunks, {} uncompressed new data)",
@@ -181,7 +182,7 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
                 bail!("no exported bundle between {from} and {last}");
             }
             for r in picked {
-                let n = export::copy_to_media(state, r, &to)?;
+                let n = write_out(state, &ledger, r, &to)?;
                 println!(
                     "bundle {} written again to {} ({})",
                     r.sequence,
@@ -193,6 +194,22 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
         }
         Cmd::Status => status(state),
     }
+}
+
+/// Copies a kept bundle to media and records that it was written.
+fn write_out(state: &Path, ledger: &Ledger, r: &BundleRecord, to: &Path) -> Result<u64> {
+    let n = export::copy_to_media(state, r, to).with_context(|| {
+        format!(
+            "bundle {} is exported and kept in {}, but could not be written to {}; \
+             the next export writes it first, or run `ferry-out resend --from {} --to DIR`",
+            r.sequence,
+            export::bundles_dir(state).join(&r.dir_name).display(),
+            to.display(),
+            r.sequence
+        )
+    })?;
+    ledger.mark_written(r.sequence)?;
+    Ok(n)
 }
 
 fn keygen(state: &Path, force: bool) -> Result<()> {

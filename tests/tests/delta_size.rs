@@ -1,0 +1,167 @@
+//! Delta size: changing 1 MiB inside a large tree and exporting again gives
+//! a bundle of a few MiB at most, and inserting bytes at the start of a large
+//! file does not re-ship the file.
+//!
+//! The tree is 1 GiB; the test takes about 45 s in the dev profile (writing
+//! the tree 10 s, importing bundle 1 12 s, comparing trees 3 s twice).
+
+use ferry_e2e::*;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Instant;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+
+/// Sizes of the large random files `big/b0.bin`, `big/b1.bin`, … (1 GiB with
+/// the text). `b0` gets the insertion at its start, `b1` the overwrite in its
+/// middle, `b2` the append.
+const BIG_FILES: [u64; 6] = [
+    256 * MIB,
+    192 * MIB,
+    128 * MIB,
+    256 * MIB,
+    96 * MIB,
+    64 * MIB,
+];
+/// Number of 1 MiB text files.
+const TEXTS: u64 = 32;
+
+fn mib(n: u64) -> String {
+    format!("{:.2} MiB", n as f64 / MIB as f64)
+}
+
+/// Writes `data` at the start of `path`, before its old content (a new file renamed over it).
+fn insert_at_start(path: &Path, data: &[u8]) {
+    let tmp = path.with_extension("inserting");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap());
+        out.write_all(data).unwrap();
+        std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut out).unwrap();
+        out.flush().unwrap();
+    }
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn one_mib_changed_in_a_large_tree_ships_a_few_mib() {
+    let t_all = Instant::now();
+    let mut t = Instant::now();
+    let mut lap = |what: &str| {
+        eprintln!("{what}: {:.1}s", t.elapsed().as_secs_f64());
+        t = Instant::now();
+    };
+
+    let env = Env::new();
+    for (i, &size) in BIG_FILES.iter().enumerate() {
+        write_random_file(
+            &env.src.join(format!("big/b{i}.bin")),
+            size,
+            1000 + i as u64,
+        );
+    }
+    for i in 0..TEXTS {
+        env.write_src(
+            &format!("text/t{i:02}.txt"),
+            &text_bytes(MIB as usize, 2000 + i),
+        );
+    }
+    std::os::unix::fs::symlink("big/b0.bin", env.src.join("latest")).unwrap();
+    let total = dir_bytes(&env.src);
+    eprintln!(
+        "tree: {} in {} large files and {} text files",
+        mib(total),
+        BIG_FILES.len(),
+        TEXTS
+    );
+    lap("write the tree");
+
+    env.export("media1").expect_ok();
+    let b1 = dir_bytes(&env.only_bundle("media1"));
+    eprintln!("bundle 1: {}", mib(b1));
+    lap("export bundle 1");
+    env.import("media1").expect_ok();
+    lap("import bundle 1");
+    assert_eq!(tree_digest(&env.src), tree_digest(&env.served("")));
+    lap("compare trees");
+
+    // Only an insertion of 4 KiB at the start of the first large file, on a
+    // copy of the outside state (the main chain gets all the changes at once).
+    let insert_only = env.root().join("out-insert-only");
+    copy_tree(&env.out_state, &insert_only);
+    insert_at_start(
+        &env.src.join("big/b0.bin"),
+        &random_bytes(4 * KIB as usize, 3000),
+    );
+    let media_ins = env.root().join("media-insert");
+    ferry_out(
+        &insert_only,
+        &[
+            "export",
+            "--config",
+            env.config.to_str().unwrap(),
+            "--to",
+            media_ins.to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    let ins = dir_bytes(&env.only_bundle("media-insert"));
+    eprintln!(
+        "4 KiB inserted at the start of a {} file: bundle of {}",
+        mib(BIG_FILES[0]),
+        mib(ins)
+    );
+    assert!(
+        ins < MIB,
+        "inserting 4 KiB at the start of a {} file shipped {}",
+        mib(BIG_FILES[0]),
+        mib(ins)
+    );
+    std::fs::remove_dir_all(&insert_only).unwrap();
+    lap("export the insertion alone");
+
+    // The rest of the 1 MiB: 256 KiB overwritten in the middle of the second
+    // file, 512 KiB appended to the third, a new 250 KiB file.
+    let b1_path = env.src.join("big/b1.bin");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&b1_path)
+        .unwrap();
+    f.write_at(&random_bytes(256 * KIB as usize, 3001), BIG_FILES[1] / 2)
+        .unwrap();
+    drop(f);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(env.src.join("big/b2.bin"))
+        .unwrap();
+    f.write_all(&random_bytes(512 * KIB as usize, 3002))
+        .unwrap();
+    drop(f);
+    env.write_src("new/small.bin", &random_bytes(250 * KIB as usize, 3003));
+    let changed = 4 * KIB + 256 * KIB + 512 * KIB + 250 * KIB;
+
+    env.export("media2").expect_ok();
+    let b2 = dir_bytes(&env.only_bundle("media2"));
+    eprintln!(
+        "{} changed in a {} tree: bundle 2 of {}",
+        mib(changed),
+        mib(total),
+        mib(b2)
+    );
+    assert!(
+        b2 < 4 * MIB,
+        "changing {} of a {} tree shipped {}",
+        mib(changed),
+        mib(total),
+        mib(b2)
+    );
+    lap("export bundle 2");
+
+    env.import("media2").expect_ok();
+    assert_eq!(env.applied_sequence(), 2);
+    lap("import bundle 2");
+    assert_eq!(tree_digest(&env.src), tree_digest(&env.served("")));
+    lap("compare trees");
+    eprintln!("total: {:.1}s", t_all.elapsed().as_secs_f64());
+}
