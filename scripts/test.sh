@@ -24,7 +24,7 @@ cargo build --workspace --quiet
 echo "== cargo test"
 log=$(mktemp)
 set +e
-cargo test --workspace >"$log" 2>&1
+cargo test --workspace --no-fail-fast >"$log" 2>&1
 status=$?
 set -e
 grep -E "^(test |failures:|---- )|panicked|^test result" "$log" || true

@@ -201,6 +201,9 @@ pub fn normalize_link(link_path: &str, target: &str) -> Option<String> {
             c => stack.push(c),
         }
     }
+    if stack.is_empty() {
+        return None; // the source's root: a loop for anything that walks the tree
+    }
     let common = base.iter().zip(&stack).take_while(|(a, b)| a == b).count();
     let mut parts: Vec<&str> = std::iter::repeat_n("..", base.len() - common).collect();
     parts.extend(&stack[common..]);
