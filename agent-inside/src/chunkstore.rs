@@ -93,15 +93,10 @@ impl ChunkStore {
     }
 
     /// Stores a chunk whose stored bytes have already been checked against `id`
-    /// (in the staging area when there is one). Not synced: the caller syncs
-    /// the filesystem before committing.
+    /// (in the staging area when there is one); the caller has checked that
+    /// the store lacks it. Not synced: the caller syncs the filesystem before
+    /// committing.
     pub fn put(&self, id: &ChunkId, codec: Codec, raw_len: u32, stored: &[u8]) -> Result<()> {
-        if self.contains(id) {
-            return Ok(());
-        }
-        let path = chunk_path(self.staging.as_ref().unwrap_or(&self.root), id);
-        let dir = path.parent().expect("chunk paths have a parent");
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let mut bytes = Vec::with_capacity(5 + stored.len());
         bytes.push(match codec {
             Codec::Raw => 0,
@@ -109,13 +104,33 @@ impl ChunkStore {
         });
         bytes.extend_from_slice(&raw_len.to_le_bytes());
         bytes.extend_from_slice(stored);
-        let tmp = dir.join(format!(".{}.tmp", id.to_hex()));
-        std::fs::write(&tmp, &bytes)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("cannot write chunk {}", path.display()))
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&tmp);
-            })
+        let write = |path: &Path| -> std::io::Result<()> {
+            match std::fs::write(path, &bytes) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir_all(path.parent().expect("chunk paths have a parent"))?;
+                    std::fs::write(path, &bytes)
+                }
+                r => r,
+            }
+        };
+        match &self.staging {
+            // The staging area is private and wiped on any failure or crash,
+            // so a chunk can go straight to its name there.
+            Some(s) => {
+                let path = chunk_path(s, id);
+                write(&path).with_context(|| format!("cannot write chunk {}", path.display()))
+            }
+            None => {
+                let path = chunk_path(&self.root, id);
+                let tmp = path.with_file_name(format!(".{}.tmp", id.to_hex()));
+                write(&tmp)
+                    .and_then(|_| std::fs::rename(&tmp, &path))
+                    .with_context(|| format!("cannot write chunk {}", path.display()))
+                    .inspect_err(|_| {
+                        let _ = std::fs::remove_file(&tmp);
+                    })
+            }
+        }
     }
 
     /// Reads a chunk and checks it against its id.

@@ -19,6 +19,13 @@ pub enum Codec {
     Zstd,
 }
 
+thread_local! {
+    /// One zstd decompression context per thread: creating one per chunk
+    /// costs more than decoding a small chunk.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Compresses one chunk at `level`, falling back to raw where zstd does not pay.
 pub fn encode(data: &[u8], level: i32) -> (Codec, Vec<u8>) {
     match zstd::bulk::compress(data, level) {
@@ -44,8 +51,16 @@ pub fn decode(id: &ChunkId, codec: Codec, stored: &[u8], raw_len: u32) -> Result
         }
         Codec::Zstd => {
             let mut out = Vec::with_capacity(raw_len as usize);
-            let mut d = zstd::bulk::Decompressor::new().map_err(Error::Io)?;
-            d.decompress_to_buffer(stored, &mut out)
+            DECOMPRESSOR
+                .with(|d| {
+                    let mut d = d.borrow_mut();
+                    if d.is_none() {
+                        *d = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    d.as_mut()
+                        .expect("just set")
+                        .decompress_to_buffer(stored, &mut out)
+                })
                 .map_err(|e| Error::BadChunk {
                     id: *id,
                     why: format!("zstd data does not decode within {raw_len} bytes: {e}"),
