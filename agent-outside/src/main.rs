@@ -57,6 +57,13 @@ enum Cmd {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Deletes kept copies of old bundles from the state directory (they can
+    /// then no longer be re-sent). Bundles never written to media are kept.
+    Prune {
+        /// How many of the newest bundles to keep.
+        #[arg(long)]
+        keep: u64,
+    },
     /// Shows the stream, its key and every bundle exported.
     Status,
 }
@@ -190,6 +197,25 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
                     human_bytes(n)
                 );
             }
+            Ok(())
+        }
+        Cmd::Prune { keep } => {
+            let ledger = Ledger::open(state)?;
+            let bundles = ledger.bundles()?;
+            let cut = bundles.len().saturating_sub(keep as usize);
+            let (mut n, mut bytes) = (0, 0);
+            for r in bundles[..cut].iter().filter(|r| r.written) {
+                let dir = export::bundles_dir(state).join(&r.dir_name);
+                if dir.is_dir() {
+                    fsx::remove_dir_if_exists(&dir)?;
+                    n += 1;
+                    bytes += r.bytes;
+                }
+            }
+            println!(
+                "pruned {n} kept bundle(s), {} freed; the newest {keep} stay re-sendable",
+                human_bytes(bytes)
+            );
             Ok(())
         }
         Cmd::Status => status(state),

@@ -81,3 +81,29 @@ fn resend_is_byte_identical_and_keeps_the_chain() {
     assert_eq!(env.applied_sequence(), 2);
     assert_eq!(tree_digest(&env.src), tree_digest(&env.served("")));
 }
+
+#[test]
+fn prune_keeps_the_newest_bundles_resendable() {
+    let env = Env::new();
+    for i in 0..3u64 {
+        env.write_src(&format!("f{i}.txt"), &text_bytes(20_000, 30 + i));
+        env.export(&format!("m{i}")).expect_ok();
+    }
+    let r = env.out(&["prune", "--keep", "1"]).expect_ok();
+    assert!(r.stdout.contains("pruned 2"), "{}", r.stdout);
+    let to = env.root().join("again");
+    env.out(&["resend", "--from", "1", "--to", to.to_str().unwrap()])
+        .expect_fail(&["bundle 1", "no longer kept"]);
+    env.out(&["resend", "--from", "3", "--to", to.to_str().unwrap()])
+        .expect_ok();
+    let st = env.out(&["status"]).expect_ok();
+    assert_eq!(
+        st.stdout
+            .lines()
+            .filter(|l| l.trim_end().ends_with(" no"))
+            .count(),
+        2,
+        "{}",
+        st.stdout
+    );
+}
