@@ -18,6 +18,7 @@
 //! - [`catalog`]: the set of objects a stream holds, and deltas between two.
 //! - [`manifest`]: the signed manifest and its file encoding.
 //! - [`volume`]: volume files that carry the chunk payloads.
+//! - [`diode`]: the one-way UDP wire format with RaptorQ forward error correction.
 //! - [`keys`]: signing keys, public key text form, trust sets.
 //! - [`limits`]: the receiver's limits against hostile input.
 
@@ -27,6 +28,7 @@
 pub mod catalog;
 pub mod chunking;
 pub mod codec;
+pub mod diode;
 pub mod error;
 pub mod id;
 pub mod keys;
