@@ -10,6 +10,7 @@ pub mod apply;
 pub mod bundle;
 pub mod chunkstore;
 pub mod db;
+pub mod diode;
 pub mod import;
 pub mod layout;
 pub mod serve;

@@ -58,6 +58,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Receives bundles from a one-way data diode (UDP with forward error
+    /// correction) into a spool directory; with --import, applies each one
+    /// that arrives complete and passes full verification.
+    Receive {
+        /// Address to listen on, such as 0.0.0.0:7000.
+        #[arg(long)]
+        diode: String,
+        /// Spool directory (default: STATE/spool).
+        #[arg(long)]
+        spool: Option<PathBuf>,
+        /// Import every bundle that arrives complete.
+        #[arg(long)]
+        import: bool,
+        /// Stop after this long without a packet, such as 30s (default: run forever).
+        #[arg(long)]
+        exit_when_idle: Option<String>,
+        /// Do not refuse bundles past their expiry time.
+        #[arg(long)]
+        allow_expired: bool,
+    },
     /// Serves the current generation over HTTP: files under /files/<source>/<path>.
     Serve {
         /// Address to listen on, such as 0.0.0.0:8080.
@@ -174,6 +194,36 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
             } else {
                 status::print(&v);
             }
+            Ok(0)
+        }
+        Cmd::Receive {
+            diode,
+            spool,
+            import,
+            exit_when_idle,
+            allow_expired,
+        } => {
+            let exit_when_idle = match exit_when_idle {
+                Some(d) => Some(std::time::Duration::from_secs(
+                    ferry_agent_common::units::parse_duration_secs(&d)
+                        .context("--exit-when-idle")?,
+                )),
+                None => None,
+            };
+            let opts = agent_inside::diode::ReceiveOptions {
+                listen: diode,
+                spool: spool.unwrap_or_else(|| layout.root.join("spool")),
+                import,
+                exit_when_idle,
+                max_decoders: 512,
+                max_bundles: 8,
+                limits,
+                apply: ApplyOptions {
+                    allow_expired,
+                    no_space_check: false,
+                },
+            };
+            agent_inside::diode::receive(layout, opts)?;
             Ok(0)
         }
         Cmd::Serve { listen } => {

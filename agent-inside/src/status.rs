@@ -34,6 +34,10 @@ pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Va
         );
     }
     let last = history.last().map(|(_, h)| h.clone());
+    let diode: serde_json::Value = std::fs::read(layout.root.join(crate::diode::STATUS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null);
     Ok(json!({
         "state": layout.root.display().to_string(),
         "stream": applied.stream.map(|s| s.to_hex()),
@@ -52,6 +56,7 @@ pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Va
             },
             "chunks": {"count": chunks, "bytes": chunk_bytes},
         },
+        "diode": diode,
         "history": history.iter().map(|(seq, h)| json!({
             "sequence": seq, "hash": h.hash.to_hex(), "created": h.created, "applied_at": h.applied_at,
             "bundle_bytes": h.bundle_bytes, "added": h.added, "changed": h.changed, "removed": h.removed,

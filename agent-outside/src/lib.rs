@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod diode;
 pub mod export;
 pub mod ledger;
 pub mod source;

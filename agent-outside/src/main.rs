@@ -24,6 +24,38 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Settings of a diode send (also for `export --to diode://HOST:PORT`).
+#[derive(clap::Args, Clone)]
+struct DiodeArgs {
+    /// Line rate in bits per second, such as 500M or 10G: overrunning a diode is loss.
+    #[arg(long, default_value = "100M")]
+    rate: String,
+    /// Repair symbols on top of the data, such as 10%.
+    #[arg(long, default_value = "10%")]
+    overhead: String,
+    /// Send everything this many more times, as fresh repair symbols (a carousel).
+    #[arg(long, default_value_t = 0)]
+    repeat: u32,
+    /// Link MTU: 1500, or 9000 for jumbo frames.
+    #[arg(long, default_value_t = 1500)]
+    mtu: u16,
+}
+
+impl DiodeArgs {
+    fn options(&self) -> Result<agent_outside::diode::SendOptions> {
+        if !(576..=65_000).contains(&self.mtu) {
+            bail!("--mtu must be between 576 and 65000");
+        }
+        Ok(agent_outside::diode::SendOptions {
+            rate_bps: agent_outside::diode::parse_rate(&self.rate)?,
+            overhead: agent_outside::diode::parse_overhead(&self.overhead)?,
+            repeat: self.repeat,
+            mtu: self.mtu,
+            ..Default::default()
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Creates a new ed25519 signing key; prints the public key and writes STATE/signing.pub.
@@ -43,6 +75,19 @@ enum Cmd {
         /// Largest volume file, such as 4G or 700M.
         #[arg(long, default_value = "4G")]
         volume_size: String,
+        #[command(flatten)]
+        diode: DiodeArgs,
+    },
+    /// Streams the bundles in MEDIA_DIR across a one-way data diode (UDP with
+    /// forward error correction; nothing ever comes back).
+    Send {
+        /// Receiver address, HOST:PORT.
+        #[arg(long)]
+        diode: String,
+        #[command(flatten)]
+        opts: DiodeArgs,
+        /// Media directory holding the bundles (or one bundle directory).
+        media: PathBuf,
     },
     /// Writes already exported bundles again (for a lost or damaged stick):
     /// byte-identical, so the chain is unbroken.
@@ -107,11 +152,27 @@ fn load_key(state: &Path) -> Result<SecretKey> {
 fn run(state: &Path, cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Keygen { force } => keygen(state, force),
+        Cmd::Send { diode, opts, media } => {
+            let dirs = ferry_agent_common::media::find_bundles(&media)?;
+            if dirs.is_empty() {
+                bail!("no bundle found in {}", media.display());
+            }
+            diode_send(&dirs, &diode, &opts)
+        }
         Cmd::Export {
             config,
             to,
             volume_size,
+            diode,
         } => {
+            let diode_target = to
+                .to_str()
+                .and_then(|t| t.strip_prefix("diode://"))
+                .map(str::to_string);
+            if let Some(t) = &diode_target {
+                diode.options()?;
+                agent_outside::diode::resolve(t)?;
+            }
             let cfg = Config::load(&config)?;
             let volume_size = parse_size(&volume_size).context("--volume-size")?;
             if volume_size < 1 << 20 {
@@ -131,12 +192,15 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             };
             // A bundle committed to the ledger but never written out (an
             // export killed during its copy to media) goes out first.
-            for r in ledger.bundles()?.iter().filter(|r| !r.written) {
-                eprintln!(
-                    "ferry-out: bundle {} was exported but never completely written to media; writing it now",
-                    r.sequence
-                );
-                write_out(state, &ledger, r, &to)?;
+            // (Bundles sent over a diode are never marked written: no receipt comes back.)
+            if diode_target.is_none() {
+                for r in ledger.bundles()?.iter().filter(|r| !r.written) {
+                    eprintln!(
+                        "ferry-out: bundle {} was exported but never completely written to media; writing it now",
+                        r.sequence
+                    );
+                    write_out(state, &ledger, r, &to)?;
+                }
             }
             let t0 = Instant::now();
             let Some(out) = export::export(state, &ledger, &key, &sources, &opts)? else {
@@ -149,6 +213,14 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             };
             let built = t0.elapsed();
             let r = &out.record;
+            if let Some(t) = &diode_target {
+                println!(
+                    "bundle {} exported ({} on media)",
+                    r.sequence,
+                    human_bytes(r.bytes)
+                );
+                return diode_send(std::slice::from_ref(&out.dir), t, &diode);
+            }
             let copied = write_out(state, &ledger, r, &to)?;
             let secs = t0.elapsed().as_secs_f64();
             println!(
@@ -220,6 +292,25 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
         }
         Cmd::Status => status(state),
     }
+}
+
+fn diode_send(dirs: &[PathBuf], target: &str, args: &DiodeArgs) -> Result<()> {
+    let opts = args.options()?;
+    let addr = agent_outside::diode::resolve(target)?;
+    let st = agent_outside::diode::send(dirs, addr, &opts)?;
+    println!(
+        "sent {} bundle(s), {} of bundle data, to {target}: {} packets, {} on the wire ({:.1}% more, {} pass(es)) in {:.1}s; {:.1} MB/s of bundle data, encoding took {:.2}s",
+        st.bundles,
+        human_bytes(st.payload_bytes),
+        st.packets,
+        human_bytes(st.wire_bytes),
+        (st.wire_bytes as f64 / st.payload_bytes.max(1) as f64 - 1.0) * 100.0,
+        opts.repeat + 1,
+        st.secs,
+        st.payload_bytes as f64 / 1e6 / st.secs.max(1e-6),
+        st.encode_secs
+    );
+    Ok(())
 }
 
 /// Copies a kept bundle to media and records that it was written.

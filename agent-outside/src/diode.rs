@@ -1,0 +1,304 @@
+//! Sending bundles across a one-way data diode (UDP, no packet ever comes back).
+//!
+//! Each file of a bundle (manifest, volumes) is cut into segments; each
+//! segment goes out as its RaptorQ source symbols plus repair symbols (the
+//! configured overhead). Packets of a window of segments are interleaved, so
+//! a burst of lost packets costs each segment only a few symbols. A token
+//! bucket holds the send rate to the diode's line rate: overrunning it is loss.
+//!
+//! With `repeat`, the whole stream is sent again as a carousel of fresh repair
+//! symbols (never the same symbol twice), enough on each pass for a receiver
+//! that started late to rebuild every segment from that pass alone.
+
+use anyhow::{bail, Context, Result};
+use ferry_agent_common::media::MANIFEST_FILE;
+use ferry_protocol::diode::{self, Packet};
+use ferry_protocol::volume;
+use rayon::prelude::*;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Settings of a send.
+#[derive(Clone, Debug)]
+pub struct SendOptions {
+    /// Line rate in bits per second (IP and UDP headers included).
+    pub rate_bps: u64,
+    /// Repair overhead, 0.1 for 10%.
+    pub overhead: f64,
+    /// Extra carousel passes after the first.
+    pub repeat: u32,
+    /// Link MTU (1500, or 9000 for jumbo frames).
+    pub mtu: u16,
+    /// Segment size in bytes (a multiple of the symbol size is used).
+    pub segment_size: u32,
+    /// Segments interleaved together.
+    pub window: usize,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            rate_bps: 100_000_000,
+            overhead: 0.1,
+            repeat: 0,
+            mtu: 1500,
+            segment_size: 1 << 20,
+            window: 32,
+        }
+    }
+}
+
+/// What a send did.
+#[derive(Debug, Default)]
+pub struct SendStats {
+    /// Bundles sent.
+    pub bundles: u64,
+    /// Bytes of bundle files.
+    pub payload_bytes: u64,
+    /// Packets sent.
+    pub packets: u64,
+    /// Bytes on the wire (UDP payloads).
+    pub wire_bytes: u64,
+    /// Seconds spent encoding.
+    pub encode_secs: f64,
+    /// Wall time.
+    pub secs: f64,
+}
+
+/// One bundle to send: its directory, stream, sequence and files.
+struct Outgoing {
+    stream: ferry_protocol::id::StreamId,
+    sequence: u64,
+    files: Vec<PathBuf>,
+}
+
+fn outgoing(dir: &Path) -> Result<Outgoing> {
+    let bytes = std::fs::read(dir.join(MANIFEST_FILE))
+        .with_context(|| format!("cannot read {}", dir.join(MANIFEST_FILE).display()))?;
+    let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes)
+        .with_context(|| format!("{}", dir.display()))?;
+    let mut files = vec![dir.join(MANIFEST_FILE)];
+    files.extend((0..m.volumes.len() as u32).map(|i| dir.join(volume::file_name(i))));
+    if files.len() > diode::MAX_FILES as usize {
+        bail!(
+            "bundle {} has too many volumes for the diode format",
+            m.sequence
+        );
+    }
+    Ok(Outgoing {
+        stream: m.stream,
+        sequence: m.sequence,
+        files,
+    })
+}
+
+/// Paces packets to a line rate.
+struct Pacer {
+    start: Instant,
+    sent_bits: f64,
+    rate: f64,
+}
+
+impl Pacer {
+    fn wait(&mut self, datagram_len: usize) {
+        self.sent_bits += ((datagram_len + 28) * 8) as f64;
+        let due = Duration::from_secs_f64(self.sent_bits / self.rate);
+        let now = self.start.elapsed();
+        if due > now + Duration::from_micros(500) {
+            std::thread::sleep(due - now);
+        }
+    }
+}
+
+/// Resolves `HOST:PORT`.
+pub fn resolve(target: &str) -> Result<SocketAddr> {
+    target
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve diode target {target}"))?
+        .next()
+        .with_context(|| format!("diode target {target} has no address"))
+}
+
+/// Sends every bundle directory in `dirs` (in sequence order) to `target`.
+pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<SendStats> {
+    let mut bundles = dirs
+        .iter()
+        .map(|d| outgoing(d))
+        .collect::<Result<Vec<_>>>()?;
+    bundles.sort_by_key(|b| (b.stream, b.sequence));
+    let symbol = diode::symbol_size_for_mtu(opts.mtu);
+    let segment = (opts.segment_size.clamp(symbol as u32, diode::MAX_SEGMENT) / symbol as u32)
+        * symbol as u32;
+
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(target),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    let _ = sock.set_send_buffer_size(8 << 20);
+    let bind: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    sock.bind(&bind.into())?;
+    sock.connect(&target.into())
+        .with_context(|| format!("cannot reach {target}"))?;
+    let sock: UdpSocket = sock.into();
+
+    let mut stats = SendStats::default();
+    let t0 = Instant::now();
+    let mut pacer = Pacer {
+        start: t0,
+        sent_bits: 0.0,
+        rate: opts.rate_bps as f64,
+    };
+    let total: u64 = bundles
+        .iter()
+        .flat_map(|b| &b.files)
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum::<u64>()
+        * (1 + opts.repeat as u64);
+    let pb = ferry_agent_common::progress::bytes(total, "sending");
+    for pass in 0..=opts.repeat {
+        for b in &bundles {
+            let file_count = b.files.len() as u16;
+            for (fi, path) in b.files.iter().enumerate() {
+                let f = std::fs::File::open(path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                let size = f.metadata()?.len();
+                if pass == 0 {
+                    stats.payload_bytes += size;
+                }
+                let segments = diode::segment_count(size, segment);
+                let seg_ids: Vec<u32> = (0..segments).collect();
+                for window in seg_ids.chunks(opts.window.max(1)) {
+                    let te = Instant::now();
+                    let lists = window
+                        .par_iter()
+                        .map(|&s| -> Result<Vec<Vec<u8>>> {
+                            let len = diode::segment_len(size, segment, s);
+                            let mut data = vec![0u8; len as usize];
+                            f.read_exact_at(&mut data, s as u64 * segment as u64)
+                                .with_context(|| format!("cannot read {}", path.display()))?;
+                            let k = diode::source_symbols(len, symbol);
+                            let r = diode::repair_count(k, opts.overhead);
+                            // Pass 0: source + r repair; pass p: k + r fresh repair symbols.
+                            let symbols = if pass == 0 {
+                                diode::encode_segment(&data, symbol, true, 0, r)
+                            } else {
+                                diode::encode_segment(
+                                    &data,
+                                    symbol,
+                                    false,
+                                    r + (pass - 1) * (k + r),
+                                    k + r,
+                                )
+                            };
+                            Ok(symbols
+                                .into_iter()
+                                .map(|(id, data)| {
+                                    Packet {
+                                        stream: b.stream,
+                                        sequence: b.sequence,
+                                        file: fi as u16,
+                                        file_count,
+                                        file_size: size,
+                                        segment: s,
+                                        segment_size: segment,
+                                        symbol_size: symbol,
+                                        symbol_id: id,
+                                        data,
+                                    }
+                                    .to_bytes()
+                                })
+                                .collect())
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    stats.encode_secs += te.elapsed().as_secs_f64();
+                    for dgram in diode::interleave(lists) {
+                        pacer.wait(dgram.len());
+                        send_one(&sock, &dgram)?;
+                        stats.packets += 1;
+                        stats.wire_bytes += dgram.len() as u64;
+                    }
+                    pb.inc(
+                        window
+                            .iter()
+                            .map(|&s| diode::segment_len(size, segment, s))
+                            .sum(),
+                    );
+                }
+            }
+            if pass == 0 {
+                stats.bundles += 1;
+            }
+        }
+    }
+    pb.finish_and_clear();
+    stats.secs = t0.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+fn send_one(sock: &UdpSocket, dgram: &[u8]) -> Result<()> {
+    loop {
+        match sock.send(dgram) {
+            Ok(_) => return Ok(()),
+            // A full socket buffer or a momentarily unreachable port on a
+            // one-way link: wait and go on, never give up on the stream.
+            Err(e) if matches!(e.raw_os_error(), Some(105) | Some(11) | Some(111)) => {
+                std::thread::sleep(Duration::from_micros(200));
+                if e.raw_os_error() == Some(111) {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e).context("cannot send to the diode"),
+        }
+    }
+}
+
+/// Parses a line rate such as `500M` (bits per second; k, M, G are powers of 1000).
+pub fn parse_rate(s: &str) -> Result<u64> {
+    let t = s.trim().trim_end_matches("bps").trim_end_matches("bit/s");
+    let (num, mult) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
+        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
+        _ => (t, 1.0),
+    };
+    match num.parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok((n * mult) as u64),
+        _ => bail!("cannot read rate {s:?}: expected bits per second such as 500M or 10G"),
+    }
+}
+
+/// Parses an overhead such as `10%` or `0.1`.
+pub fn parse_overhead(s: &str) -> Result<f64> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    };
+    match v {
+        Ok(v) if (0.0..=10.0).contains(&v) => Ok(v),
+        _ => bail!("cannot read overhead {s:?}: expected a percentage such as 10%"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_overheads() {
+        assert_eq!(parse_rate("500M").unwrap(), 500_000_000);
+        assert_eq!(parse_rate("10G").unwrap(), 10_000_000_000);
+        assert_eq!(parse_rate("1.5k").unwrap(), 1500);
+        assert!(parse_rate("fast").is_err());
+        assert_eq!(parse_overhead("10%").unwrap(), 0.1);
+        assert_eq!(parse_overhead("0.25").unwrap(), 0.25);
+        assert!(parse_overhead("-5%").is_err());
+    }
+}
