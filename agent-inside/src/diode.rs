@@ -497,6 +497,15 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
         Some(socket2::Protocol::UDP),
     )?;
     let _ = sock.set_recv_buffer_size(32 << 20);
+    let got = sock.recv_buffer_size().unwrap_or(0);
+    if got < 8 << 20 {
+        eprintln!(
+            "ferry-in: warning: the UDP receive buffer is only {} (the kernel's net.core.rmem_max); \
+             at high rates packets will be lost before ferry-in sees them: raise it with \
+             `sysctl -w net.core.rmem_max=33554432`",
+            ferry_agent_common::units::human_bytes(got as u64)
+        );
+    }
     sock.bind(&addr.into())
         .with_context(|| format!("cannot listen on {addr}"))?;
     let sock: UdpSocket = sock.into();

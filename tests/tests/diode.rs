@@ -1,0 +1,390 @@
+//! The one-way diode transport through a lossy relay on loopback: packets are
+//! dropped (at random and in bursts), reordered and duplicated with a fixed
+//! seed. A bundle arrives complete and verified whenever the repair overhead
+//! covers the loss; where it does not, the receiver reports it incomplete
+//! and applies nothing.
+
+use ferry_e2e::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the relay mistreats packets.
+#[derive(Clone, Copy)]
+struct Loss {
+    /// Probability of dropping a packet in the good state.
+    drop: f64,
+    /// Probability of entering a burst (every packet lost) per packet; bursts
+    /// last `burst_len` packets.
+    burst: f64,
+    burst_len: u32,
+    /// Probability a packet is held back and sent after later ones.
+    reorder: f64,
+    /// Probability a packet is sent twice.
+    duplicate: f64,
+    seed: u64,
+}
+
+impl Loss {
+    fn none() -> Loss {
+        Loss {
+            drop: 0.0,
+            burst: 0.0,
+            burst_len: 0,
+            reorder: 0.0,
+            duplicate: 0.0,
+            seed: 1,
+        }
+    }
+}
+
+struct Relay {
+    addr: SocketAddr,
+    forwarded: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// A relay from a fresh loopback port to `to`, running until the test ends.
+fn relay(to: SocketAddr, loss: Loss) -> Relay {
+    let sock = big_buffer_socket();
+    let addr = sock.local_addr().unwrap();
+    let out = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (forwarded, dropped) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (f, d) = (forwarded.clone(), dropped.clone());
+    std::thread::spawn(move || {
+        let mut x = loss.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut burst_left = 0;
+        let mut buf = vec![0u8; 65536];
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        loop {
+            let n = match sock.recv(&mut buf) {
+                Ok(n) => n,
+                Err(_) => {
+                    for p in held.drain(..) {
+                        let _ = out.send_to(&p, to);
+                    }
+                    continue;
+                }
+            };
+            let pkt = buf[..n].to_vec();
+            if burst_left == 0 && rnd() < loss.burst {
+                burst_left = loss.burst_len;
+            }
+            if burst_left > 0 {
+                burst_left -= 1;
+                d.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if rnd() < loss.drop {
+                d.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if rnd() < loss.reorder {
+                held.push(pkt);
+                continue;
+            }
+            let _ = out.send_to(&pkt, to);
+            f.fetch_add(1, Ordering::Relaxed);
+            if rnd() < loss.duplicate {
+                let _ = out.send_to(&pkt, to);
+            }
+            if held.len() > 20 {
+                let i = (rnd() * held.len() as f64) as usize % held.len();
+                let p = held.swap_remove(i);
+                let _ = out.send_to(&p, to);
+            }
+        }
+    });
+    Relay {
+        addr,
+        forwarded,
+        dropped,
+    }
+}
+
+/// A loopback UDP socket with an 8 MiB receive buffer (as far as the kernel allows).
+fn big_buffer_socket() -> UdpSocket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    let _ = s.set_recv_buffer_size(8 << 20);
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    s.into()
+}
+
+fn free_udp_port() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn start_receiver(env: &Env, addr: SocketAddr, idle: &str) -> Child {
+    Command::new(bin("ferry-in"))
+        .arg("--state")
+        .arg(&env.in_state)
+        .args([
+            "receive",
+            "--diode",
+            &addr.to_string(),
+            "--import",
+            "--exit-when-idle",
+            idle,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_listening(env: &Env) {
+    // The receiver creates its spool before binding; give it a moment to bind.
+    for _ in 0..100 {
+        if env.in_state.join("spool").is_dir() {
+            std::thread::sleep(Duration::from_millis(150));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("receiver did not start");
+}
+
+fn finish(child: Child) -> Run {
+    let o = child.wait_with_output().unwrap();
+    Run {
+        ok: o.status.success(),
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// The diode tests run one at a time: each relays UDP at a fixed rate, and
+/// several at once on two cores would starve the relays and lose packets
+/// the test did not mean to lose.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn one_bundle_env(seed: u64) -> Env {
+    let env = Env::new();
+    env.write_src("big.bin", &random_bytes(1_200_000, seed));
+    env.write_src("notes.txt", &text_bytes(400_000, seed + 1));
+    env.export("media").expect_ok();
+    env
+}
+
+fn send(env: &Env, to: SocketAddr, overhead: &str, repeat: u32) -> Run {
+    env.out(&[
+        "send",
+        "--diode",
+        &to.to_string(),
+        "--rate",
+        "40M",
+        "--overhead",
+        overhead,
+        "--repeat",
+        &repeat.to_string(),
+        env.root().join("media").to_str().unwrap(),
+    ])
+    .expect_ok()
+}
+
+/// Sends one bundle through a relay with `loss`; returns the receiver's run.
+fn through(loss: Loss, overhead: &str) -> (Env, Run, Relay) {
+    let _one_at_a_time = serial();
+    let env = one_bundle_env(loss.seed);
+    let rx_addr = free_udp_port();
+    let r = relay(rx_addr, loss);
+    let child = start_receiver(&env, rx_addr, "4s");
+    wait_listening(&env);
+    send(&env, r.addr, overhead, 0);
+    (env, finish(child), r)
+}
+
+fn assert_applied(env: &Env, run: &Run, what: &str) {
+    assert!(run.ok, "{what}: receiver failed:\n{}", run.all());
+    assert_eq!(
+        env.applied_sequence(),
+        1,
+        "{what}: not applied:\n{}",
+        run.all()
+    );
+    assert_eq!(
+        tree_digest(&env.served("")),
+        tree_digest(&env.src),
+        "{what}"
+    );
+}
+
+#[test]
+fn lossless_link_delivers_and_applies() {
+    let (env, run, r) = through(Loss::none(), "10%");
+    assert_applied(&env, &run, "0% loss");
+    assert_eq!(r.dropped.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn one_percent_loss_with_reordering_and_duplicates() {
+    let loss = Loss {
+        drop: 0.01,
+        reorder: 0.05,
+        duplicate: 0.02,
+        seed: 2,
+        ..Loss::none()
+    };
+    let (env, run, r) = through(loss, "10%");
+    assert!(r.dropped.load(Ordering::Relaxed) > 0);
+    assert_applied(&env, &run, "1% loss");
+}
+
+#[test]
+fn five_percent_random_loss_under_ten_percent_overhead() {
+    let loss = Loss {
+        drop: 0.05,
+        reorder: 0.02,
+        seed: 3,
+        ..Loss::none()
+    };
+    let (env, run, r) = through(loss, "10%");
+    let (d, f) = (
+        r.dropped.load(Ordering::Relaxed),
+        r.forwarded.load(Ordering::Relaxed),
+    );
+    assert!(
+        d * 100 / (d + f) >= 3,
+        "the relay dropped only {d} of {}",
+        d + f
+    );
+    assert_applied(&env, &run, "5% loss");
+}
+
+#[test]
+fn twenty_percent_loss_in_bursts_under_forty_percent_overhead() {
+    let loss = Loss {
+        burst: 0.01,
+        burst_len: 25,
+        seed: 4,
+        ..Loss::none()
+    };
+    let (env, run, r) = through(loss, "40%");
+    let (d, f) = (
+        r.dropped.load(Ordering::Relaxed),
+        r.forwarded.load(Ordering::Relaxed),
+    );
+    assert!(
+        d * 100 / (d + f) >= 12,
+        "the relay dropped only {d} of {}",
+        d + f
+    );
+    assert_applied(&env, &run, "20% burst loss");
+}
+
+#[test]
+fn loss_beyond_the_overhead_is_reported_and_nothing_is_applied() {
+    let loss = Loss {
+        drop: 0.20,
+        seed: 5,
+        ..Loss::none()
+    };
+    let (env, run, _) = through(loss, "5%");
+    assert!(run.ok, "{}", run.all());
+    assert!(
+        run.stderr.contains("incomplete") && run.stderr.contains("nothing of it was applied"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.applied_sequence(), 0);
+    assert!(!env.served("").exists());
+    let st = env.inn(&["status", "--json"]).expect_ok();
+    assert!(
+        st.stdout.contains("\"segments_missing\"")
+            || st.stdout.contains("\"segments_recoverable\""),
+        "{}",
+        st.stdout
+    );
+}
+
+#[test]
+fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
+    let _one_at_a_time = serial();
+    let env = one_bundle_env(6);
+    let rx_addr = free_udp_port();
+    // First pass: the receiver sees only part of it (a long outage in the middle).
+    let loss = Loss {
+        burst: 0.02,
+        burst_len: 200,
+        seed: 6,
+        ..Loss::none()
+    };
+    let r = relay(rx_addr, loss);
+    let child = start_receiver(&env, rx_addr, "3s");
+    wait_listening(&env);
+    send(&env, r.addr, "5%", 0);
+    let first = finish(child);
+    assert!(
+        first.stderr.contains("incomplete"),
+        "the first pass should not complete:\n{}",
+        first.all()
+    );
+    assert_eq!(env.applied_sequence(), 0);
+    // A restarted receiver keeps what it rebuilt and completes on a clean carousel pass.
+    let child = start_receiver(&env, rx_addr, "4s");
+    wait_listening(&env);
+    let clean = relay(rx_addr, Loss::none());
+    send(&env, clean.addr, "5%", 1);
+    let second = finish(child);
+    assert!(
+        second.stderr.contains("resuming bundle 1"),
+        "{}",
+        second.all()
+    );
+    assert_applied(&env, &second, "restart and carousel");
+}
+
+#[test]
+fn garbage_and_foreign_packets_are_dropped() {
+    let _one_at_a_time = serial();
+    let env = one_bundle_env(7);
+    let rx_addr = free_udp_port();
+    let child = start_receiver(&env, rx_addr, "4s");
+    wait_listening(&env);
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..500u64 {
+        let mut p = random_bytes(200 + (i as usize * 13) % 1300, i);
+        if i % 2 == 0 {
+            p[..4].copy_from_slice(b"FRYD");
+            p[4] = 1;
+            p[5] = 0;
+        }
+        junk.send_to(&p, rx_addr).unwrap();
+    }
+    send(&env, rx_addr, "10%", 0);
+    let run = finish(child);
+    assert_applied(&env, &run, "with garbage");
+    let st = env.inn(&["status", "--json"]).expect_ok();
+    let garbage_line = st
+        .stdout
+        .lines()
+        .find(|l| l.contains("\"garbage\""))
+        .expect("garbage counter");
+    let n: u64 = garbage_line
+        .trim()
+        .trim_start_matches("\"garbage\":")
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap();
+    assert!(n >= 500, "only {n} garbage packets counted");
+}
