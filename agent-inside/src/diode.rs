@@ -100,6 +100,10 @@ struct Counters {
     conflicting: u64,
     duplicate_or_late: u64,
     over_capacity: u64,
+    /// CPU seconds spent in RaptorQ decoding.
+    decode_secs: f64,
+    /// Bytes of bundle files rebuilt.
+    rebuilt_bytes: u64,
 }
 
 fn file_name(index: u16) -> String {
@@ -296,7 +300,11 @@ impl Receiver {
             unreachable!()
         };
         *last = self.tick;
-        if let Some(data) = dec.add(p.symbol_id, p.data) {
+        let t = Instant::now();
+        let rebuilt = dec.add(p.symbol_id, p.data);
+        self.counters.decode_secs += t.elapsed().as_secs_f64();
+        if let Some(data) = rebuilt {
+            self.counters.rebuilt_bytes += data.len() as u64;
             f.file
                 .write_all_at(&data, p.segment as u64 * p.segment_size as u64)
                 .with_context(|| format!("cannot write to the spool in {}", b.dir.display()))?;
