@@ -16,6 +16,14 @@ pub mod paths;
 pub mod progress;
 pub mod units;
 
+/// An error and its causes on one line, as the agents print errors.
+pub fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> u64 {
     std::time::SystemTime::now()

@@ -10,7 +10,7 @@ use ferry_agent_common::media::MANIFEST_FILE;
 use ferry_protocol::codec;
 use ferry_protocol::keys::PublicKey;
 use ferry_protocol::limits::ReceiverLimits;
-use ferry_protocol::manifest::{Manifest, VerifiedManifest};
+use ferry_protocol::manifest::{ChunkEntry, Manifest, VerifiedManifest};
 use ferry_protocol::volume;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -94,25 +94,24 @@ pub fn verify_volumes(b: &Bundle, mut on_bytes: impl FnMut(u64)) -> Result<()> {
     Ok(())
 }
 
-/// Extracts every carried chunk the store lacks, checking each against its id.
-/// Runs on all cores. Returns the number of chunks added.
-pub fn extract_chunks(
+/// Reads every carried chunk for which `wanted` is true, checks it against
+/// its id, and hands its stored bytes to `take`. Runs on all cores, each
+/// worker on runs of neighbouring chunks so reads stay mostly sequential.
+pub fn for_each_chunk(
     b: &Bundle,
-    store: &ChunkStore,
+    wanted: impl Fn(&ChunkEntry) -> bool + Sync,
+    take: impl Fn(&ChunkEntry, &[u8]) -> Result<()> + Sync,
     on_bytes: impl Fn(u64) + Sync,
-) -> Result<u64> {
+) -> Result<()> {
     use rayon::prelude::*;
-    let m = b.manifest();
-    let mut order: Vec<_> = m.chunks.iter().collect();
+    let mut order: Vec<_> = b.manifest().chunks.iter().collect();
     order.sort_by_key(|c| (c.volume, c.offset));
-    // Each worker takes runs of neighbouring chunks, so reads stay mostly sequential.
-    let added = std::sync::atomic::AtomicU64::new(0);
     order.par_chunks(64).try_for_each(|run| -> Result<()> {
         let mut open: Option<(u32, std::fs::File)> = None;
         let mut buf = Vec::new();
         for c in run {
             on_bytes(c.stored_len as u64);
-            if store.contains(&c.id) {
+            if !wanted(c) {
                 continue;
             }
             let path = b.volume_path(c.volume);
@@ -133,11 +132,29 @@ pub fn extract_chunks(
                     path.display()
                 )
             })?;
-            store.put(&c.id, c.codec, c.raw_len, &buf)?;
-            added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            take(c, &buf)?;
         }
         Ok(())
-    })?;
+    })
+}
+
+/// Extracts every carried chunk the store lacks, checking each against its id.
+/// Returns the number of chunks added.
+pub fn extract_chunks(
+    b: &Bundle,
+    store: &ChunkStore,
+    on_bytes: impl Fn(u64) + Sync,
+) -> Result<u64> {
+    let added = std::sync::atomic::AtomicU64::new(0);
+    for_each_chunk(
+        b,
+        |c| !store.contains(&c.id),
+        |c, stored| {
+            added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            store.put(&c.id, c.codec, c.raw_len, stored)
+        },
+        on_bytes,
+    )?;
     Ok(added.into_inner())
 }
 

@@ -45,13 +45,6 @@ fn fail(report: &mut Report, msg: String) {
     report.failed.push(msg);
 }
 
-fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 /// Opens every bundle under `media` and in the held area; failures go to the report.
 fn discover(
     layout: &Layout,
@@ -83,7 +76,14 @@ fn discover(
                     out.push(b);
                 }
             }
-            Err(e) => fail(report, format!("bundle {}: {}", d.display(), one_line(&e))),
+            Err(e) => fail(
+                report,
+                format!(
+                    "bundle {}: {}",
+                    d.display(),
+                    ferry_agent_common::one_line(&e)
+                ),
+            ),
         }
     }
     out.sort_by_key(|b| (b.sequence(), b.dir.starts_with(layout.held())));
@@ -220,7 +220,7 @@ pub fn import(
                     drop_held_copy(layout, &db, b)?;
                 }
                 Err(e) => {
-                    fail(&mut report, format!("bundle {seq} ({}): {}", b.dir.display(), one_line(&e)));
+                    fail(&mut report, format!("bundle {seq} ({}): {}", b.dir.display(), ferry_agent_common::one_line(&e)));
                     stop_after_failure = true;
                 }
             },
@@ -297,7 +297,11 @@ pub fn verify(
             Ok(what) => println!("bundle {seq} ({}): {what}", b.dir.display()),
             Err(e) => fail(
                 &mut report,
-                format!("bundle {seq} ({}): {}", b.dir.display(), one_line(&e)),
+                format!(
+                    "bundle {seq} ({}): {}",
+                    b.dir.display(),
+                    ferry_agent_common::one_line(&e)
+                ),
             ),
         }
     }
@@ -306,20 +310,5 @@ pub fn verify(
 
 /// Decodes every chunk of a bundle and checks it against its id, storing nothing.
 fn check_chunks(b: &Bundle) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let m = b.manifest();
-    let mut buf = Vec::new();
-    let mut files: Vec<Option<std::fs::File>> = (0..m.volumes.len()).map(|_| None).collect();
-    for c in &m.chunks {
-        let path = b.volume_path(c.volume);
-        let f = match &mut files[c.volume as usize] {
-            Some(f) => f,
-            slot => slot.insert(std::fs::File::open(&path)?),
-        };
-        buf.resize(c.stored_len as usize, 0);
-        f.read_exact_at(&mut buf, c.offset)?;
-        ferry_protocol::codec::decode(&c.id, c.codec, &buf, c.raw_len)
-            .map_err(|e| anyhow::anyhow!("volume {} ({}): {e}", c.volume, path.display()))?;
-    }
-    Ok(())
+    bundle::for_each_chunk(b, |_| true, |_, _| Ok(()), |_| {})
 }

@@ -111,13 +111,7 @@ fn main() {
     match run(&Layout::new(&state), cli.cmd) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!(
-                "ferry-in: error: {}",
-                e.chain()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(": ")
-            );
+            eprintln!("ferry-in: error: {}", ferry_agent_common::one_line(&e));
             std::process::exit(1);
         }
     }

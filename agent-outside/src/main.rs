@@ -120,17 +120,9 @@ fn main() {
         .clone()
         .unwrap_or_else(|| paths::default_state_dir("ferry-out"));
     if let Err(e) = run(&state, cli.cmd) {
-        eprintln!("ferry-out: error: {}", one_line(&e));
+        eprintln!("ferry-out: error: {}", ferry_agent_common::one_line(&e));
         std::process::exit(1);
     }
-}
-
-/// An error and its causes, on one line.
-fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 fn key_path(state: &Path) -> PathBuf {
