@@ -16,10 +16,22 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+/// Where a bundle's chunks are.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// In its volume files (from media or a diode).
+    Volumes,
+    /// Received one by one (over QUIC) into a chunk directory; each was
+    /// checked against its id on arrival and is checked again when used.
+    Chunks(PathBuf),
+}
+
 /// A bundle whose manifest has been verified.
 pub struct Bundle {
     /// The bundle directory.
     pub dir: PathBuf,
+    /// Where its chunks are.
+    pub payload: Payload,
     /// The verified manifest.
     pub verified: VerifiedManifest,
     /// Size of the manifest file.
@@ -67,6 +79,7 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         .with_context(|| format!("manifest {}", dir.join(MANIFEST_FILE).display()))?;
     Ok(Bundle {
         dir: dir.to_path_buf(),
+        payload: Payload::Volumes,
         verified,
         manifest_bytes: bytes.len() as u64,
     })
@@ -145,6 +158,9 @@ pub fn extract_chunks(
     store: &ChunkStore,
     on_bytes: impl Fn(u64) + Sync,
 ) -> Result<u64> {
+    if let Payload::Chunks(dir) = &b.payload {
+        return move_received(b, dir, store, on_bytes);
+    }
     let added = std::sync::atomic::AtomicU64::new(0);
     for_each_chunk(
         b,
@@ -155,6 +171,35 @@ pub fn extract_chunks(
         },
         on_bytes,
     )?;
+    Ok(added.into_inner())
+}
+
+/// Takes the chunks a bundle received one by one into `store`, checking
+/// each again; a chunk neither received nor held already is an error.
+fn move_received(
+    b: &Bundle,
+    dir: &Path,
+    store: &ChunkStore,
+    on_bytes: impl Fn(u64) + Sync,
+) -> Result<u64> {
+    use rayon::prelude::*;
+    let received = ChunkStore::new(dir, store.max_chunk());
+    let added = std::sync::atomic::AtomicU64::new(0);
+    b.manifest()
+        .chunks
+        .par_iter()
+        .try_for_each(|c| -> Result<()> {
+            on_bytes(c.stored_len as u64);
+            if store.contains(&c.id) {
+                return Ok(());
+            }
+            let (codec, raw_len, stored) = received.get_stored(&c.id).with_context(|| {
+                format!("bundle {}: chunk {} was not received", b.sequence(), c.id)
+            })?;
+            store.put(&c.id, codec, raw_len, &stored)?;
+            added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })?;
     Ok(added.into_inner())
 }
 

@@ -133,8 +133,21 @@ impl ChunkStore {
         }
     }
 
-    /// Reads a chunk and checks it against its id.
-    pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
+    /// The largest chunk this store accepts.
+    pub fn max_chunk(&self) -> u32 {
+        self.max_chunk
+    }
+
+    /// Reads a chunk's stored form, after checking that it decodes to its id:
+    /// `(codec, raw length, stored bytes)`.
+    pub fn get_stored(&self, id: &ChunkId) -> Result<(Codec, u32, Vec<u8>)> {
+        let (codec, raw_len, bytes) = self.read_file(id)?;
+        codec::decode(id, codec, &bytes[5..], raw_len)
+            .with_context(|| format!("chunk store file {} is corrupt", self.path(id).display()))?;
+        Ok((codec, raw_len, bytes[5..].to_vec()))
+    }
+
+    fn read_file(&self, id: &ChunkId) -> Result<(Codec, u32, Vec<u8>)> {
         let path = self.path(id);
         let f = std::fs::File::open(&path)
             .with_context(|| format!("chunk {id} is missing from the chunk store"))?;
@@ -157,8 +170,14 @@ impl ChunkStore {
                 path.display()
             );
         }
+        Ok((codec, raw_len, bytes))
+    }
+
+    /// Reads a chunk and checks it against its id.
+    pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        let (codec, raw_len, bytes) = self.read_file(id)?;
         codec::decode(id, codec, &bytes[5..], raw_len)
-            .with_context(|| format!("chunk store file {} is corrupt", path.display()))
+            .with_context(|| format!("chunk store file {} is corrupt", self.path(id).display()))
     }
 
     /// Removes every chunk not in `keep`, and stray temporary files.

@@ -91,15 +91,20 @@ fn discover(
 }
 
 /// How a bundle relates to what has been applied.
-enum Place {
+pub enum Place {
+    /// Another stream than the one this store follows.
     WrongStream,
+    /// Applied already, same manifest hash.
     AlreadyApplied,
+    /// A sequence already applied, with different content.
     Conflicts,
+    /// The next bundle.
     Next,
+    /// Beyond the next bundle.
     Gap,
 }
 
-fn place(db: &Db, applied: &Applied, b: &Bundle) -> Result<Place> {
+pub fn place(db: &Db, applied: &Applied, b: &Bundle) -> Result<Place> {
     let seq = b.sequence();
     if applied.stream.is_some_and(|s| s != b.manifest().stream) {
         return Ok(Place::WrongStream);
@@ -161,7 +166,8 @@ fn drop_held_copy(layout: &Layout, db: &Db, b: &Bundle) -> Result<()> {
     db.unhold(b.sequence())
 }
 
-fn wrong_stream(applied: &Applied, b: &Bundle) -> String {
+/// The message for a bundle of another stream.
+pub fn wrong_stream(applied: &Applied, b: &Bundle) -> String {
     format!(
         "bundle {} ({}) is refused: it belongs to stream {}, but this store follows stream {}",
         b.sequence(),

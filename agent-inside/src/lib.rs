@@ -13,6 +13,7 @@ pub mod db;
 pub mod diode;
 pub mod import;
 pub mod layout;
+pub mod listen;
 pub mod serve;
 pub mod status;
 pub mod store;

@@ -78,6 +78,28 @@ enum Cmd {
         #[arg(long)]
         allow_expired: bool,
     },
+    /// Makes this agent's QUIC identity (STATE/quic.crt and quic.key) for
+    /// `listen`; prints the certificate's fingerprint.
+    Cert {
+        /// DNS names to put in the certificate (for CA mode).
+        #[arg(long)]
+        name: Vec<String>,
+        /// Replace an existing identity.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Accepts bundles pushed over a two-way QUIC link (`ferry-out push`),
+    /// asking only for the chunks it lacks, and applies each one.
+    Listen {
+        /// Address to listen on, such as 0.0.0.0:7443.
+        #[arg(long)]
+        quic: String,
+        #[command(flatten)]
+        peers: ferry_quic::PeerArgs,
+        /// Do not refuse bundles past their expiry time.
+        #[arg(long)]
+        allow_expired: bool,
+    },
     /// Serves the current generation over HTTP: files under /files/<source>/<path>.
     Serve {
         /// Address to listen on, such as 0.0.0.0:8080.
@@ -218,6 +240,33 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
                 },
             };
             agent_inside::diode::receive(layout, opts)?;
+            Ok(0)
+        }
+        Cmd::Cert { name, force } => {
+            let fp = ferry_quic::generate_identity(&layout.root, &name, force)?;
+            println!("{fp}");
+            eprintln!(
+                "ferry-in: wrote {} and {}; give the certificate to the outside as `ferry-out push --peer-cert`",
+                layout.root.join(ferry_quic::CERT_FILE).display(),
+                layout.root.join(ferry_quic::KEY_FILE).display()
+            );
+            Ok(0)
+        }
+        Cmd::Listen {
+            quic,
+            peers,
+            allow_expired,
+        } => {
+            let opts = agent_inside::listen::ListenOptions {
+                listen: quic,
+                peers: peers.auth()?,
+                limits,
+                apply: ApplyOptions {
+                    allow_expired,
+                    no_space_check: false,
+                },
+            };
+            agent_inside::listen::run(layout, opts)?;
             Ok(0)
         }
         Cmd::Serve { listen } => {

@@ -9,4 +9,5 @@ pub mod config;
 pub mod diode;
 pub mod export;
 pub mod ledger;
+pub mod push;
 pub mod source;

@@ -109,6 +109,24 @@ enum Cmd {
         #[arg(long)]
         keep: u64,
     },
+    /// Makes this agent's QUIC identity (STATE/quic.crt and quic.key) for
+    /// `push`; prints the certificate's fingerprint.
+    Cert {
+        /// DNS names to put in the certificate (for CA mode).
+        #[arg(long)]
+        name: Vec<String>,
+        /// Replace an existing identity.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pushes every kept bundle the inside lacks over a two-way QUIC link,
+    /// sending only the chunks it asks for; resumes after a dropped connection.
+    Push {
+        /// The inside's listener, quic://HOST:PORT.
+        url: String,
+        #[command(flatten)]
+        peers: ferry_quic::PeerArgs,
+    },
     /// Shows the stream, its key and every bundle exported.
     Status,
 }
@@ -279,6 +297,30 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             println!(
                 "pruned {n} kept bundle(s), {} freed; the newest {keep} stay re-sendable",
                 human_bytes(bytes)
+            );
+            Ok(())
+        }
+        Cmd::Cert { name, force } => {
+            let fp = ferry_quic::generate_identity(state, &name, force)?;
+            println!("{fp}");
+            eprintln!(
+                "ferry-out: wrote {} and {}; give the certificate to the inside as `ferry-in listen --peer-cert`",
+                state.join(ferry_quic::CERT_FILE).display(),
+                state.join(ferry_quic::KEY_FILE).display()
+            );
+            Ok(())
+        }
+        Cmd::Push { url, peers } => {
+            let ledger = Ledger::open(state)?;
+            let st = agent_outside::push::push(state, &ledger, &url, peers.auth()?)?;
+            println!(
+                "pushed to {url}: {} applied, {} already there; sent {} of {} chunks ({}) in {:.1}s",
+                st.applied.len(),
+                st.skipped.len(),
+                st.chunks_sent,
+                st.chunks_total,
+                human_bytes(st.bytes_sent),
+                st.secs
             );
             Ok(())
         }

@@ -19,6 +19,7 @@
 //! - [`manifest`]: the signed manifest and its file encoding.
 //! - [`volume`]: volume files that carry the chunk payloads.
 //! - [`diode`]: the one-way UDP wire format with RaptorQ forward error correction.
+//! - [`push`]: the two-way push protocol's messages.
 //! - [`keys`]: signing keys, public key text form, trust sets.
 //! - [`limits`]: the receiver's limits against hostile input.
 
@@ -35,6 +36,7 @@ pub mod keys;
 pub mod limits;
 pub mod manifest;
 pub mod path;
+pub mod push;
 pub mod volume;
 
 pub use error::Error;

@@ -1,0 +1,303 @@
+//! `ferry-in listen --quic`: the inside end of a two-way link.
+//!
+//! The outside offers bundles in order; for each, the inside checks the
+//! manifest (trusted signer, place in the chain) and answers with the chunks
+//! it lacks, counting those an interrupted earlier push already delivered.
+//! Received chunks are checked against their ids as they arrive and kept in
+//! `STATE/incoming/<bundle>/`, so a dropped connection resumes where it
+//! stopped. When the outside says it is done, the bundle is applied exactly
+//! as one from media (`apply::apply`). One conversation at a time.
+
+use crate::apply::{self, ApplyOptions};
+use crate::bundle::{Bundle, Payload};
+use crate::chunkstore::ChunkStore;
+use crate::db::Db;
+use crate::import::{self, Place};
+use crate::layout::Layout;
+use anyhow::{bail, Context, Result};
+use ferry_agent_common::{fsx, media};
+use ferry_protocol::limits::ReceiverLimits;
+use ferry_protocol::manifest::Manifest;
+use ferry_protocol::push::{ClientMsg, ServerMsg, VERSION};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Settings of the listener.
+pub struct ListenOptions {
+    /// Address to listen on.
+    pub listen: String,
+    /// Who may connect.
+    pub peers: ferry_quic::PeerAuth,
+    /// Limits on what is received.
+    pub limits: ReceiverLimits,
+    /// How bundles are applied.
+    pub apply: ApplyOptions,
+}
+
+/// Where the chunks of an offered bundle are collected.
+fn incoming_dir(layout: &Layout, m: &Manifest) -> PathBuf {
+    layout
+        .root
+        .join("incoming")
+        .join(media::bundle_dir_name(m.stream, m.sequence))
+}
+
+/// Runs the listener until interrupted.
+pub fn run(layout: &Layout, opts: ListenOptions) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(layout.clone(), opts))
+}
+
+async fn serve(layout: Layout, opts: ListenOptions) -> Result<()> {
+    let addr = opts
+        .listen
+        .parse()
+        .with_context(|| format!("cannot read address {}", opts.listen))?;
+    let id = ferry_quic::load_identity(&layout.root)?;
+    let endpoint = ferry_quic::server(addr, id, opts.peers.clone())?;
+    eprintln!("ferry-in: listening on quic://{}", endpoint.local_addr()?);
+    let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
+    let opts = Arc::new(opts);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let (layout, opts, lock) = (layout.clone(), opts.clone(), one_at_a_time.clone());
+                tokio::spawn(async move {
+                    let remote = incoming.remote_address();
+                    let conn = match incoming.await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            eprintln!("ferry-in: refused a connection from {remote}: {e}");
+                            return;
+                        }
+                    };
+                    let _guard = lock.lock().await;
+                    if let Err(e) = conversation(&layout, &opts, conn).await {
+                        eprintln!("ferry-in: push from {remote} ended: {}", ferry_agent_common::one_line(&e));
+                    }
+                });
+            }
+        }
+    }
+    endpoint.close(0u32.into(), b"shutting down");
+    Ok(())
+}
+
+/// The state of one offered bundle.
+struct Offered {
+    bundle: Bundle,
+    received: ChunkStore,
+    need: HashSet<u32>,
+}
+
+async fn conversation(
+    layout: &Layout,
+    opts: &ListenOptions,
+    conn: quinn::Connection,
+) -> Result<()> {
+    let (mut send, mut recv) = conn.accept_bi().await.context("no stream opened")?;
+    let max = (opts.limits.max_manifest_bytes as u32)
+        .saturating_add(1 << 16)
+        .max(opts.limits.max_chunk_bytes * 2 + 1024);
+    match ferry_quic::read_msg::<ClientMsg>(&mut recv, max).await? {
+        ClientMsg::Hello { version } if version == VERSION => {}
+        ClientMsg::Hello { version } => {
+            bail!("peer speaks protocol version {version}, this is version {VERSION}")
+        }
+        other => bail!("peer opened with {other:?} instead of Hello"),
+    }
+    let (stream, applied) = block(|| {
+        let a = Db::open(&layout.db())?.applied()?;
+        Ok((a.stream, a.sequence))
+    })?;
+    ferry_quic::write_msg(&mut send, &ServerMsg::Welcome { stream, applied }).await?;
+    let mut offered: Option<Offered> = None;
+    loop {
+        match ferry_quic::read_msg::<ClientMsg>(&mut recv, max).await? {
+            ClientMsg::Offer { manifest } => {
+                let (reply, o) = block(|| offer(layout, opts, manifest))?;
+                offered = o;
+                ferry_quic::write_msg(&mut send, &reply).await?;
+            }
+            ClientMsg::Chunk { index, stored } => {
+                let Some(o) = offered.as_mut() else {
+                    bail!("peer sent a chunk before offering a bundle")
+                };
+                block(|| take_chunk(o, index, &stored))?;
+            }
+            ClientMsg::Done => {
+                let Some(o) = offered.take() else {
+                    bail!("peer said Done before offering a bundle")
+                };
+                let reply = block(|| finish(layout, opts, o))?;
+                ferry_quic::write_msg(&mut send, &reply).await?;
+            }
+            ClientMsg::Bye => break,
+            ClientMsg::Hello { .. } => bail!("peer said Hello twice"),
+        }
+    }
+    send.finish().ok();
+    let _ = send.stopped().await;
+    Ok(())
+}
+
+/// Runs blocking work (file I/O, the database) off the async threads.
+fn block<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    tokio::task::block_in_place(f)
+}
+
+fn offer(
+    layout: &Layout,
+    opts: &ListenOptions,
+    manifest: Vec<u8>,
+) -> Result<(ServerMsg, Option<Offered>)> {
+    let db = Db::open(&layout.db())?;
+    let trusted = db.trusted()?;
+    let verified = match Manifest::open(&manifest, &trusted, &opts.limits) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok((
+                ServerMsg::Refuse {
+                    reason: format!("manifest refused: {e}"),
+                },
+                None,
+            ))
+        }
+    };
+    let seq = verified.manifest.sequence;
+    let dir = incoming_dir(layout, &verified.manifest);
+    let bundle = Bundle {
+        dir: dir.clone(),
+        payload: Payload::Chunks(dir.join("chunks")),
+        manifest_bytes: manifest.len() as u64,
+        verified,
+    };
+    let applied = db.applied()?;
+    let refuse = |reason: String| Ok((ServerMsg::Refuse { reason }, None));
+    match import::place(&db, &applied, &bundle)? {
+        Place::AlreadyApplied => {
+            return Ok((
+                ServerMsg::Skip {
+                    reason: format!("bundle {seq} is already applied"),
+                },
+                None,
+            ));
+        }
+        Place::WrongStream => return refuse(import::wrong_stream(&applied, &bundle)),
+        Place::Conflicts => {
+            return refuse(format!(
+                "bundle {seq} was already applied with different content"
+            ));
+        }
+        Place::Gap => {
+            return refuse(format!(
+                "bundle {seq} does not follow the applied bundle {}; send bundle {} first",
+                applied.sequence,
+                applied.sequence + 1
+            ))
+        }
+        Place::Next => {}
+    }
+    if let Err(e) = apply::check_follows(
+        &bundle,
+        &applied,
+        opts.apply,
+        ferry_agent_common::now_unix(),
+    ) {
+        return refuse(ferry_agent_common::one_line(&e));
+    }
+    // Keep what an earlier push of this very bundle delivered; start over otherwise.
+    let mpath = dir.join(media::MANIFEST_FILE);
+    if std::fs::read(&mpath).ok().as_deref() != Some(&manifest[..]) {
+        fsx::remove_dir_if_exists(&dir)?;
+        std::fs::create_dir_all(dir.join("chunks"))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        fsx::write_atomic(&mpath, &manifest)?;
+    }
+    let store = apply::chunk_store(layout, &opts.limits);
+    let received = ChunkStore::new(&dir.join("chunks"), opts.limits.max_chunk_bytes);
+    let need: HashSet<u32> = bundle
+        .manifest()
+        .chunks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !store.contains(&c.id) && !received.contains(&c.id))
+        .map(|(i, _)| i as u32)
+        .collect();
+    let mut indices: Vec<u32> = need.iter().copied().collect();
+    indices.sort_unstable();
+    eprintln!(
+        "ferry-in: bundle {seq} offered: {} of {} chunks needed",
+        indices.len(),
+        bundle.manifest().chunks.len()
+    );
+    Ok((
+        ServerMsg::Need { indices },
+        Some(Offered {
+            bundle,
+            received,
+            need,
+        }),
+    ))
+}
+
+fn take_chunk(o: &mut Offered, index: u32, stored: &[u8]) -> Result<()> {
+    if !o.need.remove(&index) {
+        bail!("peer sent chunk #{index}, which was not asked for");
+    }
+    let c = &o.bundle.manifest().chunks[index as usize];
+    if stored.len() != c.stored_len as usize {
+        bail!(
+            "chunk {} arrived with {} bytes, the manifest says {}",
+            c.id,
+            stored.len(),
+            c.stored_len
+        );
+    }
+    ferry_protocol::codec::decode(&c.id, c.codec, stored, c.raw_len)?;
+    o.received.put(&c.id, c.codec, c.raw_len, stored)
+}
+
+fn finish(layout: &Layout, opts: &ListenOptions, o: Offered) -> Result<ServerMsg> {
+    let seq = o.bundle.sequence();
+    if !o.need.is_empty() {
+        return Ok(ServerMsg::Outcome {
+            applied: false,
+            sequence: seq,
+            message: format!("{} needed chunks never arrived", o.need.len()),
+        });
+    }
+    let db = Db::open(&layout.db())?;
+    apply::recover(layout, &db, &opts.limits)?;
+    Ok(
+        match apply::apply(layout, &db, &o.bundle, &opts.limits, opts.apply) {
+            Ok(out) => {
+                fsx::remove_dir_if_exists(&o.bundle.dir)?;
+                let message = format!(
+                    "applied bundle {seq}: {} added, {} changed, {} removed; generation {}",
+                    out.added, out.changed, out.removed, out.generation
+                );
+                eprintln!("ferry-in: {message}");
+                ServerMsg::Outcome {
+                    applied: true,
+                    sequence: seq,
+                    message,
+                }
+            }
+            Err(e) => {
+                let message = ferry_agent_common::one_line(&e);
+                eprintln!("ferry-in: error: {message}");
+                ServerMsg::Outcome {
+                    applied: false,
+                    sequence: seq,
+                    message,
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,196 @@
+//! `ferry-out push quic://HOST:PORT`: bundles over a two-way link.
+//!
+//! The outside asks the inside what it has applied, then offers every later
+//! bundle it keeps, in order; for each, the inside answers with the chunks it
+//! lacks and only those are sent. A dropped connection costs nothing already
+//! delivered: pushing again resumes, because the inside keeps what arrived.
+//! A bundle the inside applied is recorded as delivered in the ledger.
+
+use crate::export::bundles_dir;
+use crate::ledger::Ledger;
+use anyhow::{anyhow, bail, Context, Result};
+use ferry_agent_common::media::MANIFEST_FILE;
+use ferry_protocol::push::{ClientMsg, ServerMsg, VERSION};
+use ferry_protocol::volume;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Instant;
+
+/// What a push did.
+#[derive(Debug, Default)]
+pub struct PushStats {
+    /// Bundles applied by the inside.
+    pub applied: Vec<u64>,
+    /// Bundles the inside already had.
+    pub skipped: Vec<u64>,
+    /// Chunks sent, and chunks the bundles carry in all.
+    pub chunks_sent: u64,
+    /// See `chunks_sent`.
+    pub chunks_total: u64,
+    /// Bytes of chunk data sent.
+    pub bytes_sent: u64,
+    /// Wall time.
+    pub secs: f64,
+}
+
+/// Splits `quic://HOST:PORT` into the host name and a socket address.
+pub fn parse_target(url: &str) -> Result<(String, SocketAddr)> {
+    let hp = url
+        .strip_prefix("quic://")
+        .ok_or_else(|| anyhow!("{url} is not a quic://HOST:PORT address"))?
+        .trim_end_matches('/');
+    let addr = hp
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {hp}"))?
+        .next()
+        .with_context(|| format!("{hp} has no address"))?;
+    let host = hp
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(hp)
+        .trim_matches(['[', ']'])
+        .to_string();
+    Ok((host, addr))
+}
+
+/// Pushes every kept bundle the inside lacks.
+pub fn push(
+    state: &Path,
+    ledger: &Ledger,
+    url: &str,
+    peers: ferry_quic::PeerAuth,
+) -> Result<PushStats> {
+    let (host, addr) = parse_target(url)?;
+    let id = ferry_quic::load_identity(state)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let endpoint = ferry_quic::client(id, peers, addr)?;
+        let conn = endpoint.connect(addr, &host)?.await.with_context(|| {
+            format!("cannot connect to {url} (is its certificate pinned here, and ours there?)")
+        })?;
+        let stats = conversation(state, ledger, &conn).await;
+        conn.close(0u32.into(), b"done");
+        endpoint.wait_idle().await;
+        stats
+    })
+}
+
+async fn conversation(
+    state: &Path,
+    ledger: &Ledger,
+    conn: &quinn::Connection,
+) -> Result<PushStats> {
+    let t0 = Instant::now();
+    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
+    ferry_quic::write_msg(&mut send, &ClientMsg::Hello { version: VERSION }).await?;
+    let max = 1 << 20;
+    let (stream, applied) = match ferry_quic::read_msg::<ServerMsg>(&mut recv, max).await? {
+        ServerMsg::Welcome { stream, applied } => (stream, applied),
+        other => bail!("the inside answered {other:?} instead of Welcome"),
+    };
+    let ours = ledger.stream()?;
+    if stream.is_some_and(|s| s != ours) {
+        bail!(
+            "the inside follows stream {}, but this outside's stream is {ours}",
+            stream.map(|s| s.to_hex()).unwrap_or_default()
+        );
+    }
+    let mut stats = PushStats::default();
+    let todo: Vec<_> = ledger
+        .bundles()?
+        .into_iter()
+        .filter(|r| r.sequence > applied)
+        .collect();
+    if todo.is_empty() {
+        eprintln!("ferry-out: the inside has applied bundle {applied}; nothing to push");
+    }
+    for r in todo {
+        let dir = bundles_dir(state).join(&r.dir_name);
+        let manifest = std::fs::read(dir.join(MANIFEST_FILE)).with_context(|| {
+            format!(
+                "bundle {} is no longer kept in {} (pruned?); ship it from media",
+                r.sequence,
+                dir.display()
+            )
+        })?;
+        let (_, m) = ferry_protocol::manifest::peek_unverified(&manifest)?;
+        ferry_quic::write_msg(&mut send, &ClientMsg::Offer { manifest }).await?;
+        let indices = match ferry_quic::read_msg::<ServerMsg>(&mut recv, 64 << 20).await? {
+            ServerMsg::Need { indices } => indices,
+            ServerMsg::Skip { reason } => {
+                eprintln!("ferry-out: {reason}");
+                stats.skipped.push(r.sequence);
+                continue;
+            }
+            ServerMsg::Refuse { reason } => {
+                bail!("the inside refused bundle {}: {reason}", r.sequence)
+            }
+            other => bail!("the inside answered {other:?} to an offer"),
+        };
+        stats.chunks_total += m.chunks.len() as u64;
+        let total: u64 = indices
+            .iter()
+            .filter_map(|&i| m.chunks.get(i as usize))
+            .map(|c| c.stored_len as u64)
+            .sum();
+        eprintln!(
+            "ferry-out: bundle {}: the inside needs {} of {} chunks ({})",
+            r.sequence,
+            indices.len(),
+            m.chunks.len(),
+            ferry_agent_common::units::human_bytes(total)
+        );
+        let pb = ferry_agent_common::progress::bytes(total, "pushing");
+        let mut files: Vec<Option<std::fs::File>> = (0..m.volumes.len()).map(|_| None).collect();
+        for i in indices {
+            let c = m.chunks.get(i as usize).ok_or_else(|| {
+                anyhow!(
+                    "the inside asked for chunk #{i}, which bundle {} does not have",
+                    r.sequence
+                )
+            })?;
+            let f = match &mut files[c.volume as usize] {
+                Some(f) => f,
+                slot => {
+                    let p = dir.join(volume::file_name(c.volume));
+                    slot.insert(
+                        std::fs::File::open(&p)
+                            .with_context(|| format!("cannot open {}", p.display()))?,
+                    )
+                }
+            };
+            let mut stored = vec![0u8; c.stored_len as usize];
+            f.read_exact_at(&mut stored, c.offset)
+                .with_context(|| format!("cannot read chunk {} of bundle {}", c.id, r.sequence))?;
+            stats.bytes_sent += stored.len() as u64;
+            stats.chunks_sent += 1;
+            pb.inc(stored.len() as u64);
+            ferry_quic::write_msg(&mut send, &ClientMsg::Chunk { index: i, stored }).await?;
+        }
+        pb.finish_and_clear();
+        ferry_quic::write_msg(&mut send, &ClientMsg::Done).await?;
+        match ferry_quic::read_msg::<ServerMsg>(&mut recv, 1 << 20).await? {
+            ServerMsg::Outcome {
+                applied: true,
+                message,
+                ..
+            } => {
+                eprintln!("ferry-out: inside: {message}");
+                ledger.mark_written(r.sequence)?;
+                stats.applied.push(r.sequence);
+            }
+            ServerMsg::Outcome { message, .. } => {
+                bail!("the inside did not apply bundle {}: {message}", r.sequence)
+            }
+            other => bail!("the inside answered {other:?} to Done"),
+        }
+    }
+    ferry_quic::write_msg(&mut send, &ClientMsg::Bye).await?;
+    send.finish().ok();
+    let _ = recv.read_to_end(0).await;
+    stats.secs = t0.elapsed().as_secs_f64();
+    Ok(stats)
+}
