@@ -1,0 +1,191 @@
+//! The two-way QUIC link: a push over loopback applies bundles and sends only
+//! the chunks the inside lacks; a push killed half-way resumes and completes;
+//! a peer with a certificate that is not pinned is refused.
+
+use ferry_e2e::*;
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Listener(Child);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Makes both identities and starts the inside listener; returns it and the URL.
+fn listen(env: &Env) -> (Listener, String) {
+    env.out(&["cert"]).expect_ok();
+    env.inn(&["cert"]).expect_ok();
+    let port = free_port();
+    let child = Command::new(bin("ferry-in"))
+        .arg("--state")
+        .arg(&env.in_state)
+        .args([
+            "listen",
+            "--quic",
+            &format!("127.0.0.1:{port}"),
+            "--peer-cert",
+        ])
+        .arg(env.out_state.join("quic.crt"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    (Listener(child), format!("quic://127.0.0.1:{port}"))
+}
+
+fn push(env: &Env, url: &str) -> Run {
+    env.out(&[
+        "push",
+        url,
+        "--peer-cert",
+        env.in_state.join("quic.crt").to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn push_applies_bundles_and_sends_only_missing_chunks() {
+    let env = Env::new();
+    env.write_src("a.bin", &random_bytes(600_000, 1));
+    env.write_src("b.txt", &text_bytes(200_000, 2));
+    env.export("m1").expect_ok();
+    env.write_src("c.bin", &random_bytes(300_000, 3));
+    env.export("m2").expect_ok();
+    let (_l, url) = listen(&env);
+
+    let r = push(&env, &url).expect_ok();
+    assert!(r.stdout.contains("2 applied"), "{}", r.all());
+    assert_eq!(env.applied_sequence(), 2);
+    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    // The ledger records the delivery.
+    let st = env.out(&["status"]).expect_ok();
+    assert!(st.stdout.contains("2 exported"), "{}", st.stdout);
+
+    // Nothing new: nothing sent.
+    let r = push(&env, &url).expect_ok();
+    assert!(r.stderr.contains("nothing to push"), "{}", r.all());
+
+    // A later bundle goes alone; a copy of a file the inside has costs no chunk.
+    env.write_src("copy-of-a.bin", &random_bytes(600_000, 1));
+    env.write_src("d.txt", &text_bytes(50_000, 4));
+    env.export("m3").expect_ok();
+    let r = push(&env, &url).expect_ok();
+    assert!(r.stdout.contains("1 applied"), "{}", r.all());
+    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+}
+
+#[test]
+fn a_push_killed_half_way_resumes_and_completes() {
+    let env = Env::new();
+    for i in 0..4u64 {
+        env.write_src(&format!("big{i}.bin"), &random_bytes(5_000_000, 10 + i));
+    }
+    env.export("m1").expect_ok();
+    let (_l, url) = listen(&env);
+    let incoming = env.in_state.join("incoming");
+
+    // Kill the pushing outside once some chunks have arrived inside.
+    let mut child = Command::new(bin("ferry-out"))
+        .arg("--state")
+        .arg(&env.out_state)
+        .args(["push", &url, "--peer-cert"])
+        .arg(env.in_state.join("quic.crt"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let received = |d: &std::path::Path| -> usize { walk_count(d) };
+    while received(&incoming) < 60 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let got = received(&incoming);
+    assert!(
+        got >= 60,
+        "the push did not get under way ({got} chunks arrived)"
+    );
+    assert_eq!(
+        env.applied_sequence(),
+        0,
+        "the kill came too late to test a resume"
+    );
+
+    let r = push(&env, &url).expect_ok();
+    let needed = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("needs"))
+        .unwrap_or_else(|| panic!("no 'needs' line:\n{}", r.all()))
+        .to_string();
+    // "bundle 1: the inside needs N of M chunks (…)"
+    let n: Vec<u64> = needed
+        .split("needs ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        n.len() == 2 && n[0] < n[1],
+        "a resumed push resent everything: {needed}"
+    );
+    assert_eq!(env.applied_sequence(), 1);
+    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(
+        walk_count(&incoming),
+        0,
+        "the incoming chunks were not cleaned up"
+    );
+}
+
+fn walk_count(d: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(d) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk_count(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_peer_with_an_unpinned_certificate_is_refused() {
+    let env = Env::new();
+    env.write_src("a.txt", b"hello");
+    env.export("m1").expect_ok();
+    let (_l, url) = listen(&env);
+    // Another identity for the outside: the inside pinned the first one.
+    env.out(&["cert", "--force"]).expect_ok();
+    push(&env, &url).expect_fail(&["not pinned"]);
+    assert_eq!(env.applied_sequence(), 0);
+
+    // And the outside refuses an inside whose certificate it did not pin.
+    let other = env.root().join("other.crt");
+    std::fs::write(
+        &other,
+        std::fs::read(env.out_state.join("quic.crt")).unwrap(),
+    )
+    .unwrap();
+    env.out(&["push", &url, "--peer-cert", other.to_str().unwrap()])
+        .expect_fail(&["not pinned"]);
+}
