@@ -87,6 +87,10 @@ enum Cmd {
         /// Replace an existing identity.
         #[arg(long)]
         force: bool,
+        /// Have the certificate issued by the private CA in this directory
+        /// (made on first use) instead of self-signed.
+        #[arg(long)]
+        ca_dir: Option<PathBuf>,
     },
     /// Accepts bundles pushed over a two-way QUIC link (`ferry-out push`),
     /// asking only for the chunks it lacks, and applies each one.
@@ -242,8 +246,12 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
             agent_inside::diode::receive(layout, opts)?;
             Ok(0)
         }
-        Cmd::Cert { name, force } => {
-            let fp = ferry_quic::generate_identity(&layout.root, &name, force)?;
+        Cmd::Cert {
+            name,
+            force,
+            ca_dir,
+        } => {
+            let fp = ferry_quic::generate_identity(&layout.root, &name, force, ca_dir.as_deref())?;
             println!("{fp}");
             eprintln!(
                 "ferry-in: wrote {} and {}; give the certificate to the outside as `ferry-out push --peer-cert`",

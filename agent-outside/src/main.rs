@@ -118,6 +118,10 @@ enum Cmd {
         /// Replace an existing identity.
         #[arg(long)]
         force: bool,
+        /// Have the certificate issued by the private CA in this directory
+        /// (made on first use) instead of self-signed.
+        #[arg(long)]
+        ca_dir: Option<PathBuf>,
     },
     /// Pushes every kept bundle the inside lacks over a two-way QUIC link,
     /// sending only the chunks it asks for; resumes after a dropped connection.
@@ -300,8 +304,12 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Cert { name, force } => {
-            let fp = ferry_quic::generate_identity(state, &name, force)?;
+        Cmd::Cert {
+            name,
+            force,
+            ca_dir,
+        } => {
+            let fp = ferry_quic::generate_identity(state, &name, force, ca_dir.as_deref())?;
             println!("{fp}");
             eprintln!(
                 "ferry-out: wrote {} and {}; give the certificate to the inside as `ferry-in listen --peer-cert`",

@@ -35,8 +35,40 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(der))
 }
 
-/// Makes a new self-signed identity in `state`; returns the certificate's fingerprint.
-pub fn generate_identity(state: &Path, names: &[String], force: bool) -> Result<String> {
+/// File names of a private CA in its directory.
+pub const CA_CERT_FILE: &str = "ca.crt";
+/// See [`CA_CERT_FILE`].
+pub const CA_KEY_FILE: &str = "ca.key";
+
+/// The CA's parameters: fixed, so the CA key alone (with these) signs
+/// certificates whose issuer matches `ca.crt`.
+fn ca_params() -> Result<rcgen::CertificateParams> {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "Ferry private CA");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    Ok(p)
+}
+
+/// Makes a new identity in `state`; returns the certificate's fingerprint.
+///
+/// Self-signed (for pinning), or, with `ca_dir`, issued by the private CA
+/// kept there, which is created on first use (`ca.crt` to hand to every
+/// agent as `--ca`, `ca.key` to keep offline).
+pub fn generate_identity(
+    state: &Path,
+    names: &[String],
+    force: bool,
+    ca_dir: Option<&Path>,
+) -> Result<String> {
     std::fs::create_dir_all(state).with_context(|| format!("cannot create {}", state.display()))?;
     let (cert_path, key_path) = (state.join(CERT_FILE), state.join(KEY_FILE));
     if cert_path.exists() && !force {
@@ -44,14 +76,51 @@ pub fn generate_identity(state: &Path, names: &[String], force: bool) -> Result<
     }
     let mut all = names.to_vec();
     all.push("localhost".into());
-    let params = rcgen::CertificateParams::new(all).context("certificate names")?;
+    let mut params = rcgen::CertificateParams::new(all).context("certificate names")?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        names.first().map(String::as_str).unwrap_or("ferry"),
+    );
     let key = rcgen::KeyPair::generate().context("cannot make a key pair")?;
-    let cert = params
-        .self_signed(&key)
-        .context("cannot sign the certificate")?;
+    let cert = match ca_dir {
+        None => params
+            .self_signed(&key)
+            .context("cannot sign the certificate")?,
+        Some(dir) => {
+            let ca_key = load_or_make_ca(dir)?;
+            let issuer = rcgen::Issuer::new(ca_params()?, ca_key);
+            params
+                .signed_by(&key, &issuer)
+                .context("cannot sign the certificate with the CA")?
+        }
+    };
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     ferry_agent_common::fsx::write_atomic(&cert_path, cert.pem().as_bytes())?;
     Ok(fingerprint(cert.der()))
+}
+
+fn load_or_make_ca(dir: &Path) -> Result<rcgen::KeyPair> {
+    let (cert_path, key_path) = (dir.join(CA_CERT_FILE), dir.join(CA_KEY_FILE));
+    if key_path.exists() {
+        let pem = std::fs::read_to_string(&key_path)
+            .with_context(|| format!("cannot read {}", key_path.display()))?;
+        return rcgen::KeyPair::from_pem(&pem)
+            .with_context(|| format!("{} is not a key", key_path.display()));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = rcgen::KeyPair::generate().context("cannot make the CA key")?;
+    let cert = ca_params()?
+        .self_signed(&key)
+        .context("cannot make the CA certificate")?;
+    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    ferry_agent_common::fsx::write_atomic(&cert_path, cert.pem().as_bytes())?;
+    eprintln!(
+        "made a private CA in {}: give {} to every agent as --ca, keep {} offline",
+        dir.display(),
+        cert_path.display(),
+        key_path.display()
+    );
+    Ok(key)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {

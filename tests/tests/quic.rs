@@ -189,3 +189,64 @@ fn a_peer_with_an_unpinned_certificate_is_refused() {
     env.out(&["push", &url, "--peer-cert", other.to_str().unwrap()])
         .expect_fail(&["not pinned"]);
 }
+
+#[test]
+fn a_private_ca_authenticates_both_ends() {
+    let env = Env::new();
+    env.write_src("a.txt", &text_bytes(30_000, 9));
+    env.export("m1").expect_ok();
+    let ca = env.root().join("ca");
+    let ca_arg = ca.to_str().unwrap();
+    env.out(&["cert", "--ca-dir", ca_arg, "--name", "outside"])
+        .expect_ok();
+    env.inn(&["cert", "--ca-dir", ca_arg, "--name", "127.0.0.1"])
+        .expect_ok();
+    let ca_crt = ca.join("ca.crt");
+    let port = free_port();
+    let _l = Listener(
+        Command::new(bin("ferry-in"))
+            .arg("--state")
+            .arg(&env.in_state)
+            .args(["listen", "--quic", &format!("127.0.0.1:{port}"), "--ca"])
+            .arg(&ca_crt)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!("quic://127.0.0.1:{port}");
+
+    // A self-signed outside identity is not from the CA: refused.
+    let stranger = env.root().join("stranger");
+    let r = Command::new(bin("ferry-out"))
+        .arg("--state")
+        .arg(&stranger)
+        .arg("cert")
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    for f in ["signing.key", "signing.pub", "ferry-out.redb"] {
+        std::fs::copy(env.out_state.join(f), stranger.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(stranger.join("bundles")).unwrap();
+    let r = Command::new(bin("ferry-out"))
+        .arg("--state")
+        .arg(&stranger)
+        .args(["push", &url, "--ca"])
+        .arg(&ca_crt)
+        .output()
+        .unwrap();
+    assert!(
+        !r.status.success(),
+        "a certificate from outside the CA was accepted"
+    );
+    assert_eq!(env.applied_sequence(), 0);
+
+    // Both from the CA: accepted.
+    let r = env
+        .out(&["push", &url, "--ca", ca_crt.to_str().unwrap()])
+        .expect_ok();
+    assert!(r.stdout.contains("1 applied"), "{}", r.all());
+    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+}
