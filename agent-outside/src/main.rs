@@ -322,12 +322,14 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             let ledger = Ledger::open(state)?;
             let st = agent_outside::push::push(state, &ledger, &url, peers.auth()?)?;
             println!(
-                "pushed to {url}: {} applied, {} already there; sent {} of {} chunks ({}) in {:.1}s",
+                "pushed to {url}: {} applied, {} already there; sent {} of {} chunks ({}) in {:.2}s ({:.1} MB/s), {:.2}s in all with the inside's apply",
                 st.applied.len(),
                 st.skipped.len(),
                 st.chunks_sent,
                 st.chunks_total,
                 human_bytes(st.bytes_sent),
+                st.transfer_secs,
+                st.bytes_sent as f64 / 1e6 / st.transfer_secs.max(1e-6),
                 st.secs
             );
             Ok(())

@@ -30,6 +30,8 @@ pub struct PushStats {
     pub chunks_total: u64,
     /// Bytes of chunk data sent.
     pub bytes_sent: u64,
+    /// Seconds spent sending chunks (from each offer's answer to `Done`).
+    pub transfer_secs: f64,
     /// Wall time.
     pub secs: f64,
 }
@@ -144,6 +146,7 @@ async fn conversation(
             ferry_agent_common::units::human_bytes(total)
         );
         let pb = ferry_agent_common::progress::bytes(total, "pushing");
+        let t_send = Instant::now();
         let mut files: Vec<Option<std::fs::File>> = (0..m.volumes.len()).map(|_| None).collect();
         for i in indices {
             let c = m.chunks.get(i as usize).ok_or_else(|| {
@@ -172,6 +175,7 @@ async fn conversation(
         }
         pb.finish_and_clear();
         ferry_quic::write_msg(&mut send, &ClientMsg::Done).await?;
+        stats.transfer_secs += t_send.elapsed().as_secs_f64();
         match ferry_quic::read_msg::<ServerMsg>(&mut recv, 1 << 20).await? {
             ServerMsg::Outcome {
                 applied: true,
