@@ -388,3 +388,31 @@ fn garbage_and_foreign_packets_are_dropped() {
         .unwrap();
     assert!(n >= 500, "only {n} garbage packets counted");
 }
+
+#[test]
+fn export_straight_to_a_diode() {
+    let _one_at_a_time = serial();
+    let env = Env::new();
+    env.write_src("tool.bin", &random_bytes(500_000, 8));
+    let rx_addr = free_udp_port();
+    let child = start_receiver(&env, rx_addr, "4s");
+    wait_listening(&env);
+    let r = env
+        .out(&[
+            "export",
+            "--config",
+            env.config.to_str().unwrap(),
+            "--to",
+            &format!("diode://{rx_addr}"),
+            "--rate",
+            "40M",
+        ])
+        .expect_ok();
+    assert!(
+        r.stdout.contains("bundle 1 exported") && r.stdout.contains("sent 1 bundle"),
+        "{}",
+        r.all()
+    );
+    let run = finish(child);
+    assert_applied(&env, &run, "export --to diode://");
+}
