@@ -13,6 +13,13 @@
 #   BENCH_DIODE_LOSSY_RATE  send rate for the lossy relay cases and the import
 #                           case (default 300M: what the Python relay sustains
 #                           on 2 cores next to sender and receiver, see below)
+#   BENCH_DIODE_STRESS_RATES  rates past what this machine sustains, sent directly
+#                           and through the relay, outcome not judged
+#                           (default "1000M 2000M"; empty: skip)
+#   BENCH_DIODE_ORIG_RATES  direct lossless cases run with the original
+#                           net.core.rmem_max before it is raised, outcome not
+#                           judged (default "300M 600M"; empty: skip; only when
+#                           the limit is going to be raised)
 #   BENCH_DIODE_IDLE        receiver --exit-when-idle (default 3s)
 #   BENCH_DIODE_RMEM        as root, raise net.core.rmem_max to this many bytes
 #                           for the run and restore it afterwards (default
@@ -47,6 +54,8 @@ BENCH_DIODE_MB=${BENCH_DIODE_MB:-200}
 BENCH_SEED=${BENCH_SEED:-42}
 BENCH_DIODE_RATES=${BENCH_DIODE_RATES:-"100M 300M 600M"}
 BENCH_DIODE_LOSSY_RATE=${BENCH_DIODE_LOSSY_RATE:-300M}
+BENCH_DIODE_STRESS_RATES=${BENCH_DIODE_STRESS_RATES-"1000M 2000M"}
+BENCH_DIODE_ORIG_RATES=${BENCH_DIODE_ORIG_RATES-"300M 600M"}
 BENCH_DIODE_IDLE=${BENCH_DIODE_IDLE:-3s}
 BENCH_DIODE_RMEM=${BENCH_DIODE_RMEM:-33554432}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
@@ -197,16 +206,15 @@ CURRENT_STEP="rmem"
 RMEM_ORIG=$(sysctl -n net.core.rmem_max)
 metric rmem_max_orig "$RMEM_ORIG"
 info "net.core.rmem_max = $RMEM_ORIG (ferry-in asks for 32 MiB; the kernel grants min(ask, rmem_max), reported doubled)"
+WILL_RAISE=0
 if (( BENCH_DIODE_RMEM > 0 && BENCH_DIODE_RMEM > RMEM_ORIG )); then
-    if [[ $(id -u) -eq 0 ]] && sysctl -q -w net.core.rmem_max="$BENCH_DIODE_RMEM" >/dev/null 2>&1; then
-        RMEM_RAISED=1
-        info "${Y}raised${N} net.core.rmem_max to $BENCH_DIODE_RMEM for this run (restored on exit)"
+    if [[ $(id -u) -eq 0 ]]; then
+        WILL_RAISE=1
+        info "will raise it to $BENCH_DIODE_RMEM after the cases with the original limit (restored on exit)"
     else
-        info "${Y}warning${N}: could not raise net.core.rmem_max (not root?); high rates will lose packets in the kernel"
+        info "${Y}warning${N}: not root, cannot raise net.core.rmem_max; high rates will lose packets in the kernel"
     fi
 fi
-metric rmem_max_used "$(sysctl -n net.core.rmem_max)"
-metric rmem_raised "$RMEM_RAISED"
 
 # ------------------------------------------------------------------ 3. data
 section "Generate data (~${BENCH_DIODE_MB} MiB, mostly incompressible)"
@@ -296,7 +304,7 @@ rm -rf "$BENCH_DIR/cmp/cp1" "$BENCH_DIR/cmp/cp2"
 # ------------------------------------------------------------------ 6. cases
 # run_case NAME VIA RATE OVERHEAD EXPECT IMPORT [RELAY ARGS...]
 #   VIA     direct | relay
-#   EXPECT  complete | incomplete
+#   EXPECT  complete | incomplete | any (not judged)
 #   IMPORT  0 | 1 (receiver runs with --import; the time until the import is done is recorded)
 run_case() {
     local name=$1 via=$2 rate=$3 overhead=$4 expect=$5 import=$6
@@ -400,6 +408,7 @@ run_case() {
         printf 'relay_args=%s\n' "${relay_args[*]:-}"
         printf 't_send_start=%s\nt_send_end=%s\n' "$t0" "$t1"
         printf 'bundle_bytes=%s\nbundle_name=%s\nverify=%s\nidle=%s\n' "$BUNDLE_BYTES" "$BUNDLE_NAME" "$verify" "$BENCH_DIODE_IDLE"
+        printf 'rmem_max=%s\n' "$(sysctl -n net.core.rmem_max)"
     } >"$d/meta.env"
     BG_PIDS=()   # all waited for: never signal a pid that may have been reused
     python3 "$REPORT" case --dir "$d"
@@ -409,6 +418,25 @@ run_case() {
 
 CASE_SEED=$BENCH_SEED
 LOSSY=$BENCH_DIODE_LOSSY_RATE
+
+if (( WILL_RAISE )) && [[ -n ${BENCH_DIODE_ORIG_RATES// /} ]]; then
+    section "Direct, no loss, with the original net.core.rmem_max ($RMEM_ORIG): outcome not fixed"
+    for r in $BENCH_DIODE_ORIG_RATES; do
+        run_case "origbuf-direct-$r" direct "$r" 10% any 0
+    done
+fi
+
+CURRENT_STEP="rmem"
+if (( WILL_RAISE )); then
+    if sysctl -q -w net.core.rmem_max="$BENCH_DIODE_RMEM" >/dev/null 2>&1; then
+        RMEM_RAISED=1
+        info "${Y}raised${N} net.core.rmem_max from $RMEM_ORIG to $BENCH_DIODE_RMEM for the rest of the run (restored on exit)"
+    else
+        info "${Y}warning${N}: could not raise net.core.rmem_max; high rates will lose packets in the kernel"
+    fi
+fi
+metric rmem_max_used "$(sysctl -n net.core.rmem_max)"
+metric rmem_raised "$RMEM_RAISED"
 
 section "Direct to the receiver, no loss (overhead 10%)"
 for r in $BENCH_DIODE_RATES; do
@@ -425,6 +453,14 @@ run_case "loss1-$LOSSY"  relay "$LOSSY" 10% complete 0   --drop 0.01 --reorder 0
 run_case "loss5-$LOSSY"  relay "$LOSSY" 15% complete 0   --drop 0.05 --reorder 0.02
 run_case "burst5-$LOSSY" relay "$LOSSY" 25% complete 0   --burst-loss 0.05 --burst-len 100
 run_case "short-$LOSSY"  relay "$LOSSY" 3%  incomplete 0 --drop 0.05
+
+if [[ -n ${BENCH_DIODE_STRESS_RATES// /} ]]; then
+    section "Stress, no loss (overhead 10%): beyond what sender/receiver/relay sustain on this machine; outcome not fixed"
+    for r in $BENCH_DIODE_STRESS_RATES; do
+        run_case "direct-$r" direct "$r" 10% any 0
+        run_case "relay-$r" relay "$r" 10% any 0
+    done
+fi
 
 section "End to end: lossy relay (1%) at $LOSSY with --import"
 run_case "import-$LOSSY" relay "$LOSSY" 10% complete 1   --drop 0.01 --reorder 0.02 --duplicate 0.01
