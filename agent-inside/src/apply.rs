@@ -353,6 +353,16 @@ fn finish(
     }
     fsx::remove_dir_if_exists(&layout.staging())?;
     chunk_store(layout, limits).retain(&catalog.chunk_ids())?;
+    // Chunks pushed over QUIC for bundles now applied (by any route).
+    if let Ok(rd) = std::fs::read_dir(layout.root.join("incoming")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let seq = name.rsplit('-').next().and_then(|s| s.parse::<u64>().ok());
+            if seq.is_some_and(|s| s <= applied.sequence) {
+                fsx::remove_dir_if_exists(&e.path())?;
+            }
+        }
+    }
     Ok(())
 }
 
