@@ -95,18 +95,29 @@ fn outgoing(dir: &Path) -> Result<Outgoing> {
 }
 
 /// Paces packets to a line rate.
+///
+/// A token bucket that holds at most `BURST` worth of sending: time the
+/// sender spent idle (waiting for encoding, say) is not made up later by a
+/// burst above the line rate, which a diode would drop.
 struct Pacer {
     start: Instant,
     sent_bits: f64,
     rate: f64,
 }
 
+/// The most a sender may run ahead of the line rate after an idle moment.
+const BURST: Duration = Duration::from_millis(1);
+
 impl Pacer {
     fn wait(&mut self, datagram_len: usize) {
+        let now = self.start.elapsed();
+        let floor = (now.as_secs_f64() - BURST.as_secs_f64()) * self.rate;
+        if self.sent_bits < floor {
+            self.sent_bits = floor;
+        }
         self.sent_bits += ((datagram_len + 28) * 8) as f64;
         let due = Duration::from_secs_f64(self.sent_bits / self.rate);
-        let now = self.start.elapsed();
-        if due > now + Duration::from_micros(500) {
+        if due > now + Duration::from_micros(200) {
             std::thread::sleep(due - now);
         }
     }
@@ -162,81 +173,110 @@ pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<
         .sum::<u64>()
         * (1 + opts.repeat as u64);
     let pb = ferry_agent_common::progress::bytes(total, "sending");
-    for pass in 0..=opts.repeat {
-        for b in &bundles {
-            let file_count = b.files.len() as u16;
-            for (fi, path) in b.files.iter().enumerate() {
-                let f = std::fs::File::open(path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                let size = f.metadata()?.len();
-                if pass == 0 {
-                    stats.payload_bytes += size;
-                }
-                let segments = diode::segment_count(size, segment);
-                let seg_ids: Vec<u32> = (0..segments).collect();
-                for window in seg_ids.chunks(opts.window.max(1)) {
-                    let te = Instant::now();
-                    let lists = window
-                        .par_iter()
-                        .map(|&s| -> Result<Vec<Vec<u8>>> {
-                            let len = diode::segment_len(size, segment, s);
-                            let mut data = vec![0u8; len as usize];
-                            f.read_exact_at(&mut data, s as u64 * segment as u64)
-                                .with_context(|| format!("cannot read {}", path.display()))?;
-                            let k = diode::source_symbols(len, symbol);
-                            let r = diode::repair_count(k, opts.overhead);
-                            // Pass 0: source + r repair; pass p: k + r fresh repair symbols.
-                            let symbols = if pass == 0 {
-                                diode::encode_segment(&data, symbol, true, 0, r)
-                            } else {
-                                diode::encode_segment(
-                                    &data,
-                                    symbol,
-                                    false,
-                                    r + (pass - 1) * (k + r),
-                                    k + r,
-                                )
-                            };
-                            Ok(symbols
-                                .into_iter()
-                                .map(|(id, data)| {
-                                    Packet {
-                                        stream: b.stream,
-                                        sequence: b.sequence,
-                                        file: fi as u16,
-                                        file_count,
-                                        file_size: size,
-                                        segment: s,
-                                        segment_size: segment,
-                                        symbol_size: symbol,
-                                        symbol_id: id,
-                                        data,
-                                    }
-                                    .to_bytes()
+    // Windows are encoded on other threads, one window ahead, while this
+    // thread paces the previous one onto the wire.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<Vec<u8>>, u64, f64)>>(1);
+    let payload_bytes = std::thread::scope(|scope| -> Result<u64> {
+        let bundles = &bundles;
+        let producer = scope.spawn(move || -> u64 {
+            let mut payload = 0;
+            for pass in 0..=opts.repeat {
+                for b in bundles {
+                    let file_count = b.files.len() as u16;
+                    for (fi, path) in b.files.iter().enumerate() {
+                        let opened = std::fs::File::open(path)
+                            .and_then(|f| f.metadata().map(|m| (f, m.len())))
+                            .with_context(|| format!("cannot open {}", path.display()));
+                        let (f, size) = match opened {
+                            Ok(x) => x,
+                            Err(e) => {
+                                let _ = tx.send(Err(e));
+                                return payload;
+                            }
+                        };
+                        if pass == 0 {
+                            payload += size;
+                        }
+                        let seg_ids: Vec<u32> = (0..diode::segment_count(size, segment)).collect();
+                        for window in seg_ids.chunks(opts.window.max(1)) {
+                            let te = Instant::now();
+                            let encoded = window
+                                .par_iter()
+                                .map(|&s| -> Result<Vec<Vec<u8>>> {
+                                    let len = diode::segment_len(size, segment, s);
+                                    let mut data = vec![0u8; len as usize];
+                                    f.read_exact_at(&mut data, s as u64 * segment as u64)
+                                        .with_context(|| {
+                                            format!("cannot read {}", path.display())
+                                        })?;
+                                    let k = diode::source_symbols(len, symbol);
+                                    let r = diode::repair_count(k, opts.overhead);
+                                    // Pass 0: source + r repair; pass p: k + r fresh repair symbols.
+                                    let symbols = if pass == 0 {
+                                        diode::encode_segment(&data, symbol, true, 0, r)
+                                    } else {
+                                        diode::encode_segment(
+                                            &data,
+                                            symbol,
+                                            false,
+                                            r + (pass - 1) * (k + r),
+                                            k + r,
+                                        )
+                                    };
+                                    Ok(symbols
+                                        .into_iter()
+                                        .map(|(id, data)| {
+                                            Packet {
+                                                stream: b.stream,
+                                                sequence: b.sequence,
+                                                file: fi as u16,
+                                                file_count,
+                                                file_size: size,
+                                                segment: s,
+                                                segment_size: segment,
+                                                symbol_size: symbol,
+                                                symbol_id: id,
+                                                data,
+                                            }
+                                            .to_bytes()
+                                        })
+                                        .collect())
                                 })
-                                .collect())
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    stats.encode_secs += te.elapsed().as_secs_f64();
-                    for dgram in diode::interleave(lists) {
-                        pacer.wait(dgram.len());
-                        send_one(&sock, &dgram)?;
-                        stats.packets += 1;
-                        stats.wire_bytes += dgram.len() as u64;
+                                .collect::<Result<Vec<_>>>()
+                                .map(|lists| {
+                                    let bytes = window
+                                        .iter()
+                                        .map(|&s| diode::segment_len(size, segment, s))
+                                        .sum();
+                                    (diode::interleave(lists), bytes, te.elapsed().as_secs_f64())
+                                });
+                            let failed = encoded.is_err();
+                            if tx.send(encoded).is_err() || failed {
+                                return payload;
+                            }
+                        }
                     }
-                    pb.inc(
-                        window
-                            .iter()
-                            .map(|&s| diode::segment_len(size, segment, s))
-                            .sum(),
-                    );
                 }
             }
-            if pass == 0 {
-                stats.bundles += 1;
+            payload
+        });
+        for item in rx {
+            let (packets, bytes, secs) = item?;
+            stats.encode_secs += secs;
+            for dgram in packets {
+                pacer.wait(dgram.len());
+                send_one(&sock, &dgram)?;
+                stats.packets += 1;
+                stats.wire_bytes += dgram.len() as u64;
             }
+            pb.inc(bytes);
         }
-    }
+        producer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))
+    })?;
+    stats.payload_bytes = payload_bytes;
+    stats.bundles = bundles.len() as u64;
     pb.finish_and_clear();
     stats.secs = t0.elapsed().as_secs_f64();
     Ok(stats)
