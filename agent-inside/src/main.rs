@@ -80,18 +80,7 @@ enum Cmd {
     },
     /// Makes this agent's QUIC identity (STATE/quic.crt and quic.key) for
     /// `listen`; prints the certificate's fingerprint.
-    Cert {
-        /// DNS names to put in the certificate (for CA mode).
-        #[arg(long)]
-        name: Vec<String>,
-        /// Replace an existing identity.
-        #[arg(long)]
-        force: bool,
-        /// Have the certificate issued by the private CA in this directory
-        /// (made on first use) instead of self-signed.
-        #[arg(long)]
-        ca_dir: Option<PathBuf>,
-    },
+    Cert(ferry_quic::CertArgs),
     /// Accepts bundles pushed over a two-way QUIC link (`ferry-out push`),
     /// asking only for the chunks it lacks, and applies each one.
     Listen {
@@ -246,18 +235,8 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
             agent_inside::diode::receive(layout, opts)?;
             Ok(0)
         }
-        Cmd::Cert {
-            name,
-            force,
-            ca_dir,
-        } => {
-            let fp = ferry_quic::generate_identity(&layout.root, &name, force, ca_dir.as_deref())?;
-            println!("{fp}");
-            eprintln!(
-                "ferry-in: wrote {} and {}; give the certificate to the outside as `ferry-out push --peer-cert`",
-                layout.root.join(ferry_quic::CERT_FILE).display(),
-                layout.root.join(ferry_quic::KEY_FILE).display()
-            );
+        Cmd::Cert(args) => {
+            args.run(&layout.root, "ferry-out push")?;
             Ok(0)
         }
         Cmd::Listen {

@@ -111,18 +111,7 @@ enum Cmd {
     },
     /// Makes this agent's QUIC identity (STATE/quic.crt and quic.key) for
     /// `push`; prints the certificate's fingerprint.
-    Cert {
-        /// DNS names to put in the certificate (for CA mode).
-        #[arg(long)]
-        name: Vec<String>,
-        /// Replace an existing identity.
-        #[arg(long)]
-        force: bool,
-        /// Have the certificate issued by the private CA in this directory
-        /// (made on first use) instead of self-signed.
-        #[arg(long)]
-        ca_dir: Option<PathBuf>,
-    },
+    Cert(ferry_quic::CertArgs),
     /// Pushes every kept bundle the inside lacks over a two-way QUIC link,
     /// sending only the chunks it asks for; resumes after a dropped connection.
     Push {
@@ -304,20 +293,7 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Cert {
-            name,
-            force,
-            ca_dir,
-        } => {
-            let fp = ferry_quic::generate_identity(state, &name, force, ca_dir.as_deref())?;
-            println!("{fp}");
-            eprintln!(
-                "ferry-out: wrote {} and {}; give the certificate to the inside as `ferry-in listen --peer-cert`",
-                state.join(ferry_quic::CERT_FILE).display(),
-                state.join(ferry_quic::KEY_FILE).display()
-            );
-            Ok(())
-        }
+        Cmd::Cert(args) => args.run(state, "ferry-in listen"),
         Cmd::Push { url, peers } => {
             let ledger = Ledger::open(state)?;
             let st = agent_outside::push::push(state, &ledger, &url, peers.auth()?)?;
@@ -386,21 +362,7 @@ fn keygen(state: &Path, force: bool) -> Result<()> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
     let key = SecretKey::from_seed(seed);
-    let tmp = fsx::tmp_name(&kp);
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        writeln!(f, "{}", key.to_text())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &kp)?;
+    fsx::write_private(&kp, format!("{}\n", key.to_text()).as_bytes())?;
     let public = key.public().to_text();
     fsx::write_atomic(&state.join("signing.pub"), format!("{public}\n").as_bytes())?;
     fsx::sync_dir(state)?;

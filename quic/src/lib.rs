@@ -94,7 +94,7 @@ pub fn generate_identity(
                 .context("cannot sign the certificate with the CA")?
         }
     };
-    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    ferry_agent_common::fsx::write_private(&key_path, key.serialize_pem().as_bytes())?;
     ferry_agent_common::fsx::write_atomic(&cert_path, cert.pem().as_bytes())?;
     Ok(fingerprint(cert.der()))
 }
@@ -112,7 +112,7 @@ fn load_or_make_ca(dir: &Path) -> Result<rcgen::KeyPair> {
     let cert = ca_params()?
         .self_signed(&key)
         .context("cannot make the CA certificate")?;
-    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    ferry_agent_common::fsx::write_private(&key_path, key.serialize_pem().as_bytes())?;
     ferry_agent_common::fsx::write_atomic(&cert_path, cert.pem().as_bytes())?;
     eprintln!(
         "made a private CA in {}: give {} to every agent as --ca, keep {} offline",
@@ -121,22 +121,6 @@ fn load_or_make_ca(dir: &Path) -> Result<rcgen::KeyPair> {
         key_path.display()
     );
     Ok(key)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = ferry_agent_common::fsx::tmp_name(path);
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// An agent's certificate and key.
@@ -219,6 +203,34 @@ struct Pinned {
 }
 
 impl Pinned {
+    fn tls12(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
     fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         let fp: [u8; 32] = sha2::Sha256::digest(cert.as_ref()).into();
         if self.pins.contains(&fp) {
@@ -250,12 +262,7 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.tls12(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -263,12 +270,7 @@ impl ServerCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.tls13(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider
@@ -296,12 +298,7 @@ impl ClientCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.tls12(message, cert, dss)
     }
     fn verify_tls13_signature(
         &self,
@@ -309,12 +306,7 @@ impl ClientCertVerifier for Pinned {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.tls13(message, cert, dss)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider
@@ -434,5 +426,35 @@ impl PeerArgs {
             Some(ca) => PeerAuth::ca(ca),
             None => PeerAuth::pinned(&self.peer_cert),
         }
+    }
+}
+
+/// The `cert` subcommand's options (both agents).
+#[derive(clap::Args, Clone, Debug)]
+pub struct CertArgs {
+    /// DNS names or IP addresses to put in the certificate (for CA mode).
+    #[arg(long)]
+    pub name: Vec<String>,
+    /// Replace an existing identity.
+    #[arg(long)]
+    pub force: bool,
+    /// Have the certificate issued by the private CA in this directory
+    /// (made on first use) instead of self-signed.
+    #[arg(long)]
+    pub ca_dir: Option<PathBuf>,
+}
+
+impl CertArgs {
+    /// Makes the identity in `state`, prints its fingerprint, and says where
+    /// the certificate goes (`peer_use`: the peer's command that takes it).
+    pub fn run(&self, state: &Path, peer_use: &str) -> Result<()> {
+        let fp = generate_identity(state, &self.name, self.force, self.ca_dir.as_deref())?;
+        println!("{fp}");
+        eprintln!(
+            "wrote {} and {}; give the certificate to `{peer_use} --peer-cert` (or use --ca)",
+            state.join(CERT_FILE).display(),
+            state.join(KEY_FILE).display()
+        );
+        Ok(())
     }
 }
