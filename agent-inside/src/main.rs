@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_agent_common::paths;
 use ferry_protocol::keys::PublicKey;
-use ferry_protocol::limits::ReceiverLimits;
 use std::path::PathBuf;
 
 /// Ferry's inside agent: verifies bundles, applies them atomically to the
@@ -20,6 +19,10 @@ struct Cli {
     /// Default: /var/lib/ferry-in for root, else $XDG_STATE_HOME/ferry-in.
     #[arg(long, global = true, env = "FERRY_IN_STATE")]
     state: Option<PathBuf>,
+    /// Configuration file (TOML) with [limits] on what bundles may ask of
+    /// this agent; see deploy/ferry-in.toml. Default: built-in limits.
+    #[arg(long, global = true, env = "FERRY_IN_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -123,7 +126,7 @@ fn main() {
         .state
         .clone()
         .unwrap_or_else(|| paths::default_state_dir("ferry-in"));
-    match run(&Layout::new(&state), cli.cmd) {
+    match run(&Layout::new(&state), cli.config.as_deref(), cli.cmd) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("ferry-in: error: {}", ferry_agent_common::one_line(&e));
@@ -138,8 +141,8 @@ fn read_key(path: &PathBuf) -> Result<PublicKey> {
     PublicKey::from_text(&text).with_context(|| format!("key file {}", path.display()))
 }
 
-fn run(layout: &Layout, cmd: Cmd) -> Result<i32> {
-    let limits = ReceiverLimits::default();
+fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i32> {
+    let limits = agent_inside::config::load_limits(config)?;
     match cmd {
         Cmd::Trust { cmd } => {
             let db = Db::open(&layout.db())?;

@@ -107,3 +107,29 @@ fn prune_keeps_the_newest_bundles_resendable() {
         st.stdout
     );
 }
+
+#[test]
+fn configured_limits_are_enforced() {
+    let env = Env::new();
+    env.write_src("big.bin", &random_bytes(3_000_000, 40));
+    env.export("m1").expect_ok();
+    let cfg = env.root().join("ferry-in.toml");
+    std::fs::write(&cfg, "[limits]\nmax_object = \"1M\"\n").unwrap();
+    env.inn(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "import",
+        env.root().join("m1").to_str().unwrap(),
+    ])
+    .expect_fail(&["largest object", "over the limit"]);
+    assert_eq!(env.applied_sequence(), 0);
+    std::fs::write(&cfg, "[limits]\nmax_object = \"1G\"\n").unwrap();
+    env.inn(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "import",
+        env.root().join("m1").to_str().unwrap(),
+    ])
+    .expect_ok();
+    assert_eq!(env.applied_sequence(), 1);
+}
