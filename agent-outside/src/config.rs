@@ -70,6 +70,18 @@ pub struct SourceConfig {
     /// `files`: URLs to fetch.
     #[serde(default)]
     pub urls: Vec<UrlEntry>,
+    /// `oci`: the registry, `host[:port]` (https) or an `http://`/`https://` URL.
+    pub registry: Option<String>,
+    /// `oci`: images, as `repository:tag`, `repository@sha256:…` or both.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// `oci`: platforms to keep from an index, such as `linux/amd64` (default: all).
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    /// `oci`: user name for basic authentication (or for the token service).
+    pub username: Option<String>,
+    /// `oci`: file holding the password or token for `username`.
+    pub password_file: Option<PathBuf>,
 }
 
 /// The kinds of source this build knows.
@@ -78,6 +90,8 @@ pub struct SourceConfig {
 pub enum SourceType {
     /// Plain files.
     Files,
+    /// Container images from an OCI distribution registry.
+    Oci,
 }
 
 /// A URL to fetch, with an optional expected SHA-256.
@@ -130,6 +144,11 @@ impl Config {
                 SourceType::Files => {
                     if s.path.is_none() && s.urls.is_empty() {
                         bail!("source {:?} (files) needs `path` or `urls`", s.name);
+                    }
+                }
+                SourceType::Oci => {
+                    if s.registry.is_none() || s.images.is_empty() {
+                        bail!("source {:?} (oci) needs `registry` and `images`", s.name);
                     }
                 }
             }

@@ -97,6 +97,12 @@ impl Change {
 pub enum SourceKind {
     /// Plain files, served under `/files/<source>/`.
     Files,
+    /// An OCI image store, served by the OCI distribution pull API under
+    /// `/v2/`. Object paths: `blobs/sha256/<hex>`, `manifests/sha256/<hex>`
+    /// (each object's SHA-256 is the hex of its path) and
+    /// `repos/<repository>/_tags/<tag>` (content `sha256:<hex>`, the tagged
+    /// manifest's digest). See `docs/bundle-format.md` §5.3.
+    Oci,
 }
 
 /// Every object a stream holds at one sequence number.
@@ -390,6 +396,12 @@ mod tests {
             object: o,
         }];
         assert!(Catalog::default().apply(&srcs(), &changes).is_err());
+    }
+
+    #[test]
+    fn source_kinds_keep_their_indices() {
+        assert_eq!(postcard::to_stdvec(&SourceKind::Files).unwrap(), [0]);
+        assert_eq!(postcard::to_stdvec(&SourceKind::Oci).unwrap(), [1]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (chunking, dedup against the ledger, volumes, manifest).
 
 pub mod files;
+pub mod oci;
 
 use anyhow::Result;
 use ferry_protocol::catalog::SourceKind;
@@ -55,5 +56,6 @@ pub trait Source {
 pub fn from_config(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
     match cfg.kind {
         crate::config::SourceType::Files => Ok(Box::new(files::FilesSource::new(cfg)?)),
+        crate::config::SourceType::Oci => Ok(Box::new(oci::OciSource::new(cfg)?)),
     }
 }
