@@ -1,0 +1,339 @@
+//! Container images end to end with real components: Debian's
+//! `docker-registry` as the upstream, images pushed into it with `skopeo`,
+//! `ferry-out` exporting from it, `ferry-in` importing and serving, and
+//! `skopeo` pulling from `ferry-in serve`. Skipped, with a message, when
+//! `docker-registry` or `skopeo` is not installed (scripts/test.sh installs both).
+
+use ferry_e2e::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `docker-registry` on a fresh port with storage under `dir`.
+fn registry(dir: &Path) -> (Kill, String) {
+    let port = free_port();
+    let cfg = dir.join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Kill(child), addr)
+}
+
+fn sha(data: &[u8]) -> String {
+    ferry_protocol::id::Sha256::of(data).to_hex()
+}
+
+/// An OCI image layout with an index over amd64 and arm64 sharing one big
+/// layer; each platform adds a small layer of its own. Returns the layout dir.
+fn build_image(dir: &Path, shared: &[u8], tag: &str, salt: u64) -> PathBuf {
+    let layout = dir.join(format!("layout-{tag}"));
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| -> (String, usize) {
+        let h = sha(data);
+        std::fs::write(blobs.join(&h), data).unwrap();
+        (h, data.len())
+    };
+    let tar_of = |name: &str, content: &[u8]| -> Vec<u8> {
+        let src = dir.join(format!("tar-src-{tag}-{name}"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join(name), content).unwrap();
+        let out = Command::new("tar")
+            .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
+            .arg(&src)
+            .args(["-cf", "-", "."])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    };
+    let shared_tar = tar_of("shared.bin", shared);
+    let (sh, ss) = put(&shared_tar);
+    let mut manifests = Vec::new();
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let own = tar_of(
+            &format!("{arch}.txt"),
+            format!("{arch} {tag} {salt}\n").as_bytes(),
+        );
+        let (oh, os) = put(&own);
+        let config = format!(
+            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{sh}","sha256:{oh}"]}},"config":{{"Env":["N={i}"]}}}}"#
+        );
+        let (ch, cs) = put(config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{ch}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{sh}","size":{ss}}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{oh}","size":{os}}}]}}"#
+        );
+        let (mh, ms) = put(manifest.as_bytes());
+        manifests.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{mh}","size":{ms},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+        ));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        manifests.join(",")
+    );
+    let (ih, is) = put(index.as_bytes());
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:{ih}","size":{is},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    layout
+}
+
+fn skopeo(args: &[&str]) -> Run {
+    let o = Command::new("skopeo").args(args).output().unwrap();
+    Run {
+        ok: o.status.success(),
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn push(layout: &Path, tag: &str, reg: &str, repo: &str) {
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:{tag}", layout.display()),
+        &format!("docker://{reg}/{repo}:{tag}"),
+    ])
+    .expect_ok();
+}
+
+fn config(env: &Env, reg: &str, images: &[&str]) {
+    let list: Vec<String> = images.iter().map(|i| format!("{i:?}")).collect();
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"hub\"\ntype = \"oci\"\nregistry = \"http://{reg}\"\nimages = [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+fn serve(env: &Env) -> (Kill, String) {
+    let mut child = Command::new(bin("ferry-in"))
+        .arg("--state")
+        .arg(&env.in_state)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .to_string();
+    (Kill(child), addr)
+}
+
+#[test]
+fn images_from_a_registry_are_pulled_by_skopeo_from_the_inside() {
+    if !have("docker-registry") || !have("skopeo") {
+        eprintln!(
+            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
+        );
+        return;
+    }
+    let env = Env::new();
+    let work = env.root().join("oci");
+    std::fs::create_dir_all(&work).unwrap();
+    let (_reg, reg) = registry(&work);
+    let shared = random_bytes(2_000_000, 77);
+    let v1 = build_image(&work, &shared, "v1", 1);
+    push(&v1, "v1", &reg, "library/demo");
+    config(&env, &reg, &["library/demo:v1"]);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let (_srv, inside) = serve(&env);
+
+    // The index, each platform's manifest and every blob are byte-exact.
+    for arch in ["amd64", "arm64"] {
+        let up = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--override-arch",
+            arch,
+            &format!("docker://{reg}/library/demo:v1"),
+        ])
+        .expect_ok();
+        let down = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--override-arch",
+            arch,
+            &format!("docker://{inside}/library/demo:v1"),
+        ])
+        .expect_ok();
+        assert_eq!(
+            up.stdout, down.stdout,
+            "{arch}: the inside serves another index"
+        );
+    }
+    // skopeo compresses layers on their way into a registry, so compare what
+    // the inside serves with what the upstream registry serves.
+    let pull = |from: &str, dir: &str| {
+        let out = work.join(dir);
+        skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{from}/library/demo:v1"),
+            &format!("oci:{}:v1", out.display()),
+        ])
+        .expect_ok();
+        out
+    };
+    let (up, down) = (pull(&reg, "from-upstream"), pull(&inside, "from-inside"));
+    let mut n = 0;
+    for e in std::fs::read_dir(up.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let mine = std::fs::read(down.join("blobs/sha256").join(e.file_name())).unwrap_or_default();
+        assert_eq!(
+            std::fs::read(e.path()).unwrap(),
+            mine,
+            "blob {:?}",
+            e.file_name()
+        );
+        n += 1;
+    }
+    assert!(
+        n >= 8,
+        "only {n} blobs pulled (index, 2 manifests, 2 configs, 3 layers expected)"
+    );
+
+    // A new tag that shares the big layer ships only what is new.
+    let v2 = build_image(&work, &shared, "v2", 2);
+    push(&v2, "v2", &reg, "library/demo");
+    config(&env, &reg, &["library/demo:v1", "library/demo:v2"]);
+    env.export("m2").expect_ok();
+    let delta = dir_bytes(&env.only_bundle("m2"));
+    assert!(
+        delta < 200_000,
+        "a tag sharing a 2 MB layer shipped {delta} bytes"
+    );
+    env.import("m2").expect_ok();
+    let tags = skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{inside}/library/demo"),
+    ])
+    .expect_ok();
+    assert!(
+        tags.stdout.contains("\"v1\"") && tags.stdout.contains("\"v2\""),
+        "{}",
+        tags.stdout
+    );
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{inside}/library/demo:v2"),
+        &format!("oci:{}:v2", work.join("pulled2").display()),
+    ])
+    .expect_ok();
+}
+
+#[test]
+fn a_corrupt_or_missing_upstream_blob_fails_the_export_naming_it() {
+    if !have("docker-registry") || !have("skopeo") {
+        eprintln!(
+            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
+        );
+        return;
+    }
+    let env = Env::new();
+    let work = env.root().join("oci");
+    std::fs::create_dir_all(&work).unwrap();
+    let (_reg, reg) = registry(&work);
+    let v1 = build_image(&work, &random_bytes(300_000, 5), "v1", 1);
+    push(&v1, "v1", &reg, "library/bad");
+    let _ = &v1;
+    config(&env, &reg, &["library/bad:v1"]);
+    // Corrupt the biggest blob (the shared layer) in the registry's own storage.
+    let store = work.join("storage/docker/registry/v2/blobs/sha256");
+    let data = std::fs::read_dir(&store)
+        .unwrap()
+        .flat_map(|fan| std::fs::read_dir(fan.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path().join("data"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .unwrap();
+    let big = data
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    env.export("m1").expect_fail(&[&big, "SHA-256"]);
+    assert!(
+        !env.root().join("m1").exists(),
+        "a failed export wrote to the media"
+    );
+    // Gone altogether: the export names the blob it could not fetch.
+    std::fs::remove_file(&data).unwrap();
+    env.export("m1").expect_fail(&[&big]);
+}
