@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl:curl zstd:zstd rsync:rsync; do
+for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -406,3 +406,126 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// One object of a crafted bundle: its source, the source's kind, its path
+/// and its bytes.
+pub type CraftedObject<'a> = (
+    &'a str,
+    ferry_protocol::catalog::SourceKind,
+    &'a str,
+    &'a [u8],
+);
+
+/// Crafts bundle 1 of a fixed stream whose catalog holds exactly `objects`
+/// (regular files), signed with the outside's key, honestly (chunks cut with
+/// the default parameters and zstd where it pays, one volume, exact totals),
+/// as `media/bundle-…-00000001/` (relative to the temporary root). Returns
+/// the bundle directory. For content the outside cannot produce yet.
+pub fn craft_bundle(env: &Env, media: &str, objects: &[CraftedObject<'_>]) -> PathBuf {
+    use ferry_protocol::catalog::{Catalog, Change, ChunkRef, Encoding, FileObject, Object};
+    use ferry_protocol::chunking::{ChunkParams, Chunker};
+    use ferry_protocol::id::StreamId;
+    use ferry_protocol::keys::SecretKey;
+    use ferry_protocol::manifest::{ChunkEntry, Manifest, Totals};
+    use ferry_protocol::path::ObjectKey;
+    use ferry_protocol::{codec, volume};
+
+    let key = SecretKey::from_text(
+        &std::fs::read_to_string(env.out_state.join("signing.key")).expect("the outside's key"),
+    )
+    .expect("a secret key");
+    let stream = StreamId([0x5a; 16]);
+    let mut vol = volume::VolumeWriter::new(Vec::new(), stream, 1, 0).unwrap();
+    let mut chunks: Vec<ChunkEntry> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut catalog = Catalog::default();
+    for (source, kind, path, data) in objects {
+        catalog.sources.insert(source.to_string(), *kind);
+        let mut chunker = Chunker::new(*data, ChunkParams::DEFAULT);
+        let mut refs = Vec::new();
+        while let Some(c) = chunker.next_chunk().unwrap() {
+            refs.push(ChunkRef {
+                id: c.id,
+                len: c.data.len() as u32,
+            });
+            if seen.insert(c.id) {
+                let (codec, stored) = codec::encode(&c.data, 3);
+                let offset = vol.append(&stored).unwrap();
+                chunks.push(ChunkEntry {
+                    id: c.id,
+                    raw_len: c.data.len() as u32,
+                    stored_len: stored.len() as u32,
+                    codec,
+                    volume: 0,
+                    offset,
+                });
+            }
+        }
+        let (size, sha256) = chunker.finish();
+        let previous = catalog.objects.insert(
+            ObjectKey {
+                source: source.to_string(),
+                path: path.to_string(),
+            },
+            Object::File(FileObject {
+                size,
+                sha256,
+                executable: false,
+                encoding: Encoding::Chunks(refs),
+            }),
+        );
+        assert!(previous.is_none(), "{source}/{path} is crafted twice");
+    }
+    let (vol_bytes, vol_entry) = vol.finish();
+    let volumes = if chunks.is_empty() {
+        vec![]
+    } else {
+        vec![vol_entry]
+    };
+    let sizes = || catalog.files().map(|(_, f)| f.size);
+    let totals = Totals {
+        max_chunk: chunks.iter().map(|c| c.raw_len).max().unwrap_or(0),
+        chunk_raw_bytes: chunks.iter().map(|c| c.raw_len as u64).sum(),
+        volume_bytes: volumes.iter().map(|v| v.size).sum(),
+        max_object: sizes().max().unwrap_or(0),
+        objects: catalog.objects.len() as u64,
+        catalog_bytes: sizes().sum(),
+    };
+    let changes: Vec<Change> = catalog
+        .objects
+        .iter()
+        .map(|(k, o)| Change::Put {
+            key: k.clone(),
+            object: o.clone(),
+        })
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let manifest = Manifest {
+        stream,
+        sequence: 1,
+        previous: None,
+        created: now,
+        expires: now + 86_400,
+        chunking: ChunkParams::DEFAULT,
+        sources: catalog.sources.clone(),
+        changes,
+        chunks,
+        volumes,
+        totals,
+        producer: "ferry-e2e crafted".into(),
+        extensions: vec![],
+    };
+    let dir = env
+        .root()
+        .join(media)
+        .join(format!("bundle-{}-00000001", &stream.to_hex()[..8]));
+    std::fs::create_dir_all(&dir).unwrap();
+    if !manifest.volumes.is_empty() {
+        std::fs::write(dir.join(volume::file_name(0)), vol_bytes).unwrap();
+    }
+    std::fs::write(dir.join("manifest.ferry"), manifest.sign(&key)).unwrap();
+    dir
+}

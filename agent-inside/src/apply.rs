@@ -166,6 +166,7 @@ fn prepare_and_commit(
         .apply(&m.sources, &m.changes)
         .context("its catalog delta does not fit the applied catalog")?;
     m.check_result(&next, limits)?;
+    store::check_all(&next)?;
     let rebuilt: u64 = next
         .objects
         .iter()

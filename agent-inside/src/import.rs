@@ -277,6 +277,7 @@ pub fn verify(
             let m = b.manifest();
             let next = catalog.apply(&m.sources, &m.changes)?;
             m.check_result(&next, limits)?;
+            crate::store::check_all(&next)?;
             carried_so_far.extend(m.chunks.iter().map(|c| c.id));
             for (key, f) in next.files() {
                 if let Some(r) = f

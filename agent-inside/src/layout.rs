@@ -10,6 +10,7 @@
 //!     current -> gens/G      symlink, swapped atomically by rename
 //!     gens/G/index.ferry     the generation's catalog (postcard), read by `serve`
 //!     gens/G/files/SRC/PATH  plain-file store of generation G
+//!     gens/G/oci/SRC/PATH    OCI store of generation G (blobs/, manifests/, repos/)
 //!     gens/.tmp-…            a generation being built (never served)
 //! ```
 //!
@@ -75,3 +76,5 @@ impl Layout {
 pub const GEN_INDEX: &str = "index.ferry";
 /// The plain-file store inside a generation directory.
 pub const GEN_FILES: &str = "files";
+/// The OCI store inside a generation directory.
+pub const GEN_OCI: &str = "oci";

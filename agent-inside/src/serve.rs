@@ -1,6 +1,7 @@
 //! `ferry-in serve`: the current generation of the inside store over HTTP.
 //!
-//! Routes, for GET and HEAD (any other method gets `405 Method Not Allowed`):
+//! Routes, for GET and HEAD (any other method gets `405 Method Not Allowed`;
+//! under `/v2/` with an `UNSUPPORTED` JSON error, as the registry is read-only):
 //!
 //! - `/`: a short plain-text page: the generation served, how many objects it
 //!   holds and how many bytes its files add up to.
@@ -19,6 +20,18 @@
 //!   including links standing for directories in the middle of a path, are
 //!   resolved within the catalog, lexically, at most 8 of them per request; a
 //!   dangling or looping link is 404.
+//! - `/v2/`: the OCI distribution spec's pull API over the OCI sources
+//!   (`store::oci`), every response with
+//!   `Docker-Distribution-API-Version: registry/2.0`: `/v2/` itself (`{}`);
+//!   `/v2/<name>/manifests/<tag or sha256:hex>` (the exact bytes, their media
+//!   type, `Docker-Content-Digest`, an ETag); `/v2/<name>/blobs/sha256:<hex>`
+//!   (streamed as files are, with Range); `/v2/<name>/tags/list` and
+//!   `/v2/_catalog`, both paginated with `n` and `last` and a `Link` header
+//!   to the next page. A repository is looked up in every OCI source, the
+//!   first in source-name order that tags it wins; its manifests and blobs
+//!   are those of that source. Errors are the spec's JSON bodies
+//!   (`NAME_UNKNOWN`, `MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`, `NAME_INVALID`,
+//!   `DIGEST_INVALID`, `UNSUPPORTED`). `/files/` shows `files` sources only.
 //! - anything else: 404.
 //!
 //! Generations: `store/current` is read once per request, and the whole
@@ -31,7 +44,8 @@
 //! catalog holds, checked again, is ever joined onto the filesystem. Errors
 //! are short plain-text bodies naming what is wrong.
 
-use crate::layout::{Layout, GEN_FILES, GEN_INDEX};
+use crate::layout::{Layout, GEN_FILES, GEN_INDEX, GEN_OCI};
+use crate::store::oci;
 use anyhow::Context as _;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::State;
@@ -39,7 +53,7 @@ use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
-use ferry_protocol::catalog::{Catalog, FileObject, Object};
+use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
 use ferry_protocol::path::{check_key, check_path, check_source_name, ObjectKey};
 use http_range_header::{EndPosition, StartPosition};
 use std::fmt::Write as _;
@@ -231,6 +245,14 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     let head = method == Method::HEAD;
+    let path = uri.path();
+    if path == "/v2" || path.starts_with("/v2/") {
+        let mut response = v2(&server, &method, &uri, &headers, head).await;
+        if head {
+            *response.body_mut() = Body::empty();
+        }
+        return response;
+    }
     if method != Method::GET && !head {
         let mut r = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -240,7 +262,6 @@ async fn handle(
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    let path = uri.path();
     let mut response = match path {
         "/healthz" => text(StatusCode::OK, "ok"),
         "/" => match server.current().await {
@@ -290,8 +311,9 @@ async fn files(g: &Generation, rest: &str, raw: &str, headers: &HeaderMap, head:
         let entries = g
             .catalog
             .sources
-            .keys()
-            .map(|s| Entry {
+            .iter()
+            .filter(|(_, k)| **k == SourceKind::Files)
+            .map(|(s, _)| Entry {
                 name: s.clone(),
                 kind: EntryKind::Dir,
             })
@@ -313,7 +335,7 @@ async fn files(g: &Generation, rest: &str, raw: &str, headers: &HeaderMap, head:
             return text(StatusCode::BAD_REQUEST, format!("bad path {raw}: {e}"));
         }
     }
-    if !g.catalog.sources.contains_key(source) {
+    if g.catalog.sources.get(source) != Some(&SourceKind::Files) {
         return not_found(raw);
     }
     match resolve(&g.catalog, source, path) {
@@ -321,7 +343,10 @@ async fn files(g: &Generation, rest: &str, raw: &str, headers: &HeaderMap, head:
             StatusCode::NOT_FOUND,
             format!("not found: {raw} (a file, not a directory)"),
         ),
-        Resolved::File(key, f) => serve_file(g, &key, f, &decoded, headers, head).await,
+        Resolved::File(key, f) => {
+            let ct = content_type(&decoded);
+            serve_file(g, &key, f, GEN_FILES, ct, headers, head).await
+        }
         Resolved::Dir(dir) if want_dir => {
             let entries = children(&g.catalog, source, &dir);
             listing(&format!("/files/{decoded}"), true, &entries)
@@ -490,13 +515,14 @@ fn listing(title: &str, with_parent: bool, entries: &[Entry]) -> Response {
     with_body(StatusCode::OK, "text/html; charset=utf-8", html)
 }
 
-/// Serves one file of generation `g`; `url_path` is the decoded path as
-/// asked for (its name picks the content type).
+/// Serves one file of generation `g`, stored under `GEN/<store_dir>/`, as
+/// `content_type`.
 async fn serve_file(
     g: &Generation,
     key: &ObjectKey,
     f: &FileObject,
-    url_path: &str,
+    store_dir: &str,
+    content_type: &'static str,
     headers: &HeaderMap,
     head: bool,
 ) -> Response {
@@ -546,7 +572,7 @@ async fn serve_file(
         return r;
     }
 
-    let fs_path = g.dir.join(GEN_FILES).join(&key.source).join(&key.path);
+    let fs_path = g.dir.join(store_dir).join(&key.source).join(&key.path);
     let mut file = match tokio::fs::File::open(&fs_path).await {
         Ok(file) => file,
         Err(e) => {
@@ -596,10 +622,7 @@ async fn serve_file(
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(url_path)),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::ETAG, etag_value);
     h.insert(
@@ -727,6 +750,435 @@ impl HttpBody for FileBody {
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::with_exact(self.remaining)
     }
+}
+
+// ---- the OCI distribution pull API -------------------------------------------
+
+/// Sent with every `/v2/` response.
+const DOCKER_API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+/// The digest of a manifest or blob served.
+const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+/// A tag file is `sha256:<hex>` and a newline at most; anything larger is broken.
+const MAX_TAG_FILE: u64 = 72;
+
+/// Everything under `/v2/`: the read-only OCI distribution pull API.
+async fn v2(
+    server: &Server,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let mut r = if *method != Method::GET && !head {
+        let mut r = oci_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            format!("method {method} is not supported: this registry is read-only"),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r
+    } else {
+        let rest = uri.path().strip_prefix("/v2").unwrap_or_default();
+        match rest.strip_prefix('/').unwrap_or(rest) {
+            "" => with_body(StatusCode::OK, "application/json", "{}".into()),
+            rest => match server.current().await {
+                Ok(g) => with_generation(oci_route(&g, rest, uri, headers, head).await, &g),
+                Err(r) => r,
+            },
+        }
+    };
+    r.headers_mut()
+        .insert(DOCKER_API_VERSION, HeaderValue::from_static("registry/2.0"));
+    r
+}
+
+/// A route under `/v2/`; `rest` is the raw path after `/v2/`.
+async fn oci_route(
+    g: &Generation,
+    rest: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let Some(decoded) = percent_decode(rest) else {
+        return oci_error(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            format!(
+                "bad path {}: invalid percent-encoding or not UTF-8",
+                uri.path()
+            ),
+        );
+    };
+    let query = uri.query();
+    if decoded == "_catalog" {
+        return oci_catalog(g, query);
+    }
+    let parts: Vec<&str> = decoded.split('/').collect();
+    let n = parts.len();
+    let route = if n >= 3 {
+        (parts[n - 2], parts[n - 1])
+    } else {
+        ("", "")
+    };
+    let name = parts[..n.saturating_sub(2)].join("/");
+    let kind = match route {
+        ("tags", "list") => "tags",
+        ("manifests", _) => "manifests",
+        ("blobs", _) => "blobs",
+        _ => {
+            return oci_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("not found: {}", uri.path()),
+            )
+        }
+    };
+    if !oci::valid_repo(&name) {
+        return oci_error(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            format!("invalid repository name {name:?}"),
+        );
+    }
+    let Some(source) = find_repo(&g.catalog, &name) else {
+        return oci_error(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!("repository {name} is not known to this registry"),
+        );
+    };
+    let reference = route.1;
+    match kind {
+        "tags" => oci_tags(g, source, &name, query),
+        "manifests" => oci_manifest(g, source, &name, reference, headers).await,
+        _ => oci_blob(g, source, reference, headers, head).await,
+    }
+}
+
+/// The first OCI source (in name order) holding a tag of repository `name`.
+fn find_repo<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c str> {
+    let prefix = oci::tags_prefix(name);
+    catalog
+        .sources
+        .iter()
+        .filter(|(_, k)| **k == SourceKind::Oci)
+        .map(|(s, _)| s.as_str())
+        .find(|s| {
+            let from = ObjectKey {
+                source: s.to_string(),
+                path: prefix.clone(),
+            };
+            catalog
+                .objects
+                .range(from..)
+                .next()
+                .is_some_and(|(k, _)| k.source == *s && k.path.starts_with(&prefix))
+        })
+}
+
+/// The file of `key` in generation `g`'s OCI store, if the catalog holds it.
+fn oci_file<'c>(
+    g: &'c Generation,
+    source: &str,
+    path: String,
+) -> Option<(ObjectKey, &'c FileObject)> {
+    let key = ObjectKey {
+        source: source.to_string(),
+        path,
+    };
+    match g.catalog.objects.get(&key) {
+        Some(Object::File(f)) => Some((key, f)),
+        _ => None,
+    }
+}
+
+/// Reads a small file of generation `g`'s OCI store whole, checking its size
+/// against the catalog (and `max`).
+async fn read_oci_file(
+    g: &Generation,
+    key: &ObjectKey,
+    f: &FileObject,
+    max: u64,
+) -> Result<Vec<u8>, Response> {
+    if let Err(e) = check_key(key) {
+        return Err(server_error(format!(
+            "the catalog of generation {} holds an unsafe key: {e}",
+            g.name
+        )));
+    }
+    if f.size > max {
+        return Err(server_error(format!(
+            "generation {}: {key} is {} bytes, more than the {max} allowed",
+            g.name, f.size
+        )));
+    }
+    let fs_path = g.dir.join(GEN_OCI).join(&key.source).join(&key.path);
+    match tokio::fs::read(&fs_path).await {
+        Ok(bytes) if bytes.len() as u64 == f.size => Ok(bytes),
+        Ok(bytes) => Err(server_error(format!(
+            "generation {}: the stored file for {key} is {} bytes, the catalog says {}",
+            g.name,
+            bytes.len(),
+            f.size
+        ))),
+        Err(e) => Err(server_error(format!(
+            "generation {} cannot read its file for {key}: {e}",
+            g.name
+        ))),
+    }
+}
+
+/// `GET/HEAD /v2/<name>/manifests/<reference>`.
+async fn oci_manifest(
+    g: &Generation,
+    source: &str,
+    name: &str,
+    reference: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let unknown = |what: String| oci_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", what);
+    let hex = if reference.contains(':') {
+        match oci::parse_digest(reference) {
+            Some(hex) => hex.to_string(),
+            None => {
+                return oci_error(
+                    StatusCode::BAD_REQUEST,
+                    "DIGEST_INVALID",
+                    format!("{reference:?} is not a digest this registry holds (sha256:<64 lower-case hex>)"),
+                )
+            }
+        }
+    } else if oci::valid_tag(reference) {
+        let Some((key, f)) = oci_file(g, source, oci::tag_path(name, reference)) else {
+            return unknown(format!("manifest unknown: {name} has no tag {reference}"));
+        };
+        let bytes = match read_oci_file(g, &key, f, MAX_TAG_FILE).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        match oci::parse_tag_file(&bytes) {
+            Some(hex) => hex.to_string(),
+            None => {
+                return server_error(format!(
+                    "generation {}: {key} does not hold a digest",
+                    g.name
+                ))
+            }
+        }
+    } else {
+        return unknown(format!(
+            "manifest unknown: {reference:?} is neither a tag nor a digest"
+        ));
+    };
+    let Some((key, f)) = oci_file(g, source, oci::manifest_path(&hex)) else {
+        return unknown(format!("manifest unknown: {name}@sha256:{hex}"));
+    };
+    let etag = format!("\"sha256:{hex}\"");
+    let etag_value = HeaderValue::from_str(&etag).expect("hex in quotes is a valid header value");
+    let digest = HeaderValue::from_str(&format!("sha256:{hex}")).expect("hex");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| none_match_hits(v, &etag))
+    {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r.headers_mut().insert(header::ETAG, etag_value);
+        r.headers_mut().insert(DOCKER_CONTENT_DIGEST, digest);
+        return r;
+    }
+    let bytes = match read_oci_file(g, &key, f, oci::MAX_MANIFEST_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let media_type = match oci::media_type(&bytes).map(|t| HeaderValue::from_str(&t)) {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) => {
+            return server_error(format!(
+                "generation {}: {key} has a mediaType that is not a valid header value",
+                g.name
+            ))
+        }
+        Err(why) => return server_error(format!("generation {}: {key}: {why}", g.name)),
+    };
+    let len = bytes.len();
+    let mut r = Response::new(Body::from(bytes));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, media_type);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ETAG, etag_value);
+    h.insert(DOCKER_CONTENT_DIGEST, digest);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// `GET/HEAD /v2/<name>/blobs/<digest>`: a blob, or a manifest asked for as a blob.
+async fn oci_blob(
+    g: &Generation,
+    source: &str,
+    reference: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let Some(hex) = oci::parse_digest(reference) else {
+        return oci_error(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            format!(
+                "{reference:?} is not a digest this registry holds (sha256:<64 lower-case hex>)"
+            ),
+        );
+    };
+    let Some((key, f)) = oci_file(g, source, oci::blob_path(hex))
+        .or_else(|| oci_file(g, source, oci::manifest_path(hex)))
+    else {
+        return oci_error(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            format!("blob unknown: sha256:{hex}"),
+        );
+    };
+    let mut r = serve_file(
+        g,
+        &key,
+        f,
+        GEN_OCI,
+        "application/octet-stream",
+        headers,
+        head,
+    )
+    .await;
+    if r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED {
+        r.headers_mut().insert(
+            DOCKER_CONTENT_DIGEST,
+            HeaderValue::from_str(&format!("sha256:{hex}")).expect("hex"),
+        );
+    }
+    r
+}
+
+/// `GET /v2/<name>/tags/list`, with `n` and `last`.
+fn oci_tags(g: &Generation, source: &str, name: &str, query: Option<&str>) -> Response {
+    let prefix = oci::tags_prefix(name);
+    let from = ObjectKey {
+        source: source.to_string(),
+        path: prefix.clone(),
+    };
+    let tags = g
+        .catalog
+        .objects
+        .range(from..)
+        .take_while(|(k, _)| k.source == source && k.path.starts_with(&prefix))
+        .map(|(k, _)| &k.path[prefix.len()..])
+        .filter(|t| oci::valid_tag(t));
+    let (page, next) = match paginate(tags, query) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let body = serde_json::json!({ "name": name, "tags": page }).to_string();
+    let mut r = with_body(StatusCode::OK, "application/json", body);
+    if let Some((n, last)) = next {
+        link_next(&mut r, &format!("/v2/{name}/tags/list?n={n}&last={last}"));
+    }
+    r
+}
+
+/// `GET /v2/_catalog`, with `n` and `last`: every repository of every OCI source.
+fn oci_catalog(g: &Generation, query: Option<&str>) -> Response {
+    let mut repos = std::collections::BTreeSet::new();
+    for (source, _) in g
+        .catalog
+        .sources
+        .iter()
+        .filter(|(_, k)| **k == SourceKind::Oci)
+    {
+        let from = ObjectKey {
+            source: source.clone(),
+            path: "repos/".into(),
+        };
+        for (k, _) in g
+            .catalog
+            .objects
+            .range(from..)
+            .take_while(|(k, _)| k.source == *source && k.path.starts_with("repos/"))
+        {
+            if let Some(oci::OciPath::Tag { repo, .. }) = oci::parse_path(&k.path) {
+                repos.insert(repo);
+            }
+        }
+    }
+    let (page, next) = match paginate(repos.into_iter(), query) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let body = serde_json::json!({ "repositories": page }).to_string();
+    let mut r = with_body(StatusCode::OK, "application/json", body);
+    if let Some((n, last)) = next {
+        link_next(&mut r, &format!("/v2/_catalog?n={n}&last={last}"));
+    }
+    r
+}
+
+/// A page of a listing, and `(n, last item)` when more remain.
+type Page<'a> = (Vec<&'a str>, Option<(usize, String)>);
+
+/// A page of `items` (sorted ascending) after the `last` of the query, at
+/// most its `n`. An error is the 400 to send.
+fn paginate<'a>(
+    items: impl Iterator<Item = &'a str>,
+    query: Option<&str>,
+) -> Result<Page<'a>, Box<Response>> {
+    let n = match query_param(query, "n") {
+        None => None,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(Box::new(oci_error(
+                    StatusCode::BAD_REQUEST,
+                    "PAGINATION_NUMBER_INVALID",
+                    format!("n={v:?} is not a number"),
+                )))
+            }
+        },
+    };
+    let last = query_param(query, "last");
+    let mut after = items.skip_while(|i| last.as_deref().is_some_and(|l| *i <= l));
+    let Some(n) = n else {
+        return Ok((after.collect(), None));
+    };
+    let page: Vec<&str> = after.by_ref().take(n).collect();
+    let more = n > 0 && after.next().is_some();
+    let next = match page.last() {
+        Some(l) if more => Some((n, l.to_string())),
+        _ => None,
+    };
+    Ok((page, next))
+}
+
+/// The value of `name` in a query string, percent-decoded.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| percent_decode(v))
+}
+
+/// Adds `Link: <target>; rel="next"`.
+fn link_next(r: &mut Response, target: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("<{target}>; rel=\"next\"")) {
+        r.headers_mut().insert(header::LINK, v);
+    }
+}
+
+/// An error as the distribution spec has them: `{"errors":[{"code","message"}]}`.
+fn oci_error(status: StatusCode, code: &str, message: String) -> Response {
+    let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] }).to_string();
+    with_body(status, "application/json", body)
 }
 
 /// A content type for a file name, from its extension.
@@ -860,7 +1312,7 @@ fn with_generation(mut r: Response, g: &Generation) -> Response {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use ferry_protocol::catalog::{ChunkRef, Encoding, SourceKind};
+    use ferry_protocol::catalog::{ChunkRef, Encoding};
     use ferry_protocol::id::{ChunkId, Sha256};
     use std::net::SocketAddr;
     use tempfile::TempDir;
@@ -1530,6 +1982,291 @@ mod tests {
         let r = get(addr, "/files/src/a").await;
         assert_eq!(r.status, 500);
         assert!(r.text().contains("src/a"), "{}", r.text());
+    }
+
+    // ---- the OCI pull API --------------------------------------------------
+
+    /// Adds OCI objects `(source, path, bytes)` to generation `name` (written
+    /// by `write_gen` before).
+    fn add_oci(layout: &Layout, name: &str, objects: &[(&str, &str, &[u8])]) {
+        let dir = layout.gen(name);
+        let mut catalog =
+            Catalog::from_bytes(&std::fs::read(dir.join(GEN_INDEX)).unwrap()).unwrap();
+        for (source, path, data) in objects {
+            catalog.sources.insert(source.to_string(), SourceKind::Oci);
+            catalog.objects.insert(key(source, path), file_object(data));
+            let p = dir.join(GEN_OCI).join(source).join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, data).unwrap();
+        }
+        catalog.validate().unwrap();
+        std::fs::write(dir.join(GEN_INDEX), catalog.to_bytes()).unwrap();
+    }
+
+    fn hex_of(data: &[u8]) -> String {
+        Sha256::of(data).to_hex()
+    }
+
+    const MANIFEST: &[u8] =
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#;
+    const BARE_MANIFEST: &[u8] = br#"{"schemaVersion":2,"layers":[]}"#;
+    const BARE_INDEX: &[u8] = br#"{"schemaVersion":2,"manifests":[]}"#;
+    const BLOB: &[u8] = b"a layer's bytes, more or less";
+
+    /// A store with a files source and two OCI sources, served.
+    async fn served_oci() -> (Store, SocketAddr) {
+        let s = store();
+        write_gen(&s.layout, "g1", &[("src", "hello.txt", HELLO)], &[], false);
+        let tag = |d: &[u8]| format!("sha256:{}\n", hex_of(d)).into_bytes();
+        let (m, bm, bi) = (tag(MANIFEST), tag(BARE_MANIFEST), tag(BARE_INDEX));
+        let paths = [
+            format!("manifests/sha256/{}", hex_of(MANIFEST)),
+            format!("manifests/sha256/{}", hex_of(BARE_MANIFEST)),
+            format!("manifests/sha256/{}", hex_of(BARE_INDEX)),
+            format!("blobs/sha256/{}", hex_of(BLOB)),
+        ];
+        add_oci(
+            &s.layout,
+            "g1",
+            &[
+                ("a-reg", &paths[0], MANIFEST),
+                ("a-reg", &paths[1], BARE_MANIFEST),
+                ("a-reg", &paths[2], BARE_INDEX),
+                ("a-reg", &paths[3], BLOB),
+                ("a-reg", "repos/library/demo/_tags/v1", &m),
+                ("a-reg", "repos/library/demo/_tags/bare", &bm),
+                ("a-reg", "repos/library/demo/_tags/index", &bi),
+                ("a-reg", "repos/library/demo/sub/_tags/x", &m),
+                ("a-reg", "repos/zeta/_tags/t", &m),
+                // Also in a later source: the first source wins.
+                ("b-reg", &paths[1], BARE_MANIFEST),
+                ("b-reg", "repos/library/demo/_tags/v1", &bm),
+                ("b-reg", "repos/other/_tags/latest", &bm),
+            ],
+        );
+        set_current(&s.layout, "g1");
+        let addr = start(&s.layout).await;
+        (s, addr)
+    }
+
+    fn error_code(r: &Reply) -> String {
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"));
+        v["errors"][0]["code"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn oci_base_and_read_only() {
+        let (_s, addr) = served_oci().await;
+        for target in ["/v2/", "/v2"] {
+            let r = get(addr, target).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            assert_eq!(r.text(), "{}");
+            assert_eq!(r.header("content-type"), Some("application/json"));
+            assert_eq!(
+                r.header("docker-distribution-api-version"),
+                Some("registry/2.0")
+            );
+        }
+        for method in ["PUT", "POST", "PATCH", "DELETE"] {
+            for target in [
+                "/v2/",
+                "/v2/library/demo/manifests/v1",
+                "/v2/library/demo/blobs/uploads/",
+            ] {
+                let r = send(addr, method, target, &[("Content-Length", "0")]).await;
+                assert_eq!(r.status, 405, "{method} {target}: {r:?}");
+                assert_eq!(error_code(&r), "UNSUPPORTED");
+                assert!(r.text().contains("read-only"), "{}", r.text());
+            }
+        }
+        // Files are still served; the OCI sources are not files sources.
+        assert_eq!(get(addr, "/files/src/hello.txt").await.body, HELLO);
+        let html = get(addr, "/files/").await.text();
+        assert!(html.contains("src/") && !html.contains("a-reg"), "{html}");
+        let p = format!("/files/a-reg/blobs/sha256/{}", hex_of(BLOB));
+        assert_eq!(get(addr, &p).await.status, 404);
+        assert_eq!(get(addr, "/v2/nothing/here").await.status, 404);
+    }
+
+    #[tokio::test]
+    async fn oci_manifests_by_tag_and_digest() {
+        let (_s, addr) = served_oci().await;
+        let digest = format!("sha256:{}", hex_of(MANIFEST));
+        for target in [
+            "/v2/library/demo/manifests/v1".to_string(),
+            format!("/v2/library/demo/manifests/{digest}"),
+            "/v2/library/demo/sub/manifests/x".to_string(),
+        ] {
+            let r = get(addr, &target).await;
+            assert_eq!(r.status, 200, "{target}: {r:?}");
+            assert_eq!(r.body, MANIFEST);
+            assert_eq!(
+                r.header("content-type"),
+                Some(super::oci::MANIFEST_MEDIA_TYPE)
+            );
+            assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+            assert_eq!(
+                r.header("content-length"),
+                Some(&*MANIFEST.len().to_string())
+            );
+            assert_eq!(r.header("etag"), Some(&*format!("\"{digest}\"")));
+            assert_eq!(r.header("x-ferry-generation"), Some("g1"));
+        }
+        let r = send(addr, "HEAD", "/v2/library/demo/manifests/v1", &[]).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+        assert_eq!(
+            r.header("content-length"),
+            Some(&*MANIFEST.len().to_string())
+        );
+        let r = send(
+            addr,
+            "GET",
+            "/v2/library/demo/manifests/v1",
+            &[("If-None-Match", &format!("\"{digest}\""))],
+        )
+        .await;
+        assert_eq!(r.status, 304);
+
+        // Media types from the JSON when it has no mediaType.
+        let r = get(addr, "/v2/library/demo/manifests/bare").await;
+        assert_eq!(r.body, BARE_MANIFEST);
+        assert_eq!(
+            r.header("content-type"),
+            Some(super::oci::MANIFEST_MEDIA_TYPE)
+        );
+        let r = get(addr, "/v2/library/demo/manifests/index").await;
+        assert_eq!(r.body, BARE_INDEX);
+        assert_eq!(r.header("content-type"), Some(super::oci::INDEX_MEDIA_TYPE));
+
+        // A repository in a later source too: the first source's tag wins;
+        // one only in the later source is found there.
+        assert_eq!(
+            get(addr, "/v2/other/manifests/latest").await.body,
+            BARE_MANIFEST
+        );
+
+        for (target, status, code) in [
+            ("/v2/library/demo/manifests/nope", 404, "MANIFEST_UNKNOWN"),
+            ("/v2/library/demo/manifests/-bad", 404, "MANIFEST_UNKNOWN"),
+            ("/v2/nobody/manifests/v1", 404, "NAME_UNKNOWN"),
+            ("/v2/library/manifests/v1", 404, "NAME_UNKNOWN"),
+            ("/v2/Library/demo/manifests/v1", 400, "NAME_INVALID"),
+            (
+                "/v2/library/demo/manifests/sha256:abc",
+                400,
+                "DIGEST_INVALID",
+            ),
+        ] {
+            let r = get(addr, target).await;
+            assert_eq!(
+                (r.status, error_code(&r).as_str()),
+                (status, code),
+                "{target}"
+            );
+            assert_eq!(
+                r.header("docker-distribution-api-version"),
+                Some("registry/2.0")
+            );
+        }
+        let missing = format!("/v2/library/demo/manifests/sha256:{}", hex_of(b"nothing"));
+        assert_eq!(error_code(&get(addr, &missing).await), "MANIFEST_UNKNOWN");
+        // A blob is not a manifest.
+        let blob = format!("/v2/library/demo/manifests/sha256:{}", hex_of(BLOB));
+        assert_eq!(get(addr, &blob).await.status, 404);
+    }
+
+    #[tokio::test]
+    async fn oci_blobs_with_ranges() {
+        let (_s, addr) = served_oci().await;
+        let digest = format!("sha256:{}", hex_of(BLOB));
+        let target = format!("/v2/library/demo/blobs/{digest}");
+        let r = get(addr, &target).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.body, BLOB);
+        assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+        assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+        assert_eq!(r.header("accept-ranges"), Some("bytes"));
+        let r = send(addr, "GET", &target, &[("Range", "bytes=2-6")]).await;
+        assert_eq!(r.status, 206);
+        assert_eq!(r.body, &BLOB[2..=6]);
+        assert_eq!(r.header("docker-content-digest"), Some(digest.as_str()));
+        let r = send(addr, "HEAD", &target, &[]).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("content-length"), Some(&*BLOB.len().to_string()));
+
+        // A manifest can be fetched as a blob.
+        let m = format!("/v2/library/demo/blobs/sha256:{}", hex_of(MANIFEST));
+        assert_eq!(get(addr, &m).await.body, MANIFEST);
+
+        let missing = format!("/v2/library/demo/blobs/sha256:{}", hex_of(b"nothing"));
+        let r = get(addr, &missing).await;
+        assert_eq!((r.status, error_code(&r).as_str()), (404, "BLOB_UNKNOWN"));
+        let r = send(addr, "HEAD", &missing, &[]).await;
+        assert_eq!(r.status, 404);
+        let r = get(addr, "/v2/library/demo/blobs/md5:00").await;
+        assert_eq!(error_code(&r), "DIGEST_INVALID");
+        // A blob of a source that does not hold the repository.
+        let r = get(addr, &format!("/v2/other/blobs/{digest}")).await;
+        assert_eq!(r.status, 404);
+    }
+
+    #[tokio::test]
+    async fn oci_tags_and_catalog_paginate() {
+        let (_s, addr) = served_oci().await;
+        let json = |r: &Reply| -> serde_json::Value { serde_json::from_slice(&r.body).unwrap() };
+        let r = get(addr, "/v2/library/demo/tags/list").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(
+            json(&r),
+            serde_json::json!({"name": "library/demo", "tags": ["bare", "index", "v1"]})
+        );
+        assert_eq!(r.header("link"), None);
+
+        let r = get(addr, "/v2/library/demo/tags/list?n=2").await;
+        assert_eq!(json(&r)["tags"], serde_json::json!(["bare", "index"]));
+        assert_eq!(
+            r.header("link"),
+            Some("</v2/library/demo/tags/list?n=2&last=index>; rel=\"next\"")
+        );
+        let r = get(addr, "/v2/library/demo/tags/list?n=2&last=index").await;
+        assert_eq!(json(&r)["tags"], serde_json::json!(["v1"]));
+        assert_eq!(r.header("link"), None);
+        let r = get(addr, "/v2/library/demo/tags/list?n=0").await;
+        assert_eq!(json(&r)["tags"], serde_json::json!([]));
+        let r = get(addr, "/v2/library/demo/tags/list?n=x").await;
+        assert_eq!(r.status, 400);
+        let r = get(addr, "/v2/nobody/tags/list").await;
+        assert_eq!(error_code(&r), "NAME_UNKNOWN");
+
+        let r = get(addr, "/v2/_catalog").await;
+        assert_eq!(
+            json(&r),
+            serde_json::json!({"repositories": ["library/demo", "library/demo/sub", "other", "zeta"]})
+        );
+        let r = get(addr, "/v2/_catalog?n=3").await;
+        assert_eq!(
+            json(&r)["repositories"],
+            serde_json::json!(["library/demo", "library/demo/sub", "other"])
+        );
+        assert_eq!(
+            r.header("link"),
+            Some("</v2/_catalog?n=3&last=other>; rel=\"next\"")
+        );
+        let r = get(addr, "/v2/_catalog?n=3&last=other").await;
+        assert_eq!(json(&r)["repositories"], serde_json::json!(["zeta"]));
+        assert_eq!(r.header("link"), None);
+    }
+
+    #[tokio::test]
+    async fn oci_before_the_first_import() {
+        let s = store();
+        let addr = start(&s.layout).await;
+        assert_eq!(get(addr, "/v2/").await.status, 200);
+        assert_eq!(get(addr, "/v2/a/manifests/v1").await.status, 503);
     }
 
     #[test]

@@ -1,12 +1,18 @@
 //! Inside stores. Each ecosystem is one store behind the [`Store`] trait: it
-//! builds its part of a new generation directory from the next catalog,
-//! reusing the previous generation where objects did not change.
+//! checks the objects of its sources in the next catalog, then builds its
+//! part of a new generation directory, reusing the previous generation where
+//! objects did not change.
 
 pub mod files;
+pub mod oci;
 
 use crate::chunkstore::ChunkStore;
-use anyhow::Result;
-use ferry_protocol::catalog::{Catalog, SourceKind};
+use anyhow::{bail, Context, Result};
+use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
+use ferry_protocol::id::Sha256Hasher;
+use ferry_protocol::path::ObjectKey;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// What a store needs to build its part of a generation.
@@ -29,6 +35,12 @@ pub struct BuildCtx<'a> {
 pub trait Store {
     /// The source kind whose objects this store holds.
     fn kind(&self) -> SourceKind;
+    /// Checks the objects of this store's sources in the next catalog, before
+    /// anything is extracted or built (keys and digests an ecosystem requires).
+    /// An error names the object.
+    fn check(&self, _next: &Catalog) -> Result<()> {
+        Ok(())
+    }
     /// Builds this store's part of `cx.new_gen`. Returns bytes newly written
     /// (objects linked from the previous generation do not count).
     fn build(&self, cx: &BuildCtx<'_>) -> Result<u64>;
@@ -36,5 +48,109 @@ pub trait Store {
 
 /// Every store this build knows.
 pub fn all() -> Vec<Box<dyn Store>> {
-    vec![Box::new(files::FilesStore)]
+    vec![Box::new(files::FilesStore), Box::new(oci::OciStore)]
+}
+
+/// Runs every store's [`Store::check`] on `next`.
+pub fn check_all(next: &Catalog) -> Result<()> {
+    for s in all() {
+        s.check(next)?;
+    }
+    Ok(())
+}
+
+/// The objects of `catalog` whose source is of `kind`, in key order.
+pub fn objects_of_kind(
+    catalog: &Catalog,
+    kind: SourceKind,
+) -> impl Iterator<Item = (&ObjectKey, &Object)> {
+    catalog
+        .objects
+        .iter()
+        .filter(move |(k, _)| catalog.sources.get(&k.source) == Some(&kind))
+}
+
+/// Materializes the objects of `kind` sources at `GEN/<dir>/<source>/<path>`:
+/// links are created, unchanged files are hard-linked from the previous
+/// generation, and the rest are rebuilt from chunks (on all cores) with their
+/// size and SHA-256 checked. Returns the bytes rebuilt.
+pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64> {
+    use rayon::prelude::*;
+    // Links and unchanged files first, on this thread; then the files to
+    // rebuild, on all cores.
+    let mut rebuild_list = Vec::new();
+    for (key, obj) in objects_of_kind(cx.next, kind) {
+        let rel = Path::new(dir).join(&key.source).join(&key.path);
+        let dest = cx.new_gen.join(&rel);
+        let parent = dest.parent().expect("object paths have a parent");
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        match obj {
+            Object::Symlink { target } => std::os::unix::fs::symlink(target, &dest)
+                .with_context(|| format!("cannot create link {}", dest.display()))?,
+            Object::File(f) => {
+                let unchanged = cx.prev.objects.get(key) == Some(obj);
+                let linked = unchanged
+                    && cx
+                        .prev_gen
+                        .is_some_and(|g| std::fs::hard_link(g.join(&rel), &dest).is_ok());
+                if linked {
+                    cx.progress.inc(f.size);
+                } else {
+                    rebuild_list.push((key, f, dest));
+                }
+            }
+        }
+    }
+    rebuild_list
+        .par_iter()
+        .try_for_each(|(key, f, dest)| rebuild(cx, key, f, dest))?;
+    Ok(rebuild_list.iter().map(|(_, f, _)| f.size).sum())
+}
+
+/// Writes an object from its chunks, checking its size and SHA-256.
+fn rebuild(cx: &BuildCtx<'_>, key: &ObjectKey, f: &FileObject, dest: &Path) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .with_context(|| format!("cannot create {}", dest.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut sha = Sha256Hasher::new();
+    let mut size = 0u64;
+    for r in f.chunks() {
+        let data = cx
+            .chunks
+            .get(&r.id)
+            .with_context(|| format!("object {key}"))?;
+        if data.len() != r.len as usize {
+            bail!(
+                "object {key}: chunk {} has {} bytes, the catalog says {}",
+                r.id,
+                data.len(),
+                r.len
+            );
+        }
+        sha.update(&data);
+        size += data.len() as u64;
+        out.write_all(&data)
+            .with_context(|| format!("cannot write {}", dest.display()))?;
+        cx.progress.inc(data.len() as u64);
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", dest.display()))?;
+    let actual = sha.finish();
+    if size != f.size || actual != f.sha256 {
+        bail!(ferry_protocol::Error::BadObject {
+            key: key.to_string(),
+            why: format!(
+                "rebuilt {size} bytes with SHA-256 {actual}, expected {} bytes with {}",
+                f.size, f.sha256
+            ),
+        });
+    }
+    let mode = if f.executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set mode of {}", dest.display()))?;
+    Ok(())
 }
