@@ -529,3 +529,49 @@ pub fn craft_bundle(env: &Env, media: &str, objects: &[CraftedObject<'_>]) -> Pa
     std::fs::write(dir.join("manifest.ferry"), manifest.sign(&key)).unwrap();
     dir
 }
+
+/// A child process killed (and reaped) when dropped: servers started by tests.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `ferry-in serve` and its `host:port`.
+pub struct Server {
+    /// The process.
+    pub process: KillOnDrop,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Env {
+    /// Starts `ferry-in serve` on a free loopback port.
+    pub fn serve(&self) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(bin("ferry-in"))
+            .arg("--state")
+            .arg(&self.in_state)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ferry-in serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stderr.take().expect("stderr"))
+            .read_line(&mut line)
+            .expect("ferry-in serve prints its address");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim()
+            .to_string();
+        Server {
+            process: KillOnDrop(child),
+            addr,
+        }
+    }
+}

@@ -6,45 +6,15 @@
 use ferry_e2e::*;
 use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::id::Sha256;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 const OCI: SourceKind = SourceKind::Oci;
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(env: &Env) -> Server {
-    let mut child = Command::new(bin("ferry-in"))
-        .arg("--state")
-        .arg(&env.in_state)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim()
-        .to_string();
-    Server { child, addr }
+    env.serve()
 }
 
 fn digest(data: &[u8]) -> String {

@@ -5,18 +5,9 @@
 //! `docker-registry` or `skopeo` is not installed (scripts/test.sh installs both).
 
 use ferry_e2e::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -35,7 +26,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts `docker-registry` on a fresh port with storage under `dir`.
-fn registry(dir: &Path) -> (Kill, String) {
+fn registry(dir: &Path) -> (KillOnDrop, String) {
     let port = free_port();
     let cfg = dir.join("registry.yml");
     std::fs::write(
@@ -60,7 +51,7 @@ fn registry(dir: &Path) -> (Kill, String) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    (Kill(child), addr)
+    (KillOnDrop(child), addr)
 }
 
 fn sha(data: &[u8]) -> String {
@@ -165,27 +156,6 @@ fn config(env: &Env, reg: &str, images: &[&str]) {
     .unwrap();
 }
 
-fn serve(env: &Env) -> (Kill, String) {
-    let mut child = Command::new(bin("ferry-in"))
-        .arg("--state")
-        .arg(&env.in_state)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .expect("address")
-        .trim()
-        .to_string();
-    (Kill(child), addr)
-}
-
 #[test]
 fn images_from_a_registry_are_pulled_by_skopeo_from_the_inside() {
     if !have("docker-registry") || !have("skopeo") {
@@ -204,7 +174,8 @@ fn images_from_a_registry_are_pulled_by_skopeo_from_the_inside() {
     config(&env, &reg, &["library/demo:v1"]);
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
-    let (_srv, inside) = serve(&env);
+    let srv = env.serve();
+    let inside = srv.addr.clone();
 
     // The index, each platform's manifest and every blob are byte-exact.
     for arch in ["amd64", "arm64"] {

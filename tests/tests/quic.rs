@@ -29,22 +29,7 @@ fn listen(env: &Env) -> (Listener, String) {
     env.out(&["cert"]).expect_ok();
     env.inn(&["cert"]).expect_ok();
     let port = free_port();
-    let child = Command::new(bin("ferry-in"))
-        .arg("--state")
-        .arg(&env.in_state)
-        .args([
-            "listen",
-            "--quic",
-            &format!("127.0.0.1:{port}"),
-            "--peer-cert",
-        ])
-        .arg(env.out_state.join("quic.crt"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    (Listener(child), format!("quic://127.0.0.1:{port}"))
+    (listener_on(env, port), format!("quic://127.0.0.1:{port}"))
 }
 
 fn push(env: &Env, url: &str) -> Run {
