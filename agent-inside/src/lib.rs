@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod bundle;
 pub mod chunkstore;
+pub mod client_config;
 pub mod config;
 pub mod db;
 pub mod diode;

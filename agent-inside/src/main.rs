@@ -96,6 +96,19 @@ enum Cmd {
         #[arg(long)]
         allow_expired: bool,
     },
+    /// Prints configuration that points containerd, podman/cri-o and NVIDIA's
+    /// GPU Operator at this agent's registry (`serve`'s /v2/).
+    ClientConfig {
+        /// This registry as clients reach it, such as http://10.0.0.5:8080.
+        #[arg(long)]
+        url: String,
+        /// Upstream registries the images came from (repeatable).
+        #[arg(long, default_values_t = vec!["nvcr.io".to_string()])]
+        upstream: Vec<String>,
+        /// Upstream repository prefix of the GPU Operator's images.
+        #[arg(long, default_value = "nvidia")]
+        gpu_operator_path: String,
+    },
     /// Serves the current generation over HTTP: files under /files/<source>/<path>.
     Serve {
         /// Address to listen on, such as 0.0.0.0:8080.
@@ -257,6 +270,22 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 },
             };
             agent_inside::listen::run(layout, opts)?;
+            Ok(0)
+        }
+        Cmd::ClientConfig {
+            url,
+            upstream,
+            gpu_operator_path,
+        } => {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                bail!("--url must start with http:// or https://, such as http://10.0.0.5:8080");
+            }
+            let c = agent_inside::client_config::ClientConfig {
+                url,
+                upstreams: upstream,
+                gpu_operator_path,
+            };
+            print!("{}", c.render());
             Ok(0)
         }
         Cmd::Serve { listen } => {

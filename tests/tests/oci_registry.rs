@@ -234,6 +234,43 @@ fn images_from_a_registry_are_pulled_by_skopeo_from_the_inside() {
         "only {n} blobs pulled (index, 2 manifests, 2 configs, 3 layers expected)"
     );
 
+    // `ferry-in client-config` tells podman-style clients to use the inside
+    // as a mirror of the upstream: skopeo resolves the upstream name to it.
+    let cc = env
+        .inn(&[
+            "client-config",
+            "--url",
+            &format!("http://{inside}"),
+            "--upstream",
+            "upstream.invalid",
+        ])
+        .expect_ok();
+    let conf: String = cc
+        .stdout
+        .split("# podman / cri-o:")
+        .nth(1)
+        .and_then(|r| r.split("# NVIDIA GPU Operator").next())
+        .map(|r| r.lines().skip(1).collect::<Vec<_>>().join("\n"))
+        .expect("a registries.conf section");
+    let conf_file = work.join("registries.conf");
+    std::fs::write(&conf_file, conf).unwrap();
+    let mirrored = skopeo(&[
+        "inspect",
+        "--raw",
+        "--registries-conf",
+        conf_file.to_str().unwrap(),
+        "docker://upstream.invalid/library/demo:v1",
+    ])
+    .expect_ok();
+    let direct = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{inside}/library/demo:v1"),
+    ])
+    .expect_ok();
+    assert_eq!(mirrored.stdout, direct.stdout);
+
     // A new tag that shares the big layer ships only what is new.
     let v2 = build_image(&work, &shared, "v2", 2);
     push(&v2, "v2", &reg, "library/demo");
