@@ -16,6 +16,7 @@ pub mod diode;
 pub mod import;
 pub mod layout;
 pub mod listen;
+pub mod registry_push;
 pub mod serve;
 pub mod status;
 pub mod store;

@@ -96,6 +96,13 @@ enum Cmd {
         #[arg(long)]
         allow_expired: bool,
     },
+    /// Copies the current images into an existing registry (Harbor, Zot,
+    /// distribution): blobs it lacks, then manifests, then tags.
+    Push {
+        /// The registry, such as http://registry.local:5000.
+        #[arg(long)]
+        to: String,
+    },
     /// Prints configuration that points containerd, podman/cri-o and NVIDIA's
     /// GPU Operator at this agent's registry (`serve`'s /v2/).
     ClientConfig {
@@ -270,6 +277,19 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 },
             };
             agent_inside::listen::run(layout, opts)?;
+            Ok(0)
+        }
+        Cmd::Push { to } => {
+            let r = agent_inside::registry_push::push(layout, &to)?;
+            println!(
+                "pushed {} tag(s) to {to}: {} blobs uploaded ({}), {} mounted, {} already there; {} manifests",
+                r.tags,
+                r.uploaded,
+                ferry_agent_common::units::human_bytes(r.bytes),
+                r.mounted,
+                r.present,
+                r.manifests
+            );
             Ok(0)
         }
         Cmd::ClientConfig {

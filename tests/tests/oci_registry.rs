@@ -345,3 +345,67 @@ fn a_corrupt_or_missing_upstream_blob_fails_the_export_naming_it() {
     std::fs::remove_file(&data).unwrap();
     env.export("m1").expect_fail(&[&big]);
 }
+
+#[test]
+fn ferry_in_push_fills_a_second_registry_that_skopeo_pulls_from() {
+    if !have("docker-registry") || !have("skopeo") {
+        eprintln!(
+            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
+        );
+        return;
+    }
+    let env = Env::new();
+    let work = env.root().join("oci");
+    std::fs::create_dir_all(work.join("up")).unwrap();
+    std::fs::create_dir_all(work.join("site")).unwrap();
+    let (_up, up) = registry(&work.join("up"));
+    let (_site, site) = registry(&work.join("site"));
+    let shared = random_bytes(1_000_000, 9);
+    let v1 = build_image(&work, &shared, "v1", 1);
+    push(&v1, "v1", &up, "library/demo");
+    push(&v1, "v1", &up, "team/other"); // the same blobs in a second repository
+    config(&env, &up, &["library/demo:v1", "team/other:v1"]);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+
+    let r = env
+        .inn(&["push", "--to", &format!("http://{site}")])
+        .expect_ok();
+    assert!(r.stdout.contains("pushed 2 tag(s)"), "{}", r.all());
+    // The second repository's blobs were mounted or already there, not uploaded again.
+    assert!(
+        r.stdout.contains("mounted") && !r.stdout.contains(" 0 mounted, 0 already"),
+        "{}",
+        r.all()
+    );
+    for repo in ["library/demo", "team/other"] {
+        let a = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{up}/{repo}:v1"),
+        ])
+        .expect_ok();
+        let b = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{site}/{repo}:v1"),
+        ])
+        .expect_ok();
+        assert_eq!(a.stdout, b.stdout, "{repo}");
+        skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{site}/{repo}:v1"),
+            &format!("oci:{}:v1", work.join(repo.replace('/', "-")).display()),
+        ])
+        .expect_ok();
+    }
+    // Pushing again uploads nothing.
+    let again = env
+        .inn(&["push", "--to", &format!("http://{site}")])
+        .expect_ok();
+    assert!(again.stdout.contains("0 blobs uploaded"), "{}", again.all());
+}
