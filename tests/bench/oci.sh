@@ -18,6 +18,7 @@ out="$root/target/release/ferry-out"; in="$root/target/release/ferry-in"
 rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/reg\nhttp:\n  addr: 127.0.0.1:%s\n' "$dir" "$port" > reg.yml
+srv=""
 docker-registry serve reg.yml >reg.log 2>&1 & reg=$!
 trap 'kill $reg $srv 2>/dev/null || true' EXIT
 sleep 1
@@ -41,8 +42,8 @@ echo "== building and pushing a ${mb} MiB image to docker-registry"
 make_image v1 1
 printf '[[source]]\nname = "up"\ntype = "oci"\nregistry = "http://127.0.0.1:%s"\nimages = ["bench/app:v1"]\n' "$port" > ferry-out.toml
 "$out" --state out keygen >/dev/null 2>&1; "$in" --state in trust add out/signing.pub >/dev/null
-"$out" --state out export --config ferry-out.toml --to m1 | head -1
-"$in" --state in import m1 | head -1
+"$out" --state out export --config ferry-out.toml --to m1 > last.log; head -1 last.log
+"$in" --state in import m1 > last.log; head -1 last.log
 "$in" --state in serve --listen 127.0.0.1:0 2> serve.log & srv=$!
 sleep 0.5; inside=$(sed -nE 's/.*http:\/\/([^ ]+).*/\1/p' serve.log | head -1)
 
@@ -60,7 +61,7 @@ cmp -s <(cd from-reg && sha256sum * | sort) <(cd from-ferry && sha256sum * | sor
 echo "== tag bump: v2 shares the big layer, changes a small one"
 make_image v2 2
 printf '[[source]]\nname = "up"\ntype = "oci"\nregistry = "http://127.0.0.1:%s"\nimages = ["bench/app:v1", "bench/app:v2"]\n' "$port" > ferry-out.toml
-"$out" --state out export --config ferry-out.toml --to m2 | head -1
+"$out" --state out export --config ferry-out.toml --to m2 > last.log; head -1 last.log
 delta=$(du -sb m2 | cut -f1)
 
 mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
