@@ -16,6 +16,25 @@ pub mod paths;
 pub mod progress;
 pub mod units;
 
+/// Makes a closed standard output (`ferry-in status | head -1`) end the
+/// process quietly, as Unix tools do, instead of panicking in `println!`.
+/// Every other panic still reports as usual.
+pub fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141); // 128 + SIGPIPE, what a shell reports
+        }
+        default(info);
+    }));
+}
+
 /// An error and its causes on one line, as the agents print errors.
 pub fn one_line(e: &anyhow::Error) -> String {
     e.chain()

@@ -141,6 +141,7 @@ enum TrustCmd {
 }
 
 fn main() {
+    ferry_agent_common::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let state = cli
         .state

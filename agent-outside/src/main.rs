@@ -125,6 +125,7 @@ enum Cmd {
 }
 
 fn main() {
+    ferry_agent_common::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let state = cli
         .state

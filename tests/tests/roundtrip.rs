@@ -133,3 +133,21 @@ fn configured_limits_are_enforced() {
     .expect_ok();
     assert_eq!(env.applied_sequence(), 1);
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_without_a_panic() {
+    let env = Env::new();
+    let mut child = std::process::Command::new(bin("ferry-in"))
+        .arg("--state")
+        .arg(&env.in_state)
+        .args(["status"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is printed
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
