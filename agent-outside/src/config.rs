@@ -75,6 +75,10 @@ pub struct SourceConfig {
     /// `oci`: images, as `repository:tag`, `repository@sha256:…` or both.
     #[serde(default)]
     pub images: Vec<String>,
+    /// `oci`: tag patterns per repository: a regular expression matched
+    /// against the whole tag, or `semver:<range>` (such as `semver:>=1.9, <2`).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
     /// `oci`: platforms to keep from an index, such as `linux/amd64` (default: all).
     #[serde(default)]
     pub platforms: Vec<String>,
@@ -147,8 +151,11 @@ impl Config {
                     }
                 }
                 SourceType::Oci => {
-                    if s.registry.is_none() || s.images.is_empty() {
-                        bail!("source {:?} (oci) needs `registry` and `images`", s.name);
+                    if s.registry.is_none() || (s.images.is_empty() && s.tags.is_empty()) {
+                        bail!(
+                            "source {:?} (oci) needs `registry` and `images` or `tags`",
+                            s.name
+                        );
                     }
                 }
             }

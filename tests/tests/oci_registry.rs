@@ -409,3 +409,71 @@ fn ferry_in_push_fills_a_second_registry_that_skopeo_pulls_from() {
         .expect_ok();
     assert!(again.stdout.contains("0 blobs uploaded"), "{}", again.all());
 }
+
+#[test]
+fn tag_patterns_select_tags_by_regex_and_semver() {
+    if !have("docker-registry") || !have("skopeo") {
+        eprintln!(
+            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
+        );
+        return;
+    }
+    let env = Env::new();
+    let work = env.root().join("oci");
+    std::fs::create_dir_all(&work).unwrap();
+    let (_reg, reg) = registry(&work);
+    let layout = build_image(&work, &random_bytes(100_000, 3), "v1", 1);
+    for (repo, tag) in [
+        ("library/demo", "v1.9.0"),
+        ("library/demo", "v1.10.2"),
+        ("library/demo", "v2.0.0"),
+        ("library/demo", "latest"),
+        ("nvidia/cuda", "11.4.2-base-ubi8"),
+        ("nvidia/cuda", "11.4.2-runtime-ubi8"),
+        ("nvidia/cuda", "12.0.0-base-ubi8"),
+    ] {
+        skopeo(&[
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{reg}/{repo}:{tag}"),
+        ])
+        .expect_ok();
+    }
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"hub\"\ntype = \"oci\"\nregistry = \"http://{reg}\"\n\
+             [source.tags]\n\"library/demo\" = \"semver:>=1.9, <2\"\n\"nvidia/cuda\" = '11\\.4\\..*-base-ubi8'\n"
+        ),
+    )
+    .unwrap();
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let srv = env.serve();
+    let tags = |repo: &str| {
+        skopeo(&[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{}/{repo}", srv.addr),
+        ])
+        .expect_ok()
+        .stdout
+    };
+    let demo = tags("library/demo");
+    assert!(
+        demo.contains("\"v1.9.0\"") && demo.contains("\"v1.10.2\""),
+        "{demo}"
+    );
+    assert!(
+        !demo.contains("v2.0.0") && !demo.contains("latest"),
+        "{demo}"
+    );
+    let cuda = tags("nvidia/cuda");
+    assert!(cuda.contains("11.4.2-base-ubi8"), "{cuda}");
+    assert!(
+        !cuda.contains("runtime") && !cuda.contains("12.0.0"),
+        "{cuda}"
+    );
+}

@@ -240,6 +240,45 @@ impl Registry {
         Ok((bytes, digest))
     }
 
+    /// Every tag of a repository, following `Link` pagination.
+    pub fn tags(&self, repo: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut out = Vec::new();
+        let mut path = format!("{repo}/tags/list?n=1000");
+        for _ in 0..10_000 {
+            let mut resp = self.get(repo, &path, None)?;
+            let next = resp
+                .headers()
+                .get("link")
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| l.split(';').next())
+                .map(|u| {
+                    u.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                });
+            let list: TagList = serde_json::from_slice(
+                &resp
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_MANIFEST)
+                    .read_to_vec()?,
+            )
+            .with_context(|| format!("{repo}: the tag list is not JSON"))?;
+            out.extend(list.tags.unwrap_or_default());
+            match next.and_then(|n| n.split_once("/v2/").map(|(_, p)| p.to_string())) {
+                Some(p) => path = p,
+                None => return Ok(out),
+            }
+        }
+        bail!("{repo}: the tag list does not end")
+    }
+
     /// Opens a blob for reading.
     pub fn blob(&self, repo: &str, digest: &str) -> Result<Box<dyn std::io::Read>> {
         let resp = self.get(repo, &format!("{repo}/blobs/{digest}"), None)?;
@@ -313,7 +352,42 @@ pub struct OciSource {
     name: String,
     registry: std::sync::Arc<Registry>,
     images: Vec<ImageRef>,
+    patterns: Vec<(String, TagPattern)>,
     platforms: Vec<String>,
+}
+
+/// Which tags of a repository to mirror.
+pub enum TagPattern {
+    /// Tags matching this regular expression in full.
+    Regex(regex::Regex),
+    /// Tags that parse as a semantic version (a leading `v` allowed) within this range.
+    Semver(semver::VersionReq),
+}
+
+impl TagPattern {
+    /// Parses a pattern: `semver:<range>` or a regular expression.
+    pub fn parse(s: &str) -> Result<TagPattern> {
+        match s.strip_prefix("semver:") {
+            Some(r) => Ok(TagPattern::Semver(
+                semver::VersionReq::parse(r.trim())
+                    .with_context(|| format!("{r:?} is not a semver range"))?,
+            )),
+            None => Ok(TagPattern::Regex(
+                regex::Regex::new(&format!("^(?:{s})$"))
+                    .with_context(|| format!("{s:?} is not a regular expression"))?,
+            )),
+        }
+    }
+
+    /// Whether `tag` is selected.
+    pub fn matches(&self, tag: &str) -> bool {
+        match self {
+            TagPattern::Regex(r) => r.is_match(tag),
+            TagPattern::Semver(req) => semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag))
+                .map(|v| req.matches(&v))
+                .unwrap_or(false),
+        }
+    }
 }
 
 impl OciSource {
@@ -340,7 +414,20 @@ impl OciSource {
             .iter()
             .map(|i| ImageRef::parse(i).with_context(|| format!("source {:?}", cfg.name)))
             .collect::<Result<Vec<_>>>()?;
+        let patterns = cfg
+            .tags
+            .iter()
+            .map(|(repo, p)| {
+                ImageRef::parse(repo).with_context(|| format!("source {:?}: tags", cfg.name))?;
+                Ok((
+                    repo.clone(),
+                    TagPattern::parse(p)
+                        .with_context(|| format!("source {:?}: tags for {repo}", cfg.name))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(OciSource {
+            patterns,
             name: cfg.name.clone(),
             registry: std::sync::Arc::new(Registry::new(registry, basic)),
             images,
@@ -464,7 +551,31 @@ impl Source for OciSource {
 
     fn scan(&self, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         let mut seen = HashSet::new();
-        for image in &self.images {
+        let mut images = self.images.clone();
+        for (repo, pattern) in &self.patterns {
+            let tags = self
+                .registry
+                .tags(repo)
+                .with_context(|| format!("source {:?}", self.name))?;
+            let picked: Vec<_> = tags.into_iter().filter(|t| pattern.matches(t)).collect();
+            if picked.is_empty() {
+                eprintln!(
+                    "ferry-out: warning: source {:?}: no tag of {repo} matches its pattern",
+                    self.name
+                );
+            }
+            for tag in picked {
+                let image = ImageRef {
+                    repo: repo.clone(),
+                    tag: Some(tag),
+                    digest: None,
+                };
+                if !images.contains(&image) {
+                    images.push(image);
+                }
+            }
+        }
+        for image in &images {
             let reference = image
                 .digest
                 .clone()
@@ -524,6 +635,19 @@ mod tests {
         for bad in ["Upper/case:1", "x:bad tag", "x@sha256:12", "", "a//b:1"] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tag_patterns() {
+        let p = TagPattern::parse(r"11\.4\..*-base-ubi8").unwrap();
+        assert!(p.matches("11.4.2-base-ubi8"));
+        assert!(!p.matches("11.4.2-base-ubi8-extra"));
+        assert!(!p.matches("11.5.0-base-ubi8"));
+        let s = TagPattern::parse("semver:>=1.9, <2").unwrap();
+        assert!(s.matches("v1.9.0") && s.matches("1.10.3"));
+        assert!(!s.matches("v2.0.0") && !s.matches("latest") && !s.matches("1.8.9"));
+        assert!(TagPattern::parse("semver:not a range").is_err());
+        assert!(TagPattern::parse("(unclosed").is_err());
     }
 
     #[test]
