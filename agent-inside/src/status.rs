@@ -17,7 +17,8 @@ pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Va
     let history = db.history()?;
     let held = db.held()?;
     let (chunks, chunk_bytes) = apply::chunk_store(layout, limits).usage();
-    let mut sources = serde_json::Map::new();
+    // One entry per store kind ("files", "oci"), each with its sources.
+    let mut stores = serde_json::Map::new();
     for (name, kind) in &catalog.sources {
         let (mut n, mut bytes) = (0u64, 0u64);
         for (k, o) in &catalog.objects {
@@ -28,11 +29,18 @@ pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Va
                 }
             }
         }
-        sources.insert(
-            name.clone(),
-            json!({"kind": format!("{kind:?}").to_lowercase(), "objects": n, "bytes": bytes}),
-        );
+        let kind = format!("{kind:?}").to_lowercase();
+        let store = stores
+            .entry(kind)
+            .or_insert_with(|| json!({"objects": 0, "bytes": 0, "sources": {}}));
+        store["objects"] = json!(store["objects"].as_u64().unwrap_or(0) + n);
+        store["bytes"] = json!(store["bytes"].as_u64().unwrap_or(0) + bytes);
+        store["sources"][name] = json!({"objects": n, "bytes": bytes});
     }
+    stores.insert(
+        "chunks".into(),
+        json!({"count": chunks, "bytes": chunk_bytes}),
+    );
     let last = history.last().map(|(_, h)| h.clone());
     let diode: serde_json::Value = std::fs::read(layout.root.join(crate::diode::STATUS_FILE))
         .ok()
@@ -48,14 +56,7 @@ pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Va
         "serving_generation": layout.current_gen_name(),
         "trusted_keys": db.trusted()?.iter().map(|k| k.to_text()).collect::<Vec<_>>(),
         "held": held.iter().map(|(seq, h)| json!({"sequence": seq, "dir": h.dir_name, "reason": h.reason})).collect::<Vec<_>>(),
-        "stores": {
-            "files": {
-                "objects": catalog.objects.len(),
-                "bytes": catalog.total_bytes(),
-                "sources": sources,
-            },
-            "chunks": {"count": chunks, "bytes": chunk_bytes},
-        },
+        "stores": stores,
         "diode": diode,
         "history": history.iter().map(|(seq, h)| json!({
             "sequence": seq, "hash": h.hash.to_hex(), "created": h.created, "applied_at": h.applied_at,
@@ -97,14 +98,17 @@ pub fn print(v: &serde_json::Value) {
             h["reason"].as_str().unwrap_or("")
         );
     }
-    let f = &v["stores"]["files"];
-    println!(
-        "files:      {} objects, {}",
-        f["objects"],
-        human_bytes(f["bytes"].as_u64().unwrap_or(0))
-    );
-    if let Some(srcs) = f["sources"].as_object() {
-        for (name, s) in srcs {
+    for (kind, f) in v["stores"].as_object().into_iter().flatten() {
+        if kind == "chunks" {
+            continue;
+        }
+        println!(
+            "{:<11} {} objects, {}",
+            format!("{kind}:"),
+            f["objects"],
+            human_bytes(f["bytes"].as_u64().unwrap_or(0))
+        );
+        for (name, s) in f["sources"].as_object().into_iter().flatten() {
             println!(
                 "  {name}: {} objects, {}",
                 s["objects"],
