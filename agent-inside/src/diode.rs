@@ -198,6 +198,8 @@ struct Receiver {
     layout: Layout,
     bundles: BTreeMap<(StreamId, u64), BundleRx>,
     completed: Vec<serde_json::Value>,
+    /// The bundles in `completed`, for the per-packet check.
+    done: std::collections::HashSet<(StreamId, u64)>,
     counters: Counters,
     stream: Option<StreamId>,
     applied: Arc<AtomicU64>,
@@ -226,11 +228,7 @@ impl Receiver {
             self.counters.already_applied += 1;
             return Ok(());
         }
-        if self
-            .completed
-            .iter()
-            .any(|c| c["sequence"] == p.sequence && c["stream"] == p.stream.to_hex())
-        {
+        if self.done.contains(&(p.stream, p.sequence)) {
             self.counters.duplicate_or_late += 1;
             return Ok(());
         }
@@ -367,6 +365,7 @@ impl Receiver {
         rep["complete"] = serde_json::json!(true);
         rep["dir"] = serde_json::json!(dest.display().to_string());
         self.completed.push(rep);
+        self.done.insert(key);
         if let Some(tx) = &self.importer {
             let _ = tx.send(dest);
         }
@@ -568,6 +567,7 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
         opts,
         layout: layout.clone(),
         completed: Vec::new(),
+        done: Default::default(),
         counters: Counters::default(),
         stream,
         applied,

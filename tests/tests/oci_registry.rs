@@ -17,6 +17,21 @@ fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A fresh `Env` and a work directory, or `None` (with a message) when
+/// `docker-registry` or `skopeo` is missing.
+fn setup() -> Option<(Env, PathBuf)> {
+    if !have("docker-registry") || !have("skopeo") {
+        eprintln!(
+            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
+        );
+        return None;
+    }
+    let env = Env::new();
+    let work = env.root().join("oci");
+    std::fs::create_dir_all(&work).unwrap();
+    Some((env, work))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -158,15 +173,9 @@ fn config(env: &Env, reg: &str, images: &[&str]) {
 
 #[test]
 fn images_from_a_registry_are_pulled_by_skopeo_from_the_inside() {
-    if !have("docker-registry") || !have("skopeo") {
-        eprintln!(
-            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
-        );
+    let Some((env, work)) = setup() else {
         return;
-    }
-    let env = Env::new();
-    let work = env.root().join("oci");
-    std::fs::create_dir_all(&work).unwrap();
+    };
     let (_reg, reg) = registry(&work);
     let shared = random_bytes(2_000_000, 77);
     let v1 = build_image(&work, &shared, "v1", 1);
@@ -304,15 +313,9 @@ fn images_from_a_registry_are_pulled_by_skopeo_from_the_inside() {
 
 #[test]
 fn a_corrupt_or_missing_upstream_blob_fails_the_export_naming_it() {
-    if !have("docker-registry") || !have("skopeo") {
-        eprintln!(
-            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
-        );
+    let Some((env, work)) = setup() else {
         return;
-    }
-    let env = Env::new();
-    let work = env.root().join("oci");
-    std::fs::create_dir_all(&work).unwrap();
+    };
     let (_reg, reg) = registry(&work);
     let v1 = build_image(&work, &random_bytes(300_000, 5), "v1", 1);
     push(&v1, "v1", &reg, "library/bad");
@@ -348,14 +351,9 @@ fn a_corrupt_or_missing_upstream_blob_fails_the_export_naming_it() {
 
 #[test]
 fn ferry_in_push_fills_a_second_registry_that_skopeo_pulls_from() {
-    if !have("docker-registry") || !have("skopeo") {
-        eprintln!(
-            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
-        );
+    let Some((env, work)) = setup() else {
         return;
-    }
-    let env = Env::new();
-    let work = env.root().join("oci");
+    };
     std::fs::create_dir_all(work.join("up")).unwrap();
     std::fs::create_dir_all(work.join("site")).unwrap();
     let (_up, up) = registry(&work.join("up"));
@@ -412,15 +410,9 @@ fn ferry_in_push_fills_a_second_registry_that_skopeo_pulls_from() {
 
 #[test]
 fn tag_patterns_select_tags_by_regex_and_semver() {
-    if !have("docker-registry") || !have("skopeo") {
-        eprintln!(
-            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
-        );
+    let Some((env, work)) = setup() else {
         return;
-    }
-    let env = Env::new();
-    let work = env.root().join("oci");
-    std::fs::create_dir_all(&work).unwrap();
+    };
     let (_reg, reg) = registry(&work);
     let layout = build_image(&work, &random_bytes(100_000, 3), "v1", 1);
     for (repo, tag) in [
