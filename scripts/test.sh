@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry; do
+for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry \
+    gpg:gnupg reprepro:reprepro rpmbuild:rpm createrepo_c:createrepo-c dnf:dnf; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -575,3 +575,65 @@ impl Env {
         }
     }
 }
+
+/// A plain static HTTP server over a directory (Python's `http.server`),
+/// standing in for an upstream mirror; killed when dropped. The directory
+/// may be changed between exports to play an upstream update.
+pub struct Upstream {
+    /// Keeps the server running.
+    pub process: KillOnDrop,
+    /// `http://127.0.0.1:<port>` (no trailing slash).
+    pub url: String,
+}
+
+/// Serves `dir` over HTTP on a free loopback port.
+pub fn http_upstream(dir: &Path) -> Upstream {
+    use std::io::BufRead;
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "0",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start python3 -m http.server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("http.server prints its port");
+    // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+    let port = line
+        .split(" port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+        .to_string();
+    Upstream {
+        process: KillOnDrop(child),
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Whether every named command is on PATH; when one is not, prints why the
+/// calling test is skipped and returns false.
+pub fn have_tools(test: &str, tools: &[&str]) -> bool {
+    for t in tools {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !found {
+            eprintln!("skipping {test}: {t} is not installed (scripts/test.sh installs it)");
+            return false;
+        }
+    }
+    true
+}

@@ -278,6 +278,7 @@ fn build_generation(
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
     let pb = progress::bytes(next.total_bytes(), "applying");
     let cx = BuildCtx {
+        layout,
         prev_gen: prev_gen.as_deref(),
         new_gen: tmp,
         prev,

@@ -14,7 +14,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The whole configuration.
 #[derive(Debug, Deserialize)]
@@ -56,36 +56,49 @@ fn default_level() -> i32 {
     3
 }
 
-/// One upstream source.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One upstream source: its name and type, and the settings its type's
+/// module reads (each source module owns its settings struct, which refuses
+/// unknown keys).
+#[derive(Debug, Clone)]
 pub struct SourceConfig {
     /// Name, unique in the config; becomes the first path component inside.
     pub name: String,
     /// Kind of source.
-    #[serde(rename = "type")]
     pub kind: SourceType,
-    /// `files`: a local tree.
-    pub path: Option<PathBuf>,
-    /// `files`: URLs to fetch.
-    #[serde(default)]
-    pub urls: Vec<UrlEntry>,
-    /// `oci`: the registry, `host[:port]` (https) or an `http://`/`https://` URL.
-    pub registry: Option<String>,
-    /// `oci`: images, as `repository:tag`, `repository@sha256:…` or both.
-    #[serde(default)]
-    pub images: Vec<String>,
-    /// `oci`: tag patterns per repository: a regular expression matched
-    /// against the whole tag, or `semver:<range>` (such as `semver:>=1.9, <2`).
-    #[serde(default)]
-    pub tags: std::collections::BTreeMap<String, String>,
-    /// `oci`: platforms to keep from an index, such as `linux/amd64` (default: all).
-    #[serde(default)]
-    pub platforms: Vec<String>,
-    /// `oci`: user name for basic authentication (or for the token service).
-    pub username: Option<String>,
-    /// `oci`: file holding the password or token for `username`.
-    pub password_file: Option<PathBuf>,
+    /// Every other key of the `[[source]]` table.
+    pub settings: toml::Table,
+}
+
+impl<'de> Deserialize<'de> for SourceConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut settings = toml::Table::deserialize(d)?;
+        let name = match settings.remove("name") {
+            Some(toml::Value::String(s)) => s,
+            Some(_) => return Err(D::Error::custom("a source's `name` must be a string")),
+            None => return Err(D::Error::custom("every [[source]] needs a `name`")),
+        };
+        let kind = match settings.remove("type") {
+            Some(v) => SourceType::deserialize(v)
+                .map_err(|e| D::Error::custom(format!("source {name:?}: `type`: {e}")))?,
+            None => return Err(D::Error::custom(format!("source {name:?} needs a `type`"))),
+        };
+        Ok(SourceConfig {
+            name,
+            kind,
+            settings,
+        })
+    }
+}
+
+impl SourceConfig {
+    /// Reads this source's settings into its module's settings struct
+    /// (which should `deny_unknown_fields`); an error names the source.
+    pub fn settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        toml::Value::Table(self.settings.clone())
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("source {:?} ({}): {e}", self.name, self.kind.as_str()))
+    }
 }
 
 /// The kinds of source this build knows.
@@ -96,6 +109,28 @@ pub enum SourceType {
     Files,
     /// Container images from an OCI distribution registry.
     Oci,
+    /// A Debian (apt) repository.
+    Apt,
+    /// An RPM (yum/dnf) repository.
+    Yum,
+    /// A Python package index (PEP 503 / PEP 691).
+    Pypi,
+    /// A Helm chart repository.
+    Helm,
+}
+
+impl SourceType {
+    /// The name used in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceType::Files => "files",
+            SourceType::Oci => "oci",
+            SourceType::Apt => "apt",
+            SourceType::Yum => "yum",
+            SourceType::Pypi => "pypi",
+            SourceType::Helm => "helm",
+        }
+    }
 }
 
 /// A URL to fetch, with an optional expected SHA-256.
@@ -144,21 +179,8 @@ impl Config {
             if !names.insert(&s.name) {
                 bail!("source name {:?} is used twice", s.name);
             }
-            match s.kind {
-                SourceType::Files => {
-                    if s.path.is_none() && s.urls.is_empty() {
-                        bail!("source {:?} (files) needs `path` or `urls`", s.name);
-                    }
-                }
-                SourceType::Oci => {
-                    if s.registry.is_none() || (s.images.is_empty() && s.tags.is_empty()) {
-                        bail!(
-                            "source {:?} (oci) needs `registry` and `images` or `tags`",
-                            s.name
-                        );
-                    }
-                }
-            }
+            // Each module checks its own settings (and refuses unknown keys).
+            crate::source::from_config(s).with_context(|| format!("source {:?}", s.name))?;
         }
         ferry_agent_common::units::parse_duration_secs(&self.export.expires)
             .context("[export] expires")?;
@@ -191,7 +213,8 @@ mod tests {
         .unwrap();
         cfg.check().unwrap();
         assert_eq!(cfg.sources.len(), 2);
-        assert_eq!(cfg.sources[1].urls[1].url(), "https://host/b");
+        let files: crate::source::files::FilesSettings = cfg.sources[1].settings().unwrap();
+        assert_eq!(files.urls[1].url(), "https://host/b");
     }
 
     #[test]
@@ -200,6 +223,8 @@ mod tests {
             "[[source]]\nname = \"a\"\ntype = \"files\"\n",
             "[[source]]\nname = \"../x\"\ntype = \"files\"\npath = \"/x\"\n",
             "[[source]]\nname = \"a\"\ntype = \"ftp\"\npath = \"/x\"\n",
+            "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\nregistry = \"r\"\n",
+            "[[source]]\ntype = \"files\"\npath = \"/x\"\n",
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/y\"\n",
         ] {
             let parsed: Result<Config, _> = toml::from_str(bad);

@@ -52,6 +52,11 @@ pub fn bundles_dir(state: &Path) -> PathBuf {
     state.join("bundles")
 }
 
+/// The directory a source may keep downloads and metadata in between exports.
+pub fn cache_dir(state: &Path, source: &str) -> PathBuf {
+    state.join("cache").join(source)
+}
+
 /// Runs one export. Returns `None` when nothing changed since the last bundle.
 pub fn export(
     state: &Path,
@@ -72,7 +77,9 @@ pub fn export(
     fsx::remove_dir_if_exists(&tmp)?;
     std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
-    let result = build(&tmp, stream, sequence, ledger, &prev, &have, sources, opts);
+    let result = build(
+        state, &tmp, stream, sequence, ledger, &prev, &have, sources, opts,
+    );
     let (catalog, chunks, volumes, scan, bytes_read) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -162,6 +169,7 @@ type Built = (
 
 #[allow(clippy::too_many_arguments)]
 fn build(
+    state: &Path,
     tmp: &Path,
     stream: StreamId,
     sequence: u64,
@@ -187,7 +195,14 @@ fn build(
         for src in sources {
             catalog.sources.insert(src.name().to_string(), src.kind());
             let name = src.name().to_string();
-            src.scan(&mut |item| {
+            let cx = crate::source::ScanCtx {
+                previous: prev,
+                cache_dir: cache_dir(state, &name),
+                source: &name,
+            };
+            std::fs::create_dir_all(&cx.cache_dir)
+                .with_context(|| format!("cannot create {}", cx.cache_dir.display()))?;
+            src.scan(&cx, &mut |item| {
                 if let Err(e) = ferry_protocol::path::check_path(&item.path) {
                     eprintln!("ferry-out: warning: source {name:?}: skipping {:?}: {e}", item.path);
                     return Ok(());
@@ -201,6 +216,16 @@ fn build(
                 }
                 let object = match item.kind {
                     ItemKind::Symlink { target } => Object::Symlink { target },
+                    ItemKind::Keep => match prev.objects.get(&key) {
+                        Some(o) => o.clone(),
+                        None => {
+                            eprintln!(
+                                "ferry-out: warning: source {name:?}: {} is to be kept, but the last bundle does not have it",
+                                item.path
+                            );
+                            return Ok(());
+                        }
+                    },
                     ItemKind::File {
                         executable,
                         fingerprint,

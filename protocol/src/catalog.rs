@@ -103,6 +103,42 @@ pub enum SourceKind {
     /// `repos/<repository>/_tags/<tag>` (content `sha256:<hex>`, the tagged
     /// manifest's digest). See `docs/bundle-format.md` §5.3.
     Oci,
+    /// A Debian (apt) repository, byte for byte upstream's layout
+    /// (`dists/…`, `pool/…`), served under `/apt/<source>/`.
+    Apt,
+    /// An RPM (yum/dnf) repository (`repodata/…` and packages at the paths
+    /// `primary.xml` names), served under `/yum/<source>/`.
+    Yum,
+    /// A Python package index, served under `/pypi/<source>/simple/`.
+    Pypi,
+    /// A Helm chart repository (`index.yaml` and charts), served under
+    /// `/helm/<source>/`.
+    Helm,
+}
+
+impl SourceKind {
+    /// Every kind, in encoding order.
+    pub const ALL: [SourceKind; 6] = [
+        SourceKind::Files,
+        SourceKind::Oci,
+        SourceKind::Apt,
+        SourceKind::Yum,
+        SourceKind::Pypi,
+        SourceKind::Helm,
+    ];
+
+    /// A short lower-case name (`files`, `oci`, `apt`, …): the config's
+    /// `type`, and the directory the inside's store for it uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Files => "files",
+            SourceKind::Oci => "oci",
+            SourceKind::Apt => "apt",
+            SourceKind::Yum => "yum",
+            SourceKind::Pypi => "pypi",
+            SourceKind::Helm => "helm",
+        }
+    }
 }
 
 /// Every object a stream holds at one sequence number.
@@ -402,6 +438,9 @@ mod tests {
     fn source_kinds_keep_their_indices() {
         assert_eq!(postcard::to_stdvec(&SourceKind::Files).unwrap(), [0]);
         assert_eq!(postcard::to_stdvec(&SourceKind::Oci).unwrap(), [1]);
+        for (i, k) in SourceKind::ALL.iter().enumerate() {
+            assert_eq!(postcard::to_stdvec(k).unwrap(), [i as u8], "{}", k.name());
+        }
     }
 
     #[test]

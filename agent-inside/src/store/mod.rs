@@ -3,8 +3,12 @@
 //! part of a new generation directory, reusing the previous generation where
 //! objects did not change.
 
+pub mod apt;
 pub mod files;
+pub mod helm;
 pub mod oci;
+pub mod pypi;
+pub mod yum;
 
 use crate::chunkstore::ChunkStore;
 use anyhow::{bail, Context, Result};
@@ -17,6 +21,8 @@ use std::path::Path;
 
 /// What a store needs to build its part of a generation.
 pub struct BuildCtx<'a> {
+    /// The state directory (for inside-only state such as a site key).
+    pub layout: &'a crate::layout::Layout,
     /// The generation being replaced, if any.
     pub prev_gen: Option<&'a Path>,
     /// The directory of the generation being built.
@@ -48,7 +54,14 @@ pub trait Store {
 
 /// Every store this build knows.
 pub fn all() -> Vec<Box<dyn Store>> {
-    vec![Box::new(files::FilesStore), Box::new(oci::OciStore)]
+    vec![
+        Box::new(files::FilesStore),
+        Box::new(oci::OciStore),
+        Box::new(apt::AptStore),
+        Box::new(yum::YumStore),
+        Box::new(pypi::PypiStore),
+        Box::new(helm::HelmStore),
+    ]
 }
 
 /// Runs every store's [`Store::check`] on `next`.

@@ -4,13 +4,25 @@
 //! the tree (or is absolute), and anything else (sockets, devices, names that
 //! are not UTF-8), is skipped with a warning on stderr.
 
-use super::{Item, ItemKind, Source};
+use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::{SourceConfig, UrlEntry};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::id::Sha256;
+use serde::Deserialize;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
+
+/// The settings of a `type = "files"` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSettings {
+    /// A local tree.
+    pub path: Option<PathBuf>,
+    /// URLs to fetch: strings, or tables `{ url, sha256, path }`.
+    #[serde(default)]
+    pub urls: Vec<UrlEntry>,
+}
 
 /// A files source.
 pub struct FilesSource {
@@ -22,10 +34,14 @@ pub struct FilesSource {
 impl FilesSource {
     /// From its config entry.
     pub fn new(cfg: &SourceConfig) -> Result<Self> {
+        let settings: FilesSettings = cfg.settings()?;
+        if settings.path.is_none() && settings.urls.is_empty() {
+            bail!("source {:?} (files) needs `path` or `urls`", cfg.name);
+        }
         Ok(FilesSource {
             name: cfg.name.clone(),
-            root: cfg.path.clone(),
-            urls: cfg.urls.clone(),
+            root: settings.path,
+            urls: settings.urls,
         })
     }
 
@@ -124,7 +140,7 @@ impl Source for FilesSource {
         SourceKind::Files
     }
 
-    fn scan(&self, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+    fn scan(&self, _cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         if let Some(root) = &self.root {
             self.scan_tree(root, sink)?;
         }

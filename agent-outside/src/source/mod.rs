@@ -2,13 +2,18 @@
 //! it lists what upstream holds now, as [`Item`]s; the exporter does the rest
 //! (chunking, dedup against the ledger, volumes, manifest).
 
+pub mod apt;
 pub mod files;
+pub mod helm;
 pub mod oci;
+pub mod pypi;
+pub mod yum;
 
 use anyhow::Result;
-use ferry_protocol::catalog::SourceKind;
+use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::id::Sha256;
 use std::io::Read;
+use std::path::PathBuf;
 
 /// Opens an item's content for reading.
 pub type Opener = Box<dyn FnOnce() -> Result<Box<dyn Read>>>;
@@ -40,6 +45,34 @@ pub enum ItemKind {
         /// Relative target.
         target: String,
     },
+    /// Keep the object the previous bundle had at this path, as it was,
+    /// without reading anything (a pinned package upstream no longer has).
+    /// Ignored, with a warning, when the previous bundle had nothing there.
+    Keep,
+}
+
+/// What a source may use while scanning besides its settings.
+pub struct ScanCtx<'a> {
+    /// The catalog of the last bundle (every source's objects; see
+    /// [`ScanCtx::previous_paths`]).
+    pub previous: &'a Catalog,
+    /// A directory of this source's own in the outside's state
+    /// (`STATE/cache/<source>/`, created): for downloads that should survive
+    /// an interrupted export, or upstream metadata a later export needs.
+    pub cache_dir: PathBuf,
+    /// The source's name.
+    pub source: &'a str,
+}
+
+impl ScanCtx<'_> {
+    /// The paths this source had in the last bundle, with their objects.
+    pub fn previous_paths(&self) -> impl Iterator<Item = (&str, &Object)> {
+        self.previous
+            .objects
+            .iter()
+            .filter(move |(k, _)| k.source == self.source)
+            .map(|(k, o)| (k.path.as_str(), o))
+    }
 }
 
 /// An upstream source.
@@ -49,7 +82,7 @@ pub trait Source {
     /// Which inside store its objects go to.
     fn kind(&self) -> SourceKind;
     /// Lists every item upstream holds now, in any order.
-    fn scan(&self, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()>;
+    fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()>;
 }
 
 /// Builds the source a config entry describes.
@@ -57,5 +90,9 @@ pub fn from_config(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>>
     match cfg.kind {
         crate::config::SourceType::Files => Ok(Box::new(files::FilesSource::new(cfg)?)),
         crate::config::SourceType::Oci => Ok(Box::new(oci::OciSource::new(cfg)?)),
+        crate::config::SourceType::Apt => Ok(Box::new(apt::AptSource::new(cfg)?)),
+        crate::config::SourceType::Yum => Ok(Box::new(yum::YumSource::new(cfg)?)),
+        crate::config::SourceType::Pypi => Ok(Box::new(pypi::PypiSource::new(cfg)?)),
+        crate::config::SourceType::Helm => Ok(Box::new(helm::HelmSource::new(cfg)?)),
     }
 }

@@ -18,7 +18,7 @@
 //! anonymous access, the bearer-token challenge (Docker Hub, nvcr.io,
 //! ghcr.io) and basic authentication (`username` and `password_file`).
 
-use super::{Item, ItemKind, Source};
+use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_protocol::catalog::SourceKind;
@@ -390,14 +390,37 @@ impl TagPattern {
     }
 }
 
+/// The settings of a `type = "oci"` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OciSettings {
+    /// The registry, `host[:port]` (https) or an `http://`/`https://` URL.
+    pub registry: String,
+    /// Images, as `repository:tag`, `repository@sha256:…` or both.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Tag patterns per repository: a regular expression matched against the
+    /// whole tag, or `semver:<range>` (such as `semver:>=1.9, <2`).
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Platforms to keep from an index, such as `linux/amd64` (default: all).
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    /// User name for basic authentication (or for the token service).
+    pub username: Option<String>,
+    /// File holding the password or token for `username`.
+    pub password_file: Option<std::path::PathBuf>,
+}
+
 impl OciSource {
     /// From its config entry.
     pub fn new(cfg: &SourceConfig) -> Result<Self> {
-        let registry = cfg
-            .registry
-            .as_deref()
-            .ok_or_else(|| anyhow!("source {:?} (oci) needs `registry`", cfg.name))?;
-        let basic = match (&cfg.username, &cfg.password_file) {
+        let settings: OciSettings = cfg.settings()?;
+        if settings.images.is_empty() && settings.tags.is_empty() {
+            bail!("source {:?} (oci) needs `images` or `tags`", cfg.name);
+        }
+        let registry = settings.registry.as_str();
+        let basic = match (&settings.username, &settings.password_file) {
             (Some(u), Some(f)) => {
                 let p = std::fs::read_to_string(f)
                     .with_context(|| format!("cannot read {}", f.display()))?;
@@ -409,12 +432,12 @@ impl OciSource {
                 cfg.name
             ),
         };
-        let images = cfg
+        let images = settings
             .images
             .iter()
             .map(|i| ImageRef::parse(i).with_context(|| format!("source {:?}", cfg.name)))
             .collect::<Result<Vec<_>>>()?;
-        let patterns = cfg
+        let patterns = settings
             .tags
             .iter()
             .map(|(repo, p)| {
@@ -431,7 +454,7 @@ impl OciSource {
             name: cfg.name.clone(),
             registry: std::sync::Arc::new(Registry::new(registry, basic)),
             images,
-            platforms: cfg.platforms.clone(),
+            platforms: settings.platforms.clone(),
         })
     }
 
@@ -549,7 +572,7 @@ impl Source for OciSource {
         SourceKind::Oci
     }
 
-    fn scan(&self, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+    fn scan(&self, _cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         let mut seen = HashSet::new();
         let mut images = self.images.clone();
         for (repo, pattern) in &self.patterns {

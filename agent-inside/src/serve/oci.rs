@@ -1,0 +1,430 @@
+//! The OCI distribution pull API under `/v2/` (read-only).
+
+use super::*;
+
+/// Sent with every `/v2/` response.
+const DOCKER_API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+/// The digest of a manifest or blob served.
+const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+/// A tag file is `sha256:<hex>` and a newline at most; anything larger is broken.
+const MAX_TAG_FILE: u64 = 72;
+
+/// Everything under `/v2/`: the read-only OCI distribution pull API.
+pub(super) async fn v2(
+    server: &Server,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let mut r = if *method != Method::GET && !head {
+        let mut r = oci_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+            format!("method {method} is not supported: this registry is read-only"),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r
+    } else {
+        let rest = uri.path().strip_prefix("/v2").unwrap_or_default();
+        match rest.strip_prefix('/').unwrap_or(rest) {
+            "" => with_body(StatusCode::OK, "application/json", "{}".into()),
+            rest => match server.current().await {
+                Ok(g) => with_generation(oci_route(&g, rest, uri, headers, head).await, &g),
+                Err(r) => r,
+            },
+        }
+    };
+    r.headers_mut()
+        .insert(DOCKER_API_VERSION, HeaderValue::from_static("registry/2.0"));
+    r
+}
+
+/// A route under `/v2/`; `rest` is the raw path after `/v2/`.
+async fn oci_route(
+    g: &Generation,
+    rest: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let Some(decoded) = percent_decode(rest) else {
+        return oci_error(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            format!(
+                "bad path {}: invalid percent-encoding or not UTF-8",
+                uri.path()
+            ),
+        );
+    };
+    let query = uri.query();
+    if decoded == "_catalog" {
+        return oci_catalog(g, query);
+    }
+    let parts: Vec<&str> = decoded.split('/').collect();
+    let n = parts.len();
+    let route = if n >= 3 {
+        (parts[n - 2], parts[n - 1])
+    } else {
+        ("", "")
+    };
+    let name = parts[..n.saturating_sub(2)].join("/");
+    let kind = match route {
+        ("tags", "list") => "tags",
+        ("manifests", _) => "manifests",
+        ("blobs", _) => "blobs",
+        _ => {
+            return oci_error(
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("not found: {}", uri.path()),
+            )
+        }
+    };
+    if !oci_store::valid_repo(&name) {
+        return oci_error(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            format!("invalid repository name {name:?}"),
+        );
+    }
+    let Some(source) = find_repo(&g.catalog, &name) else {
+        return oci_error(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!("repository {name} is not known to this registry"),
+        );
+    };
+    let reference = route.1;
+    match kind {
+        "tags" => oci_tags(g, source, &name, query),
+        "manifests" => oci_manifest(g, source, &name, reference, headers).await,
+        _ => oci_blob(g, source, reference, headers, head).await,
+    }
+}
+
+/// The first OCI source (in name order) holding a tag of repository `name`.
+fn find_repo<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c str> {
+    let prefix = oci_store::tags_prefix(name);
+    catalog
+        .sources
+        .iter()
+        .filter(|(_, k)| **k == SourceKind::Oci)
+        .map(|(s, _)| s.as_str())
+        .find(|s| {
+            let from = ObjectKey {
+                source: s.to_string(),
+                path: prefix.clone(),
+            };
+            catalog
+                .objects
+                .range(from..)
+                .next()
+                .is_some_and(|(k, _)| k.source == *s && k.path.starts_with(&prefix))
+        })
+}
+
+/// The file of `key` in generation `g`'s OCI store, if the catalog holds it.
+fn oci_file<'c>(
+    g: &'c Generation,
+    source: &str,
+    path: String,
+) -> Option<(ObjectKey, &'c FileObject)> {
+    let key = ObjectKey {
+        source: source.to_string(),
+        path,
+    };
+    match g.catalog.objects.get(&key) {
+        Some(Object::File(f)) => Some((key, f)),
+        _ => None,
+    }
+}
+
+/// Reads a small file of generation `g`'s OCI store whole, checking its size
+/// against the catalog (and `max`).
+async fn read_oci_file(
+    g: &Generation,
+    key: &ObjectKey,
+    f: &FileObject,
+    max: u64,
+) -> Result<Vec<u8>, Response> {
+    if let Err(e) = check_key(key) {
+        return Err(server_error(format!(
+            "the catalog of generation {} holds an unsafe key: {e}",
+            g.name
+        )));
+    }
+    if f.size > max {
+        return Err(server_error(format!(
+            "generation {}: {key} is {} bytes, more than the {max} allowed",
+            g.name, f.size
+        )));
+    }
+    let fs_path = g.dir.join(GEN_OCI).join(&key.source).join(&key.path);
+    match tokio::fs::read(&fs_path).await {
+        Ok(bytes) if bytes.len() as u64 == f.size => Ok(bytes),
+        Ok(bytes) => Err(server_error(format!(
+            "generation {}: the stored file for {key} is {} bytes, the catalog says {}",
+            g.name,
+            bytes.len(),
+            f.size
+        ))),
+        Err(e) => Err(server_error(format!(
+            "generation {} cannot read its file for {key}: {e}",
+            g.name
+        ))),
+    }
+}
+
+/// `GET/HEAD /v2/<name>/manifests/<reference>`.
+async fn oci_manifest(
+    g: &Generation,
+    source: &str,
+    name: &str,
+    reference: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let unknown = |what: String| oci_error(StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", what);
+    let hex = if reference.contains(':') {
+        match oci_store::parse_digest(reference) {
+            Some(hex) => hex.to_string(),
+            None => {
+                return oci_error(
+                    StatusCode::BAD_REQUEST,
+                    "DIGEST_INVALID",
+                    format!("{reference:?} is not a digest this registry holds (sha256:<64 lower-case hex>)"),
+                )
+            }
+        }
+    } else if oci_store::valid_tag(reference) {
+        let Some((key, f)) = oci_file(g, source, oci_store::tag_path(name, reference)) else {
+            return unknown(format!("manifest unknown: {name} has no tag {reference}"));
+        };
+        let bytes = match read_oci_file(g, &key, f, MAX_TAG_FILE).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        match oci_store::parse_tag_file(&bytes) {
+            Some(hex) => hex.to_string(),
+            None => {
+                return server_error(format!(
+                    "generation {}: {key} does not hold a digest",
+                    g.name
+                ))
+            }
+        }
+    } else {
+        return unknown(format!(
+            "manifest unknown: {reference:?} is neither a tag nor a digest"
+        ));
+    };
+    let Some((key, f)) = oci_file(g, source, oci_store::manifest_path(&hex)) else {
+        return unknown(format!("manifest unknown: {name}@sha256:{hex}"));
+    };
+    let etag = format!("\"sha256:{hex}\"");
+    let etag_value = HeaderValue::from_str(&etag).expect("hex in quotes is a valid header value");
+    let digest = HeaderValue::from_str(&format!("sha256:{hex}")).expect("hex");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| none_match_hits(v, &etag))
+    {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r.headers_mut().insert(header::ETAG, etag_value);
+        r.headers_mut().insert(DOCKER_CONTENT_DIGEST, digest);
+        return r;
+    }
+    let bytes = match read_oci_file(g, &key, f, oci_store::MAX_MANIFEST_BYTES).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let media_type = match oci_store::media_type(&bytes).map(|t| HeaderValue::from_str(&t)) {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) => {
+            return server_error(format!(
+                "generation {}: {key} has a mediaType that is not a valid header value",
+                g.name
+            ))
+        }
+        Err(why) => return server_error(format!("generation {}: {key}: {why}", g.name)),
+    };
+    let len = bytes.len();
+    let mut r = Response::new(Body::from(bytes));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, media_type);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ETAG, etag_value);
+    h.insert(DOCKER_CONTENT_DIGEST, digest);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// `GET/HEAD /v2/<name>/blobs/<digest>`: a blob, or a manifest asked for as a blob.
+async fn oci_blob(
+    g: &Generation,
+    source: &str,
+    reference: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let Some(hex) = oci_store::parse_digest(reference) else {
+        return oci_error(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            format!(
+                "{reference:?} is not a digest this registry holds (sha256:<64 lower-case hex>)"
+            ),
+        );
+    };
+    let Some((key, f)) = oci_file(g, source, oci_store::blob_path(hex))
+        .or_else(|| oci_file(g, source, oci_store::manifest_path(hex)))
+    else {
+        return oci_error(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            format!("blob unknown: sha256:{hex}"),
+        );
+    };
+    let mut r = serve_file(
+        g,
+        &key,
+        f,
+        GEN_OCI,
+        "application/octet-stream",
+        headers,
+        head,
+    )
+    .await;
+    if r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED {
+        r.headers_mut().insert(
+            DOCKER_CONTENT_DIGEST,
+            HeaderValue::from_str(&format!("sha256:{hex}")).expect("hex"),
+        );
+    }
+    r
+}
+
+/// `GET /v2/<name>/tags/list`, with `n` and `last`.
+fn oci_tags(g: &Generation, source: &str, name: &str, query: Option<&str>) -> Response {
+    let prefix = oci_store::tags_prefix(name);
+    let from = ObjectKey {
+        source: source.to_string(),
+        path: prefix.clone(),
+    };
+    let tags = g
+        .catalog
+        .objects
+        .range(from..)
+        .take_while(|(k, _)| k.source == source && k.path.starts_with(&prefix))
+        .map(|(k, _)| &k.path[prefix.len()..])
+        .filter(|t| oci_store::valid_tag(t));
+    let (page, next) = match paginate(tags, query) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let body = serde_json::json!({ "name": name, "tags": page }).to_string();
+    let mut r = with_body(StatusCode::OK, "application/json", body);
+    if let Some((n, last)) = next {
+        link_next(&mut r, &format!("/v2/{name}/tags/list?n={n}&last={last}"));
+    }
+    r
+}
+
+/// `GET /v2/_catalog`, with `n` and `last`: every repository of every OCI source.
+fn oci_catalog(g: &Generation, query: Option<&str>) -> Response {
+    let mut repos = std::collections::BTreeSet::new();
+    for (source, _) in g
+        .catalog
+        .sources
+        .iter()
+        .filter(|(_, k)| **k == SourceKind::Oci)
+    {
+        let from = ObjectKey {
+            source: source.clone(),
+            path: "repos/".into(),
+        };
+        for (k, _) in g
+            .catalog
+            .objects
+            .range(from..)
+            .take_while(|(k, _)| k.source == *source && k.path.starts_with("repos/"))
+        {
+            if let Some(oci_store::OciPath::Tag { repo, .. }) = oci_store::parse_path(&k.path) {
+                repos.insert(repo);
+            }
+        }
+    }
+    let (page, next) = match paginate(repos.into_iter(), query) {
+        Ok(p) => p,
+        Err(r) => return *r,
+    };
+    let body = serde_json::json!({ "repositories": page }).to_string();
+    let mut r = with_body(StatusCode::OK, "application/json", body);
+    if let Some((n, last)) = next {
+        link_next(&mut r, &format!("/v2/_catalog?n={n}&last={last}"));
+    }
+    r
+}
+
+/// A page of a listing, and `(n, last item)` when more remain.
+type Page<'a> = (Vec<&'a str>, Option<(usize, String)>);
+
+/// A page of `items` (sorted ascending) after the `last` of the query, at
+/// most its `n`. An error is the 400 to send.
+fn paginate<'a>(
+    items: impl Iterator<Item = &'a str>,
+    query: Option<&str>,
+) -> Result<Page<'a>, Box<Response>> {
+    let n = match query_param(query, "n") {
+        None => None,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(Box::new(oci_error(
+                    StatusCode::BAD_REQUEST,
+                    "PAGINATION_NUMBER_INVALID",
+                    format!("n={v:?} is not a number"),
+                )))
+            }
+        },
+    };
+    let last = query_param(query, "last");
+    let mut after = items.skip_while(|i| last.as_deref().is_some_and(|l| *i <= l));
+    let Some(n) = n else {
+        return Ok((after.collect(), None));
+    };
+    let page: Vec<&str> = after.by_ref().take(n).collect();
+    let more = n > 0 && after.next().is_some();
+    let next = match page.last() {
+        Some(l) if more => Some((n, l.to_string())),
+        _ => None,
+    };
+    Ok((page, next))
+}
+
+/// The value of `name` in a query string, percent-decoded.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| percent_decode(v))
+}
+
+/// Adds `Link: <target>; rel="next"`.
+fn link_next(r: &mut Response, target: &str) {
+    if let Ok(v) = HeaderValue::from_str(&format!("<{target}>; rel=\"next\"")) {
+        r.headers_mut().insert(header::LINK, v);
+    }
+}
+
+/// An error as the distribution spec has them: `{"errors":[{"code","message"}]}`.
+fn oci_error(status: StatusCode, code: &str, message: String) -> Response {
+    let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] }).to_string();
+    with_body(status, "application/json", body)
+}
