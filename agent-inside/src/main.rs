@@ -330,7 +330,11 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 Some(p) => {
                     std::fs::write(&p, &bytes)
                         .with_context(|| format!("cannot write {}", p.display()))?;
-                    eprintln!("ferry-in: site key {} written to {}", key.fingerprint(), p.display());
+                    eprintln!(
+                        "ferry-in: site key {} written to {}",
+                        key.fingerprint(),
+                        p.display()
+                    );
                 }
                 None if binary => bail!("--binary writes bytes; give --output FILE"),
                 None => print!("{}", String::from_utf8_lossy(&bytes)),

@@ -42,8 +42,12 @@ impl SiteKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(anyhow!("cannot read the site key {}: {e}", p.display())),
         };
-        let (key, _) = SignedSecretKey::from_string(&text)
-            .map_err(|e| anyhow!("the site key {} is not an OpenPGP secret key: {e}", p.display()))?;
+        let (key, _) = SignedSecretKey::from_string(&text).map_err(|e| {
+            anyhow!(
+                "the site key {} is not an OpenPGP secret key: {e}",
+                p.display()
+            )
+        })?;
         Ok(Some(SiteKey { key }))
     }
 
@@ -169,7 +173,10 @@ mod tests {
         let again = SiteKey::load_or_create(&layout).unwrap();
         assert_eq!(k.fingerprint(), again.fingerprint());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path(&layout)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(path(&layout))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
 
         let public = k.public();

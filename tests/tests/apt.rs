@@ -135,15 +135,52 @@ fn first_packages() -> Vec<Pkg<'static>> {
             name: "app",
             version: "1.0",
             arch: "amd64",
-            extra: "Pre-Depends: libpre\nDepends: libbase (>= 1.0), virt-thing\nRecommends: extra\n",
+            extra:
+                "Pre-Depends: libpre\nDepends: libbase (>= 1.0), virt-thing\nRecommends: extra\n",
             seed: 1,
         },
-        Pkg { name: "libpre", version: "1.0", arch: "amd64", extra: "", seed: 2 },
-        Pkg { name: "libbase", version: "1.0", arch: "all", extra: "", seed: 3 },
-        Pkg { name: "provider", version: "1.0", arch: "all", extra: "Provides: virt-thing\n", seed: 4 },
-        Pkg { name: "extra", version: "1.0", arch: "all", extra: "", seed: 5 },
-        Pkg { name: "unrelated", version: "1.0", arch: "amd64", extra: "", seed: 6 },
-        Pkg { name: "pinned-tool", version: "1.0", arch: "all", extra: "", seed: 7 },
+        Pkg {
+            name: "libpre",
+            version: "1.0",
+            arch: "amd64",
+            extra: "",
+            seed: 2,
+        },
+        Pkg {
+            name: "libbase",
+            version: "1.0",
+            arch: "all",
+            extra: "",
+            seed: 3,
+        },
+        Pkg {
+            name: "provider",
+            version: "1.0",
+            arch: "all",
+            extra: "Provides: virt-thing\n",
+            seed: 4,
+        },
+        Pkg {
+            name: "extra",
+            version: "1.0",
+            arch: "all",
+            extra: "",
+            seed: 5,
+        },
+        Pkg {
+            name: "unrelated",
+            version: "1.0",
+            arch: "amd64",
+            extra: "",
+            seed: 6,
+        },
+        Pkg {
+            name: "pinned-tool",
+            version: "1.0",
+            arch: "all",
+            extra: "",
+            seed: 7,
+        },
     ]
 }
 
@@ -211,6 +248,11 @@ impl Apt {
         }
         std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
         std::fs::write(
+            root.join("apt.conf"),
+            format!("Dir \"{}/\";\n", root.display()),
+        )
+        .unwrap();
+        std::fs::write(
             root.join("etc/apt/sources.list"),
             format!("deb [signed-by={}] {url} stable main\n", key.display()),
         )
@@ -221,7 +263,8 @@ impl Apt {
         let r = |s: &str| format!("{s}={}", self.root.display());
         let o = Command::new("apt-get")
             .current_dir(self.root.join("dl"))
-            .env_remove("APT_CONFIG")
+            // Read first, so the host's apt.conf.d (DEP-11, say) stays out.
+            .env("APT_CONFIG", self.root.join("apt.conf"))
             .args(["-q", "-o", &r("Dir"), "-o"])
             .arg(format!(
                 "Dir::State::status={}/var/lib/dpkg/status",
@@ -324,16 +367,27 @@ fn apt_closure_update_pin_and_both_views() {
     );
     // Byte for byte the upstream's release file.
     assert_eq!(
-        std::fs::read(env.in_state.join("store/current/apt/deb/dists/stable/InRelease")).unwrap(),
+        std::fs::read(
+            env.in_state
+                .join("store/current/apt/deb/dists/stable/InRelease")
+        )
+        .unwrap(),
         std::fs::read(fx.repo.dir.join("dists/stable/InRelease")).unwrap()
     );
 
     let server = env.serve();
     let site_key = fx.work.join("site.gpg");
-    env.inn(&["site-key", "--binary", "--output", site_key.to_str().unwrap()])
-        .expect_ok();
+    env.inn(&[
+        "site-key",
+        "--binary",
+        "--output",
+        site_key.to_str().unwrap(),
+    ])
+    .expect_ok();
     let armored = env.inn(&["site-key"]).expect_ok();
-    assert!(armored.stdout.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    assert!(armored
+        .stdout
+        .starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
 
     // Byte-exact view, verified with the upstream's key.
     let exact = Apt::new(
@@ -371,7 +425,11 @@ fn apt_closure_update_pin_and_both_views() {
         &fx.upstream_key,
     );
     let r = wrong.run(&["update"]);
-    assert!(r.all().contains("NO_PUBKEY") || r.all().contains("not signed"), "{}", r.all());
+    assert!(
+        r.all().contains("NO_PUBKEY") || r.all().contains("not signed"),
+        "{}",
+        r.all()
+    );
 
     // Upstream update: app 2.0, pinned-tool removed upstream.
     let app2 = build_deb(
@@ -393,7 +451,10 @@ fn apt_closure_update_pin_and_both_views() {
     let first = dir_bytes(&env.only_bundle("m1"));
     eprintln!("bundle 1: {first} bytes; update bundle: {delta} bytes; new deb {new_deb} bytes");
     // Only the new deb and the changed indices travel.
-    assert!(delta < new_deb + 64 * 1024, "delta {delta} bytes for a {new_deb}-byte deb");
+    assert!(
+        delta < new_deb + 64 * 1024,
+        "delta {delta} bytes for a {new_deb}-byte deb"
+    );
     assert!(first > 4 * new_deb);
     env.import("m2").expect_ok();
     assert_eq!(
@@ -408,7 +469,10 @@ fn apt_closure_update_pin_and_both_views() {
     );
     exact.update();
     exact.download("app").expect_ok();
-    assert_eq!(exact.downloaded("app_2.0_amd64.deb"), std::fs::read(&app2).unwrap());
+    assert_eq!(
+        exact.downloaded("app_2.0_amd64.deb"),
+        std::fs::read(&app2).unwrap()
+    );
     site.update();
     site.download("pinned-tool").expect_ok();
     assert_eq!(
@@ -416,7 +480,10 @@ fn apt_closure_update_pin_and_both_views() {
         std::fs::read(&fx.debs["pinned-tool"]).unwrap()
     );
     site.download("app").expect_ok();
-    assert_eq!(site.downloaded("app_2.0_amd64.deb"), std::fs::read(&app2).unwrap());
+    assert_eq!(
+        site.downloaded("app_2.0_amd64.deb"),
+        std::fs::read(&app2).unwrap()
+    );
     // Nothing changed upstream: the next export has nothing to carry.
     env.export("m3").expect_ok();
     assert!(media_is_empty(env, "m3"));
@@ -437,11 +504,17 @@ fn apt_tampered_upstream_ships_nothing() {
     let good_cfg = std::fs::read_to_string(&env.config).unwrap();
     std::fs::write(
         &env.config,
-        good_cfg.replace(fx.upstream_key.to_str().unwrap(), other_key.to_str().unwrap()),
+        good_cfg.replace(
+            fx.upstream_key.to_str().unwrap(),
+            other_key.to_str().unwrap(),
+        ),
     )
     .unwrap();
-    env.export("bad-key")
-        .expect_fail(&["source \"deb\"", "dists/stable/InRelease", "BAD SIGNATURE"]);
+    env.export("bad-key").expect_fail(&[
+        "source \"deb\"",
+        "dists/stable/InRelease",
+        "BAD SIGNATURE",
+    ]);
     assert!(media_is_empty(env, "bad-key"));
     std::fs::write(&env.config, &good_cfg).unwrap();
 
@@ -452,15 +525,22 @@ fn apt_tampered_upstream_ships_nothing() {
         inrelease.replace("Origin: FerryTest", "Origin: FerryEvil"),
     )
     .unwrap();
-    env.export("bad-sig")
-        .expect_fail(&["source \"deb\"", "dists/stable/InRelease", "BAD SIGNATURE"]);
+    env.export("bad-sig").expect_fail(&[
+        "source \"deb\"",
+        "dists/stable/InRelease",
+        "BAD SIGNATURE",
+    ]);
     assert!(media_is_empty(env, "bad-sig"));
     std::fs::write(dists.join("InRelease"), &inrelease).unwrap();
 
     // An index that does not match the Release.
     let pk = dists.join("main/binary-amd64/Packages");
     let packages = std::fs::read_to_string(&pk).unwrap();
-    std::fs::write(&pk, packages.replace("ferry test package", "ferry test pakage")).unwrap();
+    std::fs::write(
+        &pk,
+        packages.replace("ferry test package", "ferry test pakage"),
+    )
+    .unwrap();
     env.export("bad-index").expect_fail(&[
         "source \"deb\"",
         "dists/stable/main/binary-amd64/Packages",
@@ -473,7 +553,12 @@ fn apt_tampered_upstream_ships_nothing() {
     // A deb whose bytes differ from its stanza.
     let rel = walkdir(&fx.repo.dir.join("pool"))
         .into_iter()
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("extra_"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("extra_")
+        })
         .unwrap();
     let good = std::fs::read(&rel).unwrap();
     let mut bad = good.clone();
@@ -513,15 +598,19 @@ fn apt_real_debian() {
     let url = sources
         .lines()
         .find_map(|l| {
-            l.strip_prefix("URIs:")
-                .map(str::trim)
-                .or_else(|| l.strip_prefix("deb ").and_then(|r| r.split_whitespace().last()))
+            l.strip_prefix("URIs:").map(str::trim).or_else(|| {
+                l.strip_prefix("deb ")
+                    .and_then(|r| r.split_whitespace().last())
+            })
         })
         .unwrap_or("http://deb.debian.org/debian")
         .to_string();
     let suite = sources
         .lines()
-        .find_map(|l| l.strip_prefix("Suites:").and_then(|s| s.split_whitespace().next()))
+        .find_map(|l| {
+            l.strip_prefix("Suites:")
+                .and_then(|s| s.split_whitespace().next())
+        })
         .unwrap_or("bookworm")
         .to_string();
     let env = Env::new();

@@ -44,7 +44,10 @@ pub(super) async fn site(server: &Server, raw: &str, headers: &HeaderMap, head: 
         return with_generation(not_found(raw), &g);
     }
     if path.starts_with("pool/") {
-        return with_generation(tree(&g, SourceKind::Apt, rest, raw, headers, head).await, &g);
+        return with_generation(
+            tree(&g, SourceKind::Apt, rest, raw, headers, head).await,
+            &g,
+        );
     }
     if !path.starts_with("dists/") {
         return with_generation(not_found(raw), &g);

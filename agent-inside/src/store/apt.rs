@@ -61,9 +61,15 @@ impl Store for AptStore {
         for (key, obj) in objects_of_kind(next, SourceKind::Apt) {
             let p = key.path.as_str();
             let Object::File(f) = obj else {
-                bail!("apt source {:?}: {p} is a symbolic link; an apt repository has none", key.source);
+                bail!(
+                    "apt source {:?}: {p} is a symbolic link; an apt repository has none",
+                    key.source
+                );
             };
-            if !(p.starts_with("dists/") || p.starts_with("pool/") || p.starts_with("ferry/pinned/")) {
+            if !(p.starts_with("dists/")
+                || p.starts_with("pool/")
+                || p.starts_with("ferry/pinned/"))
+            {
                 bail!(
                     "apt source {:?}: {p} is neither under dists/, pool/ nor ferry/pinned/",
                     key.source
@@ -79,7 +85,10 @@ impl Store for AptStore {
                 }
             }
             let parts: Vec<&str> = p.split('/').collect();
-            if parts.len() == 3 && parts[0] == "dists" && (parts[2] == "InRelease" || parts[2] == "Release") {
+            if parts.len() == 3
+                && parts[0] == "dists"
+                && (parts[2] == "InRelease" || parts[2] == "Release")
+            {
                 has_release.insert(&key.source, true);
             }
         }
@@ -145,7 +154,9 @@ impl Repo {
             debs: BTreeMap::new(),
         };
         let mut pinned = Vec::new();
-        for (key, obj) in objects_of_kind(catalog, SourceKind::Apt).filter(|(k, _)| k.source == source) {
+        for (key, obj) in
+            objects_of_kind(catalog, SourceKind::Apt).filter(|(k, _)| k.source == source)
+        {
             let Object::File(f) = obj else { continue };
             let p = key.path.as_str();
             if p.starts_with("pool/") {
@@ -184,7 +195,8 @@ impl Repo {
                 let file = format!("dists/{name}/{d}/{v}");
                 let text = read_index(&root.join(&file), v)
                     .with_context(|| format!("apt source {source:?}: {file}"))?;
-                let st = parse_stanzas(&text).with_context(|| format!("apt source {source:?}: {file}"))?;
+                let st = parse_stanzas(&text)
+                    .with_context(|| format!("apt source {source:?}: {file}"))?;
                 suite.stanzas.insert(d, st);
             }
         }
@@ -228,7 +240,10 @@ impl Repo {
         let mut listed: HashMap<&str, Vec<(u64, &str)>> = HashMap::new();
         for s in self.suites.values() {
             for st in s.stanzas.values().flatten() {
-                listed.entry(&st.filename).or_default().push((st.size, &st.sha256));
+                listed
+                    .entry(&st.filename)
+                    .or_default()
+                    .push((st.size, &st.sha256));
             }
         }
         for (p, (size, sha)) in &self.debs {
@@ -254,15 +269,18 @@ impl Repo {
             let mut comps = BTreeSet::new();
             let mut arches = BTreeSet::new();
             for (dir, stanzas) in &s.stanzas {
-                let Some((comp, arch)) = dir.split_once("/binary-") else { continue };
+                let Some((comp, arch)) = dir.split_once("/binary-") else {
+                    continue;
+                };
                 comps.insert(comp.to_string());
                 arches.insert(arch.to_string());
                 let mut text = String::new();
                 let mut seen = BTreeSet::new();
                 for st in stanzas {
-                    let held = self.debs.get(&st.filename).is_some_and(|(size, sha)| {
-                        *size == st.size && sha.to_hex() == st.sha256
-                    });
+                    let held = self
+                        .debs
+                        .get(&st.filename)
+                        .is_some_and(|(size, sha)| *size == st.size && sha.to_hex() == st.sha256);
                     if held && seen.insert((&st.filename, &st.sha256)) {
                         text.push_str(st.text.trim_end_matches('\n'));
                         text.push_str("\n\n");
@@ -270,7 +288,8 @@ impl Repo {
                 }
                 let gz = gzip(text.as_bytes())?;
                 let d = suite_dir.join(dir);
-                std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+                std::fs::create_dir_all(&d)
+                    .with_context(|| format!("cannot create {}", d.display()))?;
                 for (fname, bytes) in [("Packages", text.as_bytes()), ("Packages.gz", &gz[..])] {
                     std::fs::write(d.join(fname), bytes)
                         .with_context(|| format!("cannot write {}", d.join(fname).display()))?;
@@ -283,13 +302,29 @@ impl Repo {
                 }
             }
             let mut rel = String::new();
-            for f in ["origin", "label", "suite", "codename", "version", "date", "valid-until"] {
+            for f in [
+                "origin",
+                "label",
+                "suite",
+                "codename",
+                "version",
+                "date",
+                "valid-until",
+            ] {
                 if let Some(v) = s.fields.get(f) {
                     let _ = writeln!(rel, "{}: {v}", header_name(f));
                 }
             }
-            let _ = writeln!(rel, "Architectures: {}", arches.into_iter().collect::<Vec<_>>().join(" "));
-            let _ = writeln!(rel, "Components: {}", comps.into_iter().collect::<Vec<_>>().join(" "));
+            let _ = writeln!(
+                rel,
+                "Architectures: {}",
+                arches.into_iter().collect::<Vec<_>>().join(" ")
+            );
+            let _ = writeln!(
+                rel,
+                "Components: {}",
+                comps.into_iter().collect::<Vec<_>>().join(" ")
+            );
             let _ = writeln!(
                 rel,
                 "Description: ferry-in view of {source} listing only the packages mirrored, signed with the site key"
@@ -336,8 +371,10 @@ fn release_text(root: &Path, suite: &str) -> Result<String> {
                 .map_err(|e| anyhow!("InRelease is not a cleartext-signed message: {e}"))?;
             Ok(msg.signed_text().replace("\r\n", "\n"))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::read_to_string(dir.join("Release"))
-            .map_err(|e| anyhow!("neither InRelease nor a readable Release: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::read_to_string(dir.join("Release"))
+                .map_err(|e| anyhow!("neither InRelease nor a readable Release: {e}"))
+        }
         Err(e) => Err(anyhow!("cannot read InRelease: {e}")),
     }
 }
@@ -355,7 +392,9 @@ fn parse_release(text: &str, s: &mut Suite) -> Result<()> {
             bail!("bad SHA256 line {line:?}");
         };
         let sha = Sha256::from_hex(hex).ok_or_else(|| anyhow!("bad SHA256 line {line:?}"))?;
-        let size = size.parse().map_err(|_| anyhow!("bad SHA256 line {line:?}"))?;
+        let size = size
+            .parse()
+            .map_err(|_| anyhow!("bad SHA256 line {line:?}"))?;
         s.listed.insert(path.to_string(), (size, sha));
     }
     Ok(())

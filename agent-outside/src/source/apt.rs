@@ -109,12 +109,18 @@ impl AptSource {
     /// Verifies `sig` (what the signature covers is `data`) with any key of
     /// the keyring.
     fn verify_detached(&self, file: &str, data: &[u8], sig_armored: &[u8]) -> Result<()> {
-        let sigs = parse_detached(sig_armored)
-            .map_err(|e| anyhow!("source {:?}: {file}: not an OpenPGP signature: {e}", self.name))?;
+        let sigs = parse_detached(sig_armored).map_err(|e| {
+            anyhow!(
+                "source {:?}: {file}: not an OpenPGP signature: {e}",
+                self.name
+            )
+        })?;
         for sig in &sigs {
             for k in &self.keys {
                 if sig.verify(k, data).is_ok()
-                    || k.public_subkeys.iter().any(|sk| sig.verify(&sk.key, data).is_ok())
+                    || k.public_subkeys
+                        .iter()
+                        .any(|sk| sig.verify(&sk.key, data).is_ok())
                 {
                     return Ok(());
                 }
@@ -138,7 +144,10 @@ impl AptSource {
             )
         })?;
         let ok = self.keys.iter().any(|k| {
-            msg.verify(k).is_ok() || k.public_subkeys.iter().any(|sk| msg.verify(&sk.key).is_ok())
+            msg.verify(k).is_ok()
+                || k.public_subkeys
+                    .iter()
+                    .any(|sk| msg.verify(&sk.key).is_ok())
         });
         if !ok {
             bail!(
@@ -362,7 +371,8 @@ impl Release {
             .ok_or_else(|| anyhow!("the Release file has no SHA256 list"))?;
         for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let mut it = line.split_whitespace();
-            let (Some(hex), Some(size), Some(path), None) = (it.next(), it.next(), it.next(), it.next())
+            let (Some(hex), Some(size), Some(path), None) =
+                (it.next(), it.next(), it.next(), it.next())
             else {
                 bail!("bad SHA256 line {line:?}");
             };
@@ -464,15 +474,17 @@ fn parse_stanzas(
         if ferry_protocol::path::check_path(&filename).is_err() || !filename.starts_with("pool/") {
             bail!("source {source:?}: {file}: Filename {filename:?} is not a path under pool/");
         }
-        let size = get("size")?.parse().map_err(|_| {
-            anyhow!("source {source:?}: {file}: bad Size for {filename}")
-        })?;
+        let size = get("size")?
+            .parse()
+            .map_err(|_| anyhow!("source {source:?}: {file}: bad Size for {filename}"))?;
         let sha256 = get("sha256")?;
         if Sha256::from_hex(&sha256).is_none() {
             bail!("source {source:?}: {file}: bad SHA256 for {filename}");
         }
         let mut deps = dep_groups(f.get("pre-depends").map(String::as_str).unwrap_or(""));
-        deps.extend(dep_groups(f.get("depends").map(String::as_str).unwrap_or("")));
+        deps.extend(dep_groups(
+            f.get("depends").map(String::as_str).unwrap_or(""),
+        ));
         out.push(Stanza {
             package: get("package")?,
             filename,
@@ -556,19 +568,41 @@ impl Source for AptSource {
                         let hex = sha.to_hex();
                         let cached = idx_cache.join(&hex);
                         if !cached.is_file()
-                            && !download(&name, &self.url_of(&path), &path, &cached, *size, sha, true)?
+                            && !download(
+                                &name,
+                                &self.url_of(&path),
+                                &path,
+                                &cached,
+                                *size,
+                                sha,
+                                true,
+                            )?
                         {
                             continue; // listed but not served upstream
                         }
                         used_idx.insert(hex.clone());
-                        present.insert(rel.rsplit('/').next().unwrap_or(rel).to_string(), cached.clone());
+                        present.insert(
+                            rel.rsplit('/').next().unwrap_or(rel).to_string(),
+                            cached.clone(),
+                        );
                         let fp = Some(format!("sha256:{hex}:{size}"));
-                        files.push((path.clone(), FileSrc::Cached { file: cached.clone(), sha: (*sha).clone(), fp: fp.clone() }));
+                        files.push((
+                            path.clone(),
+                            FileSrc::Cached {
+                                file: cached.clone(),
+                                sha: (*sha).clone(),
+                                fp: fp.clone(),
+                            },
+                        ));
                         if release.by_hash {
                             let d = &rel[..rel.rfind('/').unwrap_or(0)];
                             files.push((
                                 format!("dists/{suite}/{d}/by-hash/SHA256/{hex}"),
-                                FileSrc::Cached { file: cached, sha: (*sha).clone(), fp },
+                                FileSrc::Cached {
+                                    file: cached,
+                                    sha: (*sha).clone(),
+                                    fp,
+                                },
                             ));
                         }
                     }
@@ -579,9 +613,15 @@ impl Source for AptSource {
                         if let Some(f) = present.get(v) {
                             let file = format!("dists/{suite}/{dir}{v}");
                             let bytes = std::fs::read(f)?;
-                            let text = decompress(v, bytes)
-                                .with_context(|| format!("source {name:?}: cannot decompress {file}"))?;
-                            stanzas.extend(parse_stanzas(&name, &file, &text, (suite, comp, arch))?);
+                            let text = decompress(v, bytes).with_context(|| {
+                                format!("source {name:?}: cannot decompress {file}")
+                            })?;
+                            stanzas.extend(parse_stanzas(
+                                &name,
+                                &file,
+                                &text,
+                                (suite, comp, arch),
+                            )?);
                             parsed = true;
                         }
                     }
@@ -641,8 +681,10 @@ impl Source for AptSource {
             }
         }
 
-        let prev_sha: HashMap<&str, Option<&Sha256>> =
-            cx.previous_paths().map(|(p, o)| (p, object_sha(o))).collect();
+        let prev_sha: HashMap<&str, Option<&Sha256>> = cx
+            .previous_paths()
+            .map(|(p, o)| (p, object_sha(o)))
+            .collect();
         // Fetch the debs that are new (by SHA256) before anything is emitted,
         // so a mismatch fails the scan whole.
         for st in debs.values() {
@@ -650,14 +692,36 @@ impl Source for AptSource {
             let fp = format!("sha256:{}:{}", st.sha256, st.size);
             let unchanged = prev_sha.get(st.filename.as_str()) == Some(&Some(&sha));
             if unchanged {
-                files.push((st.filename.clone(), FileSrc::Remote { url: self.url_of(&st.filename), sha, fp }));
+                files.push((
+                    st.filename.clone(),
+                    FileSrc::Remote {
+                        url: self.url_of(&st.filename),
+                        sha,
+                        fp,
+                    },
+                ));
                 continue;
             }
             let cached = deb_cache.join(&st.sha256);
             if !cached.is_file() {
-                download(&name, &self.url_of(&st.filename), &st.filename, &cached, st.size, &sha, false)?;
+                download(
+                    &name,
+                    &self.url_of(&st.filename),
+                    &st.filename,
+                    &cached,
+                    st.size,
+                    &sha,
+                    false,
+                )?;
             }
-            files.push((st.filename.clone(), FileSrc::Cached { file: cached, sha, fp: Some(fp) }));
+            files.push((
+                st.filename.clone(),
+                FileSrc::Cached {
+                    file: cached,
+                    sha,
+                    fp: Some(fp),
+                },
+            ));
         }
 
         let tmp = pin_file.with_extension("tmp");
@@ -682,7 +746,9 @@ impl Source for AptSource {
                         executable: false,
                         fingerprint: None,
                         expected_sha256: Some(sha),
-                        open: Box::new(move || Ok(Box::new(std::io::Cursor::new(b)) as Box<dyn Read>)),
+                        open: Box::new(move || {
+                            Ok(Box::new(std::io::Cursor::new(b)) as Box<dyn Read>)
+                        }),
                     }
                 }
                 FileSrc::Cached { file, sha, fp } => ItemKind::File {
@@ -703,9 +769,9 @@ impl Source for AptSource {
                         fingerprint: Some(fp),
                         expected_sha256: Some(sha),
                         open: Box::new(move || {
-                            let resp = ureq::get(&url)
-                                .call()
-                                .map_err(|e| anyhow!("source {src_name:?}: {file}: cannot fetch {url}: {e}"))?;
+                            let resp = ureq::get(&url).call().map_err(|e| {
+                                anyhow!("source {src_name:?}: {file}: cannot fetch {url}: {e}")
+                            })?;
                             Ok(Box::new(resp.into_body().into_reader()) as Box<dyn Read>)
                         }),
                     }
@@ -715,7 +781,10 @@ impl Source for AptSource {
         }
         for fname in pinned.keys() {
             if !debs.contains_key(fname.as_str()) && prev.contains(fname.as_str()) {
-                sink(Item { path: fname.clone(), kind: ItemKind::Keep })?;
+                sink(Item {
+                    path: fname.clone(),
+                    kind: ItemKind::Keep,
+                })?;
             }
         }
         for (path, text) in kept {
@@ -725,7 +794,9 @@ impl Source for AptSource {
                     executable: false,
                     fingerprint: None,
                     expected_sha256: None,
-                    open: Box::new(move || Ok(Box::new(std::io::Cursor::new(text.into_bytes())) as Box<dyn Read>)),
+                    open: Box::new(move || {
+                        Ok(Box::new(std::io::Cursor::new(text.into_bytes())) as Box<dyn Read>)
+                    }),
                 },
             })?;
         }
@@ -754,9 +825,17 @@ enum FileSrc {
     /// Already in memory (release files).
     Bytes(Vec<u8>),
     /// Downloaded and checked into the cache.
-    Cached { file: PathBuf, sha: Sha256, fp: Option<String> },
+    Cached {
+        file: PathBuf,
+        sha: Sha256,
+        fp: Option<String>,
+    },
     /// Unchanged since the last bundle: fetched only if the ledger lost it.
-    Remote { url: String, sha: Sha256, fp: String },
+    Remote {
+        url: String,
+        sha: Sha256,
+        fp: String,
+    },
 }
 
 impl AptSource {
@@ -783,7 +862,12 @@ impl AptSource {
             }
         }
         // Pinned packages upstream still has are selected too.
-        pins_and_named.extend(self.s.pin.iter().filter(|p| by_name.contains_key(p.as_str())));
+        pins_and_named.extend(
+            self.s
+                .pin
+                .iter()
+                .filter(|p| by_name.contains_key(p.as_str())),
+        );
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut todo: Vec<&str> = pins_and_named.iter().map(|s| s.as_str()).collect();
         while let Some(n) = todo.pop() {
@@ -791,10 +875,11 @@ impl AptSource {
                 continue;
             }
             for st in by_name.get(n).into_iter().flatten() {
-                let groups = st
-                    .deps
-                    .iter()
-                    .chain(if self.s.recommends { &st.recommends[..] } else { &[] });
+                let groups = st.deps.iter().chain(if self.s.recommends {
+                    &st.recommends[..]
+                } else {
+                    &[]
+                });
                 for g in groups {
                     // The first alternative that exists, real or virtual.
                     let pick = g.iter().find_map(|alt| {
@@ -816,7 +901,10 @@ impl AptSource {
                 }
             }
         }
-        Ok(all.iter().filter(|st| seen.contains(st.package.as_str())).collect())
+        Ok(all
+            .iter()
+            .filter(|st| seen.contains(st.package.as_str()))
+            .collect())
     }
 }
 
