@@ -160,14 +160,14 @@ impl Repo {
             let Object::File(f) = obj else { continue };
             let p = key.path.as_str();
             if p.starts_with("pool/") {
-                repo.debs.insert(p.to_string(), (f.size, f.sha256.clone()));
+                repo.debs.insert(p.to_string(), (f.size, f.sha256));
             } else if let Some(rest) = p.strip_prefix("dists/") {
                 let (suite, rel) = rest
                     .split_once('/')
                     .ok_or_else(|| anyhow!("apt source {source:?}: {p} is not in a suite"))?;
                 let s = repo.suites.entry(suite.to_string()).or_default();
                 if !RELEASE_FILES.contains(&rel) {
-                    s.held.insert(rel.to_string(), (f.size, f.sha256.clone()));
+                    s.held.insert(rel.to_string(), (f.size, f.sha256));
                 }
             } else if let Some(rest) = p.strip_prefix("ferry/pinned/") {
                 pinned.push((rest.to_string(), p.to_string()));

@@ -161,7 +161,7 @@ impl AptSource {
 
     /// Fetches one suite's release files, verified. Returns them (path,
     /// bytes) and the parsed Release.
-    fn fetch_release(&self, suite: &str) -> Result<(Vec<(String, Vec<u8>)>, Release)> {
+    fn fetch_release(&self, suite: &str) -> Result<(Vec<ReleaseFile>, Release)> {
         let base = format!("dists/{suite}");
         let inrel_path = format!("{base}/InRelease");
         let rel_path = format!("{base}/Release");
@@ -248,6 +248,9 @@ impl AptSource {
         Ok(Some(buf))
     }
 }
+
+/// A release file: its path and bytes.
+type ReleaseFile = (String, Vec<u8>);
 
 /// The largest InRelease/Release/Release.gpg accepted.
 const MAX_RELEASE_BYTES: u64 = 64 << 20;
@@ -590,7 +593,7 @@ impl Source for AptSource {
                             path.clone(),
                             FileSrc::Cached {
                                 file: cached.clone(),
-                                sha: (*sha).clone(),
+                                sha: *sha,
                                 fp: fp.clone(),
                             },
                         ));
@@ -600,7 +603,7 @@ impl Source for AptSource {
                                 format!("dists/{suite}/{d}/by-hash/SHA256/{hex}"),
                                 FileSrc::Cached {
                                     file: cached,
-                                    sha: (*sha).clone(),
+                                    sha: *sha,
                                     fp,
                                 },
                             ));
@@ -886,7 +889,7 @@ impl AptSource {
                         if by_name.contains_key(alt.as_str()) {
                             Some(vec![alt.as_str()])
                         } else {
-                            providers.get(alt.as_str()).map(|v| v.clone())
+                            providers.get(alt.as_str()).cloned()
                         }
                     });
                     match pick {
