@@ -18,5 +18,6 @@ pub mod layout;
 pub mod listen;
 pub mod registry_push;
 pub mod serve;
+pub mod site_key;
 pub mod status;
 pub mod store;

@@ -116,6 +116,16 @@ enum Cmd {
         #[arg(long, default_value = "nvidia")]
         gpu_operator_path: String,
     },
+    /// Prints the public half of the site key (created on first use) that
+    /// signs the apt store's filtered views under /apt-site/.
+    SiteKey {
+        /// Write a binary keyring (for apt's signed-by) instead of armored text.
+        #[arg(long)]
+        binary: bool,
+        /// Write to FILE instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Serves the current generation over HTTP: files under /files/<source>/<path>.
     Serve {
         /// Address to listen on, such as 0.0.0.0:8080.
@@ -307,6 +317,28 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 gpu_operator_path,
             };
             print!("{}", c.render());
+            Ok(0)
+        }
+        Cmd::SiteKey { binary, output } => {
+            let key = agent_inside::site_key::SiteKey::load_or_create(layout)?;
+            let bytes = if binary {
+                key.public_binary()?
+            } else {
+                key.public_armored()?.into_bytes()
+            };
+            match output {
+                Some(p) => {
+                    std::fs::write(&p, &bytes)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    eprintln!(
+                        "ferry-in: site key {} written to {}",
+                        key.fingerprint(),
+                        p.display()
+                    );
+                }
+                None if binary => bail!("--binary writes bytes; give --output FILE"),
+                None => print!("{}", String::from_utf8_lossy(&bytes)),
+            }
             Ok(0)
         }
         Cmd::Serve { listen } => {

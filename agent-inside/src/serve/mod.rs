@@ -69,6 +69,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
+mod apt;
 mod oci;
 
 /// At most this many symbolic links are followed for one request.
@@ -274,6 +275,7 @@ async fn handle(
             Ok(g) => with_generation(summary(&g), &g),
             Err(r) => r,
         },
+        _ if path.starts_with(apt::PREFIX) => apt::site(&server, path, &headers, head).await,
         _ => match tree_route(path) {
             Some((kind, None)) => redirect(&format!("/{}/", kind.name())),
             Some((kind, Some(rest))) => match server.current().await {
