@@ -25,7 +25,11 @@ fn chart(work: &Path, dir: &Path, name: &str, version: &str) -> PathBuf {
         format!("apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: \"{version}\"\n"),
     )
     .unwrap();
-    std::fs::write(c.join("values.yaml"), format!("replicas: 1\nimage: {name}\n")).unwrap();
+    std::fs::write(
+        c.join("values.yaml"),
+        format!("replicas: 1\nimage: {name}\n"),
+    )
+    .unwrap();
     std::fs::write(
         c.join("templates/configmap.yaml"),
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n",
@@ -41,7 +45,13 @@ fn chart(work: &Path, dir: &Path, name: &str, version: &str) -> PathBuf {
     std::fs::create_dir_all(&out_dir).unwrap();
     let tgz = out_dir.join(format!("{name}-{version}.tgz"));
     let ok = Command::new("tar")
-        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-czf"])
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "-czf",
+        ])
         .arg(&tgz)
         .arg("-C")
         .arg(&src)
@@ -186,14 +196,23 @@ fn ranges_update_pin_and_client() {
             ["1.1.0", "1.0.0", "0.9.0"]
         );
     }
-    assert!(!env.in_state.join("store/current/helm/charts/charts/db-0.1.0.tgz").exists());
+    assert!(!env
+        .in_state
+        .join("store/current/helm/charts/charts/db-0.1.0.tgz")
+        .exists());
     let r = env.export("m-same").expect_ok();
-    assert!(r.stdout.contains("no changes"), "the same index gives the same bytes: {}", r.stdout);
+    assert!(
+        r.stdout.contains("no changes"),
+        "the same index gives the same bytes: {}",
+        r.stdout
+    );
 
     // Upstream: 0.9.0 and the pinned 1.0.0 go, 1.2.0 comes; 1.1.0 stays, but
     // its file is now garbage: fetching it again would fail its digest.
     chart(&work, &dir, "web", "1.2.0");
-    let new_chart = std::fs::metadata(dir.join("pkgs/web-1.2.0.tgz")).unwrap().len();
+    let new_chart = std::fs::metadata(dir.join("pkgs/web-1.2.0.tgz"))
+        .unwrap()
+        .len();
     let charts = vec![
         ("db", "0.1.0", "pkgs/db-0.1.0.tgz".to_string()),
         ("web", "1.1.0", format!("{}/pkgs/web-1.1.0.tgz", up.url)),
@@ -216,7 +235,10 @@ fn ranges_update_pin_and_client() {
         helm_pull_all(&env, &server.addr, "web", "2"),
         ["1.2.0", "1.1.0", "1.0.0"]
     );
-    assert!(!env.in_state.join("store/current/helm/charts/charts/web-0.9.0.tgz").exists());
+    assert!(!env
+        .in_state
+        .join("store/current/helm/charts/charts/web-0.9.0.tgz")
+        .exists());
 }
 
 /// A chart whose bytes do not match its index digest fails the export,
@@ -247,7 +269,10 @@ fn chart_digest_mismatch_fails_export() {
         "checksum mismatch: expected sha256:",
         "got sha256:",
     ]);
-    assert!(dir_names(&env.root().join("m")).is_empty(), "nothing on media");
+    assert!(
+        dir_names(&env.root().join("m")).is_empty(),
+        "nothing on media"
+    );
     // An entry without a digest cannot be verified: refused.
     let text = std::fs::read_to_string(dir.join("index.yaml")).unwrap();
     let no_digest: String = text
@@ -257,5 +282,8 @@ fn chart_digest_mismatch_fails_export() {
         .collect();
     std::fs::write(dir.join("index.yaml"), no_digest).unwrap();
     env.export("m").expect_fail(&["has no digest"]);
-    assert!(dir_names(&env.root().join("m")).is_empty(), "nothing on media");
+    assert!(
+        dir_names(&env.root().join("m")).is_empty(),
+        "nothing on media"
+    );
 }

@@ -106,7 +106,16 @@ fn first_repo(work: &Path, repo: &Path) {
         300_000,
     );
     rpm(work, repo, "libfoo", "1.0", &[], &[], false, 50_000);
-    rpm(work, repo, "webimpl", "1.0", &[], &["virt-web"], false, 1000);
+    rpm(
+        work,
+        repo,
+        "webimpl",
+        "1.0",
+        &[],
+        &["virt-web"],
+        false,
+        1000,
+    );
     rpm(work, repo, "toolx", "1.0", &[], &[], true, 1000);
     rpm(work, repo, "unrelated", "1.0", &[], &[], false, 1000);
     createrepo(repo);
@@ -140,7 +149,10 @@ fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> Vec<String> 
     std::fs::create_dir_all(&dest).unwrap();
     let out = Command::new("dnf")
         .args(["-y", "-q", "--releasever=1", "--setopt=reposdir=/dev/null"])
-        .arg(format!("--setopt=cachedir={}", root.join("cache").display()))
+        .arg(format!(
+            "--setopt=cachedir={}",
+            root.join("cache").display()
+        ))
         .arg(format!("--installroot={}", root.join("root").display()))
         .args(["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"])
         .arg(format!("--repofrompath=ferry,http://{addr}/yum/el/"))
@@ -262,13 +274,21 @@ fn closure_update_pin_and_dnf() {
     );
     let old_primary: Vec<String> = dir_names(&inside(&env, "repodata"));
     assert!(
-        old_primary.iter().all(|n| repo.join("repodata").join(n).exists()),
+        old_primary
+            .iter()
+            .all(|n| repo.join("repodata").join(n).exists()),
         "only the new metadata is served: {old_primary:?}"
     );
     let server = env.serve();
     let got = dnf_download(&env, &server.addr, &["app"], "2");
-    assert!(got.contains(&"libfoo-2.0-1.noarch.rpm".to_string()), "{got:?}");
-    assert!(got.contains(&"toolx-1.1-1.noarch.rpm".to_string()), "{got:?}");
+    assert!(
+        got.contains(&"libfoo-2.0-1.noarch.rpm".to_string()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"toolx-1.1-1.noarch.rpm".to_string()),
+        "{got:?}"
+    );
 }
 
 /// Every file under `dir`, relative.
@@ -330,7 +350,14 @@ fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("gpg")
         .arg("--homedir")
         .arg(home)
-        .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""])
+        .args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -348,7 +375,13 @@ fn gpg_home(root: &Path, name: &str) -> PathBuf {
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     gpg(
         &home,
-        &["--quick-gen-key", &format!("{name} <{name}@test>"), "ed25519", "sign", "never"],
+        &[
+            "--quick-gen-key",
+            &format!("{name} <{name}@test>"),
+            "ed25519",
+            "sign",
+            "never",
+        ],
     );
     home
 }
@@ -381,12 +414,21 @@ fn signed_repomd() {
         let _ = std::fs::remove_file(&asc);
         gpg(
             home,
-            &["--armor", "--detach-sign", "--output", asc.to_str().unwrap(), repomd.to_str().unwrap()],
+            &[
+                "--armor",
+                "--detach-sign",
+                "--output",
+                asc.to_str().unwrap(),
+                repomd.to_str().unwrap(),
+            ],
         );
     };
     sign(&evil);
-    env.export("m")
-        .expect_fail(&["source \"el\"", "repomd.xml.asc does not verify", "repo-key.asc"]);
+    env.export("m").expect_fail(&[
+        "source \"el\"",
+        "repomd.xml.asc does not verify",
+        "repo-key.asc",
+    ]);
     media_is_empty(&env, "m");
 
     // Good signature, but repomd.xml changed after signing.

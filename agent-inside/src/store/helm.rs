@@ -61,8 +61,7 @@ fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
                     .and_then(|u| u.first())
                     .and_then(|u| u.as_str())
                     .with_context(|| format!("{what} has no URL"))?;
-                let Some(Object::File(f)) = objects.get(url).filter(|_| is_chart_path(url))
-                else {
+                let Some(Object::File(f)) = objects.get(url).filter(|_| is_chart_path(url)) else {
                     bail!("{what} points at {url:?}, which is not a chart the bundle holds");
                 };
                 let digest = e.get("digest").and_then(|d| d.as_str()).unwrap_or("");

@@ -57,8 +57,7 @@ fn parse_repomd(xml: &[u8]) -> Result<Vec<Listed>> {
         let href = child("location")
             .and_then(|l| l.attribute("href"))
             .with_context(|| format!("<data type={kind_attr:?}> has no location href"))?;
-        let ck = child("checksum")
-            .with_context(|| format!("{href} has no checksum"))?;
+        let ck = child("checksum").with_context(|| format!("{href} has no checksum"))?;
         let kind = match ck.attribute("type").unwrap_or("") {
             "sha" | "sha1" => "sha1",
             "sha256" => "sha256",
@@ -69,7 +68,9 @@ fn parse_repomd(xml: &[u8]) -> Result<Vec<Listed>> {
             href: href.to_string(),
             kind: kind.to_string(),
             hex: ck.text().unwrap_or("").trim().to_ascii_lowercase(),
-            size: child("size").and_then(|s| s.text()).and_then(|t| t.trim().parse().ok()),
+            size: child("size")
+                .and_then(|s| s.text())
+                .and_then(|t| t.trim().parse().ok()),
         });
     }
     Ok(out)
@@ -122,7 +123,10 @@ fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
         for l in &listed {
             names.insert(l.href.as_str());
             let Some(Object::File(f)) = objects.get(l.href.as_str()) else {
-                bail!("yum source {source:?}: {REPOMD} lists {}, which the bundle does not hold", l.href);
+                bail!(
+                    "yum source {source:?}: {REPOMD} lists {}, which the bundle does not hold",
+                    l.href
+                );
             };
             if let Some(size) = l.size.filter(|&s| s != f.size) {
                 bail!(

@@ -386,7 +386,10 @@ impl Source for HelmSource {
                 format!("source {name:?}: chart {}: digest in index.yaml", e.stem())
             })?;
             let first = e.urls.first().ok_or_else(|| {
-                anyhow!("source {name:?}: chart {} has no URL in index.yaml", e.stem())
+                anyhow!(
+                    "source {name:?}: chart {} has no URL in index.yaml",
+                    e.stem()
+                )
             })?;
             let url = resolve_url(&self.url, first);
             let agent = self.agent.clone();
@@ -406,7 +409,8 @@ impl Source for HelmSource {
                             bail!("{url}: HTTP {}", resp.status());
                         }
                         let body = resp.into_body().into_with_config().limit(u64::MAX).reader();
-                        Ok(Box::new(Checked::new(Box::new(body), want, None, what)) as Box<dyn Read>)
+                        Ok(Box::new(Checked::new(Box::new(body), want, None, what))
+                            as Box<dyn Read>)
                     }),
                 },
             })?;
@@ -446,7 +450,11 @@ generated: "2024-01-02T00:00:00Z"
         let out = write_index(&entries).unwrap();
         let mut rev = entries.clone();
         rev.reverse();
-        assert_eq!(out, write_index(&rev).unwrap(), "order of input must not matter");
+        assert_eq!(
+            out,
+            write_index(&rev).unwrap(),
+            "order of input must not matter"
+        );
         let back = parse_index(&out).unwrap();
         let stems: Vec<String> = back.iter().map(|e| e.stem()).collect();
         assert_eq!(stems, ["db-v0.1.0", "web-1.10.0", "web-1.2.0"]);
@@ -455,14 +463,19 @@ generated: "2024-01-02T00:00:00Z"
             back[1].fields.get("appVersion").and_then(|v| v.as_str()),
             Some("3")
         );
-        assert!(String::from_utf8(out).unwrap().starts_with("apiVersion: v1\n"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with("apiVersion: v1\n"));
     }
 
     #[test]
     fn chart_urls_resolve_like_helm() {
         let r = "http://h:8/repo/sub";
         assert_eq!(resolve_url(r, "a.tgz"), "http://h:8/repo/sub/a.tgz");
-        assert_eq!(resolve_url(r, "charts/a.tgz"), "http://h:8/repo/sub/charts/a.tgz");
+        assert_eq!(
+            resolve_url(r, "charts/a.tgz"),
+            "http://h:8/repo/sub/charts/a.tgz"
+        );
         assert_eq!(resolve_url(r, "/x/a.tgz"), "http://h:8/x/a.tgz");
         assert_eq!(resolve_url(r, "https://o/a.tgz"), "https://o/a.tgz");
     }

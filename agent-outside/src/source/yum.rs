@@ -430,7 +430,9 @@ pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdEntry>> {
         let loc = child("location")
             .ok_or_else(|| anyhow!("repomd.xml: <data type={kind:?}> has no <location>"))?;
         if loc.attribute("xml:base").is_some() || loc.attribute("base").is_some() {
-            bail!("repomd.xml: <data type={kind:?}> has an xml:base location, which is not supported");
+            bail!(
+                "repomd.xml: <data type={kind:?}> has an xml:base location, which is not supported"
+            );
         }
         let href = loc
             .attribute("href")
@@ -438,11 +440,8 @@ pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdEntry>> {
             .to_string();
         let ck = child("checksum")
             .ok_or_else(|| anyhow!("repomd.xml: <data type={kind:?}> has no <checksum>"))?;
-        let checksum = Checksum::new(
-            ck.attribute("type").unwrap_or(""),
-            ck.text().unwrap_or(""),
-        )
-        .with_context(|| format!("repomd.xml: {href}"))?;
+        let checksum = Checksum::new(ck.attribute("type").unwrap_or(""), ck.text().unwrap_or(""))
+            .with_context(|| format!("repomd.xml: {href}"))?;
         let size = child("size")
             .and_then(|n| n.text())
             .map(|t| {
@@ -598,6 +597,7 @@ pub fn parse_primary(xml: &str) -> Result<Vec<Package>> {
         roxmltree::ParsingOptions {
             allow_dtd: false,
             nodes_limit: u32::MAX,
+            ..Default::default()
         },
     )
     .context("primary metadata is not XML")?;
@@ -619,8 +619,8 @@ pub fn parse_primary(xml: &str) -> Result<Vec<Package>> {
             .and_then(|n| n.text())
             .unwrap_or("")
             .to_string();
-        let v = child("version")
-            .ok_or_else(|| anyhow!("primary: package {name} has no <version>"))?;
+        let v =
+            child("version").ok_or_else(|| anyhow!("primary: package {name} has no <version>"))?;
         let evr = Evr {
             epoch: v
                 .attribute("epoch")
@@ -862,8 +862,8 @@ impl Source for YumSource {
             .with_context(|| format!("source {name:?}"))?;
         let xml = String::from_utf8(xml)
             .map_err(|_| anyhow!("source {name:?}: {} is not UTF-8", primary.href))?;
-        let pkgs = parse_primary(&xml)
-            .with_context(|| format!("source {name:?}: {}", primary.href))?;
+        let pkgs =
+            parse_primary(&xml).with_context(|| format!("source {name:?}: {}", primary.href))?;
         drop(xml);
         let chosen: BTreeSet<usize> = if self.packages.is_empty() {
             (0..pkgs.len()).collect()
@@ -904,8 +904,10 @@ impl Source for YumSource {
                 e.href.clone(),
                 fp,
                 Box::new(move || {
-                    Ok(Box::new(Checked::new(Self::open(&agent, &url)?, want, size, what))
-                        as Box<dyn Read>)
+                    Ok(
+                        Box::new(Checked::new(Self::open(&agent, &url)?, want, size, what))
+                            as Box<dyn Read>,
+                    )
                 }),
             ))?;
         }
@@ -926,8 +928,10 @@ impl Source for YumSource {
                 p.href.clone(),
                 Some(format!("{}:{}", p.checksum, p.size.unwrap_or(0))),
                 Box::new(move || {
-                    Ok(Box::new(Checked::new(Self::open(&agent, &url)?, want, size, what))
-                        as Box<dyn Read>)
+                    Ok(
+                        Box::new(Checked::new(Self::open(&agent, &url)?, want, size, what))
+                            as Box<dyn Read>,
+                    )
                 }),
             ))?;
         }
@@ -1009,7 +1013,12 @@ mod tests {
     #[test]
     fn closure_through_names_virtual_provides_and_files() {
         let pkgs = vec![
-            pkg("app", "1.0", &[], &["lib", "virt-thing", "/usr/bin/tool", "rpmlib(X)"]),
+            pkg(
+                "app",
+                "1.0",
+                &[],
+                &["lib", "virt-thing", "/usr/bin/tool", "rpmlib(X)"],
+            ),
             pkg("app", "2.0", &[], &["lib", "virt-thing", "/usr/bin/tool"]),
             pkg("lib", "1.0", &[], &[]),
             pkg("lib", "1.5", &[], &[]),
@@ -1038,17 +1047,34 @@ mod tests {
     #[test]
     fn checked_reader_names_expected_and_actual() {
         let data = b"hello".to_vec();
-        let good = Checksum::new("sha256", &Checksum::new("sha256", &"0".repeat(64)).unwrap().of(&data)).unwrap();
+        let good = Checksum::new(
+            "sha256",
+            &Checksum::new("sha256", &"0".repeat(64)).unwrap().of(&data),
+        )
+        .unwrap();
         let mut out = Vec::new();
-        Checked::new(Box::new(Cursor::new(data.clone())), good.clone(), Some(5), "x".into())
-            .read_to_end(&mut out)
-            .unwrap();
+        Checked::new(
+            Box::new(Cursor::new(data.clone())),
+            good.clone(),
+            Some(5),
+            "x".into(),
+        )
+        .read_to_end(&mut out)
+        .unwrap();
         let bad = Checksum::new("sha1", &"1".repeat(40)).unwrap();
-        let e = Checked::new(Box::new(Cursor::new(data.clone())), bad, None, "src: f".into())
-            .read_to_end(&mut out)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("src: f") && e.contains("expected sha1:1111") && e.contains("got sha1:"), "{e}");
+        let e = Checked::new(
+            Box::new(Cursor::new(data.clone())),
+            bad,
+            None,
+            "src: f".into(),
+        )
+        .read_to_end(&mut out)
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("src: f") && e.contains("expected sha1:1111") && e.contains("got sha1:"),
+            "{e}"
+        );
         let e = Checked::new(Box::new(Cursor::new(data)), good, Some(6), "f".into())
             .read_to_end(&mut out)
             .unwrap_err()
