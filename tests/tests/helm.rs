@@ -287,3 +287,65 @@ fn chart_digest_mismatch_fails_export() {
         "nothing on media"
     );
 }
+
+/// ferry-in refuses a helm source whose index does not match its charts, or
+/// with paths a helm source does not have (crafted bundles), and applies
+/// nothing.
+#[test]
+fn inside_refuses_index_not_matching_charts() {
+    use ferry_protocol::catalog::SourceKind::Helm;
+    let good = ferry_protocol::id::Sha256::of(b"chart").to_hex();
+    let idx = |url: &str| {
+        format!(
+            "apiVersion: v1\nentries:\n  web:\n  - name: web\n    version: 1.0.0\n    digest: {good}\n    urls:\n    - {url}\n"
+        )
+    };
+    let ok_index = idx("charts/web-1.0.0.tgz");
+    let elsewhere = idx("https://evil.example/web-1.0.0.tgz");
+    for (objects, needle) in [
+        (
+            vec![
+                ("c", Helm, "index.yaml", ok_index.as_bytes()),
+                ("c", Helm, "charts/web-1.0.0.tgz", b"CHART".as_slice()),
+            ],
+            "but the index says",
+        ),
+        (
+            vec![
+                ("c", Helm, "index.yaml", elsewhere.as_bytes()),
+                ("c", Helm, "charts/web-1.0.0.tgz", b"chart".as_slice()),
+            ],
+            "not a chart the bundle holds",
+        ),
+        (
+            vec![
+                ("c", Helm, "index.yaml", ok_index.as_bytes()),
+                ("c", Helm, "charts/web-1.0.0.tgz", b"chart".as_slice()),
+                ("c", Helm, "notes.txt", b"x".as_slice()),
+            ],
+            "c/notes.txt: not a path of a helm source",
+        ),
+    ] {
+        let env = Env::new();
+        craft_bundle(&env, "bad", &objects);
+        let r = env.import("bad");
+        assert!(!r.ok, "should have been refused:\n{}", r.all());
+        assert!(
+            r.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            r.stderr
+        );
+        assert_eq!(env.applied_sequence(), 0);
+        assert!(!env.in_state.join("store/current").exists());
+    }
+    let env = Env::new();
+    craft_bundle(
+        &env,
+        "ok",
+        &[
+            ("c", Helm, "index.yaml", ok_index.as_bytes()),
+            ("c", Helm, "charts/web-1.0.0.tgz", b"chart"),
+        ],
+    );
+    env.import("ok").expect_ok();
+}

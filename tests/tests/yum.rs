@@ -449,3 +449,81 @@ fn signed_repomd() {
     let got = dnf_download(&env, &server.addr, &["libfoo"], "s");
     assert_eq!(got, ["libfoo-1.0-1.noarch.rpm"]);
 }
+
+fn sha256_hex(data: &[u8]) -> String {
+    ferry_protocol::id::Sha256::of(data).to_hex()
+}
+
+/// ferry-in refuses a yum source whose metadata does not match its
+/// repomd.xml (crafted bundles: the outside never writes one), applies
+/// nothing and keeps no generation.
+#[test]
+fn inside_refuses_metadata_not_matching_repomd() {
+    use ferry_protocol::catalog::SourceKind::Yum;
+    let repomd = |sum: &str, size: usize| {
+        format!(
+            "<?xml version=\"1.0\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\">\
+             <data type=\"primary\"><checksum type=\"sha256\">{sum}</checksum>\
+             <location href=\"repodata/p-primary.xml.gz\"/><size>{size}</size></data></repomd>\n"
+        )
+    };
+    let good = repomd(&sha256_hex(b"primary"), 7);
+    for (objects, needle) in [
+        (
+            vec![
+                ("el", Yum, "repodata/repomd.xml", good.as_bytes()),
+                (
+                    "el",
+                    Yum,
+                    "repodata/p-primary.xml.gz",
+                    b"PRIMARY".as_slice(),
+                ),
+            ],
+            "el\": repodata/p-primary.xml.gz has sha256:",
+        ),
+        (
+            vec![
+                ("el", Yum, "repodata/repomd.xml", good.as_bytes()),
+                (
+                    "el",
+                    Yum,
+                    "repodata/p-primary.xml.gz",
+                    b"primary".as_slice(),
+                ),
+                ("el", Yum, "repodata/stale-other.xml.gz", b"x".as_slice()),
+            ],
+            "repodata/stale-other.xml.gz is not listed in repodata/repomd.xml",
+        ),
+        (
+            vec![("el", Yum, "repodata/repomd.xml", good.as_bytes())],
+            "lists repodata/p-primary.xml.gz, which the bundle does not hold",
+        ),
+        (
+            vec![("el", Yum, "Packages/a.rpm", b"rpm".as_slice())],
+            "yum source \"el\" has no repodata/repomd.xml",
+        ),
+    ] {
+        let env = Env::new();
+        craft_bundle(&env, "bad", &objects);
+        let r = env.import("bad");
+        assert!(!r.ok, "should have been refused:\n{}", r.all());
+        assert!(
+            r.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            r.stderr
+        );
+        assert_eq!(env.applied_sequence(), 0);
+        assert!(!env.in_state.join("store/current").exists());
+    }
+    // The same objects, consistent, are accepted.
+    let env = Env::new();
+    craft_bundle(
+        &env,
+        "ok",
+        &[
+            ("el", Yum, "repodata/repomd.xml", good.as_bytes()),
+            ("el", Yum, "repodata/p-primary.xml.gz", b"primary"),
+        ],
+    );
+    env.import("ok").expect_ok();
+}
