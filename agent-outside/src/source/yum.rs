@@ -27,7 +27,8 @@
 //!
 //! Selection: with `packages` empty, every package primary lists (all
 //! versions). Otherwise each named package (newest version per architecture)
-//! and the closure of its `Requires`: each requirement is resolved through
+//! and the closure of its `Requires` (source packages are not selected by
+//! name): each requirement is resolved through
 //! the `Provides` and the file lists in primary (a package providing it that
 //! is already selected wins, else the newest provider, preferring one whose
 //! name is the requirement); `rpmlib(…)` requirements are skipped, and a
@@ -729,7 +730,10 @@ pub fn select(
     }
     let newest_per_arch = |ix: &[usize]| -> Vec<usize> {
         let mut best: BTreeMap<&str, usize> = BTreeMap::new();
-        for &i in ix {
+        for &i in ix
+            .iter()
+            .filter(|&&i| !matches!(pkgs[i].arch.as_str(), "src" | "nosrc"))
+        {
             let e = best.entry(&pkgs[i].arch).or_insert(i);
             if pkgs[i].evr.cmp_rpm(&pkgs[*e].evr) == std::cmp::Ordering::Greater {
                 *e = i;
