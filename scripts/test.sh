@@ -9,6 +9,8 @@ for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker
     gpg:gnupg reprepro:reprepro rpmbuild:rpm createrepo_c:createrepo-c dnf:dnf; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
+# `dnf download` (tests/tests/yum.rs) is a plugin, not a command of its own.
+dpkg -s dnf-plugins-core >/dev/null 2>&1 || need+=(dnf-plugins-core)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
