@@ -13,7 +13,7 @@ use crate::ledger::{scan_key, BundleRecord, Ledger, ScanEntry};
 use crate::source::{ItemKind, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
-use ferry_protocol::catalog::{Catalog, ChunkRef, Encoding, FileObject, Object};
+use ferry_protocol::catalog::{Catalog, ChunkRef, Encoding, FileObject, Object, SourceKind};
 use ferry_protocol::chunking::{ChunkParams, Chunker};
 use ferry_protocol::codec;
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
@@ -250,9 +250,14 @@ fn build(
                                 if let Some(want) = expected_sha256 {
                                     if want != f.sha256 {
                                         bail!(
-                                            "source {name:?}: {} has SHA-256 {}, but the config expects {}",
+                                            "source {name:?}: {} has SHA-256 {}, but {} {}",
                                             item.path,
                                             f.sha256,
+                                            if src.kind() == SourceKind::Files {
+                                                "the config expects"
+                                            } else {
+                                                "upstream's index says"
+                                            },
                                             want
                                         );
                                     }
