@@ -5,10 +5,14 @@
 #
 #   tests/bench/yum.sh                         # 20 packages of 3 MiB
 #   BENCH_YUM_N=40 BENCH_YUM_MB=2 tests/bench/yum.sh
+#   BENCH_YUM_FRESH=1 tests/bench/yum.sh      # new versions share nothing with the old
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 n=${BENCH_YUM_N:-20}; mb=${BENCH_YUM_MB:-3}
+# New versions share their payload with the old one except 64 KiB (a typical update);
+# BENCH_YUM_FRESH=1 makes them all new random bytes.
+similar=1.0; [ -n "${BENCH_YUM_FRESH:-}" ] && similar=""
 dir=${BENCH_DIR:-/tmp/ferry-yum-bench}
 for t in rpmbuild:rpm createrepo_c:createrepo-c rsync:rsync; do
   command -v "${t%%:*}" >/dev/null || { apt-get update -qq; apt-get install -y -qq "${t##*:}" >/dev/null; }
@@ -19,9 +23,14 @@ rm -rf "$dir"; mkdir -p "$dir/repo/Packages" "$dir/work"; cd "$dir"
 srv=""
 trap 'kill $srv 2>/dev/null || true' EXIT
 
-mkrpm() { # name version
+mkrpm() { # name version [old version: start from its payload, change 64 KiB in the middle]
   local spec="work/$1-$2.spec"
-  head -c $((mb << 20)) /dev/urandom > "work/$1-$2.data"
+  if [ -n "${3:-}" ]; then
+    cp "work/$1-$3.data" "work/$1-$2.data"
+    head -c 65536 /dev/urandom | dd of="work/$1-$2.data" bs=65536 seek=$((mb * 8)) conv=notrunc status=none
+  else
+    head -c $((mb << 20)) /dev/urandom > "work/$1-$2.data"
+  fi
   printf 'Name: %s\nVersion: %s\nRelease: 1\nSummary: bench\nLicense: MIT\nBuildArch: noarch\n%%description\nbench\n%%install\nmkdir -p %%{buildroot}/usr/share/%s\ncp %s %%{buildroot}/usr/share/%s/data\n%%files\n/usr/share/%s/data\n' \
     "$1" "$2" "$1" "$dir/work/$1-$2.data" "$1" "$1" > "$spec"
   rpmbuild -bb --define "_topdir $dir/work/rb" --define "_rpmdir $dir/repo/Packages" \
@@ -35,13 +44,13 @@ cp -a repo repo-v1
 python3 -m http.server --bind 127.0.0.1 0 --directory repo > http.log 2>&1 & srv=$!
 for _ in $(seq 50); do grep -q port http.log && break; sleep 0.1; done
 port=$(sed -nE 's/.* port ([0-9]+) .*/\1/p' http.log | head -1)
-printf '[[source]]\nnam"el"\ntyp"yum"\nbaseurl = "http://127.0.0.1:%s/"\n' "$port" > ferry-out.toml
+printf '[[source]]\nname = "el"\ntype = "yum"\nbaseurl = "http://127.0.0.1:%s/"\n' "$port" > ferry-out.toml
 "$out" --state out keygen >/dev/null 2>&1; "$in" --state in trust add out/signing.pub >/dev/null
 "$out" --state out export --config ferry-out.toml --to m1 > last.log; head -1 last.log
 "$in" --state in import m1 > last.log; head -1 last.log
 
-echo "== 5 new versions, createrepo_c --update"
-for i in 1 2 3 4 5; do mkrpm "pkg$i" 1.1; done
+echo "== 5 new versions${BENCH_YUM_FRESH:+ (fresh payloads)}, createrepo_c --update"
+for i in 1 2 3 4 5; do mkrpm "pkg$i" 1.1 "$similar"; done
 createrepo_c --quiet --update repo
 new_files=$(comm -13 <(cd repo-v1 && find . -type f | sort) <(cd repo && find . -type f | sort) | (cd repo && xargs stat -c%s) | awk '{s+=$1} END {print s}')
 t0=$(date +%s.%N)
