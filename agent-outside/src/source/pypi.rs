@@ -13,6 +13,7 @@
 //! dependencies = true                       # follow Requires-Dist
 //! sdists = false                            # also keep source distributions
 //! pin = ["urllib3==2.2.3"]                  # kept even when upstream drops them
+//! ca_file = "/etc/ssl/certs/ca-certificates.crt"  # default: $SSL_CERT_FILE, else Mozilla's roots
 //! ```
 //!
 //! For each requirement (and each pin) the project's page is fetched from
@@ -111,6 +112,9 @@ pub struct PypiSettings {
     /// Requirements kept even when upstream drops them.
     #[serde(default)]
     pub pin: Vec<String>,
+    /// A PEM bundle of CA certificates to trust for `https://` instead of
+    /// the built-in Mozilla roots (default: `$SSL_CERT_FILE` when set).
+    pub ca_file: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -238,10 +242,12 @@ impl PypiSource {
             }
         }
         let envs = marker_envs(&pythons, &s.platforms)?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let ca_file = s
+            .ca_file
+            .clone()
+            .or_else(|| std::env::var_os("SSL_CERT_FILE").map(PathBuf::from));
+        let agent = make_agent(ca_file.as_deref())
+            .with_context(|| format!("source {name:?} (pypi): ca_file"))?;
         Ok(PypiSource {
             name: name.clone(),
             index,
@@ -374,6 +380,31 @@ impl PypiSource {
         ferry_agent_common::fsx::write_atomic(&cached, text.as_bytes())?;
         Ok(text)
     }
+}
+
+/// An HTTP client that reports statuses as responses, trusting the CA
+/// certificates of `ca_file` (a PEM bundle) when given.
+fn make_agent(ca_file: Option<&Path>) -> Result<ureq::Agent> {
+    let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+    if let Some(path) = ca_file {
+        let pem =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::from(certs))
+                .build(),
+        );
+    }
+    Ok(config.build().into())
 }
 
 /// Marker environments for every Python × platform family configured.
@@ -1195,13 +1226,14 @@ impl Source for PypiSource {
                 let (url, cached) = (f.url.clone(), downloads.join(&f.filename));
                 let what = format!("source {src:?}: {} from {url}", f.filename);
                 let want = sha.clone();
+                let agent = self.agent.clone();
                 sink(Item {
                     path: format!("files/{}", f.filename),
                     kind: ItemKind::File {
                         executable: false,
                         fingerprint: Some(format!("sha256:{sha}")),
                         expected_sha256: Sha256::from_hex(&sha),
-                        open: Box::new(move || open_file(&url, &cached, &want, what)),
+                        open: Box::new(move || open_file(&agent, &url, &cached, &want, what)),
                     },
                 })?;
             }
@@ -1233,17 +1265,19 @@ impl Source for PypiSource {
 /// Opens a distribution file: the copy downloaded for its metadata if there
 /// is one (removed once open), else a fresh download; either way checked
 /// against the index's SHA-256 as it is read.
-fn open_file(url: &str, cached: &PathBuf, sha256: &str, what: String) -> Result<Box<dyn Read>> {
+fn open_file(
+    agent: &ureq::Agent,
+    url: &str,
+    cached: &Path,
+    sha256: &str,
+    what: String,
+) -> Result<Box<dyn Read>> {
     let inner: Box<dyn Read> = match std::fs::File::open(cached) {
         Ok(f) => {
             let _ = std::fs::remove_file(cached);
             Box::new(f)
         }
         Err(_) => {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into();
             let resp = agent
                 .get(url)
                 .call()
