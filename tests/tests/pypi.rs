@@ -227,7 +227,11 @@ fn wheel(prefix: &str) -> String {
         .into_iter()
         .filter(|n| n.starts_with(prefix))
         .collect();
-    assert_eq!(names.len(), 1, "one wheel starting with {prefix}: {names:?}");
+    assert_eq!(
+        names.len(),
+        1,
+        "one wheel starting with {prefix}: {names:?}"
+    );
     names.pop().unwrap()
 }
 
@@ -274,7 +278,11 @@ fn json_upstream(root: &Path, log: &Path) -> Upstream {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let port = line.trim().strip_prefix("PORT ").expect("PORT line").to_string();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("PORT line")
+        .to_string();
     Upstream {
         process: KillOnDrop(child),
         url: format!("http://127.0.0.1:{port}"),
@@ -345,7 +353,12 @@ fn write_config(env: &Env, body: &str) {
 
 /// The files the inside serves for source `src`.
 fn served_files(env: &Env, src: &str) -> Vec<String> {
-    dir_names(&env.in_state.join("store/current/pypi").join(src).join("files"))
+    dir_names(
+        &env.in_state
+            .join("store/current/pypi")
+            .join(src)
+            .join("files"),
+    )
 }
 
 fn bundle_bytes(env: &Env, media: &str) -> u64 {
@@ -359,7 +372,11 @@ fn pypi_html_index_mirror_update_and_pin() {
     }
     let env = Env::new();
     let up_dir = env.root().join("upstream-pypi");
-    let (a1, a2, a3) = (wheel("alpha-1.0-"), wheel("alpha-2.0-"), wheel("alpha-3.0-"));
+    let (a1, a2, a3) = (
+        wheel("alpha-1.0-"),
+        wheel("alpha-2.0-"),
+        wheel("alpha-3.0-"),
+    );
     let (b10, b11) = (wheel("beta-1.0-"), wheel("beta-1.1-"));
     let n_lin = wheel("native-1.0-cp311-cp311-manylinux");
     let n_win = wheel("native-1.0-cp311-cp311-win");
@@ -518,11 +535,7 @@ fn pypi_json_index_with_core_metadata_and_all_versions() {
     let (a1, a2) = (wheel("alpha-1.0-"), wheel("alpha-2.0-"));
     let (b10, b11) = (wheel("beta-1.0-"), wheel("beta-1.1-"));
     let n_lin = wheel("native-1.0-cp311-cp311-manylinux");
-    upstream(
-        &up_dir,
-        &[&a1, &a2, &b10, &b11, &n_lin],
-        &[(&b11, "")],
-    );
+    upstream(&up_dir, &[&a1, &a2, &b10, &b11, &n_lin], &[(&b11, "")]);
     let log = env.root().join("requests.log");
     let up = json_upstream(&up_dir, &log);
     write_config(
@@ -551,7 +564,13 @@ versions = "all"
         "gamma's marker is false for Python 3.11: {requests}"
     );
     env.import("m1").expect_ok();
-    let mut want = vec![a1.clone(), a2.clone(), b10.clone(), b11.clone(), n_lin.clone()];
+    let mut want = vec![
+        a1.clone(),
+        a2.clone(),
+        b10.clone(),
+        b11.clone(),
+        n_lin.clone(),
+    ];
     want.sort();
     assert_eq!(
         served_files(&env, "json"),
@@ -631,11 +650,23 @@ dependencies = {deps}
 fn pypi_config_errors_are_clear() {
     let env = Env::new();
     for (body, needle) in [
-        ("requirements = [\"alpha>=\"]\npython = [\"3.11\"]", "not a PEP 508 requirement"),
+        (
+            "requirements = [\"alpha>=\"]\npython = [\"3.11\"]",
+            "not a PEP 508 requirement",
+        ),
         ("requirements = [\"alpha\"]", "`python` must name"),
-        ("requirements = [\"alpha\"]\npython = [\"3\"]", "is not major.minor"),
-        ("requirements = [\"alpha\"]\npython = [\"3.11\"]\nversions = \"newest\"", "newest"),
-        ("requirements = [\"alpha\"]\npython = [\"3.11\"]\nplatform = []", "platform"),
+        (
+            "requirements = [\"alpha\"]\npython = [\"3\"]",
+            "is not major.minor",
+        ),
+        (
+            "requirements = [\"alpha\"]\npython = [\"3.11\"]\nversions = \"newest\"",
+            "newest",
+        ),
+        (
+            "requirements = [\"alpha\"]\npython = [\"3.11\"]\nplatform = []",
+            "platform",
+        ),
     ] {
         write_config(
             &env,
@@ -664,7 +695,9 @@ fn configured_index() -> String {
 #[test]
 fn pypi_real_index_when_asked() {
     if std::env::var_os("FERRY_TEST_PYPI").is_none() {
-        eprintln!("skipping pypi_real_index_when_asked: set FERRY_TEST_PYPI=1 to mirror real packages");
+        eprintln!(
+            "skipping pypi_real_index_when_asked: set FERRY_TEST_PYPI=1 to mirror real packages"
+        );
         return;
     }
     if !have_pip("pypi_real_index_when_asked") {
@@ -688,11 +721,21 @@ platforms = ["manylinux_2_17_x86_64"]
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
     let files = served_files(&env, "real");
-    for p in ["requests-2.32.3-", "six-", "urllib3-", "idna-", "certifi-", "charset_normalizer-"] {
+    for p in [
+        "requests-2.32.3-",
+        "six-",
+        "urllib3-",
+        "idna-",
+        "certifi-",
+        "charset_normalizer-",
+    ] {
         assert!(files.iter().any(|f| f.starts_with(p)), "{p} in {files:?}");
     }
     let srv = env.serve();
     let index = format!("http://{}/pypi/real/simple/", srv.addr);
     let got = pip_download(&env, &index, "dl", &["requests==2.32.3", "six"]);
-    assert!(got.iter().any(|f| f.starts_with("requests-2.32.3-")), "{got:?}");
+    assert!(
+        got.iter().any(|f| f.starts_with("requests-2.32.3-")),
+        "{got:?}"
+    );
 }

@@ -199,8 +199,9 @@ impl PypiSource {
         if !base.ends_with('/') {
             base.push('/');
         }
-        let index = url::Url::parse(&base)
-            .with_context(|| format!("source {name:?} (pypi): `index` {:?} is not a URL", s.index))?;
+        let index = url::Url::parse(&base).with_context(|| {
+            format!("source {name:?} (pypi): `index` {:?} is not a URL", s.index)
+        })?;
         if !matches!(index.scheme(), "http" | "https") {
             bail!("source {name:?} (pypi): `index` must be an http:// or https:// URL");
         }
@@ -232,7 +233,9 @@ impl PypiSource {
                 .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
                 .filter(|(a, _)| *a >= 2)
                 .ok_or_else(|| {
-                    anyhow!("source {name:?} (pypi): python {p:?} is not major.minor, such as \"3.12\"")
+                    anyhow!(
+                        "source {name:?} (pypi): python {p:?} is not major.minor, such as \"3.12\""
+                    )
                 })?;
             pythons.push(v);
         }
@@ -350,9 +353,16 @@ impl PypiSource {
                     .call()
                     .with_context(|| format!("cannot fetch {url}"))?;
                 if !resp.status().is_success() {
-                    bail!("{url}: HTTP {} (the index offers this metadata file)", resp.status());
+                    bail!(
+                        "{url}: HTTP {} (the index offers this metadata file)",
+                        resp.status()
+                    );
                 }
-                let bytes = resp.body_mut().with_config().limit(MAX_PAGE).read_to_vec()?;
+                let bytes = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_PAGE)
+                    .read_to_vec()?;
                 if let Some(h) = hash {
                     let actual = Sha256::of(&bytes).to_hex();
                     if actual != *h {
@@ -373,7 +383,10 @@ impl PypiSource {
                     self.download(&f.url, sha256, &f.filename, &path)?;
                 }
                 wheel_metadata(&path).with_context(|| {
-                    format!("source {:?}: cannot read METADATA from {}", self.name, f.filename)
+                    format!(
+                        "source {:?}: cannot read METADATA from {}",
+                        self.name, f.filename
+                    )
                 })?
             }
         };
@@ -387,8 +400,7 @@ impl PypiSource {
 fn make_agent(ca_file: Option<&Path>) -> Result<ureq::Agent> {
     let mut config = ureq::Agent::config_builder().http_status_as_error(false);
     if let Some(path) = ca_file {
-        let pem =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let certs: Vec<_> = ureq::tls::parse_pem(&pem)
             .filter_map(|item| match item {
                 Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -574,7 +586,16 @@ fn glibc_tag(t: &str) -> Option<(&'static str, u32, u32, &str)> {
             let a = it.next()?.parse().ok()?;
             let b = it.next()?.parse().ok()?;
             let arch = it.next()?;
-            return Some((if fam == "manylinux" { "manylinux" } else { "musllinux" }, a, b, arch));
+            return Some((
+                if fam == "manylinux" {
+                    "manylinux"
+                } else {
+                    "musllinux"
+                },
+                a,
+                b,
+                arch,
+            ));
         }
     }
     None
@@ -604,7 +625,9 @@ pub fn platform_fits(wheel: &str, want: &str) -> bool {
     if wheel == want || wheel == "any" {
         return true;
     }
-    if let (Some((wf, wa, wb, warch)), Some((cf, ca, cb, carch))) = (glibc_tag(wheel), glibc_tag(want)) {
+    if let (Some((wf, wa, wb, warch)), Some((cf, ca, cb, carch))) =
+        (glibc_tag(wheel), glibc_tag(want))
+    {
         return wf == cf && warch == carch && (wa, wb) <= (ca, cb);
     }
     if let (Some((wv, warch)), Some((cv, carch))) = (macos_tag(wheel), macos_tag(want)) {
@@ -650,8 +673,11 @@ pub fn wheel_fits(
     platforms: &[String],
 ) -> bool {
     let interp = py.split('.').any(|p| {
-        abi.split('.')
-            .any(|a| pythons.iter().any(|(maj, min)| interp_fits(p, a, *maj, *min)))
+        abi.split('.').any(|a| {
+            pythons
+                .iter()
+                .any(|(maj, min)| interp_fits(p, a, *maj, *min))
+        })
     });
     let platform = platforms.is_empty()
         || plat
@@ -695,7 +721,9 @@ pub fn parse_json_page(body: &[u8], base: &url::Url) -> Result<Vec<IndexFile>> {
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             _ => None,
         };
-        let meta = f.get("core-metadata").or_else(|| f.get("dist-info-metadata"));
+        let meta = f
+            .get("core-metadata")
+            .or_else(|| f.get("dist-info-metadata"));
         let metadata = match meta {
             Some(serde_json::Value::Bool(true)) => Some(None),
             Some(serde_json::Value::Object(m)) => Some(
@@ -823,7 +851,9 @@ pub fn parse_html_page(html: &str, base: &url::Url) -> Result<Vec<IndexFile>> {
             pos = at + 2;
             continue;
         }
-        let Some(gt) = html[at..].find('>') else { break };
+        let Some(gt) = html[at..].find('>') else {
+            break;
+        };
         let attrs = parse_attrs(&html[at + 2..at + gt]);
         let text_start = at + gt + 1;
         let text_end = lower[text_start..]
@@ -831,14 +861,15 @@ pub fn parse_html_page(html: &str, base: &url::Url) -> Result<Vec<IndexFile>> {
             .map(|e| text_start + e)
             .unwrap_or(html.len());
         pos = text_end;
-        let Some(href) = attrs.get("href") else { continue };
+        let Some(href) = attrs.get("href") else {
+            continue;
+        };
         let mut url = base
             .join(href)
             .with_context(|| format!("bad link {href:?}"))?;
-        let sha256 = url.fragment().and_then(|f| {
-            f.strip_prefix("sha256=")
-                .map(|h| h.to_ascii_lowercase())
-        });
+        let sha256 = url
+            .fragment()
+            .and_then(|f| f.strip_prefix("sha256=").map(|h| h.to_ascii_lowercase()));
         url.set_fragment(None);
         let text = html_unescape(html[text_start..text_end].trim());
         let filename = if text.is_empty() {
@@ -926,8 +957,9 @@ struct Verify {
 
 impl Verify {
     fn new(inner: Box<dyn Read>, want_hex: &str, what: String) -> Result<Verify> {
-        let want = Sha256::from_hex(want_hex)
-            .ok_or_else(|| anyhow!("{what}: the index's sha256 {want_hex:?} is not 64 hex digits"))?;
+        let want = Sha256::from_hex(want_hex).ok_or_else(|| {
+            anyhow!("{what}: the index's sha256 {want_hex:?} is not 64 hex digits")
+        })?;
         Ok(Verify {
             inner,
             hasher: Some(Sha256Hasher::new()),
@@ -1003,7 +1035,9 @@ impl PypiSource {
         let exact = is_exact(spec);
         let mut by_version: BTreeMap<Version, Vec<IndexFile>> = BTreeMap::new();
         for f in page {
-            let Some(d) = parse_filename(&f.filename) else { continue };
+            let Some(d) = parse_filename(&f.filename) else {
+                continue;
+            };
             let wanted = match d.tags {
                 Some((py, abi, plat)) => self.targets.wheel_fits(py, abi, plat),
                 None => self.sdists,
@@ -1011,7 +1045,9 @@ impl PypiSource {
             if !wanted || !self.targets.python_ok(f.requires_python.as_deref()) {
                 continue;
             }
-            let Ok(v) = Version::from_str(d.version) else { continue };
+            let Ok(v) = Version::from_str(d.version) else {
+                continue;
+            };
             if v.any_prerelease() && !allow_pre {
                 continue;
             }
@@ -1078,7 +1114,10 @@ impl Source for PypiSource {
                             return Err(e.context(format!("source {src:?}: requirement {req}")))
                         }
                         Err(e) => {
-                            eprintln!("ferry-out: warning: source {src:?}: {} {req}: {e:#}", why.as_str());
+                            eprintln!(
+                                "ferry-out: warning: source {src:?}: {} {req}: {e:#}",
+                                why.as_str()
+                            );
                             continue;
                         }
                     };
@@ -1127,8 +1166,11 @@ impl Source for PypiSource {
                 if !self.dependencies {
                     continue;
                 }
-                let mut wheels: Vec<&IndexFile> =
-                    c.files.iter().filter(|f| f.filename.ends_with(".whl")).collect();
+                let mut wheels: Vec<&IndexFile> = c
+                    .files
+                    .iter()
+                    .filter(|f| f.filename.ends_with(".whl"))
+                    .collect();
                 wheels.sort_by_key(|f| (f.metadata.is_none(), f.filename.clone()));
                 let Some(w) = wheels.first() else {
                     eprintln!(
@@ -1168,12 +1210,21 @@ impl Source for PypiSource {
         // Pins: files of pinned versions the last bundle had, upstream has no more.
         let mut kept: BTreeMap<String, Vec<IndexEntry>> = BTreeMap::new();
         for (path, obj) in cx.previous_paths() {
-            let Some(filename) = path.strip_prefix("files/") else { continue };
-            let Some(d) = parse_filename(filename) else { continue };
-            if selected.get(&d.project).is_some_and(|m| m.contains_key(filename)) {
+            let Some(filename) = path.strip_prefix("files/") else {
+                continue;
+            };
+            let Some(d) = parse_filename(filename) else {
+                continue;
+            };
+            if selected
+                .get(&d.project)
+                .is_some_and(|m| m.contains_key(filename))
+            {
                 continue;
             }
-            let Ok(v) = Version::from_str(d.version) else { continue };
+            let Ok(v) = Version::from_str(d.version) else {
+                continue;
+            };
             let pinned = self.pins.iter().any(|p| {
                 normalize(p.name.as_ref()) == d.project
                     && match &p.version_or_url {
@@ -1216,12 +1267,15 @@ impl Source for PypiSource {
         let mut projects: BTreeMap<String, Vec<IndexEntry>> = kept;
         for (project, files) in &selected {
             for f in files.values() {
-                projects.entry(project.clone()).or_default().push(IndexEntry {
-                    filename: f.filename.clone(),
-                    sha256: f.sha256.clone().expect("checked"),
-                    requires_python: f.requires_python.clone(),
-                    yanked: f.yanked.clone(),
-                });
+                projects
+                    .entry(project.clone())
+                    .or_default()
+                    .push(IndexEntry {
+                        filename: f.filename.clone(),
+                        sha256: f.sha256.clone().expect("checked"),
+                        requires_python: f.requires_python.clone(),
+                        yanked: f.yanked.clone(),
+                    });
                 let sha = f.sha256.clone().expect("checked");
                 let (url, cached) = (f.url.clone(), downloads.join(&f.filename));
                 let what = format!("source {src:?}: {} from {url}", f.filename);
@@ -1304,7 +1358,10 @@ mod tests {
         assert_eq!(d.version, "1.0");
         assert_eq!(d.tags, Some(("cp311", "abi3", "manylinux_2_17_x86_64")));
         let s = parse_filename("foo-bar-2.0.tar.gz").unwrap();
-        assert_eq!((s.project.as_str(), s.version, s.tags), ("foo-bar", "2.0", None));
+        assert_eq!(
+            (s.project.as_str(), s.version, s.tags),
+            ("foo-bar", "2.0", None)
+        );
         assert!(parse_filename("x.whl").is_none());
     }
 
@@ -1314,20 +1371,65 @@ mod tests {
         let lin = vec!["manylinux_2_17_x86_64".to_string()];
         assert!(wheel_fits("py3", "none", "any", &py, &lin));
         assert!(wheel_fits("py2.py3", "none", "any", &py, &lin));
-        assert!(wheel_fits("cp311", "cp311", "manylinux2014_x86_64", &py, &lin));
-        assert!(wheel_fits("cp311", "cp311", "manylinux_2_5_x86_64.manylinux1_x86_64", &py, &lin));
-        assert!(!wheel_fits("cp311", "cp311", "manylinux_2_28_x86_64", &py, &lin));
-        assert!(!wheel_fits("cp311", "cp311", "manylinux_2_17_aarch64", &py, &lin));
+        assert!(wheel_fits(
+            "cp311",
+            "cp311",
+            "manylinux2014_x86_64",
+            &py,
+            &lin
+        ));
+        assert!(wheel_fits(
+            "cp311",
+            "cp311",
+            "manylinux_2_5_x86_64.manylinux1_x86_64",
+            &py,
+            &lin
+        ));
+        assert!(!wheel_fits(
+            "cp311",
+            "cp311",
+            "manylinux_2_28_x86_64",
+            &py,
+            &lin
+        ));
+        assert!(!wheel_fits(
+            "cp311",
+            "cp311",
+            "manylinux_2_17_aarch64",
+            &py,
+            &lin
+        ));
         assert!(!wheel_fits("cp311", "cp311", "win_amd64", &py, &lin));
-        assert!(!wheel_fits("cp312", "cp312", "manylinux_2_17_x86_64", &py, &lin));
-        assert!(wheel_fits("cp38", "abi3", "manylinux_2_17_x86_64", &py, &lin));
-        assert!(!wheel_fits("cp312", "abi3", "manylinux_2_17_x86_64", &py, &lin));
+        assert!(!wheel_fits(
+            "cp312",
+            "cp312",
+            "manylinux_2_17_x86_64",
+            &py,
+            &lin
+        ));
+        assert!(wheel_fits(
+            "cp38",
+            "abi3",
+            "manylinux_2_17_x86_64",
+            &py,
+            &lin
+        ));
+        assert!(!wheel_fits(
+            "cp312",
+            "abi3",
+            "manylinux_2_17_x86_64",
+            &py,
+            &lin
+        ));
         assert!(wheel_fits("py310", "none", "any", &py, &lin));
         assert!(!wheel_fits("py2", "none", "any", &py, &lin));
         assert!(wheel_fits("cp311", "cp311", "win_amd64", &py, &[]));
         assert!(platform_fits("macosx_10_9_universal2", "macosx_11_0_arm64"));
         assert!(!platform_fits("macosx_12_0_arm64", "macosx_11_0_arm64"));
-        assert!(!platform_fits("musllinux_1_1_x86_64", "manylinux_2_17_x86_64"));
+        assert!(!platform_fits(
+            "musllinux_1_1_x86_64",
+            "manylinux_2_17_x86_64"
+        ));
     }
 
     #[test]
@@ -1379,7 +1481,9 @@ mod tests {
         let mut ok = Verify::new(Box::new(&b"good"[..]), &want, "f".into()).unwrap();
         std::io::copy(&mut ok, &mut std::io::sink()).unwrap();
         let mut bad = Verify::new(Box::new(&b"evil"[..]), &want, "x.whl from u".into()).unwrap();
-        let e = std::io::copy(&mut bad, &mut std::io::sink()).unwrap_err().to_string();
+        let e = std::io::copy(&mut bad, &mut std::io::sink())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x.whl from u") && e.contains(&want), "{e}");
     }
 }
