@@ -3,7 +3,7 @@
 # of a few MiB) against the new files' size and an rsync batch of the same
 # upstream change, and the time the inside takes to apply it.
 #
-#   tests/bench/pypi.sh                       # 20 wheels of ~4 MiB
+#   tests/bench/pypi.sh                       # 20 wheels of 4 MiB content (~1.9 MiB zipped)
 #   BENCH_PYPI_MB=1 tests/bench/pypi.sh
 #
 # Wheels are written directly (zip with METADATA, WHEEL and RECORD, as a build
@@ -57,7 +57,7 @@ for p, fns in by.items():
             f.write(f'<a href="../../packages/{fn}#sha256={h}" data-requires-python="&gt;=3.8">{fn}</a><br/>\n')
 EOF
 
-echo "== writing 20 wheels of ~${mb} MiB"
+echo "== writing 20 wheels of ${mb} MiB content"
 python3 gen.py up 1 "$mb"
 cp -a up mirror-v1
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
