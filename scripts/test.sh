@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry \
-    gpg:gnupg reprepro:reprepro rpmbuild:rpm createrepo_c:createrepo-c dnf:dnf; do
+    gpg:gnupg reprepro:reprepro rpmbuild:rpm createrepo_c:createrepo-c dnf:dnf \
+    python3:python3 pip3:python3-pip; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 # `dnf download` (tests/tests/yum.rs) is a plugin, not a command of its own.

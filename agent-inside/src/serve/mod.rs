@@ -36,6 +36,8 @@
 //!   each served as `/files/` is (listings, Range, ETag, links), with only
 //!   the sources of that kind under it, so a client changes only its base
 //!   URL: `/apt/<source>/dists/…`, `/yum/<source>/repodata/repomd.xml`, ….
+//!   `/pypi/<source>/simple/` is the simple repository API (PEP 503 HTML and
+//!   PEP 691 JSON, `serve::pypi`), rendered from the store's project indexes.
 //! - anything else: 404.
 //!
 //! Generations: `store/current` is read once per request, and the whole
@@ -71,6 +73,7 @@ use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
 mod apt;
 mod oci;
+mod pypi;
 
 /// At most this many symbolic links are followed for one request.
 const MAX_LINK_HOPS: usize = 8;
@@ -279,6 +282,9 @@ async fn handle(
         _ => match tree_route(path) {
             Some((kind, None)) => redirect(&format!("/{}/", kind.name())),
             Some((kind, Some(rest))) => match server.current().await {
+                Ok(g) if kind == SourceKind::Pypi => {
+                    with_generation(pypi::route(&g, rest, path, &headers, head).await, &g)
+                }
                 Ok(g) => with_generation(tree(&g, kind, rest, path, &headers, head).await, &g),
                 Err(r) => r,
             },

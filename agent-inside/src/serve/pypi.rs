@@ -1,0 +1,334 @@
+//! The simple repository API over the PyPI sources, under `/pypi/<source>/`
+//! (what `pip install --index-url http://HOST/pypi/<source>/simple/` reads).
+//!
+//! - `/pypi/<source>/simple/`: the project list.
+//! - `/pypi/<source>/simple/<project>/`: the project's files, rendered from
+//!   `simple/<project>/index.json` (`store::pypi`), links relative
+//!   (`../../files/<filename>#sha256=<hex>`), with `requires-python` and
+//!   `yanked` (PEP 592). A name that is not in normalized form, or a page
+//!   asked for without its trailing `/`, is redirected (301) to the canonical
+//!   URL, as PEP 503 asks.
+//! - Both pages are PEP 691 JSON (`application/vnd.pypi.simple.v1+json`, API
+//!   version 1.1: with `size` and `versions`) when the `Accept` header
+//!   prefers it, else PEP 503 HTML (`application/vnd.pypi.simple.v1+html`
+//!   when asked for, else `text/html`); `Vary: Accept` either way.
+//! - Everything else (`/pypi/<source>/files/<filename>`, listings) is the
+//!   generic tree of files (`serve::tree`), with Range and ETag.
+
+use super::*;
+use crate::store::pypi::{self as store, ProjectIndex, PypiPath, GEN_PYPI};
+
+/// PEP 691 JSON.
+const JSON_TYPE: &str = "application/vnd.pypi.simple.v1+json";
+/// PEP 691's name for PEP 503 HTML.
+const HTML_TYPE: &str = "application/vnd.pypi.simple.v1+html";
+
+/// Which form of a simple page to answer with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    Json,
+    PypiHtml,
+    Html,
+}
+
+/// Reads `Accept`: the form with the highest q-value; JSON wins ties, and
+/// no header (or nothing known in it) means plain HTML.
+fn negotiate(headers: &HeaderMap) -> Form {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Form::Html;
+    };
+    let mut best = (0.0f32, Form::Html);
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let mt = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let form = match mt.as_str() {
+            JSON_TYPE => Form::Json,
+            HTML_TYPE => Form::PypiHtml,
+            "text/html" | "text/*" | "*/*" => Form::Html,
+            _ => continue,
+        };
+        let better = q > best.0 || (q == best.0 && q > 0.0 && form == Form::Json);
+        if q > 0.0 && better {
+            best = (q, form);
+        }
+    }
+    best.1
+}
+
+/// Everything under `/pypi/`; `rest` is the raw path after `/pypi/`.
+pub(super) async fn route(
+    g: &Generation,
+    rest: &str,
+    raw: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let Some(decoded) = percent_decode(rest) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("bad path {raw}: invalid percent-encoding or not UTF-8"),
+        );
+    };
+    let Some((source, path)) = decoded.split_once('/') else {
+        return tree(g, SourceKind::Pypi, rest, raw, headers, head).await;
+    };
+    if check_source_name(source).is_err()
+        || g.catalog.sources.get(source) != Some(&SourceKind::Pypi)
+    {
+        return tree(g, SourceKind::Pypi, rest, raw, headers, head).await;
+    }
+    if path == "simple" {
+        return redirect(&format!("/pypi/{source}/simple/"));
+    }
+    let Some(sub) = path.strip_prefix("simple/") else {
+        return tree(g, SourceKind::Pypi, rest, raw, headers, head).await;
+    };
+    let form = negotiate(headers);
+    if sub.is_empty() {
+        return vary(project_list(g, source, form));
+    }
+    let (name, slash) = match sub.strip_suffix('/') {
+        Some(n) => (n, true),
+        None => (sub, false),
+    };
+    if name.contains('/') || name.is_empty() {
+        return not_found(raw);
+    }
+    let canonical = store::normalize(name);
+    if canonical != name || !slash {
+        if canonical.is_empty() {
+            return not_found(raw);
+        }
+        return redirect(&format!(
+            "/pypi/{source}/simple/{}/",
+            href_encode(&canonical)
+        ));
+    }
+    vary(project_page(g, source, name, form).await)
+}
+
+fn vary(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    r
+}
+
+/// The projects of `source`, in name order.
+fn projects<'c>(catalog: &'c Catalog, source: &str) -> Vec<&'c str> {
+    let from = ObjectKey {
+        source: source.to_string(),
+        path: "simple/".to_string(),
+    };
+    catalog
+        .objects
+        .range(&from..)
+        .take_while(|(k, _)| k.source == source && k.path.starts_with("simple/"))
+        .filter_map(|(k, _)| match store::parse_path(&k.path) {
+            Some(PypiPath::Index(p)) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+fn project_list(g: &Generation, source: &str, form: Form) -> Response {
+    let names = projects(&g.catalog, source);
+    if form == Form::Json {
+        let body = serde_json::json!({
+            "meta": {"api-version": "1.1"},
+            "projects": names.iter().map(|n| serde_json::json!({"name": n})).collect::<Vec<_>>(),
+        });
+        return with_body(StatusCode::OK, JSON_TYPE, body.to_string());
+    }
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\">\
+         <title>Simple index</title></head>\n<body>\n",
+    );
+    for n in names {
+        let _ = writeln!(
+            html,
+            "<a href=\"{}/\">{}</a><br/>",
+            html_escape(&href_encode(n)),
+            html_escape(n)
+        );
+    }
+    html.push_str("</body></html>\n");
+    html_response(form, html)
+}
+
+fn html_response(form: Form, html: String) -> Response {
+    let ct = if form == Form::PypiHtml {
+        HTML_TYPE
+    } else {
+        "text/html; charset=utf-8"
+    };
+    with_body(StatusCode::OK, ct, html)
+}
+
+/// The version in a distribution file name (wheel or sdist), as written.
+fn version_of(filename: &str) -> Option<&str> {
+    if let Some(stem) = filename.strip_suffix(".whl") {
+        return stem.split('-').nth(1);
+    }
+    let stem = filename
+        .strip_suffix(".tar.gz")
+        .or_else(|| filename.strip_suffix(".zip"))?;
+    stem.rsplit_once('-').map(|(_, v)| v)
+}
+
+async fn project_page(g: &Generation, source: &str, project: &str, form: Form) -> Response {
+    let key = ObjectKey {
+        source: source.to_string(),
+        path: store::index_path(project),
+    };
+    if !matches!(g.catalog.objects.get(&key), Some(Object::File(_))) {
+        return not_found(&format!("/pypi/{source}/simple/{project}/"));
+    }
+    if let Err(e) = check_key(&key) {
+        return server_error(format!(
+            "the catalog of generation {} holds an unsafe key: {e}",
+            g.name
+        ));
+    }
+    let fs_path = g.dir.join(GEN_PYPI).join(source).join(&key.path);
+    let bytes = match tokio::fs::read(&fs_path).await {
+        Ok(b) => b,
+        Err(e) => {
+            return server_error(format!(
+                "generation {} cannot read {}: {e}",
+                g.name,
+                fs_path.display()
+            ))
+        }
+    };
+    let index: ProjectIndex = match serde_json::from_slice(&bytes) {
+        Ok(i) => i,
+        Err(e) => {
+            return server_error(format!(
+                "generation {}: {key} is not a project index: {e}",
+                g.name
+            ))
+        }
+    };
+    let size_of = |filename: &str| -> u64 {
+        let k = ObjectKey {
+            source: source.to_string(),
+            path: format!("files/{filename}"),
+        };
+        match g.catalog.objects.get(&k) {
+            Some(Object::File(f)) => f.size,
+            _ => 0,
+        }
+    };
+    if form == Form::Json {
+        let mut versions: Vec<&str> = index
+            .files
+            .iter()
+            .filter_map(|f| version_of(&f.filename))
+            .collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let files: Vec<serde_json::Value> = index
+            .files
+            .iter()
+            .map(|f| {
+                let yanked = match &f.yanked {
+                    None => serde_json::Value::Bool(false),
+                    Some(r) if r.is_empty() => serde_json::Value::Bool(true),
+                    Some(r) => serde_json::Value::String(r.clone()),
+                };
+                let mut o = serde_json::json!({
+                    "filename": f.filename,
+                    "url": format!("../../files/{}", href_encode(&f.filename)),
+                    "hashes": {"sha256": f.sha256},
+                    "size": size_of(&f.filename),
+                    "yanked": yanked,
+                });
+                if let Some(rp) = &f.requires_python {
+                    o["requires-python"] = serde_json::Value::String(rp.clone());
+                }
+                o
+            })
+            .collect();
+        let body = serde_json::json!({
+            "meta": {"api-version": "1.1"},
+            "name": index.name,
+            "files": files,
+            "versions": versions,
+        });
+        return with_body(StatusCode::OK, JSON_TYPE, body.to_string());
+    }
+    let title = html_escape(&index.name);
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\">\
+         <title>Links for {title}</title></head>\n<body>\n<h1>Links for {title}</h1>\n"
+    );
+    for f in &index.files {
+        let href = html_escape(&format!(
+            "../../files/{}#sha256={}",
+            href_encode(&f.filename),
+            f.sha256
+        ));
+        let mut attrs = String::new();
+        if let Some(rp) = &f.requires_python {
+            let _ = write!(attrs, " data-requires-python=\"{}\"", html_escape(rp));
+        }
+        if let Some(reason) = &f.yanked {
+            let _ = write!(attrs, " data-yanked=\"{}\"", html_escape(reason));
+        }
+        let _ = writeln!(
+            html,
+            "<a href=\"{href}\"{attrs}>{}</a><br/>",
+            html_escape(&f.filename)
+        );
+    }
+    html.push_str("</body></html>\n");
+    html_response(form, html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn content_negotiation() {
+        assert_eq!(negotiate(&HeaderMap::new()), Form::Html);
+        // What pip sends.
+        assert_eq!(
+            negotiate(&accept(
+                "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
+            )),
+            Form::Json
+        );
+        assert_eq!(
+            negotiate(&accept("application/vnd.pypi.simple.v1+html")),
+            Form::PypiHtml
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/vnd.pypi.simple.v1+json;q=0.2, text/html"
+            )),
+            Form::Html
+        );
+        assert_eq!(
+            negotiate(&accept("application/vnd.pypi.simple.v1+json;q=0")),
+            Form::Html
+        );
+    }
+
+    #[test]
+    fn versions_from_file_names() {
+        assert_eq!(version_of("a_b-1.0-py3-none-any.whl"), Some("1.0"));
+        assert_eq!(version_of("a-b-2.0rc1.tar.gz"), Some("2.0rc1"));
+        assert_eq!(version_of("x.txt"), None);
+    }
+}
