@@ -469,3 +469,258 @@ fn tag_patterns_select_tags_by_regex_and_semver() {
         "{cuda}"
     );
 }
+
+/// Runs curl with `args`; its stdout, or a panic with its stderr.
+fn curl(args: &[&str]) -> Vec<u8> {
+    let o = Command::new("curl")
+        .args(["-sS", "--fail-with-body"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "curl {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// Uploads `data` as a blob of `repo` (POST then PUT, as the distribution
+/// spec has it); returns its digest.
+fn upload_blob(work: &Path, reg: &str, repo: &str, data: &[u8]) -> String {
+    let hex = sha(data);
+    let file = work.join(format!("upload-{hex}"));
+    std::fs::write(&file, data).unwrap();
+    let headers = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        &format!("http://{reg}/v2/{repo}/blobs/uploads/"),
+    ]);
+    let headers = String::from_utf8(headers).unwrap();
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .expect("an upload location")
+        .trim()
+        .to_string();
+    let location = if location.starts_with('/') {
+        format!("http://{reg}{location}")
+    } else {
+        location
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{location}{sep}digest=sha256:{hex}"),
+    ]);
+    format!("sha256:{hex}")
+}
+
+/// PUTs a manifest under `reference` (a tag or its digest); returns its digest.
+fn put_manifest(work: &Path, reg: &str, repo: &str, reference: &str, media: &str, body: &[u8]) -> String {
+    let hex = sha(body);
+    let file = work.join(format!("manifest-{hex}"));
+    std::fs::write(&file, body).unwrap();
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &format!("Content-Type: {media}"),
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("http://{reg}/v2/{repo}/manifests/{reference}"),
+    ]);
+    format!("sha256:{hex}")
+}
+
+/// The manifest `reference` of `repo` as `reg` serves it, byte-exact.
+fn raw_manifest(reg: &str, repo: &str, reference: &str) -> Vec<u8> {
+    curl(&[
+        "-H",
+        "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json",
+        &format!("http://{reg}/v2/{repo}/manifests/{reference}"),
+    ])
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+#[test]
+fn referrers_and_cosign_tags_are_mirrored_and_served() {
+    let Some((env, work)) = setup() else {
+        return;
+    };
+    let (_reg, reg) = registry(&work);
+    let repo = "library/signed";
+    let v1 = build_image(&work, &random_bytes(200_000, 31), "v1", 1);
+    push(&v1, "v1", &reg, repo);
+    let index = raw_manifest(&reg, repo, "v1");
+    let subject = format!("sha256:{}", sha(&index));
+    let subject_hex = sha(&index);
+
+    // A cosign-style signature under the tag sha256-<hex>.sig.
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{reg}/{repo}"}},"image":{{"docker-manifest-digest":"{subject}"}},"type":"cosign container image signature"}}}}"#
+    );
+    let sig_layer = upload_blob(&work, &reg, repo, payload.as_bytes());
+    let sig_config_bytes = br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    let sig_config = upload_blob(&work, &reg, repo, sig_config_bytes);
+    let sig = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{sig_config}","size":{}}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{sig_layer}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"MEUCIQDfake"}}}}]}}"#,
+        sig_config_bytes.len(),
+        payload.len()
+    );
+    let sig_tag = format!("sha256-{subject_hex}.sig");
+    put_manifest(&work, &reg, repo, &sig_tag, OCI_MANIFEST, sig.as_bytes());
+
+    // An SBOM artifact whose subject is the index, found through the
+    // referrers tag schema (docker-registry 2.8 has no referrers API).
+    let sbom_bytes = br#"{"spdxVersion":"SPDX-2.3","name":"demo"}"#;
+    let sbom_layer = upload_blob(&work, &reg, repo, sbom_bytes);
+    let empty = upload_blob(&work, &reg, repo, b"{}");
+    let artifact = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","artifactType":"application/spdx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":2}},"layers":[{{"mediaType":"application/spdx+json","digest":"{sbom_layer}","size":{}}}],"subject":{{"mediaType":"{OCI_INDEX}","digest":"{subject}","size":{}}},"annotations":{{"org.example":"sbom"}}}}"#,
+        sbom_bytes.len(),
+        index.len()
+    );
+    let artifact_digest = format!("sha256:{}", sha(artifact.as_bytes()));
+    put_manifest(&work, &reg, repo, &artifact_digest, OCI_MANIFEST, artifact.as_bytes());
+    let fallback = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{artifact_digest}","size":{},"artifactType":"application/spdx+json"}}]}}"#,
+        artifact.len()
+    );
+    let fallback_tag = format!("sha256-{subject_hex}");
+    put_manifest(&work, &reg, repo, &fallback_tag, OCI_INDEX, fallback.as_bytes());
+
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"hub\"\ntype = \"oci\"\nregistry = \"http://{reg}\"\nimages = [\"{repo}:v1\"]\nreferrers = true\nplatforms = [\"linux/amd64\"]\n"
+        ),
+    )
+    .unwrap();
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let srv = env.serve();
+    let inside = srv.addr.clone();
+
+    // The cosign tag and the fallback tag are ordinary tags, byte-exact.
+    for tag in [&sig_tag, &fallback_tag, &"v1".to_string()] {
+        assert_eq!(
+            raw_manifest(&inside, repo, tag),
+            raw_manifest(&reg, repo, tag),
+            "tag {tag}"
+        );
+    }
+    let tags = skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{inside}/{repo}"),
+    ])
+    .expect_ok();
+    assert!(tags.stdout.contains(&sig_tag), "{}", tags.stdout);
+    // skopeo copies the signature back out, blobs and all.
+    let sig_out = work.join("sig-out");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{inside}/{repo}:{sig_tag}"),
+        &format!("oci:{}:sig", sig_out.display()),
+    ])
+    .expect_ok();
+    let sig_hex = sig_layer.strip_prefix("sha256:").unwrap();
+    assert_eq!(
+        std::fs::read(sig_out.join("blobs/sha256").join(sig_hex)).unwrap(),
+        payload.as_bytes()
+    );
+    // The artifact and its blob, by digest.
+    assert_eq!(
+        raw_manifest(&inside, repo, &artifact_digest),
+        artifact.as_bytes()
+    );
+    assert_eq!(
+        curl(&[&format!("http://{inside}/v2/{repo}/blobs/{sbom_layer}")]),
+        sbom_bytes
+    );
+
+    // The referrers API lists the artifact, and filters by artifactType.
+    let referrers = |host: &str, query: &str| -> Vec<u8> {
+        curl(&[&format!(
+            "http://{host}/v2/{repo}/referrers/{subject}{query}"
+        )])
+    };
+    let all = referrers(&inside, "");
+    assert_eq!(index_digests(&all), vec![artifact_digest.clone()]);
+    let v: serde_json::Value = serde_json::from_slice(&all).unwrap();
+    assert_eq!(v["manifests"][0]["artifactType"], "application/spdx+json");
+    assert_eq!(v["manifests"][0]["annotations"]["org.example"], "sbom");
+    assert_eq!(v["manifests"][0]["size"], artifact.len());
+    let none = referrers(&inside, "?artifactType=application/vnd.other");
+    assert!(index_digests(&none).is_empty());
+    let some = referrers(&inside, "?artifactType=application/spdx%2Bjson");
+    assert_eq!(index_digests(&some), vec![artifact_digest.clone()]);
+    // A digest nothing refers to: an empty index, not an error.
+    let other = curl(&[&format!(
+        "http://{inside}/v2/{repo}/referrers/sha256:{}",
+        "0".repeat(64)
+    )]);
+    assert!(index_digests(&other).is_empty());
+
+    // A second hop uses ferry-in serve as its upstream: it has the referrers
+    // API, so the artifact comes through it (and not the fallback tag).
+    let env2 = Env::new();
+    std::fs::write(
+        &env2.config,
+        format!(
+            "[[source]]\nname = \"hop\"\ntype = \"oci\"\nregistry = \"http://{inside}\"\nimages = [\"{repo}:v1\"]\nreferrers = true\nplatforms = [\"linux/amd64\"]\n"
+        ),
+    )
+    .unwrap();
+    env2.export("h1").expect_ok();
+    env2.import("h1").expect_ok();
+    let srv2 = env2.serve();
+    assert_eq!(
+        index_digests(&referrers(&srv2.addr, "")),
+        vec![artifact_digest.clone()]
+    );
+    // Through the API, not the fallback tag.
+    let tags2 = curl(&[&format!("http://{}/v2/{repo}/tags/list", srv2.addr)]);
+    assert!(
+        !String::from_utf8_lossy(&tags2).contains(&format!("\"{fallback_tag}\"")),
+        "{}",
+        String::from_utf8_lossy(&tags2)
+    );
+    assert_eq!(
+        raw_manifest(&srv2.addr, repo, &artifact_digest),
+        artifact.as_bytes()
+    );
+    assert_eq!(
+        raw_manifest(&srv2.addr, repo, &sig_tag),
+        sig.as_bytes()
+    );
+}
+
+/// The digests an image index lists, in order.
+fn index_digests(body: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("an image index");
+    assert_eq!(v["mediaType"], OCI_INDEX, "{v}");
+    v["manifests"]
+        .as_array()
+        .expect("a manifests array")
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect()
+}
