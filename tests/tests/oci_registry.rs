@@ -724,3 +724,159 @@ fn index_digests(body: &[u8]) -> Vec<String> {
         .map(|d| d["digest"].as_str().unwrap().to_string())
         .collect()
 }
+
+#[test]
+fn dropped_images_are_removed_inside_unless_pinned() {
+    let Some((env, work)) = setup() else {
+        return;
+    };
+    let (_reg, reg) = registry(&work);
+    let keep = build_image(&work, &random_bytes(300_000, 41), "keep", 1);
+    let gone = build_image(&work, &random_bytes(300_000, 42), "gone", 2);
+    let stay = build_image(&work, &random_bytes(300_000, 43), "stay", 3);
+    push(&keep, "keep", &reg, "team/kept");
+    push(&gone, "gone", &reg, "team/gone");
+    push(&stay, "stay", &reg, "team/stay");
+    let write = |images: &[&str]| {
+        let list: Vec<String> = images.iter().map(|i| format!("{i:?}")).collect();
+        std::fs::write(
+            &env.config,
+            format!(
+                "[[source]]\nname = \"hub\"\ntype = \"oci\"\nregistry = \"http://{reg}\"\nimages = [{}]\npin = [\"team/kept:keep\"]\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+    };
+    write(&["team/kept:keep", "team/gone:gone", "team/stay:stay"]);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let kept_index = raw_manifest(&reg, "team/kept", "keep");
+    let gone_index = raw_manifest(&reg, "team/gone", "gone");
+    // The blobs only the dropped image has: its big layer among them.
+    let blobs_of = |repo: &str, tag: &str| -> Vec<String> {
+        let out = work.join(format!("pull-{}", repo.replace('/', "-")));
+        skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{reg}/{repo}:{tag}"),
+            &format!("oci:{}:{tag}", out.display()),
+        ])
+        .expect_ok();
+        std::fs::read_dir(out.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+            .collect()
+    };
+    let gone_blobs = blobs_of("team/gone", "gone");
+    let kept_blobs = blobs_of("team/kept", "keep");
+    {
+        let srv = env.serve();
+        for b in &gone_blobs {
+            curl(&["-o", "/dev/null", &format!("http://{}/v2/team/stay/blobs/{b}", srv.addr)]);
+        }
+    }
+
+    // Both dropped from the config; the pinned one also vanishes upstream.
+    write(&["team/stay:stay"]);
+    std::fs::remove_dir_all(work.join("storage/docker/registry/v2/repositories/team/kept")).unwrap();
+    assert!(skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reg}/team/kept:keep")
+    ])
+    .stderr
+    .contains("manifest unknown"));
+    env.export("m2").expect_ok();
+    let delta = dir_bytes(&env.only_bundle("m2"));
+    assert!(delta < 100_000, "keeping a pinned image shipped {delta} bytes");
+    env.import("m2").expect_ok();
+    let srv = env.serve();
+    let status = |url: String| -> String {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // The dropped image is gone: its repository, its manifests, its blobs.
+    assert_eq!(
+        status(format!("http://{}/v2/team/gone/tags/list", srv.addr)),
+        "404"
+    );
+    assert_eq!(
+        status(format!(
+            "http://{}/v2/team/stay/manifests/sha256:{}",
+            srv.addr,
+            sha(&gone_index)
+        )),
+        "404"
+    );
+    for b in &gone_blobs {
+        assert_eq!(
+            status(format!("http://{}/v2/team/stay/blobs/{b}", srv.addr)),
+            "404",
+            "blob {b} of the dropped image is still served"
+        );
+    }
+    // ... and no longer stored in the current generation.
+    let current = std::fs::canonicalize(env.in_state.join("store/current")).unwrap();
+    let mut held = Vec::new();
+    for e in walk(&current) {
+        held.push(e.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for b in &gone_blobs {
+        let hex = b.strip_prefix("sha256:").unwrap();
+        assert!(!held.iter().any(|h| h == hex), "{hex} still stored");
+    }
+    // The pinned image stays whole, byte-exact.
+    assert_eq!(raw_manifest(&srv.addr, "team/kept", "keep"), kept_index);
+    for b in &kept_blobs {
+        assert_eq!(
+            status(format!("http://{}/v2/team/kept/blobs/{b}", srv.addr)),
+            "200",
+            "blob {b} of the pinned image"
+        );
+    }
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{}/team/kept:keep", srv.addr),
+        &format!("oci:{}:keep", work.join("kept-inside").display()),
+    ])
+    .expect_ok();
+    // Unpinned, it goes too.
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"hub\"\ntype = \"oci\"\nregistry = \"http://{reg}\"\nimages = [\"team/stay:stay\"]\n"
+        ),
+    )
+    .unwrap();
+    env.export("m3").expect_ok();
+    env.import("m3").expect_ok();
+    assert_eq!(
+        status(format!("http://{}/v2/team/kept/tags/list", srv.addr)),
+        "404"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
