@@ -880,3 +880,153 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A TCP relay in front of the registry: it forwards both ways, counts the
+/// bytes it sends back, and with a limit cuts every connection once that
+/// many bytes went back in all (an upstream that stops answering half-way).
+const RELAY: &str = r#"
+import socket, sys, threading
+target, limit, port_file, count_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+lock = threading.Lock()
+total = [0]
+def pump(a, b, count):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            if count:
+                with lock:
+                    room = limit - total[0] if limit else len(data)
+                    data = data[:max(room, 0)]
+                    total[0] += len(data)
+                    open(count_file, "w").write(str(total[0]))
+                if not data:
+                    break
+            b.sendall(data)
+            if count and limit and total[0] >= limit:
+                break
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0))
+srv.listen(16)
+open(port_file, "w").write(str(srv.getsockname()[1]))
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection(("127.0.0.1", target))
+    threading.Thread(target=pump, args=(c, u, False), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c, True), daemon=True).start()
+"#;
+
+/// Starts the relay to `reg`; its address and the file it counts bytes in.
+fn relay(work: &Path, reg: &str, limit: u64, name: &str) -> (KillOnDrop, String, PathBuf) {
+    let script = work.join("relay.py");
+    std::fs::write(&script, RELAY).unwrap();
+    let port_file = work.join(format!("{name}.port"));
+    let count_file = work.join(format!("{name}.count"));
+    let target = reg.rsplit(':').next().unwrap();
+    let child = Command::new("python3")
+        .arg(&script)
+        .args([target, &limit.to_string()])
+        .arg(&port_file)
+        .arg(&count_file)
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            if !p.is_empty() {
+                return (KillOnDrop(child), format!("127.0.0.1:{p}"), count_file);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("the relay did not start");
+}
+
+#[test]
+fn an_upstream_cut_half_way_ships_nothing_and_a_rerun_resumes() {
+    if !have("python3") {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let Some((env, work)) = setup() else {
+        return;
+    };
+    let (_reg, reg) = registry(&work);
+    // Random bytes: skopeo's compression cannot shrink the 3 MB layer.
+    let v1 = build_image(&work, &random_bytes(3_000_000, 51), "v1", 1);
+    push(&v1, "v1", &reg, "library/big");
+    let layer_size = 3_000_000u64;
+    let cache = env.out_state.join("cache/hub/blobs");
+
+    let (relay1, cut, _) = relay(&work, &reg, 1_500_000, "cut");
+    config(&env, &cut, &["library/big:v1"]);
+    env.export("m1")
+        .expect_fail(&["library/big", "resumes"]);
+    drop(relay1);
+    assert!(
+        !env.root().join("m1").exists(),
+        "a failed export wrote to the media"
+    );
+    let parts: Vec<PathBuf> = walk(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "part"))
+        .collect();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    let kept = std::fs::metadata(&parts[0]).unwrap().len();
+    assert!(
+        kept > 500_000 && kept < layer_size,
+        "{kept} bytes kept of the cut download"
+    );
+
+    // The upstream answers again: the re-run fetches only what it lacked.
+    let (_relay2, whole, count) = relay(&work, &reg, 0, "whole");
+    config(&env, &whole, &["library/big:v1"]);
+    env.export("m1").expect_ok();
+    let fetched: u64 = std::fs::read_to_string(&count).unwrap().parse().unwrap();
+    assert!(
+        fetched < layer_size - kept + 200_000,
+        "the re-run fetched {fetched} bytes; {kept} of the {layer_size}-byte layer were cached"
+    );
+    assert!(!parts[0].exists(), "the partial download was not completed");
+    env.import("m1").expect_ok();
+    let srv = env.serve();
+    // Every blob is byte-exact from the inside.
+    let out = work.join("pulled");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{}/library/big:v1", srv.addr),
+        &format!("oci:{}:v1", out.display()),
+    ])
+    .expect_ok();
+    let up = work.join("pulled-up");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{reg}/library/big:v1"),
+        &format!("oci:{}:v1", up.display()),
+    ])
+    .expect_ok();
+    for e in std::fs::read_dir(up.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(
+            std::fs::read(e.path()).unwrap(),
+            std::fs::read(out.join("blobs/sha256").join(e.file_name())).unwrap()
+        );
+    }
+    // A later export clears cached blobs the last bundle holds.
+    env.export("m2").expect_ok();
+    let left: Vec<PathBuf> = walk(&cache);
+    assert!(left.is_empty(), "{left:?}");
+}
