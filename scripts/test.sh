@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry \
+for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry htpasswd:apache2-utils openssl:openssl \
     gpg:gnupg reprepro:reprepro rpmbuild:rpm createrepo_c:createrepo-c dnf:dnf; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done

@@ -530,7 +530,14 @@ fn upload_blob(work: &Path, reg: &str, repo: &str, data: &[u8]) -> String {
 }
 
 /// PUTs a manifest under `reference` (a tag or its digest); returns its digest.
-fn put_manifest(work: &Path, reg: &str, repo: &str, reference: &str, media: &str, body: &[u8]) -> String {
+fn put_manifest(
+    work: &Path,
+    reg: &str,
+    repo: &str,
+    reference: &str,
+    media: &str,
+    body: &[u8],
+) -> String {
     let hex = sha(body);
     let file = work.join(format!("manifest-{hex}"));
     std::fs::write(&file, body).unwrap();
@@ -576,7 +583,8 @@ fn referrers_and_cosign_tags_are_mirrored_and_served() {
         r#"{{"critical":{{"identity":{{"docker-reference":"{reg}/{repo}"}},"image":{{"docker-manifest-digest":"{subject}"}},"type":"cosign container image signature"}}}}"#
     );
     let sig_layer = upload_blob(&work, &reg, repo, payload.as_bytes());
-    let sig_config_bytes = br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    let sig_config_bytes =
+        br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
     let sig_config = upload_blob(&work, &reg, repo, sig_config_bytes);
     let sig = format!(
         r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{sig_config}","size":{}}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"{sig_layer}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"MEUCIQDfake"}}}}]}}"#,
@@ -597,13 +605,27 @@ fn referrers_and_cosign_tags_are_mirrored_and_served() {
         index.len()
     );
     let artifact_digest = format!("sha256:{}", sha(artifact.as_bytes()));
-    put_manifest(&work, &reg, repo, &artifact_digest, OCI_MANIFEST, artifact.as_bytes());
+    put_manifest(
+        &work,
+        &reg,
+        repo,
+        &artifact_digest,
+        OCI_MANIFEST,
+        artifact.as_bytes(),
+    );
     let fallback = format!(
         r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{artifact_digest}","size":{},"artifactType":"application/spdx+json"}}]}}"#,
         artifact.len()
     );
     let fallback_tag = format!("sha256-{subject_hex}");
-    put_manifest(&work, &reg, repo, &fallback_tag, OCI_INDEX, fallback.as_bytes());
+    put_manifest(
+        &work,
+        &reg,
+        repo,
+        &fallback_tag,
+        OCI_INDEX,
+        fallback.as_bytes(),
+    );
 
     std::fs::write(
         &env.config,
@@ -707,10 +729,7 @@ fn referrers_and_cosign_tags_are_mirrored_and_served() {
         raw_manifest(&srv2.addr, repo, &artifact_digest),
         artifact.as_bytes()
     );
-    assert_eq!(
-        raw_manifest(&srv2.addr, repo, &sig_tag),
-        sig.as_bytes()
-    );
+    assert_eq!(raw_manifest(&srv2.addr, repo, &sig_tag), sig.as_bytes());
 }
 
 /// The digests an image index lists, in order.
@@ -774,13 +793,18 @@ fn dropped_images_are_removed_inside_unless_pinned() {
     {
         let srv = env.serve();
         for b in &gone_blobs {
-            curl(&["-o", "/dev/null", &format!("http://{}/v2/team/stay/blobs/{b}", srv.addr)]);
+            curl(&[
+                "-o",
+                "/dev/null",
+                &format!("http://{}/v2/team/stay/blobs/{b}", srv.addr),
+            ]);
         }
     }
 
     // Both dropped from the config; the pinned one also vanishes upstream.
     write(&["team/stay:stay"]);
-    std::fs::remove_dir_all(work.join("storage/docker/registry/v2/repositories/team/kept")).unwrap();
+    std::fs::remove_dir_all(work.join("storage/docker/registry/v2/repositories/team/kept"))
+        .unwrap();
     assert!(skopeo(&[
         "inspect",
         "--raw",
@@ -791,7 +815,10 @@ fn dropped_images_are_removed_inside_unless_pinned() {
     .contains("manifest unknown"));
     env.export("m2").expect_ok();
     let delta = dir_bytes(&env.only_bundle("m2"));
-    assert!(delta < 100_000, "keeping a pinned image shipped {delta} bytes");
+    assert!(
+        delta < 100_000,
+        "keeping a pinned image shipped {delta} bytes"
+    );
     env.import("m2").expect_ok();
     let srv = env.serve();
     let status = |url: String| -> String {
@@ -969,8 +996,7 @@ fn an_upstream_cut_half_way_ships_nothing_and_a_rerun_resumes() {
 
     let (relay1, cut, _) = relay(&work, &reg, 1_500_000, "cut");
     config(&env, &cut, &["library/big:v1"]);
-    env.export("m1")
-        .expect_fail(&["library/big", "resumes"]);
+    env.export("m1").expect_fail(&["library/big", "resumes"]);
     drop(relay1);
     assert!(
         !env.root().join("m1").exists(),
@@ -1029,4 +1055,236 @@ fn an_upstream_cut_half_way_ships_nothing_and_a_rerun_resumes() {
     env.export("m2").expect_ok();
     let left: Vec<PathBuf> = walk(&cache);
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Runs openssl; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `ferry-out export` into `media` with extra environment variables.
+fn export_with_env(env: &Env, media: &str, vars: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(bin("ferry-out"));
+    cmd.arg("--state")
+        .arg(&env.out_state)
+        .args(["export", "--config"])
+        .arg(&env.config)
+        .arg("--to")
+        .arg(env.root().join(media));
+    for v in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    Run {
+        ok: o.status.success(),
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn https_with_a_private_ca_basic_auth_from_docker_config_and_proxy_settings() {
+    if !have("openssl") || !have("htpasswd") {
+        eprintln!("skipped: openssl or htpasswd (apache2-utils) is not installed");
+        return;
+    }
+    let Some((env, work)) = setup() else {
+        return;
+    };
+    // A private CA and a certificate for 127.0.0.1 issued by it.
+    openssl(
+        &work,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Ferry test CA",
+        ],
+    );
+    openssl(
+        &work,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "reg.key",
+            "-out",
+            "reg.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        work.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &work,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "reg.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "reg.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+    let o = Command::new("htpasswd")
+        .args(["-Bbn", "mirror", "s3cret:pw"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(work.join("htpasswd"), &o.stdout).unwrap();
+    let port = free_port();
+    let cfg = work.join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {d}/storage\nhttp:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {d}/reg.pem\n    key: {d}/reg.key\nauth:\n  htpasswd:\n    realm: ferry-test\n    path: {d}/htpasswd\n",
+            d = work.display()
+        ),
+    )
+    .unwrap();
+    let _reg = KillOnDrop(
+        Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let reg = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&reg).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let v1 = build_image(&work, &random_bytes(200_000, 61), "v1", 1);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "mirror:s3cret:pw",
+        &format!("oci:{}:v1", v1.display()),
+        &format!("docker://{reg}/library/tls:v1"),
+    ])
+    .expect_ok();
+    // base64("mirror:s3cret:pw")
+    std::fs::write(
+        work.join("config.json"),
+        r#"{"auths":{"127.0.0.1:PORT":{"auth":"bWlycm9yOnMzY3JldDpwdw=="}}}"#
+            .replace("PORT", &port.to_string()),
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("wrong.json"),
+        format!(r#"{{"auths":{{"https://127.0.0.1:{port}":{{"username":"mirror","password":"nope"}}}}}}"#),
+    )
+    .unwrap();
+    let write = |extra: &str| {
+        std::fs::write(
+            &env.config,
+            format!(
+                "[[source]]\nname = \"secure\"\ntype = \"oci\"\nregistry = \"https://{reg}\"\nimages = [\"library/tls:v1\"]\n{extra}"
+            ),
+        )
+        .unwrap();
+    };
+    let ca = work.join("ca.pem");
+    let auth = work.join("config.json");
+    // Without the CA, the certificate is refused.
+    write(&format!("auth_file = {:?}\n", auth.display().to_string()));
+    export_with_env(&env, "m1", &[]).expect_fail(&["library/tls", "UnknownIssuer"]);
+    // With the CA but a wrong password: a 401 that says so.
+    write(&format!(
+        "ca_file = {:?}\nauth_file = {:?}\n",
+        ca.display().to_string(),
+        work.join("wrong.json").display().to_string()
+    ));
+    export_with_env(&env, "m1", &[]).expect_fail(&["401"]);
+    assert!(!env.root().join("m1").exists());
+    // The right credentials through a proxy that does not exist: refused...
+    write(&format!(
+        "ca_file = {:?}\nauth_file = {:?}\n",
+        ca.display().to_string(),
+        auth.display().to_string()
+    ));
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    export_with_env(&env, "m1", &[("HTTPS_PROXY", &dead)])
+        .expect_fail(&["library/tls", &format!("through the proxy {dead}")]);
+    // ...unless NO_PROXY exempts the registry.
+    export_with_env(
+        &env,
+        "m1",
+        &[("HTTPS_PROXY", &dead), ("NO_PROXY", "127.0.0.1")],
+    )
+    .expect_ok();
+    env.import("m1").expect_ok();
+    let srv = env.serve();
+    assert_eq!(
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/library/tls:v1", srv.addr)
+        ])
+        .expect_ok()
+        .stdout,
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            "mirror:s3cret:pw",
+            &format!("docker://{reg}/library/tls:v1")
+        ])
+        .expect_ok()
+        .stdout
+    );
 }

@@ -23,9 +23,9 @@ use crate::config::SourceConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::id::Sha256;
-use serde::Deserialize;
 use ferry_protocol::id::Sha256Hasher;
 use ferry_protocol::path::ObjectKey;
+use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
@@ -110,6 +110,8 @@ pub struct Registry {
     agent: ureq::Agent,
     basic: Option<(String, String)>,
     tokens: Mutex<HashMap<String, String>>,
+    /// Said when a connection fails: the proxy from the environment, if any.
+    via: String,
 }
 
 #[derive(Deserialize)]
@@ -119,8 +121,14 @@ struct TokenReply {
 }
 
 impl Registry {
-    /// A client for `registry` (`host[:port]` means https).
-    pub fn new(registry: &str, basic: Option<(String, String)>) -> Registry {
+    /// A client for `registry` (`host[:port]` means https), trusting the
+    /// system's roots or, given, only `ca` (PEM certificates). Proxies come
+    /// from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`, bypassed for `NO_PROXY`.
+    pub fn new(
+        registry: &str,
+        basic: Option<(String, String)>,
+        ca: Option<Vec<ureq::tls::Certificate<'static>>>,
+    ) -> Registry {
         let base = if registry.starts_with("http://") || registry.starts_with("https://") {
             registry.trim_end_matches('/').to_string()
         } else if registry == "docker.io" {
@@ -128,15 +136,33 @@ impl Registry {
         } else {
             format!("https://{}", registry.trim_end_matches('/'))
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let proxy = ureq::Proxy::try_from_env();
+        let via = match &proxy {
+            Some(p) => format!(
+                " (through the proxy {}://{}:{} unless NO_PROXY exempts it)",
+                p.protocol().to_string().to_lowercase(),
+                p.host(),
+                p.port()
+            ),
+            None => String::new(),
+        };
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .build()
-            .into();
+            .proxy(proxy);
+        if let Some(certs) = ca {
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config.build().into();
         Registry {
             base,
             agent,
             basic,
             tokens: Mutex::new(HashMap::new()),
+            via,
         }
     }
 
@@ -160,7 +186,9 @@ impl Registry {
             } else if let Some((u, p)) = &self.basic {
                 req = req.header("Authorization", &basic_header(u, p));
             }
-            let resp = req.call().with_context(|| format!("cannot reach {url}"))?;
+            let resp = req
+                .call()
+                .with_context(|| format!("cannot reach {url}{}", self.via))?;
             if resp.status() == 401 && attempt == 0 {
                 let challenge = resp
                     .headers()
@@ -563,6 +591,108 @@ pub struct OciSettings {
     pub username: Option<String>,
     /// File holding the password or token for `username`.
     pub password_file: Option<std::path::PathBuf>,
+    /// A docker `config.json` whose `auths.<registry host>.auth` (base64
+    /// `user:password`) or `username`/`password` are used.
+    pub auth_file: Option<std::path::PathBuf>,
+    /// PEM file of the certificate authorities to trust for this registry
+    /// (instead of the system's).
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// The host (and port) of a registry setting, as docker config.json keys it.
+fn registry_host(registry: &str) -> &str {
+    let r = registry
+        .strip_prefix("https://")
+        .or_else(|| registry.strip_prefix("http://"))
+        .unwrap_or(registry);
+    r.split('/').next().unwrap_or(r)
+}
+
+/// Credentials for `registry` from a docker `config.json`.
+pub fn docker_config_auth(file: &Path, registry: &str) -> Result<(String, String)> {
+    #[derive(Deserialize)]
+    struct DockerConfig {
+        #[serde(default)]
+        auths: HashMap<String, DockerAuth>,
+    }
+    #[derive(Deserialize)]
+    struct DockerAuth {
+        auth: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        identitytoken: Option<String>,
+    }
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let cfg: DockerConfig = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a docker config.json", file.display()))?;
+    let host = registry_host(registry);
+    let wanted: Vec<String> = if host == "docker.io" || host == "registry-1.docker.io" {
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+        ]
+    } else {
+        vec![host.to_string()]
+    };
+    let entry = cfg
+        .auths
+        .iter()
+        .find(|(k, _)| wanted.iter().any(|w| registry_host(k) == w || *k == w))
+        .map(|(_, v)| v)
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no entry for {host} under \"auths\" (it has: {})",
+                file.display(),
+                cfg.auths.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+    if let Some(a) = &entry.auth {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(a.trim())
+            .with_context(|| format!("{}: auths.{host}.auth is not base64", file.display()))?;
+        let raw = String::from_utf8(raw)
+            .with_context(|| format!("{}: auths.{host}.auth is not UTF-8", file.display()))?;
+        let (u, p) = raw.split_once(':').ok_or_else(|| {
+            anyhow!(
+                "{}: auths.{host}.auth is not base64 of user:password",
+                file.display()
+            )
+        })?;
+        return Ok((u.to_string(), p.to_string()));
+    }
+    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
+        return Ok((u.clone(), p.clone()));
+    }
+    if entry.identitytoken.is_some() {
+        bail!(
+            "{}: auths.{host} has only an identitytoken (an OAuth refresh token), which this source does not use; \
+             log in with a password or token instead",
+            file.display()
+        );
+    }
+    bail!(
+        "{}: auths.{host} has no auth or username/password",
+        file.display()
+    )
+}
+
+/// The certificates of a PEM file.
+pub fn read_ca_file(file: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let pem = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) =
+            item.with_context(|| format!("{}: bad PEM", file.display()))?
+        {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        bail!("{}: no PEM certificate in it", file.display());
+    }
+    Ok(certs)
 }
 
 impl OciSource {
@@ -570,21 +700,42 @@ impl OciSource {
     pub fn new(cfg: &SourceConfig) -> Result<Self> {
         let settings: OciSettings = cfg.settings()?;
         if settings.images.is_empty() && settings.tags.is_empty() && settings.pin.is_empty() {
-            bail!("source {:?} (oci) needs `images`, `tags` or `pin`", cfg.name);
+            bail!(
+                "source {:?} (oci) needs `images`, `tags` or `pin`",
+                cfg.name
+            );
         }
         let registry = settings.registry.as_str();
-        let basic = match (&settings.username, &settings.password_file) {
-            (Some(u), Some(f)) => {
+        let basic = match (
+            &settings.username,
+            &settings.password_file,
+            &settings.auth_file,
+        ) {
+            (Some(u), Some(f), None) => {
                 let p = std::fs::read_to_string(f)
                     .with_context(|| format!("cannot read {}", f.display()))?;
                 Some((u.clone(), p.trim_end().to_string()))
             }
-            (None, None) => None,
+            (None, None, Some(f)) => Some(
+                docker_config_auth(f, registry)
+                    .with_context(|| format!("source {:?}: auth_file", cfg.name))?,
+            ),
+            (None, None, None) => None,
+            (_, _, Some(_)) => bail!(
+                "source {:?}: give `auth_file` or `username` and `password_file`, not both",
+                cfg.name
+            ),
             _ => bail!(
                 "source {:?}: give both `username` and `password_file`, or neither",
                 cfg.name
             ),
         };
+        let ca = settings
+            .ca_file
+            .as_deref()
+            .map(read_ca_file)
+            .transpose()
+            .with_context(|| format!("source {:?}: ca_file", cfg.name))?;
         let images = settings
             .images
             .iter()
@@ -619,7 +770,7 @@ impl OciSource {
         Ok(OciSource {
             patterns,
             name: cfg.name.clone(),
-            registry: std::sync::Arc::new(Registry::new(registry, basic)),
+            registry: std::sync::Arc::new(Registry::new(registry, basic, ca)),
             images,
             platforms: settings.platforms.clone(),
             referrers: settings.referrers,
@@ -661,9 +812,9 @@ impl OciSource {
                 executable: false,
                 fingerprint: Some(digest.to_string()),
                 expected_sha256: None,
-                open: Box::new(move || {
-                    Ok(Box::new(Cursor::new(content)) as Box<dyn std::io::Read>)
-                }),
+                open: Box::new(
+                    move || Ok(Box::new(Cursor::new(content)) as Box<dyn std::io::Read>),
+                ),
             },
         })
     }
@@ -1014,7 +1165,11 @@ impl Source for OciSource {
             let tags = self
                 .tag_list(repo, &mut st)
                 .with_context(|| format!("source {:?}", self.name))?;
-            let mut picked: Vec<_> = tags.iter().filter(|t| pattern.matches(t)).cloned().collect();
+            let mut picked: Vec<_> = tags
+                .iter()
+                .filter(|t| pattern.matches(t))
+                .cloned()
+                .collect();
             picked.sort();
             if picked.is_empty() {
                 eprintln!(
@@ -1054,8 +1209,16 @@ impl Source for OciSource {
                 self.emit_tag(&image.repo, tag, &digest, &mut st, sink)?;
             }
             let mut walked = Vec::new();
-            self.walk(&image.repo, bytes, &digest, false, &mut st, &mut walked, sink)
-                .with_context(|| format!("source {:?}", self.name))?;
+            self.walk(
+                &image.repo,
+                bytes,
+                &digest,
+                false,
+                &mut st,
+                &mut walked,
+                sink,
+            )
+            .with_context(|| format!("source {:?}", self.name))?;
             if self.referrers {
                 for m in walked {
                     self.referrers(&image.repo, &m, 0, &mut st, sink)
@@ -1113,5 +1276,28 @@ mod tests {
             "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
         );
         assert_eq!(basic_header("a", "b"), "Basic YTpi");
+    }
+
+    #[test]
+    fn docker_config_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.json");
+        std::fs::write(
+            &f,
+            r#"{"auths":{"reg.example:5000":{"auth":"dXNlcjpwYTpzcw=="},"https://index.docker.io/v1/":{"username":"d","password":"p"},"tok.example":{"identitytoken":"x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            docker_config_auth(&f, "https://reg.example:5000").unwrap(),
+            ("user".to_string(), "pa:ss".to_string())
+        );
+        assert_eq!(
+            docker_config_auth(&f, "docker.io").unwrap(),
+            ("d".to_string(), "p".to_string())
+        );
+        let e = format!("{:#}", docker_config_auth(&f, "tok.example").unwrap_err());
+        assert!(e.contains("identitytoken"), "{e}");
+        let e = format!("{:#}", docker_config_auth(&f, "other.example").unwrap_err());
+        assert!(e.contains("no entry for other.example"), "{e}");
     }
 }
