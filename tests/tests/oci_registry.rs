@@ -1288,3 +1288,80 @@ fn https_with_a_private_ca_basic_auth_from_docker_config_and_proxy_settings() {
         .stdout
     );
 }
+
+#[test]
+fn repositories_are_served_renamed_and_under_a_prefix() {
+    let Some((env, work)) = setup() else {
+        return;
+    };
+    let (_reg, reg) = registry(&work);
+    let v1 = build_image(&work, &random_bytes(150_000, 71), "v1", 1);
+    push(&v1, "v1", &reg, "nvidia/driver");
+    push(&v1, "v1", &reg, "nvidia/gpu-operator");
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"nv\"\ntype = \"oci\"\nregistry = \"http://{reg}\"\n\
+             images = [\"nvidia/driver:v1\", \"nvidia/gpu-operator:v1\"]\nprefix = \"nvcr.io\"\n\
+             rename = {{ \"nvidia/driver\" = \"gpu/driver\" }}\n"
+        ),
+    )
+    .unwrap();
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let srv = env.serve();
+    for (up, inside) in [
+        ("nvidia/driver", "nvcr.io/gpu/driver"),
+        ("nvidia/gpu-operator", "nvcr.io/nvidia/gpu-operator"),
+    ] {
+        let a = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reg}/{up}:v1"),
+        ])
+        .expect_ok();
+        let b = skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/{inside}:v1", srv.addr),
+        ])
+        .expect_ok();
+        assert_eq!(a.stdout, b.stdout, "{inside}");
+        skopeo(&[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{}/{inside}:v1", srv.addr),
+            &format!("oci:{}:v1", work.join(inside.replace('/', "-")).display()),
+        ])
+        .expect_ok();
+    }
+    // The upstream names are not served.
+    for gone in ["nvidia/driver", "gpu/driver", "nvidia/gpu-operator"] {
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{}/{gone}:v1", srv.addr),
+        ])
+        .expect_fail(&[]);
+    }
+    let catalog = curl(&[&format!("http://{}/v2/_catalog", srv.addr)]);
+    let v: serde_json::Value = serde_json::from_slice(&catalog).unwrap();
+    assert_eq!(
+        v["repositories"],
+        serde_json::json!(["nvcr.io/gpu/driver", "nvcr.io/nvidia/gpu-operator"])
+    );
+    // Two names for one repository are refused.
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"nv\"\ntype = \"oci\"\nregistry = \"http://{reg}\"\n\
+             images = [\"a/b:v1\"]\nrename = {{ \"a/b\" = \"c\", \"d/e\" = \"c\" }}\n"
+        ),
+    )
+    .unwrap();
+    env.export("m2").expect_fail(&["same name \"c\""]);
+}

@@ -512,6 +512,8 @@ pub struct OciSource {
     platforms: Vec<String>,
     referrers: bool,
     pins: Vec<ImageRef>,
+    prefix: Option<String>,
+    rename: std::collections::BTreeMap<String, String>,
 }
 
 /// What one scan has listed so far.
@@ -587,6 +589,13 @@ pub struct OciSettings {
     /// leave `images`/`tags` or vanish upstream.
     #[serde(default)]
     pub pin: Vec<String>,
+    /// Serve every repository under this prefix inside, such as `nvcr.io`
+    /// (`nvidia/driver` is then served as `nvcr.io/nvidia/driver`).
+    pub prefix: Option<String>,
+    /// Serve an upstream repository under another name inside, such as
+    /// `{ "nvidia/driver" = "gpu/driver" }` (applied before `prefix`).
+    #[serde(default)]
+    pub rename: std::collections::BTreeMap<String, String>,
     /// User name for basic authentication (or for the token service).
     pub username: Option<String>,
     /// File holding the password or token for `username`.
@@ -767,6 +776,26 @@ impl OciSource {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
+        let prefix = settings.prefix.as_deref().map(|p| p.trim_matches('/'));
+        if let Some(p) = prefix {
+            ImageRef::parse(&format!("{p}/x"))
+                .with_context(|| format!("source {:?}: prefix {p:?}", cfg.name))?;
+        }
+        for (from, to) in &settings.rename {
+            for name in [from, to] {
+                ImageRef::parse(name)
+                    .with_context(|| format!("source {:?}: rename {from:?} = {to:?}", cfg.name))?;
+            }
+        }
+        let mut targets = std::collections::BTreeMap::new();
+        for (from, to) in &settings.rename {
+            if let Some(other) = targets.insert(to, from) {
+                bail!(
+                    "source {:?}: rename gives {other:?} and {from:?} the same name {to:?}",
+                    cfg.name
+                );
+            }
+        }
         Ok(OciSource {
             patterns,
             name: cfg.name.clone(),
@@ -775,7 +804,18 @@ impl OciSource {
             platforms: settings.platforms.clone(),
             referrers: settings.referrers,
             pins,
+            prefix: prefix.map(str::to_string),
+            rename: settings.rename.clone(),
         })
+    }
+
+    /// The name upstream repository `repo` is served under inside.
+    fn served(&self, repo: &str) -> String {
+        let renamed = self.rename.get(repo).map(String::as_str).unwrap_or(repo);
+        match &self.prefix {
+            Some(p) => format!("{p}/{renamed}"),
+            None => renamed.to_string(),
+        }
     }
 
     fn wants(&self, p: &Option<Platform>) -> bool {
@@ -801,7 +841,7 @@ impl OciSource {
         st: &mut ScanState,
         sink: &mut dyn FnMut(Item) -> Result<()>,
     ) -> Result<()> {
-        let path = format!("repos/{repo}/_tags/{tag}");
+        let path = format!("repos/{}/_tags/{tag}", self.served(repo));
         if !st.seen.insert(path.clone()) {
             return Ok(());
         }
@@ -1027,7 +1067,7 @@ impl OciSource {
     ) -> Result<()> {
         for pin in &self.pins {
             let tag = pin.tag.as_deref().expect("pins have tags");
-            let tag_path = format!("repos/{}/_tags/{tag}", pin.repo);
+            let tag_path = format!("repos/{}/_tags/{tag}", self.served(&pin.repo));
             if st.seen.contains(&tag_path) {
                 continue;
             }
