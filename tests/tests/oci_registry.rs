@@ -960,17 +960,19 @@ fn relay(work: &Path, reg: &str, limit: u64, name: &str) -> (KillOnDrop, String,
     let port_file = work.join(format!("{name}.port"));
     let count_file = work.join(format!("{name}.count"));
     let target = reg.rsplit(':').next().unwrap();
-    let child = Command::new("python3")
-        .arg(&script)
-        .args([target, &limit.to_string()])
-        .arg(&port_file)
-        .arg(&count_file)
-        .spawn()
-        .unwrap();
+    let child = KillOnDrop(
+        Command::new("python3")
+            .arg(&script)
+            .args([target, &limit.to_string()])
+            .arg(&port_file)
+            .arg(&count_file)
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..200 {
         if let Ok(p) = std::fs::read_to_string(&port_file) {
             if !p.is_empty() {
-                return (KillOnDrop(child), format!("127.0.0.1:{p}"), count_file);
+                return (child, format!("127.0.0.1:{p}"), count_file);
             }
         }
         std::thread::sleep(Duration::from_millis(25));

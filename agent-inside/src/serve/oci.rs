@@ -440,9 +440,11 @@ fn oci_error(status: StatusCode, code: &str, message: String) -> Response {
 /// Descriptors of the manifests held by one source, by the hex of their subject.
 type ReferrerMap = std::collections::HashMap<String, Vec<serde_json::Value>>;
 
-/// The referrer maps built so far: (generation dir, source) to its map. Only
-/// the current generation's are kept.
-static REFERRERS: std::sync::Mutex<Vec<((PathBuf, String), Arc<ReferrerMap>)>> =
+/// A referrer map's key: the generation's directory and the source.
+type ReferrerKey = (PathBuf, String);
+
+/// The referrer maps built so far. Only the current generation's are kept.
+static REFERRERS: std::sync::Mutex<Vec<(ReferrerKey, Arc<ReferrerMap>)>> =
     std::sync::Mutex::new(Vec::new());
 
 /// The referrer map of `source` in generation `g`, built on first use by
