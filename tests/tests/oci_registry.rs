@@ -409,6 +409,74 @@ fn ferry_in_push_fills_a_second_registry_that_skopeo_pulls_from() {
 }
 
 #[test]
+fn a_configured_push_follows_every_import_and_its_failure_keeps_the_import() {
+    let Some((env, work)) = setup() else {
+        return;
+    };
+    std::fs::create_dir_all(work.join("up")).unwrap();
+    std::fs::create_dir_all(work.join("site")).unwrap();
+    let (_up, up) = registry(&work.join("up"));
+    let (_site, site) = registry(&work.join("site"));
+    let shared = random_bytes(500_000, 11);
+    let v1 = build_image(&work, &shared, "v1", 1);
+    push(&v1, "v1", &up, "library/demo");
+    config(&env, &up, &["library/demo:v1"]);
+    env.export("m1").expect_ok();
+
+    let cfg = work.join("ferry-in.toml");
+    std::fs::write(&cfg, format!("[push]\nto = \"http://{site}\"\n")).unwrap();
+    let m1 = env.root().join("m1");
+    let r = env
+        .inn(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "import",
+            m1.to_str().unwrap(),
+        ])
+        .expect_ok();
+    assert!(r.stderr.contains("pushed 1 tag(s)"), "{}", r.all());
+    let raw = |reg: &str| {
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reg}/library/demo:v1"),
+        ])
+        .expect_ok()
+        .stdout
+    };
+    assert_eq!(raw(&up), raw(&site));
+
+    // The next import's push fails (nothing listens there): the import stays
+    // applied and served, and the exit code (3) and message say what to retry.
+    let v2 = build_image(&work, &shared, "v2", 2);
+    push(&v2, "v2", &up, "library/demo");
+    config(&env, &up, &["library/demo:v1", "library/demo:v2"]);
+    env.export("m2").expect_ok();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    std::fs::write(&cfg, format!("[push]\nto = \"{dead}\"\n")).unwrap();
+    let m2 = env.root().join("m2");
+    let r = env.inn(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "import",
+        m2.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, Some(3), "{}", r.all());
+    assert!(
+        r.stderr.contains("the import is applied, but the push to")
+            && r.stderr.contains(&format!("ferry-in push --to {dead}")),
+        "{}",
+        r.all()
+    );
+    assert_eq!(env.applied_sequence(), 2);
+    // A config with a push target that is not a URL is refused up front.
+    std::fs::write(&cfg, "[push]\nto = \"registry.site\"\n").unwrap();
+    env.inn(&["--config", cfg.to_str().unwrap(), "status"])
+        .expect_fail(&["push.to must be a registry URL"]);
+}
+
+#[test]
 fn tag_patterns_select_tags_by_regex_and_semver() {
     let Some((env, work)) = setup() else {
         return;
