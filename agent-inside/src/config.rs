@@ -9,10 +9,13 @@
 //! max_bundle_uncompressed = "8T"
 //! max_volumes = 100000
 //! max_objects = 50000000
+//!
+//! [push]                        # after every import that applied a bundle
+//! to = "https://registry.site:5000"   # copy the images there (as `ferry-in push --to`)
 //! ```
 //!
-//! Every key is optional; a missing one keeps its default
-//! (`ReceiverLimits::default()`).
+//! Every key is optional; a missing limit keeps its default
+//! (`ReceiverLimits::default()`); without `[push]` nothing is pushed.
 
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::units::parse_size;
@@ -25,6 +28,32 @@ use std::path::Path;
 struct File {
     #[serde(default)]
     limits: Limits,
+    push: Option<Push>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Push {
+    to: String,
+}
+
+/// The registry to push to after every import that applied a bundle
+/// (`[push] to`), if the config names one.
+pub fn load_push_target(path: Option<&Path>) -> Result<Option<String>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let f: File =
+        toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))?;
+    match f.push {
+        Some(p) if !p.to.starts_with("http://") && !p.to.starts_with("https://") => bail!(
+            "config {}: push.to must be a registry URL such as https://registry.site:5000, not {:?}",
+            path.display(),
+            p.to
+        ),
+        Some(p) => Ok(Some(p.to)),
+        None => Ok(None),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -103,7 +132,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("max_chunk"));
+        std::fs::write(&d, "[push]\nto = \"http://r:5000\"\n").unwrap();
+        assert_eq!(
+            load_push_target(Some(&d)).unwrap().as_deref(),
+            Some("http://r:5000")
+        );
+        assert_eq!(load_limits(Some(&d)).unwrap(), ReceiverLimits::default());
+        std::fs::write(&d, "[push]\nto = \"r:5000\"\n").unwrap();
+        assert!(load_push_target(Some(&d))
+            .unwrap_err()
+            .to_string()
+            .contains("push.to"));
         std::fs::remove_file(&d).unwrap();
         assert_eq!(load_limits(None).unwrap(), ReceiverLimits::default());
+        assert_eq!(load_push_target(None).unwrap(), None);
     }
 }

@@ -48,6 +48,9 @@ pub struct ReceiveOptions {
     pub limits: ReceiverLimits,
     /// Apply options for imports.
     pub apply: ApplyOptions,
+    /// A registry to push the images to after each import that applied a
+    /// bundle (`[push] to` in the config).
+    pub push_to: Option<String>,
 }
 
 enum Seg {
@@ -527,16 +530,22 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
     let import_log = Arc::new(Mutex::new(Vec::new()));
     let (tx, importer) = if opts.import {
         let (tx, rx) = mpsc::channel::<PathBuf>();
-        let (layout, limits, apply, applied, log) = (
+        let (layout, limits, apply, applied, log, push_to) = (
             layout.clone(),
             opts.limits,
             opts.apply,
             applied.clone(),
             import_log.clone(),
+            opts.push_to.clone(),
         );
         let h = std::thread::spawn(move || {
             for dir in rx {
                 let res = crate::import::import(&layout, &dir, &limits, apply);
+                if let (Ok(r), Some(to)) = (&res, &push_to) {
+                    if !r.applied.is_empty() {
+                        crate::registry_push::after_import(&layout, to);
+                    }
+                }
                 let entry = match &res {
                     Ok(r) if r.ok() => {
                         let _ = fsx::remove_dir_if_exists(&dir);

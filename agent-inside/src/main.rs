@@ -174,6 +174,7 @@ fn read_key(path: &PathBuf) -> Result<PublicKey> {
 
 fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i32> {
     let limits = agent_inside::config::load_limits(config)?;
+    let push_to = agent_inside::config::load_push_target(config)?;
     match cmd {
         Cmd::Trust { cmd } => {
             let db = Db::open(&layout.db())?;
@@ -228,7 +229,17 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 no_space_check,
             };
             let r = import::import(layout, &media, &limits, opts)?;
-            Ok(if r.ok() { 0 } else { 1 })
+            let pushed = match (&push_to, r.applied.is_empty()) {
+                (Some(to), false) => agent_inside::registry_push::after_import(layout, to),
+                _ => true,
+            };
+            Ok(if !r.ok() {
+                1
+            } else if !pushed {
+                3
+            } else {
+                0
+            })
         }
         Cmd::Status { json } => {
             let v = status::gather(layout, &limits)?;
@@ -265,6 +276,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                     allow_expired,
                     no_space_check: false,
                 },
+                push_to,
             };
             agent_inside::diode::receive(layout, opts)?;
             Ok(0)
@@ -286,21 +298,14 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                     allow_expired,
                     no_space_check: false,
                 },
+                push_to,
             };
             agent_inside::listen::run(layout, opts)?;
             Ok(0)
         }
         Cmd::Push { to } => {
             let r = agent_inside::registry_push::push(layout, &to)?;
-            println!(
-                "pushed {} tag(s) to {to}: {} blobs uploaded ({}), {} mounted, {} already there; {} manifests",
-                r.tags,
-                r.uploaded,
-                ferry_agent_common::units::human_bytes(r.bytes),
-                r.mounted,
-                r.present,
-                r.manifests
-            );
+            println!("{}", r.summary(&to));
             Ok(0)
         }
         Cmd::ClientConfig {

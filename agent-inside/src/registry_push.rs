@@ -51,6 +51,42 @@ fn media_type(bytes: &[u8]) -> String {
     }
 }
 
+/// The push configured to follow every import (`[push] to` in `--config`):
+/// pushes the current generation to `registry` and prints what it did. A
+/// failure is printed, naming the registry and how to retry, and returned
+/// as `false`; it never undoes the import, which stays applied and served.
+pub fn after_import(layout: &Layout, registry: &str) -> bool {
+    eprintln!("ferry-in: pushing the images to {registry} ([push] in the config)");
+    match push(layout, registry) {
+        Ok(r) => {
+            eprintln!("ferry-in: {}", r.summary(registry));
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "ferry-in: error: the import is applied, but the push to {registry} failed: {}; retry with `ferry-in push --to {registry}`",
+                ferry_agent_common::one_line(&e)
+            );
+            false
+        }
+    }
+}
+
+impl Report {
+    /// One line: what a push to `registry` did.
+    pub fn summary(&self, registry: &str) -> String {
+        format!(
+            "pushed {} tag(s) to {registry}: {} blobs uploaded ({}), {} mounted, {} already there; {} manifests",
+            self.tags,
+            self.uploaded,
+            ferry_agent_common::units::human_bytes(self.bytes),
+            self.mounted,
+            self.present,
+            self.manifests
+        )
+    }
+}
+
 /// Pushes every tag of the current generation to `registry` (`http(s)://host:port`).
 pub fn push(layout: &Layout, registry: &str) -> Result<Report> {
     if !registry.starts_with("http://") && !registry.starts_with("https://") {

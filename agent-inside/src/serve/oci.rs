@@ -1,4 +1,10 @@
 //! The OCI distribution pull API under `/v2/` (read-only).
+//!
+//! Manifests, blobs, `tags/list` and `_catalog` come from the OCI store's
+//! catalog paths (see `store::oci`). `GET /v2/<name>/referrers/<digest>`
+//! answers an image index of the manifests held by the repository's source
+//! whose `subject` is that digest, filtered by `?artifactType=`; the
+//! subject map is built once per generation and source, on first use.
 
 use super::*;
 
@@ -75,6 +81,7 @@ async fn oci_route(
         ("tags", "list") => "tags",
         ("manifests", _) => "manifests",
         ("blobs", _) => "blobs",
+        ("referrers", _) => "referrers",
         _ => {
             return oci_error(
                 StatusCode::NOT_FOUND,
@@ -101,6 +108,7 @@ async fn oci_route(
     match kind {
         "tags" => oci_tags(g, source, &name, query),
         "manifests" => oci_manifest(g, source, &name, reference, headers).await,
+        "referrers" => oci_referrers(g, source, reference, query).await,
         _ => oci_blob(g, source, reference, headers, head).await,
     }
 }
@@ -427,4 +435,121 @@ fn link_next(r: &mut Response, target: &str) {
 fn oci_error(status: StatusCode, code: &str, message: String) -> Response {
     let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] }).to_string();
     with_body(status, "application/json", body)
+}
+
+/// Descriptors of the manifests held by one source, by the hex of their subject.
+type ReferrerMap = std::collections::HashMap<String, Vec<serde_json::Value>>;
+
+/// A referrer map's key: the generation's directory and the source.
+type ReferrerKey = (PathBuf, String);
+
+/// The referrer maps built so far. Only the current generation's are kept.
+static REFERRERS: std::sync::Mutex<Vec<(ReferrerKey, Arc<ReferrerMap>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The referrer map of `source` in generation `g`, built on first use by
+/// reading every manifest the source holds.
+async fn referrer_map(g: &Generation, source: &str) -> Result<Arc<ReferrerMap>, Response> {
+    let id = (g.dir.clone(), source.to_string());
+    {
+        let cache = REFERRERS.lock().expect("referrers cache");
+        if let Some((_, m)) = cache.iter().find(|(k, _)| *k == id) {
+            return Ok(m.clone());
+        }
+    }
+    let from = ObjectKey {
+        source: source.to_string(),
+        path: "manifests/sha256/".into(),
+    };
+    let mut map = ReferrerMap::new();
+    for (key, obj) in g
+        .catalog
+        .objects
+        .range(from..)
+        .take_while(|(k, _)| k.source == source && k.path.starts_with("manifests/sha256/"))
+    {
+        let (Object::File(f), Some(oci_store::OciPath::Manifest(hex))) =
+            (obj, oci_store::parse_path(&key.path))
+        else {
+            continue;
+        };
+        let bytes = read_oci_file(g, key, f, oci_store::MAX_MANIFEST_BYTES).await?;
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            continue;
+        };
+        let Some(subject) = v
+            .pointer("/subject/digest")
+            .and_then(|d| d.as_str())
+            .and_then(oci_store::parse_digest)
+        else {
+            continue;
+        };
+        let media_type = oci_store::media_type(&bytes).unwrap_or_default();
+        let mut d = serde_json::json!({
+            "mediaType": media_type,
+            "digest": format!("sha256:{hex}"),
+            "size": f.size,
+        });
+        let artifact_type = v
+            .get("artifactType")
+            .or_else(|| v.pointer("/config/mediaType"))
+            .and_then(|t| t.as_str());
+        if let Some(t) = artifact_type {
+            d["artifactType"] = t.into();
+        }
+        if let Some(a) = v.get("annotations").filter(|a| a.is_object()) {
+            d["annotations"] = a.clone();
+        }
+        map.entry(subject.to_string()).or_default().push(d);
+    }
+    let map = Arc::new(map);
+    let mut cache = REFERRERS.lock().expect("referrers cache");
+    cache.retain(|((dir, _), _)| *dir == g.dir);
+    cache.push((id, map.clone()));
+    Ok(map)
+}
+
+/// `GET /v2/<name>/referrers/<digest>`, with `artifactType`.
+async fn oci_referrers(
+    g: &Generation,
+    source: &str,
+    reference: &str,
+    query: Option<&str>,
+) -> Response {
+    let Some(hex) = oci_store::parse_digest(reference) else {
+        return oci_error(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            format!("{reference:?} is not a digest (sha256:<64 lower-case hex>)"),
+        );
+    };
+    let map = match referrer_map(g, source).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let filter = query_param(query, "artifactType");
+    let manifests: Vec<&serde_json::Value> = map
+        .get(hex)
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            filter
+                .as_deref()
+                .is_none_or(|t| d.get("artifactType").and_then(|a| a.as_str()) == Some(t))
+        })
+        .collect();
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_store::INDEX_MEDIA_TYPE,
+        "manifests": manifests,
+    })
+    .to_string();
+    let mut r = with_body(StatusCode::OK, oci_store::INDEX_MEDIA_TYPE, body);
+    if filter.is_some() {
+        r.headers_mut().insert(
+            HeaderName::from_static("oci-filters-applied"),
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    r
 }

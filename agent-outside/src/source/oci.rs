@@ -23,9 +23,12 @@ use crate::config::SourceConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::id::Sha256;
+use ferry_protocol::id::Sha256Hasher;
+use ferry_protocol::path::ObjectKey;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::io::Cursor;
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Manifest media types this client asks for.
@@ -107,6 +110,8 @@ pub struct Registry {
     agent: ureq::Agent,
     basic: Option<(String, String)>,
     tokens: Mutex<HashMap<String, String>>,
+    /// Said when a connection fails: the proxy from the environment, if any.
+    via: String,
 }
 
 #[derive(Deserialize)]
@@ -116,8 +121,14 @@ struct TokenReply {
 }
 
 impl Registry {
-    /// A client for `registry` (`host[:port]` means https).
-    pub fn new(registry: &str, basic: Option<(String, String)>) -> Registry {
+    /// A client for `registry` (`host[:port]` means https), trusting the
+    /// system's roots or, given, only `ca` (PEM certificates). Proxies come
+    /// from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`, bypassed for `NO_PROXY`.
+    pub fn new(
+        registry: &str,
+        basic: Option<(String, String)>,
+        ca: Option<Vec<ureq::tls::Certificate<'static>>>,
+    ) -> Registry {
         let base = if registry.starts_with("http://") || registry.starts_with("https://") {
             registry.trim_end_matches('/').to_string()
         } else if registry == "docker.io" {
@@ -125,38 +136,59 @@ impl Registry {
         } else {
             format!("https://{}", registry.trim_end_matches('/'))
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let proxy = ureq::Proxy::try_from_env();
+        let via = match &proxy {
+            Some(p) => format!(
+                " (through the proxy {}://{}:{} unless NO_PROXY exempts it)",
+                p.protocol().to_string().to_lowercase(),
+                p.host(),
+                p.port()
+            ),
+            None => String::new(),
+        };
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .build()
-            .into();
+            .proxy(proxy);
+        if let Some(certs) = ca {
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
+        }
+        let agent: ureq::Agent = config.build().into();
         Registry {
             base,
             agent,
             basic,
             tokens: Mutex::new(HashMap::new()),
+            via,
         }
     }
 
-    /// GETs `path` (under `/v2/`) for `repo`, answering an auth challenge once.
-    fn get(
+    /// GETs `path` (under `/v2/`) for `repo`, answering an auth challenge
+    /// once; any status but 401 is returned to the caller.
+    fn request(
         &self,
         repo: &str,
         path: &str,
-        accept: Option<&str>,
+        headers: &[(&str, &str)],
     ) -> Result<ureq::http::Response<ureq::Body>> {
         let url = format!("{}/v2/{path}", self.base);
         let scope = format!("repository:{repo}:pull");
         for attempt in 0..2 {
             let mut req = self.agent.get(&url);
-            if let Some(a) = accept {
-                req = req.header("Accept", a);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
             }
             if let Some(t) = self.tokens.lock().expect("token cache").get(&scope) {
                 req = req.header("Authorization", &format!("Bearer {t}"));
             } else if let Some((u, p)) = &self.basic {
                 req = req.header("Authorization", &basic_header(u, p));
             }
-            let resp = req.call().with_context(|| format!("cannot reach {url}"))?;
+            let resp = req
+                .call()
+                .with_context(|| format!("cannot reach {url}{}", self.via))?;
             if resp.status() == 401 && attempt == 0 {
                 let challenge = resp
                     .headers()
@@ -174,12 +206,27 @@ impl Registry {
                 }
                 bail!("{url}: 401 Unauthorized ({challenge}); set `username` and `password_file` for this source");
             }
-            if !resp.status().is_success() {
-                bail!("{url}: HTTP {}", resp.status());
+            if resp.status() == 401 {
+                bail!("{url}: still unauthorized after authenticating");
             }
             return Ok(resp);
         }
         bail!("{url}: still unauthorized after authenticating")
+    }
+
+    /// GETs `path` (under `/v2/`) for `repo`; anything but a success is an error.
+    fn get(
+        &self,
+        repo: &str,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let resp = self.request(repo, path, &headers)?;
+        if !resp.status().is_success() {
+            bail!("{}/v2/{path}: HTTP {}", self.base, resp.status());
+        }
+        Ok(resp)
     }
 
     /// Fetches a bearer token for the challenge's realm.
@@ -279,12 +326,112 @@ impl Registry {
         bail!("{repo}: the tag list does not end")
     }
 
-    /// Opens a blob for reading.
-    pub fn blob(&self, repo: &str, digest: &str) -> Result<Box<dyn std::io::Read>> {
-        let resp = self.get(repo, &format!("{repo}/blobs/{digest}"), None)?;
-        Ok(Box::new(
-            resp.into_body().into_with_config().limit(u64::MAX).reader(),
-        ))
+    /// Downloads blob `digest` of `repo` into `dir` as `<hex>` and returns
+    /// its path. The bytes go to `<hex>.part` first; a `.part` an interrupted
+    /// run left is resumed with a Range request (started over when the
+    /// registry answers the whole blob instead). The digest is checked before
+    /// the rename, so a `<hex>` file is always whole and right.
+    pub fn fetch_blob(&self, repo: &str, digest: &str, dir: &Path) -> Result<PathBuf> {
+        let hex = digest_hex(digest).ok_or_else(|| anyhow!("{digest:?} is not a sha256 digest"))?;
+        let done = dir.join(hex);
+        if done.is_file() {
+            return Ok(done);
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let part = dir.join(format!("{hex}.part"));
+        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        let range = format!("bytes={have}-");
+        let headers: Vec<(&str, &str)> = if have > 0 {
+            vec![("Range", range.as_str())]
+        } else {
+            Vec::new()
+        };
+        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
+        let resp = self.request(repo, &format!("{repo}/blobs/{digest}"), &headers)?;
+        let status = resp.status().as_u16();
+        let resumed_from = match status {
+            206 => {
+                let cr = resp
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !cr.starts_with(&format!("bytes {have}-")) {
+                    bail!("{url}: asked for bytes from {have}, the registry answered the range {cr:?}");
+                }
+                Some(have)
+            }
+            200 => None,
+            416 if have > 0 => Some(have),
+            _ => bail!("{url}: HTTP {status}"),
+        };
+        {
+            let mut file = match resumed_from {
+                Some(_) => std::fs::OpenOptions::new().append(true).open(&part),
+                None => std::fs::File::create(&part),
+            }
+            .with_context(|| format!("cannot write {}", part.display()))?;
+            if status != 416 {
+                let expected: Option<u64> = resp
+                    .headers()
+                    .get("content-length")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                let mut body = resp.into_body().into_with_config().limit(u64::MAX).reader();
+                let mut got = 0u64;
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = match body.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            let _ = file.flush();
+                            return Err(anyhow!(e).context(format!(
+                                "{url}: the download stopped after {} bytes ({got} in this run); \
+                                 they are kept in {} and the next export resumes from there",
+                                resumed_from.unwrap_or(0) + got,
+                                part.display()
+                            )));
+                        }
+                    };
+                    file.write_all(&buf[..n])
+                        .with_context(|| format!("cannot write {}", part.display()))?;
+                    got += n as u64;
+                }
+                file.flush()
+                    .with_context(|| format!("cannot write {}", part.display()))?;
+                if expected.is_some_and(|e| got < e) {
+                    bail!(
+                        "{url}: the connection ended after {got} of {} bytes; they are kept in {} \
+                         and the next export resumes from there",
+                        expected.unwrap_or(0),
+                        part.display()
+                    );
+                }
+            }
+        }
+        let mut hasher = Sha256Hasher::new();
+        let mut f = std::fs::File::open(&part)
+            .with_context(|| format!("cannot read {}", part.display()))?;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .with_context(|| format!("cannot read {}", part.display()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let actual = hasher.finish().to_hex();
+        if actual != hex {
+            let _ = std::fs::remove_file(&part);
+            bail!("{url}: the registry sent content with SHA-256 {actual}, not the blob's digest {digest}");
+        }
+        std::fs::rename(&part, &done)
+            .with_context(|| format!("cannot rename {} to {}", part.display(), done.display()))?;
+        Ok(done)
     }
 }
 
@@ -345,7 +492,16 @@ struct AnyManifest {
     config: Option<Descriptor>,
     #[serde(default)]
     layers: Option<Vec<Descriptor>>,
+    /// An (early draft) OCI artifact manifest's blobs.
+    #[serde(default)]
+    blobs: Option<Vec<Descriptor>>,
 }
+
+/// The cosign tag suffixes mirrored with `referrers = true`.
+const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
+
+/// How deep referrers of referrers are followed (a signature of an attestation).
+const MAX_REFERRER_DEPTH: usize = 3;
 
 /// An OCI source.
 pub struct OciSource {
@@ -354,6 +510,24 @@ pub struct OciSource {
     images: Vec<ImageRef>,
     patterns: Vec<(String, TagPattern)>,
     platforms: Vec<String>,
+    referrers: bool,
+    pins: Vec<ImageRef>,
+    prefix: Option<String>,
+    rename: std::collections::BTreeMap<String, String>,
+}
+
+/// What one scan has listed so far.
+struct ScanState {
+    /// Catalog paths already listed.
+    seen: HashSet<String>,
+    /// Tag lists fetched, per repository (for cosign and fallback tags).
+    tag_lists: HashMap<String, HashSet<String>>,
+    /// Manifests whose referrers were looked up.
+    referred: HashSet<String>,
+    /// `STATE/cache/<source>/blobs`: downloads, kept across runs.
+    blob_dir: PathBuf,
+    /// `STATE/cache/<source>/manifests`: every manifest seen, for pins.
+    manifest_dir: PathBuf,
 }
 
 /// Which tags of a repository to mirror.
@@ -406,36 +580,189 @@ pub struct OciSettings {
     /// Platforms to keep from an index, such as `linux/amd64` (default: all).
     #[serde(default)]
     pub platforms: Vec<String>,
+    /// Also mirror what refers to each manifest: cosign's
+    /// `sha256-<hex>.{sig,att,sbom}` tags and the OCI referrers API (or its
+    /// `sha256-<hex>` tag fallback).
+    #[serde(default)]
+    pub referrers: bool,
+    /// `repository:tag`s that stay inside, as last shipped, even when they
+    /// leave `images`/`tags` or vanish upstream.
+    #[serde(default)]
+    pub pin: Vec<String>,
+    /// Serve every repository under this prefix inside, such as `nvcr.io`
+    /// (`nvidia/driver` is then served as `nvcr.io/nvidia/driver`).
+    pub prefix: Option<String>,
+    /// Serve an upstream repository under another name inside, such as
+    /// `{ "nvidia/driver" = "gpu/driver" }` (applied before `prefix`).
+    #[serde(default)]
+    pub rename: std::collections::BTreeMap<String, String>,
     /// User name for basic authentication (or for the token service).
     pub username: Option<String>,
     /// File holding the password or token for `username`.
     pub password_file: Option<std::path::PathBuf>,
+    /// A docker `config.json` whose `auths.<registry host>.auth` (base64
+    /// `user:password`) or `username`/`password` are used.
+    pub auth_file: Option<std::path::PathBuf>,
+    /// PEM file of the certificate authorities to trust for this registry
+    /// (instead of the system's).
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// The host (and port) of a registry setting, as docker config.json keys it.
+fn registry_host(registry: &str) -> &str {
+    let r = registry
+        .strip_prefix("https://")
+        .or_else(|| registry.strip_prefix("http://"))
+        .unwrap_or(registry);
+    r.split('/').next().unwrap_or(r)
+}
+
+/// Credentials for `registry` from a docker `config.json`.
+pub fn docker_config_auth(file: &Path, registry: &str) -> Result<(String, String)> {
+    #[derive(Deserialize)]
+    struct DockerConfig {
+        #[serde(default)]
+        auths: HashMap<String, DockerAuth>,
+    }
+    #[derive(Deserialize)]
+    struct DockerAuth {
+        auth: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        identitytoken: Option<String>,
+    }
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let cfg: DockerConfig = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a docker config.json", file.display()))?;
+    let host = registry_host(registry);
+    let wanted: Vec<String> = if host == "docker.io" || host == "registry-1.docker.io" {
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+        ]
+    } else {
+        vec![host.to_string()]
+    };
+    let entry = cfg
+        .auths
+        .iter()
+        .find(|(k, _)| wanted.iter().any(|w| registry_host(k) == w || *k == w))
+        .map(|(_, v)| v)
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no entry for {host} under \"auths\" (it has: {})",
+                file.display(),
+                cfg.auths.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+    if let Some(a) = &entry.auth {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(a.trim())
+            .with_context(|| format!("{}: auths.{host}.auth is not base64", file.display()))?;
+        let raw = String::from_utf8(raw)
+            .with_context(|| format!("{}: auths.{host}.auth is not UTF-8", file.display()))?;
+        let (u, p) = raw.split_once(':').ok_or_else(|| {
+            anyhow!(
+                "{}: auths.{host}.auth is not base64 of user:password",
+                file.display()
+            )
+        })?;
+        return Ok((u.to_string(), p.to_string()));
+    }
+    if let (Some(u), Some(p)) = (&entry.username, &entry.password) {
+        return Ok((u.clone(), p.clone()));
+    }
+    if entry.identitytoken.is_some() {
+        bail!(
+            "{}: auths.{host} has only an identitytoken (an OAuth refresh token), which this source does not use; \
+             log in with a password or token instead",
+            file.display()
+        );
+    }
+    bail!(
+        "{}: auths.{host} has no auth or username/password",
+        file.display()
+    )
+}
+
+/// The certificates of a PEM file.
+pub fn read_ca_file(file: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let pem = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) =
+            item.with_context(|| format!("{}: bad PEM", file.display()))?
+        {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        bail!("{}: no PEM certificate in it", file.display());
+    }
+    Ok(certs)
 }
 
 impl OciSource {
     /// From its config entry.
     pub fn new(cfg: &SourceConfig) -> Result<Self> {
         let settings: OciSettings = cfg.settings()?;
-        if settings.images.is_empty() && settings.tags.is_empty() {
-            bail!("source {:?} (oci) needs `images` or `tags`", cfg.name);
+        if settings.images.is_empty() && settings.tags.is_empty() && settings.pin.is_empty() {
+            bail!(
+                "source {:?} (oci) needs `images`, `tags` or `pin`",
+                cfg.name
+            );
         }
         let registry = settings.registry.as_str();
-        let basic = match (&settings.username, &settings.password_file) {
-            (Some(u), Some(f)) => {
+        let basic = match (
+            &settings.username,
+            &settings.password_file,
+            &settings.auth_file,
+        ) {
+            (Some(u), Some(f), None) => {
                 let p = std::fs::read_to_string(f)
                     .with_context(|| format!("cannot read {}", f.display()))?;
                 Some((u.clone(), p.trim_end().to_string()))
             }
-            (None, None) => None,
+            (None, None, Some(f)) => Some(
+                docker_config_auth(f, registry)
+                    .with_context(|| format!("source {:?}: auth_file", cfg.name))?,
+            ),
+            (None, None, None) => None,
+            (_, _, Some(_)) => bail!(
+                "source {:?}: give `auth_file` or `username` and `password_file`, not both",
+                cfg.name
+            ),
             _ => bail!(
                 "source {:?}: give both `username` and `password_file`, or neither",
                 cfg.name
             ),
         };
+        let ca = settings
+            .ca_file
+            .as_deref()
+            .map(read_ca_file)
+            .transpose()
+            .with_context(|| format!("source {:?}: ca_file", cfg.name))?;
         let images = settings
             .images
             .iter()
             .map(|i| ImageRef::parse(i).with_context(|| format!("source {:?}", cfg.name)))
+            .collect::<Result<Vec<_>>>()?;
+        let pins = settings
+            .pin
+            .iter()
+            .map(|i| {
+                let r = ImageRef::parse(i).with_context(|| format!("source {:?}: pin", cfg.name))?;
+                if r.digest.is_some() || !i.contains(':') {
+                    bail!(
+                        "source {:?}: pin {i:?} must be repository:tag (an image by digest never moves)",
+                        cfg.name
+                    );
+                }
+                Ok(r)
+            })
             .collect::<Result<Vec<_>>>()?;
         let patterns = settings
             .tags
@@ -449,13 +776,46 @@ impl OciSource {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
+        let prefix = settings.prefix.as_deref().map(|p| p.trim_matches('/'));
+        if let Some(p) = prefix {
+            ImageRef::parse(&format!("{p}/x"))
+                .with_context(|| format!("source {:?}: prefix {p:?}", cfg.name))?;
+        }
+        for (from, to) in &settings.rename {
+            for name in [from, to] {
+                ImageRef::parse(name)
+                    .with_context(|| format!("source {:?}: rename {from:?} = {to:?}", cfg.name))?;
+            }
+        }
+        let mut targets = std::collections::BTreeMap::new();
+        for (from, to) in &settings.rename {
+            if let Some(other) = targets.insert(to, from) {
+                bail!(
+                    "source {:?}: rename gives {other:?} and {from:?} the same name {to:?}",
+                    cfg.name
+                );
+            }
+        }
         Ok(OciSource {
             patterns,
             name: cfg.name.clone(),
-            registry: std::sync::Arc::new(Registry::new(registry, basic)),
+            registry: std::sync::Arc::new(Registry::new(registry, basic, ca)),
             images,
             platforms: settings.platforms.clone(),
+            referrers: settings.referrers,
+            pins,
+            prefix: prefix.map(str::to_string),
+            rename: settings.rename.clone(),
         })
+    }
+
+    /// The name upstream repository `repo` is served under inside.
+    fn served(&self, repo: &str) -> String {
+        let renamed = self.rename.get(repo).map(String::as_str).unwrap_or(repo);
+        match &self.prefix {
+            Some(p) => format!("{p}/{renamed}"),
+            None => renamed.to_string(),
+        }
     }
 
     fn wants(&self, p: &Option<Platform>) -> bool {
@@ -472,45 +832,85 @@ impl OciSource {
             .any(|w| *w == full || *w == format!("{}/{}", p.os, p.architecture))
     }
 
-    /// Lists a manifest and everything it refers to.
+    /// Lists `repo`'s tag `tag` naming manifest `digest`.
+    fn emit_tag(
+        &self,
+        repo: &str,
+        tag: &str,
+        digest: &str,
+        st: &mut ScanState,
+        sink: &mut dyn FnMut(Item) -> Result<()>,
+    ) -> Result<()> {
+        let path = format!("repos/{}/_tags/{tag}", self.served(repo));
+        if !st.seen.insert(path.clone()) {
+            return Ok(());
+        }
+        let content = format!("{digest}\n").into_bytes();
+        sink(Item {
+            path,
+            kind: ItemKind::File {
+                executable: false,
+                fingerprint: Some(digest.to_string()),
+                expected_sha256: None,
+                open: Box::new(
+                    move || Ok(Box::new(Cursor::new(content)) as Box<dyn std::io::Read>),
+                ),
+            },
+        })
+    }
+
+    /// Lists a manifest and everything it refers to; with `all`, every
+    /// manifest of an index (not only the wanted platforms). Returns the
+    /// digests of the manifests listed.
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
-        image: &ImageRef,
+        repo: &str,
         bytes: Vec<u8>,
         digest: &str,
-        seen: &mut HashSet<String>,
+        all: bool,
+        st: &mut ScanState,
+        walked: &mut Vec<String>,
         sink: &mut dyn FnMut(Item) -> Result<()>,
     ) -> Result<()> {
         let hex = digest_hex(digest)
             .expect("digests are computed here")
             .to_string();
         let m: AnyManifest = serde_json::from_slice(&bytes)
-            .with_context(|| format!("image {}: manifest {digest} is not JSON", image.repo))?;
+            .with_context(|| format!("image {repo}: manifest {digest} is not JSON"))?;
         if m.schema_version != 2 {
             bail!(
-                "image {}: manifest {digest} has schemaVersion {} (only 2 is supported)",
-                image.repo,
+                "image {repo}: manifest {digest} has schemaVersion {} (only 2 is supported)",
                 m.schema_version
             );
         }
         let mut children = Vec::new();
         let mut blobs = Vec::new();
         if let Some(list) = m.manifests {
-            for d in list.into_iter().filter(|d| self.wants(&d.platform)) {
+            let had = !list.is_empty();
+            for d in list.into_iter().filter(|d| all || self.wants(&d.platform)) {
                 children.push(d.digest);
             }
-            if children.is_empty() {
+            if children.is_empty() && had {
                 bail!(
-                    "image {}: index {digest} has no manifest for platforms {:?}",
-                    image.repo,
+                    "image {repo}: index {digest} has no manifest for platforms {:?}",
                     self.platforms
                 );
             }
         } else {
             blobs.extend(m.config.map(|c| c.digest));
             blobs.extend(m.layers.unwrap_or_default().into_iter().map(|l| l.digest));
+            blobs.extend(m.blobs.unwrap_or_default().into_iter().map(|l| l.digest));
         }
-        if seen.insert(format!("manifests/sha256/{hex}")) {
+        let cached = st.manifest_dir.join(&hex);
+        if !cached.is_file() {
+            let tmp = st.manifest_dir.join(format!("{hex}.tmp"));
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, &cached))
+                .with_context(|| format!("cannot write {}", cached.display()))?;
+        }
+        if st.seen.insert(format!("manifests/sha256/{hex}")) {
+            walked.push(digest.to_string());
             sink(Item {
                 path: format!("manifests/sha256/{hex}"),
                 kind: ItemKind::File {
@@ -526,18 +926,19 @@ impl OciSource {
         for b in blobs {
             let bhex = digest_hex(&b)
                 .ok_or_else(|| {
-                    anyhow!(
-                        "image {}: manifest {digest} names blob {b:?}, not a sha256 digest",
-                        image.repo
-                    )
+                    anyhow!("image {repo}: manifest {digest} names blob {b:?}, not a sha256 digest")
                 })?
                 .to_string();
             let path = format!("blobs/sha256/{bhex}");
-            if !seen.insert(path.clone()) {
+            if !st.seen.insert(path.clone()) {
                 continue;
             }
-            let (registry, repo, agent_digest) =
-                (self.registry.clone(), image.repo.clone(), b.clone());
+            let (registry, repo, blob, dir) = (
+                self.registry.clone(),
+                repo.to_string(),
+                b.clone(),
+                st.blob_dir.clone(),
+            );
             sink(Item {
                 path,
                 kind: ItemKind::File {
@@ -545,9 +946,13 @@ impl OciSource {
                     fingerprint: Some(b.clone()),
                     expected_sha256: Sha256::from_hex(&bhex),
                     open: Box::new(move || {
-                        registry
-                            .blob(&repo, &agent_digest)
-                            .with_context(|| format!("image {repo}: blob {agent_digest}"))
+                        let file = registry
+                            .fetch_blob(&repo, &blob, &dir)
+                            .with_context(|| format!("image {repo}: blob {blob}"))?;
+                        Ok(Box::new(
+                            std::fs::File::open(&file)
+                                .with_context(|| format!("cannot read {}", file.display()))?,
+                        ) as Box<dyn std::io::Read>)
                     }),
                 },
             })?;
@@ -555,12 +960,223 @@ impl OciSource {
         for c in children {
             let (cbytes, cdigest) = self
                 .registry
-                .manifest(&image.repo, &c)
-                .with_context(|| format!("image {}", image.repo))?;
-            self.walk(image, cbytes, &cdigest, seen, sink)?;
+                .manifest(repo, &c)
+                .with_context(|| format!("image {repo}"))?;
+            self.walk(repo, cbytes, &cdigest, all, st, walked, sink)?;
         }
         Ok(())
     }
+
+    /// The tags of `repo`, fetched once per scan.
+    fn tag_list<'s>(&self, repo: &str, st: &'s mut ScanState) -> Result<&'s HashSet<String>> {
+        if !st.tag_lists.contains_key(repo) {
+            let tags = self.registry.tags(repo)?;
+            st.tag_lists
+                .insert(repo.to_string(), tags.into_iter().collect());
+        }
+        Ok(&st.tag_lists[repo])
+    }
+
+    /// Lists what refers to manifest `digest` of `repo`: the OCI referrers
+    /// API (or, when the registry answers 404, the `sha256-<hex>` fallback
+    /// tag) and cosign's `sha256-<hex>.{sig,att,sbom}` tags.
+    fn referrers(
+        &self,
+        repo: &str,
+        digest: &str,
+        depth: usize,
+        st: &mut ScanState,
+        sink: &mut dyn FnMut(Item) -> Result<()>,
+    ) -> Result<()> {
+        if depth > MAX_REFERRER_DEPTH || !st.referred.insert(format!("{repo}@{digest}")) {
+            return Ok(());
+        }
+        let hex = digest_hex(digest).expect("digests are computed here");
+        let mut found: Vec<String> = Vec::new();
+        let mut resp = self.registry.request(
+            repo,
+            &format!("{repo}/referrers/{digest}"),
+            &[("Accept", "application/vnd.oci.image.index.v1+json")],
+        )?;
+        let status = resp.status().as_u16();
+        match status {
+            200 => {
+                let bytes = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_MANIFEST)
+                    .read_to_vec()?;
+                let index: AnyManifest = serde_json::from_slice(&bytes).with_context(|| {
+                    format!("{repo}: the referrers of {digest} are not an image index")
+                })?;
+                found.extend(index.manifests.unwrap_or_default().into_iter().map(|d| d.digest));
+            }
+            404 => {
+                let fallback = format!("sha256-{hex}");
+                if self.tag_list(repo, st)?.contains(&fallback) {
+                    let (bytes, idigest) = self.registry.manifest(repo, &fallback)?;
+                    self.emit_tag(repo, &fallback, &idigest, st, sink)?;
+                    let index: AnyManifest = serde_json::from_slice(&bytes).with_context(|| {
+                        format!("{repo}: tag {fallback} (referrers of {digest}) is not an image index")
+                    })?;
+                    found.extend(index.manifests.unwrap_or_default().into_iter().map(|d| d.digest));
+                    self.walk(repo, bytes, &idigest, true, st, &mut Vec::new(), sink)?;
+                }
+            }
+            _ => bail!(
+                "{repo}: the referrers API answered HTTP {status} for {digest} (expected 200, or 404 when unsupported)"
+            ),
+        }
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("sha256-{hex}.{suffix}");
+            if self.tag_list(repo, st)?.contains(&tag) {
+                let (bytes, mdigest) = self
+                    .registry
+                    .manifest(repo, &tag)
+                    .with_context(|| format!("{repo}: cosign tag {tag}"))?;
+                self.emit_tag(repo, &tag, &mdigest, st, sink)?;
+                let mut walked = Vec::new();
+                self.walk(repo, bytes, &mdigest, true, st, &mut walked, sink)?;
+                found.push(mdigest);
+            }
+        }
+        for r in found {
+            if !st.seen.contains(&format!(
+                "manifests/sha256/{}",
+                digest_hex(&r).unwrap_or_default()
+            )) {
+                let (bytes, rdigest) = self
+                    .registry
+                    .manifest(repo, &r)
+                    .with_context(|| format!("{repo}: referrer {r} of {digest}"))?;
+                self.walk(repo, bytes, &rdigest, true, st, &mut Vec::new(), sink)?;
+            }
+            self.referrers(repo, &r, depth + 1, st, sink)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps pinned images the scan did not list, as the last bundle had
+    /// them: the tag, its manifests (read back from the manifest cache) and
+    /// their blobs.
+    fn keep_pins(
+        &self,
+        cx: &ScanCtx<'_>,
+        st: &mut ScanState,
+        sink: &mut dyn FnMut(Item) -> Result<()>,
+    ) -> Result<()> {
+        for pin in &self.pins {
+            let tag = pin.tag.as_deref().expect("pins have tags");
+            let tag_path = format!("repos/{}/_tags/{tag}", self.served(&pin.repo));
+            if st.seen.contains(&tag_path) {
+                continue;
+            }
+            let key = ObjectKey {
+                source: self.name.clone(),
+                path: tag_path.clone(),
+            };
+            let Some(ferry_protocol::catalog::Object::File(f)) = cx.previous.objects.get(&key)
+            else {
+                eprintln!(
+                    "ferry-out: warning: source {:?}: pin {}:{tag} is neither selected nor in the last bundle; nothing to keep",
+                    self.name, pin.repo
+                );
+                continue;
+            };
+            // The tag file is `sha256:<hex>\n`: find the manifest whose tag file has its SHA-256.
+            let hex = cx
+                .previous_paths()
+                .filter_map(|(p, _)| p.strip_prefix("manifests/sha256/"))
+                .find(|h| Sha256::of(format!("sha256:{h}\n").as_bytes()) == f.sha256)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "source {:?}: pin {}:{tag}: the last bundle's tag names no manifest it holds",
+                        self.name,
+                        pin.repo
+                    )
+                })?;
+            st.seen.insert(tag_path.clone());
+            sink(Item {
+                path: tag_path,
+                kind: ItemKind::Keep,
+            })?;
+            let mut stack = vec![hex];
+            while let Some(h) = stack.pop() {
+                let mpath = format!("manifests/sha256/{h}");
+                if !st.seen.insert(mpath.clone()) {
+                    continue;
+                }
+                let file = st.manifest_dir.join(&h);
+                let bytes = std::fs::read(&file).with_context(|| {
+                    format!(
+                        "source {:?}: pin {}:{tag}: manifest sha256:{h} is not in the cache ({}), so its blobs are unknown",
+                        self.name,
+                        pin.repo,
+                        file.display()
+                    )
+                })?;
+                let m: AnyManifest = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not a manifest", file.display()))?;
+                sink(Item {
+                    path: mpath,
+                    kind: ItemKind::Keep,
+                })?;
+                let held = |p: &str| {
+                    cx.previous.objects.contains_key(&ObjectKey {
+                        source: self.name.clone(),
+                        path: p.to_string(),
+                    })
+                };
+                for d in m.manifests.unwrap_or_default() {
+                    if let Some(ch) = digest_hex(&d.digest) {
+                        if held(&format!("manifests/sha256/{ch}")) {
+                            stack.push(ch.to_string());
+                        }
+                    }
+                }
+                let blobs = m
+                    .config
+                    .into_iter()
+                    .chain(m.layers.unwrap_or_default())
+                    .chain(m.blobs.unwrap_or_default());
+                for b in blobs {
+                    let Some(bh) = digest_hex(&b.digest) else {
+                        continue;
+                    };
+                    let bpath = format!("blobs/sha256/{bh}");
+                    if st.seen.insert(bpath.clone()) {
+                        sink(Item {
+                            path: bpath,
+                            kind: ItemKind::Keep,
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes cached downloads the last bundle already holds.
+fn clean_cache(cx: &ScanCtx<'_>, blob_dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(blob_dir) else {
+        return Ok(());
+    };
+    let shipped: HashSet<&str> = cx
+        .previous_paths()
+        .filter_map(|(p, _)| p.strip_prefix("blobs/sha256/"))
+        .collect();
+    for e in entries {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let hex = name.strip_suffix(".part").unwrap_or(&name);
+        if shipped.contains(hex) {
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("cannot remove {}", e.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 impl Source for OciSource {
@@ -572,15 +1188,29 @@ impl Source for OciSource {
         SourceKind::Oci
     }
 
-    fn scan(&self, _cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
-        let mut seen = HashSet::new();
+    fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        let mut st = ScanState {
+            seen: HashSet::new(),
+            tag_lists: HashMap::new(),
+            referred: HashSet::new(),
+            blob_dir: cx.cache_dir.join("blobs"),
+            manifest_dir: cx.cache_dir.join("manifests"),
+        };
+        for d in [&st.blob_dir, &st.manifest_dir] {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        clean_cache(cx, &st.blob_dir)?;
         let mut images = self.images.clone();
         for (repo, pattern) in &self.patterns {
             let tags = self
-                .registry
-                .tags(repo)
+                .tag_list(repo, &mut st)
                 .with_context(|| format!("source {:?}", self.name))?;
-            let picked: Vec<_> = tags.into_iter().filter(|t| pattern.matches(t)).collect();
+            let mut picked: Vec<_> = tags
+                .iter()
+                .filter(|t| pattern.matches(t))
+                .cloned()
+                .collect();
+            picked.sort();
             if picked.is_empty() {
                 eprintln!(
                     "ferry-out: warning: source {:?}: no tag of {repo} matches its pattern",
@@ -616,26 +1246,27 @@ impl Source for OciSource {
                 }
             }
             if let Some(tag) = &image.tag {
-                let path = format!("repos/{}/_tags/{tag}", image.repo);
-                if seen.insert(path.clone()) {
-                    let content = format!("{digest}\n").into_bytes();
-                    sink(Item {
-                        path,
-                        kind: ItemKind::File {
-                            executable: false,
-                            fingerprint: Some(digest.clone()),
-                            expected_sha256: None,
-                            open: Box::new(move || {
-                                Ok(Box::new(Cursor::new(content)) as Box<dyn std::io::Read>)
-                            }),
-                        },
-                    })?;
+                self.emit_tag(&image.repo, tag, &digest, &mut st, sink)?;
+            }
+            let mut walked = Vec::new();
+            self.walk(
+                &image.repo,
+                bytes,
+                &digest,
+                false,
+                &mut st,
+                &mut walked,
+                sink,
+            )
+            .with_context(|| format!("source {:?}", self.name))?;
+            if self.referrers {
+                for m in walked {
+                    self.referrers(&image.repo, &m, 0, &mut st, sink)
+                        .with_context(|| format!("source {:?}: referrers", self.name))?;
                 }
             }
-            self.walk(image, bytes, &digest, &mut seen, sink)
-                .with_context(|| format!("source {:?}", self.name))?;
         }
-        Ok(())
+        self.keep_pins(cx, &mut st, sink)
     }
 }
 
@@ -685,5 +1316,28 @@ mod tests {
             "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
         );
         assert_eq!(basic_header("a", "b"), "Basic YTpi");
+    }
+
+    #[test]
+    fn docker_config_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("config.json");
+        std::fs::write(
+            &f,
+            r#"{"auths":{"reg.example:5000":{"auth":"dXNlcjpwYTpzcw=="},"https://index.docker.io/v1/":{"username":"d","password":"p"},"tok.example":{"identitytoken":"x"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            docker_config_auth(&f, "https://reg.example:5000").unwrap(),
+            ("user".to_string(), "pa:ss".to_string())
+        );
+        assert_eq!(
+            docker_config_auth(&f, "docker.io").unwrap(),
+            ("d".to_string(), "p".to_string())
+        );
+        let e = format!("{:#}", docker_config_auth(&f, "tok.example").unwrap_err());
+        assert!(e.contains("identitytoken"), "{e}");
+        let e = format!("{:#}", docker_config_auth(&f, "other.example").unwrap_err());
+        assert!(e.contains("no entry for other.example"), "{e}");
     }
 }
