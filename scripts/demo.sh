@@ -4,6 +4,11 @@
 #
 #   outside: keygen, first export, an upstream update, delta export
 #   inside:  trust, verify, import both bundles, serve, fetch over HTTP
+#   apt:     a `type = "apt"` source mirroring `jq` and its dependencies from
+#            this machine's Debian mirror, InRelease verified with Debian's
+#            archive key; apt-get (in a private root) then updates from
+#            ferry-in serve with Debian's key, and from the site-signed
+#            filtered view with the key `ferry-in site-key` prints.
 #
 # Work directory: $DEMO_DIR (default /tmp/ferry-demo), wiped first.
 set -euo pipefail
@@ -43,12 +48,30 @@ cp -r /usr/share/doc docs-src
 tar -cf upstream/mirror/docs.tar docs-src
 ls -l upstream/mirror/debs upstream/mirror/docs.tar
 
+# The machine's Debian mirror and suite (deb822 or one-line form).
+sources=$(cat /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list 2>/dev/null || true)
+mirror=$(printf '%s\n' "$sources" | sed -n 's/^URIs: *\([^ ]*\).*/\1/p; s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\) .*/\2/p' | head -1)
+suite=$(printf '%s\n' "$sources" | sed -n 's/^Suites: *\([^ ]*\).*/\1/p; s/^deb \(\[[^]]*\] \)\{0,1\}[^ ]* \([^ ]*\) .*/\2/p' | head -1)
+mirror=${mirror:-http://deb.debian.org/debian}; suite=${suite:-bookworm}
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+
 cat > ferry-out.toml <<CFG
 [[source]]
 name = "mirror"
 type = "files"
 path = "$demo/upstream/mirror"
+
+[[source]]
+name = "debian"
+type = "apt"
+url = "$mirror"
+suites = ["$suite"]
+components = ["main"]
+architectures = ["amd64"]
+packages = ["jq"]
+keyring = "$keyring"
 CFG
+echo "apt source: jq and its closure from $mirror $suite main"
 
 say "outside: keygen"
 "$out" --state out-state keygen
@@ -92,6 +115,30 @@ echo "fetched /files/mirror/debs/$deb: sha256 $got"
 [ "$up" = "$got" ] || { echo "MISMATCH: upstream has $up"; exit 1; }
 curl -fsS -D - -o /dev/null -r 0-99 "http://127.0.0.1:$port/files/mirror/debs/$deb" | grep -iE '^(HTTP|content-range|etag)'
 diff -r upstream/mirror in-state/store/current/files/mirror && echo "inside tree is identical to upstream"
+
+say "apt-get against ferry-in serve (a private apt root; nothing on this machine changes)"
+apt_get() { # root, args...
+  local r=$1; shift
+  APT_CONFIG="$r/apt.conf" apt-get -q -o Dir="$r" -o Dir::State::status="$r/status" \
+    -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o Acquire::Languages=none \
+    -o APT::Architecture=amd64 -o APT::Architectures::=amd64 "$@"
+}
+apt_root() { # root, sources line
+  mkdir -p "$1"/etc/apt/{sources.list.d,apt.conf.d,preferences.d,trusted.gpg.d} \
+    "$1"/var/lib/apt/lists/partial "$1"/var/cache/apt/archives/partial "$1/dl"
+  : > "$1/status"; printf 'Dir "%s/";\n' "$1" > "$1/apt.conf"
+  printf '%s\n' "$2" > "$1/etc/apt/sources.list"
+}
+apt_root "$demo/apt-exact" "deb [signed-by=$keyring] http://127.0.0.1:$port/apt/debian/ $suite main"
+apt_get "$demo/apt-exact" update
+(cd "$demo/apt-exact/dl" && apt_get "$demo/apt-exact" download jq)
+echo "downloaded with Debian's own key: $(ls "$demo/apt-exact/dl")"
+"$in" --state in-state site-key --binary --output site.gpg
+apt_root "$demo/apt-site" "deb [signed-by=$demo/site.gpg] http://127.0.0.1:$port/apt-site/debian/ $suite main"
+apt_get "$demo/apt-site" update
+(cd "$demo/apt-site/dl" && apt_get "$demo/apt-site" download jq)
+listed=$(apt_get "$demo/apt-site" -o APT::Cache-Limit=0 download zsh 2>&1 >/dev/null | head -1 || true)
+echo "filtered view (site key): $(ls "$demo/apt-site/dl"); a package not mirrored is not listed: $listed"
 
 tree=$(bytes upstream/mirror)
 say "summary"
