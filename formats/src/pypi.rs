@@ -123,11 +123,11 @@ mod tests {
             parse_path("simple/zope-interface/index.json"),
             Some(PypiPath::Index("zope-interface"))
         );
+        assert_eq!(parse_path(&index_path("a")), Some(PypiPath::Index("a")));
         assert_eq!(
-            parse_path(&index_path("a")),
-            Some(PypiPath::Index("a"))
+            parse_path(&file_path("a.whl")),
+            Some(PypiPath::File("a.whl"))
         );
-        assert_eq!(parse_path(&file_path("a.whl")), Some(PypiPath::File("a.whl")));
         for bad in [
             "files/",
             "files/a/b.whl",

@@ -19,9 +19,9 @@
 
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
+use ferry_formats::pypi::{parse_path, ProjectIndex, PypiPath};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::ObjectKey;
-use ferry_formats::pypi::{parse_path, ProjectIndex, PypiPath};
 
 /// The directory of this store in a generation.
 pub const GEN_PYPI: &str = "pypi";

@@ -55,13 +55,13 @@
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
 use anyhow::{anyhow, bail, Context, Result};
+use ferry_formats::pypi::{file_path, index_path, normalize, IndexEntry, ProjectIndex};
 use ferry_protocol::catalog::{Object, SourceKind};
 use ferry_protocol::id::{Sha256, Sha256Hasher};
 use pep508_rs::pep440_rs::{Operator, Version, VersionSpecifiers};
 use pep508_rs::{
     ExtraName, MarkerEnvironment, MarkerEnvironmentBuilder, Requirement, VersionOrUrl,
 };
-use ferry_formats::pypi::{file_path, index_path, normalize, IndexEntry, ProjectIndex};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Read;
