@@ -16,7 +16,8 @@
 //!   generic tree of files (`serve::tree`), with Range and ETag.
 
 use super::*;
-use crate::store::pypi::{self as store, ProjectIndex, PypiPath, GEN_PYPI};
+use crate::store::pypi::GEN_PYPI;
+use ferry_formats::pypi::{self as store, ProjectIndex, PypiPath};
 
 /// PEP 691 JSON.
 const JSON_TYPE: &str = "application/vnd.pypi.simple.v1+json";

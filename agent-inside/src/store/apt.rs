@@ -29,10 +29,11 @@
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use crate::site_key::SiteKey;
 use anyhow::{anyhow, bail, Context, Result};
+use ferry_formats::deb::{decompress, fields, paragraphs, Release, PACKAGES_VARIANTS};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::id::Sha256;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// The filtered, site-signed view inside a generation directory.
@@ -43,8 +44,6 @@ pub struct AptStore;
 
 /// The release files of a suite.
 const RELEASE_FILES: [&str; 3] = ["InRelease", "Release", "Release.gpg"];
-/// `Packages` variants, in the order they are read.
-const PACKAGES_VARIANTS: [&str; 3] = ["Packages", "Packages.xz", "Packages.gz"];
 
 impl Store for AptStore {
     fn kind(&self) -> SourceKind {
@@ -124,9 +123,8 @@ impl Store for AptStore {
 /// One suite as this generation holds it.
 #[derive(Default)]
 struct Suite {
-    /// Release fields, by lower-case name, and the SHA256 list.
-    fields: HashMap<String, String>,
-    listed: BTreeMap<String, (u64, Sha256)>,
+    /// Its Release: fields by lower-case name, and the SHA256 list.
+    release: Release,
     /// Index files held: path relative to the suite -> (size, SHA256).
     held: BTreeMap<String, (u64, Sha256)>,
     /// `<component>/binary-<arch>` -> stanzas (upstream's, then pinned ones).
@@ -176,7 +174,7 @@ impl Repo {
         for (name, suite) in repo.suites.iter_mut() {
             let text = release_text(root, name)
                 .with_context(|| format!("apt source {source:?}: suite {name}"))?;
-            parse_release(&text, suite)
+            suite.release = Release::parse(&text)
                 .with_context(|| format!("apt source {source:?}: dists/{name}/Release"))?;
             let dirs: BTreeSet<String> = suite
                 .held
@@ -226,7 +224,7 @@ impl Repo {
                 if rel.contains("/by-hash/SHA256/") {
                     continue; // named by their SHA-256, checked before extraction
                 }
-                match s.listed.get(rel) {
+                match s.release.sha256.get(rel) {
                     Some((ls, lsha)) if ls == size && lsha == sha => {}
                     Some((ls, lsha)) => bail!(
                         "apt source {source:?}: dists/{name}/{rel}: Release lists {ls} bytes with SHA256 {lsha}, the bundle holds {size} bytes with {sha}"
@@ -311,7 +309,7 @@ impl Repo {
                 "date",
                 "valid-until",
             ] {
-                if let Some(v) = s.fields.get(f) {
+                if let Some(v) = s.release.fields.get(f) {
                     let _ = writeln!(rel, "{}: {v}", header_name(f));
                 }
             }
@@ -379,68 +377,15 @@ fn release_text(root: &Path, suite: &str) -> Result<String> {
     }
 }
 
-fn parse_release(text: &str, s: &mut Suite) -> Result<()> {
-    let para = paragraphs(text).next().ok_or_else(|| anyhow!("empty"))?;
-    s.fields = fields(para);
-    let list = s
-        .fields
-        .remove("sha256")
-        .ok_or_else(|| anyhow!("no SHA256 list"))?;
-    for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let mut it = line.split_whitespace();
-        let (Some(hex), Some(size), Some(path)) = (it.next(), it.next(), it.next()) else {
-            bail!("bad SHA256 line {line:?}");
-        };
-        let sha = Sha256::from_hex(hex).ok_or_else(|| anyhow!("bad SHA256 line {line:?}"))?;
-        let size = size
-            .parse()
-            .map_err(|_| anyhow!("bad SHA256 line {line:?}"))?;
-        s.listed.insert(path.to_string(), (size, sha));
-    }
-    Ok(())
-}
-
 fn read_index(path: &Path, name: &str) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::new();
-    if name.ends_with(".gz") {
-        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out)?;
-    } else if name.ends_with(".xz") {
-        liblzma::read::XzDecoder::new_multi_decoder(&bytes[..]).read_to_end(&mut out)?;
-    } else {
-        out = bytes;
-    }
-    String::from_utf8(out).map_err(|_| anyhow!("not UTF-8"))
+    decompress(name, bytes)
 }
 
 fn gzip(data: &[u8]) -> Result<Vec<u8>> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data)?;
     Ok(e.finish()?)
-}
-
-fn paragraphs(text: &str) -> impl Iterator<Item = &str> {
-    text.split("\n\n")
-        .map(|p| p.trim_matches('\n'))
-        .filter(|p| !p.trim().is_empty())
-}
-
-fn fields(para: &str) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = HashMap::new();
-    let mut cur: Option<String> = None;
-    for line in para.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(v) = cur.as_ref().and_then(|k| out.get_mut(k)) {
-                v.push('\n');
-                v.push_str(line);
-            }
-        } else if let Some((k, v)) = line.split_once(':') {
-            let k = k.trim().to_ascii_lowercase();
-            out.insert(k.clone(), v.trim().to_string());
-            cur = Some(k);
-        }
-    }
-    out
 }
 
 fn parse_stanzas(text: &str) -> Result<Vec<Stanza>> {

@@ -15,19 +15,12 @@
 
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
+use ferry_formats::helm::{is_chart_path, parse_index, INDEX};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The store of Helm chart repositories.
 pub struct HelmStore;
-
-/// The index every helm source holds.
-pub const INDEX: &str = "index.yaml";
-
-fn is_chart_path(p: &str) -> bool {
-    p.strip_prefix("charts/")
-        .is_some_and(|f| !f.contains('/') && f.ends_with(".tgz"))
-}
 
 fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
     let mut sources: BTreeMap<&str, BTreeMap<&str, &Object>> = BTreeMap::new();
@@ -45,32 +38,26 @@ fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
             .join(INDEX);
         let text = std::fs::read(&path)
             .with_context(|| format!("helm source {source:?}: cannot read {INDEX}"))?;
-        let v: serde_norway::Value = serde_norway::from_slice(&text)
-            .with_context(|| format!("helm source {source:?}: {INDEX} is not YAML"))?;
-        let Some(entries) = v.get("entries").and_then(|e| e.as_mapping()) else {
-            bail!("helm source {source:?}: {INDEX} has no `entries` mapping");
-        };
-        for (name, list) in entries {
-            let name = name.as_str().unwrap_or("?");
-            for e in list.as_sequence().into_iter().flatten() {
-                let version = e.get("version").and_then(|v| v.as_str()).unwrap_or("?");
-                let what = format!("helm source {source:?}: {INDEX}: chart {name} {version}");
-                let url = e
-                    .get("urls")
-                    .and_then(|u| u.as_sequence())
-                    .and_then(|u| u.first())
-                    .and_then(|u| u.as_str())
-                    .with_context(|| format!("{what} has no URL"))?;
-                let Some(Object::File(f)) = objects.get(url).filter(|_| is_chart_path(url)) else {
-                    bail!("{what} points at {url:?}, which is not a chart the bundle holds");
-                };
-                let digest = e.get("digest").and_then(|d| d.as_str()).unwrap_or("");
-                if !digest.eq_ignore_ascii_case(&f.sha256.to_hex()) {
-                    bail!(
-                        "{what}: {url} has SHA-256 {}, but the index says {digest:?}",
-                        f.sha256
-                    );
-                }
+        let entries = parse_index(&text).with_context(|| format!("helm source {source:?}"))?;
+        for e in &entries {
+            let what = format!(
+                "helm source {source:?}: {INDEX}: chart {} {}",
+                e.name, e.version
+            );
+            let url = e
+                .urls
+                .first()
+                .with_context(|| format!("{what} has no URL"))?;
+            let Some(Object::File(f)) = objects.get(url.as_str()).filter(|_| is_chart_path(url))
+            else {
+                bail!("{what} points at {url:?}, which is not a chart the bundle holds");
+            };
+            let digest = e.digest.as_deref().unwrap_or("");
+            if !digest.eq_ignore_ascii_case(&f.sha256.to_hex()) {
+                bail!(
+                    "{what}: {url} has SHA-256 {}, but the index says {digest:?}",
+                    f.sha256
+                );
             }
         }
     }

@@ -6,8 +6,8 @@
 //!
 //! - `files/<filename>`: a distribution file (wheel or sdist), byte-exact;
 //! - `simple/<project>/index.json`: the project's files, `<project>` in PEP
-//!   503 normalized form: `{"name": "<project>", "files": [{"filename",
-//!   "sha256", "requires-python"?, "yanked"?}]}`.
+//!   503 normalized form (the type and path rules are in
+//!   [`ferry_formats::pypi`]).
 //!
 //! [`Store::check`] refuses, before anything is extracted, any other path, a
 //! project name that is not normalized, a file name with a `/`, and symbolic
@@ -19,91 +19,14 @@
 
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
+use ferry_formats::pypi::{parse_path, ProjectIndex, PypiPath};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::ObjectKey;
-use serde::{Deserialize, Serialize};
 
 /// The directory of this store in a generation.
 pub const GEN_PYPI: &str = "pypi";
 /// The largest project index read.
 pub const MAX_INDEX_BYTES: u64 = 32 << 20;
-
-/// One file of a project index.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct IndexEntry {
-    /// The file name; the file is at `files/<filename>`.
-    pub filename: String,
-    /// Lower-case hex SHA-256.
-    pub sha256: String,
-    /// `requires-python`, when known.
-    #[serde(
-        rename = "requires-python",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub requires_python: Option<String>,
-    /// The reason (maybe empty) when the file is yanked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub yanked: Option<String>,
-}
-
-/// `simple/<project>/index.json`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ProjectIndex {
-    /// The normalized project name.
-    pub name: String,
-    /// The project's files.
-    pub files: Vec<IndexEntry>,
-}
-
-/// What an object path of a PyPI source stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PypiPath<'a> {
-    /// `files/<filename>`.
-    File(&'a str),
-    /// `simple/<project>/index.json`.
-    Index(&'a str),
-}
-
-/// Reads an object path of a PyPI source; `None` if it has neither form.
-pub fn parse_path(path: &str) -> Option<PypiPath<'_>> {
-    if let Some(f) = path.strip_prefix("files/") {
-        return (!f.is_empty() && !f.contains('/')).then_some(PypiPath::File(f));
-    }
-    let project = path.strip_prefix("simple/")?.strip_suffix("/index.json")?;
-    (is_normalized(project)).then_some(PypiPath::Index(project))
-}
-
-/// The path of a project's index.
-pub fn index_path(project: &str) -> String {
-    format!("simple/{project}/index.json")
-}
-
-/// A PEP 503 normalized name: lower-case letters, digits, single `-`
-/// between them.
-pub fn is_normalized(name: &str) -> bool {
-    !name.is_empty() && normalize(name) == name
-}
-
-/// PEP 503 normalization: runs of `-`, `_`, `.` become one `-`, lower case.
-pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
-}
 
 /// Parses and checks a project index against `catalog`: the name matches,
 /// file names are unique, every file is held with the SHA-256 stated.
@@ -128,7 +51,7 @@ pub fn check_index(
         }
         let file_key = ObjectKey {
             source: key.source.clone(),
-            path: format!("files/{}", f.filename),
+            path: ferry_formats::pypi::file_path(&f.filename),
         };
         if f.filename.contains('/') || ferry_protocol::path::check_key(&file_key).is_err() {
             bail!("object {key}: {:?} is not a file name", f.filename);
@@ -201,30 +124,9 @@ impl Store for PypiStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_formats::pypi::index_path;
     use ferry_protocol::catalog::{Encoding, FileObject};
     use ferry_protocol::id::Sha256;
-
-    #[test]
-    fn paths() {
-        assert_eq!(
-            parse_path("files/a-1.0-py3-none-any.whl"),
-            Some(PypiPath::File("a-1.0-py3-none-any.whl"))
-        );
-        assert_eq!(
-            parse_path("simple/zope-interface/index.json"),
-            Some(PypiPath::Index("zope-interface"))
-        );
-        for bad in [
-            "files/",
-            "files/a/b.whl",
-            "simple/Zope_Interface/index.json",
-            "simple/a/other.json",
-            "simple//index.json",
-            "other",
-        ] {
-            assert_eq!(parse_path(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn indexes_are_checked_against_the_catalog() {

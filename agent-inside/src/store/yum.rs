@@ -20,6 +20,7 @@
 
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
+use ferry_formats::rpm::{parse_repomd, Hasher};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,76 +33,24 @@ pub const REPOMD: &str = "repodata/repomd.xml";
 /// Files under `repodata/` that `repomd.xml` does not list.
 const UNLISTED: [&str; 2] = ["repodata/repomd.xml.asc", "repodata/repomd.xml.key"];
 
-/// A metadata file `repomd.xml` lists: path, checksum type and hex, size.
-struct Listed {
-    href: String,
-    kind: String,
-    hex: String,
-    size: Option<u64>,
-}
-
-fn parse_repomd(xml: &[u8]) -> Result<Vec<Listed>> {
-    let text = std::str::from_utf8(xml).context("it is not UTF-8")?;
-    let doc = roxmltree::Document::parse(text).context("it is not XML")?;
-    if doc.root_element().tag_name().name() != "repomd" {
-        bail!("its root element is not <repomd>");
-    }
-    let mut out = Vec::new();
-    for data in doc
-        .root_element()
-        .children()
-        .filter(|n| n.has_tag_name("data"))
-    {
-        let child = |name: &str| data.children().find(|n| n.has_tag_name(name));
-        let kind_attr = data.attribute("type").unwrap_or("?");
-        let href = child("location")
-            .and_then(|l| l.attribute("href"))
-            .with_context(|| format!("<data type={kind_attr:?}> has no location href"))?;
-        let ck = child("checksum").with_context(|| format!("{href} has no checksum"))?;
-        let kind = match ck.attribute("type").unwrap_or("") {
-            "sha" | "sha1" => "sha1",
-            "sha256" => "sha256",
-            "sha512" => "sha512",
-            t => bail!("{href}: checksum type {t:?} is not supported"),
-        };
-        out.push(Listed {
-            href: href.to_string(),
-            kind: kind.to_string(),
-            hex: ck.text().unwrap_or("").trim().to_ascii_lowercase(),
-            size: child("size")
-                .and_then(|s| s.text())
-                .and_then(|t| t.trim().parse().ok()),
-        });
-    }
-    Ok(out)
-}
-
+/// The hex digest of the file at `path` with checksum type `kind` (one
+/// [`ferry_formats::rpm::Checksum`] accepted).
 fn file_digest(kind: &str, path: &std::path::Path) -> Result<String> {
-    use sha2::Digest;
     use std::io::Read;
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut buf = vec![0u8; 1 << 16];
-    macro_rules! run {
-        ($h:expr) => {{
-            let mut h = $h;
-            loop {
-                let n = f
-                    .read(&mut buf)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            hex::encode(h.finalize())
-        }};
+    let mut h = Hasher::new(kind);
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
     }
-    Ok(match kind {
-        "sha1" => run!(sha1::Sha1::new()),
-        "sha512" => run!(sha2::Sha512::new()),
-        _ => run!(sha2::Sha256::new()),
-    })
+    Ok(h.finish())
 }
 
 /// Checks the built repositories (see the module docs).
@@ -136,18 +85,17 @@ fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
                 );
             }
             // SHA-256 was checked against the catalog when the file was built.
-            let actual = if l.kind == "sha256" {
+            let actual = if l.checksum.kind == "sha256" {
                 f.sha256.to_hex()
             } else {
-                file_digest(&l.kind, &root.join(&l.href))?
+                file_digest(&l.checksum.kind, &root.join(&l.href))?
             };
-            if actual != l.hex {
+            if actual != l.checksum.hex {
                 bail!(
-                    "yum source {source:?}: {} has {}:{actual}, but {REPOMD} says {}:{}",
+                    "yum source {source:?}: {} has {}:{actual}, but {REPOMD} says {}",
                     l.href,
-                    l.kind,
-                    l.kind,
-                    l.hex
+                    l.checksum.kind,
+                    l.checksum
                 );
             }
         }

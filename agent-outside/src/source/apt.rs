@@ -33,6 +33,7 @@
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
 use anyhow::{anyhow, bail, Context, Result};
+use ferry_formats::deb::{decompress, fields, paragraphs, Release, PACKAGES_VARIANTS};
 use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::id::{Sha256, Sha256Hasher};
 use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
@@ -349,75 +350,6 @@ fn parse_detached(bytes: &[u8]) -> Result<Vec<DetachedSignature>, String> {
     }
 }
 
-/// What a Release file says that the source uses.
-#[derive(Debug, Default)]
-pub struct Release {
-    /// `Acquire-By-Hash: yes`.
-    pub by_hash: bool,
-    /// The `SHA256` list: path (relative to the suite) -> (size, digest).
-    pub sha256: BTreeMap<String, (u64, Sha256)>,
-}
-
-impl Release {
-    /// Reads the fields the source needs.
-    pub fn parse(text: &str) -> Result<Release> {
-        let mut r = Release::default();
-        let para = paragraphs(text)
-            .next()
-            .ok_or_else(|| anyhow!("empty Release file"))?;
-        let fields = fields(para);
-        r.by_hash = fields
-            .get("acquire-by-hash")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
-        let list = fields
-            .get("sha256")
-            .ok_or_else(|| anyhow!("the Release file has no SHA256 list"))?;
-        for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let mut it = line.split_whitespace();
-            let (Some(hex), Some(size), Some(path), None) =
-                (it.next(), it.next(), it.next(), it.next())
-            else {
-                bail!("bad SHA256 line {line:?}");
-            };
-            let sha = Sha256::from_hex(hex).ok_or_else(|| anyhow!("bad SHA256 line {line:?}"))?;
-            let size = size
-                .parse()
-                .map_err(|_| anyhow!("bad size in SHA256 line {line:?}"))?;
-            r.sha256.insert(path.to_string(), (size, sha));
-        }
-        Ok(r)
-    }
-}
-
-/// The paragraphs (stanzas) of a deb822 text, without trailing blank lines.
-pub fn paragraphs(text: &str) -> impl Iterator<Item = &str> {
-    text.split("\n\n")
-        .map(|p| p.trim_matches('\n'))
-        .filter(|p| !p.trim().is_empty())
-}
-
-/// A paragraph's fields, names lower-cased, continuation lines joined with `\n`.
-pub fn fields(para: &str) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = HashMap::new();
-    let mut cur: Option<String> = None;
-    for line in para.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(k) = &cur {
-                let v = out.get_mut(k).expect("current field");
-                v.push('\n');
-                v.push_str(line);
-            }
-            continue;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            let k = k.trim().to_ascii_lowercase();
-            out.insert(k.clone(), v.trim().to_string());
-            cur = Some(k);
-        }
-    }
-    out
-}
-
 /// One binary package stanza.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Stanza {
@@ -507,22 +439,6 @@ fn parse_stanzas(
     }
     Ok(out)
 }
-
-/// Decompresses an index by its file name.
-fn decompress(name: &str, bytes: Vec<u8>) -> Result<String> {
-    let mut out = Vec::new();
-    if name.ends_with(".gz") {
-        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out)?;
-    } else if name.ends_with(".xz") {
-        liblzma::read::XzDecoder::new_multi_decoder(&bytes[..]).read_to_end(&mut out)?;
-    } else {
-        out = bytes;
-    }
-    String::from_utf8(out).map_err(|_| anyhow!("not UTF-8"))
-}
-
-/// The `Packages` variants apt may fetch, in the order this source parses them.
-const PACKAGES_VARIANTS: [&str; 3] = ["Packages", "Packages.xz", "Packages.gz"];
 
 impl Source for AptSource {
     fn name(&self) -> &str {
@@ -926,16 +842,5 @@ mod tests {
             ]
         );
         assert!(dep_groups("").is_empty());
-    }
-
-    #[test]
-    fn release_parse() {
-        let r = Release::parse(
-            "Origin: x\nAcquire-By-Hash: yes\nSHA256:\n 0000000000000000000000000000000000000000000000000000000000000000 12 main/binary-amd64/Packages\n",
-        )
-        .unwrap();
-        assert!(r.by_hash);
-        assert_eq!(r.sha256["main/binary-amd64/Packages"].0, 12);
-        assert!(Release::parse("Origin: x\n").is_err());
     }
 }

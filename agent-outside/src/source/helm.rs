@@ -39,11 +39,12 @@
 
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
-use crate::source::yum::{Checked, Checksum};
+use crate::source::yum::Checked;
 use anyhow::{anyhow, bail, Context, Result};
+use ferry_formats::helm::{chart_path, parse_index, write_index, Entry, INDEX};
+use ferry_formats::rpm::Checksum;
 use ferry_protocol::catalog::SourceKind;
 use serde::Deserialize;
-use serde_norway::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read};
 
@@ -73,120 +74,6 @@ pub struct HelmSource {
     charts: Vec<(String, semver::VersionReq)>,
     pin: Vec<String>,
     agent: ureq::Agent,
-}
-
-/// One chart version of an index: its fields, and what this source reads.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// Chart name.
-    pub name: String,
-    /// Chart version as written.
-    pub version: String,
-    /// SHA-256 hex of the chart archive.
-    pub digest: Option<String>,
-    /// The chart's URLs.
-    pub urls: Vec<String>,
-    /// Every field, as upstream gave them.
-    pub fields: Mapping,
-}
-
-impl Entry {
-    /// `<name>-<version>`.
-    pub fn stem(&self) -> String {
-        format!("{}-{}", self.name, self.version)
-    }
-    /// The path inside: `charts/<name>-<version>.tgz`.
-    pub fn path(&self) -> String {
-        format!("charts/{}.tgz", self.stem())
-    }
-    /// The version as semver (a leading `v` allowed).
-    pub fn semver(&self) -> Option<semver::Version> {
-        semver::Version::parse(self.version.strip_prefix('v').unwrap_or(&self.version)).ok()
-    }
-}
-
-/// Parses an `index.yaml` into its entries.
-pub fn parse_index(text: &[u8]) -> Result<Vec<Entry>> {
-    let v: Value = serde_norway::from_slice(text).context("index.yaml is not YAML")?;
-    let entries = v
-        .get("entries")
-        .ok_or_else(|| anyhow!("index.yaml has no `entries`"))?;
-    let Value::Mapping(entries) = entries else {
-        if entries.is_null() {
-            return Ok(Vec::new());
-        }
-        bail!("index.yaml: `entries` is not a mapping");
-    };
-    let mut out = Vec::new();
-    for (name, list) in entries {
-        let name = name
-            .as_str()
-            .ok_or_else(|| anyhow!("index.yaml: a chart name is not a string"))?;
-        let Value::Sequence(list) = list else {
-            bail!("index.yaml: entries of {name:?} are not a list");
-        };
-        for item in list {
-            let Value::Mapping(fields) = item else {
-                bail!("index.yaml: an entry of {name:?} is not a mapping");
-            };
-            let s = |k: &str| fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
-            let version = match fields.get("version") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => bail!("index.yaml: an entry of {name:?} has no version"),
-            };
-            let entry_name = s("name").unwrap_or_else(|| name.to_string());
-            if entry_name != name {
-                bail!("index.yaml: an entry under {name:?} is named {entry_name:?}");
-            }
-            let urls = match fields.get("urls") {
-                Some(Value::Sequence(u)) => u
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            out.push(Entry {
-                name: name.to_string(),
-                version,
-                digest: s("digest"),
-                urls,
-                fields: fields.clone(),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Writes an index of `entries` with `urls` pointing at `charts/…`: sorted by
-/// name, newest version first; the same entries give the same bytes.
-pub fn write_index(entries: &[Entry]) -> Result<Vec<u8>> {
-    let mut by_name: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
-    for e in entries {
-        by_name.entry(&e.name).or_default().push(e);
-    }
-    let mut out = Mapping::new();
-    for (name, mut list) in by_name {
-        list.sort_by(|a, b| match (a.semver(), b.semver()) {
-            (Some(x), Some(y)) => y.cmp(&x),
-            _ => b.version.cmp(&a.version),
-        });
-        let mut seq = Vec::new();
-        for e in list {
-            let mut f = e.fields.clone();
-            f.insert(
-                Value::String("urls".into()),
-                Value::Sequence(vec![Value::String(e.path())]),
-            );
-            seq.push(Value::Mapping(f));
-        }
-        out.insert(Value::String(name.to_string()), Value::Sequence(seq));
-    }
-    let mut top = Mapping::new();
-    top.insert("apiVersion".into(), "v1".into());
-    top.insert("entries".into(), Value::Mapping(out));
-    let text = serde_norway::to_string(&Value::Mapping(top)).context("cannot write index.yaml")?;
-    Ok(text.into_bytes())
 }
 
 /// Resolves a chart URL against the repository URL as Helm does: absolute
@@ -325,7 +212,7 @@ impl Source for HelmSource {
             if selected.iter().any(|e| e.stem() == *pin) {
                 continue;
             }
-            let path = format!("charts/{pin}.tgz");
+            let path = chart_path(pin);
             let had = cx.previous_paths().any(|(p, _)| p == path);
             match shipped.iter().find(|e| e.stem() == *pin) {
                 Some(e) if had => {
@@ -359,7 +246,7 @@ impl Source for HelmSource {
             .with_context(|| format!("cannot write {}", shipped_path.display()))?;
 
         sink(Item {
-            path: "index.yaml".into(),
+            path: INDEX.into(),
             kind: ItemKind::File {
                 executable: false,
                 fingerprint: None,
@@ -422,51 +309,6 @@ impl Source for HelmSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const INDEX: &str = r#"
-apiVersion: v1
-entries:
-  web:
-  - name: web
-    version: 1.2.0
-    digest: "aa"
-    urls: ["https://charts.example/web-1.2.0.tgz"]
-    created: "2024-01-01T00:00:00Z"
-  - name: web
-    version: 1.10.0
-    appVersion: "3"
-    urls: ["web-1.10.0.tgz"]
-  db:
-  - name: db
-    version: v0.1.0
-    urls: ["/x/db-v0.1.0.tgz"]
-generated: "2024-01-02T00:00:00Z"
-"#;
-
-    #[test]
-    fn index_round_trip_is_sorted_relative_and_deterministic() {
-        let entries = parse_index(INDEX.as_bytes()).unwrap();
-        assert_eq!(entries.len(), 3);
-        let out = write_index(&entries).unwrap();
-        let mut rev = entries.clone();
-        rev.reverse();
-        assert_eq!(
-            out,
-            write_index(&rev).unwrap(),
-            "order of input must not matter"
-        );
-        let back = parse_index(&out).unwrap();
-        let stems: Vec<String> = back.iter().map(|e| e.stem()).collect();
-        assert_eq!(stems, ["db-v0.1.0", "web-1.10.0", "web-1.2.0"]);
-        assert_eq!(back[1].urls, ["charts/web-1.10.0.tgz"]);
-        assert_eq!(
-            back[1].fields.get("appVersion").and_then(|v| v.as_str()),
-            Some("3")
-        );
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .starts_with("apiVersion: v1\n"));
-    }
 
     #[test]
     fn chart_urls_resolve_like_helm() {

@@ -55,13 +55,14 @@
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
 use anyhow::{anyhow, bail, Context, Result};
+use ferry_formats::pypi::{file_path, index_path, normalize, IndexEntry, ProjectIndex};
 use ferry_protocol::catalog::{Object, SourceKind};
 use ferry_protocol::id::{Sha256, Sha256Hasher};
 use pep508_rs::pep440_rs::{Operator, Version, VersionSpecifiers};
 use pep508_rs::{
     ExtraName, MarkerEnvironment, MarkerEnvironmentBuilder, Requirement, VersionOrUrl,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -137,34 +138,6 @@ pub struct IndexFile {
     /// `Some(hash)` when the index offers a PEP 658 `.metadata` file
     /// (`Some(None)`: offered without a SHA-256).
     pub metadata: Option<Option<String>>,
-}
-
-/// One file of a project as ferry writes it in `simple/<project>/index.json`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct IndexEntry {
-    /// The file name (also its path under `files/`).
-    pub filename: String,
-    /// Lower-case hex SHA-256.
-    pub sha256: String,
-    /// `requires-python`, when the index gave one.
-    #[serde(
-        rename = "requires-python",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub requires_python: Option<String>,
-    /// The reason (maybe empty), when the file is yanked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub yanked: Option<String>,
-}
-
-/// `simple/<project>/index.json`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ProjectIndex {
-    /// The normalized project name.
-    pub name: String,
-    /// Its files, in file-name order.
-    pub files: Vec<IndexEntry>,
 }
 
 /// A Python version and a platform the mirror serves.
@@ -478,24 +451,6 @@ fn marker_envs(pythons: &[(u32, u32)], platforms: &[String]) -> Result<Vec<Marke
         }
     }
     Ok(out)
-}
-
-/// A PEP 503 normalized project name.
-pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
 }
 
 /// What a distribution file name says.
@@ -1282,7 +1237,7 @@ impl Source for PypiSource {
                 let want = sha.clone();
                 let agent = self.agent.clone();
                 sink(Item {
-                    path: format!("files/{}", f.filename),
+                    path: file_path(&f.filename),
                     kind: ItemKind::File {
                         executable: false,
                         fingerprint: Some(format!("sha256:{sha}")),
@@ -1301,7 +1256,7 @@ impl Source for PypiSource {
             let mut bytes = serde_json::to_vec_pretty(&index)?;
             bytes.push(b'\n');
             sink(Item {
-                path: format!("simple/{project}/index.json"),
+                path: index_path(&project),
                 kind: ItemKind::File {
                     executable: false,
                     fingerprint: None,
@@ -1351,8 +1306,6 @@ mod tests {
 
     #[test]
     fn names_and_filenames() {
-        assert_eq!(normalize("Foo.Bar__baz-"), "foo-bar-baz");
-        assert_eq!(normalize("zope.interface"), "zope-interface");
         let d = parse_filename("Foo_Bar-1.0-1-cp311-abi3-manylinux_2_17_x86_64.whl").unwrap();
         assert_eq!(d.project, "foo-bar");
         assert_eq!(d.version, "1.0");

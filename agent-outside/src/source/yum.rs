@@ -48,6 +48,7 @@
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
 use anyhow::{anyhow, bail, Context, Result};
+use ferry_formats::rpm::{parse_repomd, Checksum, Hasher};
 use ferry_protocol::catalog::SourceKind;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -249,93 +250,6 @@ fn verify_detached(
     Err(format!("no key of the keyring made it ({last})"))
 }
 
-/// A checksum as repository metadata gives it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Checksum {
-    /// `sha256`, `sha1` or `sha512`.
-    pub kind: String,
-    /// Lower-case hex.
-    pub hex: String,
-}
-
-impl Checksum {
-    /// From a `type` attribute and hex text; an error for unsupported types.
-    pub fn new(kind: &str, hex: &str) -> Result<Checksum> {
-        let kind = match kind {
-            "sha" | "sha1" => "sha1",
-            "sha256" => "sha256",
-            "sha512" => "sha512",
-            other => bail!("checksum type {other:?} is not supported (sha1, sha256, sha512 are)"),
-        };
-        let hex = hex.trim().to_ascii_lowercase();
-        let want = match kind {
-            "sha1" => 40,
-            "sha256" => 64,
-            _ => 128,
-        };
-        if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("{kind} checksum {hex:?} is not {want} hex digits");
-        }
-        Ok(Checksum {
-            kind: kind.to_string(),
-            hex,
-        })
-    }
-
-    /// The checksum of `data` of the same type.
-    pub fn of(&self, data: &[u8]) -> String {
-        let mut h = Hasher::new(&self.kind);
-        h.update(data);
-        h.finish()
-    }
-}
-
-impl std::fmt::Display for Checksum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.kind, self.hex)
-    }
-}
-
-/// A streaming hasher of one of the supported types.
-pub enum Hasher {
-    /// SHA-1.
-    Sha1(sha1::Sha1),
-    /// SHA-256.
-    Sha256(sha2::Sha256),
-    /// SHA-512.
-    Sha512(sha2::Sha512),
-}
-
-impl Hasher {
-    /// For a type [`Checksum::new`] accepted.
-    pub fn new(kind: &str) -> Hasher {
-        use sha2::Digest;
-        match kind {
-            "sha1" => Hasher::Sha1(sha1::Sha1::new()),
-            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
-            _ => Hasher::Sha256(sha2::Sha256::new()),
-        }
-    }
-    /// Feeds bytes.
-    pub fn update(&mut self, data: &[u8]) {
-        use sha2::Digest;
-        match self {
-            Hasher::Sha1(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
-    }
-    /// The hex digest.
-    pub fn finish(self) -> String {
-        use sha2::Digest;
-        match self {
-            Hasher::Sha1(h) => hex::encode(h.finalize()),
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        }
-    }
-}
-
 /// A reader that checks size and checksum as the content streams through and
 /// fails at the end (before EOF is reported) when either is wrong, with a
 /// message naming `what` (source and file), expected and actual values.
@@ -398,67 +312,6 @@ impl Read for Checked {
         }
         Ok(n)
     }
-}
-
-/// A metadata file `repomd.xml` lists.
-#[derive(Debug, Clone)]
-pub struct RepomdEntry {
-    /// `primary`, `filelists`, …
-    pub kind: String,
-    /// `repodata/…`.
-    pub href: String,
-    /// Checksum of the file as stored.
-    pub checksum: Checksum,
-    /// Size as stored, when given.
-    pub size: Option<u64>,
-}
-
-/// Parses `repomd.xml`.
-pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdEntry>> {
-    let text = std::str::from_utf8(xml).context("repomd.xml is not UTF-8")?;
-    let doc = roxmltree::Document::parse(text).context("repomd.xml is not XML")?;
-    let root = doc.root_element();
-    if root.tag_name().name() != "repomd" {
-        bail!(
-            "repomd.xml: the root element is <{}>, not <repomd>",
-            root.tag_name().name()
-        );
-    }
-    let mut out = Vec::new();
-    for data in root.children().filter(|n| n.has_tag_name("data")) {
-        let kind = data.attribute("type").unwrap_or("").to_string();
-        let child = |name: &str| data.children().find(|n| n.has_tag_name(name));
-        let loc = child("location")
-            .ok_or_else(|| anyhow!("repomd.xml: <data type={kind:?}> has no <location>"))?;
-        if loc.attribute("xml:base").is_some() || loc.attribute("base").is_some() {
-            bail!(
-                "repomd.xml: <data type={kind:?}> has an xml:base location, which is not supported"
-            );
-        }
-        let href = loc
-            .attribute("href")
-            .ok_or_else(|| anyhow!("repomd.xml: <data type={kind:?}> has no location href"))?
-            .to_string();
-        let ck = child("checksum")
-            .ok_or_else(|| anyhow!("repomd.xml: <data type={kind:?}> has no <checksum>"))?;
-        let checksum = Checksum::new(ck.attribute("type").unwrap_or(""), ck.text().unwrap_or(""))
-            .with_context(|| format!("repomd.xml: {href}"))?;
-        let size = child("size")
-            .and_then(|n| n.text())
-            .map(|t| {
-                t.trim()
-                    .parse::<u64>()
-                    .with_context(|| format!("repomd.xml: {href}: size {t:?} is not a number"))
-            })
-            .transpose()?;
-        out.push(RepomdEntry {
-            kind,
-            href,
-            checksum,
-            size,
-        });
-    }
-    Ok(out)
 }
 
 /// An `(epoch, version, release)`.

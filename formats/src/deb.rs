@@ -1,0 +1,170 @@
+//! Debian repositories: the deb822 control format, `Release` files and
+//! compressed index files.
+//!
+//! Specs: the Debian repository format
+//! (<https://wiki.debian.org/DebianRepository/Format>) and deb822(5).
+//!
+//! - A deb822 text is a list of paragraphs separated by blank lines
+//!   ([`paragraphs`]); a paragraph is `Field: value` lines, a line starting
+//!   with a space or tab continuing the field above ([`fields`]: names are
+//!   case-insensitive and returned lower-case).
+//! - `dists/<suite>/Release` (or the signed text of `InRelease`) is one
+//!   paragraph; its `SHA256` field lists ` <hex> <size> <path>` lines, the
+//!   index files of the suite, relative to it ([`Release`]).
+//! - Index files (`Packages`, …) come plain, `.gz` or `.xz`; [`decompress`]
+//!   picks by the file name. `Packages` paragraphs are the binary package
+//!   stanzas (`Package`, `Filename`, `Size`, `SHA256`, …); each agent reads the
+//!   fields it needs from [`fields`].
+//!
+//! Signatures are not checked here: ferry-out verifies them against the
+//! configured keyring before it ships a Release.
+
+use anyhow::{anyhow, bail, Result};
+use ferry_protocol::id::Sha256;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+/// The `Packages` variants apt may fetch, in the order both agents read them.
+pub const PACKAGES_VARIANTS: [&str; 3] = ["Packages", "Packages.xz", "Packages.gz"];
+
+/// The paragraphs (stanzas) of a deb822 text, without trailing blank lines.
+pub fn paragraphs(text: &str) -> impl Iterator<Item = &str> {
+    text.split("\n\n")
+        .map(|p| p.trim_matches('\n'))
+        .filter(|p| !p.trim().is_empty())
+}
+
+/// A paragraph's fields, names lower-cased, continuation lines joined with
+/// `\n` (each keeping its leading white space).
+pub fn fields(para: &str) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    let mut cur: Option<String> = None;
+    for line in para.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = cur.as_ref().and_then(|k| out.get_mut(k)) {
+                v.push('\n');
+                v.push_str(line);
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            let k = k.trim().to_ascii_lowercase();
+            out.insert(k.clone(), v.trim().to_string());
+            cur = Some(k);
+        }
+    }
+    out
+}
+
+/// What a Release file says.
+#[derive(Debug, Default, Clone)]
+pub struct Release {
+    /// Every field but `SHA256`, by lower-case name (`origin`, `suite`,
+    /// `valid-until`, …).
+    pub fields: HashMap<String, String>,
+    /// `Acquire-By-Hash: yes`.
+    pub by_hash: bool,
+    /// The `SHA256` list: path (relative to the suite) -> (size, digest).
+    pub sha256: BTreeMap<String, (u64, Sha256)>,
+}
+
+impl Release {
+    /// Parses a Release text (InRelease's signed text, or Release). Refuses
+    /// an empty text, a missing `SHA256` list and a malformed line of it.
+    pub fn parse(text: &str) -> Result<Release> {
+        let para = paragraphs(text)
+            .next()
+            .ok_or_else(|| anyhow!("empty Release file"))?;
+        let mut fields = fields(para);
+        let by_hash = fields
+            .get("acquire-by-hash")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
+        let list = fields
+            .remove("sha256")
+            .ok_or_else(|| anyhow!("the Release file has no SHA256 list"))?;
+        let mut sha256 = BTreeMap::new();
+        for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let mut it = line.split_whitespace();
+            let (Some(hex), Some(size), Some(path), None) =
+                (it.next(), it.next(), it.next(), it.next())
+            else {
+                bail!("bad SHA256 line {line:?}");
+            };
+            let sha = Sha256::from_hex(hex).ok_or_else(|| anyhow!("bad SHA256 line {line:?}"))?;
+            let size = size
+                .parse()
+                .map_err(|_| anyhow!("bad size in SHA256 line {line:?}"))?;
+            sha256.insert(path.to_string(), (size, sha));
+        }
+        Ok(Release {
+            fields,
+            by_hash,
+            sha256,
+        })
+    }
+}
+
+/// Decompresses an index file by its name (`.gz`: gzip, members
+/// concatenated; `.xz`: xz, streams concatenated; else plain) into text.
+pub fn decompress(name: &str, bytes: Vec<u8>) -> Result<String> {
+    let mut out = Vec::new();
+    if name.ends_with(".gz") {
+        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out)?;
+    } else if name.ends_with(".xz") {
+        liblzma::read::XzDecoder::new_multi_decoder(&bytes[..]).read_to_end(&mut out)?;
+    } else {
+        out = bytes;
+    }
+    String::from_utf8(out).map_err(|_| anyhow!("not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn paragraphs_and_fields() {
+        let text = "Package: a\nDescription: x\n y\n\tz\n\n\n\nPackage: b\nSIZE: 4\n\n";
+        let p: Vec<&str> = paragraphs(text).collect();
+        assert_eq!(p.len(), 2);
+        let f = fields(p[0]);
+        assert_eq!(f["package"], "a");
+        assert_eq!(f["description"], "x\n y\n\tz");
+        assert_eq!(fields(p[1])["size"], "4");
+    }
+
+    #[test]
+    fn release_parse() {
+        let zero = "0".repeat(64);
+        let r = Release::parse(&format!(
+            "Origin: x\nAcquire-By-Hash: yes\nSHA256:\n {zero} 12 main/binary-amd64/Packages\n"
+        ))
+        .unwrap();
+        assert!(r.by_hash);
+        assert_eq!(r.sha256["main/binary-amd64/Packages"].0, 12);
+        assert_eq!(r.fields["origin"], "x");
+        assert!(!r.fields.contains_key("sha256"));
+        let e = Release::parse("Origin: x\n").unwrap_err();
+        assert!(e.to_string().contains("no SHA256 list"), "{e}");
+        assert!(Release::parse("\n\n").is_err());
+        let e = Release::parse(&format!("SHA256:\n {zero} twelve p\n")).unwrap_err();
+        assert!(e.to_string().contains("bad size"), "{e}");
+        assert!(Release::parse(&format!("SHA256:\n {zero} 1 p extra\n")).is_err());
+        assert!(Release::parse("SHA256:\n abcd 1 p\n").is_err());
+    }
+
+    #[test]
+    fn decompress_by_name() {
+        let text = "Package: a\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        xz.write_all(text.as_bytes()).unwrap();
+        let xz = xz.finish().unwrap();
+        assert_eq!(decompress("Packages.gz", gz.clone()).unwrap(), text);
+        assert_eq!(decompress("Packages.xz", xz).unwrap(), text);
+        assert_eq!(decompress("Packages", text.into()).unwrap(), text);
+        assert!(decompress("Packages.xz", gz).is_err());
+        assert!(decompress("Packages", vec![0xff, 0xfe]).is_err());
+    }
+}

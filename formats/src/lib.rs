@@ -1,0 +1,25 @@
+//! The package-ecosystem formats both agents read.
+//!
+//! ferry-out's sources (`agent-outside/src/source/`) parse upstream
+//! repositories and write their catalogs; ferry-in's stores
+//! (`agent-inside/src/store/`) parse the same files again to check a
+//! generation before it becomes current. Whatever both sides read lives here,
+//! once: the types, the parsers and the catalog path conventions.
+//!
+//! Rules: parsing and types only. No network, no filesystem, no clock; input
+//! is bytes or text, output is values or an [`anyhow::Error`] whose message
+//! names the file and what is wrong (callers add the source name).
+//! Logic only one side needs (selection, downloads, serving, site signing)
+//! stays with that side.
+//!
+//! - [`deb`]: Debian repositories: deb822 paragraphs and fields, `Release`,
+//!   compressed index files.
+//! - [`rpm`]: RPM (yum/dnf) repositories: `repomd.xml` and its checksums.
+//! - [`pypi`]: the project index ferry writes for a PyPI source,
+//!   `simple/<project>/index.json`, and PEP 503 names.
+//! - [`helm`]: Helm chart repository `index.yaml`.
+
+pub mod deb;
+pub mod helm;
+pub mod pypi;
+pub mod rpm;
