@@ -22,7 +22,6 @@
 use anyhow::{anyhow, bail, Result};
 use ferry_protocol::id::Sha256;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 
 /// The `Packages` variants apt may fetch, in the order both agents read them.
 pub const PACKAGES_VARIANTS: [&str; 3] = ["Packages", "Packages.xz", "Packages.gz"];
@@ -102,19 +101,20 @@ impl Release {
     }
 }
 
-/// Decompresses an index file by its name (`.gz`: gzip, members
-/// concatenated; `.xz`: xz, streams concatenated; else plain) into text.
+/// Decompresses an index file by its name (see [`crate::compress`]; at most
+/// [`MAX_INDEX`] bytes) into text.
 pub fn decompress(name: &str, bytes: Vec<u8>) -> Result<String> {
-    let mut out = Vec::new();
-    if name.ends_with(".gz") {
-        flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut out)?;
-    } else if name.ends_with(".xz") {
-        liblzma::read::XzDecoder::new_multi_decoder(&bytes[..]).read_to_end(&mut out)?;
+    let out = if crate::compress::is_compressed(name) {
+        crate::compress::decompress(name, &bytes, MAX_INDEX)?
     } else {
-        out = bytes;
-    }
+        bytes
+    };
     String::from_utf8(out).map_err(|_| anyhow!("not UTF-8"))
 }
+
+/// The largest index file accepted once decompressed (Debian's whole `main`
+/// for one architecture is under 100 MiB).
+pub const MAX_INDEX: u64 = 4 << 30;
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@
 //! Logic only one side needs (selection, downloads, serving, site signing)
 //! stays with that side.
 //!
+//! - [`compress`]: gz/xz/zst metadata, decompressed with a bound.
 //! - [`deb`]: Debian repositories: deb822 paragraphs and fields, `Release`,
 //!   compressed index files.
 //! - [`rpm`]: RPM (yum/dnf) repositories: `repomd.xml` and its checksums.
@@ -19,6 +20,7 @@
 //!   `simple/<project>/index.json`, and PEP 503 names.
 //! - [`helm`]: Helm chart repository `index.yaml`.
 
+pub mod compress;
 pub mod deb;
 pub mod helm;
 pub mod pypi;

@@ -39,7 +39,7 @@
 
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
-use crate::source::yum::Checked;
+use crate::source::checked::Checked;
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::helm::{chart_path, parse_index, write_index, Entry, INDEX};
 use ferry_formats::rpm::Checksum;

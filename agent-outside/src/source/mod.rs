@@ -3,6 +3,7 @@
 //! (chunking, dedup against the ledger, volumes, manifest).
 
 pub mod apt;
+pub mod checked;
 pub mod files;
 pub mod helm;
 pub mod oci;

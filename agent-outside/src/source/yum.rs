@@ -45,10 +45,11 @@
 //! Any mismatch fails the whole export, naming the source, the file, the
 //! expected and the actual value; nothing is written to media.
 
+use super::checked::Checked;
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
 use anyhow::{anyhow, bail, Context, Result};
-use ferry_formats::rpm::{parse_repomd, Checksum, Hasher};
+use ferry_formats::rpm::{parse_repomd, Checksum};
 use ferry_protocol::catalog::SourceKind;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -248,70 +249,6 @@ fn verify_detached(
         }
     }
     Err(format!("no key of the keyring made it ({last})"))
-}
-
-/// A reader that checks size and checksum as the content streams through and
-/// fails at the end (before EOF is reported) when either is wrong, with a
-/// message naming `what` (source and file), expected and actual values.
-pub struct Checked {
-    inner: Box<dyn Read>,
-    hasher: Option<Hasher>,
-    want: Checksum,
-    size: Option<u64>,
-    read: u64,
-    what: String,
-}
-
-impl Checked {
-    /// Wraps `inner`.
-    pub fn new(inner: Box<dyn Read>, want: Checksum, size: Option<u64>, what: String) -> Checked {
-        Checked {
-            inner,
-            hasher: Some(Hasher::new(&want.kind)),
-            want,
-            size,
-            read: 0,
-            what,
-        }
-    }
-}
-
-impl Read for Checked {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if let Some(size) = self.size {
-            if self.read > size {
-                return Err(std::io::Error::other(format!(
-                    "{}: upstream sent more than the {size} bytes the metadata gives",
-                    self.what
-                )));
-            }
-        }
-        match (n, self.hasher.take()) {
-            (0, Some(h)) => {
-                if let Some(size) = self.size.filter(|&s| s != self.read) {
-                    return Err(std::io::Error::other(format!(
-                        "{}: size mismatch: expected {size} bytes, got {}",
-                        self.what, self.read
-                    )));
-                }
-                let actual = h.finish();
-                if actual != self.want.hex {
-                    return Err(std::io::Error::other(format!(
-                        "{}: checksum mismatch: expected {}, got {}:{actual}",
-                        self.what, self.want, self.want.kind
-                    )));
-                }
-            }
-            (_, Some(mut h)) => {
-                h.update(&buf[..n]);
-                self.hasher = Some(h);
-            }
-            (_, None) => {}
-        }
-        Ok(n)
-    }
 }
 
 /// An `(epoch, version, release)`.
@@ -540,28 +477,12 @@ pub fn parse_primary(xml: &str) -> Result<Vec<Package>> {
     Ok(out)
 }
 
-/// Decompresses metadata by its file name: `.gz`, `.xz`, `.zst`, or plain.
+/// Decompresses metadata by its file name: `.gz`, `.xz`, `.zst`, or plain XML.
 fn decompress(href: &str, data: &[u8], limit: u64) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let reader: Box<dyn Read + '_> = if href.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(data))
-    } else if href.ends_with(".xz") {
-        Box::new(liblzma::read::XzDecoder::new(data))
-    } else if href.ends_with(".zst") {
-        Box::new(zstd::stream::read::Decoder::new(data)?)
-    } else if href.ends_with(".xml") {
-        Box::new(data)
-    } else {
+    if !ferry_formats::compress::is_compressed(href) && !href.ends_with(".xml") {
         bail!("{href}: unsupported compression (gz, xz, zst and plain XML are)");
-    };
-    reader
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .with_context(|| format!("cannot decompress {href}"))?;
-    if out.len() as u64 > limit {
-        bail!("{href}: decompresses to more than {limit} bytes");
     }
-    Ok(out)
+    ferry_formats::compress::decompress(href, data, limit)
 }
 
 /// Picks the packages to mirror: `wanted` names (newest per architecture) and
