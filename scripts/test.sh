@@ -26,6 +26,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo build"
 cargo build --workspace --quiet
+echo "== fuzz targets, briefly (scripts/fuzz.sh SECONDS for a campaign)"
+bash scripts/fuzz.sh 10
 echo "== cargo test"
 log=$(mktemp)
 set +e
