@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Bytes each approach moves to bring an inside holding the old generation of
+a corpus of real releases (corpus.py) up to the new one, per ecosystem.
+
+    compressed.py CORPUS WORK FERRY_OUT
+
+Rows:
+- ferry:        a delta bundle of ferry-out (`files` source: old, then new)
+- rsync:        `rsync --fuzzy --no-whole-file --write-batch` new/ onto a copy of old/
+- casync:       chunks `casync make` adds to a store that holds old/
+- zstd-patch:   `zstd --patch-from=OLD -19 --long=31` of each compressed file
+                against its predecessor (plain zstd -19 when it has none)
+- bound:        the same on the decompressed content (each file's members
+                decompressed and concatenated, against its predecessor's):
+                the figure compression-aware deltas aim at
+
+Prints a table (bytes and share of the new generation) and writes WORK/results.json.
+"""
+
+import gzip
+import io
+import json
+import lzma
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def size_of(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for d, _, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(d, f)) for f in files)
+    return total
+
+
+def package_name(eco, filename):
+    """The name that pairs a file with its predecessor."""
+    if eco == "wheels":
+        return filename.split("-", 1)[0].lower()
+    if eco == "debs":
+        return filename.split("_", 1)[0]
+    if eco == "crates":
+        return filename.rsplit("-", 1)[0]
+    return filename
+
+
+def ar_members(data):
+    if not data.startswith(b"!<arch>\n"):
+        raise ValueError("not an ar archive")
+    pos = 8
+    while pos + 60 <= len(data):
+        header = data[pos:pos + 60]
+        name = header[:16].decode().strip().rstrip("/")
+        size = int(header[48:58].decode().strip())
+        yield name, data[pos + 60:pos + 60 + size]
+        pos += 60 + size + (size & 1)
+
+
+def unzstd(data):
+    return run(["zstd", "-d", "-q", "-c"], input=data, capture_output=True).stdout
+
+
+def decompress_stream(name, data):
+    if name.endswith(".gz"):
+        return gzip.decompress(data)
+    if name.endswith(".xz"):
+        return lzma.decompress(data)
+    if name.endswith(".zst"):
+        return unzstd(data)
+    return data
+
+
+def decompressed(eco, path):
+    """A file's content with every compressed stream expanded, members in order."""
+    data = open(path, "rb").read()
+    if eco == "wheels":
+        out = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            for info in z.infolist():
+                out.write(info.filename.encode() + b"\n")
+                out.write(z.read(info))
+        return out.getvalue()
+    if eco == "debs":
+        return b"".join(name.encode() + b"\n" + decompress_stream(name, body)
+                        for name, body in ar_members(data))
+    return gzip.decompress(data)
+
+
+def patch_size(old, new, tmp):
+    """zstd -19 --long=31 of `new` (a path), with `old` as reference if given."""
+    out = os.path.join(tmp, "patch.zst")
+    cmd = ["zstd", "-q", "-f", "-19", "--long=31", "-T2", new, "-o", out]
+    if old is not None:
+        cmd[1:1] = [f"--patch-from={old}"]
+    run(cmd, stderr=subprocess.DEVNULL)
+    return os.path.getsize(out)
+
+
+def zstd_patch_rows(eco, old_dir, new_dir, tmp):
+    olds = {package_name(eco, f): os.path.join(old_dir, f) for f in os.listdir(old_dir)}
+    comp = bound = 0
+    for f in sorted(os.listdir(new_dir)):
+        new = os.path.join(new_dir, f)
+        old = olds.get(package_name(eco, f))
+        if old is not None and open(old, "rb").read() == open(new, "rb").read():
+            continue
+        comp += patch_size(old, new, tmp)
+        new_dec = os.path.join(tmp, "new.dec")
+        with open(new_dec, "wb") as w:
+            w.write(decompressed(eco, new))
+        old_dec = None
+        if old is not None:
+            old_dec = os.path.join(tmp, "old.dec")
+            with open(old_dec, "wb") as w:
+                w.write(decompressed(eco, old))
+        bound += patch_size(old_dec, new_dec, tmp)
+    return comp, bound
+
+
+def rsync_batch(old_dir, new_dir, tmp):
+    inside = os.path.join(tmp, "inside")
+    shutil.copytree(old_dir, inside)
+    batch = os.path.join(tmp, "rsync.batch")
+    run(["rsync", "-a", "--delete", "--fuzzy", "--no-whole-file",
+         f"--write-batch={batch}", new_dir + "/", inside + "/"],
+        stdout=subprocess.DEVNULL)
+    n = os.path.getsize(batch)
+    shutil.rmtree(inside)
+    return n
+
+
+def casync_new(old_dir, new_dir, tmp):
+    if shutil.which("casync") is None:
+        return None
+    store = os.path.join(tmp, "casync.store")
+    run(["casync", "make", f"--store={store}", os.path.join(tmp, "old.caidx"), old_dir],
+        stdout=subprocess.DEVNULL)
+    before = size_of(store)
+    run(["casync", "make", f"--store={store}", os.path.join(tmp, "new.caidx"), new_dir],
+        stdout=subprocess.DEVNULL)
+    return size_of(store) - before + os.path.getsize(os.path.join(tmp, "new.caidx"))
+
+
+def ferry_delta(ferry_out, old_dir, new_dir, tmp):
+    state, src = os.path.join(tmp, "out-state"), os.path.join(tmp, "src")
+    cfg = os.path.join(tmp, "ferry-out.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[[source]]\nname = "corpus"\ntype = "files"\npath = "{src}"\n')
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    run([ferry_out, "--state", state, "keygen"], **quiet)
+    shutil.copytree(old_dir, src)
+    run([ferry_out, "--state", state, "export", "--config", cfg, "--to",
+         os.path.join(tmp, "media1")], **quiet)
+    shutil.rmtree(src)
+    shutil.copytree(new_dir, src)
+    media2 = os.path.join(tmp, "media2")
+    run([ferry_out, "--state", state, "export", "--config", cfg, "--to", media2], **quiet)
+    return size_of(media2)
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    corpus, work, ferry_out = sys.argv[1:]
+    os.makedirs(work, exist_ok=True)
+    results = {}
+    for eco in sorted(os.listdir(os.path.join(corpus, "new"))):
+        old_dir = os.path.join(corpus, "old", eco)
+        new_dir = os.path.join(corpus, "new", eco)
+        print(f"measuring {eco} ...", file=sys.stderr, flush=True)
+        row = {"new": size_of(new_dir)}
+        for name, fn in (("ferry", lambda t: ferry_delta(ferry_out, old_dir, new_dir, t)),
+                         ("rsync", lambda t: rsync_batch(old_dir, new_dir, t)),
+                         ("casync", lambda t: casync_new(old_dir, new_dir, t))):
+            with tempfile.TemporaryDirectory(dir=work) as t:
+                row[name] = fn(t)
+        with tempfile.TemporaryDirectory(dir=work) as t:
+            row["zstd-patch"], row["bound"] = zstd_patch_rows(eco, old_dir, new_dir, t)
+        results[eco] = row
+    total = {k: sum(r[k] or 0 for r in results.values()) for k in next(iter(results.values()))}
+    results["total"] = total
+    cols = ["new", "ferry", "rsync", "casync", "zstd-patch", "bound"]
+    print(f"{'ecosystem':<10}" + "".join(f"{c:>18}" for c in cols))
+    for eco, r in results.items():
+        cells = []
+        for c in cols:
+            if r[c] is None:
+                cells.append(f"{'n/a':>18}")
+            elif c == "new":
+                cells.append(f"{r[c] / 1e6:>15.2f} MB")
+            else:
+                cells.append(f"{r[c] / 1e6:>8.2f} MB {100 * r[c] / r['new']:>5.1f}%")
+        print(f"{eco:<10}" + "".join(cells))
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
