@@ -20,8 +20,9 @@ pub(super) struct Server {
     pub(super) layout: Layout,
     /// At most this many entries on one page of a directory listing.
     pub(super) page_size: usize,
-    /// Listings are built on blocking threads, this many at once, so a storm
-    /// of them queues here instead of starving file requests of CPU.
+    /// Listings are built on blocking threads, this many at once (half the
+    /// CPUs), so a storm of them queues here instead of starving file
+    /// requests of CPU.
     pub(super) listing_slots: Semaphore,
     /// The catalog of the generation last served, by generation name.
     cache: Mutex<Option<(String, Arc<Catalog>)>>,
@@ -40,7 +41,8 @@ impl Server {
         Server {
             layout,
             page_size: settings.page_size.max(1),
-            listing_slots: Semaphore::new(cpus.max(2)),
+            // Half the CPUs at most, so file requests always have the rest.
+            listing_slots: Semaphore::new((cpus / 2).max(1)),
             cache: Mutex::new(None),
         }
     }
