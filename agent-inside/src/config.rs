@@ -120,13 +120,37 @@ pub fn load_serve_settings(path: Option<&Path>, flags: &ServeFlags) -> Result<Se
         Ok(())
     };
     let c = &f.serve;
-    secs(&c.header_timeout, &format!("{file}serve.header_timeout"), &mut s.header_timeout)?;
-    secs(&c.idle_timeout, &format!("{file}serve.idle_timeout"), &mut s.idle_timeout)?;
-    count(c.max_connections, &format!("{file}serve.max_connections"), &mut s.max_connections)?;
-    count(c.page_size, &format!("{file}serve.page_size"), &mut s.page_size)?;
-    secs(&flags.header_timeout, "--header-timeout", &mut s.header_timeout)?;
+    secs(
+        &c.header_timeout,
+        &format!("{file}serve.header_timeout"),
+        &mut s.header_timeout,
+    )?;
+    secs(
+        &c.idle_timeout,
+        &format!("{file}serve.idle_timeout"),
+        &mut s.idle_timeout,
+    )?;
+    count(
+        c.max_connections,
+        &format!("{file}serve.max_connections"),
+        &mut s.max_connections,
+    )?;
+    count(
+        c.page_size,
+        &format!("{file}serve.page_size"),
+        &mut s.page_size,
+    )?;
+    secs(
+        &flags.header_timeout,
+        "--header-timeout",
+        &mut s.header_timeout,
+    )?;
     secs(&flags.idle_timeout, "--idle-timeout", &mut s.idle_timeout)?;
-    count(flags.max_connections, "--max-connections", &mut s.max_connections)?;
+    count(
+        flags.max_connections,
+        "--max-connections",
+        &mut s.max_connections,
+    )?;
     count(flags.page_size, "--page-size", &mut s.page_size)?;
     Ok(s)
 }
@@ -227,7 +251,10 @@ mod tests {
     fn serve_settings_from_config_and_flags() {
         let d = std::env::temp_dir().join(format!("ferry-in-cfg-s-{}", std::process::id()));
         let none = ServeFlags::default();
-        assert_eq!(load_serve_settings(None, &none).unwrap(), ServeSettings::default());
+        assert_eq!(
+            load_serve_settings(None, &none).unwrap(),
+            ServeSettings::default()
+        );
         std::fs::write(
             &d,
             "[serve]\nheader_timeout = \"5s\"\nmax_connections = 300\n[limits]\nmax_volumes = 7\n",

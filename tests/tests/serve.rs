@@ -144,7 +144,11 @@ fn serve_flags_bound_headers_connections_and_listings() {
 
     // A partial header is closed too.
     let mut partial = std::net::TcpStream::connect(addr).unwrap();
-    let (got, closed) = exchange(&mut partial, b"GET /files/ HTTP/1.1\r\nHo", Duration::from_secs(30));
+    let (got, closed) = exchange(
+        &mut partial,
+        b"GET /files/ HTTP/1.1\r\nHo",
+        Duration::from_secs(30),
+    );
     assert!(closed && !got.contains(" 200 "), "{got}");
 
     // Four connections fill the cap; a fifth is refused; the four are served.
@@ -153,11 +157,21 @@ fn serve_flags_bound_headers_connections_and_listings() {
         .map(|_| std::net::TcpStream::connect(addr).unwrap())
         .collect();
     let mut fifth = std::net::TcpStream::connect(addr).unwrap();
-    let (got, closed) = exchange(&mut fifth, &get("/files/tools/readme.txt"), Duration::from_secs(30));
-    assert!(closed && (got.is_empty() || got.starts_with("HTTP/1.1 503")), "{got}");
+    let (got, closed) = exchange(
+        &mut fifth,
+        &get("/files/tools/readme.txt"),
+        Duration::from_secs(30),
+    );
+    assert!(
+        closed && (got.is_empty() || got.starts_with("HTTP/1.1 503")),
+        "{got}"
+    );
     for c in &mut open {
         let req = b"GET /files/tools/readme.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
         let (got, _) = exchange(c, req, Duration::from_secs(5));
-        assert!(got.starts_with("HTTP/1.1 200") && got.ends_with("hello\n"), "{got}");
+        assert!(
+            got.starts_with("HTTP/1.1 200") && got.ends_with("hello\n"),
+            "{got}"
+        );
     }
 }

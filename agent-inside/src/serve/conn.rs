@@ -12,6 +12,7 @@
 //! - a graceful stop: when asked, accepting stops, every connection finishes
 //!   the response under way, and the stop waits for them for a grace period.
 
+use super::response::tell;
 use super::settings::ServeSettings;
 use axum::Router;
 use hyper::server::conn::http1;
@@ -36,7 +37,8 @@ pub(super) const REFUSAL_SLOTS: usize = 64;
 /// How long a refused connection may take to read its `503`.
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
 /// What a refused connection is told.
-const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 52\r\nRetry-After: 1\r\nConnection: close\r\n\r\n\
 too many open connections to this server; try again\n";
 /// A pause after a failed accept (such as running out of descriptors), so a
@@ -65,7 +67,7 @@ pub(super) async fn accept_loop(
             r = listener.accept() => match r {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
-                    eprintln!("ferry-in: cannot accept a connection: {e}");
+                    tell(format_args!("cannot accept a connection: {e}"));
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -91,16 +93,16 @@ pub(super) async fn accept_loop(
     drop(listener);
     // Stop accepting, let running downloads finish, but not forever.
     let _ = closing.send(true);
-    eprintln!(
-        "ferry-in: stopping; waiting up to {} s for open downloads",
+    tell(format_args!(
+        "stopping; waiting up to {} s for open downloads",
         SHUTDOWN_GRACE.as_secs()
-    );
+    ));
     let all = u32::try_from(cap).unwrap_or(u32::MAX);
     if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
         .await
         .is_err()
     {
-        eprintln!("ferry-in: closing the downloads still open");
+        tell(format_args!("closing the downloads still open"));
     }
     stopped
 }
@@ -119,11 +121,11 @@ impl Refused {
             .reported
             .is_none_or(|t| t.elapsed() >= REFUSAL_REPORT_EVERY)
         {
-            eprintln!(
-                "ferry-in: refused {} connection(s): {cap} are open, the most allowed \
+            tell(format_args!(
+                "refused {} connection(s): {cap} are open, the most allowed \
                  ([serve] max_connections)",
                 self.since_report
-            );
+            ));
             self.since_report = 0;
             self.reported = Some(Instant::now());
         }
@@ -174,7 +176,8 @@ impl Connection {
             .header_read_timeout(self.header_timeout);
         let conn = builder.serve_connection(io, TowerToHyperService::new(self.app.clone()));
         let mut conn = std::pin::pin!(conn);
-        let mut tick = tokio::time::interval((self.idle_timeout / 4).max(Duration::from_millis(10)));
+        let mut tick =
+            tokio::time::interval((self.idle_timeout / 4).max(Duration::from_millis(10)));
         let mut stopping = false;
         loop {
             tokio::select! {

@@ -3,7 +3,7 @@
 //! range (`206`/`416`), `If-Range` and `If-None-Match` (`304`).
 
 use super::generation::Generation;
-use super::response::{server_error, text};
+use super::response::{server_error, tell, text};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -248,7 +248,7 @@ impl HttpBody for FileBody {
         match Pin::new(&mut this.file).poll_read(cx, &mut read) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => {
-                eprintln!("ferry-in: reading {}: {e}", this.path.display());
+                tell(format_args!("reading {}: {e}", this.path.display()));
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(Ok(())) => {
@@ -262,7 +262,7 @@ impl HttpBody for FileBody {
                             this.remaining
                         ),
                     );
-                    eprintln!("ferry-in: {e}");
+                    tell(format_args!("{e}"));
                     return Poll::Ready(Some(Err(e)));
                 }
                 this.remaining -= n as u64;
@@ -306,4 +306,3 @@ pub(super) fn content_type(name: &str) -> &'static str {
         _ => "application/octet-stream",
     }
 }
-

@@ -3,6 +3,7 @@
 //! grace period (`conn`).
 
 use super::conn::{accept_loop, REFUSAL_SLOTS};
+use super::response::tell;
 use super::routes::router_with;
 use super::settings::ServeSettings;
 use crate::layout::Layout;
@@ -39,17 +40,17 @@ pub fn run_with(layout: &Layout, listen: &str, settings: &ServeSettings) -> anyh
     let result = rt.block_on(async {
         let listener = bind(layout, listen).await?;
         if let Some(w) = warning {
-            eprintln!("ferry-in: {w}");
+            tell(format_args!("{w}"));
         }
         let mut settings = settings.clone();
         if let Some(limit) = open_files {
             let most = connections_allowed(limit);
             if settings.max_connections > most {
-                eprintln!(
-                    "ferry-in: serving at most {most} connections, not {}: the open-file \
+                tell(format_args!(
+                    "serving at most {most} connections, not {}: the open-file \
                      limit is {limit}",
                     settings.max_connections
-                );
+                ));
                 settings.max_connections = most;
             }
         }

@@ -22,10 +22,10 @@ use super::tree::tree;
 use crate::store::pypi::GEN_PYPI;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use ferry_formats::pypi::{self as store, ProjectIndex, PypiPath};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::{check_key, ObjectKey};
 use std::fmt::Write as _;
-use ferry_formats::pypi::{self as store, ProjectIndex, PypiPath};
 
 /// PEP 691 JSON.
 const JSON_TYPE: &str = "application/vnd.pypi.simple.v1+json";
@@ -80,8 +80,7 @@ pub(super) async fn route(
     let Some((source, path)) = decoded.split_once('/') else {
         return tree(server, g, SourceKind::Pypi, decoded, req).await;
     };
-    if source_name(raw, source).is_err()
-        || g.catalog.sources.get(source) != Some(&SourceKind::Pypi)
+    if source_name(raw, source).is_err() || g.catalog.sources.get(source) != Some(&SourceKind::Pypi)
     {
         return tree(server, g, SourceKind::Pypi, decoded, req).await;
     }

@@ -38,8 +38,16 @@ pub(super) fn not_found(path: &str) -> Response {
 
 /// A 500, also told to the operator on stderr.
 pub(super) fn server_error(msg: String) -> Response {
-    eprintln!("ferry-in: {msg}");
+    tell(format_args!("{msg}"));
     text(StatusCode::INTERNAL_SERVER_ERROR, msg)
+}
+
+/// Tells the operator `ferry-in: <what>` on stderr. Unlike `eprintln!`, a
+/// closed stderr (a supervisor that went away) is ignored rather than a
+/// panic that would stop the server.
+pub(super) fn tell(what: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "ferry-in: {what}");
 }
 
 /// A 301 to `location`, a path taken from the request, so a valid header value.

@@ -138,4 +138,3 @@ pub(super) fn resolve<'c>(catalog: &'c Catalog, source: &str, path: &str) -> Res
         Resolved::Missing
     }
 }
-

@@ -10,9 +10,9 @@ use super::response::{href_encode, html_escape};
 use super::{run, serve_on, ServeSettings};
 use crate::layout::{Layout, GEN_FILES, GEN_INDEX, GEN_OCI};
 use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
-use ferry_protocol::path::ObjectKey;
 use ferry_protocol::catalog::{ChunkRef, Encoding};
 use ferry_protocol::id::{ChunkId, Sha256};
+use ferry_protocol::path::ObjectKey;
 use std::net::SocketAddr;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,7 +117,9 @@ async fn start_with(layout: &Layout, settings: ServeSettings) -> SocketAddr {
     let layout = layout.clone();
     tokio::spawn(async move {
         let forever = std::future::pending::<anyhow::Result<()>>();
-        serve_on(listener, layout, &settings, forever).await.unwrap()
+        serve_on(listener, layout, &settings, forever)
+            .await
+            .unwrap()
     });
     addr
 }
