@@ -42,7 +42,7 @@ pub(super) async fn serve_file(
         Ok(plan) => plan,
         Err(mut r) => {
             r.headers_mut().insert(header::ETAG, etag_value);
-            return r;
+            return *r;
         }
     };
     let fs_path = g.dir.join(store_dir).join(&key.source).join(&key.path);
@@ -92,14 +92,14 @@ fn plan_request(
     etag: &str,
     size: u64,
     head: bool,
-) -> Result<RangePlan, Response> {
+) -> Result<RangePlan, Box<Response>> {
     if headers
         .get(header::IF_NONE_MATCH)
         .is_some_and(|v| none_match_hits(v, etag))
     {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
-        return Err(r);
+        return Err(Box::new(r));
     }
     let mut plan = RangePlan::Full;
     // Ranges are defined for GET only; a failed If-Range means "send it all".
@@ -122,7 +122,7 @@ fn plan_request(
             header::CONTENT_RANGE,
             HeaderValue::from_str(&format!("bytes */{size}")).expect("digits"),
         );
-        return Err(r);
+        return Err(Box::new(r));
     }
     Ok(plan)
 }

@@ -244,43 +244,53 @@ async fn project_page(g: &Generation, source: &str, project: &str, form: Form) -
         }
     };
     if form == Form::Json {
-        let mut versions: Vec<&str> = index
-            .files
-            .iter()
-            .filter_map(|f| version_of(&f.filename))
-            .collect();
-        versions.sort_unstable();
-        versions.dedup();
-        let files: Vec<serde_json::Value> = index
-            .files
-            .iter()
-            .map(|f| {
-                let yanked = match &f.yanked {
-                    None => serde_json::Value::Bool(false),
-                    Some(r) if r.is_empty() => serde_json::Value::Bool(true),
-                    Some(r) => serde_json::Value::String(r.clone()),
-                };
-                let mut o = serde_json::json!({
-                    "filename": f.filename,
-                    "url": format!("../../files/{}", href_encode(&f.filename)),
-                    "hashes": {"sha256": f.sha256},
-                    "size": size_of(&f.filename),
-                    "yanked": yanked,
-                });
-                if let Some(rp) = &f.requires_python {
-                    o["requires-python"] = serde_json::Value::String(rp.clone());
-                }
-                o
-            })
-            .collect();
-        let body = serde_json::json!({
-            "meta": {"api-version": "1.1"},
-            "name": index.name,
-            "files": files,
-            "versions": versions,
-        });
-        return with_body(StatusCode::OK, JSON_TYPE, body.to_string());
+        return project_json(&index, size_of);
     }
+    project_html(&index, form)
+}
+
+/// A project's page as PEP 691 JSON; `size_of` gives a file's size.
+fn project_json(index: &ProjectIndex, size_of: impl Fn(&str) -> u64) -> Response {
+    let mut versions: Vec<&str> = index
+        .files
+        .iter()
+        .filter_map(|f| version_of(&f.filename))
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let files: Vec<serde_json::Value> = index
+        .files
+        .iter()
+        .map(|f| {
+            let yanked = match &f.yanked {
+                None => serde_json::Value::Bool(false),
+                Some(r) if r.is_empty() => serde_json::Value::Bool(true),
+                Some(r) => serde_json::Value::String(r.clone()),
+            };
+            let mut o = serde_json::json!({
+                "filename": f.filename,
+                "url": format!("../../files/{}", href_encode(&f.filename)),
+                "hashes": {"sha256": f.sha256},
+                "size": size_of(&f.filename),
+                "yanked": yanked,
+            });
+            if let Some(rp) = &f.requires_python {
+                o["requires-python"] = serde_json::Value::String(rp.clone());
+            }
+            o
+        })
+        .collect();
+    let body = serde_json::json!({
+        "meta": {"api-version": "1.1"},
+        "name": index.name,
+        "files": files,
+        "versions": versions,
+    });
+    with_body(StatusCode::OK, JSON_TYPE, body.to_string())
+}
+
+/// A project's page as PEP 503 HTML.
+fn project_html(index: &ProjectIndex, form: Form) -> Response {
     let title = html_escape(&index.name);
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\">\
