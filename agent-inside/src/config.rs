@@ -12,16 +12,25 @@
 //!
 //! [push]                        # after every import that applied a bundle
 //! to = "https://registry.site:5000"   # copy the images there (as `ferry-in push --to`)
+//!
+//! [serve]                       # `ferry-in serve` (its flags override these)
+//! header_timeout = "20s"        # to send a request's headers, and keep-alive idle time
+//! idle_timeout = "60s"          # no byte moving either way closes a connection
+//! max_connections = 4096        # open at once; more are answered 503 and closed
+//! page_size = 1000              # entries on one page of a directory listing
 //! ```
 //!
 //! Every key is optional; a missing limit keeps its default
-//! (`ReceiverLimits::default()`); without `[push]` nothing is pushed.
+//! (`ReceiverLimits::default()`, `ServeSettings::default()`); without
+//! `[push]` nothing is pushed.
 
+use crate::serve::ServeSettings;
 use anyhow::{bail, Context, Result};
-use ferry_agent_common::units::parse_size;
+use ferry_agent_common::units::{parse_duration_secs, parse_size};
 use ferry_protocol::limits::ReceiverLimits;
 use serde::Deserialize;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +38,8 @@ struct File {
     #[serde(default)]
     limits: Limits,
     push: Option<Push>,
+    #[serde(default)]
+    serve: Serve,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +65,94 @@ pub fn load_push_target(path: Option<&Path>) -> Result<Option<String>> {
         Some(p) => Ok(Some(p.to)),
         None => Ok(None),
     }
+}
+
+/// `[serve]`: see [`ServeSettings`].
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Serve {
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    page_size: Option<usize>,
+}
+
+/// What `serve` may be told on its command line; `None` keeps the config's
+/// value (or the default).
+#[derive(Default)]
+pub struct ServeFlags {
+    pub header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub page_size: Option<usize>,
+}
+
+/// The settings of `ferry-in serve`: the defaults, then `[serve]` from
+/// `path`, then the command line's `flags`.
+pub fn load_serve_settings(path: Option<&Path>, flags: &ServeFlags) -> Result<ServeSettings> {
+    let f = match path {
+        None => File::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("config {} is not valid", path.display()))?
+        }
+    };
+    let file = path.map_or_else(String::new, |p| format!("config {}: ", p.display()));
+    let mut s = ServeSettings::default();
+    let secs = |v: &Option<String>, what: &str, into: &mut Duration| -> Result<()> {
+        if let Some(v) = v {
+            let n = parse_duration_secs(v).with_context(|| what.to_string())?;
+            if n == 0 {
+                bail!("{what} must be at least 1s");
+            }
+            *into = Duration::from_secs(n);
+        }
+        Ok(())
+    };
+    let count = |v: Option<usize>, what: &str, into: &mut usize| -> Result<()> {
+        match v {
+            Some(0) => bail!("{what} must be at least 1"),
+            Some(n) => *into = n,
+            None => {}
+        }
+        Ok(())
+    };
+    let c = &f.serve;
+    secs(
+        &c.header_timeout,
+        &format!("{file}serve.header_timeout"),
+        &mut s.header_timeout,
+    )?;
+    secs(
+        &c.idle_timeout,
+        &format!("{file}serve.idle_timeout"),
+        &mut s.idle_timeout,
+    )?;
+    count(
+        c.max_connections,
+        &format!("{file}serve.max_connections"),
+        &mut s.max_connections,
+    )?;
+    count(
+        c.page_size,
+        &format!("{file}serve.page_size"),
+        &mut s.page_size,
+    )?;
+    secs(
+        &flags.header_timeout,
+        "--header-timeout",
+        &mut s.header_timeout,
+    )?;
+    secs(&flags.idle_timeout, "--idle-timeout", &mut s.idle_timeout)?;
+    count(
+        flags.max_connections,
+        "--max-connections",
+        &mut s.max_connections,
+    )?;
+    count(flags.page_size, "--page-size", &mut s.page_size)?;
+    Ok(s)
 }
 
 #[derive(Deserialize, Default)]
@@ -146,5 +245,44 @@ mod tests {
         std::fs::remove_file(&d).unwrap();
         assert_eq!(load_limits(None).unwrap(), ReceiverLimits::default());
         assert_eq!(load_push_target(None).unwrap(), None);
+    }
+
+    #[test]
+    fn serve_settings_from_config_and_flags() {
+        let d = std::env::temp_dir().join(format!("ferry-in-cfg-s-{}", std::process::id()));
+        let none = ServeFlags::default();
+        assert_eq!(
+            load_serve_settings(None, &none).unwrap(),
+            ServeSettings::default()
+        );
+        std::fs::write(
+            &d,
+            "[serve]\nheader_timeout = \"5s\"\nmax_connections = 300\n[limits]\nmax_volumes = 7\n",
+        )
+        .unwrap();
+        let s = load_serve_settings(Some(&d), &none).unwrap();
+        assert_eq!(s.header_timeout, Duration::from_secs(5));
+        assert_eq!(s.max_connections, 300);
+        assert_eq!(s.idle_timeout, ServeSettings::default().idle_timeout);
+        assert_eq!(load_limits(Some(&d)).unwrap().max_volumes, 7);
+        let flags = ServeFlags {
+            header_timeout: Some("2m".into()),
+            page_size: Some(50),
+            ..ServeFlags::default()
+        };
+        let s = load_serve_settings(Some(&d), &flags).unwrap();
+        assert_eq!(s.header_timeout, Duration::from_secs(120));
+        assert_eq!((s.max_connections, s.page_size), (300, 50));
+        for (bad, key) in [
+            ("[serve]\nidle_timeout = \"soon\"\n", "serve.idle_timeout"),
+            ("[serve]\nheader_timeout = \"0s\"\n", "serve.header_timeout"),
+            ("[serve]\npage_size = 0\n", "serve.page_size"),
+            ("[serve]\nmax_conections = 5\n", "max_conections"),
+        ] {
+            std::fs::write(&d, bad).unwrap();
+            let e = load_serve_settings(Some(&d), &none).unwrap_err();
+            assert!(format!("{e:#}").contains(key), "{bad}: {e:#}");
+        }
+        std::fs::remove_file(&d).unwrap();
     }
 }

@@ -127,11 +127,43 @@ enum Cmd {
         output: Option<PathBuf>,
     },
     /// Serves the current generation over HTTP: files under /files/<source>/<path>.
-    Serve {
-        /// Address to listen on, such as 0.0.0.0:8080.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-    },
+    /// The flags below override `[serve]` in the config file.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on, such as 0.0.0.0:8080.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Time a client has to send a request's headers, also how long a
+    /// kept-alive connection may wait for its next request, such as 20s.
+    #[arg(long)]
+    header_timeout: Option<String>,
+    /// A connection on which no byte moves either way for this long is
+    /// closed, such as 60s.
+    #[arg(long)]
+    idle_timeout: Option<String>,
+    /// Open connections at most (lowered to what the open-file limit
+    /// allows); more are answered 503 and closed.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Entries on one page of a directory listing.
+    #[arg(long)]
+    page_size: Option<usize>,
+}
+
+/// `ferry-in serve`: the settings from the config file and the flags.
+fn serve_cmd(layout: &Layout, config: Option<&std::path::Path>, a: ServeArgs) -> Result<i32> {
+    let flags = agent_inside::config::ServeFlags {
+        header_timeout: a.header_timeout,
+        idle_timeout: a.idle_timeout,
+        max_connections: a.max_connections,
+        page_size: a.page_size,
+    };
+    let settings = agent_inside::config::load_serve_settings(config, &flags)?;
+    serve::run_with(layout, &a.listen, &settings)?;
+    Ok(0)
 }
 
 #[derive(Subcommand)]
@@ -346,9 +378,6 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             }
             Ok(0)
         }
-        Cmd::Serve { listen } => {
-            serve::run(layout, &listen)?;
-            Ok(0)
-        }
+        Cmd::Serve(a) => serve_cmd(layout, config, a),
     }
 }

@@ -7,34 +7,31 @@
 //! The path is percent-decoded and checked with the protocol's path rules
 //! before it touches the filesystem, as everywhere in `serve`.
 
-use super::{not_found, server_error, text, tree, with_generation, Server};
+use super::generation::Server;
+use super::request::{decode, object_path, source_name, Req};
+use super::response::{not_found, server_error, with_generation};
+use super::tree::tree;
 use crate::store::apt::GEN_APT_SITE;
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use ferry_protocol::catalog::SourceKind;
-use ferry_protocol::path::{check_path, check_source_name};
 
 /// The URL prefix of the filtered views.
 pub const PREFIX: &str = "/apt-site/";
 
-/// Answers `GET`/`HEAD` of `raw` (which starts with [`PREFIX`]).
-pub(super) async fn site(server: &Server, raw: &str, headers: &HeaderMap, head: bool) -> Response {
-    let rest = &raw[PREFIX.len()..];
-    let Some(decoded) = super::percent_decode(rest) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!("bad path {raw}: invalid percent-encoding or not UTF-8"),
-        );
+/// Answers `GET`/`HEAD` of `req.path` (which starts with [`PREFIX`]).
+pub(super) async fn site(server: &Server, req: Req<'_>) -> Response {
+    let raw = req.path;
+    let decoded = match decode(raw, &raw[PREFIX.len()..]) {
+        Ok(d) => d,
+        Err(e) => return e.response(),
     };
     let Some((source, path)) = decoded.split_once('/') else {
         return not_found(raw);
     };
-    if let Err(e) = check_source_name(source) {
-        return text(StatusCode::BAD_REQUEST, format!("bad path {raw}: {e}"));
-    }
-    if let Err(e) = check_path(path) {
-        return text(StatusCode::BAD_REQUEST, format!("bad path {raw}: {e}"));
+    if let Err(e) = source_name(raw, source).and_then(|()| object_path(raw, path)) {
+        return e.response();
     }
     let g = match server.current().await {
         Ok(g) => g,
@@ -44,10 +41,7 @@ pub(super) async fn site(server: &Server, raw: &str, headers: &HeaderMap, head: 
         return with_generation(not_found(raw), &g);
     }
     if path.starts_with("pool/") {
-        return with_generation(
-            tree(&g, SourceKind::Apt, rest, raw, headers, head).await,
-            &g,
-        );
+        return with_generation(tree(server, &g, SourceKind::Apt, &decoded, req).await, &g);
     }
     if !path.starts_with("dists/") {
         return with_generation(not_found(raw), &g);

@@ -6,7 +6,20 @@
 //! whose `subject` is that digest, filtered by `?artifactType=`; the
 //! subject map is built once per generation and source, on first use.
 
-use super::*;
+use super::file::{none_match_hits, serve_file};
+use super::generation::{Generation, Server};
+use super::request::{decode, query_number, query_param, BadRequest};
+use super::response::{link_next, server_error, with_body, with_generation};
+use crate::layout::GEN_OCI;
+use crate::store::oci as oci_store;
+use axum::body::Body;
+use axum::http::header::{self, HeaderName};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
+use ferry_protocol::path::{check_key, ObjectKey};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Sent with every `/v2/` response.
 const DOCKER_API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
@@ -55,15 +68,9 @@ async fn oci_route(
     headers: &HeaderMap,
     head: bool,
 ) -> Response {
-    let Some(decoded) = percent_decode(rest) else {
-        return oci_error(
-            StatusCode::BAD_REQUEST,
-            "NAME_INVALID",
-            format!(
-                "bad path {}: invalid percent-encoding or not UTF-8",
-                uri.path()
-            ),
-        );
+    let decoded = match decode(uri.path(), rest) {
+        Ok(d) => d,
+        Err(e) => return oci_bad_request(&e),
     };
     let query = uri.query();
     if decoded == "_catalog" {
@@ -388,20 +395,9 @@ fn paginate<'a>(
     items: impl Iterator<Item = &'a str>,
     query: Option<&str>,
 ) -> Result<Page<'a>, Box<Response>> {
-    let n = match query_param(query, "n") {
-        None => None,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                return Err(Box::new(oci_error(
-                    StatusCode::BAD_REQUEST,
-                    "PAGINATION_NUMBER_INVALID",
-                    format!("n={v:?} is not a number"),
-                )))
-            }
-        },
-    };
-    let last = query_param(query, "last");
+    let bad = |e: BadRequest| Box::new(oci_bad_request(&e));
+    let n = query_number(query, "n").map_err(bad)?;
+    let last = query_param(query, "last").map_err(bad)?;
     let mut after = items.skip_while(|i| last.as_deref().is_some_and(|l| *i <= l));
     let Some(n) = n else {
         return Ok((after.collect(), None));
@@ -415,26 +411,15 @@ fn paginate<'a>(
     Ok((page, next))
 }
 
-/// The value of `name` in a query string, percent-decoded.
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?
-        .split('&')
-        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| percent_decode(v))
-}
-
-/// Adds `Link: <target>; rel="next"`.
-fn link_next(r: &mut Response, target: &str) {
-    if let Ok(v) = HeaderValue::from_str(&format!("<{target}>; rel=\"next\"")) {
-        r.headers_mut().insert(header::LINK, v);
-    }
-}
-
 /// An error as the distribution spec has them: `{"errors":[{"code","message"}]}`.
 fn oci_error(status: StatusCode, code: &str, message: String) -> Response {
     let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] }).to_string();
     with_body(status, "application/json", body)
+}
+
+/// A request the decode-or-400 helper turned down, as a registry error.
+fn oci_bad_request(e: &BadRequest) -> Response {
+    oci_error(StatusCode::BAD_REQUEST, e.oci_code(), e.to_string())
 }
 
 /// Descriptors of the manifests held by one source, by the hex of their subject.
@@ -527,7 +512,10 @@ async fn oci_referrers(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let filter = query_param(query, "artifactType");
+    let filter = match query_param(query, "artifactType") {
+        Ok(f) => f,
+        Err(e) => return oci_bad_request(&e),
+    };
     let manifests: Vec<&serde_json::Value> = map
         .get(hex)
         .into_iter()

@@ -15,9 +15,17 @@
 //! - Everything else (`/pypi/<source>/files/<filename>`, listings) is the
 //!   generic tree of files (`serve::tree`), with Range and ETag.
 
-use super::*;
+use super::generation::{Generation, Server};
+use super::request::{source_name, Req};
+use super::response::{href_encode, html_escape, not_found, redirect, server_error, with_body};
+use super::tree::tree;
 use crate::store::pypi::GEN_PYPI;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use ferry_formats::pypi::{self as store, ProjectIndex, PypiPath};
+use ferry_protocol::catalog::{Catalog, Object, SourceKind};
+use ferry_protocol::path::{check_key, ObjectKey};
+use std::fmt::Write as _;
 
 /// PEP 691 JSON.
 const JSON_TYPE: &str = "application/vnd.pypi.simple.v1+json";
@@ -60,37 +68,31 @@ fn negotiate(headers: &HeaderMap) -> Form {
     best.1
 }
 
-/// Everything under `/pypi/`; `rest` is the raw path after `/pypi/`.
+/// Everything under `/pypi/`; `decoded` is the percent-decoded path after
+/// `/pypi/`.
 pub(super) async fn route(
+    server: &Server,
     g: &Generation,
-    rest: &str,
-    raw: &str,
-    headers: &HeaderMap,
-    head: bool,
+    decoded: &str,
+    req: Req<'_>,
 ) -> Response {
-    let Some(decoded) = percent_decode(rest) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!("bad path {raw}: invalid percent-encoding or not UTF-8"),
-        );
-    };
+    let raw = req.path;
     let Some((source, path)) = decoded.split_once('/') else {
-        return tree(g, SourceKind::Pypi, rest, raw, headers, head).await;
+        return tree(server, g, SourceKind::Pypi, decoded, req).await;
     };
-    if check_source_name(source).is_err()
-        || g.catalog.sources.get(source) != Some(&SourceKind::Pypi)
+    if source_name(raw, source).is_err() || g.catalog.sources.get(source) != Some(&SourceKind::Pypi)
     {
-        return tree(g, SourceKind::Pypi, rest, raw, headers, head).await;
+        return tree(server, g, SourceKind::Pypi, decoded, req).await;
     }
     if path == "simple" {
         return redirect(&format!("/pypi/{source}/simple/"));
     }
     let Some(sub) = path.strip_prefix("simple/") else {
-        return tree(g, SourceKind::Pypi, rest, raw, headers, head).await;
+        return tree(server, g, SourceKind::Pypi, decoded, req).await;
     };
-    let form = negotiate(headers);
+    let form = negotiate(req.headers);
     if sub.is_empty() {
-        return vary(project_list(g, source, form));
+        return vary(project_list_off_workers(server, g, source, form).await);
     }
     let (name, slash) = match sub.strip_suffix('/') {
         Some(n) => (n, true),
@@ -135,8 +137,25 @@ fn projects<'c>(catalog: &'c Catalog, source: &str) -> Vec<&'c str> {
         .collect()
 }
 
-fn project_list(g: &Generation, source: &str, form: Form) -> Response {
-    let names = projects(&g.catalog, source);
+/// [`project_list`] on a blocking thread, in a listing slot: the list of a
+/// large index is long.
+async fn project_list_off_workers(
+    server: &Server,
+    g: &Generation,
+    source: &str,
+    form: Form,
+) -> Response {
+    let Ok(_slot) = server.listing_slots.acquire().await else {
+        return server_error("the listing slots are closed".into());
+    };
+    let (catalog, src) = (g.catalog.clone(), source.to_string());
+    tokio::task::spawn_blocking(move || project_list(&catalog, &src, form))
+        .await
+        .unwrap_or_else(|e| server_error(format!("listing the projects of {source} failed: {e}")))
+}
+
+fn project_list(catalog: &Catalog, source: &str, form: Form) -> Response {
+    let names = projects(catalog, source);
     if form == Form::Json {
         let body = serde_json::json!({
             "meta": {"api-version": "1.1"},
@@ -225,43 +244,53 @@ async fn project_page(g: &Generation, source: &str, project: &str, form: Form) -
         }
     };
     if form == Form::Json {
-        let mut versions: Vec<&str> = index
-            .files
-            .iter()
-            .filter_map(|f| version_of(&f.filename))
-            .collect();
-        versions.sort_unstable();
-        versions.dedup();
-        let files: Vec<serde_json::Value> = index
-            .files
-            .iter()
-            .map(|f| {
-                let yanked = match &f.yanked {
-                    None => serde_json::Value::Bool(false),
-                    Some(r) if r.is_empty() => serde_json::Value::Bool(true),
-                    Some(r) => serde_json::Value::String(r.clone()),
-                };
-                let mut o = serde_json::json!({
-                    "filename": f.filename,
-                    "url": format!("../../files/{}", href_encode(&f.filename)),
-                    "hashes": {"sha256": f.sha256},
-                    "size": size_of(&f.filename),
-                    "yanked": yanked,
-                });
-                if let Some(rp) = &f.requires_python {
-                    o["requires-python"] = serde_json::Value::String(rp.clone());
-                }
-                o
-            })
-            .collect();
-        let body = serde_json::json!({
-            "meta": {"api-version": "1.1"},
-            "name": index.name,
-            "files": files,
-            "versions": versions,
-        });
-        return with_body(StatusCode::OK, JSON_TYPE, body.to_string());
+        return project_json(&index, size_of);
     }
+    project_html(&index, form)
+}
+
+/// A project's page as PEP 691 JSON; `size_of` gives a file's size.
+fn project_json(index: &ProjectIndex, size_of: impl Fn(&str) -> u64) -> Response {
+    let mut versions: Vec<&str> = index
+        .files
+        .iter()
+        .filter_map(|f| version_of(&f.filename))
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let files: Vec<serde_json::Value> = index
+        .files
+        .iter()
+        .map(|f| {
+            let yanked = match &f.yanked {
+                None => serde_json::Value::Bool(false),
+                Some(r) if r.is_empty() => serde_json::Value::Bool(true),
+                Some(r) => serde_json::Value::String(r.clone()),
+            };
+            let mut o = serde_json::json!({
+                "filename": f.filename,
+                "url": format!("../../files/{}", href_encode(&f.filename)),
+                "hashes": {"sha256": f.sha256},
+                "size": size_of(&f.filename),
+                "yanked": yanked,
+            });
+            if let Some(rp) = &f.requires_python {
+                o["requires-python"] = serde_json::Value::String(rp.clone());
+            }
+            o
+        })
+        .collect();
+    let body = serde_json::json!({
+        "meta": {"api-version": "1.1"},
+        "name": index.name,
+        "files": files,
+        "versions": versions,
+    });
+    with_body(StatusCode::OK, JSON_TYPE, body.to_string())
+}
+
+/// A project's page as PEP 503 HTML.
+fn project_html(index: &ProjectIndex, form: Form) -> Response {
     let title = html_escape(&index.name);
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\">\

@@ -1,0 +1,308 @@
+//! File responses: one object of the catalog streamed from a generation's
+//! plain-file store, with `Content-Length`, `ETag: "sha256:<hex>"`, one byte
+//! range (`206`/`416`), `If-Range` and `If-None-Match` (`304`).
+
+use super::generation::Generation;
+use super::response::{server_error, tell, text};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use ferry_protocol::catalog::FileObject;
+use ferry_protocol::path::{check_key, ObjectKey};
+use http_range_header::{EndPosition, StartPosition};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+
+/// Bytes read from a file at a time while streaming it.
+pub(super) const READ_CHUNK: usize = 256 * 1024;
+
+/// Serves one file of generation `g`, stored under `GEN/<store_dir>/`, as
+/// `content_type`.
+pub(super) async fn serve_file(
+    g: &Generation,
+    key: &ObjectKey,
+    f: &FileObject,
+    store_dir: &str,
+    content_type: &'static str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    if let Err(e) = check_key(key) {
+        return server_error(format!(
+            "the catalog of generation {} holds an unsafe key: {e}",
+            g.name
+        ));
+    }
+    let etag = format!("\"sha256:{}\"", f.sha256.to_hex());
+    let etag_value = HeaderValue::from_str(&etag).expect("hex in quotes is a valid header value");
+    let size = f.size;
+    let plan = match plan_request(headers, &etag, size, head) {
+        Ok(plan) => plan,
+        Err(mut r) => {
+            r.headers_mut().insert(header::ETAG, etag_value);
+            return *r;
+        }
+    };
+    let fs_path = g.dir.join(store_dir).join(&key.source).join(&key.path);
+    let (status, start, len) = match plan {
+        RangePlan::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        _ => (StatusCode::OK, 0, size),
+    };
+    let file = match open_at(g, key, &fs_path, size, start).await {
+        Ok(file) => file,
+        Err(r) => return r,
+    };
+    let body = if head || len == 0 {
+        Body::empty()
+    } else {
+        Body::new(FileBody {
+            file,
+            remaining: len,
+            buf: Vec::new(),
+            path: fs_path,
+        })
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, etag_value);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let RangePlan::Part(start, end) = plan {
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")).expect("digits"),
+        );
+    }
+    r
+}
+
+/// What the conditional and range headers ask of a file with `etag` and
+/// `size`: the part to send, or the answer instead of a body (`304`, `416`;
+/// the caller adds the ETag).
+fn plan_request(
+    headers: &HeaderMap,
+    etag: &str,
+    size: u64,
+    head: bool,
+) -> Result<RangePlan, Box<Response>> {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| none_match_hits(v, etag))
+    {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        return Err(Box::new(r));
+    }
+    let mut plan = RangePlan::Full;
+    // Ranges are defined for GET only; a failed If-Range means "send it all".
+    if !head {
+        if let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+            let if_range_ok = headers
+                .get(header::IF_RANGE)
+                .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
+            if if_range_ok {
+                plan = plan_range(range, size);
+            }
+        }
+    }
+    if let RangePlan::Unsatisfiable = plan {
+        let mut r = text(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            format!("range not satisfiable: the file is {size} bytes"),
+        );
+        r.headers_mut().insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes */{size}")).expect("digits"),
+        );
+        return Err(Box::new(r));
+    }
+    Ok(plan)
+}
+
+/// Opens the stored file of `key`, checks it is the `size` the catalog says,
+/// and seeks to `start`.
+async fn open_at(
+    g: &Generation,
+    key: &ObjectKey,
+    fs_path: &std::path::Path,
+    size: u64,
+    start: u64,
+) -> Result<tokio::fs::File, Response> {
+    let mut file = tokio::fs::File::open(fs_path).await.map_err(|e| {
+        server_error(format!(
+            "generation {} cannot open its file for {key}: {e}",
+            g.name
+        ))
+    })?;
+    match file.metadata().await {
+        Ok(m) if m.is_file() && m.len() == size => {}
+        Ok(m) => {
+            return Err(server_error(format!(
+                "generation {}: the stored file for {key} is {} bytes, the catalog says {size}",
+                g.name,
+                m.len()
+            )))
+        }
+        Err(e) => {
+            return Err(server_error(format!(
+                "generation {} cannot stat its file for {key}: {e}",
+                g.name
+            )))
+        }
+    }
+    if start > 0 {
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
+            return Err(server_error(format!(
+                "cannot seek in the file for {key}: {e}"
+            )));
+        }
+    }
+    Ok(file)
+}
+
+/// Whether an `If-None-Match` value matches `etag` (weak comparison).
+pub(super) fn none_match_hits(value: &HeaderValue, etag: &str) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    value.trim() == "*"
+        || value.split(',').any(|tag| {
+            let tag = tag.trim();
+            tag.strip_prefix("W/").unwrap_or(tag) == etag
+        })
+}
+
+/// What part of a file to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RangePlan {
+    /// All of it, with 200.
+    Full,
+    /// Bytes `start..=end`, with 206.
+    Part(u64, u64),
+    /// Nothing: 416.
+    Unsatisfiable,
+}
+
+/// Reads a `Range` value against a file of `size` bytes. A value that does
+/// not parse is ignored, as are several ranges (the whole file is sent) and
+/// ranges on an empty file.
+pub(super) fn plan_range(value: &str, size: u64) -> RangePlan {
+    let Ok(parsed) = http_range_header::parse_range_header(value.trim()) else {
+        return RangePlan::Full;
+    };
+    let [one] = parsed.ranges.as_slice() else {
+        return RangePlan::Full;
+    };
+    if size == 0 {
+        return RangePlan::Full;
+    }
+    match (one.start, one.end) {
+        // A reversed range is invalid syntax, so ignored.
+        (StartPosition::Index(s), EndPosition::Index(e)) if e < s => return RangePlan::Full,
+        // A suffix longer than the file means the whole file.
+        (StartPosition::FromLast(n), _) if n > size => return RangePlan::Part(0, size - 1),
+        _ => {}
+    }
+    match parsed.validate(size).as_deref() {
+        Ok([r]) => RangePlan::Part(*r.start(), *r.end()),
+        _ => RangePlan::Unsatisfiable,
+    }
+}
+
+/// A file streamed as a response body, `READ_CHUNK` bytes at a time.
+struct FileBody {
+    file: tokio::fs::File,
+    /// Bytes still to send.
+    remaining: u64,
+    /// The buffer being read into.
+    buf: Vec<u8>,
+    /// For error messages.
+    path: PathBuf,
+}
+
+impl HttpBody for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = usize::try_from(this.remaining).map_or(READ_CHUNK, |r| r.min(READ_CHUNK));
+        if this.buf.len() < want {
+            this.buf.resize(want, 0);
+        }
+        let mut read = ReadBuf::new(&mut this.buf[..want]);
+        match Pin::new(&mut this.file).poll_read(cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                tell(format_args!("reading {}: {e}", this.path.display()));
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(Ok(())) => {
+                let n = read.filled().len();
+                if n == 0 {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{} ended {} bytes early",
+                            this.path.display(),
+                            this.remaining
+                        ),
+                    );
+                    tell(format_args!("{e}"));
+                    return Poll::Ready(Some(Err(e)));
+                }
+                this.remaining -= n as u64;
+                let mut chunk = std::mem::take(&mut this.buf);
+                chunk.truncate(n);
+                Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(chunk)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A content type for a file name, from its extension.
+pub(super) fn content_type(name: &str) -> &'static str {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let ext = base
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" => "text/plain; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "tar" => "application/x-tar",
+        "gz" | "tgz" => "application/gzip",
+        "zst" => "application/zstd",
+        "xz" => "application/x-xz",
+        "bz2" => "application/x-bzip2",
+        "deb" => "application/vnd.debian.binary-package",
+        "rpm" => "application/x-rpm",
+        "whl" | "zip" => "application/zip",
+        "iso" => "application/x-iso9660-image",
+        _ => "application/octet-stream",
+    }
+}

@@ -1,0 +1,103 @@
+//! The state every request shares, and the generation one request is
+//! answered from: `store/current` is read once per request; the decoded
+//! catalog is cached until the link moves.
+
+use super::response::{server_error, text};
+use super::settings::ServeSettings;
+use crate::layout::{Layout, GEN_INDEX};
+use axum::http::StatusCode;
+use axum::response::Response;
+use ferry_protocol::catalog::Catalog;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{Mutex, Semaphore};
+
+/// The answer before the first import.
+pub(super) const NO_GENERATION: &str = "no bundle has been imported yet";
+
+/// Shared by all requests.
+pub(super) struct Server {
+    pub(super) layout: Layout,
+    /// At most this many entries on one page of a directory listing.
+    pub(super) page_size: usize,
+    /// Listings are built on blocking threads, this many at once (half the
+    /// CPUs), so a storm of them queues here instead of starving file
+    /// requests of CPU.
+    pub(super) listing_slots: Semaphore,
+    /// The catalog of the generation last served, by generation name.
+    cache: Mutex<Option<(String, Arc<Catalog>)>>,
+}
+
+/// The generation one request is answered from.
+pub(super) struct Generation {
+    pub(super) name: String,
+    pub(super) dir: PathBuf,
+    pub(super) catalog: Arc<Catalog>,
+}
+
+impl Server {
+    pub(super) fn new(layout: Layout, settings: &ServeSettings) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Server {
+            layout,
+            page_size: settings.page_size.max(1),
+            // Half the CPUs at most, so file requests always have the rest.
+            listing_slots: Semaphore::new((cpus / 2).max(1)),
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// Reads `current` and returns its generation, or the response to send.
+    pub(super) async fn current(&self) -> Result<Generation, Response> {
+        let link = self.layout.current_link();
+        let target = match std::fs::read_link(&link) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(text(StatusCode::SERVICE_UNAVAILABLE, NO_GENERATION));
+            }
+            Err(e) => {
+                return Err(server_error(format!(
+                    "cannot read the link {}: {e}",
+                    link.display()
+                )))
+            }
+        };
+        let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+            return Err(server_error(format!(
+                "{} points at {}, which is not a generation",
+                link.display(),
+                target.display()
+            )));
+        };
+        let name = name.to_string();
+        let dir = self.layout.gen(&name);
+
+        let mut cache = self.cache.lock().await;
+        if let Some((cached, catalog)) = &*cache {
+            if *cached == name {
+                return Ok(Generation {
+                    name,
+                    dir,
+                    catalog: catalog.clone(),
+                });
+            }
+        }
+        let index = dir.join(GEN_INDEX);
+        let loaded = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&index)
+                .map_err(|e| format!("cannot read {}: {e}", index.display()))?;
+            Catalog::from_bytes(&bytes).map_err(|e| format!("{}: {e}", index.display()))
+        })
+        .await
+        .map_err(|e| format!("loading the catalog failed: {e}"))
+        .and_then(|r| r);
+        match loaded {
+            Ok(catalog) => {
+                let catalog = Arc::new(catalog);
+                *cache = Some((name.clone(), catalog.clone()));
+                Ok(Generation { name, dir, catalog })
+            }
+            Err(e) => Err(server_error(format!("cannot load generation {name}: {e}"))),
+        }
+    }
+}
