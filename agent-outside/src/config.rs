@@ -132,7 +132,7 @@ impl SourceConfig {
         // oci and pypi still read their network keys themselves until they
         // build their client with `crate::upstream::Client`.
         if !matches!(self.kind, SourceKind::Oci | SourceKind::Pypi) {
-            table.retain(|k, _| !NET_KEYS.iter().any(|n| *n == &k[..]));
+            table.retain(|k, _| !NET_KEYS.contains(&k));
         }
         toml::Value::Table(table)
             .try_into()

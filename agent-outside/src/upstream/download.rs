@@ -162,7 +162,24 @@ impl Client {
             have = 0; // a whole answer: start over
             *etag = header("etag").filter(|t| !t.starts_with("W/"));
         }
-        let length: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
+        self.receive(url, part, have, resp, expect)
+    }
+
+    /// Appends `resp`'s body to `part` (which holds `have` bytes, or is
+    /// started over when `have` is 0).
+    fn receive(
+        &self,
+        url: &str,
+        part: &Path,
+        have: u64,
+        resp: ureq::http::Response<ureq::Body>,
+        expect: &Expect,
+    ) -> Attempt<()> {
+        let length: Option<u64> = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let file = if have > 0 {
             std::fs::OpenOptions::new().append(true).open(part)
         } else {
