@@ -39,7 +39,7 @@
 
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
-use crate::upstream::{Client, Expect};
+use crate::upstream::{prune_downloads, Client, Expect};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::helm::{chart_path, parse_index, write_index, Entry, INDEX};
 use ferry_formats::rpm::Checksum;
@@ -299,6 +299,13 @@ impl Source for HelmSource {
         let upstream = self.fetch_index()?;
         let mut selected = self.select(&upstream)?;
         let kept = self.pin(cx, &mut selected)?;
+        let wanted: BTreeSet<String> = selected
+            .iter()
+            .filter_map(|e| e.digest.as_deref())
+            .map(|d| d.trim().to_ascii_lowercase())
+            .chain([SHIPPED_INDEX.to_string()])
+            .collect();
+        prune_downloads(&cx.cache_dir, |f| wanted.contains(f));
         let index = write_index(&selected)?;
         sink(Item {
             path: INDEX.into(),

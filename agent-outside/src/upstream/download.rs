@@ -228,6 +228,23 @@ impl Client {
     }
 }
 
+/// Removes the downloads in `dir` (whole files and `.part` files) whose
+/// name `wanted` does not accept, so a cache holds only what the current
+/// selection may still need (an interrupted download of something no longer
+/// selected would otherwise stay forever). Subdirectories are left alone.
+pub fn prune_downloads(dir: &Path, wanted: impl Fn(&str) -> bool) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let key = name.strip_suffix(".part").unwrap_or(&name);
+        if e.file_type().is_ok_and(|t| t.is_file()) && !wanted(key) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Why [`copy_bounded`] stopped.
 enum Copy {
     /// Reading failed after this many bytes.
