@@ -34,6 +34,12 @@
 //! its entry is taken from the index this source last wrote (kept in the
 //! source's cache directory), so Helm still finds it inside.
 //!
+//! Everything is fetched through the source's [`crate::upstream::Client`]
+//! (the network keys `ca_file`, `timeout`, `retries` and credentials apply);
+//! a chart is downloaded into the source's cache directory when the exporter
+//! reads it (resumed with `Range` when a connection breaks) and removed once
+//! read.
+//!
 //! A digest mismatch, a missing chart or an unparsable index fails the whole
 //! export, naming the source, the chart, the expected and the actual digest.
 
