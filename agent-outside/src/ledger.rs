@@ -5,12 +5,12 @@
 //! One write transaction commits an export; a crash before it leaves the
 //! ledger at the previous head, and the next export starts over.
 
+use crate::layout::Layout;
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CATALOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("catalogs");
@@ -81,11 +81,13 @@ fn ctx<E: std::error::Error + Send + Sync + 'static>(
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `state`. Creates the stream id on first use.
-    pub fn open(state: &Path) -> Result<Ledger> {
+    /// Opens (or creates) the ledger of the state directory `layout`.
+    /// Creates the stream id on first use.
+    pub fn open(layout: &Layout) -> Result<Ledger> {
+        let state = &layout.root;
         std::fs::create_dir_all(state)
             .with_context(|| format!("cannot create state directory {}", state.display()))?;
-        let path = state.join("ferry-out.redb");
+        let path = layout.ledger();
         let db = Database::create(&path).with_context(|| {
             format!(
                 "cannot open ledger {} (is another ferry-out running?)",

@@ -1,13 +1,15 @@
 //! ferry-out: the agent on the connected side.
 //!
 //! It reads upstream sources ([`source`]), keeps a ledger of what it has
-//! shipped ([`ledger`]), and writes signed delta bundles ([`export`]).
+//! shipped ([`ledger`]), and writes signed delta bundles ([`export`]); its
+//! state directory's paths are in [`layout`].
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod diode;
 pub mod export;
+pub mod layout;
 pub mod ledger;
 pub mod push;
 pub mod source;
