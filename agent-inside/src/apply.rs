@@ -24,10 +24,10 @@
 use crate::bundle::{self, Bundle};
 use crate::chunkstore::ChunkStore;
 use crate::db::{Applied, Db, HistoryEntry};
+use crate::import::Refusal;
 use crate::layout::{Layout, GEN_INDEX};
 use crate::store::{self, BuildCtx};
 use anyhow::{bail, Context, Result};
-use crate::import::Refusal;
 use ferry_agent_common::{fsx, progress};
 use ferry_protocol::catalog::Catalog;
 use ferry_protocol::limits::ReceiverLimits;

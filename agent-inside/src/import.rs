@@ -212,13 +212,7 @@ fn discover(
     Ok(out)
 }
 
-fn hold(
-    layout: &Layout,
-    db: &Db,
-    waiting_for: u64,
-    b: &Bundle,
-    report: &mut Report,
-) -> Result<()> {
+fn hold(layout: &Layout, db: &Db, waiting_for: u64, b: &Bundle, report: &mut Report) -> Result<()> {
     let seq = b.sequence();
     let name = media::bundle_dir_name(b.manifest().stream, seq);
     let dest = layout.held().join(&name);

@@ -61,7 +61,11 @@ impl Outside {
         Outside::with(layout, src, SecretKey::from_seed([seed; 32]))
     }
 
-    fn with(layout: agent_outside::layout::Layout, src: PathBuf, key: SecretKey) -> Result<Outside> {
+    fn with(
+        layout: agent_outside::layout::Layout,
+        src: PathBuf,
+        key: SecretKey,
+    ) -> Result<Outside> {
         let config = layout.root.join("ferry-out.toml");
         std::fs::write(
             &config,
@@ -120,7 +124,14 @@ impl Outside {
     /// Exports with the creation time `now` (Unix seconds).
     pub fn export_at(&self, now: u64) -> Result<Option<Exported>> {
         let ledger = Ledger::open(&self.layout)?;
-        export::export_at(&self.layout, &ledger, &self.key, &self.sources, &self.opts, now)
+        export::export_at(
+            &self.layout,
+            &ledger,
+            &self.key,
+            &self.sources,
+            &self.opts,
+            now,
+        )
     }
 
     /// Exports with other sources than the `tools` tree (a test's own).
@@ -202,7 +213,10 @@ impl Inside {
     /// The chunk ids in the chunk store, as hex.
     pub fn chunk_files(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for fan in std::fs::read_dir(self.layout.chunks()).into_iter().flatten() {
+        for fan in std::fs::read_dir(self.layout.chunks())
+            .into_iter()
+            .flatten()
+        {
             for e in std::fs::read_dir(fan.unwrap().path()).unwrap() {
                 out.push(e.unwrap().file_name().to_string_lossy().into_owned());
             }
@@ -251,7 +265,9 @@ impl Pair {
     pub fn export_to_media(&mut self) -> Option<(Exported, PathBuf)> {
         let e = self.outside.export().expect("export")?;
         let media = self.new_media();
-        self.outside.write_to_media(&e, &media).expect("copy to media");
+        self.outside
+            .write_to_media(&e, &media)
+            .expect("copy to media");
         Some((e, media))
     }
 

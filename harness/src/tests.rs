@@ -146,10 +146,7 @@ fn a_fork_is_refused_at_an_applied_sequence_and_by_its_previous_hash() {
     // The main bundle 2 applies; the fork's is refused as another history.
     assert!(p.inside.import(&main_media).unwrap().ok());
     let r = p.inside.import(&fork_media).unwrap();
-    assert_eq!(
-        only_refusal(&r),
-        Refusal::ReplayedDifferent { sequence: 2 }
-    );
+    assert_eq!(only_refusal(&r), Refusal::ReplayedDifferent { sequence: 2 });
     assert_eq!(p.inside.applied().sequence, 2);
     p.assert_in_sync();
 
@@ -257,7 +254,12 @@ fn a_tampered_volume_is_refused_and_nothing_is_applied() {
 
     p.outside.write("b.bin", &random_bytes(300_000, 4));
     let (_, media) = p.export_to_media().unwrap();
-    let bundle = std::fs::read_dir(&media).unwrap().next().unwrap().unwrap().path();
+    let bundle = std::fs::read_dir(&media)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let vol = bundle.join(volume::file_name(0));
     let mut bytes = std::fs::read(&vol).unwrap();
     let mid = bytes.len() / 2;
@@ -327,7 +329,12 @@ fn check_follows_names_each_broken_rule() {
     let (_, m1) = p.export_to_media().unwrap();
     let db = p.inside.db();
     let trusted = db.trusted().unwrap();
-    let bundle = std::fs::read_dir(&m1).unwrap().next().unwrap().unwrap().path();
+    let bundle = std::fs::read_dir(&m1)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let b = agent_inside::bundle::open(&bundle, &trusted, &p.inside.limits).unwrap();
     let fresh = agent_inside::db::Applied::default();
     let opts = p.inside.apply;
@@ -420,10 +427,20 @@ fn recover_removes_what_an_interrupted_apply_left() {
     let db = p.inside.db();
     apply::recover(&layout, &db, &p.inside.limits).unwrap();
     drop(db);
-    assert!(!tmp_gen.exists(), "the half-built generation is still there");
+    assert!(
+        !tmp_gen.exists(),
+        "the half-built generation is still there"
+    );
     assert!(!layout.staging().exists(), "staging is still there");
-    assert_eq!(p.inside.chunk_files(), chunks, "the stray chunk is still there");
-    assert!(!incoming.exists(), "chunks pushed for an applied bundle are still there");
+    assert_eq!(
+        p.inside.chunk_files(),
+        chunks,
+        "the stray chunk is still there"
+    );
+    assert!(
+        !incoming.exists(),
+        "chunks pushed for an applied bundle are still there"
+    );
     assert_eq!(tree_digest(&p.inside.served("")), served);
 
     // And the next bundle applies on top.

@@ -400,19 +400,17 @@ mod tests {
     fn a_bundle_opens_and_every_chunk_is_where_the_manifest_says() {
         let big = noise(700_000, 1);
         let built = build(&[("a", b"hello"), ("big", &big)], 300_000);
-        let v = Manifest::open(
-            &built.file,
-            &[key().public()],
-            &ReceiverLimits::default(),
-        )
-        .unwrap();
+        let v = Manifest::open(&built.file, &[key().public()], &ReceiverLimits::default()).unwrap();
         assert_eq!(v.hash, built.hash);
         let m = &v.manifest;
         assert!(m.volumes.len() >= 2, "{} volumes", m.volumes.len());
         assert_eq!(m.volumes.len(), built.sink.volumes.len());
         for (i, (bytes, entry)) in built.sink.volumes.iter().zip(&m.volumes).enumerate() {
             volume::verify(&bytes[..], i as u32, entry).unwrap();
-            assert!(entry.size <= 300_000 || m.chunks.iter().filter(|c| c.volume == i as u32).count() == 1);
+            assert!(
+                entry.size <= 300_000
+                    || m.chunks.iter().filter(|c| c.volume == i as u32).count() == 1
+            );
         }
         for c in &m.chunks {
             let vol = &built.sink.volumes[c.volume as usize];
@@ -475,6 +473,7 @@ mod tests {
             Err(BuildError::DuplicateChunk(d)) if d == id
         ));
 
+        #[derive(Debug)]
         struct Full;
         impl VolumeSink for Full {
             type Writer = Vec<u8>;
