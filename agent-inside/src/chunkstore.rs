@@ -254,7 +254,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = ChunkStore::new(&tmp.path().join("chunks"), 1 << 20);
         let text = b"ferry ".repeat(2000);
-        let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         for data in [&text[..], &noise[..]] {
             let (id, codec, raw_len, bytes) = stored(data);
             assert!(!store.contains(&id));
@@ -279,7 +281,9 @@ mod tests {
         file[last] ^= 0x40;
         std::fs::write(&path, file).unwrap();
         let e = store.get(&id).unwrap_err();
-        let bad = e.chain().find_map(|c| c.downcast_ref::<ferry_protocol::Error>());
+        let bad = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<ferry_protocol::Error>());
         assert!(
             matches!(bad, Some(ferry_protocol::Error::BadChunk { id: i, .. }) if *i == id),
             "{e:#}"

@@ -274,7 +274,10 @@ mod tests {
         };
         db.hold(2, &held).unwrap();
         db.hold(3, &held).unwrap();
-        assert_eq!(db.held().unwrap().iter().map(|h| h.0).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            db.held().unwrap().iter().map(|h| h.0).collect::<Vec<_>>(),
+            [2, 3]
+        );
 
         let applied = Applied {
             stream: Some(StreamId([4; 16])),
@@ -301,11 +304,17 @@ mod tests {
 
         let db = Db::open(&tmp.path().join("state/ferry-in.redb")).unwrap();
         let a = db.applied().unwrap();
-        assert_eq!((a.sequence, a.hash, a.generation.as_deref()), (2, Some(hash(2)), Some("g2")));
+        assert_eq!(
+            (a.sequence, a.hash, a.generation.as_deref()),
+            (2, Some(hash(2)), Some("g2"))
+        );
         assert_eq!(db.catalog().unwrap(), catalog);
         assert_eq!(db.history_entry(2).unwrap().unwrap().hash, hash(2));
         assert!(db.history_entry(1).unwrap().is_none());
-        assert_eq!(db.held().unwrap().iter().map(|h| h.0).collect::<Vec<_>>(), [3]);
+        assert_eq!(
+            db.held().unwrap().iter().map(|h| h.0).collect::<Vec<_>>(),
+            [3]
+        );
         db.unhold(3).unwrap();
         assert!(db.held().unwrap().is_empty());
     }

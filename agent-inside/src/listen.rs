@@ -191,10 +191,12 @@ fn offer(
             ));
         }
         Decision::Refuse(why) => return refuse(format!("bundle {seq} is refused: {why}")),
-        Decision::Hold { waiting_for } => return refuse(format!(
+        Decision::Hold { waiting_for } => {
+            return refuse(format!(
             "bundle {seq} does not follow the applied bundle {}; send bundle {waiting_for} first",
             applied.sequence,
-        )),
+        ))
+        }
         Decision::Apply => {}
     }
     if let Err(why) = apply::check_follows(
