@@ -192,10 +192,10 @@ fn offer(
         }
         Decision::Refuse(why) => return refuse(format!("bundle {seq} is refused: {why}")),
         Decision::Hold { waiting_for } => {
+            let applied = applied.sequence;
             return refuse(format!(
-            "bundle {seq} does not follow the applied bundle {}; send bundle {waiting_for} first",
-            applied.sequence,
-        ))
+                "bundle {seq} does not follow the applied bundle {applied}; send bundle {waiting_for} first"
+            ));
         }
         Decision::Apply => {}
     }
