@@ -417,116 +417,68 @@ pub type CraftedObject<'a> = (
 );
 
 /// Crafts bundle 1 of a fixed stream whose catalog holds exactly `objects`
-/// (regular files), signed with the outside's key, honestly (chunks cut with
-/// the default parameters and zstd where it pays, one volume, exact totals),
+/// (regular files), signed with the outside's key, honestly, with
+/// `ferry_protocol::builder` (chunks cut with the default parameters and
+/// zstd where it pays, one volume, exact totals),
 /// as `media/bundle-…-00000001/` (relative to the temporary root). Returns
 /// the bundle directory. For content the outside cannot produce yet.
 pub fn craft_bundle(env: &Env, media: &str, objects: &[CraftedObject<'_>]) -> PathBuf {
-    use ferry_protocol::catalog::{Catalog, Change, ChunkRef, Encoding, FileObject, Object};
-    use ferry_protocol::chunking::{ChunkParams, Chunker};
+    use ferry_protocol::builder::{BundleBuilder, MemoryVolumes, PackOptions, Position, Stamp};
+    use ferry_protocol::catalog::{Catalog, Object};
     use ferry_protocol::id::StreamId;
     use ferry_protocol::keys::SecretKey;
-    use ferry_protocol::manifest::{ChunkEntry, Manifest, Totals};
     use ferry_protocol::path::ObjectKey;
-    use ferry_protocol::{codec, volume};
+    use ferry_protocol::volume;
 
     let key = SecretKey::from_text(
         &std::fs::read_to_string(env.out_state.join("signing.key")).expect("the outside's key"),
     )
     .expect("a secret key");
     let stream = StreamId([0x5a; 16]);
-    let mut vol = volume::VolumeWriter::new(Vec::new(), stream, 1, 0).unwrap();
-    let mut chunks: Vec<ChunkEntry> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let position = Position {
+        stream,
+        sequence: 1,
+        previous: None,
+    };
+    let opts = PackOptions {
+        volume_size: u64::MAX,
+        level: 3,
+    };
+    let mut builder = BundleBuilder::new(position, opts, MemoryVolumes::default());
     let mut catalog = Catalog::default();
     for (source, kind, path, data) in objects {
         catalog.sources.insert(source.to_string(), *kind);
-        let mut chunker = Chunker::new(*data, ChunkParams::DEFAULT);
-        let mut refs = Vec::new();
-        while let Some(c) = chunker.next_chunk().unwrap() {
-            refs.push(ChunkRef {
-                id: c.id,
-                len: c.data.len() as u32,
-            });
-            if seen.insert(c.id) {
-                let (codec, stored) = codec::encode(&c.data, 3);
-                let offset = vol.append(&stored).unwrap();
-                chunks.push(ChunkEntry {
-                    id: c.id,
-                    raw_len: c.data.len() as u32,
-                    stored_len: stored.len() as u32,
-                    codec,
-                    volume: 0,
-                    offset,
-                });
-            }
-        }
-        let (size, sha256) = chunker.finish();
-        let previous = catalog.objects.insert(
-            ObjectKey {
-                source: source.to_string(),
-                path: path.to_string(),
-            },
-            Object::File(FileObject {
-                size,
-                sha256,
-                executable: false,
-                encoding: Encoding::Chunks(refs),
-            }),
-        );
+        let file = builder
+            .add_file(*data, false, &Default::default())
+            .expect("in memory");
+        let key = ObjectKey {
+            source: source.to_string(),
+            path: path.to_string(),
+        };
+        let previous = catalog.objects.insert(key, Object::File(file));
         assert!(previous.is_none(), "{source}/{path} is crafted twice");
     }
-    let (vol_bytes, vol_entry) = vol.finish();
-    let volumes = if chunks.is_empty() {
-        vec![]
-    } else {
-        vec![vol_entry]
-    };
-    let sizes = || catalog.files().map(|(_, f)| f.size);
-    let totals = Totals {
-        max_chunk: chunks.iter().map(|c| c.raw_len).max().unwrap_or(0),
-        chunk_raw_bytes: chunks.iter().map(|c| c.raw_len as u64).sum(),
-        volume_bytes: volumes.iter().map(|v| v.size).sum(),
-        max_object: sizes().max().unwrap_or(0),
-        objects: catalog.objects.len() as u64,
-        catalog_bytes: sizes().sum(),
-    };
-    let changes: Vec<Change> = catalog
-        .objects
-        .iter()
-        .map(|(k, o)| Change::Put {
-            key: k.clone(),
-            object: o.clone(),
-        })
-        .collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let manifest = Manifest {
-        stream,
-        sequence: 1,
-        previous: None,
+    let stamp = Stamp {
         created: now,
         expires: now + 86_400,
-        chunking: ChunkParams::DEFAULT,
-        sources: catalog.sources.clone(),
-        changes,
-        chunks,
-        volumes,
-        totals,
         producer: "ferry-e2e crafted".into(),
-        extensions: vec![],
     };
+    let built = builder
+        .finish(&Catalog::default(), &catalog, stamp, &key)
+        .expect("an honest bundle passes its own checks");
     let dir = env
         .root()
         .join(media)
         .join(format!("bundle-{}-00000001", &stream.to_hex()[..8]));
     std::fs::create_dir_all(&dir).unwrap();
-    if !manifest.volumes.is_empty() {
-        std::fs::write(dir.join(volume::file_name(0)), vol_bytes).unwrap();
+    for (i, bytes) in built.sink.volumes.iter().enumerate() {
+        std::fs::write(dir.join(volume::file_name(i as u32)), bytes).unwrap();
     }
-    std::fs::write(dir.join("manifest.ferry"), manifest.sign(&key)).unwrap();
+    std::fs::write(dir.join("manifest.ferry"), &built.file).unwrap();
     dir
 }
 

@@ -24,10 +24,11 @@
 use crate::bundle::{self, Bundle};
 use crate::chunkstore::ChunkStore;
 use crate::db::{Applied, Db, HistoryEntry};
+use crate::import::Refusal;
 use crate::layout::{Layout, GEN_INDEX};
 use crate::store::{self, BuildCtx};
 use anyhow::{bail, Context, Result};
-use ferry_agent_common::{format_time, fsx, progress};
+use ferry_agent_common::{fsx, progress};
 use ferry_protocol::catalog::Catalog;
 use ferry_protocol::limits::ReceiverLimits;
 use std::collections::HashSet;
@@ -70,38 +71,41 @@ pub fn chunk_store(layout: &Layout, limits: &ReceiverLimits) -> ChunkStore {
     ChunkStore::new(&layout.chunks(), limits.max_chunk_bytes)
 }
 
-/// Checks that `b` is the next bundle of the applied chain and not expired.
-pub fn check_follows(b: &Bundle, applied: &Applied, opts: ApplyOptions, now: u64) -> Result<()> {
+/// Checks that `b` is the next bundle of the applied chain (same stream,
+/// next sequence, naming the applied bundle's manifest hash as its
+/// predecessor) and, unless allowed, not expired at `now` (Unix seconds).
+pub fn check_follows(
+    b: &Bundle,
+    applied: &Applied,
+    opts: ApplyOptions,
+    now: u64,
+) -> Result<(), Refusal> {
     let m = b.manifest();
-    if let Some(s) = applied.stream {
-        if s != m.stream {
-            bail!(ferry_protocol::Error::WrongStream {
-                expected: s,
-                found: m.stream
-            });
-        }
+    if let Some(expected) = applied.stream.filter(|s| *s != m.stream) {
+        return Err(Refusal::OtherStream {
+            expected,
+            found: m.stream,
+        });
     }
-    if m.sequence != applied.sequence + 1 {
-        bail!(
-            "bundle {} does not follow the applied bundle {}",
-            m.sequence,
-            applied.sequence
-        );
+    let (sequence, applied_seq) = (m.sequence, applied.sequence);
+    if sequence != applied_seq + 1 {
+        return Err(Refusal::NotNext {
+            sequence,
+            applied: applied_seq,
+        });
     }
     if m.previous != applied.hash {
-        bail!(
-            "bundle {} does not chain onto the applied bundle {}: it names a different predecessor (a fork, or a bundle from another export history)",
-            m.sequence,
-            applied.sequence
-        );
+        return Err(Refusal::BadPrevious {
+            sequence,
+            applied: applied_seq,
+        });
     }
     if now > m.expires && !opts.allow_expired {
-        bail!(
-            "bundle {} expired at {} (created {}); ask for a fresh export, or import with --allow-expired",
-            m.sequence,
-            format_time(m.expires),
-            format_time(m.created)
-        );
+        return Err(Refusal::Expired {
+            sequence,
+            expires: m.expires,
+            created: m.created,
+        });
     }
     Ok(())
 }
@@ -356,7 +360,7 @@ fn finish(
     fsx::remove_dir_if_exists(&layout.staging())?;
     chunk_store(layout, limits).retain(&catalog.chunk_ids())?;
     // Chunks pushed over QUIC for bundles now applied (by any route).
-    if let Ok(rd) = std::fs::read_dir(layout.root.join("incoming")) {
+    if let Ok(rd) = std::fs::read_dir(layout.incoming()) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let seq = name.rsplit('-').next().and_then(|s| s.parse::<u64>().ok());

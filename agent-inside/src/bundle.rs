@@ -5,6 +5,7 @@
 //! and hash, then each chunk against its id as it is extracted.
 
 use crate::chunkstore::ChunkStore;
+use crate::import::Refusal;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::media::MANIFEST_FILE;
 use ferry_protocol::codec;
@@ -72,10 +73,17 @@ pub fn read_manifest_file(dir: &Path, limit: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Opens the bundle in `dir` and verifies its manifest.
+/// Opens the bundle in `dir` and verifies its manifest. A signer not in
+/// `trusted` is a [`Refusal::UntrustedKey`]; other faults are `ferry_protocol::Error`s.
 pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Result<Bundle> {
     let bytes = read_manifest_file(dir, limits.max_manifest_bytes)?;
     let verified = Manifest::open(&bytes, trusted, limits)
+        .map_err(|e| match e {
+            ferry_protocol::Error::UntrustedKey(key) => {
+                anyhow::Error::new(Refusal::UntrustedKey { key })
+            }
+            e => anyhow::Error::new(e),
+        })
         .with_context(|| format!("manifest {}", dir.join(MANIFEST_FILE).display()))?;
     Ok(Bundle {
         dir: dir.to_path_buf(),

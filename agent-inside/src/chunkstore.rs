@@ -239,3 +239,86 @@ fn walk_files(root: &Path) -> Vec<u64> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(data: &[u8]) -> (ChunkId, Codec, u32, Vec<u8>) {
+        let (codec, bytes) = codec::encode(data, 3);
+        (ChunkId::of(data), codec, data.len() as u32, bytes)
+    }
+
+    #[test]
+    fn put_then_get_checks_the_id_both_codecs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(&tmp.path().join("chunks"), 1 << 20);
+        let text = b"ferry ".repeat(2000);
+        let noise: Vec<u8> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for data in [&text[..], &noise[..]] {
+            let (id, codec, raw_len, bytes) = stored(data);
+            assert!(!store.contains(&id));
+            store.put(&id, codec, raw_len, &bytes).unwrap();
+            assert!(store.contains(&id));
+            assert_eq!(store.get(&id).unwrap(), data);
+            assert_eq!(store.get_stored(&id).unwrap(), (codec, raw_len, bytes));
+        }
+        assert_eq!(stored(&text).1, Codec::Zstd);
+        assert_eq!(store.usage().0, 2);
+    }
+
+    #[test]
+    fn a_rotten_chunk_file_is_caught_on_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(tmp.path(), 1 << 20);
+        let (id, codec, raw_len, bytes) = stored(&[7u8; 3000]);
+        store.put(&id, codec, raw_len, &bytes).unwrap();
+        let path = chunk_path(tmp.path(), &id);
+        let mut file = std::fs::read(&path).unwrap();
+        let last = file.len() - 1;
+        file[last] ^= 0x40;
+        std::fs::write(&path, file).unwrap();
+        let e = store.get(&id).unwrap_err();
+        let bad = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<ferry_protocol::Error>());
+        assert!(
+            matches!(bad, Some(ferry_protocol::Error::BadChunk { id: i, .. }) if *i == id),
+            "{e:#}"
+        );
+        std::fs::write(&path, [9u8, 0, 0]).unwrap();
+        assert!(store.get(&id).is_err());
+    }
+
+    #[test]
+    fn staged_chunks_join_the_store_only_when_committed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = ChunkStore::new(&tmp.path().join("chunks"), 1 << 20);
+        let staged = base.with_staging(&tmp.path().join("staging"));
+        let (id, codec, raw_len, bytes) = stored(b"a staged chunk");
+        staged.put(&id, codec, raw_len, &bytes).unwrap();
+        assert!(staged.contains(&id), "the staged view sees it");
+        assert!(!base.contains(&id), "the store does not, yet");
+        assert_eq!(staged.commit_staged().unwrap(), 1);
+        assert!(base.contains(&id));
+        assert_eq!(base.get(&id).unwrap(), b"a staged chunk");
+    }
+
+    #[test]
+    fn retain_keeps_exactly_the_chunks_asked_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(tmp.path(), 1 << 20);
+        let chunks: Vec<_> = (0..4u8).map(|i| stored(&[i; 100])).collect();
+        for (id, codec, raw_len, bytes) in &chunks {
+            store.put(id, *codec, *raw_len, bytes).unwrap();
+        }
+        let keep: HashSet<ChunkId> = chunks[..2].iter().map(|c| c.0).collect();
+        let (kept, _, removed) = store.retain(&keep).unwrap();
+        assert_eq!((kept, removed), (2, 2));
+        for (i, c) in chunks.iter().enumerate() {
+            assert_eq!(store.contains(&c.0), i < 2);
+        }
+    }
+}

@@ -251,3 +251,84 @@ impl Db {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_protocol::keys::SecretKey;
+
+    fn hash(b: u8) -> ManifestHash {
+        ManifestHash([b; 32])
+    }
+
+    #[test]
+    fn an_apply_commits_sequence_catalog_history_and_drops_its_hold() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("state/ferry-in.redb")).unwrap();
+        assert_eq!(db.applied().unwrap().sequence, 0);
+        assert_eq!(db.catalog().unwrap(), Catalog::default());
+        let held = Held {
+            dir_name: "bundle-x-00000002".into(),
+            hash: hash(2),
+            reason: "waiting for bundle 1".into(),
+        };
+        db.hold(2, &held).unwrap();
+        db.hold(3, &held).unwrap();
+        assert_eq!(
+            db.held().unwrap().iter().map(|h| h.0).collect::<Vec<_>>(),
+            [2, 3]
+        );
+
+        let applied = Applied {
+            stream: Some(StreamId([4; 16])),
+            sequence: 2,
+            hash: Some(hash(2)),
+            generation: Some("g2".into()),
+            previous_generation: Some("g1".into()),
+        };
+        let mut catalog = Catalog::default();
+        catalog
+            .sources
+            .insert("tools".into(), ferry_protocol::catalog::SourceKind::Files);
+        let entry = HistoryEntry {
+            hash: hash(2),
+            applied_at: 10,
+            created: 9,
+            bundle_bytes: 100,
+            added: 1,
+            changed: 0,
+            removed: 0,
+        };
+        db.commit_apply(&applied, &catalog, &entry).unwrap();
+        drop(db);
+
+        let db = Db::open(&tmp.path().join("state/ferry-in.redb")).unwrap();
+        let a = db.applied().unwrap();
+        assert_eq!(
+            (a.sequence, a.hash, a.generation.as_deref()),
+            (2, Some(hash(2)), Some("g2"))
+        );
+        assert_eq!(db.catalog().unwrap(), catalog);
+        assert_eq!(db.history_entry(2).unwrap().unwrap().hash, hash(2));
+        assert!(db.history_entry(1).unwrap().is_none());
+        assert_eq!(
+            db.held().unwrap().iter().map(|h| h.0).collect::<Vec<_>>(),
+            [3]
+        );
+        db.unhold(3).unwrap();
+        assert!(db.held().unwrap().is_empty());
+    }
+
+    #[test]
+    fn trust_and_untrust_say_whether_anything_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("ferry-in.redb")).unwrap();
+        let k = SecretKey::from_seed([1; 32]).public();
+        assert!(db.trust(&k).unwrap());
+        assert!(!db.trust(&k).unwrap());
+        assert_eq!(db.trusted().unwrap(), vec![k]);
+        assert!(db.untrust(&k).unwrap());
+        assert!(!db.untrust(&k).unwrap());
+        assert!(db.trusted().unwrap().is_empty());
+    }
+}

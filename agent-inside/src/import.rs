@@ -2,20 +2,25 @@
 //! earlier), decide for each what it is, and apply what can be applied, in
 //! sequence order.
 //!
-//! For each bundle found, after its manifest verifies:
-//! - sequence already applied, same manifest hash: skipped, "already applied";
-//! - sequence already applied, different hash: refused (a fork or a forgery);
-//! - the next sequence: applied (or, for `verify`, fully checked);
-//! - beyond the next: held in `STATE/held/` and reported until the gap fills.
+//! For each bundle found, after its manifest verifies, [`decide`] returns a
+//! [`Decision`]:
+//! - sequence already applied, same manifest hash: [`Decision::Skip`];
+//! - another stream, or a sequence already applied with a different hash:
+//!   [`Decision::Refuse`] with a [`Refusal`] naming the rule broken;
+//! - the next sequence: [`Decision::Apply`] (or, for `verify`, fully checked),
+//!   after [`crate::apply::check_follows`] (chain link, expiry);
+//! - beyond the next: [`Decision::Hold`] in `STATE/held/`, reported until the
+//!   gap fills.
 
 use crate::apply::{self, ApplyOptions};
 use crate::bundle::{self, Bundle};
 use crate::db::{Applied, Db, Held};
 use crate::layout::Layout;
 use anyhow::{bail, Result};
-use ferry_agent_common::media;
 use ferry_agent_common::units::human_bytes;
+use ferry_agent_common::{format_time, media};
 use ferry_protocol::catalog::Catalog;
+use ferry_protocol::id::StreamId;
 use ferry_protocol::limits::ReceiverLimits;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -29,8 +34,11 @@ pub struct Report {
     pub held: Vec<u64>,
     /// Sequences skipped as already applied.
     pub skipped: Vec<u64>,
-    /// Bundles that failed, with the error.
+    /// Bundles that failed, with the error, as one line each.
     pub failed: Vec<String>,
+    /// The same failures as errors, in the same order, for callers that
+    /// look at their type (a [`Refusal`], a `ferry_protocol::Error`, …).
+    pub errors: Vec<anyhow::Error>,
 }
 
 impl Report {
@@ -38,11 +46,132 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.failed.is_empty()
     }
+
+    /// The refusals among the failures.
+    pub fn refusals(&self) -> impl Iterator<Item = &Refusal> {
+        self.errors
+            .iter()
+            .filter_map(|e| e.chain().find_map(|c| c.downcast_ref::<Refusal>()))
+    }
 }
 
-fn fail(report: &mut Report, msg: String) {
+fn fail(report: &mut Report, e: anyhow::Error) {
+    let msg = ferry_agent_common::one_line(&e);
     eprintln!("ferry-in: error: {msg}");
     report.failed.push(msg);
+    report.errors.push(e);
+}
+
+/// What import does with a bundle whose manifest verified, given what has
+/// been applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The same bundle (same manifest hash) is applied already: skip it.
+    Skip,
+    /// The next bundle of the chain: apply it (or, for `verify`, check it all).
+    Apply,
+    /// Beyond the next: hold it in `STATE/held/` until bundle `waiting_for`
+    /// has been applied.
+    Hold {
+        /// The sequence that must come first.
+        waiting_for: u64,
+    },
+    /// Refuse it.
+    Refuse(Refusal),
+}
+
+/// Why a bundle is refused: one variant per rule it breaks. Decided by
+/// [`decide`], [`crate::apply::check_follows`] and [`crate::bundle::open`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The manifest is signed by a key this store does not trust.
+    #[error("manifest is signed by key {key}, which is not trusted here (add it with `ferry-in trust add`)")]
+    UntrustedKey {
+        /// The signer's short form.
+        key: String,
+    },
+    /// The bundle belongs to another stream than the one this store follows.
+    #[error("it belongs to stream {found}, but this store follows stream {expected}")]
+    OtherStream {
+        /// The stream this store follows.
+        expected: StreamId,
+        /// The bundle's stream.
+        found: StreamId,
+    },
+    /// A different bundle (another manifest hash) at a sequence already applied.
+    #[error("bundle {sequence} was already applied with different content (a replay of another history, or a forgery)")]
+    ReplayedDifferent {
+        /// The sequence.
+        sequence: u64,
+    },
+    /// Not the bundle after the applied one (a gap, or one applied already).
+    #[error("bundle {sequence} does not follow the applied bundle {applied}")]
+    NotNext {
+        /// The bundle's sequence.
+        sequence: u64,
+        /// The applied sequence.
+        applied: u64,
+    },
+    /// The bundle names another predecessor than the applied bundle.
+    #[error("bundle {sequence} does not chain onto the applied bundle {applied}: it names a different predecessor (a fork, or a bundle from another export history)")]
+    BadPrevious {
+        /// The bundle's sequence.
+        sequence: u64,
+        /// The applied sequence.
+        applied: u64,
+    },
+    /// The bundle is past its expiry time.
+    #[error(
+        "bundle {sequence} expired at {} (created {}); ask for a fresh export, or import with --allow-expired",
+        format_time(*.expires),
+        format_time(*.created)
+    )]
+    Expired {
+        /// The bundle's sequence.
+        sequence: u64,
+        /// Its expiry time (Unix seconds).
+        expires: u64,
+        /// Its creation time (Unix seconds).
+        created: u64,
+    },
+}
+
+/// Decides what to do with `b`: skip, apply, hold or refuse (by stream and
+/// sequence; [`crate::apply::check_follows`] checks the chain link and the
+/// expiry of a bundle to apply).
+pub fn decide(db: &Db, applied: &Applied, b: &Bundle) -> Result<Decision> {
+    let seq = b.sequence();
+    let found = b.manifest().stream;
+    if let Some(expected) = applied.stream.filter(|s| *s != found) {
+        return Ok(Decision::Refuse(Refusal::OtherStream { expected, found }));
+    }
+    if seq <= applied.sequence {
+        let same = db
+            .history_entry(seq)?
+            .is_some_and(|h| h.hash == b.verified.hash);
+        return Ok(if same {
+            Decision::Skip
+        } else {
+            Decision::Refuse(Refusal::ReplayedDifferent { sequence: seq })
+        });
+    }
+    Ok(if seq == applied.sequence + 1 {
+        Decision::Apply
+    } else {
+        Decision::Hold {
+            waiting_for: applied.sequence + 1,
+        }
+    })
+}
+
+/// A refusal of `b`, as the error import reports: it names the bundle and its directory.
+pub fn refused(b: &Bundle, why: Refusal) -> anyhow::Error {
+    anyhow::Error::new(why).context(format!(
+        "bundle {} ({}) is refused",
+        b.sequence(),
+        b.dir.display()
+    ))
 }
 
 /// Opens every bundle under `media` and in the held area; failures go to the report.
@@ -76,63 +205,14 @@ fn discover(
                     out.push(b);
                 }
             }
-            Err(e) => fail(
-                report,
-                format!(
-                    "bundle {}: {}",
-                    d.display(),
-                    ferry_agent_common::one_line(&e)
-                ),
-            ),
+            Err(e) => fail(report, e.context(format!("bundle {}", d.display()))),
         }
     }
     out.sort_by_key(|b| (b.sequence(), b.dir.starts_with(layout.held())));
     Ok(out)
 }
 
-/// How a bundle relates to what has been applied.
-pub enum Place {
-    /// Another stream than the one this store follows.
-    WrongStream,
-    /// Applied already, same manifest hash.
-    AlreadyApplied,
-    /// A sequence already applied, with different content.
-    Conflicts,
-    /// The next bundle.
-    Next,
-    /// Beyond the next bundle.
-    Gap,
-}
-
-pub fn place(db: &Db, applied: &Applied, b: &Bundle) -> Result<Place> {
-    let seq = b.sequence();
-    if applied.stream.is_some_and(|s| s != b.manifest().stream) {
-        return Ok(Place::WrongStream);
-    }
-    if seq <= applied.sequence {
-        let same = db
-            .history_entry(seq)?
-            .is_some_and(|h| h.hash == b.verified.hash);
-        return Ok(if same {
-            Place::AlreadyApplied
-        } else {
-            Place::Conflicts
-        });
-    }
-    Ok(if seq == applied.sequence + 1 {
-        Place::Next
-    } else {
-        Place::Gap
-    })
-}
-
-fn hold(
-    layout: &Layout,
-    db: &Db,
-    applied: &Applied,
-    b: &Bundle,
-    report: &mut Report,
-) -> Result<()> {
+fn hold(layout: &Layout, db: &Db, waiting_for: u64, b: &Bundle, report: &mut Report) -> Result<()> {
     let seq = b.sequence();
     let name = media::bundle_dir_name(b.manifest().stream, seq);
     let dest = layout.held().join(&name);
@@ -140,10 +220,7 @@ fn hold(
         std::fs::create_dir_all(layout.held())?;
         bundle::copy_bundle(b, &dest)?;
     }
-    let reason = format!(
-        "waiting for bundle {} (bundles must apply in order)",
-        applied.sequence + 1
-    );
+    let reason = format!("waiting for bundle {waiting_for} (bundles must apply in order)");
     db.hold(
         seq,
         &Held {
@@ -166,17 +243,6 @@ fn drop_held_copy(layout: &Layout, db: &Db, b: &Bundle) -> Result<()> {
     db.unhold(b.sequence())
 }
 
-/// The message for a bundle of another stream.
-pub fn wrong_stream(applied: &Applied, b: &Bundle) -> String {
-    format!(
-        "bundle {} ({}) is refused: it belongs to stream {}, but this store follows stream {}",
-        b.sequence(),
-        b.dir.display(),
-        b.manifest().stream,
-        applied.stream.map(|s| s.to_hex()).unwrap_or_default()
-    )
-}
-
 /// Imports every pending bundle found in `media_dir` (and the held area).
 pub fn import(
     layout: &Layout,
@@ -192,41 +258,28 @@ pub fn import(
     for b in &bundles {
         let seq = b.sequence();
         let applied = db.applied()?;
-        match place(&db, &applied, b)? {
-            Place::WrongStream => fail(&mut report, wrong_stream(&applied, b)),
-            Place::AlreadyApplied => {
+        match decide(&db, &applied, b)? {
+            Decision::Refuse(why) => fail(&mut report, refused(b, why)),
+            Decision::Skip => {
                 eprintln!("ferry-in: bundle {seq} was already applied; skipped");
                 report.skipped.push(seq);
                 drop_held_copy(layout, &db, b)?;
             }
-            Place::Conflicts => fail(
-                &mut report,
-                format!(
-                    "bundle {seq} ({}) is refused: bundle {seq} was already applied with different content (a replay of another history, or a forgery)",
-                    b.dir.display()
-                ),
-            ),
-            Place::Gap => hold(layout, &db, &applied, b, &mut report)?,
-            Place::Next if stop_after_failure => hold(layout, &db, &applied, b, &mut report)?,
-            Place::Next => match apply::apply(layout, &db, b, limits, opts) {
+            Decision::Hold { waiting_for } => hold(layout, &db, waiting_for, b, &mut report)?,
+            Decision::Apply if stop_after_failure => {
+                hold(layout, &db, applied.sequence + 1, b, &mut report)?
+            }
+            Decision::Apply => match apply::apply(layout, &db, b, limits, opts) {
                 Ok(o) => {
-                    println!(
-                        "applied bundle {seq} from {}: {} added, {} changed, {} removed; {} chunks new, {} written; generation {}",
-                        b.dir.display(),
-                        o.added,
-                        o.changed,
-                        o.removed,
-                        o.chunks_added,
-                        human_bytes(o.bytes_written),
-                        o.generation
-                    );
-                    let [v, x, bld, c] = o.timings;
-                    println!("  took {:.1}s: verify {v:.1}s, extract {x:.1}s, build {bld:.1}s, commit {c:.1}s", v + x + bld + c);
+                    print_applied(b, &o);
                     report.applied.push(seq);
                     drop_held_copy(layout, &db, b)?;
                 }
                 Err(e) => {
-                    fail(&mut report, format!("bundle {seq} ({}): {}", b.dir.display(), ferry_agent_common::one_line(&e)));
+                    fail(
+                        &mut report,
+                        e.context(format!("bundle {seq} ({})", b.dir.display())),
+                    );
                     stop_after_failure = true;
                 }
             },
@@ -242,6 +295,25 @@ pub fn import(
         report.failed.len()
     );
     Ok(report)
+}
+
+fn print_applied(b: &Bundle, o: &apply::Outcome) {
+    println!(
+        "applied bundle {} from {}: {} added, {} changed, {} removed; {} chunks new, {} written; generation {}",
+        b.sequence(),
+        b.dir.display(),
+        o.added,
+        o.changed,
+        o.removed,
+        o.chunks_added,
+        human_bytes(o.bytes_written),
+        o.generation
+    );
+    let [v, x, bld, c] = o.timings;
+    println!(
+        "  took {:.1}s: verify {v:.1}s, extract {x:.1}s, build {bld:.1}s, commit {c:.1}s",
+        v + x + bld + c
+    );
 }
 
 /// Checks every bundle in `media_dir` completely and applies nothing.
@@ -262,11 +334,10 @@ pub fn verify(
     for b in bundles.iter().filter(|b| !b.dir.starts_with(layout.held())) {
         let seq = b.sequence();
         let res = (|| -> Result<&'static str> {
-            match place(&db, &applied, b)? {
-                Place::WrongStream => bail!(wrong_stream(&applied, b)),
-                Place::AlreadyApplied => return Ok("already applied"),
-                Place::Conflicts => bail!("bundle {seq} was already applied with different content; an import would refuse it"),
-                Place::Gap | Place::Next => {}
+            match decide(&db, &applied, b)? {
+                Decision::Refuse(why) => return Err(why.into()),
+                Decision::Skip => return Ok("already applied"),
+                Decision::Hold { .. } | Decision::Apply => {}
             }
             bundle::verify_volumes(b, |_| {})?;
             check_chunks(b)?;
@@ -304,11 +375,7 @@ pub fn verify(
             Ok(what) => println!("bundle {seq} ({}): {what}", b.dir.display()),
             Err(e) => fail(
                 &mut report,
-                format!(
-                    "bundle {seq} ({}): {}",
-                    b.dir.display(),
-                    ferry_agent_common::one_line(&e)
-                ),
+                e.context(format!("bundle {seq} ({})", b.dir.display())),
             ),
         }
     }

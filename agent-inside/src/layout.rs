@@ -6,6 +6,9 @@
 //!   chunks/ab/abcdef…        content-addressed chunk store
 //!   staging/ab/abcdef…       chunks of the bundle being applied, until it passes every check
 //!   held/bundle-…/           verified-signature bundles waiting for a gap to fill
+//!   incoming/bundle-…/       chunks of a bundle being pushed over QUIC (resumable)
+//!   spool/                   bundles being received from a diode (default place)
+//!   site-key.asc             the site's OpenPGP key for the filtered apt view (0600)
 //!   store/
 //!     current -> gens/G      symlink, swapped atomically by rename
 //!     gens/G/index.ferry     the generation's catalog (postcard), read by `serve`
@@ -48,6 +51,18 @@ impl Layout {
     /// Held bundles.
     pub fn held(&self) -> PathBuf {
         self.root.join("held")
+    }
+    /// Chunks of bundles being pushed over QUIC, one directory per bundle.
+    pub fn incoming(&self) -> PathBuf {
+        self.root.join("incoming")
+    }
+    /// The default spool of the diode receiver.
+    pub fn spool(&self) -> PathBuf {
+        self.root.join("spool")
+    }
+    /// The site's OpenPGP key (armored secret key).
+    pub fn site_key(&self) -> PathBuf {
+        self.root.join("site-key.asc")
     }
     /// The store root.
     pub fn store(&self) -> PathBuf {

@@ -12,7 +12,7 @@ use crate::apply::{self, ApplyOptions};
 use crate::bundle::{Bundle, Payload};
 use crate::chunkstore::ChunkStore;
 use crate::db::Db;
-use crate::import::{self, Place};
+use crate::import::{self, Decision};
 use crate::layout::Layout;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, media};
@@ -41,8 +41,7 @@ pub struct ListenOptions {
 /// Where the chunks of an offered bundle are collected.
 fn incoming_dir(layout: &Layout, m: &Manifest) -> PathBuf {
     layout
-        .root
-        .join("incoming")
+        .incoming()
         .join(media::bundle_dir_name(m.stream, m.sequence))
 }
 
@@ -182,8 +181,8 @@ fn offer(
     };
     let applied = db.applied()?;
     let refuse = |reason: String| Ok((ServerMsg::Refuse { reason }, None));
-    match import::place(&db, &applied, &bundle)? {
-        Place::AlreadyApplied => {
+    match import::decide(&db, &applied, &bundle)? {
+        Decision::Skip => {
             return Ok((
                 ServerMsg::Skip {
                     reason: format!("bundle {seq} is already applied"),
@@ -191,28 +190,22 @@ fn offer(
                 None,
             ));
         }
-        Place::WrongStream => return refuse(import::wrong_stream(&applied, &bundle)),
-        Place::Conflicts => {
+        Decision::Refuse(why) => return refuse(format!("bundle {seq} is refused: {why}")),
+        Decision::Hold { waiting_for } => {
+            let applied = applied.sequence;
             return refuse(format!(
-                "bundle {seq} was already applied with different content"
+                "bundle {seq} does not follow the applied bundle {applied}; send bundle {waiting_for} first"
             ));
         }
-        Place::Gap => {
-            return refuse(format!(
-                "bundle {seq} does not follow the applied bundle {}; send bundle {} first",
-                applied.sequence,
-                applied.sequence + 1
-            ))
-        }
-        Place::Next => {}
+        Decision::Apply => {}
     }
-    if let Err(e) = apply::check_follows(
+    if let Err(why) = apply::check_follows(
         &bundle,
         &applied,
         opts.apply,
         ferry_agent_common::now_unix(),
     ) {
-        return refuse(ferry_agent_common::one_line(&e));
+        return refuse(why.to_string());
     }
     // Keep what an earlier push of this very bundle delivered; start over otherwise.
     let mpath = dir.join(media::MANIFEST_FILE);

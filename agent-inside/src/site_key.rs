@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 /// The file of the site key in the state directory.
 pub fn path(layout: &Layout) -> PathBuf {
-    layout.root.join("site-key.asc")
+    layout.site_key()
 }
 
 /// The site key.

@@ -7,20 +7,28 @@
 //! every chunk of the new catalog that catalog N lacks.
 //!
 //! Reading, chunking and hashing run on the calling thread; compression and
-//! volume writes run on a second thread, fed through a bounded channel.
+//! volume writes run on a second thread, fed through a bounded channel. The
+//! bytes of the bundle are laid out by `ferry_protocol::builder`, the same
+//! code tests use to craft bundles, so what export writes is what the format
+//! document says.
+//!
+//! Errors from a source's scan are reported once with the source's name
+//! (`source "NAME": …`), added here around each scan.
 
+use crate::layout::Layout;
 use crate::ledger::{scan_key, BundleRecord, Ledger, ScanEntry};
-use crate::source::{ItemKind, Source};
+use crate::source::{Item, ItemKind, ScanCtx, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
-use ferry_protocol::catalog::{Catalog, ChunkRef, Encoding, FileObject, Object, SourceKind};
-use ferry_protocol::chunking::{ChunkParams, Chunker};
-use ferry_protocol::codec;
-use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
+use ferry_protocol::builder::{
+    cut_file, BuildError, BundleBuilder, PackOptions, Position, Stamp, VolumeSink,
+};
+use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
+use ferry_protocol::id::ChunkId;
 use ferry_protocol::keys::SecretKey;
-use ferry_protocol::manifest::{ChunkEntry, Manifest, Totals, VolumeEntry};
+use ferry_protocol::manifest::Manifest;
 use ferry_protocol::path::ObjectKey;
-use ferry_protocol::volume::{self, VolumeWriter};
+use ferry_protocol::volume;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -47,102 +55,89 @@ pub struct Exported {
     pub bytes_read: u64,
 }
 
-/// The directory in the state where bundles are kept for re-sending.
-pub fn bundles_dir(state: &Path) -> PathBuf {
-    state.join("bundles")
-}
-
-/// The directory a source may keep downloads and metadata in between exports.
-pub fn cache_dir(state: &Path, source: &str) -> PathBuf {
-    state.join("cache").join(source)
-}
-
-/// Runs one export. Returns `None` when nothing changed since the last bundle.
+/// Runs one export now. Returns `None` when nothing changed since the last bundle.
 pub fn export(
-    state: &Path,
+    layout: &Layout,
     ledger: &Ledger,
     key: &SecretKey,
     sources: &[Box<dyn Source>],
     opts: &ExportOptions,
 ) -> Result<Option<Exported>> {
-    let stream = ledger.stream()?;
-    let head = ledger.head()?;
-    let sequence = head.sequence + 1;
-    let prev = ledger.catalog(head.sequence)?;
-    let have = prev.chunk_ids();
+    let now = ferry_agent_common::now_unix();
+    export_at(layout, ledger, key, sources, opts, now)
+}
 
-    let dir = bundles_dir(state);
+/// [`export`], with the bundle's creation time (Unix seconds) given.
+pub fn export_at(
+    layout: &Layout,
+    ledger: &Ledger,
+    key: &SecretKey,
+    sources: &[Box<dyn Source>],
+    opts: &ExportOptions,
+    now: u64,
+) -> Result<Option<Exported>> {
+    let head = ledger.head()?;
+    let position = Position {
+        stream: ledger.stream()?,
+        sequence: head.sequence + 1,
+        previous: head.hash,
+    };
+    let prev = ledger.catalog(head.sequence)?;
+
+    let dir = layout.bundles();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(".tmp-export");
+    let tmp = layout.export_tmp();
     fsx::remove_dir_if_exists(&tmp)?;
     std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
-    let result = build(
-        state, &tmp, stream, sequence, ledger, &prev, &have, sources, opts,
-    );
-    let (catalog, chunks, volumes, scan, bytes_read) = match result {
-        Ok(r) => r,
+    let result = (|| -> Result<Option<(Scanned, Manifest, Vec<u8>)>> {
+        let (scanned, builder) = scan_and_pack(layout, ledger, &prev, position, sources, opts)?;
+        if prev.diff(&scanned.catalog).is_empty() && prev.sources == scanned.catalog.sources {
+            return Ok(None);
+        }
+        let stamp = Stamp {
+            created: now,
+            expires: now.saturating_add(opts.expires_in),
+            producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
+        };
+        let built = builder
+            .finish(&prev, &scanned.catalog, stamp, key)
+            .map_err(|e| volume_error(&tmp, e))
+            .with_context(|| format!("bundle {}", position.sequence))?;
+        fsx::write_atomic(&tmp.join(media::MANIFEST_FILE), &built.file)?;
+        fsx::sync_dir(&tmp)?;
+        Ok(Some((scanned, built.manifest, built.file)))
+    })();
+    let (scanned, manifest, file) = match result {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            fsx::remove_dir_if_exists(&tmp)?;
+            return Ok(None);
+        }
         Err(e) => {
             let _ = fsx::remove_dir_if_exists(&tmp);
             return Err(e);
         }
     };
 
-    let changes = prev.diff(&catalog);
-    if changes.is_empty() && prev.sources == catalog.sources {
-        fsx::remove_dir_if_exists(&tmp)?;
-        return Ok(None);
-    }
-    let stats = prev.delta_stats(&changes);
-
-    let now = ferry_agent_common::now_unix();
-    let chunk_raw_bytes: u64 = chunks.iter().map(|c| c.raw_len as u64).sum();
-    let totals = Totals {
-        max_chunk: chunks.iter().map(|c| c.raw_len).max().unwrap_or(0),
-        chunk_raw_bytes,
-        volume_bytes: volumes.iter().map(|v| v.size).sum(),
-        max_object: catalog.files().map(|(_, f)| f.size).max().unwrap_or(0),
-        objects: catalog.objects.len() as u64,
-        catalog_bytes: catalog.total_bytes(),
-    };
-    let manifest = Manifest {
-        stream,
-        sequence,
-        previous: head.hash,
-        created: now,
-        expires: now.saturating_add(opts.expires_in),
-        chunking: ChunkParams::DEFAULT,
-        sources: catalog.sources.clone(),
-        changes,
-        chunks: chunks.clone(),
-        volumes: volumes.clone(),
-        totals,
-        producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
-        extensions: vec![],
-    };
-    manifest
-        .check(&ferry_protocol::limits::ReceiverLimits::default())
-        .context("internal error: the manifest just built does not pass its own checks")?;
-    let file = manifest.sign(key);
-    fsx::write_atomic(&tmp.join(media::MANIFEST_FILE), &file)?;
-    fsx::sync_dir(&tmp)?;
-
-    let dir_name = media::bundle_dir_name(stream, sequence);
-    let final_dir = dir.join(&dir_name);
+    let dir_name = media::bundle_dir_name(position.stream, position.sequence);
+    let final_dir = layout.bundle(&dir_name);
     fsx::remove_dir_if_exists(&final_dir)?; // left by an export that crashed before its ledger commit
     std::fs::rename(&tmp, &final_dir)
         .with_context(|| format!("cannot rename bundle into {}", final_dir.display()))?;
     fsx::sync_dir(&dir)?;
 
+    let stats = prev.delta_stats(&manifest.changes);
+    let totals = manifest.totals;
     let record = BundleRecord {
-        sequence,
-        created: now,
+        sequence: position.sequence,
+        created: manifest.created,
         expires: manifest.expires,
-        hash: ManifestHash::of(&file),
+        hash: ferry_protocol::id::ManifestHash::of(&file),
         dir_name,
         bytes: file.len() as u64 + totals.volume_bytes,
-        chunks: chunks.len() as u64,
-        chunk_raw_bytes,
+        chunks: manifest.chunks.len() as u64,
+        chunk_raw_bytes: totals.chunk_raw_bytes,
         added: stats.added as u64,
         changed: stats.changed as u64,
         removed: stats.removed as u64,
@@ -150,139 +145,102 @@ pub fn export(
         catalog_bytes: totals.catalog_bytes,
         written: false,
     };
-    let shipped: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
-    ledger.commit_export(&record, &catalog, &shipped, &scan)?;
+    let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
+    ledger.commit_export(&record, &scanned.catalog, &shipped, &scanned.scan)?;
     Ok(Some(Exported {
         record,
         dir: final_dir,
-        bytes_read,
+        bytes_read: scanned.bytes_read,
     }))
 }
 
-type Built = (
-    Catalog,
-    Vec<ChunkEntry>,
-    Vec<VolumeEntry>,
-    Vec<(String, ScanEntry)>,
-    u64,
-);
+/// Volume files in the bundle directory being written.
+struct VolumeFiles {
+    dir: PathBuf,
+}
 
-#[allow(clippy::too_many_arguments)]
-fn build(
-    state: &Path,
-    tmp: &Path,
-    stream: StreamId,
-    sequence: u64,
+impl VolumeSink for VolumeFiles {
+    type Writer = BufWriter<File>;
+
+    fn create(&mut self, index: u32) -> std::io::Result<BufWriter<File>> {
+        let f = File::create(self.dir.join(volume::file_name(index)))?;
+        Ok(BufWriter::with_capacity(1 << 20, f))
+    }
+
+    fn close(&mut self, _index: u32, w: BufWriter<File>) -> std::io::Result<()> {
+        let mut f = w.into_inner().map_err(|e| e.into_error())?;
+        f.flush()?;
+        f.sync_all()
+    }
+}
+
+/// A builder error, with a failing volume named by its path.
+fn volume_error(dir: &Path, e: BuildError) -> anyhow::Error {
+    match e {
+        BuildError::Volume { index, source } => anyhow::Error::new(source).context(format!(
+            "cannot write volume {}",
+            dir.join(volume::file_name(index)).display()
+        )),
+        e => anyhow::Error::new(e),
+    }
+}
+
+/// The scan's results, besides the chunks.
+struct Scanned {
+    catalog: Catalog,
+    scan: Vec<(String, ScanEntry)>,
+    bytes_read: u64,
+}
+
+/// Scans every source into the next catalog while a second thread packs the
+/// new chunks into volumes; returns the catalog and the builder (its last
+/// volume still open).
+fn scan_and_pack(
+    layout: &Layout,
     ledger: &Ledger,
     prev: &Catalog,
-    have: &HashSet<ChunkId>,
+    position: Position,
     sources: &[Box<dyn Source>],
     opts: &ExportOptions,
-) -> Result<Built> {
+) -> Result<(Scanned, BundleBuilder<VolumeFiles>)> {
     let (tx, rx) = mpsc::sync_channel::<(ChunkId, Vec<u8>)>(64);
-    let writer_dir = tmp.to_path_buf();
-    let (volume_size, level) = (opts.volume_size, opts.level);
-    let writer = std::thread::spawn(move || {
-        write_volumes(rx, &writer_dir, stream, sequence, volume_size, level)
+    let pack = PackOptions {
+        volume_size: opts.volume_size,
+        level: opts.level,
+    };
+    let tmp = layout.export_tmp();
+    let mut builder = BundleBuilder::new(position, pack, VolumeFiles { dir: tmp.clone() });
+    let writer = std::thread::spawn(move || -> Result<_, BuildError> {
+        for (id, data) in rx {
+            builder.add_chunk(id, &data)?;
+        }
+        Ok(builder)
     });
 
-    let pb = progress::spinner("scanning");
-    let mut catalog = Catalog::default();
-    let mut scan = Vec::new();
-    let mut carried: HashSet<ChunkId> = HashSet::new();
-    let mut bytes_read = 0u64;
-    let scanned = (|| -> Result<()> {
-        for src in sources {
-            catalog.sources.insert(src.name().to_string(), src.kind());
-            let name = src.name().to_string();
-            let cx = crate::source::ScanCtx {
-                previous: prev,
-                cache_dir: cache_dir(state, &name),
-                source: &name,
-            };
-            std::fs::create_dir_all(&cx.cache_dir)
-                .with_context(|| format!("cannot create {}", cx.cache_dir.display()))?;
-            src.scan(&cx, &mut |item| {
-                if let Err(e) = ferry_protocol::path::check_path(&item.path) {
-                    eprintln!("ferry-out: warning: source {name:?}: skipping {:?}: {e}", item.path);
-                    return Ok(());
-                }
-                let key = ObjectKey {
-                    source: name.clone(),
-                    path: item.path.clone(),
-                };
-                if catalog.objects.contains_key(&key) {
-                    bail!("source {name:?}: two items at path {:?}", item.path);
-                }
-                let object = match item.kind {
-                    ItemKind::Symlink { target } => Object::Symlink { target },
-                    ItemKind::Keep => match prev.objects.get(&key) {
-                        Some(o) => o.clone(),
-                        None => {
-                            eprintln!(
-                                "ferry-out: warning: source {name:?}: {} is to be kept, but the last bundle does not have it",
-                                item.path
-                            );
-                            return Ok(());
-                        }
-                    },
-                    ItemKind::File {
-                        executable,
-                        fingerprint,
-                        expected_sha256,
-                        open,
-                    } => {
-                        let cached = match &fingerprint {
-                            Some(fp) => ledger
-                                .scan_entry(&name, &item.path)?
-                                .filter(|e| &e.fingerprint == fp)
-                                .filter(|e| object_chunks_known(&e.object, have, &carried))
-                                .filter(|e| prev.objects.get(&key) == Some(&e.object)),
-                            None => None,
-                        };
-                        let object = match cached {
-                            Some(e) => e.object,
-                            None => {
-                                let reader = open().with_context(|| format!("source {name:?}: {}", item.path))?;
-                                let f = chunk_object(reader, executable, have, &mut carried, &tx, &pb)
-                                    .with_context(|| format!("source {name:?}: cannot read {}", item.path))?;
-                                bytes_read += f.size;
-                                if let Some(want) = expected_sha256 {
-                                    if want != f.sha256 {
-                                        bail!(
-                                            "source {name:?}: {} has SHA-256 {}, but {} {}",
-                                            item.path,
-                                            f.sha256,
-                                            if src.kind() == SourceKind::Files {
-                                                "the config expects"
-                                            } else {
-                                                "upstream's index says"
-                                            },
-                                            want
-                                        );
-                                    }
-                                }
-                                Object::File(f)
-                            }
-                        };
-                        if let Some(fp) = fingerprint {
-                            scan.push((
-                                scan_key(&name, &item.path),
-                                ScanEntry {
-                                    fingerprint: fp,
-                                    object: object.clone(),
-                                },
-                            ));
-                        }
-                        object
-                    }
-                };
-                catalog.objects.insert(key, object);
-                Ok(())
-            })?;
-        }
-        Ok(())
-    })();
+    let mut scanner = Scanner {
+        ledger,
+        prev,
+        have: prev.chunk_ids(),
+        carried: HashSet::new(),
+        tx,
+        pb: progress::spinner("scanning"),
+        catalog: Catalog::default(),
+        scan: Vec::new(),
+        bytes_read: 0,
+    };
+    let scanned = sources.iter().try_for_each(|src| {
+        scanner
+            .scan_source(layout, src.as_ref())
+            .with_context(|| format!("source {:?}", src.name()))
+    });
+    let Scanner {
+        tx,
+        pb,
+        catalog,
+        scan,
+        bytes_read,
+        ..
+    } = scanner;
     drop(tx);
     pb.finish_and_clear();
     let written = writer
@@ -290,123 +248,168 @@ fn build(
         .map_err(|_| anyhow!("volume writer thread panicked"))?;
     // A writer failure (disk full, say) surfaces as a closed channel in the
     // scan; report the writer's own error, which names the cause.
-    let (chunks, volumes) = match (scanned, written) {
-        (_, Err(e)) => return Err(e),
+    let builder = match (scanned, written) {
+        (_, Err(e)) => return Err(volume_error(&tmp, e)),
         (Err(e), _) => return Err(e),
-        (Ok(()), Ok(w)) => w,
+        (Ok(()), Ok(b)) => b,
     };
     catalog
         .validate()
         .context("the scanned sources do not make a valid catalog")?;
-    Ok((catalog, chunks, volumes, scan, bytes_read))
+    let scanned = Scanned {
+        catalog,
+        scan,
+        bytes_read,
+    };
+    Ok((scanned, builder))
 }
 
-fn object_chunks_known(o: &Object, have: &HashSet<ChunkId>, carried: &HashSet<ChunkId>) -> bool {
-    match o {
-        Object::File(f) => f
-            .chunks()
-            .iter()
-            .all(|c| have.contains(&c.id) || carried.contains(&c.id)),
-        Object::Symlink { .. } => true,
+/// The scan in progress: what it has found, and where new chunks go.
+struct Scanner<'a> {
+    ledger: &'a Ledger,
+    prev: &'a Catalog,
+    /// Chunks the inside holds (those of the previous catalog).
+    have: HashSet<ChunkId>,
+    /// Chunks sent to the volume writer so far.
+    carried: HashSet<ChunkId>,
+    tx: mpsc::SyncSender<(ChunkId, Vec<u8>)>,
+    pb: indicatif::ProgressBar,
+    catalog: Catalog,
+    scan: Vec<(String, ScanEntry)>,
+    bytes_read: u64,
+}
+
+impl Scanner<'_> {
+    /// Scans one source into the catalog. Errors do not name the source; the
+    /// caller adds it.
+    fn scan_source(&mut self, layout: &Layout, src: &dyn Source) -> Result<()> {
+        let name = src.name().to_string();
+        self.catalog.sources.insert(name.clone(), src.kind());
+        let cx = ScanCtx {
+            previous: self.prev,
+            cache_dir: layout.cache(&name),
+            source: &name,
+        };
+        std::fs::create_dir_all(&cx.cache_dir)
+            .with_context(|| format!("cannot create {}", cx.cache_dir.display()))?;
+        src.scan(&cx, &mut |item| self.take_item(&name, src.kind(), item))
     }
-}
 
-fn chunk_object(
-    reader: Box<dyn std::io::Read>,
-    executable: bool,
-    have: &HashSet<ChunkId>,
-    carried: &mut HashSet<ChunkId>,
-    tx: &mpsc::SyncSender<(ChunkId, Vec<u8>)>,
-    pb: &indicatif::ProgressBar,
-) -> Result<FileObject> {
-    let mut chunker = Chunker::new(reader, ChunkParams::DEFAULT);
-    let mut refs = Vec::new();
-    while let Some(c) = chunker.next_chunk()? {
-        let len = c.data.len() as u32;
-        pb.inc(len as u64);
-        refs.push(ChunkRef { id: c.id, len });
-        if !have.contains(&c.id) && carried.insert(c.id) {
-            tx.send((c.id, c.data))
-                .map_err(|_| anyhow!("the volume writer stopped"))?;
+    /// Adds one item of source `name` to the catalog.
+    fn take_item(&mut self, name: &str, kind: SourceKind, item: Item) -> Result<()> {
+        if let Err(e) = ferry_protocol::path::check_path(&item.path) {
+            eprintln!(
+                "ferry-out: warning: source {name:?}: skipping {:?}: {e}",
+                item.path
+            );
+            return Ok(());
         }
-    }
-    let (size, sha256) = chunker.finish();
-    Ok(FileObject {
-        size,
-        sha256,
-        executable,
-        encoding: Encoding::Chunks(refs),
-    })
-}
-
-type OpenVolume = (u32, PathBuf, VolumeWriter<BufWriter<File>>);
-
-fn write_volumes(
-    rx: mpsc::Receiver<(ChunkId, Vec<u8>)>,
-    dir: &Path,
-    stream: StreamId,
-    sequence: u64,
-    volume_size: u64,
-    level: i32,
-) -> Result<(Vec<ChunkEntry>, Vec<VolumeEntry>)> {
-    let mut entries = Vec::new();
-    let mut volumes = Vec::new();
-    let mut cur: Option<OpenVolume> = None;
-    for (id, data) in rx {
-        let (codec, stored) = codec::encode(&data, level);
-        if let Some((_, _, w)) = &cur {
-            if !w.is_empty() && w.len() + stored.len() as u64 > volume_size {
-                let (_, path, w) = cur.take().expect("checked");
-                volumes.push(close_volume(&path, w)?);
+        let key = ObjectKey {
+            source: name.to_string(),
+            path: item.path.clone(),
+        };
+        if self.catalog.objects.contains_key(&key) {
+            bail!("two items at path {:?}", item.path);
+        }
+        let object = match item.kind {
+            ItemKind::Symlink { target } => Object::Symlink { target },
+            ItemKind::Keep => match self.prev.objects.get(&key) {
+                Some(o) => o.clone(),
+                None => {
+                    eprintln!(
+                        "ferry-out: warning: source {name:?}: {} is to be kept, but the last bundle does not have it",
+                        item.path
+                    );
+                    return Ok(());
+                }
+            },
+            ItemKind::File {
+                executable,
+                fingerprint,
+                expected_sha256,
+                open,
+            } => {
+                let cached = match &fingerprint {
+                    Some(fp) => self
+                        .ledger
+                        .scan_entry(name, &item.path)?
+                        .filter(|e| &e.fingerprint == fp)
+                        .filter(|e| self.chunks_known(&e.object))
+                        .filter(|e| self.prev.objects.get(&key) == Some(&e.object)),
+                    None => None,
+                };
+                let object = match cached {
+                    Some(e) => e.object,
+                    None => {
+                        let reader = open().with_context(|| item.path.clone())?;
+                        let f = self
+                            .chunk_object(reader, executable)
+                            .with_context(|| format!("cannot read {}", item.path))?;
+                        self.bytes_read += f.size;
+                        if let Some(want) = expected_sha256.filter(|w| *w != f.sha256) {
+                            bail!(
+                                "{} has SHA-256 {}, but {} {want}",
+                                item.path,
+                                f.sha256,
+                                if kind == SourceKind::Files {
+                                    "the config expects"
+                                } else {
+                                    "upstream's index says"
+                                },
+                            );
+                        }
+                        Object::File(f)
+                    }
+                };
+                if let Some(fp) = fingerprint {
+                    let entry = ScanEntry {
+                        fingerprint: fp,
+                        object: object.clone(),
+                    };
+                    self.scan.push((scan_key(name, &item.path), entry));
+                }
+                object
             }
-        }
-        if cur.is_none() {
-            let index = volumes.len() as u32;
-            let path = dir.join(volume::file_name(index));
-            let f = File::create(&path)
-                .with_context(|| format!("cannot create volume {}", path.display()))?;
-            let w = VolumeWriter::new(
-                BufWriter::with_capacity(1 << 20, f),
-                stream,
-                sequence,
-                index,
-            )
-            .with_context(|| format!("cannot write volume {}", path.display()))?;
-            cur = Some((index, path, w));
-        }
-        let (index, path, w) = cur.as_mut().expect("just opened");
-        let offset = w
-            .append(&stored)
-            .with_context(|| format!("cannot write volume {}", path.display()))?;
-        entries.push(ChunkEntry {
-            id,
-            raw_len: data.len() as u32,
-            stored_len: stored.len() as u32,
-            codec,
-            volume: *index,
-            offset,
-        });
+        };
+        self.catalog.objects.insert(key, object);
+        Ok(())
     }
-    if let Some((_, path, w)) = cur {
-        volumes.push(close_volume(&path, w)?);
-    }
-    Ok((entries, volumes))
-}
 
-fn close_volume(path: &Path, w: VolumeWriter<BufWriter<File>>) -> Result<VolumeEntry> {
-    let (buf, entry) = w.finish();
-    buf.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|mut f| f.flush().and_then(|_| f.sync_all()))
-        .with_context(|| format!("cannot write volume {}", path.display()))?;
-    Ok(entry)
+    /// Whether the inside will hold every chunk of `o` (held already, or
+    /// carried by this bundle).
+    fn chunks_known(&self, o: &Object) -> bool {
+        match o {
+            Object::File(f) => f
+                .chunks()
+                .iter()
+                .all(|c| self.have.contains(&c.id) || self.carried.contains(&c.id)),
+            Object::Symlink { .. } => true,
+        }
+    }
+
+    /// Cuts a file into chunks, sending those the inside lacks to the volume writer.
+    fn chunk_object(
+        &mut self,
+        reader: Box<dyn std::io::Read>,
+        executable: bool,
+    ) -> Result<FileObject> {
+        let (have, carried, tx, pb) = (&self.have, &mut self.carried, &self.tx, &self.pb);
+        cut_file(reader, executable, |id, data| -> Result<()> {
+            pb.inc(data.len() as u64);
+            if !have.contains(id) && carried.insert(*id) {
+                tx.send((*id, data))
+                    .map_err(|_| anyhow!("the volume writer stopped"))?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Copies bundle `record` from the state into `media`, atomically.
-pub fn copy_to_media(state: &Path, record: &BundleRecord, media_dir: &Path) -> Result<u64> {
+pub fn copy_to_media(layout: &Layout, record: &BundleRecord, media_dir: &Path) -> Result<u64> {
     std::fs::create_dir_all(media_dir)
         .with_context(|| format!("cannot create media directory {}", media_dir.display()))?;
-    let from = bundles_dir(state).join(&record.dir_name);
+    let from = layout.bundle(&record.dir_name);
     if !from.is_dir() {
         bail!(
             "bundle {} is no longer kept in {} (pruned?); it cannot be re-sent",

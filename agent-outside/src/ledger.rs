@@ -5,12 +5,12 @@
 //! One write transaction commits an export; a crash before it leaves the
 //! ledger at the previous head, and the next export starts over.
 
+use crate::layout::Layout;
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CATALOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("catalogs");
@@ -81,11 +81,13 @@ fn ctx<E: std::error::Error + Send + Sync + 'static>(
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `state`. Creates the stream id on first use.
-    pub fn open(state: &Path) -> Result<Ledger> {
+    /// Opens (or creates) the ledger of the state directory `layout`.
+    /// Creates the stream id on first use.
+    pub fn open(layout: &Layout) -> Result<Ledger> {
+        let state = &layout.root;
         std::fs::create_dir_all(state)
             .with_context(|| format!("cannot create state directory {}", state.display()))?;
-        let path = state.join("ferry-out.redb");
+        let path = layout.ledger();
         let db = Database::create(&path).with_context(|| {
             format!(
                 "cannot open ledger {} (is another ferry-out running?)",
@@ -254,4 +256,81 @@ impl Ledger {
 /// The scan cache key of an object.
 pub fn scan_key(source: &str, path: &str) -> String {
     format!("{source}\0{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_protocol::catalog::SourceKind;
+
+    fn record(sequence: u64) -> BundleRecord {
+        BundleRecord {
+            sequence,
+            created: 1,
+            expires: 2,
+            hash: ManifestHash([sequence as u8; 32]),
+            dir_name: format!("bundle-x-{sequence:08}"),
+            bytes: 10,
+            chunks: 1,
+            chunk_raw_bytes: 5,
+            added: 1,
+            changed: 0,
+            removed: 0,
+            objects: 1,
+            catalog_bytes: 5,
+            written: false,
+        }
+    }
+
+    #[test]
+    fn an_export_moves_the_head_and_keeps_its_catalog_and_scan_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let ledger = Ledger::open(&layout).unwrap();
+        let stream = ledger.stream().unwrap();
+        let head = ledger.head().unwrap();
+        assert_eq!((head.sequence, head.hash), (0, None));
+        assert_eq!(ledger.catalog(0).unwrap(), Catalog::default());
+        assert!(ledger.catalog(1).is_err());
+
+        let mut catalog = Catalog::default();
+        catalog.sources.insert("tools".into(), SourceKind::Files);
+        let a = ChunkId::of(b"a");
+        let scan = vec![(
+            scan_key("tools", "x"),
+            ScanEntry {
+                fingerprint: "fp1".into(),
+                object: Object::Symlink { target: "y".into() },
+            },
+        )];
+        ledger
+            .commit_export(&record(1), &catalog, &[a], &scan)
+            .unwrap();
+        ledger
+            .commit_export(&record(2), &catalog, &[a, ChunkId::of(b"b")], &[])
+            .unwrap();
+        drop(ledger);
+
+        let ledger = Ledger::open(&layout).unwrap();
+        assert_eq!(ledger.stream().unwrap(), stream, "the stream id is kept");
+        let head = ledger.head().unwrap();
+        assert_eq!((head.sequence, head.hash), (2, Some(record(2).hash)));
+        assert_eq!(ledger.catalog(1).unwrap(), catalog);
+        assert_eq!(
+            ledger.shipped_chunks().unwrap(),
+            2,
+            "chunks are counted once"
+        );
+        // The scan cache is replaced by each export.
+        assert!(ledger.scan_entry("tools", "x").unwrap().is_none());
+        ledger.mark_written(1).unwrap();
+        let written: Vec<bool> = ledger
+            .bundles()
+            .unwrap()
+            .iter()
+            .map(|r| r.written)
+            .collect();
+        assert_eq!(written, [true, false]);
+        assert!(ledger.mark_written(3).is_err());
+    }
 }

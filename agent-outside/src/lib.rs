@@ -2,13 +2,15 @@
 //!
 //! It reads upstream sources ([`source`]), keeps a ledger of what it has
 //! shipped ([`ledger`]), and writes signed delta bundles ([`export`]).
-//! Every source reaches upstream through [`upstream`].
+//! Every source reaches upstream through [`upstream`]; the state
+//! directory's paths are in [`layout`].
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod diode;
 pub mod export;
+pub mod layout;
 pub mod ledger;
 pub mod push;
 pub mod source;

@@ -2,6 +2,7 @@
 
 use agent_outside::config::Config;
 use agent_outside::export::{self, ExportOptions};
+use agent_outside::layout::Layout;
 use agent_outside::ledger::{BundleRecord, Ledger};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -131,31 +132,27 @@ fn main() {
         .state
         .clone()
         .unwrap_or_else(|| paths::default_state_dir("ferry-out"));
-    if let Err(e) = run(&state, cli.cmd) {
+    if let Err(e) = run(&Layout::new(&state), cli.cmd) {
         eprintln!("ferry-out: error: {}", ferry_agent_common::one_line(&e));
         std::process::exit(1);
     }
 }
 
-fn key_path(state: &Path) -> PathBuf {
-    state.join("signing.key")
-}
-
-fn load_key(state: &Path) -> Result<SecretKey> {
-    let p = key_path(state);
+fn load_key(layout: &Layout) -> Result<SecretKey> {
+    let p = layout.signing_key();
     let text = std::fs::read_to_string(&p).with_context(|| {
         format!(
             "no signing key at {} (run `ferry-out --state {} keygen` first)",
             p.display(),
-            state.display()
+            layout.root.display()
         )
     })?;
     SecretKey::from_text(&text).with_context(|| format!("signing key {}", p.display()))
 }
 
-fn run(state: &Path, cmd: Cmd) -> Result<()> {
+fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
     match cmd {
-        Cmd::Keygen { force } => keygen(state, force),
+        Cmd::Keygen { force } => keygen(layout, force),
         Cmd::Send { diode, opts, media } => {
             let dirs = ferry_agent_common::media::find_bundles(&media)?;
             if dirs.is_empty() {
@@ -182,8 +179,8 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             if volume_size < 1 << 20 {
                 bail!("--volume-size must be at least 1M");
             }
-            let key = load_key(state)?;
-            let ledger = Ledger::open(state)?;
+            let key = load_key(layout)?;
+            let ledger = Ledger::open(layout)?;
             let sources = cfg
                 .sources
                 .iter()
@@ -203,11 +200,11 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
                         "ferry-out: bundle {} was exported but never completely written to media; writing it now",
                         r.sequence
                     );
-                    write_out(state, &ledger, r, &to)?;
+                    write_out(layout, &ledger, r, &to)?;
                 }
             }
             let t0 = Instant::now();
-            let Some(out) = export::export(state, &ledger, &key, &sources, &opts)? else {
+            let Some(out) = export::export(layout, &ledger, &key, &sources, &opts)? else {
                 let head = ledger.head()?;
                 println!(
                     "no changes since bundle {}; no bundle written",
@@ -225,7 +222,7 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
                 );
                 return diode_send(std::slice::from_ref(&out.dir), t, &diode);
             }
-            let copied = write_out(state, &ledger, r, &to)?;
+            let copied = write_out(layout, &ledger, r, &to)?;
             let secs = t0.elapsed().as_secs_f64();
             println!(
                 "bundle {} written to {}: {} on media ({} chunks, {} uncompressed new data)",
@@ -254,7 +251,7 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Resend { from, through, to } => {
-            let ledger = Ledger::open(state)?;
+            let ledger = Ledger::open(layout)?;
             let bundles = ledger.bundles()?;
             let last = through.unwrap_or_else(|| bundles.last().map(|b| b.sequence).unwrap_or(0));
             let picked: Vec<_> = bundles
@@ -265,7 +262,7 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
                 bail!("no exported bundle between {from} and {last}");
             }
             for r in picked {
-                let n = write_out(state, &ledger, r, &to)?;
+                let n = write_out(layout, &ledger, r, &to)?;
                 println!(
                     "bundle {} written again to {} ({})",
                     r.sequence,
@@ -276,12 +273,12 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Prune { keep } => {
-            let ledger = Ledger::open(state)?;
+            let ledger = Ledger::open(layout)?;
             let bundles = ledger.bundles()?;
             let cut = bundles.len().saturating_sub(keep as usize);
             let (mut n, mut bytes) = (0, 0);
             for r in bundles[..cut].iter().filter(|r| r.written) {
-                let dir = export::bundles_dir(state).join(&r.dir_name);
+                let dir = layout.bundle(&r.dir_name);
                 if dir.is_dir() {
                     fsx::remove_dir_if_exists(&dir)?;
                     n += 1;
@@ -294,10 +291,10 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Cert(args) => args.run(state, "ferry-in listen"),
+        Cmd::Cert(args) => args.run(&layout.root, "ferry-in listen"),
         Cmd::Push { url, peers } => {
-            let ledger = Ledger::open(state)?;
-            let st = agent_outside::push::push(state, &ledger, &url, peers.auth()?)?;
+            let ledger = Ledger::open(layout)?;
+            let st = agent_outside::push::push(&layout.root, &ledger, &url, peers.auth()?)?;
             println!(
                 "pushed to {url}: {} applied, {} already there; sent {} of {} chunks ({}) in {:.2}s ({:.1} MB/s), {:.2}s in all with the inside's apply",
                 st.applied.len(),
@@ -311,7 +308,7 @@ fn run(state: &Path, cmd: Cmd) -> Result<()> {
             );
             Ok(())
         }
-        Cmd::Status => status(state),
+        Cmd::Status => status(layout),
     }
 }
 
@@ -335,13 +332,13 @@ fn diode_send(dirs: &[PathBuf], target: &str, args: &DiodeArgs) -> Result<()> {
 }
 
 /// Copies a kept bundle to media and records that it was written.
-fn write_out(state: &Path, ledger: &Ledger, r: &BundleRecord, to: &Path) -> Result<u64> {
-    let n = export::copy_to_media(state, r, to).with_context(|| {
+fn write_out(layout: &Layout, ledger: &Ledger, r: &BundleRecord, to: &Path) -> Result<u64> {
+    let n = export::copy_to_media(layout, r, to).with_context(|| {
         format!(
             "bundle {} is exported and kept in {}, but could not be written to {}; \
              the next export writes it first, or run `ferry-out resend --from {} --to DIR`",
             r.sequence,
-            export::bundles_dir(state).join(&r.dir_name).display(),
+            layout.bundle(&r.dir_name).display(),
             to.display(),
             r.sequence
         )
@@ -350,10 +347,11 @@ fn write_out(state: &Path, ledger: &Ledger, r: &BundleRecord, to: &Path) -> Resu
     Ok(n)
 }
 
-fn keygen(state: &Path, force: bool) -> Result<()> {
+fn keygen(layout: &Layout, force: bool) -> Result<()> {
+    let state = &layout.root;
     std::fs::create_dir_all(state)
         .with_context(|| format!("cannot create state directory {}", state.display()))?;
-    let kp = key_path(state);
+    let kp = layout.signing_key();
     if kp.exists() && !force {
         bail!(
             "{} already exists; use --force to replace it (the inside must then trust the new key)",
@@ -365,22 +363,22 @@ fn keygen(state: &Path, force: bool) -> Result<()> {
     let key = SecretKey::from_seed(seed);
     fsx::write_private(&kp, format!("{}\n", key.to_text()).as_bytes())?;
     let public = key.public().to_text();
-    fsx::write_atomic(&state.join("signing.pub"), format!("{public}\n").as_bytes())?;
+    fsx::write_atomic(&layout.signing_pub(), format!("{public}\n").as_bytes())?;
     fsx::sync_dir(state)?;
     println!("{public}");
     eprintln!(
         "ferry-out: wrote {} (secret, mode 0600) and {}; copy signing.pub inside and run `ferry-in trust add signing.pub`",
         kp.display(),
-        state.join("signing.pub").display()
+        layout.signing_pub().display()
     );
     Ok(())
 }
 
-fn status(state: &Path) -> Result<()> {
-    let ledger = Ledger::open(state)?;
-    println!("state:   {}", state.display());
+fn status(layout: &Layout) -> Result<()> {
+    let ledger = Ledger::open(layout)?;
+    println!("state:   {}", layout.root.display());
     println!("stream:  {}", ledger.stream()?);
-    match load_key(state) {
+    match load_key(layout) {
         Ok(k) => println!("key:     {}", k.public().to_text()),
         Err(_) => println!("key:     none (run keygen)"),
     }
@@ -403,7 +401,7 @@ fn status(state: &Path) -> Result<()> {
         );
     }
     for b in &bundles {
-        let kept = export::bundles_dir(state).join(&b.dir_name).is_dir();
+        let kept = layout.bundle(&b.dir_name).is_dir();
         println!(
             "{:>6}  {:<20}  {:>10}  {:>7}  {:>17}  {}",
             b.sequence,

@@ -6,7 +6,7 @@
 //! delivered: pushing again resumes, because the inside keeps what arrived.
 //! A bundle the inside applied is recorded as delivered in the ledger.
 
-use crate::export::bundles_dir;
+use crate::layout::Layout;
 use crate::ledger::Ledger;
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::media::MANIFEST_FILE;
@@ -110,7 +110,7 @@ async fn conversation(
         eprintln!("ferry-out: the inside has applied bundle {applied}; nothing to push");
     }
     for r in todo {
-        let dir = bundles_dir(state).join(&r.dir_name);
+        let dir = Layout::new(state).bundle(&r.dir_name);
         let manifest = std::fs::read(dir.join(MANIFEST_FILE)).with_context(|| {
             format!(
                 "bundle {} is no longer kept in {} (pruned?); ship it from media",

@@ -18,6 +18,8 @@
 //! - [`catalog`]: the set of objects a stream holds, and deltas between two.
 //! - [`manifest`]: the signed manifest and its file encoding.
 //! - [`volume`]: volume files that carry the chunk payloads.
+//! - [`builder`]: the sender's side: chunks into volumes, a catalog delta into
+//!   a signed manifest (volumes go to a sink the caller provides).
 //! - [`diode`]: the one-way UDP wire format with RaptorQ forward error correction.
 //! - [`push`]: the two-way push protocol's messages.
 //! - [`keys`]: signing keys, public key text form, trust sets.
@@ -26,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod builder;
 pub mod catalog;
 pub mod chunking;
 pub mod codec;

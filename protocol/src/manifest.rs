@@ -15,7 +15,7 @@
 //! Nothing follows the signature. The manifest hash ([`ManifestHash`]) is the
 //! BLAKE3 of the whole file.
 
-use crate::catalog::{Change, SourceKind};
+use crate::catalog::{Catalog, Change, SourceKind};
 use crate::chunking::ChunkParams;
 use crate::codec::Codec;
 use crate::id::{ChunkId, ManifestHash, StreamId};
@@ -78,6 +78,25 @@ pub struct Totals {
     pub catalog_bytes: u64,
 }
 
+impl Totals {
+    /// The totals that tell the truth about a bundle carrying `chunks` in
+    /// `volumes` whose catalog delta produces `next`. Sums saturate, so a
+    /// test may compute them for hostile values too.
+    pub fn of(next: &Catalog, chunks: &[ChunkEntry], volumes: &[VolumeEntry]) -> Totals {
+        let sizes = || next.files().map(|(_, f)| f.size);
+        Totals {
+            max_chunk: chunks.iter().map(|c| c.raw_len).max().unwrap_or(0),
+            chunk_raw_bytes: chunks
+                .iter()
+                .fold(0u64, |a, c| a.saturating_add(c.raw_len as u64)),
+            volume_bytes: volumes.iter().fold(0u64, |a, v| a.saturating_add(v.size)),
+            max_object: sizes().max().unwrap_or(0),
+            objects: next.objects.len() as u64,
+            catalog_bytes: sizes().fold(0u64, |a, s| a.saturating_add(s)),
+        }
+    }
+}
+
 /// A record for later format growth (such as trust rotation). A reader that
 /// meets an unknown `kind` ignores it unless `critical` is set, in which case
 /// it refuses the bundle.
@@ -137,15 +156,7 @@ impl Manifest {
     /// Encodes and signs; returns the manifest file's bytes.
     pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
         let body = postcard::to_stdvec(self).expect("a manifest always serializes");
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
-        let sig = key.sign(&signed_message(&out));
-        out.extend_from_slice(&key.public().0);
-        out.extend_from_slice(&sig);
-        out
+        sign_body(&body, key)
     }
 
     /// Parses a manifest file, checks its signature against `trusted`, and
@@ -325,6 +336,21 @@ pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Manifest), Error> {
     let m = postcard::from_bytes(&signed[HEADER_LEN..])
         .map_err(|e| Error::ManifestDecode(e.to_string()))?;
     Ok((signer, m))
+}
+
+/// Frames `body` (header, body, signer, signature) and signs it: the
+/// manifest file for that body. [`Manifest::sign`] uses it; a test may sign a
+/// body that does not decode.
+pub fn sign_body(body: &[u8], key: &SecretKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    let sig = key.sign(&signed_message(&out));
+    out.extend_from_slice(&key.public().0);
+    out.extend_from_slice(&sig);
+    out
 }
 
 fn signed_message(signed: &[u8]) -> Vec<u8> {

@@ -7,6 +7,7 @@
 //! only the inside's own checks stand between them and the store.
 
 use ferry_e2e::*;
+use ferry_protocol::builder::{BundleBuilder, MemoryVolumes, PackOptions, Position};
 use ferry_protocol::catalog::{Catalog, Change, ChunkRef, Encoding, FileObject, Object};
 use ferry_protocol::chunking::ChunkParams;
 use ferry_protocol::codec::{self, Codec};
@@ -14,7 +15,7 @@ use ferry_protocol::id::{ChunkId, ManifestHash, Sha256, StreamId};
 use ferry_protocol::keys::{PublicKey, SecretKey};
 use ferry_protocol::manifest::{self, ChunkEntry, Manifest, Totals, VolumeEntry};
 use ferry_protocol::path::ObjectKey;
-use ferry_protocol::volume::{self, VolumeWriter};
+use ferry_protocol::volume;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,20 +155,6 @@ fn write_bundle(env: &Env, media: &str, file: &[u8], volumes: &[Vec<u8>]) -> Pat
     dir
 }
 
-/// Signs an arbitrary body (even one that does not decode) as a manifest file.
-fn sign_raw(key: &SecretKey, body: &[u8]) -> Vec<u8> {
-    let mut out = manifest::MAGIC.to_vec();
-    out.extend_from_slice(&manifest::FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(body);
-    let mut msg = manifest::SIGNING_CONTEXT.to_vec();
-    msg.extend_from_slice(&out);
-    let sig = key.sign(&msg);
-    out.extend_from_slice(&key.public().0);
-    out.extend_from_slice(&sig);
-    out
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -190,21 +177,6 @@ fn apply_unchecked(base: &Catalog, changes: &[Change]) -> Catalog {
         }
     }
     next
-}
-
-/// Totals that tell the truth about `next`, `chunks` and `volumes`.
-fn honest_totals(next: &Catalog, chunks: &[ChunkEntry], volumes: &[VolumeEntry]) -> Totals {
-    let sizes = || next.files().map(|(_, f)| f.size);
-    Totals {
-        max_chunk: chunks.iter().map(|c| c.raw_len).max().unwrap_or(0),
-        chunk_raw_bytes: chunks
-            .iter()
-            .fold(0u64, |a, c| a.saturating_add(c.raw_len as u64)),
-        volume_bytes: volumes.iter().fold(0u64, |a, v| a.saturating_add(v.size)),
-        max_object: sizes().max().unwrap_or(0),
-        objects: next.objects.len() as u64,
-        catalog_bytes: sizes().fold(0u64, |a, s| a.saturating_add(s)),
-    }
 }
 
 /// What a forger with the trusted key needs to make the next bundle of a
@@ -262,7 +234,7 @@ impl Chain {
             expires: t + 86_400,
             chunking: ChunkParams::DEFAULT,
             sources: self.base.sources.clone(),
-            totals: honest_totals(&next, &chunks, &volumes),
+            totals: Totals::of(&next, &chunks, &volumes),
             changes,
             chunks,
             volumes,
@@ -908,7 +880,7 @@ fn crafted_paths_that_leave_the_store_are_refused() {
         },
         object: file.clone(),
     }];
-    m.totals = honest_totals(&apply_unchecked(&chain.base, &m.changes), &[], &[]);
+    m.totals = Totals::of(&apply_unchecked(&chain.base, &m.changes), &[], &[]);
     write_bundle(&env, "evil-src", &m.sign(&chain.key), &[]);
     assert_refused(
         &env.import("evil-src"),
@@ -1065,7 +1037,7 @@ fn absurd_declared_sizes_are_refused_quickly() {
     huge_count.extend_from_slice(&body[at + 1..]);
     cases.push((
         "a list of 2^40 changes",
-        sign_raw(&chain.key, &huge_count),
+        manifest::sign_body(&huge_count, &chain.key),
         vec!["does not decode"],
     ));
 
@@ -1205,17 +1177,19 @@ fn write_bomb(env: &Env, chain: &Chain, media: &str, frame_of: usize) -> ChunkId
     let (codec, stored) = codec::encode(&zeros[..frame_of], 3);
     assert_eq!(codec, Codec::Zstd);
     let id = ChunkId::of(&zeros[..RAW]);
-    let mut w = VolumeWriter::new(Vec::new(), chain.stream, chain.sequence + 1, 0).unwrap();
-    let offset = w.append(&stored).unwrap();
-    let (vol, entry) = w.finish();
-    let chunk = ChunkEntry {
-        id,
-        raw_len: RAW as u32,
-        stored_len: stored.len() as u32,
-        codec: Codec::Zstd,
-        volume: 0,
-        offset,
+    let position = Position {
+        stream: chain.stream,
+        sequence: chain.sequence + 1,
+        previous: Some(chain.previous),
     };
+    let opts = PackOptions {
+        volume_size: u64::MAX,
+        level: 3,
+    };
+    let mut b = BundleBuilder::new(position, opts, MemoryVolumes::default());
+    // The stored frame is declared as the 64 KiB chunk, whatever it decodes to.
+    b.add_stored(id, RAW as u32, Codec::Zstd, &stored).unwrap();
+    let (chunks, volumes, sink) = b.into_parts().unwrap();
     let object = Object::File(FileObject {
         size: RAW as u64,
         sha256: Sha256::of(&zeros[..RAW]),
@@ -1230,10 +1204,10 @@ fn write_bomb(env: &Env, chain: &Chain, media: &str, frame_of: usize) -> ChunkId
             key: chain.key("bomb.bin"),
             object,
         }],
-        vec![chunk],
-        vec![entry],
+        chunks,
+        volumes,
     );
-    write_bundle(env, media, &m.sign(&chain.key), &[vol]);
+    write_bundle(env, media, &m.sign(&chain.key), &sink.volumes);
     id
 }
 

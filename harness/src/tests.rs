@@ -1,0 +1,505 @@
+//! Export and import in one process: the core decisions, fast.
+
+use crate::{random_bytes, tree_digest, Outside, Pair};
+use agent_inside::apply;
+use agent_inside::import::{Refusal, Report};
+use agent_outside::source::{Item, ItemKind, ScanCtx, Source};
+use ferry_protocol::catalog::SourceKind;
+use ferry_protocol::id::ChunkId;
+use ferry_protocol::manifest::{self, Manifest};
+use ferry_protocol::volume;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// The manifest of a bundle directory (not verified: the test made it).
+fn manifest_of(bundle: &Path) -> Manifest {
+    let bytes = std::fs::read(bundle.join("manifest.ferry")).unwrap();
+    manifest::peek_unverified(&bytes).unwrap().1
+}
+
+/// The one refusal a report holds.
+fn only_refusal(r: &Report) -> Refusal {
+    let all: Vec<_> = r.refusals().cloned().collect();
+    assert_eq!(all.len(), 1, "expected one refusal: {:?}", r.failed);
+    all.into_iter().next().unwrap()
+}
+
+/// The chunk ids of every file of the catalog at `sequence`.
+fn catalog_chunks(o: &Outside, sequence: u64) -> HashSet<ChunkId> {
+    o.catalog(sequence).unwrap().chunk_ids()
+}
+
+#[test]
+fn first_export_and_import_serve_the_source_tree() {
+    let mut p = Pair::new();
+    p.outside.write("docs/readme.txt", b"hello, inside\n");
+    p.outside.write("bin/blob", &random_bytes(700_000, 1));
+    std::os::unix::fs::symlink("docs", p.outside.src.join("docs-link")).unwrap();
+
+    let (e, report) = p.step().expect("a first bundle");
+    assert!(report.ok(), "{:?}", report.failed);
+    assert_eq!(report.applied, vec![1]);
+    assert_eq!(e.record.sequence, 1);
+    assert_eq!(e.record.added, 3);
+    assert_eq!(p.inside.applied().sequence, 1);
+    p.assert_in_sync();
+    // Every chunk shipped is in the inside's chunk store, and nothing else.
+    let shipped: Vec<String> = manifest_of(&e.dir)
+        .chunks
+        .iter()
+        .map(|c| c.id.to_hex())
+        .collect();
+    let mut shipped_sorted = shipped.clone();
+    shipped_sorted.sort();
+    assert_eq!(p.inside.chunk_files(), shipped_sorted);
+    assert_eq!(e.record.chunks as usize, shipped.len());
+    // Nothing changed: no second bundle.
+    assert!(p.step().is_none());
+}
+
+#[test]
+fn a_delta_ships_only_the_changed_chunks() {
+    let mut p = Pair::new();
+    let mut big = random_bytes(2_000_000, 7);
+    p.outside.write("big.bin", &big);
+    p.outside.write("other.bin", &random_bytes(300_000, 8));
+    assert_eq!(p.drive(), 1);
+    let before = catalog_chunks(&p.outside, 1);
+
+    // Change 100 bytes in the middle of the big file.
+    for b in &mut big[1_000_000..1_000_100] {
+        *b ^= 0x5a;
+    }
+    p.outside.write("big.bin", &big);
+    let (e, report) = p.step().expect("a second bundle");
+    assert!(report.ok(), "{:?}", report.failed);
+    p.assert_in_sync();
+
+    let after = catalog_chunks(&p.outside, 2);
+    let new: HashSet<_> = after.difference(&before).copied().collect();
+    let m = manifest_of(&e.dir);
+    let carried: HashSet<_> = m.chunks.iter().map(|c| c.id).collect();
+    assert_eq!(carried, new, "the bundle carries exactly the new chunks");
+    // A 100-byte edit touches one or two chunks (three if a cut point moved).
+    assert!(
+        (1..=3).contains(&m.chunks.len()),
+        "{} chunks carried for a 100-byte edit",
+        m.chunks.len()
+    );
+    assert_eq!(e.record.changed, 1);
+    assert_eq!(e.record.added + e.record.removed, 0);
+    assert!(
+        e.record.bytes < 1_000_000,
+        "bundle 2 is {} bytes",
+        e.record.bytes
+    );
+    // The inside holds exactly the chunks of its catalog again.
+    let mut want: Vec<String> = after.iter().map(|c| c.to_hex()).collect();
+    want.sort();
+    assert_eq!(p.inside.chunk_files(), want);
+}
+
+#[test]
+fn a_replayed_bundle_is_skipped() {
+    let mut p = Pair::new();
+    p.outside.write("a.txt", b"one");
+    let (_, m1) = p.export_to_media().unwrap();
+    p.inside.import(&m1).unwrap();
+    p.outside.write("a.txt", b"two");
+    let (_, m2) = p.export_to_media().unwrap();
+    p.inside.import(&m2).unwrap();
+    let applied = p.inside.applied();
+
+    for media in [&m1, &m2] {
+        let r = p.inside.import(media).unwrap();
+        assert!(r.ok(), "{:?}", r.failed);
+        assert_eq!(r.applied, Vec::<u64>::new());
+        assert_eq!(r.skipped.len(), 1);
+    }
+    let again = p.inside.applied();
+    assert_eq!(
+        (again.sequence, again.hash, again.generation),
+        (applied.sequence, applied.hash, applied.generation),
+        "a replay changed what is applied"
+    );
+    p.assert_in_sync();
+}
+
+#[test]
+fn a_fork_is_refused_at_an_applied_sequence_and_by_its_previous_hash() {
+    let mut p = Pair::new();
+    p.outside.write("a.txt", b"one");
+    assert_eq!(p.drive(), 1);
+    let fork = p.outside.fork(&p.dir.path().join("fork")).unwrap();
+
+    // Both histories make a bundle 2 of the same stream, with other content.
+    p.outside.write("a.txt", b"two, main");
+    fork.write("a.txt", b"two, fork");
+    let (main2, main_media) = p.export_to_media().unwrap();
+    let fork2 = fork.export().unwrap().unwrap();
+    let fork_media = p.new_media();
+    fork.write_to_media(&fork2, &fork_media).unwrap();
+    assert_eq!(main2.record.sequence, 2);
+    assert_eq!(fork2.record.sequence, 2);
+    assert_ne!(main2.record.hash, fork2.record.hash);
+
+    // The main bundle 2 applies; the fork's is refused as another history.
+    assert!(p.inside.import(&main_media).unwrap().ok());
+    let r = p.inside.import(&fork_media).unwrap();
+    assert_eq!(only_refusal(&r), Refusal::ReplayedDifferent { sequence: 2 });
+    assert_eq!(p.inside.applied().sequence, 2);
+    p.assert_in_sync();
+
+    // The fork's bundle 3 names the fork's bundle 2: it does not chain.
+    fork.write("b.txt", b"three");
+    let fork3 = fork.export().unwrap().unwrap();
+    let media = p.new_media();
+    fork.write_to_media(&fork3, &media).unwrap();
+    let r = p.inside.import(&media).unwrap();
+    assert_eq!(
+        only_refusal(&r),
+        Refusal::BadPrevious {
+            sequence: 3,
+            applied: 2
+        }
+    );
+    assert_eq!(p.inside.applied().sequence, 2);
+    p.assert_in_sync();
+}
+
+#[test]
+fn a_gap_is_held_and_applied_when_it_fills() {
+    let mut p = Pair::new();
+    let mut media = vec![];
+    for (i, content) in ["one", "two", "three"].iter().enumerate() {
+        p.outside.write(&format!("f{i}.txt"), content.as_bytes());
+        media.push(p.export_to_media().unwrap().1);
+    }
+    assert!(p.inside.import(&media[0]).unwrap().ok());
+
+    let r = p.inside.import(&media[2]).unwrap();
+    assert!(r.ok(), "{:?}", r.failed);
+    assert_eq!(r.held, vec![3]);
+    assert!(r.applied.is_empty());
+    assert_eq!(p.inside.applied().sequence, 1);
+    let held = p.inside.db().held().unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].0, 3);
+    assert!(held[0].1.reason.contains("waiting for bundle 2"));
+
+    // Bundle 3's media is gone; bundle 2 arrives, and 3 follows from the held area.
+    std::fs::remove_dir_all(&media[2]).unwrap();
+    let r = p.inside.import(&media[1]).unwrap();
+    assert!(r.ok(), "{:?}", r.failed);
+    assert_eq!(r.applied, vec![2, 3]);
+    assert!(p.inside.db().held().unwrap().is_empty());
+    assert_eq!(p.inside.applied().sequence, 3);
+    p.assert_in_sync();
+}
+
+#[test]
+fn a_bundle_of_another_stream_is_refused() {
+    let mut p = Pair::new();
+    p.outside.write("a.txt", b"ours");
+    assert_eq!(p.drive(), 1);
+    let other = Outside::new(&p.dir.path().join("other"), 2).unwrap();
+    p.inside.trust(&other.key);
+    other.write("x.txt", b"theirs");
+    let e = other.export().unwrap().unwrap();
+    let media = p.new_media();
+    other.write_to_media(&e, &media).unwrap();
+    let ours = p.inside.applied().stream.unwrap();
+    let theirs = manifest_of(&e.dir).stream;
+
+    // Their bundle 1 meets our applied bundle 1: refused by its stream.
+    let r = p.inside.import(&media).unwrap();
+    assert_eq!(
+        only_refusal(&r),
+        Refusal::OtherStream {
+            expected: ours,
+            found: theirs
+        }
+    );
+    assert_eq!(p.inside.applied().sequence, 1);
+    p.assert_in_sync();
+}
+
+#[test]
+fn a_bundle_signed_by_an_untrusted_key_is_refused() {
+    let mut p = Pair::new();
+    let stranger = Outside::new(&p.dir.path().join("stranger"), 9).unwrap();
+    stranger.write("x.txt", b"from elsewhere");
+    let e = stranger.export().unwrap().unwrap();
+    let media = p.new_media();
+    stranger.write_to_media(&e, &media).unwrap();
+    let r = p.inside.import(&media).unwrap();
+    assert_eq!(
+        only_refusal(&r),
+        Refusal::UntrustedKey {
+            key: stranger.key.public().short()
+        }
+    );
+    assert_eq!(p.inside.applied().sequence, 0);
+    assert!(p.inside.chunk_files().is_empty());
+}
+
+#[test]
+fn a_tampered_volume_is_refused_and_nothing_is_applied() {
+    let mut p = Pair::new();
+    p.outside.write("a.bin", &random_bytes(200_000, 3));
+    assert_eq!(p.drive(), 1);
+    let served = tree_digest(&p.inside.served(""));
+    let chunks = p.inside.chunk_files();
+    let generation = p.inside.applied().generation;
+
+    p.outside.write("b.bin", &random_bytes(300_000, 4));
+    let (_, media) = p.export_to_media().unwrap();
+    let bundle = std::fs::read_dir(&media)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let vol = bundle.join(volume::file_name(0));
+    let mut bytes = std::fs::read(&vol).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&vol, bytes).unwrap();
+
+    let r = p.inside.import(&media).unwrap();
+    assert_eq!(r.errors.len(), 1, "{:?}", r.failed);
+    let bad = r.errors[0]
+        .chain()
+        .find_map(|c| c.downcast_ref::<ferry_protocol::Error>());
+    assert!(
+        matches!(bad, Some(ferry_protocol::Error::BadVolume { index: 0, .. })),
+        "{:?}",
+        r.failed
+    );
+    assert!(r.applied.is_empty());
+    let applied = p.inside.applied();
+    assert_eq!((applied.sequence, applied.generation), (1, generation));
+    assert_eq!(tree_digest(&p.inside.served("")), served);
+    assert_eq!(p.inside.chunk_files(), chunks, "the chunk store changed");
+    assert!(!p.inside.layout.staging().exists(), "staging was left");
+
+    // `verify` says the same, and the intact bundle (from the outside's copy) applies.
+    let r = p.inside.verify(&media).unwrap();
+    assert_eq!(r.errors.len(), 1, "{:?}", r.failed);
+    let kept = p.outside.layout.bundles();
+    let r = p.inside.import(&kept).unwrap();
+    assert!(r.ok(), "{:?}", r.failed);
+    assert_eq!(r.applied, vec![2]);
+    p.assert_in_sync();
+}
+
+#[test]
+fn an_expired_bundle_is_refused_unless_allowed() {
+    let mut p = Pair::new();
+    p.outside.opts.expires_in = 86_400;
+    p.outside.write("a.txt", b"stale");
+    let long_ago = ferry_agent_common::now_unix() - 10 * 86_400;
+    let e = p.outside.export_at(long_ago).unwrap().unwrap();
+    let media = p.new_media();
+    p.outside.write_to_media(&e, &media).unwrap();
+
+    let r = p.inside.import(&media).unwrap();
+    assert_eq!(
+        only_refusal(&r),
+        Refusal::Expired {
+            sequence: 1,
+            expires: long_ago + 86_400,
+            created: long_ago
+        }
+    );
+    assert_eq!(p.inside.applied().sequence, 0);
+    // The refused bundle is not held: it is the next one, it just expired.
+    assert!(p.inside.db().held().unwrap().is_empty());
+
+    p.inside.apply.allow_expired = true;
+    let r = p.inside.import(&media).unwrap();
+    assert_eq!(r.applied, vec![1], "{:?}", r.failed);
+    p.assert_in_sync();
+}
+
+#[test]
+fn check_follows_names_each_broken_rule() {
+    let mut p = Pair::new();
+    p.outside.write("a.txt", b"one");
+    let (_, m1) = p.export_to_media().unwrap();
+    let db = p.inside.db();
+    let trusted = db.trusted().unwrap();
+    let bundle = std::fs::read_dir(&m1)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let b = agent_inside::bundle::open(&bundle, &trusted, &p.inside.limits).unwrap();
+    let fresh = agent_inside::db::Applied::default();
+    let opts = p.inside.apply;
+    let now = b.manifest().created;
+    assert_eq!(apply::check_follows(&b, &fresh, opts, now), Ok(()));
+    // Not next: the store is at 1 already.
+    let at_one = agent_inside::db::Applied {
+        sequence: 1,
+        ..fresh.clone()
+    };
+    assert_eq!(
+        apply::check_follows(&b, &at_one, opts, now),
+        Err(Refusal::NotNext {
+            sequence: 1,
+            applied: 1
+        })
+    );
+    // Expired, one second after its expiry.
+    let late = b.manifest().expires + 1;
+    assert!(matches!(
+        apply::check_follows(&b, &fresh, opts, late),
+        Err(Refusal::Expired { sequence: 1, .. })
+    ));
+    // Another stream.
+    let elsewhere = agent_inside::db::Applied {
+        stream: Some(ferry_protocol::id::StreamId([0xee; 16])),
+        ..fresh
+    };
+    assert!(matches!(
+        apply::check_follows(&b, &elsewhere, opts, now),
+        Err(Refusal::OtherStream { .. })
+    ));
+    // The message an operator sees names the bundle and what to do.
+    let late_msg = apply::check_follows(&b, &agent_inside::db::Applied::default(), opts, late)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        late_msg.contains("bundle 1 expired") && late_msg.contains("--allow-expired"),
+        "{late_msg}"
+    );
+}
+
+#[test]
+fn recover_finishes_a_switch_the_crash_interrupted() {
+    let mut p = Pair::new();
+    p.outside.write("a.txt", b"one");
+    assert_eq!(p.drive(), 1);
+    let gen1 = p.inside.applied().generation.unwrap();
+    p.outside.write("a.txt", b"two");
+    assert_eq!(p.drive(), 1);
+    let gen2 = p.inside.applied().generation.unwrap();
+    assert_ne!(gen1, gen2);
+
+    // A crash after the database commit, before `current` moved: the link
+    // still names generation 1 while the database says 2.
+    let link = p.inside.layout.current_link();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(Path::new("gens").join(&gen1), &link).unwrap();
+    assert_eq!(std::fs::read(p.inside.served("a.txt")).unwrap(), b"one");
+
+    let db = p.inside.db();
+    apply::recover(&p.inside.layout, &db, &p.inside.limits).unwrap();
+    assert_eq!(p.inside.layout.current_gen_name(), Some(gen2));
+    assert_eq!(std::fs::read(p.inside.served("a.txt")).unwrap(), b"two");
+}
+
+#[test]
+fn recover_removes_what_an_interrupted_apply_left() {
+    let mut p = Pair::new();
+    p.outside.write("a.bin", &random_bytes(100_000, 5));
+    assert_eq!(p.drive(), 1);
+    let served = tree_digest(&p.inside.served(""));
+    let chunks = p.inside.chunk_files();
+    let layout = p.inside.layout.clone();
+
+    // A crash mid-apply: a half-built generation, staged chunks, a stray
+    // chunk in the store (from before chunks were staged), a partial push.
+    let tmp_gen = layout.gens().join(".tmp-00000002-deadbeef");
+    std::fs::create_dir_all(tmp_gen.join("files/tools")).unwrap();
+    std::fs::write(tmp_gen.join("files/tools/half"), b"half").unwrap();
+    std::fs::create_dir_all(layout.staging().join("ab")).unwrap();
+    std::fs::write(layout.staging().join("ab/abcd"), b"staged").unwrap();
+    let stray = ChunkId::of(b"stray").to_hex();
+    let stray_dir = layout.chunks().join(&stray[..2]);
+    std::fs::create_dir_all(&stray_dir).unwrap();
+    std::fs::write(stray_dir.join(&stray), b"stray").unwrap();
+    let incoming = layout.incoming().join("bundle-00000000-00000001");
+    std::fs::create_dir_all(&incoming).unwrap();
+
+    let db = p.inside.db();
+    apply::recover(&layout, &db, &p.inside.limits).unwrap();
+    drop(db);
+    assert!(
+        !tmp_gen.exists(),
+        "the half-built generation is still there"
+    );
+    assert!(!layout.staging().exists(), "staging is still there");
+    assert_eq!(
+        p.inside.chunk_files(),
+        chunks,
+        "the stray chunk is still there"
+    );
+    assert!(
+        !incoming.exists(),
+        "chunks pushed for an applied bundle are still there"
+    );
+    assert_eq!(tree_digest(&p.inside.served("")), served);
+
+    // And the next bundle applies on top.
+    p.outside.write("b.txt", b"next");
+    assert_eq!(p.drive(), 1);
+    p.assert_in_sync();
+}
+
+/// A source that lists one good file and then fails, to see how export
+/// reports a source's error.
+struct Failing;
+
+impl Source for Failing {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    fn kind(&self) -> SourceKind {
+        SourceKind::Files
+    }
+    fn scan(
+        &self,
+        _cx: &ScanCtx<'_>,
+        sink: &mut dyn FnMut(Item) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        sink(Item {
+            path: "ok.txt".into(),
+            kind: ItemKind::File {
+                executable: false,
+                fingerprint: None,
+                expected_sha256: None,
+                open: Box::new(|| Ok(Box::new(&b"fine"[..]))),
+            },
+        })?;
+        sink(Item {
+            path: "gone.txt".into(),
+            kind: ItemKind::File {
+                executable: false,
+                fingerprint: None,
+                expected_sha256: None,
+                open: Box::new(|| anyhow::bail!("upstream answered 404")),
+            },
+        })
+    }
+}
+
+#[test]
+fn export_names_the_failing_source_once_and_writes_nothing() {
+    let p = Pair::new();
+    let err = p
+        .outside
+        .export_sources(&[Box::new(Failing)])
+        .err()
+        .expect("the export fails");
+    let msg = ferry_agent_common::one_line(&err);
+    assert_eq!(msg, "source \"flaky\": gone.txt: upstream answered 404");
+    let kept: Vec<_> = std::fs::read_dir(p.outside.layout.bundles())
+        .unwrap()
+        .collect();
+    assert!(kept.is_empty(), "the failed export left {kept:?}");
+    // The ledger did not move.
+    assert!(p.outside.catalog(1).is_err());
+}
