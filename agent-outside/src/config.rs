@@ -10,9 +10,14 @@
 //! type = "files"
 //! path = "/srv/upstream/tools"       # a local tree, or
 //! # urls = ["https://host/a.tar.gz"] # or tables: { url = "...", sha256 = "..." }
+//! ca_file = "/etc/ferry/ca.pem"      # network keys every type accepts:
+//! timeout = "30s"                    # see `crate::upstream::NetSettings`
+//! retries = 3
 //! ```
 
+use crate::upstream::{NetSettings, NET_KEYS};
 use anyhow::{bail, Context, Result};
+use ferry_protocol::catalog::SourceKind;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -56,15 +61,18 @@ fn default_level() -> i32 {
     3
 }
 
-/// One upstream source: its name and type, and the settings its type's
-/// module reads (each source module owns its settings struct, which refuses
-/// unknown keys).
+/// One upstream source: its name and type, the network keys every type
+/// shares ([`NetSettings`]), and the settings its type's module reads (each
+/// source module owns its settings struct, which refuses unknown keys).
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
     /// Name, unique in the config; becomes the first path component inside.
     pub name: String,
-    /// Kind of source.
-    pub kind: SourceType,
+    /// Kind of source (the `type` key).
+    pub kind: SourceKind,
+    /// How the source reaches upstream: `ca_file`, `timeout`, `retries` and
+    /// credentials, the same keys for every type.
+    pub net: NetSettings,
     /// Every other key of the `[[source]]` table.
     pub settings: toml::Table,
 }
@@ -79,57 +87,56 @@ impl<'de> Deserialize<'de> for SourceConfig {
             None => return Err(D::Error::custom("every [[source]] needs a `name`")),
         };
         let kind = match settings.remove("type") {
-            Some(v) => SourceType::deserialize(v)
-                .map_err(|e| D::Error::custom(format!("source {name:?}: `type`: {e}")))?,
+            Some(toml::Value::String(t)) => parse_kind(&t).ok_or_else(|| {
+                D::Error::custom(format!(
+                    "source {name:?}: `type`: unknown type {t:?} (one of: {})",
+                    SourceKind::ALL.map(SourceKind::name).join(", ")
+                ))
+            })?,
+            Some(_) => {
+                return Err(D::Error::custom(format!(
+                    "source {name:?}: `type` must be a string"
+                )))
+            }
             None => return Err(D::Error::custom(format!("source {name:?} needs a `type`"))),
         };
+        let net: toml::Table = settings
+            .iter()
+            .filter(|(k, _)| NET_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let net: NetSettings = toml::Value::Table(net)
+            .try_into()
+            .map_err(|e| D::Error::custom(format!("source {name:?}: {e}")))?;
         Ok(SourceConfig {
             name,
             kind,
+            net,
             settings,
         })
     }
 }
 
+/// The source kind a config `type` names.
+fn parse_kind(t: &str) -> Option<SourceKind> {
+    SourceKind::ALL.into_iter().find(|k| k.name() == t)
+}
+
 impl SourceConfig {
-    /// Reads this source's settings into its module's settings struct
-    /// (which should `deny_unknown_fields`); an error names the source.
+    /// Reads this source's own settings into its module's settings struct
+    /// (which should `deny_unknown_fields`); an error names the source. The
+    /// network keys ([`NET_KEYS`]) are not among them: they are in
+    /// [`SourceConfig::net`].
     pub fn settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        toml::Value::Table(self.settings.clone())
-            .try_into()
-            .map_err(|e| anyhow::anyhow!("source {:?} ({}): {e}", self.name, self.kind.as_str()))
-    }
-}
-
-/// The kinds of source this build knows.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceType {
-    /// Plain files.
-    Files,
-    /// Container images from an OCI distribution registry.
-    Oci,
-    /// A Debian (apt) repository.
-    Apt,
-    /// An RPM (yum/dnf) repository.
-    Yum,
-    /// A Python package index (PEP 503 / PEP 691).
-    Pypi,
-    /// A Helm chart repository.
-    Helm,
-}
-
-impl SourceType {
-    /// The name used in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceType::Files => "files",
-            SourceType::Oci => "oci",
-            SourceType::Apt => "apt",
-            SourceType::Yum => "yum",
-            SourceType::Pypi => "pypi",
-            SourceType::Helm => "helm",
+        let mut table = self.settings.clone();
+        // oci and pypi still read their network keys themselves until they
+        // build their client with `crate::upstream::Client`.
+        if !matches!(self.kind, SourceKind::Oci | SourceKind::Pypi) {
+            table.retain(|k, _| !NET_KEYS.iter().any(|n| *n == &k[..]));
         }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("source {:?} ({}): {e}", self.name, self.kind.name()))
     }
 }
 
@@ -215,6 +222,40 @@ mod tests {
         assert_eq!(cfg.sources.len(), 2);
         let files: crate::source::files::FilesSettings = cfg.sources[1].settings().unwrap();
         assert_eq!(files.urls[1].url(), "https://host/b");
+        assert_eq!(cfg.sources[0].kind, SourceKind::Files);
+    }
+
+    #[test]
+    fn network_keys_are_parsed_once_for_every_type() {
+        let cfg: Config = toml::from_str(
+            r#"
+            [[source]]
+            name = "dl"
+            type = "files"
+            urls = ["https://host/a.tar.gz"]
+            timeout = "2m"
+            retries = 5
+            "#,
+        )
+        .unwrap();
+        cfg.check().unwrap();
+        let s = &cfg.sources[0];
+        assert_eq!(s.net.timeout.as_deref(), Some("2m"));
+        assert_eq!(s.net.retries, Some(5));
+        // The source's own struct, which refuses unknown keys, never sees them.
+        let _: crate::source::files::FilesSettings = s.settings().unwrap();
+        for bad in [
+            "retries = \"many\"",
+            "timeout = \"0s\"",
+            "ca_file = \"/nonexistent/ca.pem\"",
+            "username = \"u\"",
+        ] {
+            let text = format!(
+                "[[source]]\nname = \"d\"\ntype = \"files\"\nurls = [\"https://h/a\"]\n{bad}\n"
+            );
+            let parsed: Result<Config, _> = toml::from_str(&text);
+            assert!(parsed.map(|c| c.check().is_err()).unwrap_or(true), "{bad}");
+        }
     }
 
     #[test]

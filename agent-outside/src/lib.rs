@@ -2,6 +2,7 @@
 //!
 //! It reads upstream sources ([`source`]), keeps a ledger of what it has
 //! shipped ([`ledger`]), and writes signed delta bundles ([`export`]).
+//! Every source reaches upstream through [`upstream`].
 
 #![forbid(unsafe_code)]
 
@@ -11,3 +12,4 @@ pub mod export;
 pub mod ledger;
 pub mod push;
 pub mod source;
+pub mod upstream;

@@ -10,7 +10,7 @@
 //! is bytes or text, output is values or a typed error (a `thiserror` enum per
 //! operation, one variant per broken rule) whose message names the file and
 //! what is wrong; callers add the source name, and `?` turns it into their
-//! `anyhow::Error`. (`rpm` still returns `anyhow::Error`.)
+//! `anyhow::Error`.
 //! Logic only one side needs (selection, downloads, serving, site signing)
 //! stays with that side.
 //!

@@ -12,44 +12,100 @@
 //! ferry-in reads it again to check every metadata file of a generation.
 //! `xml:base` locations (metadata elsewhere) are refused.
 
-use anyhow::{anyhow, bail, Context, Result};
+/// Why a checksum from repository metadata is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChecksumError {
+    /// A `type` other than `sha`/`sha1`, `sha256` or `sha512` (such as `md5`).
+    #[error("checksum type {0:?} is not supported (sha1, sha256, sha512 are)")]
+    UnsupportedKind(String),
+    /// The digest is not the right number of hex digits for its type.
+    #[error("{kind} checksum {hex:?} is not {want} hex digits")]
+    BadHex {
+        /// The checksum type.
+        kind: ChecksumKind,
+        /// The text given.
+        hex: String,
+        /// How many hex digits the type has.
+        want: usize,
+    },
+}
+
+/// The checksum types repository metadata may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChecksumKind {
+    /// SHA-1 (`sha1`, also spelt `sha`).
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// SHA-512.
+    Sha512,
+}
+
+impl ChecksumKind {
+    /// From a `type` attribute; an unknown type is an error, never a default.
+    pub fn parse(kind: &str) -> std::result::Result<ChecksumKind, ChecksumError> {
+        match kind {
+            "sha" | "sha1" => Ok(ChecksumKind::Sha1),
+            "sha256" => Ok(ChecksumKind::Sha256),
+            "sha512" => Ok(ChecksumKind::Sha512),
+            other => Err(ChecksumError::UnsupportedKind(other.to_string())),
+        }
+    }
+
+    /// The canonical name (`sha1`, `sha256`, `sha512`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumKind::Sha1 => "sha1",
+            ChecksumKind::Sha256 => "sha256",
+            ChecksumKind::Sha512 => "sha512",
+        }
+    }
+
+    /// The number of hex digits of a digest of this type.
+    pub fn hex_len(self) -> usize {
+        match self {
+            ChecksumKind::Sha1 => 40,
+            ChecksumKind::Sha256 => 64,
+            ChecksumKind::Sha512 => 128,
+        }
+    }
+}
+
+impl std::fmt::Display for ChecksumKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A checksum as repository metadata gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checksum {
-    /// `sha256`, `sha1` or `sha512`.
-    pub kind: String,
+    /// The type.
+    pub kind: ChecksumKind,
     /// Lower-case hex.
     pub hex: String,
 }
 
 impl Checksum {
-    /// From a `type` attribute and hex text; an error for unsupported types.
-    pub fn new(kind: &str, hex: &str) -> Result<Checksum> {
-        let kind = match kind {
-            "sha" | "sha1" => "sha1",
-            "sha256" => "sha256",
-            "sha512" => "sha512",
-            other => bail!("checksum type {other:?} is not supported (sha1, sha256, sha512 are)"),
-        };
+    /// From a `type` attribute and hex text; an error for unsupported types
+    /// and for hex of the wrong length.
+    pub fn new(kind: &str, hex: &str) -> std::result::Result<Checksum, ChecksumError> {
+        Checksum::of_kind(ChecksumKind::parse(kind)?, hex)
+    }
+
+    /// From a known type and hex text; an error for hex of the wrong length.
+    pub fn of_kind(kind: ChecksumKind, hex: &str) -> std::result::Result<Checksum, ChecksumError> {
         let hex = hex.trim().to_ascii_lowercase();
-        let want = match kind {
-            "sha1" => 40,
-            "sha256" => 64,
-            _ => 128,
-        };
+        let want = kind.hex_len();
         if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            bail!("{kind} checksum {hex:?} is not {want} hex digits");
+            return Err(ChecksumError::BadHex { kind, hex, want });
         }
-        Ok(Checksum {
-            kind: kind.to_string(),
-            hex,
-        })
+        Ok(Checksum { kind, hex })
     }
 
     /// The checksum of `data` of the same type.
     pub fn of(&self, data: &[u8]) -> String {
-        let mut h = Hasher::new(&self.kind);
+        let mut h = Hasher::new(self.kind);
         h.update(data);
         h.finish()
     }
@@ -72,13 +128,13 @@ pub enum Hasher {
 }
 
 impl Hasher {
-    /// For a type [`Checksum::new`] accepted.
-    pub fn new(kind: &str) -> Hasher {
+    /// A hasher of type `kind`.
+    pub fn new(kind: ChecksumKind) -> Hasher {
         use sha2::Digest;
         match kind {
-            "sha1" => Hasher::Sha1(sha1::Sha1::new()),
-            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
-            _ => Hasher::Sha256(sha2::Sha256::new()),
+            ChecksumKind::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            ChecksumKind::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            ChecksumKind::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
         }
     }
     /// Feeds bytes.
@@ -114,42 +170,84 @@ pub struct RepomdEntry {
     pub size: Option<u64>,
 }
 
+/// Why `repomd.xml` is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RepomdError {
+    /// The bytes are not UTF-8.
+    #[error("repomd.xml is not UTF-8")]
+    NotUtf8,
+    /// The text is not XML.
+    #[error("repomd.xml is not XML: {0}")]
+    NotXml(String),
+    /// The root element is not `<repomd>`.
+    #[error("repomd.xml: the root element is <{0}>, not <repomd>")]
+    WrongRoot(String),
+    /// A `<data>` element lacks a child or attribute it needs.
+    #[error("repomd.xml: <data type={kind:?}> has no {missing}")]
+    Missing {
+        /// The `type` of the `<data>` element.
+        kind: String,
+        /// What is missing (`<location>`, `location href`, `<checksum>`).
+        missing: &'static str,
+    },
+    /// A location with `xml:base` (metadata elsewhere), which is refused.
+    #[error("repomd.xml: <data type={0:?}> has an xml:base location, which is not supported")]
+    XmlBase(String),
+    /// A checksum of an unsupported type or malformed.
+    #[error("repomd.xml: {href}: {source}")]
+    Checksum {
+        /// The metadata file.
+        href: String,
+        /// Why.
+        source: ChecksumError,
+    },
+    /// A `<size>` that is not a number.
+    #[error("repomd.xml: {href}: size {text:?} is not a number")]
+    BadSize {
+        /// The metadata file.
+        href: String,
+        /// The text given.
+        text: String,
+    },
+}
+
 /// Parses `repomd.xml`.
-pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdEntry>> {
-    let text = std::str::from_utf8(xml).context("repomd.xml is not UTF-8")?;
-    let doc = roxmltree::Document::parse(text).context("repomd.xml is not XML")?;
+pub fn parse_repomd(xml: &[u8]) -> std::result::Result<Vec<RepomdEntry>, RepomdError> {
+    let text = std::str::from_utf8(xml).map_err(|_| RepomdError::NotUtf8)?;
+    let doc = roxmltree::Document::parse(text).map_err(|e| RepomdError::NotXml(e.to_string()))?;
     let root = doc.root_element();
     if root.tag_name().name() != "repomd" {
-        bail!(
-            "repomd.xml: the root element is <{}>, not <repomd>",
-            root.tag_name().name()
-        );
+        return Err(RepomdError::WrongRoot(root.tag_name().name().to_string()));
     }
     let mut out = Vec::new();
     for data in root.children().filter(|n| n.has_tag_name("data")) {
         let kind = data.attribute("type").unwrap_or("").to_string();
         let child = |name: &str| data.children().find(|n| n.has_tag_name(name));
-        let loc = child("location")
-            .ok_or_else(|| anyhow!("repomd.xml: <data type={kind:?}> has no <location>"))?;
+        let missing = |missing| RepomdError::Missing {
+            kind: kind.clone(),
+            missing,
+        };
+        let loc = child("location").ok_or_else(|| missing("<location>"))?;
         if loc.attribute("xml:base").is_some() || loc.attribute("base").is_some() {
-            bail!(
-                "repomd.xml: <data type={kind:?}> has an xml:base location, which is not supported"
-            );
+            return Err(RepomdError::XmlBase(kind));
         }
         let href = loc
             .attribute("href")
-            .ok_or_else(|| anyhow!("repomd.xml: <data type={kind:?}> has no location href"))?
+            .ok_or_else(|| missing("location href"))?
             .to_string();
-        let ck = child("checksum")
-            .ok_or_else(|| anyhow!("repomd.xml: <data type={kind:?}> has no <checksum>"))?;
+        let ck = child("checksum").ok_or_else(|| missing("<checksum>"))?;
         let checksum = Checksum::new(ck.attribute("type").unwrap_or(""), ck.text().unwrap_or(""))
-            .with_context(|| format!("repomd.xml: {href}"))?;
+            .map_err(|source| RepomdError::Checksum {
+            href: href.clone(),
+            source,
+        })?;
         let size = child("size")
             .and_then(|n| n.text())
             .map(|t| {
-                t.trim()
-                    .parse::<u64>()
-                    .with_context(|| format!("repomd.xml: {href}: size {t:?} is not a number"))
+                t.trim().parse::<u64>().map_err(|_| RepomdError::BadSize {
+                    href: href.clone(),
+                    text: t.to_string(),
+                })
             })
             .transpose()?;
         out.push(RepomdEntry {
@@ -168,11 +266,19 @@ mod tests {
 
     #[test]
     fn checksums() {
-        assert!(Checksum::new("md5", "00").is_err());
+        assert_eq!(
+            Checksum::new("md5", "00"),
+            Err(ChecksumError::UnsupportedKind("md5".into()))
+        );
+        assert_eq!(
+            ChecksumKind::parse("sha384"),
+            Err(ChecksumError::UnsupportedKind("sha384".into()))
+        );
         let e = Checksum::new("sha256", "abc").unwrap_err();
+        assert!(matches!(e, ChecksumError::BadHex { want: 64, .. }), "{e}");
         assert!(e.to_string().contains("64 hex digits"), "{e}");
         let c = Checksum::new("sha", &"A".repeat(40)).unwrap();
-        assert_eq!(c.kind, "sha1");
+        assert_eq!(c.kind, ChecksumKind::Sha1);
         assert_eq!(c.hex, "a".repeat(40));
         let c = Checksum::new("sha256", &"0".repeat(64)).unwrap();
         assert_eq!(
@@ -180,7 +286,7 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(c.to_string(), format!("sha256:{}", "0".repeat(64)));
-        let mut h = Hasher::new("sha1");
+        let mut h = Hasher::new(ChecksumKind::Sha1);
         h.update(b"a");
         h.update(b"bc");
         assert_eq!(h.finish(), "a9993e364706816aba3e25717850c26c9cd0d89d");
@@ -202,21 +308,38 @@ mod tests {
         assert_eq!(e[0].kind, "primary");
         assert_eq!(e[0].href, "repodata/p.xml.gz");
         assert_eq!(e[0].size, Some(12));
-        assert_eq!(e[1].checksum.kind, "sha1");
+        assert_eq!(e[1].checksum.kind, ChecksumKind::Sha1);
         assert_eq!(e[1].size, None);
         let bad = xml.replace("<size>12</size>", "<size>x</size>");
-        let err = format!("{:#}", parse_repomd(bad.as_bytes()).unwrap_err());
+        let err = parse_repomd(bad.as_bytes()).unwrap_err();
         assert!(
-            err.contains("repodata/p.xml.gz") && err.contains("not a number"),
+            matches!(&err, RepomdError::BadSize { href, .. } if href == "repodata/p.xml.gz"),
             "{err}"
         );
         let err = parse_repomd(b"<other/>").unwrap_err();
-        assert!(err.to_string().contains("<other>"), "{err}");
-        assert!(parse_repomd(b"not xml").is_err());
+        assert!(
+            matches!(&err, RepomdError::WrongRoot(r) if r == "other"),
+            "{err}"
+        );
+        assert!(matches!(
+            parse_repomd(b"not xml"),
+            Err(RepomdError::NotXml(_))
+        ));
+        let md5 = xml.replace(r#"type="sha""#, r#"type="md5""#);
+        assert!(matches!(
+            parse_repomd(md5.as_bytes()),
+            Err(RepomdError::Checksum {
+                source: ChecksumError::UnsupportedKind(_),
+                ..
+            })
+        ));
         let based = xml.replace(
             r#"<location href"#,
             r#"<location xml:base="http://x/" href"#,
         );
-        assert!(parse_repomd(based.as_bytes()).is_err());
+        assert!(matches!(
+            parse_repomd(based.as_bytes()),
+            Err(RepomdError::XmlBase(_))
+        ));
     }
 }

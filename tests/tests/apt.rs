@@ -544,7 +544,7 @@ fn apt_tampered_upstream_ships_nothing() {
     env.export("bad-index").expect_fail(&[
         "source \"deb\"",
         "dists/stable/main/binary-amd64/Packages",
-        "hash mismatch",
+        "checksum mismatch",
         "expected",
     ]);
     assert!(media_is_empty(env, "bad-index"));
@@ -568,7 +568,7 @@ fn apt_tampered_upstream_ships_nothing() {
     env.export("bad-deb").expect_fail(&[
         "source \"deb\"",
         "pool/main/e/extra/extra_1.0_all.deb",
-        "hash mismatch",
+        "checksum mismatch",
         "expected",
     ]);
     assert!(media_is_empty(env, "bad-deb"));

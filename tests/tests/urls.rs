@@ -84,7 +84,8 @@ fn a_wrong_sha256_fails_the_export_and_ships_nothing() {
         &env,
         &format!("urls = [{{ url = \"{base}/a.bin\", sha256 = \"{wrong}\" }}]\n"),
     );
-    env.export("m1").expect_fail(&["a.bin", "SHA-256", &wrong]);
+    env.export("m1")
+        .expect_fail(&["a.bin", "checksum mismatch", &wrong]);
     assert!(
         !env.root().join("m1").exists(),
         "a failed export wrote to the media"

@@ -20,7 +20,7 @@
 
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
-use ferry_formats::rpm::{parse_repomd, Hasher};
+use ferry_formats::rpm::{parse_repomd, ChecksumKind, Hasher};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,7 +35,7 @@ const UNLISTED: [&str; 2] = ["repodata/repomd.xml.asc", "repodata/repomd.xml.key
 
 /// The hex digest of the file at `path` with checksum type `kind` (one
 /// [`ferry_formats::rpm::Checksum`] accepted).
-fn file_digest(kind: &str, path: &std::path::Path) -> Result<String> {
+fn file_digest(kind: ChecksumKind, path: &std::path::Path) -> Result<String> {
     use std::io::Read;
     let mut f =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -85,10 +85,10 @@ fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
                 );
             }
             // SHA-256 was checked against the catalog when the file was built.
-            let actual = if l.checksum.kind == "sha256" {
+            let actual = if l.checksum.kind == ChecksumKind::Sha256 {
                 f.sha256.to_hex()
             } else {
-                file_digest(&l.checksum.kind, &root.join(&l.href))?
+                file_digest(l.checksum.kind, &root.join(&l.href))?
             };
             if actual != l.checksum.hex {
                 bail!(

@@ -6,7 +6,9 @@
 
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::{SourceConfig, UrlEntry};
+use crate::upstream::{Client, Expect};
 use anyhow::{anyhow, bail, Context, Result};
+use ferry_formats::rpm::{Checksum, ChecksumKind};
 use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::id::Sha256;
 use serde::Deserialize;
@@ -29,6 +31,7 @@ pub struct FilesSource {
     name: String,
     root: Option<PathBuf>,
     urls: Vec<UrlEntry>,
+    client: Client,
 }
 
 impl FilesSource {
@@ -38,10 +41,23 @@ impl FilesSource {
         if settings.path.is_none() && settings.urls.is_empty() {
             bail!("source {:?} (files) needs `path` or `urls`", cfg.name);
         }
+        // Credentials go to one host only: the URLs' host when they share one.
+        let mut hosts = settings
+            .urls
+            .iter()
+            .map(|u| u.url().split('/').take(3).collect::<Vec<_>>().join("/"));
+        let first = hosts.next();
+        let one_host = match first {
+            Some(h) if hosts.all(|x| x == h) => settings.urls.first().map(UrlEntry::url),
+            _ => None,
+        };
+        let client = Client::new(&cfg.net, one_host)
+            .with_context(|| format!("source {:?} (files)", cfg.name))?;
         Ok(FilesSource {
             name: cfg.name.clone(),
             root: settings.path,
             urls: settings.urls,
+            client,
         })
     }
 
@@ -140,9 +156,14 @@ impl Source for FilesSource {
         SourceKind::Files
     }
 
-    fn scan(&self, _cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+    fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         if let Some(root) = &self.root {
             self.scan_tree(root, sink)?;
+        }
+        let downloads = cx.cache_dir.join("downloads");
+        if !self.urls.is_empty() {
+            std::fs::create_dir_all(&downloads)
+                .with_context(|| format!("cannot create {}", downloads.display()))?;
         }
         for u in &self.urls {
             let (url, sha, path) = match u {
@@ -169,7 +190,19 @@ impl Source for FilesSource {
                 })?),
                 None => None,
             };
-            let fetch_url = url.clone();
+            let expect = Expect {
+                size: None,
+                checksum: expected_sha256.map(|s| {
+                    Checksum::of_kind(ChecksumKind::Sha256, &s.to_hex()).expect("64 hex digits")
+                }),
+            };
+            // Named by content when it is known, else by URL.
+            let key = expected_sha256.unwrap_or_else(|| Sha256::of(url.as_bytes()));
+            let dest = downloads.join(key.to_hex());
+            let (client, what) = (
+                self.client.clone(),
+                format!("source {:?}: {path}", self.name),
+            );
             sink(Item {
                 path,
                 kind: ItemKind::File {
@@ -177,10 +210,9 @@ impl Source for FilesSource {
                     fingerprint: None,
                     expected_sha256,
                     open: Box::new(move || {
-                        let resp = ureq::get(&fetch_url)
-                            .call()
-                            .with_context(|| format!("cannot fetch {fetch_url}"))?;
-                        Ok(Box::new(resp.into_body().into_reader()) as Box<dyn std::io::Read>)
+                        client
+                            .open_downloaded(&url, &dest, &expect)
+                            .with_context(|| what)
                     }),
                 },
             })?;

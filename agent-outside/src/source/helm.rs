@@ -39,7 +39,7 @@
 
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
-use crate::source::checked::Checked;
+use crate::upstream::{Client, Expect};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::helm::{chart_path, parse_index, write_index, Entry, INDEX};
 use ferry_formats::rpm::Checksum;
@@ -73,7 +73,7 @@ pub struct HelmSource {
     url: String,
     charts: Vec<(String, semver::VersionReq)>,
     pin: Vec<String>,
-    agent: ureq::Agent,
+    client: Client,
 }
 
 /// Resolves a chart URL against the repository URL as Helm does: absolute
@@ -124,10 +124,8 @@ impl HelmSource {
             url: s.url.trim_end_matches('/').to_string(),
             charts,
             pin: s.pin,
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into(),
+            client: Client::new(&cfg.net, Some(&s.url))
+                .with_context(|| format!("source {:?} (helm)", cfg.name))?,
         })
     }
 
@@ -144,35 +142,22 @@ impl HelmSource {
     }
 }
 
-impl Source for HelmSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> SourceKind {
-        SourceKind::Helm
-    }
-
-    fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+impl HelmSource {
+    /// Fetches and parses upstream's `index.yaml`.
+    fn fetch_index(&self) -> Result<Vec<Entry>> {
         let name = &self.name;
         let index_url = format!("{}/index.yaml", self.url);
-        let mut resp = self
-            .agent
-            .get(&index_url)
-            .call()
-            .with_context(|| format!("source {name:?}: cannot fetch {index_url}"))?;
-        if !resp.status().is_success() {
-            bail!("source {name:?}: {index_url}: HTTP {}", resp.status());
-        }
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_INDEX)
-            .read_to_vec()
-            .with_context(|| format!("source {name:?}: cannot read {index_url}"))?;
-        let upstream =
-            parse_index(&text).with_context(|| format!("source {name:?}: {index_url}"))?;
+        let text = self
+            .client
+            .get_small(&index_url, MAX_INDEX)
+            .with_context(|| format!("source {name:?}"))?
+            .ok_or_else(|| anyhow!("source {name:?}: {index_url}: HTTP 404"))?;
+        parse_index(&text).with_context(|| format!("source {name:?}: {index_url}"))
+    }
 
+    /// The entries the settings select, each once, with safe file names.
+    fn select(&self, upstream: &[Entry]) -> Result<Vec<Entry>> {
+        let name = &self.name;
         let mut selected: Vec<Entry> = Vec::new();
         let mut seen = BTreeSet::new();
         for e in upstream.iter().filter(|e| self.wants(e)) {
@@ -199,9 +184,14 @@ impl Source for HelmSource {
                 );
             }
         }
+        Ok(selected)
+    }
 
-        // Pins upstream dropped: chart from the last bundle, entry from the
-        // index this source wrote last.
+    /// Adds to `selected` the pins upstream dropped (chart from the last
+    /// bundle, entry from the index this source wrote last), records the
+    /// index for later exports, and returns the paths to keep.
+    fn pin(&self, cx: &ScanCtx<'_>, selected: &mut Vec<Entry>) -> Result<Vec<String>> {
+        let name = &self.name;
         let mut kept = Vec::new();
         let shipped_path = cx.cache_dir.join(SHIPPED_INDEX);
         let shipped = match std::fs::read(&shipped_path) {
@@ -219,8 +209,7 @@ impl Source for HelmSource {
                     eprintln!(
                         "ferry-out: source {name:?}: keeping pinned chart {pin} (upstream no longer has it)"
                     );
-                    let e = e.clone();
-                    selected.push(e);
+                    selected.push(e.clone());
                     kept.push(path);
                 }
                 _ => eprintln!(
@@ -228,8 +217,6 @@ impl Source for HelmSource {
                 ),
             }
         }
-
-        let index = write_index(&selected)?;
         // Remember what this export lists, for pins in later exports. (Written
         // even if the export later fails: it is only read for pinned entries
         // whose chart the last bundle has.)
@@ -244,7 +231,75 @@ impl Source for HelmSource {
         };
         ferry_agent_common::fsx::write_atomic(&shipped_path, &all_shipped)
             .with_context(|| format!("cannot write {}", shipped_path.display()))?;
+        Ok(kept)
+    }
 
+    /// The item of one selected chart: kept, or downloaded into the cache
+    /// when the exporter opens it and checked against the entry's digest.
+    fn chart_item(&self, cx: &ScanCtx<'_>, e: &Entry, kept: &[String]) -> Result<Item> {
+        let name = &self.name;
+        let path = e.path();
+        if kept.contains(&path) {
+            return Ok(Item {
+                path,
+                kind: ItemKind::Keep,
+            });
+        }
+        let digest = e.digest.as_deref().ok_or_else(|| {
+            anyhow!(
+                "source {name:?}: chart {} has no digest in index.yaml, so it cannot be verified",
+                e.stem()
+            )
+        })?;
+        let want = Checksum::new("sha256", digest).with_context(|| {
+            format!("source {name:?}: chart {}: digest in index.yaml", e.stem())
+        })?;
+        let first = e.urls.first().ok_or_else(|| {
+            anyhow!(
+                "source {name:?}: chart {} has no URL in index.yaml",
+                e.stem()
+            )
+        })?;
+        let url = resolve_url(&self.url, first);
+        let client = self.client.clone();
+        let what = format!("source {name:?}: chart {} ({url})", e.stem());
+        let dest = cx.cache_dir.join(&want.hex);
+        let fingerprint = Some(format!("sha256:{}", want.hex));
+        let expect = Expect {
+            size: None,
+            checksum: Some(want),
+        };
+        Ok(Item {
+            path,
+            kind: ItemKind::File {
+                executable: false,
+                fingerprint,
+                expected_sha256: None,
+                open: Box::new(move || {
+                    client
+                        .open_downloaded(&url, &dest, &expect)
+                        .with_context(|| what)
+                }),
+            },
+        })
+    }
+}
+
+impl Source for HelmSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Helm
+    }
+
+    /// Fetch the index, select, pin, emit the index and the charts.
+    fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        let upstream = self.fetch_index()?;
+        let mut selected = self.select(&upstream)?;
+        let kept = self.pin(cx, &mut selected)?;
+        let index = write_index(&selected)?;
         sink(Item {
             path: INDEX.into(),
             kind: ItemKind::File {
@@ -255,52 +310,7 @@ impl Source for HelmSource {
             },
         })?;
         for e in &selected {
-            let path = e.path();
-            if kept.contains(&path) {
-                sink(Item {
-                    path,
-                    kind: ItemKind::Keep,
-                })?;
-                continue;
-            }
-            let digest = e.digest.as_deref().ok_or_else(|| {
-                anyhow!(
-                    "source {name:?}: chart {} has no digest in index.yaml, so it cannot be verified",
-                    e.stem()
-                )
-            })?;
-            let want = Checksum::new("sha256", digest).with_context(|| {
-                format!("source {name:?}: chart {}: digest in index.yaml", e.stem())
-            })?;
-            let first = e.urls.first().ok_or_else(|| {
-                anyhow!(
-                    "source {name:?}: chart {} has no URL in index.yaml",
-                    e.stem()
-                )
-            })?;
-            let url = resolve_url(&self.url, first);
-            let agent = self.agent.clone();
-            let what = format!("source {name:?}: chart {} ({url})", e.stem());
-            sink(Item {
-                path,
-                kind: ItemKind::File {
-                    executable: false,
-                    fingerprint: Some(format!("sha256:{}", want.hex)),
-                    expected_sha256: None,
-                    open: Box::new(move || {
-                        let resp = agent
-                            .get(&url)
-                            .call()
-                            .with_context(|| format!("cannot fetch {url}"))?;
-                        if !resp.status().is_success() {
-                            bail!("{url}: HTTP {}", resp.status());
-                        }
-                        let body = resp.into_body().into_with_config().limit(u64::MAX).reader();
-                        Ok(Box::new(Checked::new(Box::new(body), want, None, what))
-                            as Box<dyn Read>)
-                    }),
-                },
-            })?;
+            sink(self.chart_item(cx, e, &kept)?)?;
         }
         Ok(())
     }

@@ -3,7 +3,6 @@
 //! (chunking, dedup against the ledger, volumes, manifest).
 
 pub mod apt;
-pub mod checked;
 pub mod files;
 pub mod helm;
 pub mod oci;
@@ -88,12 +87,12 @@ pub trait Source {
 
 /// Builds the source a config entry describes.
 pub fn from_config(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
-    match cfg.kind {
-        crate::config::SourceType::Files => Ok(Box::new(files::FilesSource::new(cfg)?)),
-        crate::config::SourceType::Oci => Ok(Box::new(oci::OciSource::new(cfg)?)),
-        crate::config::SourceType::Apt => Ok(Box::new(apt::AptSource::new(cfg)?)),
-        crate::config::SourceType::Yum => Ok(Box::new(yum::YumSource::new(cfg)?)),
-        crate::config::SourceType::Pypi => Ok(Box::new(pypi::PypiSource::new(cfg)?)),
-        crate::config::SourceType::Helm => Ok(Box::new(helm::HelmSource::new(cfg)?)),
-    }
+    Ok(match cfg.kind {
+        SourceKind::Files => Box::new(files::FilesSource::new(cfg)?),
+        SourceKind::Oci => Box::new(oci::OciSource::new(cfg)?),
+        SourceKind::Apt => Box::new(apt::AptSource::new(cfg)?),
+        SourceKind::Yum => Box::new(yum::YumSource::new(cfg)?),
+        SourceKind::Pypi => Box::new(pypi::PypiSource::new(cfg)?),
+        SourceKind::Helm => Box::new(helm::HelmSource::new(cfg)?),
+    })
 }

@@ -1,0 +1,232 @@
+//! One upstream repository per source type, built with the ecosystem's own
+//! tools, each with a large artifact the export must download. To add a
+//! source type: write a builder here returning a [`Fixture`], and add one
+//! `conformance!` line in `main.rs`.
+
+use ferry_e2e::random_bytes;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An upstream to serve and the `[[source]]` table that mirrors it.
+pub struct Fixture {
+    /// The directory to serve.
+    pub root: PathBuf,
+    /// The source's table (after `name` and `type`) for the upstream URL.
+    pub table: Box<dyn Fn(&str) -> String>,
+    /// The `type`.
+    pub kind: &'static str,
+    /// The served path of a large artifact the export downloads.
+    pub artifact: String,
+}
+
+/// Whether `tools` are installed; prints `skipped:` when one is not.
+fn have(test: &str, tools: &[&str]) -> bool {
+    for t in tools {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            eprintln!("skipped: {test}: {t} is not installed (scripts/test.sh installs it)");
+            return false;
+        }
+    }
+    true
+}
+
+fn sh(cmd: &mut Command) -> String {
+    let o = cmd.output().expect("run a tool");
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    ferry_protocol::id::Sha256::of(bytes).to_hex()
+}
+
+/// `files`: one URL with its SHA-256.
+pub fn files(dir: &Path, _test: &str) -> Option<Fixture> {
+    let root = dir.join("files-upstream");
+    std::fs::create_dir_all(root.join("dl")).unwrap();
+    let data = random_bytes(400_000, 41);
+    std::fs::write(root.join("dl/big.bin"), &data).unwrap();
+    let sha = sha256(&data);
+    Some(Fixture {
+        root,
+        table: Box::new(move |url| {
+            format!("urls = [{{ url = \"{url}/dl/big.bin\", sha256 = \"{sha}\" }}]\n")
+        }),
+        kind: "files",
+        artifact: "dl/big.bin".into(),
+    })
+}
+
+/// `helm`: one chart (a gzip'd tar) and an `index.yaml` with its digest.
+pub fn helm(dir: &Path, test: &str) -> Option<Fixture> {
+    if !have(test, &["tar"]) {
+        return None;
+    }
+    let root = dir.join("helm-upstream");
+    let src = dir.join("helm-src/web");
+    std::fs::create_dir_all(src.join("templates")).unwrap();
+    std::fs::create_dir_all(root.join("pkgs")).unwrap();
+    std::fs::write(
+        src.join("Chart.yaml"),
+        "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("templates/blob.txt"), random_bytes(300_000, 42)).unwrap();
+    let tgz = root.join("pkgs/web-1.0.0.tgz");
+    sh(Command::new("tar")
+        .args(["--sort=name", "--mtime=@0", "-czf"])
+        .arg(&tgz)
+        .arg("-C")
+        .arg(src.parent().unwrap())
+        .arg("web"));
+    let digest = sha256(&std::fs::read(&tgz).unwrap());
+    std::fs::write(
+        root.join("index.yaml"),
+        format!(
+            "apiVersion: v1\nentries:\n  web:\n  - apiVersion: v2\n    name: web\n    version: 1.0.0\n    digest: {digest}\n    urls:\n    - pkgs/web-1.0.0.tgz\n"
+        ),
+    )
+    .unwrap();
+    Some(Fixture {
+        root,
+        table: Box::new(|url| format!("url = \"{url}\"\n")),
+        kind: "helm",
+        artifact: "pkgs/web-1.0.0.tgz".into(),
+    })
+}
+
+/// `yum`: one noarch package built with rpmbuild, in a repository made
+/// with createrepo_c.
+pub fn yum(dir: &Path, test: &str) -> Option<Fixture> {
+    if !have(test, &["rpmbuild", "createrepo_c"]) {
+        return None;
+    }
+    let root = dir.join("yum-upstream");
+    let work = dir.join("yum-work");
+    std::fs::create_dir_all(&work).unwrap();
+    let data = work.join("big.data");
+    std::fs::write(&data, random_bytes(300_000, 43)).unwrap();
+    let spec = work.join("big.spec");
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: big\nVersion: 1.0\nRelease: 1\nSummary: test\nLicense: MIT\nBuildArch: noarch\n\
+             %description\ntest\n%install\nmkdir -p %{{buildroot}}/usr/share/big\n\
+             cp {} %{{buildroot}}/usr/share/big/data\n%files\n/usr/share/big/data\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    sh(Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", work.join("rpmbuild").display()))
+        .arg("--define")
+        .arg(format!("_rpmdir {}", root.join("Packages").display()))
+        .args([
+            "--define",
+            "_build_id_links none",
+            "--define",
+            "__os_install_post %{nil}",
+            "--define",
+            "_binary_payload w1.gzdio",
+        ])
+        .arg(&spec));
+    sh(Command::new("createrepo_c").arg("--quiet").arg(&root));
+    Some(Fixture {
+        root,
+        table: Box::new(|url| format!("baseurl = \"{url}\"\n")),
+        kind: "yum",
+        artifact: "Packages/noarch/big-1.0-1.noarch.rpm".into(),
+    })
+}
+
+/// `apt`: one package built with dpkg-deb, in a repository made with
+/// reprepro and signed with a throwaway gpg key.
+pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
+    if !have(test, &["gpg", "reprepro", "dpkg-deb"]) {
+        return None;
+    }
+    let work = dir.join("apt-work");
+    let home = work.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut perm = std::fs::metadata(&home).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o700);
+    std::fs::set_permissions(&home, perm).unwrap();
+    let gpg = || {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]);
+        c
+    };
+    sh(gpg().args([
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "Ferry Test <t@example.org>",
+        "ed25519",
+        "sign",
+        "never",
+    ]));
+    let listing = sh(gpg().args(["--with-colons", "--list-keys"]));
+    let fpr = listing
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .expect("a fingerprint")
+        .to_string();
+    let keyring = work.join("upstream.gpg");
+    std::fs::write(
+        &keyring,
+        gpg().args(["--export", &fpr]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let pkg = work.join("pkg");
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(pkg.join("usr/share/big")).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        "Package: big\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.org>\nDescription: test\n",
+    )
+    .unwrap();
+    std::fs::write(pkg.join("usr/share/big/data"), random_bytes(300_000, 44)).unwrap();
+    let deb = work.join("big_1.0_all.deb");
+    sh(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
+        .arg(&pkg)
+        .arg(&deb));
+    let root = dir.join("apt-upstream");
+    std::fs::create_dir_all(root.join("conf")).unwrap();
+    std::fs::write(
+        root.join("conf/distributions"),
+        format!(
+            "Codename: stable\nSuite: stable\nArchitectures: amd64\nComponents: main\nSignWith: {fpr}\n"
+        ),
+    )
+    .unwrap();
+    sh(Command::new("reprepro")
+        .env("GNUPGHOME", &home)
+        .arg("--silent")
+        .arg("-b")
+        .arg(&root)
+        .args(["includedeb", "stable", deb.to_str().unwrap()]));
+    Some(Fixture {
+        root,
+        table: Box::new(move |url| {
+            format!(
+                "url = \"{url}\"\nsuites = [\"stable\"]\ncomponents = [\"main\"]\narchitectures = [\"amd64\"]\nkeyring = \"{}\"\n",
+                keyring.display()
+            )
+        }),
+        kind: "apt",
+        artifact: "pool/main/b/big/big_1.0_all.deb".into(),
+    })
+}
