@@ -174,8 +174,7 @@ impl Client {
                 req = req.header("Authorization", header);
             }
         }
-        req.call()
-            .map_err(|e| self.connection(url, e.to_string()))
+        req.call().map_err(|e| self.connection(url, e.to_string()))
     }
 
     /// Sends one GET with `headers` (and the credentials when `url` is on

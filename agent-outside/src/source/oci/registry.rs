@@ -1,27 +1,25 @@
-//! The registry client: one agent per source, `GET`s under `/v2/`, the auth
+//! The registry client: the source's upstream client, `GET`s under `/v2/`, the auth
 //! challenge answered once per repository scope, manifests checked against
 //! their digests, tag lists followed through their pages.
 
-use super::auth::{basic_header, parse_challenge};
+use super::auth::parse_challenge;
+use crate::upstream::{Client, NetSettings};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::oci::{Digest, ACCEPT_MANIFESTS};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Mutex;
 
 /// Largest manifest (or tag list page, or referrers index) read from a
 /// registry.
 pub(super) const MAX_MANIFEST: u64 = 16 << 20;
 
-/// A registry client: base URL, credentials, bearer tokens per scope.
+/// A registry client: base URL, the source's shared upstream client (CA
+/// file, proxy, timeouts, retries, credentials), bearer tokens per scope.
 pub struct Registry {
     pub(super) base: String,
-    agent: ureq::Agent,
-    basic: Option<(String, String)>,
+    pub(super) client: Client,
     tokens: Mutex<HashMap<String, String>>,
-    /// Said when a connection fails: the proxy from the environment, if any.
-    via: String,
 }
 
 #[derive(Deserialize)]
@@ -31,14 +29,9 @@ struct TokenReply {
 }
 
 impl Registry {
-    /// A client for `registry` (`host[:port]` means https), trusting the
-    /// system's roots or, given, only `ca` (PEM certificates). Proxies come
-    /// from `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`, bypassed for `NO_PROXY`.
-    pub fn new(
-        registry: &str,
-        basic: Option<(String, String)>,
-        ca: Option<Vec<ureq::tls::Certificate<'static>>>,
-    ) -> Registry {
+    /// A client for `registry` (`host[:port]` means https; `docker.io` is
+    /// `registry-1.docker.io`), reached as the network settings say.
+    pub fn new(registry: &str, net: &NetSettings) -> Result<Registry> {
         let base = if registry.starts_with("http://") || registry.starts_with("https://") {
             registry.trim_end_matches('/').to_string()
         } else if registry == "docker.io" {
@@ -46,34 +39,29 @@ impl Registry {
         } else {
             format!("https://{}", registry.trim_end_matches('/'))
         };
-        let proxy = ureq::Proxy::try_from_env();
-        let via = match &proxy {
-            Some(p) => format!(
-                " (through the proxy {}://{}:{} unless NO_PROXY exempts it)",
-                p.protocol().to_string().to_lowercase(),
-                p.host(),
-                p.port()
-            ),
-            None => String::new(),
-        };
-        let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(proxy);
-        if let Some(certs) = ca {
-            config = config.tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-                    .build(),
-            );
-        }
-        let agent: ureq::Agent = config.build().into();
-        Registry {
+        let client = Client::new(net, Some(&format!("{base}/v2/")))?;
+        Ok(Registry {
             base,
-            agent,
-            basic,
+            client,
             tokens: Mutex::new(HashMap::new()),
-            via,
-        }
+        })
+    }
+
+    /// `Authorization: Bearer …` for `repo`'s pull scope, when a token was
+    /// fetched for it; the source's own credentials are sent otherwise.
+    pub(super) fn bearer(&self, repo: &str) -> Option<String> {
+        let tokens = self.tokens.lock().expect("token cache");
+        tokens.get(&scope(repo)).map(|t| format!("Bearer {t}"))
+    }
+
+    /// Forgets `repo`'s token (it expired) and answers the challenge again.
+    pub(super) fn reauthorize(&self, repo: &str) -> Result<()> {
+        self.tokens
+            .lock()
+            .expect("token cache")
+            .remove(&scope(repo));
+        self.request(repo, &format!("{repo}/tags/list?n=1"), &[])
+            .map(drop)
     }
 
     /// GETs `path` (under `/v2/`) for `repo`, answering an auth challenge
@@ -85,41 +73,34 @@ impl Registry {
         headers: &[(&str, &str)],
     ) -> Result<ureq::http::Response<ureq::Body>> {
         let url = format!("{}/v2/{path}", self.base);
-        let scope = format!("repository:{repo}:pull");
         for attempt in 0..2 {
-            let mut req = self.agent.get(&url);
-            for (k, v) in headers {
-                req = req.header(*k, *v);
+            let bearer = self.bearer(repo);
+            let mut with_auth = headers.to_vec();
+            if let Some(b) = &bearer {
+                with_auth.push(("Authorization", b));
             }
-            if let Some(t) = self.tokens.lock().expect("token cache").get(&scope) {
-                req = req.header("Authorization", &format!("Bearer {t}"));
-            } else if let Some((u, p)) = &self.basic {
-                req = req.header("Authorization", &basic_header(u, p));
+            let resp = self.client.get_response(&url, &with_auth)?;
+            if resp.status() != 401 {
+                return Ok(resp);
             }
-            let resp = req
-                .call()
-                .with_context(|| format!("cannot reach {url}{}", self.via))?;
-            if resp.status() == 401 && attempt == 0 {
-                let challenge = resp
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                if let Some(rest) = challenge.strip_prefix("Bearer ") {
-                    let token = self.token(rest, &scope)?;
-                    self.tokens
-                        .lock()
-                        .expect("token cache")
-                        .insert(scope.clone(), token);
-                    continue;
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            match challenge.strip_prefix("Bearer ") {
+                Some(rest) if attempt == 0 => {
+                    let token = self.token(rest, &scope(repo))?;
+                    let mut tokens = self.tokens.lock().expect("token cache");
+                    tokens.insert(scope(repo), token);
                 }
-                bail!("{url}: 401 Unauthorized ({challenge}); set `username` and `password_file` for this source");
+                Some(_) => break,
+                None => bail!(
+                    "{url}: 401 Unauthorized ({challenge}); set `username` and `password_file` \
+                     (or `auth_file`) for this source"
+                ),
             }
-            if resp.status() == 401 {
-                bail!("{url}: still unauthorized after authenticating");
-            }
-            return Ok(resp);
         }
         bail!("{url}: still unauthorized after authenticating")
     }
@@ -139,29 +120,42 @@ impl Registry {
         Ok(resp)
     }
 
-    /// Fetches a bearer token for the challenge's realm.
+    /// Fetches a bearer token for the challenge's realm, presenting the
+    /// source's basic credentials (the token service may be another host).
     fn token(&self, challenge: &str, scope: &str) -> Result<String> {
         let params = parse_challenge(challenge);
         let realm = params
             .get("realm")
             .ok_or_else(|| anyhow!("auth challenge without a realm: {challenge}"))?;
-        let mut req = self.agent.get(realm).query("scope", scope);
+        let mut url = url::Url::parse(realm)
+            .with_context(|| format!("auth challenge with a realm that is not a URL: {realm}"))?;
+        url.query_pairs_mut().append_pair("scope", scope);
         if let Some(s) = params.get("service") {
-            req = req.query("service", s);
+            url.query_pairs_mut().append_pair("service", s);
         }
-        if let Some((u, p)) = &self.basic {
-            req = req.header("Authorization", &basic_header(u, p));
-        }
-        let mut resp = req
-            .call()
-            .with_context(|| format!("cannot reach token service {realm}"))?;
+        let headers: Vec<(&str, &str)> = self
+            .client
+            .authorization()
+            .filter(|a| a.starts_with("Basic "))
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        let mut resp = self
+            .client
+            .get_response(url.as_str(), &headers)
+            .with_context(|| format!("token service {realm}"))?;
         if !resp.status().is_success() {
             bail!("token service {realm}: HTTP {}", resp.status());
         }
-        let reply: TokenReply = serde_json::from_slice(&resp.body_mut().read_to_vec()?)
-            .with_context(|| {
-                format!("token service {realm} answered something else than a token")
-            })?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST)
+            .read_to_vec()
+            .with_context(|| format!("token service {realm}"))?;
+        let reply: TokenReply = serde_json::from_slice(&body).with_context(|| {
+            format!("token service {realm} answered something else than a token")
+        })?;
         reply
             .token
             .or(reply.access_token)
@@ -241,19 +235,7 @@ impl Registry {
     }
 }
 
-/// The certificates of a PEM file.
-pub fn read_ca_file(file: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
-    let pem = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        if let ureq::tls::PemItem::Certificate(c) =
-            item.with_context(|| format!("{}: bad PEM", file.display()))?
-        {
-            certs.push(c);
-        }
-    }
-    if certs.is_empty() {
-        bail!("{}: no PEM certificate in it", file.display());
-    }
-    Ok(certs)
+/// The token scope for pulling from `repo`.
+fn scope(repo: &str) -> String {
+    format!("repository:{repo}:pull")
 }

@@ -1,14 +1,15 @@
-//! The settings of a `type = "oci"` source and how they are checked.
+//! The settings of a `type = "oci"` source and how they are checked. The
+//! network keys (`ca_file`, credentials: `username` and `password_file`,
+//! `token_file` or a docker `config.json` in `auth_file`; `timeout`,
+//! `retries`) are every source's, read by `crate::upstream::NetSettings`.
 
-use super::auth::docker_config_auth;
 use super::reference::{ImageRef, TagPattern};
-use super::registry::{read_ca_file, Registry};
+use super::registry::Registry;
 use super::OciSource;
 use crate::config::SourceConfig;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The settings of a `type = "oci"` source.
@@ -43,41 +44,9 @@ pub struct OciSettings {
     /// `{ "nvidia/driver" = "gpu/driver" }` (applied before `prefix`).
     #[serde(default)]
     pub rename: BTreeMap<String, String>,
-    /// User name for basic authentication (or for the token service).
-    pub username: Option<String>,
-    /// File holding the password or token for `username`.
-    pub password_file: Option<PathBuf>,
-    /// A docker `config.json` whose `auths.<registry host>.auth` (base64
-    /// `user:password`) or `username`/`password` are used.
-    pub auth_file: Option<PathBuf>,
-    /// PEM file of the certificate authorities to trust for this registry
-    /// (instead of the system's).
-    pub ca_file: Option<PathBuf>,
 }
 
 impl OciSettings {
-    /// Basic credentials: `username` and `password_file`, or the registry's
-    /// entry of a docker `config.json`, or none (anonymous, or a token
-    /// service that needs none).
-    fn credentials(&self, source: &str) -> Result<Option<(String, String)>> {
-        match (&self.username, &self.password_file, &self.auth_file) {
-            (Some(u), Some(f), None) => {
-                let p = std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read {}", f.display()))?;
-                Ok(Some((u.clone(), p.trim_end().to_string())))
-            }
-            (None, None, Some(f)) => Ok(Some(
-                docker_config_auth(f, &self.registry)
-                    .with_context(|| format!("source {source:?}: auth_file"))?,
-            )),
-            (None, None, None) => Ok(None),
-            (_, _, Some(_)) => bail!(
-                "source {source:?}: give `auth_file` or `username` and `password_file`, not both"
-            ),
-            _ => bail!("source {source:?}: give both `username` and `password_file`, or neither"),
-        }
-    }
-
     /// `images` and `pin`, parsed; a pin must be `repository:tag`.
     fn images_and_pins(&self, source: &str) -> Result<(Vec<ImageRef>, Vec<ImageRef>)> {
         let images = self
@@ -148,19 +117,15 @@ impl OciSource {
         if settings.images.is_empty() && settings.tags.is_empty() && settings.pin.is_empty() {
             bail!("source {name:?} (oci) needs `images`, `tags` or `pin`");
         }
-        let basic = settings.credentials(name)?;
-        let ca = settings
-            .ca_file
-            .as_deref()
-            .map(read_ca_file)
-            .transpose()
-            .with_context(|| format!("source {name:?}: ca_file"))?;
         let (images, pins) = settings.images_and_pins(name)?;
         let patterns = settings.patterns(name)?;
         let prefix = settings.served_names(name)?;
         Ok(OciSource {
             name: name.clone(),
-            registry: Arc::new(Registry::new(&settings.registry, basic, ca)),
+            registry: Arc::new(
+                Registry::new(&settings.registry, &cfg.net)
+                    .with_context(|| format!("source {name:?} (oci)"))?,
+            ),
             images,
             patterns,
             platforms: settings.platforms,

@@ -1,14 +1,16 @@
 //! What a scan lists: every selected file (downloaded when the exporter
-//! opens it, checked against the index's SHA-256 as it streams) and one
+//! opens it, checked against the index's SHA-256 before it is read) and one
 //! deterministic `simple/<project>/index.json` per project.
 
+use super::index::{expect_sha256, explain};
 use super::pins::Kept;
 use super::select::Selected;
 use super::PypiSource;
 use crate::source::{Item, ItemKind, ScanCtx};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::upstream::Client;
+use anyhow::{Context, Result};
 use ferry_formats::pypi::{file_path, index_path, IndexEntry, ProjectIndex};
-use ferry_protocol::id::{Sha256, Sha256Hasher};
+use ferry_protocol::id::Sha256;
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
@@ -41,14 +43,14 @@ impl PypiSource {
                 let (url, cached) = (f.url.clone(), downloads.join(&f.filename));
                 let what = format!("source {src:?}: {} from {url}", f.filename);
                 let want = sha.clone();
-                let agent = self.agent.clone();
+                let client = self.client.clone();
                 sink(Item {
                     path: file_path(&f.filename),
                     kind: ItemKind::File {
                         executable: false,
                         fingerprint: Some(format!("sha256:{sha}")),
                         expected_sha256: Sha256::from_hex(&sha),
-                        open: Box::new(move || open_file(&agent, &url, &cached, &want, what)),
+                        open: Box::new(move || open_file(&client, &url, &cached, &want, what)),
                     },
                 })?;
             }
@@ -94,91 +96,21 @@ pub(super) fn clean_downloads(cx: &ScanCtx<'_>, selected: &Selected) {
     }
 }
 
-/// A reader that checks the SHA-256 of what passes through and fails at the
-/// end, naming `what`, when it is not the one expected.
-pub(super) struct Verify {
-    inner: Box<dyn Read>,
-    hasher: Option<Sha256Hasher>,
-    want: Sha256,
-    what: String,
-}
-
-impl Verify {
-    pub(super) fn new(inner: Box<dyn Read>, want_hex: &str, what: String) -> Result<Verify> {
-        let want = Sha256::from_hex(want_hex).ok_or_else(|| {
-            anyhow!("{what}: the index's sha256 {want_hex:?} is not 64 hex digits")
-        })?;
-        Ok(Verify {
-            inner,
-            hasher: Some(Sha256Hasher::new()),
-            want,
-            what,
-        })
-    }
-}
-
-impl Read for Verify {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            if let Some(h) = &mut self.hasher {
-                h.update(&buf[..n]);
-            }
-        } else if let Some(h) = self.hasher.take() {
-            let actual = h.finish();
-            if actual != self.want {
-                return Err(std::io::Error::other(format!(
-                    "{}: the index states SHA-256 {}, the download has {actual} (tampered or corrupted upstream)",
-                    self.what, self.want
-                )));
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// Opens a distribution file: the copy downloaded for its metadata if there
-/// is one (removed once open), else a fresh download; either way checked
-/// against the index's SHA-256 as it is read.
+/// is one, else a fresh download into the cache; either way checked against
+/// the index's SHA-256 before it is read, and removed once open.
 fn open_file(
-    agent: &ureq::Agent,
+    client: &Client,
     url: &str,
     cached: &Path,
     sha256: &str,
     what: String,
 ) -> Result<Box<dyn Read>> {
-    let inner: Box<dyn Read> = match std::fs::File::open(cached) {
-        Ok(f) => {
-            let _ = std::fs::remove_file(cached);
-            Box::new(f)
-        }
-        Err(_) => {
-            let resp = agent
-                .get(url)
-                .call()
-                .with_context(|| format!("cannot fetch {url}"))?;
-            if !resp.status().is_success() {
-                bail!("{url}: HTTP {}", resp.status());
-            }
-            Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader())
-        }
-    };
-    Ok(Box::new(Verify::new(inner, sha256, what)?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verify_reader_names_the_file() {
-        let want = Sha256::of(b"good").to_hex();
-        let mut ok = Verify::new(Box::new(&b"good"[..]), &want, "f".into()).unwrap();
-        std::io::copy(&mut ok, &mut std::io::sink()).unwrap();
-        let mut bad = Verify::new(Box::new(&b"evil"[..]), &want, "x.whl from u".into()).unwrap();
-        let e = std::io::copy(&mut bad, &mut std::io::sink())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("x.whl from u") && e.contains(&want), "{e}");
+    if let Some(dir) = cached.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let expect = expect_sha256(sha256, &what)?;
+    client
+        .open_downloaded(url, cached, &expect)
+        .map_err(|e| explain(e, &what))
 }

@@ -1,10 +1,12 @@
-//! The index client: one agent per source, project pages fetched by
-//! content negotiation, downloads checked against the index's SHA-256.
+//! The index client, over the source's shared upstream client
+//! (`crate::upstream`): project pages fetched by content negotiation,
+//! downloads checked against the index's SHA-256.
 
-use super::emit::Verify;
 use super::page::{parse_html_page, parse_json_page, IndexFile};
 use super::PypiSource;
-use anyhow::{anyhow, bail, Context, Result};
+use crate::upstream::{Expect, UpstreamError};
+use anyhow::{bail, Context, Result};
+use ferry_formats::rpm::Checksum;
 use std::path::Path;
 
 /// What the client asks an index for: PEP 691 JSON first, HTML otherwise.
@@ -21,11 +23,9 @@ impl PypiSource {
             .join(&format!("{project}/"))
             .with_context(|| format!("cannot make a project URL for {project}"))?;
         let mut resp = self
-            .agent
-            .get(url.as_str())
-            .header("Accept", ACCEPT)
-            .call()
-            .with_context(|| format!("cannot reach the index at {url}"))?;
+            .client
+            .get_response(url.as_str(), &[("Accept", ACCEPT)])
+            .context("cannot reach the index")?;
         if resp.status() == 404 {
             bail!("project {project} is not on the index ({url}: 404 Not Found)");
         }
@@ -38,7 +38,6 @@ impl PypiSource {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        // The final URL after redirects is what relative links resolve against.
         let body = resp
             .body_mut()
             .with_config()
@@ -53,54 +52,70 @@ impl PypiSource {
         }
     }
 
-    /// Downloads `url` into `dest`, checking its SHA-256.
+    /// Downloads `url` into `dest` (through `dest.part`, resumed when a
+    /// connection breaks), checked against the index's SHA-256 before it is
+    /// renamed into place.
     pub(super) fn download(&self, url: &str, sha256: &str, what: &str, dest: &Path) -> Result<()> {
-        let resp = self
-            .agent
-            .get(url)
-            .call()
-            .with_context(|| format!("cannot fetch {url}"))?;
-        if !resp.status().is_success() {
-            bail!("{url}: HTTP {}", resp.status());
-        }
-        let tmp = dest.with_extension("part");
-        let mut out = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut reader = Verify::new(
-            Box::new(resp.into_body().into_with_config().limit(u64::MAX).reader()),
-            sha256,
-            format!("source {:?}: {what} from {url}", self.name),
-        )?;
-        std::io::copy(&mut reader, &mut out).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            anyhow!(e)
-        })?;
-        std::fs::rename(&tmp, dest)
-            .with_context(|| format!("cannot rename into {}", dest.display()))?;
+        let what = format!("source {:?}: {what} from {url}", self.name);
+        self.client
+            .download(url, dest, &expect_sha256(sha256, &what)?)
+            .map_err(|e| explain(e, &what))?;
         Ok(())
     }
 }
 
-/// An HTTP client that reports statuses as responses, trusting the CA
-/// certificates of `ca_file` (a PEM bundle) when given.
-pub(super) fn make_agent(ca_file: Option<&Path>) -> Result<ureq::Agent> {
-    let mut config = ureq::Agent::config_builder().http_status_as_error(false);
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        if certs.is_empty() {
-            bail!("{} holds no PEM certificate", path.display());
-        }
-        config = config.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::from(certs))
-                .build(),
+/// What a download of a file the index states SHA-256 `hex` for must be.
+pub(super) fn expect_sha256(hex: &str, what: &str) -> Result<Expect> {
+    let checksum = Checksum::new("sha256", hex)
+        .with_context(|| format!("{what}: the index's sha256 {hex:?} is not 64 hex digits"))?;
+    Ok(Expect {
+        size: None,
+        checksum: Some(checksum),
+    })
+}
+
+/// A failed download, said as a PyPI mirror operator reads it: a checksum
+/// mismatch names the file and both digests.
+pub(super) fn explain(e: UpstreamError, what: &str) -> anyhow::Error {
+    let why = match &e {
+        UpstreamError::ChecksumMismatch { expected, got, .. } => format!(
+            "{what}: the index states SHA-256 {}, the download has {} (tampered or corrupted upstream)",
+            expected.trim_start_matches("sha256:"),
+            got.trim_start_matches("sha256:")
+        ),
+        _ => what.to_string(),
+    };
+    anyhow::Error::new(e).context(why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_names_the_file_and_both_digests_and_stays_typed() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let e = explain(
+            UpstreamError::ChecksumMismatch {
+                url: "http://h/x.whl".into(),
+                expected: format!("sha256:{a}"),
+                got: format!("sha256:{b}"),
+            },
+            "x.whl from http://h/x.whl",
         );
+        let text = format!("{e:#}");
+        assert!(
+            text.contains(&format!(
+                "the index states SHA-256 {a}, the download has {b}"
+            )),
+            "{text}"
+        );
+        assert!(matches!(
+            e.downcast_ref::<UpstreamError>(),
+            Some(UpstreamError::ChecksumMismatch { .. })
+        ));
+        assert!(expect_sha256("12", "x").is_err());
+        let ok = expect_sha256(&a, "x").unwrap();
+        assert_eq!(ok.checksum.unwrap().hex, a);
     }
-    Ok(config.build().into())
 }

@@ -24,22 +24,12 @@ impl PypiSource {
         let text = match &f.metadata {
             Some(hash) => {
                 let url = format!("{}.metadata", f.url.split('#').next().unwrap_or(&f.url));
-                let mut resp = self
-                    .agent
-                    .get(&url)
-                    .call()
-                    .with_context(|| format!("cannot fetch {url}"))?;
-                if !resp.status().is_success() {
-                    bail!(
-                        "{url}: HTTP {} (the index offers this metadata file)",
-                        resp.status()
-                    );
-                }
-                let bytes = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(MAX_PAGE)
-                    .read_to_vec()?;
+                let offered = || format!("{url}: the index offers this metadata file");
+                let bytes = self
+                    .client
+                    .get_small(&url, MAX_PAGE)
+                    .with_context(offered)?
+                    .ok_or_else(|| anyhow!("{}, but it is not there (HTTP 404)", offered()))?;
                 if let Some(h) = hash {
                     let actual = Sha256::of(&bytes).to_hex();
                     if actual != *h {

@@ -14,6 +14,7 @@
 //! sdists = false                            # also keep source distributions
 //! pin = ["urllib3==2.2.3"]                  # kept even when upstream drops them
 //! ca_file = "/etc/ssl/certs/ca-certificates.crt"  # default: $SSL_CERT_FILE, else Mozilla's roots
+//! # and the other network keys every source takes (crate::upstream::NetSettings)
 //! ```
 //!
 //! For each requirement (and each pin) the project's page is fetched from
@@ -70,6 +71,7 @@ mod settings;
 pub mod tags;
 
 use super::{Item, ScanCtx, Source};
+use crate::upstream::Client;
 use anyhow::Result;
 use ferry_protocol::catalog::SourceKind;
 use pep508_rs::Requirement;
@@ -87,7 +89,7 @@ pub struct PypiSource {
     sdists: bool,
     dependencies: bool,
     versions: Versions,
-    agent: ureq::Agent,
+    client: Client,
 }
 
 impl Source for PypiSource {

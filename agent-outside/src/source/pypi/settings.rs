@@ -1,9 +1,9 @@
 //! The settings of a `type = "pypi"` source and how they are checked.
 
-use super::index::make_agent;
 use super::tags::{marker_envs, Targets};
 use super::PypiSource;
 use crate::config::SourceConfig;
+use crate::upstream::Client;
 use anyhow::{anyhow, bail, Context, Result};
 use pep508_rs::{Requirement, VersionOrUrl};
 use serde::Deserialize;
@@ -48,9 +48,6 @@ pub struct PypiSettings {
     /// Requirements kept even when upstream drops them.
     #[serde(default)]
     pub pin: Vec<String>,
-    /// A PEM bundle of CA certificates to trust for `https://` instead of
-    /// the built-in Mozilla roots (default: `$SSL_CERT_FILE` when set).
-    pub ca_file: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -112,12 +109,12 @@ impl PypiSource {
             }
         }
         let envs = marker_envs(&pythons, &s.platforms)?;
-        let ca_file = s
-            .ca_file
-            .clone()
-            .or_else(|| std::env::var_os("SSL_CERT_FILE").map(PathBuf::from));
-        let agent = make_agent(ca_file.as_deref())
-            .with_context(|| format!("source {name:?} (pypi): ca_file"))?;
+        let mut net = cfg.net.clone();
+        if net.ca_file.is_none() {
+            net.ca_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+        }
+        let client = Client::new(&net, Some(index.as_str()))
+            .with_context(|| format!("source {name:?} (pypi)"))?;
         Ok(PypiSource {
             name: name.clone(),
             index,
@@ -131,7 +128,7 @@ impl PypiSource {
             sdists: s.sdists,
             dependencies: s.dependencies,
             versions: s.versions,
-            agent,
+            client,
         })
     }
 }
