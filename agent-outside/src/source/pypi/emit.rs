@@ -79,7 +79,7 @@ impl PypiSource {
     }
 }
 
-/// Drops downloads (made to read a wheel's `METADATA`) that nothing
+/// Drops downloads (whole or `.part`) that nothing
 /// selected refers to any more.
 pub(super) fn clean_downloads(cx: &ScanCtx<'_>, selected: &Selected) {
     let wanted: HashSet<&str> = selected
@@ -89,7 +89,10 @@ pub(super) fn clean_downloads(cx: &ScanCtx<'_>, selected: &Selected) {
     if let Ok(rd) = std::fs::read_dir(cx.cache_dir.join("downloads")) {
         for e in rd.flatten() {
             let n = e.file_name();
-            if !n.to_str().is_some_and(|n| wanted.contains(n)) {
+            if !n
+                .to_str()
+                .is_some_and(|n| wanted.contains(n.strip_suffix(".part").unwrap_or(n)))
+            {
                 let _ = std::fs::remove_file(e.path());
             }
         }

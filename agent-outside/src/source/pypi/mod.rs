@@ -49,9 +49,12 @@
 //! it was ([`ItemKind::Keep`]) and stays in its project's index (its
 //! `requires-python` and yanked state are then forgotten).
 //!
-//! Downloads made to read a wheel's `METADATA` are kept in the source's cache
-//! directory until the export reads them; the metadata itself is cached by the
-//! file's SHA-256, so a later export does not fetch it again.
+//! Files are downloaded (through `crate::upstream`: resumed with `Range`,
+//! checked against the index's SHA-256 before use) into the source's cache
+//! directory, `downloads/`, and removed once the export has opened them; a
+//! wheel downloaded to read its `METADATA` waits there for the export. The
+//! metadata itself is cached by the file's SHA-256, so a later export does
+//! not fetch it again.
 //!
 //! A scan is a pipeline: resolve (`select`: fetch each project's page,
 //! `page`, through the index client, `index`; choose versions and files by
