@@ -544,7 +544,7 @@ fn apt_tampered_upstream_ships_nothing() {
     env.export("bad-index").expect_fail(&[
         "source \"deb\"",
         "dists/stable/main/binary-amd64/Packages",
-        "checksum mismatch",
+        "size mismatch",
         "expected",
     ]);
     assert!(media_is_empty(env, "bad-index"));

@@ -6,7 +6,7 @@
 
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::{SourceConfig, UrlEntry};
-use crate::upstream::{Client, Expect};
+use crate::upstream::{prune_downloads, Client, Expect};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::rpm::{Checksum, ChecksumKind};
 use ferry_protocol::catalog::SourceKind;
@@ -165,6 +165,7 @@ impl Source for FilesSource {
             std::fs::create_dir_all(&downloads)
                 .with_context(|| format!("cannot create {}", downloads.display()))?;
         }
+        let mut wanted = std::collections::BTreeSet::new();
         for u in &self.urls {
             let (url, sha, path) = match u {
                 UrlEntry::Plain(url) => (url.clone(), None, None),
@@ -198,6 +199,7 @@ impl Source for FilesSource {
             };
             // Named by content when it is known, else by URL.
             let key = expected_sha256.unwrap_or_else(|| Sha256::of(url.as_bytes()));
+            wanted.insert(key.to_hex());
             let dest = downloads.join(key.to_hex());
             let (client, what) = (
                 self.client.clone(),
@@ -216,6 +218,9 @@ impl Source for FilesSource {
                     }),
                 },
             })?;
+        }
+        if !self.urls.is_empty() {
+            prune_downloads(&downloads, |f| wanted.contains(f));
         }
         Ok(())
     }

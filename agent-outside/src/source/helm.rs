@@ -34,12 +34,18 @@
 //! its entry is taken from the index this source last wrote (kept in the
 //! source's cache directory), so Helm still finds it inside.
 //!
+//! Everything is fetched through the source's [`crate::upstream::Client`]
+//! (the network keys `ca_file`, `timeout`, `retries` and credentials apply);
+//! a chart is downloaded into the source's cache directory when the exporter
+//! reads it (resumed with `Range` when a connection breaks) and removed once
+//! read.
+//!
 //! A digest mismatch, a missing chart or an unparsable index fails the whole
 //! export, naming the source, the chart, the expected and the actual digest.
 
 use super::{Item, ItemKind, ScanCtx, Source};
 use crate::config::SourceConfig;
-use crate::upstream::{Client, Expect};
+use crate::upstream::{prune_downloads, Client, Expect};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::helm::{chart_path, parse_index, write_index, Entry, INDEX};
 use ferry_formats::rpm::Checksum;
@@ -299,6 +305,13 @@ impl Source for HelmSource {
         let upstream = self.fetch_index()?;
         let mut selected = self.select(&upstream)?;
         let kept = self.pin(cx, &mut selected)?;
+        let wanted: BTreeSet<String> = selected
+            .iter()
+            .filter_map(|e| e.digest.as_deref())
+            .map(|d| d.trim().to_ascii_lowercase())
+            .chain([SHIPPED_INDEX.to_string()])
+            .collect();
+        prune_downloads(&cx.cache_dir, |f| wanted.contains(f));
         let index = write_index(&selected)?;
         sink(Item {
             path: INDEX.into(),

@@ -242,3 +242,112 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::{Arc, Mutex};
+
+    /// Answers every request with `status` and records the request heads.
+    fn serve(status: u16) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut l = String::new();
+                    if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&l);
+                }
+                log.lock().unwrap().push(head);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    fn net(retries: u32) -> NetSettings {
+        NetSettings {
+            retries: Some(retries),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn server_errors_are_retried_then_reported() {
+        let (url, seen) = serve(503);
+        let c = Client::new(&net(1), None).unwrap();
+        let e = c.get_small(&format!("{url}/f"), 10).unwrap_err();
+        assert!(
+            matches!(e, UpstreamError::Status { status: 503, .. }),
+            "{e}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn not_found_is_none_and_not_retried() {
+        let (url, seen) = serve(404);
+        let c = Client::new(&net(3), None).unwrap();
+        assert_eq!(c.get_small(&format!("{url}/f"), 10).unwrap(), None);
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn limits_and_refused_connections_are_typed() {
+        let (url, _) = serve(200);
+        let c = Client::new(&net(0), None).unwrap();
+        assert!(matches!(
+            c.get_small(&format!("{url}/f"), 1),
+            Err(UpstreamError::TooLarge { limit: 1, .. })
+        ));
+        // A port nothing listens on (bound, then closed).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = c
+            .get_small(&format!("http://127.0.0.1:{port}/f"), 10)
+            .unwrap_err();
+        assert!(
+            matches!(&e, UpstreamError::Connection { attempts: 1, url, .. } if url.ends_with("/f")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn credentials_go_to_the_source_host_only() {
+        let (url, seen) = serve(200);
+        let (other, other_seen) = serve(200);
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "t0ken\n").unwrap();
+        let settings = NetSettings {
+            token_file: Some(token),
+            ..net(0)
+        };
+        let c = Client::new(&settings, Some(&format!("{url}/repo/"))).unwrap();
+        c.get_small(&format!("{url}/repo/a"), 10).unwrap();
+        c.get_small(&format!("{other}/b"), 10).unwrap();
+        let auth = |log: &Mutex<Vec<String>>| {
+            log.lock().unwrap()[0]
+                .to_ascii_lowercase()
+                .contains("authorization: bearer t0ken")
+        };
+        assert!(auth(&seen));
+        assert!(!auth(&other_seen));
+        assert!(Client::new(&settings, None).is_err());
+    }
+}

@@ -175,7 +175,24 @@ impl Client {
             have = 0; // a whole answer: start over
             *etag = header("etag").filter(|t| !t.starts_with("W/"));
         }
-        let length: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
+        self.receive(url, part, have, resp, expect)
+    }
+
+    /// Appends `resp`'s body to `part` (which holds `have` bytes, or is
+    /// started over when `have` is 0).
+    fn receive(
+        &self,
+        url: &str,
+        part: &Path,
+        have: u64,
+        resp: ureq::http::Response<ureq::Body>,
+        expect: &Expect,
+    ) -> Attempt<()> {
+        let length: Option<u64> = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let file = if have > 0 {
             std::fs::OpenOptions::new().append(true).open(part)
         } else {
@@ -221,6 +238,23 @@ impl Client {
             ));
         }
         Attempt::Done(Ok(()))
+    }
+}
+
+/// Removes the downloads in `dir` (whole files and `.part` files) whose
+/// name `wanted` does not accept, so a cache holds only what the current
+/// selection may still need (an interrupted download of something no longer
+/// selected would otherwise stay forever). Subdirectories are left alone.
+pub fn prune_downloads(dir: &Path, wanted: impl Fn(&str) -> bool) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let key = name.strip_suffix(".part").unwrap_or(&name);
+        if e.file_type().is_ok_and(|t| t.is_file()) && !wanted(key) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

@@ -35,7 +35,7 @@ mod settings;
 
 pub use auth::docker_config_auth;
 pub use client::Client;
-pub use download::Expect;
+pub use download::{prune_downloads, Expect};
 pub use error::UpstreamError;
 pub use openpgp::Keyring;
 pub use settings::{read_ca_file, NetSettings, NET_KEYS};

@@ -194,7 +194,7 @@ pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
     std::fs::create_dir_all(pkg.join("usr/share/big")).unwrap();
     std::fs::write(
         pkg.join("DEBIAN/control"),
-        "Package: big\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.org>\nDescription: test\n",
+        "Package: big\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.org>\nSection: misc\nPriority: optional\nDescription: test\n",
     )
     .unwrap();
     std::fs::write(pkg.join("usr/share/big/data"), random_bytes(300_000, 44)).unwrap();

@@ -49,9 +49,9 @@ pub struct Pki {
 }
 
 impl Pki {
-    /// Makes the CA and the server certificate in `dir`; `None` (after
-    /// printing why) when openssl fails.
-    pub fn make(dir: &Path) -> Option<Pki> {
+    /// Makes the CA and the server certificate in `dir` (panics when
+    /// openssl fails).
+    pub fn make(dir: &Path) -> Pki {
         let run = |args: &[&str]| {
             let out = Command::new("openssl")
                 .args(args)
@@ -113,11 +113,11 @@ impl Pki {
             "-extfile",
             "san.ext",
         ]);
-        Some(Pki {
+        Pki {
             ca: dir.join("ca.pem"),
             cert: dir.join("server.pem"),
             key: dir.join("server.key"),
-        })
+        }
     }
 
     fn server_config(&self) -> Arc<rustls::ServerConfig> {

@@ -7,7 +7,7 @@ use super::pins::Kept;
 use super::select::Selected;
 use super::PypiSource;
 use crate::source::{Item, ItemKind, ScanCtx};
-use crate::upstream::Client;
+use crate::upstream::{prune_downloads, Client};
 use anyhow::{Context, Result};
 use ferry_formats::pypi::{file_path, index_path, IndexEntry, ProjectIndex};
 use ferry_protocol::id::Sha256;
@@ -86,17 +86,7 @@ pub(super) fn clean_downloads(cx: &ScanCtx<'_>, selected: &Selected) {
         .values()
         .flat_map(|m| m.keys().map(String::as_str))
         .collect();
-    if let Ok(rd) = std::fs::read_dir(cx.cache_dir.join("downloads")) {
-        for e in rd.flatten() {
-            let n = e.file_name();
-            if !n
-                .to_str()
-                .is_some_and(|n| wanted.contains(n.strip_suffix(".part").unwrap_or(n)))
-            {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    prune_downloads(&cx.cache_dir.join("downloads"), |f| wanted.contains(f));
 }
 
 /// Opens a distribution file: the copy downloaded for its metadata if there

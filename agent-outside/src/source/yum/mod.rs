@@ -59,7 +59,7 @@ pub use select::select;
 
 use super::{Item, ItemKind, Opener, ScanCtx, Source};
 use crate::config::SourceConfig;
-use crate::upstream::{Client, Expect, Keyring};
+use crate::upstream::{prune_downloads, Client, Expect, Keyring};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::rpm::{parse_repomd, Checksum, RepomdEntry};
 use ferry_protocol::catalog::SourceKind;
@@ -257,7 +257,7 @@ impl YumSource {
             self.url(href),
             format!("source {:?}: {href}", self.name),
         );
-        let dest = cx.cache_dir.join(format!("{}-{}", want.kind, want.hex));
+        let dest = cx.cache_dir.join(cache_name(want));
         let expect = expect_of(want, size);
         file_item(
             href.to_string(),
@@ -305,6 +305,11 @@ impl YumSource {
         }
         out
     }
+}
+
+/// The name of a download in the cache.
+fn cache_name(checksum: &Checksum) -> String {
+    format!("{}-{}", checksum.kind, checksum.hex)
 }
 
 /// What the metadata promises about a file.
@@ -356,6 +361,14 @@ impl Source for YumSource {
         if let Some(asc) = md.asc {
             sink(bytes_item(REPOMD_ASC, None, asc))?;
         }
+        let wanted: BTreeSet<String> = md
+            .entries
+            .iter()
+            .map(|e| &e.checksum)
+            .chain(chosen.iter().map(|&i| &md.pkgs[i].checksum))
+            .map(cache_name)
+            .collect();
+        prune_downloads(&cx.cache_dir, |f| wanted.contains(f));
         let mut primary_bytes = Some(md.primary_bytes);
         for e in &md.entries {
             if e.href == md.primary_href {
