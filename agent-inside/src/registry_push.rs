@@ -10,6 +10,7 @@
 
 use crate::layout::{Layout, GEN_INDEX, GEN_OCI};
 use anyhow::{anyhow, bail, Context, Result};
+use ferry_formats::oci::{media_type, parse_path, Digest, OciPath, MANIFEST_MEDIA_TYPE};
 use ferry_protocol::catalog::{Catalog, SourceKind};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -39,15 +40,6 @@ struct Target {
 impl Target {
     fn url(&self, path: &str) -> String {
         format!("{}/v2/{path}", self.base)
-    }
-}
-
-fn media_type(bytes: &[u8]) -> String {
-    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
-    match v.get("mediaType").and_then(|m| m.as_str()) {
-        Some(m) => m.to_string(),
-        None if v.get("manifests").is_some() => "application/vnd.oci.image.index.v1+json".into(),
-        None => "application/vnd.oci.image.manifest.v1+json".into(),
     }
 }
 
@@ -117,11 +109,7 @@ pub fn push(layout: &Layout, registry: &str) -> Result<Report> {
         // repository -> tag -> digest
         let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for key in catalog.objects.keys().filter(|k| &k.source == source) {
-            if let Some((repo, tag)) = key
-                .path
-                .strip_prefix("repos/")
-                .and_then(|p| p.split_once("/_tags/"))
-            {
+            if let Some(OciPath::Tag { repo, tag }) = parse_path(&key.path) {
                 let digest = std::fs::read_to_string(root.join(&key.path))?
                     .trim()
                     .to_string();
@@ -147,10 +135,8 @@ pub fn push(layout: &Layout, registry: &str) -> Result<Report> {
 }
 
 fn read_manifest(root: &std::path::Path, digest: &str) -> Result<Vec<u8>> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| anyhow!("bad digest {digest}"))?;
-    std::fs::read(root.join("manifests/sha256").join(hex))
+    let digest = Digest::parse(digest)?;
+    std::fs::read(root.join(digest.manifest_path()))
         .with_context(|| format!("manifest {digest} is missing from the store"))
 }
 
@@ -245,10 +231,7 @@ fn push_blob(
     };
     url.push(if url.contains('?') { '&' } else { '?' });
     url.push_str(&format!("digest={digest}"));
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| anyhow!("bad digest {digest}"))?;
-    let path: PathBuf = root.join("blobs/sha256").join(hex);
+    let path: PathBuf = root.join(Digest::parse(digest)?.blob_path());
     let file =
         std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata()?.len();
@@ -271,7 +254,10 @@ fn put_manifest(t: &Target, repo: &str, reference: &str, bytes: &[u8]) -> Result
     let resp = t
         .agent
         .put(t.url(&format!("{repo}/manifests/{reference}")))
-        .header("Content-Type", &media_type(bytes))
+        .header(
+            "Content-Type",
+            &media_type(bytes).unwrap_or_else(|_| MANIFEST_MEDIA_TYPE.to_string()),
+        )
         .send(bytes)?;
     if !resp.status().is_success() {
         bail!(

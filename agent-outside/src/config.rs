@@ -129,11 +129,7 @@ impl SourceConfig {
     /// [`SourceConfig::net`].
     pub fn settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
         let mut table = self.settings.clone();
-        // oci and pypi still read their network keys themselves until they
-        // build their client with `crate::upstream::Client`.
-        if !matches!(self.kind, SourceKind::Oci | SourceKind::Pypi) {
-            table.retain(|k, _| !NET_KEYS.contains(&k));
-        }
+        table.retain(|k, _| !NET_KEYS.contains(&k));
         toml::Value::Table(table)
             .try_into()
             .map_err(|e| anyhow::anyhow!("source {:?} ({}): {e}", self.name, self.kind.name()))

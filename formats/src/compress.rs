@@ -6,8 +6,31 @@
 //! bounded: a small file that inflates past `limit` is refused, not read
 //! into memory whole.
 
-use anyhow::{bail, Context, Result};
 use std::io::Read;
+use thiserror::Error;
+
+/// Why a compressed file could not be read.
+#[derive(Debug, Error)]
+pub enum DecompressError {
+    /// The content inflates past the limit the caller set.
+    #[error("{name}: decompresses to more than {limit} bytes")]
+    TooLarge {
+        /// The file name.
+        name: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The bytes are not valid for the format the name says (or are cut
+    /// short).
+    #[error("cannot decompress {name}")]
+    Corrupt {
+        /// The file name.
+        name: String,
+        /// What the decoder said.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// Whether `name` ends with an extension [`decompress`] inflates.
 pub fn is_compressed(name: &str) -> bool {
@@ -16,26 +39,30 @@ pub fn is_compressed(name: &str) -> bool {
 
 /// The content of `data`, a file named `name`, decompressed by its
 /// extension; at most `limit` bytes.
-pub fn decompress(name: &str, data: &[u8], limit: u64) -> Result<Vec<u8>> {
+pub fn decompress(name: &str, data: &[u8], limit: u64) -> Result<Vec<u8>, DecompressError> {
+    let corrupt = |source| DecompressError::Corrupt {
+        name: name.to_string(),
+        source,
+    };
     let reader: Box<dyn Read + '_> = if name.ends_with(".gz") {
         Box::new(flate2::read::MultiGzDecoder::new(data))
     } else if name.ends_with(".xz") {
         Box::new(liblzma::read::XzDecoder::new_multi_decoder(data))
     } else if name.ends_with(".zst") {
-        Box::new(
-            zstd::stream::read::Decoder::new(data)
-                .with_context(|| format!("cannot decompress {name}"))?,
-        )
+        Box::new(zstd::stream::read::Decoder::new(data).map_err(corrupt)?)
     } else {
         Box::new(data)
     };
     let mut out = Vec::new();
     reader
-        .take(limit + 1)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut out)
-        .with_context(|| format!("cannot decompress {name}"))?;
+        .map_err(corrupt)?;
     if out.len() as u64 > limit {
-        bail!("{name}: decompresses to more than {limit} bytes");
+        return Err(DecompressError::TooLarge {
+            name: name.to_string(),
+            limit,
+        });
     }
     Ok(out)
 }
@@ -54,13 +81,20 @@ mod tests {
         let zst = zstd::encode_all(&text[..], 3).unwrap();
         for (name, data) in [("P.gz", &gz), ("P.zst", &zst), ("P", &text.to_vec())] {
             assert_eq!(decompress(name, data, 1 << 20).unwrap(), text, "{name}");
-            let e = decompress(name, data, 100).unwrap_err().to_string();
+            let e = decompress(name, data, 100).unwrap_err();
             assert!(
-                e.contains("decompresses to more than 100 bytes"),
+                matches!(&e, DecompressError::TooLarge { name: n, limit: 100 } if n == name),
                 "{name}: {e}"
             );
         }
-        assert!(decompress("P.gz", &text, 1 << 20).is_err());
+        assert!(matches!(
+            decompress("P.gz", &text, 1 << 20),
+            Err(DecompressError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            decompress("P.zst", &gz, 1 << 20),
+            Err(DecompressError::Corrupt { .. })
+        ));
         assert!(is_compressed("a.xz") && !is_compressed("a.xml"));
     }
 }

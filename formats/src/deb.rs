@@ -19,9 +19,48 @@
 //! Signatures are not checked here: ferry-out verifies them against the
 //! configured keyring before it ships a Release.
 
-use anyhow::{anyhow, bail, Result};
+use crate::compress::DecompressError;
 use ferry_protocol::id::Sha256;
 use std::collections::{BTreeMap, HashMap};
+use thiserror::Error;
+
+/// Why a Release text is refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ReleaseError {
+    /// No paragraph at all.
+    #[error("empty Release file")]
+    Empty,
+    /// No `SHA256` field: ferry checks every index by SHA-256.
+    #[error("the Release file has no SHA256 list")]
+    NoSha256List,
+    /// A line of the `SHA256` list is not `<hex> <size> <path>`, or its hex
+    /// is not a SHA-256.
+    #[error("bad SHA256 line {line:?}")]
+    BadLine {
+        /// The line.
+        line: String,
+    },
+    /// A line's size is not a number.
+    #[error("bad size in SHA256 line {line:?}")]
+    BadSize {
+        /// The line.
+        line: String,
+    },
+}
+
+/// Why an index file cannot be read as text.
+#[derive(Debug, Error)]
+pub enum IndexError {
+    /// Decompressing failed or went past [`MAX_INDEX`].
+    #[error(transparent)]
+    Decompress(#[from] DecompressError),
+    /// The (decompressed) content is not UTF-8.
+    #[error("{name} is not UTF-8")]
+    NotUtf8 {
+        /// The file name.
+        name: String,
+    },
+}
 
 /// The `Packages` variants apt may fetch, in the order both agents read them.
 pub const PACKAGES_VARIANTS: [&str; 3] = ["Packages", "Packages.xz", "Packages.gz"];
@@ -68,29 +107,26 @@ pub struct Release {
 impl Release {
     /// Parses a Release text (InRelease's signed text, or Release). Refuses
     /// an empty text, a missing `SHA256` list and a malformed line of it.
-    pub fn parse(text: &str) -> Result<Release> {
-        let para = paragraphs(text)
-            .next()
-            .ok_or_else(|| anyhow!("empty Release file"))?;
+    pub fn parse(text: &str) -> Result<Release, ReleaseError> {
+        let para = paragraphs(text).next().ok_or(ReleaseError::Empty)?;
         let mut fields = fields(para);
         let by_hash = fields
             .get("acquire-by-hash")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
-        let list = fields
-            .remove("sha256")
-            .ok_or_else(|| anyhow!("the Release file has no SHA256 list"))?;
+        let list = fields.remove("sha256").ok_or(ReleaseError::NoSha256List)?;
         let mut sha256 = BTreeMap::new();
         for line in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let bad_line = || ReleaseError::BadLine { line: line.into() };
             let mut it = line.split_whitespace();
             let (Some(hex), Some(size), Some(path), None) =
                 (it.next(), it.next(), it.next(), it.next())
             else {
-                bail!("bad SHA256 line {line:?}");
+                return Err(bad_line());
             };
-            let sha = Sha256::from_hex(hex).ok_or_else(|| anyhow!("bad SHA256 line {line:?}"))?;
+            let sha = Sha256::from_hex(hex).ok_or_else(bad_line)?;
             let size = size
                 .parse()
-                .map_err(|_| anyhow!("bad size in SHA256 line {line:?}"))?;
+                .map_err(|_| ReleaseError::BadSize { line: line.into() })?;
             sha256.insert(path.to_string(), (size, sha));
         }
         Ok(Release {
@@ -103,13 +139,13 @@ impl Release {
 
 /// Decompresses an index file by its name (see [`crate::compress`]; at most
 /// [`MAX_INDEX`] bytes) into text.
-pub fn decompress(name: &str, bytes: Vec<u8>) -> Result<String> {
+pub fn decompress(name: &str, bytes: Vec<u8>) -> Result<String, IndexError> {
     let out = if crate::compress::is_compressed(name) {
         crate::compress::decompress(name, &bytes, MAX_INDEX)?
     } else {
         bytes
     };
-    String::from_utf8(out).map_err(|_| anyhow!("not UTF-8"))
+    String::from_utf8(out).map_err(|_| IndexError::NotUtf8 { name: name.into() })
 }
 
 /// The largest index file accepted once decompressed (Debian's whole `main`
@@ -143,13 +179,23 @@ mod tests {
         assert_eq!(r.sha256["main/binary-amd64/Packages"].0, 12);
         assert_eq!(r.fields["origin"], "x");
         assert!(!r.fields.contains_key("sha256"));
-        let e = Release::parse("Origin: x\n").unwrap_err();
-        assert!(e.to_string().contains("no SHA256 list"), "{e}");
-        assert!(Release::parse("\n\n").is_err());
-        let e = Release::parse(&format!("SHA256:\n {zero} twelve p\n")).unwrap_err();
-        assert!(e.to_string().contains("bad size"), "{e}");
-        assert!(Release::parse(&format!("SHA256:\n {zero} 1 p extra\n")).is_err());
-        assert!(Release::parse("SHA256:\n abcd 1 p\n").is_err());
+        assert_eq!(
+            Release::parse("Origin: x\n").unwrap_err(),
+            ReleaseError::NoSha256List
+        );
+        assert_eq!(Release::parse("\n\n").unwrap_err(), ReleaseError::Empty);
+        assert!(matches!(
+            Release::parse(&format!("SHA256:\n {zero} twelve p\n")),
+            Err(ReleaseError::BadSize { .. })
+        ));
+        assert!(matches!(
+            Release::parse(&format!("SHA256:\n {zero} 1 p extra\n")),
+            Err(ReleaseError::BadLine { .. })
+        ));
+        assert!(matches!(
+            Release::parse("SHA256:\n abcd 1 p\n"),
+            Err(ReleaseError::BadLine { .. })
+        ));
     }
 
     #[test]
@@ -164,7 +210,13 @@ mod tests {
         assert_eq!(decompress("Packages.gz", gz.clone()).unwrap(), text);
         assert_eq!(decompress("Packages.xz", xz).unwrap(), text);
         assert_eq!(decompress("Packages", text.into()).unwrap(), text);
-        assert!(decompress("Packages.xz", gz).is_err());
-        assert!(decompress("Packages", vec![0xff, 0xfe]).is_err());
+        assert!(matches!(
+            decompress("Packages.xz", gz),
+            Err(IndexError::Decompress(DecompressError::Corrupt { .. }))
+        ));
+        assert!(matches!(
+            decompress("Packages", vec![0xff, 0xfe]),
+            Err(IndexError::NotUtf8 { .. })
+        ));
     }
 }

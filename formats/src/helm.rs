@@ -14,9 +14,61 @@
 //! whatever host serves it; ferry-in parses it again to check every entry
 //! against the chart archives of the generation.
 
-use anyhow::{anyhow, bail, Context, Result};
 use serde_norway::{Mapping, Value};
 use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// Why an `index.yaml` is refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum IndexError {
+    /// Not YAML at all.
+    #[error("index.yaml is not YAML: {reason}")]
+    NotYaml {
+        /// What the YAML parser said.
+        reason: String,
+    },
+    /// No `entries` key.
+    #[error("index.yaml has no `entries`")]
+    NoEntries,
+    /// `entries` is neither a mapping nor empty.
+    #[error("index.yaml: `entries` is not a mapping")]
+    EntriesNotMapping,
+    /// A key of `entries` is not a string.
+    #[error("index.yaml: a chart name is not a string")]
+    NameNotString,
+    /// A chart's value is not a list of versions.
+    #[error("index.yaml: entries of {chart:?} are not a list")]
+    VersionsNotList {
+        /// The chart name.
+        chart: String,
+    },
+    /// A version of a chart is not a mapping.
+    #[error("index.yaml: an entry of {chart:?} is not a mapping")]
+    EntryNotMapping {
+        /// The chart name.
+        chart: String,
+    },
+    /// A version of a chart has no `version` (string or number).
+    #[error("index.yaml: an entry of {chart:?} has no version")]
+    NoVersion {
+        /// The chart name.
+        chart: String,
+    },
+    /// An entry's `name` is not the chart it is listed under.
+    #[error("index.yaml: an entry under {chart:?} is named {named:?}")]
+    NameMismatch {
+        /// The chart it is listed under.
+        chart: String,
+        /// The name it gives.
+        named: String,
+    },
+    /// Writing the index failed (a value YAML cannot hold).
+    #[error("cannot write index.yaml: {reason}")]
+    Write {
+        /// What the YAML writer said.
+        reason: String,
+    },
+}
 
 /// The index every helm source holds.
 pub const INDEX: &str = "index.yaml";
@@ -64,38 +116,40 @@ impl Entry {
 }
 
 /// Parses an `index.yaml` into its entries.
-pub fn parse_index(text: &[u8]) -> Result<Vec<Entry>> {
-    let v: Value = serde_norway::from_slice(text).context("index.yaml is not YAML")?;
-    let entries = v
-        .get("entries")
-        .ok_or_else(|| anyhow!("index.yaml has no `entries`"))?;
+pub fn parse_index(text: &[u8]) -> Result<Vec<Entry>, IndexError> {
+    let v: Value = serde_norway::from_slice(text).map_err(|e| IndexError::NotYaml {
+        reason: e.to_string(),
+    })?;
+    let entries = v.get("entries").ok_or(IndexError::NoEntries)?;
     let Value::Mapping(entries) = entries else {
         if entries.is_null() {
             return Ok(Vec::new());
         }
-        bail!("index.yaml: `entries` is not a mapping");
+        return Err(IndexError::EntriesNotMapping);
     };
     let mut out = Vec::new();
     for (name, list) in entries {
-        let name = name
-            .as_str()
-            .ok_or_else(|| anyhow!("index.yaml: a chart name is not a string"))?;
+        let name = name.as_str().ok_or(IndexError::NameNotString)?;
+        let chart = || name.to_string();
         let Value::Sequence(list) = list else {
-            bail!("index.yaml: entries of {name:?} are not a list");
+            return Err(IndexError::VersionsNotList { chart: chart() });
         };
         for item in list {
             let Value::Mapping(fields) = item else {
-                bail!("index.yaml: an entry of {name:?} is not a mapping");
+                return Err(IndexError::EntryNotMapping { chart: chart() });
             };
             let s = |k: &str| fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
             let version = match fields.get("version") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
-                _ => bail!("index.yaml: an entry of {name:?} has no version"),
+                _ => return Err(IndexError::NoVersion { chart: chart() }),
             };
-            let entry_name = s("name").unwrap_or_else(|| name.to_string());
+            let entry_name = s("name").unwrap_or_else(chart);
             if entry_name != name {
-                bail!("index.yaml: an entry under {name:?} is named {entry_name:?}");
+                return Err(IndexError::NameMismatch {
+                    chart: chart(),
+                    named: entry_name,
+                });
             }
             let urls = match fields.get("urls") {
                 Some(Value::Sequence(u)) => u
@@ -118,7 +172,7 @@ pub fn parse_index(text: &[u8]) -> Result<Vec<Entry>> {
 
 /// Writes an index of `entries` with `urls` pointing at `charts/…`: sorted by
 /// name, newest version first; the same entries give the same bytes.
-pub fn write_index(entries: &[Entry]) -> Result<Vec<u8>> {
+pub fn write_index(entries: &[Entry]) -> Result<Vec<u8>, IndexError> {
     let mut by_name: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
     for e in entries {
         by_name.entry(&e.name).or_default().push(e);
@@ -143,7 +197,9 @@ pub fn write_index(entries: &[Entry]) -> Result<Vec<u8>> {
     let mut top = Mapping::new();
     top.insert("apiVersion".into(), "v1".into());
     top.insert("entries".into(), Value::Mapping(out));
-    let text = serde_norway::to_string(&Value::Mapping(top)).context("cannot write index.yaml")?;
+    let text = serde_norway::to_string(&Value::Mapping(top)).map_err(|e| IndexError::Write {
+        reason: e.to_string(),
+    })?;
     Ok(text.into_bytes())
 }
 
@@ -201,13 +257,37 @@ generated: "2024-01-02T00:00:00Z"
         assert!(parse_index(b"apiVersion: v1\nentries:\n")
             .unwrap()
             .is_empty());
-        let e = parse_index(b"apiVersion: v1\n").unwrap_err();
-        assert!(e.to_string().contains("no `entries`"), "{e}");
-        let e = parse_index(b"entries:\n  a:\n  - name: b\n    version: 1.0.0\n").unwrap_err();
-        assert!(e.to_string().contains("named \"b\""), "{e}");
-        let e = parse_index(b"entries:\n  a:\n  - name: a\n").unwrap_err();
-        assert!(e.to_string().contains("no version"), "{e}");
-        assert!(parse_index(b": : :").is_err());
+        assert_eq!(
+            parse_index(b"apiVersion: v1\n").unwrap_err(),
+            IndexError::NoEntries
+        );
+        assert_eq!(
+            parse_index(b"entries:\n  a:\n  - name: b\n    version: 1.0.0\n").unwrap_err(),
+            IndexError::NameMismatch {
+                chart: "a".into(),
+                named: "b".into()
+            }
+        );
+        assert_eq!(
+            parse_index(b"entries:\n  a:\n  - name: a\n").unwrap_err(),
+            IndexError::NoVersion { chart: "a".into() }
+        );
+        assert_eq!(
+            parse_index(b"entries: [1]\n").unwrap_err(),
+            IndexError::EntriesNotMapping
+        );
+        assert_eq!(
+            parse_index(b"entries:\n  a: 1\n").unwrap_err(),
+            IndexError::VersionsNotList { chart: "a".into() }
+        );
+        assert_eq!(
+            parse_index(b"entries:\n  a: [1]\n").unwrap_err(),
+            IndexError::EntryNotMapping { chart: "a".into() }
+        );
+        assert!(matches!(
+            parse_index(b": : :"),
+            Err(IndexError::NotYaml { .. })
+        ));
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! once: the types, the parsers and the catalog path conventions.
 //!
 //! Rules: parsing and types only. No network, no filesystem, no clock; input
-//! is bytes or text, output is values or an [`anyhow::Error`] whose message
-//! names the file and what is wrong (callers add the source name).
+//! is bytes or text, output is values or a typed error (a `thiserror` enum per
+//! operation, one variant per broken rule) whose message names the file and
+//! what is wrong; callers add the source name, and `?` turns it into their
+//! `anyhow::Error`.
 //! Logic only one side needs (selection, downloads, serving, site signing)
 //! stays with that side.
 //!
@@ -19,9 +21,12 @@
 //! - [`pypi`]: the project index ferry writes for a PyPI source,
 //!   `simple/<project>/index.json`, and PEP 503 names.
 //! - [`helm`]: Helm chart repository `index.yaml`.
+//! - [`oci`]: OCI images: digests, repository names and tags, manifests and
+//!   media types, and the catalog layout of an `oci` source.
 
 pub mod compress;
 pub mod deb;
 pub mod helm;
+pub mod oci;
 pub mod pypi;
 pub mod rpm;

@@ -17,6 +17,39 @@
 //! the normalized form ([`is_normalized`]).
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use thiserror::Error;
+
+/// Why a project index is refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum IndexError {
+    /// Not JSON of the [`ProjectIndex`] shape (unknown fields included).
+    #[error("not a project index: {reason}")]
+    NotIndex {
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// Its `name` is not the project of its path.
+    #[error("the index names project {named:?}, its path {project:?}")]
+    WrongProject {
+        /// The name it gives.
+        named: String,
+        /// The project of its path.
+        project: String,
+    },
+    /// A file name appears twice.
+    #[error("{filename} is listed twice")]
+    Duplicate {
+        /// The file name.
+        filename: String,
+    },
+    /// A file name that cannot be a path `files/<filename>`.
+    #[error("{filename:?} is not a file name")]
+    BadFilename {
+        /// The file name.
+        filename: String,
+    },
+}
 
 /// One file of a project index.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -46,6 +79,37 @@ pub struct ProjectIndex {
     pub name: String,
     /// The project's files, in file-name order as ferry-out writes them.
     pub files: Vec<IndexEntry>,
+}
+
+impl ProjectIndex {
+    /// Reads `simple/<project>/index.json` and checks it is `project`'s:
+    /// its name, file names unique, each a single path component.
+    pub fn parse(bytes: &[u8], project: &str) -> Result<ProjectIndex, IndexError> {
+        let index: ProjectIndex =
+            serde_json::from_slice(bytes).map_err(|e| IndexError::NotIndex {
+                reason: e.to_string(),
+            })?;
+        if index.name != project {
+            return Err(IndexError::WrongProject {
+                named: index.name,
+                project: project.into(),
+            });
+        }
+        let mut seen = HashSet::new();
+        for f in &index.files {
+            if !seen.insert(f.filename.as_str()) {
+                return Err(IndexError::Duplicate {
+                    filename: f.filename.clone(),
+                });
+            }
+            if parse_path(&file_path(&f.filename)) != Some(PypiPath::File(&f.filename)) {
+                return Err(IndexError::BadFilename {
+                    filename: f.filename.clone(),
+                });
+            }
+        }
+        Ok(index)
+    }
 }
 
 /// What an object path of a PyPI source stands for.
@@ -157,5 +221,49 @@ mod tests {
         assert_eq!(serde_json::from_str::<ProjectIndex>(&text).unwrap(), idx);
         let extra = text.replace("\"name\"", "\"extra\":1,\"name\"");
         assert!(serde_json::from_str::<ProjectIndex>(&extra).is_err());
+        assert_eq!(ProjectIndex::parse(text.as_bytes(), "a").unwrap(), idx);
+        assert!(matches!(
+            ProjectIndex::parse(extra.as_bytes(), "a"),
+            Err(IndexError::NotIndex { .. })
+        ));
+    }
+
+    #[test]
+    fn index_rules() {
+        let entry = |f: &str| IndexEntry {
+            filename: f.into(),
+            sha256: "0".repeat(64),
+            requires_python: None,
+            yanked: None,
+        };
+        let bytes = |files: Vec<IndexEntry>| {
+            serde_json::to_vec(&ProjectIndex {
+                name: "a".into(),
+                files,
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            ProjectIndex::parse(&bytes(vec![entry("a-1.whl")]), "b"),
+            Err(IndexError::WrongProject {
+                named: "a".into(),
+                project: "b".into()
+            })
+        );
+        assert_eq!(
+            ProjectIndex::parse(&bytes(vec![entry("a-1.whl"), entry("a-1.whl")]), "a"),
+            Err(IndexError::Duplicate {
+                filename: "a-1.whl".into()
+            })
+        );
+        for bad in ["x/a-1.whl", ""] {
+            assert_eq!(
+                ProjectIndex::parse(&bytes(vec![entry(bad)]), "a"),
+                Err(IndexError::BadFilename {
+                    filename: bad.into()
+                }),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -444,15 +444,12 @@ async fn referrer_map(g: &Generation, source: &str) -> Result<Arc<ReferrerMap>, 
     }
     let from = ObjectKey {
         source: source.to_string(),
-        path: "manifests/sha256/".into(),
+        path: ferry_formats::oci::MANIFESTS_PREFIX.into(),
     };
     let mut map = ReferrerMap::new();
-    for (key, obj) in g
-        .catalog
-        .objects
-        .range(from..)
-        .take_while(|(k, _)| k.source == source && k.path.starts_with("manifests/sha256/"))
-    {
+    for (key, obj) in g.catalog.objects.range(from..).take_while(|(k, _)| {
+        k.source == source && k.path.starts_with(ferry_formats::oci::MANIFESTS_PREFIX)
+    }) {
         let (Object::File(f), Some(oci_store::OciPath::Manifest(hex))) =
             (obj, oci_store::parse_path(&key.path))
         else {

@@ -379,7 +379,7 @@ fn release_text(root: &Path, suite: &str) -> Result<String> {
 
 fn read_index(path: &Path, name: &str) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    decompress(name, bytes)
+    Ok(decompress(name, bytes)?)
 }
 
 fn gzip(data: &[u8]) -> Result<Vec<u8>> {

@@ -36,24 +36,13 @@ pub fn check_index(
     project: &str,
     bytes: &[u8],
 ) -> Result<ProjectIndex> {
-    let index: ProjectIndex = serde_json::from_slice(bytes)
-        .with_context(|| format!("object {key}: not a project index"))?;
-    if index.name != project {
-        bail!(
-            "object {key}: the index names project {:?}, its path {project:?}",
-            index.name
-        );
-    }
-    let mut seen = std::collections::HashSet::new();
+    let index = ProjectIndex::parse(bytes, project).with_context(|| format!("object {key}"))?;
     for f in &index.files {
-        if !seen.insert(f.filename.as_str()) {
-            bail!("object {key}: {} is listed twice", f.filename);
-        }
         let file_key = ObjectKey {
             source: key.source.clone(),
             path: ferry_formats::pypi::file_path(&f.filename),
         };
-        if f.filename.contains('/') || ferry_protocol::path::check_key(&file_key).is_err() {
+        if ferry_protocol::path::check_key(&file_key).is_err() {
             bail!("object {key}: {:?} is not a file name", f.filename);
         }
         match catalog.objects.get(&file_key) {
@@ -124,7 +113,7 @@ impl Store for PypiStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_formats::pypi::index_path;
+    use ferry_formats::pypi::{index_path, IndexError};
     use ferry_protocol::catalog::{Encoding, FileObject};
     use ferry_protocol::id::Sha256;
 
@@ -160,6 +149,13 @@ mod tests {
         let missing = good.replace("a-1.0", "a-2.0");
         let e = check_index(&c, &key, "a", missing.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("does not hold"), "{e}");
-        assert!(check_index(&c, &key, "b", good.as_bytes()).is_err());
+        let e = check_index(&c, &key, "b", good.as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                e.downcast_ref::<IndexError>(),
+                Some(IndexError::WrongProject { .. })
+            ),
+            "{e:#}"
+        );
     }
 }

@@ -121,6 +121,62 @@ impl Client {
         }
     }
 
+    /// GETs `url` with `headers`, retrying connection errors, 429 and 5xx
+    /// like every request; any other answer, whatever its status, is
+    /// returned for the caller to read: for protocols that act on statuses
+    /// themselves (the OCI distribution API's auth challenge, its referrers
+    /// 404). An `Authorization` among `headers` replaces the source's own.
+    pub fn get_response(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<ureq::http::Response<ureq::Body>, UpstreamError> {
+        self.retrying(|| match self.call(url, headers) {
+            Err(e) => Attempt::Transient(e),
+            Ok(resp) => {
+                let status = resp.status();
+                if status.as_u16() == 429 || status.is_server_error() {
+                    Attempt::Transient(UpstreamError::Status {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                    })
+                } else {
+                    Attempt::Done(Ok(resp))
+                }
+            }
+        })
+    }
+
+    /// The `Authorization` header the source's settings give (sent by
+    /// itself only to the source's own host), for a caller that must present
+    /// the credentials elsewhere, such as an OCI registry's token service.
+    pub fn authorization(&self) -> Option<&str> {
+        self.auth.as_ref().map(|(h, _)| h.as_str())
+    }
+
+    /// One GET with `headers` and, when `url` is on the source's host and
+    /// `headers` carry none, the source's credentials; a connection error
+    /// is returned as such, every status as a response.
+    fn call(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> std::result::Result<ureq::http::Response<ureq::Body>, UpstreamError> {
+        let mut req = self.agent.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let own_auth = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if let Some((header, origin)) = self.auth.as_ref().filter(|_| !own_auth) {
+            if origin_of(url) == *origin {
+                req = req.header("Authorization", header);
+            }
+        }
+        req.call().map_err(|e| self.connection(url, e.to_string()))
+    }
+
     /// Sends one GET with `headers` (and the credentials when `url` is on
     /// the source's host). A success status is returned; a status worth
     /// retrying or a connection error is `Err(Transient)`, any other status
@@ -130,19 +186,7 @@ impl Client {
         url: &str,
         headers: &[(&str, &str)],
     ) -> std::result::Result<ureq::http::Response<ureq::Body>, Attempt<T>> {
-        let mut req = self.agent.get(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some((header, origin)) = &self.auth {
-            if origin_of(url) == *origin {
-                req = req.header("Authorization", header);
-            }
-        }
-        let resp = match req.call() {
-            Ok(r) => r,
-            Err(e) => return Err(Attempt::Transient(self.connection(url, e.to_string()))),
-        };
+        let resp = self.call(url, headers).map_err(Attempt::Transient)?;
         let status = resp.status().as_u16();
         if resp.status().is_success() {
             return Ok(resp);

@@ -76,12 +76,24 @@ impl Client {
     /// [`UpstreamError::ChecksumMismatch`] or [`UpstreamError::SizeMismatch`]
     /// names the URL, what was expected and what came.
     pub fn download(&self, url: &str, dest: &Path, expect: &Expect) -> Result<u64, UpstreamError> {
+        self.download_with(url, dest, expect, &[])
+    }
+
+    /// [`Client::download`] sending `headers` with every request (such as a
+    /// registry's bearer token, which replaces the source's credentials).
+    pub fn download_with(
+        &self,
+        url: &str,
+        dest: &Path,
+        expect: &Expect,
+        headers: &[(&str, &str)],
+    ) -> Result<u64, UpstreamError> {
         let part = part_of(dest);
         if expect.checksum.is_none() {
             let _ = std::fs::remove_file(&part);
         }
         let mut etag: Option<String> = None;
-        self.retrying(|| self.attempt(url, &part, expect, &mut etag))?;
+        self.retrying(|| self.attempt(url, &part, expect, headers, &mut etag))?;
         let (got, hasher) = hash_file(&part, expect)?;
         if let Err(e) = expect.check(url, got, hasher) {
             let _ = std::fs::remove_file(&part);
@@ -114,6 +126,7 @@ impl Client {
         url: &str,
         part: &Path,
         expect: &Expect,
+        extra: &[(&str, &str)],
         etag: &mut Option<String>,
     ) -> Attempt<()> {
         let mut have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
@@ -122,7 +135,7 @@ impl Client {
             have = 0;
         }
         let range = format!("bytes={have}-");
-        let mut headers = Vec::new();
+        let mut headers = extra.to_vec();
         if have > 0 {
             headers.push(("Range", range.as_str()));
             if let Some(t) = etag.as_deref() {

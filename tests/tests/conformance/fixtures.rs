@@ -230,3 +230,61 @@ pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
         artifact: "pool/main/b/big/big_1.0_all.deb".into(),
     })
 }
+
+/// `pypi`: a PEP 503 simple index with one wheel and its SHA-256.
+pub fn pypi(dir: &Path, _test: &str) -> Option<Fixture> {
+    let root = dir.join("pypi-upstream");
+    std::fs::create_dir_all(root.join("simple/big")).unwrap();
+    std::fs::create_dir_all(root.join("packages")).unwrap();
+    let wheel = "big-1.0-py3-none-any.whl";
+    let data = random_bytes(300_000, 45);
+    std::fs::write(root.join("packages").join(wheel), &data).unwrap();
+    std::fs::write(
+        root.join("simple/big/index.html"),
+        format!(
+            "<!DOCTYPE html><html><body>\n<a href=\"../../packages/{wheel}#sha256={}\">{wheel}</a>\n</body></html>\n",
+            sha256(&data)
+        ),
+    )
+    .unwrap();
+    Some(Fixture {
+        root,
+        table: Box::new(|url| {
+            format!(
+                "index = \"{url}/simple/\"\nrequirements = [\"big\"]\npython = [\"3.11\"]\ndependencies = false\n"
+            )
+        }),
+        kind: "pypi",
+        artifact: format!("packages/{wheel}"),
+    })
+}
+
+/// `oci`: a registry laid out as files under `v2/`: one image manifest
+/// (by tag), its config and one large layer (by digest).
+pub fn oci(dir: &Path, _test: &str) -> Option<Fixture> {
+    let root = dir.join("oci-upstream");
+    let repo = root.join("v2/library/big");
+    std::fs::create_dir_all(repo.join("manifests")).unwrap();
+    std::fs::create_dir_all(repo.join("blobs")).unwrap();
+    let layer = random_bytes(400_000, 46);
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let blob = |bytes: &[u8]| {
+        let digest = format!("sha256:{}", sha256(bytes));
+        std::fs::write(repo.join("blobs").join(&digest), bytes).unwrap();
+        digest
+    };
+    let (layer_digest, config_digest) = (blob(&layer), blob(config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer_digest}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    std::fs::write(repo.join("manifests/v1"), manifest).unwrap();
+    Some(Fixture {
+        root,
+        table: Box::new(|url| format!("registry = \"{url}\"\nimages = [\"library/big:v1\"]\n")),
+        kind: "oci",
+        artifact: format!("v2/library/big/blobs/{layer_digest}"),
+    })
+}

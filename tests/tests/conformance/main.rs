@@ -188,3 +188,5 @@ conformance!(files);
 conformance!(helm);
 conformance!(yum);
 conformance!(apt);
+conformance!(pypi);
+conformance!(oci);

@@ -229,7 +229,10 @@ fn handle<S: Read + Write>(s: S, root: &Path, st: &Mutex<State>) -> std::io::Res
         )?;
         return s.flush();
     }
-    let file = root.join(&path);
+    let mut file = root.join(&path);
+    if file.is_dir() {
+        file = file.join("index.html"); // a simple index's project page
+    }
     let body = match (path.contains(".."), std::fs::read(&file)) {
         (false, Ok(b)) if file.is_file() => b,
         _ => {

@@ -235,7 +235,7 @@ pub(super) fn decompress(href: &str, data: &[u8], limit: u64) -> Result<Vec<u8>>
     if !ferry_formats::compress::is_compressed(href) && !href.ends_with(".xml") {
         bail!("{href}: unsupported compression (gz, xz, zst and plain XML are)");
     }
-    ferry_formats::compress::decompress(href, data, limit)
+    Ok(ferry_formats::compress::decompress(href, data, limit)?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,89 @@
+//! `type = "oci"`: container images from an OCI distribution registry.
+//!
+//! For each configured image it fetches the manifest (by tag or digest),
+//! follows an index or manifest list to the selected platforms, and lists
+//! every manifest and blob under the catalog layout the inside's registry
+//! store serves ([`ferry_formats::oci`]):
+//!
+//! - `manifests/sha256/<hex>` and `blobs/sha256/<hex>`, byte-exact, each
+//!   checked against its digest (a mismatch fails the export and names the
+//!   image and the digest);
+//! - `repos/<repository>/_tags/<tag>`, holding the tagged manifest's digest.
+//!
+//! Blobs are content-addressed: a layer shared by ten images is listed once,
+//! and its digest is its fingerprint, so a blob shipped before is never
+//! downloaded again.
+//!
+//! Registries: `http://` or `https://` base URLs (a bare host means https);
+//! anonymous access, the bearer-token challenge (Docker Hub, nvcr.io,
+//! ghcr.io) and basic authentication (`username` and `password_file`, or a
+//! docker `config.json`).
+//!
+//! A scan is a pipeline: select the images (`reference`: configured ones
+//! and tag patterns), fetch and walk each (`walk`: manifests, indexes,
+//! referrers; blobs are downloaded into the cache, `blob`, only when the
+//! exporter opens them), then keep the pins the scan did not list (`pins`).
+//! The registry client is `registry`, its credentials `auth`, the settings
+//! `settings`.
+
+pub mod auth;
+mod blob;
+mod pins;
+pub mod reference;
+pub mod registry;
+pub mod settings;
+mod walk;
+
+use super::{Item, ScanCtx, Source};
+use anyhow::Result;
+use ferry_protocol::catalog::SourceKind;
+use reference::{ImageRef, TagPattern};
+use registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use walk::ScanState;
+
+pub use settings::OciSettings;
+
+/// An OCI source.
+pub struct OciSource {
+    name: String,
+    registry: Arc<Registry>,
+    images: Vec<ImageRef>,
+    patterns: Vec<(String, TagPattern)>,
+    platforms: Vec<String>,
+    referrers: bool,
+    pins: Vec<ImageRef>,
+    prefix: Option<String>,
+    rename: BTreeMap<String, String>,
+}
+
+impl OciSource {
+    /// The name upstream repository `repo` is served under inside.
+    fn served(&self, repo: &str) -> String {
+        let renamed = self.rename.get(repo).map(String::as_str).unwrap_or(repo);
+        match &self.prefix {
+            Some(p) => format!("{p}/{renamed}"),
+            None => renamed.to_string(),
+        }
+    }
+}
+
+impl Source for OciSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Oci
+    }
+
+    fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        let mut st = ScanState::open(cx)?;
+        let images = self.select_images(&mut st)?;
+        for image in &images {
+            self.mirror(image, &mut st, sink)?;
+        }
+        self.keep_pins(cx, &mut st, sink)
+    }
+}
