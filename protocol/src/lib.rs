@@ -18,7 +18,8 @@
 //! - [`catalog`]: the set of objects a stream holds, and deltas between two.
 //! - [`manifest`]: the signed manifest and its file encoding.
 //! - [`volume`]: volume files that carry the chunk payloads.
-//! - [`diode`]: the one-way UDP wire format with RaptorQ forward error correction.
+//! - [`diode`]: the one-way UDP wire format with RaptorQ forward error correction,
+//!   and the diode receiver as a sans-I/O state machine.
 //! - [`push`]: the two-way push protocol's messages.
 //! - [`keys`]: signing keys, public key text form, trust sets.
 //! - [`limits`]: the receiver's limits against hostile input.
