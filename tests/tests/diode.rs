@@ -466,7 +466,7 @@ fn forged_packets_on_the_diode_network_neither_crash_nor_block_the_receiver() {
     let env = one_bundle_env(9);
     let (stream, file_count, manifest_size) = bundle_facts(&env);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut forgeries = Vec::new();
@@ -498,7 +498,10 @@ fn forged_packets_on_the_diode_network_neither_crash_nor_block_the_receiver() {
     send(&env, rx_addr, "10%", 1);
     let run = finish(child);
     assert_applied(&env, &run, "forged packets alongside a real send");
-    assert!(counter(&env, "over_limit") >= 1, "the 2^35 packet was not refused");
+    assert!(
+        counter(&env, "over_limit") >= 1,
+        "the 2^35 packet was not refused"
+    );
     assert!(
         counter(&env, "poisoned_segments") >= 1,
         "the forged manifest symbols went unnoticed"
@@ -517,20 +520,35 @@ fn an_import_blocked_by_a_held_database_is_retried() {
     let _one_at_a_time = serial();
     let env = one_bundle_env(10);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "3s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
-    // Another ferry-in command holds the state database (redb takes the
-    // whole-file lock an exclusive writer of earlier versions took).
-    let db = std::fs::File::open(env.in_state.join("ferry-in.redb")).unwrap();
-    db.lock().unwrap();
+    // Another process holds the state database open, as another ferry-in
+    // command does (redb admits one process at a time).
+    let db = redb::Database::create(env.in_state.join("ferry-in.redb")).unwrap();
     send(&env, rx_addr, "10%", 0);
+    // Hold it until the receiver has the bundle complete (and tried to import it).
+    let spool = env.in_state.join("spool");
+    let complete = || {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+    };
+    for _ in 0..300 {
+        if complete() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(complete(), "the bundle was not received");
     std::thread::sleep(Duration::from_secs(2));
-    db.unlock().unwrap();
+    drop(db);
     let run = finish(child);
     assert!(
         run.stderr.contains("retrying"),
-        "the import was not blocked:\n{}",
-        run.all()
+        "the import was not blocked:\n{}\n{}",
+        run.all(),
+        env.inn(&["status", "--json"]).all()
     );
     assert_applied(&env, &run, "import retried after the database was released");
     assert!(!env.in_state.join("spool").join(".refused").exists());
@@ -581,7 +599,7 @@ fn a_receiver_killed_mid_bundle_resumes_after_a_restart() {
     assert!(!killed.ok);
     sender.join().unwrap().expect_ok();
     assert_eq!(env.applied_sequence(), 0);
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     send(&env, rx_addr, "10%", 0);
     let run = finish(child);

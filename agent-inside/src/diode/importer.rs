@@ -166,7 +166,8 @@ impl Importer {
     fn set_aside(&self, dir: &Path) -> Option<PathBuf> {
         let name = dir.file_name()?.to_string_lossy().into_owned();
         let aside = self.spool.join(format!(".refused-{name}"));
-        let moved = fsx::remove_dir_if_exists(&aside).is_ok() && std::fs::rename(dir, &aside).is_ok();
+        let moved =
+            fsx::remove_dir_if_exists(&aside).is_ok() && std::fs::rename(dir, &aside).is_ok();
         if !moved {
             let _ = fsx::remove_dir_if_exists(dir);
             return None;

@@ -250,7 +250,10 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
     s.events();
     if let Some(tx) = &s.to_import {
         for dir in s.spool.complete_bundles()? {
-            eprintln!("ferry-in: importing {} left complete by an earlier run", dir.display());
+            eprintln!(
+                "ferry-in: importing {} left complete by an earlier run",
+                dir.display()
+            );
             let _ = tx.send((None, dir));
         }
     }

@@ -120,7 +120,12 @@ impl Spool {
     }
 
     fn close(&mut self, bundle: BundleId) -> Vec<File> {
-        let keys: Vec<_> = self.open.keys().filter(|k| k.0 == bundle).copied().collect();
+        let keys: Vec<_> = self
+            .open
+            .keys()
+            .filter(|k| k.0 == bundle)
+            .copied()
+            .collect();
         keys.iter().filter_map(|k| self.open.remove(k)).collect()
     }
 
@@ -223,4 +228,3 @@ impl Spool {
         Ok(out)
     }
 }
-

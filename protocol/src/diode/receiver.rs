@@ -256,11 +256,15 @@ impl Geometry {
         if t == 0 || t % u32::from(ALIGNMENT) != 0 {
             return Err("symbol size");
         }
-        if self.segment_size == 0 || self.segment_size > MAX_SEGMENT || self.segment_size % t != 0
-        {
+        if self.segment_size == 0 || self.segment_size > MAX_SEGMENT || self.segment_size % t != 0 {
             return Err("segment size");
         }
-        if self.size.min(u64::from(self.segment_size)).div_ceil(u64::from(t)) > MAX_SYMBOLS {
+        if self
+            .size
+            .min(u64::from(self.segment_size))
+            .div_ceil(u64::from(t))
+            > MAX_SYMBOLS
+        {
             return Err("symbols per segment");
         }
         let count = segment_count(self.size, self.segment_size).ok_or("segment count")?;
@@ -515,7 +519,8 @@ impl Receiver {
             while self.done.len() > MAX_DONE {
                 self.done.pop_first();
             }
-            self.events.push_back(Event::Complete { bundle: id, report });
+            self.events
+                .push_back(Event::Complete { bundle: id, report });
         }
     }
 
@@ -592,7 +597,12 @@ impl Receiver {
         let (s, a) = (self.stream, self.applied);
         let gone = |id: &BundleId| id.sequence <= a || s.is_some_and(|s| s != id.stream);
         self.done.retain(|id| !gone(id));
-        let drop: Vec<BundleId> = self.bundles.keys().filter(|&&id| gone(&id)).copied().collect();
+        let drop: Vec<BundleId> = self
+            .bundles
+            .keys()
+            .filter(|&&id| gone(&id))
+            .copied()
+            .collect();
         for id in drop {
             self.drop_bundle(id);
             self.events.push_back(Event::Abandoned {
@@ -642,8 +652,7 @@ impl Receiver {
             stream,
             sequence: p.sequence,
         };
-        if p.sequence <= self.applied || self.done.contains(&id) || self.bundles.contains_key(&id)
-        {
+        if p.sequence <= self.applied || self.done.contains(&id) || self.bundles.contains_key(&id) {
             return Err(RestoreRefused::AlreadyApplied(p.sequence));
         }
         let last = p.last_progress_ms.unwrap_or(now_ms).min(now_ms);

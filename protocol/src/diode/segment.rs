@@ -223,7 +223,9 @@ mod tests {
         assert!(outcomes.contains(&Added::Conflicting));
         assert!(outcomes.contains(&Added::Inconsistent));
         assert!(
-            !outcomes.iter().any(|o| matches!(o, Added::Rebuilt(b) if b != &data)),
+            !outcomes
+                .iter()
+                .any(|o| matches!(o, Added::Rebuilt(b) if b != &data)),
             "a wrong rebuild was accepted"
         );
         // The next carousel pass (fresh repair symbols) rebuilds it.

@@ -20,7 +20,14 @@ fn bytes(n: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Datagrams of one carousel pass of a bundle, as the sender makes them.
-fn pass(files: &[Vec<u8>], stream: StreamId, seq: u64, seg: u32, t: u16, pass: u32) -> Vec<Vec<u8>> {
+fn pass(
+    files: &[Vec<u8>],
+    stream: StreamId,
+    seq: u64,
+    seg: u32,
+    t: u16,
+    pass: u32,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for (fi, data) in files.iter().enumerate() {
         let size = data.len() as u64;
@@ -121,7 +128,13 @@ fn id(seq: u64) -> BundleId {
     }
 }
 
-fn forged(seq: u64, file_size: u64, segment_size: u32, symbol_size: u16, file_count: u16) -> Vec<u8> {
+fn forged(
+    seq: u64,
+    file_size: u64,
+    segment_size: u32,
+    symbol_size: u16,
+    file_count: u16,
+) -> Vec<u8> {
     Packet {
         stream: STREAM,
         sequence: seq,
@@ -142,13 +155,23 @@ fn a_clean_pass_delivers_a_bundle() {
     let files = real_bundle(1);
     let mut rx = Receiver::new(DiodeLimits::default(), None, 0);
     let mut disk = Disk::default();
-    feed(&mut rx, &mut disk, 1000, &pass(&files, STREAM, 1, 4096, 512, 0));
+    feed(
+        &mut rx,
+        &mut disk,
+        1000,
+        &pass(&files, STREAM, 1, 4096, 512, 0),
+    );
     assert_eq!(disk.complete, vec![id(1)]);
     assert_eq!(disk.file(1, 0), files[0]);
     assert_eq!(disk.file(1, 1), files[1]);
     assert_eq!(rx.decoding(), (0, 0));
     // Later packets of a complete bundle are late, not a new bundle.
-    feed(&mut rx, &mut disk, 1000, &pass(&files, STREAM, 1, 4096, 512, 1));
+    feed(
+        &mut rx,
+        &mut disk,
+        1000,
+        &pass(&files, STREAM, 1, 4096, 512, 1),
+    );
     assert_eq!(disk.complete.len(), 1);
     assert!(rx.counters().duplicate_or_late > 0);
 }
@@ -176,10 +199,10 @@ fn forged_huge_geometry_is_refused_before_anything() {
     let mut rx = Receiver::new(limits, None, 0);
     let mut disk = Disk::default();
     let dgrams = [
-        forged(1, 1000, 1024, 8, 11),            // too many files
-        forged(2, 2 << 20, 1 << 20, 1024, 2),    // manifest over its limit
-        forged(3, u64::MAX, 1 << 20, 1024, 2),   // absurd size
-        forged(4, 1 << 20, 1024, 1024, 2),       // 1024 segments > 1000
+        forged(1, 1000, 1024, 8, 11),          // too many files
+        forged(2, 2 << 20, 1 << 20, 1024, 2),  // manifest over its limit
+        forged(3, u64::MAX, 1 << 20, 1024, 2), // absurd size
+        forged(4, 1 << 20, 1024, 1024, 2),     // 1024 segments > 1000
     ];
     feed(&mut rx, &mut disk, 1, &dgrams);
     assert_eq!(rx.counters().over_limit, 4);
@@ -226,7 +249,12 @@ fn garbage_never_panics_and_a_bundle_still_arrives() {
     }
     assert!(rx.counters().garbage >= 3000);
     let files = real_bundle(2);
-    feed(&mut rx, &mut disk, 6, &pass(&files, STREAM, 21, 4096, 512, 0));
+    feed(
+        &mut rx,
+        &mut disk,
+        6,
+        &pass(&files, STREAM, 21, 4096, 512, 0),
+    );
     assert!(disk.complete.contains(&id(21)), "{:?}", rx.counters());
     assert_eq!(disk.file(21, 1), files[1]);
 }
@@ -235,14 +263,24 @@ fn garbage_never_panics_and_a_bundle_still_arrives() {
 fn a_slot_flood_is_evicted_by_a_real_bundle() {
     let mut rx = Receiver::new(DiodeLimits::default(), None, 0);
     let mut disk = Disk::default();
-    let flood: Vec<_> = (100..108).map(|s| forged(s, 1 << 20, 1 << 20, 1024, 2)).collect();
+    let flood: Vec<_> = (100..108)
+        .map(|s| forged(s, 1 << 20, 1 << 20, 1024, 2))
+        .collect();
     feed(&mut rx, &mut disk, 10, &flood);
     assert_eq!(rx.reports().len(), 8);
     let files = real_bundle(3);
-    feed(&mut rx, &mut disk, 11, &pass(&files, STREAM, 1, 4096, 512, 0));
+    feed(
+        &mut rx,
+        &mut disk,
+        11,
+        &pass(&files, STREAM, 1, 4096, 512, 0),
+    );
     assert_eq!(disk.complete, vec![id(1)]);
     assert_eq!(disk.file(1, 1), files[1]);
-    assert!(disk.abandoned.iter().all(|(b, why)| b.sequence >= 100 && *why == Abandon::Evicted));
+    assert!(disk
+        .abandoned
+        .iter()
+        .all(|(b, why)| b.sequence >= 100 && *why == Abandon::Evicted));
     assert_eq!(rx.counters().evicted_bundles, 1);
 }
 
@@ -264,11 +302,24 @@ fn slots_that_keep_decoding_hold_until_they_expire() {
     assert_eq!(rx.reports().len(), 8);
     assert!(rx.reports().iter().all(|r| r.segments_received == 1));
     let files = real_bundle(4);
-    feed(&mut rx, &mut disk, 30_000, &pass(&files, STREAM, 1, 4096, 512, 0));
-    assert!(disk.complete.is_empty(), "a progressing slot was taken over");
+    feed(
+        &mut rx,
+        &mut disk,
+        30_000,
+        &pass(&files, STREAM, 1, 4096, 512, 0),
+    );
+    assert!(
+        disk.complete.is_empty(),
+        "a progressing slot was taken over"
+    );
     assert!(rx.counters().over_capacity > 0);
     // The attacker stops; a minute later its slots expire and the next pass completes.
-    feed(&mut rx, &mut disk, 61_001, &pass(&files, STREAM, 1, 4096, 512, 1));
+    feed(
+        &mut rx,
+        &mut disk,
+        61_001,
+        &pass(&files, STREAM, 1, 4096, 512, 1),
+    );
     assert_eq!(disk.complete, vec![id(1)]);
     assert_eq!(disk.file(1, 0), files[0]);
     assert_eq!(rx.counters().expired_bundles, 8);
@@ -351,7 +402,12 @@ fn restored_progress_resumes_or_expires() {
     idle.restore(30_000, &progress).unwrap();
     idle.expire(61_001);
     assert_eq!(idle.counters().expired_bundles, 1);
-    feed(&mut again, &mut disk, 31_000, &pass(&files, STREAM, 1, 4096, 512, 1));
+    feed(
+        &mut again,
+        &mut disk,
+        31_000,
+        &pass(&files, STREAM, 1, 4096, 512, 1),
+    );
     assert_eq!(disk.complete, vec![id(1)]);
     assert_eq!(disk.file(1, 1), files[1]);
     // Hostile progress files are bounded like packets.
@@ -370,11 +426,26 @@ fn applied_and_foreign_bundles_are_dropped() {
     let files = real_bundle(9);
     let mut rx = Receiver::new(DiodeLimits::default(), Some(STREAM), 5);
     let mut disk = Disk::default();
-    feed(&mut rx, &mut disk, 1, &pass(&files, STREAM, 5, 4096, 512, 0)[..3]);
-    feed(&mut rx, &mut disk, 1, &pass(&files, StreamId([8; 16]), 6, 4096, 512, 0)[..3]);
+    feed(
+        &mut rx,
+        &mut disk,
+        1,
+        &pass(&files, STREAM, 5, 4096, 512, 0)[..3],
+    );
+    feed(
+        &mut rx,
+        &mut disk,
+        1,
+        &pass(&files, StreamId([8; 16]), 6, 4096, 512, 0)[..3],
+    );
     assert_eq!(rx.counters().already_applied, 3);
     assert_eq!(rx.counters().other_stream, 3);
-    feed(&mut rx, &mut disk, 1, &pass(&files, STREAM, 6, 4096, 512, 0)[..3]);
+    feed(
+        &mut rx,
+        &mut disk,
+        1,
+        &pass(&files, STREAM, 6, 4096, 512, 0)[..3],
+    );
     assert_eq!(rx.reports().len(), 1);
     rx.set_applied(Some(STREAM), 6);
     disk.drain(&mut rx);

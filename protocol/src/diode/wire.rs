@@ -375,7 +375,9 @@ mod tests {
         let k = source_symbols(data.len() as u64, t);
         let packets = encode_segment(&data, t, false, 1000, k + 4);
         let mut d = SegmentDecoder::new(data.len() as u64, t);
-        let out = packets.into_iter().find_map(|(id, s)| d.add(id, s).rebuilt());
+        let out = packets
+            .into_iter()
+            .find_map(|(id, s)| d.add(id, s).rebuilt());
         assert_eq!(out.as_deref(), Some(&data[..]));
     }
 
@@ -385,7 +387,9 @@ mod tests {
             let data = bytes(len, 3);
             let packets = encode_segment(&data, 64, true, 0, 2);
             let mut d = SegmentDecoder::new(len as u64, 64);
-            let out = packets.into_iter().find_map(|(id, s)| d.add(id, s).rebuilt());
+            let out = packets
+                .into_iter()
+                .find_map(|(id, s)| d.add(id, s).rebuilt());
             assert_eq!(out.as_deref(), Some(&data[..]), "len {len}");
         }
         assert_eq!(segment_count(0, 1024), Some(1));
