@@ -54,6 +54,9 @@ pub struct ReceiveOptions {
     pub push_to: Option<String>,
 }
 
+/// Where complete bundles go to be imported (with their id, when known).
+type ImportQueue = mpsc::Sender<(Option<BundleId>, PathBuf)>;
+
 /// The receiver's status file in the state directory.
 pub const STATUS_FILE: &str = "diode-receive.json";
 
@@ -102,7 +105,7 @@ struct Session {
     completed: Vec<serde_json::Value>,
     decode_secs: f64,
     import_log: Arc<Mutex<Vec<serde_json::Value>>>,
-    to_import: Option<mpsc::Sender<(Option<BundleId>, PathBuf)>>,
+    to_import: Option<ImportQueue>,
     outcomes: Option<mpsc::Receiver<Outcome>>,
 }
 
@@ -199,7 +202,7 @@ fn start_importer(
     opts: &ReceiveOptions,
     log: Arc<Mutex<Vec<serde_json::Value>>>,
 ) -> (
-    mpsc::Sender<(Option<BundleId>, PathBuf)>,
+    ImportQueue,
     mpsc::Receiver<Outcome>,
     std::thread::JoinHandle<()>,
 ) {

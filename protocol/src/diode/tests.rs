@@ -61,11 +61,14 @@ fn pass(
     out
 }
 
+/// A file's size and the writes into it.
+type SparseFile = (u64, Vec<(u64, Vec<u8>)>);
+
 /// Carries out the receiver's events in memory, as the agent does on disk
 /// (sparsely: a forged size may be huge).
 #[derive(Default)]
 struct Disk {
-    files: HashMap<(BundleId, u16), (u64, Vec<(u64, Vec<u8>)>)>,
+    files: HashMap<(BundleId, u16), SparseFile>,
     complete: Vec<BundleId>,
     abandoned: Vec<(BundleId, Abandon)>,
 }
