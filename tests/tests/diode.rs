@@ -207,7 +207,7 @@ fn through(loss: Loss, overhead: &str) -> (Env, Run, Relay) {
     let env = one_bundle_env(loss.seed);
     let rx_addr = free_udp_port();
     let r = relay(rx_addr, loss);
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     send(&env, r.addr, overhead, 0);
     (env, finish(child), r)
@@ -329,7 +329,7 @@ fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
         ..Loss::none()
     };
     let r = relay(rx_addr, loss);
-    let child = start_receiver(&env, rx_addr, "3s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     send(&env, r.addr, "5%", 0);
     let first = finish(child);
@@ -340,7 +340,7 @@ fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
     );
     assert_eq!(env.applied_sequence(), 0);
     // A restarted receiver keeps what it rebuilt and completes on a clean carousel pass.
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     let clean = relay(rx_addr, Loss::none());
     send(&env, clean.addr, "5%", 1);
@@ -358,7 +358,7 @@ fn garbage_and_foreign_packets_are_dropped() {
     let _one_at_a_time = serial();
     let env = one_bundle_env(7);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..500u64 {
@@ -395,7 +395,7 @@ fn export_straight_to_a_diode() {
     let env = Env::new();
     env.write_src("tool.bin", &random_bytes(500_000, 8));
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     let r = env
         .out(&[

@@ -80,7 +80,7 @@ impl Spool {
             Event::Abandoned { why, .. } => {
                 let reason = match why {
                     Abandon::Expired => "no segment of it was rebuilt for the expiry time",
-                    Abandon::Evicted => "it made no progress and another bundle needed its slot",
+                    Abandon::Evicted => "it rebuilt nothing yet and gave way (its slot was needed, or its packets announced another geometry)",
                     Abandon::AlreadyApplied => "it is applied already",
                 };
                 eprintln!(
