@@ -80,6 +80,10 @@ enum Cmd {
         /// Do not refuse bundles past their expiry time.
         #[arg(long)]
         allow_expired: bool,
+        /// Drop a partial bundle none of whose segments was rebuilt for this
+        /// long, such as 10m (also the most a forged bundle can hold a slot).
+        #[arg(long, default_value = "10m")]
+        stale_after: String,
     },
     /// Makes this agent's QUIC identity (STATE/quic.crt and quic.key) for
     /// `listen`; prints the certificate's fingerprint.
@@ -288,6 +292,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             import,
             exit_when_idle,
             allow_expired,
+            stale_after,
         } => {
             let exit_when_idle = match exit_when_idle {
                 Some(d) => Some(std::time::Duration::from_secs(
@@ -301,8 +306,12 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 spool: spool.unwrap_or_else(|| layout.root.join("spool")),
                 import,
                 exit_when_idle,
-                max_decoders: 512,
-                max_bundles: 8,
+                diode: ferry_protocol::limits::DiodeLimits {
+                    stale_after_ms: ferry_agent_common::units::parse_duration_secs(&stale_after)
+                        .context("--stale-after")?
+                        .saturating_mul(1000),
+                    ..ferry_protocol::limits::DiodeLimits::from_receiver(&limits)
+                },
                 limits,
                 apply: ApplyOptions {
                     allow_expired,

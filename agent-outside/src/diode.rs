@@ -197,7 +197,14 @@ pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<
                         if pass == 0 {
                             payload += size;
                         }
-                        let seg_ids: Vec<u32> = (0..diode::segment_count(size, segment)).collect();
+                        let Some(count) = diode::segment_count(size, segment) else {
+                            let _ = tx.send(Err(anyhow::anyhow!(
+                                "{} is too large for the diode format at {segment}-byte segments",
+                                path.display()
+                            )));
+                            return payload;
+                        };
+                        let seg_ids: Vec<u32> = (0..count).collect();
                         for window in seg_ids.chunks(opts.window.max(1)) {
                             let te = Instant::now();
                             let encoded = window

@@ -20,7 +20,8 @@
 //! - [`volume`]: volume files that carry the chunk payloads.
 //! - [`builder`]: the sender's side: chunks into volumes, a catalog delta into
 //!   a signed manifest (volumes go to a sink the caller provides).
-//! - [`diode`]: the one-way UDP wire format with RaptorQ forward error correction.
+//! - [`diode`]: the one-way UDP wire format with RaptorQ forward error correction,
+//!   and the diode receiver as a sans-I/O state machine.
 //! - [`push`]: the two-way push protocol's messages.
 //! - [`keys`]: signing keys, public key text form, trust sets.
 //! - [`limits`]: the receiver's limits against hostile input.

@@ -207,7 +207,7 @@ fn through(loss: Loss, overhead: &str) -> (Env, Run, Relay) {
     let env = one_bundle_env(loss.seed);
     let rx_addr = free_udp_port();
     let r = relay(rx_addr, loss);
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     send(&env, r.addr, overhead, 0);
     (env, finish(child), r)
@@ -329,7 +329,7 @@ fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
         ..Loss::none()
     };
     let r = relay(rx_addr, loss);
-    let child = start_receiver(&env, rx_addr, "3s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     send(&env, r.addr, "5%", 0);
     let first = finish(child);
@@ -340,7 +340,7 @@ fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
     );
     assert_eq!(env.applied_sequence(), 0);
     // A restarted receiver keeps what it rebuilt and completes on a clean carousel pass.
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     let clean = relay(rx_addr, Loss::none());
     send(&env, clean.addr, "5%", 1);
@@ -358,7 +358,7 @@ fn garbage_and_foreign_packets_are_dropped() {
     let _one_at_a_time = serial();
     let env = one_bundle_env(7);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..500u64 {
@@ -395,7 +395,7 @@ fn export_straight_to_a_diode() {
     let env = Env::new();
     env.write_src("tool.bin", &random_bytes(500_000, 8));
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "4s");
+    let child = start_receiver(&env, rx_addr, "10s");
     wait_listening(&env);
     let r = env
         .out(&[
@@ -415,4 +415,194 @@ fn export_straight_to_a_diode() {
     );
     let run = finish(child);
     assert_applied(&env, &run, "export --to diode://");
+}
+
+/// The stream, file count and manifest size of the one bundle in `media`.
+fn bundle_facts(env: &Env) -> (ferry_protocol::id::StreamId, u16, u64) {
+    let dir = env.only_bundle("media");
+    let bytes = std::fs::read(dir.join("manifest.ferry")).unwrap();
+    let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes).unwrap();
+    (m.stream, m.volumes.len() as u16 + 1, bytes.len() as u64)
+}
+
+/// A well-formed packet (it passes the unkeyed check) with forged fields.
+#[allow(clippy::too_many_arguments)]
+fn forged(
+    stream: ferry_protocol::id::StreamId,
+    sequence: u64,
+    file_count: u16,
+    file_size: u64,
+    segment_size: u32,
+    symbol_size: u16,
+    symbol_id: u32,
+    seed: u64,
+) -> Vec<u8> {
+    ferry_protocol::diode::Packet {
+        stream,
+        sequence,
+        file: 0,
+        file_count,
+        file_size,
+        segment: 0,
+        segment_size,
+        symbol_size,
+        symbol_id,
+        data: random_bytes(symbol_size as usize, seed),
+    }
+    .to_bytes()
+}
+
+fn counter(env: &Env, name: &str) -> u64 {
+    let st = env.inn(&["status", "--json"]).expect_ok();
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    v["diode"]["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name} in {}", st.stdout))
+}
+
+#[test]
+fn forged_packets_on_the_diode_network_neither_crash_nor_block_the_receiver() {
+    let _one_at_a_time = serial();
+    let env = one_bundle_env(9);
+    let (stream, file_count, manifest_size) = bundle_facts(&env);
+    let rx_addr = free_udp_port();
+    let child = start_receiver(&env, rx_addr, "10s");
+    wait_listening(&env);
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut forgeries = Vec::new();
+    // A 32 GiB file in 8-byte segments: used to crash the receiver (exit 101).
+    forgeries.push(forged(stream, 1, 2, 1 << 35, 8, 8, 0, 1));
+    // Eight bundles of its own fill every receive slot.
+    for seq in 1000..1008 {
+        forgeries.push(forged(stream, seq, 2, 65_536, 65_536, 1024, 0, seq));
+    }
+    // Symbols 0..4 of the real manifest's first segment, forged, arrive first.
+    let t = ferry_protocol::diode::symbol_size_for_mtu(1500);
+    let segment = ((1u32 << 20) / t as u32) * t as u32;
+    for id in 0..4 {
+        forgeries.push(forged(
+            stream,
+            1,
+            file_count,
+            manifest_size,
+            segment,
+            t,
+            id,
+            50 + id as u64,
+        ));
+    }
+    for p in &forgeries {
+        attacker.send_to(p, rx_addr).unwrap();
+    }
+    // The real sender: the first pass is poisoned, the carousel's second is clean.
+    send(&env, rx_addr, "10%", 1);
+    let run = finish(child);
+    assert_applied(&env, &run, "forged packets alongside a real send");
+    assert!(
+        counter(&env, "over_limit") >= 1,
+        "the 2^35 packet was not refused"
+    );
+    assert!(
+        counter(&env, "poisoned_segments") >= 1,
+        "the forged manifest symbols went unnoticed"
+    );
+    assert!(counter(&env, "evicted_bundles") >= 1);
+    let spool = env.in_state.join("spool");
+    assert!(
+        dir_bytes(&spool) < 10 << 20,
+        "the forged bundles left {} bytes in the spool",
+        dir_bytes(&spool)
+    );
+}
+
+#[test]
+fn an_import_blocked_by_a_held_database_is_retried() {
+    let _one_at_a_time = serial();
+    let env = one_bundle_env(10);
+    let rx_addr = free_udp_port();
+    let child = start_receiver(&env, rx_addr, "10s");
+    wait_listening(&env);
+    // Another process holds the state database open, as another ferry-in
+    // command does (redb admits one process at a time).
+    let db = redb::Database::create(env.in_state.join("ferry-in.redb")).unwrap();
+    send(&env, rx_addr, "10%", 0);
+    // Hold it until the receiver has the bundle complete (and tried to import it).
+    let spool = env.in_state.join("spool");
+    let complete = || {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+    };
+    for _ in 0..300 {
+        if complete() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(complete(), "the bundle was not received");
+    std::thread::sleep(Duration::from_secs(2));
+    drop(db);
+    let run = finish(child);
+    assert!(
+        run.stderr.contains("retrying"),
+        "the import was not blocked:\n{}\n{}",
+        run.all(),
+        env.inn(&["status", "--json"]).all()
+    );
+    assert_applied(&env, &run, "import retried after the database was released");
+    assert!(!env.in_state.join("spool").join(".refused").exists());
+}
+
+#[test]
+fn a_receiver_killed_mid_bundle_resumes_after_a_restart() {
+    let _one_at_a_time = serial();
+    let env = one_bundle_env(11);
+    let rx_addr = free_udp_port();
+    let mut child = start_receiver(&env, rx_addr, "30s");
+    wait_listening(&env);
+    let media = env.root().join("media");
+    let sender = std::thread::spawn({
+        let out_state = env.out_state.clone();
+        move || {
+            ferry_out(
+                &out_state,
+                &[
+                    "send",
+                    "--diode",
+                    &rx_addr.to_string(),
+                    "--rate",
+                    "3M",
+                    "--overhead",
+                    "10%",
+                    media.to_str().unwrap(),
+                ],
+            )
+        }
+    });
+    // Progress is saved every second; kill -9 once some is on disk.
+    let spool = env.in_state.join("spool");
+    let mut saved = false;
+    for _ in 0..100 {
+        saved = std::fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().join("progress.json").is_file());
+        if saved {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(saved, "no progress was saved");
+    child.kill().unwrap();
+    let killed = finish(child);
+    assert!(!killed.ok);
+    sender.join().unwrap().expect_ok();
+    assert_eq!(env.applied_sequence(), 0);
+    let child = start_receiver(&env, rx_addr, "10s");
+    wait_listening(&env);
+    send(&env, rx_addr, "10%", 0);
+    let run = finish(child);
+    assert!(run.stderr.contains("resuming bundle 1"), "{}", run.all());
+    assert_applied(&env, &run, "restart after kill -9");
 }

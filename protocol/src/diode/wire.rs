@@ -1,6 +1,7 @@
 //! The one-way (data diode) wire format: bundle files cut into segments,
 //! each segment protected by RaptorQ (RFC 6330) forward error correction,
-//! and carried in self-describing UDP packets.
+//! and carried in self-describing UDP packets. Encoding and decoding of
+//! packets, segment geometry, and the sender's encoder.
 //!
 //! No packet ever comes back, so every packet says exactly what it carries:
 //! stream, bundle sequence, which file of the bundle (0 is the manifest,
@@ -187,12 +188,16 @@ pub fn segment_len(file_size: u64, segment_size: u32, segment: u32) -> u64 {
     file_size.saturating_sub(start).min(segment_size as u64)
 }
 
-/// Number of segments of a file (an empty file has one, empty, segment).
-pub fn segment_count(file_size: u64, segment_size: u32) -> u32 {
-    file_size.div_ceil(segment_size as u64).max(1) as u32
+/// Number of segments of a file (an empty file has one, empty, segment), or
+/// `None` when the segment size is 0 or the count does not fit a segment index.
+pub fn segment_count(file_size: u64, segment_size: u32) -> Option<u32> {
+    if segment_size == 0 {
+        return None;
+    }
+    u32::try_from(file_size.div_ceil(segment_size as u64).max(1)).ok()
 }
 
-fn oti(len: u64, symbol_size: u16) -> ObjectTransmissionInformation {
+pub(crate) fn oti(len: u64, symbol_size: u16) -> ObjectTransmissionInformation {
     ObjectTransmissionInformation::new(len.max(1), symbol_size, 1, 1, ALIGNMENT)
 }
 
@@ -237,49 +242,6 @@ fn split(p: EncodingPacket) -> (u32, Vec<u8>) {
     (pid.encoding_symbol_id(), data)
 }
 
-/// Rebuilds one segment from symbols in any order.
-pub struct SegmentDecoder {
-    inner: raptorq::Decoder,
-    len: u64,
-    symbol_size: u16,
-    seen: std::collections::HashSet<u32>,
-}
-
-impl SegmentDecoder {
-    /// A decoder for a segment of `len` bytes with symbols of `symbol_size`.
-    /// The caller has checked the sizes ([`Packet::from_bytes`] does).
-    pub fn new(len: u64, symbol_size: u16) -> Self {
-        SegmentDecoder {
-            inner: raptorq::Decoder::new(oti(len, symbol_size)),
-            len,
-            symbol_size,
-            seen: Default::default(),
-        }
-    }
-
-    /// Distinct symbols received so far.
-    pub fn received(&self) -> u32 {
-        self.seen.len() as u32
-    }
-
-    /// Source symbols needed (at least).
-    pub fn needed(&self) -> u32 {
-        source_symbols(self.len, self.symbol_size)
-    }
-
-    /// Adds a symbol; returns the segment once it can be rebuilt.
-    pub fn add(&mut self, symbol_id: u32, data: Vec<u8>) -> Option<Vec<u8>> {
-        if data.len() != self.symbol_size as usize || !self.seen.insert(symbol_id) {
-            return None;
-        }
-        let mut out = self
-            .inner
-            .decode(EncodingPacket::new(PayloadId::new(0, symbol_id), data))?;
-        out.truncate(self.len as usize);
-        Some(out)
-    }
-}
-
 /// Repair symbols to send for `k` source symbols at `overhead` (0.1 = 10%),
 /// plus two, which takes RaptorQ's decoding failure rate below 1 in 10^6.
 pub fn repair_count(k: u32, overhead: f64) -> u32 {
@@ -305,6 +267,7 @@ pub fn interleave<T>(lists: Vec<Vec<T>>) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diode::segment::SegmentDecoder;
 
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
@@ -380,7 +343,7 @@ mod tests {
         let mut d = SegmentDecoder::new(data.len() as u64, t);
         let mut out = None;
         for (id, sym) in packets.into_iter().skip(drop) {
-            if let Some(o) = d.add(id, sym) {
+            if let Some(o) = d.add(id, sym).rebuilt() {
                 out = Some(o);
                 break;
             }
@@ -398,7 +361,7 @@ mod tests {
         let keep = k as usize - 5;
         let mut got = None;
         for (id, sym) in packets.into_iter().take(keep) {
-            got = got.or(d.add(id, sym));
+            got = got.or(d.add(id, sym).rebuilt());
         }
         assert!(got.is_none());
         assert_eq!(d.received(), keep as u32);
@@ -412,7 +375,9 @@ mod tests {
         let k = source_symbols(data.len() as u64, t);
         let packets = encode_segment(&data, t, false, 1000, k + 4);
         let mut d = SegmentDecoder::new(data.len() as u64, t);
-        let out = packets.into_iter().find_map(|(id, s)| d.add(id, s));
+        let out = packets
+            .into_iter()
+            .find_map(|(id, s)| d.add(id, s).rebuilt());
         assert_eq!(out.as_deref(), Some(&data[..]));
     }
 
@@ -422,11 +387,17 @@ mod tests {
             let data = bytes(len, 3);
             let packets = encode_segment(&data, 64, true, 0, 2);
             let mut d = SegmentDecoder::new(len as u64, 64);
-            let out = packets.into_iter().find_map(|(id, s)| d.add(id, s));
+            let out = packets
+                .into_iter()
+                .find_map(|(id, s)| d.add(id, s).rebuilt());
             assert_eq!(out.as_deref(), Some(&data[..]), "len {len}");
         }
-        assert_eq!(segment_count(0, 1024), 1);
-        assert_eq!(segment_count(2048, 1024), 2);
+        assert_eq!(segment_count(0, 1024), Some(1));
+        assert_eq!(segment_count(2048, 1024), Some(2));
+        // 2^35 bytes in 8-byte segments is 2^32 segments: no u32 index for the last.
+        assert_eq!(segment_count(1 << 35, 8), None);
+        assert_eq!(segment_count(1 << 34, 8), Some(1 << 31));
+        assert_eq!(segment_count(10, 0), None);
         assert_eq!(segment_len(2500, 1024, 2), 452);
     }
 

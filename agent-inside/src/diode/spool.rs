@@ -1,0 +1,230 @@
+//! The spool on disk: carries out the receiver's events on partial bundle
+//! files, persists and restores progress.
+
+use anyhow::{Context, Result};
+use ferry_agent_common::{fsx, media};
+use ferry_protocol::diode::{Abandon, BundleId, BundleProgress, Event, Receiver};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+const PROGRESS_FILE: &str = "progress.json";
+
+/// A spool operation failed for one bundle.
+pub(super) struct Failed {
+    pub(super) bundle: BundleId,
+    pub(super) error: anyhow::Error,
+}
+
+/// The spool directory and the partial files open in it.
+pub(super) struct Spool {
+    dir: PathBuf,
+    open: HashMap<(BundleId, u16), File>,
+}
+
+fn file_name(index: u16) -> String {
+    if index == 0 {
+        media::MANIFEST_FILE.to_string()
+    } else {
+        ferry_protocol::volume::file_name(u32::from(index) - 1)
+    }
+}
+
+impl Spool {
+    pub(super) fn new(dir: PathBuf) -> Self {
+        Spool {
+            dir,
+            open: HashMap::new(),
+        }
+    }
+
+    fn partial_dir(&self, id: BundleId) -> PathBuf {
+        self.dir.join(format!(
+            ".partial-{}",
+            media::bundle_dir_name(id.stream, id.sequence)
+        ))
+    }
+
+    /// Carries out one event; a completed bundle comes back with its final
+    /// directory and report.
+    pub(super) fn apply(
+        &mut self,
+        ev: Event,
+    ) -> Result<Option<(BundleId, PathBuf, serde_json::Value)>, Failed> {
+        let bundle = match &ev {
+            Event::FileStarted { bundle, .. }
+            | Event::Write { bundle, .. }
+            | Event::Complete { bundle, .. }
+            | Event::Abandoned { bundle, .. } => *bundle,
+        };
+        let failed = |error| Failed { bundle, error };
+        match ev {
+            Event::FileStarted { file, size, .. } => {
+                self.start_file(bundle, file, size).map_err(failed)?;
+            }
+            Event::Write {
+                file, offset, data, ..
+            } => {
+                let path = self.partial_dir(bundle).join(file_name(file));
+                let f = self.file(bundle, file).map_err(failed)?;
+                f.write_all_at(&data, offset)
+                    .with_context(|| format!("cannot write to {}", path.display()))
+                    .map_err(failed)?;
+            }
+            Event::Complete { report, .. } => {
+                let dest = self.finish(bundle).map_err(failed)?;
+                let report = serde_json::to_value(report).unwrap_or_default();
+                return Ok(Some((bundle, dest, report)));
+            }
+            Event::Abandoned { why, .. } => {
+                let reason = match why {
+                    Abandon::Expired => "no segment of it was rebuilt for the expiry time",
+                    Abandon::Evicted => "it rebuilt nothing yet and gave way (its slot was needed, or its packets announced another geometry)",
+                    Abandon::AlreadyApplied => "it is applied already",
+                };
+                eprintln!(
+                    "ferry-in: dropping partial bundle {}: {reason}",
+                    bundle.sequence
+                );
+                self.remove_partial(bundle);
+            }
+        }
+        Ok(None)
+    }
+
+    fn start_file(&mut self, bundle: BundleId, file: u16, size: u64) -> Result<()> {
+        let dir = self.partial_dir(bundle);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let f = self.file(bundle, file)?;
+        f.set_len(size)
+            .with_context(|| format!("cannot size {} in {}", file_name(file), dir.display()))
+    }
+
+    fn file(&mut self, bundle: BundleId, file: u16) -> Result<&File> {
+        let path = self.partial_dir(bundle).join(file_name(file));
+        let f = match self.open.entry((bundle, file)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?,
+            ),
+        };
+        Ok(f)
+    }
+
+    fn close(&mut self, bundle: BundleId) -> Vec<File> {
+        let keys: Vec<_> = self
+            .open
+            .keys()
+            .filter(|k| k.0 == bundle)
+            .copied()
+            .collect();
+        keys.iter().filter_map(|k| self.open.remove(k)).collect()
+    }
+
+    /// Syncs a complete bundle and renames it to its final name.
+    fn finish(&mut self, bundle: BundleId) -> Result<PathBuf> {
+        for f in self.close(bundle) {
+            f.sync_all().context("cannot sync the spool")?;
+        }
+        let dir = self.partial_dir(bundle);
+        std::fs::remove_file(dir.join(PROGRESS_FILE)).ok();
+        let dest = self
+            .dir
+            .join(media::bundle_dir_name(bundle.stream, bundle.sequence));
+        fsx::remove_dir_if_exists(&dest)?;
+        std::fs::rename(&dir, &dest)
+            .with_context(|| format!("cannot rename into {}", dest.display()))?;
+        fsx::sync_dir(&self.dir)?;
+        eprintln!(
+            "ferry-in: received bundle {} completely into {}",
+            bundle.sequence,
+            dest.display()
+        );
+        Ok(dest)
+    }
+
+    /// Deletes a partial bundle's files.
+    pub(super) fn remove_partial(&mut self, bundle: BundleId) {
+        self.close(bundle);
+        let _ = fsx::remove_dir_if_exists(&self.partial_dir(bundle));
+    }
+
+    /// Writes a bundle's `progress.json` (atomically).
+    pub(super) fn save_progress(&self, p: &BundleProgress) -> Result<()> {
+        let Some(stream) = ferry_protocol::id::StreamId::from_hex(&p.stream) else {
+            return Ok(());
+        };
+        let dir = self.partial_dir(BundleId {
+            stream,
+            sequence: p.sequence,
+        });
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        fsx::write_atomic(&dir.join(PROGRESS_FILE), &serde_json::to_vec(p)?)
+    }
+
+    /// Hands partial bundles a previous run left to the receiver; drops the
+    /// ones it refuses (expired, over limits, unreadable progress).
+    pub(super) fn restore(&mut self, rx: &mut Receiver, now_ms: u64) -> Result<()> {
+        let entries = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot read spool {}", self.dir.display()))?;
+        for e in entries {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(".partial-") {
+                continue;
+            }
+            let path = e.path();
+            let progress: Option<BundleProgress> = std::fs::read(path.join(PROGRESS_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let refused = match progress {
+                None => "nothing finished was recorded".to_string(),
+                Some(p) => match rx.restore(now_ms, &p) {
+                    Ok(_) => {
+                        eprintln!(
+                            "ferry-in: resuming bundle {} from {}",
+                            p.sequence,
+                            path.display()
+                        );
+                        continue;
+                    }
+                    Err(why) => why.to_string(),
+                },
+            };
+            eprintln!(
+                "ferry-in: starting over the partial bundle in {}: {refused}",
+                path.display()
+            );
+            fsx::remove_dir_if_exists(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Complete bundle directories an earlier run left unimported.
+    pub(super) fn complete_bundles(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot read spool {}", self.dir.display()))?
+        {
+            let e = e?;
+            let p = e.path();
+            if !e.file_name().to_string_lossy().starts_with('.')
+                && p.join(media::MANIFEST_FILE).is_file()
+            {
+                out.push(p);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
