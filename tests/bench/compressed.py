@@ -6,7 +6,8 @@ a corpus of real releases (corpus.py) up to the new one, per ecosystem.
 
 Rows:
 - ferry:        a delta bundle of ferry-out (`files` source: old, then new)
-- rsync:        `rsync --fuzzy --no-whole-file --write-batch` new/ onto a copy of old/
+- rsync:        `rsync --fuzzy --delete-after --no-whole-file --write-batch` new/ onto
+                a copy of old/ (--delete-after, so --fuzzy still finds the old release)
 - casync:       chunks `casync make` adds to a store that holds old/
 - zstd-patch:   `zstd --patch-from=OLD -19 --long=31` of each compressed file
                 against its predecessor (plain zstd -19 when it has none)
@@ -130,7 +131,7 @@ def rsync_batch(old_dir, new_dir, tmp):
     inside = os.path.join(tmp, "inside")
     shutil.copytree(old_dir, inside)
     batch = os.path.join(tmp, "rsync.batch")
-    run(["rsync", "-a", "--delete", "--fuzzy", "--no-whole-file",
+    run(["rsync", "-a", "--delete-after", "--fuzzy", "--no-whole-file",
          f"--write-batch={batch}", new_dir + "/", inside + "/"],
         stdout=subprocess.DEVNULL)
     n = os.path.getsize(batch)
