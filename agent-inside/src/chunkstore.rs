@@ -173,11 +173,43 @@ impl ChunkStore {
         Ok((codec, raw_len, bytes))
     }
 
-    /// Reads a chunk and checks it against its id.
+    /// Reads a chunk and checks it against its id. A chunk whose bytes no
+    /// longer match its id is an error naming it and the repair.
     pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let (codec, raw_len, bytes) = self.read_file(id)?;
-        codec::decode(id, codec, &bytes[5..], raw_len)
-            .with_context(|| format!("chunk store file {} is corrupt", self.path(id).display()))
+        codec::decode(id, codec, &bytes[5..], raw_len).with_context(|| {
+            format!(
+                "chunk {id} in the chunk store ({}) is corrupt (bit rot?): run `ferry-in scrub` \
+                 to quarantine it, and have the outside re-ship it",
+                self.path(id).display()
+            )
+        })
+    }
+
+    /// The ids of the chunks in the store proper (not its staging area), in
+    /// no particular order; stray files are skipped.
+    pub fn ids(&self) -> Vec<ChunkId> {
+        let mut out = Vec::new();
+        for fan in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(fan.path()).into_iter().flatten().flatten() {
+                if let Some(id) = ChunkId::from_hex(&e.file_name().to_string_lossy()) {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    /// Moves chunk `id` out of the store into the directory `to`, so the
+    /// store no longer claims to hold it. Returns where it went.
+    pub fn quarantine(&self, id: &ChunkId, to: &Path) -> Result<PathBuf> {
+        let from = chunk_path(&self.root, id);
+        std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+        let dest = to.join(id.to_hex());
+        std::fs::rename(&from, &dest).with_context(|| {
+            format!("cannot move {} to {}", from.display(), dest.display())
+        })?;
+        Ok(dest)
     }
 
     /// Removes every chunk not in `keep`, and stray temporary files.
