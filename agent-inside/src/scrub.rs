@@ -55,6 +55,20 @@ pub enum ObjectProblem {
     },
 }
 
+impl std::fmt::Display for ObjectProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObjectProblem::Missing { error } => write!(f, "unreadable: {error}"),
+            ObjectProblem::Size { expected, got } => {
+                write!(f, "{got} bytes, the catalog says {expected}")
+            }
+            ObjectProblem::Digest { expected, got } => {
+                write!(f, "SHA-256 is {got}, the catalog says {expected}")
+            }
+        }
+    }
+}
+
 /// One bad object of the current generation.
 #[derive(Clone, Debug, Serialize)]
 pub struct BadObject {
@@ -128,16 +142,7 @@ impl Report {
             self.bad_chunks.len()
         );
         for b in &self.bad_objects {
-            let what = match &b.problem {
-                ObjectProblem::Missing { error } => format!("unreadable: {error}"),
-                ObjectProblem::Size { expected, got } => {
-                    format!("{got} bytes, the catalog says {expected}")
-                }
-                ObjectProblem::Digest { expected, got } => {
-                    format!("SHA-256 is {got}, the catalog says {expected}")
-                }
-            };
-            s += &format!("bad object {}/{}: {what}\n", b.source, b.path);
+            s += &format!("bad object {}/{}: {}\n", b.source, b.path, b.problem);
         }
         for c in &self.bad_chunks {
             s += &format!("bad chunk {}: {}\n", c.id, c.error);
