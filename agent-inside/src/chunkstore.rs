@@ -190,8 +190,16 @@ impl ChunkStore {
     /// no particular order; stray files are skipped.
     pub fn ids(&self) -> Vec<ChunkId> {
         let mut out = Vec::new();
-        for fan in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
-            for e in std::fs::read_dir(fan.path()).into_iter().flatten().flatten() {
+        for fan in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for e in std::fs::read_dir(fan.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 if let Some(id) = ChunkId::from_hex(&e.file_name().to_string_lossy()) {
                     out.push(id);
                 }
@@ -206,9 +214,8 @@ impl ChunkStore {
         let from = chunk_path(&self.root, id);
         std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
         let dest = to.join(id.to_hex());
-        std::fs::rename(&from, &dest).with_context(|| {
-            format!("cannot move {} to {}", from.display(), dest.display())
-        })?;
+        std::fs::rename(&from, &dest)
+            .with_context(|| format!("cannot move {} to {}", from.display(), dest.display()))?;
         Ok(dest)
     }
 

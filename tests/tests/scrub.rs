@@ -86,7 +86,11 @@ fn a_clean_store_scrubs_clean_with_counts() {
     // The text form says the same.
     let r = env.inn(&["scrub"]).expect_ok();
     assert!(r.stdout.contains("2 objects"), "{}", r.stdout);
-    assert!(r.stdout.contains("0 bad objects, 0 bad chunks"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("0 bad objects, 0 bad chunks"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -110,7 +114,10 @@ fn a_rotten_object_is_reported_refused_by_serve_and_rebuilt_by_the_next_import()
     );
     // Asked again, still refused (a failed check is not remembered as good).
     assert_eq!(get(&srv.addr, "/files/tools/a.bin").0, 500);
-    assert_eq!(get(&srv.addr, "/files/tools/b.txt"), (200, b"fine\n".to_vec()));
+    assert_eq!(
+        get(&srv.addr, "/files/tools/b.txt"),
+        (200, b"fine\n".to_vec())
+    );
 
     let (code, v) = scrub(&env);
     assert_eq!(code, Some(1), "{v}");
@@ -194,4 +201,23 @@ fn a_rotten_chunk_is_caught_when_an_import_relies_on_it_even_without_a_scrub() {
     env.import("m2")
         .expect_fail(&["corrupt", "ferry-in scrub", "re-ship"]);
     assert_eq!(env.applied_sequence(), 1);
+}
+
+#[test]
+fn a_truncated_object_is_rebuilt_by_the_next_import_without_a_scrub() {
+    let env = Env::new();
+    let blob = random_bytes(200_000, 5);
+    env.write_src("a.bin", &blob);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.served("a.bin"))
+        .unwrap();
+    f.set_len(1000).unwrap();
+    drop(f);
+    env.write_src("b.txt", b"next\n");
+    env.export("m2").expect_ok();
+    env.import("m2").expect_ok();
+    assert_eq!(std::fs::read(env.served("a.bin")).unwrap(), blob);
 }
