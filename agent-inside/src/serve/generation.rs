@@ -30,7 +30,7 @@ pub(super) struct Server {
     verify_slots: Arc<Semaphore>,
     /// The catalog of the generation last served, by generation name, and
     /// its files verified so far.
-    cache: Mutex<Option<(String, Arc<Catalog>, Arc<Verified>)>>,
+    cache: Mutex<Option<Generation>>,
 }
 
 /// The files of one generation whose bytes have been read and found to be
@@ -69,6 +69,7 @@ impl Verified {
 }
 
 /// The generation one request is answered from.
+#[derive(Clone)]
 pub(super) struct Generation {
     pub(super) name: String,
     pub(super) dir: PathBuf,
@@ -116,14 +117,9 @@ impl Server {
         let dir = self.layout.gen(&name);
 
         let mut cache = self.cache.lock().await;
-        if let Some((cached, catalog, verified)) = &*cache {
-            if *cached == name {
-                return Ok(Generation {
-                    name,
-                    dir,
-                    catalog: catalog.clone(),
-                    verified: verified.clone(),
-                });
+        if let Some(cached) = &*cache {
+            if cached.name == name {
+                return Ok(cached.clone());
             }
         }
         let index = dir.join(GEN_INDEX);
@@ -139,13 +135,14 @@ impl Server {
             Ok(catalog) => {
                 let catalog = Arc::new(catalog);
                 let verified = Arc::new(Verified::new(self.verify_slots.clone()));
-                *cache = Some((name.clone(), catalog.clone(), verified.clone()));
-                Ok(Generation {
+                let g = Generation {
                     name,
                     dir,
                     catalog,
                     verified,
-                })
+                };
+                *cache = Some(g.clone());
+                Ok(g)
             }
             Err(e) => Err(server_error(format!("cannot load generation {name}: {e}"))),
         }
