@@ -53,17 +53,31 @@ impl ChunkStore {
         }
     }
 
+    /// Where `id` is read from: the staging area first (a staged copy is
+    /// new, and replaces a rotten one in the store when committed), then the
+    /// store.
     fn path(&self, id: &ChunkId) -> PathBuf {
-        let main = chunk_path(&self.root, id);
-        match &self.staging {
-            Some(s) if !main.is_file() => chunk_path(s, id),
-            _ => main,
+        if let Some(s) = &self.staging {
+            let staged = chunk_path(s, id);
+            if staged.is_file() {
+                return staged;
+            }
         }
+        chunk_path(&self.root, id)
     }
 
-    /// Whether the store (or its staging area) holds `id`.
+    /// Whether the store (or its staging area) has a file for `id`; its
+    /// bytes are not read. Where a decision would skip a copy of the chunk
+    /// on offer (a bundle carries it, a peer offers it), use
+    /// [`ChunkStore::holds_intact`], so a rotten copy is replaced instead.
     pub fn contains(&self, id: &ChunkId) -> bool {
         self.path(id).is_file()
+    }
+
+    /// Whether the store (or its staging area) holds `id` and its bytes,
+    /// read now, still decode to `id`.
+    pub fn holds_intact(&self, id: &ChunkId) -> bool {
+        self.contains(id) && self.get(id).is_ok()
     }
 
     /// Moves every staged chunk into the store. Not synced: the caller syncs
@@ -94,7 +108,7 @@ impl ChunkStore {
 
     /// Stores a chunk whose stored bytes have already been checked against `id`
     /// (in the staging area when there is one); the caller has checked that
-    /// the store lacks it. Not synced: the caller syncs the filesystem before
+    /// the store lacks it or holds it rotten (then this copy replaces it). Not synced: the caller syncs the filesystem before
     /// committing.
     pub fn put(&self, id: &ChunkId, codec: Codec, raw_len: u32, stored: &[u8]) -> Result<()> {
         let mut bytes = Vec::with_capacity(5 + stored.len());
@@ -277,4 +291,62 @@ fn walk_files(root: &Path) -> Vec<u64> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flip_last_byte(path: &Path) {
+        let mut b = std::fs::read(path).unwrap();
+        let n = b.len() - 1;
+        b[n] ^= 0xff;
+        std::fs::write(path, b).unwrap();
+    }
+
+    #[test]
+    fn a_rotten_chunk_is_not_intact_and_a_staged_copy_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(&dir.path().join("chunks"), 1 << 20);
+        let data = b"some chunk bytes".to_vec();
+        let id = ChunkId::of(&data);
+        store
+            .put(&id, Codec::Raw, data.len() as u32, &data)
+            .unwrap();
+        assert!(store.holds_intact(&id));
+        flip_last_byte(&chunk_path(&dir.path().join("chunks"), &id));
+        assert!(store.contains(&id));
+        assert!(!store.holds_intact(&id));
+        let e = format!("{:#}", store.get(&id).unwrap_err());
+        assert!(
+            e.contains(&id.to_hex()) && e.contains("ferry-in scrub"),
+            "{e}"
+        );
+
+        // A bundle carrying it again: the staged copy is read, then replaces it.
+        let staged = store.with_staging(&dir.path().join("staging"));
+        assert!(!staged.holds_intact(&id));
+        staged
+            .put(&id, Codec::Raw, data.len() as u32, &data)
+            .unwrap();
+        assert_eq!(staged.get(&id).unwrap(), data);
+        assert_eq!(staged.commit_staged().unwrap(), 1);
+        assert_eq!(store.get(&id).unwrap(), data);
+    }
+
+    #[test]
+    fn quarantine_moves_a_chunk_out_of_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(&dir.path().join("chunks"), 1 << 20);
+        let data = b"other bytes".to_vec();
+        let id = ChunkId::of(&data);
+        store
+            .put(&id, Codec::Raw, data.len() as u32, &data)
+            .unwrap();
+        assert_eq!(store.ids(), vec![id]);
+        let to = store.quarantine(&id, &dir.path().join("q")).unwrap();
+        assert!(to.is_file());
+        assert!(!store.contains(&id));
+        assert!(store.ids().is_empty());
+    }
 }
