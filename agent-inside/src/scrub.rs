@@ -164,10 +164,10 @@ pub fn quarantine_dir(layout: &Layout) -> PathBuf {
 /// Reads and checks every object of the current generation and every chunk,
 /// quarantining what is bad.
 pub fn scrub(layout: &Layout, max_chunk: u32) -> Result<Report> {
-    let (catalog, generation) = {
-        let db = Db::open(&layout.db())?;
-        (db.catalog()?, db.applied()?.generation)
-    };
+    // The database stays open (locked) until the scrub ends, so no import
+    // moves the generation or prunes the chunk store under it.
+    let db = Db::open(&layout.db())?;
+    let (catalog, generation) = (db.catalog()?, db.applied()?.generation);
     let store = ChunkStore::new(&layout.chunks(), max_chunk);
     let ids = store.ids();
     let (_, chunk_bytes) = store.usage();
@@ -181,6 +181,7 @@ pub fn scrub(layout: &Layout, max_chunk: u32) -> Result<Report> {
     }
     check_chunks(layout, &store, &ids, &catalog, &pb, &mut report)?;
     pb.finish_and_clear();
+    drop(db);
     Ok(report)
 }
 
