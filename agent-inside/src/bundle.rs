@@ -172,7 +172,8 @@ pub fn extract_chunks(
     let added = std::sync::atomic::AtomicU64::new(0);
     for_each_chunk(
         b,
-        |c| !store.contains(&c.id),
+        // A chunk the store holds rotten is taken from the bundle again.
+        |c| !store.holds_intact(&c.id),
         |c, stored| {
             added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             store.put(&c.id, c.codec, c.raw_len, stored)
@@ -198,7 +199,7 @@ fn move_received(
         .par_iter()
         .try_for_each(|c| -> Result<()> {
             on_bytes(c.stored_len as u64);
-            if store.contains(&c.id) {
+            if store.holds_intact(&c.id) {
                 return Ok(());
             }
             let (codec, raw_len, stored) = received.get_stored(&c.id).with_context(|| {

@@ -53,17 +53,31 @@ impl ChunkStore {
         }
     }
 
+    /// Where `id` is read from: the staging area first (a staged copy is
+    /// new, and replaces a rotten one in the store when committed), then the
+    /// store.
     fn path(&self, id: &ChunkId) -> PathBuf {
-        let main = chunk_path(&self.root, id);
-        match &self.staging {
-            Some(s) if !main.is_file() => chunk_path(s, id),
-            _ => main,
+        if let Some(s) = &self.staging {
+            let staged = chunk_path(s, id);
+            if staged.is_file() {
+                return staged;
+            }
         }
+        chunk_path(&self.root, id)
     }
 
-    /// Whether the store (or its staging area) holds `id`.
+    /// Whether the store (or its staging area) has a file for `id`; its
+    /// bytes are not read. Where a decision would skip a copy of the chunk
+    /// on offer (a bundle carries it, a peer offers it), use
+    /// [`ChunkStore::holds_intact`], so a rotten copy is replaced instead.
     pub fn contains(&self, id: &ChunkId) -> bool {
         self.path(id).is_file()
+    }
+
+    /// Whether the store (or its staging area) holds `id` and its bytes,
+    /// read now, still decode to `id`.
+    pub fn holds_intact(&self, id: &ChunkId) -> bool {
+        self.contains(id) && self.get(id).is_ok()
     }
 
     /// Moves every staged chunk into the store. Not synced: the caller syncs
@@ -94,7 +108,7 @@ impl ChunkStore {
 
     /// Stores a chunk whose stored bytes have already been checked against `id`
     /// (in the staging area when there is one); the caller has checked that
-    /// the store lacks it. Not synced: the caller syncs the filesystem before
+    /// the store lacks it or holds it rotten (then this copy replaces it). Not synced: the caller syncs the filesystem before
     /// committing.
     pub fn put(&self, id: &ChunkId, codec: Codec, raw_len: u32, stored: &[u8]) -> Result<()> {
         let mut bytes = Vec::with_capacity(5 + stored.len());
@@ -173,11 +187,50 @@ impl ChunkStore {
         Ok((codec, raw_len, bytes))
     }
 
-    /// Reads a chunk and checks it against its id.
+    /// Reads a chunk and checks it against its id. A chunk whose bytes no
+    /// longer match its id is an error naming it and the repair.
     pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let (codec, raw_len, bytes) = self.read_file(id)?;
-        codec::decode(id, codec, &bytes[5..], raw_len)
-            .with_context(|| format!("chunk store file {} is corrupt", self.path(id).display()))
+        codec::decode(id, codec, &bytes[5..], raw_len).with_context(|| {
+            format!(
+                "chunk {id} in the chunk store ({}) is corrupt (bit rot?): run `ferry-in scrub` \
+                 to quarantine it, and have the outside re-ship it",
+                self.path(id).display()
+            )
+        })
+    }
+
+    /// The ids of the chunks in the store proper (not its staging area), in
+    /// no particular order; stray files are skipped.
+    pub fn ids(&self) -> Vec<ChunkId> {
+        let mut out = Vec::new();
+        for fan in std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for e in std::fs::read_dir(fan.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Some(id) = ChunkId::from_hex(&e.file_name().to_string_lossy()) {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    /// Moves chunk `id` out of the store into the directory `to`, so the
+    /// store no longer claims to hold it. Returns where it went.
+    pub fn quarantine(&self, id: &ChunkId, to: &Path) -> Result<PathBuf> {
+        let from = chunk_path(&self.root, id);
+        std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+        let dest = to.join(id.to_hex());
+        std::fs::rename(&from, &dest)
+            .with_context(|| format!("cannot move {} to {}", from.display(), dest.display()))?;
+        Ok(dest)
     }
 
     /// Removes every chunk not in `keep`, and stray temporary files.
@@ -320,5 +373,58 @@ mod tests {
         for (i, c) in chunks.iter().enumerate() {
             assert_eq!(store.contains(&c.0), i < 2);
         }
+    }
+
+    fn flip_last_byte(path: &Path) {
+        let mut b = std::fs::read(path).unwrap();
+        let n = b.len() - 1;
+        b[n] ^= 0xff;
+        std::fs::write(path, b).unwrap();
+    }
+
+    #[test]
+    fn a_rotten_chunk_is_not_intact_and_a_staged_copy_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(&dir.path().join("chunks"), 1 << 20);
+        let data = b"some chunk bytes".to_vec();
+        let id = ChunkId::of(&data);
+        store
+            .put(&id, Codec::Raw, data.len() as u32, &data)
+            .unwrap();
+        assert!(store.holds_intact(&id));
+        flip_last_byte(&chunk_path(&dir.path().join("chunks"), &id));
+        assert!(store.contains(&id));
+        assert!(!store.holds_intact(&id));
+        let e = format!("{:#}", store.get(&id).unwrap_err());
+        assert!(
+            e.contains(&id.to_hex()) && e.contains("ferry-in scrub"),
+            "{e}"
+        );
+
+        // A bundle carrying it again: the staged copy is read, then replaces it.
+        let staged = store.with_staging(&dir.path().join("staging"));
+        assert!(!staged.holds_intact(&id));
+        staged
+            .put(&id, Codec::Raw, data.len() as u32, &data)
+            .unwrap();
+        assert_eq!(staged.get(&id).unwrap(), data);
+        assert_eq!(staged.commit_staged().unwrap(), 1);
+        assert_eq!(store.get(&id).unwrap(), data);
+    }
+
+    #[test]
+    fn quarantine_moves_a_chunk_out_of_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(&dir.path().join("chunks"), 1 << 20);
+        let data = b"other bytes".to_vec();
+        let id = ChunkId::of(&data);
+        store
+            .put(&id, Codec::Raw, data.len() as u32, &data)
+            .unwrap();
+        assert_eq!(store.ids(), vec![id]);
+        let to = store.quarantine(&id, &dir.path().join("q")).unwrap();
+        assert!(to.is_file());
+        assert!(!store.contains(&id));
+        assert!(store.ids().is_empty());
     }
 }

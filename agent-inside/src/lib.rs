@@ -17,6 +17,7 @@ pub mod import;
 pub mod layout;
 pub mod listen;
 pub mod registry_push;
+pub mod scrub;
 pub mod serve;
 pub mod site_key;
 pub mod status;

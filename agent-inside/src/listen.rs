@@ -222,7 +222,7 @@ fn offer(
         .chunks
         .iter()
         .enumerate()
-        .filter(|(_, c)| !store.contains(&c.id) && !received.contains(&c.id))
+        .filter(|(_, c)| !store.holds_intact(&c.id) && !received.contains(&c.id))
         .map(|(i, _)| i as u32)
         .collect();
     let mut indices: Vec<u32> = need.iter().copied().collect();

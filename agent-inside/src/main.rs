@@ -130,6 +130,14 @@ enum Cmd {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Reads and checks every object of the current generation (size and
+    /// SHA-256) and every chunk (its id); moves what is rotten to
+    /// STATE/quarantine/. Exits 1 if anything is bad.
+    Scrub {
+        /// Machine-readable report (for the outside to re-ship what is bad).
+        #[arg(long)]
+        json: bool,
+    },
     /// Serves the current generation over HTTP: files under /files/<source>/<path>.
     /// The flags below override `[serve]` in the config file.
     Serve(ServeArgs),
@@ -168,6 +176,21 @@ fn serve_cmd(layout: &Layout, config: Option<&std::path::Path>, a: ServeArgs) ->
     let settings = agent_inside::config::load_serve_settings(config, &flags)?;
     serve::run_with(layout, &a.listen, &settings)?;
     Ok(0)
+}
+
+/// `ferry-in scrub`: the report on stdout (JSON or text); 1 when anything is bad.
+fn scrub_cmd(
+    layout: &Layout,
+    limits: &ferry_protocol::limits::ReceiverLimits,
+    json: bool,
+) -> Result<i32> {
+    let r = agent_inside::scrub::scrub(layout, limits.max_chunk_bytes)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", r.summary());
+    }
+    Ok(if r.ok() { 0 } else { 1 })
 }
 
 #[derive(Subcommand)]
@@ -387,6 +410,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             }
             Ok(0)
         }
+        Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
         Cmd::Serve(a) => serve_cmd(layout, config, a),
     }
 }

@@ -50,6 +50,11 @@ pub(super) async fn serve_file(
         RangePlan::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         _ => (StatusCode::OK, 0, size),
     };
+    if !head {
+        if let Err(r) = verify_once(g, key, f, &fs_path).await {
+            return r;
+        }
+    }
     let file = match open_at(g, key, &fs_path, size, start).await {
         Ok(file) => file,
         Err(r) => return r,
@@ -125,6 +130,49 @@ fn plan_request(
         return Err(Box::new(r));
     }
     Ok(plan)
+}
+
+/// Reads the stored file of `key` and checks its size and SHA-256 against
+/// the catalog, unless it has been since `serve` started (then it is in
+/// `g.verified`): streamed, on a blocking thread, a few at once. A file that
+/// is not the catalog's is answered 500, never sent under its ETag.
+async fn verify_once(
+    g: &Generation,
+    key: &ObjectKey,
+    f: &FileObject,
+    fs_path: &std::path::Path,
+) -> Result<(), Response> {
+    if g.verified.contains(fs_path) {
+        return Ok(());
+    }
+    let _slot = g
+        .verified
+        .slots
+        .acquire()
+        .await
+        .map_err(|e| server_error(format!("cannot verify the file for {key}: {e}")))?;
+    // Another request may have verified it while this one waited.
+    if g.verified.contains(fs_path) {
+        return Ok(());
+    }
+    let path = fs_path.to_path_buf();
+    let expected = f.clone();
+    let problem =
+        tokio::task::spawn_blocking(move || crate::scrub::check_file(&path, &expected, |_| {}))
+            .await
+            .map_err(|e| server_error(format!("verifying the file for {key} failed: {e}")))?;
+    match problem {
+        None => {
+            g.verified.insert(fs_path.to_path_buf());
+            Ok(())
+        }
+        Some(p) => Err(server_error(format!(
+            "generation {}: the stored file for {key} ({}) is not the catalog's: {p}; \
+             not served. Run `ferry-in scrub`; the next import rebuilds it from its chunks",
+            g.name,
+            fs_path.display()
+        ))),
+    }
 }
 
 /// Opens the stored file of `key`, checks it is the `size` the catalog says,

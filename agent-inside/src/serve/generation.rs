@@ -8,7 +8,8 @@ use crate::layout::{Layout, GEN_INDEX};
 use axum::http::StatusCode;
 use axum::response::Response;
 use ferry_protocol::catalog::Catalog;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore};
 
@@ -24,15 +25,57 @@ pub(super) struct Server {
     /// CPUs), so a storm of them queues here instead of starving file
     /// requests of CPU.
     pub(super) listing_slots: Semaphore,
-    /// The catalog of the generation last served, by generation name.
-    cache: Mutex<Option<(String, Arc<Catalog>)>>,
+    /// Files are verified (read and hashed) on blocking threads, this many
+    /// at once, so first requests for large files queue here.
+    verify_slots: Arc<Semaphore>,
+    /// The catalog of the generation last served, by generation name, and
+    /// its files verified so far.
+    cache: Mutex<Option<Generation>>,
+}
+
+/// The files of one generation whose bytes have been read and found to be
+/// the catalog's (size and SHA-256) since `serve` started: only those are
+/// served (`serve::file`). Kept per generation, as a file is verified since
+/// it was linked into the generation being served.
+pub(super) struct Verified {
+    paths: std::sync::Mutex<HashSet<PathBuf>>,
+    /// Shared by all generations: bounds the verifications running at once.
+    pub(super) slots: Arc<Semaphore>,
+}
+
+impl Verified {
+    fn new(slots: Arc<Semaphore>) -> Self {
+        Verified {
+            paths: std::sync::Mutex::new(HashSet::new()),
+            slots,
+        }
+    }
+
+    /// Whether the file at `path` has been verified.
+    pub(super) fn contains(&self, path: &Path) -> bool {
+        self.paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(path)
+    }
+
+    /// Records that the file at `path` has been verified.
+    pub(super) fn insert(&self, path: PathBuf) {
+        self.paths
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path);
+    }
 }
 
 /// The generation one request is answered from.
+#[derive(Clone)]
 pub(super) struct Generation {
     pub(super) name: String,
     pub(super) dir: PathBuf,
     pub(super) catalog: Arc<Catalog>,
+    /// Its files verified so far.
+    pub(super) verified: Arc<Verified>,
 }
 
 impl Server {
@@ -43,6 +86,7 @@ impl Server {
             page_size: settings.page_size.max(1),
             // Half the CPUs at most, so file requests always have the rest.
             listing_slots: Semaphore::new((cpus / 2).max(1)),
+            verify_slots: Arc::new(Semaphore::new((cpus / 2).max(1))),
             cache: Mutex::new(None),
         }
     }
@@ -73,13 +117,9 @@ impl Server {
         let dir = self.layout.gen(&name);
 
         let mut cache = self.cache.lock().await;
-        if let Some((cached, catalog)) = &*cache {
-            if *cached == name {
-                return Ok(Generation {
-                    name,
-                    dir,
-                    catalog: catalog.clone(),
-                });
+        if let Some(cached) = &*cache {
+            if cached.name == name {
+                return Ok(cached.clone());
             }
         }
         let index = dir.join(GEN_INDEX);
@@ -94,8 +134,15 @@ impl Server {
         match loaded {
             Ok(catalog) => {
                 let catalog = Arc::new(catalog);
-                *cache = Some((name.clone(), catalog.clone()));
-                Ok(Generation { name, dir, catalog })
+                let verified = Arc::new(Verified::new(self.verify_slots.clone()));
+                let g = Generation {
+                    name,
+                    dir,
+                    catalog,
+                    verified,
+                };
+                *cache = Some(g.clone());
+                Ok(g)
             }
             Err(e) => Err(server_error(format!("cannot load generation {name}: {e}"))),
         }

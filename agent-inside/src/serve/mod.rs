@@ -13,7 +13,10 @@
 //!   and `Link: <…?marker=…>; rel="next"` (`serve::listing`). A directory
 //!   asked for without its trailing `/` is redirected (301) to it.
 //! - `/files/<source>/<path>`: the object at that key. Files are streamed from
-//!   the generation's plain-file store with `Content-Length`,
+//!   the generation's plain-file store, once their bytes have been found to
+//!   be the catalog's (size and SHA-256, checked on the first GET of each
+//!   file of a generation; a rotten file is 500, see docs/scrub.md), with
+//!   `Content-Length`,
 //!   `Accept-Ranges: bytes`, `ETag: "sha256:<hex>"` and a `Content-Type`
 //!   guessed from the extension. One byte range (`bytes=a-b`, `a-`, `-n`) is
 //!   answered with 206 (or 416 when it cannot be satisfied); several ranges

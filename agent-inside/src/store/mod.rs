@@ -102,11 +102,17 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
             Object::Symlink { target } => std::os::unix::fs::symlink(target, &dest)
                 .with_context(|| format!("cannot create link {}", dest.display()))?,
             Object::File(f) => {
+                // Linked only if the previous file is still there (`ferry-in
+                // scrub` moves rotten ones out) and of the right size; else
+                // rebuilt from chunks, which are checked as they are read.
                 let unchanged = cx.prev.objects.get(key) == Some(obj);
                 let linked = unchanged
-                    && cx
-                        .prev_gen
-                        .is_some_and(|g| std::fs::hard_link(g.join(&rel), &dest).is_ok());
+                    && cx.prev_gen.is_some_and(|g| {
+                        let from = g.join(&rel);
+                        from.metadata()
+                            .is_ok_and(|m| m.is_file() && m.len() == f.size)
+                            && std::fs::hard_link(&from, &dest).is_ok()
+                    });
                 if linked {
                     cx.progress.inc(f.size);
                 } else {

@@ -1,0 +1,223 @@
+//! Bit rot inside: `ferry-in scrub` finds rotten objects and chunks and
+//! quarantines them; `serve` never sends a rotten file under its ETag; the
+//! next import rebuilds a rotten object from good chunks, and refuses, naming
+//! the chunk, a bundle that relies on a rotten one.
+
+use ferry_e2e::*;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Flips every bit of the byte at `at` of the file at `path`, in place.
+fn flip_byte(path: &Path, at: u64) {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[!b[0]]).unwrap();
+}
+
+/// `ferry-in scrub --json`: the exit code and the parsed report.
+fn scrub(env: &Env) -> (Option<i32>, serde_json::Value) {
+    let r = env.inn(&["scrub", "--json"]);
+    let v = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("scrub --json is not JSON ({e}):\n{}", r.all()));
+    (r.code, v)
+}
+
+/// The chunk files of the inside's chunk store.
+fn chunk_files(env: &Env) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for fan in std::fs::read_dir(env.in_state.join("chunks")).unwrap() {
+        for e in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+            out.push(e.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A GET over a raw socket: (status code, body).
+fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to serve");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = vec![];
+    s.read_to_end(&mut all).unwrap();
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (code, all[end + 4..].to_vec())
+}
+
+#[test]
+fn a_clean_store_scrubs_clean_with_counts() {
+    let env = Env::new();
+    env.write_src("a.bin", &random_bytes(300_000, 1));
+    env.write_src("dir/b.txt", b"hello\n");
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let (code, v) = scrub(&env);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["objects_checked"], 2, "{v}");
+    assert_eq!(v["object_bytes"], 300_006, "{v}");
+    assert_eq!(
+        v["chunks_checked"].as_u64().unwrap(),
+        chunk_files(&env).len() as u64
+    );
+    assert!(v["chunks_checked"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(v["bad_objects"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["bad_chunks"].as_array().unwrap().len(), 0, "{v}");
+    // The text form says the same.
+    let r = env.inn(&["scrub"]).expect_ok();
+    assert!(r.stdout.contains("2 objects"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("0 bad objects, 0 bad chunks"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_rotten_object_is_reported_refused_by_serve_and_rebuilt_by_the_next_import() {
+    let env = Env::new();
+    let blob = random_bytes(300_000, 2);
+    env.write_src("a.bin", &blob);
+    env.write_src("b.txt", b"fine\n");
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    flip_byte(&env.served("a.bin"), 150_000);
+
+    // serve checks a file before it first sends it.
+    let srv = env.serve();
+    let (code, body) = get(&srv.addr, "/files/tools/a.bin");
+    assert_eq!(code, 500, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("not the catalog's"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // Asked again, still refused (a failed check is not remembered as good).
+    assert_eq!(get(&srv.addr, "/files/tools/a.bin").0, 500);
+    assert_eq!(
+        get(&srv.addr, "/files/tools/b.txt"),
+        (200, b"fine\n".to_vec())
+    );
+
+    let (code, v) = scrub(&env);
+    assert_eq!(code, Some(1), "{v}");
+    let bad = v["bad_objects"].as_array().unwrap();
+    assert_eq!(bad.len(), 1, "{v}");
+    assert_eq!(bad[0]["source"], "tools");
+    assert_eq!(bad[0]["path"], "a.bin");
+    assert_eq!(bad[0]["problem"], "digest");
+    let want = format!("sha256:{}", ferry_protocol::id::Sha256::of(&blob).to_hex());
+    assert_eq!(bad[0]["expected"], want.as_str());
+    assert_ne!(bad[0]["got"], want.as_str());
+    assert_eq!(v["bad_chunks"].as_array().unwrap().len(), 0, "{v}");
+    // Quarantined: out of the generation, kept for a post-mortem.
+    assert!(!env.served("a.bin").exists());
+    let q = PathBuf::from(bad[0]["quarantined_to"].as_str().unwrap());
+    assert!(q.starts_with(env.in_state.join("quarantine")), "{q:?}");
+    assert!(q.is_file());
+    assert_eq!(get(&srv.addr, "/files/tools/a.bin").0, 500);
+
+    // The next bundle rebuilds it from its (good) chunks.
+    env.write_src("c.txt", b"new\n");
+    env.export("m2").expect_ok();
+    env.import("m2").expect_ok();
+    assert_eq!(std::fs::read(env.served("a.bin")).unwrap(), blob);
+    assert_eq!(get(&srv.addr, "/files/tools/a.bin"), (200, blob));
+    let (code, v) = scrub(&env);
+    assert_eq!(code, Some(0), "{v}");
+}
+
+#[test]
+fn a_rotten_chunk_is_quarantined_and_the_next_import_that_needs_it_is_refused() {
+    let env = Env::new();
+    env.write_src("a.bin", &random_bytes(300_000, 3));
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let chunks = chunk_files(&env);
+    let rotten = &chunks[0];
+    let id = rotten.file_name().unwrap().to_string_lossy().into_owned();
+    let len = std::fs::metadata(rotten).unwrap().len();
+    flip_byte(rotten, len / 2);
+
+    let (code, v) = scrub(&env);
+    assert_eq!(code, Some(1), "{v}");
+    let bad = v["bad_chunks"].as_array().unwrap();
+    assert_eq!(bad.len(), 1, "{v}");
+    assert_eq!(bad[0]["id"], id.as_str());
+    assert_eq!(bad[0]["problem"], "corrupt");
+    assert!(!rotten.exists(), "the store no longer claims the chunk");
+    assert!(env.in_state.join("quarantine/chunks").join(&id).is_file());
+    // The object file itself is still good.
+    assert_eq!(v["bad_objects"].as_array().unwrap().len(), 0, "{v}");
+
+    // The outside believes the inside holds the chunk, so the next bundle
+    // does not carry it: the import is refused, naming it.
+    env.write_src("b.txt", b"more\n");
+    env.export("m2").expect_ok();
+    env.import("m2").expect_fail(&[&id]);
+    assert_eq!(env.applied_sequence(), 1);
+    // Scrub now reports it missing.
+    let (code, v) = scrub(&env);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["bad_chunks"][0]["id"], id.as_str());
+    assert_eq!(v["bad_chunks"][0]["problem"], "missing");
+}
+
+#[test]
+fn a_rotten_chunk_is_caught_when_an_import_relies_on_it_even_without_a_scrub() {
+    let env = Env::new();
+    let blob = random_bytes(300_000, 4);
+    env.write_src("a.bin", &blob);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    for c in chunk_files(&env) {
+        let len = std::fs::metadata(&c).unwrap().len();
+        flip_byte(&c, len / 2);
+    }
+    // A copy of a.bin: the bundle carries no chunk for it, the inside
+    // rebuilds it from the store's chunks, which are rotten.
+    env.write_src("copy.bin", &blob);
+    env.export("m2").expect_ok();
+    env.import("m2")
+        .expect_fail(&["corrupt", "ferry-in scrub", "re-ship"]);
+    assert_eq!(env.applied_sequence(), 1);
+}
+
+#[test]
+fn a_truncated_object_is_rebuilt_by_the_next_import_without_a_scrub() {
+    let env = Env::new();
+    let blob = random_bytes(200_000, 5);
+    env.write_src("a.bin", &blob);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.served("a.bin"))
+        .unwrap();
+    f.set_len(1000).unwrap();
+    drop(f);
+    env.write_src("b.txt", b"next\n");
+    env.export("m2").expect_ok();
+    env.import("m2").expect_ok();
+    assert_eq!(std::fs::read(env.served("a.bin")).unwrap(), blob);
+}
