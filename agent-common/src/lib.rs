@@ -9,6 +9,7 @@
 //! The bundle format itself lives in `ferry-protocol`, which does no I/O.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod fsx;
 pub mod media;

@@ -5,6 +5,7 @@
 //! one, never a mix), and serves the current generation over HTTP.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod apply;
 pub mod bundle;

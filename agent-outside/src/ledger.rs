@@ -17,6 +17,10 @@ const CATALOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("catalogs");
 const BUNDLES: TableDefinition<u64, &[u8]> = TableDefinition::new("bundles");
 const SHIPPED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("shipped_chunks");
 const SCAN: TableDefinition<&str, &[u8]> = TableDefinition::new("scan_cache");
+/// Sequence -> the inside's confirmation that it applied the bundle (a
+/// `Delivery`). Kept apart from `BundleRecord`, whose postcard encoding older
+/// ledgers already hold.
+const DELIVERED: TableDefinition<u64, &[u8]> = TableDefinition::new("delivered");
 
 /// What the ledger remembers of one bundle.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,6 +53,17 @@ pub struct BundleRecord {
     pub catalog_bytes: u64,
     /// Whether the bundle has been written completely to media at least once.
     pub written: bool,
+}
+
+/// The inside's word that it applied a bundle: only the inside can say so
+/// (a push's `Outcome`, or a push finding it already applied). Writing a
+/// bundle to media is not delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// When the outside learned it (Unix seconds).
+    pub at: u64,
+    /// How: `"quic"` for a push.
+    pub via: String,
 }
 
 /// A scan cache entry: the fingerprint a file had, and the object it gave.
@@ -245,6 +260,38 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records that the inside confirmed it applied bundle `sequence`. The
+    /// first confirmation is kept.
+    pub fn mark_delivered(&self, sequence: u64, delivery: &Delivery) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let bundles = txn.open_table(BUNDLES).map_err(ctx("open"))?;
+            if bundles.get(sequence).map_err(ctx("read"))?.is_none() {
+                anyhow::bail!("ledger has no bundle {sequence}");
+            }
+            let mut t = txn.open_table(DELIVERED).map_err(ctx("open"))?;
+            if t.get(sequence).map_err(ctx("read"))?.is_none() {
+                t.insert(sequence, postcard::to_stdvec(delivery)?.as_slice())
+                    .map_err(ctx("write"))?;
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+
+    /// The inside's confirmation for bundle `sequence`, if any.
+    pub fn delivery(&self, sequence: u64) -> Result<Option<Delivery>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = match txn.open_table(DELIVERED) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(ctx("open")(e)),
+        };
+        let v = t.get(sequence).map_err(ctx("read"))?;
+        v.map(|v| postcard::from_bytes(v.value()).context("ledger: bad delivery record"))
+            .transpose()
+    }
+
     /// Number of distinct chunks ever shipped.
     pub fn shipped_chunks(&self) -> Result<u64> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
@@ -332,5 +379,25 @@ mod tests {
             .collect();
         assert_eq!(written, [true, false]);
         assert!(ledger.mark_written(3).is_err());
+
+        // Written is not delivered: only the inside's confirmation is.
+        assert_eq!(ledger.delivery(1).unwrap(), None);
+        let first = Delivery {
+            at: 10,
+            via: "quic".into(),
+        };
+        ledger.mark_delivered(1, &first).unwrap();
+        let later = Delivery {
+            at: 20,
+            via: "quic".into(),
+        };
+        ledger.mark_delivered(1, &later).unwrap();
+        assert_eq!(
+            ledger.delivery(1).unwrap(),
+            Some(first),
+            "the first is kept"
+        );
+        assert_eq!(ledger.delivery(2).unwrap(), None);
+        assert!(ledger.mark_delivered(3, &later).is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! directory's paths are in [`layout`].
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod config;
 pub mod diode;

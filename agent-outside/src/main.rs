@@ -396,20 +396,27 @@ fn status(layout: &Layout) -> Result<()> {
     }
     if !bundles.is_empty() {
         println!(
-            "{:>6}  {:<20}  {:>10}  {:>7}  {:>17}  kept",
-            "seq", "created (UTC)", "on media", "chunks", "added/chg/removed"
+            "{:>6}  {:<20}  {:>10}  {:>7}  {:>17}  {:<4}  delivered",
+            "seq", "created (UTC)", "on media", "chunks", "added/chg/removed", "kept"
         );
     }
     for b in &bundles {
         let kept = layout.bundle(&b.dir_name).is_dir();
+        // Delivered only on the inside's word (a push's confirmation); a
+        // bundle written to media is not known to have arrived.
+        let delivered = match ledger.delivery(b.sequence)? {
+            Some(d) => format!("{} via {}", format_time(d.at), d.via),
+            None => "unconfirmed".to_string(),
+        };
         println!(
-            "{:>6}  {:<20}  {:>10}  {:>7}  {:>17}  {}",
+            "{:>6}  {:<20}  {:>10}  {:>7}  {:>17}  {:<4}  {}",
             b.sequence,
             format_time(b.created),
             human_bytes(b.bytes),
             b.chunks,
             format!("{}/{}/{}", b.added, b.changed, b.removed),
-            if kept { "yes" } else { "no" }
+            if kept { "yes" } else { "no" },
+            delivered
         );
     }
     Ok(())

@@ -7,7 +7,7 @@
 //! A bundle the inside applied is recorded as delivered in the ledger.
 
 use crate::layout::Layout;
-use crate::ledger::Ledger;
+use crate::ledger::{Delivery, Ledger};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::media::MANIFEST_FILE;
 use ferry_protocol::push::{ClientMsg, ServerMsg, VERSION};
@@ -123,7 +123,9 @@ async fn conversation(
         let indices = match ferry_quic::read_msg::<ServerMsg>(&mut recv, 64 << 20).await? {
             ServerMsg::Need { indices } => indices,
             ServerMsg::Skip { reason } => {
+                // The inside already applied this very bundle: delivered.
                 eprintln!("ferry-out: {reason}");
+                ledger.mark_delivered(r.sequence, &delivered_now())?;
                 stats.skipped.push(r.sequence);
                 continue;
             }
@@ -184,6 +186,7 @@ async fn conversation(
             } => {
                 eprintln!("ferry-out: inside: {message}");
                 ledger.mark_written(r.sequence)?;
+                ledger.mark_delivered(r.sequence, &delivered_now())?;
                 stats.applied.push(r.sequence);
             }
             ServerMsg::Outcome { message, .. } => {
@@ -197,4 +200,16 @@ async fn conversation(
     let _ = recv.read_to_end(0).await;
     stats.secs = t0.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// A delivery the inside confirmed over this QUIC link, now.
+fn delivered_now() -> Delivery {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Delivery {
+        at,
+        via: "quic".into(),
+    }
 }

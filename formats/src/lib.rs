@@ -24,6 +24,9 @@
 //! - [`oci`]: OCI images: digests, repository names and tags, manifests and
 //!   media types, and the catalog layout of an `oci` source.
 
+#![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
+
 pub mod compress;
 pub mod deb;
 pub mod helm;

@@ -16,6 +16,7 @@
 //! show (command lines, exit codes, crashes with `kill -9`, real clients).
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use agent_inside::apply::ApplyOptions;
 use agent_inside::db::{Applied, Db};

@@ -27,6 +27,7 @@
 //! - [`limits`]: the receiver's limits against hostile input.
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 #![warn(missing_docs)]
 
 pub mod builder;

@@ -11,6 +11,7 @@
 //! stream: [`write_msg`] and [`read_msg`].
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 use anyhow::{bail, Context, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

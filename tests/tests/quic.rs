@@ -50,26 +50,99 @@ fn push_applies_bundles_and_sends_only_missing_chunks() {
     env.write_src("c.bin", &random_bytes(300_000, 3));
     env.export("m2").expect_ok();
     let (_l, url) = listen(&env);
+    // Written to media is not delivered: nothing has confirmed it yet.
+    assert_eq!(deliveries(&env), ["unconfirmed", "unconfirmed"]);
 
     let r = push(&env, &url).expect_ok();
     assert!(r.stdout.contains("2 applied"), "{}", r.all());
     assert_eq!(env.applied_sequence(), 2);
     assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
-    // The ledger records the delivery.
-    let st = env.out(&["status"]).expect_ok();
-    assert!(st.stdout.contains("2 exported"), "{}", st.stdout);
+    // The inside had none of the chunks, so it asked for every one, once.
+    let counts = kept_chunk_counts(&env);
+    assert_eq!(needs(&r), [(counts[0], counts[0]), (counts[1], counts[1])]);
+    // The ledger records the delivery, on the inside's word.
+    assert_eq!(deliveries(&env), ["quic", "quic"]);
 
     // Nothing new: nothing sent.
     let r = push(&env, &url).expect_ok();
     assert!(r.stderr.contains("nothing to push"), "{}", r.all());
+    assert!(needs(&r).is_empty());
 
     // A later bundle goes alone; a copy of a file the inside has costs no chunk.
     env.write_src("copy-of-a.bin", &random_bytes(600_000, 1));
-    env.write_src("d.txt", &text_bytes(50_000, 4));
+    let d = text_bytes(50_000, 4);
+    env.write_src("d.txt", &d);
     env.export("m3").expect_ok();
     let r = push(&env, &url).expect_ok();
     assert!(r.stdout.contains("1 applied"), "{}", r.all());
+    let only_d = chunk_count(&d);
+    assert_eq!(kept_chunk_counts(&env)[2], only_d);
+    assert_eq!(needs(&r), [(only_d, only_d)], "{}", r.all());
     assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(deliveries(&env), ["quic", "quic", "quic"]);
+}
+
+/// The (needed, offered) chunk counts of each bundle a push offered, from its
+/// "bundle N: the inside needs N of M chunks" lines.
+fn needs(r: &Run) -> Vec<(usize, usize)> {
+    r.stderr
+        .lines()
+        .filter_map(|l| l.split("needs ").nth(1))
+        .map(|rest| {
+            let n: Vec<usize> = rest
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            (n[0], n[1])
+        })
+        .collect()
+}
+
+/// Chunks each kept bundle carries, by sequence.
+fn kept_chunk_counts(env: &Env) -> Vec<usize> {
+    let mut dirs: Vec<_> = std::fs::read_dir(env.out_state.join("bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .map(|d| {
+            let bytes = std::fs::read(d.join("manifest.ferry")).unwrap();
+            let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes).unwrap();
+            m.chunks.len()
+        })
+        .collect()
+}
+
+/// Chunks of one file's content, cut as ferry-out cuts.
+fn chunk_count(data: &[u8]) -> usize {
+    use ferry_protocol::chunking::{ChunkParams, Chunker};
+    let mut c = Chunker::new(data, ChunkParams::DEFAULT);
+    let mut n = 0;
+    while c.next_chunk().unwrap().is_some() {
+        n += 1;
+    }
+    n
+}
+
+/// The delivered column of `ferry-out status`, per bundle: "quic" when the
+/// inside confirmed it over QUIC, else "unconfirmed".
+fn deliveries(env: &Env) -> Vec<String> {
+    let st = env.out(&["status"]).expect_ok();
+    st.stdout
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("seq"))
+        .skip(1)
+        .map(|l| {
+            if l.ends_with("via quic") {
+                "quic".to_string()
+            } else if l.ends_with("unconfirmed") {
+                "unconfirmed".to_string()
+            } else {
+                panic!("a status line without a delivered column: {l}")
+            }
+        })
+        .collect()
 }
 
 /// Starts the inside listener on `port` (identities already made).
@@ -260,36 +333,107 @@ fn a_private_ca_authenticates_both_ends() {
     std::thread::sleep(Duration::from_millis(300));
     let url = format!("quic://127.0.0.1:{port}");
 
-    // A self-signed outside identity is not from the CA: refused.
+    // A self-signed outside identity is not from the CA: refused. The
+    // stranger is a full copy of the outside (ledger, key, kept bundles), so
+    // the certificate is the only thing that can make its push fail.
     let stranger = env.root().join("stranger");
-    let r = Command::new(bin("ferry-out"))
-        .arg("--state")
-        .arg(&stranger)
-        .arg("cert")
-        .output()
-        .unwrap();
-    assert!(r.status.success());
-    for f in ["signing.key", "signing.pub", "ferry-out.redb"] {
-        std::fs::copy(env.out_state.join(f), stranger.join(f)).unwrap();
-    }
-    std::fs::create_dir_all(stranger.join("bundles")).unwrap();
-    let r = Command::new(bin("ferry-out"))
-        .arg("--state")
-        .arg(&stranger)
-        .args(["push", &url, "--ca"])
-        .arg(&ca_crt)
-        .output()
-        .unwrap();
-    assert!(
-        !r.status.success(),
-        "a certificate from outside the CA was accepted"
-    );
+    copy_tree(&env.out_state, &stranger);
+    ferry_out(&stranger, &["cert", "--force"]).expect_ok();
+    let r = ferry_out(&stranger, &["push", &url, "--ca", ca_crt.to_str().unwrap()]);
+    assert!(!r.ok, "a certificate from outside the CA was accepted");
+    assert!(!r.stderr.contains("nothing to push"), "{}", r.all());
     assert_eq!(env.applied_sequence(), 0);
 
-    // Both from the CA: accepted.
-    let r = env
-        .out(&["push", &url, "--ca", ca_crt.to_str().unwrap()])
-        .expect_ok();
+    // The same stranger with an identity the CA issued: accepted.
+    ferry_out(
+        &stranger,
+        &["cert", "--force", "--ca-dir", ca_arg, "--name", "outside"],
+    )
+    .expect_ok();
+    let r = ferry_out(&stranger, &["push", &url, "--ca", ca_crt.to_str().unwrap()]).expect_ok();
     assert!(r.stdout.contains("1 applied"), "{}", r.all());
     assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+}
+
+#[test]
+fn bundles_the_inside_must_refuse_are_refused_over_quic() {
+    let env = Env::new();
+    env.write_src("a.txt", &text_bytes(30_000, 5));
+    env.export("m1").expect_ok();
+    let (_l, url) = listen(&env);
+    push(&env, &url).expect_ok();
+    assert_eq!(env.applied_sequence(), 1);
+    let served = tree_digest(&env.served(""));
+
+    // The same outside history signed by a key the inside does not trust:
+    // a copy of the outside state with another signing key.
+    let stranger = env.root().join("stranger");
+    copy_tree(&env.out_state, &stranger);
+    let other_key = env.root().join("other-key");
+    ferry_out(&other_key, &["keygen"]).expect_ok();
+    for f in ["signing.key", "signing.pub"] {
+        std::fs::copy(other_key.join(f), stranger.join(f)).unwrap();
+    }
+    let config = env.root().join("ferry-out.toml");
+    env.write_src("stranger.txt", b"not from a trusted key");
+    let m = env.root().join("m-stranger");
+    ferry_out(
+        &stranger,
+        &[
+            "export",
+            "--config",
+            config.to_str().unwrap(),
+            "--to",
+            m.to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    std::fs::remove_file(env.src.join("stranger.txt")).unwrap();
+    push_from(&stranger, &env, &url).expect_fail(&["refused", "not trusted"]);
+
+    // The trusted key, but another stream (a fresh ledger): the outside
+    // learns the inside's stream first and offers nothing.
+    let fork = env.root().join("fork");
+    std::fs::create_dir_all(&fork).unwrap();
+    for f in ["signing.key", "signing.pub", "quic.crt", "quic.key"] {
+        std::fs::copy(env.out_state.join(f), fork.join(f)).unwrap();
+    }
+    let m = env.root().join("m-fork");
+    ferry_out(
+        &fork,
+        &[
+            "export",
+            "--config",
+            config.to_str().unwrap(),
+            "--to",
+            m.to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    push_from(&fork, &env, &url).expect_fail(&["follows stream"]);
+
+    // An expired bundle of the right stream.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[export]\nexpires = \"1s\"\n");
+    std::fs::write(&config, text).unwrap();
+    env.write_src("b.txt", b"later");
+    env.export("m2").expect_ok();
+    std::thread::sleep(Duration::from_millis(2_100));
+    push(&env, &url).expect_fail(&["refused", "expired"]);
+
+    assert_eq!(env.applied_sequence(), 1, "nothing refused was applied");
+    assert_eq!(tree_digest(&env.served("")), served);
+}
+
+/// Pushes from another outside state, pinning the inside's certificate.
+fn push_from(state: &std::path::Path, env: &Env, url: &str) -> Run {
+    ferry_out(
+        state,
+        &[
+            "push",
+            url,
+            "--peer-cert",
+            env.in_state.join("quic.crt").to_str().unwrap(),
+        ],
+    )
 }

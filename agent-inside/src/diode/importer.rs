@@ -22,16 +22,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Import attempts before a bundle is left in the spool for the operator.
-pub const MAX_ATTEMPTS: u32 = 10;
+pub(super) const MAX_ATTEMPTS: u32 = 10;
 /// First delay between attempts; it doubles up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest delay between attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Refused bundles kept aside for inspection (older ones are deleted).
 const KEEP_REFUSED: usize = 4;
 
 /// What became of an import, for the receiving loop.
-pub enum Outcome {
+pub(super) enum Outcome {
     /// The store now stands at this stream and sequence.
     Applied(Option<StreamId>, u64),
     /// This bundle was refused: receive it again.
@@ -39,7 +39,7 @@ pub enum Outcome {
 }
 
 /// What the importer thread needs.
-pub struct Importer {
+pub(super) struct Importer {
     /// State directory.
     pub layout: Layout,
     /// Spool directory (refused bundles go aside in it).
@@ -69,7 +69,7 @@ fn backoff(attempts: u32) -> Duration {
 
 impl Importer {
     /// Imports what arrives on `rx` until it closes and nothing is pending.
-    pub fn run(self, rx: Receiver<(Option<BundleId>, PathBuf)>, out: Sender<Outcome>) {
+    pub(super) fn run(self, rx: Receiver<(Option<BundleId>, PathBuf)>, out: Sender<Outcome>) {
         let mut queue: Vec<Pending> = Vec::new();
         let mut closed = false;
         loop {

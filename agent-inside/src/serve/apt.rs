@@ -18,7 +18,7 @@ use axum::response::Response;
 use ferry_protocol::catalog::SourceKind;
 
 /// The URL prefix of the filtered views.
-pub const PREFIX: &str = "/apt-site/";
+pub(super) const PREFIX: &str = "/apt-site/";
 
 /// Answers `GET`/`HEAD` of `req.path` (which starts with [`PREFIX`]).
 pub(super) async fn site(server: &Server, req: Req<'_>) -> Response {

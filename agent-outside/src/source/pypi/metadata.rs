@@ -83,7 +83,7 @@ fn wheel_metadata(path: &Path) -> Result<String> {
 
 /// The `Requires-Dist` values of a core metadata file (headers only,
 /// continuation lines joined).
-pub fn requires_dist(metadata: &str) -> Vec<String> {
+pub(super) fn requires_dist(metadata: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut in_req = false;
     for line in metadata.lines() {
