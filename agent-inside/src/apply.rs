@@ -216,7 +216,7 @@ fn prepare_and_commit(
     for (key, f) in next.files() {
         if let Some(r) = f.chunks().iter().find(|r| !chunks.contains(&r.id)) {
             bail!(
-                "object {key} needs chunk {}, which neither the chunk store nor the bundle holds",
+                "object {key} needs chunk {}, which neither the chunk store nor the bundle holds (if `ferry-in scrub` quarantined it, have the outside re-ship it)",
                 r.id
             );
         }
