@@ -64,27 +64,7 @@ enum Cmd {
     /// Receives bundles from a one-way data diode (UDP with forward error
     /// correction) into a spool directory; with --import, applies each one
     /// that arrives complete and passes full verification.
-    Receive {
-        /// Address to listen on, such as 0.0.0.0:7000.
-        #[arg(long)]
-        diode: String,
-        /// Spool directory (default: STATE/spool).
-        #[arg(long)]
-        spool: Option<PathBuf>,
-        /// Import every bundle that arrives complete.
-        #[arg(long)]
-        import: bool,
-        /// Stop after this long without a packet, such as 30s (default: run forever).
-        #[arg(long)]
-        exit_when_idle: Option<String>,
-        /// Do not refuse bundles past their expiry time.
-        #[arg(long)]
-        allow_expired: bool,
-        /// Drop a partial bundle none of whose segments was rebuilt for this
-        /// long, such as 10m (also the most a forged bundle can hold a slot).
-        #[arg(long, default_value = "10m")]
-        stale_after: String,
-    },
+    Receive(ReceiveArgs),
     /// Makes this agent's QUIC identity (STATE/quic.crt and quic.key) for
     /// `listen`; prints the certificate's fingerprint.
     Cert(ferry_quic::CertArgs),
@@ -141,6 +121,30 @@ enum Cmd {
     /// Serves the current generation over HTTP: files under /files/<source>/<path>.
     /// The flags below override `[serve]` in the config file.
     Serve(ServeArgs),
+}
+
+/// `receive`'s options.
+#[derive(clap::Args)]
+struct ReceiveArgs {
+    /// Address to listen on, such as 0.0.0.0:7000.
+    #[arg(long)]
+    diode: String,
+    /// Spool directory (default: STATE/spool).
+    #[arg(long)]
+    spool: Option<PathBuf>,
+    /// Import every bundle that arrives complete.
+    #[arg(long)]
+    import: bool,
+    /// Stop after this long without a packet, such as 30s (default: run forever).
+    #[arg(long)]
+    exit_when_idle: Option<String>,
+    /// Do not refuse bundles past their expiry time.
+    #[arg(long)]
+    allow_expired: bool,
+    /// Drop a partial bundle none of whose segments was rebuilt for this
+    /// long, such as 10m (also the most a forged bundle can hold a slot).
+    #[arg(long, default_value = "10m")]
+    stale_after: String,
 }
 
 #[derive(clap::Args)]
@@ -235,32 +239,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
     let limits = agent_inside::config::load_limits(config)?;
     let push_to = agent_inside::config::load_push_target(config)?;
     match cmd {
-        Cmd::Trust { cmd } => {
-            let db = Db::open(&layout.db())?;
-            match cmd {
-                TrustCmd::Add { pubkey_file } => {
-                    let k = read_key(&pubkey_file)?;
-                    if db.trust(&k)? {
-                        println!("trusted {}", k.to_text());
-                    } else {
-                        println!("already trusted: {}", k.to_text());
-                    }
-                }
-                TrustCmd::Remove { pubkey_file } => {
-                    let k = read_key(&pubkey_file)?;
-                    if !db.untrust(&k)? {
-                        bail!("{} was not trusted", k.to_text());
-                    }
-                    println!("no longer trusted: {}", k.to_text());
-                }
-                TrustCmd::List => {
-                    for k in db.trusted()? {
-                        println!("{}", k.to_text());
-                    }
-                }
-            }
-            Ok(0)
-        }
+        Cmd::Trust { cmd } => trust_cmd(layout, cmd),
         Cmd::Verify {
             media,
             allow_expired,
@@ -309,42 +288,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             }
             Ok(0)
         }
-        Cmd::Receive {
-            diode,
-            spool,
-            import,
-            exit_when_idle,
-            allow_expired,
-            stale_after,
-        } => {
-            let exit_when_idle = match exit_when_idle {
-                Some(d) => Some(std::time::Duration::from_secs(
-                    ferry_agent_common::units::parse_duration_secs(&d)
-                        .context("--exit-when-idle")?,
-                )),
-                None => None,
-            };
-            let opts = agent_inside::diode::ReceiveOptions {
-                listen: diode,
-                spool: spool.unwrap_or_else(|| layout.root.join("spool")),
-                import,
-                exit_when_idle,
-                diode: ferry_protocol::limits::DiodeLimits {
-                    stale_after_ms: ferry_agent_common::units::parse_duration_secs(&stale_after)
-                        .context("--stale-after")?
-                        .saturating_mul(1000),
-                    ..ferry_protocol::limits::DiodeLimits::from_receiver(&limits)
-                },
-                limits,
-                apply: ApplyOptions {
-                    allow_expired,
-                    no_space_check: false,
-                },
-                push_to,
-            };
-            agent_inside::diode::receive(layout, opts)?;
-            Ok(0)
-        }
+        Cmd::Receive(args) => receive_cmd(layout, limits, push_to, args),
         Cmd::Cert(args) => {
             args.run(&layout.root, "ferry-out push")?;
             Ok(0)
@@ -388,29 +332,102 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             print!("{}", c.render());
             Ok(0)
         }
-        Cmd::SiteKey { binary, output } => {
-            let key = agent_inside::site_key::SiteKey::load_or_create(layout)?;
-            let bytes = if binary {
-                key.public_binary()?
-            } else {
-                key.public_armored()?.into_bytes()
-            };
-            match output {
-                Some(p) => {
-                    std::fs::write(&p, &bytes)
-                        .with_context(|| format!("cannot write {}", p.display()))?;
-                    eprintln!(
-                        "ferry-in: site key {} written to {}",
-                        key.fingerprint(),
-                        p.display()
-                    );
-                }
-                None if binary => bail!("--binary writes bytes; give --output FILE"),
-                None => print!("{}", String::from_utf8_lossy(&bytes)),
-            }
-            Ok(0)
-        }
+        Cmd::SiteKey { binary, output } => site_key_cmd(layout, binary, output),
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
         Cmd::Serve(a) => serve_cmd(layout, config, a),
     }
+}
+
+/// `trust add|remove|list`.
+fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
+    let db = Db::open(&layout.db())?;
+    match cmd {
+        TrustCmd::Add { pubkey_file } => {
+            let k = read_key(&pubkey_file)?;
+            if db.trust(&k)? {
+                println!("trusted {}", k.to_text());
+            } else {
+                println!("already trusted: {}", k.to_text());
+            }
+        }
+        TrustCmd::Remove { pubkey_file } => {
+            let k = read_key(&pubkey_file)?;
+            if !db.untrust(&k)? {
+                bail!("{} was not trusted", k.to_text());
+            }
+            println!("no longer trusted: {}", k.to_text());
+        }
+        TrustCmd::List => {
+            for k in db.trusted()? {
+                println!("{}", k.to_text());
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `receive`: the diode receiver, importing what arrives with --import.
+fn receive_cmd(
+    layout: &Layout,
+    limits: ferry_protocol::limits::ReceiverLimits,
+    push_to: Option<String>,
+    args: ReceiveArgs,
+) -> Result<i32> {
+    let ReceiveArgs {
+        diode,
+        spool,
+        import,
+        exit_when_idle,
+        allow_expired,
+        stale_after,
+    } = args;
+    let exit_when_idle = match exit_when_idle {
+        Some(d) => Some(std::time::Duration::from_secs(
+            ferry_agent_common::units::parse_duration_secs(&d).context("--exit-when-idle")?,
+        )),
+        None => None,
+    };
+    let opts = agent_inside::diode::ReceiveOptions {
+        listen: diode,
+        spool: spool.unwrap_or_else(|| layout.spool()),
+        import,
+        exit_when_idle,
+        diode: ferry_protocol::limits::DiodeLimits {
+            stale_after_ms: ferry_agent_common::units::parse_duration_secs(&stale_after)
+                .context("--stale-after")?
+                .saturating_mul(1000),
+            ..ferry_protocol::limits::DiodeLimits::from_receiver(&limits)
+        },
+        limits,
+        apply: ApplyOptions {
+            allow_expired,
+            no_space_check: false,
+        },
+        push_to,
+    };
+    agent_inside::diode::receive(layout, opts)?;
+    Ok(0)
+}
+
+/// `site-key`: the public half of the site key, armored or binary.
+fn site_key_cmd(layout: &Layout, binary: bool, output: Option<PathBuf>) -> Result<i32> {
+    let key = agent_inside::site_key::SiteKey::load_or_create(layout)?;
+    let bytes = if binary {
+        key.public_binary()?
+    } else {
+        key.public_armored()?.into_bytes()
+    };
+    match output {
+        Some(p) => {
+            std::fs::write(&p, &bytes).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!(
+                "ferry-in: site key {} written to {}",
+                key.fingerprint(),
+                p.display()
+            );
+        }
+        None if binary => bail!("--binary writes bytes; give --output FILE"),
+        None => print!("{}", String::from_utf8_lossy(&bytes)),
+    }
+    Ok(0)
 }

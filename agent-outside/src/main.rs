@@ -165,91 +165,7 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             to,
             volume_size,
             diode,
-        } => {
-            let diode_target = to
-                .to_str()
-                .and_then(|t| t.strip_prefix("diode://"))
-                .map(str::to_string);
-            if let Some(t) = &diode_target {
-                diode.options()?;
-                agent_outside::diode::resolve(t)?;
-            }
-            let cfg = Config::load(&config)?;
-            let volume_size = parse_size(&volume_size).context("--volume-size")?;
-            if volume_size < 1 << 20 {
-                bail!("--volume-size must be at least 1M");
-            }
-            let key = load_key(layout)?;
-            let ledger = Ledger::open(layout)?;
-            let sources = cfg
-                .sources
-                .iter()
-                .map(agent_outside::source::from_config)
-                .collect::<Result<Vec<_>>>()?;
-            let opts = ExportOptions {
-                volume_size,
-                level: cfg.export.compression_level,
-                expires_in: parse_duration_secs(&cfg.export.expires)?,
-            };
-            // A bundle committed to the ledger but never written out (an
-            // export killed during its copy to media) goes out first.
-            // (Bundles sent over a diode are never marked written: no receipt comes back.)
-            if diode_target.is_none() {
-                for r in ledger.bundles()?.iter().filter(|r| !r.written) {
-                    eprintln!(
-                        "ferry-out: bundle {} was exported but never completely written to media; writing it now",
-                        r.sequence
-                    );
-                    write_out(layout, &ledger, r, &to)?;
-                }
-            }
-            let t0 = Instant::now();
-            let Some(out) = export::export(layout, &ledger, &key, &sources, &opts)? else {
-                let head = ledger.head()?;
-                println!(
-                    "no changes since bundle {}; no bundle written",
-                    head.sequence
-                );
-                return Ok(());
-            };
-            let built = t0.elapsed();
-            let r = &out.record;
-            if let Some(t) = &diode_target {
-                println!(
-                    "bundle {} exported ({} on media)",
-                    r.sequence,
-                    human_bytes(r.bytes)
-                );
-                return diode_send(std::slice::from_ref(&out.dir), t, &diode);
-            }
-            let copied = write_out(layout, &ledger, r, &to)?;
-            let secs = t0.elapsed().as_secs_f64();
-            println!(
-                "bundle {} written to {}: {} on media ({} chunks, {} uncompressed new data)",
-                r.sequence,
-                to.join(&r.dir_name).display(),
-                human_bytes(copied),
-                r.chunks,
-                human_bytes(r.chunk_raw_bytes)
-            );
-            println!(
-                "  objects: {} added, {} changed, {} removed; catalog now {} objects, {}",
-                r.added,
-                r.changed,
-                r.removed,
-                r.objects,
-                human_bytes(r.catalog_bytes)
-            );
-            println!(
-                "  read {} from sources in {:.1}s ({:.0} MB/s), total {:.1}s; expires {}",
-                human_bytes(out.bytes_read),
-                built.as_secs_f64(),
-                out.bytes_read as f64 / 1e6 / built.as_secs_f64().max(1e-6),
-                secs,
-                format_time(r.expires)
-            );
-            Ok(())
-        }
+        } => export_cmd(layout, &config, &to, &volume_size, &diode),
         Cmd::Resend { from, through, to } => {
             let ledger = Ledger::open(layout)?;
             let bundles = ledger.bundles()?;
@@ -420,4 +336,111 @@ fn status(layout: &Layout) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `export`: scan the sources, write the delta bundle to media (or send it
+/// across a diode), after writing out any bundle a killed export left.
+fn export_cmd(
+    layout: &Layout,
+    config: &Path,
+    to: &Path,
+    volume_size: &str,
+    diode: &DiodeArgs,
+) -> Result<()> {
+    let diode_target = to
+        .to_str()
+        .and_then(|t| t.strip_prefix("diode://"))
+        .map(str::to_string);
+    if let Some(t) = &diode_target {
+        diode.options()?;
+        agent_outside::diode::resolve(t)?;
+    }
+    let cfg = Config::load(config)?;
+    let volume_size = parse_size(volume_size).context("--volume-size")?;
+    if volume_size < 1 << 20 {
+        bail!("--volume-size must be at least 1M");
+    }
+    let key = load_key(layout)?;
+    let ledger = Ledger::open(layout)?;
+    let sources = cfg
+        .sources
+        .iter()
+        .map(agent_outside::source::from_config)
+        .collect::<Result<Vec<_>>>()?;
+    let opts = ExportOptions {
+        volume_size,
+        level: cfg.export.compression_level,
+        expires_in: parse_duration_secs(&cfg.export.expires)?,
+    };
+    // A bundle committed to the ledger but never written out (an
+    // export killed during its copy to media) goes out first.
+    // (Bundles sent over a diode are never marked written: no receipt comes back.)
+    if diode_target.is_none() {
+        for r in ledger.bundles()?.iter().filter(|r| !r.written) {
+            eprintln!(
+                "ferry-out: bundle {} was exported but never completely written to media; writing it now",
+                r.sequence
+            );
+            write_out(layout, &ledger, r, to)?;
+        }
+    }
+    let t0 = Instant::now();
+    let Some(out) = export::export(layout, &ledger, &key, &sources, &opts)? else {
+        let head = ledger.head()?;
+        println!(
+            "no changes since bundle {}; no bundle written",
+            head.sequence
+        );
+        return Ok(());
+    };
+    let built = t0.elapsed();
+    let r = &out.record;
+    if let Some(t) = &diode_target {
+        println!(
+            "bundle {} exported ({} on media)",
+            r.sequence,
+            human_bytes(r.bytes)
+        );
+        return diode_send(std::slice::from_ref(&out.dir), t, diode);
+    }
+    let copied = write_out(layout, &ledger, r, to)?;
+    print_export_summary(&out, to, copied, built, t0.elapsed());
+    Ok(())
+}
+
+/// What an export to media prints: where the bundle went, what changed,
+/// and how fast the sources were read.
+fn print_export_summary(
+    out: &export::Exported,
+    to: &Path,
+    copied: u64,
+    built: std::time::Duration,
+    total: std::time::Duration,
+) {
+    let r = &out.record;
+    let secs = total.as_secs_f64();
+    println!(
+        "bundle {} written to {}: {} on media ({} chunks, {} uncompressed new data)",
+        r.sequence,
+        to.join(&r.dir_name).display(),
+        human_bytes(copied),
+        r.chunks,
+        human_bytes(r.chunk_raw_bytes)
+    );
+    println!(
+        "  objects: {} added, {} changed, {} removed; catalog now {} objects, {}",
+        r.added,
+        r.changed,
+        r.removed,
+        r.objects,
+        human_bytes(r.catalog_bytes)
+    );
+    println!(
+        "  read {} from sources in {:.1}s ({:.0} MB/s), total {:.1}s; expires {}",
+        human_bytes(out.bytes_read),
+        built.as_secs_f64(),
+        out.bytes_read as f64 / 1e6 / built.as_secs_f64().max(1e-6),
+        secs,
+        format_time(r.expires)
+    );
 }
