@@ -32,6 +32,10 @@ pub enum DecompressError {
     },
 }
 
+/// The most memory the .xz decoder may use: `xz -9` needs 65 MiB to
+/// decode, so any real index fits; a header asking for more is refused.
+const XZ_MEMLIMIT: u64 = 128 << 20;
+
 /// Whether `name` ends with an extension [`decompress`] inflates.
 pub fn is_compressed(name: &str) -> bool {
     [".gz", ".xz", ".zst"].iter().any(|e| name.ends_with(e))
@@ -47,7 +51,13 @@ pub fn decompress(name: &str, data: &[u8], limit: u64) -> Result<Vec<u8>, Decomp
     let reader: Box<dyn Read + '_> = if name.ends_with(".gz") {
         Box::new(flate2::read::MultiGzDecoder::new(data))
     } else if name.ends_with(".xz") {
-        Box::new(liblzma::read::XzDecoder::new_multi_decoder(data))
+        // The .xz format only (not liblzma's auto-detected legacy .lzma,
+        // whose header alone can ask for a 4 GiB dictionary), several
+        // streams allowed, and the decoder's own memory bounded.
+        let stream =
+            liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, liblzma::stream::CONCATENATED)
+                .map_err(|e| corrupt(std::io::Error::other(e)))?;
+        Box::new(liblzma::read::XzDecoder::new_stream(data, stream))
     } else if name.ends_with(".zst") {
         Box::new(zstd::stream::read::Decoder::new(data).map_err(corrupt)?)
     } else {
@@ -71,6 +81,36 @@ pub fn decompress(name: &str, data: &[u8], limit: u64) -> Result<Vec<u8>, Decomp
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Found by the `decompress` fuzz target: a 74-byte legacy .lzma header
+    /// declaring a 4 GiB dictionary, named `.xz`, made the decoder allocate
+    /// 4 GiB before reading a byte of content.
+    #[test]
+    fn an_lzma_header_asking_for_4_gib_is_refused_without_allocating() {
+        let mut bomb = vec![0x00];
+        bomb.extend([0xff; 63]);
+        bomb.extend([0x1e, 0x4e, 0xb5, 0xe4, 0x0a, 0x29, 0x82, 0xa9, 0x80, 0x28]);
+        assert_eq!(bomb.len(), 74);
+        assert!(matches!(
+            decompress("Packages.xz", &bomb, 1 << 20),
+            Err(DecompressError::Corrupt { .. })
+        ));
+    }
+
+    /// What that bomb relied on: a legacy .lzma file was read as `.xz`.
+    /// Only the .xz format is read now, whose decoder memory is bounded.
+    #[test]
+    fn a_legacy_lzma_file_is_not_read_as_xz() {
+        let opts = liblzma::stream::LzmaOptions::new_preset(6).unwrap();
+        let alone = liblzma::stream::Stream::new_lzma_encoder(&opts).unwrap();
+        let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), alone);
+        enc.write_all(b"Package: a\n").unwrap();
+        let lzma = enc.finish().unwrap();
+        assert!(matches!(
+            decompress("Packages.xz", &lzma, 1 << 20),
+            Err(DecompressError::Corrupt { .. })
+        ));
+    }
 
     #[test]
     fn every_format_and_the_bound() {
