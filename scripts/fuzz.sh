@@ -8,6 +8,10 @@
 #
 # New inputs collect in fuzz/corpus/<target>/ (kept between runs; seeds come from
 # fuzz/seeds/<target>/); a crash is saved in fuzz/artifacts/<target>/ and fails the run.
+#
+# FUZZ_RUNS=N FUZZ_SEED=S: a fixed number of inputs from a fixed seed, from the committed
+# seeds only (a fresh corpus), so the run is the same on every machine. CI runs this way,
+# so that its result does not depend on luck; long campaigns are how new inputs are found.
 # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
@@ -33,9 +37,15 @@ printf '%-16s %12s %10s %8s\n' target executions exec/s crashes
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "seeds/$t" "artifacts/$t"
   log="artifacts/$t/last-run.log"
+  corpus="corpus/$t"
+  budget=(-max_total_time="$secs")
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    corpus=$(mktemp -d)
+    budget=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}")
+  fi
   set +e
-  cargo fuzz run --release --debug-assertions "$t" "corpus/$t" "seeds/$t" -- \
-    -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 -max_len=1048576 \
+  cargo fuzz run --release --debug-assertions "$t" "$corpus" "seeds/$t" -- \
+    "${budget[@]}" -print_final_stats=1 -rss_limit_mb=2048 -max_len=1048576 \
     -timeout=10 >"$log" 2>&1
   rc=$?
   set -e
@@ -53,4 +63,8 @@ if [ ${#crashed[@]} -gt 0 ]; then
   echo "fuzzing found crashes in: ${crashed[*]} (inputs in fuzz/artifacts/)"
   exit 1
 fi
-echo "fuzzing: no crash in ${#targets[@]} targets, ${secs} s each"
+if [ -n "${FUZZ_RUNS:-}" ]; then
+  echo "fuzzing: no crash in ${#targets[@]} targets, ${FUZZ_RUNS} inputs each from seed ${FUZZ_SEED:-1}"
+else
+  echo "fuzzing: no crash in ${#targets[@]} targets, ${secs} s each"
+fi

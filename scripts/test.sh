@@ -26,8 +26,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo build"
 cargo build --workspace --quiet
-echo "== fuzz targets, briefly (scripts/fuzz.sh SECONDS for a campaign)"
-bash scripts/fuzz.sh 10
+echo "== fuzz targets: 50,000 inputs each from a fixed seed (scripts/fuzz.sh SECONDS for a campaign)"
+FUZZ_RUNS=50000 FUZZ_SEED=1 bash scripts/fuzz.sh
 echo "== cargo test"
 # This machine reaches Debian's and PyPI's package registries: run the tests that
 # mirror real packages from them too.
