@@ -149,32 +149,7 @@ async fn conversation(
         );
         let pb = ferry_agent_common::progress::bytes(total, "pushing");
         let t_send = Instant::now();
-        let mut files: Vec<Option<std::fs::File>> = (0..m.volumes.len()).map(|_| None).collect();
-        for i in indices {
-            let c = m.chunks.get(i as usize).ok_or_else(|| {
-                anyhow!(
-                    "the inside asked for chunk #{i}, which bundle {} does not have",
-                    r.sequence
-                )
-            })?;
-            let f = match &mut files[c.volume as usize] {
-                Some(f) => f,
-                slot => {
-                    let p = dir.join(volume::file_name(c.volume));
-                    slot.insert(
-                        std::fs::File::open(&p)
-                            .with_context(|| format!("cannot open {}", p.display()))?,
-                    )
-                }
-            };
-            let mut stored = vec![0u8; c.stored_len as usize];
-            f.read_exact_at(&mut stored, c.offset)
-                .with_context(|| format!("cannot read chunk {} of bundle {}", c.id, r.sequence))?;
-            stats.bytes_sent += stored.len() as u64;
-            stats.chunks_sent += 1;
-            pb.inc(stored.len() as u64);
-            ferry_quic::write_msg(&mut send, &ClientMsg::Chunk { index: i, stored }).await?;
-        }
+        send_chunks(&mut send, &dir, r.sequence, &m, indices, &pb, &mut stats).await?;
         pb.finish_and_clear();
         ferry_quic::write_msg(&mut send, &ClientMsg::Done).await?;
         stats.transfer_secs += t_send.elapsed().as_secs_f64();
@@ -212,4 +187,41 @@ fn delivered_now() -> Delivery {
         at,
         via: "quic".into(),
     }
+}
+
+/// Sends the chunks the inside asked for (`indices` into `m.chunks`), read
+/// from the kept bundle's volume files in `dir`.
+async fn send_chunks(
+    send: &mut quinn::SendStream,
+    dir: &Path,
+    sequence: u64,
+    m: &ferry_protocol::manifest::Manifest,
+    indices: Vec<u32>,
+    pb: &indicatif::ProgressBar,
+    stats: &mut PushStats,
+) -> Result<()> {
+    let mut files: Vec<Option<std::fs::File>> = (0..m.volumes.len()).map(|_| None).collect();
+    for i in indices {
+        let c = m.chunks.get(i as usize).ok_or_else(|| {
+            anyhow!("the inside asked for chunk #{i}, which bundle {sequence} does not have")
+        })?;
+        let f = match &mut files[c.volume as usize] {
+            Some(f) => f,
+            slot => {
+                let p = dir.join(volume::file_name(c.volume));
+                slot.insert(
+                    std::fs::File::open(&p)
+                        .with_context(|| format!("cannot open {}", p.display()))?,
+                )
+            }
+        };
+        let mut stored = vec![0u8; c.stored_len as usize];
+        f.read_exact_at(&mut stored, c.offset)
+            .with_context(|| format!("cannot read chunk {} of bundle {sequence}", c.id))?;
+        stats.bytes_sent += stored.len() as u64;
+        stats.chunks_sent += 1;
+        pb.inc(stored.len() as u64);
+        ferry_quic::write_msg(send, &ClientMsg::Chunk { index: i, stored }).await?;
+    }
+    Ok(())
 }
