@@ -22,7 +22,10 @@ pub fn bundle_dir_name(stream: StreamId, sequence: u64) -> String {
 /// and each direct subdirectory that does. Sorted by path.
 pub fn find_bundles(media: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    if media.join(MANIFEST_FILE).is_file() {
+    // Anything named like a manifest makes a bundle, so that a manifest that
+    // is not a regular file (a FIFO on hostile media) is refused by name when
+    // it is opened, not silently passed over.
+    if media.join(MANIFEST_FILE).exists() {
         out.push(media.to_path_buf());
     }
     let rd = std::fs::read_dir(media)
@@ -33,7 +36,7 @@ pub fn find_bundles(media: &Path) -> Result<Vec<PathBuf>> {
         if name.to_string_lossy().starts_with('.') {
             continue; // temporary directories of an unfinished write
         }
-        if e.file_type()?.is_dir() && e.path().join(MANIFEST_FILE).is_file() {
+        if e.file_type()?.is_dir() && e.path().join(MANIFEST_FILE).exists() {
             out.push(e.path());
         }
     }

@@ -61,11 +61,35 @@ impl Bundle {
     }
 }
 
+/// Opens a file of a bundle for reading, if it is a regular file. Media are
+/// hostile: a FIFO would block the import (which holds the database) until
+/// something writes to it, and a device may never end; both are refused by
+/// name. The open itself does not block (`O_NONBLOCK`, which regular files
+/// ignore), so a FIFO put in place after a check cannot hang it either.
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let kind = f
+        .metadata()
+        .with_context(|| format!("cannot stat {}", path.display()))?
+        .file_type();
+    if !kind.is_file() {
+        bail!(
+            "{} is not a regular file (a FIFO, device or socket on the media); refused",
+            path.display()
+        );
+    }
+    Ok(f)
+}
+
 /// Reads a manifest file, at most `limit` bytes.
 pub fn read_manifest_file(dir: &Path, limit: u64) -> Result<Vec<u8>> {
     let path = dir.join(MANIFEST_FILE);
-    let f =
-        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let f = open_regular(&path)?;
     let mut bytes = Vec::new();
     f.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -97,13 +121,14 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
 pub fn verify_volumes(b: &Bundle, mut on_bytes: impl FnMut(u64)) -> Result<()> {
     for (i, entry) in b.manifest().volumes.iter().enumerate() {
         let path = b.volume_path(i as u32);
-        let f = std::fs::File::open(&path).with_context(|| {
-            format!(
+        if std::fs::symlink_metadata(&path).is_err() {
+            bail!(
                 "bundle {}: volume {i} ({}) is missing",
                 b.sequence(),
                 path.display()
-            )
-        })?;
+            );
+        }
+        let f = open_regular(&path).with_context(|| format!("bundle {}", b.sequence()))?;
         volume::verify(
             std::io::BufReader::with_capacity(1 << 20, f),
             i as u32,
@@ -137,8 +162,7 @@ pub fn for_each_chunk(
             }
             let path = b.volume_path(c.volume);
             if open.as_ref().is_none_or(|(v, _)| *v != c.volume) {
-                let f = std::fs::File::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
+                let f = open_regular(&path)?;
                 open = Some((c.volume, f));
             }
             let (_, f) = open.as_ref().expect("just opened");

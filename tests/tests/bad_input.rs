@@ -1437,3 +1437,50 @@ fn full_disk_while_extracting_chunks_reports_like_any_failed_apply() {
         "a failed apply left chunks in the chunk store"
     );
 }
+
+/// A FIFO on the media in place of a bundle file used to hang `import`
+/// forever while it held the database. Now it is refused at once, by name.
+#[test]
+fn a_fifo_on_the_media_is_refused_not_waited_on() {
+    if !have_tools("a_fifo_on_the_media_is_refused_not_waited_on", &["mkfifo"]) {
+        return;
+    }
+    for file in ["volume-00000.ferry", "manifest.ferry"] {
+        let env = Env::new();
+        env.write_src("a.txt", &text_bytes(40_000, 7));
+        env.export("m1").expect_ok();
+        let target = env.only_bundle("m1").join(file);
+        std::fs::remove_file(&target).unwrap();
+        let ok = std::process::Command::new("mkfifo")
+            .arg(&target)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mkfifo {}", target.display());
+        let mut child = std::process::Command::new(bin("ferry-in"))
+            .arg("--state")
+            .arg(&env.in_state)
+            .arg("import")
+            .arg(env.root().join("m1"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("import is still waiting on a FIFO ({file}) after 120 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a FIFO {file} was accepted");
+        assert!(
+            stderr.contains("not a regular file") && stderr.contains(file),
+            "{file}: {stderr}"
+        );
+        assert_eq!(env.applied_sequence(), 0);
+    }
+}
