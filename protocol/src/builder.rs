@@ -340,19 +340,8 @@ mod tests {
     use super::*;
     use crate::catalog::Object;
     use crate::path::ObjectKey;
+    use crate::test_util::noise;
     use crate::volume;
-
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
 
     fn position() -> Position {
         Position {

@@ -48,3 +48,20 @@ pub use error::Error;
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Helpers shared by this crate's unit tests.
+#[cfg(test)]
+mod test_util {
+    /// `n` pseudo-random bytes from xorshift64 (13, 7, 17), reproducible by seed.
+    pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+}

@@ -177,18 +177,7 @@ impl SegmentDecoder {
 mod tests {
     use super::*;
     use crate::diode::wire::{encode_segment, repair_count};
-
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::test_util::noise as bytes;
 
     #[test]
     fn a_rebuild_waits_for_one_confirming_symbol() {

@@ -268,18 +268,7 @@ pub fn interleave<T>(lists: Vec<Vec<T>>) -> Vec<T> {
 mod tests {
     use super::*;
     use crate::diode::segment::SegmentDecoder;
-
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::test_util::noise as bytes;
 
     fn packet(data: Vec<u8>) -> Packet {
         Packet {
