@@ -503,11 +503,17 @@ pub struct Server {
 impl Env {
     /// Starts `ferry-in serve` on a free loopback port.
     pub fn serve(&self) -> Server {
+        self.serve_with(&[])
+    }
+
+    /// Starts `ferry-in serve` on a free loopback port with extra flags.
+    pub fn serve_with(&self, flags: &[&str]) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(bin("ferry-in"))
             .arg("--state")
             .arg(&self.in_state)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("start ferry-in serve");

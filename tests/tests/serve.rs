@@ -74,27 +74,9 @@ fn imported_files_are_served_with_range_and_etag() {
 /// Starts `ferry-in serve` on a free loopback port with extra flags; the
 /// address it serves on.
 fn serve_with(env: &Env, flags: &[&str]) -> (KillOnDrop, std::net::SocketAddr) {
-    use std::io::BufRead;
-    let mut child = Command::new(bin("ferry-in"))
-        .arg("--state")
-        .arg(&env.in_state)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(flags)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start ferry-in serve");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stderr.take().expect("stderr"))
-        .read_line(&mut line)
-        .expect("ferry-in serve prints its address");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim()
-        .parse()
-        .expect("an address");
-    (KillOnDrop(child), addr)
+    let server = env.serve_with(flags);
+    let addr = server.addr.parse().expect("an address");
+    (server.process, addr)
 }
 
 /// Sends `request` on `s` and reads until the server closes it or `bound`
