@@ -214,7 +214,7 @@ fn prepare_and_commit(
     let t_extract = t0.elapsed().as_secs_f64() - t_verify;
     // 4. Every chunk the next catalog needs must now be held.
     for (key, f) in next.files() {
-        if let Some(r) = f.chunks().iter().find(|r| !chunks.contains(&r.id)) {
+        if let Some(r) = f.chunks().find(|r| !chunks.contains(&r.id)) {
             bail!(
                 "object {key} needs chunk {}, which neither the chunk store nor the bundle holds (if `ferry-in scrub` quarantined it, have the outside re-ship it)",
                 r.id

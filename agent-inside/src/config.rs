@@ -165,6 +165,7 @@ struct Limits {
     max_bundle_uncompressed: Option<String>,
     max_volumes: Option<u32>,
     max_objects: Option<u64>,
+    max_expanded: Option<String>,
 }
 
 /// Reads the limits from `path`, or the defaults without a file.
@@ -209,6 +210,11 @@ pub fn load_limits(path: Option<&Path>) -> Result<ReceiverLimits> {
     if let Some(v) = f.limits.max_objects {
         l.max_objects = v;
     }
+    size(
+        &f.limits.max_expanded,
+        "max_expanded",
+        &mut l.max_expanded_bytes,
+    )?;
     Ok(l)
 }
 

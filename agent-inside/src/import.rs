@@ -353,7 +353,6 @@ pub fn verify(
             for (key, f) in next.files() {
                 if let Some(r) = f
                     .chunks()
-                    .iter()
                     .find(|r| !carried_so_far.contains(&r.id) && !chunks.contains(&r.id))
                 {
                     bail!(

@@ -4,6 +4,8 @@
 //! [export]
 //! expires = "90d"          # how long a bundle stays acceptable inside
 //! compression_level = 3    # zstd level for chunks
+//! delta = "fast"           # patches against predecessors: off, fast, high or a zstd level
+//! delta_max_object = "256M" # larger objects ship whole (analysis holds them in memory)
 //!
 //! [[source]]
 //! name = "tools"
@@ -43,6 +45,13 @@ pub struct ExportConfig {
     /// zstd level for chunks (1 fastest, 19 smallest).
     #[serde(default = "default_level")]
     pub compression_level: i32,
+    /// How changed objects are patched against their predecessors: `off`,
+    /// `fast`, `high` or a zstd level (`crate::delta`).
+    #[serde(default = "default_delta")]
+    pub delta: String,
+    /// Largest object patched, such as `256M`.
+    #[serde(default = "default_delta_max")]
+    pub delta_max_object: String,
 }
 
 impl Default for ExportConfig {
@@ -50,6 +59,8 @@ impl Default for ExportConfig {
         ExportConfig {
             expires: default_expires(),
             compression_level: default_level(),
+            delta: default_delta(),
+            delta_max_object: default_delta_max(),
         }
     }
 }
@@ -59,6 +70,12 @@ fn default_expires() -> String {
 }
 fn default_level() -> i32 {
     3
+}
+fn default_delta() -> String {
+    "fast".into()
+}
+fn default_delta_max() -> String {
+    "256M".into()
 }
 
 /// One upstream source: its name and type, the network keys every type
@@ -187,6 +204,7 @@ impl Config {
         }
         ferry_agent_common::units::parse_duration_secs(&self.export.expires)
             .context("[export] expires")?;
+        crate::delta::parse_level(&self.export.delta).context("[export] delta")?;
         if !(1..=22).contains(&self.export.compression_level) {
             bail!("[export] compression_level must be 1 to 22");
         }

@@ -15,23 +15,26 @@
 //! Errors from a source's scan are reported once with the source's name
 //! (`source "NAME": …`), added here around each scan.
 
+use crate::delta::{self, DeltaOptions, DeltaReport, Families, References};
 use crate::layout::Layout;
 use crate::ledger::{scan_key, BundleRecord, Ledger, ScanEntry};
 use crate::source::{Item, ItemKind, ScanCtx, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
 use ferry_protocol::builder::{
-    cut_file, BuildError, BundleBuilder, PackOptions, Position, Stamp, VolumeSink,
+    cut_chunks, cut_file, BuildError, BundleBuilder, PackOptions, Position, Stamp, VolumeSink,
 };
-use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
-use ferry_protocol::id::ChunkId;
+use ferry_protocol::catalog::{
+    Catalog, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt, SourceKind,
+};
+use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::manifest::Manifest;
 use ferry_protocol::path::ObjectKey;
 use ferry_protocol::volume;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -43,6 +46,8 @@ pub struct ExportOptions {
     pub level: i32,
     /// Seconds from now until the bundle expires.
     pub expires_in: u64,
+    /// How changed objects are encoded against their predecessors.
+    pub delta: DeltaOptions,
 }
 
 /// What an export produced.
@@ -53,6 +58,8 @@ pub struct Exported {
     pub dir: PathBuf,
     /// Bytes read from sources (files whose fingerprint was unchanged are not read).
     pub bytes_read: u64,
+    /// What was shipped as patches.
+    pub delta: DeltaReport,
 }
 
 /// Runs one export now. Returns `None` when nothing changed since the last bundle.
@@ -147,10 +154,13 @@ pub fn export_at(
     };
     let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
     ledger.commit_export(&record, &scanned.catalog, &shipped, &scanned.scan)?;
+    let keep: HashSet<Sha256> = scanned.catalog.files().map(|(_, f)| f.sha256).collect();
+    References::new(layout.objects()).prune(&keep)?;
     Ok(Some(Exported {
         record,
         dir: final_dir,
         bytes_read: scanned.bytes_read,
+        delta: scanned.delta,
     }))
 }
 
@@ -190,6 +200,7 @@ struct Scanned {
     catalog: Catalog,
     scan: Vec<(String, ScanEntry)>,
     bytes_read: u64,
+    delta: DeltaReport,
 }
 
 /// Scans every source into the next catalog while a second thread packs the
@@ -227,6 +238,10 @@ fn scan_and_pack(
         catalog: Catalog::default(),
         scan: Vec::new(),
         bytes_read: 0,
+        delta: opts.delta,
+        families: Families::new(prev),
+        refs: References::new(layout.objects()),
+        report: DeltaReport::default(),
     };
     let scanned = sources.iter().try_for_each(|src| {
         scanner
@@ -239,6 +254,7 @@ fn scan_and_pack(
         catalog,
         scan,
         bytes_read,
+        report,
         ..
     } = scanner;
     drop(tx);
@@ -260,6 +276,7 @@ fn scan_and_pack(
         catalog,
         scan,
         bytes_read,
+        delta: report,
     };
     Ok((scanned, builder))
 }
@@ -277,6 +294,12 @@ struct Scanner<'a> {
     catalog: Catalog,
     scan: Vec<(String, ScanEntry)>,
     bytes_read: u64,
+    delta: DeltaOptions,
+    /// The last catalog's files by name family, to find predecessors.
+    families: Families<'a>,
+    /// Copies of the last catalog's objects: the bases of patches.
+    refs: References,
+    report: DeltaReport,
 }
 
 impl Scanner<'_> {
@@ -343,7 +366,7 @@ impl Scanner<'_> {
                     None => {
                         let reader = open().with_context(|| item.path.clone())?;
                         let f = self
-                            .chunk_object(reader, executable)
+                            .encode_object(&key, reader, executable)
                             .with_context(|| format!("cannot read {}", item.path))?;
                         self.bytes_read += f.size;
                         if let Some(want) = expected_sha256.filter(|w| *w != f.sha256) {
@@ -381,10 +404,120 @@ impl Scanner<'_> {
         match o {
             Object::File(f) => f
                 .chunks()
-                .iter()
                 .all(|c| self.have.contains(&c.id) || self.carried.contains(&c.id)),
             Object::Symlink { .. } => true,
         }
+    }
+
+    /// Encodes a changed object: as a patch against its predecessor when one
+    /// is kept and the patch costs less than the chunks the object would
+    /// ship whole, else whole. Objects over the delta size bound stream
+    /// through [`Scanner::chunk_object`] without being held in memory.
+    fn encode_object(
+        &mut self,
+        key: &ObjectKey,
+        mut reader: Box<dyn Read>,
+        executable: bool,
+    ) -> Result<FileObject> {
+        let Some(level) = self.delta.level else {
+            return self.chunk_object(reader, executable);
+        };
+        let mut data = Vec::new();
+        (&mut reader)
+            .take(self.delta.max_object + 1)
+            .read_to_end(&mut data)?;
+        if data.len() as u64 > self.delta.max_object {
+            let rest = std::io::Cursor::new(data).chain(reader);
+            return self.chunk_object(Box::new(rest), executable);
+        }
+        // What shipping it whole costs: the chunks the inside lacks.
+        let mut new_chunks = Vec::new();
+        let mut seen = HashSet::new();
+        let whole = cut_file(&data[..], executable, |id, bytes| -> Result<()> {
+            if !self.have.contains(id) && !self.carried.contains(id) && seen.insert(*id) {
+                new_chunks.push((*id, bytes));
+            }
+            Ok(())
+        })?;
+        self.pb.inc(whole.size);
+        let whole_cost: u64 = new_chunks.iter().map(|(_, b)| b.len() as u64).sum();
+        self.refs.put(&whole.sha256, &data)?;
+        let patched = match self.families.predecessor(key, whole.size) {
+            Some((base_key, base)) if base.sha256 != whole.sha256 && whole_cost > 0 => {
+                match self.refs.get(&base.sha256)? {
+                    Some(base_bytes) => delta::patch_against(
+                        key,
+                        &data,
+                        base_key,
+                        base,
+                        &base_bytes,
+                        &self.delta,
+                        level,
+                    )?,
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        match patched {
+            Some(p) if p.cost() < whole_cost => {
+                self.report.patched += 1;
+                self.report.patched_bytes += whole.size;
+                self.report.patch_bytes += p.cost();
+                self.ship_patched(whole, p)
+            }
+            _ => {
+                self.report.whole += 1;
+                self.report.whole_bytes += whole.size;
+                for (id, bytes) in new_chunks {
+                    self.send(id, bytes)?;
+                }
+                Ok(whole)
+            }
+        }
+    }
+
+    /// Cuts a patch's recipe and frame into chunks, sends the new ones, and
+    /// returns the object with its `Rebuilt` encoding.
+    fn ship_patched(&mut self, whole: FileObject, p: delta::Patched) -> Result<FileObject> {
+        let recipe = self.cut_bytes(&p.recipe)?;
+        let patch = self.cut_bytes(&p.patch)?;
+        Ok(FileObject {
+            encoding: Encoding::Rebuilt(Rebuilt {
+                recipe,
+                expanded_len: p.expanded_len,
+                expanded_blake3: p.expanded_blake3,
+                expanded: Expanded::Patch {
+                    base: p.base,
+                    patch,
+                },
+            }),
+            ..whole
+        })
+    }
+
+    /// Cuts `bytes` into chunks, sends the new ones, returns their references.
+    fn cut_bytes(&mut self, bytes: &[u8]) -> Result<Vec<ChunkRef>> {
+        let mut pieces = Vec::new();
+        let (refs, _, _) = cut_chunks(bytes, |id, data| -> Result<()> {
+            pieces.push((*id, data));
+            Ok(())
+        })?;
+        for (id, data) in pieces {
+            self.send(id, data)?;
+        }
+        Ok(refs)
+    }
+
+    /// Sends a chunk to the volume writer unless the inside holds it or this
+    /// bundle carries it already.
+    fn send(&mut self, id: ChunkId, data: Vec<u8>) -> Result<()> {
+        if !self.have.contains(&id) && self.carried.insert(id) {
+            self.tx
+                .send((id, data))
+                .map_err(|_| anyhow!("the volume writer stopped"))?;
+        }
+        Ok(())
     }
 
     /// Cuts a file into chunks, sending those the inside lacks to the volume writer.

@@ -9,6 +9,7 @@
 //!   bundles/bundle-…/       every bundle exported, kept for `resend` and `push`
 //!   bundles/.tmp-export/    the bundle being exported (never read)
 //!   cache/<source>/         a source's own downloads and metadata
+//!   objects/<sha256>        copies of the last catalog's objects, the bases of the next patches
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,10 @@ impl Layout {
     /// The bundle an export is writing.
     pub fn export_tmp(&self) -> PathBuf {
         self.bundles().join(".tmp-export")
+    }
+    /// Copies of the objects of the last exported catalog (`crate::delta`).
+    pub fn objects(&self) -> PathBuf {
+        self.root.join("objects")
     }
     /// The directory a source may keep downloads and metadata in between exports.
     pub fn cache(&self, source: &str) -> PathBuf {

@@ -9,6 +9,7 @@
 #![warn(unreachable_pub)]
 
 pub mod config;
+pub mod delta;
 pub mod diode;
 pub mod export;
 pub mod layout;

@@ -76,6 +76,10 @@ enum Cmd {
         /// Largest volume file, such as 4G or 700M.
         #[arg(long, default_value = "4G")]
         volume_size: String,
+        /// Patches against predecessors: off, fast, high or a zstd level
+        /// (default: the config's `[export] delta`, itself `fast`).
+        #[arg(long)]
+        delta: Option<String>,
         #[command(flatten)]
         diode: DiodeArgs,
     },
@@ -164,8 +168,9 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             config,
             to,
             volume_size,
+            delta,
             diode,
-        } => export_cmd(layout, &config, &to, &volume_size, &diode),
+        } => export_cmd(layout, &config, &to, &volume_size, delta.as_deref(), &diode),
         Cmd::Resend { from, through, to } => {
             let ledger = Ledger::open(layout)?;
             let bundles = ledger.bundles()?;
@@ -345,6 +350,7 @@ fn export_cmd(
     config: &Path,
     to: &Path,
     volume_size: &str,
+    delta: Option<&str>,
     diode: &DiodeArgs,
 ) -> Result<()> {
     let diode_target = to
@@ -371,6 +377,12 @@ fn export_cmd(
         volume_size,
         level: cfg.export.compression_level,
         expires_in: parse_duration_secs(&cfg.export.expires)?,
+        delta: agent_outside::delta::DeltaOptions {
+            level: agent_outside::delta::parse_level(delta.unwrap_or(&cfg.export.delta))
+                .context("--delta")?,
+            max_object: parse_size(&cfg.export.delta_max_object)
+                .context("[export] delta_max_object")?,
+        },
     };
     // A bundle committed to the ledger but never written out (an
     // export killed during its copy to media) goes out first.
@@ -435,6 +447,17 @@ fn print_export_summary(
         r.objects,
         human_bytes(r.catalog_bytes)
     );
+    let d = &out.delta;
+    if d.patched > 0 {
+        println!(
+            "  patched {} changed objects ({}) against their predecessors in {}; {} shipped whole ({})",
+            d.patched,
+            human_bytes(d.patched_bytes),
+            human_bytes(d.patch_bytes),
+            d.whole,
+            human_bytes(d.whole_bytes)
+        );
+    }
     println!(
         "  read {} from sources in {:.1}s ({:.0} MB/s), total {:.1}s; expires {}",
         human_bytes(out.bytes_read),

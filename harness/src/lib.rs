@@ -33,6 +33,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[cfg(test)]
+mod delta_tests;
+#[cfg(test)]
 mod tests;
 
 /// The name of the `files` source every outside of the harness has.
@@ -89,6 +91,7 @@ impl Outside {
                 volume_size: 1 << 20,
                 level: 3,
                 expires_in: 30 * 86_400,
+                delta: Default::default(),
             },
             sources,
         })

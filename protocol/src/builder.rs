@@ -315,8 +315,23 @@ impl<S: VolumeSink> BundleBuilder<S> {
 pub fn cut_file<R: Read, E: From<BuildError>>(
     content: R,
     executable: bool,
-    mut on_chunk: impl FnMut(&ChunkId, Vec<u8>) -> Result<(), E>,
+    on_chunk: impl FnMut(&ChunkId, Vec<u8>) -> Result<(), E>,
 ) -> Result<FileObject, E> {
+    let (refs, size, sha256) = cut_chunks(content, on_chunk)?;
+    Ok(FileObject {
+        size,
+        sha256,
+        executable,
+        encoding: Encoding::Chunks(refs),
+    })
+}
+
+/// [`cut_file`]'s cutting: the chunk references, the length and the SHA-256
+/// of `content` (also for the pieces of a `Rebuilt` object: a recipe, a patch).
+pub fn cut_chunks<R: Read, E: From<BuildError>>(
+    content: R,
+    mut on_chunk: impl FnMut(&ChunkId, Vec<u8>) -> Result<(), E>,
+) -> Result<(Vec<ChunkRef>, u64, crate::id::Sha256), E> {
     let mut chunker = Chunker::new(content, ChunkParams::DEFAULT);
     let mut refs = Vec::new();
     while let Some(c) = chunker.next_chunk().map_err(BuildError::Read)? {
@@ -327,12 +342,7 @@ pub fn cut_file<R: Read, E: From<BuildError>>(
         on_chunk(&c.id, c.data)?;
     }
     let (size, sha256) = chunker.finish();
-    Ok(FileObject {
-        size,
-        sha256,
-        executable,
-        encoding: Encoding::Chunks(refs),
-    })
+    Ok((refs, size, sha256))
 }
 
 #[cfg(test)]
@@ -431,7 +441,7 @@ mod tests {
             crate::catalog::Change::Put {
                 object: Object::File(f),
                 ..
-            } => f.chunks().len(),
+            } => f.chunks().count(),
             other => panic!("{other:?}"),
         };
         assert_eq!(built.manifest.chunks.len(), refs);

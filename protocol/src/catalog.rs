@@ -22,13 +22,78 @@ pub struct ChunkRef {
 /// How an object's bytes are rebuilt.
 ///
 /// The object's SHA-256 is always checked on the rebuilt bytes, whatever the
-/// encoding. New encodings (such as compression-aware reconstruction of gzip
-/// or zip content) are new variants; a reader meeting a variant it does not
-/// know fails to decode the manifest and says so.
+/// encoding. A reader meeting a variant it does not know fails to decode the
+/// manifest and says so. `Rebuilt` is new in format version 2
+/// (`docs/bundle-format.md` §4.4): a version-1 manifest never carries it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Encoding {
     /// The object is the concatenation of these chunks, in order.
     Chunks(Vec<ChunkRef>),
+    /// The object is rebuilt from an *expanded form* (its literal bytes and
+    /// the decompressed content of its compressed streams) by a recipe that
+    /// recompresses each stream bit-exactly.
+    Rebuilt(Rebuilt),
+}
+
+/// An object carried as a recipe and an expanded form (format version 2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rebuilt {
+    /// Chunks of the recipe's bytes, in order (the encoding of the
+    /// `ferry-recipe` crate, `docs/bundle-format.md` §4.4.2). Empty: the
+    /// object is its own expanded form.
+    pub recipe: Vec<ChunkRef>,
+    /// Length of the expanded form.
+    pub expanded_len: u64,
+    /// BLAKE3 of the expanded form, checked before the recipe runs.
+    pub expanded_blake3: [u8; 32],
+    /// How the expanded form travels.
+    pub expanded: Expanded,
+}
+
+/// How the expanded form of a [`Rebuilt`] object travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expanded {
+    /// The concatenation of these chunks.
+    Chunks(Vec<ChunkRef>),
+    /// One zstd frame, cut into these chunks, that decodes to the expanded
+    /// form with the base's reference form as its prefix (what `zstd
+    /// --patch-from` does).
+    Patch {
+        /// The object of the base catalog the patch is made against.
+        base: Base,
+        /// The patch's chunks, in order.
+        patch: Vec<ChunkRef>,
+    },
+}
+
+/// The predecessor a patch is made against: an object of the catalog the
+/// bundle's delta starts from (the one the receiver serves).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Base {
+    /// Its key. It belongs to the same source as the object patched.
+    pub key: ObjectKey,
+    /// Its SHA-256 in the base catalog; applying refuses a base catalog
+    /// whose object at `key` has another digest, or none.
+    pub sha256: Sha256,
+    /// Which of its forms is the reference.
+    pub form: BaseForm,
+    /// Length of the reference form.
+    pub len: u64,
+    /// BLAKE3 of the reference form, checked before the patch is decoded.
+    pub blake3: [u8; 32],
+}
+
+/// Which form of the base object a patch refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BaseForm {
+    /// Its bytes as served.
+    Bytes,
+    /// Its expanded reference form, as `ferry_recipe::expand` of this
+    /// version computes it from its bytes.
+    Expanded {
+        /// `ferry_recipe::EXPAND_VERSION` of the sender.
+        version: u32,
+    },
 }
 
 /// A regular file.
@@ -45,10 +110,39 @@ pub struct FileObject {
 }
 
 impl FileObject {
-    /// The chunks this object is made of.
-    pub fn chunks(&self) -> &[ChunkRef] {
+    /// Every chunk this object needs, in order: its bytes' chunks, or its
+    /// recipe's chunks followed by its expanded form's (or patch's) chunks.
+    pub fn chunks(&self) -> impl Iterator<Item = &ChunkRef> + '_ {
+        let (first, second): (&[ChunkRef], &[ChunkRef]) = match &self.encoding {
+            Encoding::Chunks(c) => (c, &[]),
+            Encoding::Rebuilt(r) => (&r.recipe, r.expanded_chunks()),
+        };
+        first.iter().chain(second)
+    }
+
+    /// The base a patch of this object refers to, if it is carried as one.
+    pub fn base(&self) -> Option<&Base> {
         match &self.encoding {
-            Encoding::Chunks(c) => c,
+            Encoding::Rebuilt(Rebuilt {
+                expanded: Expanded::Patch { base, .. },
+                ..
+            }) => Some(base),
+            _ => None,
+        }
+    }
+
+    /// Whether this object needs format version 2.
+    pub fn needs_v2(&self) -> bool {
+        matches!(self.encoding, Encoding::Rebuilt(_))
+    }
+}
+
+impl Rebuilt {
+    /// The chunks of the expanded form or of its patch.
+    pub fn expanded_chunks(&self) -> &[ChunkRef] {
+        match &self.expanded {
+            Expanded::Chunks(c) => c,
+            Expanded::Patch { patch, .. } => patch,
         }
     }
 }
@@ -217,6 +311,9 @@ impl Catalog {
             }
             match c {
                 Change::Put { key, object } => {
+                    if let Object::File(f) = object {
+                        self.check_base(key, f)?;
+                    }
                     next.objects.insert(key.clone(), object.clone());
                 }
                 Change::Remove { key } => {
@@ -230,6 +327,28 @@ impl Catalog {
         }
         next.validate()?;
         Ok(next)
+    }
+
+    /// Checks that the base a patch of `key` refers to is in this catalog,
+    /// with the digest the patch was made against.
+    fn check_base(&self, key: &ObjectKey, f: &FileObject) -> Result<(), Error> {
+        let Some(base) = f.base() else { return Ok(()) };
+        match self.objects.get(&base.key) {
+            Some(Object::File(held)) if held.sha256 == base.sha256 => Ok(()),
+            Some(Object::File(held)) => Err(Error::MissingBase {
+                key: key.to_string(),
+                base: base.key.to_string(),
+                why: format!(
+                    "the patch was made against SHA-256 {}, the base catalog holds {}",
+                    base.sha256, held.sha256
+                ),
+            }),
+            _ => Err(Error::MissingBase {
+                key: key.to_string(),
+                base: base.key.to_string(),
+                why: "the base catalog does not hold it".into(),
+            }),
+        }
     }
 
     /// Checks every key, every symlink, every file's size against its chunks,
@@ -248,20 +367,7 @@ impl Catalog {
             }
             match obj {
                 Object::Symlink { target } => check_symlink_target(&key.path, target)?,
-                Object::File(f) => {
-                    let sum: u64 = f.chunks().iter().map(|c| c.len as u64).sum();
-                    if sum != f.size {
-                        return Err(Error::Inconsistent(format!(
-                            "object {key} declares {} bytes but its chunks hold {sum}",
-                            f.size
-                        )));
-                    }
-                    if f.chunks().iter().any(|c| c.len == 0) {
-                        return Err(Error::Inconsistent(format!(
-                            "object {key} has an empty chunk"
-                        )));
-                    }
-                }
+                Object::File(f) => check_encoding(key, f)?,
             }
             // An ancestor directory of this path must not be an object itself.
             let mut path = key.path.as_str();
@@ -285,7 +391,7 @@ impl Catalog {
     /// Every chunk any object refers to.
     pub fn chunk_ids(&self) -> HashSet<ChunkId> {
         self.files()
-            .flat_map(|(_, f)| f.chunks().iter().map(|c| c.id))
+            .flat_map(|(_, f)| f.chunks().map(|c| c.id))
             .collect()
     }
 
@@ -310,6 +416,48 @@ impl Catalog {
     /// Decodes what [`Catalog::to_bytes`] wrote.
     pub fn from_bytes(bytes: &[u8]) -> Result<Catalog, Error> {
         postcard::from_bytes(bytes).map_err(|e| Error::ManifestDecode(format!("catalog: {e}")))
+    }
+}
+
+/// Checks a file's encoding: chunk lengths add up, no chunk is empty, a
+/// patch's base is in the same source, an object without a recipe is as long
+/// as its expanded form.
+fn check_encoding(key: &ObjectKey, f: &FileObject) -> Result<(), Error> {
+    let bad = |why: String| Err(Error::Inconsistent(format!("object {key} {why}")));
+    let sum = |c: &[ChunkRef]| c.iter().map(|c| c.len as u64).sum::<u64>();
+    if f.chunks().any(|c| c.len == 0) {
+        return bad("has an empty chunk".into());
+    }
+    let r = match &f.encoding {
+        Encoding::Chunks(c) if sum(c) != f.size => {
+            return bad(format!(
+                "declares {} bytes but its chunks hold {}",
+                f.size,
+                sum(c)
+            ))
+        }
+        Encoding::Chunks(_) => return Ok(()),
+        Encoding::Rebuilt(r) => r,
+    };
+    if r.recipe.is_empty() && r.expanded_len != f.size {
+        return bad(format!(
+            "declares {} bytes but has no recipe and an expanded form of {}",
+            f.size, r.expanded_len
+        ));
+    }
+    match &r.expanded {
+        Expanded::Chunks(c) if sum(c) != r.expanded_len => bad(format!(
+            "declares {} expanded bytes but its chunks hold {}",
+            r.expanded_len,
+            sum(c)
+        )),
+        Expanded::Chunks(_) => Ok(()),
+        Expanded::Patch { base, .. } if base.key.source != key.source => bad(format!(
+            "is patched against {}, an object of another source",
+            base.key
+        )),
+        Expanded::Patch { patch, .. } if patch.is_empty() => bad("has an empty patch".into()),
+        Expanded::Patch { base, .. } => check_key(&base.key),
     }
 }
 

@@ -13,7 +13,7 @@ pub enum Error {
     #[error("not a Ferry manifest (bad magic bytes)")]
     BadManifestMagic,
     /// The manifest's format version is one this reader does not know.
-    #[error("manifest format version {0} is not supported (this reader knows version {1})")]
+    #[error("manifest format version {0} is not supported (this reader knows versions 1 to {1}; a newer ferry-in is needed)")]
     UnsupportedFormat(u32, u32),
     /// The manifest file ends before its declared length.
     #[error("manifest is truncated: {0}")]
@@ -82,6 +82,25 @@ pub enum Error {
     #[error("object {key} does not match its digest: {why}")]
     BadObject {
         /// The object's key, as `source/path`.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A patch refers to a base object the receiver's catalog does not hold
+    /// (or holds with other content). The sender must ship the object whole.
+    #[error("object {key} is a patch against {base}, which this store cannot use: {why} (the outside must ship {key} whole)")]
+    MissingBase {
+        /// The patched object.
+        key: String,
+        /// The base it names.
+        base: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A patch or a base's reference form does not rebuild what it declares.
+    #[error("patch of {key} does not apply: {why}")]
+    BadPatch {
+        /// The patched object.
         key: String,
         /// What is wrong.
         why: String,

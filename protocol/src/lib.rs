@@ -34,6 +34,7 @@ pub mod builder;
 pub mod catalog;
 pub mod chunking;
 pub mod codec;
+pub mod delta;
 pub mod diode;
 pub mod error;
 pub mod id;

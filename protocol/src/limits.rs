@@ -22,6 +22,9 @@ pub struct ReceiverLimits {
     pub max_volumes: u32,
     /// Most objects a catalog may hold.
     pub max_objects: u64,
+    /// Largest expanded form (and base reference form) a rebuilt object may
+    /// declare. Rebuilding holds it in memory.
+    pub max_expanded_bytes: u64,
 }
 
 impl Default for ReceiverLimits {
@@ -35,6 +38,7 @@ impl Default for ReceiverLimits {
             max_bundle_raw_bytes: 8192 * GIB,
             max_volumes: 100_000,
             max_objects: 50_000_000,
+            max_expanded_bytes: GIB,
         }
     }
 }

@@ -28,8 +28,13 @@ use std::collections::HashSet;
 
 /// First bytes of a manifest file.
 pub const MAGIC: &[u8; 8] = b"FERRYMAN";
-/// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this crate writes and reads. A manifest is
+/// written as version 2 only when an object needs it (an
+/// [`Encoding::Rebuilt`](crate::catalog::Encoding::Rebuilt) object);
+/// otherwise as version 1, which readers of either version accept.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this crate reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Domain separation for manifest signatures.
 pub const SIGNING_CONTEXT: &[u8] = b"ferry bundle manifest v1\0";
 const HEADER_LEN: usize = 16;
@@ -156,7 +161,20 @@ impl Manifest {
     /// Encodes and signs; returns the manifest file's bytes.
     pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
         let body = postcard::to_stdvec(self).expect("a manifest always serializes");
-        sign_body(&body, key)
+        sign_body(&body, self.version(), key)
+    }
+
+    /// The format version this manifest is written in: 2 when an object it
+    /// puts needs version 2, else 1 (so readers of version 1 still read it).
+    pub fn version(&self) -> u32 {
+        let v2 = self.changes.iter().any(|c| {
+            matches!(c, Change::Put { object: crate::catalog::Object::File(f), .. } if f.needs_v2())
+        });
+        if v2 {
+            2
+        } else {
+            1
+        }
     }
 
     /// Parses a manifest file, checks its signature against `trusted`, and
@@ -185,6 +203,13 @@ impl Manifest {
         signer.verify(&signed_message(signed), &sig)?;
         let manifest: Manifest = postcard::from_bytes(&signed[HEADER_LEN..])
             .map_err(|e| Error::ManifestDecode(e.to_string()))?;
+        let version = u32::from_le_bytes(signed[8..12].try_into().expect("4 bytes"));
+        if manifest.version() > version {
+            return Err(Error::Inconsistent(format!(
+                "a version {version} manifest carries an object encoding of version {}",
+                manifest.version()
+            )));
+        }
         manifest.check(limits)?;
         Ok(VerifiedManifest {
             manifest,
@@ -308,6 +333,14 @@ impl Manifest {
                 object: crate::catalog::Object::File(f),
             } = change
             {
+                if let crate::catalog::Encoding::Rebuilt(r) = &f.encoding {
+                    let base_len = f.base().map_or(0, |b| b.len);
+                    check(
+                        &format!("expanded form of {key}"),
+                        r.expanded_len.max(base_len),
+                        limits.max_expanded_bytes,
+                    )?;
+                }
                 for r in f.chunks() {
                     if r.len > limits.max_chunk_bytes {
                         return Err(Error::OverLimit {
@@ -341,10 +374,10 @@ pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Manifest), Error> {
 /// Frames `body` (header, body, signer, signature) and signs it: the
 /// manifest file for that body. [`Manifest::sign`] uses it; a test may sign a
 /// body that does not decode.
-pub fn sign_body(body: &[u8], key: &SecretKey) -> Vec<u8> {
+pub fn sign_body(body: &[u8], version: u32, key: &SecretKey) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(body);
     let sig = key.sign(&signed_message(&out));
@@ -368,7 +401,7 @@ fn split(file: &[u8]) -> Result<(&[u8], PublicKey, [u8; 64]), Error> {
         return Err(Error::BadManifestMagic);
     }
     let version = u32::from_le_bytes(file[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(Error::UnsupportedFormat(version, FORMAT_VERSION));
     }
     let body_len = u32::from_le_bytes(file[12..16].try_into().expect("4 bytes")) as usize;

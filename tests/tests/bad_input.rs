@@ -1037,7 +1037,7 @@ fn absurd_declared_sizes_are_refused_quickly() {
     huge_count.extend_from_slice(&body[at + 1..]);
     cases.push((
         "a list of 2^40 changes",
-        manifest::sign_body(&huge_count, &chain.key),
+        manifest::sign_body(&huge_count, 1, &chain.key),
         vec!["does not decode"],
     ));
 

@@ -8,11 +8,12 @@ pub mod files;
 pub mod helm;
 pub mod oci;
 pub mod pypi;
+mod rebuilt;
 pub mod yum;
 
 use crate::chunkstore::ChunkStore;
 use anyhow::{bail, Context, Result};
-use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
+use ferry_protocol::catalog::{Catalog, Encoding, FileObject, Object, SourceKind};
 use ferry_protocol::id::Sha256Hasher;
 use ferry_protocol::path::ObjectKey;
 use std::io::{BufWriter, Write};
@@ -123,12 +124,18 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
     }
     rebuild_list
         .par_iter()
-        .try_for_each(|(key, f, dest)| rebuild(cx, key, f, dest))?;
+        .try_for_each(|(key, f, dest)| rebuild(cx, dir, key, f, dest))?;
     Ok(rebuild_list.iter().map(|(_, f, _)| f.size).sum())
 }
 
-/// Writes an object from its chunks, checking its size and SHA-256.
-fn rebuild(cx: &BuildCtx<'_>, key: &ObjectKey, f: &FileObject, dest: &Path) -> Result<()> {
+/// Writes an object from its chunks (or its recipe), checking its size and SHA-256.
+fn rebuild(
+    cx: &BuildCtx<'_>,
+    dir: &str,
+    key: &ObjectKey,
+    f: &FileObject,
+    dest: &Path,
+) -> Result<()> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -137,7 +144,19 @@ fn rebuild(cx: &BuildCtx<'_>, key: &ObjectKey, f: &FileObject, dest: &Path) -> R
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut sha = Sha256Hasher::new();
     let mut size = 0u64;
-    for r in f.chunks() {
+    let refs: &[ferry_protocol::catalog::ChunkRef] = match &f.encoding {
+        Encoding::Chunks(refs) => refs,
+        Encoding::Rebuilt(r) => {
+            let data = rebuilt::object_bytes(cx, dir, key, f, r)?;
+            sha.update(&data);
+            size = data.len() as u64;
+            out.write_all(&data)
+                .with_context(|| format!("cannot write {}", dest.display()))?;
+            cx.progress.inc(size);
+            &[]
+        }
+    };
+    for r in refs {
         let data = cx
             .chunks
             .get(&r.id)

@@ -1,0 +1,129 @@
+//! Objects carried as a recipe and an expanded form (format version 2):
+//! the expanded form comes from chunks, or from a patch decoded against the
+//! reference form of the base object this store already serves; the recipe
+//! then recompresses it into upstream's exact bytes. The caller checks size
+//! and SHA-256 before the object can enter a generation.
+//!
+//! Every step is checked on the way: the base's bytes against the digest the
+//! patch was made against (a rotten or replaced base is named, never used),
+//! its reference form against the declared length and BLAKE3, the expanded
+//! form against its declared length and BLAKE3. Everything is bounded by the
+//! receiver's `max_expanded_bytes` (the manifest check refuses more).
+
+use super::BuildCtx;
+use anyhow::{bail, Context, Result};
+use ferry_protocol::catalog::{Base, BaseForm, ChunkRef, Expanded, FileObject, Rebuilt};
+use ferry_protocol::id::Sha256;
+use ferry_protocol::path::ObjectKey;
+use ferry_protocol::Error;
+use std::path::Path;
+
+/// The bytes of object `key` (encoded as `r`), rebuilt in memory.
+pub(super) fn object_bytes(
+    cx: &BuildCtx<'_>,
+    dir: &str,
+    key: &ObjectKey,
+    f: &FileObject,
+    r: &Rebuilt,
+) -> Result<Vec<u8>> {
+    let expanded = match &r.expanded {
+        Expanded::Chunks(refs) => gather(cx, key, refs)?,
+        Expanded::Patch { base, patch } => {
+            let reference = reference_form(cx, dir, key, base)?;
+            let patch = gather(cx, key, patch)?;
+            ferry_protocol::delta::decode(&patch, &reference, r.expanded_len, &key.to_string())?
+        }
+    };
+    if expanded.len() as u64 != r.expanded_len
+        || *blake3::hash(&expanded).as_bytes() != r.expanded_blake3
+    {
+        bail!(Error::BadPatch {
+            key: key.to_string(),
+            why: "the expanded form differs from the one the catalog declares".into(),
+        });
+    }
+    if r.recipe.is_empty() {
+        return Ok(expanded);
+    }
+    let recipe_bytes = gather(cx, key, &r.recipe)?;
+    let recipe = ferry_recipe::Recipe::from_bytes(&recipe_bytes)
+        .with_context(|| format!("object {key}: its recipe does not decode"))?;
+    let mut out = Vec::with_capacity(f.size.min(r.expanded_len.saturating_mul(2)) as usize);
+    ferry_recipe::rebuild(&recipe, &expanded, f.size, &mut out)
+        .with_context(|| format!("object {key}: its recipe does not rebuild it"))?;
+    Ok(out)
+}
+
+/// The concatenated bytes of `refs`, each chunk checked by the chunk store.
+fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> Result<Vec<u8>> {
+    let total: u64 = refs.iter().map(|r| r.len as u64).sum();
+    let mut out = Vec::with_capacity(total as usize);
+    for r in refs {
+        let data = cx
+            .chunks
+            .get(&r.id)
+            .with_context(|| format!("object {key}"))?;
+        if data.len() != r.len as usize {
+            bail!(
+                "object {key}: chunk {} has {} bytes, the catalog says {}",
+                r.id,
+                data.len(),
+                r.len
+            );
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
+}
+
+/// The reference form of `base`, from the previous generation's copy.
+fn reference_form(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, base: &Base) -> Result<Vec<u8>> {
+    let missing = |why: String| Error::MissingBase {
+        key: key.to_string(),
+        base: base.key.to_string(),
+        why,
+    };
+    let Some(prev_gen) = cx.prev_gen else {
+        bail!(missing("this store serves no generation yet".into()));
+    };
+    let path = prev_gen
+        .join(dir)
+        .join(&base.key.source)
+        .join(&base.key.path);
+    let bytes = read_base(&path, base, &missing)?;
+    let reference = match base.form {
+        BaseForm::Bytes => bytes,
+        BaseForm::Expanded { version } if version == ferry_recipe::EXPAND_VERSION => {
+            ferry_recipe::expand(&bytes, &ferry_recipe::Options::default())
+                .map_err(|e| missing(format!("its reference form cannot be computed: {e}")))?
+        }
+        BaseForm::Expanded { version } => bail!(missing(format!(
+            "the patch needs reference form version {version}, this ferry-in computes version {}",
+            ferry_recipe::EXPAND_VERSION
+        ))),
+    };
+    if reference.len() as u64 != base.len || *blake3::hash(&reference).as_bytes() != base.blake3 {
+        bail!(missing(format!(
+            "its reference form here ({} bytes) is not the one the patch was made against ({} bytes)",
+            reference.len(),
+            base.len
+        )));
+    }
+    Ok(reference)
+}
+
+/// Reads the base's served copy, bounded by the length the catalog gives it,
+/// and checks its digest.
+fn read_base(path: &Path, base: &Base, missing: &dyn Fn(String) -> Error) -> Result<Vec<u8>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => bail!(missing(format!("cannot read {}: {e}", path.display()))),
+    };
+    if Sha256::of(&bytes) != base.sha256 {
+        bail!(missing(format!(
+            "{} does not match its digest (damaged? `ferry-in scrub` finds and quarantines such files)",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}

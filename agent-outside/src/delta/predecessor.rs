@@ -1,0 +1,162 @@
+//! Which object of the last catalog a new object most likely descends from.
+//!
+//! The same key first (an index or a layer rewritten in place). Otherwise an
+//! object of the same source and directory whose file name differs only in
+//! its digits: `openssl_3.0.11-1~deb12u2_amd64.deb` and
+//! `openssl_3.0.13-1~deb12u1_amd64.deb`, `numpy-1.26.3-cp311-…whl` and
+//! `numpy-1.26.4-cp311-…whl`, `serde-1.0.190.crate` and `serde-1.0.193.crate`.
+//! Among several, the one whose name shares the longest prefix, then the
+//! closest in size. The match is only a guess: a poor one costs bytes, never
+//! correctness (the patch is checked, and the object ships whole when it
+//! does not pay).
+
+use ferry_protocol::catalog::{Catalog, FileObject, Object};
+use ferry_protocol::path::ObjectKey;
+use std::collections::HashMap;
+
+/// The last catalog's files, grouped by source, directory and name family.
+pub(crate) struct Families<'a> {
+    prev: &'a Catalog,
+    groups: HashMap<(&'a str, &'a str, String), Vec<&'a ObjectKey>>,
+}
+
+/// A file name with every run of digits replaced by `#`.
+pub(crate) fn family(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_digits = false;
+    for c in name.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            out.push(c);
+            in_digits = false;
+        }
+    }
+    out
+}
+
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+impl<'a> Families<'a> {
+    /// Indexes the files of `prev`.
+    pub(crate) fn new(prev: &'a Catalog) -> Self {
+        let mut groups: HashMap<_, Vec<_>> = HashMap::new();
+        for (key, _) in prev.files() {
+            let (dir, name) = split(&key.path);
+            groups
+                .entry((key.source.as_str(), dir, family(name)))
+                .or_default()
+                .push(key);
+        }
+        Families { prev, groups }
+    }
+
+    /// The most likely predecessor of a `size`-byte object at `key`.
+    pub(crate) fn predecessor(
+        &self,
+        key: &ObjectKey,
+        size: u64,
+    ) -> Option<(&'a ObjectKey, &'a FileObject)> {
+        let file = |k: &'a ObjectKey| match self.prev.objects.get(k) {
+            Some(Object::File(f)) => Some((k, f)),
+            _ => None,
+        };
+        if let Some((k, _)) = self.prev.objects.get_key_value(key) {
+            if let Some(hit) = file(k) {
+                return Some(hit);
+            }
+        }
+        let (dir, name) = split(&key.path);
+        let candidates = self.groups.get(&(key.source.as_str(), dir, family(name)))?;
+        candidates
+            .iter()
+            .filter_map(|k| file(k))
+            .max_by_key(|(k, f)| {
+                let common = split(&k.path)
+                    .1
+                    .bytes()
+                    .zip(name.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (common, std::cmp::Reverse(f.size.abs_diff(size)))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_protocol::catalog::{Encoding, SourceKind};
+    use ferry_protocol::id::Sha256;
+
+    fn catalog(paths: &[(&str, u64)]) -> Catalog {
+        let mut c = Catalog::default();
+        c.sources.insert("s".into(), SourceKind::Files);
+        for (p, size) in paths {
+            c.objects.insert(
+                ObjectKey {
+                    source: "s".into(),
+                    path: p.to_string(),
+                },
+                Object::File(FileObject {
+                    size: *size,
+                    sha256: Sha256([0; 32]),
+                    executable: false,
+                    encoding: Encoding::Chunks(vec![]),
+                }),
+            );
+        }
+        c
+    }
+
+    fn key(p: &str) -> ObjectKey {
+        ObjectKey {
+            source: "s".into(),
+            path: p.into(),
+        }
+    }
+
+    #[test]
+    fn families_ignore_digits_only() {
+        assert_eq!(
+            family("openssl_3.0.11-1~deb12u2_amd64.deb"),
+            "openssl_#.#.#-#~deb#u#_amd#.deb"
+        );
+        assert_eq!(family("serde-1.0.190.crate"), family("serde-1.0.193.crate"));
+        assert_ne!(
+            family("serde-1.0.190.crate"),
+            family("serde_json-1.0.108.crate")
+        );
+    }
+
+    #[test]
+    fn the_same_key_wins_then_the_closest_name_in_the_same_directory() {
+        let prev = catalog(&[
+            ("pool/o/openssl_3.0.11-1_amd64.deb", 1000),
+            ("pool/o/openssl_3.0.9-1_amd64.deb", 1000),
+            ("pool/o/libssl3_3.0.11-1_amd64.deb", 2000),
+            ("other/openssl_3.0.12-1_amd64.deb", 1000),
+            ("dists/Packages.xz", 10),
+        ]);
+        let f = Families::new(&prev);
+        let (k, _) = f.predecessor(&key("dists/Packages.xz"), 12).unwrap();
+        assert_eq!(k.path, "dists/Packages.xz");
+        let (k, _) = f
+            .predecessor(&key("pool/o/openssl_3.0.13-1_amd64.deb"), 1000)
+            .unwrap();
+        assert_eq!(k.path, "pool/o/openssl_3.0.11-1_amd64.deb");
+        let (k, _) = f
+            .predecessor(&key("pool/o/libssl3_3.0.13-1_amd64.deb"), 2100)
+            .unwrap();
+        assert_eq!(k.path, "pool/o/libssl3_3.0.11-1_amd64.deb");
+        assert!(f.predecessor(&key("pool/o/new-thing_1.0.deb"), 5).is_none());
+        assert!(f
+            .predecessor(&key("elsewhere/openssl_3.0.13-1_amd64.deb"), 5)
+            .is_none());
+    }
+}

@@ -1,0 +1,194 @@
+//! Patches against predecessors (format version 2), in one process.
+
+use crate::{random_bytes, Pair};
+use agent_inside::import::Report;
+use ferry_protocol::catalog::{Change, Encoding, Expanded, Object};
+use ferry_protocol::manifest::{self, Manifest};
+use std::path::Path;
+
+const MANIFEST: &str = "manifest.ferry";
+
+fn manifest_of(bundle: &Path) -> (u32, Manifest) {
+    let bytes = std::fs::read(bundle.join(MANIFEST)).unwrap();
+    let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    (version, manifest::peek_unverified(&bytes).unwrap().1)
+}
+
+/// The protocol error in a failed import's report.
+fn protocol_error(r: &Report) -> &ferry_protocol::Error {
+    r.errors
+        .iter()
+        .find_map(|e| {
+            e.chain()
+                .find_map(|c| c.downcast_ref::<ferry_protocol::Error>())
+        })
+        .unwrap_or_else(|| panic!("no protocol error in {:?}", r.failed))
+}
+
+/// Release 1.0 of a 1.5 MB "tool", and 1.1: the same with small edits.
+fn releases() -> (Vec<u8>, Vec<u8>) {
+    let old = random_bytes(1_500_000, 11);
+    let mut new = old.clone();
+    for i in (0..new.len()).step_by(250_000) {
+        new[i..i + 16].copy_from_slice(b"release 1.1 edit");
+    }
+    (old, new)
+}
+
+/// A pair that serves release 1.0, then exports 1.1 in its place (a new
+/// file name in the same directory, as package pools do).
+fn upgraded(p: &mut Pair) -> (crate::Exported, std::path::PathBuf) {
+    let (old, new) = releases();
+    p.outside.write("pool/tool_1.0_amd64.bin", &old);
+    p.outside.write("pool/other.txt", b"unchanged");
+    assert_eq!(p.drive(), 1);
+    p.outside.remove("pool/tool_1.0_amd64.bin");
+    p.outside.write("pool/tool_1.1_amd64.bin", &new);
+    p.export_to_media().expect("a second bundle")
+}
+
+#[test]
+fn a_new_release_ships_as_a_patch_against_its_predecessor() {
+    let mut p = Pair::new();
+    let (e, media) = upgraded(&mut p);
+    assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
+    assert!(
+        e.record.bytes < 50_000,
+        "bundle is {} bytes for a 1.5 MB release with 96 changed bytes",
+        e.record.bytes
+    );
+    let (version, m) = manifest_of(&e.dir);
+    assert_eq!(version, 2, "a bundle with a patch is format version 2");
+    let patched = m.changes.iter().find_map(|c| match c {
+        Change::Put {
+            key,
+            object: Object::File(f),
+        } if key.path == "pool/tool_1.1_amd64.bin" => Some(f.clone()),
+        _ => None,
+    });
+    let f = patched.expect("the new release is in the delta");
+    match &f.encoding {
+        Encoding::Rebuilt(r) => match &r.expanded {
+            Expanded::Patch { base, .. } => assert_eq!(base.key.path, "pool/tool_1.0_amd64.bin"),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    let report = p.inside.import(&media).unwrap();
+    assert!(report.ok(), "{:?}", report.failed);
+    p.assert_in_sync();
+    // A bundle without patches stays version 1, which older readers accept.
+    p.outside
+        .write("pool/notes.txt", b"new file, no predecessor");
+    let (e3, _) = p.step().unwrap();
+    assert_eq!(manifest_of(&e3.dir).0, 1);
+    p.assert_in_sync();
+}
+
+#[test]
+fn with_deltas_off_the_release_ships_whole() {
+    let mut p = Pair::new();
+    p.outside.opts.delta.level = None;
+    let (e, media) = upgraded(&mut p);
+    assert_eq!(e.delta.patched, 0);
+    // Whole: the six 64 KiB-scale chunks around the edits, against a patch of a few KB.
+    assert!(e.record.bytes > 200_000, "{} bytes", e.record.bytes);
+    assert_eq!(manifest_of(&e.dir).0, 1);
+    assert!(p.inside.import(&media).unwrap().ok());
+    p.assert_in_sync();
+}
+
+#[test]
+fn a_rotten_base_refuses_the_patch_and_keeps_the_served_generation() {
+    let mut p = Pair::new();
+    let (_, media) = upgraded(&mut p);
+    // Bit rot in the inside's copy of release 1.0 (a new inode, so the
+    // outside's source tree is untouched).
+    let served = p.inside.served("pool/tool_1.0_amd64.bin");
+    let mut bytes = std::fs::read(&served).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::remove_file(&served).unwrap();
+    std::fs::write(&served, &bytes).unwrap();
+
+    let report = p.inside.import(&media).unwrap();
+    assert!(!report.ok());
+    assert!(
+        matches!(protocol_error(&report), ferry_protocol::Error::MissingBase { base, .. } if base.ends_with("tool_1.0_amd64.bin")),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(p.inside.applied().sequence, 1);
+    assert!(p.inside.served("pool/tool_1.0_amd64.bin").exists());
+    assert!(!p.inside.served("pool/tool_1.1_amd64.bin").exists());
+}
+
+#[test]
+fn a_patch_whose_expanded_form_differs_is_refused_with_nothing_applied() {
+    let mut p = Pair::new();
+    let (_, media) = upgraded(&mut p);
+    // A signed manifest (the outside's own key) that declares another
+    // expanded form: the rebuilt bytes cannot be trusted, so nothing moves.
+    let bundle = std::fs::read_dir(&media)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join(MANIFEST).exists())
+        .unwrap();
+    let (_, mut m) = manifest_of(&bundle);
+    for c in &mut m.changes {
+        if let Change::Put {
+            object: Object::File(f),
+            ..
+        } = c
+        {
+            if let Encoding::Rebuilt(r) = &mut f.encoding {
+                r.expanded_blake3[0] ^= 1;
+            }
+        }
+    }
+    std::fs::write(bundle.join(MANIFEST), m.sign(&p.outside.key)).unwrap();
+    let report = p.inside.import(&media).unwrap();
+    assert!(!report.ok());
+    assert!(
+        matches!(
+            protocol_error(&report),
+            ferry_protocol::Error::BadPatch { .. }
+        ),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(p.inside.applied().sequence, 1);
+    assert!(!p.inside.served("pool/tool_1.1_amd64.bin").exists());
+}
+
+#[test]
+fn a_patch_against_a_base_the_catalog_lacks_is_refused() {
+    let mut p = Pair::new();
+    let (_, media) = upgraded(&mut p);
+    let bundle = std::fs::read_dir(&media)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join(MANIFEST).exists())
+        .unwrap();
+    let (_, mut m) = manifest_of(&bundle);
+    for c in &mut m.changes {
+        if let Change::Put {
+            object: Object::File(f),
+            ..
+        } = c
+        {
+            if let Encoding::Rebuilt(r) = &mut f.encoding {
+                if let Expanded::Patch { base, .. } = &mut r.expanded {
+                    base.key.path = "pool/tool_0.9_amd64.bin".into();
+                }
+            }
+        }
+    }
+    std::fs::write(bundle.join(MANIFEST), m.sign(&p.outside.key)).unwrap();
+    let report = p.inside.import(&media).unwrap();
+    assert!(
+        matches!(protocol_error(&report), ferry_protocol::Error::MissingBase { why, .. } if why.contains("does not hold")),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(p.inside.applied().sequence, 1);
+}
