@@ -518,6 +518,127 @@ mod tests {
         assert!(b.diff(&b).is_empty());
     }
 
+    /// A file carried as a patch against `base` (holding `base_content`).
+    fn patched(size: u64, base: &str, base_content: &[u8]) -> Object {
+        Object::File(FileObject {
+            size,
+            sha256: Sha256([1; 32]),
+            executable: false,
+            encoding: Encoding::Rebuilt(Rebuilt {
+                recipe: vec![],
+                expanded_len: size,
+                expanded_blake3: [2; 32],
+                expanded: Expanded::Patch {
+                    base: Base {
+                        key: key(base),
+                        sha256: Sha256::of(base_content),
+                        form: BaseForm::Bytes,
+                        len: base_content.len() as u64,
+                        blake3: [3; 32],
+                    },
+                    patch: vec![ChunkRef {
+                        id: ChunkId::of(b"patch"),
+                        len: 5,
+                    }],
+                },
+            }),
+        })
+    }
+
+    #[test]
+    fn a_patch_needs_its_base_in_the_base_catalog_with_its_digest() {
+        let mut a = Catalog {
+            sources: srcs(),
+            ..Default::default()
+        };
+        a.objects.insert(key("tool-1.0"), file(b"old release"));
+        let put = |o: Object| Change::Put {
+            key: key("tool-1.1"),
+            object: o,
+        };
+        let next = a
+            .apply(&srcs(), &[put(patched(100, "tool-1.0", b"old release"))])
+            .unwrap();
+        assert!(matches!(&next.objects[&key("tool-1.1")], Object::File(f) if f.needs_v2()));
+        for (base, content, why) in [
+            ("tool-0.9", &b"old release"[..], "does not hold"),
+            ("tool-1.0", &b"other bytes"[..], "was made against"),
+        ] {
+            let e = a
+                .apply(&srcs(), &[put(patched(100, base, content))])
+                .unwrap_err();
+            assert!(
+                matches!(&e, Error::MissingBase { why: w, .. } if w.contains(why)),
+                "{e}"
+            );
+        }
+        // The base may go in the same bundle: it is looked up in the base catalog.
+        let both = [
+            Change::Remove {
+                key: key("tool-1.0"),
+            },
+            put(patched(100, "tool-1.0", b"old release")),
+        ];
+        assert!(a.apply(&srcs(), &both).is_ok());
+    }
+
+    #[test]
+    fn rebuilt_encodings_are_checked() {
+        let check = |o: Object| {
+            let mut c = Catalog {
+                sources: srcs(),
+                ..Default::default()
+            };
+            c.objects.insert(key("x"), o);
+            c.validate()
+        };
+        let with = |f: &dyn Fn(&mut Rebuilt, &mut u64)| {
+            let Object::File(mut fo) = patched(100, "b", b"b") else {
+                unreachable!()
+            };
+            let Encoding::Rebuilt(r) = &mut fo.encoding else {
+                unreachable!()
+            };
+            f(r, &mut fo.size);
+            Object::File(fo)
+        };
+        assert!(check(with(&|_, _| {})).is_ok());
+        // No recipe: the object is its expanded form, so the lengths agree.
+        assert!(check(with(&|_, size| *size = 99)).is_err());
+        // A base in another source.
+        assert!(check(with(&|r, _| {
+            if let Expanded::Patch { base, .. } = &mut r.expanded {
+                base.key.source = "other".into();
+            }
+        }))
+        .is_err());
+        // An empty patch, and an empty chunk.
+        assert!(check(with(&|r, _| r.expanded = match &r.expanded {
+            Expanded::Patch { base, .. } => Expanded::Patch {
+                base: base.clone(),
+                patch: vec![],
+            },
+            e => e.clone(),
+        }))
+        .is_err());
+        assert!(check(with(&|r, _| r.recipe = vec![ChunkRef {
+            id: ChunkId::of(b""),
+            len: 0
+        }]))
+        .is_err());
+        // Expanded chunks must add up to the expanded length.
+        let chunks = |n: u32| {
+            with(&move |r, _| {
+                r.expanded = Expanded::Chunks(vec![ChunkRef {
+                    id: ChunkId::of(b"e"),
+                    len: n,
+                }])
+            })
+        };
+        assert!(check(chunks(100)).is_ok());
+        assert!(check(chunks(101)).is_err());
+    }
+
     #[test]
     fn bad_deltas_are_refused() {
         let a = Catalog::default();

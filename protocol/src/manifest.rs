@@ -471,6 +471,98 @@ mod tests {
         assert_eq!(v.hash, ManifestHash::of(&file));
     }
 
+    /// `sample()` with one `Put` of a patched file (a version-2 object).
+    fn sample_v2() -> Manifest {
+        use crate::catalog::{
+            Base, BaseForm, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt,
+        };
+        use crate::path::ObjectKey;
+        let mut m = sample();
+        let key = |p: &str| ObjectKey {
+            source: "s".into(),
+            path: p.into(),
+        };
+        m.changes.push(Change::Put {
+            key: key("new"),
+            object: Object::File(FileObject {
+                size: 10,
+                sha256: crate::id::Sha256([5; 32]),
+                executable: false,
+                encoding: Encoding::Rebuilt(Rebuilt {
+                    recipe: vec![],
+                    expanded_len: 10,
+                    expanded_blake3: [6; 32],
+                    expanded: Expanded::Patch {
+                        base: Base {
+                            key: key("old"),
+                            sha256: crate::id::Sha256([7; 32]),
+                            form: BaseForm::Expanded { version: 1 },
+                            len: 9,
+                            blake3: [8; 32],
+                        },
+                        patch: vec![ChunkRef {
+                            id: ChunkId::of(b"abc"),
+                            len: 3,
+                        }],
+                    },
+                }),
+            }),
+        });
+        m
+    }
+
+    #[test]
+    fn version_2_only_when_an_object_needs_it_and_never_smuggled_into_version_1() {
+        let key = SecretKey::from_seed([3; 32]);
+        let lim = ReceiverLimits::default();
+        let v1 = sample().sign(&key);
+        assert_eq!(u32::from_le_bytes(v1[8..12].try_into().unwrap()), 1);
+        let v2 = sample_v2().sign(&key);
+        assert_eq!(u32::from_le_bytes(v2[8..12].try_into().unwrap()), 2);
+        assert_eq!(
+            Manifest::open(&v2, &[key.public()], &lim).unwrap().manifest,
+            sample_v2()
+        );
+        // The same body signed as version 1: refused after decoding.
+        let body = postcard::to_stdvec(&sample_v2()).unwrap();
+        let smuggled = sign_body(&body, 1, &key);
+        let e = Manifest::open(&smuggled, &[key.public()], &lim).unwrap_err();
+        assert!(
+            matches!(e, Error::Inconsistent(ref w) if w.contains("version 1")),
+            "{e}"
+        );
+        // A version this reader does not know.
+        let future = sign_body(&body, 3, &key);
+        let e = Manifest::open(&future, &[key.public()], &lim).unwrap_err();
+        assert!(matches!(e, Error::UnsupportedFormat(3, 2)), "{e}");
+    }
+
+    #[test]
+    fn an_expanded_form_over_the_limit_is_refused() {
+        let m = sample_v2();
+        let lim = ReceiverLimits {
+            max_expanded_bytes: 9,
+            ..ReceiverLimits::default()
+        };
+        let mut next = crate::catalog::Catalog::default();
+        next.sources.insert("s".into(), SourceKind::Files);
+        if let Change::Put { key, object } = &m.changes[0] {
+            next.objects.insert(key.clone(), object.clone());
+        }
+        let mut m = m;
+        m.totals = Totals::of(&next, &m.chunks, &m.volumes);
+        let e = m.check_result(&next, &lim).unwrap_err();
+        assert!(
+            matches!(e, Error::OverLimit { ref what, value: 10, limit: 9 } if what.contains("expanded")),
+            "{e}"
+        );
+        let ok = ReceiverLimits {
+            max_expanded_bytes: 10,
+            ..lim
+        };
+        m.check_result(&next, &ok).unwrap();
+    }
+
     #[test]
     fn every_flipped_byte_is_caught() {
         let key = SecretKey::from_seed([3; 32]);

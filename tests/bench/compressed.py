@@ -5,7 +5,10 @@ a corpus of real releases (corpus.py) up to the new one, per ecosystem.
     compressed.py CORPUS WORK FERRY_OUT
 
 Rows:
-- ferry:        a delta bundle of ferry-out (`files` source: old, then new)
+- ferry-off:    a delta bundle of ferry-out (`files` source: old, then new) with
+                `--delta off`: content-defined chunks of the files as they are
+- ferry-fast:   the same with `--delta fast` (patches against predecessors, zstd -3)
+- ferry-high:   the same with `--delta high` (zstd -19)
 - rsync:        `rsync --fuzzy --delete-after --no-whole-file --write-batch` new/ onto
                 a copy of old/ (--delete-after, so --fuzzy still finds the old release)
 - casync:       chunks `casync make` adds to a store that holds old/
@@ -15,7 +18,9 @@ Rows:
                 decompressed and concatenated, against its predecessor's):
                 the figure compression-aware deltas aim at
 
-Prints a table (bytes and share of the new generation) and writes WORK/results.json.
+Prints a table (bytes and share of the new generation), then the second
+export's throughput (MB/s of the new generation's bytes) and peak RSS for each
+Ferry setting, and writes WORK/results.json.
 """
 
 import gzip
@@ -151,7 +156,21 @@ def casync_new(old_dir, new_dir, tmp):
     return size_of(store) - before + os.path.getsize(os.path.join(tmp, "new.caidx"))
 
 
-def ferry_delta(ferry_out, old_dir, new_dir, tmp):
+def timed(cmd):
+    """Runs cmd quietly; returns (seconds, peak RSS in bytes) of that child."""
+    import time
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{err}")
+    return time.monotonic() - t0, usage.ru_maxrss * 1024
+
+
+def ferry_delta(ferry_out, old_dir, new_dir, tmp, delta):
+    """Bytes of the second bundle, and (seconds, peak RSS) of its export."""
     state, src = os.path.join(tmp, "out-state"), os.path.join(tmp, "src")
     cfg = os.path.join(tmp, "ferry-out.toml")
     with open(cfg, "w") as f:
@@ -160,12 +179,16 @@ def ferry_delta(ferry_out, old_dir, new_dir, tmp):
     run([ferry_out, "--state", state, "keygen"], **quiet)
     shutil.copytree(old_dir, src)
     run([ferry_out, "--state", state, "export", "--config", cfg, "--to",
-         os.path.join(tmp, "media1")], **quiet)
+         os.path.join(tmp, "media1"), "--delta", delta], **quiet)
     shutil.rmtree(src)
     shutil.copytree(new_dir, src)
     media2 = os.path.join(tmp, "media2")
-    run([ferry_out, "--state", state, "export", "--config", cfg, "--to", media2], **quiet)
-    return size_of(media2)
+    secs, rss = timed([ferry_out, "--state", state, "export", "--config", cfg, "--to", media2,
+                       "--delta", delta])
+    return size_of(media2), (secs, rss)
+
+
+FERRY_SETTINGS = ["off", "fast", "high"]
 
 
 def main():
@@ -173,34 +196,63 @@ def main():
         sys.exit(__doc__)
     corpus, work, ferry_out = sys.argv[1:]
     os.makedirs(work, exist_ok=True)
-    results = {}
+    results, perf = {}, {}
+    # BENCH_SKIP="casync zstd-patch" leaves slow comparators out of a quick run.
+    skip = set(os.environ.get("BENCH_SKIP", "").split())
     for eco in sorted(os.listdir(os.path.join(corpus, "new"))):
         old_dir = os.path.join(corpus, "old", eco)
         new_dir = os.path.join(corpus, "new", eco)
         print(f"measuring {eco} ...", file=sys.stderr, flush=True)
         row = {"new": size_of(new_dir)}
-        for name, fn in (("ferry", lambda t: ferry_delta(ferry_out, old_dir, new_dir, t)),
-                         ("rsync", lambda t: rsync_batch(old_dir, new_dir, t)),
+        for delta in FERRY_SETTINGS:
+            with tempfile.TemporaryDirectory(dir=work) as t:
+                row[f"ferry-{delta}"], perf[(eco, delta)] = ferry_delta(
+                    ferry_out, old_dir, new_dir, t, delta)
+        for name, fn in (("rsync", lambda t: rsync_batch(old_dir, new_dir, t)),
                          ("casync", lambda t: casync_new(old_dir, new_dir, t))):
+            if name in skip:
+                row[name] = None
+                continue
             with tempfile.TemporaryDirectory(dir=work) as t:
                 row[name] = fn(t)
-        with tempfile.TemporaryDirectory(dir=work) as t:
-            row["zstd-patch"], row["bound"] = zstd_patch_rows(eco, old_dir, new_dir, t)
+        if "zstd-patch" in skip:
+            row["zstd-patch"] = row["bound"] = None
+        else:
+            with tempfile.TemporaryDirectory(dir=work) as t:
+                row["zstd-patch"], row["bound"] = zstd_patch_rows(eco, old_dir, new_dir, t)
         results[eco] = row
     total = {k: sum(r[k] or 0 for r in results.values()) for k in next(iter(results.values()))}
-    results["total"] = total
-    cols = ["new", "ferry", "rsync", "casync", "zstd-patch", "bound"]
+    results["total"] = {k: (v if any(r[k] is not None for r in results.values()) else None)
+                        for k, v in total.items()}
+    cols = ["new"] + [f"ferry-{d}" for d in FERRY_SETTINGS] + [
+        "rsync", "casync", "zstd-patch", "bound"]
     print(f"{'ecosystem':<10}" + "".join(f"{c:>18}" for c in cols))
     for eco, r in results.items():
         cells = []
         for c in cols:
             if r[c] is None:
-                cells.append(f"{'n/a':>18}")
+                cells.append(f"{'skipped':>18}")
             elif c == "new":
                 cells.append(f"{r[c] / 1e6:>15.2f} MB")
             else:
                 cells.append(f"{r[c] / 1e6:>8.2f} MB {100 * r[c] / r['new']:>5.1f}%")
         print(f"{eco:<10}" + "".join(cells))
+    print()
+    print("second export (the update): MB/s of the new generation's bytes, peak RSS")
+    for eco in results:
+        if eco == "total":
+            continue
+        cells = []
+        for d in FERRY_SETTINGS:
+            secs, rss = perf[(eco, d)]
+            cells.append(f"{d}: {results[eco]['new'] / 1e6 / secs:7.1f} MB/s {rss / 2**20:6.0f} MiB")
+        print(f"{eco:<10}  " + "   ".join(cells))
+    for d in FERRY_SETTINGS:
+        secs = sum(perf[(e, d)][0] for e in results if e != "total")
+        rss = max(perf[(e, d)][1] for e in results if e != "total")
+        print(f"{'total':<10}  {d}: {results['total']['new'] / 1e6 / secs:7.1f} MB/s, "
+              f"peak RSS {rss / 2**20:.0f} MiB")
+    results["perf"] = {f"{e}/{d}": v for (e, d), v in perf.items()}
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
 
