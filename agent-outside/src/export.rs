@@ -32,7 +32,7 @@ use ferry_protocol::keys::SecretKey;
 use ferry_protocol::manifest::Manifest;
 use ferry_protocol::path::ObjectKey;
 use ferry_protocol::volume;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -242,6 +242,13 @@ fn scan_and_pack(
         families: Families::new(prev),
         refs: References::new(layout.objects()),
         report: DeltaReport::default(),
+        analysis: rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("ferry-analysis-{i}"))
+            .build()
+            .context("cannot start the analysis threads")?,
+        pending: VecDeque::new(),
+        pending_keys: HashSet::new(),
+        inflight_bytes: 0,
     };
     let scanned = sources.iter().try_for_each(|src| {
         scanner
@@ -300,6 +307,42 @@ struct Scanner<'a> {
     /// Copies of the last catalog's objects: the bases of patches.
     refs: References,
     report: DeltaReport,
+    /// Where patches are made (every core).
+    analysis: rayon::ThreadPool,
+    /// Objects whose patch is being made, oldest first.
+    pending: VecDeque<(ObjectKey, Pending, Option<ScanSlot>)>,
+    pending_keys: HashSet<ObjectKey>,
+    inflight_bytes: u64,
+}
+
+/// Where an object goes in the scan cache: its key there and its fingerprint.
+type ScanSlot = (String, String);
+
+/// A changed object read and cut, whose patch the analysis pool is making.
+struct Pending {
+    /// The object encoded whole.
+    whole: FileObject,
+    /// The chunks shipping it whole would add.
+    new_chunks: Vec<(ChunkId, Vec<u8>)>,
+    whole_cost: u64,
+    size: u64,
+    patched: mpsc::Receiver<Result<Option<delta::Patched>>>,
+}
+
+/// An object encoded now, or one whose patch is being made.
+enum Encoded {
+    Ready(FileObject),
+    Pending(Box<Pending>),
+}
+
+impl Encoded {
+    /// The object as shipped whole (size and digest are the same either way).
+    fn whole(&self) -> &FileObject {
+        match self {
+            Encoded::Ready(f) => f,
+            Encoded::Pending(p) => &p.whole,
+        }
+    }
 }
 
 impl Scanner<'_> {
@@ -315,7 +358,8 @@ impl Scanner<'_> {
         };
         std::fs::create_dir_all(&cx.cache_dir)
             .with_context(|| format!("cannot create {}", cx.cache_dir.display()))?;
-        src.scan(&cx, &mut |item| self.take_item(&name, src.kind(), item))
+        src.scan(&cx, &mut |item| self.take_item(&name, src.kind(), item))?;
+        self.settle_all()
     }
 
     /// Adds one item of source `name` to the catalog.
@@ -331,7 +375,7 @@ impl Scanner<'_> {
             source: name.to_string(),
             path: item.path.clone(),
         };
-        if self.catalog.objects.contains_key(&key) {
+        if self.catalog.objects.contains_key(&key) || self.pending_keys.contains(&key) {
             bail!("two items at path {:?}", item.path);
         }
         let object = match item.kind {
@@ -361,41 +405,54 @@ impl Scanner<'_> {
                         .filter(|e| self.prev.objects.get(&key) == Some(&e.object)),
                     None => None,
                 };
-                let object = match cached {
-                    Some(e) => e.object,
-                    None => {
-                        let reader = open().with_context(|| item.path.clone())?;
-                        let f = self
-                            .encode_object(&key, reader, executable)
-                            .with_context(|| format!("cannot read {}", item.path))?;
-                        self.bytes_read += f.size;
-                        if let Some(want) = expected_sha256.filter(|w| *w != f.sha256) {
-                            bail!(
-                                "{} has SHA-256 {}, but {} {want}",
-                                item.path,
-                                f.sha256,
-                                if kind == SourceKind::Files {
-                                    "the config expects"
-                                } else {
-                                    "upstream's index says"
-                                },
-                            );
-                        }
-                        Object::File(f)
+                let Some(e) = cached.map(|e| e.object) else {
+                    let reader = open().with_context(|| item.path.clone())?;
+                    let encoded = self
+                        .encode_object(&key, reader, executable)
+                        .with_context(|| format!("cannot read {}", item.path))?;
+                    let f = encoded.whole();
+                    self.bytes_read += f.size;
+                    if let Some(want) = expected_sha256.filter(|w| *w != f.sha256) {
+                        bail!(
+                            "{} has SHA-256 {}, but {} {want}",
+                            item.path,
+                            f.sha256,
+                            if kind == SourceKind::Files {
+                                "the config expects"
+                            } else {
+                                "upstream's index says"
+                            },
+                        );
                     }
-                };
-                if let Some(fp) = fingerprint {
-                    let entry = ScanEntry {
-                        fingerprint: fp,
-                        object: object.clone(),
+                    let scan = fingerprint.map(|fp| (scan_key(name, &item.path), fp));
+                    return match encoded {
+                        Encoded::Ready(f) => {
+                            self.record(key, Object::File(f), scan);
+                            Ok(())
+                        }
+                        Encoded::Pending(p) => self.queue(key, *p, scan),
                     };
-                    self.scan.push((scan_key(name, &item.path), entry));
-                }
-                object
+                };
+                let scan = fingerprint.map(|fp| (scan_key(name, &item.path), fp));
+                self.record(key, e, scan);
+                return Ok(());
             }
         };
-        self.catalog.objects.insert(key, object);
+        self.record(key, object, None);
         Ok(())
+    }
+
+    /// Puts an object in the catalog, and in the scan cache under its
+    /// fingerprint.
+    fn record(&mut self, key: ObjectKey, object: Object, scan: Option<ScanSlot>) {
+        if let Some((scan_key, fingerprint)) = scan {
+            let entry = ScanEntry {
+                fingerprint,
+                object: object.clone(),
+            };
+            self.scan.push((scan_key, entry));
+        }
+        self.catalog.objects.insert(key, object);
     }
 
     /// Whether the inside will hold every chunk of `o` (held already, or
@@ -409,18 +466,18 @@ impl Scanner<'_> {
         }
     }
 
-    /// Encodes a changed object: as a patch against its predecessor when one
-    /// is kept and the patch costs less than the chunks the object would
-    /// ship whole, else whole. Objects over the delta size bound stream
-    /// through [`Scanner::chunk_object`] without being held in memory.
+    /// Encodes a changed object whole, or starts encoding it as a patch
+    /// against its predecessor (on the analysis pool) when one is kept.
+    /// Objects over the delta size bound stream through
+    /// [`Scanner::chunk_object`] without being held in memory.
     fn encode_object(
         &mut self,
         key: &ObjectKey,
         mut reader: Box<dyn Read>,
         executable: bool,
-    ) -> Result<FileObject> {
+    ) -> Result<Encoded> {
         let Some(level) = self.delta.level else {
-            return self.chunk_object(reader, executable);
+            return Ok(Encoded::Ready(self.chunk_object(reader, executable)?));
         };
         let mut data = Vec::new();
         (&mut reader)
@@ -428,7 +485,9 @@ impl Scanner<'_> {
             .read_to_end(&mut data)?;
         if data.len() as u64 > self.delta.max_object {
             let rest = std::io::Cursor::new(data).chain(reader);
-            return self.chunk_object(Box::new(rest), executable);
+            return Ok(Encoded::Ready(
+                self.chunk_object(Box::new(rest), executable)?,
+            ));
         }
         // What shipping it whole costs: the chunks the inside lacks.
         let mut new_chunks = Vec::new();
@@ -442,39 +501,89 @@ impl Scanner<'_> {
         self.pb.inc(whole.size);
         let whole_cost: u64 = new_chunks.iter().map(|(_, b)| b.len() as u64).sum();
         self.refs.put(&whole.sha256, &data)?;
-        let patched = match self.families.predecessor(key, whole.size) {
-            Some((base_key, base)) if base.sha256 != whole.sha256 && whole_cost > 0 => {
-                match self.refs.get(&base.sha256)? {
-                    Some(base_bytes) => delta::patch_against(
-                        key,
-                        &data,
-                        base_key,
-                        base,
-                        &base_bytes,
-                        &self.delta,
-                        level,
-                    )?,
-                    None => None,
-                }
-            }
-            _ => None,
-        };
-        match patched {
-            Some(p) if p.cost() < whole_cost => {
-                self.report.patched += 1;
-                self.report.patched_bytes += whole.size;
-                self.report.patch_bytes += p.cost();
-                self.ship_patched(whole, p)
-            }
+        let base = match self.families.predecessor(key, whole.size) {
+            Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k.clone(), b.clone()),
             _ => {
                 self.report.whole += 1;
                 self.report.whole_bytes += whole.size;
                 for (id, bytes) in new_chunks {
                     self.send(id, bytes)?;
                 }
-                Ok(whole)
+                return Ok(Encoded::Ready(whole));
             }
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        let (refs, opts, key) = (self.refs.clone(), self.delta, key.clone());
+        let size = data.len() as u64;
+        self.analysis.spawn(move || {
+            let patched = (|| match refs.get(&base.1.sha256)? {
+                Some(base_bytes) => {
+                    delta::patch_against(&key, &data, &base.0, &base.1, &base_bytes, &opts, level)
+                }
+                None => Ok(None),
+            })();
+            let _ = tx.send(patched);
+        });
+        Ok(Encoded::Pending(Box::new(Pending {
+            whole,
+            new_chunks,
+            whole_cost,
+            size,
+            patched: rx,
+        })))
+    }
+
+    /// Queues an object whose patch is being made; settles the oldest ones
+    /// while too many objects (or bytes) are in flight.
+    fn queue(&mut self, key: ObjectKey, p: Pending, scan: Option<ScanSlot>) -> Result<()> {
+        self.inflight_bytes += p.size;
+        self.pending_keys.insert(key.clone());
+        self.pending.push_back((key, p, scan));
+        let most = 2 * self.analysis.current_num_threads();
+        while self.pending.len() > most || self.inflight_bytes > self.delta.max_object {
+            self.settle_one()?;
         }
+        Ok(())
+    }
+
+    /// Waits for every object in flight and records it.
+    fn settle_all(&mut self) -> Result<()> {
+        while !self.pending.is_empty() {
+            self.settle_one()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest object in flight: ships it as its patch if that
+    /// costs less than its new chunks, else whole; records it.
+    fn settle_one(&mut self) -> Result<()> {
+        let Some((key, p, scan)) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        self.inflight_bytes -= p.size;
+        self.pending_keys.remove(&key);
+        let patched = p
+            .patched
+            .recv()
+            .map_err(|_| anyhow!("the analysis of {key} stopped"))??;
+        let object = match patched {
+            Some(patch) if patch.cost() < p.whole_cost => {
+                self.report.patched += 1;
+                self.report.patched_bytes += p.whole.size;
+                self.report.patch_bytes += patch.cost();
+                self.ship_patched(p.whole, patch)?
+            }
+            _ => {
+                self.report.whole += 1;
+                self.report.whole_bytes += p.whole.size;
+                for (id, bytes) in p.new_chunks {
+                    self.send(id, bytes)?;
+                }
+                p.whole
+            }
+        };
+        self.record(key, Object::File(object), scan);
+        Ok(())
     }
 
     /// Cuts a patch's recipe and frame into chunks, sends the new ones, and
@@ -483,7 +592,7 @@ impl Scanner<'_> {
         let recipe = self.cut_bytes(&p.recipe)?;
         let patch = self.cut_bytes(&p.patch)?;
         Ok(FileObject {
-            encoding: Encoding::Rebuilt(Rebuilt {
+            encoding: Encoding::Rebuilt(Box::new(Rebuilt {
                 recipe,
                 expanded_len: p.expanded_len,
                 expanded_blake3: p.expanded_blake3,
@@ -491,7 +600,7 @@ impl Scanner<'_> {
                     base: p.base,
                     patch,
                 },
-            }),
+            })),
             ..whole
         })
     }

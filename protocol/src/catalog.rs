@@ -32,7 +32,7 @@ pub enum Encoding {
     /// The object is rebuilt from an *expanded form* (its literal bytes and
     /// the decompressed content of its compressed streams) by a recipe that
     /// recompresses each stream bit-exactly.
-    Rebuilt(Rebuilt),
+    Rebuilt(Box<Rebuilt>),
 }
 
 /// An object carried as a recipe and an expanded form (format version 2).
@@ -123,11 +123,11 @@ impl FileObject {
     /// The base a patch of this object refers to, if it is carried as one.
     pub fn base(&self) -> Option<&Base> {
         match &self.encoding {
-            Encoding::Rebuilt(Rebuilt {
-                expanded: Expanded::Patch { base, .. },
-                ..
-            }) => Some(base),
-            _ => None,
+            Encoding::Rebuilt(r) => match &r.expanded {
+                Expanded::Patch { base, .. } => Some(base),
+                Expanded::Chunks(_) => None,
+            },
+            Encoding::Chunks(_) => None,
         }
     }
 
@@ -524,7 +524,7 @@ mod tests {
             size,
             sha256: Sha256([1; 32]),
             executable: false,
-            encoding: Encoding::Rebuilt(Rebuilt {
+            encoding: Encoding::Rebuilt(Box::new(Rebuilt {
                 recipe: vec![],
                 expanded_len: size,
                 expanded_blake3: [2; 32],
@@ -541,7 +541,7 @@ mod tests {
                         len: 5,
                     }],
                 },
-            }),
+            })),
         })
     }
 

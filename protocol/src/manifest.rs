@@ -488,7 +488,7 @@ mod tests {
                 size: 10,
                 sha256: crate::id::Sha256([5; 32]),
                 executable: false,
-                encoding: Encoding::Rebuilt(Rebuilt {
+                encoding: Encoding::Rebuilt(Box::new(Rebuilt {
                     recipe: vec![],
                     expanded_len: 10,
                     expanded_blake3: [6; 32],
@@ -505,7 +505,7 @@ mod tests {
                             len: 3,
                         }],
                     },
-                }),
+                })),
             }),
         });
         m

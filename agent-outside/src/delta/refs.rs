@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// The directory of kept objects.
+#[derive(Clone)]
 pub(crate) struct References {
     dir: PathBuf,
 }
