@@ -4,8 +4,11 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use flate2::{Decompress, FlushDecompress, Status};
-use preflate_rs::{preflate_whole_deflate_stream, recreate_whole_deflate_stream, PreflateConfig};
+use std::io::Cursor;
 
+use preflate_rs::{PreflateConfig, PreflateStreamProcessor, RecreateStreamProcessor};
+
+use crate::recipe::DeflateChunk;
 use crate::report::LiteralReason;
 
 /// The compression format of a stream.
@@ -97,35 +100,113 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err("preflate-rs panicked".to_string()))
 }
 
-/// preflate-rs's corrections that rebuild `compressed` (one whole raw deflate
-/// stream) from `plain`, verified by rebuilding it.
-pub(crate) fn deflate_corrections(
+/// preflate-rs's chunks and corrections that rebuild `compressed` (one whole raw
+/// deflate stream) from `plain`, verified by rebuilding it. preflate-rs cannot
+/// cut a stream whose single block holds more than `chunk` plain bytes: such a
+/// stream is tried again as one chunk.
+pub(crate) fn deflate_chunks(
     compressed: &[u8],
     plain: &[u8],
     max_chain: u32,
-) -> Result<Vec<u8>, LiteralReason> {
+    chunk: u64,
+) -> Result<Vec<DeflateChunk>, LiteralReason> {
+    let chunked = chunks_of(compressed, plain, max_chain, chunk);
+    if chunked.is_err() && chunk < plain.len() as u64 {
+        return chunks_of(compressed, plain, max_chain, plain.len() as u64);
+    }
+    chunked
+}
+
+fn chunks_of(
+    compressed: &[u8],
+    plain: &[u8],
+    max_chain: u32,
+    chunk: u64,
+) -> Result<Vec<DeflateChunk>, LiteralReason> {
     let config = PreflateConfig {
         max_chain_length: max_chain,
-        plain_text_limit: plain.len(),
-        // Verified below with the same call rebuild makes.
+        plain_text_limit: usize::try_from(chunk).unwrap_or(usize::MAX).max(1),
+        // Verified below with the same calls rebuild makes.
         verify_compression: false,
     };
-    let corrections = guarded(|| {
-        let (result, text) =
-            preflate_whole_deflate_stream(compressed, &config).map_err(|e| e.to_string())?;
-        if result.compressed_size != compressed.len() || text.text() != plain {
+    let chunks = guarded(|| {
+        let mut p = PreflateStreamProcessor::new(&config);
+        let (mut at, mut plain_at) = (0usize, 0usize);
+        let mut chunks = Vec::new();
+        while !p.is_done() {
+            let r = p.decompress(&compressed[at..]).map_err(|e| e.to_string())?;
+            let text = p.plain_text().text();
+            if r.compressed_size == 0 && text.is_empty() {
+                return Err("preflate-rs made no progress".to_string());
+            }
+            if plain.get(plain_at..plain_at + text.len()) != Some(text) {
+                return Err("preflate-rs decoded other bytes".to_string());
+            }
+            plain_at += text.len();
+            at += r.compressed_size;
+            chunks.push(DeflateChunk {
+                plain_len: text.len() as u64,
+                compressed_len: r.compressed_size as u64,
+                corrections: r.corrections,
+            });
+            p.shrink_to_dictionary();
+        }
+        if at != compressed.len() || plain_at != plain.len() {
             return Err("preflate-rs parsed a different stream".to_string());
         }
-        Ok(result.corrections)
+        Ok(chunks)
     })
     .map_err(|_| LiteralReason::PreflateFailed)?;
-    match deflate_rebuild(plain, &corrections) {
-        Ok(again) if again == compressed => Ok(corrections),
+    match deflate_rebuild(plain, &chunks) {
+        Ok(again) if again == compressed => Ok(chunks),
         _ => Err(LiteralReason::NotIdentical),
     }
 }
 
-/// Rebuilds a raw deflate stream from its plain bytes and preflate corrections.
-pub(crate) fn deflate_rebuild(plain: &[u8], corrections: &[u8]) -> Result<Vec<u8>, String> {
-    guarded(|| recreate_whole_deflate_stream(plain, corrections).map_err(|e| e.to_string()))
+/// Why a deflate segment did not rebuild.
+#[derive(Debug)]
+pub(crate) enum DeflateFail {
+    /// preflate-rs refused (or panicked on) the corrections.
+    Preflate(String),
+    /// A chunk rebuilt other than its declared length.
+    ChunkLen {
+        chunk: usize,
+        declared: u64,
+        produced: u64,
+    },
+}
+
+/// Rebuilds a raw deflate stream from its plain bytes and preflate chunks. The
+/// caller has checked that the chunks' plain lengths add up to `plain.len()`.
+pub(crate) fn deflate_rebuild(
+    plain: &[u8],
+    chunks: &[DeflateChunk],
+) -> Result<Vec<u8>, DeflateFail> {
+    let mut p = RecreateStreamProcessor::new();
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for (index, chunk) in chunks.iter().enumerate() {
+        let end = usize::try_from(chunk.plain_len)
+            .ok()
+            .and_then(|n| at.checked_add(n))
+            .filter(|&e| e <= plain.len())
+            .ok_or_else(|| DeflateFail::Preflate("chunk lengths pass the plain bytes".into()))?;
+        let text = &plain[at..end];
+        at = end;
+        let bytes = guarded(|| {
+            p.recompress(&mut Cursor::new(text), &chunk.corrections)
+                .map(|(bytes, _)| bytes)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(DeflateFail::Preflate)?;
+        if bytes.len() as u64 != chunk.compressed_len {
+            return Err(DeflateFail::ChunkLen {
+                chunk: index,
+                declared: chunk.compressed_len,
+                produced: bytes.len() as u64,
+            });
+        }
+        out.extend_from_slice(&bytes);
+    }
+    Ok(out)
 }

@@ -65,7 +65,9 @@
 //!   unsigned LEB128 (7 bits a byte, low bits first, at most 10 bytes for a u64);
 //!   a byte string is `varint(len)` and the bytes.
 //!   - tag 0, `Literal { len: varint }`;
-//!   - tag 1, `Deflate { plain_len: varint, compressed_len: varint, corrections: bytes }`;
+//!   - tag 1, `Deflate { plain_len: varint, compressed_len: varint, chunks }`, where
+//!     `chunks` is `varint(m)` then `m` times
+//!     `{ plain_len: varint, compressed_len: varint, corrections: bytes }`;
 //!   - tag 2, `Xz { plain_len: varint, compressed_len: varint, params: XzParams }`;
 //!   - tag 3, `Zstd { plain_len: varint, compressed_len: varint, params: ZstdParams }`,
 //!
@@ -76,10 +78,12 @@
 //! `len` or `plain_len` bytes each, which must add up to the expanded form's
 //! length; they emit consecutive ranges of the object, `len` or `compressed_len`
 //! bytes each, which must add up to the object's length. A literal segment emits
-//! what it consumes. A deflate segment emits
-//! `preflate_rs::recreate_whole_deflate_stream(consumed, corrections)` of
-//! preflate-rs **0.7.6** exactly (corrections from another version are not
-//! valid). An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
+//! what it consumes. A deflate segment's chunk plain lengths must add up to its
+//! `plain_len`, and their compressed lengths to its `compressed_len`; it emits,
+//! for each chunk in order, what one `preflate_rs::RecreateStreamProcessor`
+//! (of preflate-rs **0.7.6** exactly: corrections from another version are not
+//! valid) returns from `recompress(chunk's plain bytes, chunk's corrections)`,
+//! which must be exactly the chunk's `compressed_len` bytes. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
 //! what it consumes with its params. Every emitted range must have exactly its
 //! declared length, and the object's SHA-256 is checked by the caller.
 
@@ -96,7 +100,7 @@ pub mod xz;
 pub mod zstd;
 
 pub use rebuild::{rebuild, RebuildError};
-pub use recipe::{Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION};
+pub use recipe::{DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION};
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
 use walk::{Mode, Walker};
@@ -121,6 +125,11 @@ pub struct Options {
     /// How many containers deep the walk goes (default 4: an RPM or deb is 1,
     /// its payload 2).
     pub max_depth: u32,
+    /// Plain bytes preflate-rs analyses at a time (default 8 MiB): a deflate
+    /// stream is cut into chunks at the first block boundary past this, which
+    /// bounds preflate-rs's memory to a few times this instead of a few times
+    /// the stream. Part of what the recipe records, not of the reference form.
+    pub preflate_chunk: u64,
     /// preflate-rs's hash-chain search limit (default 4096, its own default):
     /// streams made with a deeper search stay literal.
     pub preflate_max_chain: u32,
@@ -133,6 +142,7 @@ impl Default for Options {
             max_ratio: 1000,
             max_deflate_plain: 256 << 20,
             max_depth: 4,
+            preflate_chunk: 8 << 20,
             preflate_max_chain: 4096,
         }
     }

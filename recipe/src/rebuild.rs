@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use crate::codec;
-use crate::recipe::{Recipe, Segment};
+use crate::codec::{self, DeflateFail};
+use crate::recipe::{DeflateChunk, Recipe, Segment};
 use crate::xz::XzError;
 use crate::zstd::ZstdError;
 
@@ -45,6 +45,24 @@ pub enum RebuildError {
         segment: usize,
         /// preflate-rs's message.
         detail: String,
+    },
+    /// A deflate segment's chunks do not add up to the segment's lengths.
+    #[error("segment {segment}: its deflate chunks do not add up to its lengths")]
+    ChunksInconsistent {
+        /// Index of the segment.
+        segment: usize,
+    },
+    /// A deflate chunk rebuilt other than its declared length.
+    #[error("segment {segment}, deflate chunk {chunk}: rebuilt {produced} bytes but declares {declared}")]
+    ChunkLenMismatch {
+        /// Index of the segment.
+        segment: usize,
+        /// Index of the chunk in the segment.
+        chunk: usize,
+        /// The length it declares.
+        declared: u64,
+        /// The length it produced.
+        produced: u64,
     },
     /// An xz segment did not compress.
     #[error("segment {segment}: xz: {source}")]
@@ -100,13 +118,12 @@ pub fn rebuild(
         let rebuilt;
         let bytes: &[u8] = match segment {
             Segment::Literal { .. } => input,
-            Segment::Deflate { corrections, .. } => {
-                rebuilt = codec::deflate_rebuild(input, corrections).map_err(|detail| {
-                    RebuildError::Deflate {
-                        segment: index,
-                        detail,
-                    }
-                })?;
+            Segment::Deflate {
+                chunks,
+                compressed_len,
+                ..
+            } => {
+                rebuilt = deflate(index, input, *compressed_len, chunks)?;
                 &rebuilt
             }
             Segment::Xz { params, .. } => {
@@ -136,4 +153,35 @@ pub fn rebuild(
         out.write_all(bytes)?;
     }
     Ok(())
+}
+
+/// Rebuilds deflate segment `segment` after checking its chunks add up.
+fn deflate(
+    segment: usize,
+    plain: &[u8],
+    compressed_len: u64,
+    chunks: &[DeflateChunk],
+) -> Result<Vec<u8>, RebuildError> {
+    let sums = chunks.iter().try_fold((0u64, 0u64), |(p, c), k| {
+        Some((
+            p.checked_add(k.plain_len)?,
+            c.checked_add(k.compressed_len)?,
+        ))
+    });
+    if sums != Some((plain.len() as u64, compressed_len)) {
+        return Err(RebuildError::ChunksInconsistent { segment });
+    }
+    codec::deflate_rebuild(plain, chunks).map_err(|e| match e {
+        DeflateFail::Preflate(detail) => RebuildError::Deflate { segment, detail },
+        DeflateFail::ChunkLen {
+            chunk,
+            declared,
+            produced,
+        } => RebuildError::ChunkLenMismatch {
+            segment,
+            chunk,
+            declared,
+            produced,
+        },
+    })
 }

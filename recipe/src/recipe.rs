@@ -32,15 +32,15 @@ pub enum Segment {
         len: u64,
     },
     /// Tag 1: `plain_len` bytes of the expanded form, deflated again by
-    /// preflate-rs 0.7.6 with `corrections` into exactly `compressed_len` bytes
-    /// of raw deflate.
+    /// preflate-rs 0.7.6 into exactly `compressed_len` bytes of raw deflate,
+    /// chunk after chunk (the chunks' lengths add up to the segment's).
     Deflate {
         /// Bytes of the expanded form consumed (the inflated content).
         plain_len: u64,
         /// Bytes of raw deflate emitted.
         compressed_len: u64,
-        /// preflate-rs's reconstruction data (`PreflateStreamChunkResult::corrections`).
-        corrections: Vec<u8>,
+        /// The stream's chunks, in order, each with its preflate corrections.
+        chunks: Vec<DeflateChunk>,
     },
     /// Tag 2: `plain_len` bytes of the expanded form, compressed again into one
     /// xz stream of exactly `compressed_len` bytes with `params`.
@@ -62,6 +62,20 @@ pub enum Segment {
         /// The encoder settings.
         params: ZstdParams,
     },
+}
+
+/// One chunk of a deflate stream as preflate-rs cuts it (at a deflate block
+/// boundary once `Options::preflate_chunk` plain bytes are passed): its plain and
+/// compressed lengths, and the corrections that rebuild it given every chunk
+/// before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeflateChunk {
+    /// Plain bytes of this chunk.
+    pub plain_len: u64,
+    /// Raw deflate bytes this chunk rebuilds.
+    pub compressed_len: u64,
+    /// preflate-rs's corrections (`PreflateStreamChunkResult::corrections`).
+    pub corrections: Vec<u8>,
 }
 
 impl Segment {

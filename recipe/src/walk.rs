@@ -184,12 +184,16 @@ impl<'a> Walker<'a> {
                 if plain_len > self.opts.max_deflate_plain {
                     return Err(LiteralReason::TooLarge);
                 }
-                let corrections =
-                    codec::deflate_corrections(compressed, plain, self.opts.preflate_max_chain)?;
+                let chunks = codec::deflate_chunks(
+                    compressed,
+                    plain,
+                    self.opts.preflate_max_chain,
+                    self.opts.preflate_chunk,
+                )?;
                 Ok(Segment::Deflate {
                     plain_len,
                     compressed_len,
-                    corrections,
+                    chunks,
                 })
             }
             Codec::Xz => crate::xz::find_params(compressed, plain)
@@ -214,7 +218,7 @@ impl<'a> Walker<'a> {
 fn recipe_data_len(segment: &Segment) -> u64 {
     match segment {
         Segment::Literal { .. } => 0,
-        Segment::Deflate { corrections, .. } => corrections.len() as u64,
+        Segment::Deflate { chunks, .. } => chunks.iter().map(|c| c.corrections.len() as u64).sum(),
         Segment::Xz { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
         Segment::Zstd { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
     }

@@ -127,8 +127,14 @@ fn rebuild_refuses_a_segment_that_produces_other_than_it_declares() {
     let mut crafted = a.recipe.clone();
     // The deflate segment claims one byte more, the trailer one byte less: the
     // totals still match the object.
-    if let Segment::Deflate { compressed_len, .. } = &mut crafted.segments[i] {
+    if let Segment::Deflate {
+        compressed_len,
+        chunks,
+        ..
+    } = &mut crafted.segments[i]
+    {
         *compressed_len += 1;
+        chunks.last_mut().unwrap().compressed_len += 1;
     }
     if let Segment::Literal { len } = &mut crafted.segments[i + 1] {
         *len -= 1;
@@ -141,7 +147,7 @@ fn rebuild_refuses_a_segment_that_produces_other_than_it_declares() {
         &mut out,
     );
     assert!(
-        matches!(r, Err(RebuildError::SegmentLenMismatch { segment, .. }) if segment == i),
+        matches!(r, Err(RebuildError::ChunkLenMismatch { segment, .. }) if segment == i),
         "{r:?}"
     );
     assert!(out.len() < data.len());
@@ -151,8 +157,8 @@ fn rebuild_refuses_a_segment_that_produces_other_than_it_declares() {
 fn rebuild_refuses_broken_corrections() {
     let (data, a, i) = analysed_gzip();
     let mut crafted = a.recipe.clone();
-    if let Segment::Deflate { corrections, .. } = &mut crafted.segments[i] {
-        corrections.clear();
+    if let Segment::Deflate { chunks, .. } = &mut crafted.segments[i] {
+        chunks[0].corrections.clear();
     }
     let mut out = Vec::new();
     let r = rebuild(&crafted, &a.expanded, data.len() as u64, &mut out);
@@ -164,9 +170,9 @@ fn rebuild_refuses_broken_corrections() {
     // (some bits do not matter; wrong bytes are for the caller's digest check).
     for at in [0usize, 3, 10] {
         let mut crafted = a.recipe.clone();
-        if let Segment::Deflate { corrections, .. } = &mut crafted.segments[i] {
-            let n = corrections.len();
-            corrections[at.min(n - 1)] ^= 0x5a;
+        if let Segment::Deflate { chunks, .. } = &mut crafted.segments[i] {
+            let n = chunks[0].corrections.len();
+            chunks[0].corrections[at.min(n - 1)] ^= 0x5a;
         }
         let mut out = Vec::new();
         match rebuild(&crafted, &a.expanded, data.len() as u64, &mut out) {
@@ -175,6 +181,47 @@ fn rebuild_refuses_broken_corrections() {
         }
         assert!(out.len() <= data.len());
     }
+}
+
+#[test]
+fn rebuild_refuses_chunks_that_do_not_add_up() {
+    let (data, a, i) = analysed_gzip();
+    let mut crafted = a.recipe.clone();
+    if let Segment::Deflate { chunks, .. } = &mut crafted.segments[i] {
+        chunks[0].plain_len += 1;
+    }
+    let mut out = Vec::new();
+    let r = rebuild(&crafted, &a.expanded, data.len() as u64, &mut out);
+    assert!(
+        matches!(r, Err(RebuildError::ChunksInconsistent { segment }) if segment == i),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_stream_cut_into_many_chunks_rebuilds() {
+    // Machine code (this test program) chunks well; preflate-rs estimates its
+    // parameters on the first chunk only, and on some inputs a later chunk then
+    // fails (the walk then tries the stream as one chunk).
+    let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    let data = gzip_of(&exe[..exe.len().min(3 << 20)]);
+    let opts = Options {
+        preflate_chunk: 256 << 10,
+        ..Options::default()
+    };
+    let a = analyze(&data, &opts);
+    let deflate = a
+        .recipe
+        .segments
+        .iter()
+        .find(|s| matches!(s, Segment::Deflate { .. }));
+    let Some(Segment::Deflate { chunks, .. }) = deflate else {
+        panic!("no deflate segment: {:?}", a.report.streams);
+    };
+    assert!(chunks.len() > 5, "{} chunks", chunks.len());
+    let mut out = Vec::new();
+    rebuild(&a.recipe, &a.expanded, data.len() as u64, &mut out).unwrap();
+    assert!(out == data);
 }
 
 #[test]
