@@ -13,6 +13,10 @@ for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker
 done
 # `dnf download` (tests/tests/yum.rs) is a plugin, not a command of its own.
 dpkg -s dnf-plugins-core >/dev/null 2>&1 || need+=(dnf-plugins-core)
+# `pip wheel --no-build-isolation` (recipe/tests/artifacts.rs) builds with the system's.
+for pkg in python3-setuptools python3-wheel xz-utils; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

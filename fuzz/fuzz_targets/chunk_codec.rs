@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 5 {
         return;
     }
-    let codec = if data[0] & 1 == 0 { Codec::Raw } else { Codec::Zstd };
+    let codec = if data[0] & 1 == 0 {
+        Codec::Raw
+    } else {
+        Codec::Zstd
+    };
     let raw_len = u32::from_le_bytes(data[1..5].try_into().unwrap()) % (1 << 20);
     let stored = &data[5..];
     // The id of a short prefix: sometimes right for small raw inputs.

@@ -11,6 +11,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = pypi::parse_path(text);
         let n = pypi::normalize(text);
-        assert_eq!(pypi::normalize(&n), n, "PEP 503 normalization is idempotent");
+        assert_eq!(
+            pypi::normalize(&n),
+            n,
+            "PEP 503 normalization is idempotent"
+        );
     }
 });

@@ -14,8 +14,20 @@ fuzz_target!(|data: &[u8]| {
     volume::verify(data, 0, &VolumeEntry { size, blake3 }).expect("size and hash match");
     let mut wrong = blake3;
     wrong[0] ^= 1;
-    let entry = VolumeEntry { size, blake3: wrong };
-    assert!(volume::verify(data, 0, &entry).is_err(), "a wrong hash passed");
-    let longer = VolumeEntry { size: size + 1, blake3 };
-    assert!(volume::verify(data, 0, &longer).is_err(), "a truncated volume passed");
+    let entry = VolumeEntry {
+        size,
+        blake3: wrong,
+    };
+    assert!(
+        volume::verify(data, 0, &entry).is_err(),
+        "a wrong hash passed"
+    );
+    let longer = VolumeEntry {
+        size: size + 1,
+        blake3,
+    };
+    assert!(
+        volume::verify(data, 0, &longer).is_err(),
+        "a truncated volume passed"
+    );
 });

@@ -1,98 +1,211 @@
-//! Placeholder of the recipe crate's interface (identity recipes only); the
-//! real crate replaces this file when it is merged.
+//! Recipes: an upstream artifact's exact bytes as an *expanded form* plus a
+//! small [`Recipe`] that rebuilds them.
+//!
+//! Almost everything upstream publishes is compressed (wheels and jars are zip,
+//! crates and layers tar.gz, debs hold data.tar.xz, RPM payloads xz or zstd),
+//! and a recompressed release shares almost no bytes with the previous one. The
+//! decompressed content does. [`analyze`] turns an object into its expanded form
+//! — literal bytes plus the decoded content of every stream it can reproduce
+//! bit-exactly — and the recipe that rebuilds the original from it; [`rebuild`]
+//! does the reverse. [`expand`] gives the *reference form* of an object (every
+//! recognised stream decoded, reproducible or not) to delta against.
+//!
+//! The crate is pure, like `ferry-protocol`: bytes in, bytes out, no file or
+//! network I/O.
+//!
+//! # The walk
+//!
+//! The object is sniffed by magic at offset 0, and containers are walked
+//! recursively up to [`Options::max_depth`] containers deep:
+//! - gzip (`1f 8b 08`): member after member; each member's header (with FEXTRA,
+//!   FNAME, FCOMMENT, FHCRC) and 8-byte trailer are literal, its deflate body a
+//!   stream ([`StreamKind::GzipMember`]). A member whose header is malformed,
+//!   or whose body does not decode, ends the walk of the gzip: the rest is literal.
+//! - zip (`PK 03 04`): local entry after local entry; a deflated entry (method
+//!   8) is a stream ([`StreamKind::ZipEntry`]) whose end is where inflation
+//!   ends, and which must agree with the header's compressed size when the header
+//!   gives one (zip64 extra field included); a stored entry (method 0) is walked
+//!   as an object of its own (a jar in a jar); a data descriptor (flag bit 3) is
+//!   skipped; the central directory and anything unrecognised is literal.
+//! - ar (`!<arch>\n`, debs): each member's data is walked as an object of its own
+//!   (`control.tar.gz`, `data.tar.xz`...); member headers are literal.
+//! - RPM (lead `ed ab ee db`): the 96-byte lead, the signature header (padded to 8
+//!   bytes) and the header are literal; the payload is walked (gzip, xz or zstd).
+//! - xz (`fd 37 7a 58 5a 00`) and zstd (`28 b5 2f fd`): one stream, as far as
+//!   [`xz::decompress`] / [`zstd::decompress`] consume ([`StreamKind::Xz`],
+//!   [`StreamKind::Zstd`]).
+//!
+//! Decoded content is not walked again (a wheel inside a tar.gz layer stays
+//! compressed inside the layer's expanded tar).
+//!
+//! Every decode is bounded: a stream is decoded to at most
+//! `min(region × max_ratio, what keeps the whole expanded form within
+//! max_expanded)` bytes, where `region` is the bytes from the stream's start to
+//! the end of its container; deflate is also stopped as soon as its output passes
+//! `consumed × max_ratio + 1 MiB`; and a stream whose decoded size is more than
+//! `max_ratio` times its compressed size stays literal. A stream that fails any
+//! bound stays literal with the reason in the [`Report`].
+//!
+//! # The expanded form
+//!
+//! The concatenation, in object order, of each segment's bytes: a literal
+//! segment's bytes of the object, and a stream's decoded content. In
+//! [`analyze`]'s expanded form only reproduced streams are decoded; in
+//! [`expand`]'s reference form every stream that decodes within the bounds is.
+//! The reference form depends on the walk ([`EXPAND_VERSION`]) and on
+//! `max_expanded`, `max_ratio` and `max_depth`: both sides must use the same.
+//!
+//! # The recipe encoding (version 1)
+//!
+//! [`Recipe::to_bytes`]: one version byte `0x01`, then the
+//! [postcard](https://postcard.jamesmunns.com/wire-format) encoding of
+//! [`Recipe`], with nothing after it, at most [`MAX_RECIPE_BYTES`] in all:
+//! - `varint(n)`, the number of segments, then `n` segments;
+//! - each segment is `varint(tag)` and its fields in order. A `varint` is
+//!   unsigned LEB128 (7 bits a byte, low bits first, at most 10 bytes for a u64);
+//!   a byte string is `varint(len)` and the bytes.
+//!   - tag 0, `Literal { len: varint }`;
+//!   - tag 1, `Deflate { plain_len: varint, compressed_len: varint, chunks }`, where
+//!     `chunks` is `varint(m)` then `m` times
+//!     `{ plain_len: varint, compressed_len: varint, corrections: bytes }`;
+//!   - tag 2, `Xz { plain_len: varint, compressed_len: varint, params: XzParams }`;
+//!   - tag 3, `Zstd { plain_len: varint, compressed_len: varint, params: ZstdParams }`,
+//!
+//!   where `XzParams` and `ZstdParams` are the postcard encodings of
+//!   [`xz::XzParams`] and [`zstd::ZstdParams`].
+//!
+//! Rebuilding: the segments consume consecutive ranges of the expanded form,
+//! `len` or `plain_len` bytes each, which must add up to the expanded form's
+//! length; they emit consecutive ranges of the object, `len` or `compressed_len`
+//! bytes each, which must add up to the object's length. A literal segment emits
+//! what it consumes. A deflate segment's chunk plain lengths must add up to its
+//! `plain_len`, and their compressed lengths to its `compressed_len`; it emits,
+//! for each chunk in order, what one `preflate_rs::RecreateStreamProcessor`
+//! (of preflate-rs **0.7.6** exactly: corrections from another version are not
+//! valid) returns from `recompress(chunk's plain bytes, chunk's corrections)`,
+//! which must be exactly the chunk's `compressed_len` bytes. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
+//! what it consumes with its params. Every emitted range must have exactly its
+//! declared length, and the object's SHA-256 is checked by the caller.
+
+#![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
-/// Version of [`expand`]'s output.
+mod codec;
+mod containers;
+mod rebuild;
+mod recipe;
+mod report;
+mod walk;
+pub mod xz;
+pub mod zstd;
+
+pub use rebuild::{rebuild, RebuildError};
+pub use recipe::{DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION};
+pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
+
+use walk::{Mode, Walker};
+
+/// The version of the walk that makes [`expand`]'s reference form. Any change
+/// to what the reference form of some object is must bump it.
 pub const EXPAND_VERSION: u32 = 1;
 
-/// Analysis knobs.
-#[derive(Clone, Debug, Default)]
-pub struct Options {}
+/// Bounds and settings of the walk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The largest expanded form made (default 1 GiB): a stream whose decoding
+    /// would pass it stays literal ([`LiteralReason::TooLarge`]).
+    pub max_expanded: u64,
+    /// A stream that inflates more than this many times its compressed size
+    /// stays literal ([`LiteralReason::Ratio`]; default 1000).
+    pub max_ratio: u64,
+    /// The largest deflate stream (decoded size) given to preflate-rs (default
+    /// 256 MiB; its memory is a few times this). Larger ones stay literal in
+    /// [`analyze`] ([`LiteralReason::TooLarge`]); [`expand`] ignores this.
+    pub max_deflate_plain: u64,
+    /// How many containers deep the walk goes (default 4: an RPM or deb is 1,
+    /// its payload 2).
+    pub max_depth: u32,
+    /// Plain bytes preflate-rs analyses at a time (default 8 MiB): a deflate
+    /// stream is cut into chunks at the first block boundary past this, which
+    /// bounds preflate-rs's memory to a few times this instead of a few times
+    /// the stream. Part of what the recipe records, not of the reference form.
+    pub preflate_chunk: u64,
+    /// preflate-rs's hash-chain search limit (default 4096, its own default):
+    /// streams made with a deeper search stay literal.
+    pub preflate_max_chain: u32,
+}
 
-/// What analysis found.
-#[derive(Debug, Default)]
-pub struct Report {}
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_expanded: 1 << 30,
+            max_ratio: 1000,
+            max_deflate_plain: 256 << 20,
+            max_depth: 4,
+            preflate_chunk: 8 << 20,
+            preflate_max_chain: 4096,
+        }
+    }
+}
 
-/// An analysed object.
+/// What [`analyze`] makes of an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Analysis {
-    /// How to rebuild.
+    /// Rebuilds the object from `expanded`.
     pub recipe: Recipe,
-    /// The expanded form.
+    /// Literal bytes and the decoded content of every reproduced stream.
     pub expanded: Vec<u8>,
-    /// What was found.
+    /// Every stream found, reproduced or literal, and why.
     pub report: Report,
 }
 
-/// How to rebuild an object from its expanded form.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Recipe {
-    len: u64,
+/// Why [`expand`] gave no reference form.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExpandError {
+    /// The object alone is larger than `Options::max_expanded`.
+    #[error("object is {len} bytes, more than the {max}-byte expansion limit")]
+    TooLarge {
+        /// The object's size.
+        len: u64,
+        /// `Options::max_expanded`.
+        max: u64,
+    },
 }
 
-/// A recipe that does not decode.
-#[derive(Debug, thiserror::Error)]
-#[error("recipe does not decode: {0}")]
-pub struct RecipeError(String);
-
-/// A rebuild that fails.
-#[derive(Debug, thiserror::Error)]
-#[error("rebuild failed: {0}")]
-pub struct RebuildError(String);
-
-/// An expansion that fails.
-#[derive(Debug, thiserror::Error)]
-#[error("expand failed")]
-pub struct ExpandError;
-
-impl Recipe {
-    /// Encodes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        postcard::to_stdvec(self).expect("serializes")
+/// Splits `data` into its expanded form and the recipe that rebuilds it. Every
+/// stream kept decoded has been rebuilt and compared byte for byte; what cannot
+/// be reproduced stays literal (see the report). An object larger than
+/// `max_expanded` is its own expanded form.
+pub fn analyze(data: &[u8], opts: &Options) -> Analysis {
+    let mut w = Walker::new(data, opts, Mode::Analyze);
+    if data.len() as u64 <= opts.max_expanded {
+        containers::walk(&mut w, 0, data.len(), 0);
     }
-    /// Decodes.
-    pub fn from_bytes(b: &[u8]) -> Result<Recipe, RecipeError> {
-        postcard::from_bytes(b).map_err(|e| RecipeError(e.to_string()))
-    }
-    /// Bytes of the expanded form.
-    pub fn expanded_len(&self) -> u64 {
-        self.len
-    }
-    /// Bytes of the output.
-    pub fn output_len(&self) -> Option<u64> {
-        Some(self.len)
-    }
-    /// Whether nothing is reproduced.
-    pub fn is_identity(&self) -> bool {
-        true
-    }
-}
-
-/// Analyses an object.
-pub fn analyze(data: &[u8], _opts: &Options) -> Analysis {
+    w.finish();
     Analysis {
         recipe: Recipe {
-            len: data.len() as u64,
+            segments: w.segments,
         },
-        expanded: data.to_vec(),
-        report: Report {},
+        expanded: w.expanded,
+        report: Report {
+            input_len: data.len() as u64,
+            streams: w.streams,
+        },
     }
 }
 
-/// The reference form of an object.
-pub fn expand(data: &[u8], _opts: &Options) -> Result<Vec<u8>, ExpandError> {
-    Ok(data.to_vec())
-}
-
-/// Rebuilds.
-pub fn rebuild(
-    recipe: &Recipe,
-    expanded: &[u8],
-    out_len: u64,
-    out: &mut impl std::io::Write,
-) -> Result<(), RebuildError> {
-    if expanded.len() as u64 != recipe.len || out_len != recipe.len {
-        return Err(RebuildError("length".into()));
+/// The reference form of an object: the same walk as [`analyze`], decoding every
+/// recognised stream (reproducible or not) and no preflate analysis. Deterministic
+/// for a given [`EXPAND_VERSION`] and `max_expanded`, `max_ratio`, `max_depth`.
+pub fn expand(data: &[u8], opts: &Options) -> Result<Vec<u8>, ExpandError> {
+    if data.len() as u64 > opts.max_expanded {
+        return Err(ExpandError::TooLarge {
+            len: data.len() as u64,
+            max: opts.max_expanded,
+        });
     }
-    out.write_all(expanded)
-        .map_err(|e| RebuildError(e.to_string()))
+    let mut w = Walker::new(data, opts, Mode::Expand);
+    containers::walk(&mut w, 0, data.len(), 0);
+    w.finish();
+    Ok(w.expanded)
 }

@@ -1,0 +1,205 @@
+//! The recipe: how to rebuild an object's exact bytes from its expanded form.
+
+use serde::{Deserialize, Serialize};
+
+use crate::xz::XzParams;
+use crate::zstd::ZstdParams;
+
+/// The first byte of [`Recipe::to_bytes`]: the version of the encoding.
+pub const RECIPE_VERSION: u8 = 1;
+
+/// The largest encoded recipe [`Recipe::from_bytes`] accepts (64 MiB). Deflate
+/// corrections are typically 0.01–1% of the plain size, so this covers objects
+/// far beyond any expansion limit.
+pub const MAX_RECIPE_BYTES: usize = 64 << 20;
+
+/// How to rebuild an object: its segments, in order. Each segment consumes a
+/// declared number of bytes of the expanded form and emits a declared number of
+/// bytes of the object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipe {
+    /// The segments, in object order.
+    pub segments: Vec<Segment>,
+}
+
+/// One piece of an object. The postcard encoding of this enum is part of the
+/// recipe format: the variant index is the tag (see the crate docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Segment {
+    /// Tag 0: `len` bytes of the expanded form, copied as they are.
+    Literal {
+        /// Bytes consumed and emitted.
+        len: u64,
+    },
+    /// Tag 1: `plain_len` bytes of the expanded form, deflated again by
+    /// preflate-rs 0.7.6 into exactly `compressed_len` bytes of raw deflate,
+    /// chunk after chunk (the chunks' lengths add up to the segment's).
+    Deflate {
+        /// Bytes of the expanded form consumed (the inflated content).
+        plain_len: u64,
+        /// Bytes of raw deflate emitted.
+        compressed_len: u64,
+        /// The stream's chunks, in order, each with its preflate corrections.
+        chunks: Vec<DeflateChunk>,
+    },
+    /// Tag 2: `plain_len` bytes of the expanded form, compressed again into one
+    /// xz stream of exactly `compressed_len` bytes with `params`.
+    Xz {
+        /// Bytes of the expanded form consumed (the decoded content).
+        plain_len: u64,
+        /// Bytes of xz emitted.
+        compressed_len: u64,
+        /// The encoder settings.
+        params: XzParams,
+    },
+    /// Tag 3: `plain_len` bytes of the expanded form, compressed again into
+    /// exactly `compressed_len` bytes of zstd with `params`.
+    Zstd {
+        /// Bytes of the expanded form consumed (the decoded content).
+        plain_len: u64,
+        /// Bytes of zstd emitted.
+        compressed_len: u64,
+        /// The encoder settings.
+        params: ZstdParams,
+    },
+}
+
+/// One chunk of a deflate stream as preflate-rs cuts it (at a deflate block
+/// boundary once `Options::preflate_chunk` plain bytes are passed): its plain and
+/// compressed lengths, and the corrections that rebuild it given every chunk
+/// before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeflateChunk {
+    /// Plain bytes of this chunk.
+    pub plain_len: u64,
+    /// Raw deflate bytes this chunk rebuilds.
+    pub compressed_len: u64,
+    /// preflate-rs's corrections (`PreflateStreamChunkResult::corrections`).
+    pub corrections: Vec<u8>,
+}
+
+impl Segment {
+    /// Bytes of the expanded form this segment consumes.
+    pub fn expanded_len(&self) -> u64 {
+        match self {
+            Segment::Literal { len } => *len,
+            Segment::Deflate { plain_len, .. }
+            | Segment::Xz { plain_len, .. }
+            | Segment::Zstd { plain_len, .. } => *plain_len,
+        }
+    }
+
+    /// Bytes of the object this segment emits.
+    pub fn output_len(&self) -> u64 {
+        match self {
+            Segment::Literal { len } => *len,
+            Segment::Deflate { compressed_len, .. }
+            | Segment::Xz { compressed_len, .. }
+            | Segment::Zstd { compressed_len, .. } => *compressed_len,
+        }
+    }
+}
+
+/// Why bytes are not a recipe.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// No bytes at all.
+    #[error("recipe is empty (not even a version byte)")]
+    Empty,
+    /// The version byte is not one this build reads.
+    #[error("recipe version {found} is not supported (this build reads version {RECIPE_VERSION})")]
+    UnknownVersion {
+        /// The version byte found.
+        found: u8,
+    },
+    /// Larger than [`MAX_RECIPE_BYTES`].
+    #[error("recipe is {len} bytes, more than the {MAX_RECIPE_BYTES}-byte limit")]
+    TooLarge {
+        /// The encoded length.
+        len: usize,
+    },
+    /// The body does not decode as a recipe.
+    #[error("recipe body is malformed: {0}")]
+    Malformed(#[source] postcard::Error),
+    /// Bytes follow the recipe.
+    #[error("{count} stray bytes follow the recipe")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// The segment lengths add up to more than 2^64 bytes.
+    #[error("recipe segment lengths overflow a 64-bit size")]
+    LengthOverflow,
+}
+
+impl Recipe {
+    /// A recipe that copies `len` bytes: the object is its own expanded form.
+    pub fn identity(len: u64) -> Recipe {
+        let segments = if len == 0 {
+            Vec::new()
+        } else {
+            vec![Segment::Literal { len }]
+        };
+        Recipe { segments }
+    }
+
+    /// The encoding: [`RECIPE_VERSION`], then the postcard encoding of the recipe.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![RECIPE_VERSION];
+        // Serializing plain integers, vectors and enums into a Vec cannot fail.
+        let body = postcard::to_stdvec(self).unwrap_or_default();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes [`Recipe::to_bytes`]' output; hostile input gets a typed error.
+    pub fn from_bytes(b: &[u8]) -> Result<Recipe, RecipeError> {
+        let (&version, body) = b.split_first().ok_or(RecipeError::Empty)?;
+        if version != RECIPE_VERSION {
+            return Err(RecipeError::UnknownVersion { found: version });
+        }
+        if b.len() > MAX_RECIPE_BYTES {
+            return Err(RecipeError::TooLarge { len: b.len() });
+        }
+        let (recipe, rest): (Recipe, _) =
+            postcard::take_from_bytes(body).map_err(RecipeError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(RecipeError::TrailingBytes { count: rest.len() });
+        }
+        if recipe.checked_lens().is_none() {
+            return Err(RecipeError::LengthOverflow);
+        }
+        Ok(recipe)
+    }
+
+    /// The (expanded, output) lengths, or `None` if either sum overflows.
+    fn checked_lens(&self) -> Option<(u64, u64)> {
+        self.segments.iter().try_fold((0u64, 0u64), |(e, o), s| {
+            Some((
+                e.checked_add(s.expanded_len())?,
+                o.checked_add(s.output_len())?,
+            ))
+        })
+    }
+
+    /// Bytes of the expanded form the recipe consumes (saturating at `u64::MAX`
+    /// for a hand-made recipe whose lengths overflow).
+    pub fn expanded_len(&self) -> u64 {
+        self.segments
+            .iter()
+            .fold(0u64, |a, s| a.saturating_add(s.expanded_len()))
+    }
+
+    /// Bytes of the object the recipe rebuilds; `None` if the lengths overflow.
+    pub fn output_len(&self) -> Option<u64> {
+        self.checked_lens().map(|(_, o)| o)
+    }
+
+    /// True when nothing is reproduced: every segment is literal, so the object
+    /// is its own expanded form.
+    pub fn is_identity(&self) -> bool {
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Literal { .. }))
+    }
+}

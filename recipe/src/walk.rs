@@ -1,0 +1,225 @@
+//! The container walk shared by [`analyze`](crate::analyze) and
+//! [`expand`](crate::expand): it finds the compressed streams of an object,
+//! decodes them within the bounds, and builds the expanded form (and, when
+//! analysing, the recipe and the report).
+
+use crate::codec::{self, Bounds, Codec};
+use crate::recipe::Segment;
+use crate::report::{LiteralReason, Outcome, StreamKind, StreamReport};
+use crate::Options;
+
+/// What the walk is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Decode every stream found; no recipe.
+    Expand,
+    /// Keep a stream decoded only if it is reproduced bit-exactly.
+    Analyze,
+}
+
+/// The walk's state: everything before `pos` has been emitted.
+pub(crate) struct Walker<'a> {
+    pub(crate) data: &'a [u8],
+    opts: &'a Options,
+    mode: Mode,
+    pos: usize,
+    /// Size the expanded form will have: the input's size plus the growth of
+    /// every stream decoded so far.
+    projected: u64,
+    pub(crate) expanded: Vec<u8>,
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) streams: Vec<StreamReport>,
+}
+
+/// Where a stream sits: its container region ends at `end`, and the container
+/// may declare its compressed length.
+pub(crate) struct Place {
+    pub(crate) kind: StreamKind,
+    pub(crate) codec: Codec,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) declared: Option<usize>,
+}
+
+impl<'a> Walker<'a> {
+    pub(crate) fn new(data: &'a [u8], opts: &'a Options, mode: Mode) -> Walker<'a> {
+        Walker {
+            data,
+            opts,
+            mode,
+            pos: 0,
+            projected: data.len() as u64,
+            expanded: Vec::new(),
+            segments: Vec::new(),
+            streams: Vec::new(),
+        }
+    }
+
+    /// How many containers deep the walk goes.
+    pub(crate) fn max_depth(&self) -> u32 {
+        self.opts.max_depth
+    }
+
+    /// Emits the object's bytes from the current position up to `end` literally.
+    pub(crate) fn literal_to(&mut self, end: usize) {
+        if end <= self.pos {
+            return;
+        }
+        let len = (end - self.pos) as u64;
+        self.expanded.extend_from_slice(&self.data[self.pos..end]);
+        self.pos = end;
+        if self.mode == Mode::Analyze {
+            if let Some(Segment::Literal { len: last }) = self.segments.last_mut() {
+                *last += len;
+            } else {
+                self.segments.push(Segment::Literal { len });
+            }
+        }
+    }
+
+    /// Emits everything left literally; the walk is over.
+    pub(crate) fn finish(&mut self) {
+        self.literal_to(self.data.len());
+    }
+
+    /// Handles the stream at `place`: decodes it within the bounds and emits it,
+    /// decoded or literal. Returns where it ends, or `None` if it does not decode
+    /// (then nothing of it is emitted and the caller decides what stays literal).
+    pub(crate) fn stream(&mut self, place: Place) -> Option<usize> {
+        let Place {
+            kind,
+            codec,
+            start,
+            end,
+            declared,
+        } = place;
+        if start < self.pos || start > end || end > self.data.len() {
+            return None;
+        }
+        let region = &self.data[start..end];
+        let by_ratio = (region.len() as u64).saturating_mul(self.opts.max_ratio);
+        let by_budget = self
+            .opts
+            .max_expanded
+            .saturating_sub(self.projected)
+            .saturating_add(region.len() as u64);
+        let bounds = Bounds {
+            limit: by_ratio.min(by_budget),
+            max_ratio: self.opts.max_ratio,
+            ratio_bound: by_ratio < by_budget,
+        };
+        let report = |compressed_len: usize, plain_len: Option<u64>, outcome| StreamReport {
+            kind,
+            offset: start as u64,
+            compressed_len: compressed_len as u64,
+            plain_len,
+            recipe_len: 0,
+            outcome,
+        };
+        let (plain, used) = match codec::decode(codec, region, &bounds) {
+            Ok(decoded) => decoded,
+            Err(why) => {
+                let left = declared.unwrap_or(region.len()).min(region.len());
+                self.streams.push(report(left, None, Outcome::Literal(why)));
+                return None;
+            }
+        };
+        let plain_len = Some(plain.len() as u64);
+        let check = if declared.is_some_and(|d| d != used) {
+            Err(LiteralReason::Inconsistent)
+        } else if plain.len() as u64 > (used as u64).saturating_mul(self.opts.max_ratio) {
+            Err(LiteralReason::Ratio)
+        } else {
+            Ok(())
+        };
+        if let Err(why) = check {
+            self.streams
+                .push(report(used, plain_len, Outcome::Literal(why)));
+            return if declared.is_some() {
+                None
+            } else {
+                Some(start + used)
+            };
+        }
+        let compressed = &region[..used];
+        let segment = match self.mode {
+            Mode::Expand => Ok(None),
+            Mode::Analyze => self.reproduce(codec, compressed, &plain).map(Some),
+        };
+        self.literal_to(start);
+        match segment {
+            Ok(segment) => {
+                let mut r = report(used, plain_len, Outcome::Reproduced);
+                if let Some(segment) = segment {
+                    r.recipe_len = recipe_data_len(&segment);
+                    self.segments.push(segment);
+                }
+                if self.mode == Mode::Analyze {
+                    self.streams.push(r);
+                }
+                self.projected = self.projected - used as u64 + plain.len() as u64;
+                self.expanded.extend_from_slice(&plain);
+                self.pos = start + used;
+            }
+            Err(why) => {
+                self.streams
+                    .push(report(used, plain_len, Outcome::Literal(why)));
+                self.literal_to(start + used);
+            }
+        }
+        Some(start + used)
+    }
+
+    /// The segment that rebuilds `compressed` from `plain`, or why not.
+    fn reproduce(
+        &self,
+        codec: Codec,
+        compressed: &[u8],
+        plain: &[u8],
+    ) -> Result<Segment, LiteralReason> {
+        let plain_len = plain.len() as u64;
+        let compressed_len = compressed.len() as u64;
+        match codec {
+            Codec::Deflate => {
+                if plain_len > self.opts.max_deflate_plain {
+                    return Err(LiteralReason::TooLarge);
+                }
+                let chunks = codec::deflate_chunks(
+                    compressed,
+                    plain,
+                    self.opts.preflate_max_chain,
+                    self.opts.preflate_chunk,
+                )?;
+                Ok(Segment::Deflate {
+                    plain_len,
+                    compressed_len,
+                    chunks,
+                })
+            }
+            Codec::Xz => crate::xz::find_params(compressed, plain)
+                .map(|params| Segment::Xz {
+                    plain_len,
+                    compressed_len,
+                    params,
+                })
+                .map_err(|_| LiteralReason::NotModelled),
+            Codec::Zstd => crate::zstd::find_params(compressed, plain)
+                .map(|params| Segment::Zstd {
+                    plain_len,
+                    compressed_len,
+                    params,
+                })
+                .map_err(|_| LiteralReason::NotModelled),
+        }
+    }
+}
+
+/// Bytes of reproduction data a segment carries (its encoding minus the lengths).
+fn recipe_data_len(segment: &Segment) -> u64 {
+    match segment {
+        Segment::Literal { .. } => 0,
+        Segment::Deflate { chunks, .. } => chunks.iter().map(|c| c.corrections.len() as u64).sum(),
+        Segment::Xz { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
+        Segment::Zstd { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
+    }
+}
