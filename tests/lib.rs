@@ -616,23 +616,47 @@ pub fn switched_on(test: &str, var: &str, what: &str) -> bool {
 /// Otherwise it prints `SKIP <test>: <reason>` and appends that line to
 /// the file named by `FERRY_SKIP_LOG`, if set, so the skip is counted.
 pub fn skip(test: &str, reason: &str) {
+    let require = std::env::var("FERRY_REQUIRE_TOOLS").as_deref() == Ok("1");
+    let log = std::env::var_os("FERRY_SKIP_LOG").map(PathBuf::from);
+    skip_with(test, reason, require, log.as_deref());
+}
+
+/// [`skip`] with its environment as arguments.
+fn skip_with(test: &str, reason: &str, require: bool, log: Option<&Path>) {
     use std::io::Write;
     let line = format!("SKIP {test}: {reason}");
-    if std::env::var("FERRY_REQUIRE_TOOLS").as_deref() == Ok("1") {
+    if require {
         panic!("{line}; FERRY_REQUIRE_TOOLS=1 says every test must run here");
     }
     eprintln!("{line}");
-    if let Some(log) = std::env::var_os("FERRY_SKIP_LOG") {
+    if let Some(log) = log {
         // One write of one line to a file opened for appending: lines from
         // tests running in parallel do not interleave.
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log)
-            .unwrap_or_else(|e| panic!("FERRY_SKIP_LOG {}: {e}", log.to_string_lossy()));
+            .open(log)
+            .unwrap_or_else(|e| panic!("FERRY_SKIP_LOG {}: {e}", log.display()));
         f.write_all(format!("{line}\n").as_bytes())
-            .unwrap_or_else(|e| panic!("FERRY_SKIP_LOG {}: {e}", log.to_string_lossy()));
+            .unwrap_or_else(|e| panic!("FERRY_SKIP_LOG {}: {e}", log.display()));
     }
+}
+
+/// Tests in this binary share two cores. A test that keeps them busy for
+/// long (kill -9 spreads, a 1 GiB tree) holds [`heavy`]; a test whose
+/// fixed-rate UDP relays lose packets when starved (diode) holds [`alone`],
+/// so the two never overlap, as when they were separate binaries.
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held for the length of a test that keeps the cores busy for long.
+pub fn heavy() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held for the length of a test that must not share the cores with a
+/// [`heavy`] one (nor with another that holds `alone`).
+pub fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The running test's name, as libtest names the thread it runs a test on
@@ -709,4 +733,30 @@ pub fn curl(args: &[&str]) -> Vec<u8> {
 pub fn curl_response(args: &[&str]) -> (Vec<u8>, String) {
     let o = run_curl(&["-D", "/dev/stderr"], args);
     (o.stdout, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_is_logged_one_line_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("skips");
+        skip_with("m::a", "x is not installed", false, Some(&log));
+        skip_with("m::b", "set Y=1", false, Some(&log));
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "SKIP m::a: x is not installed\nSKIP m::b: set Y=1\n"
+        );
+        // Without a log it only prints.
+        skip_with("m::c", "z", false, None);
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "SKIP m::a: x is not installed; FERRY_REQUIRE_TOOLS=1")]
+    fn a_skip_fails_when_every_test_must_run() {
+        skip_with("m::a", "x is not installed", true, None);
+    }
 }

@@ -165,13 +165,11 @@ fn finish(child: Child) -> Run {
     }
 }
 
-/// The diode tests run one at a time: each relays UDP at a fixed rate, and
-/// several at once on two cores would starve the relays and lose packets
-/// the test did not mean to lose.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// The diode tests run one at a time, and never beside a heavy test: each
+/// relays UDP at a fixed rate, and several at once on two cores would starve
+/// the relays and lose packets the test did not mean to lose.
+fn serial() -> std::sync::RwLockWriteGuard<'static, ()> {
+    alone()
 }
 
 fn one_bundle_env(seed: u64) -> Env {
