@@ -579,8 +579,8 @@ pub fn http_upstream(dir: &Path) -> Upstream {
     }
 }
 
-/// Whether every named command is on PATH; when one is not, prints why the
-/// calling test is skipped and returns false.
+/// Whether every named command is on PATH; when one is not, [`skip`]s the
+/// calling test naming it and returns false.
 pub fn have_tools(test: &str, tools: &[&str]) -> bool {
     for t in tools {
         let found = Command::new("sh")
@@ -589,9 +589,174 @@ pub fn have_tools(test: &str, tools: &[&str]) -> bool {
             .map(|o| o.status.success())
             .unwrap_or(false);
         if !found {
-            eprintln!("skipping {test}: {t} is not installed (scripts/test.sh installs it)");
+            skip(
+                test,
+                &format!("{t} is not installed (scripts/test.sh installs it)"),
+            );
             return false;
         }
     }
     true
+}
+
+/// Whether the environment switch `var` is `1`; when it is not, [`skip`]s the
+/// calling test (which needs something the switch vouches for, the network)
+/// and returns false.
+pub fn switched_on(test: &str, var: &str, what: &str) -> bool {
+    if std::env::var(var).as_deref() == Ok("1") {
+        return true;
+    }
+    skip(test, &format!("set {var}=1 to run it ({what})"));
+    false
+}
+
+/// The one way a test that cannot run here says so; the caller returns
+/// right after. With `FERRY_REQUIRE_TOOLS=1` (scripts/test.sh sets it: CI
+/// has every tool and privilege) it panics instead, naming `reason`.
+/// Otherwise it prints `SKIP <test>: <reason>` and appends that line to
+/// the file named by `FERRY_SKIP_LOG`, if set, so the skip is counted.
+pub fn skip(test: &str, reason: &str) {
+    let require = std::env::var("FERRY_REQUIRE_TOOLS").as_deref() == Ok("1");
+    let log = std::env::var_os("FERRY_SKIP_LOG").map(PathBuf::from);
+    skip_with(test, reason, require, log.as_deref());
+}
+
+/// [`skip`] with its environment as arguments.
+fn skip_with(test: &str, reason: &str, require: bool, log: Option<&Path>) {
+    use std::io::Write;
+    let line = format!("SKIP {test}: {reason}");
+    if require {
+        panic!("{line}; FERRY_REQUIRE_TOOLS=1 says every test must run here");
+    }
+    eprintln!("{line}");
+    if let Some(log) = log {
+        // One write of one line to a file opened for appending: lines from
+        // tests running in parallel do not interleave.
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("FERRY_SKIP_LOG {}: {e}", log.display()));
+        f.write_all(format!("{line}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("FERRY_SKIP_LOG {}: {e}", log.display()));
+    }
+}
+
+/// Tests in this binary share two cores. A test that keeps them busy for
+/// long (kill -9 spreads, a 1 GiB tree) holds [`heavy`]; a test whose
+/// fixed-rate UDP relays lose packets when starved (diode) holds [`alone`],
+/// so the two never overlap, as when they were separate binaries.
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held for the length of a test that keeps the cores busy for long.
+pub fn heavy() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held for the length of a test that must not share the cores with a
+/// [`heavy`] one (nor with another that holds `alone`).
+pub fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The running test's name, as libtest names the thread it runs a test on
+/// (`module::test`), for helpers shared by many tests that [`skip`].
+pub fn current_test() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("an unnamed test")
+        .to_string()
+}
+
+/// A loopback port free for both TCP and UDP right now, for a server a test
+/// starts (a small race with other processes remains, as with any such probe).
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+        let port = udp.local_addr().expect("local address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port free for both TCP and UDP in 100 tries");
+}
+
+/// Waits until a process has a UDP socket bound to `port` (as
+/// `/proc/net/udp` lists it): the receiver or listener a test started is
+/// ready for datagrams. Panics naming `what` after 60 s.
+pub fn wait_udp_bound(port: u16, what: &str) {
+    let needle = format!(":{port:04X}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let table = std::fs::read_to_string("/proc/net/udp").expect("read /proc/net/udp");
+        // "  sl  local_address rem_address ...": the second column, ADDR:PORT in hex.
+        let bound = table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .any(|local| local.ends_with(&needle));
+        if bound {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not bind UDP port {port} within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn run_curl(flags: &[&str], args: &[&str]) -> Output {
+    Command::new("curl")
+        .arg("-sS")
+        .args(flags)
+        .args(args)
+        .output()
+        .expect("run curl (scripts/test.sh installs it)")
+}
+
+/// Runs `curl -sS --fail-with-body args…`: its stdout, panicking with what
+/// curl said unless it exits 0 (so unless the HTTP status is below 400).
+pub fn curl(args: &[&str]) -> Vec<u8> {
+    let o = run_curl(&["--fail-with-body"], args);
+    assert!(
+        o.status.success(),
+        "curl {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// Runs `curl -sS -D /dev/stderr args…` whatever the HTTP status: the body
+/// and the response headers, to assert on.
+pub fn curl_response(args: &[&str]) -> (Vec<u8>, String) {
+    let o = run_curl(&["-D", "/dev/stderr"], args);
+    (o.stdout, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_is_logged_one_line_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("skips");
+        skip_with("m::a", "x is not installed", false, Some(&log));
+        skip_with("m::b", "set Y=1", false, Some(&log));
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "SKIP m::a: x is not installed\nSKIP m::b: set Y=1\n"
+        );
+        // Without a log it only prints.
+        skip_with("m::c", "z", false, None);
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "SKIP m::a: x is not installed; FERRY_REQUIRE_TOOLS=1")]
+    fn a_skip_fails_when_every_test_must_run() {
+        skip_with("m::a", "x is not installed", true, None);
+    }
 }

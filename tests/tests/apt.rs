@@ -585,8 +585,11 @@ fn apt_tampered_upstream_ships_nothing() {
 /// unless FERRY_TEST_REAL_DEBIAN=1 (it needs the network).
 #[test]
 fn apt_real_debian() {
-    if std::env::var("FERRY_TEST_REAL_DEBIAN").as_deref() != Ok("1") {
-        eprintln!("skipping apt_real_debian: set FERRY_TEST_REAL_DEBIAN=1 to run it");
+    if !switched_on(
+        "apt_real_debian",
+        "FERRY_TEST_REAL_DEBIAN",
+        "it mirrors real packages from the network",
+    ) {
         return;
     }
     if !have_tools("apt_real_debian", &["apt-get"]) {

@@ -367,6 +367,7 @@ enum Kill {
 
 #[test]
 fn kill9_during_import_leaves_old_or_new_generation_and_rerun_completes() {
+    let _heavy = heavy();
     let t_all = Instant::now();
     let fx = Fixture::new();
     let t = fx.import_time;
@@ -467,6 +468,7 @@ fn kill9_during_import_leaves_old_or_new_generation_and_rerun_completes() {
 /// next import recovers each.
 #[test]
 fn states_between_apply_steps_are_recovered_by_the_next_import() {
+    let _heavy = heavy();
     let fx = Fixture::new();
     let st2 = status_of(&fx.reference);
     let g2 = st2.generation.clone().unwrap();
@@ -604,6 +606,7 @@ fn assert_imports_v2(env: &Env, media: &Path, v2: &Digest, copy: &Path, what: &s
 
 #[test]
 fn kill9_during_export_never_leaves_a_broken_bundle_on_media() {
+    let _heavy = heavy();
     let t_all = Instant::now();
     let (env, v2, scratch) = export_fixture();
     let scratch = scratch.path();
@@ -723,6 +726,7 @@ fn kill9_during_export_never_leaves_a_broken_bundle_on_media() {
 
 #[test]
 fn export_again_after_kill9_during_the_media_copy_writes_the_bundle() {
+    let _heavy = heavy();
     let (env, v2, scratch) = export_fixture();
     let scratch = scratch.path();
     let media = scratch.join("media2");

@@ -1,7 +1,7 @@
 //! The systemd units in deploy/: they parse, start the real binaries with
 //! arguments those binaries accept, and run without privileges.
 
-use ferry_e2e::bin;
+use ferry_e2e::{bin, skip};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -104,7 +104,10 @@ fn units_pass_systemd_analyze_verify() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: systemd-analyze is not installed");
+        skip(
+            "units_pass_systemd_analyze_verify",
+            "systemd-analyze is not installed (the systemd package has it)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -128,8 +128,15 @@ fn free_udp_port() -> SocketAddr {
         .unwrap()
 }
 
+/// How long a receiver waits after the last packet before it exits. The
+/// sender goes quiet while it encodes a segment, which takes seconds on a
+/// loaded machine: at 3 s every receiver gave up after the first file there.
+const IDLE: &str = "10s";
+
+/// Starts `ferry-in receive --diode addr --import --exit-when-idle idle` and
+/// waits until it has bound `addr`.
 fn start_receiver(env: &Env, addr: SocketAddr, idle: &str) -> Child {
-    Command::new(bin("ferry-in"))
+    let child = Command::new(bin("ferry-in"))
         .arg("--state")
         .arg(&env.in_state)
         .args([
@@ -143,19 +150,9 @@ fn start_receiver(env: &Env, addr: SocketAddr, idle: &str) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
-}
-
-fn wait_listening(env: &Env) {
-    // The receiver creates its spool before binding; give it a moment to bind.
-    for _ in 0..100 {
-        if env.in_state.join("spool").is_dir() {
-            std::thread::sleep(Duration::from_millis(150));
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("receiver did not start");
+        .unwrap();
+    wait_udp_bound(addr.port(), "ferry-in receive --diode");
+    child
 }
 
 fn finish(child: Child) -> Run {
@@ -168,13 +165,11 @@ fn finish(child: Child) -> Run {
     }
 }
 
-/// The diode tests run one at a time: each relays UDP at a fixed rate, and
-/// several at once on two cores would starve the relays and lose packets
-/// the test did not mean to lose.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// The diode tests run one at a time, and never beside a heavy test: each
+/// relays UDP at a fixed rate, and several at once on two cores would starve
+/// the relays and lose packets the test did not mean to lose.
+fn serial() -> std::sync::RwLockWriteGuard<'static, ()> {
+    alone()
 }
 
 fn one_bundle_env(seed: u64) -> Env {
@@ -207,8 +202,7 @@ fn through(loss: Loss, overhead: &str) -> (Env, Run, Relay) {
     let env = one_bundle_env(loss.seed);
     let rx_addr = free_udp_port();
     let r = relay(rx_addr, loss);
-    let child = start_receiver(&env, rx_addr, "10s");
-    wait_listening(&env);
+    let child = start_receiver(&env, rx_addr, IDLE);
     send(&env, r.addr, overhead, 0);
     (env, finish(child), r)
 }
@@ -329,8 +323,7 @@ fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
         ..Loss::none()
     };
     let r = relay(rx_addr, loss);
-    let child = start_receiver(&env, rx_addr, "10s");
-    wait_listening(&env);
+    let child = start_receiver(&env, rx_addr, IDLE);
     send(&env, r.addr, "5%", 0);
     let first = finish(child);
     assert!(
@@ -340,8 +333,7 @@ fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
     );
     assert_eq!(env.applied_sequence(), 0);
     // A restarted receiver keeps what it rebuilt and completes on a clean carousel pass.
-    let child = start_receiver(&env, rx_addr, "10s");
-    wait_listening(&env);
+    let child = start_receiver(&env, rx_addr, IDLE);
     let clean = relay(rx_addr, Loss::none());
     send(&env, clean.addr, "5%", 1);
     let second = finish(child);
@@ -358,8 +350,7 @@ fn garbage_and_foreign_packets_are_dropped() {
     let _one_at_a_time = serial();
     let env = one_bundle_env(7);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "10s");
-    wait_listening(&env);
+    let child = start_receiver(&env, rx_addr, IDLE);
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..500u64 {
         let mut p = random_bytes(200 + (i as usize * 13) % 1300, i);
@@ -395,8 +386,7 @@ fn export_straight_to_a_diode() {
     let env = Env::new();
     env.write_src("tool.bin", &random_bytes(500_000, 8));
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "10s");
-    wait_listening(&env);
+    let child = start_receiver(&env, rx_addr, IDLE);
     let r = env
         .out(&[
             "export",
@@ -466,8 +456,7 @@ fn forged_packets_on_the_diode_network_neither_crash_nor_block_the_receiver() {
     let env = one_bundle_env(9);
     let (stream, file_count, manifest_size) = bundle_facts(&env);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "10s");
-    wait_listening(&env);
+    let child = start_receiver(&env, rx_addr, IDLE);
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut forgeries = Vec::new();
     // A 32 GiB file in 8-byte segments: used to crash the receiver (exit 101).
@@ -520,8 +509,7 @@ fn an_import_blocked_by_a_held_database_is_retried() {
     let _one_at_a_time = serial();
     let env = one_bundle_env(10);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, "10s");
-    wait_listening(&env);
+    let child = start_receiver(&env, rx_addr, IDLE);
     // Another process holds the state database open, as another ferry-in
     // command does (redb admits one process at a time).
     let db = redb::Database::create(env.in_state.join("ferry-in.redb")).unwrap();
@@ -560,7 +548,6 @@ fn a_receiver_killed_mid_bundle_resumes_after_a_restart() {
     let env = one_bundle_env(11);
     let rx_addr = free_udp_port();
     let mut child = start_receiver(&env, rx_addr, "30s");
-    wait_listening(&env);
     let media = env.root().join("media");
     let sender = std::thread::spawn({
         let out_state = env.out_state.clone();
@@ -599,8 +586,7 @@ fn a_receiver_killed_mid_bundle_resumes_after_a_restart() {
     assert!(!killed.ok);
     sender.join().unwrap().expect_ok();
     assert_eq!(env.applied_sequence(), 0);
-    let child = start_receiver(&env, rx_addr, "10s");
-    wait_listening(&env);
+    let child = start_receiver(&env, rx_addr, IDLE);
     send(&env, rx_addr, "10%", 0);
     let run = finish(child);
     assert!(run.stderr.contains("resuming bundle 1"), "{}", run.all());

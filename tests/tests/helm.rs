@@ -93,20 +93,6 @@ fn config(env: &Env, url: &str, extra: &str) {
     .unwrap();
 }
 
-fn curl(url: &str, to: &Path) {
-    let out = Command::new("curl")
-        .args(["-fsS", "-o"])
-        .arg(to)
-        .arg(url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "curl {url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// What `helm repo add` + `helm pull` do, against `ferry-in serve`: returns
 /// the versions of `chart` the index lists, after downloading, verifying and
 /// unpacking each.
@@ -115,7 +101,11 @@ fn helm_pull_all(env: &Env, addr: &str, chart: &str, tag: &str) -> Vec<String> {
     let work = env.root().join(format!("client-{tag}"));
     std::fs::create_dir_all(&work).unwrap();
     let idx = work.join("index.yaml");
-    curl(&format!("{repo_url}/index.yaml"), &idx);
+    curl(&[
+        "-o",
+        idx.to_str().unwrap(),
+        &format!("{repo_url}/index.yaml"),
+    ]);
     let v: serde_norway::Value = serde_norway::from_slice(&std::fs::read(&idx).unwrap()).unwrap();
     assert_eq!(v["apiVersion"].as_str(), Some("v1"));
     let mut versions = Vec::new();
@@ -124,7 +114,7 @@ fn helm_pull_all(env: &Env, addr: &str, chart: &str, tag: &str) -> Vec<String> {
         let url = e["urls"][0].as_str().unwrap();
         assert!(!url.contains("://"), "chart URLs are relative: {url}");
         let file = work.join(format!("{chart}-{version}.tgz"));
-        curl(&format!("{repo_url}/{url}"), &file);
+        curl(&["-o", file.to_str().unwrap(), &format!("{repo_url}/{url}")]);
         assert_eq!(
             sha(&file),
             e["digest"].as_str().unwrap(),

@@ -9,35 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// A fresh `Env` and a work directory, or `None` (with a message) when
+/// A fresh `Env` and a work directory, or `None` (after [`skip`]) when
 /// `docker-registry` or `skopeo` is missing.
 fn setup() -> Option<(Env, PathBuf)> {
-    if !have("docker-registry") || !have("skopeo") {
-        eprintln!(
-            "skipped: docker-registry or skopeo is not installed (scripts/test.sh installs them)"
-        );
+    if !have_tools(&current_test(), &["docker-registry", "skopeo"]) {
         return None;
     }
     let env = Env::new();
     let work = env.root().join("oci");
     std::fs::create_dir_all(&work).unwrap();
     Some((env, work))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `docker-registry` on a fresh port with storage under `dir`.
@@ -538,22 +519,6 @@ fn tag_patterns_select_tags_by_regex_and_semver() {
     );
 }
 
-/// Runs curl with `args`; its stdout, or a panic with its stderr.
-fn curl(args: &[&str]) -> Vec<u8> {
-    let o = Command::new("curl")
-        .args(["-sS", "--fail-with-body"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "curl {args:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
-
 /// Uploads `data` as a blob of `repo` (POST then PUT, as the distribution
 /// spec has it); returns its digest.
 fn upload_blob(work: &Path, reg: &str, repo: &str, data: &[u8]) -> String {
@@ -1050,8 +1015,7 @@ fn relay(work: &Path, reg: &str, limit: u64, name: &str) -> (KillOnDrop, String,
 
 #[test]
 fn an_upstream_cut_half_way_ships_nothing_and_a_rerun_resumes() {
-    if !have("python3") {
-        eprintln!("skipped: python3 is not installed");
+    if !have_tools(&current_test(), &["python3"]) {
         return;
     }
     let Some((env, work)) = setup() else {
@@ -1176,8 +1140,7 @@ fn export_with_env(env: &Env, media: &str, vars: &[(&str, &str)]) -> Run {
 
 #[test]
 fn https_with_a_private_ca_basic_auth_from_docker_config_and_proxy_settings() {
-    if !have("openssl") || !have("htpasswd") {
-        eprintln!("skipped: openssl or htpasswd (apache2-utils) is not installed");
+    if !have_tools(&current_test(), &["openssl", "htpasswd"]) {
         return;
     }
     let Some((env, work)) = setup() else {

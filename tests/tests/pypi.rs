@@ -191,7 +191,10 @@ fn have_pip(test: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("skipping {test}: python3 -m pip is not available");
+        skip(
+            test,
+            "python3 -m pip is not available (scripts/test.sh installs python3-pip)",
+        );
     }
     ok
 }
@@ -694,10 +697,11 @@ fn configured_index() -> String {
 
 #[test]
 fn pypi_real_index_when_asked() {
-    if std::env::var_os("FERRY_TEST_PYPI").is_none() {
-        eprintln!(
-            "skipping pypi_real_index_when_asked: set FERRY_TEST_PYPI=1 to mirror real packages"
-        );
+    if !switched_on(
+        "pypi_real_index_when_asked",
+        "FERRY_TEST_PYPI",
+        "it mirrors real packages from the network",
+    ) {
         return;
     }
     if !have_pip("pypi_real_index_when_asked") {

@@ -3,7 +3,6 @@
 //! a peer with a certificate that is not pinned is refused.
 
 use ferry_e2e::*;
-use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,14 +13,6 @@ impl Drop for Listener {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Makes both identities and starts the inside listener; returns it and the URL.
@@ -161,8 +152,9 @@ fn listener_on(env: &Env, port: u16) -> Listener {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    Listener(child)
+    let listener = Listener(child);
+    wait_udp_bound(port, "ferry-in listen");
+    listener
 }
 
 #[test]
@@ -330,7 +322,7 @@ fn a_private_ca_authenticates_both_ends() {
             .spawn()
             .unwrap(),
     );
-    std::thread::sleep(Duration::from_millis(300));
+    wait_udp_bound(port, "ferry-in listen --ca");
     let url = format!("quic://127.0.0.1:{port}");
 
     // A self-signed outside identity is not from the CA: refused. The

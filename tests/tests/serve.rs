@@ -5,20 +5,7 @@
 
 use ferry_e2e::*;
 use std::io::ErrorKind;
-use std::process::Command;
 use std::time::Duration;
-
-fn curl(args: &[&str]) -> (Vec<u8>, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "-D", "/dev/stderr"])
-        .args(args)
-        .output()
-        .expect("curl is installed by scripts/test.sh");
-    (
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn imported_files_are_served_with_range_and_etag() {
@@ -31,7 +18,7 @@ fn imported_files_are_served_with_range_and_etag() {
     let srv = env.serve();
     let base = format!("http://{}", srv.addr);
 
-    let (body, headers) = curl(&[&format!("{}/files/tools/pool/blob.bin", base)]);
+    let (body, headers) = curl_response(&[&format!("{}/files/tools/pool/blob.bin", base)]);
     assert_eq!(body, blob);
     let sha = ferry_protocol::id::Sha256::of(&blob).to_hex();
     assert!(headers.contains(&format!("sha256:{sha}")), "{headers}");
@@ -42,7 +29,7 @@ fn imported_files_are_served_with_range_and_etag() {
         "{headers}"
     );
 
-    let (part, headers) = curl(&[
+    let (part, headers) = curl_response(&[
         "-r",
         "1000-1999",
         &format!("{}/files/tools/pool/blob.bin", base),
@@ -50,14 +37,14 @@ fn imported_files_are_served_with_range_and_etag() {
     assert!(headers.starts_with("HTTP/1.1 206"), "{headers}");
     assert_eq!(part, &blob[1000..2000]);
 
-    let (_, headers) = curl(&[
+    let (_, headers) = curl_response(&[
         "-H",
         &format!("If-None-Match: \"sha256:{sha}\""),
         &format!("{}/files/tools/pool/blob.bin", base),
     ]);
     assert!(headers.starts_with("HTTP/1.1 304"), "{headers}");
 
-    let (_, headers) = curl(&[
+    let (_, headers) = curl_response(&[
         &format!("{}/files/tools/../../ferry-in.redb", base),
         "--path-as-is",
     ]);
@@ -67,7 +54,7 @@ fn imported_files_are_served_with_range_and_etag() {
     env.write_src("readme.txt", b"version 2\n");
     env.export("m2").expect_ok();
     env.import("m2").expect_ok();
-    let (body, _) = curl(&[&format!("{}/files/tools/readme.txt", base)]);
+    let (body, _) = curl_response(&[&format!("{}/files/tools/readme.txt", base)]);
     assert_eq!(body, b"version 2\n");
 }
 

@@ -3,7 +3,7 @@
 //! source type: write a builder here returning a [`Fixture`], and add one
 //! `conformance!` line in `main.rs`.
 
-use ferry_e2e::random_bytes;
+use ferry_e2e::{have_tools, random_bytes};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,21 +17,6 @@ pub struct Fixture {
     pub kind: &'static str,
     /// The served path of a large artifact the export downloads.
     pub artifact: String,
-}
-
-/// Whether `tools` are installed; prints `skipped:` when one is not.
-fn have(test: &str, tools: &[&str]) -> bool {
-    for t in tools {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("skipped: {test}: {t} is not installed (scripts/test.sh installs it)");
-            return false;
-        }
-    }
-    true
 }
 
 fn sh(cmd: &mut Command) -> String {
@@ -68,7 +53,7 @@ pub fn files(dir: &Path, _test: &str) -> Option<Fixture> {
 
 /// `helm`: one chart (a gzip'd tar) and an `index.yaml` with its digest.
 pub fn helm(dir: &Path, test: &str) -> Option<Fixture> {
-    if !have(test, &["tar"]) {
+    if !have_tools(test, &["tar"]) {
         return None;
     }
     let root = dir.join("helm-upstream");
@@ -107,7 +92,7 @@ pub fn helm(dir: &Path, test: &str) -> Option<Fixture> {
 /// `yum`: one noarch package built with rpmbuild, in a repository made
 /// with createrepo_c.
 pub fn yum(dir: &Path, test: &str) -> Option<Fixture> {
-    if !have(test, &["rpmbuild", "createrepo_c"]) {
+    if !have_tools(test, &["rpmbuild", "createrepo_c"]) {
         return None;
     }
     let root = dir.join("yum-upstream");
@@ -153,7 +138,7 @@ pub fn yum(dir: &Path, test: &str) -> Option<Fixture> {
 /// `apt`: one package built with dpkg-deb, in a repository made with
 /// reprepro and signed with a throwaway gpg key.
 pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
-    if !have(test, &["gpg", "reprepro", "dpkg-deb"]) {
+    if !have_tools(test, &["gpg", "reprepro", "dpkg-deb"]) {
         return None;
     }
     let work = dir.join("apt-work");

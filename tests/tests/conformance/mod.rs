@@ -15,14 +15,14 @@
 mod fixtures;
 mod server;
 
-use ferry_e2e::{dir_names, Env};
+use ferry_e2e::{dir_names, skip, Env};
 use fixtures::Fixture;
 use server::{Fault, Pki, Upstream};
 use std::path::Path;
 use std::process::Command;
 
 /// Builds a source type's upstream in a directory; `None` when a tool is
-/// missing (after printing `skipped:`).
+/// missing (after [`ferry_e2e::skip`]).
 type Build = fn(&Path, &str) -> Option<Fixture>;
 
 fn setup(build: Build, test: &str) -> Option<(Env, Fixture)> {
@@ -56,7 +56,10 @@ fn private_ca_is_honoured(build: Build, test: &str) {
         return;
     };
     if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("skipped: {test}: openssl is not installed");
+        skip(
+            test,
+            "openssl is not installed (scripts/test.sh installs it)",
+        );
         return;
     }
     let pki_dir = env.root().join("pki");
@@ -152,28 +155,28 @@ macro_rules! conformance {
             #[test]
             fn private_ca_is_honoured() {
                 super::private_ca_is_honoured(
-                    crate::fixtures::$kind,
+                    super::fixtures::$kind,
                     concat!(stringify!($kind), "::private_ca_is_honoured"),
                 );
             }
             #[test]
             fn transient_503_is_retried() {
                 super::transient_503_is_retried(
-                    crate::fixtures::$kind,
+                    super::fixtures::$kind,
                     concat!(stringify!($kind), "::transient_503_is_retried"),
                 );
             }
             #[test]
             fn cut_download_resumes_with_range() {
                 super::cut_download_resumes_with_range(
-                    crate::fixtures::$kind,
+                    super::fixtures::$kind,
                     concat!(stringify!($kind), "::cut_download_resumes_with_range"),
                 );
             }
             #[test]
             fn checksum_mismatch_fails_naming_the_artifact() {
                 super::checksum_mismatch_fails_naming_the_artifact(
-                    crate::fixtures::$kind,
+                    super::fixtures::$kind,
                     concat!(
                         stringify!($kind),
                         "::checksum_mismatch_fails_naming_the_artifact"

@@ -1,0 +1,22 @@
+//! Ferry's end-to-end tests, in one test binary (`cargo test -p ferry-e2e`):
+//! one module per topic, each driving the real `ferry-out` and `ferry-in`
+//! as an operator would. The shared helpers live in the `ferry_e2e` library
+//! (tests/lib.rs). One binary links the world once instead of once per file.
+
+mod apt;
+mod bad_input;
+mod conformance;
+mod crash;
+mod delta_size;
+mod deploy;
+mod diode;
+mod helm;
+mod oci;
+mod oci_registry;
+mod pypi;
+mod quic;
+mod roundtrip;
+mod scrub;
+mod serve;
+mod urls;
+mod yum;
