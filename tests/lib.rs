@@ -124,13 +124,31 @@ impl Env {
             dir,
         };
         env.out(&["keygen"]).expect_ok();
-        env.inn(&[
+        env.trust_own_key();
+        env
+    }
+
+    /// The outside's stream id, as `ferry-out status` prints it.
+    pub fn stream(&self) -> String {
+        let r = self.out(&["status"]).expect_ok();
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("stream:"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| panic!("ferry-out status names no stream:\n{}", r.stdout))
+    }
+
+    /// `ferry-in trust add signing.pub --stream ID` for this outside's key
+    /// and stream.
+    pub fn trust_own_key(&self) {
+        self.inn(&[
             "trust",
             "add",
-            env.out_state.join("signing.pub").to_str().unwrap(),
+            self.out_state.join("signing.pub").to_str().unwrap(),
+            "--stream",
+            &self.stream(),
         ])
         .expect_ok();
-        env
     }
 
     /// The temporary root.
@@ -594,4 +612,70 @@ pub fn have_tools(test: &str, tools: &[&str]) -> bool {
         }
     }
     true
+}
+
+/// A tmpfs of `size_mib` MiB mounted at a directory for the length of a
+/// test; unmounted on drop, even on panic. Needs root (tests here run as
+/// root); where it cannot mount, [`Tmpfs::mount`] prints that the test is
+/// skipped and why, or fails it when `FERRY_TEST_REQUIRE_MOUNT=1` (so CI,
+/// which can mount, never counts a skip as a pass).
+pub struct Tmpfs {
+    /// The mount point.
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs at `dir` (created); `None` (after saying so) when it cannot.
+    pub fn mount(test: &str, dir: &Path, size_mib: u64) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(dir)
+            .output();
+        let why = match out {
+            Ok(o) if o.status.success() => {
+                return Some(Tmpfs {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => e.to_string(),
+        };
+        if std::env::var_os("FERRY_TEST_REQUIRE_MOUNT").is_some_and(|v| v == "1") {
+            panic!("{test}: cannot mount a tmpfs ({why}) and FERRY_TEST_REQUIRE_MOUNT=1");
+        }
+        eprintln!("skipping {test}: cannot mount a tmpfs: {why}");
+        None
+    }
+
+    /// Free bytes on it.
+    pub fn free(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+
+    /// Writes a filler file so that about `leave` bytes stay free.
+    pub fn fill_to(&self, name: &str, leave: u64) -> PathBuf {
+        let path = self.dir.join(name);
+        let n = self.free().saturating_sub(leave) as usize;
+        std::fs::write(&path, vec![0xa5u8; n]).unwrap();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
 }

@@ -606,6 +606,8 @@ fn replay_is_skipped_and_a_different_bundle_with_an_applied_sequence_is_refused(
         "trust",
         "add",
         other.out_state.join("signing.pub").to_str().unwrap(),
+        "--stream",
+        &other.stream(),
     ])
     .expect_ok();
     for (i, name) in ["o1", "o2", "o3", "o4"].iter().enumerate() {
@@ -1333,12 +1335,7 @@ fn on_small_disk() -> Option<SmallDisk> {
     let mut env = Env::new();
     let disk = Tmpfs::mount(&env.root().join("disk"), 48)?;
     env.in_state = disk.dir.join("in-state");
-    env.inn(&[
-        "trust",
-        "add",
-        env.out_state.join("signing.pub").to_str().unwrap(),
-    ])
-    .expect_ok();
+    env.trust_own_key();
     env.write_src("small.txt", &text_bytes(50_000, 1));
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();

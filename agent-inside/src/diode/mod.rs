@@ -240,7 +240,7 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
     };
     let mut s = Session {
         rx: Receiver::new(opts.diode, applied.stream, applied.sequence),
-        spool: Spool::new(opts.spool.clone()),
+        spool: Spool::new(opts.spool.clone(), opts.apply.policy.spool),
         opts,
         layout: layout.clone(),
         completed: Vec::new(),
