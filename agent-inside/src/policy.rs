@@ -68,7 +68,7 @@ pub struct Quota {
 pub enum QuotaError {
     /// The area's byte quota.
     #[error(
-        "the {area} ({}) holds {} and {} more would pass its limit of {} ([{area}] max_bytes in the config)",
+        "the {area} directory ({}) holds {} and {} more would pass its limit of {} ([{area}] max_bytes in the config)",
         .path.display(), human_bytes(*.used), human_bytes(*.adding), human_bytes(*.limit)
     )]
     Bytes {
@@ -85,7 +85,7 @@ pub enum QuotaError {
     },
     /// The area's bundle count.
     #[error(
-        "the {area} ({}) holds {count} bundles, its limit ([{area}] max_bundles in the config)",
+        "the {area} directory ({}) holds {count} bundles, its limit ([{area}] max_bundles in the config)",
         .path.display()
     )]
     Count {
@@ -98,7 +98,7 @@ pub enum QuotaError {
     },
     /// The filesystem's free space.
     #[error(
-        "the filesystem of the {area} ({}) has {} free; {} more would leave less than the reserve of {} ([{area}] reserve in the config)",
+        "the filesystem of the {area} directory ({}) has {} free; {} more would leave less than the reserve of {} ([{area}] reserve in the config)",
         .path.display(), human_bytes(*.free), human_bytes(*.adding), human_bytes(*.reserve)
     )]
     Space {

@@ -182,7 +182,7 @@ fn the_held_area_keeps_its_quota_and_leaves_no_temporary_copy() {
     assert_eq!(p.inside.import(&media[2]).unwrap().held, vec![3]);
     // A second held bundle passes the count.
     let r = p.inside.import(&media[3]).unwrap();
-    assert!(r.held.is_empty());
+    assert_eq!(r.held, vec![3], "only the bundle held before stays held");
     assert!(matches!(
         only_quota_error(&r),
         QuotaError::Count { count: 1, .. }
