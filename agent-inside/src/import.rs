@@ -272,7 +272,7 @@ fn discover(
 ) -> Result<Vec<Bundle>> {
     let trusted = db.trusted()?;
     if trusted.is_empty() {
-        bail!("no trusted signing key yet; add the outside's public key with `ferry-in trust add signing.pub`");
+        bail!("no trusted signing key yet; add the outside's public key with `ferry-in trust add signing.pub --stream ID` (the stream id `ferry-out status` prints)");
     }
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(m) = media_dir {
