@@ -230,3 +230,34 @@ fn a_full_spool_drops_the_bundle_being_received_cleanly() {
     assert_eq!(env.applied_sequence(), 1);
     assert_eq!(served_now(env), s.served, "the served generation changed");
 }
+
+#[test]
+fn an_import_too_big_for_the_disk_fails_cleanly() {
+    let Some(s) = setup("an_import_too_big_for_the_disk_fails_cleanly", 48) else {
+        return;
+    };
+    let env = &s.env;
+    env.write_src("big.bin", &random_bytes(8 << 20, 6));
+    env.export("m2").expect_ok();
+    let m2 = env.root().join("m2");
+    let filler = s.disk.fill_to("filler", 3 << 20);
+    for flags in [&[][..], &["--no-space-check"][..]] {
+        let mut args = vec!["import", m2.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let r = env.inn(&args);
+        let why = if flags.is_empty() {
+            "needs about"
+        } else {
+            "No space left"
+        };
+        assert_failed_cleanly(&r, &["bundle 2", "still serves bundle 1", why], "import");
+        assert!(!env.in_state.join("staging").exists(), "staging was left");
+        let gens = env.in_state.join("store/gens");
+        assert!(dot_entries(&gens).is_empty(), "{:?}", dot_entries(&gens));
+        assert_eq!(env.applied_sequence(), 1);
+        assert_eq!(served_now(env), s.served, "the served generation changed");
+    }
+    std::fs::remove_file(filler).unwrap();
+    env.import("m2").expect_ok();
+    assert_eq!(env.applied_sequence(), 2);
+}
