@@ -452,7 +452,8 @@ pub fn craft_bundle(env: &Env, media: &str, objects: &[CraftedObject<'_>]) -> Pa
         &std::fs::read_to_string(env.out_state.join("signing.key")).expect("the outside's key"),
     )
     .expect("a secret key");
-    let stream = StreamId([0x5a; 16]);
+    // The outside's own stream: the inside trusts its key for that stream only.
+    let stream = StreamId::from_hex(&env.stream()).expect("a stream id");
     let position = Position {
         stream,
         sequence: 1,
