@@ -17,7 +17,14 @@ const PROGRESS_FILE: &str = "progress.json";
 pub(super) struct Failed {
     pub(super) bundle: BundleId,
     pub(super) error: anyhow::Error,
+    /// The same bundle failed for want of room less than [`NO_ROOM_LOG_EVERY`]
+    /// ago: drop it without another log line (each of its packets would
+    /// otherwise log one).
+    pub(super) quiet: bool,
 }
+
+/// How often a bundle that keeps not fitting the spool is logged.
+const NO_ROOM_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The spool directory and the partial files open in it.
 pub(super) struct Spool {
@@ -27,6 +34,8 @@ pub(super) struct Spool {
     quota: Quota,
     /// Bytes in the spool as last counted, and when.
     counted: Option<(Instant, u64)>,
+    /// Bundles that did not fit, and when that was last logged.
+    no_room: HashMap<BundleId, Instant>,
 }
 
 fn file_name(index: u16) -> String {
@@ -44,6 +53,7 @@ impl Spool {
             open: HashMap::new(),
             quota,
             counted: None,
+            no_room: HashMap::new(),
         }
     }
 
@@ -98,10 +108,16 @@ impl Spool {
             | Event::Complete { bundle, .. }
             | Event::Abandoned { bundle, .. } => *bundle,
         };
-        let failed = |error| Failed { bundle, error };
+        let failed = |error| Failed {
+            bundle,
+            error,
+            quiet: false,
+        };
         match ev {
             Event::FileStarted { file, size, .. } => {
-                self.start_file(bundle, file, size).map_err(failed)?;
+                if let Err(error) = self.start_file(bundle, file, size) {
+                    return Err(self.no_room_failure(bundle, error));
+                }
             }
             Event::Write {
                 file, offset, data, ..
@@ -131,6 +147,26 @@ impl Spool {
             }
         }
         Ok(None)
+    }
+
+    /// The failure of a file that did not fit (or could not be made), quiet
+    /// when the same bundle was logged for that recently.
+    fn no_room_failure(&mut self, bundle: BundleId, error: anyhow::Error) -> Failed {
+        let now = Instant::now();
+        let quiet = self
+            .no_room
+            .get(&bundle)
+            .is_some_and(|t| now.duration_since(*t) < NO_ROOM_LOG_EVERY);
+        if !quiet {
+            self.no_room
+                .retain(|_, t| now.duration_since(*t) < NO_ROOM_LOG_EVERY);
+            self.no_room.insert(bundle, now);
+        }
+        Failed {
+            bundle,
+            error,
+            quiet,
+        }
     }
 
     fn start_file(&mut self, bundle: BundleId, file: u16, size: u64) -> Result<()> {
