@@ -76,8 +76,9 @@ echo "apt source: jq and its closure from $mirror $suite main"
 say "outside: keygen"
 "$out" --state out-state keygen
 
-say "inside: trust the outside's key"
-"$in" --state in-state trust add out-state/signing.pub
+say "inside: trust the outside's key, for the outside's stream"
+stream=$("$out" --state out-state status | awk '/^stream:/{print $2}')
+"$in" --state in-state trust add out-state/signing.pub --stream "$stream"
 
 say "outside: first export"
 "$out" --state out-state export --config ferry-out.toml --to media/stick1

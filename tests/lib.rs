@@ -124,13 +124,31 @@ impl Env {
             dir,
         };
         env.out(&["keygen"]).expect_ok();
-        env.inn(&[
+        env.trust_own_key();
+        env
+    }
+
+    /// The outside's stream id, as `ferry-out status` prints it.
+    pub fn stream(&self) -> String {
+        let r = self.out(&["status"]).expect_ok();
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("stream:"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| panic!("ferry-out status names no stream:\n{}", r.stdout))
+    }
+
+    /// `ferry-in trust add signing.pub --stream ID` for this outside's key
+    /// and stream.
+    pub fn trust_own_key(&self) {
+        self.inn(&[
             "trust",
             "add",
-            env.out_state.join("signing.pub").to_str().unwrap(),
+            self.out_state.join("signing.pub").to_str().unwrap(),
+            "--stream",
+            &self.stream(),
         ])
         .expect_ok();
-        env
     }
 
     /// The temporary root.
@@ -434,7 +452,8 @@ pub fn craft_bundle(env: &Env, media: &str, objects: &[CraftedObject<'_>]) -> Pa
         &std::fs::read_to_string(env.out_state.join("signing.key")).expect("the outside's key"),
     )
     .expect("a secret key");
-    let stream = StreamId([0x5a; 16]);
+    // The outside's own stream: the inside trusts its key for that stream only.
+    let stream = StreamId::from_hex(&env.stream()).expect("a stream id");
     let position = Position {
         stream,
         sequence: 1,
@@ -758,5 +777,67 @@ mod tests {
     #[should_panic(expected = "SKIP m::a: x is not installed; FERRY_REQUIRE_TOOLS=1")]
     fn a_skip_fails_when_every_test_must_run() {
         skip_with("m::a", "x is not installed", true, None);
+    }
+}
+
+/// A tmpfs of `size_mib` MiB mounted at a directory for the length of a
+/// test; unmounted on drop, even on panic. Needs root (tests here run as
+/// root); where it cannot mount, [`Tmpfs::mount`] [`skip`]s the test (which
+/// fails it when `FERRY_REQUIRE_TOOLS=1`: CI can mount).
+pub struct Tmpfs {
+    /// The mount point.
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs at `dir` (created); `None` (after saying so) when it cannot.
+    pub fn mount(test: &str, dir: &Path, size_mib: u64) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(dir)
+            .output();
+        let why = match out {
+            Ok(o) if o.status.success() => {
+                return Some(Tmpfs {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => e.to_string(),
+        };
+        skip(test, &format!("cannot mount a tmpfs: {why}"));
+        None
+    }
+
+    /// Free bytes on it.
+    pub fn free(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().nth(1).unwrap().trim().parse().unwrap()
+    }
+
+    /// Writes a filler file so that about `leave` bytes stay free.
+    pub fn fill_to(&self, name: &str, leave: u64) -> PathBuf {
+        let path = self.dir.join(name);
+        let n = self.free().saturating_sub(leave) as usize;
+        std::fs::write(&path, vec![0xa5u8; n]).unwrap();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
     }
 }

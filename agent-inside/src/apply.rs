@@ -26,6 +26,7 @@ use crate::chunkstore::ChunkStore;
 use crate::db::{Applied, Db, HistoryEntry};
 use crate::import::Refusal;
 use crate::layout::{Layout, GEN_INDEX};
+use crate::policy::Policy;
 use crate::store::{self, BuildCtx};
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
@@ -39,9 +40,12 @@ use std::path::Path;
 pub struct ApplyOptions {
     /// Accept a bundle past its expiry time.
     pub allow_expired: bool,
-    /// Skip the free-space estimate before applying (for filesystems whose
-    /// free-space report is wrong). A full disk is still caught when a write fails.
+    /// Skip the free-space estimate before applying, and the free-space
+    /// reserve of the held area (for filesystems whose free-space report is
+    /// wrong). A full disk is still caught when a write fails.
     pub no_space_check: bool,
+    /// Clock skew, validity and disk quotas (`[trust]`, `[held]`, `[spool]`).
+    pub policy: Policy,
 }
 
 /// What an apply did.
@@ -71,9 +75,34 @@ pub fn chunk_store(layout: &Layout, limits: &ReceiverLimits) -> ChunkStore {
     ChunkStore::new(&layout.chunks(), limits.max_chunk_bytes)
 }
 
+/// Checks the times of `b` against the clock `now` (Unix seconds) and
+/// `policy`: made no later than the allowed clock skew, valid no longer
+/// than the maximum validity.
+pub fn check_times(b: &Bundle, policy: &Policy, now: u64) -> Result<(), Refusal> {
+    let m = b.manifest();
+    if m.created > now.saturating_add(policy.max_clock_skew_secs) {
+        return Err(Refusal::FromTheFuture {
+            sequence: m.sequence,
+            created: m.created,
+            now,
+            max_skew_secs: policy.max_clock_skew_secs,
+        });
+    }
+    if m.expires.saturating_sub(m.created) > policy.max_validity_secs {
+        return Err(Refusal::ValidTooLong {
+            sequence: m.sequence,
+            created: m.created,
+            expires: m.expires,
+            max_validity_secs: policy.max_validity_secs,
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `b` is the next bundle of the applied chain (same stream,
 /// next sequence, naming the applied bundle's manifest hash as its
-/// predecessor) and, unless allowed, not expired at `now` (Unix seconds).
+/// predecessor), that its times pass [`check_times`] and, unless allowed,
+/// that it is not expired at `now` (Unix seconds).
 pub fn check_follows(
     b: &Bundle,
     applied: &Applied,
@@ -100,6 +129,7 @@ pub fn check_follows(
             applied: applied_seq,
         });
     }
+    check_times(b, &opts.policy, now)?;
     if now > m.expires && !opts.allow_expired {
         return Err(Refusal::Expired {
             sequence,
@@ -159,12 +189,53 @@ fn prepare_and_commit(
     opts: ApplyOptions,
     applied: &Applied,
 ) -> Result<(Outcome, Applied, Catalog)> {
-    let seq = b.sequence();
     check_follows(b, applied, opts, ferry_agent_common::now_unix())?;
-    let m = b.manifest();
+    if let Some(why) = crate::import::check_binding(db, b)? {
+        return Err(why.into());
+    }
+    let (prev, next) = next_catalog(layout, db, b, limits, opts)?;
+    let t0 = std::time::Instant::now();
+    let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
+    let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &next, &chunks, t0)?;
 
-    // 1. The next catalog, and room for it: new chunks plus rebuilt objects,
-    //    with 1% and 16 MiB to spare.
+    // 5. The new generation, then the staged chunks join the store.
+    let mut rnd = [0u8; 4];
+    getrandom::fill(&mut rnd).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let name = format!("{:08}-{}", b.sequence(), hex::encode(rnd));
+    let tmp = layout.gens().join(format!(".tmp-{name}"));
+    let bytes_written = build_generation(layout, applied, &prev, &next, &chunks, &tmp, &name)
+        .inspect_err(|_| {
+            let _ = fsx::remove_dir_if_exists(&tmp);
+        })?;
+    chunks.commit_staged()?;
+    sync_filesystem(&layout.root)?;
+    fsx::remove_dir_if_exists(&layout.staging())?;
+    let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
+
+    let (stats, new_applied) = commit(db, b, applied, &prev, &next, &name)?;
+    let outcome = Outcome {
+        sequence: b.sequence(),
+        added: stats.added,
+        changed: stats.changed,
+        removed: stats.removed,
+        chunks_added,
+        bytes_written,
+        generation: name,
+        timings: [t_verify, t_extract, t_build, 0.0],
+    };
+    Ok((outcome, new_applied, next))
+}
+
+/// Step 1: the applied and the next catalog, and room for the next one:
+/// new chunks plus rebuilt objects, with 1% and 16 MiB to spare.
+fn next_catalog(
+    layout: &Layout,
+    db: &Db,
+    b: &Bundle,
+    limits: &ReceiverLimits,
+    opts: ApplyOptions,
+) -> Result<(Catalog, Catalog)> {
+    let m = b.manifest();
     let prev = db.catalog()?;
     let next = prev
         .apply(&m.sources, &m.changes)
@@ -192,25 +263,34 @@ fn prepare_and_commit(
             ferry_agent_common::units::human_bytes(free)
         );
     }
+    Ok((prev, next))
+}
 
-    // 2. Volumes.
-    let t0 = std::time::Instant::now();
-    // (Chunks received one by one have no volumes; each is checked against
-    // its id in step 3, which is what the volume hashes protect anyway.)
+/// Steps 2 to 4: verify the volumes, extract the chunks the store lacks
+/// into staging, check every chunk `next` needs is held. Returns the chunks
+/// added and the seconds spent verifying and extracting.
+fn stage_chunks(
+    layout: &Layout,
+    b: &Bundle,
+    next: &Catalog,
+    chunks: &ChunkStore,
+    t0: std::time::Instant,
+) -> Result<(u64, (f64, f64))> {
+    let m = b.manifest();
+    // 2. Volumes. (Chunks received one by one have no volumes; each is
+    // checked against its id in step 3, which is what the volume hashes
+    // protect anyway.)
     if matches!(b.payload, bundle::Payload::Volumes) {
         let pb = progress::bytes(m.totals.volume_bytes, "verifying");
         bundle::verify_volumes(b, |n| pb.inc(n))?;
         pb.finish_and_clear();
     }
-
     let t_verify = t0.elapsed().as_secs_f64();
     // 3. Chunks, into the staging area.
     fsx::remove_dir_if_exists(&layout.staging())?;
-    let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
     let pb = progress::bytes(m.totals.volume_bytes, "extracting");
-    let chunks_added = bundle::extract_chunks(b, &chunks, |n| pb.inc(n))?;
+    let chunks_added = bundle::extract_chunks(b, chunks, |n| pb.inc(n))?;
     pb.finish_and_clear();
-
     let t_extract = t0.elapsed().as_secs_f64() - t_verify;
     // 4. Every chunk the next catalog needs must now be held.
     for (key, f) in next.files() {
@@ -221,28 +301,26 @@ fn prepare_and_commit(
             );
         }
     }
+    Ok((chunks_added, (t_verify, t_extract)))
+}
 
-    // 5. The new generation, then the staged chunks join the store.
-    let mut rnd = [0u8; 4];
-    getrandom::fill(&mut rnd).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let name = format!("{seq:08}-{}", hex::encode(rnd));
-    let tmp = layout.gens().join(format!(".tmp-{name}"));
-    let bytes_written = build_generation(layout, applied, &prev, &next, &chunks, &tmp, &name)
-        .inspect_err(|_| {
-            let _ = fsx::remove_dir_if_exists(&tmp);
-        })?;
-    chunks.commit_staged()?;
-    sync_filesystem(&layout.root)?;
-    fsx::remove_dir_if_exists(&layout.staging())?;
-
-    let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
-    // 6. Commit: the point of no return.
+/// Step 6, the point of no return: the database records the new applied
+/// bundle (with its signer), catalog and generation `name`.
+fn commit(
+    db: &Db,
+    b: &Bundle,
+    applied: &Applied,
+    prev: &Catalog,
+    next: &Catalog,
+    name: &str,
+) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
+    let m = b.manifest();
     let stats = prev.delta_stats(&m.changes);
     let new_applied = Applied {
         stream: Some(m.stream),
-        sequence: seq,
+        sequence: m.sequence,
         hash: Some(b.verified.hash),
-        generation: Some(name.clone()),
+        generation: Some(name.to_string()),
         previous_generation: applied.generation.clone(),
     };
     let entry = HistoryEntry {
@@ -254,18 +332,8 @@ fn prepare_and_commit(
         changed: stats.changed as u64,
         removed: stats.removed as u64,
     };
-    db.commit_apply(&new_applied, &next, &entry)?;
-    let outcome = Outcome {
-        sequence: seq,
-        added: stats.added,
-        changed: stats.changed,
-        removed: stats.removed,
-        chunks_added,
-        bytes_written,
-        generation: name,
-        timings: [t_verify, t_extract, t_build, 0.0],
-    };
-    Ok((outcome, new_applied, next))
+    db.commit_apply(&new_applied, next, &entry, Some(&b.verified.signer))?;
+    Ok((stats, new_applied))
 }
 
 fn build_generation(

@@ -237,22 +237,35 @@ fn move_received(
 }
 
 /// Copies a bundle directory (manifest and the volumes it lists, nothing
-/// else) to `to`, atomically.
+/// else) to `to`, atomically. A failed copy (a full disk) removes its
+/// temporary directory.
 pub fn copy_bundle(b: &Bundle, to: &Path) -> Result<()> {
-    let tmp = ferry_agent_common::fsx::tmp_name(to);
-    ferry_agent_common::fsx::remove_dir_if_exists(&tmp)?;
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut names = vec![MANIFEST_FILE.to_string()];
-    names.extend((0..b.manifest().volumes.len() as u32).map(volume::file_name));
-    for name in names {
-        let from = b.dir.join(&name);
-        if !from.is_file() {
-            bail!("bundle {}: {} is missing", b.sequence(), from.display());
+    use ferry_agent_common::fsx;
+    let tmp = fsx::tmp_name(to);
+    fsx::remove_dir_if_exists(&tmp)?;
+    let copied = (|| -> Result<()> {
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut names = vec![MANIFEST_FILE.to_string()];
+        names.extend((0..b.manifest().volumes.len() as u32).map(volume::file_name));
+        for name in names {
+            let from = b.dir.join(&name);
+            if !from.is_file() {
+                bail!("bundle {}: {} is missing", b.sequence(), from.display());
+            }
+            fsx::copy_atomic(&from, &tmp.join(&name))?;
         }
-        ferry_agent_common::fsx::copy_atomic(&from, &tmp.join(&name))?;
+        fsx::sync_dir(&tmp)
+    })();
+    if let Err(e) = copied {
+        let _ = fsx::remove_dir_if_exists(&tmp);
+        return Err(e.context(format!(
+            "cannot copy bundle {} to {}",
+            b.sequence(),
+            to.display()
+        )));
     }
-    ferry_agent_common::fsx::sync_dir(&tmp)?;
-    ferry_agent_common::fsx::remove_dir_if_exists(to)?;
+    fsx::remove_dir_if_exists(to)?;
     std::fs::rename(&tmp, to).with_context(|| format!("cannot rename into {}", to.display()))?;
-    ferry_agent_common::fsx::sync_dir(ferry_agent_common::fsx::parent(to))
+    fsx::sync_dir(fsx::parent(to))
 }

@@ -18,12 +18,27 @@
 //! idle_timeout = "60s"          # no byte moving either way closes a connection
 //! max_connections = 4096        # open at once; more are answered 503 and closed
 //! page_size = 1000              # entries on one page of a directory listing
+//!
+//! [trust]                       # times a bundle may carry (see crate::policy)
+//! max_clock_skew = "1h"         # `created` at most this far beyond the local clock
+//! max_validity = "90d"          # `expires - created` at most this (ferry-out's default is 90d)
+//!
+//! [held]                        # STATE/held/: bundles waiting for a gap to fill
+//! max_bytes = "4G"
+//! max_bundles = 64
+//! reserve = "256M"              # free space the filesystem must keep
+//!
+//! [spool]                       # the diode spool: partial and complete bundles
+//! max_bytes = "64G"
+//! max_bundles = 16
+//! reserve = "256M"
 //! ```
 //!
 //! Every key is optional; a missing limit keeps its default
-//! (`ReceiverLimits::default()`, `ServeSettings::default()`); without
-//! `[push]` nothing is pushed.
+//! (`ReceiverLimits::default()`, `ServeSettings::default()`,
+//! `Policy::default()`); without `[push]` nothing is pushed.
 
+use crate::policy::{Policy, Quota};
 use crate::serve::ServeSettings;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::units::{parse_duration_secs, parse_size};
@@ -40,6 +55,77 @@ struct File {
     push: Option<Push>,
     #[serde(default)]
     serve: Serve,
+    #[serde(default)]
+    trust: TrustTimes,
+    #[serde(default)]
+    held: Area,
+    #[serde(default)]
+    spool: Area,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TrustTimes {
+    max_clock_skew: Option<String>,
+    max_validity: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Area {
+    max_bytes: Option<String>,
+    max_bundles: Option<u64>,
+    reserve: Option<String>,
+}
+
+impl Area {
+    fn apply(&self, file: &str, area: &str, q: &mut Quota) -> Result<()> {
+        if let Some(v) = &self.max_bytes {
+            q.max_bytes = parse_size(v).with_context(|| format!("{file}{area}.max_bytes"))?;
+        }
+        if let Some(v) = &self.reserve {
+            q.reserve_bytes = parse_size(v).with_context(|| format!("{file}{area}.reserve"))?;
+        }
+        match self.max_bundles {
+            Some(0) => bail!("{file}{area}.max_bundles must be at least 1"),
+            Some(n) => q.max_bundles = n,
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: Option<&Path>) -> Result<File> {
+    match path {
+        None => Ok(File::default()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))
+        }
+    }
+}
+
+/// The time and disk policy: the defaults, then `[trust]`, `[held]` and
+/// `[spool]` from `path`.
+pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
+    let f = read_file(path)?;
+    let file = path.map_or_else(String::new, |p| format!("config {}: ", p.display()));
+    let mut p = Policy::default();
+    if let Some(v) = &f.trust.max_clock_skew {
+        p.max_clock_skew_secs =
+            parse_duration_secs(v).with_context(|| format!("{file}trust.max_clock_skew"))?;
+    }
+    if let Some(v) = &f.trust.max_validity {
+        p.max_validity_secs =
+            parse_duration_secs(v).with_context(|| format!("{file}trust.max_validity"))?;
+        if p.max_validity_secs == 0 {
+            bail!("{file}trust.max_validity must be at least 1s");
+        }
+    }
+    f.held.apply(&file, "held", &mut p.held)?;
+    f.spool.apply(&file, "spool", &mut p.spool)?;
+    Ok(p)
 }
 
 #[derive(Deserialize)]
@@ -90,15 +176,7 @@ pub struct ServeFlags {
 /// The settings of `ferry-in serve`: the defaults, then `[serve]` from
 /// `path`, then the command line's `flags`.
 pub fn load_serve_settings(path: Option<&Path>, flags: &ServeFlags) -> Result<ServeSettings> {
-    let f = match path {
-        None => File::default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config {}", path.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("config {} is not valid", path.display()))?
-        }
-    };
+    let f = read_file(path)?;
     let file = path.map_or_else(String::new, |p| format!("config {}: ", p.display()));
     let mut s = ServeSettings::default();
     let secs = |v: &Option<String>, what: &str, into: &mut Duration| -> Result<()> {
@@ -251,6 +329,41 @@ mod tests {
         std::fs::remove_file(&d).unwrap();
         assert_eq!(load_limits(None).unwrap(), ReceiverLimits::default());
         assert_eq!(load_push_target(None).unwrap(), None);
+    }
+
+    #[test]
+    fn policy_from_config() {
+        let d = std::env::temp_dir().join(format!("ferry-in-cfg-p-{}", std::process::id()));
+        assert_eq!(load_policy(None).unwrap(), Policy::default());
+        std::fs::write(
+            &d,
+            "[trust]\nmax_clock_skew = \"5m\"\nmax_validity = \"30d\"\n[held]\nmax_bytes = \"1G\"\nmax_bundles = 3\n[spool]\nreserve = \"1G\"\n",
+        )
+        .unwrap();
+        let p = load_policy(Some(&d)).unwrap();
+        assert_eq!(
+            (p.max_clock_skew_secs, p.max_validity_secs),
+            (300, 30 * 86_400)
+        );
+        assert_eq!((p.held.max_bytes, p.held.max_bundles), (1 << 30, 3));
+        assert_eq!(p.held.reserve_bytes, Policy::default().held.reserve_bytes);
+        assert_eq!(p.spool.reserve_bytes, 1 << 30);
+        assert_eq!(p.spool.max_bytes, Policy::default().spool.max_bytes);
+        for (bad, key) in [
+            ("[trust]\nmax_validity = \"0s\"\n", "trust.max_validity"),
+            (
+                "[trust]\nmax_clock_skew = \"soon\"\n",
+                "trust.max_clock_skew",
+            ),
+            ("[held]\nmax_bundles = 0\n", "held.max_bundles"),
+            ("[spool]\nmax_bytes = \"lots\"\n", "spool.max_bytes"),
+            ("[held]\nmax_byte = \"1G\"\n", "max_byte"),
+        ] {
+            std::fs::write(&d, bad).unwrap();
+            let e = load_policy(Some(&d)).unwrap_err();
+            assert!(format!("{e:#}").contains(key), "{bad}: {e:#}");
+        }
+        std::fs::remove_file(&d).unwrap();
     }
 
     #[test]

@@ -1,6 +1,14 @@
 //! ferry-in's state database (redb): the stream it follows, the applied
-//! sequence and chain, the current catalog and generation, trusted keys,
-//! held bundles and the apply history.
+//! sequence and chain, the current catalog and generation, trusted keys and
+//! the streams each may sign, held bundles and the apply history (with the
+//! key that signed each bundle).
+//!
+//! Migration from a database without stream bindings (before
+//! `trust add --stream`): when [`Db::open`] finds a trusted key with no
+//! binding, it binds it to the stream already applied, or, when nothing was
+//! applied yet, marks it "first use" (its first applied bundle binds it),
+//! which is what that database's keys meant. History entries from before
+//! have no recorded signer; they show as unknown.
 //!
 //! The database is the truth: the `current` link is made to agree with it
 //! (see [`crate::apply::recover`]). redb is single-process, so each command
@@ -18,6 +26,37 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const TRUST: TableDefinition<&[u8; 32], u64> = TableDefinition::new("trusted_keys");
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 const HELD: TableDefinition<u64, &[u8]> = TableDefinition::new("held");
+/// Trusted key -> postcard [`KeyBinding`].
+const BINDINGS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("key_streams");
+/// Applied sequence -> the key that signed that bundle.
+const SIGNERS: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("history_signers");
+
+/// Which streams a trusted key may sign.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBinding {
+    /// The streams it may sign.
+    pub streams: Vec<StreamId>,
+    /// Whether the first bundle it signs that is applied binds it to that
+    /// bundle's stream (`trust add --first-use`, or a key from before
+    /// bindings on a store that had applied nothing).
+    pub first_use: bool,
+}
+
+impl KeyBinding {
+    /// Whether a bundle of `stream` signed by this key is acceptable.
+    pub fn allows(&self, stream: StreamId) -> bool {
+        self.streams.contains(&stream) || (self.first_use && self.streams.is_empty())
+    }
+}
+
+/// How `trust add` binds a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bind {
+    /// To this stream.
+    Stream(StreamId),
+    /// To the stream of the first bundle it signs that is applied.
+    FirstUse,
+}
 
 /// What the inside has applied.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -93,6 +132,8 @@ impl Db {
         txn.open_table(TRUST).map_err(ctx("open"))?;
         txn.open_table(HISTORY).map_err(ctx("open"))?;
         txn.open_table(HELD).map_err(ctx("open"))?;
+        txn.open_table(SIGNERS).map_err(ctx("open"))?;
+        migrate_bindings(&txn)?;
         txn.commit().map_err(ctx("commit"))?;
         Ok(Db { db })
     }
@@ -121,14 +162,28 @@ impl Db {
     }
 
     /// Commits an apply: new applied record, catalog and history entry, and
-    /// drops the held record of that sequence, in one transaction.
+    /// drops the held record of that sequence, in one transaction. With a
+    /// `signer`, records it for the history and, if that key was trusted on
+    /// first use and not bound yet, binds it to the applied stream.
     pub fn commit_apply(
         &self,
         applied: &Applied,
         catalog: &Catalog,
         entry: &HistoryEntry,
+        signer: Option<&PublicKey>,
     ) -> Result<()> {
         let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        if let Some(k) = signer {
+            let mut s = txn.open_table(SIGNERS).map_err(ctx("open"))?;
+            s.insert(applied.sequence, &k.0).map_err(ctx("write"))?;
+            let mut b = txn.open_table(BINDINGS).map_err(ctx("open"))?;
+            let mut binding = read_binding(&b, k)?;
+            if let (true, Some(stream)) = (binding.allows_first_use(), applied.stream) {
+                binding.streams.push(stream);
+                b.insert(&k.0, postcard::to_stdvec(&binding)?.as_slice())
+                    .map_err(ctx("write"))?;
+            }
+        }
         {
             let mut m = txn.open_table(META).map_err(ctx("open"))?;
             m.insert("applied", postcard::to_stdvec(applied)?.as_slice())
@@ -173,6 +228,57 @@ impl Db {
         Ok(out)
     }
 
+    /// The key that signed applied bundle `sequence`, if recorded (bundles
+    /// applied before signers were recorded have none).
+    pub fn signer(&self, sequence: u64) -> Result<Option<PublicKey>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = txn.open_table(SIGNERS).map_err(ctx("open"))?;
+        let v = t.get(sequence).map_err(ctx("read"))?;
+        Ok(v.map(|v| PublicKey(*v.value())))
+    }
+
+    /// The streams `key` may sign (empty and not first-use when it is not trusted).
+    pub fn binding(&self, key: &PublicKey) -> Result<KeyBinding> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = txn.open_table(BINDINGS).map_err(ctx("open"))?;
+        read_binding(&t, key)
+    }
+
+    /// Trusted keys with their bindings.
+    pub fn trusted_bindings(&self) -> Result<Vec<(PublicKey, KeyBinding)>> {
+        self.trusted()?
+            .into_iter()
+            .map(|k| Ok((k, self.binding(&k)?)))
+            .collect()
+    }
+
+    /// Lets trusted `key` sign `stream` too (`trust bind`); returns false if
+    /// it could already. Fails when the key is not trusted.
+    pub fn bind(&self, key: &PublicKey, stream: StreamId) -> Result<bool> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        let new = {
+            let t = txn.open_table(TRUST).map_err(ctx("open"))?;
+            if t.get(&key.0).map_err(ctx("read"))?.is_none() {
+                anyhow::bail!(
+                    "key {} is not trusted; add it with `ferry-in trust add KEYFILE --stream {}`",
+                    key.to_text(),
+                    stream
+                );
+            }
+            let mut b = txn.open_table(BINDINGS).map_err(ctx("open"))?;
+            let mut binding = read_binding(&b, key)?;
+            let new = !binding.streams.contains(&stream);
+            if new {
+                binding.streams.push(stream);
+                b.insert(&key.0, postcard::to_stdvec(&binding)?.as_slice())
+                    .map_err(ctx("write"))?;
+            }
+            new
+        };
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(new)
+    }
+
     /// Trusted keys.
     pub fn trusted(&self) -> Result<Vec<PublicKey>> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
@@ -185,8 +291,10 @@ impl Db {
         Ok(out)
     }
 
-    /// Adds a trusted key; returns false if it was already trusted.
-    pub fn trust(&self, key: &PublicKey) -> Result<bool> {
+    /// Adds a trusted key bound as `bind` says; returns false if it was
+    /// already trusted with that binding. Trusting a key again with another
+    /// stream adds that stream to it.
+    pub fn trust(&self, key: &PublicKey, bind: Bind) -> Result<bool> {
         let txn = self.db.begin_write().map_err(ctx("begin"))?;
         let new = {
             let mut t = txn.open_table(TRUST).map_err(ctx("open"))?;
@@ -195,7 +303,19 @@ impl Db {
                 t.insert(&key.0, ferry_agent_common::now_unix())
                     .map_err(ctx("write"))?;
             }
-            !had
+            let mut b = txn.open_table(BINDINGS).map_err(ctx("open"))?;
+            let mut binding = read_binding(&b, key)?;
+            let before = binding.clone();
+            match bind {
+                Bind::Stream(s) if !binding.streams.contains(&s) => binding.streams.push(s),
+                Bind::Stream(_) => {}
+                Bind::FirstUse => binding.first_use = true,
+            }
+            if binding != before {
+                b.insert(&key.0, postcard::to_stdvec(&binding)?.as_slice())
+                    .map_err(ctx("write"))?;
+            }
+            !had || binding != before
         };
         txn.commit().map_err(ctx("commit"))?;
         Ok(new)
@@ -207,6 +327,8 @@ impl Db {
         let had = {
             let mut t = txn.open_table(TRUST).map_err(ctx("open"))?;
             let had = t.remove(&key.0).map_err(ctx("write"))?.is_some();
+            let mut b = txn.open_table(BINDINGS).map_err(ctx("open"))?;
+            b.remove(&key.0).map_err(ctx("write"))?;
             had
         };
         txn.commit().map_err(ctx("commit"))?;
@@ -250,6 +372,67 @@ impl Db {
         }
         Ok(out)
     }
+}
+
+impl KeyBinding {
+    /// Trusted on first use and not bound to any stream yet.
+    fn allows_first_use(&self) -> bool {
+        self.first_use && self.streams.is_empty()
+    }
+}
+
+fn read_binding<T: ReadableTable<&'static [u8; 32], &'static [u8]>>(
+    t: &T,
+    key: &PublicKey,
+) -> Result<KeyBinding> {
+    match t.get(&key.0).map_err(ctx("read"))? {
+        Some(v) => postcard::from_bytes(v.value()).context("state database: bad key binding"),
+        None => Ok(KeyBinding::default()),
+    }
+}
+
+/// Gives every trusted key without a binding one (see the module's doc):
+/// the stream applied, or first use when none was.
+fn migrate_bindings(txn: &redb::WriteTransaction) -> Result<()> {
+    let applied: Option<StreamId> = {
+        let m = txn.open_table(META).map_err(ctx("open"))?;
+        let v = m.get("applied").map_err(ctx("read"))?;
+        match v {
+            Some(v) => {
+                postcard::from_bytes::<Applied>(v.value())
+                    .context("state database: bad applied record")?
+                    .stream
+            }
+            None => None,
+        }
+    };
+    let keys: Vec<[u8; 32]> = {
+        let t = txn.open_table(TRUST).map_err(ctx("open"))?;
+        let mut out = Vec::new();
+        for r in t.iter().map_err(ctx("read"))? {
+            out.push(*r.map_err(ctx("read"))?.0.value());
+        }
+        out
+    };
+    let mut b = txn.open_table(BINDINGS).map_err(ctx("open"))?;
+    for k in keys {
+        if b.get(&k).map_err(ctx("read"))?.is_some() {
+            continue;
+        }
+        let binding = match applied {
+            Some(s) => KeyBinding {
+                streams: vec![s],
+                first_use: false,
+            },
+            None => KeyBinding {
+                streams: vec![],
+                first_use: true,
+            },
+        };
+        b.insert(&k, postcard::to_stdvec(&binding)?.as_slice())
+            .map_err(ctx("write"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -299,7 +482,7 @@ mod tests {
             changed: 0,
             removed: 0,
         };
-        db.commit_apply(&applied, &catalog, &entry).unwrap();
+        db.commit_apply(&applied, &catalog, &entry, None).unwrap();
         drop(db);
 
         let db = Db::open(&tmp.path().join("state/ferry-in.redb")).unwrap();
@@ -324,11 +507,103 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let db = Db::open(&tmp.path().join("ferry-in.redb")).unwrap();
         let k = SecretKey::from_seed([1; 32]).public();
-        assert!(db.trust(&k).unwrap());
-        assert!(!db.trust(&k).unwrap());
+        assert!(db.trust(&k, Bind::FirstUse).unwrap());
+        assert!(!db.trust(&k, Bind::FirstUse).unwrap());
         assert_eq!(db.trusted().unwrap(), vec![k]);
         assert!(db.untrust(&k).unwrap());
         assert!(!db.untrust(&k).unwrap());
         assert!(db.trusted().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_key_is_bound_to_streams_and_first_use_binds_on_the_first_apply() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("ferry-in.redb")).unwrap();
+        let (a, b) = (StreamId([1; 16]), StreamId([2; 16]));
+        let k = SecretKey::from_seed([1; 32]).public();
+        let stranger = SecretKey::from_seed([2; 32]).public();
+        assert!(db.bind(&k, a).is_err(), "an untrusted key cannot be bound");
+        assert!(db.trust(&k, Bind::Stream(a)).unwrap());
+        assert!(!db.trust(&k, Bind::Stream(a)).unwrap());
+        assert!(db.binding(&k).unwrap().allows(a));
+        assert!(!db.binding(&k).unwrap().allows(b));
+        assert!(db.bind(&k, b).unwrap());
+        assert!(!db.bind(&k, b).unwrap());
+        assert!(db.binding(&k).unwrap().allows(b));
+        assert!(!db.binding(&stranger).unwrap().allows(a));
+
+        // First use: any stream until an applied bundle binds it.
+        assert!(db.trust(&stranger, Bind::FirstUse).unwrap());
+        assert!(db.binding(&stranger).unwrap().allows(b));
+        let applied = Applied {
+            stream: Some(a),
+            sequence: 1,
+            hash: Some(hash(1)),
+            ..Applied::default()
+        };
+        let entry = HistoryEntry {
+            hash: hash(1),
+            applied_at: 2,
+            created: 1,
+            bundle_bytes: 3,
+            added: 0,
+            changed: 0,
+            removed: 0,
+        };
+        db.commit_apply(&applied, &Catalog::default(), &entry, Some(&stranger))
+            .unwrap();
+        assert_eq!(db.signer(1).unwrap(), Some(stranger));
+        assert_eq!(db.signer(2).unwrap(), None);
+        let bound = db.binding(&stranger).unwrap();
+        assert!(bound.allows(a) && !bound.allows(b), "{bound:?}");
+        assert!(db.untrust(&stranger).unwrap());
+        assert!(!db.binding(&stranger).unwrap().allows(a));
+    }
+
+    /// A database written by the code before bindings: a trusted key, and
+    /// either an applied stream or nothing applied.
+    fn old_database(path: &Path, key: &PublicKey, applied: Option<&Applied>) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut m = txn.open_table(META).unwrap();
+            if let Some(a) = applied {
+                m.insert("applied", postcard::to_stdvec(a).unwrap().as_slice())
+                    .unwrap();
+            }
+            let mut t = txn.open_table(TRUST).unwrap();
+            t.insert(&key.0, 5).unwrap();
+            txn.open_table(HISTORY).unwrap();
+            txn.open_table(HELD).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn keys_of_an_old_database_are_bound_to_the_applied_stream_or_first_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let k = SecretKey::from_seed([1; 32]).public();
+        let (a, b) = (StreamId([1; 16]), StreamId([2; 16]));
+        let applied = Applied {
+            stream: Some(a),
+            sequence: 4,
+            hash: Some(hash(4)),
+            ..Applied::default()
+        };
+        let with = tmp.path().join("with.redb");
+        old_database(&with, &k, Some(&applied));
+        let db = Db::open(&with).unwrap();
+        assert_eq!(db.trusted().unwrap(), vec![k]);
+        let binding = db.binding(&k).unwrap();
+        assert_eq!(binding.streams, vec![a]);
+        assert!(!binding.allows(b));
+        assert_eq!(db.applied().unwrap().sequence, 4);
+        assert_eq!(db.signer(4).unwrap(), None);
+
+        let fresh = tmp.path().join("fresh.redb");
+        old_database(&fresh, &k, None);
+        let binding = Db::open(&fresh).unwrap().binding(&k).unwrap();
+        assert!(binding.first_use && binding.streams.is_empty());
+        assert!(binding.allows(b));
     }
 }

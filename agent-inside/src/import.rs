@@ -10,13 +10,22 @@
 //! - the next sequence: [`Decision::Apply`] (or, for `verify`, fully checked),
 //!   after [`crate::apply::check_follows`] (chain link, expiry);
 //! - beyond the next: [`Decision::Hold`] in `STATE/held/`, reported until the
-//!   gap fills.
+//!   gap fills, if it fits the held area's quota and free-space reserve
+//!   (`[held]` in the config, [`crate::policy`]);
+//! - signed by a trusted key not bound to the bundle's stream, made beyond
+//!   the allowed clock skew, valid longer than allowed, or (to be held)
+//!   expired: [`Decision::Refuse`].
+//!
+//! A held bundle that turns out refused (expired while waiting, or not
+//! chaining onto the genuine bundle before it) is deleted from `held/` and
+//! reported in [`Report::dropped`], so it cannot keep taking the space the
+//! genuine next bundle needs.
 
 use crate::apply::{self, ApplyOptions};
 use crate::bundle::{self, Bundle};
 use crate::db::{Applied, Db, Held};
 use crate::layout::Layout;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use ferry_agent_common::units::human_bytes;
 use ferry_agent_common::{format_time, media};
 use ferry_protocol::catalog::Catalog;
@@ -34,6 +43,9 @@ pub struct Report {
     pub held: Vec<u64>,
     /// Sequences skipped as already applied.
     pub skipped: Vec<u64>,
+    /// Held bundles deleted from the held area because they were refused
+    /// (expired, or not chaining onto the bundle applied before them).
+    pub dropped: Vec<u64>,
     /// Bundles that failed, with the error, as one line each.
     pub failed: Vec<String>,
     /// The same failures as errors, in the same order, for callers that
@@ -121,6 +133,48 @@ pub enum Refusal {
         /// The applied sequence.
         applied: u64,
     },
+    /// The signing key is trusted, but not for the bundle's stream.
+    #[error("it is signed by key {key}, which is trusted here but not for stream {stream}; if that stream is expected, allow it with `ferry-in trust bind --stream {stream} KEYFILE`")]
+    KeyNotForStream {
+        /// The signer's short form.
+        key: String,
+        /// The bundle's stream.
+        stream: StreamId,
+    },
+    /// The bundle says it was made further in the future than the allowed clock skew.
+    #[error(
+        "bundle {sequence} says it was made at {}, more than {max_skew_secs}s after this clock's {}; check this machine's clock (or the outside's), or raise [trust] max_clock_skew",
+        format_time(*.created),
+        format_time(*.now)
+    )]
+    FromTheFuture {
+        /// The bundle's sequence.
+        sequence: u64,
+        /// Its creation time (Unix seconds).
+        created: u64,
+        /// The local clock (Unix seconds).
+        now: u64,
+        /// The allowed skew (seconds).
+        max_skew_secs: u64,
+    },
+    /// The bundle is valid for longer than this store accepts.
+    #[error(
+        "bundle {sequence} is valid for {} days (created {}, expires {} seconds later), longer than the {} days allowed here ([trust] max_validity; ferry-out's [export] expires)",
+        .expires.saturating_sub(*.created) / 86_400,
+        format_time(*.created),
+        .expires.saturating_sub(*.created),
+        .max_validity_secs / 86_400
+    )]
+    ValidTooLong {
+        /// The bundle's sequence.
+        sequence: u64,
+        /// Its creation time (Unix seconds).
+        created: u64,
+        /// Its expiry time (Unix seconds).
+        expires: u64,
+        /// The longest validity allowed (seconds).
+        max_validity_secs: u64,
+    },
     /// The bundle is past its expiry time.
     #[error(
         "bundle {sequence} expired at {} (created {}); ask for a fresh export, or import with --allow-expired",
@@ -137,14 +191,39 @@ pub enum Refusal {
     },
 }
 
-/// Decides what to do with `b`: skip, apply, hold or refuse (by stream and
-/// sequence; [`crate::apply::check_follows`] checks the chain link and the
-/// expiry of a bundle to apply).
-pub fn decide(db: &Db, applied: &Applied, b: &Bundle) -> Result<Decision> {
+/// The refusal of `b` when its signer is trusted but not for its stream.
+pub fn check_binding(db: &Db, b: &Bundle) -> Result<Option<Refusal>> {
+    let signer = &b.verified.signer;
+    let stream = b.manifest().stream;
+    Ok(
+        (!db.binding(signer)?.allows(stream)).then(|| Refusal::KeyNotForStream {
+            key: signer.short(),
+            stream,
+        }),
+    )
+}
+
+/// Decides what to do with `b` at time `now` (Unix seconds): skip, apply,
+/// hold or refuse (by stream, the signer's binding, sequence, times, and
+/// for a bundle to hold its expiry; [`crate::apply::check_follows`] checks
+/// the chain link and the expiry of a bundle to apply).
+pub fn decide(
+    db: &Db,
+    applied: &Applied,
+    b: &Bundle,
+    opts: ApplyOptions,
+    now: u64,
+) -> Result<Decision> {
     let seq = b.sequence();
-    let found = b.manifest().stream;
-    if let Some(expected) = applied.stream.filter(|s| *s != found) {
-        return Ok(Decision::Refuse(Refusal::OtherStream { expected, found }));
+    let m = b.manifest();
+    if let Some(expected) = applied.stream.filter(|s| *s != m.stream) {
+        return Ok(Decision::Refuse(Refusal::OtherStream {
+            expected,
+            found: m.stream,
+        }));
+    }
+    if let Some(why) = check_binding(db, b)? {
+        return Ok(Decision::Refuse(why));
     }
     if seq <= applied.sequence {
         let same = db
@@ -156,12 +235,21 @@ pub fn decide(db: &Db, applied: &Applied, b: &Bundle) -> Result<Decision> {
             Decision::Refuse(Refusal::ReplayedDifferent { sequence: seq })
         });
     }
-    Ok(if seq == applied.sequence + 1 {
-        Decision::Apply
-    } else {
-        Decision::Hold {
-            waiting_for: applied.sequence + 1,
-        }
+    if let Err(why) = apply::check_times(b, &opts.policy, now) {
+        return Ok(Decision::Refuse(why));
+    }
+    if seq == applied.sequence + 1 {
+        return Ok(Decision::Apply);
+    }
+    if now > m.expires && !opts.allow_expired {
+        return Ok(Decision::Refuse(Refusal::Expired {
+            sequence: seq,
+            expires: m.expires,
+            created: m.created,
+        }));
+    }
+    Ok(Decision::Hold {
+        waiting_for: applied.sequence + 1,
     })
 }
 
@@ -184,7 +272,7 @@ fn discover(
 ) -> Result<Vec<Bundle>> {
     let trusted = db.trusted()?;
     if trusted.is_empty() {
-        bail!("no trusted signing key yet; add the outside's public key with `ferry-in trust add signing.pub`");
+        bail!("no trusted signing key yet; add the outside's public key with `ferry-in trust add signing.pub --stream ID` (the stream id `ferry-out status` prints)");
     }
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Some(m) = media_dir {
@@ -212,12 +300,49 @@ fn discover(
     Ok(out)
 }
 
-fn hold(layout: &Layout, db: &Db, waiting_for: u64, b: &Bundle, report: &mut Report) -> Result<()> {
+/// Checks that a copy of `b` into `dest` fits the held area's quota and
+/// the free-space reserve.
+fn check_held_room(layout: &Layout, b: &Bundle, dest: &Path, opts: ApplyOptions) -> Result<()> {
+    let held = layout.held();
+    let replaced = dest.is_dir();
+    let used = crate::policy::dir_bytes(&held).saturating_sub(if replaced {
+        crate::policy::dir_bytes(dest)
+    } else {
+        0
+    });
+    let count = std::fs::read_dir(&held)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count() as u64
+        })
+        .unwrap_or(0);
+    let free = if opts.no_space_check {
+        None
+    } else {
+        Some(apply::available_space(&held)?)
+    };
+    opts.policy
+        .held
+        .check("held", held, (used, count), b.bytes(), !replaced, free)?;
+    Ok(())
+}
+
+fn hold(
+    layout: &Layout,
+    db: &Db,
+    waiting_for: u64,
+    b: &Bundle,
+    opts: ApplyOptions,
+    report: &mut Report,
+) -> Result<()> {
     let seq = b.sequence();
     let name = media::bundle_dir_name(b.manifest().stream, seq);
     let dest = layout.held().join(&name);
     if !b.dir.starts_with(layout.held()) {
-        std::fs::create_dir_all(layout.held())?;
+        std::fs::create_dir_all(layout.held())
+            .with_context(|| format!("cannot create {}", layout.held().display()))?;
+        check_held_room(layout, b, &dest, opts)?;
         bundle::copy_bundle(b, &dest)?;
     }
     let reason = format!("waiting for bundle {waiting_for} (bundles must apply in order)");
@@ -234,6 +359,25 @@ fn hold(layout: &Layout, db: &Db, waiting_for: u64, b: &Bundle, report: &mut Rep
     Ok(())
 }
 
+/// Holds `b`; a failure (the quota, a full disk) is the bundle's, reported.
+fn hold_or_fail(
+    layout: &Layout,
+    db: &Db,
+    waiting_for: u64,
+    b: &Bundle,
+    opts: ApplyOptions,
+    report: &mut Report,
+) {
+    if let Err(e) = hold(layout, db, waiting_for, b, opts, report) {
+        let e = e.context(format!(
+            "bundle {} ({}) was not held; import it again once bundle {waiting_for} has been applied",
+            b.sequence(),
+            b.dir.display()
+        ));
+        fail(report, e);
+    }
+}
+
 /// Removes the held copy of `b`, if there is one, and its record.
 fn drop_held_copy(layout: &Layout, db: &Db, b: &Bundle) -> Result<()> {
     let held = layout
@@ -241,6 +385,47 @@ fn drop_held_copy(layout: &Layout, db: &Db, b: &Bundle) -> Result<()> {
         .join(media::bundle_dir_name(b.manifest().stream, b.sequence()));
     ferry_agent_common::fsx::remove_dir_if_exists(&held)?;
     db.unhold(b.sequence())
+}
+
+/// Deletes a refused bundle from the held area (the copy is `b` itself), so
+/// it no longer takes space; says so.
+fn drop_refused_held(layout: &Layout, db: &Db, b: &Bundle, report: &mut Report) -> Result<()> {
+    if !b.dir.starts_with(layout.held()) {
+        return Ok(());
+    }
+    ferry_agent_common::fsx::remove_dir_if_exists(&b.dir)?;
+    if db
+        .held()?
+        .iter()
+        .any(|(s, h)| *s == b.sequence() && h.hash == b.verified.hash)
+    {
+        db.unhold(b.sequence())?;
+    }
+    eprintln!(
+        "ferry-in: held bundle {} ({}) was refused and is deleted from the held area",
+        b.sequence(),
+        b.dir.display()
+    );
+    report.dropped.push(b.sequence());
+    Ok(())
+}
+
+/// Removes temporary copies a failed or interrupted hold left in `held/`.
+fn sweep_held_leftovers(layout: &Layout) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(layout.held()) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            eprintln!(
+                "ferry-in: removing {}, left by an interrupted copy into the held area",
+                e.path().display()
+            );
+            ferry_agent_common::fsx::remove_dir_if_exists(&e.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Imports every pending bundle found in `media_dir` (and the held area).
@@ -252,49 +437,79 @@ pub fn import(
 ) -> Result<Report> {
     let db = Db::open(&layout.db())?;
     apply::recover(layout, &db, limits)?;
+    sweep_held_leftovers(layout)?;
     let mut report = Report::default();
     let bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
     let mut stop_after_failure = false;
     for b in &bundles {
-        let seq = b.sequence();
         let applied = db.applied()?;
-        match decide(&db, &applied, b)? {
-            Decision::Refuse(why) => fail(&mut report, refused(b, why)),
+        let now = ferry_agent_common::now_unix();
+        match decide(&db, &applied, b, opts, now)? {
+            Decision::Refuse(why) => {
+                drop_refused_held(layout, &db, b, &mut report)?;
+                fail(&mut report, refused(b, why));
+            }
             Decision::Skip => {
-                eprintln!("ferry-in: bundle {seq} was already applied; skipped");
-                report.skipped.push(seq);
+                eprintln!(
+                    "ferry-in: bundle {} was already applied; skipped",
+                    b.sequence()
+                );
+                report.skipped.push(b.sequence());
                 drop_held_copy(layout, &db, b)?;
             }
-            Decision::Hold { waiting_for } => hold(layout, &db, waiting_for, b, &mut report)?,
-            Decision::Apply if stop_after_failure => {
-                hold(layout, &db, applied.sequence + 1, b, &mut report)?
+            Decision::Hold { waiting_for } => {
+                hold_or_fail(layout, &db, waiting_for, b, opts, &mut report)
             }
-            Decision::Apply => match apply::apply(layout, &db, b, limits, opts) {
-                Ok(o) => {
-                    print_applied(b, &o);
-                    report.applied.push(seq);
-                    drop_held_copy(layout, &db, b)?;
-                }
-                Err(e) => {
-                    fail(
-                        &mut report,
-                        e.context(format!("bundle {seq} ({})", b.dir.display())),
-                    );
-                    stop_after_failure = true;
-                }
-            },
+            Decision::Apply if stop_after_failure => {
+                hold_or_fail(layout, &db, applied.sequence + 1, b, opts, &mut report)
+            }
+            Decision::Apply => {
+                stop_after_failure = !apply_one(layout, &db, b, limits, opts, &mut report)?;
+            }
         }
     }
     let applied = db.applied()?;
     println!(
-        "applied sequence is now {}; {} applied, {} skipped, {} held, {} failed",
+        "applied sequence is now {}; {} applied, {} skipped, {} held, {} dropped from held, {} failed",
         applied.sequence,
         report.applied.len(),
         report.skipped.len(),
         report.held.len(),
+        report.dropped.len(),
         report.failed.len()
     );
     Ok(report)
+}
+
+/// Applies `b`; false when it failed (reported). A held bundle refused
+/// (by its chain link or expiry) is deleted from the held area.
+fn apply_one(
+    layout: &Layout,
+    db: &Db,
+    b: &Bundle,
+    limits: &ReceiverLimits,
+    opts: ApplyOptions,
+    report: &mut Report,
+) -> Result<bool> {
+    let seq = b.sequence();
+    match apply::apply(layout, db, b, limits, opts) {
+        Ok(o) => {
+            print_applied(b, &o);
+            report.applied.push(seq);
+            drop_held_copy(layout, db, b)?;
+            Ok(true)
+        }
+        Err(e) => {
+            if e.chain().any(|c| c.downcast_ref::<Refusal>().is_some()) {
+                drop_refused_held(layout, db, b, report)?;
+            }
+            fail(
+                report,
+                e.context(format!("bundle {seq} ({})", b.dir.display())),
+            );
+            Ok(false)
+        }
+    }
 }
 
 fn print_applied(b: &Bundle, o: &apply::Outcome) {
@@ -334,7 +549,7 @@ pub fn verify(
     for b in bundles.iter().filter(|b| !b.dir.starts_with(layout.held())) {
         let seq = b.sequence();
         let res = (|| -> Result<&'static str> {
-            match decide(&db, &applied, b)? {
+            match decide(&db, &applied, b, opts, ferry_agent_common::now_unix())? {
                 Decision::Refuse(why) => return Err(why.into()),
                 Decision::Skip => return Ok("already applied"),
                 Decision::Hold { .. } | Decision::Apply => {}

@@ -17,6 +17,7 @@ pub mod diode;
 pub mod import;
 pub mod layout;
 pub mod listen;
+pub mod policy;
 pub mod registry_push;
 pub mod scrub;
 pub mod serve;

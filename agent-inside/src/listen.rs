@@ -181,7 +181,13 @@ fn offer(
     };
     let applied = db.applied()?;
     let refuse = |reason: String| Ok((ServerMsg::Refuse { reason }, None));
-    match import::decide(&db, &applied, &bundle)? {
+    match import::decide(
+        &db,
+        &applied,
+        &bundle,
+        opts.apply,
+        ferry_agent_common::now_unix(),
+    )? {
         Decision::Skip => {
             return Ok((
                 ServerMsg::Skip {

@@ -1,12 +1,13 @@
 //! The `ferry-in` command line.
 
 use agent_inside::apply::ApplyOptions;
-use agent_inside::db::Db;
+use agent_inside::db::{Bind, Db};
 use agent_inside::layout::Layout;
 use agent_inside::{import, serve, status};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_agent_common::paths;
+use ferry_protocol::id::StreamId;
 use ferry_protocol::keys::PublicKey;
 use std::path::PathBuf;
 
@@ -20,7 +21,8 @@ struct Cli {
     #[arg(long, global = true, env = "FERRY_IN_STATE")]
     state: Option<PathBuf>,
     /// Configuration file (TOML) with [limits] on what bundles may ask of
-    /// this agent; see deploy/ferry-in.toml. Default: built-in limits.
+    /// this agent, [trust] clock skew and validity, [held] and [spool]
+    /// quotas; see deploy/ferry-in.toml. Default: built-in limits.
     #[arg(long, global = true, env = "FERRY_IN_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -199,17 +201,41 @@ fn scrub_cmd(
 
 #[derive(Subcommand)]
 enum TrustCmd {
-    /// Trusts the public key in PUBKEY_FILE (written by `ferry-out keygen`).
+    /// Trusts the public key in PUBKEY_FILE (written by `ferry-out keygen`)
+    /// for one stream: give the outside's stream id (`ferry-out status`
+    /// prints it) with --stream, or say --first-use to bind the key to the
+    /// stream of the first bundle it signs that is applied.
     Add {
         /// The public key file.
         pubkey_file: PathBuf,
+        /// The stream (32 hex digits) this key may sign.
+        #[arg(
+            long,
+            required_unless_present = "first_use",
+            conflicts_with = "first_use"
+        )]
+        stream: Option<String>,
+        /// Bind the key to the stream of the first bundle it signs that is
+        /// applied (trust on first use, explicitly).
+        #[arg(long)]
+        first_use: bool,
+    },
+    /// Lets a trusted key sign one more stream. A store follows one stream:
+    /// this lets a fresh store (or a new key) accept that stream; a store
+    /// that has applied another stream still refuses it.
+    Bind {
+        /// The public key file of a trusted key.
+        pubkey_file: PathBuf,
+        /// The stream (32 hex digits).
+        #[arg(long)]
+        stream: String,
     },
     /// Stops trusting the public key in PUBKEY_FILE.
     Remove {
         /// The public key file.
         pubkey_file: PathBuf,
     },
-    /// Lists trusted keys.
+    /// Lists trusted keys and the streams each may sign.
     List,
 }
 
@@ -238,47 +264,29 @@ fn read_key(path: &PathBuf) -> Result<PublicKey> {
 fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i32> {
     let limits = agent_inside::config::load_limits(config)?;
     let push_to = agent_inside::config::load_push_target(config)?;
+    let policy = agent_inside::config::load_policy(config)?;
+    let apply = |allow_expired, no_space_check| ApplyOptions {
+        allow_expired,
+        no_space_check,
+        policy,
+    };
     match cmd {
         Cmd::Trust { cmd } => trust_cmd(layout, cmd),
         Cmd::Verify {
             media,
             allow_expired,
-        } => {
-            let opts = ApplyOptions {
-                allow_expired,
-                no_space_check: false,
-            };
-            let r = import::verify(layout, &media, &limits, opts)?;
-            if r.ok() {
-                println!("all bundles in {} verified", media.display());
-                Ok(0)
-            } else {
-                eprintln!("ferry-in: {} bundle(s) failed verification", r.failed.len());
-                Ok(1)
-            }
-        }
+        } => verify_cmd(layout, &media, &limits, apply(allow_expired, false)),
         Cmd::Import {
             media,
             allow_expired,
             no_space_check,
-        } => {
-            let opts = ApplyOptions {
-                allow_expired,
-                no_space_check,
-            };
-            let r = import::import(layout, &media, &limits, opts)?;
-            let pushed = match (&push_to, r.applied.is_empty()) {
-                (Some(to), false) => agent_inside::registry_push::after_import(layout, to),
-                _ => true,
-            };
-            Ok(if !r.ok() {
-                1
-            } else if !pushed {
-                3
-            } else {
-                0
-            })
-        }
+        } => import_cmd(
+            layout,
+            &media,
+            &limits,
+            apply(allow_expired, no_space_check),
+            push_to,
+        ),
         Cmd::Status { json } => {
             let v = status::gather(layout, &limits)?;
             if json {
@@ -288,7 +296,10 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             }
             Ok(0)
         }
-        Cmd::Receive(args) => receive_cmd(layout, limits, push_to, args),
+        Cmd::Receive(args) => {
+            let opts = apply(args.allow_expired, false);
+            receive_cmd(layout, limits, opts, push_to, args)
+        }
         Cmd::Cert(args) => {
             args.run(&layout.root, "ferry-out push")?;
             Ok(0)
@@ -302,10 +313,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 listen: quic,
                 peers: peers.auth()?,
                 limits,
-                apply: ApplyOptions {
-                    allow_expired,
-                    no_space_check: false,
-                },
+                apply: apply(allow_expired, false),
                 push_to,
             };
             agent_inside::listen::run(layout, opts)?;
@@ -320,34 +328,116 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             url,
             upstream,
             gpu_operator_path,
-        } => {
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                bail!("--url must start with http:// or https://, such as http://10.0.0.5:8080");
-            }
-            let c = agent_inside::client_config::ClientConfig {
-                url,
-                upstreams: upstream,
-                gpu_operator_path,
-            };
-            print!("{}", c.render());
-            Ok(0)
-        }
+        } => client_config_cmd(url, upstream, gpu_operator_path),
         Cmd::SiteKey { binary, output } => site_key_cmd(layout, binary, output),
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
         Cmd::Serve(a) => serve_cmd(layout, config, a),
     }
 }
 
-/// `trust add|remove|list`.
+/// `verify`: 1 when any bundle fails.
+fn verify_cmd(
+    layout: &Layout,
+    media: &std::path::Path,
+    limits: &ferry_protocol::limits::ReceiverLimits,
+    opts: ApplyOptions,
+) -> Result<i32> {
+    let r = import::verify(layout, media, limits, opts)?;
+    if r.ok() {
+        println!("all bundles in {} verified", media.display());
+        Ok(0)
+    } else {
+        eprintln!("ferry-in: {} bundle(s) failed verification", r.failed.len());
+        Ok(1)
+    }
+}
+
+/// `import`: 1 when a bundle failed, 3 when the push after it failed.
+fn import_cmd(
+    layout: &Layout,
+    media: &std::path::Path,
+    limits: &ferry_protocol::limits::ReceiverLimits,
+    opts: ApplyOptions,
+    push_to: Option<String>,
+) -> Result<i32> {
+    let r = import::import(layout, media, limits, opts)?;
+    let pushed = match (&push_to, r.applied.is_empty()) {
+        (Some(to), false) => agent_inside::registry_push::after_import(layout, to),
+        _ => true,
+    };
+    Ok(if !r.ok() {
+        1
+    } else if !pushed {
+        3
+    } else {
+        0
+    })
+}
+
+/// `client-config`.
+fn client_config_cmd(
+    url: String,
+    upstreams: Vec<String>,
+    gpu_operator_path: String,
+) -> Result<i32> {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        bail!("--url must start with http:// or https://, such as http://10.0.0.5:8080");
+    }
+    let c = agent_inside::client_config::ClientConfig {
+        url,
+        upstreams,
+        gpu_operator_path,
+    };
+    print!("{}", c.render());
+    Ok(0)
+}
+
+fn parse_stream(text: &str) -> Result<StreamId> {
+    StreamId::from_hex(text.trim()).with_context(|| {
+        format!(
+            "--stream {text:?} is not a stream id (32 hex digits, as `ferry-out status` prints)"
+        )
+    })
+}
+
+/// `trust add|bind|remove|list`.
 fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
     let db = Db::open(&layout.db())?;
     match cmd {
-        TrustCmd::Add { pubkey_file } => {
+        TrustCmd::Add {
+            pubkey_file,
+            stream,
+            first_use,
+        } => {
             let k = read_key(&pubkey_file)?;
-            if db.trust(&k)? {
-                println!("trusted {}", k.to_text());
+            let bind = match (stream, first_use) {
+                (Some(s), _) => Bind::Stream(parse_stream(&s)?),
+                (None, true) => Bind::FirstUse,
+                (None, false) => {
+                    bail!("say which stream the key signs: --stream ID or --first-use")
+                }
+            };
+            let new = db.trust(&k, bind)?;
+            let what = match bind {
+                Bind::Stream(s) => format!("for stream {s}"),
+                Bind::FirstUse => "for the stream of the first bundle it signs".to_string(),
+            };
+            if new {
+                println!("trusted {} {what}", k.to_text());
             } else {
-                println!("already trusted: {}", k.to_text());
+                println!("already trusted {what}: {}", k.to_text());
+            }
+        }
+        TrustCmd::Bind {
+            pubkey_file,
+            stream,
+        } => {
+            let k = read_key(&pubkey_file)?;
+            let s = parse_stream(&stream)?;
+            if db.bind(&k, s)? {
+                println!("{} may now sign stream {s}", k.to_text());
+            } else {
+                println!("{} could already sign stream {s}", k.to_text());
             }
         }
         TrustCmd::Remove { pubkey_file } => {
@@ -358,18 +448,28 @@ fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
             println!("no longer trusted: {}", k.to_text());
         }
         TrustCmd::List => {
-            for k in db.trusted()? {
-                println!("{}", k.to_text());
+            for (k, b) in db.trusted_bindings()? {
+                println!("{} {}", k.to_text(), binding_text(&b));
             }
         }
     }
     Ok(0)
 }
 
+/// A key's binding for people: `streams: A, B`, `first use`.
+fn binding_text(b: &agent_inside::db::KeyBinding) -> String {
+    let mut parts: Vec<String> = b.streams.iter().map(|s| s.to_hex()).collect();
+    if b.first_use && b.streams.is_empty() {
+        parts.push("first use (not bound yet)".into());
+    }
+    format!("streams: {}", parts.join(", "))
+}
+
 /// `receive`: the diode receiver, importing what arrives with --import.
 fn receive_cmd(
     layout: &Layout,
     limits: ferry_protocol::limits::ReceiverLimits,
+    apply: ApplyOptions,
     push_to: Option<String>,
     args: ReceiveArgs,
 ) -> Result<i32> {
@@ -378,7 +478,7 @@ fn receive_cmd(
         spool,
         import,
         exit_when_idle,
-        allow_expired,
+        allow_expired: _,
         stale_after,
     } = args;
     let exit_when_idle = match exit_when_idle {
@@ -399,10 +499,7 @@ fn receive_cmd(
             ..ferry_protocol::limits::DiodeLimits::from_receiver(&limits)
         },
         limits,
-        apply: ApplyOptions {
-            allow_expired,
-            no_space_check: false,
-        },
+        apply,
         push_to,
     };
     agent_inside::diode::receive(layout, opts)?;

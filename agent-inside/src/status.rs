@@ -16,6 +16,10 @@ pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Va
     let catalog = db.catalog()?;
     let history = db.history()?;
     let held = db.held()?;
+    let signers: Vec<Option<String>> = history
+        .iter()
+        .map(|(seq, _)| Ok(db.signer(*seq)?.map(|k| k.to_text())))
+        .collect::<Result<_>>()?;
     let (chunks, chunk_bytes) = apply::chunk_store(layout, limits).usage();
     // One entry per store kind ("files", "oci"), each with its sources.
     let mut stores = serde_json::Map::new();
@@ -55,11 +59,17 @@ pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Va
         "generation": applied.generation,
         "serving_generation": layout.current_gen_name(),
         "trusted_keys": db.trusted()?.iter().map(|k| k.to_text()).collect::<Vec<_>>(),
+        "key_streams": db.trusted_bindings()?.iter().map(|(k, b)| json!({
+            "key": k.to_text(),
+            "streams": b.streams.iter().map(|s| s.to_hex()).collect::<Vec<_>>(),
+            "first_use": b.first_use && b.streams.is_empty(),
+        })).collect::<Vec<_>>(),
+        "applied_signer": signers.last().cloned().flatten(),
         "held": held.iter().map(|(seq, h)| json!({"sequence": seq, "dir": h.dir_name, "reason": h.reason})).collect::<Vec<_>>(),
         "stores": stores,
         "diode": diode,
-        "history": history.iter().map(|(seq, h)| json!({
-            "sequence": seq, "hash": h.hash.to_hex(), "created": h.created, "applied_at": h.applied_at,
+        "history": history.iter().zip(&signers).map(|((seq, h), signer)| json!({
+            "sequence": seq, "hash": h.hash.to_hex(), "signer": signer, "created": h.created, "applied_at": h.applied_at,
             "bundle_bytes": h.bundle_bytes, "added": h.added, "changed": h.changed, "removed": h.removed,
         })).collect::<Vec<_>>(),
     }))
@@ -82,10 +92,24 @@ pub fn print(v: &serde_json::Value) {
         "generation: {}",
         v["serving_generation"].as_str().unwrap_or("none")
     );
-    let keys = v["trusted_keys"].as_array().cloned().unwrap_or_default();
+    if let Some(k) = v["applied_signer"].as_str() {
+        println!("signed by:  {k}");
+    }
+    let keys = v["key_streams"].as_array().cloned().unwrap_or_default();
     println!("trusted:    {} key(s)", keys.len());
     for k in keys {
-        println!("  {}", k.as_str().unwrap_or(""));
+        let streams: Vec<&str> = k["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str())
+            .collect();
+        let bound = if k["first_use"].as_bool() == Some(true) {
+            "first use (not bound yet)".to_string()
+        } else {
+            streams.join(", ")
+        };
+        println!("  {} for stream {bound}", k["key"].as_str().unwrap_or(""));
     }
     let held = v["held"].as_array().cloned().unwrap_or_default();
     if held.is_empty() {

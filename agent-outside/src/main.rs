@@ -288,7 +288,7 @@ fn keygen(layout: &Layout, force: bool) -> Result<()> {
     fsx::sync_dir(state)?;
     println!("{public}");
     eprintln!(
-        "ferry-out: wrote {} (secret, mode 0600) and {}; copy signing.pub inside and run `ferry-in trust add signing.pub`",
+        "ferry-out: wrote {} (secret, mode 0600) and {}; copy signing.pub inside and run `ferry-in trust add signing.pub --stream ID` with the stream id `ferry-out status` prints",
         kp.display(),
         layout.signing_pub().display()
     );

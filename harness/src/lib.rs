@@ -19,7 +19,7 @@
 #![warn(unreachable_pub)]
 
 use agent_inside::apply::ApplyOptions;
-use agent_inside::db::{Applied, Db};
+use agent_inside::db::{Applied, Bind, Db};
 use agent_inside::import::{self, Report};
 use agent_outside::config::Config;
 use agent_outside::export::{self, ExportOptions, Exported};
@@ -36,6 +36,8 @@ use std::path::{Path, PathBuf};
 mod delta_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 /// The name of the `files` source every outside of the harness has.
 pub const SOURCE: &str = "tools";
@@ -108,6 +110,13 @@ impl Outside {
         Outside::with(layout, src, key)
     }
 
+    /// The stream this outside exports.
+    pub fn stream(&self) -> ferry_protocol::id::StreamId {
+        Ledger::open(&self.layout)
+            .and_then(|l| l.stream())
+            .expect("the outside's stream")
+    }
+
     /// Writes a file of the source tree (creating directories).
     pub fn write(&self, path: &str, data: &[u8]) {
         let p = self.src.join(path);
@@ -176,6 +185,7 @@ impl Inside {
             apply: ApplyOptions {
                 allow_expired: false,
                 no_space_check: true,
+                policy: agent_inside::policy::Policy::default(),
             },
         }
     }
@@ -185,9 +195,10 @@ impl Inside {
         Db::open(&self.layout.db()).expect("the inside's database opens")
     }
 
-    /// Trusts `key`'s public half, as `ferry-in trust add` does.
-    pub fn trust(&self, key: &SecretKey) {
-        self.db().trust(&key.public()).expect("trust");
+    /// Trusts `key`'s public half bound as `bind` says, as `ferry-in trust
+    /// add --stream ID` (or `--first-use`) does.
+    pub fn trust(&self, key: &SecretKey, bind: Bind) {
+        self.db().trust(&key.public(), bind).expect("trust");
     }
 
     /// Imports every bundle in `media`, as `ferry-in import` does.
@@ -247,7 +258,7 @@ impl Pair {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let outside = Outside::new(dir.path(), 1).expect("an outside");
         let inside = Inside::new(dir.path());
-        inside.trust(&outside.key);
+        inside.trust(&outside.key, Bind::Stream(outside.stream()));
         Pair {
             dir,
             outside,

@@ -2,6 +2,7 @@
 
 use crate::{random_bytes, tree_digest, Outside, Pair};
 use agent_inside::apply;
+use agent_inside::db::Bind;
 use agent_inside::import::{Refusal, Report};
 use agent_outside::source::{Item, ItemKind, ScanCtx, Source};
 use ferry_protocol::catalog::SourceKind;
@@ -203,7 +204,7 @@ fn a_bundle_of_another_stream_is_refused() {
     p.outside.write("a.txt", b"ours");
     assert_eq!(p.drive(), 1);
     let other = Outside::new(&p.dir.path().join("other"), 2).unwrap();
-    p.inside.trust(&other.key);
+    p.inside.trust(&other.key, Bind::FirstUse);
     other.write("x.txt", b"theirs");
     let e = other.export().unwrap().unwrap();
     let media = p.new_media();

@@ -45,7 +45,7 @@ python3 -u -m http.server --bind 127.0.0.1 0 --directory repo > http.log 2>/dev/
 for _ in $(seq 50); do grep -q port http.log && break; sleep 0.1; done
 port=$(sed -nE 's/.* port ([0-9]+).*/\1/p' http.log | head -1)
 printf '[[source]]\nname = "deb"\ntype = "apt"\nurl = "http://127.0.0.1:%s"\nsuites = ["stable"]\ncomponents = ["main"]\narchitectures = ["amd64"]\nkeyring = "%s/upstream.gpg"\n' "$port" "$dir" > ferry-out.toml
-"$out" --state out keygen >/dev/null 2>&1; "$in" --state in trust add out/signing.pub >/dev/null
+"$out" --state out keygen >/dev/null 2>&1; "$in" --state in trust add out/signing.pub --stream "$("$out" --state out status | awk '/^stream:/{print $2}')" >/dev/null
 "$out" --state out export --config ferry-out.toml --to m1 >/dev/null
 "$in" --state in import m1 >/dev/null
 cp -a repo repo-v1

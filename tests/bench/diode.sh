@@ -320,7 +320,7 @@ run_case() {
     local d=$BENCH_DIR/cases/$name st=$BENCH_DIR/cases/$name/in-state
     mkdir -p "$d"
     printf '%s\n' "$name" >>"$BENCH_DIR/cases.list"
-    "$FERRY_IN" --state "$st" trust add "$OUT_STATE/signing.pub" >"$d/trust.log" 2>&1 \
+    "$FERRY_IN" --state "$st" trust add "$OUT_STATE/signing.pub" --first-use >"$d/trust.log" 2>&1 \
         || { cat "$d/trust.log" >&2; die "trust add failed"; }
 
     local port; port=$(free_port)

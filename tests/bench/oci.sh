@@ -41,7 +41,7 @@ make_image() { # tag salt
 echo "== building and pushing a ${mb} MiB image to docker-registry"
 make_image v1 1
 printf '[[source]]\nname = "up"\ntype = "oci"\nregistry = "http://127.0.0.1:%s"\nimages = ["bench/app:v1"]\n' "$port" > ferry-out.toml
-"$out" --state out keygen >/dev/null 2>&1; "$in" --state in trust add out/signing.pub >/dev/null
+"$out" --state out keygen >/dev/null 2>&1; "$in" --state in trust add out/signing.pub --stream "$("$out" --state out status | awk '/^stream:/{print $2}')" >/dev/null
 "$out" --state out export --config ferry-out.toml --to m1 > last.log; head -1 last.log
 "$in" --state in import m1 > last.log; head -1 last.log
 "$in" --state in serve --listen 127.0.0.1:0 2> serve.log & srv=$!

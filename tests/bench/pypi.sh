@@ -66,7 +66,7 @@ trap 'kill $web 2>/dev/null || true' EXIT
 sleep 1
 reqs=$(python3 -c 'print(", ".join(f"\"p{i:02d}\"" for i in range(20)))')
 printf '[[source]]\nname = "py"\ntype = "pypi"\nindex = "http://127.0.0.1:%s/simple/"\nrequirements = [%s]\npython = ["3.11"]\nversions = "all"\n' "$port" "$reqs" > ferry-out.toml
-"$out" --state out keygen >/dev/null 2>&1; "$in" --state in trust add out/signing.pub >/dev/null
+"$out" --state out keygen >/dev/null 2>&1; "$in" --state in trust add out/signing.pub --stream "$("$out" --state out status | awk '/^stream:/{print $2}')" >/dev/null
 t0=$(date +%s.%N); "$out" --state out export --config ferry-out.toml --to m1 > last.log; t1=$(date +%s.%N)
 head -1 last.log
 "$in" --state in import m1 > last.log; head -1 last.log

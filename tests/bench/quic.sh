@@ -20,7 +20,7 @@ echo "== generating ${mb} MiB of incompressible data"
 for i in $(seq 1 $(( (mb + 63) / 64 ))); do head -c $((64 << 20)) /dev/urandom > "src/f$i.bin"; done
 printf '[[source]]\nname = "data"\ntype = "files"\npath = "%s/src"\n' "$dir" > ferry-out.toml
 "$out" --state out keygen >/dev/null 2>&1
-"$in" --state in trust add out/signing.pub >/dev/null
+"$in" --state in trust add out/signing.pub --stream "$("$out" --state out status | awk '/^stream:/{print $2}')" >/dev/null
 "$out" --state out export --config ferry-out.toml --to media | head -1
 bundle=$(ls -d out/bundles/bundle-*)
 bytes=$(du -sb "$bundle" | cut -f1)

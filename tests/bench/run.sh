@@ -210,7 +210,8 @@ info "source dir $SRC  (config $CONFIG)"
 section "Ferry: keygen + trust"
 run_timed keygen "$FERRY_OUT" --state "$OUT_STATE" keygen
 [[ -f $OUT_STATE/signing.pub ]] || die "keygen did not write $OUT_STATE/signing.pub"
-run_timed trust "$FERRY_IN" --state "$IN_STATE" trust add "$OUT_STATE/signing.pub"
+STREAM=$("$FERRY_OUT" --state "$OUT_STATE" status | awk '/^stream:/{print $2}')
+run_timed trust "$FERRY_IN" --state "$IN_STATE" trust add "$OUT_STATE/signing.pub" --stream "$STREAM"
 
 section "Ferry: first export (v1) -> media1"
 run_timed export1 "$FERRY_OUT" --state "$OUT_STATE" export --config "$CONFIG" --to "$BENCH_DIR/media1" "${VOL_ARGS[@]}"

@@ -130,12 +130,18 @@ impl Session {
                     }
                 }
                 Ok(None) => {}
-                Err(spool::Failed { bundle, error }) => {
-                    eprintln!(
-                        "ferry-in: dropping bundle {} being received: {}; it starts over from later packets",
+                Err(spool::Failed {
+                    bundle,
+                    error,
+                    quiet,
+                }) => {
+                    if !quiet {
+                        eprintln!(
+                        "ferry-in: dropping bundle {} being received: {}; it starts over from later packets (the same failure to make its files again is logged once a minute)",
                         bundle.sequence,
                         ferry_agent_common::one_line(&error)
                     );
+                    }
                     self.rx.abandon(bundle);
                     self.rx.forget(bundle);
                     self.spool.remove_partial(bundle);
@@ -240,7 +246,7 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
     };
     let mut s = Session {
         rx: Receiver::new(opts.diode, applied.stream, applied.sequence),
-        spool: Spool::new(opts.spool.clone()),
+        spool: Spool::new(opts.spool.clone(), opts.apply.policy.spool),
         opts,
         layout: layout.clone(),
         completed: Vec::new(),

@@ -1,6 +1,7 @@
 //! The spool on disk: carries out the receiver's events on partial bundle
 //! files, persists and restores progress.
 
+use crate::policy::Quota;
 use anyhow::{Context, Result};
 use ferry_agent_common::{fsx, media};
 use ferry_protocol::diode::{Abandon, BundleId, BundleProgress, Event, Receiver};
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 const PROGRESS_FILE: &str = "progress.json";
 
@@ -15,12 +17,25 @@ const PROGRESS_FILE: &str = "progress.json";
 pub(super) struct Failed {
     pub(super) bundle: BundleId,
     pub(super) error: anyhow::Error,
+    /// The same bundle failed for want of room less than [`NO_ROOM_LOG_EVERY`]
+    /// ago: drop it without another log line (each of its packets would
+    /// otherwise log one).
+    pub(super) quiet: bool,
 }
+
+/// How often a bundle that keeps not fitting the spool is logged.
+const NO_ROOM_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// The spool directory and the partial files open in it.
 pub(super) struct Spool {
     dir: PathBuf,
     open: HashMap<(BundleId, u16), File>,
+    /// Its quota and free-space reserve (`[spool]`).
+    quota: Quota,
+    /// Bytes in the spool as last counted, and when.
+    counted: Option<(Instant, u64)>,
+    /// Bundles that did not fit, and when that was last logged.
+    no_room: HashMap<BundleId, Instant>,
 }
 
 fn file_name(index: u16) -> String {
@@ -32,11 +47,46 @@ fn file_name(index: u16) -> String {
 }
 
 impl Spool {
-    pub(super) fn new(dir: PathBuf) -> Self {
+    pub(super) fn new(dir: PathBuf, quota: Quota) -> Self {
         Spool {
             dir,
             open: HashMap::new(),
+            quota,
+            counted: None,
+            no_room: HashMap::new(),
         }
+    }
+
+    /// Checks that a file of `size` bytes (a new bundle when `new_bundle`)
+    /// fits the spool's quota and leaves the free-space reserve. The spool
+    /// is counted again at most once a second; sizes started since are added.
+    fn check_room(&mut self, size: u64, new_bundle: bool) -> Result<()> {
+        let used = match self.counted {
+            Some((at, n)) if at.elapsed() < Duration::from_secs(1) => n,
+            _ => crate::policy::dir_bytes(&self.dir),
+        };
+        let count = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        (n.starts_with(".partial-") || !n.starts_with('.'))
+                            && e.file_type().is_ok_and(|t| t.is_dir())
+                    })
+                    .count() as u64
+            })
+            .unwrap_or(0);
+        let free = crate::apply::available_space(&self.dir)?;
+        self.quota.check(
+            "spool",
+            self.dir.clone(),
+            (used, count),
+            size,
+            new_bundle,
+            Some(free),
+        )?;
+        self.counted = Some((Instant::now(), used + size));
+        Ok(())
     }
 
     fn partial_dir(&self, id: BundleId) -> PathBuf {
@@ -58,10 +108,16 @@ impl Spool {
             | Event::Complete { bundle, .. }
             | Event::Abandoned { bundle, .. } => *bundle,
         };
-        let failed = |error| Failed { bundle, error };
+        let failed = |error| Failed {
+            bundle,
+            error,
+            quiet: false,
+        };
         match ev {
             Event::FileStarted { file, size, .. } => {
-                self.start_file(bundle, file, size).map_err(failed)?;
+                if let Err(error) = self.start_file(bundle, file, size) {
+                    return Err(self.no_room_failure(bundle, error));
+                }
             }
             Event::Write {
                 file, offset, data, ..
@@ -93,8 +149,29 @@ impl Spool {
         Ok(None)
     }
 
+    /// The failure of a file that did not fit (or could not be made), quiet
+    /// when the same bundle was logged for that recently.
+    fn no_room_failure(&mut self, bundle: BundleId, error: anyhow::Error) -> Failed {
+        let now = Instant::now();
+        let quiet = self
+            .no_room
+            .get(&bundle)
+            .is_some_and(|t| now.duration_since(*t) < NO_ROOM_LOG_EVERY);
+        if !quiet {
+            self.no_room
+                .retain(|_, t| now.duration_since(*t) < NO_ROOM_LOG_EVERY);
+            self.no_room.insert(bundle, now);
+        }
+        Failed {
+            bundle,
+            error,
+            quiet,
+        }
+    }
+
     fn start_file(&mut self, bundle: BundleId, file: u16, size: u64) -> Result<()> {
         let dir = self.partial_dir(bundle);
+        self.check_room(size, !dir.is_dir())?;
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let f = self.file(bundle, file)?;
