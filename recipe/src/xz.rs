@@ -184,14 +184,18 @@ pub fn decompress(data: &[u8], limit: u64) -> Result<(Vec<u8>, usize), XzError> 
         }
         let stalled = before == (stream.total_in(), stream.total_out());
         if stalled && stream.total_in() as usize == data.len() {
-            return Err(XzError::Corrupt("truncated: the data ends inside the stream".into()));
+            return Err(XzError::Corrupt(
+                "truncated: the data ends inside the stream".into(),
+            ));
         }
     }
 }
 
 fn decode_error(e: liblzma::stream::Error, limit: u64) -> XzError {
     match e {
-        liblzma::stream::Error::MemLimit => XzError::MemoryLimit { limit: DECODER_MEMLIMIT },
+        liblzma::stream::Error::MemLimit => XzError::MemoryLimit {
+            limit: DECODER_MEMLIMIT,
+        },
         liblzma::stream::Error::Mem => XzError::TooLarge { limit },
         other => XzError::Corrupt(other.to_string()),
     }
@@ -244,7 +248,13 @@ pub fn find_params(compressed: &[u8], plain: &[u8]) -> Result<XzParams, XzError>
             },
             m => m,
         };
-        let params = XzParams { preset, extreme, dict_size: head.dict_size, check: head.check, mode };
+        let params = XzParams {
+            preset,
+            extreme,
+            dict_size: head.dict_size,
+            check: head.check,
+            mode,
+        };
         tried.push(params.clone());
         if !prefix_matches(&params, &plain[..first_block_len], expected)? {
             continue;
@@ -269,7 +279,9 @@ fn single_block_size(preset: u32, len: usize) -> u64 {
 /// dictionary of small files), each plain before extreme; preset 6 (the
 /// default) first among equals.
 fn candidate_presets(dict: u32) -> Vec<(u32, bool)> {
-    let mut presets: Vec<u32> = (0..10).filter(|&p| PRESET_DICT[p as usize] >= dict).collect();
+    let mut presets: Vec<u32> = (0..10)
+        .filter(|&p| PRESET_DICT[p as usize] >= dict)
+        .collect();
     presets.sort_by_key(|&p| (PRESET_DICT[p as usize] != dict, p != 6, p));
     let mut out = Vec::new();
     for p in presets {
@@ -320,7 +332,10 @@ fn filters(params: &XzParams) -> Result<Filters, XzError> {
 
 fn validate(params: &XzParams) -> Result<(), XzError> {
     if params.preset > 9 {
-        return Err(XzError::BadParams(format!("preset {} is not 0..=9", params.preset)));
+        return Err(XzError::BadParams(format!(
+            "preset {} is not 0..=9",
+            params.preset
+        )));
     }
     if !(4096..=MAX_DICT_SIZE).contains(&params.dict_size) {
         return Err(XzError::BadParams(format!(
@@ -401,26 +416,42 @@ fn parse_headers(data: &[u8]) -> Result<Headers, XzError> {
         other => return Err(XzError::Unsupported(format!("check type {other:#x}"))),
     };
     if data[12] == 0 {
-        return Err(XzError::Unsupported("stream has no blocks (empty input)".into()));
+        return Err(XzError::Unsupported(
+            "stream has no blocks (empty input)".into(),
+        ));
     }
     let header_len = (usize::from(data[12]) + 1) * 4;
-    let header = data.get(12..12 + header_len).ok_or_else(|| corrupt("block header cut short"))?;
+    let header = data
+        .get(12..12 + header_len)
+        .ok_or_else(|| corrupt("block header cut short"))?;
     let flags = header[1];
     let mut pos = 2;
     let has_compressed_size = flags & 0x40 != 0;
-    let block_compressed =
-        if has_compressed_size { Some(read_vli(header, &mut pos)?) } else { None };
-    let block_uncompressed =
-        if flags & 0x80 != 0 { Some(read_vli(header, &mut pos)?) } else { None };
+    let block_compressed = if has_compressed_size {
+        Some(read_vli(header, &mut pos)?)
+    } else {
+        None
+    };
+    let block_uncompressed = if flags & 0x80 != 0 {
+        Some(read_vli(header, &mut pos)?)
+    } else {
+        None
+    };
     if flags & 0x03 != 0 {
-        return Err(XzError::Unsupported("filter chain with more than LZMA2".into()));
+        return Err(XzError::Unsupported(
+            "filter chain with more than LZMA2".into(),
+        ));
     }
     let id = read_vli(header, &mut pos)?;
     let props_len = read_vli(header, &mut pos)?;
     if id != LZMA2_FILTER_ID || props_len != 1 {
-        return Err(XzError::Unsupported(format!("filter {id:#x} instead of LZMA2")));
+        return Err(XzError::Unsupported(format!(
+            "filter {id:#x} instead of LZMA2"
+        )));
     }
-    let props = *header.get(pos).ok_or_else(|| corrupt("block header cut short"))?;
+    let props = *header
+        .get(pos)
+        .ok_or_else(|| corrupt("block header cut short"))?;
     if props > 40 {
         return Err(corrupt("LZMA2 dictionary size byte out of range"));
     }
@@ -452,5 +483,7 @@ fn read_vli(buf: &[u8], pos: &mut usize) -> Result<u64, XzError> {
             return Ok(value);
         }
     }
-    Err(XzError::Corrupt("variable-length integer longer than 9 bytes".into()))
+    Err(XzError::Corrupt(
+        "variable-length integer longer than 9 bytes".into(),
+    ))
 }

@@ -50,7 +50,9 @@
 //! whose output differs from libzstd 1.5.7's ([`ZstdError::NotReproduced`]).
 
 use serde::{Deserialize, Serialize};
-use zstd::zstd_safe::{self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, DCtx, InBuffer, OutBuffer};
+use zstd::zstd_safe::{
+    self, zstd_sys::ZSTD_EndDirective, CCtx, CParameter, DCtx, InBuffer, OutBuffer,
+};
 
 /// Highest level [`compress`] accepts.
 pub const MAX_LEVEL: i32 = 22;
@@ -63,7 +65,7 @@ pub const MAX_CANDIDATES: usize = 96;
 const MAX_FULL_VERIFY: usize = 4;
 /// Plain bytes a candidate encodes (single-threaded) before its output is
 /// compared with the frame's.
-const PREFIX_INPUT: usize = 1 << 20;
+const PREFIX_INPUT: usize = 256 << 10;
 /// Workers [`compress`] uses in multi-threaded mode.
 const WORKERS: u32 = 2;
 const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
@@ -147,13 +149,16 @@ pub fn decompress(data: &[u8], limit: u64) -> Result<(Vec<u8>, usize), ZstdError
         let before = (input.pos(), out.len());
         let pos = out.len();
         let mut output = OutBuffer::around_pos(&mut out, pos);
-        let left = dctx.decompress_stream(&mut output, &mut input).map_err(|code| {
-            if zstd_safe::get_error_name(code).contains("window") {
-                ZstdError::WindowTooLarge
-            } else {
-                ZstdError::Corrupt(zstd_safe::get_error_name(code).to_string())
-            }
-        })?;
+        let left = dctx
+            .decompress_stream(&mut output, &mut input)
+            .map_err(|code| {
+                let name = zstd_safe::get_error_name(code);
+                if name.contains("too much memory") || name.contains("indow") {
+                    ZstdError::WindowTooLarge
+                } else {
+                    ZstdError::Corrupt(name.to_string())
+                }
+            })?;
         if out.len() as u64 > limit {
             return Err(ZstdError::TooLarge { limit });
         }
@@ -161,7 +166,9 @@ pub fn decompress(data: &[u8], limit: u64) -> Result<(Vec<u8>, usize), ZstdError
             return Ok((out, input.pos()));
         }
         if before == (input.pos(), out.len()) && input.pos() == data.len() {
-            return Err(ZstdError::Corrupt("truncated: the data ends inside the frame".into()));
+            return Err(ZstdError::Corrupt(
+                "truncated: the data ends inside the frame".into(),
+            ));
         }
     }
 }
@@ -180,7 +187,9 @@ fn parse_header(data: &[u8]) -> Result<Header, ZstdError> {
     }
     let fhd = data[4];
     if fhd & 0x03 != 0 {
-        return Err(ZstdError::Unsupported("frame made with a dictionary".into()));
+        return Err(ZstdError::Unsupported(
+            "frame made with a dictionary".into(),
+        ));
     }
     let single_segment = fhd & 0x20 != 0;
     let fcs_flag = fhd >> 6;
@@ -235,7 +244,10 @@ pub fn find_params(compressed: &[u8], plain: &[u8]) -> Result<ZstdParams, ZstdEr
                     continue;
                 }
                 for mode in [ZstdMode::Multi, ZstdMode::Single] {
-                    let params = ZstdParams { mode, ..base.clone() };
+                    let params = ZstdParams {
+                        mode,
+                        ..base.clone()
+                    };
                     verified += 1;
                     if compress(&params, plain)? == compressed {
                         return Ok(params);
@@ -269,7 +281,10 @@ fn prefix_matches(params: &ZstdParams, plain: &[u8], expected: &[u8]) -> Result<
 
 fn validate(params: &ZstdParams) -> Result<(), ZstdError> {
     if !(1..=MAX_LEVEL).contains(&params.level) {
-        return Err(ZstdError::BadParams(format!("level {} is not 1..={MAX_LEVEL}", params.level)));
+        return Err(ZstdError::BadParams(format!(
+            "level {} is not 1..={MAX_LEVEL}",
+            params.level
+        )));
     }
     if let Some(w) = params.long {
         if !(10..=MAX_WINDOW_LOG).contains(&w) {
@@ -304,7 +319,11 @@ fn context(params: &ZstdParams, len: usize, workers: u32) -> Result<CCtx<'static
 /// hostile bundle: it is validated first ([`ZstdError::BadParams`]); the
 /// multi-threaded mode uses two workers.
 pub fn compress(params: &ZstdParams, plain: &[u8]) -> Result<Vec<u8>, ZstdError> {
-    let workers = if params.mode == ZstdMode::Multi { WORKERS } else { 0 };
+    let workers = if params.mode == ZstdMode::Multi {
+        WORKERS
+    } else {
+        0
+    };
     let mut cctx = context(params, plain.len(), workers)?;
     let mut out = Vec::with_capacity(zstd_safe::compress_bound(plain.len()) + 1024);
     let mut input = InBuffer::around(plain);
