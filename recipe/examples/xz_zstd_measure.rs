@@ -20,9 +20,20 @@ use ferry_recipe::{xz, zstd};
 
 const LIMIT: u64 = 4 << 30;
 const DEBS: &[&str] = &[
-    "openssl", "libssl3", "tzdata", "postgresql-15", "python3.11-minimal",
-    "libpython3.11-stdlib", "bind9-libs", "libexpat1", "curl", "libcurl4",
-    "libc6", "systemd", "git", "libxml2",
+    "openssl",
+    "libssl3",
+    "tzdata",
+    "postgresql-15",
+    "python3.11-minimal",
+    "libpython3.11-stdlib",
+    "bind9-libs",
+    "libexpat1",
+    "curl",
+    "libcurl4",
+    "libc6",
+    "systemd",
+    "git",
+    "libxml2",
 ];
 
 /// Parameters found for one stream.
@@ -52,12 +63,16 @@ fn main() {
     }
     files.sort();
     let mut totals = std::collections::BTreeMap::<String, Totals>::new();
-    println!("file\tstream\tcompressed\tplain\tresult\tfind_s\tcompress_s\tcompress_MB/s(plain)\tparams");
+    println!(
+        "file\tstream\tcompressed\tplain\tresult\tfind_s\tcompress_s\tcompress_MB/s(plain)\tparams"
+    );
     for file in &files {
         let bytes = std::fs::read(file).expect("read input");
         for (member, stream) in streams(file, &bytes) {
             let kind = member.rsplit('.').next().unwrap_or("").to_string();
-            let t = totals.entry(format!("{}.{kind}", member.split('.').next().unwrap())).or_default();
+            let t = totals
+                .entry(format!("{}.{kind}", member.split('.').next().unwrap()))
+                .or_default();
             measure(file, &member, stream, t);
         }
     }
@@ -91,9 +106,13 @@ fn measure(file: &Path, member: &str, stream: &[u8], t: &mut Totals) {
     let stream = &stream[..used];
     let start = Instant::now();
     let found = if is_xz {
-        xz::find_params(stream, &plain).map(Found::Xz).map_err(|e| e.to_string())
+        xz::find_params(stream, &plain)
+            .map(Found::Xz)
+            .map_err(|e| e.to_string())
     } else {
-        zstd::find_params(stream, &plain).map(Found::Zstd).map_err(|e| e.to_string())
+        zstd::find_params(stream, &plain)
+            .map(Found::Zstd)
+            .map_err(|e| e.to_string())
     };
     let find_s = start.elapsed().as_secs_f64();
     t.streams += 1;
@@ -142,10 +161,17 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) {
 
 /// The xz/zstd streams in a file, by member name.
 fn streams<'a>(file: &Path, bytes: &'a [u8]) -> Vec<(String, &'a [u8])> {
-    let ext = file.extension().unwrap_or_default().to_string_lossy().to_string();
+    let ext = file
+        .extension()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
     let keep = |n: &str| n.ends_with(".xz") || n.ends_with(".zst");
     match ext.as_str() {
-        "deb" => ar_members(bytes).into_iter().filter(|(n, _)| keep(n)).collect(),
+        "deb" => ar_members(bytes)
+            .into_iter()
+            .filter(|(n, _)| keep(n))
+            .collect(),
         "rpm" => {
             let payload = rpm_payload(bytes);
             if payload.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0]) {
@@ -168,8 +194,14 @@ fn ar_members(bytes: &[u8]) -> Vec<(String, &[u8])> {
     let mut pos = 8;
     while pos + 60 <= bytes.len() {
         let head = &bytes[pos..pos + 60];
-        let name = String::from_utf8_lossy(&head[..16]).trim().trim_end_matches('/').to_string();
-        let size: usize = String::from_utf8_lossy(&head[48..58]).trim().parse().expect("ar size");
+        let name = String::from_utf8_lossy(&head[..16])
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
+        let size: usize = String::from_utf8_lossy(&head[48..58])
+            .trim()
+            .parse()
+            .expect("ar size");
         let start = pos + 60;
         out.push((name, &bytes[start..(start + size).min(bytes.len())]));
         pos = start + size + size % 2;

@@ -61,10 +61,11 @@ pub const MAX_DICT_SIZE: u32 = 64 << 20;
 const DECODER_MEMLIMIT: u64 = 128 << 20;
 /// Most encoder settings [`find_params`] tries on a stream.
 pub const MAX_CANDIDATES: usize = 20;
-/// Most candidates that pass the prefix test and get a full re-encode.
+/// Most candidates that pass the prefix test and get a full re-encode
+/// (streams longer than the prefix).
 const MAX_FULL_VERIFY: usize = 3;
 /// Plain bytes a candidate encodes before its output is compared.
-const PREFIX_INPUT: usize = 4 << 20;
+const PREFIX_INPUT: usize = 1 << 20;
 const EXTREME_BIT: u32 = 0x8000_0000;
 const HEADER_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0];
 const LZMA2_FILTER_ID: u64 = 0x21;
@@ -256,10 +257,13 @@ pub fn find_params(compressed: &[u8], plain: &[u8]) -> Result<XzParams, XzError>
             mode,
         };
         tried.push(params.clone());
-        if !prefix_matches(&params, &plain[..first_block_len], expected)? {
-            continue;
+        // A stream no longer than the prefix is verified in full at once.
+        if plain.len() > PREFIX_INPUT {
+            if !prefix_matches(&params, &plain[..first_block_len], expected)? {
+                continue;
+            }
+            verified += 1;
         }
-        verified += 1;
         if compress(&params, plain)? == compressed {
             return Ok(params);
         }

@@ -59,10 +59,15 @@ pub const MAX_LEVEL: i32 = 22;
 /// Largest long-distance-matching window log [`compress`] accepts (128 MiB,
 /// the `--long` default); it is also the decoder's window limit.
 pub const MAX_WINDOW_LOG: u32 = 27;
+/// Highest level [`find_params`] searches (20..=22 need `--ultra`).
+pub const MAX_SEARCH_LEVEL: i32 = 19;
 /// Most encoder settings [`find_params`] tries on a frame.
 pub const MAX_CANDIDATES: usize = 96;
 /// Most candidates that pass the prefix test and get a full re-encode.
-const MAX_FULL_VERIFY: usize = 4;
+const MAX_FULL_VERIFY: usize = 8;
+/// Levels whose multi-threaded, unknown-size encoding is verified in full
+/// although the single-threaded prefix test failed.
+const MAX_BLIND_MULTI: usize = 3;
 /// Plain bytes a candidate encodes (single-threaded) before its output is
 /// compared with the frame's.
 const PREFIX_INPUT: usize = 256 << 10;
@@ -222,9 +227,10 @@ pub fn find_params(compressed: &[u8], plain: &[u8]) -> Result<ZstdParams, ZstdEr
         longs.push(Some(MAX_WINDOW_LOG));
     }
     let mut levels: Vec<i32> = vec![3, 19];
-    levels.extend((1..=MAX_LEVEL).filter(|l| *l != 3 && *l != 19));
+    levels.extend((1..=MAX_SEARCH_LEVEL).filter(|l| *l != 3 && *l != 19));
     let mut tried = Vec::new();
     let mut verified = 0;
+    let mut blind = 0;
     for long in longs {
         for &(size_known, content_size) in sizes {
             for &level in &levels {
@@ -240,10 +246,18 @@ pub fn find_params(compressed: &[u8], plain: &[u8]) -> Result<ZstdParams, ZstdEr
                     return Err(ZstdError::NotReproduced { tried });
                 }
                 tried.push(base.clone());
-                if !prefix_matches(&base, plain, compressed)? {
+                let modes: &[ZstdMode] = if prefix_matches(&base, plain, compressed)? {
+                    &[ZstdMode::Multi, ZstdMode::Single]
+                } else if !size_known && blind < MAX_BLIND_MULTI {
+                    // With an unknown size the multi-threaded encoder's
+                    // output differs from the single-threaded prefix, so
+                    // the first levels are verified without the test.
+                    blind += 1;
+                    &[ZstdMode::Multi]
+                } else {
                     continue;
-                }
-                for mode in [ZstdMode::Multi, ZstdMode::Single] {
+                };
+                for &mode in modes {
                     let params = ZstdParams {
                         mode,
                         ..base.clone()
@@ -260,8 +274,8 @@ pub fn find_params(compressed: &[u8], plain: &[u8]) -> Result<ZstdParams, ZstdEr
 }
 
 /// Encodes up to [`PREFIX_INPUT`] bytes of `plain` single-threaded without
-/// ending the frame and tells whether the output so far is a prefix of
-/// `expected`.
+/// ending the frame and tells whether the blocks it wrote so far are a
+/// prefix of `expected`'s.
 fn prefix_matches(params: &ZstdParams, plain: &[u8], expected: &[u8]) -> Result<bool, ZstdError> {
     let mut cctx = context(params, plain.len(), 0)?;
     let prefix = &plain[..plain.len().min(PREFIX_INPUT)];
@@ -272,11 +286,32 @@ fn prefix_matches(params: &ZstdParams, plain: &[u8], expected: &[u8]) -> Result<
         let mut output = OutBuffer::around_pos(&mut out, pos);
         cctx.compress_stream2(&mut output, &mut input, ZSTD_EndDirective::ZSTD_e_continue)
             .map_err(zerr)?;
-        if out.len() > expected.len() || expected[..out.len()] != out[..] {
+        // The header may differ between modes (single-segment, window
+        // descriptor); the blocks after it must not.
+        let (Some(ours), Some(theirs)) = (header_len(&out), header_len(expected)) else {
+            continue;
+        };
+        let body = &out[ours..];
+        let want = &expected[theirs..];
+        if body.len() > want.len() || want[..body.len()] != *body {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// Length of the frame header at the start of `frame`, once it is complete.
+fn header_len(frame: &[u8]) -> Option<usize> {
+    let fhd = *frame.get(4)?;
+    let single = fhd & 0x20 != 0;
+    let fcs = match fhd >> 6 {
+        0 => usize::from(single),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let len = 5 + usize::from(!single) + [0, 1, 2, 4][usize::from(fhd & 3)] + fcs;
+    (frame.len() >= len).then_some(len)
 }
 
 fn validate(params: &ZstdParams) -> Result<(), ZstdError> {
@@ -327,17 +362,38 @@ pub fn compress(params: &ZstdParams, plain: &[u8]) -> Result<Vec<u8>, ZstdError>
     let mut cctx = context(params, plain.len(), workers)?;
     let mut out = Vec::with_capacity(zstd_safe::compress_bound(plain.len()) + 1024);
     let mut input = InBuffer::around(plain);
-    loop {
-        if out.capacity() - out.len() < 64 << 10 {
-            out.reserve(64 << 10);
-        }
-        let pos = out.len();
-        let mut output = OutBuffer::around_pos(&mut out, pos);
-        let left = cctx
-            .compress_stream2(&mut output, &mut input, ZSTD_EndDirective::ZSTD_e_end)
-            .map_err(zerr)?;
-        if left == 0 {
-            return Ok(out);
-        }
+    // Streamed like the zstd CLI, rpm and dpkg do: the input goes in before
+    // the frame is ended. (A first call that ends the frame takes libzstd's
+    // one-shot path, whose output differs, and tells it the size.)
+    while input.pos() < plain.len() {
+        step(
+            &mut cctx,
+            &mut out,
+            &mut input,
+            ZSTD_EndDirective::ZSTD_e_continue,
+        )?;
     }
+    while step(
+        &mut cctx,
+        &mut out,
+        &mut input,
+        ZSTD_EndDirective::ZSTD_e_end,
+    )? != 0
+    {}
+    Ok(out)
+}
+
+/// One `ZSTD_compressStream2` call appending to `out`; returns its result.
+fn step(
+    cctx: &mut CCtx<'_>,
+    out: &mut Vec<u8>,
+    input: &mut InBuffer<'_>,
+    end: ZSTD_EndDirective,
+) -> Result<usize, ZstdError> {
+    if out.capacity() - out.len() < 64 << 10 {
+        out.reserve(64 << 10);
+    }
+    let pos = out.len();
+    let mut output = OutBuffer::around_pos(out, pos);
+    cctx.compress_stream2(&mut output, input, end).map_err(zerr)
 }
