@@ -133,6 +133,11 @@ pub struct Options {
     /// preflate-rs's hash-chain search limit (default 4096, its own default):
     /// streams made with a deeper search stay literal.
     pub preflate_max_chain: u32,
+    /// Whether [`analyze`] tries to reproduce xz streams (default true).
+    /// Rebuilding one costs what `xz -6` costs (about 1.5 MB/s a core), so a
+    /// caller in a hurry leaves them literal ([`LiteralReason::Skipped`]).
+    /// Not part of the reference form: [`expand`] decodes them either way.
+    pub reproduce_xz: bool,
 }
 
 impl Default for Options {
@@ -144,6 +149,7 @@ impl Default for Options {
             max_depth: 4,
             preflate_chunk: 8 << 20,
             preflate_max_chain: 4096,
+            reproduce_xz: true,
         }
     }
 }

@@ -20,6 +20,8 @@ pub enum StreamKind {
 pub enum LiteralReason {
     /// No encoder settings known here reproduce the xz or zstd stream.
     NotModelled,
+    /// Reproducing this kind of stream was not tried (`Options::reproduce_xz`).
+    Skipped,
     /// preflate-rs could not model the deflate stream (an encoder it does not
     /// predict, such as Zopfli or 7-zip, or a search beyond its chain limit).
     PreflateFailed,

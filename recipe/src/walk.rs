@@ -196,6 +196,7 @@ impl<'a> Walker<'a> {
                     chunks,
                 })
             }
+            Codec::Xz if !self.opts.reproduce_xz => Err(LiteralReason::Skipped),
             Codec::Xz => crate::xz::find_params(compressed, plain)
                 .map(|params| Segment::Xz {
                     plain_len,

@@ -28,6 +28,9 @@ use ferry_protocol::path::ObjectKey;
 pub const FAST: i32 = 3;
 /// The zstd level of `high` patches (a slow diode, small media).
 pub const HIGH: i32 = 19;
+/// From this patch level on, xz streams are reproduced too (slow, and the
+/// largest gain on debs and RPMs).
+pub const SLOW_LEVELS: i32 = 10;
 
 /// How an export encodes changed objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +113,12 @@ pub(crate) fn patch_against(
     opts: &DeltaOptions,
     level: i32,
 ) -> Result<Option<Patched>> {
-    let ropts = ferry_recipe::Options::default();
+    let ropts = ferry_recipe::Options {
+        // Rebuilding an xz stream costs what compressing it costs (about
+        // 1.5 MB/s a core): only the slow settings reproduce them.
+        reproduce_xz: level >= SLOW_LEVELS,
+        ..ferry_recipe::Options::default()
+    };
     let analysis = ferry_recipe::analyze(data, &ropts);
     let (reference, form) = match ferry_recipe::expand(base_bytes, &ropts) {
         Ok(r) => (
