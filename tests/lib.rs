@@ -754,32 +754,6 @@ pub fn curl_response(args: &[&str]) -> (Vec<u8>, String) {
     (o.stdout, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_skip_is_logged_one_line_each() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("skips");
-        skip_with("m::a", "x is not installed", false, Some(&log));
-        skip_with("m::b", "set Y=1", false, Some(&log));
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            "SKIP m::a: x is not installed\nSKIP m::b: set Y=1\n"
-        );
-        // Without a log it only prints.
-        skip_with("m::c", "z", false, None);
-        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
-    }
-
-    #[test]
-    #[should_panic(expected = "SKIP m::a: x is not installed; FERRY_REQUIRE_TOOLS=1")]
-    fn a_skip_fails_when_every_test_must_run() {
-        skip_with("m::a", "x is not installed", true, None);
-    }
-}
-
 /// A tmpfs of `size_mib` MiB mounted at a directory for the length of a
 /// test; unmounted on drop, even on panic. Needs root (tests here run as
 /// root); where it cannot mount, [`Tmpfs::mount`] [`skip`]s the test (which
@@ -839,5 +813,31 @@ impl Drop for Tmpfs {
         if !ok {
             let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_is_logged_one_line_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("skips");
+        skip_with("m::a", "x is not installed", false, Some(&log));
+        skip_with("m::b", "set Y=1", false, Some(&log));
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "SKIP m::a: x is not installed\nSKIP m::b: set Y=1\n"
+        );
+        // Without a log it only prints.
+        skip_with("m::c", "z", false, None);
+        assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "SKIP m::a: x is not installed; FERRY_REQUIRE_TOOLS=1")]
+    fn a_skip_fails_when_every_test_must_run() {
+        skip_with("m::a", "x is not installed", true, None);
     }
 }

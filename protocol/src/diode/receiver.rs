@@ -256,7 +256,10 @@ impl Geometry {
         if t == 0 || t % u32::from(ALIGNMENT) != 0 {
             return Err("symbol size");
         }
-        if self.segment_size == 0 || self.segment_size > MAX_SEGMENT || self.segment_size % t != 0 {
+        if self.segment_size == 0
+            || self.segment_size > MAX_SEGMENT
+            || !self.segment_size.is_multiple_of(t)
+        {
             return Err("segment size");
         }
         if self

@@ -161,14 +161,14 @@ impl Packet {
             return bad("sequence or file index");
         }
         if p.symbol_size == 0
-            || p.symbol_size % ALIGNMENT as u16 != 0
+            || !p.symbol_size.is_multiple_of(ALIGNMENT as u16)
             || p.data.len() != p.symbol_size as usize
         {
             return bad("symbol size");
         }
         if p.segment_size == 0
             || p.segment_size > MAX_SEGMENT
-            || p.segment_size % p.symbol_size as u32 != 0
+            || !p.segment_size.is_multiple_of(p.symbol_size as u32)
         {
             return bad("segment size");
         }
