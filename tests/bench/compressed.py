@@ -18,9 +18,10 @@ Rows:
                 decompressed and concatenated, against its predecessor's):
                 the figure compression-aware deltas aim at
 
-Prints a table (bytes and share of the new generation), then the second
-export's throughput (MB/s of the new generation's bytes) and peak RSS for each
-Ferry setting, and writes WORK/results.json.
+Prints a table (bytes and share of the new generation), then for each Ferry
+setting the update's export and import throughput (MB/s of the new generation's
+bytes), their peak RSS, and the inside's disk against the bytes it serves; writes
+WORK/results.json.
 """
 
 import gzip
@@ -169,8 +170,29 @@ def timed(cmd):
     return time.monotonic() - t0, usage.ru_maxrss * 1024
 
 
+def du(path):
+    """Bytes a tree takes on disk, counting hard-linked files once."""
+    out = subprocess.run(["du", "-s", "-B1", path], check=True, capture_output=True, text=True)
+    return int(out.stdout.split()[0])
+
+
+def ferry_inside(ferry_out, tmp, state):
+    """Imports media1 then media2 into a fresh inside; (seconds, peak RSS) of the
+    second import, and the inside's disk against the bytes it serves."""
+    ferry_in = os.path.join(os.path.dirname(ferry_out), "ferry-in")
+    inside = os.path.join(tmp, "in-state")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    run([ferry_in, "--state", inside, "trust", "add", os.path.join(state, "signing.pub"),
+         "--first-use"], **quiet)
+    run([ferry_in, "--state", inside, "import", os.path.join(tmp, "media1")], **quiet)
+    secs, rss = timed([ferry_in, "--state", inside, "import", os.path.join(tmp, "media2")])
+    served = size_of(os.path.join(inside, "store", "current") + "/")
+    return secs, rss, du(inside) / served
+
+
 def ferry_delta(ferry_out, old_dir, new_dir, tmp, delta):
-    """Bytes of the second bundle, and (seconds, peak RSS) of its export."""
+    """Bytes of the second bundle, and (seconds, peak RSS) of its export and
+    of its import, and the inside's disk against what it serves."""
     state, src = os.path.join(tmp, "out-state"), os.path.join(tmp, "src")
     cfg = os.path.join(tmp, "ferry-out.toml")
     with open(cfg, "w") as f:
@@ -185,7 +207,7 @@ def ferry_delta(ferry_out, old_dir, new_dir, tmp, delta):
     media2 = os.path.join(tmp, "media2")
     secs, rss = timed([ferry_out, "--state", state, "export", "--config", cfg, "--to", media2,
                        "--delta", delta])
-    return size_of(media2), (secs, rss)
+    return size_of(media2), (secs, rss) + ferry_inside(ferry_out, tmp, state)
 
 
 FERRY_SETTINGS = ["off", "fast", "high"]
@@ -238,20 +260,23 @@ def main():
                 cells.append(f"{r[c] / 1e6:>8.2f} MB {100 * r[c] / r['new']:>5.1f}%")
         print(f"{eco:<10}" + "".join(cells))
     print()
-    print("second export (the update): MB/s of the new generation's bytes, peak RSS")
-    for eco in results:
-        if eco == "total":
-            continue
-        cells = []
+    print("the update, in MB/s of the new generation's bytes: export (peak RSS), import "
+          "(peak RSS), inside disk / served bytes")
+    ecos = [e for e in results if e != "total"]
+    for eco in ecos:
         for d in FERRY_SETTINGS:
-            secs, rss = perf[(eco, d)]
-            cells.append(f"{d}: {results[eco]['new'] / 1e6 / secs:7.1f} MB/s {rss / 2**20:6.0f} MiB")
-        print(f"{eco:<10}  " + "   ".join(cells))
+            es, er, is_, ir, disk = perf[(eco, d)]
+            new = results[eco]["new"] / 1e6
+            print(f"{eco:<10} {d:<5} export {new / es:7.1f} MB/s ({er / 2**20:5.0f} MiB)  "
+                  f"import {new / is_:7.1f} MB/s ({ir / 2**20:5.0f} MiB)  disk {disk:.2f}x")
     for d in FERRY_SETTINGS:
-        secs = sum(perf[(e, d)][0] for e in results if e != "total")
-        rss = max(perf[(e, d)][1] for e in results if e != "total")
-        print(f"{'total':<10}  {d}: {results['total']['new'] / 1e6 / secs:7.1f} MB/s, "
-              f"peak RSS {rss / 2**20:.0f} MiB")
+        es = sum(perf[(e, d)][0] for e in ecos)
+        is_ = sum(perf[(e, d)][2] for e in ecos)
+        er = max(perf[(e, d)][1] for e in ecos)
+        ir = max(perf[(e, d)][3] for e in ecos)
+        new = results["total"]["new"] / 1e6
+        print(f"{'total':<10} {d:<5} export {new / es:7.1f} MB/s ({er / 2**20:5.0f} MiB)  "
+              f"import {new / is_:7.1f} MB/s ({ir / 2**20:5.0f} MiB)")
     results["perf"] = {f"{e}/{d}": v for (e, d), v in perf.items()}
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -6,7 +6,8 @@
 #
 #   tests/bench/compressed.sh             # corpus in /tmp/ferry-corpus (kept), work in /tmp/ferry-compressed
 #
-# Environment: CORPUS_DIR, WORK_DIR, FERRY_OUT (default: a release build of this tree).
+# Environment: CORPUS_DIR, WORK_DIR, FERRY_OUT (default: a release build of this tree;
+# ferry-in is taken from the same directory), BENCH_SKIP (comparators to leave out).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CORPUS_DIR=${CORPUS_DIR:-/tmp/ferry-corpus}
@@ -22,7 +23,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 if [ -z "${FERRY_OUT:-}" ]; then
-  (cd "$REPO" && cargo build --release --quiet -p agent-outside --bin ferry-out)
+  (cd "$REPO" && cargo build --release --quiet -p agent-outside --bin ferry-out \
+     -p agent-inside --bin ferry-in)
   FERRY_OUT=$REPO/target/release/ferry-out
 fi
 
