@@ -499,8 +499,16 @@ impl Scanner<'_> {
             Ok(())
         })?;
         self.pb.inc(whole.size);
-        let whole_cost: u64 = new_chunks.iter().map(|(_, b)| b.len() as u64).sum();
         self.refs.put(&whole.sha256, &data)?;
+        // Unchanged (an index without a fingerprint, read again): keep the
+        // last bundle's object as it was, patch or not, so nothing changes.
+        if let Some(Object::File(prev)) = self.prev.objects.get(key) {
+            let same = prev.sha256 == whole.sha256 && prev.executable == whole.executable;
+            if same && self.chunks_known(&Object::File(prev.clone())) {
+                return Ok(Encoded::Ready(prev.clone()));
+            }
+        }
+        let whole_cost: u64 = new_chunks.iter().map(|(_, b)| b.len() as u64).sum();
         let base = match self.families.predecessor(key, whole.size) {
             Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k.clone(), b.clone()),
             _ => {
