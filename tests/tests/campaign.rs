@@ -90,7 +90,7 @@ fn kill_campaign(n: u64) {
     let interrupted: u64 = fig.interrupted.values().sum();
     assert!(
         interrupted * 2 >= n,
-        "only {interrupted} of {n} kills landed before the job ended: the campaign proves little"
+        "only {interrupted} of {n} kills landed while the job was under way: the campaign proves little"
     );
 }
 

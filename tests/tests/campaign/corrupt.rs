@@ -156,8 +156,15 @@ pub fn reason(stderr: &str) -> String {
         .rev()
         .find(|l| l.contains("error") || l.contains("refused") || l.contains("failed"))
         .unwrap_or("(no error line)");
-    // The innermost cause: the part after the last ": " that is not a path.
-    let cause = line.rsplit(": ").next().unwrap_or(line);
+    // The cause: what follows the last segment that names a path (the
+    // bundle, the manifest or the volume).
+    let parts: Vec<&str> = line.split(": ").collect();
+    let from = parts.iter().rposition(|p| p.contains('/')).map_or(0, |i| i + 1);
+    let cause = if from < parts.len() {
+        parts[from..].join(": ")
+    } else {
+        line.to_string()
+    };
     let mut out = String::new();
     for word in cause.split_whitespace() {
         let w = if word.contains('/') {
