@@ -5,6 +5,8 @@
 //!   source type is always refused and changes nothing.
 //! - kill -9: `import`, diode `receive` and QUIC `listen` killed at random
 //!   instants never leave a torn store, and the next run finishes the job.
+//! - GET and Range requests during imports (and kill -9 of imports) see
+//!   whole old or whole new content only.
 //!
 //! Each campaign has a fast subset here and a full run in
 //! `scripts/campaign.sh` (the `#[ignore]`d tests, sized by environment
@@ -14,6 +16,8 @@
 mod corrupt;
 #[path = "campaign/kill.rs"]
 mod kill;
+#[path = "campaign/range.rs"]
+mod range;
 #[path = "campaign/sources.rs"]
 mod sources;
 
@@ -105,4 +109,36 @@ fn kill9_during_import_receive_and_listen_never_tears_the_store() {
 #[ignore = "the full campaign; run by scripts/campaign.sh"]
 fn full_kill_campaign() {
     kill_campaign(count("CAMPAIGN_KILLS", 200));
+}
+
+/// Two clients loop GET and Range requests for a file that changes in every
+/// bundle while six imports run to the end and four are killed with -9 and
+/// run again: each response is whole old or whole new content.
+#[test]
+fn get_and_range_during_imports_see_whole_old_or_whole_new_content() {
+    let seed = seed();
+    let t0 = Instant::now();
+    let seen = range::during_imports(6, 4, seed);
+    let whole: [u64; 2] = [
+        seen.iter().map(|s| s.whole[0]).sum(),
+        seen.iter().map(|s| s.whole[1]).sum(),
+    ];
+    let bad: Vec<&String> = seen.iter().flat_map(|s| &s.bad).collect();
+    eprintln!(
+        "seed {seed}: {} whole old and {} whole new responses, {} bad, in {:.1?}",
+        whole[0],
+        whole[1],
+        bad.len(),
+        t0.elapsed()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} responses mixed or cut content (seed {seed}):\n{}",
+        bad.len(),
+        bad.iter().take(20).map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        whole[0] > 0 && whole[1] > 0,
+        "the clients saw only one version ({whole:?}): the test proves nothing"
+    );
 }
