@@ -5,6 +5,8 @@
 //!   source type is always refused and changes nothing.
 //! - kill -9: `import`, diode `receive` and QUIC `listen` killed at random
 //!   instants never leave a torn store, and the next run finishes the job.
+//! - Decompression bombs: an apt index inflating to 10 GiB (.xz and .gz)
+//!   fails the export outside and is refused inside, naming file and limit.
 //! - GET and Range requests during imports (and kill -9 of imports) see
 //!   whole old or whole new content only.
 //!
@@ -12,6 +14,8 @@
 //! `scripts/campaign.sh` (the `#[ignore]`d tests, sized by environment
 //! variables). A seed is printed for every run; `CAMPAIGN_SEED` repeats it.
 
+#[path = "campaign/bomb.rs"]
+mod bomb;
 #[path = "campaign/corrupt.rs"]
 mod corrupt;
 #[path = "campaign/kill.rs"]
@@ -135,10 +139,39 @@ fn get_and_range_during_imports_see_whole_old_or_whole_new_content() {
         bad.is_empty(),
         "{} responses mixed or cut content (seed {seed}):\n{}",
         bad.len(),
-        bad.iter().take(20).map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        bad.iter()
+            .take(20)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(
         whole[0] > 0 && whole[1] > 0,
         "the clients saw only one version ({whole:?}): the test proves nothing"
     );
+}
+
+/// Outside: an upstream `Packages.xz` that inflates to 10 GiB fails the
+/// export, naming the file and the limit; nothing reaches the media.
+#[test]
+fn xz_index_bomb_upstream_fails_the_export() {
+    bomb::outside("xz");
+}
+
+/// Outside, the same with a `Packages.gz`.
+#[test]
+fn gz_index_bomb_upstream_fails_the_export() {
+    bomb::outside("gzip");
+}
+
+/// Inside: a signed bundle whose apt index is an xz bomb is refused.
+#[test]
+fn xz_index_bomb_in_a_signed_bundle_is_refused() {
+    bomb::inside("xz");
+}
+
+/// Inside, the same with a gzip bomb.
+#[test]
+fn gz_index_bomb_in_a_signed_bundle_is_refused() {
+    bomb::inside("gzip");
 }

@@ -159,7 +159,10 @@ pub fn reason(stderr: &str) -> String {
     // The cause: what follows the last segment that names a path (the
     // bundle, the manifest or the volume).
     let parts: Vec<&str> = line.split(": ").collect();
-    let from = parts.iter().rposition(|p| p.contains('/')).map_or(0, |i| i + 1);
+    let from = parts
+        .iter()
+        .rposition(|p| p.contains('/'))
+        .map_or(0, |i| i + 1);
     let cause = if from < parts.len() {
         parts[from..].join(": ")
     } else {
@@ -242,8 +245,10 @@ pub fn campaign(built: &[Built], n: u64, seed: u64, scratch: &Path) -> Figures {
         .iter()
         .enumerate()
         .flat_map(|(i, b)| {
-            let mut v: Vec<(usize, PathBuf)> =
-                volumes(&b.b1).into_iter().map(|p| (usize::MAX, p)).collect();
+            let mut v: Vec<(usize, PathBuf)> = volumes(&b.b1)
+                .into_iter()
+                .map(|p| (usize::MAX, p))
+                .collect();
             // Bundle 1's volumes are foreign to every bundle 2; tag them by
             // owner only for bundle 2s.
             v.extend(volumes(&b.b2).into_iter().map(|p| (i, p)));
@@ -287,7 +292,11 @@ pub fn campaign(built: &[Built], n: u64, seed: u64, scratch: &Path) -> Figures {
         } else if r.ok || r.code != Some(1) || r.stderr.contains("panicked") {
             fig.failures.push(format!(
                 "{tag}: import {} (code {:?}):\n{}",
-                if r.ok { "ACCEPTED it" } else { "did not fail cleanly" },
+                if r.ok {
+                    "ACCEPTED it"
+                } else {
+                    "did not fail cleanly"
+                },
                 r.code,
                 r.all()
             ));

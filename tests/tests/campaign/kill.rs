@@ -117,7 +117,13 @@ impl Fixture {
                     ferry_out(
                         &out_state,
                         &[
-                            "send", "--diode", &addr, "--rate", "40M", "--overhead", "10%",
+                            "send",
+                            "--diode",
+                            &addr,
+                            "--rate",
+                            "40M",
+                            "--overhead",
+                            "10%",
                             &media2,
                         ],
                     )
@@ -134,10 +140,18 @@ impl Fixture {
                     peer_cert.to_str().unwrap(),
                 ]);
                 let line = wait_for_log(&log, "listening on ", &mut child);
-                let url = line.split("listening on ").nth(1).unwrap().trim().to_string();
+                let url = line
+                    .split("listening on ")
+                    .nth(1)
+                    .unwrap()
+                    .trim()
+                    .to_string();
                 let peer = state.join("quic.crt");
                 let push = std::thread::spawn(move || {
-                    ferry_out(&out_state, &["push", &url, "--peer-cert", peer.to_str().unwrap()])
+                    ferry_out(
+                        &out_state,
+                        &["push", &url, "--peer-cert", peer.to_str().unwrap()],
+                    )
                 });
                 (child, Some(push))
             }
@@ -151,7 +165,10 @@ impl Fixture {
             Target::Import => {
                 let mut child = child;
                 let ok = child.wait().unwrap().success();
-                (ok, std::fs::read_to_string(log_of(state)).unwrap_or_default())
+                (
+                    ok,
+                    std::fs::read_to_string(log_of(state)).unwrap_or_default(),
+                )
             }
             Target::Receive => {
                 // The receiver runs on: once the sender is done, wait for
@@ -165,7 +182,9 @@ impl Fixture {
                     if text.contains("applied bundle 2 ") {
                         break true;
                     }
-                    if t0.elapsed() > Duration::from_secs(60) || child.0.try_wait().unwrap().is_some() {
+                    if t0.elapsed() > Duration::from_secs(60)
+                        || child.0.try_wait().unwrap().is_some()
+                    {
                         break false;
                     }
                     std::thread::sleep(Duration::from_millis(20));
@@ -197,11 +216,15 @@ impl Fixture {
         } else if d == self.v2 {
             2
         } else {
-            return Err(format!("{what}: the served tree is neither version 1 nor 2"));
+            return Err(format!(
+                "{what}: the served tree is neither version 1 nor 2"
+            ));
         };
         let applied = status_of(state).applied_sequence;
         if (version, applied) == (2, 1) || applied > 2 || applied < 1 {
-            return Err(format!("{what}: version {version} served, applied {applied}"));
+            return Err(format!(
+                "{what}: version {version} served, applied {applied}"
+            ));
         }
         Ok((version, applied))
     }

@@ -26,7 +26,11 @@ pub struct Seen {
 
 /// One HTTP/1.1 request with `Connection: close`; the status, the header
 /// block and the body as read to the end of the stream (or an I/O error).
-fn request(addr: &str, path: &str, range: Option<(usize, usize)>) -> std::io::Result<(u16, String, Vec<u8>)> {
+fn request(
+    addr: &str,
+    path: &str,
+    range: Option<(usize, usize)>,
+) -> std::io::Result<(u16, String, Vec<u8>)> {
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     let range = range.map_or(String::new(), |(a, b)| format!("Range: bytes={a}-{b}\r\n"));

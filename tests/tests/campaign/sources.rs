@@ -274,7 +274,13 @@ fn chart(work: &Path, up: &Path, name: &str, payload: usize, charts: &[&str]) {
     )
     .unwrap();
     sh(Command::new("tar")
-        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-czf"])
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "-czf",
+        ])
         .arg(up.join(format!("{name}-1.0.0.tgz")))
         .arg("-C")
         .arg(work.join(name))
@@ -414,7 +420,11 @@ fn image(dir: &Path, reg: &str, tag: &str, payload: usize) {
     std::fs::create_dir_all(&blobs).unwrap();
     let src = dir.join(format!("src-{tag}"));
     std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("data.bin"), random_bytes(payload, tag.len() as u64)).unwrap();
+    std::fs::write(
+        src.join("data.bin"),
+        random_bytes(payload, tag.len() as u64),
+    )
+    .unwrap();
     let layer = sh(Command::new("tar")
         .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
         .arg(&src)
