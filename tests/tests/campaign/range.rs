@@ -105,7 +105,7 @@ pub fn client(addr: String, path: &str, seed: u64, stop: Arc<AtomicBool>) -> See
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let range = (n % 2 == 0).then(|| {
+        let range = n.is_multiple_of(2).then(|| {
             let a = rng.below(shorter) as usize;
             (a, a + rng.below(shorter - a as u64) as usize)
         });
