@@ -129,6 +129,7 @@ pub fn outside(tool: &str) {
         &format!("decompresses to more than {limit} bytes"),
     ]);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    eprintln!("{tool} bomb outside: {}", r.stderr.trim());
     let media = env.root().join("media");
     assert!(
         dir_names(&media).is_empty(),
@@ -164,6 +165,7 @@ pub fn inside(tool: &str) {
     let limit = ferry_formats::deb::MAX_INDEX.to_string();
     let r = r.expect_fail(&[index, &format!("decompresses to more than {limit} bytes")]);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    eprintln!("{tool} bomb inside: {}", r.stderr.trim());
     let st = status_of(&env.in_state);
     assert_eq!(st.applied_sequence, 0, "nothing applied");
     assert_eq!(st.serving_generation, None, "nothing served");
