@@ -264,7 +264,15 @@ pub fn campaign(built: &[Built], n: u64, seed: u64, scratch: &Path) -> Figures {
         .zip(&watched)
         .map(|(b, w)| snapshot(&b.env.in_state, w))
         .collect();
+    let t0 = std::time::Instant::now();
     for trial in 0..n {
+        if trial > 0 && trial % 1000 == 0 {
+            eprintln!(
+                "  {trial} of {n} corruptions, {} failures, {:.0?}",
+                fig.failures.len(),
+                t0.elapsed()
+            );
+        }
         let i = rng.below(built.len() as u64) as usize;
         let b = &built[i];
         let kind = KINDS[rng.below(KINDS.len() as u64) as usize];

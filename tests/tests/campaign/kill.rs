@@ -308,7 +308,15 @@ pub fn campaign(fx: &Fixture, n: u64, seed: u64) -> Figures {
         Target::Import,
         Target::Listen,
     ];
+    let t0 = Instant::now();
     for trial in 0..n {
+        if trial > 0 && trial % 20 == 0 {
+            eprintln!(
+                "  {trial} of {n} trials, {} failures, {:.0?}",
+                fig.failures.len(),
+                t0.elapsed()
+            );
+        }
         let target = targets[(trial % 5) as usize];
         // Kill anywhere in 0..T, T the clean run's time.
         let span = times[&target].as_micros() as u64;
