@@ -157,17 +157,13 @@ pub fn reason(stderr: &str) -> String {
         .find(|l| l.contains("error") || l.contains("refused") || l.contains("failed"))
         .unwrap_or("(no error line)");
     // The cause: what follows the last segment that names a path (the
-    // bundle, the manifest or the volume).
+    // bundle, the manifest or the volume), or that segment when it is the last.
     let parts: Vec<&str> = line.split(": ").collect();
     let from = parts
         .iter()
         .rposition(|p| p.contains('/'))
-        .map_or(0, |i| i + 1);
-    let cause = if from < parts.len() {
-        parts[from..].join(": ")
-    } else {
-        line.to_string()
-    };
+        .map_or(0, |i| (i + 1).min(parts.len() - 1));
+    let cause = parts[from..].join(": ");
     let mut out = String::new();
     for word in cause.split_whitespace() {
         let w = if word.contains('/') {
