@@ -149,8 +149,9 @@ pub fn decompress(name: &str, bytes: Vec<u8>) -> Result<String, IndexError> {
 }
 
 /// The largest index file accepted once decompressed (Debian's whole `main`
-/// for one architecture is under 100 MiB).
-pub const MAX_INDEX: u64 = 4 << 30;
+/// for one architecture is under 100 MiB). It is also the memory one index
+/// may take while it is decompressed and parsed, on either side.
+pub const MAX_INDEX: u64 = 512 << 20;
 
 #[cfg(test)]
 mod tests {

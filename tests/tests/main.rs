@@ -5,6 +5,7 @@
 
 mod apt;
 mod bad_input;
+mod campaign;
 mod conformance;
 mod crash;
 mod delta_size;
