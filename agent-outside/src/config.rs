@@ -142,7 +142,8 @@ fn parse_kind(t: &str) -> Option<SourceKind> {
 
 impl SourceConfig {
     /// Reads this source's own settings into its module's settings struct
-    /// (which should `deny_unknown_fields`); an error names the source. The
+    /// (which should `deny_unknown_fields`); the error does not name the
+    /// source: [`crate::source::from_config`] adds that. The
     /// network keys ([`NET_KEYS`]) are not among them: they are in
     /// [`SourceConfig::net`].
     pub fn settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
@@ -150,7 +151,7 @@ impl SourceConfig {
         table.retain(|k, _| !NET_KEYS.contains(&k));
         toml::Value::Table(table)
             .try_into()
-            .map_err(|e| anyhow::anyhow!("source {:?} ({}): {e}", self.name, self.kind.name()))
+            .map_err(anyhow::Error::from)
     }
 }
 
@@ -201,7 +202,8 @@ impl Config {
                 bail!("source name {:?} is used twice", s.name);
             }
             // Each module checks its own settings (and refuses unknown keys).
-            crate::source::from_config(s).with_context(|| format!("source {:?}", s.name))?;
+            // (Its errors name the source.)
+            crate::source::from_config(s)?;
         }
         ferry_agent_common::units::parse_duration_secs(&self.export.expires)
             .context("[export] expires")?;

@@ -139,10 +139,68 @@ pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<
         .map(|d| outgoing(d))
         .collect::<Result<Vec<_>>>()?;
     bundles.sort_by_key(|b| (b.stream, b.sequence));
-    let symbol = diode::symbol_size_for_mtu(opts.mtu);
-    let segment = (opts.segment_size.clamp(symbol as u32, diode::MAX_SEGMENT) / symbol as u32)
-        * symbol as u32;
+    let cut = Cut::new(opts);
+    let sock = open_socket(target)?;
 
+    let mut stats = SendStats::default();
+    let t0 = Instant::now();
+    let mut pacer = Pacer {
+        start: t0,
+        sent_bits: 0.0,
+        rate: opts.rate_bps as f64,
+    };
+    let pb = ferry_agent_common::progress::bytes(total_bytes(&bundles, opts.repeat), "sending");
+    // Windows are encoded on other threads, one window ahead, while this
+    // thread paces the previous one onto the wire.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Window>>(1);
+    let payload_bytes = std::thread::scope(|scope| -> Result<u64> {
+        let bundles = &bundles;
+        let producer = scope.spawn(move || produce(bundles, opts, cut, &tx));
+        for item in rx {
+            let window = item?;
+            stats.encode_secs += window.secs;
+            transmit(&sock, &mut pacer, &mut stats, window.packets)?;
+            pb.inc(window.bytes);
+        }
+        producer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))
+    })?;
+    stats.payload_bytes = payload_bytes;
+    stats.bundles = bundles.len() as u64;
+    pb.finish_and_clear();
+    stats.secs = t0.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// How files are cut into segments and symbols.
+#[derive(Clone, Copy)]
+struct Cut {
+    symbol: u16,
+    segment: u32,
+}
+
+impl Cut {
+    /// The symbol size for the MTU, and the segment size rounded down to a
+    /// multiple of it (within the format's limits).
+    fn new(opts: &SendOptions) -> Cut {
+        let symbol = diode::symbol_size_for_mtu(opts.mtu);
+        let segment = (opts.segment_size.clamp(symbol as u32, diode::MAX_SEGMENT) / symbol as u32)
+            * symbol as u32;
+        Cut { symbol, segment }
+    }
+}
+
+/// A window of segments, encoded: its interleaved datagrams, the bundle
+/// bytes it covers and the seconds encoding took.
+struct Window {
+    packets: Vec<Vec<u8>>,
+    bytes: u64,
+    secs: f64,
+}
+
+/// A UDP socket connected to `target`, with a large send buffer.
+fn open_socket(target: SocketAddr) -> Result<UdpSocket> {
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(target),
         socket2::Type::DGRAM,
@@ -157,136 +215,172 @@ pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<
     sock.bind(&bind.into())?;
     sock.connect(&target.into())
         .with_context(|| format!("cannot reach {target}"))?;
-    let sock: UdpSocket = sock.into();
+    Ok(sock.into())
+}
 
-    let mut stats = SendStats::default();
-    let t0 = Instant::now();
-    let mut pacer = Pacer {
-        start: t0,
-        sent_bits: 0.0,
-        rate: opts.rate_bps as f64,
-    };
-    let total: u64 = bundles
+/// Bundle bytes the whole send covers (every pass), for the progress bar.
+fn total_bytes(bundles: &[Outgoing], repeat: u32) -> u64 {
+    bundles
         .iter()
         .flat_map(|b| &b.files)
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         .sum::<u64>()
-        * (1 + opts.repeat as u64);
-    let pb = ferry_agent_common::progress::bytes(total, "sending");
-    // Windows are encoded on other threads, one window ahead, while this
-    // thread paces the previous one onto the wire.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<Vec<u8>>, u64, f64)>>(1);
-    let payload_bytes = std::thread::scope(|scope| -> Result<u64> {
-        let bundles = &bundles;
-        let producer = scope.spawn(move || -> u64 {
-            let mut payload = 0;
-            for pass in 0..=opts.repeat {
-                for b in bundles {
-                    let file_count = b.files.len() as u16;
-                    for (fi, path) in b.files.iter().enumerate() {
-                        let opened = std::fs::File::open(path)
-                            .and_then(|f| f.metadata().map(|m| (f, m.len())))
-                            .with_context(|| format!("cannot open {}", path.display()));
-                        let (f, size) = match opened {
-                            Ok(x) => x,
-                            Err(e) => {
-                                let _ = tx.send(Err(e));
-                                return payload;
-                            }
-                        };
-                        if pass == 0 {
-                            payload += size;
-                        }
-                        let Some(count) = diode::segment_count(size, segment) else {
-                            let _ = tx.send(Err(anyhow::anyhow!(
-                                "{} is too large for the diode format at {segment}-byte segments",
-                                path.display()
-                            )));
-                            return payload;
-                        };
-                        let seg_ids: Vec<u32> = (0..count).collect();
-                        for window in seg_ids.chunks(opts.window.max(1)) {
-                            let te = Instant::now();
-                            let encoded = window
-                                .par_iter()
-                                .map(|&s| -> Result<Vec<Vec<u8>>> {
-                                    let len = diode::segment_len(size, segment, s);
-                                    let mut data = vec![0u8; len as usize];
-                                    f.read_exact_at(&mut data, s as u64 * segment as u64)
-                                        .with_context(|| {
-                                            format!("cannot read {}", path.display())
-                                        })?;
-                                    let k = diode::source_symbols(len, symbol);
-                                    let r = diode::repair_count(k, opts.overhead);
-                                    // Pass 0: source + r repair; pass p: k + r fresh repair symbols.
-                                    let symbols = if pass == 0 {
-                                        diode::encode_segment(&data, symbol, true, 0, r)
-                                    } else {
-                                        diode::encode_segment(
-                                            &data,
-                                            symbol,
-                                            false,
-                                            r + (pass - 1) * (k + r),
-                                            k + r,
-                                        )
-                                    };
-                                    Ok(symbols
-                                        .into_iter()
-                                        .map(|(id, data)| {
-                                            Packet {
-                                                stream: b.stream,
-                                                sequence: b.sequence,
-                                                file: fi as u16,
-                                                file_count,
-                                                file_size: size,
-                                                segment: s,
-                                                segment_size: segment,
-                                                symbol_size: symbol,
-                                                symbol_id: id,
-                                                data,
-                                            }
-                                            .to_bytes()
-                                        })
-                                        .collect())
-                                })
-                                .collect::<Result<Vec<_>>>()
-                                .map(|lists| {
-                                    let bytes = window
-                                        .iter()
-                                        .map(|&s| diode::segment_len(size, segment, s))
-                                        .sum();
-                                    (diode::interleave(lists), bytes, te.elapsed().as_secs_f64())
-                                });
-                            let failed = encoded.is_err();
-                            if tx.send(encoded).is_err() || failed {
-                                return payload;
-                            }
-                        }
+        * (1 + repeat as u64)
+}
+
+/// Paces one window's datagrams onto the wire.
+fn transmit(
+    sock: &UdpSocket,
+    pacer: &mut Pacer,
+    stats: &mut SendStats,
+    packets: Vec<Vec<u8>>,
+) -> Result<()> {
+    for dgram in packets {
+        pacer.wait(dgram.len());
+        send_one(sock, &dgram)?;
+        stats.packets += 1;
+        stats.wire_bytes += dgram.len() as u64;
+    }
+    Ok(())
+}
+
+/// The encoder thread: encodes every pass of every bundle file, window by
+/// window, into `tx`; stops at the first error (sent on) or when the
+/// receiving end is gone. Returns the bundle bytes of one pass seen so far.
+fn produce(
+    bundles: &[Outgoing],
+    opts: &SendOptions,
+    cut: Cut,
+    tx: &std::sync::mpsc::SyncSender<Result<Window>>,
+) -> u64 {
+    let mut payload = 0;
+    for pass in 0..=opts.repeat {
+        for b in bundles {
+            for (fi, path) in b.files.iter().enumerate() {
+                let file = match open_file(path, cut) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return payload;
+                    }
+                };
+                if pass == 0 {
+                    payload += file.size;
+                }
+                let job = FileJob {
+                    bundle: b,
+                    index: fi as u16,
+                    path,
+                    file,
+                    pass,
+                };
+                for window in job.segments().chunks(opts.window.max(1)) {
+                    let encoded = job.encode_window(window, cut, opts.overhead);
+                    let failed = encoded.is_err();
+                    if tx.send(encoded).is_err() || failed {
+                        return payload;
                     }
                 }
             }
-            payload
-        });
-        for item in rx {
-            let (packets, bytes, secs) = item?;
-            stats.encode_secs += secs;
-            for dgram in packets {
-                pacer.wait(dgram.len());
-                send_one(&sock, &dgram)?;
-                stats.packets += 1;
-                stats.wire_bytes += dgram.len() as u64;
-            }
-            pb.inc(bytes);
         }
-        producer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))
-    })?;
-    stats.payload_bytes = payload_bytes;
-    stats.bundles = bundles.len() as u64;
-    pb.finish_and_clear();
-    stats.secs = t0.elapsed().as_secs_f64();
-    Ok(stats)
+    }
+    payload
+}
+
+/// A bundle file opened for encoding.
+struct OpenFile {
+    f: std::fs::File,
+    size: u64,
+    segments: u32,
+}
+
+/// Opens `path` and counts its segments.
+fn open_file(path: &Path, cut: Cut) -> Result<OpenFile> {
+    let (f, size) = std::fs::File::open(path)
+        .and_then(|f| f.metadata().map(|m| (f, m.len())))
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let Some(segments) = diode::segment_count(size, cut.segment) else {
+        bail!(
+            "{} is too large for the diode format at {}-byte segments",
+            path.display(),
+            cut.segment
+        );
+    };
+    Ok(OpenFile { f, size, segments })
+}
+
+/// One file of a bundle, on one pass.
+struct FileJob<'a> {
+    bundle: &'a Outgoing,
+    index: u16,
+    path: &'a Path,
+    file: OpenFile,
+    pass: u32,
+}
+
+impl FileJob<'_> {
+    /// Its segment numbers.
+    fn segments(&self) -> Vec<u32> {
+        (0..self.file.segments).collect()
+    }
+
+    /// Encodes the segments of `window` (in parallel) and interleaves their
+    /// packets.
+    fn encode_window(&self, window: &[u32], cut: Cut, overhead: f64) -> Result<Window> {
+        let te = Instant::now();
+        let lists = window
+            .par_iter()
+            .map(|&s| self.encode_segment(s, cut, overhead))
+            .collect::<Result<Vec<_>>>()?;
+        let bytes = window
+            .iter()
+            .map(|&s| diode::segment_len(self.file.size, cut.segment, s))
+            .sum();
+        Ok(Window {
+            packets: diode::interleave(lists),
+            bytes,
+            secs: te.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The datagrams of segment `s`: on pass 0 its source symbols and `r`
+    /// repair symbols; on pass p, `k + r` repair symbols not sent before.
+    fn encode_segment(&self, s: u32, cut: Cut, overhead: f64) -> Result<Vec<Vec<u8>>> {
+        let size = self.file.size;
+        let len = diode::segment_len(size, cut.segment, s);
+        let mut data = vec![0u8; len as usize];
+        self.file
+            .f
+            .read_exact_at(&mut data, s as u64 * cut.segment as u64)
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        let k = diode::source_symbols(len, cut.symbol);
+        let r = diode::repair_count(k, overhead);
+        let pass = self.pass;
+        let symbols = if pass == 0 {
+            diode::encode_segment(&data, cut.symbol, true, 0, r)
+        } else {
+            diode::encode_segment(&data, cut.symbol, false, r + (pass - 1) * (k + r), k + r)
+        };
+        let b = self.bundle;
+        Ok(symbols
+            .into_iter()
+            .map(|(id, data)| {
+                Packet {
+                    stream: b.stream,
+                    sequence: b.sequence,
+                    file: self.index,
+                    file_count: b.files.len() as u16,
+                    file_size: size,
+                    segment: s,
+                    segment_size: cut.segment,
+                    symbol_size: cut.symbol,
+                    symbol_id: id,
+                    data,
+                }
+                .to_bytes()
+            })
+            .collect())
+    }
 }
 
 fn send_one(sock: &UdpSocket, dgram: &[u8]) -> Result<()> {

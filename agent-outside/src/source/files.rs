@@ -39,7 +39,7 @@ impl FilesSource {
     pub fn new(cfg: &SourceConfig) -> Result<Self> {
         let settings: FilesSettings = cfg.settings()?;
         if settings.path.is_none() && settings.urls.is_empty() {
-            bail!("source {:?} (files) needs `path` or `urls`", cfg.name);
+            bail!("needs `path` or `urls`");
         }
         // Credentials go to one host only: the URLs' host when they share one.
         let mut hosts = settings
@@ -51,8 +51,7 @@ impl FilesSource {
             Some(h) if hosts.all(|x| x == h) => settings.urls.first().map(UrlEntry::url),
             _ => None,
         };
-        let client = Client::new(&cfg.net, one_host)
-            .with_context(|| format!("source {:?} (files)", cfg.name))?;
+        let client = Client::new(&cfg.net, one_host)?;
         Ok(FilesSource {
             name: cfg.name.clone(),
             root: settings.path,
@@ -67,19 +66,13 @@ impl FilesSource {
         sink: &mut dyn FnMut(Item) -> Result<()>,
     ) -> Result<()> {
         if !root.is_dir() {
-            bail!(
-                "source {:?}: {} is not a directory",
-                self.name,
-                root.display()
-            );
+            bail!("{} is not a directory", root.display());
         }
         for entry in walkdir::WalkDir::new(root)
             .follow_links(false)
             .sort_by_file_name()
         {
-            let entry = entry.with_context(|| {
-                format!("source {:?}: cannot walk {}", self.name, root.display())
-            })?;
+            let entry = entry.with_context(|| format!("cannot walk {}", root.display()))?;
             let rel = entry
                 .path()
                 .strip_prefix(root)
@@ -176,19 +169,14 @@ impl Source for FilesSource {
             let path = match path {
                 Some(p) => p,
                 None => url_file_name(&url).ok_or_else(|| {
-                    anyhow!(
-                        "source {:?}: cannot name a file after URL {url}; give it a `path`",
-                        self.name
-                    )
+                    anyhow!("cannot name a file after URL {url}; give it a `path`")
                 })?,
             };
             let expected_sha256 = match sha {
-                Some(h) => Some(Sha256::from_hex(&h).ok_or_else(|| {
-                    anyhow!(
-                        "source {:?}: sha256 for {url} is not 64 hex digits",
-                        self.name
-                    )
-                })?),
+                Some(h) => Some(
+                    Sha256::from_hex(&h)
+                        .ok_or_else(|| anyhow!("sha256 for {url} is not 64 hex digits"))?,
+                ),
                 None => None,
             };
             let expect = Expect {
@@ -201,21 +189,15 @@ impl Source for FilesSource {
             let key = expected_sha256.unwrap_or_else(|| Sha256::of(url.as_bytes()));
             wanted.insert(key.to_hex());
             let dest = downloads.join(key.to_hex());
-            let (client, what) = (
-                self.client.clone(),
-                format!("source {:?}: {path}", self.name),
-            );
+            // No context here: the export names the source and the path.
+            let client = self.client.clone();
             sink(Item {
                 path,
                 kind: ItemKind::File {
                     executable: false,
                     fingerprint: None,
                     expected_sha256,
-                    open: Box::new(move || {
-                        client
-                            .open_downloaded(&url, &dest, &expect)
-                            .with_context(|| what)
-                    }),
+                    open: Box::new(move || Ok(client.open_downloaded(&url, &dest, &expect)?)),
                 },
             })?;
         }

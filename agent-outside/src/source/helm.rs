@@ -106,22 +106,14 @@ impl HelmSource {
     pub fn new(cfg: &SourceConfig) -> Result<Self> {
         let s: HelmSettings = cfg.settings()?;
         if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
-            bail!(
-                "source {:?} (helm): url {:?} must be an http:// or https:// URL",
-                cfg.name,
-                s.url
-            );
+            bail!("url {:?} must be an http:// or https:// URL", s.url);
         }
         let charts = s
             .charts
             .iter()
             .map(|(name, range)| {
-                let req = semver::VersionReq::parse(range.trim()).with_context(|| {
-                    format!(
-                        "source {:?} (helm): chart {name:?}: {range:?} is not a semver range",
-                        cfg.name
-                    )
-                })?;
+                let req = semver::VersionReq::parse(range.trim())
+                    .with_context(|| format!("chart {name:?}: {range:?} is not a semver range"))?;
                 Ok((name.clone(), req))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -130,8 +122,7 @@ impl HelmSource {
             url: s.url.trim_end_matches('/').to_string(),
             charts,
             pin: s.pin,
-            client: Client::new(&cfg.net, Some(&s.url))
-                .with_context(|| format!("source {:?} (helm)", cfg.name))?,
+            client: Client::new(&cfg.net, Some(&s.url))?,
         })
     }
 
@@ -151,14 +142,12 @@ impl HelmSource {
 impl HelmSource {
     /// Fetches and parses upstream's `index.yaml`.
     fn fetch_index(&self) -> Result<Vec<Entry>> {
-        let name = &self.name;
         let index_url = format!("{}/index.yaml", self.url);
         let text = self
             .client
-            .get_small(&index_url, MAX_INDEX)
-            .with_context(|| format!("source {name:?}"))?
-            .ok_or_else(|| anyhow!("source {name:?}: {index_url}: HTTP 404"))?;
-        parse_index(&text).with_context(|| format!("source {name:?}: {index_url}"))
+            .get_small(&index_url, MAX_INDEX)?
+            .ok_or_else(|| anyhow!("{index_url}: HTTP 404"))?;
+        parse_index(&text).with_context(|| index_url.clone())
     }
 
     /// The entries the settings select, each once, with safe file names.
@@ -176,7 +165,7 @@ impl HelmSource {
             }
             if ferry_protocol::path::check_path(&e.path()).is_err() {
                 bail!(
-                    "source {name:?}: chart {:?} version {:?} does not make a safe file name",
+                    "chart {:?} version {:?} does not make a safe file name",
                     e.name,
                     e.version
                 );
@@ -243,7 +232,6 @@ impl HelmSource {
     /// The item of one selected chart: kept, or downloaded into the cache
     /// when the exporter opens it and checked against the entry's digest.
     fn chart_item(&self, cx: &ScanCtx<'_>, e: &Entry, kept: &[String]) -> Result<Item> {
-        let name = &self.name;
         let path = e.path();
         if kept.contains(&path) {
             return Ok(Item {
@@ -253,22 +241,19 @@ impl HelmSource {
         }
         let digest = e.digest.as_deref().ok_or_else(|| {
             anyhow!(
-                "source {name:?}: chart {} has no digest in index.yaml, so it cannot be verified",
+                "chart {} has no digest in index.yaml, so it cannot be verified",
                 e.stem()
             )
         })?;
-        let want = Checksum::new("sha256", digest).with_context(|| {
-            format!("source {name:?}: chart {}: digest in index.yaml", e.stem())
-        })?;
-        let first = e.urls.first().ok_or_else(|| {
-            anyhow!(
-                "source {name:?}: chart {} has no URL in index.yaml",
-                e.stem()
-            )
-        })?;
+        let want = Checksum::new("sha256", digest)
+            .with_context(|| format!("chart {}: digest in index.yaml", e.stem()))?;
+        let first = e
+            .urls
+            .first()
+            .ok_or_else(|| anyhow!("chart {} has no URL in index.yaml", e.stem()))?;
         let url = resolve_url(&self.url, first);
         let client = self.client.clone();
-        let what = format!("source {name:?}: chart {} ({url})", e.stem());
+        let what = format!("chart {} ({url})", e.stem());
         let dest = cx.cache_dir.join(&want.hex);
         let fingerprint = Some(format!("sha256:{}", want.hex));
         let expect = Expect {

@@ -9,7 +9,7 @@ pub mod oci;
 pub mod pypi;
 pub mod yum;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::id::Sha256;
 use std::io::Read;
@@ -85,8 +85,15 @@ pub trait Source {
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()>;
 }
 
-/// Builds the source a config entry describes.
+/// Builds the source a config entry describes. An error names the source
+/// and its type once (`source "NAME" (TYPE): ...`); the modules' own
+/// messages do not repeat it.
 pub fn from_config(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
+    build(cfg).with_context(|| format!("source {:?} ({})", cfg.name, cfg.kind.name()))
+}
+
+/// [`from_config`] without the context.
+fn build(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
     Ok(match cfg.kind {
         SourceKind::Files => Box::new(files::FilesSource::new(cfg)?),
         SourceKind::Oci => Box::new(oci::OciSource::new(cfg)?),

@@ -49,8 +49,7 @@ impl AptSource {
                 }
                 if !found_any {
                     bail!(
-                        "source {:?}: dists/{suite}/Release lists no Packages for component {comp:?} and architectures {:?}",
-                        self.name,
+                        "dists/{suite}/Release lists no Packages for component {comp:?} and architectures {:?}",
                         self.s.architectures
                     );
                 }
@@ -114,16 +113,13 @@ impl AptSource {
             .find_map(|v| present.get(*v).map(|f| (v, f)))
         else {
             if !listed.is_empty() {
-                bail!(
-                    "source {name:?}: dists/{suite}/{dir}: Release lists no Packages file upstream serves"
-                );
+                bail!("dists/{suite}/{dir}: Release lists no Packages file upstream serves");
             }
             return Ok(false);
         };
         let file = format!("dists/{suite}/{dir}{v}");
         let bytes = std::fs::read(f)?;
-        let text = decompress(v, bytes)
-            .with_context(|| format!("source {name:?}: cannot decompress {file}"))?;
+        let text = decompress(v, bytes).with_context(|| format!("cannot decompress {file}"))?;
         out.stanzas
             .extend(parse_stanzas(name, &file, &text, (suite, comp, arch))?);
         Ok(true)
@@ -186,7 +182,7 @@ impl AptSource {
         {
             Ok(_) => Ok(true),
             Err(e) if allow_missing && e.is_not_found() => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("source {:?}: {path}", self.name)),
+            Err(e) => Err(e).with_context(|| path.to_string()),
         }
     }
 }

@@ -100,16 +100,15 @@ impl AptSource {
             ("architectures", &s.architectures),
         ] {
             if v.is_empty() {
-                bail!("source {name:?} (apt): `{what}` must name at least one");
+                bail!("`{what}` must name at least one");
             }
             if let Some(bad) = v.iter().find(|x| !safe_word(x)) {
-                bail!("source {name:?} (apt): {what} entry {bad:?} is not a plain name");
+                bail!("{what} entry {bad:?} is not a plain name");
             }
         }
         let keyring = Keyring::load(&s.keyring)
-            .with_context(|| format!("source {name:?} (apt): keyring {}", s.keyring.display()))?;
-        let client = Client::new(&cfg.net, Some(&s.url))
-            .with_context(|| format!("source {name:?} (apt)"))?;
+            .with_context(|| format!("keyring {}", s.keyring.display()))?;
+        let client = Client::new(&cfg.net, Some(&s.url))?;
         Ok(AptSource {
             url: s.url.trim_end_matches('/').to_string(),
             name,

@@ -28,22 +28,17 @@ impl AptSource {
         let mut files = Vec::new();
         let mut text = None;
         if let Some(b) = inrel {
-            text = Some(
-                self.keyring
-                    .verify_cleartext(&inrel_path, &b)
-                    .with_context(|| format!("source {:?}", self.name))?,
-            );
+            text = Some(self.keyring.verify_cleartext(&inrel_path, &b)?);
             files.push((inrel_path.clone(), b));
         }
         if let Some(r) = rel {
             match gpg {
                 Some(g) => {
                     self.keyring
-                        .verify_detached(&gpg_path, &r, &g)
-                        .with_context(|| format!("source {:?}", self.name))?;
+                        .verify_detached(&gpg_path, &r, &g)?;
                     if text.is_none() {
                         text = Some(String::from_utf8(r.clone()).map_err(|_| {
-                            anyhow!("source {:?}: {rel_path} is not UTF-8", self.name)
+                            anyhow!("{rel_path} is not UTF-8")
                         })?);
                     }
                     files.push((rel_path.clone(), r));
@@ -65,22 +60,19 @@ impl AptSource {
                     }
                 }
                 None => bail!(
-                    "source {:?}: {base}: upstream has no InRelease and no Release.gpg beside Release; nothing to verify ({})",
-                    self.name,
+                    "{base}: upstream has no InRelease and no Release.gpg beside Release; nothing to verify ({})",
                     self.url_of(&gpg_path)
                 ),
             }
         }
         let Some(text) = text else {
             bail!(
-                "source {:?}: suite {suite:?}: neither {} nor {} exists upstream",
-                self.name,
+                "suite {suite:?}: neither {} nor {} exists upstream",
                 self.url_of(&inrel_path),
                 self.url_of(&rel_path)
             );
         };
-        let release = Release::parse(&text)
-            .with_context(|| format!("source {:?}: {base}/Release", self.name))?;
+        let release = Release::parse(&text).with_context(|| format!("{base}/Release"))?;
         Ok((files, release))
     }
 
@@ -88,6 +80,6 @@ impl AptSource {
     fn get_small(&self, path: &str) -> Result<Option<Vec<u8>>> {
         self.client
             .get_small(&self.url_of(path), MAX_RELEASE_BYTES)
-            .with_context(|| format!("source {:?}: {path}", self.name))
+            .with_context(|| path.to_string())
     }
 }

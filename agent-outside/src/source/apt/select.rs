@@ -24,8 +24,7 @@ impl AptSource {
         for p in &self.s.packages {
             if !by_name.contains_key(p.as_str()) {
                 bail!(
-                    "source {:?}: package {p:?} is in no Packages index of suites {:?}, components {:?}, architectures {:?}",
-                    self.name, self.s.suites, self.s.components, self.s.architectures
+                    "package {p:?} is in no Packages index of suites {:?}, components {:?}, architectures {:?}", self.s.suites, self.s.components, self.s.architectures
                 );
             }
         }

@@ -47,8 +47,7 @@ impl OciSource {
                 .find(|d| ferry_protocol::id::Sha256::of(&tag_file(d)) == f.sha256)
                 .ok_or_else(|| {
                     anyhow!(
-                        "source {:?}: pin {}:{tag}: the last bundle's tag names no manifest it holds",
-                        self.name,
+                        "pin {}:{tag}: the last bundle's tag names no manifest it holds",
                         pin.repo
                     )
                 })?;
@@ -88,8 +87,7 @@ impl OciSource {
             let file = st.manifest_dir.join(d.hex());
             let bytes = std::fs::read(&file).with_context(|| {
                 format!(
-                    "source {:?}: {what}: manifest {d} is not in the cache ({}), so its blobs are unknown",
-                    self.name,
+                    "{what}: manifest {d} is not in the cache ({}), so its blobs are unknown",
                     file.display()
                 )
             })?;

@@ -93,9 +93,7 @@ impl OciSource {
     pub(super) fn select_images(&self, st: &mut ScanState) -> Result<Vec<ImageRef>> {
         let mut images = self.images.clone();
         for (repo, pattern) in &self.patterns {
-            let tags = self
-                .tag_list(repo, st)
-                .with_context(|| format!("source {:?}", self.name))?;
+            let tags = self.tag_list(repo, st)?;
             let mut picked: Vec<_> = tags
                 .iter()
                 .filter(|t| pattern.matches(t))

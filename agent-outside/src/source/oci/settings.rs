@@ -115,17 +115,14 @@ impl OciSource {
         let settings: OciSettings = cfg.settings()?;
         let name = &cfg.name;
         if settings.images.is_empty() && settings.tags.is_empty() && settings.pin.is_empty() {
-            bail!("source {name:?} (oci) needs `images`, `tags` or `pin`");
+            bail!("needs `images`, `tags` or `pin`");
         }
         let (images, pins) = settings.images_and_pins(name)?;
         let patterns = settings.patterns(name)?;
         let prefix = settings.served_names(name)?;
         Ok(OciSource {
             name: name.clone(),
-            registry: Arc::new(
-                Registry::new(&settings.registry, &cfg.net)
-                    .with_context(|| format!("source {name:?} (oci)"))?,
-            ),
+            registry: Arc::new(Registry::new(&settings.registry, &cfg.net)?),
             images,
             patterns,
             platforms: settings.platforms,

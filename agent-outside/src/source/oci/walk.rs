@@ -97,7 +97,7 @@ impl OciSource {
         let (bytes, digest) = self
             .registry
             .manifest(&image.repo, &reference)
-            .with_context(|| format!("source {:?}: image {}:{reference}", self.name, image.repo))?;
+            .with_context(|| format!("image {}:{reference}", image.repo))?;
         if let (Some(want), Some(_)) = (&image.digest, &image.tag) {
             if *want != digest {
                 bail!("image {}: tag and digest disagree", image.repo);
@@ -106,13 +106,11 @@ impl OciSource {
         if let Some(tag) = &image.tag {
             self.emit_tag(&image.repo, tag, &digest, st, sink)?;
         }
-        let walked = self
-            .walk(&image.repo, bytes, &digest, false, st, sink)
-            .with_context(|| format!("source {:?}", self.name))?;
+        let walked = self.walk(&image.repo, bytes, &digest, false, st, sink)?;
         if self.referrers {
             for m in walked {
                 self.referrers(&image.repo, &m, 0, st, sink)
-                    .with_context(|| format!("source {:?}: referrers", self.name))?;
+                    .context("referrers")?;
             }
         }
         Ok(())

@@ -56,7 +56,7 @@ impl PypiSource {
     /// connection breaks), checked against the index's SHA-256 before it is
     /// renamed into place.
     pub(super) fn download(&self, url: &str, sha256: &str, what: &str, dest: &Path) -> Result<()> {
-        let what = format!("source {:?}: {what} from {url}", self.name);
+        let what = format!("{what} from {url}");
         self.client
             .download(url, dest, &expect_sha256(sha256, &what)?)
             .map_err(|e| explain(e, &what))?;

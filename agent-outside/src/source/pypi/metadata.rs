@@ -34,8 +34,7 @@ impl PypiSource {
                     let actual = Sha256::of(&bytes).to_hex();
                     if actual != *h {
                         bail!(
-                            "source {:?}: {}.metadata from {url}: the index states SHA-256 {h}, the download has {actual}",
-                            self.name, f.filename
+                            "{}.metadata from {url}: the index states SHA-256 {h}, the download has {actual}", f.filename
                         );
                     }
                 }
@@ -49,12 +48,8 @@ impl PypiSource {
                 if !path.is_file() {
                     self.download(&f.url, sha256, &f.filename, &path)?;
                 }
-                wheel_metadata(&path).with_context(|| {
-                    format!(
-                        "source {:?}: cannot read METADATA from {}",
-                        self.name, f.filename
-                    )
-                })?
+                wheel_metadata(&path)
+                    .with_context(|| format!("cannot read METADATA from {}", f.filename))?
             }
         };
         ferry_agent_common::fsx::write_atomic(&cached, text.as_bytes())?;

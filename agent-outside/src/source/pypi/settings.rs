@@ -63,23 +63,21 @@ impl PypiSource {
         if !base.ends_with('/') {
             base.push('/');
         }
-        let index = url::Url::parse(&base).with_context(|| {
-            format!("source {name:?} (pypi): `index` {:?} is not a URL", s.index)
-        })?;
+        let index = url::Url::parse(&base)
+            .with_context(|| format!("`index` {:?} is not a URL", s.index))?;
         if !matches!(index.scheme(), "http" | "https") {
-            bail!("source {name:?} (pypi): `index` must be an http:// or https:// URL");
+            bail!("`index` must be an http:// or https:// URL");
         }
         if s.requirements.is_empty() && s.pin.is_empty() {
-            bail!("source {name:?} (pypi) needs `requirements` (or `pin`)");
+            bail!("needs `requirements` (or `pin`)");
         }
         let parse = |list: &[String], what: &str| -> Result<Vec<Requirement>> {
             list.iter()
                 .map(|r| {
-                    let req = Requirement::from_str(r).map_err(|e| {
-                        anyhow!("source {name:?} (pypi): {what} {r:?} is not a PEP 508 requirement: {e}")
-                    })?;
+                    let req = Requirement::from_str(r)
+                        .map_err(|e| anyhow!("{what} {r:?} is not a PEP 508 requirement: {e}"))?;
                     if let Some(VersionOrUrl::Url(_)) = req.version_or_url {
-                        bail!("source {name:?} (pypi): {what} {r:?} names a URL; only index requirements are mirrored");
+                        bail!("{what} {r:?} names a URL; only index requirements are mirrored");
                     }
                     Ok(req)
                 })
@@ -88,7 +86,7 @@ impl PypiSource {
         let requirements = parse(&s.requirements, "requirement")?;
         let pins = parse(&s.pin, "pin")?;
         if s.python.is_empty() {
-            bail!("source {name:?} (pypi): `python` must name at least one Python version, such as [\"3.12\"]");
+            bail!("`python` must name at least one Python version, such as [\"3.12\"]");
         }
         let mut pythons = Vec::new();
         for p in &s.python {
@@ -96,16 +94,14 @@ impl PypiSource {
                 .split_once('.')
                 .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
                 .filter(|(a, _)| *a >= 2)
-                .ok_or_else(|| {
-                    anyhow!(
-                        "source {name:?} (pypi): python {p:?} is not major.minor, such as \"3.12\""
-                    )
-                })?;
+                .ok_or_else(|| anyhow!("python {p:?} is not major.minor, such as \"3.12\""))?;
             pythons.push(v);
         }
         for p in &s.platforms {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                bail!("source {name:?} (pypi): platform {p:?} is not a wheel platform tag, such as \"manylinux_2_17_x86_64\"");
+                bail!(
+                    "platform {p:?} is not a wheel platform tag, such as \"manylinux_2_17_x86_64\""
+                );
             }
         }
         let envs = marker_envs(&pythons, &s.platforms)?;
@@ -113,8 +109,7 @@ impl PypiSource {
         if net.ca_file.is_none() {
             net.ca_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
         }
-        let client = Client::new(&net, Some(index.as_str()))
-            .with_context(|| format!("source {name:?} (pypi)"))?;
+        let client = Client::new(&net, Some(index.as_str()))?;
         Ok(PypiSource {
             name: name.clone(),
             index,

@@ -122,25 +122,15 @@ impl YumSource {
     pub fn new(cfg: &SourceConfig) -> Result<Self> {
         let s: YumSettings = cfg.settings()?;
         if !(s.baseurl.starts_with("http://") || s.baseurl.starts_with("https://")) {
-            bail!(
-                "source {:?} (yum): baseurl {:?} must be an http:// or https:// URL",
-                cfg.name,
-                s.baseurl
-            );
+            bail!("baseurl {:?} must be an http:// or https:// URL", s.baseurl);
         }
         let keyring = match &s.keyring {
-            Some(path) => Some(
-                Keyring::load(path)
-                    .with_context(|| format!("source {:?} (yum): keyring", cfg.name))?,
-            ),
+            Some(path) => Some(Keyring::load(path).context("keyring")?),
             None => None,
         };
         for p in &s.pin {
             if p.is_empty() || p.contains('/') {
-                bail!(
-                    "source {:?} (yum): pin {p:?} is not a package file name (name-version-release.arch)",
-                    cfg.name
-                );
+                bail!("pin {p:?} is not a package file name (name-version-release.arch)");
             }
         }
         Ok(YumSource {
@@ -149,8 +139,7 @@ impl YumSource {
             packages: s.packages,
             keyring,
             pin: s.pin,
-            client: Client::new(&cfg.net, Some(&s.baseurl))
-                .with_context(|| format!("source {:?} (yum)", cfg.name))?,
+            client: Client::new(&cfg.net, Some(&s.baseurl))?,
         })
     }
 
@@ -164,8 +153,7 @@ impl YumSource {
         };
         let Some(asc) = asc else {
             bail!(
-                "source {:?}: `keyring` is set, but upstream has no {REPOMD_ASC} ({})",
-                self.name,
+                "`keyring` is set, but upstream has no {REPOMD_ASC} ({})",
                 self.url(REPOMD_ASC)
             );
         };
@@ -173,8 +161,7 @@ impl YumSource {
             .verify_detached(REPOMD, repomd, asc)
             .with_context(|| {
                 format!(
-                    "source {:?}: {REPOMD_ASC} does not verify {REPOMD} with the keyring {}",
-                    self.name,
+                    "{REPOMD_ASC} does not verify {REPOMD} with the keyring {}",
                     keyring.path().display()
                 )
             })
@@ -184,42 +171,34 @@ impl YumSource {
     /// metadata (checked against `repomd.xml`), and parses primary. A bad
     /// primary stops everything before any download.
     fn fetch_metadata(&self) -> Result<Metadata> {
-        let name = &self.name;
         let repomd = self
             .client
-            .get_small(&self.url(REPOMD), MAX_REPOMD)
-            .with_context(|| format!("source {name:?}"))?
+            .get_small(&self.url(REPOMD), MAX_REPOMD)?
             .ok_or_else(|| {
                 anyhow!(
-                    "source {name:?}: {} does not exist (is baseurl the directory holding repodata/?)",
+                    "{} does not exist (is baseurl the directory holding repodata/?)",
                     self.url(REPOMD)
                 )
             })?;
-        let asc = self
-            .client
-            .get_small(&self.url(REPOMD_ASC), MAX_REPOMD)
-            .with_context(|| format!("source {name:?}"))?;
+        let asc = self.client.get_small(&self.url(REPOMD_ASC), MAX_REPOMD)?;
         self.verify_signature(&repomd, asc.as_deref())?;
-        let entries = parse_repomd(&repomd).with_context(|| format!("source {name:?}"))?;
+        let entries = parse_repomd(&repomd)?;
         let primary = entries
             .iter()
             .find(|e| e.kind == "primary")
-            .ok_or_else(|| anyhow!("source {name:?}: repomd.xml lists no primary metadata"))?;
+            .ok_or_else(|| anyhow!("repomd.xml lists no primary metadata"))?;
         let url = self.url(&primary.href);
         let primary_bytes = self
             .client
             .get_small(&url, MAX_METADATA)
-            .with_context(|| format!("source {name:?}: {}", primary.href))?
-            .ok_or_else(|| anyhow!("source {name:?}: {url}: HTTP 404"))?;
+            .with_context(|| primary.href.clone())?
+            .ok_or_else(|| anyhow!("{url}: HTTP 404"))?;
         expect_of(&primary.checksum, primary.size)
             .check_bytes(&url, &primary_bytes)
-            .with_context(|| format!("source {name:?}: {}", primary.href))?;
-        let xml = primary::decompress(&primary.href, &primary_bytes, MAX_PRIMARY_XML)
-            .with_context(|| format!("source {name:?}"))?;
-        let xml = String::from_utf8(xml)
-            .map_err(|_| anyhow!("source {name:?}: {} is not UTF-8", primary.href))?;
-        let pkgs =
-            parse_primary(&xml).with_context(|| format!("source {name:?}: {}", primary.href))?;
+            .with_context(|| primary.href.clone())?;
+        let xml = primary::decompress(&primary.href, &primary_bytes, MAX_PRIMARY_XML)?;
+        let xml = String::from_utf8(xml).map_err(|_| anyhow!("{} is not UTF-8", primary.href))?;
+        let pkgs = parse_primary(&xml).with_context(|| primary.href.clone())?;
         Ok(Metadata {
             primary_href: primary.href.clone(),
             repomd,
@@ -235,8 +214,7 @@ impl YumSource {
         if self.packages.is_empty() {
             return Ok((0..pkgs.len()).collect());
         }
-        let (chosen, warnings) = select(pkgs, &self.packages, &self.pin)
-            .with_context(|| format!("source {:?}", self.name))?;
+        let (chosen, warnings) = select(pkgs, &self.packages, &self.pin)?;
         for w in warnings {
             eprintln!("ferry-out: warning: source {:?}: {w}", self.name);
         }
@@ -252,21 +230,14 @@ impl YumSource {
         want: &Checksum,
         size: Option<u64>,
     ) -> Item {
-        let (client, url, what) = (
-            self.client.clone(),
-            self.url(href),
-            format!("source {:?}: {href}", self.name),
-        );
+        // No context here: the export names the source and the path.
+        let (client, url) = (self.client.clone(), self.url(href));
         let dest = cx.cache_dir.join(cache_name(want));
         let expect = expect_of(want, size);
         file_item(
             href.to_string(),
             Some(format!("{want}:{}", size.unwrap_or(0))),
-            Box::new(move || {
-                client
-                    .open_downloaded(&url, &dest, &expect)
-                    .with_context(|| what)
-            }),
+            Box::new(move || Ok(client.open_downloaded(&url, &dest, &expect)?)),
         )
     }
 
