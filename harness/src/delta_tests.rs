@@ -2,7 +2,7 @@
 
 use crate::{random_bytes, Pair};
 use agent_inside::import::Report;
-use ferry_protocol::catalog::{Change, Encoding, Expanded, Object};
+use ferry_protocol::catalog::{Change, Encoding, Expanded, Object, Rebuilt};
 use ferry_protocol::manifest::{self, Manifest};
 use std::path::Path;
 
@@ -23,6 +23,29 @@ fn protocol_error(r: &Report) -> &ferry_protocol::Error {
                 .find_map(|c| c.downcast_ref::<ferry_protocol::Error>())
         })
         .unwrap_or_else(|| panic!("no protocol error in {:?}", r.failed))
+}
+
+/// Edits every rebuilt object of the bundle on `media` and signs the
+/// manifest again with the outside's own key: a hostile but trusted bundle.
+fn edit_rebuilt(p: &Pair, media: &Path, mut edit: impl FnMut(&mut Rebuilt)) {
+    let bundle = std::fs::read_dir(media)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join(MANIFEST).exists())
+        .unwrap();
+    let (_, mut m) = manifest_of(&bundle);
+    for c in &mut m.changes {
+        if let Change::Put {
+            object: Object::File(f),
+            ..
+        } = c
+        {
+            if let Encoding::Rebuilt(r) = &mut f.encoding {
+                edit(r);
+            }
+        }
+    }
+    std::fs::write(bundle.join(MANIFEST), m.sign(&p.outside.key)).unwrap();
 }
 
 /// Release 1.0 of a 1.5 MB "tool", and 1.1: the same with small edits.
@@ -128,24 +151,7 @@ fn a_patch_whose_expanded_form_differs_is_refused_with_nothing_applied() {
     let (_, media) = upgraded(&mut p);
     // A signed manifest (the outside's own key) that declares another
     // expanded form: the rebuilt bytes cannot be trusted, so nothing moves.
-    let bundle = std::fs::read_dir(&media)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.join(MANIFEST).exists())
-        .unwrap();
-    let (_, mut m) = manifest_of(&bundle);
-    for c in &mut m.changes {
-        if let Change::Put {
-            object: Object::File(f),
-            ..
-        } = c
-        {
-            if let Encoding::Rebuilt(r) = &mut f.encoding {
-                r.expanded_blake3[0] ^= 1;
-            }
-        }
-    }
-    std::fs::write(bundle.join(MANIFEST), m.sign(&p.outside.key)).unwrap();
+    edit_rebuilt(&p, &media, |r| r.expanded_blake3[0] ^= 1);
     let report = p.inside.import(&media).unwrap();
     assert!(!report.ok());
     assert!(
@@ -164,26 +170,11 @@ fn a_patch_whose_expanded_form_differs_is_refused_with_nothing_applied() {
 fn a_patch_against_a_base_the_catalog_lacks_is_refused() {
     let mut p = Pair::new();
     let (_, media) = upgraded(&mut p);
-    let bundle = std::fs::read_dir(&media)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.join(MANIFEST).exists())
-        .unwrap();
-    let (_, mut m) = manifest_of(&bundle);
-    for c in &mut m.changes {
-        if let Change::Put {
-            object: Object::File(f),
-            ..
-        } = c
-        {
-            if let Encoding::Rebuilt(r) = &mut f.encoding {
-                if let Expanded::Patch { base, .. } = &mut r.expanded {
-                    base.key.path = "pool/tool_0.9_amd64.bin".into();
-                }
-            }
+    edit_rebuilt(&p, &media, |r| {
+        if let Expanded::Patch { base, .. } = &mut r.expanded {
+            base.key.path = "pool/tool_0.9_amd64.bin".into();
         }
-    }
-    std::fs::write(bundle.join(MANIFEST), m.sign(&p.outside.key)).unwrap();
+    });
     let report = p.inside.import(&media).unwrap();
     assert!(
         matches!(protocol_error(&report), ferry_protocol::Error::MissingBase { why, .. } if why.contains("does not hold")),

@@ -13,7 +13,7 @@ pub mod yum;
 
 use crate::chunkstore::ChunkStore;
 use anyhow::{bail, Context, Result};
-use ferry_protocol::catalog::{Catalog, Encoding, FileObject, Object, SourceKind};
+use ferry_protocol::catalog::{Catalog, ChunkRef, Encoding, FileObject, Object, SourceKind};
 use ferry_protocol::id::Sha256Hasher;
 use ferry_protocol::path::ObjectKey;
 use std::io::{BufWriter, Write};
@@ -128,6 +128,24 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
     Ok(rebuild_list.iter().map(|(_, f, _)| f.size).sum())
 }
 
+/// One chunk of object `key`, checked by the chunk store and against the
+/// length the catalog gives it.
+fn chunk(cx: &BuildCtx<'_>, key: &ObjectKey, r: &ChunkRef) -> Result<Vec<u8>> {
+    let data = cx
+        .chunks
+        .get(&r.id)
+        .with_context(|| format!("object {key}"))?;
+    if data.len() != r.len as usize {
+        bail!(
+            "object {key}: chunk {} has {} bytes, the catalog says {}",
+            r.id,
+            data.len(),
+            r.len
+        );
+    }
+    Ok(data)
+}
+
 /// Writes an object from its chunks (or its recipe), checking its size and SHA-256.
 fn rebuild(
     cx: &BuildCtx<'_>,
@@ -144,7 +162,7 @@ fn rebuild(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut sha = Sha256Hasher::new();
     let mut size = 0u64;
-    let refs: &[ferry_protocol::catalog::ChunkRef] = match &f.encoding {
+    let refs: &[ChunkRef] = match &f.encoding {
         Encoding::Chunks(refs) => refs,
         Encoding::Rebuilt(r) => {
             let data = rebuilt::object_bytes(cx, dir, key, f, r)?;
@@ -157,18 +175,7 @@ fn rebuild(
         }
     };
     for r in refs {
-        let data = cx
-            .chunks
-            .get(&r.id)
-            .with_context(|| format!("object {key}"))?;
-        if data.len() != r.len as usize {
-            bail!(
-                "object {key}: chunk {} has {} bytes, the catalog says {}",
-                r.id,
-                data.len(),
-                r.len
-            );
-        }
+        let data = chunk(cx, key, r)?;
         sha.update(&data);
         size += data.len() as u64;
         out.write_all(&data)

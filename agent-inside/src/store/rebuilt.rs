@@ -54,24 +54,12 @@ pub(super) fn object_bytes(
     Ok(out)
 }
 
-/// The concatenated bytes of `refs`, each chunk checked by the chunk store.
+/// The concatenated bytes of `refs`, each chunk checked.
 fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> Result<Vec<u8>> {
     let total: u64 = refs.iter().map(|r| r.len as u64).sum();
     let mut out = Vec::with_capacity(total as usize);
     for r in refs {
-        let data = cx
-            .chunks
-            .get(&r.id)
-            .with_context(|| format!("object {key}"))?;
-        if data.len() != r.len as usize {
-            bail!(
-                "object {key}: chunk {} has {} bytes, the catalog says {}",
-                r.id,
-                data.len(),
-                r.len
-            );
-        }
-        out.extend_from_slice(&data);
+        out.extend_from_slice(&super::chunk(cx, key, r)?);
     }
     Ok(out)
 }

@@ -5,6 +5,9 @@
 //! its digits: `openssl_3.0.11-1~deb12u2_amd64.deb` and
 //! `openssl_3.0.13-1~deb12u1_amd64.deb`, `numpy-1.26.3-cp311-…whl` and
 //! `numpy-1.26.4-cp311-…whl`, `serde-1.0.190.crate` and `serde-1.0.193.crate`.
+//! Failing that, one whose name has the same *stem* (what comes before its
+//! first digit) and extension (`tzdata_2024a-0+deb12u1_all.deb` and
+//! `tzdata_2026f-0+deb12u1_all.deb`, whose versions differ in letters too).
 //! Among several, the one whose name shares the longest prefix, then the
 //! closest in size. The match is only a guess: a poor one costs bytes, never
 //! correctness (the patch is checked, and the object ships whole when it
@@ -14,10 +17,21 @@ use ferry_protocol::catalog::{Catalog, FileObject, Object};
 use ferry_protocol::path::ObjectKey;
 use std::collections::HashMap;
 
-/// The last catalog's files, grouped by source, directory and name family.
+/// The last catalog's files, grouped by source, directory and name family
+/// (and by stem, for the fallback).
 pub(crate) struct Families<'a> {
     prev: &'a Catalog,
     groups: HashMap<(&'a str, &'a str, String), Vec<&'a ObjectKey>>,
+    stems: HashMap<(&'a str, &'a str, String), Vec<&'a ObjectKey>>,
+}
+
+/// A file name's stem and extension: what comes before its first digit,
+/// and after its last dot (`tzdata_` and `deb`). `None` for a name without
+/// a digit (nothing to tell releases apart by) or an empty stem.
+pub(crate) fn stem(name: &str) -> Option<String> {
+    let first_digit = name.find(|c: char| c.is_ascii_digit())?;
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    (first_digit > 0).then(|| format!("{}*.{ext}", &name[..first_digit]))
 }
 
 /// A file name with every run of digits replaced by `#`.
@@ -46,14 +60,25 @@ impl<'a> Families<'a> {
     /// Indexes the files of `prev`.
     pub(crate) fn new(prev: &'a Catalog) -> Self {
         let mut groups: HashMap<_, Vec<_>> = HashMap::new();
+        let mut stems: HashMap<_, Vec<_>> = HashMap::new();
         for (key, _) in prev.files() {
             let (dir, name) = split(&key.path);
             groups
                 .entry((key.source.as_str(), dir, family(name)))
                 .or_default()
                 .push(key);
+            if let Some(stem) = stem(name) {
+                stems
+                    .entry((key.source.as_str(), dir, stem))
+                    .or_default()
+                    .push(key);
+            }
         }
-        Families { prev, groups }
+        Families {
+            prev,
+            groups,
+            stems,
+        }
     }
 
     /// The most likely predecessor of a `size`-byte object at `key`.
@@ -72,7 +97,11 @@ impl<'a> Families<'a> {
             }
         }
         let (dir, name) = split(&key.path);
-        let candidates = self.groups.get(&(key.source.as_str(), dir, family(name)))?;
+        let source = key.source.as_str();
+        let candidates = match self.groups.get(&(source, dir, family(name))) {
+            Some(c) => c,
+            None => self.stems.get(&(source, dir, stem(name)?))?,
+        };
         candidates
             .iter()
             .filter_map(|k| file(k))
@@ -122,6 +151,16 @@ mod tests {
     }
 
     #[test]
+    fn stems_stop_at_the_first_digit_and_keep_the_extension() {
+        assert_eq!(
+            stem("tzdata_2024a-0_all.deb").as_deref(),
+            Some("tzdata_*.deb")
+        );
+        assert_eq!(stem("README"), None);
+        assert_eq!(stem("2024-report.pdf"), None);
+    }
+
+    #[test]
     fn families_ignore_digits_only() {
         assert_eq!(
             family("openssl_3.0.11-1~deb12u2_amd64.deb"),
@@ -155,6 +194,16 @@ mod tests {
             .unwrap();
         assert_eq!(k.path, "pool/o/libssl3_3.0.11-1_amd64.deb");
         assert!(f.predecessor(&key("pool/o/new-thing_1.0.deb"), 5).is_none());
+        // Versions that differ in letters too: the same stem and extension.
+        let prev = catalog(&[("pool/t/tzdata_2024a-0+deb12u1_all.deb", 9)]);
+        let f = Families::new(&prev);
+        let (k, _) = f
+            .predecessor(&key("pool/t/tzdata_2026f-0+deb12u1_all.deb"), 9)
+            .unwrap();
+        assert_eq!(k.path, "pool/t/tzdata_2024a-0+deb12u1_all.deb");
+        assert!(f
+            .predecessor(&key("pool/t/tzdata_2026f-0+deb12u1_all.rpm"), 9)
+            .is_none());
         assert!(f
             .predecessor(&key("elsewhere/openssl_3.0.13-1_amd64.deb"), 5)
             .is_none());
