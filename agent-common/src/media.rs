@@ -15,11 +15,15 @@ pub const MANIFEST_FILE: &str = "manifest.ferry";
 
 /// The directory name of a bundle.
 pub fn bundle_dir_name(stream: StreamId, sequence: u64) -> String {
-    format!("bundle-{}-{sequence:08}", &stream.to_hex()[..8])
+    format!("{BUNDLE_DIR_PREFIX}{}-{sequence:08}", &stream.to_hex()[..8])
 }
 
+/// How every bundle directory's name starts.
+pub const BUNDLE_DIR_PREFIX: &str = "bundle-";
+
 /// Every bundle directory in `media`: `media` itself if it holds a manifest,
-/// and each direct subdirectory that does. Sorted by path.
+/// and each direct subdirectory that does or is named like a bundle
+/// (`bundle-…`). Sorted by path.
 pub fn find_bundles(media: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     // Anything named like a manifest makes a bundle, so that a manifest that
@@ -36,10 +40,35 @@ pub fn find_bundles(media: &Path) -> Result<Vec<PathBuf>> {
         if name.to_string_lossy().starts_with('.') {
             continue; // temporary directories of an unfinished write
         }
-        if e.file_type()?.is_dir() && e.path().join(MANIFEST_FILE).exists() {
+        // A directory named like a bundle is one even without its manifest
+        // (a partial copy, or tampering): opening it then fails by name, so
+        // the import reports it instead of finding "no bundle".
+        let named = name.to_string_lossy().starts_with(BUNDLE_DIR_PREFIX);
+        if e.file_type()?.is_dir() && (named || e.path().join(MANIFEST_FILE).exists()) {
             out.push(e.path());
         }
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_directory_without_its_manifest_is_still_found() {
+        let media = tempfile::tempdir().unwrap();
+        let dir = |n: &str| {
+            let p = media.path().join(n);
+            std::fs::create_dir(&p).unwrap();
+            p
+        };
+        let whole = dir("bundle-0a1b2c3d-00000001");
+        std::fs::write(whole.join(MANIFEST_FILE), b"m").unwrap();
+        let headless = dir("bundle-0a1b2c3d-00000002");
+        dir(".bundle-0a1b2c3d-00000003.tmp");
+        dir("photos");
+        assert_eq!(find_bundles(media.path()).unwrap(), vec![whole, headless]);
+    }
 }
