@@ -7,7 +7,8 @@
 #   tests/bench/compressed.sh             # corpus in /tmp/ferry-corpus (kept), work in /tmp/ferry-compressed
 #
 # Environment: CORPUS_DIR, WORK_DIR, FERRY_OUT (default: a release build of this tree;
-# ferry-in is taken from the same directory), BENCH_SKIP (comparators to leave out).
+# ferry-in is taken from the same directory), BENCH_SKIP (comparators to leave out),
+# BENCH_FERRY (Ferry settings to measure, default "off fast high").
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CORPUS_DIR=${CORPUS_DIR:-/tmp/ferry-corpus}
