@@ -342,6 +342,95 @@ fn media_is_empty(env: &Env, media: &str) -> bool {
         .unwrap_or(true)
 }
 
+/// A deb of `version` whose payload is 2 MB of text made of words (so xz
+/// compresses it as it does real files), with `edits` lines changed; built
+/// by dpkg-deb with its default compression (xz, multi-threaded).
+fn build_text_deb(dir: &Path, version: &str, edits: &[usize]) -> PathBuf {
+    const WORDS: [&str; 16] = [
+        "ferry", "bundle", "chunk", "inside", "outside", "diode", "mirror", "release", "package",
+        "signed", "delta", "stream", "recipe", "patch", "store", "serve",
+    ];
+    let bytes = random_bytes(400_000, 5);
+    let mut text = String::new();
+    for (i, line) in bytes.chunks(8).enumerate() {
+        if edits.contains(&i) {
+            text.push_str(&format!("line {i} was edited in release {version}\n"));
+            continue;
+        }
+        let words: Vec<&str> = line.iter().map(|b| WORDS[(b & 15) as usize]).collect();
+        text.push_str(&format!("{i}: {}\n", words.join(" ")));
+    }
+    let root = dir.join(format!("build-editor-{version}"));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: editor\nVersion: {version}\nArchitecture: all\nMaintainer: Ferry Test <t@example.org>\nSection: doc\nPriority: optional\nDescription: a text-heavy package\n"
+        ),
+    )
+    .unwrap();
+    let doc = root.join("usr/share/doc/editor/manual.txt");
+    std::fs::create_dir_all(doc.parent().unwrap()).unwrap();
+    std::fs::write(&doc, text).unwrap();
+    let out = dir.join(format!("editor_{version}_all.deb"));
+    sh(Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&out));
+    out
+}
+
+#[test]
+fn apt_update_ships_a_patched_deb_that_apt_get_downloads_byte_for_byte() {
+    if !have_tools(
+        "apt_update_ships_a_patched_deb_that_apt_get_downloads_byte_for_byte",
+        &TOOLS,
+    ) {
+        return;
+    }
+    let fx = fixture("[\"editor\"]", "[]");
+    let env = &fx.env;
+    // The high setting: xz streams are reproduced, so a deb travels as a
+    // patch of its decompressed content against the release the inside has.
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("[export]\ndelta = \"high\"\n\n{config}"),
+    )
+    .unwrap();
+    let v1 = build_text_deb(&fx.work, "1.0", &[]);
+    fx.repo.include(&v1);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+
+    let v2 = build_text_deb(&fx.work, "1.1", &[10, 20_000, 45_000]);
+    fx.repo.include(&v2);
+    env.export("m2").expect_ok();
+    let delta = dir_bytes(&env.only_bundle("m2"));
+    let new_deb = std::fs::metadata(&v2).unwrap().len();
+    eprintln!("update bundle: {delta} bytes; new deb {new_deb} bytes");
+    assert!(
+        delta * 10 < new_deb,
+        "update bundle {delta} bytes for a {new_deb}-byte deb: not shipped as a patch"
+    );
+    env.import("m2").expect_ok();
+
+    // apt-get, checking upstream's signature, gets upstream's exact bytes.
+    let server = env.serve();
+    let apt = Apt::new(
+        &fx.work.join("apt-patched"),
+        &format!("http://{}/apt/deb/", server.addr),
+        &fx.upstream_key,
+    );
+    apt.update();
+    apt.download("editor").expect_ok();
+    assert_eq!(
+        apt.downloaded("editor_1.1_all.deb"),
+        std::fs::read(&v2).unwrap()
+    );
+}
+
 #[test]
 fn apt_closure_update_pin_and_both_views() {
     if !have_tools("apt_closure_update_pin_and_both_views", &TOOLS) {
