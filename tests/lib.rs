@@ -784,6 +784,20 @@ impl Tmpfs {
         None
     }
 
+    /// Changes its size (a disk that fills up, or gets room again).
+    pub fn resize(&self, size_mib: u64) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,size={size_mib}m")])
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "cannot resize the tmpfs at {}",
+            self.dir.display()
+        );
+    }
+
     /// Free bytes on it.
     pub fn free(&self) -> u64 {
         let out = Command::new("df")

@@ -334,12 +334,24 @@ impl Manifest {
             } = change
             {
                 if let crate::catalog::Encoding::Rebuilt(r) = &f.encoding {
-                    let base_len = f.base().map_or(0, |b| b.len);
-                    check(
-                        &format!("expanded form of {key}"),
-                        r.expanded_len.max(base_len),
-                        limits.max_expanded_bytes,
-                    )?;
+                    // Every part a reader holds in memory to rebuild the
+                    // object; repeating a chunk ref must not make one huge.
+                    let sum = |c: &[crate::catalog::ChunkRef]| {
+                        c.iter().fold(0u64, |a, c| a.saturating_add(c.len as u64))
+                    };
+                    let parts = [
+                        ("expanded form", r.expanded_len),
+                        ("reference form", f.base().map_or(0, |b| b.len)),
+                        ("recipe", sum(&r.recipe)),
+                        ("expanded chunks or patch", sum(r.expanded_chunks())),
+                    ];
+                    for (what, value) in parts {
+                        check(
+                            &format!("{what} of {key}"),
+                            value,
+                            limits.max_expanded_bytes,
+                        )?;
+                    }
                 }
                 for r in f.chunks() {
                     if r.len > limits.max_chunk_bytes {
@@ -561,6 +573,24 @@ mod tests {
             ..lim
         };
         m.check_result(&next, &ok).unwrap();
+        // A patch that repeats one chunk ref past the limit: refused before
+        // anything is gathered in memory.
+        if let Some(crate::catalog::Object::File(f)) = next.objects.values_mut().next() {
+            if let crate::catalog::Encoding::Rebuilt(r) = &mut f.encoding {
+                if let crate::catalog::Expanded::Patch { patch, .. } = &mut r.expanded {
+                    *patch = vec![patch[0]; 4];
+                }
+            }
+        }
+        m.changes[0] = Change::Put {
+            key: next.objects.keys().next().unwrap().clone(),
+            object: next.objects.values().next().unwrap().clone(),
+        };
+        let e = m.check_result(&next, &ok).unwrap_err();
+        assert!(
+            matches!(e, Error::OverLimit { ref what, value: 12, limit: 10 } if what.contains("patch")),
+            "{e}"
+        );
     }
 
     #[test]

@@ -18,7 +18,6 @@ use ferry_protocol::path::ObjectKey;
 use ferry_protocol::volume;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 type Digest = BTreeMap<String, String>;
@@ -1239,77 +1238,6 @@ fn decompression_bomb_is_refused_quickly() {
 // 12. Full disk
 // ---------------------------------------------------------------------------
 
-/// A tmpfs mounted for the length of a test; unmounted on drop, even on panic.
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: &Path, size_mib: u64) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
-            .arg(dir)
-            .output();
-        let Ok(out) = out else {
-            skip(&current_test(), "mount is not installed");
-            return None;
-        };
-        if !out.status.success() {
-            skip(
-                &current_test(),
-                &format!(
-                    "cannot mount a tmpfs (needs root): {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            );
-            return None;
-        }
-        Some(Tmpfs {
-            dir: dir.to_path_buf(),
-        })
-    }
-
-    fn resize(&self, size_mib: u64) {
-        let st = Command::new("mount")
-            .args(["-o", &format!("remount,size={size_mib}m")])
-            .arg(&self.dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "cannot resize the tmpfs");
-    }
-
-    fn free(&self) -> u64 {
-        let out = Command::new("df")
-            .args(["-B1", "--output=avail"])
-            .arg(&self.dir)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines().nth(1).unwrap().trim().parse().unwrap()
-    }
-
-    /// Writes a filler file so that about `leave` bytes stay free.
-    fn fill_to(&self, name: &str, leave: u64) -> PathBuf {
-        let path = self.dir.join(name);
-        let n = self.free().saturating_sub(leave) as usize;
-        std::fs::write(&path, vec![0xa5u8; n]).unwrap();
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
-}
-
 /// An inside whose state lives on a small tmpfs. Field order matters: the
 /// tmpfs is unmounted before the temporary directory holding it is removed.
 struct SmallDisk {
@@ -1322,7 +1250,7 @@ struct SmallDisk {
 /// bundle 2 (an 8 MiB incompressible file) exported into `m2`.
 fn on_small_disk() -> Option<SmallDisk> {
     let mut env = Env::new();
-    let disk = Tmpfs::mount(&env.root().join("disk"), 48)?;
+    let disk = Tmpfs::mount(&current_test(), &env.root().join("disk"), 48)?;
     env.in_state = disk.dir.join("in-state");
     env.trust_own_key();
     env.write_src("small.txt", &text_bytes(50_000, 1));

@@ -128,6 +128,25 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
     Ok(rebuild_list.iter().map(|(_, f, _)| f.size).sum())
 }
 
+/// A writer that hashes and counts what passes through it.
+struct Hashed<'a, W: Write> {
+    out: &'a mut W,
+    sha: &'a mut Sha256Hasher,
+    size: &'a mut u64,
+}
+
+impl<W: Write> Write for Hashed<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.sha.update(&buf[..n]);
+        *self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// One chunk of object `key`, checked by the chunk store and against the
 /// length the catalog gives it.
 fn chunk(cx: &BuildCtx<'_>, key: &ObjectKey, r: &ChunkRef) -> Result<Vec<u8>> {
@@ -165,10 +184,12 @@ fn rebuild(
     let refs: &[ChunkRef] = match &f.encoding {
         Encoding::Chunks(refs) => refs,
         Encoding::Rebuilt(r) => {
-            let data = rebuilt::object_bytes(cx, dir, key, f, r)?;
-            sha.update(&data);
-            size = data.len() as u64;
-            out.write_all(&data)
+            let mut hashed = Hashed {
+                out: &mut out,
+                sha: &mut sha,
+                size: &mut size,
+            };
+            rebuilt::write_object(cx, dir, key, f, r, &mut hashed)
                 .with_context(|| format!("cannot write {}", dest.display()))?;
             cx.progress.inc(size);
             &[]

@@ -16,16 +16,20 @@ use ferry_protocol::catalog::{Base, BaseForm, ChunkRef, Expanded, FileObject, Re
 use ferry_protocol::id::Sha256;
 use ferry_protocol::path::ObjectKey;
 use ferry_protocol::Error;
+use std::io::Write;
 use std::path::Path;
 
-/// The bytes of object `key` (encoded as `r`), rebuilt in memory.
-pub(super) fn object_bytes(
+/// Writes object `key` (encoded as `r`) to `out`: the expanded form is built
+/// in memory (bounded by `max_expanded_bytes`), the object streams out of the
+/// recipe. The caller checks size and SHA-256 of what was written.
+pub(super) fn write_object(
     cx: &BuildCtx<'_>,
     dir: &str,
     key: &ObjectKey,
     f: &FileObject,
     r: &Rebuilt,
-) -> Result<Vec<u8>> {
+    out: &mut impl Write,
+) -> Result<()> {
     let expanded = match &r.expanded {
         Expanded::Chunks(refs) => gather(cx, key, refs)?,
         Expanded::Patch { base, patch } => {
@@ -43,15 +47,15 @@ pub(super) fn object_bytes(
         });
     }
     if r.recipe.is_empty() {
-        return Ok(expanded);
+        return out
+            .write_all(&expanded)
+            .with_context(|| format!("cannot write object {key}"));
     }
     let recipe_bytes = gather(cx, key, &r.recipe)?;
     let recipe = ferry_recipe::Recipe::from_bytes(&recipe_bytes)
         .with_context(|| format!("object {key}: its recipe does not decode"))?;
-    let mut out = Vec::with_capacity(f.size.min(r.expanded_len.saturating_mul(2)) as usize);
-    ferry_recipe::rebuild(&recipe, &expanded, f.size, &mut out)
-        .with_context(|| format!("object {key}: its recipe does not rebuild it"))?;
-    Ok(out)
+    ferry_recipe::rebuild(&recipe, &expanded, f.size, out)
+        .with_context(|| format!("object {key}: its recipe does not rebuild it"))
 }
 
 /// The concatenated bytes of `refs`, each chunk checked.
