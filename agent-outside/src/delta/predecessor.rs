@@ -86,7 +86,7 @@ impl<'a> Families<'a> {
     }
 
     /// The most likely predecessor of a `size`-byte object at `key`, whose
-    /// source guessed `hint`.
+    /// source guessed `hint` (ignored when of another source).
     pub(crate) fn predecessor(
         &self,
         key: &ObjectKey,
@@ -97,6 +97,8 @@ impl<'a> Families<'a> {
             Some(Object::File(f)) => Some((k, f)),
             _ => None,
         };
+        // A base is of the object's own source (docs/bundle-format.md §5.5).
+        let hint = hint.filter(|h| h.source == key.source);
         for k in hint.into_iter().chain([key]) {
             if let Some((k, _)) = self.prev.objects.get_key_value(k) {
                 if let Some(hit) = file(k) {
@@ -257,5 +259,17 @@ mod tests {
             )
             .unwrap();
         assert_eq!(k.path, "pool/o/openssl_3.0.11-1_amd64.deb");
+        // A hint into another source is never a base.
+        let mut c = prev.clone();
+        let other = ObjectKey {
+            source: "t".into(),
+            path: "blobs/sha256/bbbb".into(),
+        };
+        let obj = c.objects[&key("blobs/sha256/bbbb")].clone();
+        c.objects.insert(other.clone(), obj);
+        let f = Families::new(&c);
+        assert!(f
+            .predecessor(&key("blobs/sha256/cccc"), Some(&other), 1000)
+            .is_none());
     }
 }

@@ -31,6 +31,8 @@ pub struct Item {
     /// The exporter tries it before its name rules (`delta::predecessor`)
     /// and patches a changed file against it; a wrong or stale hint costs
     /// bytes, never correctness (every patch is checked before it ships).
+    /// Only an object of the same source can be a base: a hint into another
+    /// source is ignored.
     pub predecessor: Option<ObjectKey>,
 }
 
