@@ -70,12 +70,18 @@ fn tar_gz(dir: &Path, prefix: Option<&str>) -> Vec<u8> {
 /// `http` and `logging` packages) under `dest`: content that a release
 /// changes a little.
 fn real_files(dest: &Path) {
+    stdlib_packages(dest, &["json", "email", "http", "logging"]);
+}
+
+/// Copies the modules of the Python standard library's packages `pkgs`
+/// under `dest/<pkg>/`.
+fn stdlib_packages(dest: &Path, pkgs: &[&str]) {
     let stdlib = run(Command::new("python3").args([
         "-c",
         "import os, json; print(os.path.dirname(os.path.dirname(json.__file__)))",
     ]));
     let stdlib = Path::new(String::from_utf8(stdlib).unwrap().trim()).to_path_buf();
-    for pkg in ["json", "email", "http", "logging"] {
+    for pkg in pkgs {
         let from = stdlib.join(pkg);
         for e in std::fs::read_dir(&from).unwrap() {
             let e = e.unwrap();

@@ -1,8 +1,11 @@
-//! An image layer (tar of real files, gzip) updated under the same tag:
-//! ferry-out pairs the new layer with the old by its position in the tag's
-//! previous manifest, ships a patch, and `skopeo` pulls the exact layer.
+//! An image index over two platforms, each with one `tar+gzip` layer of
+//! real files, updated under the same tag (one file changed per platform,
+//! and the index lists the platforms in the other order): ferry-out pairs
+//! each new manifest with the previous one of its platform and each layer
+//! with the layer at its position, ships patches, and `skopeo` pulls the
+//! exact layers from `ferry-in serve`.
 
-use super::{delta_high, patched_line, real_files, run, tar_gz, touch_up};
+use super::{delta_high, patched_line, run, stdlib_packages, tar_gz, touch_up};
 use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,10 +14,17 @@ fn sha(data: &[u8]) -> String {
     ferry_protocol::id::Sha256::of(data).to_hex()
 }
 
-/// An OCI image layout holding one image tagged `tag`: a config and one
-/// `tar+gzip` layer, `layer`. Returns the layout directory.
-fn image(dir: &Path, tag: &str, layer: &[u8], diff_id: &str) -> PathBuf {
-    let layout = dir.join(format!("layout-{tag}"));
+/// A platform's image: its architecture and its one layer (gzip'd tar).
+struct Platform<'a> {
+    arch: &'a str,
+    layer: &'a [u8],
+}
+
+/// An OCI image layout holding an index tagged `latest` over `platforms`
+/// (in that order), each a manifest with a config and one `tar+gzip` layer.
+/// Returns the layout directory.
+fn image(dir: &Path, name: &str, platforms: &[Platform<'_>]) -> PathBuf {
+    let layout = dir.join(format!("layout-{name}"));
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |data: &[u8]| -> (String, usize) {
@@ -22,19 +32,32 @@ fn image(dir: &Path, tag: &str, layer: &[u8], diff_id: &str) -> PathBuf {
         std::fs::write(blobs.join(&h), data).unwrap();
         (h, data.len())
     };
-    let (lh, ls) = put(layer);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}},"config":{{"Env":["TAG={tag}"]}}}}"#
+    let mut entries = Vec::new();
+    for p in platforms {
+        let arch = p.arch;
+        let diff_id = sha(&gunzip(dir, p.layer));
+        let (lh, ls) = put(p.layer);
+        let config = format!(
+            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}},"config":{{"Env":["IMAGE={name}"]}}}}"#
+        );
+        let (ch, cs) = put(config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{ch}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{lh}","size":{ls}}}]}}"#
+        );
+        let (mh, ms) = put(manifest.as_bytes());
+        entries.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{mh}","size":{ms},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+        ));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        entries.join(",")
     );
-    let (ch, cs) = put(config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{ch}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{lh}","size":{ls}}}]}}"#
-    );
-    let (mh, ms) = put(manifest.as_bytes());
+    let (ih, is) = put(index.as_bytes());
     std::fs::write(
         layout.join("index.json"),
         format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{mh}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:{ih}","size":{is},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
         ),
     )
     .unwrap();
@@ -46,25 +69,19 @@ fn image(dir: &Path, tag: &str, layer: &[u8], diff_id: &str) -> PathBuf {
     layout
 }
 
-/// The layer of the files under `src`: tar, then gzip (real tools), and
-/// the digest of the tar (the config's diff id).
-fn layer(src: &Path) -> (Vec<u8>, String) {
-    let gz = tar_gz(src, None);
-    let tar = run(Command::new("gzip").arg("-dc").arg(write_tmp(src, &gz)));
-    (gz, sha(&tar))
+/// `gzip -dc` of `gz` (a layer's tar, for its diff id).
+fn gunzip(dir: &Path, gz: &[u8]) -> Vec<u8> {
+    let p = dir.join("layer.gz");
+    std::fs::write(&p, gz).unwrap();
+    run(Command::new("gzip").arg("-dc").arg(&p))
 }
 
-fn write_tmp(src: &Path, data: &[u8]) -> PathBuf {
-    let p = src.with_extension("tar.gz");
-    std::fs::write(&p, data).unwrap();
-    p
-}
-
-/// Pushes the layout's `latest` into `reg` as `lib/app:latest`, keeping
-/// every blob as it is (no recompression).
+/// Pushes the layout's `latest` into `reg` as `lib/app:latest`, every
+/// platform, keeping every blob as it is (no recompression).
 fn push(layout: &Path, reg: &str) {
     skopeo(&[
         "copy",
+        "--all",
         "--preserve-digests",
         "--dest-tls-verify=false",
         &format!("oci:{}:latest", layout.display()),
@@ -74,7 +91,7 @@ fn push(layout: &Path, reg: &str) {
 }
 
 #[test]
-fn an_updated_gzip_layer_ships_as_a_patch_and_skopeo_pulls_its_exact_digest() {
+fn updated_gzip_layers_ship_as_patches_and_skopeo_pulls_their_exact_digests() {
     if !have_tools(
         &current_test(),
         &["docker-registry", "skopeo", "tar", "gzip", "python3"],
@@ -83,11 +100,24 @@ fn an_updated_gzip_layer_ships_as_a_patch_and_skopeo_pulls_its_exact_digest() {
     }
     let env = Env::new();
     let work = env.root().join("oci");
-    let src = work.join("rootfs");
-    real_files(&src);
+    // The platforms' layers hold different files, so a layer patched
+    // against the other platform's would not be small.
+    let (amd, arm) = (work.join("rootfs-amd64"), work.join("rootfs-arm64"));
+    stdlib_packages(&amd, &["json", "email"]);
+    stdlib_packages(&arm, &["http", "logging"]);
     let (_reg, reg) = docker_registry(&work);
-    let (layer1, diff1) = layer(&src);
-    push(&image(&work, "v1", &layer1, &diff1), &reg);
+    let (amd1, arm1) = (tar_gz(&amd, None), tar_gz(&arm, None));
+    let v1 = [
+        Platform {
+            arch: "amd64",
+            layer: &amd1,
+        },
+        Platform {
+            arch: "arm64",
+            layer: &arm1,
+        },
+    ];
+    push(&image(&work, "v1", &v1), &reg);
     std::fs::write(
         &env.config,
         format!(
@@ -99,39 +129,52 @@ fn an_updated_gzip_layer_ships_as_a_patch_and_skopeo_pulls_its_exact_digest() {
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
 
-    // v2: one file of the layer changed; the tag moves.
-    touch_up(&src.join("json/decoder.py"), "# patched in v2");
-    let (layer2, diff2) = layer(&src);
-    assert_ne!(layer1, layer2);
-    push(&image(&work, "v2", &layer2, &diff2), &reg);
+    // v2: one file of each layer changed; the tag moves; the index lists
+    // arm64 first now.
+    touch_up(&amd.join("json/decoder.py"), "# patched in v2");
+    touch_up(&arm.join("http/client.py"), "# patched in v2");
+    let (amd2, arm2) = (tar_gz(&amd, None), tar_gz(&arm, None));
+    let v2 = [
+        Platform {
+            arch: "arm64",
+            layer: &arm2,
+        },
+        Platform {
+            arch: "amd64",
+            layer: &amd2,
+        },
+    ];
+    push(&image(&work, "v2", &v2), &reg);
     let r = env.export("m2").expect_ok();
     let bundle = dir_bytes(&env.only_bundle("m2"));
+    let layers = (amd2.len() + arm2.len()) as u64;
     eprintln!(
-        "update bundle: {bundle} bytes; new layer {} bytes; {}",
-        layer2.len(),
+        "update bundle: {bundle} bytes; new layers {layers} bytes; {}",
         patched_line(&r)
     );
-    // Without its predecessor (a blob's path is its digest) the layer
-    // would ship whole: the bundle would outweigh it.
+    // Without their predecessors (a blob's path is its digest) the layers
+    // would ship whole, and the bundle would outweigh them.
     assert!(
-        bundle * 4 < layer2.len() as u64,
-        "update bundle {bundle} bytes for a {}-byte layer",
-        layer2.len()
+        bundle * 4 < layers,
+        "update bundle {bundle} bytes for {layers} bytes of new layers"
     );
     env.import("m2").expect_ok();
 
-    // skopeo pulls the new image from the inside: the layer digest is v2's,
-    // and its bytes are upstream's (skopeo checks every digest).
+    // skopeo pulls both platforms from the inside (checking every digest):
+    // the layers are v2's, byte for byte.
     let srv = env.serve();
     let out = work.join("pulled");
     skopeo(&[
         "copy",
+        "--all",
         "--src-tls-verify=false",
         &format!("docker://{}/lib/app:latest", srv.addr),
         &format!("oci:{}:latest", out.display()),
     ])
     .expect_ok();
-    let pulled = std::fs::read(out.join("blobs/sha256").join(sha(&layer2)))
-        .expect("skopeo pulled the v2 layer by its digest");
-    assert_eq!(pulled, layer2);
+    for layer in [&amd2, &arm2] {
+        let pulled = std::fs::read(out.join("blobs/sha256").join(sha(layer)))
+            .expect("skopeo pulled the v2 layer by its digest");
+        assert_eq!(&pulled, layer);
+    }
 }
