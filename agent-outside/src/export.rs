@@ -577,7 +577,7 @@ impl Scanner<'_> {
             .recv()
             .map_err(|_| anyhow!("the analysis of {key} stopped"))??;
         let object = match patched {
-            Some(patch) if patch.cost() < p.whole_cost => {
+            Some(patch) if patch.cost() + patch.entry_cost() < p.whole_cost => {
                 self.report.patched += 1;
                 self.report.patched_bytes += p.whole.size;
                 self.report.patch_bytes += patch.cost();
