@@ -246,7 +246,7 @@ fn the_predecessor_a_source_names_is_patched_against() {
     let (old, new) = releases();
     for hint in [None, Some("blobs/3f9a")] {
         let mut p = Pair::new();
-        let mut carry = |p: &mut Pair, item: Hinted| {
+        let carry = |p: &mut Pair, item: Hinted| {
             let e = p
                 .outside
                 .export_sources(&[Box::new(item)])
