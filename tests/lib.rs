@@ -553,6 +553,46 @@ impl Env {
     }
 }
 
+/// Starts `docker-registry` on a fresh port with storage under `dir`.
+pub fn docker_registry(dir: &Path) -> (KillOnDrop, String) {
+    let port = free_port();
+    let cfg = dir.join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (KillOnDrop(child), addr)
+}
+
+/// `skopeo ARGS…`.
+pub fn skopeo(args: &[&str]) -> Run {
+    let o = Command::new("skopeo").args(args).output().unwrap();
+    Run {
+        ok: o.status.success(),
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
 /// A plain static HTTP server over a directory (Python's `http.server`),
 /// standing in for an upstream mirror; killed when dropped. The directory
 /// may be changed between exports to play an upstream update.

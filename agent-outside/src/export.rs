@@ -408,7 +408,7 @@ impl Scanner<'_> {
                 let Some(e) = cached.map(|e| e.object) else {
                     let reader = open().with_context(|| item.path.clone())?;
                     let encoded = self
-                        .encode_object(&key, reader, executable)
+                        .encode_object(&key, item.predecessor.as_ref(), reader, executable)
                         .with_context(|| format!("cannot read {}", item.path))?;
                     let f = encoded.whole();
                     self.bytes_read += f.size;
@@ -467,12 +467,14 @@ impl Scanner<'_> {
     }
 
     /// Encodes a changed object whole, or starts encoding it as a patch
-    /// against its predecessor (on the analysis pool) when one is kept.
+    /// against its predecessor (`hint`, the source's guess, first; on the
+    /// analysis pool) when one is kept.
     /// Objects over the delta size bound stream through
     /// [`Scanner::chunk_object`] without being held in memory.
     fn encode_object(
         &mut self,
         key: &ObjectKey,
+        hint: Option<&ObjectKey>,
         mut reader: Box<dyn Read>,
         executable: bool,
     ) -> Result<Encoded> {
@@ -509,7 +511,7 @@ impl Scanner<'_> {
             }
         }
         let whole_cost: u64 = new_chunks.iter().map(|(_, b)| b.len() as u64).sum();
-        let base = match self.families.predecessor(key, whole.size) {
+        let base = match self.families.predecessor(key, hint, whole.size) {
             Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k.clone(), b.clone()),
             _ => {
                 self.report.whole += 1;
@@ -575,7 +577,7 @@ impl Scanner<'_> {
             .recv()
             .map_err(|_| anyhow!("the analysis of {key} stopped"))??;
         let object = match patched {
-            Some(patch) if patch.cost() < p.whole_cost => {
+            Some(patch) if patch.cost() + patch.entry_cost() < p.whole_cost => {
                 self.report.patched += 1;
                 self.report.patched_bytes += p.whole.size;
                 self.report.patch_bytes += patch.cost();

@@ -202,3 +202,86 @@ fn an_unchanged_object_read_again_keeps_its_patch_encoding() {
     assert_eq!(e.record.added, 1);
     p.assert_in_sync();
 }
+
+/// A source listing one file under a content-addressed name (as OCI blobs
+/// are named, where no name rule finds a predecessor), with the predecessor
+/// it names, if any.
+struct Hinted {
+    path: &'static str,
+    data: Vec<u8>,
+    predecessor: Option<&'static str>,
+}
+
+impl agent_outside::source::Source for Hinted {
+    fn name(&self) -> &str {
+        "blobs"
+    }
+    fn kind(&self) -> ferry_protocol::catalog::SourceKind {
+        ferry_protocol::catalog::SourceKind::Files
+    }
+    fn scan(
+        &self,
+        _cx: &agent_outside::source::ScanCtx<'_>,
+        sink: &mut dyn FnMut(agent_outside::source::Item) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let data = self.data.clone();
+        sink(agent_outside::source::Item {
+            path: self.path.into(),
+            predecessor: self.predecessor.map(|p| ferry_protocol::path::ObjectKey {
+                source: "blobs".into(),
+                path: p.into(),
+            }),
+            kind: agent_outside::source::ItemKind::File {
+                executable: false,
+                fingerprint: None,
+                expected_sha256: None,
+                open: Box::new(move || Ok(Box::new(std::io::Cursor::new(data)))),
+            },
+        })
+    }
+}
+
+#[test]
+fn the_predecessor_a_source_names_is_patched_against() {
+    let (old, new) = releases();
+    for hint in [None, Some("blobs/3f9a")] {
+        let mut p = Pair::new();
+        let carry = |p: &mut Pair, item: Hinted| {
+            let e = p
+                .outside
+                .export_sources(&[Box::new(item)])
+                .unwrap()
+                .unwrap();
+            let media = p.new_media();
+            p.outside.write_to_media(&e, &media).unwrap();
+            let report = p.inside.import(&media).unwrap();
+            assert!(report.ok(), "{:?}", report.failed);
+            e
+        };
+        carry(
+            &mut p,
+            Hinted {
+                path: "blobs/3f9a",
+                data: old.clone(),
+                predecessor: None,
+            },
+        );
+        let e = carry(
+            &mut p,
+            Hinted {
+                path: "blobs/c01d",
+                data: new.clone(),
+                predecessor: hint,
+            },
+        );
+        // No name rule pairs the two: only the hint makes the patch.
+        assert_eq!(e.delta.patched, u64::from(hint.is_some()), "{hint:?}");
+        let served = p
+            .inside
+            .layout
+            .current_link()
+            .join(agent_inside::layout::GEN_FILES)
+            .join("blobs/blobs/c01d");
+        assert_eq!(std::fs::read(served).unwrap(), new);
+    }
+}

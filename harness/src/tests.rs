@@ -468,6 +468,7 @@ impl Source for Failing {
     ) -> anyhow::Result<()> {
         sink(Item {
             path: "ok.txt".into(),
+            predecessor: None,
             kind: ItemKind::File {
                 executable: false,
                 fingerprint: None,
@@ -477,6 +478,7 @@ impl Source for Failing {
         })?;
         sink(Item {
             path: "gone.txt".into(),
+            predecessor: None,
             kind: ItemKind::File {
                 executable: false,
                 fingerprint: None,

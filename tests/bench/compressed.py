@@ -55,7 +55,7 @@ def package_name(eco, filename):
         return filename.split("-", 1)[0].lower()
     if eco == "debs":
         return filename.split("_", 1)[0]
-    if eco == "crates":
+    if eco in ("crates", "charts"):
         return filename.rsplit("-", 1)[0]
     return filename
 

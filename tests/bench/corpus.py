@@ -15,7 +15,13 @@ of each pair, under their upstream file names:
 - crates: `cargo fetch` of 6 crate pairs, taken from a private CARGO_HOME;
 - layer:  an OCI-style tar+gzip image layer of the debs' files, made with tar
   and gzip from each generation's debs (what an image rebuilt on the update
-  would carry).
+  would carry);
+- charts: a Helm chart pair, `postgresql-1.4.0.tgz` and `-1.4.1.tgz`, laid out
+  as `helm create` and `helm package` lay a chart out (Chart.yaml, values.yaml,
+  templates/, files/ with the SQL, sample configs and error codes of each
+  generation's postgresql-15 deb), packed with tar and gzip: `helm` is not
+  packaged in Debian (and helm's own gzip is Go's, which this corpus does not
+  exercise).
 
 Already fetched files are kept; the script is idempotent.
 """
@@ -177,6 +183,105 @@ def make_layer(root):
                 sys.exit("corpus: tar failed")
 
 
+CHART_TEMPLATES = {
+    "templates/_helpers.tpl": """{{- define "postgresql.fullname" -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- define "postgresql.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+""",
+    "templates/statefulset.yaml": """apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ include "postgresql.fullname" . }}
+  labels:
+    {{- include "postgresql.labels" . | nindent 4 }}
+spec:
+  replicas: {{ .Values.replicaCount }}
+  serviceName: {{ include "postgresql.fullname" . }}
+  template:
+    spec:
+      containers:
+        - name: postgresql
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          ports:
+            - containerPort: {{ .Values.service.port }}
+          volumeMounts:
+            - name: init
+              mountPath: /docker-entrypoint-initdb.d
+      volumes:
+        - name: init
+          configMap:
+            name: {{ include "postgresql.fullname" . }}-files
+""",
+    "templates/configmap.yaml": """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "postgresql.fullname" . }}-files
+data:
+{{ (.Files.Glob "files/*").AsConfig | indent 2 }}
+""",
+    "templates/service.yaml": """apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "postgresql.fullname" . }}
+spec:
+  type: {{ .Values.service.type }}
+  ports:
+    - port: {{ .Values.service.port }}
+""",
+    "templates/NOTES.txt": "PostgreSQL {{ .Chart.AppVersion }} is listening on port {{ .Values.service.port }}.\n",
+    ".helmignore": ".git/\n*.swp\n*.bak\n",
+}
+
+
+def make_charts(root):
+    """A Helm chart per generation, bundling that generation's postgresql-15
+    files, packed as `helm package` packs it (tar of `postgresql/`, gzip)."""
+    for gen, chart_ver in (("old", "1.4.0"), ("new", "1.4.1")):
+        d = os.path.join(root, gen, "charts")
+        out = os.path.join(d, f"postgresql-{chart_ver}.tgz")
+        if os.path.exists(out):
+            continue
+        debs = glob.glob(os.path.join(root, gen, "debs", "postgresql-15_*.deb"))
+        if not debs:
+            say(f"{gen}: no postgresql-15 deb; no chart")
+            continue
+        app_ver = os.path.basename(debs[0]).split("_")[1].split("-")[0]
+        os.makedirs(d, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            run(["dpkg-deb", "-x", debs[0], os.path.join(tmp, "deb")])
+            share = os.path.join(tmp, "deb", "usr", "share", "postgresql", "15")
+            chart = os.path.join(tmp, "postgresql")
+            os.makedirs(os.path.join(chart, "templates"))
+            os.makedirs(os.path.join(chart, "files"))
+            for f in sorted(os.listdir(share)):
+                if f.endswith((".sql", ".sample")) or f in ("errcodes.txt", "sql_features.txt"):
+                    shutil.copy(os.path.join(share, f), os.path.join(chart, "files"))
+            with open(os.path.join(chart, "Chart.yaml"), "w") as f:
+                f.write(f"apiVersion: v2\nname: postgresql\ndescription: PostgreSQL with its "
+                        f"initialisation files\ntype: application\nversion: {chart_ver}\n"
+                        f"appVersion: \"{app_ver}\"\n")
+            with open(os.path.join(chart, "values.yaml"), "w") as f:
+                f.write(f"replicaCount: 1\nimage:\n  repository: docker.io/library/postgres\n"
+                        f"  tag: \"{app_ver}\"\nservice:\n  type: ClusterIP\n  port: 5432\n")
+            for name, text in CHART_TEMPLATES.items():
+                with open(os.path.join(chart, name), "w") as f:
+                    f.write(text)
+            say(f"tar | gzip ({gen} chart {chart_ver})")
+            tar = subprocess.Popen(
+                ["tar", "-C", tmp, "--sort=name", "--owner=0", "--group=0",
+                 "--numeric-owner", "--mtime=@1700000000", "-cf", "-", "postgresql"],
+                stdout=subprocess.PIPE)
+            with open(out, "wb") as f:
+                run(["gzip", "-6", "-n"], stdin=tar.stdout, stdout=f)
+            if tar.wait() != 0:
+                sys.exit("corpus: tar failed")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -185,6 +290,7 @@ def main():
     fetch_debs(root)
     fetch_crates(root)
     make_layer(root)
+    make_charts(root)
     for gen in ("old", "new"):
         for eco in sorted(os.listdir(os.path.join(root, gen))):
             d = os.path.join(root, gen, eco)

@@ -8,6 +8,7 @@ mod bad_input;
 mod campaign;
 mod conformance;
 mod crash;
+mod delta_clients;
 mod delta_size;
 mod deploy;
 mod diode;

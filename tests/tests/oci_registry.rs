@@ -4,6 +4,7 @@
 //! `skopeo` pulling from `ferry-in serve`. Skipped, with a message, when
 //! `docker-registry` or `skopeo` is not installed (scripts/test.sh installs both).
 
+use ferry_e2e::docker_registry as registry;
 use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,35 +20,6 @@ fn setup() -> Option<(Env, PathBuf)> {
     let work = env.root().join("oci");
     std::fs::create_dir_all(&work).unwrap();
     Some((env, work))
-}
-
-/// Starts `docker-registry` on a fresh port with storage under `dir`.
-fn registry(dir: &Path) -> (KillOnDrop, String) {
-    let port = free_port();
-    let cfg = dir.join("registry.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("storage").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (KillOnDrop(child), addr)
 }
 
 fn sha(data: &[u8]) -> String {
@@ -117,16 +89,6 @@ fn build_image(dir: &Path, shared: &[u8], tag: &str, salt: u64) -> PathBuf {
     )
     .unwrap();
     layout
-}
-
-fn skopeo(args: &[&str]) -> Run {
-    let o = Command::new("skopeo").args(args).output().unwrap();
-    Run {
-        ok: o.status.success(),
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
 }
 
 fn push(layout: &Path, tag: &str, reg: &str, repo: &str) {

@@ -1,6 +1,10 @@
 //! Which object of the last catalog a new object most likely descends from.
 //!
-//! The same key first (an index or a layer rewritten in place). Otherwise an
+//! The source's hint first, when it names a file of the last catalog
+//! ([`crate::source::Item::predecessor`]: an OCI layer, whose path is its
+//! digest, descends from the layer at the same position of the previous
+//! manifest of its tag). Then the same key (an index rewritten in place).
+//! Otherwise an
 //! object of the same source and directory whose file name differs only in
 //! its digits: `openssl_3.0.11-1~deb12u2_amd64.deb` and
 //! `openssl_3.0.13-1~deb12u1_amd64.deb`, `numpy-1.26.3-cp311-…whl` and
@@ -81,19 +85,25 @@ impl<'a> Families<'a> {
         }
     }
 
-    /// The most likely predecessor of a `size`-byte object at `key`.
+    /// The most likely predecessor of a `size`-byte object at `key`, whose
+    /// source guessed `hint` (ignored when of another source).
     pub(crate) fn predecessor(
         &self,
         key: &ObjectKey,
+        hint: Option<&ObjectKey>,
         size: u64,
     ) -> Option<(&'a ObjectKey, &'a FileObject)> {
         let file = |k: &'a ObjectKey| match self.prev.objects.get(k) {
             Some(Object::File(f)) => Some((k, f)),
             _ => None,
         };
-        if let Some((k, _)) = self.prev.objects.get_key_value(key) {
-            if let Some(hit) = file(k) {
-                return Some(hit);
+        // A base is of the object's own source (docs/bundle-format.md §5.5).
+        let hint = hint.filter(|h| h.source == key.source);
+        for k in hint.into_iter().chain([key]) {
+            if let Some((k, _)) = self.prev.objects.get_key_value(k) {
+                if let Some(hit) = file(k) {
+                    return Some(hit);
+                }
             }
         }
         let (dir, name) = split(&key.path);
@@ -183,29 +193,83 @@ mod tests {
             ("dists/Packages.xz", 10),
         ]);
         let f = Families::new(&prev);
-        let (k, _) = f.predecessor(&key("dists/Packages.xz"), 12).unwrap();
+        let (k, _) = f.predecessor(&key("dists/Packages.xz"), None, 12).unwrap();
         assert_eq!(k.path, "dists/Packages.xz");
         let (k, _) = f
-            .predecessor(&key("pool/o/openssl_3.0.13-1_amd64.deb"), 1000)
+            .predecessor(&key("pool/o/openssl_3.0.13-1_amd64.deb"), None, 1000)
             .unwrap();
         assert_eq!(k.path, "pool/o/openssl_3.0.11-1_amd64.deb");
         let (k, _) = f
-            .predecessor(&key("pool/o/libssl3_3.0.13-1_amd64.deb"), 2100)
+            .predecessor(&key("pool/o/libssl3_3.0.13-1_amd64.deb"), None, 2100)
             .unwrap();
         assert_eq!(k.path, "pool/o/libssl3_3.0.11-1_amd64.deb");
-        assert!(f.predecessor(&key("pool/o/new-thing_1.0.deb"), 5).is_none());
+        assert!(f
+            .predecessor(&key("pool/o/new-thing_1.0.deb"), None, 5)
+            .is_none());
         // Versions that differ in letters too: the same stem and extension.
         let prev = catalog(&[("pool/t/tzdata_2024a-0+deb12u1_all.deb", 9)]);
         let f = Families::new(&prev);
         let (k, _) = f
-            .predecessor(&key("pool/t/tzdata_2026f-0+deb12u1_all.deb"), 9)
+            .predecessor(&key("pool/t/tzdata_2026f-0+deb12u1_all.deb"), None, 9)
             .unwrap();
         assert_eq!(k.path, "pool/t/tzdata_2024a-0+deb12u1_all.deb");
         assert!(f
-            .predecessor(&key("pool/t/tzdata_2026f-0+deb12u1_all.rpm"), 9)
+            .predecessor(&key("pool/t/tzdata_2026f-0+deb12u1_all.rpm"), None, 9)
             .is_none());
         assert!(f
-            .predecessor(&key("elsewhere/openssl_3.0.13-1_amd64.deb"), 5)
+            .predecessor(&key("elsewhere/openssl_3.0.13-1_amd64.deb"), None, 5)
+            .is_none());
+    }
+
+    #[test]
+    fn a_hint_naming_a_file_of_the_last_catalog_comes_first() {
+        let prev = catalog(&[
+            ("blobs/sha256/aaaa", 1000),
+            ("blobs/sha256/bbbb", 1000),
+            ("pool/o/openssl_3.0.11-1_amd64.deb", 1000),
+        ]);
+        let f = Families::new(&prev);
+        // Blob paths are digests: no name rule finds their predecessor.
+        assert!(f
+            .predecessor(&key("blobs/sha256/cccc"), None, 1000)
+            .is_none());
+        let (k, _) = f
+            .predecessor(
+                &key("blobs/sha256/cccc"),
+                Some(&key("blobs/sha256/bbbb")),
+                1000,
+            )
+            .unwrap();
+        assert_eq!(k.path, "blobs/sha256/bbbb");
+        // Before the name rules, too.
+        let (k, _) = f
+            .predecessor(
+                &key("pool/o/openssl_3.0.13-1_amd64.deb"),
+                Some(&key("blobs/sha256/aaaa")),
+                1000,
+            )
+            .unwrap();
+        assert_eq!(k.path, "blobs/sha256/aaaa");
+        // A hint the last catalog lacks falls back to the rules.
+        let (k, _) = f
+            .predecessor(
+                &key("pool/o/openssl_3.0.13-1_amd64.deb"),
+                Some(&key("blobs/sha256/gone")),
+                1000,
+            )
+            .unwrap();
+        assert_eq!(k.path, "pool/o/openssl_3.0.11-1_amd64.deb");
+        // A hint into another source is never a base.
+        let mut c = prev.clone();
+        let other = ObjectKey {
+            source: "t".into(),
+            path: "blobs/sha256/bbbb".into(),
+        };
+        let obj = c.objects[&key("blobs/sha256/bbbb")].clone();
+        c.objects.insert(other.clone(), obj);
+        let f = Families::new(&c);
+        assert!(f
+            .predecessor(&key("blobs/sha256/cccc"), Some(&other), 1000)
             .is_none());
     }
 }

@@ -95,7 +95,11 @@ impl FilesSource {
             if ft.is_symlink() {
                 let target = std::fs::read_link(entry.path())?;
                 match target.to_str().and_then(|t| normalize_link(&path, t)) {
-                    Some(target) => sink(Item { path, kind: ItemKind::Symlink { target } })?,
+                    Some(target) => sink(Item {
+                        path,
+                        predecessor: None,
+                        kind: ItemKind::Symlink { target },
+                    })?,
                     None => eprintln!(
                         "ferry-out: warning: source {:?}: skipping link {path} -> {} (it leaves the tree or is absolute)",
                         self.name,
@@ -124,6 +128,7 @@ impl FilesSource {
             let full = entry.path().to_path_buf();
             sink(Item {
                 path,
+                predecessor: None,
                 kind: ItemKind::File {
                     executable: md.permissions().mode() & 0o111 != 0,
                     fingerprint: Some(fingerprint),
@@ -193,6 +198,7 @@ impl Source for FilesSource {
             let client = self.client.clone();
             sink(Item {
                 path,
+                predecessor: None,
                 kind: ItemKind::File {
                     executable: false,
                     fingerprint: None,

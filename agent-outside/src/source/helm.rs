@@ -236,6 +236,7 @@ impl HelmSource {
         if kept.contains(&path) {
             return Ok(Item {
                 path,
+                predecessor: None,
                 kind: ItemKind::Keep,
             });
         }
@@ -262,6 +263,7 @@ impl HelmSource {
         };
         Ok(Item {
             path,
+            predecessor: None,
             kind: ItemKind::File {
                 executable: false,
                 fingerprint,
@@ -300,6 +302,7 @@ impl Source for HelmSource {
         let index = write_index(&selected)?;
         sink(Item {
             path: INDEX.into(),
+            predecessor: None,
             kind: ItemKind::File {
                 executable: false,
                 fingerprint: None,

@@ -12,6 +12,7 @@ pub mod yum;
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::id::Sha256;
+use ferry_protocol::path::ObjectKey;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -24,6 +25,15 @@ pub struct Item {
     pub path: String,
     /// What it is.
     pub kind: ItemKind,
+    /// The object of the last catalog this one most likely descends from,
+    /// when the source knows it better than file names tell (an OCI layer:
+    /// the layer at the same position of the previous manifest of its tag).
+    /// The exporter tries it before its name rules (`delta::predecessor`)
+    /// and patches a changed file against it; a wrong or stale hint costs
+    /// bytes, never correctness (every patch is checked before it ships).
+    /// Only an object of the same source can be a base: a hint into another
+    /// source is ignored.
+    pub predecessor: Option<ObjectKey>,
 }
 
 /// What an item is.

@@ -69,7 +69,11 @@ impl FileSrc {
                 }
             }
         };
-        Item { path, kind }
+        Item {
+            path,
+            predecessor: None,
+            kind,
+        }
     }
 }
 

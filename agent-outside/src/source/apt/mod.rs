@@ -204,12 +204,14 @@ impl Source for AptSource {
         for path in &pins.keep {
             sink(Item {
                 path: path.clone(),
+                predecessor: None,
                 kind: ItemKind::Keep,
             })?;
         }
         for (path, text) in pins.packages {
             sink(Item {
                 path,
+                predecessor: None,
                 kind: bytes_file(text.into_bytes(), None, None),
             })?;
         }

@@ -23,11 +23,14 @@
 //! and tag patterns), fetch and walk each (`walk`: manifests, indexes,
 //! referrers; blobs are downloaded into the cache, `blob`, only when the
 //! exporter opens them), then keep the pins the scan did not list (`pins`).
+//! Each new blob names its likely predecessor for the exporter's patches
+//! (`lineage`: the blob at the same position of the tag's previous manifest).
 //! The registry client is `registry`, its credentials `auth`, the settings
 //! `settings`.
 
 pub mod auth;
 mod blob;
+mod lineage;
 mod pins;
 pub mod reference;
 pub mod registry;

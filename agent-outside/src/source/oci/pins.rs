@@ -54,6 +54,7 @@ impl OciSource {
             st.seen.insert(path.clone());
             sink(Item {
                 path,
+                predecessor: None,
                 kind: ItemKind::Keep,
             })?;
             let what = format!("pin {}:{tag}", pin.repo);
@@ -95,6 +96,7 @@ impl OciSource {
                 .with_context(|| format!("{} is not a manifest", file.display()))?;
             sink(Item {
                 path: mpath,
+                predecessor: None,
                 kind: ItemKind::Keep,
             })?;
             for child in m.manifests.iter().flatten() {
@@ -111,6 +113,7 @@ impl OciSource {
                 if st.seen.insert(b.blob_path()) {
                     sink(Item {
                         path: b.blob_path(),
+                        predecessor: None,
                         kind: ItemKind::Keep,
                     })?;
                 }

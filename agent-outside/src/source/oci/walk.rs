@@ -4,12 +4,14 @@
 //! cosign's `sha256-<hex>.{sig,att,sbom}` tags.
 
 use super::blob::clean_cache;
+use super::lineage::Lineage;
 use super::reference::ImageRef;
 use super::registry::MAX_MANIFEST;
 use super::OciSource;
 use crate::source::{Item, ItemKind, ScanCtx};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::oci::{tag_file, tag_path, Digest, Manifest, Platform, INDEX_MEDIA_TYPE};
+use ferry_protocol::path::ObjectKey;
 use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read};
 use std::path::PathBuf;
@@ -32,6 +34,10 @@ pub(super) struct ScanState {
     blob_dir: PathBuf,
     /// `STATE/cache/<source>/manifests`: every manifest seen, for pins.
     pub(super) manifest_dir: PathBuf,
+    /// What new manifests and blobs replace (the exporter's patch bases).
+    lineage: Lineage,
+    /// The source's name (for the keys of predecessors).
+    source: String,
 }
 
 impl ScanState {
@@ -44,6 +50,8 @@ impl ScanState {
             referred: HashSet::new(),
             blob_dir: cx.cache_dir.join("blobs"),
             manifest_dir: cx.cache_dir.join("manifests"),
+            lineage: Lineage::new(cx),
+            source: cx.source.to_string(),
         };
         for d in [&st.blob_dir, &st.manifest_dir] {
             std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
@@ -75,6 +83,7 @@ fn in_memory(
 ) -> Item {
     Item {
         path,
+        predecessor: None,
         kind: ItemKind::File {
             executable: false,
             fingerprint,
@@ -105,6 +114,7 @@ impl OciSource {
         }
         if let Some(tag) = &image.tag {
             self.emit_tag(&image.repo, tag, &digest, st, sink)?;
+            st.lineage.tagged(&self.served(&image.repo), tag, digest);
         }
         let walked = self.walk(&image.repo, bytes, &digest, false, st, sink)?;
         if self.referrers {
@@ -161,6 +171,7 @@ impl OciSource {
     ) -> Result<Vec<Digest>> {
         let m = Manifest::parse_v2(&bytes)
             .with_context(|| format!("image {repo}: manifest {digest}"))?;
+        st.lineage.pair(&st.manifest_dir, digest, &m);
         let mut children = Vec::new();
         if let Some(list) = &m.manifests {
             children.extend(
@@ -219,6 +230,10 @@ impl OciSource {
         if !st.seen.insert(path.clone()) {
             return Ok(());
         }
+        let predecessor = st.lineage.blob(blob).map(|p| ObjectKey {
+            source: st.source.clone(),
+            path: p.blob_path(),
+        });
         let (registry, repo, blob, dir) = (
             self.registry.clone(),
             repo.to_string(),
@@ -227,6 +242,7 @@ impl OciSource {
         );
         sink(Item {
             path,
+            predecessor,
             kind: ItemKind::File {
                 executable: false,
                 fingerprint: Some(blob.to_string()),

@@ -46,6 +46,7 @@ impl PypiSource {
                 let client = self.client.clone();
                 sink(Item {
                     path: file_path(&f.filename),
+                    predecessor: None,
                     kind: ItemKind::File {
                         executable: false,
                         fingerprint: Some(format!("sha256:{sha}")),
@@ -65,6 +66,7 @@ impl PypiSource {
             bytes.push(b'\n');
             sink(Item {
                 path: index_path(&project),
+                predecessor: None,
                 kind: ItemKind::File {
                     executable: false,
                     fingerprint: None,

@@ -53,6 +53,7 @@ impl PypiSource {
             );
             sink(Item {
                 path: path.to_string(),
+                predecessor: None,
                 kind: ItemKind::Keep,
             })?;
             kept.entry(d.project.clone()).or_default().push(IndexEntry {

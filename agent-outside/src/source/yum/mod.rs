@@ -296,6 +296,7 @@ fn expect_of(checksum: &Checksum, size: Option<u64>) -> Expect {
 fn file_item(path: String, fingerprint: Option<String>, open: Opener) -> Item {
     Item {
         path,
+        predecessor: None,
         kind: ItemKind::File {
             executable: false,
             fingerprint,
@@ -361,6 +362,7 @@ impl Source for YumSource {
         for path in self.kept_pins(cx, &md.pkgs, &listed) {
             sink(Item {
                 path,
+                predecessor: None,
                 kind: ItemKind::Keep,
             })?;
         }

@@ -1,0 +1,180 @@
+//! An image index over two platforms, each with one `tar+gzip` layer of
+//! real files, updated under the same tag (one file changed per platform,
+//! and the index lists the platforms in the other order): ferry-out pairs
+//! each new manifest with the previous one of its platform and each layer
+//! with the layer at its position, ships patches, and `skopeo` pulls the
+//! exact layers from `ferry-in serve`.
+
+use super::{delta_high, patched_line, run, stdlib_packages, tar_gz, touch_up};
+use ferry_e2e::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sha(data: &[u8]) -> String {
+    ferry_protocol::id::Sha256::of(data).to_hex()
+}
+
+/// A platform's image: its architecture and its one layer (gzip'd tar).
+struct Platform<'a> {
+    arch: &'a str,
+    layer: &'a [u8],
+}
+
+/// An OCI image layout holding an index tagged `latest` over `platforms`
+/// (in that order), each a manifest with a config and one `tar+gzip` layer.
+/// Returns the layout directory.
+fn image(dir: &Path, name: &str, platforms: &[Platform<'_>]) -> PathBuf {
+    let layout = dir.join(format!("layout-{name}"));
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| -> (String, usize) {
+        let h = sha(data);
+        std::fs::write(blobs.join(&h), data).unwrap();
+        (h, data.len())
+    };
+    let mut entries = Vec::new();
+    for p in platforms {
+        let arch = p.arch;
+        let diff_id = sha(&gunzip(dir, p.layer));
+        let (lh, ls) = put(p.layer);
+        let config = format!(
+            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}},"config":{{"Env":["IMAGE={name}"]}}}}"#
+        );
+        let (ch, cs) = put(config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{ch}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{lh}","size":{ls}}}]}}"#
+        );
+        let (mh, ms) = put(manifest.as_bytes());
+        entries.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{mh}","size":{ms},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
+        ));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    let (ih, is) = put(index.as_bytes());
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:{ih}","size":{is},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    layout
+}
+
+/// `gzip -dc` of `gz` (a layer's tar, for its diff id).
+fn gunzip(dir: &Path, gz: &[u8]) -> Vec<u8> {
+    let p = dir.join("layer.gz");
+    std::fs::write(&p, gz).unwrap();
+    run(Command::new("gzip").arg("-dc").arg(&p))
+}
+
+/// Pushes the layout's `latest` into `reg` as `lib/app:latest`, every
+/// platform, keeping every blob as it is (no recompression).
+fn push(layout: &Path, reg: &str) {
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:latest", layout.display()),
+        &format!("docker://{reg}/lib/app:latest"),
+    ])
+    .expect_ok();
+}
+
+#[test]
+fn updated_gzip_layers_ship_as_patches_and_skopeo_pulls_their_exact_digests() {
+    if !have_tools(
+        &current_test(),
+        &["docker-registry", "skopeo", "tar", "gzip", "python3"],
+    ) {
+        return;
+    }
+    let env = Env::new();
+    let work = env.root().join("oci");
+    // The platforms' layers hold different files, so a layer patched
+    // against the other platform's would not be small.
+    let (amd, arm) = (work.join("rootfs-amd64"), work.join("rootfs-arm64"));
+    stdlib_packages(&amd, &["json", "email"]);
+    stdlib_packages(&arm, &["http", "logging"]);
+    let (_reg, reg) = docker_registry(&work);
+    let (amd1, arm1) = (tar_gz(&amd, None), tar_gz(&arm, None));
+    let v1 = [
+        Platform {
+            arch: "amd64",
+            layer: &amd1,
+        },
+        Platform {
+            arch: "arm64",
+            layer: &arm1,
+        },
+    ];
+    push(&image(&work, "v1", &v1), &reg);
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"hub\"\ntype = \"oci\"\nregistry = \"http://{reg}\"\nimages = [\"lib/app:latest\"]\n"
+        ),
+    )
+    .unwrap();
+    delta_high(&env);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+
+    // v2: one file of each layer changed; the tag moves; the index lists
+    // arm64 first now.
+    touch_up(&amd.join("json/decoder.py"), "# patched in v2");
+    touch_up(&arm.join("http/client.py"), "# patched in v2");
+    let (amd2, arm2) = (tar_gz(&amd, None), tar_gz(&arm, None));
+    let v2 = [
+        Platform {
+            arch: "arm64",
+            layer: &arm2,
+        },
+        Platform {
+            arch: "amd64",
+            layer: &amd2,
+        },
+    ];
+    push(&image(&work, "v2", &v2), &reg);
+    let r = env.export("m2").expect_ok();
+    let bundle = dir_bytes(&env.only_bundle("m2"));
+    let layers = (amd2.len() + arm2.len()) as u64;
+    eprintln!(
+        "update bundle: {bundle} bytes; new layers {layers} bytes; {}",
+        patched_line(&r)
+    );
+    // Without their predecessors (a blob's path is its digest) the layers
+    // would ship whole, and the bundle would outweigh them.
+    assert!(
+        bundle * 4 < layers,
+        "update bundle {bundle} bytes for {layers} bytes of new layers"
+    );
+    env.import("m2").expect_ok();
+
+    // skopeo pulls both platforms from the inside (checking every digest):
+    // the layers are v2's, byte for byte.
+    let srv = env.serve();
+    let out = work.join("pulled");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        &format!("docker://{}/lib/app:latest", srv.addr),
+        &format!("oci:{}:latest", out.display()),
+    ])
+    .expect_ok();
+    for layer in [&amd2, &arm2] {
+        let pulled = std::fs::read(out.join("blobs/sha256").join(sha(layer)))
+            .expect("skopeo pulled the v2 layer by its digest");
+        assert_eq!(&pulled, layer);
+    }
+}
