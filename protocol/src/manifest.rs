@@ -28,6 +28,10 @@ use std::collections::HashSet;
 
 /// First bytes of a manifest file.
 pub const MAGIC: &[u8; 8] = b"FERRYMAN";
+/// First bytes of an unsigned manifest file: the header and body of a
+/// manifest file, no signer and no signature ([`Manifest::to_unsigned`]).
+/// A reader of signed manifests refuses it as [`Error::Unsigned`].
+pub const UNSIGNED_MAGIC: &[u8; 8] = b"FERRYUNS";
 /// The newest format version this crate writes and reads. A manifest is
 /// written as version 2 only when an object needs it (an
 /// [`Encoding::Rebuilt`](crate::catalog::Encoding::Rebuilt) object);
@@ -162,6 +166,15 @@ impl Manifest {
     pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
         let body = postcard::to_stdvec(self).expect("a manifest always serializes");
         sign_body(&body, self.version(), key)
+    }
+
+    /// The unsigned manifest file: [`UNSIGNED_MAGIC`], the version, the body
+    /// length and the body, exactly the bytes a signature will cover but
+    /// for the magic. [`UnsignedManifest::sign`] turns it into the file
+    /// [`Manifest::sign`] writes, byte for byte.
+    pub fn to_unsigned(&self) -> Vec<u8> {
+        let body = postcard::to_stdvec(self).expect("a manifest always serializes");
+        frame(UNSIGNED_MAGIC, &body, self.version())
     }
 
     /// The format version this manifest is written in: 2 when an object it
@@ -387,15 +400,100 @@ pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Manifest), Error> {
 /// manifest file for that body. [`Manifest::sign`] uses it; a test may sign a
 /// body that does not decode.
 pub fn sign_body(body: &[u8], version: u32, key: &SecretKey) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(body);
+    let mut out = frame(MAGIC, body, version);
+    out.reserve_exact(TRAILER_LEN);
     let sig = key.sign(&signed_message(&out));
     out.extend_from_slice(&key.public().0);
     out.extend_from_slice(&sig);
     out
+}
+
+/// The header (`magic`, version, body length) and the body.
+fn frame(magic: &[u8; 8], body: &[u8], version: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// An unsigned manifest file, parsed and checked as a receiver checks a
+/// signed one (but for the signature): what `ferry-out sign` signs.
+#[derive(Clone, Debug)]
+pub struct UnsignedManifest {
+    /// The body.
+    pub manifest: Manifest,
+    /// The unsigned file's bytes.
+    file: Vec<u8>,
+}
+
+impl UnsignedManifest {
+    /// Parses an unsigned manifest file: size, magic, version, length, then
+    /// the body, its version and [`Manifest::check`] against `limits`.
+    pub fn parse(file: &[u8], limits: &ReceiverLimits) -> Result<UnsignedManifest, Error> {
+        if file.len() as u64 > limits.max_manifest_bytes {
+            return Err(Error::ManifestTooLarge {
+                size: file.len() as u64,
+                limit: limits.max_manifest_bytes,
+            });
+        }
+        if file.len() < HEADER_LEN {
+            return Err(Error::TruncatedManifest("shorter than its header"));
+        }
+        if &file[..8] != UNSIGNED_MAGIC {
+            return Err(Error::BadManifestMagic);
+        }
+        let version = u32::from_le_bytes(file[8..12].try_into().expect("4 bytes"));
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(Error::UnsupportedFormat(version, FORMAT_VERSION));
+        }
+        let body_len = u32::from_le_bytes(file[12..16].try_into().expect("4 bytes")) as usize;
+        match file.len().cmp(&(HEADER_LEN + body_len)) {
+            std::cmp::Ordering::Less => {
+                return Err(Error::TruncatedManifest("shorter than its declared length"))
+            }
+            std::cmp::Ordering::Greater => {
+                return Err(Error::Inconsistent("bytes after the body".into()))
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        let manifest: Manifest = postcard::from_bytes(&file[HEADER_LEN..])
+            .map_err(|e| Error::ManifestDecode(e.to_string()))?;
+        if manifest.version() != version || manifest.to_unsigned() != file {
+            return Err(Error::Inconsistent(
+                "the body is not in the form the sender writes (re-encoded, or a version it would not write)".into(),
+            ));
+        }
+        manifest.check(limits)?;
+        Ok(UnsignedManifest {
+            manifest,
+            file: file.to_vec(),
+        })
+    }
+
+    /// The hash of the unsigned file (what the ledger records while the
+    /// bundle awaits its signature).
+    pub fn hash(&self) -> ManifestHash {
+        ManifestHash::of(&self.file)
+    }
+
+    /// Signs: the manifest file, the same bytes [`Manifest::sign`] writes.
+    pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
+        let version = u32::from_le_bytes(self.file[8..12].try_into().expect("4 bytes"));
+        sign_body(&self.file[HEADER_LEN..], version, key)
+    }
+}
+
+/// The unsigned file a signed manifest file was made from (its header and
+/// body under [`UNSIGNED_MAGIC`]), after checking that the signature
+/// verifies against the key the file names. Returns that key too.
+pub fn strip_signature(file: &[u8]) -> Result<(Vec<u8>, PublicKey), Error> {
+    let (signed, signer, sig) = split(file)?;
+    signer.verify(&signed_message(signed), &sig)?;
+    let mut out = signed.to_vec();
+    out[..8].copy_from_slice(UNSIGNED_MAGIC);
+    Ok((out, signer))
 }
 
 fn signed_message(signed: &[u8]) -> Vec<u8> {
@@ -408,6 +506,9 @@ fn signed_message(signed: &[u8]) -> Vec<u8> {
 fn split(file: &[u8]) -> Result<(&[u8], PublicKey, [u8; 64]), Error> {
     if file.len() < HEADER_LEN {
         return Err(Error::TruncatedManifest("shorter than its header"));
+    }
+    if &file[..8] == UNSIGNED_MAGIC {
+        return Err(Error::Unsigned);
     }
     if &file[..8] != MAGIC {
         return Err(Error::BadManifestMagic);
@@ -471,6 +572,38 @@ mod tests {
             producer: "test".into(),
             extensions: vec![],
         }
+    }
+
+    #[test]
+    fn an_unsigned_manifest_parses_only_whole_and_never_opens_as_signed() {
+        let limits = ReceiverLimits::default();
+        let key = SecretKey::from_seed([3; 32]);
+        let file = sample().to_unsigned();
+        let u = UnsignedManifest::parse(&file, &limits).unwrap();
+        assert_eq!(u.manifest, sample());
+        assert_eq!(u.sign(&key), sample().sign(&key));
+        assert!(matches!(
+            Manifest::open(&file, &[key.public()], &limits),
+            Err(Error::Unsigned)
+        ));
+        let mut longer = file.clone();
+        longer.push(0);
+        assert!(matches!(
+            UnsignedManifest::parse(&longer, &limits),
+            Err(Error::Inconsistent(_))
+        ));
+        assert!(matches!(
+            UnsignedManifest::parse(&file[..file.len() - 1], &limits),
+            Err(Error::TruncatedManifest(_))
+        ));
+        let signed = sample().sign(&key);
+        assert!(matches!(
+            UnsignedManifest::parse(&signed, &limits),
+            Err(Error::BadManifestMagic)
+        ));
+        let mut forged = signed.clone();
+        forged[20] ^= 1;
+        assert!(matches!(strip_signature(&forged), Err(Error::BadSignature)));
     }
 
     #[test]
