@@ -20,6 +20,7 @@ mod quic;
 mod roundtrip;
 mod scrub;
 mod serve;
+mod signing;
 mod trust;
 mod urls;
 mod yum;
