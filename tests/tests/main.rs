@@ -17,6 +17,7 @@ mod oci;
 mod oci_registry;
 mod pypi;
 mod quic;
+mod reship;
 mod roundtrip;
 mod scrub;
 mod serve;
