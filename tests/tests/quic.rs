@@ -208,7 +208,7 @@ fn a_push_killed_half_way_resumes_and_completes() {
     let _ = pusher.wait();
     assert_eq!(env.applied_sequence(), 0);
 
-    let l2 = listener_on(&env, port);
+    let _l = listener_on(&env, port);
     let r = push(&env, &url).expect_ok();
     let needed = r
         .stderr
