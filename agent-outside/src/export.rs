@@ -117,13 +117,7 @@ pub fn export_with(
     opts: &ExportOptions,
     now: u64,
 ) -> Result<Option<Exported>> {
-    if let Some(r) = ledger.awaiting_signature()? {
-        return Err(SigningError::AwaitingSignature {
-            sequence: r.sequence,
-            dir: layout.bundle(&r.dir_name),
-        }
-        .into());
-    }
+    check_none_awaits_signature(layout, ledger)?;
     let reship = ledger.reship()?;
     let head = ledger.head()?;
     let position = Position {
@@ -192,24 +186,7 @@ pub fn export_with(
         .with_context(|| format!("cannot rename bundle into {}", final_dir.display()))?;
     fsx::sync_dir(&dir)?;
 
-    let stats = prev.delta_stats(&manifest.changes);
-    let totals = manifest.totals;
-    let record = BundleRecord {
-        sequence: position.sequence,
-        created: manifest.created,
-        expires: manifest.expires,
-        hash: ferry_protocol::id::ManifestHash::of(&file),
-        dir_name,
-        bytes: file.len() as u64 + totals.volume_bytes,
-        chunks: manifest.chunks.len() as u64,
-        chunk_raw_bytes: totals.chunk_raw_bytes,
-        added: stats.added as u64,
-        changed: stats.changed as u64,
-        removed: stats.removed as u64,
-        objects: totals.objects,
-        catalog_bytes: totals.catalog_bytes,
-        written: false,
-    };
+    let record = bundle_record(&prev, &manifest, &file, dir_name);
     let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
     let signed = matches!(signing, Signing::Now(_));
     if signed {
@@ -226,6 +203,46 @@ pub fn export_with(
         delta: scanned.delta,
         signed,
     }))
+}
+
+/// [`SigningError::AwaitingSignature`] if a bundle awaits its signature:
+/// the next one would have to name its signed manifest's hash.
+fn check_none_awaits_signature(layout: &Layout, ledger: &Ledger) -> Result<()> {
+    match ledger.awaiting_signature()? {
+        Some(r) => Err(SigningError::AwaitingSignature {
+            sequence: r.sequence,
+            dir: layout.bundle(&r.dir_name),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The ledger's record of a bundle whose manifest (signed or not) is `file`.
+fn bundle_record(
+    prev: &Catalog,
+    manifest: &Manifest,
+    file: &[u8],
+    dir_name: String,
+) -> BundleRecord {
+    let stats = prev.delta_stats(&manifest.changes);
+    let totals = manifest.totals;
+    BundleRecord {
+        sequence: manifest.sequence,
+        created: manifest.created,
+        expires: manifest.expires,
+        hash: ferry_protocol::id::ManifestHash::of(file),
+        dir_name,
+        bytes: file.len() as u64 + totals.volume_bytes,
+        chunks: manifest.chunks.len() as u64,
+        chunk_raw_bytes: totals.chunk_raw_bytes,
+        added: stats.added as u64,
+        changed: stats.changed as u64,
+        removed: stats.removed as u64,
+        objects: totals.objects,
+        catalog_bytes: totals.catalog_bytes,
+        written: false,
+    }
 }
 
 /// Volume files in the bundle directory being written.
