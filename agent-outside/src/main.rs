@@ -351,16 +351,20 @@ fn status(layout: &Layout) -> Result<()> {
     let ledger = Ledger::open(layout)?;
     println!("state:   {}", layout.root.display());
     println!("stream:  {}", ledger.stream()?);
-    match load_key(layout) {
-        Ok(k) => println!("key:     {}", k.public().to_text()),
-        Err(_) => println!("key:     none (run keygen)"),
+    let public = std::fs::read_to_string(layout.signing_pub()).ok();
+    match (load_key(layout), public) {
+        (Ok(k), _) => println!("key:     {}", k.public().to_text()),
+        (Err(_), Some(p)) => println!("key:     {} (signed apart: `ferry-out sign`)", p.trim()),
+        (Err(_), None) => println!("key:     none (run keygen)"),
     }
     if let Some(r) = ledger.awaiting_signature()? {
-        println!(
-            "waiting: bundle {} ({}) awaits its signature (`ferry-out sign`, then `publish`)",
-            r.sequence,
-            layout.bundle(&r.dir_name).display()
-        );
+        let dir = layout.bundle(&r.dir_name);
+        let what = if dir.join(ferry_agent_common::media::MANIFEST_FILE).exists() {
+            "is signed and awaits `ferry-out publish`"
+        } else {
+            "awaits its signature (`ferry-out sign`, then `publish`)"
+        };
+        println!("waiting: bundle {} ({}) {what}", r.sequence, dir.display());
     }
     let reship = ledger.reship()?.len();
     if reship > 0 {
