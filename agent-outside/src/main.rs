@@ -199,22 +199,7 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
         }
         Cmd::Export(args) => export_cmd(layout, &args),
         Cmd::Sign { key, dir } => sign_cmd(&key, &dir),
-        Cmd::Publish { to } => {
-            let ledger = Ledger::open(layout)?;
-            match signing::publish(layout, &ledger)? {
-                Some(r) => {
-                    let n = write_out(layout, &ledger, &r, &to)?;
-                    println!(
-                        "bundle {} published to {} ({})",
-                        r.sequence,
-                        to.join(&r.dir_name).display(),
-                        human_bytes(n)
-                    );
-                }
-                None => println!("no bundle awaits publishing"),
-            }
-            Ok(())
-        }
+        Cmd::Publish { to } => publish_cmd(layout, &to),
         Cmd::Discard => {
             let ledger = Ledger::open(layout)?;
             match signing::discard(layout, &ledger)? {
@@ -547,6 +532,31 @@ fn ask_reship(ledger: &Ledger, report: &Path) -> Result<()> {
         parsed.bad_chunks.len(),
         parsed.bad_objects.len(),
         ids.len()
+    );
+    Ok(())
+}
+
+/// `publish`: the signed bundle into the stream and onto `to`; with none
+/// waiting, the newest bundle if it was never written completely (a
+/// publish killed during its copy).
+fn publish_cmd(layout: &Layout, to: &Path) -> Result<()> {
+    let ledger = Ledger::open(layout)?;
+    let record = match signing::publish(layout, &ledger)? {
+        Some(r) => r,
+        None => match ledger.bundles()?.pop().filter(|r| !r.written) {
+            Some(r) => r,
+            None => {
+                println!("no bundle awaits publishing");
+                return Ok(());
+            }
+        },
+    };
+    let n = write_out(layout, &ledger, &record, to)?;
+    println!(
+        "bundle {} published to {} ({})",
+        record.sequence,
+        to.join(&record.dir_name).display(),
+        human_bytes(n)
     );
     Ok(())
 }

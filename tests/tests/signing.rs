@@ -97,6 +97,12 @@ fn an_unsigned_export_signed_elsewhere_is_published_and_applied() {
     again.expect_fail(&["signed already"]);
 
     publish(&env, "m1").expect_ok();
+    let again = publish(&env, "m1").expect_ok();
+    assert!(
+        again.stdout.contains("no bundle awaits publishing"),
+        "{}",
+        again.stdout
+    );
     assert!(
         !bundle.join("manifest.unsigned").exists(),
         "the kept copy is the signed bundle"
