@@ -316,3 +316,152 @@ pub fn discard(layout: &Layout, ledger: &Ledger) -> Result<Option<u64>> {
     fsx::remove_dir_if_exists(&layout.bundle(&rec.dir_name))?;
     Ok(Some(rec.sequence))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_protocol::builder::{BundleBuilder, PackOptions, Position, Stamp, VolumeSink};
+    use ferry_protocol::catalog::{Catalog, Object, SourceKind};
+    use ferry_protocol::id::StreamId;
+    use ferry_protocol::path::ObjectKey;
+    use std::collections::HashSet;
+
+    struct Files(PathBuf);
+
+    impl VolumeSink for Files {
+        type Writer = std::fs::File;
+        fn create(&mut self, index: u32) -> std::io::Result<std::fs::File> {
+            std::fs::File::create(self.0.join(volume::file_name(index)))
+        }
+        fn close(&mut self, _: u32, _: std::fs::File) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// An unsigned bundle 1 in `layout`'s bundles, recorded in `ledger` as
+    /// awaiting its signature; returns its directory.
+    fn unsigned_bundle(layout: &Layout, ledger: &Ledger) -> PathBuf {
+        let dir = layout.bundle("bundle-test-00000001");
+        std::fs::create_dir_all(&dir).unwrap();
+        let position = Position {
+            stream: StreamId([5; 16]),
+            sequence: 1,
+            previous: None,
+        };
+        let opts = PackOptions {
+            volume_size: 1 << 20,
+            level: 3,
+        };
+        let mut b = BundleBuilder::new(position, opts, Files(dir.clone()));
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let f = b.add_file(&data[..], false, &HashSet::new()).unwrap();
+        let mut next = Catalog::default();
+        next.sources.insert("s".into(), SourceKind::Files);
+        let key = ObjectKey {
+            source: "s".into(),
+            path: "a".into(),
+        };
+        next.objects.insert(key, Object::File(f));
+        let stamp = Stamp {
+            created: 1,
+            expires: 2,
+            producer: "test".into(),
+        };
+        let u = b
+            .finish_unsigned(&Catalog::default(), &next, stamp)
+            .unwrap();
+        std::fs::write(dir.join(UNSIGNED_MANIFEST_FILE), &u.file).unwrap();
+        let record = BundleRecord {
+            sequence: 1,
+            created: 1,
+            expires: 2,
+            hash: ManifestHash::of(&u.file),
+            dir_name: "bundle-test-00000001".into(),
+            bytes: u.file.len() as u64 + u.manifest.totals.volume_bytes,
+            chunks: u.manifest.chunks.len() as u64,
+            chunk_raw_bytes: u.manifest.totals.chunk_raw_bytes,
+            added: 1,
+            changed: 0,
+            removed: 0,
+            objects: 1,
+            catalog_bytes: 200_000,
+            written: false,
+        };
+        ledger.commit_unsigned(&record, &next, &[], &[]).unwrap();
+        dir
+    }
+
+    fn variant(e: anyhow::Error) -> SigningError {
+        e.downcast::<SigningError>().expect("a SigningError")
+    }
+
+    #[test]
+    fn sign_checks_the_bundle_and_publish_checks_the_signature() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        let ledger = Ledger::open(&layout).unwrap();
+        let dir = unsigned_bundle(&layout, &ledger);
+        let ours = SecretKey::from_seed([1; 32]);
+        let theirs = SecretKey::from_seed([2; 32]);
+        std::fs::write(layout.signing_pub(), ours.public().to_text()).unwrap();
+
+        assert!(matches!(
+            variant(publish(&layout, &ledger).unwrap_err()),
+            SigningError::NotSigned { sequence: 1, .. }
+        ));
+        assert!(matches!(
+            variant(sign(tmp.path(), &ours).unwrap_err()),
+            SigningError::NotUnsigned { .. }
+        ));
+        let vol = dir.join(volume::file_name(0));
+        let good = std::fs::read(&vol).unwrap();
+        let mut bad = good.clone();
+        bad[good.len() - 10] ^= 1;
+        std::fs::write(&vol, &bad).unwrap();
+        assert!(matches!(
+            variant(sign(&dir, &ours).unwrap_err()),
+            SigningError::Inconsistent {
+                source: ferry_protocol::Error::BadVolume { index: 0, .. },
+                ..
+            }
+        ));
+        assert!(!dir.join(MANIFEST_FILE).exists());
+        std::fs::write(&vol, &good).unwrap();
+
+        // Another key's signature is refused; so is a valid signature of another body.
+        sign(&dir, &theirs).unwrap();
+        assert!(matches!(
+            variant(sign(&dir, &ours).unwrap_err()),
+            SigningError::AlreadySigned { .. }
+        ));
+        assert!(matches!(
+            variant(publish(&layout, &ledger).unwrap_err()),
+            SigningError::SignerMismatch { sequence: 1, .. }
+        ));
+        let unsigned = std::fs::read(dir.join(UNSIGNED_MANIFEST_FILE)).unwrap();
+        let mut other = UnsignedManifest::parse(&unsigned, &ReceiverLimits::default())
+            .unwrap()
+            .manifest;
+        other.producer = "someone else".into();
+        std::fs::write(dir.join(MANIFEST_FILE), other.sign(&ours)).unwrap();
+        assert!(matches!(
+            variant(publish(&layout, &ledger).unwrap_err()),
+            SigningError::NotThisBundle { sequence: 1 }
+        ));
+        let mut forged = std::fs::read(dir.join(MANIFEST_FILE)).unwrap();
+        forged[20] ^= 1;
+        std::fs::write(dir.join(MANIFEST_FILE), forged).unwrap();
+        assert!(matches!(
+            variant(publish(&layout, &ledger).unwrap_err()),
+            SigningError::BadSignature { sequence: 1, .. }
+        ));
+
+        std::fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+        let signed = sign(&dir, &ours).unwrap();
+        let r = publish(&layout, &ledger).unwrap().expect("published");
+        assert_eq!(r.hash, signed.hash);
+        assert_eq!(ledger.head().unwrap().hash, Some(signed.hash));
+        assert!(!dir.join(UNSIGNED_MANIFEST_FILE).exists());
+        assert!(publish(&layout, &ledger).unwrap().is_none());
+    }
+}
