@@ -283,3 +283,29 @@ pub fn copy_bundle(b: &Bundle, to: &Path) -> Result<()> {
     std::fs::rename(&tmp, to).with_context(|| format!("cannot rename into {}", to.display()))?;
     fsx::sync_dir(fsx::parent(to))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsigned_bundle_is_refused_as_unsigned_even_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = ReceiverLimits::default();
+        let unsigned = b"FERRYUNS\x01\x00\x00\x00\x00\x00\x00\x00".to_vec();
+        std::fs::write(dir.path().join(UNSIGNED_MANIFEST_FILE), &unsigned).unwrap();
+        let is_unsigned = |e: anyhow::Error| {
+            matches!(
+                e.downcast_ref::<ferry_protocol::Error>(),
+                Some(ferry_protocol::Error::Unsigned)
+            )
+        };
+        assert!(is_unsigned(open(dir.path(), &[], &limits).err().unwrap()));
+        std::fs::rename(
+            dir.path().join(UNSIGNED_MANIFEST_FILE),
+            dir.path().join(MANIFEST_FILE),
+        )
+        .unwrap();
+        assert!(is_unsigned(open(dir.path(), &[], &limits).err().unwrap()));
+    }
+}
