@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 /// The name of the manifest file in a bundle directory.
 pub const MANIFEST_FILE: &str = "manifest.ferry";
 
+/// The name of the unsigned manifest file of a bundle exported unsigned
+/// (`ferry-out export --unsigned`), before `ferry-out sign` writes
+/// [`MANIFEST_FILE`]. A reader finds such a bundle and refuses it by name.
+pub const UNSIGNED_MANIFEST_FILE: &str = "manifest.unsigned";
+
 /// The directory name of a bundle.
 pub fn bundle_dir_name(stream: StreamId, sequence: u64) -> String {
     format!("{BUNDLE_DIR_PREFIX}{}-{sequence:08}", &stream.to_hex()[..8])
@@ -29,7 +34,9 @@ pub fn find_bundles(media: &Path) -> Result<Vec<PathBuf>> {
     // Anything named like a manifest makes a bundle, so that a manifest that
     // is not a regular file (a FIFO on hostile media) is refused by name when
     // it is opened, not silently passed over.
-    if media.join(MANIFEST_FILE).exists() {
+    let has_manifest =
+        |d: &Path| d.join(MANIFEST_FILE).exists() || d.join(UNSIGNED_MANIFEST_FILE).exists();
+    if has_manifest(media) {
         out.push(media.to_path_buf());
     }
     let rd = std::fs::read_dir(media)
@@ -44,7 +51,7 @@ pub fn find_bundles(media: &Path) -> Result<Vec<PathBuf>> {
         // (a partial copy, or tampering): opening it then fails by name, so
         // the import reports it instead of finding "no bundle".
         let named = name.to_string_lossy().starts_with(BUNDLE_DIR_PREFIX);
-        if e.file_type()?.is_dir() && (named || e.path().join(MANIFEST_FILE).exists()) {
+        if e.file_type()?.is_dir() && (named || has_manifest(&e.path())) {
             out.push(e.path());
         }
     }

@@ -7,7 +7,7 @@
 use crate::chunkstore::ChunkStore;
 use crate::import::Refusal;
 use anyhow::{bail, Context, Result};
-use ferry_agent_common::media::MANIFEST_FILE;
+use ferry_agent_common::media::{MANIFEST_FILE, UNSIGNED_MANIFEST_FILE};
 use ferry_protocol::codec;
 use ferry_protocol::keys::PublicKey;
 use ferry_protocol::limits::ReceiverLimits;
@@ -99,7 +99,21 @@ pub fn read_manifest_file(dir: &Path, limit: u64) -> Result<Vec<u8>> {
 
 /// Opens the bundle in `dir` and verifies its manifest. A signer not in
 /// `trusted` is a [`Refusal::UntrustedKey`]; other faults are `ferry_protocol::Error`s.
+///
+/// A bundle exported unsigned (an `UNSIGNED_MANIFEST_FILE` and no
+/// `MANIFEST_FILE`) is refused as [`ferry_protocol::Error::Unsigned`], as is
+/// an unsigned manifest renamed to `MANIFEST_FILE`.
 pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Result<Bundle> {
+    let signed = dir.join(MANIFEST_FILE);
+    let unsigned = dir.join(UNSIGNED_MANIFEST_FILE);
+    if std::fs::symlink_metadata(&signed).is_err() && std::fs::symlink_metadata(&unsigned).is_ok() {
+        return Err(
+            anyhow::Error::new(ferry_protocol::Error::Unsigned).context(format!(
+                "{} has {UNSIGNED_MANIFEST_FILE} and no {MANIFEST_FILE}",
+                dir.display()
+            )),
+        );
+    }
     let bytes = read_manifest_file(dir, limits.max_manifest_bytes)?;
     let verified = Manifest::open(&bytes, trusted, limits)
         .map_err(|e| match e {
@@ -268,4 +282,30 @@ pub fn copy_bundle(b: &Bundle, to: &Path) -> Result<()> {
     fsx::remove_dir_if_exists(to)?;
     std::fs::rename(&tmp, to).with_context(|| format!("cannot rename into {}", to.display()))?;
     fsx::sync_dir(fsx::parent(to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsigned_bundle_is_refused_as_unsigned_even_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = ReceiverLimits::default();
+        let unsigned = b"FERRYUNS\x01\x00\x00\x00\x00\x00\x00\x00".to_vec();
+        std::fs::write(dir.path().join(UNSIGNED_MANIFEST_FILE), &unsigned).unwrap();
+        let is_unsigned = |e: anyhow::Error| {
+            matches!(
+                e.downcast_ref::<ferry_protocol::Error>(),
+                Some(ferry_protocol::Error::Unsigned)
+            )
+        };
+        assert!(is_unsigned(open(dir.path(), &[], &limits).err().unwrap()));
+        std::fs::rename(
+            dir.path().join(UNSIGNED_MANIFEST_FILE),
+            dir.path().join(MANIFEST_FILE),
+        )
+        .unwrap();
+        assert!(is_unsigned(open(dir.path(), &[], &limits).err().unwrap()));
+    }
 }

@@ -7,6 +7,8 @@
 //! delta = "fast"           # patches against predecessors: off, fast (zstd 3), high (zstd 19,
 //!                          # xz streams reproduced too) or a zstd level (10 and up: as high)
 //! delta_max_object = "256M" # larger objects ship whole (analysis holds them in memory)
+//! sign = "now"             # or "separate": export never reads signing.key, `ferry-out sign`
+//!                          # signs (crate::signing); `export --unsigned` does the same
 //!
 //! [[source]]
 //! name = "tools"
@@ -53,6 +55,21 @@ pub struct ExportConfig {
     /// Largest object patched, such as `256M`.
     #[serde(default = "default_delta_max")]
     pub delta_max_object: String,
+    /// When the manifest is signed: `now` (by export) or `separate` (by
+    /// `ferry-out sign`; export never reads the key).
+    #[serde(default)]
+    pub sign: SignMode,
+}
+
+/// When an export's manifest is signed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignMode {
+    /// By export, with `STATE/signing.key`.
+    #[default]
+    Now,
+    /// By `ferry-out sign`, apart (crate::signing).
+    Separate,
 }
 
 impl Default for ExportConfig {
@@ -62,6 +79,7 @@ impl Default for ExportConfig {
             compression_level: default_level(),
             delta: default_delta(),
             delta_max_object: default_delta_max(),
+            sign: SignMode::Now,
         }
     }
 }

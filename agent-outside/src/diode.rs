@@ -75,6 +75,11 @@ struct Outgoing {
 }
 
 fn outgoing(dir: &Path) -> Result<Outgoing> {
+    let unsigned = dir.join(ferry_agent_common::media::UNSIGNED_MANIFEST_FILE);
+    if !dir.join(MANIFEST_FILE).exists() && unsigned.exists() {
+        return Err(anyhow::Error::new(ferry_protocol::Error::Unsigned)
+            .context(format!("{} is not sent", dir.display())));
+    }
     let bytes = std::fs::read(dir.join(MANIFEST_FILE))
         .with_context(|| format!("cannot read {}", dir.join(MANIFEST_FILE).display()))?;
     let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes)

@@ -14,10 +14,18 @@
 //!
 //! Errors from a source's scan are reported once with the source's name
 //! (`source "NAME": …`), added here around each scan.
+//!
+//! The manifest is signed at the end ([`Signing::Now`]), or left unsigned
+//! for `ferry-out sign` ([`Signing::Separate`], `crate::signing`). Chunks the
+//! ledger is asked to ship again (`crate::reship`) count as not held, so the
+//! objects using them are read again and the bundle carries them, even when
+//! no object changed.
 
 use crate::delta::{self, DeltaOptions, DeltaReport, Families, References};
 use crate::layout::Layout;
 use crate::ledger::{scan_key, BundleRecord, Ledger, ScanEntry};
+use crate::reship;
+use crate::signing::SigningError;
 use crate::source::{Item, ItemKind, ScanCtx, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
@@ -60,6 +68,19 @@ pub struct Exported {
     pub bytes_read: u64,
     /// What was shipped as patches.
     pub delta: DeltaReport,
+    /// Whether the manifest is signed (else the bundle awaits `ferry-out sign`
+    /// and `record` is not in the stream yet).
+    pub signed: bool,
+}
+
+/// How an export's manifest is signed.
+#[derive(Clone, Copy)]
+pub enum Signing<'a> {
+    /// Now, with this key: the bundle is ready for media.
+    Now(&'a SecretKey),
+    /// Later, by `ferry-out sign`: the bundle gets `manifest.unsigned`, the
+    /// ledger records it as awaiting its signature, and no key is read.
+    Separate,
 }
 
 /// Runs one export now. Returns `None` when nothing changed since the last bundle.
@@ -83,6 +104,21 @@ pub fn export_at(
     opts: &ExportOptions,
     now: u64,
 ) -> Result<Option<Exported>> {
+    export_with(layout, ledger, Signing::Now(key), sources, opts, now)
+}
+
+/// [`export_at`], signed now or left for `ferry-out sign`. Refused while an
+/// earlier bundle awaits its signature.
+pub fn export_with(
+    layout: &Layout,
+    ledger: &Ledger,
+    signing: Signing<'_>,
+    sources: &[Box<dyn Source>],
+    opts: &ExportOptions,
+    now: u64,
+) -> Result<Option<Exported>> {
+    check_none_awaits_signature(layout, ledger)?;
+    let reship = ledger.reship()?;
     let head = ledger.head()?;
     let position = Position {
         stream: ledger.stream()?,
@@ -98,22 +134,38 @@ pub fn export_at(
     std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
     let result = (|| -> Result<Option<(Scanned, Manifest, Vec<u8>)>> {
-        let (scanned, builder) = scan_and_pack(layout, ledger, &prev, position, sources, opts)?;
-        if prev.diff(&scanned.catalog).is_empty() && prev.sources == scanned.catalog.sources {
+        let (scanned, builder) =
+            scan_and_pack(layout, ledger, &prev, position, &reship, sources, opts)?;
+        if prev.diff(&scanned.catalog).is_empty()
+            && prev.sources == scanned.catalog.sources
+            && builder.chunks().is_empty()
+        {
             return Ok(None);
         }
+        reship::check_carried(&reship, &scanned.catalog, |c| builder.carries(c))?;
         let stamp = Stamp {
             created: now,
             expires: now.saturating_add(opts.expires_in),
             producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
         };
-        let built = builder
-            .finish(&prev, &scanned.catalog, stamp, key)
+        let unsigned = builder
+            .finish_unsigned(&prev, &scanned.catalog, stamp)
             .map_err(|e| volume_error(&tmp, e))
             .with_context(|| format!("bundle {}", position.sequence))?;
-        fsx::write_atomic(&tmp.join(media::MANIFEST_FILE), &built.file)?;
+        let (name, manifest, file) = match signing {
+            Signing::Now(key) => {
+                let built = unsigned.sign(key);
+                (media::MANIFEST_FILE, built.manifest, built.file)
+            }
+            Signing::Separate => (
+                media::UNSIGNED_MANIFEST_FILE,
+                unsigned.manifest,
+                unsigned.file,
+            ),
+        };
+        fsx::write_atomic(&tmp.join(name), &file)?;
         fsx::sync_dir(&tmp)?;
-        Ok(Some((scanned, built.manifest, built.file)))
+        Ok(Some((scanned, manifest, file)))
     })();
     let (scanned, manifest, file) = match result {
         Ok(Some(r)) => r,
@@ -134,13 +186,52 @@ pub fn export_at(
         .with_context(|| format!("cannot rename bundle into {}", final_dir.display()))?;
     fsx::sync_dir(&dir)?;
 
+    let record = bundle_record(&prev, &manifest, &file, dir_name);
+    let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
+    let signed = matches!(signing, Signing::Now(_));
+    if signed {
+        ledger.commit_export(&record, &scanned.catalog, &shipped, &scanned.scan)?;
+    } else {
+        ledger.commit_unsigned(&record, &scanned.catalog, &shipped, &scanned.scan)?;
+    }
+    let keep: HashSet<Sha256> = scanned.catalog.files().map(|(_, f)| f.sha256).collect();
+    References::new(layout.objects()).prune(&keep)?;
+    Ok(Some(Exported {
+        record,
+        dir: final_dir,
+        bytes_read: scanned.bytes_read,
+        delta: scanned.delta,
+        signed,
+    }))
+}
+
+/// [`SigningError::AwaitingSignature`] if a bundle awaits its signature:
+/// the next one would have to name its signed manifest's hash.
+fn check_none_awaits_signature(layout: &Layout, ledger: &Ledger) -> Result<()> {
+    match ledger.awaiting_signature()? {
+        Some(r) => Err(SigningError::AwaitingSignature {
+            sequence: r.sequence,
+            dir: layout.bundle(&r.dir_name),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The ledger's record of a bundle whose manifest (signed or not) is `file`.
+fn bundle_record(
+    prev: &Catalog,
+    manifest: &Manifest,
+    file: &[u8],
+    dir_name: String,
+) -> BundleRecord {
     let stats = prev.delta_stats(&manifest.changes);
     let totals = manifest.totals;
-    let record = BundleRecord {
-        sequence: position.sequence,
+    BundleRecord {
+        sequence: manifest.sequence,
         created: manifest.created,
         expires: manifest.expires,
-        hash: ferry_protocol::id::ManifestHash::of(&file),
+        hash: ferry_protocol::id::ManifestHash::of(file),
         dir_name,
         bytes: file.len() as u64 + totals.volume_bytes,
         chunks: manifest.chunks.len() as u64,
@@ -151,17 +242,7 @@ pub fn export_at(
         objects: totals.objects,
         catalog_bytes: totals.catalog_bytes,
         written: false,
-    };
-    let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
-    ledger.commit_export(&record, &scanned.catalog, &shipped, &scanned.scan)?;
-    let keep: HashSet<Sha256> = scanned.catalog.files().map(|(_, f)| f.sha256).collect();
-    References::new(layout.objects()).prune(&keep)?;
-    Ok(Some(Exported {
-        record,
-        dir: final_dir,
-        bytes_read: scanned.bytes_read,
-        delta: scanned.delta,
-    }))
+    }
 }
 
 /// Volume files in the bundle directory being written.
@@ -211,6 +292,7 @@ fn scan_and_pack(
     ledger: &Ledger,
     prev: &Catalog,
     position: Position,
+    reship: &HashSet<ChunkId>,
     sources: &[Box<dyn Source>],
     opts: &ExportOptions,
 ) -> Result<(Scanned, BundleBuilder<VolumeFiles>)> {
@@ -231,7 +313,7 @@ fn scan_and_pack(
     let mut scanner = Scanner {
         ledger,
         prev,
-        have: prev.chunk_ids(),
+        have: prev.chunk_ids().difference(reship).copied().collect(),
         carried: HashSet::new(),
         tx,
         pb: progress::spinner("scanning"),

@@ -4,6 +4,16 @@
 //!
 //! One write transaction commits an export; a crash before it leaves the
 //! ledger at the previous head, and the next export starts over.
+//!
+//! An unsigned export (`export --unsigned`) commits its catalog, shipped
+//! chunks and scan cache, but its record waits in the `unsigned` table, not
+//! in `bundles`: the head does not move until `publish` finds the bundle
+//! signed (its manifest hash, the next bundle's `previous`, exists only
+//! then) and moves the record over in one transaction. While a bundle waits,
+//! export refuses to build another.
+//!
+//! Chunks to ship again (`export --reship`, from an inside scrub report)
+//! wait in the `reship` table until a bundle carrying them is committed.
 
 use crate::layout::Layout;
 use anyhow::{Context, Result};
@@ -21,6 +31,13 @@ const SCAN: TableDefinition<&str, &[u8]> = TableDefinition::new("scan_cache");
 /// `Delivery`). Kept apart from `BundleRecord`, whose postcard encoding older
 /// ledgers already hold.
 const DELIVERED: TableDefinition<u64, &[u8]> = TableDefinition::new("delivered");
+/// Sequence -> the `BundleRecord` of a bundle exported unsigned, waiting
+/// for its signature (at most one). Its `hash` and `bytes` are those of the
+/// unsigned manifest file until `commit_signed`.
+const UNSIGNED: TableDefinition<u64, &[u8]> = TableDefinition::new("unsigned");
+/// Chunks the inside reported bad (`export --reship`): the next bundle
+/// carries them again. Value: the head sequence when asked.
+const RESHIP: TableDefinition<&[u8; 32], u64> = TableDefinition::new("reship");
 
 /// What the ledger remembers of one bundle.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -123,6 +140,8 @@ impl Ledger {
             txn.open_table(BUNDLES).map_err(ctx("open"))?;
             txn.open_table(SHIPPED).map_err(ctx("open"))?;
             txn.open_table(SCAN).map_err(ctx("open"))?;
+            txn.open_table(UNSIGNED).map_err(ctx("open"))?;
+            txn.open_table(RESHIP).map_err(ctx("open"))?;
         }
         txn.commit().map_err(ctx("commit"))?;
         Ok(l)
@@ -203,7 +222,8 @@ impl Ledger {
     }
 
     /// Records an export in one transaction: bundle record, catalog, shipped
-    /// chunks and the new scan cache (which replaces the old one).
+    /// chunks and the new scan cache (which replaces the old one). The
+    /// chunks asked to be shipped again are no longer asked for.
     pub fn commit_export(
         &self,
         record: &BundleRecord,
@@ -211,9 +231,35 @@ impl Ledger {
         shipped: &[ChunkId],
         scan: &[(String, ScanEntry)],
     ) -> Result<()> {
+        self.commit(true, record, catalog, shipped, scan)
+    }
+
+    /// Records an unsigned export: like [`Ledger::commit_export`], but the
+    /// record waits for its signature ([`Ledger::awaiting_signature`]) and
+    /// the head stays where it is. The chunks to ship again stay asked for
+    /// until [`Ledger::commit_signed`].
+    pub fn commit_unsigned(
+        &self,
+        record: &BundleRecord,
+        catalog: &Catalog,
+        shipped: &[ChunkId],
+        scan: &[(String, ScanEntry)],
+    ) -> Result<()> {
+        self.commit(false, record, catalog, shipped, scan)
+    }
+
+    fn commit(
+        &self,
+        signed: bool,
+        record: &BundleRecord,
+        catalog: &Catalog,
+        shipped: &[ChunkId],
+        scan: &[(String, ScanEntry)],
+    ) -> Result<()> {
         let txn = self.db.begin_write().map_err(ctx("begin"))?;
         {
-            let mut b = txn.open_table(BUNDLES).map_err(ctx("open"))?;
+            let table = if signed { BUNDLES } else { UNSIGNED };
+            let mut b = txn.open_table(table).map_err(ctx("open"))?;
             b.insert(record.sequence, postcard::to_stdvec(record)?.as_slice())
                 .map_err(ctx("write"))?;
             let mut c = txn.open_table(CATALOGS).map_err(ctx("open"))?;
@@ -226,6 +272,9 @@ impl Ledger {
                 }
             }
         }
+        if signed {
+            txn.delete_table(RESHIP).map_err(ctx("reset reship"))?;
+        }
         txn.delete_table(SCAN).map_err(ctx("reset scan cache"))?;
         {
             let mut t = txn.open_table(SCAN).map_err(ctx("open"))?;
@@ -236,6 +285,91 @@ impl Ledger {
         }
         txn.commit().map_err(ctx("commit"))?;
         Ok(())
+    }
+
+    /// The bundle exported unsigned and waiting for its signature, if any.
+    pub fn awaiting_signature(&self) -> Result<Option<BundleRecord>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = txn.open_table(UNSIGNED).map_err(ctx("open"))?;
+        let last = t.last().map_err(ctx("read"))?;
+        last.map(|(_, v)| postcard::from_bytes(v.value()).context("ledger: bad bundle record"))
+            .transpose()
+    }
+
+    /// Moves the bundle awaiting its signature to the stream as `record`
+    /// (with the signed manifest's hash and size), in one transaction: the
+    /// head moves, and the chunks to ship again are no longer asked for.
+    pub fn commit_signed(&self, record: &BundleRecord) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut u = txn.open_table(UNSIGNED).map_err(ctx("open"))?;
+            if u.remove(record.sequence).map_err(ctx("write"))?.is_none() {
+                anyhow::bail!(
+                    "ledger: bundle {} is not awaiting a signature",
+                    record.sequence
+                );
+            }
+            let mut b = txn.open_table(BUNDLES).map_err(ctx("open"))?;
+            b.insert(record.sequence, postcard::to_stdvec(record)?.as_slice())
+                .map_err(ctx("write"))?;
+        }
+        txn.delete_table(RESHIP).map_err(ctx("reset reship"))?;
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+
+    /// Forgets the bundle awaiting its signature (and its catalog); the
+    /// next export builds that sequence afresh. Returns its record.
+    pub fn discard_unsigned(&self) -> Result<Option<BundleRecord>> {
+        let Some(rec) = self.awaiting_signature()? else {
+            return Ok(None);
+        };
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut u = txn.open_table(UNSIGNED).map_err(ctx("open"))?;
+            u.remove(rec.sequence).map_err(ctx("write"))?;
+            let mut c = txn.open_table(CATALOGS).map_err(ctx("open"))?;
+            c.remove(rec.sequence).map_err(ctx("write"))?;
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(Some(rec))
+    }
+
+    /// Asks for `ids` to be shipped again (the inside lost them): they leave
+    /// the shipped set and wait in the reship set until a bundle carrying
+    /// them is committed. Returns how many were newly asked for.
+    pub fn request_reship(&self, ids: &[ChunkId]) -> Result<usize> {
+        let head = self.head()?.sequence;
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        let mut n = 0;
+        {
+            let mut s = txn.open_table(SHIPPED).map_err(ctx("open"))?;
+            let mut r = txn.open_table(RESHIP).map_err(ctx("open"))?;
+            for id in ids {
+                s.remove(&id.0).map_err(ctx("write"))?;
+                if r.insert(&id.0, head).map_err(ctx("write"))?.is_none() {
+                    n += 1;
+                }
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(n)
+    }
+
+    /// The chunks asked to be shipped again.
+    pub fn reship(&self) -> Result<std::collections::HashSet<ChunkId>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let mut out = std::collections::HashSet::new();
+        let t = match txn.open_table(RESHIP) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(out),
+            Err(e) => return Err(ctx("open")(e)),
+        };
+        for r in t.iter().map_err(ctx("read"))? {
+            let (k, _) = r.map_err(ctx("read"))?;
+            out.insert(ChunkId(*k.value()));
+        }
+        Ok(out)
     }
 
     /// Records that bundle `sequence` has been written completely to media.
@@ -399,5 +533,43 @@ mod tests {
         );
         assert_eq!(ledger.delivery(2).unwrap(), None);
         assert!(ledger.mark_delivered(3, &later).is_err());
+    }
+
+    #[test]
+    fn an_unsigned_export_waits_off_the_stream_and_reship_lasts_until_a_signed_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        let catalog = Catalog::default();
+        let (a, b) = (ChunkId::of(b"a"), ChunkId::of(b"b"));
+        ledger
+            .commit_export(&record(1), &catalog, &[a, b], &[])
+            .unwrap();
+        assert_eq!(ledger.request_reship(&[a, a]).unwrap(), 1);
+        assert_eq!(
+            ledger.shipped_chunks().unwrap(),
+            1,
+            "a left the shipped set"
+        );
+        assert_eq!(ledger.reship().unwrap(), [a].into());
+
+        ledger
+            .commit_unsigned(&record(2), &catalog, &[a], &[])
+            .unwrap();
+        assert_eq!(ledger.head().unwrap().sequence, 1, "the head waits");
+        assert_eq!(ledger.awaiting_signature().unwrap().unwrap().sequence, 2);
+        assert_eq!(ledger.reship().unwrap(), [a].into(), "asked until signed");
+        assert!(ledger.commit_signed(&record(3)).is_err());
+        ledger.commit_signed(&record(2)).unwrap();
+        assert!(ledger.awaiting_signature().unwrap().is_none());
+        assert_eq!(ledger.head().unwrap().hash, Some(record(2).hash));
+        assert!(ledger.reship().unwrap().is_empty());
+
+        ledger
+            .commit_unsigned(&record(3), &catalog, &[], &[])
+            .unwrap();
+        assert_eq!(ledger.discard_unsigned().unwrap().unwrap().sequence, 3);
+        assert!(ledger.catalog(3).is_err(), "its catalog is gone");
+        assert!(ledger.discard_unsigned().unwrap().is_none());
+        assert_eq!(ledger.head().unwrap().sequence, 2);
     }
 }

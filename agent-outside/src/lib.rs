@@ -1,7 +1,9 @@
 //! ferry-out: the agent on the connected side.
 //!
 //! It reads upstream sources ([`source`]), keeps a ledger of what it has
-//! shipped ([`ledger`]), and writes signed delta bundles ([`export`]).
+//! shipped ([`ledger`]), and writes signed delta bundles ([`export`]),
+//! signed at once or apart from the export ([`signing`]); [`reship`] ships
+//! again what the inside's scrub found bad.
 //! Every source reaches upstream through [`upstream`]; the state
 //! directory's paths are in [`layout`].
 
@@ -15,5 +17,7 @@ pub mod export;
 pub mod layout;
 pub mod ledger;
 pub mod push;
+pub mod reship;
+pub mod signing;
 pub mod source;
 pub mod upstream;

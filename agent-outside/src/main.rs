@@ -1,9 +1,10 @@
 //! The `ferry-out` command line.
 
-use agent_outside::config::Config;
+use agent_outside::config::{Config, SignMode};
 use agent_outside::export::{self, ExportOptions};
 use agent_outside::layout::Layout;
 use agent_outside::ledger::{BundleRecord, Ledger};
+use agent_outside::signing;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_agent_common::units::{human_bytes, parse_duration_secs, parse_size};
@@ -57,6 +58,34 @@ impl DiodeArgs {
     }
 }
 
+/// The arguments of `export`.
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Configuration file (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Media directory to write the bundle into.
+    #[arg(long)]
+    to: PathBuf,
+    /// Largest volume file, such as 4G or 700M.
+    #[arg(long, default_value = "4G")]
+    volume_size: String,
+    /// Patches against predecessors: off, fast, high or a zstd level
+    /// (default: the config's `[export] delta`, itself `fast`).
+    #[arg(long)]
+    delta: Option<String>,
+    /// Leave the manifest unsigned for `ferry-out sign` (never reads
+    /// signing.key); as `[export] sign = "separate"`.
+    #[arg(long)]
+    unsigned: bool,
+    /// A `ferry-in scrub --json` report: ship again the chunks and objects
+    /// it found bad (even when nothing else changed).
+    #[arg(long, value_name = "REPORT")]
+    reship: Option<PathBuf>,
+    #[command(flatten)]
+    diode: DiodeArgs,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Creates a new ed25519 signing key; prints the public key and writes STATE/signing.pub.
@@ -66,23 +95,27 @@ enum Cmd {
         force: bool,
     },
     /// Exports everything new since the last bundle into MEDIA_DIR.
-    Export {
-        /// Configuration file (TOML).
+    Export(ExportArgs),
+    /// Signs bundles exported with `export --unsigned`: checks each against
+    /// its manifest, shows what it signs, writes its signed manifest. Needs
+    /// only the key and the bundle (runnable on another machine). DIR is a
+    /// bundle directory, or a directory of them (such as STATE/bundles).
+    Sign {
+        /// The secret signing key file (as `keygen` writes STATE/signing.key).
         #[arg(long)]
-        config: PathBuf,
+        key: PathBuf,
+        /// A bundle directory, or a directory holding bundle directories.
+        dir: PathBuf,
+    },
+    /// Moves the bundle that awaited its signature, once signed, into the
+    /// stream and writes it to MEDIA_DIR (the next `export` does this too).
+    Publish {
         /// Media directory to write the bundle into.
         #[arg(long)]
         to: PathBuf,
-        /// Largest volume file, such as 4G or 700M.
-        #[arg(long, default_value = "4G")]
-        volume_size: String,
-        /// Patches against predecessors: off, fast, high or a zstd level
-        /// (default: the config's `[export] delta`, itself `fast`).
-        #[arg(long)]
-        delta: Option<String>,
-        #[command(flatten)]
-        diode: DiodeArgs,
     },
+    /// Drops the bundle that awaits its signature (its sequence is exported afresh).
+    Discard,
     /// Streams the bundles in MEDIA_DIR across a one-way data diode (UDP with
     /// forward error correction; nothing ever comes back).
     Send {
@@ -164,13 +197,17 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             }
             diode_send(&dirs, &diode, &opts)
         }
-        Cmd::Export {
-            config,
-            to,
-            volume_size,
-            delta,
-            diode,
-        } => export_cmd(layout, &config, &to, &volume_size, delta.as_deref(), &diode),
+        Cmd::Export(args) => export_cmd(layout, &args),
+        Cmd::Sign { key, dir } => sign_cmd(&key, &dir),
+        Cmd::Publish { to } => publish_cmd(layout, &to),
+        Cmd::Discard => {
+            let ledger = Ledger::open(layout)?;
+            match signing::discard(layout, &ledger)? {
+                Some(seq) => println!("bundle {seq} discarded; the next export builds it afresh"),
+                None => println!("no bundle awaits a signature"),
+            }
+            Ok(())
+        }
         Cmd::Resend { from, through, to } => {
             let ledger = Ledger::open(layout)?;
             let bundles = ledger.bundles()?;
@@ -299,9 +336,24 @@ fn status(layout: &Layout) -> Result<()> {
     let ledger = Ledger::open(layout)?;
     println!("state:   {}", layout.root.display());
     println!("stream:  {}", ledger.stream()?);
-    match load_key(layout) {
-        Ok(k) => println!("key:     {}", k.public().to_text()),
-        Err(_) => println!("key:     none (run keygen)"),
+    let public = std::fs::read_to_string(layout.signing_pub()).ok();
+    match (load_key(layout), public) {
+        (Ok(k), _) => println!("key:     {}", k.public().to_text()),
+        (Err(_), Some(p)) => println!("key:     {} (signed apart: `ferry-out sign`)", p.trim()),
+        (Err(_), None) => println!("key:     none (run keygen)"),
+    }
+    if let Some(r) = ledger.awaiting_signature()? {
+        let dir = layout.bundle(&r.dir_name);
+        let what = if dir.join(ferry_agent_common::media::MANIFEST_FILE).exists() {
+            "is signed and awaits `ferry-out publish`"
+        } else {
+            "awaits its signature (`ferry-out sign`, then `publish`)"
+        };
+        println!("waiting: bundle {} ({}) {what}", r.sequence, dir.display());
+    }
+    let reship = ledger.reship()?.len();
+    if reship > 0 {
+        println!("reship:  {reship} chunk(s) to ship again in the next bundle");
     }
     let bundles = ledger.bundles()?;
     println!(
@@ -344,29 +396,30 @@ fn status(layout: &Layout) -> Result<()> {
 }
 
 /// `export`: scan the sources, write the delta bundle to media (or send it
-/// across a diode), after writing out any bundle a killed export left.
-fn export_cmd(
-    layout: &Layout,
-    config: &Path,
-    to: &Path,
-    volume_size: &str,
-    delta: Option<&str>,
-    diode: &DiodeArgs,
-) -> Result<()> {
-    let diode_target = to
+/// across a diode), after writing out any bundle a killed export left and
+/// publishing a bundle signed since the last export.
+fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
+    let diode_target = args
+        .to
         .to_str()
         .and_then(|t| t.strip_prefix("diode://"))
         .map(str::to_string);
     if let Some(t) = &diode_target {
-        diode.options()?;
+        args.diode.options()?;
         agent_outside::diode::resolve(t)?;
     }
-    let cfg = Config::load(config)?;
-    let volume_size = parse_size(volume_size).context("--volume-size")?;
+    let cfg = Config::load(&args.config)?;
+    let volume_size = parse_size(&args.volume_size).context("--volume-size")?;
     if volume_size < 1 << 20 {
         bail!("--volume-size must be at least 1M");
     }
-    let key = load_key(layout)?;
+    let separate = args.unsigned || cfg.export.sign == SignMode::Separate;
+    // With signing apart, this process never opens the key.
+    let key = if separate {
+        None
+    } else {
+        Some(load_key(layout)?)
+    };
     let ledger = Ledger::open(layout)?;
     let sources = cfg
         .sources
@@ -378,26 +431,31 @@ fn export_cmd(
         level: cfg.export.compression_level,
         expires_in: parse_duration_secs(&cfg.export.expires)?,
         delta: agent_outside::delta::DeltaOptions {
-            level: agent_outside::delta::parse_level(delta.unwrap_or(&cfg.export.delta))
-                .context("--delta")?,
+            level: agent_outside::delta::parse_level(
+                args.delta.as_deref().unwrap_or(&cfg.export.delta),
+            )
+            .context("--delta")?,
             max_object: parse_size(&cfg.export.delta_max_object)
                 .context("[export] delta_max_object")?,
         },
     };
-    // A bundle committed to the ledger but never written out (an
-    // export killed during its copy to media) goes out first.
-    // (Bundles sent over a diode are never marked written: no receipt comes back.)
-    if diode_target.is_none() {
-        for r in ledger.bundles()?.iter().filter(|r| !r.written) {
-            eprintln!(
-                "ferry-out: bundle {} was exported but never completely written to media; writing it now",
-                r.sequence
-            );
-            write_out(layout, &ledger, r, to)?;
-        }
+    if let Some(report) = &args.reship {
+        ask_reship(&ledger, report)?;
     }
+    write_pending(
+        layout,
+        &ledger,
+        &args.to,
+        diode_target.as_deref(),
+        &args.diode,
+    )?;
     let t0 = Instant::now();
-    let Some(out) = export::export(layout, &ledger, &key, &sources, &opts)? else {
+    let signing = match &key {
+        Some(k) => export::Signing::Now(k),
+        None => export::Signing::Separate,
+    };
+    let now = ferry_agent_common::now_unix();
+    let Some(out) = export::export_with(layout, &ledger, signing, &sources, &opts, now)? else {
         let head = ledger.head()?;
         println!(
             "no changes since bundle {}; no bundle written",
@@ -407,16 +465,114 @@ fn export_cmd(
     };
     let built = t0.elapsed();
     let r = &out.record;
+    if !out.signed {
+        println!(
+            "bundle {} exported unsigned in {} ({} chunks); sign it with `ferry-out sign {} --key FILE`, then `ferry-out publish --to DIR` (or the next export) writes it out",
+            r.sequence,
+            out.dir.display(),
+            r.chunks,
+            out.dir.display()
+        );
+        return Ok(());
+    }
     if let Some(t) = &diode_target {
         println!(
             "bundle {} exported ({} on media)",
             r.sequence,
             human_bytes(r.bytes)
         );
-        return diode_send(std::slice::from_ref(&out.dir), t, diode);
+        return diode_send(std::slice::from_ref(&out.dir), t, &args.diode);
     }
-    let copied = write_out(layout, &ledger, r, to)?;
-    print_export_summary(&out, to, copied, built, t0.elapsed());
+    let copied = write_out(layout, &ledger, r, &args.to)?;
+    print_export_summary(&out, &args.to, copied, built, t0.elapsed());
+    Ok(())
+}
+
+/// Before an export: a bundle signed since the last export is published
+/// (to media or the diode), and a bundle committed to the ledger but never
+/// written out (an export killed during its copy to media) goes out first.
+fn write_pending(
+    layout: &Layout,
+    ledger: &Ledger,
+    to: &Path,
+    diode_target: Option<&str>,
+    diode: &DiodeArgs,
+) -> Result<()> {
+    if let Some(r) = signing::publish_if_signed(layout, ledger)? {
+        eprintln!(
+            "ferry-out: bundle {} was signed since the last export; publishing it",
+            r.sequence
+        );
+        if let Some(t) = diode_target {
+            diode_send(&[layout.bundle(&r.dir_name)], t, diode)?;
+        }
+    }
+    // (Bundles sent over a diode are never marked written: no receipt comes back.)
+    if diode_target.is_none() {
+        for r in ledger.bundles()?.iter().filter(|r| !r.written) {
+            eprintln!(
+                "ferry-out: bundle {} was exported but never completely written to media; writing it now",
+                r.sequence
+            );
+            write_out(layout, ledger, r, to)?;
+        }
+    }
+    Ok(())
+}
+
+/// `export --reship REPORT`: asks the ledger to ship again what the
+/// inside's scrub found bad.
+fn ask_reship(ledger: &Ledger, report: &Path) -> Result<()> {
+    let parsed = agent_outside::reship::ScrubReport::load(report)?;
+    let ids = agent_outside::reship::chunks_to_reship(&parsed, ledger)?;
+    let n = ledger.request_reship(&ids)?;
+    eprintln!(
+        "ferry-out: scrub report {}: {} bad chunk(s), {} bad object(s): {} chunk(s) to ship again ({n} newly asked)",
+        report.display(),
+        parsed.bad_chunks.len(),
+        parsed.bad_objects.len(),
+        ids.len()
+    );
+    Ok(())
+}
+
+/// `publish`: the signed bundle into the stream and onto `to`; with none
+/// waiting, the newest bundle if it was never written completely (a
+/// publish killed during its copy).
+fn publish_cmd(layout: &Layout, to: &Path) -> Result<()> {
+    let ledger = Ledger::open(layout)?;
+    let record = match signing::publish(layout, &ledger)? {
+        Some(r) => r,
+        None => match ledger.bundles()?.pop().filter(|r| !r.written) {
+            Some(r) => r,
+            None => {
+                println!("no bundle awaits publishing");
+                return Ok(());
+            }
+        },
+    };
+    let n = write_out(layout, &ledger, &record, to)?;
+    println!(
+        "bundle {} published to {} ({})",
+        record.sequence,
+        to.join(&record.dir_name).display(),
+        human_bytes(n)
+    );
+    Ok(())
+}
+
+/// `sign`: signs every bundle awaiting a signature in `dir`.
+fn sign_cmd(key: &Path, dir: &Path) -> Result<()> {
+    let key = signing::load_key(key)?;
+    let dirs = signing::unsigned_bundles(dir)?;
+    if dirs.is_empty() {
+        println!("nothing to sign in {}", dir.display());
+        return Ok(());
+    }
+    for d in dirs {
+        let signed = signing::sign(&d, &key)?;
+        println!("{}", signed.describe());
+    }
     Ok(())
 }
 

@@ -1,10 +1,13 @@
 //! A manifest file from hostile media: `open` (signature first) and the
 //! unverified peek that `status` uses must refuse garbage without panicking,
 //! and a decoded body's consistency check must hold whatever the body says.
+//! The same bytes as an unsigned manifest (what `ferry-out sign` reads from
+//! the export host) must parse or be refused, and sign into a manifest that
+//! opens.
 #![no_main]
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::limits::ReceiverLimits;
-use ferry_protocol::manifest::{peek_unverified, Manifest};
+use ferry_protocol::manifest::{peek_unverified, strip_signature, Manifest, UnsignedManifest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,5 +16,17 @@ fuzz_target!(|data: &[u8]| {
     let _ = Manifest::open(data, &trusted, &limits);
     if let Ok((_, manifest)) = peek_unverified(data) {
         let _ = manifest.check(&limits);
+    }
+    let _ = strip_signature(data);
+    let mut unsigned = data.to_vec();
+    if unsigned.len() >= 8 {
+        unsigned[..8].copy_from_slice(ferry_protocol::manifest::UNSIGNED_MAGIC);
+    }
+    if let Ok(u) = UnsignedManifest::parse(&unsigned, &limits) {
+        let key = SecretKey::from_seed([7; 32]);
+        let signed = u.sign(&key);
+        if signed.len() as u64 <= limits.max_manifest_bytes {
+            assert!(Manifest::open(&signed, &trusted, &limits).is_ok());
+        }
     }
 });

@@ -3,7 +3,9 @@
 //! A [`BundleBuilder`] takes chunks (or whole objects, which it cuts into
 //! chunks), stores each once, packs the stored bytes into volumes of a
 //! bounded size, and at the end writes the manifest for a catalog delta and
-//! signs it. It never opens a file and never reads a clock: volumes go to a
+//! signs it: [`BundleBuilder::finish`], or in two steps,
+//! [`BundleBuilder::finish_unsigned`] then [`Unsigned::sign`] (which may run
+//! elsewhere, from the unsigned manifest file alone: `ferry-out sign`). It never opens a file and never reads a clock: volumes go to a
 //! [`VolumeSink`] the caller provides (files for `ferry-out export`,
 //! [`MemoryVolumes`] for tests), and the creation and expiry times are
 //! arguments.
@@ -131,6 +133,30 @@ pub struct Built<S> {
     pub hash: ManifestHash,
     /// The sink, with every volume closed.
     pub sink: S,
+}
+
+/// A finished bundle whose manifest is not signed yet.
+#[derive(Debug)]
+pub struct Unsigned<S> {
+    /// The manifest body, checked as a receiver would.
+    pub manifest: Manifest,
+    /// The unsigned manifest file ([`Manifest::to_unsigned`]).
+    pub file: Vec<u8>,
+    /// The sink, with every volume closed.
+    pub sink: S,
+}
+
+impl<S> Unsigned<S> {
+    /// Signs with `key`: the same bundle [`BundleBuilder::finish`] makes.
+    pub fn sign(self, key: &SecretKey) -> Built<S> {
+        let file = self.manifest.sign(key);
+        Built {
+            hash: ManifestHash::of(&file),
+            manifest: self.manifest,
+            file,
+            sink: self.sink,
+        }
+    }
 }
 
 /// Builds one bundle; see the module documentation.
@@ -287,7 +313,26 @@ impl<S: VolumeSink> BundleBuilder<S> {
     }
 
     /// [`BundleBuilder::manifest`], then checks the manifest as a receiver
-    /// with default limits would, and signs it with `key`.
+    /// with default limits would; the unsigned manifest file, for
+    /// [`Unsigned::sign`] now or `ferry-out sign` later.
+    pub fn finish_unsigned(
+        self,
+        previous: &Catalog,
+        next: &Catalog,
+        stamp: Stamp,
+    ) -> Result<Unsigned<S>, BuildError> {
+        let (manifest, sink) = self.manifest(previous, next, stamp)?;
+        manifest
+            .check(&ReceiverLimits::default())
+            .map_err(BuildError::SelfCheck)?;
+        Ok(Unsigned {
+            file: manifest.to_unsigned(),
+            manifest,
+            sink,
+        })
+    }
+
+    /// [`BundleBuilder::finish_unsigned`], signed with `key`.
     pub fn finish(
         self,
         previous: &Catalog,
@@ -295,17 +340,7 @@ impl<S: VolumeSink> BundleBuilder<S> {
         stamp: Stamp,
         key: &SecretKey,
     ) -> Result<Built<S>, BuildError> {
-        let (manifest, sink) = self.manifest(previous, next, stamp)?;
-        manifest
-            .check(&ReceiverLimits::default())
-            .map_err(BuildError::SelfCheck)?;
-        let file = manifest.sign(key);
-        Ok(Built {
-            hash: ManifestHash::of(&file),
-            manifest,
-            file,
-            sink,
-        })
+        Ok(self.finish_unsigned(previous, next, stamp)?.sign(key))
     }
 }
 
@@ -456,6 +491,47 @@ mod tests {
         b.add_file(&data[..], false, &held).unwrap();
         let (chunks, volumes, sink) = b.into_parts().unwrap();
         assert!(chunks.is_empty() && volumes.is_empty() && sink.volumes.is_empty());
+    }
+
+    #[test]
+    fn built_unsigned_then_signed_is_the_bundle_finish_makes() {
+        let data = noise(150_000, 4);
+        let signed = build(&[("x", &data)], 1 << 20);
+        let opts = PackOptions {
+            volume_size: 1 << 20,
+            level: 3,
+        };
+        let mut b = BundleBuilder::new(position(), opts, MemoryVolumes::default());
+        let f = b.add_file(&data[..], false, &HashSet::new()).unwrap();
+        let mut next = Catalog::default();
+        next.sources
+            .insert("src".into(), crate::catalog::SourceKind::Files);
+        let key_x = ObjectKey {
+            source: "src".into(),
+            path: "x".into(),
+        };
+        next.objects.insert(key_x, Object::File(f));
+        let unsigned = b
+            .finish_unsigned(&Catalog::default(), &next, stamp())
+            .unwrap();
+        // The unsigned file is refused where a manifest is expected ...
+        let e = Manifest::open(
+            &unsigned.file,
+            &[key().public()],
+            &ReceiverLimits::default(),
+        );
+        assert!(matches!(e, Err(crate::Error::Unsigned)), "{e:?}");
+        // ... parses as what it is, and signs into the same bytes.
+        let parsed =
+            crate::manifest::UnsignedManifest::parse(&unsigned.file, &ReceiverLimits::default())
+                .unwrap();
+        assert_eq!(parsed.manifest, signed.manifest);
+        assert_eq!(parsed.sign(&key()), signed.file);
+        let (stripped, signer) = crate::manifest::strip_signature(&signed.file).unwrap();
+        assert_eq!((stripped, signer), (unsigned.file.clone(), key().public()));
+        let built = unsigned.sign(&key());
+        assert_eq!((built.file, built.hash), (signed.file, signed.hash));
+        assert_eq!(built.sink.volumes, signed.sink.volumes);
     }
 
     #[test]

@@ -12,6 +12,10 @@ pub enum Error {
     /// The manifest file does not start with the manifest magic.
     #[error("not a Ferry manifest (bad magic bytes)")]
     BadManifestMagic,
+    /// The manifest file is an unsigned manifest (`manifest.unsigned`, written
+    /// by `ferry-out export --unsigned`): it has no signature at all.
+    #[error("manifest is unsigned: it carries no signature (an `export --unsigned` bundle); sign it with `ferry-out sign` and publish it first")]
+    Unsigned,
     /// The manifest's format version is one this reader does not know.
     #[error("manifest format version {0} is not supported (this reader knows versions 1 to {1}; a newer ferry-in is needed)")]
     UnsupportedFormat(u32, u32),

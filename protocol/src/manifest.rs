@@ -26,8 +26,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 
+mod unsigned;
+pub use unsigned::{strip_signature, UnsignedManifest};
+
 /// First bytes of a manifest file.
 pub const MAGIC: &[u8; 8] = b"FERRYMAN";
+/// First bytes of an unsigned manifest file: the header and body of a
+/// manifest file, no signer and no signature ([`Manifest::to_unsigned`]).
+/// A reader of signed manifests refuses it as [`Error::Unsigned`].
+pub const UNSIGNED_MAGIC: &[u8; 8] = b"FERRYUNS";
 /// The newest format version this crate writes and reads. A manifest is
 /// written as version 2 only when an object needs it (an
 /// [`Encoding::Rebuilt`](crate::catalog::Encoding::Rebuilt) object);
@@ -162,6 +169,15 @@ impl Manifest {
     pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
         let body = postcard::to_stdvec(self).expect("a manifest always serializes");
         sign_body(&body, self.version(), key)
+    }
+
+    /// The unsigned manifest file: [`UNSIGNED_MAGIC`], the version, the body
+    /// length and the body, exactly the bytes a signature will cover but
+    /// for the magic. [`UnsignedManifest::sign`] turns it into the file
+    /// [`Manifest::sign`] writes, byte for byte.
+    pub fn to_unsigned(&self) -> Vec<u8> {
+        let body = postcard::to_stdvec(self).expect("a manifest always serializes");
+        frame(UNSIGNED_MAGIC, &body, self.version())
     }
 
     /// The format version this manifest is written in: 2 when an object it
@@ -387,14 +403,21 @@ pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Manifest), Error> {
 /// manifest file for that body. [`Manifest::sign`] uses it; a test may sign a
 /// body that does not decode.
 pub fn sign_body(body: &[u8], version: u32, key: &SecretKey) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(body);
+    let mut out = frame(MAGIC, body, version);
+    out.reserve_exact(TRAILER_LEN);
     let sig = key.sign(&signed_message(&out));
     out.extend_from_slice(&key.public().0);
     out.extend_from_slice(&sig);
+    out
+}
+
+/// The header (`magic`, version, body length) and the body.
+fn frame(magic: &[u8; 8], body: &[u8], version: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
     out
 }
 
@@ -408,6 +431,9 @@ fn signed_message(signed: &[u8]) -> Vec<u8> {
 fn split(file: &[u8]) -> Result<(&[u8], PublicKey, [u8; 64]), Error> {
     if file.len() < HEADER_LEN {
         return Err(Error::TruncatedManifest("shorter than its header"));
+    }
+    if &file[..8] == UNSIGNED_MAGIC {
+        return Err(Error::Unsigned);
     }
     if &file[..8] != MAGIC {
         return Err(Error::BadManifestMagic);
@@ -471,6 +497,38 @@ mod tests {
             producer: "test".into(),
             extensions: vec![],
         }
+    }
+
+    #[test]
+    fn an_unsigned_manifest_parses_only_whole_and_never_opens_as_signed() {
+        let limits = ReceiverLimits::default();
+        let key = SecretKey::from_seed([3; 32]);
+        let file = sample().to_unsigned();
+        let u = UnsignedManifest::parse(&file, &limits).unwrap();
+        assert_eq!(u.manifest, sample());
+        assert_eq!(u.sign(&key), sample().sign(&key));
+        assert!(matches!(
+            Manifest::open(&file, &[key.public()], &limits),
+            Err(Error::Unsigned)
+        ));
+        let mut longer = file.clone();
+        longer.push(0);
+        assert!(matches!(
+            UnsignedManifest::parse(&longer, &limits),
+            Err(Error::Inconsistent(_))
+        ));
+        assert!(matches!(
+            UnsignedManifest::parse(&file[..file.len() - 1], &limits),
+            Err(Error::TruncatedManifest(_))
+        ));
+        let signed = sample().sign(&key);
+        assert!(matches!(
+            UnsignedManifest::parse(&signed, &limits),
+            Err(Error::BadManifestMagic)
+        ));
+        let mut forged = signed.clone();
+        forged[20] ^= 1;
+        assert!(matches!(strip_signature(&forged), Err(Error::BadSignature)));
     }
 
     #[test]

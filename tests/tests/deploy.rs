@@ -52,7 +52,8 @@ fn every_unit_runs_unprivileged_and_confined() {
         let name = unit.file_name().unwrap().to_string_lossy();
         let user = settings(&text, "User");
         assert!(
-            user.iter().any(|u| u == "ferry-in" || u == "ferry-out"),
+            user.iter()
+                .any(|u| ["ferry-in", "ferry-out", "ferry-sign"].contains(&u.as_str())),
             "{name}: runs as its own user, not root"
         );
         for (key, want) in [
@@ -76,6 +77,44 @@ fn every_unit_runs_unprivileged_and_confined() {
             assert!(settings(&text, "AmbientCapabilities").is_empty());
         }
     }
+}
+
+#[test]
+fn only_the_sign_unit_can_reach_the_signing_key() {
+    let read = |n: &str| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd");
+        std::fs::read_to_string(dir.join(n)).unwrap()
+    };
+    let sign = read("ferry-out-sign.service");
+    let args = exec_start(&sign);
+    let key = &args[args.iter().position(|a| a == "--key").expect("--key") + 1];
+    let key_dir = Path::new(key)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(settings(&sign, "User"), ["ferry-sign"]);
+    assert_eq!(
+        settings(&sign, "PrivateNetwork"),
+        ["yes"],
+        "the signer has no network"
+    );
+    for unit in units() {
+        let name = unit.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "ferry-out-sign.service" || !name.starts_with("ferry-out") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&unit).unwrap();
+        assert_eq!(settings(&text, "User"), ["ferry-out"], "{name}");
+        assert!(
+            settings(&text, "InaccessiblePaths").contains(&format!("-{key_dir}")),
+            "{name}: the key directory {key_dir} is not hidden"
+        );
+        assert!(!text.contains(key), "{name} names the key");
+    }
+    let export = exec_start(&read("ferry-out-export.service"));
+    assert!(export.iter().any(|a| a == "--unsigned"), "{export:?}");
 }
 
 #[test]

@@ -429,3 +429,55 @@ fn push_from(state: &std::path::Path, env: &Env, url: &str) -> Run {
         ],
     )
 }
+
+#[test]
+fn a_chunk_the_inside_lost_is_shipped_again_over_quic() {
+    // The repair loop over the two-way link: the ledger the push reads is
+    // the one `export --reship` updates, and the inside asks for the chunk
+    // it lacks.
+    let env = Env::new();
+    env.write_src("a.bin", &random_bytes(500_000, 31));
+    env.export("m1").expect_ok();
+    let (l, url) = listen(&env);
+    push(&env, &url).expect_ok();
+    drop(l);
+    let fan = std::fs::read_dir(env.in_state.join("chunks"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let chunk = std::fs::read_dir(fan)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&chunk, &bytes).unwrap();
+    let r = env.inn(&["scrub", "--json"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    let report = env.root().join("report.json");
+    std::fs::write(&report, &r.stdout).unwrap();
+    let m2 = env.root().join("m2");
+    env.out(&[
+        "export",
+        "--reship",
+        report.to_str().unwrap(),
+        "--config",
+        env.config.to_str().unwrap(),
+        "--to",
+        m2.to_str().unwrap(),
+    ])
+    .expect_ok();
+    let port = url.rsplit(':').next().unwrap().parse().unwrap();
+    let l2 = listener_on(&env, port);
+    let r = push(&env, &url).expect_ok();
+    assert_eq!(needs(&r), [(1, 1)], "{}", r.all());
+    assert_eq!(env.applied_sequence(), 2);
+    drop(l2);
+    let r = env.inn(&["scrub", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+}

@@ -1,0 +1,89 @@
+//! The unsigned manifest file (`manifest.unsigned`): what `ferry-out export
+//! --unsigned` writes and `ferry-out sign` signs (docs/bundle-format.md §3).
+
+use super::{
+    sign_body, signed_message, split, Manifest, FORMAT_VERSION, HEADER_LEN, OLDEST_FORMAT_VERSION,
+    UNSIGNED_MAGIC,
+};
+use crate::id::ManifestHash;
+use crate::keys::{PublicKey, SecretKey};
+use crate::limits::ReceiverLimits;
+use crate::Error;
+
+/// An unsigned manifest file, parsed and checked as a receiver checks a
+/// signed one (but for the signature): what `ferry-out sign` signs.
+#[derive(Clone, Debug)]
+pub struct UnsignedManifest {
+    /// The body.
+    pub manifest: Manifest,
+    /// The unsigned file's bytes.
+    file: Vec<u8>,
+}
+
+impl UnsignedManifest {
+    /// Parses an unsigned manifest file: size, magic, version, length, then
+    /// the body, its version and [`Manifest::check`] against `limits`.
+    pub fn parse(file: &[u8], limits: &ReceiverLimits) -> Result<UnsignedManifest, Error> {
+        if file.len() as u64 > limits.max_manifest_bytes {
+            return Err(Error::ManifestTooLarge {
+                size: file.len() as u64,
+                limit: limits.max_manifest_bytes,
+            });
+        }
+        if file.len() < HEADER_LEN {
+            return Err(Error::TruncatedManifest("shorter than its header"));
+        }
+        if &file[..8] != UNSIGNED_MAGIC {
+            return Err(Error::BadManifestMagic);
+        }
+        let version = u32::from_le_bytes(file[8..12].try_into().expect("4 bytes"));
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+            return Err(Error::UnsupportedFormat(version, FORMAT_VERSION));
+        }
+        let body_len = u32::from_le_bytes(file[12..16].try_into().expect("4 bytes")) as usize;
+        match file.len().cmp(&(HEADER_LEN + body_len)) {
+            std::cmp::Ordering::Less => {
+                return Err(Error::TruncatedManifest("shorter than its declared length"))
+            }
+            std::cmp::Ordering::Greater => {
+                return Err(Error::Inconsistent("bytes after the body".into()))
+            }
+            std::cmp::Ordering::Equal => {}
+        }
+        let manifest: Manifest = postcard::from_bytes(&file[HEADER_LEN..])
+            .map_err(|e| Error::ManifestDecode(e.to_string()))?;
+        if manifest.version() != version || manifest.to_unsigned() != file {
+            return Err(Error::Inconsistent(
+                "the body is not in the form the sender writes (re-encoded, or a version it would not write)".into(),
+            ));
+        }
+        manifest.check(limits)?;
+        Ok(UnsignedManifest {
+            manifest,
+            file: file.to_vec(),
+        })
+    }
+
+    /// The hash of the unsigned file (what the ledger records while the
+    /// bundle awaits its signature).
+    pub fn hash(&self) -> ManifestHash {
+        ManifestHash::of(&self.file)
+    }
+
+    /// Signs: the manifest file, the same bytes [`Manifest::sign`] writes.
+    pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
+        let version = u32::from_le_bytes(self.file[8..12].try_into().expect("4 bytes"));
+        sign_body(&self.file[HEADER_LEN..], version, key)
+    }
+}
+
+/// The unsigned file a signed manifest file was made from (its header and
+/// body under [`UNSIGNED_MAGIC`]), after checking that the signature
+/// verifies against the key the file names. Returns that key too.
+pub fn strip_signature(file: &[u8]) -> Result<(Vec<u8>, PublicKey), Error> {
+    let (signed, signer, sig) = split(file)?;
+    signer.verify(&signed_message(signed), &sig)?;
+    let mut out = signed.to_vec();
+    out[..8].copy_from_slice(UNSIGNED_MAGIC);
+    Ok((out, signer))
+}
