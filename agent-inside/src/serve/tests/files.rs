@@ -449,7 +449,13 @@ async fn a_generation_deleted_mid_request_is_answered_from_the_new_one_never_wro
     // to the new generation, then delete the one before, while clients read.
     let body = |n: usize| format!("generation {n:04}\n").repeat(20_000).into_bytes();
     let s = store();
-    write_gen(&s.layout, "g0000", &[("src", "a.txt", &body(0))], &[], false);
+    write_gen(
+        &s.layout,
+        "g0000",
+        &[("src", "a.txt", &body(0))],
+        &[],
+        false,
+    );
     set_current(&s.layout, "g0000");
     let addr = start(&s.layout).await;
     let layout = s.layout.clone();
