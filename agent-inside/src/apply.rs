@@ -6,15 +6,22 @@
 //! 2. verify every volume's size and hash;
 //! 3. extract the chunks the store lacks into `staging/`, each checked
 //!    against its id;
-//! 4. compute and validate the next catalog; check every chunk it needs is held;
+//! 4. compute and validate the next catalog; check every chunk it needs is
+//!    held: in the chunk store, in staging, or as a range of a file of the
+//!    previous generation (`crate::ranges`);
 //! 5. build the new generation under `gens/.tmp-…` (unchanged files are hard
-//!    links to the previous generation, new ones are rebuilt and their
-//!    SHA-256 checked), sync the filesystem, rename it to its final name;
-//!    move the staged chunks into the chunk store and sync again;
+//!    links to the previous generation, new ones are rebuilt from chunks,
+//!    each checked against its id, and their SHA-256 checked), sync the
+//!    filesystem, rename it to its final name; move into the chunk store the
+//!    staged chunks that are not ranges of the new generation's files (and
+//!    copy there, checked, any such chunk that was only a range of the
+//!    previous one), drop the other staged chunks, and sync again;
 //! 6. commit the database (applied sequence, catalog, generation) — the
 //!    point of no return;
 //! 7. swap the `current` link by rename;
-//! 8. drop generations and chunks nothing refers to any more.
+//! 8. drop the previous generation (unless `[store] keep_previous`), older
+//!    ones, and the chunks of the store that are no longer needed (not in the
+//!    catalog, or now ranges of a file of the new generation).
 //!
 //! A failure before 6 removes what the attempt wrote. A crash before 6
 //! leaves the old generation current and the database unchanged (leftovers,
@@ -27,10 +34,12 @@ use crate::db::{Applied, Db, HistoryEntry};
 use crate::import::Refusal;
 use crate::layout::{Layout, GEN_INDEX};
 use crate::policy::Policy;
+use crate::ranges::{self, ChunkSource, RangeIndex};
 use crate::store::{self, BuildCtx};
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
-use ferry_protocol::catalog::Catalog;
+use ferry_protocol::catalog::{Catalog, Encoding, Object};
+use ferry_protocol::id::ChunkId;
 use ferry_protocol::limits::ReceiverLimits;
 use std::collections::HashSet;
 use std::path::Path;
@@ -173,7 +182,7 @@ pub fn apply(
         }
     };
     // 7 and 8.
-    finish(layout, &new_applied, &next, limits).with_context(|| {
+    finish(layout, &new_applied, &next, limits, &opts.policy).with_context(|| {
         format!("bundle {seq} was applied, but switching to its generation did not finish; run import again to complete it")
     })?;
     outcome.timings[3] = t.elapsed().as_secs_f64() - outcome.timings[..3].iter().sum::<f64>();
@@ -196,18 +205,28 @@ fn prepare_and_commit(
     let (prev, next) = next_catalog(layout, db, b, limits, opts)?;
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
-    let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &next, &chunks, t0)?;
+    let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
+    // 4. Where the chunks the build needs are.
+    let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
+    let ranges = index_needed(&prev, &next, prev_gen.as_deref(), &chunks)?;
+    let source = ChunkSource {
+        store: &chunks,
+        ranges: &ranges,
+    };
 
-    // 5. The new generation, then the staged chunks join the store.
+    // 5. The new generation, then the chunks that are not ranges of its
+    // files join the store.
     let mut rnd = [0u8; 4];
     getrandom::fill(&mut rnd).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let name = format!("{:08}-{}", b.sequence(), hex::encode(rnd));
     let tmp = layout.gens().join(format!(".tmp-{name}"));
-    let bytes_written = build_generation(layout, applied, &prev, &next, &chunks, &tmp, &name)
+    let bytes_written = build_generation(layout, applied, &prev, &next, &source, &tmp, &name)
         .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
         })?;
-    chunks.commit_staged()?;
+    let keep = ranges::store_only(&next, None);
+    copy_kept(&source, &keep)?;
+    chunks.commit_staged(|id| keep.contains(id))?;
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
@@ -266,13 +285,12 @@ fn next_catalog(
     Ok((prev, next))
 }
 
-/// Steps 2 to 4: verify the volumes, extract the chunks the store lacks
-/// into staging, check every chunk `next` needs is held. Returns the chunks
-/// added and the seconds spent verifying and extracting.
+/// Steps 2 and 3: verify the volumes, extract the chunks the store lacks
+/// into staging. Returns the chunks added and the seconds spent verifying
+/// and extracting.
 fn stage_chunks(
     layout: &Layout,
     b: &Bundle,
-    next: &Catalog,
     chunks: &ChunkStore,
     t0: std::time::Instant,
 ) -> Result<(u64, (f64, f64))> {
@@ -292,16 +310,67 @@ fn stage_chunks(
     let chunks_added = bundle::extract_chunks(b, chunks, |n| pb.inc(n))?;
     pb.finish_and_clear();
     let t_extract = t0.elapsed().as_secs_f64() - t_verify;
-    // 4. Every chunk the next catalog needs must now be held.
+    Ok((chunks_added, (t_verify, t_extract)))
+}
+
+/// Step 4: every chunk the build of `next` may read that the store and
+/// staging lack must be a range of a file of the previous generation
+/// `prev_gen` (serving `prev`); returns where those lie. The chunks of an
+/// unchanged file carried as chunks are not needed when the file is there
+/// to be linked (a presence check, as `store::materialize` makes).
+fn index_needed(
+    prev: &Catalog,
+    next: &Catalog,
+    prev_gen: Option<&Path>,
+    chunks: &ChunkStore,
+) -> Result<RangeIndex> {
+    let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
+        matches!(f.encoding, Encoding::Chunks(_))
+            && matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
+            && prev_gen.is_some_and(|g| {
+                ranges::object_rel(next, key)
+                    .and_then(|rel| g.join(rel).metadata().ok())
+                    .is_some_and(|m| m.is_file() && m.len() == f.size)
+            })
+    };
+    let mut wanted: HashSet<ChunkId> = HashSet::new();
+    let mut needed_by = Vec::new();
     for (key, f) in next.files() {
-        if let Some(r) = f.chunks().find(|r| !chunks.contains(&r.id)) {
-            bail!(
-                "object {key} needs chunk {}, which neither the chunk store nor the bundle holds (if `ferry-in scrub` quarantined it, have the outside re-ship it)",
-                r.id
-            );
+        if linkable(key, f) {
+            continue;
+        }
+        for r in f.chunks() {
+            if !chunks.contains(&r.id) && wanted.insert(r.id) {
+                needed_by.push((key, r.id));
+            }
         }
     }
-    Ok((chunks_added, (t_verify, t_extract)))
+    let index = match prev_gen {
+        Some(g) => RangeIndex::build(prev, g, &wanted),
+        None => RangeIndex::empty(),
+    };
+    if let Some((key, id)) = needed_by.iter().find(|(_, id)| !index.contains(id)) {
+        bail!(
+            "object {key} needs chunk {id}, which neither the chunk store nor the bundle holds, \
+             nor a file of the current generation (if `ferry-in scrub` quarantined it, have the \
+             outside re-ship it)"
+        );
+    }
+    Ok(index)
+}
+
+/// Copies into staging, checked, each chunk of `keep` (the chunks the store
+/// must hold for the next catalog) that neither the store nor staging holds:
+/// one that was only a range of a file of the previous generation.
+fn copy_kept(source: &ChunkSource<'_>, keep: &HashSet<ChunkId>) -> Result<()> {
+    for id in keep {
+        if !source.store.contains(id) {
+            let data = source.get(id)?;
+            let (codec, stored) = ferry_protocol::codec::encode(&data, 3);
+            source.store.put(id, codec, data.len() as u32, &stored)?;
+        }
+    }
+    Ok(())
 }
 
 /// Step 6, the point of no return: the database records the new applied
@@ -341,7 +410,7 @@ fn build_generation(
     applied: &Applied,
     prev: &Catalog,
     next: &Catalog,
-    chunks: &ChunkStore,
+    chunks: &ChunkSource<'_>,
     tmp: &Path,
     name: &str,
 ) -> Result<u64> {
@@ -392,12 +461,15 @@ fn switch_current(layout: &Layout, name: &str) -> Result<()> {
     fsx::sync_dir(&store)
 }
 
-/// Steps 7 and 8: link, then drop what nothing refers to.
+/// Steps 7 and 8: link, then drop what nothing refers to: every generation
+/// but the current one (and the previous one with `[store] keep_previous`),
+/// and every chunk of the store that the catalog does not need there.
 fn finish(
     layout: &Layout,
     applied: &Applied,
     catalog: &Catalog,
     limits: &ReceiverLimits,
+    policy: &Policy,
 ) -> Result<()> {
     if let Some(g) = &applied.generation {
         if layout.current_gen_name().as_deref() != Some(g.as_str()) {
@@ -412,7 +484,10 @@ fn finish(
     }
     let keep: HashSet<&str> = [
         applied.generation.as_deref(),
-        applied.previous_generation.as_deref(),
+        applied
+            .previous_generation
+            .as_deref()
+            .filter(|_| policy.keep_previous),
     ]
     .into_iter()
     .flatten()
@@ -426,7 +501,8 @@ fn finish(
         }
     }
     fsx::remove_dir_if_exists(&layout.staging())?;
-    chunk_store(layout, limits).retain(&catalog.chunk_ids())?;
+    let current = applied.generation.as_ref().map(|g| layout.gen(g));
+    chunk_store(layout, limits).retain(&ranges::store_only(catalog, current.as_deref()))?;
     // Chunks pushed over QUIC for bundles now applied (by any route).
     if let Ok(rd) = std::fs::read_dir(layout.incoming()) {
         for e in rd.flatten() {
@@ -442,7 +518,7 @@ fn finish(
 
 /// Brings the store in line with the database after a crash: finishes an
 /// interrupted switch and removes leftovers. Safe to run at any time.
-pub fn recover(layout: &Layout, db: &Db, limits: &ReceiverLimits) -> Result<()> {
+pub fn recover(layout: &Layout, db: &Db, limits: &ReceiverLimits, policy: &Policy) -> Result<()> {
     let applied = db.applied()?;
-    finish(layout, &applied, &db.catalog()?, limits)
+    finish(layout, &applied, &db.catalog()?, limits, policy)
 }

@@ -6,8 +6,10 @@
 //! bundle. Chunks enter only after their id has been checked, and every read
 //! checks the id again, so a rotting disk is caught, not served.
 //!
-//! The store keeps exactly the chunks the current catalog refers to: the
-//! outside counts on that when it decides what to ship.
+//! The store keeps the chunks of the current catalog that are not byte
+//! ranges of a file of the current generation (`crate::ranges`): with those
+//! ranges, it holds every chunk of the catalog, which the outside counts on
+//! when it decides what to ship.
 
 use anyhow::{bail, Context, Result};
 use ferry_protocol::codec::{self, Codec};
@@ -80,9 +82,10 @@ impl ChunkStore {
         self.contains(id) && self.get(id).is_ok()
     }
 
-    /// Moves every staged chunk into the store. Not synced: the caller syncs
-    /// the filesystem before committing.
-    pub fn commit_staged(&self) -> Result<u64> {
+    /// Moves the staged chunks for which `keep` is true into the store (the
+    /// others go with the staging area). Not synced: the caller syncs the
+    /// filesystem before committing.
+    pub fn commit_staged(&self, keep: impl Fn(&ChunkId) -> bool) -> Result<u64> {
         let Some(staging) = &self.staging else {
             return Ok(0);
         };
@@ -93,10 +96,14 @@ impl ChunkStore {
         for fan in rd {
             let fan = fan?;
             let dest_fan = self.root.join(fan.file_name());
-            std::fs::create_dir_all(&dest_fan)
-                .with_context(|| format!("cannot create {}", dest_fan.display()))?;
             for e in std::fs::read_dir(fan.path())? {
                 let e = e?;
+                let wanted = ChunkId::from_hex(&e.file_name().to_string_lossy());
+                if !wanted.is_some_and(|id| keep(&id)) {
+                    continue;
+                }
+                std::fs::create_dir_all(&dest_fan)
+                    .with_context(|| format!("cannot create {}", dest_fan.display()))?;
                 let dest = dest_fan.join(e.file_name());
                 std::fs::rename(e.path(), &dest)
                     .with_context(|| format!("cannot move chunk into {}", dest.display()))?;
@@ -354,7 +361,13 @@ mod tests {
         staged.put(&id, codec, raw_len, &bytes).unwrap();
         assert!(staged.contains(&id), "the staged view sees it");
         assert!(!base.contains(&id), "the store does not, yet");
-        assert_eq!(staged.commit_staged().unwrap(), 1);
+        let (other, codec2, raw_len2, bytes2) = stored(b"a staged range");
+        staged.put(&other, codec2, raw_len2, &bytes2).unwrap();
+        assert_eq!(staged.commit_staged(|c| *c == id).unwrap(), 1);
+        assert!(
+            !base.contains(&other),
+            "only the chunks kept join the store"
+        );
         assert!(base.contains(&id));
         assert_eq!(base.get(&id).unwrap(), b"a staged chunk");
     }
@@ -408,7 +421,7 @@ mod tests {
             .put(&id, Codec::Raw, data.len() as u32, &data)
             .unwrap();
         assert_eq!(staged.get(&id).unwrap(), data);
-        assert_eq!(staged.commit_staged().unwrap(), 1);
+        assert_eq!(staged.commit_staged(|_| true).unwrap(), 1);
         assert_eq!(store.get(&id).unwrap(), data);
     }
 

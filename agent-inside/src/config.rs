@@ -32,6 +32,10 @@
 //! max_bytes = "64G"
 //! max_bundles = 16
 //! reserve = "256M"
+//!
+//! [store]
+//! keep_previous = false         # true: the generation before the current one stays
+//!                               # on disk until the next import (about 2x the disk)
 //! ```
 //!
 //! Every key is optional; a missing limit keeps its default
@@ -61,6 +65,14 @@ struct File {
     held: Area,
     #[serde(default)]
     spool: Area,
+    #[serde(default)]
+    store: StoreSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    keep_previous: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -106,8 +118,8 @@ fn read_file(path: Option<&Path>) -> Result<File> {
     }
 }
 
-/// The time and disk policy: the defaults, then `[trust]`, `[held]` and
-/// `[spool]` from `path`.
+/// The time and disk policy: the defaults, then `[trust]`, `[held]`,
+/// `[spool]` and `[store]` from `path`.
 pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
     let f = read_file(path)?;
     let file = path.map_or_else(String::new, |p| format!("config {}: ", p.display()));
@@ -125,6 +137,9 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
     }
     f.held.apply(&file, "held", &mut p.held)?;
     f.spool.apply(&file, "spool", &mut p.spool)?;
+    if let Some(keep) = f.store.keep_previous {
+        p.keep_previous = keep;
+    }
     Ok(p)
 }
 
@@ -337,10 +352,11 @@ mod tests {
         assert_eq!(load_policy(None).unwrap(), Policy::default());
         std::fs::write(
             &d,
-            "[trust]\nmax_clock_skew = \"5m\"\nmax_validity = \"30d\"\n[held]\nmax_bytes = \"1G\"\nmax_bundles = 3\n[spool]\nreserve = \"1G\"\n",
+            "[trust]\nmax_clock_skew = \"5m\"\nmax_validity = \"30d\"\n[held]\nmax_bytes = \"1G\"\nmax_bundles = 3\n[spool]\nreserve = \"1G\"\n[store]\nkeep_previous = true\n",
         )
         .unwrap();
         let p = load_policy(Some(&d)).unwrap();
+        assert!(p.keep_previous && !Policy::default().keep_previous);
         assert_eq!(
             (p.max_clock_skew_secs, p.max_validity_secs),
             (300, 30 * 86_400)
@@ -358,6 +374,8 @@ mod tests {
             ("[held]\nmax_bundles = 0\n", "held.max_bundles"),
             ("[spool]\nmax_bytes = \"lots\"\n", "spool.max_bytes"),
             ("[held]\nmax_byte = \"1G\"\n", "max_byte"),
+            ("[store]\nkeep_previous = \"yes\"\n", "keep_previous"),
+            ("[store]\nkeep = true\n", "keep"),
         ] {
             std::fs::write(&d, bad).unwrap();
             let e = load_policy(Some(&d)).unwrap_err();

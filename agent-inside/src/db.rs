@@ -69,7 +69,8 @@ pub struct Applied {
     pub hash: Option<ManifestHash>,
     /// The generation serving it.
     pub generation: Option<String>,
-    /// The generation before it, kept for clients mid-download.
+    /// The generation before it: kept on disk for clients mid-download
+    /// only with `[store] keep_previous`, deleted after the switch otherwise.
     pub previous_generation: Option<String>,
 }
 

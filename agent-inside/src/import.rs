@@ -436,7 +436,7 @@ pub fn import(
     opts: ApplyOptions,
 ) -> Result<Report> {
     let db = Db::open(&layout.db())?;
-    apply::recover(layout, &db, limits)?;
+    apply::recover(layout, &db, limits, &opts.policy)?;
     sweep_held_leftovers(layout)?;
     let mut report = Report::default();
     let bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
@@ -565,11 +565,15 @@ pub fn verify(
             m.check_result(&next, limits)?;
             crate::store::check_all(&next)?;
             carried_so_far.extend(m.chunks.iter().map(|c| c.id));
+            // Chunks of files carried as chunks are ranges of those files
+            // once applied (`crate::ranges`).
+            let ranges = crate::ranges::range_ids(&catalog);
             for (key, f) in next.files() {
-                if let Some(r) = f
-                    .chunks()
-                    .find(|r| !carried_so_far.contains(&r.id) && !chunks.contains(&r.id))
-                {
+                if let Some(r) = f.chunks().find(|r| {
+                    !carried_so_far.contains(&r.id)
+                        && !ranges.contains(&r.id)
+                        && !chunks.contains(&r.id)
+                }) {
                     bail!(
                         "object {key} needs chunk {}, which neither the store nor the bundles hold",
                         r.id

@@ -3,7 +3,8 @@
 //! ```text
 //! STATE/
 //!   ferry-in.redb            applied sequence, chain, trust, history (redb)
-//!   chunks/ab/abcdef…        content-addressed chunk store
+//!   chunks/ab/abcdef…        content-addressed chunk store: the chunks that are not byte
+//!                            ranges of a served file (crate::ranges)
 //!   staging/ab/abcdef…       chunks of the bundle being applied, until it passes every check
 //!   held/bundle-…/           verified-signature bundles waiting for a gap to fill
 //!   incoming/bundle-…/       chunks of a bundle being pushed over QUIC (resumable)
@@ -18,7 +19,9 @@
 //! ```
 //!
 //! A generation directory is complete and immutable once it has its final
-//! name; files shared by two generations are hard links.
+//! name; files shared by two generations are hard links. Once an import has
+//! finished, `gens/` holds the current generation only (and the one before
+//! it with `[store] keep_previous`).
 
 use std::path::{Path, PathBuf};
 

@@ -18,6 +18,7 @@ pub mod import;
 pub mod layout;
 pub mod listen;
 pub mod policy;
+pub mod ranges;
 pub mod registry_push;
 pub mod scrub;
 pub mod serve;

@@ -275,7 +275,7 @@ fn finish(layout: &Layout, opts: &ListenOptions, o: Offered) -> Result<ServerMsg
         });
     }
     let db = Db::open(&layout.db())?;
-    apply::recover(layout, &db, &opts.limits)?;
+    apply::recover(layout, &db, &opts.limits, &opts.apply.policy)?;
     Ok(
         match apply::apply(layout, &db, &o.bundle, &opts.limits, opts.apply) {
             Ok(out) => {

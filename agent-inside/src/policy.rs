@@ -14,12 +14,17 @@
 //!   stolen or withheld bundle stays usable (a freeze attack).
 //! - held area: 4 GiB and 64 bundles; spool: 64 GiB and 16 bundle
 //!   directories; both keep 256 MiB of the filesystem free.
+//! - `keep_previous` off: once a new generation is current, the one before
+//!   it is deleted, so the store takes about the bytes it serves (requests
+//!   still answering from it finish on their open files, or are answered
+//!   again from the new one, see `serve`). On, it stays until the next
+//!   import, for clients that must see one generation across many requests.
 
 use ferry_agent_common::units::human_bytes;
 use std::path::PathBuf;
 
-/// Limits on time and disk, from the config's `[trust]`, `[held]` and
-/// `[spool]` sections.
+/// Limits on time and disk, from the config's `[trust]`, `[held]`,
+/// `[spool]` and `[store]` sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
     /// How far (seconds) a bundle's `created` may lie beyond the local clock.
@@ -30,6 +35,9 @@ pub struct Policy {
     pub held: Quota,
     /// The diode spool.
     pub spool: Quota,
+    /// Whether the generation before the current one stays on disk until
+    /// the next import (`[store] keep_previous`).
+    pub keep_previous: bool,
 }
 
 impl Default for Policy {
@@ -47,6 +55,7 @@ impl Default for Policy {
                 max_bundles: 16,
                 reserve_bytes: 256 << 20,
             },
+            keep_previous: false,
         }
     }
 }

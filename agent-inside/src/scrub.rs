@@ -2,9 +2,11 @@
 //! `restic check --read-data` does.
 //!
 //! - Every file object of the current generation: its size and SHA-256
-//!   against the catalog in the state database.
+//!   against the catalog in the state database. A good file vouches for the
+//!   chunks that are byte ranges of it (`crate::ranges`).
 //! - Every chunk in the chunk store: its bytes against its BLAKE3 id; and
-//!   every chunk the catalog refers to must be held.
+//!   every chunk the catalog refers to must be held (in the store or as a
+//!   range of a good file).
 //!
 //! What is bad is quarantined under `STATE/quarantine/`:
 //!
@@ -13,16 +15,20 @@
 //!   with an error naming it, until the outside re-ships it;
 //! - a rotten object file is moved out of the generation to
 //!   `quarantine/objects/<generation>/<store>/<source>/<path>`: `serve`
-//!   answers 500 for it instead of rotten bytes, and the next import finds
-//!   nothing to hard-link and rebuilds it from its chunks (checked again).
+//!   answers 500 for it instead of rotten bytes. Before it is moved, each of
+//!   its chunk ranges is read and checked: the good ones that no good file
+//!   holds are copied into the chunk store (salvaged), the rotten ones are
+//!   reported as bad chunks. The next import rebuilds the object from its
+//!   chunks (checked again) once every one of them is held again.
 //!
 //! See docs/scrub.md for the repair loop.
 
 use crate::chunkstore::ChunkStore;
 use crate::db::Db;
 use crate::layout::Layout;
+use crate::ranges::{object_rel, ranges_of, read_range, RangeError};
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::{Catalog, FileObject};
+use ferry_protocol::catalog::{Catalog, Encoding, FileObject};
 use ferry_protocol::id::{ChunkId, Sha256Hasher};
 use ferry_protocol::path::ObjectKey;
 use serde::Serialize;
@@ -117,6 +123,10 @@ pub struct Report {
     pub object_bytes: u64,
     /// Chunks of the chunk store read.
     pub chunks_checked: u64,
+    /// Chunks vouched for as byte ranges of good object files.
+    pub ranges_checked: u64,
+    /// Good chunks of rotten object files copied into the chunk store.
+    pub chunks_salvaged: u64,
     /// Objects whose bytes are not the catalog's.
     pub bad_objects: Vec<BadObject>,
     /// Chunks that are rotten or missing.
@@ -132,12 +142,13 @@ impl Report {
     /// The summary lines printed after a scrub.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "scrub: generation {}: {} objects ({} bytes) and {} chunks read; \
-             {} bad objects, {} bad chunks\n",
+            "scrub: generation {}: {} objects ({} bytes) and {} chunks read \
+             (and {} chunks as ranges of good objects); {} bad objects, {} bad chunks\n",
             self.generation.as_deref().unwrap_or("(none)"),
             self.objects_checked,
             self.object_bytes,
             self.chunks_checked,
+            self.ranges_checked,
             self.bad_objects.len(),
             self.bad_chunks.len()
         );
@@ -147,9 +158,15 @@ impl Report {
         for c in &self.bad_chunks {
             s += &format!("bad chunk {}: {}\n", c.id, c.error);
         }
+        if self.chunks_salvaged > 0 {
+            s += &format!(
+                "{} good chunks of rotten objects were copied into the chunk store\n",
+                self.chunks_salvaged
+            );
+        }
         if !self.ok() {
             s += "rotten files were moved to STATE/quarantine/; the next import rebuilds \
-                  objects from good chunks; chunks must be re-shipped by the outside \
+                  objects from good chunks; bad chunks must be re-shipped by the outside \
                   (give it this report: `ferry-in scrub --json`)\n";
         }
         s
@@ -169,49 +186,77 @@ pub fn scrub(layout: &Layout, max_chunk: u32) -> Result<Report> {
     let db = Db::open(&layout.db())?;
     let (catalog, generation) = (db.catalog()?, db.applied()?.generation);
     let store = ChunkStore::new(&layout.chunks(), max_chunk);
-    let ids = store.ids();
     let (_, chunk_bytes) = store.usage();
     let pb = ferry_agent_common::progress::bytes(catalog.total_bytes() + chunk_bytes, "scrubbing");
     let mut report = Report {
         generation: generation.clone(),
         ..Report::default()
     };
+    let mut ranges = Ranges::default();
     if let Some(g) = &generation {
-        check_objects(layout, g, &catalog, &pb, &mut report)?;
+        check_objects(layout, g, &catalog, &store, &pb, &mut report, &mut ranges)?;
     }
-    check_chunks(layout, &store, &ids, &catalog, &pb, &mut report)?;
+    // Listed after the objects, so salvaged chunks are read again too.
+    let ids = store.ids();
+    check_chunks(layout, &store, &ids, &catalog, &ranges, &pb, &mut report)?;
     pb.finish_and_clear();
+    if !report.ok() || report.chunks_salvaged > 0 {
+        crate::apply::sync_filesystem(&layout.root)?;
+    }
     drop(db);
     Ok(report)
+}
+
+/// What the object check learnt about chunks held as ranges.
+#[derive(Default)]
+struct Ranges {
+    /// Chunks that are ranges of good files.
+    good: HashSet<ChunkId>,
+    /// Rotten or unreadable ranges of bad files whose chunk no good file
+    /// holds: the error, and where the file went.
+    bad: Vec<(RangeError, Option<PathBuf>)>,
 }
 
 fn check_objects(
     layout: &Layout,
     generation: &str,
     catalog: &Catalog,
+    store: &ChunkStore,
     pb: &indicatif::ProgressBar,
     report: &mut Report,
+    ranges: &mut Ranges,
 ) -> Result<()> {
     use rayon::prelude::*;
     let gen_dir = layout.gen(generation);
     let files: Vec<(&ObjectKey, &FileObject)> = catalog.files().collect();
-    let bad: Vec<(&ObjectKey, PathBuf, ObjectProblem)> = files
+    let bad: Vec<(&ObjectKey, &FileObject, PathBuf, ObjectProblem)> = files
         .par_iter()
         .filter_map(|(key, f)| {
             let rel = object_rel(catalog, key)?;
             let problem = check_file(&gen_dir.join(&rel), f, |n| pb.inc(n))?;
-            Some((*key, rel, problem))
+            Some((*key, *f, rel, problem))
         })
         .collect();
     report.objects_checked = files.len() as u64;
     report.object_bytes = files.iter().map(|(_, f)| f.size).sum();
+    let bad_keys: HashSet<&ObjectKey> = bad.iter().map(|(k, ..)| *k).collect();
+    for (key, f) in &files {
+        if !bad_keys.contains(key) {
+            ranges.good.extend(ranges_of(f).map(|(id, _, _)| id));
+        }
+    }
+    report.ranges_checked = ranges.good.len() as u64;
     let qdir = quarantine_dir(layout).join("objects").join(generation);
-    for (key, rel, problem) in bad {
+    for (key, f, rel, problem) in bad {
         let from = gen_dir.join(&rel);
+        let rotten = salvage(&from, f, store, &ranges.good, &mut report.chunks_salvaged)?;
         let quarantined_to = match problem {
             ObjectProblem::Missing { .. } => None,
             _ => Some(move_out(&from, &qdir.join(&rel))?),
         };
+        ranges
+            .bad
+            .extend(rotten.into_iter().map(|e| (e, quarantined_to.clone())));
         report.bad_objects.push(BadObject {
             source: key.source.to_string(),
             path: key.path.to_string(),
@@ -222,10 +267,35 @@ fn check_objects(
     Ok(())
 }
 
-/// `<store>/<source>/<path>` of an object in a generation directory.
-fn object_rel(catalog: &Catalog, key: &ObjectKey) -> Option<PathBuf> {
-    let kind = catalog.sources.get(&key.source)?;
-    Some(Path::new(kind.name()).join(&key.source).join(&key.path))
+/// Reads each chunk range of the bad file at `path` (of object `f`, carried
+/// as chunks) that neither a good file nor the store holds: a good one is
+/// copied into the store, a rotten or unreadable one is returned.
+fn salvage(
+    path: &Path,
+    f: &FileObject,
+    store: &ChunkStore,
+    good: &HashSet<ChunkId>,
+    salvaged: &mut u64,
+) -> Result<Vec<RangeError>> {
+    let mut rotten = Vec::new();
+    if !matches!(f.encoding, Encoding::Chunks(_)) {
+        return Ok(rotten);
+    }
+    let mut seen = HashSet::new();
+    for (id, offset, len) in ranges_of(f) {
+        if good.contains(&id) || store.contains(&id) || !seen.insert(id) {
+            continue;
+        }
+        match read_range(path, &id, offset, len) {
+            Ok(data) => {
+                let (codec, stored) = ferry_protocol::codec::encode(&data, 3);
+                store.put(&id, codec, len, &stored)?;
+                *salvaged += 1;
+            }
+            Err(e) => rotten.push(e),
+        }
+    }
+    Ok(rotten)
 }
 
 fn move_out(from: &Path, to: &Path) -> Result<PathBuf> {
@@ -284,6 +354,7 @@ fn check_chunks(
     store: &ChunkStore,
     ids: &[ChunkId],
     catalog: &Catalog,
+    ranges: &Ranges,
     pb: &indicatif::ProgressBar,
     report: &mut Report,
 ) -> Result<()> {
@@ -300,24 +371,43 @@ fn check_chunks(
         .collect();
     report.chunks_checked = ids.len() as u64;
     let qdir = quarantine_dir(layout).join("chunks");
-    for (id, error) in rotten {
-        let to = store.quarantine(&id, &qdir)?;
+    let mut reported = HashSet::new();
+    for (id, error) in &rotten {
+        let to = store.quarantine(id, &qdir)?;
+        reported.insert(*id);
         report.bad_chunks.push(BadChunk {
             id: id.to_hex(),
             problem: ChunkProblem::Corrupt,
-            error,
+            error: error.clone(),
             quarantined_to: Some(to),
         });
     }
-    let held: HashSet<ChunkId> = ids.iter().copied().collect();
-    let mut missing = HashSet::new();
+    let mut held: HashSet<ChunkId> = ids.iter().copied().collect();
+    held.retain(|id| !reported.contains(id));
+    held.extend(ranges.good.iter().copied());
+    for (e, quarantined_to) in &ranges.bad {
+        if held.contains(&e.id()) || !reported.insert(e.id()) {
+            continue;
+        }
+        report.bad_chunks.push(BadChunk {
+            id: e.id().to_hex(),
+            problem: match e {
+                RangeError::Rotten { .. } => ChunkProblem::Corrupt,
+                _ => ChunkProblem::Missing,
+            },
+            error: e.to_string(),
+            quarantined_to: quarantined_to.clone(),
+        });
+    }
     for (key, f) in catalog.files() {
         for r in f.chunks() {
-            if !held.contains(&r.id) && missing.insert(r.id) {
+            if !held.contains(&r.id) && reported.insert(r.id) {
                 report.bad_chunks.push(BadChunk {
                     id: r.id.to_hex(),
                     problem: ChunkProblem::Missing,
-                    error: format!("object {key} needs it and the chunk store lacks it"),
+                    error: format!(
+                        "object {key} needs it and neither the chunk store nor a good file holds it"
+                    ),
                     quarantined_to: None,
                 });
             }

@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 #[cfg(test)]
 mod delta_tests;
 #[cfg(test)]
+mod disk_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod trust_tests;
@@ -223,6 +225,63 @@ impl Inside {
             .join(agent_inside::layout::GEN_FILES)
             .join(SOURCE)
             .join(path)
+    }
+
+    /// The chunks the inside holds, as hex: those of its chunk store, and
+    /// every chunk of its catalog that is a byte range of a file of the
+    /// current generation whose bytes hash to the chunk's id.
+    pub fn held_chunks(&self) -> std::collections::BTreeSet<String> {
+        let catalog = self.db().catalog().expect("the catalog");
+        let gen = self.layout.current_link();
+        let mut held: std::collections::BTreeSet<String> = self.chunk_files().into_iter().collect();
+        for (key, f) in catalog.files() {
+            let rel = agent_inside::ranges::object_rel(&catalog, key).expect("a known source");
+            for (id, offset, len) in agent_inside::ranges::ranges_of(f) {
+                if agent_inside::ranges::read_range(&gen.join(&rel), &id, offset, len).is_ok() {
+                    held.insert(id.to_hex());
+                }
+            }
+        }
+        held
+    }
+
+    /// Bytes the state directory takes on disk (allocated blocks), counting
+    /// a hard-linked file once, as `du` does.
+    pub fn disk_bytes(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+            let mut total = 0;
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let Ok(m) = e.path().symlink_metadata() else {
+                    continue;
+                };
+                if seen.insert((m.dev(), m.ino())) {
+                    total += m.blocks() * 512;
+                }
+                if m.is_dir() {
+                    total += walk(&e.path(), seen);
+                }
+            }
+            total
+        }
+        walk(&self.layout.root, &mut std::collections::HashSet::new())
+    }
+
+    /// Bytes of the files the current generation serves.
+    pub fn served_bytes(&self) -> u64 {
+        self.db().catalog().expect("the catalog").total_bytes()
+    }
+
+    /// The generation directories on disk, by name.
+    pub fn generations(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(self.layout.gens())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
     }
 
     /// The chunk ids in the chunk store, as hex.

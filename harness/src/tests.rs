@@ -44,15 +44,16 @@ fn first_export_and_import_serve_the_source_tree() {
     assert_eq!(e.record.added, 3);
     assert_eq!(p.inside.applied().sequence, 1);
     p.assert_in_sync();
-    // Every chunk shipped is in the inside's chunk store, and nothing else.
+    // Every chunk shipped is held, as a checked range of the file it
+    // belongs to, and nothing else: the chunk store keeps no copy.
     let shipped: Vec<String> = manifest_of(&e.dir)
         .chunks
         .iter()
         .map(|c| c.id.to_hex())
         .collect();
-    let mut shipped_sorted = shipped.clone();
-    shipped_sorted.sort();
-    assert_eq!(p.inside.chunk_files(), shipped_sorted);
+    let shipped_set: std::collections::BTreeSet<String> = shipped.iter().cloned().collect();
+    assert_eq!(p.inside.held_chunks(), shipped_set);
+    assert!(p.inside.chunk_files().is_empty());
     assert_eq!(e.record.chunks as usize, shipped.len());
     // Nothing changed: no second bundle.
     assert!(p.step().is_none());
@@ -94,10 +95,12 @@ fn a_delta_ships_only_the_changed_chunks() {
         "bundle 2 is {} bytes",
         e.record.bytes
     );
-    // The inside holds exactly the chunks of its catalog again.
-    let mut want: Vec<String> = after.iter().map(|c| c.to_hex()).collect();
-    want.sort();
-    assert_eq!(p.inside.chunk_files(), want);
+    // The inside holds exactly the chunks of its catalog again (as ranges
+    // of its files).
+    let want: std::collections::BTreeSet<String> = after.iter().map(|c| c.to_hex()).collect();
+    assert_eq!(p.inside.held_chunks(), want);
+    // The store keeps only what is not a range (here the edit's patch).
+    assert!(p.inside.chunk_files().iter().all(|c| want.contains(c)));
 }
 
 #[test]
@@ -381,6 +384,9 @@ fn check_follows_names_each_broken_rule() {
 #[test]
 fn recover_finishes_a_switch_the_crash_interrupted() {
     let mut p = Pair::new();
+    // Generation 1 is kept past the switch, as it is between the commit and
+    // the cleanup of an apply.
+    p.inside.apply.policy.keep_previous = true;
     p.outside.write("a.txt", b"one");
     assert_eq!(p.drive(), 1);
     let gen1 = p.inside.applied().generation.unwrap();
@@ -397,9 +403,12 @@ fn recover_finishes_a_switch_the_crash_interrupted() {
     assert_eq!(std::fs::read(p.inside.served("a.txt")).unwrap(), b"one");
 
     let db = p.inside.db();
-    apply::recover(&p.inside.layout, &db, &p.inside.limits).unwrap();
-    assert_eq!(p.inside.layout.current_gen_name(), Some(gen2));
+    let policy = agent_inside::policy::Policy::default();
+    apply::recover(&p.inside.layout, &db, &p.inside.limits, &policy).unwrap();
+    assert_eq!(p.inside.layout.current_gen_name(), Some(gen2.clone()));
     assert_eq!(std::fs::read(p.inside.served("a.txt")).unwrap(), b"two");
+    // The switch done, generation 1 is dropped.
+    assert_eq!(p.inside.generations(), vec![gen2]);
 }
 
 #[test]
@@ -426,7 +435,7 @@ fn recover_removes_what_an_interrupted_apply_left() {
     std::fs::create_dir_all(&incoming).unwrap();
 
     let db = p.inside.db();
-    apply::recover(&layout, &db, &p.inside.limits).unwrap();
+    apply::recover(&layout, &db, &p.inside.limits, &p.inside.apply.policy).unwrap();
     drop(db);
     assert!(
         !tmp_gen.exists(),

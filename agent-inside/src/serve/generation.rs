@@ -92,26 +92,43 @@ impl Server {
     }
 
     /// Reads `current` and returns its generation, or the response to send.
+    /// A generation deleted between reading the link and loading its catalog
+    /// (an import switched and dropped it) is passed over for the new one.
     pub(super) async fn current(&self) -> Result<Generation, Response> {
+        for _ in 0..3 {
+            match self.current_once().await {
+                Err((_, ref name))
+                    if !name.is_empty()
+                        && self.layout.current_gen_name().as_deref() != Some(name.as_str()) => {}
+                other => return other.map_err(|(r, _)| r),
+            }
+        }
+        self.current_once().await.map_err(|(r, _)| r)
+    }
+
+    /// [`Server::current`] once; an error comes with the generation it names
+    /// (empty if none).
+    async fn current_once(&self) -> Result<Generation, (Response, String)> {
+        let failed = |r: Response| (r, String::new());
         let link = self.layout.current_link();
         let target = match std::fs::read_link(&link) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(text(StatusCode::SERVICE_UNAVAILABLE, NO_GENERATION));
+                return Err(failed(text(StatusCode::SERVICE_UNAVAILABLE, NO_GENERATION)));
             }
             Err(e) => {
-                return Err(server_error(format!(
+                return Err(failed(server_error(format!(
                     "cannot read the link {}: {e}",
                     link.display()
-                )))
+                ))))
             }
         };
         let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
-            return Err(server_error(format!(
+            return Err(failed(server_error(format!(
                 "{} points at {}, which is not a generation",
                 link.display(),
                 target.display()
-            )));
+            ))));
         };
         let name = name.to_string();
         let dir = self.layout.gen(&name);
@@ -144,7 +161,14 @@ impl Server {
                 *cache = Some(g.clone());
                 Ok(g)
             }
-            Err(e) => Err(server_error(format!("cannot load generation {name}: {e}"))),
+            Err(e) if self.layout.current_gen_name().as_deref() != Some(name.as_str()) => {
+                // Replaced meanwhile: the caller tries the new one.
+                Err((text(StatusCode::SERVICE_UNAVAILABLE, e), name))
+            }
+            Err(e) => Err((
+                server_error(format!("cannot load generation {name}: {e}")),
+                name,
+            )),
         }
     }
 }

@@ -9,7 +9,7 @@ use axum::response::Response;
 use std::fmt::Write as _;
 
 /// Names the generation a response comes from.
-const X_FERRY_GENERATION: HeaderName = HeaderName::from_static("x-ferry-generation");
+pub(super) const X_FERRY_GENERATION: HeaderName = HeaderName::from_static("x-ferry-generation");
 
 /// A response with a body held in memory and its exact length.
 pub(super) fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Response {

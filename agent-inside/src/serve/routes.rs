@@ -3,7 +3,7 @@
 
 use super::generation::{Generation, Server};
 use super::request::{decode, Req};
-use super::response::{not_found, redirect, text, with_generation};
+use super::response::{not_found, redirect, text, with_generation, X_FERRY_GENERATION};
 use super::settings::ServeSettings;
 use super::{apt, oci, pypi, tree};
 use crate::layout::Layout;
@@ -27,16 +27,52 @@ pub fn router_with(layout: Layout, settings: &ServeSettings) -> Router {
     Router::new().fallback(handle).with_state(server)
 }
 
+/// How many times a request is answered again when the generation it was
+/// answered from was replaced (and deleted) meanwhile.
+const SWITCH_RETRIES: usize = 3;
+
 async fn handle(
     State(server): State<Arc<Server>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    // An import deletes the generation before the current one once it has
+    // switched `current` (unless `[store] keep_previous`): a request answered
+    // from it may find its files gone. Files already open are read to the
+    // end (Linux keeps unlinked files), and a file is only sent once opened,
+    // so no body is ever wrong; an error or 404 from a generation that is no
+    // longer current is answered again from the new one.
+    for _ in 0..SWITCH_RETRIES {
+        let r = answer(&server, &method, &uri, &headers).await;
+        if !answered_from_replaced(&server, &r) {
+            return r;
+        }
+    }
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the store switched generations while answering this request; try again",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// Whether `r` is a failure (404 or 5xx) answered from a generation that
+/// `current` no longer names: it may have been deleted mid-request.
+fn answered_from_replaced(server: &Server, r: &Response) -> bool {
+    let failed = r.status() == StatusCode::NOT_FOUND || r.status().is_server_error();
+    let Some(g) = r.headers().get(X_FERRY_GENERATION) else {
+        return false;
+    };
+    failed && server.layout.current_gen_name().as_deref() != g.to_str().ok()
+}
+
+async fn answer(server: &Server, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
     let head = method == Method::HEAD;
     let path = uri.path();
     if path == "/v2" || path.starts_with("/v2/") {
-        let mut response = oci::v2(&server, &method, &uri, &headers, head).await;
+        let mut response = oci::v2(server, method, uri, headers, head).await;
         if head {
             *response.body_mut() = Body::empty();
         }
@@ -54,10 +90,10 @@ async fn handle(
     let req = Req {
         path,
         query: uri.query(),
-        headers: &headers,
+        headers,
         head,
     };
-    let mut response = route(&server, req).await;
+    let mut response = route(server, req).await;
     if head {
         // Headers (Content-Length included) stay as they would be for GET.
         *response.body_mut() = Body::empty();

@@ -11,7 +11,7 @@ pub mod pypi;
 mod rebuilt;
 pub mod yum;
 
-use crate::chunkstore::ChunkStore;
+use crate::ranges::ChunkSource;
 use anyhow::{bail, Context, Result};
 use ferry_protocol::catalog::{Catalog, ChunkRef, Encoding, FileObject, Object, SourceKind};
 use ferry_protocol::id::Sha256Hasher;
@@ -32,8 +32,9 @@ pub struct BuildCtx<'a> {
     pub prev: &'a Catalog,
     /// The catalog of the new generation.
     pub next: &'a Catalog,
-    /// Where chunks are read from.
-    pub chunks: &'a ChunkStore,
+    /// Where chunks are read from: the chunk store (with the bundle's
+    /// staged chunks) and the ranges of the previous generation's files.
+    pub chunks: &'a ChunkSource<'a>,
     /// Told the bytes written or linked.
     pub progress: &'a indicatif::ProgressBar,
 }
@@ -147,8 +148,9 @@ impl<W: Write> Write for Hashed<'_, W> {
     }
 }
 
-/// One chunk of object `key`, checked by the chunk store and against the
-/// length the catalog gives it.
+/// One chunk of object `key`, checked against its id (by the chunk store,
+/// or as a range of a stored file) and against the length the catalog
+/// gives it.
 fn chunk(cx: &BuildCtx<'_>, key: &ObjectKey, r: &ChunkRef) -> Result<Vec<u8>> {
     let data = cx
         .chunks

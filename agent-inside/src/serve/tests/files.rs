@@ -442,3 +442,60 @@ async fn a_broken_generation_is_a_clear_500() {
     assert_eq!(r.status, 500);
     assert!(r.text().contains("src/a"), "{}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_generation_deleted_mid_request_is_answered_from_the_new_one_never_wrongly() {
+    // What an import does without `[store] keep_previous`: switch `current`
+    // to the new generation, then delete the one before, while clients read.
+    let body = |n: usize| format!("generation {n:04}\n").repeat(20_000).into_bytes();
+    let s = store();
+    write_gen(
+        &s.layout,
+        "g0000",
+        &[("src", "a.txt", &body(0))],
+        &[],
+        false,
+    );
+    set_current(&s.layout, "g0000");
+    let addr = start(&s.layout).await;
+    let layout = s.layout.clone();
+    let switches = 40;
+    let switcher = tokio::task::spawn_blocking(move || {
+        for n in 1..=switches {
+            let name = format!("g{n:04}");
+            write_gen(&layout, &name, &[("src", "a.txt", &body(n))], &[], false);
+            set_current(&layout, &name);
+            std::fs::remove_dir_all(layout.gen(&format!("g{:04}", n - 1))).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(tokio::spawn(async move {
+            let (mut ok, mut retry) = (0, 0);
+            for _ in 0..60 {
+                let r = get(addr, "/files/src/a.txt").await;
+                match r.status {
+                    200 => {
+                        let g = r.header("x-ferry-generation").expect("a generation");
+                        let n: usize = g[1..].parse().unwrap();
+                        assert!(r.body == body(n), "generation {g} sent another body");
+                        ok += 1;
+                    }
+                    503 => {
+                        assert_eq!(r.header("retry-after"), Some("1"));
+                        retry += 1;
+                    }
+                    s => panic!("status {s}: {}", r.text()),
+                }
+            }
+            (ok, retry)
+        }));
+    }
+    let mut ok = 0;
+    for c in clients {
+        ok += c.await.unwrap().0;
+    }
+    switcher.await.unwrap();
+    assert!(ok > 0);
+}

@@ -1,0 +1,354 @@
+//! Chunks as byte ranges of stored files.
+//!
+//! An object with `Encoding::Chunks` is the concatenation of its chunks, so
+//! once its file is in a generation, its chunks are byte ranges of that file
+//! (offsets follow from the chunk lengths in the catalog). The chunk store
+//! keeps no copy of them: only the chunks that are not a range of a stored
+//! file (recipe, expanded-form and patch chunks of `Encoding::Rebuilt`
+//! objects, and the chunks of a file `ferry-in scrub` moved out) stay in
+//! `STATE/chunks/`. Every chunk of the current catalog is therefore either
+//! in the chunk store or a range of a current file, which is what the
+//! outside counts on when it decides what to ship.
+//!
+//! A range is read like a chunk of the store: its bytes are checked against
+//! the chunk's BLAKE3 id before anything uses them, so a rotten range is
+//! named and never used to build an object.
+//!
+//! The index `ChunkId -> (file, offset, length)` is built per import from the
+//! catalog (which the import holds whole anyway), for the chunks that import
+//! needs and nothing else: one pass over the catalog's chunk lists, memory
+//! in proportion to the change.
+
+use crate::chunkstore::ChunkStore;
+use anyhow::Result;
+use ferry_protocol::catalog::{Catalog, Encoding, FileObject};
+use ferry_protocol::id::ChunkId;
+use ferry_protocol::path::ObjectKey;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Why a chunk could not be read from a range of a stored file.
+#[derive(Debug, thiserror::Error)]
+pub enum RangeError {
+    /// The file is missing, shorter than the range, or cannot be read.
+    #[error("chunk {id}: bytes {offset}..{end} of {path} cannot be read: {why}", end = .offset + *.len as u64, path = .path.display())]
+    Unreadable {
+        /// The chunk.
+        id: ChunkId,
+        /// The stored file.
+        path: PathBuf,
+        /// Where the range starts.
+        offset: u64,
+        /// Its length.
+        len: u32,
+        /// The I/O error.
+        why: String,
+    },
+    /// The bytes of the range do not hash to the chunk's id.
+    #[error(
+        "chunk {id}: bytes {offset}..{end} of {path} are corrupt (bit rot?): they do not hash to \
+         the chunk's id; run `ferry-in scrub` to quarantine the file, and have the outside re-ship it",
+        end = .offset + *.len as u64, path = .path.display()
+    )]
+    Rotten {
+        /// The chunk.
+        id: ChunkId,
+        /// The stored file.
+        path: PathBuf,
+        /// Where the range starts.
+        offset: u64,
+        /// Its length.
+        len: u32,
+    },
+    /// No stored file holds the chunk.
+    #[error("chunk {id} is neither in the chunk store nor a range of a stored file")]
+    NotHeld {
+        /// The chunk.
+        id: ChunkId,
+    },
+}
+
+impl RangeError {
+    /// The chunk concerned.
+    pub fn id(&self) -> ChunkId {
+        match self {
+            RangeError::Unreadable { id, .. }
+            | RangeError::Rotten { id, .. }
+            | RangeError::NotHeld { id } => *id,
+        }
+    }
+}
+
+/// Where a chunk lies in a stored file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The object whose file holds it.
+    pub key: ObjectKey,
+    /// The file.
+    pub path: PathBuf,
+    /// Offset of the chunk's first byte.
+    pub offset: u64,
+    /// The chunk's length.
+    pub len: u32,
+}
+
+/// `<store>/<source>/<path>` of an object in a generation directory (each
+/// store keeps its objects under the name of its source kind).
+pub fn object_rel(catalog: &Catalog, key: &ObjectKey) -> Option<PathBuf> {
+    let kind = catalog.sources.get(&key.source)?;
+    Some(Path::new(kind.name()).join(&key.source).join(&key.path))
+}
+
+/// The chunks of `f` that are ranges of its file, with their offsets;
+/// empty unless it is carried as `Encoding::Chunks`.
+pub fn ranges_of(f: &FileObject) -> impl Iterator<Item = (ChunkId, u64, u32)> + '_ {
+    let refs = match &f.encoding {
+        Encoding::Chunks(refs) => refs.as_slice(),
+        Encoding::Rebuilt(_) => &[],
+    };
+    refs.iter().scan(0u64, |offset, r| {
+        let at = *offset;
+        *offset += r.len as u64;
+        Some((r.id, at, r.len))
+    })
+}
+
+/// Reads bytes `offset..offset+len` of the file at `path` and checks that
+/// they hash to `id`.
+pub fn read_range(path: &Path, id: &ChunkId, offset: u64, len: u32) -> Result<Vec<u8>, RangeError> {
+    let unreadable = |why: String| RangeError::Unreadable {
+        id: *id,
+        path: path.to_path_buf(),
+        offset,
+        len,
+        why,
+    };
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if ChunkId::of(&buf) != *id {
+        return Err(RangeError::Rotten {
+            id: *id,
+            path: path.to_path_buf(),
+            offset,
+            len,
+        });
+    }
+    Ok(buf)
+}
+
+/// Where the chunks an import needs lie in the generation it builds on.
+#[derive(Debug, Default)]
+pub struct RangeIndex {
+    at: HashMap<ChunkId, Vec<Location>>,
+}
+
+impl RangeIndex {
+    /// An index that holds nothing.
+    pub fn empty() -> Self {
+        RangeIndex::default()
+    }
+
+    /// The locations, in the files of `gen_dir` (the generation serving
+    /// `catalog`), of the chunks in `wanted`: every file of the catalog
+    /// carried as chunks that holds one. Files are not opened here.
+    pub fn build(catalog: &Catalog, gen_dir: &Path, wanted: &HashSet<ChunkId>) -> RangeIndex {
+        let mut at: HashMap<ChunkId, Vec<Location>> = HashMap::new();
+        if wanted.is_empty() {
+            return RangeIndex { at };
+        }
+        for (key, f) in catalog.files() {
+            let Some(rel) = object_rel(catalog, key) else {
+                continue;
+            };
+            for (id, offset, len) in ranges_of(f) {
+                if wanted.contains(&id) {
+                    at.entry(id).or_default().push(Location {
+                        key: key.clone(),
+                        path: gen_dir.join(&rel),
+                        offset,
+                        len,
+                    });
+                }
+            }
+        }
+        RangeIndex { at }
+    }
+
+    /// Whether some stored file is said to hold `id` (nothing is read).
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.at.contains_key(id)
+    }
+
+    /// Reads chunk `id` from the first of its ranges whose bytes hash to it.
+    /// When none does, the error is the first range's.
+    pub fn read(&self, id: &ChunkId) -> Result<Vec<u8>, RangeError> {
+        let mut first = None;
+        for l in self.at.get(id).into_iter().flatten() {
+            match read_range(&l.path, id, l.offset, l.len) {
+                Ok(b) => return Ok(b),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        Err(first.unwrap_or(RangeError::NotHeld { id: *id }))
+    }
+}
+
+/// Every chunk that is a range of a file of `catalog` carried as chunks
+/// (whether or not the file is on disk).
+pub fn range_ids(catalog: &Catalog) -> HashSet<ChunkId> {
+    catalog
+        .files()
+        .flat_map(|(_, f)| ranges_of(f).map(|(id, _, _)| id))
+        .collect()
+}
+
+/// The chunks of `catalog` that the chunk store must hold: those that are
+/// not a range of a file of `gen_dir` (the generation serving `catalog`;
+/// `None`: not built yet, every file counts as there). A file counts when
+/// it is there with the catalog's size; its bytes are not read (`scrub`
+/// does that).
+pub fn store_only(catalog: &Catalog, gen_dir: Option<&Path>) -> HashSet<ChunkId> {
+    let present = |key: &ObjectKey, f: &FileObject| {
+        let Some(dir) = gen_dir else { return true };
+        object_rel(catalog, key)
+            .and_then(|rel| dir.join(rel).metadata().ok())
+            .is_some_and(|m| m.is_file() && m.len() == f.size)
+    };
+    let mut ranges = HashSet::new();
+    for (key, f) in catalog.files() {
+        if matches!(f.encoding, Encoding::Chunks(_)) && present(key, f) {
+            ranges.extend(ranges_of(f).map(|(id, _, _)| id));
+        }
+    }
+    catalog
+        .files()
+        .flat_map(|(_, f)| f.chunks().map(|c| c.id))
+        .filter(|id| !ranges.contains(id))
+        .collect()
+}
+
+/// Where a build reads chunks: the chunk store (with the staging area of
+/// the bundle being applied), then the ranges of the generation it builds
+/// on. Every read is checked against the chunk's id.
+pub struct ChunkSource<'a> {
+    /// The chunk store, usually with a staging area.
+    pub store: &'a ChunkStore,
+    /// The ranges of the previous generation's files.
+    pub ranges: &'a RangeIndex,
+}
+
+impl ChunkSource<'_> {
+    /// Whether the store (or staging) holds `id` or a file is said to.
+    pub fn contains(&self, id: &ChunkId) -> bool {
+        self.store.contains(id) || self.ranges.contains(id)
+    }
+
+    /// Chunk `id`, checked: from the store, or else (or when the store's
+    /// copy is rotten) from a range. When both fail, the store's error.
+    pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        if self.store.contains(id) {
+            return match self.store.get(id) {
+                Ok(b) => Ok(b),
+                Err(e) => self.ranges.read(id).map_err(|_| e),
+            };
+        }
+        Ok(self.ranges.read(id)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_protocol::catalog::{ChunkRef, Object, SourceKind};
+    use ferry_protocol::id::Sha256;
+
+    fn catalog_of(files: &[(&str, &[&[u8]])]) -> Catalog {
+        let mut c = Catalog::default();
+        c.sources.insert("tools".into(), SourceKind::Files);
+        for (path, chunks) in files {
+            let refs = chunks
+                .iter()
+                .map(|b| ChunkRef {
+                    id: ChunkId::of(b),
+                    len: b.len() as u32,
+                })
+                .collect();
+            let all = chunks.concat();
+            c.objects.insert(
+                ObjectKey {
+                    source: "tools".into(),
+                    path: path.to_string(),
+                },
+                Object::File(FileObject {
+                    size: all.len() as u64,
+                    sha256: Sha256::of(&all),
+                    executable: false,
+                    encoding: Encoding::Chunks(refs),
+                }),
+            );
+        }
+        c
+    }
+
+    fn write_gen(dir: &Path, files: &[(&str, &[&[u8]])]) {
+        for (path, chunks) in files {
+            let p = dir.join("files/tools").join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, chunks.concat()).unwrap();
+        }
+    }
+
+    #[test]
+    fn chunks_are_read_from_their_ranges_and_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files: &[(&str, &[&[u8]])] = &[("a", &[b"one", b"two22"]), ("b", &[b"three"])];
+        write_gen(tmp.path(), files);
+        let c = catalog_of(files);
+        let wanted: HashSet<ChunkId> = [ChunkId::of(b"two22"), ChunkId::of(b"three")].into();
+        let idx = RangeIndex::build(&c, tmp.path(), &wanted);
+        assert!(
+            !idx.contains(&ChunkId::of(b"one")),
+            "not wanted, not indexed"
+        );
+        assert_eq!(idx.read(&ChunkId::of(b"two22")).unwrap(), b"two22");
+        assert_eq!(idx.read(&ChunkId::of(b"three")).unwrap(), b"three");
+        assert!(matches!(
+            idx.read(&ChunkId::of(b"one")),
+            Err(RangeError::NotHeld { .. })
+        ));
+        assert_eq!(range_ids(&c).len(), 3);
+        assert!(store_only(&c, Some(tmp.path())).is_empty());
+    }
+
+    #[test]
+    fn a_rotten_range_is_refused_and_another_copy_is_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files: &[(&str, &[&[u8]])] = &[("a", &[b"head", b"shared"]), ("b", &[b"shared"])];
+        write_gen(tmp.path(), files);
+        let c = catalog_of(files);
+        let id = ChunkId::of(b"shared");
+        // Rot in a's copy: the read falls back to b's.
+        std::fs::write(tmp.path().join("files/tools/a"), b"headsharEd").unwrap();
+        let idx = RangeIndex::build(&c, tmp.path(), &[id].into());
+        assert_eq!(idx.read(&id).unwrap(), b"shared");
+        // Rot in both: refused, naming the chunk and the first range.
+        std::fs::write(tmp.path().join("files/tools/b"), b"sharEd").unwrap();
+        let e = idx.read(&id).unwrap_err();
+        assert!(
+            matches!(&e, RangeError::Rotten { id: i, offset: 4, len: 6, .. } if *i == id),
+            "{e}"
+        );
+        assert!(e.to_string().contains("ferry-in scrub"), "{e}");
+        // A missing file: unreadable, and its chunks are no longer ranges.
+        std::fs::remove_file(tmp.path().join("files/tools/b")).unwrap();
+        std::fs::remove_file(tmp.path().join("files/tools/a")).unwrap();
+        assert!(matches!(idx.read(&id), Err(RangeError::Unreadable { .. })));
+        assert_eq!(store_only(&c, Some(tmp.path())).len(), 2);
+        assert!(store_only(&c, None).is_empty());
+    }
+}
