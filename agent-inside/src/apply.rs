@@ -38,7 +38,7 @@ use crate::ranges::{self, ChunkSource, RangeIndex};
 use crate::store::{self, BuildCtx};
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
-use ferry_protocol::catalog::{Catalog, Encoding, Object};
+use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::limits::ReceiverLimits;
 use std::collections::HashSet;
@@ -316,8 +316,10 @@ fn stage_chunks(
 /// Step 4: every chunk the build of `next` may read that the store and
 /// staging lack must be a range of a file of the previous generation
 /// `prev_gen` (serving `prev`); returns where those lie. The chunks of an
-/// unchanged file carried as chunks are not needed when the file is there
-/// to be linked (a presence check, as `store::materialize` makes).
+/// unchanged file are not needed when the file is there to be linked (a
+/// presence check, as `store::materialize` makes); an unchanged patched
+/// file is never rebuilt from its patch otherwise, since its patch chunks
+/// are not kept (bundle-format §5.6).
 fn index_needed(
     prev: &Catalog,
     next: &Catalog,
@@ -325,8 +327,7 @@ fn index_needed(
     chunks: &ChunkStore,
 ) -> Result<RangeIndex> {
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
-        matches!(f.encoding, Encoding::Chunks(_))
-            && matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
+        matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
             && prev_gen.is_some_and(|g| {
                 ranges::object_rel(next, key)
                     .and_then(|rel| g.join(rel).metadata().ok())

@@ -28,9 +28,10 @@ use crate::layout::Layout;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::units::human_bytes;
 use ferry_agent_common::{format_time, media};
-use ferry_protocol::catalog::Catalog;
+use ferry_protocol::catalog::{Catalog, Change};
 use ferry_protocol::id::StreamId;
 use ferry_protocol::limits::ReceiverLimits;
+use ferry_protocol::path::ObjectKey;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -568,8 +569,24 @@ pub fn verify(
             // Chunks of files carried as chunks are ranges of those files
             // once applied (`crate::ranges`).
             let ranges = crate::ranges::range_ids(&catalog);
+            // An object this bundle puts is built from all its chunks; one
+            // it leaves alone needs only those the inside keeps (not a
+            // patch's: `FileObject::held_chunks`).
+            let put: HashSet<&ObjectKey> = m
+                .changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Put { key, .. } => Some(key),
+                    Change::Remove { .. } => None,
+                })
+                .collect();
             for (key, f) in next.files() {
-                if let Some(r) = f.chunks().find(|r| {
+                let mut needed: Box<dyn Iterator<Item = _>> = if put.contains(key) {
+                    Box::new(f.chunks())
+                } else {
+                    Box::new(f.held_chunks())
+                };
+                if let Some(r) = needed.find(|r| {
                     !carried_so_far.contains(&r.id)
                         && !ranges.contains(&r.id)
                         && !chunks.contains(&r.id)

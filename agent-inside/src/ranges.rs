@@ -227,7 +227,7 @@ pub fn store_only(catalog: &Catalog, gen_dir: Option<&Path>) -> HashSet<ChunkId>
     }
     catalog
         .files()
-        .flat_map(|(_, f)| f.chunks().map(|c| c.id))
+        .flat_map(|(_, f)| f.held_chunks().map(|c| c.id))
         .filter(|id| !ranges.contains(id))
         .collect()
 }

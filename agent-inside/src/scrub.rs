@@ -400,7 +400,7 @@ fn check_chunks(
         });
     }
     for (key, f) in catalog.files() {
-        for r in f.chunks() {
+        for r in f.held_chunks() {
             if !held.contains(&r.id) && reported.insert(r.id) {
                 report.bad_chunks.push(BadChunk {
                     id: r.id.to_hex(),

@@ -313,7 +313,8 @@ fn scan_and_pack(
     let mut scanner = Scanner {
         ledger,
         prev,
-        have: prev.chunk_ids().difference(reship).copied().collect(),
+        have: prev.held_chunk_ids().difference(reship).copied().collect(),
+        reship,
         carried: HashSet::new(),
         tx,
         pb: progress::spinner("scanning"),
@@ -374,8 +375,11 @@ fn scan_and_pack(
 struct Scanner<'a> {
     ledger: &'a Ledger,
     prev: &'a Catalog,
-    /// Chunks the inside holds (those of the previous catalog).
+    /// Chunks the inside holds (those of the previous catalog it keeps).
     have: HashSet<ChunkId>,
+    /// Chunks the inside lost (`crate::reship`): an object using one is
+    /// shipped again, whole.
+    reship: &'a HashSet<ChunkId>,
     /// Chunks sent to the volume writer so far.
     carried: HashSet<ChunkId>,
     tx: mpsc::SyncSender<(ChunkId, Vec<u8>)>,
@@ -537,13 +541,16 @@ impl Scanner<'_> {
         self.catalog.objects.insert(key, object);
     }
 
-    /// Whether the inside will hold every chunk of `o` (held already, or
-    /// carried by this bundle).
+    /// Whether the inside will hold every chunk it keeps of `o` (held
+    /// already, or carried by this bundle; a patch's chunks are not kept,
+    /// and an unchanged patched object is not rebuilt).
     fn chunks_known(&self, o: &Object) -> bool {
         match o {
-            Object::File(f) => f
-                .chunks()
-                .all(|c| self.have.contains(&c.id) || self.carried.contains(&c.id)),
+            Object::File(f) => {
+                f.held_chunks()
+                    .all(|c| self.have.contains(&c.id) || self.carried.contains(&c.id))
+                    && !f.chunks().any(|c| self.reship.contains(&c.id))
+            }
             Object::Symlink { .. } => true,
         }
     }

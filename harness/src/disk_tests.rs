@@ -47,16 +47,31 @@ fn update(p: &mut Pair, tool: &[u8]) {
     p.assert_in_sync();
 }
 
-/// Every chunk of the inside's catalog is held (in the chunk store or as a
-/// range of a served file that hashes to it): what the outside counts on.
+/// Every kept chunk of the inside's catalog is held (in the chunk store or
+/// as a range of a served file that hashes to it): what the outside counts
+/// on. A patch's chunks are not kept (bundle-format §5.6).
 fn assert_holds_its_catalog(p: &Pair) {
     let catalog = p.inside.db().catalog().unwrap();
-    let want: BTreeSet<String> = catalog.chunk_ids().iter().map(|c| c.to_hex()).collect();
+    let hex = |ids: &std::collections::HashSet<_>| -> BTreeSet<String> {
+        ids.iter()
+            .map(|c: &ferry_protocol::id::ChunkId| c.to_hex())
+            .collect()
+    };
+    let want = hex(&catalog.held_chunk_ids());
     let held = p.inside.held_chunks();
     let missing: Vec<_> = want.difference(&held).collect();
     assert!(
         missing.is_empty(),
         "chunks of the catalog not held: {missing:?}"
+    );
+    let patch: BTreeSet<String> = hex(&catalog.chunk_ids())
+        .difference(&want)
+        .cloned()
+        .collect();
+    let kept: Vec<_> = patch.intersection(&held).collect();
+    assert!(
+        kept.is_empty(),
+        "patch chunks kept after the apply: {kept:?}"
     );
 }
 

@@ -120,6 +120,22 @@ impl FileObject {
         first.iter().chain(second)
     }
 
+    /// The chunks a receiver keeps once this object is applied
+    /// (bundle-format §5.6): every chunk but a patch's. A patch is of use only
+    /// against its base, which a later catalog may no longer hold, and the
+    /// rebuilt object is stored whole, so a sender counts patch chunks as
+    /// absent from the receiver.
+    pub fn held_chunks(&self) -> impl Iterator<Item = &ChunkRef> + '_ {
+        let (first, second): (&[ChunkRef], &[ChunkRef]) = match &self.encoding {
+            Encoding::Chunks(c) => (c, &[]),
+            Encoding::Rebuilt(r) => match &r.expanded {
+                Expanded::Chunks(c) => (&r.recipe, c),
+                Expanded::Patch { .. } => (&r.recipe, &[]),
+            },
+        };
+        first.iter().chain(second)
+    }
+
     /// The base a patch of this object refers to, if it is carried as one.
     pub fn base(&self) -> Option<&Base> {
         match &self.encoding {
@@ -392,6 +408,14 @@ impl Catalog {
     pub fn chunk_ids(&self) -> HashSet<ChunkId> {
         self.files()
             .flat_map(|(_, f)| f.chunks().map(|c| c.id))
+            .collect()
+    }
+
+    /// Every chunk a receiver holding this catalog keeps
+    /// ([`FileObject::held_chunks`]): all but the chunks of patches.
+    pub fn held_chunk_ids(&self) -> HashSet<ChunkId> {
+        self.files()
+            .flat_map(|(_, f)| f.held_chunks().map(|c| c.id))
             .collect()
     }
 

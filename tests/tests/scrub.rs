@@ -197,22 +197,62 @@ fn a_rotten_range_of_the_only_copy_is_reported_and_the_next_import_that_needs_it
     assert_eq!(v["bad_chunks"][0]["problem"], "missing");
 }
 
+/// `gzip -n` of `data` (made by the real tool, so the recipe that rebuilds
+/// it carries deflate corrections).
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("gzip")
+        .args(["-n", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// Text that deflate compresses with real Huffman blocks.
+fn text(seed: u64, lines: usize) -> Vec<u8> {
+    let words = [
+        "ferry", "chunk", "patch", "base", "recipe", "inside", "outside", "diode",
+    ];
+    let mut x = seed | 1;
+    let mut out = Vec::new();
+    for i in 0..lines {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let w = words[(x % words.len() as u64) as usize];
+        out.extend_from_slice(format!("{i} {w} {}\n", x % 1000).as_bytes());
+    }
+    out
+}
+
 #[test]
 fn a_rotten_chunk_is_quarantined_and_the_next_import_that_needs_it_is_refused() {
+    if !have_tools("a_rotten_chunk_is_quarantined", &["gzip"]) {
+        return;
+    }
     let env = Env::new();
-    // Release 1.1 of a tool travels as a patch against 1.0: its chunks stay
-    // in the chunk store (they are no range of a served file).
-    let old = random_bytes(300_000, 3);
-    env.write_src("tool.bin", &old);
+    // Release 1.1 of a gzip file travels as a patch against 1.0. The patch's
+    // chunks are not kept once applied (bundle-format §5.6); its recipe's
+    // are, in the chunk store (they are no range of a served file).
+    let old = text(3, 20_000);
+    env.write_src("tool.gz", &gzip(&old));
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
     let mut new = old.clone();
     new[100_000..100_016].copy_from_slice(b"release 1.1 edit");
-    env.write_src("tool.bin", &new);
-    env.export("m2").expect_ok();
+    env.write_src("tool.gz", &gzip(&new));
+    let r = env.export("m2").expect_ok();
+    assert!(r.stdout.contains("patched 1"), "{}", r.stdout);
     env.import("m2").expect_ok();
     let chunks = chunk_files(&env);
-    assert!(!chunks.is_empty(), "the patch's chunks are kept");
+    assert!(!chunks.is_empty(), "the recipe's chunks are kept");
     let rotten = &chunks[0];
     let id = rotten.file_name().unwrap().to_string_lossy().into_owned();
     let len = std::fs::metadata(rotten).unwrap().len();
@@ -230,12 +270,14 @@ fn a_rotten_chunk_is_quarantined_and_the_next_import_that_needs_it_is_refused() 
     assert_eq!(v["bad_objects"].as_array().unwrap().len(), 0, "{v}");
 
     // The outside believes the inside holds the chunk, so the next bundle
-    // does not carry it: the import is refused, naming it.
+    // does not carry it, and the inside, which keeps every chunk of its
+    // catalog but a patch's, refuses to apply until it is shipped again
+    // (`ferry-out export --reship`), naming it.
     env.write_src("b.txt", b"more\n");
     env.export("m3").expect_ok();
     env.import("m3").expect_fail(&[&id]);
     assert_eq!(env.applied_sequence(), 2);
-    // Scrub now reports it missing.
+    assert_eq!(std::fs::read(env.served("tool.gz")).unwrap(), gzip(&new));
     let (code, v) = scrub(&env);
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(v["bad_chunks"][0]["id"], id.as_str());
