@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Settings of a send.
@@ -265,6 +266,11 @@ fn transmit(
 /// The encoder thread: every pass of every bundle file, window by window,
 /// into `tx`; stops at the first error (sent on) or when the receiving end
 /// is gone. Returns the bundle bytes of one pass seen so far.
+///
+/// A window takes the next segments in order, across files: a file of one
+/// segment (the manifest, a small volume) is interleaved with its
+/// neighbours' segments too, so a burst of loss costs it only its share.
+/// Files stay open only while a window holds one of their segments.
 fn produce(
     bundles: &[Outgoing],
     opts: &SendOptions,
@@ -272,20 +278,27 @@ fn produce(
     tx: &std::sync::mpsc::SyncSender<Result<Window>>,
 ) -> u64 {
     let mut payload = 0;
+    let size = opts.window.max(1);
+    let mut window: Vec<(Arc<FileJob>, u32)> = Vec::with_capacity(size);
+    let stop = |e: Option<anyhow::Error>| {
+        if let Some(e) = e {
+            let _ = tx.send(Err(e));
+        }
+    };
     for pass in 0..=opts.repeat {
         for b in bundles {
             for (fi, path) in b.files.iter().enumerate() {
                 let file = match open_file(path, cut) {
                     Ok(x) => x,
                     Err(e) => {
-                        let _ = tx.send(Err(e));
+                        stop(Some(e));
                         return payload;
                     }
                 };
                 if pass == 0 {
                     payload += file.size;
                 }
-                let job = FileJob {
+                let job = Arc::new(FileJob {
                     bundle: b,
                     index: fi as u16,
                     path,
@@ -293,19 +306,100 @@ fn produce(
                     pass,
                     cut,
                     opts,
-                };
-                for window in job.segments().chunks(opts.window.max(1)) {
-                    if let Err(e) = job.send_window(window, tx) {
-                        if let Some(e) = e {
-                            let _ = tx.send(Err(e));
+                });
+                for s in 0..job.file.segments {
+                    window.push((job.clone(), s));
+                    if window.len() == size {
+                        if let Err(e) = send_window(&window, cut, tx) {
+                            stop(e);
+                            return payload;
                         }
-                        return payload;
+                        window.clear();
                     }
                 }
             }
         }
     }
+    if !window.is_empty() {
+        if let Err(e) = send_window(&window, cut, tx) {
+            stop(e);
+        }
+    }
     payload
+}
+
+/// Sends one window of segments to the pacing thread. Segments on pass 0
+/// send their source symbols (the data itself, a systematic code needs no
+/// encoding) first, interleaved, while the repair symbols of all are
+/// encoded on other threads; then those, interleaved. Later passes send
+/// fresh repair symbols only. `Err(None)` when the pacing thread is gone.
+fn send_window(
+    window: &[(Arc<FileJob>, u32)],
+    cut: Cut,
+    tx: &std::sync::mpsc::SyncSender<Result<Window>>,
+) -> std::result::Result<(), Option<anyhow::Error>> {
+    let data = window
+        .iter()
+        .map(|(job, s)| job.read_segment(*s))
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = data.iter().map(|d| d.len() as u64).sum();
+    std::thread::scope(|scope| {
+        let repair = scope.spawn(|| {
+            let te = Instant::now();
+            let lists = window
+                .par_iter()
+                .zip(data.par_iter())
+                .map(|((job, s), d)| job.repair_packets(*s, d))
+                .collect::<Vec<_>>();
+            (lists, te.elapsed().as_secs_f64())
+        });
+        let sent = send_source(window, &data, cut, tx);
+        let (lists, secs) = repair
+            .join()
+            .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))?;
+        if sent && send_batches(diode::interleave(lists), bytes, secs, tx) {
+            Ok(())
+        } else {
+            Err(None)
+        }
+    })
+}
+
+/// The source symbols of a window's segments on pass 0, interleaved, in
+/// batches. False when the pacing thread is gone.
+fn send_source(
+    window: &[(Arc<FileJob>, u32)],
+    data: &[Vec<u8>],
+    cut: Cut,
+    tx: &std::sync::mpsc::SyncSender<Result<Window>>,
+) -> bool {
+    let t = cut.symbol as usize;
+    let ks: Vec<u32> = window
+        .iter()
+        .zip(data)
+        .map(|((job, _), d)| match job.pass {
+            0 => diode::source_symbols(d.len() as u64, cut.symbol),
+            _ => 0,
+        })
+        .collect();
+    let rows = ks.iter().copied().max().unwrap_or(0);
+    let mut batch = Vec::with_capacity(SOURCE_BATCH + window.len());
+    for row in 0..rows {
+        for (((job, s), d), &k) in window.iter().zip(data).zip(&ks) {
+            if row < k {
+                let start = (row as usize * t).min(d.len());
+                let mut sym = d[start..(start + t).min(d.len())].to_vec();
+                sym.resize(t, 0);
+                batch.push(job.packet(*s, row, sym));
+            }
+        }
+        if (batch.len() >= SOURCE_BATCH || row + 1 == rows)
+            && !send_batches(std::mem::take(&mut batch), 0, 0.0, tx)
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// A bundle file opened for encoding.
@@ -377,11 +471,6 @@ struct FileJob<'a> {
 }
 
 impl FileJob<'_> {
-    /// Its segment numbers.
-    fn segments(&self) -> Vec<u32> {
-        (0..self.file.segments).collect()
-    }
-
     /// Repair symbols for a segment of `k` source symbols: the overhead's,
     /// or what the expected loss needs if that is more.
     fn repair_count(&self, k: u32) -> u32 {
@@ -390,39 +479,6 @@ impl FileJob<'_> {
             Some(loss) => r.max(diode::repair_for_loss(k, loss)),
             None => r,
         }
-    }
-
-    /// Sends one window of segments to the pacing thread. On pass 0 its
-    /// source symbols (the data itself, a systematic code needs no encoding)
-    /// go first, interleaved, while its repair symbols are encoded on other
-    /// threads; then those, interleaved. Later passes send fresh repair
-    /// symbols only. `Err(None)` when the pacing thread is gone.
-    fn send_window(
-        &self,
-        window: &[u32],
-        tx: &std::sync::mpsc::SyncSender<Result<Window>>,
-    ) -> std::result::Result<(), Option<anyhow::Error>> {
-        let data = window
-            .iter()
-            .map(|&s| self.read_segment(s))
-            .collect::<Result<Vec<_>>>()?;
-        let bytes = data.iter().map(|d| d.len() as u64).sum();
-        std::thread::scope(|scope| {
-            let repair = scope.spawn(|| {
-                let te = Instant::now();
-                let lists = self.repair_packets(window, &data);
-                (lists, te.elapsed().as_secs_f64())
-            });
-            let sent = self.pass != 0 || self.send_source(window, &data, tx);
-            let (lists, secs) = repair
-                .join()
-                .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))?;
-            if sent && send_batches(diode::interleave(lists), bytes, secs, tx) {
-                Ok(())
-            } else {
-                Err(None)
-            }
-        })
     }
 
     fn read_segment(&self, s: u32) -> Result<Vec<u8>> {
@@ -435,58 +491,19 @@ impl FileJob<'_> {
         Ok(data)
     }
 
-    /// The source symbols of a window's segments, interleaved, in batches.
-    /// False when the pacing thread is gone.
-    fn send_source(
-        &self,
-        window: &[u32],
-        data: &[Vec<u8>],
-        tx: &std::sync::mpsc::SyncSender<Result<Window>>,
-    ) -> bool {
-        let t = self.cut.symbol as usize;
-        let ks: Vec<u32> = data
-            .iter()
-            .map(|d| diode::source_symbols(d.len() as u64, self.cut.symbol))
-            .collect();
-        let rows = ks.iter().copied().max().unwrap_or(0);
-        let mut batch = Vec::with_capacity(SOURCE_BATCH + window.len());
-        for row in 0..rows {
-            for ((&s, d), &k) in window.iter().zip(data).zip(&ks) {
-                if row < k {
-                    let start = (row as usize * t).min(d.len());
-                    let mut sym = d[start..(start + t).min(d.len())].to_vec();
-                    sym.resize(t, 0);
-                    batch.push(self.packet(s, row, sym));
-                }
-            }
-            if (batch.len() >= SOURCE_BATCH || row + 1 == rows)
-                && !send_batches(std::mem::take(&mut batch), 0, 0.0, tx)
-            {
-                return false;
-            }
-        }
-        true
-    }
-
-    /// The repair symbols of each segment of a window (in parallel): on pass
-    /// 0, `r` of them; on pass p, `k + r` not sent before.
-    fn repair_packets(&self, window: &[u32], data: &[Vec<u8>]) -> Vec<Vec<Vec<u8>>> {
-        window
-            .par_iter()
-            .zip(data.par_iter())
-            .map(|(&s, d)| {
-                let t = self.cut.symbol;
-                let k = diode::source_symbols(d.len() as u64, t);
-                let r = self.repair_count(k);
-                let (start, n) = match self.pass {
-                    0 => (0, r),
-                    p => (r.saturating_add((p - 1).saturating_mul(k + r)), k + r),
-                };
-                diode::encode_segment(d, t, false, start, n)
-                    .into_iter()
-                    .map(|(id, sym)| self.packet(s, id, sym))
-                    .collect()
-            })
+    /// The repair symbols of segment `s` (its bytes `d`): on pass 0, `r`
+    /// of them; on pass p, `k + r` not sent before.
+    fn repair_packets(&self, s: u32, d: &[u8]) -> Vec<Vec<u8>> {
+        let t = self.cut.symbol;
+        let k = diode::source_symbols(d.len() as u64, t);
+        let r = self.repair_count(k);
+        let (start, n) = match self.pass {
+            0 => (0, r),
+            p => (r.saturating_add((p - 1).saturating_mul(k + r)), k + r),
+        };
+        diode::encode_segment(d, t, false, start, n)
+            .into_iter()
+            .map(|(id, sym)| self.packet(s, id, sym))
             .collect()
     }
 
