@@ -246,12 +246,21 @@ impl Spool {
         let Some(stream) = ferry_protocol::id::StreamId::from_hex(&p.stream) else {
             return Ok(());
         };
-        let dir = self.partial_dir(BundleId {
+        let bundle = BundleId {
             stream,
             sequence: p.sequence,
-        });
+        };
+        let dir = self.partial_dir(bundle);
         if !dir.is_dir() {
             return Ok(());
+        }
+        // The segments it lists are on disk first (so a power cut never
+        // leaves progress claiming what was lost), and the sync when the
+        // bundle is complete has only the last second's writes left.
+        for ((b, _), f) in &self.open {
+            if *b == bundle {
+                f.sync_data().context("cannot sync the spool")?;
+            }
         }
         fsx::write_atomic(&dir.join(PROGRESS_FILE), &serde_json::to_vec(p)?)
     }
