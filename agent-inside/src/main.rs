@@ -140,6 +140,10 @@ struct ReceiveArgs {
     /// Stop after this long without a packet, such as 30s (default: run forever).
     #[arg(long)]
     exit_when_idle: Option<String>,
+    /// Stop once this many bundles were applied (with --import) or received
+    /// complete (without) by this run.
+    #[arg(long, value_name = "N")]
+    exit_after: Option<u64>,
     /// Do not refuse bundles past their expiry time.
     #[arg(long)]
     allow_expired: bool,
@@ -478,6 +482,7 @@ fn receive_cmd(
         spool,
         import,
         exit_when_idle,
+        exit_after,
         allow_expired: _,
         stale_after,
     } = args;
@@ -492,6 +497,7 @@ fn receive_cmd(
         spool: spool.unwrap_or_else(|| layout.spool()),
         import,
         exit_when_idle,
+        exit_after,
         diode: ferry_protocol::limits::DiodeLimits {
             stale_after_ms: ferry_agent_common::units::parse_duration_secs(&stale_after)
                 .context("--stale-after")?

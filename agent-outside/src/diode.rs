@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Settings of a send.
@@ -27,11 +28,16 @@ pub struct SendOptions {
     pub rate_bps: u64,
     /// Repair overhead, 0.1 for 10%.
     pub overhead: f64,
+    /// Expected loss on the link, 0.01 for 1%: each segment gets the repair
+    /// that covers it ([`diode::repair_for_loss`]), or the overhead's if
+    /// that is more.
+    pub loss: Option<f64>,
     /// Extra carousel passes after the first.
     pub repeat: u32,
     /// Link MTU (1500, or 9000 for jumbo frames).
     pub mtu: u16,
-    /// Segment size in bytes (a multiple of the symbol size is used).
+    /// Segment size in bytes (a multiple of the symbol size is used); 0
+    /// for [`SEGMENT_SYMBOLS`] symbols (at most the format's 16 MiB).
     pub segment_size: u32,
     /// Segments interleaved together.
     pub window: usize,
@@ -42,13 +48,19 @@ impl Default for SendOptions {
         SendOptions {
             rate_bps: 100_000_000,
             overhead: 0.1,
+            loss: None,
             repeat: 0,
             mtu: 1500,
-            segment_size: 1 << 20,
-            window: 32,
+            segment_size: 0,
+            window: 8,
         }
     }
 }
+
+/// Source symbols of a segment by default: 4 MiB of 1 408-byte symbols at
+/// MTU 1500 (16 MiB, the format's largest, at MTU 9000). The larger a
+/// segment, the smaller the share of repair that covers a given loss.
+pub const SEGMENT_SYMBOLS: u32 = 2978;
 
 /// What a send did.
 #[derive(Debug, Default)]
@@ -101,17 +113,19 @@ fn outgoing(dir: &Path) -> Result<Outgoing> {
 
 /// Paces packets to a line rate.
 ///
-/// A token bucket that holds at most `BURST` worth of sending: time the
-/// sender spent idle (waiting for encoding, say) is not made up later by a
-/// burst above the line rate, which a diode would drop.
+/// A token bucket that holds at most `BURST` worth of sending: a sender the
+/// scheduler held up (a sleep that overran, a busy machine) makes up that
+/// much at once, so the rate holds; longer idle time (waiting for encoding,
+/// say) is not made up by a long burst above the line rate, which a diode
+/// would drop.
 struct Pacer {
     start: Instant,
     sent_bits: f64,
     rate: f64,
 }
 
-/// The most a sender may run ahead of the line rate after an idle moment.
-const BURST: Duration = Duration::from_millis(1);
+/// The most a sender may make up at once after it fell behind the line rate.
+const BURST: Duration = Duration::from_millis(5);
 
 impl Pacer {
     fn wait(&mut self, datagram_len: usize) {
@@ -155,9 +169,9 @@ pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<
         rate: opts.rate_bps as f64,
     };
     let pb = ferry_agent_common::progress::bytes(total_bytes(&bundles, opts.repeat), "sending");
-    // Windows are encoded on other threads, one window ahead, while this
-    // thread paces the previous one onto the wire.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Window>>(1);
+    // Windows are cut and encoded on other threads, a few batches of
+    // datagrams ahead, while this thread paces them onto the wire.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Window>>(AHEAD);
     let payload_bytes = std::thread::scope(|scope| -> Result<u64> {
         let bundles = &bundles;
         let producer = scope.spawn(move || produce(bundles, opts, cut, &tx));
@@ -190,14 +204,19 @@ impl Cut {
     /// multiple of it (within the format's limits).
     fn new(opts: &SendOptions) -> Cut {
         let symbol = diode::symbol_size_for_mtu(opts.mtu);
-        let segment = (opts.segment_size.clamp(symbol as u32, diode::MAX_SEGMENT) / symbol as u32)
-            * symbol as u32;
+        let wanted = match opts.segment_size {
+            0 => (symbol as u32).saturating_mul(SEGMENT_SYMBOLS),
+            n => n,
+        };
+        let segment =
+            (wanted.clamp(symbol as u32, diode::MAX_SEGMENT) / symbol as u32) * symbol as u32;
         Cut { symbol, segment }
     }
 }
 
-/// A window of segments, encoded: its interleaved datagrams, the bundle
-/// bytes it covers and the seconds encoding took.
+/// Datagrams for the pacing thread: a batch of a window's source symbols,
+/// or its repair symbols (interleaved), with the bundle bytes the window
+/// covers and the seconds encoding took (on the repair batch).
 struct Window {
     packets: Vec<Vec<u8>>,
     bytes: u64,
@@ -249,9 +268,14 @@ fn transmit(
     Ok(())
 }
 
-/// The encoder thread: encodes every pass of every bundle file, window by
-/// window, into `tx`; stops at the first error (sent on) or when the
-/// receiving end is gone. Returns the bundle bytes of one pass seen so far.
+/// The encoder thread: every pass of every bundle file, window by window,
+/// into `tx`; stops at the first error (sent on) or when the receiving end
+/// is gone. Returns the bundle bytes of one pass seen so far.
+///
+/// A window takes the next segments in order, across files: a file of one
+/// segment (the manifest, a small volume) is interleaved with its
+/// neighbours' segments too, so a burst of loss costs it only its share.
+/// Files stay open only while a window holds one of their segments.
 fn produce(
     bundles: &[Outgoing],
     opts: &SendOptions,
@@ -259,37 +283,128 @@ fn produce(
     tx: &std::sync::mpsc::SyncSender<Result<Window>>,
 ) -> u64 {
     let mut payload = 0;
+    let size = opts.window.max(1);
+    let mut window: Vec<(Arc<FileJob>, u32)> = Vec::with_capacity(size);
+    let stop = |e: Option<anyhow::Error>| {
+        if let Some(e) = e {
+            let _ = tx.send(Err(e));
+        }
+    };
     for pass in 0..=opts.repeat {
         for b in bundles {
             for (fi, path) in b.files.iter().enumerate() {
                 let file = match open_file(path, cut) {
                     Ok(x) => x,
                     Err(e) => {
-                        let _ = tx.send(Err(e));
+                        stop(Some(e));
                         return payload;
                     }
                 };
                 if pass == 0 {
                     payload += file.size;
                 }
-                let job = FileJob {
+                let job = Arc::new(FileJob {
                     bundle: b,
                     index: fi as u16,
                     path,
                     file,
                     pass,
-                };
-                for window in job.segments().chunks(opts.window.max(1)) {
-                    let encoded = job.encode_window(window, cut, opts.overhead);
-                    let failed = encoded.is_err();
-                    if tx.send(encoded).is_err() || failed {
-                        return payload;
+                    cut,
+                    opts,
+                });
+                for s in 0..job.file.segments {
+                    window.push((job.clone(), s));
+                    if window.len() == size {
+                        if let Err(e) = send_window(&window, cut, tx) {
+                            stop(e);
+                            return payload;
+                        }
+                        window.clear();
                     }
                 }
             }
         }
     }
+    if !window.is_empty() {
+        if let Err(e) = send_window(&window, cut, tx) {
+            stop(e);
+        }
+    }
     payload
+}
+
+/// Sends one window of segments to the pacing thread. Segments on pass 0
+/// send their source symbols (the data itself, a systematic code needs no
+/// encoding) first, interleaved, while the repair symbols of all are
+/// encoded on other threads; then those, interleaved. Later passes send
+/// fresh repair symbols only. `Err(None)` when the pacing thread is gone.
+fn send_window(
+    window: &[(Arc<FileJob>, u32)],
+    cut: Cut,
+    tx: &std::sync::mpsc::SyncSender<Result<Window>>,
+) -> std::result::Result<(), Option<anyhow::Error>> {
+    let data = window
+        .iter()
+        .map(|(job, s)| job.read_segment(*s))
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = data.iter().map(|d| d.len() as u64).sum();
+    std::thread::scope(|scope| {
+        let repair = scope.spawn(|| {
+            let te = Instant::now();
+            let lists = window
+                .par_iter()
+                .zip(data.par_iter())
+                .map(|((job, s), d)| job.repair_packets(*s, d))
+                .collect::<Vec<_>>();
+            (lists, te.elapsed().as_secs_f64())
+        });
+        let sent = send_source(window, &data, cut, tx);
+        let (lists, secs) = repair
+            .join()
+            .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))?;
+        if sent && send_batches(diode::interleave(lists), bytes, secs, tx) {
+            Ok(())
+        } else {
+            Err(None)
+        }
+    })
+}
+
+/// The source symbols of a window's segments on pass 0, interleaved, in
+/// batches. False when the pacing thread is gone.
+fn send_source(
+    window: &[(Arc<FileJob>, u32)],
+    data: &[Vec<u8>],
+    cut: Cut,
+    tx: &std::sync::mpsc::SyncSender<Result<Window>>,
+) -> bool {
+    let t = cut.symbol as usize;
+    let ks: Vec<u32> = window
+        .iter()
+        .zip(data)
+        .map(|((job, _), d)| match job.pass {
+            0 => diode::source_symbols(d.len() as u64, cut.symbol),
+            _ => 0,
+        })
+        .collect();
+    let rows = ks.iter().copied().max().unwrap_or(0);
+    let mut batch = Vec::with_capacity(SOURCE_BATCH + window.len());
+    for row in 0..rows {
+        for (((job, s), d), &k) in window.iter().zip(data).zip(&ks) {
+            if row < k {
+                let start = (row as usize * t).min(d.len());
+                let mut sym = d[start..(start + t).min(d.len())].to_vec();
+                sym.resize(t, 0);
+                batch.push(job.packet(*s, row, sym));
+            }
+        }
+        if (batch.len() >= SOURCE_BATCH || row + 1 == rows)
+            && !send_batches(std::mem::take(&mut batch), 0, 0.0, tx)
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// A bundle file opened for encoding.
@@ -314,6 +429,41 @@ fn open_file(path: &Path, cut: Cut) -> Result<OpenFile> {
     Ok(OpenFile { f, size, segments })
 }
 
+/// Source symbols sent to the pacing thread at a time: the first packets of
+/// a window go out while the rest are still being cut.
+const SOURCE_BATCH: usize = 1024;
+
+/// Batches of datagrams the encoder thread may run ahead of the pacing
+/// thread (a few megabytes).
+const AHEAD: usize = 16;
+
+/// Hands `packets` to the pacing thread in batches of [`SOURCE_BATCH`], the
+/// window's `bytes` and encoding `secs` on the last. False when it is gone.
+fn send_batches(
+    mut packets: Vec<Vec<u8>>,
+    bytes: u64,
+    secs: f64,
+    tx: &std::sync::mpsc::SyncSender<Result<Window>>,
+) -> bool {
+    while packets.len() > SOURCE_BATCH {
+        let rest = packets.split_off(SOURCE_BATCH);
+        let w = Window {
+            packets: std::mem::replace(&mut packets, rest),
+            bytes: 0,
+            secs: 0.0,
+        };
+        if tx.send(Ok(w)).is_err() {
+            return false;
+        }
+    }
+    tx.send(Ok(Window {
+        packets,
+        bytes,
+        secs,
+    }))
+    .is_ok()
+}
+
 /// One file of a bundle, on one pass.
 struct FileJob<'a> {
     bundle: &'a Outgoing,
@@ -321,70 +471,63 @@ struct FileJob<'a> {
     path: &'a Path,
     file: OpenFile,
     pass: u32,
+    cut: Cut,
+    opts: &'a SendOptions,
 }
 
 impl FileJob<'_> {
-    /// Its segment numbers.
-    fn segments(&self) -> Vec<u32> {
-        (0..self.file.segments).collect()
+    /// Repair symbols for a segment of `k` source symbols: the overhead's,
+    /// or what the expected loss needs if that is more.
+    fn repair_count(&self, k: u32) -> u32 {
+        let r = diode::repair_count(k, self.opts.overhead);
+        match self.opts.loss {
+            Some(loss) => r.max(diode::repair_for_loss(k, loss)),
+            None => r,
+        }
     }
 
-    /// Encodes the segments of `window` (in parallel) and interleaves their
-    /// packets.
-    fn encode_window(&self, window: &[u32], cut: Cut, overhead: f64) -> Result<Window> {
-        let te = Instant::now();
-        let lists = window
-            .par_iter()
-            .map(|&s| self.encode_segment(s, cut, overhead))
-            .collect::<Result<Vec<_>>>()?;
-        let bytes = window
-            .iter()
-            .map(|&s| diode::segment_len(self.file.size, cut.segment, s))
-            .sum();
-        Ok(Window {
-            packets: diode::interleave(lists),
-            bytes,
-            secs: te.elapsed().as_secs_f64(),
-        })
-    }
-
-    /// The datagrams of segment `s`: on pass 0 its source symbols and `r`
-    /// repair symbols; on pass p, `k + r` repair symbols not sent before.
-    fn encode_segment(&self, s: u32, cut: Cut, overhead: f64) -> Result<Vec<Vec<u8>>> {
-        let size = self.file.size;
-        let len = diode::segment_len(size, cut.segment, s);
+    fn read_segment(&self, s: u32) -> Result<Vec<u8>> {
+        let len = diode::segment_len(self.file.size, self.cut.segment, s);
         let mut data = vec![0u8; len as usize];
         self.file
             .f
-            .read_exact_at(&mut data, s as u64 * cut.segment as u64)
+            .read_exact_at(&mut data, s as u64 * self.cut.segment as u64)
             .with_context(|| format!("cannot read {}", self.path.display()))?;
-        let k = diode::source_symbols(len, cut.symbol);
-        let r = diode::repair_count(k, overhead);
-        let pass = self.pass;
-        let symbols = if pass == 0 {
-            diode::encode_segment(&data, cut.symbol, true, 0, r)
-        } else {
-            diode::encode_segment(&data, cut.symbol, false, r + (pass - 1) * (k + r), k + r)
+        Ok(data)
+    }
+
+    /// The repair symbols of segment `s` (its bytes `d`): on pass 0, `r`
+    /// of them; on pass p, `k + r` not sent before.
+    fn repair_packets(&self, s: u32, d: &[u8]) -> Vec<Vec<u8>> {
+        let t = self.cut.symbol;
+        let k = diode::source_symbols(d.len() as u64, t);
+        let r = self.repair_count(k);
+        let (start, n) = match self.pass {
+            0 => (0, r),
+            p => (r.saturating_add((p - 1).saturating_mul(k + r)), k + r),
         };
-        let b = self.bundle;
-        Ok(symbols
+        diode::encode_segment(d, t, false, start, n)
             .into_iter()
-            .map(|(id, data)| {
-                Packet {
-                    stream: b.stream,
-                    sequence: b.sequence,
-                    file: self.index,
-                    file_count: b.files.len() as u16,
-                    file_size: size,
-                    segment: s,
-                    segment_size: cut.segment,
-                    symbol_size: cut.symbol,
-                    symbol_id: id,
-                    data,
-                }
-                .to_bytes()
-            })
-            .collect())
+            .map(|(id, sym)| self.packet(s, id, sym))
+            .collect()
+    }
+
+    /// The datagram carrying symbol `id` of segment `s`.
+    fn packet(&self, s: u32, id: u32, data: Vec<u8>) -> Vec<u8> {
+        let b = self.bundle;
+        Packet {
+            stream: b.stream,
+            sequence: b.sequence,
+            file: self.index,
+            file_count: b.files.len() as u16,
+            file_size: self.file.size,
+            segment: s,
+            segment_size: self.cut.segment,
+            symbol_size: self.cut.symbol,
+            symbol_id: id,
+            data,
+        }
+        .to_bytes()
     }
 }
 
@@ -437,6 +580,14 @@ pub fn parse_overhead(s: &str) -> Result<f64> {
     }
 }
 
+/// Parses an expected loss such as `1%` or `0.01` (at most 50%).
+pub fn parse_loss(s: &str) -> Result<f64> {
+    match parse_overhead(s) {
+        Ok(v) if v <= 0.5 => Ok(v),
+        _ => bail!("cannot read loss {s:?}: expected a percentage from 0% to 50%, such as 1%"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,5 +601,26 @@ mod tests {
         assert_eq!(parse_overhead("10%").unwrap(), 0.1);
         assert_eq!(parse_overhead("0.25").unwrap(), 0.25);
         assert!(parse_overhead("-5%").is_err());
+        assert_eq!(parse_loss("1%").unwrap(), 0.01);
+        assert!(parse_loss("60%").is_err());
+        assert!(parse_loss("lots").is_err());
+    }
+
+    #[test]
+    fn segments_hold_about_three_thousand_symbols() {
+        let cut = |mtu| {
+            Cut::new(&SendOptions {
+                mtu,
+                ..Default::default()
+            })
+        };
+        let c = cut(1500);
+        assert_eq!(
+            (c.symbol, c.segment / c.symbol as u32),
+            (1408, SEGMENT_SYMBOLS)
+        );
+        assert!(c.segment <= 4 << 20);
+        let j = cut(9000);
+        assert_eq!(j.segment, (diode::MAX_SEGMENT / 8904) * 8904);
     }
 }

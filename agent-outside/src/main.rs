@@ -32,9 +32,15 @@ struct DiodeArgs {
     /// Line rate in bits per second, such as 500M or 10G: overrunning a diode is loss.
     #[arg(long, default_value = "100M")]
     rate: String,
-    /// Repair symbols on top of the data, such as 10%.
-    #[arg(long, default_value = "10%")]
-    overhead: String,
+    /// Repair symbols on top of the data, such as 10% (the default unless
+    /// --loss is given).
+    #[arg(long)]
+    overhead: Option<String>,
+    /// The link's expected loss, such as 1% (what `ferry-in receive` reports
+    /// as measured): each segment gets the repair that covers it with a
+    /// failure chance below one in a billion, or --overhead's if more.
+    #[arg(long)]
+    loss: Option<String>,
     /// Send everything this many more times, as fresh repair symbols (a carousel).
     #[arg(long, default_value_t = 0)]
     repeat: u32,
@@ -50,7 +56,16 @@ impl DiodeArgs {
         }
         Ok(agent_outside::diode::SendOptions {
             rate_bps: agent_outside::diode::parse_rate(&self.rate)?,
-            overhead: agent_outside::diode::parse_overhead(&self.overhead)?,
+            overhead: match (&self.overhead, &self.loss) {
+                (Some(o), _) => agent_outside::diode::parse_overhead(o)?,
+                (None, Some(_)) => 0.0,
+                (None, None) => 0.1,
+            },
+            loss: self
+                .loss
+                .as_deref()
+                .map(agent_outside::diode::parse_loss)
+                .transpose()?,
             repeat: self.repeat,
             mtu: self.mtu,
             ..Default::default()

@@ -128,25 +128,44 @@ fn free_udp_port() -> SocketAddr {
         .unwrap()
 }
 
-/// How long a receiver waits after the last packet before it exits. The
-/// sender goes quiet while it encodes a segment, which takes seconds on a
-/// loaded machine: at 3 s every receiver gave up after the first file there.
-const IDLE: &str = "10s";
+/// When a receiver stops.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// Once it applied this many bundles (`--exit-after`), the test's
+    /// expected outcome; or, should they never come, a minute after the
+    /// last packet, and the test fails on what it finds.
+    Applied(u32),
+    /// This long after the last packet (`--exit-when-idle`): for a receiver
+    /// that is to end with a bundle incomplete. The sender sends a window's
+    /// source symbols while it encodes its repair symbols, so it does not
+    /// go quiet mid-file; should it, on a loaded machine, the receiver only
+    /// stops earlier with the bundle still incomplete.
+    Idle(&'static str),
+}
 
-/// Starts `ferry-in receive --diode addr --import --exit-when-idle idle` and
-/// waits until it has bound `addr`.
-fn start_receiver(env: &Env, addr: SocketAddr, idle: &str) -> Child {
+/// Waits for the bundle a test sends to be applied.
+const APPLIED: Stop = Stop::Applied(1);
+/// For a bundle that is to stay incomplete: the sender is done by the time
+/// the receiver has heard nothing for this long.
+const INCOMPLETE: Stop = Stop::Idle("3s");
+
+/// Starts `ferry-in receive --diode addr --import` with `stop`'s exit
+/// option and waits until it has bound `addr`.
+fn start_receiver(env: &Env, addr: SocketAddr, stop: Stop) -> Child {
+    let exit = match stop {
+        Stop::Applied(n) => vec![
+            "--exit-after".to_string(),
+            n.to_string(),
+            "--exit-when-idle".to_string(),
+            "60s".to_string(),
+        ],
+        Stop::Idle(idle) => vec!["--exit-when-idle".to_string(), idle.to_string()],
+    };
     let child = Command::new(bin("ferry-in"))
         .arg("--state")
         .arg(&env.in_state)
-        .args([
-            "receive",
-            "--diode",
-            &addr.to_string(),
-            "--import",
-            "--exit-when-idle",
-            idle,
-        ])
+        .args(["receive", "--diode", &addr.to_string(), "--import"])
+        .args(&exit)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -197,12 +216,12 @@ fn send(env: &Env, to: SocketAddr, overhead: &str, repeat: u32) -> Run {
 }
 
 /// Sends one bundle through a relay with `loss`; returns the receiver's run.
-fn through(loss: Loss, overhead: &str) -> (Env, Run, Relay) {
+fn through(loss: Loss, overhead: &str, stop: Stop) -> (Env, Run, Relay) {
     let _one_at_a_time = serial();
     let env = one_bundle_env(loss.seed);
     let rx_addr = free_udp_port();
     let r = relay(rx_addr, loss);
-    let child = start_receiver(&env, rx_addr, IDLE);
+    let child = start_receiver(&env, rx_addr, stop);
     send(&env, r.addr, overhead, 0);
     (env, finish(child), r)
 }
@@ -224,7 +243,7 @@ fn assert_applied(env: &Env, run: &Run, what: &str) {
 
 #[test]
 fn lossless_link_delivers_and_applies() {
-    let (env, run, r) = through(Loss::none(), "10%");
+    let (env, run, r) = through(Loss::none(), "10%", APPLIED);
     assert_applied(&env, &run, "0% loss");
     assert_eq!(r.dropped.load(Ordering::Relaxed), 0);
 }
@@ -238,7 +257,7 @@ fn one_percent_loss_with_reordering_and_duplicates() {
         seed: 2,
         ..Loss::none()
     };
-    let (env, run, r) = through(loss, "10%");
+    let (env, run, r) = through(loss, "10%", APPLIED);
     assert!(r.dropped.load(Ordering::Relaxed) > 0);
     assert_applied(&env, &run, "1% loss");
 }
@@ -251,7 +270,7 @@ fn five_percent_random_loss_under_ten_percent_overhead() {
         seed: 3,
         ..Loss::none()
     };
-    let (env, run, r) = through(loss, "10%");
+    let (env, run, r) = through(loss, "10%", APPLIED);
     let (d, f) = (
         r.dropped.load(Ordering::Relaxed),
         r.forwarded.load(Ordering::Relaxed),
@@ -272,7 +291,7 @@ fn twenty_percent_loss_in_bursts_under_forty_percent_overhead() {
         seed: 4,
         ..Loss::none()
     };
-    let (env, run, r) = through(loss, "40%");
+    let (env, run, r) = through(loss, "40%", APPLIED);
     let (d, f) = (
         r.dropped.load(Ordering::Relaxed),
         r.forwarded.load(Ordering::Relaxed),
@@ -292,7 +311,7 @@ fn loss_beyond_the_overhead_is_reported_and_nothing_is_applied() {
         seed: 5,
         ..Loss::none()
     };
-    let (env, run, _) = through(loss, "5%");
+    let (env, run, _) = through(loss, "5%", INCOMPLETE);
     assert!(run.ok, "{}", run.all());
     assert!(
         run.stderr.contains("incomplete") && run.stderr.contains("nothing of it was applied"),
@@ -323,7 +342,7 @@ fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
         ..Loss::none()
     };
     let r = relay(rx_addr, loss);
-    let child = start_receiver(&env, rx_addr, IDLE);
+    let child = start_receiver(&env, rx_addr, INCOMPLETE);
     send(&env, r.addr, "5%", 0);
     let first = finish(child);
     assert!(
@@ -333,7 +352,7 @@ fn a_late_or_restarted_receiver_completes_on_the_next_carousel_pass() {
     );
     assert_eq!(env.applied_sequence(), 0);
     // A restarted receiver keeps what it rebuilt and completes on a clean carousel pass.
-    let child = start_receiver(&env, rx_addr, IDLE);
+    let child = start_receiver(&env, rx_addr, APPLIED);
     let clean = relay(rx_addr, Loss::none());
     send(&env, clean.addr, "5%", 1);
     let second = finish(child);
@@ -350,7 +369,7 @@ fn garbage_and_foreign_packets_are_dropped() {
     let _one_at_a_time = serial();
     let env = one_bundle_env(7);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, IDLE);
+    let child = start_receiver(&env, rx_addr, APPLIED);
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..500u64 {
         let mut p = random_bytes(200 + (i as usize * 13) % 1300, i);
@@ -386,7 +405,7 @@ fn export_straight_to_a_diode() {
     let env = Env::new();
     env.write_src("tool.bin", &random_bytes(500_000, 8));
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, IDLE);
+    let child = start_receiver(&env, rx_addr, APPLIED);
     let r = env
         .out(&[
             "export",
@@ -456,7 +475,7 @@ fn forged_packets_on_the_diode_network_neither_crash_nor_block_the_receiver() {
     let env = one_bundle_env(9);
     let (stream, file_count, manifest_size) = bundle_facts(&env);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, IDLE);
+    let child = start_receiver(&env, rx_addr, APPLIED);
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut forgeries = Vec::new();
     // A 32 GiB file in 8-byte segments: used to crash the receiver (exit 101).
@@ -467,7 +486,8 @@ fn forged_packets_on_the_diode_network_neither_crash_nor_block_the_receiver() {
     }
     // Symbols 0..4 of the real manifest's first segment, forged, arrive first.
     let t = ferry_protocol::diode::symbol_size_for_mtu(1500);
-    let segment = ((1u32 << 20) / t as u32) * t as u32;
+    // The sender's default segment size, 4 MiB, in whole symbols.
+    let segment = ((4u32 << 20) / t as u32) * t as u32;
     for id in 0..4 {
         forgeries.push(forged(
             stream,
@@ -509,7 +529,7 @@ fn an_import_blocked_by_a_held_database_is_retried() {
     let _one_at_a_time = serial();
     let env = one_bundle_env(10);
     let rx_addr = free_udp_port();
-    let child = start_receiver(&env, rx_addr, IDLE);
+    let child = start_receiver(&env, rx_addr, APPLIED);
     // Another process holds the state database open, as another ferry-in
     // command does (redb admits one process at a time).
     let db = redb::Database::create(env.in_state.join("ferry-in.redb")).unwrap();
@@ -547,7 +567,7 @@ fn a_receiver_killed_mid_bundle_resumes_after_a_restart() {
     let _one_at_a_time = serial();
     let env = one_bundle_env(11);
     let rx_addr = free_udp_port();
-    let mut child = start_receiver(&env, rx_addr, "30s");
+    let mut child = start_receiver(&env, rx_addr, Stop::Idle("30s"));
     let media = env.root().join("media");
     let sender = std::thread::spawn({
         let out_state = env.out_state.clone();
@@ -584,11 +604,13 @@ fn a_receiver_killed_mid_bundle_resumes_after_a_restart() {
     child.kill().unwrap();
     let killed = finish(child);
     assert!(!killed.ok);
-    sender.join().unwrap().expect_ok();
     assert_eq!(env.applied_sequence(), 0);
-    let child = start_receiver(&env, rx_addr, IDLE);
+    // The restarted receiver resumes from its saved progress, with whatever
+    // the slow first send still sends and a second send.
+    let child = start_receiver(&env, rx_addr, APPLIED);
     send(&env, rx_addr, "10%", 0);
     let run = finish(child);
     assert!(run.stderr.contains("resuming bundle 1"), "{}", run.all());
     assert_applied(&env, &run, "restart after kill -9");
+    sender.join().unwrap().expect_ok();
 }

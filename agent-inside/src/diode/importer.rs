@@ -32,8 +32,9 @@ const KEEP_REFUSED: usize = 4;
 
 /// What became of an import, for the receiving loop.
 pub(super) enum Outcome {
-    /// The store now stands at this stream and sequence.
-    Applied(Option<StreamId>, u64),
+    /// The store now stands at this stream and sequence, after this import
+    /// applied the given number of bundles (0 when it was held for a gap).
+    Applied(Option<StreamId>, u64, u64),
     /// This bundle was refused: receive it again.
     Refused(BundleId),
 }
@@ -119,7 +120,8 @@ impl Importer {
                 }
                 let _ = fsx::remove_dir_if_exists(&p.dir);
                 if let Ok(a) = Db::open(&self.layout.db()).and_then(|db| db.applied()) {
-                    let _ = out.send(Outcome::Applied(a.stream, a.sequence));
+                    let n = r.applied.len() as u64;
+                    let _ = out.send(Outcome::Applied(a.stream, a.sequence, n));
                 }
                 serde_json::json!({"dir": dir_text, "applied": r.applied, "held": r.held})
             }

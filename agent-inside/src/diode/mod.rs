@@ -15,6 +15,7 @@
 //! `STATE/diode-receive.json`.
 
 mod importer;
+mod socket;
 mod spool;
 
 use crate::apply::ApplyOptions;
@@ -26,8 +27,8 @@ use ferry_protocol::diode::{BundleId, Receiver};
 use ferry_protocol::limits::{DiodeLimits, ReceiverLimits};
 use importer::{Importer, Outcome};
 use spool::Spool;
-use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,6 +43,9 @@ pub struct ReceiveOptions {
     pub import: bool,
     /// Stop after this long without a packet (once one has arrived).
     pub exit_when_idle: Option<Duration>,
+    /// Stop once this many bundles were applied (with `import`) or received
+    /// complete (without) by this run.
+    pub exit_after: Option<u64>,
     /// What the receiver holds for bundles being rebuilt: slots, decoders,
     /// geometry limits, expiry.
     pub diode: DiodeLimits,
@@ -68,33 +72,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn bind(listen: &str) -> Result<UdpSocket> {
-    let addr: SocketAddr = listen
-        .parse()
-        .with_context(|| format!("cannot read address {listen}"))?;
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    let _ = sock.set_recv_buffer_size(32 << 20);
-    // Linux reports twice the size it grants (the rest is its bookkeeping).
-    let got = sock.recv_buffer_size().unwrap_or(0) / 2;
-    if got < 16 << 20 {
-        eprintln!(
-            "ferry-in: warning: the UDP receive buffer is only {} (the kernel's net.core.rmem_max); \
-             at high rates packets will be lost before ferry-in sees them: raise it with \
-             `sysctl -w net.core.rmem_max=33554432`",
-            ferry_agent_common::units::human_bytes(got as u64)
-        );
-    }
-    sock.bind(&addr.into())
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let sock: UdpSocket = sock.into();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
-    Ok(sock)
-}
-
 /// The receiving loop's state around the protocol's state machine.
 struct Session {
     opts: ReceiveOptions,
@@ -107,6 +84,10 @@ struct Session {
     import_log: Arc<Mutex<Vec<serde_json::Value>>>,
     to_import: Option<ImportQueue>,
     outcomes: Option<mpsc::Receiver<Outcome>>,
+    /// Bundles applied by this run's imports.
+    applied_here: u64,
+    /// Datagrams dropped because the socket thread's queue was full.
+    queue_full: Arc<AtomicU64>,
 }
 
 impl Session {
@@ -116,6 +97,16 @@ impl Session {
         self.rx.handle(now_ms(), dgram);
         self.decode_secs += t.elapsed().as_secs_f64();
         self.events();
+    }
+
+    /// Rebuilds the segments waiting with enough symbols in.
+    fn solve(&mut self) {
+        if self.rx.has_ready() {
+            let t = Instant::now();
+            self.rx.solve_ready(now_ms());
+            self.decode_secs += t.elapsed().as_secs_f64();
+            self.events();
+        }
     }
 
     fn events(&mut self) {
@@ -158,7 +149,10 @@ impl Session {
         let got: Vec<Outcome> = outcomes.try_iter().collect();
         for o in got {
             match o {
-                Outcome::Applied(stream, seq) => self.rx.set_applied(stream, seq),
+                Outcome::Applied(stream, seq, n) => {
+                    self.applied_here += n;
+                    self.rx.set_applied(stream, seq);
+                }
                 Outcome::Refused(id) => self.rx.forget(id),
             }
         }
@@ -184,9 +178,22 @@ impl Session {
         }
     }
 
+    /// Whether `--exit-after` is reached.
+    fn done(&self) -> bool {
+        let done = if self.opts.import {
+            self.applied_here
+        } else {
+            self.completed.len() as u64
+        };
+        self.opts.exit_after.is_some_and(|n| done >= n)
+    }
+
     fn save_status(&self) -> Result<()> {
         let mut counters = serde_json::to_value(self.rx.counters())?;
         counters["decode_secs"] = serde_json::json!(self.decode_secs);
+        counters["queue_full"] = serde_json::json!(self.queue_full.load(Ordering::Relaxed));
+        // The link's loss as measured (a figure for the sender's --loss).
+        counters["loss"] = serde_json::json!(self.rx.counters().loss());
         let status = serde_json::json!({
             "listen": self.opts.listen,
             "spool": self.opts.spool.display().to_string(),
@@ -231,12 +238,14 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
     std::fs::create_dir_all(&opts.spool)
         .with_context(|| format!("cannot create spool {}", opts.spool.display()))?;
     let applied = Db::open(&layout.db())?.applied()?;
-    let sock = bind(&opts.listen)?;
+    let sock = socket::bind(&opts.listen)?;
     eprintln!(
         "ferry-in: receiving on udp://{} into {}",
         sock.local_addr()?,
         opts.spool.display()
     );
+    let queue_full = Arc::new(AtomicU64::new(0));
+    let mut reader = socket::Reader::start(sock, queue_full.clone())?;
     let import_log = Arc::new(Mutex::new(Vec::new()));
     let (to_import, outcomes, importer) = if opts.import {
         let (tx, out, h) = start_importer(layout, &opts, import_log.clone());
@@ -244,8 +253,11 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
     } else {
         (None, None, None)
     };
+    let mut rx = Receiver::new(opts.diode, applied.stream, applied.sequence);
+    // Segments of a window complete together: rebuild them on every core.
+    rx.set_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut s = Session {
-        rx: Receiver::new(opts.diode, applied.stream, applied.sequence),
+        rx,
         spool: Spool::new(opts.spool.clone(), opts.apply.policy.spool),
         opts,
         layout: layout.clone(),
@@ -254,6 +266,8 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
         import_log,
         to_import,
         outcomes,
+        applied_here: 0,
+        queue_full,
     };
     s.spool.restore(&mut s.rx, now_ms())?;
     s.events();
@@ -266,7 +280,9 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
             let _ = tx.send((None, dir));
         }
     }
-    run_loop(&mut s, &sock)?;
+    run_loop(&mut s, &mut reader)?;
+    drop(reader);
+    s.solve();
     s.save();
     drop(s.to_import.take());
     if let Some(h) = importer {
@@ -283,32 +299,36 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
     Ok(())
 }
 
-fn run_loop(s: &mut Session, sock: &UdpSocket) -> Result<()> {
-    let mut buf = vec![0u8; 65_536];
+fn run_loop(s: &mut Session, reader: &mut socket::Reader) -> Result<()> {
     let mut last_packet: Option<Instant> = None;
     let mut last_save = Instant::now();
     loop {
-        match sock.recv(&mut buf) {
-            Ok(n) => {
+        // With segments waiting to be rebuilt, a quiet moment of 2 ms
+        // rebuilds them (not the usual 200 ms).
+        let wait = Duration::from_millis(if s.rx.has_ready() { 2 } else { 200 });
+        match reader.next(wait)? {
+            Some(d) => {
                 last_packet = Some(Instant::now());
-                s.datagram(&buf[..n]);
+                s.datagram(&d);
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                        | std::io::ErrorKind::ConnectionRefused
-                ) => {}
-            Err(e) => return Err(e).context("cannot receive from the diode socket"),
+            None => {
+                // A quiet moment: rebuild what waits, and take in finished
+                // imports now, so `--exit-after` stops as soon as its
+                // bundles are applied.
+                s.solve();
+                s.outcomes();
+            }
         }
         if last_save.elapsed() > Duration::from_secs(1) {
+            s.solve();
             s.rx.expire(now_ms());
             s.events();
             s.outcomes();
             s.save();
             last_save = Instant::now();
+        }
+        if s.done() {
+            return Ok(());
         }
         if let (Some(idle), Some(t)) = (s.opts.exit_when_idle, last_packet) {
             if t.elapsed() > idle {

@@ -129,7 +129,7 @@ impl Spool {
                     .map_err(failed)?;
             }
             Event::Complete { report, .. } => {
-                let dest = self.finish(bundle).map_err(failed)?;
+                let dest = self.finish(bundle, report.loss()).map_err(failed)?;
                 let report = serde_json::to_value(report).unwrap_or_default();
                 return Ok(Some((bundle, dest, report)));
             }
@@ -207,7 +207,7 @@ impl Spool {
     }
 
     /// Syncs a complete bundle and renames it to its final name.
-    fn finish(&mut self, bundle: BundleId) -> Result<PathBuf> {
+    fn finish(&mut self, bundle: BundleId, loss: Option<f64>) -> Result<PathBuf> {
         for f in self.close(bundle) {
             f.sync_all().context("cannot sync the spool")?;
         }
@@ -220,8 +220,15 @@ impl Spool {
         std::fs::rename(&dir, &dest)
             .with_context(|| format!("cannot rename into {}", dest.display()))?;
         fsx::sync_dir(&self.dir)?;
+        let loss = match loss {
+            Some(l) => format!(
+                " ({:.2}% of its packets were lost on the way; the sender's --loss sizes repair to such a figure)",
+                l * 100.0
+            ),
+            None => String::new(),
+        };
         eprintln!(
-            "ferry-in: received bundle {} completely into {}",
+            "ferry-in: received bundle {} completely into {}{loss}",
             bundle.sequence,
             dest.display()
         );
@@ -239,12 +246,21 @@ impl Spool {
         let Some(stream) = ferry_protocol::id::StreamId::from_hex(&p.stream) else {
             return Ok(());
         };
-        let dir = self.partial_dir(BundleId {
+        let bundle = BundleId {
             stream,
             sequence: p.sequence,
-        });
+        };
+        let dir = self.partial_dir(bundle);
         if !dir.is_dir() {
             return Ok(());
+        }
+        // The segments it lists are on disk first (so a power cut never
+        // leaves progress claiming what was lost), and the sync when the
+        // bundle is complete has only the last second's writes left.
+        for ((b, _), f) in &self.open {
+            if *b == bundle {
+                f.sync_data().context("cannot sync the spool")?;
+            }
         }
         fsx::write_atomic(&dir.join(PROGRESS_FILE), &serde_json::to_vec(p)?)
     }

@@ -3,12 +3,15 @@
 //! carried in self-describing UDP packets (`docs/diode.md`).
 //!
 //! - [`wire`]: the packet format, segment geometry and the sender's encoder.
+//! - [`plan`]: RaptorQ encoders from cached encoding plans.
 //! - [`segment`]: rebuilding one segment, refusing rebuilds a received
 //!   symbol contradicts.
 //! - [`receiver`]: the receiver's state machine, sans I/O: packets and the
 //!   time in, file writes and bundle events out.
 
+pub mod plan;
 pub mod receiver;
+pub mod report;
 pub mod segment;
 pub mod wire;
 
@@ -21,7 +24,7 @@ pub use receiver::{
 };
 pub use segment::{Added, SegmentDecoder};
 pub use wire::{
-    encode_segment, interleave, repair_count, segment_count, segment_len, source_symbols,
-    symbol_size_for_mtu, Garbage, Packet, ALIGNMENT, CHECK_LEN, HEADER_LEN, MAGIC, MAX_FILES,
-    MAX_SEGMENT, MAX_SYMBOLS, VERSION,
+    encode_segment, interleave, repair_count, repair_for_loss, segment_count, segment_len,
+    source_symbols, symbol_size_for_mtu, Garbage, Packet, ALIGNMENT, CHECK_LEN, HEADER_LEN,
+    LOSS_TARGET, MAGIC, MAX_FILES, MAX_SEGMENT, MAX_SYMBOLS, VERSION,
 };

@@ -21,11 +21,13 @@
 //! - a complete bundle that later fails verification is [`Receiver::forget`]ten,
 //!   so the next carousel pass is received afresh.
 
+pub use crate::diode::report::{
+    BundleProgress, BundleReport, Counters, FileProgress, RestoreRefused,
+};
 use crate::diode::segment::{Added, SegmentDecoder};
 use crate::diode::wire::{segment_count, segment_len, Packet, ALIGNMENT, MAX_SEGMENT, MAX_SYMBOLS};
 use crate::id::StreamId;
 use crate::limits::DiodeLimits;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// Completed bundles remembered (to drop their late packets) until they are
@@ -93,119 +95,8 @@ pub enum Abandon {
     AlreadyApplied,
 }
 
-/// Packet and segment counters, for the status file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counters {
-    /// Datagrams handled.
-    pub packets: u64,
-    /// Not a valid packet (short, wrong magic, damaged, fields out of range).
-    pub garbage: u64,
-    /// Of another stream than the store follows.
-    pub other_stream: u64,
-    /// Of a bundle already applied.
-    pub already_applied: u64,
-    /// Geometry disagreeing with earlier packets of the same bundle or file.
-    pub conflicting: u64,
-    /// For a segment or bundle already complete, or a repeated symbol.
-    pub duplicate_or_late: u64,
-    /// For a new bundle while every slot holds one that is making progress.
-    pub over_capacity: u64,
-    /// Announcing a bundle beyond the receiver's limits.
-    pub over_limit: u64,
-    /// A symbol id seen before with other bytes (forged or damaged).
-    pub conflicting_symbols: u64,
-    /// Segments whose rebuilt bytes contradicted a received symbol, started over.
-    pub poisoned_segments: u64,
-    /// Partial segments dropped for memory (rebuilt from a later pass).
-    pub evicted_decoders: u64,
-    /// Bundles dropped after the expiry time without progress.
-    pub expired_bundles: u64,
-    /// Bundles that lost their slot to another bundle.
-    pub evicted_bundles: u64,
-    /// Segments rebuilt.
-    pub segments_rebuilt: u64,
-    /// Bytes of bundle files rebuilt.
-    pub rebuilt_bytes: u64,
-}
-
-/// Where a bundle being received stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BundleReport {
-    /// Stream, hex.
-    pub stream: String,
-    /// Sequence.
-    pub sequence: u64,
-    /// Files in the bundle.
-    pub files: u16,
-    /// Files at least one packet was seen for.
-    pub files_seen: usize,
-    /// Segments rebuilt.
-    pub segments_received: u64,
-    /// Segments with some symbols in.
-    pub segments_recoverable: u64,
-    /// Segments (of files seen) without any symbol.
-    pub segments_missing: u64,
-    /// Symbols held by partial segments.
-    pub symbols_pending: u64,
-}
-
-/// Persisted progress of one partial bundle (`progress.json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BundleProgress {
-    /// Stream, hex.
-    pub stream: String,
-    /// Sequence.
-    pub sequence: u64,
-    /// Files in the bundle.
-    pub file_count: u16,
-    /// Per file seen: its geometry and the segments rebuilt.
-    pub files: BTreeMap<u16, FileProgress>,
-    /// When a segment was last rebuilt (milliseconds since the Unix epoch);
-    /// absent in progress files of older receivers.
-    #[serde(default)]
-    pub last_progress_ms: Option<u64>,
-}
-
-/// Persisted progress of one file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileProgress {
-    /// File size.
-    pub size: u64,
-    /// Segment size.
-    pub segment_size: u32,
-    /// Symbol size.
-    pub symbol_size: u16,
-    /// Segments rebuilt.
-    pub done: Vec<u32>,
-}
-
-/// Why restored progress was not taken up.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RestoreRefused {
-    /// The stream field is not a stream id.
-    #[error("the stream id {0:?} is not valid")]
-    BadStream(String),
-    /// Another stream than the store follows.
-    #[error("it belongs to another stream than this store follows")]
-    OtherStream,
-    /// Applied already, or already complete.
-    #[error("bundle {0} is applied or complete already")]
-    AlreadyApplied(u64),
-    /// No segment was rebuilt for longer than the expiry time.
-    #[error("no segment was rebuilt for {age_secs} s (expiry {limit_secs} s)")]
-    Stale {
-        /// How long ago.
-        age_secs: u64,
-        /// The expiry time.
-        limit_secs: u64,
-    },
-    /// Its geometry is beyond the receiver's limits.
-    #[error("its {0} is beyond this receiver's limits")]
-    OverLimit(&'static str),
-    /// Every slot is taken.
-    #[error("every receive slot is taken")]
-    NoSlot,
-}
+/// A segment: its bundle, file and index.
+type SegmentKey = (BundleId, u16, u32);
 
 struct Partial {
     dec: SegmentDecoder,
@@ -230,6 +121,8 @@ struct BundleRx {
     last_progress_ms: u64,
     last_fed: u64,
     dirty: bool,
+    /// Symbol ids spanned by its rebuilt segments, and those lost.
+    span: (u64, u64),
 }
 
 /// The geometry one packet (or progress record) announces for a file.
@@ -295,6 +188,10 @@ pub struct Receiver {
     tick: u64,
     counters: Counters,
     events: VecDeque<Event>,
+    /// Threads to rebuild segments on ([`Receiver::set_threads`]).
+    threads: usize,
+    /// Segments with enough symbols in, waiting to be rebuilt together.
+    ready: Vec<SegmentKey>,
 }
 
 impl Receiver {
@@ -312,6 +209,8 @@ impl Receiver {
             tick: 0,
             counters: Counters::default(),
             events: VecDeque::new(),
+            threads: 1,
+            ready: Vec::new(),
         }
     }
 
@@ -423,6 +322,7 @@ impl Receiver {
             last_progress_ms: now_ms,
             last_fed: 0,
             dirty: true,
+            span: (0, 0),
         });
         b.insert_file(g, count, &[]);
         self.events.push_back(Event::FileStarted {
@@ -460,7 +360,7 @@ impl Receiver {
     }
 
     fn add_symbol(&mut self, now_ms: u64, id: BundleId, p: Packet) {
-        let tick = self.tick;
+        let (tick, threads) = (self.tick, self.threads);
         let Some(b) = self.bundles.get_mut(&id) else {
             return;
         };
@@ -483,35 +383,125 @@ impl Receiver {
         });
         partial.last_fed = tick;
         let before = partial.dec.held_bytes();
-        let added = partial.dec.add(p.symbol_id, p.data);
+        let added = if threads > 1 {
+            partial.dec.store(p.symbol_id, p.data)
+        } else {
+            partial.dec.add(p.symbol_id, p.data)
+        };
         let after = partial.dec.held_bytes();
         self.pending_bytes = self.pending_bytes.saturating_sub(before) + after;
+        self.settle(now_ms, (id, p.file, p.segment), added);
+        if threads > 1 && self.ready.len() >= threads {
+            self.solve_ready(now_ms);
+        }
+    }
+
+    /// Counts what adding a symbol (or a rebuild) did; takes in a rebuilt
+    /// segment, or notes one ready to be rebuilt.
+    fn settle(&mut self, now_ms: u64, key: SegmentKey, added: Added) {
         match added {
             Added::Pending => {}
+            Added::Ready => {
+                if !self.ready.contains(&key) {
+                    self.ready.push(key);
+                }
+            }
             Added::Duplicate => self.counters.duplicate_or_late += 1,
             Added::Conflicting => self.counters.conflicting_symbols += 1,
             Added::Inconsistent => self.counters.poisoned_segments += 1,
-            Added::Rebuilt(data) => {
-                f.partial.remove(&p.segment);
-                self.decoders -= 1;
-                self.pending_bytes = self.pending_bytes.saturating_sub(after);
-                f.done[p.segment as usize] = true;
-                f.remaining -= 1;
-                b.done_segments += 1;
-                b.last_progress_ms = now_ms;
-                b.dirty = true;
-                self.counters.segments_rebuilt += 1;
-                self.counters.rebuilt_bytes += data.len() as u64;
-                self.events.push_back(Event::Write {
-                    bundle: id,
-                    file: p.file,
-                    offset: u64::from(p.segment) * u64::from(f.segment_size),
-                    data,
-                });
-                if b.complete() {
-                    self.finish(id);
-                }
+            Added::Rebuilt(data) => self.rebuilt(now_ms, key, data),
+        }
+    }
+
+    fn rebuilt(&mut self, now_ms: u64, (id, file, segment): SegmentKey, data: Vec<u8>) {
+        let Some(b) = self.bundles.get_mut(&id) else {
+            return;
+        };
+        let Some(f) = b.files.get_mut(&file) else {
+            return;
+        };
+        let Some(partial) = f.partial.remove(&segment) else {
+            return;
+        };
+        let (span, lost) = partial.dec.span();
+        b.span = (b.span.0 + span, b.span.1 + lost);
+        self.counters.span_symbols += span;
+        self.counters.span_lost += lost;
+        self.decoders -= 1;
+        self.pending_bytes = self.pending_bytes.saturating_sub(partial.dec.held_bytes());
+        f.done[segment as usize] = true;
+        f.remaining -= 1;
+        b.done_segments += 1;
+        b.last_progress_ms = now_ms;
+        b.dirty = true;
+        self.counters.segments_rebuilt += 1;
+        self.counters.rebuilt_bytes += data.len() as u64;
+        self.events.push_back(Event::Write {
+            bundle: id,
+            file,
+            offset: u64::from(segment) * u64::from(f.segment_size),
+            data,
+        });
+        if b.complete() {
+            self.finish(id);
+        }
+    }
+
+    /// Decodes on up to `threads` threads: from now on a segment with
+    /// enough symbols in waits until that many are ready (or
+    /// [`Receiver::solve_ready`] is called), then they are rebuilt at once.
+    /// 0 or 1 (the default): each is rebuilt on the spot.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads;
+    }
+
+    /// Whether segments wait for [`Receiver::solve_ready`].
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Rebuilds every segment that has enough symbols in, in parallel.
+    pub fn solve_ready(&mut self, now_ms: u64) {
+        let mut jobs: Vec<(SegmentKey, Partial, u64)> = Vec::new();
+        for key in std::mem::take(&mut self.ready) {
+            let partial = self
+                .bundles
+                .get_mut(&key.0)
+                .and_then(|b| b.files.get_mut(&key.1))
+                .and_then(|f| f.partial.remove(&key.2));
+            if let Some(p) = partial {
+                let held = p.dec.held_bytes();
+                jobs.push((key, p, held));
             }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let chunk = jobs.len().div_ceil(self.threads.max(1));
+        let solve = |c: &mut [(SegmentKey, Partial, u64)]| -> Vec<Added> {
+            c.iter_mut().map(|j| j.1.dec.solve()).collect()
+        };
+        let results: Vec<Added> = std::thread::scope(|scope| {
+            let mut chunks = jobs.chunks_mut(chunk);
+            let first = chunks.next().unwrap_or_default();
+            let others: Vec<_> = chunks.map(|c| scope.spawn(move || solve(c))).collect();
+            let mut out = solve(first);
+            for h in others {
+                out.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            out
+        });
+        for ((key, partial, before), added) in jobs.into_iter().zip(results) {
+            let after = partial.dec.held_bytes();
+            self.pending_bytes = self.pending_bytes.saturating_sub(before) + after;
+            if let Some(f) = self
+                .bundles
+                .get_mut(&key.0)
+                .and_then(|b| b.files.get_mut(&key.1))
+            {
+                f.partial.insert(key.2, partial);
+            }
+            self.settle(now_ms, key, added);
         }
     }
 
@@ -677,6 +667,7 @@ impl Receiver {
             last_progress_ms: last,
             last_fed: self.tick,
             dirty: false,
+            span: (0, 0),
         };
         for (&file, f) in &p.files {
             let g = Geometry {
@@ -781,6 +772,8 @@ impl BundleRx {
             segments_recoverable: partial,
             segments_missing: missing,
             symbols_pending: symbols,
+            span_symbols: self.span.0,
+            span_lost: self.span.1,
         }
     }
 }

@@ -11,8 +11,9 @@
 //! from later packets: a forged symbol costs a retransmission, never a
 //! wrong segment marked done.
 
+use crate::diode::plan;
 use crate::diode::wire::{oti, source_symbols};
-use raptorq::{EncodingPacket, PayloadId, SourceBlockEncoder};
+use raptorq::{EncodingPacket, PayloadId, SourceBlockDecoder};
 use std::collections::HashMap;
 
 /// Symbols beyond `K` that must agree with a rebuilt segment before it is
@@ -33,6 +34,9 @@ pub enum Added {
     Conflicting,
     /// The segment, rebuilt and consistent with every symbol received.
     Rebuilt(Vec<u8>),
+    /// Enough symbols are in to try a rebuild ([`SegmentDecoder::store`]
+    /// only; [`SegmentDecoder::add`] tries it at once).
+    Ready,
     /// The rebuilt bytes contradict a received symbol (or the segment got far
     /// more symbols than an honest sender sends): all its symbols were dropped
     /// and the decoder starts over.
@@ -51,14 +55,17 @@ impl Added {
 
 /// Rebuilds one segment from symbols in any order.
 pub struct SegmentDecoder {
-    /// The RaptorQ decoder, until a candidate is rebuilt.
-    inner: Option<raptorq::Decoder>,
-    /// Rebuilt bytes waiting for a confirming symbol.
-    candidate: Option<Vec<u8>>,
+    /// Symbols received and not yet given to the RaptorQ decoder.
+    held: Vec<EncodingPacket>,
+    /// The RaptorQ decoder, once a rebuild was tried and needed more
+    /// symbols (it keeps those it was given).
+    inner: Option<SourceBlockDecoder>,
     len: u64,
     symbol_size: u16,
     /// Digest of every symbol received, by symbol id.
     seen: HashMap<u32, u64>,
+    /// Lowest and highest symbol id received (for the loss estimate).
+    ids: Option<(u32, u32)>,
 }
 
 fn digest(data: &[u8]) -> u64 {
@@ -71,11 +78,25 @@ impl SegmentDecoder {
     /// The caller has checked the sizes ([`crate::diode::Packet::from_bytes`] does).
     pub fn new(len: u64, symbol_size: u16) -> Self {
         SegmentDecoder {
-            inner: Some(raptorq::Decoder::new(oti(len, symbol_size))),
-            candidate: None,
+            held: Vec::new(),
+            inner: None,
             len,
             symbol_size,
             seen: HashMap::new(),
+            ids: None,
+        }
+    }
+
+    /// Symbol ids from the lowest to the highest received, and how many of
+    /// them never arrived: the loss on the way, as far as this segment saw
+    /// it (the sender sends a segment's ids in order).
+    pub fn span(&self) -> (u64, u64) {
+        match self.ids {
+            Some((lo, hi)) => {
+                let span = u64::from(hi - lo) + 1;
+                (span, span.saturating_sub(self.seen.len() as u64))
+            }
+            None => (0, 0),
         }
     }
 
@@ -91,10 +112,7 @@ impl SegmentDecoder {
 
     /// Bytes of symbols this decoder holds (an upper bound).
     pub fn held_bytes(&self) -> u64 {
-        match &self.candidate {
-            Some(c) => c.len() as u64,
-            None => self.seen.len() as u64 * self.symbol_size as u64,
-        }
+        self.seen.len() as u64 * self.symbol_size as u64
     }
 
     /// Most distinct symbols one segment may collect before it is started
@@ -105,13 +123,23 @@ impl SegmentDecoder {
     }
 
     fn reset(&mut self) {
-        self.inner = Some(raptorq::Decoder::new(oti(self.len, self.symbol_size)));
-        self.candidate = None;
+        self.held = Vec::new();
+        self.inner = None;
         self.seen.clear();
+        self.ids = None;
     }
 
-    /// Adds a symbol.
+    /// Adds a symbol, and rebuilds the segment when enough are in.
     pub fn add(&mut self, symbol_id: u32, data: Vec<u8>) -> Added {
+        match self.store(symbol_id, data) {
+            Added::Ready => self.solve(),
+            other => other,
+        }
+    }
+
+    /// Adds a symbol without rebuilding: [`Added::Ready`] when enough are in
+    /// for [`SegmentDecoder::solve`], which may then run on another thread.
+    pub fn store(&mut self, symbol_id: u32, data: Vec<u8>) -> Added {
         if data.len() != self.symbol_size as usize {
             return Added::Duplicate;
         }
@@ -128,21 +156,46 @@ impl SegmentDecoder {
             return Added::Inconsistent;
         }
         self.seen.insert(symbol_id, d);
-        if let Some(dec) = &mut self.inner {
-            let packet = EncodingPacket::new(PayloadId::new(0, symbol_id), data);
-            if let Some(mut out) = dec.decode(packet) {
-                out.truncate(self.len as usize);
-                self.candidate = Some(out);
-                // The decoder's symbols are no longer needed: free them now.
-                self.inner = None;
-            }
+        self.ids = Some(match self.ids {
+            Some((lo, hi)) => (lo.min(symbol_id), hi.max(symbol_id)),
+            None => (symbol_id, symbol_id),
+        });
+        self.held
+            .push(EncodingPacket::new(PayloadId::new(0, symbol_id), data));
+        if self.ready() {
+            Added::Ready
+        } else {
+            Added::Pending
         }
-        if self.candidate.is_none() || self.received() < self.needed() + CONFIRM_SYMBOLS {
+    }
+
+    /// Whether enough symbols are in to try a rebuild: one more than `K`,
+    /// so that one of them confirms it.
+    pub fn ready(&self) -> bool {
+        self.received() >= self.needed() + CONFIRM_SYMBOLS
+    }
+
+    /// Tries to rebuild the segment from the symbols in: [`Added::Rebuilt`]
+    /// when every one of them agrees with the result, [`Added::Inconsistent`]
+    /// (all dropped) when one does not, [`Added::Pending`] when RaptorQ
+    /// needs more (the next symbol tries again).
+    pub fn solve(&mut self) -> Added {
+        if !self.ready() {
             return Added::Pending;
         }
-        let candidate = self.candidate.take().expect("checked above");
-        if self.consistent(&candidate) {
-            Added::Rebuilt(candidate)
+        let (len, t) = (self.len, self.symbol_size);
+        let block = u64::from(self.needed()) * u64::from(t);
+        let dec = self
+            .inner
+            .get_or_insert_with(|| SourceBlockDecoder::new(0, &oti(len, t), block));
+        let Some(mut out) = dec.decode(std::mem::take(&mut self.held)) else {
+            return Added::Pending;
+        };
+        out.truncate(len as usize);
+        // The decoder's symbols are no longer needed: free them now.
+        self.inner = None;
+        if self.consistent(&out) {
+            Added::Rebuilt(out)
         } else {
             self.reset();
             Added::Inconsistent
@@ -160,9 +213,8 @@ impl SegmentDecoder {
             let got = if id < k {
                 digest(&block[id as usize * t..(id as usize + 1) * t])
             } else {
-                let enc = encoder.get_or_insert_with(|| {
-                    SourceBlockEncoder::new(0, &oti(self.len, self.symbol_size), &block)
-                });
+                let enc = encoder
+                    .get_or_insert_with(|| plan::encoder(self.len, self.symbol_size, k, &block));
                 match enc.repair_packets(id - k, 1).first() {
                     Some(p) => digest(p.data()),
                     None => return false,
@@ -192,6 +244,34 @@ mod tests {
         }
         let (id, s) = packets.next().unwrap();
         assert_eq!(d.add(id, s).rebuilt().as_deref(), Some(&data[..]));
+        assert_eq!(d.span(), (u64::from(k) + 1, 0));
+    }
+
+    #[test]
+    fn the_span_counts_the_symbols_lost_on_the_way() {
+        let data = bytes(20_000, 3);
+        let t = 256;
+        let k = source_symbols(data.len() as u64, t);
+        let mut d = SegmentDecoder::new(data.len() as u64, t);
+        assert_eq!(d.span(), (0, 0));
+        let mut got = None;
+        // Every tenth symbol lost, one duplicated.
+        for (id, s) in encode_segment(&data, t, true, 0, repair_count(k, 0.2)) {
+            if id % 10 == 4 {
+                continue;
+            }
+            if id == 6 {
+                let _ = d.add(id, s.clone());
+            }
+            if let Some(out) = d.add(id, s).rebuilt() {
+                got = Some(out);
+                break;
+            }
+        }
+        assert_eq!(got.as_deref(), Some(&data[..]));
+        let (span, lost) = d.span();
+        assert_eq!(span - lost, u64::from(k) + 1);
+        assert_eq!(lost, (0..span).filter(|x| x % 10 == 4).count() as u64);
     }
 
     #[test]

@@ -35,7 +35,7 @@
 //! before anything is applied.
 
 use crate::id::StreamId;
-use raptorq::{EncodingPacket, ObjectTransmissionInformation, PayloadId, SourceBlockEncoder};
+use raptorq::{EncodingPacket, ObjectTransmissionInformation, PayloadId};
 
 /// First bytes of every diode packet.
 pub const MAGIC: &[u8; 4] = b"FRYD";
@@ -216,18 +216,22 @@ pub fn encode_segment(
     repair_start: u32,
     repair: u32,
 ) -> Vec<(u32, Vec<u8>)> {
-    let config = oti(data.len() as u64, symbol_size);
-    let mut block = data.to_vec();
-    block.resize(
-        source_symbols(data.len() as u64, symbol_size) as usize * symbol_size as usize,
-        0,
-    );
-    let enc = SourceBlockEncoder::new(0, &config, &block);
+    let k = source_symbols(data.len() as u64, symbol_size);
     let mut out = Vec::new();
     if with_source {
-        out.extend(enc.source_packets().into_iter().map(split));
+        // A systematic code: the source symbols are the data itself.
+        out.extend((0..k).map(|id| {
+            let start = (id as usize * symbol_size as usize).min(data.len());
+            let end = (start + symbol_size as usize).min(data.len());
+            let mut s = data[start..end].to_vec();
+            s.resize(symbol_size as usize, 0);
+            (id, s)
+        }));
     }
     if repair > 0 {
+        let mut block = data.to_vec();
+        block.resize(k as usize * symbol_size as usize, 0);
+        let enc = crate::diode::plan::encoder(data.len() as u64, symbol_size, k, &block);
         out.extend(
             enc.repair_packets(repair_start, repair)
                 .into_iter()
@@ -246,6 +250,70 @@ fn split(p: EncodingPacket) -> (u32, Vec<u8>) {
 /// plus two, which takes RaptorQ's decoding failure rate below 1 in 10^6.
 pub fn repair_count(k: u32, overhead: f64) -> u32 {
     ((k as f64 * overhead).ceil() as u32).saturating_add(2)
+}
+
+/// Chance of a segment failing to rebuild that [`repair_for_loss`] sizes
+/// for: one in a billion.
+pub const LOSS_TARGET: f64 = 1e-9;
+
+/// Repair symbols to send for `k` source symbols so that, when every packet
+/// is lost independently with probability `loss`, a segment still gets its
+/// `k` symbols plus the two extra of [`repair_count`] with a chance of
+/// failure below [`LOSS_TARGET`] (a binomial tail). `loss` is clamped to
+/// `0.0..=0.5`.
+pub fn repair_for_loss(k: u32, loss: f64) -> u32 {
+    let p = if loss.is_finite() {
+        loss.clamp(0.0, 0.5)
+    } else {
+        0.5
+    };
+    if p == 0.0 {
+        return 2;
+    }
+    // Smallest q with P(more than q of the k + q + 2 packets lost) <= target;
+    // that chance falls as q grows, so search by doubling, then bisection.
+    let fails = |q: u64| binomial_tail_ln(u64::from(k) + q + 2, p, q) > LOSS_TARGET.ln();
+    let (mut lo, mut hi) = (0u64, u64::from(k).max(16));
+    while fails(hi) {
+        lo = hi;
+        hi *= 2;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fails(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    u32::try_from(lo).unwrap_or(u32::MAX).saturating_add(2)
+}
+
+/// ln P(X > q) for X ~ Binomial(n, p), 0 < p < 1, summed in log space.
+fn binomial_tail_ln(n: u64, p: f64, q: u64) -> f64 {
+    if q >= n {
+        return f64::NEG_INFINITY;
+    }
+    let x0 = q + 1;
+    // ln C(n, x0) + x0 ln p + (n - x0) ln (1 - p)
+    let ln_c: f64 = (1..=x0)
+        .map(|i| ((n - x0 + i) as f64 / i as f64).ln())
+        .sum();
+    let odds = (p / (1.0 - p)).ln();
+    let mut term = ln_c + x0 as f64 * p.ln() + (n - x0) as f64 * (1.0 - p).ln();
+    let mut sum = term;
+    let mean = n as f64 * p;
+    let mut x = x0;
+    while x < n {
+        term += ((n - x) as f64 / (x + 1) as f64).ln() + odds;
+        x += 1;
+        let (hi, lo) = if term > sum { (term, sum) } else { (sum, term) };
+        sum = hi + (lo - hi).exp().ln_1p();
+        if x as f64 > mean && term < sum - 50.0 {
+            break;
+        }
+    }
+    sum
 }
 
 /// Round-robin interleaving of several packet lists, so a burst of lost
@@ -388,6 +456,27 @@ mod tests {
         assert_eq!(segment_count(1 << 34, 8), Some(1 << 31));
         assert_eq!(segment_count(10, 0), None);
         assert_eq!(segment_len(2500, 1024, 2), 452);
+    }
+
+    #[test]
+    fn repair_sized_to_the_loss() {
+        // No loss: just the two extra symbols.
+        assert_eq!(repair_for_loss(745, 0.0), 2);
+        // 1% loss of a 4 MiB segment of 1408-byte symbols (mean 30 lost):
+        // a margin of about seven standard deviations.
+        let r = repair_for_loss(2979, 0.01);
+        assert!((60..=80).contains(&r), "{r}");
+        // More loss, more repair; a larger segment needs less in proportion.
+        assert!(repair_for_loss(2979, 0.05) > r);
+        let small = repair_for_loss(745, 0.01);
+        assert!(small as f64 / 745.0 > r as f64 / 2979.0);
+        // Checked against the tail itself: r - 2 losses are enough at the target.
+        let n = 2979 + r as u64;
+        assert!(binomial_tail_ln(n, 0.01, r as u64 - 2) <= LOSS_TARGET.ln());
+        assert!(binomial_tail_ln(n - 1, 0.01, r as u64 - 3) > LOSS_TARGET.ln());
+        // Nonsense in, bounded out.
+        assert!(repair_for_loss(100, f64::NAN) >= repair_for_loss(100, 0.25));
+        assert!(repair_for_loss(1, 0.5) >= 2);
     }
 
     #[test]
