@@ -25,6 +25,11 @@ impl References {
         References { dir }
     }
 
+    /// Where the copies are.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     fn path(&self, sha: &Sha256) -> PathBuf {
         self.dir.join(sha.to_hex())
     }
