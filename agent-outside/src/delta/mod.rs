@@ -33,6 +33,18 @@ use ferry_protocol::id::{Sha256, Sha256Hasher};
 use ferry_protocol::path::ObjectKey;
 use std::io::Write;
 
+/// Writes `bytes` to `path` through a temporary file and a rename, without
+/// syncing: the copies and recipes kept for deltas are caches, checked on
+/// every read (SHA-256, or a rebuild), so a copy a crash tore is dropped, not
+/// used. Syncing each of them made a first export of many small files wait
+/// on the disk for every file.
+pub(crate) fn write_cache_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = ferry_agent_common::fsx::tmp_name(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+}
+
 /// The zstd level of `fast` patches (scheduled exports).
 pub const FAST: i32 = 3;
 /// The zstd level of `high` patches (a slow diode, small media).

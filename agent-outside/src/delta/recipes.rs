@@ -13,7 +13,6 @@
 //! removed after each export.
 
 use anyhow::{Context, Result};
-use ferry_agent_common::fsx;
 use ferry_protocol::id::Sha256;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -45,7 +44,7 @@ impl Recipes {
     pub(crate) fn put(&self, sha: &Sha256, reproduce_xz: bool, recipe: &[u8]) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        fsx::write_atomic(&self.path(sha, reproduce_xz), recipe)
+        super::write_cache_file(&self.path(sha, reproduce_xz), recipe)
     }
 
     /// Removes every recipe whose object is not in `keep`.
