@@ -21,7 +21,7 @@
 //! objects using them are read again and the bundle carries them, even when
 //! no object changed.
 
-use crate::delta::{self, DeltaOptions, DeltaReport, Families, References};
+use crate::delta::{self, DeltaOptions, DeltaReport, Families, Recipes, References};
 use crate::layout::Layout;
 use crate::ledger::{scan_key, BundleRecord, Ledger, ScanEntry};
 use crate::reship;
@@ -43,8 +43,15 @@ use ferry_protocol::volume;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+
+/// Upstream bytes of the objects whose patches are being made at once (one
+/// larger object is still made, alone). Each needs several times its size
+/// while in flight (its expanded form, its base's reference form, the patch),
+/// so this bounds the analysis pool's memory, not only its queue.
+const INFLIGHT_BYTES: u64 = 48 << 20;
 
 /// Settings of one export.
 pub struct ExportOptions {
@@ -196,6 +203,7 @@ pub fn export_with(
     }
     let keep: HashSet<Sha256> = scanned.catalog.files().map(|(_, f)| f.sha256).collect();
     References::new(layout.objects()).prune(&keep)?;
+    Recipes::new(layout.analyses()).prune(&keep)?;
     Ok(Some(Exported {
         record,
         dir: final_dir,
@@ -324,6 +332,7 @@ fn scan_and_pack(
         delta: opts.delta,
         families: Families::new(prev),
         refs: References::new(layout.objects()),
+        recipes: Recipes::new(layout.analyses()),
         report: DeltaReport::default(),
         analysis: rayon::ThreadPoolBuilder::new()
             .thread_name(|i| format!("ferry-analysis-{i}"))
@@ -392,6 +401,8 @@ struct Scanner<'a> {
     families: Families<'a>,
     /// Copies of the last catalog's objects: the bases of patches.
     refs: References,
+    /// Recipes of objects analysed before, by digest.
+    recipes: Recipes,
     report: DeltaReport,
     /// Where patches are made (every core).
     analysis: rayon::ThreadPool,
@@ -408,8 +419,8 @@ type ScanSlot = (String, String);
 struct Pending {
     /// The object encoded whole.
     whole: FileObject,
-    /// The chunks shipping it whole would add.
-    new_chunks: Vec<(ChunkId, Vec<u8>)>,
+    /// The chunks shipping it whole would add: where they lie in the object.
+    new_chunks: Vec<(ChunkId, Range<usize>)>,
     whole_cost: u64,
     size: u64,
     patched: mpsc::Receiver<Result<Option<delta::Patched>>>,
@@ -580,13 +591,17 @@ impl Scanner<'_> {
                 self.chunk_object(Box::new(rest), executable)?,
             ));
         }
-        // What shipping it whole costs: the chunks the inside lacks.
+        // What shipping it whole costs: the chunks the inside lacks. Only
+        // where they lie is kept: if the object ships whole after all, they
+        // are cut again from the copy kept in `refs`.
         let mut new_chunks = Vec::new();
         let mut seen = HashSet::new();
+        let mut at = 0usize;
         let whole = cut_file(&data[..], executable, |id, bytes| -> Result<()> {
             if !self.have.contains(id) && !self.carried.contains(id) && seen.insert(*id) {
-                new_chunks.push((*id, bytes));
+                new_chunks.push((*id, at..at + bytes.len()));
             }
+            at += bytes.len();
             Ok(())
         })?;
         self.pb.inc(whole.size);
@@ -599,26 +614,27 @@ impl Scanner<'_> {
                 return Ok(Encoded::Ready(prev.clone()));
             }
         }
-        let whole_cost: u64 = new_chunks.iter().map(|(_, b)| b.len() as u64).sum();
+        let whole_cost: u64 = new_chunks.iter().map(|(_, r)| r.len() as u64).sum();
         let base = match self.families.predecessor(key, hint, whole.size) {
             Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k.clone(), b.clone()),
             _ => {
                 self.report.whole += 1;
                 self.report.whole_bytes += whole.size;
-                for (id, bytes) in new_chunks {
-                    self.send(id, bytes)?;
+                for (id, range) in new_chunks {
+                    self.send(id, data[range].to_vec())?;
                 }
                 return Ok(Encoded::Ready(whole));
             }
         };
         let (tx, rx) = mpsc::sync_channel(1);
-        let (refs, opts, key) = (self.refs.clone(), self.delta, key.clone());
-        let size = data.len() as u64;
+        let (refs, recipes) = (self.refs.clone(), self.recipes.clone());
+        let (opts, key) = (self.delta, key.clone());
+        let (size, sha256) = (data.len() as u64, whole.sha256);
         self.analysis.spawn(move || {
             let patched = (|| match refs.get(&base.1.sha256)? {
-                Some(base_bytes) => {
-                    delta::patch_against(&key, &data, &base.0, &base.1, &base_bytes, &opts, level)
-                }
+                Some(base_bytes) => delta::patch_against(
+                    &key, data, &sha256, &base.0, &base.1, base_bytes, &opts, level, &recipes,
+                ),
                 None => Ok(None),
             })();
             let _ = tx.send(patched);
@@ -639,7 +655,9 @@ impl Scanner<'_> {
         self.pending_keys.insert(key.clone());
         self.pending.push_back((key, p, scan));
         let most = 2 * self.analysis.current_num_threads();
-        while self.pending.len() > most || self.inflight_bytes > self.delta.max_object {
+        while self.pending.len() > most
+            || (self.pending.len() > 1 && self.inflight_bytes > INFLIGHT_BYTES)
+        {
             self.settle_one()?;
         }
         Ok(())
@@ -665,6 +683,9 @@ impl Scanner<'_> {
             .patched
             .recv()
             .map_err(|_| anyhow!("the analysis of {key} stopped"))??;
+        if patched.as_ref().is_some_and(|p| p.reused) {
+            self.report.reused += 1;
+        }
         let object = match patched {
             Some(patch) if patch.cost() + patch.entry_cost() < p.whole_cost => {
                 self.report.patched += 1;
@@ -675,7 +696,13 @@ impl Scanner<'_> {
             _ => {
                 self.report.whole += 1;
                 self.report.whole_bytes += p.whole.size;
-                for (id, bytes) in p.new_chunks {
+                let Some(data) = self.refs.get(&p.whole.sha256)? else {
+                    bail!("the copy of {key} kept in {} vanished or was damaged during the export; export again", self.refs.dir().display());
+                };
+                for (id, range) in p.new_chunks {
+                    let bytes = data.get(range).map(<[u8]>::to_vec);
+                    let bytes = bytes
+                        .ok_or_else(|| anyhow!("the copy of {key} changed during the export"))?;
                     self.send(id, bytes)?;
                 }
                 p.whole

@@ -56,6 +56,10 @@ impl Layout {
     pub fn objects(&self) -> PathBuf {
         self.root.join("objects")
     }
+    /// Recipes of analysed objects, by digest (`crate::delta`'s analysis cache).
+    pub fn analyses(&self) -> PathBuf {
+        self.root.join("analyses")
+    }
     /// The directory a source may keep downloads and metadata in between exports.
     pub fn cache(&self, source: &str) -> PathBuf {
         self.root.join("cache").join(source)

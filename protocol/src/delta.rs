@@ -7,13 +7,14 @@
 //! one cost a few bits each. The window covers reference and content, and
 //! long-distance matching finds repeats far apart.
 //!
-//! Decoding is bounded: the decoder's window may not exceed what the
-//! declared lengths need, output stops one byte past the declared length
-//! (an overlong patch is an error, never a larger allocation), and the
-//! caller checks the result against the BLAKE3 the catalog declares.
+//! Decoding is bounded: the frame's window may not exceed what the declared
+//! lengths need, the patch is exactly one frame, output goes into a buffer of
+//! exactly the declared length (an overlong patch is an error, never a larger
+//! allocation), and the caller checks the result against the BLAKE3 the
+//! catalog declares. Both directions are one-shot, so neither holds a window
+//! buffer besides the content itself.
 
 use crate::Error;
-use std::io::{Read, Write};
 use zstd::stream::raw::{CParameter, DParameter};
 
 /// The zstd window log that lets a frame of `len` bytes reach back over a
@@ -23,51 +24,108 @@ fn window_log(reference: u64, len: u64) -> u32 {
     (64 - (span - 1).leading_zeros()).clamp(10, 31)
 }
 
+/// A zstd error code as an I/O error.
+fn zstd_error(code: zstd::zstd_safe::ErrorCode) -> std::io::Error {
+    std::io::Error::other(zstd::zstd_safe::get_error_name(code))
+}
+
 /// Encodes `content` against `reference` at zstd `level` (1..=19 useful;
-/// the ultra levels 20..=22 are allowed).
+/// the ultra levels 20..=22 are allowed). One-shot (`ZSTD_compress2`): zstd
+/// reads `content` where it lies instead of copying it into a window buffer,
+/// so encoding holds the content, the reference, the patch and zstd's match
+/// tables, nothing the size of the window.
 pub fn encode(content: &[u8], reference: &[u8], level: i32) -> Result<Vec<u8>, Error> {
     let wlog = window_log(reference.len() as u64, content.len() as u64);
-    let mut enc = zstd::stream::write::Encoder::with_ref_prefix(
-        Vec::with_capacity(content.len() / 8 + 64),
-        level,
-        reference,
-    )?;
-    enc.set_parameter(CParameter::WindowLog(wlog))?;
-    enc.set_parameter(CParameter::EnableLongDistanceMatching(true))?;
-    enc.set_parameter(CParameter::ChecksumFlag(false))?;
-    enc.set_pledged_src_size(Some(content.len() as u64))?;
-    enc.write_all(content)?;
-    Ok(enc.finish()?)
+    let mut cctx = zstd::zstd_safe::CCtx::create();
+    let params = [
+        CParameter::CompressionLevel(level),
+        CParameter::WindowLog(wlog),
+        CParameter::EnableLongDistanceMatching(true),
+        CParameter::ChecksumFlag(false),
+        CParameter::ContentSizeFlag(true),
+    ];
+    for p in params {
+        cctx.set_parameter(p).map_err(zstd_error)?;
+    }
+    cctx.ref_prefix(reference).map_err(zstd_error)?;
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(content.len()));
+    cctx.compress2(&mut out, content).map_err(zstd_error)?;
+    out.shrink_to_fit();
+    Ok(out)
+}
+
+/// The window size a zstd frame header asks for (`None`: not a zstd frame
+/// header, or a single-segment frame, whose window is its content).
+fn frame_window(frame: &[u8]) -> Option<u64> {
+    if frame.get(..4)? != [0x28, 0xb5, 0x2f, 0xfd] {
+        return None;
+    }
+    let descriptor = *frame.get(4)?;
+    if descriptor & 0x20 != 0 {
+        return None;
+    }
+    let wd = *frame.get(5)?;
+    let log = 10 + u32::from(wd >> 3);
+    let base = 1u64 << log;
+    Some(base + (base / 8) * u64::from(wd & 7))
 }
 
 /// Decodes `patch` against `reference`; the result must be exactly `len`
-/// bytes. `key` names the object in errors.
+/// bytes. `key` names the object in errors. One-shot (`ZSTD_decompressDCtx`)
+/// into a buffer of exactly `len` bytes: a patch that would decode to more
+/// stops there, and no window buffer is allocated besides the output.
 pub fn decode(patch: &[u8], reference: &[u8], len: u64, key: &str) -> Result<Vec<u8>, Error> {
     let bad = |why: String| Error::BadPatch {
         key: key.to_string(),
         why,
     };
     let cap = usize::try_from(len).map_err(|_| bad(format!("declares {len} bytes")))?;
-    let mut dec = zstd::stream::read::Decoder::with_ref_prefix(patch, reference)
-        .map_err(|e| bad(format!("cannot start the zstd decoder: {e}")))?;
-    dec.set_parameter(DParameter::WindowLogMax(window_log(
+    let most = 1u64 << window_log(reference.len() as u64, len);
+    if let Some(window) = frame_window(patch).filter(|&w| w > most) {
+        return Err(bad(format!(
+            "its zstd frame asks for a {window}-byte window, more than the {most} bytes its lengths need"
+        )));
+    }
+    match zstd::zstd_safe::find_frame_compressed_size(patch) {
+        Ok(n) if n == patch.len() => {}
+        Ok(_) => return Err(bad("holds more than one zstd frame".into())),
+        Err(e) => {
+            return Err(bad(format!(
+                "zstd data does not decode: {}",
+                zstd::zstd_safe::get_error_name(e)
+            )))
+        }
+    }
+    let mut dctx = zstd::zstd_safe::DCtx::create();
+    dctx.set_parameter(DParameter::WindowLogMax(window_log(
         reference.len() as u64,
         len,
     )))
-    .map_err(|e| bad(format!("cannot bound the zstd window: {e}")))?;
+    .map_err(|e| {
+        bad(format!(
+            "cannot bound the zstd window: {}",
+            zstd::zstd_safe::get_error_name(e)
+        ))
+    })?;
+    dctx.ref_prefix(reference).map_err(|e| {
+        bad(format!(
+            "cannot start the zstd decoder: {}",
+            zstd::zstd_safe::get_error_name(e)
+        ))
+    })?;
     let mut out = Vec::with_capacity(cap);
-    dec.take(len.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| bad(format!("zstd data does not decode: {e}")))?;
+    if let Err(e) = dctx.decompress(&mut out, patch) {
+        let name = zstd::zstd_safe::get_error_name(e);
+        return Err(bad(if out.capacity() == cap && name.contains("small") {
+            format!("decodes to more than the {len} bytes the catalog declares")
+        } else {
+            format!("zstd data does not decode: {name}")
+        }));
+    }
     if out.len() as u64 != len {
         return Err(bad(format!(
-            "decodes to {}{} bytes, the catalog declares {len}",
-            out.len(),
-            if out.len() as u64 > len {
-                " or more"
-            } else {
-                ""
-            }
+            "decodes to {} bytes, the catalog declares {len}",
+            out.len()
         )));
     }
     Ok(out)
@@ -77,6 +135,7 @@ pub fn decode(patch: &[u8], reference: &[u8], len: u64, key: &str) -> Result<Vec
 mod tests {
     use super::*;
     use crate::test_util::noise;
+    use std::io::Write;
 
     #[test]
     fn a_small_change_costs_little_and_round_trips() {
@@ -123,6 +182,18 @@ mod tests {
         enc.write_all(&data).unwrap();
         let frame = enc.finish().unwrap();
         let e = decode(&frame, b"", data.len() as u64, "k").unwrap_err();
+        assert!(matches!(e, Error::BadPatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_patch_of_two_frames_is_refused() {
+        let old = noise(100_000, 8);
+        let new = noise(50_000, 9);
+        let mut patch = encode(&new, &old, 3).unwrap();
+        let len = new.len() as u64;
+        assert_eq!(decode(&patch, &old, len, "k").unwrap(), new);
+        patch.extend_from_slice(&zstd::bulk::compress(b"more", 3).unwrap());
+        let e = decode(&patch, &old, len + 4, "k").unwrap_err();
         assert!(matches!(e, Error::BadPatch { .. }), "{e}");
     }
 

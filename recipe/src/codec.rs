@@ -4,7 +4,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use flate2::{Decompress, FlushDecompress, Status};
-use std::io::Cursor;
+use std::io::{Cursor, Write};
 
 use preflate_rs::{PreflateConfig, PreflateStreamProcessor, RecreateStreamProcessor};
 
@@ -42,38 +42,50 @@ impl Bounds {
     }
 }
 
-/// Decodes the stream at the start of `data`: its plain bytes and how many bytes
-/// of `data` it used.
-pub(crate) fn decode(
+/// Decodes the stream at the start of `data`, appending its plain bytes to
+/// `out` (deflate inflates in place, so a large stream is not held twice);
+/// returns how many bytes of `data` it used. On error `out` may hold part
+/// of the stream: the caller truncates it.
+pub(crate) fn decode_into(
     codec: Codec,
     data: &[u8],
     bounds: &Bounds,
-) -> Result<(Vec<u8>, usize), LiteralReason> {
+    out: &mut Vec<u8>,
+) -> Result<usize, LiteralReason> {
+    let appended = |(plain, used): (Vec<u8>, usize), out: &mut Vec<u8>| {
+        out.extend_from_slice(&plain);
+        used
+    };
     match codec {
-        Codec::Deflate => inflate(data, bounds),
-        Codec::Xz => crate::xz::decompress(data, bounds.limit).map_err(|e| match e {
-            crate::xz::XzError::TooLarge { .. } => bounds.over_limit(),
-            _ => LiteralReason::Corrupt,
-        }),
-        Codec::Zstd => crate::zstd::decompress(data, bounds.limit).map_err(|e| match e {
-            crate::zstd::ZstdError::TooLarge { .. } => bounds.over_limit(),
-            _ => LiteralReason::Corrupt,
-        }),
+        Codec::Deflate => inflate_into(data, bounds, out),
+        Codec::Xz => crate::xz::decompress(data, bounds.limit)
+            .map(|d| appended(d, out))
+            .map_err(|e| match e {
+                crate::xz::XzError::TooLarge { .. } => bounds.over_limit(),
+                _ => LiteralReason::Corrupt,
+            }),
+        Codec::Zstd => crate::zstd::decompress(data, bounds.limit)
+            .map(|d| appended(d, out))
+            .map_err(|e| match e {
+                crate::zstd::ZstdError::TooLarge { .. } => bounds.over_limit(),
+                _ => LiteralReason::Corrupt,
+            }),
     }
 }
 
-/// Inflates one raw deflate stream at the start of `data`, within `bounds`.
-fn inflate(data: &[u8], bounds: &Bounds) -> Result<(Vec<u8>, usize), LiteralReason> {
+/// Inflates one raw deflate stream at the start of `data`, within `bounds`,
+/// appending to `out`.
+fn inflate_into(data: &[u8], bounds: &Bounds, out: &mut Vec<u8>) -> Result<usize, LiteralReason> {
+    const STEP: usize = 256 << 10;
     let mut d = Decompress::new(false);
-    let mut out: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 256 << 10];
     loop {
-        let (in_before, out_before) = (d.total_in(), d.total_out());
+        let in_before = d.total_in();
+        let out_before = d.total_out();
         let input = data.get(in_before as usize..).unwrap_or_default();
+        out.reserve(STEP);
         let status = d
-            .decompress(input, &mut buf, FlushDecompress::None)
+            .decompress_vec(input, out, FlushDecompress::None)
             .map_err(|_| LiteralReason::Corrupt)?;
-        let produced = (d.total_out() - out_before) as usize;
         if d.total_out() > bounds.limit {
             return Err(bounds.over_limit());
         }
@@ -84,11 +96,10 @@ fn inflate(data: &[u8], bounds: &Bounds) -> Result<(Vec<u8>, usize), LiteralReas
         if d.total_out() > ratio_cap {
             return Err(LiteralReason::Ratio);
         }
-        out.extend_from_slice(&buf[..produced]);
         if status == Status::StreamEnd {
-            return Ok((out, d.total_in() as usize));
+            return Ok(d.total_in() as usize);
         }
-        if d.total_in() == in_before && produced == 0 {
+        if d.total_in() == in_before && d.total_out() == out_before {
             return Err(LiteralReason::Corrupt);
         }
     }
@@ -101,7 +112,8 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
 }
 
 /// preflate-rs's chunks and corrections that rebuild `compressed` (one whole raw
-/// deflate stream) from `plain`, verified by rebuilding it. preflate-rs cannot
+/// deflate stream) from `plain`, verified by rebuilding it when `check` is set
+/// (else the caller rebuilds the whole object and checks it). preflate-rs cannot
 /// cut a stream whose single block holds more than `chunk` plain bytes: such a
 /// stream is tried again as one chunk.
 pub(crate) fn deflate_chunks(
@@ -109,10 +121,11 @@ pub(crate) fn deflate_chunks(
     plain: &[u8],
     max_chain: u32,
     chunk: u64,
+    check: bool,
 ) -> Result<Vec<DeflateChunk>, LiteralReason> {
-    let chunked = chunks_of(compressed, plain, max_chain, chunk);
+    let chunked = chunks_of(compressed, plain, max_chain, chunk, check);
     if chunked.is_err() && chunk < plain.len() as u64 {
-        return chunks_of(compressed, plain, max_chain, plain.len() as u64);
+        return chunks_of(compressed, plain, max_chain, plain.len() as u64, check);
     }
     chunked
 }
@@ -122,6 +135,7 @@ fn chunks_of(
     plain: &[u8],
     max_chain: u32,
     chunk: u64,
+    check: bool,
 ) -> Result<Vec<DeflateChunk>, LiteralReason> {
     let config = PreflateConfig {
         max_chain_length: max_chain,
@@ -157,8 +171,12 @@ fn chunks_of(
         Ok(chunks)
     })
     .map_err(|_| LiteralReason::PreflateFailed)?;
-    match deflate_rebuild(plain, &chunks) {
-        Ok(again) if again == compressed => Ok(chunks),
+    if !check {
+        return Ok(chunks);
+    }
+    let mut again = Vec::with_capacity(compressed.len());
+    match deflate_rebuild(plain, &chunks, &mut again) {
+        Ok(()) if again == compressed => Ok(chunks),
         _ => Err(LiteralReason::NotIdentical),
     }
 }
@@ -174,16 +192,20 @@ pub(crate) enum DeflateFail {
         declared: u64,
         produced: u64,
     },
+    /// Writing the rebuilt bytes failed.
+    Write(std::io::Error),
 }
 
-/// Rebuilds a raw deflate stream from its plain bytes and preflate chunks. The
-/// caller has checked that the chunks' plain lengths add up to `plain.len()`.
+/// Rebuilds a raw deflate stream from its plain bytes and preflate chunks,
+/// writing each chunk to `out` once its length is checked (a large stream is
+/// never held whole). The caller has checked that the chunks' plain lengths
+/// add up to `plain.len()`.
 pub(crate) fn deflate_rebuild(
     plain: &[u8],
     chunks: &[DeflateChunk],
-) -> Result<Vec<u8>, DeflateFail> {
+    out: &mut impl Write,
+) -> Result<(), DeflateFail> {
     let mut p = RecreateStreamProcessor::new();
-    let mut out = Vec::new();
     let mut at = 0usize;
     for (index, chunk) in chunks.iter().enumerate() {
         let end = usize::try_from(chunk.plain_len)
@@ -206,7 +228,7 @@ pub(crate) fn deflate_rebuild(
                 produced: bytes.len() as u64,
             });
         }
-        out.extend_from_slice(&bytes);
+        out.write_all(&bytes).map_err(DeflateFail::Write)?;
     }
-    Ok(out)
+    Ok(())
 }

@@ -90,6 +90,7 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod by_recipe;
 mod codec;
 mod containers;
 mod rebuild;
@@ -99,6 +100,7 @@ mod walk;
 pub mod xz;
 pub mod zstd;
 
+pub use by_recipe::{expand_by, ExpandByError};
 pub use rebuild::{rebuild, RebuildError};
 pub use recipe::{DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION};
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
@@ -138,6 +140,14 @@ pub struct Options {
     /// caller in a hurry leaves them literal ([`LiteralReason::Skipped`]).
     /// Not part of the reference form: [`expand`] decodes them either way.
     pub reproduce_xz: bool,
+    /// Whether [`analyze`] rebuilds each deflate stream it keeps decoded and
+    /// compares it with the original (default true), so that a stream
+    /// preflate-rs does not reproduce stays literal. A caller that rebuilds
+    /// the whole object with [`rebuild`] and checks its digest anyway (and
+    /// analyses again with the check when that fails) sets it to false: that
+    /// halves the preflate-rs work, whose recompression costs about what its
+    /// analysis costs.
+    pub check_streams: bool,
 }
 
 impl Default for Options {
@@ -150,6 +160,7 @@ impl Default for Options {
             preflate_chunk: 8 << 20,
             preflate_max_chain: 4096,
             reproduce_xz: true,
+            check_streams: true,
         }
     }
 }
@@ -179,9 +190,10 @@ pub enum ExpandError {
 }
 
 /// Splits `data` into its expanded form and the recipe that rebuilds it. Every
-/// stream kept decoded has been rebuilt and compared byte for byte; what cannot
-/// be reproduced stays literal (see the report). An object larger than
-/// `max_expanded` is its own expanded form.
+/// stream kept decoded has been rebuilt and compared byte for byte (unless
+/// [`Options::check_streams`] is off: then the caller must rebuild and check);
+/// what cannot be reproduced stays literal (see the report). An object larger
+/// than `max_expanded` is its own expanded form.
 pub fn analyze(data: &[u8], opts: &Options) -> Analysis {
     let mut w = Walker::new(data, opts, Mode::Analyze);
     if data.len() as u64 <= opts.max_expanded {

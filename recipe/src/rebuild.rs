@@ -115,42 +115,42 @@ pub fn rebuild(
         // Both sums were checked against real lengths above: these fit.
         let input = &expanded[at..at + segment.expanded_len() as usize];
         at += input.len();
-        let rebuilt;
-        let bytes: &[u8] = match segment {
-            Segment::Literal { .. } => input,
+        let rebuilt = match segment {
+            Segment::Literal { .. } => {
+                out.write_all(input)?;
+                continue;
+            }
             Segment::Deflate {
                 chunks,
                 compressed_len,
                 ..
             } => {
-                rebuilt = deflate(index, input, *compressed_len, chunks)?;
-                &rebuilt
+                // Written chunk by chunk, each checked against its declared
+                // length, and the chunks add up to the segment's length.
+                deflate(index, input, *compressed_len, chunks, out)?;
+                continue;
             }
             Segment::Xz { params, .. } => {
-                rebuilt =
-                    crate::xz::compress(params, input).map_err(|source| RebuildError::Xz {
-                        segment: index,
-                        source,
-                    })?;
-                &rebuilt
+                crate::xz::compress(params, input).map_err(|source| RebuildError::Xz {
+                    segment: index,
+                    source,
+                })?
             }
             Segment::Zstd { params, .. } => {
-                rebuilt =
-                    crate::zstd::compress(params, input).map_err(|source| RebuildError::Zstd {
-                        segment: index,
-                        source,
-                    })?;
-                &rebuilt
+                crate::zstd::compress(params, input).map_err(|source| RebuildError::Zstd {
+                    segment: index,
+                    source,
+                })?
             }
         };
-        if bytes.len() as u64 != segment.output_len() {
+        if rebuilt.len() as u64 != segment.output_len() {
             return Err(RebuildError::SegmentLenMismatch {
                 segment: index,
                 declared: segment.output_len(),
-                produced: bytes.len() as u64,
+                produced: rebuilt.len() as u64,
             });
         }
-        out.write_all(bytes)?;
+        out.write_all(&rebuilt)?;
     }
     Ok(())
 }
@@ -161,7 +161,8 @@ fn deflate(
     plain: &[u8],
     compressed_len: u64,
     chunks: &[DeflateChunk],
-) -> Result<Vec<u8>, RebuildError> {
+    out: &mut impl Write,
+) -> Result<(), RebuildError> {
     let sums = chunks.iter().try_fold((0u64, 0u64), |(p, c), k| {
         Some((
             p.checked_add(k.plain_len)?,
@@ -171,7 +172,7 @@ fn deflate(
     if sums != Some((plain.len() as u64, compressed_len)) {
         return Err(RebuildError::ChunksInconsistent { segment });
     }
-    codec::deflate_rebuild(plain, chunks).map_err(|e| match e {
+    codec::deflate_rebuild(plain, chunks, out).map_err(|e| match e {
         DeflateFail::Preflate(detail) => RebuildError::Deflate { segment, detail },
         DeflateFail::ChunkLen {
             chunk,
@@ -183,5 +184,6 @@ fn deflate(
             declared,
             produced,
         },
+        DeflateFail::Write(e) => RebuildError::Write(e),
     })
 }

@@ -77,6 +77,15 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Drops the expanded bytes from `mark` on (a stream that stays literal),
+    /// and the memory they took: a large stream's capacity is not kept.
+    fn drop_from(&mut self, mark: usize) {
+        self.expanded.truncate(mark);
+        if self.expanded.capacity() > 2 * mark + (1 << 20) {
+            self.expanded.shrink_to(2 * mark);
+        }
+    }
+
     /// Emits everything left literally; the walk is over.
     pub(crate) fn finish(&mut self) {
         self.literal_to(self.data.len());
@@ -116,25 +125,40 @@ impl<'a> Walker<'a> {
             recipe_len: 0,
             outcome,
         };
-        let (plain, used) = match codec::decode(codec, region, &bounds) {
-            Ok(decoded) => decoded,
+        if self.mode == Mode::Analyze && codec == Codec::Xz && !self.opts.reproduce_xz {
+            // It would stay literal: not even decoded (an xz stream is only
+            // found at the start of its container, which leaves the rest literal).
+            let left = declared.unwrap_or(region.len()).min(region.len());
+            self.streams
+                .push(report(left, None, Outcome::Literal(LiteralReason::Skipped)));
+            return None;
+        }
+        // The stream's plain bytes go straight after what is emitted so far
+        // (the bytes before it, emitted literally first), so a large stream
+        // is held once; they are dropped again if it stays literal.
+        self.literal_to(start);
+        let mark = self.expanded.len();
+        let used = match codec::decode_into(codec, region, &bounds, &mut self.expanded) {
+            Ok(used) => used,
             Err(why) => {
+                self.drop_from(mark);
                 let left = declared.unwrap_or(region.len()).min(region.len());
                 self.streams.push(report(left, None, Outcome::Literal(why)));
                 return None;
             }
         };
-        let plain_len = Some(plain.len() as u64);
+        let plain_len = (self.expanded.len() - mark) as u64;
         let check = if declared.is_some_and(|d| d != used) {
             Err(LiteralReason::Inconsistent)
-        } else if plain.len() as u64 > (used as u64).saturating_mul(self.opts.max_ratio) {
+        } else if plain_len > (used as u64).saturating_mul(self.opts.max_ratio) {
             Err(LiteralReason::Ratio)
         } else {
             Ok(())
         };
         if let Err(why) = check {
+            self.drop_from(mark);
             self.streams
-                .push(report(used, plain_len, Outcome::Literal(why)));
+                .push(report(used, Some(plain_len), Outcome::Literal(why)));
             return if declared.is_some() {
                 None
             } else {
@@ -144,12 +168,13 @@ impl<'a> Walker<'a> {
         let compressed = &region[..used];
         let segment = match self.mode {
             Mode::Expand => Ok(None),
-            Mode::Analyze => self.reproduce(codec, compressed, &plain).map(Some),
+            Mode::Analyze => {
+                reproduce(self.opts, codec, compressed, &self.expanded[mark..]).map(Some)
+            }
         };
-        self.literal_to(start);
         match segment {
             Ok(segment) => {
-                let mut r = report(used, plain_len, Outcome::Reproduced);
+                let mut r = report(used, Some(plain_len), Outcome::Reproduced);
                 if let Some(segment) = segment {
                     r.recipe_len = recipe_data_len(&segment);
                     self.segments.push(segment);
@@ -157,61 +182,62 @@ impl<'a> Walker<'a> {
                 if self.mode == Mode::Analyze {
                     self.streams.push(r);
                 }
-                self.projected = self.projected - used as u64 + plain.len() as u64;
-                self.expanded.extend_from_slice(&plain);
+                self.projected = self.projected - used as u64 + plain_len;
                 self.pos = start + used;
             }
             Err(why) => {
+                self.drop_from(mark);
                 self.streams
-                    .push(report(used, plain_len, Outcome::Literal(why)));
+                    .push(report(used, Some(plain_len), Outcome::Literal(why)));
                 self.literal_to(start + used);
             }
         }
         Some(start + used)
     }
+}
 
-    /// The segment that rebuilds `compressed` from `plain`, or why not.
-    fn reproduce(
-        &self,
-        codec: Codec,
-        compressed: &[u8],
-        plain: &[u8],
-    ) -> Result<Segment, LiteralReason> {
-        let plain_len = plain.len() as u64;
-        let compressed_len = compressed.len() as u64;
-        match codec {
-            Codec::Deflate => {
-                if plain_len > self.opts.max_deflate_plain {
-                    return Err(LiteralReason::TooLarge);
-                }
-                let chunks = codec::deflate_chunks(
-                    compressed,
-                    plain,
-                    self.opts.preflate_max_chain,
-                    self.opts.preflate_chunk,
-                )?;
-                Ok(Segment::Deflate {
-                    plain_len,
-                    compressed_len,
-                    chunks,
-                })
+/// The segment that rebuilds `compressed` from `plain`, or why not.
+fn reproduce(
+    opts: &Options,
+    codec: Codec,
+    compressed: &[u8],
+    plain: &[u8],
+) -> Result<Segment, LiteralReason> {
+    let plain_len = plain.len() as u64;
+    let compressed_len = compressed.len() as u64;
+    match codec {
+        Codec::Deflate => {
+            if plain_len > opts.max_deflate_plain {
+                return Err(LiteralReason::TooLarge);
             }
-            Codec::Xz if !self.opts.reproduce_xz => Err(LiteralReason::Skipped),
-            Codec::Xz => crate::xz::find_params(compressed, plain)
-                .map(|params| Segment::Xz {
-                    plain_len,
-                    compressed_len,
-                    params,
-                })
-                .map_err(|_| LiteralReason::NotModelled),
-            Codec::Zstd => crate::zstd::find_params(compressed, plain)
-                .map(|params| Segment::Zstd {
-                    plain_len,
-                    compressed_len,
-                    params,
-                })
-                .map_err(|_| LiteralReason::NotModelled),
+            let chunks = codec::deflate_chunks(
+                compressed,
+                plain,
+                opts.preflate_max_chain,
+                opts.preflate_chunk,
+                opts.check_streams,
+            )?;
+            Ok(Segment::Deflate {
+                plain_len,
+                compressed_len,
+                chunks,
+            })
         }
+        Codec::Xz if !opts.reproduce_xz => Err(LiteralReason::Skipped),
+        Codec::Xz => crate::xz::find_params(compressed, plain)
+            .map(|params| Segment::Xz {
+                plain_len,
+                compressed_len,
+                params,
+            })
+            .map_err(|_| LiteralReason::NotModelled),
+        Codec::Zstd => crate::zstd::find_params(compressed, plain)
+            .map(|params| Segment::Zstd {
+                plain_len,
+                compressed_len,
+                params,
+            })
+            .map_err(|_| LiteralReason::NotModelled),
     }
 }
 

@@ -20,8 +20,9 @@ Rows:
 
 Prints a table (bytes and share of the new generation), then for each Ferry
 setting the update's export and import throughput (MB/s of the new generation's
-bytes), their peak RSS, and the inside's disk against the bytes it serves; writes
-WORK/results.json.
+bytes, wall time), their CPU seconds (user + system: the figure to compare on a
+shared machine) and peak RSS, and the inside's disk against the bytes it serves;
+writes WORK/results.json.
 """
 
 import gzip
@@ -158,7 +159,9 @@ def casync_new(old_dir, new_dir, tmp):
 
 
 def timed(cmd):
-    """Runs cmd quietly; returns (seconds, peak RSS in bytes) of that child."""
+    """Runs cmd quietly; returns (seconds, peak RSS in bytes, CPU seconds: user +
+    system) of that child. On a shared machine the CPU seconds are the figure to
+    compare; the wall time depends on the load."""
     import time
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -167,7 +170,7 @@ def timed(cmd):
     proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{err}")
-    return time.monotonic() - t0, usage.ru_maxrss * 1024
+    return time.monotonic() - t0, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def du(path):
@@ -177,22 +180,23 @@ def du(path):
 
 
 def ferry_inside(ferry_out, tmp, state):
-    """Imports media1 then media2 into a fresh inside; (seconds, peak RSS) of the
-    second import, and the inside's disk against the bytes it serves."""
+    """Imports media1 then media2 into a fresh inside; (seconds, peak RSS, CPU
+    seconds) of the second import, and the inside's disk against the bytes it
+    serves."""
     ferry_in = os.path.join(os.path.dirname(ferry_out), "ferry-in")
     inside = os.path.join(tmp, "in-state")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     run([ferry_in, "--state", inside, "trust", "add", os.path.join(state, "signing.pub"),
          "--first-use"], **quiet)
     run([ferry_in, "--state", inside, "import", os.path.join(tmp, "media1")], **quiet)
-    secs, rss = timed([ferry_in, "--state", inside, "import", os.path.join(tmp, "media2")])
+    secs, rss, cpu = timed([ferry_in, "--state", inside, "import", os.path.join(tmp, "media2")])
     served = size_of(os.path.join(inside, "store", "current") + "/")
-    return secs, rss, du(inside) / served
+    return secs, rss, cpu, du(inside) / served
 
 
 def ferry_delta(ferry_out, old_dir, new_dir, tmp, delta):
-    """Bytes of the second bundle, and (seconds, peak RSS) of its export and
-    of its import, and the inside's disk against what it serves."""
+    """Bytes of the second bundle, and (seconds, peak RSS, CPU seconds) of its
+    export and of its import, and the inside's disk against what it serves."""
     state, src = os.path.join(tmp, "out-state"), os.path.join(tmp, "src")
     cfg = os.path.join(tmp, "ferry-out.toml")
     with open(cfg, "w") as f:
@@ -205,9 +209,9 @@ def ferry_delta(ferry_out, old_dir, new_dir, tmp, delta):
     shutil.rmtree(src)
     shutil.copytree(new_dir, src)
     media2 = os.path.join(tmp, "media2")
-    secs, rss = timed([ferry_out, "--state", state, "export", "--config", cfg, "--to", media2,
-                       "--delta", delta])
-    return size_of(media2), (secs, rss) + ferry_inside(ferry_out, tmp, state)
+    secs, rss, cpu = timed([ferry_out, "--state", state, "export", "--config", cfg, "--to",
+                            media2, "--delta", delta])
+    return size_of(media2), (secs, rss, cpu) + ferry_inside(ferry_out, tmp, state)
 
 
 # BENCH_FERRY="off fast" measures only those settings (high is slow).
@@ -261,23 +265,26 @@ def main():
                 cells.append(f"{r[c] / 1e6:>8.2f} MB {100 * r[c] / r['new']:>5.1f}%")
         print(f"{eco:<10}" + "".join(cells))
     print()
-    print("the update, in MB/s of the new generation's bytes: export (peak RSS), import "
-          "(peak RSS), inside disk / served bytes")
+    print("the update, in MB/s of the new generation's bytes (wall), CPU seconds (user + "
+          "system) and peak RSS: export, import; inside disk / served bytes")
     ecos = [e for e in results if e != "total"]
     for eco in ecos:
         for d in FERRY_SETTINGS:
-            es, er, is_, ir, disk = perf[(eco, d)]
+            es, er, ec, is_, ir, ic, disk = perf[(eco, d)]
             new = results[eco]["new"] / 1e6
-            print(f"{eco:<10} {d:<5} export {new / es:7.1f} MB/s ({er / 2**20:5.0f} MiB)  "
-                  f"import {new / is_:7.1f} MB/s ({ir / 2**20:5.0f} MiB)  disk {disk:.2f}x")
+            print(f"{eco:<10} {d:<5} export {new / es:7.1f} MB/s {ec:6.1f} s CPU ({er / 2**20:5.0f} MiB)"
+                  f"  import {new / is_:7.1f} MB/s {ic:6.1f} s CPU ({ir / 2**20:5.0f} MiB)"
+                  f"  disk {disk:.2f}x")
     for d in FERRY_SETTINGS:
         es = sum(perf[(e, d)][0] for e in ecos)
-        is_ = sum(perf[(e, d)][2] for e in ecos)
+        ec = sum(perf[(e, d)][2] for e in ecos)
+        is_ = sum(perf[(e, d)][3] for e in ecos)
+        ic = sum(perf[(e, d)][5] for e in ecos)
         er = max(perf[(e, d)][1] for e in ecos)
-        ir = max(perf[(e, d)][3] for e in ecos)
+        ir = max(perf[(e, d)][4] for e in ecos)
         new = results["total"]["new"] / 1e6
-        print(f"{'total':<10} {d:<5} export {new / es:7.1f} MB/s ({er / 2**20:5.0f} MiB)  "
-              f"import {new / is_:7.1f} MB/s ({ir / 2**20:5.0f} MiB)")
+        print(f"{'total':<10} {d:<5} export {new / es:7.1f} MB/s {ec:6.1f} s CPU ({er / 2**20:5.0f} MiB)"
+              f"  import {new / is_:7.1f} MB/s {ic:6.1f} s CPU ({ir / 2**20:5.0f} MiB)")
     results["perf"] = {f"{e}/{d}": v for (e, d), v in perf.items()}
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(results, f, indent=1)

@@ -13,7 +13,9 @@ pub mod yum;
 
 use crate::ranges::ChunkSource;
 use anyhow::{bail, Context, Result};
-use ferry_protocol::catalog::{Catalog, ChunkRef, Encoding, FileObject, Object, SourceKind};
+use ferry_protocol::catalog::{
+    Catalog, ChunkRef, Encoding, Expanded, FileObject, Object, SourceKind,
+};
 use ferry_protocol::id::Sha256Hasher;
 use ferry_protocol::path::ObjectKey;
 use std::io::{BufWriter, Write};
@@ -123,10 +125,35 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
             }
         }
     }
-    rebuild_list
-        .par_iter()
+    // A rebuilt object holds its expanded form (and its base's reference
+    // form) in memory: large ones are rebuilt one at a time, so that two of
+    // them never add up; the rest on all cores.
+    let (large, rest): (Vec<_>, Vec<_>) = rebuild_list
+        .iter()
+        .partition(|(_, f, _)| held_to_rebuild(f) > LARGE_REBUILD);
+    for (key, f, dest) in large {
+        rebuild(cx, dir, key, f, dest)?;
+    }
+    rest.par_iter()
         .try_for_each(|(key, f, dest)| rebuild(cx, dir, key, f, dest))?;
     Ok(rebuild_list.iter().map(|(_, f, _)| f.size).sum())
+}
+
+/// Bytes held in memory to rebuild an object this large or larger are
+/// rebuilt one object at a time.
+const LARGE_REBUILD: u64 = 64 << 20;
+
+/// Bytes a rebuilt object holds in memory while it is rebuilt (its expanded
+/// form and, for a patch, its base's reference form); 0 for chunked objects,
+/// which stream.
+fn held_to_rebuild(f: &FileObject) -> u64 {
+    match &f.encoding {
+        Encoding::Chunks(_) => 0,
+        Encoding::Rebuilt(r) => match &r.expanded {
+            Expanded::Patch { base, .. } => r.expanded_len.saturating_add(base.len),
+            Expanded::Chunks(_) => r.expanded_len,
+        },
+    }
 }
 
 /// A writer that hashes and counts what passes through it.

@@ -9,20 +9,41 @@
 //! (`ferry_protocol::delta`). The inside rebuilds the expanded form from its
 //! own copy of the predecessor, runs the recipe, and checks the SHA-256.
 //!
-//! Bit-exact or nothing: before a patch is shipped, the outside decodes it
-//! and runs the recipe with the same code the inside runs, and compares the
-//! result with the object's bytes. A patch that does not pay (larger than
-//! the chunks the object would ship whole) is not used.
+//! Bit-exact or nothing: before a patch is shipped, the outside runs the
+//! inside's steps with the same code: the recipe, decoded from its bytes,
+//! rebuilds the object from the expanded form, whose SHA-256 must be the
+//! object's, and the patch decodes to that expanded form (same BLAKE3). The
+//! analysis itself runs preflate-rs once per stream (`check_streams` off),
+//! so each deflate stream is analysed once and recompressed once; only an
+//! object that fails the check is analysed again stream by stream. A patch
+//! that does not pay (larger than the chunks the object would ship whole) is
+//! not used.
 
 mod predecessor;
+mod recipes;
 mod refs;
 
 pub(crate) use predecessor::Families;
+pub(crate) use recipes::Recipes;
 pub(crate) use refs::References;
 
 use anyhow::{bail, Context, Result};
 use ferry_protocol::catalog::{Base, BaseForm, FileObject};
+use ferry_protocol::id::{Sha256, Sha256Hasher};
 use ferry_protocol::path::ObjectKey;
+use std::io::Write;
+
+/// Writes `bytes` to `path` through a temporary file and a rename, without
+/// syncing: the copies and recipes kept for deltas are caches, checked on
+/// every read (SHA-256, or a rebuild), so a copy a crash tore is dropped, not
+/// used. Syncing each of them made a first export of many small files wait
+/// on the disk for every file.
+pub(crate) fn write_cache_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = ferry_agent_common::fsx::tmp_name(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+}
 
 /// The zstd level of `fast` patches (scheduled exports).
 pub const FAST: i32 = 3;
@@ -76,6 +97,8 @@ pub(crate) struct Patched {
     pub(crate) expanded_blake3: [u8; 32],
     /// The base the patch is made against.
     pub(crate) base: Base,
+    /// Whether the recipe came from the analysis cache (no preflate analysis).
+    pub(crate) reused: bool,
 }
 
 impl Patched {
@@ -107,19 +130,27 @@ pub struct DeltaReport {
     pub whole: u64,
     /// Their bytes.
     pub whole_bytes: u64,
+    /// Changed objects whose recipe came from the analysis cache (analysed
+    /// by an earlier export, or earlier in this one).
+    pub reused: u64,
 }
 
-/// Encodes `data` (object `key`) against `base_bytes` (object `base_key`
-/// of the last catalog, `base`), and checks that the inside's steps give
-/// `data` back. `None` when an expanded form is over the size bound.
+/// Encodes `data` (object `key`, of SHA-256 `sha256`) against `base_bytes`
+/// (object `base_key` of the last catalog, `base`), and checks that the
+/// inside's steps give `data` back. `None` when an expanded form is over the
+/// size bound or the check fails. Both buffers are taken so that each is
+/// dropped as soon as it is no longer needed (the expanded forms are larger).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn patch_against(
     key: &ObjectKey,
-    data: &[u8],
+    data: Vec<u8>,
+    sha256: &Sha256,
     base_key: &ObjectKey,
     base: &FileObject,
-    base_bytes: &[u8],
+    base_bytes: Vec<u8>,
     opts: &DeltaOptions,
     level: i32,
+    recipes: &Recipes,
 ) -> Result<Option<Patched>> {
     let ropts = ferry_recipe::Options {
         // Rebuilding an xz stream costs what compressing it costs (about
@@ -127,43 +158,42 @@ pub(crate) fn patch_against(
         reproduce_xz: level >= SLOW_LEVELS,
         ..ferry_recipe::Options::default()
     };
-    let analysis = ferry_recipe::analyze(data, &ropts);
-    let (reference, form) = match ferry_recipe::expand(base_bytes, &ropts) {
+    let Some((recipe, expanded, reused)) = analyze_verified(key, &data, sha256, &ropts, recipes)
+    else {
+        return Ok(None);
+    };
+    drop(data);
+    let (reference, form) = match ferry_recipe::expand(&base_bytes, &ropts) {
         Ok(r) => (
             r,
             BaseForm::Expanded {
                 version: ferry_recipe::EXPAND_VERSION,
             },
         ),
-        Err(_) => (base_bytes.to_vec(), BaseForm::Bytes),
+        Err(_) => (base_bytes, BaseForm::Bytes),
     };
-    let expanded = &analysis.expanded;
     if expanded.len() as u64 > opts.max_object || reference.len() as u64 > opts.max_object {
         return Ok(None);
     }
-    let patch = ferry_protocol::delta::encode(expanded, &reference, level)
+    let expanded_len = expanded.len() as u64;
+    let expanded_blake3 = *blake3::hash(&expanded).as_bytes();
+    let patch = ferry_protocol::delta::encode(&expanded, &reference, level)
         .with_context(|| format!("cannot encode {key} against {base_key}"))?;
-    let recipe = if analysis.recipe.is_identity() {
-        Vec::new()
-    } else {
-        analysis.recipe.to_bytes()
-    };
-    if let Err(e) = verify(
-        key,
-        data,
-        &recipe,
-        &patch,
-        &reference,
-        expanded.len() as u64,
-    ) {
-        eprintln!("ferry-out: warning: {e:#}; {key} ships whole");
+    drop(expanded);
+    // The inside's first step: the patch must give back the expanded form the
+    // recipe was just checked on (same length and BLAKE3, as the inside checks).
+    let decoded =
+        ferry_protocol::delta::decode(&patch, &reference, expanded_len, &key.to_string())?;
+    if *blake3::hash(&decoded).as_bytes() != expanded_blake3 {
+        eprintln!("ferry-out: warning: {key}: the patch decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
         return Ok(None);
     }
+    drop(decoded);
     Ok(Some(Patched {
         recipe,
         patch,
-        expanded_len: expanded.len() as u64,
-        expanded_blake3: *blake3::hash(expanded).as_bytes(),
+        expanded_len,
+        expanded_blake3,
         base: Base {
             key: base_key.clone(),
             sha256: base.sha256,
@@ -171,32 +201,109 @@ pub(crate) fn patch_against(
             len: reference.len() as u64,
             blake3: *blake3::hash(&reference).as_bytes(),
         },
+        reused,
     }))
 }
 
-/// Runs the inside's steps (decode the patch, run the recipe) and compares
-/// the result with the object's bytes.
-fn verify(
+/// Analyses `data` and checks the result as the inside will: the recipe, as
+/// encoded, run by `ferry_recipe::rebuild` on the expanded form, must give
+/// bytes of SHA-256 `sha256` (hashed as they stream out, never held). A recipe
+/// kept in `recipes` for this digest is tried first (its expanded form is
+/// decoded again by the recipe, without preflate-rs). Otherwise the first
+/// analysis does not rebuild each stream on its own (that would run
+/// preflate-rs's recompression twice); if the whole object does not check,
+/// it is analysed again with every stream checked, which keeps a stream
+/// preflate-rs does not reproduce literal. The recipe's bytes (empty when
+/// the object is its own expanded form), the expanded form and whether the
+/// recipe was reused, or `None` (with a warning) when nothing checks.
+fn analyze_verified(
     key: &ObjectKey,
     data: &[u8],
+    sha256: &Sha256,
+    ropts: &ferry_recipe::Options,
+    recipes: &Recipes,
+) -> Option<(Vec<u8>, Vec<u8>, bool)> {
+    let len = data.len() as u64;
+    if let Some(recipe) = recipes.get(sha256, ropts.reproduce_xz) {
+        let expanded = if recipe.is_empty() {
+            Some(data.to_vec())
+        } else {
+            ferry_recipe::Recipe::from_bytes(&recipe)
+                .ok()
+                .and_then(|r| ferry_recipe::expand_by(&r, data, ropts).ok())
+        };
+        if let Some(expanded) = expanded {
+            if rebuilds(key, &recipe, &expanded, len, sha256).is_ok() {
+                return Some((recipe, expanded, true));
+            }
+        }
+    }
+    let mut last = None;
+    for check_streams in [false, true] {
+        let opts = ferry_recipe::Options {
+            check_streams,
+            ..ropts.clone()
+        };
+        let analysis = ferry_recipe::analyze(data, &opts);
+        let recipe = if analysis.recipe.is_identity() {
+            Vec::new()
+        } else {
+            analysis.recipe.to_bytes()
+        };
+        match rebuilds(key, &recipe, &analysis.expanded, len, sha256) {
+            Ok(()) => {
+                if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, &recipe) {
+                    eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
+                }
+                return Some((recipe, analysis.expanded, false));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    if let Some(e) = last {
+        eprintln!("ferry-out: warning: {e:#}; {key} ships whole");
+    }
+    None
+}
+
+/// Runs the inside's last steps (decode the recipe, rebuild from the expanded
+/// form, hash what comes out) and compares the size and SHA-256.
+fn rebuilds(
+    key: &ObjectKey,
     recipe: &[u8],
-    patch: &[u8],
-    reference: &[u8],
-    expanded_len: u64,
+    expanded: &[u8],
+    len: u64,
+    sha256: &Sha256,
 ) -> Result<()> {
-    let expanded = ferry_protocol::delta::decode(patch, reference, expanded_len, &key.to_string())?;
-    let rebuilt = if recipe.is_empty() {
-        expanded
+    let mut out = HashingSink::default();
+    if recipe.is_empty() {
+        out.write_all(expanded)?;
     } else {
         let recipe = ferry_recipe::Recipe::from_bytes(recipe)
             .with_context(|| format!("{key}: the recipe just written does not decode"))?;
-        let mut out = Vec::with_capacity(data.len());
-        ferry_recipe::rebuild(&recipe, &expanded, data.len() as u64, &mut out)
+        ferry_recipe::rebuild(&recipe, expanded, len, &mut out)
             .with_context(|| format!("{key}: the recipe does not rebuild the object"))?;
-        out
-    };
-    if rebuilt != data {
-        bail!("{key}: the patch and recipe rebuild other bytes than upstream's (a defect in ferry-recipe: please report it)");
+    }
+    if out.len != len || out.hasher.finish() != *sha256 {
+        bail!("{key}: the recipe rebuilds other bytes than upstream's (a defect in ferry-recipe: please report it)");
     }
     Ok(())
+}
+
+/// A writer that only counts and hashes.
+#[derive(Default)]
+struct HashingSink {
+    hasher: Sha256Hasher,
+    len: u64,
+}
+
+impl Write for HashingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -5,10 +5,10 @@
 //! exported catalog that is small enough to patch against. A copy is checked
 //! against its name before use (a rotten copy is dropped, and the object
 //! then ships whole), and copies no longer in the catalog are removed after
-//! each export.
+//! each export. Copies are written without syncing (`write_cache_file`):
+//! the check on read catches a copy a crash tore.
 
 use anyhow::{Context, Result};
-use ferry_agent_common::fsx;
 use ferry_protocol::id::Sha256;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -23,6 +23,11 @@ impl References {
     /// The store at `dir` (created on first write).
     pub(crate) fn new(dir: PathBuf) -> Self {
         References { dir }
+    }
+
+    /// Where the copies are.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     fn path(&self, sha: &Sha256) -> PathBuf {
@@ -58,7 +63,7 @@ impl References {
         }
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        fsx::write_atomic(&path, data)
+        super::write_cache_file(&path, data)
     }
 
     /// Removes every copy whose digest is not in `keep`.
