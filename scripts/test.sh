@@ -47,6 +47,8 @@ cargo test --workspace --no-fail-fast >"$log" 2>&1
 status=$?
 set -e
 grep -E "^(test |failures:|---- )|panicked|^test result" "$log" || true
+# Each failure's whole message (backtrace frames left out), so the log says why.
+awk '/^---- .* stdout ----$/{f=1} /^failures:$/{f=0} f && !/^ +[0-9]+: |^ +at /' "$log"
 # Sum the per-binary results into one closing line, and fail if any failed.
 sum() { grep -E '^test result' "$log" | awk -v k="$1" '{for (i=1;i<NF;i++) if ($(i+1) ~ "^"k) s+=$i} END {print s+0}'; }
 passed=$(sum passed); failed=$(sum failed); ignored=$(sum ignored)

@@ -228,6 +228,23 @@ impl Env {
         self.in_state.join("store/current/files/tools").join(path)
     }
 
+    /// The files of the inside's chunk store, sorted. It keeps only chunks
+    /// that are not ranges of a served file (those of patched objects'
+    /// recipes, and what `scrub` salvaged).
+    pub fn chunk_files(&self) -> Vec<PathBuf> {
+        let mut out = vec![];
+        let Ok(fans) = std::fs::read_dir(self.in_state.join("chunks")) else {
+            return out;
+        };
+        for fan in fans {
+            for e in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+                out.push(e.unwrap().path());
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Writes a file in the source tree (creating directories).
     pub fn write_src(&self, path: &str, data: &[u8]) {
         let p = self.src.join(path);

@@ -18,23 +18,6 @@ fn rot(path: &Path) {
         .unwrap();
 }
 
-/// The chunk store's files. The store keeps only chunks that are not ranges
-/// of a served file (those of patched objects): a plain file's chunks have
-/// one copy, the file itself.
-fn chunk_files(env: &Env) -> Vec<PathBuf> {
-    let mut out = vec![];
-    let Ok(fans) = std::fs::read_dir(env.in_state.join("chunks")) else {
-        return out;
-    };
-    for fan in fans {
-        for e in std::fs::read_dir(fan.unwrap().path()).unwrap() {
-            out.push(e.unwrap().path());
-        }
-    }
-    out.sort();
-    out
-}
-
 /// `ferry-in scrub --json` into `report.json` in the temporary root; the
 /// exit code and the parsed report.
 fn scrub(env: &Env) -> (Option<i32>, serde_json::Value, PathBuf) {
@@ -144,7 +127,7 @@ fn a_patched_object_that_rotted_comes_back_whole() {
     let r = env.export("m2").expect_ok();
     assert!(r.stdout.contains("patched 1"), "{}", r.stdout);
     env.import("m2").expect_ok();
-    for c in chunk_files(&env) {
+    for c in env.chunk_files() {
         rot(&c);
     }
     rot(&env.served("pkg-1.1.bin"));

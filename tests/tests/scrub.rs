@@ -31,21 +31,6 @@ fn scrub(env: &Env) -> (Option<i32>, serde_json::Value) {
     (r.code, v)
 }
 
-/// The chunk files of the inside's chunk store.
-fn chunk_files(env: &Env) -> Vec<PathBuf> {
-    let mut out = vec![];
-    let Ok(fans) = std::fs::read_dir(env.in_state.join("chunks")) else {
-        return out;
-    };
-    for fan in fans {
-        for e in std::fs::read_dir(fan.unwrap().path()).unwrap() {
-            out.push(e.unwrap().path());
-        }
-    }
-    out.sort();
-    out
-}
-
 /// A GET over a raw socket: (status code, body).
 fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to serve");
@@ -82,7 +67,7 @@ fn a_clean_store_scrubs_clean_with_counts() {
     assert_eq!(v["object_bytes"], 300_006, "{v}");
     // Plain files keep their chunks as ranges of themselves, not as copies.
     assert_eq!(v["chunks_checked"], 0, "{v}");
-    assert!(chunk_files(&env).is_empty());
+    assert!(env.chunk_files().is_empty());
     assert!(v["ranges_checked"].as_u64().unwrap() >= 2, "{v}");
     assert_eq!(v["bad_objects"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(v["bad_chunks"].as_array().unwrap().len(), 0, "{v}");
@@ -176,8 +161,9 @@ fn a_rotten_range_of_the_only_copy_is_reported_and_the_next_import_that_needs_it
     // Its good ranges were copied into the chunk store before the file went.
     let salvaged = v["chunks_salvaged"].as_u64().unwrap();
     assert!(salvaged >= 1, "{v}");
-    assert_eq!(chunk_files(&env).len() as u64, salvaged);
-    assert!(!chunk_files(&env)
+    assert_eq!(env.chunk_files().len() as u64, salvaged);
+    assert!(!env
+        .chunk_files()
         .iter()
         .any(|c| c.file_name().unwrap() == id.as_str()));
 
@@ -251,7 +237,7 @@ fn a_rotten_chunk_is_quarantined_and_the_next_import_that_needs_it_is_refused() 
     let r = env.export("m2").expect_ok();
     assert!(r.stdout.contains("patched 1"), "{}", r.stdout);
     env.import("m2").expect_ok();
-    let chunks = chunk_files(&env);
+    let chunks = env.chunk_files();
     assert!(!chunks.is_empty(), "the recipe's chunks are kept");
     let rotten = &chunks[0];
     let id = rotten.file_name().unwrap().to_string_lossy().into_owned();

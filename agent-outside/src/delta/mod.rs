@@ -45,6 +45,34 @@ pub(crate) fn write_cache_file(path: &std::path::Path, bytes: &[u8]) -> Result<(
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
+/// Removes every file of the cache directory `dir` whose digest (read from
+/// its name by `digest_of`) is not in `keep`. A missing directory is empty.
+pub(crate) fn prune_cache_dir(
+    dir: &std::path::Path,
+    keep: &std::collections::HashSet<Sha256>,
+    digest_of: impl Fn(&str) -> Option<Sha256>,
+) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = entry.file_name();
+        let kept = name
+            .to_str()
+            .and_then(&digest_of)
+            .is_some_and(|s| keep.contains(&s));
+        if !kept {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The zstd level of `fast` patches (scheduled exports).
 pub const FAST: i32 = 3;
 /// The zstd level of `high` patches (a slow diode, small media).

@@ -49,26 +49,10 @@ impl Recipes {
 
     /// Removes every recipe whose object is not in `keep`.
     pub(crate) fn prune(&self, keep: &HashSet<Sha256>) -> Result<()> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("cannot list {}", self.dir.display())),
-        };
-        for entry in entries {
-            let entry = entry.with_context(|| format!("cannot list {}", self.dir.display()))?;
-            let name = entry.file_name();
-            let kept = name
-                .to_str()
-                .and_then(|n| n.split_once('.'))
+        super::prune_cache_dir(&self.dir, keep, |name| {
+            name.split_once('.')
                 .and_then(|(hex, _)| Sha256::from_hex(hex))
-                .is_some_and(|s| keep.contains(&s));
-            if !kept {
-                let path = entry.path();
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
-            }
-        }
-        Ok(())
+        })
     }
 }
 

@@ -1,0 +1,314 @@
+//! Export: scan every source, cut new content into chunks, ship only chunks
+//! the inside does not hold yet, and write a signed bundle.
+//!
+//! The inside keeps exactly the chunks its current catalog refers to, but a
+//! patch's (bundle-format §5.6; it drops the rest after each apply), so the
+//! chunks the inside has after bundle N are `Catalog::held_chunk_ids` of the
+//! outside's catalog N. A new bundle carries every chunk of the new catalog
+//! that this set lacks.
+//!
+//! Reading, chunking and hashing run on the calling thread; compression and
+//! volume writes run on a second thread, fed through a bounded channel. The
+//! bytes of the bundle are laid out by `ferry_protocol::builder`, the same
+//! code tests use to craft bundles, so what export writes is what the format
+//! document says.
+//!
+//! Errors from a source's scan are reported once with the source's name
+//! (`source "NAME": …`), added here around each scan.
+//!
+//! The manifest is signed at the end ([`Signing::Now`]), or left unsigned
+//! for `ferry-out sign` ([`Signing::Separate`], `crate::signing`). Chunks the
+//! ledger is asked to ship again (`crate::reship`) count as not held, so the
+//! objects using them are read again and the bundle carries them, even when
+//! no object changed.
+
+use crate::delta::{DeltaOptions, DeltaReport, Recipes, References};
+use crate::layout::Layout;
+use crate::ledger::{BundleRecord, Ledger};
+use crate::reship;
+use crate::signing::SigningError;
+use crate::source::Source;
+use anyhow::{bail, Context, Result};
+use ferry_agent_common::{fsx, media, progress};
+use ferry_protocol::builder::{BuildError, Position, Stamp, VolumeSink};
+use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::id::{ChunkId, Sha256};
+use ferry_protocol::keys::SecretKey;
+use ferry_protocol::manifest::Manifest;
+use ferry_protocol::volume;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+mod scanner;
+use scanner::{scan_and_pack, Scanned};
+
+/// Settings of one export.
+pub struct ExportOptions {
+    /// Largest volume file, in bytes.
+    pub volume_size: u64,
+    /// zstd level.
+    pub level: i32,
+    /// Seconds from now until the bundle expires.
+    pub expires_in: u64,
+    /// How changed objects are encoded against their predecessors.
+    pub delta: DeltaOptions,
+}
+
+/// What an export produced.
+pub struct Exported {
+    /// The ledger's record of the bundle.
+    pub record: BundleRecord,
+    /// The bundle directory in the state directory.
+    pub dir: PathBuf,
+    /// Bytes read from sources (files whose fingerprint was unchanged are not read).
+    pub bytes_read: u64,
+    /// What was shipped as patches.
+    pub delta: DeltaReport,
+    /// Whether the manifest is signed (else the bundle awaits `ferry-out sign`
+    /// and `record` is not in the stream yet).
+    pub signed: bool,
+}
+
+/// How an export's manifest is signed.
+#[derive(Clone, Copy)]
+pub enum Signing<'a> {
+    /// Now, with this key: the bundle is ready for media.
+    Now(&'a SecretKey),
+    /// Later, by `ferry-out sign`: the bundle gets `manifest.unsigned`, the
+    /// ledger records it as awaiting its signature, and no key is read.
+    Separate,
+}
+
+/// Runs one export now. Returns `None` when nothing changed since the last bundle.
+pub fn export(
+    layout: &Layout,
+    ledger: &Ledger,
+    key: &SecretKey,
+    sources: &[Box<dyn Source>],
+    opts: &ExportOptions,
+) -> Result<Option<Exported>> {
+    let now = ferry_agent_common::now_unix();
+    export_at(layout, ledger, key, sources, opts, now)
+}
+
+/// [`export`], with the bundle's creation time (Unix seconds) given.
+pub fn export_at(
+    layout: &Layout,
+    ledger: &Ledger,
+    key: &SecretKey,
+    sources: &[Box<dyn Source>],
+    opts: &ExportOptions,
+    now: u64,
+) -> Result<Option<Exported>> {
+    export_with(layout, ledger, Signing::Now(key), sources, opts, now)
+}
+
+/// [`export_at`], signed now or left for `ferry-out sign`. Refused while an
+/// earlier bundle awaits its signature.
+pub fn export_with(
+    layout: &Layout,
+    ledger: &Ledger,
+    signing: Signing<'_>,
+    sources: &[Box<dyn Source>],
+    opts: &ExportOptions,
+    now: u64,
+) -> Result<Option<Exported>> {
+    check_none_awaits_signature(layout, ledger)?;
+    let reship = ledger.reship()?;
+    let head = ledger.head()?;
+    let position = Position {
+        stream: ledger.stream()?,
+        sequence: head.sequence + 1,
+        previous: head.hash,
+    };
+    let prev = ledger.catalog(head.sequence)?;
+
+    let dir = layout.bundles();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = layout.export_tmp();
+    fsx::remove_dir_if_exists(&tmp)?;
+    std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+
+    let result = (|| -> Result<Option<(Scanned, Manifest, Vec<u8>)>> {
+        let (scanned, builder) =
+            scan_and_pack(layout, ledger, &prev, position, &reship, sources, opts)?;
+        if prev.diff(&scanned.catalog).is_empty()
+            && prev.sources == scanned.catalog.sources
+            && builder.chunks().is_empty()
+        {
+            return Ok(None);
+        }
+        reship::check_carried(&reship, &scanned.catalog, |c| builder.carries(c))?;
+        let stamp = Stamp {
+            created: now,
+            expires: now.saturating_add(opts.expires_in),
+            producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
+        };
+        let unsigned = builder
+            .finish_unsigned(&prev, &scanned.catalog, stamp)
+            .map_err(|e| volume_error(&tmp, e))
+            .with_context(|| format!("bundle {}", position.sequence))?;
+        let (name, manifest, file) = match signing {
+            Signing::Now(key) => {
+                let built = unsigned.sign(key);
+                (media::MANIFEST_FILE, built.manifest, built.file)
+            }
+            Signing::Separate => (
+                media::UNSIGNED_MANIFEST_FILE,
+                unsigned.manifest,
+                unsigned.file,
+            ),
+        };
+        fsx::write_atomic(&tmp.join(name), &file)?;
+        fsx::sync_dir(&tmp)?;
+        Ok(Some((scanned, manifest, file)))
+    })();
+    let (scanned, manifest, file) = match result {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            fsx::remove_dir_if_exists(&tmp)?;
+            return Ok(None);
+        }
+        Err(e) => {
+            let _ = fsx::remove_dir_if_exists(&tmp);
+            return Err(e);
+        }
+    };
+
+    let dir_name = media::bundle_dir_name(position.stream, position.sequence);
+    let final_dir = layout.bundle(&dir_name);
+    fsx::remove_dir_if_exists(&final_dir)?; // left by an export that crashed before its ledger commit
+    std::fs::rename(&tmp, &final_dir)
+        .with_context(|| format!("cannot rename bundle into {}", final_dir.display()))?;
+    fsx::sync_dir(&dir)?;
+
+    let record = bundle_record(&prev, &manifest, &file, dir_name);
+    let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
+    let signed = matches!(signing, Signing::Now(_));
+    if signed {
+        ledger.commit_export(&record, &scanned.catalog, &shipped, &scanned.scan)?;
+    } else {
+        ledger.commit_unsigned(&record, &scanned.catalog, &shipped, &scanned.scan)?;
+    }
+    let keep: HashSet<Sha256> = scanned.catalog.files().map(|(_, f)| f.sha256).collect();
+    References::new(layout.objects()).prune(&keep)?;
+    Recipes::new(layout.analyses()).prune(&keep)?;
+    Ok(Some(Exported {
+        record,
+        dir: final_dir,
+        bytes_read: scanned.bytes_read,
+        delta: scanned.delta,
+        signed,
+    }))
+}
+
+/// [`SigningError::AwaitingSignature`] if a bundle awaits its signature:
+/// the next one would have to name its signed manifest's hash.
+fn check_none_awaits_signature(layout: &Layout, ledger: &Ledger) -> Result<()> {
+    match ledger.awaiting_signature()? {
+        Some(r) => Err(SigningError::AwaitingSignature {
+            sequence: r.sequence,
+            dir: layout.bundle(&r.dir_name),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// The ledger's record of a bundle whose manifest (signed or not) is `file`.
+fn bundle_record(
+    prev: &Catalog,
+    manifest: &Manifest,
+    file: &[u8],
+    dir_name: String,
+) -> BundleRecord {
+    let stats = prev.delta_stats(&manifest.changes);
+    let totals = manifest.totals;
+    BundleRecord {
+        sequence: manifest.sequence,
+        created: manifest.created,
+        expires: manifest.expires,
+        hash: ferry_protocol::id::ManifestHash::of(file),
+        dir_name,
+        bytes: file.len() as u64 + totals.volume_bytes,
+        chunks: manifest.chunks.len() as u64,
+        chunk_raw_bytes: totals.chunk_raw_bytes,
+        added: stats.added as u64,
+        changed: stats.changed as u64,
+        removed: stats.removed as u64,
+        objects: totals.objects,
+        catalog_bytes: totals.catalog_bytes,
+        written: false,
+    }
+}
+
+/// Volume files in the bundle directory being written.
+struct VolumeFiles {
+    dir: PathBuf,
+}
+
+impl VolumeSink for VolumeFiles {
+    type Writer = BufWriter<File>;
+
+    fn create(&mut self, index: u32) -> std::io::Result<BufWriter<File>> {
+        let f = File::create(self.dir.join(volume::file_name(index)))?;
+        Ok(BufWriter::with_capacity(1 << 20, f))
+    }
+
+    fn close(&mut self, _index: u32, w: BufWriter<File>) -> std::io::Result<()> {
+        let mut f = w.into_inner().map_err(|e| e.into_error())?;
+        f.flush()?;
+        f.sync_all()
+    }
+}
+
+/// A builder error, with a failing volume named by its path.
+fn volume_error(dir: &Path, e: BuildError) -> anyhow::Error {
+    match e {
+        BuildError::Volume { index, source } => anyhow::Error::new(source).context(format!(
+            "cannot write volume {}",
+            dir.join(volume::file_name(index)).display()
+        )),
+        e => anyhow::Error::new(e),
+    }
+}
+
+/// Copies bundle `record` from the state into `media`, atomically.
+pub fn copy_to_media(layout: &Layout, record: &BundleRecord, media_dir: &Path) -> Result<u64> {
+    std::fs::create_dir_all(media_dir)
+        .with_context(|| format!("cannot create media directory {}", media_dir.display()))?;
+    let from = layout.bundle(&record.dir_name);
+    if !from.is_dir() {
+        bail!(
+            "bundle {} is no longer kept in {} (pruned?); it cannot be re-sent",
+            record.sequence,
+            from.display()
+        );
+    }
+    let pb = progress::bytes(record.bytes, "copying");
+    let n = fsx::copy_dir_atomic(&from, &media_dir.join(&record.dir_name), |n| pb.inc(n))
+        .with_context(|| {
+            format!(
+                "cannot write bundle {} to {}",
+                record.sequence,
+                media_dir.display()
+            )
+        })?;
+    pb.finish_and_clear();
+    Ok(n)
+}
+
+/// The sources of a catalog as a map, for messages.
+pub fn source_summary(c: &Catalog) -> BTreeMap<String, (usize, u64)> {
+    let mut m: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for (k, o) in &c.objects {
+        let e = m.entry(k.source.clone()).or_default();
+        e.0 += 1;
+        if let Object::File(f) = o {
+            e.1 += f.size;
+        }
+    }
+    m
+}
