@@ -43,8 +43,10 @@ log=$(mktemp)
 skips=$(mktemp)
 export FERRY_SKIP_LOG="$skips"
 set +e
+t0=$SECONDS
 cargo test --workspace --no-fail-fast >"$log" 2>&1
 status=$?
+took=$((SECONDS - t0))
 set -e
 grep -E "^(test |failures:|---- )|panicked|^test result" "$log" || true
 # Each failure's whole message (backtrace frames left out), so the log says why.
@@ -59,5 +61,6 @@ rm -f "$skips"
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   echo "cargo test did not run to completion:"; tail -40 "$log"; exit 1
 fi
+echo "cargo test took ${took} s (wall, builds included)"
 echo "$((passed - skipped_early)) passed, ${failed} failed, $((ignored + skipped_early)) skipped"
 [ "$failed" -eq 0 ]
