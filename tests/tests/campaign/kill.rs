@@ -106,13 +106,17 @@ impl Fixture {
         match target {
             Target::Import => (inside(&["import", &media2]), None),
             Target::Receive => {
-                let addr = std::net::UdpSocket::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
+                // Port 0: the receiver binds a free port itself and names it
+                // (a port picked here could be taken by a parallel test
+                // before the receiver binds it).
+                let mut child = inside(&["receive", "--diode", "127.0.0.1:0", "--import"]);
+                let line = wait_for_log(&log, "receiving on udp://", &mut child);
+                let addr = line
+                    .split("udp://")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .expect("the receiver names its address")
                     .to_string();
-                let mut child = inside(&["receive", "--diode", &addr, "--import"]);
-                wait_for_log(&log, "receiving on udp://", &mut child);
                 let send = std::thread::spawn(move || {
                     ferry_out(
                         &out_state,
