@@ -430,6 +430,40 @@ pub fn status_of(state: &Path) -> Status {
     }
 }
 
+/// `dnf download --resolve PKGS` from the yum tree of `ferry-in serve` at
+/// `addr` (repository `yum/el`), in an install root of its own under the
+/// test's root (`dnf-TAG/`); returns the download directory and the file
+/// names in it, sorted.
+pub fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> (PathBuf, Vec<String>) {
+    let root = env.root().join(format!("dnf-{tag}"));
+    let dest = root.join("dl");
+    std::fs::create_dir_all(&dest).unwrap();
+    let out = Command::new("dnf")
+        .args(["-y", "-q", "--releasever=1", "--setopt=reposdir=/dev/null"])
+        .arg(format!(
+            "--setopt=cachedir={}",
+            root.join("cache").display()
+        ))
+        .arg(format!("--installroot={}", root.join("root").display()))
+        .args(["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"])
+        .arg(format!("--repofrompath=ferry,http://{addr}/yum/el/"))
+        .args(["--repo=ferry", "download", "--resolve"])
+        .args(pkgs)
+        .arg("--destdir")
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names = dir_names(&dest);
+    names.sort();
+    (dest, names)
+}
+
 /// The names in directory `dir`, sorted (empty if it does not exist).
 pub fn dir_names(dir: &Path) -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(dir) else {

@@ -141,38 +141,6 @@ fn config(env: &Env, url: &str, extra: &str) {
     .unwrap();
 }
 
-/// `dnf download --resolve` of `pkgs` from `ferry-in serve`; returns the
-/// downloaded file names.
-fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> Vec<String> {
-    let root = env.root().join(format!("dnf-{tag}"));
-    let dest = root.join("dl");
-    std::fs::create_dir_all(&dest).unwrap();
-    let out = Command::new("dnf")
-        .args(["-y", "-q", "--releasever=1", "--setopt=reposdir=/dev/null"])
-        .arg(format!(
-            "--setopt=cachedir={}",
-            root.join("cache").display()
-        ))
-        .arg(format!("--installroot={}", root.join("root").display()))
-        .args(["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"])
-        .arg(format!("--repofrompath=ferry,http://{addr}/yum/el/"))
-        .args(["--repo=ferry", "download", "--resolve"])
-        .args(pkgs)
-        .arg("--destdir")
-        .arg(&dest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut names = dir_names(&dest);
-    names.sort();
-    names
-}
-
 fn inside(env: &Env, path: &str) -> PathBuf {
     env.in_state.join("store/current/yum/el").join(path)
 }
@@ -221,7 +189,7 @@ fn closure_update_pin_and_dnf() {
     );
     {
         let server = env.serve();
-        let got = dnf_download(&env, &server.addr, &["app"], "1");
+        let (_, got) = dnf_download(&env, &server.addr, &["app"], "1");
         assert_eq!(
             got,
             [
@@ -280,7 +248,7 @@ fn closure_update_pin_and_dnf() {
         "only the new metadata is served: {old_primary:?}"
     );
     let server = env.serve();
-    let got = dnf_download(&env, &server.addr, &["app"], "2");
+    let (_, got) = dnf_download(&env, &server.addr, &["app"], "2");
     assert!(
         got.contains(&"libfoo-2.0-1.noarch.rpm".to_string()),
         "{got:?}"
@@ -446,7 +414,7 @@ fn signed_repomd() {
         std::fs::read(&asc).unwrap()
     );
     let server = env.serve();
-    let got = dnf_download(&env, &server.addr, &["libfoo"], "s");
+    let (_, got) = dnf_download(&env, &server.addr, &["libfoo"], "s");
     assert_eq!(got, ["libfoo-1.0-1.noarch.rpm"]);
 }
 

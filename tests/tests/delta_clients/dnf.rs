@@ -41,27 +41,6 @@ fn rpm(work: &Path, repo: &Path, src: &Path, version: &str, payload: &str) -> Pa
     repo.join(format!("Packages/noarch/tool-{version}-1.noarch.rpm"))
 }
 
-/// `dnf download tool` from `ferry-in serve`, as tests/tests/yum.rs runs it;
-/// returns the downloaded file's bytes.
-fn dnf_download(env: &Env, addr: &str, file: &str) -> Vec<u8> {
-    let root = env.root().join("dnf");
-    let dest = root.join("dl");
-    std::fs::create_dir_all(&dest).unwrap();
-    run(Command::new("dnf")
-        .args(["-y", "-q", "--releasever=1", "--setopt=reposdir=/dev/null"])
-        .arg(format!(
-            "--setopt=cachedir={}",
-            root.join("cache").display()
-        ))
-        .arg(format!("--installroot={}", root.join("root").display()))
-        .args(["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"])
-        .arg(format!("--repofrompath=ferry,http://{addr}/yum/el/"))
-        .args(["--repo=ferry", "download", "tool"])
-        .arg("--destdir")
-        .arg(&dest));
-    std::fs::read(dest.join(file)).expect("dnf downloaded the new package")
-}
-
 /// Mirrors tool 1.0, then 1.1 at delta = high; returns the update bundle's
 /// size, the new RPM's size and the export's patch line, after checking
 /// that dnf downloads the new RPM's exact bytes.
@@ -101,8 +80,9 @@ fn update(payload: &str) -> Option<(u64, u64, String)> {
     eprintln!("{payload}: update bundle {bundle} bytes for a {size}-byte RPM; {line}");
     env.import("m2").expect_ok();
     let srv = env.serve();
+    let (dir, _) = dnf_download(&env, &srv.addr, &["tool"], "delta");
     assert_eq!(
-        dnf_download(&env, &srv.addr, "tool-1.1-1.noarch.rpm"),
+        std::fs::read(dir.join("tool-1.1-1.noarch.rpm")).expect("dnf downloaded the new package"),
         std::fs::read(&v2).unwrap(),
         "dnf got other bytes than upstream's RPM"
     );
