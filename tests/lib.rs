@@ -430,6 +430,44 @@ pub fn status_of(state: &Path) -> Status {
     }
 }
 
+/// Runs a tool, panicking with its command line and output unless it
+/// succeeds; returns its stdout.
+pub fn sh(cmd: &mut Command) -> Vec<u8> {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// [`sh`], its stdout as text.
+pub fn sh_text(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&sh(cmd)).into_owned()
+}
+
+/// `rpmbuild -bb SPEC` as the tests build packages: under `work/rpmbuild`,
+/// the package into `rpmdir/noarch/`, no build-id links, no post-install
+/// steps, payload compressor `payload` (rpm's `_binary_payload`, such as
+/// `w1.gzdio` or `w19.zstdio`).
+pub fn rpmbuild(work: &Path, rpmdir: &Path, spec: &Path, payload: &str) {
+    sh(Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", work.join("rpmbuild").display()))
+        .arg("--define")
+        .arg(format!("_rpmdir {}", rpmdir.display()))
+        .args(["--define", "_build_id_links none"])
+        .args(["--define", "__os_install_post %{nil}"])
+        .arg("--define")
+        .arg(format!("_binary_payload {payload}"))
+        .arg(spec));
+}
+
 /// `dnf download --resolve PKGS` from the yum tree of `ferry-in serve` at
 /// `addr` (repository `yum/el`), in an install root of its own under the
 /// test's root (`dnf-TAG/`); returns the download directory and the file

@@ -13,17 +13,6 @@ use std::process::Command;
 const TOOLS: [&str; 4] = ["gpg", "reprepro", "dpkg-deb", "apt-get"];
 const DEB_PAYLOAD: usize = 150_000;
 
-fn sh(cmd: &mut Command) -> String {
-    let o = cmd.output().expect("run a tool");
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// A throwaway signing key in its own GNUPGHOME: (home, key id, binary public key file).
 fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String, PathBuf) {
     let home = dir.join(format!("gnupg-{name}"));
@@ -36,7 +25,7 @@ fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String, PathBuf) {
         c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]);
         c
     };
-    sh(gpg().args([
+    sh_text(gpg().args([
         "--passphrase",
         "",
         "--quick-gen-key",
@@ -45,7 +34,7 @@ fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String, PathBuf) {
         "sign",
         "never",
     ]));
-    let listing = sh(gpg().args(["--with-colons", "--list-keys"]));
+    let listing = sh_text(gpg().args(["--with-colons", "--list-keys"]));
     let fpr = listing
         .lines()
         .find(|l| l.starts_with("fpr:"))
@@ -84,10 +73,12 @@ fn build_deb(dir: &Path, p: &Pkg<'_>) -> PathBuf {
     std::fs::create_dir_all(data.parent().unwrap()).unwrap();
     std::fs::write(&data, random_bytes(DEB_PAYLOAD, p.seed)).unwrap();
     let out = dir.join(format!("{}_{}_{}.deb", p.name, p.version, p.arch));
-    sh(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
-        .arg(&root)
-        .arg(&out));
+    sh_text(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
+            .arg(&root)
+            .arg(&out),
+    );
     out
 }
 
@@ -114,12 +105,14 @@ impl Repo {
         }
     }
     fn reprepro(&self, args: &[&str]) {
-        sh(Command::new("reprepro")
-            .env("GNUPGHOME", &self.home)
-            .arg("--silent")
-            .arg("-b")
-            .arg(&self.dir)
-            .args(args));
+        sh_text(
+            Command::new("reprepro")
+                .env("GNUPGHOME", &self.home)
+                .arg("--silent")
+                .arg("-b")
+                .arg(&self.dir)
+                .args(args),
+        );
     }
     fn include(&self, deb: &Path) {
         self.reprepro(&["includedeb", "stable", deb.to_str().unwrap()]);
@@ -374,10 +367,12 @@ fn build_text_deb(dir: &Path, version: &str, edits: &[usize]) -> PathBuf {
     std::fs::create_dir_all(doc.parent().unwrap()).unwrap();
     std::fs::write(&doc, text).unwrap();
     let out = dir.join(format!("editor_{version}_all.deb"));
-    sh(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&root)
-        .arg(&out));
+    sh_text(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&root)
+            .arg(&out),
+    );
     out
 }
 

@@ -53,28 +53,7 @@ fn rpm(
         s += &format!("/usr/bin/{name}\n");
     }
     std::fs::write(&spec, s).unwrap();
-    let out = Command::new("rpmbuild")
-        .arg("-bb")
-        .arg("--define")
-        .arg(format!("_topdir {}", work.join("rpmbuild").display()))
-        .arg("--define")
-        .arg(format!("_rpmdir {}", repo.join("Packages").display()))
-        .args([
-            "--define",
-            "_build_id_links none",
-            "--define",
-            "__os_install_post %{nil}",
-            "--define",
-            "_binary_payload w1.gzdio",
-        ])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rpmbuild {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rpmbuild(work, &repo.join("Packages"), &spec, "w1.gzdio");
     repo.join(format!("Packages/noarch/{name}-{version}-1.noarch.rpm"))
 }
 

@@ -28,18 +28,6 @@ pub struct Built {
     pub _servers: Vec<KillOnDrop>,
 }
 
-/// Runs a tool, panicking with its output unless it succeeds.
-fn sh(cmd: &mut Command) -> Vec<u8> {
-    let o = cmd.output().expect("run a tool");
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
-}
-
 /// The tools every source type needs; a missing one is reported by
 /// [`have_tools`] (the caller decides whether that is a failure).
 pub const TOOLS: &[&str] = &[
@@ -216,21 +204,7 @@ fn rpm(work: &Path, repo: &Path, name: &str, payload: usize, seed: u64) {
         ),
     )
     .unwrap();
-    sh(Command::new("rpmbuild")
-        .arg("-bb")
-        .arg("--define")
-        .arg(format!("_topdir {}", work.join("rpmbuild").display()))
-        .arg("--define")
-        .arg(format!("_rpmdir {}", repo.join("Packages").display()))
-        .args([
-            "--define",
-            "_build_id_links none",
-            "--define",
-            "__os_install_post %{nil}",
-            "--define",
-            "_binary_payload w1.gzdio",
-        ])
-        .arg(&spec));
+    rpmbuild(work, &repo.join("Packages"), &spec, "w1.gzdio");
     sh(Command::new("createrepo_c")
         .args(["--update", "--quiet"])
         .arg(repo));

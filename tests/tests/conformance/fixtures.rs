@@ -3,7 +3,7 @@
 //! source type: write a builder here returning a [`Fixture`], and add one
 //! `conformance!` line in `main.rs`.
 
-use ferry_e2e::{have_tools, random_bytes};
+use ferry_e2e::{have_tools, random_bytes, rpmbuild, sh_text};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,17 +17,6 @@ pub struct Fixture {
     pub kind: &'static str,
     /// The served path of a large artifact the export downloads.
     pub artifact: String,
-}
-
-fn sh(cmd: &mut Command) -> String {
-    let o = cmd.output().expect("run a tool");
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -67,12 +56,14 @@ pub fn helm(dir: &Path, test: &str) -> Option<Fixture> {
     .unwrap();
     std::fs::write(src.join("templates/blob.txt"), random_bytes(300_000, 42)).unwrap();
     let tgz = root.join("pkgs/web-1.0.0.tgz");
-    sh(Command::new("tar")
-        .args(["--sort=name", "--mtime=@0", "-czf"])
-        .arg(&tgz)
-        .arg("-C")
-        .arg(src.parent().unwrap())
-        .arg("web"));
+    sh_text(
+        Command::new("tar")
+            .args(["--sort=name", "--mtime=@0", "-czf"])
+            .arg(&tgz)
+            .arg("-C")
+            .arg(src.parent().unwrap())
+            .arg("web"),
+    );
     let digest = sha256(&std::fs::read(&tgz).unwrap());
     std::fs::write(
         root.join("index.yaml"),
@@ -111,22 +102,8 @@ pub fn yum(dir: &Path, test: &str) -> Option<Fixture> {
         ),
     )
     .unwrap();
-    sh(Command::new("rpmbuild")
-        .arg("-bb")
-        .arg("--define")
-        .arg(format!("_topdir {}", work.join("rpmbuild").display()))
-        .arg("--define")
-        .arg(format!("_rpmdir {}", root.join("Packages").display()))
-        .args([
-            "--define",
-            "_build_id_links none",
-            "--define",
-            "__os_install_post %{nil}",
-            "--define",
-            "_binary_payload w1.gzdio",
-        ])
-        .arg(&spec));
-    sh(Command::new("createrepo_c").arg("--quiet").arg(&root));
+    rpmbuild(&work, &root.join("Packages"), &spec, "w1.gzdio");
+    sh_text(Command::new("createrepo_c").arg("--quiet").arg(&root));
     Some(Fixture {
         root,
         table: Box::new(|url| format!("baseurl = \"{url}\"\n")),
@@ -152,7 +129,7 @@ pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
         c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]);
         c
     };
-    sh(gpg().args([
+    sh_text(gpg().args([
         "--passphrase",
         "",
         "--quick-gen-key",
@@ -161,7 +138,7 @@ pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
         "sign",
         "never",
     ]));
-    let listing = sh(gpg().args(["--with-colons", "--list-keys"]));
+    let listing = sh_text(gpg().args(["--with-colons", "--list-keys"]));
     let fpr = listing
         .lines()
         .find(|l| l.starts_with("fpr:"))
@@ -184,10 +161,12 @@ pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
     .unwrap();
     std::fs::write(pkg.join("usr/share/big/data"), random_bytes(300_000, 44)).unwrap();
     let deb = work.join("big_1.0_all.deb");
-    sh(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
-        .arg(&pkg)
-        .arg(&deb));
+    sh_text(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
+            .arg(&pkg)
+            .arg(&deb),
+    );
     let root = dir.join("apt-upstream");
     std::fs::create_dir_all(root.join("conf")).unwrap();
     std::fs::write(
@@ -197,12 +176,14 @@ pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
         ),
     )
     .unwrap();
-    sh(Command::new("reprepro")
-        .env("GNUPGHOME", &home)
-        .arg("--silent")
-        .arg("-b")
-        .arg(&root)
-        .args(["includedeb", "stable", deb.to_str().unwrap()]));
+    sh_text(
+        Command::new("reprepro")
+            .env("GNUPGHOME", &home)
+            .arg("--silent")
+            .arg("-b")
+            .arg(&root)
+            .args(["includedeb", "stable", deb.to_str().unwrap()]),
+    );
     Some(Fixture {
         root,
         table: Box::new(move |url| {

@@ -6,7 +6,7 @@
 //! ships without a patch through compression, and still round-trips. Either
 //! way `dnf download` gets upstream's exact bytes from `ferry-in serve`.
 
-use super::{delta_high, patched_line, real_files, run, touch_up};
+use super::{delta_high, patched_line, real_files, touch_up};
 use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,17 +27,7 @@ fn rpm(work: &Path, repo: &Path, src: &Path, version: &str, payload: &str) -> Pa
         ),
     )
     .unwrap();
-    run(Command::new("rpmbuild")
-        .arg("-bb")
-        .arg("--define")
-        .arg(format!("_topdir {}", work.join("rpmbuild").display()))
-        .arg("--define")
-        .arg(format!("_rpmdir {}", repo.join("Packages").display()))
-        .args(["--define", "_build_id_links none"])
-        .args(["--define", "__os_install_post %{nil}"])
-        .arg("--define")
-        .arg(format!("_binary_payload {payload}"))
-        .arg(&spec));
+    rpmbuild(work, &repo.join("Packages"), &spec, payload);
     repo.join(format!("Packages/noarch/tool-{version}-1.noarch.rpm"))
 }
 
@@ -54,7 +44,7 @@ fn update(payload: &str) -> Option<(u64, u64, String)> {
     let src = work.join("src");
     real_files(&src);
     rpm(&work, &repo, &src, "1.0", payload);
-    run(Command::new("createrepo_c").arg("--quiet").arg(&repo));
+    sh(Command::new("createrepo_c").arg("--quiet").arg(&repo));
     let up = http_upstream(&repo);
     std::fs::write(
         &env.config,
@@ -70,7 +60,7 @@ fn update(payload: &str) -> Option<(u64, u64, String)> {
 
     touch_up(&src.join("json/decoder.py"), "# changed in 1.1");
     let v2 = rpm(&work, &repo, &src, "1.1", payload);
-    run(Command::new("createrepo_c")
+    sh(Command::new("createrepo_c")
         .args(["--update", "--quiet"])
         .arg(&repo));
     let r = env.export("m2").expect_ok();

@@ -25,19 +25,6 @@ fn delta_high(env: &Env) {
     .unwrap();
 }
 
-/// Runs `cmd`, panicking with its stderr when it fails; returns stdout.
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// `tar` of `dir`'s content (sorted, times and owners fixed) piped through
 /// `gzip -n`: a `.tar.gz` as image builders and `helm package` lay them out.
 fn tar_gz(dir: &Path, prefix: Option<&str>) -> Vec<u8> {
@@ -48,7 +35,7 @@ fn tar_gz(dir: &Path, prefix: Option<&str>) -> Vec<u8> {
         Some(p) => tar.arg(dir.parent().unwrap()).arg(p),
         None => tar.arg(dir).arg("."),
     };
-    let tarball = run(&mut tar);
+    let tarball = sh(&mut tar);
     let mut gz = Command::new("gzip")
         .args(["-n", "-c"])
         .stdin(std::process::Stdio::piped())
@@ -76,7 +63,7 @@ fn real_files(dest: &Path) {
 /// Copies the modules of the Python standard library's packages `pkgs`
 /// under `dest/<pkg>/`.
 fn stdlib_packages(dest: &Path, pkgs: &[&str]) {
-    let stdlib = run(Command::new("python3").args([
+    let stdlib = sh(Command::new("python3").args([
         "-c",
         "import os, json; print(os.path.dirname(os.path.dirname(json.__file__)))",
     ]));

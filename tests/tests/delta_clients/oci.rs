@@ -5,7 +5,7 @@
 //! with the layer at its position, ships patches, and `skopeo` pulls the
 //! exact layers from `ferry-in serve`.
 
-use super::{delta_high, patched_line, run, stdlib_packages, tar_gz, touch_up};
+use super::{delta_high, patched_line, stdlib_packages, tar_gz, touch_up};
 use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,7 +73,7 @@ fn image(dir: &Path, name: &str, platforms: &[Platform<'_>]) -> PathBuf {
 fn gunzip(dir: &Path, gz: &[u8]) -> Vec<u8> {
     let p = dir.join("layer.gz");
     std::fs::write(&p, gz).unwrap();
-    run(Command::new("gzip").arg("-dc").arg(&p))
+    sh(Command::new("gzip").arg("-dc").arg(&p))
 }
 
 /// Pushes the layout's `latest` into `reg` as `lib/app:latest`, every

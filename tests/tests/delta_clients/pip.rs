@@ -4,7 +4,7 @@
 //! one, and `pip download` / `pip install` with `--require-hashes` get the
 //! exact wheel from `ferry-in serve`.
 
-use super::{delta_high, patched_line, real_files, run, touch_up};
+use super::{delta_high, patched_line, real_files, touch_up};
 use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +15,7 @@ fn sha(data: &[u8]) -> String {
 
 /// `python3 -m pip ARGS…` without the user's configuration.
 fn pip(args: &[&str]) -> Vec<u8> {
-    run(Command::new("python3")
+    sh(Command::new("python3")
         .args(["-m", "pip", "--disable-pip-version-check", "--no-cache-dir"])
         .args(args)
         .env("PIP_CONFIG_FILE", "/dev/null")
@@ -162,7 +162,7 @@ fn an_updated_wheel_ships_as_a_patch_and_pip_gets_it_with_hashes_checked() {
         "--target",
         target.to_str().unwrap(),
     ]);
-    let got = run(Command::new("python3")
+    let got = sh(Command::new("python3")
         .args([
             "-c",
             "import tool, tool.json.decoder as d; print(tool.VERSION, d.CHANGED_IN)",
