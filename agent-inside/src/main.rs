@@ -1,5 +1,7 @@
 //! The `ferry-in` command line.
 
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 use agent_inside::apply::ApplyOptions;
 use agent_inside::db::{Bind, Db};
 use agent_inside::layout::Layout;

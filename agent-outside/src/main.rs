@@ -1,5 +1,7 @@
 //! The `ferry-out` command line.
 
+#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+
 use agent_outside::config::{Config, SignMode};
 use agent_outside::export::{self, ExportOptions};
 use agent_outside::layout::Layout;
