@@ -450,6 +450,43 @@ pub fn sh_text(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&sh(cmd)).into_owned()
 }
 
+/// A throwaway ed25519 OpenPGP signing key in a GNUPGHOME of its own
+/// (`dir/gnupg-NAME`, mode 0700): (that home, the key's fingerprint, its
+/// binary public key at `dir/NAME.gpg`).
+pub fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String, PathBuf) {
+    let home = dir.join(format!("gnupg-{name}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let mut perm = std::fs::metadata(&home).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o700);
+    std::fs::set_permissions(&home, perm).unwrap();
+    let gpg = || {
+        let mut c = Command::new("gpg");
+        c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]);
+        c
+    };
+    sh(gpg().args([
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        &format!("Ferry Test {name} <{name}@example.org>"),
+        "ed25519",
+        "sign",
+        "never",
+    ]));
+    let listing = sh_text(gpg().args(["--with-colons", "--list-keys"]));
+    let fpr = listing
+        .lines()
+        .find(|l| l.starts_with("fpr:"))
+        .and_then(|l| l.split(':').nth(9))
+        .expect("a fingerprint")
+        .to_string();
+    let public = dir.join(format!("{name}.gpg"));
+    let bytes = sh(gpg().args(["--export", &fpr]));
+    assert!(!bytes.is_empty(), "gpg exported no public key");
+    std::fs::write(&public, bytes).unwrap();
+    (home, fpr, public)
+}
+
 /// `rpmbuild -bb SPEC` as the tests build packages: under `work/rpmbuild`,
 /// the package into `rpmdir/noarch/`, no build-id links, no post-install
 /// steps, payload compressor `payload` (rpm's `_binary_payload`, such as

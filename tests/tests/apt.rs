@@ -13,41 +13,6 @@ use std::process::Command;
 const TOOLS: [&str; 4] = ["gpg", "reprepro", "dpkg-deb", "apt-get"];
 const DEB_PAYLOAD: usize = 150_000;
 
-/// A throwaway signing key in its own GNUPGHOME: (home, key id, binary public key file).
-fn gpg_key(dir: &Path, name: &str) -> (PathBuf, String, PathBuf) {
-    let home = dir.join(format!("gnupg-{name}"));
-    std::fs::create_dir_all(&home).unwrap();
-    let mut perm = std::fs::metadata(&home).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o700);
-    std::fs::set_permissions(&home, perm).unwrap();
-    let gpg = || {
-        let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]);
-        c
-    };
-    sh_text(gpg().args([
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        &format!("Ferry Test {name} <{name}@example.org>"),
-        "ed25519",
-        "sign",
-        "never",
-    ]));
-    let listing = sh_text(gpg().args(["--with-colons", "--list-keys"]));
-    let fpr = listing
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .expect("a fingerprint")
-        .to_string();
-    let public = dir.join(format!("{name}.gpg"));
-    let bytes = gpg().args(["--export", &fpr]).output().unwrap().stdout;
-    assert!(!bytes.is_empty());
-    std::fs::write(&public, bytes).unwrap();
-    (home, fpr, public)
-}
-
 struct Pkg<'a> {
     name: &'a str,
     version: &'a str,

@@ -100,38 +100,6 @@ pub fn files() -> Built {
     })
 }
 
-/// A throwaway ed25519 signing key in its own GNUPGHOME: (home, fingerprint,
-/// binary public key file).
-fn gpg_key(dir: &Path) -> (PathBuf, String, PathBuf) {
-    let home = dir.join("gnupg");
-    std::fs::create_dir_all(&home).unwrap();
-    sh(Command::new("chmod").arg("700").arg(&home));
-    let gpg = || {
-        let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]);
-        c
-    };
-    sh(gpg().args([
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "Ferry Campaign <campaign@example.org>",
-        "ed25519",
-        "sign",
-        "never",
-    ]));
-    let listing = String::from_utf8(sh(gpg().args(["--with-colons", "--list-keys"]))).unwrap();
-    let fpr = listing
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .expect("a fingerprint")
-        .to_string();
-    let public = dir.join("upstream.gpg");
-    std::fs::write(&public, sh(gpg().args(["--export", &fpr]))).unwrap();
-    (home, fpr, public)
-}
-
 /// Builds a real `.deb` of `name` `version` with `payload` random bytes.
 fn deb(dir: &Path, name: &str, version: &str, payload: usize, seed: u64) -> PathBuf {
     let root = dir.join(format!("build-{name}-{version}"));
@@ -160,7 +128,7 @@ pub fn apt() -> Built {
     let work = env.root().join("apt");
     let repo = work.join("repo");
     std::fs::create_dir_all(repo.join("conf")).unwrap();
-    let (home, fpr, key) = gpg_key(&work);
+    let (home, fpr, key) = gpg_key(&work, "upstream");
     std::fs::write(
         repo.join("conf/distributions"),
         format!("Codename: stable\nSuite: stable\nArchitectures: amd64\nComponents: main\nSignWith: {fpr}\n"),

@@ -3,7 +3,7 @@
 //! source type: write a builder here returning a [`Fixture`], and add one
 //! `conformance!` line in `main.rs`.
 
-use ferry_e2e::{have_tools, random_bytes, rpmbuild, sh_text};
+use ferry_e2e::{gpg_key, have_tools, random_bytes, rpmbuild, sh_text};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -119,38 +119,7 @@ pub fn apt(dir: &Path, test: &str) -> Option<Fixture> {
         return None;
     }
     let work = dir.join("apt-work");
-    let home = work.join("gnupg");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut perm = std::fs::metadata(&home).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o700);
-    std::fs::set_permissions(&home, perm).unwrap();
-    let gpg = || {
-        let mut c = Command::new("gpg");
-        c.env("GNUPGHOME", &home).args(["--batch", "--quiet"]);
-        c
-    };
-    sh_text(gpg().args([
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "Ferry Test <t@example.org>",
-        "ed25519",
-        "sign",
-        "never",
-    ]));
-    let listing = sh_text(gpg().args(["--with-colons", "--list-keys"]));
-    let fpr = listing
-        .lines()
-        .find(|l| l.starts_with("fpr:"))
-        .and_then(|l| l.split(':').nth(9))
-        .expect("a fingerprint")
-        .to_string();
-    let keyring = work.join("upstream.gpg");
-    std::fs::write(
-        &keyring,
-        gpg().args(["--export", &fpr]).output().unwrap().stdout,
-    )
-    .unwrap();
+    let (home, fpr, keyring) = gpg_key(&work, "upstream");
     let pkg = work.join("pkg");
     std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(pkg.join("usr/share/big")).unwrap();
