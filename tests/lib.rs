@@ -184,6 +184,23 @@ impl Env {
         ])
     }
 
+    /// `export --reship REPORT` (a `ferry-in scrub --json` report) to
+    /// `media`, with `extra` arguments (such as `--unsigned`).
+    pub fn export_reship(&self, report: &Path, media: &str, extra: &[&str]) -> Run {
+        let m = self.root().join(media);
+        let mut args = vec!["export"];
+        args.extend_from_slice(extra);
+        args.extend([
+            "--reship",
+            report.to_str().unwrap(),
+            "--config",
+            self.config.to_str().unwrap(),
+            "--to",
+            m.to_str().unwrap(),
+        ]);
+        self.out(&args)
+    }
+
     /// Imports from `media` (relative to the temporary root).
     pub fn import(&self, media: &str) -> Run {
         let m = self.root().join(media);

@@ -451,17 +451,7 @@ fn a_chunk_the_inside_lost_is_shipped_again_over_quic() {
     assert_eq!(r.code, Some(1), "{}", r.all());
     let report = env.root().join("report.json");
     std::fs::write(&report, &r.stdout).unwrap();
-    let m2 = env.root().join("m2");
-    env.out(&[
-        "export",
-        "--reship",
-        report.to_str().unwrap(),
-        "--config",
-        env.config.to_str().unwrap(),
-        "--to",
-        m2.to_str().unwrap(),
-    ])
-    .expect_ok();
+    env.export_reship(&report, "m2", &[]).expect_ok();
     let port = url.rsplit(':').next().unwrap().parse().unwrap();
     let l2 = listener_on(&env, port);
     let r = push(&env, &url).expect_ok();

@@ -29,19 +29,6 @@ fn scrub(env: &Env) -> (Option<i32>, serde_json::Value, PathBuf) {
     (r.code, v, path)
 }
 
-fn reship(env: &Env, report: &Path, media: &str) -> Run {
-    let m = env.root().join(media);
-    env.out(&[
-        "export",
-        "--reship",
-        report.to_str().unwrap(),
-        "--config",
-        env.config.to_str().unwrap(),
-        "--to",
-        m.to_str().unwrap(),
-    ])
-}
-
 #[test]
 fn a_rotten_chunk_is_shipped_again_and_the_stream_flows_on() {
     let env = Env::new();
@@ -58,7 +45,7 @@ fn a_rotten_chunk_is_shipped_again_and_the_stream_flows_on() {
     assert_eq!(v["bad_chunks"].as_array().unwrap().len(), 1, "{v}");
 
     // Nothing changed upstream: the bundle is made for the chunk alone.
-    let r = reship(&env, &report, "m2").expect_ok();
+    let r = env.export_reship(&report, "m2", &[]).expect_ok();
     assert!(r.stderr.contains("chunk(s) to ship again"), "{}", r.stderr);
     assert!(r.stdout.contains("bundle 2 written"), "{}", r.stdout);
     assert!(
@@ -105,7 +92,7 @@ fn a_rotten_object_and_all_its_chunks_come_back_whole() {
     // An ordinary export has nothing to send, and a bundle that needed
     // the chunks would be refused inside; the reship carries them.
     assert!(env.export("m2").expect_ok().stdout.contains("no changes"));
-    reship(&env, &report, "m2").expect_ok();
+    env.export_reship(&report, "m2", &[]).expect_ok();
     env.import("m2").expect_ok();
     assert_eq!(std::fs::read(env.served("a.bin")).unwrap(), blob);
     assert_eq!(scrub(&env).0, Some(0));
@@ -133,7 +120,7 @@ fn a_patched_object_that_rotted_comes_back_whole() {
     rot(&env.served("pkg-1.1.bin"));
     let (code, v, report) = scrub(&env);
     assert_eq!(code, Some(1), "{v}");
-    reship(&env, &report, "m3").expect_ok();
+    env.export_reship(&report, "m3", &[]).expect_ok();
     env.import("m3").expect_ok();
     assert_eq!(std::fs::read(env.served("pkg-1.1.bin")).unwrap(), gz(&v2));
     assert_eq!(scrub(&env).0, Some(0));
@@ -167,9 +154,10 @@ fn a_malformed_or_foreign_report_is_refused_and_nothing_is_exported() {
     ];
     for (text, needles) in cases {
         std::fs::write(&path, text).unwrap();
-        reship(&env, &path, "m2").expect_fail(needles);
+        env.export_reship(&path, "m2", &[]).expect_fail(needles);
     }
-    reship(&env, &env.root().join("absent.json"), "m2").expect_fail(&["cannot read"]);
+    env.export_reship(&env.root().join("absent.json"), "m2", &[])
+        .expect_fail(&["cannot read"]);
     assert!(dir_names(&env.root().join("m2")).is_empty());
     let st = env.out(&["status"]).expect_ok();
     assert!(st.stdout.contains("bundles: 1 exported"), "{}", st.stdout);
@@ -185,17 +173,8 @@ fn a_reship_waits_through_an_unsigned_export_until_it_is_signed() {
     rot(&env.served("a.bin"));
     let (_, _, report) = scrub(&env);
     let m = env.root().join("m2");
-    env.out(&[
-        "export",
-        "--unsigned",
-        "--reship",
-        report.to_str().unwrap(),
-        "--config",
-        env.config.to_str().unwrap(),
-        "--to",
-        m.to_str().unwrap(),
-    ])
-    .expect_ok();
+    env.export_reship(&report, "m2", &["--unsigned"])
+        .expect_ok();
     let st = env.out(&["status"]).expect_ok();
     assert!(st.stdout.contains("reship:  "), "{}", st.stdout);
     let key = env.out_state.join("signing.key");
