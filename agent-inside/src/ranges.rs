@@ -3,12 +3,14 @@
 //! An object with `Encoding::Chunks` is the concatenation of its chunks, so
 //! once its file is in a generation, its chunks are byte ranges of that file
 //! (offsets follow from the chunk lengths in the catalog). The chunk store
-//! keeps no copy of them: only the chunks that are not a range of a stored
-//! file (recipe, expanded-form and patch chunks of `Encoding::Rebuilt`
+//! keeps no copy of them: only the kept chunks that are not a range of a
+//! stored file (recipe and expanded-form chunks of `Encoding::Rebuilt`
 //! objects, and the chunks of a file `ferry-in scrub` moved out) stay in
-//! `STATE/chunks/`. Every chunk of the current catalog is therefore either
-//! in the chunk store or a range of a current file, which is what the
-//! outside counts on when it decides what to ship.
+//! `STATE/chunks/`; a patch's chunks are not kept at all
+//! (`FileObject::held_chunks`, bundle-format §5.6). Every kept chunk of the
+//! current catalog is therefore either in the chunk store or a range of a
+//! current file, which is what the outside counts on when it decides what
+//! to ship.
 //!
 //! A range is read like a chunk of the store: its bytes are checked against
 //! the chunk's BLAKE3 id before anything uses them, so a rotten range is

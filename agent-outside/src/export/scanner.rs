@@ -305,7 +305,7 @@ impl Scanner<'_> {
             Object::File(f) => {
                 f.held_chunks()
                     .all(|c| self.have.contains(&c.id) || self.carried.contains(&c.id))
-                    && !f.chunks().any(|c| self.reship.contains(&c.id))
+                    && (self.reship.is_empty() || !f.chunks().any(|c| self.reship.contains(&c.id)))
             }
             Object::Symlink { .. } => true,
         }
