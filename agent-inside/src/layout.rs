@@ -10,6 +10,7 @@
 //!   incoming/bundle-…/       chunks of a bundle being pushed over QUIC (resumable)
 //!   spool/                   bundles being received from a diode (default place)
 //!   site-key.asc             the site's OpenPGP key for the filtered apt view (0600)
+//!   inside.key, inside.pub   the inside's own ed25519 key, signing receipts (crate::receipt)
 //!   store/
 //!     current -> gens/G      symlink, swapped atomically by rename
 //!     gens/G/index.ferry     the generation's catalog (postcard), read by `serve`
@@ -66,6 +67,14 @@ impl Layout {
     /// The site's OpenPGP key (armored secret key).
     pub fn site_key(&self) -> PathBuf {
         self.root.join("site-key.asc")
+    }
+    /// The inside's own signing key (receipts), mode 0600.
+    pub fn inside_key(&self) -> PathBuf {
+        self.root.join("inside.key")
+    }
+    /// Its public half, for `ferry-out trust-inside`.
+    pub fn inside_pub(&self) -> PathBuf {
+        self.root.join("inside.pub")
     }
     /// The store root.
     pub fn store(&self) -> PathBuf {

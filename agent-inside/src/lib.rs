@@ -20,6 +20,7 @@ pub mod layout;
 pub mod listen;
 pub mod policy;
 pub mod ranges;
+pub mod receipt;
 pub mod registry_push;
 pub mod scrub;
 pub mod serve;

@@ -65,6 +65,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Writes a receipt of what this inside holds, signed by its own key
+    /// (STATE/inside.key, made on first use), for `ferry-out receipt add`:
+    /// the stream, the last bundle applied, held bundles and why, and a
+    /// digest of the inventory. Prints its text form unless --to or --qr.
+    Receipt {
+        /// Directory to write the receipt file into (a stick going out).
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Print it as a QR code, for sites where only paper may leave.
+        #[arg(long)]
+        qr: bool,
+    },
     /// Receives bundles from a one-way data diode (UDP with forward error
     /// correction) into a spool directory; with --import, applies each one
     /// that arrives complete and passes full verification.
@@ -302,6 +314,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             }
             Ok(0)
         }
+        Cmd::Receipt { to, qr } => receipt_cmd(layout, to.as_deref(), qr),
         Cmd::Receive(args) => {
             let opts = apply(args.allow_expired, false);
             receive_cmd(layout, limits, opts, push_to, args)
@@ -533,6 +546,32 @@ fn site_key_cmd(layout: &Layout, binary: bool, output: Option<PathBuf>) -> Resul
         }
         None if binary => bail!("--binary writes bytes; give --output FILE"),
         None => print!("{}", String::from_utf8_lossy(&bytes)),
+    }
+    Ok(0)
+}
+
+/// `receipt`: writes (or prints) the inside's signed receipt.
+fn receipt_cmd(layout: &Layout, to: Option<&std::path::Path>, qr: bool) -> Result<i32> {
+    let now = ferry_agent_common::now_unix();
+    let file = match to {
+        Some(dir) => {
+            let (path, file) = agent_inside::receipt::write(layout, dir, now)?;
+            eprintln!(
+                "ferry-in: receipt written to {} ({} bytes)",
+                path.display(),
+                file.len()
+            );
+            file
+        }
+        None => {
+            let key = agent_inside::receipt::inside_key(layout)?;
+            agent_inside::receipt::gather(layout, now)?.sign(&key)
+        }
+    };
+    if qr {
+        println!("{}", agent_inside::receipt::qr(&file)?);
+    } else if to.is_none() {
+        println!("{}", ferry_protocol::receipt::to_text(&file));
     }
     Ok(0)
 }

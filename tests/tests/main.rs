@@ -18,6 +18,7 @@ mod oci;
 mod oci_registry;
 mod pypi;
 mod quic;
+mod receipts;
 mod reship;
 mod roundtrip;
 mod scrub;

@@ -20,6 +20,9 @@
 //! wait in the `reship` table until a bundle carrying them is committed.
 
 mod catalogs;
+mod insides;
+
+pub use insides::Inside;
 
 use crate::layout::Layout;
 use anyhow::{Context, Result};
