@@ -84,6 +84,7 @@ mod conn;
 mod file;
 mod generation;
 mod lifecycle;
+mod listeners;
 mod listing;
 mod oci;
 mod pypi;
@@ -91,11 +92,14 @@ mod request;
 mod response;
 mod routes;
 mod settings;
+mod tls;
 mod tree;
 
 pub use lifecycle::{raise_open_file_limit, run, run_with, serve_on};
+pub use listeners::{combine, preset, Listen, ListenError, Scope};
 pub use routes::{router, router_with};
-pub use settings::ServeSettings;
+pub use settings::{ServeSettings, DEFAULT_LISTEN};
+pub use tls::{load as load_tls, TlsError, TlsFiles};
 
 #[cfg(all(test, unix))]
 mod tests;
