@@ -57,7 +57,7 @@ fn rpm(
     repo.join(format!("Packages/noarch/{name}-{version}-1.noarch.rpm"))
 }
 
-fn createrepo(repo: &Path) {
+pub(crate) fn createrepo(repo: &Path) {
     let out = Command::new("createrepo_c")
         .args(["--update", "--quiet"])
         .arg(repo)

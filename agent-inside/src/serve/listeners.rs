@@ -51,8 +51,8 @@ impl fmt::Display for Scope {
         match self {
             Scope::All => write!(f, "every store"),
             Scope::Registry => write!(f, "the registry (/v2/)"),
-            Scope::Store(k) => write!(f, "the {} store (/{}/ at /)", k.name(), k.name()),
-            Scope::Source(k, s) => write!(f, "{} source {s} (/{}/{s}/ at /)", k.name(), k.name()),
+            Scope::Store(k) => write!(f, "the {} store: /{}/ at /", k.name(), k.name()),
+            Scope::Source(k, s) => write!(f, "{} source {s}: /{}/{s}/ at /", k.name(), k.name()),
             Scope::Sole(k) => write!(f, "the one {} source at /", k.name()),
         }
     }
@@ -178,14 +178,16 @@ pub fn preset(name: &str, host: &str) -> Result<Vec<Listen>, ListenError> {
 }
 
 /// The preset's listeners, then `explicit` ones (one on a preset's address
-/// replaces it); two explicit listeners on one address are refused.
+/// replaces it); two explicit listeners on one address are refused (port 0,
+/// a port the system picks, is never the same address twice).
 pub fn combine(preset: Vec<Listen>, explicit: Vec<Listen>) -> Result<Vec<Listen>, ListenError> {
+    let same = |a: &Listen, b: &Listen| a.addr == b.addr && !a.addr.ends_with(":0");
     let mut out: Vec<Listen> = preset
         .into_iter()
-        .filter(|p| !explicit.iter().any(|e| e.addr == p.addr))
+        .filter(|p| !explicit.iter().any(|e| same(e, p)))
         .collect();
     for e in explicit {
-        if out.iter().any(|o| o.addr == e.addr) {
+        if out.iter().any(|o| same(o, &e)) {
             return Err(ListenError::Duplicate { addr: e.addr });
         }
         out.push(e);
@@ -357,6 +359,8 @@ mod tests {
         assert!(all
             .iter()
             .any(|l| l.scope == Scope::Source(SourceKind::Helm, "charts".into())));
+        let any_port = vec!["a:0".parse().unwrap(), "yum=a:0".parse().unwrap()];
+        assert_eq!(combine(vec![], any_port).unwrap().len(), 2);
         let twice = vec!["a:1".parse().unwrap(), "yum=a:1".parse().unwrap()];
         assert_eq!(
             combine(vec![], twice),
