@@ -166,3 +166,82 @@ impl Reloading {
         s.config.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(dir: &Path, name: &str) -> TlsFiles {
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let files = TlsFiles {
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        };
+        std::fs::write(&files.cert, c.cert.pem()).unwrap();
+        std::fs::write(&files.key, c.signing_key.serialize_pem()).unwrap();
+        files
+    }
+
+    #[test]
+    fn a_pair_loads_and_each_bad_one_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let a = pair(d.path(), "a");
+        let b = pair(d.path(), "b");
+        load(&a).unwrap();
+        let mismatched = TlsFiles {
+            cert: a.cert.clone(),
+            key: b.key.clone(),
+        };
+        assert!(matches!(load(&mismatched), Err(TlsError::Refused { .. })));
+        let swapped = TlsFiles {
+            cert: a.key.clone(),
+            key: a.cert.clone(),
+        };
+        assert!(matches!(
+            load(&swapped),
+            Err(TlsError::NoCertificate { .. })
+        ));
+        let no_key = TlsFiles {
+            cert: a.cert.clone(),
+            key: a.cert.clone(),
+        };
+        assert!(matches!(load(&no_key), Err(TlsError::NoKey { .. })));
+        let missing = TlsFiles {
+            cert: d.path().join("none.pem"),
+            key: a.key.clone(),
+        };
+        assert!(matches!(load(&missing), Err(TlsError::Read { .. })));
+        std::fs::write(
+            d.path().join("bad.pem"),
+            "-----BEGIN CERTIFICATE-----\n!!\n",
+        )
+        .unwrap();
+        let bad = TlsFiles {
+            cert: d.path().join("bad.pem"),
+            key: a.key.clone(),
+        };
+        assert!(matches!(load(&bad), Err(TlsError::BadPem { .. })));
+    }
+
+    #[test]
+    fn a_changed_pair_is_loaded_and_a_bad_one_keeps_the_old() {
+        let d = tempfile::tempdir().unwrap();
+        let a = pair(d.path(), "a");
+        let r = Reloading::new(a.clone()).unwrap();
+        let first = r.current();
+        let b = pair(d.path(), "b");
+        std::fs::copy(&b.cert, &a.cert).unwrap();
+        std::fs::copy(&b.key, &a.key).unwrap();
+        // Not looked at again within a second.
+        assert!(Arc::ptr_eq(&first, &r.current()));
+        r.state.lock().unwrap().checked -= CHECK_EVERY;
+        let second = r.current();
+        assert!(!Arc::ptr_eq(&first, &second), "the new pair is loaded");
+        std::fs::write(&a.key, "garbage\n").unwrap();
+        r.state.lock().unwrap().checked -= CHECK_EVERY;
+        assert!(
+            Arc::ptr_eq(&second, &r.current()),
+            "a bad pair keeps the old"
+        );
+    }
+}
