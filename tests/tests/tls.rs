@@ -39,7 +39,7 @@ fn tls_init_then_serve_https_that_clients_verify_with_the_site_ca_only() {
     env.write_src("bin/tool", &data);
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
-    let srv = env.serve_tls();
+    let srv = env.serve_tls_with(&["--tls", "--header-timeout", "1s"]);
     assert_eq!(srv.get("/files/tools/bin/tool"), data);
     // Ranges work as over HTTP.
     assert_eq!(
@@ -64,6 +64,20 @@ fn tls_init_then_serve_https_that_clients_verify_with_the_site_ca_only() {
     // Plain HTTP to the TLS port gets no answer.
     let (code, _) = curl_code(None, &format!("http://{}/healthz", srv.addr));
     assert_ne!(code, Some(0));
+    // A client that never starts its handshake is closed after the header
+    // timeout, as one that never sends its headers.
+    let mut stalled = std::net::TcpStream::connect(&srv.addr).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let start = Instant::now();
+    let n = std::io::Read::read(&mut stalled, &mut [0u8; 64]).expect("closed, not timed out");
+    assert_eq!(n, 0, "the server sent something to a silent client");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "closed too soon"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10), "not closed");
     // A second `tls init` keeps the CA every client trusts.
     env.inn(&["tls", "init", "--name", "other"])
         .expect_fail(&["--force"]);
@@ -339,6 +353,9 @@ fn the_deepops_preset_serves_the_paths_deepops_clients_use() {
     assert_eq!(addrs.len(), 5, "{}", log.lock().unwrap());
     let h = "http://127.0.0.1";
     assert_eq!(curl(&[&format!("{h}:5000/v2/")]), b"{}");
+    // The yum address serves yum only: no registry there.
+    let (_, head) = curl_response(&[&format!("{h}:8001/v2/")]);
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
     let repomd = curl(&[&format!("{h}:8001/cuda/repodata/repomd.xml")]);
     assert_eq!(
         repomd,

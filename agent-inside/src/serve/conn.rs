@@ -222,8 +222,8 @@ impl Connection {
         match tls {
             None => self.http(tracked, &activity).await,
             Some(config) => {
-                // The handshake counts against the header timeout: a client
-                // that stalls in it is closed as one stalling in its headers.
+                // The handshake has the header timeout too: a client that
+                // stalls in it is closed as one stalling in its headers.
                 let accept = TlsAcceptor::from(config).accept(tracked);
                 if let Ok(Ok(stream)) = tokio::time::timeout(self.header_timeout, accept).await {
                     self.http(stream, &activity).await;
