@@ -384,3 +384,24 @@ fn the_deepops_preset_serves_the_paths_deepops_clients_use() {
     .expect_ok();
     assert!(dir_names(&dest).contains(&a1), "{:?}", dir_names(&dest));
 }
+
+#[test]
+fn over_the_connection_cap_a_tls_client_is_told_503_over_tls() {
+    if !have_tools(&current_test(), &["curl"]) {
+        return;
+    }
+    let env = Env::new();
+    let srv = env.serve_tls_with(&["--tls", "--max-connections", "1"]);
+    assert_eq!(srv.get("/healthz"), b"ok");
+    // A silent client holds the only place (until the header timeout, 20 s).
+    let _held = std::net::TcpStream::connect(&srv.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (body, head) = curl_response(&["--cacert", srv.ca.to_str().unwrap(), &srv.url("/healthz")]);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("too many open connections"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    srv.wait_log("refused 1 connection(s)");
+}
