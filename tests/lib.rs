@@ -1156,6 +1156,18 @@ pub fn skopeo_pull(srv: &TlsServer, image: &str, dest: &str, flags: &[&str]) -> 
     skopeo(&args)
 }
 
+/// `skopeo copy FLAGS… oci:LAYOUT:TAG docker://REG/IMAGE`: an image laid
+/// out by a test pushed into its upstream `docker-registry`, which speaks
+/// plain HTTP (so `--dest-tls-verify=false`).
+pub fn skopeo_push(layout: &Path, tag: &str, reg: &str, image: &str, flags: &[&str]) -> Run {
+    let from = format!("oci:{}:{tag}", layout.display());
+    let to = format!("docker://{reg}/{image}");
+    let mut args = vec!["copy", "--dest-tls-verify=false"];
+    args.extend(flags);
+    args.extend([from.as_str(), to.as_str()]);
+    skopeo(&args)
+}
+
 /// `skopeo inspect|list-tags ARGS… docker://ADDR/NAME` against a TLS serve,
 /// verifying it with the site CA.
 pub fn skopeo_read(srv: &TlsServer, cmd: &str, args: &[&str], name: &str) -> Run {

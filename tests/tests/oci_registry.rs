@@ -92,14 +92,7 @@ fn build_image(dir: &Path, shared: &[u8], tag: &str, salt: u64) -> PathBuf {
 }
 
 fn push(layout: &Path, tag: &str, reg: &str, repo: &str) {
-    skopeo(&[
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:{tag}", layout.display()),
-        &format!("docker://{reg}/{repo}:{tag}"),
-    ])
-    .expect_ok();
+    skopeo_push(layout, tag, reg, &format!("{repo}:{tag}"), &["--all"]).expect_ok();
 }
 
 fn config(env: &Env, reg: &str, images: &[&str]) {
@@ -418,14 +411,7 @@ fn tag_patterns_select_tags_by_regex_and_semver() {
         ("nvidia/cuda", "11.4.2-runtime-ubi8"),
         ("nvidia/cuda", "12.0.0-base-ubi8"),
     ] {
-        skopeo(&[
-            "copy",
-            "--all",
-            "--dest-tls-verify=false",
-            &format!("oci:{}:v1", layout.display()),
-            &format!("docker://{reg}/{repo}:{tag}"),
-        ])
-        .expect_ok();
+        skopeo_push(&layout, "v1", &reg, &format!("{repo}:{tag}"), &["--all"]).expect_ok();
     }
     std::fs::write(
         &env.config,
@@ -1160,16 +1146,10 @@ fn https_with_a_private_ca_basic_auth_from_docker_config_and_proxy_settings() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let v1 = build_image(&work, &random_bytes(200_000, 61), "v1", 1);
-    skopeo(&[
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "mirror:s3cret:pw",
-        &format!("oci:{}:v1", v1.display()),
-        &format!("docker://{reg}/library/tls:v1"),
-    ])
-    .expect_ok();
+    // The registry speaks TLS with a CA skopeo is not told of: the push
+    // (the test's setup) does not check it; ferry-out, the subject, does.
+    let creds = ["--all", "--dest-creds", "mirror:s3cret:pw"];
+    skopeo_push(&v1, "v1", &reg, "library/tls:v1", &creds).expect_ok();
     // base64("mirror:s3cret:pw")
     std::fs::write(
         work.join("config.json"),

@@ -79,15 +79,8 @@ fn gunzip(dir: &Path, gz: &[u8]) -> Vec<u8> {
 /// Pushes the layout's `latest` into `reg` as `lib/app:latest`, every
 /// platform, keeping every blob as it is (no recompression).
 fn push(layout: &Path, reg: &str) {
-    skopeo(&[
-        "copy",
-        "--all",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:latest", layout.display()),
-        &format!("docker://{reg}/lib/app:latest"),
-    ])
-    .expect_ok();
+    let flags = ["--all", "--preserve-digests"];
+    skopeo_push(layout, "latest", reg, "lib/app:latest", &flags).expect_ok();
 }
 
 #[test]
