@@ -162,6 +162,15 @@ fn wait_reported(srv: &TlsServer, ca: &Path, needle: &str) -> String {
     }
 }
 
+/// A PEP 503 tree at `dir` with alpha 1.0 and the beta it needs; returns
+/// alpha's wheel name.
+fn pypi_tree(dir: &Path) -> String {
+    let a1 = crate::pypi::wheel("alpha-1.0-");
+    let b10 = crate::pypi::wheel("beta-1.0-");
+    crate::pypi::upstream(dir, &[&a1, &b10], &[]);
+    a1
+}
+
 #[test]
 fn pip_installs_from_serve_over_tls_with_the_site_ca() {
     if !crate::pypi::have_pip(&current_test()) {
@@ -169,14 +178,12 @@ fn pip_installs_from_serve_over_tls_with_the_site_ca() {
     }
     let env = Env::new();
     let up_dir = env.root().join("upstream-pypi");
-    let a1 = crate::pypi::wheel("alpha-1.0-");
-    let b10 = crate::pypi::wheel("beta-1.0-");
-    crate::pypi::upstream(&up_dir, &[&a1, &b10], &[]);
+    pypi_tree(&up_dir.join("pypi"));
     let up = http_upstream(&up_dir);
     std::fs::write(
         &env.config,
         format!(
-            "[[source]]\nname = \"web\"\ntype = \"pypi\"\nindex = \"{}/simple/\"\nrequirements = [\"alpha\"]\npython = [\"3.11\"]\nplatforms = [\"manylinux_2_17_x86_64\"]\n",
+            "[[source]]\nname = \"web\"\ntype = \"pypi\"\nindex = \"{}/pypi/simple/\"\nrequirements = [\"alpha\"]\npython = [\"3.11\"]\nplatforms = [\"manylinux_2_17_x86_64\"]\n",
             up.url
         ),
     )
@@ -327,9 +334,7 @@ fn the_deepops_preset_serves_the_paths_deepops_clients_use() {
         &charts,
         &[("gpu-tool", "1.0.0", "pkgs/gpu-tool-1.0.0.tgz".into())],
     );
-    let a1 = crate::pypi::wheel("alpha-1.0-");
-    let b10 = crate::pypi::wheel("beta-1.0-");
-    crate::pypi::upstream(&up.join("pypi"), &[&a1, &b10], &[]);
+    let a1 = pypi_tree(&up.join("pypi"));
     let http = http_upstream(&up);
     let u = &http.url;
     std::fs::write(
