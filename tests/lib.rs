@@ -527,10 +527,27 @@ pub fn rpmbuild(work: &Path, rpmdir: &Path, spec: &Path, payload: &str) {
 /// test's root (`dnf-TAG/`); returns the download directory and the file
 /// names in it, sorted.
 pub fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> (PathBuf, Vec<String>) {
+    let url = format!("http://{addr}/yum/el/");
+    let out = dnf_download_from(env, &url, &[], pkgs, tag);
+    assert!(
+        out.status.success(),
+        "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dest = env.root().join(format!("dnf-{tag}/dl"));
+    let mut names = dir_names(&dest);
+    names.sort();
+    (dest, names)
+}
+
+/// `dnf download --resolve PKGS` from the repository at `url` with more
+/// `--setopt=ferry.OPTION`s (`sslcacert=CA`), into `dnf-TAG/dl/`: dnf's output.
+pub fn dnf_download_from(env: &Env, url: &str, opts: &[&str], pkgs: &[&str], tag: &str) -> Output {
     let root = env.root().join(format!("dnf-{tag}"));
     let dest = root.join("dl");
     std::fs::create_dir_all(&dest).unwrap();
-    let out = Command::new("dnf")
+    Command::new("dnf")
         .args(["-y", "-q", "--releasever=1", "--setopt=reposdir=/dev/null"])
         .arg(format!(
             "--setopt=cachedir={}",
@@ -538,22 +555,14 @@ pub fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> (PathBuf
         ))
         .arg(format!("--installroot={}", root.join("root").display()))
         .args(["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"])
-        .arg(format!("--repofrompath=ferry,http://{addr}/yum/el/"))
+        .args(opts.iter().map(|o| format!("--setopt=ferry.{o}")))
+        .arg(format!("--repofrompath=ferry,{url}"))
         .args(["--repo=ferry", "download", "--resolve"])
         .args(pkgs)
         .arg("--destdir")
         .arg(&dest)
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut names = dir_names(&dest);
-    names.sort();
-    (dest, names)
+        .unwrap()
 }
 
 /// The names in directory `dir`, sorted (empty if it does not exist).

@@ -1,7 +1,7 @@
 //! `ferry-in serve` over TLS and on several listeners, with real clients
 //! that verify it: a site CA from `ferry-in tls init`, curl with and without
 //! `--cacert`, pip with `--cert`, apt-get over https with
-//! `Acquire::https::CaInfo`; the certificate replaced while serving (a new
+//! `Acquire::https::CaInfo`, dnf with `sslcacert`; the certificate replaced while serving (a new
 //! connection sees the new one; a bad new pair keeps the old one); a store
 //! listener that refuses other stores' routes; the DeepOps preset serving
 //! the paths DeepOps's client configs use. skopeo pulls over TLS are in
@@ -260,6 +260,33 @@ fn apt_get_updates_and_downloads_over_https_with_the_site_ca() {
         apt.downloaded("libbase_1.0_all.deb"),
         std::fs::read(&fx.debs["libbase"]).unwrap()
     );
+}
+
+#[test]
+fn dnf_downloads_over_https_with_the_site_ca() {
+    let Some((env, work, repo)) = crate::yum::setup(&current_test()) else {
+        return;
+    };
+    crate::yum::first_repo(&work, &repo);
+    let up = http_upstream(&repo);
+    crate::yum::config(&env, &up.url, "packages = [\"app\"]\n");
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let srv = env.serve_tls();
+    let url = srv.url("/yum/el/");
+    let refused = dnf_download_from(&env, &url, &[], &["app"], "no-ca");
+    assert!(!refused.status.success(), "dnf trusted an unknown CA");
+    let ca = format!("sslcacert={}", srv.ca.display());
+    let out = dnf_download_from(&env, &url, &[&ca], &["app"], "ca");
+    assert!(
+        out.status.success(),
+        "dnf download over https failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = dir_names(&env.root().join("dnf-ca/dl"));
+    for p in ["app-1.0", "libfoo-1.0", "toolx-1.0", "webimpl-1.0"] {
+        assert!(got.iter().any(|n| n.starts_with(p)), "{p} in {got:?}");
+    }
 }
 
 #[test]

@@ -73,7 +73,7 @@ pub(crate) fn createrepo(repo: &Path) {
 /// The first repository: `app` requires `libfoo` by name, `virt-web` (a
 /// virtual Provides of `webimpl`) and `/usr/bin/toolx` (a file of `toolx`);
 /// `unrelated` is required by nothing.
-fn first_repo(work: &Path, repo: &Path) {
+pub(crate) fn first_repo(work: &Path, repo: &Path) {
     rpm(
         work,
         repo,
@@ -100,7 +100,7 @@ fn first_repo(work: &Path, repo: &Path) {
     createrepo(repo);
 }
 
-fn setup(name: &str) -> Option<(Env, PathBuf, PathBuf)> {
+pub(crate) fn setup(name: &str) -> Option<(Env, PathBuf, PathBuf)> {
     if !have_tools(name, TOOLS) {
         return None;
     }
@@ -112,7 +112,7 @@ fn setup(name: &str) -> Option<(Env, PathBuf, PathBuf)> {
     Some((env, work, repo))
 }
 
-fn config(env: &Env, url: &str, extra: &str) {
+pub(crate) fn config(env: &Env, url: &str, extra: &str) {
     std::fs::write(
         &env.config,
         format!("[[source]]\nname = \"el\"\ntype = \"yum\"\nbaseurl = \"{url}/\"\n{extra}"),
