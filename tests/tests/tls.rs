@@ -296,11 +296,14 @@ fn a_store_listener_serves_its_store_at_the_root_and_refuses_the_others() {
     }
     let env = Env::new();
     env.write_src("docs/readme.txt", b"hello\n");
+    env.write_src("docs/second.txt", b"two\n");
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
     let (_p, addrs, _log) = spawn_serve(
         &env.in_state,
         &[
+            "--page-size",
+            "1",
             "--listen",
             "files=127.0.0.1:0",
             "--listen",
@@ -318,6 +321,17 @@ fn a_store_listener_serves_its_store_at_the_root_and_refuses_the_others() {
     assert!(
         head.contains("301") && head.to_ascii_lowercase().contains("location: /docs/\r"),
         "{head}"
+    );
+    // So do the next-page links of a listing.
+    let (body, head) = get(source, "/docs/");
+    assert!(
+        head.to_ascii_lowercase().contains("link: </docs/?marker="),
+        "{head}"
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("href=\"?marker="),
+        "{}",
+        String::from_utf8_lossy(&body)
     );
     // The files listener has no registry; the registry listener no files.
     let (body, head) = get(store, "/v2/");
