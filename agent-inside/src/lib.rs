@@ -25,5 +25,6 @@ pub mod registry_push;
 pub mod scrub;
 pub mod serve;
 pub mod site_key;
+pub mod site_tls;
 pub mod status;
 pub mod store;

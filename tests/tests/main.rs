@@ -24,6 +24,7 @@ mod roundtrip;
 mod scrub;
 mod serve;
 mod signing;
+mod tls;
 mod trust;
 mod urls;
 mod yum;
