@@ -206,11 +206,13 @@ fn script(dir: &Path) -> PathBuf {
     p
 }
 
-/// The built wheels, once per test binary.
+/// The built wheels, once per test binary run, under cargo's temporary
+/// directory for tests (target/tmp: replaced by the next run, never left
+/// behind in the system's temporary directory).
 fn wheels() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ferry-pypi-wheels-{}", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pypi-wheels");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let st = Command::new("python3")
