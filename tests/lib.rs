@@ -1013,6 +1013,45 @@ impl Drop for Tmpfs {
     }
 }
 
+// ---- clientcfg: gpg, and the client configuration `ferry-in client-config` writes ----
+
+/// `gpg --batch` in the GNUPGHOME `home` (no passphrase, loopback pinentry),
+/// as the fixtures sign repositories and packages; panics naming the
+/// arguments when gpg fails; returns its standard output.
+pub fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("gpg")
+        .env("GNUPGHOME", home)
+        .args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
+        .args(args)
+        .output()
+        .expect("run gpg");
+    assert!(
+        out.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// `ferry-in client-config --url URL --out DIR FLAGS…` for `env`'s state;
+/// returns DIR (`client-config-TAG` under the test's root).
+pub fn client_config(env: &Env, url: &str, tag: &str, flags: &[&str]) -> PathBuf {
+    let dir = env.root().join(format!("client-config-{tag}"));
+    let mut args = vec!["client-config", "--url", url, "--out"];
+    let d = dir.to_str().expect("a UTF-8 path").to_string();
+    args.push(&d);
+    args.extend(flags);
+    env.inn(&args).expect_ok();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: [&str; 4] = ["gpg", "reprepro", "dpkg-deb", "apt-get"];
+pub(crate) const TOOLS: [&str; 4] = ["gpg", "reprepro", "dpkg-deb", "apt-get"];
 const DEB_PAYLOAD: usize = 150_000;
 
 struct Pkg<'a> {
@@ -48,8 +48,8 @@ fn build_deb(dir: &Path, p: &Pkg<'_>) -> PathBuf {
 }
 
 /// The upstream: a reprepro repository under `dir/repo`, signed with `key`.
-struct Repo {
-    dir: PathBuf,
+pub(crate) struct Repo {
+    pub(crate) dir: PathBuf,
     home: PathBuf,
 }
 
@@ -142,16 +142,16 @@ fn first_packages() -> Vec<Pkg<'static>> {
     ]
 }
 
-struct Fixture {
-    env: Env,
-    work: PathBuf,
-    repo: Repo,
-    upstream: Upstream,
-    upstream_key: PathBuf,
-    debs: std::collections::BTreeMap<String, PathBuf>,
+pub(crate) struct Fixture {
+    pub(crate) env: Env,
+    pub(crate) work: PathBuf,
+    pub(crate) repo: Repo,
+    pub(crate) upstream: Upstream,
+    pub(crate) upstream_key: PathBuf,
+    pub(crate) debs: std::collections::BTreeMap<String, PathBuf>,
 }
 
-fn fixture(packages: &str, pin: &str) -> Fixture {
+pub(crate) fn fixture(packages: &str, pin: &str) -> Fixture {
     let env = Env::new();
     let work = env.root().join("apt");
     std::fs::create_dir_all(&work).unwrap();
@@ -184,12 +184,32 @@ fn fixture(packages: &str, pin: &str) -> Fixture {
 }
 
 /// A private apt root pointing at `url` with `key`.
-struct Apt {
+pub(crate) struct Apt {
     root: PathBuf,
 }
 
 impl Apt {
     fn new(dir: &Path, url: &str, key: &Path) -> Apt {
+        let apt = Apt::bare(dir);
+        std::fs::write(
+            apt.root.join("etc/apt/sources.list"),
+            format!("deb [signed-by={}] {url} stable main\n", key.display()),
+        )
+        .unwrap();
+        apt
+    }
+    /// A root whose only source is `sources`, a deb822 `.sources` file.
+    pub(crate) fn with_sources(dir: &Path, sources: &str) -> Apt {
+        let apt = Apt::bare(dir);
+        std::fs::write(
+            apt.root.join("etc/apt/sources.list.d/ferry.sources"),
+            sources,
+        )
+        .unwrap();
+        apt
+    }
+    /// A root with no source.
+    fn bare(dir: &Path) -> Apt {
         let root = dir.to_path_buf();
         let _ = std::fs::remove_dir_all(&root);
         for d in [
@@ -210,14 +230,9 @@ impl Apt {
             format!("Dir \"{}/\";\n", root.display()),
         )
         .unwrap();
-        std::fs::write(
-            root.join("etc/apt/sources.list"),
-            format!("deb [signed-by={}] {url} stable main\n", key.display()),
-        )
-        .unwrap();
         Apt { root }
     }
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let r = |s: &str| format!("{s}={}", self.root.display());
         let o = Command::new("apt-get")
             .current_dir(self.root.join("dl"))
@@ -233,8 +248,6 @@ impl Apt {
                 "Debug::NoLocking=1",
                 "-o",
                 "APT::Sandbox::User=root",
-                "-o",
-                "Acquire::Languages=none",
                 "-o",
                 "APT::Architecture=amd64",
                 "-o",
@@ -252,7 +265,7 @@ impl Apt {
         // apt-get update exits 0 on some fetch failures; its "W:"/"E:" lines tell.
         run
     }
-    fn update(&self) {
+    pub(crate) fn update(&self) {
         let r = self.run(&["update"]);
         assert!(r.ok, "apt-get update failed:\n{}", r.all());
         assert!(
@@ -264,7 +277,7 @@ impl Apt {
     fn download(&self, pkg: &str) -> Run {
         self.run(&["download", pkg])
     }
-    fn downloaded(&self, file: &str) -> Vec<u8> {
+    pub(crate) fn downloaded(&self, file: &str) -> Vec<u8> {
         std::fs::read(self.root.join("dl").join(file)).unwrap()
     }
 }
