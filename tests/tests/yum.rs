@@ -293,46 +293,6 @@ fn package_checksum_mismatch_fails_export() {
     media_is_empty(&env, "m");
 }
 
-fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("gpg")
-        .arg("--homedir")
-        .arg(home)
-        .args([
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gpg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn gpg_home(root: &Path, name: &str) -> PathBuf {
-    let home = root.join(format!("gnupg-{name}"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    gpg(
-        &home,
-        &[
-            "--quick-gen-key",
-            &format!("{name} <{name}@test>"),
-            "ed25519",
-            "sign",
-            "never",
-        ],
-    );
-    home
-}
-
 /// With `keyring`, repomd.xml.asc must exist and verify: a good signature
 /// exports (and the signature is served inside), a missing one or one by
 /// another key fails with a clear error and writes nothing.
@@ -342,8 +302,8 @@ fn signed_repomd() {
         return;
     };
     first_repo(&work, &repo);
-    let good = gpg_home(env.root(), "good");
-    let evil = gpg_home(env.root(), "evil");
+    let good = gpg_key(env.root(), "good").0;
+    let evil = gpg_key(env.root(), "evil").0;
     let key = env.root().join("repo-key.asc");
     std::fs::write(&key, gpg(&good, &["--armor", "--export"])).unwrap();
     let up = http_upstream(&repo);
