@@ -1040,6 +1040,29 @@ pub fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// Signs `rpms` in place with `rpmsign --addsign` and the key `fpr` of the
+/// GNUPGHOME `home`, as a vendor signs its packages.
+pub fn rpmsign(home: &Path, fpr: &str, rpms: &[PathBuf]) {
+    let out = Command::new("rpmsign")
+        .arg("--addsign")
+        .args(["--define", &format!("_gpg_name {fpr}")])
+        .args(["--define", &format!("_gpg_path {}", home.display())])
+        .args(["--define", "__gpg /usr/bin/gpg"])
+        .args([
+            "--define",
+            "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --passphrase ''",
+        ])
+        .args(rpms)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run rpmsign");
+    assert!(
+        out.status.success(),
+        "rpmsign {rpms:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `ferry-in client-config --url URL --out DIR FLAGS…` for `env`'s state;
 /// returns DIR (`client-config-TAG` under the test's root).
 pub fn client_config(env: &Env, url: &str, tag: &str, flags: &[&str]) -> PathBuf {

@@ -5,3 +5,4 @@
 //! only `pip.conf`.
 
 mod apt;
+mod dnf;
