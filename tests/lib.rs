@@ -524,36 +524,11 @@ pub fn rpmbuild(work: &Path, rpmdir: &Path, spec: &Path, payload: &str) {
 
 /// `dnf download --resolve PKGS` from the yum tree of `ferry-in serve` at
 /// `addr` (repository `yum/el`), in an install root of its own under the
-/// test's root (`dnf-TAG/`); returns the download directory and the file
-/// names in it, sorted.
+/// test's root (`dnf-TAG/`), checking no signature; returns the download
+/// directory and the file names in it, sorted.
 pub fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> (PathBuf, Vec<String>) {
-    let root = env.root().join(format!("dnf-{tag}"));
-    let dest = root.join("dl");
-    std::fs::create_dir_all(&dest).unwrap();
-    let out = Command::new("dnf")
-        .args(["-y", "-q", "--releasever=1", "--setopt=reposdir=/dev/null"])
-        .arg(format!(
-            "--setopt=cachedir={}",
-            root.join("cache").display()
-        ))
-        .arg(format!("--installroot={}", root.join("root").display()))
-        .args(["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"])
-        .arg(format!("--repofrompath=ferry,http://{addr}/yum/el/"))
-        .args(["--repo=ferry", "download", "--resolve"])
-        .args(pkgs)
-        .arg("--destdir")
-        .arg(&dest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut names = dir_names(&dest);
-    names.sort();
-    (dest, names)
+    let unchecked = ["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"].map(String::from);
+    dnf_download_opts(env, addr, pkgs, tag, &unchecked)
 }
 
 /// The names in directory `dir`, sorted (empty if it does not exist).
@@ -1061,6 +1036,87 @@ pub fn rpmsign(home: &Path, fpr: &str, rpms: &[PathBuf]) {
         "rpmsign {rpms:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn dnf_download_opts(
+    env: &Env,
+    addr: &str,
+    pkgs: &[&str],
+    tag: &str,
+    opts: &[String],
+) -> (PathBuf, Vec<String>) {
+    let root = env.root().join(format!("dnf-{tag}"));
+    let dest = root.join("dl");
+    std::fs::create_dir_all(&dest).unwrap();
+    let out = Command::new("dnf")
+        .args(["-y", "-q", "--releasever=1", "--setopt=reposdir=/dev/null"])
+        .arg(format!(
+            "--setopt=cachedir={}",
+            root.join("cache").display()
+        ))
+        .arg(format!("--installroot={}", root.join("root").display()))
+        .args(opts)
+        .arg(format!("--repofrompath=ferry,http://{addr}/yum/el/"))
+        .args(["--repo=ferry", "download", "--resolve"])
+        .args(pkgs)
+        .arg("--destdir")
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names = dir_names(&dest);
+    names.sort();
+    (dest, names)
+}
+
+/// [`dnf_download`] as a site runs dnf: `gpgcheck=1` and `repo_gpgcheck=1`
+/// with the vendor's `key` (armored); `dnf download` checks the metadata's
+/// signature, and each downloaded package's is checked with `rpm -K`
+/// against `key` alone.
+pub fn dnf_download_signed(
+    env: &Env,
+    addr: &str,
+    pkgs: &[&str],
+    tag: &str,
+    key: &Path,
+) -> (PathBuf, Vec<String>) {
+    let opts = [
+        "--setopt=ferry.gpgcheck=1".to_string(),
+        "--setopt=ferry.repo_gpgcheck=1".to_string(),
+        format!("--setopt=ferry.gpgkey=file://{}", key.display()),
+    ];
+    let (dir, names) = dnf_download_opts(env, addr, pkgs, tag, &opts);
+    let db = env.root().join(format!("dnf-{tag}/rpmdb"));
+    std::fs::create_dir_all(&db).unwrap();
+    let rpm = |args: &[&std::ffi::OsStr]| {
+        Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run rpm")
+    };
+    let o = rpm(&["--import".as_ref(), key.as_os_str()]);
+    assert!(
+        o.status.success(),
+        "rpm --import: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for n in &names {
+        let o = rpm(&["-K".as_ref(), dir.join(n).as_os_str()]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && out.contains("signatures OK"),
+            "rpm -K {n}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    (dir, names)
 }
 
 /// `ferry-in client-config --url URL --out DIR FLAGS…` for `env`'s state;
