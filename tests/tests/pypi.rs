@@ -182,7 +182,7 @@ if __name__ == "__main__":
         srv.serve_forever()
 "#;
 
-fn have_pip(test: &str) -> bool {
+pub(crate) fn have_pip(test: &str) -> bool {
     if !have_tools(test, &["python3"]) {
         return false;
     }
@@ -225,7 +225,7 @@ fn wheels() -> &'static Path {
 }
 
 /// The file name of the built wheel starting with `prefix`.
-fn wheel(prefix: &str) -> String {
+pub(crate) fn wheel(prefix: &str) -> String {
     let mut names: Vec<String> = dir_names(wheels())
         .into_iter()
         .filter(|n| n.starts_with(prefix))
@@ -240,7 +240,7 @@ fn wheel(prefix: &str) -> String {
 
 /// Makes (or remakes) the upstream tree at `root`: `packages/` holds exactly
 /// the wheels named, `simple/` their PEP 503 pages and PEP 691 documents.
-fn upstream(root: &Path, files: &[&String], yanked: &[(&str, &str)]) {
+pub(crate) fn upstream(root: &Path, files: &[&String], yanked: &[(&str, &str)]) {
     let pkgs = root.join("packages");
     let _ = std::fs::remove_dir_all(&pkgs);
     std::fs::create_dir_all(&pkgs).unwrap();
@@ -350,7 +350,7 @@ fn pip_download(env: &Env, index: &str, dest: &str, reqs: &[&str]) -> Vec<String
     dir_names(&dest)
 }
 
-fn write_config(env: &Env, body: &str) {
+pub(crate) fn write_config(env: &Env, body: &str) {
     std::fs::write(&env.config, body).unwrap();
 }
 

@@ -6,3 +6,4 @@
 
 mod apt;
 mod dnf;
+mod pip;
