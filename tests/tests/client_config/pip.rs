@@ -1,9 +1,11 @@
 //! pip with the `pip.conf` `client-config` writes and nothing else: no
 //! `--index-url`, no other configuration file; an install resolves the
-//! dependencies from `ferry-in serve` alone.
+//! dependencies from `ferry-in serve` alone, reading each wheel's core
+//! metadata from the PEP 658 `.metadata` file the project page offers.
 
 use crate::pypi::{have_pip, upstream, wheel, write_config};
 use ferry_e2e::*;
+use ferry_protocol::id::Sha256;
 use std::process::Command;
 
 #[test]
@@ -38,9 +40,30 @@ fn pip_install_with_only_the_written_pip_conf() {
         "{text}"
     );
 
+    // PEP 658: the page offers each wheel's METADATA with its SHA-256.
+    let held = env.in_state.join("store/current/pypi/py/files").join(&a1);
+    let meta =
+        ferry_formats::pypi::wheel_metadata(std::fs::File::open(&held).unwrap(), 1 << 20).unwrap();
+    let page = curl(&[
+        "-H",
+        "Accept: application/vnd.pypi.simple.v1+json",
+        &format!("http://{}/pypi/py/simple/alpha/", server.addr),
+    ]);
+    let page: serde_json::Value = serde_json::from_slice(&page).unwrap();
+    assert_eq!(
+        page["files"][0]["core-metadata"]["sha256"].as_str(),
+        Some(Sha256::of(&meta).to_hex().as_str()),
+        "{page}"
+    );
+    let served = curl(&[&format!(
+        "http://{}/pypi/py/files/{a1}.metadata",
+        server.addr
+    )]);
+    assert_eq!(served, meta);
+
     let target = env.root().join("site-packages");
     let o = Command::new("python3")
-        .args(["-m", "pip", "install", "--target"])
+        .args(["-m", "pip", "install", "-v", "--target"])
         .arg(&target)
         .arg("alpha==1.0")
         .env("PIP_CONFIG_FILE", &conf)
@@ -64,5 +87,10 @@ fn pip_install_with_only_the_written_pip_conf() {
     assert!(
         target.join("beta/__init__.py").is_file(),
         "the dependency beta came from the index"
+    );
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        log.contains(&format!("{a1}.metadata")),
+        "pip did not read the .metadata file:\n{log}"
     );
 }
