@@ -37,7 +37,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    /// The outcome of a finished command.
+    pub fn from(o: Output) -> Run {
         Run {
             ok: o.status.success(),
             code: o.status.code(),
@@ -1117,6 +1118,16 @@ pub fn dnf_download_signed(
         );
     }
     (dir, names)
+}
+
+/// Signs `repo`'s `repodata/repomd.xml` with the key of the GNUPGHOME
+/// `home` (`repodata/repomd.xml.asc`, armored, detached), as a vendor does.
+pub fn sign_repomd(home: &Path, repo: &Path) {
+    let repomd = repo.join("repodata/repomd.xml");
+    let asc = repo.join("repodata/repomd.xml.asc");
+    let _ = std::fs::remove_file(&asc);
+    let (asc, repomd) = (asc.to_str().unwrap(), repomd.to_str().unwrap());
+    gpg(home, &["--armor", "--detach-sign", "--output", asc, repomd]);
 }
 
 /// `ferry-in client-config --url URL --out DIR FLAGS…` for `env`'s state;

@@ -317,19 +317,7 @@ fn signed_repomd() {
     media_is_empty(&env, "m");
 
     // Signed by another key.
-    let sign = |home: &Path| {
-        let _ = std::fs::remove_file(&asc);
-        gpg(
-            home,
-            &[
-                "--armor",
-                "--detach-sign",
-                "--output",
-                asc.to_str().unwrap(),
-                repomd.to_str().unwrap(),
-            ],
-        );
-    };
+    let sign = |home: &Path| sign_repomd(home, &repo);
     sign(&evil);
     env.export("m").expect_fail(&[
         "source \"el\"",

@@ -24,12 +24,7 @@ fn dnf_install(root: &Path, repos: &Path, pkgs: &[&str]) -> Run {
         .args(pkgs)
         .output()
         .expect("run dnf");
-    Run {
-        ok: o.status.success(),
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Run::from(o)
 }
 
 #[test]
@@ -50,18 +45,7 @@ fn dnf_with_only_the_written_repo_checks_vendor_signatures() {
     rpmsign(&home, &fpr, &rpms);
     std::fs::remove_dir_all(repo.join("repodata")).unwrap();
     createrepo(&repo);
-    let repomd = repo.join("repodata/repomd.xml");
-    let asc = repo.join("repodata/repomd.xml.asc");
-    gpg(
-        &home,
-        &[
-            "--armor",
-            "--detach-sign",
-            "--output",
-            asc.to_str().unwrap(),
-            repomd.to_str().unwrap(),
-        ],
-    );
+    sign_repomd(&home, &repo);
     let key = env.root().join("vendor.asc");
     std::fs::write(&key, gpg(&home, &["--armor", "--export", &fpr])).unwrap();
     let up = http_upstream(&repo);

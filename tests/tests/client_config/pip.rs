@@ -74,12 +74,7 @@ fn pip_install_with_only_the_written_pip_conf() {
         .env("PIP_NO_INPUT", "1")
         .output()
         .unwrap();
-    assert!(
-        o.status.success(),
-        "pip install with the written pip.conf:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let r = Run::from(o).expect_ok();
     assert_eq!(
         std::fs::read_to_string(target.join("alpha/__init__.py")).unwrap(),
         "VERSION = '1.0'\n"
@@ -88,9 +83,9 @@ fn pip_install_with_only_the_written_pip_conf() {
         target.join("beta/__init__.py").is_file(),
         "the dependency beta came from the index"
     );
-    let log = String::from_utf8_lossy(&o.stdout);
     assert!(
-        log.contains(&format!("{a1}.metadata")),
-        "pip did not read the .metadata file:\n{log}"
+        r.stdout.contains(&format!("{a1}.metadata")),
+        "pip did not read the .metadata file:\n{}",
+        r.stdout
     );
 }

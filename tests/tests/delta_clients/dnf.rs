@@ -49,19 +49,7 @@ fn publish(repo: &Path, rpm: &Path, (home, fpr): (&Path, &str), update: bool) {
         c.arg("--update");
     }
     sh(c.arg("--quiet").arg(repo));
-    let repomd = repo.join("repodata/repomd.xml");
-    let asc = repo.join("repodata/repomd.xml.asc");
-    let _ = std::fs::remove_file(&asc);
-    gpg(
-        home,
-        &[
-            "--armor",
-            "--detach-sign",
-            "--output",
-            asc.to_str().unwrap(),
-            repomd.to_str().unwrap(),
-        ],
-    );
+    sign_repomd(home, repo);
 }
 
 /// Mirrors tool 1.0, then 1.1 at delta = high; returns the update bundle's
