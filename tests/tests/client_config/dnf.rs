@@ -3,9 +3,9 @@
 //! signed beside them (`repomd.xml.asc`), `gpgcheck=1` and
 //! `repo_gpgcheck=1` with the vendor's key, an install into a root of its own.
 
-use crate::yum::{config, createrepo, first_repo, setup};
+use crate::yum::{config, first_repo, setup, sign_repo};
 use ferry_e2e::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 /// `dnf install PKGS` into `root` with `repos` as the only repository
@@ -38,14 +38,7 @@ fn dnf_with_only_the_written_repo_checks_vendor_signatures() {
     }
     first_repo(&work, &repo);
     let (home, fpr, _) = gpg_key(env.root(), "vendor");
-    let rpms: Vec<PathBuf> = dir_names(&repo.join("Packages/noarch"))
-        .iter()
-        .map(|n| repo.join("Packages/noarch").join(n))
-        .collect();
-    rpmsign(&home, &fpr, &rpms);
-    std::fs::remove_dir_all(repo.join("repodata")).unwrap();
-    createrepo(&repo);
-    sign_repomd(&home, &repo);
+    sign_repo(&repo, &home, &fpr);
     let key = env.root().join("vendor.asc");
     std::fs::write(&key, gpg(&home, &["--armor", "--export", &fpr])).unwrap();
     let up = http_upstream(&repo);
