@@ -299,6 +299,20 @@ fn the_store_state_decides_what_is_possible() {
         e.downcast_ref::<ClientConfigError>(),
         Some(ClientConfigError::BadPair { .. })
     ));
+    // The site CA in the state: https by default, and the CA named.
+    std::fs::create_dir_all(layout.tls_dir()).unwrap();
+    std::fs::write(layout.tls_ca(), CA).unwrap();
+    let f = files(&layout, &args(&["--apt-view", "upstream"])).unwrap();
+    assert_eq!(file(&f, "ca.pem"), CA);
+    assert!(file(&f, "apt/ferry.sources").contains("URIs: https://h:1/apt/deb/\n"));
+    assert!(file(&f, "apt/ferry-ca.conf").contains("CAInfo \"/etc/ferry/ca.pem\""));
+    // An explicit http URL names no CA.
+    let mut a = args(&["--apt-view", "upstream"]);
+    a.url = "http://h:1".into();
+    let f = files(&layout, &a).unwrap();
+    assert!(f
+        .iter()
+        .all(|f| f.path != "ca.pem" && f.path != "apt/ferry-ca.conf"));
     // An empty generation holds nothing to configure.
     std::fs::write(gen.join(GEN_INDEX), Catalog::default().to_bytes()).unwrap();
     let e = files(&layout, &args(&[])).unwrap_err();
