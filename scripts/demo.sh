@@ -121,7 +121,7 @@ say "apt-get against ferry-in serve (a private apt root; nothing on this machine
 apt_get() { # root, args...
   local r=$1; shift
   APT_CONFIG="$r/apt.conf" apt-get -q -o Dir="$r" -o Dir::State::status="$r/status" \
-    -o Debug::NoLocking=1 -o APT::Sandbox::User=root -o Acquire::Languages=none \
+    -o Debug::NoLocking=1 -o APT::Sandbox::User=root \
     -o APT::Architecture=amd64 -o APT::Architectures::=amd64 "$@"
 }
 apt_root() { # root, sources line

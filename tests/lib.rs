@@ -37,7 +37,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    /// The outcome of a finished command.
+    pub fn from(o: Output) -> Run {
         Run {
             ok: o.status.success(),
             code: o.status.code(),
@@ -524,11 +525,24 @@ pub fn rpmbuild(work: &Path, rpmdir: &Path, spec: &Path, payload: &str) {
 
 /// `dnf download --resolve PKGS` from the yum tree of `ferry-in serve` at
 /// `addr` (repository `yum/el`), in an install root of its own under the
-/// test's root (`dnf-TAG/`); returns the download directory and the file
-/// names in it, sorted.
+/// test's root (`dnf-TAG/`), checking no signature; returns the download
+/// directory and the file names in it, sorted.
 pub fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> (PathBuf, Vec<String>) {
     let url = format!("http://{addr}/yum/el/");
-    let out = dnf_download_from(env, &url, &[], pkgs, tag);
+    let unchecked = ["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"].map(String::from);
+    dnf_download_ok(env, &url, &unchecked, pkgs, tag)
+}
+
+/// [`dnf_download_from`], which must succeed; returns the download
+/// directory and the file names in it, sorted.
+pub fn dnf_download_ok(
+    env: &Env,
+    url: &str,
+    opts: &[String],
+    pkgs: &[&str],
+    tag: &str,
+) -> (PathBuf, Vec<String>) {
+    let out = dnf_download_from(env, url, opts, pkgs, tag);
     assert!(
         out.status.success(),
         "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
@@ -541,9 +555,16 @@ pub fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> (PathBuf
     (dest, names)
 }
 
-/// `dnf download --resolve PKGS` from the repository at `url` with more
-/// `--setopt=ferry.OPTION`s (`sslcacert=CA`), into `dnf-TAG/dl/`: dnf's output.
-pub fn dnf_download_from(env: &Env, url: &str, opts: &[&str], pkgs: &[&str], tag: &str) -> Output {
+/// `dnf download --resolve PKGS` from the repository `ferry` at `url`, with
+/// the dnf arguments `opts` (such as `--setopt=ferry.sslcacert=CA`), in an
+/// install root of its own (`dnf-TAG/`), into `dnf-TAG/dl/`: dnf's output.
+pub fn dnf_download_from(
+    env: &Env,
+    url: &str,
+    opts: &[String],
+    pkgs: &[&str],
+    tag: &str,
+) -> Output {
     let root = env.root().join(format!("dnf-{tag}"));
     let dest = root.join("dl");
     std::fs::create_dir_all(&dest).unwrap();
@@ -554,8 +575,7 @@ pub fn dnf_download_from(env: &Env, url: &str, opts: &[&str], pkgs: &[&str], tag
             root.join("cache").display()
         ))
         .arg(format!("--installroot={}", root.join("root").display()))
-        .args(["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"])
-        .args(opts.iter().map(|o| format!("--setopt=ferry.{o}")))
+        .args(opts)
         .arg(format!("--repofrompath=ferry,{url}"))
         .args(["--repo=ferry", "download", "--resolve"])
         .args(pkgs)
@@ -1185,6 +1205,122 @@ pub fn skopeo_read(srv: &TlsServer, cmd: &str, args: &[&str], name: &str) -> Run
     all.extend(args);
     all.push(&at);
     skopeo(&all)
+// ---- clientcfg: gpg, and the client configuration `ferry-in client-config` writes ----
+
+/// `gpg --batch` in the GNUPGHOME `home` (no passphrase, loopback pinentry),
+/// as the fixtures sign repositories and packages; panics naming the
+/// arguments when gpg fails; returns its standard output.
+pub fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("gpg")
+        .env("GNUPGHOME", home)
+        .args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
+        .args(args)
+        .output()
+        .expect("run gpg");
+    assert!(
+        out.status.success(),
+        "gpg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Signs `rpms` in place with `rpmsign --addsign` and the key `fpr` of the
+/// GNUPGHOME `home`, as a vendor signs its packages.
+pub fn rpmsign(home: &Path, fpr: &str, rpms: &[PathBuf]) {
+    let out = Command::new("rpmsign")
+        .arg("--addsign")
+        .args(["--define", &format!("_gpg_name {fpr}")])
+        .args(["--define", &format!("_gpg_path {}", home.display())])
+        .args(["--define", "__gpg /usr/bin/gpg"])
+        .args([
+            "--define",
+            "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --passphrase ''",
+        ])
+        .args(rpms)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run rpmsign");
+    assert!(
+        out.status.success(),
+        "rpmsign {rpms:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`dnf_download`] as a site runs dnf: `gpgcheck=1` and `repo_gpgcheck=1`
+/// with the vendor's `key` (armored); `dnf download` checks the metadata's
+/// signature, and each downloaded package's is checked with `rpm -K`
+/// against `key` alone.
+pub fn dnf_download_signed(
+    env: &Env,
+    addr: &str,
+    pkgs: &[&str],
+    tag: &str,
+    key: &Path,
+) -> (PathBuf, Vec<String>) {
+    let opts = [
+        "--setopt=ferry.gpgcheck=1".to_string(),
+        "--setopt=ferry.repo_gpgcheck=1".to_string(),
+        format!("--setopt=ferry.gpgkey=file://{}", key.display()),
+    ];
+    let url = format!("http://{addr}/yum/el/");
+    let (dir, names) = dnf_download_ok(env, &url, &opts, pkgs, tag);
+    let db = env.root().join(format!("dnf-{tag}/rpmdb"));
+    std::fs::create_dir_all(&db).unwrap();
+    let rpm = |args: &[&std::ffi::OsStr]| {
+        Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&db)
+            .args(args)
+            .output()
+            .expect("run rpm")
+    };
+    let o = rpm(&["--import".as_ref(), key.as_os_str()]);
+    assert!(
+        o.status.success(),
+        "rpm --import: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for n in &names {
+        let o = rpm(&["-K".as_ref(), dir.join(n).as_os_str()]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && out.contains("signatures OK"),
+            "rpm -K {n}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    (dir, names)
+}
+
+/// Signs `repo`'s `repodata/repomd.xml` with the key of the GNUPGHOME
+/// `home` (`repodata/repomd.xml.asc`, armored, detached), as a vendor does.
+pub fn sign_repomd(home: &Path, repo: &Path) {
+    let repomd = repo.join("repodata/repomd.xml");
+    let asc = repo.join("repodata/repomd.xml.asc");
+    let _ = std::fs::remove_file(&asc);
+    let (asc, repomd) = (asc.to_str().unwrap(), repomd.to_str().unwrap());
+    gpg(home, &["--armor", "--detach-sign", "--output", asc, repomd]);
+}
+
+/// `ferry-in client-config --url URL --out DIR FLAGS…` for `env`'s state;
+/// returns DIR (`client-config-TAG` under the test's root).
+pub fn client_config(env: &Env, url: &str, tag: &str, flags: &[&str]) -> PathBuf {
+    let dir = env.root().join(format!("client-config-{tag}"));
+    let mut args = vec!["client-config", "--url", url, "--out"];
+    let d = dir.to_str().expect("a UTF-8 path").to_string();
+    args.push(&d);
+    args.extend(flags);
+    env.inn(&args).expect_ok();
+    dir
 }
 
 #[cfg(test)]

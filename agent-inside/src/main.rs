@@ -103,19 +103,10 @@ enum Cmd {
         #[arg(long)]
         to: String,
     },
-    /// Prints configuration that points containerd, podman/cri-o and NVIDIA's
-    /// GPU Operator at this agent's registry (`serve`'s /v2/).
-    ClientConfig {
-        /// This registry as clients reach it, such as http://10.0.0.5:8080.
-        #[arg(long)]
-        url: String,
-        /// Upstream registries the images came from (repeatable).
-        #[arg(long, default_values_t = vec!["nvcr.io".to_string()])]
-        upstream: Vec<String>,
-        /// Upstream repository prefix of the GPU Operator's images.
-        #[arg(long, default_value = "nvidia")]
-        gpu_operator_path: String,
-    },
+    /// Writes configuration for every client of what the store holds
+    /// (containerd, podman/cri-o, the GPU Operator, apt, dnf, pip, helm),
+    /// one file per client, printed or under --out DIR.
+    ClientConfig(agent_inside::client_config::Args),
     /// Prints the public half of the site key (created on first use) that
     /// signs the apt store's filtered views under /apt-site/.
     SiteKey {
@@ -381,11 +372,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             println!("{}", r.summary(&to));
             Ok(0)
         }
-        Cmd::ClientConfig {
-            url,
-            upstream,
-            gpu_operator_path,
-        } => client_config_cmd(url, upstream, gpu_operator_path),
+        Cmd::ClientConfig(a) => agent_inside::client_config::run(layout, &a),
         Cmd::SiteKey { binary, output } => site_key_cmd(layout, binary, output),
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
         Cmd::Serve(a) => serve_cmd(layout, config, a),
@@ -430,24 +417,6 @@ fn import_cmd(
     } else {
         0
     })
-}
-
-/// `client-config`.
-fn client_config_cmd(
-    url: String,
-    upstreams: Vec<String>,
-    gpu_operator_path: String,
-) -> Result<i32> {
-    if !url.starts_with("http://") && !url.starts_with("https://") {
-        bail!("--url must start with http:// or https://, such as http://10.0.0.5:8080");
-    }
-    let c = agent_inside::client_config::ClientConfig {
-        url,
-        upstreams,
-        gpu_operator_path,
-    };
-    print!("{}", c.render());
-    Ok(0)
 }
 
 fn parse_stream(text: &str) -> Result<StreamId> {

@@ -164,6 +164,57 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
+/// Why a wheel's core metadata cannot be read.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum WheelError {
+    /// Not a zip archive, or a broken one.
+    #[error("not a readable zip archive: {reason}")]
+    NotZip {
+        /// What the zip reader said.
+        reason: String,
+    },
+    /// No `*.dist-info/METADATA` at its top level.
+    #[error("no .dist-info/METADATA in the wheel")]
+    NoMetadata,
+    /// `METADATA` is larger than the limit.
+    #[error("{name} is larger than {limit} bytes")]
+    TooLarge {
+        /// The entry.
+        name: String,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// The core metadata of a wheel (PEP 658: the `.metadata` file an index
+/// serves is exactly this): its top-level `*.dist-info/METADATA`, at most
+/// `limit` bytes.
+pub fn wheel_metadata<R: std::io::Read + std::io::Seek>(
+    wheel: R,
+    limit: u64,
+) -> Result<Vec<u8>, WheelError> {
+    use std::io::Read;
+    let broken = |e: &dyn std::fmt::Display| WheelError::NotZip {
+        reason: e.to_string(),
+    };
+    let mut zip = zip::ZipArchive::new(wheel).map_err(|e| broken(&e))?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
+        .ok_or(WheelError::NoMetadata)?;
+    let entry = zip.by_name(&name).map_err(|e| broken(&e))?;
+    let mut bytes = Vec::new();
+    entry
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| broken(&e))?;
+    if bytes.len() as u64 > limit {
+        return Err(WheelError::TooLarge { name, limit });
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +316,39 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn wheel_metadata_is_the_top_level_dist_info_metadata() {
+        use std::io::{Cursor, Write};
+        let wheel = |entries: &[(&str, &[u8])]| {
+            let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+            for (name, data) in entries {
+                w.start_file(*name, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                w.write_all(data).unwrap();
+            }
+            w.finish().unwrap().into_inner()
+        };
+        let meta = b"Metadata-Version: 2.1\nName: a\n";
+        let good = wheel(&[
+            ("a/__init__.py", b""),
+            ("a/x.dist-info/METADATA", b"nested"),
+            ("a-1.0.dist-info/METADATA", meta),
+        ]);
+        assert_eq!(wheel_metadata(Cursor::new(&good), 100).unwrap(), meta);
+        assert!(matches!(
+            wheel_metadata(Cursor::new(&good), 10),
+            Err(WheelError::TooLarge { limit: 10, .. })
+        ));
+        let none = wheel(&[("a/__init__.py", b"")]);
+        assert_eq!(
+            wheel_metadata(Cursor::new(&none), 100),
+            Err(WheelError::NoMetadata)
+        );
+        assert!(matches!(
+            wheel_metadata(Cursor::new(b"not a zip".to_vec()), 100),
+            Err(WheelError::NotZip { .. })
+        ));
     }
 }

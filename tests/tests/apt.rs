@@ -48,8 +48,8 @@ fn build_deb(dir: &Path, p: &Pkg<'_>) -> PathBuf {
 }
 
 /// The upstream: a reprepro repository under `dir/repo`, signed with `key`.
-struct Repo {
-    dir: PathBuf,
+pub(crate) struct Repo {
+    pub(crate) dir: PathBuf,
     home: PathBuf,
 }
 
@@ -145,8 +145,8 @@ fn first_packages() -> Vec<Pkg<'static>> {
 pub(crate) struct Fixture {
     pub(crate) env: Env,
     pub(crate) work: PathBuf,
-    repo: Repo,
-    upstream: Upstream,
+    pub(crate) repo: Repo,
+    pub(crate) upstream: Upstream,
     pub(crate) upstream_key: PathBuf,
     pub(crate) debs: std::collections::BTreeMap<String, PathBuf>,
 }
@@ -190,6 +190,26 @@ pub(crate) struct Apt {
 
 impl Apt {
     pub(crate) fn new(dir: &Path, url: &str, key: &Path) -> Apt {
+        let apt = Apt::bare(dir);
+        std::fs::write(
+            apt.root.join("etc/apt/sources.list"),
+            format!("deb [signed-by={}] {url} stable main\n", key.display()),
+        )
+        .unwrap();
+        apt
+    }
+    /// A root whose only source is `sources`, a deb822 `.sources` file.
+    pub(crate) fn with_sources(dir: &Path, sources: &str) -> Apt {
+        let apt = Apt::bare(dir);
+        std::fs::write(
+            apt.root.join("etc/apt/sources.list.d/ferry.sources"),
+            sources,
+        )
+        .unwrap();
+        apt
+    }
+    /// A root with no source.
+    fn bare(dir: &Path) -> Apt {
         let root = dir.to_path_buf();
         let _ = std::fs::remove_dir_all(&root);
         for d in [
@@ -210,11 +230,6 @@ impl Apt {
             format!("Dir \"{}/\";\n", root.display()),
         )
         .unwrap();
-        std::fs::write(
-            root.join("etc/apt/sources.list"),
-            format!("deb [signed-by={}] {url} stable main\n", key.display()),
-        )
-        .unwrap();
         Apt { root }
     }
     pub(crate) fn run(&self, args: &[&str]) -> Run {
@@ -233,8 +248,6 @@ impl Apt {
                 "Debug::NoLocking=1",
                 "-o",
                 "APT::Sandbox::User=root",
-                "-o",
-                "Acquire::Languages=none",
                 "-o",
                 "APT::Architecture=amd64",
                 "-o",

@@ -6,6 +6,7 @@
 mod apt;
 mod bad_input;
 mod campaign;
+mod client_config;
 mod conformance;
 mod crash;
 mod delta_clients;

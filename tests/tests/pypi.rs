@@ -355,7 +355,7 @@ fn pip_download(env: &Env, index: &str, dest: &str, reqs: &[&str]) -> Vec<String
     dir_names(&dest)
 }
 
-fn write_config(env: &Env, body: &str) {
+pub(crate) fn write_config(env: &Env, body: &str) {
     std::fs::write(&env.config, body).unwrap();
 }
 

@@ -274,10 +274,12 @@ fn dnf_downloads_over_https_with_the_site_ca() {
     env.import("m1").expect_ok();
     let srv = env.serve_tls();
     let url = srv.url("/yum/el/");
-    let refused = dnf_download_from(&env, &url, &[], &["app"], "no-ca");
+    let unchecked = ["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"].map(String::from);
+    let refused = dnf_download_from(&env, &url, &unchecked, &["app"], "no-ca");
     assert!(!refused.status.success(), "dnf trusted an unknown CA");
-    let ca = format!("sslcacert={}", srv.ca.display());
-    let out = dnf_download_from(&env, &url, &[&ca], &["app"], "ca");
+    let mut with_ca = unchecked.to_vec();
+    with_ca.push(format!("--setopt=ferry.sslcacert={}", srv.ca.display()));
+    let out = dnf_download_from(&env, &url, &with_ca, &["app"], "ca");
     assert!(
         out.status.success(),
         "dnf download over https failed:\n{}",

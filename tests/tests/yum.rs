@@ -2,14 +2,15 @@
 //! `rpmbuild`, a repository made with `createrepo_c` and served by a plain
 //! HTTP server as the upstream, `ferry-out` exporting from it, `ferry-in`
 //! importing and serving it, and `dnf download` fetching from `ferry-in
-//! serve`. Signed metadata uses a throwaway `gpg` key. Skipped, with a
+//! serve`. Packages (`rpmsign`) and metadata are signed with throwaway `gpg`
+//! keys; dnf checks them with `gpgcheck=1`, `repo_gpgcheck=1`. Skipped, with a
 //! message, when a tool is missing (scripts/test.sh installs them).
 
 use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: &[&str] = &["rpmbuild", "createrepo_c", "dnf", "gpg", "python3"];
+pub(crate) const TOOLS: &[&str] = &["rpmbuild", "createrepo_c", "dnf", "gpg", "python3"];
 
 /// Builds a noarch package into `repo/Packages/` and returns its path.
 /// `payload` random bytes go to `/usr/share/<name>/data`; `bin` adds
@@ -135,18 +136,29 @@ fn media_is_empty(env: &Env, media: &str) {
 /// Closure selection, dnf against ferry-in serve, then an upstream update
 /// (new versions, a removed version, a pinned package upstream dropped): the
 /// delta carries only the new files, removed versions disappear inside, the
-/// pin stays, and dnf resolves against the new metadata.
+/// pin stays, and dnf resolves against the new metadata. Packages and
+/// metadata are signed by the vendor and checked by dnf and rpm.
 #[test]
 fn closure_update_pin_and_dnf() {
     let Some((env, work, repo)) = setup("closure_update_pin_and_dnf") else {
         return;
     };
+    if !have_tools("closure_update_pin_and_dnf", &["rpmsign"]) {
+        return;
+    }
+    let (home, fpr, _) = gpg_key(env.root(), "vendor");
+    let key = env.root().join("vendor.asc");
+    std::fs::write(&key, gpg(&home, &["--armor", "--export", &fpr])).unwrap();
     first_repo(&work, &repo);
+    sign_repo(&repo, &home, &fpr);
     let up = http_upstream(&repo);
     config(
         &env,
         &up.url,
-        "packages = [\"app\"]\npin = [\"toolx-1.0-1.noarch\"]\n",
+        &format!(
+            "packages = [\"app\"]\npin = [\"toolx-1.0-1.noarch\"]\nkeyring = \"{}\"\n",
+            key.display()
+        ),
     );
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
@@ -168,7 +180,7 @@ fn closure_update_pin_and_dnf() {
     );
     {
         let server = env.serve();
-        let (_, got) = dnf_download(&env, &server.addr, &["app"], "1");
+        let (_, got) = dnf_download_signed(&env, &server.addr, &["app"], "1", &key);
         assert_eq!(
             got,
             [
@@ -191,7 +203,7 @@ fn closure_update_pin_and_dnf() {
     std::fs::remove_file(repo.join("Packages/noarch/toolx-1.0-1.noarch.rpm")).unwrap();
     rpm(&work, &repo, "libfoo", "2.0", &[], &[], false, 60_000);
     rpm(&work, &repo, "toolx", "1.1", &[], &[], true, 1000);
-    createrepo(&repo);
+    sign_repo(&repo, &home, &fpr);
     // An unchanged package that ferry-out fetched again would now fail its
     // checksum: this proves it is not downloaded a second time.
     let app = repo.join("Packages/noarch/app-1.0-1.noarch.rpm");
@@ -227,7 +239,7 @@ fn closure_update_pin_and_dnf() {
         "only the new metadata is served: {old_primary:?}"
     );
     let server = env.serve();
-    let (_, got) = dnf_download(&env, &server.addr, &["app"], "2");
+    let (_, got) = dnf_download_signed(&env, &server.addr, &["app"], "2", &key);
     assert!(
         got.contains(&"libfoo-2.0-1.noarch.rpm".to_string()),
         "{got:?}"
@@ -236,6 +248,18 @@ fn closure_update_pin_and_dnf() {
         got.contains(&"toolx-1.1-1.noarch.rpm".to_string()),
         "{got:?}"
     );
+}
+
+/// Signs every package of `repo` with the vendor's key (`home`, `fpr`),
+/// runs createrepo_c afresh (`--update` would keep the checksums of the
+/// unsigned files) and signs `repomd.xml`.
+pub(crate) fn sign_repo(repo: &Path, home: &Path, fpr: &str) {
+    let dir = repo.join("Packages/noarch");
+    let rpms: Vec<PathBuf> = dir_names(&dir).iter().map(|n| dir.join(n)).collect();
+    rpmsign(home, fpr, &rpms);
+    std::fs::remove_dir_all(repo.join("repodata")).unwrap();
+    createrepo(repo);
+    sign_repomd(home, repo);
 }
 
 /// Every file under `dir`, relative.
@@ -293,46 +317,6 @@ fn package_checksum_mismatch_fails_export() {
     media_is_empty(&env, "m");
 }
 
-fn gpg(home: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("gpg")
-        .arg("--homedir")
-        .arg(home)
-        .args([
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "gpg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn gpg_home(root: &Path, name: &str) -> PathBuf {
-    let home = root.join(format!("gnupg-{name}"));
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    gpg(
-        &home,
-        &[
-            "--quick-gen-key",
-            &format!("{name} <{name}@test>"),
-            "ed25519",
-            "sign",
-            "never",
-        ],
-    );
-    home
-}
-
 /// With `keyring`, repomd.xml.asc must exist and verify: a good signature
 /// exports (and the signature is served inside), a missing one or one by
 /// another key fails with a clear error and writes nothing.
@@ -342,8 +326,8 @@ fn signed_repomd() {
         return;
     };
     first_repo(&work, &repo);
-    let good = gpg_home(env.root(), "good");
-    let evil = gpg_home(env.root(), "evil");
+    let good = gpg_key(env.root(), "good").0;
+    let evil = gpg_key(env.root(), "evil").0;
     let key = env.root().join("repo-key.asc");
     std::fs::write(&key, gpg(&good, &["--armor", "--export"])).unwrap();
     let up = http_upstream(&repo);
@@ -357,19 +341,7 @@ fn signed_repomd() {
     media_is_empty(&env, "m");
 
     // Signed by another key.
-    let sign = |home: &Path| {
-        let _ = std::fs::remove_file(&asc);
-        gpg(
-            home,
-            &[
-                "--armor",
-                "--detach-sign",
-                "--output",
-                asc.to_str().unwrap(),
-                repomd.to_str().unwrap(),
-            ],
-        );
-    };
+    let sign = |home: &Path| sign_repomd(home, &repo);
     sign(&evil);
     env.export("m").expect_fail(&[
         "source \"el\"",

@@ -12,6 +12,11 @@
 //!   version 1.1: with `size` and `versions`) when the `Accept` header
 //!   prefers it, else PEP 503 HTML (`application/vnd.pypi.simple.v1+html`
 //!   when asked for, else `text/html`); `Vary: Accept` either way.
+//! - `/pypi/<source>/files/<wheel>.metadata`: the wheel's core metadata
+//!   (PEP 658, written at apply by `store::pypi_meta`), offered on the
+//!   project pages with its SHA-256 (`data-core-metadata` and
+//!   `data-dist-info-metadata` in HTML, `core-metadata` and
+//!   `dist-info-metadata` in JSON, PEP 714).
 //! - Everything else (`/pypi/<source>/files/<filename>`, listings) is the
 //!   generic tree of files (`serve::tree`), with Range and ETag.
 
@@ -20,11 +25,13 @@ use super::request::{source_name, Req};
 use super::response::{href_encode, html_escape, not_found, redirect, server_error, with_body};
 use super::tree::tree;
 use crate::store::pypi::GEN_PYPI;
+use crate::store::pypi_meta::{hashes_path, metadata_path, GEN_PYPI_META};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use ferry_formats::pypi::{self as store, ProjectIndex, PypiPath};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::{check_key, ObjectKey};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// PEP 691 JSON.
@@ -88,6 +95,9 @@ pub(super) async fn route(
         return redirect(&format!("/pypi/{source}/simple/"));
     }
     let Some(sub) = path.strip_prefix("simple/") else {
+        if let Some(r) = core_metadata(g, source, path).await {
+            return r;
+        }
         return tree(server, g, SourceKind::Pypi, decoded, req).await;
     };
     let form = negotiate(req.headers);
@@ -243,14 +253,56 @@ async fn project_page(g: &Generation, source: &str, project: &str, form: Form) -
             _ => 0,
         }
     };
+    let meta = metadata_hashes(g, source, project).await;
     if form == Form::Json {
-        return project_json(&index, size_of);
+        return project_json(&index, &meta, size_of);
     }
-    project_html(&index, form)
+    project_html(&index, &meta, form)
 }
 
-/// A project's page as PEP 691 JSON; `size_of` gives a file's size.
-fn project_json(index: &ProjectIndex, size_of: impl Fn(&str) -> u64) -> Response {
+/// `files/<wheel>.metadata` (PEP 658), when the catalog holds the wheel but
+/// no object of that name: the metadata `store::pypi_meta` wrote. `None`
+/// leaves the path to the tree.
+async fn core_metadata(g: &Generation, source: &str, path: &str) -> Option<Response> {
+    let wheel = path.strip_prefix("files/")?.strip_suffix(".metadata")?;
+    let key = |path: String| ObjectKey {
+        source: source.to_string(),
+        path,
+    };
+    let held = |k: &ObjectKey| g.catalog.objects.contains_key(k);
+    if wheel.contains('/') || held(&key(path.to_string())) || !held(&key(store::file_path(wheel))) {
+        return None;
+    }
+    let file = g
+        .dir
+        .join(GEN_PYPI_META)
+        .join(source)
+        .join(metadata_path(wheel));
+    let text = tokio::fs::read_to_string(&file).await.ok()?;
+    Some(with_body(StatusCode::OK, "text/plain; charset=utf-8", text))
+}
+
+/// The SHA-256 of each wheel's metadata file of `project` (empty when
+/// none was written).
+async fn metadata_hashes(g: &Generation, source: &str, project: &str) -> BTreeMap<String, String> {
+    let file = g
+        .dir
+        .join(GEN_PYPI_META)
+        .join(source)
+        .join(hashes_path(project));
+    match tokio::fs::read(&file).await {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// A project's page as PEP 691 JSON; `meta` gives the SHA-256 of a wheel's
+/// metadata file, `size_of` a file's size.
+fn project_json(
+    index: &ProjectIndex,
+    meta: &BTreeMap<String, String>,
+    size_of: impl Fn(&str) -> u64,
+) -> Response {
     let mut versions: Vec<&str> = index
         .files
         .iter()
@@ -277,6 +329,11 @@ fn project_json(index: &ProjectIndex, size_of: impl Fn(&str) -> u64) -> Response
             if let Some(rp) = &f.requires_python {
                 o["requires-python"] = serde_json::Value::String(rp.clone());
             }
+            if let Some(h) = meta.get(&f.filename) {
+                // PEP 714's name, and PEP 658's for clients before it.
+                o["core-metadata"] = serde_json::json!({"sha256": h});
+                o["dist-info-metadata"] = serde_json::json!({"sha256": h});
+            }
             o
         })
         .collect();
@@ -289,8 +346,8 @@ fn project_json(index: &ProjectIndex, size_of: impl Fn(&str) -> u64) -> Response
     with_body(StatusCode::OK, JSON_TYPE, body.to_string())
 }
 
-/// A project's page as PEP 503 HTML.
-fn project_html(index: &ProjectIndex, form: Form) -> Response {
+/// A project's page as PEP 503 HTML; `meta` as for [`project_json`].
+fn project_html(index: &ProjectIndex, meta: &BTreeMap<String, String>, form: Form) -> Response {
     let title = html_escape(&index.name);
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\">\
@@ -308,6 +365,12 @@ fn project_html(index: &ProjectIndex, form: Form) -> Response {
         }
         if let Some(reason) = &f.yanked {
             let _ = write!(attrs, " data-yanked=\"{}\"", html_escape(reason));
+        }
+        if let Some(h) = meta.get(&f.filename) {
+            let _ = write!(
+                attrs,
+                " data-core-metadata=\"sha256={h}\" data-dist-info-metadata=\"sha256={h}\""
+            );
         }
         let _ = writeln!(
             html,

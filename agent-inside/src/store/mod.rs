@@ -8,6 +8,7 @@ pub mod files;
 pub mod helm;
 pub mod oci;
 pub mod pypi;
+pub mod pypi_meta;
 mod rebuilt;
 pub mod yum;
 

@@ -15,7 +15,8 @@
 //! it names is held at `files/<filename>` with exactly the SHA-256 it states,
 //! its `name` is its directory's, and its file names are unique. A client
 //! therefore never sees an index naming a file the store lacks; indexes and
-//! files change together, with the generation.
+//! files change together, with the generation. The wheels' core metadata
+//! (PEP 658) is written beside them (`store::pypi_meta`).
 
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
@@ -104,7 +105,8 @@ impl Store for PypiStore {
             let fs_path = cx.new_gen.join(GEN_PYPI).join(&key.source).join(&key.path);
             let bytes = std::fs::read(&fs_path)
                 .with_context(|| format!("cannot read {}", fs_path.display()))?;
-            check_index(cx.next, key, project, &bytes)?;
+            let index = check_index(cx.next, key, project, &bytes)?;
+            super::pypi_meta::write(cx, &key.source, &index)?;
         }
         Ok(written)
     }

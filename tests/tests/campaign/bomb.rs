@@ -63,46 +63,18 @@ pub fn upstream_repo(root: &Path, index: &str, bomb: &[u8]) -> (PathBuf, PathBuf
     let rel = format!("main/binary-amd64/{index}");
     std::fs::create_dir_all(dists.join("main/binary-amd64")).unwrap();
     std::fs::write(dists.join(&rel), bomb).unwrap();
-    let home = root.join("bomb-gnupg");
-    std::fs::create_dir_all(&home).unwrap();
-    let gpg = |args: &[&str]| {
-        let o = Command::new("gpg")
-            .env("GNUPGHOME", &home)
-            .args([
-                "--batch",
-                "--quiet",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o.stdout
-    };
-    gpg(&[
-        "--quick-gen-key",
-        "Bomb <bomb@example.org>",
-        "ed25519",
-        "sign",
-        "never",
-    ]);
+    let (home, _, key) = gpg_key(root, "bomb");
     std::fs::write(dists.join("Release"), release(&rel, bomb)).unwrap();
     let inrelease = dists.join("InRelease");
-    gpg(&[
-        "--clearsign",
-        "--output",
-        inrelease.to_str().unwrap(),
-        dists.join("Release").to_str().unwrap(),
-    ]);
-    let key = root.join("bomb.gpg");
-    std::fs::write(&key, gpg(&["--export"])).unwrap();
+    gpg(
+        &home,
+        &[
+            "--clearsign",
+            "--output",
+            inrelease.to_str().unwrap(),
+            dists.join("Release").to_str().unwrap(),
+        ],
+    );
     (repo, key)
 }
 

@@ -4,14 +4,23 @@
 //! (`w19.zstdio`, as Fedora builds them) the recompression is not modelled
 //! (ferry-recipe reports `Zstd NotModelled` for rpm's zstd stream), so it
 //! ships without a patch through compression, and still round-trips. Either
-//! way `dnf download` gets upstream's exact bytes from `ferry-in serve`.
+//! way `dnf download` gets upstream's exact bytes from `ferry-in serve`,
+//! packages signed by the vendor (`rpmsign`) and `repomd.xml` too, checked
+//! with `gpgcheck=1`, `repo_gpgcheck=1` and the vendor's key.
 
 use super::{delta_high, patched_line, real_files, touch_up};
 use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: &[&str] = &["rpmbuild", "createrepo_c", "dnf", "python3"];
+const TOOLS: &[&str] = &[
+    "rpmbuild",
+    "rpmsign",
+    "createrepo_c",
+    "dnf",
+    "gpg",
+    "python3",
+];
 
 /// Builds `tool-<version>-1.noarch.rpm` of the files under `src` into
 /// `repo/Packages/` with payload compressor `payload`; returns its path.
@@ -31,6 +40,18 @@ fn rpm(work: &Path, repo: &Path, src: &Path, version: &str, payload: &str) -> Pa
     repo.join(format!("Packages/noarch/tool-{version}-1.noarch.rpm"))
 }
 
+/// Signs `rpm` with the vendor's key (`home`, `fpr`), runs createrepo_c
+/// (`--update` after the first) and signs `repomd.xml`.
+fn publish(repo: &Path, rpm: &Path, (home, fpr): (&Path, &str), update: bool) {
+    rpmsign(home, fpr, &[rpm.to_path_buf()]);
+    let mut c = Command::new("createrepo_c");
+    if update {
+        c.arg("--update");
+    }
+    sh(c.arg("--quiet").arg(repo));
+    sign_repomd(home, repo);
+}
+
 /// Mirrors tool 1.0, then 1.1 at delta = high; returns the update bundle's
 /// size, the new RPM's size and the export's patch line, after checking
 /// that dnf downloads the new RPM's exact bytes.
@@ -43,14 +64,18 @@ fn update(payload: &str) -> Option<(u64, u64, String)> {
     let repo = env.root().join("upstream-repo");
     let src = work.join("src");
     real_files(&src);
-    rpm(&work, &repo, &src, "1.0", payload);
-    sh(Command::new("createrepo_c").arg("--quiet").arg(&repo));
+    let (home, fpr, _) = gpg_key(env.root(), "vendor");
+    let key = env.root().join("vendor.asc");
+    std::fs::write(&key, gpg(&home, &["--armor", "--export", &fpr])).unwrap();
+    let v1 = rpm(&work, &repo, &src, "1.0", payload);
+    publish(&repo, &v1, (&home, &fpr), false);
     let up = http_upstream(&repo);
     std::fs::write(
         &env.config,
         format!(
-            "[[source]]\nname = \"el\"\ntype = \"yum\"\nbaseurl = \"{}/\"\npackages = [\"tool\"]\n",
-            up.url
+            "[[source]]\nname = \"el\"\ntype = \"yum\"\nbaseurl = \"{}/\"\npackages = [\"tool\"]\nkeyring = \"{}\"\n",
+            up.url,
+            key.display()
         ),
     )
     .unwrap();
@@ -60,9 +85,7 @@ fn update(payload: &str) -> Option<(u64, u64, String)> {
 
     touch_up(&src.join("json/decoder.py"), "# changed in 1.1");
     let v2 = rpm(&work, &repo, &src, "1.1", payload);
-    sh(Command::new("createrepo_c")
-        .args(["--update", "--quiet"])
-        .arg(&repo));
+    publish(&repo, &v2, (&home, &fpr), true);
     let r = env.export("m2").expect_ok();
     let bundle = dir_bytes(&env.only_bundle("m2"));
     let size = std::fs::metadata(&v2).unwrap().len();
@@ -70,7 +93,7 @@ fn update(payload: &str) -> Option<(u64, u64, String)> {
     eprintln!("{payload}: update bundle {bundle} bytes for a {size}-byte RPM; {line}");
     env.import("m2").expect_ok();
     let srv = env.serve();
-    let (dir, _) = dnf_download(&env, &srv.addr, &["tool"], "delta");
+    let (dir, _) = dnf_download_signed(&env, &srv.addr, &["tool"], "delta", &key);
     assert_eq!(
         std::fs::read(dir.join("tool-1.1-1.noarch.rpm")).expect("dnf downloaded the new package"),
         std::fs::read(&v2).unwrap(),

@@ -4,7 +4,7 @@
 
 use super::emit::FileSrc;
 use super::index::{parse_stanzas, Stanza};
-use super::AptSource;
+use super::{AptSettings, AptSource};
 use crate::upstream::Expect;
 use anyhow::{bail, Context, Result};
 use ferry_formats::deb::{decompress, Release, PACKAGES_VARIANTS};
@@ -41,6 +41,7 @@ impl AptSource {
             for (p, b) in rel_files {
                 out.files.push((p, FileSrc::Bytes(b)));
             }
+            self.fetch_extras(suite, &release, idx_cache, &mut out)?;
             for comp in &self.s.components {
                 let mut found_any = false;
                 for arch in &arches {
@@ -74,8 +75,37 @@ impl AptSource {
             .iter()
             .filter(|(p, _)| p.starts_with(&dir) && !p[dir.len()..].contains('/'))
             .collect();
+        let present = self.fetch_listed(suite, release, &listed, idx_cache, out)?;
+        let Some((v, f)) = PACKAGES_VARIANTS
+            .iter()
+            .find_map(|v| present.get(*v).map(|f| (v, f)))
+        else {
+            if !listed.is_empty() {
+                bail!("dists/{suite}/{dir}: Release lists no Packages file upstream serves");
+            }
+            return Ok(false);
+        };
+        let file = format!("dists/{suite}/{dir}{v}");
+        let bytes = std::fs::read(f)?;
+        let text = decompress(v, bytes).with_context(|| format!("cannot decompress {file}"))?;
+        out.stanzas
+            .extend(parse_stanzas(name, &file, &text, (suite, comp, arch))?);
+        Ok(true)
+    }
+
+    /// Fetches `listed` files of `suite` (Release paths with their size and
+    /// SHA256) into `idx_cache` and adds them (and their by-hash copies) to
+    /// `out`; returns the file name -> cached file of those upstream serves.
+    fn fetch_listed(
+        &self,
+        suite: &str,
+        release: &Release,
+        listed: &[(&String, &(u64, Sha256))],
+        idx_cache: &Path,
+        out: &mut Indices,
+    ) -> Result<BTreeMap<String, PathBuf>> {
         let mut present: BTreeMap<String, PathBuf> = BTreeMap::new();
-        for (rel, (size, sha)) in &listed {
+        for (rel, (size, sha)) in listed {
             let path = format!("dists/{suite}/{rel}");
             let hex = sha.to_hex();
             let cached = idx_cache.join(&hex);
@@ -108,21 +138,29 @@ impl AptSource {
                 ));
             }
         }
-        let Some((v, f)) = PACKAGES_VARIANTS
+        Ok(present)
+    }
+
+    /// Fetches the index files a client asks for besides `Packages`, when
+    /// the Release lists them: `<comp>/i18n/Translation-<lang>` (any
+    /// compression) for `languages`, and with `contents`/`dep11` the
+    /// `Contents-<arch>` files (per component and per suite) and everything
+    /// under `<comp>/dep11/`. Upstream not serving one is no error (apt
+    /// then asks for another compression, as it does upstream).
+    fn fetch_extras(
+        &self,
+        suite: &str,
+        release: &Release,
+        idx_cache: &Path,
+        out: &mut Indices,
+    ) -> Result<()> {
+        let listed: Vec<(&String, &(u64, Sha256))> = release
+            .sha256
             .iter()
-            .find_map(|v| present.get(*v).map(|f| (v, f)))
-        else {
-            if !listed.is_empty() {
-                bail!("dists/{suite}/{dir}: Release lists no Packages file upstream serves");
-            }
-            return Ok(false);
-        };
-        let file = format!("dists/{suite}/{dir}{v}");
-        let bytes = std::fs::read(f)?;
-        let text = decompress(v, bytes).with_context(|| format!("cannot decompress {file}"))?;
-        out.stanzas
-            .extend(parse_stanzas(name, &file, &text, (suite, comp, arch))?);
-        Ok(true)
+            .filter(|(p, _)| !p.contains("/by-hash/") && extra_wanted(&self.s, p))
+            .collect();
+        self.fetch_listed(suite, release, &listed, idx_cache, out)?;
+        Ok(())
     }
 
     /// Downloads the `.deb` files that are new (by SHA256) into `deb_cache`
@@ -187,6 +225,38 @@ impl AptSource {
     }
 }
 
+/// Whether `rel` (a path of a suite's Release) is an extra index file the
+/// settings carry: a translation of `languages`, a `Contents-<arch>` of the
+/// selected architectures or `all` (with `contents`), a DEP-11 file (with
+/// `dep11`), of a selected component.
+fn extra_wanted(s: &AptSettings, rel: &str) -> bool {
+    let (dir, file) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let stem = file.split('.').next().unwrap_or(file);
+    let in_comp = |sub: &str| {
+        s.components.iter().any(|c| match sub {
+            "" => dir == c,
+            _ => {
+                dir.strip_prefix(c.as_str())
+                    .and_then(|d| d.strip_prefix('/'))
+                    == Some(sub)
+            }
+        })
+    };
+    if in_comp("i18n") {
+        return s
+            .languages
+            .iter()
+            .any(|l| stem.strip_prefix("Translation-") == Some(l.as_str()));
+    }
+    if in_comp("dep11") {
+        return s.dep11;
+    }
+    let contents = stem
+        .strip_prefix("Contents-")
+        .is_some_and(|a| a == "all" || s.architectures.iter().any(|x| x == a));
+    s.contents && contents && (dir.is_empty() || in_comp(""))
+}
+
 /// A size and SHA256 as a Release or stanza gives them.
 fn expect_sha256(size: u64, sha: &Sha256) -> Expect {
     Expect {
@@ -194,5 +264,35 @@ fn expect_sha256(size: u64, sha: &Sha256) -> Expect {
         checksum: Some(
             Checksum::of_kind(ChecksumKind::Sha256, &sha.to_hex()).expect("64 hex digits"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extras_are_the_configured_index_files_of_selected_components() {
+        let mut s: AptSettings = toml::from_str(
+            "url = \"http://x\"\nsuites = [\"s\"]\ncomponents = [\"main\"]\narchitectures = [\"amd64\"]\nkeyring = \"k\"\n",
+        )
+        .unwrap();
+        let want = |s: &AptSettings, p: &str| extra_wanted(s, p);
+        assert!(want(&s, "main/i18n/Translation-en"));
+        assert!(want(&s, "main/i18n/Translation-en.bz2"));
+        assert!(!want(&s, "main/i18n/Translation-de.bz2"));
+        assert!(!want(&s, "contrib/i18n/Translation-en"));
+        assert!(!want(&s, "main/dep11/Components-amd64.yml.gz"));
+        assert!(!want(&s, "main/Contents-amd64.gz"));
+        assert!(!want(&s, "main/binary-amd64/Packages"));
+        s.contents = true;
+        s.dep11 = true;
+        s.languages.clear();
+        assert!(!want(&s, "main/i18n/Translation-en"));
+        assert!(want(&s, "main/dep11/icons-64x64.tar.gz"));
+        assert!(want(&s, "main/Contents-amd64.gz"));
+        assert!(want(&s, "Contents-all.gz"));
+        assert!(!want(&s, "main/Contents-arm64.gz"));
+        assert!(!want(&s, "main/Contents-udeb-amd64.gz"));
     }
 }

@@ -10,7 +10,9 @@
 //! fetched and checked against the size and SHA256 the Release gives (a file
 //! Release lists but upstream does not serve, such as Debian's uncompressed
 //! `Packages`, is skipped). With `Acquire-By-Hash: yes` each is also carried
-//! at `<dir>/by-hash/SHA256/<hex>`. One variant of each `Packages` is parsed
+//! at `<dir>/by-hash/SHA256/<hex>`. The translations of `languages`, and
+//! with `contents`/`dep11` the `Contents-<arch>` and DEP-11 files, are
+//! carried the same way when the Release lists them. One variant of each `Packages` is parsed
 //! for the package stanzas; the selection (everything, or the named packages
 //! with the closure of their `Pre-Depends`, `Depends` and optionally
 //! `Recommends` across every selected suite, component and architecture)
@@ -78,6 +80,21 @@ pub struct AptSettings {
     /// Package names kept even when upstream or the selection drops them.
     #[serde(default)]
     pub pin: Vec<String>,
+    /// Languages of the `i18n/Translation-<lang>` files carried, which a
+    /// default apt asks for when the Release lists them.
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+    /// Whether `Contents-<arch>` files (apt-file) are carried.
+    #[serde(default)]
+    pub contents: bool,
+    /// Whether the DEP-11 (AppStream) metadata under `<component>/dep11/` is carried.
+    #[serde(default)]
+    pub dep11: bool,
+}
+
+/// English: what a default apt asks for besides the locale's language.
+fn default_languages() -> Vec<String> {
+    vec!["en".to_string()]
 }
 
 /// An apt source.
@@ -98,8 +115,9 @@ impl AptSource {
             ("suites", &s.suites),
             ("components", &s.components),
             ("architectures", &s.architectures),
+            ("languages", &s.languages),
         ] {
-            if v.is_empty() {
+            if v.is_empty() && what != "languages" {
                 bail!("`{what}` must name at least one");
             }
             if let Some(bad) = v.iter().find(|x| !safe_word(x)) {

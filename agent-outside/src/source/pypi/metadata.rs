@@ -7,7 +7,6 @@ use super::page::IndexFile;
 use super::PypiSource;
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_protocol::id::Sha256;
-use std::io::Read;
 use std::path::Path;
 
 impl PypiSource {
@@ -60,20 +59,8 @@ impl PypiSource {
 /// `METADATA` of a wheel file: the `*.dist-info/METADATA` at its top level.
 fn wheel_metadata(path: &Path) -> Result<String> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut zip = zip::ZipArchive::new(f).context("not a zip archive")?;
-    let name = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.to_string()))
-        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)
-        .ok_or_else(|| anyhow!("no .dist-info/METADATA in the wheel"))?;
-    let mut entry = zip.by_name(&name)?;
-    let mut text = String::new();
-    entry
-        .by_ref()
-        .take(MAX_PAGE)
-        .read_to_string(&mut text)
-        .with_context(|| format!("{name} is not UTF-8"))?;
-    Ok(text)
+    let bytes = ferry_formats::pypi::wheel_metadata(std::io::BufReader::new(f), MAX_PAGE)?;
+    String::from_utf8(bytes).context("METADATA is not UTF-8")
 }
 
 /// The `Requires-Dist` values of a core metadata file (headers only,
