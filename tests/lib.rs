@@ -1205,6 +1205,8 @@ pub fn skopeo_read(srv: &TlsServer, cmd: &str, args: &[&str], name: &str) -> Run
     all.extend(args);
     all.push(&at);
     skopeo(&all)
+}
+
 // ---- clientcfg: gpg, and the client configuration `ferry-in client-config` writes ----
 
 /// `gpg --batch` in the GNUPGHOME `home` (no passphrase, loopback pinentry),

@@ -178,24 +178,18 @@ fn images_from_a_registry_are_pulled_by_skopeo_from_the_inside() {
 
     // `ferry-in client-config` tells podman-style clients to use the inside
     // as a mirror of the upstream: skopeo resolves the upstream name to it.
-    let cc = env
-        .inn(&[
-            "client-config",
-            "--url",
-            &format!("https://{inside}"),
-            "--upstream",
-            "upstream.invalid",
-        ])
-        .expect_ok();
-    let conf: String = cc
-        .stdout
-        .split("# podman / cri-o:")
-        .nth(1)
-        .and_then(|r| r.split("# NVIDIA GPU Operator").next())
-        .map(|r| r.lines().skip(1).collect::<Vec<_>>().join("\n"))
-        .expect("a registries.conf section");
-    let conf_file = work.join("registries.conf");
-    std::fs::write(&conf_file, conf).unwrap();
+    let out = work.join("client-config");
+    env.inn(&[
+        "client-config",
+        "--url",
+        &format!("https://{inside}"),
+        "--upstream",
+        "upstream.invalid",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .expect_ok();
+    let conf_file = out.join("containers/registries.conf");
     let mirrored = skopeo(&[
         "inspect",
         "--raw",
