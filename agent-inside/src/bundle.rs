@@ -115,7 +115,7 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         );
     }
     let bytes = read_manifest_file(dir, limits.max_manifest_bytes)?;
-    let verified = Manifest::open(&bytes, trusted, limits)
+    let verified = crate::trust::open_manifest(&bytes, trusted, limits)
         .map_err(|e| match e {
             ferry_protocol::Error::UntrustedKey(key) => {
                 anyhow::Error::new(Refusal::UntrustedKey { key })

@@ -142,6 +142,39 @@ pub enum Refusal {
         /// The bundle's stream.
         stream: StreamId,
     },
+    /// The signing key was retired by a rotation before this bundle's sequence.
+    #[error("it is signed by key {key}, retired for stream {stream} from bundle {from_sequence} on (rotated to key {by})")]
+    RetiredKey {
+        /// The signer's short form.
+        key: String,
+        /// The bundle's stream.
+        stream: StreamId,
+        /// The first sequence the key may no longer sign.
+        from_sequence: u64,
+        /// The key that replaced it.
+        by: String,
+    },
+    /// The signing key was revoked before this bundle's sequence.
+    #[error(
+        "it is signed by key {key}, revoked for stream {stream} from bundle {from_sequence} on"
+    )]
+    RevokedKey {
+        /// The signer's short form.
+        key: String,
+        /// The bundle's stream.
+        stream: StreamId,
+        /// The first sequence the key may no longer sign.
+        from_sequence: u64,
+    },
+    /// A trust statement the bundle carries is malformed or not signed as it must be.
+    #[error("{0}")]
+    BadStatement(ferry_protocol::trust::StatementError),
+    /// A rotation statement that cannot be followed.
+    #[error("it carries a key rotation that cannot be followed: {why}")]
+    BadRotation {
+        /// Why.
+        why: String,
+    },
     /// The bundle says it was made further in the future than the allowed clock skew.
     #[error(
         "bundle {sequence} says it was made at {}, more than {max_skew_secs}s after this clock's {}; check this machine's clock (or the outside's), or raise [trust] max_clock_skew",
@@ -192,16 +225,17 @@ pub enum Refusal {
     },
 }
 
-/// The refusal of `b` when its signer is trusted but not for its stream.
-pub fn check_binding(db: &Db, b: &Bundle) -> Result<Option<Refusal>> {
-    let signer = &b.verified.signer;
-    let stream = b.manifest().stream;
-    Ok(
-        (!db.binding(signer)?.allows(stream)).then(|| Refusal::KeyNotForStream {
-            key: signer.short(),
-            stream,
-        }),
-    )
+/// The trust view to commit with `b`, or the refusal of its signer (not
+/// trusted, not for its stream, retired or revoked at its sequence) or of
+/// the trust statements it carries ([`crate::trust::View::admit`]).
+pub fn check_signer(
+    db: &Db,
+    b: &Bundle,
+    applied: &Applied,
+) -> Result<std::result::Result<crate::trust::View, Refusal>> {
+    Ok(db
+        .view()?
+        .admit(b.manifest(), &b.verified.signer, applied.sequence))
 }
 
 /// Decides what to do with `b` at time `now` (Unix seconds): skip, apply,
@@ -223,7 +257,7 @@ pub fn decide(
             found: m.stream,
         }));
     }
-    if let Some(why) = check_binding(db, b)? {
+    if let Err(why) = check_signer(db, b, applied)? {
         return Ok(Decision::Refuse(why));
     }
     if seq <= applied.sequence {

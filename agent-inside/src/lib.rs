@@ -26,3 +26,4 @@ pub mod serve;
 pub mod site_key;
 pub mod status;
 pub mod store;
+pub mod trust;

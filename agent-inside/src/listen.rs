@@ -160,7 +160,7 @@ fn offer(
 ) -> Result<(ServerMsg, Option<Offered>)> {
     let db = Db::open(&layout.db())?;
     let trusted = db.trusted()?;
-    let verified = match Manifest::open(&manifest, &trusted, &opts.limits) {
+    let verified = match crate::trust::open_manifest(&manifest, &trusted, &opts.limits) {
         Ok(v) => v,
         Err(e) => {
             return Ok((

@@ -225,6 +225,16 @@ enum TrustCmd {
         /// applied (trust on first use, explicitly).
         #[arg(long)]
         first_use: bool,
+        /// The outside's root public key (`ferry-out root init`), trusted for
+        /// the same stream: its revocations and rotations are followed.
+        #[arg(long, value_name = "ROOT_PUB")]
+        root: Option<PathBuf>,
+    },
+    /// Revokes a key by hand: it signs nothing from the next sequence on
+    /// (held bundles it signed are dropped at the next import).
+    Revoke {
+        /// The public key file.
+        pubkey_file: PathBuf,
     },
     /// Lets a trusted key sign one more stream. A store follows one stream:
     /// this lets a fresh store (or a new key) accept that stream; a store
@@ -410,10 +420,14 @@ fn parse_stream(text: &str) -> Result<StreamId> {
 fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
     let db = Db::open(&layout.db())?;
     match cmd {
+        TrustCmd::Revoke { pubkey_file } => {
+            agent_inside::trust::cmd::revoke(&db, &read_key(&pubkey_file)?)?
+        }
         TrustCmd::Add {
             pubkey_file,
             stream,
             first_use,
+            root,
         } => {
             let k = read_key(&pubkey_file)?;
             let bind = match (stream, first_use) {
@@ -424,6 +438,9 @@ fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
                 }
             };
             let new = db.trust(&k, bind)?;
+            if let Some(r) = root {
+                agent_inside::trust::cmd::add_root(&db, &read_key(&r)?, bind)?;
+            }
             let what = match bind {
                 Bind::Stream(s) => format!("for stream {s}"),
                 Bind::FirstUse => "for the stream of the first bundle it signs".to_string(),
@@ -457,6 +474,7 @@ fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
             for (k, b) in db.trusted_bindings()? {
                 println!("{} {}", k.to_text(), binding_text(&b));
             }
+            agent_inside::trust::cmd::list(&db)?;
         }
     }
     Ok(0)

@@ -111,6 +111,16 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Rotates the signing key in band (docs/trust.md).
+    Key {
+        #[command(subcommand)]
+        cmd: agent_outside::keys::KeyCmd,
+    },
+    /// The offline root key: revokes keys, replaces a lost signing key (docs/trust.md).
+    Root {
+        #[command(subcommand)]
+        cmd: agent_outside::keys::RootCmd,
+    },
     /// Exports everything new since the last bundle into MEDIA_DIR.
     Export(ExportArgs),
     /// Signs bundles exported with `export --unsigned`: checks each against
@@ -284,6 +294,8 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Status => status(layout),
+        Cmd::Key { cmd } => agent_outside::keys::run_key(layout, cmd),
+        Cmd::Root { cmd } => agent_outside::keys::run_root(layout, cmd),
     }
 }
 

@@ -44,6 +44,7 @@ pub mod limits;
 pub mod manifest;
 pub mod path;
 pub mod push;
+pub mod trust;
 pub mod volume;
 
 pub use error::Error;
