@@ -230,6 +230,19 @@ fn prepare_and_commit(
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
 
     let (stats, new_applied) = commit(db, b, applied, (&prev, &next), &name, &view)?;
+    // For `serve`'s /ferry/health (it never opens the database); the
+    // database stays the truth, so a failure here only warns.
+    let record = crate::freshness::Record {
+        stream: b.manifest().stream.to_hex(),
+        sequence: b.sequence(),
+        created: b.manifest().created,
+        applied_at: ferry_agent_common::now_unix(),
+        signer: b.verified.signer.to_text(),
+        warn_after_secs: opts.policy.warn_after_secs,
+    };
+    if let Err(e) = crate::freshness::write(layout, &record) {
+        eprintln!("ferry-in: warning: cannot write the freshness record: {e:#}");
+    }
     let outcome = Outcome {
         sequence: b.sequence(),
         added: stats.added,

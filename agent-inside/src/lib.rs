@@ -15,6 +15,7 @@ pub mod client_config;
 pub mod config;
 pub mod db;
 pub mod diode;
+pub mod freshness;
 pub mod import;
 pub mod layout;
 pub mod listen;

@@ -304,7 +304,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             push_to,
         ),
         Cmd::Status { json } => {
-            let v = status::gather(layout, &limits)?;
+            let v = status::gather(layout, &limits, &policy)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {

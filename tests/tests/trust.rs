@@ -149,3 +149,92 @@ fn signers_full(status: &serde_json::Value) -> Vec<String> {
         .map(|h| h["signer"].as_str().unwrap()[21..].to_string())
         .collect()
 }
+
+/// `ferry-out --state STATE export` of `env`'s config into `media`.
+fn export_from(env: &Env, state: &std::path::Path, media: &str) -> Run {
+    let m = env.root().join(media);
+    ferry_out(
+        state,
+        &[
+            "export",
+            "--config",
+            env.config.to_str().unwrap(),
+            "--to",
+            m.to_str().unwrap(),
+        ],
+    )
+}
+
+#[test]
+fn a_leaked_key_is_revoked_by_the_root_or_by_hand_and_what_it_signs_after_is_refused() {
+    let env = Env::new();
+    let out = env.out_state.clone();
+    env.out(&["root", "init"]).expect_ok();
+    // The inside is told the root key with its signing key.
+    let stream = env.stream();
+    env.inn(&[
+        "trust",
+        "add",
+        out.join("signing.pub").to_str().unwrap(),
+        "--stream",
+        &stream,
+        "--root",
+        out.join("root.pub").to_str().unwrap(),
+    ])
+    .expect_ok();
+    env.write_src("a.txt", b"one");
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let leaked = short_of(&out.join("signing.pub"));
+    let leaked_pub = env.root().join("leaked.pub");
+    std::fs::copy(out.join("signing.pub"), &leaked_pub).unwrap();
+    // The thief's copy of the outside, with the key.
+    let thief = env.root().join("out-thief");
+    copy_tree(&out, &thief);
+    // A second inside that hears of the leak by phone: revoked by hand.
+    let by_hand = env.root().join("in-by-hand");
+    copy_tree(&env.in_state, &by_hand);
+    let r = ferry_in(&by_hand, &["trust", "revoke", leaked_pub.to_str().unwrap()]).expect_ok();
+    assert!(r.stdout.contains("from bundle 2"), "{}", r.stdout);
+
+    // The owner revokes the key with the root and replaces it.
+    env.out(&["root", "revoke", leaked_pub.to_str().unwrap()])
+        .expect_ok();
+    env.out(&["root", "rotate"]).expect_ok();
+    let new = short_of(&out.join("signing.pub"));
+    assert_ne!(new, leaked);
+    env.write_src("b.txt", b"two");
+    env.export("m2").expect_ok();
+    env.import("m2").expect_ok();
+    let list = env.inn(&["trust", "list"]).expect_ok().stdout;
+    assert!(list.contains("revoked by root"), "{list}");
+
+    // The thief's bundle 2 (and 3): refused by both insides, naming the key.
+    env.write_src("evil.txt", b"evil");
+    export_from(&env, &thief, "m-thief").expect_ok();
+    for state in [&env.in_state, &by_hand] {
+        let r = ferry_in(
+            state,
+            &["import", env.root().join("m-thief").to_str().unwrap()],
+        );
+        assert_eq!(r.code, Some(1), "{}", r.all());
+        for needle in [leaked.as_str(), "revoked", "from bundle 2"] {
+            assert!(r.stderr.contains(needle), "no {needle:?} in:\n{}", r.stderr);
+        }
+    }
+    assert_eq!(env.applied_sequence(), 2);
+    assert!(!env.served("evil.txt").exists());
+    // The inside revoked by hand still follows the owner's new key.
+    ferry_in(
+        &by_hand,
+        &["import", env.root().join("m2").to_str().unwrap()],
+    )
+    .expect_ok();
+    // The human status names the key of each applied bundle.
+    let status = env.inn(&["status"]).expect_ok().stdout;
+    assert!(
+        status.contains(&format!("bundle 1 signed by {leaked}"))
+            && status.contains(&format!("bundle 2 signed by {new}")),
+        "{status}"
+    );
+}
