@@ -139,10 +139,10 @@ pub fn check_follows(
         });
     }
     check_times(b, &opts.policy, now)?;
-    if now > m.expires && !opts.allow_expired {
+    if now > b.expires() && !opts.allow_expired {
         return Err(Refusal::Expired {
             sequence,
-            expires: m.expires,
+            expires: b.expires(),
             created: m.created,
         });
     }

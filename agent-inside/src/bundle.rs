@@ -37,9 +37,20 @@ pub struct Bundle {
     pub verified: VerifiedManifest,
     /// Size of the manifest file.
     pub manifest_bytes: u64,
+    /// A later expiry from a verified validity extension beside the bundle
+    /// ([`crate::trust::check_extension`]); none until checked.
+    pub extended_until: Option<u64>,
 }
 
 impl Bundle {
+    /// When it expires: its manifest's `expires`, or a later time a
+    /// verified validity extension gives.
+    pub fn expires(&self) -> u64 {
+        self.manifest()
+            .expires
+            .max(self.extended_until.unwrap_or(0))
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.verified.manifest
@@ -128,6 +139,7 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         payload: Payload::Volumes,
         verified,
         manifest_bytes: bytes.len() as u64,
+        extended_until: None,
     })
 }
 
@@ -262,6 +274,10 @@ pub fn copy_bundle(b: &Bundle, to: &Path) -> Result<()> {
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut names = vec![MANIFEST_FILE.to_string()];
         names.extend((0..b.manifest().volumes.len() as u32).map(volume::file_name));
+        let validity = ferry_protocol::trust::VALIDITY_FILE;
+        if b.dir.join(validity).is_file() {
+            names.push(validity.to_string());
+        }
         for name in names {
             let from = b.dir.join(&name);
             if !from.is_file() {

@@ -276,10 +276,10 @@ pub fn decide(
     if seq == applied.sequence + 1 {
         return Ok(Decision::Apply);
     }
-    if now > m.expires && !opts.allow_expired {
+    if now > b.expires() && !opts.allow_expired {
         return Ok(Decision::Refuse(Refusal::Expired {
             sequence: seq,
-            expires: m.expires,
+            expires: b.expires(),
             created: m.created,
         }));
     }
@@ -474,7 +474,13 @@ pub fn import(
     apply::recover(layout, &db, limits, &opts.policy)?;
     sweep_held_leftovers(layout)?;
     let mut report = Report::default();
-    let bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
+    let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
+    crate::trust::extend_all(
+        &db,
+        &mut bundles,
+        &opts.policy,
+        ferry_agent_common::now_unix(),
+    )?;
     let mut stop_after_failure = false;
     for b in &bundles {
         let applied = db.applied()?;
@@ -575,7 +581,13 @@ pub fn verify(
 ) -> Result<Report> {
     let db = Db::open(&layout.db())?;
     let mut report = Report::default();
-    let bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
+    let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
+    crate::trust::extend_all(
+        &db,
+        &mut bundles,
+        &opts.policy,
+        ferry_agent_common::now_unix(),
+    )?;
     // Follow the chain in memory from what is applied, as an import would.
     let mut applied = db.applied()?;
     let mut catalog: Catalog = db.catalog()?;

@@ -178,6 +178,7 @@ fn offer(
         payload: Payload::Chunks(dir.join("chunks")),
         manifest_bytes: manifest.len() as u64,
         verified,
+        extended_until: None,
     };
     let applied = db.applied()?;
     let refuse = |reason: String| Ok((ServerMsg::Refuse { reason }, None));

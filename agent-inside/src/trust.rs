@@ -13,6 +13,8 @@
 //! with the apply, in the same transaction ([`crate::db::Db::commit_apply_with`]).
 
 pub mod cmd;
+mod extend;
+pub use extend::{check as check_extension, extend_all, ExtensionError};
 
 use crate::db::{Bind, KeyBinding};
 use crate::import::Refusal;

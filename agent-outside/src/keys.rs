@@ -401,3 +401,38 @@ pub fn run_root(layout: &Layout, cmd: RootCmd) -> Result<()> {
     }
     Ok(())
 }
+
+/// After `resend` wrote bundle `r` into `media`: when it expires within
+/// `valid_for` seconds of `now` (or has expired), writes a validity
+/// extension beside it, good until `now + valid_for`, signed with the key
+/// at `key_path`. Returns the new expiry, or none when not needed. Without
+/// a readable key (signing apart) it says so and writes nothing.
+pub fn extend_resent(
+    ledger: &Ledger,
+    r: &crate::ledger::BundleRecord,
+    media: &Path,
+    key_path: &Path,
+    valid_for: u64,
+    now: u64,
+) -> Result<Option<u64>> {
+    let until = now.saturating_add(valid_for);
+    if r.expires >= until {
+        return Ok(None);
+    }
+    let key = match read_secret(key_path) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!(
+                "ferry-out: warning: bundle {} expires {} and no validity extension is written ({e:#}); the inside will refuse it as expired",
+                r.sequence,
+                ferry_agent_common::format_time(r.expires)
+            );
+            return Ok(None);
+        }
+    };
+    let bytes = extension_file(ledger, r.sequence, r.hash, until, &key, now)?;
+    let dir = media.join(&r.dir_name);
+    fsx::write_atomic(&dir.join(trust::VALIDITY_FILE), &bytes)?;
+    fsx::sync_dir(&dir)?;
+    Ok(Some(until))
+}

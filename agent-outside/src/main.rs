@@ -166,6 +166,11 @@ enum Cmd {
         /// Media directory.
         #[arg(long)]
         to: PathBuf,
+        /// A bundle that expires sooner than this from now gets a validity
+        /// extension beside it (validity.ferry, signed with signing.key)
+        /// good for this long, so the inside takes it without --allow-expired.
+        #[arg(long, default_value = "7d")]
+        valid_for: String,
     },
     /// Deletes kept copies of old bundles from the state directory (they can
     /// then no longer be re-sent). Bundles never written to media are kept.
@@ -235,7 +240,13 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Resend { from, through, to } => {
+        Cmd::Resend {
+            from,
+            through,
+            to,
+            valid_for,
+        } => {
+            let valid_for = parse_duration_secs(&valid_for).context("--valid-for")?;
             let ledger = Ledger::open(layout)?;
             let bundles = ledger.bundles()?;
             let last = through.unwrap_or_else(|| bundles.last().map(|b| b.sequence).unwrap_or(0));
@@ -254,6 +265,13 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
                     to.join(&r.dir_name).display(),
                     human_bytes(n)
                 );
+                let now = ferry_agent_common::now_unix();
+                let key = layout.signing_key();
+                if let Some(t) =
+                    agent_outside::keys::extend_resent(&ledger, r, &to, &key, valid_for, now)?
+                {
+                    println!("  valid until {} (validity extension)", format_time(t));
+                }
             }
             Ok(())
         }

@@ -238,3 +238,105 @@ fn a_leaked_key_is_revoked_by_the_root_or_by_hand_and_what_it_signs_after_is_ref
         "{status}"
     );
 }
+
+#[test]
+fn an_expired_bundle_resent_with_a_signed_extension_applies_and_staleness_is_reported() {
+    let env = Env::new();
+    let mut cfg = std::fs::read_to_string(&env.config).unwrap();
+    cfg.push_str("[export]\nexpires = \"2s\"\n");
+    std::fs::write(&env.config, cfg).unwrap();
+    env.write_src("a.txt", b"one");
+    env.export("m1").expect_ok();
+    env.write_src("b.txt", b"two");
+    env.export("m2").expect_ok();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let r = env.import("m1");
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+
+    // Resent: each expired bundle gets a validity extension beside it.
+    let re = env.root().join("m-re");
+    let r = env
+        .out(&["resend", "--from", "1", "--to", re.to_str().unwrap()])
+        .expect_ok();
+    assert_eq!(
+        r.stdout.matches("validity extension").count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    // An extension is for one bundle only: moved beside another, it is ignored.
+    let b1 = env.only_bundle("m1");
+    let mut re_bundles = dir_names(&re);
+    re_bundles.sort();
+    std::fs::copy(
+        re.join(&re_bundles[1]).join("validity.ferry"),
+        b1.join("validity.ferry"),
+    )
+    .unwrap();
+    let r = env.import("m1");
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(
+        r.stderr.contains("is ignored") && r.stderr.contains("another bundle"),
+        "{}",
+        r.stderr
+    );
+    // The resend applies without --allow-expired.
+    env.import("m-re").expect_ok();
+    assert_eq!(env.applied_sequence(), 2);
+
+    // Freshness: the newest bundle is 3 s old.
+    let conf = env.root().join("in.toml");
+    let status = |warn: &str| {
+        std::fs::write(&conf, format!("[trust]\nwarn_after = \"{warn}\"\n")).unwrap();
+        env.inn(&["--config", conf.to_str().unwrap(), "status", "--json"])
+            .expect_ok()
+            .stdout
+    };
+    let v: serde_json::Value = serde_json::from_str(&status("1d")).unwrap();
+    assert_eq!(v["freshness"]["stale"], false, "{v}");
+    assert!(v["freshness"]["age_secs"].as_u64().unwrap() >= 3, "{v}");
+    let v: serde_json::Value = serde_json::from_str(&status("1s")).unwrap();
+    assert_eq!(v["freshness"]["stale"], true, "{v}");
+    let human = env
+        .inn(&["--config", conf.to_str().unwrap(), "status"])
+        .expect_ok()
+        .stdout;
+    assert!(
+        human.contains("WARNING") && human.contains("warn_after"),
+        "{human}"
+    );
+
+    // The served health endpoint: fresh under the import's default 7 days.
+    let server = env.serve();
+    let body = curl(&[&format!("http://{}/ferry/health", server.addr)]);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["applied_sequence"].as_u64()),
+        (Some("ok"), Some(2))
+    );
+}
+
+#[test]
+fn the_health_endpoint_is_unavailable_when_the_newest_bundle_is_stale() {
+    let env = Env::new();
+    env.write_src("a.txt", b"one");
+    env.export("m1").expect_ok();
+    let conf = env.root().join("in.toml");
+    std::fs::write(&conf, "[trust]\nwarn_after = \"1s\"\n").unwrap();
+    let m1 = env.root().join("m1");
+    env.inn(&[
+        "--config",
+        conf.to_str().unwrap(),
+        "import",
+        m1.to_str().unwrap(),
+    ])
+    .expect_ok();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let server = env.serve();
+    let (body, headers) = curl_response(&[&format!("http://{}/ferry/health", server.addr)]);
+    assert!(headers.starts_with("HTTP/1.1 503"), "{headers}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["status"], "stale", "{v}");
+    assert_eq!(v["warn_after_secs"], 1, "{v}");
+}
