@@ -246,7 +246,7 @@ enum TrustCmd {
         #[arg(long)]
         stream: String,
     },
-    /// Stops trusting the public key in PUBKEY_FILE.
+    /// Stops trusting the public key in PUBKEY_FILE (a signing or root key).
     Remove {
         /// The public key file.
         pubkey_file: PathBuf,
@@ -465,7 +465,8 @@ fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
         }
         TrustCmd::Remove { pubkey_file } => {
             let k = read_key(&pubkey_file)?;
-            if !db.untrust(&k)? {
+            let root = db.untrust_root(&k)?;
+            if !db.untrust(&k)? && !root {
                 bail!("{} was not trusted", k.to_text());
             }
             println!("no longer trusted: {}", k.to_text());

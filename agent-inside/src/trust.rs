@@ -327,7 +327,8 @@ pub fn introduces_signer(m: &VerifiedManifest) -> bool {
 /// Opens a manifest file signed by a trusted key, or by a key a rotation
 /// statement in it introduces (its signature is checked against that key
 /// before the body is decoded; [`View::admit`] then decides whether the
-/// rotation is authorised). Any other signer is `Error::UntrustedKey`.
+/// rotation is authorised). Any other signer, or a manifest that does not
+/// verify under the key it names, is `Error::UntrustedKey`.
 pub fn open_manifest(
     file: &[u8],
     trusted: &[PublicKey],
@@ -335,12 +336,12 @@ pub fn open_manifest(
 ) -> Result<VerifiedManifest, ferry_protocol::Error> {
     match Manifest::open(file, trusted, limits) {
         Err(ferry_protocol::Error::UntrustedKey(short)) => {
+            // Anything short of a valid rotation to this signer leaves it
+            // what it was: an untrusted key.
             let signer = ferry_protocol::manifest::signer_of(file)?;
-            let v = Manifest::open(file, &[signer], limits)?;
-            if introduces_signer(&v) {
-                Ok(v)
-            } else {
-                Err(ferry_protocol::Error::UntrustedKey(short))
+            match Manifest::open(file, &[signer], limits) {
+                Ok(v) if introduces_signer(&v) => Ok(v),
+                _ => Err(ferry_protocol::Error::UntrustedKey(short)),
             }
         }
         other => other,

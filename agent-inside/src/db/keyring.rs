@@ -112,3 +112,13 @@ impl Db {
         Ok(out)
     }
 }
+
+impl Db {
+    /// Forgets `key` as a root key; false if it was none.
+    pub fn untrust_root(&self, key: &PublicKey) -> Result<bool> {
+        self.update_ring(|r| {
+            r.roots.retain(|root| root.key != key.0);
+            Ok(true)
+        })
+    }
+}
