@@ -40,6 +40,9 @@ pub struct Bundle {
     /// A later expiry from a verified validity extension beside the bundle
     /// ([`crate::trust::check_extension`]); none until checked.
     pub extended_until: Option<u64>,
+    /// Keys whose co-signatures beside the bundle verified
+    /// ([`crate::trust::extend_all`]); empty until checked.
+    pub cosigners: Vec<PublicKey>,
 }
 
 impl Bundle {
@@ -140,6 +143,7 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         verified,
         manifest_bytes: bytes.len() as u64,
         extended_until: None,
+        cosigners: vec![],
     })
 }
 
@@ -274,9 +278,13 @@ pub fn copy_bundle(b: &Bundle, to: &Path) -> Result<()> {
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut names = vec![MANIFEST_FILE.to_string()];
         names.extend((0..b.manifest().volumes.len() as u32).map(volume::file_name));
-        let validity = ferry_protocol::trust::VALIDITY_FILE;
-        if b.dir.join(validity).is_file() {
-            names.push(validity.to_string());
+        for extra in [
+            ferry_protocol::trust::VALIDITY_FILE,
+            ferry_protocol::trust::COSIGN_FILE,
+        ] {
+            if b.dir.join(extra).is_file() {
+                names.push(extra.to_string());
+            }
         }
         for name in names {
             let from = b.dir.join(&name);

@@ -166,6 +166,19 @@ pub enum Refusal {
         /// The first sequence the key may no longer sign.
         from_sequence: u64,
     },
+    /// The stream needs more distinct signatures (signer and co-signers
+    /// allowed at that sequence) than the bundle has.
+    #[error("bundle {sequence} has {have} valid signature(s) of keys trusted for stream {stream}, and the stream needs {need} (`ferry-out cosign` adds one)")]
+    TooFewSignatures {
+        /// The bundle's sequence.
+        sequence: u64,
+        /// Its stream.
+        stream: StreamId,
+        /// Distinct allowed signers found.
+        have: u32,
+        /// The stream's threshold.
+        need: u32,
+    },
     /// A trust statement the bundle carries is malformed or not signed as it must be.
     #[error("{0}")]
     BadStatement(ferry_protocol::trust::StatementError),
@@ -233,9 +246,20 @@ pub fn check_signer(
     b: &Bundle,
     applied: &Applied,
 ) -> Result<std::result::Result<crate::trust::View, Refusal>> {
-    Ok(db
+    let view = match db
         .view()?
-        .admit(b.manifest(), &b.verified.signer, applied.sequence))
+        .admit(b.manifest(), &b.verified.signer, applied.sequence)
+    {
+        Ok(v) => v,
+        Err(why) => return Ok(Err(why)),
+    };
+    // An applied bundle is only recognised (skipped); the threshold is for new ones.
+    if b.sequence() > applied.sequence {
+        if let Err(why) = view.check_threshold(b.manifest(), &b.verified.signer, &b.cosigners) {
+            return Ok(Err(why));
+        }
+    }
+    Ok(Ok(view))
 }
 
 /// Decides what to do with `b` at time `now` (Unix seconds): skip, apply,

@@ -179,6 +179,7 @@ fn offer(
         manifest_bytes: manifest.len() as u64,
         verified,
         extended_until: None,
+        cosigners: vec![],
     };
     let applied = db.applied()?;
     let refuse = |reason: String| Ok((ServerMsg::Refuse { reason }, None));

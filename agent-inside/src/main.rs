@@ -230,6 +230,16 @@ enum TrustCmd {
         #[arg(long, value_name = "ROOT_PUB")]
         root: Option<PathBuf>,
     },
+    /// Makes a stream need NEED distinct signatures per bundle (the signer
+    /// and `ferry-out cosign` co-signers, each a key trusted for the stream);
+    /// 1 goes back to one.
+    Threshold {
+        /// The stream (32 hex digits).
+        #[arg(long)]
+        stream: String,
+        /// How many keys must sign each new bundle.
+        need: u32,
+    },
     /// Revokes a key by hand: it signs nothing from the next sequence on
     /// (held bundles it signed are dropped at the next import).
     Revoke {
@@ -420,6 +430,9 @@ fn parse_stream(text: &str) -> Result<StreamId> {
 fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
     let db = Db::open(&layout.db())?;
     match cmd {
+        TrustCmd::Threshold { stream, need } => {
+            agent_inside::trust::cmd::threshold(&db, parse_stream(&stream)?, need)?
+        }
         TrustCmd::Revoke { pubkey_file } => {
             agent_inside::trust::cmd::revoke(&db, &read_key(&pubkey_file)?)?
         }

@@ -71,6 +71,8 @@ pub struct Keyring {
     pub windows: Vec<Window>,
     /// Root keys.
     pub roots: Vec<Root>,
+    /// Streams that need more than one signature: (stream, how many).
+    pub thresholds: Vec<(StreamId, u32)>,
 }
 
 /// The trust in force: trusted keys with their bindings, and the keyring.
@@ -147,6 +149,14 @@ impl Keyring {
                 r.binding.streams.push(stream);
             }
         }
+    }
+
+    /// How many distinct keys must sign a bundle of `stream` (1 unless set).
+    pub fn threshold(&self, stream: StreamId) -> u32 {
+        self.thresholds
+            .iter()
+            .find(|(s, _)| *s == stream)
+            .map_or(1, |(_, n)| *n)
     }
 
     /// The root keys that speak for `stream`.
@@ -313,6 +323,34 @@ impl View {
         }
         next.allows(signer, m.stream, m.sequence)?;
         Ok(next)
+    }
+}
+
+impl View {
+    /// Checks the threshold of `m`'s stream: `signer` and `cosigners`
+    /// (already verified) count once each when allowed at `m`'s sequence.
+    pub fn check_threshold(
+        &self,
+        m: &Manifest,
+        signer: &PublicKey,
+        cosigners: &[PublicKey],
+    ) -> Result<(), Refusal> {
+        let need = self.ring.threshold(m.stream);
+        let mut keys: Vec<PublicKey> = std::iter::once(*signer)
+            .chain(cosigners.iter().copied())
+            .filter(|k| self.allows(k, m.stream, m.sequence).is_ok())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if (keys.len() as u64) < need as u64 {
+            return Err(Refusal::TooFewSignatures {
+                sequence: m.sequence,
+                stream: m.stream,
+                have: keys.len() as u32,
+                need,
+            });
+        }
+        Ok(())
     }
 }
 

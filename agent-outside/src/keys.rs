@@ -436,3 +436,56 @@ pub fn extend_resent(
     fsx::sync_dir(&dir)?;
     Ok(Some(until))
 }
+
+/// `cosign`: adds a co-signature by the key at `key_path` beside each signed
+/// bundle in `dir` (a bundle directory, or a directory of them), for a
+/// stream whose inside needs more than one signature. Returns the bundle
+/// directories co-signed (a bundle the key already co-signed is left as is).
+pub fn cosign(key_path: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    use ferry_agent_common::media;
+    let key = read_secret(key_path)?;
+    let dirs = media::find_bundles(dir)?;
+    if dirs.is_empty() {
+        anyhow::bail!("no signed bundle in {}", dir.display());
+    }
+    let mut done = vec![];
+    for d in dirs {
+        let manifest = std::fs::read(d.join(media::MANIFEST_FILE))
+            .with_context(|| format!("cannot read the manifest in {}", d.display()))?;
+        let hash = ManifestHash::of(&manifest);
+        let path = d.join(trust::COSIGN_FILE);
+        let mut sigs = match std::fs::read(&path) {
+            Ok(b) => {
+                trust::cosigners(&hash, &b).map_err(|source| KeyError::Statements {
+                    path: path.clone(),
+                    source,
+                })?;
+                trust::decode_cosignatures(&b).expect("checked just above")
+            }
+            Err(_) => vec![],
+        };
+        if sigs.iter().any(|s| s.key == key.public().0) {
+            continue;
+        }
+        sigs.push(trust::cosign(&hash, &key));
+        fsx::write_atomic(&path, &trust::encode_cosignatures(&sigs))?;
+        fsx::sync_dir(&d)?;
+        done.push(d);
+    }
+    Ok(done)
+}
+
+/// Runs `cosign`.
+pub fn run_cosign(key: &Path, dir: &Path) -> Result<()> {
+    let done = cosign(key, dir)?;
+    for d in &done {
+        println!("co-signed {}", d.display());
+    }
+    if done.is_empty() {
+        println!(
+            "every bundle in {} already carries this key's co-signature",
+            dir.display()
+        );
+    }
+    Ok(())
+}

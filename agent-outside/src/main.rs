@@ -134,6 +134,17 @@ enum Cmd {
         /// A bundle directory, or a directory holding bundle directories.
         dir: PathBuf,
     },
+    /// Adds a co-signature beside signed bundles, for an inside that needs
+    /// more than one signature per bundle (`ferry-in trust threshold`). DIR
+    /// is a bundle directory or a directory of them (media, or STATE/bundles
+    /// before `publish`).
+    Cosign {
+        /// The secret key file of the co-signer.
+        #[arg(long)]
+        key: PathBuf,
+        /// A bundle directory, or a directory holding bundle directories.
+        dir: PathBuf,
+    },
     /// Moves the bundle that awaited its signature, once signed, into the
     /// stream and writes it to MEDIA_DIR (the next `export` does this too).
     Publish {
@@ -313,6 +324,7 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
         }
         Cmd::Status => status(layout),
         Cmd::Key { cmd } => agent_outside::keys::run_key(layout, cmd),
+        Cmd::Cosign { key, dir } => agent_outside::keys::run_cosign(&key, &dir),
         Cmd::Root { cmd } => agent_outside::keys::run_root(layout, cmd),
     }
 }

@@ -4,8 +4,8 @@
 //! The same bytes as an unsigned manifest (what `ferry-out sign` reads from
 //! the export host) must parse or be refused, and sign into a manifest that
 //! opens. The same bytes as trust statements (a manifest extension, or a
-//! validity file beside a bundle) must decode or be refused, and decoded
-//! statements' signatures checked without panicking.
+//! validity file beside a bundle) and as co-signatures must decode or be
+//! refused, and decoded signatures checked without panicking.
 #![no_main]
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::limits::ReceiverLimits;
@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = manifest.check(&limits);
     }
     let _ = strip_signature(data);
+    let _ = ferry_protocol::trust::cosigners(&ferry_protocol::id::ManifestHash([0; 32]), data);
     if let Ok(list) = ferry_protocol::trust::decode(data) {
         for s in &list {
             let _ = s.authority(&trusted, &trusted);

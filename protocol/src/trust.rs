@@ -425,3 +425,92 @@ mod tests {
         ));
     }
 }
+
+/// The file beside a bundle's manifest that carries co-signatures for a
+/// stream that needs more than one signature (bundle-format §15.6).
+pub const COSIGN_FILE: &str = "cosignatures.ferry";
+/// Domain separation for co-signatures.
+pub const COSIGN_CONTEXT: &[u8] = b"ferry bundle cosignature v1\0";
+
+fn cosign_message(manifest: &ManifestHash) -> Vec<u8> {
+    let mut m = COSIGN_CONTEXT.to_vec();
+    m.extend_from_slice(&manifest.0);
+    m
+}
+
+/// A co-signature by `key` of the bundle whose manifest hash is `manifest`.
+pub fn cosign(manifest: &ManifestHash, key: &SecretKey) -> StatementSignature {
+    let sig = key.sign(&cosign_message(manifest));
+    StatementSignature {
+        key: key.public().0,
+        r: sig[..32].try_into().expect("32 bytes"),
+        s: sig[32..].try_into().expect("32 bytes"),
+    }
+}
+
+/// The co-signatures encoding: [`STATEMENTS_VERSION`], then postcard.
+pub fn encode_cosignatures(sigs: &[StatementSignature]) -> Vec<u8> {
+    let mut out = vec![STATEMENTS_VERSION];
+    out.extend(postcard::to_stdvec(sigs).expect("signatures always serialize"));
+    out
+}
+
+/// Decodes the co-signatures encoding (bounded: at most
+/// [`MAX_STATEMENTS`]); signatures are not checked here.
+pub fn decode_cosignatures(bytes: &[u8]) -> Result<Vec<StatementSignature>, StatementError> {
+    let (&version, body) = bytes
+        .split_first()
+        .ok_or_else(|| StatementError::Decode("empty".into()))?;
+    if version != STATEMENTS_VERSION {
+        return Err(StatementError::Decode(format!(
+            "version {version}, this reader knows {STATEMENTS_VERSION}"
+        )));
+    }
+    let (sigs, rest): (Vec<StatementSignature>, _) =
+        postcard::take_from_bytes(body).map_err(|e| StatementError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(StatementError::Decode("bytes after the signatures".into()));
+    }
+    if sigs.len() > MAX_STATEMENTS {
+        return Err(StatementError::TooMany("more than 16 co-signatures"));
+    }
+    Ok(sigs)
+}
+
+/// Decodes co-signatures of the bundle `manifest` and checks every one
+/// (an invalid one is an error, never skipped); returns their keys.
+pub fn cosigners(manifest: &ManifestHash, bytes: &[u8]) -> Result<Vec<PublicKey>, StatementError> {
+    let msg = cosign_message(manifest);
+    decode_cosignatures(bytes)?
+        .iter()
+        .map(|s| {
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&s.r);
+            sig[32..].copy_from_slice(&s.s);
+            let key = PublicKey(s.key);
+            key.verify(&msg, &sig)
+                .map(|()| key)
+                .map_err(|_| StatementError::BadSignature(key.short()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod cosign_tests {
+    use super::*;
+
+    #[test]
+    fn cosignatures_verify_only_for_their_bundle() {
+        let (a, b) = (SecretKey::from_seed([1; 32]), SecretKey::from_seed([2; 32]));
+        let h = ManifestHash([7; 32]);
+        let bytes = encode_cosignatures(&[cosign(&h, &a), cosign(&h, &b)]);
+        assert_eq!(cosigners(&h, &bytes), Ok(vec![a.public(), b.public()]));
+        assert!(matches!(
+            cosigners(&ManifestHash([8; 32]), &bytes),
+            Err(StatementError::BadSignature(_))
+        ));
+        for n in 0..bytes.len() {
+            assert!(cosigners(&h, &bytes[..n]).is_err());
+        }
+    }
+}

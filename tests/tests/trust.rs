@@ -340,3 +340,70 @@ fn the_health_endpoint_is_unavailable_when_the_newest_bundle_is_stale() {
     assert_eq!(v["status"], "stale", "{v}");
     assert_eq!(v["warn_after_secs"], 1, "{v}");
 }
+
+#[test]
+fn a_stream_that_needs_two_signatures_takes_a_bundle_once_cosigned() {
+    let env = Env::new();
+    let stream = env.stream();
+    // A second signer (its own key, on another machine), and a stranger.
+    let (second, stranger) = (env.root().join("out-b"), env.root().join("out-c"));
+    for s in [&second, &stranger] {
+        ferry_out(s, &["keygen"]).expect_ok();
+    }
+    let b_pub = second.join("signing.pub");
+    env.inn(&["trust", "add", b_pub.to_str().unwrap(), "--stream", &stream])
+        .expect_ok();
+    env.inn(&["trust", "threshold", "--stream", &stream, "2"])
+        .expect_ok();
+    env.write_src("a.txt", b"one");
+    env.export("m1").expect_ok();
+    let r = env.import("m1");
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(
+        r.stderr.contains("has 1 valid signature") && r.stderr.contains("needs 2"),
+        "{}",
+        r.stderr
+    );
+
+    // A co-signature by a key not trusted for the stream does not count.
+    let m1 = env.root().join("m1");
+    ferry_out(
+        &env.out_state,
+        &[
+            "cosign",
+            "--key",
+            stranger.join("signing.key").to_str().unwrap(),
+            m1.to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    let r = env.import("m1");
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    ferry_out(
+        &env.out_state,
+        &[
+            "cosign",
+            "--key",
+            second.join("signing.key").to_str().unwrap(),
+            m1.to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    env.import("m1").expect_ok();
+    assert_eq!(env.applied_sequence(), 1);
+    // A co-signature copied onto another bundle does not verify: named, not counted.
+    env.write_src("b.txt", b"two");
+    env.export("m2").expect_ok();
+    std::fs::copy(
+        env.only_bundle("m1").join("cosignatures.ferry"),
+        env.only_bundle("m2").join("cosignatures.ferry"),
+    )
+    .unwrap();
+    let r = env.import("m2");
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(
+        r.stderr.contains("co-signatures of bundle 2") && r.stderr.contains("ignored"),
+        "{}",
+        r.stderr
+    );
+}

@@ -122,3 +122,16 @@ impl Db {
         })
     }
 }
+
+impl Db {
+    /// Sets how many distinct keys must sign a bundle of `stream` (1: one).
+    pub fn set_threshold(&self, stream: StreamId, need: u32) -> Result<bool> {
+        self.update_ring(|r| {
+            r.thresholds.retain(|(s, _)| *s != stream);
+            if need > 1 {
+                r.thresholds.push((stream, need));
+            }
+            Ok(true)
+        })
+    }
+}

@@ -13,6 +13,16 @@ pub fn add_root(db: &Db, root: &PublicKey, bind: Bind) -> Result<()> {
     Ok(())
 }
 
+/// `trust threshold --stream ID NEED`.
+pub fn threshold(db: &Db, stream: ferry_protocol::id::StreamId, need: u32) -> Result<()> {
+    if need == 0 {
+        anyhow::bail!("a stream needs at least 1 signature");
+    }
+    db.set_threshold(stream, need)?;
+    println!("stream {stream} needs {need} signature(s) per bundle");
+    Ok(())
+}
+
 /// `trust revoke KEY`.
 pub fn revoke(db: &Db, key: &PublicKey) -> Result<()> {
     let ended = db.revoke(key)?;
@@ -50,6 +60,9 @@ pub fn list(db: &Db) -> Result<()> {
             "  key {k} signs stream {} from bundle {} {end}",
             w.stream, w.from
         );
+    }
+    for (s, n) in &ring.thresholds {
+        println!("stream {s} needs {n} signatures per bundle");
     }
     for r in &ring.roots {
         let streams: Vec<String> = r.binding.streams.iter().map(|s| s.to_hex()).collect();

@@ -81,11 +81,32 @@ pub fn check(
     Ok(Some(expires))
 }
 
-/// Checks the validity extension of every bundle; a bad one is named and
-/// ignored (the bundle keeps its own expiry).
+/// The keys whose co-signatures beside `b` verify; none without the file.
+fn cosigners(b: &Bundle) -> Result<Vec<ferry_protocol::keys::PublicKey>, ExtensionError> {
+    let Ok(f) = crate::bundle::open_regular(&b.dir.join(trust::COSIGN_FILE)) else {
+        return Ok(vec![]);
+    };
+    let mut bytes = vec![];
+    f.take(64 << 10)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ExtensionError::Read(e.to_string()))?;
+    Ok(trust::cosigners(&b.verified.hash, &bytes)?)
+}
+
+/// Checks the validity extension and the co-signatures of every bundle; a
+/// bad one is named and ignored (the bundle keeps its own expiry, or counts
+/// no co-signer).
 pub fn extend_all(db: &Db, bundles: &mut [Bundle], policy: &Policy, now: u64) -> Result<()> {
     let view = db.view()?;
     for b in bundles {
+        match cosigners(b) {
+            Ok(keys) => b.cosigners = keys,
+            Err(e) => eprintln!(
+                "ferry-in: warning: the co-signatures of bundle {} ({}) are ignored: {e}",
+                b.sequence(),
+                b.dir.display()
+            ),
+        }
         match check(b, &view, policy, now) {
             Ok(until) => b.extended_until = until,
             Err(e) => eprintln!(

@@ -159,3 +159,31 @@ fn the_root_replaces_a_lost_key_and_revokes() {
     let fake = rotate(4, &k1, &k2, &[&stranger, &k2]);
     assert!(v.admit(&manifest(4, &[fake]), &k2.public(), 3).is_err());
 }
+
+#[test]
+fn a_threshold_counts_distinct_keys_allowed_at_the_sequence() {
+    let (k1, k2, k3, root) = (key(1), key(2), key(3), key(9));
+    let mut v = view(&k1, &root);
+    v.keys.insert(
+        k2.public(),
+        KeyBinding {
+            streams: vec![S],
+            first_use: false,
+        },
+    );
+    v.ring.thresholds.push((S, 2));
+    let m = manifest(2, &[]);
+    assert!(matches!(
+        v.check_threshold(&m, &k1.public(), &[k1.public(), k3.public()]),
+        Err(Refusal::TooFewSignatures {
+            have: 1,
+            need: 2,
+            ..
+        })
+    ));
+    assert_eq!(v.check_threshold(&m, &k1.public(), &[k2.public()]), Ok(()));
+    // A co-signer retired before the sequence does not count.
+    v.ring
+        .end(&k2.public(), S, 2, Ended::Revoked { root: None });
+    assert!(v.check_threshold(&m, &k1.public(), &[k2.public()]).is_err());
+}
