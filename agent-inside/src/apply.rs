@@ -243,6 +243,12 @@ fn prepare_and_commit(
     if let Err(e) = crate::freshness::write(layout, &record) {
         eprintln!("ferry-in: warning: cannot write the freshness record: {e:#}");
     }
+    for (seq, key) in crate::trust::signed_after_revocation(db, &view, &new_applied)? {
+        eprintln!(
+            "ferry-in: WARNING: bundle {seq}, applied earlier, was signed by key {} at or after its revocation point; distrust what it brought (docs/runbook.md, \"a key leaked\")",
+            key.short()
+        );
+    }
     let outcome = Outcome {
         sequence: b.sequence(),
         added: stats.added,

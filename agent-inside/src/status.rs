@@ -59,9 +59,11 @@ pub fn gather(
         ferry_agent_common::now_unix(),
         policy.warn_after_secs,
     );
+    let suspects = crate::trust::signed_after_revocation(&db, &db.view()?, &applied)?;
     Ok(json!({
         "state": layout.root.display().to_string(),
         "freshness": freshness,
+        "signed_after_revocation": suspects.iter().map(|(seq, k)| json!({"sequence": seq, "key": k.to_text()})).collect::<Vec<_>>(),
         "stream": applied.stream.map(|s| s.to_hex()),
         "applied_sequence": applied.sequence,
         "applied_hash": applied.hash.map(|h| h.to_hex()),
@@ -106,6 +108,17 @@ pub fn print(v: &serde_json::Value) {
         println!("signed by:  {k}");
     }
     print_freshness(&v["freshness"]);
+    for s in v["signed_after_revocation"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "WARNING:    bundle {} was signed by {} at or after its revocation point",
+            s["sequence"],
+            s["key"].as_str().unwrap_or("")
+        );
+    }
     let keys = v["key_streams"].as_array().cloned().unwrap_or_default();
     println!("trusted:    {} key(s)", keys.len());
     for k in keys {

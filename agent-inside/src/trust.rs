@@ -388,3 +388,28 @@ pub fn open_manifest(
 
 #[cfg(test)]
 mod tests;
+
+/// The applied bundles of `applied`'s stream that a key signed at or after
+/// the end of its window (a revocation that arrived after them): the
+/// bundles to distrust. Warned about after each apply and by `status`.
+pub fn signed_after_revocation(
+    db: &crate::db::Db,
+    view: &View,
+    applied: &crate::db::Applied,
+) -> anyhow::Result<Vec<(u64, PublicKey)>> {
+    let Some(stream) = applied.stream else {
+        return Ok(vec![]);
+    };
+    let mut out = vec![];
+    for w in view.ring.windows.iter().filter(|w| w.stream == stream) {
+        let (Some(until), Some(Ended::Revoked { .. })) = (w.until, &w.ended) else {
+            continue;
+        };
+        for seq in until..=applied.sequence {
+            if db.signer(seq)?.is_some_and(|k| k.0 == w.key) {
+                out.push((seq, PublicKey(w.key)));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -407,3 +407,46 @@ fn a_stream_that_needs_two_signatures_takes_a_bundle_once_cosigned() {
         r.stderr
     );
 }
+
+#[test]
+fn a_revocation_from_an_applied_sequence_names_the_bundles_to_distrust() {
+    let env = Env::new();
+    let out = env.out_state.clone();
+    env.out(&["root", "init"]).expect_ok();
+    env.inn(&[
+        "trust",
+        "add",
+        out.join("signing.pub").to_str().unwrap(),
+        "--stream",
+        &env.stream(),
+        "--root",
+        out.join("root.pub").to_str().unwrap(),
+    ])
+    .expect_ok();
+    for (n, m) in ["m1", "m2"].iter().enumerate() {
+        env.write_src(&format!("f{n}"), b"x");
+        env.export(m).expect_ok();
+        env.import(m).expect_ok();
+    }
+    // The key leaked before bundle 2 was made: revoked from 2, replaced.
+    let leaked = env.root().join("leaked.pub");
+    std::fs::copy(out.join("signing.pub"), &leaked).unwrap();
+    env.out(&["root", "revoke", leaked.to_str().unwrap(), "--from", "2"])
+        .expect_ok();
+    env.out(&["root", "rotate"]).expect_ok();
+    env.write_src("f3", b"y");
+    env.export("m3").expect_ok();
+    let r = env.import("m3").expect_ok();
+    assert!(
+        r.stderr
+            .contains("bundle 2, applied earlier, was signed by key")
+            && r.stderr.contains(&short_of(&leaked)),
+        "{}",
+        r.stderr
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&env.inn(&["status", "--json"]).expect_ok().stdout).unwrap();
+    let suspects = v["signed_after_revocation"].as_array().unwrap();
+    assert_eq!(suspects.len(), 1, "{v}");
+    assert_eq!(suspects[0]["sequence"], 2);
+}
