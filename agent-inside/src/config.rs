@@ -377,6 +377,7 @@ mod tests {
                 "[trust]\nmax_clock_skew = \"soon\"\n",
                 "trust.max_clock_skew",
             ),
+            ("[trust]\nwarn_after = \"soon\"\n", "trust.warn_after"),
             ("[held]\nmax_bundles = 0\n", "held.max_bundles"),
             ("[spool]\nmax_bytes = \"lots\"\n", "spool.max_bytes"),
             ("[held]\nmax_byte = \"1G\"\n", "max_byte"),

@@ -489,3 +489,29 @@ pub fn run_cosign(key: &Path, dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Lines for `ferry-out status`: the statements that ride in the next bundles.
+pub fn status_lines(layout: &Layout) -> Result<Vec<String>> {
+    Ok(pending(layout)?
+        .iter()
+        .map(|s| match &s.statement {
+            Statement::Rotate {
+                from_sequence,
+                old,
+                new,
+                ..
+            } => format!(
+                "trust:   rotation from key {} to {} from bundle {from_sequence} rides in every bundle",
+                PublicKey(*old).short(),
+                PublicKey(*new).short()
+            ),
+            Statement::Revoke {
+                from_sequence, key, ..
+            } => format!(
+                "trust:   revocation of key {} from bundle {from_sequence} rides in every bundle",
+                PublicKey(*key).short()
+            ),
+            Statement::Extend { .. } => "trust:   a validity extension (misplaced)".to_string(),
+        })
+        .collect())
+}

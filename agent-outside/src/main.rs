@@ -410,6 +410,9 @@ fn status(layout: &Layout) -> Result<()> {
         };
         println!("waiting: bundle {} ({}) {what}", r.sequence, dir.display());
     }
+    for line in agent_outside::keys::status_lines(layout)? {
+        println!("{line}");
+    }
     let reship = ledger.reship()?.len();
     if reship > 0 {
         println!("reship:  {reship} chunk(s) to ship again in the next bundle");

@@ -203,6 +203,12 @@ fn a_leaked_key_is_revoked_by_the_root_or_by_hand_and_what_it_signs_after_is_ref
     env.out(&["root", "rotate"]).expect_ok();
     let new = short_of(&out.join("signing.pub"));
     assert_ne!(new, leaked);
+    let status = env.out(&["status"]).expect_ok().stdout;
+    assert!(
+        status.contains(&format!("revocation of key {leaked} from bundle 2"))
+            && status.contains(&format!("rotation from key {leaked} to {new}")),
+        "{status}"
+    );
     env.write_src("b.txt", b"two");
     env.export("m2").expect_ok();
     env.import("m2").expect_ok();
