@@ -246,20 +246,22 @@ pub fn check_signer(
     b: &Bundle,
     applied: &Applied,
 ) -> Result<std::result::Result<crate::trust::View, Refusal>> {
-    let view = match db
-        .view()?
-        .admit(b.manifest(), &b.verified.signer, applied.sequence)
-    {
-        Ok(v) => v,
-        Err(why) => return Ok(Err(why)),
-    };
+    Ok(admit(&db.view()?, b, applied))
+}
+
+/// [`check_signer`] against a given trust `view` (`verify` follows the
+/// chain, and the keys it rotates, in memory).
+pub fn admit(
+    view: &crate::trust::View,
+    b: &Bundle,
+    applied: &Applied,
+) -> std::result::Result<crate::trust::View, Refusal> {
+    let view = view.admit(b.manifest(), &b.verified.signer, applied.sequence)?;
     // An applied bundle is only recognised (skipped); the threshold is for new ones.
     if b.sequence() > applied.sequence {
-        if let Err(why) = view.check_threshold(b.manifest(), &b.verified.signer, &b.cosigners) {
-            return Ok(Err(why));
-        }
+        view.check_threshold(b.manifest(), &b.verified.signer, &b.cosigners)?;
     }
-    Ok(Ok(view))
+    Ok(view)
 }
 
 /// Decides what to do with `b` at time `now` (Unix seconds): skip, apply,
@@ -273,6 +275,18 @@ pub fn decide(
     opts: ApplyOptions,
     now: u64,
 ) -> Result<Decision> {
+    decide_in(db, &db.view()?, applied, b, opts, now)
+}
+
+/// [`decide`] with the trust `view` given.
+fn decide_in(
+    db: &Db,
+    view: &crate::trust::View,
+    applied: &Applied,
+    b: &Bundle,
+    opts: ApplyOptions,
+    now: u64,
+) -> Result<Decision> {
     let seq = b.sequence();
     let m = b.manifest();
     if let Some(expected) = applied.stream.filter(|s| *s != m.stream) {
@@ -281,7 +295,7 @@ pub fn decide(
             found: m.stream,
         }));
     }
-    if let Err(why) = check_signer(db, b, applied)? {
+    if let Err(why) = admit(view, b, applied) {
         return Ok(Decision::Refuse(why));
     }
     if seq <= applied.sequence {
@@ -617,10 +631,18 @@ pub fn verify(
     let mut catalog: Catalog = db.catalog()?;
     let chunks = apply::chunk_store(layout, limits);
     let mut carried_so_far = HashSet::new();
+    let mut view = db.view()?;
     for b in bundles.iter().filter(|b| !b.dir.starts_with(layout.held())) {
         let seq = b.sequence();
         let res = (|| -> Result<&'static str> {
-            match decide(&db, &applied, b, opts, ferry_agent_common::now_unix())? {
+            match decide_in(
+                &db,
+                &view,
+                &applied,
+                b,
+                opts,
+                ferry_agent_common::now_unix(),
+            )? {
                 Decision::Refuse(why) => return Err(why.into()),
                 Decision::Skip => return Ok("already applied"),
                 Decision::Hold { .. } | Decision::Apply => {}
@@ -668,6 +690,7 @@ pub fn verify(
                 }
             }
             catalog = next;
+            view = admit(&view, b, &applied)?;
             applied = Applied {
                 stream: Some(m.stream),
                 sequence: seq,

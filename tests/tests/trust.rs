@@ -137,6 +137,14 @@ fn three_rotations_across_media_are_followed_and_a_retired_key_is_refused() {
         &env.stream(),
     ])
     .expect_ok();
+    // `verify` follows the rotations in memory, as an import would.
+    let r = env.verify("m-all").expect_ok();
+    assert_eq!(
+        r.stdout.matches("verified; it would apply").count(),
+        4,
+        "{}",
+        r.stdout
+    );
     env.import("m-all").expect_ok();
     assert_eq!(env.applied_sequence(), 4);
 }
