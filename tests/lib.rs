@@ -527,10 +527,27 @@ pub fn rpmbuild(work: &Path, rpmdir: &Path, spec: &Path, payload: &str) {
 /// test's root (`dnf-TAG/`); returns the download directory and the file
 /// names in it, sorted.
 pub fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> (PathBuf, Vec<String>) {
+    let url = format!("http://{addr}/yum/el/");
+    let out = dnf_download_from(env, &url, &[], pkgs, tag);
+    assert!(
+        out.status.success(),
+        "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dest = env.root().join(format!("dnf-{tag}/dl"));
+    let mut names = dir_names(&dest);
+    names.sort();
+    (dest, names)
+}
+
+/// `dnf download --resolve PKGS` from the repository at `url` with more
+/// `--setopt=ferry.OPTION`s (`sslcacert=CA`), into `dnf-TAG/dl/`: dnf's output.
+pub fn dnf_download_from(env: &Env, url: &str, opts: &[&str], pkgs: &[&str], tag: &str) -> Output {
     let root = env.root().join(format!("dnf-{tag}"));
     let dest = root.join("dl");
     std::fs::create_dir_all(&dest).unwrap();
-    let out = Command::new("dnf")
+    Command::new("dnf")
         .args(["-y", "-q", "--releasever=1", "--setopt=reposdir=/dev/null"])
         .arg(format!(
             "--setopt=cachedir={}",
@@ -538,22 +555,14 @@ pub fn dnf_download(env: &Env, addr: &str, pkgs: &[&str], tag: &str) -> (PathBuf
         ))
         .arg(format!("--installroot={}", root.join("root").display()))
         .args(["--setopt=gpgcheck=0", "--setopt=ferry.gpgcheck=0"])
-        .arg(format!("--repofrompath=ferry,http://{addr}/yum/el/"))
+        .args(opts.iter().map(|o| format!("--setopt=ferry.{o}")))
+        .arg(format!("--repofrompath=ferry,{url}"))
         .args(["--repo=ferry", "download", "--resolve"])
         .args(pkgs)
         .arg("--destdir")
         .arg(&dest)
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dnf download failed:\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut names = dir_names(&dest);
-    names.sort();
-    (dest, names)
+        .unwrap()
 }
 
 /// The names in directory `dir`, sorted (empty if it does not exist).
@@ -1012,6 +1021,171 @@ impl Drop for Tmpfs {
             let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
         }
     }
+}
+
+// ---- tls: `ferry-in serve` over HTTPS, and clients that verify it -------
+
+/// A running `ferry-in serve --tls`, its `127.0.0.1:PORT`, the site CA that
+/// clients trust, and what it printed on stderr (read as it comes).
+pub struct TlsServer {
+    /// The process.
+    pub process: KillOnDrop,
+    /// `127.0.0.1:PORT` of its first listener.
+    pub addr: String,
+    /// The site CA (`STATE/tls/ca.pem`).
+    pub ca: PathBuf,
+    /// A directory holding the CA as `ca.crt`, as skopeo's
+    /// `--src-cert-dir`/`--cert-dir` and containers' `certs.d` want it.
+    pub cert_dir: PathBuf,
+    /// stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl TlsServer {
+    /// `https://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    /// `curl --cacert CA https://ADDR{path}` (see [`curl`]).
+    pub fn get(&self, path: &str) -> Vec<u8> {
+        curl(&["--cacert", self.ca.to_str().unwrap(), &self.url(path)])
+    }
+
+    /// Waits up to 10 s for stderr to contain `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve never said {needle:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// Starts `ferry-in --state STATE serve ARGS…`; returns the process, the
+/// addresses of its `serving … on SCHEME://ADDR` lines (one per listener),
+/// and its stderr, read on a thread as it comes.
+pub fn spawn_serve(
+    state: &Path,
+    args: &[&str],
+) -> (
+    KillOnDrop,
+    Vec<String>,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(bin("ferry-in"))
+        .arg("--state")
+        .arg(state)
+        .arg("serve")
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ferry-in serve");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut addrs = Vec::new();
+    // The `serving` lines come first, one per listener, then the TLS line.
+    for line in lines.by_ref() {
+        let line = line.expect("read serve's stderr");
+        log.lock().unwrap().push_str(&format!("{line}\n"));
+        match line.split("://").nth(1) {
+            Some(rest) if line.contains(" serving ") => {
+                addrs.push(rest.split_whitespace().next().unwrap().to_string());
+            }
+            _ => break,
+        }
+    }
+    assert!(!addrs.is_empty(), "serve said: {}", log.lock().unwrap());
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    (KillOnDrop(child), addrs, log)
+}
+
+impl Env {
+    /// `ferry-in tls init --name localhost --ip 127.0.0.1`, once; returns
+    /// the site CA.
+    pub fn tls_init(&self) -> PathBuf {
+        let ca = self.in_state.join("tls/ca.pem");
+        if !ca.exists() {
+            self.inn(&["tls", "init", "--name", "localhost", "--ip", "127.0.0.1"])
+                .expect_ok();
+        }
+        ca
+    }
+
+    /// Starts `ferry-in serve --tls` (after [`Env::tls_init`]) on a free
+    /// loopback port.
+    pub fn serve_tls(&self) -> TlsServer {
+        self.serve_tls_with(&["--tls"])
+    }
+
+    /// Starts `ferry-in serve --listen 127.0.0.1:0 FLAGS…` with the site CA
+    /// made; `flags` say how TLS is served (`--tls`, or `--tls-cert`/`--tls-key`).
+    pub fn serve_tls_with(&self, flags: &[&str]) -> TlsServer {
+        let ca = self.tls_init();
+        let cert_dir = self.root().join("client-certs");
+        std::fs::create_dir_all(&cert_dir).unwrap();
+        std::fs::copy(&ca, cert_dir.join("ca.crt")).unwrap();
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend(flags);
+        let (process, addrs, log) = spawn_serve(&self.in_state, &args);
+        assert!(
+            log.lock().unwrap().contains("https://"),
+            "serve is not on TLS"
+        );
+        TlsServer {
+            process,
+            addr: addrs[0].clone(),
+            ca,
+            cert_dir,
+            log,
+        }
+    }
+}
+
+/// `skopeo copy FLAGS… docker://ADDR/IMAGE DEST` from a TLS serve,
+/// verifying its certificate with the site CA (no `--src-tls-verify=false`).
+/// `FLAGS` may hold skopeo's global options too (`--override-arch`).
+pub fn skopeo_pull(srv: &TlsServer, image: &str, dest: &str, flags: &[&str]) -> Run {
+    let from = format!("docker://{}/{image}", srv.addr);
+    let mut args = vec!["copy", "--src-cert-dir", srv.cert_dir.to_str().unwrap()];
+    args.extend(flags);
+    args.extend([from.as_str(), dest]);
+    skopeo(&args)
+}
+
+/// `skopeo copy FLAGS… oci:LAYOUT:TAG docker://REG/IMAGE`: an image laid
+/// out by a test pushed into its upstream `docker-registry`, which speaks
+/// plain HTTP (so `--dest-tls-verify=false`).
+pub fn skopeo_push(layout: &Path, tag: &str, reg: &str, image: &str, flags: &[&str]) -> Run {
+    let from = format!("oci:{}:{tag}", layout.display());
+    let to = format!("docker://{reg}/{image}");
+    let mut args = vec!["copy", "--dest-tls-verify=false"];
+    args.extend(flags);
+    args.extend([from.as_str(), to.as_str()]);
+    skopeo(&args)
+}
+
+/// `skopeo inspect|list-tags ARGS… docker://ADDR/NAME` against a TLS serve,
+/// verifying it with the site CA.
+pub fn skopeo_read(srv: &TlsServer, cmd: &str, args: &[&str], name: &str) -> Run {
+    let at = format!("docker://{}/{name}", srv.addr);
+    let mut all = vec![cmd, "--cert-dir", srv.cert_dir.to_str().unwrap()];
+    all.extend(args);
+    all.push(&at);
+    skopeo(&all)
 }
 
 #[cfg(test)]

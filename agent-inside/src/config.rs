@@ -18,6 +18,12 @@
 //! idle_timeout = "60s"          # no byte moving either way closes a connection
 //! max_connections = 4096        # open at once; more are answered 503 and closed
 //! page_size = 1000              # entries on one page of a directory listing
+//! listen = ["registry=0.0.0.0:5000", "yum=0.0.0.0:8001"]  # as `serve --listen` (repeated)
+//! preset = "deepops"            # DeepOps's ports and paths (`serve --preset`)
+//! preset_host = "0.0.0.0"       # the address the preset's listeners bind
+//! tls = true                    # HTTPS with STATE/tls/server.pem and .key (`tls init`)
+//! tls_cert = "/etc/ferry/tls/server.pem"   # or HTTPS with this pair (both keys)
+//! tls_key = "/etc/ferry/tls/server.key"
 //!
 //! [trust]                       # times a bundle may carry (see crate::policy)
 //! max_clock_skew = "1h"         # `created` at most this far beyond the local clock
@@ -43,13 +49,14 @@
 //! (`ReceiverLimits::default()`, `ServeSettings::default()`,
 //! `Policy::default()`); without `[push]` nothing is pushed.
 
+use crate::layout::Layout;
 use crate::policy::{Policy, Quota};
-use crate::serve::ServeSettings;
+use crate::serve::{Listen, ServeSettings, TlsFiles};
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::units::{parse_duration_secs, parse_size};
 use ferry_protocol::limits::ReceiverLimits;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Deserialize, Default)]
@@ -182,21 +189,100 @@ struct Serve {
     idle_timeout: Option<String>,
     max_connections: Option<usize>,
     page_size: Option<usize>,
+    #[serde(default)]
+    listen: Vec<String>,
+    preset: Option<String>,
+    preset_host: Option<String>,
+    #[serde(default)]
+    tls: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
-/// What `serve` may be told on its command line; `None` keeps the config's
-/// value (or the default).
+/// What `serve` may be told on its command line; `None` (or empty, or
+/// false) keeps the config's value (or the default).
 #[derive(Default)]
 pub struct ServeFlags {
     pub header_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_connections: Option<usize>,
     pub page_size: Option<usize>,
+    /// `--listen`, repeated: replaces `[serve] listen`.
+    pub listen: Vec<String>,
+    /// `--preset`, replaces `[serve] preset`.
+    pub preset: Option<String>,
+    pub preset_host: Option<String>,
+    /// `--tls`: HTTPS with the state's `tls/` pair.
+    pub tls: bool,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
-/// The settings of `ferry-in serve`: the defaults, then `[serve]` from
-/// `path`, then the command line's `flags`.
-pub fn load_serve_settings(path: Option<&Path>, flags: &ServeFlags) -> Result<ServeSettings> {
+/// Where `serve` listens and whether over TLS: `[serve]`, then the flags.
+/// The preset's listeners come first; a `listen` on one of its addresses
+/// replaces it.
+fn serve_places(
+    file: &str,
+    c: &Serve,
+    flags: &ServeFlags,
+    layout: &Layout,
+    s: &mut ServeSettings,
+) -> Result<()> {
+    let (listen, listen_what) = if flags.listen.is_empty() {
+        (&c.listen, format!("{file}serve.listen"))
+    } else {
+        (&flags.listen, "--listen".to_string())
+    };
+    let explicit = listen
+        .iter()
+        .map(|l| l.parse::<Listen>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| listen_what.clone())?;
+    let host = flags
+        .preset_host
+        .as_deref()
+        .or(c.preset_host.as_deref())
+        .unwrap_or("0.0.0.0");
+    let preset = match flags.preset.as_deref().or(c.preset.as_deref()) {
+        Some(name) => crate::serve::preset(name, host)?,
+        None => Vec::new(),
+    };
+    s.listen = crate::serve::combine(preset, explicit).with_context(|| listen_what)?;
+    let pair = |cert: &Option<PathBuf>, key: &Option<PathBuf>, what: &str| match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        })),
+        (None, None) => Ok(None),
+        _ => bail!("{what}: give both the certificate and its key"),
+    };
+    let state_pair = TlsFiles {
+        cert: layout.tls_cert(),
+        key: layout.tls_key(),
+    };
+    s.tls = match pair(&flags.tls_cert, &flags.tls_key, "--tls-cert/--tls-key")? {
+        Some(p) => Some(p),
+        None if flags.tls => Some(state_pair),
+        None => match pair(
+            &c.tls_cert,
+            &c.tls_key,
+            &format!("{file}serve.tls_cert/tls_key"),
+        )? {
+            Some(p) => Some(p),
+            None if c.tls => Some(state_pair),
+            None => None,
+        },
+    };
+    Ok(())
+}
+
+/// The settings of `ferry-in serve` for the state under `layout`: the
+/// defaults, then `[serve]` from `path`, then the command line's `flags`.
+pub fn load_serve_settings(
+    path: Option<&Path>,
+    flags: &ServeFlags,
+    layout: &Layout,
+) -> Result<ServeSettings> {
     let f = read_file(path)?;
     let file = path.map_or_else(String::new, |p| format!("config {}: ", p.display()));
     let mut s = ServeSettings::default();
@@ -251,6 +337,7 @@ pub fn load_serve_settings(path: Option<&Path>, flags: &ServeFlags) -> Result<Se
         &mut s.max_connections,
     )?;
     count(flags.page_size, "--page-size", &mut s.page_size)?;
+    serve_places(&file, c, flags, layout, &mut s)?;
     Ok(s)
 }
 
@@ -395,8 +482,9 @@ mod tests {
     fn serve_settings_from_config_and_flags() {
         let d = std::env::temp_dir().join(format!("ferry-in-cfg-s-{}", std::process::id()));
         let none = ServeFlags::default();
+        let st = Layout::new(Path::new("/state"));
         assert_eq!(
-            load_serve_settings(None, &none).unwrap(),
+            load_serve_settings(None, &none, &st).unwrap(),
             ServeSettings::default()
         );
         std::fs::write(
@@ -404,7 +492,7 @@ mod tests {
             "[serve]\nheader_timeout = \"5s\"\nmax_connections = 300\n[limits]\nmax_volumes = 7\n",
         )
         .unwrap();
-        let s = load_serve_settings(Some(&d), &none).unwrap();
+        let s = load_serve_settings(Some(&d), &none, &st).unwrap();
         assert_eq!(s.header_timeout, Duration::from_secs(5));
         assert_eq!(s.max_connections, 300);
         assert_eq!(s.idle_timeout, ServeSettings::default().idle_timeout);
@@ -414,7 +502,7 @@ mod tests {
             page_size: Some(50),
             ..ServeFlags::default()
         };
-        let s = load_serve_settings(Some(&d), &flags).unwrap();
+        let s = load_serve_settings(Some(&d), &flags, &st).unwrap();
         assert_eq!(s.header_timeout, Duration::from_secs(120));
         assert_eq!((s.max_connections, s.page_size), (300, 50));
         for (bad, key) in [
@@ -422,11 +510,47 @@ mod tests {
             ("[serve]\nheader_timeout = \"0s\"\n", "serve.header_timeout"),
             ("[serve]\npage_size = 0\n", "serve.page_size"),
             ("[serve]\nmax_conections = 5\n", "max_conections"),
+            ("[serve]\nlisten = [\"rpm=h:1\"]\n", "serve.listen"),
+            ("[serve]\ntls_cert = \"c.pem\"\n", "serve.tls_cert"),
+            ("[serve]\npreset = \"nope\"\n", "nope"),
         ] {
             std::fs::write(&d, bad).unwrap();
-            let e = load_serve_settings(Some(&d), &none).unwrap_err();
+            let e = load_serve_settings(Some(&d), &none, &st).unwrap_err();
             assert!(format!("{e:#}").contains(key), "{bad}: {e:#}");
         }
+        std::fs::remove_file(&d).unwrap();
+    }
+
+    #[test]
+    fn serve_listeners_and_tls_from_config_and_flags() {
+        use crate::serve::Scope;
+        use ferry_protocol::catalog::SourceKind;
+        let d = std::env::temp_dir().join(format!("ferry-in-cfg-l-{}", std::process::id()));
+        let st = Layout::new(Path::new("/state"));
+        std::fs::write(
+            &d,
+            "[serve]\npreset = \"deepops\"\npreset_host = \"10.0.0.5\"\nlisten = [\"helm/charts=10.0.0.5:8002\"]\ntls = true\n",
+        )
+        .unwrap();
+        let s = load_serve_settings(Some(&d), &ServeFlags::default(), &st).unwrap();
+        assert_eq!(s.listen.len(), 5);
+        assert!(s.listen.contains(&Listen {
+            scope: Scope::Source(SourceKind::Helm, "charts".into()),
+            addr: "10.0.0.5:8002".into()
+        }));
+        assert_eq!(s.tls.unwrap().cert, st.tls_cert());
+        let flags = ServeFlags {
+            listen: vec!["yum=127.0.0.1:0".into()],
+            preset: Some("deepops".into()),
+            preset_host: Some("127.0.0.1".into()),
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("c.key".into()),
+            ..ServeFlags::default()
+        };
+        let s = load_serve_settings(Some(&d), &flags, &st).unwrap();
+        assert_eq!(s.listen.len(), 6);
+        assert!(s.listen.iter().all(|l| l.addr.starts_with("127.0.0.1:")));
+        assert_eq!(s.tls.unwrap().key, PathBuf::from("c.key"));
         std::fs::remove_file(&d).unwrap();
     }
 }

@@ -10,6 +10,9 @@
 //!   incoming/bundle-…/       chunks of a bundle being pushed over QUIC (resumable)
 //!   spool/                   bundles being received from a diode (default place)
 //!   site-key.asc             the site's OpenPGP key for the filtered apt view (0600)
+//!   inside.key, inside.pub   the inside's own ed25519 key, signing receipts (crate::receipt)
+//!   tls/ca.pem, ca.key       the site CA of `ferry-in tls init` (key 0600)
+//!   tls/server.pem, .key     the server certificate it issued for `serve --tls` (key 0600)
 //!   store/
 //!     current -> gens/G      symlink, swapped atomically by rename
 //!     gens/G/index.ferry     the generation's catalog (postcard), read by `serve`
@@ -66,6 +69,34 @@ impl Layout {
     /// The site's OpenPGP key (armored secret key).
     pub fn site_key(&self) -> PathBuf {
         self.root.join("site-key.asc")
+    }
+    /// The inside's own signing key (receipts), mode 0600.
+    pub fn inside_key(&self) -> PathBuf {
+        self.root.join("inside.key")
+    }
+    /// Its public half, for `ferry-out trust-inside`.
+    pub fn inside_pub(&self) -> PathBuf {
+        self.root.join("inside.pub")
+    }
+    /// The site's TLS files (`ferry-in tls init`).
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+    /// The site CA's certificate (PEM): what clients trust.
+    pub fn tls_ca(&self) -> PathBuf {
+        self.tls_dir().join("ca.pem")
+    }
+    /// The site CA's private key (PEM, mode 0600).
+    pub fn tls_ca_key(&self) -> PathBuf {
+        self.tls_dir().join("ca.key")
+    }
+    /// The server certificate `serve --tls` presents (PEM).
+    pub fn tls_cert(&self) -> PathBuf {
+        self.tls_dir().join("server.pem")
+    }
+    /// The server certificate's private key (PEM, mode 0600).
+    pub fn tls_key(&self) -> PathBuf {
+        self.tls_dir().join("server.key")
     }
     /// The store root.
     pub fn store(&self) -> PathBuf {

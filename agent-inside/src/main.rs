@@ -65,6 +65,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Writes a receipt of what this inside holds, signed by its own key
+    /// (STATE/inside.key, made on first use), for `ferry-out receipt add`:
+    /// the stream, the last bundle applied, held bundles and why, and a
+    /// digest of the inventory. Prints its text form unless --to or --qr.
+    Receipt {
+        /// Directory to write the receipt file into (a stick going out).
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// Print it as a QR code, for sites where only paper may leave.
+        #[arg(long)]
+        qr: bool,
+    },
     /// Receives bundles from a one-way data diode (UDP with forward error
     /// correction) into a spool directory; with --import, applies each one
     /// that arrives complete and passes full verification.
@@ -122,9 +134,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Serves the current generation over HTTP: files under /files/<source>/<path>.
-    /// The flags below override `[serve]` in the config file.
+    /// Serves the current generation over HTTP or HTTPS (--tls): /files/,
+    /// /apt/, /apt-site/, /yum/, /pypi/ (PEP 503/691 under
+    /// /pypi/<source>/simple/), /helm/ trees, the registry's pull API under
+    /// /v2/, /healthz. Several --listen addresses may each serve one store
+    /// at their root (--preset deepops: registry :5000, yum :8001, helm
+    /// :8002, pypi :8003, files :8004). The flags below override `[serve]`
+    /// in the config file.
     Serve(ServeArgs),
+    /// The site's TLS certificates for `serve --tls`.
+    Tls {
+        #[command(subcommand)]
+        cmd: agent_inside::site_tls::TlsCmd,
+    },
 }
 
 /// `receive`'s options.
@@ -157,9 +179,31 @@ struct ReceiveArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to listen on, such as 0.0.0.0:8080.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
+    /// Where to listen (repeatable; default 127.0.0.1:8080): ADDR serves
+    /// every route; STORE=ADDR serves one store at the root (registry: only
+    /// /v2/; files, apt, yum, pypi, helm: /<source>/… there is
+    /// /STORE/<source>/…); STORE/SOURCE=ADDR serves one source at the root.
+    #[arg(long, value_name = "[STORE[/SOURCE]=]ADDR")]
+    listen: Vec<String>,
+    /// A site layout's listeners: `deepops` (registry :5000, yum :8001,
+    /// helm :8002, pypi :8003, files :8004, as DeepOps's mirrors serve
+    /// them). A --listen on one of its addresses replaces that listener.
+    #[arg(long, value_name = "NAME")]
+    preset: Option<String>,
+    /// The address the preset's listeners bind (default 0.0.0.0).
+    #[arg(long, value_name = "HOST")]
+    preset_host: Option<String>,
+    /// Serve HTTPS with STATE/tls/server.pem and server.key (made by
+    /// `ferry-in tls init`). Without --tls or --tls-cert, serve is plain HTTP.
+    #[arg(long)]
+    tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM); loaded again for new
+    /// connections when it or the key changes on disk.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Time a client has to send a request's headers, also how long a
     /// kept-alive connection may wait for its next request, such as 20s.
     #[arg(long)]
@@ -184,9 +228,15 @@ fn serve_cmd(layout: &Layout, config: Option<&std::path::Path>, a: ServeArgs) ->
         idle_timeout: a.idle_timeout,
         max_connections: a.max_connections,
         page_size: a.page_size,
+        listen: a.listen,
+        preset: a.preset,
+        preset_host: a.preset_host,
+        tls: a.tls,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
     };
-    let settings = agent_inside::config::load_serve_settings(config, &flags)?;
-    serve::run_with(layout, &a.listen, &settings)?;
+    let settings = agent_inside::config::load_serve_settings(config, &flags, layout)?;
+    serve::run_with(layout, &settings)?;
     Ok(0)
 }
 
@@ -322,6 +372,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             }
             Ok(0)
         }
+        Cmd::Receipt { to, qr } => receipt_cmd(layout, to.as_deref(), qr),
         Cmd::Receive(args) => {
             let opts = apply(args.allow_expired, false);
             receive_cmd(layout, limits, opts, push_to, args)
@@ -358,6 +409,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         Cmd::SiteKey { binary, output } => site_key_cmd(layout, binary, output),
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
         Cmd::Serve(a) => serve_cmd(layout, config, a),
+        Cmd::Tls { cmd } => agent_inside::site_tls::run(layout, cmd),
     }
 }
 
@@ -565,6 +617,32 @@ fn site_key_cmd(layout: &Layout, binary: bool, output: Option<PathBuf>) -> Resul
         }
         None if binary => bail!("--binary writes bytes; give --output FILE"),
         None => print!("{}", String::from_utf8_lossy(&bytes)),
+    }
+    Ok(0)
+}
+
+/// `receipt`: writes (or prints) the inside's signed receipt.
+fn receipt_cmd(layout: &Layout, to: Option<&std::path::Path>, qr: bool) -> Result<i32> {
+    let now = ferry_agent_common::now_unix();
+    let file = match to {
+        Some(dir) => {
+            let (path, file) = agent_inside::receipt::write(layout, dir, now)?;
+            eprintln!(
+                "ferry-in: receipt written to {} ({} bytes)",
+                path.display(),
+                file.len()
+            );
+            file
+        }
+        None => {
+            let key = agent_inside::receipt::inside_key(layout)?;
+            agent_inside::receipt::gather(layout, now)?.sign(&key)
+        }
+    };
+    if qr {
+        println!("{}", agent_inside::receipt::qr(&file)?);
+    } else if to.is_none() {
+        println!("{}", ferry_protocol::receipt::to_text(&file));
     }
     Ok(0)
 }

@@ -3,7 +3,8 @@
 //! It reads upstream sources ([`source`]), keeps a ledger of what it has
 //! shipped ([`ledger`]), and writes signed delta bundles ([`export`]),
 //! signed at once or apart from the export ([`signing`]); [`reship`] ships
-//! again what the inside's scrub found bad.
+//! again what the inside's scrub found bad; [`receipts`] records what each
+//! inside says it holds.
 //! Every source reaches upstream through [`upstream`]; the state
 //! directory's paths are in [`layout`].
 
@@ -19,6 +20,7 @@ pub mod keys;
 pub mod layout;
 pub mod ledger;
 pub mod push;
+pub mod receipts;
 pub mod reship;
 pub mod signing;
 pub mod source;

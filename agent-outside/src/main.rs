@@ -6,12 +6,13 @@ use agent_outside::config::{Config, SignMode};
 use agent_outside::export::{self, ExportOptions};
 use agent_outside::layout::Layout;
 use agent_outside::ledger::{BundleRecord, Ledger};
+use agent_outside::receipts;
 use agent_outside::signing;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_agent_common::units::{human_bytes, parse_duration_secs, parse_size};
 use ferry_agent_common::{format_time, fsx, paths};
-use ferry_protocol::keys::SecretKey;
+use ferry_protocol::keys::{PublicKey, SecretKey};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -73,6 +74,18 @@ impl DiodeArgs {
             ..Default::default()
         })
     }
+}
+
+/// `receipt` subcommands.
+#[derive(Subcommand)]
+enum ReceiptCmd {
+    /// Checks a receipt (its file, or a file holding its text form) against
+    /// the trusted inside keys and the ledger, and records what the inside
+    /// holds: its bundles count as delivered.
+    Add {
+        /// The receipt file.
+        file: PathBuf,
+    },
 }
 
 /// The arguments of `export`.
@@ -169,8 +182,12 @@ enum Cmd {
     /// byte-identical, so the chain is unbroken.
     Resend {
         /// First sequence number to write again.
+        #[arg(long, required_unless_present = "missing", conflicts_with = "missing")]
+        from: Option<u64>,
+        /// Exactly the bundles a trusted inside lacks, by its last receipt
+        /// (`receipt add`): not applied and not held there.
         #[arg(long)]
-        from: u64,
+        missing: bool,
         /// Last sequence number (default: the latest).
         #[arg(long)]
         through: Option<u64>,
@@ -189,6 +206,21 @@ enum Cmd {
         /// How many of the newest bundles to keep.
         #[arg(long)]
         keep: u64,
+        /// Also delete bundles a trusted inside has not acknowledged yet
+        /// (by default they are kept, whatever --keep says).
+        #[arg(long)]
+        unacknowledged_too: bool,
+    },
+    /// Trusts an inside's receipt key (the `inside.pub` that `ferry-in
+    /// receipt` makes), so its receipts can be recorded.
+    TrustInside {
+        /// The inside's public key file.
+        pubkey_file: PathBuf,
+    },
+    /// Receipts from the inside (`ferry-in receipt`).
+    Receipt {
+        #[command(subcommand)]
+        cmd: ReceiptCmd,
     },
     /// Makes this agent's QUIC identity (STATE/quic.crt and quic.key) for
     /// `push`; prints the certificate's fingerprint.
@@ -253,43 +285,34 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
         }
         Cmd::Resend {
             from,
+            missing,
             through,
             to,
             valid_for,
+        } => resend_cmd(layout, from, missing, through, &to, &valid_for),
+        Cmd::TrustInside { pubkey_file } => trust_inside_cmd(layout, &pubkey_file),
+        Cmd::Receipt {
+            cmd: ReceiptCmd::Add { file },
+        } => receipt_add_cmd(layout, &file),
+        Cmd::Prune {
+            keep,
+            unacknowledged_too,
         } => {
-            let valid_for = parse_duration_secs(&valid_for).context("--valid-for")?;
             let ledger = Ledger::open(layout)?;
             let bundles = ledger.bundles()?;
-            let last = through.unwrap_or_else(|| bundles.last().map(|b| b.sequence).unwrap_or(0));
-            let picked: Vec<_> = bundles
-                .iter()
-                .filter(|b| b.sequence >= from && b.sequence <= last)
-                .collect();
-            if picked.is_empty() {
-                bail!("no exported bundle between {from} and {last}");
-            }
-            for r in picked {
-                let n = write_out(layout, &ledger, r, &to)?;
-                println!(
-                    "bundle {} written again to {} ({})",
-                    r.sequence,
-                    to.join(&r.dir_name).display(),
-                    human_bytes(n)
-                );
-                let now = ferry_agent_common::now_unix();
-                let key = layout.signing_key();
-                if let Some(t) =
-                    agent_outside::keys::extend_resent(&ledger, r, &to, &key, valid_for, now)?
-                {
-                    println!("  valid until {} (validity extension)", format_time(t));
+            let mut cut = bundles.len().saturating_sub(keep as usize);
+            if !unacknowledged_too {
+                if let Some(acked) = receipts::acknowledged_by_all(&ledger)? {
+                    let floor = bundles.iter().take_while(|b| b.sequence <= acked).count();
+                    if floor < cut {
+                        println!(
+                            "keeping the bundles after {acked}: a trusted inside has not \
+                             acknowledged them (--unacknowledged-too deletes them)"
+                        );
+                        cut = floor;
+                    }
                 }
             }
-            Ok(())
-        }
-        Cmd::Prune { keep } => {
-            let ledger = Ledger::open(layout)?;
-            let bundles = ledger.bundles()?;
-            let cut = bundles.len().saturating_sub(keep as usize);
             let (mut n, mut bytes) = (0, 0);
             for r in bundles[..cut].iter().filter(|r| r.written) {
                 let dir = layout.bundle(&r.dir_name);
@@ -453,6 +476,24 @@ fn status(layout: &Layout) -> Result<()> {
             if kept { "yes" } else { "no" },
             delivered
         );
+    }
+    print_insides(&ledger)
+}
+
+/// The trusted insides and what each said it holds in its last receipt.
+fn print_insides(ledger: &Ledger) -> Result<()> {
+    for (key, inside) in ledger.insides()? {
+        match &inside.receipt {
+            Some((r, recorded)) => println!(
+                "inside:  {}: bundle {} applied, {} held (receipt written {}, recorded {})",
+                key.short(),
+                r.applied,
+                r.held.len() as u64 + r.held_more,
+                format_time(r.created),
+                format_time(*recorded)
+            ),
+            None => println!("inside:  {}: no receipt yet", key.short()),
+        }
     }
     Ok(())
 }
@@ -684,4 +725,109 @@ fn print_export_summary(
         secs,
         format_time(r.expires)
     );
+}
+
+/// `resend`: writes kept bundles again, a range of them or (`--missing`)
+/// exactly those a trusted inside lacks.
+fn resend_cmd(
+    layout: &Layout,
+    from: Option<u64>,
+    missing: bool,
+    through: Option<u64>,
+    to: &Path,
+    valid_for: &str,
+) -> Result<()> {
+    let valid_for = parse_duration_secs(valid_for).context("--valid-for")?;
+    let ledger = Ledger::open(layout)?;
+    let bundles = ledger.bundles()?;
+    let last = through.unwrap_or_else(|| bundles.last().map(|b| b.sequence).unwrap_or(0));
+    let wanted = if missing {
+        if ledger.insides()?.is_empty() {
+            bail!("--missing needs a trusted inside (`ferry-out trust-inside`) and its receipts");
+        }
+        receipts::missing(&ledger)?
+    } else {
+        (from.unwrap_or(1)..=last).collect()
+    };
+    let picked: Vec<_> = bundles
+        .iter()
+        .filter(|b| wanted.contains(&b.sequence) && b.sequence <= last)
+        .collect();
+    if picked.is_empty() {
+        if missing {
+            println!("no inside lacks a bundle, by their receipts");
+            return Ok(());
+        }
+        bail!(
+            "no exported bundle between {} and {last}",
+            from.unwrap_or(1)
+        );
+    }
+    for r in picked {
+        let n = write_out(layout, &ledger, r, to)?;
+        println!(
+            "bundle {} written again to {} ({})",
+            r.sequence,
+            to.join(&r.dir_name).display(),
+            human_bytes(n)
+        );
+        let now = ferry_agent_common::now_unix();
+        let key = layout.signing_key();
+        if let Some(t) = agent_outside::keys::extend_resent(&ledger, r, to, &key, valid_for, now)? {
+            println!("  valid until {} (validity extension)", format_time(t));
+        }
+    }
+    Ok(())
+}
+
+/// `trust-inside`: trusts an inside's receipt key.
+fn trust_inside_cmd(layout: &Layout, pubkey_file: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(pubkey_file)
+        .with_context(|| format!("cannot read {}", pubkey_file.display()))?;
+    let key = PublicKey::from_text(&text)
+        .with_context(|| format!("inside key {}", pubkey_file.display()))?;
+    let ledger = Ledger::open(layout)?;
+    if ledger.trust_inside(&key, ferry_agent_common::now_unix())? {
+        println!("trusting receipts signed by {}", key.to_text());
+    } else {
+        println!("{} was already trusted", key.to_text());
+    }
+    Ok(())
+}
+
+/// `receipt add`: records an inside's receipt.
+fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let ledger = Ledger::open(layout)?;
+    let added = receipts::add(&ledger, &bytes, ferry_agent_common::now_unix())
+        .with_context(|| format!("receipt {}", file.display()))?;
+    let r = &added.receipt;
+    println!(
+        "inside {}: bundle {} applied, {} object(s), {} held{}; written {}",
+        added.inside.short(),
+        r.applied,
+        r.objects,
+        r.held.len() as u64 + r.held_more,
+        if r.held.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                r.held
+                    .iter()
+                    .map(|h| format!("{}: {}", h.sequence, h.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        },
+        format_time(r.created)
+    );
+    if !added.inventory_matches {
+        eprintln!(
+            "ferry-out: warning: the inside's inventory differs from the catalog of bundle {}: \
+             its store is not what the bundles made (run `ferry-in scrub` there)",
+            r.applied
+        );
+    }
+    Ok(())
 }

@@ -320,6 +320,7 @@ pub fn discard(layout: &Layout, ledger: &Ledger) -> Result<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::Commit;
     use ferry_protocol::builder::{BundleBuilder, PackOptions, Position, Stamp, VolumeSink};
     use ferry_protocol::catalog::{Catalog, Object, SourceKind};
     use ferry_protocol::id::StreamId;
@@ -388,7 +389,15 @@ mod tests {
             catalog_bytes: 200_000,
             written: false,
         };
-        ledger.commit_unsigned(&record, &next, &[], &[]).unwrap();
+        ledger
+            .commit_unsigned(&Commit {
+                record: &record,
+                prev: &Catalog::default(),
+                catalog: &next,
+                shipped: &[],
+                scan: &[],
+            })
+            .unwrap();
         dir
     }
 

@@ -23,6 +23,7 @@
 //! - [`diode`]: the one-way UDP wire format with RaptorQ forward error correction,
 //!   and the diode receiver as a sans-I/O state machine.
 //! - [`push`]: the two-way push protocol's messages.
+//! - [`receipt`]: the inside's signed receipt of what it holds, carried back by hand.
 //! - [`keys`]: signing keys, public key text form, trust sets.
 //! - [`limits`]: the receiver's limits against hostile input.
 
@@ -44,6 +45,7 @@ pub mod limits;
 pub mod manifest;
 pub mod path;
 pub mod push;
+pub mod receipt;
 pub mod trust;
 pub mod volume;
 

@@ -1,6 +1,6 @@
 //! Trust statements: key rotation, revocation and validity extension, the
 //! records that let a stream change its signing key over a one-way link
-//! (`docs/bundle-format.md` §15, `docs/trust.md`).
+//! (`docs/bundle-format.md` §16, `docs/trust.md`).
 //!
 //! A [`SignedStatement`] is a [`Statement`] and the signatures over it. The
 //! signed message is [`STATEMENT_CONTEXT`] followed by the postcard encoding
@@ -427,7 +427,7 @@ mod tests {
 }
 
 /// The file beside a bundle's manifest that carries co-signatures for a
-/// stream that needs more than one signature (bundle-format §15.6).
+/// stream that needs more than one signature (bundle-format §16.6).
 pub const COSIGN_FILE: &str = "cosignatures.ferry";
 /// Domain separation for co-signatures.
 pub const COSIGN_CONTEXT: &[u8] = b"ferry bundle cosignature v1\0";

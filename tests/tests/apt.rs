@@ -10,7 +10,7 @@ use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: [&str; 4] = ["gpg", "reprepro", "dpkg-deb", "apt-get"];
+pub(crate) const TOOLS: [&str; 4] = ["gpg", "reprepro", "dpkg-deb", "apt-get"];
 const DEB_PAYLOAD: usize = 150_000;
 
 struct Pkg<'a> {
@@ -142,16 +142,16 @@ fn first_packages() -> Vec<Pkg<'static>> {
     ]
 }
 
-struct Fixture {
-    env: Env,
-    work: PathBuf,
+pub(crate) struct Fixture {
+    pub(crate) env: Env,
+    pub(crate) work: PathBuf,
     repo: Repo,
     upstream: Upstream,
-    upstream_key: PathBuf,
-    debs: std::collections::BTreeMap<String, PathBuf>,
+    pub(crate) upstream_key: PathBuf,
+    pub(crate) debs: std::collections::BTreeMap<String, PathBuf>,
 }
 
-fn fixture(packages: &str, pin: &str) -> Fixture {
+pub(crate) fn fixture(packages: &str, pin: &str) -> Fixture {
     let env = Env::new();
     let work = env.root().join("apt");
     std::fs::create_dir_all(&work).unwrap();
@@ -184,12 +184,12 @@ fn fixture(packages: &str, pin: &str) -> Fixture {
 }
 
 /// A private apt root pointing at `url` with `key`.
-struct Apt {
-    root: PathBuf,
+pub(crate) struct Apt {
+    pub(crate) root: PathBuf,
 }
 
 impl Apt {
-    fn new(dir: &Path, url: &str, key: &Path) -> Apt {
+    pub(crate) fn new(dir: &Path, url: &str, key: &Path) -> Apt {
         let root = dir.to_path_buf();
         let _ = std::fs::remove_dir_all(&root);
         for d in [
@@ -217,7 +217,7 @@ impl Apt {
         .unwrap();
         Apt { root }
     }
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let r = |s: &str| format!("{s}={}", self.root.display());
         let o = Command::new("apt-get")
             .current_dir(self.root.join("dl"))
@@ -252,7 +252,7 @@ impl Apt {
         // apt-get update exits 0 on some fetch failures; its "W:"/"E:" lines tell.
         run
     }
-    fn update(&self) {
+    pub(crate) fn update(&self) {
         let r = self.run(&["update"]);
         assert!(r.ok, "apt-get update failed:\n{}", r.all());
         assert!(
@@ -261,10 +261,10 @@ impl Apt {
             r.all()
         );
     }
-    fn download(&self, pkg: &str) -> Run {
+    pub(crate) fn download(&self, pkg: &str) -> Run {
         self.run(&["download", pkg])
     }
-    fn downloaded(&self, file: &str) -> Vec<u8> {
+    pub(crate) fn downloaded(&self, file: &str) -> Vec<u8> {
         std::fs::read(self.root.join("dl").join(file)).unwrap()
     }
 }

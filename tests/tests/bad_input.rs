@@ -1262,6 +1262,21 @@ fn on_small_disk() -> Option<SmallDisk> {
     Some(SmallDisk { disk, env, v1 })
 }
 
+impl SmallDisk {
+    /// Room again: the filler goes, the disk grows, and a plain re-run
+    /// applies bundle 2 completely.
+    fn room_again_applies_bundle_2(&self, filler: PathBuf) {
+        std::fs::remove_file(filler).unwrap();
+        self.disk.resize(96);
+        self.env.import("m2").expect_ok();
+        assert_eq!(self.env.applied_sequence(), 2);
+        assert_eq!(
+            tree_digest(&self.env.served("")),
+            tree_digest(&self.env.src)
+        );
+    }
+}
+
 #[test]
 fn full_disk_is_refused_up_front_or_caught_mid_apply() {
     let Some(sd) = on_small_disk() else {
@@ -1299,12 +1314,7 @@ fn full_disk_is_refused_up_front_or_caught_mid_apply() {
     );
     assert_kept(env, 1, v1, "full disk, no space check");
 
-    // Room again: a plain re-run applies bundle 2 completely.
-    std::fs::remove_file(filler).unwrap();
-    disk.resize(96);
-    env.import("m2").expect_ok();
-    assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    sd.room_again_applies_bundle_2(filler);
 }
 
 #[test]
@@ -1323,11 +1333,7 @@ fn full_disk_while_extracting_chunks_keeps_bundle_1() {
     );
     assert_kept(env, 1, v1, "full disk while extracting");
 
-    std::fs::remove_file(filler).unwrap();
-    disk.resize(96);
-    env.import("m2").expect_ok();
-    assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    sd.room_again_applies_bundle_2(filler);
 }
 
 #[test]

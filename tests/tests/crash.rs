@@ -126,6 +126,30 @@ fn kill9(mut child: Child) -> (bool, ExitStatus) {
     (status.signal() == Some(9), status)
 }
 
+/// Kills `child` and counts the trial: `interrupted` when the kill landed,
+/// `completed` when the process had already exited, which it must have done
+/// successfully (`what` names the trial and process for that failure).
+/// Returns whether the kill landed.
+fn kill9_counted(child: Child, what: &str, interrupted: &mut u32, completed: &mut u32) -> bool {
+    let (killed, status) = kill9(child);
+    if killed {
+        *interrupted += 1;
+    } else {
+        assert!(status.success(), "{what} failed on its own: {status:?}");
+        *completed += 1;
+    }
+    killed
+}
+
+/// How a killed trial's process ended, for messages.
+fn ended(killed: bool) -> &'static str {
+    if killed {
+        "killed"
+    } else {
+        "had exited"
+    }
+}
+
 /// A directory for the state copies the trials make and kill processes in:
 /// under /dev/shm when it exists (a RAM filesystem, so copies, deletions and
 /// the importer's syncfs do not queue behind other jobs' disk writes; a
@@ -392,8 +416,8 @@ fn kill9_during_import_leaves_old_or_new_generation_and_rerun_completes() {
     kills.push(Kill::OnGen("00000002-"));
     kills.push(Kill::OnSwitch);
 
-    let mut interrupted = 0;
-    let mut completed = 0;
+    let mut interrupted = 0u32;
+    let mut completed = 0u32;
     let mut phases: BTreeMap<&str, usize> = BTreeMap::new();
     for (n, kill) in kills.iter().enumerate() {
         let copy = fx.fresh_copy(&format!("trial-{n:02}"));
@@ -420,20 +444,13 @@ fn kill9_during_import_leaves_old_or_new_generation_and_rerun_completes() {
                 format!("kill when current switched, {:?}", t0.elapsed())
             }
         };
-        let (killed, status) = kill9(child);
-        if killed {
-            interrupted += 1;
-        } else {
-            assert!(
-                status.success(),
-                "trial {n}: the import failed on its own: {status:?}"
-            );
-            completed += 1;
-        }
-        let what = format!(
-            "trial {n} ({when}, {})",
-            if killed { "killed" } else { "had exited" }
+        let killed = kill9_counted(
+            child,
+            &format!("trial {n}: the import"),
+            &mut interrupted,
+            &mut completed,
         );
+        let what = format!("trial {n} ({when}, {})", ended(killed));
 
         let (version, st) = fx.check_after_kill(&copy, &what);
         let ph = if killed {
@@ -642,7 +659,7 @@ fn kill9_during_export_never_leaves_a_broken_bundle_on_media() {
     let mut delays: Vec<Duration> = [1, 5].iter().map(|&ms| Duration::from_millis(ms)).collect();
     let spread = 10;
     delays.extend((0..spread).map(|i| t.mul_f64(1.2 * (i as f64 + 0.5) / spread as f64)));
-    let (mut interrupted, mut completed, mut partial_on_media) = (0, 0, 0);
+    let (mut interrupted, mut completed, mut partial_on_media) = (0u32, 0u32, 0);
     let mut committed_not_on_media = Vec::new();
     for (n, delay) in delays.iter().enumerate() {
         let state = scratch.join(format!("out-{n:02}"));
@@ -650,20 +667,13 @@ fn kill9_during_export_never_leaves_a_broken_bundle_on_media() {
         copy_tree(&env.out_state, &state);
         let child = export_cmd(&env, &state, &media).spawn().unwrap();
         std::thread::sleep(*delay);
-        let (killed, status) = kill9(child);
-        if killed {
-            interrupted += 1;
-        } else {
-            assert!(
-                status.success(),
-                "trial {n}: the export failed on its own: {status:?}"
-            );
-            completed += 1;
-        }
-        let what = format!(
-            "export trial {n} (kill after {delay:?}, {})",
-            if killed { "killed" } else { "had exited" }
+        let killed = kill9_counted(
+            child,
+            &format!("trial {n}: the export"),
+            &mut interrupted,
+            &mut completed,
         );
+        let what = format!("export trial {n} (kill after {delay:?}, {})", ended(killed));
         let on_media = dir_names(&media);
         if on_media.iter().any(|n| n.starts_with('.')) {
             partial_on_media += 1;

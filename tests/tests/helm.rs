@@ -16,7 +16,7 @@ const TOOLS: &[&str] = &["tar", "curl", "python3"];
 
 /// Packages chart `name` `version` into `dir/pkgs/<name>-<version>.tgz`;
 /// returns its path.
-fn chart(work: &Path, dir: &Path, name: &str, version: &str) -> PathBuf {
+pub(crate) fn chart(work: &Path, dir: &Path, name: &str, version: &str) -> PathBuf {
     let src = work.join(format!("{name}-{version}"));
     let c = src.join(name);
     std::fs::create_dir_all(c.join("templates")).unwrap();
@@ -68,7 +68,7 @@ fn sha(p: &Path) -> String {
 }
 
 /// Writes `dir/index.yaml` for `charts` (name, version, url as written).
-fn index(dir: &Path, charts: &[(&str, &str, String)]) {
+pub(crate) fn index(dir: &Path, charts: &[(&str, &str, String)]) {
     let mut s = String::from("apiVersion: v1\nentries:\n");
     let mut names: Vec<&str> = charts.iter().map(|c| c.0).collect();
     names.dedup();

@@ -13,30 +13,12 @@ const OCI: SourceKind = SourceKind::Oci;
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
-fn start(env: &Env) -> Server {
-    env.serve()
-}
-
 fn digest(data: &[u8]) -> String {
     format!("sha256:{}", Sha256::of(data).to_hex())
 }
 
 fn hex(data: &[u8]) -> String {
     Sha256::of(data).to_hex()
-}
-
-/// Runs skopeo with `args`, panicking unless it succeeds; returns stdout.
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo is installed by scripts/test.sh (apt-get install skopeo)");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// One platform's image: layer tar, config, manifest.
@@ -175,38 +157,38 @@ fn skopeo_pulls_a_two_platform_image_digest_exact() {
     assert_eq!(env.applied_sequence(), 1);
     let stored = env.in_state.join("store/current/oci/registry");
     assert!(std::fs::read(stored.join(&paths[0])).unwrap() == amd.layer);
-    let srv = start(&env);
-    let repo = format!("docker://{}/library/demo", srv.addr);
-    let tls = "--tls-verify=false";
+    // Over TLS, skopeo verifying the server with the site CA.
+    let srv = env.serve_tls();
+    let repo = "library/demo";
+    let read = |cmd: &str, args: &[&str], name: &str| {
+        skopeo_read(&srv, cmd, args, name)
+            .expect_ok()
+            .stdout
+            .into_bytes()
+    };
 
     // inspect: the index by tag, amd64 picked by default, arm64 on request.
-    let raw = skopeo(&["inspect", tls, "--raw", &format!("{repo}:v1")]);
+    let raw = read("inspect", &["--raw"], &format!("{repo}:v1"));
     assert!(raw == idx, "inspect --raw differs from the index");
-    let info = String::from_utf8(skopeo(&["inspect", tls, &format!("{repo}:v1")])).unwrap();
+    let info = String::from_utf8(read("inspect", &[], &format!("{repo}:v1"))).unwrap();
     assert!(
         info.contains(&format!("\"Digest\": \"{}\"", digest(&idx))),
         "{info}"
     );
     assert!(info.contains("\"Architecture\": \"amd64\""), "{info}");
     assert!(info.contains(&digest(&amd.layer)), "{info}");
-    let info = String::from_utf8(skopeo(&[
-        "--override-arch",
-        "arm64",
-        "inspect",
-        tls,
-        &format!("{repo}:v1"),
-    ]))
-    .unwrap();
+    let arm64 = ["--override-arch", "arm64"];
+    let info = String::from_utf8(read("inspect", &arm64, &format!("{repo}:v1"))).unwrap();
     assert!(info.contains("\"Architecture\": \"arm64\""), "{info}");
     assert!(info.contains(&digest(&arm.layer)), "{info}");
-    let info = String::from_utf8(skopeo(&["inspect", tls, &format!("{repo}:latest")])).unwrap();
+    let info = String::from_utf8(read("inspect", &[], &format!("{repo}:latest"))).unwrap();
     assert!(
         info.contains(&format!("\"Digest\": \"{}\"", digest(&amd.manifest))),
         "{info}"
     );
 
     // list-tags.
-    let tags = String::from_utf8(skopeo(&["list-tags", tls, &repo])).unwrap();
+    let tags = String::from_utf8(read("list-tags", &[], repo)).unwrap();
     assert!(
         tags.contains("\"latest\"") && tags.contains("\"v1\""),
         "{tags}"
@@ -215,20 +197,13 @@ fn skopeo_pulls_a_two_platform_image_digest_exact() {
     // copy by tag: the amd64 image, every blob byte-exact.
     let out = env.root().join("pulled");
     std::fs::create_dir_all(&out).unwrap();
-    let copy = |src: String, dest: &Path, tag: &str, extra: &[&str]| {
+    let copy = |image: String, dest: &Path, tag: &str, extra: &[&str]| {
         let dest = format!("oci:{}:{tag}", dest.display());
-        let mut args = vec!["--insecure-policy"];
-        args.extend_from_slice(extra);
         // The oci: transport gzips uncompressed layers (rewriting the
         // manifest) unless told to keep every digest.
-        args.extend_from_slice(&[
-            "copy",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            &src,
-            &dest,
-        ]);
-        skopeo(&args);
+        let mut flags = vec!["--insecure-policy", "--preserve-digests"];
+        flags.extend_from_slice(extra);
+        skopeo_pull(&srv, &image, &dest, &flags).expect_ok();
     };
     copy(format!("{repo}:v1"), &out.join("by-tag"), "v1", &[]);
     assert_holds(&out.join("by-tag"), &amd, "copy by tag");
@@ -241,7 +216,7 @@ fn skopeo_pulls_a_two_platform_image_digest_exact() {
         format!("{repo}@{}", digest(&idx)),
         &out.join("arm"),
         "arm",
-        &["--override-arch", "arm64"],
+        &arm64,
     );
     assert_holds(&out.join("arm"), &arm, "copy of arm64 by digest");
     assert!(!has_blob(&out.join("arm"), &amd.layer));
@@ -256,29 +231,13 @@ fn skopeo_pulls_a_two_platform_image_digest_exact() {
     assert_holds(&out.join("by-digest"), &amd, "copy by manifest digest");
 
     // --all: the index itself and both platforms.
-    let dest = format!("oci:{}:all", out.join("all").display());
-    skopeo(&[
-        "--insecure-policy",
-        "copy",
-        "--all",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-        &format!("{repo}:v1"),
-        &dest,
-    ]);
+    copy(format!("{repo}:v1"), &out.join("all"), "all", &["--all"]);
     assert_holds(&out.join("all"), &amd, "copy --all");
     assert_holds(&out.join("all"), &arm, "copy --all");
     assert!(has_blob(&out.join("all"), &idx));
 
     // The plain files source is still served as files.
-    let st = Command::new("curl")
-        .args([
-            "-sSf",
-            &format!("http://{}/files/plain/readme.txt", srv.addr),
-        ])
-        .output()
-        .expect("curl");
-    assert_eq!(st.stdout, b"files too\n");
+    assert_eq!(srv.get("/files/plain/readme.txt"), b"files too\n");
 }
 
 #[test]

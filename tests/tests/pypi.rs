@@ -182,7 +182,7 @@ if __name__ == "__main__":
         srv.serve_forever()
 "#;
 
-fn have_pip(test: &str) -> bool {
+pub(crate) fn have_pip(test: &str) -> bool {
     if !have_tools(test, &["python3"]) {
         return false;
     }
@@ -225,7 +225,7 @@ fn wheels() -> &'static Path {
 }
 
 /// The file name of the built wheel starting with `prefix`.
-fn wheel(prefix: &str) -> String {
+pub(crate) fn wheel(prefix: &str) -> String {
     let mut names: Vec<String> = dir_names(wheels())
         .into_iter()
         .filter(|n| n.starts_with(prefix))
@@ -240,7 +240,7 @@ fn wheel(prefix: &str) -> String {
 
 /// Makes (or remakes) the upstream tree at `root`: `packages/` holds exactly
 /// the wheels named, `simple/` their PEP 503 pages and PEP 691 documents.
-fn upstream(root: &Path, files: &[&String], yanked: &[(&str, &str)]) {
+pub(crate) fn upstream(root: &Path, files: &[&String], yanked: &[(&str, &str)]) {
     let pkgs = root.join("packages");
     let _ = std::fs::remove_dir_all(&pkgs);
     std::fs::create_dir_all(&pkgs).unwrap();
@@ -307,7 +307,7 @@ fn get(addr: &str, path: &str, accept: Option<&str>) -> (u16, String, String) {
 }
 
 /// `python3 -m pip args…` with no user configuration (so no find-links).
-fn pip(args: &[&str]) -> Run {
+pub(crate) fn pip(args: &[&str]) -> Run {
     let o = Command::new("python3")
         .args(["-m", "pip"])
         .args(args)
@@ -315,6 +315,9 @@ fn pip(args: &[&str]) -> Run {
         .env_remove("PIP_FIND_LINKS")
         .env_remove("PIP_INDEX_URL")
         .env_remove("PIP_EXTRA_INDEX_URL")
+        // requests prefers these to pip's --cert: a site's CA would be ignored.
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
         .env("PIP_NO_INPUT", "1")
         .output()
         .unwrap();

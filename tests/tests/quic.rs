@@ -3,6 +3,7 @@
 //! a peer with a certificate that is not pinned is refused.
 
 use ferry_e2e::*;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -369,17 +370,7 @@ fn bundles_the_inside_must_refuse_are_refused_over_quic() {
     let config = env.root().join("ferry-out.toml");
     env.write_src("stranger.txt", b"not from a trusted key");
     let m = env.root().join("m-stranger");
-    ferry_out(
-        &stranger,
-        &[
-            "export",
-            "--config",
-            config.to_str().unwrap(),
-            "--to",
-            m.to_str().unwrap(),
-        ],
-    )
-    .expect_ok();
+    export_from(&stranger, &config, &m);
     std::fs::remove_file(env.src.join("stranger.txt")).unwrap();
     push_from(&stranger, &env, &url).expect_fail(&["refused", "not trusted"]);
 
@@ -391,17 +382,7 @@ fn bundles_the_inside_must_refuse_are_refused_over_quic() {
         std::fs::copy(env.out_state.join(f), fork.join(f)).unwrap();
     }
     let m = env.root().join("m-fork");
-    ferry_out(
-        &fork,
-        &[
-            "export",
-            "--config",
-            config.to_str().unwrap(),
-            "--to",
-            m.to_str().unwrap(),
-        ],
-    )
-    .expect_ok();
+    export_from(&fork, &config, &m);
     push_from(&fork, &env, &url).expect_fail(&["follows stream"]);
 
     // An expired bundle of the right stream.
@@ -415,6 +396,21 @@ fn bundles_the_inside_must_refuse_are_refused_over_quic() {
 
     assert_eq!(env.applied_sequence(), 1, "nothing refused was applied");
     assert_eq!(tree_digest(&env.served("")), served);
+}
+
+/// Exports with the config of `Env` from another outside state, into `media`.
+fn export_from(state: &Path, config: &Path, media: &Path) {
+    ferry_out(
+        state,
+        &[
+            "export",
+            "--config",
+            config.to_str().unwrap(),
+            "--to",
+            media.to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
 }
 
 /// Pushes from another outside state, pinning the inside's certificate.

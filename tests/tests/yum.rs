@@ -57,7 +57,7 @@ fn rpm(
     repo.join(format!("Packages/noarch/{name}-{version}-1.noarch.rpm"))
 }
 
-fn createrepo(repo: &Path) {
+pub(crate) fn createrepo(repo: &Path) {
     let out = Command::new("createrepo_c")
         .args(["--update", "--quiet"])
         .arg(repo)
@@ -73,7 +73,7 @@ fn createrepo(repo: &Path) {
 /// The first repository: `app` requires `libfoo` by name, `virt-web` (a
 /// virtual Provides of `webimpl`) and `/usr/bin/toolx` (a file of `toolx`);
 /// `unrelated` is required by nothing.
-fn first_repo(work: &Path, repo: &Path) {
+pub(crate) fn first_repo(work: &Path, repo: &Path) {
     rpm(
         work,
         repo,
@@ -100,7 +100,7 @@ fn first_repo(work: &Path, repo: &Path) {
     createrepo(repo);
 }
 
-fn setup(name: &str) -> Option<(Env, PathBuf, PathBuf)> {
+pub(crate) fn setup(name: &str) -> Option<(Env, PathBuf, PathBuf)> {
     if !have_tools(name, TOOLS) {
         return None;
     }
@@ -112,7 +112,7 @@ fn setup(name: &str) -> Option<(Env, PathBuf, PathBuf)> {
     Some((env, work, repo))
 }
 
-fn config(env: &Env, url: &str, extra: &str) {
+pub(crate) fn config(env: &Env, url: &str, extra: &str) {
     std::fs::write(
         &env.config,
         format!("[[source]]\nname = \"el\"\ntype = \"yum\"\nbaseurl = \"{url}/\"\n{extra}"),

@@ -9,11 +9,14 @@
 //! - a place under the connection cap: a connection over it is answered
 //!   `503 Service Unavailable` with `Connection: close` and closed, so the
 //!   connections already open keep their file descriptors and their speed;
+//! - over TLS on an address that has it, the handshake bounded by the
+//!   header-read timeout;
 //! - a graceful stop: when asked, accepting stops, every connection finishes
 //!   the response under way, and the stop waits for them for a grace period.
 
 use super::response::tell;
 use super::settings::ServeSettings;
+use super::tls::Reloading;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,6 +31,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// How long a stop waits for downloads still running.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -47,24 +52,73 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// The least time between two reports of refused connections.
 const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(60);
 
-/// Serves `app` on `listener` with `settings` until `stop` completes (or
-/// fails: its error is returned after the connections are closed).
+/// One bound address: what it serves, and its TLS configuration if any.
+pub(super) struct Bound {
+    pub(super) listener: TcpListener,
+    pub(super) app: Router,
+    pub(super) tls: Option<Arc<Reloading>>,
+}
+
+/// What every accept loop shares: one connection cap for all addresses.
+struct Shared {
+    cap: usize,
+    slots: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+    refused: std::sync::Mutex<Refused>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    closing: watch::Receiver<bool>,
+}
+
+/// Serves every address of `bound` with `settings` until `stop` completes
+/// (or fails: its error is returned after the connections are closed).
 pub(super) async fn accept_loop(
-    listener: TcpListener,
-    app: Router,
+    bound: Vec<Bound>,
     settings: &ServeSettings,
     stop: impl Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let cap = settings.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-    let slots = Arc::new(Semaphore::new(cap));
-    let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));
     let (closing, closing_rx) = watch::channel(false);
-    let mut refused = Refused::default();
-    let mut stop = std::pin::pin!(stop);
-    let stopped = loop {
+    let shared = Arc::new(Shared {
+        cap,
+        slots: Arc::new(Semaphore::new(cap)),
+        refusals: Arc::new(Semaphore::new(REFUSAL_SLOTS)),
+        refused: std::sync::Mutex::new(Refused::default()),
+        header_timeout: settings.header_timeout,
+        idle_timeout: settings.idle_timeout,
+        closing: closing_rx,
+    });
+    let accepting: Vec<_> = bound
+        .into_iter()
+        .map(|b| tokio::spawn(accept_on(b, shared.clone())))
+        .collect();
+    let stopped = stop.await;
+    // Stop accepting, let running downloads finish, but not forever.
+    let _ = closing.send(true);
+    for a in accepting {
+        let _ = a.await;
+    }
+    tell(format_args!(
+        "stopping; waiting up to {} s for open downloads",
+        SHUTDOWN_GRACE.as_secs()
+    ));
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
+    if tokio::time::timeout(SHUTDOWN_GRACE, shared.slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tell(format_args!("closing the downloads still open"));
+    }
+    stopped
+}
+
+/// Accepts on one address until the server stops; the listener is then dropped.
+async fn accept_on(b: Bound, shared: Arc<Shared>) {
+    let mut closing = shared.closing.clone();
+    loop {
         let tcp = tokio::select! {
-            r = &mut stop => break r,
-            r = listener.accept() => match r {
+            () = async { let _ = closing.wait_for(|c| *c).await; } => return,
+            r = b.listener.accept() => match r {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
                     tell(format_args!("cannot accept a connection: {e}"));
@@ -73,38 +127,25 @@ pub(super) async fn accept_loop(
                 }
             },
         };
-        match slots.clone().try_acquire_owned() {
+        let tls = b.tls.as_ref().map(|t| t.current());
+        match shared.slots.clone().try_acquire_owned() {
             Ok(slot) => {
                 let conn = Connection {
-                    app: app.clone(),
-                    header_timeout: settings.header_timeout,
-                    idle_timeout: settings.idle_timeout,
-                    closing: closing_rx.clone(),
+                    app: b.app.clone(),
+                    header_timeout: shared.header_timeout,
+                    idle_timeout: shared.idle_timeout,
+                    closing: shared.closing.clone(),
                     _slot: slot,
                 };
-                tokio::spawn(conn.serve(tcp));
+                tokio::spawn(conn.serve(tcp, tls));
             }
             Err(_) => {
-                refuse(tcp, &refusals);
-                refused.count(cap);
+                refuse(tcp, tls, &shared.refusals);
+                let mut r = shared.refused.lock().unwrap_or_else(|e| e.into_inner());
+                r.count(shared.cap);
             }
         }
-    };
-    drop(listener);
-    // Stop accepting, let running downloads finish, but not forever.
-    let _ = closing.send(true);
-    tell(format_args!(
-        "stopping; waiting up to {} s for open downloads",
-        SHUTDOWN_GRACE.as_secs()
-    ));
-    let all = u32::try_from(cap).unwrap_or(u32::MAX);
-    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
-        tell(format_args!("closing the downloads still open"));
     }
-    stopped
 }
 
 /// Tells the operator about refused connections, at most once a minute.
@@ -132,23 +173,31 @@ impl Refused {
     }
 }
 
-/// Answers a connection over the cap with [`BUSY`] and closes it, reading
-/// what the client sent meanwhile so the close does not reset the answer.
-fn refuse(mut tcp: TcpStream, refusals: &Arc<Semaphore>) {
+/// Answers a connection over the cap with [`BUSY`] (over TLS on a TLS
+/// address) and closes it, reading what the client sent meanwhile so the
+/// close does not reset the answer.
+fn refuse(tcp: TcpStream, tls: Option<Arc<ServerConfig>>, refusals: &Arc<Semaphore>) {
     let Ok(slot) = refusals.clone().try_acquire_owned() else {
         return; // dropped: closed without an answer
     };
     tokio::spawn(async move {
         let _slot = slot;
         let _ = tokio::time::timeout(REFUSAL_TIME, async {
-            tcp.write_all(BUSY).await?;
-            tcp.shutdown().await?;
-            let mut buf = [0u8; 4096];
-            while tcp.read(&mut buf).await? > 0 {}
-            Ok::<(), io::Error>(())
+            match tls {
+                None => busy(tcp).await,
+                Some(c) => busy(TlsAcceptor::from(c).accept(tcp).await?).await,
+            }
         })
         .await;
     });
+}
+
+async fn busy(mut io: impl AsyncRead + AsyncWrite + Unpin) -> io::Result<()> {
+    io.write_all(BUSY).await?;
+    io.shutdown().await?;
+    let mut buf = [0u8; 4096];
+    while io.read(&mut buf).await? > 0 {}
+    Ok(())
 }
 
 /// One accepted connection, holding its place under the cap until dropped.
@@ -162,19 +211,38 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(mut self, tcp: TcpStream) {
+    async fn serve(self, tcp: TcpStream, tls: Option<Arc<ServerConfig>>) {
         // Small answers go out at once rather than waiting on Nagle.
         let _ = tcp.set_nodelay(true);
         let activity = Arc::new(Activity::new());
-        let io = TokioIo::new(Tracked {
+        let tracked = Tracked {
             inner: tcp,
             activity: activity.clone(),
-        });
+        };
+        match tls {
+            None => self.http(tracked, &activity).await,
+            Some(config) => {
+                // The handshake has the header timeout too: a client that
+                // stalls in it is closed as one stalling in its headers.
+                let accept = TlsAcceptor::from(config).accept(tracked);
+                if let Ok(Ok(stream)) = tokio::time::timeout(self.header_timeout, accept).await {
+                    self.http(stream, &activity).await;
+                }
+            }
+        }
+    }
+
+    async fn http(
+        mut self,
+        io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        activity: &Activity,
+    ) {
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout);
-        let conn = builder.serve_connection(io, TowerToHyperService::new(self.app.clone()));
+        let conn =
+            builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(self.app.clone()));
         let mut conn = std::pin::pin!(conn);
         let mut tick =
             tokio::time::interval((self.idle_timeout / 4).max(Duration::from_millis(10)));

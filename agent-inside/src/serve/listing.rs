@@ -174,10 +174,13 @@ pub(super) fn listing(
     }
     html.push_str("</ul>\n");
     if let Some(next) = next {
+        // Relative (the query alone), so it holds on an address that serves
+        // this tree at another path (`serve::listeners`).
+        let query = next.find('?').map_or(next, |i| &next[i..]);
         let _ = writeln!(
             html,
             "<p><a rel=\"next\" href=\"{}\">next page</a></p>",
-            html_escape(next)
+            html_escape(query)
         );
     }
     html.push_str("</body></html>\n");

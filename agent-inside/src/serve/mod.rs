@@ -1,4 +1,6 @@
-//! `ferry-in serve`: the current generation of the inside store over HTTP.
+//! `ferry-in serve`: the current generation of the inside store over HTTP,
+//! or HTTPS (`serve::tls`), on one address or several, each serving all of
+//! the store or one store at its root (`serve::listeners`; docs/serve.md).
 //!
 //! Routes, for GET and HEAD (any other method gets `405 Method Not Allowed`;
 //! under `/v2/` with an `UNSUPPORTED` JSON error, as the registry is read-only):
@@ -72,7 +74,9 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `lifecycle.rs` | `run`: runtime, bind, open-file limit, stop on Ctrl-C/SIGTERM with a grace period |
-//! | `conn.rs` | the accept loop: connection cap, timeouts, graceful close |
+//! | `conn.rs` | the accept loops: connection cap, timeouts, TLS handshakes, graceful close |
+//! | `tls.rs` | certificate and key into rustls, reloaded when the files change |
+//! | `listeners.rs` | `--listen STORE[/SOURCE]=ADDR`, presets, an address's view of the routes |
 //! | `generation.rs` | shared state, the generation of a request and its cached catalog |
 //! | `routes.rs` | the router: which handler answers which path |
 //! | `request.rs` | decode or 400: path and query decoding and checking |
@@ -87,6 +91,7 @@ mod conn;
 mod file;
 mod generation;
 mod lifecycle;
+mod listeners;
 mod listing;
 mod oci;
 mod pypi;
@@ -94,11 +99,14 @@ mod request;
 mod response;
 mod routes;
 mod settings;
+mod tls;
 mod tree;
 
 pub use lifecycle::{raise_open_file_limit, run, run_with, serve_on};
+pub use listeners::{combine, preset, Listen, ListenError, Scope};
 pub use routes::{router, router_with};
-pub use settings::ServeSettings;
+pub use settings::{ServeSettings, DEFAULT_LISTEN};
+pub use tls::{load as load_tls, TlsError, TlsFiles};
 
 #[cfg(all(test, unix))]
 mod tests;

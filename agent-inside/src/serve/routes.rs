@@ -23,7 +23,11 @@ pub fn router(layout: Layout) -> Router {
 
 /// The HTTP routes serving the store under `layout`, with `settings`.
 pub fn router_with(layout: Layout, settings: &ServeSettings) -> Router {
-    let server = Arc::new(Server::new(layout, settings));
+    router_for(Arc::new(Server::new(layout, settings)))
+}
+
+/// The HTTP routes over `server`'s state (shared by several listeners).
+pub(super) fn router_for(server: Arc<Server>) -> Router {
     Router::new().fallback(handle).with_state(server)
 }
 

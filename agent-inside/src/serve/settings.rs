@@ -1,6 +1,8 @@
 //! What an operator may tune about `ferry-in serve`: the `[serve]` part of
 //! the config file (`crate::config`) and the `serve` command's flags.
 
+use super::listeners::Listen;
+use super::tls::TlsFiles;
 use std::time::Duration;
 
 /// How `serve` guards itself against slow, idle and too many clients.
@@ -20,7 +22,16 @@ pub struct ServeSettings {
     /// Entries on one page of a directory listing; more are reached with
     /// `?marker=`.
     pub page_size: usize,
+    /// Where to listen and what each address serves; empty:
+    /// [`DEFAULT_LISTEN`], everything.
+    pub listen: Vec<Listen>,
+    /// Serve HTTPS with this certificate and key (reloaded when they
+    /// change); `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
+
+/// Where `serve` listens when told nowhere.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 impl Default for ServeSettings {
     fn default() -> Self {
@@ -29,6 +40,8 @@ impl Default for ServeSettings {
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
             page_size: 1000,
+            listen: Vec::new(),
+            tls: None,
         }
     }
 }

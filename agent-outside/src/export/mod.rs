@@ -24,7 +24,7 @@
 
 use crate::delta::{DeltaOptions, DeltaReport, Recipes, References};
 use crate::layout::Layout;
-use crate::ledger::{BundleRecord, Ledger};
+use crate::ledger::{BundleRecord, Commit, Ledger};
 use crate::reship;
 use crate::signing::SigningError;
 use crate::source::Source;
@@ -188,10 +188,17 @@ pub fn export_with(
     let record = bundle_record(&prev, &manifest, &file, dir_name);
     let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
     let signed = matches!(signing, Signing::Now(_));
+    let commit = Commit {
+        record: &record,
+        prev: &prev,
+        catalog: &scanned.catalog,
+        shipped: &shipped,
+        scan: &scanned.scan,
+    };
     if signed {
-        ledger.commit_export(&record, &scanned.catalog, &shipped, &scanned.scan)?;
+        ledger.commit_export(&commit)?;
     } else {
-        ledger.commit_unsigned(&record, &scanned.catalog, &shipped, &scanned.scan)?;
+        ledger.commit_unsigned(&commit)?;
     }
     let keep: HashSet<Sha256> = scanned.catalog.files().map(|(_, f)| f.sha256).collect();
     References::new(layout.objects()).prune(&keep)?;

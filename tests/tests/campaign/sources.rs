@@ -396,12 +396,7 @@ fn image(dir: &Path, reg: &str, tag: &str, payload: usize) {
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .unwrap();
-    sh(Command::new("skopeo").args([
-        "copy",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:{tag}", layout.display()),
-        &format!("docker://{reg}/app:{tag}"),
-    ]));
+    skopeo_push(&layout, tag, reg, &format!("app:{tag}"), &[]).expect_ok();
 }
 
 /// An OCI registry (`docker-registry`) with images pushed by `skopeo`.

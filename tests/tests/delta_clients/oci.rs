@@ -79,15 +79,8 @@ fn gunzip(dir: &Path, gz: &[u8]) -> Vec<u8> {
 /// Pushes the layout's `latest` into `reg` as `lib/app:latest`, every
 /// platform, keeping every blob as it is (no recompression).
 fn push(layout: &Path, reg: &str) {
-    skopeo(&[
-        "copy",
-        "--all",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:latest", layout.display()),
-        &format!("docker://{reg}/lib/app:latest"),
-    ])
-    .expect_ok();
+    let flags = ["--all", "--preserve-digests"];
+    skopeo_push(layout, "latest", reg, "lib/app:latest", &flags).expect_ok();
 }
 
 #[test]
@@ -162,16 +155,10 @@ fn updated_gzip_layers_ship_as_patches_and_skopeo_pulls_their_exact_digests() {
 
     // skopeo pulls both platforms from the inside (checking every digest):
     // the layers are v2's, byte for byte.
-    let srv = env.serve();
+    let srv = env.serve_tls();
     let out = work.join("pulled");
-    skopeo(&[
-        "copy",
-        "--all",
-        "--src-tls-verify=false",
-        &format!("docker://{}/lib/app:latest", srv.addr),
-        &format!("oci:{}:latest", out.display()),
-    ])
-    .expect_ok();
+    let dest = format!("oci:{}:latest", out.display());
+    skopeo_pull(&srv, "lib/app:latest", &dest, &["--all"]).expect_ok();
     for layer in [&amd2, &arm2] {
         let pulled = std::fs::read(out.join("blobs/sha256").join(sha(layer)))
             .expect("skopeo pulled the v2 layer by its digest");

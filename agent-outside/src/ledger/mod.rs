@@ -1,6 +1,10 @@
 //! The outside ledger (redb): the stream's identity and head, the catalog at
-//! every sequence shipped, a record of every bundle, every chunk ever shipped,
+//! every sequence shipped (as a history of changes: [`catalogs`]), a record of every bundle, every chunk ever shipped,
 //! and the scan cache that lets an unchanged file skip re-reading.
+//!
+//! What an export writes grows with its change, not with the mirror: the
+//! catalog as changes since the sequence before, and only the scan cache
+//! entries that changed.
 //!
 //! One write transaction commits an export; a crash before it leaves the
 //! ledger at the previous head, and the next export starts over.
@@ -15,15 +19,20 @@
 //! Chunks to ship again (`export --reship`, from an inside scrub report)
 //! wait in the `reship` table until a bundle carrying them is committed.
 
+mod catalogs;
+mod insides;
+
+pub use insides::Inside;
+
 use crate::layout::Layout;
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const CATALOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("catalogs");
 const BUNDLES: TableDefinition<u64, &[u8]> = TableDefinition::new("bundles");
 const SHIPPED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("shipped_chunks");
 const SCAN: TableDefinition<&str, &[u8]> = TableDefinition::new("scan_cache");
@@ -136,7 +145,8 @@ impl Ledger {
                     .map_err(|e| anyhow::anyhow!("no randomness for a stream id: {e}"))?;
                 meta.insert("stream", &id[..]).map_err(ctx("write"))?;
             }
-            txn.open_table(CATALOGS).map_err(ctx("open"))?;
+            txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
+            txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
             txn.open_table(BUNDLES).map_err(ctx("open"))?;
             txn.open_table(SHIPPED).map_err(ctx("open"))?;
             txn.open_table(SCAN).map_err(ctx("open"))?;
@@ -198,16 +208,10 @@ impl Ledger {
 
     /// The catalog as of `sequence` (empty for 0).
     pub fn catalog(&self, sequence: u64) -> Result<Catalog> {
-        if sequence == 0 {
-            return Ok(Catalog::default());
-        }
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
-        let t = txn.open_table(CATALOGS).map_err(ctx("open"))?;
-        let v = t
-            .get(sequence)
-            .map_err(ctx("read"))?
-            .with_context(|| format!("ledger has no catalog for bundle {sequence}"))?;
-        Ok(Catalog::from_bytes(v.value())?)
+        let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
+        let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
+        catalogs::read(&steps, &legacy, sequence)
     }
 
     /// The scan cache entry of `source`/`path`.
@@ -224,49 +228,29 @@ impl Ledger {
     /// Records an export in one transaction: bundle record, catalog, shipped
     /// chunks and the new scan cache (which replaces the old one). The
     /// chunks asked to be shipped again are no longer asked for.
-    pub fn commit_export(
-        &self,
-        record: &BundleRecord,
-        catalog: &Catalog,
-        shipped: &[ChunkId],
-        scan: &[(String, ScanEntry)],
-    ) -> Result<()> {
-        self.commit(true, record, catalog, shipped, scan)
+    pub fn commit_export(&self, export: &Commit<'_>) -> Result<()> {
+        self.commit(true, export)
     }
 
     /// Records an unsigned export: like [`Ledger::commit_export`], but the
     /// record waits for its signature ([`Ledger::awaiting_signature`]) and
     /// the head stays where it is. The chunks to ship again stay asked for
     /// until [`Ledger::commit_signed`].
-    pub fn commit_unsigned(
-        &self,
-        record: &BundleRecord,
-        catalog: &Catalog,
-        shipped: &[ChunkId],
-        scan: &[(String, ScanEntry)],
-    ) -> Result<()> {
-        self.commit(false, record, catalog, shipped, scan)
+    pub fn commit_unsigned(&self, export: &Commit<'_>) -> Result<()> {
+        self.commit(false, export)
     }
 
-    fn commit(
-        &self,
-        signed: bool,
-        record: &BundleRecord,
-        catalog: &Catalog,
-        shipped: &[ChunkId],
-        scan: &[(String, ScanEntry)],
-    ) -> Result<()> {
+    fn commit(&self, signed: bool, export: &Commit<'_>) -> Result<()> {
+        let record = export.record;
         let txn = self.db.begin_write().map_err(ctx("begin"))?;
         {
             let table = if signed { BUNDLES } else { UNSIGNED };
             let mut b = txn.open_table(table).map_err(ctx("open"))?;
             b.insert(record.sequence, postcard::to_stdvec(record)?.as_slice())
                 .map_err(ctx("write"))?;
-            let mut c = txn.open_table(CATALOGS).map_err(ctx("open"))?;
-            c.insert(record.sequence, catalog.to_bytes().as_slice())
-                .map_err(ctx("write"))?;
+            catalogs::write(&txn, record.sequence, export.prev, export.catalog)?;
             let mut s = txn.open_table(SHIPPED).map_err(ctx("open"))?;
-            for id in shipped {
+            for id in export.shipped {
                 if s.get(&id.0).map_err(ctx("read"))?.is_none() {
                     s.insert(&id.0, record.sequence).map_err(ctx("write"))?;
                 }
@@ -275,14 +259,7 @@ impl Ledger {
         if signed {
             txn.delete_table(RESHIP).map_err(ctx("reset reship"))?;
         }
-        txn.delete_table(SCAN).map_err(ctx("reset scan cache"))?;
-        {
-            let mut t = txn.open_table(SCAN).map_err(ctx("open"))?;
-            for (k, e) in scan {
-                t.insert(k.as_str(), postcard::to_stdvec(e)?.as_slice())
-                    .map_err(ctx("write"))?;
-            }
-        }
+        replace_scan_cache(&txn, export.scan)?;
         txn.commit().map_err(ctx("commit"))?;
         Ok(())
     }
@@ -328,8 +305,7 @@ impl Ledger {
         {
             let mut u = txn.open_table(UNSIGNED).map_err(ctx("open"))?;
             u.remove(rec.sequence).map_err(ctx("write"))?;
-            let mut c = txn.open_table(CATALOGS).map_err(ctx("open"))?;
-            c.remove(rec.sequence).map_err(ctx("write"))?;
+            catalogs::remove(&txn, rec.sequence)?;
         }
         txn.commit().map_err(ctx("commit"))?;
         Ok(Some(rec))
@@ -434,6 +410,50 @@ impl Ledger {
     }
 }
 
+/// What one export commits to the ledger.
+pub struct Commit<'a> {
+    /// The bundle.
+    pub record: &'a BundleRecord,
+    /// The catalog of the sequence before (empty before the first).
+    pub prev: &'a Catalog,
+    /// The catalog the bundle makes.
+    pub catalog: &'a Catalog,
+    /// The chunks it carries.
+    pub shipped: &'a [ChunkId],
+    /// The whole new scan cache.
+    pub scan: &'a [(String, ScanEntry)],
+}
+
+/// Makes the scan cache `scan`, writing only the entries that changed and
+/// removing those no longer scanned: an export of a large, mostly unchanged
+/// mirror reads the cache but rewrites little of it.
+fn replace_scan_cache(txn: &redb::WriteTransaction, scan: &[(String, ScanEntry)]) -> Result<()> {
+    let mut t = txn.open_table(SCAN).map_err(ctx("open"))?;
+    let keep: HashSet<&str> = scan.iter().map(|(k, _)| k.as_str()).collect();
+    let mut gone = Vec::new();
+    for r in t.iter().map_err(ctx("read"))? {
+        let (k, _) = r.map_err(ctx("read"))?;
+        if !keep.contains(k.value()) {
+            gone.push(k.value().to_string());
+        }
+    }
+    for k in gone {
+        t.remove(k.as_str()).map_err(ctx("write"))?;
+    }
+    for (k, e) in scan {
+        let bytes = postcard::to_stdvec(e)?;
+        let same = t
+            .get(k.as_str())
+            .map_err(ctx("read"))?
+            .is_some_and(|v| v.value() == bytes.as_slice());
+        if !same {
+            t.insert(k.as_str(), bytes.as_slice())
+                .map_err(ctx("write"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The scan cache key of an object.
 pub fn scan_key(source: &str, path: &str) -> String {
     format!("{source}\0{path}")
@@ -463,6 +483,40 @@ mod tests {
         }
     }
 
+    /// A commit of `catalog` after `prev`, with no scan cache.
+    fn at<'a>(
+        record: &'a BundleRecord,
+        catalog: &'a Catalog,
+        shipped: &'a [ChunkId],
+    ) -> Commit<'a> {
+        Commit {
+            record,
+            prev: catalog,
+            catalog,
+            shipped,
+            scan: &[],
+        }
+    }
+
+    fn commit(
+        ledger: &Ledger,
+        sequence: u64,
+        prev: &Catalog,
+        catalog: &Catalog,
+        shipped: &[ChunkId],
+        scan: &[(String, ScanEntry)],
+    ) {
+        let record = record(sequence);
+        let c = Commit {
+            record: &record,
+            prev,
+            catalog,
+            shipped,
+            scan,
+        };
+        ledger.commit_export(&c).unwrap();
+    }
+
     #[test]
     fn an_export_moves_the_head_and_keeps_its_catalog_and_scan_cache() {
         let tmp = tempfile::tempdir().unwrap();
@@ -484,12 +538,9 @@ mod tests {
                 object: Object::Symlink { target: "y".into() },
             },
         )];
-        ledger
-            .commit_export(&record(1), &catalog, &[a], &scan)
-            .unwrap();
-        ledger
-            .commit_export(&record(2), &catalog, &[a, ChunkId::of(b"b")], &[])
-            .unwrap();
+        let none = Catalog::default();
+        commit(&ledger, 1, &none, &catalog, &[a], &scan);
+        commit(&ledger, 2, &catalog, &catalog, &[a, ChunkId::of(b"b")], &[]);
         drop(ledger);
 
         let ledger = Ledger::open(&layout).unwrap();
@@ -541,9 +592,7 @@ mod tests {
         let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
         let catalog = Catalog::default();
         let (a, b) = (ChunkId::of(b"a"), ChunkId::of(b"b"));
-        ledger
-            .commit_export(&record(1), &catalog, &[a, b], &[])
-            .unwrap();
+        commit(&ledger, 1, &catalog, &catalog, &[a, b], &[]);
         assert_eq!(ledger.request_reship(&[a, a]).unwrap(), 1);
         assert_eq!(
             ledger.shipped_chunks().unwrap(),
@@ -553,7 +602,7 @@ mod tests {
         assert_eq!(ledger.reship().unwrap(), [a].into());
 
         ledger
-            .commit_unsigned(&record(2), &catalog, &[a], &[])
+            .commit_unsigned(&at(&record(2), &catalog, &[a]))
             .unwrap();
         assert_eq!(ledger.head().unwrap().sequence, 1, "the head waits");
         assert_eq!(ledger.awaiting_signature().unwrap().unwrap().sequence, 2);
@@ -565,7 +614,7 @@ mod tests {
         assert!(ledger.reship().unwrap().is_empty());
 
         ledger
-            .commit_unsigned(&record(3), &catalog, &[], &[])
+            .commit_unsigned(&at(&record(3), &catalog, &[]))
             .unwrap();
         assert_eq!(ledger.discard_unsigned().unwrap().unwrap().sequence, 3);
         assert!(ledger.catalog(3).is_err(), "its catalog is gone");

@@ -1,0 +1,96 @@
+//! The insides this outside feeds, each known by its receipt key
+//! (`ferry-out trust-inside`), and the last receipt each sent back
+//! (`ferry-out receipt add`).
+
+use super::{ctx, Delivery, Ledger, BUNDLES, DELIVERED};
+use anyhow::{Context, Result};
+use ferry_protocol::keys::PublicKey;
+use ferry_protocol::receipt::Receipt;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// Inside receipt key -> [`Inside`] (postcard).
+const INSIDES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("insides");
+
+/// What the ledger knows of one inside.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Inside {
+    /// When it was trusted (Unix seconds).
+    pub trusted_at: u64,
+    /// Its newest receipt, and when it was recorded.
+    pub receipt: Option<(Receipt, u64)>,
+}
+
+impl Ledger {
+    /// Trusts `key` as an inside's receipt key; false if it already was.
+    pub fn trust_inside(&self, key: &PublicKey, now: u64) -> Result<bool> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        let added = {
+            let mut t = txn.open_table(INSIDES).map_err(ctx("open"))?;
+            if t.get(&key.0).map_err(ctx("read"))?.is_some() {
+                false
+            } else {
+                let inside = Inside {
+                    trusted_at: now,
+                    receipt: None,
+                };
+                t.insert(&key.0, postcard::to_stdvec(&inside)?.as_slice())
+                    .map_err(ctx("write"))?;
+                true
+            }
+        };
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(added)
+    }
+
+    /// Every trusted inside, by key.
+    pub fn insides(&self) -> Result<Vec<(PublicKey, Inside)>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = match txn.open_table(INSIDES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
+            Err(e) => return Err(ctx("open")(e)),
+        };
+        let mut out = vec![];
+        for r in t.iter().map_err(ctx("read"))? {
+            let (k, v) = r.map_err(ctx("read"))?;
+            let inside = postcard::from_bytes(v.value()).context("ledger: bad inside record")?;
+            out.push((PublicKey(*k.value()), inside));
+        }
+        Ok(out)
+    }
+
+    /// Records `receipt` as the newest from the inside `key` (already
+    /// checked by the caller), and every bundle it has applied as delivered
+    /// (`via` "receipt"), in one transaction.
+    pub fn record_receipt(&self, key: &PublicKey, receipt: &Receipt, now: u64) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut t = txn.open_table(INSIDES).map_err(ctx("open"))?;
+            let mut inside: Inside = match t.get(&key.0).map_err(ctx("read"))? {
+                Some(v) => postcard::from_bytes(v.value()).context("ledger: bad inside record")?,
+                None => anyhow::bail!("{} is not a trusted inside key", key.to_text()),
+            };
+            inside.receipt = Some((receipt.clone(), now));
+            t.insert(&key.0, postcard::to_stdvec(&inside)?.as_slice())
+                .map_err(ctx("write"))?;
+            let bundles = txn.open_table(BUNDLES).map_err(ctx("open"))?;
+            let mut delivered = txn.open_table(DELIVERED).map_err(ctx("open"))?;
+            let by_receipt = postcard::to_stdvec(&Delivery {
+                at: now,
+                via: "receipt".into(),
+            })?;
+            for r in bundles.range(1..=receipt.applied).map_err(ctx("read"))? {
+                let (seq, _) = r.map_err(ctx("read"))?;
+                let seq = seq.value();
+                if delivered.get(seq).map_err(ctx("read"))?.is_none() {
+                    delivered
+                        .insert(seq, by_receipt.as_slice())
+                        .map_err(ctx("write"))?;
+                }
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+}

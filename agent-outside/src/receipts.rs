@@ -1,0 +1,147 @@
+//! Receipts from the inside (`ferry-in receipt`), checked and recorded:
+//! `ferry-out trust-inside` names an inside's receipt key, `receipt add`
+//! records what it holds, and with that `status` shows what was delivered,
+//! `resend --missing` writes exactly the bundles an inside lacks, and
+//! `prune` keeps every bundle not yet acknowledged.
+
+use crate::ledger::Ledger;
+use anyhow::Result;
+use ferry_protocol::id::StreamId;
+use ferry_protocol::keys::PublicKey;
+use ferry_protocol::receipt::{self, Receipt, ReceiptError};
+use std::collections::BTreeSet;
+
+/// Why a receipt is not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// The file itself is refused (size, magic, version, key, signature, body).
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
+    /// The inside follows another stream.
+    #[error("the receipt is for stream {theirs}, but this ledger exports stream {ours}")]
+    OtherStream {
+        /// The receipt's stream, or "none" before its first bundle.
+        theirs: String,
+        /// This ledger's.
+        ours: StreamId,
+    },
+    /// The inside claims a bundle this outside never exported.
+    #[error("the receipt says bundle {applied} is applied, but this ledger's newest is {head}")]
+    Ahead {
+        /// The receipt's applied sequence.
+        applied: u64,
+        /// The ledger's head.
+        head: u64,
+    },
+    /// The inside applied a bundle of that sequence with another hash.
+    #[error("the receipt's bundle {0} has another manifest hash than the one exported: the inside applied a bundle this outside did not make")]
+    OtherBundle(u64),
+    /// An older receipt than the one recorded (a replay, or sticks crossed).
+    #[error("the receipt (written at {written}) is older than the one recorded (written at {recorded}): nothing changed")]
+    Older {
+        /// This receipt's time.
+        written: u64,
+        /// The recorded one's.
+        recorded: u64,
+    },
+}
+
+/// What `add` recorded.
+#[derive(Debug)]
+pub struct Added {
+    /// The inside's key.
+    pub inside: PublicKey,
+    /// Its receipt.
+    pub receipt: Receipt,
+    /// Whether its inventory is the catalog the outside exported at that
+    /// sequence (false: the inside's store differs from what the bundles made).
+    pub inventory_matches: bool,
+}
+
+/// Checks a receipt (its file, or its text form) against the trusted inside
+/// keys and the ledger, and records it.
+pub fn add(ledger: &Ledger, bytes: &[u8], now: u64) -> Result<Added> {
+    let file = match std::str::from_utf8(bytes) {
+        Ok(text) if text.trim_start().starts_with(receipt::TEXT_PREFIX) => {
+            receipt::from_text(text).map_err(AddError::from)?
+        }
+        _ => bytes.to_vec(),
+    };
+    let insides = ledger.insides()?;
+    let trusted: Vec<PublicKey> = insides.iter().map(|(k, _)| *k).collect();
+    let (r, key) = Receipt::open(&file, &trusted).map_err(AddError::from)?;
+    let ours = ledger.stream()?;
+    if r.applied > 0 && r.stream != Some(ours) {
+        let theirs = r.stream.map_or_else(|| "none".into(), |s| s.to_string());
+        return Err(AddError::OtherStream { theirs, ours }.into());
+    }
+    let head = ledger.head()?.sequence;
+    if r.applied > head {
+        return Err(AddError::Ahead {
+            applied: r.applied,
+            head,
+        }
+        .into());
+    }
+    if r.applied > 0 {
+        let exported = ledger
+            .bundles()?
+            .into_iter()
+            .find(|b| b.sequence == r.applied)
+            .map(|b| b.hash);
+        if exported != r.applied_hash {
+            return Err(AddError::OtherBundle(r.applied).into());
+        }
+    }
+    let recorded = insides
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, i)| i.receipt.as_ref());
+    // Receipts are ordered by when they were written, then by how far the
+    // inside had got (two written in the same second).
+    let order = |r: &Receipt| (r.created, r.applied);
+    if let Some((old, _)) = recorded.filter(|(old, _)| order(old) > order(&r)) {
+        return Err(AddError::Older {
+            written: r.created,
+            recorded: old.created,
+        }
+        .into());
+    }
+    let inventory_matches = receipt::inventory_digest(&ledger.catalog(r.applied)?) == r.inventory;
+    ledger.record_receipt(&key, &r, now)?;
+    Ok(Added {
+        inside: key,
+        receipt: r,
+        inventory_matches,
+    })
+}
+
+/// The bundles some trusted inside lacks: after its applied sequence, not
+/// held by it, up to the head. An inside with no receipt yet lacks
+/// everything. Empty when no inside is trusted.
+pub fn missing(ledger: &Ledger) -> Result<BTreeSet<u64>> {
+    let head = ledger.head()?.sequence;
+    let mut out = BTreeSet::new();
+    for (_, inside) in ledger.insides()? {
+        let (applied, held) = match &inside.receipt {
+            Some((r, _)) => (
+                r.applied,
+                r.held.iter().map(|h| h.sequence).collect::<BTreeSet<_>>(),
+            ),
+            None => (0, BTreeSet::new()),
+        };
+        out.extend((applied + 1..=head).filter(|s| !held.contains(s)));
+    }
+    Ok(out)
+}
+
+/// The newest sequence every trusted inside has acknowledged applying
+/// (`None` when no inside is trusted): bundles after it must stay
+/// re-sendable.
+pub fn acknowledged_by_all(ledger: &Ledger) -> Result<Option<u64>> {
+    Ok(ledger
+        .insides()?
+        .iter()
+        .map(|(_, i)| i.receipt.as_ref().map_or(0, |(r, _)| r.applied))
+        .min())
+}

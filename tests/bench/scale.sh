@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Scale benchmark (issue 15): costs that should grow with the change, not with
+# the mirror. Builds a tree of many small files, exports and imports it once,
+# then runs several small deltas (a few changed files each) and prints, for
+# every step: wall seconds, peak RSS, bundle bytes, and the sizes of the outside
+# ledger and the inside database afterwards.
+#
+#   tests/bench/scale.sh                          # 200,000 files, 8 deltas of 10 files
+#   SCALE_FILES=20000 SCALE_DELTAS=3 tests/bench/scale.sh
+#
+# Environment:
+#   SCALE_DIR      work dir (default /tmp/ferry-scale); wiped at start (marker file)
+#   SCALE_FILES    files in the tree (default 200000), in directories of 1,000
+#   SCALE_DELTAS   how many delta exports (default 8)
+#   SCALE_CHANGED  files changed by each delta (default 10)
+#   FERRY_OUT / FERRY_IN  binaries (default target/release/*; built unless
+#                  SCALE_SKIP_BUILD=1)
+set -Eeuo pipefail
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
+DIR=${SCALE_DIR:-/tmp/ferry-scale}
+FILES=${SCALE_FILES:-200000}
+DELTAS=${SCALE_DELTAS:-8}
+CHANGED=${SCALE_CHANGED:-10}
+FERRY_OUT=${FERRY_OUT:-$REPO/target/release/ferry-out}
+FERRY_IN=${FERRY_IN:-$REPO/target/release/ferry-in}
+
+[[ -x /usr/bin/time ]] || { echo "scale.sh: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+if [[ ${SCALE_SKIP_BUILD:-0} != 1 ]]; then
+    (cd "$REPO" && cargo build --release -q -p agent-outside -p agent-inside --bins)
+fi
+mkdir -p "$DIR"
+if [[ -n $(ls -A "$DIR") && ! -f $DIR/.ferry-scale ]]; then
+    echo "scale.sh: $DIR is not empty and not a previous scale dir; refusing to wipe it" >&2
+    exit 1
+fi
+find "$DIR" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+touch "$DIR/.ferry-scale"
+SRC=$DIR/src OUT=$DIR/out IN=$DIR/in
+mkdir -p "$SRC" "$DIR/media" "$DIR/times"
+
+echo "== generating $FILES files"
+python3 - "$SRC" "$FILES" <<'EOF'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, f"d{i // 1000:04d}")
+    if i % 1000 == 0:
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:07d}.txt"), "w") as f:
+        f.write(f"object {i}\n" * (1 + i % 50))
+EOF
+cat >"$DIR/ferry-out.toml" <<EOF
+[[source]]
+name = "mirror"
+type = "files"
+path = "$SRC"
+EOF
+
+"$FERRY_OUT" --state "$OUT" keygen >/dev/null
+STREAM=$("$FERRY_OUT" --state "$OUT" status | awk '/^stream:/{print $2}')
+"$FERRY_IN" --state "$IN" trust add "$OUT/signing.pub" --stream "$STREAM" >/dev/null
+
+# timed NAME CMD...: prints wall seconds and peak RSS of CMD.
+timed() {
+    local name=$1; shift
+    /usr/bin/time -f '%e %M' -o "$DIR/times/$name" "$@" >"$DIR/times/$name.log" 2>&1 || {
+        echo "scale.sh: $name failed:" >&2; tail -n 20 "$DIR/times/$name.log" >&2; exit 1; }
+    read -r wall rss < <(tail -n 1 "$DIR/times/$name")
+    printf '%7.2f s %7.1f MiB' "$wall" "$(awk -v k="$rss" 'BEGIN{print k/1024}')"
+}
+size() { du -sb "$1" | awk '{printf "%.1f MB", $1/1e6}'; }
+
+printf '%-9s %-26s %-26s %-12s %-12s %-12s\n' step export import bundle ledger inside-db
+for n in $(seq 0 "$DELTAS"); do
+    if (( n > 0 )); then
+        for k in $(seq 1 "$CHANGED"); do
+            i=$(( (n * 7919 + k * 104729) % FILES ))
+            echo "changed by delta $n" >>"$SRC/d$(printf %04d $((i / 1000)))/f$(printf %07d "$i").txt"
+        done
+    fi
+    media=$DIR/media/$n
+    e=$(timed "export-$n" "$FERRY_OUT" --state "$OUT" export --config "$DIR/ferry-out.toml" --to "$media")
+    i=$(timed "import-$n" "$FERRY_IN" --state "$IN" import "$media")
+    printf '%-9s %-26s %-26s %-12s %-12s %-12s\n' "$n" "$e" "$i" "$(size "$media")" \
+        "$(size "$OUT/ferry-out.redb")" "$(size "$IN/ferry-in.redb")"
+    rm -rf "$media"
+done
+diff -r "$SRC" "$IN/store/current/files/mirror" >/dev/null && echo "== the inside serves the source tree exactly"

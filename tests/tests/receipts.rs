@@ -1,0 +1,146 @@
+//! Receipts close the loop across a one-way link by hand: `ferry-in
+//! receipt` says what the inside holds, `ferry-out receipt add` records it,
+//! and `resend --missing` and `prune` act on it.
+
+use ferry_e2e::*;
+use std::path::{Path, PathBuf};
+
+/// Three bundles exported (`m1`..`m3`); the inside got 1 and 3, so it
+/// applied 1 and holds 3 until 2 arrives. The outside trusts its receipts.
+fn one_stick_lost() -> Env {
+    let env = Env::new();
+    for n in 1..=3 {
+        env.write_src(&format!("f{n}.txt"), format!("release {n}\n").as_bytes());
+        env.export(&format!("m{n}")).expect_ok();
+    }
+    env.import("m1").expect_ok();
+    env.import("m3").expect_ok();
+    assert_eq!(env.applied_sequence(), 1);
+    let inside_pub = env.in_state.join("inside.pub");
+    env.inn(&[
+        "receipt",
+        "--to",
+        env.root().join("stick").to_str().unwrap(),
+    ])
+    .expect_ok();
+    env.out(&["trust-inside", inside_pub.to_str().unwrap()])
+        .expect_ok();
+    env
+}
+
+/// The receipt files in `dir` of the temporary root.
+fn receipts_in(env: &Env, dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(env.root().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ferryrct"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Asserts that `r`'s standard output holds every needle.
+fn says(r: &Run, needles: &[&str]) {
+    for n in needles {
+        assert!(r.stdout.contains(n), "{n:?} not in:\n{}", r.stdout);
+    }
+}
+
+fn add(env: &Env, file: &Path) -> Run {
+    env.out(&["receipt", "add", file.to_str().unwrap()])
+}
+
+#[test]
+fn a_receipt_tells_the_outside_what_to_resend_and_what_not_to_prune() {
+    let env = one_stick_lost();
+    let stick = receipts_in(&env, "stick");
+    assert_eq!(stick.len(), 1, "{stick:?}");
+    says(
+        &add(&env, &stick[0]).expect_ok(),
+        &["bundle 1 applied", "1 held", "3: "],
+    );
+    let status = env.out(&["status"]).expect_ok();
+    says(&status, &["via receipt", "bundle 1 applied, 1 held"]);
+
+    // Exactly the bundle the inside lacks: not 1 (applied), not 3 (held).
+    let again = env.root().join("again");
+    env.out(&["resend", "--missing", "--to", again.to_str().unwrap()])
+        .expect_ok();
+    let written = dir_names(&again);
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0].ends_with("00000002"), "{written:?}");
+
+    // prune keeps what the inside has not acknowledged, whatever --keep says.
+    env.out(&["prune", "--keep", "0"]).expect_ok();
+    let kept = dir_names(&env.out_state.join("bundles"));
+    assert_eq!(kept.len(), 2, "bundles 2 and 3 stay: {kept:?}");
+
+    // The gap filled, the held bundle follows; a new receipt says so.
+    env.import("again").expect_ok();
+    assert_eq!(env.applied_sequence(), 3);
+    env.inn(&[
+        "receipt",
+        "--to",
+        env.root().join("stick2").to_str().unwrap(),
+    ])
+    .expect_ok();
+    says(
+        &add(&env, &receipts_in(&env, "stick2")[0]).expect_ok(),
+        &["bundle 3 applied", "0 held"],
+    );
+    says(
+        &env.out(&["resend", "--missing", "--to", again.to_str().unwrap()])
+            .expect_ok(),
+        &["no inside lacks a bundle"],
+    );
+    // An old receipt again changes nothing.
+    add(&env, &stick[0]).expect_fail(&["older than the one recorded"]);
+}
+
+#[test]
+fn the_text_form_is_accepted_and_bad_receipts_are_refused_by_name() {
+    let env = one_stick_lost();
+    // The printed text form (what a QR code carries), saved to a file.
+    let text = env.inn(&["receipt"]).expect_ok().stdout;
+    assert!(text.starts_with("ferry-receipt:"), "{text}");
+    let as_text = env.root().join("receipt.txt");
+    std::fs::write(&as_text, &text).unwrap();
+    add(&env, &as_text).expect_ok();
+    let qr = env.inn(&["receipt", "--qr"]).expect_ok().stdout;
+    assert!(qr.lines().count() > 20, "a QR code is printed:\n{qr}");
+
+    let good = std::fs::read(&receipts_in(&env, "stick")[0]).unwrap();
+    let mut tampered = good.clone();
+    tampered[60] ^= 1;
+    let t = env.root().join("tampered.ferryrct");
+    std::fs::write(&t, tampered).unwrap();
+    add(&env, &t).expect_fail(&["does not verify"]);
+    let short = env.root().join("short.ferryrct");
+    std::fs::write(&short, &good[..50]).unwrap();
+    add(&env, &short).expect_fail(&["a receipt is"]);
+
+    // Another inside, not trusted: refused, naming its key.
+    let other = env.root().join("other-in");
+    ferry_in(
+        &other,
+        &[
+            "receipt",
+            "--to",
+            env.root().join("other").to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    add(&env, &receipts_in(&env, "other")[0]).expect_fail(&["not a trusted inside key"]);
+
+    // Trusted, but it follows no stream and holds nothing: it lacks everything.
+    env.out(&["trust-inside", other.join("inside.pub").to_str().unwrap()])
+        .expect_ok();
+    says(
+        &add(&env, &receipts_in(&env, "other")[0]).expect_ok(),
+        &["bundle 0 applied"],
+    );
+    let all = env.root().join("all");
+    env.out(&["resend", "--missing", "--to", all.to_str().unwrap()])
+        .expect_ok();
+    assert_eq!(dir_names(&all).len(), 3, "the new inside lacks all three");
+}
