@@ -657,6 +657,7 @@ pub fn craft_bundle(env: &Env, media: &str, objects: &[CraftedObject<'_>]) -> Pa
         created: now,
         expires: now + 86_400,
         producer: "ferry-e2e crafted".into(),
+        extensions: vec![],
     };
     let built = builder
         .finish(&Catalog::default(), &catalog, stamp, &key)

@@ -139,10 +139,10 @@ pub fn check_follows(
         });
     }
     check_times(b, &opts.policy, now)?;
-    if now > m.expires && !opts.allow_expired {
+    if now > b.expires() && !opts.allow_expired {
         return Err(Refusal::Expired {
             sequence,
-            expires: m.expires,
+            expires: b.expires(),
             created: m.created,
         });
     }
@@ -199,9 +199,7 @@ fn prepare_and_commit(
     applied: &Applied,
 ) -> Result<(Outcome, Applied, Catalog)> {
     check_follows(b, applied, opts, ferry_agent_common::now_unix())?;
-    if let Some(why) = crate::import::check_binding(db, b)? {
-        return Err(why.into());
-    }
+    let view = crate::import::check_signer(db, b, applied)?.map_err(anyhow::Error::new)?;
     let (prev, next) = next_catalog(layout, db, b, limits, opts)?;
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
@@ -231,7 +229,26 @@ fn prepare_and_commit(
     fsx::remove_dir_if_exists(&layout.staging())?;
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
 
-    let (stats, new_applied) = commit(db, b, applied, &prev, &next, &name)?;
+    let (stats, new_applied) = commit(db, b, applied, (&prev, &next), &name, &view)?;
+    // For `serve`'s /ferry/health (it never opens the database); the
+    // database stays the truth, so a failure here only warns.
+    let record = crate::freshness::Record {
+        stream: b.manifest().stream.to_hex(),
+        sequence: b.sequence(),
+        created: b.manifest().created,
+        applied_at: ferry_agent_common::now_unix(),
+        signer: b.verified.signer.to_text(),
+        warn_after_secs: opts.policy.warn_after_secs,
+    };
+    if let Err(e) = crate::freshness::write(layout, &record) {
+        eprintln!("ferry-in: warning: cannot write the freshness record: {e:#}");
+    }
+    for (seq, key) in crate::trust::signed_after_revocation(db, &view, &new_applied)? {
+        eprintln!(
+            "ferry-in: WARNING: bundle {seq}, applied earlier, was signed by key {} at or after its revocation point; distrust what it brought (docs/runbook.md, \"a key leaked\")",
+            key.short()
+        );
+    }
     let outcome = Outcome {
         sequence: b.sequence(),
         added: stats.added,
@@ -380,9 +397,9 @@ fn commit(
     db: &Db,
     b: &Bundle,
     applied: &Applied,
-    prev: &Catalog,
-    next: &Catalog,
+    (prev, next): (&Catalog, &Catalog),
     name: &str,
+    view: &crate::trust::View,
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
     let m = b.manifest();
     let stats = prev.delta_stats(&m.changes);
@@ -402,7 +419,13 @@ fn commit(
         changed: stats.changed as u64,
         removed: stats.removed as u64,
     };
-    db.commit_apply(&new_applied, next, &entry, Some(&b.verified.signer))?;
+    db.commit_apply_with(
+        &new_applied,
+        next,
+        &entry,
+        Some(&b.verified.signer),
+        Some(view),
+    )?;
     Ok((stats, new_applied))
 }
 

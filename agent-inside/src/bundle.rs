@@ -37,9 +37,23 @@ pub struct Bundle {
     pub verified: VerifiedManifest,
     /// Size of the manifest file.
     pub manifest_bytes: u64,
+    /// A later expiry from a verified validity extension beside the bundle
+    /// ([`crate::trust::check_extension`]); none until checked.
+    pub extended_until: Option<u64>,
+    /// Keys whose co-signatures beside the bundle verified
+    /// ([`crate::trust::extend_all`]); empty until checked.
+    pub cosigners: Vec<PublicKey>,
 }
 
 impl Bundle {
+    /// When it expires: its manifest's `expires`, or a later time a
+    /// verified validity extension gives.
+    pub fn expires(&self) -> u64 {
+        self.manifest()
+            .expires
+            .max(self.extended_until.unwrap_or(0))
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.verified.manifest
@@ -115,7 +129,7 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         );
     }
     let bytes = read_manifest_file(dir, limits.max_manifest_bytes)?;
-    let verified = Manifest::open(&bytes, trusted, limits)
+    let verified = crate::trust::open_manifest(&bytes, trusted, limits)
         .map_err(|e| match e {
             ferry_protocol::Error::UntrustedKey(key) => {
                 anyhow::Error::new(Refusal::UntrustedKey { key })
@@ -128,6 +142,8 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         payload: Payload::Volumes,
         verified,
         manifest_bytes: bytes.len() as u64,
+        extended_until: None,
+        cosigners: vec![],
     })
 }
 
@@ -262,6 +278,14 @@ pub fn copy_bundle(b: &Bundle, to: &Path) -> Result<()> {
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut names = vec![MANIFEST_FILE.to_string()];
         names.extend((0..b.manifest().volumes.len() as u32).map(volume::file_name));
+        for extra in [
+            ferry_protocol::trust::VALIDITY_FILE,
+            ferry_protocol::trust::COSIGN_FILE,
+        ] {
+            if b.dir.join(extra).is_file() {
+                names.push(extra.to_string());
+            }
+        }
         for name in names {
             let from = b.dir.join(&name);
             if !from.is_file() {

@@ -28,6 +28,7 @@
 //! [trust]                       # times a bundle may carry (see crate::policy)
 //! max_clock_skew = "1h"         # `created` at most this far beyond the local clock
 //! max_validity = "90d"          # `expires - created` at most this (ferry-out's default is 90d)
+//! warn_after = "7d"             # status and /ferry/health warn when the newest bundle is older
 //!
 //! [held]                        # STATE/held/: bundles waiting for a gap to fill
 //! max_bytes = "4G"
@@ -87,6 +88,7 @@ struct StoreSection {
 struct TrustTimes {
     max_clock_skew: Option<String>,
     max_validity: Option<String>,
+    warn_after: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -141,6 +143,10 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
         if p.max_validity_secs == 0 {
             bail!("{file}trust.max_validity must be at least 1s");
         }
+    }
+    if let Some(v) = &f.trust.warn_after {
+        p.warn_after_secs =
+            parse_duration_secs(v).with_context(|| format!("{file}trust.warn_after"))?;
     }
     f.held.apply(&file, "held", &mut p.held)?;
     f.spool.apply(&file, "spool", &mut p.spool)?;
@@ -458,6 +464,7 @@ mod tests {
                 "[trust]\nmax_clock_skew = \"soon\"\n",
                 "trust.max_clock_skew",
             ),
+            ("[trust]\nwarn_after = \"soon\"\n", "trust.warn_after"),
             ("[held]\nmax_bundles = 0\n", "held.max_bundles"),
             ("[spool]\nmax_bytes = \"lots\"\n", "spool.max_bytes"),
             ("[held]\nmax_byte = \"1G\"\n", "max_byte"),

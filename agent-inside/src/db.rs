@@ -22,6 +22,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+mod keyring;
+
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const TRUST: TableDefinition<&[u8; 32], u64> = TableDefinition::new("trusted_keys");
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
@@ -173,7 +175,23 @@ impl Db {
         entry: &HistoryEntry,
         signer: Option<&PublicKey>,
     ) -> Result<()> {
+        self.commit_apply_with(applied, catalog, entry, signer, None)
+    }
+
+    /// [`Db::commit_apply`], committing the trust `view` the bundle's
+    /// statements made ([`crate::trust::View::admit`]) in the same transaction.
+    pub fn commit_apply_with(
+        &self,
+        applied: &Applied,
+        catalog: &Catalog,
+        entry: &HistoryEntry,
+        signer: Option<&PublicKey>,
+        view: Option<&crate::trust::View>,
+    ) -> Result<()> {
         let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        if let Some(v) = view {
+            keyring::write_view(&txn, v, applied.stream)?;
+        }
         if let Some(k) = signer {
             let mut s = txn.open_table(SIGNERS).map_err(ctx("open"))?;
             s.insert(applied.sequence, &k.0).map_err(ctx("write"))?;

@@ -142,6 +142,52 @@ pub enum Refusal {
         /// The bundle's stream.
         stream: StreamId,
     },
+    /// The signing key was retired by a rotation before this bundle's sequence.
+    #[error("it is signed by key {key}, retired for stream {stream} from bundle {from_sequence} on (rotated to key {by})")]
+    RetiredKey {
+        /// The signer's short form.
+        key: String,
+        /// The bundle's stream.
+        stream: StreamId,
+        /// The first sequence the key may no longer sign.
+        from_sequence: u64,
+        /// The key that replaced it.
+        by: String,
+    },
+    /// The signing key was revoked before this bundle's sequence.
+    #[error(
+        "it is signed by key {key}, revoked for stream {stream} from bundle {from_sequence} on"
+    )]
+    RevokedKey {
+        /// The signer's short form.
+        key: String,
+        /// The bundle's stream.
+        stream: StreamId,
+        /// The first sequence the key may no longer sign.
+        from_sequence: u64,
+    },
+    /// The stream needs more distinct signatures (signer and co-signers
+    /// allowed at that sequence) than the bundle has.
+    #[error("bundle {sequence} has {have} valid signature(s) of keys trusted for stream {stream}, and the stream needs {need} (`ferry-out cosign` adds one)")]
+    TooFewSignatures {
+        /// The bundle's sequence.
+        sequence: u64,
+        /// Its stream.
+        stream: StreamId,
+        /// Distinct allowed signers found.
+        have: u32,
+        /// The stream's threshold.
+        need: u32,
+    },
+    /// A trust statement the bundle carries is malformed or not signed as it must be.
+    #[error("{0}")]
+    BadStatement(ferry_protocol::trust::StatementError),
+    /// A rotation statement that cannot be followed.
+    #[error("it carries a key rotation that cannot be followed: {why}")]
+    BadRotation {
+        /// Why.
+        why: String,
+    },
     /// The bundle says it was made further in the future than the allowed clock skew.
     #[error(
         "bundle {sequence} says it was made at {}, more than {max_skew_secs}s after this clock's {}; check this machine's clock (or the outside's), or raise [trust] max_clock_skew",
@@ -192,16 +238,30 @@ pub enum Refusal {
     },
 }
 
-/// The refusal of `b` when its signer is trusted but not for its stream.
-pub fn check_binding(db: &Db, b: &Bundle) -> Result<Option<Refusal>> {
-    let signer = &b.verified.signer;
-    let stream = b.manifest().stream;
-    Ok(
-        (!db.binding(signer)?.allows(stream)).then(|| Refusal::KeyNotForStream {
-            key: signer.short(),
-            stream,
-        }),
-    )
+/// The trust view to commit with `b`, or the refusal of its signer (not
+/// trusted, not for its stream, retired or revoked at its sequence) or of
+/// the trust statements it carries ([`crate::trust::View::admit`]).
+pub fn check_signer(
+    db: &Db,
+    b: &Bundle,
+    applied: &Applied,
+) -> Result<std::result::Result<crate::trust::View, Refusal>> {
+    Ok(admit(&db.view()?, b, applied))
+}
+
+/// [`check_signer`] against a given trust `view` (`verify` follows the
+/// chain, and the keys it rotates, in memory).
+pub fn admit(
+    view: &crate::trust::View,
+    b: &Bundle,
+    applied: &Applied,
+) -> std::result::Result<crate::trust::View, Refusal> {
+    let view = view.admit(b.manifest(), &b.verified.signer, applied.sequence)?;
+    // An applied bundle is only recognised (skipped); the threshold is for new ones.
+    if b.sequence() > applied.sequence {
+        view.check_threshold(b.manifest(), &b.verified.signer, &b.cosigners)?;
+    }
+    Ok(view)
 }
 
 /// Decides what to do with `b` at time `now` (Unix seconds): skip, apply,
@@ -215,6 +275,18 @@ pub fn decide(
     opts: ApplyOptions,
     now: u64,
 ) -> Result<Decision> {
+    decide_in(db, &db.view()?, applied, b, opts, now)
+}
+
+/// [`decide`] with the trust `view` given.
+fn decide_in(
+    db: &Db,
+    view: &crate::trust::View,
+    applied: &Applied,
+    b: &Bundle,
+    opts: ApplyOptions,
+    now: u64,
+) -> Result<Decision> {
     let seq = b.sequence();
     let m = b.manifest();
     if let Some(expected) = applied.stream.filter(|s| *s != m.stream) {
@@ -223,7 +295,7 @@ pub fn decide(
             found: m.stream,
         }));
     }
-    if let Some(why) = check_binding(db, b)? {
+    if let Err(why) = admit(view, b, applied) {
         return Ok(Decision::Refuse(why));
     }
     if seq <= applied.sequence {
@@ -242,10 +314,10 @@ pub fn decide(
     if seq == applied.sequence + 1 {
         return Ok(Decision::Apply);
     }
-    if now > m.expires && !opts.allow_expired {
+    if now > b.expires() && !opts.allow_expired {
         return Ok(Decision::Refuse(Refusal::Expired {
             sequence: seq,
-            expires: m.expires,
+            expires: b.expires(),
             created: m.created,
         }));
     }
@@ -440,7 +512,13 @@ pub fn import(
     apply::recover(layout, &db, limits, &opts.policy)?;
     sweep_held_leftovers(layout)?;
     let mut report = Report::default();
-    let bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
+    let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
+    crate::trust::extend_all(
+        &db,
+        &mut bundles,
+        &opts.policy,
+        ferry_agent_common::now_unix(),
+    )?;
     let mut stop_after_failure = false;
     for b in &bundles {
         let applied = db.applied()?;
@@ -541,16 +619,30 @@ pub fn verify(
 ) -> Result<Report> {
     let db = Db::open(&layout.db())?;
     let mut report = Report::default();
-    let bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
+    let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
+    crate::trust::extend_all(
+        &db,
+        &mut bundles,
+        &opts.policy,
+        ferry_agent_common::now_unix(),
+    )?;
     // Follow the chain in memory from what is applied, as an import would.
     let mut applied = db.applied()?;
     let mut catalog: Catalog = db.catalog()?;
     let chunks = apply::chunk_store(layout, limits);
     let mut carried_so_far = HashSet::new();
+    let mut view = db.view()?;
     for b in bundles.iter().filter(|b| !b.dir.starts_with(layout.held())) {
         let seq = b.sequence();
         let res = (|| -> Result<&'static str> {
-            match decide(&db, &applied, b, opts, ferry_agent_common::now_unix())? {
+            match decide_in(
+                &db,
+                &view,
+                &applied,
+                b,
+                opts,
+                ferry_agent_common::now_unix(),
+            )? {
                 Decision::Refuse(why) => return Err(why.into()),
                 Decision::Skip => return Ok("already applied"),
                 Decision::Hold { .. } | Decision::Apply => {}
@@ -598,6 +690,7 @@ pub fn verify(
                 }
             }
             catalog = next;
+            view = admit(&view, b, &applied)?;
             applied = Applied {
                 stream: Some(m.stream),
                 sequence: seq,

@@ -160,7 +160,7 @@ fn offer(
 ) -> Result<(ServerMsg, Option<Offered>)> {
     let db = Db::open(&layout.db())?;
     let trusted = db.trusted()?;
-    let verified = match Manifest::open(&manifest, &trusted, &opts.limits) {
+    let verified = match crate::trust::open_manifest(&manifest, &trusted, &opts.limits) {
         Ok(v) => v,
         Err(e) => {
             return Ok((
@@ -178,6 +178,8 @@ fn offer(
         payload: Payload::Chunks(dir.join("chunks")),
         manifest_bytes: manifest.len() as u64,
         verified,
+        extended_until: None,
+        cosigners: vec![],
     };
     let applied = db.applied()?;
     let refuse = |reason: String| Ok((ServerMsg::Refuse { reason }, None));

@@ -266,6 +266,26 @@ enum TrustCmd {
         /// applied (trust on first use, explicitly).
         #[arg(long)]
         first_use: bool,
+        /// The outside's root public key (`ferry-out root init`), trusted for
+        /// the same stream: its revocations and rotations are followed.
+        #[arg(long, value_name = "ROOT_PUB")]
+        root: Option<PathBuf>,
+    },
+    /// Makes a stream need NEED distinct signatures per bundle (the signer
+    /// and `ferry-out cosign` co-signers, each a key trusted for the stream);
+    /// 1 goes back to one.
+    Threshold {
+        /// The stream (32 hex digits).
+        #[arg(long)]
+        stream: String,
+        /// How many keys must sign each new bundle.
+        need: u32,
+    },
+    /// Revokes a key by hand: it signs nothing from the next sequence on
+    /// (held bundles it signed are dropped at the next import).
+    Revoke {
+        /// The public key file.
+        pubkey_file: PathBuf,
     },
     /// Lets a trusted key sign one more stream. A store follows one stream:
     /// this lets a fresh store (or a new key) accept that stream; a store
@@ -277,7 +297,7 @@ enum TrustCmd {
         #[arg(long)]
         stream: String,
     },
-    /// Stops trusting the public key in PUBKEY_FILE.
+    /// Stops trusting the public key in PUBKEY_FILE (a signing or root key).
     Remove {
         /// The public key file.
         pubkey_file: PathBuf,
@@ -335,7 +355,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             push_to,
         ),
         Cmd::Status { json } => {
-            let v = status::gather(layout, &limits)?;
+            let v = status::gather(layout, &limits, &policy)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -431,10 +451,17 @@ fn parse_stream(text: &str) -> Result<StreamId> {
 fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
     let db = Db::open(&layout.db())?;
     match cmd {
+        TrustCmd::Threshold { stream, need } => {
+            agent_inside::trust::cmd::threshold(&db, parse_stream(&stream)?, need)?
+        }
+        TrustCmd::Revoke { pubkey_file } => {
+            agent_inside::trust::cmd::revoke(&db, &read_key(&pubkey_file)?)?
+        }
         TrustCmd::Add {
             pubkey_file,
             stream,
             first_use,
+            root,
         } => {
             let k = read_key(&pubkey_file)?;
             let bind = match (stream, first_use) {
@@ -445,6 +472,9 @@ fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
                 }
             };
             let new = db.trust(&k, bind)?;
+            if let Some(r) = root {
+                agent_inside::trust::cmd::add_root(&db, &read_key(&r)?, bind)?;
+            }
             let what = match bind {
                 Bind::Stream(s) => format!("for stream {s}"),
                 Bind::FirstUse => "for the stream of the first bundle it signs".to_string(),
@@ -469,7 +499,8 @@ fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
         }
         TrustCmd::Remove { pubkey_file } => {
             let k = read_key(&pubkey_file)?;
-            if !db.untrust(&k)? {
+            let root = db.untrust_root(&k)?;
+            if !db.untrust(&k)? && !root {
                 bail!("{} was not trusted", k.to_text());
             }
             println!("no longer trusted: {}", k.to_text());
@@ -478,6 +509,7 @@ fn trust_cmd(layout: &Layout, cmd: TrustCmd) -> Result<i32> {
             for (k, b) in db.trusted_bindings()? {
                 println!("{} {}", k.to_text(), binding_text(&b));
             }
+            agent_inside::trust::cmd::list(&db)?;
         }
     }
     Ok(0)

@@ -31,6 +31,10 @@ pub struct Policy {
     pub max_clock_skew_secs: u64,
     /// Longest validity (`expires - created`, seconds) accepted.
     pub max_validity_secs: u64,
+    /// Age (seconds) of the newest applied bundle past which `status` and
+    /// `/ferry/health` warn: a withheld stick is a silent freeze otherwise
+    /// (`[trust] warn_after`).
+    pub warn_after_secs: u64,
     /// The held area (`STATE/held/`).
     pub held: Quota,
     /// The diode spool.
@@ -45,6 +49,7 @@ impl Default for Policy {
         Policy {
             max_clock_skew_secs: 3600,
             max_validity_secs: 90 * 86_400,
+            warn_after_secs: 7 * 86_400,
             held: Quota {
                 max_bytes: 4 << 30,
                 max_bundles: 64,

@@ -9,8 +9,12 @@ use ferry_agent_common::units::human_bytes;
 use ferry_protocol::limits::ReceiverLimits;
 use serde_json::json;
 
-/// Gathers the status as JSON.
-pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Value> {
+/// Gathers the status as JSON; `policy` gives `[trust] warn_after`.
+pub fn gather(
+    layout: &Layout,
+    limits: &ReceiverLimits,
+    policy: &crate::policy::Policy,
+) -> Result<serde_json::Value> {
     let db = Db::open(&layout.db())?;
     let applied = db.applied()?;
     let catalog = db.catalog()?;
@@ -50,8 +54,16 @@ pub fn gather(layout: &Layout, limits: &ReceiverLimits) -> Result<serde_json::Va
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(serde_json::Value::Null);
+    let freshness = crate::freshness::assess(
+        last.as_ref().map(|h| h.created),
+        ferry_agent_common::now_unix(),
+        policy.warn_after_secs,
+    );
+    let suspects = crate::trust::signed_after_revocation(&db, &db.view()?, &applied)?;
     Ok(json!({
         "state": layout.root.display().to_string(),
+        "freshness": freshness,
+        "signed_after_revocation": suspects.iter().map(|(seq, k)| json!({"sequence": seq, "key": k.to_text()})).collect::<Vec<_>>(),
         "stream": applied.stream.map(|s| s.to_hex()),
         "applied_sequence": applied.sequence,
         "applied_hash": applied.hash.map(|h| h.to_hex()),
@@ -94,6 +106,18 @@ pub fn print(v: &serde_json::Value) {
     );
     if let Some(k) = v["applied_signer"].as_str() {
         println!("signed by:  {k}");
+    }
+    print_freshness(&v["freshness"]);
+    for s in v["signed_after_revocation"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "WARNING:    bundle {} was signed by {} at or after its revocation point",
+            s["sequence"],
+            s["key"].as_str().unwrap_or("")
+        );
     }
     let keys = v["key_streams"].as_array().cloned().unwrap_or_default();
     println!("trusted:    {} key(s)", keys.len());
@@ -140,10 +164,46 @@ pub fn print(v: &serde_json::Value) {
             );
         }
     }
+    print_history(v);
     let c = &v["stores"]["chunks"];
     println!(
         "chunks:     {} held, {}",
         c["count"],
         human_bytes(c["bytes"].as_u64().unwrap_or(0))
     );
+}
+
+fn print_freshness(f: &serde_json::Value) {
+    let warn = crate::freshness::human_age(f["warn_after_secs"].as_u64().unwrap_or(0));
+    match (f["newest_created"].as_u64(), f["age_secs"].as_u64()) {
+        (Some(c), Some(age)) => {
+            let age = crate::freshness::human_age(age);
+            println!("newest:     made {} ({age} ago)", format_time(c));
+            if f["stale"].as_bool() == Some(true) {
+                println!("WARNING:    the newest bundle is {age} old, past [trust] warn_after ({warn}): bundles may be withheld (a freeze); check the media flow");
+            }
+        }
+        _ => println!("newest:     no bundle applied yet"),
+    }
+}
+
+/// The last applied bundles, each with the key that signed it.
+fn print_history(v: &serde_json::Value) {
+    let history = v["history"].as_array().cloned().unwrap_or_default();
+    let skip = history.len().saturating_sub(10);
+    if !history.is_empty() {
+        println!("history:    (last {})", history.len() - skip);
+    }
+    for h in &history[skip..] {
+        let signer = h["signer"]
+            .as_str()
+            .and_then(|k| ferry_protocol::keys::PublicKey::from_text(k).ok())
+            .map_or_else(|| "an unrecorded key".to_string(), |k| k.short());
+        println!(
+            "  bundle {} signed by {signer}, made {}, applied {}",
+            h["sequence"],
+            format_time(h["created"].as_u64().unwrap_or(0)),
+            format_time(h["applied_at"].as_u64().unwrap_or(0))
+        );
+    }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod delta;
 pub mod diode;
 pub mod export;
+pub mod keys;
 pub mod layout;
 pub mod ledger;
 pub mod push;

@@ -124,6 +124,16 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Rotates the signing key in band (docs/trust.md).
+    Key {
+        #[command(subcommand)]
+        cmd: agent_outside::keys::KeyCmd,
+    },
+    /// The offline root key: revokes keys, replaces a lost signing key (docs/trust.md).
+    Root {
+        #[command(subcommand)]
+        cmd: agent_outside::keys::RootCmd,
+    },
     /// Exports everything new since the last bundle into MEDIA_DIR.
     Export(ExportArgs),
     /// Signs bundles exported with `export --unsigned`: checks each against
@@ -132,6 +142,17 @@ enum Cmd {
     /// bundle directory, or a directory of them (such as STATE/bundles).
     Sign {
         /// The secret signing key file (as `keygen` writes STATE/signing.key).
+        #[arg(long)]
+        key: PathBuf,
+        /// A bundle directory, or a directory holding bundle directories.
+        dir: PathBuf,
+    },
+    /// Adds a co-signature beside signed bundles, for an inside that needs
+    /// more than one signature per bundle (`ferry-in trust threshold`). DIR
+    /// is a bundle directory or a directory of them (media, or STATE/bundles
+    /// before `publish`).
+    Cosign {
+        /// The secret key file of the co-signer.
         #[arg(long)]
         key: PathBuf,
         /// A bundle directory, or a directory holding bundle directories.
@@ -173,6 +194,11 @@ enum Cmd {
         /// Media directory.
         #[arg(long)]
         to: PathBuf,
+        /// A bundle that expires sooner than this from now gets a validity
+        /// extension beside it (validity.ferry, signed with signing.key)
+        /// good for this long, so the inside takes it without --allow-expired.
+        #[arg(long, default_value = "7d")]
+        valid_for: String,
     },
     /// Deletes kept copies of old bundles from the state directory (they can
     /// then no longer be re-sent). Bundles never written to media are kept.
@@ -262,7 +288,8 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             missing,
             through,
             to,
-        } => resend_cmd(layout, from, missing, through, &to),
+            valid_for,
+        } => resend_cmd(layout, from, missing, through, &to, &valid_for),
         Cmd::TrustInside { pubkey_file } => trust_inside_cmd(layout, &pubkey_file),
         Cmd::Receipt {
             cmd: ReceiptCmd::Add { file },
@@ -319,6 +346,9 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Status => status(layout),
+        Cmd::Key { cmd } => agent_outside::keys::run_key(layout, cmd),
+        Cmd::Cosign { key, dir } => agent_outside::keys::run_cosign(&key, &dir),
+        Cmd::Root { cmd } => agent_outside::keys::run_root(layout, cmd),
     }
 }
 
@@ -402,6 +432,9 @@ fn status(layout: &Layout) -> Result<()> {
             "awaits its signature (`ferry-out sign`, then `publish`)"
         };
         println!("waiting: bundle {} ({}) {what}", r.sequence, dir.display());
+    }
+    for line in agent_outside::keys::status_lines(layout)? {
+        println!("{line}");
     }
     let reship = ledger.reship()?.len();
     if reship > 0 {
@@ -702,7 +735,9 @@ fn resend_cmd(
     missing: bool,
     through: Option<u64>,
     to: &Path,
+    valid_for: &str,
 ) -> Result<()> {
+    let valid_for = parse_duration_secs(valid_for).context("--valid-for")?;
     let ledger = Ledger::open(layout)?;
     let bundles = ledger.bundles()?;
     let last = through.unwrap_or_else(|| bundles.last().map(|b| b.sequence).unwrap_or(0));
@@ -736,6 +771,11 @@ fn resend_cmd(
             to.join(&r.dir_name).display(),
             human_bytes(n)
         );
+        let now = ferry_agent_common::now_unix();
+        let key = layout.signing_key();
+        if let Some(t) = agent_outside::keys::extend_resent(&ledger, r, to, &key, valid_for, now)? {
+            println!("  valid until {} (validity extension)", format_time(t));
+        }
     }
     Ok(())
 }

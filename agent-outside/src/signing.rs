@@ -367,6 +367,7 @@ mod tests {
             created: 1,
             expires: 2,
             producer: "test".into(),
+            extensions: vec![],
         };
         let u = b
             .finish_unsigned(&Catalog::default(), &next, stamp)

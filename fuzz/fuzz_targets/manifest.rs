@@ -3,7 +3,9 @@
 //! and a decoded body's consistency check must hold whatever the body says.
 //! The same bytes as an unsigned manifest (what `ferry-out sign` reads from
 //! the export host) must parse or be refused, and sign into a manifest that
-//! opens.
+//! opens. The same bytes as trust statements (a manifest extension, or a
+//! validity file beside a bundle) and as co-signatures must decode or be
+//! refused, and decoded signatures checked without panicking.
 #![no_main]
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::limits::ReceiverLimits;
@@ -18,6 +20,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = manifest.check(&limits);
     }
     let _ = strip_signature(data);
+    let _ = ferry_protocol::trust::cosigners(&ferry_protocol::id::ManifestHash([0; 32]), data);
+    if let Ok(list) = ferry_protocol::trust::decode(data) {
+        for s in &list {
+            let _ = s.authority(&trusted, &trusted);
+        }
+    }
     let mut unsigned = data.to_vec();
     if unsigned.len() >= 8 {
         unsigned[..8].copy_from_slice(ferry_protocol::manifest::UNSIGNED_MAGIC);

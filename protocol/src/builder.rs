@@ -94,6 +94,8 @@ pub struct Stamp {
     pub expires: u64,
     /// Producer string, such as `ferry-out 0.1.0`.
     pub producer: String,
+    /// Extension records (trust statements: `crate::trust::extension`).
+    pub extensions: Vec<crate::manifest::Extension>,
 }
 
 /// Why a bundle could not be built.
@@ -307,7 +309,7 @@ impl<S: VolumeSink> BundleBuilder<S> {
             chunks,
             volumes,
             producer: stamp.producer,
-            extensions: vec![],
+            extensions: stamp.extensions,
         };
         Ok((manifest, sink))
     }
@@ -401,6 +403,7 @@ mod tests {
             created: 1_700_000_000,
             expires: 1_700_086_400,
             producer: "builder test".into(),
+            extensions: vec![],
         }
     }
 

@@ -58,6 +58,9 @@ pub enum Error {
     /// A manifest carries a critical extension this reader does not understand.
     #[error("manifest carries critical extension {0}, which this reader does not understand")]
     UnknownCriticalExtension(u32),
+    /// The trust statements a manifest carries are malformed or misplaced.
+    #[error(transparent)]
+    Statement(#[from] crate::trust::StatementError),
     /// An object key or symlink target would leave the store.
     #[error("unsafe path {path:?}: {why}")]
     UnsafePath {

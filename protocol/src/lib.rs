@@ -46,6 +46,7 @@ pub mod manifest;
 pub mod path;
 pub mod push;
 pub mod receipt;
+pub mod trust;
 pub mod volume;
 
 pub use error::Error;

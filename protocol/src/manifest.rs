@@ -243,9 +243,14 @@ impl Manifest {
         if (self.sequence == 1) != self.previous.is_none() {
             return bad("only bundle 1 may lack a previous manifest hash".into());
         }
-        if let Some(e) = self.extensions.iter().find(|e| e.critical) {
+        if let Some(e) = self
+            .extensions
+            .iter()
+            .find(|e| e.critical && e.kind != crate::trust::EXTENSION_KIND)
+        {
             return Err(Error::UnknownCriticalExtension(e.kind));
         }
+        crate::trust::statements(self)?;
         let t = &self.totals;
         check(
             "largest chunk",
@@ -388,6 +393,12 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// The key a manifest file names as its signer, from its framing alone
+/// (the header checks of [`Manifest::open`], no signature, no decoding).
+pub fn signer_of(file: &[u8]) -> Result<PublicKey, Error> {
+    Ok(split(file)?.1)
 }
 
 /// Reads the signer and the manifest body without checking the signature, for

@@ -147,3 +147,37 @@ fn appendix_b_chunk_cut_points_and_ids() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Appendix C's rotation statement: the stream of Appendix A hands over from
+/// the all-zero seed's key to the all-one seed's key from bundle 2.
+fn appendix_c_statements() -> Vec<u8> {
+    use ferry_protocol::trust::{encode, SignedStatement, Statement};
+    let (old, new) = (SecretKey::from_seed([0; 32]), SecretKey::from_seed([1; 32]));
+    let s = Statement::Rotate {
+        stream: StreamId([0x11; 16]),
+        from_sequence: 2,
+        old: old.public().0,
+        new: new.public().0,
+        created: 1_700_000_000,
+    };
+    encode(&[SignedStatement::sign(s, &[&old, &new])])
+}
+
+#[test]
+fn appendix_c_statements_are_byte_exact() {
+    let bytes = appendix_c_statements();
+    if std::env::var_os("FERRY_PRINT_APPENDIX_C").is_some() {
+        for (i, line) in bytes.chunks(16).enumerate() {
+            let hexes: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+            println!("{:08x}: {}", i * 16, hexes.join(" "));
+        }
+    }
+    let spec = spec();
+    let dump = parse_dump(&block_after(&spec, "## Appendix C"));
+    assert_eq!(dump, bytes, "Appendix C differs from the code");
+    let list = ferry_protocol::trust::decode(&dump).unwrap();
+    assert_eq!(
+        list[0].authority(&[], &[]),
+        Ok(ferry_protocol::trust::Authority::OldKey)
+    );
+}

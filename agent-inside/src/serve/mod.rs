@@ -8,6 +8,9 @@
 //! - `/`: a short plain-text page: the generation served, how many objects it
 //!   holds and how many bytes its files add up to.
 //! - `/healthz`: `200 ok`, whether or not a bundle has been imported.
+//! - `/ferry/health`: JSON on the newest applied bundle's age
+//!   (`crate::freshness`): `200` while fresh, `503` past `[trust] warn_after`
+//!   or before the first import.
 //! - `/files/`: an HTML listing of the sources.
 //! - `/files/<source>/` and `/files/<source>/<dir>/`: an HTML listing of the
 //!   direct children of a directory (directories end in `/`), at most

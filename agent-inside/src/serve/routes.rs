@@ -110,6 +110,7 @@ async fn route(server: &Server, req: Req<'_>) -> Response {
     let path = req.path;
     match path {
         "/healthz" => text(StatusCode::OK, "ok"),
+        "/ferry/health" => health(server),
         "/" => match server.current().await {
             Ok(g) => with_generation(summary(&g), &g),
             Err(r) => r,
@@ -136,6 +137,17 @@ async fn route(server: &Server, req: Req<'_>) -> Response {
             None => not_found(path),
         },
     }
+}
+
+/// `/ferry/health`: the newest bundle's age (crate::freshness); `503` when stale.
+fn health(server: &Server) -> Response {
+    let (ok, v) = crate::freshness::health(&server.layout, ferry_agent_common::now_unix());
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    super::response::with_body(status, "application/json", format!("{v}\n"))
 }
 
 /// The `/` page.

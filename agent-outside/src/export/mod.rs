@@ -145,6 +145,7 @@ pub fn export_with(
             created: now,
             expires: now.saturating_add(opts.expires_in),
             producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
+            extensions: crate::keys::extensions(layout, position.sequence)?,
         };
         let unsigned = builder
             .finish_unsigned(&prev, &scanned.catalog, stamp)
