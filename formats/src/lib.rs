@@ -14,6 +14,8 @@
 //! Logic only one side needs (selection, downloads, serving, site signing)
 //! stays with that side.
 //!
+//! - [`cargo`]: the Rust registry's sparse index (index lines, index paths,
+//!   `config.json`) and the catalog layout of a `cargo` source.
 //! - [`compress`]: gz/xz/zst metadata, decompressed with a bound.
 //! - [`deb`]: Debian repositories: deb822 paragraphs and fields, `Release`,
 //!   compressed index files.
@@ -28,6 +30,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+pub mod cargo;
 pub mod compress;
 pub mod deb;
 pub mod helm;
