@@ -322,12 +322,11 @@ fn parse_line(raw: &str, line: usize, expected: &str) -> Result<Entry, IndexErro
             reason: e.to_string(),
         })?;
     let version = value.get("vers").and_then(|v| v.as_str()).map(String::from);
-    let parsed: IndexLine =
-        serde_json::from_value(value).map_err(|e| IndexError::Malformed {
-            line,
-            version: version.clone(),
-            reason: e.to_string(),
-        })?;
+    let parsed: IndexLine = serde_json::from_value(value).map_err(|e| IndexError::Malformed {
+        line,
+        version: version.clone(),
+        reason: e.to_string(),
+    })?;
     check_name(&parsed.name).map_err(|e| IndexError::BadName(line, e))?;
     if !parsed.name.eq_ignore_ascii_case(expected) {
         return Err(IndexError::WrongCrate {
@@ -401,7 +400,10 @@ impl RegistryConfig {
     /// it has none.
     pub fn download_url(&self, name: &str, version: &str, cksum: &str) -> String {
         if !MARKERS.iter().any(|m| self.dl.contains(m)) {
-            return format!("{}/{name}/{version}/download", self.dl.trim_end_matches('/'));
+            return format!(
+                "{}/{name}/{version}/download",
+                self.dl.trim_end_matches('/')
+            );
         }
         self.dl
             .replace("{crate}", name)
@@ -454,7 +456,15 @@ mod tests {
 
     #[test]
     fn lines_parse_with_their_fields() {
-        let text = format!("{SERDE_LINE}\n\n{}\n", SERDE_LINE.replace("1.0.200\",\"deps", "1.0.201\",\"yanked\":true,\"x\":1,\"deps").replace("\"yanked\":false,", ""));
+        let text = format!(
+            "{SERDE_LINE}\n\n{}\n",
+            SERDE_LINE
+                .replace(
+                    "1.0.200\",\"deps",
+                    "1.0.201\",\"yanked\":true,\"x\":1,\"deps"
+                )
+                .replace("\"yanked\":false,", "")
+        );
         let entries = parse_index(text.as_bytes(), "serde").unwrap();
         assert_eq!(entries.len(), 2);
         let e = &entries[0];
@@ -471,7 +481,14 @@ mod tests {
     #[test]
     fn bad_lines_are_typed() {
         let bad = |text: &str| parse_index(text.as_bytes(), "serde").unwrap_err();
-        assert!(matches!(bad("{not json"), IndexError::Malformed { line: 1, version: None, .. }));
+        assert!(matches!(
+            bad("{not json"),
+            IndexError::Malformed {
+                line: 1,
+                version: None,
+                ..
+            }
+        ));
         let no_cksum = SERDE_LINE.replace("\"cksum\"", "\"sum\"");
         assert!(matches!(
             bad(&no_cksum),
@@ -502,13 +519,17 @@ mod tests {
 
     #[test]
     fn download_urls_follow_the_template() {
-        let c = RegistryConfig::parse(br#"{"dl":"https://static.crates.io/crates","api":"https://crates.io"}"#).unwrap();
+        let c = RegistryConfig::parse(
+            br#"{"dl":"https://static.crates.io/crates","api":"https://crates.io"}"#,
+        )
+        .unwrap();
         assert_eq!(
             c.download_url("serde", "1.0.0", "ab"),
             "https://static.crates.io/crates/serde/1.0.0/download"
         );
         let c = RegistryConfig {
-            dl: "http://h/{prefix}/{lowerprefix}/{crate}/{crate}-{version}.crate?{sha256-checksum}".into(),
+            dl: "http://h/{prefix}/{lowerprefix}/{crate}/{crate}-{version}.crate?{sha256-checksum}"
+                .into(),
             api: None,
             auth_required: false,
         };
@@ -521,6 +542,9 @@ mod tests {
             Err(ConfigError::Malformed { .. })
         ));
         let json = serde_json::to_string(&c).unwrap();
-        assert!(!json.contains("auth-required") && !json.contains("api"), "{json}");
+        assert!(
+            !json.contains("auth-required") && !json.contains("api"),
+            "{json}"
+        );
     }
 }

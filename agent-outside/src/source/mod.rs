@@ -3,6 +3,7 @@
 //! (chunking, dedup against the ledger, volumes, manifest).
 
 pub mod apt;
+pub mod cargo;
 pub mod files;
 pub mod helm;
 pub mod oci;
@@ -111,5 +112,6 @@ fn build(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
         SourceKind::Yum => Box::new(yum::YumSource::new(cfg)?),
         SourceKind::Pypi => Box::new(pypi::PypiSource::new(cfg)?),
         SourceKind::Helm => Box::new(helm::HelmSource::new(cfg)?),
+        SourceKind::Cargo => Box::new(cargo::CargoSource::new(cfg)?),
     })
 }
