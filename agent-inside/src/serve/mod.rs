@@ -43,6 +43,9 @@
 //!   URL: `/apt/<source>/dists/…`, `/yum/<source>/repodata/repomd.xml`, ….
 //!   `/pypi/<source>/simple/` is the simple repository API (PEP 503 HTML and
 //!   PEP 691 JSON, `serve::pypi`), rendered from the store's project indexes.
+//! - `/cargo/<source>/`: a sparse crate registry (`serve::cargo`):
+//!   `config.json` written per request pointing at the URL the client used,
+//!   index files and `crates/…` served as files.
 //! - anything else: 404.
 //!
 //! Generations: `store/current` is read once per request, and the whole
@@ -77,9 +80,10 @@
 //! | `listing.rs` | directory listings, paginated, built off the async workers |
 //! | `file.rs` | file bodies, byte ranges, ETag and conditional requests |
 //! | `response.rs` | small response builders and HTML escaping |
-//! | `oci.rs`, `apt.rs`, `pypi.rs` | `/v2/`, `/apt-site/`, the PyPI simple API |
+//! | `oci.rs`, `apt.rs`, `pypi.rs`, `cargo.rs` | `/v2/`, `/apt-site/`, the PyPI simple API, the sparse registry's `config.json` |
 
 mod apt;
+mod cargo;
 mod conn;
 mod file;
 mod generation;

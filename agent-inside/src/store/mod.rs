@@ -4,6 +4,7 @@
 //! objects did not change.
 
 pub mod apt;
+pub mod cargo;
 pub mod files;
 pub mod helm;
 pub mod oci;
@@ -65,6 +66,7 @@ pub fn all() -> Vec<Box<dyn Store>> {
         Box::new(yum::YumStore),
         Box::new(pypi::PypiStore),
         Box::new(helm::HelmStore),
+        Box::new(cargo::CargoStore),
     ]
 }
 
