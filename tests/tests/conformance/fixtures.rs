@@ -223,3 +223,29 @@ pub fn oci(dir: &Path, _test: &str) -> Option<Fixture> {
         artifact: format!("v2/library/big/blobs/{layer_digest}"),
     })
 }
+
+/// `cargo`: a sparse registry (`config.json` with a relative `dl`, one
+/// index file) holding one crate file and its index line with its `cksum`.
+pub fn cargo(dir: &Path, _test: &str) -> Option<Fixture> {
+    let root = dir.join("cargo-upstream");
+    let data = random_bytes(300_000, 47);
+    let file = dir.join("big-1.0.0.crate");
+    std::fs::write(&file, &data).unwrap();
+    let line = format!(
+        r#"{{"name":"big","vers":"1.0.0","deps":[],"cksum":"{}","features":{{}},"yanked":false}}"#,
+        sha256(&data)
+    );
+    let krate = ferry_e2e::LocalCrate {
+        name: "big".into(),
+        version: "1.0.0".into(),
+        file,
+        line,
+    };
+    ferry_e2e::cargo_registry(&root, &[&krate], None);
+    Some(Fixture {
+        root,
+        table: Box::new(|url| format!("index = \"{url}/\"\ncrates = {{ big = \"1\" }}\n")),
+        kind: "cargo",
+        artifact: "crates/big/big-1.0.0.crate".into(),
+    })
+}

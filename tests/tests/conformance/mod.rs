@@ -193,3 +193,4 @@ conformance!(yum);
 conformance!(apt);
 conformance!(pypi);
 conformance!(oci);
+conformance!(cargo);

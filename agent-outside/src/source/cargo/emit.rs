@@ -39,7 +39,14 @@ impl CargoSource {
                 index.push_str(&e.raw);
                 index.push('\n');
                 let (name, vers, cksum) = (&e.line.name, &e.line.vers, &e.line.cksum);
-                let url = registry.config.download_url(name, vers, cksum);
+                // A relative `dl` (cargo itself wants an absolute one)
+                // resolves against the index URL.
+                let dl = registry.config.download_url(name, vers, cksum);
+                let url = self
+                    .index
+                    .join(&dl)
+                    .with_context(|| format!("crate {name} {vers}: download URL {dl:?}"))?
+                    .to_string();
                 let what = format!("crate {name} {vers} ({url})");
                 let expect = Expect {
                     size: None,
