@@ -1155,3 +1155,38 @@ pub fn cargo_registry(root: &Path, crates: &[&LocalCrate], dl: Option<&str>) {
         std::fs::write(dest, text).unwrap();
     }
 }
+
+/// [`http_upstream`] whose request log (`"GET /path HTTP/1.1" 200 …`, one
+/// line a request) goes to the file `log`.
+pub fn http_upstream_logged(dir: &Path, log: &Path) -> Upstream {
+    use std::io::BufRead;
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "0",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("create the request log"))
+        .spawn()
+        .expect("start python3 -m http.server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("http.server prints its port");
+    let port = line
+        .split(" port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+        .to_string();
+    Upstream {
+        process: KillOnDrop(child),
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}

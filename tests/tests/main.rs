@@ -6,6 +6,7 @@
 mod apt;
 mod bad_input;
 mod campaign;
+mod cargo;
 mod conformance;
 mod crash;
 mod delta_clients;
