@@ -329,8 +329,10 @@ fn cargo_bad_upstream_data_fails_naming_source_crate_and_version() {
         "source \"rs\" (cargo)",
         "\"one\" is not a semver requirement",
     ]);
-    export_with(&[&a], "", "media")
-        .expect_fail(&["source \"rs\" (cargo)", "needs `crates` (or `lockfiles`)"]);
+    export_with(&[&a], "", "media").expect_fail(&[
+        "source \"rs\" (cargo)",
+        "needs `crates` (or `lockfiles`, or `pin`)",
+    ]);
     assert!(dir_names(&env.root().join("media")).is_empty());
     // A yanked version is carried only when asked for exactly.
     let mut y = synthetic(&work, "gamma", "1.1.0", "", 3);
@@ -416,4 +418,48 @@ fn cargo_real_registry_when_asked() {
     project(&app);
     cargo(&home, &app, &["fetch"]).expect_ok();
     cargo(&home, &app, &["build", "--offline"]).expect_ok();
+}
+
+#[test]
+fn cargo_pins_stay_after_upstream_drops_them() {
+    let env = Env::new();
+    let work = env.root().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let (old, new) = (
+        synthetic(&work, "delta", "1.0.0", "", 5),
+        synthetic(&work, "delta", "1.1.0", "", 6),
+    );
+    let up_dir = env.root().join("upstream");
+    cargo_registry(&up_dir, &[&old, &new], None);
+    let up = http_upstream(&up_dir);
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"rs\"\ntype = \"cargo\"\nindex = \"{}\"\ncrates = {{ delta = \"1\" }}\npin = [\"delta@1.0.0\"]\n",
+            up.url
+        ),
+    )
+    .unwrap();
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let store = env.in_state.join("store/current/cargo/rs");
+    let both = ["delta-1.0.0.crate", "delta-1.1.0.crate"];
+    assert_eq!(dir_names(&store.join("crates/delta")), both);
+    // Upstream drops the pinned version: it stays, with its index line.
+    cargo_registry(&up_dir, &[&new], None);
+    let r = env.export("m2").expect_ok();
+    assert!(
+        r.stderr.contains("keeping pinned crate delta 1.0.0"),
+        "{}",
+        r.stderr
+    );
+    env.import("m2").expect_ok();
+    assert_eq!(dir_names(&store.join("crates/delta")), both);
+    assert_eq!(
+        std::fs::read_to_string(store.join("de/lt/delta")).unwrap(),
+        format!("{}\n{}\n", new.line, old.line)
+    );
+    // The next export with nothing new ships nothing.
+    let r = env.export("m3").expect_ok();
+    assert!(dir_names(&env.root().join("m3")).is_empty(), "{}", r.all());
 }

@@ -2,16 +2,17 @@
 //! opens it, checked against the index's `cksum` before it is read) and, per
 //! crate, its index file made of upstream's lines of the kept versions.
 
+use super::pins::Kept;
 use super::registry::Registry;
 use super::select::Selected;
 use super::CargoSource;
 use crate::source::{Item, ItemKind, ScanCtx};
 use crate::upstream::{prune_downloads, Client, Expect, UpstreamError};
 use anyhow::{Context, Result};
-use ferry_formats::cargo::{crate_path, index_path};
+use ferry_formats::cargo::{crate_path, index_path, Entry};
 use ferry_formats::rpm::Checksum;
 use ferry_protocol::id::Sha256;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -21,54 +22,49 @@ fn download_name(name: &str, version: &str) -> String {
 }
 
 impl CargoSource {
-    /// Lists the kept crates and the index file of each crate.
+    /// Lists the kept crates, the pins kept from the last bundle, and the
+    /// index file of each crate.
     pub(super) fn emit(
         &self,
-        cx: &ScanCtx<'_>,
         registry: &Registry,
         selected: &Selected,
+        kept: &Kept,
+        cx: &ScanCtx<'_>,
         sink: &mut dyn FnMut(Item) -> Result<()>,
     ) -> Result<()> {
-        let downloads = cx.cache_dir.join("downloads");
-        for chosen in selected.values() {
-            let mut index = String::new();
+        let mut index_files: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for (lower, chosen) in selected {
+            let (_, text) = index_files
+                .entry(lower.clone())
+                .or_insert_with(|| (chosen.entries[0].line.name.clone(), String::new()));
             for e in chosen.entries.iter() {
-                if !chosen.versions.contains(&e.version) {
-                    continue;
+                if chosen.versions.contains(&e.version) {
+                    text.push_str(&e.raw);
+                    text.push('\n');
+                    sink(self.crate_item(cx, registry, e)?)?;
                 }
-                index.push_str(&e.raw);
-                index.push('\n');
-                let (name, vers, cksum) = (&e.line.name, &e.line.vers, &e.line.cksum);
-                // A relative `dl` (cargo itself wants an absolute one)
-                // resolves against the index URL.
-                let dl = registry.config.download_url(name, vers, cksum);
-                let url = self
-                    .index
-                    .join(&dl)
-                    .with_context(|| format!("crate {name} {vers}: download URL {dl:?}"))?
-                    .to_string();
-                let what = format!("crate {name} {vers} ({url})");
-                let expect = Expect {
-                    size: None,
-                    checksum: Some(Checksum::new("sha256", cksum).with_context(|| what.clone())?),
-                };
-                let cached = downloads.join(download_name(name, vers));
-                let client = self.client.clone();
-                sink(Item {
-                    path: crate_path(name, vers),
-                    predecessor: None,
-                    kind: ItemKind::File {
-                        executable: false,
-                        fingerprint: Some(format!("sha256:{cksum}")),
-                        expected_sha256: Sha256::from_hex(cksum),
-                        open: Box::new(move || open_crate(&client, &url, &cached, &expect, what)),
-                    },
-                })?;
             }
-            let name = &chosen.entries[0].line.name;
-            let bytes = index.into_bytes();
+        }
+        for (lower, entries) in &kept.lines {
+            let (_, text) = index_files
+                .entry(lower.clone())
+                .or_insert_with(|| (entries[0].line.name.clone(), String::new()));
+            for e in entries {
+                text.push_str(&e.raw);
+                text.push('\n');
+            }
+        }
+        for path in &kept.paths {
             sink(Item {
-                path: index_path(name)?,
+                path: path.clone(),
+                predecessor: None,
+                kind: ItemKind::Keep,
+            })?;
+        }
+        for (name, text) in index_files.into_values() {
+            let bytes = text.into_bytes();
+            sink(Item {
+                path: index_path(&name)?,
                 predecessor: None,
                 kind: ItemKind::File {
                     executable: false,
@@ -81,6 +77,40 @@ impl CargoSource {
             })?;
         }
         Ok(())
+    }
+
+    /// The item of one kept version: downloaded into the cache when the
+    /// exporter opens it, checked against the index's `cksum`.
+    fn crate_item(&self, cx: &ScanCtx<'_>, registry: &Registry, e: &Entry) -> Result<Item> {
+        let (name, vers, cksum) = (&e.line.name, &e.line.vers, &e.line.cksum);
+        // A relative `dl` (cargo itself wants an absolute one) resolves
+        // against the index URL.
+        let dl = registry.config.download_url(name, vers, cksum);
+        let url = self
+            .index
+            .join(&dl)
+            .with_context(|| format!("crate {name} {vers}: download URL {dl:?}"))?
+            .to_string();
+        let what = format!("crate {name} {vers} ({url})");
+        let expect = Expect {
+            size: None,
+            checksum: Some(Checksum::new("sha256", cksum).with_context(|| what.clone())?),
+        };
+        let cached = cx
+            .cache_dir
+            .join("downloads")
+            .join(download_name(name, vers));
+        let client = self.client.clone();
+        Ok(Item {
+            path: crate_path(name, vers),
+            predecessor: None,
+            kind: ItemKind::File {
+                executable: false,
+                fingerprint: Some(format!("sha256:{cksum}")),
+                expected_sha256: Sha256::from_hex(cksum),
+                open: Box::new(move || open_crate(&client, &url, &cached, &expect, what)),
+            },
+        })
     }
 }
 

@@ -13,6 +13,7 @@
 //! dev_dependencies = false                # also dev-dependencies
 //! optional_dependencies = true            # every feature's optional dependencies
 //! unsatisfiable = "warn"                  # or "error": a dependency nothing satisfies
+//! pin = ["serde@1.0.200"]                 # kept inside after upstream drops it
 //! # and the network keys every source takes (crate::upstream::NetSettings)
 //! ```
 //!
@@ -33,6 +34,12 @@
 //! fails the export naming the crate, version and requirement
 //! ([`CargoError`]).
 //!
+//! Pins (`name@version`) are roots of exactly that version (yanked or not).
+//! When upstream no longer lists one, its crate is carried unchanged from
+//! the last bundle ([`ItemKind::Keep`]) and its index line is taken from
+//! `STATE/cache/<source>/shipped-pins.json`, where each export records the
+//! lines of the pinned versions it carries (`pins`).
+//!
 //! Items (the inside serves them as a sparse registry, `store::cargo`):
 //!
 //! - `<index path>` (`se/rd/serde`, …): upstream's lines of the carried
@@ -45,11 +52,14 @@
 //!   ships only its own crate file and its crate's index file.
 //!
 //! A scan is a pipeline: fetch (`registry`: `config.json` and index files,
-//! many at once), resolve (`select`, with `lock` for lockfiles), emit
-//! (`emit`).
+//! many at once), resolve (`select`, with `lock` for lockfiles), keep the
+//! pins upstream dropped (`pins`), emit (`emit`).
+//!
+//! [`ItemKind::Keep`]: crate::source::ItemKind::Keep
 
 mod emit;
 mod lock;
+mod pins;
 mod registry;
 mod select;
 mod settings;
@@ -76,6 +86,8 @@ pub struct CargoSource {
     dev_dependencies: bool,
     optional_dependencies: bool,
     unsatisfiable: Unsatisfiable,
+    /// `name@version` pins.
+    pins: Vec<(String, semver::Version)>,
     client: Client,
 }
 
@@ -91,7 +103,8 @@ impl Source for CargoSource {
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         let registry = self.registry()?;
         let selected = self.resolve(&registry)?;
+        let kept = self.keep_pins(cx, &selected)?;
         emit::clean_downloads(cx, &selected);
-        self.emit(cx, &registry, &selected, sink)
+        self.emit(&registry, &selected, &kept, cx, sink)
     }
 }

@@ -143,6 +143,19 @@ impl CargoSource {
                 }
             }
         }
+        let pinned: Vec<String> = self.pins.iter().map(|(n, _)| n.clone()).collect();
+        registry.prefetch(&pinned)?;
+        for (name, version) in &self.pins {
+            // A pin upstream lacks is kept from the last bundle (`pins`).
+            let Some(entries) = registry.get(name)? else {
+                continue;
+            };
+            if entries.iter().any(|e| e.version == *version)
+                && add(&mut selected, &entries, version)
+            {
+                level.push((name.to_ascii_lowercase(), version.clone()));
+            }
+        }
         self.add_locked(registry, &mut selected)?;
         while self.dependencies && !level.is_empty() {
             level = self.next_level(registry, &mut selected, &level)?;

@@ -58,6 +58,10 @@ pub struct CargoSettings {
     /// `warn` or `error`.
     #[serde(default)]
     pub unsatisfiable: Unsatisfiable,
+    /// `name@version`: selected whatever `crates` says, and kept inside
+    /// after upstream drops them.
+    #[serde(default)]
+    pub pin: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -82,9 +86,22 @@ impl CargoSource {
         if !matches!(index.scheme(), "http" | "https") {
             bail!("`index` must be an http:// or https:// sparse index URL (git indexes are not read)");
         }
-        if s.crates.is_empty() && s.lockfiles.is_empty() {
-            bail!("needs `crates` (or `lockfiles`)");
+        if s.crates.is_empty() && s.lockfiles.is_empty() && s.pin.is_empty() {
+            bail!("needs `crates` (or `lockfiles`, or `pin`)");
         }
+        let pins = s
+            .pin
+            .iter()
+            .map(|p| {
+                let (name, version) = p.split_once('@').with_context(|| {
+                    format!("pin {p:?} is not name@version, such as \"serde@1.0.200\"")
+                })?;
+                ferry_formats::cargo::check_name(name).with_context(|| format!("pin {p:?}"))?;
+                let v = semver::Version::parse(version)
+                    .with_context(|| format!("pin {p:?}: {version:?} is not a semantic version"))?;
+                Ok((name.to_string(), v))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut crates = Vec::new();
         for (name, req) in &s.crates {
             ferry_formats::cargo::check_name(name).context("`crates`")?;
@@ -113,6 +130,7 @@ impl CargoSource {
             dev_dependencies: s.dev_dependencies,
             optional_dependencies: s.optional_dependencies,
             unsatisfiable: s.unsatisfiable,
+            pins,
             client,
         })
     }
