@@ -1,8 +1,8 @@
 //! Real bundles of every source type for the campaigns: for each type an
 //! upstream built with the real tools (`dpkg-deb` + `reprepro` + `gpg` for
 //! apt, `rpmbuild` + `createrepo_c` for yum, `tar` for helm charts, Python's
-//! `zipfile` for wheels, `docker-registry` + `skopeo` for OCI), `ferry-out`
-//! exports bundle 1, the upstream changes (about 1.5 MB of new, incompressible
+//! `zipfile` for wheels, `docker-registry` + `skopeo` for OCI, a sparse
+//! registry of crate files for cargo), `ferry-out` exports bundle 1, the upstream changes (about 1.5 MB of new, incompressible
 //! bytes, so bundle 2 spans two or more 1 MiB volumes), `ferry-out` exports
 //! bundle 2, and `ferry-in` applies bundle 1.
 
@@ -85,7 +85,7 @@ fn finish(
 
 /// Every source type's bundles.
 pub fn all() -> Vec<Built> {
-    vec![files(), apt(), yum(), helm(), pypi(), oci()]
+    vec![files(), apt(), yum(), helm(), pypi(), oci(), cargo()]
 }
 
 /// A `files` source over a local tree.
@@ -314,6 +314,45 @@ pub fn pypi() -> Built {
     .unwrap();
     finish("pypi", env, vec![server.process], |_| {
         wheel(&up, "alpha", "2.0", V2_PAYLOAD)
+    })
+}
+
+/// A crate file of `payload` random bytes and its index line.
+fn krate(work: &Path, name: &str, version: &str, payload: usize, seed: u64) -> LocalCrate {
+    let data = random_bytes(payload, seed);
+    let file = work.join(format!("{name}-{version}.crate"));
+    std::fs::write(&file, &data).unwrap();
+    LocalCrate {
+        name: name.into(),
+        version: version.into(),
+        file,
+        line: format!(
+            r#"{{"name":"{name}","vers":"{version}","deps":[],"cksum":"{}","features":{{}},"yanked":false}}"#,
+            ferry_protocol::id::Sha256::of(&data)
+        ),
+    }
+}
+
+/// A sparse crate registry (`config.json`, index files, crate files).
+pub fn cargo() -> Built {
+    let env = Env::new();
+    let work = env.root().join("cargo-work");
+    let up = env.root().join("cargo-up");
+    std::fs::create_dir_all(&work).unwrap();
+    let v1 = krate(&work, "base", "1.0.0", 50_000, 11);
+    cargo_registry(&up, &[&v1], None);
+    let server = http_upstream(&up);
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"crates\"\ntype = \"cargo\"\nindex = \"{}/\"\ncrates = {{ base = \"*\" }}\nversions = \"all\"\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    finish("cargo", env, vec![server.process], |_| {
+        let v2 = krate(&work, "base", "2.0.0", V2_PAYLOAD, 12);
+        cargo_registry(&up, &[&v1, &v2], None);
     })
 }
 
