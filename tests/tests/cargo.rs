@@ -463,3 +463,54 @@ fn cargo_pins_stay_after_upstream_drops_them() {
     let r = env.export("m3").expect_ok();
     assert!(dir_names(&env.root().join("m3")).is_empty(), "{}", r.all());
 }
+
+#[test]
+fn cargo_dev_and_optional_dependencies_follow_the_settings() {
+    let env = Env::new();
+    let work = env.root().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let dep = |name: &str, optional: bool, kind: &str| {
+        format!(
+            r#"{{"name":"{name}","req":"^1","features":[],"optional":{optional},"default_features":true,"target":"cfg(windows)","kind":"{kind}"}}"#
+        )
+    };
+    let deps = [
+        dep("zeta", false, "dev"),
+        dep("eta", true, "normal"),
+        dep("theta", false, "build"),
+    ]
+    .join(",");
+    let crates = [
+        synthetic(&work, "epsilon", "1.0.0", &deps, 7),
+        synthetic(&work, "zeta", "1.0.0", "", 8),
+        synthetic(&work, "eta", "1.0.0", "", 9),
+        synthetic(&work, "theta", "1.0.0", "", 10),
+    ];
+    let up_dir = env.root().join("upstream");
+    cargo_registry(&up_dir, &crates.iter().collect::<Vec<_>>(), None);
+    let up = http_upstream(&up_dir);
+    let mut seq = 0;
+    let mut carried = |extra: &str| {
+        std::fs::write(
+            &env.config,
+            format!(
+                "[[source]]\nname = \"rs\"\ntype = \"cargo\"\nindex = \"{}\"\ncrates = {{ epsilon = \"1\" }}\n{extra}",
+                up.url
+            ),
+        )
+        .unwrap();
+        seq += 1;
+        let media = format!("m{seq}");
+        env.export(&media).expect_ok();
+        env.import(&media).expect_ok();
+        dir_names(&env.in_state.join("store/current/cargo/rs/crates"))
+    };
+    // Defaults: normal and build dependencies of every target, optional ones
+    // too; no dev-dependencies.
+    assert_eq!(carried(""), ["epsilon", "eta", "theta"]);
+    assert_eq!(
+        carried("dev_dependencies = true\noptional_dependencies = false\n"),
+        ["epsilon", "theta", "zeta"]
+    );
+    assert_eq!(carried("dependencies = false\n"), ["epsilon"]);
+}
