@@ -23,6 +23,8 @@
 //! - [`pypi`]: the project index ferry writes for a PyPI source,
 //!   `simple/<project>/index.json`, and PEP 503 names.
 //! - [`helm`]: Helm chart repository `index.yaml`.
+//! - [`npm`]: packuments, integrity, npm semver ranges, `package-lock.json`
+//!   (groundwork for an `npm` source and store; not used yet).
 //! - [`oci`]: OCI images: digests, repository names and tags, manifests and
 //!   media types, and the catalog layout of an `oci` source.
 
@@ -34,6 +36,7 @@ pub mod cargo;
 pub mod compress;
 pub mod deb;
 pub mod helm;
+pub mod npm;
 pub mod oci;
 pub mod pypi;
 pub mod rpm;
