@@ -377,6 +377,34 @@ pub fn tarball_path(name: &str, version: &str) -> String {
     format!("tarballs/{name}/-/{base}-{version}.tgz")
 }
 
+/// A path of an `npm` source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NpmPath<'a> {
+    /// `packuments/<name>.json`.
+    Packument(&'a str),
+    /// `tarballs/<name>/-/<file>.tgz`.
+    Tarball {
+        /// The package.
+        name: &'a str,
+        /// The file name.
+        file: &'a str,
+    },
+}
+
+/// Reads a path of an `npm` source; `None` for anything outside the layout.
+pub fn parse_path(path: &str) -> Option<NpmPath<'_>> {
+    if let Some(rest) = path.strip_prefix("packuments/") {
+        let name = rest.strip_suffix(".json")?;
+        check_name(name).ok()?;
+        return Some(NpmPath::Packument(name));
+    }
+    let rest = path.strip_prefix("tarballs/")?;
+    let (name, file) = rest.rsplit_once("/-/")?;
+    check_name(name).ok()?;
+    let ok = file.ends_with(".tgz") && !file.contains('/') && !file.starts_with('.');
+    ok.then_some(NpmPath::Tarball { name, file })
+}
+
 /// One registry package of a lockfile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Locked {
@@ -538,6 +566,25 @@ mod tests {
             "tarballs/@types/node/-/node-20.1.0.tgz"
         );
         assert_eq!(tarball_path("a", "1.0.0"), "tarballs/a/-/a-1.0.0.tgz");
+        assert_eq!(
+            parse_path("tarballs/@types/node/-/node-20.1.0.tgz"),
+            Some(NpmPath::Tarball {
+                name: "@types/node",
+                file: "node-20.1.0.tgz"
+            })
+        );
+        assert_eq!(
+            parse_path("packuments/@types/node.json"),
+            Some(NpmPath::Packument("@types/node"))
+        );
+        for bad in [
+            "packuments/a",
+            "tarballs/a/a-1.tgz",
+            "tarballs/a/-/x/y.tgz",
+            "config.json",
+        ] {
+            assert_eq!(parse_path(bad), None, "{bad}");
+        }
     }
 
     #[test]

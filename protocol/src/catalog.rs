@@ -228,11 +228,14 @@ pub enum SourceKind {
     /// `crates/<name>/<name>-<version>.crate`), served as a sparse registry
     /// under `/cargo/<source>/`.
     Cargo,
+    /// An npm registry (`packuments/<name>.json` written by ferry-out,
+    /// `tarballs/<name>/-/<base>-<version>.tgz`), served under `/npm/<source>/`.
+    Npm,
 }
 
 impl SourceKind {
     /// Every kind, in encoding order.
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 8] = [
         SourceKind::Files,
         SourceKind::Oci,
         SourceKind::Apt,
@@ -240,6 +243,7 @@ impl SourceKind {
         SourceKind::Pypi,
         SourceKind::Helm,
         SourceKind::Cargo,
+        SourceKind::Npm,
     ];
 
     /// A short lower-case name (`files`, `oci`, `apt`, …): the config's
@@ -253,6 +257,7 @@ impl SourceKind {
             SourceKind::Pypi => "pypi",
             SourceKind::Helm => "helm",
             SourceKind::Cargo => "cargo",
+            SourceKind::Npm => "npm",
         }
     }
 }

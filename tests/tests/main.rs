@@ -15,6 +15,7 @@ mod deploy;
 mod diode;
 mod full_disk;
 mod helm;
+mod npm;
 mod oci;
 mod oci_registry;
 mod pypi;

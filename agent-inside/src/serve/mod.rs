@@ -46,6 +46,8 @@
 //! - `/cargo/<source>/`: a sparse crate registry (`serve::cargo`):
 //!   `config.json` written per request pointing at the URL the client used,
 //!   index files and `crates/…` served as files.
+//! - `/npm/<source>/<name>`: an npm registry's packuments (`serve::npm`), tarball
+//!   URLs pointing at the URL the client used; abbreviated metadata on request.
 //! - anything else: 404.
 //!
 //! Generations: `store/current` is read once per request, and the whole
@@ -80,7 +82,7 @@
 //! | `listing.rs` | directory listings, paginated, built off the async workers |
 //! | `file.rs` | file bodies, byte ranges, ETag and conditional requests |
 //! | `response.rs` | small response builders and HTML escaping |
-//! | `oci.rs`, `apt.rs`, `pypi.rs`, `cargo.rs` | `/v2/`, `/apt-site/`, the PyPI simple API, the sparse registry's `config.json` |
+//! | `oci.rs`, `apt.rs`, `pypi.rs`, `cargo.rs`, `npm.rs` | `/v2/`, `/apt-site/`, the PyPI simple API, the sparse registry's `config.json`, npm packuments |
 
 mod apt;
 mod cargo;
@@ -89,6 +91,7 @@ mod file;
 mod generation;
 mod lifecycle;
 mod listing;
+mod npm;
 mod oci;
 mod pypi;
 mod request;

@@ -5,7 +5,7 @@ use super::generation::{Generation, Server};
 use super::request::{decode, Req};
 use super::response::{not_found, redirect, text, with_generation, X_FERRY_GENERATION};
 use super::settings::ServeSettings;
-use super::{apt, cargo, oci, pypi, tree};
+use super::{apt, cargo, npm, oci, pypi, tree};
 use crate::layout::Layout;
 use axum::body::Body;
 use axum::extract::State;
@@ -125,6 +125,7 @@ async fn route(server: &Server, req: Req<'_>) -> Response {
                 let r = match kind {
                     SourceKind::Pypi => pypi::route(server, &g, &decoded, req).await,
                     SourceKind::Cargo => cargo::route(server, &g, &decoded, req).await,
+                    SourceKind::Npm => npm::route(server, &g, &decoded, req).await,
                     _ => tree::tree(server, &g, kind, &decoded, req).await,
                 };
                 with_generation(r, &g)
@@ -149,13 +150,14 @@ fn summary(g: &Generation) -> Response {
 }
 
 /// The kinds of store served as trees of files, each under `/<kind>/`.
-const TREE_KINDS: [SourceKind; 6] = [
+const TREE_KINDS: [SourceKind; 7] = [
     SourceKind::Files,
     SourceKind::Apt,
     SourceKind::Yum,
     SourceKind::Pypi,
     SourceKind::Helm,
     SourceKind::Cargo,
+    SourceKind::Npm,
 ];
 
 /// Which tree a path is in: `(kind, None)` for `/<kind>` alone, `(kind,

@@ -7,6 +7,7 @@ pub mod apt;
 pub mod cargo;
 pub mod files;
 pub mod helm;
+pub mod npm;
 pub mod oci;
 pub mod pypi;
 mod rebuilt;
@@ -67,6 +68,7 @@ pub fn all() -> Vec<Box<dyn Store>> {
         Box::new(pypi::PypiStore),
         Box::new(helm::HelmStore),
         Box::new(cargo::CargoStore),
+        Box::new(npm::NpmStore),
     ]
 }
 

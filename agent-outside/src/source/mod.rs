@@ -6,6 +6,7 @@ pub mod apt;
 pub mod cargo;
 pub mod files;
 pub mod helm;
+pub mod npm;
 pub mod oci;
 pub mod pypi;
 pub mod yum;
@@ -113,5 +114,6 @@ fn build(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
         SourceKind::Pypi => Box::new(pypi::PypiSource::new(cfg)?),
         SourceKind::Helm => Box::new(helm::HelmSource::new(cfg)?),
         SourceKind::Cargo => Box::new(cargo::CargoSource::new(cfg)?),
+        SourceKind::Npm => Box::new(npm::NpmSource::new(cfg)?),
     })
 }
