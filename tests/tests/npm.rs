@@ -222,3 +222,91 @@ fn npm_install_against_ferry_in_then_a_delta() {
         "a 1.0.0 @s/c 1.0.0 b 1.1.0"
     );
 }
+
+#[test]
+fn npm_bad_upstream_data_and_bundles_are_refused_by_name() {
+    let test = "npm::npm_bad_upstream_data_and_bundles_are_refused_by_name";
+    if !have_tools(test, &["npm", "python3"]) {
+        return;
+    }
+    let env = Env::new();
+    let (work, up_dir) = (env.root().join("work"), env.root().join("upstream"));
+    std::fs::create_dir_all(&up_dir).unwrap();
+    let up = http_upstream(&up_dir);
+    registry(
+        &work,
+        &up_dir,
+        &up.url,
+        &serde_json::json!([["a", "1.0.0", {"gone": "^2", "b": "^5"}, null], ["b", "1.0.0", {}, null]]),
+    );
+    let export = |extra: &str| {
+        std::fs::write(
+            &env.config,
+            format!(
+                "[[source]]\nname = \"js\"\ntype = \"npm\"\nregistry = \"{}\"\n{extra}",
+                up.url
+            ),
+        )
+        .unwrap();
+        env.export("media")
+    };
+    export("packages = { a = \"1\" }\nunsatisfiable = \"error\"\n").expect_fail(&[
+        "source \"js\"",
+        "package a 1.0.0 depends on",
+        "which no version on the registry satisfies",
+    ]);
+    export("packages = { nothere = \"1\" }\n")
+        .expect_fail(&["source \"js\"", "package nothere is not on the registry"]);
+    export("packages = { a = \"^3\" }\n").expect_fail(&["package a: no version matches"]);
+    export("packages = { a = \"latest\" }\n")
+        .expect_fail(&["source \"js\" (npm)", "is not a semver range"]);
+    let lock = work.join("package-lock.json");
+    std::fs::write(&lock, r#"{"lockfileVersion":1,"dependencies":{}}"#).unwrap();
+    export(&format!("lockfiles = [\"{}\"]\n", lock.display()))
+        .expect_fail(&["source \"js\"", "lockfileVersion 1 is not read"]);
+    // A packument whose version is malformed names the package.
+    std::fs::write(
+        up_dir.join("b"),
+        r#"{"name":"b","versions":{"1.0":{"version":"1.0","dist":{"tarball":"x"}}}}"#,
+    )
+    .unwrap();
+    export("packages = { b = \"*\" }\n").expect_fail(&[
+        "source \"js\"",
+        "package b: malformed packument",
+        "version \"1.0\"",
+    ]);
+    assert!(dir_names(&env.root().join("media")).is_empty());
+
+    // Inside: a tarball that does not match its packument's integrity, a
+    // packument naming a tarball not held, a path outside the layout.
+    use ferry_protocol::catalog::SourceKind::Npm;
+    let doc = |sha1: &str| {
+        format!(
+            r#"{{"name":"x","versions":{{"1.0.0":{{"version":"1.0.0","dist":{{"tarball":"t","shasum":"{sha1}"}}}}}}}}"#
+        )
+    };
+    let wrong = doc(&"0".repeat(40));
+    type Files<'a> = &'a [(&'a str, &'a [u8])];
+    let cases: [(Files<'_>, &str); 3] = [
+        (
+            &[
+                ("packuments/x.json", wrong.as_bytes()),
+                ("tarballs/x/-/x-1.0.0.tgz", b"tgz"),
+            ],
+            "the packument says",
+        ),
+        (
+            &[("packuments/x.json", wrong.as_bytes())],
+            "does not hold tarballs/x/-/x-1.0.0.tgz",
+        ),
+        (&[("x.json", b"{}")], "not a path of an npm source"),
+    ];
+    for (objects, needle) in cases {
+        let env = Env::new();
+        let objs: Vec<CraftedObject<'_>> =
+            objects.iter().map(|(p, d)| ("js", Npm, *p, *d)).collect();
+        craft_bundle(&env, "bad", &objs);
+        env.import("bad").expect_fail(&[needle]);
+        assert_eq!(env.applied_sequence(), 0);
+    }
+}

@@ -194,3 +194,4 @@ conformance!(apt);
 conformance!(pypi);
 conformance!(oci);
 conformance!(cargo);
+conformance!(npm);
