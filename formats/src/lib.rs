@@ -23,8 +23,8 @@
 //! - [`pypi`]: the project index ferry writes for a PyPI source,
 //!   `simple/<project>/index.json`, and PEP 503 names.
 //! - [`helm`]: Helm chart repository `index.yaml`.
-//! - [`npm`]: packuments, integrity, npm semver ranges, `package-lock.json`
-//!   (groundwork for an `npm` source and store; not used yet).
+//! - [`npm`]: packuments, integrity, npm semver ranges, `package-lock.json`,
+//!   and the catalog layout of an `npm` source.
 //! - [`oci`]: OCI images: digests, repository names and tags, manifests and
 //!   media types, and the catalog layout of an `oci` source.
 

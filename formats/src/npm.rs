@@ -1,5 +1,5 @@
-//! npm: what a future `npm` source and store both read (groundwork for
-//! issue 14's npm part; no source or store uses it yet).
+//! npm: what the outside's `source::npm` and the inside's `store::npm` and
+//! `serve::npm` both read.
 //!
 //! - [`Packument`]: a registry's package document (`name`, `dist-tags`,
 //!   `versions` with their `dist` and dependency maps, `time`), each version
