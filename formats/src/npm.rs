@@ -181,10 +181,15 @@ pub struct Packument {
     pub versions: BTreeMap<Version, PackageVersion>,
     /// `time`: version (and `created`, `modified`) → time stamp.
     pub time: BTreeMap<String, String>,
+    /// Version entries left out, with why: a key that is not semver (old
+    /// packages have `1.0.0beta`), a `version` unlike its key, no `dist`.
+    /// npm cannot install them either; a store refuses a packument with any.
+    pub skipped: Vec<PackumentError>,
 }
 
 impl Packument {
-    /// Parses the packument of `expected` (full or abbreviated form).
+    /// Parses the packument of `expected` (full or abbreviated form); a
+    /// version entry that is not usable is left out, in `skipped`.
     pub fn parse(bytes: &[u8], expected: &str) -> Result<Packument, PackumentError> {
         let malformed = |reason: String| PackumentError::Malformed { reason };
         let doc: Value = serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
@@ -209,24 +214,15 @@ impl Packument {
                 .unwrap_or_default()
         };
         let mut versions = BTreeMap::new();
+        let mut skipped = Vec::new();
         if let Some(vs) = doc.get("versions").and_then(Value::as_object) {
             for (key, raw) in vs {
-                let bad = |reason: String| PackumentError::BadVersion {
-                    version: key.clone(),
-                    reason,
-                };
-                let version = Version::parse(key).map_err(|e| bad(e.to_string()))?;
-                let meta: VersionMeta =
-                    serde_json::from_value(raw.clone()).map_err(|e| bad(e.to_string()))?;
-                if meta.version != *key {
-                    return Err(bad(format!("its `version` is {:?}", meta.version)));
+                match version_entry(key, raw) {
+                    Ok(pv) => {
+                        versions.insert(pv.version.clone(), pv);
+                    }
+                    Err(e) => skipped.push(e),
                 }
-                let pv = PackageVersion {
-                    version: version.clone(),
-                    meta,
-                    raw: raw.clone(),
-                };
-                versions.insert(version, pv);
             }
         }
         Ok(Packument {
@@ -234,8 +230,27 @@ impl Packument {
             dist_tags: strings("dist-tags"),
             versions,
             time: strings("time"),
+            skipped,
         })
     }
+}
+
+/// One entry of `versions`.
+fn version_entry(key: &str, raw: &Value) -> Result<PackageVersion, PackumentError> {
+    let bad = |reason: String| PackumentError::BadVersion {
+        version: key.to_string(),
+        reason,
+    };
+    let version = Version::parse(key).map_err(|e| bad(e.to_string()))?;
+    let meta: VersionMeta = serde_json::from_value(raw.clone()).map_err(|e| bad(e.to_string()))?;
+    if meta.version != key {
+        return Err(bad(format!("its `version` is {:?}", meta.version)));
+    }
+    Ok(PackageVersion {
+        version,
+        meta,
+        raw: raw.clone(),
+    })
 }
 
 /// The strongest digest a version's `dist` gives.
@@ -540,10 +555,9 @@ mod tests {
         ));
         let wrong =
             String::from_utf8_lossy(doc).replace("\"version\":\"7.0.0\"", "\"version\":\"7.0.1\"");
-        assert!(matches!(
-            Packument::parse(wrong.as_bytes(), "is-number"),
-            Err(PackumentError::BadVersion { .. })
-        ));
+        let p = Packument::parse(wrong.as_bytes(), "is-number").unwrap();
+        assert!(p.versions.is_empty());
+        assert!(matches!(p.skipped[..], [PackumentError::BadVersion { .. }]));
         assert!(matches!(
             Packument::parse(b"[]", "x"),
             Err(PackumentError::Malformed { .. })

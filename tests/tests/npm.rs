@@ -264,16 +264,20 @@ fn npm_bad_upstream_data_and_bundles_are_refused_by_name() {
     std::fs::write(&lock, r#"{"lockfileVersion":1,"dependencies":{}}"#).unwrap();
     export(&format!("lockfiles = [\"{}\"]\n", lock.display()))
         .expect_fail(&["source \"js\"", "lockfileVersion 1 is not read"]);
-    // A packument whose version is malformed names the package.
+    // A packument that is not one names the package; a version entry that
+    // is not usable (not semver) is left out, as npm leaves it.
     std::fs::write(
         up_dir.join("b"),
         r#"{"name":"b","versions":{"1.0":{"version":"1.0","dist":{"tarball":"x"}}}}"#,
     )
     .unwrap();
+    export("packages = { b = \"*\" }\n")
+        .expect_fail(&["source \"js\"", "package b: no version matches"]);
+    std::fs::write(up_dir.join("b"), r#"{"name":"other"}"#).unwrap();
     export("packages = { b = \"*\" }\n").expect_fail(&[
         "source \"js\"",
         "package b: malformed packument",
-        "version \"1.0\"",
+        "names \"other\"",
     ]);
     assert!(dir_names(&env.root().join("media")).is_empty());
 
@@ -287,7 +291,9 @@ fn npm_bad_upstream_data_and_bundles_are_refused_by_name() {
     };
     let wrong = doc(&"0".repeat(40));
     type Files<'a> = &'a [(&'a str, &'a [u8])];
-    let cases: [(Files<'_>, &str); 3] = [
+    let odd = r#"{"name":"x","versions":{"1.0":{"version":"1.0","dist":{"tarball":"t"}}}}"#;
+    let cases: [(Files<'_>, &str); 4] = [
+        (&[("packuments/x.json", odd.as_bytes())], "version \"1.0\""),
         (
             &[
                 ("packuments/x.json", wrong.as_bytes()),

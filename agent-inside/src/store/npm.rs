@@ -56,6 +56,9 @@ fn check_packument(cx: &BuildCtx<'_>, key: &ObjectKey, name: &str) -> Result<Vec
     let bytes = std::fs::read(dir.join(&key.path))
         .with_context(|| format!("object {key}: cannot read it"))?;
     let p = Packument::parse(&bytes, name).with_context(|| format!("object {key}"))?;
+    if let Some(e) = p.skipped.first() {
+        bail!("object {key}: {e}");
+    }
     let packument_changed = cx.prev.objects.get(key) != cx.next.objects.get(key);
     let mut listed = Vec::new();
     for (v, pv) in &p.versions {
