@@ -1351,3 +1351,155 @@ mod tests {
         skip_with("m::a", "x is not installed", true, None);
     }
 }
+
+// ---- helper "cargo": crate registries (tests/tests/cargo.rs, conformance) ----
+
+/// A real published crate version taken from this machine's cargo caches:
+/// its `.crate` file and its line of the registry's index.
+#[derive(Clone, Debug)]
+pub struct LocalCrate {
+    /// The crate's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The `.crate` file in `CARGO_HOME/registry/cache/…`.
+    pub file: PathBuf,
+    /// Its index line, as the registry published it.
+    pub line: String,
+}
+
+/// `$CARGO_HOME`, else `~/.cargo`.
+pub fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        })
+}
+
+/// Reads one entry of cargo's own index cache
+/// (`registry/index/<registry>/.cache/<index path>`: a version byte, a
+/// 4-byte index version, a header string, then `version NUL line NUL`
+/// pairs); the line of `version`, if the cache has it.
+fn cached_index_line(cache_file: &Path, version: &str) -> Option<String> {
+    let bytes = std::fs::read(cache_file).ok()?;
+    let mut parts = bytes.get(5..)?.split(|&b| b == 0);
+    parts.next()?; // the header (ETag or Last-Modified)
+    while let (Some(v), Some(line)) = (parts.next(), parts.next()) {
+        if v == version.as_bytes() {
+            return String::from_utf8(line.to_vec()).ok();
+        }
+    }
+    None
+}
+
+/// `name` `version` from this machine's cargo caches (the `.crate` that
+/// building the workspace downloaded, and its index line from cargo's index
+/// cache); `None` when either is missing.
+pub fn local_crate(name: &str, version: &str) -> Option<LocalCrate> {
+    let registry = cargo_home().join("registry");
+    let file_name = format!("{name}-{version}.crate");
+    let index_path = ferry_formats::cargo::index_path(name).ok()?;
+    for dir in std::fs::read_dir(registry.join("cache")).ok()?.flatten() {
+        let file = dir.path().join(&file_name);
+        let cache = registry
+            .join("index")
+            .join(dir.file_name())
+            .join(".cache")
+            .join(&index_path);
+        if let (true, Some(line)) = (file.is_file(), cached_index_line(&cache, version)) {
+            return Some(LocalCrate {
+                name: name.into(),
+                version: version.into(),
+                file,
+                line,
+            });
+        }
+    }
+    None
+}
+
+/// The crates `wanted` (`(name, version)`) from this machine's cargo
+/// caches, or `None` after [`skip`]ping `test` naming the first missing one.
+pub fn local_crates(test: &str, wanted: &[(&str, &str)]) -> Option<Vec<LocalCrate>> {
+    let mut out = Vec::new();
+    for (n, v) in wanted {
+        match local_crate(n, v) {
+            Some(c) => out.push(c),
+            None => {
+                skip(
+                    test,
+                    &format!(
+                        "crate {n} {v} is not in {}'s registry caches (building the workspace online puts it there)",
+                        cargo_home().display()
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Writes a sparse registry under `root` (served statically, it is a
+/// stand-in upstream): `config.json` whose `dl` is `dl` (default: the
+/// relative `crates/{crate}/{crate}-{version}.crate`), each crate's index
+/// file holding the lines of `crates` in order, and the `.crate` files.
+/// Index files and crates of earlier calls not in `crates` are removed.
+pub fn cargo_registry(root: &Path, crates: &[&LocalCrate], dl: Option<&str>) {
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root).unwrap();
+    let config =
+        serde_json::json!({ "dl": dl.unwrap_or("crates/{crate}/{crate}-{version}.crate") });
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let mut files: std::collections::BTreeMap<String, String> = Default::default();
+    for c in crates {
+        let path = ferry_formats::cargo::index_path(&c.name).unwrap();
+        let text = files.entry(path).or_default();
+        text.push_str(&c.line);
+        text.push('\n');
+        let dest = root.join(ferry_formats::cargo::crate_path(&c.name, &c.version));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&c.file, &dest).unwrap();
+    }
+    for (path, text) in files {
+        let dest = root.join(path);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(dest, text).unwrap();
+    }
+}
+
+/// [`http_upstream`] whose request log (`"GET /path HTTP/1.1" 200 …`, one
+/// line a request) goes to the file `log`.
+pub fn http_upstream_logged(dir: &Path, log: &Path) -> Upstream {
+    use std::io::BufRead;
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "0",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("create the request log"))
+        .spawn()
+        .expect("start python3 -m http.server");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("http.server prints its port");
+    let port = line
+        .split(" port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no port in {line:?}"))
+        .to_string();
+    Upstream {
+        process: KillOnDrop(child),
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}

@@ -14,6 +14,8 @@
 //! Logic only one side needs (selection, downloads, serving, site signing)
 //! stays with that side.
 //!
+//! - [`cargo`]: the Rust registry's sparse index (index lines, index paths,
+//!   `config.json`) and the catalog layout of a `cargo` source.
 //! - [`compress`]: gz/xz/zst metadata, decompressed with a bound.
 //! - [`deb`]: Debian repositories: deb822 paragraphs and fields, `Release`,
 //!   compressed index files.
@@ -21,6 +23,8 @@
 //! - [`pypi`]: the project index ferry writes for a PyPI source,
 //!   `simple/<project>/index.json`, and PEP 503 names.
 //! - [`helm`]: Helm chart repository `index.yaml`.
+//! - [`npm`]: packuments, integrity, npm semver ranges, `package-lock.json`,
+//!   and the catalog layout of an `npm` source.
 //! - [`oci`]: OCI images: digests, repository names and tags, manifests and
 //!   media types, and the catalog layout of an `oci` source.
 
@@ -28,9 +32,11 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+pub mod cargo;
 pub mod compress;
 pub mod deb;
 pub mod helm;
+pub mod npm;
 pub mod oci;
 pub mod pypi;
 pub mod rpm;

@@ -224,17 +224,26 @@ pub enum SourceKind {
     /// A Helm chart repository (`index.yaml` and charts), served under
     /// `/helm/<source>/`.
     Helm,
+    /// A Rust crate registry (sparse index files at their index paths,
+    /// `crates/<name>/<name>-<version>.crate`), served as a sparse registry
+    /// under `/cargo/<source>/`.
+    Cargo,
+    /// An npm registry (`packuments/<name>.json` written by ferry-out,
+    /// `tarballs/<name>/-/<base>-<version>.tgz`), served under `/npm/<source>/`.
+    Npm,
 }
 
 impl SourceKind {
     /// Every kind, in encoding order.
-    pub const ALL: [SourceKind; 6] = [
+    pub const ALL: [SourceKind; 8] = [
         SourceKind::Files,
         SourceKind::Oci,
         SourceKind::Apt,
         SourceKind::Yum,
         SourceKind::Pypi,
         SourceKind::Helm,
+        SourceKind::Cargo,
+        SourceKind::Npm,
     ];
 
     /// A short lower-case name (`files`, `oci`, `apt`, …): the config's
@@ -247,6 +256,8 @@ impl SourceKind {
             SourceKind::Yum => "yum",
             SourceKind::Pypi => "pypi",
             SourceKind::Helm => "helm",
+            SourceKind::Cargo => "cargo",
+            SourceKind::Npm => "npm",
         }
     }
 }

@@ -60,7 +60,7 @@ fn corruption_campaign(n: u64) {
         fig.failures.join("\n")
     );
     assert_eq!(fig.by_kind.values().sum::<u64>(), n);
-    assert_eq!(fig.by_source.len(), 6, "every source type was damaged");
+    assert_eq!(fig.by_source.len(), 8, "every source type was damaged");
 }
 
 /// 200 corruptions across every source type.

@@ -6,6 +6,7 @@
 mod apt;
 mod bad_input;
 mod campaign;
+mod cargo;
 mod client_config;
 mod conformance;
 mod crash;
@@ -15,6 +16,7 @@ mod deploy;
 mod diode;
 mod full_disk;
 mod helm;
+mod npm;
 mod oci;
 mod oci_registry;
 mod pypi;

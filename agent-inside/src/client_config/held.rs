@@ -1,7 +1,7 @@
 //! What the current generation holds, as far as client configuration cares:
 //! image repositories and their tags, apt suites with their components and
 //! architectures, yum repositories and whether their metadata is signed, and
-//! the names of the PyPI, Helm and plain-file sources.
+//! the names of the PyPI, Helm, cargo, npm and plain-file sources.
 
 use ferry_formats::oci::{parse_path, OciPath};
 use ferry_protocol::catalog::{Catalog, SourceKind};
@@ -38,6 +38,10 @@ pub(super) struct Held {
     pub(super) helm: Vec<String>,
     /// Plain-file sources.
     pub(super) files: Vec<String>,
+    /// Cargo registries.
+    pub(super) cargo: Vec<String>,
+    /// npm registries.
+    pub(super) npm: Vec<String>,
 }
 
 impl Held {
@@ -49,6 +53,8 @@ impl Held {
                 SourceKind::Pypi => h.pypi.push(name.clone()),
                 SourceKind::Helm => h.helm.push(name.clone()),
                 SourceKind::Files => h.files.push(name.clone()),
+                SourceKind::Cargo => h.cargo.push(name.clone()),
+                SourceKind::Npm => h.npm.push(name.clone()),
                 SourceKind::Yum => {
                     h.yum.insert(name.clone(), YumRepo::default());
                 }
@@ -114,6 +120,8 @@ impl Held {
             && self.pypi.is_empty()
             && self.helm.is_empty()
             && self.files.is_empty()
+            && self.cargo.is_empty()
+            && self.npm.is_empty()
     }
 }
 

@@ -195,6 +195,8 @@ fn render(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
     out.extend(packages::dnf(cx)?);
     out.extend(packages::pip(cx)?);
     out.extend(packages::helm(cx)?);
+    out.extend(packages::cargo(cx)?);
+    out.extend(packages::npm(cx)?);
     Ok(out)
 }
 

@@ -1,6 +1,7 @@
 //! Package clients: apt (deb822 `.sources` with `Signed-By`, and the
 //! one-line list the GPU Operator's driver container reads), dnf (`.repo`),
-//! pip (`pip.conf`) and Helm (`helm repo add`).
+//! pip (`pip.conf`), Helm (`helm repo add`), cargo (`.cargo/config.toml`)
+//! and npm (`.npmrc`).
 
 use super::{AptView, ClientConfigError, ClientFile, Ctx};
 use anyhow::Result;
@@ -215,6 +216,48 @@ pub(super) fn helm(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
     Ok(vec![ClientFile {
         path: "helm/repo-add.sh".into(),
         dest: "Helm: run".into(),
+        body: t,
+    }])
+}
+
+/// cargo: `.cargo/config.toml` taking crates.io from the first cargo source
+/// (the others as named registries), with the CA over https.
+pub(super) fn cargo(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
+    let Some(first) = cx.held.cargo.first() else {
+        return Ok(Vec::new());
+    };
+    let base = cx.urls.base().url();
+    let mut t = crate::store::cargo::cargo_config_toml(&base, first);
+    for s in &cx.held.cargo[1..] {
+        let _ = write!(
+            t,
+            "\n[registries.{s}]\nindex = \"sparse+{base}/cargo/{s}/\"\n"
+        );
+    }
+    if let Some(p) = cx.ca_path_of(&base) {
+        let _ = write!(t, "\n[http]\ncainfo = \"{p}\"\n");
+    }
+    Ok(vec![ClientFile {
+        path: "cargo/config.toml".into(),
+        dest: "cargo: ~/.cargo/config.toml (or .cargo/config.toml in a project)".into(),
+        body: t,
+    }])
+}
+
+/// npm: `.npmrc` with the first npm source as the registry, and the CA
+/// over https.
+pub(super) fn npm(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
+    let Some(first) = cx.held.npm.first() else {
+        return Ok(Vec::new());
+    };
+    let base = cx.urls.base().url();
+    let mut t = crate::store::npm::npmrc(&base, first);
+    if let Some(p) = cx.ca_path_of(&base) {
+        let _ = writeln!(t, "cafile={p}");
+    }
+    Ok(vec![ClientFile {
+        path: "npm/npmrc".into(),
+        dest: "npm: ~/.npmrc (or /etc/npmrc)".into(),
         body: t,
     }])
 }

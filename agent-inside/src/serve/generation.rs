@@ -31,6 +31,9 @@ pub(super) struct Server {
     /// The catalog of the generation last served, by generation name, and
     /// its files verified so far.
     cache: Mutex<Option<Generation>>,
+    /// Serving HTTPS: URLs written into responses (a cargo registry's
+    /// `config.json`, npm tarball links) say `https`.
+    pub(super) https: bool,
 }
 
 /// The files of one generation whose bytes have been read and found to be
@@ -88,6 +91,7 @@ impl Server {
             listing_slots: Semaphore::new((cpus / 2).max(1)),
             verify_slots: Arc::new(Semaphore::new((cpus / 2).max(1))),
             cache: Mutex::new(None),
+            https: settings.tls.is_some(),
         }
     }
 

@@ -48,6 +48,11 @@
 //!   URL: `/apt/<source>/dists/…`, `/yum/<source>/repodata/repomd.xml`, ….
 //!   `/pypi/<source>/simple/` is the simple repository API (PEP 503 HTML and
 //!   PEP 691 JSON, `serve::pypi`), rendered from the store's project indexes.
+//! - `/cargo/<source>/`: a sparse crate registry (`serve::cargo`):
+//!   `config.json` written per request pointing at the URL the client used,
+//!   index files and `crates/…` served as files.
+//! - `/npm/<source>/<name>`: an npm registry's packuments (`serve::npm`), tarball
+//!   URLs pointing at the URL the client used; abbreviated metadata on request.
 //! - anything else: 404.
 //!
 //! Generations: `store/current` is read once per request, and the whole
@@ -84,15 +89,17 @@
 //! | `listing.rs` | directory listings, paginated, built off the async workers |
 //! | `file.rs` | file bodies, byte ranges, ETag and conditional requests |
 //! | `response.rs` | small response builders and HTML escaping |
-//! | `oci.rs`, `apt.rs`, `pypi.rs` | `/v2/`, `/apt-site/`, the PyPI simple API |
+//! | `oci.rs`, `apt.rs`, `pypi.rs`, `cargo.rs`, `npm.rs` | `/v2/`, `/apt-site/`, the PyPI simple API, the sparse registry's `config.json`, npm packuments |
 
 mod apt;
+mod cargo;
 mod conn;
 mod file;
 mod generation;
 mod lifecycle;
 mod listeners;
 mod listing;
+mod npm;
 mod oci;
 mod pypi;
 mod request;

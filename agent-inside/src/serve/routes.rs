@@ -5,7 +5,7 @@ use super::generation::{Generation, Server};
 use super::request::{decode, Req};
 use super::response::{not_found, redirect, text, with_generation, X_FERRY_GENERATION};
 use super::settings::ServeSettings;
-use super::{apt, oci, pypi, tree};
+use super::{apt, cargo, npm, oci, pypi, tree};
 use crate::layout::Layout;
 use axum::body::Body;
 use axum::extract::State;
@@ -127,10 +127,11 @@ async fn route(server: &Server, req: Req<'_>) -> Response {
                     Ok(d) => d,
                     Err(e) => return with_generation(e.response(), &g),
                 };
-                let r = if kind == SourceKind::Pypi {
-                    pypi::route(server, &g, &decoded, req).await
-                } else {
-                    tree::tree(server, &g, kind, &decoded, req).await
+                let r = match kind {
+                    SourceKind::Pypi => pypi::route(server, &g, &decoded, req).await,
+                    SourceKind::Cargo => cargo::route(server, &g, &decoded, req).await,
+                    SourceKind::Npm => npm::route(server, &g, &decoded, req).await,
+                    _ => tree::tree(server, &g, kind, &decoded, req).await,
                 };
                 with_generation(r, &g)
             }
@@ -165,12 +166,14 @@ fn summary(g: &Generation) -> Response {
 }
 
 /// The kinds of store served as trees of files, each under `/<kind>/`.
-const TREE_KINDS: [SourceKind; 5] = [
+const TREE_KINDS: [SourceKind; 7] = [
     SourceKind::Files,
     SourceKind::Apt,
     SourceKind::Yum,
     SourceKind::Pypi,
     SourceKind::Helm,
+    SourceKind::Cargo,
+    SourceKind::Npm,
 ];
 
 /// Which tree a path is in: `(kind, None)` for `/<kind>` alone, `(kind,

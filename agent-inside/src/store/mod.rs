@@ -4,8 +4,10 @@
 //! objects did not change.
 
 pub mod apt;
+pub mod cargo;
 pub mod files;
 pub mod helm;
+pub mod npm;
 pub mod oci;
 pub mod pypi;
 pub mod pypi_meta;
@@ -66,6 +68,8 @@ pub fn all() -> Vec<Box<dyn Store>> {
         Box::new(yum::YumStore),
         Box::new(pypi::PypiStore),
         Box::new(helm::HelmStore),
+        Box::new(cargo::CargoStore),
+        Box::new(npm::NpmStore),
     ]
 }
 

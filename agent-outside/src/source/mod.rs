@@ -3,8 +3,10 @@
 //! (chunking, dedup against the ledger, volumes, manifest).
 
 pub mod apt;
+pub mod cargo;
 pub mod files;
 pub mod helm;
+pub mod npm;
 pub mod oci;
 pub mod pypi;
 pub mod yum;
@@ -111,5 +113,7 @@ fn build(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
         SourceKind::Yum => Box::new(yum::YumSource::new(cfg)?),
         SourceKind::Pypi => Box::new(pypi::PypiSource::new(cfg)?),
         SourceKind::Helm => Box::new(helm::HelmSource::new(cfg)?),
+        SourceKind::Cargo => Box::new(cargo::CargoSource::new(cfg)?),
+        SourceKind::Npm => Box::new(npm::NpmSource::new(cfg)?),
     })
 }

@@ -1,8 +1,9 @@
 //! Real bundles of every source type for the campaigns: for each type an
 //! upstream built with the real tools (`dpkg-deb` + `reprepro` + `gpg` for
 //! apt, `rpmbuild` + `createrepo_c` for yum, `tar` for helm charts, Python's
-//! `zipfile` for wheels, `docker-registry` + `skopeo` for OCI), `ferry-out`
-//! exports bundle 1, the upstream changes (about 1.5 MB of new, incompressible
+//! `zipfile` for wheels, `docker-registry` + `skopeo` for OCI, a sparse
+//! registry of crate files for cargo, packuments over random tarballs for
+//! npm), `ferry-out` exports bundle 1, the upstream changes (about 1.5 MB of new, incompressible
 //! bytes, so bundle 2 spans two or more 1 MiB volumes), `ferry-out` exports
 //! bundle 2, and `ferry-in` applies bundle 1.
 
@@ -85,7 +86,7 @@ fn finish(
 
 /// Every source type's bundles.
 pub fn all() -> Vec<Built> {
-    vec![files(), apt(), yum(), helm(), pypi(), oci()]
+    vec![files(), apt(), yum(), helm(), pypi(), oci(), cargo(), npm()]
 }
 
 /// A `files` source over a local tree.
@@ -314,6 +315,88 @@ pub fn pypi() -> Built {
     .unwrap();
     finish("pypi", env, vec![server.process], |_| {
         wheel(&up, "alpha", "2.0", V2_PAYLOAD)
+    })
+}
+
+/// A crate file of `payload` random bytes and its index line.
+fn krate(work: &Path, name: &str, version: &str, payload: usize, seed: u64) -> LocalCrate {
+    let data = random_bytes(payload, seed);
+    let file = work.join(format!("{name}-{version}.crate"));
+    std::fs::write(&file, &data).unwrap();
+    LocalCrate {
+        name: name.into(),
+        version: version.into(),
+        file,
+        line: format!(
+            r#"{{"name":"{name}","vers":"{version}","deps":[],"cksum":"{}","features":{{}},"yanked":false}}"#,
+            ferry_protocol::id::Sha256::of(&data)
+        ),
+    }
+}
+
+/// A sparse crate registry (`config.json`, index files, crate files).
+pub fn cargo() -> Built {
+    let env = Env::new();
+    let work = env.root().join("cargo-work");
+    let up = env.root().join("cargo-up");
+    std::fs::create_dir_all(&work).unwrap();
+    let v1 = krate(&work, "base", "1.0.0", 50_000, 11);
+    cargo_registry(&up, &[&v1], None);
+    let server = http_upstream(&up);
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"crates\"\ntype = \"cargo\"\nindex = \"{}/\"\ncrates = {{ base = \"*\" }}\nversions = \"all\"\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    finish("cargo", env, vec![server.process], |_| {
+        let v2 = krate(&work, "base", "2.0.0", V2_PAYLOAD, 12);
+        cargo_registry(&up, &[&v1, &v2], None);
+    })
+}
+
+/// Writes package `base` of an npm registry at `root`: a tarball of random
+/// bytes per `(version, size)` and the packument with their integrity.
+const NPM_PY: &str = r#"
+import base64, hashlib, json, os, random, sys
+root, versions = sys.argv[1], json.loads(sys.argv[2])
+doc = {"name": "base", "dist-tags": {}, "versions": {}}
+for v, size in versions:
+    rel = f"tarballs/base/-/base-{v}.tgz"
+    os.makedirs(os.path.join(root, os.path.dirname(rel)), exist_ok=True)
+    data = random.Random(v).randbytes(size)
+    open(os.path.join(root, rel), "wb").write(data)
+    sri = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+    doc["versions"][v] = {"name": "base", "version": v, "dist": {"tarball": rel, "integrity": sri}}
+    doc["dist-tags"]["latest"] = v
+json.dump(doc, open(os.path.join(root, "base"), "w"))
+"#;
+
+/// An npm registry (one packument over tarballs of random bytes).
+pub fn npm() -> Built {
+    let env = Env::new();
+    let up = env.root().join("npm-up");
+    let write = |versions: &str| {
+        sh(Command::new("python3")
+            .arg("-c")
+            .arg(NPM_PY)
+            .arg(&up)
+            .arg(versions));
+    };
+    write("[[\"1.0.0\", 50000]]");
+    let server = http_upstream(&up);
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"js\"\ntype = \"npm\"\nregistry = \"{}/\"\npackages = {{ base = \"*\" }}\nversions = \"all\"\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    finish("npm", env, vec![server.process], |_| {
+        write(&format!("[[\"1.0.0\", 50000], [\"2.0.0\", {V2_PAYLOAD}]]"));
     })
 }
 

@@ -223,3 +223,62 @@ pub fn oci(dir: &Path, _test: &str) -> Option<Fixture> {
         artifact: format!("v2/library/big/blobs/{layer_digest}"),
     })
 }
+
+/// `cargo`: a sparse registry (`config.json` with a relative `dl`, one
+/// index file) holding one crate file and its index line with its `cksum`.
+pub fn cargo(dir: &Path, _test: &str) -> Option<Fixture> {
+    let root = dir.join("cargo-upstream");
+    let data = random_bytes(300_000, 47);
+    let file = dir.join("big-1.0.0.crate");
+    std::fs::write(&file, &data).unwrap();
+    let line = format!(
+        r#"{{"name":"big","vers":"1.0.0","deps":[],"cksum":"{}","features":{{}},"yanked":false}}"#,
+        sha256(&data)
+    );
+    let krate = ferry_e2e::LocalCrate {
+        name: "big".into(),
+        version: "1.0.0".into(),
+        file,
+        line,
+    };
+    ferry_e2e::cargo_registry(&root, &[&krate], None);
+    Some(Fixture {
+        root,
+        table: Box::new(|url| format!("index = \"{url}/\"\ncrates = {{ big = \"1\" }}\n")),
+        kind: "cargo",
+        artifact: "crates/big/big-1.0.0.crate".into(),
+    })
+}
+
+/// `npm`: a registry of one packument (at `/big`) whose version's
+/// `dist.tarball` is relative to the registry and whose `integrity` is the
+/// tarball's SHA-512.
+pub fn npm(dir: &Path, test: &str) -> Option<Fixture> {
+    if !have_tools(test, &["python3"]) {
+        return None;
+    }
+    let root = dir.join("npm-upstream");
+    std::fs::create_dir_all(root.join("tarballs/big/-")).unwrap();
+    let tgz = root.join("tarballs/big/-/big-1.0.0.tgz");
+    std::fs::write(&tgz, random_bytes(300_000, 48)).unwrap();
+    let integrity = sh_text(
+        Command::new("python3")
+            .arg("-c")
+            .arg("import base64,hashlib,sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1],'rb').read()).digest()).decode())")
+            .arg(&tgz),
+    );
+    std::fs::write(
+        root.join("big"),
+        format!(
+            r#"{{"name":"big","dist-tags":{{"latest":"1.0.0"}},"versions":{{"1.0.0":{{"name":"big","version":"1.0.0","dist":{{"tarball":"tarballs/big/-/big-1.0.0.tgz","integrity":"sha512-{}"}}}}}}}}"#,
+            integrity.trim()
+        ),
+    )
+    .unwrap();
+    Some(Fixture {
+        root,
+        table: Box::new(|url| format!("registry = \"{url}/\"\npackages = {{ big = \"1\" }}\n")),
+        kind: "npm",
+        artifact: "tarballs/big/-/big-1.0.0.tgz".into(),
+    })
+}

@@ -193,3 +193,5 @@ conformance!(yum);
 conformance!(apt);
 conformance!(pypi);
 conformance!(oci);
+conformance!(cargo);
+conformance!(npm);
