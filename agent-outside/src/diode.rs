@@ -77,6 +77,16 @@ pub struct SendStats {
     pub encode_secs: f64,
     /// Wall time.
     pub secs: f64,
+    /// Seconds from the start to the first datagram sent (reading and
+    /// cutting the first window).
+    pub first_packet_secs: f64,
+    /// Sending time the pacer gave up because the sender fell more than
+    /// 5 ms behind the line rate (a busy machine, or encoding that did
+    /// not keep up): the line rate was not held for that long.
+    pub behind_secs: f64,
+    /// Seconds the sending thread waited for datagrams to be cut and
+    /// encoded, after the first (it may have had time to spare).
+    pub starved_secs: f64,
 }
 
 /// One bundle to send: its directory, stream, sequence and files.
@@ -117,27 +127,45 @@ fn outgoing(dir: &Path) -> Result<Outgoing> {
 /// scheduler held up (a sleep that overran, a busy machine) makes up that
 /// much at once, so the rate holds; longer idle time (waiting for encoding,
 /// say) is not made up by a long burst above the line rate, which a diode
-/// would drop.
+/// would drop. Without I/O: [`Pacer::due`] takes the time since the start
+/// and says how long to wait, so it runs on a simulated clock in tests.
 struct Pacer {
-    start: Instant,
+    /// Bits sent (or forfeited) so far, IP and UDP headers included.
     sent_bits: f64,
     rate: f64,
+    /// Time given up because the sender fell more than `BURST` behind.
+    forfeited: Duration,
 }
 
 /// The most a sender may make up at once after it fell behind the line rate.
 const BURST: Duration = Duration::from_millis(5);
 
+/// A wait shorter than this is not slept (the datagram goes out at once,
+/// and the bucket takes the difference back from the next ones).
+const MIN_SLEEP: Duration = Duration::from_micros(200);
+
 impl Pacer {
-    fn wait(&mut self, datagram_len: usize) {
-        let now = self.start.elapsed();
+    fn new(rate_bps: u64) -> Pacer {
+        Pacer {
+            sent_bits: 0.0,
+            rate: rate_bps as f64,
+            forfeited: Duration::ZERO,
+        }
+    }
+
+    /// Accounts a datagram of `datagram_len` bytes about to be sent at
+    /// `now` (since the start); returns how long to wait before sending it.
+    fn due(&mut self, now: Duration, datagram_len: usize) -> Duration {
         let floor = (now.as_secs_f64() - BURST.as_secs_f64()) * self.rate;
         if self.sent_bits < floor {
+            self.forfeited += Duration::from_secs_f64((floor - self.sent_bits) / self.rate);
             self.sent_bits = floor;
         }
         self.sent_bits += ((datagram_len + 28) * 8) as f64;
         let due = Duration::from_secs_f64(self.sent_bits / self.rate);
-        if due > now + Duration::from_micros(200) {
-            std::thread::sleep(due - now);
+        match due.checked_sub(now) {
+            Some(wait) if wait > MIN_SLEEP => wait,
+            _ => Duration::ZERO,
         }
     }
 }
@@ -163,10 +191,10 @@ pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<
 
     let mut stats = SendStats::default();
     let t0 = Instant::now();
-    let mut pacer = Pacer {
+    let mut pacer = Pacer::new(opts.rate_bps);
+    let mut clock = Clock {
         start: t0,
-        sent_bits: 0.0,
-        rate: opts.rate_bps as f64,
+        first: None,
     };
     let pb = ferry_agent_common::progress::bytes(total_bytes(&bundles, opts.repeat), "sending");
     // Windows are cut and encoded on other threads, a few batches of
@@ -175,10 +203,15 @@ pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<
     let payload_bytes = std::thread::scope(|scope| -> Result<u64> {
         let bundles = &bundles;
         let producer = scope.spawn(move || produce(bundles, opts, cut, &tx));
-        for item in rx {
+        loop {
+            let waiting = Instant::now();
+            let Ok(item) = rx.recv() else { break };
+            if clock.first.is_some() {
+                stats.starved_secs += waiting.elapsed().as_secs_f64();
+            }
             let window = item?;
             stats.encode_secs += window.secs;
-            transmit(&sock, &mut pacer, &mut stats, window.packets)?;
+            transmit(&sock, &mut pacer, &mut clock, &mut stats, window.packets)?;
             pb.inc(window.bytes);
         }
         producer
@@ -189,6 +222,8 @@ pub fn send(dirs: &[PathBuf], target: SocketAddr, opts: &SendOptions) -> Result<
     stats.bundles = bundles.len() as u64;
     pb.finish_and_clear();
     stats.secs = t0.elapsed().as_secs_f64();
+    stats.first_packet_secs = clock.first.map_or(0.0, |d| d.as_secs_f64());
+    stats.behind_secs = pacer.forfeited.as_secs_f64();
     Ok(stats)
 }
 
@@ -252,15 +287,29 @@ fn total_bytes(bundles: &[Outgoing], repeat: u32) -> u64 {
         * (1 + repeat as u64)
 }
 
+/// The sending thread's clock: when it started, and when the first datagram
+/// was ready to go (the pacer's time zero).
+struct Clock {
+    start: Instant,
+    first: Option<Duration>,
+}
+
 /// Paces one window's datagrams onto the wire.
 fn transmit(
     sock: &UdpSocket,
     pacer: &mut Pacer,
+    clock: &mut Clock,
     stats: &mut SendStats,
     packets: Vec<Vec<u8>>,
 ) -> Result<()> {
     for dgram in packets {
-        pacer.wait(dgram.len());
+        // The line rate is held from the first datagram on (reading and
+        // cutting the first window is not time the link could have used).
+        let first = *clock.first.get_or_insert_with(|| clock.start.elapsed());
+        let wait = pacer.due(clock.start.elapsed().saturating_sub(first), dgram.len());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
         send_one(sock, &dgram)?;
         stats.packets += 1;
         stats.wire_bytes += dgram.len() as u64;
@@ -333,78 +382,131 @@ fn produce(
     payload
 }
 
-/// Sends one window of segments to the pacing thread. Segments on pass 0
-/// send their source symbols (the data itself, a systematic code needs no
-/// encoding) first, interleaved, while the repair symbols of all are
-/// encoded on other threads; then those, interleaved. Later passes send
-/// fresh repair symbols only. `Err(None)` when the pacing thread is gone.
+/// Sends one window of segments to the pacing thread, in the order of
+/// [`diode::taper_order`]: each segment's source symbols (on pass 0; the
+/// data itself, a systematic code needs no encoding), then its repair
+/// symbols, spread over the window and interleaved with the others', the
+/// segments ending one after another. Other threads read the segments and
+/// encode their repair symbols while the first packets go out (their
+/// source symbols read a little at a time); later passes send fresh repair
+/// symbols only. `Err(None)` when the pacing thread is gone.
 fn send_window(
     window: &[(Arc<FileJob>, u32)],
     cut: Cut,
     tx: &std::sync::mpsc::SyncSender<Result<Window>>,
 ) -> std::result::Result<(), Option<anyhow::Error>> {
-    let data = window
+    let lens: Vec<u64> = window.iter().map(|(job, s)| job.segment_len(*s)).collect();
+    let bytes = lens.iter().sum();
+    // Source symbols, then repair symbols, of each segment.
+    let shape: Vec<(u32, u32)> = window
         .iter()
-        .map(|(job, s)| job.read_segment(*s))
-        .collect::<Result<Vec<_>>>()?;
-    let bytes = data.iter().map(|d| d.len() as u64).sum();
+        .zip(&lens)
+        .map(|((job, _), &len)| {
+            let k = diode::source_symbols(len, cut.symbol);
+            let sent = if job.pass == 0 { k } else { 0 };
+            (sent, job.repair_span(k).1)
+        })
+        .collect();
+    let counts: Vec<u32> = shape.iter().map(|&(k, r)| k + r).collect();
+    let order = diode::taper_order(&counts, diode::TAPER);
     std::thread::scope(|scope| {
-        let repair = scope.spawn(|| {
+        let mut encoding = Some(scope.spawn(|| -> Result<Repair> {
             let te = Instant::now();
             let lists = window
                 .par_iter()
-                .zip(data.par_iter())
-                .map(|((job, s), d)| job.repair_packets(*s, d))
-                .collect::<Vec<_>>();
-            (lists, te.elapsed().as_secs_f64())
-        });
-        let sent = send_source(window, &data, cut, tx);
-        let (lists, secs) = repair
-            .join()
-            .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))?;
-        if sent && send_batches(diode::interleave(lists), bytes, secs, tx) {
-            Ok(())
-        } else {
-            Err(None)
+                .map(|(job, s)| Ok(job.repair_packets(*s, &job.read_segment(*s)?)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((lists, te.elapsed().as_secs_f64()))
+        }));
+        let mut repair: Option<Repair> = None;
+        let mut source = Sources::new(window, &lens, cut.symbol);
+        let mut batch = Vec::with_capacity(FIRST_BATCH);
+        for (n, &(i, j)) in order.iter().enumerate() {
+            let (i, (sources, _)) = (i as usize, shape[i as usize]);
+            let dgram = if j < sources {
+                source.packet(i, j)?
+            } else {
+                if repair.is_none() {
+                    let h = encoding.take().expect("joined once");
+                    repair = Some(joined(h)?);
+                }
+                let (lists, _) = repair.as_mut().expect("joined");
+                lists
+                    .get_mut(i)
+                    .and_then(|l| l.get_mut((j - sources) as usize))
+                    .map(std::mem::take)
+                    .ok_or_else(|| anyhow::anyhow!("a repair symbol is missing"))?
+            };
+            batch.push(dgram);
+            let last = n + 1 == order.len();
+            let small = n < 4 * FIRST_BATCH && batch.len() >= FIRST_BATCH;
+            if batch.len() >= SOURCE_BATCH || small || last {
+                let secs = repair.as_ref().map_or(0.0, |r| r.1);
+                let w = Window {
+                    packets: std::mem::replace(&mut batch, Vec::with_capacity(SOURCE_BATCH)),
+                    bytes: if last { bytes } else { 0 },
+                    secs: if last { secs } else { 0.0 },
+                };
+                tx.send(Ok(w)).map_err(|_| None)?;
+            }
         }
+        if let Some(h) = encoding {
+            joined(h)?;
+        }
+        Ok(())
     })
 }
 
-/// The source symbols of a window's segments on pass 0, interleaved, in
-/// batches. False when the pacing thread is gone.
-fn send_source(
-    window: &[(Arc<FileJob>, u32)],
-    data: &[Vec<u8>],
-    cut: Cut,
-    tx: &std::sync::mpsc::SyncSender<Result<Window>>,
-) -> bool {
-    let t = cut.symbol as usize;
-    let ks: Vec<u32> = window
-        .iter()
-        .zip(data)
-        .map(|((job, _), d)| match job.pass {
-            0 => diode::source_symbols(d.len() as u64, cut.symbol),
-            _ => 0,
-        })
-        .collect();
-    let rows = ks.iter().copied().max().unwrap_or(0);
-    let mut batch = Vec::with_capacity(SOURCE_BATCH + window.len());
-    for row in 0..rows {
-        for (((job, s), d), &k) in window.iter().zip(data).zip(&ks) {
-            if row < k {
-                let start = (row as usize * t).min(d.len());
-                let mut sym = d[start..(start + t).min(d.len())].to_vec();
-                sym.resize(t, 0);
-                batch.push(job.packet(*s, row, sym));
-            }
-        }
-        if (batch.len() >= SOURCE_BATCH || row + 1 == rows)
-            && !send_batches(std::mem::take(&mut batch), 0, 0.0, tx)
-        {
-            return false;
+/// The repair packets of a window's segments, and the seconds encoding took.
+type Repair = (Vec<Vec<Vec<u8>>>, f64);
+
+fn joined(h: std::thread::ScopedJoinHandle<'_, Result<Repair>>) -> Result<Repair> {
+    h.join()
+        .map_err(|_| anyhow::anyhow!("the encoder thread panicked"))?
+}
+
+/// Symbols read from a segment at a time for its source packets.
+const READ_SYMBOLS: u64 = 256;
+
+/// The source symbols of a window's segments, read as they are sent: the
+/// first packets go out without waiting for whole segments to be read.
+struct Sources<'a> {
+    window: &'a [(Arc<FileJob<'a>>, u32)],
+    lens: &'a [u64],
+    symbol: u16,
+    read: Vec<Vec<u8>>,
+}
+
+impl<'a> Sources<'a> {
+    fn new(window: &'a [(Arc<FileJob<'a>>, u32)], lens: &'a [u64], symbol: u16) -> Self {
+        Sources {
+            window,
+            lens,
+            symbol,
+            read: vec![Vec::new(); window.len()],
         }
     }
-    true
+
+    /// The datagram of source symbol `j` of the window's segment `i`.
+    fn packet(&mut self, i: usize, j: u32) -> Result<Vec<u8>> {
+        let (job, s) = &self.window[i];
+        let (t, len, buf) = (u64::from(self.symbol), self.lens[i], &mut self.read[i]);
+        let start = (u64::from(j) * t).min(len);
+        let end = (start + t).min(len);
+        if (buf.len() as u64) < end {
+            let from = buf.len();
+            let to = end.max(from as u64 + READ_SYMBOLS * t).min(len) as usize;
+            buf.resize(to, 0);
+            let at = u64::from(*s) * u64::from(job.cut.segment) + from as u64;
+            job.file
+                .f
+                .read_exact_at(&mut buf[from..], at)
+                .with_context(|| format!("cannot read {}", job.path.display()))?;
+        }
+        let mut sym = buf[start as usize..end as usize].to_vec();
+        sym.resize(t as usize, 0);
+        Ok(job.packet(*s, j, sym))
+    }
 }
 
 /// A bundle file opened for encoding.
@@ -429,40 +531,16 @@ fn open_file(path: &Path, cut: Cut) -> Result<OpenFile> {
     Ok(OpenFile { f, size, segments })
 }
 
-/// Source symbols sent to the pacing thread at a time: the first packets of
-/// a window go out while the rest are still being cut.
+/// Datagrams sent to the pacing thread at a time: the first packets of a
+/// window go out while the rest are still being cut.
 const SOURCE_BATCH: usize = 1024;
+
+/// The first four batches of a window are this small: the link is busy sooner.
+const FIRST_BATCH: usize = 64;
 
 /// Batches of datagrams the encoder thread may run ahead of the pacing
 /// thread (a few megabytes).
 const AHEAD: usize = 16;
-
-/// Hands `packets` to the pacing thread in batches of [`SOURCE_BATCH`], the
-/// window's `bytes` and encoding `secs` on the last. False when it is gone.
-fn send_batches(
-    mut packets: Vec<Vec<u8>>,
-    bytes: u64,
-    secs: f64,
-    tx: &std::sync::mpsc::SyncSender<Result<Window>>,
-) -> bool {
-    while packets.len() > SOURCE_BATCH {
-        let rest = packets.split_off(SOURCE_BATCH);
-        let w = Window {
-            packets: std::mem::replace(&mut packets, rest),
-            bytes: 0,
-            secs: 0.0,
-        };
-        if tx.send(Ok(w)).is_err() {
-            return false;
-        }
-    }
-    tx.send(Ok(Window {
-        packets,
-        bytes,
-        secs,
-    }))
-    .is_ok()
-}
 
 /// One file of a bundle, on one pass.
 struct FileJob<'a> {
@@ -486,8 +564,12 @@ impl FileJob<'_> {
         }
     }
 
+    fn segment_len(&self, s: u32) -> u64 {
+        diode::segment_len(self.file.size, self.cut.segment, s)
+    }
+
     fn read_segment(&self, s: u32) -> Result<Vec<u8>> {
-        let len = diode::segment_len(self.file.size, self.cut.segment, s);
+        let len = self.segment_len(s);
         let mut data = vec![0u8; len as usize];
         self.file
             .f
@@ -496,16 +578,23 @@ impl FileJob<'_> {
         Ok(data)
     }
 
-    /// The repair symbols of segment `s` (its bytes `d`): on pass 0, `r`
-    /// of them; on pass p, `k + r` not sent before.
+    /// The repair symbols sent for a segment of `k` source symbols, as
+    /// (first repair index, count): on pass 0, `r` of them; on pass p,
+    /// `k + r` not sent before.
+    fn repair_span(&self, k: u32) -> (u32, u32) {
+        let r = self.repair_count(k);
+        match self.pass {
+            0 => (0, r),
+            p => (r.saturating_add((p - 1).saturating_mul(k + r)), k + r),
+        }
+    }
+
+    /// The repair symbols of segment `s` (its bytes `d`), as
+    /// [`FileJob::repair_span`] says.
     fn repair_packets(&self, s: u32, d: &[u8]) -> Vec<Vec<u8>> {
         let t = self.cut.symbol;
         let k = diode::source_symbols(d.len() as u64, t);
-        let r = self.repair_count(k);
-        let (start, n) = match self.pass {
-            0 => (0, r),
-            p => (r.saturating_add((p - 1).saturating_mul(k + r)), k + r),
-        };
+        let (start, n) = self.repair_span(k);
         diode::encode_segment(d, t, false, start, n)
             .into_iter()
             .map(|(id, sym)| self.packet(s, id, sym))
@@ -604,6 +693,79 @@ mod tests {
         assert_eq!(parse_loss("1%").unwrap(), 0.01);
         assert!(parse_loss("60%").is_err());
         assert!(parse_loss("lots").is_err());
+    }
+
+    /// Runs the pacer on a simulated clock: each datagram costs `cost` of
+    /// the sender's time, a sleep overruns by `overrun`, and at `stall` the
+    /// sender is held up for a while. Returns (seconds to send `n`
+    /// datagrams, the pacer's forfeited time).
+    fn simulate(
+        rate: u64,
+        n: usize,
+        cost: Duration,
+        overrun: Duration,
+        stall: Option<(usize, Duration)>,
+    ) -> (f64, Duration) {
+        let mut p = Pacer::new(rate);
+        let mut now = Duration::ZERO;
+        for i in 0..n {
+            if let Some((at, d)) = stall {
+                if i == at {
+                    now += d;
+                }
+            }
+            let wait = p.due(now, 1472);
+            if !wait.is_zero() {
+                now += wait + overrun;
+            }
+            now += cost;
+        }
+        (now.as_secs_f64(), p.forfeited)
+    }
+
+    #[test]
+    fn the_pacer_holds_the_rate_through_overrunning_sleeps() {
+        // 10 000 datagrams of 1 500 bytes on the wire at 100 Mbit/s: 1.2 s.
+        let ideal = 10_000.0 * 1500.0 * 8.0 / 100e6;
+        for overrun in [0, 50, 150, 1000] {
+            let (secs, lost) = simulate(
+                100_000_000,
+                10_000,
+                Duration::from_micros(3),
+                Duration::from_micros(overrun),
+                None,
+            );
+            assert!(
+                (secs - ideal).abs() / ideal < 0.002,
+                "overrun {overrun} us: {secs} s for {ideal} s"
+            );
+            assert_eq!(lost, Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn the_pacer_gives_up_only_what_is_beyond_its_burst() {
+        let ideal = 10_000.0 * 1500.0 * 8.0 / 100e6;
+        // Held up for 3 ms: made up at once (a burst of at most 5 ms).
+        let (secs, lost) = simulate(
+            100_000_000,
+            10_000,
+            Duration::from_micros(3),
+            Duration::ZERO,
+            Some((5000, Duration::from_millis(3))),
+        );
+        assert!((secs - ideal).abs() / ideal < 0.002, "{secs}");
+        assert_eq!(lost, Duration::ZERO);
+        // Held up for 50 ms: 45 ms are given up and counted.
+        let (secs, lost) = simulate(
+            100_000_000,
+            10_000,
+            Duration::from_micros(3),
+            Duration::ZERO,
+            Some((5000, Duration::from_millis(50))),
+        );
+        assert!((lost.as_secs_f64() - 0.045).abs() < 0.0002, "{lost:?}");
+        assert!((secs - ideal - 0.045).abs() / ideal < 0.002, "{secs}");
     }
 
     #[test]
