@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod pacer;
+mod parse;
+use pacer::Pacer;
+pub use parse::{parse_loss, parse_overhead, parse_rate};
+
 /// Settings of a send.
 #[derive(Clone, Debug)]
 pub struct SendOptions {
@@ -119,55 +124,6 @@ fn outgoing(dir: &Path) -> Result<Outgoing> {
         sequence: m.sequence,
         files,
     })
-}
-
-/// Paces packets to a line rate.
-///
-/// A token bucket that holds at most `BURST` worth of sending: a sender the
-/// scheduler held up (a sleep that overran, a busy machine) makes up that
-/// much at once, so the rate holds; longer idle time (waiting for encoding,
-/// say) is not made up by a long burst above the line rate, which a diode
-/// would drop. Without I/O: [`Pacer::due`] takes the time since the start
-/// and says how long to wait, so it runs on a simulated clock in tests.
-struct Pacer {
-    /// Bits sent (or forfeited) so far, IP and UDP headers included.
-    sent_bits: f64,
-    rate: f64,
-    /// Time given up because the sender fell more than `BURST` behind.
-    forfeited: Duration,
-}
-
-/// The most a sender may make up at once after it fell behind the line rate.
-const BURST: Duration = Duration::from_millis(5);
-
-/// A wait shorter than this is not slept (the datagram goes out at once,
-/// and the bucket takes the difference back from the next ones).
-const MIN_SLEEP: Duration = Duration::from_micros(200);
-
-impl Pacer {
-    fn new(rate_bps: u64) -> Pacer {
-        Pacer {
-            sent_bits: 0.0,
-            rate: rate_bps as f64,
-            forfeited: Duration::ZERO,
-        }
-    }
-
-    /// Accounts a datagram of `datagram_len` bytes about to be sent at
-    /// `now` (since the start); returns how long to wait before sending it.
-    fn due(&mut self, now: Duration, datagram_len: usize) -> Duration {
-        let floor = (now.as_secs_f64() - BURST.as_secs_f64()) * self.rate;
-        if self.sent_bits < floor {
-            self.forfeited += Duration::from_secs_f64((floor - self.sent_bits) / self.rate);
-            self.sent_bits = floor;
-        }
-        self.sent_bits += ((datagram_len + 28) * 8) as f64;
-        let due = Duration::from_secs_f64(self.sent_bits / self.rate);
-        match due.checked_sub(now) {
-            Some(wait) if wait > MIN_SLEEP => wait,
-            _ => Duration::ZERO,
-        }
-    }
 }
 
 /// Resolves `HOST:PORT`.
@@ -334,6 +290,7 @@ fn produce(
     let mut payload = 0;
     let size = opts.window.max(1);
     let mut window: Vec<(Arc<FileJob>, u32)> = Vec::with_capacity(size);
+    let mut carry = Vec::new();
     let stop = |e: Option<anyhow::Error>| {
         if let Some(e) = e {
             let _ = tx.send(Err(e));
@@ -364,7 +321,7 @@ fn produce(
                 for s in 0..job.file.segments {
                     window.push((job.clone(), s));
                     if window.len() == size {
-                        if let Err(e) = send_window(&window, cut, tx) {
+                        if let Err(e) = send_window(&window, cut, &mut carry, tx) {
                             stop(e);
                             return payload;
                         }
@@ -375,24 +332,47 @@ fn produce(
         }
     }
     if !window.is_empty() {
-        if let Err(e) = send_window(&window, cut, tx) {
+        if let Err(e) = send_window(&window, cut, &mut carry, tx) {
             stop(e);
+            return payload;
         }
+    }
+    // The end of the last window, with nothing left to overlap it.
+    let last = carry.into_iter().map(|(_, d)| d).collect::<Vec<_>>();
+    if !last.is_empty()
+        && tx
+            .send(Ok(Window {
+                packets: last,
+                bytes: 0,
+                secs: 0.0,
+            }))
+            .is_err()
+    {
+        stop(None);
     }
     payload
 }
+
+/// Datagrams of a window's end held back to go out with the next window's
+/// start, with their times on the next window's scale.
+type Carry = Vec<(f64, Vec<u8>)>;
 
 /// Sends one window of segments to the pacing thread, in the order of
 /// [`diode::taper_order`]: each segment's source symbols (on pass 0; the
 /// data itself, a systematic code needs no encoding), then its repair
 /// symbols, spread over the window and interleaved with the others', the
-/// segments ending one after another. Other threads read the segments and
-/// encode their repair symbols while the first packets go out (their
-/// source symbols read a little at a time); later passes send fresh repair
-/// symbols only. `Err(None)` when the pacing thread is gone.
+/// segments ending one after another. The window's last quarter (where
+/// fewer and fewer segments are left) is held back in `carry` and goes out
+/// merged into the next window's first quarter, so a burst there still
+/// costs each segment only a share; the caller sends what the last window
+/// leaves. Other threads read the segments and encode their repair symbols
+/// while the first packets go out (their source symbols read a little at
+/// a time); later passes send fresh repair symbols only. `Err(None)` when
+/// the pacing thread is gone.
 fn send_window(
     window: &[(Arc<FileJob>, u32)],
     cut: Cut,
+    carry: &mut Carry,
     tx: &std::sync::mpsc::SyncSender<Result<Window>>,
 ) -> std::result::Result<(), Option<anyhow::Error>> {
     let lens: Vec<u64> = window.iter().map(|(job, s)| job.segment_len(*s)).collect();
@@ -408,7 +388,8 @@ fn send_window(
         })
         .collect();
     let counts: Vec<u32> = shape.iter().map(|&(k, r)| k + r).collect();
-    let order = diode::taper_order(&counts, diode::TAPER);
+    let keyed = diode::taper_keys(&counts, diode::TAPER);
+    let earlier = std::mem::take(carry);
     std::thread::scope(|scope| {
         let mut encoding = Some(scope.spawn(|| -> Result<Repair> {
             let te = Instant::now();
@@ -420,41 +401,103 @@ fn send_window(
         }));
         let mut repair: Option<Repair> = None;
         let mut source = Sources::new(window, &lens, cut.symbol);
-        let mut batch = Vec::with_capacity(FIRST_BATCH);
-        for (n, &(i, j)) in order.iter().enumerate() {
+        let mut out = Batcher::new(tx);
+        let make = |i: u32, j: u32| -> std::result::Result<Vec<u8>, Option<anyhow::Error>> {
             let (i, (sources, _)) = (i as usize, shape[i as usize]);
-            let dgram = if j < sources {
-                source.packet(i, j)?
-            } else {
-                if repair.is_none() {
-                    let h = encoding.take().expect("joined once");
-                    repair = Some(joined(h)?);
-                }
-                let (lists, _) = repair.as_mut().expect("joined");
-                lists
-                    .get_mut(i)
-                    .and_then(|l| l.get_mut((j - sources) as usize))
-                    .map(std::mem::take)
-                    .ok_or_else(|| anyhow::anyhow!("a repair symbol is missing"))?
-            };
-            batch.push(dgram);
-            let last = n + 1 == order.len();
-            let small = n < 4 * FIRST_BATCH && batch.len() >= FIRST_BATCH;
-            if batch.len() >= SOURCE_BATCH || small || last {
-                let secs = repair.as_ref().map_or(0.0, |r| r.1);
-                let w = Window {
-                    packets: std::mem::replace(&mut batch, Vec::with_capacity(SOURCE_BATCH)),
-                    bytes: if last { bytes } else { 0 },
-                    secs: if last { secs } else { 0.0 },
-                };
-                tx.send(Ok(w)).map_err(|_| None)?;
+            if j < sources {
+                return Ok(source.packet(i, j)?);
             }
+            if repair.is_none() {
+                let h = encoding.take().expect("joined once");
+                repair = Some(joined(h)?);
+            }
+            let (lists, _) = repair.as_mut().expect("joined");
+            Ok(lists
+                .get_mut(i)
+                .and_then(|l| l.get_mut((j - sources) as usize))
+                .map(std::mem::take)
+                .ok_or_else(|| anyhow::anyhow!("a repair symbol is missing"))?)
+        };
+        *carry = overlap(&keyed, earlier, make, |d| out.push(d))?;
+        let secs = match (repair, encoding) {
+            (Some(r), _) => r.1,
+            (None, Some(h)) => joined(h)?.1,
+            (None, None) => 0.0,
+        };
+        out.finish(bytes, secs)
+    })
+}
+
+/// Puts out one window's packets (`keyed`: time on the window's scale,
+/// segment, index; made by `make`) merged by time with `earlier`, the end
+/// of the window before (already on this one's scale). Returns this
+/// window's end, the packets after `1 - TAPER`, on the next one's scale.
+fn overlap<T, E>(
+    keyed: &[(f64, u32, u32)],
+    earlier: Vec<(f64, T)>,
+    mut make: impl FnMut(u32, u32) -> std::result::Result<T, E>,
+    mut emit: impl FnMut(T) -> std::result::Result<(), E>,
+) -> std::result::Result<Vec<(f64, T)>, E> {
+    let held_from = 1.0 - diode::TAPER;
+    let mut earlier = earlier.into_iter().peekable();
+    let mut carry = Vec::new();
+    for &(key, i, j) in keyed {
+        while let Some((_, d)) = earlier.next_if(|(k, _)| *k <= key) {
+            emit(d)?;
         }
-        if let Some(h) = encoding {
-            joined(h)?;
+        let d = make(i, j)?;
+        if key > held_from {
+            carry.push((key - held_from, d));
+        } else {
+            emit(d)?;
+        }
+    }
+    for (_, d) in earlier {
+        emit(d)?;
+    }
+    Ok(carry)
+}
+
+/// Hands datagrams to the pacing thread in batches of [`SOURCE_BATCH`]
+/// (the first four of a window [`FIRST_BATCH`], so the link is busy sooner).
+struct Batcher<'t> {
+    tx: &'t std::sync::mpsc::SyncSender<Result<Window>>,
+    batch: Vec<Vec<u8>>,
+    sent: usize,
+}
+
+impl<'t> Batcher<'t> {
+    fn new(tx: &'t std::sync::mpsc::SyncSender<Result<Window>>) -> Self {
+        Batcher {
+            tx,
+            batch: Vec::with_capacity(FIRST_BATCH),
+            sent: 0,
+        }
+    }
+
+    fn push(&mut self, dgram: Vec<u8>) -> std::result::Result<(), Option<anyhow::Error>> {
+        self.batch.push(dgram);
+        self.sent += 1;
+        let small = self.sent <= 4 * FIRST_BATCH && self.batch.len() >= FIRST_BATCH;
+        if small || self.batch.len() >= SOURCE_BATCH {
+            self.send(0, 0.0)?;
         }
         Ok(())
-    })
+    }
+
+    fn send(&mut self, bytes: u64, secs: f64) -> std::result::Result<(), Option<anyhow::Error>> {
+        let w = Window {
+            packets: std::mem::replace(&mut self.batch, Vec::with_capacity(SOURCE_BATCH)),
+            bytes,
+            secs,
+        };
+        self.tx.send(Ok(w)).map_err(|_| None)
+    }
+
+    /// Sends the rest, with the window's bundle bytes and encoding time.
+    fn finish(mut self, bytes: u64, secs: f64) -> std::result::Result<(), Option<anyhow::Error>> {
+        self.send(bytes, secs)
+    }
 }
 
 /// The repair packets of a window's segments, and the seconds encoding took.
@@ -641,131 +684,63 @@ fn send_one(sock: &UdpSocket, dgram: &[u8]) -> Result<()> {
     }
 }
 
-/// Parses a line rate such as `500M` (bits per second; k, M, G are powers of 1000).
-pub fn parse_rate(s: &str) -> Result<u64> {
-    let t = s.trim().trim_end_matches("bps").trim_end_matches("bit/s");
-    let (num, mult) = match t.chars().last() {
-        Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-        Some('m' | 'M') => (&t[..t.len() - 1], 1e6),
-        Some('g' | 'G') => (&t[..t.len() - 1], 1e9),
-        _ => (t, 1.0),
-    };
-    match num.parse::<f64>() {
-        Ok(n) if n > 0.0 && n.is_finite() => Ok((n * mult) as u64),
-        _ => bail!("cannot read rate {s:?}: expected bits per second such as 500M or 10G"),
-    }
-}
-
-/// Parses an overhead such as `10%` or `0.1`.
-pub fn parse_overhead(s: &str) -> Result<f64> {
-    let t = s.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
-        None => t.parse::<f64>(),
-    };
-    match v {
-        Ok(v) if (0.0..=10.0).contains(&v) => Ok(v),
-        _ => bail!("cannot read overhead {s:?}: expected a percentage such as 10%"),
-    }
-}
-
-/// Parses an expected loss such as `1%` or `0.01` (at most 50%).
-pub fn parse_loss(s: &str) -> Result<f64> {
-    match parse_overhead(s) {
-        Ok(v) if v <= 0.5 => Ok(v),
-        _ => bail!("cannot read loss {s:?}: expected a percentage from 0% to 50%, such as 1%"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn rates_and_overheads() {
-        assert_eq!(parse_rate("500M").unwrap(), 500_000_000);
-        assert_eq!(parse_rate("10G").unwrap(), 10_000_000_000);
-        assert_eq!(parse_rate("1.5k").unwrap(), 1500);
-        assert!(parse_rate("fast").is_err());
-        assert_eq!(parse_overhead("10%").unwrap(), 0.1);
-        assert_eq!(parse_overhead("0.25").unwrap(), 0.25);
-        assert!(parse_overhead("-5%").is_err());
-        assert_eq!(parse_loss("1%").unwrap(), 0.01);
-        assert!(parse_loss("60%").is_err());
-        assert!(parse_loss("lots").is_err());
-    }
-
-    /// Runs the pacer on a simulated clock: each datagram costs `cost` of
-    /// the sender's time, a sleep overruns by `overrun`, and at `stall` the
-    /// sender is held up for a while. Returns (seconds to send `n`
-    /// datagrams, the pacer's forfeited time).
-    fn simulate(
-        rate: u64,
-        n: usize,
-        cost: Duration,
-        overrun: Duration,
-        stall: Option<(usize, Duration)>,
-    ) -> (f64, Duration) {
-        let mut p = Pacer::new(rate);
-        let mut now = Duration::ZERO;
-        for i in 0..n {
-            if let Some((at, d)) = stall {
-                if i == at {
-                    now += d;
-                }
-            }
-            let wait = p.due(now, 1472);
-            if !wait.is_zero() {
-                now += wait + overrun;
-            }
-            now += cost;
+    /// Three windows of 8 equal segments through [`overlap`], as the sender
+    /// puts them out: (window, segment, index), the final window's end last.
+    fn three_windows() -> (Vec<(u32, u32, u32)>, usize) {
+        let keyed = diode::taper_keys(&[3049; 8], diode::TAPER);
+        let mut out = Vec::new();
+        let mut carry = Vec::new();
+        for w in 0..3u32 {
+            carry = overlap(
+                &keyed,
+                carry,
+                |i, j| Ok::<_, ()>((w, i, j)),
+                |p| {
+                    out.push(p);
+                    Ok(())
+                },
+            )
+            .unwrap();
         }
-        (now.as_secs_f64(), p.forfeited)
+        let before_end = out.len();
+        out.extend(carry.into_iter().map(|(_, p)| p));
+        (out, before_end)
     }
 
     #[test]
-    fn the_pacer_holds_the_rate_through_overrunning_sleeps() {
-        // 10 000 datagrams of 1 500 bytes on the wire at 100 Mbit/s: 1.2 s.
-        let ideal = 10_000.0 * 1500.0 * 8.0 / 100e6;
-        for overrun in [0, 50, 150, 1000] {
-            let (secs, lost) = simulate(
-                100_000_000,
-                10_000,
-                Duration::from_micros(3),
-                Duration::from_micros(overrun),
-                None,
-            );
-            assert!(
-                (secs - ideal).abs() / ideal < 0.002,
-                "overrun {overrun} us: {secs} s for {ideal} s"
-            );
-            assert_eq!(lost, Duration::ZERO);
+    fn windows_overlap_so_a_burst_costs_each_segment_a_share() {
+        let (out, before_end) = three_windows();
+        assert_eq!(out.len(), 3 * 8 * 3049);
+        // Every packet once, each segment's in order.
+        let mut next = std::collections::HashMap::new();
+        let mut last = std::collections::HashMap::new();
+        for (pos, &(w, i, j)) in out.iter().enumerate() {
+            let n = next.entry((w, i)).or_insert(0u32);
+            assert_eq!(j, *n);
+            *n += 1;
+            last.insert((w, i), pos);
         }
-    }
-
-    #[test]
-    fn the_pacer_gives_up_only_what_is_beyond_its_burst() {
-        let ideal = 10_000.0 * 1500.0 * 8.0 / 100e6;
-        // Held up for 3 ms: made up at once (a burst of at most 5 ms).
-        let (secs, lost) = simulate(
-            100_000_000,
-            10_000,
-            Duration::from_micros(3),
-            Duration::ZERO,
-            Some((5000, Duration::from_millis(3))),
-        );
-        assert!((secs - ideal).abs() / ideal < 0.002, "{secs}");
-        assert_eq!(lost, Duration::ZERO);
-        // Held up for 50 ms: 45 ms are given up and counted.
-        let (secs, lost) = simulate(
-            100_000_000,
-            10_000,
-            Duration::from_micros(3),
-            Duration::ZERO,
-            Some((5000, Duration::from_millis(50))),
-        );
-        assert!((lost.as_secs_f64() - 0.045).abs() < 0.0002, "{lost:?}");
-        assert!((secs - ideal - 0.045).abs() / ideal < 0.002, "{secs}");
+        assert!(next.values().all(|&n| n == 3049));
+        // A window's segments end one after another, during the next one.
+        let ends: Vec<usize> = (0..8).map(|i| last[&(0, i)]).collect();
+        assert!(ends.windows(2).all(|e| e[0] < e[1]));
+        assert!(ends[0] > 8 * 3049 * 8 / 10 && ends[7] < 2 * 8 * 3049);
+        // A burst of 100 costs any segment at most 17 (round-robin: 13),
+        // except at the very end of the stream, where nothing overlaps.
+        let mut hit = std::collections::HashMap::new();
+        let mut worst = 0;
+        for pos in 0..before_end {
+            *hit.entry((out[pos].0, out[pos].1)).or_insert(0) += 1;
+            if pos >= 100 {
+                *hit.get_mut(&(out[pos - 100].0, out[pos - 100].1)).unwrap() -= 1;
+            }
+            worst = worst.max(*hit.values().max().unwrap());
+        }
+        assert!(worst <= 17, "a burst costs a segment {worst}");
     }
 
     #[test]

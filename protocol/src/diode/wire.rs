@@ -359,6 +359,16 @@ pub const TAPER: f64 = 0.25;
 ///
 /// With `taper` 0 and equal counts this is round-robin interleaving.
 pub fn taper_order(counts: &[u32], taper: f64) -> Vec<(u32, u32)> {
+    taper_keys(counts, taper)
+        .into_iter()
+        .map(|(_, i, j)| (i, j))
+        .collect()
+}
+
+/// [`taper_order`] with each packet's time on the window's scale (0 to 1),
+/// as (time, segment, index): a sender overlapping windows merges the end
+/// of one with the start of the next by these times.
+pub fn taper_keys(counts: &[u32], taper: f64) -> Vec<(f64, u32, u32)> {
     let n = counts.len();
     let taper = if taper.is_finite() {
         taper.clamp(0.0, 0.9)
@@ -372,7 +382,7 @@ pub fn taper_order(counts: &[u32], taper: f64) -> Vec<(u32, u32)> {
         keyed.extend((0..c).map(|j| ((j + 1) as f64 / c as f64 * end, i as u32, j)));
     }
     keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    keyed.into_iter().map(|(_, i, j)| (i, j)).collect()
+    keyed
 }
 
 #[cfg(test)]
