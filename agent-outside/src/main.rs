@@ -357,7 +357,7 @@ fn diode_send(dirs: &[PathBuf], target: &str, args: &DiodeArgs) -> Result<()> {
     let addr = agent_outside::diode::resolve(target)?;
     let st = agent_outside::diode::send(dirs, addr, &opts)?;
     println!(
-        "sent {} bundle(s), {} of bundle data, to {target}: {} packets, {} on the wire ({:.1}% more, {} pass(es)) in {:.1}s; {:.1} MB/s of bundle data, encoding took {:.2}s",
+        "sent {} bundle(s), {} of bundle data, to {target}: {} packets, {} on the wire ({:.1}% more, {} pass(es)) in {:.2}s; {:.1} MB/s of bundle data, encoding took {:.2}s; first packet after {:.0} ms, {:.3}s of sending lost behind the line rate, {:.3}s waiting for encoding",
         st.bundles,
         human_bytes(st.payload_bytes),
         st.packets,
@@ -366,7 +366,10 @@ fn diode_send(dirs: &[PathBuf], target: &str, args: &DiodeArgs) -> Result<()> {
         opts.repeat + 1,
         st.secs,
         st.payload_bytes as f64 / 1e6 / st.secs.max(1e-6),
-        st.encode_secs
+        st.encode_secs,
+        st.first_packet_secs * 1e3,
+        st.behind_secs,
+        st.starved_secs
     );
     Ok(())
 }

@@ -27,6 +27,12 @@
 #                           judged (default "300M 600M"; empty: skip; only when
 #                           the limit is going to be raised)
 #   BENCH_DIODE_IDLE        receiver --exit-when-idle (default 3s)
+#   BENCH_DIODE_CASES       only the cases whose names match one of these
+#                           shell patterns, such as "fit1-* loss1-*" (default
+#                           "*": every case); for repeated runs of a few cases
+#   BENCH_DIODE_REPEAT      run each selected case this many times (default 1);
+#                           the runs are named CASE, CASE#2, ... and the table
+#                           adds the median and range of each case's figures
 #   BENCH_DIODE_RMEM        as root, raise net.core.rmem_max to this many bytes
 #                           for the run and restore it afterwards (default
 #                           33554432, what ferry-in asks for; 0 leaves it alone)
@@ -66,6 +72,8 @@ BENCH_DIODE_LOSSY_RATE=${BENCH_DIODE_LOSSY_RATE:-300M}
 BENCH_DIODE_STRESS_RATES=${BENCH_DIODE_STRESS_RATES-"1000M 2000M"}
 BENCH_DIODE_ORIG_RATES=${BENCH_DIODE_ORIG_RATES-"300M 600M"}
 BENCH_DIODE_IDLE=${BENCH_DIODE_IDLE:-3s}
+BENCH_DIODE_CASES=${BENCH_DIODE_CASES:-"*"}
+BENCH_DIODE_REPEAT=${BENCH_DIODE_REPEAT:-1}
 BENCH_DIODE_RMEM=${BENCH_DIODE_RMEM:-33554432}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 BENCH_SKIP_INSTALL=${BENCH_SKIP_INSTALL:-0}
@@ -316,9 +324,27 @@ rm -rf "$BENCH_DIR/cmp/cp1" "$BENCH_DIR/cmp/cp2"
 #   VIA     direct | relay
 #   EXPECT  complete | incomplete | any (not judged)
 #   IMPORT  0 | 1 (receiver runs with --import; the time until the import is done is recorded)
+# Runs only the cases BENCH_DIODE_CASES selects, each BENCH_DIODE_REPEAT
+# times. A case's relay seed does not depend on which cases are selected.
 run_case() {
-    local name=$1 via=$2 rate=$3 overhead=$4 expect=$5 import=$6
-    shift 6
+    local name=$1 seed=$CASE_SEED rep pat wanted=0
+    CASE_SEED=$(( CASE_SEED + 1 ))
+    for pat in $BENCH_DIODE_CASES; do
+        # shellcheck disable=SC2053
+        [[ $name == $pat ]] && wanted=1
+    done
+    (( wanted )) || return 0
+    for (( rep = 1; rep <= BENCH_DIODE_REPEAT; rep++ )); do
+        local run=$name
+        (( rep > 1 )) && run="$name#$rep"
+        run_one "$run" "$(( seed + 1000 * (rep - 1) ))" "${@:2}"
+    done
+}
+
+# run_one NAME SEED VIA RATE OVERHEAD EXPECT IMPORT [RELAY ARGS...]
+run_one() {
+    local name=$1 seed=$2 via=$3 rate=$4 overhead=$5 expect=$6 import=$7
+    shift 7
     local relay_args=("$@")
     CURRENT_STEP="case-$name"
     local d=$BENCH_DIR/cases/$name st=$BENCH_DIR/cases/$name/in-state
@@ -346,7 +372,7 @@ run_case() {
 
     local target="127.0.0.1:$port" relay_pid=""
     if [[ $via == relay ]]; then
-        python3 "$RELAY" --listen 127.0.0.1:0 --to "127.0.0.1:$port" --seed "$CASE_SEED" \
+        python3 "$RELAY" --listen 127.0.0.1:0 --to "127.0.0.1:$port" --seed "$seed" \
             --ready "$d/relay.addr" --stats "$d/relay.json" "${relay_args[@]}" \
             >"$d/relay.out" 2>"$d/relay.log" &
         relay_pid=$!
@@ -354,7 +380,6 @@ run_case() {
         wait_for "$d/relay.addr" ":" 20 || { cat "$d/relay.log" >&2; die "relay did not start"; }
         target=$(<"$d/relay.addr")
     fi
-    CASE_SEED=$(( CASE_SEED + 1 ))
 
     # With --import: note when the spooled bundle directory goes away again
     # (ferry-in removes it once the import succeeded).

@@ -82,6 +82,8 @@ def rate_bps(s):
 
 SENT_RE = re.compile(r"(\d+) packets, .* on the wire \(([\d.]+)% more, (\d+) pass\(es\)\) in ([\d.]+)s; "
                      r"([\d.]+) MB/s of bundle data, encoding took ([\d.]+)s")
+# printed by senders since the pacer's figures were added
+PACE_RE = re.compile(r"first packet after ([\d.]+) ms, ([\d.]+)s of sending lost behind the line rate")
 
 
 def collect_case(d):
@@ -100,6 +102,9 @@ def collect_case(d):
     if m:
         tx.update(packets=int(m.group(1)), wire_overhead_pct=float(m.group(2)), passes=int(m.group(3)),
                   send_s=float(m.group(4)), reported_mb_s=float(m.group(5)), encode_s=float(m.group(6)))
+    m = PACE_RE.search(tx_log)
+    if m:
+        tx.update(first_packet_ms=float(m.group(1)), behind_s=float(m.group(2)))
     tt = time_file(os.path.join(d, "tx.time"))
     if tt:
         tx.update(cpu_s=tt["cpu_s"], user_s=tt["user_s"], sys_s=tt["sys_s"], peak_rss_kib=tt["peak_rss_kib"])
@@ -157,6 +162,10 @@ def collect_case(d):
     if relay:
         dropped = relay["dropped_random"] + relay["dropped_burst"]
         relay["dropped_pct"] = round(100.0 * dropped / max(1, relay["received"]), 2)
+        # the relay's first and last packet, in seconds after the sender's start
+        if relay.get("first_packet_unix") is not None:
+            relay["first_packet_s"] = round(relay["first_packet_unix"] - t0, 4)
+            relay["last_packet_s"] = round(relay["last_packet_unix"] - t0, 4)
     c["relay"] = relay
 
     # ---- where packets went
@@ -234,6 +243,52 @@ def loss_label(c):
     if m:
         parts.append("%g%% burst" % (100 * float(m.group(1))))
     return "+".join(parts) or "0%"
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def spread(xs, spec):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return format(xs[0], spec)
+    return "%s (%s..%s)" % (format(median(xs), spec), format(min(xs), spec), format(max(xs), spec))
+
+
+def summary(cases, p):
+    """Repeated runs (BENCH_DIODE_REPEAT: CASE, CASE#2, ...): median (min..max) per case."""
+    groups = {}
+    for c in cases:
+        groups.setdefault(c["name"].split("#")[0], []).append(c)
+    if all(len(g) < 2 for g in groups.values()):
+        return
+    p("Per case over its runs, median (min..max): %line = bundle bytes / (sender start -> receiver's 'completely' line) as a")
+    p("share of --rate; start = sender start -> first packet; send = first -> last packet; tail = last packet -> 'completely' line")
+    p("(first and last packet as the relay saw them); behind = sending time the sender's pacer gave up, more than 5 ms behind.")
+    p("%-14s %4s %-22s %-22s %-22s %-22s %-22s %s" % (
+        "case", "runs", "%line", "rebuilt s", "start ms", "send s", "tail ms", "behind s"))
+    for name, g in groups.items():
+        pct, rebuilt, start, send, tail, behind = [], [], [], [], [], []
+        for c in g:
+            rx, relay = c["receiver"], c.get("relay") or {}
+            g_rx = rx.get("goodput_mb_s")
+            pct.append(100.0 * g_rx * 8 / c["offered_mbit_s"] if g_rx else None)
+            rebuilt.append(rx.get("rebuilt_s"))
+            first, last = relay.get("first_packet_s"), relay.get("last_packet_s")
+            start.append(None if first is None else 1000 * first)
+            send.append(None if first is None else last - first)
+            done = rx.get("rebuilt_s")
+            tail.append(None if last is None or done is None else 1000 * (done - last))
+            behind.append(c["sender"].get("behind_s"))
+        p("%-14s %4d %-22s %-22s %-22s %-22s %-22s %s" % (
+            name, len(g), spread(pct, ".1f"), spread(rebuilt, ".3f"),
+            spread(start, ".0f"), spread(send, ".3f"), spread(tail, ".0f"), spread(behind, ".3f")))
+    p("")
 
 
 def table(bench_dir):
@@ -323,6 +378,7 @@ def table(bench_dir):
     if cp_s:
         p("Baseline: cp -a of the bundle (warm page cache) %.3f s = %.0f MB/s; cp -a + sync %.3f s = %.0f MB/s.  Export took %.2f s." % (
             cp_s, bundle / MB / cp_s, cps_s, bundle / MB / cps_s, m.get("export_wall_s", 0)))
+    summary(cases, p)
     bad = [c["name"] for c in cases if not c["as_expected"]]
     if bad:
         p("UNEXPECTED outcome (marked '!'): %s" % ", ".join(bad))

@@ -25,6 +25,6 @@ pub use receiver::{
 pub use segment::{Added, SegmentDecoder};
 pub use wire::{
     encode_segment, interleave, repair_count, repair_for_loss, segment_count, segment_len,
-    source_symbols, symbol_size_for_mtu, Garbage, Packet, ALIGNMENT, CHECK_LEN, HEADER_LEN,
-    LOSS_TARGET, MAGIC, MAX_FILES, MAX_SEGMENT, MAX_SYMBOLS, VERSION,
+    source_symbols, symbol_size_for_mtu, taper_keys, taper_order, Garbage, Packet, ALIGNMENT,
+    CHECK_LEN, HEADER_LEN, LOSS_TARGET, MAGIC, MAX_FILES, MAX_SEGMENT, MAX_SYMBOLS, TAPER, VERSION,
 };

@@ -190,9 +190,15 @@ pub struct Receiver {
     events: VecDeque<Event>,
     /// Threads to rebuild segments on ([`Receiver::set_threads`]).
     threads: usize,
-    /// Segments with enough symbols in, waiting to be rebuilt together.
+    /// Segments with enough symbols in, waiting to be rebuilt together
+    /// (at most [`READY_WAIT_MS`] after the first of them was ready).
     ready: Vec<SegmentKey>,
+    ready_since_ms: u64,
 }
+
+/// How long a segment ready to be rebuilt waits for others to be rebuilt
+/// with it, on as many threads, while packets keep arriving.
+pub const READY_WAIT_MS: u64 = 10;
 
 impl Receiver {
     /// A receiver for a store that follows `stream` (any, until one is
@@ -211,6 +217,7 @@ impl Receiver {
             events: VecDeque::new(),
             threads: 1,
             ready: Vec::new(),
+            ready_since_ms: 0,
         }
     }
 
@@ -391,7 +398,8 @@ impl Receiver {
         let after = partial.dec.held_bytes();
         self.pending_bytes = self.pending_bytes.saturating_sub(before) + after;
         self.settle(now_ms, (id, p.file, p.segment), added);
-        if threads > 1 && self.ready.len() >= threads {
+        let waited = now_ms.saturating_sub(self.ready_since_ms) >= READY_WAIT_MS;
+        if threads > 1 && (self.ready.len() >= threads || self.has_ready() && waited) {
             self.solve_ready(now_ms);
         }
     }
@@ -402,6 +410,9 @@ impl Receiver {
         match added {
             Added::Pending => {}
             Added::Ready => {
+                if self.ready.is_empty() {
+                    self.ready_since_ms = now_ms;
+                }
                 if !self.ready.contains(&key) {
                     self.ready.push(key);
                 }
@@ -449,7 +460,8 @@ impl Receiver {
 
     /// Decodes on up to `threads` threads: from now on a segment with
     /// enough symbols in waits until that many are ready (or
-    /// [`Receiver::solve_ready`] is called), then they are rebuilt at once.
+    /// [`READY_WAIT_MS`] passed, or [`Receiver::solve_ready`] is called),
+    /// then they are rebuilt at once.
     /// 0 or 1 (the default): each is rebuilt on the spot.
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads;

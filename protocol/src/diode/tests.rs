@@ -538,3 +538,25 @@ fn forged_symbol(seq: u64, files: &[Vec<u8>], id: u32, seed: u64) -> Vec<u8> {
     }
     .to_bytes()
 }
+
+#[test]
+fn a_ready_segment_waits_for_company_only_briefly() {
+    let files = real_bundle(31);
+    let packets = pass(&files, STREAM, 1, 4096, 512, 0);
+    let mut rx = Receiver::new(DiodeLimits::default(), None, 0);
+    // More threads than segments: a batch never fills.
+    rx.set_threads(16);
+    let mut disk = Disk::default();
+    feed(&mut rx, &mut disk, 1000, &packets);
+    assert!(rx.has_ready());
+    assert!(disk.complete.is_empty());
+    // Packets keep coming (a duplicate here): the wait is not over yet...
+    let wait = receiver::READY_WAIT_MS;
+    feed(&mut rx, &mut disk, 1000 + wait - 1, &packets[..1]);
+    assert!(disk.complete.is_empty());
+    // ... and now it is: everything ready is rebuilt.
+    feed(&mut rx, &mut disk, 1000 + wait, &packets[..1]);
+    assert!(!rx.has_ready());
+    assert_eq!(disk.complete, vec![id(1)]);
+    assert_eq!(disk.file(1, 1), files[1]);
+}

@@ -332,6 +332,59 @@ pub fn interleave<T>(lists: Vec<Vec<T>>) -> Vec<T> {
     out
 }
 
+/// Share of a window over which the sender spreads the ends of its
+/// segments ([`taper_order`]).
+pub const TAPER: f64 = 0.25;
+
+/// The order in which a window's packets go out: `counts[i]` packets of
+/// segment `i` (each segment's in its own order), given as (segment, index)
+/// pairs.
+///
+/// Each segment's packets are spread evenly over its own span of the
+/// window and interleaved with the others', but the spans do not all end
+/// with the window: on a scale where the window runs from 0 to 1, segment
+/// `i` of `n` ends at `1 - (n-1-i)·taper/n` (the last at 1), and packets go
+/// out in the order of those times. The segments of a window then become
+/// decodable one after another (with `taper` 0.25 and 8 equal segments, at
+/// 88%, 91%, 94%, 96%, 98%, 99%, 99.6% and 100% of its packets), and the
+/// receiver rebuilds each while the rest still arrive instead of all of
+/// them after the window's last packet.
+///
+/// The price is burst protection near the end of a window, where fewer
+/// segments are left: 100 packets lost in a row cost each of 8 equal
+/// segments at most 13 symbols with round-robin interleaving; here at
+/// most 17 in the first 90% of a window, 22 in the first 95%, and in the
+/// last 1% (where the last segment is nearly alone) up to 98 of 100 for
+/// the last segment. `tests` pins these figures.
+///
+/// With `taper` 0 and equal counts this is round-robin interleaving.
+pub fn taper_order(counts: &[u32], taper: f64) -> Vec<(u32, u32)> {
+    taper_keys(counts, taper)
+        .into_iter()
+        .map(|(_, i, j)| (i, j))
+        .collect()
+}
+
+/// [`taper_order`] with each packet's time on the window's scale (0 to 1),
+/// as (time, segment, index): a sender overlapping windows merges the end
+/// of one with the start of the next by these times.
+pub fn taper_keys(counts: &[u32], taper: f64) -> Vec<(f64, u32, u32)> {
+    let n = counts.len();
+    let taper = if taper.is_finite() {
+        taper.clamp(0.0, 0.9)
+    } else {
+        0.0
+    };
+    let total: usize = counts.iter().map(|&c| c as usize).sum();
+    let mut keyed: Vec<(f64, u32, u32)> = Vec::with_capacity(total);
+    for (i, &c) in counts.iter().enumerate() {
+        let end = 1.0 - (n - 1 - i) as f64 * taper / n as f64;
+        keyed.extend((0..c).map(|j| ((j + 1) as f64 / c as f64 * end, i as u32, j)));
+    }
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    keyed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +530,68 @@ mod tests {
         // Nonsense in, bounded out.
         assert!(repair_for_loss(100, f64::NAN) >= repair_for_loss(100, 0.25));
         assert!(repair_for_loss(1, 0.5) >= 2);
+    }
+
+    #[test]
+    fn taper_order_without_taper_is_round_robin() {
+        let order = taper_order(&[3, 3, 3], 0.0);
+        let rr = interleave(vec![
+            vec![(0, 0), (0, 1), (0, 2)],
+            vec![(1, 0), (1, 1), (1, 2)],
+            vec![(2, 0), (2, 1), (2, 2)],
+        ]);
+        assert_eq!(order, rr);
+        assert!(taper_order(&[], TAPER).is_empty());
+        assert_eq!(taper_order(&[0, 2], TAPER), vec![(1, 0), (1, 1)]);
+    }
+
+    #[test]
+    fn taper_order_staggers_the_ends_and_spreads_bursts() {
+        let counts = [3049u32; 8];
+        let order = taper_order(&counts, TAPER);
+        let total = order.len();
+        assert_eq!(total, 8 * 3049);
+        // Every packet once, each segment's in its own order.
+        let mut next = [0u32; 8];
+        let mut last = [0usize; 8];
+        for (pos, &(i, j)) in order.iter().enumerate() {
+            assert_eq!(j, next[i as usize]);
+            next[i as usize] += 1;
+            last[i as usize] = pos;
+        }
+        assert_eq!(next, counts);
+        // The segments end one after another, the first at 88% of the window.
+        let ends: Vec<usize> = last.iter().map(|&p| p * 1000 / total).collect();
+        assert_eq!(ends, [882, 913, 938, 959, 975, 988, 996, 999]);
+        // The most a burst of 100 costs each segment, anywhere, and away
+        // from the last 2% of the window.
+        let worst = |upto: usize| {
+            let mut hit = [0usize; 8];
+            let mut most = [0usize; 8];
+            for (pos, &(i, _)) in order[..upto].iter().enumerate() {
+                hit[i as usize] += 1;
+                if pos >= 100 {
+                    hit[order[pos - 100].0 as usize] -= 1;
+                }
+                for (m, h) in most.iter_mut().zip(hit) {
+                    *m = (*m).max(h);
+                }
+            }
+            most
+        };
+        assert_eq!(worst(total), [15, 17, 19, 22, 27, 35, 51, 98]);
+        assert_eq!(worst(total * 9 / 10), [15, 17, 16, 15, 15, 14, 14, 14]);
+        assert!(worst(total * 95 / 100).iter().all(|&m| m <= 22));
+        // Round-robin for comparison: 13 each.
+        let rr = taper_order(&counts, 0.0);
+        let mut hit = [0usize; 8];
+        for (pos, &(i, _)) in rr.iter().enumerate() {
+            hit[i as usize] += 1;
+            if pos >= 100 {
+                hit[rr[pos - 100].0 as usize] -= 1;
+            }
+            assert!(hit.iter().all(|&h| h <= 13));
+        }
     }
 
     #[test]
