@@ -11,7 +11,7 @@ use agent_outside::signing;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_agent_common::units::{human_bytes, parse_duration_secs, parse_size};
-use ferry_agent_common::{format_time, fsx, paths};
+use ferry_agent_common::{docs_gen, format_time, fsx, paths};
 use ferry_protocol::keys::{PublicKey, SecretKey};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -209,6 +209,8 @@ enum Cmd {
     },
     /// Shows the stream, its key and every bundle exported.
     Status,
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 fn main() {
@@ -319,6 +321,7 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Status => status(layout),
+        Cmd::GenerateDocs { dir } => docs_gen::run(<Cli as clap::CommandFactory>::command(), &dir),
     }
 }
 
