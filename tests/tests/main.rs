@@ -16,6 +16,7 @@ mod full_disk;
 mod helm;
 mod oci;
 mod oci_registry;
+mod packaging;
 mod pypi;
 mod quic;
 mod receipts;
