@@ -32,6 +32,7 @@ for agent in ferry-in ferry-out; do
   rm -rf "$stage"
   mkdir -p "$stage/systemd"
   "$release/$agent" generate-docs "$stage" >/dev/null
+  gzip -9n "$stage"/man/*.1
   for unit in deploy/systemd/"$agent"-*; do
     sed 's|/usr/local/bin/|/usr/bin/|g' "$unit" >"$stage/systemd/$(basename "$unit")"
   done
@@ -43,8 +44,10 @@ for agent in ferry-in ferry-out; do
     >"$stage/sysusers.conf"
 done
 
+debs="$(dirname "$release")/debian"
+rm -f "$debs"/ferry-in_*.deb "$debs"/ferry-out_*.deb
 for crate in agent-inside agent-outside; do
   echo "== cargo deb -p $crate"
-  cargo deb --no-build -p "$crate"
+  cargo deb --no-build --strip -p "$crate"
 done
-ls -l "$(dirname "$release")"/debian/*.deb
+ls -l "$debs"/ferry-*.deb

@@ -70,7 +70,8 @@ fn dpkg(root: &Path, args: &[&str]) -> String {
 }
 
 /// What one agent's package must hold and do, installed under `root`.
-fn check_installed(root: &Path, deb: &Path, agent: &str, units: &[&str]) {
+/// `subs`: subcommands its man page must list, each with a page of its own.
+fn check_installed(root: &Path, deb: &Path, agent: &str, units: &[&str], subs: &[&str]) {
     let fields = output(
         Command::new("dpkg-deb")
             .args(["-f"])
@@ -129,7 +130,7 @@ fn check_installed(root: &Path, deb: &Path, agent: &str, units: &[&str]) {
             .env("MANWIDTH", "100"),
     );
     assert!(page.contains("SYNOPSIS"), "{page}");
-    for sub in ["status", "trust"] {
+    for sub in subs {
         assert!(page.contains(sub), "{agent}(1) lists {sub}: {page}");
         let sub_page = root.join(format!("usr/share/man/man1/{agent}-{sub}.1.gz"));
         assert!(sub_page.is_file(), "{} is missing", sub_page.display());
@@ -181,14 +182,16 @@ fn debian_packages_install_and_work() {
         .unwrap()
         .to_path_buf();
     let debs = target.join("debian");
-    for (agent, units) in [
+    for (agent, units, subs) in [
         (
             "ferry-in",
             &["ferry-in-serve.service", "ferry-in-import@.service"][..],
+            &["serve", "import", "tls"][..],
         ),
         (
             "ferry-out",
             &["ferry-out-export.service", "ferry-out-sign.service"][..],
+            &["export", "sign", "publish"][..],
         ),
     ] {
         let root = tempfile::Builder::new()
@@ -196,7 +199,7 @@ fn debian_packages_install_and_work() {
             .tempdir()
             .unwrap();
         dpkg_root(root.path());
-        check_installed(root.path(), &deb(&debs, agent), agent, units);
+        check_installed(root.path(), &deb(&debs, agent), agent, units, subs);
     }
 }
 
@@ -333,4 +336,73 @@ fn kubernetes_manifests_agree() {
             .arg(&file)
             .arg("status"),
     );
+    serve_as_the_pod_does(
+        &args,
+        &state,
+        config,
+        &file,
+        &tls.unwrap()["secret"]["items"],
+    );
+}
+
+/// Runs the real ferry-in with the container's arguments, the state, config
+/// and Secret paths moved into a temporary directory and the port to a free
+/// one: the Secret's items, made from `tls init`'s files as the README says,
+/// land where `serve --tls` reads them, and a client trusting the site CA
+/// gets an answer over HTTPS.
+fn serve_as_the_pod_does(args: &[String], state: &str, config: &str, file: &Path, items: &Value) {
+    let tmp = tempfile::tempdir().unwrap();
+    let admin = tmp.path().join("admin");
+    output(
+        Command::new(bin("ferry-in"))
+            .arg("--state")
+            .arg(&admin)
+            .args(["tls", "init", "--name", "localhost", "--ip", "127.0.0.1"]),
+    );
+    // `kubectl create secret tls --cert=server.pem --key=server.key`.
+    let secret = [("tls.crt", "server.pem"), ("tls.key", "server.key")];
+    let pod_state = tmp.path().join("pod-state");
+    std::fs::create_dir_all(pod_state.join("tls")).unwrap();
+    for item in items.as_sequence().unwrap() {
+        let key = item["key"].as_str().unwrap();
+        let from = secret
+            .iter()
+            .find(|(k, _)| *k == key)
+            .expect("a key of a tls Secret")
+            .1;
+        let to = pod_state.join("tls").join(item["path"].as_str().unwrap());
+        std::fs::copy(admin.join("tls").join(from), to).unwrap();
+    }
+    let port = ferry_e2e::free_port();
+    let mapped: Vec<String> = args
+        .iter()
+        .map(|a| match a.as_str() {
+            a if a == state => pod_state.display().to_string(),
+            a if a == config => file.display().to_string(),
+            a if a.starts_with("0.0.0.0:") => format!("127.0.0.1:{port}"),
+            a => a.to_string(),
+        })
+        .collect();
+    let mut child = Command::new(bin("ferry-in"))
+        .args(&mapped)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let _serve = ferry_e2e::KillOnDrop(child);
+    assert!(
+        line.contains(&format!("https://127.0.0.1:{port}")),
+        "{line}"
+    );
+    let ca = admin.join("tls/ca.pem");
+    // Any HTTP answer (an empty store has nothing to serve) over a verified
+    // TLS connection: curl says nothing when the handshake fails.
+    let (_, headers) = ferry_e2e::curl_response(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        &format!("https://127.0.0.1:{port}/"),
+    ]);
+    assert!(headers.starts_with("HTTP/1.1 "), "{headers}");
 }
