@@ -96,7 +96,7 @@ fn check_installed(root: &Path, deb: &Path, agent: &str, units: &[&str], subs: &
     assert!(status.contains("Status: install ok installed"), "{status}");
 
     let exe = root.join("usr/bin").join(agent);
-    let version = output(&mut Command::new(&exe).arg("--version"));
+    let version = output(Command::new(&exe).arg("--version"));
     assert_eq!(version.trim(), format!("{agent} 0.1.0"));
     for unit in units {
         let path = root.join("usr/lib/systemd/system").join(unit);
