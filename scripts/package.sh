@@ -50,4 +50,8 @@ for crate in agent-inside agent-outside; do
   echo "== cargo deb -p $crate"
   cargo deb --no-build --strip -p "$crate"
 done
-ls -l "$debs"/ferry-*.deb
+for deb in "$debs"/ferry-in_*.deb "$debs"/ferry-out_*.deb; do
+  # A package cut short (a full disk) fails here rather than at install.
+  dpkg-deb --info "$deb" >/dev/null
+  ls -l "$deb"
+done
