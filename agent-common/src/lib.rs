@@ -12,6 +12,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+pub mod docs_gen;
 pub mod fsx;
 pub mod media;
 pub mod paths;

@@ -8,7 +8,7 @@ use agent_inside::layout::Layout;
 use agent_inside::{import, serve, status};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use ferry_agent_common::paths;
+use ferry_agent_common::{docs_gen, paths};
 use ferry_protocol::id::StreamId;
 use ferry_protocol::keys::PublicKey;
 use std::path::PathBuf;
@@ -138,6 +138,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: agent_inside::site_tls::TlsCmd,
     },
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 /// `receive`'s options.
@@ -397,6 +399,9 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
         Cmd::Serve(a) => serve_cmd(layout, config, a),
         Cmd::Tls { cmd } => agent_inside::site_tls::run(layout, cmd),
+        Cmd::GenerateDocs { dir } => {
+            docs_gen::run(<Cli as clap::CommandFactory>::command(), &dir).map(|()| 0)
+        }
     }
 }
 

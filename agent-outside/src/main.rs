@@ -11,8 +11,8 @@ use agent_outside::signing;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_agent_common::units::{human_bytes, parse_duration_secs, parse_size};
-use ferry_agent_common::{format_time, fsx, paths};
-use ferry_protocol::keys::{PublicKey, SecretKey};
+use ferry_agent_common::{docs_gen, format_time, fsx, paths};
+use ferry_protocol::keys::SecretKey;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -235,6 +235,8 @@ enum Cmd {
     },
     /// Shows the stream, its key and every bundle exported.
     Status,
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 fn main() {
@@ -290,10 +292,10 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             to,
             valid_for,
         } => resend_cmd(layout, from, missing, through, &to, &valid_for),
-        Cmd::TrustInside { pubkey_file } => trust_inside_cmd(layout, &pubkey_file),
+        Cmd::TrustInside { pubkey_file } => receipts::trust_inside_cmd(layout, &pubkey_file),
         Cmd::Receipt {
             cmd: ReceiptCmd::Add { file },
-        } => receipt_add_cmd(layout, &file),
+        } => receipts::receipt_add_cmd(layout, &file),
         Cmd::Prune {
             keep,
             unacknowledged_too,
@@ -349,6 +351,7 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
         Cmd::Key { cmd } => agent_outside::keys::run_key(layout, cmd),
         Cmd::Cosign { key, dir } => agent_outside::keys::run_cosign(&key, &dir),
         Cmd::Root { cmd } => agent_outside::keys::run_root(layout, cmd),
+        Cmd::GenerateDocs { dir } => docs_gen::run(<Cli as clap::CommandFactory>::command(), &dir),
     }
 }
 
@@ -480,25 +483,7 @@ fn status(layout: &Layout) -> Result<()> {
             delivered
         );
     }
-    print_insides(&ledger)
-}
-
-/// The trusted insides and what each said it holds in its last receipt.
-fn print_insides(ledger: &Ledger) -> Result<()> {
-    for (key, inside) in ledger.insides()? {
-        match &inside.receipt {
-            Some((r, recorded)) => println!(
-                "inside:  {}: bundle {} applied, {} held (receipt written {}, recorded {})",
-                key.short(),
-                r.applied,
-                r.held.len() as u64 + r.held_more,
-                format_time(r.created),
-                format_time(*recorded)
-            ),
-            None => println!("inside:  {}: no receipt yet", key.short()),
-        }
-    }
-    Ok(())
+    receipts::print_insides(&ledger)
 }
 
 /// `export`: scan the sources, write the delta bundle to media (or send it
@@ -779,58 +764,6 @@ fn resend_cmd(
         if let Some(t) = agent_outside::keys::extend_resent(&ledger, r, to, &key, valid_for, now)? {
             println!("  valid until {} (validity extension)", format_time(t));
         }
-    }
-    Ok(())
-}
-
-/// `trust-inside`: trusts an inside's receipt key.
-fn trust_inside_cmd(layout: &Layout, pubkey_file: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(pubkey_file)
-        .with_context(|| format!("cannot read {}", pubkey_file.display()))?;
-    let key = PublicKey::from_text(&text)
-        .with_context(|| format!("inside key {}", pubkey_file.display()))?;
-    let ledger = Ledger::open(layout)?;
-    if ledger.trust_inside(&key, ferry_agent_common::now_unix())? {
-        println!("trusting receipts signed by {}", key.to_text());
-    } else {
-        println!("{} was already trusted", key.to_text());
-    }
-    Ok(())
-}
-
-/// `receipt add`: records an inside's receipt.
-fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let ledger = Ledger::open(layout)?;
-    let added = receipts::add(&ledger, &bytes, ferry_agent_common::now_unix())
-        .with_context(|| format!("receipt {}", file.display()))?;
-    let r = &added.receipt;
-    println!(
-        "inside {}: bundle {} applied, {} object(s), {} held{}; written {}",
-        added.inside.short(),
-        r.applied,
-        r.objects,
-        r.held.len() as u64 + r.held_more,
-        if r.held.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({})",
-                r.held
-                    .iter()
-                    .map(|h| format!("{}: {}", h.sequence, h.reason))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        },
-        format_time(r.created)
-    );
-    if !added.inventory_matches {
-        eprintln!(
-            "ferry-out: warning: the inside's inventory differs from the catalog of bundle {}: \
-             its store is not what the bundles made (run `ferry-in scrub` there)",
-            r.applied
-        );
     }
     Ok(())
 }

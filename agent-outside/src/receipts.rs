@@ -4,12 +4,15 @@
 //! `resend --missing` writes exactly the bundles an inside lacks, and
 //! `prune` keeps every bundle not yet acknowledged.
 
+use crate::layout::Layout;
 use crate::ledger::Ledger;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use ferry_agent_common::format_time;
 use ferry_protocol::id::StreamId;
 use ferry_protocol::keys::PublicKey;
 use ferry_protocol::receipt::{self, Receipt, ReceiptError};
 use std::collections::BTreeSet;
+use std::path::Path;
 
 /// Why a receipt is not recorded.
 #[derive(Debug, thiserror::Error)]
@@ -144,4 +147,74 @@ pub fn acknowledged_by_all(ledger: &Ledger) -> Result<Option<u64>> {
         .iter()
         .map(|(_, i)| i.receipt.as_ref().map_or(0, |(r, _)| r.applied))
         .min())
+}
+
+/// `trust-inside`: trusts an inside's receipt key.
+pub fn trust_inside_cmd(layout: &Layout, pubkey_file: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(pubkey_file)
+        .with_context(|| format!("cannot read {}", pubkey_file.display()))?;
+    let key = PublicKey::from_text(&text)
+        .with_context(|| format!("inside key {}", pubkey_file.display()))?;
+    let ledger = Ledger::open(layout)?;
+    if ledger.trust_inside(&key, ferry_agent_common::now_unix())? {
+        println!("trusting receipts signed by {}", key.to_text());
+    } else {
+        println!("{} was already trusted", key.to_text());
+    }
+    Ok(())
+}
+
+/// `receipt add`: records an inside's receipt.
+pub fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let ledger = Ledger::open(layout)?;
+    let added = add(&ledger, &bytes, ferry_agent_common::now_unix())
+        .with_context(|| format!("receipt {}", file.display()))?;
+    let r = &added.receipt;
+    println!(
+        "inside {}: bundle {} applied, {} object(s), {} held{}; written {}",
+        added.inside.short(),
+        r.applied,
+        r.objects,
+        r.held.len() as u64 + r.held_more,
+        if r.held.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                r.held
+                    .iter()
+                    .map(|h| format!("{}: {}", h.sequence, h.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        },
+        format_time(r.created)
+    );
+    if !added.inventory_matches {
+        eprintln!(
+            "ferry-out: warning: the inside's inventory differs from the catalog of bundle {}: \
+             its store is not what the bundles made (run `ferry-in scrub` there)",
+            r.applied
+        );
+    }
+    Ok(())
+}
+
+/// The trusted insides and what each said it holds in its last receipt.
+pub fn print_insides(ledger: &Ledger) -> Result<()> {
+    for (key, inside) in ledger.insides()? {
+        match &inside.receipt {
+            Some((r, recorded)) => println!(
+                "inside:  {}: bundle {} applied, {} held (receipt written {}, recorded {})",
+                key.short(),
+                r.applied,
+                r.held.len() as u64 + r.held_more,
+                format_time(r.created),
+                format_time(*recorded)
+            ),
+            None => println!("inside:  {}: no receipt yet", key.short()),
+        }
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@ mod helm;
 mod npm;
 mod oci;
 mod oci_registry;
+mod packaging;
 mod pypi;
 mod quic;
 mod receipts;
