@@ -33,9 +33,9 @@ cargo build --workspace --quiet
 echo "== fuzz targets: 50,000 inputs each from a fixed seed (scripts/fuzz.sh SECONDS for a campaign)"
 FUZZ_RUNS=50000 FUZZ_RUNS_recipe=10000 FUZZ_SEED=1 bash scripts/fuzz.sh
 echo "== cargo test"
-# This machine reaches Debian's and PyPI's package registries: run the tests that
+# This machine reaches Debian's, PyPI's and crates.io's registries: run the tests that
 # mirror real packages from them too.
-export FERRY_TEST_REAL_DEBIAN=1 FERRY_TEST_PYPI=1
+export FERRY_TEST_REAL_DEBIAN=1 FERRY_TEST_PYPI=1 FERRY_TEST_CARGO=1
 # Every tool above is installed and this runs as root, so a test that would
 # skip (tests/lib.rs `skip`) fails instead; any skip still lands in the log.
 export FERRY_REQUIRE_TOOLS=1

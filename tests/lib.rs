@@ -778,6 +778,11 @@ pub struct Upstream {
 
 /// Serves `dir` over HTTP on a free loopback port.
 pub fn http_upstream(dir: &Path) -> Upstream {
+    http_upstream_to(dir, std::process::Stdio::null())
+}
+
+/// [`http_upstream`], its request log going to `log`.
+fn http_upstream_to(dir: &Path, log: std::process::Stdio) -> Upstream {
     use std::io::BufRead;
     let mut child = Command::new("python3")
         .args([
@@ -791,7 +796,7 @@ pub fn http_upstream(dir: &Path) -> Upstream {
         ])
         .arg(dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start python3 -m http.server");
     let mut line = String::new();
@@ -1472,34 +1477,6 @@ pub fn cargo_registry(root: &Path, crates: &[&LocalCrate], dl: Option<&str>) {
 /// [`http_upstream`] whose request log (`"GET /path HTTP/1.1" 200 …`, one
 /// line a request) goes to the file `log`.
 pub fn http_upstream_logged(dir: &Path, log: &Path) -> Upstream {
-    use std::io::BufRead;
-    let mut child = Command::new("python3")
-        .args([
-            "-u",
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            "0",
-            "--directory",
-        ])
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("create the request log"))
-        .spawn()
-        .expect("start python3 -m http.server");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("http.server prints its port");
-    let port = line
-        .split(" port ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no port in {line:?}"))
-        .to_string();
-    Upstream {
-        process: KillOnDrop(child),
-        url: format!("http://127.0.0.1:{port}"),
-    }
+    let log = std::fs::File::create(log).expect("create the request log");
+    http_upstream_to(dir, log.into())
 }

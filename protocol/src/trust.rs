@@ -239,13 +239,23 @@ impl SignedStatement {
 
 /// The statements encoding: [`STATEMENTS_VERSION`], then postcard.
 pub fn encode(statements: &[SignedStatement]) -> Vec<u8> {
+    versioned(statements)
+}
+
+/// [`STATEMENTS_VERSION`], then the postcard encoding of `list`.
+fn versioned<T: Serialize>(list: &[T]) -> Vec<u8> {
     let mut out = vec![STATEMENTS_VERSION];
-    out.extend(postcard::to_stdvec(statements).expect("statements always serialize"));
+    out.extend(postcard::to_stdvec(list).expect("statements and signatures always serialize"));
     out
 }
 
-/// Decodes [`encode`]'s bytes, bounded; signatures are not checked here.
-pub fn decode(bytes: &[u8]) -> Result<Vec<SignedStatement>, StatementError> {
+/// Decodes [`versioned`]'s bytes: the version, a list of `what` (at most
+/// [`MAX_STATEMENTS`]), nothing after it.
+fn unversioned<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    too_many: &'static str,
+) -> Result<Vec<T>, StatementError> {
     let (&version, body) = bytes
         .split_first()
         .ok_or_else(|| StatementError::Decode("empty".into()))?;
@@ -254,14 +264,20 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<SignedStatement>, StatementError> {
             "version {version}, this reader knows {STATEMENTS_VERSION}"
         )));
     }
-    let (list, rest): (Vec<SignedStatement>, _) =
+    let (list, rest): (Vec<T>, _) =
         postcard::take_from_bytes(body).map_err(|e| StatementError::Decode(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(StatementError::Decode("bytes after the statements".into()));
+        return Err(StatementError::Decode(format!("bytes after the {what}")));
     }
     if list.len() > MAX_STATEMENTS {
-        return Err(StatementError::TooMany("more than 16 statements"));
+        return Err(StatementError::TooMany(too_many));
     }
+    Ok(list)
+}
+
+/// Decodes [`encode`]'s bytes, bounded; signatures are not checked here.
+pub fn decode(bytes: &[u8]) -> Result<Vec<SignedStatement>, StatementError> {
+    let list: Vec<SignedStatement> = unversioned(bytes, "statements", "more than 16 statements")?;
     if list.iter().any(|s| s.signatures.len() > MAX_SIGNATURES) {
         return Err(StatementError::TooMany("more than 4 signatures"));
     }
@@ -450,31 +466,13 @@ pub fn cosign(manifest: &ManifestHash, key: &SecretKey) -> StatementSignature {
 
 /// The co-signatures encoding: [`STATEMENTS_VERSION`], then postcard.
 pub fn encode_cosignatures(sigs: &[StatementSignature]) -> Vec<u8> {
-    let mut out = vec![STATEMENTS_VERSION];
-    out.extend(postcard::to_stdvec(sigs).expect("signatures always serialize"));
-    out
+    versioned(sigs)
 }
 
 /// Decodes the co-signatures encoding (bounded: at most
 /// [`MAX_STATEMENTS`]); signatures are not checked here.
 pub fn decode_cosignatures(bytes: &[u8]) -> Result<Vec<StatementSignature>, StatementError> {
-    let (&version, body) = bytes
-        .split_first()
-        .ok_or_else(|| StatementError::Decode("empty".into()))?;
-    if version != STATEMENTS_VERSION {
-        return Err(StatementError::Decode(format!(
-            "version {version}, this reader knows {STATEMENTS_VERSION}"
-        )));
-    }
-    let (sigs, rest): (Vec<StatementSignature>, _) =
-        postcard::take_from_bytes(body).map_err(|e| StatementError::Decode(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(StatementError::Decode("bytes after the signatures".into()));
-    }
-    if sigs.len() > MAX_STATEMENTS {
-        return Err(StatementError::TooMany("more than 16 co-signatures"));
-    }
-    Ok(sigs)
+    unversioned(bytes, "signatures", "more than 16 co-signatures")
 }
 
 /// Decodes co-signatures of the bundle `manifest` and checks every one

@@ -123,11 +123,11 @@ pub(super) fn read(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BundleRecord, Commit, Ledger};
+    use super::super::tests::record;
+    use super::super::{Commit, Ledger};
     use super::*;
     use crate::layout::Layout;
     use ferry_protocol::catalog::Object;
-    use ferry_protocol::id::ManifestHash;
     use ferry_protocol::path::ObjectKey;
     use redb::ReadableDatabase;
 
@@ -141,25 +141,6 @@ mod tests {
     fn link(v: u64) -> Object {
         Object::Symlink {
             target: format!("target-{v}"),
-        }
-    }
-
-    fn record(sequence: u64) -> BundleRecord {
-        BundleRecord {
-            sequence,
-            created: 1,
-            expires: 2,
-            hash: ManifestHash([sequence as u8; 32]),
-            dir_name: format!("bundle-x-{sequence:08}"),
-            bytes: 10,
-            chunks: 0,
-            chunk_raw_bytes: 0,
-            added: 0,
-            changed: 0,
-            removed: 0,
-            objects: 0,
-            catalog_bytes: 0,
-            written: false,
         }
     }
 

@@ -464,7 +464,7 @@ mod tests {
     use super::*;
     use ferry_protocol::catalog::SourceKind;
 
-    fn record(sequence: u64) -> BundleRecord {
+    pub(super) fn record(sequence: u64) -> BundleRecord {
         BundleRecord {
             sequence,
             created: 1,
