@@ -8,7 +8,7 @@ need=()
 for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry \
     htpasswd:apache2-utils openssl:openssl xz:xz-utils ar:binutils \
     gpg:gnupg reprepro:reprepro rpmbuild:rpm rpmsign:rpm-sign createrepo_c:createrepo-c dnf:dnf \
-    python3:python3 pip3:python3-pip systemd-analyze:systemd; do
+    python3:python3 pip3:python3-pip systemd-analyze:systemd npm:npm; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 # `dnf download` (tests/tests/yum.rs) is a plugin, not a command of its own.
