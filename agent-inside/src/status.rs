@@ -171,6 +171,39 @@ pub fn print(v: &serde_json::Value) {
         c["count"],
         human_bytes(c["bytes"].as_u64().unwrap_or(0))
     );
+    for line in diode_lines(&v["diode"]) {
+        println!("{line}");
+    }
+}
+
+/// What `ferry-in receive` last wrote of the bundles it is receiving (the
+/// JSON status's `diode`), for people: each partial bundle's segments.
+fn diode_lines(d: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let receiving = d["receiving"].as_array().cloned().unwrap_or_default();
+    if d.is_null() {
+        return out;
+    }
+    let updated = d["updated"].as_u64().map(format_time).unwrap_or_default();
+    if receiving.is_empty() {
+        out.push(format!(
+            "diode:      nothing half received (as of {updated})"
+        ));
+    }
+    for b in receiving {
+        let u = |k: &str| b[k].as_u64().unwrap_or(0);
+        out.push(format!(
+            "diode:      bundle {} half received (as of {updated}): {} segment(s) rebuilt, \
+             {} partial, {} with nothing yet; {} of {} file(s) seen",
+            u("sequence"),
+            u("segments_received"),
+            u("segments_recoverable"),
+            u("segments_missing"),
+            u("files_seen"),
+            u("files"),
+        ));
+    }
+    out
 }
 
 fn print_freshness(f: &serde_json::Value) {
@@ -205,5 +238,32 @@ fn print_history(v: &serde_json::Value) {
             format_time(h["created"].as_u64().unwrap_or(0)),
             format_time(h["applied_at"].as_u64().unwrap_or(0))
         );
+    }
+}
+
+#[cfg(test)]
+mod diode_tests {
+    use super::diode_lines;
+    use serde_json::json;
+
+    #[test]
+    fn a_half_received_bundle_is_shown_with_its_segments() {
+        assert!(diode_lines(&serde_json::Value::Null).is_empty());
+        let d = json!({"updated": 0, "receiving": [{
+            "stream": "ab", "sequence": 7, "files": 3, "files_seen": 2,
+            "segments_received": 5, "segments_recoverable": 2, "segments_missing": 4,
+            "symbols_pending": 10, "span_symbols": 0, "span_lost": 0,
+        }]});
+        let lines = diode_lines(&d);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].contains("bundle 7 half received")
+                && lines[0].contains("5 segment(s) rebuilt, 2 partial, 4 with nothing yet")
+                && lines[0].contains("2 of 3 file(s) seen"),
+            "{}",
+            lines[0]
+        );
+        let idle = diode_lines(&json!({"updated": 0, "receiving": []}));
+        assert!(idle[0].contains("nothing half received"), "{idle:?}");
     }
 }
