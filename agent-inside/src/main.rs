@@ -125,13 +125,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Serves the current generation over HTTP or HTTPS (--tls): /files/,
-    /// /apt/, /apt-site/, /yum/, /pypi/ (PEP 503/691 under
-    /// /pypi/<source>/simple/), /helm/ trees, the registry's pull API under
-    /// /v2/, /healthz. Several --listen addresses may each serve one store
-    /// at their root (--preset deepops: registry :5000, yum :8001, helm
-    /// :8002, pypi :8003, files :8004). The flags below override `[serve]`
-    /// in the config file.
+    /// Serves the current generation over HTTP or HTTPS (--tls). Endpoints:
+    /// `/` (what is served), /files/<source>/, /apt/<source>/ (upstream's
+    /// signed indices), /apt-site/<source>/ (the site-signed view), /yum/,
+    /// /pypi/<source>/simple/ (PEP 503/691, with PEP 658 metadata),
+    /// /helm/<source>/ (index.yaml and charts), /cargo/<source>/ (a sparse
+    /// registry), /npm/<source>/ (packuments and tarballs), the registry's
+    /// pull API under /v2/, /healthz (alive) and /ferry/health (the newest
+    /// bundle's age; 503 when stale). Several --listen addresses may each
+    /// serve one store at their root (--preset deepops: registry :5000, yum
+    /// :8001, helm :8002, pypi :8003, files :8004). The flags below override
+    /// `[serve]` in the config file.
     Serve(ServeArgs),
     /// The site's TLS certificates for `serve --tls`.
     Tls {
