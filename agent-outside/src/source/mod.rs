@@ -38,6 +38,23 @@ pub struct Item {
     pub predecessor: Option<ObjectKey>,
 }
 
+impl Item {
+    /// A file whose bytes the source made in memory (an index it wrote),
+    /// with no fingerprint, digest or predecessor hint.
+    pub fn from_bytes(path: String, bytes: Vec<u8>) -> Item {
+        Item {
+            path,
+            predecessor: None,
+            kind: ItemKind::File {
+                executable: false,
+                fingerprint: None,
+                expected_sha256: None,
+                open: Box::new(move || Ok(Box::new(std::io::Cursor::new(bytes)) as Box<dyn Read>)),
+            },
+        }
+    }
+}
+
 /// What an item is.
 pub enum ItemKind {
     /// A regular file.

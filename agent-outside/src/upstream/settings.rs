@@ -55,6 +55,16 @@ pub struct NetSettings {
 }
 
 impl NetSettings {
+    /// These settings, with `$SSL_CERT_FILE` as the CA file when none is
+    /// set (what pip, cargo and npm themselves honour).
+    pub fn with_env_ca(&self) -> NetSettings {
+        let mut net = self.clone();
+        if net.ca_file.is_none() {
+            net.ca_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+        }
+        net
+    }
+
     /// The timeout, checked (default 30 s).
     pub(crate) fn timeout(&self) -> Result<std::time::Duration> {
         let secs = match &self.timeout {

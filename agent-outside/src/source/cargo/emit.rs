@@ -63,18 +63,7 @@ impl CargoSource {
         }
         for (name, text) in index_files.into_values() {
             let bytes = text.into_bytes();
-            sink(Item {
-                path: index_path(&name)?,
-                predecessor: None,
-                kind: ItemKind::File {
-                    executable: false,
-                    fingerprint: None,
-                    expected_sha256: None,
-                    open: Box::new(move || {
-                        Ok(Box::new(std::io::Cursor::new(bytes)) as Box<dyn Read>)
-                    }),
-                },
-            })?;
+            sink(Item::from_bytes(index_path(&name)?, bytes))?;
         }
         Ok(())
     }

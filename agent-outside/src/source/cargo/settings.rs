@@ -115,11 +115,7 @@ impl CargoSource {
                 bail!("lockfile {} does not exist", f.display());
             }
         }
-        let mut net = cfg.net.clone();
-        if net.ca_file.is_none() {
-            net.ca_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-        }
-        let client = Client::new(&net, Some(index.as_str()))?;
+        let client = Client::new(&cfg.net.with_env_ca(), Some(index.as_str()))?;
         Ok(CargoSource {
             name: cfg.name.clone(),
             index,

@@ -11,7 +11,6 @@ use ferry_formats::npm::{packument_path, tarball_path, Integrity, PackageVersion
 use ferry_formats::rpm::Checksum;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
-use std::io::Read;
 
 /// The file name a tarball is downloaded to in `downloads/`.
 fn download_name(name: &str, version: &semver::Version) -> String {
@@ -50,18 +49,7 @@ impl NpmSource {
                 json!({ "name": name, "dist-tags": tags, "versions": versions, "time": time });
             let mut bytes = serde_json::to_vec_pretty(&doc)?;
             bytes.push(b'\n');
-            sink(Item {
-                path: packument_path(name),
-                predecessor: None,
-                kind: ItemKind::File {
-                    executable: false,
-                    fingerprint: None,
-                    expected_sha256: None,
-                    open: Box::new(move || {
-                        Ok(Box::new(std::io::Cursor::new(bytes)) as Box<dyn Read>)
-                    }),
-                },
-            })?;
+            sink(Item::from_bytes(packument_path(name), bytes))?;
         }
         Ok(())
     }

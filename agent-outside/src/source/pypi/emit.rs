@@ -64,18 +64,7 @@ impl PypiSource {
             };
             let mut bytes = serde_json::to_vec_pretty(&index)?;
             bytes.push(b'\n');
-            sink(Item {
-                path: index_path(&project),
-                predecessor: None,
-                kind: ItemKind::File {
-                    executable: false,
-                    fingerprint: None,
-                    expected_sha256: None,
-                    open: Box::new(move || {
-                        Ok(Box::new(std::io::Cursor::new(bytes)) as Box<dyn Read>)
-                    }),
-                },
-            })?;
+            sink(Item::from_bytes(index_path(&project), bytes))?;
         }
         Ok(())
     }

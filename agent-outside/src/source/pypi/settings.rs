@@ -7,7 +7,6 @@ use crate::upstream::Client;
 use anyhow::{anyhow, bail, Context, Result};
 use pep508_rs::{Requirement, VersionOrUrl};
 use serde::Deserialize;
-use std::path::PathBuf;
 use std::str::FromStr;
 
 /// Which versions of a requirement to keep.
@@ -105,11 +104,7 @@ impl PypiSource {
             }
         }
         let envs = marker_envs(&pythons, &s.platforms)?;
-        let mut net = cfg.net.clone();
-        if net.ca_file.is_none() {
-            net.ca_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-        }
-        let client = Client::new(&net, Some(index.as_str()))?;
+        let client = Client::new(&cfg.net.with_env_ca(), Some(index.as_str()))?;
         Ok(PypiSource {
             name: name.clone(),
             index,
