@@ -14,6 +14,7 @@ mod delta_clients;
 mod delta_size;
 mod deploy;
 mod diode;
+mod examples;
 mod full_disk;
 mod helm;
 mod npm;
