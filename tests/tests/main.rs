@@ -17,6 +17,7 @@ mod diode;
 mod examples;
 mod full_disk;
 mod helm;
+mod metrics;
 mod npm;
 mod oci;
 mod oci_registry;
