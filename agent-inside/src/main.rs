@@ -59,6 +59,9 @@ enum Cmd {
         #[arg(long)]
         no_space_check: bool,
     },
+    /// Imports automatically: watches DIR (a stick mounted there or under
+    /// it), imports bundles once they stop changing, and writes a receipt.
+    Watch(agent_inside::watch::WatchArgs),
     /// Shows the applied sequence, held bundles and why, and store sizes.
     Status {
         /// Machine-readable output.
@@ -368,6 +371,10 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 status::print(&v);
             }
             Ok(0)
+        }
+        Cmd::Watch(a) => {
+            let opts = apply(a.allow_expired, false);
+            agent_inside::watch::run(layout, &limits, opts, push_to.as_deref(), &a)
         }
         Cmd::Receipt { to, qr } => receipt_cmd(layout, to.as_deref(), qr),
         Cmd::Receive(args) => {

@@ -33,4 +33,5 @@ mod signing;
 mod tls;
 mod trust;
 mod urls;
+mod watch;
 mod yum;
