@@ -22,6 +22,7 @@ mod npm;
 mod oci;
 mod oci_registry;
 mod packaging;
+mod progress;
 mod pypi;
 mod quic;
 mod receipts;
