@@ -10,10 +10,12 @@
 //! from the one imported last, the directory is imported as `ferry-in
 //! import` would, then a receipt is written into `--receipts`, or into the
 //! media directory itself so that it leaves on the stick. A refused
-//! bundle, a failed import or a receipt that cannot be written is logged on
-//! stderr and watching goes on; that directory is imported again only when
-//! its bundles change. `--once` imports what is there now and exits (for a
-//! systemd path unit).
+//! bundle or a receipt that cannot be written is logged on stderr and
+//! watching goes on; that directory is imported again only when its bundles
+//! change. An import that fails as a whole (the database held by another
+//! `ferry-in` command, an I/O error) is tried again after a delay that
+//! doubles from 2 s to 5 min, [`MAX_ATTEMPTS`] times. `--once` imports what
+//! is there now and exits (for a systemd path unit).
 
 use crate::apply::ApplyOptions;
 use crate::layout::Layout;
@@ -22,7 +24,16 @@ use ferry_agent_common::media;
 use ferry_protocol::limits::ReceiverLimits;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// Tries of an import that fails as a whole before waiting for a change.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// The delay before the first retry; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest delay between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// The longest `--interval`.
+const MAX_INTERVAL: f64 = 3600.0;
 
 /// `ferry-in watch`'s options.
 #[derive(clap::Args, Debug)]
@@ -103,6 +114,17 @@ struct Watcher {
     seen: BTreeMap<PathBuf, Fingerprint>,
     /// The fingerprint imported last, per media directory.
     done: BTreeMap<PathBuf, Fingerprint>,
+    /// Imports that failed as a whole: tries so far, and when to try again.
+    retry: BTreeMap<PathBuf, (u32, Instant)>,
+}
+
+/// How one import of a media directory went.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Imported; whether every bundle was accepted.
+    Imported(bool),
+    /// The import failed as a whole (the store could not be worked on).
+    Failed,
 }
 
 impl Watcher {
@@ -115,7 +137,11 @@ impl Watcher {
         for m in media_dirs(dir) {
             let Some(fp) = fingerprint(&m) else { continue };
             let stable = now || self.seen.get(&m) == Some(&fp);
-            if stable && self.done.get(&m) != Some(&fp) {
+            let waiting = self
+                .retry
+                .get(&m)
+                .is_some_and(|(_, at)| Instant::now() < *at);
+            if stable && !waiting && self.done.get(&m) != Some(&fp) {
                 self.done.insert(m.clone(), fp.clone());
                 ready.push(m.clone());
             }
@@ -123,8 +149,38 @@ impl Watcher {
         }
         // A stick taken out and put back is imported again.
         self.done.retain(|m, _| seen.contains_key(m));
+        self.retry.retain(|m, _| seen.contains_key(m));
         self.seen = seen;
         ready
+    }
+
+    /// Takes in how the import of `m` went: a failed one is tried again
+    /// later, at most [`MAX_ATTEMPTS`] times.
+    fn imported(&mut self, m: &Path, outcome: &Outcome) {
+        if *outcome != Outcome::Failed {
+            self.retry.remove(m);
+            return;
+        }
+        let tries = self.retry.get(m).map_or(0, |(n, _)| *n) + 1;
+        if tries >= MAX_ATTEMPTS {
+            eprintln!(
+                "ferry-in watch: {}: gave up after {tries} tries; it is imported again when its bundles change",
+                m.display()
+            );
+            self.retry.remove(m);
+            return;
+        }
+        let delay = FIRST_BACKOFF
+            .saturating_mul(1u32 << (tries - 1).min(16))
+            .min(MAX_BACKOFF);
+        eprintln!(
+            "ferry-in watch: {}: trying again in {}s",
+            m.display(),
+            delay.as_secs()
+        );
+        self.done.remove(m);
+        self.retry
+            .insert(m.to_path_buf(), (tries, Instant::now() + delay));
     }
 }
 
@@ -138,8 +194,8 @@ pub fn run(
     args: &WatchArgs,
 ) -> Result<i32> {
     anyhow::ensure!(
-        args.interval > 0.0 && args.interval.is_finite(),
-        "--interval must be a positive number of seconds, not {}",
+        args.interval > 0.0 && args.interval <= MAX_INTERVAL,
+        "--interval must be a number of seconds above 0 and at most {MAX_INTERVAL}, not {}",
         args.interval
     );
     std::fs::metadata(&args.dir).with_context(|| format!("cannot watch {}", args.dir.display()))?;
@@ -147,7 +203,7 @@ pub fn run(
     if args.once {
         let mut ok = true;
         for m in w.ready(&args.dir, true) {
-            ok &= import_one(layout, &m, limits, opts, push_to, args);
+            ok &= import_one(layout, &m, limits, opts, push_to, args) == Outcome::Imported(true);
         }
         return Ok(if ok { 0 } else { 1 });
     }
@@ -158,14 +214,15 @@ pub fn run(
     );
     loop {
         for m in w.ready(&args.dir, false) {
-            import_one(layout, &m, limits, opts, push_to, args);
+            let outcome = import_one(layout, &m, limits, opts, push_to, args);
+            w.imported(&m, &outcome);
         }
         std::thread::sleep(Duration::from_secs_f64(args.interval));
     }
 }
 
 /// Imports `media_dir`, logs the outcome, writes the receipt when anything
-/// was applied or held; whether nothing failed.
+/// was applied or held.
 fn import_one(
     layout: &Layout,
     media_dir: &Path,
@@ -173,7 +230,7 @@ fn import_one(
     opts: ApplyOptions,
     push_to: Option<&str>,
     args: &WatchArgs,
-) -> bool {
+) -> Outcome {
     let at = media_dir.display();
     eprintln!("ferry-in watch: importing from {at}");
     let report = match crate::import::import(layout, media_dir, limits, opts) {
@@ -183,7 +240,7 @@ fn import_one(
                 "ferry-in watch: {at}: import failed: {}",
                 ferry_agent_common::one_line(&e)
             );
-            return false;
+            return Outcome::Failed;
         }
     };
     for f in &report.failed {
@@ -210,7 +267,7 @@ fn import_one(
             ),
         }
     }
-    report.ok()
+    Outcome::Imported(report.ok())
 }
 
 #[cfg(test)]
@@ -232,6 +289,13 @@ mod tests {
         std::fs::write(bundle.join("vol-0001.ferry"), b"more").unwrap();
         assert!(w.ready(&root, false).is_empty(), "still changing");
         assert_eq!(w.ready(&root, false), vec![stick.clone()]);
+        // A failed import is tried again once its delay has passed.
+        w.imported(&stick, &Outcome::Failed);
+        assert!(w.ready(&root, false).is_empty(), "waiting");
+        w.retry.insert(stick.clone(), (1, Instant::now()));
+        assert_eq!(w.ready(&root, false), vec![stick.clone()]);
+        w.imported(&stick, &Outcome::Imported(false));
+        assert!(w.retry.is_empty() && w.ready(&root, false).is_empty());
         std::fs::remove_dir_all(&stick).unwrap();
         assert!(w.ready(&root, false).is_empty());
         std::fs::remove_dir_all(&root).unwrap();
