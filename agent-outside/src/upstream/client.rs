@@ -72,8 +72,8 @@ impl Client {
             .timeout_resolve(Some(timeout))
             .timeout_per_read(Some(timeout))
             .timeout_recv_response(Some(timeout));
-        if let Some(file) = &net.ca_file {
-            let certs = read_ca_file(file).context("ca_file")?;
+        if let Some(file) = net.effective_ca_file() {
+            let certs = read_ca_file(&file).context("ca_file")?;
             config = config.tls_config(
                 ureq::tls::TlsConfig::builder()
                     .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))

@@ -55,14 +55,13 @@ pub struct NetSettings {
 }
 
 impl NetSettings {
-    /// These settings, with `$SSL_CERT_FILE` as the CA file when none is
-    /// set (what pip, cargo and npm themselves honour).
-    pub fn with_env_ca(&self) -> NetSettings {
-        let mut net = self.clone();
-        if net.ca_file.is_none() {
-            net.ca_file = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-        }
-        net
+    /// The CA file every client trusts: `ca_file`, else `$SSL_CERT_FILE`
+    /// when set (what curl, git, pip, cargo and npm honour), else none (the
+    /// built-in Mozilla roots).
+    pub(crate) fn effective_ca_file(&self) -> Option<PathBuf> {
+        self.ca_file
+            .clone()
+            .or_else(|| std::env::var_os("SSL_CERT_FILE").map(PathBuf::from))
     }
 
     /// The timeout, checked (default 30 s).
@@ -102,4 +101,26 @@ pub fn read_ca_file(file: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>>
         bail!("{}: no PEM certificate in it", file.display());
     }
     Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_ca_file_wins_over_the_environment_which_is_the_default() {
+        let set = NetSettings {
+            ca_file: Some(PathBuf::from("/etc/ferry/private-ca.pem")),
+            ..NetSettings::default()
+        };
+        assert_eq!(
+            set.effective_ca_file(),
+            Some(PathBuf::from("/etc/ferry/private-ca.pem"))
+        );
+        // Read, never set here: tests run in parallel in one process.
+        assert_eq!(
+            NetSettings::default().effective_ca_file(),
+            std::env::var_os("SSL_CERT_FILE").map(PathBuf::from)
+        );
+    }
 }

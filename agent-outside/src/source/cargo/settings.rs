@@ -115,7 +115,7 @@ impl CargoSource {
                 bail!("lockfile {} does not exist", f.display());
             }
         }
-        let client = Client::new(&cfg.net.with_env_ca(), Some(index.as_str()))?;
+        let client = Client::new(&cfg.net, Some(index.as_str()))?;
         Ok(CargoSource {
             name: cfg.name.clone(),
             index,

@@ -89,7 +89,7 @@ impl NpmSource {
                 bail!("lockfile {} does not exist", f.display());
             }
         }
-        let client = Client::new(&cfg.net.with_env_ca(), Some(registry.as_str()))?;
+        let client = Client::new(&cfg.net, Some(registry.as_str()))?;
         Ok(NpmSource {
             name: cfg.name.clone(),
             registry,

@@ -104,7 +104,7 @@ impl PypiSource {
             }
         }
         let envs = marker_envs(&pythons, &s.platforms)?;
-        let client = Client::new(&cfg.net.with_env_ca(), Some(index.as_str()))?;
+        let client = Client::new(&cfg.net, Some(index.as_str()))?;
         Ok(PypiSource {
             name: name.clone(),
             index,
