@@ -1349,6 +1349,142 @@ pub fn wheel_python() -> Option<&'static str> {
     })
 }
 
+/// A deterministic tar of the directory `src` (sorted names, mtime 0,
+/// owner root), as an image layer's content.
+pub fn tar_of_dir(src: &Path) -> Vec<u8> {
+    sh(Command::new("tar")
+        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
+        .arg(src)
+        .args(["-cf", "-", "."]))
+}
+
+/// An OCI image layout being written (the image-spec's `oci-layout`,
+/// `blobs/sha256/` and `index.json`), for skopeo to push into a registry.
+pub struct OciLayout {
+    /// The layout's directory.
+    pub dir: PathBuf,
+}
+
+/// A blob of an [`OciLayout`]: its SHA-256 (hex) and size.
+#[derive(Clone, Debug)]
+pub struct Blob {
+    pub sha: String,
+    pub size: usize,
+}
+
+/// A layer for [`OciLayout::manifest`]: its bytes, media type and diff id
+/// (the SHA-256 of its uncompressed tar, hex).
+pub struct Layer<'a> {
+    pub bytes: &'a [u8],
+    pub media_type: &'a str,
+    pub diff_id: String,
+}
+
+impl Layer<'_> {
+    /// An uncompressed tar layer (`…layer.v1.tar`; its diff id is its digest).
+    pub fn tar(bytes: &[u8]) -> Layer<'_> {
+        Layer {
+            bytes,
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+            diff_id: ferry_protocol::id::Sha256::of(bytes).to_hex(),
+        }
+    }
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+impl OciLayout {
+    /// Creates the layout directory `dir` with its `oci-layout` file.
+    pub fn new(dir: &Path) -> OciLayout {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        OciLayout {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Stores `data` as a blob.
+    pub fn put(&self, data: &[u8]) -> Blob {
+        let sha = ferry_protocol::id::Sha256::of(data).to_hex();
+        std::fs::write(self.dir.join("blobs/sha256").join(&sha), data).unwrap();
+        Blob {
+            sha,
+            size: data.len(),
+        }
+    }
+
+    /// Stores a linux/`arch` image: its config (with `config` as the
+    /// config's `config` object, JSON) and its manifest over `layers`;
+    /// returns the manifest.
+    pub fn manifest(&self, arch: &str, config: &str, layers: &[Layer<'_>]) -> Blob {
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|l| format!("\"sha256:{}\"", l.diff_id))
+            .collect();
+        let cfg = self.put(
+            format!(
+                r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[{}]}},"config":{config}}}"#,
+                diff_ids.join(",")
+            )
+            .as_bytes(),
+        );
+        let descs: Vec<String> = layers
+            .iter()
+            .map(|l| {
+                let b = self.put(l.bytes);
+                format!(
+                    r#"{{"mediaType":"{}","digest":"sha256:{}","size":{}}}"#,
+                    l.media_type, b.sha, b.size
+                )
+            })
+            .collect();
+        self.put(
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":{}}},"layers":[{}]}}"#,
+                cfg.sha,
+                cfg.size,
+                descs.join(",")
+            )
+            .as_bytes(),
+        )
+    }
+
+    /// Stores an image index over `(arch, manifest)` pairs; returns it.
+    pub fn index(&self, manifests: &[(&str, Blob)]) -> Blob {
+        let entries: Vec<String> = manifests
+            .iter()
+            .map(|(arch, m)| {
+                format!(
+                    r#"{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+                    m.sha, m.size
+                )
+            })
+            .collect();
+        self.put(
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+                entries.join(",")
+            )
+            .as_bytes(),
+        )
+    }
+
+    /// Writes `index.json` naming `top` (a manifest, or an index when
+    /// `is_index`) as `tag`.
+    pub fn tag(&self, tag: &str, top: &Blob, is_index: bool) {
+        let media = if is_index { OCI_INDEX } else { OCI_MANIFEST };
+        std::fs::write(
+            self.dir.join("index.json"),
+            format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{media}","digest":"sha256:{}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#,
+                top.sha, top.size
+            ),
+        )
+        .unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -395,43 +395,14 @@ with open(f"{root}/simple/{norm}/index.html", "w") as f:
 /// returns the SHA-256 of its layer as the registry holds it.
 fn push_image(work: &Path, reg: &str, repo: &str, tag: &str) -> String {
     let id = format!("{}-{tag}", repo.replace('/', "_"));
-    let layout = work.join(format!("layout-{id}"));
-    let blobs = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |data: &[u8]| -> (String, usize) {
-        let h = ferry_protocol::id::Sha256::of(data).to_hex();
-        std::fs::write(blobs.join(&h), data).unwrap();
-        (h, data.len())
-    };
+    let layout = OciLayout::new(&work.join(format!("layout-{id}")));
     let src = work.join(format!("rootfs-{id}"));
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("image.txt"), format!("{repo}:{tag}\n")).unwrap();
-    let tar = sh(Command::new("tar")
-        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
-        .arg(&src)
-        .args(["-cf", "-", "."]));
-    let (lh, ls) = put(&tar);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{lh}"]}},"config":{{}}}}"#
-    );
-    let (ch, cs) = put(config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{ch}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{lh}","size":{ls}}}]}}"#
-    );
-    let (mh, ms) = put(manifest.as_bytes());
-    std::fs::write(
-        layout.join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{mh}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    skopeo_push(&layout, tag, reg, &format!("{repo}:{tag}"), &[]).expect_ok();
+    let tar = tar_of_dir(&src);
+    let manifest = layout.manifest("amd64", "{}", &[Layer::tar(&tar)]);
+    layout.tag(tag, &manifest, false);
+    skopeo_push(&layout.dir, tag, reg, &format!("{repo}:{tag}"), &[]).expect_ok();
     // skopeo compresses the layer on the way in: the registry's manifest names it.
     let raw = skopeo(&[
         "inspect",

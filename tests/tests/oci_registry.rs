@@ -29,66 +29,30 @@ fn sha(data: &[u8]) -> String {
 /// An OCI image layout with an index over amd64 and arm64 sharing one big
 /// layer; each platform adds a small layer of its own. Returns the layout dir.
 fn build_image(dir: &Path, shared: &[u8], tag: &str, salt: u64) -> PathBuf {
-    let layout = dir.join(format!("layout-{tag}"));
-    let blobs = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |data: &[u8]| -> (String, usize) {
-        let h = sha(data);
-        std::fs::write(blobs.join(&h), data).unwrap();
-        (h, data.len())
-    };
+    let layout = OciLayout::new(&dir.join(format!("layout-{tag}")));
     let tar_of = |name: &str, content: &[u8]| -> Vec<u8> {
         let src = dir.join(format!("tar-src-{tag}-{name}"));
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join(name), content).unwrap();
-        let out = Command::new("tar")
-            .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
-            .arg(&src)
-            .args(["-cf", "-", "."])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        out.stdout
+        tar_of_dir(&src)
     };
     let shared_tar = tar_of("shared.bin", shared);
-    let (sh, ss) = put(&shared_tar);
     let mut manifests = Vec::new();
-    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+    for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
         let own = tar_of(
             &format!("{arch}.txt"),
             format!("{arch} {tag} {salt}\n").as_bytes(),
         );
-        let (oh, os) = put(&own);
-        let config = format!(
-            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{sh}","sha256:{oh}"]}},"config":{{"Env":["N={i}"]}}}}"#
+        let m = layout.manifest(
+            arch,
+            &format!(r#"{{"Env":["N={i}"]}}"#),
+            &[Layer::tar(&shared_tar), Layer::tar(&own)],
         );
-        let (ch, cs) = put(config.as_bytes());
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{ch}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{sh}","size":{ss}}},{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{oh}","size":{os}}}]}}"#
-        );
-        let (mh, ms) = put(manifest.as_bytes());
-        manifests.push(format!(
-            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{mh}","size":{ms},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
-        ));
+        manifests.push((arch, m));
     }
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
-        manifests.join(",")
-    );
-    let (ih, is) = put(index.as_bytes());
-    std::fs::write(
-        layout.join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:{ih}","size":{is},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    layout
+    let index = layout.index(&manifests);
+    layout.tag(tag, &index, true);
+    layout.dir
 }
 
 fn push(layout: &Path, tag: &str, reg: &str, repo: &str) {

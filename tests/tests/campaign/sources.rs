@@ -439,10 +439,7 @@ fn registry(dir: &Path) -> (KillOnDrop, String) {
 /// Pushes a one-layer image (a `tar` of `payload` random bytes) as
 /// `reg/app:tag` with `skopeo copy` from an OCI layout.
 fn image(dir: &Path, reg: &str, tag: &str, payload: usize) {
-    let sha = |d: &[u8]| ferry_protocol::id::Sha256::of(d).to_hex();
-    let layout = dir.join(format!("layout-{tag}"));
-    let blobs = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
+    let layout = OciLayout::new(&dir.join(format!("layout-{tag}")));
     let src = dir.join(format!("src-{tag}"));
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(
@@ -450,36 +447,10 @@ fn image(dir: &Path, reg: &str, tag: &str, payload: usize) {
         random_bytes(payload, tag.len() as u64),
     )
     .unwrap();
-    let layer = sh(Command::new("tar")
-        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
-        .arg(&src)
-        .args(["-cf", "-", "."]));
-    let put = |d: &[u8]| {
-        std::fs::write(blobs.join(sha(d)), d).unwrap();
-        (sha(d), d.len())
-    };
-    let (lh, ls) = put(&layer);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{lh}"]}}}}"#
-    );
-    let (ch, cs) = put(config.as_bytes());
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{ch}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{lh}","size":{ls}}}]}}"#
-    );
-    let (mh, ms) = put(manifest.as_bytes());
-    std::fs::write(
-        layout.join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{mh}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    skopeo_push(&layout, tag, reg, &format!("app:{tag}"), &[]).expect_ok();
+    let layer = tar_of_dir(&src);
+    let manifest = layout.manifest("amd64", "{}", &[Layer::tar(&layer)]);
+    layout.tag(tag, &manifest, false);
+    skopeo_push(&layout.dir, tag, reg, &format!("app:{tag}"), &[]).expect_ok();
 }
 
 /// An OCI registry (`docker-registry`) with images pushed by `skopeo`.

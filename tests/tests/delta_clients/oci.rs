@@ -24,49 +24,20 @@ struct Platform<'a> {
 /// (in that order), each a manifest with a config and one `tar+gzip` layer.
 /// Returns the layout directory.
 fn image(dir: &Path, name: &str, platforms: &[Platform<'_>]) -> PathBuf {
-    let layout = dir.join(format!("layout-{name}"));
-    let blobs = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |data: &[u8]| -> (String, usize) {
-        let h = sha(data);
-        std::fs::write(blobs.join(&h), data).unwrap();
-        (h, data.len())
-    };
-    let mut entries = Vec::new();
+    let layout = OciLayout::new(&dir.join(format!("layout-{name}")));
+    let mut manifests = Vec::new();
     for p in platforms {
-        let arch = p.arch;
-        let diff_id = sha(&gunzip(dir, p.layer));
-        let (lh, ls) = put(p.layer);
-        let config = format!(
-            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff_id}"]}},"config":{{"Env":["IMAGE={name}"]}}}}"#
-        );
-        let (ch, cs) = put(config.as_bytes());
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{ch}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:{lh}","size":{ls}}}]}}"#
-        );
-        let (mh, ms) = put(manifest.as_bytes());
-        entries.push(format!(
-            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{mh}","size":{ms},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#
-        ));
+        let layer = Layer {
+            bytes: p.layer,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip",
+            diff_id: sha(&gunzip(dir, p.layer)),
+        };
+        let m = layout.manifest(p.arch, &format!(r#"{{"Env":["IMAGE={name}"]}}"#), &[layer]);
+        manifests.push((p.arch, m));
     }
-    let index = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
-        entries.join(",")
-    );
-    let (ih, is) = put(index.as_bytes());
-    std::fs::write(
-        layout.join("index.json"),
-        format!(
-            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:{ih}","size":{is},"annotations":{{"org.opencontainers.image.ref.name":"latest"}}}}]}}"#
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    layout
+    let index = layout.index(&manifests);
+    layout.tag("latest", &index, true);
+    layout.dir
 }
 
 /// `gzip -dc` of `gz` (a layer's tar, for its diff id).
