@@ -15,6 +15,7 @@ mod delta_size;
 mod deploy;
 mod diode;
 mod full_disk;
+mod go;
 mod helm;
 mod npm;
 mod oci;

@@ -166,7 +166,7 @@ fn summary(g: &Generation) -> Response {
 }
 
 /// The kinds of store served as trees of files, each under `/<kind>/`.
-const TREE_KINDS: [SourceKind; 7] = [
+const TREE_KINDS: [SourceKind; 8] = [
     SourceKind::Files,
     SourceKind::Apt,
     SourceKind::Yum,
@@ -174,6 +174,7 @@ const TREE_KINDS: [SourceKind; 7] = [
     SourceKind::Helm,
     SourceKind::Cargo,
     SourceKind::Npm,
+    SourceKind::Go,
 ];
 
 /// Which tree a path is in: `(kind, None)` for `/<kind>` alone, `(kind,

@@ -104,6 +104,11 @@ impl VerifierKey {
         })
     }
 
+    /// `<name>+<hash hex>`: names the key (for caches of what it verified).
+    pub fn tag(&self) -> String {
+        format!("{}+{}", self.name, hex::encode(self.hash))
+    }
+
     /// Verifies a signed note; returns its text (up to and with the last
     /// newline before the signatures).
     pub fn open<'a>(&self, note: &'a [u8]) -> Result<&'a str, SumdbError> {

@@ -65,7 +65,7 @@ impl GoSource {
         };
         let from = format!("checksum database {}", key.name);
         let name = format!("{}@{}", escape(module), escape(version));
-        let cached = cx.cache_dir.join("sumdb").join(&name);
+        let cached = cx.cache_dir.join("sumdb").join(key.tag()).join(&name);
         let lines = match std::fs::read(&cached)
             .ok()
             .and_then(|b| parse_gosum(&b).ok())
