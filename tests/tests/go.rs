@@ -262,7 +262,7 @@ fn go(dir: &Path, home: &Path, env: &str, args: &[&str]) -> Run {
 }
 
 /// A program using example.com/a at `version`.
-fn app(root: &Path, version: &str) -> PathBuf {
+fn make_app(root: &Path, version: &str) -> PathBuf {
     let app = root.join("app");
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(
@@ -341,7 +341,8 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
     // The go command, with only the client-config settings, over TLS.
     let srv = env.serve_tls();
     let url = format!("https://{}", srv.addr);
-    let cc = client_config(&env, &url, "go", &[]);
+    let ca = srv.ca.to_str().unwrap();
+    let cc = client_config(&env, &url, "go", &["--ca-path", ca]);
     let goenv = std::fs::read_to_string(cc.join("go/go.env")).unwrap();
     assert!(
         goenv.contains(&format!("GOPROXY={url}/go/gomods/\n")),
@@ -349,7 +350,7 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
     );
     assert!(goenv.contains("SSL_CERT_FILE="), "{goenv}");
     let home = env.root().join("home");
-    let app = app(env.root(), "v1.0.0");
+    let app = make_app(env.root(), "v1.0.0");
     go(&app, &home, &goenv, &["mod", "tidy"]).expect_ok();
     go(&app, &home, &goenv, &["mod", "download"]).expect_ok();
     go(&app, &home, &goenv, &["build", "-o", "app", "."]).expect_ok();
@@ -412,7 +413,7 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
         "the delta ships two small zips and metadata: {shipped} bytes"
     );
     env.import("m2").expect_ok();
-    let app2 = app(&env.root().join("v2"), "v1.1.0");
+    let app2 = make_app(&env.root().join("v2"), "v1.1.0");
     go(&app2, &home, &goenv, &["mod", "tidy"]).expect_ok();
     go(&app2, &home, &goenv, &["build", "-o", "app", "."]).expect_ok();
     let out = Command::new(app2.join("app")).output().unwrap();
@@ -434,7 +435,7 @@ fn go_sum_driven_export_and_bad_data_refused_by_name() {
     publish_v1(&up_dir, &work);
     // The real go command writes the go.sum, from a file:// GOPROXY.
     let home = env.root().join("home");
-    let app = app(env.root(), "v1.0.0");
+    let app = make_app(env.root(), "v1.0.0");
     let file_proxy = format!("GOPROXY=file://{}\nGOSUMDB=off\n", up_dir.display());
     go(&app, &home, &file_proxy, &["mod", "tidy"]).expect_ok();
     let gosum = app.join("go.sum");
@@ -444,9 +445,28 @@ fn go_sum_driven_export_and_bad_data_refused_by_name() {
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
     let store = env.in_state.join("store/current/go/gomods");
-    // b v1.0.0 is in the graph by its go.mod only: no zip, not listed.
-    assert!(store.join("example.com/b/@v/v1.0.0.mod").is_file());
-    assert!(!store.join("example.com/b/@v/v1.0.0.zip").exists());
+    // Exactly the go.sum's versions: a zip for a version line, a go.mod
+    // alone for a `/go.mod` line only.
+    let text = std::fs::read_to_string(&gosum).unwrap();
+    for l in text.lines() {
+        let (m, v) = l.split_once(' ').unwrap();
+        let v = v.split(' ').next().unwrap();
+        let (v, ext) = match v.strip_suffix("/go.mod") {
+            Some(v) => (v, "mod"),
+            None => (v, "zip"),
+        };
+        let f = store.join(format!("{}/@v/{v}.{ext}", m.replace("Upper", "!upper")));
+        assert!(f.is_file(), "{} missing for {l}", f.display());
+    }
+    assert_eq!(
+        text.lines().filter(|l| !l.contains("/go.mod")).count(),
+        3,
+        "{text}"
+    );
+    assert!(
+        !store.join("example.com/b/@v/v1.0.0.zip").exists(),
+        "{text}"
+    );
     assert_eq!(
         std::fs::read_to_string(store.join("example.com/b/@v/list")).unwrap(),
         "v1.1.0\n"
@@ -494,7 +514,7 @@ fn go_sum_driven_export_and_bad_data_refused_by_name() {
     ]);
     std::fs::write(&zip, &good).unwrap();
     // A go.mod whose line in go.sum is wrong.
-    let text = std::fs::read_to_string(&gosum).unwrap();
+
     let line = text
         .lines()
         .find(|l| l.starts_with("example.com/a v1.0.0/go.mod"))

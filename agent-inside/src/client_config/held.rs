@@ -125,6 +125,7 @@ impl Held {
             && self.files.is_empty()
             && self.cargo.is_empty()
             && self.npm.is_empty()
+            && self.go.is_empty()
     }
 }
 
