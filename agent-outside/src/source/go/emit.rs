@@ -100,17 +100,14 @@ impl GoSource {
                     let mut f = std::fs::File::open(&cached)?;
                     let got = zip_h1(&mut f, &module, &version);
                     let _ = std::fs::remove_file(&cached);
-                    let got = got.map_err(|e| GoError::Malformed {
-                        module: module.clone(),
-                        version: version.clone(),
-                        file: "zip",
-                        reason: format!("{url}: {e}"),
-                    })?;
+                    // A zip that does not read cannot have the hash either.
+                    let got = got.unwrap_or_else(|e| format!("no h1: hash ({e})"));
                     if got != h1 {
                         return Err(GoError::Mismatch {
                             module,
                             version,
                             file: "zip",
+                            url,
                             expected: h1,
                             got,
                             against,

@@ -54,7 +54,7 @@ pub enum GoError {
         reason: String,
     },
     /// A hash that is not the expected one.
-    #[error("module {module} {version}: the {file} has {got}, {against} says {expected} (tampered or corrupted upstream)")]
+    #[error("module {module} {version}: {file} checksum mismatch: {against} says {expected}, {url} has {got} (tampered or corrupted upstream)")]
     Mismatch {
         /// The module path.
         module: String,
@@ -62,6 +62,8 @@ pub enum GoError {
         version: String,
         /// `zip` or `go.mod`.
         file: &'static str,
+        /// Where the file came from.
+        url: String,
         /// The hash expected.
         expected: String,
         /// The hash found.
@@ -288,9 +290,10 @@ impl GoSource {
                 expected.zip = db.zip;
             }
         }
+        let mod_url = dir.join(&format!("{ev}.mod"))?;
         let mod_h1 = check(
             w,
-            "go.mod",
+            ("go.mod", mod_url.as_str()),
             expected.go_mod.as_deref(),
             &go_mod_h1(&go_mod),
             &expected.from,
@@ -319,7 +322,7 @@ impl GoSource {
 /// The hash `got`, if it is the one expected.
 fn check(
     w: &Want,
-    file: &'static str,
+    (file, url): (&'static str, &str),
     expected: Option<&str>,
     got: &str,
     from: &str,
@@ -335,6 +338,7 @@ fn check(
             module: w.module.clone(),
             version: w.version.clone(),
             file,
+            url: url.to_string(),
             expected: e.to_string(),
             got: got.to_string(),
             against: from.to_string(),

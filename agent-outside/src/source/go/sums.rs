@@ -46,6 +46,7 @@ impl GoSource {
                         module: l.module,
                         version: l.version,
                         file: if l.go_mod { "go.mod" } else { "zip" },
+                        url: f.display().to_string(),
                         expected: old.clone(),
                         got: l.hash,
                         against: format!("another go.sum line ({})", f.display()),
