@@ -12,7 +12,8 @@
 //!   (`dirhash` Hash1) of a module zip and of a `go.mod`, and the module
 //!   zip's name rules.
 //! - [`sumdb`]: the checksum database's signed notes (ed25519 note keys)
-//!   and `/lookup` answers.
+//!   and `/lookup` answers; [`tlog`]: a record's inclusion under a signed
+//!   tree head, proved from the database's hash tiles.
 //! - The catalog layout of a `go` source ([`GoPath`], [`parse_path`]): the
 //!   GOPROXY tree itself (`<escaped module>/@v/list`, `@v/<version>.info`,
 //!   `.mod`, `.zip`, `<escaped module>/@latest`) and
@@ -22,6 +23,7 @@
 pub mod gomod;
 pub mod hash;
 pub mod sumdb;
+pub mod tlog;
 
 use std::cmp::Ordering;
 use thiserror::Error;

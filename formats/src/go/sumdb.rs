@@ -6,7 +6,7 @@
 //! the note is a tree head (`go.sum database tree`, size, root hash), that
 //! the record's id lies inside that tree, and that the record's lines are
 //! `go.sum` lines of exactly the module version asked for. The record's
-//! inclusion under the root hash (the tile proof) is not checked.
+//! inclusion under the root hash is [`super::tlog::prove_inclusion`].
 
 use super::gomod::{parse_gosum, SumLine};
 use base64::Engine as _;
@@ -160,8 +160,8 @@ impl VerifierKey {
 pub struct Tree {
     /// Records in the tree.
     pub size: u64,
-    /// The root hash, base64.
-    pub hash: String,
+    /// The root hash.
+    pub hash: [u8; 32],
 }
 
 /// Parses a tree note's text (`go.sum database tree\n<size>\n<hash>\n…`).
@@ -178,16 +178,12 @@ pub fn parse_tree(text: &str) -> Result<Tree, SumdbError> {
         .and_then(|l| l.parse::<u64>().ok())
         .ok_or_else(|| bad("no size"))?;
     let hash = lines.next().ok_or_else(|| bad("no root hash"))?;
-    let ok = base64::engine::general_purpose::STANDARD
+    let hash: [u8; 32] = base64::engine::general_purpose::STANDARD
         .decode(hash)
-        .is_ok_and(|h| h.len() == 32);
-    if !ok {
-        return Err(bad("the root hash is not 32 bytes of base64"));
-    }
-    Ok(Tree {
-        size,
-        hash: hash.to_string(),
-    })
+        .ok()
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| bad("the root hash is not 32 bytes of base64"))?;
+    Ok(Tree { size, hash })
 }
 
 /// A verified `/lookup` answer.
@@ -197,6 +193,8 @@ pub struct Lookup {
     pub id: u64,
     /// Its `go.sum` lines (the zip's and the `go.mod`'s).
     pub lines: Vec<SumLine>,
+    /// The record as the log holds it (for [`super::tlog::prove_inclusion`]).
+    pub record: String,
     /// The signed tree it claims to be in.
     pub tree: Tree,
 }
@@ -236,7 +234,12 @@ pub fn parse_lookup(
             "the record is not one zip and one go.mod line of {module} {version}"
         )));
     }
-    Ok(Lookup { id, lines, tree })
+    Ok(Lookup {
+        id,
+        lines,
+        record: record.to_string(),
+        tree,
+    })
 }
 
 #[cfg(test)]

@@ -29,9 +29,10 @@
 //! Checks: each `go.mod` and zip's `h1:` hash (`ferry_formats::go::hash`)
 //! must equal the `go.sum` line when one is given, else the checksum
 //! database's record: `/lookup/<module>@<version>` from `sumdb_url`, whose
-//! signed tree note must verify with the `sumdb` key and contain the
-//! record's id (`ferry_formats::go::sumdb`; the tile inclusion proof is not
-//! checked). A version with neither is refused. A zip is downloaded when
+//! signed tree note must verify with the `sumdb` key and whose record must
+//! be included in that tree, proved from the database's tiles
+//! (`ferry_formats::go::{sumdb, tlog}`; consistency between tree heads is
+//! not checked). A version with neither is refused. A zip is downloaded when
 //! the exporter opens it (resumable, into `STATE/cache/<source>/`), its hash
 //! computed and compared before it is read; its fingerprint is that hash,
 //! so a zip shipped before is never downloaded again.

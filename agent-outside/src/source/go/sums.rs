@@ -1,5 +1,6 @@
 //! The hashes each version is checked against: the `go.sum` files given,
-//! else the checksum database (`/lookup`, verified, kept in
+//! else the checksum database (`/lookup`, its signed note verified and the
+//! record's inclusion proved from the database's tiles, kept in
 //! `STATE/cache/<source>/sumdb/` once verified).
 
 use super::select::GoError;
@@ -9,6 +10,10 @@ use anyhow::{Context, Result};
 use ferry_formats::go::escape;
 use ferry_formats::go::gomod::{parse_gosum, SumLine};
 use ferry_formats::go::sumdb::{parse_lookup, MAX_LOOKUP};
+use ferry_formats::go::tlog::prove_inclusion;
+
+/// The largest tile read (256 hashes).
+const MAX_TILE: u64 = 256 * 32;
 use std::collections::BTreeMap;
 
 /// The expected hashes of one version.
@@ -86,6 +91,21 @@ impl GoSource {
                     .ok_or_else(|| sumdb_err(format!("{url}: not in the checksum database")))?;
                 let l = parse_lookup(&answer, key, module, version)
                     .map_err(|e| sumdb_err(format!("{url}: {e}")))?;
+                let mut fetch = |path: &str| -> Result<Vec<u8>, String> {
+                    let u = base.join(path).map_err(|e| e.to_string())?;
+                    self.sumdb_client
+                        .get_small(u.as_str(), MAX_TILE)
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("{u}: not found"))
+                };
+                prove_inclusion(
+                    l.record.as_bytes(),
+                    l.id,
+                    l.tree.size,
+                    &l.tree.hash,
+                    &mut fetch,
+                )
+                .map_err(|e| sumdb_err(format!("{url}: {e}")))?;
                 let text: String = l.lines.iter().map(SumLine::to_line).collect();
                 if let Some(d) = cached.parent() {
                     std::fs::create_dir_all(d)?;
