@@ -524,6 +524,47 @@ fn a_checksum_database_that_disagrees_is_refused() {
         );
         env.export("media")
     };
+    // A require the proxy does not have: a warning, or an error when asked;
+    // a query nothing matches.
+    publish(
+        &up_dir,
+        &work,
+        "example.com/r",
+        "v1.0.0",
+        &[("example.com/gone", "v1.0.0")],
+        "func R() {}",
+    );
+    let other = |modules: &str, extra: &str, media: &str| {
+        config(
+            &env,
+            &format!(
+                "proxy = \"{}\"\nmodules = {{ {modules} }}\nsumdb = \"{}\"\nsumdb_url = \"{}\"\n{extra}",
+                up.url, db.key, db.url
+            ),
+        );
+        env.export(media)
+    };
+    let run = other("\"example.com/r\" = \"latest\"", "", "warned").expect_ok();
+    assert!(
+        run.stderr.contains(
+            "module example.com/gone v1.0.0 (required by example.com/r@v1.0.0) is not on the proxy"
+        ),
+        "{}",
+        run.stderr
+    );
+    other(
+        "\"example.com/r\" = \"latest\"",
+        "unsatisfiable = \"error\"\n",
+        "media",
+    )
+    .expect_fail(&[
+        "source \"gomods\"",
+        "module example.com/gone v1.0.0 (required by example.com/r@v1.0.0) is not on the proxy",
+    ]);
+    other("\"example.com/b\" = \">=v2\"", "", "media")
+        .expect_fail(&["module example.com/b: no version matches \">=v2\""]);
+    other("\"example.com/nothere\" = \"latest\"", "", "media")
+        .expect_fail(&["module example.com/nothere is not on the proxy"]);
     // The database records the genuine zip; upstream then serves another.
     let curl = curl_response(&[&format!("{}lookup/example.com/b@v1.0.0", db.url)]);
     assert!(curl.1.contains("200"), "{}", curl.1);
