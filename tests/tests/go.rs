@@ -17,21 +17,34 @@ use std::sync::OnceLock;
 /// and prints `URL KEY`.
 const HELPER_GO: &str = include_str!("../go-helper/main.go");
 
-/// The helper, built once per test run (GOPATH mode over Debian's x/mod).
+/// The helper, built once per test run (GOPATH mode over Debian's x/mod)
+/// into `target/tmp/go-helper/` (kept, with its Go build cache, and built
+/// again only when its source changes).
 fn helper() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ferry-go-helper-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("main.go"), HELPER_GO).unwrap();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-helper");
+        let bin = dir.join("helper");
+        if bin.is_file()
+            && std::fs::read_to_string(dir.join("main.go")).ok().as_deref() == Some(HELPER_GO)
+        {
+            return bin;
+        }
+        let work = dir.join(format!("build-{}", std::process::id()));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("main.go"), HELPER_GO).unwrap();
         sh(Command::new("go")
             .args(["build", "-o", "helper", "main.go"])
-            .current_dir(&dir)
+            .current_dir(&work)
             .env("GO111MODULE", "off")
             .env("GOPATH", "/usr/share/gocode")
             .env("GOCACHE", dir.join("cache"))
             .env("GOFLAGS", ""));
-        dir.join("helper")
+        // Renames are atomic: a concurrent run sees the old or the new pair.
+        std::fs::rename(work.join("helper"), &bin).unwrap();
+        std::fs::rename(work.join("main.go"), dir.join("main.go")).unwrap();
+        let _ = std::fs::remove_dir_all(&work);
+        bin
     })
 }
 
