@@ -647,7 +647,10 @@ pub fn verify(
                 Decision::Skip => return Ok("already applied"),
                 Decision::Hold { .. } | Decision::Apply => {}
             }
-            bundle::verify_volumes(b, |_| {})?;
+            let pb =
+                ferry_agent_common::progress::bytes(b.manifest().totals.volume_bytes, "verifying");
+            bundle::verify_volumes(b, |n| pb.inc(n))?;
+            pb.finish_and_clear();
             check_chunks(b)?;
             if seq != applied.sequence + 1 {
                 return Ok("verified; it would be held until the bundles before it arrive");

@@ -30,3 +30,4 @@ pub mod site_tls;
 pub mod status;
 pub mod store;
 pub mod trust;
+pub mod watch;

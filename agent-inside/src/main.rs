@@ -59,6 +59,9 @@ enum Cmd {
         #[arg(long)]
         no_space_check: bool,
     },
+    /// Imports automatically: watches DIR (a stick mounted there or under
+    /// it), imports bundles once they stop changing, and writes a receipt.
+    Watch(agent_inside::watch::WatchArgs),
     /// Shows the applied sequence, held bundles and why, and store sizes.
     Status {
         /// Machine-readable output.
@@ -131,9 +134,9 @@ enum Cmd {
     /// /pypi/<source>/simple/ (PEP 503/691, with PEP 658 metadata),
     /// /helm/<source>/ (index.yaml and charts), /cargo/<source>/ (a sparse
     /// registry), /npm/<source>/ (packuments and tarballs), /go/<source>/ (a
-    /// GOPROXY tree), the registry's
-    /// pull API under /v2/, /healthz (alive) and /ferry/health (the newest
-    /// bundle's age; 503 when stale). Several --listen addresses may each
+    /// GOPROXY tree), the registry's pull API under /v2/, /healthz (alive),
+    /// /ferry/health (the newest bundle's age; 503 when stale) and /metrics
+    /// (Prometheus). Several --listen addresses may each
     /// serve one store at their root (--preset deepops: registry :5000, yum
     /// :8001, helm :8002, pypi :8003, files :8004). The flags below override
     /// `[serve]` in the config file.
@@ -369,6 +372,10 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 status::print(&v);
             }
             Ok(0)
+        }
+        Cmd::Watch(a) => {
+            let opts = apply(a.allow_expired, false);
+            agent_inside::watch::run(layout, &limits, opts, push_to.as_deref(), &a)
         }
         Cmd::Receipt { to, qr } => receipt_cmd(layout, to.as_deref(), qr),
         Cmd::Receive(args) => {

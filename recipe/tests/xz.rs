@@ -29,7 +29,7 @@ fn xz_cli_variants_reproduce() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data");
-    std::fs::write(&file, sample_data(1 << 20)).unwrap();
+    std::fs::write(&file, sample_data(256 << 10)).unwrap();
     let variants: &[&[&str]] = &[
         &["-0"],
         &["-1"],
@@ -45,7 +45,7 @@ fn xz_cli_variants_reproduce() {
         &["-1", "-e"],
         &["-T1"],
         &["-T2"],
-        &["-T2", "--block-size=256KiB"],
+        &["-T2", "--block-size=64KiB"],
         &["-T2", "-9"],
         &["--check=crc32"],
         &["--check=crc64"],
@@ -89,7 +89,7 @@ fn dpkg_deb_members_reproduce() {
         return skip("dpkg-deb or ar not installed");
     }
     let dir = tempfile::tempdir().unwrap();
-    let payload = sample_data(2 << 20);
+    let payload = sample_data(512 << 10);
     for (name, args) in [
         ("dflt", &[][..]),
         ("xz9", &["-Zxz", "-z9"]),
@@ -224,7 +224,7 @@ fn decompress_bounds_and_corruption() {
             block_size: 64 << 10,
         },
     };
-    let plain = sample_data(300 << 10);
+    let plain = sample_data(160 << 10);
     let packed = xz::compress(&params, &plain).unwrap();
     // Exactly the content fits; one byte less does not.
     let (got, used) = xz::decompress(&packed, plain.len() as u64).unwrap();

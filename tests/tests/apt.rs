@@ -313,7 +313,7 @@ fn media_is_empty(env: &Env, media: &str) -> bool {
         .unwrap_or(true)
 }
 
-/// A deb of `version` whose payload is 2 MB of text made of words (so xz
+/// A deb of `version` whose payload is 1 MB of text made of words (so xz
 /// compresses it as it does real files), with `edits` lines changed; built
 /// by dpkg-deb with its default compression (xz, multi-threaded).
 fn build_text_deb(dir: &Path, version: &str, edits: &[usize]) -> PathBuf {
@@ -321,7 +321,7 @@ fn build_text_deb(dir: &Path, version: &str, edits: &[usize]) -> PathBuf {
         "ferry", "bundle", "chunk", "inside", "outside", "diode", "mirror", "release", "package",
         "signed", "delta", "stream", "recipe", "patch", "store", "serve",
     ];
-    let bytes = random_bytes(400_000, 5);
+    let bytes = random_bytes(200_000, 5);
     let mut text = String::new();
     for (i, line) in bytes.chunks(8).enumerate() {
         if edits.contains(&i) {
@@ -377,7 +377,7 @@ fn apt_update_ships_a_patched_deb_that_apt_get_downloads_byte_for_byte() {
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
 
-    let v2 = build_text_deb(&fx.work, "1.1", &[10, 20_000, 45_000]);
+    let v2 = build_text_deb(&fx.work, "1.1", &[10, 10_000, 22_000]);
     fx.repo.include(&v2);
     env.export("m2").expect_ok();
     let delta = dir_bytes(&env.only_bundle("m2"));

@@ -20,19 +20,19 @@ const MIB: u64 = 1 << 20;
 
 type Digest = BTreeMap<String, String>;
 
-/// Version 1, about 40 MB: 30 text files, 6 random files, a symlink, an empty file.
+/// Version 1, about 23 MB: 30 text files, 6 random files of 3 MiB, a symlink, an empty file.
 fn write_v1(env: &Env) {
     for i in 0..30u64 {
         env.write_src(&format!("text/t{i:02}.txt"), &text_bytes(150_000, 100 + i));
     }
     for i in 0..6u64 {
-        write_random_file(&env.src.join(format!("bin/r{i}.bin")), 6 * MIB, 200 + i);
+        write_random_file(&env.src.join(format!("bin/r{i}.bin")), 3 * MIB, 200 + i);
     }
     env.write_src("empty", b"");
     std::os::unix::fs::symlink("bin/r0.bin", env.src.join("latest")).unwrap();
 }
 
-/// Version 2: about 40 MB of new data. Two random files removed, two
+/// Version 2: about 23 MB of new data. Two random files removed, two
 /// rewritten, four added; ten text files rewritten, five removed, twenty
 /// added; the symlink retargeted. `bin/r4`, `bin/r5` and fifteen text files
 /// stay as they were (hard links into the new generation).
@@ -41,10 +41,10 @@ fn write_v2(env: &Env) {
         std::fs::remove_file(env.src.join(format!("bin/r{i}.bin"))).unwrap();
     }
     for i in 2..4u64 {
-        write_random_file(&env.src.join(format!("bin/r{i}.bin")), 6 * MIB, 300 + i);
+        write_random_file(&env.src.join(format!("bin/r{i}.bin")), 3 * MIB, 300 + i);
     }
     for i in 6..10u64 {
-        write_random_file(&env.src.join(format!("bin/r{i}.bin")), 6 * MIB, 400 + i);
+        write_random_file(&env.src.join(format!("bin/r{i}.bin")), 3 * MIB, 400 + i);
     }
     for i in 0..10u64 {
         env.write_src(&format!("text/t{i:02}.txt"), &text_bytes(160_000, 500 + i));

@@ -88,12 +88,15 @@ struct Session {
     applied_here: u64,
     /// Datagrams dropped because the socket thread's queue was full.
     queue_full: Arc<AtomicU64>,
+    /// Bytes received, on a terminal (nothing on a pipe).
+    pb: indicatif::ProgressBar,
 }
 
 impl Session {
     /// Feeds one datagram to the state machine and carries out its events.
     fn datagram(&mut self, dgram: &[u8]) {
         let t = Instant::now();
+        self.pb.inc(dgram.len() as u64);
         self.rx.handle(now_ms(), dgram);
         self.decode_secs += t.elapsed().as_secs_f64();
         self.events();
@@ -268,6 +271,7 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
         outcomes,
         applied_here: 0,
         queue_full,
+        pb: ferry_agent_common::progress::spinner("receiving"),
     };
     s.spool.restore(&mut s.rx, now_ms())?;
     s.events();
@@ -281,6 +285,7 @@ pub fn receive(layout: &Layout, opts: ReceiveOptions) -> Result<()> {
         }
     }
     run_loop(&mut s, &mut reader)?;
+    s.pb.finish_and_clear();
     drop(reader);
     s.solve();
     s.save();

@@ -34,6 +34,8 @@ pub(super) struct Server {
     /// Serving HTTPS: URLs written into responses (a cargo registry's
     /// `config.json`, npm tarball links) say `https`.
     pub(super) https: bool,
+    /// The request counters `/metrics` reports.
+    pub(super) metrics: super::metrics::Metrics,
 }
 
 /// The files of one generation whose bytes have been read and found to be
@@ -92,6 +94,7 @@ impl Server {
             verify_slots: Arc::new(Semaphore::new((cpus / 2).max(1))),
             cache: Mutex::new(None),
             https: settings.tls.is_some(),
+            metrics: super::metrics::Metrics::default(),
         }
     }
 

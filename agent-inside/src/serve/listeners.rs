@@ -12,7 +12,7 @@
 //! - `helm/charts=ADDR`: one source at the root, `/<path>` being
 //!   `/helm/charts/<path>`.
 //!
-//! `/healthz` answers on every listener. Redirects and `Link` headers name the
+//! `/healthz` and `/metrics` answer on every listener. Redirects and `Link` headers name the
 //! listener's own paths. The preset `deepops` is DeepOps's layout (see
 //! [`preset`]).
 
@@ -216,7 +216,7 @@ pub(super) fn scoped(inner: Router, scope: Scope, server: Arc<Server>) -> Router
 
 async fn handle(State(s): State<Arc<Scoped>>, mut req: Request) -> Response {
     let path = req.uri().path().to_string();
-    if path == "/healthz" {
+    if path == "/healthz" || path == "/metrics" {
         return answer(&s.inner, req).await;
     }
     let prefix = match &s.scope {

@@ -8,6 +8,9 @@
 //! - `/`: a short plain-text page: the generation served, how many objects it
 //!   holds and how many bytes its files add up to.
 //! - `/healthz`: `200 ok`, whether or not a bundle has been imported.
+//! - `/metrics`: Prometheus text format 0.0.4 (`serve::metrics`): requests,
+//!   body bytes and 4xx/5xx by store, the applied sequence, the newest
+//!   bundle's age, held bundles, the diode receiver's counters.
 //! - `/ferry/health`: JSON on the newest applied bundle's age
 //!   (`crate::freshness`): `200` while fresh, `503` past `[trust] warn_after`
 //!   or before the first import.
@@ -91,6 +94,7 @@
 //! | `listing.rs` | directory listings, paginated, built off the async workers |
 //! | `file.rs` | file bodies, byte ranges, ETag and conditional requests |
 //! | `response.rs` | small response builders and HTML escaping |
+//! | `metrics.rs` | `/metrics`: request counters, and the state's figures read on each scrape |
 //! | `oci.rs`, `apt.rs`, `pypi.rs`, `cargo.rs`, `npm.rs` | `/v2/`, `/apt-site/`, the PyPI simple API, the sparse registry's `config.json`, npm packuments |
 
 mod apt;
@@ -101,6 +105,7 @@ mod generation;
 mod lifecycle;
 mod listeners;
 mod listing;
+mod metrics;
 mod npm;
 mod oci;
 mod pypi;

@@ -50,7 +50,7 @@ async fn handle(
     for _ in 0..SWITCH_RETRIES {
         let r = answer(&server, &method, &uri, &headers).await;
         if !answered_from_replaced(&server, &r) {
-            return r;
+            return server.metrics.record(uri.path(), r);
         }
     }
     let mut r = text(
@@ -59,7 +59,7 @@ async fn handle(
     );
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
+    server.metrics.record(uri.path(), r)
 }
 
 /// Whether `r` is a failure (404 or 5xx) answered from a generation that
@@ -111,6 +111,7 @@ async fn route(server: &Server, req: Req<'_>) -> Response {
     match path {
         "/healthz" => text(StatusCode::OK, "ok"),
         "/ferry/health" => health(server),
+        "/metrics" => super::metrics::response(server),
         "/" => match server.current().await {
             Ok(g) => with_generation(summary(&g), &g),
             Err(r) => r,

@@ -56,9 +56,16 @@ pub(super) fn scan_and_pack(
     };
     let tmp = layout.export_tmp();
     let mut builder = BundleBuilder::new(position, pack, VolumeFiles { dir: tmp.clone() });
+    // Two lines on a terminal (nothing on a pipe): bytes scanned and
+    // chunked, and chunk bytes packed into volumes.
+    let bars = indicatif::MultiProgress::new();
+    let scan_pb = bars.add(progress::spinner("scanning"));
+    let pack_pb = bars.add(progress::spinner("packing"));
+    let packed = pack_pb.clone();
     let writer = std::thread::spawn(move || -> Result<_, BuildError> {
         for (id, data) in rx {
             builder.add_chunk(id, &data)?;
+            packed.inc(data.len() as u64);
         }
         Ok(builder)
     });
@@ -70,7 +77,7 @@ pub(super) fn scan_and_pack(
         reship,
         carried: HashSet::new(),
         tx,
-        pb: progress::spinner("scanning"),
+        pb: scan_pb,
         catalog: Catalog::default(),
         scan: Vec::new(),
         bytes_read: 0,
@@ -106,6 +113,7 @@ pub(super) fn scan_and_pack(
     let written = writer
         .join()
         .map_err(|_| anyhow!("volume writer thread panicked"))?;
+    pack_pb.finish_and_clear();
     // A writer failure (disk full, say) surfaces as a closed channel in the
     // scan; report the writer's own error, which names the cause.
     let builder = match (scanned, written) {

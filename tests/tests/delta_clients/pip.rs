@@ -15,7 +15,12 @@ fn sha(data: &[u8]) -> String {
 
 /// `python3 -m pip ARGS…` without the user's configuration.
 fn pip(args: &[&str]) -> Vec<u8> {
-    sh(Command::new("python3")
+    pip_of("python3", args)
+}
+
+/// `python -m pip args…` with no user configuration.
+fn pip_of(python: &str, args: &[&str]) -> Vec<u8> {
+    sh(Command::new(python)
         .args(["-m", "pip", "--disable-pip-version-check", "--no-cache-dir"])
         .args(args)
         .env("PIP_CONFIG_FILE", "/dev/null")
@@ -53,10 +58,21 @@ fn wheel(work: &Path, up: &Path, src: &Path, version: &str) -> PathBuf {
     )
     .unwrap();
     let pkgs = up.join("packages");
-    pip(&["wheel", "-q", "--no-deps", "-w", pkgs.to_str().unwrap()]
+    let python = wheel_python().expect("checked by have_pip");
+    pip_of(
+        python,
+        &[
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            pkgs.to_str().unwrap(),
+        ]
         .into_iter()
         .chain([proj.to_str().unwrap()])
-        .collect::<Vec<_>>());
+        .collect::<Vec<_>>(),
+    );
     let links: String = dir_names(&pkgs)
         .iter()
         .map(|w| {
@@ -80,15 +96,7 @@ fn wheel(work: &Path, up: &Path, src: &Path, version: &str) -> PathBuf {
 
 #[test]
 fn an_updated_wheel_ships_as_a_patch_and_pip_gets_it_with_hashes_checked() {
-    if !have_tools(&current_test(), &["python3"]) {
-        return;
-    }
-    if !Command::new("python3")
-        .args(["-m", "pip", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        skip(&current_test(), "python3 -m pip is not available");
+    if !crate::pypi::have_pip(&current_test()) {
         return;
     }
     let env = Env::new();

@@ -1,0 +1,1 @@
+helm repo add nvidia-charts https://mirror.example:8443/helm/nvidia-charts/ --ca-file /etc/ferry/ca.pem

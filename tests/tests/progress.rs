@@ -1,0 +1,71 @@
+//! Progress bars: drawn on a terminal (a pseudo-terminal from `script`),
+//! absent when stderr is a pipe, as in every other test and in logs.
+
+use ferry_e2e::*;
+use std::process::Command;
+
+/// The bar names a run drew on a pseudo-terminal.
+fn on_terminal(cmd: &str) -> String {
+    let o = Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{cmd}:\n{text}");
+    text
+}
+
+const BARS: [&str; 7] = [
+    "scanning",
+    "packing",
+    "copying",
+    "verifying",
+    "extracting",
+    "applying",
+    "[====",
+];
+
+#[test]
+fn bars_on_a_terminal_and_none_on_a_pipe() {
+    if !have_tools(&current_test(), &["script"]) {
+        return;
+    }
+    let env = Env::new();
+    write_random_file(&env.src.join("big.bin"), 24 << 20, 9);
+    let m = env.root().join("m1");
+    let export = format!(
+        "{} --state {} export --config {} --to {}",
+        bin("ferry-out").display(),
+        env.out_state.display(),
+        env.config.display(),
+        m.display()
+    );
+    let shown = on_terminal(&export);
+    for bar in ["scanning", "packing", "copying"] {
+        assert!(shown.contains(bar), "no {bar} bar on a terminal:\n{shown}");
+    }
+    let import = format!(
+        "{} --state {} import {}",
+        bin("ferry-in").display(),
+        env.in_state.display(),
+        m.display()
+    );
+    let shown = on_terminal(&import);
+    assert!(
+        ["verifying", "extracting", "applying"]
+            .iter()
+            .any(|b| shown.contains(b)),
+        "no import bar on a terminal:\n{shown}"
+    );
+
+    // On a pipe: the summaries only.
+    env.write_src("big.bin", &random_bytes(3 << 20, 10));
+    let r = env.export("m2").expect_ok();
+    let i = env.import("m2").expect_ok();
+    for text in [r.all(), i.all()] {
+        for bar in BARS {
+            assert!(!text.contains(bar), "{bar} drawn on a pipe:\n{text}");
+        }
+        assert!(!text.contains('\r'), "a bar redrawn on a pipe:\n{text}");
+    }
+}
