@@ -8,13 +8,14 @@ need=()
 for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry \
     htpasswd:apache2-utils openssl:openssl xz:xz-utils ar:binutils \
     gpg:gnupg reprepro:reprepro rpmbuild:rpm rpmsign:rpm-sign createrepo_c:createrepo-c dnf:dnf \
-    python3:python3 pip3:python3-pip systemd-analyze:systemd npm:npm; do
+    python3:python3 pip3:python3-pip systemd-analyze:systemd npm:npm go:golang-go; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 # `dnf download` (tests/tests/yum.rs) is a plugin, not a command of its own.
 dpkg -s dnf-plugins-core >/dev/null 2>&1 || need+=(dnf-plugins-core)
 # `pip wheel --no-build-isolation` (recipe/tests/artifacts.rs) builds with the system's.
-for pkg in python3-setuptools python3-wheel xz-utils; do
+# golang.org/x/mod (tests/tests/go.rs builds its module zips and checksum database with it).
+for pkg in python3-setuptools python3-wheel xz-utils golang-golang-x-mod-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

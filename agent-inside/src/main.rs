@@ -133,9 +133,10 @@ enum Cmd {
     /// signed indices), /apt-site/<source>/ (the site-signed view), /yum/,
     /// /pypi/<source>/simple/ (PEP 503/691, with PEP 658 metadata),
     /// /helm/<source>/ (index.yaml and charts), /cargo/<source>/ (a sparse
-    /// registry), /npm/<source>/ (packuments and tarballs), the registry's
-    /// pull API under /v2/, /healthz (alive), /ferry/health (the newest
-    /// bundle's age; 503 when stale) and /metrics (Prometheus). Several --listen addresses may each
+    /// registry), /npm/<source>/ (packuments and tarballs), /go/<source>/ (a
+    /// GOPROXY tree), the registry's pull API under /v2/, /healthz (alive),
+    /// /ferry/health (the newest bundle's age; 503 when stale) and /metrics
+    /// (Prometheus). Several --listen addresses may each
     /// serve one store at their root (--preset deepops: registry :5000, yum
     /// :8001, helm :8002, pypi :8003, files :8004). The flags below override
     /// `[serve]` in the config file.

@@ -19,6 +19,8 @@
 //! - [`compress`]: gz/xz/zst metadata, decompressed with a bound.
 //! - [`deb`]: Debian repositories: deb822 paragraphs and fields, `Release`,
 //!   compressed index files.
+//! - [`go`]: Go modules: paths and versions, `go.mod`, `go.sum`, the `h1:`
+//!   hash, the checksum database's notes, and the catalog layout of a `go` source.
 //! - [`rpm`]: RPM (yum/dnf) repositories: `repomd.xml` and its checksums.
 //! - [`pypi`]: the project index ferry writes for a PyPI source,
 //!   `simple/<project>/index.json`, and PEP 503 names.
@@ -35,6 +37,7 @@
 pub mod cargo;
 pub mod compress;
 pub mod deb;
+pub mod go;
 pub mod helm;
 pub mod npm;
 pub mod oci;

@@ -231,11 +231,16 @@ pub enum SourceKind {
     /// An npm registry (`packuments/<name>.json` written by ferry-out,
     /// `tarballs/<name>/-/<base>-<version>.tgz`), served under `/npm/<source>/`.
     Npm,
+    /// A Go module proxy (the GOPROXY tree: `<module>/@v/list`,
+    /// `@v/<version>.info|.mod|.zip`, `<module>/@latest`, module paths
+    /// case-encoded, and `checksums/<module>@<version>`), served under
+    /// `/go/<source>/`.
+    Go,
 }
 
 impl SourceKind {
     /// Every kind, in encoding order.
-    pub const ALL: [SourceKind; 8] = [
+    pub const ALL: [SourceKind; 9] = [
         SourceKind::Files,
         SourceKind::Oci,
         SourceKind::Apt,
@@ -244,6 +249,7 @@ impl SourceKind {
         SourceKind::Helm,
         SourceKind::Cargo,
         SourceKind::Npm,
+        SourceKind::Go,
     ];
 
     /// A short lower-case name (`files`, `oci`, `apt`, …): the config's
@@ -258,6 +264,7 @@ impl SourceKind {
             SourceKind::Helm => "helm",
             SourceKind::Cargo => "cargo",
             SourceKind::Npm => "npm",
+            SourceKind::Go => "go",
         }
     }
 }

@@ -16,6 +16,7 @@ mod deploy;
 mod diode;
 mod examples;
 mod full_disk;
+mod go;
 mod helm;
 mod metrics;
 mod npm;

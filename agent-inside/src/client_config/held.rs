@@ -1,7 +1,7 @@
 //! What the current generation holds, as far as client configuration cares:
 //! image repositories and their tags, apt suites with their components and
 //! architectures, yum repositories and whether their metadata is signed, and
-//! the names of the PyPI, Helm, cargo, npm and plain-file sources.
+//! the names of the PyPI, Helm, cargo, npm, Go and plain-file sources.
 
 use ferry_formats::oci::{parse_path, OciPath};
 use ferry_protocol::catalog::{Catalog, SourceKind};
@@ -42,6 +42,8 @@ pub(super) struct Held {
     pub(super) cargo: Vec<String>,
     /// npm registries.
     pub(super) npm: Vec<String>,
+    /// Go module proxies.
+    pub(super) go: Vec<String>,
 }
 
 impl Held {
@@ -55,6 +57,7 @@ impl Held {
                 SourceKind::Files => h.files.push(name.clone()),
                 SourceKind::Cargo => h.cargo.push(name.clone()),
                 SourceKind::Npm => h.npm.push(name.clone()),
+                SourceKind::Go => h.go.push(name.clone()),
                 SourceKind::Yum => {
                     h.yum.insert(name.clone(), YumRepo::default());
                 }
@@ -122,6 +125,7 @@ impl Held {
             && self.files.is_empty()
             && self.cargo.is_empty()
             && self.npm.is_empty()
+            && self.go.is_empty()
     }
 }
 

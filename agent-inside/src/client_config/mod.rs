@@ -197,6 +197,7 @@ fn render(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
     out.extend(packages::helm(cx)?);
     out.extend(packages::cargo(cx)?);
     out.extend(packages::npm(cx)?);
+    out.extend(packages::go(cx)?);
     Ok(out)
 }
 

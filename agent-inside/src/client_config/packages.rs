@@ -1,7 +1,7 @@
 //! Package clients: apt (deb822 `.sources` with `Signed-By`, and the
 //! one-line list the GPU Operator's driver container reads), dnf (`.repo`),
 //! pip (`pip.conf`), Helm (`helm repo add`), cargo (`.cargo/config.toml`)
-//! and npm (`.npmrc`).
+//! npm (`.npmrc`) and Go (`go.env`: GOPROXY, GOSUMDB).
 
 use super::{AptView, ClientConfigError, ClientFile, Ctx};
 use anyhow::Result;
@@ -258,6 +258,25 @@ pub(super) fn npm(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
     Ok(vec![ClientFile {
         path: "npm/npmrc".into(),
         dest: "npm: ~/.npmrc (or /etc/npmrc)".into(),
+        body: t,
+    }])
+}
+
+/// Go: `go.env` (the environment, or `go env -w` lines) with every go source
+/// in GOPROXY and the checksum database off (docs/sources/go.md says why),
+/// and the CA over https (`SSL_CERT_FILE`, which the go command honours).
+pub(super) fn go(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
+    if cx.held.go.is_empty() {
+        return Ok(Vec::new());
+    }
+    let base = cx.urls.base().url();
+    let mut t = crate::store::go::go_env(&base, &cx.held.go);
+    if let Some(p) = cx.ca_path_of(&base) {
+        let _ = writeln!(t, "SSL_CERT_FILE={p}");
+    }
+    Ok(vec![ClientFile {
+        path: "go/go.env".into(),
+        dest: "Go: the environment (or `go env -w` each line)".into(),
         body: t,
     }])
 }

@@ -56,6 +56,8 @@
 //!   index files and `crates/…` served as files.
 //! - `/npm/<source>/<name>`: an npm registry's packuments (`serve::npm`), tarball
 //!   URLs pointing at the URL the client used; abbreviated metadata on request.
+//! - `/go/<source>/`: a Go module proxy (GOPROXY protocol): the store's tree
+//!   as files (`<module>/@v/list`, `.info`, `.mod`, `.zip`, `@latest`).
 //! - anything else: 404.
 //!
 //! Generations: `store/current` is read once per request, and the whole

@@ -167,7 +167,7 @@ fn summary(g: &Generation) -> Response {
 }
 
 /// The kinds of store served as trees of files, each under `/<kind>/`.
-const TREE_KINDS: [SourceKind; 7] = [
+const TREE_KINDS: [SourceKind; 8] = [
     SourceKind::Files,
     SourceKind::Apt,
     SourceKind::Yum,
@@ -175,6 +175,7 @@ const TREE_KINDS: [SourceKind; 7] = [
     SourceKind::Helm,
     SourceKind::Cargo,
     SourceKind::Npm,
+    SourceKind::Go,
 ];
 
 /// Which tree a path is in: `(kind, None)` for `/<kind>` alone, `(kind,

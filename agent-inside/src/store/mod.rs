@@ -6,6 +6,7 @@
 pub mod apt;
 pub mod cargo;
 pub mod files;
+pub mod go;
 pub mod helm;
 pub mod npm;
 pub mod oci;
@@ -70,6 +71,7 @@ pub fn all() -> Vec<Box<dyn Store>> {
         Box::new(helm::HelmStore),
         Box::new(cargo::CargoStore),
         Box::new(npm::NpmStore),
+        Box::new(go::GoStore),
     ]
 }
 

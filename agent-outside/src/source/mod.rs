@@ -5,6 +5,7 @@
 pub mod apt;
 pub mod cargo;
 pub mod files;
+pub mod go;
 pub mod helm;
 pub mod npm;
 pub mod oci;
@@ -132,5 +133,6 @@ fn build(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
         SourceKind::Helm => Box::new(helm::HelmSource::new(cfg)?),
         SourceKind::Cargo => Box::new(cargo::CargoSource::new(cfg)?),
         SourceKind::Npm => Box::new(npm::NpmSource::new(cfg)?),
+        SourceKind::Go => Box::new(go::GoSource::new(cfg)?),
     })
 }

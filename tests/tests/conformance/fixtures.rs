@@ -282,3 +282,55 @@ pub fn npm(dir: &Path, test: &str) -> Option<Fixture> {
         artifact: "tarballs/big/-/big-1.0.0.tgz".into(),
     })
 }
+
+/// Lays out a GOPROXY tree of one module version whose zip holds a large
+/// file, and writes the `go.sum` of it (`dirhash` Hash1, as the go command
+/// computes it).
+const GO_PROXY_PY: &str = r#"
+import base64, hashlib, os, sys, zipfile
+root, gosum, data = sys.argv[1], sys.argv[2], open(sys.argv[3], "rb").read()
+mod, ver = "example.com/big", "v1.0.0"
+d = os.path.join(root, mod, "@v")
+os.makedirs(d, exist_ok=True)
+gomod = b"module example.com/big\n\ngo 1.19\n"
+files = {f"{mod}@{ver}/go.mod": gomod, f"{mod}@{ver}/big.go": b"package big\n", f"{mod}@{ver}/blob.bin": data}
+with zipfile.ZipFile(os.path.join(d, ver + ".zip"), "w", zipfile.ZIP_DEFLATED) as z:
+    for n, b in files.items():
+        z.writestr(n, b)
+def h1(fs):
+    s = "".join(f"{hashlib.sha256(b).hexdigest()}  {n}\n" for n, b in sorted(fs.items()))
+    return "h1:" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()
+open(os.path.join(d, ver + ".mod"), "wb").write(gomod)
+open(os.path.join(d, ver + ".info"), "w").write('{"Version":"v1.0.0"}\n')
+open(os.path.join(d, "list"), "w").write("v1.0.0\n")
+open(gosum, "w").write(f"{mod} {ver} {h1(files)}\n{mod} {ver}/go.mod {h1({'go.mod': gomod})}\n")
+"#;
+
+/// `go`: a GOPROXY tree of one module whose zip holds a large random file,
+/// checked against a `go.sum` (no checksum database).
+pub fn go(dir: &Path, test: &str) -> Option<Fixture> {
+    if !have_tools(test, &["python3"]) {
+        return None;
+    }
+    let root = dir.join("go-upstream");
+    let blob = dir.join("go-blob.bin");
+    std::fs::write(&blob, random_bytes(300_000, 49)).unwrap();
+    let gosum = dir.join("go.sum");
+    sh_text(
+        Command::new("python3")
+            .arg("-c")
+            .arg(GO_PROXY_PY)
+            .arg(&root)
+            .arg(&gosum)
+            .arg(&blob),
+    );
+    let gosum = gosum.display().to_string();
+    Some(Fixture {
+        root,
+        table: Box::new(move |url| {
+            format!("proxy = \"{url}/\"\nsumdb = \"off\"\ngosum = [\"{gosum}\"]\n")
+        }),
+        kind: "go",
+        artifact: "example.com/big/@v/v1.0.0.zip".into(),
+    })
+}

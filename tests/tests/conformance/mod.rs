@@ -195,3 +195,4 @@ conformance!(pypi);
 conformance!(oci);
 conformance!(cargo);
 conformance!(npm);
+conformance!(go);

@@ -1,0 +1,222 @@
+//! The store of Go module proxies: objects of `go` sources at
+//! `GEN/go/<source>/<path>`, served as a GOPROXY tree under `/go/<source>/`.
+//!
+//! Paths within a source (written by the outside's `source::go`; the rules
+//! are [`ferry_formats::go`]'s, module paths and versions case-encoded):
+//! `<module>/@v/<version>.info`, `.mod`, `.zip`, `<module>/@v/list`,
+//! `<module>/@latest` and `checksums/<module>@<version>` (the `go.sum` lines
+//! the outside checked the version against).
+//!
+//! [`Store::check`] refuses any other path, symbolic links and files over
+//! their size limit before anything is extracted. Once built: every
+//! version's `checksums` lines must be of that version; its `.info` must
+//! name it, its `.mod` (always) and its zip (when new or changed, or when
+//! its lines are) must have the `h1:` hash the lines give; a `.info`,
+//! `.mod` or zip without `checksums`, a zip without a line, a `list` naming
+//! a version whose zip is not held and an `@latest` naming one are refused.
+
+use super::{materialize, objects_of_kind, BuildCtx, Store};
+use anyhow::{bail, Context, Result};
+use ferry_formats::go::gomod::parse_gosum;
+use ferry_formats::go::hash::{go_mod_h1, zip_h1, MAX_GO_MOD, MAX_ZIP_UNCOMPRESSED};
+use ferry_formats::go::{parse_path, version_file, FileKind, GoPath, Info};
+use ferry_protocol::catalog::{Catalog, Object, SourceKind};
+use ferry_protocol::path::ObjectKey;
+use std::collections::BTreeSet;
+
+/// The directory of this store in a generation.
+pub const GEN_GO: &str = "go";
+/// The largest `.info`, `list`, `@latest` or `checksums` file accepted.
+pub const MAX_SMALL: u64 = 4 << 20;
+
+/// The store of Go module proxies.
+pub struct GoStore;
+
+/// The size limit of a path's kind.
+fn limit(p: &GoPath) -> u64 {
+    match p {
+        GoPath::Version {
+            kind: FileKind::Zip,
+            ..
+        } => MAX_ZIP_UNCOMPRESSED,
+        GoPath::Version {
+            kind: FileKind::Mod,
+            ..
+        } => MAX_GO_MOD,
+        _ => MAX_SMALL,
+    }
+}
+
+/// What one version's checks need.
+struct Ctx<'a> {
+    cx: &'a BuildCtx<'a>,
+    source: &'a str,
+}
+
+impl Ctx<'_> {
+    fn key(&self, path: String) -> ObjectKey {
+        ObjectKey {
+            source: self.source.to_string(),
+            path,
+        }
+    }
+
+    fn held(&self, path: &str) -> bool {
+        matches!(
+            self.cx.next.objects.get(&self.key(path.to_string())),
+            Some(Object::File(_))
+        )
+    }
+
+    fn changed(&self, path: &str) -> bool {
+        let k = self.key(path.to_string());
+        self.cx.prev.objects.get(&k) != self.cx.next.objects.get(&k)
+    }
+
+    fn file(&self, path: &str) -> std::path::PathBuf {
+        self.cx.new_gen.join(GEN_GO).join(self.source).join(path)
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        std::fs::read(self.file(path))
+            .with_context(|| format!("object {}: cannot read it", self.key(path.to_string())))
+    }
+
+    /// Checks one version against its `checksums` file; returns the files
+    /// it vouches for.
+    fn version(&self, sums_path: &str, module: &str, version: &str) -> Result<Vec<String>> {
+        let what = format!("source {}: module {module} {version}", self.source);
+        let lines = parse_gosum(&self.read(sums_path)?).with_context(|| what.clone())?;
+        if lines
+            .iter()
+            .any(|l| l.module != module || l.version != version)
+        {
+            bail!("{what}: {sums_path} holds lines of another version");
+        }
+        let sums_changed = self.changed(sums_path);
+        let mut vouched = vec![version_file(module, version, "info")];
+        let info = self.read(&vouched[0])?;
+        Info::parse(&info, Some(version)).with_context(|| what.clone())?;
+        for l in &lines {
+            let (ext, file) = if l.go_mod {
+                ("mod", "go.mod")
+            } else {
+                ("zip", "zip")
+            };
+            let path = version_file(module, version, ext);
+            if !self.held(&path) {
+                bail!("{what}: {sums_path} has the {file}'s hash, but {path} is not held");
+            }
+            let got = if l.go_mod {
+                go_mod_h1(&self.read(&path)?)
+            } else if sums_changed || self.changed(&path) {
+                let f = std::fs::File::open(self.file(&path))
+                    .with_context(|| format!("{what}: cannot open {path}"))?;
+                zip_h1(std::io::BufReader::new(f), module, version).with_context(|| what.clone())?
+            } else {
+                l.hash.clone()
+            };
+            if got != l.hash {
+                bail!(
+                    "{what}: the {file} has {got}, its checksums say {} (h1 mismatch)",
+                    l.hash
+                );
+            }
+            vouched.push(path);
+        }
+        Ok(vouched)
+    }
+}
+
+/// Checks a `list` or `@latest` of the built generation.
+fn check_index(c: &Ctx<'_>, path: &str, p: &GoPath) -> Result<()> {
+    let key = c.key(path.to_string());
+    let (module, versions) = match p {
+        GoPath::List { module } => {
+            let text = String::from_utf8(c.read(path)?)
+                .with_context(|| format!("object {key}: not UTF-8"))?;
+            (module, text.lines().map(str::to_string).collect::<Vec<_>>())
+        }
+        GoPath::Latest { module } => {
+            let i = Info::parse(&c.read(path)?, None).with_context(|| format!("object {key}"))?;
+            (module, vec![i.version])
+        }
+        _ => return Ok(()),
+    };
+    for v in versions {
+        if !c.held(&version_file(module, &v, "zip")) {
+            bail!("object {key}: it names {module} {v}, whose zip is not held");
+        }
+    }
+    Ok(())
+}
+
+impl Store for GoStore {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Go
+    }
+
+    fn check(&self, next: &Catalog) -> Result<()> {
+        for (key, obj) in objects_of_kind(next, SourceKind::Go) {
+            let Object::File(f) = obj else {
+                bail!("object {key}: a go source holds files only, not symbolic links");
+            };
+            let Some(p) = parse_path(&key.path) else {
+                bail!(
+                    "object {key}: not a path of a go source (<module>/@v/<version>.info|.mod|.zip, \
+                     <module>/@v/list, <module>/@latest, checksums/<module>@<version>)"
+                );
+            };
+            if f.size > limit(&p) {
+                bail!(
+                    "object {key}: {} bytes is larger than the {} allowed",
+                    f.size,
+                    limit(&p)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn build(&self, cx: &BuildCtx<'_>) -> Result<u64> {
+        self.check(cx.next)?;
+        let written = materialize(cx, SourceKind::Go, GEN_GO)?;
+        let mut vouched = BTreeSet::new();
+        let objects: Vec<_> = objects_of_kind(cx.next, SourceKind::Go)
+            .filter_map(|(k, _)| Some((k, parse_path(&k.path)?)))
+            .collect();
+        for (key, p) in &objects {
+            let c = Ctx {
+                cx,
+                source: &key.source,
+            };
+            match p {
+                GoPath::Checksums { module, version } => {
+                    for f in c.version(&key.path, module, version)? {
+                        vouched.insert(c.key(f));
+                    }
+                }
+                GoPath::List { .. } | GoPath::Latest { .. } => check_index(&c, &key.path, p)?,
+                GoPath::Version { .. } => {}
+            }
+        }
+        for (key, p) in &objects {
+            if matches!(p, GoPath::Version { .. }) && !vouched.contains(*key) {
+                bail!("object {key}: no checksums line of its version vouches for it");
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// The environment that makes the go command take every module from
+/// the go sources `sources` of the ferry-in serving at `base_url`, for
+/// `ferry-in client-config`. The checksum database is not served (the
+/// outside checked every module against it or a `go.sum`, and ferry-in
+/// checks each zip against those lines again), so `GOSUMDB=off`: a
+/// project's own `go.sum` still verifies what it lists.
+pub fn go_env(base_url: &str, sources: &[String]) -> String {
+    let base = base_url.trim_end_matches('/');
+    let proxies: Vec<String> = sources.iter().map(|s| format!("{base}/go/{s}/")).collect();
+    format!("GOPROXY={}\nGOSUMDB=off\n", proxies.join(","))
+}
