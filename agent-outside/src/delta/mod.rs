@@ -170,13 +170,6 @@ pub struct DeltaReport {
 /// fails. Each buffer lives only while it is needed (the expanded forms are
 /// the largest): `data` until it is expanded, the base's copy, read only
 /// once `data` is dropped, until it is expanded.
-///
-/// The check of the recipe (a rebuild of the whole object, preflate-rs's
-/// recompression of every deflate stream: the longest step) runs on a
-/// second thread beside the base's expansion and the patch's encoding,
-/// which need only the expanded form too. If it fails, the object (read
-/// again from its copy in `refs`) is analysed again, checked stream by
-/// stream, and the patch made again.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn patch_against(
     key: &ObjectKey,
@@ -195,143 +188,76 @@ pub(crate) fn patch_against(
         reproduce_xz: level >= SLOW_LEVELS,
         ..ferry_recipe::Options::default()
     };
-    let len = data.len() as u64;
-    let (recipe, expanded, reused) = first_analysis(&data, sha256, &ropts, recipes);
+    let Some((recipe, expanded, reused)) = analyze_verified(key, &data, sha256, &ropts, recipes)
+    else {
+        return Ok(None);
+    };
     drop(data);
-    let target = Target {
-        key,
-        base_key,
-        base,
-        refs,
-        opts,
-        level,
+    let Some(base_bytes) = refs.get(&base.sha256)? else {
+        return Ok(None);
     };
-    let (checked, made) = std::thread::scope(|s| {
-        let check = s.spawn(|| rebuilds(key, &recipe, &expanded, len, sha256));
-        let made = target.encode(&expanded);
-        let checked = check
-            .join()
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("{key}: the recipe check panicked")));
-        (checked, made)
-    });
+    let (reference, form) = match ferry_recipe::expand(&base_bytes, &ropts) {
+        Ok(r) => {
+            drop(base_bytes);
+            let form = BaseForm::Expanded {
+                version: ferry_recipe::EXPAND_VERSION,
+            };
+            (r, form)
+        }
+        Err(_) => (base_bytes, BaseForm::Bytes),
+    };
+    if expanded.len() as u64 > opts.max_object || reference.len() as u64 > opts.max_object {
+        return Ok(None);
+    }
+    let expanded_len = expanded.len() as u64;
+    let expanded_blake3 = *blake3::hash(&expanded).as_bytes();
+    let patch = ferry_protocol::delta::encode(&expanded, &reference, level)
+        .with_context(|| format!("cannot encode {key} against {base_key}"))?;
     drop(expanded);
-    let (recipe, made, reused) = match checked {
-        Ok(()) => {
-            if !reused {
-                keep_recipe(key, sha256, &ropts, recipes, &recipe);
-            }
-            (recipe, made?, reused)
-        }
-        Err(first) => {
-            drop(made);
-            let passes: &[bool] = if reused { &[false, true] } else { &[true] };
-            let Some(data) = refs.get(sha256)? else {
-                eprintln!("ferry-out: warning: {first:#}; {key} ships whole");
-                return Ok(None);
-            };
-            let Some((recipe, expanded)) =
-                analyze_checked(key, &data, sha256, &ropts, recipes, passes)
-            else {
-                return Ok(None);
-            };
-            drop(data);
-            (recipe, target.encode(&expanded)?, false)
-        }
-    };
-    Ok(made.map(|m| Patched {
+    // The inside's first step: the patch must give back the expanded form the
+    // recipe was just checked on (same length and BLAKE3, as the inside checks).
+    let decoded =
+        ferry_protocol::delta::decode(&patch, &reference, expanded_len, &key.to_string())?;
+    if *blake3::hash(&decoded).as_bytes() != expanded_blake3 {
+        eprintln!("ferry-out: warning: {key}: the patch decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
+        return Ok(None);
+    }
+    drop(decoded);
+    Ok(Some(Patched {
         recipe,
-        patch: m.patch,
-        expanded_len: m.expanded_len,
-        expanded_blake3: m.expanded_blake3,
-        base: m.base,
+        patch,
+        expanded_len,
+        expanded_blake3,
+        base: Base {
+            key: base_key.clone(),
+            sha256: base.sha256,
+            form,
+            len: reference.len() as u64,
+            blake3: *blake3::hash(&reference).as_bytes(),
+        },
         reused,
     }))
 }
 
-/// What a patch is made against, and how.
-struct Target<'a> {
-    key: &'a ObjectKey,
-    base_key: &'a ObjectKey,
-    base: &'a FileObject,
-    refs: &'a References,
-    opts: &'a DeltaOptions,
-    level: i32,
-}
-
-/// A patch made and decoded again, before its recipe is known to check.
-struct Made {
-    patch: Vec<u8>,
-    expanded_len: u64,
-    expanded_blake3: [u8; 32],
-    base: Base,
-}
-
-impl Target<'_> {
-    /// Reads and expands the base, encodes `expanded` against it and checks
-    /// that the patch decodes to the same bytes. `None` when the base's copy
-    /// is missing, a form is over the size bound, or the check fails.
-    fn encode(&self, expanded: &[u8]) -> Result<Option<Made>> {
-        let (key, base_key, opts) = (self.key, self.base_key, self.opts);
-        let Some(base_bytes) = self.refs.get(&self.base.sha256)? else {
-            return Ok(None);
-        };
-        let ropts = ferry_recipe::Options {
-            reproduce_xz: self.level >= SLOW_LEVELS,
-            ..ferry_recipe::Options::default()
-        };
-        let (reference, form) = match ferry_recipe::expand(&base_bytes, &ropts) {
-            Ok(r) => {
-                drop(base_bytes);
-                let form = BaseForm::Expanded {
-                    version: ferry_recipe::EXPAND_VERSION,
-                };
-                (r, form)
-            }
-            Err(_) => (base_bytes, BaseForm::Bytes),
-        };
-        if expanded.len() as u64 > opts.max_object || reference.len() as u64 > opts.max_object {
-            return Ok(None);
-        }
-        let expanded_len = expanded.len() as u64;
-        let expanded_blake3 = *blake3::hash(expanded).as_bytes();
-        let patch = ferry_protocol::delta::encode(expanded, &reference, self.level)
-            .with_context(|| format!("cannot encode {key} against {base_key}"))?;
-        // The inside's first step: the patch must give back the expanded form
-        // the recipe is checked on (same length and BLAKE3, as the inside checks).
-        let decoded =
-            ferry_protocol::delta::decode(&patch, &reference, expanded_len, &key.to_string())?;
-        if *blake3::hash(&decoded).as_bytes() != expanded_blake3 {
-            eprintln!("ferry-out: warning: {key}: the patch decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
-            return Ok(None);
-        }
-        drop(decoded);
-        Ok(Some(Made {
-            patch,
-            expanded_len,
-            expanded_blake3,
-            base: Base {
-                key: base_key.clone(),
-                sha256: self.base.sha256,
-                form,
-                len: reference.len() as u64,
-                blake3: *blake3::hash(&reference).as_bytes(),
-            },
-        }))
-    }
-}
-
-/// The recipe (its bytes; empty when the object is its own expanded form)
-/// and expanded form to try first, not yet checked: the one kept in
-/// `recipes` for this digest, whose expanded form is decoded again without
-/// preflate-rs, else an analysis that does not rebuild each stream on its
-/// own (that would run preflate-rs's recompression twice: the caller
-/// rebuilds the whole object). Whether it came from `recipes`.
-fn first_analysis(
+/// Analyses `data` and checks the result as the inside will: the recipe, as
+/// encoded, run by `ferry_recipe::rebuild` on the expanded form, must give
+/// bytes of SHA-256 `sha256` (hashed as they stream out, never held). A recipe
+/// kept in `recipes` for this digest is tried first (its expanded form is
+/// decoded again by the recipe, without preflate-rs). Otherwise the first
+/// analysis does not rebuild each stream on its own (that would run
+/// preflate-rs's recompression twice); if the whole object does not check,
+/// it is analysed again with every stream checked, which keeps a stream
+/// preflate-rs does not reproduce literal. The recipe's bytes (empty when
+/// the object is its own expanded form), the expanded form and whether the
+/// recipe was reused, or `None` (with a warning) when nothing checks.
+fn analyze_verified(
+    key: &ObjectKey,
     data: &[u8],
     sha256: &Sha256,
     ropts: &ferry_recipe::Options,
     recipes: &Recipes,
-) -> (Vec<u8>, Vec<u8>, bool) {
+) -> Option<(Vec<u8>, Vec<u8>, bool)> {
+    let len = data.len() as u64;
     if let Some(recipe) = recipes.get(sha256, ropts.reproduce_xz) {
         let expanded = if recipe.is_empty() {
             Some(data.to_vec())
@@ -341,63 +267,29 @@ fn first_analysis(
                 .and_then(|r| ferry_recipe::expand_by(&r, data, ropts).ok())
         };
         if let Some(expanded) = expanded {
-            return (recipe, expanded, true);
+            if rebuilds(key, &recipe, &expanded, len, sha256).is_ok() {
+                return Some((recipe, expanded, true));
+            }
         }
     }
-    let opts = ferry_recipe::Options {
-        check_streams: false,
-        ..ropts.clone()
-    };
-    let analysis = ferry_recipe::analyze(data, &opts);
-    (recipe_bytes(&analysis.recipe), analysis.expanded, false)
-}
-
-fn recipe_bytes(recipe: &ferry_recipe::Recipe) -> Vec<u8> {
-    if recipe.is_identity() {
-        Vec::new()
-    } else {
-        recipe.to_bytes()
-    }
-}
-
-fn keep_recipe(
-    key: &ObjectKey,
-    sha256: &Sha256,
-    ropts: &ferry_recipe::Options,
-    recipes: &Recipes,
-    recipe: &[u8],
-) {
-    if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, recipe) {
-        eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
-    }
-}
-
-/// Analyses `data` once for each of `passes` (whether each stream is
-/// checked on its own: a stream preflate-rs does not reproduce then stays
-/// literal) until the recipe, as encoded, run by `ferry_recipe::rebuild` on
-/// the expanded form, gives bytes of SHA-256 `sha256`; keeps that recipe in
-/// `recipes`. `None` (with a warning) when no pass checks.
-fn analyze_checked(
-    key: &ObjectKey,
-    data: &[u8],
-    sha256: &Sha256,
-    ropts: &ferry_recipe::Options,
-    recipes: &Recipes,
-    passes: &[bool],
-) -> Option<(Vec<u8>, Vec<u8>)> {
-    let len = data.len() as u64;
     let mut last = None;
-    for &check_streams in passes {
+    for check_streams in [false, true] {
         let opts = ferry_recipe::Options {
             check_streams,
             ..ropts.clone()
         };
         let analysis = ferry_recipe::analyze(data, &opts);
-        let recipe = recipe_bytes(&analysis.recipe);
+        let recipe = if analysis.recipe.is_identity() {
+            Vec::new()
+        } else {
+            analysis.recipe.to_bytes()
+        };
         match rebuilds(key, &recipe, &analysis.expanded, len, sha256) {
             Ok(()) => {
-                keep_recipe(key, sha256, ropts, recipes, &recipe);
-                return Some((recipe, analysis.expanded));
+                if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, &recipe) {
+                    eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
+                }
+                return Some((recipe, analysis.expanded, false));
             }
             Err(e) => last = Some(e),
         }
