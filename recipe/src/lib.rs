@@ -147,7 +147,9 @@ pub struct Options {
     /// the whole object with [`rebuild`] and checks its digest anyway (and
     /// analyses again with the check when that fails) sets it to false: that
     /// halves the preflate-rs work, whose recompression costs about what its
-    /// analysis costs.
+    /// analysis costs. For an xz stream it skips the full re-encode of the
+    /// parameter search ([`xz::find_params_by_prefix`]): the caller's rebuild
+    /// is then that stream's only re-encode.
     pub check_streams: bool,
 }
 

@@ -224,6 +224,13 @@ fn reproduce(
             })
         }
         Codec::Xz if !opts.reproduce_xz => Err(LiteralReason::Skipped),
+        Codec::Xz if !opts.check_streams => crate::xz::find_params_by_prefix(compressed, plain)
+            .map(|params| Segment::Xz {
+                plain_len,
+                compressed_len,
+                params,
+            })
+            .map_err(|_| LiteralReason::NotModelled),
         Codec::Xz => crate::xz::find_params(compressed, plain)
             .map(|params| Segment::Xz {
                 plain_len,

@@ -72,6 +72,30 @@ fn xz_cli_variants_reproduce() {
 }
 
 #[test]
+fn the_prefix_search_picks_parameters_that_rebuild_the_stream() {
+    if !have("xz") {
+        return skip("xz CLI not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data");
+    // Longer than the prefix the search encodes.
+    std::fs::write(&file, sample_data(3 << 20)).unwrap();
+    let variants: &[&[&str]] = &[&["-6"], &["-6", "-e"], &["-1"], &["-9"], &["-T2"]];
+    for args in variants {
+        let out = run(
+            "xz",
+            &[&["-c", "-k"], *args, &[file.to_str().unwrap()]].concat(),
+            None,
+        );
+        let (plain, _) = xz::decompress(&out, 1 << 30).unwrap();
+        let quick =
+            xz::find_params_by_prefix(&out, &plain).unwrap_or_else(|e| panic!("xz {args:?}: {e}"));
+        assert_eq!(quick, xz::find_params(&out, &plain).unwrap(), "xz {args:?}");
+        assert_eq!(xz::compress(&quick, &plain).unwrap(), out, "xz {args:?}");
+    }
+}
+
+#[test]
 fn small_file_shrunk_dictionary_reproduces() {
     if !have("xz") {
         return skip("xz CLI not installed");

@@ -163,11 +163,13 @@ pub struct DeltaReport {
     pub reused: u64,
 }
 
-/// Encodes `data` (object `key`, of SHA-256 `sha256`) against `base_bytes`
-/// (object `base_key` of the last catalog, `base`), and checks that the
-/// inside's steps give `data` back. `None` when an expanded form is over the
-/// size bound or the check fails. Both buffers are taken so that each is
-/// dropped as soon as it is no longer needed (the expanded forms are larger).
+/// Encodes `data` (object `key`, of SHA-256 `sha256`) against object
+/// `base_key` of the last catalog (`base`, its copy read from `refs`), and
+/// checks that the inside's steps give `data` back. `None` when the base's
+/// copy is missing, an expanded form is over the size bound or the check
+/// fails. Each buffer lives only while it is needed (the expanded forms are
+/// the largest): `data` until it is expanded, the base's copy, read only
+/// once `data` is dropped, until it is expanded.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn patch_against(
     key: &ObjectKey,
@@ -175,7 +177,7 @@ pub(crate) fn patch_against(
     sha256: &Sha256,
     base_key: &ObjectKey,
     base: &FileObject,
-    base_bytes: Vec<u8>,
+    refs: &References,
     opts: &DeltaOptions,
     level: i32,
     recipes: &Recipes,
@@ -191,13 +193,17 @@ pub(crate) fn patch_against(
         return Ok(None);
     };
     drop(data);
+    let Some(base_bytes) = refs.get(&base.sha256)? else {
+        return Ok(None);
+    };
     let (reference, form) = match ferry_recipe::expand(&base_bytes, &ropts) {
-        Ok(r) => (
-            r,
-            BaseForm::Expanded {
+        Ok(r) => {
+            drop(base_bytes);
+            let form = BaseForm::Expanded {
                 version: ferry_recipe::EXPAND_VERSION,
-            },
-        ),
+            };
+            (r, form)
+        }
         Err(_) => (base_bytes, BaseForm::Bytes),
     };
     if expanded.len() as u64 > opts.max_object || reference.len() as u64 > opts.max_object {

@@ -334,6 +334,18 @@ impl Scanner<'_> {
         let Some(level) = self.delta.level else {
             return Ok(Encoded::Ready(self.chunk_object(reader, executable)?));
         };
+        // Nothing to patch against (a first export, a new package): the
+        // object streams through the chunker as with deltas off, its chunks
+        // going to the volume writer as they are cut, and its copy (the base
+        // of the next patch) is written on the way.
+        if self.families.predecessor(key, hint, 0).is_none() {
+            let mut teed = self.refs.tee(reader, self.delta.max_object)?;
+            let whole = self.chunk_object(&mut teed, executable)?;
+            self.refs.keep(teed, &whole.sha256)?;
+            self.report.whole += 1;
+            self.report.whole_bytes += whole.size;
+            return Ok(Encoded::Ready(whole));
+        }
         let mut data = Vec::new();
         (&mut reader)
             .take(self.delta.max_object + 1)
@@ -384,12 +396,9 @@ impl Scanner<'_> {
         let (opts, key) = (self.delta, key.clone());
         let (size, sha256) = (data.len() as u64, whole.sha256);
         self.analysis.spawn(move || {
-            let patched = (|| match refs.get(&base.1.sha256)? {
-                Some(base_bytes) => delta::patch_against(
-                    &key, data, &sha256, &base.0, &base.1, base_bytes, &opts, level, &recipes,
-                ),
-                None => Ok(None),
-            })();
+            let patched = delta::patch_against(
+                &key, data, &sha256, &base.0, &base.1, &refs, &opts, level, &recipes,
+            );
             let _ = tx.send(patched);
         });
         Ok(Encoded::Pending(Box::new(Pending {
@@ -509,11 +518,7 @@ impl Scanner<'_> {
     }
 
     /// Cuts a file into chunks, sending those the inside lacks to the volume writer.
-    fn chunk_object(
-        &mut self,
-        reader: Box<dyn std::io::Read>,
-        executable: bool,
-    ) -> Result<FileObject> {
+    fn chunk_object(&mut self, reader: impl std::io::Read, executable: bool) -> Result<FileObject> {
         let (have, carried, tx, pb) = (&self.have, &mut self.carried, &self.tx, &self.pb);
         cut_file(reader, executable, |id, data| -> Result<()> {
             pb.inc(data.len() as u64);
