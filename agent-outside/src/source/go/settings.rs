@@ -145,8 +145,8 @@ impl GoSource {
                 Some((key, url))
             }
         };
-        let net = cfg.net.with_env_ca();
-        let client = Client::new(&net, Some(proxy.as_str()))?;
+        let net = &cfg.net;
+        let client = Client::new(net, Some(proxy.as_str()))?;
         // The proxy's credentials are not the checksum database's.
         let sumdb_net = NetSettings {
             ca_file: net.ca_file.clone(),
