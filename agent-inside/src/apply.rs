@@ -55,6 +55,9 @@ pub struct ApplyOptions {
     pub no_space_check: bool,
     /// Clock skew, validity and disk quotas (`[trust]`, `[held]`, `[spool]`).
     pub policy: Policy,
+    /// Apply a rebase snapshot over a store that holds something
+    /// (`import --rebase`; `crate::rebase`).
+    pub rebase: bool,
 }
 
 /// What an apply did.
@@ -126,13 +129,16 @@ pub fn check_follows(
         });
     }
     let (sequence, applied_seq) = (m.sequence, applied.sequence);
-    if sequence != applied_seq + 1 {
+    if crate::rebase::snapshot_of(b).is_some() {
+        if let Some(why) = crate::rebase::refusal(b, applied, opts) {
+            return Err(why);
+        }
+    } else if sequence != applied_seq + 1 {
         return Err(Refusal::NotNext {
             sequence,
             applied: applied_seq,
         });
-    }
-    if m.previous != applied.hash {
+    } else if m.previous != applied.hash {
         return Err(Refusal::BadPrevious {
             sequence,
             applied: applied_seq,
@@ -273,7 +279,13 @@ fn next_catalog(
 ) -> Result<(Catalog, Catalog)> {
     let m = b.manifest();
     let prev = db.catalog()?;
-    let next = prev
+    // A rebase snapshot is a delta from the empty catalog; the previous
+    // catalog still gives the files to link.
+    let base = match crate::rebase::snapshot_of(b) {
+        Some(_) => Catalog::default(),
+        None => prev.clone(),
+    };
+    let next = base
         .apply(&m.sources, &m.changes)
         .context("its catalog delta does not fit the applied catalog")?;
     m.check_result(&next, limits)?;
@@ -402,16 +414,21 @@ fn commit(
     view: &crate::trust::View,
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
     let m = b.manifest();
-    let stats = prev.delta_stats(&m.changes);
+    // A rebase snapshot records the hash of the bundle it snapshots: the
+    // link the next bundle names.
+    let (stats, hash) = match crate::rebase::snapshot_of(b) {
+        Some(of) => (prev.delta_stats(&prev.diff(next)), of),
+        None => (prev.delta_stats(&m.changes), b.verified.hash),
+    };
     let new_applied = Applied {
         stream: Some(m.stream),
         sequence: m.sequence,
-        hash: Some(b.verified.hash),
+        hash: Some(hash),
         generation: Some(name.to_string()),
         previous_generation: applied.generation.clone(),
     };
     let entry = HistoryEntry {
-        hash: b.verified.hash,
+        hash,
         applied_at: ferry_agent_common::now_unix(),
         created: m.created,
         bundle_bytes: b.bytes(),

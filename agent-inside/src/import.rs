@@ -222,6 +222,24 @@ pub enum Refusal {
         /// The longest validity allowed (seconds).
         max_validity_secs: u64,
     },
+    /// A rebase snapshot at or before the applied sequence: it would move the
+    /// store back.
+    #[error("bundle {sequence} is a rebase snapshot, and bundle {applied} is applied already: a snapshot never moves a store back (a replay)")]
+    RebaseReplay {
+        /// The snapshot's sequence.
+        sequence: u64,
+        /// The applied sequence.
+        applied: u64,
+    },
+    /// A rebase snapshot over a store that holds something, without
+    /// `import --rebase`.
+    #[error("bundle {sequence} is a rebase snapshot (the whole catalog), and this store holds bundle {applied}: to replace its catalog with the snapshot, import with `ferry-in import --rebase`; otherwise import the bundles after {applied}")]
+    RebaseNotAsked {
+        /// The snapshot's sequence.
+        sequence: u64,
+        /// The applied sequence.
+        applied: u64,
+    },
     /// The bundle is past its expiry time.
     #[error(
         "bundle {sequence} expired at {} (created {}); ask for a fresh export, or import with --allow-expired",
@@ -298,6 +316,16 @@ fn decide_in(
     if let Err(why) = admit(view, b, applied) {
         return Ok(Decision::Refuse(why));
     }
+    if crate::rebase::snapshot_of(b).is_some() {
+        // Its own rules (`crate::rebase`); the rest is `check_follows`'s.
+        if let Some(why) = crate::rebase::refusal(b, applied, opts) {
+            return Ok(Decision::Refuse(why));
+        }
+        return Ok(match apply::check_follows(b, applied, opts, now) {
+            Ok(()) => Decision::Apply,
+            Err(why) => Decision::Refuse(why),
+        });
+    }
     if seq <= applied.sequence {
         let same = db
             .history_entry(seq)?
@@ -369,7 +397,15 @@ fn discover(
             Err(e) => fail(report, e.context(format!("bundle {}", d.display()))),
         }
     }
-    out.sort_by_key(|b| (b.sequence(), b.dir.starts_with(layout.held())));
+    // A rebase snapshot before the stream's bundle of the same sequence: a
+    // fresh store then skips that bundle as applied instead of holding it.
+    out.sort_by_key(|b| {
+        (
+            b.sequence(),
+            crate::rebase::snapshot_of(b).is_none(),
+            b.dir.starts_with(layout.held()),
+        )
+    });
     Ok(out)
 }
 

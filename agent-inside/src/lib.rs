@@ -21,6 +21,7 @@ pub mod layout;
 pub mod listen;
 pub mod policy;
 pub mod ranges;
+pub mod rebase;
 pub mod receipt;
 pub mod registry_push;
 pub mod scrub;

@@ -58,6 +58,11 @@ enum Cmd {
         /// previous generation kept, when a write fails).
         #[arg(long)]
         no_space_check: bool,
+        /// Apply a rebase snapshot (`ferry-out export --rebase`) although
+        /// this store holds bundles: its catalog is replaced by the
+        /// snapshot's (docs/runbook.md, "a rebuilt inside").
+        #[arg(long)]
+        rebase: bool,
     },
     /// Shows the applied sequence, held bundles and why, and store sizes.
     Status {
@@ -342,6 +347,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         allow_expired,
         no_space_check,
         policy,
+        rebase: false,
     };
     match cmd {
         Cmd::Trust { cmd } => trust_cmd(layout, cmd),
@@ -353,11 +359,15 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             media,
             allow_expired,
             no_space_check,
+            rebase,
         } => import_cmd(
             layout,
             &media,
             &limits,
-            apply(allow_expired, no_space_check),
+            ApplyOptions {
+                rebase,
+                ..apply(allow_expired, no_space_check)
+            },
             push_to,
         ),
         Cmd::Status { json } => {

@@ -45,6 +45,7 @@ pub mod limits;
 pub mod manifest;
 pub mod path;
 pub mod push;
+pub mod rebase;
 pub mod receipt;
 pub mod trust;
 pub mod volume;

@@ -22,6 +22,7 @@ mod oci_registry;
 mod packaging;
 mod pypi;
 mod quic;
+mod rebase;
 mod receipts;
 mod reship;
 mod roundtrip;

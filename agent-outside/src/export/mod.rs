@@ -41,6 +41,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+pub mod rebase;
 mod scanner;
 use scanner::{scan_and_pack, Scanned};
 
