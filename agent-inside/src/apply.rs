@@ -40,6 +40,7 @@ use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
 use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::ChunkId;
+use ferry_protocol::path::ObjectKey;
 use ferry_protocol::limits::ReceiverLimits;
 use std::collections::HashSet;
 use std::path::Path;
@@ -212,7 +213,8 @@ fn prepare_and_commit(
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
-    let ranges = index_needed(&prev, &next, prev_gen.as_deref(), &chunks)?;
+    let (ranges, wanting) = index_needed(&prev, &next, prev_gen.as_deref(), &chunks)?;
+    stage_adopted(layout, &next, &wanting, &chunks)?;
     let source = ChunkSource {
         store: &chunks,
         ranges: &ranges,
@@ -344,7 +346,8 @@ fn stage_chunks(
 
 /// Step 4: every chunk the build of `next` may read that the store and
 /// staging lack must be a range of a file of the previous generation
-/// `prev_gen` (serving `prev`); returns where those lie. The chunks of an
+/// `prev_gen` (serving `prev`); returns where those lie, and the chunks
+/// found nowhere, each with an object that needs it. The chunks of an
 /// unchanged file are not needed when the file is there to be linked (a
 /// presence check, as `store::materialize` makes); an unchanged patched
 /// file is never rebuilt from its patch otherwise, since its patch chunks
@@ -354,7 +357,7 @@ fn index_needed(
     next: &Catalog,
     prev_gen: Option<&Path>,
     chunks: &ChunkStore,
-) -> Result<RangeIndex> {
+) -> Result<(RangeIndex, Vec<(ObjectKey, ChunkId)>)> {
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
         matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
             && prev_gen.is_some_and(|g| {
@@ -379,14 +382,34 @@ fn index_needed(
         Some(g) => RangeIndex::build(prev, g, &wanted),
         None => RangeIndex::empty(),
     };
-    if let Some((key, id)) = needed_by.iter().find(|(_, id)| !index.contains(id)) {
+    let wanting = needed_by
+        .into_iter()
+        .filter(|(_, id)| !index.contains(id))
+        .map(|(k, id)| (k.clone(), id))
+        .collect();
+    Ok((index, wanting))
+}
+
+/// Step 4, continued: the objects whose chunks nothing holds are taken from
+/// where `ferry-in adopt` found them (`crate::adopt::stage`, each checked);
+/// any other is an error naming the object and the chunk.
+fn stage_adopted(
+    layout: &Layout,
+    next: &Catalog,
+    wanting: &[(ObjectKey, ChunkId)],
+    chunks: &crate::chunkstore::ChunkStore,
+) -> Result<()> {
+    let mut keys: Vec<&ObjectKey> = wanting.iter().map(|(k, _)| k).collect();
+    keys.dedup();
+    let left = crate::adopt::stage::stage(layout, next, &keys, chunks)?;
+    if let Some((key, id)) = wanting.iter().find(|(k, _)| left.contains(k)) {
         bail!(
             "object {key} needs chunk {id}, which neither the chunk store nor the bundle holds, \
-             nor a file of the current generation (if `ferry-in scrub` quarantined it, have the \
-             outside re-ship it)"
+             nor a file of the current generation, nor an adopted location (if `ferry-in scrub` \
+             quarantined it, have the outside re-ship it)"
         );
     }
-    Ok(index)
+    Ok(())
 }
 
 /// Copies into staging, checked, each chunk of `keep` (the chunks the store

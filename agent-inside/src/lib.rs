@@ -8,6 +8,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+pub mod adopt;
 pub mod apply;
 pub mod bundle;
 pub mod chunkstore;

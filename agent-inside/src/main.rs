@@ -64,6 +64,12 @@ enum Cmd {
         #[arg(long)]
         rebase: bool,
     },
+    /// Inventories what this inside already holds outside Ferry (a
+    /// registry, mirror and file trees) and writes an inventory signed by
+    /// the inside key for `ferry-out receipt add`: the outside then ships
+    /// none of that content, and imports take it from where it was found,
+    /// checking every digest (docs/runbook.md, "moving an existing air gap").
+    Adopt(agent_inside::adopt::AdoptArgs),
     /// Shows the applied sequence, held bundles and why, and store sizes.
     Status {
         /// Machine-readable output.
@@ -380,6 +386,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             Ok(0)
         }
         Cmd::Receipt { to, qr } => receipt_cmd(layout, to.as_deref(), qr),
+        Cmd::Adopt(args) => agent_inside::adopt::adopt_cmd(layout, &args).map(|_| 0),
         Cmd::Receive(args) => {
             let opts = apply(args.allow_expired, false);
             receive_cmd(layout, limits, opts, push_to, args)

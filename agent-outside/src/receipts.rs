@@ -168,6 +168,10 @@ pub fn trust_inside_cmd(layout: &Layout, pubkey_file: &Path) -> Result<()> {
 pub fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let ledger = Ledger::open(layout)?;
+    if ferry_protocol::inventory::is_inventory(&bytes) {
+        return crate::adopted::add_cmd(&ledger, &bytes)
+            .with_context(|| format!("inventory {}", file.display()));
+    }
     let added = add(&ledger, &bytes, ferry_agent_common::now_unix())
         .with_context(|| format!("receipt {}", file.display()))?;
     let r = &added.receipt;

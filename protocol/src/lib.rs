@@ -40,6 +40,7 @@ pub mod delta;
 pub mod diode;
 pub mod error;
 pub mod id;
+pub mod inventory;
 pub mod keys;
 pub mod limits;
 pub mod manifest;

@@ -10,7 +10,8 @@
 //! head's manifest hash. It is not a bundle of the stream's ledger: the
 //! stream goes on from the head as before.
 
-use super::{check_none_awaits_signature, scanner::scan_and_pack, volume_error, ExportOptions};
+use super::scanner::{scan_and_pack, Counted};
+use super::{check_none_awaits_signature, volume_error, ExportOptions};
 use crate::delta::DeltaOptions;
 use crate::layout::Layout;
 use crate::ledger::Ledger;
@@ -96,15 +97,14 @@ pub fn export_rebase(
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let result = (|| -> Result<Rebased> {
         let empty = Catalog::default();
-        let (scanned, builder) = scan_and_pack(
-            layout,
-            ledger,
-            &empty,
-            position,
-            &HashSet::new(),
-            sources,
-            &whole,
-        )?;
+        // Nothing counted as held: not even what inventories name.
+        let (reship, adopted) = (HashSet::new(), Default::default());
+        let counted = Counted {
+            reship: &reship,
+            adopted: &adopted,
+        };
+        let (scanned, builder) =
+            scan_and_pack(layout, ledger, &empty, position, counted, sources, &whole)?;
         same_content(sequence, &ledger.catalog(sequence)?, &scanned.catalog)?;
         let mut extensions = crate::keys::extensions(layout, sequence)?;
         extensions.push(Rebase { of }.extension());
