@@ -40,8 +40,8 @@ use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
 use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::ChunkId;
-use ferry_protocol::path::ObjectKey;
 use ferry_protocol::limits::ReceiverLimits;
+use ferry_protocol::path::ObjectKey;
 use std::collections::HashSet;
 use std::path::Path;
 

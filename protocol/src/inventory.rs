@@ -92,7 +92,10 @@ impl Inventory {
     /// Checks an inventory file: size, magic, version, a signer among
     /// `trusted`, the signature, then the body (at most [`MAX_OBJECTS`],
     /// sorted, no digest twice). Returns it and its signer.
-    pub fn open(file: &[u8], trusted: &[PublicKey]) -> Result<(Inventory, PublicKey), InventoryError> {
+    pub fn open(
+        file: &[u8],
+        trusted: &[PublicKey],
+    ) -> Result<(Inventory, PublicKey), InventoryError> {
         if !(MIN_BYTES..=MAX_INVENTORY_BYTES).contains(&file.len()) {
             return Err(InventoryError::Size(file.len()));
         }
@@ -110,8 +113,8 @@ impl Inventory {
         signer
             .verify(signed, sig.try_into().expect("64 bytes"))
             .map_err(|_| InventoryError::Signature)?;
-        let inv: Inventory = postcard::from_bytes(&signed[41..])
-            .map_err(|e| InventoryError::Body(e.to_string()))?;
+        let inv: Inventory =
+            postcard::from_bytes(&signed[41..]).map_err(|e| InventoryError::Body(e.to_string()))?;
         if inv.objects.len() > MAX_OBJECTS {
             return Err(InventoryError::Body(format!(
                 "{} objects, more than {MAX_OBJECTS}",

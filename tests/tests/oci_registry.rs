@@ -28,7 +28,7 @@ fn sha(data: &[u8]) -> String {
 
 /// An OCI image layout with an index over amd64 and arm64 sharing one big
 /// layer; each platform adds a small layer of its own. Returns the layout dir.
-fn build_image(dir: &Path, shared: &[u8], tag: &str, salt: u64) -> PathBuf {
+pub(crate) fn build_image(dir: &Path, shared: &[u8], tag: &str, salt: u64) -> PathBuf {
     let layout = dir.join(format!("layout-{tag}"));
     let blobs = layout.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();

@@ -110,7 +110,9 @@ pub fn index_path(layout: &Layout) -> PathBuf {
 pub fn load_index(layout: &Layout) -> Result<Index> {
     let path = index_path(layout);
     match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).with_context(|| format!("cannot parse {}", path.display())),
+        Ok(b) => {
+            serde_json::from_slice(&b).with_context(|| format!("cannot parse {}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

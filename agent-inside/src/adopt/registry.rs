@@ -5,7 +5,7 @@
 //! Blob digests are the registry's word here; they are checked when an apply
 //! takes the bytes (`super::stage`).
 
-use super::{Adopted, AdoptError, Index, Location};
+use super::{AdoptError, Adopted, Index, Location};
 use anyhow::Result;
 use ferry_protocol::id::Sha256;
 use std::io::Read;
@@ -30,7 +30,8 @@ pub(super) fn agent(base: &str, ca: Option<&Path>) -> Result<ureq::Agent> {
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(600)));
     if let Some(file) = ca {
-        let pem = std::fs::read(file).map_err(|e| err(format!("cannot read {}: {e}", file.display())))?;
+        let pem =
+            std::fs::read(file).map_err(|e| err(format!("cannot read {}: {e}", file.display())))?;
         let certs: Vec<_> = ureq::tls::parse_pem(&pem)
             .filter_map(|i| match i {
                 Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
@@ -50,7 +51,13 @@ pub(super) fn agent(base: &str, ca: Option<&Path>) -> Result<ureq::Agent> {
 }
 
 /// GETs `url`, returning its body (at most `limit` bytes) or a named error.
-pub(super) fn get(agent: &ureq::Agent, base: &str, url: &str, accept: &str, limit: u64) -> Result<Vec<u8>, AdoptError> {
+pub(super) fn get(
+    agent: &ureq::Agent,
+    base: &str,
+    url: &str,
+    accept: &str,
+    limit: u64,
+) -> Result<Vec<u8>, AdoptError> {
     let err = |why: String| AdoptError::Registry {
         base: base.into(),
         why,
@@ -73,19 +80,63 @@ pub(super) fn get(agent: &ureq::Agent, base: &str, url: &str, accept: &str, limi
     Ok(out)
 }
 
-fn json(agent: &ureq::Agent, base: &str, path: &str) -> Result<serde_json::Value, AdoptError> {
-    let body = get(agent, base, &format!("{base}/v2/{path}"), "application/json", SMALL)?;
-    serde_json::from_slice(&body).map_err(|e| AdoptError::Registry {
+/// Every name of a paginated listing (`_catalog`, `tags/list`): `field`
+/// of each page, following `Link: <…>; rel="next"`.
+fn list(
+    agent: &ureq::Agent,
+    base: &str,
+    path: &str,
+    field: &str,
+) -> Result<Vec<String>, AdoptError> {
+    let err = |why: String| AdoptError::Registry {
         base: base.into(),
-        why: format!("/v2/{path}: not JSON: {e}"),
-    })
-}
-
-fn strings(v: &serde_json::Value, field: &str) -> Vec<String> {
-    v.get(field)
-        .and_then(|a| a.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
+        why,
+    };
+    let mut out = Vec::new();
+    let mut next = Some(format!("{base}/v2/{path}"));
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        pages += 1;
+        if pages > 10_000 {
+            return Err(err(format!("{path}: more than 10000 pages")));
+        }
+        let resp = agent
+            .get(&url)
+            .header("Accept", "application/json")
+            .call()
+            .map_err(|e| err(format!("GET {url}: {e}")))?;
+        if resp.status() != 200 {
+            return Err(err(format!("GET {url}: status {}", resp.status())));
+        }
+        next = resp
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| {
+                l.split_once('<')?
+                    .1
+                    .split_once('>')
+                    .map(|(u, _)| u.to_string())
+            })
+            .map(|u| {
+                if u.starts_with("http") {
+                    u
+                } else {
+                    format!("{base}{u}")
+                }
+            });
+        let mut body = Vec::new();
+        resp.into_body()
+            .into_with_config()
+            .limit(SMALL)
+            .reader()
+            .read_to_end(&mut body)
+            .map_err(|e| err(format!("GET {url}: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| err(format!("GET {url}: not JSON: {e}")))?;
+        out.extend(strings(&v, field));
+    }
+    Ok(out)
 }
 
 /// Adds every manifest and blob of the registry at `base` to `index`;
@@ -93,10 +144,10 @@ fn strings(v: &serde_json::Value, field: &str) -> Vec<String> {
 pub(super) fn inventory(base: &str, ca: Option<&Path>, index: &mut Index) -> Result<u64> {
     let base = base.trim_end_matches('/');
     let agent = agent(base, ca)?;
-    let repos = strings(&json(&agent, base, "_catalog?n=100000")?, "repositories");
+    let repos = list(&agent, base, "_catalog?n=1000", "repositories")?;
     let mut n = 0;
     for repo in repos {
-        let tags = strings(&json(&agent, base, &format!("{repo}/tags/list"))?, "tags");
+        let tags = list(&agent, base, &format!("{repo}/tags/list"), "tags")?;
         let mut todo: Vec<String> = tags;
         let mut seen = std::collections::HashSet::new();
         while let Some(reference) = todo.pop() {
@@ -124,10 +175,11 @@ pub(super) fn inventory(base: &str, ca: Option<&Path>, index: &mut Index) -> Res
             {
                 n += 1;
             }
-            let m: serde_json::Value = serde_json::from_slice(&body).map_err(|e| AdoptError::Registry {
-                base: base.into(),
-                why: format!("{url}: not JSON: {e}"),
-            })?;
+            let m: serde_json::Value =
+                serde_json::from_slice(&body).map_err(|e| AdoptError::Registry {
+                    base: base.into(),
+                    why: format!("{url}: not JSON: {e}"),
+                })?;
             for child in descriptors(&m, "manifests") {
                 todo.push(format!("sha256:{}", child.0));
             }
@@ -164,5 +216,16 @@ fn descriptors(m: &serde_json::Value, field: &str) -> Vec<(String, u64)> {
     m.get(field)
         .and_then(|a| a.as_array())
         .map(|a| a.iter().filter_map(descriptor).collect())
+        .unwrap_or_default()
+}
+
+fn strings(v: &serde_json::Value, field: &str) -> Vec<String> {
+    v.get(field)
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }

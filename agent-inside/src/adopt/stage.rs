@@ -49,13 +49,14 @@ pub fn stage(
             continue;
         }
         let reader = open(a, &f.sha256.to_hex())?;
-        let found = ferry_protocol::builder::cut_file(reader, f.executable, |id, data| -> Result<()> {
-            chunks.put(id, Codec::Raw, data.len() as u32, &data)
-        })
-        .map_err(|e| AdoptError::Unreadable {
-            location: a.location.to_string(),
-            why: format!("{e:#}"),
-        })?;
+        let found =
+            ferry_protocol::builder::cut_file(reader, f.executable, |id, data| -> Result<()> {
+                chunks.put(id, Codec::Raw, data.len() as u32, &data)
+            })
+            .map_err(|e| AdoptError::Unreadable {
+                location: a.location.to_string(),
+                why: format!("{e:#}"),
+            })?;
         let same_chunks = matches!(&found.encoding, Encoding::Chunks(c) if c == want);
         if found.sha256 != f.sha256 || found.size != f.size || !same_chunks {
             return Err(AdoptError::Mismatch {
@@ -78,14 +79,17 @@ fn open(a: &Adopted, hex: &str) -> Result<Box<dyn Read>, AdoptError> {
         why,
     };
     match &a.location {
-        Location::File(p) => Ok(Box::new(std::fs::File::open(p).map_err(|e| unreadable(e.to_string()))?)),
+        Location::File(p) => Ok(Box::new(
+            std::fs::File::open(p).map_err(|e| unreadable(e.to_string()))?,
+        )),
         Location::Registry {
             base,
             repo,
             kind,
             ca,
         } => {
-            let agent = registry::agent(base, ca.as_deref()).map_err(|e| unreadable(format!("{e:#}")))?;
+            let agent =
+                registry::agent(base, ca.as_deref()).map_err(|e| unreadable(format!("{e:#}")))?;
             let url = format!("{base}/v2/{repo}/{kind}/sha256:{hex}");
             let resp = agent
                 .get(&url)
@@ -98,7 +102,9 @@ fn open(a: &Adopted, hex: &str) -> Result<Box<dyn Read>, AdoptError> {
             // One byte more than the catalog's size is enough to tell a
             // mismatch; the digest check does the rest.
             let limit = a.size.saturating_add(1);
-            Ok(Box::new(resp.into_body().into_with_config().limit(limit).reader()))
+            Ok(Box::new(
+                resp.into_body().into_with_config().limit(limit).reader(),
+            ))
         }
     }
 }

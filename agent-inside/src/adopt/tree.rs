@@ -8,7 +8,8 @@ use std::path::Path;
 
 /// Adds every regular file under `dir` to `index`; returns how many.
 pub(super) fn inventory(dir: &Path, index: &mut Index) -> Result<u64> {
-    let dir = std::fs::canonicalize(dir).with_context(|| format!("no directory {}", dir.display()))?;
+    let dir =
+        std::fs::canonicalize(dir).with_context(|| format!("no directory {}", dir.display()))?;
     let mut n = 0;
     let mut stack = vec![dir];
     while let Some(d) = stack.pop() {

@@ -265,7 +265,9 @@ impl Scanner<'_> {
                     let reader = open().with_context(|| item.path.clone())?;
                     let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
                         Some(_) => self.cut_adopted(reader, executable),
-                        None => self.encode_object(&key, item.predecessor.as_ref(), reader, executable),
+                        None => {
+                            self.encode_object(&key, item.predecessor.as_ref(), reader, executable)
+                        }
                     }
                     .with_context(|| format!("cannot read {}", item.path))?;
                     let f = encoded.whole();

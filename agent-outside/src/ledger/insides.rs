@@ -6,10 +6,10 @@ use super::{ctx, Delivery, Ledger, BUNDLES, DELIVERED};
 use anyhow::{Context, Result};
 use ferry_protocol::id::Sha256;
 use ferry_protocol::keys::PublicKey;
-use std::collections::HashMap;
 use ferry_protocol::receipt::Receipt;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Inside receipt key -> [`Inside`] (postcard).
 const INSIDES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("insides");
