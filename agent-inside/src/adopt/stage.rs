@@ -108,3 +108,71 @@ fn open(a: &Adopted, hex: &str) -> Result<Box<dyn Read>, AdoptError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adopt::{index_path, Index};
+
+    #[test]
+    fn an_adopted_file_is_staged_only_while_it_is_the_catalogs_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(&dir.path().join("state"));
+        std::fs::create_dir_all(&layout.root).unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let file = dir.path().join("adopted.bin");
+        std::fs::write(&file, &data).unwrap();
+        let object = ferry_protocol::builder::cut_file(&data[..], false, |_, _| {
+            Ok::<_, ferry_protocol::builder::BuildError>(())
+        })
+        .unwrap();
+        let mut index = Index::new();
+        index.insert(
+            object.sha256.to_hex(),
+            Adopted {
+                size: object.size,
+                location: Location::File(file.clone()),
+            },
+        );
+        std::fs::write(index_path(&layout), serde_json::to_vec(&index).unwrap()).unwrap();
+        let key = ObjectKey {
+            source: "tools".into(),
+            path: "a.bin".into(),
+        };
+        let other = ObjectKey {
+            source: "tools".into(),
+            path: "b.bin".into(),
+        };
+        let mut next = Catalog::default();
+        next.objects.insert(key.clone(), Object::File(object.clone()));
+        let mut elsewhere = object.clone();
+        elsewhere.sha256 = ferry_protocol::id::Sha256::of(b"not adopted");
+        next.objects.insert(other.clone(), Object::File(elsewhere));
+        let chunks = ChunkStore::new(&dir.path().join("chunks"), 1 << 20)
+            .with_staging(&dir.path().join("staging"));
+
+        let left = stage(&layout, &next, &[&key, &other], &chunks).unwrap();
+        assert_eq!(left, vec![other], "only the adopted object is staged");
+        for c in object.chunks() {
+            assert!(chunks.contains(&c.id));
+        }
+
+        let mut altered = data.clone();
+        altered[500] ^= 1;
+        std::fs::write(&file, &altered).unwrap();
+        let e = stage(&layout, &next, &[&key], &chunks).unwrap_err();
+        match e.downcast_ref::<AdoptError>() {
+            Some(AdoptError::Mismatch { location, want, .. }) => {
+                assert_eq!(location, &file.display().to_string());
+                assert_eq!(*want, object.sha256);
+            }
+            other => panic!("not a mismatch: {other:?} ({e:#})"),
+        }
+        std::fs::remove_file(&file).unwrap();
+        let e = stage(&layout, &next, &[&key], &chunks).unwrap_err();
+        assert!(matches!(
+            e.downcast_ref::<AdoptError>(),
+            Some(AdoptError::Unreadable { .. })
+        ));
+    }
+}
