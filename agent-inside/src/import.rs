@@ -256,6 +256,30 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// The variant's name, as a receipt carries it (`crate::failures`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Refusal::UntrustedKey { .. } => "UntrustedKey",
+            Refusal::OtherStream { .. } => "OtherStream",
+            Refusal::ReplayedDifferent { .. } => "ReplayedDifferent",
+            Refusal::NotNext { .. } => "NotNext",
+            Refusal::BadPrevious { .. } => "BadPrevious",
+            Refusal::KeyNotForStream { .. } => "KeyNotForStream",
+            Refusal::RetiredKey { .. } => "RetiredKey",
+            Refusal::RevokedKey { .. } => "RevokedKey",
+            Refusal::TooFewSignatures { .. } => "TooFewSignatures",
+            Refusal::BadStatement(_) => "BadStatement",
+            Refusal::BadRotation { .. } => "BadRotation",
+            Refusal::FromTheFuture { .. } => "FromTheFuture",
+            Refusal::ValidTooLong { .. } => "ValidTooLong",
+            Refusal::RebaseReplay { .. } => "RebaseReplay",
+            Refusal::RebaseNotAsked { .. } => "RebaseNotAsked",
+            Refusal::Expired { .. } => "Expired",
+        }
+    }
+}
+
 /// The trust view to commit with `b`, or the refusal of its signer (not
 /// trusted, not for its stream, retired or revoked at its sequence) or of
 /// the trust statements it carries ([`crate::trust::View::admit`]).
@@ -561,6 +585,7 @@ pub fn import(
         let now = ferry_agent_common::now_unix();
         match decide(&db, &applied, b, opts, now)? {
             Decision::Refuse(why) => {
+                crate::failures::record(layout, failure(b, why.name().to_string()));
                 drop_refused_held(layout, &db, b, &mut report)?;
                 fail(&mut report, refused(b, why));
             }
@@ -596,6 +621,16 @@ pub fn import(
     Ok(report)
 }
 
+/// The record of `b` refused for `refusal`, now.
+fn failure(b: &Bundle, refusal: String) -> crate::failures::Failure {
+    crate::failures::Failure {
+        sequence: b.sequence(),
+        hash: Some(b.verified.hash),
+        refusal,
+        at: ferry_agent_common::now_unix(),
+    }
+}
+
 /// Applies `b`; false when it failed (reported). A held bundle refused
 /// (by its chain link or expiry) is deleted from the held area.
 fn apply_one(
@@ -615,6 +650,7 @@ fn apply_one(
             Ok(true)
         }
         Err(e) => {
+            crate::failures::record(layout, failure(b, crate::failures::name_of(&e)));
             if e.chain().any(|c| c.downcast_ref::<Refusal>().is_some()) {
                 drop_refused_held(layout, db, b, report)?;
             }

@@ -631,7 +631,8 @@ fn receipt_cmd(layout: &Layout, to: Option<&std::path::Path>, qr: bool) -> Resul
         }
         None => {
             let key = agent_inside::receipt::inside_key(layout)?;
-            agent_inside::receipt::gather(layout, now)?.sign(&key)
+            agent_inside::receipt::gather(layout, now)?
+                .sign_with(agent_inside::failures::load(layout)?, &key)
         }
     };
     if qr {

@@ -144,7 +144,8 @@ mod tests {
             path: "b.bin".into(),
         };
         let mut next = Catalog::default();
-        next.objects.insert(key.clone(), Object::File(object.clone()));
+        next.objects
+            .insert(key.clone(), Object::File(object.clone()));
         let mut elsewhere = object.clone();
         elsewhere.sha256 = ferry_protocol::id::Sha256::of(b"not adopted");
         next.objects.insert(other.clone(), Object::File(elsewhere));

@@ -6,7 +6,7 @@ use super::{ctx, Delivery, Ledger, BUNDLES, DELIVERED};
 use anyhow::{Context, Result};
 use ferry_protocol::id::Sha256;
 use ferry_protocol::keys::PublicKey;
-use ferry_protocol::receipt::Receipt;
+use ferry_protocol::receipt::{Failure, Receipt};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -149,5 +149,38 @@ impl Ledger {
             });
         }
         Ok(common.unwrap_or_default())
+    }
+}
+
+/// Inside receipt key -> the refusals its newest receipt listed (postcard
+/// of `Vec<Failure>`).
+const FAILURES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("inside_failures");
+
+impl Ledger {
+    /// Records the refusals the newest receipt of `key` listed.
+    pub fn record_failures(&self, key: &PublicKey, failures: &[Failure]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut t = txn.open_table(FAILURES).map_err(ctx("open"))?;
+            t.insert(&key.0, postcard::to_stdvec(failures)?.as_slice())
+                .map_err(ctx("write"))?;
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+
+    /// The refusals the newest receipt of `key` listed.
+    pub fn failures(&self, key: &PublicKey) -> Result<Vec<Failure>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = match txn.open_table(FAILURES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
+            Err(e) => return Err(ctx("open")(e)),
+        };
+        let v = t.get(&key.0).map_err(ctx("read"))?;
+        Ok(match v {
+            Some(v) => postcard::from_bytes(v.value()).context("ledger: bad failures")?,
+            None => vec![],
+        })
     }
 }
