@@ -572,6 +572,7 @@ pub fn import(
     apply::recover(layout, &db, limits, &opts.policy)?;
     sweep_held_leftovers(layout)?;
     let mut report = Report::default();
+    crate::trust::revocations::apply_file(&db, media_dir)?;
     let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
     crate::trust::extend_all(
         &db,
@@ -691,6 +692,7 @@ pub fn verify(
 ) -> Result<Report> {
     let db = Db::open(&layout.db())?;
     let mut report = Report::default();
+    crate::trust::revocations::apply_file(&db, media_dir)?;
     let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
     crate::trust::extend_all(
         &db,
