@@ -23,6 +23,13 @@ pub fn bundle_dir_name(stream: StreamId, sequence: u64) -> String {
     format!("{BUNDLE_DIR_PREFIX}{}-{sequence:08}", &stream.to_hex()[..8])
 }
 
+/// The directory name of the rebase snapshot of bundle `sequence`
+/// (bundle-format §17): found by its manifest like any bundle, and apart from
+/// the stream's own bundle of that sequence.
+pub fn rebase_dir_name(stream: StreamId, sequence: u64) -> String {
+    format!("rebase-{}-{sequence:08}", &stream.to_hex()[..8])
+}
+
 /// How every bundle directory's name starts.
 pub const BUNDLE_DIR_PREFIX: &str = "bundle-";
 

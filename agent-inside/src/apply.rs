@@ -41,6 +41,7 @@ use ferry_agent_common::{fsx, progress};
 use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::limits::ReceiverLimits;
+use ferry_protocol::path::ObjectKey;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -55,6 +56,9 @@ pub struct ApplyOptions {
     pub no_space_check: bool,
     /// Clock skew, validity and disk quotas (`[trust]`, `[held]`, `[spool]`).
     pub policy: Policy,
+    /// Apply a rebase snapshot over a store that holds something
+    /// (`import --rebase`; `crate::rebase`).
+    pub rebase: bool,
 }
 
 /// What an apply did.
@@ -126,13 +130,16 @@ pub fn check_follows(
         });
     }
     let (sequence, applied_seq) = (m.sequence, applied.sequence);
-    if sequence != applied_seq + 1 {
+    if crate::rebase::snapshot_of(b).is_some() {
+        if let Some(why) = crate::rebase::refusal(b, applied, opts) {
+            return Err(why);
+        }
+    } else if sequence != applied_seq + 1 {
         return Err(Refusal::NotNext {
             sequence,
             applied: applied_seq,
         });
-    }
-    if m.previous != applied.hash {
+    } else if m.previous != applied.hash {
         return Err(Refusal::BadPrevious {
             sequence,
             applied: applied_seq,
@@ -206,7 +213,8 @@ fn prepare_and_commit(
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
-    let ranges = index_needed(&prev, &next, prev_gen.as_deref(), &chunks)?;
+    let (ranges, wanting) = index_needed(&prev, &next, prev_gen.as_deref(), &chunks)?;
+    stage_adopted(layout, &next, &wanting, &chunks)?;
     let source = ChunkSource {
         store: &chunks,
         ranges: &ranges,
@@ -273,7 +281,13 @@ fn next_catalog(
 ) -> Result<(Catalog, Catalog)> {
     let m = b.manifest();
     let prev = db.catalog()?;
-    let next = prev
+    // A rebase snapshot is a delta from the empty catalog; the previous
+    // catalog still gives the files to link.
+    let base = match crate::rebase::snapshot_of(b) {
+        Some(_) => Catalog::default(),
+        None => prev.clone(),
+    };
+    let next = base
         .apply(&m.sources, &m.changes)
         .context("its catalog delta does not fit the applied catalog")?;
     m.check_result(&next, limits)?;
@@ -332,7 +346,8 @@ fn stage_chunks(
 
 /// Step 4: every chunk the build of `next` may read that the store and
 /// staging lack must be a range of a file of the previous generation
-/// `prev_gen` (serving `prev`); returns where those lie. The chunks of an
+/// `prev_gen` (serving `prev`); returns where those lie, and the chunks
+/// found nowhere, each with an object that needs it. The chunks of an
 /// unchanged file are not needed when the file is there to be linked (a
 /// presence check, as `store::materialize` makes); an unchanged patched
 /// file is never rebuilt from its patch otherwise, since its patch chunks
@@ -342,7 +357,7 @@ fn index_needed(
     next: &Catalog,
     prev_gen: Option<&Path>,
     chunks: &ChunkStore,
-) -> Result<RangeIndex> {
+) -> Result<(RangeIndex, Vec<(ObjectKey, ChunkId)>)> {
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
         matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
             && prev_gen.is_some_and(|g| {
@@ -367,14 +382,34 @@ fn index_needed(
         Some(g) => RangeIndex::build(prev, g, &wanted),
         None => RangeIndex::empty(),
     };
-    if let Some((key, id)) = needed_by.iter().find(|(_, id)| !index.contains(id)) {
+    let wanting = needed_by
+        .into_iter()
+        .filter(|(_, id)| !index.contains(id))
+        .map(|(k, id)| (k.clone(), id))
+        .collect();
+    Ok((index, wanting))
+}
+
+/// Step 4, continued: the objects whose chunks nothing holds are taken from
+/// where `ferry-in adopt` found them (`crate::adopt::stage`, each checked);
+/// any other is an error naming the object and the chunk.
+fn stage_adopted(
+    layout: &Layout,
+    next: &Catalog,
+    wanting: &[(ObjectKey, ChunkId)],
+    chunks: &crate::chunkstore::ChunkStore,
+) -> Result<()> {
+    let mut keys: Vec<&ObjectKey> = wanting.iter().map(|(k, _)| k).collect();
+    keys.dedup();
+    let left = crate::adopt::stage::stage(layout, next, &keys, chunks)?;
+    if let Some((key, id)) = wanting.iter().find(|(k, _)| left.contains(k)) {
         bail!(
             "object {key} needs chunk {id}, which neither the chunk store nor the bundle holds, \
-             nor a file of the current generation (if `ferry-in scrub` quarantined it, have the \
-             outside re-ship it)"
+             nor a file of the current generation, nor an adopted location (if `ferry-in scrub` \
+             quarantined it, have the outside re-ship it)"
         );
     }
-    Ok(index)
+    Ok(())
 }
 
 /// Copies into staging, checked, each chunk of `keep` (the chunks the store
@@ -402,16 +437,21 @@ fn commit(
     view: &crate::trust::View,
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
     let m = b.manifest();
-    let stats = prev.delta_stats(&m.changes);
+    // A rebase snapshot records the hash of the bundle it snapshots: the
+    // link the next bundle names.
+    let (stats, hash) = match crate::rebase::snapshot_of(b) {
+        Some(of) => (prev.delta_stats(&prev.diff(next)), of),
+        None => (prev.delta_stats(&m.changes), b.verified.hash),
+    };
     let new_applied = Applied {
         stream: Some(m.stream),
         sequence: m.sequence,
-        hash: Some(b.verified.hash),
+        hash: Some(hash),
         generation: Some(name.to_string()),
         previous_generation: applied.generation.clone(),
     };
     let entry = HistoryEntry {
-        hash: b.verified.hash,
+        hash,
         applied_at: ferry_agent_common::now_unix(),
         created: m.created,
         bundle_bytes: b.bytes(),

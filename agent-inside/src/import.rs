@@ -222,6 +222,24 @@ pub enum Refusal {
         /// The longest validity allowed (seconds).
         max_validity_secs: u64,
     },
+    /// A rebase snapshot at or before the applied sequence: it would move the
+    /// store back.
+    #[error("bundle {sequence} is a rebase snapshot, and bundle {applied} is applied already: a snapshot never moves a store back (a replay)")]
+    RebaseReplay {
+        /// The snapshot's sequence.
+        sequence: u64,
+        /// The applied sequence.
+        applied: u64,
+    },
+    /// A rebase snapshot over a store that holds something, without
+    /// `import --rebase`.
+    #[error("bundle {sequence} is a rebase snapshot (the whole catalog), and this store holds bundle {applied}: to replace its catalog with the snapshot, import with `ferry-in import --rebase`; otherwise import the bundles after {applied}")]
+    RebaseNotAsked {
+        /// The snapshot's sequence.
+        sequence: u64,
+        /// The applied sequence.
+        applied: u64,
+    },
     /// The bundle is past its expiry time.
     #[error(
         "bundle {sequence} expired at {} (created {}); ask for a fresh export, or import with --allow-expired",
@@ -236,6 +254,30 @@ pub enum Refusal {
         /// Its creation time (Unix seconds).
         created: u64,
     },
+}
+
+impl Refusal {
+    /// The variant's name, as a receipt carries it (`crate::failures`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Refusal::UntrustedKey { .. } => "UntrustedKey",
+            Refusal::OtherStream { .. } => "OtherStream",
+            Refusal::ReplayedDifferent { .. } => "ReplayedDifferent",
+            Refusal::NotNext { .. } => "NotNext",
+            Refusal::BadPrevious { .. } => "BadPrevious",
+            Refusal::KeyNotForStream { .. } => "KeyNotForStream",
+            Refusal::RetiredKey { .. } => "RetiredKey",
+            Refusal::RevokedKey { .. } => "RevokedKey",
+            Refusal::TooFewSignatures { .. } => "TooFewSignatures",
+            Refusal::BadStatement(_) => "BadStatement",
+            Refusal::BadRotation { .. } => "BadRotation",
+            Refusal::FromTheFuture { .. } => "FromTheFuture",
+            Refusal::ValidTooLong { .. } => "ValidTooLong",
+            Refusal::RebaseReplay { .. } => "RebaseReplay",
+            Refusal::RebaseNotAsked { .. } => "RebaseNotAsked",
+            Refusal::Expired { .. } => "Expired",
+        }
+    }
 }
 
 /// The trust view to commit with `b`, or the refusal of its signer (not
@@ -297,6 +339,16 @@ fn decide_in(
     }
     if let Err(why) = admit(view, b, applied) {
         return Ok(Decision::Refuse(why));
+    }
+    if crate::rebase::snapshot_of(b).is_some() {
+        // Its own rules (`crate::rebase`); the rest is `check_follows`'s.
+        if let Some(why) = crate::rebase::refusal(b, applied, opts) {
+            return Ok(Decision::Refuse(why));
+        }
+        return Ok(match apply::check_follows(b, applied, opts, now) {
+            Ok(()) => Decision::Apply,
+            Err(why) => Decision::Refuse(why),
+        });
     }
     if seq <= applied.sequence {
         let same = db
@@ -369,7 +421,15 @@ fn discover(
             Err(e) => fail(report, e.context(format!("bundle {}", d.display()))),
         }
     }
-    out.sort_by_key(|b| (b.sequence(), b.dir.starts_with(layout.held())));
+    // A rebase snapshot before the stream's bundle of the same sequence: a
+    // fresh store then skips that bundle as applied instead of holding it.
+    out.sort_by_key(|b| {
+        (
+            b.sequence(),
+            crate::rebase::snapshot_of(b).is_none(),
+            b.dir.starts_with(layout.held()),
+        )
+    });
     Ok(out)
 }
 
@@ -512,6 +572,7 @@ pub fn import(
     apply::recover(layout, &db, limits, &opts.policy)?;
     sweep_held_leftovers(layout)?;
     let mut report = Report::default();
+    crate::trust::revocations::apply_file(&db, media_dir)?;
     let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
     crate::trust::extend_all(
         &db,
@@ -525,6 +586,7 @@ pub fn import(
         let now = ferry_agent_common::now_unix();
         match decide(&db, &applied, b, opts, now)? {
             Decision::Refuse(why) => {
+                crate::failures::record(layout, failure(b, why.name().to_string()));
                 drop_refused_held(layout, &db, b, &mut report)?;
                 fail(&mut report, refused(b, why));
             }
@@ -560,6 +622,16 @@ pub fn import(
     Ok(report)
 }
 
+/// The record of `b` refused for `refusal`, now.
+fn failure(b: &Bundle, refusal: String) -> crate::failures::Failure {
+    crate::failures::Failure {
+        sequence: b.sequence(),
+        hash: Some(b.verified.hash),
+        refusal,
+        at: ferry_agent_common::now_unix(),
+    }
+}
+
 /// Applies `b`; false when it failed (reported). A held bundle refused
 /// (by its chain link or expiry) is deleted from the held area.
 fn apply_one(
@@ -579,6 +651,7 @@ fn apply_one(
             Ok(true)
         }
         Err(e) => {
+            crate::failures::record(layout, failure(b, crate::failures::name_of(&e)));
             if e.chain().any(|c| c.downcast_ref::<Refusal>().is_some()) {
                 drop_refused_held(layout, db, b, report)?;
             }
@@ -619,6 +692,7 @@ pub fn verify(
 ) -> Result<Report> {
     let db = Db::open(&layout.db())?;
     let mut report = Report::default();
+    crate::trust::revocations::apply_file(&db, media_dir)?;
     let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
     crate::trust::extend_all(
         &db,

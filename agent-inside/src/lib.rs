@@ -8,6 +8,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+pub mod adopt;
 pub mod apply;
 pub mod bundle;
 pub mod chunkstore;
@@ -15,12 +16,14 @@ pub mod client_config;
 pub mod config;
 pub mod db;
 pub mod diode;
+pub mod failures;
 pub mod freshness;
 pub mod import;
 pub mod layout;
 pub mod listen;
 pub mod policy;
 pub mod ranges;
+pub mod rebase;
 pub mod receipt;
 pub mod registry_push;
 pub mod scrub;

@@ -58,10 +58,21 @@ enum Cmd {
         /// previous generation kept, when a write fails).
         #[arg(long)]
         no_space_check: bool,
+        /// Apply a rebase snapshot (`ferry-out export --rebase`) although
+        /// this store holds bundles: its catalog is replaced by the
+        /// snapshot's (docs/runbook.md, "a rebuilt inside").
+        #[arg(long)]
+        rebase: bool,
     },
     /// Imports automatically: watches DIR (a stick mounted there or under
     /// it), imports bundles once they stop changing, and writes a receipt.
     Watch(agent_inside::watch::WatchArgs),
+    /// Inventories what this inside already holds outside Ferry (a
+    /// registry, mirror and file trees) and writes an inventory signed by
+    /// the inside key for `ferry-out receipt add`: the outside then ships
+    /// none of that content, and imports take it from where it was found,
+    /// checking every digest (docs/runbook.md, "moving an existing air gap").
+    Adopt(agent_inside::adopt::AdoptArgs),
     /// Shows the applied sequence, held bundles and why, and store sizes.
     Status {
         /// Machine-readable output.
@@ -346,6 +357,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         allow_expired,
         no_space_check,
         policy,
+        rebase: false,
     };
     match cmd {
         Cmd::Trust { cmd } => trust_cmd(layout, cmd),
@@ -357,11 +369,15 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             media,
             allow_expired,
             no_space_check,
+            rebase,
         } => import_cmd(
             layout,
             &media,
             &limits,
-            apply(allow_expired, no_space_check),
+            ApplyOptions {
+                rebase,
+                ..apply(allow_expired, no_space_check)
+            },
             push_to,
         ),
         Cmd::Status { json } => {
@@ -378,6 +394,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             agent_inside::watch::run(layout, &limits, opts, push_to.as_deref(), &a)
         }
         Cmd::Receipt { to, qr } => receipt_cmd(layout, to.as_deref(), qr),
+        Cmd::Adopt(args) => agent_inside::adopt::adopt_cmd(layout, &args).map(|_| 0),
         Cmd::Receive(args) => {
             let opts = apply(args.allow_expired, false);
             receive_cmd(layout, limits, opts, push_to, args)
@@ -622,7 +639,8 @@ fn receipt_cmd(layout: &Layout, to: Option<&std::path::Path>, qr: bool) -> Resul
         }
         None => {
             let key = agent_inside::receipt::inside_key(layout)?;
-            agent_inside::receipt::gather(layout, now)?.sign(&key)
+            agent_inside::receipt::gather(layout, now)?
+                .sign_with(agent_inside::failures::load(layout)?, &key)
         }
     };
     if qr {

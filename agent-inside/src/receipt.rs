@@ -77,7 +77,7 @@ pub fn write(layout: &Layout, dir: &Path, now: u64) -> Result<(PathBuf, Vec<u8>)
     let key = inside_key(layout)?;
     let r = gather(layout, now)?;
     let name = format!("receipt-{}-{:08}.ferryrct", key.public().short(), r.applied);
-    let file = r.sign(&key);
+    let file = r.sign_with(crate::failures::load(layout)?, &key);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(name);
     fsx::write_atomic(&path, &file)?;

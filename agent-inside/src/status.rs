@@ -78,6 +78,7 @@ pub fn gather(
         })).collect::<Vec<_>>(),
         "applied_signer": signers.last().cloned().flatten(),
         "held": held.iter().map(|(seq, h)| json!({"sequence": seq, "dir": h.dir_name, "reason": h.reason})).collect::<Vec<_>>(),
+        "refused": crate::failures::load(layout)?.iter().map(|f| json!({"sequence": f.sequence, "hash": f.hash.map(|h| h.to_hex()), "refusal": f.refusal, "at": f.at})).collect::<Vec<_>>(),
         "stores": stores,
         "diode": diode,
         "history": history.iter().zip(&signers).map(|((seq, h), signer)| json!({
@@ -144,6 +145,14 @@ pub fn print(v: &serde_json::Value) {
             "held:       bundle {}: {}",
             h["sequence"],
             h["reason"].as_str().unwrap_or("")
+        );
+    }
+    for f in v["refused"].as_array().into_iter().flatten() {
+        println!(
+            "refused:    bundle {} ({}): {}",
+            f["sequence"],
+            f["hash"].as_str().map_or("?", |h| &h[..16.min(h.len())]),
+            f["refusal"].as_str().unwrap_or("")
         );
     }
     for (kind, f) in v["stores"].as_object().into_iter().flatten() {

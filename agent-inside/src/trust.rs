@@ -14,6 +14,7 @@
 
 pub mod cmd;
 mod extend;
+pub mod revocations;
 pub use extend::{check as check_extension, extend_all, ExtensionError};
 
 use crate::db::{Bind, KeyBinding};

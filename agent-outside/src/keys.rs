@@ -275,6 +275,19 @@ pub fn root_revoke(
     Ok(from_sequence)
 }
 
+/// Writes every pending revocation to `media/revocations.ferry`
+/// (bundle-format §16.7); returns its path.
+pub fn write_revocations(layout: &Layout, media: &Path) -> Result<PathBuf> {
+    let list: Vec<SignedStatement> = pending(layout)?
+        .into_iter()
+        .filter(|s| matches!(s.statement, Statement::Revoke { .. }))
+        .collect();
+    std::fs::create_dir_all(media).with_context(|| format!("cannot create {}", media.display()))?;
+    let path = media.join(trust::REVOCATIONS_FILE);
+    fsx::write_atomic(&path, &trust::encode(&list))?;
+    Ok(path)
+}
+
 /// The validity extension file for a resent bundle: `sequence` of this
 /// stream, whose manifest hash is `manifest`, good until `expires`, signed
 /// by `key` (the current signing key).
@@ -325,6 +338,11 @@ pub enum RootCmd {
         /// The first sequence the key may no longer sign (default: the next).
         #[arg(long)]
         from: Option<u64>,
+        /// Also write every pending revocation to MEDIA/revocations.ferry,
+        /// which an import applies before any bundle: the news reaches the
+        /// inside without waiting for the next bundle.
+        #[arg(long, value_name = "MEDIA")]
+        to: Option<PathBuf>,
         /// The public key file of the key to revoke.
         pubkey_file: PathBuf,
     },
@@ -380,6 +398,7 @@ pub fn run_root(layout: &Layout, cmd: RootCmd) -> Result<()> {
         RootCmd::Revoke {
             root_key,
             from,
+            to,
             pubkey_file,
         } => {
             let ledger = Ledger::open(layout)?;
@@ -390,6 +409,10 @@ pub fn run_root(layout: &Layout, cmd: RootCmd) -> Result<()> {
                 "key {} revoked from bundle {seq} on; the next bundles carry the revocation",
                 key.short()
             );
+            if let Some(media) = to {
+                let path = write_revocations(layout, &media)?;
+                println!("revocations written to {}", path.display());
+            }
         }
         RootCmd::Rotate { root_key, key } => {
             let ledger = Ledger::open(layout)?;

@@ -12,6 +12,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+pub mod adopted;
 pub mod config;
 pub mod delta;
 pub mod diode;

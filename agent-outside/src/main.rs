@@ -112,6 +112,10 @@ struct ExportArgs {
     /// it found bad (even when nothing else changed).
     #[arg(long, value_name = "REPORT")]
     reship: Option<PathBuf>,
+    /// Write a rebase snapshot of the last bundle instead (every object,
+    /// for a new or rebuilt inside; docs/runbook.md "a rebuilt inside").
+    #[arg(long, conflicts_with_all = ["unsigned", "reship"])]
+    rebase: bool,
     #[command(flatten)]
     diode: DiodeArgs,
 }
@@ -530,6 +534,16 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
                 .context("[export] delta_max_object")?,
         },
     };
+    if args.rebase {
+        return export::rebase::rebase_cmd(
+            layout,
+            &ledger,
+            key.as_ref(),
+            &sources,
+            &opts,
+            &args.to,
+        );
+    }
     if let Some(report) = &args.reship {
         ask_reship(&ledger, report)?;
     }

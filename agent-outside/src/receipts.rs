@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use ferry_agent_common::format_time;
 use ferry_protocol::id::StreamId;
 use ferry_protocol::keys::PublicKey;
-use ferry_protocol::receipt::{self, Receipt, ReceiptError};
+use ferry_protocol::receipt::{self, Failure, Receipt, ReceiptError};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -56,6 +56,8 @@ pub struct Added {
     pub inside: PublicKey,
     /// Its receipt.
     pub receipt: Receipt,
+    /// The bundles it says it refused lately (newest last).
+    pub failures: Vec<Failure>,
     /// Whether its inventory is the catalog the outside exported at that
     /// sequence (false: the inside's store differs from what the bundles made).
     pub inventory_matches: bool,
@@ -72,7 +74,8 @@ pub fn add(ledger: &Ledger, bytes: &[u8], now: u64) -> Result<Added> {
     };
     let insides = ledger.insides()?;
     let trusted: Vec<PublicKey> = insides.iter().map(|(k, _)| *k).collect();
-    let (r, key) = Receipt::open(&file, &trusted).map_err(AddError::from)?;
+    let (r, failures, key) =
+        Receipt::open_with_failures(&file, &trusted).map_err(AddError::from)?;
     let ours = ledger.stream()?;
     if r.applied > 0 && r.stream != Some(ours) {
         let theirs = r.stream.map_or_else(|| "none".into(), |s| s.to_string());
@@ -112,9 +115,11 @@ pub fn add(ledger: &Ledger, bytes: &[u8], now: u64) -> Result<Added> {
     }
     let inventory_matches = receipt::inventory_digest(&ledger.catalog(r.applied)?) == r.inventory;
     ledger.record_receipt(&key, &r, now)?;
+    ledger.record_failures(&key, &failures)?;
     Ok(Added {
         inside: key,
         receipt: r,
+        failures,
         inventory_matches,
     })
 }
@@ -168,6 +173,10 @@ pub fn trust_inside_cmd(layout: &Layout, pubkey_file: &Path) -> Result<()> {
 pub fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let ledger = Ledger::open(layout)?;
+    if ferry_protocol::inventory::is_inventory(&bytes) {
+        return crate::adopted::add_cmd(&ledger, &bytes)
+            .with_context(|| format!("inventory {}", file.display()));
+    }
     let added = add(&ledger, &bytes, ferry_agent_common::now_unix())
         .with_context(|| format!("receipt {}", file.display()))?;
     let r = &added.receipt;
@@ -191,6 +200,7 @@ pub fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
         },
         format_time(r.created)
     );
+    print_failures(&added.failures);
     if !added.inventory_matches {
         eprintln!(
             "ferry-out: warning: the inside's inventory differs from the catalog of bundle {}: \
@@ -199,6 +209,20 @@ pub fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The refusals an inside reported, one line each.
+fn print_failures(failures: &[Failure]) {
+    for f in failures {
+        println!(
+            "         refused bundle {} ({}): {} at {}",
+            f.sequence,
+            f.hash
+                .map_or_else(|| "?".into(), |h| h.to_hex()[..16].to_string()),
+            f.refusal,
+            format_time(f.at)
+        );
+    }
 }
 
 /// The trusted insides and what each said it holds in its last receipt.
@@ -215,6 +239,7 @@ pub fn print_insides(ledger: &Ledger) -> Result<()> {
             ),
             None => println!("inside:  {}: no receipt yet", key.short()),
         }
+        print_failures(&ledger.failures(&key)?);
     }
     Ok(())
 }

@@ -188,6 +188,7 @@ impl Inside {
                 allow_expired: false,
                 no_space_check: true,
                 policy: agent_inside::policy::Policy::default(),
+                rebase: false,
             },
         }
     }

@@ -61,6 +61,9 @@ pub enum Error {
     /// The trust statements a manifest carries are malformed or misplaced.
     #[error(transparent)]
     Statement(#[from] crate::trust::StatementError),
+    /// A rebase snapshot's record (extension kind 2) is malformed.
+    #[error(transparent)]
+    Rebase(#[from] crate::rebase::RebaseError),
     /// An object key or symlink target would leave the store.
     #[error("unsafe path {path:?}: {why}")]
     UnsafePath {

@@ -243,14 +243,15 @@ impl Manifest {
         if (self.sequence == 1) != self.previous.is_none() {
             return bad("only bundle 1 may lack a previous manifest hash".into());
         }
-        if let Some(e) = self
-            .extensions
-            .iter()
-            .find(|e| e.critical && e.kind != crate::trust::EXTENSION_KIND)
-        {
+        if let Some(e) = self.extensions.iter().find(|e| {
+            e.critical
+                && e.kind != crate::trust::EXTENSION_KIND
+                && e.kind != crate::rebase::EXTENSION_KIND
+        }) {
             return Err(Error::UnknownCriticalExtension(e.kind));
         }
         crate::trust::statements(self)?;
+        crate::rebase::rebase(self)?;
         let t = &self.totals;
         check(
             "largest chunk",

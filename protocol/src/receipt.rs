@@ -12,9 +12,9 @@
 //!
 //! ```text
 //! magic    8 bytes  "FERRYRCT"
-//! version  1 byte   1
+//! version  1 byte   2 (1: no failures)
 //! signer  32 bytes  the inside's ed25519 public key
-//! body     n bytes  postcard of `Receipt`
+//! body     n bytes  postcard of `Receipt`, then (version 2) of `Vec<Failure>`
 //! sig     64 bytes  ed25519 over everything before it
 //! ```
 //!
@@ -29,8 +29,13 @@ use serde::{Deserialize, Serialize};
 
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"FERRYRCT";
-/// The only version.
-pub const VERSION: u8 = 1;
+/// The version written: 2 adds the failures after the `Receipt`. Version 1
+/// (no failures) is still read.
+pub const VERSION: u8 = 2;
+/// How many refused bundles a receipt lists at most (the latest).
+pub const MAX_FAILURES_LISTED: usize = 4;
+/// How long a failure's refusal name may be.
+pub const MAX_REFUSAL_CHARS: usize = 32;
 /// A receipt file is at most this long (its text form then fits a QR code
 /// of version 40 at error correction level L in byte mode: 2,953 bytes).
 pub const MAX_RECEIPT_BYTES: usize = 2_048;
@@ -72,6 +77,20 @@ pub struct HeldBundle {
     pub reason: String,
 }
 
+/// A bundle the inside refused (the latest few, newest last).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The bundle's sequence (0 when its manifest could not be read).
+    pub sequence: u64,
+    /// Its manifest hash (none when its manifest could not be read).
+    pub hash: Option<ManifestHash>,
+    /// Why: the refusal's variant, such as `BadPrevious` (cut to
+    /// [`MAX_REFUSAL_CHARS`]).
+    pub refusal: String,
+    /// When (Unix seconds).
+    pub at: u64,
+}
+
 /// Why a receipt file is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReceiptError {
@@ -82,7 +101,7 @@ pub enum ReceiptError {
     #[error("not a Ferry receipt (no FERRYRCT magic)")]
     Magic,
     /// A version this reader does not know.
-    #[error("receipt version {0} is not supported (this reader knows version 1)")]
+    #[error("receipt version {0} is not supported (this reader knows versions 1 and 2)")]
     Version(u8),
     /// Signed by a key not trusted as an inside's.
     #[error("the receipt is signed by {0}, which is not a trusted inside key (`ferry-out trust-inside`)")]
@@ -122,9 +141,22 @@ impl Receipt {
         self
     }
 
-    /// The signed file. The receipt is trimmed to the limits first.
+    /// The signed file, with no failures. The receipt is trimmed to the
+    /// limits first.
     pub fn sign(self, key: &SecretKey) -> Vec<u8> {
-        let body = postcard::to_stdvec(&self.trimmed()).expect("a receipt always serializes");
+        self.sign_with(Vec::new(), key)
+    }
+
+    /// The signed file with `failures` (the latest [`MAX_FAILURES_LISTED`]
+    /// kept, names cut). The receipt is trimmed to the limits first.
+    pub fn sign_with(self, mut failures: Vec<Failure>, key: &SecretKey) -> Vec<u8> {
+        let cut = failures.len().saturating_sub(MAX_FAILURES_LISTED);
+        failures.drain(..cut);
+        for f in &mut failures {
+            f.refusal = f.refusal.chars().take(MAX_REFUSAL_CHARS).collect();
+        }
+        let mut body = postcard::to_stdvec(&self.trimmed()).expect("a receipt always serializes");
+        body.extend(postcard::to_stdvec(&failures).expect("failures always serialize"));
         let mut out = Vec::with_capacity(MIN_BYTES + body.len());
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
@@ -139,14 +171,23 @@ impl Receipt {
     /// `trusted`, the signature, then the body. Returns the receipt and its
     /// signer.
     pub fn open(file: &[u8], trusted: &[PublicKey]) -> Result<(Receipt, PublicKey), ReceiptError> {
+        Self::open_with_failures(file, trusted).map(|(r, _, k)| (r, k))
+    }
+
+    /// [`Receipt::open`], with the failures it lists (none in version 1).
+    pub fn open_with_failures(
+        file: &[u8],
+        trusted: &[PublicKey],
+    ) -> Result<(Receipt, Vec<Failure>, PublicKey), ReceiptError> {
         if !(MIN_BYTES..=MAX_RECEIPT_BYTES).contains(&file.len()) {
             return Err(ReceiptError::Size(file.len()));
         }
         if &file[..8] != MAGIC {
             return Err(ReceiptError::Magic);
         }
-        if file[8] != VERSION {
-            return Err(ReceiptError::Version(file[8]));
+        let version = file[8];
+        if version != 1 && version != VERSION {
+            return Err(ReceiptError::Version(version));
         }
         let signer = PublicKey(file[9..41].try_into().expect("32 bytes"));
         if !trusted.contains(&signer) {
@@ -156,9 +197,20 @@ impl Receipt {
         signer
             .verify(signed, sig.try_into().expect("64 bytes"))
             .map_err(|_| ReceiptError::Signature)?;
-        let receipt: Receipt =
-            postcard::from_bytes(&signed[41..]).map_err(|e| ReceiptError::Body(e.to_string()))?;
-        Ok((receipt, signer))
+        let body = |e: postcard::Error| ReceiptError::Body(e.to_string());
+        let (receipt, rest): (Receipt, _) =
+            postcard::take_from_bytes(&signed[41..]).map_err(body)?;
+        let (failures, rest) = match version {
+            1 => (Vec::new(), rest),
+            _ => postcard::take_from_bytes::<Vec<Failure>>(rest).map_err(body)?,
+        };
+        if !rest.is_empty() {
+            return Err(ReceiptError::Body("bytes after the body".into()));
+        }
+        if failures.len() > MAX_FAILURES_LISTED {
+            return Err(ReceiptError::Body("too many failures listed".into()));
+        }
+        Ok((receipt, failures, signer))
     }
 }
 
@@ -218,10 +270,41 @@ mod tests {
         assert_eq!(from_text("ferry-receipt:%%"), Err(ReceiptError::Text));
     }
 
+    fn failures(n: u64) -> Vec<Failure> {
+        (0..n)
+            .map(|i| Failure {
+                sequence: 40 + i,
+                hash: Some(ManifestHash([i as u8; 32])),
+                refusal: "ReplayedDifferentAndAVeryLongNameIndeed".into(),
+                at: 1_800_000_000 + i,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn failures_ride_in_version_2_and_version_1_is_still_read() {
+        let key = SecretKey::from_seed([1; 32]);
+        let file = receipt(1).sign_with(failures(10), &key);
+        assert_eq!(file[8], 2);
+        let (_, f, _) = Receipt::open_with_failures(&file, &[key.public()]).unwrap();
+        assert_eq!(f.len(), MAX_FAILURES_LISTED);
+        assert_eq!(f.last().unwrap().sequence, 49, "the latest are kept");
+        assert_eq!(f[0].refusal.chars().count(), MAX_REFUSAL_CHARS);
+        // A version-1 file: the receipt alone.
+        let mut v1 = MAGIC.to_vec();
+        v1.push(1);
+        v1.extend_from_slice(&key.public().0);
+        v1.extend(postcard::to_stdvec(&receipt(1)).unwrap());
+        let sig = key.sign(&v1);
+        v1.extend_from_slice(&sig);
+        let (r, f, _) = Receipt::open_with_failures(&v1, &[key.public()]).unwrap();
+        assert_eq!((r, f), (receipt(1), vec![]));
+    }
+
     #[test]
     fn a_receipt_with_many_held_bundles_still_fits_one_qr_code() {
         let key = SecretKey::from_seed([1; 32]);
-        let file = receipt(500).sign(&key);
+        let file = receipt(500).sign_with(failures(100), &key);
         assert!(file.len() <= MAX_RECEIPT_BYTES, "{} bytes", file.len());
         assert!(
             to_text(&file).len() <= 2_953,
@@ -258,10 +341,10 @@ mod tests {
         magic[0] = b'X';
         assert_eq!(Receipt::open(&magic, &trusted), Err(ReceiptError::Magic));
         let mut version = file.clone();
-        version[8] = 2;
+        version[8] = 3;
         assert_eq!(
             Receipt::open(&version, &trusted),
-            Err(ReceiptError::Version(2))
+            Err(ReceiptError::Version(3))
         );
         // A body that does not decode, properly signed.
         let mut bogus = file[..41].to_vec();

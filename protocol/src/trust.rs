@@ -29,6 +29,8 @@ pub const EXTENSION_KIND: u32 = 1;
 pub const STATEMENTS_VERSION: u8 = 1;
 /// The file beside a bundle's manifest that may carry a validity extension.
 pub const VALIDITY_FILE: &str = "validity.ferry";
+/// The file of root revocations at the top of a medium (bundle-format §16.7).
+pub const REVOCATIONS_FILE: &str = "revocations.ferry";
 /// Most statements one extension or file may carry.
 pub const MAX_STATEMENTS: usize = 16;
 /// Most signatures one statement may carry.

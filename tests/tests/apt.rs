@@ -79,7 +79,7 @@ impl Repo {
                 .args(args),
         );
     }
-    fn include(&self, deb: &Path) {
+    pub(crate) fn include(&self, deb: &Path) {
         self.reprepro(&["includedeb", "stable", deb.to_str().unwrap()]);
     }
 }

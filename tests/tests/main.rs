@@ -3,6 +3,7 @@
 //! as an operator would. The shared helpers live in the `ferry_e2e` library
 //! (tests/lib.rs). One binary links the world once instead of once per file.
 
+mod adopt;
 mod apt;
 mod bad_input;
 mod campaign;
@@ -26,6 +27,7 @@ mod packaging;
 mod progress;
 mod pypi;
 mod quic;
+mod rebase;
 mod receipts;
 mod reship;
 mod roundtrip;

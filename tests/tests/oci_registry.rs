@@ -28,7 +28,7 @@ fn sha(data: &[u8]) -> String {
 
 /// An OCI image layout with an index over amd64 and arm64 sharing one big
 /// layer; each platform adds a small layer of its own. Returns the layout dir.
-fn build_image(dir: &Path, shared: &[u8], tag: &str, salt: u64) -> PathBuf {
+pub(crate) fn build_image(dir: &Path, shared: &[u8], tag: &str, salt: u64) -> PathBuf {
     let layout = OciLayout::new(&dir.join(format!("layout-{tag}")));
     let tar_of = |name: &str, content: &[u8]| -> Vec<u8> {
         let src = dir.join(format!("tar-src-{tag}-{name}"));

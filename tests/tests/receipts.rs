@@ -144,3 +144,54 @@ fn the_text_form_is_accepted_and_bad_receipts_are_refused_by_name() {
         .expect_ok();
     assert_eq!(dir_names(&all).len(), 3, "the new inside lacks all three");
 }
+
+#[test]
+fn refused_bundles_are_recorded_inside_and_shown_outside_from_the_receipt() {
+    let env = Env::new();
+    // A second history of the same stream and key: its bundle 1 differs.
+    let fork = env.root().join("out-fork");
+    copy_tree(&env.out_state, &fork);
+    env.write_src("a.txt", b"the real release\n");
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    env.write_src("a.txt", b"another history\n");
+    let media = env.root().join("forked");
+    ferry_out(
+        &fork,
+        &[
+            "export",
+            "--config",
+            env.config.to_str().unwrap(),
+            "--to",
+            media.to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    env.import("forked")
+        .expect_fail(&["already applied with different content"]);
+
+    let status = env.inn(&["status"]).expect_ok();
+    says(&status, &["refused:    bundle 1", "ReplayedDifferent"]);
+    let json = env.inn(&["status", "--json"]).expect_ok();
+    says(&json, &["\"refusal\": \"ReplayedDifferent\""]);
+
+    env.inn(&[
+        "receipt",
+        "--to",
+        env.root().join("stick").to_str().unwrap(),
+    ])
+    .expect_ok();
+    env.out(&[
+        "trust-inside",
+        env.in_state.join("inside.pub").to_str().unwrap(),
+    ])
+    .expect_ok();
+    says(
+        &add(&env, &receipts_in(&env, "stick")[0]).expect_ok(),
+        &["refused bundle 1", "ReplayedDifferent"],
+    );
+    says(
+        &env.out(&["status"]).expect_ok(),
+        &["refused bundle 1", "ReplayedDifferent"],
+    );
+}

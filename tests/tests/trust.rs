@@ -464,3 +464,71 @@ fn a_revocation_from_an_applied_sequence_names_the_bundles_to_distrust() {
     assert_eq!(suspects.len(), 1, "{v}");
     assert_eq!(suspects[0]["sequence"], 2);
 }
+
+#[test]
+fn a_root_revocation_on_the_medium_reaches_the_inside_without_a_bundle() {
+    let env = Env::new();
+    let out = env.out_state.clone();
+    env.out(&["root", "init"]).expect_ok();
+    env.inn(&[
+        "trust",
+        "add",
+        out.join("signing.pub").to_str().unwrap(),
+        "--stream",
+        &env.stream(),
+        "--root",
+        out.join("root.pub").to_str().unwrap(),
+    ])
+    .expect_ok();
+    env.write_src("a.txt", b"one");
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let leaked = short_of(&out.join("signing.pub"));
+    let leaked_pub = env.root().join("leaked.pub");
+    std::fs::copy(out.join("signing.pub"), &leaked_pub).unwrap();
+    let thief = env.root().join("out-thief");
+    copy_tree(&out, &thief);
+
+    // The revocation alone, on a stick; a forged copy is ignored, by name.
+    let stick = env.root().join("stick");
+    env.out(&[
+        "root",
+        "revoke",
+        leaked_pub.to_str().unwrap(),
+        "--to",
+        stick.to_str().unwrap(),
+    ])
+    .expect_ok();
+    let file = stick.join("revocations.ferry");
+    let good = std::fs::read(&file).unwrap();
+    let forged_dir = env.root().join("forged");
+    std::fs::create_dir_all(&forged_dir).unwrap();
+    let mut forged = good.clone();
+    let n = forged.len();
+    forged[n - 10] ^= 1;
+    std::fs::write(forged_dir.join("revocations.ferry"), &forged).unwrap();
+    let r = env.import("forged");
+    assert!(r.stderr.contains("ignored"), "{}", r.all());
+    assert!(!env
+        .inn(&["trust", "list"])
+        .expect_ok()
+        .stdout
+        .contains("revoked by root"));
+
+    let r = env.import("stick");
+    assert!(
+        r.stderr.contains(&format!("key {leaked} revoked")),
+        "{}",
+        r.all()
+    );
+    let list = env.inn(&["trust", "list"]).expect_ok().stdout;
+    assert!(list.contains("revoked by root"), "{list}");
+
+    // What the leaked key signs next is refused.
+    env.write_src("evil.txt", b"evil");
+    export_from(&env, &thief, "m-thief").expect_ok();
+    let r = env.import("m-thief");
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stderr.contains("revoked"), "{}", r.stderr);
+    assert_eq!(env.applied_sequence(), 1);
+}

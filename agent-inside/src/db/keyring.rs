@@ -79,6 +79,15 @@ impl Db {
         Ok(changed)
     }
 
+    /// Replaces the keyring with `ring` (revocations from a medium,
+    /// `crate::trust::revocations`, checked by the caller).
+    pub fn commit_ring(&self, ring: &Keyring) -> Result<bool> {
+        self.update_ring(|r| {
+            *r = ring.clone();
+            Ok(true)
+        })
+    }
+
     /// Trusts `root` as a root key bound as `bind` says; false if it already was.
     pub fn trust_root(&self, root: &PublicKey, bind: Bind) -> Result<bool> {
         self.update_ring(|r| {

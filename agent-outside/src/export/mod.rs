@@ -41,8 +41,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+pub mod rebase;
 mod scanner;
-use scanner::{scan_and_pack, Scanned};
+use scanner::{scan_and_pack, Counted, Scanned};
 
 /// Settings of one export.
 pub struct ExportOptions {
@@ -132,8 +133,13 @@ pub fn export_with(
     std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
     let result = (|| -> Result<Option<(Scanned, Manifest, Vec<u8>)>> {
+        let adopted = ledger.adopted()?;
+        let counted = Counted {
+            reship: &reship,
+            adopted: &adopted,
+        };
         let (scanned, builder) =
-            scan_and_pack(layout, ledger, &prev, position, &reship, sources, opts)?;
+            scan_and_pack(layout, ledger, &prev, position, counted, sources, opts)?;
         if prev.diff(&scanned.catalog).is_empty()
             && prev.sources == scanned.catalog.sources
             && builder.chunks().is_empty()

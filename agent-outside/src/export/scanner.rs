@@ -14,9 +14,9 @@ use ferry_protocol::builder::{
 use ferry_protocol::catalog::{
     Catalog, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt, SourceKind,
 };
-use ferry_protocol::id::ChunkId;
+use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::ops::Range;
 use std::sync::mpsc;
@@ -28,6 +28,16 @@ use super::{volume_error, ExportOptions, VolumeFiles};
 /// while in flight (its expanded form, its base's reference form, the patch),
 /// so this bounds the analysis pool's memory, not only its queue.
 const INFLIGHT_BYTES: u64 = 48 << 20;
+
+/// What the scan counts as held besides the last catalog's chunks, or not.
+#[derive(Clone, Copy)]
+pub(super) struct Counted<'a> {
+    /// Chunks the inside lost (`crate::reship`): not held.
+    pub(super) reship: &'a HashSet<ChunkId>,
+    /// Objects every inside holds by its inventory (`ferry-in adopt`), by
+    /// digest, with their size: named in the catalog, never carried.
+    pub(super) adopted: &'a HashMap<Sha256, u64>,
+}
 
 /// The scan's results, besides the chunks.
 pub(super) struct Scanned {
@@ -45,10 +55,11 @@ pub(super) fn scan_and_pack(
     ledger: &Ledger,
     prev: &Catalog,
     position: Position,
-    reship: &HashSet<ChunkId>,
+    counted: Counted<'_>,
     sources: &[Box<dyn Source>],
     opts: &ExportOptions,
 ) -> Result<(Scanned, BundleBuilder<VolumeFiles>)> {
+    let Counted { reship, adopted } = counted;
     let (tx, rx) = mpsc::sync_channel::<(ChunkId, Vec<u8>)>(64);
     let pack = PackOptions {
         volume_size: opts.volume_size,
@@ -75,6 +86,7 @@ pub(super) fn scan_and_pack(
         prev,
         have: prev.held_chunk_ids().difference(reship).copied().collect(),
         reship,
+        adopted,
         carried: HashSet::new(),
         tx,
         pb: scan_pb,
@@ -142,6 +154,8 @@ struct Scanner<'a> {
     /// Chunks the inside lost (`crate::reship`): an object using one is
     /// shipped again, whole.
     reship: &'a HashSet<ChunkId>,
+    /// See [`Counted::adopted`].
+    adopted: &'a HashMap<Sha256, u64>,
     /// Chunks sent to the volume writer so far.
     carried: HashSet<ChunkId>,
     tx: mpsc::SyncSender<(ChunkId, Vec<u8>)>,
@@ -257,9 +271,13 @@ impl Scanner<'_> {
                 };
                 let Some(e) = cached.map(|e| e.object) else {
                     let reader = open().with_context(|| item.path.clone())?;
-                    let encoded = self
-                        .encode_object(&key, item.predecessor.as_ref(), reader, executable)
-                        .with_context(|| format!("cannot read {}", item.path))?;
+                    let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
+                        Some(_) => self.cut_adopted(reader, executable),
+                        None => {
+                            self.encode_object(&key, item.predecessor.as_ref(), reader, executable)
+                        }
+                    }
+                    .with_context(|| format!("cannot read {}", item.path))?;
                     let f = encoded.whole();
                     self.bytes_read += f.size;
                     if let Some(want) = expected_sha256.filter(|w| *w != f.sha256) {
@@ -378,6 +396,10 @@ impl Scanner<'_> {
             if same && self.chunks_known(&Object::File(prev.clone())) {
                 return Ok(Encoded::Ready(prev.clone()));
             }
+        }
+        // Held by every inside outside Ferry: named, not carried.
+        if self.adopted.get(&whole.sha256) == Some(&whole.size) {
+            return Ok(Encoded::Ready(whole));
         }
         let whole_cost: u64 = new_chunks.iter().map(|(_, r)| r.len() as u64).sum();
         let base = match self.families.predecessor(key, hint, whole.size) {
@@ -515,6 +537,27 @@ impl Scanner<'_> {
                 .map_err(|_| anyhow!("the volume writer stopped"))?;
         }
         Ok(())
+    }
+
+    /// Cuts an object every inside holds by its inventory, sending none of
+    /// its chunks; checks its size against the inventory's.
+    fn cut_adopted(&mut self, reader: Box<dyn Read>, executable: bool) -> Result<Encoded> {
+        let pb = &self.pb;
+        let f = cut_file(reader, executable, |_, data| -> Result<()> {
+            pb.inc(data.len() as u64);
+            Ok(())
+        })?;
+        match self.adopted.get(&f.sha256) {
+            Some(&size) if size != f.size => bail!(
+                "an inside's inventory gives {} bytes for SHA-256 {}, but the object has {}; run `ferry-in adopt` there again",
+                size,
+                f.sha256,
+                f.size
+            ),
+            Some(_) => Ok(Encoded::Ready(f)),
+            // Not the digest upstream announced: the caller reports it.
+            None => Ok(Encoded::Ready(f)),
+        }
     }
 
     /// Cuts a file into chunks, sending those the inside lacks to the volume writer.

@@ -1,0 +1,64 @@
+//! The bundles this inside refused, the latest [`KEEP`] (`STATE/failures.json`,
+//! newest last): `ferry-in status` shows them, and a receipt carries the latest
+//! few back to the outside (bundle-format §15), whose `status` shows them.
+
+use crate::layout::Layout;
+use anyhow::{Context, Result};
+use ferry_agent_common::fsx;
+pub use ferry_protocol::receipt::Failure;
+use std::path::PathBuf;
+
+/// How many refusals are kept.
+pub const KEEP: usize = 16;
+
+fn path(layout: &Layout) -> PathBuf {
+    layout.root.join("failures.json")
+}
+
+/// The refusals kept, oldest first.
+pub fn load(layout: &Layout) -> Result<Vec<Failure>> {
+    let p = path(layout);
+    match std::fs::read(&p) {
+        Ok(b) => {
+            serde_json::from_slice(&b).with_context(|| format!("cannot parse {}", p.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+    }
+}
+
+/// Records a refusal; a failure to record it only warns (the import's own
+/// report stands).
+pub fn record(layout: &Layout, failure: Failure) {
+    let saved = (|| -> Result<()> {
+        let mut list = load(layout).unwrap_or_default();
+        // The same bundle refused again for the same reason: once, newest.
+        list.retain(|f| !(f.hash == failure.hash && f.refusal == failure.refusal));
+        list.push(failure);
+        let cut = list.len().saturating_sub(KEEP);
+        list.drain(..cut);
+        fsx::write_atomic(&path(layout), &serde_json::to_vec(&list)?)
+    })();
+    if let Err(e) = saved {
+        eprintln!("ferry-in: warning: cannot record the refusal: {e:#}");
+    }
+}
+
+/// The name a receipt gives the failure `e` of an apply: the refusal's
+/// variant, or what kind of failure it was.
+pub fn name_of(e: &anyhow::Error) -> String {
+    for c in e.chain() {
+        if let Some(r) = c.downcast_ref::<crate::import::Refusal>() {
+            return r.name().to_string();
+        }
+        if let Some(a) = c.downcast_ref::<crate::adopt::AdoptError>() {
+            return match a {
+                crate::adopt::AdoptError::Mismatch { .. } => "AdoptedMismatch",
+                crate::adopt::AdoptError::Unreadable { .. } => "AdoptedUnreadable",
+                crate::adopt::AdoptError::Registry { .. } => "AdoptedRegistry",
+            }
+            .to_string();
+        }
+    }
+    "ApplyFailed".to_string()
+}

@@ -1,0 +1,220 @@
+//! `export --rebase`: a rebase snapshot (bundle-format §17) of the stream's
+//! head, for a new or rebuilt inside that lacks the bundles before it.
+//!
+//! The sources are read again, every object whole (no scan cache, no patch,
+//! nothing counted as held), into the head's catalog: if any object's
+//! content differs from the head's (the sources moved on since the last
+//! export), the snapshot is refused and a normal export comes first. The
+//! bundle has the head's sequence and predecessor, a delta from the empty
+//! catalog carrying every chunk, and the critical rebase record naming the
+//! head's manifest hash. It is not a bundle of the stream's ledger: the
+//! stream goes on from the head as before.
+
+use super::scanner::{scan_and_pack, Counted};
+use super::{check_none_awaits_signature, volume_error, ExportOptions};
+use crate::delta::DeltaOptions;
+use crate::layout::Layout;
+use crate::ledger::Ledger;
+use crate::source::Source;
+use anyhow::{Context, Result};
+use ferry_agent_common::{fsx, media};
+use ferry_protocol::builder::{Position, Stamp};
+use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::keys::SecretKey;
+use ferry_protocol::path::ObjectKey;
+use ferry_protocol::rebase::Rebase;
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// Why a rebase snapshot cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RebaseError {
+    /// Nothing exported yet: bundle 1 already carries everything.
+    #[error("nothing has been exported yet; the first bundle already carries everything")]
+    NothingExported,
+    /// The sources no longer give the head's catalog.
+    #[error("the sources changed since bundle {sequence} ({key}: {what}); run `ferry-out export` first, then `export --rebase`")]
+    SourcesChanged {
+        /// The head's sequence.
+        sequence: u64,
+        /// The first object that differs.
+        key: String,
+        /// How.
+        what: &'static str,
+    },
+}
+
+/// What `export_rebase` wrote.
+pub struct Rebased {
+    /// The sequence it snapshots (the head).
+    pub sequence: u64,
+    /// The snapshot's directory under `STATE/bundles/`.
+    pub dir: PathBuf,
+    /// Its bytes (manifest and volumes).
+    pub bytes: u64,
+    /// Objects in it.
+    pub objects: u64,
+}
+
+/// Writes the rebase snapshot of the head, signed with `key`, made at `now`.
+pub fn export_rebase(
+    layout: &Layout,
+    ledger: &Ledger,
+    key: &SecretKey,
+    sources: &[Box<dyn Source>],
+    opts: &ExportOptions,
+    now: u64,
+) -> Result<Rebased> {
+    check_none_awaits_signature(layout, ledger)?;
+    let head = ledger.head()?;
+    let (Some(of), sequence) = (head.hash, head.sequence) else {
+        return Err(RebaseError::NothingExported.into());
+    };
+    let previous = match sequence {
+        1 => None,
+        s => ledger
+            .bundles()?
+            .into_iter()
+            .find(|r| r.sequence == s - 1)
+            .map(|r| r.hash),
+    };
+    let position = Position {
+        stream: ledger.stream()?,
+        sequence,
+        previous,
+    };
+    let whole = ExportOptions {
+        volume_size: opts.volume_size,
+        level: opts.level,
+        expires_in: opts.expires_in,
+        delta: DeltaOptions {
+            level: None,
+            ..opts.delta
+        },
+    };
+    let tmp = layout.export_tmp();
+    fsx::remove_dir_if_exists(&tmp)?;
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let result = (|| -> Result<Rebased> {
+        let empty = Catalog::default();
+        // Nothing counted as held: not even what inventories name.
+        let (reship, adopted) = (HashSet::new(), Default::default());
+        let counted = Counted {
+            reship: &reship,
+            adopted: &adopted,
+        };
+        let (scanned, builder) =
+            scan_and_pack(layout, ledger, &empty, position, counted, sources, &whole)?;
+        same_content(sequence, &ledger.catalog(sequence)?, &scanned.catalog)?;
+        let mut extensions = crate::keys::extensions(layout, sequence)?;
+        extensions.push(Rebase { of }.extension());
+        let stamp = Stamp {
+            created: now,
+            expires: now.saturating_add(opts.expires_in),
+            producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
+            extensions,
+        };
+        let built = builder
+            .finish_unsigned(&empty, &scanned.catalog, stamp)
+            .map_err(|e| volume_error(&tmp, e))
+            .with_context(|| format!("rebase snapshot of bundle {sequence}"))?
+            .sign(key);
+        fsx::write_atomic(&tmp.join(media::MANIFEST_FILE), &built.file)?;
+        fsx::sync_dir(&tmp)?;
+        Ok(Rebased {
+            sequence,
+            dir: PathBuf::new(),
+            bytes: built.file.len() as u64 + built.manifest.totals.volume_bytes,
+            objects: built.manifest.totals.objects,
+        })
+    })();
+    let mut rebased = result.inspect_err(|_| {
+        let _ = fsx::remove_dir_if_exists(&tmp);
+    })?;
+    let dir = layout.bundle(&media::rebase_dir_name(position.stream, sequence));
+    fsx::remove_dir_if_exists(&dir)?;
+    std::fs::create_dir_all(layout.bundles())?;
+    std::fs::rename(&tmp, &dir)
+        .with_context(|| format!("cannot rename the snapshot into {}", dir.display()))?;
+    fsx::sync_dir(&layout.bundles())?;
+    rebased.dir = dir;
+    Ok(rebased)
+}
+
+/// Checks that `scanned` holds the same objects, with the same content, as
+/// the head's catalog `head` (encodings may differ: the snapshot carries
+/// every object whole).
+fn same_content(sequence: u64, head: &Catalog, scanned: &Catalog) -> Result<(), RebaseError> {
+    let changed = |key: &ObjectKey, what| RebaseError::SourcesChanged {
+        sequence,
+        key: key.to_string(),
+        what,
+    };
+    for (key, o) in &head.objects {
+        let same = match (o, scanned.objects.get(key)) {
+            (_, None) => return Err(changed(key, "no longer at its source")),
+            (Object::File(a), Some(Object::File(b))) => {
+                a.sha256 == b.sha256 && a.size == b.size && a.executable == b.executable
+            }
+            (a, Some(b)) => a == b,
+        };
+        if !same {
+            return Err(changed(key, "its content changed"));
+        }
+    }
+    if let Some(key) = scanned
+        .objects
+        .keys()
+        .find(|k| !head.objects.contains_key(k))
+    {
+        return Err(changed(key, "new at its source"));
+    }
+    if head.sources != scanned.sources {
+        return Err(RebaseError::SourcesChanged {
+            sequence,
+            key: "the list of sources".into(),
+            what: "changed",
+        });
+    }
+    Ok(())
+}
+
+/// `ferry-out export --rebase`: writes the snapshot and copies it to `media`
+/// (a directory: a snapshot is for one inside, never sent over a diode).
+pub fn rebase_cmd(
+    layout: &Layout,
+    ledger: &Ledger,
+    key: Option<&SecretKey>,
+    sources: &[Box<dyn Source>],
+    opts: &ExportOptions,
+    media_dir: &std::path::Path,
+) -> Result<()> {
+    let Some(key) = key else {
+        anyhow::bail!("export --rebase signs its snapshot now: it needs the signing key (not --unsigned or [export] sign = \"separate\")");
+    };
+    if media_dir.to_string_lossy().starts_with("diode://") {
+        anyhow::bail!("export --rebase writes to a media directory, not a diode");
+    }
+    let r = export_rebase(
+        layout,
+        ledger,
+        key,
+        sources,
+        opts,
+        ferry_agent_common::now_unix(),
+    )?;
+    let name = r.dir.file_name().expect("a named directory").to_owned();
+    std::fs::create_dir_all(media_dir)
+        .with_context(|| format!("cannot create media directory {}", media_dir.display()))?;
+    fsx::copy_dir_atomic(&r.dir, &media_dir.join(&name), |_| {})
+        .with_context(|| format!("cannot write the snapshot to {}", media_dir.display()))?;
+    println!(
+        "rebase snapshot of bundle {} written to {} ({} objects, {}); a new or rebuilt inside imports it (`ferry-in import --rebase` if it holds anything), then bundle {} on",
+        r.sequence,
+        media_dir.join(&name).display(),
+        r.objects,
+        ferry_agent_common::units::human_bytes(r.bytes),
+        r.sequence + 1
+    );
+    Ok(())
+}

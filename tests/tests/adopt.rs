@@ -1,0 +1,224 @@
+//! Moving an existing air gap to Ferry (`ferry-in adopt`): the inside
+//! already holds a registry filled by skopeo and an apt mirror tree; its
+//! signed inventory, loaded outside with `receipt add`, makes the first
+//! export carry only what the inside lacks, and the import takes the rest
+//! from the adopted locations, checking every digest.
+
+use crate::apt::{fixture, Apt, TOOLS as APT_TOOLS};
+use crate::oci_registry::build_image;
+use ferry_e2e::docker_registry as registry;
+use ferry_e2e::*;
+use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::id::Sha256;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A real .deb `name_1.0_all.deb` with a random payload of `size` bytes.
+fn deb(dir: &Path, name: &str, size: usize, seed: u64) -> PathBuf {
+    let root = dir.join(format!("build-{name}"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: Ferry Test <t@example.org>\nSection: misc\nPriority: optional\nDescription: {name}\n"),
+    )
+    .unwrap();
+    let data = root.join(format!("usr/share/{name}/data.bin"));
+    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+    std::fs::write(&data, random_bytes(size, seed)).unwrap();
+    let out = dir.join(format!("{name}_1.0_all.deb"));
+    sh_text(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
+            .arg(&root)
+            .arg(&out),
+    );
+    out
+}
+
+/// `ferry-in adopt ARGS… --to STICK`, then `trust-inside` and `receipt add`
+/// of the inventory outside.
+fn adopt_and_carry_out(env: &Env, args: &[&str]) -> Run {
+    let stick = env.root().join("stick");
+    let mut all = vec!["adopt"];
+    all.extend_from_slice(args);
+    all.extend(["--to", stick.to_str().unwrap()]);
+    env.inn(&all).expect_ok();
+    env.out(&[
+        "trust-inside",
+        env.in_state.join("inside.pub").to_str().unwrap(),
+    ])
+    .expect_ok();
+    let inv = std::fs::read_dir(&stick)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "ferryinv"))
+        .expect("an inventory file");
+    env.out(&["receipt", "add", inv.to_str().unwrap()])
+        .expect_ok()
+}
+
+/// The SHA-256s `ferry-in adopt` recorded.
+fn adopted(env: &Env) -> HashSet<Sha256> {
+    let idx: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(env.in_state.join("adopted.json")).unwrap()).unwrap();
+    idx.keys().map(|h| Sha256::from_hex(h).unwrap()).collect()
+}
+
+/// Bytes of the catalog's objects (each content once) the inventory lacks.
+fn missing_bytes(env: &Env) -> u64 {
+    let catalog = Catalog::from_bytes(
+        &std::fs::read(env.in_state.join("store/current/index.ferry")).unwrap(),
+    )
+    .unwrap();
+    let have = adopted(env);
+    let mut seen = HashSet::new();
+    catalog
+        .objects
+        .values()
+        .filter_map(|o| match o {
+            Object::File(f) if !have.contains(&f.sha256) && seen.insert(f.sha256) => Some(f.size),
+            _ => None,
+        })
+        .sum()
+}
+
+#[test]
+fn a_registry_and_an_apt_mirror_are_adopted_and_only_the_rest_travels() {
+    let test = current_test();
+    if !have_tools(&test, &APT_TOOLS) || !have_tools(&test, &["docker-registry", "skopeo"]) {
+        return;
+    }
+    let fx = fixture("[\"app\", \"newpkg\"]", "[]");
+    let env = &fx.env;
+    let work = env.root().join("oci");
+    for d in ["upstream", "inside"] {
+        std::fs::create_dir_all(work.join(d)).unwrap();
+    }
+    let (_up, up) = registry(&work.join("upstream"));
+    let (_inreg, inreg) = registry(&work.join("inside"));
+
+    // What the site carried by hand before: image v1 copied into its own
+    // registry by skopeo, and a copy of the apt repository.
+    let v1 = build_image(&work, &random_bytes(1_500_000, 11), "v1", 1);
+    skopeo_push(&v1, "v1", &up, "library/demo:v1", &["--all"]).expect_ok();
+    skopeo(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &format!("docker://{up}/library/demo:v1"),
+        &format!("docker://{inreg}/library/demo:v1"),
+    ])
+    .expect_ok();
+    let mirror = env.root().join("site-mirror");
+    copy_tree(&fx.repo.dir, &mirror);
+
+    // Upstream moved on: image v2 with a new big layer, a new package.
+    let v2 = build_image(&work, &random_bytes(2_000_000, 12), "v2", 2);
+    skopeo_push(&v2, "v2", &up, "library/demo:v2", &["--all"]).expect_ok();
+    fx.repo.include(&deb(&fx.work, "newpkg", 400_000, 13));
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        format!("{config}\n[[source]]\nname = \"hub\"\ntype = \"oci\"\nregistry = \"http://{up}\"\nimages = [\"library/demo:v1\", \"library/demo:v2\"]\n"),
+    )
+    .unwrap();
+
+    let added = adopt_and_carry_out(
+        env,
+        &[
+            "--registry",
+            &format!("http://{inreg}"),
+            "--tree",
+            mirror.to_str().unwrap(),
+        ],
+    );
+    assert!(added.stdout.contains("inventory of"), "{}", added.all());
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+
+    let bundle = dir_bytes(&env.only_bundle("m1"));
+    let missing = missing_bytes(env);
+    eprintln!("first bundle: {bundle} bytes; objects the inside lacked: {missing} bytes");
+    assert!(
+        missing > 2_000_000,
+        "the new layer and deb are missing: {missing}"
+    );
+    assert!(
+        bundle <= missing + missing / 100,
+        "bundle {bundle} bytes > missing {missing} bytes + 1%"
+    );
+
+    // Clients see the full set, over TLS.
+    let srv = env.serve_tls();
+    for tag in ["v1", "v2"] {
+        let dest = format!("oci:{}:{tag}", work.join(format!("pulled-{tag}")).display());
+        skopeo_pull(&srv, &format!("library/demo:{tag}"), &dest, &["--all"]).expect_ok();
+    }
+    let apt = Apt::new(
+        &fx.work.join("apt-client"),
+        &format!("https://{}/apt/deb/", srv.addr),
+        &fx.upstream_key,
+    );
+    let ca = format!("Acquire::https::CaInfo={}", srv.ca.display());
+    let r = apt.run(&["-o", &ca, "update"]);
+    assert!(
+        r.ok && !r.all().contains("\nW:") && !r.all().contains("\nE:"),
+        "{}",
+        r.all()
+    );
+    for (pkg, file) in [
+        ("app", "app_1.0_amd64.deb"),
+        ("newpkg", "newpkg_1.0_all.deb"),
+    ] {
+        apt.run(&["-o", &ca, "download", pkg]).expect_ok();
+        let want = std::fs::read(fx.work.join(file)).unwrap();
+        assert_eq!(apt.downloaded(file), want, "{file}");
+    }
+}
+
+#[test]
+fn an_adopted_file_altered_after_the_inventory_is_refused_and_nothing_applied() {
+    let env = Env::new();
+    for i in 0..4u64 {
+        env.write_src(&format!("dir/f{i}.bin"), &random_bytes(300_000, i));
+    }
+    // The site's copy of the tree, carried by hand long ago.
+    let site = env.root().join("site-files");
+    copy_tree(&env.src, &site);
+    env.write_src("dir/new.bin", &random_bytes(500_000, 9));
+    adopt_and_carry_out(&env, &["--tree", site.to_str().unwrap()]);
+    env.export("m1").expect_ok();
+    let bundle = dir_bytes(&env.only_bundle("m1"));
+    assert!(
+        bundle < 500_000 + 5_000,
+        "only new.bin travels: {bundle} bytes"
+    );
+
+    // Altered after the inventory: same size, other bytes.
+    let victim = site.join("dir/f2.bin");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&victim, &bytes).unwrap();
+    env.import("m1").expect_fail(&[
+        "f2.bin",
+        "is not what the inventory said",
+        "nothing was applied",
+    ]);
+    assert_eq!(env.applied_sequence(), 0);
+    assert!(
+        !env.in_state.join("store/current").exists(),
+        "nothing served"
+    );
+
+    // Put back, the same bundle applies, every file exact.
+    bytes[1000] ^= 0xff;
+    std::fs::write(&victim, &bytes).unwrap();
+    env.import("m1").expect_ok();
+    assert_eq!(env.applied_sequence(), 1);
+    assert_eq!(
+        tree_digest(&env.in_state.join("store/current/files/tools")),
+        tree_digest(&env.src)
+    );
+}
