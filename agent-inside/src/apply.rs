@@ -30,7 +30,7 @@
 
 use crate::bundle::{self, Bundle};
 use crate::chunkstore::ChunkStore;
-use crate::db::{Applied, Db, HistoryEntry};
+use crate::db::{Applied, CatalogUpdate, Db, HistoryEntry};
 use crate::import::Refusal;
 use crate::layout::{Layout, GEN_INDEX};
 use crate::policy::Policy;
@@ -38,7 +38,7 @@ use crate::ranges::{self, ChunkSource, RangeIndex};
 use crate::store::{self, BuildCtx};
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
-use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::catalog::{Catalog, Change, Object};
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::limits::ReceiverLimits;
 use std::collections::HashSet;
@@ -171,7 +171,7 @@ pub fn apply(
     let applied = db.applied()?;
     let t = std::time::Instant::now();
     let committed = prepare_and_commit(layout, db, b, limits, opts, &applied);
-    let (mut outcome, new_applied, next) = match committed {
+    let (mut outcome, new_applied, touched) = match committed {
         Ok(c) => c,
         Err(e) => {
             let _ = fsx::remove_dir_if_exists(&layout.staging());
@@ -182,14 +182,16 @@ pub fn apply(
         }
     };
     // 7 and 8.
-    finish(layout, &new_applied, &next, limits, &opts.policy).with_context(|| {
+    let prune = Prune::Among(&touched);
+    finish(layout, db, &new_applied, prune, limits, &opts.policy).with_context(|| {
         format!("bundle {seq} was applied, but switching to its generation did not finish; run import again to complete it")
     })?;
     outcome.timings[3] = t.elapsed().as_secs_f64() - outcome.timings[..3].iter().sum::<f64>();
     Ok(outcome)
 }
 
-/// Steps 1 to 6.
+/// Steps 1 to 6. Returns, with the outcome, the chunks whose place the
+/// apply may have changed ([`ranges::touched_chunks`]), for step 8.
 fn prepare_and_commit(
     layout: &Layout,
     db: &Db,
@@ -197,16 +199,17 @@ fn prepare_and_commit(
     limits: &ReceiverLimits,
     opts: ApplyOptions,
     applied: &Applied,
-) -> Result<(Outcome, Applied, Catalog)> {
+) -> Result<(Outcome, Applied, HashSet<ChunkId>)> {
     check_follows(b, applied, opts, ferry_agent_common::now_unix())?;
     let view = crate::import::check_signer(db, b, applied)?.map_err(anyhow::Error::new)?;
-    let (prev, next) = next_catalog(layout, db, b, limits, opts)?;
+    let snap = db.snapshot()?;
+    let (prev, next) = next_catalog(layout, &snap, b, limits, opts)?;
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
-    let ranges = index_needed(&prev, &next, prev_gen.as_deref(), &chunks)?;
+    let ranges = index_needed(&snap, (&prev, &next), prev_gen.as_deref(), &chunks)?;
     let source = ChunkSource {
         store: &chunks,
         ranges: &ranges,
@@ -222,14 +225,21 @@ fn prepare_and_commit(
         .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
         })?;
-    let keep = ranges::store_only(&next, None);
+    // The store changes only for the chunks the changes touch: of those,
+    // the ones the next catalog keeps that are not ranges of its files.
+    let touched = ranges::touched_chunks(&snap, &b.manifest().changes)?;
+    let overlay = ranges::Overlay::of(&b.manifest().changes);
+    let keep = ranges::store_only_among(&snap, &overlay, &touched, None)?;
     copy_kept(&source, &keep)?;
+    // From here the store may hold chunks the database does not account
+    // for until the commit: a crash makes `recover` prune it whole.
+    db.set_prune_pending()?;
     chunks.commit_staged(|id| keep.contains(id))?;
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
 
-    let (stats, new_applied) = commit(db, b, applied, (&prev, &next), &name, &view)?;
+    let (stats, new_applied) = commit(db, b, applied, &prev, &name, &view)?;
     // For `serve`'s /ferry/health (it never opens the database); the
     // database stays the truth, so a failure here only warns.
     let record = crate::freshness::Record {
@@ -259,32 +269,34 @@ fn prepare_and_commit(
         generation: name,
         timings: [t_verify, t_extract, t_build, 0.0],
     };
-    Ok((outcome, new_applied, next))
+    Ok((outcome, new_applied, touched))
 }
 
 /// Step 1: the applied and the next catalog, and room for the next one:
 /// new chunks plus rebuilt objects, with 1% and 16 MiB to spare.
 fn next_catalog(
     layout: &Layout,
-    db: &Db,
+    snap: &crate::db::Snapshot,
     b: &Bundle,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
 ) -> Result<(Catalog, Catalog)> {
     let m = b.manifest();
-    let prev = db.catalog()?;
+    let prev = snap.catalog()?;
     let next = prev
         .apply(&m.sources, &m.changes)
         .context("its catalog delta does not fit the applied catalog")?;
     m.check_result(&next, limits)?;
     store::check_all(&next)?;
-    let rebuilt: u64 = next
-        .objects
+    let rebuilt: u64 = m
+        .changes
         .iter()
-        .filter(|(k, o)| prev.objects.get(*k) != Some(*o))
-        .map(|(_, o)| match o {
-            ferry_protocol::catalog::Object::File(f) => f.size,
-            ferry_protocol::catalog::Object::Symlink { .. } => 0,
+        .map(|c| match c {
+            Change::Put {
+                key,
+                object: Object::File(f),
+            } if !matches!(prev.objects.get(key), Some(Object::File(p)) if p == f) => f.size,
+            _ => 0,
         })
         .sum();
     let need = m.totals.volume_bytes + rebuilt;
@@ -338,8 +350,8 @@ fn stage_chunks(
 /// file is never rebuilt from its patch otherwise, since its patch chunks
 /// are not kept (bundle-format §5.6).
 fn index_needed(
-    prev: &Catalog,
-    next: &Catalog,
+    snap: &crate::db::Snapshot,
+    (prev, next): (&Catalog, &Catalog),
     prev_gen: Option<&Path>,
     chunks: &ChunkStore,
 ) -> Result<RangeIndex> {
@@ -364,7 +376,7 @@ fn index_needed(
         }
     }
     let index = match prev_gen {
-        Some(g) => RangeIndex::build(prev, g, &wanted),
+        Some(g) => RangeIndex::from_snapshot(snap, g, &wanted)?,
         None => RangeIndex::empty(),
     };
     if let Some((key, id)) = needed_by.iter().find(|(_, id)| !index.contains(id)) {
@@ -397,7 +409,7 @@ fn commit(
     db: &Db,
     b: &Bundle,
     applied: &Applied,
-    (prev, next): (&Catalog, &Catalog),
+    prev: &Catalog,
     name: &str,
     view: &crate::trust::View,
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
@@ -419,9 +431,13 @@ fn commit(
         changed: stats.changed as u64,
         removed: stats.removed as u64,
     };
+    let update = CatalogUpdate::Delta {
+        sources: &m.sources,
+        changes: &m.changes,
+    };
     db.commit_apply_with(
         &new_applied,
-        next,
+        update,
         &entry,
         Some(&b.verified.signer),
         Some(view),
@@ -485,13 +501,27 @@ fn switch_current(layout: &Layout, name: &str) -> Result<()> {
     fsx::sync_dir(&store)
 }
 
+/// Which chunks of the store step 8 looks at.
+#[derive(Clone, Copy, Debug)]
+enum Prune<'a> {
+    /// None: the store is as the database says.
+    Nothing,
+    /// Those an apply touched ([`ranges::touched_chunks`]): the rest of the
+    /// store did not change.
+    Among(&'a HashSet<ChunkId>),
+    /// Every chunk of the store, against the whole catalog (after a crash).
+    All,
+}
+
 /// Steps 7 and 8: link, then drop what nothing refers to: every generation
 /// but the current one (and the previous one with `[store] keep_previous`),
-/// and every chunk of the store that the catalog does not need there.
+/// and every chunk of the store (among those `prune` names) that the
+/// catalog does not need there.
 fn finish(
     layout: &Layout,
+    db: &Db,
     applied: &Applied,
-    catalog: &Catalog,
+    prune: Prune<'_>,
     limits: &ReceiverLimits,
     policy: &Policy,
 ) -> Result<()> {
@@ -526,7 +556,23 @@ fn finish(
     }
     fsx::remove_dir_if_exists(&layout.staging())?;
     let current = applied.generation.as_ref().map(|g| layout.gen(g));
-    chunk_store(layout, limits).retain(&ranges::store_only(catalog, current.as_deref()))?;
+    let store = chunk_store(layout, limits);
+    match prune {
+        Prune::Nothing => {}
+        Prune::Among(touched) => {
+            let snap = db.snapshot()?;
+            let sources = snap.sources()?;
+            let gen = current.as_deref().map(|g| (g, &sources));
+            let none = ranges::Overlay::none();
+            let keep = ranges::store_only_among(&snap, &none, touched, gen)?;
+            store.discard(touched.iter().filter(|id| !keep.contains(id)))?;
+        }
+        Prune::All => {
+            let catalog = db.catalog()?;
+            store.retain(&ranges::store_only(&catalog, current.as_deref()))?;
+        }
+    }
+    db.clear_prune_pending()?;
     // Chunks pushed over QUIC for bundles now applied (by any route).
     if let Ok(rd) = std::fs::read_dir(layout.incoming()) {
         for e in rd.flatten() {
@@ -542,7 +588,16 @@ fn finish(
 
 /// Brings the store in line with the database after a crash: finishes an
 /// interrupted switch and removes leftovers. Safe to run at any time.
+///
+/// The chunk store is pruned whole only when an apply may have left it
+/// unaccounted for (it stopped between moving staged chunks into the store
+/// and finishing): otherwise every apply pruned it already.
 pub fn recover(layout: &Layout, db: &Db, limits: &ReceiverLimits, policy: &Policy) -> Result<()> {
     let applied = db.applied()?;
-    finish(layout, &applied, &db.catalog()?, limits, policy)
+    let prune = if db.prune_pending()? {
+        Prune::All
+    } else {
+        Prune::Nothing
+    };
+    finish(layout, db, &applied, prune, limits, policy)
 }

@@ -240,6 +240,25 @@ impl ChunkStore {
         Ok(dest)
     }
 
+    /// Removes the chunks `ids` from the store proper, those it holds.
+    /// Returns how many it removed.
+    pub fn discard<'a>(&self, ids: impl Iterator<Item = &'a ChunkId>) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            let p = chunk_path(&self.root, id);
+            match std::fs::remove_file(&p) {
+                Ok(()) => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot remove {}", p.display()))
+                    )
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Removes every chunk not in `keep`, and stray temporary files.
     /// Returns (chunks kept, bytes kept, chunks removed).
     pub fn retain(&self, keep: &HashSet<ChunkId>) -> Result<(u64, u64, u64)> {
