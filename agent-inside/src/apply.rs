@@ -21,11 +21,15 @@
 //! 7. swap the `current` link by rename;
 //! 8. drop the previous generation (unless `[store] keep_previous`), older
 //!    ones, and the chunks of the store that are no longer needed (not in the
-//!    catalog, or now ranges of a file of the new generation).
+//!    catalog, or now ranges of a file of the new generation), among the
+//!    chunks the apply touched (the database's chunk-use index says where
+//!    each is; the rest of the store did not change).
 //!
 //! A failure before 6 removes what the attempt wrote. A crash before 6
 //! leaves the old generation current and the database unchanged (leftovers,
-//! staged or stray chunks included, are removed by [`recover`]). A crash after 6 leaves
+//! staged or stray chunks included, are removed by [`recover`], which prunes
+//! the whole store when the database says an apply began moving staged
+//! chunks in and did not finish: `prune_pending`). A crash after 6 leaves
 //! the database ahead of the link; [`recover`] finishes steps 7 and 8.
 
 use crate::bundle::{self, Bundle};
@@ -209,11 +213,13 @@ fn prepare_and_commit(
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
-    let ranges = index_needed(&snap, (&prev, &next), prev_gen.as_deref(), &chunks)?;
+    let (ranges, relinked) = index_needed(&snap, (&prev, &next), prev_gen.as_deref(), &chunks)?;
     let source = ChunkSource {
         store: &chunks,
         ranges: &ranges,
     };
+    let overlay = ranges::Overlay::of(&b.manifest().changes);
+    let found_again = check_missing(db, &snap, &overlay, &chunks)?;
 
     // 5. The new generation, then the chunks that are not ranges of its
     // files join the store.
@@ -227,8 +233,9 @@ fn prepare_and_commit(
         })?;
     // The store changes only for the chunks the changes touch: of those,
     // the ones the next catalog keeps that are not ranges of its files.
-    let touched = ranges::touched_chunks(&snap, &b.manifest().changes)?;
-    let overlay = ranges::Overlay::of(&b.manifest().changes);
+    let mut touched = ranges::touched_chunks(&snap, &b.manifest().changes)?;
+    // An unchanged file rebuilt (scrub moved it out) is a range again.
+    touched.extend(relinked);
     let keep = ranges::store_only_among(&snap, &overlay, &touched, None)?;
     copy_kept(&source, &keep)?;
     // From here the store may hold chunks the database does not account
@@ -240,6 +247,7 @@ fn prepare_and_commit(
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
 
     let (stats, new_applied) = commit(db, b, applied, &prev, &name, &view)?;
+    db.forget_missing(&found_again)?;
     // For `serve`'s /ferry/health (it never opens the database); the
     // database stays the truth, so a failure here only warns.
     let record = crate::freshness::Record {
@@ -348,13 +356,14 @@ fn stage_chunks(
 /// unchanged file are not needed when the file is there to be linked (a
 /// presence check, as `store::materialize` makes); an unchanged patched
 /// file is never rebuilt from its patch otherwise, since its patch chunks
-/// are not kept (bundle-format §5.6).
+/// are not kept (bundle-format §5.6). Also returns the chunks of the
+/// unchanged files that are rebuilt rather than linked.
 fn index_needed(
     snap: &crate::db::Snapshot,
     (prev, next): (&Catalog, &Catalog),
     prev_gen: Option<&Path>,
     chunks: &ChunkStore,
-) -> Result<RangeIndex> {
+) -> Result<(RangeIndex, HashSet<ChunkId>)> {
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
         matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
             && prev_gen.is_some_and(|g| {
@@ -365,9 +374,13 @@ fn index_needed(
     };
     let mut wanted: HashSet<ChunkId> = HashSet::new();
     let mut needed_by = Vec::new();
+    let mut relinked = HashSet::new();
     for (key, f) in next.files() {
         if linkable(key, f) {
             continue;
+        }
+        if matches!(prev.objects.get(key), Some(Object::File(p)) if p == f) {
+            relinked.extend(f.chunks().map(|r| r.id));
         }
         for r in f.chunks() {
             if !chunks.contains(&r.id) && wanted.insert(r.id) {
@@ -386,7 +399,40 @@ fn index_needed(
              outside re-ship it)"
         );
     }
-    Ok(index)
+    Ok((index, relinked))
+}
+
+/// The chunks `scrub` recorded missing ([`Db::missing`]) that the next
+/// catalog (`snap` changed by `overlay`) keeps, not as a range of a file,
+/// must be in the store or staging again (shipped again): otherwise the
+/// apply is refused, naming the chunk and an object keeping it. Returns the
+/// recorded chunks this apply resolves (held again, or no longer kept).
+fn check_missing(
+    db: &Db,
+    snap: &crate::db::Snapshot,
+    overlay: &ranges::Overlay,
+    chunks: &ChunkStore,
+) -> Result<Vec<ChunkId>> {
+    let mut resolved = Vec::new();
+    for id in db.missing()? {
+        let uses = overlay.uses(snap, &id)?;
+        if chunks.contains(&id) || uses.is_empty() {
+            resolved.push(id);
+            continue;
+        }
+        if let Some(u) = uses
+            .iter()
+            .find(|u| matches!(u, crate::db::Use::Held { .. }))
+        {
+            bail!(
+                "object {} needs chunk {id}, which neither the chunk store nor the bundle holds \
+                 (`ferry-in scrub` found it missing or rotten; have the outside re-ship it: \
+                 `ferry-out export --reship`)",
+                u.key()
+            );
+        }
+    }
+    Ok(resolved)
 }
 
 /// Copies into staging, checked, each chunk of `keep` (the chunks the store
@@ -558,7 +604,9 @@ fn finish(
     let current = applied.generation.as_ref().map(|g| layout.gen(g));
     let store = chunk_store(layout, limits);
     match prune {
-        Prune::Nothing => {}
+        Prune::Nothing => {
+            store.sweep_temporary()?;
+        }
         Prune::Among(touched) => {
             let snap = db.snapshot()?;
             let sources = snap.sources()?;

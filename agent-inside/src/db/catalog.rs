@@ -23,7 +23,8 @@ use ferry_protocol::catalog::{Catalog, Change, Encoding, FileObject, Object, Sou
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::path::ObjectKey;
 use redb::{
-    MultimapTableDefinition, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction,
+    MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -228,6 +229,59 @@ pub(super) fn migrate(txn: &WriteTransaction) -> Result<()> {
         write(txn, CatalogUpdate::Whole(&c))?;
     }
     Ok(())
+}
+
+/// Kept chunks `ferry-in scrub` found neither in the chunk store nor in a
+/// good file (the outside believes them held): an apply refuses while the
+/// next catalog still keeps one and the store lacks it, as it did when it
+/// checked every kept chunk of the catalog.
+const MISSING: TableDefinition<&[u8; 32], u8> = TableDefinition::new("missing_chunks");
+
+impl super::Db {
+    /// Records chunks `scrub` found missing or rotten (and moved out).
+    pub fn record_missing(&self, ids: impl Iterator<Item = ChunkId>) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut t = txn.open_table(MISSING).map_err(ctx("open"))?;
+            for id in ids {
+                t.insert(&id.0, 1).map_err(ctx("write"))?;
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+
+    /// The chunks [`super::Db::record_missing`] recorded and no apply has
+    /// found held since.
+    pub fn missing(&self) -> Result<Vec<ChunkId>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = match txn.open_table(MISSING) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(ctx("open")(e)),
+        };
+        let mut out = Vec::new();
+        for r in t.iter().map_err(ctx("read"))? {
+            out.push(ChunkId(*r.map_err(ctx("read"))?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// Forgets missing chunks that are held again or no longer needed.
+    pub fn forget_missing(&self, ids: &[ChunkId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut t = txn.open_table(MISSING).map_err(ctx("open"))?;
+            for id in ids {
+                t.remove(&id.0).map_err(ctx("write"))?;
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
 }
 
 /// The stored catalog as one read transaction saw it: later commits do not
