@@ -637,12 +637,18 @@ fn finish(
 /// Brings the store in line with the database after a crash: finishes an
 /// interrupted switch and removes leftovers. Safe to run at any time.
 ///
-/// The chunk store is pruned whole only when an apply may have left it
-/// unaccounted for (it stopped between moving staged chunks into the store
+/// The chunk store is pruned whole only after an interrupted apply (a
+/// staging area or a `.tmp-` generation left, or the database's
+/// `prune_pending`: it stopped between moving staged chunks into the store
 /// and finishing): otherwise every apply pruned it already.
 pub fn recover(layout: &Layout, db: &Db, limits: &ReceiverLimits, policy: &Policy) -> Result<()> {
     let applied = db.applied()?;
-    let prune = if db.prune_pending()? {
+    let half_built = std::fs::read_dir(layout.gens()).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+    });
+    let interrupted = half_built || layout.staging().exists() || db.prune_pending()?;
+    let prune = if interrupted {
         Prune::All
     } else {
         Prune::Nothing
