@@ -16,10 +16,11 @@
 //! the chunk's BLAKE3 id before anything uses them, so a rotten range is
 //! named and never used to build an object.
 //!
-//! The index `ChunkId -> (file, offset, length)` is built per import from the
-//! catalog (which the import holds whole anyway), for the chunks that import
-//! needs and nothing else: one pass over the catalog's chunk lists, memory
-//! in proportion to the change.
+//! Where a chunk lies is read from the state database's chunk-use index
+//! (`crate::db::Use`, kept by every apply's delta): [`RangeIndex::from_snapshot`]
+//! for the chunks an import needs, [`store_only_among`] for the chunks its
+//! changes touch, so neither walks the catalog. [`store_only`] (the whole
+//! catalog) is for `recover` after an interrupted apply.
 
 use crate::chunkstore::ChunkStore;
 use crate::db::{Snapshot, Use};
