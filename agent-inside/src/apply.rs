@@ -21,16 +21,20 @@
 //! 7. swap the `current` link by rename;
 //! 8. drop the previous generation (unless `[store] keep_previous`), older
 //!    ones, and the chunks of the store that are no longer needed (not in the
-//!    catalog, or now ranges of a file of the new generation).
+//!    catalog, or now ranges of a file of the new generation), among the
+//!    chunks the apply touched (the database's chunk-use index says where
+//!    each is; the rest of the store did not change).
 //!
 //! A failure before 6 removes what the attempt wrote. A crash before 6
 //! leaves the old generation current and the database unchanged (leftovers,
-//! staged or stray chunks included, are removed by [`recover`]). A crash after 6 leaves
+//! staged or stray chunks included, are removed by [`recover`], which prunes
+//! the whole store when the database says an apply began moving staged
+//! chunks in and did not finish: `prune_pending`). A crash after 6 leaves
 //! the database ahead of the link; [`recover`] finishes steps 7 and 8.
 
 use crate::bundle::{self, Bundle};
 use crate::chunkstore::ChunkStore;
-use crate::db::{Applied, Db, HistoryEntry};
+use crate::db::{Applied, CatalogUpdate, Db, HistoryEntry};
 use crate::import::Refusal;
 use crate::layout::{Layout, GEN_INDEX};
 use crate::policy::Policy;
@@ -38,7 +42,7 @@ use crate::ranges::{self, ChunkSource, RangeIndex};
 use crate::store::{self, BuildCtx};
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
-use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::catalog::{Catalog, Change, Object};
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::limits::ReceiverLimits;
 use ferry_protocol::path::ObjectKey;
@@ -178,7 +182,7 @@ pub fn apply(
     let applied = db.applied()?;
     let t = std::time::Instant::now();
     let committed = prepare_and_commit(layout, db, b, limits, opts, &applied);
-    let (mut outcome, new_applied, next) = match committed {
+    let (mut outcome, new_applied, touched) = match committed {
         Ok(c) => c,
         Err(e) => {
             let _ = fsx::remove_dir_if_exists(&layout.staging());
@@ -188,15 +192,21 @@ pub fn apply(
             )));
         }
     };
-    // 7 and 8.
-    finish(layout, &new_applied, &next, limits, &opts.policy).with_context(|| {
+    // 7 and 8. A rebase snapshot replaced the whole catalog: objects it
+    // dropped are in no change, so the whole store is pruned.
+    let prune = match crate::rebase::snapshot_of(b) {
+        Some(_) => Prune::All,
+        None => Prune::Among(&touched),
+    };
+    finish(layout, db, &new_applied, prune, limits, &opts.policy).with_context(|| {
         format!("bundle {seq} was applied, but switching to its generation did not finish; run import again to complete it")
     })?;
     outcome.timings[3] = t.elapsed().as_secs_f64() - outcome.timings[..3].iter().sum::<f64>();
     Ok(outcome)
 }
 
-/// Steps 1 to 6.
+/// Steps 1 to 6. Returns, with the outcome, the chunks whose place the
+/// apply may have changed ([`ranges::touched_chunks`]), for step 8.
 fn prepare_and_commit(
     layout: &Layout,
     db: &Db,
@@ -204,21 +214,25 @@ fn prepare_and_commit(
     limits: &ReceiverLimits,
     opts: ApplyOptions,
     applied: &Applied,
-) -> Result<(Outcome, Applied, Catalog)> {
+) -> Result<(Outcome, Applied, HashSet<ChunkId>)> {
     check_follows(b, applied, opts, ferry_agent_common::now_unix())?;
     let view = crate::import::check_signer(db, b, applied)?.map_err(anyhow::Error::new)?;
-    let (prev, next) = next_catalog(layout, db, b, limits, opts)?;
+    let snap = db.snapshot()?;
+    let (prev, next) = next_catalog(layout, &snap, b, limits, opts)?;
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
-    let (ranges, wanting) = index_needed(&prev, &next, prev_gen.as_deref(), &chunks)?;
+    let (ranges, wanting, relinked) =
+        index_needed(&snap, (&prev, &next), prev_gen.as_deref(), &chunks)?;
     stage_adopted(layout, &next, &wanting, &chunks)?;
     let source = ChunkSource {
         store: &chunks,
         ranges: &ranges,
     };
+    let overlay = ranges::Overlay::of(&b.manifest().changes);
+    let found_again = check_missing(db, &snap, &overlay, &chunks)?;
 
     // 5. The new generation, then the chunks that are not ranges of its
     // files join the store.
@@ -230,14 +244,23 @@ fn prepare_and_commit(
         .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
         })?;
-    let keep = ranges::store_only(&next, None);
+    // The store changes only for the chunks the changes touch: of those,
+    // the ones the next catalog keeps that are not ranges of its files.
+    let mut touched = ranges::touched_chunks(&snap, &b.manifest().changes)?;
+    // An unchanged file rebuilt (scrub moved it out) is a range again.
+    touched.extend(relinked);
+    let keep = ranges::store_only_among(&snap, &overlay, &touched, None)?;
     copy_kept(&source, &keep)?;
+    // From here the store may hold chunks the database does not account
+    // for until the commit: a crash makes `recover` prune it whole.
+    db.set_prune_pending()?;
     chunks.commit_staged(|id| keep.contains(id))?;
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
 
     let (stats, new_applied) = commit(db, b, applied, (&prev, &next), &name, &view)?;
+    db.forget_missing(&found_again)?;
     // For `serve`'s /ferry/health (it never opens the database); the
     // database stays the truth, so a failure here only warns.
     let record = crate::freshness::Record {
@@ -267,20 +290,20 @@ fn prepare_and_commit(
         generation: name,
         timings: [t_verify, t_extract, t_build, 0.0],
     };
-    Ok((outcome, new_applied, next))
+    Ok((outcome, new_applied, touched))
 }
 
 /// Step 1: the applied and the next catalog, and room for the next one:
 /// new chunks plus rebuilt objects, with 1% and 16 MiB to spare.
 fn next_catalog(
     layout: &Layout,
-    db: &Db,
+    snap: &crate::db::Snapshot,
     b: &Bundle,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
 ) -> Result<(Catalog, Catalog)> {
     let m = b.manifest();
-    let prev = db.catalog()?;
+    let prev = snap.catalog()?;
     // A rebase snapshot is a delta from the empty catalog; the previous
     // catalog still gives the files to link.
     let base = match crate::rebase::snapshot_of(b) {
@@ -292,13 +315,15 @@ fn next_catalog(
         .context("its catalog delta does not fit the applied catalog")?;
     m.check_result(&next, limits)?;
     store::check_all(&next)?;
-    let rebuilt: u64 = next
-        .objects
+    let rebuilt: u64 = m
+        .changes
         .iter()
-        .filter(|(k, o)| prev.objects.get(*k) != Some(*o))
-        .map(|(_, o)| match o {
-            ferry_protocol::catalog::Object::File(f) => f.size,
-            ferry_protocol::catalog::Object::Symlink { .. } => 0,
+        .map(|c| match c {
+            Change::Put {
+                key,
+                object: Object::File(f),
+            } if !matches!(prev.objects.get(key), Some(Object::File(p)) if p == f) => f.size,
+            _ => 0,
         })
         .sum();
     let need = m.totals.volume_bytes + rebuilt;
@@ -351,13 +376,14 @@ fn stage_chunks(
 /// unchanged file are not needed when the file is there to be linked (a
 /// presence check, as `store::materialize` makes); an unchanged patched
 /// file is never rebuilt from its patch otherwise, since its patch chunks
-/// are not kept (bundle-format §5.6).
+/// are not kept (bundle-format §5.6). Also returns the chunks of the
+/// unchanged files that are rebuilt rather than linked.
 fn index_needed(
-    prev: &Catalog,
-    next: &Catalog,
+    snap: &crate::db::Snapshot,
+    (prev, next): (&Catalog, &Catalog),
     prev_gen: Option<&Path>,
     chunks: &ChunkStore,
-) -> Result<(RangeIndex, Vec<(ObjectKey, ChunkId)>)> {
+) -> Result<(RangeIndex, Vec<(ObjectKey, ChunkId)>, HashSet<ChunkId>)> {
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
         matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
             && prev_gen.is_some_and(|g| {
@@ -368,9 +394,13 @@ fn index_needed(
     };
     let mut wanted: HashSet<ChunkId> = HashSet::new();
     let mut needed_by = Vec::new();
+    let mut relinked = HashSet::new();
     for (key, f) in next.files() {
         if linkable(key, f) {
             continue;
+        }
+        if matches!(prev.objects.get(key), Some(Object::File(p)) if p == f) {
+            relinked.extend(f.chunks().map(|r| r.id));
         }
         for r in f.chunks() {
             if !chunks.contains(&r.id) && wanted.insert(r.id) {
@@ -379,7 +409,7 @@ fn index_needed(
         }
     }
     let index = match prev_gen {
-        Some(g) => RangeIndex::build(prev, g, &wanted),
+        Some(g) => RangeIndex::from_snapshot(snap, g, &wanted)?,
         None => RangeIndex::empty(),
     };
     let wanting = needed_by
@@ -387,7 +417,7 @@ fn index_needed(
         .filter(|(_, id)| !index.contains(id))
         .map(|(k, id)| (k.clone(), id))
         .collect();
-    Ok((index, wanting))
+    Ok((index, wanting, relinked))
 }
 
 /// Step 4, continued: the objects whose chunks nothing holds are taken from
@@ -410,6 +440,39 @@ fn stage_adopted(
         );
     }
     Ok(())
+}
+
+/// The chunks `scrub` recorded missing ([`Db::missing`]) that the next
+/// catalog (`snap` changed by `overlay`) keeps, not as a range of a file,
+/// must be in the store or staging again (shipped again): otherwise the
+/// apply is refused, naming the chunk and an object keeping it. Returns the
+/// recorded chunks this apply resolves (held again, or no longer kept).
+fn check_missing(
+    db: &Db,
+    snap: &crate::db::Snapshot,
+    overlay: &ranges::Overlay,
+    chunks: &ChunkStore,
+) -> Result<Vec<ChunkId>> {
+    let mut resolved = Vec::new();
+    for id in db.missing()? {
+        let uses = overlay.uses(snap, &id)?;
+        if chunks.contains(&id) || uses.is_empty() {
+            resolved.push(id);
+            continue;
+        }
+        if let Some(u) = uses
+            .iter()
+            .find(|u| matches!(u, crate::db::Use::Held { .. }))
+        {
+            bail!(
+                "object {} needs chunk {id}, which neither the chunk store nor the bundle holds \
+                 (`ferry-in scrub` found it missing or rotten; have the outside re-ship it: \
+                 `ferry-out export --reship`)",
+                u.key()
+            );
+        }
+    }
+    Ok(resolved)
 }
 
 /// Copies into staging, checked, each chunk of `keep` (the chunks the store
@@ -438,10 +501,22 @@ fn commit(
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
     let m = b.manifest();
     // A rebase snapshot records the hash of the bundle it snapshots: the
-    // link the next bundle names.
-    let (stats, hash) = match crate::rebase::snapshot_of(b) {
-        Some(of) => (prev.delta_stats(&prev.diff(next)), of),
-        None => (prev.delta_stats(&m.changes), b.verified.hash),
+    // link the next bundle names. Its changes are from the empty catalog,
+    // so the stored catalog is replaced whole.
+    let (stats, hash, update) = match crate::rebase::snapshot_of(b) {
+        Some(of) => (
+            prev.delta_stats(&prev.diff(next)),
+            of,
+            CatalogUpdate::Whole(next),
+        ),
+        None => (
+            prev.delta_stats(&m.changes),
+            b.verified.hash,
+            CatalogUpdate::Delta {
+                sources: &m.sources,
+                changes: &m.changes,
+            },
+        ),
     };
     let new_applied = Applied {
         stream: Some(m.stream),
@@ -461,7 +536,7 @@ fn commit(
     };
     db.commit_apply_with(
         &new_applied,
-        next,
+        update,
         &entry,
         Some(&b.verified.signer),
         Some(view),
@@ -525,13 +600,27 @@ fn switch_current(layout: &Layout, name: &str) -> Result<()> {
     fsx::sync_dir(&store)
 }
 
+/// Which chunks of the store step 8 looks at.
+#[derive(Clone, Copy, Debug)]
+enum Prune<'a> {
+    /// None: the store is as the database says.
+    Nothing,
+    /// Those an apply touched ([`ranges::touched_chunks`]): the rest of the
+    /// store did not change.
+    Among(&'a HashSet<ChunkId>),
+    /// Every chunk of the store, against the whole catalog (after a crash).
+    All,
+}
+
 /// Steps 7 and 8: link, then drop what nothing refers to: every generation
 /// but the current one (and the previous one with `[store] keep_previous`),
-/// and every chunk of the store that the catalog does not need there.
+/// and every chunk of the store (among those `prune` names) that the
+/// catalog does not need there.
 fn finish(
     layout: &Layout,
+    db: &Db,
     applied: &Applied,
-    catalog: &Catalog,
+    prune: Prune<'_>,
     limits: &ReceiverLimits,
     policy: &Policy,
 ) -> Result<()> {
@@ -566,7 +655,25 @@ fn finish(
     }
     fsx::remove_dir_if_exists(&layout.staging())?;
     let current = applied.generation.as_ref().map(|g| layout.gen(g));
-    chunk_store(layout, limits).retain(&ranges::store_only(catalog, current.as_deref()))?;
+    let store = chunk_store(layout, limits);
+    match prune {
+        Prune::Nothing => {
+            store.sweep_temporary()?;
+        }
+        Prune::Among(touched) => {
+            let snap = db.snapshot()?;
+            let sources = snap.sources()?;
+            let gen = current.as_deref().map(|g| (g, &sources));
+            let none = ranges::Overlay::none();
+            let keep = ranges::store_only_among(&snap, &none, touched, gen)?;
+            store.discard(touched.iter().filter(|id| !keep.contains(id)))?;
+        }
+        Prune::All => {
+            let catalog = db.catalog()?;
+            store.retain(&ranges::store_only(&catalog, current.as_deref()))?;
+        }
+    }
+    db.clear_prune_pending()?;
     // Chunks pushed over QUIC for bundles now applied (by any route).
     if let Ok(rd) = std::fs::read_dir(layout.incoming()) {
         for e in rd.flatten() {
@@ -582,7 +689,22 @@ fn finish(
 
 /// Brings the store in line with the database after a crash: finishes an
 /// interrupted switch and removes leftovers. Safe to run at any time.
+///
+/// The chunk store is pruned whole only after an interrupted apply (a
+/// staging area or a `.tmp-` generation left, or the database's
+/// `prune_pending`: it stopped between moving staged chunks into the store
+/// and finishing): otherwise every apply pruned it already.
 pub fn recover(layout: &Layout, db: &Db, limits: &ReceiverLimits, policy: &Policy) -> Result<()> {
     let applied = db.applied()?;
-    finish(layout, &applied, &db.catalog()?, limits, policy)
+    let half_built = std::fs::read_dir(layout.gens()).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+    });
+    let interrupted = half_built || layout.staging().exists() || db.prune_pending()?;
+    let prune = if interrupted {
+        Prune::All
+    } else {
+        Prune::Nothing
+    };
+    finish(layout, db, &applied, prune, limits, policy)
 }

@@ -240,6 +240,47 @@ impl ChunkStore {
         Ok(dest)
     }
 
+    /// Removes the temporary files an interrupted write left in the store
+    /// proper (`.<id>.tmp`); lists the store, reads no chunk.
+    pub fn sweep_temporary(&self) -> Result<u64> {
+        let mut n = 0;
+        let Ok(rd) = std::fs::read_dir(&self.root) else {
+            return Ok(0);
+        };
+        for fan in rd.flatten() {
+            if !fan.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            for e in std::fs::read_dir(fan.path())?.flatten() {
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    std::fs::remove_file(e.path())
+                        .with_context(|| format!("cannot remove {}", e.path().display()))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes the chunks `ids` from the store proper, those it holds.
+    /// Returns how many it removed.
+    pub fn discard<'a>(&self, ids: impl Iterator<Item = &'a ChunkId>) -> Result<u64> {
+        let mut n = 0;
+        for id in ids {
+            let p = chunk_path(&self.root, id);
+            match std::fs::remove_file(&p) {
+                Ok(()) => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("cannot remove {}", p.display()))
+                    )
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Removes every chunk not in `keep`, and stray temporary files.
     /// Returns (chunks kept, bytes kept, chunks removed).
     pub fn retain(&self, keep: &HashSet<ChunkId>) -> Result<(u64, u64, u64)> {

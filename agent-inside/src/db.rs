@@ -22,9 +22,14 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+mod catalog;
 mod keyring;
 
+pub use catalog::{key_bytes, uses_of, CatalogUpdate, Snapshot, Use};
+
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Set in `meta` while the chunk store may hold chunks no commit accounts for.
+const PRUNE_PENDING: &str = "prune_pending";
 const TRUST: TableDefinition<&[u8; 32], u64> = TableDefinition::new("trusted_keys");
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("history");
 const HELD: TableDefinition<u64, &[u8]> = TableDefinition::new("held");
@@ -136,7 +141,11 @@ impl Db {
         txn.open_table(HISTORY).map_err(ctx("open"))?;
         txn.open_table(HELD).map_err(ctx("open"))?;
         txn.open_table(SIGNERS).map_err(ctx("open"))?;
+        txn.open_table(catalog::OBJECTS).map_err(ctx("open"))?;
+        txn.open_multimap_table(catalog::USES)
+            .map_err(ctx("open"))?;
         migrate_bindings(&txn)?;
+        catalog::migrate(&txn)?;
         txn.commit().map_err(ctx("commit"))?;
         Ok(Db { db })
     }
@@ -156,12 +165,16 @@ impl Db {
         })
     }
 
-    /// The catalog of the current generation.
+    /// The catalog of the current generation, read whole.
     pub fn catalog(&self) -> Result<Catalog> {
-        Ok(match self.get_meta("catalog")? {
-            Some(b) => Catalog::from_bytes(&b)?,
-            None => Catalog::default(),
-        })
+        self.snapshot()?.catalog()
+    }
+
+    /// The catalog of the current generation as this moment's read
+    /// transaction sees it (rows read on demand; later commits do not
+    /// change it).
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Ok(Snapshot::new(self.db.begin_read().map_err(ctx("begin"))?))
     }
 
     /// Commits an apply: new applied record, catalog and history entry, and
@@ -171,23 +184,26 @@ impl Db {
     pub fn commit_apply(
         &self,
         applied: &Applied,
-        catalog: &Catalog,
+        catalog: CatalogUpdate<'_>,
         entry: &HistoryEntry,
         signer: Option<&PublicKey>,
     ) -> Result<()> {
         self.commit_apply_with(applied, catalog, entry, signer, None)
+            .map(|_| ())
     }
 
     /// [`Db::commit_apply`], committing the trust `view` the bundle's
     /// statements made ([`crate::trust::View::admit`]) in the same transaction.
+    /// A [`CatalogUpdate::Delta`] writes only the rows of the keys it
+    /// changes; returns the catalog rows written or removed.
     pub fn commit_apply_with(
         &self,
         applied: &Applied,
-        catalog: &Catalog,
+        catalog: CatalogUpdate<'_>,
         entry: &HistoryEntry,
         signer: Option<&PublicKey>,
         view: Option<&crate::trust::View>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let txn = self.db.begin_write().map_err(ctx("begin"))?;
         if let Some(v) = view {
             keyring::write_view(&txn, v, applied.stream)?;
@@ -207,13 +223,46 @@ impl Db {
             let mut m = txn.open_table(META).map_err(ctx("open"))?;
             m.insert("applied", postcard::to_stdvec(applied)?.as_slice())
                 .map_err(ctx("write"))?;
-            m.insert("catalog", catalog.to_bytes().as_slice())
-                .map_err(ctx("write"))?;
             let mut h = txn.open_table(HISTORY).map_err(ctx("open"))?;
             h.insert(applied.sequence, postcard::to_stdvec(entry)?.as_slice())
                 .map_err(ctx("write"))?;
             let mut held = txn.open_table(HELD).map_err(ctx("open"))?;
             held.remove(applied.sequence).map_err(ctx("write"))?;
+        }
+        let rows = catalog::write(&txn, catalog)?;
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(rows)
+    }
+
+    /// Records that the chunk store may hold chunks the database does not
+    /// account for (an apply is moving staged chunks in), so that a
+    /// [`crate::apply::recover`] after a crash prunes it whole.
+    pub fn set_prune_pending(&self) -> Result<()> {
+        self.set_meta(PRUNE_PENDING, Some(&[1]))
+    }
+
+    /// Clears what [`Db::set_prune_pending`] records (a write only when set).
+    pub fn clear_prune_pending(&self) -> Result<()> {
+        if self.prune_pending()? {
+            self.set_meta(PRUNE_PENDING, None)?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`Db::set_prune_pending`] was recorded and not cleared since.
+    pub fn prune_pending(&self) -> Result<bool> {
+        Ok(self.get_meta(PRUNE_PENDING)?.is_some())
+    }
+
+    fn set_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut m = txn.open_table(META).map_err(ctx("open"))?;
+            match value {
+                Some(v) => m.insert(key, v).map(|_| ()),
+                None => m.remove(key).map(|_| ()),
+            }
+            .map_err(ctx("write"))?;
         }
         txn.commit().map_err(ctx("commit"))?;
         Ok(())
@@ -501,7 +550,8 @@ mod tests {
             changed: 0,
             removed: 0,
         };
-        db.commit_apply(&applied, &catalog, &entry, None).unwrap();
+        db.commit_apply(&applied, CatalogUpdate::Whole(&catalog), &entry, None)
+            .unwrap();
         drop(db);
 
         let db = Db::open(&tmp.path().join("state/ferry-in.redb")).unwrap();
@@ -569,8 +619,13 @@ mod tests {
             changed: 0,
             removed: 0,
         };
-        db.commit_apply(&applied, &Catalog::default(), &entry, Some(&stranger))
-            .unwrap();
+        db.commit_apply(
+            &applied,
+            CatalogUpdate::Whole(&Catalog::default()),
+            &entry,
+            Some(&stranger),
+        )
+        .unwrap();
         assert_eq!(db.signer(1).unwrap(), Some(stranger));
         assert_eq!(db.signer(2).unwrap(), None);
         let bound = db.binding(&stranger).unwrap();

@@ -23,12 +23,12 @@
 
 use crate::apply::{self, ApplyOptions};
 use crate::bundle::{self, Bundle};
-use crate::db::{Applied, Db, Held};
+use crate::db::{Applied, Db, Held, Use};
 use crate::layout::Layout;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::units::human_bytes;
 use ferry_agent_common::{format_time, media};
-use ferry_protocol::catalog::{Catalog, Change};
+use ferry_protocol::catalog::{Catalog, Change, Object};
 use ferry_protocol::id::StreamId;
 use ferry_protocol::limits::ReceiverLimits;
 use ferry_protocol::path::ObjectKey;
@@ -702,7 +702,10 @@ pub fn verify(
     )?;
     // Follow the chain in memory from what is applied, as an import would.
     let mut applied = db.applied()?;
-    let mut catalog: Catalog = db.catalog()?;
+    let snap = db.snapshot()?;
+    let mut catalog: Catalog = snap.catalog()?;
+    // The changes of the bundles verified so far, one per key.
+    let mut since_db: Vec<Change> = Vec::new();
     let chunks = apply::chunk_store(layout, limits);
     let mut carried_so_far = HashSet::new();
     let mut view = db.view()?;
@@ -735,37 +738,34 @@ pub fn verify(
             m.check_result(&next, limits)?;
             crate::store::check_all(&next)?;
             carried_so_far.extend(m.chunks.iter().map(|c| c.id));
-            // Chunks of files carried as chunks are ranges of those files
-            // once applied (`crate::ranges`).
-            let ranges = crate::ranges::range_ids(&catalog);
             // An object this bundle puts is built from all its chunks; one
-            // it leaves alone needs only those the inside keeps (not a
-            // patch's: `FileObject::held_chunks`).
-            let put: HashSet<&ObjectKey> = m
-                .changes
-                .iter()
-                .filter_map(|c| match c {
-                    Change::Put { key, .. } => Some(key),
-                    Change::Remove { .. } => None,
-                })
-                .collect();
-            for (key, f) in next.files() {
-                let mut needed: Box<dyn Iterator<Item = _>> = if put.contains(key) {
-                    Box::new(f.chunks())
-                } else {
-                    Box::new(f.held_chunks())
+            // it leaves alone keeps what it has (the store holds each kept
+            // chunk that is not a range: `crate::ranges`). Chunks of files
+            // carried as chunks are ranges of those files once applied,
+            // looked up in the stored index changed by the bundles before.
+            let overlay = crate::ranges::Overlay::of(&since_db);
+            for c in &m.changes {
+                let Change::Put {
+                    key,
+                    object: Object::File(f),
+                } = c
+                else {
+                    continue;
                 };
-                if let Some(r) = needed.find(|r| {
-                    !carried_so_far.contains(&r.id)
-                        && !ranges.contains(&r.id)
-                        && !chunks.contains(&r.id)
-                }) {
-                    bail!(
-                        "object {key} needs chunk {}, which neither the store nor the bundles hold",
-                        r.id
-                    );
+                for r in f.chunks() {
+                    if carried_so_far.contains(&r.id) || chunks.contains(&r.id) {
+                        continue;
+                    }
+                    let uses = overlay.uses(&snap, &r.id)?;
+                    if !uses.iter().any(|u| matches!(u, Use::Range { .. })) {
+                        bail!(
+                            "object {key} needs chunk {}, which neither the store nor the bundles hold",
+                            r.id
+                        );
+                    }
                 }
             }
+            merge_changes(&mut since_db, &m.changes);
             catalog = next;
             view = admit(&view, b, &applied)?;
             applied = Applied {
@@ -785,6 +785,13 @@ pub fn verify(
         }
     }
     Ok(report)
+}
+
+/// Adds `changes` to `acc`, the last change of each key winning.
+fn merge_changes(acc: &mut Vec<Change>, changes: &[Change]) {
+    let new: HashSet<&ObjectKey> = changes.iter().map(|c| c.key()).collect();
+    acc.retain(|c| !new.contains(c.key()));
+    acc.extend(changes.iter().cloned());
 }
 
 /// Decodes every chunk of a bundle and checks it against its id, storing nothing.

@@ -16,17 +16,19 @@
 //! the chunk's BLAKE3 id before anything uses them, so a rotten range is
 //! named and never used to build an object.
 //!
-//! The index `ChunkId -> (file, offset, length)` is built per import from the
-//! catalog (which the import holds whole anyway), for the chunks that import
-//! needs and nothing else: one pass over the catalog's chunk lists, memory
-//! in proportion to the change.
+//! Where a chunk lies is read from the state database's chunk-use index
+//! (`crate::db::Use`, kept by every apply's delta): [`RangeIndex::from_snapshot`]
+//! for the chunks an import needs, [`store_only_among`] for the chunks its
+//! changes touch, so neither walks the catalog. [`store_only`] (the whole
+//! catalog) is for `recover` after an interrupted apply.
 
 use crate::chunkstore::ChunkStore;
+use crate::db::{Snapshot, Use};
 use anyhow::Result;
-use ferry_protocol::catalog::{Catalog, Encoding, FileObject};
+use ferry_protocol::catalog::{Catalog, Change, Encoding, FileObject, Object, SourceKind};
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::path::ObjectKey;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -179,6 +181,35 @@ impl RangeIndex {
         RangeIndex { at }
     }
 
+    /// The locations, in the files of `gen_dir` (the generation serving the
+    /// catalog of `snap`), of the chunks in `wanted`, from the stored chunk
+    /// index: rows read in proportion to `wanted`. Files are not opened here.
+    pub fn from_snapshot(
+        snap: &Snapshot,
+        gen_dir: &Path,
+        wanted: &HashSet<ChunkId>,
+    ) -> Result<RangeIndex> {
+        let sources = snap.sources()?;
+        let mut at: HashMap<ChunkId, Vec<Location>> = HashMap::new();
+        for id in wanted {
+            for u in snap.uses(id)? {
+                let Use::Range { key, offset, len } = u else {
+                    continue;
+                };
+                let Some(rel) = rel_in(&sources, &key) else {
+                    continue;
+                };
+                at.entry(*id).or_default().push(Location {
+                    path: gen_dir.join(rel),
+                    key,
+                    offset,
+                    len,
+                });
+            }
+        }
+        Ok(RangeIndex { at })
+    }
+
     /// Whether some stored file is said to hold `id` (nothing is read).
     pub fn contains(&self, id: &ChunkId) -> bool {
         self.at.contains_key(id)
@@ -232,6 +263,109 @@ pub fn store_only(catalog: &Catalog, gen_dir: Option<&Path>) -> HashSet<ChunkId>
         .flat_map(|(_, f)| f.held_chunks().map(|c| c.id))
         .filter(|id| !ranges.contains(id))
         .collect()
+}
+
+/// How the catalog an apply is about to commit uses chunks, as the stored
+/// catalog (a [`Snapshot`] of the one before) changed by the apply's
+/// changes: the uses by the changed keys are dropped, those of the objects
+/// put added. Built from the changes only.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    changed: HashSet<ObjectKey>,
+    added: HashMap<ChunkId, Vec<Use>>,
+}
+
+impl Overlay {
+    /// No change: the snapshot is the catalog (after the commit).
+    pub fn none() -> Overlay {
+        Overlay::default()
+    }
+
+    /// The uses `changes` remove (every changed key's) and add (each put file's).
+    pub fn of(changes: &[Change]) -> Overlay {
+        let mut o = Overlay::default();
+        for c in changes {
+            o.changed.insert(c.key().clone());
+            if let Change::Put {
+                key,
+                object: Object::File(f),
+            } = c
+            {
+                for (id, u) in crate::db::uses_of(key, f) {
+                    o.added.entry(id).or_default().push(u);
+                }
+            }
+        }
+        o
+    }
+
+    /// The uses of `id` in the catalog `snap` changed by this overlay.
+    pub fn uses(&self, snap: &Snapshot, id: &ChunkId) -> Result<Vec<Use>> {
+        let mut out: Vec<Use> = snap
+            .uses(id)?
+            .into_iter()
+            .filter(|u| !self.changed.contains(u.key()))
+            .collect();
+        out.extend(self.added.get(id).into_iter().flatten().cloned());
+        Ok(out)
+    }
+}
+
+/// Every chunk whose place (chunk store, range, or neither) `changes` may
+/// change: the chunks of the objects they replace or remove (as `snap`, the
+/// catalog before, holds them) and of the objects they put.
+pub fn touched_chunks(snap: &Snapshot, changes: &[Change]) -> Result<HashSet<ChunkId>> {
+    let mut out = HashSet::new();
+    for c in changes {
+        if let Some(Object::File(f)) = snap.get(c.key())? {
+            out.extend(f.chunks().map(|r| r.id));
+        }
+        if let Change::Put {
+            object: Object::File(f),
+            ..
+        } = c
+        {
+            out.extend(f.chunks().map(|r| r.id));
+        }
+    }
+    Ok(out)
+}
+
+/// Of `candidates`, the chunks the chunk store must hold for the catalog
+/// `snap` changed by `overlay`: kept by an object and not a range of a
+/// file (of `gen`, the generation directory and its sources, when given:
+/// a file counts when it is there with the range inside it; `None`: every
+/// file counts). [`store_only`] restricted to the candidates, reading only
+/// their rows.
+pub fn store_only_among(
+    snap: &Snapshot,
+    overlay: &Overlay,
+    candidates: &HashSet<ChunkId>,
+    gen: Option<(&Path, &BTreeMap<String, SourceKind>)>,
+) -> Result<HashSet<ChunkId>> {
+    let mut keep = HashSet::new();
+    for id in candidates {
+        let uses = overlay.uses(snap, id)?;
+        let is_range = uses.iter().any(|u| match (u, gen) {
+            (Use::Range { .. }, None) => true,
+            (Use::Range { key, offset, len }, Some((dir, sources))) => rel_in(sources, key)
+                .is_some_and(|rel| {
+                    dir.join(rel)
+                        .metadata()
+                        .is_ok_and(|m| m.is_file() && m.len() >= offset + *len as u64)
+                }),
+            (Use::Held { .. }, _) => false,
+        });
+        if !uses.is_empty() && !is_range {
+            keep.insert(*id);
+        }
+    }
+    Ok(keep)
+}
+
+fn rel_in(sources: &BTreeMap<String, SourceKind>, key: &ObjectKey) -> Option<PathBuf> {
+    let kind = sources.get(&key.source)?;
+    Some(Path::new(kind.name()).join(&key.source).join(&key.path))
 }
 
 /// Where a build reads chunks: the chunk store (with the staging area of

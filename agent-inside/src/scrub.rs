@@ -203,6 +203,13 @@ pub fn scrub(layout: &Layout, max_chunk: u32) -> Result<Report> {
     if !report.ok() || report.chunks_salvaged > 0 {
         crate::apply::sync_filesystem(&layout.root)?;
     }
+    // An apply looks at these, not at every kept chunk of the catalog.
+    db.record_missing(
+        report
+            .bad_chunks
+            .iter()
+            .filter_map(|c| ChunkId::from_hex(&c.id)),
+    )?;
     drop(db);
     Ok(report)
 }

@@ -61,17 +61,20 @@ EOF
 STREAM=$("$FERRY_OUT" --state "$OUT" status | awk '/^stream:/{print $2}')
 "$FERRY_IN" --state "$IN" trust add "$OUT/signing.pub" --stream "$STREAM" >/dev/null
 
-# timed NAME CMD...: prints wall seconds and peak RSS of CMD.
+# timed NAME CMD...: prints wall seconds, CPU seconds (user + system) and
+# peak RSS of CMD.
 timed() {
     local name=$1; shift
-    /usr/bin/time -f '%e %M' -o "$DIR/times/$name" "$@" >"$DIR/times/$name.log" 2>&1 || {
+    /usr/bin/time -f '%e %M %U %S' -o "$DIR/times/$name" "$@" >"$DIR/times/$name.log" 2>&1 || {
         echo "scale.sh: $name failed:" >&2; tail -n 20 "$DIR/times/$name.log" >&2; exit 1; }
-    read -r wall rss < <(tail -n 1 "$DIR/times/$name")
-    printf '%7.2f s %7.1f MiB' "$wall" "$(awk -v k="$rss" 'BEGIN{print k/1024}')"
+    read -r wall rss user sys < <(tail -n 1 "$DIR/times/$name")
+    printf '%6.2fs %6.2fcpu %6.1fMiB' "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN{print u+s}')" \
+        "$(awk -v k="$rss" 'BEGIN{print k/1024}')"
 }
 size() { du -sb "$1" | awk '{printf "%.1f MB", $1/1e6}'; }
 
-printf '%-9s %-26s %-26s %-12s %-12s %-12s\n' step export import bundle ledger inside-db
+printf '%-6s %-30s %-30s %-10s %-10s %-10s\n' step 'export (wall cpu rss)' 'import (wall cpu rss)' bundle ledger inside-db
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for n in $(seq 0 "$DELTAS"); do
     if (( n > 0 )); then
         for k in $(seq 1 "$CHANGED"); do
@@ -82,7 +85,7 @@ for n in $(seq 0 "$DELTAS"); do
     media=$DIR/media/$n
     e=$(timed "export-$n" "$FERRY_OUT" --state "$OUT" export --config "$DIR/ferry-out.toml" --to "$media")
     i=$(timed "import-$n" "$FERRY_IN" --state "$IN" import "$media")
-    printf '%-9s %-26s %-26s %-12s %-12s %-12s\n' "$n" "$e" "$i" "$(size "$media")" \
+    printf '%-6s %-30s %-30s %-10s %-10s %-10s\n' "$n" "$e" "$i" "$(size "$media")" \
         "$(size "$OUT/ferry-out.redb")" "$(size "$IN/ferry-in.redb")"
     rm -rf "$media"
 done

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Serve throughput (issue 15): `ferry-in serve` and nginx side by side on the
+# same generation, GETs of random small files of a scale.sh tree (wrk, keep-alive).
+#
+#   tests/bench/serve_vs_nginx.sh STATE [FILES]
+#
+# STATE is an inside state a scale.sh run left (SCALE_DIR/in); FILES the number
+# of files of its tree (default 200000). Environment: FERRY_IN (default
+# target/release/ferry-in), SERVE_SECS (default 10), SERVE_CONNS (default 16).
+# Prints requests/s and transfer/s of each, warm (one pass first, so serve has
+# verified the files it sends; nginx has the page cache too).
+set -Eeuo pipefail
+STATE=${1:?usage: serve_vs_nginx.sh STATE [FILES]}
+FILES=${2:-200000}
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FERRY_IN=${FERRY_IN:-$SCRIPT_DIR/../../target/release/ferry-in}
+SECS=${SERVE_SECS:-10}
+CONNS=${SERVE_CONNS:-16}
+for t in nginx wrk; do
+    command -v $t >/dev/null || { echo "serve_vs_nginx.sh: needs $t (apt-get install nginx wrk)" >&2; exit 1; }
+done
+WORK=$(mktemp -d /tmp/ferry-serve-bench.XXXXXX)
+FERRY_PORT=18081 NGINX_PORT=18082
+cat >"$WORK/nginx.conf" <<CONF
+user root;
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/tmp;
+    proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp; uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+    server { listen 127.0.0.1:$NGINX_PORT; root $(readlink -f "$STATE/store/current")/files; }
+}
+CONF
+mkdir -p "$WORK/tmp"
+cat >"$WORK/random.lua" <<LUA
+math.randomseed(42)
+request = function()
+  local i = math.random(0, $FILES - 1)
+  return wrk.format("GET", string.format(prefix .. "/mirror/d%04d/f%07d.txt", math.floor(i / 1000), i))
+end
+LUA
+"$FERRY_IN" --state "$STATE" serve --listen "127.0.0.1:$FERRY_PORT" >"$WORK/serve.log" 2>&1 &
+FERRY_PID=$!
+nginx -c "$WORK/nginx.conf"
+cleanup() {
+    kill "$FERRY_PID" 2>/dev/null || true
+    [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    sleep 0.5; rm -rf "$WORK"
+}
+trap cleanup EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$FERRY_PORT/healthz" >/dev/null && break; sleep 0.2; done
+one() { # NAME URL-PREFIX PORT
+    local lua=$WORK/$1.lua
+    sed "s|prefix ..|\"$2\" ..|" "$WORK/random.lua" >"$lua"
+    wrk -t2 -c"$CONNS" -d"$SECS"s -s "$lua" "http://127.0.0.1:$3" >/dev/null  # warm-up
+    wrk -t2 -c"$CONNS" -d"$SECS"s -s "$lua" "http://127.0.0.1:$3" | awk -v n="$1" '
+        /Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2} /Non-2xx/ {bad=$NF}
+        END {printf "%-8s %10s req/s %10s/s%s\n", n, r, t, bad ? "  NON-2xx: " bad : ""}'
+}
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $CONNS connections, ${SECS}s, random files of $FILES"
+one ferry /files 18081
+one nginx "" 18082
