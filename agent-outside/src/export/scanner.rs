@@ -355,8 +355,10 @@ impl Scanner<'_> {
         // Nothing to patch against (a first export, a new package): the
         // object streams through the chunker as with deltas off, its chunks
         // going to the volume writer as they are cut, and its copy (the base
-        // of the next patch) is written on the way.
-        if self.families.predecessor(key, hint, 0).is_none() {
+        // of the next patch) is written on the way. Not while inventories
+        // name adopted content: whether an object is adopted is known only
+        // from its whole digest, before any chunk may go.
+        if self.adopted.is_empty() && self.families.predecessor(key, hint, 0).is_none() {
             let mut teed = self.refs.tee(reader, self.delta.max_object)?;
             let whole = self.chunk_object(&mut teed, executable)?;
             self.refs.keep(teed, &whole.sha256)?;
