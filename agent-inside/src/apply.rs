@@ -224,8 +224,11 @@ fn prepare_and_commit(
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
-    let (ranges, wanting, relinked) =
-        index_needed(&snap, (&prev, &next), prev_gen.as_deref(), &chunks)?;
+    let Needed {
+        ranges,
+        wanting,
+        relinked,
+    } = index_needed(&snap, (&prev, &next), prev_gen.as_deref(), &chunks)?;
     stage_adopted(layout, &next, &wanting, &chunks)?;
     let source = ChunkSource {
         store: &chunks,
@@ -383,7 +386,7 @@ fn index_needed(
     (prev, next): (&Catalog, &Catalog),
     prev_gen: Option<&Path>,
     chunks: &ChunkStore,
-) -> Result<(RangeIndex, Vec<(ObjectKey, ChunkId)>, HashSet<ChunkId>)> {
+) -> Result<Needed> {
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
         matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
             && prev_gen.is_some_and(|g| {
@@ -417,7 +420,21 @@ fn index_needed(
         .filter(|(_, id)| !index.contains(id))
         .map(|(k, id)| (k.clone(), id))
         .collect();
-    Ok((index, wanting, relinked))
+    Ok(Needed {
+        ranges: index,
+        wanting,
+        relinked,
+    })
+}
+
+/// What [`index_needed`] found.
+struct Needed {
+    /// Where the chunks the build needs lie in the previous generation.
+    ranges: RangeIndex,
+    /// Chunks nothing holds, with an object needing each (for adopt).
+    wanting: Vec<(ObjectKey, ChunkId)>,
+    /// The chunks of unchanged files rebuilt rather than linked.
+    relinked: HashSet<ChunkId>,
 }
 
 /// Step 4, continued: the objects whose chunks nothing holds are taken from
