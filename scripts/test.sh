@@ -52,7 +52,10 @@ cargo test --workspace --no-run --quiet >"$log" 2>&1
 status=$?
 if [ "$status" -eq 0 ]; then
   e2e_log=$(mktemp)
-  cargo test -p ferry-e2e --no-fail-fast >"$e2e_log" 2>&1 &
+  # Four at a time: most of an end-to-end test is waiting on the agents,
+  # clients and servers it drives (the diode tests, which must not be
+  # starved, still run one at a time: tests/lib.rs `alone`).
+  cargo test -p ferry-e2e --no-fail-fast -- --test-threads 4 >"$e2e_log" 2>&1 &
   e2e_pid=$!
   cargo test --workspace --exclude ferry-e2e --no-fail-fast >>"$log" 2>&1
   status=$?
