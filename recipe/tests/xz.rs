@@ -29,7 +29,7 @@ fn xz_cli_variants_reproduce() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data");
-    std::fs::write(&file, sample_data(256 << 10)).unwrap();
+    std::fs::write(&file, sample_data(128 << 10)).unwrap();
     let variants: &[&[&str]] = &[
         &["-0"],
         &["-1"],
@@ -78,8 +78,8 @@ fn the_prefix_search_picks_parameters_that_rebuild_the_stream() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data");
-    // Longer than the prefix the search encodes.
-    std::fs::write(&file, sample_data(3 << 20)).unwrap();
+    // Longer than the prefix the search encodes (1 MiB).
+    std::fs::write(&file, sample_data(3 << 19)).unwrap();
     let variants: &[&[&str]] = &[&["-6"], &["-6", "-e"], &["-1"], &["-9"], &["-T2"]];
     for args in variants {
         let out = run(
