@@ -27,6 +27,19 @@ pub fn load(layout: &Layout) -> Result<Vec<Failure>> {
     }
 }
 
+/// Records `b` refused for `refusal`, now (see [`record`]).
+pub fn record_bundle(layout: &Layout, b: &crate::bundle::Bundle, refusal: String) {
+    record(
+        layout,
+        Failure {
+            sequence: b.sequence(),
+            hash: Some(b.verified.hash),
+            refusal,
+            at: ferry_agent_common::now_unix(),
+        },
+    );
+}
+
 /// Records a refusal; a failure to record it only warns (the import's own
 /// report stands).
 pub fn record(layout: &Layout, failure: Failure) {

@@ -387,6 +387,28 @@ pub fn refused(b: &Bundle, why: Refusal) -> anyhow::Error {
     ))
 }
 
+/// What `import` and `verify` read from `media_dir`: its root-signed
+/// revocations applied first, then its bundles found and checked
+/// ([`discover`]), with their co-signatures and validity extensions.
+fn from_media(
+    layout: &Layout,
+    db: &Db,
+    media_dir: &Path,
+    limits: &ReceiverLimits,
+    opts: &ApplyOptions,
+    report: &mut Report,
+) -> Result<Vec<Bundle>> {
+    crate::trust::revocations::apply_file(db, media_dir)?;
+    let mut bundles = discover(layout, db, Some(media_dir), limits, report)?;
+    crate::trust::extend_all(
+        db,
+        &mut bundles,
+        &opts.policy,
+        ferry_agent_common::now_unix(),
+    )?;
+    Ok(bundles)
+}
+
 /// Opens every bundle under `media` and in the held area; failures go to the report.
 fn discover(
     layout: &Layout,
@@ -572,21 +594,14 @@ pub fn import(
     apply::recover(layout, &db, limits, &opts.policy)?;
     sweep_held_leftovers(layout)?;
     let mut report = Report::default();
-    crate::trust::revocations::apply_file(&db, media_dir)?;
-    let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
-    crate::trust::extend_all(
-        &db,
-        &mut bundles,
-        &opts.policy,
-        ferry_agent_common::now_unix(),
-    )?;
+    let bundles = from_media(layout, &db, media_dir, limits, &opts, &mut report)?;
     let mut stop_after_failure = false;
     for b in &bundles {
         let applied = db.applied()?;
         let now = ferry_agent_common::now_unix();
         match decide(&db, &applied, b, opts, now)? {
             Decision::Refuse(why) => {
-                crate::failures::record(layout, failure(b, why.name().to_string()));
+                crate::failures::record_bundle(layout, b, why.name().to_string());
                 drop_refused_held(layout, &db, b, &mut report)?;
                 fail(&mut report, refused(b, why));
             }
@@ -622,16 +637,6 @@ pub fn import(
     Ok(report)
 }
 
-/// The record of `b` refused for `refusal`, now.
-fn failure(b: &Bundle, refusal: String) -> crate::failures::Failure {
-    crate::failures::Failure {
-        sequence: b.sequence(),
-        hash: Some(b.verified.hash),
-        refusal,
-        at: ferry_agent_common::now_unix(),
-    }
-}
-
 /// Applies `b`; false when it failed (reported). A held bundle refused
 /// (by its chain link or expiry) is deleted from the held area.
 fn apply_one(
@@ -651,7 +656,7 @@ fn apply_one(
             Ok(true)
         }
         Err(e) => {
-            crate::failures::record(layout, failure(b, crate::failures::name_of(&e)));
+            crate::failures::record_bundle(layout, b, crate::failures::name_of(&e));
             if e.chain().any(|c| c.downcast_ref::<Refusal>().is_some()) {
                 drop_refused_held(layout, db, b, report)?;
             }
@@ -692,14 +697,7 @@ pub fn verify(
 ) -> Result<Report> {
     let db = Db::open(&layout.db())?;
     let mut report = Report::default();
-    crate::trust::revocations::apply_file(&db, media_dir)?;
-    let mut bundles = discover(layout, &db, Some(media_dir), limits, &mut report)?;
-    crate::trust::extend_all(
-        &db,
-        &mut bundles,
-        &opts.policy,
-        ferry_agent_common::now_unix(),
-    )?;
+    let bundles = from_media(layout, &db, media_dir, limits, &opts, &mut report)?;
     // Follow the chain in memory from what is applied, as an import would.
     let mut applied = db.applied()?;
     let snap = db.snapshot()?;

@@ -62,7 +62,7 @@ pub enum InventoryError {
     Body(String),
 }
 
-const MIN_BYTES: usize = 8 + 1 + 32 + 64;
+const MIN_BYTES: usize = crate::signed_file::OVERHEAD;
 
 impl Inventory {
     /// An inventory of `objects` (sorted and deduplicated here).
@@ -79,14 +79,7 @@ impl Inventory {
     /// The signed file.
     pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
         let body = postcard::to_stdvec(self).expect("an inventory always serializes");
-        let mut out = Vec::with_capacity(MIN_BYTES + body.len());
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        out.extend_from_slice(&key.public().0);
-        out.extend_from_slice(&body);
-        let sig = key.sign(&out);
-        out.extend_from_slice(&sig);
-        out
+        crate::signed_file::seal(MAGIC, VERSION, key, &body)
     }
 
     /// Checks an inventory file: size, magic, version, a signer among
@@ -96,25 +89,18 @@ impl Inventory {
         file: &[u8],
         trusted: &[PublicKey],
     ) -> Result<(Inventory, PublicKey), InventoryError> {
-        if !(MIN_BYTES..=MAX_INVENTORY_BYTES).contains(&file.len()) {
-            return Err(InventoryError::Size(file.len()));
-        }
-        if &file[..8] != MAGIC {
-            return Err(InventoryError::Magic);
-        }
-        if file[8] != VERSION {
-            return Err(InventoryError::Version(file[8]));
-        }
-        let signer = PublicKey(file[9..41].try_into().expect("32 bytes"));
-        if !trusted.contains(&signer) {
-            return Err(InventoryError::Untrusted(signer.to_text()));
-        }
-        let (signed, sig) = file.split_at(file.len() - 64);
-        signer
-            .verify(signed, sig.try_into().expect("64 bytes"))
-            .map_err(|_| InventoryError::Signature)?;
+        use crate::signed_file::Refused;
+        let (_, signer, body) =
+            crate::signed_file::open(file, MAGIC, &[VERSION], MAX_INVENTORY_BYTES, trusted)
+                .map_err(|e| match e {
+                    Refused::Size(n) => InventoryError::Size(n),
+                    Refused::Magic => InventoryError::Magic,
+                    Refused::Version(v) => InventoryError::Version(v),
+                    Refused::Untrusted(k) => InventoryError::Untrusted(k),
+                    Refused::Signature => InventoryError::Signature,
+                })?;
         let inv: Inventory =
-            postcard::from_bytes(&signed[41..]).map_err(|e| InventoryError::Body(e.to_string()))?;
+            postcard::from_bytes(body).map_err(|e| InventoryError::Body(e.to_string()))?;
         if inv.objects.len() > MAX_OBJECTS {
             return Err(InventoryError::Body(format!(
                 "{} objects, more than {MAX_OBJECTS}",

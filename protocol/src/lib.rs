@@ -48,6 +48,7 @@ pub mod path;
 pub mod push;
 pub mod rebase;
 pub mod receipt;
+mod signed_file;
 pub mod trust;
 pub mod volume;
 

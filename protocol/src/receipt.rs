@@ -117,7 +117,7 @@ pub enum ReceiptError {
     Text,
 }
 
-const MIN_BYTES: usize = 8 + 1 + 32 + 64;
+const MIN_BYTES: usize = crate::signed_file::OVERHEAD;
 
 /// The digest of an inventory: BLAKE3 of the catalog's encoding. Both sides
 /// compute it the same way (the outside from its ledger's catalog).
@@ -157,14 +157,7 @@ impl Receipt {
         }
         let mut body = postcard::to_stdvec(&self.trimmed()).expect("a receipt always serializes");
         body.extend(postcard::to_stdvec(&failures).expect("failures always serialize"));
-        let mut out = Vec::with_capacity(MIN_BYTES + body.len());
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        out.extend_from_slice(&key.public().0);
-        out.extend_from_slice(&body);
-        let sig = key.sign(&out);
-        out.extend_from_slice(&sig);
-        out
+        crate::signed_file::seal(MAGIC, VERSION, key, &body)
     }
 
     /// Checks a receipt file: size, magic, version, a signer among
@@ -179,27 +172,18 @@ impl Receipt {
         file: &[u8],
         trusted: &[PublicKey],
     ) -> Result<(Receipt, Vec<Failure>, PublicKey), ReceiptError> {
-        if !(MIN_BYTES..=MAX_RECEIPT_BYTES).contains(&file.len()) {
-            return Err(ReceiptError::Size(file.len()));
-        }
-        if &file[..8] != MAGIC {
-            return Err(ReceiptError::Magic);
-        }
-        let version = file[8];
-        if version != 1 && version != VERSION {
-            return Err(ReceiptError::Version(version));
-        }
-        let signer = PublicKey(file[9..41].try_into().expect("32 bytes"));
-        if !trusted.contains(&signer) {
-            return Err(ReceiptError::Untrusted(signer.to_text()));
-        }
-        let (signed, sig) = file.split_at(file.len() - 64);
-        signer
-            .verify(signed, sig.try_into().expect("64 bytes"))
-            .map_err(|_| ReceiptError::Signature)?;
+        use crate::signed_file::Refused;
+        let (version, signer, signed_body) =
+            crate::signed_file::open(file, MAGIC, &[1, VERSION], MAX_RECEIPT_BYTES, trusted)
+                .map_err(|e| match e {
+                    Refused::Size(n) => ReceiptError::Size(n),
+                    Refused::Magic => ReceiptError::Magic,
+                    Refused::Version(v) => ReceiptError::Version(v),
+                    Refused::Untrusted(k) => ReceiptError::Untrusted(k),
+                    Refused::Signature => ReceiptError::Signature,
+                })?;
         let body = |e: postcard::Error| ReceiptError::Body(e.to_string());
-        let (receipt, rest): (Receipt, _) =
-            postcard::take_from_bytes(&signed[41..]).map_err(body)?;
+        let (receipt, rest): (Receipt, _) = postcard::take_from_bytes(signed_body).map_err(body)?;
         let (failures, rest) = match version {
             1 => (Vec::new(), rest),
             _ => postcard::take_from_bytes::<Vec<Failure>>(rest).map_err(body)?,

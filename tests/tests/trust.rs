@@ -173,8 +173,18 @@ fn export_from(env: &Env, state: &std::path::Path, media: &str) -> Run {
     )
 }
 
-#[test]
-fn a_leaked_key_is_revoked_by_the_root_or_by_hand_and_what_it_signs_after_is_refused() {
+/// An outside with a root key, an inside told both keys and holding bundle
+/// 1, and the signing key leaked: its short name, a copy of its public
+/// half, and the thief's copy of the outside state.
+struct Leak {
+    env: Env,
+    out: std::path::PathBuf,
+    leaked: String,
+    leaked_pub: std::path::PathBuf,
+    thief: std::path::PathBuf,
+}
+
+fn leak() -> Leak {
     let env = Env::new();
     let out = env.out_state.clone();
     env.out(&["root", "init"]).expect_ok();
@@ -199,6 +209,24 @@ fn a_leaked_key_is_revoked_by_the_root_or_by_hand_and_what_it_signs_after_is_ref
     // The thief's copy of the outside, with the key.
     let thief = env.root().join("out-thief");
     copy_tree(&out, &thief);
+    Leak {
+        env,
+        out,
+        leaked,
+        leaked_pub,
+        thief,
+    }
+}
+
+#[test]
+fn a_leaked_key_is_revoked_by_the_root_or_by_hand_and_what_it_signs_after_is_refused() {
+    let Leak {
+        env,
+        out,
+        leaked,
+        leaked_pub,
+        thief,
+    } = leak();
     // A second inside that hears of the leak by phone: revoked by hand.
     let by_hand = env.root().join("in-by-hand");
     copy_tree(&env.in_state, &by_hand);
@@ -467,27 +495,13 @@ fn a_revocation_from_an_applied_sequence_names_the_bundles_to_distrust() {
 
 #[test]
 fn a_root_revocation_on_the_medium_reaches_the_inside_without_a_bundle() {
-    let env = Env::new();
-    let out = env.out_state.clone();
-    env.out(&["root", "init"]).expect_ok();
-    env.inn(&[
-        "trust",
-        "add",
-        out.join("signing.pub").to_str().unwrap(),
-        "--stream",
-        &env.stream(),
-        "--root",
-        out.join("root.pub").to_str().unwrap(),
-    ])
-    .expect_ok();
-    env.write_src("a.txt", b"one");
-    env.export("m1").expect_ok();
-    env.import("m1").expect_ok();
-    let leaked = short_of(&out.join("signing.pub"));
-    let leaked_pub = env.root().join("leaked.pub");
-    std::fs::copy(out.join("signing.pub"), &leaked_pub).unwrap();
-    let thief = env.root().join("out-thief");
-    copy_tree(&out, &thief);
+    let Leak {
+        env,
+        out: _,
+        leaked,
+        leaked_pub,
+        thief,
+    } = leak();
 
     // The revocation alone, on a stick; a forged copy is ignored, by name.
     let stick = env.root().join("stick");
