@@ -12,28 +12,17 @@ use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::Sha256;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A real .deb `name_1.0_all.deb` with a random payload of `size` bytes.
 fn deb(dir: &Path, name: &str, size: usize, seed: u64) -> PathBuf {
-    let root = dir.join(format!("build-{name}"));
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!("Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: Ferry Test <t@example.org>\nSection: misc\nPriority: optional\nDescription: {name}\n"),
-    )
-    .unwrap();
-    let data = root.join(format!("usr/share/{name}/data.bin"));
-    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
-    std::fs::write(&data, random_bytes(size, seed)).unwrap();
-    let out = dir.join(format!("{name}_1.0_all.deb"));
-    sh_text(
-        Command::new("dpkg-deb")
-            .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
-            .arg(&root)
-            .arg(&out),
-    );
-    out
+    let p = crate::apt::Pkg {
+        name,
+        version: "1.0",
+        arch: "all",
+        extra: "",
+        seed,
+    };
+    crate::apt::build_deb_sized(dir, &p, size)
 }
 
 /// `ferry-in adopt ARGS… --to STICK`, then `trust-inside` and `receipt add`

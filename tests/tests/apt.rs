@@ -13,16 +13,22 @@ use std::process::Command;
 pub(crate) const TOOLS: [&str; 4] = ["gpg", "reprepro", "dpkg-deb", "apt-get"];
 const DEB_PAYLOAD: usize = 150_000;
 
-struct Pkg<'a> {
-    name: &'a str,
-    version: &'a str,
-    arch: &'a str,
-    extra: &'a str,
-    seed: u64,
+pub(crate) struct Pkg<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) arch: &'a str,
+    pub(crate) extra: &'a str,
+    pub(crate) seed: u64,
 }
 
 /// Builds a real .deb with a random payload; returns its path.
 fn build_deb(dir: &Path, p: &Pkg<'_>) -> PathBuf {
+    build_deb_sized(dir, p, DEB_PAYLOAD)
+}
+
+/// A real .deb (dpkg-deb, gzip) of `p` with `size` random bytes in
+/// `usr/share/<name>/data.bin`; returns its path.
+pub(crate) fn build_deb_sized(dir: &Path, p: &Pkg<'_>, size: usize) -> PathBuf {
     let root = dir.join(format!("build-{}-{}", p.name, p.version));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
@@ -36,7 +42,7 @@ fn build_deb(dir: &Path, p: &Pkg<'_>) -> PathBuf {
     .unwrap();
     let data = root.join(format!("usr/share/{}/data.bin", p.name));
     std::fs::create_dir_all(data.parent().unwrap()).unwrap();
-    std::fs::write(&data, random_bytes(DEB_PAYLOAD, p.seed)).unwrap();
+    std::fs::write(&data, random_bytes(size, p.seed)).unwrap();
     let out = dir.join(format!("{}_{}_{}.deb", p.name, p.version, p.arch));
     sh_text(
         Command::new("dpkg-deb")

@@ -416,26 +416,16 @@ fn push_image(work: &Path, reg: &str, repo: &str, tag: &str) -> String {
     digest.strip_prefix("sha256:").unwrap().to_string()
 }
 
-/// A small `.deb` of package `name` (amd64).
+/// A small `.deb` of package `name` (amd64, a kernel-like version).
 fn build_deb(work: &Path, name: &str, seed: u64) -> PathBuf {
-    let root = work.join(format!("deb-{name}"));
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!("Package: {name}\nVersion: 5.4.0-91.102\nArchitecture: amd64\nMaintainer: Ferry Test <t@example.org>\nSection: kernel\nPriority: optional\nDescription: stand-in {name}\n"),
-    )
-    .unwrap();
-    let data = root.join(format!("usr/share/{name}/data.bin"));
-    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
-    std::fs::write(&data, random_bytes(20_000, seed)).unwrap();
-    let out = work.join(format!("{name}_5.4.0-91.102_amd64.deb"));
-    sh_text(
-        Command::new("dpkg-deb")
-            .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
-            .arg(&root)
-            .arg(&out),
-    );
-    out
+    let p = crate::apt::Pkg {
+        name,
+        version: "5.4.0-91.102",
+        arch: "amd64",
+        extra: "",
+        seed,
+    };
+    crate::apt::build_deb_sized(work, &p, 20_000)
 }
 
 /// A small noarch RPM of package `name` into `repo/Packages/noarch/`.
