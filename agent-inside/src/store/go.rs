@@ -301,3 +301,86 @@ pub fn go_env(base_url: &str, sources: &[String]) -> String {
     let proxies: Vec<String> = sources.iter().map(|s| format!("{base}/go/{s}/")).collect();
     format!("GOPROXY={}\nGOSUMDB=off\n", proxies.join(","))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{changed, key, with_ctx, Files};
+
+    /// A proxy of `n` modules `example.com/m0000`…, each with versions
+    /// `versions(i)` (a `.info`, a `.mod` and its `checksums` line; no zip).
+    fn proxy(n: usize, versions: impl Fn(usize) -> Vec<&'static str>) -> Files {
+        let mut files = Files::new();
+        for i in 0..n {
+            let module = format!("example.com/m{i:04}");
+            for v in versions(i) {
+                let gomod = format!("module {module}\n").into_bytes();
+                let sums = format!("{module} {v}/go.mod {}\n", go_mod_h1(&gomod));
+                let info = format!("{{\"Version\":\"{v}\"}}");
+                files.insert(key("s", &version_file(&module, v, "mod")), gomod);
+                files.insert(
+                    key("s", &version_file(&module, v, "info")),
+                    info.into_bytes(),
+                );
+                files.insert(key("s", &checksums_path(&module, v)), sums.into_bytes());
+            }
+        }
+        files
+    }
+
+    fn delta(prev: &Files, next: &Files) -> Result<usize> {
+        let dir = tempfile::tempdir().unwrap();
+        let changed = changed(prev, next);
+        let files = (prev, next);
+        with_ctx(
+            dir.path(),
+            GEN_GO,
+            files,
+            SourceKind::Go,
+            Some(&changed),
+            |cx| check_changed(cx, &changed.iter().collect::<Vec<_>>()),
+        )
+    }
+
+    #[test]
+    fn a_delta_reads_only_the_versions_it_touches() {
+        let prev = proxy(300, |_| vec!["v1.0.0"]);
+        let next = proxy(300, |i| {
+            if i % 30 == 1 {
+                vec!["v1.0.0", "v1.1.0"]
+            } else {
+                vec!["v1.0.0"]
+            }
+        });
+        assert_eq!(changed(&prev, &next).len(), 30);
+        assert_eq!(delta(&prev, &next).unwrap(), 10);
+        let dir = tempfile::tempdir().unwrap();
+        let all = with_ctx(
+            dir.path(),
+            GEN_GO,
+            (&prev, &next),
+            SourceKind::Go,
+            None,
+            check_every,
+        );
+        assert_eq!(all.unwrap(), 310);
+    }
+
+    #[test]
+    fn a_delta_breaking_an_unchanged_version_is_refused() {
+        let prev = proxy(10, |_| vec!["v1.0.0"]);
+        let module = "example.com/m0003";
+        let mut next = prev.clone();
+        next.insert(
+            key("s", &version_file(module, "v1.0.0", "mod")),
+            b"module x\n".to_vec(),
+        );
+        let e = delta(&prev, &next).unwrap_err();
+        assert!(e.to_string().contains("h1 mismatch"), "{e:#}");
+        let mut next = prev.clone();
+        next.remove(&key("s", &checksums_path(module, "v1.0.0")));
+        let e = delta(&prev, &next).unwrap_err();
+        assert!(e.to_string().contains("vouches"), "{e:#}");
+        assert_eq!(delta(&prev, &prev).unwrap(), 0);
+    }
+}
