@@ -46,7 +46,7 @@ use ferry_protocol::catalog::{Catalog, Change, Object};
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::limits::ReceiverLimits;
 use ferry_protocol::path::ObjectKey;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 /// Options of an apply.
@@ -243,7 +243,18 @@ fn prepare_and_commit(
     getrandom::fill(&mut rnd).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let name = format!("{:08}-{}", b.sequence(), hex::encode(rnd));
     let tmp = layout.gens().join(format!(".tmp-{name}"));
-    let bytes_written = build_generation(layout, applied, &prev, &next, &source, &tmp, &name)
+    // What the stores check again: what the changes can affect, unless the
+    // whole catalog was replaced or a source changed kind.
+    let changed: Option<BTreeSet<ObjectKey>> =
+        (crate::rebase::snapshot_of(b).is_none() && store::same_kinds(&prev, &next)).then(|| {
+            b.manifest()
+                .changes
+                .iter()
+                .map(|c| c.key().clone())
+                .collect()
+        });
+    let catalogs = (&prev, &next, changed.as_ref());
+    let bytes_written = build_generation(layout, applied, catalogs, &source, &tmp, &name)
         .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
         })?;
@@ -564,8 +575,7 @@ fn commit(
 fn build_generation(
     layout: &Layout,
     applied: &Applied,
-    prev: &Catalog,
-    next: &Catalog,
+    (prev, next, changed): (&Catalog, &Catalog, Option<&BTreeSet<ObjectKey>>),
     chunks: &ChunkSource<'_>,
     tmp: &Path,
     name: &str,
@@ -582,6 +592,7 @@ fn build_generation(
         next,
         chunks,
         progress: &pb,
+        changed,
     };
     let mut written = 0;
     for s in store::all() {

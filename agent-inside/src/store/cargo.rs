@@ -11,16 +11,17 @@
 //!
 //! [`Store::check`] refuses, before anything is extracted, any other path
 //! (`config.json` included: ferry-in writes it), symbolic links and
-//! oversized index files. Once the generation is built, every index file is
+//! oversized index files. Once the generation is built, the index files are
 //! parsed again and the generation refused unless each line names the
 //! file's crate, no version is listed twice, each line's crate file is held
 //! with the line's `cksum` as its SHA-256, and every crate file is listed by
-//! a line. Cargo therefore never sees a version it cannot download, nor a
+//! a line (after a delta, only the index files its changes can affect are
+//! read: the rest were checked when the previous generation was built). Cargo therefore never sees a version it cannot download, nor a
 //! download that does not match its index.
 
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
-use ferry_formats::cargo::{crate_path, parse_index, parse_path, CargoPath};
+use ferry_formats::cargo::{crate_path, index_path, parse_index, parse_path, CargoPath};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::ObjectKey;
 use std::collections::BTreeSet;
@@ -100,27 +101,106 @@ impl Store for CargoStore {
     fn build(&self, cx: &BuildCtx<'_>) -> Result<u64> {
         self.check(cx.next)?;
         let written = materialize(cx, SourceKind::Cargo, GEN_CARGO)?;
-        // Every index file is read and checked: a crate an unchanged index
-        // file names may have changed.
-        let mut listed = BTreeSet::new();
-        for (key, _) in objects_of_kind(cx.next, SourceKind::Cargo) {
-            let Some(CargoPath::Index(name)) = parse_path(&key.path) else {
-                continue;
-            };
-            let fs_path = cx.new_gen.join(GEN_CARGO).join(&key.source).join(&key.path);
-            let bytes = std::fs::read(&fs_path)
-                .with_context(|| format!("cannot read {}", fs_path.display()))?;
-            listed.extend(check_index(cx.next, key, name, &bytes)?);
-        }
-        for (key, _) in objects_of_kind(cx.next, SourceKind::Cargo) {
-            if matches!(parse_path(&key.path), Some(CargoPath::Crate { .. }))
-                && !listed.contains(key)
-            {
-                bail!("object {key}: a crate file no index line lists");
-            }
-        }
+        check_indexes(cx)?;
         Ok(written)
     }
+}
+
+/// Checks the index files of the generation built at `cx.new_gen` against
+/// the next catalog, and that every crate file is listed by a line; returns
+/// the index files read. With the apply's changes known
+/// ([`BuildCtx::changed`]), only what they can affect is read: the changed
+/// index files and those of changed crate files' crates, new and previous
+/// versions (the crate files the previous one listed must still be listed,
+/// or be gone). Every other index file and crate file is as it was when the
+/// previous generation was checked.
+fn check_indexes(cx: &BuildCtx<'_>) -> Result<usize> {
+    if let Some(changed) = cx.changed_of_kind(SourceKind::Cargo) {
+        if let Some(read) = check_changed(cx, &changed)? {
+            return Ok(read);
+        }
+    }
+    // Every index file: a crate an unchanged index file names may have
+    // changed.
+    let mut listed = BTreeSet::new();
+    let mut read = 0;
+    for (key, _) in objects_of_kind(cx.next, SourceKind::Cargo) {
+        let Some(CargoPath::Index(name)) = parse_path(&key.path) else {
+            continue;
+        };
+        listed.extend(read_index(cx, key, name)?);
+        read += 1;
+    }
+    for (key, _) in objects_of_kind(cx.next, SourceKind::Cargo) {
+        if matches!(parse_path(&key.path), Some(CargoPath::Crate { .. })) && !listed.contains(key) {
+            bail!("object {key}: a crate file no index line lists");
+        }
+    }
+    Ok(read)
+}
+
+/// Reads index file `key` (of crate `name`) of the generation being built
+/// and checks it ([`check_index`]); returns the crate files it lists.
+fn read_index(cx: &BuildCtx<'_>, key: &ObjectKey, name: &str) -> Result<Vec<ObjectKey>> {
+    let fs_path = cx.new_gen.join(GEN_CARGO).join(&key.source).join(&key.path);
+    let bytes =
+        std::fs::read(&fs_path).with_context(|| format!("cannot read {}", fs_path.display()))?;
+    check_index(cx.next, key, name, &bytes)
+}
+
+/// [`check_indexes`] over the index files `changed` can affect; `None` when
+/// the previous version of one cannot be read back intact from the previous
+/// generation (then every index file is checked).
+fn check_changed(cx: &BuildCtx<'_>, changed: &[&ObjectKey]) -> Result<Option<usize>> {
+    let mut indexes = BTreeSet::new();
+    let mut must_list = BTreeSet::new();
+    for key in changed {
+        match parse_path(&key.path) {
+            Some(CargoPath::Index(_)) => {
+                indexes.insert((*key).clone());
+            }
+            Some(CargoPath::Crate { name, .. }) => {
+                if let Ok(path) = index_path(name) {
+                    let source = key.source.clone();
+                    indexes.insert(ObjectKey { source, path });
+                }
+                if cx.next.objects.contains_key(key) {
+                    must_list.insert((*key).clone());
+                }
+            }
+            None => {}
+        }
+    }
+    let mut listed = BTreeSet::new();
+    let mut read = 0;
+    for key in &indexes {
+        let Some(CargoPath::Index(name)) = parse_path(&key.path) else {
+            continue;
+        };
+        if cx.prev.objects.contains_key(key) {
+            let old = cx.prev_bytes(GEN_CARGO, key);
+            let Some(Ok(entries)) = old.map(|b| parse_index(&b, name)) else {
+                return Ok(None);
+            };
+            read += 1;
+            for e in entries {
+                let source = key.source.clone();
+                let path = crate_path(&e.line.name, &e.line.vers);
+                let crate_key = ObjectKey { source, path };
+                if cx.next.objects.contains_key(&crate_key) {
+                    must_list.insert(crate_key);
+                }
+            }
+        }
+        if cx.next.objects.contains_key(key) {
+            listed.extend(read_index(cx, key, name)?);
+            read += 1;
+        }
+    }
+    if let Some(key) = must_list.iter().find(|k| !listed.contains(*k)) {
+        bail!("object {key}: a crate file no index line lists");
+    }
+    Ok(Some(read))
 }
 
 /// The `.cargo/config.toml` that makes cargo take every crates.io crate
@@ -141,6 +221,7 @@ pub fn cargo_config_toml(base_url: &str, source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{changed, key, with_ctx, Files};
     use ferry_protocol::catalog::{Encoding, FileObject};
     use ferry_protocol::id::Sha256;
 
@@ -190,6 +271,89 @@ mod tests {
             ),
             "{e:#}"
         );
+    }
+
+    /// A registry of `n` crates `c0000`…, each with versions `versions(i)`.
+    fn registry(n: usize, versions: impl Fn(usize) -> Vec<&'static str>) -> Files {
+        let mut files = Files::new();
+        for i in 0..n {
+            let name = format!("c{i:04}");
+            let mut lines = String::new();
+            for v in versions(i) {
+                let data = format!("{name} {v}").into_bytes();
+                lines += &format!(
+                    "{{\"name\":\"{name}\",\"vers\":\"{v}\",\"deps\":[],\"cksum\":\"{}\",\"features\":{{}},\"yanked\":false}}\n",
+                    Sha256::of(&data)
+                );
+                files.insert(key("s", &crate_path(&name, v)), data);
+            }
+            files.insert(key("s", &index_path(&name).unwrap()), lines.into_bytes());
+        }
+        files
+    }
+
+    #[test]
+    fn a_delta_reads_only_the_index_files_it_touches() {
+        let dir = tempfile::tempdir().unwrap();
+        let prev = registry(1000, |_| vec!["1.0.0"]);
+        // 10 crates get a new version: a new crate file and its index line.
+        let next = registry(1000, |i| {
+            if i % 100 == 7 {
+                vec!["1.0.0", "1.0.1"]
+            } else {
+                vec!["1.0.0"]
+            }
+        });
+        let changed = changed(&prev, &next);
+        assert_eq!(changed.len(), 20);
+        let files = (&prev, &next);
+        let kind = SourceKind::Cargo;
+        // The 10 index files, new and previous versions.
+        let read = with_ctx(dir.path(), GEN_CARGO, files, kind, Some(&changed), |cx| {
+            check_indexes(cx).unwrap()
+        });
+        assert_eq!(read, 20);
+        let all = with_ctx(dir.path(), GEN_CARGO, files, kind, None, check_indexes).unwrap();
+        assert_eq!(all, 1000);
+    }
+
+    #[test]
+    fn a_delta_breaking_an_unchanged_index_is_refused() {
+        let prev = registry(100, |_| vec!["1.0.0"]);
+        let run = |next: &Files| {
+            let dir = tempfile::tempdir().unwrap();
+            let changed = changed(&prev, next);
+            with_ctx(
+                dir.path(),
+                GEN_CARGO,
+                (&prev, next),
+                SourceKind::Cargo,
+                Some(&changed),
+                check_indexes,
+            )
+        };
+        let crate_key = key("s", &crate_path("c0042", "1.0.0"));
+        // A crate file changed under an unchanged index line.
+        let mut next = prev.clone();
+        next.insert(crate_key.clone(), b"other bytes".to_vec());
+        let e = run(&next).unwrap_err();
+        assert!(e.to_string().contains("cksum"), "{e:#}");
+        // A crate file removed, its index line left.
+        let mut next = prev.clone();
+        next.remove(&crate_key);
+        let e = run(&next).unwrap_err();
+        assert!(e.to_string().contains("does not hold"), "{e:#}");
+        // A crate file added that no line lists.
+        let mut next = prev.clone();
+        next.insert(key("s", &crate_path("c0042", "2.0.0")), b"x".to_vec());
+        let e = run(&next).unwrap_err();
+        assert!(e.to_string().contains("no index line lists"), "{e:#}");
+        // An index file dropping a line whose crate file stays.
+        let mut next = prev.clone();
+        next.insert(key("s", &index_path("c0042").unwrap()), Vec::new());
+        let e = run(&next).unwrap_err();
+        assert!(e.to_string().contains("no index line lists"), "{e:#}");
+        run(&prev).unwrap();
     }
 
     #[test]

@@ -14,12 +14,16 @@
 //! its lines are) must have the `h1:` hash the lines give; a `.info`,
 //! `.mod` or zip without `checksums`, a zip without a line, a `list` naming
 //! a version whose zip is not held and an `@latest` naming one are refused.
+//! After a delta only the versions with a changed file, and the `list` and
+//! `@latest` of their modules, are read again (`check_changed`).
 
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
 use ferry_formats::go::gomod::parse_gosum;
 use ferry_formats::go::hash::{go_mod_h1, zip_h1, MAX_GO_MOD, MAX_ZIP_UNCOMPRESSED};
-use ferry_formats::go::{parse_path, version_file, FileKind, GoPath, Info};
+use ferry_formats::go::{
+    checksums_path, latest_path, list_path, parse_path, version_file, FileKind, GoPath, Info,
+};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::ObjectKey;
 use std::collections::BTreeSet;
@@ -181,32 +185,109 @@ impl Store for GoStore {
     fn build(&self, cx: &BuildCtx<'_>) -> Result<u64> {
         self.check(cx.next)?;
         let written = materialize(cx, SourceKind::Go, GEN_GO)?;
-        let mut vouched = BTreeSet::new();
-        let objects: Vec<_> = objects_of_kind(cx.next, SourceKind::Go)
-            .filter_map(|(k, _)| Some((k, parse_path(&k.path)?)))
-            .collect();
-        for (key, p) in &objects {
-            let c = Ctx {
-                cx,
-                source: &key.source,
-            };
-            match p {
-                GoPath::Checksums { module, version } => {
-                    for f in c.version(&key.path, module, version)? {
-                        vouched.insert(c.key(f));
-                    }
+        match cx.changed_of_kind(SourceKind::Go) {
+            Some(changed) => check_changed(cx, &changed)?,
+            None => check_every(cx)?,
+        };
+        Ok(written)
+    }
+}
+
+/// Checks every version, `list` and `@latest` of the built generation;
+/// returns the `checksums`, `list` and `@latest` files read.
+fn check_every(cx: &BuildCtx<'_>) -> Result<usize> {
+    let mut vouched = BTreeSet::new();
+    let mut read = 0;
+    let objects: Vec<_> = objects_of_kind(cx.next, SourceKind::Go)
+        .filter_map(|(k, _)| Some((k, parse_path(&k.path)?)))
+        .collect();
+    for (key, p) in &objects {
+        let c = Ctx {
+            cx,
+            source: &key.source,
+        };
+        match p {
+            GoPath::Checksums { module, version } => {
+                read += 1;
+                for f in c.version(&key.path, module, version)? {
+                    vouched.insert(c.key(f));
                 }
-                GoPath::List { .. } | GoPath::Latest { .. } => check_index(&c, &key.path, p)?,
-                GoPath::Version { .. } => {}
             }
+            GoPath::List { .. } | GoPath::Latest { .. } => {
+                read += 1;
+                check_index(&c, &key.path, p)?;
+            }
+            GoPath::Version { .. } => {}
         }
-        for (key, p) in &objects {
-            if matches!(p, GoPath::Version { .. }) && !vouched.contains(*key) {
+    }
+    for (key, p) in &objects {
+        if matches!(p, GoPath::Version { .. }) && !vouched.contains(*key) {
+            bail!("object {key}: no checksums line of its version vouches for it");
+        }
+    }
+    Ok(read)
+}
+
+/// [`check_every`] after a delta ([`BuildCtx::changed`]): only the versions
+/// with a changed file (their `checksums` included), and the `list` and
+/// `@latest` of their modules and of the modules whose `list` or `@latest`
+/// changed. Every other version and module is as it was checked when the
+/// previous generation was built.
+fn check_changed(cx: &BuildCtx<'_>, changed: &[&ObjectKey]) -> Result<usize> {
+    let mut versions = BTreeSet::new();
+    let mut modules = BTreeSet::new();
+    for k in changed {
+        let source = k.source.as_str();
+        match parse_path(&k.path) {
+            Some(
+                GoPath::Checksums { module, version }
+                | GoPath::Version {
+                    module, version, ..
+                },
+            ) => {
+                versions.insert((source, module.clone(), version));
+                modules.insert((source, module));
+            }
+            Some(GoPath::List { module } | GoPath::Latest { module }) => {
+                modules.insert((source, module));
+            }
+            None => {}
+        }
+    }
+    let mut read = 0;
+    for (source, module, version) in &versions {
+        let c = Ctx { cx, source };
+        let sums = checksums_path(module, version);
+        let mut vouched = BTreeSet::new();
+        if c.held(&sums) {
+            read += 1;
+            vouched.extend(c.version(&sums, module, version)?);
+        }
+        for ext in ["info", "mod", "zip"] {
+            let path = version_file(module, version, ext);
+            if c.held(&path) && !vouched.contains(&path) {
+                let key = c.key(path);
                 bail!("object {key}: no checksums line of its version vouches for it");
             }
         }
-        Ok(written)
     }
+    for (source, module) in modules {
+        let c = Ctx { cx, source };
+        let list = (
+            list_path(&module),
+            GoPath::List {
+                module: module.clone(),
+            },
+        );
+        let latest = (latest_path(&module), GoPath::Latest { module });
+        for (path, p) in [list, latest] {
+            if c.held(&path) {
+                read += 1;
+                check_index(&c, &path, &p)?;
+            }
+        }
+    }
+    Ok(read)
 }
 
 /// The environment that makes the go command take every module from
@@ -219,4 +300,87 @@ pub fn go_env(base_url: &str, sources: &[String]) -> String {
     let base = base_url.trim_end_matches('/');
     let proxies: Vec<String> = sources.iter().map(|s| format!("{base}/go/{s}/")).collect();
     format!("GOPROXY={}\nGOSUMDB=off\n", proxies.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{changed, key, with_ctx, Files};
+
+    /// A proxy of `n` modules `example.com/m0000`…, each with versions
+    /// `versions(i)` (a `.info`, a `.mod` and its `checksums` line; no zip).
+    fn proxy(n: usize, versions: impl Fn(usize) -> Vec<&'static str>) -> Files {
+        let mut files = Files::new();
+        for i in 0..n {
+            let module = format!("example.com/m{i:04}");
+            for v in versions(i) {
+                let gomod = format!("module {module}\n").into_bytes();
+                let sums = format!("{module} {v}/go.mod {}\n", go_mod_h1(&gomod));
+                let info = format!("{{\"Version\":\"{v}\"}}");
+                files.insert(key("s", &version_file(&module, v, "mod")), gomod);
+                files.insert(
+                    key("s", &version_file(&module, v, "info")),
+                    info.into_bytes(),
+                );
+                files.insert(key("s", &checksums_path(&module, v)), sums.into_bytes());
+            }
+        }
+        files
+    }
+
+    fn delta(prev: &Files, next: &Files) -> Result<usize> {
+        let dir = tempfile::tempdir().unwrap();
+        let changed = changed(prev, next);
+        let files = (prev, next);
+        with_ctx(
+            dir.path(),
+            GEN_GO,
+            files,
+            SourceKind::Go,
+            Some(&changed),
+            |cx| check_changed(cx, &changed.iter().collect::<Vec<_>>()),
+        )
+    }
+
+    #[test]
+    fn a_delta_reads_only_the_versions_it_touches() {
+        let prev = proxy(300, |_| vec!["v1.0.0"]);
+        let next = proxy(300, |i| {
+            if i % 30 == 1 {
+                vec!["v1.0.0", "v1.1.0"]
+            } else {
+                vec!["v1.0.0"]
+            }
+        });
+        assert_eq!(changed(&prev, &next).len(), 30);
+        assert_eq!(delta(&prev, &next).unwrap(), 10);
+        let dir = tempfile::tempdir().unwrap();
+        let all = with_ctx(
+            dir.path(),
+            GEN_GO,
+            (&prev, &next),
+            SourceKind::Go,
+            None,
+            check_every,
+        );
+        assert_eq!(all.unwrap(), 310);
+    }
+
+    #[test]
+    fn a_delta_breaking_an_unchanged_version_is_refused() {
+        let prev = proxy(10, |_| vec!["v1.0.0"]);
+        let module = "example.com/m0003";
+        let mut next = prev.clone();
+        next.insert(
+            key("s", &version_file(module, "v1.0.0", "mod")),
+            b"module x\n".to_vec(),
+        );
+        let e = delta(&prev, &next).unwrap_err();
+        assert!(e.to_string().contains("h1 mismatch"), "{e:#}");
+        let mut next = prev.clone();
+        next.remove(&key("s", &checksums_path(module, "v1.0.0")));
+        let e = delta(&prev, &next).unwrap_err();
+        assert!(e.to_string().contains("vouches"), "{e:#}");
+        assert_eq!(delta(&prev, &prev).unwrap(), 0);
+    }
 }

@@ -13,6 +13,8 @@ pub mod oci;
 pub mod pypi;
 pub mod pypi_meta;
 mod rebuilt;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod yum;
 
 use crate::ranges::ChunkSource;
@@ -22,6 +24,7 @@ use ferry_protocol::catalog::{
 };
 use ferry_protocol::id::Sha256Hasher;
 use ferry_protocol::path::ObjectKey;
+use std::collections::BTreeSet;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -43,6 +46,66 @@ pub struct BuildCtx<'a> {
     pub chunks: &'a ChunkSource<'a>,
     /// Told the bytes written or linked.
     pub progress: &'a indicatif::ProgressBar,
+    /// The keys the apply put or removed, when `prev` is the catalog
+    /// `prev_gen` serves and every source kept its kind: a store then
+    /// checks again only what these keys can affect (every other object was
+    /// checked when the previous generation was built). `None` (the first
+    /// generation, a rebase snapshot, a source that changed kind): every
+    /// object is checked.
+    pub changed: Option<&'a BTreeSet<ObjectKey>>,
+}
+
+impl BuildCtx<'_> {
+    /// The changed keys of the next catalog's sources of `kind` (see
+    /// [`BuildCtx::changed`]), or `None` when everything is to be checked.
+    pub fn changed_of_kind(&self, kind: SourceKind) -> Option<Vec<&ObjectKey>> {
+        let changed = self.changed?;
+        self.prev_gen?;
+        Some(
+            changed
+                .iter()
+                .filter(|k| self.next.sources.get(&k.source) == Some(&kind))
+                .collect(),
+        )
+    }
+
+    /// The bytes of `key` in the previous generation (at
+    /// `<dir>/<source>/<path>`), if the previous catalog holds it and the
+    /// file there still has its SHA-256; `None` otherwise.
+    pub fn prev_bytes(&self, dir: &str, key: &ObjectKey) -> Option<Vec<u8>> {
+        let Some(Object::File(f)) = self.prev.objects.get(key) else {
+            return None;
+        };
+        let path = self.prev_gen?.join(dir).join(&key.source).join(&key.path);
+        let bytes = std::fs::read(path).ok()?;
+        (bytes.len() as u64 == f.size && ferry_protocol::id::Sha256::of(&bytes) == f.sha256)
+            .then_some(bytes)
+    }
+}
+
+/// The objects of `catalog` in source `source` whose path begins with
+/// `prefix`, in key order.
+pub fn objects_under<'c>(
+    catalog: &'c Catalog,
+    source: &'c str,
+    prefix: &'c str,
+) -> impl Iterator<Item = (&'c ObjectKey, &'c Object)> {
+    let start = ObjectKey {
+        source: source.to_string(),
+        path: prefix.to_string(),
+    };
+    catalog
+        .objects
+        .range(start..)
+        .take_while(move |(k, _)| k.source == source && k.path.starts_with(prefix))
+}
+
+/// Whether every source of `prev` that `next` still has kept its kind (else
+/// the build checks everything: [`BuildCtx::changed`] is `None`).
+pub fn same_kinds(prev: &Catalog, next: &Catalog) -> bool {
+    prev.sources
+        .iter()
+        .all(|(s, k)| next.sources.get(s).is_none_or(|n| n == k))
 }
 
 /// One inside store.

@@ -11,11 +11,13 @@
 //! anything is extracted. Once built, every packument must parse, name its
 //! own package, and every version's tarball must be held; a tarball that is
 //! new or changed, or whose packument is, is read and checked against the
-//! version's `dist.integrity` (sha512, …) or `shasum`.
+//! version's `dist.integrity` (sha512, …) or `shasum`; every tarball must be
+//! listed by its package's packument. After a delta only the packages it
+//! touches (a changed packument or tarball) are read again.
 
-use super::{materialize, objects_of_kind, BuildCtx, Store};
+use super::{materialize, objects_of_kind, objects_under, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
-use ferry_formats::npm::{parse_path, tarball_path, Integrity, NpmPath, Packument};
+use ferry_formats::npm::{packument_path, parse_path, tarball_path, Integrity, NpmPath, Packument};
 use ferry_formats::rpm::{Checksum, Hasher};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::ObjectKey;
@@ -122,10 +124,25 @@ impl Store for NpmStore {
     fn build(&self, cx: &BuildCtx<'_>) -> Result<u64> {
         self.check(cx.next)?;
         let written = materialize(cx, SourceKind::Npm, GEN_NPM)?;
+        check_packuments(cx)?;
+        Ok(written)
+    }
+}
+
+/// Checks the packuments of the generation built at `cx.new_gen`
+/// ([`check_packument`]) and that every tarball is listed by its package's
+/// packument; returns the packuments read. With the apply's changes known
+/// ([`BuildCtx::changed`]), only the packages they touch are read (a changed
+/// packument or tarball): every other package is as it was when the
+/// previous generation was checked.
+fn check_packuments(cx: &BuildCtx<'_>) -> Result<usize> {
+    let Some(changed) = cx.changed_of_kind(SourceKind::Npm) else {
+        let mut read = 0;
         let mut listed = BTreeSet::new();
         for (key, _) in objects_of_kind(cx.next, SourceKind::Npm) {
             if let Some(NpmPath::Packument(name)) = parse_path(&key.path) {
                 listed.extend(check_packument(cx, key, name)?);
+                read += 1;
             }
         }
         for (key, _) in objects_of_kind(cx.next, SourceKind::Npm) {
@@ -135,8 +152,40 @@ impl Store for NpmStore {
                 bail!("object {key}: a tarball no packument lists");
             }
         }
-        Ok(written)
+        return Ok(read);
+    };
+    // The packages touched, by source and name.
+    let mut packages = BTreeSet::new();
+    for key in changed {
+        match parse_path(&key.path) {
+            Some(NpmPath::Packument(name) | NpmPath::Tarball { name, .. }) => {
+                packages.insert((key.source.as_str(), name));
+            }
+            None => {}
+        }
     }
+    let mut read = 0;
+    for (source, name) in packages {
+        let key = ObjectKey {
+            source: source.to_string(),
+            path: packument_path(name),
+        };
+        let listed: BTreeSet<ObjectKey> = if cx.next.objects.contains_key(&key) {
+            read += 1;
+            check_packument(cx, &key, name)?.into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
+        let prefix = format!("tarballs/{name}/-/");
+        for (tk, _) in objects_under(cx.next, source, &prefix) {
+            let ours =
+                matches!(parse_path(&tk.path), Some(NpmPath::Tarball { name: n, .. }) if n == name);
+            if ours && !listed.contains(tk) {
+                bail!("object {tk}: a tarball no packument lists");
+            }
+        }
+    }
+    Ok(read)
 }
 
 /// The `.npmrc` line that makes npm take every package from source
@@ -146,4 +195,107 @@ pub fn npmrc(base_url: &str, source: &str) -> String {
         "registry={}/npm/{source}/\n",
         base_url.trim_end_matches('/')
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{changed, key, with_ctx, Files};
+    use ferry_formats::rpm::ChecksumKind;
+
+    /// A registry of `n` packages `p0000`…, each with versions `versions(i)`.
+    fn registry(n: usize, versions: impl Fn(usize) -> Vec<&'static str>) -> Files {
+        let mut files = Files::new();
+        for i in 0..n {
+            let name = format!("p{i:04}");
+            let mut vs = serde_json::Map::new();
+            for v in versions(i) {
+                let data = format!("{name} {v}").into_bytes();
+                let mut h = Hasher::new(ChecksumKind::Sha1);
+                h.update(&data);
+                let dist = serde_json::json!({"tarball": "x", "shasum": h.finish()});
+                vs.insert(
+                    v.to_string(),
+                    serde_json::json!({"name": name, "version": v, "dist": dist}),
+                );
+                files.insert(key("s", &tarball_path(&name, v)), data);
+            }
+            let doc = serde_json::json!({"name": name, "versions": vs});
+            files.insert(
+                key("s", &packument_path(&name)),
+                doc.to_string().into_bytes(),
+            );
+        }
+        files
+    }
+
+    #[test]
+    fn a_delta_reads_only_the_packuments_it_touches() {
+        let dir = tempfile::tempdir().unwrap();
+        let prev = registry(200, |_| vec!["1.0.0"]);
+        let next = registry(200, |i| {
+            if i % 20 == 3 {
+                vec!["1.0.0", "1.1.0"]
+            } else {
+                vec!["1.0.0"]
+            }
+        });
+        let changed = changed(&prev, &next);
+        assert_eq!(changed.len(), 20);
+        let files = (&prev, &next);
+        let read = with_ctx(
+            dir.path(),
+            GEN_NPM,
+            files,
+            SourceKind::Npm,
+            Some(&changed),
+            |cx| check_packuments(cx).unwrap(),
+        );
+        assert_eq!(read, 10);
+        let all = with_ctx(
+            dir.path(),
+            GEN_NPM,
+            files,
+            SourceKind::Npm,
+            None,
+            check_packuments,
+        );
+        assert_eq!(all.unwrap(), 200);
+    }
+
+    #[test]
+    fn a_delta_breaking_an_unchanged_packument_is_refused() {
+        let prev = registry(20, |_| vec!["1.0.0"]);
+        let run = |next: &Files| {
+            let dir = tempfile::tempdir().unwrap();
+            let changed = changed(&prev, next);
+            let files = (&prev, next);
+            with_ctx(
+                dir.path(),
+                GEN_NPM,
+                files,
+                SourceKind::Npm,
+                Some(&changed),
+                check_packuments,
+            )
+        };
+        let tarball = key("s", &tarball_path("p0004", "1.0.0"));
+        let mut next = prev.clone();
+        next.insert(tarball.clone(), b"other bytes".to_vec());
+        let e = run(&next).unwrap_err();
+        assert!(e.to_string().contains("the packument says"), "{e:#}");
+        let mut next = prev.clone();
+        next.remove(&tarball);
+        let e = run(&next).unwrap_err();
+        assert!(e.to_string().contains("does not hold"), "{e:#}");
+        let mut next = prev.clone();
+        next.insert(key("s", &tarball_path("p0004", "2.0.0")), b"x".to_vec());
+        let e = run(&next).unwrap_err();
+        assert!(e.to_string().contains("no packument lists"), "{e:#}");
+        let mut next = prev.clone();
+        next.remove(&key("s", &packument_path("p0004")));
+        let e = run(&next).unwrap_err();
+        assert!(e.to_string().contains("no packument lists"), "{e:#}");
+        assert_eq!(run(&prev).unwrap(), 0);
+    }
 }

@@ -8,6 +8,10 @@
 //!   the SHA-256 of each metadata file, which `serve::pypi` offers on the
 //!   project page (`core-metadata`, `data-core-metadata`).
 //!
+//! - `GEN/pypi-meta/<source>/foreign.json`: the projects whose index lists
+//!   a file named after another project (`store::pypi::projects_of`), so
+//!   that a delta changing such a file checks their index again.
+//!
 //! A wheel whose metadata cannot be read (not a zip, no METADATA, over
 //! [`MAX_METADATA_BYTES`], not UTF-8) gets none: pip then reads the wheel.
 //! An unchanged wheel's metadata is linked from the previous generation.
@@ -24,6 +28,8 @@ use std::path::Path;
 
 /// The directory of the metadata files in a generation.
 pub const GEN_PYPI_META: &str = "pypi-meta";
+/// The list of projects listing foreign files, in a source's directory.
+pub const FOREIGN: &str = "foreign.json";
 /// The largest METADATA offered.
 pub const MAX_METADATA_BYTES: u64 = 4 << 20;
 
@@ -94,4 +100,59 @@ pub(super) fn write(cx: &BuildCtx<'_>, source: &str, index: &ProjectIndex) -> Re
     std::fs::create_dir_all(ferry_agent_common::fsx::parent(&path))?;
     std::fs::write(&path, serde_json::to_vec(&hashes)?)
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Links the metadata of `project`'s wheels, and its hashes, from the
+/// previous generation, for an index that did not change and lists no
+/// changed file. `false` when the previous generation lacks them (the
+/// caller then reads the index and [`write`]s them).
+pub(super) fn link_unchanged(cx: &BuildCtx<'_>, source: &str, project: &str) -> Result<bool> {
+    let Some(prev) = cx.prev_gen else {
+        return Ok(false);
+    };
+    let old = prev.join(GEN_PYPI_META).join(source);
+    let Ok(bytes) = std::fs::read(old.join(hashes_path(project))) else {
+        return Ok(false);
+    };
+    let Ok(hashes) = serde_json::from_slice::<BTreeMap<String, String>>(&bytes) else {
+        return Ok(false);
+    };
+    let dir = cx.new_gen.join(GEN_PYPI_META).join(source);
+    let path = dir.join(hashes_path(project));
+    std::fs::create_dir_all(ferry_agent_common::fsx::parent(&path))?;
+    std::fs::create_dir_all(dir.join("files"))?;
+    for wheel in hashes.keys() {
+        let rel = metadata_path(wheel);
+        if wheel.contains('/') {
+            return Ok(false);
+        }
+        match std::fs::hard_link(old.join(&rel), dir.join(&rel)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return Ok(false),
+        }
+    }
+    std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(true)
+}
+
+/// Writes the projects of `source` whose index lists a foreign file.
+pub(super) fn write_foreign(
+    cx: &BuildCtx<'_>,
+    source: &str,
+    projects: &std::collections::BTreeSet<String>,
+) -> Result<()> {
+    let dir = cx.new_gen.join(GEN_PYPI_META).join(source);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(FOREIGN);
+    std::fs::write(&path, serde_json::to_vec(projects)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The projects of `source` whose index lists a foreign file, as the
+/// previous generation recorded them; `None` if it did not (built by an
+/// older ferry-in) or the record cannot be read.
+pub(super) fn read_foreign(cx: &BuildCtx<'_>, source: &str) -> Option<Vec<String>> {
+    let path = cx.prev_gen?.join(GEN_PYPI_META).join(source).join(FOREIGN);
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
