@@ -272,11 +272,26 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
         "{goenv}"
     );
     assert!(goenv.contains("SSL_CERT_FILE="), "{goenv}");
+    // The checksum database stays on, proxied by ferry-in.
+    assert!(
+        goenv.contains(&format!("GOSUMDB={}\n", db.key)),
+        "{goenv}"
+    );
+    assert!(!goenv.contains("GONOSUMDB"), "{goenv}");
     let home = env.root().join("home");
     let app = make_app(env.root(), "v1.0.0");
+    let modmod = format!("{goenv}GOFLAGS=-mod=mod\n");
+    go(&app, &home, &modmod, &["mod", "download", "-x"]).expect_ok();
+    go(&app, &home, &modmod, &["build", "-o", "app", "."]).expect_ok();
     go(&app, &home, &goenv, &["mod", "tidy"]).expect_ok();
-    go(&app, &home, &goenv, &["mod", "download"]).expect_ok();
-    go(&app, &home, &goenv, &["build", "-o", "app", "."]).expect_ok();
+    // The go command verified through ferry-in's database proxy: it keeps
+    // the tree head it saw, and every lookup.
+    let seen = home.join("gopath/pkg/sumdb/db.test/latest");
+    let head1 = std::fs::read_to_string(&seen).expect("the go command kept a tree head");
+    let lookups = home.join("gopath/pkg/mod/cache/download/sumdb/db.test/lookup");
+    assert!(lookups.join("example.com/b@v1.1.0").is_file());
+    let carried_head = std::fs::read_to_string(store.join("sumdb/db.test/latest")).unwrap();
+    assert_eq!(head1, carried_head);
     let out = Command::new(app.join("app")).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -336,9 +351,18 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
         "the delta ships two small zips and metadata: {shipped} bytes"
     );
     env.import("m2").expect_ok();
+    // The same client, with the head of the first export in its cache: the
+    // new head is proved consistent with it from the carried tiles.
     let app2 = make_app(&env.root().join("v2"), "v1.1.0");
-    go(&app2, &home, &goenv, &["mod", "tidy"]).expect_ok();
-    go(&app2, &home, &goenv, &["build", "-o", "app", "."]).expect_ok();
+    go(&app2, &home, &modmod, &["mod", "download"]).expect_ok();
+    go(&app2, &home, &modmod, &["build", "-o", "app", "."]).expect_ok();
+    let head2 = std::fs::read_to_string(&seen).unwrap();
+    assert_ne!(head1, head2, "the client moved to the second export's head");
+    assert_eq!(
+        head2,
+        std::fs::read_to_string(store.join("sumdb/db.test/latest")).unwrap()
+    );
+    assert!(lookups.join("example.com/b@v1.2.0").is_file());
     let out = Command::new(app2.join("app")).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
