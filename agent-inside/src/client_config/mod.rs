@@ -256,8 +256,8 @@ pub fn files(layout: &Layout, args: &Args) -> Result<Vec<ClientFile>> {
             .join(crate::store::go::GEN_GO)
             .join(source)
             .join(path);
-        let text = std::fs::read_to_string(&f)
-            .with_context(|| format!("cannot read {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
         go_keys.insert(source.clone(), text.trim().to_string());
     }
     let site_key = match (args.apt_view, held.apt.is_empty()) {

@@ -127,7 +127,8 @@ pub(super) fn check(c: &Ctx<'_>, name: &str, db: &Db, versions: &[(String, Strin
         reason,
     };
     let key_path = path(SumdbFile::Key);
-    let key_text = String::from_utf8(c.read(&key_path)?).map_err(|_| bad_key("not UTF-8".into()))?;
+    let key_text =
+        String::from_utf8(c.read(&key_path)?).map_err(|_| bad_key("not UTF-8".into()))?;
     let key = VerifierKey::parse(key_text.trim_end()).map_err(|e| bad_key(e.to_string()))?;
     if key.name != name {
         return Err(bad_key(format!("it is the key of {:?}", key.name)).into());
@@ -202,7 +203,11 @@ pub(super) fn check(c: &Ctx<'_>, name: &str, db: &Db, versions: &[(String, Strin
         let sums = parse_gosum(&c.read(&checksums_path(module, version))?)
             .map_err(|e| bad(e.to_string()))?;
         if let Some(l) = sums.iter().find(|l| !lines.contains(l)) {
-            return Err(bad(format!("the database's record does not hold {}", l.to_line().trim_end())).into());
+            return Err(bad(format!(
+                "the database's record does not hold {}",
+                l.to_line().trim_end()
+            ))
+            .into());
         }
         prove_inclusion(record.as_bytes(), id, size, &root, &mut fetch)
             .map_err(|e| proof(format!("{rp}"), e))?;

@@ -46,8 +46,8 @@
 mod emit;
 mod select;
 mod settings;
-mod sums;
 mod sumdb;
+mod sums;
 
 use super::{Item, ScanCtx, Source};
 use crate::upstream::Client;

@@ -12,7 +12,9 @@ use super::GoSource;
 use crate::source::{Item, ScanCtx};
 use anyhow::Result;
 use ferry_formats::go::sumdb::{parse_tree, record_lines, stored_record, Tree};
-use ferry_formats::go::tlog::{check_tiles, prove_consistency, prove_inclusion, tiles_needed, Tile};
+use ferry_formats::go::tlog::{
+    check_tiles, prove_consistency, prove_inclusion, tiles_needed, Tile,
+};
 use ferry_formats::go::{parse_path, sumdb_path, GoPath, SumdbFile};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -80,7 +82,8 @@ impl GoSource {
             .and_then(parse_tree)
             .map_err(|e| db_err(format!("{url}: {e}")))?;
         let latest = Head { note, tree };
-        if let Some(((m, v), (id, _))) = records.iter().find(|(_, (id, _))| *id >= latest.tree.size) {
+        if let Some(((m, v), (id, _))) = records.iter().find(|(_, (id, _))| *id >= latest.tree.size)
+        {
             return Err(db_err(format!(
                 "{url}: the tree of {} records does not hold record {id} ({m} {v})",
                 latest.tree.size
@@ -100,7 +103,12 @@ impl GoSource {
             tiles.insert(t.path(), data);
         }
         // Proved from exactly the tiles carried.
-        let mut fetch = |p: &str| tiles.get(p).cloned().ok_or_else(|| format!("{p} is not carried"));
+        let mut fetch = |p: &str| {
+            tiles
+                .get(p)
+                .cloned()
+                .ok_or_else(|| format!("{p} is not carried"))
+        };
         let (size, root) = (latest.tree.size, latest.tree.hash);
         check_tiles(size, &root, &needed, &mut fetch).map_err(|e| db_err(e.to_string()))?;
         for ((m, v), (id, record)) in &records {
@@ -119,15 +127,27 @@ impl GoSource {
         ferry_agent_common::fsx::write_atomic(&heads_dir.join(size.to_string()), &latest.note)?;
 
         let path = |f: SumdbFile| sumdb_path(name, &f);
-        sink(Item::from_bytes(path(SumdbFile::Key), key.text().into_bytes()))?;
-        sink(Item::from_bytes(path(SumdbFile::Latest), latest.note.clone()))?;
+        sink(Item::from_bytes(
+            path(SumdbFile::Key),
+            key.text().into_bytes(),
+        ))?;
+        sink(Item::from_bytes(
+            path(SumdbFile::Latest),
+            latest.note.clone(),
+        ))?;
         let old = old.into_iter().filter(|h| h.tree.size != size);
         for h in old.chain([latest]) {
-            sink(Item::from_bytes(path(SumdbFile::Head { size: h.tree.size }), h.note))?;
+            sink(Item::from_bytes(
+                path(SumdbFile::Head { size: h.tree.size }),
+                h.note,
+            ))?;
         }
         for ((module, version), (id, record)) in records {
             let f = SumdbFile::Record { module, version };
-            sink(Item::from_bytes(path(f), stored_record(id, &record).into_bytes()))?;
+            sink(Item::from_bytes(
+                path(f),
+                stored_record(id, &record).into_bytes(),
+            ))?;
         }
         for t in needed {
             let data = tiles.remove(&t.path()).expect("fetched");
@@ -162,10 +182,13 @@ impl GoSource {
                 );
                 continue;
             };
-            let tree = key.open(&note).and_then(parse_tree).map_err(|e| GoError::SumdbTree {
-                name: name.to_string(),
-                reason: format!("the cached head of {size} records: {e}"),
-            })?;
+            let tree = key
+                .open(&note)
+                .and_then(parse_tree)
+                .map_err(|e| GoError::SumdbTree {
+                    name: name.to_string(),
+                    reason: format!("the cached head of {size} records: {e}"),
+                })?;
             if tree.size == size && out.iter().all(|h| h.tree.size != size) {
                 out.push(Head { note, tree });
             }
