@@ -110,7 +110,6 @@ impl Db {
 /// source carries (each needs a record).
 pub(super) fn check(c: &Ctx<'_>, name: &str, db: &Db, versions: &[(String, String)]) -> Result<()> {
     let source = c.source.to_string();
-    let path = |f: SumdbFile| sumdb_path(name, &f);
     for (ok, file) in [(db.key, "key"), (db.latest, "latest")] {
         if !ok {
             return Err(GoSumdbError::Missing {
@@ -121,111 +120,150 @@ pub(super) fn check(c: &Ctx<'_>, name: &str, db: &Db, versions: &[(String, Strin
             .into());
         }
     }
-    let bad_key = |reason: String| GoSumdbError::BadKey {
-        source_name: source.clone(),
-        name: name.into(),
-        reason,
+    let key = checked_key(c, name)?;
+    let k = Checker {
+        c,
+        name,
+        db,
+        key,
+        size: 0,
+        root: [0; 32],
     };
-    let key_path = path(SumdbFile::Key);
-    let key_text =
-        String::from_utf8(c.read(&key_path)?).map_err(|_| bad_key("not UTF-8".into()))?;
-    let key = VerifierKey::parse(key_text.trim_end()).map_err(|e| bad_key(e.to_string()))?;
-    if key.name != name {
-        return Err(bad_key(format!("it is the key of {:?}", key.name)).into());
-    }
-    if let Some(prev) = c.prev_file(&key_path) {
-        if prev != key_text.as_bytes() {
-            return Err(bad_key("it is not the key the previous generation held".into()).into());
-        }
-    }
-    let note = |file: String, bytes: &[u8]| -> Result<Tree, GoSumdbError> {
-        key.open(bytes)
-            .and_then(parse_tree)
-            .map_err(|error| GoSumdbError::BadNote {
-                source_name: source.clone(),
-                name: name.into(),
-                file,
-                error,
-            })
+    let latest_path = sumdb_path(name, &SumdbFile::Latest);
+    let latest = k.note(&latest_path, &c.read(&latest_path)?)?;
+    let k = Checker {
+        size: latest.size,
+        root: latest.hash,
+        ..k
     };
-    let latest_path = path(SumdbFile::Latest);
-    let latest = note(latest_path.clone(), &c.read(&latest_path)?)?;
-    let mut fetch = |p: &str| -> Result<Vec<u8>, String> {
-        let t = Tile::parse(p).ok_or_else(|| format!("{p} is not a tile"))?;
-        if !db.tiles.contains(&t) {
-            return Err(format!("{p} is not carried"));
-        }
-        std::fs::read(c.file(&path(SumdbFile::Tile(t)))).map_err(|e| e.to_string())
-    };
-    let (size, root) = (latest.size, latest.hash);
-    let proof = |what: String, error: TlogError| GoSumdbError::Proof {
-        source_name: source.clone(),
-        name: name.into(),
-        what,
-        error,
-    };
-    check_tiles(size, &root, &db.tiles, &mut fetch)
-        .map_err(|e| proof(format!("the tiles of {latest_path}"), e))?;
+    check_tiles(k.size, &k.root, &db.tiles, &mut |p| k.fetch(p))
+        .map_err(|e| k.proof(format!("the tiles of {latest_path}"), e))?;
     // Every head carried, and the one served before, is consistent.
     let mut heads = BTreeMap::new();
     for s in &db.heads {
-        let p = path(SumdbFile::Head { size: *s });
+        let p = sumdb_path(name, &SumdbFile::Head { size: *s });
         heads.insert(p.clone(), c.read(&p)?);
     }
     if let Some(prev) = c.prev_file(&latest_path) {
         heads.insert(format!("{latest_path} of the previous generation"), prev);
     }
     for (p, bytes) in heads {
-        let t = note(p.clone(), &bytes)?;
-        prove_consistency(t.size, &t.hash, size, &root, &mut fetch)
-            .map_err(|e| proof(format!("{p} against {latest_path}"), e))?;
+        let t = k.note(&p, &bytes)?;
+        prove_consistency(t.size, &t.hash, k.size, &k.root, &mut |p| k.fetch(p))
+            .map_err(|e| k.proof(format!("{p} against {latest_path}"), e))?;
     }
-    // Every record included, and every version has one that agrees.
-    let records: BTreeMap<_, _> = db.records.iter().map(|r| (r, ())).collect();
-    for (module, version) in versions {
-        let bad = |reason: String| GoSumdbError::BadRecord {
-            source_name: source.clone(),
-            name: name.into(),
+    k.records(versions)
+}
+
+/// The key, checked: it parses, is named `name`, and is the key the
+/// previous generation held.
+fn checked_key(c: &Ctx<'_>, name: &str) -> Result<VerifierKey, GoSumdbError> {
+    let bad_key = |reason: String| GoSumdbError::BadKey {
+        source_name: c.source.to_string(),
+        name: name.into(),
+        reason,
+    };
+    let key_path = sumdb_path(name, &SumdbFile::Key);
+    let bytes = c.read(&key_path).map_err(|e| bad_key(format!("{e:#}")))?;
+    let key_text = String::from_utf8(bytes).map_err(|_| bad_key("not UTF-8".into()))?;
+    let key = VerifierKey::parse(key_text.trim_end()).map_err(|e| bad_key(e.to_string()))?;
+    if key.name != name {
+        return Err(bad_key(format!("it is the key of {:?}", key.name)));
+    }
+    if let Some(prev) = c.prev_file(&key_path) {
+        if prev != key_text.as_bytes() {
+            return Err(bad_key(
+                "it is not the key the previous generation held".into(),
+            ));
+        }
+    }
+    Ok(key)
+}
+
+/// One database's checks, against its `latest` tree (`size`, `root`).
+struct Checker<'a> {
+    c: &'a Ctx<'a>,
+    name: &'a str,
+    db: &'a Db,
+    key: VerifierKey,
+    size: u64,
+    root: [u8; 32],
+}
+
+impl Checker<'_> {
+    /// A carried tile (only those).
+    fn fetch(&self, p: &str) -> Result<Vec<u8>, String> {
+        let t = Tile::parse(p).ok_or_else(|| format!("{p} is not a tile"))?;
+        if !self.db.tiles.contains(&t) {
+            return Err(format!("{p} is not carried"));
+        }
+        std::fs::read(self.c.file(&sumdb_path(self.name, &SumdbFile::Tile(t))))
+            .map_err(|e| e.to_string())
+    }
+
+    /// A tree head signed by the key.
+    fn note(&self, file: &str, bytes: &[u8]) -> Result<Tree, GoSumdbError> {
+        self.key
+            .open(bytes)
+            .and_then(parse_tree)
+            .map_err(|error| GoSumdbError::BadNote {
+                source_name: self.c.source.to_string(),
+                name: self.name.into(),
+                file: file.to_string(),
+                error,
+            })
+    }
+
+    fn proof(&self, what: String, error: TlogError) -> GoSumdbError {
+        GoSumdbError::Proof {
+            source_name: self.c.source.to_string(),
+            name: self.name.into(),
+            what,
+            error,
+        }
+    }
+
+    /// Every version has a record that agrees with its `checksums` and is
+    /// included; no record is of another version.
+    fn records(&self, versions: &[(String, String)]) -> Result<()> {
+        let bad = |(module, version): &(String, String), reason: String| GoSumdbError::BadRecord {
+            source_name: self.c.source.to_string(),
+            name: self.name.into(),
             module: module.clone(),
             version: version.clone(),
             reason,
         };
-        let rp = path(SumdbFile::Record {
-            module: module.clone(),
-            version: version.clone(),
-        });
-        if !records.contains_key(&(module.clone(), version.clone())) {
-            return Err(bad(format!("{rp} is not held")).into());
+        if let Some(r) = self.db.records.iter().find(|r| !versions.contains(r)) {
+            let why = "a record of a version the source does not carry";
+            return Err(bad(r, why.into()).into());
         }
-        let (id, record) =
-            parse_stored_record(&c.read(&rp)?, module, version).map_err(|e| bad(e.to_string()))?;
-        let lines = parse_gosum(record.as_bytes()).map_err(|e| bad(e.to_string()))?;
-        let sums = parse_gosum(&c.read(&checksums_path(module, version))?)
-            .map_err(|e| bad(e.to_string()))?;
-        if let Some(l) = sums.iter().find(|l| !lines.contains(l)) {
-            return Err(bad(format!(
-                "the database's record does not hold {}",
-                l.to_line().trim_end()
-            ))
-            .into());
+        for v in versions {
+            let (module, version) = v;
+            let rp = sumdb_path(
+                self.name,
+                &SumdbFile::Record {
+                    module: module.clone(),
+                    version: version.clone(),
+                },
+            );
+            if !self.db.records.contains(v) {
+                return Err(bad(v, format!("{rp} is not held")).into());
+            }
+            let (id, record) = parse_stored_record(&self.c.read(&rp)?, module, version)
+                .map_err(|e| bad(v, e.to_string()))?;
+            let lines = parse_gosum(record.as_bytes()).map_err(|e| bad(v, e.to_string()))?;
+            let sums = parse_gosum(&self.c.read(&checksums_path(module, version))?)
+                .map_err(|e| bad(v, e.to_string()))?;
+            if let Some(l) = sums.iter().find(|l| !lines.contains(l)) {
+                let line = l.to_line();
+                let why = format!("the database's record does not hold {}", line.trim_end());
+                return Err(bad(v, why).into());
+            }
+            prove_inclusion(record.as_bytes(), id, self.size, &self.root, &mut |p| {
+                self.fetch(p)
+            })
+            .map_err(|e| self.proof(rp.clone(), e))?;
         }
-        prove_inclusion(record.as_bytes(), id, size, &root, &mut fetch)
-            .map_err(|e| proof(format!("{rp}"), e))?;
+        Ok(())
     }
-    if db.records.len() != versions.len() {
-        let (m, v) = db
-            .records
-            .iter()
-            .find(|r| !versions.contains(r))
-            .expect("a record of no carried version");
-        return Err(GoSumdbError::BadRecord {
-            source_name: source,
-            name: name.into(),
-            module: m.clone(),
-            version: v.clone(),
-            reason: "a record of a version the source does not carry".into(),
-        }
-        .into());
-    }
-    Ok(())
 }

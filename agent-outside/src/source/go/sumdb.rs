@@ -22,6 +22,9 @@ use std::path::Path;
 /// The largest signed note read.
 const MAX_NOTE: u64 = 64 << 10;
 
+/// Records and their ids by (module, version).
+type Records = BTreeMap<(String, String), (u64, String)>;
+
 /// A signed tree head: the note and its tree.
 struct Head {
     note: Vec<u8>,
@@ -44,43 +47,10 @@ impl GoSource {
             name: name.to_string(),
             reason,
         };
-        // Every carried version's record, agreeing with what was checked.
-        let mut records = BTreeMap::new();
-        for (module, versions) in selected {
-            for (version, p) in versions {
-                let (id, record) = self.db_record(cx, module, version)?;
-                for l in record_lines(&record, module, version)? {
-                    let (ours, file) = match l.go_mod {
-                        true => (Some(&p.mod_h1), "go.mod"),
-                        false => (p.zip_h1.as_ref(), "zip"),
-                    };
-                    if let Some(h) = ours.filter(|h| **h != l.hash) {
-                        return Err(GoError::Mismatch {
-                            module: module.clone(),
-                            version: version.clone(),
-                            file,
-                            url: base.join("lookup/")?.to_string(),
-                            expected: l.hash,
-                            got: h.clone(),
-                            against: format!("checksum database {name}"),
-                        }
-                        .into());
-                    }
-                }
-                records.insert((module.clone(), version.clone()), (id, record));
-            }
-        }
+        let records = self.carried_records(cx, selected)?;
         // The head, read after the lookups, so it holds every record.
         let url = base.join("latest")?;
-        let note = self
-            .sumdb_client
-            .get_small(url.as_str(), MAX_NOTE)
-            .map_err(|e| db_err(format!("{url}: {e}")))?
-            .ok_or_else(|| db_err(format!("{url}: not found")))?;
-        let tree = key
-            .open(&note)
-            .and_then(parse_tree)
-            .map_err(|e| db_err(format!("{url}: {e}")))?;
+        let (note, tree) = self.db_latest(&url).map_err(db_err)?;
         let latest = Head { note, tree };
         if let Some(((m, v), (id, _))) = records.iter().find(|(_, (id, _))| *id >= latest.tree.size)
         {
@@ -99,7 +69,7 @@ impl GoSource {
             .collect();
         let mut tiles = BTreeMap::new();
         for t in &needed {
-            let data = self.db_tile(&t.path()).map_err(|e| db_err(e))?;
+            let data = self.db_tile(&t.path()).map_err(db_err)?;
             tiles.insert(t.path(), data);
         }
         // Proved from exactly the tiles carried.
@@ -154,6 +124,53 @@ impl GoSource {
             sink(Item::from_bytes(path(SumdbFile::Tile(t)), data))?;
         }
         Ok(())
+    }
+
+    /// Every carried version's record and id, agreeing with the hashes the
+    /// version was checked against.
+    fn carried_records(&self, cx: &ScanCtx<'_>, selected: &Selected) -> Result<Records> {
+        let (key, base) = self.sumdb.as_ref().expect("a checksum database");
+        let mut records = Records::new();
+        for (module, versions) in selected {
+            for (version, p) in versions {
+                let (id, record) = self.db_record(cx, module, version)?;
+                for l in record_lines(&record, module, version)? {
+                    let (ours, file) = match l.go_mod {
+                        true => (Some(&p.mod_h1), "go.mod"),
+                        false => (p.zip_h1.as_ref(), "zip"),
+                    };
+                    if let Some(h) = ours.filter(|h| **h != l.hash) {
+                        return Err(GoError::Mismatch {
+                            module: module.clone(),
+                            version: version.clone(),
+                            file,
+                            url: base.join("lookup/")?.to_string(),
+                            expected: l.hash,
+                            got: h.clone(),
+                            against: format!("checksum database {}", key.name),
+                        }
+                        .into());
+                    }
+                }
+                records.insert((module.clone(), version.clone()), (id, record));
+            }
+        }
+        Ok(records)
+    }
+
+    /// The database's signed tree head, verified.
+    fn db_latest(&self, url: &url::Url) -> Result<(Vec<u8>, Tree), String> {
+        let (key, _) = self.sumdb.as_ref().expect("a checksum database");
+        let note = self
+            .sumdb_client
+            .get_small(url.as_str(), MAX_NOTE)
+            .map_err(|e| format!("{url}: {e}"))?
+            .ok_or_else(|| format!("{url}: not found"))?;
+        let tree = key
+            .open(&note)
+            .and_then(parse_tree)
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok((note, tree))
     }
 
     /// The heads the last export carried (`heads/<size>`), read back from
