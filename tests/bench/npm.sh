@@ -38,24 +38,55 @@ bench_trust
 config before; bench_export m1; first=$bytes; first_t=$secs
 config after; bench_export m2; delta=$bytes; delta_t=$secs
 
-# The local copy of upstream: every tarball the lockfile resolves, at its
-# registry path (npm ci with a complete lockfile reads only those, with the
-# registry's host replaced by --registry).
-python3 - "$dir/after/package-lock.json" "$registry" "$dir/local" <<'PY'
-import json, os, sys, urllib.request
-lock, registry, local = sys.argv[1], sys.argv[2].rstrip("/") + "/", sys.argv[3]
-for k, p in json.load(open(lock))["packages"].items():
-    url = p.get("resolved")
-    if not k or not url or not url.startswith(registry):
-        continue
-    dest = os.path.join(local, url[len(registry):])
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with urllib.request.urlopen(url) as r, open(dest, "wb") as f:
-        f.write(r.read())
+# The local copy of upstream: the packuments of the lockfile's packages
+# (tarball URLs pointing at the copy) and the tarball of every version the
+# lockfile names, at its registry path, served on loopback as ferry-in is (a packument is
+# `<name>/packument.json`, answered for `/<name>`).
+mkdir -p local
+python3 - "$dir/local" > http.log 2>&1 <<'PY' & bench_pids=$!
+import http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        p = os.path.join(self.translate_path(self.path), "packument.json")
+        if not self.path.endswith("/") and os.path.isfile(p):
+            body = open(p, "rb").read()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: H(*a, directory=sys.argv[1]))
+print("port http://127.0.0.1:%d" % s.server_address[1], flush=True)
+s.serve_forever()
 PY
-python3 -m http.server --bind 127.0.0.1 0 --directory local > http.log 2>&1 & bench_pids=$!
+trap 'kill $bench_pids 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q 'port' http.log 2>/dev/null && break; sleep 0.1; done
 local_url=$(grep -o 'http://[0-9.:]*' http.log | head -1)/
+python3 - "$dir/after/package-lock.json" "$registry" "$dir/local" "$local_url" <<'PY'
+import json, os, sys, urllib.request
+lock, registry, local, url_here = sys.argv[1], sys.argv[2].rstrip("/") + "/", sys.argv[3], sys.argv[4]
+wanted = {}
+for k, p in json.load(open(lock))["packages"].items():
+    if k and "version" in p and not p.get("link"):
+        name = p.get("name") or k.rsplit("node_modules/", 1)[1]
+        wanted.setdefault(name, set()).add(p["version"])
+for name, versions in sorted(wanted.items()):
+    with urllib.request.urlopen(registry + name.replace("/", "%2f")) as r:
+        text = r.read().decode()
+    doc = json.loads(text)
+    for v in versions:
+        url = doc["versions"][v]["dist"]["tarball"]
+        dest = os.path.join(local, url[len(registry):])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with urllib.request.urlopen(url) as r, open(dest, "wb") as f:
+            f.write(r.read())
+    os.makedirs(os.path.join(local, name), exist_ok=True)
+    open(os.path.join(local, name, "packument.json"), "w").write(text.replace(registry, url_here))
+PY
 bench_serve
 
 ci() { # $1: registry, $2: label
