@@ -67,9 +67,14 @@ impl GoSource {
         let needed: Vec<Tile> = tiles_needed(latest.tree.size, &ids, &sizes)
             .into_iter()
             .collect();
+        // Full tiles never change: kept once proved, read back after.
+        let tile_cache = cx.cache_dir.join("sumdb").join(key.tag()).join("tiles");
         let mut tiles = BTreeMap::new();
         for t in &needed {
-            let data = self.db_tile(&t.path()).map_err(db_err)?;
+            let data = match std::fs::read(tile_cache.join(t.path())) {
+                Ok(d) if t.width == 256 => d,
+                _ => self.db_tile(&t.path()).map_err(db_err)?,
+            };
             tiles.insert(t.path(), data);
         }
         // Proved from exactly the tiles carried.
@@ -80,7 +85,11 @@ impl GoSource {
                 .ok_or_else(|| format!("{p} is not carried"))
         };
         let (size, root) = (latest.tree.size, latest.tree.hash);
-        check_tiles(size, &root, &needed, &mut fetch).map_err(|e| db_err(e.to_string()))?;
+        if let Err(e) = check_tiles(size, &root, &needed, &mut fetch) {
+            // A bad cached tile must not fail every later export.
+            let _ = std::fs::remove_dir_all(&tile_cache);
+            return Err(db_err(e.to_string()).into());
+        }
         for ((m, v), (id, record)) in &records {
             prove_inclusion(record.as_bytes(), *id, size, &root, &mut fetch)
                 .map_err(|e| db_err(format!("{m} {v}: {e}")))?;
@@ -92,6 +101,13 @@ impl GoSource {
                     h.tree.size
                 ))
             })?;
+        }
+        for t in needed.iter().filter(|t| t.width == 256) {
+            let f = tile_cache.join(t.path());
+            if !f.is_file() {
+                std::fs::create_dir_all(f.parent().expect("a tile path has a parent"))?;
+                ferry_agent_common::fsx::write_atomic(&f, &tiles[&t.path()])?;
+            }
         }
         std::fs::create_dir_all(&heads_dir)?;
         ferry_agent_common::fsx::write_atomic(&heads_dir.join(size.to_string()), &latest.note)?;
