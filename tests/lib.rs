@@ -1485,6 +1485,48 @@ impl OciLayout {
     }
 }
 
+// ---- helper "gosum": an upstream that wants one exact Authorization header ----
+
+/// Serves `dir` over HTTP like [`http_upstream`], answering `401` to any
+/// request whose `Authorization` header is not exactly `authorization`.
+pub fn http_upstream_with_auth(dir: &Path, authorization: &str) -> Upstream {
+    use std::io::BufRead;
+    const SERVER: &str = r#"
+import functools, http.server, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.headers.get("Authorization") != sys.argv[2]:
+            self.send_error(401, "wrong or missing Authorization")
+            return
+        super().do_GET()
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(H, directory=sys.argv[1]))
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-u", "-c", SERVER])
+        .arg(dir)
+        .arg(authorization)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the server prints its port");
+    let port = line
+        .trim()
+        .strip_prefix("port ")
+        .expect("port N")
+        .to_string();
+    Upstream {
+        process: KillOnDrop(child),
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,12 +26,20 @@ fuzz_target!(|data: &[u8]| {
     // Tiles of any bytes: the proof must fail or hold, never panic.
     let mut fetch = |_: &str| -> Result<Vec<u8>, String> { Ok(data.to_vec()) };
     let _ = go::tlog::prove_inclusion(data, data.len() as u64 % 7, 1 + data.len() as u64 % 300, &[0; 32], &mut fetch);
+    let size = 1 + data.len() as u64 * 977;
+    let _ = go::tlog::prove_consistency(data.len() as u64 % 300, &[0; 32], size, &[0; 32], &mut fetch);
+    let needed: Vec<go::tlog::Tile> = go::tlog::tiles_needed(size, &[size / 2], &[size / 3]).into_iter().collect();
+    let _ = go::tlog::check_tiles(size, &[0; 32], &needed, &mut fetch);
+    let _ = sumdb::parse_stored_record(data, "example.com/m", "v1.0.0");
     let _ = go::Info::parse(data, None);
     let _ = hash::zip_h1(std::io::Cursor::new(data), "example.com/m", "v1.0.0");
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = sumdb::VerifierKey::parse(text);
         let _ = sumdb::parse_tree(text);
         let _ = go::parse_path(text);
+        if let Some(t) = go::tlog::Tile::parse(text) {
+            assert_eq!(t.path(), text);
+        }
         if let Ok(u) = go::unescape(text) {
             assert_eq!(go::unescape(&go::escape(&u)).unwrap(), u);
         }

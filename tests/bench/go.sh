@@ -21,12 +21,8 @@ profile=${BENCH_PROFILE:-release}
 n=${BENCH_GO_MODULES:-300}
 dir=${BENCH_DIR:-/tmp/ferry-go-bench}
 goroot_src=$(go env GOROOT)/src
-if [ "$profile" = release ]; then
-  cargo build --release --quiet -p agent-outside -p agent-inside
-else
-  cargo build --quiet -p agent-outside -p agent-inside
-fi
-out="$root/target/$profile/ferry-out"; in="$root/target/$profile/ferry-in"
+. tests/bench/lib.sh
+bench_build
 rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
 export GOFLAGS= GOTOOLCHAIN=local GONOSUMDB= GOPRIVATE= GONOPROXY= GO111MODULE=on
 mkdir helper && cp "$root/tests/go-helper/main.go" helper/
@@ -66,41 +62,26 @@ done
 app after update
 echo "== $n modules ($(du -sb up | cut -f1) bytes of proxy tree); the update moves $(( (n + 9) / 10 )) to v1.1.0"
 
-python3 -m http.server --bind 127.0.0.1 0 --directory up > http.log 2>&1 & http=$!
-trap 'kill $http 2>/dev/null || true' EXIT
+python3 -m http.server --bind 127.0.0.1 0 --directory up > http.log 2>&1 & bench_pids=$!
+trap 'kill $bench_pids 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q 'port' http.log 2>/dev/null && break; sleep 0.1; done
 up_url=$(grep -o 'http://[0-9.:]*' http.log | head -1)
 config() {
   printf '[[source]]\nname = "gomods"\ntype = "go"\nproxy = "%s"\nsumdb = "off"\ngosum = ["%s"]\n' \
     "$up_url" "$dir/$1/go.sum" > ferry-out.toml
 }
-"$out" --state out keygen >/dev/null 2>&1
-"$in" --state in trust add out/signing.pub --stream "$("$out" --state out status | awk '/^stream:/{print $2}')" >/dev/null
-config before
-t0=$(date +%s.%N); "$out" --state out export --config ferry-out.toml --to m1 > last.log; t1=$(date +%s.%N)
-head -2 last.log
-first=$(du -sb m1 | cut -f1); first_t=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')
-"$in" --state in import m1 > last.log
-config after
-t0=$(date +%s.%N); "$out" --state out export --config ferry-out.toml --to m2 > last.log; t1=$(date +%s.%N)
-head -4 last.log
-delta=$(du -sb m2 | cut -f1); delta_t=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')
-"$in" --state in import m2 > last.log
-
-"$in" --state in serve --listen 127.0.0.1:0 2> serve.log & srv=$!
-trap 'kill $srv $http 2>/dev/null || true' EXIT
-for _ in $(seq 50); do grep -q http:// serve.log 2>/dev/null && break; sleep 0.1; done
-addr=$(grep -o 'http://[0-9.:]*' serve.log | head -1)
+bench_trust
+config before; bench_export m1; first=$bytes; first_t=$secs
+config after; bench_export m2; delta=$bytes; delta_t=$secs
+bench_serve
 download() { # $1 GOPROXY, $2 label
   rm -rf "modcache-$2"
-  local t0 t1; t0=$(date +%s.%N)
   (cd after && GOPROXY="$1" GOSUMDB=off GOMODCACHE="$dir/modcache-$2" GOCACHE="$dir/gocache" \
-    go mod download) || exit 1
-  t1=$(date +%s.%N); echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}'
+    go mod download) || return 1
   chmod -R u+w "modcache-$2"
 }
-from_in=$(download "$addr/go/gomods/" in) || { echo "go mod download from ferry-in failed" >&2; exit 1; }
-from_up=$(download "file://$dir/up" up) || { echo "go mod download from upstream failed" >&2; exit 1; }
+bench_time from_in download "$addr/go/gomods/" in || { echo "go mod download from ferry-in failed" >&2; exit 1; }
+bench_time from_up download "file://$dir/up" up || { echo "go mod download from upstream failed" >&2; exit 1; }
 
 echo
 printf 'first export (%s modules): %s bytes on media, %s s\n' "$n" "$first" "$first_t"

@@ -91,6 +91,16 @@ func main() {
 		pack(os.Args[2], os.Args[3], os.Args[4], os.Args[5])
 	case "sumdb":
 		serveSumdb(os.Args[2])
+	case "sign": // sign NAME FILE: FILE's text as a note signed by a fresh key named NAME
+		skey, _, err := note.GenerateKey(rand.Reader, os.Args[2])
+		must(err)
+		signer, err := note.NewSigner(skey)
+		must(err)
+		text, err := os.ReadFile(os.Args[3])
+		must(err)
+		msg, err := note.Sign(&note.Note{Text: string(text)}, signer)
+		must(err)
+		os.Stdout.Write(msg)
 	case "sum": // sum PROXYDIR MODULE VERSION: its go.sum lines
 		b, err := gosum(os.Args[2])(os.Args[3], os.Args[4])
 		must(err)

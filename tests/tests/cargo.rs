@@ -514,3 +514,40 @@ fn cargo_dev_and_optional_dependencies_follow_the_settings() {
     );
     assert_eq!(carried("dependencies = false\n"), ["epsilon"]);
 }
+
+#[test]
+fn a_registry_wanting_cargos_bare_token_is_read_with_token_scheme_bare() {
+    let env = Env::new();
+    let work = env.root().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let a = synthetic(&work, "alpha", "1.0.0", "", 1);
+    let up_dir = env.root().join("upstream");
+    cargo_registry(&up_dir, &[&a], None);
+    // cargo sends the token itself as the header's value, no scheme.
+    let up = http_upstream_with_auth(&up_dir, "cio-t0ken");
+    let token = env.root().join("token");
+    std::fs::write(&token, "cio-t0ken\n").unwrap();
+    let export_with = |extra: &str, media: &str| {
+        std::fs::write(
+            &env.config,
+            format!(
+                "[[source]]\nname = \"rs\"\ntype = \"cargo\"\nindex = \"{}\"\n\
+                 crates = {{ alpha = \"1\" }}\ntoken_file = \"{}\"\n{extra}",
+                up.url,
+                token.display()
+            ),
+        )
+        .unwrap();
+        env.export(media)
+    };
+    export_with("", "media").expect_fail(&["source \"rs\"", "401"]);
+    export_with("token_scheme = \"Token\"\n", "media")
+        .expect_fail(&["`token_scheme` is \"bearer\" or \"bare\", not \"Token\""]);
+    assert!(dir_names(&env.root().join("media")).is_empty());
+    export_with("token_scheme = \"bare\"\n", "bare").expect_ok();
+    env.import("bare").expect_ok();
+    assert!(env
+        .in_state
+        .join("store/current/cargo/rs/crates/alpha/alpha-1.0.0.crate")
+        .is_file());
+}

@@ -154,6 +154,25 @@ fn sumdb(up: &Path) -> Sumdb {
     }
 }
 
+/// Every file under `dir`, by its `/`-separated path below it.
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The go command in `dir` with a fresh module cache and `env` (KEY=VALUE
 /// lines) as its only proxy settings.
 fn go(dir: &Path, home: &Path, env: &str, args: &[&str]) -> Run {
@@ -272,11 +291,23 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
         "{goenv}"
     );
     assert!(goenv.contains("SSL_CERT_FILE="), "{goenv}");
+    // The checksum database stays on, proxied by ferry-in.
+    assert!(goenv.contains(&format!("GOSUMDB={}\n", db.key)), "{goenv}");
+    assert!(!goenv.contains("GONOSUMDB"), "{goenv}");
     let home = env.root().join("home");
     let app = make_app(env.root(), "v1.0.0");
+    let modmod = format!("{goenv}GOFLAGS=-mod=mod\n");
+    go(&app, &home, &modmod, &["mod", "download", "-x"]).expect_ok();
+    go(&app, &home, &modmod, &["build", "-o", "app", "."]).expect_ok();
     go(&app, &home, &goenv, &["mod", "tidy"]).expect_ok();
-    go(&app, &home, &goenv, &["mod", "download"]).expect_ok();
-    go(&app, &home, &goenv, &["build", "-o", "app", "."]).expect_ok();
+    // The go command verified through ferry-in's database proxy: it keeps
+    // the tree head it saw, and every lookup.
+    let seen = home.join("gopath/pkg/sumdb/db.test/latest");
+    let head1 = std::fs::read_to_string(&seen).expect("the go command kept a tree head");
+    let lookups = home.join("gopath/pkg/mod/cache/download/sumdb/db.test/lookup");
+    assert!(lookups.join("example.com/b@v1.1.0").is_file());
+    let carried_head = std::fs::read_to_string(store.join("sumdb/db.test/latest")).unwrap();
+    assert_eq!(head1, carried_head);
     let out = Command::new(app.join("app")).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -336,9 +367,18 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
         "the delta ships two small zips and metadata: {shipped} bytes"
     );
     env.import("m2").expect_ok();
+    // The same client, with the head of the first export in its cache: the
+    // new head is proved consistent with it from the carried tiles.
     let app2 = make_app(&env.root().join("v2"), "v1.1.0");
-    go(&app2, &home, &goenv, &["mod", "tidy"]).expect_ok();
-    go(&app2, &home, &goenv, &["build", "-o", "app", "."]).expect_ok();
+    go(&app2, &home, &modmod, &["mod", "download"]).expect_ok();
+    go(&app2, &home, &modmod, &["build", "-o", "app", "."]).expect_ok();
+    let head2 = std::fs::read_to_string(&seen).unwrap();
+    assert_ne!(head1, head2, "the client moved to the second export's head");
+    assert_eq!(
+        head2,
+        std::fs::read_to_string(store.join("sumdb/db.test/latest")).unwrap()
+    );
+    assert!(lookups.join("example.com/b@v1.2.0").is_file());
     let out = Command::new(app2.join("app")).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -395,7 +435,18 @@ fn go_sum_driven_export_and_bad_data_refused_by_name() {
         "v1.1.0\n"
     );
     let srv = env.serve();
-    let goenv = format!("GOPROXY=http://{}/go/gomods/\nGOSUMDB=off\n", srv.addr);
+    // No database carried: client-config lists exactly the carried modules
+    // in GONOSUMDB and leaves GOSUMDB at its default for anything else.
+    let url = format!("http://{}", srv.addr);
+    let cc = client_config(&env, &url, "go", &[]);
+    let goenv = std::fs::read_to_string(cc.join("go/go.env")).unwrap();
+    assert_eq!(
+        goenv,
+        format!(
+            "GOPROXY={url}/go/gomods/\n\
+             GONOSUMDB=example.com/Upper/c,example.com/a,example.com/b\n"
+        )
+    );
     let home2 = env.root().join("home2");
     go(&app, &home2, &goenv, &["mod", "download"]).expect_ok();
     go(&app, &home2, &goenv, &["build", "-o", "app", "."]).expect_ok();
@@ -605,4 +656,118 @@ fn a_checksum_database_that_disagrees_is_refused() {
         "no valid signature by sum.golang.org",
     ]);
     assert!(dir_names(&env.root().join("media")).is_empty());
+}
+
+#[test]
+fn a_tampered_tile_a_foreign_note_or_a_missing_record_is_refused_at_import() {
+    let test = "go::a_tampered_tile_a_foreign_note_or_a_missing_record_is_refused_at_import";
+    if !have_go(test) {
+        return;
+    }
+    let env = Env::new();
+    let (work, up_dir) = (env.root().join("work"), env.root().join("upstream"));
+    std::fs::create_dir_all(&up_dir).unwrap();
+    publish_v1(&up_dir, &work);
+    let up = http_upstream(&up_dir);
+    let db = sumdb(&up_dir);
+    config(
+        &env,
+        &format!(
+            "proxy = \"{}\"\nmodules = {{ \"example.com/a\" = \"latest\" }}\nsumdb = \"{}\"\nsumdb_url = \"{}\"\n",
+            up.url, db.key, db.url
+        ),
+    );
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    let good = files_under(&env.in_state.join("store/current/go/gomods"));
+    let paths: Vec<&str> = good.iter().map(|(p, _)| p.as_str()).collect();
+    for want in [
+        "sumdb/db.test/key",
+        "sumdb/db.test/latest",
+        "sumdb/db.test/records/example.com/!upper/c@v1.0.0",
+        "sumdb/db.test/tile/8/0/000.p/4",
+    ] {
+        assert!(paths.contains(&want), "{want} not in {paths:?}");
+    }
+    // The whole good set imports; each bad variant is refused, nothing applied.
+    let tampered_tile = |(p, mut d): (String, Vec<u8>)| {
+        if p.contains("/tile/") {
+            d[0] ^= 1;
+        }
+        Some((p, d))
+    };
+    let latest = good
+        .iter()
+        .find(|(p, _)| p == "sumdb/db.test/latest")
+        .unwrap();
+    let text = String::from_utf8(latest.1.clone()).unwrap();
+    let text_file = env.root().join("note.txt");
+    std::fs::write(
+        &text_file,
+        text.split("\n\n").next().unwrap().to_string() + "\n",
+    )
+    .unwrap();
+    let out = Command::new(helper())
+        .arg("sign")
+        .arg("db.test")
+        .arg(&text_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let foreign = out.stdout;
+    let foreign_note = |(p, d): (String, Vec<u8>)| {
+        Some((
+            p.clone(),
+            if p == "sumdb/db.test/latest" {
+                foreign.clone()
+            } else {
+                d
+            },
+        ))
+    };
+    let no_record =
+        |(p, d): (String, Vec<u8>)| (!p.contains("records/example.com/b@")).then_some((p, d));
+    type Edit<'a> = &'a dyn Fn((String, Vec<u8>)) -> Option<(String, Vec<u8>)>;
+    let cases: [(Edit<'_>, &[&str]); 4] = [
+        (&|f| Some(f), &[]),
+        (
+            &tampered_tile,
+            &[
+                "checksum database db.test: the tiles of sumdb/db.test/latest",
+                "the tiles do not make the signed root hash",
+            ],
+        ),
+        (
+            &foreign_note,
+            &[
+                "checksum database db.test",
+                "sumdb/db.test/latest",
+                "no valid signature by db.test",
+            ],
+        ),
+        (
+            &no_record,
+            &[
+                "checksum database db.test: module example.com/b v1.0.0",
+                "is not held",
+            ],
+        ),
+    ];
+    use ferry_protocol::catalog::SourceKind::Go;
+    for (edit, needles) in cases {
+        let files: Vec<(String, Vec<u8>)> = good.iter().cloned().filter_map(edit).collect();
+        let fresh = Env::new();
+        let objs: Vec<CraftedObject<'_>> = files
+            .iter()
+            .map(|(p, d)| ("gomods", Go, p.as_str(), d.as_slice()))
+            .collect();
+        craft_bundle(&fresh, "media", &objs);
+        if needles.is_empty() {
+            fresh.import("media").expect_ok();
+            assert_eq!(fresh.applied_sequence(), 1);
+        } else {
+            fresh.import("media").expect_fail(needles);
+            assert_eq!(fresh.applied_sequence(), 0);
+        }
+    }
 }

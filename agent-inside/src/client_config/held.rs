@@ -3,6 +3,7 @@
 //! architectures, yum repositories and whether their metadata is signed, and
 //! the names of the PyPI, Helm, cargo, npm, Go and plain-file sources.
 
+use ferry_formats::go::{GoPath, SumdbFile};
 use ferry_formats::oci::{parse_path, OciPath};
 use ferry_protocol::catalog::{Catalog, SourceKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +45,10 @@ pub(super) struct Held {
     pub(super) npm: Vec<String>,
     /// Go module proxies.
     pub(super) go: Vec<String>,
+    /// Go source -> the path of its checksum database's key, if carried.
+    pub(super) go_sumdb: BTreeMap<String, String>,
+    /// Go source -> the module paths it carries.
+    pub(super) go_modules: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Held {
@@ -75,6 +80,21 @@ impl Held {
                     }
                 }
                 Some(SourceKind::Apt) => h.apt_path(&key.source, &key.path),
+                Some(SourceKind::Go) => match ferry_formats::go::parse_path(&key.path) {
+                    Some(GoPath::Checksums { module, .. }) => {
+                        h.go_modules
+                            .entry(key.source.clone())
+                            .or_default()
+                            .insert(module);
+                    }
+                    Some(GoPath::Sumdb {
+                        file: SumdbFile::Key,
+                        ..
+                    }) => {
+                        h.go_sumdb.insert(key.source.clone(), key.path.clone());
+                    }
+                    _ => {}
+                },
                 Some(SourceKind::Yum) => {
                     let r = h.yum.entry(key.source.clone()).or_default();
                     r.signed_metadata |= key.path == "repodata/repomd.xml.asc";

@@ -149,6 +149,8 @@ struct Ctx<'a> {
     namespace: &'a str,
     apt: AptSettings,
     gpgkeys: BTreeMap<String, String>,
+    /// Go source -> its carried checksum database's verifier key.
+    go_keys: BTreeMap<String, String>,
 }
 
 impl Ctx<'_> {
@@ -247,6 +249,17 @@ pub fn files(layout: &Layout, args: &Args) -> Result<Vec<ClientFile>> {
     )?;
     let signed_by = pairs("--apt-signed-by", &args.apt_signed_by)?;
     let gpgkeys = pairs("--gpgkey", &args.gpgkey)?;
+    let mut go_keys = BTreeMap::new();
+    for (source, path) in &held.go_sumdb {
+        let f = layout
+            .current_link()
+            .join(crate::store::go::GEN_GO)
+            .join(source)
+            .join(path);
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        go_keys.insert(source.clone(), text.trim().to_string());
+    }
     let site_key = match (args.apt_view, held.apt.is_empty()) {
         (AptView::Site, false) => match SiteKey::load(layout)? {
             Some(k) => Some(k.public_armored()?),
@@ -273,6 +286,7 @@ pub fn files(layout: &Layout, args: &Args) -> Result<Vec<ClientFile>> {
             signed_by,
         },
         gpgkeys,
+        go_keys,
     };
     render(&cx)
 }

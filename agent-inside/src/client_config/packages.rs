@@ -263,14 +263,27 @@ pub(super) fn npm(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
 }
 
 /// Go: `go.env` (the environment, or `go env -w` lines) with every go source
-/// in GOPROXY and the checksum database off (docs/sources/go.md says why),
-/// and the CA over https (`SSL_CERT_FILE`, which the go command honours).
+/// in GOPROXY, the carried checksum database's key in GOSUMDB, GONOSUMDB
+/// for the modules of sources carried without it (docs/sources/go.md), and
+/// the CA over https (`SSL_CERT_FILE`, which the go command honours).
+use crate::store::go::GoEnvSource;
+
 pub(super) fn go(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
     if cx.held.go.is_empty() {
         return Ok(Vec::new());
     }
     let base = cx.urls.base().url();
-    let mut t = crate::store::go::go_env(&base, &cx.held.go);
+    let sources: Vec<GoEnvSource> = cx
+        .held
+        .go
+        .iter()
+        .map(|name| GoEnvSource {
+            name: name.clone(),
+            key: cx.go_keys.get(name).cloned(),
+            modules: cx.held.go_modules.get(name).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let mut t = crate::store::go::go_env(&base, &sources);
     if let Some(p) = cx.ca_path_of(&base) {
         let _ = writeln!(t, "SSL_CERT_FILE={p}");
     }

@@ -61,6 +61,7 @@ fn render_with(h: &Held, url: &str, ca: Option<&str>, upstreams: &[String]) -> V
             signed_by: BTreeMap::new(),
         },
         gpgkeys: BTreeMap::new(),
+        go_keys: BTreeMap::new(),
     };
     render(&cx).unwrap()
 }

@@ -102,6 +102,7 @@ mod cargo;
 mod conn;
 mod file;
 mod generation;
+mod go;
 mod lifecycle;
 mod listeners;
 mod listing;

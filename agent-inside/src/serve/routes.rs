@@ -5,7 +5,7 @@ use super::generation::{Generation, Server};
 use super::request::{decode, Req};
 use super::response::{not_found, redirect, text, with_generation, X_FERRY_GENERATION};
 use super::settings::ServeSettings;
-use super::{apt, cargo, npm, oci, pypi, tree};
+use super::{apt, cargo, go, npm, oci, pypi, tree};
 use crate::layout::Layout;
 use axum::body::Body;
 use axum::extract::State;
@@ -132,6 +132,7 @@ async fn route(server: &Server, req: Req<'_>) -> Response {
                     SourceKind::Pypi => pypi::route(server, &g, &decoded, req).await,
                     SourceKind::Cargo => cargo::route(server, &g, &decoded, req).await,
                     SourceKind::Npm => npm::route(server, &g, &decoded, req).await,
+                    SourceKind::Go => go::route(server, &g, &decoded, req).await,
                     _ => tree::tree(server, &g, kind, &decoded, req).await,
                 };
                 with_generation(r, &g)

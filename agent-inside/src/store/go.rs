@@ -17,16 +17,21 @@
 //! After a delta only the versions with a changed file, and the `list` and
 //! `@latest` of their modules, are read again (`check_changed`).
 
+mod sumdb;
+
 use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
 use ferry_formats::go::gomod::parse_gosum;
 use ferry_formats::go::hash::{go_mod_h1, zip_h1, MAX_GO_MOD, MAX_ZIP_UNCOMPRESSED};
 use ferry_formats::go::{
     checksums_path, latest_path, list_path, parse_path, version_file, FileKind, GoPath, Info,
+    SumdbFile,
 };
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::ObjectKey;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use sumdb::GoSumdbError;
 
 /// The directory of this store in a generation.
 pub const GEN_GO: &str = "go";
@@ -47,6 +52,11 @@ fn limit(p: &GoPath) -> u64 {
             kind: FileKind::Mod,
             ..
         } => MAX_GO_MOD,
+        GoPath::Sumdb {
+            file: SumdbFile::Tile(_),
+            ..
+        } => 256 * 32,
+        GoPath::Sumdb { .. } => 64 << 10,
         _ => MAX_SMALL,
     }
 }
@@ -79,6 +89,15 @@ impl Ctx<'_> {
 
     fn file(&self, path: &str) -> std::path::PathBuf {
         self.cx.new_gen.join(GEN_GO).join(self.source).join(path)
+    }
+
+    /// The file at `path` of this source in the previous generation.
+    fn prev_file(&self, path: &str) -> Option<Vec<u8>> {
+        let k = self.key(path.to_string());
+        if !matches!(self.cx.prev.objects.get(&k), Some(Object::File(_))) {
+            return None;
+        }
+        std::fs::read(self.cx.prev_gen?.join(GEN_GO).join(self.source).join(path)).ok()
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {
@@ -185,12 +204,58 @@ impl Store for GoStore {
     fn build(&self, cx: &BuildCtx<'_>) -> Result<u64> {
         self.check(cx.next)?;
         let written = materialize(cx, SourceKind::Go, GEN_GO)?;
-        match cx.changed_of_kind(SourceKind::Go) {
-            Some(changed) => check_changed(cx, &changed)?,
-            None => check_every(cx)?,
+        let any_change = match cx.changed_of_kind(SourceKind::Go) {
+            Some(changed) => {
+                check_changed(cx, &changed)?;
+                !changed.is_empty()
+            }
+            None => {
+                check_every(cx)?;
+                true
+            }
         };
+        // The carried checksum databases are checked whole whenever a go
+        // object changed: a record must exist for every carried version and
+        // no other, which a look at the changed keys alone cannot prove.
+        if any_change {
+            check_sumdbs(cx)?;
+        }
         Ok(written)
     }
+}
+
+/// Checks each source's carried checksum database ([`sumdb::check`]) against
+/// the versions the source carries.
+fn check_sumdbs(cx: &BuildCtx<'_>) -> Result<()> {
+    // source -> database name -> its files; source -> versions.
+    let mut dbs: BTreeMap<&str, BTreeMap<String, sumdb::Db>> = BTreeMap::new();
+    let mut versions: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for (key, _) in objects_of_kind(cx.next, SourceKind::Go) {
+        match parse_path(&key.path) {
+            Some(GoPath::Checksums { module, version }) => versions
+                .entry(&key.source)
+                .or_default()
+                .push((module, version)),
+            Some(GoPath::Sumdb { name, file }) => dbs
+                .entry(&key.source)
+                .or_default()
+                .entry(name)
+                .or_default()
+                .add(&file),
+            _ => {}
+        }
+    }
+    for (source, by_name) in &dbs {
+        if by_name.len() > 1 {
+            bail!("source {source}: carries more than one checksum database");
+        }
+        let c = Ctx { cx, source };
+        for (name, db) in by_name {
+            let vs = versions.get(source).map(Vec::as_slice).unwrap_or_default();
+            sumdb::check(&c, name, db, vs)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks every version, `list` and `@latest` of the built generation;
@@ -217,7 +282,7 @@ fn check_every(cx: &BuildCtx<'_>) -> Result<usize> {
                 read += 1;
                 check_index(&c, &key.path, p)?;
             }
-            GoPath::Version { .. } => {}
+            GoPath::Version { .. } | GoPath::Sumdb { .. } => {}
         }
     }
     for (key, p) in &objects {
@@ -251,7 +316,7 @@ fn check_changed(cx: &BuildCtx<'_>, changed: &[&ObjectKey]) -> Result<usize> {
             Some(GoPath::List { module } | GoPath::Latest { module }) => {
                 modules.insert((source, module));
             }
-            None => {}
+            Some(GoPath::Sumdb { .. }) | None => {}
         }
     }
     let mut read = 0;
@@ -290,16 +355,90 @@ fn check_changed(cx: &BuildCtx<'_>, changed: &[&ObjectKey]) -> Result<usize> {
     Ok(read)
 }
 
-/// The environment that makes the go command take every module from
-/// the go sources `sources` of the ferry-in serving at `base_url`, for
-/// `ferry-in client-config`. The checksum database is not served (the
-/// outside checked every module against it or a `go.sum`, and ferry-in
-/// checks each zip against those lines again), so `GOSUMDB=off`: a
-/// project's own `go.sum` still verifies what it lists.
-pub fn go_env(base_url: &str, sources: &[String]) -> String {
+/// A go source as `go.env` needs it.
+pub struct GoEnvSource {
+    /// The source's name.
+    pub name: String,
+    /// Its checksum database's verifier key, when it carries one.
+    pub key: Option<String>,
+    /// The module paths it carries.
+    pub modules: BTreeSet<String>,
+}
+
+/// The environment that makes the go command take every module from the
+/// go sources of the ferry-in serving at `base_url` (for `ferry-in
+/// client-config`): all of them in `GOPROXY`; `GOSUMDB` the key of the
+/// first source carrying a checksum database (ferry-in proxies it under
+/// `GOPROXY/sumdb/<name>/`, so the go command verifies every module as it
+/// would outside); `GONOSUMDB` exactly the module paths of the sources
+/// carried without that database (checked outside against a `go.sum` only,
+/// or against another database, which the go command cannot use at the
+/// same time). Without any database `GOSUMDB` is left at its default: the
+/// carried modules are in `GONOSUMDB`, any other module is not served.
+pub fn go_env(base_url: &str, sources: &[GoEnvSource]) -> String {
     let base = base_url.trim_end_matches('/');
-    let proxies: Vec<String> = sources.iter().map(|s| format!("{base}/go/{s}/")).collect();
-    format!("GOPROXY={}\nGOSUMDB=off\n", proxies.join(","))
+    let proxies: Vec<String> = sources
+        .iter()
+        .map(|s| format!("{base}/go/{}/", s.name))
+        .collect();
+    let mut out = format!("GOPROXY={}\n", proxies.join(","));
+    let key = sources.iter().find_map(|s| s.key.as_deref());
+    if let Some(k) = key {
+        out.push_str(&format!("GOSUMDB={k}\n"));
+    }
+    let verified: BTreeSet<&String> = sources
+        .iter()
+        .filter(|s| key.is_some() && s.key.as_deref() == key)
+        .flat_map(|s| &s.modules)
+        .collect();
+    let unverified: BTreeSet<&String> = sources
+        .iter()
+        .filter(|s| key.is_none() || s.key.as_deref() != key)
+        .flat_map(|s| &s.modules)
+        .filter(|m| !verified.contains(m))
+        .collect();
+    if !unverified.is_empty() {
+        let list: Vec<&str> = unverified.iter().map(|m| m.as_str()).collect();
+        out.push_str(&format!("GONOSUMDB={}\n", list.join(",")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_env_keeps_the_database_on_and_names_only_unverified_modules() {
+        let src = |name: &str, key: Option<&str>, mods: &[&str]| GoEnvSource {
+            name: name.into(),
+            key: key.map(String::from),
+            modules: mods.iter().map(|m| m.to_string()).collect(),
+        };
+        let k = "db.test+01234567+AQ";
+        assert_eq!(
+            go_env("https://h/", &[src("a", Some(k), &["x.com/a"])]),
+            format!("GOPROXY=https://h/go/a/\nGOSUMDB={k}\n")
+        );
+        assert_eq!(
+            go_env(
+                "https://h",
+                &[
+                    src("a", Some(k), &["x.com/a"]),
+                    src("b", None, &["x.com/a", "x.com/b", "y.org/c"]),
+                    src("c", Some("other+01234567+AQ"), &["z.net/d"]),
+                ]
+            ),
+            format!(
+                "GOPROXY=https://h/go/a/,https://h/go/b/,https://h/go/c/\nGOSUMDB={k}\n\
+                 GONOSUMDB=x.com/b,y.org/c,z.net/d\n"
+            )
+        );
+        assert_eq!(
+            go_env("http://h", &[src("b", None, &["x.com/b"])]),
+            "GOPROXY=http://h/go/b/\nGONOSUMDB=x.com/b\n"
+        );
+    }
 }
 
 #[cfg(test)]

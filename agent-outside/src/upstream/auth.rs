@@ -9,6 +9,12 @@ use std::path::Path;
 /// The `Authorization` header the settings give for upstream `url`, if any.
 /// Errors name the key at fault.
 pub(super) fn auth_header(net: &NetSettings, url: &str) -> Result<Option<String>> {
+    let bare = match (net.token_scheme.as_deref(), &net.token_file) {
+        (None | Some("bearer"), _) => false,
+        (Some("bare"), Some(_)) => true,
+        (Some("bare"), None) => bail!("`token_scheme` needs `token_file`"),
+        (Some(s), _) => bail!("`token_scheme` is \"bearer\" or \"bare\", not {s:?}"),
+    };
     match (
         &net.username,
         &net.password_file,
@@ -28,7 +34,10 @@ pub(super) fn auth_header(net: &NetSettings, url: &str) -> Result<Option<String>
             if t.is_empty() {
                 bail!("token_file: {} is empty", f.display());
             }
-            Ok(Some(format!("Bearer {t}")))
+            Ok(Some(match bare {
+                true => t.to_string(),
+                false => format!("Bearer {t}"),
+            }))
         }
         (None, None, None, Some(f)) => {
             let (u, p) = docker_config_auth(f, url).context("auth_file")?;
@@ -180,6 +189,26 @@ mod tests {
             auth_header(&net, "https://h/").unwrap().unwrap(),
             "Bearer s3cret"
         );
+        // cargo's scheme: the token is the whole header value.
+        let bare = |scheme: &str, token: bool| NetSettings {
+            token_file: token.then(|| pass.clone()),
+            token_scheme: Some(scheme.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            auth_header(&bare("bare", true), "https://h/")
+                .unwrap()
+                .unwrap(),
+            "s3cret"
+        );
+        assert_eq!(
+            auth_header(&bare("bearer", true), "https://h/")
+                .unwrap()
+                .unwrap(),
+            "Bearer s3cret"
+        );
+        assert!(auth_header(&bare("bare", false), "https://h/").is_err());
+        assert!(auth_header(&bare("Basic", true), "https://h/").is_err());
         let cfg = dir.path().join("config.json");
         std::fs::write(
             &cfg,

@@ -349,5 +349,17 @@ mod tests {
         assert!(auth(&seen));
         assert!(!auth(&other_seen));
         assert!(Client::new(&settings, None).is_err());
+        // cargo's bare scheme: the header value is the token alone.
+        let (url, seen) = serve(200);
+        let bare = NetSettings {
+            token_scheme: Some("bare".into()),
+            ..settings
+        };
+        let c = Client::new(&bare, Some(&format!("{url}/index/"))).unwrap();
+        c.get_small(&format!("{url}/index/config.json"), 10)
+            .unwrap();
+        assert!(seen.lock().unwrap()[0]
+            .to_ascii_lowercase()
+            .contains("authorization: t0ken\r\n"));
     }
 }

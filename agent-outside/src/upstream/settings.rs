@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 /// The keys of a `[[source]]` table that [`NetSettings`] reads; the config
 /// takes them out of the table before the source's own settings struct
 /// (which refuses unknown keys) sees the rest.
-pub const NET_KEYS: [&str; 7] = [
+pub const NET_KEYS: [&str; 8] = [
     "ca_file",
     "timeout",
     "retries",
     "username",
     "password_file",
     "token_file",
+    "token_scheme",
     "auth_file",
 ];
 
@@ -26,6 +27,7 @@ pub const NET_KEYS: [&str; 7] = [
 /// username = "mirror"    # basic authentication, with
 /// password_file = "/etc/ferry/mirror.pass"
 /// # token_file = "/etc/ferry/token"       # or a bearer token
+/// # token_scheme = "bare"                 # the token alone, as cargo sends it
 /// # auth_file = "/root/.docker/config.json"  # or a docker config.json entry for the host
 /// ```
 ///
@@ -49,6 +51,10 @@ pub struct NetSettings {
     pub password_file: Option<PathBuf>,
     /// File holding a bearer token.
     pub token_file: Option<PathBuf>,
+    /// How the token is sent: `bearer` (`Authorization: Bearer <token>`,
+    /// the default) or `bare` (`Authorization: <token>`, cargo's registry
+    /// scheme).
+    pub token_scheme: Option<String>,
     /// A docker `config.json` whose `auths.<host>` entry gives user and
     /// password.
     pub auth_file: Option<PathBuf>,

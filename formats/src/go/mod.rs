@@ -18,7 +18,8 @@
 //!   GOPROXY tree itself (`<escaped module>/@v/list`, `@v/<version>.info`,
 //!   `.mod`, `.zip`, `<escaped module>/@latest`) and
 //!   `checksums/<escaped module>@<escaped version>`, the `go.sum` lines the
-//!   version was checked against.
+//!   version was checked against, and the checksum database's carried part
+//!   ([`SumdbFile`] under `sumdb/<name>/`: key, tree heads, records, tiles).
 
 pub mod gomod;
 pub mod hash;
@@ -227,6 +228,75 @@ pub enum FileKind {
     Zip,
 }
 
+/// A file of the checksum database a `go` source carries, under
+/// `sumdb/<name>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SumdbFile {
+    /// `key`: the verifier key (`<name>+<hash>+<key>`).
+    Key,
+    /// `latest`: the signed tree head of the export.
+    Latest,
+    /// `heads/<size>`: a signed tree head carried by this or an earlier
+    /// export, proved consistent with `latest` from the carried tiles.
+    Head {
+        /// The tree size it signs.
+        size: u64,
+    },
+    /// `records/<module>@<version>`: the version's record and its id
+    /// ([`sumdb::stored_record`]).
+    Record {
+        /// The module path.
+        module: String,
+        /// The version.
+        version: String,
+    },
+    /// `tile/8/<level>/<index>[.p/<width>]`: a hash tile of `latest`'s tree.
+    Tile(tlog::Tile),
+}
+
+/// The path of a checksum database file of database `name`.
+pub fn sumdb_path(name: &str, file: &SumdbFile) -> String {
+    let f = match file {
+        SumdbFile::Key => "key".to_string(),
+        SumdbFile::Latest => "latest".to_string(),
+        SumdbFile::Head { size } => format!("heads/{size}"),
+        SumdbFile::Record { module, version } => {
+            format!("records/{}@{}", escape(module), escape(version))
+        }
+        SumdbFile::Tile(t) => t.path(),
+    };
+    format!("sumdb/{name}/{f}")
+}
+
+fn parse_sumdb(rest: &str) -> Option<GoPath> {
+    let (name, f) = rest.split_once('/')?;
+    if !sumdb::is_path_name(name) {
+        return None;
+    }
+    let file = match f {
+        "key" => SumdbFile::Key,
+        "latest" => SumdbFile::Latest,
+        _ => {
+            if let Some(size) = f.strip_prefix("heads/") {
+                let n: u64 = size.parse().ok()?;
+                (n.to_string() == size).then_some(SumdbFile::Head { size: n })?
+            } else if let Some(r) = f.strip_prefix("records/") {
+                let (m, v) = r.rsplit_once('@')?;
+                SumdbFile::Record {
+                    module: module_of(m)?,
+                    version: version_of(v)?,
+                }
+            } else {
+                SumdbFile::Tile(tlog::Tile::parse(f)?)
+            }
+        }
+    };
+    Some(GoPath::Sumdb {
+        name: name.to_string(),
+        file,
+    })
+}
+
 /// What a path of a `go` source is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GoPath {
@@ -256,6 +326,13 @@ pub enum GoPath {
         /// The version.
         version: String,
     },
+    /// `sumdb/<name>/…`: the checksum database's carried part.
+    Sumdb {
+        /// The database's name.
+        name: String,
+        /// Which file.
+        file: SumdbFile,
+    },
 }
 
 /// Decodes an escaped module path and checks it.
@@ -273,6 +350,9 @@ fn version_of(escaped: &str) -> Option<String> {
 
 /// What a path within a `go` source is; `None` for any other path.
 pub fn parse_path(path: &str) -> Option<GoPath> {
+    if let Some(rest) = path.strip_prefix("sumdb/") {
+        return parse_sumdb(rest);
+    }
     if let Some(rest) = path.strip_prefix("checksums/") {
         let (m, v) = rest.rsplit_once('@')?;
         return Some(GoPath::Checksums {
@@ -409,6 +489,34 @@ mod tests {
                 version: "v1.0.0".into()
             })
         );
+        for f in [
+            SumdbFile::Key,
+            SumdbFile::Latest,
+            SumdbFile::Head { size: 12 },
+            SumdbFile::Record {
+                module: m.into(),
+                version: "v1.0.0".into(),
+            },
+            SumdbFile::Tile(tlog::Tile::parse("tile/8/1/x002/003.p/7").unwrap()),
+        ] {
+            let p = sumdb_path("sum.golang.org", &f);
+            assert_eq!(
+                parse_path(&p),
+                Some(GoPath::Sumdb {
+                    name: "sum.golang.org".into(),
+                    file: f
+                }),
+                "{p}"
+            );
+        }
+        for bad in [
+            "sumdb/a/heads/01",
+            "sumdb/.a/key",
+            "sumdb/a/tile/8/0/1",
+            "sumdb/a/other",
+        ] {
+            assert_eq!(parse_path(bad), None, "{bad}");
+        }
         assert_eq!(parse_path("example.com/x/@v/v1.0.0.tgz"), None);
         assert_eq!(parse_path("example.com/Big/@v/list"), None);
         assert_eq!(parse_path("x/@v/list"), None);

@@ -104,6 +104,18 @@ impl VerifierKey {
         })
     }
 
+    /// The key as `GOSUMDB` takes it (`<name>+<hash>+<base64 key>`).
+    pub fn text(&self) -> String {
+        let mut raw = vec![1u8];
+        raw.extend_from_slice(self.key.as_bytes());
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(self.hash),
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
     /// `<name>+<hash hex>`: names the key (for caches of what it verified).
     pub fn tag(&self) -> String {
         format!("{}+{}", self.name, hex::encode(self.hash))
@@ -221,6 +233,19 @@ pub fn parse_lookup(
             tree.size
         )));
     }
+    let lines = record_lines(record, module, version)?;
+    Ok(Lookup {
+        id,
+        lines,
+        record: record.to_string(),
+        tree,
+    })
+}
+
+/// The `go.sum` lines of a record, which must be one zip and one `go.mod`
+/// line of `module` `version`.
+pub fn record_lines(record: &str, module: &str, version: &str) -> Result<Vec<SumLine>, SumdbError> {
+    let bad = |reason: String| SumdbError::BadRecord { reason };
     let lines = parse_gosum(record.as_bytes()).map_err(|e| bad(e.to_string()))?;
     let zip = lines.iter().filter(|l| !l.go_mod).count();
     let go_mod = lines.iter().filter(|l| l.go_mod).count();
@@ -234,12 +259,40 @@ pub fn parse_lookup(
             "the record is not one zip and one go.mod line of {module} {version}"
         )));
     }
-    Ok(Lookup {
-        id,
-        lines,
-        record: record.to_string(),
-        tree,
-    })
+    Ok(lines)
+}
+
+/// A record as a go source carries it (`sumdb/<name>/records/…`): its id
+/// in the log, a newline, and the record (the lines of a `/lookup`
+/// answer before its blank line).
+pub fn stored_record(id: u64, record: &str) -> String {
+    format!("{id}\n{record}")
+}
+
+/// Parses [`stored_record`]'s form for `module` `version`: the id and the
+/// record.
+pub fn parse_stored_record(
+    bytes: &[u8],
+    module: &str,
+    version: &str,
+) -> Result<(u64, String), SumdbError> {
+    let bad = |reason: String| SumdbError::BadRecord { reason };
+    let s = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
+    let (id, record) = s.split_once('\n').ok_or_else(|| bad("no id line".into()))?;
+    let id: u64 = id.parse().map_err(|_| bad(format!("id {id:?}")))?;
+    record_lines(record, module, version)?;
+    Ok((id, record.to_string()))
+}
+
+/// Whether `name` (a verifier key's name) can be one path element of a
+/// go source's `sumdb/<name>/`: letters, digits, `.-_`, not starting with a dot.
+pub fn is_path_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b))
 }
 
 #[cfg(test)]
@@ -268,6 +321,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(k.name, "sum.golang.org");
+        assert_eq!(
+            k.text(),
+            "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"
+        );
         assert!(VerifierKey::parse(
             "sum.golang.org+033de0af+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8"
         )

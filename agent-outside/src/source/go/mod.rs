@@ -46,6 +46,7 @@
 mod emit;
 mod select;
 mod settings;
+mod sumdb;
 mod sums;
 
 use super::{Item, ScanCtx, Source};
@@ -109,6 +110,7 @@ impl Source for GoSource {
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         let selected = self.resolve(cx)?;
         emit::clean_downloads(cx, &selected);
-        self.emit(cx, &selected, sink)
+        self.emit(cx, &selected, sink)?;
+        self.emit_sumdb(cx, &selected, sink)
     }
 }

@@ -83,6 +83,16 @@ pub enum GoError {
         /// `zip` or `go.mod`.
         file: &'static str,
     },
+    /// The checksum database's tree head or tiles are missing or do not
+    /// verify (a bad signature, a record outside the tree, a tile that
+    /// does not lead to the signed root, a fork since the last export).
+    #[error("checksum database {name}: {reason}")]
+    SumdbTree {
+        /// The database's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The checksum database's answer is missing or does not verify.
     #[error("module {module} {version}: checksum database: {reason}")]
     Sumdb {

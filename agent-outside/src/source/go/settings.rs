@@ -138,6 +138,12 @@ impl GoSource {
             "off" => None,
             k => {
                 let key = VerifierKey::parse(k).context("`sumdb`")?;
+                if !ferry_formats::go::sumdb::is_path_name(&key.name) {
+                    bail!(
+                        "`sumdb`: the database name {:?} is not carried (letters, digits, `.-_` only)",
+                        key.name
+                    );
+                }
                 let url = match &s.sumdb_url {
                     Some(u) => base_url(u, "sumdb_url")?,
                     None => base_url(&format!("https://{}/", key.name), "sumdb")?,

@@ -8,13 +8,16 @@ use super::GoSource;
 use crate::source::ScanCtx;
 use anyhow::{Context, Result};
 use ferry_formats::go::escape;
-use ferry_formats::go::gomod::{parse_gosum, SumLine};
-use ferry_formats::go::sumdb::{parse_lookup, MAX_LOOKUP};
+use ferry_formats::go::gomod::parse_gosum;
+use ferry_formats::go::sumdb::{
+    parse_lookup, parse_stored_record, record_lines, stored_record, MAX_LOOKUP,
+};
 use ferry_formats::go::tlog::prove_inclusion;
+
+use std::collections::BTreeMap;
 
 /// The largest tile read (256 hashes).
 const MAX_TILE: u64 = 256 * 32;
-use std::collections::BTreeMap;
 
 /// The expected hashes of one version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,60 +69,15 @@ impl GoSource {
 
     /// The checksum database's hashes of a version (cached once verified).
     pub(super) fn lookup(&self, cx: &ScanCtx<'_>, module: &str, version: &str) -> Result<Expected> {
-        let Some((key, base)) = &self.sumdb else {
+        let Some((key, _)) = &self.sumdb else {
             return Ok(Expected::default());
         };
-        let from = format!("checksum database {}", key.name);
-        let name = format!("{}@{}", escape(module), escape(version));
-        let cached = cx.cache_dir.join("sumdb").join(key.tag()).join(&name);
-        let lines = match std::fs::read(&cached)
-            .ok()
-            .and_then(|b| parse_gosum(&b).ok())
-        {
-            Some(l) => l,
-            None => {
-                let url = base.join(&format!("lookup/{name}"))?;
-                let sumdb_err = |reason: String| GoError::Sumdb {
-                    module: module.to_string(),
-                    version: version.to_string(),
-                    reason,
-                };
-                let answer = self
-                    .sumdb_client
-                    .get_small(url.as_str(), MAX_LOOKUP)
-                    .map_err(|e| sumdb_err(e.to_string()))?
-                    .ok_or_else(|| sumdb_err(format!("{url}: not in the checksum database")))?;
-                let l = parse_lookup(&answer, key, module, version)
-                    .map_err(|e| sumdb_err(format!("{url}: {e}")))?;
-                let mut fetch = |path: &str| -> Result<Vec<u8>, String> {
-                    let u = base.join(path).map_err(|e| e.to_string())?;
-                    self.sumdb_client
-                        .get_small(u.as_str(), MAX_TILE)
-                        .map_err(|e| e.to_string())?
-                        .ok_or_else(|| format!("{u}: not found"))
-                };
-                prove_inclusion(
-                    l.record.as_bytes(),
-                    l.id,
-                    l.tree.size,
-                    &l.tree.hash,
-                    &mut fetch,
-                )
-                .map_err(|e| sumdb_err(format!("{url}: {e}")))?;
-                let text: String = l.lines.iter().map(SumLine::to_line).collect();
-                if let Some(d) = cached.parent() {
-                    std::fs::create_dir_all(d)?;
-                }
-                // A cache that cannot be written is looked up again next time.
-                let _ = ferry_agent_common::fsx::write_atomic(&cached, text.as_bytes());
-                l.lines
-            }
-        };
+        let (_, record) = self.db_record(cx, module, version)?;
         let mut e = Expected {
-            from,
+            from: format!("checksum database {}", key.name),
             ..Expected::default()
         };
-        for l in lines {
+        for l in record_lines(&record, module, version)? {
             if l.go_mod {
                 e.go_mod = Some(l.hash);
             } else {
@@ -127,5 +85,67 @@ impl GoSource {
             }
         }
         Ok(e)
+    }
+
+    /// A version's record in the checksum database and its id: from
+    /// `/lookup`, its note verified and the record's inclusion in the note's
+    /// tree proved from tiles; kept in `STATE/cache/<source>/sumdb/<key>/`
+    /// once verified.
+    pub(super) fn db_record(
+        &self,
+        cx: &ScanCtx<'_>,
+        module: &str,
+        version: &str,
+    ) -> Result<(u64, String)> {
+        let (key, base) = self.sumdb.as_ref().expect("a checksum database");
+        let name = format!("{}@{}", escape(module), escape(version));
+        let cached = cx.cache_dir.join("sumdb").join(key.tag()).join(&name);
+        if let Some(r) = std::fs::read(&cached)
+            .ok()
+            .and_then(|b| parse_stored_record(&b, module, version).ok())
+        {
+            return Ok(r);
+        }
+        let url = base.join(&format!("lookup/{name}"))?;
+        let sumdb_err = |reason: String| GoError::Sumdb {
+            module: module.to_string(),
+            version: version.to_string(),
+            reason,
+        };
+        let answer = self
+            .sumdb_client
+            .get_small(url.as_str(), MAX_LOOKUP)
+            .map_err(|e| sumdb_err(e.to_string()))?
+            .ok_or_else(|| sumdb_err(format!("{url}: not in the checksum database")))?;
+        let l = parse_lookup(&answer, key, module, version)
+            .map_err(|e| sumdb_err(format!("{url}: {e}")))?;
+        let mut fetch = |path: &str| self.db_tile(path);
+        prove_inclusion(
+            l.record.as_bytes(),
+            l.id,
+            l.tree.size,
+            &l.tree.hash,
+            &mut fetch,
+        )
+        .map_err(|e| sumdb_err(format!("{url}: {e}")))?;
+        if let Some(d) = cached.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        // A cache that cannot be written is looked up again next time.
+        let _ = ferry_agent_common::fsx::write_atomic(
+            &cached,
+            stored_record(l.id, &l.record).as_bytes(),
+        );
+        Ok((l.id, l.record))
+    }
+
+    /// A tile of the checksum database.
+    pub(super) fn db_tile(&self, path: &str) -> Result<Vec<u8>, String> {
+        let (_, base) = self.sumdb.as_ref().expect("a checksum database");
+        let u = base.join(path).map_err(|e| e.to_string())?;
+        self.sumdb_client
+            .get_small(u.as_str(), MAX_TILE)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{u}: not found"))
     }
 }
