@@ -129,6 +129,14 @@ pub enum CosignError {
         /// Its declared size.
         size: u64,
     },
+    /// The payload blob could not be fetched.
+    #[error("signature payload {digest} cannot be had: {reason}")]
+    PayloadUnavailable {
+        /// The layer's digest.
+        digest: String,
+        /// What the fetch said.
+        reason: String,
+    },
     /// The payload blob's bytes do not hash to the layer's digest.
     #[error("signature payload blob does not match its digest {digest}")]
     PayloadDigest {
@@ -340,13 +348,13 @@ fn verify_layer(
 
 /// Verifies the signatures of image manifest `image` of repository `repo`:
 /// `manifest` is the signature manifest, `payload` gives a layer's blob (or
-/// `None` when it cannot be had). The image is vouched for when one layer
+/// why it cannot be had). The image is vouched for when one layer
 /// verifies with one of `keys`. Otherwise the error of the first layer that
 /// got furthest (a valid signature over a wrong claim says more than a
 /// signature no key made).
 pub fn verify(
     manifest: &[u8],
-    payload: &mut dyn FnMut(&SignatureLayer) -> Option<Vec<u8>>,
+    payload: &mut dyn FnMut(&SignatureLayer) -> Result<Vec<u8>, String>,
     image: &Digest,
     repo: &str,
     keys: &[PublicKey],
@@ -360,9 +368,10 @@ pub fn verify(
             })
         } else {
             match payload(&layer) {
-                Some(bytes) => verify_layer(&layer, &bytes, image, repo, keys),
-                None => Err(CosignError::PayloadDigest {
+                Ok(bytes) => verify_layer(&layer, &bytes, image, repo, keys),
+                Err(reason) => Err(CosignError::PayloadUnavailable {
                     digest: layer.digest.to_string(),
+                    reason,
                 }),
             }
         };

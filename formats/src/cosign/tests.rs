@@ -37,13 +37,7 @@ fn check(
     keys: &[PublicKey],
 ) -> Result<Verified, CosignError> {
     let image = Digest::parse(IMAGE).unwrap();
-    verify(
-        manifest,
-        &mut |_| Some(payload.to_vec()),
-        &image,
-        repo,
-        keys,
-    )
+    verify(manifest, &mut |_| Ok(payload.to_vec()), &image, repo, keys)
 }
 
 fn keys() -> (PublicKey, PublicKey) {
