@@ -63,6 +63,8 @@ pub struct ApplyOptions {
     /// Apply a rebase snapshot over a store that holds something
     /// (`import --rebase`; `crate::rebase`).
     pub rebase: bool,
+    /// Keys to check the carried upstream signatures with (`[upstream]`).
+    pub upstream: Option<&'static crate::upstream::UpstreamKeys>,
 }
 
 /// What an apply did.
@@ -244,6 +246,10 @@ fn prepare_and_commit(
     let name = format!("{:08}-{}", b.sequence(), hex::encode(rnd));
     let tmp = layout.gens().join(format!(".tmp-{name}"));
     let bytes_written = build_generation(layout, applied, &prev, &next, &source, &tmp, &name)
+        .and_then(|w| match opts.upstream {
+            Some(keys) => Ok(crate::upstream::check_generation(keys, &next, &tmp).map(|()| w)?),
+            None => Ok(w),
+        })
         .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
         })?;
@@ -277,6 +283,7 @@ fn prepare_and_commit(
     if let Err(e) = crate::freshness::write(layout, &record) {
         eprintln!("ferry-in: warning: cannot write the freshness record: {e:#}");
     }
+    crate::upstream::provenance::record(layout, b);
     for (seq, key) in crate::trust::signed_after_revocation(db, &view, &new_applied)? {
         eprintln!(
             "ferry-in: WARNING: bundle {seq}, applied earlier, was signed by key {} at or after its revocation point; distrust what it brought (docs/runbook.md, \"a key leaked\")",

@@ -288,7 +288,7 @@ fn verify_layer(
     layer: &SignatureLayer,
     payload: &[u8],
     image: &Digest,
-    repo: &str,
+    repo: Option<&str>,
     keys: &[PublicKey],
 ) -> Result<Verified, CosignError> {
     let digest = layer.digest.to_string();
@@ -333,7 +333,7 @@ fn verify_layer(
             image: image.to_string(),
         });
     }
-    if !names_repo(&p.critical.identity.docker_reference, repo) {
+    if let Some(repo) = repo.filter(|r| !names_repo(&p.critical.identity.docker_reference, r)) {
         return Err(CosignError::WrongReference {
             signed: p.critical.identity.docker_reference,
             repo: repo.to_string(),
@@ -346,7 +346,9 @@ fn verify_layer(
     })
 }
 
-/// Verifies the signatures of image manifest `image` of repository `repo`:
+/// Verifies the signatures of image manifest `image` of repository `repo`
+/// (`None`: the payload's repository is not checked, for a reader that
+/// serves images under other names):
 /// `manifest` is the signature manifest, `payload` gives a layer's blob (or
 /// why it cannot be had). The image is vouched for when one layer
 /// verifies with one of `keys`. Otherwise the error of the first layer that
@@ -356,7 +358,7 @@ pub fn verify(
     manifest: &[u8],
     payload: &mut dyn FnMut(&SignatureLayer) -> Result<Vec<u8>, String>,
     image: &Digest,
-    repo: &str,
+    repo: Option<&str>,
     keys: &[PublicKey],
 ) -> Result<Verified, CosignError> {
     let mut first: Option<CosignError> = None;

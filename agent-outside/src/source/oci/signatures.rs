@@ -117,14 +117,14 @@ impl OciSource {
         let mut fetch =
             |l: &cosign::SignatureLayer| payload(&self.registry, repo, &l.digest, blob_dir);
         Ok(
-            cosign::verify(&manifest, &mut fetch, digest, repo, &cosign.keys).map(|verified| {
-                Signed {
+            cosign::verify(&manifest, &mut fetch, digest, Some(repo), &cosign.keys).map(
+                |verified| Signed {
                     tag,
                     manifest,
                     digest: sig_digest,
                     verified,
-                }
-            }),
+                },
+            ),
         )
     }
 
