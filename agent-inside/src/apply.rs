@@ -245,11 +245,8 @@ fn prepare_and_commit(
     getrandom::fill(&mut rnd).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let name = format!("{:08}-{}", b.sequence(), hex::encode(rnd));
     let tmp = layout.gens().join(format!(".tmp-{name}"));
-    let bytes_written = build_generation(layout, applied, &prev, &next, &source, &tmp, &name)
-        .and_then(|w| match opts.upstream {
-            Some(keys) => Ok(crate::upstream::check_generation(keys, &next, &tmp).map(|()| w)?),
-            None => Ok(w),
-        })
+    let into = (tmp.as_path(), name.as_str());
+    let bytes_written = build_generation(layout, applied, &prev, &next, &source, into, opts)
         .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
         })?;
@@ -574,8 +571,8 @@ fn build_generation(
     prev: &Catalog,
     next: &Catalog,
     chunks: &ChunkSource<'_>,
-    tmp: &Path,
-    name: &str,
+    (tmp, name): (&Path, &str),
+    opts: ApplyOptions,
 ) -> Result<u64> {
     fsx::remove_dir_if_exists(tmp)?;
     std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -593,6 +590,9 @@ fn build_generation(
     let mut written = 0;
     for s in store::all() {
         written += s.build(&cx)?;
+    }
+    if let Some(keys) = opts.upstream {
+        crate::upstream::check_generation(keys, next, tmp)?;
     }
     pb.finish_and_clear();
     std::fs::write(tmp.join(GEN_INDEX), next.to_bytes())

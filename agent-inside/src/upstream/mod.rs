@@ -75,8 +75,7 @@ pub struct UpstreamRefusal {
     pub tag: String,
     /// The tagged manifest.
     pub digest: String,
-    /// Why.
-    #[source]
+    /// Why (in the message, not a separate cause).
     pub reason: CosignError,
 }
 

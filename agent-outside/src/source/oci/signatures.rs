@@ -60,8 +60,7 @@ pub struct SignatureRefused {
     pub tag: String,
     /// The image's manifest digest.
     pub digest: Digest,
-    /// Why.
-    #[source]
+    /// Why (in the message, not a separate cause).
     pub reason: CosignError,
 }
 
