@@ -103,8 +103,8 @@ pub fn check_generation(
     keys: &UpstreamKeys,
     next: &Catalog,
     gen: &Path,
-) -> Result<(), UpstreamRefusal> {
-    for (key, _) in &next.objects {
+) -> Result<(), Box<UpstreamRefusal>> {
+    for key in next.objects.keys() {
         let Some(source_keys) = keys.cosign.get(&key.source) else {
             continue;
         };
@@ -130,13 +130,15 @@ fn check_image(
     repo: &str,
     tag: &str,
     keys: &[PublicKey],
-) -> Result<(), UpstreamRefusal> {
-    let refuse = |digest: String, reason| UpstreamRefusal {
-        name: source.to_string(),
-        repo: repo.to_string(),
-        tag: tag.to_string(),
-        digest,
-        reason,
+) -> Result<(), Box<UpstreamRefusal>> {
+    let refuse = |digest: String, reason| {
+        Box::new(UpstreamRefusal {
+            name: source.to_string(),
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+            digest,
+            reason,
+        })
     };
     let unreadable = |digest: String, why: String| refuse(digest, CosignError::NotAManifest(why));
     let tag_digest = |path: &str| -> Result<Digest, String> {

@@ -100,18 +100,33 @@ fn a_changed_payload_or_signature_is_refused() {
     // The manifest names the tampered blob: the signature fails.
     let m = manifest(tampered.as_bytes(), SIGNATURE);
     assert!(matches!(
-        check(&m, tampered.as_bytes(), "team/app", &[key.clone()]),
+        check(
+            &m,
+            tampered.as_bytes(),
+            "team/app",
+            std::slice::from_ref(&key)
+        ),
         Err(CosignError::NoKeyVerifies { .. })
     ));
     // The blob differs from what the manifest names.
     let m = manifest(PAYLOAD.as_bytes(), SIGNATURE);
     assert!(matches!(
-        check(&m, tampered.as_bytes(), "team/app", &[key.clone()]),
+        check(
+            &m,
+            tampered.as_bytes(),
+            "team/app",
+            std::slice::from_ref(&key)
+        ),
         Err(CosignError::PayloadDigest { .. })
     ));
     let m = manifest(PAYLOAD.as_bytes(), "not base64!");
     assert!(matches!(
-        check(&m, PAYLOAD.as_bytes(), "team/app", &[key.clone()]),
+        check(
+            &m,
+            PAYLOAD.as_bytes(),
+            "team/app",
+            std::slice::from_ref(&key)
+        ),
         Err(CosignError::Malformed { .. })
     ));
     let m = manifest(PAYLOAD.as_bytes(), "AAAA");
