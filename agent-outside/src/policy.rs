@@ -82,3 +82,55 @@ impl PolicyConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// The policy's verdict on the one source of `source` (TOML).
+    fn verdict(source: &str) -> Result<(), PolicyError> {
+        let text = format!("[policy]\nrequire_upstream_signatures = true\n[[source]]\n{source}");
+        let cfg: Config = toml::from_str(&text).unwrap();
+        let s = &cfg.sources[0];
+        cfg.policy
+            .check(s, &*crate::source::from_config(s).unwrap())
+    }
+
+    #[test]
+    fn each_source_without_an_upstream_signature_is_named_by_variant() {
+        let yum = "name = \"el\"\ntype = \"yum\"\nbaseurl = \"http://x/\"\npackages = [\"a\"]\n";
+        assert_eq!(
+            verdict(yum),
+            Err(PolicyError::NoKeys {
+                name: "el".into(),
+                kind: "yum",
+                setting: "keyring"
+            })
+        );
+        assert_eq!(
+            verdict(&format!("{yum}unsigned_ok = \"internal\"\n")),
+            Ok(())
+        );
+        let oci = "name = \"hub\"\ntype = \"oci\"\nregistry = \"http://x\"\nimages = [\"a:1\"]\n";
+        assert!(matches!(
+            verdict(oci),
+            Err(PolicyError::NoKeys {
+                setting: "cosign_keys",
+                ..
+            })
+        ));
+        let files = "name = \"t\"\ntype = \"files\"\npath = \"/nonexistent\"\n";
+        assert_eq!(
+            verdict(files),
+            Err(PolicyError::Unsignable {
+                name: "t".into(),
+                kind: "files"
+            })
+        );
+        assert_eq!(
+            verdict(&format!("{files}unsigned_ok = \" \"\n")),
+            Err(PolicyError::NoReason { name: "t".into() })
+        );
+    }
+}

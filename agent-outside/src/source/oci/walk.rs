@@ -154,6 +154,15 @@ impl OciSource {
         let Some(c) = &self.cosign else {
             return Ok(Some(None));
         };
+        // A tag pattern may pick cosign's or the referrers fallback's own
+        // tags (`sha256-<hex>[.sig]`): signatures are not images to sign.
+        let artifact = image.tag.as_deref().is_some_and(|t| {
+            t.strip_prefix("sha256-")
+                .is_some_and(|r| ferry_formats::oci::is_hex64(r.split('.').next().unwrap_or("")))
+        });
+        if artifact {
+            return Ok(Some(None));
+        }
         let has = self
             .tag_list(&image.repo, st)?
             .contains(&ferry_formats::cosign::signature_tag(digest));
