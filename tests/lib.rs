@@ -1527,6 +1527,106 @@ s.serve_forever()
     }
 }
 
+// ---- cosign (helper "cosign"): key-based cosign signatures in a registry ----
+//
+// No cosign binary is packaged for this machine (Debian has none, and the
+// registries reachable here carry no key-based signer for OCI images), so
+// these helpers write exactly what `cosign sign --key` writes to a
+// registry, with openssl doing the signing: an ECDSA P-256 key
+// (`openssl ecparam -name prime256v1 -genkey`), the simple-signing payload,
+// its signature (`openssl dgst -sha256 -sign`, ASN.1 DER, base64) in the
+// layer annotation `dev.cosignproject.cosign/signature`, and the signature
+// manifest pushed with skopeo under the tag `sha256-<hex>.sig`.
+
+/// A cosign-style key pair made with openssl in `dir`: (private PEM, public
+/// PEM SubjectPublicKeyInfo, as `cosign.pub`).
+pub fn cosign_keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    sh(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(&key));
+    sh(Command::new("openssl")
+        .args(["ec", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public));
+    (key, public)
+}
+
+/// The simple-signing payload cosign signs for `digest` of `reference`
+/// (`registry/repository`).
+pub fn cosign_payload(reference: &str, digest: &str) -> String {
+    format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{reference}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+    )
+}
+
+/// `payload` signed with `key` by openssl: base64 of the DER ECDSA signature
+/// over its SHA-256.
+pub fn cosign_sign(key: &Path, payload: &[u8]) -> String {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("payload");
+    std::fs::write(&file, payload).unwrap();
+    let sig = dir.path().join("sig");
+    sh(Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .arg("-out")
+        .arg(&sig)
+        .arg(&file));
+    base64::engine::general_purpose::STANDARD.encode(std::fs::read(sig).unwrap())
+}
+
+/// Pushes with skopeo, into `repo` of the plain-HTTP registry `reg`, the
+/// signature manifest of image `digest` (`sha256:<hex>`): one
+/// simple-signing layer `payload` annotated with `signature`, tagged
+/// `sha256-<hex>.sig`, as cosign does. `work` holds the layout.
+pub fn cosign_attach(
+    work: &Path,
+    reg: &str,
+    repo: &str,
+    digest: &str,
+    payload: &[u8],
+    signature: &str,
+) {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let layout = OciLayout::new(&work.join(format!(
+        "sig-{hex}-{}",
+        ferry_protocol::id::Sha256::of(signature.as_bytes()).to_hex()
+    )));
+    let config = layout.put(
+        br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#,
+    );
+    let layer = layout.put(payload);
+    let manifest = layout.put(
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":{}}},"layers":[{{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"sha256:{}","size":{},"annotations":{{"dev.cosignproject.cosign/signature":"{signature}"}}}}]}}"#,
+            config.sha, config.size, layer.sha, layer.size
+        )
+        .as_bytes(),
+    );
+    let tag = format!("sha256-{hex}.sig");
+    layout.tag(&tag, &manifest, false);
+    skopeo_push(
+        &layout.dir,
+        &tag,
+        reg,
+        &format!("{repo}:{tag}"),
+        &["--preserve-digests"],
+    )
+    .expect_ok();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,8 @@ pub struct ApplyOptions {
     /// Apply a rebase snapshot over a store that holds something
     /// (`import --rebase`; `crate::rebase`).
     pub rebase: bool,
+    /// Keys to check the carried upstream signatures with (`[upstream]`).
+    pub upstream: Option<&'static crate::upstream::UpstreamKeys>,
 }
 
 /// What an apply did.
@@ -254,7 +256,8 @@ fn prepare_and_commit(
                 .collect()
         });
     let catalogs = (&prev, &next, changed.as_ref());
-    let bytes_written = build_generation(layout, applied, catalogs, &source, &tmp, &name)
+    let into = (tmp.as_path(), name.as_str());
+    let bytes_written = build_generation(layout, applied, catalogs, &source, into, opts)
         .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
         })?;
@@ -288,6 +291,7 @@ fn prepare_and_commit(
     if let Err(e) = crate::freshness::write(layout, &record) {
         eprintln!("ferry-in: warning: cannot write the freshness record: {e:#}");
     }
+    crate::upstream::provenance::record(layout, b);
     for (seq, key) in crate::trust::signed_after_revocation(db, &view, &new_applied)? {
         eprintln!(
             "ferry-in: WARNING: bundle {seq}, applied earlier, was signed by key {} at or after its revocation point; distrust what it brought (docs/runbook.md, \"a key leaked\")",
@@ -577,8 +581,8 @@ fn build_generation(
     applied: &Applied,
     (prev, next, changed): (&Catalog, &Catalog, Option<&BTreeSet<ObjectKey>>),
     chunks: &ChunkSource<'_>,
-    tmp: &Path,
-    name: &str,
+    (tmp, name): (&Path, &str),
+    opts: ApplyOptions,
 ) -> Result<u64> {
     fsx::remove_dir_if_exists(tmp)?;
     std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -597,6 +601,9 @@ fn build_generation(
     let mut written = 0;
     for s in store::all() {
         written += s.build(&cx)?;
+    }
+    if let Some(keys) = opts.upstream {
+        crate::upstream::check_generation(keys, next, tmp)?;
     }
     pb.finish_and_clear();
     std::fs::write(tmp.join(GEN_INDEX), next.to_bytes())

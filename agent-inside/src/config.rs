@@ -75,6 +75,8 @@ struct File {
     spool: Area,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    upstream: crate::upstream::UpstreamSection,
 }
 
 #[derive(Deserialize, Default)]
@@ -179,6 +181,24 @@ pub fn load_push_target(path: Option<&Path>) -> Result<Option<String>> {
         Some(p) => Ok(Some(p.to)),
         None => Ok(None),
     }
+}
+
+/// The keys imports check carried upstream signatures with (`[upstream]`,
+/// `crate::upstream`); `None` when the config names none. Read once per
+/// run and kept for it.
+pub fn load_upstream(
+    path: Option<&Path>,
+) -> Result<Option<&'static crate::upstream::UpstreamKeys>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let f: File =
+        toml::from_str(&text).with_context(|| format!("config {} is not valid", path.display()))?;
+    let keys = f
+        .upstream
+        .load()
+        .with_context(|| format!("config {}", path.display()))?;
+    Ok((!keys.cosign.is_empty()).then(|| &*Box::leak(Box::new(keys))))
 }
 
 /// `[serve]`: see [`ServeSettings`].

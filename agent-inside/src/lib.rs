@@ -33,4 +33,5 @@ pub mod site_tls;
 pub mod status;
 pub mod store;
 pub mod trust;
+pub mod upstream;
 pub mod watch;

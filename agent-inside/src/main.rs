@@ -78,6 +78,9 @@ enum Cmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Only what upstream vouched for one object: SOURCE/PATH.
+        #[arg(long, value_name = "SOURCE/PATH")]
+        object: Option<String>,
     },
     /// Writes a receipt of what this inside holds, signed by its own key
     /// (STATE/inside.key, made on first use), for `ferry-out receipt add`:
@@ -353,11 +356,13 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
     let limits = agent_inside::config::load_limits(config)?;
     let push_to = agent_inside::config::load_push_target(config)?;
     let policy = agent_inside::config::load_policy(config)?;
+    let upstream = agent_inside::config::load_upstream(config)?;
     let apply = |allow_expired, no_space_check| ApplyOptions {
         allow_expired,
         no_space_check,
         policy,
         rebase: false,
+        upstream,
     };
     match cmd {
         Cmd::Trust { cmd } => trust_cmd(layout, cmd),
@@ -380,7 +385,11 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             },
             push_to,
         ),
-        Cmd::Status { json } => {
+        Cmd::Status {
+            json,
+            object: Some(o),
+        } => agent_inside::upstream::provenance::object_cmd(layout, &o, json),
+        Cmd::Status { json, .. } => {
             let v = status::gather(layout, &limits, &policy)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);

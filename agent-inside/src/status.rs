@@ -63,6 +63,7 @@ pub fn gather(
     Ok(json!({
         "state": layout.root.display().to_string(),
         "freshness": freshness,
+        "provenance": crate::upstream::provenance::status_json(layout),
         "signed_after_revocation": suspects.iter().map(|(seq, k)| json!({"sequence": seq, "key": k.to_text()})).collect::<Vec<_>>(),
         "stream": applied.stream.map(|s| s.to_hex()),
         "applied_sequence": applied.sequence,
@@ -109,6 +110,7 @@ pub fn print(v: &serde_json::Value) {
         println!("signed by:  {k}");
     }
     print_freshness(&v["freshness"]);
+    crate::upstream::provenance::print(&v["provenance"]);
     for s in v["signed_after_revocation"]
         .as_array()
         .into_iter()

@@ -36,6 +36,9 @@ pub struct Config {
     /// The upstream sources.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// Site rules (`crate::policy`).
+    #[serde(default)]
+    pub policy: crate::policy::PolicyConfig,
 }
 
 /// Export settings.
@@ -111,6 +114,9 @@ pub struct SourceConfig {
     pub net: NetSettings,
     /// Every other key of the `[[source]]` table.
     pub settings: toml::Table,
+    /// `unsigned_ok = "why"`: shipped without an upstream signature under
+    /// `[policy] require_upstream_signatures` (`crate::policy`).
+    pub unsigned_ok: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for SourceConfig {
@@ -136,6 +142,15 @@ impl<'de> Deserialize<'de> for SourceConfig {
             }
             None => return Err(D::Error::custom(format!("source {name:?} needs a `type`"))),
         };
+        let unsigned_ok = match settings.remove("unsigned_ok") {
+            Some(toml::Value::String(s)) => Some(s),
+            Some(_) => {
+                return Err(D::Error::custom(format!(
+                    "source {name:?}: `unsigned_ok` must be a string giving the reason"
+                )))
+            }
+            None => None,
+        };
         let net: toml::Table = settings
             .iter()
             .filter(|(k, _)| NET_KEYS.contains(&k.as_str()))
@@ -149,6 +164,7 @@ impl<'de> Deserialize<'de> for SourceConfig {
             kind,
             net,
             settings,
+            unsigned_ok,
         })
     }
 }
@@ -221,7 +237,8 @@ impl Config {
             }
             // Each module checks its own settings (and refuses unknown keys).
             // (Its errors name the source.)
-            crate::source::from_config(s)?;
+            let src = crate::source::from_config(s)?;
+            self.policy.check(s, &*src)?;
         }
         ferry_agent_common::units::parse_duration_secs(&self.export.expires)
             .context("[export] expires")?;

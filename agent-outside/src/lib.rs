@@ -20,6 +20,7 @@ pub mod export;
 pub mod keys;
 pub mod layout;
 pub mod ledger;
+pub mod policy;
 pub mod push;
 pub mod receipts;
 pub mod reship;

@@ -36,6 +36,7 @@
 
 pub mod cargo;
 pub mod compress;
+pub mod cosign;
 pub mod deb;
 pub mod go;
 pub mod helm;

@@ -189,6 +189,7 @@ impl Inside {
                 no_space_check: true,
                 policy: agent_inside::policy::Policy::default(),
                 rebase: false,
+                upstream: None,
             },
         }
     }

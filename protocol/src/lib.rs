@@ -45,6 +45,7 @@ pub mod keys;
 pub mod limits;
 pub mod manifest;
 pub mod path;
+pub mod provenance;
 pub mod push;
 pub mod rebase;
 pub mod receipt;

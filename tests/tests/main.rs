@@ -10,6 +10,7 @@ mod campaign;
 mod cargo;
 mod client_config;
 mod conformance;
+mod cosign;
 mod crash;
 mod delta_clients;
 mod delta_size;

@@ -364,6 +364,21 @@ fn signed_repomd() {
         std::fs::read(inside(&env, "repodata/repomd.xml.asc")).unwrap(),
         std::fs::read(&asc).unwrap()
     );
+    // The provenance names the certificate that signed repomd.xml (cosign helper).
+    let colons = String::from_utf8(gpg(&good, &["--with-colons", "--fingerprint"])).unwrap();
+    let fpr = colons
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:"))
+        .map(|l| l.trim_matches(':').to_string())
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&env.inn(&["status", "--json"]).expect_ok().stdout).unwrap();
+    let e = &v["provenance"]["vouches"][0];
+    assert_eq!(
+        (e["source"].as_str(), e["method"].as_str()),
+        (Some("el"), Some("openpgp"))
+    );
+    assert_eq!(e["key"].as_str(), Some(fpr.as_str()), "{v:#}");
     let server = env.serve();
     let (_, got) = dnf_download(&env, &server.addr, &["libfoo"], "s");
     assert_eq!(got, ["libfoo-1.0-1.noarch.rpm"]);

@@ -82,6 +82,14 @@ pub enum Signing<'a> {
     Separate,
 }
 
+/// What upstream vouched for, per source, as the sources' last scans found
+/// it: the bundle's provenance record (bundle-format §19).
+pub fn provenance(sources: &[Box<dyn Source>]) -> ferry_protocol::provenance::Provenance {
+    ferry_protocol::provenance::Provenance::new(
+        sources.iter().flat_map(|s| s.provenance()).collect(),
+    )
+}
+
 /// Runs one export now. Returns `None` when nothing changed since the last bundle.
 pub fn export(
     layout: &Layout,
@@ -147,11 +155,13 @@ pub fn export_with(
             return Ok(None);
         }
         reship::check_carried(&reship, &scanned.catalog, |c| builder.carries(c))?;
+        let mut extensions = crate::keys::extensions(layout, position.sequence)?;
+        extensions.push(provenance(sources).extension());
         let stamp = Stamp {
             created: now,
             expires: now.saturating_add(opts.expires_in),
             producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
-            extensions: crate::keys::extensions(layout, position.sequence)?,
+            extensions,
         };
         let unsigned = builder
             .finish_unsigned(&prev, &scanned.catalog, stamp)

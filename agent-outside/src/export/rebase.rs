@@ -108,6 +108,7 @@ pub fn export_rebase(
         same_content(sequence, &ledger.catalog(sequence)?, &scanned.catalog)?;
         let mut extensions = crate::keys::extensions(layout, sequence)?;
         extensions.push(Rebase { of }.extension());
+        extensions.push(super::provenance(sources).extension());
         let stamp = Stamp {
             created: now,
             expires: now.saturating_add(opts.expires_in),

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::id::Sha256;
 use ferry_protocol::path::ObjectKey;
+use ferry_protocol::provenance::{Method, Vouch};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -113,13 +114,115 @@ pub trait Source {
     fn kind(&self) -> SourceKind;
     /// Lists every item upstream holds now, in any order.
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()>;
+    /// The setting that makes this source check an upstream signature, when
+    /// its ecosystem has one (such as `keyring`), and `None` when it has
+    /// none; `[policy] require_upstream_signatures` needs it set
+    /// (`crate::policy`).
+    fn signable(&self) -> Option<&'static str> {
+        None
+    }
+    /// Whether that setting is set (an upstream signature is checked).
+    fn checks_signature(&self) -> bool {
+        false
+    }
+    /// What upstream vouched for this source's objects in the last scan
+    /// (bundle-format §19): by default, digests from the index only.
+    fn provenance(&self) -> Vec<Vouch> {
+        vec![Vouch {
+            source: self.name().to_string(),
+            object: None,
+            method: Method::DigestsOnly,
+            key: None,
+            detail: digests_only(self.kind()).to_string(),
+        }]
+    }
+}
+
+/// The provenance of a source whose index an OpenPGP keyring verified:
+/// the certificates that signed in the last scan.
+pub(crate) fn openpgp_vouch(
+    source: &str,
+    keyring: &crate::upstream::Keyring,
+    what: &str,
+) -> ferry_protocol::provenance::Vouch {
+    let used = keyring.take_used();
+    ferry_protocol::provenance::Vouch {
+        source: source.to_string(),
+        object: None,
+        method: ferry_protocol::provenance::Method::OpenPgp,
+        key: (!used.is_empty()).then(|| used.join(",")),
+        detail: format!(
+            "{what} signed by {} (keyring {}); every file by its digest in the signed index",
+            if used.is_empty() {
+                "no key seen this scan".to_string()
+            } else {
+                used.join(", ")
+            },
+            keyring.path().display()
+        ),
+    }
+}
+
+/// What a source without an upstream signature checked.
+fn digests_only(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Files => "local files; no upstream signature",
+        SourceKind::Pypi => "sha256 from the index over TLS only; PyPI has no signature to check",
+        SourceKind::Helm => {
+            "digests from index.yaml over TLS only; chart .prov files are not checked"
+        }
+        SourceKind::Cargo => "cksum from the sparse index over TLS only; the index is not signed",
+        SourceKind::Npm => {
+            "integrity from the packument over TLS only; registry signatures are not checked"
+        }
+        SourceKind::Go => "h1: hashes from the configured go.sum files; no checksum database",
+        _ => "digests from the upstream index over TLS only; no upstream signature checked",
+    }
 }
 
 /// Builds the source a config entry describes. An error names the source
 /// and its type once (`source "NAME" (TYPE): ...`); the modules' own
 /// messages do not repeat it.
 pub fn from_config(cfg: &crate::config::SourceConfig) -> Result<Box<dyn Source>> {
-    build(cfg).with_context(|| format!("source {:?} ({})", cfg.name, cfg.kind.name()))
+    let src = build(cfg).with_context(|| format!("source {:?} ({})", cfg.name, cfg.kind.name()))?;
+    Ok(match &cfg.unsigned_ok {
+        Some(reason) => Box::new(Excused {
+            inner: src,
+            reason: reason.clone(),
+        }),
+        None => src,
+    })
+}
+
+/// A source marked `unsigned_ok = "why"`: its provenance says so.
+struct Excused {
+    inner: Box<dyn Source>,
+    reason: String,
+}
+
+impl Source for Excused {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> SourceKind {
+        self.inner.kind()
+    }
+    fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        self.inner.scan(cx, sink)
+    }
+    fn signable(&self) -> Option<&'static str> {
+        self.inner.signable()
+    }
+    fn checks_signature(&self) -> bool {
+        self.inner.checks_signature()
+    }
+    fn provenance(&self) -> Vec<Vouch> {
+        let mut v = self.inner.provenance();
+        for e in v.iter_mut().filter(|e| e.method == Method::DigestsOnly) {
+            e.detail = format!("{} (unsigned_ok: {})", e.detail, self.reason);
+        }
+        v
+    }
 }
 
 /// [`from_config`] without the context.

@@ -4,7 +4,10 @@
 use super::error::UpstreamError;
 use anyhow::{anyhow, bail, Context, Result};
 use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::types::KeyDetails;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The public keys a source's metadata must be signed with. A signature
 /// verifies when the primary key or any subkey of any certificate in the
@@ -12,6 +15,9 @@ use std::path::{Path, PathBuf};
 pub struct Keyring {
     path: PathBuf,
     keys: Vec<SignedPublicKey>,
+    /// Fingerprints (upper-case hex) of the certificates whose keys made a
+    /// signature that verified, for the bundle's provenance record.
+    used: Mutex<BTreeSet<String>>,
 }
 
 impl Keyring {
@@ -39,7 +45,22 @@ impl Keyring {
         Ok(Keyring {
             path: path.to_path_buf(),
             keys,
+            used: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// Notes that certificate `k` verified a signature.
+    fn note(&self, k: &SignedPublicKey) {
+        let fpr = hex::encode_upper(k.primary_key.fingerprint().as_bytes());
+        self.used.lock().expect("keyring").insert(fpr);
+    }
+
+    /// The fingerprints of the certificates that verified a signature since
+    /// the last call (primary key fingerprints, upper-case hex); forgets them.
+    pub fn take_used(&self) -> Vec<String> {
+        std::mem::take(&mut *self.used.lock().expect("keyring"))
+            .into_iter()
+            .collect()
     }
 
     /// The key file.
@@ -66,12 +87,18 @@ impl Keyring {
         for s in &sigs {
             for k in &self.keys {
                 match s.verify(&k.primary_key, data) {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => {
+                        self.note(k);
+                        return Ok(());
+                    }
                     Err(e) => last = e.to_string(),
                 }
                 for sub in &k.public_subkeys {
                     match s.verify(&sub.key, data) {
-                        Ok(()) => return Ok(()),
+                        Ok(()) => {
+                            self.note(k);
+                            return Ok(());
+                        }
                         Err(e) => last = e.to_string(),
                     }
                 }
@@ -93,13 +120,15 @@ impl Keyring {
         let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
         let (msg, _) = CleartextSignedMessage::from_string(text)
             .map_err(|e| bad(format!("not an OpenPGP cleartext-signed message: {e}")))?;
-        let ok = self.keys.iter().any(|k| {
-            msg.verify(k).is_ok()
+        let by = self.keys.iter().find(|k| {
+            msg.verify(*k).is_ok()
                 || k.public_subkeys
                     .iter()
                     .any(|sk| msg.verify(&sk.key).is_ok())
         });
-        if !ok {
+        if let Some(k) = by {
+            self.note(k);
+        } else {
             return Err(bad(format!(
                 "no signature verifies with a key of {}",
                 self.path.display()

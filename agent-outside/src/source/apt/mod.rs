@@ -194,6 +194,22 @@ impl Source for AptSource {
         SourceKind::Apt
     }
 
+    fn signable(&self) -> Option<&'static str> {
+        Some("keyring")
+    }
+
+    fn checks_signature(&self) -> bool {
+        true
+    }
+
+    fn provenance(&self) -> Vec<ferry_protocol::provenance::Vouch> {
+        vec![super::openpgp_vouch(
+            &self.name,
+            &self.keyring,
+            &format!("InRelease/Release.gpg of {}", self.s.suites.join(", ")),
+        )]
+    }
+
     /// Fetch (release files and indices), select, pin, fetch the debs, emit.
     /// Everything is fetched and checked before the first item goes out.
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {

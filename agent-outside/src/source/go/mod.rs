@@ -107,6 +107,37 @@ impl Source for GoSource {
         SourceKind::Go
     }
 
+    fn signable(&self) -> Option<&'static str> {
+        Some("sumdb")
+    }
+
+    fn checks_signature(&self) -> bool {
+        self.sumdb.is_some()
+    }
+
+    fn provenance(&self) -> Vec<ferry_protocol::provenance::Vouch> {
+        use ferry_protocol::provenance::{Method, Vouch};
+        let (method, key, detail) = match &self.sumdb {
+            Some((k, url)) => (
+                Method::GoSumdb,
+                Some(k.name.clone()),
+                format!("every module's h1: hashes in the checksum database {url} (signed tree head, inclusion proof)"),
+            ),
+            None => (
+                Method::DigestsOnly,
+                None,
+                "h1: hashes from the configured go.sum files; no checksum database".to_string(),
+            ),
+        };
+        vec![Vouch {
+            source: self.name.clone(),
+            object: None,
+            method,
+            key,
+            detail,
+        }]
+    }
+
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         let selected = self.resolve(cx)?;
         emit::clean_downloads(cx, &selected);

@@ -35,15 +35,17 @@ mod pins;
 pub mod reference;
 pub mod registry;
 pub mod settings;
+pub mod signatures;
 mod walk;
 
 use super::{Item, ScanCtx, Source};
 use anyhow::Result;
 use ferry_protocol::catalog::SourceKind;
+use ferry_protocol::provenance::{Method, Vouch};
 use reference::{ImageRef, TagPattern};
 use registry::Registry;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use walk::ScanState;
 
 pub use settings::OciSettings;
@@ -59,6 +61,10 @@ pub struct OciSource {
     pins: Vec<ImageRef>,
     prefix: Option<String>,
     rename: BTreeMap<String, String>,
+    /// `cosign_keys` and `cosign_policy`, when keys are given.
+    cosign: Option<signatures::Cosign>,
+    /// The images whose signatures verified in the last scan.
+    vouches: Mutex<Vec<Vouch>>,
 }
 
 impl OciSource {
@@ -82,11 +88,44 @@ impl Source for OciSource {
     }
 
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+        self.vouches.lock().expect("vouches").clear();
         let mut st = ScanState::open(cx)?;
         let images = self.select_images(&mut st)?;
         for image in &images {
             self.mirror(image, &mut st, sink)?;
         }
         self.keep_pins(cx, &mut st, sink)
+    }
+
+    fn signable(&self) -> Option<&'static str> {
+        Some("cosign_keys")
+    }
+
+    fn checks_signature(&self) -> bool {
+        self.cosign.is_some()
+    }
+
+    fn provenance(&self) -> Vec<Vouch> {
+        let mut out = self.vouches.lock().expect("vouches").clone();
+        out.push(match &self.cosign {
+            Some(c) => Vouch {
+                source: self.name.clone(),
+                object: None,
+                method: Method::Cosign,
+                key: None,
+                detail: format!(
+                    "every image's manifest digest signed by a cosign key of {}; layers by their digests in the signed manifests (pinned images as last shipped)",
+                    c.keys.iter().map(|k| k.id()).collect::<Vec<_>>().join(", ")
+                ),
+            },
+            None => Vouch {
+                source: self.name.clone(),
+                object: None,
+                method: Method::DigestsOnly,
+                key: None,
+                detail: "manifest digests from the registry over TLS only; no cosign key configured".into(),
+            },
+        });
+        out
     }
 }

@@ -5,12 +5,14 @@
 
 use super::reference::{ImageRef, TagPattern};
 use super::registry::Registry;
+use super::signatures::{Cosign, CosignPolicy};
 use super::OciSource;
 use crate::config::SourceConfig;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// The settings of a `type = "oci"` source.
 #[derive(Debug, Deserialize)]
@@ -44,6 +46,14 @@ pub struct OciSettings {
     /// `{ "nvidia/driver" = "gpu/driver" }` (applied before `prefix`).
     #[serde(default)]
     pub rename: BTreeMap<String, String>,
+    /// Cosign public keys (PEM): every image's manifest must carry a
+    /// signature (tag `sha256-<hex>.sig`) that verifies with one of them.
+    #[serde(default)]
+    pub cosign_keys: Vec<PathBuf>,
+    /// What an image without a valid signature does: `refuse-export`
+    /// (default: the export fails) or `refuse-image` (left out, warned).
+    #[serde(default)]
+    pub cosign_policy: Option<CosignPolicy>,
 }
 
 impl OciSettings {
@@ -120,6 +130,14 @@ impl OciSource {
         let (images, pins) = settings.images_and_pins(name)?;
         let patterns = settings.patterns(name)?;
         let prefix = settings.served_names(name)?;
+        let cosign = match (settings.cosign_keys.is_empty(), settings.cosign_policy) {
+            (true, Some(_)) => bail!("`cosign_policy` needs `cosign_keys`"),
+            (true, None) => None,
+            (false, policy) => Some(Cosign::load(
+                &settings.cosign_keys,
+                policy.unwrap_or_default(),
+            )?),
+        };
         Ok(OciSource {
             name: name.clone(),
             registry: Arc::new(Registry::new(&settings.registry, &cfg.net)?),
@@ -130,6 +148,8 @@ impl OciSource {
             pins,
             prefix,
             rename: settings.rename,
+            cosign,
+            vouches: Mutex::new(Vec::new()),
         })
     }
 }

@@ -7,6 +7,7 @@ use super::blob::clean_cache;
 use super::lineage::Lineage;
 use super::reference::ImageRef;
 use super::registry::MAX_MANIFEST;
+use super::signatures::{CosignPolicy, SignatureRefused, Signed};
 use super::OciSource;
 use crate::source::{Item, ItemKind, ScanCtx};
 use anyhow::{anyhow, bail, Context, Result};
@@ -31,7 +32,7 @@ pub(super) struct ScanState {
     /// Manifests whose referrers were looked up.
     referred: HashSet<String>,
     /// `STATE/cache/<source>/blobs`: downloads, kept across runs.
-    blob_dir: PathBuf,
+    pub(super) blob_dir: PathBuf,
     /// `STATE/cache/<source>/manifests`: every manifest seen, for pins.
     pub(super) manifest_dir: PathBuf,
     /// What new manifests and blobs replace (the exporter's patch bases).
@@ -112,6 +113,9 @@ impl OciSource {
                 bail!("image {}: tag and digest disagree", image.repo);
             }
         }
+        let Some(signed) = self.signed_or_refused(image, &digest, st)? else {
+            return Ok(());
+        };
         if let Some(tag) = &image.tag {
             self.emit_tag(&image.repo, tag, &digest, st, sink)?;
             st.lineage.tagged(&self.served(&image.repo), tag, digest);
@@ -123,7 +127,66 @@ impl OciSource {
                     .context("referrers")?;
             }
         }
+        if let Some(s) = signed {
+            self.emit_tag(&image.repo, &s.tag, &s.digest, st, sink)?;
+            self.walk(&image.repo, s.manifest.clone(), &s.digest, true, st, sink)?;
+            let mut vouches = self.vouches.lock().expect("vouches");
+            if let Some(tag) = &image.tag {
+                let path = tag_path(&self.served(&image.repo), tag);
+                vouches.push(self.vouch(path, &image.repo, tag, &s));
+            }
+            vouches.push(self.vouch(digest.manifest_path(), &image.repo, &reference, &s));
+        }
         Ok(())
+    }
+
+    /// With `cosign_keys`: `Some(Some(signature))` when the image's signature
+    /// verifies; `None` when the image is to be left out (`refuse-image`),
+    /// after a warning naming it; an error when the export must fail.
+    /// Without keys: `Some(None)`.
+    #[allow(clippy::option_option)]
+    fn signed_or_refused(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        st: &mut ScanState,
+    ) -> Result<Option<Option<Signed>>> {
+        let Some(c) = &self.cosign else {
+            return Ok(Some(None));
+        };
+        // A tag pattern may pick cosign's or the referrers fallback's own
+        // tags (`sha256-<hex>[.sig]`): signatures are not images to sign.
+        let artifact = image.tag.as_deref().is_some_and(|t| {
+            t.strip_prefix("sha256-")
+                .is_some_and(|r| ferry_formats::oci::is_hex64(r.split('.').next().unwrap_or("")))
+        });
+        if artifact {
+            return Ok(Some(None));
+        }
+        let has = self
+            .tag_list(&image.repo, st)?
+            .contains(&ferry_formats::cosign::signature_tag(digest));
+        match self.check_signature(c, &image.repo, digest, has, &st.blob_dir)? {
+            Ok(s) => Ok(Some(Some(s))),
+            Err(reason) => {
+                let refused = SignatureRefused {
+                    repo: image.repo.clone(),
+                    tag: image.reference(),
+                    digest: *digest,
+                    reason,
+                };
+                match c.policy {
+                    CosignPolicy::RefuseExport => Err(refused.into()),
+                    CosignPolicy::RefuseImage => {
+                        eprintln!(
+                            "ferry-out: warning: source {:?}: {refused}; left out of the bundle",
+                            self.name
+                        );
+                        Ok(None)
+                    }
+                }
+            }
+        }
     }
 
     /// Whether an index entry's platform is one to keep.

@@ -324,6 +324,28 @@ impl Source for YumSource {
         SourceKind::Yum
     }
 
+    fn signable(&self) -> Option<&'static str> {
+        Some("keyring")
+    }
+
+    fn checks_signature(&self) -> bool {
+        self.keyring.is_some()
+    }
+
+    fn provenance(&self) -> Vec<ferry_protocol::provenance::Vouch> {
+        use ferry_protocol::provenance::{Method, Vouch};
+        vec![match &self.keyring {
+            Some(k) => super::openpgp_vouch(&self.name, k, REPOMD),
+            None => Vouch {
+                source: self.name.clone(),
+                object: None,
+                method: Method::DigestsOnly,
+                key: None,
+                detail: format!("checksums from {REPOMD} over TLS only; no keyring configured"),
+            },
+        }]
+    }
+
     /// Fetch the metadata, select, emit metadata and packages, keep pins.
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         let md = self.fetch_metadata()?;
