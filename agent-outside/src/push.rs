@@ -143,32 +143,8 @@ async fn conversation(
         eprintln!("ferry-out: the inside has applied bundle {applied}; nothing to push");
     }
     for r in todo {
-        let dir = Layout::new(state).bundle(&r.dir_name);
-        let manifest = std::fs::read(dir.join(MANIFEST_FILE)).with_context(|| {
-            format!(
-                "bundle {} is no longer kept in {} (pruned?); ship it from media",
-                r.sequence,
-                dir.display()
-            )
-        })?;
-        let (_, m) = ferry_protocol::manifest::peek_unverified(&manifest)?;
-        let now = ferry_agent_common::now_unix();
-        let validity =
-            crate::keys::extension_for(ledger, &r, &layout.signing_key(), valid_for, now)?.map(
-                |(bytes, until)| {
-                    eprintln!(
-                        "ferry-out: bundle {} goes with a validity extension until {}",
-                        r.sequence,
-                        ferry_agent_common::format_time(until)
-                    );
-                    bytes
-                },
-            );
-        let offer = ClientMsg::Offer {
-            manifest,
-            cosignatures: cosignatures_of(&dir)?,
-            validity,
-        };
+        let dir = layout.bundle(&r.dir_name);
+        let (offer, m) = offer_of(&layout, ledger, &r, &dir, valid_for)?;
         ferry_quic::write_msg(&mut send, &offer).await?;
         let indices = match ferry_quic::read_msg::<ServerMsg>(&mut recv, 64 << 20).await? {
             ServerMsg::Need { indices } => indices,
@@ -225,6 +201,41 @@ async fn conversation(
     let _ = recv.read_to_end(0).await;
     stats.secs = t0.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// The offer of kept bundle `r` (in `dir`): its manifest, co-signatures
+/// and, when it expires within `valid_for` seconds, a validity extension.
+fn offer_of(
+    layout: &Layout,
+    ledger: &Ledger,
+    r: &crate::ledger::BundleRecord,
+    dir: &Path,
+    valid_for: u64,
+) -> Result<(ClientMsg, ferry_protocol::manifest::Manifest)> {
+    let manifest = std::fs::read(dir.join(MANIFEST_FILE)).with_context(|| {
+        format!(
+            "bundle {} is no longer kept in {} (pruned?); ship it from media",
+            r.sequence,
+            dir.display()
+        )
+    })?;
+    let (_, m) = ferry_protocol::manifest::peek_unverified(&manifest)?;
+    let now = ferry_agent_common::now_unix();
+    let validity = crate::keys::extension_for(ledger, r, &layout.signing_key(), valid_for, now)?
+        .map(|(bytes, until)| {
+            eprintln!(
+                "ferry-out: bundle {} goes with a validity extension until {}",
+                r.sequence,
+                ferry_agent_common::format_time(until)
+            );
+            bytes
+        });
+    let offer = ClientMsg::Offer {
+        manifest,
+        cosignatures: cosignatures_of(dir)?,
+        validity,
+    };
+    Ok((offer, m))
 }
 
 /// The co-signatures kept beside the bundle in `dir` (`ferry-out cosign`

@@ -210,7 +210,7 @@ fn a_snapshot_exported_unsigned_is_signed_on_another_host_published_and_taken() 
         "{}",
         r.stdout
     );
-    assert_eq!(dir_names(&r3), [name.clone()]);
+    assert_eq!(dir_names(&r3), std::slice::from_ref(&name));
     assert!(!r3.join(&name).join("manifest.unsigned").exists());
     // Published once: a later publish does not write it again.
     let r = env
