@@ -58,6 +58,20 @@ pub fn record_unopened(layout: &Layout, manifest: Option<&[u8]>, refusal: String
     );
 }
 
+/// Records the bundle in `dir` that `bundle::open` refused with `e`
+/// ([`record_unopened`] of its manifest file, if readable); returns `e`
+/// naming the directory, for the import's report.
+pub fn unopenable(
+    layout: &Layout,
+    dir: &std::path::Path,
+    limits: &ferry_protocol::limits::ReceiverLimits,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    let manifest = crate::bundle::read_manifest_file(dir, limits.max_manifest_bytes).ok();
+    record_unopened(layout, manifest.as_deref(), name_of_unopened(&e));
+    e.context(format!("bundle {}", dir.display()))
+}
+
 /// The name a receipt gives a bundle that could not be opened: its
 /// refusal's variant (`UntrustedKey`), else `BadManifest`.
 pub fn name_of_unopened(e: &anyhow::Error) -> String {

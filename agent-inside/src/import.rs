@@ -440,15 +440,7 @@ fn discover(
                     out.push(b);
                 }
             }
-            Err(e) => {
-                let manifest = bundle::read_manifest_file(&d, limits.max_manifest_bytes).ok();
-                crate::failures::record_unopened(
-                    layout,
-                    manifest.as_deref(),
-                    crate::failures::name_of_unopened(&e),
-                );
-                fail(report, e.context(format!("bundle {}", d.display())))
-            }
+            Err(e) => fail(report, crate::failures::unopenable(layout, &d, limits, e)),
         }
     }
     // A rebase snapshot before the stream's bundle of the same sequence: a
