@@ -728,12 +728,18 @@ impl Env {
 
 /// Starts `docker-registry` on a fresh port with storage under `dir`.
 pub fn docker_registry(dir: &Path) -> (KillOnDrop, String) {
+    docker_registry_with(dir, "")
+}
+
+/// [`docker_registry`] with `http` settings added (indented by four
+/// spaces under `http:`, such as `tls:` and its certificate).
+pub fn docker_registry_with(dir: &Path, http: &str) -> (KillOnDrop, String) {
     let port = free_port();
     let cfg = dir.join("registry.yml");
     std::fs::write(
         &cfg,
         format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{http}",
             dir.join("storage").display()
         ),
     )
@@ -1274,13 +1280,27 @@ pub fn dnf_download_signed(
     tag: &str,
     key: &Path,
 ) -> (PathBuf, Vec<String>) {
-    let opts = [
+    let url = format!("http://{addr}/yum/el/");
+    dnf_download_signed_from(env, &url, &[], pkgs, tag, key)
+}
+
+/// [`dnf_download_signed`] from the repository at `url`, with the dnf
+/// arguments `extra` too (such as `--setopt=ferry.sslcacert=CA`).
+pub fn dnf_download_signed_from(
+    env: &Env,
+    url: &str,
+    extra: &[String],
+    pkgs: &[&str],
+    tag: &str,
+    key: &Path,
+) -> (PathBuf, Vec<String>) {
+    let mut opts = vec![
         "--setopt=ferry.gpgcheck=1".to_string(),
         "--setopt=ferry.repo_gpgcheck=1".to_string(),
         format!("--setopt=ferry.gpgkey=file://{}", key.display()),
     ];
-    let url = format!("http://{addr}/yum/el/");
-    let (dir, names) = dnf_download_ok(env, &url, &opts, pkgs, tag);
+    opts.extend_from_slice(extra);
+    let (dir, names) = dnf_download_ok(env, url, &opts, pkgs, tag);
     let db = env.root().join(format!("dnf-{tag}/rpmdb"));
     std::fs::create_dir_all(&db).unwrap();
     let rpm = |args: &[&std::ffi::OsStr]| {

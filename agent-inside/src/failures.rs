@@ -40,6 +40,47 @@ pub fn record_bundle(layout: &Layout, b: &crate::bundle::Bundle, refusal: String
     );
 }
 
+/// Records a bundle refused before its manifest verified (an untrusted
+/// signer, a bad signature, damage): `manifest` is its manifest file's
+/// bytes when they could be read, whose hash and claimed sequence are kept.
+pub fn record_unopened(layout: &Layout, manifest: Option<&[u8]>, refusal: String) {
+    let sequence = manifest
+        .and_then(|m| ferry_protocol::manifest::peek_unverified(m).ok())
+        .map_or(0, |(_, m)| m.sequence);
+    record(
+        layout,
+        Failure {
+            sequence,
+            hash: manifest.map(ferry_protocol::id::ManifestHash::of),
+            refusal,
+            at: ferry_agent_common::now_unix(),
+        },
+    );
+}
+
+/// Records the bundle in `dir` that `bundle::open` refused with `e`
+/// ([`record_unopened`] of its manifest file, if readable); returns `e`
+/// naming the directory, for the import's report.
+pub fn unopenable(
+    layout: &Layout,
+    dir: &std::path::Path,
+    limits: &ferry_protocol::limits::ReceiverLimits,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    let manifest = crate::bundle::read_manifest_file(dir, limits.max_manifest_bytes).ok();
+    record_unopened(layout, manifest.as_deref(), name_of_unopened(&e));
+    e.context(format!("bundle {}", dir.display()))
+}
+
+/// The name a receipt gives a bundle that could not be opened: its
+/// refusal's variant (`UntrustedKey`), else `BadManifest`.
+pub fn name_of_unopened(e: &anyhow::Error) -> String {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<crate::import::Refusal>())
+        .map_or("BadManifest", |r| r.name())
+        .to_string()
+}
+
 /// Records a refusal; a failure to record it only warns (the import's own
 /// report stands).
 pub fn record(layout: &Layout, failure: Failure) {

@@ -440,7 +440,7 @@ fn discover(
                     out.push(b);
                 }
             }
-            Err(e) => fail(report, e.context(format!("bundle {}", d.display()))),
+            Err(e) => fail(report, crate::failures::unopenable(layout, &d, limits, e)),
         }
     }
     // A rebase snapshot before the stream's bundle of the same sequence: a

@@ -7,18 +7,24 @@
 //! `STATE/incoming/<bundle>/`, so a dropped connection resumes where it
 //! stopped. When the outside says it is done, the bundle is applied exactly
 //! as one from media (`apply::apply`). One conversation at a time.
+//!
+//! What a medium carries beside a bundle comes with the offer (its
+//! co-signatures and validity extension) or before it (root revocations),
+//! and is checked as from media. Refusals are recorded as import's are
+//! (`failures`), so the next receipt carries them.
 
 use crate::apply::{self, ApplyOptions};
 use crate::bundle::{Bundle, Payload};
 use crate::chunkstore::ChunkStore;
 use crate::db::Db;
+use crate::failures;
 use crate::import::{self, Decision};
 use crate::layout::Layout;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, media};
 use ferry_protocol::limits::ReceiverLimits;
 use ferry_protocol::manifest::Manifest;
-use ferry_protocol::push::{ClientMsg, ServerMsg, VERSION};
+use ferry_protocol::push::{ClientMsg, ServerMsg, MAX_TRUST_FILE, VERSION};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -105,6 +111,7 @@ async fn conversation(
     let (mut send, mut recv) = conn.accept_bi().await.context("no stream opened")?;
     let max = (opts.limits.max_manifest_bytes as u32)
         .saturating_add(1 << 16)
+        .saturating_add(2 * MAX_TRUST_FILE as u32)
         .max(opts.limits.max_chunk_bytes * 2 + 1024);
     match ferry_quic::read_msg::<ClientMsg>(&mut recv, max).await? {
         ClientMsg::Hello { version } if version == VERSION => {}
@@ -121,8 +128,22 @@ async fn conversation(
     let mut offered: Option<Offered> = None;
     loop {
         match ferry_quic::read_msg::<ClientMsg>(&mut recv, max).await? {
-            ClientMsg::Offer { manifest } => {
-                let (reply, o) = block(|| offer(layout, opts, manifest))?;
+            ClientMsg::Revocations { file } => {
+                block(|| {
+                    let db = Db::open(&layout.db())?;
+                    crate::trust::revocations::apply_bytes(&db, &file, "the revocations pushed")
+                })?;
+            }
+            ClientMsg::Offer {
+                manifest,
+                cosignatures,
+                validity,
+            } => {
+                let extras = Extras {
+                    cosignatures,
+                    validity,
+                };
+                let (reply, o) = block(|| offer(layout, opts, manifest, extras))?;
                 offered = o;
                 ferry_quic::write_msg(&mut send, &reply).await?;
             }
@@ -153,27 +174,40 @@ fn block<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     tokio::task::block_in_place(f)
 }
 
+/// What came with an offer besides the manifest (on a medium, the files
+/// beside the bundle).
+struct Extras {
+    cosignatures: Option<Vec<u8>>,
+    validity: Option<Vec<u8>>,
+}
+
 fn offer(
     layout: &Layout,
     opts: &ListenOptions,
     manifest: Vec<u8>,
+    extras: Extras,
 ) -> Result<(ServerMsg, Option<Offered>)> {
     let db = Db::open(&layout.db())?;
     let trusted = db.trusted()?;
     let verified = match crate::trust::open_manifest(&manifest, &trusted, &opts.limits) {
         Ok(v) => v,
         Err(e) => {
+            let name = match e {
+                ferry_protocol::Error::UntrustedKey(_) => "UntrustedKey",
+                _ => "BadManifest",
+            };
+            failures::record_unopened(layout, Some(&manifest), name.to_string());
             return Ok((
                 ServerMsg::Refuse {
                     reason: format!("manifest refused: {e}"),
                 },
                 None,
-            ))
+            ));
         }
     };
     let seq = verified.manifest.sequence;
     let dir = incoming_dir(layout, &verified.manifest);
-    let bundle = Bundle {
+    let mut bundle = Bundle {
         dir: dir.clone(),
         payload: Payload::Chunks(dir.join("chunks")),
         manifest_bytes: manifest.len() as u64,
@@ -181,15 +215,21 @@ fn offer(
         extended_until: None,
         cosigners: vec![],
     };
-    let applied = db.applied()?;
-    let refuse = |reason: String| Ok((ServerMsg::Refuse { reason }, None));
-    match import::decide(
+    let now = ferry_agent_common::now_unix();
+    crate::trust::extend_offered(
         &db,
-        &applied,
-        &bundle,
-        opts.apply,
-        ferry_agent_common::now_unix(),
-    )? {
+        &mut bundle,
+        extras.cosignatures.as_deref(),
+        extras.validity.as_deref(),
+        &opts.apply.policy,
+        now,
+    )?;
+    let applied = db.applied()?;
+    let refuse = |reason: String, name: &str| {
+        failures::record_bundle(layout, &bundle, name.to_string());
+        Ok((ServerMsg::Refuse { reason }, None))
+    };
+    match import::decide(&db, &applied, &bundle, opts.apply, now)? {
         Decision::Skip => {
             return Ok((
                 ServerMsg::Skip {
@@ -198,22 +238,21 @@ fn offer(
                 None,
             ));
         }
-        Decision::Refuse(why) => return refuse(format!("bundle {seq} is refused: {why}")),
+        Decision::Refuse(why) => {
+            return refuse(format!("bundle {seq} is refused: {why}"), why.name())
+        }
         Decision::Hold { waiting_for } => {
+            // Not a refusal of the bundle: the outside offers in order.
             let applied = applied.sequence;
-            return refuse(format!(
+            let reason = format!(
                 "bundle {seq} does not follow the applied bundle {applied}; send bundle {waiting_for} first"
-            ));
+            );
+            return Ok((ServerMsg::Refuse { reason }, None));
         }
         Decision::Apply => {}
     }
-    if let Err(why) = apply::check_follows(
-        &bundle,
-        &applied,
-        opts.apply,
-        ferry_agent_common::now_unix(),
-    ) {
-        return refuse(why.to_string());
+    if let Err(why) = apply::check_follows(&bundle, &applied, opts.apply, now) {
+        return refuse(why.to_string(), why.name());
     }
     // Keep what an earlier push of this very bundle delivered; start over otherwise.
     let mpath = dir.join(media::MANIFEST_FILE);
@@ -297,6 +336,7 @@ fn finish(layout: &Layout, opts: &ListenOptions, o: Offered) -> Result<ServerMsg
                 }
             }
             Err(e) => {
+                failures::record_bundle(layout, &o.bundle, failures::name_of(&e));
                 let message = ferry_agent_common::one_line(&e);
                 eprintln!("ferry-in: error: {message}");
                 ServerMsg::Outcome {

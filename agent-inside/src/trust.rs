@@ -15,7 +15,7 @@
 pub mod cmd;
 mod extend;
 pub mod revocations;
-pub use extend::{check as check_extension, extend_all, ExtensionError};
+pub use extend::{check as check_extension, extend_all, extend_offered, ExtensionError};
 
 use crate::db::{Bind, KeyBinding};
 use crate::import::Refusal;

@@ -278,14 +278,21 @@ pub fn root_revoke(
 /// Writes every pending revocation to `media/revocations.ferry`
 /// (bundle-format §16.7); returns its path.
 pub fn write_revocations(layout: &Layout, media: &Path) -> Result<PathBuf> {
+    let bytes = revocations_file(layout)?.unwrap_or_else(|| trust::encode(&[]));
+    std::fs::create_dir_all(media).with_context(|| format!("cannot create {}", media.display()))?;
+    let path = media.join(trust::REVOCATIONS_FILE);
+    fsx::write_atomic(&path, &bytes)?;
+    Ok(path)
+}
+
+/// Every pending revocation as the bytes of `revocations.ferry`, or none
+/// when there is none (what `push` sends before its bundles).
+pub fn revocations_file(layout: &Layout) -> Result<Option<Vec<u8>>> {
     let list: Vec<SignedStatement> = pending(layout)?
         .into_iter()
         .filter(|s| matches!(s.statement, Statement::Revoke { .. }))
         .collect();
-    std::fs::create_dir_all(media).with_context(|| format!("cannot create {}", media.display()))?;
-    let path = media.join(trust::REVOCATIONS_FILE);
-    fsx::write_atomic(&path, &trust::encode(&list))?;
-    Ok(path)
+    Ok((!list.is_empty()).then(|| trust::encode(&list)))
 }
 
 /// The validity extension file for a resent bundle: `sequence` of this
@@ -427,9 +434,8 @@ pub fn run_root(layout: &Layout, cmd: RootCmd) -> Result<()> {
 
 /// After `resend` wrote bundle `r` into `media`: when it expires within
 /// `valid_for` seconds of `now` (or has expired), writes a validity
-/// extension beside it, good until `now + valid_for`, signed with the key
-/// at `key_path`. Returns the new expiry, or none when not needed. Without
-/// a readable key (signing apart) it says so and writes nothing.
+/// extension beside it ([`extension_for`]). Returns the new expiry, or none
+/// when not needed or no key is at hand.
 pub fn extend_resent(
     ledger: &Ledger,
     r: &crate::ledger::BundleRecord,
@@ -438,6 +444,27 @@ pub fn extend_resent(
     valid_for: u64,
     now: u64,
 ) -> Result<Option<u64>> {
+    let Some((bytes, until)) = extension_for(ledger, r, key_path, valid_for, now)? else {
+        return Ok(None);
+    };
+    let dir = media.join(&r.dir_name);
+    fsx::write_atomic(&dir.join(trust::VALIDITY_FILE), &bytes)?;
+    fsx::sync_dir(&dir)?;
+    Ok(Some(until))
+}
+
+/// The validity extension a resent (or pushed again) bundle `r` needs: when
+/// it expires within `valid_for` seconds of `now` (or has expired), the
+/// bytes of `validity.ferry` good until `now + valid_for`, signed with the
+/// key at `key_path`, and that expiry. None when not needed; without a
+/// readable key (signing apart) it says so and gives none.
+pub fn extension_for(
+    ledger: &Ledger,
+    r: &crate::ledger::BundleRecord,
+    key_path: &Path,
+    valid_for: u64,
+    now: u64,
+) -> Result<Option<(Vec<u8>, u64)>> {
     let until = now.saturating_add(valid_for);
     if r.expires >= until {
         return Ok(None);
@@ -454,10 +481,7 @@ pub fn extend_resent(
         }
     };
     let bytes = extension_file(ledger, r.sequence, r.hash, until, &key, now)?;
-    let dir = media.join(&r.dir_name);
-    fsx::write_atomic(&dir.join(trust::VALIDITY_FILE), &bytes)?;
-    fsx::sync_dir(&dir)?;
-    Ok(Some(until))
+    Ok(Some((bytes, until)))
 }
 
 /// `cosign`: adds a co-signature by the key at `key_path` beside each signed

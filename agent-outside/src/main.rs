@@ -114,7 +114,8 @@ struct ExportArgs {
     reship: Option<PathBuf>,
     /// Write a rebase snapshot of the last bundle instead (every object,
     /// for a new or rebuilt inside; docs/runbook.md "a rebuilt inside").
-    #[arg(long, conflicts_with_all = ["unsigned", "reship"])]
+    /// With --unsigned it waits in STATE/bundles for `sign` and `publish`.
+    #[arg(long, conflicts_with = "reship")]
     rebase: bool,
     #[command(flatten)]
     diode: DiodeArgs,
@@ -236,6 +237,10 @@ enum Cmd {
         url: String,
         #[command(flatten)]
         peers: ferry_quic::PeerArgs,
+        /// A bundle that expires sooner than this from now goes with a
+        /// validity extension (signed with signing.key) good for this long.
+        #[arg(long, default_value = "7d")]
+        valid_for: String,
     },
     /// Shows the stream, its key and every bundle exported.
     Status,
@@ -335,22 +340,11 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             Ok(())
         }
         Cmd::Cert(args) => args.run(&layout.root, "ferry-in listen"),
-        Cmd::Push { url, peers } => {
-            let ledger = Ledger::open(layout)?;
-            let st = agent_outside::push::push(&layout.root, &ledger, &url, peers.auth()?)?;
-            println!(
-                "pushed to {url}: {} applied, {} already there; sent {} of {} chunks ({}) in {:.2}s ({:.1} MB/s), {:.2}s in all with the inside's apply",
-                st.applied.len(),
-                st.skipped.len(),
-                st.chunks_sent,
-                st.chunks_total,
-                human_bytes(st.bytes_sent),
-                st.transfer_secs,
-                st.bytes_sent as f64 / 1e6 / st.transfer_secs.max(1e-6),
-                st.secs
-            );
-            Ok(())
-        }
+        Cmd::Push {
+            url,
+            peers,
+            valid_for,
+        } => agent_outside::push::run(layout, &url, peers.auth()?, &valid_for),
         Cmd::Status => status(layout),
         Cmd::Key { cmd } => agent_outside::keys::run_key(layout, cmd),
         Cmd::Cosign { key, dir } => agent_outside::keys::run_cosign(&key, &dir),
@@ -646,6 +640,9 @@ fn ask_reship(ledger: &Ledger, report: &Path) -> Result<()> {
 /// publish killed during its copy).
 fn publish_cmd(layout: &Layout, to: &Path) -> Result<()> {
     let ledger = Ledger::open(layout)?;
+    for name in export::rebase::publish_snapshots(layout, to)? {
+        println!("rebase snapshot published to {}", to.join(name).display());
+    }
     let record = match signing::publish(layout, &ledger)? {
         Some(r) => r,
         None => match ledger.bundles()?.pop().filter(|r| !r.written) {

@@ -5,13 +5,18 @@
 //! lacks and only those are sent. A dropped connection costs nothing already
 //! delivered: pushing again resumes, because the inside keeps what arrived.
 //! A bundle the inside applied is recorded as delivered in the ledger.
+//!
+//! What a medium carries beside the bundles goes too: the pending root
+//! revocations first, then with each offer its co-signatures (from the kept
+//! bundle's directory) and, for a bundle near or past its expiry, a fresh
+//! validity extension signed with the signing key (as `resend` writes).
 
 use crate::layout::Layout;
 use crate::ledger::{Delivery, Ledger};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::media::MANIFEST_FILE;
-use ferry_protocol::push::{ClientMsg, ServerMsg, VERSION};
-use ferry_protocol::volume;
+use ferry_protocol::push::{ClientMsg, ServerMsg, MAX_TRUST_FILE, VERSION};
+use ferry_protocol::{trust, volume};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -56,12 +61,34 @@ pub fn parse_target(url: &str) -> Result<(String, SocketAddr)> {
     Ok((host, addr))
 }
 
-/// Pushes every kept bundle the inside lacks.
+/// Runs `push`: pushes, then prints what it did.
+pub fn run(layout: &Layout, url: &str, peers: ferry_quic::PeerAuth, valid_for: &str) -> Result<()> {
+    use ferry_agent_common::units::{human_bytes, parse_duration_secs};
+    let valid_for = parse_duration_secs(valid_for).context("--valid-for")?;
+    let ledger = Ledger::open(layout)?;
+    let st = push(&layout.root, &ledger, url, peers, valid_for)?;
+    println!(
+        "pushed to {url}: {} applied, {} already there; sent {} of {} chunks ({}) in {:.2}s ({:.1} MB/s), {:.2}s in all with the inside's apply",
+        st.applied.len(),
+        st.skipped.len(),
+        st.chunks_sent,
+        st.chunks_total,
+        human_bytes(st.bytes_sent),
+        st.transfer_secs,
+        st.bytes_sent as f64 / 1e6 / st.transfer_secs.max(1e-6),
+        st.secs
+    );
+    Ok(())
+}
+
+/// Pushes every kept bundle the inside lacks; a bundle expiring within
+/// `valid_for` seconds goes with a validity extension that long.
 pub fn push(
     state: &Path,
     ledger: &Ledger,
     url: &str,
     peers: ferry_quic::PeerAuth,
+    valid_for: u64,
 ) -> Result<PushStats> {
     let (host, addr) = parse_target(url)?;
     let id = ferry_quic::load_identity(state)?;
@@ -73,7 +100,7 @@ pub fn push(
         let conn = endpoint.connect(addr, &host)?.await.with_context(|| {
             format!("cannot connect to {url} (is its certificate pinned here, and ours there?)")
         })?;
-        let stats = conversation(state, ledger, &conn).await;
+        let stats = conversation(state, ledger, &conn, valid_for).await;
         conn.close(0u32.into(), b"done");
         endpoint.wait_idle().await;
         stats
@@ -84,6 +111,7 @@ async fn conversation(
     state: &Path,
     ledger: &Ledger,
     conn: &quinn::Connection,
+    valid_for: u64,
 ) -> Result<PushStats> {
     let t0 = Instant::now();
     let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
@@ -100,6 +128,11 @@ async fn conversation(
             stream.map(|s| s.to_hex()).unwrap_or_default()
         );
     }
+    let layout = Layout::new(state);
+    if let Some(file) = crate::keys::revocations_file(&layout)? {
+        eprintln!("ferry-out: sending the pending root revocations");
+        ferry_quic::write_msg(&mut send, &ClientMsg::Revocations { file }).await?;
+    }
     let mut stats = PushStats::default();
     let todo: Vec<_> = ledger
         .bundles()?
@@ -110,16 +143,9 @@ async fn conversation(
         eprintln!("ferry-out: the inside has applied bundle {applied}; nothing to push");
     }
     for r in todo {
-        let dir = Layout::new(state).bundle(&r.dir_name);
-        let manifest = std::fs::read(dir.join(MANIFEST_FILE)).with_context(|| {
-            format!(
-                "bundle {} is no longer kept in {} (pruned?); ship it from media",
-                r.sequence,
-                dir.display()
-            )
-        })?;
-        let (_, m) = ferry_protocol::manifest::peek_unverified(&manifest)?;
-        ferry_quic::write_msg(&mut send, &ClientMsg::Offer { manifest }).await?;
+        let dir = layout.bundle(&r.dir_name);
+        let (offer, m) = offer_of(&layout, ledger, &r, &dir, valid_for)?;
+        ferry_quic::write_msg(&mut send, &offer).await?;
         let indices = match ferry_quic::read_msg::<ServerMsg>(&mut recv, 64 << 20).await? {
             ServerMsg::Need { indices } => indices,
             ServerMsg::Skip { reason } => {
@@ -175,6 +201,55 @@ async fn conversation(
     let _ = recv.read_to_end(0).await;
     stats.secs = t0.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// The offer of kept bundle `r` (in `dir`): its manifest, co-signatures
+/// and, when it expires within `valid_for` seconds, a validity extension.
+fn offer_of(
+    layout: &Layout,
+    ledger: &Ledger,
+    r: &crate::ledger::BundleRecord,
+    dir: &Path,
+    valid_for: u64,
+) -> Result<(ClientMsg, ferry_protocol::manifest::Manifest)> {
+    let manifest = std::fs::read(dir.join(MANIFEST_FILE)).with_context(|| {
+        format!(
+            "bundle {} is no longer kept in {} (pruned?); ship it from media",
+            r.sequence,
+            dir.display()
+        )
+    })?;
+    let (_, m) = ferry_protocol::manifest::peek_unverified(&manifest)?;
+    let now = ferry_agent_common::now_unix();
+    let validity = crate::keys::extension_for(ledger, r, &layout.signing_key(), valid_for, now)?
+        .map(|(bytes, until)| {
+            eprintln!(
+                "ferry-out: bundle {} goes with a validity extension until {}",
+                r.sequence,
+                ferry_agent_common::format_time(until)
+            );
+            bytes
+        });
+    let offer = ClientMsg::Offer {
+        manifest,
+        cosignatures: cosignatures_of(dir)?,
+        validity,
+    };
+    Ok((offer, m))
+}
+
+/// The co-signatures kept beside the bundle in `dir` (`ferry-out cosign`
+/// run on STATE/bundles), if any.
+fn cosignatures_of(dir: &Path) -> Result<Option<Vec<u8>>> {
+    let path = dir.join(trust::COSIGN_FILE);
+    match std::fs::read(&path) {
+        Ok(b) if b.len() > MAX_TRUST_FILE => {
+            bail!("{} is longer than {MAX_TRUST_FILE} bytes", path.display())
+        }
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 /// A delivery the inside confirmed over this QUIC link, now.

@@ -267,21 +267,7 @@ pub fn publish(layout: &Layout, ledger: &Ledger) -> Result<Option<BundleRecord>>
     if ManifestHash::of(&unsigned) != pending.hash {
         return Err(SigningError::NotThisBundle { sequence }.into());
     }
-    let pub_path = layout.signing_pub();
-    if pub_path.exists() {
-        let text = std::fs::read_to_string(&pub_path)
-            .with_context(|| format!("cannot read {}", pub_path.display()))?;
-        let expected = PublicKey::from_text(text.trim())
-            .with_context(|| format!("public key {}", pub_path.display()))?;
-        if expected != signer {
-            return Err(SigningError::SignerMismatch {
-                sequence,
-                expected: expected.to_text(),
-                found: signer.to_text(),
-            }
-            .into());
-        }
-    }
+    check_signer(layout, sequence, signer)?;
     let record = BundleRecord {
         hash: ManifestHash::of(&signed),
         bytes: pending.bytes - unsigned.len() as u64 + signed.len() as u64,
@@ -295,6 +281,47 @@ pub fn publish(layout: &Layout, ledger: &Ledger) -> Result<Option<BundleRecord>>
     }
     ledger.commit_signed(&record)?;
     Ok(Some(record))
+}
+
+/// Checks the signed manifest in `dir` against its unsigned one (the very
+/// file signed, nothing else changed) and, when `signing.pub` is kept,
+/// that this outside's key signed it: what `publish` checks of a bundle,
+/// for a rebase snapshot signed apart.
+pub fn check_signed(layout: &Layout, dir: &Path) -> Result<()> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let (signed, unsigned) = (read(MANIFEST_FILE)?, read(UNSIGNED_MANIFEST_FILE)?);
+    let sequence = manifest::peek_unverified(&signed).map_or(0, |(_, m)| m.sequence);
+    let (stripped, signer) = manifest::strip_signature(&signed)
+        .map_err(|source| SigningError::BadSignature { sequence, source })?;
+    if stripped != unsigned {
+        return Err(SigningError::NotThisBundle { sequence }.into());
+    }
+    check_signer(layout, sequence, signer)
+}
+
+/// [`SigningError::SignerMismatch`] unless `signer` is the key of
+/// `signing.pub` (no check when it is not kept).
+fn check_signer(layout: &Layout, sequence: u64, signer: PublicKey) -> Result<()> {
+    let pub_path = layout.signing_pub();
+    if !pub_path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&pub_path)
+        .with_context(|| format!("cannot read {}", pub_path.display()))?;
+    let expected = PublicKey::from_text(text.trim())
+        .with_context(|| format!("public key {}", pub_path.display()))?;
+    if expected != signer {
+        return Err(SigningError::SignerMismatch {
+            sequence,
+            expected: expected.to_text(),
+            found: signer.to_text(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// [`publish`], but `None` also while the waiting bundle is not signed yet.

@@ -6,7 +6,9 @@
 //!
 //! ```text
 //! client: Hello{version}            server: Welcome{stream, applied}
-//! client: Offer{manifest}           server: Need{indices} | Skip{reason} | Refuse{reason}
+//! client: Revocations{file}         (only when the outside has root revocations)
+//! client: Offer{manifest, cosignatures, validity}
+//!                                   server: Need{indices} | Skip{reason} | Refuse{reason}
 //! client: Chunk{index, stored} ...  (only the chunks in Need)
 //! client: Done                      server: Outcome{applied, sequence, message}
 //! (Offer … Outcome again for the next bundle)
@@ -24,8 +26,12 @@ use serde::{Deserialize, Serialize};
 
 /// ALPN protocol id.
 pub const ALPN: &[u8] = b"ferry/1";
-/// Protocol version in `Hello`.
-pub const VERSION: u32 = 1;
+/// Protocol version in `Hello`. Version 2 added the co-signatures and the
+/// validity extension to `Offer`, and `Revocations`.
+pub const VERSION: u32 = 2;
+/// The most bytes of each trust file a message carries (`cosignatures`,
+/// `validity`, `Revocations::file`), as read from media.
+pub const MAX_TRUST_FILE: usize = 64 << 10;
 
 /// From the outside to the inside.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,10 +41,15 @@ pub enum ClientMsg {
         /// Protocol version.
         version: u32,
     },
-    /// Offers a bundle: its manifest file.
+    /// Offers a bundle: its manifest file, with what a medium carries
+    /// beside it (bundle-format §16).
     Offer {
         /// The manifest file's bytes.
         manifest: Vec<u8>,
+        /// Its `cosignatures.ferry`, if any (a stream needing m of n keys).
+        cosignatures: Option<Vec<u8>>,
+        /// Its `validity.ferry`, if any (a later expiry, signed).
+        validity: Option<Vec<u8>>,
     },
     /// A chunk the inside asked for, as stored in the bundle's volume.
     Chunk {
@@ -51,6 +62,12 @@ pub enum ClientMsg {
     Done,
     /// Ends the conversation.
     Bye,
+    /// The outside's pending root revocations, as `revocations.ferry` on a
+    /// medium (bundle-format §16.7): applied before any bundle is offered.
+    Revocations {
+        /// The file's bytes.
+        file: Vec<u8>,
+    },
 }
 
 /// From the inside to the outside.

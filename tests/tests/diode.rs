@@ -614,3 +614,60 @@ fn a_receiver_killed_mid_bundle_resumes_after_a_restart() {
     assert_applied(&env, &run, "restart after kill -9");
     sender.join().unwrap().expect_ok();
 }
+
+#[test]
+fn a_bundle_refused_after_the_diode_is_recorded_for_the_receipt() {
+    let _one_at_a_time = serial();
+    let mut env = one_bundle_env(12);
+    // An inside that trusts another key for this stream: the bundle received
+    // whole is refused as signed by an untrusted key.
+    let other = env.root().join("other-key");
+    ferry_out(&other, &["keygen"]).expect_ok();
+    env.in_state = env.root().join("in-other");
+    env.inn(&[
+        "trust",
+        "add",
+        other.join("signing.pub").to_str().unwrap(),
+        "--stream",
+        &env.stream(),
+    ])
+    .expect_ok();
+    let rx_addr = free_udp_port();
+    let child = start_receiver(&env, rx_addr, INCOMPLETE);
+    send(&env, rx_addr, "10%", 0);
+    let run = finish(child);
+    assert!(run.stderr.contains("was refused"), "{}", run.all());
+    assert_eq!(env.applied_sequence(), 0);
+
+    // Recorded as an import's refusal is, and carried out by the receipt.
+    let v: serde_json::Value =
+        serde_json::from_str(&env.inn(&["status", "--json"]).expect_ok().stdout).unwrap();
+    let refused = v["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{v}");
+    assert_eq!(
+        (
+            refused[0]["sequence"].as_u64(),
+            refused[0]["refusal"].as_str()
+        ),
+        (Some(1), Some("UntrustedKey"))
+    );
+    let stick = env.root().join("stick");
+    env.inn(&["receipt", "--to", stick.to_str().unwrap()])
+        .expect_ok();
+    env.out(&[
+        "trust-inside",
+        env.in_state.join("inside.pub").to_str().unwrap(),
+    ])
+    .expect_ok();
+    let file = dir_names(&stick)
+        .into_iter()
+        .find(|n| n.ends_with(".ferryrct"))
+        .unwrap();
+    env.out(&["receipt", "add", stick.join(file).to_str().unwrap()])
+        .expect_ok();
+    let status = env.out(&["status"]).expect_ok().stdout;
+    assert!(
+        status.contains("refused bundle 1") && status.contains("UntrustedKey"),
+        "{status}"
+    );
+}

@@ -85,7 +85,7 @@ pub(crate) fn index(dir: &Path, charts: &[(&str, &str, String)]) {
     std::fs::write(dir.join("index.yaml"), s).unwrap();
 }
 
-fn config(env: &Env, url: &str, extra: &str) {
+pub(crate) fn config(env: &Env, url: &str, extra: &str) {
     std::fs::write(
         &env.config,
         format!("[[source]]\nname = \"charts\"\ntype = \"helm\"\nurl = \"{url}\"\n{extra}"),
@@ -97,15 +97,28 @@ fn config(env: &Env, url: &str, extra: &str) {
 /// the versions of `chart` the index lists, after downloading, verifying and
 /// unpacking each.
 fn helm_pull_all(env: &Env, addr: &str, chart: &str, tag: &str) -> Vec<String> {
-    let repo_url = format!("http://{addr}/helm/charts");
+    helm_pull(env, &format!("http://{addr}"), &[], chart, tag)
+}
+
+/// [`helm_pull_all`] from the server at `base` (`http://…` or `https://…`),
+/// with `extra` curl options (such as `--cacert CA`).
+pub(crate) fn helm_pull(
+    env: &Env,
+    base: &str,
+    extra: &[&str],
+    chart: &str,
+    tag: &str,
+) -> Vec<String> {
+    let repo_url = format!("{base}/helm/charts");
     let work = env.root().join(format!("client-{tag}"));
     std::fs::create_dir_all(&work).unwrap();
     let idx = work.join("index.yaml");
-    curl(&[
-        "-o",
-        idx.to_str().unwrap(),
-        &format!("{repo_url}/index.yaml"),
-    ]);
+    let get = |out: &Path, url: &str| {
+        let mut args = extra.to_vec();
+        args.extend(["-o", out.to_str().unwrap(), url]);
+        curl(&args);
+    };
+    get(&idx, &format!("{repo_url}/index.yaml"));
     let v: serde_norway::Value = serde_norway::from_slice(&std::fs::read(&idx).unwrap()).unwrap();
     assert_eq!(v["apiVersion"].as_str(), Some("v1"));
     let mut versions = Vec::new();
@@ -114,7 +127,7 @@ fn helm_pull_all(env: &Env, addr: &str, chart: &str, tag: &str) -> Vec<String> {
         let url = e["urls"][0].as_str().unwrap();
         assert!(!url.contains("://"), "chart URLs are relative: {url}");
         let file = work.join(format!("{chart}-{version}.tgz"));
-        curl(&["-o", file.to_str().unwrap(), &format!("{repo_url}/{url}")]);
+        get(&file, &format!("{repo_url}/{url}"));
         assert_eq!(
             sha(&file),
             e["digest"].as_str().unwrap(),
@@ -137,7 +150,7 @@ fn helm_pull_all(env: &Env, addr: &str, chart: &str, tag: &str) -> Vec<String> {
     versions
 }
 
-fn setup(test: &str) -> Option<(Env, PathBuf, PathBuf)> {
+pub(crate) fn setup(test: &str) -> Option<(Env, PathBuf, PathBuf)> {
     if !have_tools(test, TOOLS) {
         return None;
     }

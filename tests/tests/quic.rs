@@ -1,6 +1,8 @@
 //! The two-way QUIC link: a push over loopback applies bundles and sends only
 //! the chunks the inside lacks; a push killed half-way resumes and completes;
-//! a peer with a certificate that is not pinned is refused.
+//! a peer with a certificate that is not pinned is refused; what media carry
+//! beside bundles (co-signatures, validity extensions, root revocations)
+//! goes over QUIC too, and the inside records what it refuses for receipts.
 
 use ferry_e2e::*;
 use std::path::Path;
@@ -392,6 +394,9 @@ fn bundles_the_inside_must_refuse_are_refused_over_quic() {
     env.write_src("b.txt", b"later");
     env.export("m2").expect_ok();
     std::thread::sleep(Duration::from_millis(2_100));
+    // Without the signing key at hand (signing apart), no validity extension.
+    let key = env.out_state.join("signing.key");
+    std::fs::rename(&key, env.root().join("signing.key.away")).unwrap();
     push(&env, &url).expect_fail(&["refused", "expired"]);
 
     assert_eq!(env.applied_sequence(), 1, "nothing refused was applied");
@@ -461,4 +466,170 @@ fn a_chunk_the_inside_lost_is_shipped_again_over_quic() {
     drop(l2);
     let r = env.inn(&["scrub", "--json"]);
     assert_eq!(r.code, Some(0), "{}", r.all());
+}
+
+/// The refusals `ferry-in status --json` lists, as (sequence, refusal).
+fn refusals(state: &Path) -> Vec<(u64, String)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&ferry_in(state, &["status", "--json"]).expect_ok().stdout).unwrap();
+    v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["sequence"].as_u64().unwrap(),
+                f["refusal"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The inside writes a receipt to `stick`; the outside trusts the inside's
+/// key and adds it; returns `ferry-out status`.
+fn receipt_round_trip(env: &Env, stick: &str) -> Run {
+    let stick = env.root().join(stick);
+    env.inn(&["receipt", "--to", stick.to_str().unwrap()])
+        .expect_ok();
+    env.out(&[
+        "trust-inside",
+        env.in_state.join("inside.pub").to_str().unwrap(),
+    ])
+    .expect_ok();
+    let file = std::fs::read_dir(&stick)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "ferryrct"))
+        .unwrap();
+    env.out(&["receipt", "add", file.to_str().unwrap()])
+        .expect_ok();
+    env.out(&["status"]).expect_ok()
+}
+
+#[test]
+fn a_stream_that_needs_two_signatures_takes_a_pushed_bundle_once_cosigned() {
+    let env = Env::new();
+    let stream = env.stream();
+    let second = env.root().join("out-b");
+    ferry_out(&second, &["keygen"]).expect_ok();
+    let b_pub = second.join("signing.pub");
+    env.inn(&["trust", "add", b_pub.to_str().unwrap(), "--stream", &stream])
+        .expect_ok();
+    env.inn(&["trust", "threshold", "--stream", &stream, "2"])
+        .expect_ok();
+    env.write_src("a.txt", &text_bytes(20_000, 7));
+    env.export("m1").expect_ok();
+    let (_l, url) = listen(&env);
+    push(&env, &url).expect_fail(&["refused", "needs 2"]);
+    assert_eq!(env.applied_sequence(), 0);
+    // The refusal is recorded as an import's is, and the receipt carries it.
+    assert_eq!(
+        refusals(&env.in_state),
+        [(1, "TooFewSignatures".to_string())]
+    );
+    let status = receipt_round_trip(&env, "stick").stdout;
+    assert!(
+        status.contains("refused bundle 1") && status.contains("TooFewSignatures"),
+        "{status}"
+    );
+
+    // The second signer co-signs the kept bundle (STATE/bundles); the push
+    // carries its co-signature.
+    ferry_out(
+        &env.out_state,
+        &[
+            "cosign",
+            "--key",
+            second.join("signing.key").to_str().unwrap(),
+            env.out_state.join("bundles").to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    let r = push(&env, &url).expect_ok();
+    assert!(r.stdout.contains("1 applied"), "{}", r.all());
+    assert_eq!(env.applied_sequence(), 1);
+    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+}
+
+#[test]
+fn an_expired_bundle_pushed_again_goes_with_a_validity_extension() {
+    let env = Env::new();
+    let mut cfg = std::fs::read_to_string(&env.config).unwrap();
+    cfg.push_str("[export]\nexpires = \"2s\"\n");
+    std::fs::write(&env.config, cfg).unwrap();
+    env.write_src("a.txt", b"one");
+    env.export("m1").expect_ok();
+    env.write_src("b.txt", b"two");
+    env.export("m2").expect_ok();
+    std::thread::sleep(Duration::from_secs(3));
+    let (_l, url) = listen(&env);
+    let r = push(&env, &url).expect_ok();
+    assert!(r.stdout.contains("2 applied"), "{}", r.all());
+    assert_eq!(
+        r.stderr.matches("goes with a validity extension").count(),
+        2,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.applied_sequence(), 2);
+    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert!(refusals(&env.in_state).is_empty());
+}
+
+#[test]
+fn a_root_revocation_pushed_over_quic_takes_effect_without_a_bundle() {
+    let crate::trust::Leak {
+        env,
+        out: _,
+        leaked,
+        leaked_pub,
+        thief,
+    } = crate::trust::leak();
+    let (_l, url) = listen(&env);
+    env.out(&["root", "revoke", leaked_pub.to_str().unwrap()])
+        .expect_ok();
+    // Nothing new to push: the revocation alone goes.
+    let r = push(&env, &url).expect_ok();
+    assert!(r.stderr.contains("nothing to push"), "{}", r.all());
+    let list = env.inn(&["trust", "list"]).expect_ok().stdout;
+    assert!(list.contains("revoked by root"), "{list}");
+
+    // What the leaked key signs next is refused, recorded and named.
+    env.write_src("evil.txt", b"evil");
+    crate::trust::export_from(&env, &thief, "m-thief").expect_ok();
+    let r = env.import("m-thief");
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(
+        r.stderr.contains("revoked") && r.stderr.contains(&leaked),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(env.applied_sequence(), 1);
+    assert_eq!(refusals(&env.in_state), [(2, "RevokedKey".to_string())]);
+}
+
+#[test]
+fn a_bundle_from_an_untrusted_key_pushed_over_quic_is_recorded_for_the_receipt() {
+    let env = Env::new();
+    env.write_src("a.txt", b"one");
+    env.export("m1").expect_ok();
+    let (_l, url) = listen(&env);
+    push(&env, &url).expect_ok();
+    // A copy of the outside's history signed with a key the inside does not trust.
+    let thief = env.root().join("thief");
+    copy_tree(&env.out_state, &thief);
+    let other = env.root().join("other-key");
+    ferry_out(&other, &["keygen"]).expect_ok();
+    for f in ["signing.key", "signing.pub"] {
+        std::fs::copy(other.join(f), thief.join(f)).unwrap();
+    }
+    env.write_src("b.txt", b"two");
+    export_from(&thief, &env.config, &env.root().join("m-thief"));
+    push_from(&thief, &env, &url).expect_fail(&["refused", "not trusted"]);
+    assert_eq!(refusals(&env.in_state), [(2, "UntrustedKey".to_string())]);
+    let status = receipt_round_trip(&env, "stick").stdout;
+    assert!(
+        status.contains("refused bundle 2") && status.contains("UntrustedKey"),
+        "{status}"
+    );
 }

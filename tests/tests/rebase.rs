@@ -135,3 +135,96 @@ fn a_snapshot_is_refused_when_the_sources_moved_on_or_nothing_was_exported() {
     rebase(&env, "r2").expect_ok();
     assert_eq!(dir_names(&env.root().join("r2")).len(), 1);
 }
+
+#[test]
+fn a_snapshot_exported_unsigned_is_signed_on_another_host_published_and_taken() {
+    let env = Env::new();
+    env.write_src("a/one.txt", &text_bytes(100_000, 3));
+    env.export("m1").expect_ok();
+    env.write_src("b/two.txt", b"two\n");
+    env.export("m2").expect_ok();
+    // The signing key leaves the export host.
+    let key = env.root().join("signing-host-key");
+    std::fs::rename(env.out_state.join("signing.key"), &key).unwrap();
+    let r3 = env.root().join("r3");
+    let r = env
+        .out(&[
+            "export",
+            "--rebase",
+            "--unsigned",
+            "--config",
+            env.config.to_str().unwrap(),
+            "--to",
+            r3.to_str().unwrap(),
+        ])
+        .expect_ok();
+    assert!(r.stdout.contains("exported unsigned"), "{}", r.stdout);
+    assert!(
+        dir_names(&r3).is_empty(),
+        "nothing on media before it is signed"
+    );
+    let name = dir_names(&env.out_state.join("bundles"))
+        .into_iter()
+        .find(|n| n.starts_with("rebase-"))
+        .unwrap();
+    let kept = env.out_state.join("bundles").join(&name);
+    assert!(kept.join("manifest.unsigned").is_file() && !kept.join("manifest.ferry").exists());
+
+    // The signing host: another state directory, a copy of the snapshot.
+    let host = env.root().join("signing-host");
+    std::fs::create_dir_all(&host).unwrap();
+    copy_tree(&kept, &host.join(&name));
+    ferry_out(
+        &host,
+        &[
+            "sign",
+            "--key",
+            key.to_str().unwrap(),
+            host.to_str().unwrap(),
+        ],
+    )
+    .expect_ok();
+    // Publishing before the signature came back writes nothing.
+    let r = env
+        .out(&["publish", "--to", r3.to_str().unwrap()])
+        .expect_ok();
+    assert!(
+        !r.stdout.contains("rebase snapshot published"),
+        "{}",
+        r.stdout
+    );
+    // A signature of another body is refused by name.
+    let signed = std::fs::read(host.join(&name).join("manifest.ferry")).unwrap();
+    let mut forged = signed.clone();
+    forged[40] ^= 1;
+    std::fs::write(kept.join("manifest.ferry"), &forged).unwrap();
+    env.out(&["publish", "--to", r3.to_str().unwrap()])
+        .expect_fail(&["does not verify"]);
+    assert!(dir_names(&r3).is_empty());
+    std::fs::write(kept.join("manifest.ferry"), &signed).unwrap();
+    let r = env
+        .out(&["publish", "--to", r3.to_str().unwrap()])
+        .expect_ok();
+    assert!(
+        r.stdout.contains("rebase snapshot published"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(dir_names(&r3), std::slice::from_ref(&name));
+    assert!(!r3.join(&name).join("manifest.unsigned").exists());
+    // Published once: a later publish does not write it again.
+    let r = env
+        .out(&["publish", "--to", r3.to_str().unwrap()])
+        .expect_ok();
+    assert!(
+        !r.stdout.contains("rebase snapshot published"),
+        "{}",
+        r.stdout
+    );
+
+    let fresh = fresh_inside(&env);
+    let r = import(&fresh, &env, "r3", &[]).expect_ok();
+    assert!(r.all().contains("1 applied"), "{}", r.all());
+    assert_eq!(applied(&fresh), 2);
+    assert_eq!(served(&fresh), tree_digest(&env.src));
+}

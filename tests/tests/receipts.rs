@@ -55,9 +55,13 @@ fn a_receipt_tells_the_outside_what_to_resend_and_what_not_to_prune() {
     let env = one_stick_lost();
     let stick = receipts_in(&env, "stick");
     assert_eq!(stick.len(), 1, "{stick:?}");
-    says(
-        &add(&env, &stick[0]).expect_ok(),
-        &["bundle 1 applied", "1 held", "3: "],
+    let added = add(&env, &stick[0]).expect_ok();
+    says(&added, &["bundle 1 applied", "1 held", "3: "]);
+    // The inventory digest matches the catalog of the applied bundle.
+    assert!(
+        !added.stderr.contains("inventory differs"),
+        "{}",
+        added.stderr
     );
     let status = env.out(&["status"]).expect_ok();
     says(&status, &["via receipt", "bundle 1 applied, 1 held"]);
@@ -143,6 +147,15 @@ fn the_text_form_is_accepted_and_bad_receipts_are_refused_by_name() {
     env.out(&["resend", "--missing", "--to", all.to_str().unwrap()])
         .expect_ok();
     assert_eq!(dir_names(&all).len(), 3, "the new inside lacks all three");
+    // Each inside has its own receipts: prune keeps what either has not
+    // acknowledged (the first applied bundle 1, the new one nothing).
+    env.out(&["prune", "--keep", "0"]).expect_ok();
+    let kept = dir_names(&env.out_state.join("bundles"));
+    assert_eq!(
+        kept.len(),
+        3,
+        "the new inside acknowledged nothing: {kept:?}"
+    );
 }
 
 #[test]

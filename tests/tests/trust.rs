@@ -159,7 +159,7 @@ fn signers_full(status: &serde_json::Value) -> Vec<String> {
 }
 
 /// `ferry-out --state STATE export` of `env`'s config into `media`.
-fn export_from(env: &Env, state: &std::path::Path, media: &str) -> Run {
+pub(crate) fn export_from(env: &Env, state: &std::path::Path, media: &str) -> Run {
     let m = env.root().join(media);
     ferry_out(
         state,
@@ -176,15 +176,15 @@ fn export_from(env: &Env, state: &std::path::Path, media: &str) -> Run {
 /// An outside with a root key, an inside told both keys and holding bundle
 /// 1, and the signing key leaked: its short name, a copy of its public
 /// half, and the thief's copy of the outside state.
-struct Leak {
-    env: Env,
-    out: std::path::PathBuf,
-    leaked: String,
-    leaked_pub: std::path::PathBuf,
-    thief: std::path::PathBuf,
+pub(crate) struct Leak {
+    pub(crate) env: Env,
+    pub(crate) out: std::path::PathBuf,
+    pub(crate) leaked: String,
+    pub(crate) leaked_pub: std::path::PathBuf,
+    pub(crate) thief: std::path::PathBuf,
 }
 
-fn leak() -> Leak {
+pub(crate) fn leak() -> Leak {
     let env = Env::new();
     let out = env.out_state.clone();
     env.out(&["root", "init"]).expect_ok();

@@ -16,7 +16,7 @@ pub(crate) const TOOLS: &[&str] = &["rpmbuild", "createrepo_c", "dnf", "gpg", "p
 /// `payload` random bytes go to `/usr/share/<name>/data`; `bin` adds
 /// `/usr/bin/<name>` (a file another package may require).
 #[allow(clippy::too_many_arguments)]
-fn rpm(
+pub(crate) fn rpm(
     work: &Path,
     repo: &Path,
     name: &str,

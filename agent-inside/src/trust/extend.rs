@@ -39,15 +39,33 @@ pub fn check(
     policy: &Policy,
     now: u64,
 ) -> Result<Option<u64>, ExtensionError> {
-    let path = b.dir.join(VALIDITY_FILE);
-    let Ok(f) = crate::bundle::open_regular(&path) else {
+    match read_beside(b, VALIDITY_FILE)? {
+        Some(bytes) => check_bytes(b, &bytes, view, policy, now),
+        None => Ok(None),
+    }
+}
+
+/// The file `name` beside `b` (at most 64 KiB read), none without it.
+fn read_beside(b: &Bundle, name: &str) -> Result<Option<Vec<u8>>, ExtensionError> {
+    let Ok(f) = crate::bundle::open_regular(&b.dir.join(name)) else {
         return Ok(None);
     };
     let mut bytes = vec![];
     f.take(64 << 10)
         .read_to_end(&mut bytes)
         .map_err(|e| ExtensionError::Read(e.to_string()))?;
-    let list = trust::decode(&bytes)?;
+    Ok(Some(bytes))
+}
+
+/// [`check`] of the extension `bytes` (from a medium, or a QUIC offer).
+fn check_bytes(
+    b: &Bundle,
+    bytes: &[u8],
+    view: &View,
+    policy: &Policy,
+    now: u64,
+) -> Result<Option<u64>, ExtensionError> {
+    let list = trust::decode(bytes)?;
     let [s] = list.as_slice() else {
         return Err(ExtensionError::OtherBundle);
     };
@@ -83,14 +101,10 @@ pub fn check(
 
 /// The keys whose co-signatures beside `b` verify; none without the file.
 fn cosigners(b: &Bundle) -> Result<Vec<ferry_protocol::keys::PublicKey>, ExtensionError> {
-    let Ok(f) = crate::bundle::open_regular(&b.dir.join(trust::COSIGN_FILE)) else {
-        return Ok(vec![]);
-    };
-    let mut bytes = vec![];
-    f.take(64 << 10)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ExtensionError::Read(e.to_string()))?;
-    Ok(trust::cosigners(&b.verified.hash, &bytes)?)
+    match read_beside(b, trust::COSIGN_FILE)? {
+        Some(bytes) => Ok(trust::cosigners(&b.verified.hash, &bytes)?),
+        None => Ok(vec![]),
+    }
 }
 
 /// Checks the validity extension and the co-signatures of every bundle; a
@@ -99,22 +113,56 @@ fn cosigners(b: &Bundle) -> Result<Vec<ferry_protocol::keys::PublicKey>, Extensi
 pub fn extend_all(db: &Db, bundles: &mut [Bundle], policy: &Policy, now: u64) -> Result<()> {
     let view = db.view()?;
     for b in bundles {
-        match cosigners(b) {
-            Ok(keys) => b.cosigners = keys,
-            Err(e) => eprintln!(
-                "ferry-in: warning: the co-signatures of bundle {} ({}) are ignored: {e}",
-                b.sequence(),
-                b.dir.display()
-            ),
-        }
-        match check(b, &view, policy, now) {
-            Ok(until) => b.extended_until = until,
-            Err(e) => eprintln!(
-                "ferry-in: warning: the validity extension of bundle {} ({}) is ignored: {e}",
-                b.sequence(),
-                b.dir.display()
-            ),
-        }
+        let cosigned = cosigners(b);
+        let extended = check(b, &view, policy, now);
+        take(b, cosigned, extended);
     }
     Ok(())
+}
+
+/// [`extend_all`] for one bundle whose co-signatures and extension came
+/// with it over QUIC rather than beside it on a medium.
+pub fn extend_offered(
+    db: &Db,
+    b: &mut Bundle,
+    cosignatures: Option<&[u8]>,
+    validity: Option<&[u8]>,
+    policy: &Policy,
+    now: u64,
+) -> Result<()> {
+    let view = db.view()?;
+    let cosigned = match cosignatures {
+        Some(bytes) => trust::cosigners(&b.verified.hash, bytes).map_err(ExtensionError::from),
+        None => Ok(vec![]),
+    };
+    let extended = match validity {
+        Some(bytes) => check_bytes(b, bytes, &view, policy, now),
+        None => Ok(None),
+    };
+    take(b, cosigned, extended);
+    Ok(())
+}
+
+/// Keeps what verified; names and ignores what did not.
+fn take(
+    b: &mut Bundle,
+    cosigned: Result<Vec<ferry_protocol::keys::PublicKey>, ExtensionError>,
+    extended: Result<Option<u64>, ExtensionError>,
+) {
+    match cosigned {
+        Ok(keys) => b.cosigners = keys,
+        Err(e) => eprintln!(
+            "ferry-in: warning: the co-signatures of bundle {} ({}) are ignored: {e}",
+            b.sequence(),
+            b.dir.display()
+        ),
+    }
+    match extended {
+        Ok(until) => b.extended_until = until,
+        Err(e) => eprintln!(
+            "ferry-in: warning: the validity extension of bundle {} ({}) is ignored: {e}",
+            b.sequence(),
+            b.dir.display()
+        ),
+    }
 }

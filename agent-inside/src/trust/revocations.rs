@@ -23,14 +23,21 @@ pub fn apply_file(db: &Db, media: &Path) -> Result<usize> {
     };
     let mut bytes = Vec::new();
     f.take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
+    apply_bytes(db, &bytes, &path.display().to_string())
+}
+
+/// Applies the revocations file `bytes`, which came from `source` (a path,
+/// or a QUIC push); returns how many changed the keyring.
+pub fn apply_bytes(db: &Db, bytes: &[u8], source: &str) -> Result<usize> {
+    let path = source;
     let ignored = |why: String| {
-        eprintln!("ferry-in: WARNING: {} is ignored: {why}", path.display());
+        eprintln!("ferry-in: WARNING: {path} is ignored: {why}");
         Ok(0)
     };
     if bytes.len() as u64 > MAX_BYTES {
         return ignored(format!("longer than {MAX_BYTES} bytes"));
     }
-    let list = match trust::decode(&bytes) {
+    let list = match trust::decode(bytes) {
         Ok(l) => l,
         Err(e) => return ignored(e.to_string()),
     };
@@ -42,10 +49,7 @@ pub fn apply_file(db: &Db, media: &Path) -> Result<usize> {
             key, from_sequence, ..
         } = &s.statement
         else {
-            eprintln!(
-                "ferry-in: WARNING: {}: a statement that is not a revocation is ignored",
-                path.display()
-            );
+            eprintln!("ferry-in: WARNING: {path}: a statement that is not a revocation is ignored");
             continue;
         };
         let before = view.ring.clone();
@@ -53,17 +57,13 @@ pub fn apply_file(db: &Db, media: &Path) -> Result<usize> {
             Ok(()) if view.ring != before => {
                 changed += 1;
                 eprintln!(
-                    "ferry-in: key {} revoked for stream {} from bundle {from_sequence} on, by the root ({})",
+                    "ferry-in: key {} revoked for stream {} from bundle {from_sequence} on, by the root ({path})",
                     ferry_protocol::keys::PublicKey(*key).short(),
                     s.statement.stream(),
-                    path.display()
                 );
             }
             Ok(()) => {}
-            Err(e) => eprintln!(
-                "ferry-in: WARNING: {}: a revocation is ignored: {e}",
-                path.display()
-            ),
+            Err(e) => eprintln!("ferry-in: WARNING: {path}: a revocation is ignored: {e}"),
         }
     }
     if changed > 0 {

@@ -9,6 +9,11 @@
 //! catalog carrying every chunk, and the critical rebase record naming the
 //! head's manifest hash. It is not a bundle of the stream's ledger: the
 //! stream goes on from the head as before.
+//!
+//! Signing apart (`--unsigned`), the snapshot waits in `STATE/bundles/`
+//! with its unsigned manifest, like a bundle: `ferry-out sign` signs it
+//! there (or a copy on the signing host), and `publish --to MEDIA` checks
+//! the signature and writes it out ([`publish_snapshots`]).
 
 use super::scanner::{scan_and_pack, Counted};
 use super::{check_none_awaits_signature, volume_error, ExportOptions};
@@ -56,11 +61,12 @@ pub struct Rebased {
     pub objects: u64,
 }
 
-/// Writes the rebase snapshot of the head, signed with `key`, made at `now`.
+/// Writes the rebase snapshot of the head, made at `now`: signed with
+/// `key`, or unsigned for `ferry-out sign` without one.
 pub fn export_rebase(
     layout: &Layout,
     ledger: &Ledger,
-    key: &SecretKey,
+    key: Option<&SecretKey>,
     sources: &[Box<dyn Source>],
     opts: &ExportOptions,
     now: u64,
@@ -115,18 +121,28 @@ pub fn export_rebase(
             producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
             extensions,
         };
-        let built = builder
+        let unsigned = builder
             .finish_unsigned(&empty, &scanned.catalog, stamp)
             .map_err(|e| volume_error(&tmp, e))
-            .with_context(|| format!("rebase snapshot of bundle {sequence}"))?
-            .sign(key);
-        fsx::write_atomic(&tmp.join(media::MANIFEST_FILE), &built.file)?;
+            .with_context(|| format!("rebase snapshot of bundle {sequence}"))?;
+        let (name, manifest, file) = match key {
+            Some(key) => {
+                let built = unsigned.sign(key);
+                (media::MANIFEST_FILE, built.manifest, built.file)
+            }
+            None => (
+                media::UNSIGNED_MANIFEST_FILE,
+                unsigned.manifest,
+                unsigned.file,
+            ),
+        };
+        fsx::write_atomic(&tmp.join(name), &file)?;
         fsx::sync_dir(&tmp)?;
         Ok(Rebased {
             sequence,
             dir: PathBuf::new(),
-            bytes: built.file.len() as u64 + built.manifest.totals.volume_bytes,
-            objects: built.manifest.totals.objects,
+            bytes: file.len() as u64 + manifest.totals.volume_bytes,
+            objects: manifest.totals.objects,
         })
     })();
     let mut rebased = result.inspect_err(|_| {
@@ -190,9 +206,6 @@ pub fn rebase_cmd(
     opts: &ExportOptions,
     media_dir: &std::path::Path,
 ) -> Result<()> {
-    let Some(key) = key else {
-        anyhow::bail!("export --rebase signs its snapshot now: it needs the signing key (not --unsigned or [export] sign = \"separate\")");
-    };
     if media_dir.to_string_lossy().starts_with("diode://") {
         anyhow::bail!("export --rebase writes to a media directory, not a diode");
     }
@@ -205,6 +218,17 @@ pub fn rebase_cmd(
         ferry_agent_common::now_unix(),
     )?;
     let name = r.dir.file_name().expect("a named directory").to_owned();
+    if key.is_none() {
+        println!(
+            "rebase snapshot of bundle {} exported unsigned to {} ({} objects, {}); sign it with `ferry-out sign --key KEY {}`, then `ferry-out publish --to MEDIA` writes it out",
+            r.sequence,
+            r.dir.display(),
+            r.objects,
+            ferry_agent_common::units::human_bytes(r.bytes),
+            layout.bundles().display()
+        );
+        return Ok(());
+    }
     std::fs::create_dir_all(media_dir)
         .with_context(|| format!("cannot create media directory {}", media_dir.display()))?;
     fsx::copy_dir_atomic(&r.dir, &media_dir.join(&name), |_| {})
@@ -218,4 +242,40 @@ pub fn rebase_cmd(
         r.sequence + 1
     );
     Ok(())
+}
+
+/// `publish`: writes each rebase snapshot signed since `export --rebase
+/// --unsigned` (its directory holds both manifests) to `media_dir`, once
+/// its signature is checked like a bundle's (`signing::check_signed`);
+/// its unsigned manifest is then removed, so it is written out once.
+/// Returns the snapshots written (directory names).
+pub fn publish_snapshots(layout: &Layout, media_dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut written = vec![];
+    let Ok(rd) = std::fs::read_dir(layout.bundles()) else {
+        return Ok(written);
+    };
+    let mut dirs: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("rebase-"))
+                && p.join(media::MANIFEST_FILE).is_file()
+                && p.join(media::UNSIGNED_MANIFEST_FILE).is_file()
+        })
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        crate::signing::check_signed(layout, &dir)?;
+        let leftover = dir.join(media::UNSIGNED_MANIFEST_FILE);
+        std::fs::remove_file(&leftover)
+            .with_context(|| format!("cannot remove {}", leftover.display()))?;
+        fsx::sync_dir(&dir)?;
+        let name = dir.file_name().expect("a named directory").to_owned();
+        std::fs::create_dir_all(media_dir)
+            .with_context(|| format!("cannot create media directory {}", media_dir.display()))?;
+        fsx::copy_dir_atomic(&dir, &media_dir.join(&name), |_| {})
+            .with_context(|| format!("cannot write the snapshot to {}", media_dir.display()))?;
+        written.push(name.to_string_lossy().into_owned());
+    }
+    Ok(written)
 }
