@@ -439,11 +439,7 @@ mod tests {
             "GOPROXY=http://h/go/b/\nGONOSUMDB=x.com/b\n"
         );
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
     use crate::store::testing::{changed, key, with_ctx, Files};
 
     /// A proxy of `n` modules `example.com/m0000`…, each with versions
