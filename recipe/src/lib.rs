@@ -99,11 +99,14 @@ mod recipe;
 mod report;
 mod walk;
 pub mod xz;
+pub mod zlib;
 pub mod zstd;
 
 pub use by_recipe::{expand_by, ExpandByError};
 pub use rebuild::{rebuild, RebuildError};
-pub use recipe::{DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION};
+pub use recipe::{
+    DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION, RECIPE_VERSION_1,
+};
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
 use walk::{Mode, Walker};
