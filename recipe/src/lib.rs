@@ -55,9 +55,10 @@
 //! The reference form depends on the walk ([`EXPAND_VERSION`]) and on
 //! `max_expanded`, `max_ratio` and `max_depth`: both sides must use the same.
 //!
-//! # The recipe encoding (version 1)
+//! # The recipe encoding (versions 1 and 2)
 //!
-//! [`Recipe::to_bytes`]: one version byte `0x01`, then the
+//! [`Recipe::to_bytes`]: one version byte, `0x01` unless the recipe holds a
+//! tag-4 segment (then `0x02`; a version-1 recipe with one is refused), then the
 //! [postcard](https://postcard.jamesmunns.com/wire-format) encoding of
 //! [`Recipe`], with nothing after it, at most [`MAX_RECIPE_BYTES`] in all:
 //! - `varint(n)`, the number of segments, then `n` segments;
@@ -70,9 +71,11 @@
 //!     `{ plain_len: varint, compressed_len: varint, corrections: bytes }`;
 //!   - tag 2, `Xz { plain_len: varint, compressed_len: varint, params: XzParams }`;
 //!   - tag 3, `Zstd { plain_len: varint, compressed_len: varint, params: ZstdParams }`,
+//!   - tag 4 (version 2), `Zlib { plain_len: varint, compressed_len: varint,
+//!     params: { encoder: u8, level: u8 } }`,
 //!
 //!   where `XzParams` and `ZstdParams` are the postcard encodings of
-//!   [`xz::XzParams`] and [`zstd::ZstdParams`].
+//!   [`xz::XzParams`] and [`zstd::ZstdParams`] (a `u8` is one raw byte).
 //!
 //! Rebuilding: the segments consume consecutive ranges of the expanded form,
 //! `len` or `plain_len` bytes each, which must add up to the expanded form's
@@ -83,7 +86,12 @@
 //! for each chunk in order, what one `preflate_rs::RecreateStreamProcessor`
 //! (of preflate-rs **0.7.6** exactly: corrections from another version are not
 //! valid) returns from `recompress(chunk's plain bytes, chunk's corrections)`,
-//! which must be exactly the chunk's `compressed_len` bytes. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
+//! which must be exactly the chunk's `compressed_len` bytes. A zlib segment
+//! emits zlib's raw deflate (32 KiB window, memLevel 8, default strategy) of
+//! what it consumes at `level` (1 to 9), as encoder `encoder` makes it: encoder
+//! 1 is zlib 1.2.12 to 1.4's output, pinned by known answers ([`zlib`]); a
+//! reader refuses any other encoder, and refuses encoder 1 if the zlib it links
+//! does not give those answers. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
 //! what it consumes with its params. Every emitted range must have exactly its
 //! declared length, and the object's SHA-256 is checked by the caller.
 
@@ -99,11 +107,14 @@ mod recipe;
 mod report;
 mod walk;
 pub mod xz;
+pub mod zlib;
 pub mod zstd;
 
 pub use by_recipe::{expand_by, ExpandByError};
 pub use rebuild::{rebuild, RebuildError};
-pub use recipe::{DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION};
+pub use recipe::{
+    DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION, RECIPE_VERSION_1,
+};
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
 use walk::{Mode, Walker};

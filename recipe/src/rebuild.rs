@@ -5,6 +5,7 @@ use std::io::Write;
 use crate::codec::{self, DeflateFail};
 use crate::recipe::{DeflateChunk, Recipe, Segment};
 use crate::xz::XzError;
+use crate::zlib::ZlibError;
 use crate::zstd::ZstdError;
 
 /// Why a recipe did not rebuild the object. Nothing is written when the lengths
@@ -80,6 +81,14 @@ pub enum RebuildError {
         /// Why.
         source: ZstdError,
     },
+    /// A zlib segment did not rebuild (unknown or mismatched encoder, wrong length).
+    #[error("segment {segment}: zlib: {source}")]
+    Zlib {
+        /// Index of the segment.
+        segment: usize,
+        /// Why.
+        source: ZlibError,
+    },
     /// Writing the output failed.
     #[error("writing the rebuilt object failed: {0}")]
     Write(#[from] std::io::Error),
@@ -128,6 +137,23 @@ pub fn rebuild(
                 // Written chunk by chunk, each checked against its declared
                 // length, and the chunks add up to the segment's length.
                 deflate(index, input, *compressed_len, chunks, out)?;
+                continue;
+            }
+            Segment::Zlib {
+                params,
+                compressed_len,
+                ..
+            } => {
+                // Written as it comes, never past its declared length.
+                crate::zlib::rebuild(params, input, *compressed_len, out).map_err(|source| {
+                    match source {
+                        ZlibError::Write(e) => RebuildError::Write(e),
+                        source => RebuildError::Zlib {
+                            segment: index,
+                            source,
+                        },
+                    }
+                })?;
                 continue;
             }
             Segment::Xz { params, .. } => {

@@ -3,10 +3,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::xz::XzParams;
+use crate::zlib::ZlibParams;
 use crate::zstd::ZstdParams;
 
-/// The first byte of [`Recipe::to_bytes`]: the version of the encoding.
-pub const RECIPE_VERSION: u8 = 1;
+/// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
+/// for a recipe with a [`Segment::Zlib`]; one without is written as version
+/// [`RECIPE_VERSION_1`], which every earlier reader reads. Both are read.
+pub const RECIPE_VERSION: u8 = 2;
+
+/// The first version of the encoding: no [`Segment::Zlib`].
+pub const RECIPE_VERSION_1: u8 = 1;
 
 /// The largest encoded recipe [`Recipe::from_bytes`] accepts (64 MiB). Deflate
 /// corrections are typically 0.01–1% of the plain size, so this covers objects
@@ -62,6 +68,18 @@ pub enum Segment {
         /// The encoder settings.
         params: ZstdParams,
     },
+    /// Tag 4 (recipe version 2): `plain_len` bytes of the expanded form,
+    /// deflated again by zlib (raw, `params.level`, its other settings default)
+    /// into exactly `compressed_len` bytes of raw deflate: a stream zlib made,
+    /// with no preflate corrections.
+    Zlib {
+        /// Bytes of the expanded form consumed (the inflated content).
+        plain_len: u64,
+        /// Bytes of raw deflate emitted.
+        compressed_len: u64,
+        /// The encoder and its level.
+        params: ZlibParams,
+    },
 }
 
 /// One chunk of a deflate stream as preflate-rs cuts it (at a deflate block
@@ -85,7 +103,8 @@ impl Segment {
             Segment::Literal { len } => *len,
             Segment::Deflate { plain_len, .. }
             | Segment::Xz { plain_len, .. }
-            | Segment::Zstd { plain_len, .. } => *plain_len,
+            | Segment::Zstd { plain_len, .. }
+            | Segment::Zlib { plain_len, .. } => *plain_len,
         }
     }
 
@@ -95,7 +114,8 @@ impl Segment {
             Segment::Literal { len } => *len,
             Segment::Deflate { compressed_len, .. }
             | Segment::Xz { compressed_len, .. }
-            | Segment::Zstd { compressed_len, .. } => *compressed_len,
+            | Segment::Zstd { compressed_len, .. }
+            | Segment::Zlib { compressed_len, .. } => *compressed_len,
         }
     }
 }
@@ -107,7 +127,9 @@ pub enum RecipeError {
     #[error("recipe is empty (not even a version byte)")]
     Empty,
     /// The version byte is not one this build reads.
-    #[error("recipe version {found} is not supported (this build reads version {RECIPE_VERSION})")]
+    #[error(
+        "recipe version {found} is not supported (this build reads versions 1 to {RECIPE_VERSION})"
+    )]
     UnknownVersion {
         /// The version byte found.
         found: u8,
@@ -127,6 +149,9 @@ pub enum RecipeError {
         /// How many.
         count: usize,
     },
+    /// A version-1 recipe holds a segment that only version 2 has.
+    #[error("recipe version 1 holds a zlib segment (version 2 only)")]
+    SegmentNotInVersion,
     /// The segment lengths add up to more than 2^64 bytes.
     #[error("recipe segment lengths overflow a 64-bit size")]
     LengthOverflow,
@@ -143,9 +168,25 @@ impl Recipe {
         Recipe { segments }
     }
 
-    /// The encoding: [`RECIPE_VERSION`], then the postcard encoding of the recipe.
+    /// The version its encoding needs: [`RECIPE_VERSION_1`] unless it holds a
+    /// [`Segment::Zlib`].
+    pub fn version(&self) -> u8 {
+        if self.has_zlib() {
+            RECIPE_VERSION
+        } else {
+            RECIPE_VERSION_1
+        }
+    }
+
+    fn has_zlib(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Zlib { .. }))
+    }
+
+    /// The encoding: [`Recipe::version`], then the postcard encoding of the recipe.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![RECIPE_VERSION];
+        let mut out = vec![self.version()];
         // Serializing plain integers, vectors and enums into a Vec cannot fail.
         let body = postcard::to_stdvec(self).unwrap_or_default();
         out.extend_from_slice(&body);
@@ -155,7 +196,7 @@ impl Recipe {
     /// Decodes [`Recipe::to_bytes`]' output; hostile input gets a typed error.
     pub fn from_bytes(b: &[u8]) -> Result<Recipe, RecipeError> {
         let (&version, body) = b.split_first().ok_or(RecipeError::Empty)?;
-        if version != RECIPE_VERSION {
+        if !(RECIPE_VERSION_1..=RECIPE_VERSION).contains(&version) {
             return Err(RecipeError::UnknownVersion { found: version });
         }
         if b.len() > MAX_RECIPE_BYTES {
@@ -165,6 +206,9 @@ impl Recipe {
             postcard::take_from_bytes(body).map_err(RecipeError::Malformed)?;
         if !rest.is_empty() {
             return Err(RecipeError::TrailingBytes { count: rest.len() });
+        }
+        if version == RECIPE_VERSION_1 && recipe.has_zlib() {
+            return Err(RecipeError::SegmentNotInVersion);
         }
         if recipe.checked_lens().is_none() {
             return Err(RecipeError::LengthOverflow);

@@ -207,6 +207,13 @@ fn reproduce(
     let compressed_len = compressed.len() as u64;
     match codec {
         Codec::Deflate => {
+            if let Some(params) = crate::zlib::find_params(compressed, plain) {
+                return Ok(Segment::Zlib {
+                    plain_len,
+                    compressed_len,
+                    params,
+                });
+            }
             if plain_len > opts.max_deflate_plain {
                 return Err(LiteralReason::TooLarge);
             }
@@ -255,5 +262,6 @@ fn recipe_data_len(segment: &Segment) -> u64 {
         Segment::Deflate { chunks, .. } => chunks.iter().map(|c| c.corrections.len() as u64).sum(),
         Segment::Xz { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
         Segment::Zstd { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
+        Segment::Zlib { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
     }
 }

@@ -23,8 +23,8 @@ fn gzip_of(plain: &[u8]) -> Vec<u8> {
 fn garbage_is_not_a_recipe() {
     assert!(matches!(Recipe::from_bytes(&[]), Err(RecipeError::Empty)));
     assert!(matches!(
-        Recipe::from_bytes(&[2, 0]),
-        Err(RecipeError::UnknownVersion { found: 2 })
+        Recipe::from_bytes(&[3, 0]),
+        Err(RecipeError::UnknownVersion { found: 3 })
     ));
     assert!(matches!(
         Recipe::from_bytes(&[1, 5, 0]),

@@ -1,0 +1,187 @@
+//! The zlib fast path: deflate streams made by zlib (Python's zipfile and gzip
+//! modules) are rebuilt by deflating again with the pinned zlib, with no
+//! preflate corrections; anything else falls back to preflate-rs; a recipe
+//! naming another encoder, or a wrong level, is refused with a typed error.
+
+mod common;
+
+use std::process::Command;
+
+use common::{have, roundtrip, run, text};
+use ferry_recipe::zlib::{ZlibError, ZlibParams, ZLIB_ENCODER};
+use ferry_recipe::{
+    analyze, Options, RebuildError, Recipe, RecipeError, Segment, StreamKind, RECIPE_VERSION,
+    RECIPE_VERSION_1,
+};
+
+/// Runs a Python snippet with `argv[1]` a scratch directory; returns its stdout.
+fn python(code: &str, test: &str) -> Option<Vec<u8>> {
+    if !have("python3", test) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), text(200_000, 3)).unwrap();
+    std::fs::write(dir.path().join("b.txt"), text(50_000, 4)).unwrap();
+    Some(run(Command::new("python3")
+        .args(["-c", code])
+        .arg(dir.path())))
+}
+
+/// A zip as Python's zipfile makes wheels: deflate at zlib's default level.
+fn zipfile_zip(test: &str) -> Option<Vec<u8>> {
+    python(
+        "import io, sys, zipfile, os\n\
+         b = io.BytesIO()\n\
+         with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as z:\n\
+         \tfor n in ('a.txt', 'b.txt'): z.write(os.path.join(sys.argv[1], n), n)\n\
+         sys.stdout.buffer.write(b.getvalue())",
+        test,
+    )
+}
+
+fn zlib_segments(recipe: &Recipe) -> Vec<ZlibParams> {
+    recipe
+        .segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Zlib { params, .. } => Some(*params),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn python_zip_is_rebuilt_by_zlib_without_corrections() {
+    let Some(zip) = zipfile_zip("python_zip_is_rebuilt_by_zlib_without_corrections") else {
+        return;
+    };
+    let a = roundtrip("python zip", &zip);
+    let params = zlib_segments(&a.recipe);
+    assert_eq!(params.len(), 2, "{:?}", a.recipe);
+    assert!(params
+        .iter()
+        .all(|p| p.level == 6 && p.encoder == ZLIB_ENCODER));
+    assert!(
+        !a.recipe
+            .segments
+            .iter()
+            .any(|s| matches!(s, Segment::Deflate { .. })),
+        "no preflate segment left"
+    );
+    assert_eq!(a.recipe.to_bytes()[0], RECIPE_VERSION);
+    let zips = a
+        .report
+        .streams
+        .iter()
+        .filter(|s| s.kind == StreamKind::ZipEntry);
+    assert!(zips.clone().count() == 2 && zips.clone().all(|s| s.recipe_len == 2));
+}
+
+#[test]
+fn python_gzip_level_9_is_found() {
+    let Some(gz) = python(
+        "import gzip, sys, os\n\
+         d = open(os.path.join(sys.argv[1], 'a.txt'), 'rb').read()\n\
+         sys.stdout.buffer.write(gzip.compress(d, 9, mtime=0))",
+        "python_gzip_level_9_is_found",
+    ) else {
+        return;
+    };
+    let a = roundtrip("python gzip -9", &gz);
+    let params = zlib_segments(&a.recipe);
+    assert_eq!(params.len(), 1);
+    assert_eq!(params[0].level, 9);
+}
+
+#[test]
+fn gnu_gzip_falls_back_to_preflate() {
+    if !have("gzip", "gnu_gzip_falls_back_to_preflate") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("f");
+    std::fs::write(&p, text(300_000, 5)).unwrap();
+    let gz = run(Command::new("gzip").args(["-6", "-n", "-c"]).arg(&p));
+    let a = roundtrip("gnu gzip", &gz);
+    assert!(zlib_segments(&a.recipe).is_empty(), "{:?}", a.recipe);
+    assert!(a
+        .recipe
+        .segments
+        .iter()
+        .any(|s| matches!(s, Segment::Deflate { .. })));
+    assert_eq!(a.recipe.to_bytes()[0], RECIPE_VERSION_1);
+}
+
+/// Rebuilds `recipe` from `expanded`, expecting a zlib error.
+fn zlib_refusal(recipe: &Recipe, expanded: &[u8], len: u64) -> ZlibError {
+    let mut out = Vec::new();
+    match ferry_recipe::rebuild(recipe, expanded, len, &mut out) {
+        Err(RebuildError::Zlib { source, .. }) => source,
+        other => panic!("expected a zlib refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn another_encoder_or_a_wrong_level_is_refused() {
+    let Some(zip) = zipfile_zip("another_encoder_or_a_wrong_level_is_refused") else {
+        return;
+    };
+    let a = analyze(&zip, &Options::default());
+    let len = zip.len() as u64;
+    let with = |f: &dyn Fn(&mut ZlibParams)| {
+        let mut r = a.recipe.clone();
+        for s in &mut r.segments {
+            if let Segment::Zlib { params, .. } = s {
+                f(params);
+            }
+        }
+        // Through the encoding: a reader sees what a bundle carries.
+        Recipe::from_bytes(&r.to_bytes()).unwrap()
+    };
+    let other = with(&|p| p.encoder = ZLIB_ENCODER + 1);
+    assert!(matches!(
+        zlib_refusal(&other, &a.expanded, len),
+        ZlibError::UnknownEncoder { found } if found == ZLIB_ENCODER + 1
+    ));
+    let bad = with(&|p| p.level = 0);
+    assert!(matches!(
+        zlib_refusal(&bad, &a.expanded, len),
+        ZlibError::BadLevel(0)
+    ));
+    // Level 1 makes a longer stream than level 6: refused as it passes its length.
+    let wrong = with(&|p| p.level = 1);
+    assert!(matches!(
+        zlib_refusal(&wrong, &a.expanded, len),
+        ZlibError::TooLong { .. }
+    ));
+    // Level 9 makes a shorter one.
+    let short = with(&|p| p.level = 9);
+    assert!(matches!(
+        zlib_refusal(&short, &a.expanded, len),
+        ZlibError::TooShort { .. } | ZlibError::TooLong { .. }
+    ));
+}
+
+#[test]
+fn version_1_recipes_hold_no_zlib_segment() {
+    let r = Recipe {
+        segments: vec![Segment::Zlib {
+            plain_len: 1,
+            compressed_len: 3,
+            params: ZlibParams {
+                encoder: ZLIB_ENCODER,
+                level: 6,
+            },
+        }],
+    };
+    let mut bytes = r.to_bytes();
+    assert_eq!(bytes[0], RECIPE_VERSION);
+    assert_eq!(Recipe::from_bytes(&bytes).unwrap(), r);
+    bytes[0] = RECIPE_VERSION_1;
+    assert!(matches!(
+        Recipe::from_bytes(&bytes),
+        Err(RecipeError::SegmentNotInVersion)
+    ));
+    // Without a zlib segment the recipe is still written as version 1.
+    assert_eq!(Recipe::identity(5).to_bytes()[0], RECIPE_VERSION_1);
+}
