@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// The `store` label's values, in the order they are written.
-const STORES: [&str; 10] = [
-    "registry", "files", "apt", "yum", "pypi", "helm", "cargo", "npm", "ferry", "other",
+const STORES: [&str; 11] = [
+    "registry", "files", "apt", "yum", "pypi", "helm", "cargo", "npm", "go", "ferry", "other",
 ];
 
 /// The content type of the text format.
@@ -47,7 +47,8 @@ pub(super) struct Metrics {
 
 /// Which store a (listener-rewritten) request path is in: an index of [`STORES`].
 fn store_of(path: &str) -> usize {
-    let idx = |name: &str| STORES.iter().position(|s| *s == name).unwrap_or(9);
+    let other = STORES.len() - 1;
+    let idx = |name: &str| STORES.iter().position(|s| *s == name).unwrap_or(other);
     if path == "/v2" || path.starts_with("/v2/") {
         return idx("registry");
     }
@@ -57,7 +58,7 @@ fn store_of(path: &str) -> usize {
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
     match first {
         "apt-site" => idx("apt"),
-        "files" | "apt" | "yum" | "pypi" | "helm" | "cargo" | "npm" => idx(first),
+        "files" | "apt" | "yum" | "pypi" | "helm" | "cargo" | "npm" | "go" => idx(first),
         _ => idx("other"),
     }
 }
@@ -306,6 +307,7 @@ mod tests {
         assert_eq!(name("/v2/a/blobs/sha256:00"), "registry");
         assert_eq!(name("/apt-site/deb/dists/x/Release"), "apt");
         assert_eq!(name("/yum/el/repodata/repomd.xml"), "yum");
+        assert_eq!(name("/go/mods/sumdb/db.test/latest"), "go");
         assert_eq!(name("/metrics"), "ferry");
         assert_eq!(name("/yummy"), "other");
     }

@@ -92,12 +92,9 @@ impl Ctx<'_> {
     }
 
     /// The file at `path` of this source in the previous generation.
+    /// (Its size and SHA-256 checked, as [`BuildCtx::prev_bytes`] does.)
     fn prev_file(&self, path: &str) -> Option<Vec<u8>> {
-        let k = self.key(path.to_string());
-        if !matches!(self.cx.prev.objects.get(&k), Some(Object::File(_))) {
-            return None;
-        }
-        std::fs::read(self.cx.prev_gen?.join(GEN_GO).join(self.source).join(path)).ok()
+        self.cx.prev_bytes(GEN_GO, &self.key(path.to_string()))
     }
 
     fn read(&self, path: &str) -> Result<Vec<u8>> {

@@ -9,6 +9,7 @@ use crate::bundle::Bundle;
 use crate::db::Db;
 use crate::policy::Policy;
 use anyhow::Result;
+use ferry_protocol::push::MAX_TRUST_FILE;
 use ferry_protocol::trust::{self, Statement, VALIDITY_FILE};
 use std::io::Read;
 
@@ -29,6 +30,17 @@ pub enum ExtensionError {
     /// The file cannot be read.
     #[error("cannot read it: {0}")]
     Read(String),
+    /// Longer than a trust file may be ([`MAX_TRUST_FILE`]).
+    #[error("it is longer than {MAX_TRUST_FILE} bytes")]
+    TooLong,
+}
+
+/// `bytes`, unless longer than a trust file may be.
+fn bounded(bytes: &[u8]) -> Result<&[u8], ExtensionError> {
+    if bytes.len() > MAX_TRUST_FILE {
+        return Err(ExtensionError::TooLong);
+    }
+    Ok(bytes)
 }
 
 /// The expiry the extension in `b`'s directory gives, checked against the
@@ -45,15 +57,17 @@ pub fn check(
     }
 }
 
-/// The file `name` beside `b` (at most 64 KiB read), none without it.
+/// The file `name` beside `b` (at most [`MAX_TRUST_FILE`] bytes), none
+/// without it.
 fn read_beside(b: &Bundle, name: &str) -> Result<Option<Vec<u8>>, ExtensionError> {
     let Ok(f) = crate::bundle::open_regular(&b.dir.join(name)) else {
         return Ok(None);
     };
     let mut bytes = vec![];
-    f.take(64 << 10)
+    f.take(MAX_TRUST_FILE as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| ExtensionError::Read(e.to_string()))?;
+    bounded(&bytes)?;
     Ok(Some(bytes))
 }
 
@@ -131,12 +145,14 @@ pub fn extend_offered(
     now: u64,
 ) -> Result<()> {
     let view = db.view()?;
-    let cosigned = match cosignatures {
-        Some(bytes) => trust::cosigners(&b.verified.hash, bytes).map_err(ExtensionError::from),
+    let cosigned = match cosignatures.map(bounded) {
+        Some(Ok(bytes)) => trust::cosigners(&b.verified.hash, bytes).map_err(ExtensionError::from),
+        Some(Err(e)) => Err(e),
         None => Ok(vec![]),
     };
-    let extended = match validity {
-        Some(bytes) => check_bytes(b, bytes, &view, policy, now),
+    let extended = match validity.map(bounded) {
+        Some(Ok(bytes)) => check_bytes(b, bytes, &view, policy, now),
+        Some(Err(e)) => Err(e),
         None => Ok(None),
     };
     take(b, cosigned, extended);

@@ -6,23 +6,33 @@
 //! bundle of the medium is decided. A bad one is named and ignored.
 
 use crate::db::Db;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ferry_protocol::trust::{self, Statement};
 use std::io::Read;
 use std::path::Path;
 
-/// The most of the file read.
-const MAX_BYTES: u64 = 64 << 10;
+/// The most of the file read (the limit of every trust file).
+const MAX_BYTES: u64 = ferry_protocol::push::MAX_TRUST_FILE as u64;
 
 /// Applies the revocations in `media/revocations.ferry`, if any; returns how
 /// many changed the keyring.
 pub fn apply_file(db: &Db, media: &Path) -> Result<usize> {
     let path = media.join(trust::REVOCATIONS_FILE);
-    let Ok(f) = std::fs::File::open(&path) else {
+    if !path.exists() {
         return Ok(0);
-    };
+    }
+    // A FIFO or device under this name is not read (it could hang); like
+    // a bad statement, an unreadable file is named and ignored.
     let mut bytes = Vec::new();
-    f.take(MAX_BYTES + 1).read_to_end(&mut bytes)?;
+    let read = crate::bundle::open_regular(&path).and_then(|f| {
+        f.take(MAX_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read {}", path.display()))
+    });
+    if let Err(e) = read {
+        eprintln!("ferry-in: WARNING: {} is ignored: {e:#}", path.display());
+        return Ok(0);
+    }
     apply_bytes(db, &bytes, &path.display().to_string())
 }
 

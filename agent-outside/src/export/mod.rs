@@ -82,6 +82,51 @@ pub enum Signing<'a> {
     Separate,
 }
 
+/// The stamp of the bundle at `sequence`: created `now`, expiring
+/// `expires_in` seconds later, with the key statements due at `sequence`,
+/// `mark` (a rebase snapshot's) and what upstream vouched for.
+fn stamp(
+    layout: &Layout,
+    sequence: u64,
+    sources: &[Box<dyn Source>],
+    mark: Option<ferry_protocol::manifest::Extension>,
+    (now, expires_in): (u64, u64),
+) -> Result<Stamp> {
+    let mut extensions = crate::keys::extensions(layout, sequence)?;
+    extensions.extend(mark);
+    extensions.push(provenance(sources).extension());
+    Ok(Stamp {
+        created: now,
+        expires: now.saturating_add(expires_in),
+        producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
+        extensions,
+    })
+}
+
+/// Signs the manifest now or leaves it for `ferry-out sign`, writes it into
+/// the bundle directory `dir` (`manifest.ferry` or `manifest.unsigned`) and
+/// syncs the directory; returns the manifest and the file written.
+fn write_manifest<S>(
+    dir: &Path,
+    unsigned: ferry_protocol::builder::Unsigned<S>,
+    signing: Signing<'_>,
+) -> Result<(Manifest, Vec<u8>)> {
+    let (name, manifest, file) = match signing {
+        Signing::Now(key) => {
+            let built = unsigned.sign(key);
+            (media::MANIFEST_FILE, built.manifest, built.file)
+        }
+        Signing::Separate => (
+            media::UNSIGNED_MANIFEST_FILE,
+            unsigned.manifest,
+            unsigned.file,
+        ),
+    };
+    fsx::write_atomic(&dir.join(name), &file)?;
+    fsx::sync_dir(dir)?;
+    Ok((manifest, file))
+}
+
 /// What upstream vouched for, per source, as the sources' last scans found
 /// it: the bundle's provenance record (bundle-format §19).
 pub fn provenance(sources: &[Box<dyn Source>]) -> ferry_protocol::provenance::Provenance {
@@ -155,31 +200,18 @@ pub fn export_with(
             return Ok(None);
         }
         reship::check_carried(&reship, &scanned.catalog, |c| builder.carries(c))?;
-        let mut extensions = crate::keys::extensions(layout, position.sequence)?;
-        extensions.push(provenance(sources).extension());
-        let stamp = Stamp {
-            created: now,
-            expires: now.saturating_add(opts.expires_in),
-            producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
-            extensions,
-        };
+        let stamp = stamp(
+            layout,
+            position.sequence,
+            sources,
+            None,
+            (now, opts.expires_in),
+        )?;
         let unsigned = builder
             .finish_unsigned(&prev, &scanned.catalog, stamp)
             .map_err(|e| volume_error(&tmp, e))
             .with_context(|| format!("bundle {}", position.sequence))?;
-        let (name, manifest, file) = match signing {
-            Signing::Now(key) => {
-                let built = unsigned.sign(key);
-                (media::MANIFEST_FILE, built.manifest, built.file)
-            }
-            Signing::Separate => (
-                media::UNSIGNED_MANIFEST_FILE,
-                unsigned.manifest,
-                unsigned.file,
-            ),
-        };
-        fsx::write_atomic(&tmp.join(name), &file)?;
-        fsx::sync_dir(&tmp)?;
+        let (manifest, file) = write_manifest(&tmp, unsigned, signing)?;
         Ok(Some((scanned, manifest, file)))
     })();
     let (scanned, manifest, file) = match result {

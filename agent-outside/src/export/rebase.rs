@@ -23,7 +23,7 @@ use crate::ledger::Ledger;
 use crate::source::Source;
 use anyhow::{Context, Result};
 use ferry_agent_common::{fsx, media};
-use ferry_protocol::builder::{Position, Stamp};
+use ferry_protocol::builder::Position;
 use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::path::ObjectKey;
@@ -112,32 +112,14 @@ pub fn export_rebase(
         let (scanned, builder) =
             scan_and_pack(layout, ledger, &empty, position, counted, sources, &whole)?;
         same_content(sequence, &ledger.catalog(sequence)?, &scanned.catalog)?;
-        let mut extensions = crate::keys::extensions(layout, sequence)?;
-        extensions.push(Rebase { of }.extension());
-        extensions.push(super::provenance(sources).extension());
-        let stamp = Stamp {
-            created: now,
-            expires: now.saturating_add(opts.expires_in),
-            producer: format!("ferry-out {}", env!("CARGO_PKG_VERSION")),
-            extensions,
-        };
+        let mark = Some(Rebase { of }.extension());
+        let stamp = super::stamp(layout, sequence, sources, mark, (now, opts.expires_in))?;
         let unsigned = builder
             .finish_unsigned(&empty, &scanned.catalog, stamp)
             .map_err(|e| volume_error(&tmp, e))
             .with_context(|| format!("rebase snapshot of bundle {sequence}"))?;
-        let (name, manifest, file) = match key {
-            Some(key) => {
-                let built = unsigned.sign(key);
-                (media::MANIFEST_FILE, built.manifest, built.file)
-            }
-            None => (
-                media::UNSIGNED_MANIFEST_FILE,
-                unsigned.manifest,
-                unsigned.file,
-            ),
-        };
-        fsx::write_atomic(&tmp.join(name), &file)?;
-        fsx::sync_dir(&tmp)?;
+        let signing = key.map_or(super::Signing::Separate, super::Signing::Now);
+        let (manifest, file) = super::write_manifest(&tmp, unsigned, signing)?;
         Ok(Rebased {
             sequence,
             dir: PathBuf::new(),

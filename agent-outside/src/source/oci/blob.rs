@@ -19,6 +19,19 @@ impl Registry {
     /// and the SHA-256 is checked before the rename, so a `<hex>` file is
     /// always whole and right. An expired token is renewed once.
     pub fn fetch_blob(&self, repo: &str, digest: &Digest, dir: &Path) -> Result<PathBuf> {
+        self.fetch_blob_sized(repo, digest, dir, None)
+    }
+
+    /// [`fetch_blob`](Self::fetch_blob) of a blob whose size is known: the
+    /// download stops with an error past `size` bytes instead of filling the
+    /// disk until the checksum fails.
+    pub fn fetch_blob_sized(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        dir: &Path,
+        size: Option<u64>,
+    ) -> Result<PathBuf> {
         let hex = digest.hex();
         let done = dir.join(&hex);
         if done.is_file() {
@@ -27,7 +40,7 @@ impl Registry {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
         let expect = Expect {
-            size: None,
+            size,
             checksum: Some(Checksum::new("sha256", &hex)?),
         };
         let mut renewed = false;

@@ -72,16 +72,17 @@ pub(super) struct Signed {
     pub(super) verified: Verified,
 }
 
-/// Reads blob `digest` of `repo` (through the blob cache), at most
-/// [`cosign::MAX_PAYLOAD_BYTES`].
+/// Reads blob `digest` of `repo` (through the blob cache): `size` bytes as
+/// the signature manifest declares (checked against
+/// [`cosign::MAX_PAYLOAD_BYTES`] before the call), read back at most that.
 fn payload(
     registry: &Registry,
     repo: &str,
-    digest: &Digest,
+    (digest, size): (&Digest, u64),
     dir: &Path,
 ) -> std::result::Result<Vec<u8>, String> {
     let file = registry
-        .fetch_blob(repo, digest, dir)
+        .fetch_blob_sized(repo, digest, dir, Some(size))
         .map_err(|e| format!("{e:#}"))?;
     let mut bytes = Vec::new();
     std::fs::File::open(&file)
@@ -113,8 +114,9 @@ impl OciSource {
             .registry
             .manifest(repo, &tag)
             .with_context(|| format!("{repo}: cosign tag {tag}"))?;
-        let mut fetch =
-            |l: &cosign::SignatureLayer| payload(&self.registry, repo, &l.digest, blob_dir);
+        let mut fetch = |l: &cosign::SignatureLayer| {
+            payload(&self.registry, repo, (&l.digest, l.size), blob_dir)
+        };
         Ok(
             cosign::verify(&manifest, &mut fetch, digest, Some(repo), &cosign.keys).map(
                 |verified| Signed {
