@@ -194,6 +194,14 @@ pub fn is_hex64(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Whether `tag` is one of cosign's or the referrers fallback's own tags
+/// (`sha256-<64 hex>`, with or without a suffix such as `.sig`): those are
+/// artifacts attached to an image, not images.
+pub fn is_artifact_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-")
+        .is_some_and(|rest| is_hex64(rest.split('.').next().unwrap_or("")))
+}
+
 /// The hex of `sha256:<64 lower-case hex>`, borrowed; `None` for anything
 /// else (see [`Digest::parse`] for the reason).
 pub fn parse_digest(s: &str) -> Option<&str> {
@@ -431,6 +439,15 @@ mod tests {
     use super::*;
 
     const H: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn artifact_tags_are_sha256_dash_hex_with_or_without_a_suffix() {
+        assert!(is_artifact_tag(&format!("sha256-{H}.sig")));
+        assert!(is_artifact_tag(&format!("sha256-{H}")));
+        assert!(!is_artifact_tag("sha256-ab.sig"));
+        assert!(!is_artifact_tag(&format!("v1-{H}")));
+        assert!(!is_artifact_tag("latest"));
+    }
 
     #[test]
     fn paths() {

@@ -79,14 +79,6 @@ pub struct UpstreamRefusal {
     pub reason: CosignError,
 }
 
-/// Whether `tag` is one of cosign's or the referrers fallback's own tags
-/// (`sha256-<hex>` with or without a suffix): those are not images.
-fn is_artifact_tag(tag: &str) -> bool {
-    tag.strip_prefix("sha256-")
-        .map(|rest| rest.split('.').next().unwrap_or(""))
-        .is_some_and(ferry_formats::oci::is_hex64)
-}
-
 /// Reads file `path` of source `source` of the generation at `gen`, at most `limit` bytes.
 fn read(gen: &Path, source: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
     let p = gen.join(GEN_OCI).join(source).join(path);
@@ -114,7 +106,7 @@ pub fn check_generation(
         let Some(OciPath::Tag { repo, tag }) = parse_path(&key.path) else {
             continue;
         };
-        if is_artifact_tag(tag) {
+        if ferry_formats::oci::is_artifact_tag(tag) {
             continue;
         }
         check_image(next, gen, &key.source, repo, tag, source_keys)?;

@@ -156,11 +156,11 @@ impl OciSource {
         };
         // A tag pattern may pick cosign's or the referrers fallback's own
         // tags (`sha256-<hex>[.sig]`): signatures are not images to sign.
-        let artifact = image.tag.as_deref().is_some_and(|t| {
-            t.strip_prefix("sha256-")
-                .is_some_and(|r| ferry_formats::oci::is_hex64(r.split('.').next().unwrap_or("")))
-        });
-        if artifact {
+        if image
+            .tag
+            .as_deref()
+            .is_some_and(ferry_formats::oci::is_artifact_tag)
+        {
             return Ok(Some(None));
         }
         let has = self
