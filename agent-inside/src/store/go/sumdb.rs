@@ -15,7 +15,7 @@ use ferry_formats::go::gomod::parse_gosum;
 use ferry_formats::go::sumdb::{parse_stored_record, parse_tree, SumdbError, Tree, VerifierKey};
 use ferry_formats::go::tlog::{check_tiles, prove_consistency, prove_inclusion, Tile, TlogError};
 use ferry_formats::go::{checksums_path, sumdb_path, SumdbFile};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a carried checksum database is refused.
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +88,8 @@ pub(super) struct Db {
     pub(super) key: bool,
     pub(super) latest: bool,
     pub(super) heads: Vec<u64>,
-    pub(super) records: Vec<(String, String)>,
-    pub(super) tiles: Vec<Tile>,
+    pub(super) records: BTreeSet<(String, String)>,
+    pub(super) tiles: BTreeSet<Tile>,
 }
 
 impl Db {
@@ -99,9 +99,11 @@ impl Db {
             SumdbFile::Latest => self.latest = true,
             SumdbFile::Head { size } => self.heads.push(*size),
             SumdbFile::Record { module, version } => {
-                self.records.push((module.clone(), version.clone()))
+                self.records.insert((module.clone(), version.clone()));
             }
-            SumdbFile::Tile(t) => self.tiles.push(*t),
+            SumdbFile::Tile(t) => {
+                self.tiles.insert(*t);
+            }
         }
     }
 }
@@ -128,6 +130,7 @@ pub(super) fn check(c: &Ctx<'_>, name: &str, db: &Db, versions: &[(String, Strin
         key,
         size: 0,
         root: [0; 32],
+        read: Default::default(),
     };
     let latest_path = sumdb_path(name, &SumdbFile::Latest);
     let latest = k.note(&latest_path, &c.read(&latest_path)?)?;
@@ -136,7 +139,8 @@ pub(super) fn check(c: &Ctx<'_>, name: &str, db: &Db, versions: &[(String, Strin
         root: latest.hash,
         ..k
     };
-    check_tiles(k.size, &k.root, &db.tiles, &mut |p| k.fetch(p))
+    let tiles: Vec<Tile> = db.tiles.iter().copied().collect();
+    check_tiles(k.size, &k.root, &tiles, &mut |p| k.fetch(p))
         .map_err(|e| k.proof(format!("the tiles of {latest_path}"), e))?;
     // Every head carried, and the one served before, is consistent.
     let mut heads = BTreeMap::new();
@@ -188,6 +192,11 @@ struct Checker<'a> {
     key: VerifierKey,
     size: u64,
     root: [u8; 32],
+    /// The tiles above level 0 read so far: each proof asks again for the
+    /// tiles near the tree's top, which are read from disk once (level-0
+    /// tiles, one or two a record, are not kept: a large database would
+    /// make that cache as large as the records).
+    read: std::cell::RefCell<BTreeMap<Tile, Vec<u8>>>,
 }
 
 impl Checker<'_> {
@@ -197,8 +206,15 @@ impl Checker<'_> {
         if !self.db.tiles.contains(&t) {
             return Err(format!("{p} is not carried"));
         }
-        std::fs::read(self.c.file(&sumdb_path(self.name, &SumdbFile::Tile(t))))
-            .map_err(|e| e.to_string())
+        if let Some(bytes) = self.read.borrow().get(&t) {
+            return Ok(bytes.clone());
+        }
+        let bytes = std::fs::read(self.c.file(&sumdb_path(self.name, &SumdbFile::Tile(t))))
+            .map_err(|e| e.to_string())?;
+        if t.level > 0 {
+            self.read.borrow_mut().insert(t, bytes.clone());
+        }
+        Ok(bytes)
     }
 
     /// A tree head signed by the key.
@@ -233,7 +249,8 @@ impl Checker<'_> {
             version: version.clone(),
             reason,
         };
-        if let Some(r) = self.db.records.iter().find(|r| !versions.contains(r)) {
+        let carried: BTreeSet<&(String, String)> = versions.iter().collect();
+        if let Some(r) = self.db.records.iter().find(|r| !carried.contains(r)) {
             let why = "a record of a version the source does not carry";
             return Err(bad(r, why.into()).into());
         }
