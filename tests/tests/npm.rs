@@ -224,6 +224,110 @@ fn npm_install_against_ferry_in_then_a_delta() {
 }
 
 #[test]
+fn npm_pins_stay_inside_after_upstream_unpublishes_them() {
+    let test = "npm::npm_pins_stay_inside_after_upstream_unpublishes_them";
+    if !have_tools(test, &["npm", "node", "python3", "curl"]) {
+        return;
+    }
+    let env = Env::new();
+    let (work, up_dir) = (env.root().join("work"), env.root().join("upstream"));
+    std::fs::create_dir_all(&up_dir).unwrap();
+    let log = env.root().join("upstream.log");
+    let up = http_upstream_logged(&up_dir, &log);
+    registry(
+        &work,
+        &up_dir,
+        &up.url,
+        &serde_json::json!([
+            ["b", "1.0.0", {}, null],
+            ["@s/c", "1.0.0", {}, null],
+            ["a", "1.0.0", {"b": "^1.0.0"}, null],
+        ]),
+    );
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"js\"\ntype = \"npm\"\nregistry = \"{}\"\npackages = {{ a = \"^1\" }}\npin = [\"b@1.0.0\", \"@s/c@1.0.0\", \"d@9.9.9\"]\n",
+            up.url
+        ),
+    )
+    .unwrap();
+    let m1 = env.export("m1").expect_ok();
+    assert!(
+        m1.stderr
+            .contains("pinned package d 9.9.9 is neither upstream nor in the last bundle"),
+        "{}",
+        m1.stderr
+    );
+    env.import("m1").expect_ok();
+
+    // Upstream unpublishes b 1.0.0 (publishing 1.1.0) and the whole of @s/c.
+    std::fs::remove_dir_all(&work).unwrap();
+    std::fs::remove_file(up_dir.join("@s/c")).unwrap();
+    registry(
+        &work,
+        &up_dir,
+        &up.url,
+        &serde_json::json!([["b", "1.1.0", {}, null], ["a", "1.0.0", {"b": "^1.0.0"}, null]]),
+    );
+    let before = tarball_gets(&log).len();
+    let m2 = env.export("m2").expect_ok();
+    for kept in [
+        "keeping pinned package b 1.0.0",
+        "keeping pinned package @s/c 1.0.0",
+    ] {
+        assert!(m2.stderr.contains(kept), "{kept}: {}", m2.stderr);
+    }
+    // Kept from the last bundle, not downloaded again.
+    assert_eq!(tarball_gets(&log)[before..], ["/tarballs/b/-/b-1.1.0.tgz"]);
+    env.import("m2").expect_ok();
+    let store = env.in_state.join("store/current/npm/js");
+    assert!(store.join("tarballs/b/-/b-1.0.0.tgz").is_file());
+    assert!(store.join("tarballs/@s/c/-/c-1.0.0.tgz").is_file());
+
+    let srv = env.serve();
+    let (body, head) = curl_response(&[&format!("http://{}/npm/js/b", srv.addr)]);
+    assert!(head.contains("200"), "{head}");
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
+    assert_eq!(versions, ["1.0.0", "1.1.0"]);
+    assert_eq!(doc.pointer("/dist-tags/latest").unwrap(), "1.1.0");
+    // The real npm installs both pins from ferry-in alone.
+    let app = env.root().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("package.json"),
+        r#"{"name":"app","version":"1.0.0","dependencies":{"b":"1.0.0","@s/c":"1.0.0"}}"#,
+    )
+    .unwrap();
+    let registry_url = format!("http://{}/npm/js/", srv.addr);
+    npm(&app, &["install", "--registry", &registry_url]).expect_ok();
+    let out = Command::new("node")
+        .args(["-e", "console.log(require('b') + ' ' + require('@s/c'))"])
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "b 1.0.0 @s/c 1.0.0"
+    );
+
+    // Unpinned, b 1.0.0 and @s/c leave at the next export.
+    std::fs::write(
+        &env.config,
+        format!(
+            "[[source]]\nname = \"js\"\ntype = \"npm\"\nregistry = \"{}\"\npackages = {{ a = \"^1\" }}\n",
+            up.url
+        ),
+    )
+    .unwrap();
+    env.export("m3").expect_ok();
+    env.import("m3").expect_ok();
+    assert!(!store.join("tarballs/b/-/b-1.0.0.tgz").exists());
+    assert!(!store.join("tarballs/@s").exists());
+}
+
+#[test]
 fn npm_bad_upstream_data_and_bundles_are_refused_by_name() {
     let test = "npm::npm_bad_upstream_data_and_bundles_are_refused_by_name";
     if !have_tools(test, &["npm", "python3"]) {

@@ -1,7 +1,9 @@
 //! What a scan lists: every kept tarball (downloaded when the exporter
 //! opens it, checked against its integrity before it is read) and, per
-//! package, its packument with only the kept versions.
+//! package, its packument with only the kept versions; pinned versions
+//! upstream dropped are kept from the last bundle.
 
+use super::pins::Kept;
 use super::select::Selected;
 use super::NpmSource;
 use crate::source::{Item, ItemKind, ScanCtx};
@@ -10,7 +12,7 @@ use anyhow::{Context, Result};
 use ferry_formats::npm::{packument_path, tarball_path, Integrity, PackageVersion};
 use ferry_formats::rpm::Checksum;
 use serde_json::{json, Map, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// The file name a tarball is downloaded to in `downloads/`.
 fn download_name(name: &str, version: &semver::Version) -> String {
@@ -18,38 +20,63 @@ fn download_name(name: &str, version: &semver::Version) -> String {
 }
 
 impl NpmSource {
-    /// Lists the kept tarballs and the packument of each package.
+    /// Lists the kept tarballs and the packument of each package, with the
+    /// pinned versions upstream dropped (`kept`).
     pub(super) fn emit(
         &self,
         cx: &ScanCtx<'_>,
         selected: &Selected,
+        kept: &Kept,
         sink: &mut dyn FnMut(Item) -> Result<()>,
     ) -> Result<()> {
-        for (name, chosen) in selected {
-            let p = &chosen.packument;
+        let names: BTreeSet<&String> = selected.keys().chain(kept.entries.keys()).collect();
+        for name in names {
             let mut versions = Map::new();
             let mut time = Map::new();
-            for v in &chosen.versions {
-                let pv = &p.versions[v];
-                versions.insert(v.to_string(), pv.raw.clone());
-                if let Some(t) = p.time.get(&v.to_string()) {
+            let mut tags = Map::new();
+            if let Some(chosen) = selected.get(name) {
+                let p = &chosen.packument;
+                for v in &chosen.versions {
+                    let pv = &p.versions[v];
+                    versions.insert(v.to_string(), pv.raw.clone());
+                    if let Some(t) = p.time.get(&v.to_string()) {
+                        time.insert(v.to_string(), Value::String(t.clone()));
+                    }
+                    sink(self.tarball_item(cx, name, pv)?)?;
+                }
+                tags = p
+                    .dist_tags
+                    .iter()
+                    .filter(|(_, v)| {
+                        semver::Version::parse(v).is_ok_and(|v| chosen.versions.contains(&v))
+                    })
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+            }
+            for (v, record) in kept.entries.get(name).into_iter().flatten() {
+                versions.insert(v.to_string(), record.raw.clone());
+                if let Some(t) = &record.time {
                     time.insert(v.to_string(), Value::String(t.clone()));
                 }
-                sink(self.tarball_item(cx, name, pv)?)?;
             }
-            let tags: Map<String, Value> = p
-                .dist_tags
-                .iter()
-                .filter(|(_, v)| {
-                    semver::Version::parse(v).is_ok_and(|v| chosen.versions.contains(&v))
-                })
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
+            if !tags.contains_key("latest") && selected.get(name).is_none() {
+                // Only pins left: the newest is `latest`, as npm needs one.
+                if let Some(v) = kept.entries.get(name).and_then(|e| e.keys().next_back()) {
+                    tags.insert("latest".into(), Value::String(v.to_string()));
+                }
+            }
             let doc =
                 json!({ "name": name, "dist-tags": tags, "versions": versions, "time": time });
             let mut bytes = serde_json::to_vec_pretty(&doc)?;
             bytes.push(b'\n');
             sink(Item::from_bytes(packument_path(name), bytes))?;
+        }
+        for path in &kept.paths {
+            sink(Item {
+                path: path.clone(),
+                predecessor: None,
+                kind: ItemKind::Keep,
+            })?;
         }
         Ok(())
     }

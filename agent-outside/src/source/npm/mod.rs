@@ -12,6 +12,7 @@
 //! optional_dependencies = true
 //! peer_dependencies = true
 //! unsatisfiable = "warn"                     # or "error"
+//! pin = ["left-pad@1.3.0"]                   # kept inside after upstream unpublishes it
 //! ```
 //!
 //! Each package's packument is read from `<registry>/<name>` (a scope's `/`
@@ -30,8 +31,14 @@
 //! downloaded through `crate::upstream` and checked against its
 //! `dist.integrity` (sha512) or `dist.shasum` before it is read; that digest
 //! is its fingerprint, so a tarball shipped before is never downloaded again.
+//!
+//! A pinned version is selected exactly (its dependencies followed) while
+//! upstream lists it; once shipped, it stays after upstream unpublishes it
+//! (`pins`): its tarball is kept from the last bundle and its packument
+//! entry is the one recorded when it was last carried.
 
 mod emit;
+mod pins;
 mod select;
 mod settings;
 
@@ -56,6 +63,8 @@ pub struct NpmSource {
     optional_dependencies: bool,
     peer_dependencies: bool,
     unsatisfiable_is_error: bool,
+    /// `name@version` pins.
+    pins: Vec<(String, semver::Version)>,
     client: Client,
 }
 
@@ -71,6 +80,7 @@ impl Source for NpmSource {
     fn scan(&self, cx: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
         let selected = self.resolve()?;
         emit::clean_downloads(cx, &selected);
-        self.emit(cx, &selected, sink)
+        let kept = self.keep_pins(cx, &selected)?;
+        self.emit(cx, &selected, &kept, sink)
     }
 }

@@ -160,6 +160,17 @@ impl NpmSource {
                 }
             }
         }
+        for (name, version) in &self.pins {
+            let listed = self
+                .packument(&mut cache, name)?
+                .filter(|p| p.versions.contains_key(version));
+            // A pin upstream no longer lists is kept by `pins`, not here.
+            if let Some(p) = listed {
+                if add(&mut selected, &p, version) {
+                    queue.push_back((name.clone(), version.clone()));
+                }
+            }
+        }
         self.add_locked(&mut cache, &mut selected)?;
         while let Some((name, version)) = queue.pop_front() {
             if !self.dependencies {

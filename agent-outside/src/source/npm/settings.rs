@@ -36,6 +36,10 @@ pub struct NpmSettings {
     /// `warn` or `error`.
     #[serde(default = "warn")]
     pub unsatisfiable: String,
+    /// `name@version`: selected exactly while upstream lists it, and kept
+    /// inside after upstream unpublishes it.
+    #[serde(default)]
+    pub pin: Vec<String>,
 }
 
 fn npmjs() -> String {
@@ -64,9 +68,14 @@ impl NpmSource {
         if !matches!(registry.scheme(), "http" | "https") {
             bail!("`registry` must be an http:// or https:// URL");
         }
-        if s.packages.is_empty() && s.lockfiles.is_empty() {
-            bail!("needs `packages` (or `lockfiles`)");
+        if s.packages.is_empty() && s.lockfiles.is_empty() && s.pin.is_empty() {
+            bail!("needs `packages` (or `lockfiles`, or `pin`)");
         }
+        let pins = s
+            .pin
+            .iter()
+            .map(|p| super::pins::parse_pin(p))
+            .collect::<Result<Vec<_>>>()?;
         let all_versions = match s.versions.as_str() {
             "latest" => false,
             "all" => true,
@@ -100,6 +109,7 @@ impl NpmSource {
             optional_dependencies: s.optional_dependencies,
             peer_dependencies: s.peer_dependencies,
             unsatisfiable_is_error,
+            pins,
             client,
         })
     }
