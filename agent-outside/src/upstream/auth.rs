@@ -1,6 +1,6 @@
 //! Credentials: basic, bearer, or a docker `config.json` entry.
 
-use super::settings::NetSettings;
+use super::settings::{NetSettings, TokenScheme};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -9,11 +9,10 @@ use std::path::Path;
 /// The `Authorization` header the settings give for upstream `url`, if any.
 /// Errors name the key at fault.
 pub(super) fn auth_header(net: &NetSettings, url: &str) -> Result<Option<String>> {
-    let bare = match (net.token_scheme.as_deref(), &net.token_file) {
-        (None | Some("bearer"), _) => false,
-        (Some("bare"), Some(_)) => true,
-        (Some("bare"), None) => bail!("`token_scheme` needs `token_file`"),
-        (Some(s), _) => bail!("`token_scheme` is \"bearer\" or \"bare\", not {s:?}"),
+    let bare = match (net.token_scheme, &net.token_file) {
+        (None | Some(TokenScheme::Bearer), _) => false,
+        (Some(TokenScheme::Bare), Some(_)) => true,
+        (Some(TokenScheme::Bare), None) => bail!("`token_scheme` needs `token_file`"),
     };
     match (
         &net.username,
@@ -190,25 +189,24 @@ mod tests {
             "Bearer s3cret"
         );
         // cargo's scheme: the token is the whole header value.
-        let bare = |scheme: &str, token: bool| NetSettings {
+        let bare = |scheme: TokenScheme, token: bool| NetSettings {
             token_file: token.then(|| pass.clone()),
-            token_scheme: Some(scheme.into()),
+            token_scheme: Some(scheme),
             ..Default::default()
         };
         assert_eq!(
-            auth_header(&bare("bare", true), "https://h/")
+            auth_header(&bare(TokenScheme::Bare, true), "https://h/")
                 .unwrap()
                 .unwrap(),
             "s3cret"
         );
         assert_eq!(
-            auth_header(&bare("bearer", true), "https://h/")
+            auth_header(&bare(TokenScheme::Bearer, true), "https://h/")
                 .unwrap()
                 .unwrap(),
             "Bearer s3cret"
         );
-        assert!(auth_header(&bare("bare", false), "https://h/").is_err());
-        assert!(auth_header(&bare("Basic", true), "https://h/").is_err());
+        assert!(auth_header(&bare(TokenScheme::Bare, false), "https://h/").is_err());
         let cfg = dir.path().join("config.json");
         std::fs::write(
             &cfg,

@@ -352,7 +352,7 @@ mod tests {
         // cargo's bare scheme: the header value is the token alone.
         let (url, seen) = serve(200);
         let bare = NetSettings {
-            token_scheme: Some("bare".into()),
+            token_scheme: Some(crate::upstream::settings::TokenScheme::Bare),
             ..settings
         };
         let c = Client::new(&bare, Some(&format!("{url}/index/"))).unwrap();

@@ -51,13 +51,33 @@ pub struct NetSettings {
     pub password_file: Option<PathBuf>,
     /// File holding a bearer token.
     pub token_file: Option<PathBuf>,
-    /// How the token is sent: `bearer` (`Authorization: Bearer <token>`,
-    /// the default) or `bare` (`Authorization: <token>`, cargo's registry
-    /// scheme).
-    pub token_scheme: Option<String>,
+    /// How the token is sent (default `bearer`).
+    pub token_scheme: Option<TokenScheme>,
     /// A docker `config.json` whose `auths.<host>` entry gives user and
     /// password.
     pub auth_file: Option<PathBuf>,
+}
+
+/// How a token from `token_file` is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `Authorization: <token>`: the token is the whole value, as cargo
+    /// sends it to a registry.
+    Bare,
+}
+
+impl<'de> Deserialize<'de> for TokenScheme {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "bearer" => Ok(TokenScheme::Bearer),
+            "bare" => Ok(TokenScheme::Bare),
+            s => Err(serde::de::Error::custom(format!(
+                "`token_scheme` is \"bearer\" or \"bare\", not {s:?}"
+            ))),
+        }
+    }
 }
 
 impl NetSettings {
