@@ -21,6 +21,7 @@ pub mod freshness;
 pub mod import;
 pub mod layout;
 pub mod listen;
+pub mod pathindex;
 pub mod policy;
 pub mod ranges;
 pub mod rebase;
