@@ -18,6 +18,7 @@ pub mod db;
 pub mod diode;
 pub mod failures;
 pub mod freshness;
+pub mod genread;
 pub mod import;
 pub mod layout;
 pub mod listen;
