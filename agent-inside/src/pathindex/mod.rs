@@ -229,17 +229,18 @@ impl<R: ReadAt> View<R> {
     /// at the beginning).
     pub fn scan_prefix<'a>(
         &'a self,
-        prefix: &'a [u8],
+        prefix: &[u8],
         from: &[u8],
     ) -> impl Iterator<Item = Result<(Vec<u8>, Entry), IndexError>> + 'a {
         let start = if from > prefix { from } else { prefix };
+        let prefix = prefix.to_vec();
         let merged = write::Merged::new(
             self.base.scan_from(start),
             self.delta.scan_from(start),
             true,
         );
         merged.take_while(move |r| match r {
-            Ok((k, _)) => k.starts_with(prefix),
+            Ok((k, _)) => k.starts_with(&prefix),
             Err(_) => true,
         })
     }
