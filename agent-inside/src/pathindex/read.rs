@@ -3,6 +3,15 @@
 
 use super::format::{self, BlockMeta, Cursor, Trailer};
 use super::{Entry, IndexError, Kind};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Decoded blocks kept per open file (about 8 KiB each decoded): `serve`
+/// looks up a few keys a request, mostly in the same blocks.
+const CACHED_BLOCKS: usize = 2048;
+
+/// A decoded block, shared by the lookups and scans that read it.
+type Block = Arc<Vec<(Vec<u8>, Entry)>>;
 
 /// Positional reads: a file (`pread`, shared by threads without a seek
 /// position) or bytes in memory (tests, an index copied whole).
@@ -52,6 +61,8 @@ pub struct IndexFile<R> {
     entries: u64,
     bytes: u64,
     blocks: Vec<BlockMeta>,
+    /// Blocks read and checked, by number (emptied when full).
+    cache: Mutex<HashMap<usize, Block>>,
 }
 
 impl<R: ReadAt> IndexFile<R> {
@@ -91,6 +102,7 @@ impl<R: ReadAt> IndexFile<R> {
             entries: trailer.entries,
             bytes,
             blocks,
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -114,8 +126,23 @@ impl<R: ReadAt> IndexFile<R> {
         self.blocks.len()
     }
 
+    /// Block `n`, from the cache or read, checked and decoded.
+    fn block(&self, n: usize) -> Result<Block, IndexError> {
+        let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = lock().get(&n) {
+            return Ok(b.clone());
+        }
+        let b = Arc::new(self.read_block(n)?);
+        let mut cache = lock();
+        if cache.len() >= CACHED_BLOCKS {
+            cache.clear();
+        }
+        cache.insert(n, b.clone());
+        Ok(b)
+    }
+
     /// Reads and decodes block `n`.
-    fn block(&self, n: usize) -> Result<Vec<(Vec<u8>, Entry)>, IndexError> {
+    fn read_block(&self, n: usize) -> Result<Vec<(Vec<u8>, Entry)>, IndexError> {
         let m = &self.blocks[n];
         let mut buf = vec![0u8; m.len as usize];
         self.src.read_exact_at(&mut buf, m.offset)?;
@@ -164,7 +191,8 @@ impl<R: ReadAt> IndexFile<R> {
         Scan {
             file: self,
             next_block: n,
-            current: Vec::new().into_iter(),
+            current: Arc::new(Vec::new()),
+            pos: 0,
             start: Some(start.to_vec()),
             failed: false,
         }
@@ -202,7 +230,8 @@ fn parse_index(index: &[u8], trailer: &Trailer) -> Result<Vec<BlockMeta>, IndexE
 pub struct Scan<'a, R> {
     file: &'a IndexFile<R>,
     next_block: usize,
-    current: std::vec::IntoIter<(Vec<u8>, Entry)>,
+    current: Block,
+    pos: usize,
     /// Entries before this key are skipped (first block only).
     start: Option<Vec<u8>>,
     failed: bool,
@@ -216,20 +245,24 @@ impl<R: ReadAt> Iterator for Scan<'_, R> {
             return None;
         }
         loop {
-            if let Some(kv) = self.current.next() {
+            if let Some(kv) = self.current.get(self.pos) {
+                self.pos += 1;
                 if let Some(s) = &self.start {
                     if kv.0 < *s {
                         continue;
                     }
                     self.start = None;
                 }
-                return Some(Ok(kv));
+                return Some(Ok(kv.clone()));
             }
             if self.next_block >= self.file.blocks.len() {
                 return None;
             }
             match self.file.block(self.next_block) {
-                Ok(entries) => self.current = entries.into_iter(),
+                Ok(entries) => {
+                    self.current = entries;
+                    self.pos = 0;
+                }
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(e));
