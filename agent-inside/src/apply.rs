@@ -36,7 +36,7 @@ use crate::bundle::{self, Bundle};
 use crate::chunkstore::ChunkStore;
 use crate::db::{Applied, CatalogUpdate, Db, HistoryEntry};
 use crate::import::Refusal;
-use crate::layout::{Layout, GEN_INDEX};
+use crate::layout::Layout;
 use crate::policy::Policy;
 use crate::ranges::{self, ChunkSource, RangeIndex};
 use crate::store::{self, BuildCtx};
@@ -606,8 +606,7 @@ fn build_generation(
         crate::upstream::check_generation(keys, next, tmp)?;
     }
     pb.finish_and_clear();
-    std::fs::write(tmp.join(GEN_INDEX), next.to_bytes())
-        .with_context(|| format!("cannot write {}", tmp.join(GEN_INDEX).display()))?;
+    crate::genread::write_index(prev_gen.as_deref(), tmp, next, changed)?;
     sync_filesystem(&layout.root)?;
     let dest = layout.gen(name);
     std::fs::rename(tmp, &dest)

@@ -15,7 +15,11 @@
 //!   tls/server.pem, .key     the server certificate it issued for `serve --tls` (key 0600)
 //!   store/
 //!     current -> gens/G      symlink, swapped atomically by rename
-//!     gens/G/index.ferry     the generation's catalog (postcard), read by `serve`
+//!     gens/G/index.base      the generation's path index (crate::pathindex,
+//!     gens/G/index.delta     docs/path-index.md) and its sources and totals,
+//!     gens/G/index.meta      read by `serve` through crate::genread
+//!     gens/G/index.ferry     the whole catalog, in generations of older
+//!                            ferry-in only (read until the next import)
 //!     gens/G/files/SRC/PATH  plain-file store of generation G
 //!     gens/G/oci/SRC/PATH    OCI store of generation G (blobs/, manifests/, repos/)
 //!     gens/.tmp-…            a generation being built (never served)
@@ -121,7 +125,8 @@ impl Layout {
     }
 }
 
-/// The catalog file inside a generation directory.
+/// The catalog file of a generation written by an older ferry-in (read by
+/// `genread` when the generation has no path index; no longer written).
 pub const GEN_INDEX: &str = "index.ferry";
 /// The plain-file store inside a generation directory.
 pub const GEN_FILES: &str = "files";

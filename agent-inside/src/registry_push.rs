@@ -8,10 +8,12 @@
 //! manifests by digest, then the tagged manifest by tag. What is pushed is
 //! read from the current generation, whose every object was verified on import.
 
-use crate::layout::{Layout, GEN_INDEX, GEN_OCI};
+use crate::genread::GenRead;
+use crate::layout::Layout;
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_formats::oci::{media_type, parse_path, Digest, OciPath, MANIFEST_MEDIA_TYPE};
-use ferry_protocol::catalog::{Catalog, SourceKind};
+use ferry_protocol::catalog::SourceKind;
+use ferry_protocol::path::ObjectKey;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
@@ -84,13 +86,8 @@ pub fn push(layout: &Layout, registry: &str) -> Result<Report> {
     if !registry.starts_with("http://") && !registry.starts_with("https://") {
         bail!("--to must be a registry URL such as http://registry.local:5000");
     }
-    let gen = layout
-        .current_gen_name()
-        .map(|g| layout.gen(&g))
+    let files = GenRead::open_current(layout)?
         .ok_or_else(|| anyhow!("nothing imported yet: there is nothing to push"))?;
-    let catalog = Catalog::from_bytes(
-        &std::fs::read(gen.join(GEN_INDEX)).context("cannot read the generation's catalog")?,
-    )?;
     let t = Target {
         base: registry.trim_end_matches('/').to_string(),
         agent: ureq::Agent::config_builder()
@@ -101,16 +98,20 @@ pub fn push(layout: &Layout, registry: &str) -> Result<Report> {
     let mut report = Report::default();
     // Where each blob already went in this push, for cross-repository mounts.
     let mut placed: HashMap<String, String> = HashMap::new();
-    for (source, kind) in &catalog.sources {
+    for (source, kind) in files.sources() {
         if *kind != SourceKind::Oci {
             continue;
         }
-        let root = gen.join(GEN_OCI).join(source);
+        let root = Src {
+            files: &files,
+            source,
+        };
         // repository -> tag -> digest
         let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for key in catalog.objects.keys().filter(|k| &k.source == source) {
+        for item in files.scan(source, "repos/", "repos/") {
+            let (key, _) = item?;
             if let Some(OciPath::Tag { repo, tag }) = parse_path(&key.path) {
-                let digest = std::fs::read_to_string(root.join(&key.path))?
+                let digest = std::fs::read_to_string(root.path(&key.path)?)?
                     .trim()
                     .to_string();
                 tags.entry(repo.to_string())
@@ -134,15 +135,36 @@ pub fn push(layout: &Layout, registry: &str) -> Result<Report> {
     Ok(report)
 }
 
-fn read_manifest(root: &std::path::Path, digest: &str) -> Result<Vec<u8>> {
+/// One OCI source of the generation being pushed.
+struct Src<'a> {
+    files: &'a GenRead,
+    source: &'a str,
+}
+
+impl Src<'_> {
+    /// Where the bytes of the file at `path` are; an error if not held.
+    fn path(&self, path: &str) -> Result<PathBuf> {
+        let key = ObjectKey {
+            source: self.source.to_string(),
+            path: path.to_string(),
+        };
+        let f = self
+            .files
+            .file(&key)?
+            .ok_or_else(|| anyhow!("{key} is missing from the store"))?;
+        Ok(self.files.bytes_path(&key, &f))
+    }
+}
+
+fn read_manifest(root: &Src<'_>, digest: &str) -> Result<Vec<u8>> {
     let digest = Digest::parse(digest)?;
-    std::fs::read(root.join(digest.manifest_path()))
+    std::fs::read(root.path(&digest.manifest_path())?)
         .with_context(|| format!("manifest {digest} is missing from the store"))
 }
 
 fn push_manifest(
     t: &Target,
-    root: &std::path::Path,
+    root: &Src<'_>,
     repo: &str,
     digest: &str,
     done: &mut HashSet<String>,
@@ -182,7 +204,7 @@ fn push_manifest(
 
 fn push_blob(
     t: &Target,
-    root: &std::path::Path,
+    root: &Src<'_>,
     repo: &str,
     digest: &str,
     placed: &mut HashMap<String, String>,
@@ -231,7 +253,7 @@ fn push_blob(
     };
     url.push(if url.contains('?') { '&' } else { '?' });
     url.push_str(&format!("digest={digest}"));
-    let path: PathBuf = root.join(Digest::parse(digest)?.blob_path());
+    let path: PathBuf = root.path(&Digest::parse(digest)?.blob_path())?;
     let file =
         std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata()?.len();

@@ -240,7 +240,7 @@ fn check_objects(
         .par_iter()
         .filter_map(|(key, f)| {
             let rel = object_rel(catalog, key)?;
-            let problem = check_file(&gen_dir.join(&rel), f, |n| pb.inc(n))?;
+            let problem = check_file(&gen_dir.join(&rel), &(*f).into(), |n| pb.inc(n))?;
             Some((*key, *f, rel, problem))
         })
         .collect();
@@ -316,7 +316,11 @@ fn move_out(from: &Path, to: &Path) -> Result<PathBuf> {
 
 /// Reads the file at `path` (streamed) and compares it with `f`; `None`
 /// when it is good.
-pub fn check_file(path: &Path, f: &FileObject, on_bytes: impl Fn(u64)) -> Option<ObjectProblem> {
+pub fn check_file(
+    path: &Path,
+    f: &crate::genread::FileMeta,
+    on_bytes: impl Fn(u64),
+) -> Option<ObjectProblem> {
     match hash_file(path, on_bytes) {
         Err(e) => Some(ObjectProblem::Missing {
             error: format!("{}: {e}", path.display()),

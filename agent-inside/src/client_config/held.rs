@@ -3,9 +3,11 @@
 //! architectures, yum repositories and whether their metadata is signed, and
 //! the names of the PyPI, Helm, cargo, npm, Go and plain-file sources.
 
+use crate::genread::{GenRead, GenReadError};
 use ferry_formats::go::{GoPath, SumdbFile};
 use ferry_formats::oci::{parse_path, OciPath};
-use ferry_protocol::catalog::{Catalog, SourceKind};
+use ferry_protocol::catalog::SourceKind;
+use ferry_protocol::path::ObjectKey;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// An apt suite as held: its components and architectures (`all` aside).
@@ -52,10 +54,30 @@ pub(super) struct Held {
 }
 
 impl Held {
-    /// Reads `catalog`.
-    pub(super) fn of(catalog: &Catalog) -> Held {
+    /// Reads generation `files`: the sources, and the keys of the parts
+    /// of a source that say what it holds (tags, apt `dists/`, yum
+    /// `repodata/`, Go modules).
+    pub(super) fn of(files: &GenRead) -> Result<Held, GenReadError> {
+        let mut h = Held::sources(files.sources());
+        for (source, kind) in files.sources() {
+            let prefix = match kind {
+                SourceKind::Oci => "repos/",
+                SourceKind::Apt => "dists/",
+                SourceKind::Yum => "repodata/",
+                SourceKind::Go => "",
+                _ => continue,
+            };
+            for item in files.scan(source, prefix, prefix) {
+                h.add(*kind, &item?.0);
+            }
+        }
+        Ok(h)
+    }
+
+    /// What the sources alone say (names by kind).
+    fn sources(sources: &BTreeMap<String, SourceKind>) -> Held {
         let mut h = Held::default();
-        for (name, kind) in &catalog.sources {
+        for (name, kind) in sources {
             match kind {
                 SourceKind::Pypi => h.pypi.push(name.clone()),
                 SourceKind::Helm => h.helm.push(name.clone()),
@@ -69,41 +91,44 @@ impl Held {
                 SourceKind::Apt | SourceKind::Oci => {}
             }
         }
-        for key in catalog.objects.keys() {
-            match catalog.sources.get(&key.source) {
-                Some(SourceKind::Oci) => {
-                    if let Some(OciPath::Tag { repo, tag }) = parse_path(&key.path) {
-                        h.images
-                            .entry(repo.to_string())
-                            .or_default()
-                            .insert(tag.to_string());
-                    }
+        h
+    }
+
+    /// What `key`, of a source of `kind`, adds.
+    fn add(&mut self, kind: SourceKind, key: &ObjectKey) {
+        let h = self;
+        match kind {
+            SourceKind::Oci => {
+                if let Some(OciPath::Tag { repo, tag }) = parse_path(&key.path) {
+                    h.images
+                        .entry(repo.to_string())
+                        .or_default()
+                        .insert(tag.to_string());
                 }
-                Some(SourceKind::Apt) => h.apt_path(&key.source, &key.path),
-                Some(SourceKind::Go) => match ferry_formats::go::parse_path(&key.path) {
-                    Some(GoPath::Checksums { module, .. }) => {
-                        h.go_modules
-                            .entry(key.source.clone())
-                            .or_default()
-                            .insert(module);
-                    }
-                    Some(GoPath::Sumdb {
-                        file: SumdbFile::Key,
-                        ..
-                    }) => {
-                        h.go_sumdb.insert(key.source.clone(), key.path.clone());
-                    }
-                    _ => {}
-                },
-                Some(SourceKind::Yum) => {
-                    let r = h.yum.entry(key.source.clone()).or_default();
-                    r.signed_metadata |= key.path == "repodata/repomd.xml.asc";
-                    r.key |= key.path == "repodata/repomd.xml.key";
+            }
+            SourceKind::Apt => h.apt_path(&key.source, &key.path),
+            SourceKind::Go => match ferry_formats::go::parse_path(&key.path) {
+                Some(GoPath::Checksums { module, .. }) => {
+                    h.go_modules
+                        .entry(key.source.clone())
+                        .or_default()
+                        .insert(module);
+                }
+                Some(GoPath::Sumdb {
+                    file: SumdbFile::Key,
+                    ..
+                }) => {
+                    h.go_sumdb.insert(key.source.clone(), key.path.clone());
                 }
                 _ => {}
+            },
+            SourceKind::Yum => {
+                let r = h.yum.entry(key.source.clone()).or_default();
+                r.signed_metadata |= key.path == "repodata/repomd.xml.asc";
+                r.key |= key.path == "repodata/repomd.xml.key";
             }
+            _ => {}
         }
-        h
     }
 
     /// `dists/<suite>/<component>/binary-<arch>/<file>` adds to its suite.
@@ -152,8 +177,18 @@ impl Held {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use ferry_protocol::catalog::Object;
-    use ferry_protocol::path::ObjectKey;
+    use ferry_protocol::catalog::{Catalog, Object};
+
+    /// What `c` holds, as `Held::of` reads a generation.
+    fn of_catalog(c: &Catalog) -> Held {
+        let mut h = Held::sources(&c.sources);
+        for k in c.objects.keys() {
+            if let Some(kind) = c.sources.get(&k.source) {
+                h.add(*kind, k);
+            }
+        }
+        h
+    }
 
     /// A catalog with `objects` (source, path) of sources `sources`.
     pub(in crate::client_config) fn catalog(
@@ -198,7 +233,7 @@ pub(super) mod tests {
                 ("cuda", "repodata/repomd.xml.asc"),
             ],
         );
-        let h = Held::of(&c);
+        let h = of_catalog(&c);
         assert_eq!(
             h.images["nvidia/driver"].iter().collect::<Vec<_>>(),
             ["550.54.15-ubuntu22.04"]
@@ -212,6 +247,6 @@ pub(super) mod tests {
         assert!(h.yum["cuda"].signed_metadata && !h.yum["cuda"].key);
         assert_eq!(h.pypi, ["py"]);
         assert!(!h.is_empty());
-        assert!(Held::of(&Catalog::default()).is_empty());
+        assert!(of_catalog(&Catalog::default()).is_empty());
     }
 }

@@ -22,10 +22,10 @@ mod packages;
 mod registry;
 mod urls;
 
-use crate::layout::{Layout, GEN_INDEX};
+use crate::genread::GenRead;
+use crate::layout::Layout;
 use crate::site_key::SiteKey;
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::Catalog;
 use held::Held;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -203,17 +203,14 @@ fn render(cx: &Ctx<'_>) -> Result<Vec<ClientFile>> {
     Ok(out)
 }
 
-/// The catalog of the generation `current` names.
-fn current_catalog(layout: &Layout) -> Result<Catalog> {
-    if layout.current_gen_name().is_none() {
-        return Err(ClientConfigError::NothingImported {
+/// The generation `current` names.
+fn current_gen(layout: &Layout) -> Result<GenRead> {
+    GenRead::open_current(layout)?.ok_or_else(|| {
+        ClientConfigError::NothingImported {
             state: layout.root.clone(),
         }
-        .into());
-    }
-    let path = layout.current_link().join(GEN_INDEX);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    Catalog::from_bytes(&bytes).with_context(|| format!("{}", path.display()))
+        .into()
+    })
 }
 
 /// `SOURCE=VALUE` options, by source.
@@ -232,7 +229,7 @@ fn pairs(option: &str, values: &[String]) -> Result<BTreeMap<String, String>, Cl
 
 /// The files for the current generation under `layout`.
 pub fn files(layout: &Layout, args: &Args) -> Result<Vec<ClientFile>> {
-    let held = Held::of(&current_catalog(layout)?);
+    let held = Held::of(&current_gen(layout)?)?;
     if held.is_empty() {
         return Err(ClientConfigError::NothingHeld.into());
     }

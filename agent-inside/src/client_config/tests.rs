@@ -3,6 +3,8 @@
 
 use super::held::{Suite, YumRepo};
 use super::*;
+use crate::layout::GEN_INDEX;
+use ferry_protocol::catalog::Catalog;
 use serde_norway::Value;
 use std::collections::BTreeSet;
 

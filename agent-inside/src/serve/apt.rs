@@ -37,7 +37,7 @@ pub(super) async fn site(server: &Server, req: Req<'_>) -> Response {
         Ok(g) => g,
         Err(r) => return r,
     };
-    if g.catalog.sources.get(source) != Some(&SourceKind::Apt) {
+    if g.files.kind_of(source) != Some(SourceKind::Apt) {
         return with_generation(not_found(raw), &g);
     }
     if path.starts_with("pool/") {
@@ -46,7 +46,7 @@ pub(super) async fn site(server: &Server, req: Req<'_>) -> Response {
     if !path.starts_with("dists/") {
         return with_generation(not_found(raw), &g);
     }
-    let file = g.dir.join(GEN_APT_SITE).join(source).join(path);
+    let file = g.files.derived_path(GEN_APT_SITE, source, path);
     let r = match tokio::fs::read(&file).await {
         Ok(bytes) => {
             let ct = if path.ends_with(".gz") {

@@ -33,7 +33,7 @@ pub(super) async fn route(
 ) -> Response {
     if let Some((source, "config.json")) = decoded.split_once('/') {
         if source_name(req.path, source).is_ok()
-            && g.catalog.sources.get(source) == Some(&SourceKind::Cargo)
+            && g.files.kind_of(source) == Some(SourceKind::Cargo)
         {
             return config_json(source, req.headers, server.https);
         }

@@ -1,13 +1,13 @@
-//! File responses: one object of the catalog streamed from a generation's
-//! plain-file store, with `Content-Length`, `ETag: "sha256:<hex>"`, one byte
+//! File responses: one file of a generation streamed from where
+//! `GenRead::bytes_path` says its bytes are, with `Content-Length`, `ETag: "sha256:<hex>"`, one byte
 //! range (`206`/`416`), `If-Range` and `If-None-Match` (`304`).
 
 use super::generation::Generation;
 use super::response::{server_error, tell, text};
+use crate::genread::FileMeta;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use ferry_protocol::catalog::FileObject;
 use ferry_protocol::path::{check_key, ObjectKey};
 use http_range_header::{EndPosition, StartPosition};
 use std::path::PathBuf;
@@ -18,13 +18,11 @@ use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 /// Bytes read from a file at a time while streaming it.
 pub(super) const READ_CHUNK: usize = 256 * 1024;
 
-/// Serves one file of generation `g`, stored under `GEN/<store_dir>/`, as
-/// `content_type`.
+/// Serves the file `f` at `key` of generation `g` as `content_type`.
 pub(super) async fn serve_file(
     g: &Generation,
     key: &ObjectKey,
-    f: &FileObject,
-    store_dir: &str,
+    f: &FileMeta,
     content_type: &'static str,
     headers: &HeaderMap,
     head: bool,
@@ -45,7 +43,7 @@ pub(super) async fn serve_file(
             return *r;
         }
     };
-    let fs_path = g.dir.join(store_dir).join(&key.source).join(&key.path);
+    let fs_path = g.files.bytes_path(key, f);
     let (status, start, len) = match plan {
         RangePlan::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         _ => (StatusCode::OK, 0, size),
@@ -139,7 +137,7 @@ fn plan_request(
 async fn verify_once(
     g: &Generation,
     key: &ObjectKey,
-    f: &FileObject,
+    f: &FileMeta,
     fs_path: &std::path::Path,
 ) -> Result<(), Response> {
     if g.verified.contains(fs_path) {
@@ -156,7 +154,7 @@ async fn verify_once(
         return Ok(());
     }
     let path = fs_path.to_path_buf();
-    let expected = f.clone();
+    let expected = *f;
     let problem =
         tokio::task::spawn_blocking(move || crate::scrub::check_file(&path, &expected, |_| {}))
             .await

@@ -1,13 +1,13 @@
 //! The state every request shares, and the generation one request is
-//! answered from: `store/current` is read once per request; the decoded
-//! catalog is cached until the link moves.
+//! answered from: `store/current` is read once per request; the opened
+//! generation (`crate::genread::GenRead`) is cached until the link moves.
 
 use super::response::{server_error, text};
 use super::settings::ServeSettings;
-use crate::layout::{Layout, GEN_INDEX};
+use crate::genread::GenRead;
+use crate::layout::Layout;
 use axum::http::StatusCode;
 use axum::response::Response;
-use ferry_protocol::catalog::Catalog;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,8 +28,7 @@ pub(super) struct Server {
     /// Files are verified (read and hashed) on blocking threads, this many
     /// at once, so first requests for large files queue here.
     verify_slots: Arc<Semaphore>,
-    /// The catalog of the generation last served, by generation name, and
-    /// its files verified so far.
+    /// The generation last served, by name, and its files verified so far.
     cache: Mutex<Option<Generation>>,
     /// Serving HTTPS: URLs written into responses (a cargo registry's
     /// `config.json`, npm tarball links) say `https`.
@@ -77,8 +76,8 @@ impl Verified {
 #[derive(Clone)]
 pub(super) struct Generation {
     pub(super) name: String,
-    pub(super) dir: PathBuf,
-    pub(super) catalog: Arc<Catalog>,
+    /// How its files are read.
+    pub(super) files: Arc<GenRead>,
     /// Its files verified so far.
     pub(super) verified: Arc<Verified>,
 }
@@ -99,7 +98,7 @@ impl Server {
     }
 
     /// Reads `current` and returns its generation, or the response to send.
-    /// A generation deleted between reading the link and loading its catalog
+    /// A generation deleted between reading the link and opening it
     /// (an import switched and dropped it) is passed over for the new one.
     pub(super) async fn current(&self) -> Result<Generation, Response> {
         for _ in 0..3 {
@@ -138,7 +137,6 @@ impl Server {
             ))));
         };
         let name = name.to_string();
-        let dir = self.layout.gen(&name);
 
         let mut cache = self.cache.lock().await;
         if let Some(cached) = &*cache {
@@ -146,23 +144,19 @@ impl Server {
                 return Ok(cached.clone());
             }
         }
-        let index = dir.join(GEN_INDEX);
+        let (layout, n) = (self.layout.clone(), name.clone());
         let loaded = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&index)
-                .map_err(|e| format!("cannot read {}: {e}", index.display()))?;
-            Catalog::from_bytes(&bytes).map_err(|e| format!("{}: {e}", index.display()))
+            GenRead::open(&layout, &n).map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| format!("loading the catalog failed: {e}"))
+        .map_err(|e| format!("opening the generation failed: {e}"))
         .and_then(|r| r);
         match loaded {
-            Ok(catalog) => {
-                let catalog = Arc::new(catalog);
+            Ok(files) => {
                 let verified = Arc::new(Verified::new(self.verify_slots.clone()));
                 let g = Generation {
                     name,
-                    dir,
-                    catalog,
+                    files: Arc::new(files),
                     verified,
                 };
                 *cache = Some(g.clone());

@@ -16,11 +16,11 @@ use super::generation::{Generation, Server};
 use super::request::Req;
 use super::response::{not_found, server_error, text, with_body};
 use super::tree::tree;
-use crate::store::go::GEN_GO;
+use crate::genread::{FileMeta, GenReadError};
 use axum::http::StatusCode;
 use axum::response::Response;
 use ferry_formats::go::{parse_path, sumdb_path, GoPath, SumdbFile};
-use ferry_protocol::catalog::{Object, SourceKind};
+use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::path::ObjectKey;
 
 /// Everything under `/go/`; `decoded` is the percent-decoded path after
@@ -33,22 +33,26 @@ pub(super) async fn route(
 ) -> Response {
     let sumdb = decoded
         .split_once('/')
-        .filter(|(s, _)| g.catalog.sources.get(*s) == Some(&SourceKind::Go))
+        .filter(|(s, _)| g.files.kind_of(s) == Some(SourceKind::Go))
         .and_then(|(s, rest)| Some((s, rest.strip_prefix("sumdb/")?)))
         .and_then(|(s, rest)| Some((s, rest.split_once('/')?)));
     if let Some((source, (name, file))) = sumdb {
-        let held = |path: &str| {
+        let held = |path: &str| -> Result<Option<(ObjectKey, FileMeta)>, GenReadError> {
             let key = ObjectKey {
                 source: source.to_string(),
                 path: path.to_string(),
             };
-            matches!(g.catalog.objects.get(&key), Some(Object::File(_)))
+            Ok(g.files.file(&key)?.map(|f| (key, f)))
         };
-        let latest = sumdb_path(name, &SumdbFile::Latest);
+        let failed = |e: GenReadError| server_error(format!("generation {}: {e}", g.name));
+        let latest = match held(&sumdb_path(name, &SumdbFile::Latest)) {
+            Ok(l) => l,
+            Err(e) => return failed(e),
+        };
         if file == "supported" {
-            return match held(&latest) {
-                true => text(StatusCode::OK, ""),
-                false => not_found(req.path),
+            return match latest {
+                Some(_) => text(StatusCode::OK, ""),
+                None => not_found(req.path),
             };
         }
         if let Some(version) = file.strip_prefix("lookup/") {
@@ -60,9 +64,18 @@ pub(super) async fn route(
                     ..
                 })
             );
-            if !ok || !held(&record) || !held(&latest) {
+            if !ok {
                 return not_found(req.path);
             }
+            let (Some(record), Some(latest)) = (
+                match held(&record) {
+                    Ok(r) => r,
+                    Err(e) => return failed(e),
+                },
+                latest,
+            ) else {
+                return not_found(req.path);
+            };
             return lookup(g, source, &record, &latest).await;
         }
     }
@@ -70,10 +83,14 @@ pub(super) async fn route(
 }
 
 /// A `/lookup` answer: the record file, a newline, the tree head.
-async fn lookup(g: &Generation, source: &str, record: &str, latest: &str) -> Response {
-    let dir = g.dir.join(GEN_GO).join(source);
-    let read = |p: &str| tokio::fs::read(dir.join(p));
-    match (read(record).await, read(latest).await) {
+async fn lookup(
+    g: &Generation,
+    source: &str,
+    (record, rf): &(ObjectKey, FileMeta),
+    (latest, lf): &(ObjectKey, FileMeta),
+) -> Response {
+    let read = |k, f| tokio::fs::read(g.files.bytes_path(k, f));
+    match (read(record, rf).await, read(latest, lf).await) {
         (Ok(mut r), Ok(note)) => {
             r.push(b'\n');
             r.extend_from_slice(&note);

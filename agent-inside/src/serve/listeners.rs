@@ -261,8 +261,8 @@ async fn answer(inner: &Router, req: Request) -> Response {
 async fn sole(server: &Server, kind: SourceKind) -> Result<String, Response> {
     let g = server.current().await?;
     let names: Vec<&String> = g
-        .catalog
-        .sources
+        .files
+        .sources()
         .iter()
         .filter(|(_, k)| **k == kind)
         .map(|(n, _)| n)

@@ -12,10 +12,9 @@
 
 use super::generation::Server;
 use super::response::{href_encode, html_escape, link_next, server_error, with_body};
+use crate::genread::{GenRead, GenReadError, Held};
 use axum::http::StatusCode;
 use axum::response::Response;
-use ferry_protocol::catalog::{Catalog, Object};
-use ferry_protocol::path::ObjectKey;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -49,39 +48,34 @@ pub(super) struct Page {
 }
 
 /// At most `max` direct children of `dir` (`""`: the root) of `source`, in
-/// key order, after `marker` when given. Each step is one lookup in the
-/// catalog: a subdirectory is skipped over whole.
+/// key order, after `marker` when given. Each step is one range lookup in
+/// the generation's index: a subdirectory is skipped over whole.
 pub(super) fn children_from(
-    catalog: &Catalog,
+    files: &GenRead,
     source: &str,
     dir: &str,
     marker: Option<&str>,
     max: usize,
-) -> Vec<Entry> {
+) -> Result<Vec<Entry>, GenReadError> {
     let prefix = if dir.is_empty() {
         String::new()
     } else {
         format!("{dir}/")
     };
     let mut out = Vec::new();
-    let mut from = ObjectKey {
-        source: source.to_string(),
-        path: match marker {
-            // `0` follows `/`: the first path after everything in `child/`.
-            Some(m) => match m.strip_suffix('/') {
-                Some(child) => format!("{prefix}{child}0"),
-                None => format!("{prefix}{m}\0"),
-            },
-            None => prefix.clone(),
+    let mut from = match marker {
+        // `0` follows `/`: the first path after everything in `child/`.
+        Some(m) => match m.strip_suffix('/') {
+            Some(child) => format!("{prefix}{child}0"),
+            None => format!("{prefix}{m}\0"),
         },
+        None => prefix.clone(),
     };
     while out.len() < max {
-        let Some((key, object)) = catalog.objects.range(&from..).next() else {
+        let Some(next) = files.scan(source, &prefix, &from).next() else {
             break;
         };
-        if key.source != source || !key.path.starts_with(&prefix) {
-            break;
-        }
+        let (key, object) = next?;
         let rest = &key.path[prefix.len()..];
         match rest.split_once('/') {
             Some((child, _)) => {
@@ -89,42 +83,48 @@ pub(super) fn children_from(
                     name: child.to_string(),
                     kind: EntryKind::Dir,
                 });
-                from.path = format!("{prefix}{child}0");
+                from = format!("{prefix}{child}0");
             }
             None => {
                 out.push(Entry {
                     name: rest.to_string(),
                     kind: match object {
-                        Object::File(f) => EntryKind::File(f.size),
-                        Object::Symlink { target } => EntryKind::Link(target.clone()),
+                        Held::File(f) => EntryKind::File(f.size),
+                        Held::Link(target) => EntryKind::Link(target),
                     },
                 });
                 // The first path after this one.
-                from.path = format!("{}\0", key.path);
+                from = format!("{}\0", key.path);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// One page of `dir`'s children: one more than a page is read to learn
 /// whether a next page exists.
-fn page(catalog: &Catalog, source: &str, dir: &str, marker: Option<&str>, size: usize) -> Page {
-    let mut entries = children_from(catalog, source, dir, marker, size.saturating_add(1));
+fn page(
+    files: &GenRead,
+    source: &str,
+    dir: &str,
+    marker: Option<&str>,
+    size: usize,
+) -> Result<Page, GenReadError> {
+    let mut entries = children_from(files, source, dir, marker, size.saturating_add(1))?;
     let next = if entries.len() > size {
         entries.truncate(size);
         entries.last().map(Entry::marker)
     } else {
         None
     };
-    Page { entries, next }
+    Ok(Page { entries, next })
 }
 
 /// Reads one page of `dir` in `source` on a blocking thread, waiting for a
 /// listing slot first.
 pub(super) async fn read_page(
     server: &Server,
-    catalog: &Arc<Catalog>,
+    files: &Arc<GenRead>,
     source: &str,
     dir: &str,
     marker: Option<String>,
@@ -134,10 +134,12 @@ pub(super) async fn read_page(
         .acquire()
         .await
         .map_err(|_| server_error("the listing slots are closed".into()))?;
-    let catalog = catalog.clone();
+    let files = files.clone();
     let (src, path, size) = (source.to_string(), dir.to_string(), server.page_size);
-    tokio::task::spawn_blocking(move || page(&catalog, &src, &path, marker.as_deref(), size))
+    tokio::task::spawn_blocking(move || page(&files, &src, &path, marker.as_deref(), size))
         .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
         .map_err(|e| server_error(format!("building a listing of {source}/{dir} failed: {e}")))
 }
 

@@ -16,11 +16,10 @@ use super::generation::{Generation, Server};
 use super::request::Req;
 use super::response::{not_found, server_error, text, with_body};
 use super::tree::tree;
-use crate::store::npm::GEN_NPM;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use ferry_formats::npm::{check_name, packument_path, tarball_path};
-use ferry_protocol::catalog::{Object, SourceKind};
+use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::path::{check_key, ObjectKey};
 use serde_json::{Map, Value};
 
@@ -55,7 +54,7 @@ pub(super) async fn route(
     req: Req<'_>,
 ) -> Response {
     if let Some((source, name)) = decoded.split_once('/') {
-        let is_npm = g.catalog.sources.get(source) == Some(&SourceKind::Npm);
+        let is_npm = g.files.kind_of(source) == Some(SourceKind::Npm);
         if is_npm && check_name(name).is_ok() {
             return packument(g, source, name, req, server.https).await;
         }
@@ -74,16 +73,18 @@ async fn packument(
         source: source.to_string(),
         path: packument_path(name),
     };
-    if !matches!(g.catalog.objects.get(&key), Some(Object::File(_))) || check_key(&key).is_err() {
-        return not_found(req.path);
-    }
+    let f = match g.files.file(&key) {
+        Ok(Some(f)) if check_key(&key).is_ok() => f,
+        Ok(_) => return not_found(req.path),
+        Err(e) => return server_error(format!("generation {}: {e}", g.name)),
+    };
     let Some(base) = public_base(req.headers, https) else {
         return text(
             StatusCode::BAD_REQUEST,
             "a packument needs a Host header naming this server",
         );
     };
-    let fs_path = g.dir.join(GEN_NPM).join(source).join(&key.path);
+    let fs_path = g.files.bytes_path(&key, &f);
     let doc: Value = match tokio::fs::read(&fs_path)
         .await
         .map(|b| serde_json::from_slice(&b))

@@ -10,15 +10,14 @@ use super::file::{none_match_hits, serve_file};
 use super::generation::{Generation, Server};
 use super::request::{decode, query_number, query_param, BadRequest};
 use super::response::{link_next, server_error, with_body, with_generation};
-use crate::layout::GEN_OCI;
+use crate::genread::{FileMeta, GenRead, GenReadError};
 use crate::store::oci as oci_store;
 use axum::body::Body;
 use axum::http::header::{self, HeaderName};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
+use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::path::{check_key, ObjectKey};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Sent with every `/v2/` response.
@@ -104,7 +103,11 @@ async fn oci_route(
             format!("invalid repository name {name:?}"),
         );
     }
-    let Some(source) = find_repo(&g.catalog, &name) else {
+    let found = match find_repo(&g.files, &name) {
+        Ok(f) => f,
+        Err(e) => return read_failed(g, &e),
+    };
+    let Some(source) = found.as_deref() else {
         return oci_error(
             StatusCode::NOT_FOUND,
             "NAME_UNKNOWN",
@@ -120,41 +123,43 @@ async fn oci_route(
     }
 }
 
-/// The first OCI source (in name order) holding a tag of repository `name`.
-fn find_repo<'c>(catalog: &'c Catalog, name: &str) -> Option<&'c str> {
-    let prefix = oci_store::tags_prefix(name);
-    catalog
-        .sources
-        .iter()
-        .filter(|(_, k)| **k == SourceKind::Oci)
-        .map(|(s, _)| s.as_str())
-        .find(|s| {
-            let from = ObjectKey {
-                source: s.to_string(),
-                path: prefix.clone(),
-            };
-            catalog
-                .objects
-                .range(from..)
-                .next()
-                .is_some_and(|(k, _)| k.source == *s && k.path.starts_with(&prefix))
-        })
+/// The 500 answering a generation that cannot be read.
+fn read_failed(g: &Generation, e: &GenReadError) -> Response {
+    server_error(format!("generation {}: {e}", g.name))
 }
 
-/// The file of `key` in generation `g`'s OCI store, if the catalog holds it.
-fn oci_file<'c>(
-    g: &'c Generation,
+/// The first OCI source (in name order) holding a tag of repository `name`.
+fn find_repo(files: &GenRead, name: &str) -> Result<Option<String>, GenReadError> {
+    let prefix = oci_store::tags_prefix(name);
+    for s in files
+        .sources()
+        .iter()
+        .filter(|(_, k)| **k == SourceKind::Oci)
+        .map(|(s, _)| s)
+    {
+        if files
+            .scan(s, &prefix, &prefix)
+            .next()
+            .transpose()?
+            .is_some()
+        {
+            return Ok(Some(s.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// The file at `path` of `source` in generation `g`, if it holds one there.
+fn oci_file(
+    g: &Generation,
     source: &str,
     path: String,
-) -> Option<(ObjectKey, &'c FileObject)> {
+) -> Result<Option<(ObjectKey, FileMeta)>, GenReadError> {
     let key = ObjectKey {
         source: source.to_string(),
         path,
     };
-    match g.catalog.objects.get(&key) {
-        Some(Object::File(f)) => Some((key, f)),
-        _ => None,
-    }
+    Ok(g.files.file(&key)?.map(|f| (key, f)))
 }
 
 /// Reads a small file of generation `g`'s OCI store whole, checking its size
@@ -162,7 +167,7 @@ fn oci_file<'c>(
 async fn read_oci_file(
     g: &Generation,
     key: &ObjectKey,
-    f: &FileObject,
+    f: &FileMeta,
     max: u64,
 ) -> Result<Vec<u8>, Response> {
     if let Err(e) = check_key(key) {
@@ -177,7 +182,7 @@ async fn read_oci_file(
             g.name, f.size
         )));
     }
-    let fs_path = g.dir.join(GEN_OCI).join(&key.source).join(&key.path);
+    let fs_path = g.files.bytes_path(key, f);
     match tokio::fs::read(&fs_path).await {
         Ok(bytes) if bytes.len() as u64 == f.size => Ok(bytes),
         Ok(bytes) => Err(server_error(format!(
@@ -214,10 +219,14 @@ async fn oci_manifest(
             }
         }
     } else if oci_store::valid_tag(reference) {
-        let Some((key, f)) = oci_file(g, source, oci_store::tag_path(name, reference)) else {
+        let tag = match oci_file(g, source, oci_store::tag_path(name, reference)) {
+            Ok(t) => t,
+            Err(e) => return read_failed(g, &e),
+        };
+        let Some((key, f)) = tag else {
             return unknown(format!("manifest unknown: {name} has no tag {reference}"));
         };
-        let bytes = match read_oci_file(g, &key, f, MAX_TAG_FILE).await {
+        let bytes = match read_oci_file(g, &key, &f, MAX_TAG_FILE).await {
             Ok(b) => b,
             Err(r) => return r,
         };
@@ -235,7 +244,11 @@ async fn oci_manifest(
             "manifest unknown: {reference:?} is neither a tag nor a digest"
         ));
     };
-    let Some((key, f)) = oci_file(g, source, oci_store::manifest_path(&hex)) else {
+    let manifest = match oci_file(g, source, oci_store::manifest_path(&hex)) {
+        Ok(m) => m,
+        Err(e) => return read_failed(g, &e),
+    };
+    let Some((key, f)) = manifest else {
         return unknown(format!("manifest unknown: {name}@sha256:{hex}"));
     };
     let etag = format!("\"sha256:{hex}\"");
@@ -251,7 +264,7 @@ async fn oci_manifest(
         r.headers_mut().insert(DOCKER_CONTENT_DIGEST, digest);
         return r;
     }
-    let bytes = match read_oci_file(g, &key, f, oci_store::MAX_MANIFEST_BYTES).await {
+    let bytes = match read_oci_file(g, &key, &f, oci_store::MAX_MANIFEST_BYTES).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -296,25 +309,22 @@ async fn oci_blob(
             ),
         );
     };
-    let Some((key, f)) = oci_file(g, source, oci_store::blob_path(hex))
-        .or_else(|| oci_file(g, source, oci_store::manifest_path(hex)))
-    else {
+    let blob = match oci_file(g, source, oci_store::blob_path(hex)) {
+        Ok(None) => oci_file(g, source, oci_store::manifest_path(hex)),
+        other => other,
+    };
+    let blob = match blob {
+        Ok(b) => b,
+        Err(e) => return read_failed(g, &e),
+    };
+    let Some((key, f)) = blob else {
         return oci_error(
             StatusCode::NOT_FOUND,
             "BLOB_UNKNOWN",
             format!("blob unknown: sha256:{hex}"),
         );
     };
-    let mut r = serve_file(
-        g,
-        &key,
-        f,
-        GEN_OCI,
-        "application/octet-stream",
-        headers,
-        head,
-    )
-    .await;
+    let mut r = serve_file(g, &key, &f, "application/octet-stream", headers, head).await;
     if r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED {
         r.headers_mut().insert(
             DOCKER_CONTENT_DIGEST,
@@ -327,16 +337,16 @@ async fn oci_blob(
 /// `GET /v2/<name>/tags/list`, with `n` and `last`.
 fn oci_tags(g: &Generation, source: &str, name: &str, query: Option<&str>) -> Response {
     let prefix = oci_store::tags_prefix(name);
-    let from = ObjectKey {
-        source: source.to_string(),
-        path: prefix.clone(),
-    };
-    let tags = g
-        .catalog
-        .objects
-        .range(from..)
-        .take_while(|(k, _)| k.source == source && k.path.starts_with(&prefix))
-        .map(|(k, _)| &k.path[prefix.len()..])
+    let mut tags = Vec::new();
+    for item in g.files.scan(source, &prefix, &prefix) {
+        match item {
+            Ok((k, _)) => tags.push(k.path[prefix.len()..].to_string()),
+            Err(e) => return read_failed(g, &e),
+        }
+    }
+    let tags = tags
+        .iter()
+        .map(String::as_str)
         .filter(|t| oci_store::valid_tag(t));
     let (page, next) = match paginate(tags, query) {
         Ok(p) => p,
@@ -354,27 +364,22 @@ fn oci_tags(g: &Generation, source: &str, name: &str, query: Option<&str>) -> Re
 fn oci_catalog(g: &Generation, query: Option<&str>) -> Response {
     let mut repos = std::collections::BTreeSet::new();
     for (source, _) in g
-        .catalog
-        .sources
+        .files
+        .sources()
         .iter()
         .filter(|(_, k)| **k == SourceKind::Oci)
     {
-        let from = ObjectKey {
-            source: source.clone(),
-            path: "repos/".into(),
-        };
-        for (k, _) in g
-            .catalog
-            .objects
-            .range(from..)
-            .take_while(|(k, _)| k.source == *source && k.path.starts_with("repos/"))
-        {
+        for item in g.files.scan(source, "repos/", "repos/") {
+            let k = match item {
+                Ok((k, _)) => k,
+                Err(e) => return read_failed(g, &e),
+            };
             if let Some(oci_store::OciPath::Tag { repo, .. }) = oci_store::parse_path(&k.path) {
-                repos.insert(repo);
+                repos.insert(repo.to_string());
             }
         }
     }
-    let (page, next) = match paginate(repos.into_iter(), query) {
+    let (page, next) = match paginate(repos.iter().map(String::as_str), query) {
         Ok(p) => p,
         Err(r) => return *r,
     };
@@ -425,8 +430,8 @@ fn oci_bad_request(e: &BadRequest) -> Response {
 /// Descriptors of the manifests held by one source, by the hex of their subject.
 type ReferrerMap = std::collections::HashMap<String, Vec<serde_json::Value>>;
 
-/// A referrer map's key: the generation's directory and the source.
-type ReferrerKey = (PathBuf, String);
+/// A referrer map's key: the generation's name and the source.
+type ReferrerKey = (String, String);
 
 /// The referrer maps built so far. Only the current generation's are kept.
 static REFERRERS: std::sync::Mutex<Vec<(ReferrerKey, Arc<ReferrerMap>)>> =
@@ -435,24 +440,24 @@ static REFERRERS: std::sync::Mutex<Vec<(ReferrerKey, Arc<ReferrerMap>)>> =
 /// The referrer map of `source` in generation `g`, built on first use by
 /// reading every manifest the source holds.
 async fn referrer_map(g: &Generation, source: &str) -> Result<Arc<ReferrerMap>, Response> {
-    let id = (g.dir.clone(), source.to_string());
+    let id = (g.name.clone(), source.to_string());
     {
         let cache = REFERRERS.lock().expect("referrers cache");
         if let Some((_, m)) = cache.iter().find(|(k, _)| *k == id) {
             return Ok(m.clone());
         }
     }
-    let from = ObjectKey {
-        source: source.to_string(),
-        path: ferry_formats::oci::MANIFESTS_PREFIX.into(),
-    };
+    let prefix = ferry_formats::oci::MANIFESTS_PREFIX;
+    let mut manifests = Vec::new();
+    for item in g.files.scan(source, prefix, prefix) {
+        let (key, held) = item.map_err(|e| read_failed(g, &e))?;
+        if let Some(f) = held.file() {
+            manifests.push((key, f));
+        }
+    }
     let mut map = ReferrerMap::new();
-    for (key, obj) in g.catalog.objects.range(from..).take_while(|(k, _)| {
-        k.source == source && k.path.starts_with(ferry_formats::oci::MANIFESTS_PREFIX)
-    }) {
-        let (Object::File(f), Some(oci_store::OciPath::Manifest(hex))) =
-            (obj, oci_store::parse_path(&key.path))
-        else {
+    for (key, f) in &manifests {
+        let Some(oci_store::OciPath::Manifest(hex)) = oci_store::parse_path(&key.path) else {
             continue;
         };
         let bytes = read_oci_file(g, key, f, oci_store::MAX_MANIFEST_BYTES).await?;
@@ -486,7 +491,7 @@ async fn referrer_map(g: &Generation, source: &str) -> Result<Arc<ReferrerMap>, 
     }
     let map = Arc::new(map);
     let mut cache = REFERRERS.lock().expect("referrers cache");
-    cache.retain(|((dir, _), _)| *dir == g.dir);
+    cache.retain(|((name, _), _)| *name == g.name);
     cache.push((id, map.clone()));
     Ok(map)
 }

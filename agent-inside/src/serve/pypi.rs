@@ -24,12 +24,12 @@ use super::generation::{Generation, Server};
 use super::request::{source_name, Req};
 use super::response::{href_encode, html_escape, not_found, redirect, server_error, with_body};
 use super::tree::tree;
-use crate::store::pypi::GEN_PYPI;
+use crate::genread::{GenRead, GenReadError};
 use crate::store::pypi_meta::{hashes_path, metadata_path, GEN_PYPI_META};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use ferry_formats::pypi::{self as store, ProjectIndex, PypiPath};
-use ferry_protocol::catalog::{Catalog, Object, SourceKind};
+use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::path::{check_key, ObjectKey};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -87,8 +87,7 @@ pub(super) async fn route(
     let Some((source, path)) = decoded.split_once('/') else {
         return tree(server, g, SourceKind::Pypi, decoded, req).await;
     };
-    if source_name(raw, source).is_err() || g.catalog.sources.get(source) != Some(&SourceKind::Pypi)
-    {
+    if source_name(raw, source).is_err() || g.files.kind_of(source) != Some(SourceKind::Pypi) {
         return tree(server, g, SourceKind::Pypi, decoded, req).await;
     }
     if path == "simple" {
@@ -131,20 +130,15 @@ fn vary(mut r: Response) -> Response {
 }
 
 /// The projects of `source`, in name order.
-fn projects<'c>(catalog: &'c Catalog, source: &str) -> Vec<&'c str> {
-    let from = ObjectKey {
-        source: source.to_string(),
-        path: "simple/".to_string(),
-    };
-    catalog
-        .objects
-        .range(&from..)
-        .take_while(|(k, _)| k.source == source && k.path.starts_with("simple/"))
-        .filter_map(|(k, _)| match store::parse_path(&k.path) {
-            Some(PypiPath::Index(p)) => Some(p),
-            _ => None,
-        })
-        .collect()
+fn projects(files: &GenRead, source: &str) -> Result<Vec<String>, GenReadError> {
+    let mut out = Vec::new();
+    for item in files.scan(source, "simple/", "simple/") {
+        let (k, _) = item?;
+        if let Some(PypiPath::Index(p)) = store::parse_path(&k.path) {
+            out.push(p.to_string());
+        }
+    }
+    Ok(out)
 }
 
 /// [`project_list`] on a blocking thread, in a listing slot: the list of a
@@ -158,14 +152,17 @@ async fn project_list_off_workers(
     let Ok(_slot) = server.listing_slots.acquire().await else {
         return server_error("the listing slots are closed".into());
     };
-    let (catalog, src) = (g.catalog.clone(), source.to_string());
-    tokio::task::spawn_blocking(move || project_list(&catalog, &src, form))
+    let (files, src) = (g.files.clone(), source.to_string());
+    tokio::task::spawn_blocking(move || project_list(&files, &src, form))
         .await
         .unwrap_or_else(|e| server_error(format!("listing the projects of {source} failed: {e}")))
 }
 
-fn project_list(catalog: &Catalog, source: &str, form: Form) -> Response {
-    let names = projects(catalog, source);
+fn project_list(files: &GenRead, source: &str, form: Form) -> Response {
+    let names = match projects(files, source) {
+        Ok(n) => n,
+        Err(e) => return server_error(format!("generation {}: {e}", files.name())),
+    };
     if form == Form::Json {
         let body = serde_json::json!({
             "meta": {"api-version": "1.1"},
@@ -181,8 +178,8 @@ fn project_list(catalog: &Catalog, source: &str, form: Form) -> Response {
         let _ = writeln!(
             html,
             "<a href=\"{}/\">{}</a><br/>",
-            html_escape(&href_encode(n)),
-            html_escape(n)
+            html_escape(&href_encode(&n)),
+            html_escape(&n)
         );
     }
     html.push_str("</body></html>\n");
@@ -214,16 +211,18 @@ async fn project_page(g: &Generation, source: &str, project: &str, form: Form) -
         source: source.to_string(),
         path: store::index_path(project),
     };
-    if !matches!(g.catalog.objects.get(&key), Some(Object::File(_))) {
-        return not_found(&format!("/pypi/{source}/simple/{project}/"));
-    }
+    let f = match g.files.file(&key) {
+        Ok(Some(f)) => f,
+        Ok(None) => return not_found(&format!("/pypi/{source}/simple/{project}/")),
+        Err(e) => return server_error(format!("generation {}: {e}", g.name)),
+    };
     if let Err(e) = check_key(&key) {
         return server_error(format!(
             "the catalog of generation {} holds an unsafe key: {e}",
             g.name
         ));
     }
-    let fs_path = g.dir.join(GEN_PYPI).join(source).join(&key.path);
+    let fs_path = g.files.bytes_path(&key, &f);
     let bytes = match tokio::fs::read(&fs_path).await {
         Ok(b) => b,
         Err(e) => {
@@ -248,8 +247,8 @@ async fn project_page(g: &Generation, source: &str, project: &str, form: Form) -
             source: source.to_string(),
             path: format!("files/{filename}"),
         };
-        match g.catalog.objects.get(&k) {
-            Some(Object::File(f)) => f.size,
+        match g.files.file(&k) {
+            Ok(Some(f)) => f.size,
             _ => 0,
         }
     };
@@ -269,15 +268,23 @@ async fn core_metadata(g: &Generation, source: &str, path: &str) -> Option<Respo
         source: source.to_string(),
         path,
     };
-    let held = |k: &ObjectKey| g.catalog.objects.contains_key(k);
-    if wheel.contains('/') || held(&key(path.to_string())) || !held(&key(store::file_path(wheel))) {
+    let held = |k: &ObjectKey| g.files.get(k).map(|h| h.is_some());
+    if wheel.contains('/') {
         return None;
     }
+    match (
+        held(&key(path.to_string())),
+        held(&key(store::file_path(wheel))),
+    ) {
+        (Ok(false), Ok(true)) => {}
+        (Err(e), _) | (_, Err(e)) => {
+            return Some(server_error(format!("generation {}: {e}", g.name)))
+        }
+        _ => return None,
+    }
     let file = g
-        .dir
-        .join(GEN_PYPI_META)
-        .join(source)
-        .join(metadata_path(wheel));
+        .files
+        .derived_path(GEN_PYPI_META, source, &metadata_path(wheel));
     let text = tokio::fs::read_to_string(&file).await.ok()?;
     Some(with_body(StatusCode::OK, "text/plain; charset=utf-8", text))
 }
@@ -286,10 +293,8 @@ async fn core_metadata(g: &Generation, source: &str, path: &str) -> Option<Respo
 /// none was written).
 async fn metadata_hashes(g: &Generation, source: &str, project: &str) -> BTreeMap<String, String> {
     let file = g
-        .dir
-        .join(GEN_PYPI_META)
-        .join(source)
-        .join(hashes_path(project));
+        .files
+        .derived_path(GEN_PYPI_META, source, &hashes_path(project));
     match tokio::fs::read(&file).await {
         Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
         Err(_) => BTreeMap::new(),

@@ -155,13 +155,13 @@ fn health(server: &Server) -> Response {
 
 /// The `/` page.
 fn summary(g: &Generation) -> Response {
-    let c = &g.catalog;
-    let sources: Vec<&str> = c.sources.keys().map(String::as_str).collect();
+    let f = &g.files;
+    let sources: Vec<&str> = f.sources().keys().map(String::as_str).collect();
     let body = format!(
         "ferry-in store\ngeneration: {}\nobjects: {}\nbytes: {}\nsources: {}\n",
         g.name,
-        c.objects.len(),
-        c.total_bytes(),
+        f.objects(),
+        f.total_bytes(),
         sources.join(", "),
     );
     text(StatusCode::OK, body)

@@ -6,10 +6,11 @@ use super::file::{content_type, serve_file};
 use super::generation::{Generation, Server};
 use super::listing::{children_from, listing, next_url, read_page, Entry, EntryKind};
 use super::request::{query_param, tree_path, Req};
-use super::response::{not_found, redirect, text};
+use super::response::{not_found, redirect, server_error, text};
+use crate::genread::{FileMeta, GenRead, GenReadError, Held};
 use axum::http::StatusCode;
 use axum::response::Response;
-use ferry_protocol::catalog::{Catalog, FileObject, Object, SourceKind};
+use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::path::ObjectKey;
 
 /// At most this many symbolic links are followed for one request.
@@ -27,8 +28,8 @@ pub(super) async fn tree(
     let raw = req.path;
     if decoded.is_empty() {
         let entries = g
-            .catalog
-            .sources
+            .files
+            .sources()
             .iter()
             .filter(|(_, k)| **k == kind)
             .map(|(s, _)| Entry {
@@ -42,24 +43,28 @@ pub(super) async fn tree(
         Ok(p) => p,
         Err(e) => return e.response(),
     };
-    if g.catalog.sources.get(p.source) != Some(&kind) {
+    if g.files.kind_of(p.source) != Some(kind) {
         return not_found(raw);
     }
-    match resolve(&g.catalog, p.source, p.path) {
+    let resolved = match resolve(&g.files, p.source, p.path) {
+        Ok(r) => r,
+        Err(e) => return server_error(format!("generation {}: {e}", g.name)),
+    };
+    match resolved {
         Resolved::File(_, _) if p.want_dir => text(
             StatusCode::NOT_FOUND,
             format!("not found: {raw} (a file, not a directory)"),
         ),
         Resolved::File(key, f) => {
             let ct = content_type(decoded);
-            serve_file(g, &key, f, kind.name(), ct, req.headers, req.head).await
+            serve_file(g, &key, &f, ct, req.headers, req.head).await
         }
         Resolved::Dir(dir) if p.want_dir => {
             let marker = match query_param(req.query, "marker") {
                 Ok(m) => m,
                 Err(e) => return e.response(),
             };
-            let page = match read_page(server, &g.catalog, p.source, &dir, marker).await {
+            let page = match read_page(server, &g.files, p.source, &dir, marker).await {
                 Ok(page) => page,
                 Err(r) => return r,
             };
@@ -73,9 +78,9 @@ pub(super) async fn tree(
 }
 
 /// What a path in a source stands for, once links are followed.
-pub(super) enum Resolved<'c> {
+pub(super) enum Resolved {
     /// A regular file, under its real key.
-    File(ObjectKey, &'c FileObject),
+    File(ObjectKey, FileMeta),
     /// A directory: a prefix of some objects' paths (`""` is the source root).
     Dir(String),
     /// Nothing, a dangling link, a link loop, or a path through a file.
@@ -84,9 +89,9 @@ pub(super) enum Resolved<'c> {
 
 /// Walks `path` in `source` component by component, replacing every symbolic
 /// link met (at the end or in the middle) by its target, read relative to the
-/// link's directory. Works on the catalog alone: nothing touches the
-/// filesystem, and `..` can never climb above the source root.
-pub(super) fn resolve<'c>(catalog: &'c Catalog, source: &str, path: &str) -> Resolved<'c> {
+/// link's directory. Works on the generation's index alone: `..` can never
+/// climb above the source root.
+pub(super) fn resolve(files: &GenRead, source: &str, path: &str) -> Result<Resolved, GenReadError> {
     let mut key = ObjectKey {
         source: source.to_string(),
         path: String::with_capacity(path.len()),
@@ -94,14 +99,14 @@ pub(super) fn resolve<'c>(catalog: &'c Catalog, source: &str, path: &str) -> Res
     // For each component in `key.path`, the length of `key.path` before it.
     let mut lens: Vec<usize> = Vec::new();
     // Components still to walk, last first.
-    let mut todo: Vec<&str> = path.split('/').rev().collect();
+    let mut todo: Vec<String> = path.split('/').rev().map(String::from).collect();
     let mut hops = 0;
     while let Some(comp) = todo.pop() {
-        match comp {
+        match comp.as_str() {
             "" | "." => {}
             ".." => match lens.pop() {
                 Some(len) => key.path.truncate(len),
-                None => return Resolved::Missing,
+                None => return Ok(Resolved::Missing),
             },
             name => {
                 lens.push(key.path.len());
@@ -109,32 +114,32 @@ pub(super) fn resolve<'c>(catalog: &'c Catalog, source: &str, path: &str) -> Res
                     key.path.push('/');
                 }
                 key.path.push_str(name);
-                match catalog.objects.get(&key) {
+                match files.get(&key)? {
                     None => {}
-                    Some(Object::File(f)) => {
-                        return if todo.is_empty() {
+                    Some(Held::File(f)) => {
+                        return Ok(if todo.is_empty() {
                             Resolved::File(key, f)
                         } else {
                             Resolved::Missing
-                        };
+                        });
                     }
-                    Some(Object::Symlink { target }) => {
+                    Some(Held::Link(target)) => {
                         hops += 1;
                         if hops > MAX_LINK_HOPS || target.starts_with('/') {
-                            return Resolved::Missing;
+                            return Ok(Resolved::Missing);
                         }
                         if let Some(len) = lens.pop() {
                             key.path.truncate(len);
                         }
-                        todo.extend(target.split('/').rev());
+                        todo.extend(target.split('/').rev().map(String::from));
                     }
                 }
             }
         }
     }
-    if key.path.is_empty() || !children_from(catalog, source, &key.path, None, 1).is_empty() {
-        Resolved::Dir(key.path)
+    if key.path.is_empty() || !children_from(files, source, &key.path, None, 1)?.is_empty() {
+        Ok(Resolved::Dir(key.path))
     } else {
-        Resolved::Missing
+        Ok(Resolved::Missing)
     }
 }
