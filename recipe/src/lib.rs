@@ -102,6 +102,7 @@
 mod by_recipe;
 mod codec;
 mod containers;
+mod gnu;
 mod rebuild;
 mod recipe;
 mod report;
@@ -114,6 +115,7 @@ pub use by_recipe::{expand_by, ExpandByError};
 pub use rebuild::{rebuild, RebuildError};
 pub use recipe::{
     DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION, RECIPE_VERSION_1,
+    RECIPE_VERSION_2,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
