@@ -39,9 +39,9 @@ const CONFIG: [(usize, usize, usize, usize); 9] = [
 pub(super) struct Matcher<'a> {
     input: &'a [u8],
     read_at: usize,
-    window: Vec<u8>,
-    prev: Vec<u16>,
-    head: Vec<u16>,
+    window: Box<[u8; WINDOW_SIZE + PAD]>,
+    prev: Box<[u16; WSIZE]>,
+    head: Box<[u16; HASH_SIZE]>,
     ins_h: usize,
     strstart: usize,
     match_start: usize,
@@ -64,9 +64,9 @@ impl<'a> Matcher<'a> {
         let mut m = Matcher {
             input,
             read_at: 0,
-            window: vec![0; WINDOW_SIZE + PAD],
-            prev: vec![0; WSIZE],
-            head: vec![0; HASH_SIZE],
+            window: Box::new([0; WINDOW_SIZE + PAD]),
+            prev: Box::new([0; WSIZE]),
+            head: Box::new([0; HASH_SIZE]),
             ins_h: 0,
             strstart: 0,
             match_start: 0,
@@ -175,17 +175,16 @@ impl<'a> Matcher<'a> {
         if self.prev_length >= self.good_match {
             chain_length >>= 2;
         }
-        let w = &self.window;
-        let mut scan_end1 = w[scan + best_len - 1];
-        let mut scan_end = w[scan + best_len];
+        let w = &self.window[..];
+        // Two bytes at a time: gzip compares match[best_len], match[best_len - 1],
+        // match[0] and match[1] with the current string's before anything else.
+        let pair = |at: usize| u16::from_le_bytes([w[at], w[at + 1]]);
+        let mut scan_end = pair(scan + best_len - 1);
+        let scan_start = pair(scan);
         let mut found = None;
         loop {
             let m = cur_match;
-            if w[m + best_len] == scan_end
-                && w[m + best_len - 1] == scan_end1
-                && w[m] == w[scan]
-                && w[m + 1] == w[scan + 1]
-            {
+            if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
                 let len = self.extend(scan, m);
                 if len > best_len {
                     found = Some(cur_match);
@@ -193,8 +192,7 @@ impl<'a> Matcher<'a> {
                     if len >= self.nice_match {
                         break;
                     }
-                    scan_end1 = w[scan + best_len - 1];
-                    scan_end = w[scan + best_len];
+                    scan_end = pair(scan + best_len - 1);
                 }
             }
             cur_match = usize::from(self.prev[cur_match & WMASK]);

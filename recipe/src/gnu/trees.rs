@@ -174,24 +174,26 @@ pub(super) struct Bits {
 }
 
 impl Bits {
+    /// Appends the `len` (at most 16) low bits of `value`.
     #[inline]
     fn send(&mut self, value: u32, len: u32) {
         self.buf |= u64::from(value) << self.valid;
         self.valid += len;
-        while self.valid >= 8 {
-            self.out.push(self.buf as u8);
-            self.buf >>= 8;
-            self.valid -= 8;
+        if self.valid >= 32 {
+            self.out.extend_from_slice(&(self.buf as u32).to_le_bytes());
+            self.buf >>= 32;
+            self.valid -= 32;
         }
     }
 
     /// Pads to a byte boundary (gzip's `bi_windup`).
     fn windup(&mut self) {
-        if self.valid > 0 {
+        while self.valid > 0 {
             self.out.push(self.buf as u8);
+            self.buf >>= 8;
+            self.valid = self.valid.saturating_sub(8);
         }
         self.buf = 0;
-        self.valid = 0;
     }
 }
 
