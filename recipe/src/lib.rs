@@ -166,8 +166,10 @@ pub struct Options {
     /// analyses again with the check when that fails) sets it to false: that
     /// halves the preflate-rs work, whose recompression costs about what its
     /// analysis costs. For an xz stream it skips the full re-encode of the
-    /// parameter search ([`xz::find_params_by_prefix`]): the caller's rebuild
-    /// is then that stream's only re-encode.
+    /// parameter search ([`xz::find_params_by_prefix`]), and for a deflate
+    /// stream the zlib or GNU gzip encoder search compares only the first MiB
+    /// of each candidate's output: the caller's rebuild is then that stream's
+    /// only full re-encode.
     pub check_streams: bool,
 }
 

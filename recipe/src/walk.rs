@@ -229,7 +229,8 @@ fn reproduce(
     let compressed_len = compressed.len() as u64;
     match codec {
         Codec::Deflate => {
-            if let Some(params) = search.find(compressed, plain, hint) {
+            let prefix = (!opts.check_streams).then_some(crate::zlib::PREFIX);
+            if let Some(params) = search.find(compressed, plain, hint, prefix) {
                 return Ok(Segment::Zlib {
                     plain_len,
                     compressed_len,

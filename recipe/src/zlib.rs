@@ -21,10 +21,13 @@
 //!
 //! The search ([`DeflateSearch`], one per object): the params that rebuilt
 //! the object's previous stream first, then each encoder at the levels the
-//! container's header suggests ([`LevelHint`]); an encoder that fails every
+//! container's header suggests (`LevelHint`); an encoder that fails every
 //! level tried on one stream is not tried again on the object's later streams
 //! (they go straight to the next encoder, then to preflate-rs). Each candidate
-//! stops at its first differing byte (zlib's, or gzip's, block).
+//! stops at its first differing byte (zlib's, or gzip's, block). With
+//! `Options::check_streams` off, a candidate whose first MiB (`PREFIX`)
+//! matches is taken without deflating the rest: the caller rebuilds the whole
+//! object and checks its digest anyway.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -259,18 +262,33 @@ fn encode_to<E>(
     }
 }
 
-/// Whether `params` deflate `plain` into exactly `compressed`; stops at the
-/// first piece of output that differs.
-fn reproduces(params: ZlibParams, plain: &[u8], compressed: &[u8]) -> bool {
+/// Compressed bytes compared before a candidate is taken when the caller
+/// checks the whole object anyway (`Options::check_streams` off): 1 MiB.
+pub(crate) const PREFIX: usize = 1 << 20;
+
+/// Whether `params` deflate `plain` into exactly `compressed`, or, with
+/// `prefix`, into output that starts with the first `prefix` bytes of
+/// `compressed` (the caller rebuilds and checks the rest); stops at the first
+/// piece of output that differs.
+fn reproduces(params: ZlibParams, plain: &[u8], compressed: &[u8], prefix: Option<usize>) -> bool {
+    let enough = prefix.unwrap_or(usize::MAX).min(compressed.len());
     let mut at = 0usize;
     let done = encode_to(params, plain, |b| match compressed.get(at..at + b.len()) {
         Some(want) if want == b => {
             at += b.len();
+            if at >= enough && at < compressed.len() {
+                // Enough compared: stop here (Err stops the encoder).
+                return Err(true);
+            }
             Ok(())
         }
-        _ => Err(()),
+        _ => Err(false),
     });
-    done.is_ok() && at == compressed.len()
+    match done {
+        Ok(()) => at == compressed.len(),
+        Err(Ok(stopped_early)) => stopped_early,
+        Err(Err(_)) => false,
+    }
 }
 
 /// The search for the params that rebuild an object's deflate streams; one
@@ -285,15 +303,18 @@ pub(crate) struct DeflateSearch {
 
 impl DeflateSearch {
     /// The params with which an encoder of this build rebuilds `compressed`
-    /// (one whole raw deflate stream) from `plain` byte for byte, if any.
+    /// (one whole raw deflate stream) from `plain` byte for byte, if any;
+    /// with `prefix`, the first whose output starts with that many bytes of
+    /// `compressed` (the caller then rebuilds and checks the whole object).
     pub(crate) fn find(
         &mut self,
         compressed: &[u8],
         plain: &[u8],
         hint: LevelHint,
+        prefix: Option<usize>,
     ) -> Option<ZlibParams> {
         if let Some(last) = self.last {
-            if reproduces(last, plain, compressed) {
+            if reproduces(last, plain, compressed, prefix) {
                 return Some(last);
             }
         }
@@ -306,7 +327,7 @@ impl DeflateSearch {
                 .iter()
                 .map(|&level| ZlibParams { encoder, level })
                 .filter(|&p| Some(p) != self.last)
-                .find(|&p| reproduces(p, plain, compressed));
+                .find(|&p| reproduces(p, plain, compressed, prefix));
             if found.is_some() {
                 self.last = found;
                 return found;

@@ -302,3 +302,34 @@ fn encoder_2_needs_recipe_version_3() {
         ));
     }
 }
+
+#[test]
+fn unchecked_analysis_compares_a_prefix_and_the_rebuild_checks_the_rest() {
+    if !have("gzip", "unchecked_analysis_compares_a_prefix") {
+        return;
+    }
+    let mut plain = noise(1_500_000);
+    plain.extend(binary(3_000_000, 60));
+    plain.extend(text(3_000_000, 61));
+    let gz = gzip_pipe(6, &plain);
+    assert!(
+        gz.len() > 3 << 19,
+        "{} bytes: not past the prefix",
+        gz.len()
+    );
+    let opts = Options {
+        check_streams: false,
+        ..Options::default()
+    };
+    let a = analyze(&gz, &opts);
+    assert_eq!(
+        zlib_params(&a.recipe),
+        vec![ZlibParams {
+            encoder: GNU_GZIP_ENCODER,
+            level: 6
+        }]
+    );
+    let mut out = Vec::new();
+    rebuild(&a.recipe, &a.expanded, gz.len() as u64, &mut out).unwrap();
+    assert!(out == gz);
+}
