@@ -4,6 +4,7 @@
 use crate::codec::Codec;
 use crate::report::StreamKind;
 use crate::walk::{Place, Walker};
+use crate::zlib::LevelHint;
 
 const GZIP: &[u8] = &[0x1f, 0x8b, 0x08];
 const ZIP_LOCAL: &[u8] = b"PK\x03\x04";
@@ -42,6 +43,7 @@ pub(crate) fn walk(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
         start,
         end,
         declared: None,
+        hint: LevelHint::Unknown,
     };
     if head.starts_with(GZIP) {
         gzip(w, start, end);
@@ -93,6 +95,7 @@ fn gzip(w: &mut Walker<'_>, start: usize, end: usize) {
             start: body,
             end,
             declared: None,
+            hint: LevelHint::of_xfl(w.data[at + 8]),
         };
         match w.stream(place) {
             Some(stream_end) => at = stream_end + 8,
@@ -170,6 +173,7 @@ fn zip(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
                     start: data_at,
                     end: data_end.unwrap_or(end),
                     declared,
+                    hint: LevelHint::of_zip_flags(flags),
                 };
                 w.stream(place).or(data_end)
             }

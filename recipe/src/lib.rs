@@ -55,10 +55,12 @@
 //! The reference form depends on the walk ([`EXPAND_VERSION`]) and on
 //! `max_expanded`, `max_ratio` and `max_depth`: both sides must use the same.
 //!
-//! # The recipe encoding (versions 1 and 2)
+//! # The recipe encoding (versions 1 to 3)
 //!
 //! [`Recipe::to_bytes`]: one version byte, `0x01` unless the recipe holds a
-//! tag-4 segment (then `0x02`; a version-1 recipe with one is refused), then the
+//! tag-4 segment, `0x02` when every tag-4 segment names encoder 1, `0x03` when
+//! one names another encoder (a recipe holding a segment or an encoder its
+//! version does not have is refused: [`RecipeError::SegmentNotInVersion`]), then the
 //! [postcard](https://postcard.jamesmunns.com/wire-format) encoding of
 //! [`Recipe`], with nothing after it, at most [`MAX_RECIPE_BYTES`] in all:
 //! - `varint(n)`, the number of segments, then `n` segments;
@@ -71,8 +73,8 @@
 //!     `{ plain_len: varint, compressed_len: varint, corrections: bytes }`;
 //!   - tag 2, `Xz { plain_len: varint, compressed_len: varint, params: XzParams }`;
 //!   - tag 3, `Zstd { plain_len: varint, compressed_len: varint, params: ZstdParams }`,
-//!   - tag 4 (version 2), `Zlib { plain_len: varint, compressed_len: varint,
-//!     params: { encoder: u8, level: u8 } }`,
+//!   - tag 4 (version 2; encoder 2 version 3), `Zlib { plain_len: varint,
+//!     compressed_len: varint, params: { encoder: u8, level: u8 } }`,
 //!
 //!   where `XzParams` and `ZstdParams` are the postcard encodings of
 //!   [`xz::XzParams`] and [`zstd::ZstdParams`] (a `u8` is one raw byte).
@@ -89,9 +91,12 @@
 //! which must be exactly the chunk's `compressed_len` bytes. A zlib segment
 //! emits zlib's raw deflate (32 KiB window, memLevel 8, default strategy) of
 //! what it consumes at `level` (1 to 9), as encoder `encoder` makes it: encoder
-//! 1 is zlib 1.2.12 to 1.4's output, pinned by known answers ([`zlib`]); a
-//! reader refuses any other encoder, and refuses encoder 1 if the zlib it links
-//! does not give those answers. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
+//! 1 is zlib 1.2.12 to 1.4's output, pinned by known answers ([`zlib`]);
+//! encoder 2 is GNU gzip 1.6 to 1.13's deflate (`gzip -level`, without
+//! `--rsyncable`; its 15-bit hash, 64 KiB window, blocks of at most 32 767
+//! symbols with its early-flush guess every 4096), also pinned by known
+//! answers. A reader refuses any other encoder, and an encoder whose output
+//! here does not give its known answers. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
 //! what it consumes with its params. Every emitted range must have exactly its
 //! declared length, and the object's SHA-256 is checked by the caller.
 
@@ -102,6 +107,7 @@
 mod by_recipe;
 mod codec;
 mod containers;
+mod gnu;
 mod rebuild;
 mod recipe;
 mod report;
@@ -114,6 +120,7 @@ pub use by_recipe::{expand_by, ExpandByError};
 pub use rebuild::{rebuild, RebuildError};
 pub use recipe::{
     DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION, RECIPE_VERSION_1,
+    RECIPE_VERSION_2,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
@@ -159,8 +166,10 @@ pub struct Options {
     /// analyses again with the check when that fails) sets it to false: that
     /// halves the preflate-rs work, whose recompression costs about what its
     /// analysis costs. For an xz stream it skips the full re-encode of the
-    /// parameter search ([`xz::find_params_by_prefix`]): the caller's rebuild
-    /// is then that stream's only re-encode.
+    /// parameter search ([`xz::find_params_by_prefix`]), and for a deflate
+    /// stream the zlib or GNU gzip encoder search compares only the first MiB
+    /// of each candidate's output: the caller's rebuild is then that stream's
+    /// only full re-encode.
     pub check_streams: bool,
 }
 

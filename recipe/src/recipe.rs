@@ -3,13 +3,19 @@
 use serde::{Deserialize, Serialize};
 
 use crate::xz::XzParams;
-use crate::zlib::ZlibParams;
+use crate::zlib::{ZlibParams, ZLIB_ENCODER};
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a [`Segment::Zlib`]; one without is written as version
-/// [`RECIPE_VERSION_1`], which every earlier reader reads. Both are read.
-pub const RECIPE_VERSION: u8 = 2;
+/// for a recipe with a [`Segment::Zlib`] of an encoder other than zlib's (GNU
+/// gzip's, [`GNU_GZIP_ENCODER`](crate::zlib::GNU_GZIP_ENCODER)); a recipe whose zlib segments are all zlib's
+/// is written as version [`RECIPE_VERSION_2`], one without any as
+/// [`RECIPE_VERSION_1`], so that earlier readers read what they can rebuild.
+/// All three are read.
+pub const RECIPE_VERSION: u8 = 3;
+
+/// The version that added [`Segment::Zlib`] (zlib's encoder only).
+pub const RECIPE_VERSION_2: u8 = 2;
 
 /// The first version of the encoding: no [`Segment::Zlib`].
 pub const RECIPE_VERSION_1: u8 = 1;
@@ -149,8 +155,10 @@ pub enum RecipeError {
         /// How many.
         count: usize,
     },
-    /// A version-1 recipe holds a segment that only version 2 has.
-    #[error("recipe version 1 holds a zlib segment (version 2 only)")]
+    /// The recipe holds a segment (or a zlib segment's encoder) that its
+    /// version does not have: a zlib segment in version 1, an encoder other
+    /// than zlib's in version 2.
+    #[error("recipe holds a segment its version does not have (zlib segments need version 2, other encoders version 3)")]
     SegmentNotInVersion,
     /// The segment lengths add up to more than 2^64 bytes.
     #[error("recipe segment lengths overflow a 64-bit size")]
@@ -168,20 +176,19 @@ impl Recipe {
         Recipe { segments }
     }
 
-    /// The version its encoding needs: [`RECIPE_VERSION_1`] unless it holds a
-    /// [`Segment::Zlib`].
+    /// The version its encoding needs: [`RECIPE_VERSION_1`] without a
+    /// [`Segment::Zlib`], [`RECIPE_VERSION_2`] when every zlib segment is
+    /// zlib's, else [`RECIPE_VERSION`].
     pub fn version(&self) -> u8 {
-        if self.has_zlib() {
-            RECIPE_VERSION
-        } else {
-            RECIPE_VERSION_1
-        }
-    }
-
-    fn has_zlib(&self) -> bool {
         self.segments
             .iter()
-            .any(|s| matches!(s, Segment::Zlib { .. }))
+            .map(|s| match s {
+                Segment::Zlib { params, .. } if params.encoder == ZLIB_ENCODER => RECIPE_VERSION_2,
+                Segment::Zlib { .. } => RECIPE_VERSION,
+                _ => RECIPE_VERSION_1,
+            })
+            .max()
+            .unwrap_or(RECIPE_VERSION_1)
     }
 
     /// The encoding: [`Recipe::version`], then the postcard encoding of the recipe.
@@ -207,7 +214,7 @@ impl Recipe {
         if !rest.is_empty() {
             return Err(RecipeError::TrailingBytes { count: rest.len() });
         }
-        if version == RECIPE_VERSION_1 && recipe.has_zlib() {
+        if version < recipe.version() {
             return Err(RecipeError::SegmentNotInVersion);
         }
         if recipe.checked_lens().is_none() {

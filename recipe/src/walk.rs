@@ -6,6 +6,7 @@
 use crate::codec::{self, Bounds, Codec};
 use crate::recipe::Segment;
 use crate::report::{LiteralReason, Outcome, StreamKind, StreamReport};
+use crate::zlib::{DeflateSearch, LevelHint};
 use crate::Options;
 
 /// What the walk is for.
@@ -29,6 +30,8 @@ pub(crate) struct Walker<'a> {
     pub(crate) expanded: Vec<u8>,
     pub(crate) segments: Vec<Segment>,
     pub(crate) streams: Vec<StreamReport>,
+    /// The deflate encoder search of this object.
+    deflate: DeflateSearch,
 }
 
 /// Where a stream sits: its container region ends at `end`, and the container
@@ -39,6 +42,8 @@ pub(crate) struct Place {
     pub(crate) start: usize,
     pub(crate) end: usize,
     pub(crate) declared: Option<usize>,
+    /// The levels the container's header suggests (deflate only).
+    pub(crate) hint: LevelHint,
 }
 
 impl<'a> Walker<'a> {
@@ -52,6 +57,7 @@ impl<'a> Walker<'a> {
             expanded: Vec::new(),
             segments: Vec::new(),
             streams: Vec::new(),
+            deflate: DeflateSearch::default(),
         }
     }
 
@@ -91,6 +97,22 @@ impl<'a> Walker<'a> {
         self.literal_to(self.data.len());
     }
 
+    /// The bounds of decoding a stream whose container region (from the
+    /// stream's start) is `region` bytes.
+    fn bounds(&self, region: u64) -> Bounds {
+        let by_ratio = region.saturating_mul(self.opts.max_ratio);
+        let by_budget = self
+            .opts
+            .max_expanded
+            .saturating_sub(self.projected)
+            .saturating_add(region);
+        Bounds {
+            limit: by_ratio.min(by_budget),
+            max_ratio: self.opts.max_ratio,
+            ratio_bound: by_ratio < by_budget,
+        }
+    }
+
     /// Handles the stream at `place`: decodes it within the bounds and emits it,
     /// decoded or literal. Returns where it ends, or `None` if it does not decode
     /// (then nothing of it is emitted and the caller decides what stays literal).
@@ -101,22 +123,13 @@ impl<'a> Walker<'a> {
             start,
             end,
             declared,
+            hint,
         } = place;
         if start < self.pos || start > end || end > self.data.len() {
             return None;
         }
         let region = &self.data[start..end];
-        let by_ratio = (region.len() as u64).saturating_mul(self.opts.max_ratio);
-        let by_budget = self
-            .opts
-            .max_expanded
-            .saturating_sub(self.projected)
-            .saturating_add(region.len() as u64);
-        let bounds = Bounds {
-            limit: by_ratio.min(by_budget),
-            max_ratio: self.opts.max_ratio,
-            ratio_bound: by_ratio < by_budget,
-        };
+        let bounds = self.bounds(region.len() as u64);
         let report = |compressed_len: usize, plain_len: Option<u64>, outcome| StreamReport {
             kind,
             offset: start as u64,
@@ -169,7 +182,15 @@ impl<'a> Walker<'a> {
         let segment = match self.mode {
             Mode::Expand => Ok(None),
             Mode::Analyze => {
-                reproduce(self.opts, codec, compressed, &self.expanded[mark..]).map(Some)
+                let plain = &self.expanded[mark..];
+                reproduce(
+                    self.opts,
+                    &mut self.deflate,
+                    (codec, hint),
+                    compressed,
+                    plain,
+                )
+                .map(Some)
             }
         };
         match segment {
@@ -199,7 +220,8 @@ impl<'a> Walker<'a> {
 /// The segment that rebuilds `compressed` from `plain`, or why not.
 fn reproduce(
     opts: &Options,
-    codec: Codec,
+    search: &mut DeflateSearch,
+    (codec, hint): (Codec, LevelHint),
     compressed: &[u8],
     plain: &[u8],
 ) -> Result<Segment, LiteralReason> {
@@ -207,7 +229,8 @@ fn reproduce(
     let compressed_len = compressed.len() as u64;
     match codec {
         Codec::Deflate => {
-            if let Some(params) = crate::zlib::find_params(compressed, plain) {
+            let prefix = (!opts.check_streams).then_some(crate::zlib::PREFIX);
+            if let Some(params) = search.find(compressed, plain, hint, prefix) {
                 return Ok(Segment::Zlib {
                     plain_len,
                     compressed_len,

@@ -1,4 +1,4 @@
-//! Deflate streams that zlib reproduces byte for byte.
+//! Deflate streams that zlib, or GNU gzip's deflate, reproduces byte for byte.
 //!
 //! Most upstream deflate is made by zlib with its default settings: Python's
 //! `zipfile` (wheels) at level 6, cargo's flate2 (crates) at level 9, anything
@@ -14,6 +14,20 @@
 //! deflate gives the known answers of encoder [`ZLIB_ENCODER`] on a fixed
 //! sample, so a build linked to a zlib whose output differs refuses instead of
 //! rebuilding other bytes.
+//!
+//! Encoder [`GNU_GZIP_ENCODER`] (recipe version 3) is GNU gzip's deflate,
+//! rewritten in Rust (`gnu`): `gzip -1` to `-9` streams (layers, charts) that
+//! no zlib level reproduces. It passes its own known answers before use.
+//!
+//! The search ([`DeflateSearch`], one per object): the params that rebuilt
+//! the object's previous stream first, then each encoder at the levels the
+//! container's header suggests (`LevelHint`); an encoder that fails every
+//! level tried on one stream is not tried again on the object's later streams
+//! (they go straight to the next encoder, then to preflate-rs). Each candidate
+//! stops at its first differing byte (zlib's, or gzip's, block). With
+//! `Options::check_streams` off, a candidate whose first MiB (`PREFIX`)
+//! matches is taken without deflating the rest: the caller rebuilds the whole
+//! object and checks its digest anyway.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -26,12 +40,15 @@ use serde::{Deserialize, Serialize};
 /// [`KNOWN_ANSWERS`] pin.
 pub const ZLIB_ENCODER: u8 = 1;
 
+pub use crate::gnu::GNU_GZIP_ENCODER;
+
 /// How a [`Segment::Zlib`](crate::Segment::Zlib) deflates its plain bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZlibParams {
-    /// Which encoder's output: [`ZLIB_ENCODER`] is the only one this build has.
+    /// Which encoder's output: [`ZLIB_ENCODER`] (zlib) or
+    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3).
     pub encoder: u8,
-    /// zlib's compression level, 1 to 9.
+    /// The encoder's compression level, 1 to 9.
     pub level: u8,
 }
 
@@ -39,16 +56,20 @@ pub struct ZlibParams {
 #[derive(Debug, thiserror::Error)]
 pub enum ZlibError {
     /// The recipe names an encoder this build does not have.
-    #[error("deflate encoder {found} is unknown to this build (it has encoder {ZLIB_ENCODER})")]
+    #[error(
+        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} and {GNU_GZIP_ENCODER})"
+    )]
     UnknownEncoder {
         /// The encoder id the recipe names.
         found: u8,
     },
-    /// The zlib linked into this build does not give encoder 1's known answers.
-    #[error(
-        "the linked zlib's deflate output differs from encoder {ZLIB_ENCODER}'s known answers"
-    )]
-    EncoderMismatch,
+    /// The encoder in this build does not give its known answers (for
+    /// encoder 1, the zlib linked in).
+    #[error("deflate encoder {encoder}'s output differs from its known answers")]
+    EncoderMismatch {
+        /// The encoder id.
+        encoder: u8,
+    },
     /// The level is not 1 to 9.
     #[error("zlib level {0} is not 1 to 9")]
     BadLevel(u8),
@@ -74,9 +95,54 @@ pub enum ZlibError {
     Write(#[source] std::io::Error),
 }
 
-/// Levels in the order the search tries them: zlib's default, then the most
-/// common explicit choice, then the rest.
-const LEVELS: [u8; 9] = [6, 9, 1, 2, 3, 4, 5, 7, 8];
+/// The levels a stream's container suggests it was made at, tried in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LevelHint {
+    /// Nothing said (or "normal"): the default level, then the strongest.
+    Unknown,
+    /// gzip's XFL 2 (zlib and GNU gzip write it at level 9 only).
+    GzipMax,
+    /// gzip's XFL 4, or zip's "super fast" (bits 1-2 of the flags = 3): level 1.
+    Fastest,
+    /// zip's "maximum" (flags bits 1-2 = 1: `-8` or `-9`).
+    ZipMax,
+    /// zip's "fast" (flags bits 1-2 = 2: `-2`).
+    ZipFast,
+}
+
+impl LevelHint {
+    /// The hint of a gzip member's XFL byte.
+    pub(crate) fn of_xfl(xfl: u8) -> LevelHint {
+        match xfl {
+            2 => LevelHint::GzipMax,
+            4 => LevelHint::Fastest,
+            _ => LevelHint::Unknown,
+        }
+    }
+
+    /// The hint of a zip local header's general-purpose flags.
+    pub(crate) fn of_zip_flags(flags: u16) -> LevelHint {
+        match (flags >> 1) & 3 {
+            1 => LevelHint::ZipMax,
+            2 => LevelHint::ZipFast,
+            3 => LevelHint::Fastest,
+            _ => LevelHint::Unknown,
+        }
+    }
+
+    fn levels(self) -> &'static [u8] {
+        match self {
+            LevelHint::Unknown => &[6, 9],
+            LevelHint::GzipMax => &[9],
+            LevelHint::Fastest => &[1],
+            LevelHint::ZipMax => &[9, 8],
+            LevelHint::ZipFast => &[2],
+        }
+    }
+}
+
+/// The encoders in the order the search tries them.
+const ENCODERS: [u8; 2] = [ZLIB_ENCODER, GNU_GZIP_ENCODER];
 
 /// Plain bytes given to zlib at a time; output is compared or written as it comes.
 const STEP: usize = 64 << 10;
@@ -92,7 +158,7 @@ const KNOWN_ANSWERS: [(u8, u64, u32); 3] = [
 
 /// A fixed sample: words from a small vocabulary in a pseudo-random order, so
 /// that every level finds matches of every length and distance.
-fn sample() -> Vec<u8> {
+pub(crate) fn sample() -> Vec<u8> {
     const WORDS: [&[u8]; 12] = [
         b"ferry ",
         b"deflate ",
@@ -121,8 +187,17 @@ fn sample() -> Vec<u8> {
     out
 }
 
+/// Whether encoder `encoder` is known and gives its known answers.
+fn encoder_ok(encoder: u8) -> bool {
+    match encoder {
+        ZLIB_ENCODER => zlib_ok(),
+        GNU_GZIP_ENCODER => crate::gnu::encoder_ok(),
+        _ => false,
+    }
+}
+
 /// Whether the linked zlib gives encoder 1's known answers (computed once).
-pub(crate) fn encoder_ok() -> bool {
+fn zlib_ok() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         let plain = sample();
@@ -173,33 +248,94 @@ fn deflate_to<E>(
     }
 }
 
-/// Whether zlib at `level` deflates `plain` into exactly `compressed`; stops at
-/// the first byte that differs.
-fn reproduces(level: u8, plain: &[u8], compressed: &[u8]) -> bool {
-    let mut at = 0usize;
-    let done = deflate_to(level, plain, |b| match compressed.get(at..at + b.len()) {
-        Some(want) if want == b => {
-            at += b.len();
-            Ok(())
-        }
-        _ => Err(()),
-    });
-    done.is_ok() && at == compressed.len()
+/// Deflates `plain` with `params` (a known encoder, level 1 to 9), handing
+/// the output to `sink` as it comes; stops at the sink's first error.
+fn encode_to<E>(
+    params: ZlibParams,
+    plain: &[u8],
+    sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), Result<E, String>> {
+    if params.encoder == GNU_GZIP_ENCODER {
+        crate::gnu::deflate_to(params.level, plain, sink).map_err(Ok)
+    } else {
+        deflate_to(params.level, plain, sink)
+    }
 }
 
-/// The params with which this build's zlib rebuilds `compressed` (one whole
-/// raw deflate stream) from `plain` byte for byte, if any level does.
-pub(crate) fn find_params(compressed: &[u8], plain: &[u8]) -> Option<ZlibParams> {
-    if !encoder_ok() {
-        return None;
+/// Compressed bytes compared before a candidate is taken when the caller
+/// checks the whole object anyway (`Options::check_streams` off): 1 MiB.
+pub(crate) const PREFIX: usize = 1 << 20;
+
+/// Whether `params` deflate `plain` into exactly `compressed`, or, with
+/// `prefix`, into output that starts with the first `prefix` bytes of
+/// `compressed` (the caller rebuilds and checks the rest); stops at the first
+/// piece of output that differs.
+fn reproduces(params: ZlibParams, plain: &[u8], compressed: &[u8], prefix: Option<usize>) -> bool {
+    let enough = prefix.unwrap_or(usize::MAX).min(compressed.len());
+    let mut at = 0usize;
+    let done = encode_to(params, plain, |b| match compressed.get(at..at + b.len()) {
+        Some(want) if want == b => {
+            at += b.len();
+            if at >= enough && at < compressed.len() {
+                // Enough compared: stop here (Err stops the encoder).
+                return Err(true);
+            }
+            Ok(())
+        }
+        _ => Err(false),
+    });
+    match done {
+        Ok(()) => at == compressed.len(),
+        Err(Ok(stopped_early)) => stopped_early,
+        Err(Err(_)) => false,
     }
-    LEVELS
-        .into_iter()
-        .find(|&level| reproduces(level, plain, compressed))
-        .map(|level| ZlibParams {
-            encoder: ZLIB_ENCODER,
-            level,
-        })
+}
+
+/// The search for the params that rebuild an object's deflate streams; one
+/// per object (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct DeflateSearch {
+    /// What rebuilt the previous stream.
+    last: Option<ZlibParams>,
+    /// Per encoder of [`ENCODERS`]: failed every level tried on a stream.
+    given_up: [bool; ENCODERS.len()],
+}
+
+impl DeflateSearch {
+    /// The params with which an encoder of this build rebuilds `compressed`
+    /// (one whole raw deflate stream) from `plain` byte for byte, if any;
+    /// with `prefix`, the first whose output starts with that many bytes of
+    /// `compressed` (the caller then rebuilds and checks the whole object).
+    pub(crate) fn find(
+        &mut self,
+        compressed: &[u8],
+        plain: &[u8],
+        hint: LevelHint,
+        prefix: Option<usize>,
+    ) -> Option<ZlibParams> {
+        if let Some(last) = self.last {
+            if reproduces(last, plain, compressed, prefix) {
+                return Some(last);
+            }
+        }
+        for (i, encoder) in ENCODERS.into_iter().enumerate() {
+            if self.given_up[i] || !encoder_ok(encoder) {
+                continue;
+            }
+            let found = hint
+                .levels()
+                .iter()
+                .map(|&level| ZlibParams { encoder, level })
+                .filter(|&p| Some(p) != self.last)
+                .find(|&p| reproduces(p, plain, compressed, prefix));
+            if found.is_some() {
+                self.last = found;
+                return found;
+            }
+            self.given_up[i] = true;
+        }
+        None
+    }
 }
 
 /// Deflates `plain` with `params` into `out`, which must come to exactly
@@ -210,7 +346,7 @@ pub(crate) fn rebuild(
     compressed_len: u64,
     out: &mut impl Write,
 ) -> Result<(), ZlibError> {
-    if params.encoder != ZLIB_ENCODER {
+    if !ENCODERS.contains(&params.encoder) {
         return Err(ZlibError::UnknownEncoder {
             found: params.encoder,
         });
@@ -218,11 +354,13 @@ pub(crate) fn rebuild(
     if !(1..=9).contains(&params.level) {
         return Err(ZlibError::BadLevel(params.level));
     }
-    if !encoder_ok() {
-        return Err(ZlibError::EncoderMismatch);
+    if !encoder_ok(params.encoder) {
+        return Err(ZlibError::EncoderMismatch {
+            encoder: params.encoder,
+        });
     }
     let mut written = 0u64;
-    deflate_to(params.level, plain, |b| {
+    encode_to(*params, plain, |b| {
         written += b.len() as u64;
         if written > compressed_len {
             return Err(ZlibError::TooLong {
@@ -260,6 +398,6 @@ mod tests {
             sum.update(&out);
             println!("({level}, {}, {:#010x}),", out.len(), sum.sum());
         }
-        assert!(encoder_ok(), "the linked zlib is not encoder 1");
+        assert!(zlib_ok(), "the linked zlib is not encoder 1");
     }
 }

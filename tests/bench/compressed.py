@@ -240,7 +240,11 @@ def main():
     results, perf = {}, {}
     # BENCH_SKIP="casync zstd-patch" leaves slow comparators out of a quick run.
     skip = set(os.environ.get("BENCH_SKIP", "").split())
+    # BENCH_ECOS="layer charts" measures only those ecosystems of the corpus.
+    only = set(os.environ.get("BENCH_ECOS", "").split())
     for eco in sorted(os.listdir(os.path.join(corpus, "new"))):
+        if only and eco not in only:
+            continue
         old_dir = os.path.join(corpus, "old", eco)
         new_dir = os.path.join(corpus, "new", eco)
         print(f"measuring {eco} ...", file=sys.stderr, flush=True)

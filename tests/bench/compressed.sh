@@ -8,7 +8,8 @@
 #
 # Environment: CORPUS_DIR, WORK_DIR, FERRY_OUT (default: a release build of this tree;
 # ferry-in is taken from the same directory), BENCH_SKIP (comparators to leave out),
-# BENCH_FERRY (Ferry settings to measure, default "off fast high").
+# BENCH_FERRY (Ferry settings to measure, default "off fast high"), BENCH_ECOS (the
+# ecosystems to measure, default all: e.g. "layer charts").
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CORPUS_DIR=${CORPUS_DIR:-/tmp/ferry-corpus}

@@ -1,0 +1,362 @@
+//! The match finder of GNU gzip's deflate (its `deflate.c`, gzip 1.6 to 1.13,
+//! without `--rsyncable`): a 64 KiB window slid by 32 KiB, a 15-bit hash
+//! (shift 5) with chains, `deflate_fast` for levels 1 to 3 and lazy matching
+//! for 4 to 9, each with gzip's configuration table. The window is emulated
+//! byte for byte, including what a read leaves past the end of the input,
+//! since gzip's match search compares those bytes too.
+
+use super::trees::Trees;
+
+const WSIZE: usize = 0x8000;
+const WMASK: usize = WSIZE - 1;
+const WINDOW_SIZE: usize = 2 * WSIZE;
+const HASH_BITS: usize = 15;
+const HASH_SIZE: usize = 1 << HASH_BITS;
+const HASH_MASK: usize = HASH_SIZE - 1;
+const H_SHIFT: usize = 5;
+const MIN_MATCH: usize = 3;
+const MAX_MATCH: usize = 258;
+const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
+const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
+const TOO_FAR: usize = 4096;
+/// Bytes past the window that the 8-byte match comparison may read.
+const PAD: usize = 8;
+
+/// gzip's configuration table: (good, lazy, nice, chain) per level 1 to 9.
+const CONFIG: [(usize, usize, usize, usize); 9] = [
+    (4, 4, 8, 4),
+    (4, 5, 16, 8),
+    (4, 6, 32, 32),
+    (4, 4, 16, 16),
+    (8, 16, 32, 32),
+    (8, 16, 128, 128),
+    (8, 32, 128, 256),
+    (32, 128, 258, 1024),
+    (32, 258, 258, 4096),
+];
+
+/// The deflate state of one stream, reading `input` as gzip reads a file.
+pub(super) struct Matcher<'a> {
+    input: &'a [u8],
+    read_at: usize,
+    window: Box<[u8; WINDOW_SIZE + PAD]>,
+    prev: Box<[u16; WSIZE]>,
+    head: Box<[u16; HASH_SIZE]>,
+    ins_h: usize,
+    strstart: usize,
+    match_start: usize,
+    lookahead: usize,
+    eofile: bool,
+    block_start: i64,
+    prev_length: usize,
+    good_match: usize,
+    max_lazy: usize,
+    nice_match: usize,
+    max_chain: usize,
+    level: u8,
+    pub(super) trees: Trees,
+}
+
+impl<'a> Matcher<'a> {
+    /// gzip's `lm_init` for `level` (1 to 9), with the first read of the input.
+    pub(super) fn new(level: u8, input: &'a [u8]) -> Matcher<'a> {
+        let (good, lazy, nice, chain) = CONFIG[usize::from(level.clamp(1, 9)) - 1];
+        let mut m = Matcher {
+            input,
+            read_at: 0,
+            window: Box::new([0; WINDOW_SIZE + PAD]),
+            prev: Box::new([0; WSIZE]),
+            head: Box::new([0; HASH_SIZE]),
+            ins_h: 0,
+            strstart: 0,
+            match_start: 0,
+            lookahead: 0,
+            eofile: false,
+            block_start: 0,
+            prev_length: 0,
+            good_match: good,
+            max_lazy: lazy,
+            nice_match: nice,
+            max_chain: chain,
+            level,
+            trees: Trees::new(level),
+        };
+        m.lookahead = m.read(0, WINDOW_SIZE);
+        if m.lookahead == 0 {
+            m.eofile = true;
+            return m;
+        }
+        while m.lookahead < MIN_LOOKAHEAD && !m.eofile {
+            m.fill_window();
+        }
+        m.ins_h = 0;
+        for j in 0..MIN_MATCH - 1 {
+            m.update_hash(m.window[j]);
+        }
+        m
+    }
+
+    /// Reads up to `size` bytes of the input into the window at `at`, as a
+    /// read(2) of a regular file does.
+    fn read(&mut self, at: usize, size: usize) -> usize {
+        let n = size.min(self.input.len() - self.read_at);
+        self.window[at..at + n].copy_from_slice(&self.input[self.read_at..self.read_at + n]);
+        self.read_at += n;
+        n
+    }
+
+    #[inline]
+    fn update_hash(&mut self, c: u8) {
+        self.ins_h = ((self.ins_h << H_SHIFT) ^ usize::from(c)) & HASH_MASK;
+    }
+
+    /// Inserts the string at `s` into the hash chains; returns the previous
+    /// head of its chain.
+    #[inline]
+    fn insert_string(&mut self, s: usize) -> usize {
+        self.update_hash(self.window[s + MIN_MATCH - 1]);
+        let head = self.head[self.ins_h];
+        self.prev[s & WMASK] = head;
+        self.head[self.ins_h] = s as u16;
+        usize::from(head)
+    }
+
+    /// gzip's `fill_window`: slides the window when needed, then reads.
+    fn fill_window(&mut self) {
+        let mut more = WINDOW_SIZE - self.lookahead - self.strstart;
+        if self.strstart >= WSIZE + MAX_DIST {
+            self.window.copy_within(WSIZE..WINDOW_SIZE, 0);
+            self.match_start = self.match_start.wrapping_sub(WSIZE);
+            self.strstart -= WSIZE;
+            self.block_start -= WSIZE as i64;
+            let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
+            self.head.iter_mut().for_each(slide);
+            self.prev.iter_mut().for_each(slide);
+            more += WSIZE;
+        }
+        if !self.eofile {
+            let at = self.strstart + self.lookahead;
+            let n = self.read(at, more);
+            if n == 0 {
+                self.eofile = true;
+                self.window[at..at + MIN_MATCH - 1].fill(0);
+            } else {
+                self.lookahead += n;
+            }
+        }
+    }
+
+    /// The number of equal bytes of the strings at `a` and `b` from offset 3
+    /// on, up to `MAX_MATCH - 3` (gzip assumes the third byte equal).
+    #[inline]
+    fn extend(&self, a: usize, b: usize) -> usize {
+        let w = &self.window;
+        let mut n = 3;
+        while n < MAX_MATCH {
+            let x = u64::from_le_bytes(w[a + n..a + n + 8].try_into().unwrap_or([0; 8]));
+            let y = u64::from_le_bytes(w[b + n..b + n + 8].try_into().unwrap_or([0; 8]));
+            let diff = x ^ y;
+            if diff != 0 {
+                n += (diff.trailing_zeros() / 8) as usize;
+                return n.min(MAX_MATCH);
+            }
+            n += 8;
+        }
+        MAX_MATCH
+    }
+
+    /// gzip's `longest_match`: the longest match longer than `prev_length`
+    /// along the chain from `cur_match` (sets `match_start`).
+    fn longest_match(&mut self, mut cur_match: usize) -> usize {
+        let mut chain_length = self.max_chain;
+        let scan = self.strstart;
+        let mut best_len = self.prev_length;
+        let limit = self.strstart.saturating_sub(MAX_DIST);
+        if self.prev_length >= self.good_match {
+            chain_length >>= 2;
+        }
+        let w = &self.window[..];
+        // Two bytes at a time: gzip compares match[best_len], match[best_len - 1],
+        // match[0] and match[1] with the current string's before anything else.
+        let pair = |at: usize| u16::from_le_bytes([w[at], w[at + 1]]);
+        let mut scan_end = pair(scan + best_len - 1);
+        let scan_start = pair(scan);
+        let mut found = None;
+        loop {
+            let m = cur_match;
+            if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
+                let len = self.extend(scan, m);
+                if len > best_len {
+                    found = Some(cur_match);
+                    best_len = len;
+                    if len >= self.nice_match {
+                        break;
+                    }
+                    scan_end = pair(scan + best_len - 1);
+                }
+            }
+            cur_match = usize::from(self.prev[cur_match & WMASK]);
+            chain_length -= 1;
+            if cur_match <= limit || chain_length == 0 {
+                break;
+            }
+        }
+        if let Some(at) = found {
+            self.match_start = at;
+        }
+        best_len
+    }
+
+    /// Ends the current block at `strstart` (gzip's `FLUSH_BLOCK`).
+    fn flush(&mut self, eof: bool) {
+        let len = (self.strstart as i64 - self.block_start) as u64;
+        let stored = usize::try_from(self.block_start)
+            .ok()
+            .map(|b| &self.window[b..self.strstart]);
+        self.trees.flush_block(stored, len, eof);
+        self.block_start = self.strstart as i64;
+    }
+
+    /// Whether a match may be searched from `hash_head` now.
+    #[inline]
+    fn searchable(&self, hash_head: usize) -> bool {
+        hash_head != 0
+            && self.strstart.wrapping_sub(hash_head) <= MAX_DIST
+            && self.strstart <= WINDOW_SIZE - MIN_LOOKAHEAD
+    }
+
+    /// Runs deflate until `block_out` has output to hand over or the input
+    /// ends; returns true once the last block is out.
+    pub(super) fn run(&mut self, mut block_out: impl FnMut(&mut Vec<u8>) -> bool) -> bool {
+        if self.level <= 3 {
+            self.deflate_fast(&mut block_out)
+        } else {
+            self.deflate_lazy(&mut block_out)
+        }
+    }
+
+    /// gzip's `deflate_fast` (levels 1 to 3): no lazy evaluation; strings in a
+    /// match are inserted only when it is at most `max_lazy` long.
+    fn deflate_fast(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) -> bool {
+        let mut match_length = 0usize;
+        self.prev_length = MIN_MATCH - 1;
+        while self.lookahead != 0 {
+            let hash_head = self.insert_string(self.strstart);
+            if self.searchable(hash_head) {
+                match_length = self.longest_match(hash_head).min(self.lookahead);
+            }
+            let flush;
+            if match_length >= MIN_MATCH {
+                let dist = self.strstart - self.match_start;
+                flush = self.trees.tally_match(
+                    dist,
+                    match_length - MIN_MATCH,
+                    self.strstart,
+                    self.block_start,
+                );
+                self.lookahead -= match_length;
+                if match_length <= self.max_lazy {
+                    for _ in 1..match_length {
+                        self.strstart += 1;
+                        self.insert_string(self.strstart);
+                    }
+                    self.strstart += 1;
+                } else {
+                    self.strstart += match_length;
+                    self.ins_h = usize::from(self.window[self.strstart]);
+                    self.update_hash(self.window[self.strstart + 1]);
+                }
+                match_length = 0;
+            } else {
+                let c = self.window[self.strstart];
+                flush = self.trees.tally_lit(c, self.strstart, self.block_start);
+                self.lookahead -= 1;
+                self.strstart += 1;
+            }
+            if flush {
+                self.flush(false);
+                if !block_out(&mut self.trees.bits.out) {
+                    return false;
+                }
+            }
+            while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
+                self.fill_window();
+            }
+        }
+        self.flush(true);
+        block_out(&mut self.trees.bits.out);
+        true
+    }
+
+    /// gzip's `deflate` (levels 4 to 9): a match is kept only if the match at
+    /// the next byte is not longer.
+    fn deflate_lazy(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) -> bool {
+        let mut match_available = false;
+        let mut match_length = MIN_MATCH - 1;
+        while self.lookahead != 0 {
+            let hash_head = self.insert_string(self.strstart);
+            self.prev_length = match_length;
+            let prev_match = self.match_start;
+            match_length = MIN_MATCH - 1;
+            if self.prev_length < self.max_lazy && self.searchable(hash_head) {
+                match_length = self.longest_match(hash_head).min(self.lookahead);
+                // match_start may be stale here (gzip's comment says so):
+                // unsigned arithmetic, as in gzip.
+                if match_length == MIN_MATCH
+                    && self.strstart.wrapping_sub(self.match_start) > TOO_FAR
+                {
+                    match_length -= 1;
+                }
+            }
+            let mut flush = false;
+            if self.prev_length >= MIN_MATCH && match_length <= self.prev_length {
+                let dist = self.strstart - 1 - prev_match;
+                flush = self.trees.tally_match(
+                    dist,
+                    self.prev_length - MIN_MATCH,
+                    self.strstart,
+                    self.block_start,
+                );
+                self.lookahead -= self.prev_length - 1;
+                for _ in 0..self.prev_length - 2 {
+                    self.strstart += 1;
+                    self.insert_string(self.strstart);
+                }
+                match_available = false;
+                match_length = MIN_MATCH - 1;
+                self.strstart += 1;
+            } else if match_available {
+                // gzip flushes before moving on here, after it for a match.
+                let c = self.window[self.strstart - 1];
+                if self.trees.tally_lit(c, self.strstart, self.block_start) {
+                    self.flush(false);
+                    if !block_out(&mut self.trees.bits.out) {
+                        return false;
+                    }
+                }
+                self.strstart += 1;
+                self.lookahead -= 1;
+            } else {
+                match_available = true;
+                self.strstart += 1;
+                self.lookahead -= 1;
+            }
+            if flush {
+                self.flush(false);
+                if !block_out(&mut self.trees.bits.out) {
+                    return false;
+                }
+            }
+            while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
+                self.fill_window();
+            }
+        }
+        if match_available {
+            let c = self.window[self.strstart - 1];
+            self.trees.tally_lit(c, self.strstart, self.block_start);
+        }
+        self.flush(true);
+        block_out(&mut self.trees.bits.out);
+        true
+    }
+}

@@ -1,0 +1,335 @@
+//! Encoder 2: GNU gzip's deflate, rewritten. Real `gzip -1` to `-9` outputs
+//! (made here by /bin/gzip) of varied inputs are rebuilt byte for byte from
+//! their plain bytes, `tar | gzip` layers and tar+gzip charts round-trip
+//! through `analyze` and `rebuild` with no preflate corrections, and a recipe
+//! naming encoder 2 needs version 3.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{have, roundtrip, run, text, write};
+use ferry_recipe::zlib::{ZlibParams, GNU_GZIP_ENCODER, ZLIB_ENCODER};
+use ferry_recipe::{
+    analyze, rebuild, Options, Outcome, Recipe, RecipeError, Segment, StreamKind, RECIPE_VERSION,
+    RECIPE_VERSION_2,
+};
+
+/// Deterministic bytes that look like a binary: runs, small integers, noise.
+fn binary(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        match x % 4 {
+            0 => out.extend_from_slice(&(x as u32 & 0xffff).to_le_bytes()),
+            1 => out.extend(std::iter::repeat_n(0u8, (x >> 8) as usize % 40)),
+            2 => out.extend_from_slice(&x.to_be_bytes()[..(x >> 20) as usize % 8]),
+            _ => out.push((x >> 32) as u8),
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// Incompressible bytes.
+fn noise(len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) >> 56) as u8)
+        .collect()
+}
+
+/// A tar of a few .deb files built by dpkg-deb (xz inside: mostly
+/// incompressible, as in an image layer made of packages), or of text files
+/// when dpkg-deb is missing.
+fn tar_of_debs(dir: &Path) -> Vec<u8> {
+    let debs = dir.join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    for i in 0..3u64 {
+        let root = dir.join(format!("pkg{i}"));
+        write(
+            &root,
+            "DEBIAN/control",
+            format!("Package: p{i}\nVersion: 1.{i}\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: p\n").as_bytes(),
+        );
+        write(&root, "usr/share/p/data", &text(60_000, 30 + i));
+        write(&root, "usr/lib/p/bin", &binary(80_000, 40 + i));
+        let made = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "--build"])
+            .arg(&root)
+            .arg(debs.join(format!("p{i}.deb")))
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !made {
+            write(&debs, &format!("p{i}.txt"), &text(100_000, 50 + i));
+        }
+    }
+    run(Command::new("tar")
+        .args(["--sort=name", "--mtime=@1700000000", "-cf", "-", "-C"])
+        .arg(&debs)
+        .arg("."))
+}
+
+/// The inputs every level is checked on.
+fn inputs(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let mut repetitive = b"abc".repeat(100_000);
+    repetitive.extend(vec![0u8; 300_000]);
+    vec![
+        ("empty", Vec::new()),
+        ("one byte", b"x".to_vec()),
+        ("two bytes", b"xy".to_vec()),
+        ("text", text(700_000, 1)),
+        ("binary", binary(500_000, 2)),
+        ("incompressible", noise(200_000)),
+        ("repetitive", repetitive),
+        ("tar of debs", tar_of_debs(dir)),
+    ]
+}
+
+/// `gzip -level -n` of `plain`, fed through a pipe as `tar | gzip` does.
+fn gzip_pipe(level: u8, plain: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .args([format!("-{level}"), "-n".to_string(), "-c".to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let plain = plain.to_vec();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        // Small writes, so gzip's reads come back short.
+        for piece in plain.chunks(7_919) {
+            stdin.write_all(piece).unwrap();
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// Rebuilds a gzip file (no name, no extra: a 10-byte header) from its plain
+/// bytes with a hand-made recipe naming encoder 2 at `level`.
+fn rebuilt_by_encoder_2(level: u8, plain: &[u8], gz: &[u8]) -> Vec<u8> {
+    let body = gz.len() - 18;
+    let recipe = Recipe {
+        segments: vec![
+            Segment::Literal { len: 10 },
+            Segment::Zlib {
+                plain_len: plain.len() as u64,
+                compressed_len: body as u64,
+                params: ZlibParams {
+                    encoder: GNU_GZIP_ENCODER,
+                    level,
+                },
+            },
+            Segment::Literal { len: 8 },
+        ],
+    };
+    let recipe = Recipe::from_bytes(&recipe.to_bytes()).unwrap();
+    let mut expanded = gz[..10].to_vec();
+    expanded.extend_from_slice(plain);
+    expanded.extend_from_slice(&gz[gz.len() - 8..]);
+    let mut out = Vec::new();
+    match rebuild(&recipe, &expanded, gz.len() as u64, &mut out) {
+        Ok(()) => out,
+        Err(e) => panic!("level {level}: {e}"),
+    }
+}
+
+#[test]
+fn every_level_of_real_gzip_is_rebuilt_byte_for_byte() {
+    if !have("gzip", "every_level_of_real_gzip_is_rebuilt_byte_for_byte") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, plain) in inputs(dir.path()) {
+        let file = dir.path().join("in");
+        std::fs::write(&file, &plain).unwrap();
+        for level in 1..=9u8 {
+            let gz = run(Command::new("gzip")
+                .args([format!("-{level}"), "-n".into(), "-c".into()])
+                .arg(&file));
+            let again = rebuilt_by_encoder_2(level, &plain, &gz);
+            assert!(again == gz, "{name}, gzip -{level} (file): differs");
+            let piped = gzip_pipe(level, &plain);
+            assert!(piped == gz, "{name}, gzip -{level}: pipe and file differ");
+        }
+    }
+}
+
+/// The params of every zlib segment of a recipe.
+fn zlib_params(recipe: &Recipe) -> Vec<ZlibParams> {
+    recipe
+        .segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Zlib { params, .. } => Some(*params),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asserts every gzip member was reproduced by encoder 2 at `level` (or, with
+/// `level` `None`, by encoder 1 or 2: a small stream of one block is often the
+/// same bytes from both), none by preflate.
+fn by_encoder_2(name: &str, data: &[u8], members: usize, level: Option<u8>) {
+    let a = roundtrip(name, data);
+    let streams: Vec<_> = a.report.streams.iter().collect();
+    assert_eq!(streams.len(), members, "{name}: {streams:?}");
+    assert!(
+        streams
+            .iter()
+            .all(|s| s.kind == StreamKind::GzipMember && s.outcome == Outcome::Reproduced),
+        "{name}: {streams:?}"
+    );
+    let params = zlib_params(&a.recipe);
+    assert_eq!(params.len(), members, "{name}: {:?}", a.recipe);
+    let Some(level) = level else {
+        return;
+    };
+    assert!(
+        params
+            .iter()
+            .all(|p| p.encoder == GNU_GZIP_ENCODER && p.level == level),
+        "{name}: {params:?}"
+    );
+    assert_eq!(a.recipe.to_bytes()[0], RECIPE_VERSION, "{name}");
+}
+
+#[test]
+fn tar_piped_to_gzip_layers_need_no_preflate() {
+    if !have("gzip", "tar_piped_to_gzip_layers_need_no_preflate") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tar = tar_of_debs(dir.path());
+    // The levels the XFL byte and the default point at: 6 (XFL 0), 9 (XFL 2), 1 (XFL 4).
+    for level in [6u8, 9, 1] {
+        let layer = gzip_pipe(level, &tar);
+        by_encoder_2(&format!("layer gzip -{level}"), &layer, 1, Some(level));
+    }
+    // Multi-member: two gzip runs concatenated.
+    let mut two = gzip_pipe(6, &tar[..tar.len() / 2]);
+    two.extend(gzip_pipe(6, &text(90_000, 9)));
+    by_encoder_2("two members", &two, 2, Some(6));
+}
+
+#[test]
+fn chart_made_by_tar_and_gzip_needs_no_preflate() {
+    if !have("gzip", "chart_made_by_tar_and_gzip_needs_no_preflate") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("mychart");
+    write(
+        &chart,
+        "Chart.yaml",
+        b"apiVersion: v2\nname: mychart\nversion: 0.1.0\n",
+    );
+    write(&chart, "values.yaml", &text(4_000, 20));
+    write(&chart, "templates/deployment.yaml", &text(12_000, 21));
+    write(&chart, "templates/service.yaml", &text(3_000, 22));
+    // helm package writes with Go's gzip (not GNU gzip): only tar czf here.
+    let tgz = dir.path().join("mychart-0.1.0.tgz");
+    run(Command::new("tar")
+        .args(["--sort=name", "--mtime=@1700000000", "-czf"])
+        .arg(&tgz)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("mychart"));
+    let data = std::fs::read(&tgz).unwrap();
+    by_encoder_2("chart", &data, 1, None);
+    // A chart with more in it: past gzip's first block, only encoder 2 fits.
+    write(&chart, "templates/configmap.yaml", &binary(400_000, 23));
+    write(&chart, "files/notes.txt", &text(300_000, 24));
+    std::fs::remove_file(&tgz).unwrap();
+    run(Command::new("tar")
+        .args(["--sort=name", "--mtime=@1700000000", "-czf"])
+        .arg(&tgz)
+        .arg("-C")
+        .arg(dir.path())
+        .arg("mychart"));
+    let data = std::fs::read(&tgz).unwrap();
+    by_encoder_2("larger chart", &data, 1, Some(6));
+}
+
+#[test]
+fn zlib_made_streams_stay_with_zlib() {
+    // flate2 links the pinned zlib: its output is encoder 1's.
+    use std::io::Write;
+    let plain = text(300_000, 3);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(&plain).unwrap();
+    let gz = e.finish().unwrap();
+    let a = analyze(&gz, &Options::default());
+    let params = zlib_params(&a.recipe);
+    assert_eq!(
+        params,
+        vec![ZlibParams {
+            encoder: ZLIB_ENCODER,
+            level: 6
+        }]
+    );
+    assert_eq!(a.recipe.to_bytes()[0], RECIPE_VERSION_2);
+}
+
+#[test]
+fn encoder_2_needs_recipe_version_3() {
+    let r = Recipe {
+        segments: vec![Segment::Zlib {
+            plain_len: 1,
+            compressed_len: 3,
+            params: ZlibParams {
+                encoder: GNU_GZIP_ENCODER,
+                level: 6,
+            },
+        }],
+    };
+    let mut bytes = r.to_bytes();
+    assert_eq!(bytes[0], RECIPE_VERSION);
+    assert_eq!(Recipe::from_bytes(&bytes).unwrap(), r);
+    for old in [1, RECIPE_VERSION_2] {
+        bytes[0] = old;
+        assert!(matches!(
+            Recipe::from_bytes(&bytes),
+            Err(RecipeError::SegmentNotInVersion)
+        ));
+    }
+}
+
+#[test]
+fn unchecked_analysis_compares_a_prefix_and_the_rebuild_checks_the_rest() {
+    if !have("gzip", "unchecked_analysis_compares_a_prefix") {
+        return;
+    }
+    let mut plain = noise(1_500_000);
+    plain.extend(binary(3_000_000, 60));
+    plain.extend(text(3_000_000, 61));
+    let gz = gzip_pipe(6, &plain);
+    assert!(
+        gz.len() > 3 << 19,
+        "{} bytes: not past the prefix",
+        gz.len()
+    );
+    let opts = Options {
+        check_streams: false,
+        ..Options::default()
+    };
+    let a = analyze(&gz, &opts);
+    assert_eq!(
+        zlib_params(&a.recipe),
+        vec![ZlibParams {
+            encoder: GNU_GZIP_ENCODER,
+            level: 6
+        }]
+    );
+    let mut out = Vec::new();
+    rebuild(&a.recipe, &a.expanded, gz.len() as u64, &mut out).unwrap();
+    assert!(out == gz);
+}
