@@ -215,6 +215,21 @@ pub(crate) fn patch_against(
         return Ok(None);
     };
     drop(data);
+    let expanded_len = expanded.len() as u64;
+    if expanded_len > opts.max_object {
+        return Ok(None);
+    }
+    let expanded_blake3 = *blake3::hash(&expanded).as_bytes();
+    // An expanded form cut into windows waits in a file while the base's
+    // reference form is made, and is read back a window at a time: the two
+    // are never in memory together.
+    let held = if expanded_len > opts.window {
+        let file = spill(refs.dir(), &expanded)?;
+        drop(expanded);
+        Held::Spilled(file)
+    } else {
+        Held::Memory(expanded)
+    };
     let Some(base_bytes) = refs.get(&base.sha256)? else {
         return Ok(None);
     };
@@ -228,20 +243,25 @@ pub(crate) fn patch_against(
         }
         Err(_) => (base_bytes, BaseForm::Bytes),
     };
-    if expanded.len() as u64 > opts.max_object || reference.len() as u64 > opts.max_object {
+    if reference.len() as u64 > opts.max_object {
         return Ok(None);
     }
-    let expanded_len = expanded.len() as u64;
-    let expanded_blake3 = *blake3::hash(&expanded).as_bytes();
-    let patch = if expanded_len > opts.window {
-        match windows::encode(key, &expanded, &reference, opts.window, level)? {
-            Some(w) => Frames::Windows(w),
-            None => return Ok(None),
+    let patch = match held {
+        Held::Spilled(file) => {
+            let src = windows::Source {
+                file,
+                len: expanded_len,
+            };
+            match windows::encode(key, &src, &reference, opts.window, level)? {
+                Some(w) => Frames::Windows(w),
+                None => return Ok(None),
+            }
         }
-    } else {
-        match one_frame(key, base_key, expanded, &reference, expanded_blake3, level)? {
-            Some(f) => Frames::One(f),
-            None => return Ok(None),
+        Held::Memory(expanded) => {
+            match one_frame(key, base_key, expanded, &reference, expanded_blake3, level)? {
+                Some(f) => Frames::One(f),
+                None => return Ok(None),
+            }
         }
     };
     Ok(Some(Patched {
@@ -258,6 +278,32 @@ pub(crate) fn patch_against(
         },
         reused,
     }))
+}
+
+/// Where an expanded form waits while the reference form is made.
+enum Held {
+    Memory(Vec<u8>),
+    Spilled(std::fs::File),
+}
+
+/// Writes `bytes` to an unnamed file in `dir` (created, then unlinked at
+/// once, so a crash leaves nothing behind) and returns it for reading.
+fn spill(dir: &std::path::Path, bytes: &[u8]) -> Result<std::fs::File> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!(".expanded-{}-{n}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(file)
 }
 
 /// `expanded` as one zstd frame against `reference`, decoded again and

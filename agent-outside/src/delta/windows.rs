@@ -38,25 +38,37 @@ impl WindowPatch {
     }
 }
 
-/// Where the window of `expanded` at `range` cuts: the windows of `expanded`
-/// (about `size` bytes each, at most `MAX_WINDOW`), each cut moved forward to
-/// the next tar member header when one is within an eighth of a window.
-pub(crate) fn cuts(expanded: &[u8], size: u64) -> Vec<Range<usize>> {
-    let size = size.clamp(1 << 10, MAX_WINDOW * 3 / 4) as usize;
-    let mut out = Vec::new();
-    let mut start = 0usize;
-    while start < expanded.len() {
-        let mut end = (start + size).min(expanded.len());
-        if end < expanded.len() {
-            let slack = (end + size / 8).min(expanded.len());
-            if let Some(h) = next_header(expanded, end, slack) {
-                end = h;
-            }
-        }
-        out.push(start..end);
-        start = end;
+/// An expanded form spilled to a file (so that the base's reference form,
+/// computed next, is not held beside it), read back a window at a time.
+pub(crate) struct Source {
+    pub(crate) file: std::fs::File,
+    pub(crate) len: u64,
+}
+
+impl Source {
+    fn read(&self, range: Range<u64>) -> std::io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        self.file.read_exact_at(&mut buf, range.start)?;
+        Ok(buf)
     }
-    out
+}
+
+/// The next window of `src` from `start`: about `size` bytes (at most
+/// `MAX_WINDOW`), its end moved forward to the next tar member header when
+/// one starts within an eighth of a window. Returns the window's bytes.
+fn next_window(src: &Source, start: u64, size: u64) -> std::io::Result<Vec<u8>> {
+    let len = src.len;
+    let end = (start + size).min(len);
+    if end == len {
+        return src.read(start..len);
+    }
+    let slack = size / 8;
+    let mut bytes = src.read(start..(end + slack + 1024).min(len))?;
+    let from = (end - start) as usize;
+    let cut = next_header(&bytes, from, from + slack as usize).unwrap_or(from);
+    bytes.truncate(cut);
+    Ok(bytes)
 }
 
 /// The offset of the first tar (ustar) member header that starts in
@@ -121,67 +133,73 @@ fn find_member(expanded: &[u8], h: usize, reference: &[u8], from: usize) -> Opti
     None
 }
 
-/// The reference range of each window in `cuts`: aligned by tar member name
-/// where a member header starts in the window, else by scaled offset;
-/// widened by `margin` on each side; in order; at most `MAX_WINDOW_REFERENCE`.
-pub(crate) fn ranges(
-    expanded: &[u8],
+/// The reference range of the window `content` at offset `at` of an
+/// expanded form of `elen` bytes: aligned by tar member name where a member
+/// header starts in the window, else by scaled offset; widened by `margin` on
+/// each side; starting and ending no earlier than `prev`; at most
+/// `MAX_WINDOW_REFERENCE` bytes.
+fn range_for(
+    content: &[u8],
+    at: u64,
+    elen: u64,
     reference: &[u8],
-    cuts: &[Range<usize>],
+    prev: &Range<u64>,
     margin: u64,
-) -> Vec<Range<u64>> {
-    let (elen, rlen) = (expanded.len() as u64, reference.len() as u64);
-    let mut out: Vec<Range<u64>> = Vec::with_capacity(cuts.len());
-    for cut in cuts {
-        let (prev_start, prev_end) = out.last().map_or((0, 0), |r| (r.start, r.end));
-        // Where the window's start most likely was in the reference form.
-        let aligned = next_header(expanded, cut.start, cut.end)
-            .and_then(|h| {
-                let found = find_member(expanded, h, reference, prev_start as usize)?;
-                Some((found as u64).saturating_sub((h - cut.start) as u64))
-            })
-            .unwrap_or_else(|| (cut.start as u64).saturating_mul(rlen) / elen.max(1));
-        let len = (cut.end - cut.start) as u64;
-        let mut start = aligned.saturating_sub(margin).max(prev_start).min(rlen);
-        let mut end = aligned
-            .saturating_add(len)
-            .saturating_add(margin)
-            .clamp(prev_end, rlen)
-            .max(start);
-        if end - start > MAX_WINDOW_REFERENCE {
-            // Keep the end (in order) and as much before it as allowed.
-            start = end - MAX_WINDOW_REFERENCE;
-            if start < prev_start {
-                start = prev_start;
-                end = start + MAX_WINDOW_REFERENCE;
-            }
+) -> Range<u64> {
+    let rlen = reference.len() as u64;
+    // Where the window's start most likely was in the reference form.
+    let aligned = next_header(content, 0, content.len())
+        .and_then(|h| {
+            let found = find_member(content, h, reference, prev.start as usize)?;
+            Some((found as u64).saturating_sub(h as u64))
+        })
+        .unwrap_or_else(|| at.saturating_mul(rlen) / elen.max(1));
+    let len = content.len() as u64;
+    let mut start = aligned.saturating_sub(margin).max(prev.start).min(rlen);
+    let mut end = aligned
+        .saturating_add(len)
+        .saturating_add(margin)
+        .clamp(prev.end, rlen)
+        .max(start);
+    if end - start > MAX_WINDOW_REFERENCE {
+        // Keep the end (in order) and as much before it as allowed.
+        start = end - MAX_WINDOW_REFERENCE;
+        if start < prev.start {
+            start = prev.start;
+            end = start + MAX_WINDOW_REFERENCE;
         }
-        out.push(start..end);
     }
-    out
+    start..end
 }
 
-/// Encodes `expanded` as windows against `reference` at zstd `level`, each
+/// Encodes the expanded form in `src` as windows of about `size` bytes
+/// against `reference` at zstd `level`, one window in memory at a time, each
 /// decoded again and checked (length and BLAKE3) the way the inside will.
 /// `None` (with a warning) if a window does not decode to what it encodes.
 pub(crate) fn encode(
     key: &ObjectKey,
-    expanded: &[u8],
+    src: &Source,
     reference: &[u8],
     size: u64,
     level: i32,
 ) -> Result<Option<Vec<WindowPatch>>> {
-    let cuts = cuts(expanded, size);
+    let size = size.clamp(1 << 10, MAX_WINDOW * 3 / 4);
     let margin = (size / 3).min((MAX_WINDOW_REFERENCE - MAX_WINDOW) / 2);
-    let ranges = ranges(expanded, reference, &cuts, margin);
-    let mut out = Vec::with_capacity(cuts.len());
-    for (i, (cut, range)) in cuts.into_iter().zip(ranges).enumerate() {
-        let content = &expanded[cut];
+    let elen = src.len;
+    let mut out: Vec<WindowPatch> = Vec::new();
+    let mut at = 0u64;
+    while at < elen {
+        let i = out.len();
+        let content = next_window(src, at, size)
+            .with_context(|| format!("cannot read the expanded form of {key}"))?;
+        let prev = out.last().map_or(0..0, |w| w.reference.clone());
+        let range = range_for(&content, at, elen, reference, &prev, margin);
         let prefix = &reference[range.start as usize..range.end as usize];
-        let frame = ferry_protocol::delta::encode(content, prefix, level)
+        let frame = ferry_protocol::delta::encode(&content, prefix, level)
             .with_context(|| format!("cannot encode window {i} of {key}"))?;
-        let blake3 = *blake3::hash(content).as_bytes();
+        let blake3 = *blake3::hash(&content).as_bytes();
         let len = content.len() as u64;
+        drop(content);
         let decoded = ferry_protocol::delta::decode(&frame, prefix, len, &key.to_string())?;
         if *blake3::hash(&decoded).as_bytes() != blake3 {
             eprintln!("ferry-out: warning: {key}: window {i} decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
@@ -193,6 +211,7 @@ pub(crate) fn encode(
             reference: range,
             frame,
         });
+        at += len;
     }
     Ok(Some(out))
 }
@@ -246,38 +265,39 @@ mod tests {
         // earlier than in the old one.
         let (old, new) = (tar(&files(0)), tar(&files(10)));
         // An eighth of a window (25 kB) always reaches the next member.
-        let cuts = cuts(&new, 200_000);
-        assert!(cuts.len() >= 3, "{} windows", cuts.len());
-        assert_eq!(cuts.first().unwrap().start, 0);
-        assert_eq!(cuts.last().unwrap().end, new.len());
-        // (The last window may start in the last member: none follows it.)
-        for c in &cuts[1..cuts.len() - 1] {
-            assert!(
-                is_header(&new, c.start),
-                "a cut at {} is not a member",
-                c.start
-            );
-        }
-        let ranges = ranges(&new, &old, &cuts, 10_000);
-        for w in ranges.windows(2) {
-            assert!(w[0].start <= w[1].start && w[0].end <= w[1].end);
-        }
-        for (cut, range) in cuts.iter().zip(&ranges) {
-            // Each window's content lies inside its reference range.
-            let hay = &old[range.start as usize..range.end as usize];
-            let piece = &new[cut.start..cut.start + 512];
-            assert!(
-                hay.windows(512).any(|w| w == piece),
-                "window at {} misaligned",
-                cut.start
-            );
-        }
         let key = ObjectKey {
             source: "s".into(),
             path: "layer".into(),
         };
-        let made = encode(&key, &new, &old, 200_000, 3).unwrap().unwrap();
-        assert_eq!(made.len(), cuts.len());
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &new).unwrap();
+        let src = Source {
+            file,
+            len: new.len() as u64,
+        };
+        let made = encode(&key, &src, &old, 200_000, 3).unwrap().unwrap();
+        assert!(made.len() >= 3, "{} windows", made.len());
+        let mut at = 0usize;
+        for (i, w) in made.iter().enumerate() {
+            // Every window but the first starts at a member (the last may
+            // start in the last member: none follows it).
+            if i > 0 && i + 1 < made.len() {
+                assert!(is_header(&new, at), "a cut at {at} is not a member");
+            }
+            if let Some(next) = made.get(i + 1) {
+                assert!(w.reference.start <= next.reference.start);
+                assert!(w.reference.end <= next.reference.end);
+            }
+            // Each window's content lies inside its reference range.
+            let hay = &old[w.reference.start as usize..w.reference.end as usize];
+            let piece = &new[at..at + 512];
+            assert!(
+                hay.windows(512).any(|h| h == piece),
+                "window at {at} misaligned"
+            );
+            at += w.len as usize;
+        }
+        assert_eq!(at, new.len());
         let frames: usize = made.iter().map(|w| w.frame.len()).sum();
         assert!(
             frames < new.len() / 50,
