@@ -328,7 +328,6 @@ fn candidate_presets(dict: u32) -> Vec<(u32, bool)> {
 /// encoder and tells whether what it produced so far is a prefix of the
 /// block's compressed data `expected`.
 fn prefix_matches(params: &XzParams, block: &[u8], expected: &[u8]) -> Result<bool, XzError> {
-    let _one = one_encoder();
     let mut stream =
         Stream::new_raw_encoder(&filters(params)?).map_err(|e| XzError::Lzma(e.to_string()))?;
     let input = &block[..block.len().min(PREFIX_INPUT)];
@@ -387,23 +386,11 @@ fn validate(params: &XzParams) -> Result<(), XzError> {
     Ok(())
 }
 
-/// One liblzma encoder at a time in the process: an encoder at preset 6
-/// takes about 100 MiB (two threads of the multi-threaded one, about 300
-/// MiB), so objects analysed or rebuilt on several cores at once must not
-/// each hold one. The guard is held while an encoder exists.
-fn one_encoder() -> std::sync::MutexGuard<'static, ()> {
-    static ENCODER: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ENCODER.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Compresses `plain` with `params`. `params` comes from a hostile bundle:
 /// it is validated first ([`XzError::BadParams`]). The multi-threaded mode
-/// uses at most two threads and never more than there are blocks. One
-/// encoder runs at a time in the process (its memory, not its speed, is
-/// the bound: it uses two threads when the stream has two blocks).
+/// uses at most two threads and never more than there are blocks.
 pub fn compress(params: &XzParams, plain: &[u8]) -> Result<Vec<u8>, XzError> {
     let filters = filters(params)?;
-    let _one = one_encoder();
     let check = match params.check {
         XzCheck::None => Check::None,
         XzCheck::Crc32 => Check::Crc32,
