@@ -526,6 +526,7 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
             .context("--delta")?,
             max_object: parse_size(&cfg.export.delta_max_object)
                 .context("[export] delta_max_object")?,
+            ..Default::default()
         },
     };
     if args.rebase {

@@ -8,14 +8,14 @@ use std::path::Path;
 
 const MANIFEST: &str = "manifest.ferry";
 
-fn manifest_of(bundle: &Path) -> (u32, Manifest) {
+pub(crate) fn manifest_of(bundle: &Path) -> (u32, Manifest) {
     let bytes = std::fs::read(bundle.join(MANIFEST)).unwrap();
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
     (version, manifest::peek_unverified(&bytes).unwrap().1)
 }
 
 /// The protocol error in a failed import's report.
-fn protocol_error(r: &Report) -> &ferry_protocol::Error {
+pub(crate) fn protocol_error(r: &Report) -> &ferry_protocol::Error {
     r.errors
         .iter()
         .find_map(|e| {
@@ -27,7 +27,7 @@ fn protocol_error(r: &Report) -> &ferry_protocol::Error {
 
 /// Edits every rebuilt object of the bundle on `media` and signs the
 /// manifest again with the outside's own key: a hostile but trusted bundle.
-fn edit_rebuilt(p: &Pair, media: &Path, mut edit: impl FnMut(&mut Rebuilt)) {
+pub(crate) fn edit_rebuilt(p: &Pair, media: &Path, mut edit: impl FnMut(&mut Rebuilt)) {
     let bundle = std::fs::read_dir(media)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -40,6 +40,8 @@ mod disk_tests;
 mod tests;
 #[cfg(test)]
 mod trust_tests;
+#[cfg(test)]
+mod window_tests;
 
 /// The name of the `files` source every outside of the harness has.
 pub const SOURCE: &str = "tools";

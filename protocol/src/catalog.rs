@@ -64,6 +64,46 @@ pub enum Expanded {
         /// The patch's chunks, in order.
         patch: Vec<ChunkRef>,
     },
+    /// Format version 3: the expanded form cut into consecutive windows,
+    /// each its own zstd frame whose prefix is a range of the base's
+    /// reference form, so that neither side holds a whole expanded or
+    /// reference form, nor a zstd window spanning both
+    /// (`docs/bundle-format.md` §5.5.2).
+    Windows {
+        /// The object of the base catalog the windows are made against.
+        base: Base,
+        /// The windows, in order: their lengths add up to the expanded form's.
+        windows: Vec<Window>,
+    },
+}
+
+/// The largest expanded bytes one [`Window`] may decode to (64 MiB).
+pub const MAX_WINDOW: u64 = 64 << 20;
+/// The largest range of the reference form one [`Window`] may take as its
+/// prefix (128 MiB).
+pub const MAX_WINDOW_REFERENCE: u64 = 128 << 20;
+
+/// One window of an [`Expanded::Windows`] object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Bytes of the expanded form it decodes to (1 to [`MAX_WINDOW`]).
+    pub len: u64,
+    /// BLAKE3 of those bytes, checked before the recipe reads them.
+    pub blake3: [u8; 32],
+    /// Where its prefix starts in the base's reference form. Each window's
+    /// range starts and ends no earlier than the one before it.
+    pub reference_start: u64,
+    /// Length of its prefix (at most [`MAX_WINDOW_REFERENCE`]).
+    pub reference_len: u64,
+    /// Its zstd frame's chunks, in order (not empty).
+    pub patch: Vec<ChunkRef>,
+}
+
+impl Window {
+    /// Where its prefix ends in the reference form (saturating).
+    pub fn reference_end(&self) -> u64 {
+        self.reference_start.saturating_add(self.reference_len)
+    }
 }
 
 /// The predecessor a patch is made against: an object of the catalog the
@@ -113,11 +153,13 @@ impl FileObject {
     /// Every chunk this object needs, in order: its bytes' chunks, or its
     /// recipe's chunks followed by its expanded form's (or patch's) chunks.
     pub fn chunks(&self) -> impl Iterator<Item = &ChunkRef> + '_ {
-        let (first, second): (&[ChunkRef], &[ChunkRef]) = match &self.encoding {
-            Encoding::Chunks(c) => (c, &[]),
-            Encoding::Rebuilt(r) => (&r.recipe, r.expanded_chunks()),
+        let (first, rebuilt): (&[ChunkRef], Option<&Rebuilt>) = match &self.encoding {
+            Encoding::Chunks(c) => (c, None),
+            Encoding::Rebuilt(r) => (&r.recipe, Some(r)),
         };
-        first.iter().chain(second)
+        first
+            .iter()
+            .chain(rebuilt.into_iter().flat_map(|r| r.expanded_chunks()))
     }
 
     /// The chunks a receiver keeps once this object is applied
@@ -130,7 +172,7 @@ impl FileObject {
             Encoding::Chunks(c) => (c, &[]),
             Encoding::Rebuilt(r) => match &r.expanded {
                 Expanded::Chunks(c) => (&r.recipe, c),
-                Expanded::Patch { .. } => (&r.recipe, &[]),
+                Expanded::Patch { .. } | Expanded::Windows { .. } => (&r.recipe, &[]),
             },
         };
         first.iter().chain(second)
@@ -140,26 +182,40 @@ impl FileObject {
     pub fn base(&self) -> Option<&Base> {
         match &self.encoding {
             Encoding::Rebuilt(r) => match &r.expanded {
-                Expanded::Patch { base, .. } => Some(base),
+                Expanded::Patch { base, .. } | Expanded::Windows { base, .. } => Some(base),
                 Expanded::Chunks(_) => None,
             },
             Encoding::Chunks(_) => None,
         }
     }
 
-    /// Whether this object needs format version 2.
+    /// Whether this object needs format version 2 or later.
     pub fn needs_v2(&self) -> bool {
         matches!(self.encoding, Encoding::Rebuilt(_))
+    }
+
+    /// The oldest format version that carries this object: 1 for chunks, 2
+    /// for a rebuilt object, 3 for one carried as windows.
+    pub fn format_version(&self) -> u32 {
+        match &self.encoding {
+            Encoding::Chunks(_) => 1,
+            Encoding::Rebuilt(r) => match r.expanded {
+                Expanded::Windows { .. } => 3,
+                _ => 2,
+            },
+        }
     }
 }
 
 impl Rebuilt {
-    /// The chunks of the expanded form or of its patch.
-    pub fn expanded_chunks(&self) -> &[ChunkRef] {
-        match &self.expanded {
-            Expanded::Chunks(c) => c,
-            Expanded::Patch { patch, .. } => patch,
-        }
+    /// The chunks of the expanded form, of its patch or of its windows' patches.
+    pub fn expanded_chunks(&self) -> impl Iterator<Item = &ChunkRef> + '_ {
+        let (one, windows): (&[ChunkRef], &[Window]) = match &self.expanded {
+            Expanded::Chunks(c) => (c, &[]),
+            Expanded::Patch { patch, .. } => (patch, &[]),
+            Expanded::Windows { windows, .. } => (&[], windows),
+        };
+        one.iter().chain(windows.iter().flat_map(|w| &w.patch))
     }
 }
 
@@ -500,269 +556,57 @@ fn check_encoding(key: &ObjectKey, f: &FileObject) -> Result<(), Error> {
         )),
         Expanded::Patch { patch, .. } if patch.is_empty() => bad("has an empty patch".into()),
         Expanded::Patch { base, .. } => check_key(&base.key),
+        Expanded::Windows { base, .. } if base.key.source != key.source => bad(format!(
+            "is patched against {}, an object of another source",
+            base.key
+        )),
+        Expanded::Windows { base, windows } => {
+            check_windows(r.expanded_len, base, windows).or_else(bad)?;
+            check_key(&base.key)
+        }
     }
+}
+
+/// Checks an [`Expanded::Windows`]: at least one window; each not empty, at
+/// most [`MAX_WINDOW`] bytes, its patch not empty, its prefix within the
+/// reference form and at most [`MAX_WINDOW_REFERENCE`] bytes, starting and
+/// ending no earlier than the one before; lengths adding up to `expanded_len`.
+fn check_windows(expanded_len: u64, base: &Base, windows: &[Window]) -> Result<(), String> {
+    if windows.is_empty() {
+        return Err("has no window".into());
+    }
+    let (mut total, mut start, mut end) = (0u64, 0u64, 0u64);
+    for (i, w) in windows.iter().enumerate() {
+        if w.len == 0 || w.len > MAX_WINDOW {
+            return Err(format!(
+                "has window {i} of {} bytes (1 to {MAX_WINDOW})",
+                w.len
+            ));
+        }
+        if w.patch.is_empty() {
+            return Err(format!("has window {i} with an empty patch"));
+        }
+        let w_end = w.reference_start.checked_add(w.reference_len);
+        if w.reference_len > MAX_WINDOW_REFERENCE || w_end.is_none_or(|e| e > base.len) {
+            return Err(format!(
+                "has window {i} whose reference range ({} bytes at {}) passes the {}-byte reference form or the {MAX_WINDOW_REFERENCE}-byte bound",
+                w.reference_len, w.reference_start, base.len
+            ));
+        }
+        if w.reference_start < start || w.reference_end() < end {
+            return Err(format!("has window {i} whose reference range goes back"));
+        }
+        (start, end) = (w.reference_start, w.reference_end());
+        total = total.saturating_add(w.len);
+    }
+    if total != expanded_len {
+        return Err(format!(
+            "declares {expanded_len} expanded bytes but its windows hold {total}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn srcs() -> BTreeMap<String, SourceKind> {
-        [("s".to_string(), SourceKind::Files)].into_iter().collect()
-    }
-
-    fn key(p: &str) -> ObjectKey {
-        ObjectKey {
-            source: "s".into(),
-            path: p.into(),
-        }
-    }
-
-    fn file(content: &[u8]) -> Object {
-        Object::File(FileObject {
-            size: content.len() as u64,
-            sha256: Sha256::of(content),
-            executable: false,
-            encoding: Encoding::Chunks(vec![ChunkRef {
-                id: ChunkId::of(content),
-                len: content.len() as u32,
-            }]),
-        })
-    }
-
-    #[test]
-    fn diff_then_apply_gives_the_target() {
-        let mut a = Catalog {
-            sources: srcs(),
-            ..Default::default()
-        };
-        a.objects.insert(key("keep"), file(b"1"));
-        a.objects.insert(key("change"), file(b"2"));
-        a.objects.insert(key("remove"), file(b"3"));
-        let mut b = Catalog {
-            sources: srcs(),
-            ..Default::default()
-        };
-        b.objects.insert(key("keep"), file(b"1"));
-        b.objects.insert(key("change"), file(b"22"));
-        b.objects.insert(key("new/file"), file(b"4"));
-        let d = a.diff(&b);
-        assert_eq!(d.len(), 3);
-        assert_eq!(
-            a.delta_stats(&d),
-            DeltaStats {
-                added: 1,
-                changed: 1,
-                removed: 1
-            }
-        );
-        assert_eq!(a.apply(&srcs(), &d).unwrap(), b);
-        assert!(b.diff(&b).is_empty());
-    }
-
-    /// A file carried as a patch against `base` (holding `base_content`).
-    fn patched(size: u64, base: &str, base_content: &[u8]) -> Object {
-        Object::File(FileObject {
-            size,
-            sha256: Sha256([1; 32]),
-            executable: false,
-            encoding: Encoding::Rebuilt(Box::new(Rebuilt {
-                recipe: vec![],
-                expanded_len: size,
-                expanded_blake3: [2; 32],
-                expanded: Expanded::Patch {
-                    base: Base {
-                        key: key(base),
-                        sha256: Sha256::of(base_content),
-                        form: BaseForm::Bytes,
-                        len: base_content.len() as u64,
-                        blake3: [3; 32],
-                    },
-                    patch: vec![ChunkRef {
-                        id: ChunkId::of(b"patch"),
-                        len: 5,
-                    }],
-                },
-            })),
-        })
-    }
-
-    #[test]
-    fn a_patch_needs_its_base_in_the_base_catalog_with_its_digest() {
-        let mut a = Catalog {
-            sources: srcs(),
-            ..Default::default()
-        };
-        a.objects.insert(key("tool-1.0"), file(b"old release"));
-        let put = |o: Object| Change::Put {
-            key: key("tool-1.1"),
-            object: o,
-        };
-        let next = a
-            .apply(&srcs(), &[put(patched(100, "tool-1.0", b"old release"))])
-            .unwrap();
-        assert!(matches!(&next.objects[&key("tool-1.1")], Object::File(f) if f.needs_v2()));
-        for (base, content, why) in [
-            ("tool-0.9", &b"old release"[..], "does not hold"),
-            ("tool-1.0", &b"other bytes"[..], "was made against"),
-        ] {
-            let e = a
-                .apply(&srcs(), &[put(patched(100, base, content))])
-                .unwrap_err();
-            assert!(
-                matches!(&e, Error::MissingBase { why: w, .. } if w.contains(why)),
-                "{e}"
-            );
-        }
-        // The base may go in the same bundle: it is looked up in the base catalog.
-        let both = [
-            Change::Remove {
-                key: key("tool-1.0"),
-            },
-            put(patched(100, "tool-1.0", b"old release")),
-        ];
-        assert!(a.apply(&srcs(), &both).is_ok());
-    }
-
-    #[test]
-    fn rebuilt_encodings_are_checked() {
-        let check = |o: Object| {
-            let mut c = Catalog {
-                sources: srcs(),
-                ..Default::default()
-            };
-            c.objects.insert(key("x"), o);
-            c.validate()
-        };
-        let with = |f: &dyn Fn(&mut Rebuilt, &mut u64)| {
-            let Object::File(mut fo) = patched(100, "b", b"b") else {
-                unreachable!()
-            };
-            let Encoding::Rebuilt(r) = &mut fo.encoding else {
-                unreachable!()
-            };
-            f(r, &mut fo.size);
-            Object::File(fo)
-        };
-        assert!(check(with(&|_, _| {})).is_ok());
-        // No recipe: the object is its expanded form, so the lengths agree.
-        assert!(check(with(&|_, size| *size = 99)).is_err());
-        // A base in another source.
-        assert!(check(with(&|r, _| {
-            if let Expanded::Patch { base, .. } = &mut r.expanded {
-                base.key.source = "other".into();
-            }
-        }))
-        .is_err());
-        // An empty patch, and an empty chunk.
-        assert!(check(with(&|r, _| r.expanded = match &r.expanded {
-            Expanded::Patch { base, .. } => Expanded::Patch {
-                base: base.clone(),
-                patch: vec![],
-            },
-            e => e.clone(),
-        }))
-        .is_err());
-        assert!(check(with(&|r, _| r.recipe = vec![ChunkRef {
-            id: ChunkId::of(b""),
-            len: 0
-        }]))
-        .is_err());
-        // Expanded chunks must add up to the expanded length.
-        let chunks = |n: u32| {
-            with(&move |r, _| {
-                r.expanded = Expanded::Chunks(vec![ChunkRef {
-                    id: ChunkId::of(b"e"),
-                    len: n,
-                }])
-            })
-        };
-        assert!(check(chunks(100)).is_ok());
-        assert!(check(chunks(101)).is_err());
-    }
-
-    #[test]
-    fn bad_deltas_are_refused() {
-        let a = Catalog::default();
-        let rm = Change::Remove { key: key("ghost") };
-        assert!(a
-            .apply(&srcs(), &[rm])
-            .unwrap_err()
-            .to_string()
-            .contains("ghost"));
-        let put = Change::Put {
-            key: key("x"),
-            object: file(b"x"),
-        };
-        assert!(a.apply(&srcs(), &[put.clone(), put]).is_err());
-        let trav = Change::Put {
-            key: key("../../etc/passwd"),
-            object: file(b"x"),
-        };
-        assert!(a.apply(&srcs(), &[trav]).is_err());
-    }
-
-    #[test]
-    fn object_cannot_be_a_directory_of_another() {
-        let changes = vec![
-            Change::Put {
-                key: key("a"),
-                object: Object::Symlink { target: "b".into() },
-            },
-            Change::Put {
-                key: key("a/x"),
-                object: file(b"x"),
-            },
-        ];
-        let e = Catalog::default()
-            .apply(&srcs(), &changes)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("s/a/x"), "{e}");
-    }
-
-    #[test]
-    fn escaping_symlink_is_refused() {
-        let changes = vec![Change::Put {
-            key: key("link"),
-            object: Object::Symlink {
-                target: "../../../etc/shadow".into(),
-            },
-        }];
-        assert!(Catalog::default().apply(&srcs(), &changes).is_err());
-    }
-
-    #[test]
-    fn size_must_match_chunks() {
-        let mut o = file(b"abc");
-        if let Object::File(f) = &mut o {
-            f.size = 1 << 40;
-        }
-        let changes = vec![Change::Put {
-            key: key("big"),
-            object: o,
-        }];
-        assert!(Catalog::default().apply(&srcs(), &changes).is_err());
-    }
-
-    #[test]
-    fn source_kinds_keep_their_indices() {
-        assert_eq!(postcard::to_stdvec(&SourceKind::Files).unwrap(), [0]);
-        assert_eq!(postcard::to_stdvec(&SourceKind::Oci).unwrap(), [1]);
-        for (i, k) in SourceKind::ALL.iter().enumerate() {
-            assert_eq!(postcard::to_stdvec(k).unwrap(), [i as u8], "{}", k.name());
-        }
-    }
-
-    #[test]
-    fn undeclared_source_is_refused() {
-        let changes = vec![Change::Put {
-            key: key("x"),
-            object: file(b"x"),
-        }];
-        let e = Catalog::default()
-            .apply(&BTreeMap::new(), &changes)
-            .unwrap_err();
-        assert!(e.to_string().contains("does not declare"), "{e}");
-    }
-}
+#[path = "catalog_tests.rs"]
+mod tests;

@@ -36,10 +36,11 @@ pub const MAGIC: &[u8; 8] = b"FERRYMAN";
 /// A reader of signed manifests refuses it as [`Error::Unsigned`].
 pub const UNSIGNED_MAGIC: &[u8; 8] = b"FERRYUNS";
 /// The newest format version this crate writes and reads. A manifest is
-/// written as version 2 only when an object needs it (an
-/// [`Encoding::Rebuilt`](crate::catalog::Encoding::Rebuilt) object);
-/// otherwise as version 1, which readers of either version accept.
-pub const FORMAT_VERSION: u32 = 2;
+/// written as version 2 or 3 only when an object needs it (an
+/// [`Encoding::Rebuilt`](crate::catalog::Encoding::Rebuilt) object; version
+/// 3 for one carried as [`Expanded::Windows`](crate::catalog::Expanded::Windows));
+/// otherwise as version 1, which readers of every version accept.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this crate reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Domain separation for manifest signatures.
@@ -180,17 +181,21 @@ impl Manifest {
         frame(UNSIGNED_MAGIC, &body, self.version())
     }
 
-    /// The format version this manifest is written in: 2 when an object it
-    /// puts needs version 2, else 1 (so readers of version 1 still read it).
+    /// The format version this manifest is written in: the newest any object
+    /// it puts needs (`FileObject::format_version`: 3 for windows, 2 for
+    /// another rebuilt object), else 1, so older readers still read it.
     pub fn version(&self) -> u32 {
-        let v2 = self.changes.iter().any(|c| {
-            matches!(c, Change::Put { object: crate::catalog::Object::File(f), .. } if f.needs_v2())
-        });
-        if v2 {
-            2
-        } else {
-            1
-        }
+        self.changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Put {
+                    object: crate::catalog::Object::File(f),
+                    ..
+                } => Some(f.format_version()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(1)
     }
 
     /// Parses a manifest file, checks its signature against `trusted`, and
@@ -358,14 +363,14 @@ impl Manifest {
                 if let crate::catalog::Encoding::Rebuilt(r) = &f.encoding {
                     // Every part a reader holds in memory to rebuild the
                     // object; repeating a chunk ref must not make one huge.
-                    let sum = |c: &[crate::catalog::ChunkRef]| {
-                        c.iter().fold(0u64, |a, c| a.saturating_add(c.len as u64))
+                    let sum = |c: &mut dyn Iterator<Item = &crate::catalog::ChunkRef>| {
+                        c.fold(0u64, |a, c| a.saturating_add(c.len as u64))
                     };
                     let parts = [
                         ("expanded form", r.expanded_len),
                         ("reference form", f.base().map_or(0, |b| b.len)),
-                        ("recipe", sum(&r.recipe)),
-                        ("expanded chunks or patch", sum(r.expanded_chunks())),
+                        ("recipe", sum(&mut r.recipe.iter())),
+                        ("expanded chunks or patch", sum(&mut r.expanded_chunks())),
                     ];
                     for (what, value) in parts {
                         check(
@@ -614,9 +619,45 @@ mod tests {
             "{e}"
         );
         // A version this reader does not know.
-        let future = sign_body(&body, 3, &key);
+        let future = sign_body(&body, 4, &key);
         let e = Manifest::open(&future, &[key.public()], &lim).unwrap_err();
-        assert!(matches!(e, Error::UnsupportedFormat(3, 2)), "{e}");
+        assert!(matches!(e, Error::UnsupportedFormat(4, 3)), "{e}");
+        // Windows need version 3, and are refused in a version-2 file.
+        let mut v3 = sample_v2();
+        if let Change::Put {
+            object: crate::catalog::Object::File(f),
+            ..
+        } = &mut v3.changes[0]
+        {
+            if let crate::catalog::Encoding::Rebuilt(r) = &mut f.encoding {
+                if let crate::catalog::Expanded::Patch { base, patch } = r.expanded.clone() {
+                    r.expanded = crate::catalog::Expanded::Windows {
+                        windows: vec![crate::catalog::Window {
+                            len: r.expanded_len,
+                            blake3: [0; 32],
+                            reference_start: 0,
+                            reference_len: base.len,
+                            patch,
+                        }],
+                        base,
+                    };
+                }
+            }
+        }
+        let signed = v3.sign(&key);
+        assert_eq!(u32::from_le_bytes(signed[8..12].try_into().unwrap()), 3);
+        assert_eq!(
+            Manifest::open(&signed, &[key.public()], &lim)
+                .unwrap()
+                .manifest,
+            v3
+        );
+        let body = postcard::to_stdvec(&v3).unwrap();
+        let e = Manifest::open(&sign_body(&body, 2, &key), &[key.public()], &lim).unwrap_err();
+        assert!(
+            matches!(e, Error::Inconsistent(ref w) if w.contains("version 2")),
+            "{e}"
+        );
     }
 
     #[test]

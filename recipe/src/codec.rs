@@ -205,7 +205,7 @@ pub(crate) fn deflate_rebuild(
     chunks: &[DeflateChunk],
     out: &mut impl Write,
 ) -> Result<(), DeflateFail> {
-    let mut p = RecreateStreamProcessor::new();
+    let mut p = DeflateRebuilder::new();
     let mut at = 0usize;
     for (index, chunk) in chunks.iter().enumerate() {
         let end = usize::try_from(chunk.plain_len)
@@ -213,8 +213,31 @@ pub(crate) fn deflate_rebuild(
             .and_then(|n| at.checked_add(n))
             .filter(|&e| e <= plain.len())
             .ok_or_else(|| DeflateFail::Preflate("chunk lengths pass the plain bytes".into()))?;
-        let text = &plain[at..end];
+        p.chunk(index, &plain[at..end], chunk, out)?;
         at = end;
+    }
+    Ok(())
+}
+
+/// One deflate stream rebuilt chunk after chunk, each chunk's plain bytes
+/// given as they come (the state between chunks is preflate-rs's dictionary).
+pub(crate) struct DeflateRebuilder(RecreateStreamProcessor);
+
+impl DeflateRebuilder {
+    pub(crate) fn new() -> Self {
+        DeflateRebuilder(RecreateStreamProcessor::new())
+    }
+
+    /// Rebuilds chunk `index` from `text`, its plain bytes, and writes it to
+    /// `out` once its length is checked.
+    pub(crate) fn chunk(
+        &mut self,
+        index: usize,
+        text: &[u8],
+        chunk: &DeflateChunk,
+        out: &mut impl Write,
+    ) -> Result<(), DeflateFail> {
+        let p = &mut self.0;
         let bytes = guarded(|| {
             p.recompress(&mut Cursor::new(text), &chunk.corrections)
                 .map(|(bytes, _)| bytes)
@@ -228,7 +251,6 @@ pub(crate) fn deflate_rebuild(
                 produced: bytes.len() as u64,
             });
         }
-        out.write_all(&bytes).map_err(DeflateFail::Write)?;
+        out.write_all(&bytes).map_err(DeflateFail::Write)
     }
-    Ok(())
 }

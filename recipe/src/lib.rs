@@ -117,7 +117,7 @@ pub mod zlib;
 pub mod zstd;
 
 pub use by_recipe::{expand_by, ExpandByError};
-pub use rebuild::{rebuild, RebuildError};
+pub use rebuild::{rebuild, rebuild_from, RebuildError};
 pub use recipe::{
     DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION, RECIPE_VERSION_1,
     RECIPE_VERSION_2,

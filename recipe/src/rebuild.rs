@@ -1,6 +1,6 @@
 //! Rebuilding an object from its expanded form and its recipe.
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use crate::codec::{self, DeflateFail};
 use crate::recipe::{DeflateChunk, Recipe, Segment};
@@ -92,6 +92,10 @@ pub enum RebuildError {
     /// Writing the output failed.
     #[error("writing the rebuilt object failed: {0}")]
     Write(#[from] std::io::Error),
+    /// Reading the expanded form failed, or it ended early
+    /// ([`rebuild_from`]).
+    #[error("reading the expanded form failed: {0}")]
+    Read(#[source] std::io::Error),
 }
 
 /// Rebuilds the object of `out_len` bytes from `expanded` with `recipe`, writing
@@ -105,11 +109,33 @@ pub fn rebuild(
     out_len: u64,
     out: &mut impl Write,
 ) -> Result<(), RebuildError> {
+    rebuild_from(
+        recipe,
+        &mut &expanded[..],
+        expanded.len() as u64,
+        out_len,
+        out,
+    )
+}
+
+/// [`rebuild`] from an expanded form of `expanded_len` bytes read from
+/// `expanded` as the segments consume it, never held whole: a literal
+/// segment is copied through a small buffer, a deflate segment read one
+/// preflate chunk at a time; a zlib, xz or zstd segment is read whole (its
+/// encoder takes the whole plain stream), bounded by its declared length.
+/// A read error (or a short read) is [`RebuildError::Read`].
+pub fn rebuild_from(
+    recipe: &Recipe,
+    expanded: &mut impl Read,
+    expanded_len: u64,
+    out_len: u64,
+    out: &mut impl Write,
+) -> Result<(), RebuildError> {
     let recipe_expanded = recipe.expanded_len();
-    if recipe_expanded != expanded.len() as u64 {
+    if recipe_expanded != expanded_len {
         return Err(RebuildError::ExpandedLenMismatch {
             recipe: recipe_expanded,
-            actual: expanded.len() as u64,
+            actual: expanded_len,
         });
     }
     let recipe_out = recipe.output_len();
@@ -119,33 +145,34 @@ pub fn rebuild(
             expected: out_len,
         });
     }
-    let mut at = 0usize;
     for (index, segment) in recipe.segments.iter().enumerate() {
-        // Both sums were checked against real lengths above: these fit.
-        let input = &expanded[at..at + segment.expanded_len() as usize];
-        at += input.len();
         let rebuilt = match segment {
-            Segment::Literal { .. } => {
-                out.write_all(input)?;
+            Segment::Literal { len } => {
+                let copied = std::io::copy(&mut (&mut *expanded).take(*len), out)
+                    .map_err(RebuildError::Read)?;
+                if copied != *len {
+                    return Err(short(*len, copied));
+                }
                 continue;
             }
             Segment::Deflate {
                 chunks,
                 compressed_len,
-                ..
+                plain_len,
             } => {
                 // Written chunk by chunk, each checked against its declared
                 // length, and the chunks add up to the segment's length.
-                deflate(index, input, *compressed_len, chunks, out)?;
+                deflate(index, expanded, *plain_len, *compressed_len, chunks, out)?;
                 continue;
             }
             Segment::Zlib {
                 params,
                 compressed_len,
-                ..
+                plain_len,
             } => {
+                let input = read_len(expanded, *plain_len)?;
                 // Written as it comes, never past its declared length.
-                crate::zlib::rebuild(params, input, *compressed_len, out).map_err(|source| {
+                crate::zlib::rebuild(params, &input, *compressed_len, out).map_err(|source| {
                     match source {
                         ZlibError::Write(e) => RebuildError::Write(e),
                         source => RebuildError::Zlib {
@@ -156,14 +183,20 @@ pub fn rebuild(
                 })?;
                 continue;
             }
-            Segment::Xz { params, .. } => {
-                crate::xz::compress(params, input).map_err(|source| RebuildError::Xz {
+            Segment::Xz {
+                params, plain_len, ..
+            } => {
+                let input = read_len(expanded, *plain_len)?;
+                crate::xz::compress(params, &input).map_err(|source| RebuildError::Xz {
                     segment: index,
                     source,
                 })?
             }
-            Segment::Zstd { params, .. } => {
-                crate::zstd::compress(params, input).map_err(|source| RebuildError::Zstd {
+            Segment::Zstd {
+                params, plain_len, ..
+            } => {
+                let input = read_len(expanded, *plain_len)?;
+                crate::zstd::compress(params, &input).map_err(|source| RebuildError::Zstd {
                     segment: index,
                     source,
                 })?
@@ -181,10 +214,34 @@ pub fn rebuild(
     Ok(())
 }
 
-/// Rebuilds deflate segment `segment` after checking its chunks add up.
+/// The error of a read that gave `got` of `want` bytes.
+fn short(want: u64, got: u64) -> RebuildError {
+    RebuildError::Read(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("the expanded form ended {} bytes early", want - got),
+    ))
+}
+
+/// Reads exactly `len` bytes (the lengths were checked against the expanded
+/// form's, so `len` is bounded by what the caller declared).
+fn read_len(input: &mut impl Read, len: u64) -> Result<Vec<u8>, RebuildError> {
+    let mut buf = Vec::new();
+    let got = (&mut *input)
+        .take(len)
+        .read_to_end(&mut buf)
+        .map_err(RebuildError::Read)? as u64;
+    if got != len {
+        return Err(short(len, got));
+    }
+    Ok(buf)
+}
+
+/// Rebuilds deflate segment `segment` after checking its chunks add up,
+/// reading each chunk's plain bytes as it comes.
 fn deflate(
     segment: usize,
-    plain: &[u8],
+    input: &mut impl Read,
+    plain_len: u64,
     compressed_len: u64,
     chunks: &[DeflateChunk],
     out: &mut impl Write,
@@ -195,21 +252,26 @@ fn deflate(
             c.checked_add(k.compressed_len)?,
         ))
     });
-    if sums != Some((plain.len() as u64, compressed_len)) {
+    if sums != Some((plain_len, compressed_len)) {
         return Err(RebuildError::ChunksInconsistent { segment });
     }
-    codec::deflate_rebuild(plain, chunks, out).map_err(|e| match e {
-        DeflateFail::Preflate(detail) => RebuildError::Deflate { segment, detail },
-        DeflateFail::ChunkLen {
-            chunk,
-            declared,
-            produced,
-        } => RebuildError::ChunkLenMismatch {
-            segment,
-            chunk,
-            declared,
-            produced,
-        },
-        DeflateFail::Write(e) => RebuildError::Write(e),
-    })
+    let mut p = codec::DeflateRebuilder::new();
+    for (index, chunk) in chunks.iter().enumerate() {
+        let text = read_len(input, chunk.plain_len)?;
+        p.chunk(index, &text, chunk, out).map_err(|e| match e {
+            DeflateFail::Preflate(detail) => RebuildError::Deflate { segment, detail },
+            DeflateFail::ChunkLen {
+                chunk,
+                declared,
+                produced,
+            } => RebuildError::ChunkLenMismatch {
+                segment,
+                chunk,
+                declared,
+                produced,
+            },
+            DeflateFail::Write(e) => RebuildError::Write(e),
+        })?;
+    }
+    Ok(())
 }

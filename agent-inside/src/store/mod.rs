@@ -15,6 +15,7 @@ pub mod pypi_meta;
 mod rebuilt;
 #[cfg(test)]
 pub(crate) mod testing;
+mod windowed;
 pub mod yum;
 
 use crate::ranges::ChunkSource;
@@ -222,6 +223,11 @@ fn held_to_rebuild(f: &FileObject) -> u64 {
         Encoding::Rebuilt(r) => match &r.expanded {
             Expanded::Patch { base, .. } => r.expanded_len.saturating_add(base.len),
             Expanded::Chunks(_) => r.expanded_len,
+            // The reference form and one window.
+            Expanded::Windows { base, windows } => {
+                let window = windows.iter().map(|w| w.len).max().unwrap_or(0);
+                base.len.saturating_add(window)
+            }
         },
     }
 }

@@ -37,6 +37,10 @@ pub(super) fn write_object(
             let patch = gather(cx, key, patch)?;
             ferry_protocol::delta::decode(&patch, &reference, r.expanded_len, &key.to_string())?
         }
+        Expanded::Windows { base, windows } => {
+            let reference = reference_form(cx, dir, key, base)?;
+            return super::windowed::write(cx, key, f, r, &reference, windows, out);
+        }
     };
     if expanded.len() as u64 != r.expanded_len
         || *blake3::hash(&expanded).as_bytes() != r.expanded_blake3
@@ -59,7 +63,7 @@ pub(super) fn write_object(
 }
 
 /// The concatenated bytes of `refs`, each chunk checked.
-fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> Result<Vec<u8>> {
+pub(super) fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> Result<Vec<u8>> {
     let total: u64 = refs.iter().map(|r| r.len as u64).sum();
     let mut out = Vec::with_capacity(total as usize);
     for r in refs {

@@ -22,6 +22,7 @@
 mod predecessor;
 mod recipes;
 mod refs;
+mod windows;
 
 pub(crate) use predecessor::Families;
 pub(crate) use recipes::Recipes;
@@ -89,13 +90,21 @@ pub struct DeltaOptions {
     /// Largest object (and expanded form) analysed and patched; both are
     /// held in memory. Larger objects ship whole.
     pub max_object: u64,
+    /// An expanded form larger than this is cut into windows of about this
+    /// size (format version 3), each its own zstd frame against a range of
+    /// the base's reference form ([`DEFAULT_WINDOW`]; at most 48 MiB).
+    pub window: u64,
 }
+
+/// The default [`DeltaOptions::window`]: 48 MiB.
+pub const DEFAULT_WINDOW: u64 = 48 << 20;
 
 impl Default for DeltaOptions {
     fn default() -> Self {
         DeltaOptions {
             level: Some(FAST),
             max_object: 256 << 20,
+            window: DEFAULT_WINDOW,
         }
     }
 }
@@ -117,8 +126,8 @@ pub fn parse_level(s: &str) -> Result<Option<i32>> {
 pub(crate) struct Patched {
     /// The recipe's bytes (empty when the object is its own expanded form).
     pub(crate) recipe: Vec<u8>,
-    /// The patch frame.
-    pub(crate) patch: Vec<u8>,
+    /// The patch: one frame, or windows.
+    pub(crate) patch: Frames,
     /// Length of the expanded form.
     pub(crate) expanded_len: u64,
     /// BLAKE3 of the expanded form.
@@ -129,10 +138,23 @@ pub(crate) struct Patched {
     pub(crate) reused: bool,
 }
 
+/// How a patch travels.
+pub(crate) enum Frames {
+    /// One zstd frame against the whole reference form (`Expanded::Patch`).
+    One(Vec<u8>),
+    /// Windows (`Expanded::Windows`).
+    Windows(Vec<windows::WindowPatch>),
+}
+
 impl Patched {
     /// Bytes this encoding adds to the bundle, before chunk dedup.
     pub(crate) fn cost(&self) -> u64 {
-        (self.recipe.len() + self.patch.len()) as u64
+        let patch = match &self.patch {
+            Frames::One(f) => f.len() as u64,
+            // Each window's catalog entry too (lengths, BLAKE3, range).
+            Frames::Windows(w) => w.iter().map(|w| w.frame.len() as u64 + 64).sum(),
+        };
+        self.recipe.len() as u64 + patch
     }
 
     /// Bytes the `Rebuilt` encoding adds to the object's catalog entry over
@@ -193,6 +215,21 @@ pub(crate) fn patch_against(
         return Ok(None);
     };
     drop(data);
+    let expanded_len = expanded.len() as u64;
+    if expanded_len > opts.max_object {
+        return Ok(None);
+    }
+    let expanded_blake3 = *blake3::hash(&expanded).as_bytes();
+    // An expanded form cut into windows waits in a file while the base's
+    // reference form is made, and is read back a window at a time: the two
+    // are never in memory together.
+    let held = if expanded_len > opts.window {
+        let file = spill(refs.dir(), &expanded)?;
+        drop(expanded);
+        Held::Spilled(file)
+    } else {
+        Held::Memory(expanded)
+    };
     let Some(base_bytes) = refs.get(&base.sha256)? else {
         return Ok(None);
     };
@@ -206,23 +243,27 @@ pub(crate) fn patch_against(
         }
         Err(_) => (base_bytes, BaseForm::Bytes),
     };
-    if expanded.len() as u64 > opts.max_object || reference.len() as u64 > opts.max_object {
+    if reference.len() as u64 > opts.max_object {
         return Ok(None);
     }
-    let expanded_len = expanded.len() as u64;
-    let expanded_blake3 = *blake3::hash(&expanded).as_bytes();
-    let patch = ferry_protocol::delta::encode(&expanded, &reference, level)
-        .with_context(|| format!("cannot encode {key} against {base_key}"))?;
-    drop(expanded);
-    // The inside's first step: the patch must give back the expanded form the
-    // recipe was just checked on (same length and BLAKE3, as the inside checks).
-    let decoded =
-        ferry_protocol::delta::decode(&patch, &reference, expanded_len, &key.to_string())?;
-    if *blake3::hash(&decoded).as_bytes() != expanded_blake3 {
-        eprintln!("ferry-out: warning: {key}: the patch decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
-        return Ok(None);
-    }
-    drop(decoded);
+    let patch = match held {
+        Held::Spilled(file) => {
+            let src = windows::Source {
+                file,
+                len: expanded_len,
+            };
+            match windows::encode(key, &src, &reference, opts.window, level)? {
+                Some(w) => Frames::Windows(w),
+                None => return Ok(None),
+            }
+        }
+        Held::Memory(expanded) => {
+            match one_frame(key, base_key, expanded, &reference, expanded_blake3, level)? {
+                Some(f) => Frames::One(f),
+                None => return Ok(None),
+            }
+        }
+    };
     Ok(Some(Patched {
         recipe,
         patch,
@@ -237,6 +278,57 @@ pub(crate) fn patch_against(
         },
         reused,
     }))
+}
+
+/// Where an expanded form waits while the reference form is made.
+enum Held {
+    Memory(Vec<u8>),
+    Spilled(std::fs::File),
+}
+
+/// Writes `bytes` to an unnamed file in `dir` (created, then unlinked at
+/// once, so a crash leaves nothing behind) and returns it for reading.
+fn spill(dir: &std::path::Path, bytes: &[u8]) -> Result<std::fs::File> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!(".expanded-{}-{n}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(file)
+}
+
+/// `expanded` as one zstd frame against `reference`, decoded again and
+/// checked (length and BLAKE3) as the inside will; `None` (with a warning)
+/// if it does not decode to what it encodes.
+fn one_frame(
+    key: &ObjectKey,
+    base_key: &ObjectKey,
+    expanded: Vec<u8>,
+    reference: &[u8],
+    expanded_blake3: [u8; 32],
+    level: i32,
+) -> Result<Option<Vec<u8>>> {
+    let expanded_len = expanded.len() as u64;
+    let patch = ferry_protocol::delta::encode(&expanded, reference, level)
+        .with_context(|| format!("cannot encode {key} against {base_key}"))?;
+    drop(expanded);
+    // The inside's first step: the patch must give back the expanded form the
+    // recipe was just checked on (same length and BLAKE3, as the inside checks).
+    let decoded = ferry_protocol::delta::decode(&patch, reference, expanded_len, &key.to_string())?;
+    if *blake3::hash(&decoded).as_bytes() != expanded_blake3 {
+        eprintln!("ferry-out: warning: {key}: the patch decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
+        return Ok(None);
+    }
+    Ok(Some(patch))
 }
 
 /// Analyses `data` and checks the result as the inside will: the recipe, as

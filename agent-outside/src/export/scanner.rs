@@ -502,16 +502,29 @@ impl Scanner<'_> {
     /// returns the object with its `Rebuilt` encoding.
     fn ship_patched(&mut self, whole: FileObject, p: delta::Patched) -> Result<FileObject> {
         let recipe = self.cut_bytes(&p.recipe)?;
-        let patch = self.cut_bytes(&p.patch)?;
+        let expanded = match &p.patch {
+            delta::Frames::One(frame) => Expanded::Patch {
+                base: p.base,
+                patch: self.cut_bytes(frame)?,
+            },
+            delta::Frames::Windows(windows) => {
+                let mut entries = Vec::with_capacity(windows.len());
+                for w in windows {
+                    let chunks = self.cut_bytes(&w.frame)?;
+                    entries.push(w.entry(chunks));
+                }
+                Expanded::Windows {
+                    base: p.base,
+                    windows: entries,
+                }
+            }
+        };
         Ok(FileObject {
             encoding: Encoding::Rebuilt(Box::new(Rebuilt {
                 recipe,
                 expanded_len: p.expanded_len,
                 expanded_blake3: p.expanded_blake3,
-                expanded: Expanded::Patch {
-                    base: p.base,
-                    patch,
-                },
+                expanded,
             })),
             ..whole
         })

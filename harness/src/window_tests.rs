@@ -1,0 +1,135 @@
+//! Windowed patches (format version 3): a gzip layer made by tar and gzip,
+//! whose expanded form spans several windows, in one process.
+
+use crate::delta_tests::{edit_rebuilt, manifest_of, protocol_error};
+use crate::Pair;
+use ferry_protocol::catalog::{Change, Encoding, Expanded, Object, Window};
+use std::path::Path;
+use std::process::Command;
+
+const LAYER: &str = "blobs/layer.tar.gz";
+
+/// Writes release `release` of a tree of text files under `dir` and returns
+/// `tar | gzip -6 -n` of it, made by the real tools (GNU gzip: its deflate
+/// is rebuilt by preflate-rs).
+fn layer(dir: &Path, release: u32) -> Vec<u8> {
+    let tree = dir.join(format!("tree-{release}"));
+    for i in 0..48u32 {
+        let mut text = String::new();
+        for j in 0..900u32 {
+            let v = (i * 7919 + j * 104_729) % 1_000_003;
+            // Release 2 changes a few lines in every sixth file.
+            let edit = release == 2 && i % 6 == 0 && j % 300 == 7;
+            text.push_str(&format!(
+                "file {i} line {j} value {v} {}\n",
+                if edit { "edited" } else { "" }
+            ));
+        }
+        let path = tree.join(format!("usr/share/doc{}/file{i:02}.txt", i % 4));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let tar_gz = dir.join(format!("layer-{release}.tar.gz"));
+    let script = format!(
+        "tar --sort=name --mtime=@0 --owner=0 --group=0 -C {} -cf - . | gzip -6 -n > {}",
+        tree.display(),
+        tar_gz.display()
+    );
+    let ok = Command::new("sh").arg("-c").arg(&script).status().unwrap();
+    assert!(ok.success(), "tar | gzip failed (both are needed)");
+    std::fs::read(tar_gz).unwrap()
+}
+
+/// A pair that serves release 1 of the layer, then exports release 2 in its
+/// place with 256 KiB windows (the 2 MB tar spans several).
+fn upgraded(p: &mut Pair) -> (crate::Exported, std::path::PathBuf, Vec<u8>) {
+    let work = p.dir.path().join("layers");
+    let (old, new) = (layer(&work, 1), layer(&work, 2));
+    assert_ne!(old, new);
+    p.outside.opts.delta.window = 256 << 10;
+    p.outside.write(LAYER, &old);
+    assert_eq!(p.drive(), 1);
+    p.outside.write(LAYER, &new);
+    let (e, media) = p.export_to_media().expect("a second bundle");
+    (e, media, new)
+}
+
+/// The windows of the layer in the bundle at `dir`.
+fn windows_of(dir: &Path) -> Vec<Window> {
+    let (version, m) = manifest_of(dir);
+    assert_eq!(version, 3, "a bundle with windows is format version 3");
+    m.changes
+        .iter()
+        .find_map(|c| match c {
+            Change::Put {
+                key,
+                object: Object::File(f),
+            } if key.path == LAYER => match &f.encoding {
+                Encoding::Rebuilt(r) => match &r.expanded {
+                    Expanded::Windows { windows, .. } => Some(windows.clone()),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            },
+            _ => None,
+        })
+        .expect("the layer is in the delta")
+}
+
+#[test]
+fn a_layer_over_several_windows_round_trips_bit_exactly() {
+    let mut p = Pair::new();
+    let (e, media, new) = upgraded(&mut p);
+    assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
+    let windows = windows_of(&e.dir);
+    assert!(windows.len() > 2, "{} windows", windows.len());
+    assert!(
+        e.record.bytes < new.len() as u64 / 10,
+        "bundle is {} bytes for a {}-byte layer with a few edited lines",
+        e.record.bytes,
+        new.len()
+    );
+    let report = p.inside.import(&media).unwrap();
+    assert!(report.ok(), "{:?}", report.failed);
+    assert_eq!(std::fs::read(p.inside.served(LAYER)).unwrap(), new);
+    p.assert_in_sync();
+}
+
+#[test]
+fn a_tampered_window_is_refused_with_nothing_applied() {
+    type Edit = fn(&mut Vec<Window>);
+    let edits: [(&str, Edit); 2] = [
+        ("swapped patches", |w| {
+            let first = w[0].patch.clone();
+            w[0].patch = w[1].patch.clone();
+            w[1].patch = first;
+        }),
+        ("another BLAKE3", |w| w[1].blake3[0] ^= 1),
+    ];
+    for (what, edit) in edits {
+        let mut p = Pair::new();
+        let (_, media, _) = upgraded(&mut p);
+        let old = std::fs::read(p.inside.served(LAYER)).unwrap();
+        edit_rebuilt(&p, &media, |r| {
+            if let Expanded::Windows { windows, .. } = &mut r.expanded {
+                edit(windows);
+            }
+        });
+        let report = p.inside.import(&media).unwrap();
+        assert!(!report.ok(), "{what}: applied");
+        assert!(
+            matches!(
+                protocol_error(&report),
+                ferry_protocol::Error::BadPatch { .. }
+            ),
+            "{what}: {:?}",
+            report.failed
+        );
+        assert_eq!(p.inside.applied().sequence, 1, "{what}");
+        assert_eq!(
+            std::fs::read(p.inside.served(LAYER)).unwrap(),
+            old,
+            "{what}"
+        );
+    }
+}
