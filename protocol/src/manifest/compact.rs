@@ -142,8 +142,8 @@ fn key_text(key: &ObjectKey, out: &mut Vec<u8>) {
 /// Encodes the body of a version-3 manifest.
 pub(super) fn encode(m: &Manifest) -> Vec<u8> {
     let mut c = Columns::default();
-    let index = encode_chunks(&m.chunks, &mut c);
-    encode_changes(&m.changes, &index, &mut c);
+    encode_chunks(&m.chunks, &mut c);
+    encode_changes(&m.changes, &m.chunks, &mut c);
     let mut columns = Vec::new();
     for col in c.all() {
         put_varint(&mut columns, col.len() as u64);
@@ -169,12 +169,10 @@ pub(super) fn encode(m: &Manifest) -> Vec<u8> {
     out
 }
 
-/// The chunk table's columns; returns each id's index and length.
-fn encode_chunks(chunks: &[ChunkEntry], c: &mut Columns) -> HashMap<ChunkId, (u64, u32)> {
-    let mut index = HashMap::with_capacity(chunks.len());
+/// The chunk table's columns.
+fn encode_chunks(chunks: &[ChunkEntry], c: &mut Columns) {
     let mut end: Option<(u32, u64)> = None;
-    for (i, e) in chunks.iter().enumerate() {
-        index.entry(e.id).or_insert((i as u64, e.raw_len));
+    for e in chunks {
         c.chunk_ids.extend_from_slice(&e.id.0);
         put_varint(&mut c.chunk_lens, e.raw_len as u64);
         c.chunk_stored
@@ -197,11 +195,43 @@ fn encode_chunks(chunks: &[ChunkEntry], c: &mut Columns) -> HashMap<ChunkId, (u6
         );
         end = Some((e.volume, e.offset.wrapping_add(e.stored_len as u64)));
     }
-    index
+}
+
+/// Where a chunk ref is in the chunk table: the next entry (the usual
+/// case, looked at first), else the first entry with its id, looked up in
+/// an index made only when first needed.
+struct Table<'a> {
+    chunks: &'a [ChunkEntry],
+    index: Option<HashMap<ChunkId, (u64, u32)>>,
+}
+
+impl Table<'_> {
+    fn find(&mut self, r: &ChunkRef, next: u64) -> Option<u64> {
+        let at = self.chunks.get(next as usize);
+        if at.is_some_and(|c| c.id == r.id && c.raw_len == r.len) {
+            return Some(next);
+        }
+        let chunks = self.chunks;
+        let index = self.index.get_or_insert_with(|| {
+            let mut index = HashMap::with_capacity(chunks.len());
+            for (i, e) in chunks.iter().enumerate() {
+                index.entry(e.id).or_insert((i as u64, e.raw_len));
+            }
+            index
+        });
+        match index.get(&r.id) {
+            Some(&(i, len)) if len == r.len => Some(i),
+            _ => None,
+        }
+    }
 }
 
 /// The change list's columns.
-fn encode_changes(changes: &[Change], index: &HashMap<ChunkId, (u64, u32)>, c: &mut Columns) {
+fn encode_changes(changes: &[Change], chunks: &[ChunkEntry], c: &mut Columns) {
+    let mut table = Table {
+        chunks,
+        index: None,
+    };
     let (mut prev, mut text) = (Vec::new(), Vec::new());
     let mut next_chunk = 0u64;
     for change in changes {
@@ -239,8 +269,8 @@ fn encode_changes(changes: &[Change], index: &HashMap<ChunkId, (u64, u32)>, c: &
         let mut sum = 0u64;
         for r in refs {
             sum = sum.wrapping_add(r.len as u64);
-            match index.get(&r.id) {
-                Some(&(i, len)) if len == r.len => {
+            match table.find(r, next_chunk) {
+                Some(i) => {
                     put_varint(&mut c.refs, zigzag(i as i64 - next_chunk as i64) + 1);
                     next_chunk = i + 1;
                 }
