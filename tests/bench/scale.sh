@@ -20,6 +20,8 @@
 #                  with its indices)
 #   SCALE_OUTSIDE_ONLY  1: export only (no ferry-in import; the inside's
 #                  columns print "-")
+#   SCALE_TREE     with mirror: a pristine tree of SCALE_FILES objects to link
+#                  in (cp -al), generated there first if missing
 #   SCALE_SCAN_REPEATS  after the deltas, how many times to time the scan of the
 #                  unchanged tree (an export that finds nothing changed) against
 #                  `find SRC -printf '%s %T@\n'`, warm cache (default 3; 0: skip)
@@ -55,7 +57,15 @@ SCAN_REPEATS=${SCALE_SCAN_REPEATS:-3}
 echo "== generating $FILES files ($SHAPE)"
 if [[ $SHAPE == mirror ]]; then
     rmdir "$SRC"
-    python3 "$SCRIPT_DIR/gen.py" --mirror "$FILES" --out "$SRC" --stats "$DIR/gen.json"
+    if [[ -n ${SCALE_TREE:-} ]]; then
+        # A pristine tree generated once, linked in (deltas write new files,
+        # so the pristine tree is never changed).
+        [[ -d $SCALE_TREE ]] || python3 "$SCRIPT_DIR/gen.py" --mirror "$FILES" --out "$SCALE_TREE" --stats "$SCALE_TREE.json"
+        cp -al "$SCALE_TREE" "$SRC"
+        cp "$SCALE_TREE.json" "$DIR/gen.json"
+    else
+        python3 "$SCRIPT_DIR/gen.py" --mirror "$FILES" --out "$SRC" --stats "$DIR/gen.json"
+    fi
     # changed files: small/dNNNN/fNNNNNNN.txt, as the flat shape's dNNNN/fNNNNNNN.txt
     SMALL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["small"])' "$DIR/gen.json")
     CHANGE_ROOT=$SRC/small
@@ -117,7 +127,9 @@ for n in $(seq 0 "$DELTAS"); do
     if (( n > 0 )); then
         for k in $(seq 1 "$CHANGED"); do
             i=$(( (n * 7919 + k * 104729) % SMALL ))
-            echo "changed by delta $n" >>"$CHANGE_ROOT/d$(printf %04d $((i / 1000)))/f$(printf %07d "$i").txt"
+            f=$CHANGE_ROOT/d$(printf %04d $((i / 1000)))/f$(printf %07d "$i").txt
+            # a new file (never the linked inode of SCALE_TREE)
+            { cat "$f"; echo "changed by delta $n"; } >"$f.new" && mv "$f.new" "$f"
         done
     fi
     media=$DIR/media/$n
