@@ -106,7 +106,7 @@ timed() {
     printf '%6.2fs %6.2fcpu %6.1fMiB' "$wall" "$(awk -v u="$user" -v s="$sys" 'BEGIN{print u+s}')" \
         "$(awk -v k="$rss" 'BEGIN{print k/1024}')"
 }
-size() { du -sb "$1" | awk '{printf "%.1f MB", $1/1e6}'; }
+size() { du -sb "$1" | awk '{printf "%.3f MB", $1/1e6}'; }
 
 # The manifest of the bundle in media dir $1: bytes, and bytes an object of
 # the catalog (and zstd -19 of the file: what a generic compressor finds).
