@@ -30,6 +30,54 @@ fn catalog_chunks(o: &Outside, sequence: u64) -> HashSet<ChunkId> {
     o.catalog(sequence).unwrap().chunk_ids()
 }
 
+/// The format version of a bundle directory's manifest.
+fn version_of(bundle: &Path) -> u32 {
+    let bytes = std::fs::read(bundle.join("manifest.ferry")).unwrap();
+    u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+}
+
+#[test]
+fn a_bundle_of_many_objects_travels_in_format_version_3() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut p = Pair::new();
+    for i in 0..700 {
+        p.outside.write(
+            &format!("d{}/f{i:04}.txt", i / 100),
+            format!("file {i}\n").as_bytes(),
+        );
+    }
+    // Shared content (a chunk referred to twice), an executable, a link.
+    p.outside.write("same-a", b"same");
+    p.outside.write("same-b", b"same");
+    p.outside.write("tool", b"#!/bin/sh\n");
+    let tool = p.outside.src.join("tool");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("d0", p.outside.src.join("link")).unwrap();
+    let (e, report) = p.step().expect("a first bundle");
+    assert!(report.ok(), "{:?}", report.failed);
+    assert_eq!(version_of(&e.dir), 3, "{} changes", e.record.added);
+    p.assert_in_sync();
+    // A small delta stays version 1, readable by older readers.
+    p.outside.write("d0/f0000.txt", b"changed\n");
+    let (e, report) = p.step().expect("a delta");
+    assert!(report.ok(), "{:?}", report.failed);
+    assert_eq!(version_of(&e.dir), 1);
+    p.assert_in_sync();
+    // A large delta with removals is version 3 again.
+    std::fs::remove_dir_all(p.outside.src.join("d6")).unwrap();
+    for i in 0..600 {
+        p.outside.write(
+            &format!("d{}/f{i:04}.txt", i / 100),
+            format!("again {i}\n").as_bytes(),
+        );
+    }
+    let (e, report) = p.step().expect("a large delta");
+    assert!(report.ok(), "{:?}", report.failed);
+    assert_eq!(version_of(&e.dir), 3);
+    assert!(e.record.removed > 0 && e.record.changed > 0);
+    p.assert_in_sync();
+}
+
 #[test]
 fn first_export_and_import_serve_the_source_tree() {
     let mut p = Pair::new();

@@ -447,6 +447,11 @@ impl Catalog {
         for name in self.sources.keys() {
             crate::path::check_source_name(name)?;
         }
+        // One key to look ancestors up with, its strings reused.
+        let mut parent = ObjectKey {
+            source: String::new(),
+            path: String::new(),
+        };
         for (key, obj) in &self.objects {
             check_key(key)?;
             if !self.sources.contains_key(&key.source) {
@@ -461,12 +466,13 @@ impl Catalog {
             }
             // An ancestor directory of this path must not be an object itself.
             let mut path = key.path.as_str();
+            if parent.source != key.source {
+                parent.source.clone_from(&key.source);
+            }
             while let Some(i) = path.rfind('/') {
                 path = &path[..i];
-                let parent = ObjectKey {
-                    source: key.source.clone(),
-                    path: path.to_string(),
-                };
+                parent.path.clear();
+                parent.path.push_str(path);
                 if self.objects.contains_key(&parent) {
                     return Err(Error::UnsafePath {
                         path: key.to_string(),

@@ -6,9 +6,9 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `FERRYMAN` |
-//! | 8 | 4 | format version, `1` |
+//! | 8 | 4 | format version, `1`, `2` or `3` |
 //! | 12 | 4 | body length `B` |
-//! | 16 | B | body: [`Manifest`] in postcard |
+//! | 16 | B | body: [`Manifest`] in postcard (versions 1 and 2), or in columns (version 3, `compact`) |
 //! | 16+B | 32 | signer's ed25519 public key |
 //! | 48+B | 64 | ed25519 signature over `SIGNING_CONTEXT` followed by bytes `0..16+B` |
 //!
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::collections::HashSet;
 
+mod compact;
 mod unsigned;
 pub use unsigned::{strip_signature, UnsignedManifest};
 
@@ -36,11 +37,16 @@ pub const MAGIC: &[u8; 8] = b"FERRYMAN";
 /// A reader of signed manifests refuses it as [`Error::Unsigned`].
 pub const UNSIGNED_MAGIC: &[u8; 8] = b"FERRYUNS";
 /// The newest format version this crate writes and reads. A manifest is
-/// written as version 2 or 3 only when an object needs it (an
-/// [`Encoding::Rebuilt`](crate::catalog::Encoding::Rebuilt) object; version
-/// 3 for one carried as [`Expanded::Windows`](crate::catalog::Expanded::Windows));
+/// written as version 3 (the columns of `compact`) from [`COMPACT_FROM`]
+/// changes and chunks, or when an object needs it (one carried as
+/// [`Expanded::Windows`](crate::catalog::Expanded::Windows)); a smaller one
+/// as version 2 only when an object needs it (an
+/// [`Encoding::Rebuilt`](crate::catalog::Encoding::Rebuilt) object),
 /// otherwise as version 1, which readers of every version accept.
 pub const FORMAT_VERSION: u32 = 3;
+/// A manifest with at least this many changes and chunks (together) is
+/// written as version 3: small bundles stay readable by older readers.
+pub const COMPACT_FROM: usize = 1024;
 /// The oldest format version this crate reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Domain separation for manifest signatures.
@@ -166,10 +172,38 @@ pub struct VerifiedManifest {
 }
 
 impl Manifest {
-    /// Encodes and signs; returns the manifest file's bytes.
+    /// Encodes (in [`Manifest::version`]) and signs; returns the manifest
+    /// file's bytes.
     pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
-        let body = postcard::to_stdvec(self).expect("a manifest always serializes");
-        sign_body(&body, self.version(), key)
+        self.sign_as(self.version(), key)
+    }
+
+    /// Encodes in format `version` and signs. A writer uses
+    /// [`Manifest::sign`]; this is for tests of readers (a small manifest in
+    /// version 3, say). `version` must be able to express the manifest
+    /// (see [`Manifest::body`]).
+    pub fn sign_as(&self, version: u32, key: &SecretKey) -> Vec<u8> {
+        sign_body(&self.body(version), version, key)
+    }
+
+    /// The body in format `version`: postcard for 1 and 2, columns for 3.
+    /// (A version-1 body of a manifest that needs version 2 is what a reader
+    /// refuses: tests write one on purpose.)
+    pub fn body(&self, version: u32) -> Vec<u8> {
+        if version >= 3 {
+            compact::encode(self)
+        } else {
+            postcard::to_stdvec(self).expect("a manifest always serializes")
+        }
+    }
+
+    /// Decodes a body of format `version`.
+    fn decode_body(version: u32, body: &[u8]) -> Result<Manifest, Error> {
+        if version >= 3 {
+            compact::decode(body)
+        } else {
+            postcard::from_bytes(body).map_err(|e| Error::ManifestDecode(e.to_string()))
+        }
     }
 
     /// The unsigned manifest file: [`UNSIGNED_MAGIC`], the version, the body
@@ -177,14 +211,26 @@ impl Manifest {
     /// for the magic. [`UnsignedManifest::sign`] turns it into the file
     /// [`Manifest::sign`] writes, byte for byte.
     pub fn to_unsigned(&self) -> Vec<u8> {
-        let body = postcard::to_stdvec(self).expect("a manifest always serializes");
-        frame(UNSIGNED_MAGIC, &body, self.version())
+        let version = self.version();
+        frame(UNSIGNED_MAGIC, &self.body(version), version)
     }
 
-    /// The format version this manifest is written in: the newest any object
-    /// it puts needs (`FileObject::format_version`: 3 for windows, 2 for
-    /// another rebuilt object), else 1, so older readers still read it.
+    /// The format version this manifest is written in: 3 from
+    /// [`COMPACT_FROM`] changes and chunks, else [`Manifest::oldest_version`]
+    /// (so older readers still read small bundles).
     pub fn version(&self) -> u32 {
+        let oldest = self.oldest_version();
+        if oldest < 3 && self.changes.len() + self.chunks.len() >= COMPACT_FROM {
+            3
+        } else {
+            oldest
+        }
+    }
+
+    /// The oldest format version that can carry this manifest: the newest
+    /// any object it puts needs (`FileObject::format_version`: 3 for
+    /// windows, 2 for another rebuilt object), else 1.
+    pub fn oldest_version(&self) -> u32 {
         self.changes
             .iter()
             .filter_map(|c| match c {
@@ -222,13 +268,12 @@ impl Manifest {
             return Err(Error::UntrustedKey(signer.short()));
         }
         signer.verify(&signed_message(signed), &sig)?;
-        let manifest: Manifest = postcard::from_bytes(&signed[HEADER_LEN..])
-            .map_err(|e| Error::ManifestDecode(e.to_string()))?;
         let version = u32::from_le_bytes(signed[8..12].try_into().expect("4 bytes"));
-        if manifest.version() > version {
+        let manifest = Manifest::decode_body(version, &signed[HEADER_LEN..])?;
+        if manifest.oldest_version() > version {
             return Err(Error::Inconsistent(format!(
                 "a version {version} manifest carries an object encoding of version {}",
-                manifest.version()
+                manifest.oldest_version()
             )));
         }
         manifest.check(limits)?;
@@ -411,9 +456,11 @@ pub fn signer_of(file: &[u8]) -> Result<PublicKey, Error> {
 /// a status report on a bundle that failed verification. Never trust the result.
 pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Manifest), Error> {
     let (signed, signer, _) = split(file)?;
-    let m = postcard::from_bytes(&signed[HEADER_LEN..])
-        .map_err(|e| Error::ManifestDecode(e.to_string()))?;
-    Ok((signer, m))
+    let version = u32::from_le_bytes(signed[8..12].try_into().expect("4 bytes"));
+    Ok((
+        signer,
+        Manifest::decode_body(version, &signed[HEADER_LEN..])?,
+    ))
 }
 
 /// Frames `body` (header, body, signer, signature) and signs it: the

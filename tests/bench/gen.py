@@ -403,14 +403,114 @@ class Gen:
             os.utime(d, (mtime, mtime))
 
 
+# ------------------------------------------------------------- mirror (issue 15)
+def gen_mirror(root, objects, seed):
+    """A tree of `objects` files shaped like a large mirror (issue 15):
+
+      small/dNNNN/fNNNNNNN.txt  most objects: unique text files of 60 B .. 4 KiB,
+                                1,000 a directory
+      large/blob-NNN.bin        a few large random files (objects // 20,000 of
+                                them, 2 .. 6 MiB each)
+      pool/main/<l>/<pkg>/<pkg>_<ver>_amd64.deb
+                                a package-mirror-shaped tree: one package in 20
+                                objects, 2 .. 24 KiB each
+      dists/stable/main/binary-amd64/Packages, Packages.gz, Release
+                                the indices listing every package (size, SHA256)
+
+    Every file's content is unique (so each small file is a chunk of its own,
+    as in a real mirror), and every mtime is fixed, so a given (objects, seed)
+    makes the same tree. Returns a dict of counts."""
+    import gzip
+    import hashlib
+    rng = sub_rng(seed, "mirror")
+    t0 = time.time()
+    n_large = max(1, objects // 20000)
+    n_pkgs = objects // 20
+    n_small = objects - n_large - n_pkgs - 3
+    stats = {"objects": objects, "small": n_small, "large": n_large, "packages": n_pkgs}
+    total = 0
+    words = ["alpha", "beta", "gamma", "delta", "mirror", "package", "index", "object"]
+    for i in range(n_small):
+        d = os.path.join(root, "small", "d%04d" % (i // 1000))
+        if i % 1000 == 0:
+            os.makedirs(d, exist_ok=True)
+        line = "object %d %s %08x\n" % (i, words[i % 8], (i * 2654435761) & 0xFFFFFFFF)
+        data = (line * (1 + (i * 7919) % (4096 // len(line)))).encode()
+        with open(os.path.join(d, "f%07d.txt" % i), "wb") as f:
+            f.write(data)
+        total += len(data)
+        if i % 200000 == 199999:
+            print("  [gen] small %d/%d (%.0fs)" % (i + 1, n_small, time.time() - t0), flush=True)
+    os.makedirs(os.path.join(root, "large"), exist_ok=True)
+    for j in range(n_large):
+        size = rng.randint(2 * MIB, 6 * MIB)
+        write_random_file(os.path.join(root, "large", "blob-%03d.bin" % j), ("mirror-large", j),
+                          size, V1_MTIME, seed)
+        total += size
+    stanzas = []
+    for k in range(n_pkgs):
+        name = "pkg%06d" % k
+        ver = "1.%d-%d" % (k % 17, 1 + k % 3)
+        rel = "pool/main/%s/%s/%s_%s_amd64.deb" % (name[3 + k % 3], name, name, ver)
+        size = 2048 + (k * 104729) % (22 * KIB)
+        r = sub_rng(seed, "deb", k)
+        data = b"!<arch>\ndebian-binary   " + r.randbytes(size - 24)
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        total += size
+        stanzas.append("Package: %s\nVersion: %s\nArchitecture: amd64\nFilename: %s\n"
+                       "Size: %d\nSHA256: %s\nDescription: generated package %d\n\n"
+                       % (name, ver, rel, size, hashlib.sha256(data).hexdigest(), k))
+    index = "".join(stanzas).encode()
+    dists = os.path.join(root, "dists", "stable")
+    binary = os.path.join(dists, "main", "binary-amd64")
+    os.makedirs(binary, exist_ok=True)
+    packed = gzip.compress(index, mtime=0)
+    release = "Origin: ferry-bench\nSuite: stable\nSHA256:\n"
+    for rel, data in (("main/binary-amd64/Packages", index), ("main/binary-amd64/Packages.gz", packed)):
+        with open(os.path.join(dists, rel), "wb") as f:
+            f.write(data)
+        total += len(data)
+        release += " %s %d %s\n" % (hashlib.sha256(data).hexdigest(), len(data), rel)
+    with open(os.path.join(dists, "Release"), "w") as f:
+        f.write(release)
+    for d, _, files in os.walk(root):
+        for name in files:
+            os.utime(os.path.join(d, name), (V1_MTIME, V1_MTIME))
+    stats["bytes"] = total
+    stats["gen_seconds"] = round(time.time() - t0, 1)
+    print("  [gen] mirror: %d objects (%d small, %d large, %d packages + 3 indices), %.1f MiB (%.0fs)"
+          % (objects, n_small, n_large, n_pkgs, total / MIB, time.time() - t0), flush=True)
+    return stats
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--size-mb", type=int, default=1024, help="approximate size of v1 in MiB")
-    ap.add_argument("--v1", required=True)
-    ap.add_argument("--v2", required=True)
+    ap.add_argument("--v1")
+    ap.add_argument("--v2")
+    ap.add_argument("--mirror", type=int, metavar="OBJECTS",
+                    help="write only a mirror-shaped tree of OBJECTS files into --out (issue 15)")
+    ap.add_argument("--out", help="with --mirror: the tree's directory (made; must not exist)")
     ap.add_argument("--stats", help="write a JSON summary here")
     a = ap.parse_args()
+    if a.mirror is not None:
+        if not a.out or os.path.exists(a.out):
+            ap.error("--mirror needs --out, a directory that does not exist yet")
+        if a.mirror < 100:
+            ap.error("--mirror needs at least 100 objects")
+        os.makedirs(a.out)
+        stats = gen_mirror(a.out, a.mirror, a.seed)
+        if a.stats:
+            with open(a.stats, "w") as f:
+                json.dump(stats, f, indent=2, sort_keys=True)
+                f.write("\n")
+        return 0
+    if not a.v1 or not a.v2:
+        ap.error("--v1 and --v2 are required (or --mirror)")
     if a.size_mb < 1:
         ap.error("--size-mb must be >= 1")
     for d in (a.v1, a.v2):

@@ -25,8 +25,17 @@ use std::collections::HashMap;
 /// (and by stem, for the fallback).
 pub(crate) struct Families<'a> {
     prev: &'a Catalog,
-    groups: HashMap<(&'a str, &'a str, String), Vec<&'a ObjectKey>>,
-    stems: HashMap<(&'a str, &'a str, String), Vec<&'a ObjectKey>>,
+    /// The name families and stems, made when a lookup first needs them (an
+    /// export of unchanged or same-key files never does).
+    index: std::cell::OnceCell<Index<'a>>,
+}
+
+/// Files of the last catalog by (source, directory, family or stem).
+type Groups<'a> = HashMap<(&'a str, &'a str, String), Vec<&'a ObjectKey>>;
+
+struct Index<'a> {
+    groups: Groups<'a>,
+    stems: Groups<'a>,
 }
 
 /// A file name's stem and extension: what comes before its first digit,
@@ -61,28 +70,32 @@ fn split(path: &str) -> (&str, &str) {
 }
 
 impl<'a> Families<'a> {
-    /// Indexes the files of `prev`.
+    /// The families of the files of `prev` (indexed when first needed).
     pub(crate) fn new(prev: &'a Catalog) -> Self {
-        let mut groups: HashMap<_, Vec<_>> = HashMap::new();
-        let mut stems: HashMap<_, Vec<_>> = HashMap::new();
-        for (key, _) in prev.files() {
-            let (dir, name) = split(&key.path);
-            groups
-                .entry((key.source.as_str(), dir, family(name)))
-                .or_default()
-                .push(key);
-            if let Some(stem) = stem(name) {
-                stems
-                    .entry((key.source.as_str(), dir, stem))
-                    .or_default()
-                    .push(key);
-            }
-        }
         Families {
             prev,
-            groups,
-            stems,
+            index: std::cell::OnceCell::new(),
         }
+    }
+
+    fn index(&self) -> &Index<'a> {
+        self.index.get_or_init(|| {
+            let (mut groups, mut stems) = (Groups::new(), Groups::new());
+            for (key, _) in self.prev.files() {
+                let (dir, name) = split(&key.path);
+                groups
+                    .entry((key.source.as_str(), dir, family(name)))
+                    .or_default()
+                    .push(key);
+                if let Some(stem) = stem(name) {
+                    stems
+                        .entry((key.source.as_str(), dir, stem))
+                        .or_default()
+                        .push(key);
+                }
+            }
+            Index { groups, stems }
+        })
     }
 
     /// The most likely predecessor of a `size`-byte object at `key`, whose
@@ -108,9 +121,10 @@ impl<'a> Families<'a> {
         }
         let (dir, name) = split(&key.path);
         let source = key.source.as_str();
-        let candidates = match self.groups.get(&(source, dir, family(name))) {
+        let index = self.index();
+        let candidates = match index.groups.get(&(source, dir, family(name))) {
             Some(c) => c,
-            None => self.stems.get(&(source, dir, stem(name)?))?,
+            None => index.stems.get(&(source, dir, stem(name)?))?,
         };
         candidates
             .iter()

@@ -4,7 +4,7 @@
 
 use crate::delta::{self, DeltaOptions, DeltaReport, Families, Recipes, References};
 use crate::layout::Layout;
-use crate::ledger::{scan_key, Ledger, ScanEntry};
+use crate::ledger::{scan_key, Ledger, ScanCache, ScanEntry};
 use crate::source::{Item, ItemKind, ScanCtx, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::progress;
@@ -82,7 +82,7 @@ pub(super) fn scan_and_pack(
     });
 
     let mut scanner = Scanner {
-        ledger,
+        cache: ledger.scan_cache()?,
         prev,
         have: prev.held_chunk_ids().difference(reship).copied().collect(),
         reship,
@@ -147,7 +147,8 @@ pub(super) fn scan_and_pack(
 
 /// The scan in progress: what it has found, and where new chunks go.
 struct Scanner<'a> {
-    ledger: &'a Ledger,
+    /// The scan cache as the last export left it.
+    cache: ScanCache,
     prev: &'a Catalog,
     /// Chunks the inside holds (those of the previous catalog it keeps).
     have: HashSet<ChunkId>,
@@ -262,14 +263,15 @@ impl Scanner<'_> {
             } => {
                 let cached = match &fingerprint {
                     Some(fp) => self
-                        .ledger
-                        .scan_entry(name, &item.path)?
+                        .cache
+                        .get(name, &item.path)?
                         .filter(|e| &e.fingerprint == fp)
                         .filter(|e| self.chunks_known(&e.object))
                         .filter(|e| self.prev.objects.get(&key) == Some(&e.object)),
                     None => None,
                 };
                 let Some(e) = cached.map(|e| e.object) else {
+                    // Read again: its scan cache entry is written anew.
                     let reader = open().with_context(|| item.path.clone())?;
                     let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
                         Some(_) => self.cut_adopted(reader, executable),
@@ -301,8 +303,8 @@ impl Scanner<'_> {
                         Encoded::Pending(p) => self.queue(key, *p, scan),
                     };
                 };
-                let scan = fingerprint.map(|fp| (scan_key(name, &item.path), fp));
-                self.record(key, e, scan);
+                // Unchanged: its scan cache entry stays as it is.
+                self.record(key, e, None);
                 return Ok(());
             }
         };

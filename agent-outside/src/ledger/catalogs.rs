@@ -27,7 +27,7 @@ pub(super) const LEGACY: TableDefinition<u64, &[u8]> = TableDefinition::new("cat
 pub(super) const CHECKPOINT_EVERY: u64 = 64;
 
 /// One sequence of the history.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 enum Step {
     /// The whole catalog.
     Checkpoint(Catalog),
@@ -39,22 +39,37 @@ enum Step {
     },
 }
 
+/// [`Step`] as written: the same encoding, borrowing the catalog or the
+/// changes (a checkpoint of a million objects is not copied to be written).
+#[derive(Serialize)]
+enum StepRef<'a> {
+    Checkpoint(&'a Catalog),
+    Changes {
+        sources: &'a BTreeMap<String, SourceKind>,
+        changes: &'a [Change],
+    },
+}
+
 /// Writes the catalog of `sequence`, `next`, given the catalog of the
-/// sequence before, `prev` (empty before sequence 1).
+/// sequence before, `prev` (empty before sequence 1). The changes are
+/// computed only between checkpoints.
 pub(super) fn write(
     txn: &WriteTransaction,
     sequence: u64,
     prev: &Catalog,
     next: &Catalog,
 ) -> Result<()> {
-    let changes = prev.diff(next);
-    let step = if sequence % CHECKPOINT_EVERY == 1 || changes.len() > next.objects.len() / 2 {
-        Step::Checkpoint(next.clone())
+    let changes = if sequence % CHECKPOINT_EVERY == 1 {
+        None
     } else {
-        Step::Changes {
-            sources: next.sources.clone(),
+        Some(prev.diff(next)).filter(|c| c.len() <= next.objects.len() / 2)
+    };
+    let step = match &changes {
+        None => StepRef::Checkpoint(next),
+        Some(changes) => StepRef::Changes {
+            sources: &next.sources,
             changes,
-        }
+        },
     };
     let mut t = txn.open_table(STEPS).map_err(ctx("open"))?;
     t.insert(sequence, postcard::to_stdvec(&step)?.as_slice())

@@ -30,7 +30,6 @@ use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BUNDLES: TableDefinition<u64, &[u8]> = TableDefinition::new("bundles");
@@ -216,12 +215,18 @@ impl Ledger {
 
     /// The scan cache entry of `source`/`path`.
     pub fn scan_entry(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
+        self.scan_cache()?.get(source, path)
+    }
+
+    /// The scan cache as it is now, for many lookups (one read transaction
+    /// for a whole scan, not one a file).
+    pub fn scan_cache(&self) -> Result<ScanCache> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
-        let t = txn.open_table(SCAN).map_err(ctx("open"))?;
-        let key = scan_key(source, path);
-        Ok(match t.get(key.as_str()).map_err(ctx("read"))? {
-            Some(v) => postcard::from_bytes(v.value()).ok(),
-            None => None,
+        let table = txn.open_table(SCAN).map_err(ctx("open"))?;
+        Ok(ScanCache {
+            table,
+            key: std::cell::RefCell::new(String::new()),
+            _txn: txn,
         })
     }
 
@@ -259,7 +264,7 @@ impl Ledger {
         if signed {
             txn.delete_table(RESHIP).map_err(ctx("reset reship"))?;
         }
-        replace_scan_cache(&txn, export.scan)?;
+        update_scan_cache(&txn, export.scan, export.catalog)?;
         txn.commit().map_err(ctx("commit"))?;
         Ok(())
     }
@@ -420,21 +425,71 @@ pub struct Commit<'a> {
     pub catalog: &'a Catalog,
     /// The chunks it carries.
     pub shipped: &'a [ChunkId],
-    /// The whole new scan cache.
+    /// The scan cache entries of the files read by this export (those whose
+    /// entry was missing or out of date); the entries of files found
+    /// unchanged stay as they are.
     pub scan: &'a [(String, ScanEntry)],
 }
 
-/// Makes the scan cache `scan`, writing only the entries that changed and
-/// removing those no longer scanned: an export of a large, mostly unchanged
-/// mirror reads the cache but rewrites little of it.
-fn replace_scan_cache(txn: &redb::WriteTransaction, scan: &[(String, ScanEntry)]) -> Result<()> {
+/// The scan cache in one read transaction ([`Ledger::scan_cache`]).
+pub struct ScanCache {
+    table: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+    /// The key being looked up, reused.
+    key: std::cell::RefCell<String>,
+    _txn: redb::ReadTransaction,
+}
+
+impl ScanCache {
+    /// The entry of `source`/`path` (none if it does not decode).
+    pub fn get(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
+        let mut key = self.key.borrow_mut();
+        key.clear();
+        key.push_str(source);
+        key.push('\0');
+        key.push_str(path);
+        Ok(match self.table.get(key.as_str()).map_err(ctx("read"))? {
+            Some(v) => postcard::from_bytes(v.value()).ok(),
+            None => None,
+        })
+    }
+}
+
+/// Updates the scan cache: removes the entries of objects the new catalog
+/// does not hold (one ordered pass over the cache beside the catalog, no
+/// set of every key in memory), and writes `scan`, the entries of the files
+/// this export read, where they changed. An export of a large, mostly
+/// unchanged mirror writes O(changed files).
+fn update_scan_cache(
+    txn: &redb::WriteTransaction,
+    scan: &[(String, ScanEntry)],
+    catalog: &Catalog,
+) -> Result<()> {
     let mut t = txn.open_table(SCAN).map_err(ctx("open"))?;
-    let keep: HashSet<&str> = scan.iter().map(|(k, _)| k.as_str()).collect();
     let mut gone = Vec::new();
-    for r in t.iter().map_err(ctx("read"))? {
-        let (k, _) = r.map_err(ctx("read"))?;
-        if !keep.contains(k.value()) {
-            gone.push(k.value().to_string());
+    {
+        // Scan keys (`source \0 path`) sort as object keys do.
+        let mut keys = catalog.objects.keys().peekable();
+        let mut text = String::new();
+        for r in t.iter().map_err(ctx("read"))? {
+            let (k, _) = r.map_err(ctx("read"))?;
+            let k = k.value();
+            let held = loop {
+                let Some(next) = keys.peek() else { break false };
+                text.clear();
+                text.push_str(&next.source);
+                text.push('\0');
+                text.push_str(&next.path);
+                match text.as_str().cmp(k) {
+                    std::cmp::Ordering::Less => {
+                        keys.next();
+                    }
+                    std::cmp::Ordering::Equal => break true,
+                    std::cmp::Ordering::Greater => break false,
+                }
+            };
+            if !held {
+                gone.push(k.to_string());
+            }
         }
     }
     for k in gone {
@@ -518,6 +573,58 @@ mod tests {
     }
 
     #[test]
+    fn the_scan_cache_keeps_unread_entries_and_drops_those_of_objects_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        let link = |t: &str| Object::Symlink { target: t.into() };
+        let mut catalog = Catalog::default();
+        catalog.sources.insert("a".into(), SourceKind::Files);
+        catalog.sources.insert("ab".into(), SourceKind::Files);
+        let keys = [("a", "x"), ("a", "x/y"), ("a", "z"), ("ab", "x")];
+        for (source, path) in keys {
+            let key = ferry_protocol::path::ObjectKey {
+                source: source.into(),
+                path: path.into(),
+            };
+            catalog.objects.insert(key, link(path));
+        }
+        let entry = |source: &str, path: &str| {
+            let e = ScanEntry {
+                fingerprint: format!("fp-{path}"),
+                object: link(path),
+            };
+            (scan_key(source, path), e)
+        };
+        let scan: Vec<_> = keys.iter().map(|(s, p)| entry(s, p)).collect();
+        let none = Catalog::default();
+        commit(&ledger, 1, &none, &catalog, &[], &scan);
+        // A later export that read nothing again keeps every entry.
+        commit(&ledger, 2, &catalog, &catalog, &[], &[]);
+        for (source, path) in keys {
+            let e = ledger.scan_entry(source, path).unwrap().unwrap();
+            assert_eq!(e.fingerprint, format!("fp-{path}"));
+        }
+        // Objects gone lose their entries; the others keep theirs, and a
+        // file read again gets its new one.
+        let mut next = catalog.clone();
+        next.objects
+            .retain(|k, _| k.path != "x/y" && k.source != "ab");
+        let again = [(
+            scan_key("a", "z"),
+            ScanEntry {
+                fingerprint: "fp-new".into(),
+                object: link("z"),
+            },
+        )];
+        commit(&ledger, 3, &catalog, &next, &[], &again);
+        let fp = |s: &str, p: &str| ledger.scan_entry(s, p).unwrap().map(|e| e.fingerprint);
+        assert_eq!(fp("a", "x").as_deref(), Some("fp-x"));
+        assert_eq!(fp("a", "x/y"), None);
+        assert_eq!(fp("ab", "x"), None);
+        assert_eq!(fp("a", "z").as_deref(), Some("fp-new"));
+    }
+
+    #[test]
     fn an_export_moves_the_head_and_keeps_its_catalog_and_scan_cache() {
         let tmp = tempfile::tempdir().unwrap();
         let layout = Layout::new(tmp.path());
@@ -553,7 +660,7 @@ mod tests {
             2,
             "chunks are counted once"
         );
-        // The scan cache is replaced by each export.
+        // An entry of an object the catalog does not hold goes.
         assert!(ledger.scan_entry("tools", "x").unwrap().is_none());
         ledger.mark_written(1).unwrap();
         let written: Vec<bool> = ledger

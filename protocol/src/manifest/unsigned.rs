@@ -50,8 +50,7 @@ impl UnsignedManifest {
             }
             std::cmp::Ordering::Equal => {}
         }
-        let manifest: Manifest = postcard::from_bytes(&file[HEADER_LEN..])
-            .map_err(|e| Error::ManifestDecode(e.to_string()))?;
+        let manifest = Manifest::decode_body(version, &file[HEADER_LEN..])?;
         if manifest.version() != version || manifest.to_unsigned() != file {
             return Err(Error::Inconsistent(
                 "the body is not in the form the sender writes (re-encoded, or a version it would not write)".into(),

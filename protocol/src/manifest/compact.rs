@@ -1,0 +1,604 @@
+//! Format version 3 of the manifest body (docs/bundle-format.md §5.10): the
+//! same [`Manifest`], laid out for a bundle of many objects. The small fields
+//! stay postcard ([`Head`]); the change list and the chunk table become
+//! columns (kinds, front-coded keys, sizes, digests, chunk references, chunk
+//! ids, lengths, places), each a run of like values, compressed together as
+//! one zstd frame. A chunk this bundle carries is referred to by its index in
+//! the chunk table (usually the next one: one byte before compression), an
+//! object's size by its difference from the sum of its chunks (0), a chunk's
+//! offset by its difference from the end of the chunk before it (0).
+//!
+//! Every object that is not a plain chunked file (a symbolic link, a
+//! `Rebuilt` object, any later encoding) is kept whole in postcard in the
+//! `others` column, so new variants need nothing here.
+
+use super::{Extension, Manifest, Totals, VolumeEntry};
+use crate::catalog::{Change, ChunkRef, Encoding, FileObject, Object, SourceKind};
+use crate::chunking::ChunkParams;
+use crate::codec::Codec;
+use crate::id::{ChunkId, ManifestHash, Sha256, StreamId};
+use crate::manifest::ChunkEntry;
+use crate::path::ObjectKey;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+/// zstd level of the columns: the digests and ids (most of the bytes) do
+/// not compress; the rest compresses as well at this level as at 19.
+const LEVEL: i32 = 9;
+/// The columns may be at most this many times longer than their frame
+/// (and at most [`MAX_COLUMNS`]): a bound on what a hostile frame makes a
+/// reader allocate. Real columns expand about 2 to 3 times.
+const MAX_RATIO: u64 = 64;
+/// Largest decompressed columns.
+const MAX_COLUMNS: u64 = 4 << 30;
+/// The volume header, where the first chunk of a volume usually starts.
+const VOLUME_START: u64 = crate::volume::HEADER_LEN as u64;
+
+/// Change kinds, the `kinds` column.
+const REMOVE: u8 = 0;
+const FILE: u8 = 1;
+const FILE_EXECUTABLE: u8 = 2;
+const OTHER: u8 = 3;
+
+/// The fields outside the columns, in wire order (postcard).
+#[derive(Serialize)]
+struct HeadRef<'a> {
+    stream: &'a StreamId,
+    sequence: u64,
+    previous: &'a Option<ManifestHash>,
+    created: u64,
+    expires: u64,
+    chunking: &'a ChunkParams,
+    sources: &'a BTreeMap<String, SourceKind>,
+    volumes: &'a [VolumeEntry],
+    totals: &'a Totals,
+    producer: &'a str,
+    extensions: &'a [Extension],
+    columns_len: u64,
+}
+
+/// [`HeadRef`], decoded.
+#[derive(Deserialize)]
+struct Head {
+    stream: StreamId,
+    sequence: u64,
+    previous: Option<ManifestHash>,
+    created: u64,
+    expires: u64,
+    chunking: ChunkParams,
+    sources: BTreeMap<String, SourceKind>,
+    volumes: Vec<VolumeEntry>,
+    totals: Totals,
+    producer: String,
+    extensions: Vec<Extension>,
+    columns_len: u64,
+}
+
+/// The columns, in wire order.
+#[derive(Default)]
+struct Columns {
+    kinds: Vec<u8>,
+    key_lens: Vec<u8>,
+    key_bytes: Vec<u8>,
+    sizes: Vec<u8>,
+    digests: Vec<u8>,
+    ref_counts: Vec<u8>,
+    refs: Vec<u8>,
+    explicit: Vec<u8>,
+    others: Vec<u8>,
+    chunk_ids: Vec<u8>,
+    chunk_lens: Vec<u8>,
+    chunk_stored: Vec<u8>,
+    chunk_places: Vec<u8>,
+}
+
+impl Columns {
+    fn all(&self) -> [&Vec<u8>; 13] {
+        [
+            &self.kinds,
+            &self.key_lens,
+            &self.key_bytes,
+            &self.sizes,
+            &self.digests,
+            &self.ref_counts,
+            &self.refs,
+            &self.explicit,
+            &self.others,
+            &self.chunk_ids,
+            &self.chunk_lens,
+            &self.chunk_stored,
+            &self.chunk_places,
+        ]
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The text a key is front-coded as: the source's length (varint), the
+/// source, the path. Keys sorted as [`ObjectKey`] share long prefixes.
+fn key_text(key: &ObjectKey, out: &mut Vec<u8>) {
+    out.clear();
+    put_varint(out, key.source.len() as u64);
+    out.extend_from_slice(key.source.as_bytes());
+    out.extend_from_slice(key.path.as_bytes());
+}
+
+/// Encodes the body of a version-3 manifest.
+pub(super) fn encode(m: &Manifest) -> Vec<u8> {
+    let mut c = Columns::default();
+    encode_chunks(&m.chunks, &mut c);
+    encode_changes(&m.changes, &m.chunks, &mut c);
+    let mut columns = Vec::new();
+    for col in c.all() {
+        put_varint(&mut columns, col.len() as u64);
+        columns.extend_from_slice(col);
+    }
+    let head = HeadRef {
+        stream: &m.stream,
+        sequence: m.sequence,
+        previous: &m.previous,
+        created: m.created,
+        expires: m.expires,
+        chunking: &m.chunking,
+        sources: &m.sources,
+        volumes: &m.volumes,
+        totals: &m.totals,
+        producer: &m.producer,
+        extensions: &m.extensions,
+        columns_len: columns.len() as u64,
+    };
+    let mut out = postcard::to_stdvec(&head).expect("a manifest head always serializes");
+    let frame = zstd::bulk::compress(&columns, LEVEL).expect("zstd compresses in memory");
+    out.extend_from_slice(&frame);
+    out
+}
+
+/// The chunk table's columns.
+fn encode_chunks(chunks: &[ChunkEntry], c: &mut Columns) {
+    let mut end: Option<(u32, u64)> = None;
+    for e in chunks {
+        c.chunk_ids.extend_from_slice(&e.id.0);
+        put_varint(&mut c.chunk_lens, e.raw_len as u64);
+        c.chunk_stored
+            .extend_from_slice(&postcard::to_stdvec(&e.codec).expect("a codec serializes"));
+        if e.codec != Codec::Raw {
+            put_varint(&mut c.chunk_stored, e.stored_len as u64);
+        }
+        let (prev_volume, expected) = match end {
+            Some((v, at)) if v == e.volume => (v, at),
+            Some((v, _)) => (v, VOLUME_START),
+            None => (0, VOLUME_START),
+        };
+        put_varint(
+            &mut c.chunk_places,
+            zigzag(e.volume as i64 - prev_volume as i64),
+        );
+        put_varint(
+            &mut c.chunk_places,
+            zigzag(e.offset.wrapping_sub(expected) as i64),
+        );
+        end = Some((e.volume, e.offset.wrapping_add(e.stored_len as u64)));
+    }
+}
+
+/// Where a chunk ref is in the chunk table: the next entry (the usual
+/// case, looked at first), else the first entry with its id, looked up in
+/// an index made only when first needed.
+struct Table<'a> {
+    chunks: &'a [ChunkEntry],
+    index: Option<HashMap<ChunkId, (u64, u32)>>,
+}
+
+impl Table<'_> {
+    fn find(&mut self, r: &ChunkRef, next: u64) -> Option<u64> {
+        let at = self.chunks.get(next as usize);
+        if at.is_some_and(|c| c.id == r.id && c.raw_len == r.len) {
+            return Some(next);
+        }
+        let chunks = self.chunks;
+        let index = self.index.get_or_insert_with(|| {
+            let mut index = HashMap::with_capacity(chunks.len());
+            for (i, e) in chunks.iter().enumerate() {
+                index.entry(e.id).or_insert((i as u64, e.raw_len));
+            }
+            index
+        });
+        match index.get(&r.id) {
+            Some(&(i, len)) if len == r.len => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// The change list's columns.
+fn encode_changes(changes: &[Change], chunks: &[ChunkEntry], c: &mut Columns) {
+    let mut table = Table {
+        chunks,
+        index: None,
+    };
+    let (mut prev, mut text) = (Vec::new(), Vec::new());
+    let mut next_chunk = 0u64;
+    for change in changes {
+        key_text(change.key(), &mut text);
+        let shared = prev.iter().zip(&text).take_while(|(a, b)| a == b).count();
+        put_varint(&mut c.key_lens, shared as u64);
+        put_varint(&mut c.key_lens, (text.len() - shared) as u64);
+        c.key_bytes.extend_from_slice(&text[shared..]);
+        std::mem::swap(&mut prev, &mut text);
+        let object = match change {
+            Change::Remove { .. } => {
+                c.kinds.push(REMOVE);
+                continue;
+            }
+            Change::Put { object, .. } => object,
+        };
+        let (f, refs) = match object {
+            Object::File(
+                f @ FileObject {
+                    encoding: Encoding::Chunks(refs),
+                    ..
+                },
+            ) => (f, refs),
+            other => {
+                c.kinds.push(OTHER);
+                let bytes = postcard::to_stdvec(other).expect("an object serializes");
+                c.others.extend_from_slice(&bytes);
+                continue;
+            }
+        };
+        c.kinds
+            .push(if f.executable { FILE_EXECUTABLE } else { FILE });
+        c.digests.extend_from_slice(&f.sha256.0);
+        put_varint(&mut c.ref_counts, refs.len() as u64);
+        let mut sum = 0u64;
+        for r in refs {
+            sum = sum.wrapping_add(r.len as u64);
+            match table.find(r, next_chunk) {
+                Some(i) => {
+                    put_varint(&mut c.refs, zigzag(i as i64 - next_chunk as i64) + 1);
+                    next_chunk = i + 1;
+                }
+                _ => {
+                    put_varint(&mut c.refs, 0);
+                    c.explicit.extend_from_slice(&r.id.0);
+                    put_varint(&mut c.explicit, r.len as u64);
+                }
+            }
+        }
+        put_varint(&mut c.sizes, zigzag(f.size.wrapping_sub(sum) as i64));
+    }
+}
+
+/// Reads one column.
+struct Cursor<'a> {
+    name: &'static str,
+    bytes: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn bad(&self, why: &str) -> Error {
+        Error::ManifestDecode(format!("version 3 column {}: {why}", self.name))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if self.bytes.len() < n {
+            return Err(self.bad("ends early"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn varint(&mut self) -> Result<u64, Error> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.take(1)?[0];
+            if i == 9 && b > 1 {
+                return Err(self.bad("a varint overflows"));
+            }
+            v |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.bad("a varint overflows"))
+    }
+
+    fn u32(&mut self) -> Result<u32, Error> {
+        let v = self.varint()?;
+        u32::try_from(v).map_err(|_| self.bad("a length overflows 32 bits"))
+    }
+
+    fn hash(&mut self) -> Result<[u8; 32], Error> {
+        Ok(self.take(32)?.try_into().expect("32 bytes"))
+    }
+
+    fn done(&self) -> Result<(), Error> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(self.bad("has bytes left over"))
+        }
+    }
+}
+
+/// Decodes the body of a version-3 manifest.
+pub(super) fn decode(body: &[u8]) -> Result<Manifest, Error> {
+    let (head, frame) = postcard::take_from_bytes::<Head>(body)
+        .map_err(|e| Error::ManifestDecode(format!("version 3 head: {e}")))?;
+    let bound = (frame.len() as u64)
+        .saturating_mul(MAX_RATIO)
+        .saturating_add(1 << 16)
+        .min(MAX_COLUMNS);
+    if head.columns_len > bound {
+        return Err(Error::ManifestDecode(format!(
+            "version 3 columns declare {} bytes, more than {bound} for a frame of {}",
+            head.columns_len,
+            frame.len()
+        )));
+    }
+    let mut columns = Vec::new();
+    zstd::stream::read::Decoder::new(frame)
+        .and_then(|d| d.take(head.columns_len + 1).read_to_end(&mut columns))
+        .map_err(|e| Error::ManifestDecode(format!("version 3 columns: {e}")))?;
+    if columns.len() as u64 != head.columns_len {
+        return Err(Error::ManifestDecode(format!(
+            "version 3 columns are {} bytes, the head declares {}",
+            columns.len(),
+            head.columns_len
+        )));
+    }
+    let mut all = Cursor {
+        name: "lengths",
+        bytes: &columns,
+    };
+    const NAMES: [&str; 13] = [
+        "kinds",
+        "key lengths",
+        "key bytes",
+        "sizes",
+        "digests",
+        "reference counts",
+        "references",
+        "explicit references",
+        "others",
+        "chunk ids",
+        "chunk lengths",
+        "chunk storage",
+        "chunk places",
+    ];
+    let mut cols = Vec::with_capacity(NAMES.len());
+    for name in NAMES {
+        let n = usize::try_from(all.varint()?).map_err(|_| all.bad("too long"))?;
+        cols.push(Cursor {
+            name,
+            bytes: all.take(n)?,
+        });
+    }
+    all.done()?;
+    let mut cols = cols.into_iter();
+    let mut next = || cols.next().expect("13 columns");
+    let [kinds, key_lens, key_bytes, sizes, digests, ref_counts, refs, explicit, others, ids, lens, stored, places] =
+        std::array::from_fn(|_| next());
+    let chunks = decode_chunks(ids, lens, stored, places)?;
+    let changes = decode_changes(
+        ChangeColumns {
+            kinds,
+            key_lens,
+            key_bytes,
+            sizes,
+            digests,
+            ref_counts,
+            refs,
+            explicit,
+            others,
+        },
+        &chunks,
+    )?;
+    Ok(Manifest {
+        stream: head.stream,
+        sequence: head.sequence,
+        previous: head.previous,
+        created: head.created,
+        expires: head.expires,
+        chunking: head.chunking,
+        sources: head.sources,
+        changes,
+        chunks,
+        volumes: head.volumes,
+        totals: head.totals,
+        producer: head.producer,
+        extensions: head.extensions,
+    })
+}
+
+fn decode_chunks(
+    mut ids: Cursor<'_>,
+    mut lens: Cursor<'_>,
+    mut stored: Cursor<'_>,
+    mut places: Cursor<'_>,
+) -> Result<Vec<ChunkEntry>, Error> {
+    if !ids.bytes.len().is_multiple_of(32) {
+        return Err(ids.bad("is not a whole number of ids"));
+    }
+    let n = ids.bytes.len() / 32;
+    let mut out = Vec::with_capacity(n);
+    let mut end: Option<(u32, u64)> = None;
+    for _ in 0..n {
+        let id = ChunkId(ids.hash()?);
+        let raw_len = lens.u32()?;
+        let codec: Codec = match stored.varint()? {
+            0 => Codec::Raw,
+            1 => Codec::Zstd,
+            _ => return Err(stored.bad("an unknown codec")),
+        };
+        let stored_len = match codec {
+            Codec::Raw => raw_len,
+            Codec::Zstd => stored.u32()?,
+        };
+        let (prev_volume, expected) = match end {
+            Some((v, at)) => (v, at),
+            None => (0, VOLUME_START),
+        };
+        let volume = u32::try_from(prev_volume as i64 + unzigzag(places.varint()?))
+            .map_err(|_| places.bad("a volume index overflows"))?;
+        let expected = if end.is_some() && volume != prev_volume {
+            VOLUME_START
+        } else {
+            expected
+        };
+        let offset = expected.wrapping_add(unzigzag(places.varint()?) as u64);
+        end = Some((volume, offset.wrapping_add(stored_len as u64)));
+        out.push(ChunkEntry {
+            id,
+            raw_len,
+            stored_len,
+            codec,
+            volume,
+            offset,
+        });
+    }
+    for c in [&lens, &stored, &places] {
+        c.done()?;
+    }
+    Ok(out)
+}
+
+/// The columns of the change list.
+struct ChangeColumns<'a> {
+    kinds: Cursor<'a>,
+    key_lens: Cursor<'a>,
+    key_bytes: Cursor<'a>,
+    sizes: Cursor<'a>,
+    digests: Cursor<'a>,
+    ref_counts: Cursor<'a>,
+    refs: Cursor<'a>,
+    explicit: Cursor<'a>,
+    others: Cursor<'a>,
+}
+
+impl ChangeColumns<'_> {
+    /// The next key, front-coded against `text` (the one before), which
+    /// becomes this one.
+    fn key(&mut self, text: &mut Vec<u8>) -> Result<ObjectKey, Error> {
+        let shared = self.key_lens.varint()?;
+        let suffix = self.key_lens.varint()?;
+        if shared > text.len() as u64 {
+            return Err(self.key_lens.bad("shares more than the key before"));
+        }
+        text.truncate(shared as usize);
+        let suffix = usize::try_from(suffix).map_err(|_| self.key_lens.bad("too long"))?;
+        text.extend_from_slice(self.key_bytes.take(suffix)?);
+        let mut k = Cursor {
+            name: "key bytes",
+            bytes: text,
+        };
+        let source_len = usize::try_from(k.varint()?).map_err(|_| k.bad("too long"))?;
+        let source = k.take(source_len)?;
+        let utf8 = |b: &[u8]| {
+            String::from_utf8(b.to_vec())
+                .map_err(|_| Error::ManifestDecode("a key is not UTF-8".into()))
+        };
+        Ok(ObjectKey {
+            source: utf8(source)?,
+            path: utf8(k.bytes)?,
+        })
+    }
+
+    /// The chunk references of a chunked file.
+    fn refs(&mut self, chunks: &[ChunkEntry], next: &mut u64) -> Result<Vec<ChunkRef>, Error> {
+        let n = self.ref_counts.varint()?;
+        if n > self.refs.bytes.len() as u64 {
+            return Err(self.ref_counts.bad("counts more references than there are"));
+        }
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let code = self.refs.varint()?;
+            if code == 0 {
+                let id = ChunkId(self.explicit.hash()?);
+                let len = self.explicit.u32()?;
+                out.push(ChunkRef { id, len });
+                continue;
+            }
+            let i = (*next as i64).wrapping_add(unzigzag(code - 1));
+            let c = usize::try_from(i)
+                .ok()
+                .and_then(|i| chunks.get(i))
+                .ok_or_else(|| self.refs.bad("names a chunk the table does not have"))?;
+            *next = i as u64 + 1;
+            out.push(ChunkRef {
+                id: c.id,
+                len: c.raw_len,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn decode_changes(mut c: ChangeColumns<'_>, chunks: &[ChunkEntry]) -> Result<Vec<Change>, Error> {
+    let kinds = c.kinds.take(c.kinds.bytes.len())?;
+    let mut out = Vec::with_capacity(kinds.len());
+    let (mut text, mut next) = (Vec::new(), 0u64);
+    for &kind in kinds {
+        let key = c.key(&mut text)?;
+        let object = match kind {
+            REMOVE => {
+                out.push(Change::Remove { key });
+                continue;
+            }
+            OTHER => {
+                let (o, rest) = postcard::take_from_bytes::<Object>(c.others.bytes)
+                    .map_err(|e| c.others.bad(&e.to_string()))?;
+                c.others.bytes = rest;
+                o
+            }
+            FILE | FILE_EXECUTABLE => {
+                let sha256 = Sha256(c.digests.hash()?);
+                let refs = c.refs(chunks, &mut next)?;
+                let sum = refs.iter().fold(0u64, |a, r| a.wrapping_add(r.len as u64));
+                let size = sum.wrapping_add(unzigzag(c.sizes.varint()?) as u64);
+                Object::File(FileObject {
+                    size,
+                    sha256,
+                    executable: kind == FILE_EXECUTABLE,
+                    encoding: Encoding::Chunks(refs),
+                })
+            }
+            _ => return Err(c.kinds.bad("an unknown change kind")),
+        };
+        out.push(Change::Put { key, object });
+    }
+    for col in [
+        &c.key_lens,
+        &c.key_bytes,
+        &c.sizes,
+        &c.digests,
+        &c.ref_counts,
+        &c.refs,
+        &c.explicit,
+        &c.others,
+    ] {
+        col.done()?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "compact_tests.rs"]
+mod tests;

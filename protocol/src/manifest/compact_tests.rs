@@ -1,0 +1,404 @@
+use super::*;
+use crate::catalog::{Base, BaseForm, Expanded, Rebuilt};
+use crate::keys::SecretKey;
+use crate::limits::ReceiverLimits;
+use crate::manifest::{sign_body, COMPACT_FROM};
+
+fn key(p: &str) -> ObjectKey {
+    ObjectKey {
+        source: "src".into(),
+        path: p.into(),
+    }
+}
+
+/// A deterministic 32-byte value.
+fn h(i: u64, salt: u8) -> [u8; 32] {
+    *blake3::hash(&[&i.to_le_bytes()[..], &[salt]].concat()).as_bytes()
+}
+
+fn chunk(
+    i: u64,
+    raw_len: u32,
+    codec: Codec,
+    stored_len: u32,
+    volume: u32,
+    offset: u64,
+) -> ChunkEntry {
+    ChunkEntry {
+        id: ChunkId(h(i, 1)),
+        raw_len,
+        stored_len,
+        codec,
+        volume,
+        offset,
+    }
+}
+
+fn file(size: u64, executable: bool, refs: Vec<ChunkRef>) -> Object {
+    Object::File(FileObject {
+        size,
+        sha256: Sha256(h(size, 2)),
+        executable,
+        encoding: Encoding::Chunks(refs),
+    })
+}
+
+/// A manifest with every kind of change and chunk placement.
+fn varied() -> Manifest {
+    let chunks = vec![
+        chunk(0, 100, Codec::Raw, 100, 0, 36),
+        chunk(1, 5000, Codec::Zstd, 700, 0, 136),
+        chunk(2, 70_000, Codec::Zstd, 9, 0, 836),
+        chunk(3, 42, Codec::Raw, 42, 1, 36),
+        // Not back to back, and back to an earlier volume.
+        chunk(4, 10, Codec::Raw, 10, 1, 500),
+        chunk(5, 10, Codec::Zstd, 3, 0, 845),
+    ];
+    let r = |c: &ChunkEntry| ChunkRef {
+        id: c.id,
+        len: c.raw_len,
+    };
+    let held = ChunkRef {
+        id: ChunkId(h(99, 1)),
+        len: 65_536,
+    };
+    let patch = Object::File(FileObject {
+        size: 10,
+        sha256: Sha256([5; 32]),
+        executable: false,
+        encoding: Encoding::Rebuilt(Box::new(Rebuilt {
+            recipe: vec![],
+            expanded_len: 10,
+            expanded_blake3: [6; 32],
+            expanded: Expanded::Patch {
+                base: Base {
+                    key: key("old"),
+                    sha256: Sha256([7; 32]),
+                    form: BaseForm::Expanded { version: 1 },
+                    len: 9,
+                    blake3: [8; 32],
+                },
+                patch: vec![r(&chunks[3])],
+            },
+        })),
+    });
+    let put = |k: &str, object: Object| Change::Put {
+        key: key(k),
+        object,
+    };
+    let changes = vec![
+        put("a/one", file(100, false, vec![r(&chunks[0])])),
+        put(
+            "a/two",
+            file(75_000, true, vec![r(&chunks[1]), r(&chunks[2])]),
+        ),
+        // A held chunk, a repeated one, a chunk of the table out of order.
+        put(
+            "a/three",
+            file(
+                65_546,
+                false,
+                vec![held, r(&chunks[4]), r(&chunks[0]), r(&chunks[5])],
+            ),
+        ),
+        // A length that disagrees with the table: kept as it is (a reader refuses it later).
+        put(
+            "b/lie",
+            file(
+                7,
+                false,
+                vec![ChunkRef {
+                    id: chunks[0].id,
+                    len: 7,
+                }],
+            ),
+        ),
+        // A size that is not the sum of its chunks, the empty file.
+        put("b/size", file(1 << 40, false, vec![r(&chunks[0])])),
+        put("b/empty", file(0, false, vec![])),
+        put(
+            "c/link",
+            Object::Symlink {
+                target: "../a/one".into(),
+            },
+        ),
+        put("new", patch),
+        Change::Remove { key: key("gone") },
+        Change::Remove {
+            key: ObjectKey {
+                source: "dropped".into(),
+                path: "x/ü".into(),
+            },
+        },
+    ];
+    Manifest {
+        stream: StreamId([1; 16]),
+        sequence: 5,
+        previous: Some(ManifestHash([9; 32])),
+        created: 1_700_000_000,
+        expires: 1_800_000_000,
+        chunking: ChunkParams::DEFAULT,
+        sources: [("src".to_string(), SourceKind::Files)]
+            .into_iter()
+            .collect(),
+        changes,
+        chunks,
+        volumes: vec![
+            VolumeEntry {
+                size: 900,
+                blake3: [3; 32],
+            },
+            VolumeEntry {
+                size: 600,
+                blake3: [4; 32],
+            },
+        ],
+        totals: Totals::default(),
+        producer: "compact test".into(),
+        extensions: vec![Extension {
+            kind: 3,
+            critical: false,
+            data: vec![1, 2, 3],
+        }],
+    }
+}
+
+#[test]
+fn every_change_and_chunk_round_trips() {
+    let m = varied();
+    assert_eq!(decode(&encode(&m)).unwrap(), m);
+    let empty = Manifest {
+        changes: vec![],
+        chunks: vec![],
+        ..m
+    };
+    assert_eq!(decode(&encode(&empty)).unwrap(), empty);
+}
+
+/// `n` one-chunk objects at paths shaped like a mirror's, each chunk carried
+/// back to back in volumes of 1 GiB, as a first export makes them.
+fn first_export(n: u64) -> Manifest {
+    let mut m = varied();
+    m.changes.clear();
+    m.chunks.clear();
+    m.volumes.clear();
+    let (mut volume, mut offset) = (0u32, 36u64);
+    for i in 0..n {
+        let size = 60 + (i * 7919) % 4000;
+        let stored = (size / 3) as u32;
+        if offset + stored as u64 > 1 << 30 {
+            volume += 1;
+            offset = 36;
+        }
+        let c = chunk(i, size as u32, Codec::Zstd, stored, volume, offset);
+        offset += stored as u64;
+        let path = format!("small/d{:04}/f{i:07}.txt", i / 1000);
+        let r = ChunkRef {
+            id: c.id,
+            len: c.raw_len,
+        };
+        m.chunks.push(c);
+        m.changes.push(Change::Put {
+            key: key(&path),
+            object: Object::File(FileObject {
+                size,
+                sha256: Sha256(h(i, 2)),
+                executable: false,
+                encoding: Encoding::Chunks(vec![r]),
+            }),
+        });
+    }
+    m
+}
+
+#[test]
+fn a_first_export_costs_about_two_digests_an_object() {
+    let n = 20_000;
+    let m = first_export(n);
+    assert_eq!(m.version(), 3);
+    let v1 = postcard::to_stdvec(&m).unwrap().len() as f64 / n as f64;
+    let v3 = encode(&m).len() as f64 / n as f64;
+    println!(
+        "manifest bytes an object, {n} one-chunk objects: version 1 {v1:.1}, version 3 {v3:.1}"
+    );
+    // The SHA-256 and the chunk id (64 bytes) do not compress; the rest
+    // almost vanishes.
+    assert!(v3 < 70.0, "{v3:.1} bytes an object");
+    assert!(v1 > 120.0, "{v1:.1} bytes an object");
+}
+
+#[test]
+fn every_version_opens_to_the_same_manifest() {
+    let key = SecretKey::from_seed([3; 32]);
+    let lim = ReceiverLimits::default();
+    // Without the Rebuilt object, the manifest fits every version.
+    let mut m = varied();
+    m.changes
+        .retain(|c| !matches!(c, Change::Put { key, .. } if key.path == "new"));
+    for version in 1..=3 {
+        let file = m.sign_as(version, &key);
+        assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), version);
+        let (_, peeked) = crate::manifest::peek_unverified(&file).unwrap();
+        assert_eq!(peeked, m, "version {version}");
+        // `open` also checks the manifest (the totals of `varied` are not
+        // true, so a reader's later checks refuse it; decoding is what counts).
+        let e = Manifest::open(&file, &[key.public()], &lim);
+        assert!(
+            !matches!(e, Err(Error::ManifestDecode(_))),
+            "version {version}: {e:?}"
+        );
+    }
+    // A large manifest is written as version 3 and opens.
+    let big = first_export(COMPACT_FROM as u64);
+    let mut big = Manifest {
+        volumes: vec![VolumeEntry {
+            size: big
+                .chunks
+                .last()
+                .map_or(36, |c| c.offset + c.stored_len as u64),
+            blake3: [0; 32],
+        }],
+        ..big
+    };
+    big.totals = Totals {
+        max_chunk: big.chunks.iter().map(|c| c.raw_len).max().unwrap(),
+        chunk_raw_bytes: big.chunks.iter().map(|c| c.raw_len as u64).sum(),
+        volume_bytes: big.volumes[0].size,
+        ..Totals::default()
+    };
+    let file = big.sign(&key);
+    assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 3);
+    assert_eq!(
+        Manifest::open(&file, &[key.public()], &lim)
+            .unwrap()
+            .manifest,
+        big
+    );
+    let unsigned = big.to_unsigned();
+    let u = crate::manifest::UnsignedManifest::parse(&unsigned, &lim).unwrap();
+    assert_eq!(u.sign(&key), file);
+    // The same manifest in version 2 is not the form the writer writes.
+    let mut as_v2 = unsigned[..16].to_vec();
+    as_v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let body = big.body(2);
+    as_v2[12..16].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    as_v2.extend_from_slice(&body);
+    assert!(matches!(
+        crate::manifest::UnsignedManifest::parse(&as_v2, &lim),
+        Err(Error::Inconsistent(_))
+    ));
+}
+
+#[test]
+fn a_flipped_byte_of_a_version_3_file_is_caught() {
+    let key = SecretKey::from_seed([3; 32]);
+    let file = varied().sign_as(3, &key);
+    for i in (0..file.len()).step_by(3) {
+        let mut f = file.clone();
+        f[i] ^= 0x10;
+        let e = Manifest::open(&f, &[key.public()], &ReceiverLimits::default());
+        assert!(
+            !matches!(e, Ok(ref v) if v.manifest == varied()),
+            "flip at byte {i} went unnoticed"
+        );
+        assert!(e.is_err(), "flip at byte {i} opened");
+    }
+}
+
+/// Signs `body` (a version-3 body a test made by hand) with the trusted key.
+fn open_body(body: &[u8]) -> Result<VerifiedManifest, Error> {
+    let key = SecretKey::from_seed([3; 32]);
+    Manifest::open(
+        &sign_body(body, 3, &key),
+        &[key.public()],
+        &ReceiverLimits::default(),
+    )
+}
+
+use super::super::VerifiedManifest;
+
+/// `varied()`'s body with its columns changed by `edit`.
+fn body_with(edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
+    let m = varied();
+    let body = encode(&m);
+    let (head, frame) = postcard::take_from_bytes::<Head>(&body).unwrap();
+    let columns = zstd::bulk::decompress(frame, head.columns_len as usize).unwrap();
+    let mut c = Cursor {
+        name: "t",
+        bytes: &columns,
+    };
+    let mut cols: Vec<Vec<u8>> = (0..13)
+        .map(|_| {
+            let n = c.varint().unwrap() as usize;
+            c.take(n).unwrap().to_vec()
+        })
+        .collect();
+    edit(&mut cols);
+    let mut out = Vec::new();
+    for col in &cols {
+        put_varint(&mut out, col.len() as u64);
+        out.extend_from_slice(col);
+    }
+    let head = HeadRef {
+        stream: &m.stream,
+        sequence: m.sequence,
+        previous: &m.previous,
+        created: m.created,
+        expires: m.expires,
+        chunking: &m.chunking,
+        sources: &m.sources,
+        volumes: &m.volumes,
+        totals: &m.totals,
+        producer: &m.producer,
+        extensions: &m.extensions,
+        columns_len: out.len() as u64,
+    };
+    let mut body = postcard::to_stdvec(&head).unwrap();
+    body.extend_from_slice(&zstd::bulk::compress(&out, 3).unwrap());
+    body
+}
+
+#[test]
+fn hostile_columns_are_decode_errors() {
+    let decode_error = |body: Vec<u8>| matches!(open_body(&body), Err(Error::ManifestDecode(_)));
+    // Sanity: the body rebuilt unchanged is not a decode error.
+    assert!(!decode_error(body_with(|_| {})));
+    // A reference past the chunk table.
+    assert!(decode_error(body_with(|c| c[6][0] = 0x7e)));
+    // An unknown change kind.
+    assert!(decode_error(body_with(|c| c[0][0] = 9)));
+    // A column with a byte left over, and one cut short.
+    assert!(decode_error(body_with(|c| c[3].push(0))));
+    assert!(decode_error(body_with(|c| {
+        c[4].pop();
+    })));
+    // Chunk ids that are not whole.
+    assert!(decode_error(body_with(|c| c[9].push(1))));
+    // A key sharing more than the key before it has.
+    assert!(decode_error(body_with(|c| c[1][0] = 100)));
+    // Columns longer than the head declares; a frame cut short; a bomb.
+    let mut body = body_with(|_| {});
+    let good = body.clone();
+    body.truncate(body.len() - 4);
+    assert!(decode_error(body));
+    let m = varied();
+    let huge = vec![0u8; 10 << 20];
+    let mut bomb = postcard::to_stdvec(&HeadRef {
+        stream: &m.stream,
+        sequence: m.sequence,
+        previous: &m.previous,
+        created: m.created,
+        expires: m.expires,
+        chunking: &m.chunking,
+        sources: &m.sources,
+        volumes: &m.volumes,
+        totals: &m.totals,
+        producer: &m.producer,
+        extensions: &m.extensions,
+        columns_len: huge.len() as u64,
+    })
+    .unwrap();
+    bomb.extend_from_slice(&zstd::bulk::compress(&huge, 19).unwrap());
+    assert!(decode_error(bomb));
+    assert!(!decode_error(good));
+}
