@@ -59,6 +59,36 @@ struct HeadRef<'a> {
     columns_len: u64,
 }
 
+impl<'a> HeadRef<'a> {
+    /// The head of `m`, before columns of `columns_len` bytes.
+    fn of(m: &'a Manifest, columns_len: u64) -> Self {
+        HeadRef {
+            stream: &m.stream,
+            sequence: m.sequence,
+            previous: &m.previous,
+            created: m.created,
+            expires: m.expires,
+            chunking: &m.chunking,
+            sources: &m.sources,
+            volumes: &m.volumes,
+            totals: &m.totals,
+            producer: &m.producer,
+            extensions: &m.extensions,
+            columns_len,
+        }
+    }
+}
+
+/// Columns laid end to end, each after its varint length.
+fn join_columns<'c>(cols: impl IntoIterator<Item = &'c [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for col in cols {
+        put_varint(&mut out, col.len() as u64);
+        out.extend_from_slice(col);
+    }
+    out
+}
+
 /// [`HeadRef`], decoded.
 #[derive(Deserialize)]
 struct Head {
@@ -144,25 +174,8 @@ pub(super) fn encode(m: &Manifest) -> Vec<u8> {
     let mut c = Columns::default();
     encode_chunks(&m.chunks, &mut c);
     encode_changes(&m.changes, &m.chunks, &mut c);
-    let mut columns = Vec::new();
-    for col in c.all() {
-        put_varint(&mut columns, col.len() as u64);
-        columns.extend_from_slice(col);
-    }
-    let head = HeadRef {
-        stream: &m.stream,
-        sequence: m.sequence,
-        previous: &m.previous,
-        created: m.created,
-        expires: m.expires,
-        chunking: &m.chunking,
-        sources: &m.sources,
-        volumes: &m.volumes,
-        totals: &m.totals,
-        producer: &m.producer,
-        extensions: &m.extensions,
-        columns_len: columns.len() as u64,
-    };
+    let columns = join_columns(c.all().map(Vec::as_slice));
+    let head = HeadRef::of(m, columns.len() as u64);
     let mut out = postcard::to_stdvec(&head).expect("a manifest head always serializes");
     let frame = zstd::bulk::compress(&columns, LEVEL).expect("zstd compresses in memory");
     out.extend_from_slice(&frame);

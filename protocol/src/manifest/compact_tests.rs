@@ -334,25 +334,8 @@ fn body_with(edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
         })
         .collect();
     edit(&mut cols);
-    let mut out = Vec::new();
-    for col in &cols {
-        put_varint(&mut out, col.len() as u64);
-        out.extend_from_slice(col);
-    }
-    let head = HeadRef {
-        stream: &m.stream,
-        sequence: m.sequence,
-        previous: &m.previous,
-        created: m.created,
-        expires: m.expires,
-        chunking: &m.chunking,
-        sources: &m.sources,
-        volumes: &m.volumes,
-        totals: &m.totals,
-        producer: &m.producer,
-        extensions: &m.extensions,
-        columns_len: out.len() as u64,
-    };
+    let out = join_columns(cols.iter().map(Vec::as_slice));
+    let head = HeadRef::of(&m, out.len() as u64);
     let mut body = postcard::to_stdvec(&head).unwrap();
     body.extend_from_slice(&zstd::bulk::compress(&out, 3).unwrap());
     body
@@ -383,21 +366,7 @@ fn hostile_columns_are_decode_errors() {
     assert!(decode_error(body));
     let m = varied();
     let huge = vec![0u8; 10 << 20];
-    let mut bomb = postcard::to_stdvec(&HeadRef {
-        stream: &m.stream,
-        sequence: m.sequence,
-        previous: &m.previous,
-        created: m.created,
-        expires: m.expires,
-        chunking: &m.chunking,
-        sources: &m.sources,
-        volumes: &m.volumes,
-        totals: &m.totals,
-        producer: &m.producer,
-        extensions: &m.extensions,
-        columns_len: huge.len() as u64,
-    })
-    .unwrap();
+    let mut bomb = postcard::to_stdvec(&HeadRef::of(&m, huge.len() as u64)).unwrap();
     bomb.extend_from_slice(&zstd::bulk::compress(&huge, 19).unwrap());
     assert!(decode_error(bomb));
     assert!(!decode_error(good));
