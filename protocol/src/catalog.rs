@@ -189,11 +189,6 @@ impl FileObject {
         }
     }
 
-    /// Whether this object needs format version 2 or later.
-    pub fn needs_v2(&self) -> bool {
-        matches!(self.encoding, Encoding::Rebuilt(_))
-    }
-
     /// The oldest format version that carries this object: 1 for chunks, 2
     /// for a rebuilt object, 3 for one carried as windows.
     pub fn format_version(&self) -> u32 {
@@ -556,16 +551,16 @@ fn check_encoding(key: &ObjectKey, f: &FileObject) -> Result<(), Error> {
             sum(c)
         )),
         Expanded::Chunks(_) => Ok(()),
-        Expanded::Patch { base, .. } if base.key.source != key.source => bad(format!(
-            "is patched against {}, an object of another source",
-            base.key
-        )),
+        Expanded::Patch { base, .. } | Expanded::Windows { base, .. }
+            if base.key.source != key.source =>
+        {
+            bad(format!(
+                "is patched against {}, an object of another source",
+                base.key
+            ))
+        }
         Expanded::Patch { patch, .. } if patch.is_empty() => bad("has an empty patch".into()),
         Expanded::Patch { base, .. } => check_key(&base.key),
-        Expanded::Windows { base, .. } if base.key.source != key.source => bad(format!(
-            "is patched against {}, an object of another source",
-            base.key
-        )),
         Expanded::Windows { base, windows } => {
             check_windows(r.expanded_len, base, windows).or_else(bad)?;
             check_key(&base.key)

@@ -94,7 +94,7 @@ fn a_patch_needs_its_base_in_the_base_catalog_with_its_digest() {
     let next = a
         .apply(&srcs(), &[put(patched(100, "tool-1.0", b"old release"))])
         .unwrap();
-    assert!(matches!(&next.objects[&key("tool-1.1")], Object::File(f) if f.needs_v2()));
+    assert!(matches!(&next.objects[&key("tool-1.1")], Object::File(f) if f.format_version() == 2));
     for (base, content, why) in [
         ("tool-0.9", &b"old release"[..], "does not hold"),
         ("tool-1.0", &b"other bytes"[..], "was made against"),

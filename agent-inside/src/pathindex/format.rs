@@ -210,7 +210,7 @@ pub(super) fn decode_block(block: &[u8]) -> Result<Vec<(Vec<u8>, Entry)>, &'stat
         if shared > prev.len() as u64 || (out.is_empty() && shared != 0) {
             return Err("shared prefix longer than the previous key");
         }
-        if shared + n > MAX_KEY as u64 {
+        if shared.saturating_add(n) > MAX_KEY as u64 {
             return Err("key over the limit");
         }
         let suffix = c.bytes(n as usize).ok_or("key cut short")?;

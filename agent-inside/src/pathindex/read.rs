@@ -213,7 +213,9 @@ fn parse_index(index: &[u8], trailer: &Trailer) -> Result<Vec<BlockMeta>, IndexE
             return Err(IndexError::BlockIndex("first keys out of order"));
         }
         expect_offset += m.len;
-        total += m.entries;
+        total = total
+            .checked_add(m.entries)
+            .ok_or(IndexError::BlockIndex("entry counts overflow"))?;
         blocks.push(m);
     }
     if blocks.len() as u64 != trailer.blocks

@@ -2,8 +2,11 @@
 //! `Expanded::Windows`): each window is its own zstd frame, decoded against
 //! its range of the base's reference form only when the recipe reaches it,
 //! checked (length and BLAKE3) before the recipe reads a byte of it, and
-//! dropped once read. The expanded form is never held whole: at most one
-//! window of it (at most `MAX_WINDOW` bytes) is in memory at a time.
+//! dropped once read: at most one window (at most `MAX_WINDOW` bytes) is
+//! held here. The recipe may hold more: `ferry_recipe::rebuild_from` reads
+//! a zlib, xz or zstd segment's plain bytes whole before encoding them (its
+//! encoders take the whole stream), so a layer that is one gzip stream is
+//! still held whole there; only preflate (`Deflate`) segments stream.
 
 use super::BuildCtx;
 use anyhow::{bail, Context, Result};

@@ -119,18 +119,10 @@ fn is_header(data: &[u8], h: usize) -> bool {
 /// (at or after `from`): its 100-byte name field looked up there.
 fn find_member(expanded: &[u8], h: usize, reference: &[u8], from: usize) -> Option<usize> {
     let name = expanded.get(h..h + 100)?;
-    let first = name[0];
     let hay = reference.get(from..)?;
-    let mut at = 0usize;
-    while at + 512 <= hay.len() {
-        let i = hay[at..].iter().position(|&b| b == first)?;
-        let p = at + i;
-        if hay.get(p..p + 100) == Some(name) && is_header(hay, p) {
-            return Some(from + p);
-        }
-        at = p + 1;
-    }
-    None
+    memchr::memmem::find_iter(hay, name)
+        .find(|&p| is_header(hay, p))
+        .map(|p| from + p)
 }
 
 /// The reference range of the window `content` at offset `at` of an

@@ -566,7 +566,10 @@ impl ChangeColumns<'_> {
 
 fn decode_changes(mut c: ChangeColumns<'_>, chunks: &[ChunkEntry]) -> Result<Vec<Change>, Error> {
     let kinds = c.kinds.take(c.kinds.bytes.len())?;
-    let mut out = Vec::with_capacity(kinds.len());
+    // Reserved by what the columns can hold (every change has two bytes of
+    // key lengths at least), not by the kinds column alone: this runs on
+    // unverified manifests too (`peek_unverified`).
+    let mut out = Vec::with_capacity(kinds.len().min(c.key_lens.bytes.len() / 2));
     let (mut text, mut next) = (Vec::new(), 0u64);
     for &kind in kinds {
         let key = c.key(&mut text)?;

@@ -59,7 +59,7 @@ impl NpmSource {
                     time.insert(v.to_string(), Value::String(t.clone()));
                 }
             }
-            if !tags.contains_key("latest") && selected.get(name).is_none() {
+            if selected.get(name).is_none() {
                 // Only pins left: the newest is `latest`, as npm needs one.
                 if let Some(v) = kept.entries.get(name).and_then(|e| e.keys().next_back()) {
                     tags.insert("latest".into(), Value::String(v.to_string()));

@@ -12,10 +12,11 @@ use super::NpmSource;
 use crate::source::ScanCtx;
 use anyhow::{Context, Result};
 use ferry_formats::npm::tarball_path;
+use ferry_protocol::path::ObjectKey;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// The file recording the packument entries of pinned versions.
 const SHIPPED_PINS: &str = "shipped-pins.json";
@@ -57,12 +58,17 @@ impl NpmSource {
     pub(super) fn keep_pins(&self, cx: &ScanCtx<'_>, selected: &Selected) -> Result<Kept> {
         let src = &self.name;
         let file = cx.cache_dir.join(SHIPPED_PINS);
-        let mut shipped: BTreeMap<String, PinRecord> = std::fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let mut shipped: BTreeMap<String, PinRecord> = match std::fs::read(&file) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| {
+                format!(
+                    "{} is damaged (delete it to forget the pins' records)",
+                    file.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+        };
         let mut kept = Kept::default();
-        let mut previous: Option<HashSet<&str>> = None;
         for (name, version) in &self.pins {
             let key = format!("{name}@{version}");
             let carried = selected
@@ -76,9 +82,10 @@ impl NpmSource {
                 continue;
             }
             let path = tarball_path(name, &version.to_string());
-            let held = previous
-                .get_or_insert_with(|| cx.previous_paths().map(|(p, _)| p).collect())
-                .contains(path.as_str());
+            let held = cx.previous.objects.contains_key(&ObjectKey {
+                source: cx.source.to_string(),
+                path: path.clone(),
+            });
             match shipped.get(&key) {
                 Some(record) if held => {
                     eprintln!(
