@@ -182,14 +182,29 @@ pub(super) fn encode(m: &Manifest) -> Vec<u8> {
     out
 }
 
+/// A codec's number in the chunk table's column: its postcard variant index
+/// (§5.6), so version 3 numbers codecs as versions 1 and 2 do.
+fn codec_index(codec: Codec) -> u64 {
+    match codec {
+        Codec::Raw => 0,
+        Codec::Zstd => 1,
+    }
+}
+
+/// The codec numbered `i` by [`codec_index`].
+fn codec_of(i: u64) -> Option<Codec> {
+    [Codec::Raw, Codec::Zstd]
+        .into_iter()
+        .find(|&c| codec_index(c) == i)
+}
+
 /// The chunk table's columns.
 fn encode_chunks(chunks: &[ChunkEntry], c: &mut Columns) {
     let mut end: Option<(u32, u64)> = None;
     for e in chunks {
         c.chunk_ids.extend_from_slice(&e.id.0);
         put_varint(&mut c.chunk_lens, e.raw_len as u64);
-        c.chunk_stored
-            .extend_from_slice(&postcard::to_stdvec(&e.codec).expect("a codec serializes"));
+        put_varint(&mut c.chunk_stored, codec_index(e.codec));
         if e.codec != Codec::Raw {
             put_varint(&mut c.chunk_stored, e.stored_len as u64);
         }
@@ -456,11 +471,7 @@ fn decode_chunks(
     for _ in 0..n {
         let id = ChunkId(ids.hash()?);
         let raw_len = lens.u32()?;
-        let codec: Codec = match stored.varint()? {
-            0 => Codec::Raw,
-            1 => Codec::Zstd,
-            _ => return Err(stored.bad("an unknown codec")),
-        };
+        let codec = codec_of(stored.varint()?).ok_or_else(|| stored.bad("an unknown codec"))?;
         let stored_len = match codec {
             Codec::Raw => raw_len,
             Codec::Zstd => stored.u32()?,

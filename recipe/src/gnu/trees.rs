@@ -199,7 +199,7 @@ impl Bits {
 
 /// The tally of the current block and the trees that encode it.
 pub(super) struct Trees {
-    t: Tables,
+    t: &'static Tables,
     ltree: Tree,
     dtree: Tree,
     bltree: Tree,
@@ -220,10 +220,16 @@ pub(super) struct Trees {
     pub(super) bits: Bits,
 }
 
+/// The static trees and code tables, built once for the process.
+fn tables() -> &'static Tables {
+    static TABLES: std::sync::OnceLock<Tables> = std::sync::OnceLock::new();
+    TABLES.get_or_init(Tables::new)
+}
+
 impl Trees {
     pub(super) fn new(level: u8) -> Trees {
         let mut trees = Trees {
-            t: Tables::new(),
+            t: tables(),
             ltree: Tree::new(HEAP_SIZE),
             dtree: Tree::new(2 * D_CODES + 1),
             bltree: Tree::new(2 * BL_CODES + 1),
