@@ -88,22 +88,41 @@ fn write_delta(
     });
     let delta_path = new.join(INDEX_DELTA);
     let mut w = create(&delta_path, Kind::Delta)?;
-    pathindex::merge(prev_delta.scan_from(b""), changes, &mut w)?;
-    let (_, summary) = w.finish()?;
+    pathindex::merge(prev_delta.scan_from(b""), changes, &mut w).with_context(|| {
+        format!(
+            "cannot merge {} with the changes into {}",
+            prev.join(INDEX_DELTA).display(),
+            delta_path.display()
+        )
+    })?;
+    let (_, summary) = w
+        .finish()
+        .with_context(|| format!("cannot finish {}", delta_path.display()))?;
     let prev_base = prev.join(INDEX_BASE);
-    let base_bytes = std::fs::metadata(&prev_base)?.len();
+    let base_bytes = std::fs::metadata(&prev_base)
+        .with_context(|| format!("cannot read {}", prev_base.display()))?
+        .len();
     if !pathindex::needs_new_base(base_bytes, summary.bytes) {
         std::fs::hard_link(&prev_base, new.join(INDEX_BASE))
             .with_context(|| format!("cannot link {}", prev_base.display()))?;
         return Ok(());
     }
-    let view = View::new(open(&prev_base)?, open(&delta_path)?)?;
-    let mut w = create(&new.join(INDEX_BASE), Kind::Base)?;
+    let new_base = new.join(INDEX_BASE);
+    let what = || {
+        format!(
+            "cannot write {} from {} and {}",
+            new_base.display(),
+            prev_base.display(),
+            delta_path.display()
+        )
+    };
+    let view = View::new(open(&prev_base)?, open(&delta_path)?).with_context(what)?;
+    let mut w = create(&new_base, Kind::Base)?;
     for item in view.iter() {
-        let (k, e) = item?;
-        w.push(&k, &e)?;
+        let (k, e) = item.with_context(what)?;
+        w.push(&k, &e).with_context(what)?;
     }
-    w.finish()?;
+    w.finish().with_context(what)?;
     drop(view);
     create(&delta_path, Kind::Delta)?.finish()?;
     Ok(())
