@@ -171,7 +171,21 @@ pub struct VerifiedManifest {
     pub hash: ManifestHash,
 }
 
+/// A manifest carries an extension kind more than once (each kind may appear
+/// at most once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtensionTwice;
+
 impl Manifest {
+    /// The one extension of `kind`, if any; two of the same kind are an error.
+    pub fn extension(&self, kind: u32) -> Result<Option<&Extension>, ExtensionTwice> {
+        let mut found = self.extensions.iter().filter(|e| e.kind == kind);
+        match (found.next(), found.next()) {
+            (_, Some(_)) => Err(ExtensionTwice),
+            (one, None) => Ok(one),
+        }
+    }
+
     /// Encodes (in [`Manifest::version`]) and signs; returns the manifest
     /// file's bytes.
     pub fn sign(&self, key: &SecretKey) -> Vec<u8> {

@@ -133,13 +133,12 @@ impl Provenance {
 
 /// The provenance record of `m`, if it carries one.
 pub fn provenance(m: &Manifest) -> Result<Option<Provenance>, ProvenanceError> {
-    let mut found = m.extensions.iter().filter(|e| e.kind == EXTENSION_KIND);
-    let Some(ext) = found.next() else {
+    let Some(ext) = m
+        .extension(EXTENSION_KIND)
+        .map_err(|_| ProvenanceError::Twice)?
+    else {
         return Ok(None);
     };
-    if found.next().is_some() {
-        return Err(ProvenanceError::Twice);
-    }
     Provenance::from_data(&ext.data).map(Some)
 }
 

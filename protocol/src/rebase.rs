@@ -58,13 +58,12 @@ impl Rebase {
 
 /// The rebase record of `m`, if it is a rebase snapshot.
 pub fn rebase(m: &Manifest) -> Result<Option<Rebase>, RebaseError> {
-    let mut found = m.extensions.iter().filter(|e| e.kind == EXTENSION_KIND);
-    let Some(ext) = found.next() else {
+    let Some(ext) = m
+        .extension(EXTENSION_KIND)
+        .map_err(|_| RebaseError::Twice)?
+    else {
         return Ok(None);
     };
-    if found.next().is_some() {
-        return Err(RebaseError::Twice);
-    }
     if !ext.critical {
         return Err(RebaseError::NotCritical);
     }

@@ -300,15 +300,12 @@ pub fn extension(statements: &[SignedStatement]) -> Extension {
 /// no extension statements (those ride beside a bundle, never inside). At
 /// most one statement extension. Signatures are not checked here.
 pub fn statements(m: &Manifest) -> Result<Vec<SignedStatement>, StatementError> {
-    let mut found = m.extensions.iter().filter(|e| e.kind == EXTENSION_KIND);
-    let Some(ext) = found.next() else {
+    let Some(ext) = m
+        .extension(EXTENSION_KIND)
+        .map_err(|_| StatementError::Misplaced("two trust statement extensions".into()))?
+    else {
         return Ok(vec![]);
     };
-    if found.next().is_some() {
-        return Err(StatementError::Misplaced(
-            "two trust statement extensions".into(),
-        ));
-    }
     let list = decode(&ext.data)?;
     for s in &list {
         let from = match &s.statement {
