@@ -1,5 +1,6 @@
 //! Rebuilding an object from its expanded form and its recipe.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use crate::codec::{self, DeflateFail};
@@ -109,24 +110,77 @@ pub fn rebuild(
     out_len: u64,
     out: &mut impl Write,
 ) -> Result<(), RebuildError> {
-    rebuild_from(
-        recipe,
-        &mut &expanded[..],
-        expanded.len() as u64,
-        out_len,
-        out,
-    )
+    // An xz or zstd segment (and a preflate chunk) is given its slice of
+    // `expanded`, not a copy.
+    let expanded_len = expanded.len() as u64;
+    segments(recipe, &mut Slice(expanded), expanded_len, out_len, out)
 }
 
 /// [`rebuild`] from an expanded form of `expanded_len` bytes read from
 /// `expanded` as the segments consume it, never held whole: a literal
 /// segment is copied through a small buffer, a deflate segment read one
-/// preflate chunk at a time; a zlib, xz or zstd segment is read whole (its
-/// encoder takes the whole plain stream), bounded by its declared length.
+/// preflate chunk at a time, a zlib segment as its encoder reads (a window's
+/// worth at a time); an xz or zstd segment is read whole (its encoder takes
+/// the whole plain stream), bounded by its declared length.
 /// A read error (or a short read) is [`RebuildError::Read`].
 pub fn rebuild_from(
     recipe: &Recipe,
     expanded: &mut impl Read,
+    expanded_len: u64,
+    out_len: u64,
+    out: &mut impl Write,
+) -> Result<(), RebuildError> {
+    segments(recipe, &mut Stream(expanded), expanded_len, out_len, out)
+}
+
+/// Where the segments read the expanded form from: a reader, or a slice
+/// whose bytes a segment that takes its plain stream whole borrows.
+trait Input: Read {
+    /// The next `len` bytes (the lengths were checked against the expanded
+    /// form's, so `len` is bounded by what the caller declared).
+    fn next_bytes(&mut self, len: u64) -> Result<Cow<'_, [u8]>, RebuildError>;
+}
+
+/// An expanded form in memory.
+struct Slice<'a>(&'a [u8]);
+
+impl Read for Slice<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Input for Slice<'_> {
+    fn next_bytes(&mut self, len: u64) -> Result<Cow<'_, [u8]>, RebuildError> {
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(self.0.len());
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        if n as u64 != len {
+            return Err(short(len, n as u64));
+        }
+        Ok(Cow::Borrowed(head))
+    }
+}
+
+/// An expanded form read as the segments consume it.
+struct Stream<R>(R);
+
+impl<R: Read> Read for Stream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Input for Stream<R> {
+    fn next_bytes(&mut self, len: u64) -> Result<Cow<'_, [u8]>, RebuildError> {
+        read_len(&mut self.0, len).map(Cow::Owned)
+    }
+}
+
+/// [`rebuild_from`]'s work, from either kind of [`Input`].
+fn segments(
+    recipe: &Recipe,
+    expanded: &mut impl Input,
     expanded_len: u64,
     out_len: u64,
     out: &mut impl Write,
@@ -170,23 +224,34 @@ pub fn rebuild_from(
                 compressed_len,
                 plain_len,
             } => {
-                let input = read_len(expanded, *plain_len)?;
-                // Written as it comes, never past its declared length.
-                crate::zlib::rebuild(params, &input, *compressed_len, out).map_err(|source| {
-                    match source {
-                        ZlibError::Write(e) => RebuildError::Write(e),
-                        source => RebuildError::Zlib {
-                            segment: index,
-                            source,
-                        },
-                    }
+                // Read as the encoder goes and written as it comes, never
+                // past its declared length: the plain stream is not held.
+                let mut input = Counted::new((&mut *expanded).take(*plain_len));
+                let done = crate::zlib::rebuild(params, &mut input, *compressed_len, out);
+                // A read that failed or ended early is the cause, whatever
+                // the encoder made of it.
+                if let Some(e) = input.error.take() {
+                    return Err(RebuildError::Read(e));
+                }
+                if input.ended && input.count != *plain_len {
+                    return Err(short(*plain_len, input.count));
+                }
+                done.map_err(|source| match source {
+                    ZlibError::Write(e) => RebuildError::Write(e),
+                    source => RebuildError::Zlib {
+                        segment: index,
+                        source,
+                    },
                 })?;
+                if input.count != *plain_len {
+                    return Err(short(*plain_len, input.count));
+                }
                 continue;
             }
             Segment::Xz {
                 params, plain_len, ..
             } => {
-                let input = read_len(expanded, *plain_len)?;
+                let input = expanded.next_bytes(*plain_len)?;
                 crate::xz::compress(params, &input).map_err(|source| RebuildError::Xz {
                     segment: index,
                     source,
@@ -195,7 +260,7 @@ pub fn rebuild_from(
             Segment::Zstd {
                 params, plain_len, ..
             } => {
-                let input = read_len(expanded, *plain_len)?;
+                let input = expanded.next_bytes(*plain_len)?;
                 crate::zstd::compress(params, &input).map_err(|source| RebuildError::Zstd {
                     segment: index,
                     source,
@@ -212,6 +277,45 @@ pub fn rebuild_from(
         out.write_all(&rebuilt)?;
     }
     Ok(())
+}
+
+/// A reader that counts what it gives, and keeps its first error and
+/// whether it ended.
+struct Counted<R> {
+    inner: R,
+    count: u64,
+    ended: bool,
+    error: Option<std::io::Error>,
+}
+
+impl<R> Counted<R> {
+    fn new(inner: R) -> Self {
+        Counted {
+            inner,
+            count: 0,
+            ended: false,
+            error: None,
+        }
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.count += n as u64;
+                self.ended |= n == 0 && !buf.is_empty();
+                Ok(n)
+            }
+            Err(e) => {
+                let again = std::io::Error::new(e.kind(), e.to_string());
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    self.error = Some(e);
+                }
+                Err(again)
+            }
+        }
+    }
 }
 
 /// The error of a read that gave `got` of `want` bytes.
@@ -240,7 +344,7 @@ fn read_len(input: &mut impl Read, len: u64) -> Result<Vec<u8>, RebuildError> {
 /// reading each chunk's plain bytes as it comes.
 fn deflate(
     segment: usize,
-    input: &mut impl Read,
+    input: &mut impl Input,
     plain_len: u64,
     compressed_len: u64,
     chunks: &[DeflateChunk],
@@ -257,7 +361,7 @@ fn deflate(
     }
     let mut p = codec::DeflateRebuilder::new();
     for (index, chunk) in chunks.iter().enumerate() {
-        let text = read_len(input, chunk.plain_len)?;
+        let text = input.next_bytes(chunk.plain_len)?;
         p.chunk(index, &text, chunk, out).map_err(|e| match e {
             DeflateFail::Preflate(detail) => RebuildError::Deflate { segment, detail },
             DeflateFail::ChunkLen {

@@ -29,7 +29,7 @@
 //! matches is taken without deflating the rest: the caller rebuilds the whole
 //! object and checks its digest anyway.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::OnceLock;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
@@ -204,7 +204,7 @@ fn zlib_ok() -> bool {
         KNOWN_ANSWERS.iter().all(|&(level, len, crc)| {
             let mut out = Vec::new();
             let mut sum = Crc::new();
-            let done = deflate_to(level, &plain, |b| {
+            let done = deflate_to(level, &mut &plain[..], |b| {
                 sum.update(b);
                 out.extend_from_slice(b);
                 Ok::<(), ()>(())
@@ -214,49 +214,73 @@ fn zlib_ok() -> bool {
     })
 }
 
-/// Deflates `plain` (raw, zlib level `level`), handing each piece of output to
-/// `sink` as it comes; stops at the sink's first error.
+/// Deflates what `plain` reads (raw, zlib level `level`), handing each piece
+/// of output to `sink` as it comes; stops at the sink's first error. The
+/// input is read `STEP` bytes at a time and given to zlib without a flush:
+/// zlib's output does not depend on how its input is handed over.
 fn deflate_to<E>(
     level: u8,
-    plain: &[u8],
+    plain: &mut dyn Read,
     mut sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), Result<E, String>> {
     let mut c = Compress::new(Compression::new(u32::from(level)), false);
     let mut buf = vec![0u8; STEP + 1024];
-    let mut at = 0usize;
+    let mut input = vec![0u8; STEP];
     loop {
-        let end = plain.len().min(at + STEP);
-        let flush = if end == plain.len() {
+        let n = read_full(plain, &mut input).map_err(|e| Err(e.to_string()))?;
+        // A short read is the end of the input.
+        let flush = if n < STEP {
             FlushCompress::Finish
         } else {
             FlushCompress::None
         };
-        let (in0, out0) = (c.total_in(), c.total_out());
-        let status = c
-            .compress(&plain[at..end], &mut buf, flush)
-            .map_err(|e| Err(e.to_string()))?;
-        let used = (c.total_in() - in0) as usize;
-        let made = (c.total_out() - out0) as usize;
-        at += used;
-        sink(&buf[..made]).map_err(Ok)?;
-        if status == Status::StreamEnd {
-            return Ok(());
-        }
-        if used == 0 && made == 0 {
-            return Err(Err("zlib made no progress".into()));
+        let mut at = 0usize;
+        loop {
+            let (in0, out0) = (c.total_in(), c.total_out());
+            let status = c
+                .compress(&input[at..n], &mut buf, flush)
+                .map_err(|e| Err(e.to_string()))?;
+            let used = (c.total_in() - in0) as usize;
+            let made = (c.total_out() - out0) as usize;
+            at += used;
+            sink(&buf[..made]).map_err(Ok)?;
+            if status == Status::StreamEnd {
+                return Ok(());
+            }
+            if flush == FlushCompress::None && at == n && made < buf.len() {
+                break;
+            }
+            if used == 0 && made == 0 {
+                return Err(Err("zlib made no progress".into()));
+            }
         }
     }
 }
 
-/// Deflates `plain` with `params` (a known encoder, level 1 to 9), handing
-/// the output to `sink` as it comes; stops at the sink's first error.
+/// Reads into `buf` until it is full or the input ends; returns how much.
+fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(got) => n += got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Deflates what `plain` reads with `params` (a known encoder, level 1 to
+/// 9), handing the output to `sink` as it comes; stops at the sink's first
+/// error.
 fn encode_to<E>(
     params: ZlibParams,
-    plain: &[u8],
+    plain: &mut dyn Read,
     sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), Result<E, String>> {
     if params.encoder == GNU_GZIP_ENCODER {
-        crate::gnu::deflate_to(params.level, plain, sink).map_err(Ok)
+        crate::gnu::deflate_to(params.level, plain, sink).map_err(|e| e.map_err(|e| e.to_string()))
     } else {
         deflate_to(params.level, plain, sink)
     }
@@ -273,16 +297,18 @@ pub(crate) const PREFIX: usize = 1 << 20;
 fn reproduces(params: ZlibParams, plain: &[u8], compressed: &[u8], prefix: Option<usize>) -> bool {
     let enough = prefix.unwrap_or(usize::MAX).min(compressed.len());
     let mut at = 0usize;
-    let done = encode_to(params, plain, |b| match compressed.get(at..at + b.len()) {
-        Some(want) if want == b => {
-            at += b.len();
-            if at >= enough && at < compressed.len() {
-                // Enough compared: stop here (Err stops the encoder).
-                return Err(true);
+    let done = encode_to(params, &mut &plain[..], |b| {
+        match compressed.get(at..at + b.len()) {
+            Some(want) if want == b => {
+                at += b.len();
+                if at >= enough && at < compressed.len() {
+                    // Enough compared: stop here (Err stops the encoder).
+                    return Err(true);
+                }
+                Ok(())
             }
-            Ok(())
+            _ => Err(false),
         }
-        _ => Err(false),
     });
     match done {
         Ok(()) => at == compressed.len(),
@@ -338,11 +364,12 @@ impl DeflateSearch {
     }
 }
 
-/// Deflates `plain` with `params` into `out`, which must come to exactly
-/// `compressed_len` bytes: never more is written.
+/// Deflates what `plain` reads with `params` into `out`, which must come to
+/// exactly `compressed_len` bytes: never more is written. A read error is
+/// [`ZlibError::Zlib`] (a caller that tells it apart wraps its reader).
 pub(crate) fn rebuild(
     params: &ZlibParams,
-    plain: &[u8],
+    plain: &mut dyn Read,
     compressed_len: u64,
     out: &mut impl Write,
 ) -> Result<(), ZlibError> {
@@ -389,7 +416,7 @@ mod tests {
         let plain = sample();
         for (level, _, _) in KNOWN_ANSWERS {
             let mut out = Vec::new();
-            deflate_to(level, &plain, |b| {
+            deflate_to(level, &mut &plain[..], |b| {
                 out.extend_from_slice(b);
                 Ok::<(), ()>(())
             })

@@ -4,9 +4,9 @@
 //! checked (length and BLAKE3) before the recipe reads a byte of it, and
 //! dropped once read: at most one window (at most `MAX_WINDOW` bytes) is
 //! held here. The recipe may hold more: `ferry_recipe::rebuild_from` reads
-//! a zlib, xz or zstd segment's plain bytes whole before encoding them (its
-//! encoders take the whole stream), so a layer that is one gzip stream is
-//! still held whole there; only preflate (`Deflate`) segments stream.
+//! an xz or zstd segment's plain bytes whole before encoding them (their
+//! encoders take the whole stream); zlib (a layer that is one gzip stream)
+//! and preflate (`Deflate`) segments stream.
 
 use super::BuildCtx;
 use anyhow::{bail, Context, Result};

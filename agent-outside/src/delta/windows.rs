@@ -4,11 +4,21 @@
 //! reference form, so that no zstd window (and, inside, no decoded buffer)
 //! spans a whole expanded form.
 //!
-//! A window's reference range is where its content most likely was in the
-//! base: where the expanded form holds a tar (a layer, a deb's data.tar), the
-//! first member header of the window is looked up by its name field in the
-//! reference form; else the offset is scaled by the two lengths. The range
-//! is that place, widened by a margin on both sides, and kept in order (a
+//! A reference form no longer than the range a window may get anyway (the
+//! window and a margin on each side: 80 MiB for 48 MiB windows) is every
+//! window's range, so that content which moved anywhere between releases is
+//! found: numpy 2.1.3's wheel holds its members in about the reverse of
+//! 2.1.2's order, which no ranges kept in order can follow.
+//!
+//! Otherwise a window's reference range is where its content most likely was
+//! in the base. Its start is moved to a member header, and the first of its
+//! member headers whose member is in the reference form gives the place:
+//! where the expanded form holds a tar (a layer, a deb's data.tar), a ustar
+//! header is looked up by its name field; where it holds a zip (a wheel, a
+//! jar: local file headers stay literal bytes, each followed by its member's
+//! decoded content), a local file header by its name. A window with no such
+//! header falls back to its offset scaled by the two lengths. The range is
+//! that place, widened by a margin on both sides, and kept in order (a
 //! window's range never starts or ends before the previous one's), which lets
 //! the inside read the reference form once, front to back.
 
@@ -55,8 +65,9 @@ impl Source {
 }
 
 /// The next window of `src` from `start`: about `size` bytes (at most
-/// `MAX_WINDOW`), its end moved forward to the next tar member header when
-/// one starts within an eighth of a window. Returns the window's bytes.
+/// `MAX_WINDOW`), its end moved forward to the next member header (tar or
+/// zip) when one starts within an eighth of a window. Returns the window's
+/// bytes.
 fn next_window(src: &Source, start: u64, size: u64) -> std::io::Result<Vec<u8>> {
     let len = src.len;
     let end = (start + size).min(len);
@@ -66,26 +77,72 @@ fn next_window(src: &Source, start: u64, size: u64) -> std::io::Result<Vec<u8>> 
     let slack = size / 8;
     let mut bytes = src.read(start..(end + slack + 1024).min(len))?;
     let from = (end - start) as usize;
-    let cut = next_header(&bytes, from, from + slack as usize).unwrap_or(from);
+    let cut = next_header(&bytes, from, from + slack as usize).map_or(from, |(h, _)| h);
     bytes.truncate(cut);
     Ok(bytes)
 }
 
+/// The kinds of member header a window is aligned on. Both stay literal
+/// bytes in an expanded form: a tar's (a layer, a deb's data.tar) and a zip's
+/// local file headers (a wheel, a jar), each naming its member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Header {
+    /// A ustar header: its 100-byte name field is the key.
+    Tar,
+    /// A zip local file header (`PK 03 04`, 30 bytes, the name): the name is
+    /// the key.
+    Zip,
+}
+
+/// The zip local file header signature.
+const ZIP_LOCAL: &[u8; 4] = b"PK\x03\x04";
+
+/// The first member header (tar or zip) that starts in `data[from..to]`,
+/// and its kind.
+fn next_header(data: &[u8], from: usize, to: usize) -> Option<(usize, Header)> {
+    let tar = next_tar_header(data, from, to).map(|h| (h, Header::Tar));
+    let zip = next_zip_header(data, from, to).map(|h| (h, Header::Zip));
+    match (tar, zip) {
+        (Some(t), Some(z)) => Some(if z.0 < t.0 { z } else { t }),
+        (t, z) => t.or(z),
+    }
+}
+
 /// The offset of the first tar (ustar) member header that starts in
 /// `data[from..to]`.
-fn next_header(data: &[u8], from: usize, to: usize) -> Option<usize> {
+fn next_tar_header(data: &[u8], from: usize, to: usize) -> Option<usize> {
     let magic_from = from + 257;
     let magic_to = (to + 257).min(data.len());
     let hay = data.get(magic_from..magic_to.max(magic_from))?;
-    let mut at = 0usize;
-    while let Some(i) = hay[at..].windows(5).position(|w| w == b"ustar") {
-        let h = from + at + i;
-        if is_header(data, h) {
-            return Some(h);
-        }
-        at += i + 1;
+    memchr::memmem::find_iter(hay, b"ustar")
+        .map(|i| from + i)
+        .find(|&h| is_header(data, h))
+}
+
+/// The offset of the first zip local file header that starts in
+/// `data[from..to]`.
+fn next_zip_header(data: &[u8], from: usize, to: usize) -> Option<usize> {
+    let hay = data.get(from..(to + 3).min(data.len()).max(from))?;
+    memchr::memmem::find_iter(hay, ZIP_LOCAL)
+        .map(|i| from + i)
+        .find(|&h| zip_name(data, h).is_some())
+}
+
+/// The name of the zip local file header at `h`, if one plausibly starts
+/// there: the signature, a method a zip writer uses (at most 99), a name of
+/// 1 to 1024 bytes with no control character, all within `data`.
+fn zip_name(data: &[u8], h: usize) -> Option<&[u8]> {
+    let fixed = data.get(h..h + 30)?;
+    if &fixed[..4] != ZIP_LOCAL {
+        return None;
     }
-    None
+    let method = u16::from_le_bytes([fixed[8], fixed[9]]);
+    let name_len = usize::from(u16::from_le_bytes([fixed[26], fixed[27]]));
+    if method > 99 || !(1..=1024).contains(&name_len) {
+        return None;
+    }
+    let name = data.get(h + 30..h + 30 + name_len)?;
+    (!name.iter().any(|&b| b < 0x20)).then_some(name)
 }
 
 /// Whether a tar header (ustar magic, a name, a header checksum that holds)
@@ -115,21 +172,59 @@ fn is_header(data: &[u8], h: usize) -> bool {
     stored == Some(sum)
 }
 
-/// Where the member whose header is at `h` in `expanded` is in `reference`
-/// (at or after `from`): its 100-byte name field looked up there.
-fn find_member(expanded: &[u8], h: usize, reference: &[u8], from: usize) -> Option<usize> {
-    let name = expanded.get(h..h + 100)?;
+/// Where the member whose header (of kind `kind`) is at `h` in `expanded`
+/// is in `reference` (at or after `from`): the same name in a header of the
+/// same kind there.
+fn find_member(
+    expanded: &[u8],
+    h: usize,
+    kind: Header,
+    reference: &[u8],
+    from: usize,
+) -> Option<usize> {
     let hay = reference.get(from..)?;
-    memchr::memmem::find_iter(hay, name)
-        .find(|&p| is_header(hay, p))
-        .map(|p| from + p)
+    match kind {
+        Header::Tar => {
+            let name = expanded.get(h..h + 100)?;
+            memchr::memmem::find_iter(hay, name)
+                .find(|&p| is_header(hay, p))
+                .map(|p| from + p)
+        }
+        Header::Zip => {
+            let name = zip_name(expanded, h)?;
+            memchr::memmem::find_iter(hay, name)
+                .filter_map(|p| p.checked_sub(30))
+                .find(|&p| zip_name(hay, p) == Some(name))
+                .map(|p| from + p)
+        }
+    }
+}
+
+/// How many member headers of a window are looked up in the reference form
+/// before its range falls back to the scaled offset (a member new in this
+/// release is not there; the next one may be).
+const HEADERS_TRIED: usize = 8;
+
+/// Where the window `content` most likely was in the reference form (at or
+/// after `from`): by the name of the first of its member headers found
+/// there, shifted back by that header's offset in the window.
+fn aligned_by_member(content: &[u8], reference: &[u8], from: usize) -> Option<u64> {
+    let mut at = 0;
+    for _ in 0..HEADERS_TRIED {
+        let (h, kind) = next_header(content, at, content.len())?;
+        if let Some(found) = find_member(content, h, kind, reference, from) {
+            return Some((found as u64).saturating_sub(h as u64));
+        }
+        at = h + 1;
+    }
+    None
 }
 
 /// The reference range of the window `content` at offset `at` of an
-/// expanded form of `elen` bytes: aligned by tar member name where a member
-/// header starts in the window, else by scaled offset; widened by `margin` on
-/// each side; starting and ending no earlier than `prev`; at most
-/// `MAX_WINDOW_REFERENCE` bytes.
+/// expanded form of `elen` bytes: aligned by member name where a member
+/// header of the window is found in the reference, else by scaled offset;
+/// widened by `margin` on each side; starting and ending no earlier than
+/// `prev`; at most `MAX_WINDOW_REFERENCE` bytes.
 fn range_for(
     content: &[u8],
     at: u64,
@@ -139,12 +234,7 @@ fn range_for(
     margin: u64,
 ) -> Range<u64> {
     let rlen = reference.len() as u64;
-    // Where the window's start most likely was in the reference form.
-    let aligned = next_header(content, 0, content.len())
-        .and_then(|h| {
-            let found = find_member(content, h, reference, prev.start as usize)?;
-            Some((found as u64).saturating_sub(h as u64))
-        })
+    let aligned = aligned_by_member(content, reference, prev.start as usize)
         .unwrap_or_else(|| at.saturating_mul(rlen) / elen.max(1));
     let len = content.len() as u64;
     let mut start = aligned.saturating_sub(margin).max(prev.start).min(rlen);
@@ -178,14 +268,22 @@ pub(crate) fn encode(
     let size = size.clamp(1 << 10, MAX_WINDOW * 3 / 4);
     let margin = (size / 3).min((MAX_WINDOW_REFERENCE - MAX_WINDOW) / 2);
     let elen = src.len;
+    // A reference form no longer than the range a window may get anyway is
+    // every window's range: content that moved anywhere between releases
+    // (a zip's members reordered) is found, at no more memory.
+    let whole = reference.len() as u64 <= size + 2 * margin;
     let mut out: Vec<WindowPatch> = Vec::new();
     let mut at = 0u64;
     while at < elen {
         let i = out.len();
         let content = next_window(src, at, size)
             .with_context(|| format!("cannot read the expanded form of {key}"))?;
-        let prev = out.last().map_or(0..0, |w| w.reference.clone());
-        let range = range_for(&content, at, elen, reference, &prev, margin);
+        let range = if whole {
+            0..reference.len() as u64
+        } else {
+            let prev = out.last().map_or(0..0, |w| w.reference.clone());
+            range_for(&content, at, elen, reference, &prev, margin)
+        };
         let prefix = &reference[range.start as usize..range.end as usize];
         let frame = ferry_protocol::delta::encode(&content, prefix, level)
             .with_context(|| format!("cannot encode window {i} of {key}"))?;
@@ -296,5 +394,132 @@ mod tests {
             "{frames} bytes of patches for {}",
             new.len()
         );
+    }
+
+    /// A zip's expanded form as `analyze` makes it of `files` (name,
+    /// content), deflated entries: each local header literal, then the
+    /// member's decoded content (the central directory left out).
+    fn zip_expanded(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data) in files {
+            let mut h = [0u8; 30];
+            h[..4].copy_from_slice(ZIP_LOCAL);
+            h[4] = 20;
+            h[8] = 8;
+            h[18..22].copy_from_slice(&(data.len() as u32 / 3).to_le_bytes());
+            h[22..26].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            h[26..28].copy_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&h);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(data);
+        }
+        out
+    }
+
+    fn key() -> ObjectKey {
+        ObjectKey {
+            source: "s".into(),
+            path: "numpy.whl".into(),
+        }
+    }
+
+    fn source(bytes: &[u8]) -> Source {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        Source {
+            file,
+            len: bytes.len() as u64,
+        }
+    }
+
+    fn member(i: usize) -> (String, Vec<u8>) {
+        (format!("numpy/_core/mod{i:02}.so"), noise(20_000, i as u64))
+    }
+
+    #[test]
+    fn a_zip_window_finds_its_member_by_name() {
+        let old = zip_expanded(&(0..40).map(member).collect::<Vec<_>>());
+        // A window starting at member 25, which sits 200 kB further in the
+        // reference form; then one starting at a member the reference lacks.
+        let new = zip_expanded(&(25..30).map(member).collect::<Vec<_>>());
+        let at = old.len() / 2;
+        let found = aligned_by_member(&new, &old, 0).unwrap() as usize;
+        assert_eq!(&old[found..found + 1000], &new[..1000]);
+        let fresh = zip_expanded(&[("numpy/new.py".into(), noise(3000, 99)), member(31)]);
+        let found = aligned_by_member(&fresh, &old, at).unwrap() as usize;
+        // Aligned so that member 31 (the window's second) lines up.
+        let second = 30 + "numpy/new.py".len() + 3000;
+        assert_eq!(
+            &old[found + second..found + second + 1000],
+            &fresh[second..second + 1000]
+        );
+        // Not found before where the previous window's range starts.
+        assert_eq!(aligned_by_member(&new, &old, old.len() - 10), None);
+    }
+
+    #[test]
+    fn zip_windows_follow_a_grown_member_and_lost_ones() {
+        // The new release lost its first 10 members and member 15 grew by
+        // 60 kB: its content sits far from where a scaled offset puts it.
+        let files: Vec<_> = (10..40)
+            .map(|i| {
+                let (name, mut data) = member(i);
+                if i == 15 {
+                    data.extend(noise(60_000, 1000));
+                }
+                (name, data)
+            })
+            .collect();
+        let old = zip_expanded(&(0..40).map(member).collect::<Vec<_>>());
+        let new = zip_expanded(&files);
+        let made = encode(&key(), &source(&new), &old, 200_000, 3)
+            .unwrap()
+            .unwrap();
+        assert!(made.len() >= 3, "{} windows", made.len());
+        // Not every window gets the whole reference form (800 kB).
+        assert!(made
+            .iter()
+            .all(|w| w.reference.end - w.reference.start < old.len() as u64));
+        let mut at = 0usize;
+        for (i, w) in made.iter().enumerate() {
+            if i > 0 && i + 1 < made.len() {
+                assert!(
+                    zip_name(&new, at).is_some(),
+                    "a cut at {at} is not a member"
+                );
+            }
+            let hay = &old[w.reference.start as usize..w.reference.end as usize];
+            let piece = &new[at + 64..at + 576];
+            assert!(
+                hay.windows(512).any(|h| h == piece),
+                "window {i} at {at} misaligned"
+            );
+            at += w.len as usize;
+        }
+        assert_eq!(at, new.len());
+        // The 60 kB of new noise, and little more.
+        let frames: usize = made.iter().map(|w| w.frame.len()).sum();
+        assert!(
+            frames < 60_000 + new.len() / 50,
+            "{frames} bytes of patches"
+        );
+    }
+
+    #[test]
+    fn a_reordered_zip_small_enough_is_patched_against_all_of_its_reference() {
+        // numpy 2.1.3's wheel holds its members in the reverse of 2.1.2's
+        // order: ranges kept in order cannot follow that, the whole
+        // reference form (no longer than a window's range may be) does.
+        let old = zip_expanded(&(0..8).map(member).collect::<Vec<_>>());
+        let new = zip_expanded(&(0..8).rev().map(member).collect::<Vec<_>>());
+        let made = encode(&key(), &source(&new), &old, 100_000, 3)
+            .unwrap()
+            .unwrap();
+        assert!(made.len() >= 2, "{} windows", made.len());
+        for w in &made {
+            assert_eq!(w.reference, 0..old.len() as u64);
+        }
+        let frames: usize = made.iter().map(|w| w.frame.len()).sum();
+        assert!(frames < new.len() / 50, "{frames} bytes of patches");
     }
 }

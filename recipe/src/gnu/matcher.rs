@@ -6,6 +6,7 @@
 //! since gzip's match search compares those bytes too.
 
 use super::trees::Trees;
+use std::io::Read;
 
 const WSIZE: usize = 0x8000;
 const WMASK: usize = WSIZE - 1;
@@ -37,8 +38,9 @@ const CONFIG: [(usize, usize, usize, usize); 9] = [
 
 /// The deflate state of one stream, reading `input` as gzip reads a file.
 pub(super) struct Matcher<'a> {
-    input: &'a [u8],
-    read_at: usize,
+    input: &'a mut dyn Read,
+    /// Why reading `input` failed (the stream then ends there).
+    pub(super) read_error: Option<std::io::Error>,
     window: Box<[u8; WINDOW_SIZE + PAD]>,
     prev: Box<[u16; WSIZE]>,
     head: Box<[u16; HASH_SIZE]>,
@@ -59,11 +61,11 @@ pub(super) struct Matcher<'a> {
 
 impl<'a> Matcher<'a> {
     /// gzip's `lm_init` for `level` (1 to 9), with the first read of the input.
-    pub(super) fn new(level: u8, input: &'a [u8]) -> Matcher<'a> {
+    pub(super) fn new(level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
         let (good, lazy, nice, chain) = CONFIG[usize::from(level.clamp(1, 9)) - 1];
         let mut m = Matcher {
             input,
-            read_at: 0,
+            read_error: None,
             window: Box::new([0; WINDOW_SIZE + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
@@ -97,11 +99,18 @@ impl<'a> Matcher<'a> {
     }
 
     /// Reads up to `size` bytes of the input into the window at `at`, as a
-    /// read(2) of a regular file does.
+    /// read(2) of a regular file does: all of them unless the input ends (or
+    /// fails: the error is kept in `read_error` and the input ends there).
     fn read(&mut self, at: usize, size: usize) -> usize {
-        let n = size.min(self.input.len() - self.read_at);
-        self.window[at..at + n].copy_from_slice(&self.input[self.read_at..self.read_at + n]);
-        self.read_at += n;
+        let mut n = 0;
+        while n < size && self.read_error.is_none() {
+            match self.input.read(&mut self.window[at + n..at + size]) {
+                Ok(0) => break,
+                Ok(got) => n += got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => self.read_error = Some(e),
+            }
+        }
         n
     }
 

@@ -21,6 +21,7 @@ mod trees;
 use std::sync::OnceLock;
 
 use flate2::Crc;
+use std::io::Read;
 
 /// The encoder id of GNU gzip's deflate in [`crate::zlib::ZlibParams`].
 pub const GNU_GZIP_ENCODER: u8 = 2;
@@ -35,13 +36,16 @@ const KNOWN_ANSWERS: [(u8, u64, u32); 4] = [
     (9, 46_578, 0x1647_bc64),
 ];
 
-/// Deflates `plain` as `gzip -level` does (level 1 to 9), handing the output
-/// to `sink` block by block; stops at the sink's first error.
+/// Deflates what `plain` reads as `gzip -level` does (level 1 to 9), handing
+/// the output to `sink` block by block (the input is read as gzip reads a
+/// file, a window's worth at a time: the output does not depend on how
+/// `plain` hands it over); stops at the sink's first error (`Err(Ok)`), or at a read error
+/// (`Err(Err)`, once the output up to there was handed over).
 pub(crate) fn deflate_to<E>(
     level: u8,
-    plain: &[u8],
+    plain: &mut dyn Read,
     mut sink: impl FnMut(&[u8]) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<(), Result<E, std::io::Error>> {
     let mut m = matcher::Matcher::new(level, plain);
     let mut failed = None;
     m.run(|out| {
@@ -55,14 +59,18 @@ pub(crate) fn deflate_to<E>(
             }
         }
     });
-    failed.map_or(Ok(()), Err)
+    match (failed, m.read_error.take()) {
+        (Some(e), _) => Err(Ok(e)),
+        (None, Some(e)) => Err(Err(e)),
+        (None, None) => Ok(()),
+    }
 }
 
 /// The deflated stream and its CRC-32.
 fn deflated(level: u8, plain: &[u8]) -> (u64, u32) {
     let mut len = 0u64;
     let mut sum = Crc::new();
-    let _ = deflate_to(level, plain, |b| {
+    let _ = deflate_to(level, &mut &plain[..], |b| {
         sum.update(b);
         len += b.len() as u64;
         Ok::<(), ()>(())
