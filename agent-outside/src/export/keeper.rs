@@ -17,8 +17,8 @@ use std::thread::JoinHandle;
 /// the scan thread as it streams through the chunker (`References::tee`).
 pub(super) const KEEP_AHEAD: u64 = 1 << 20;
 
-/// Copies waiting to be written, at most: with [`KEEP_AHEAD`], 64 MiB.
-const QUEUE: usize = 64;
+/// Copies waiting to be written, at most: with [`KEEP_AHEAD`], 16 MiB.
+const QUEUE: usize = 16;
 
 /// The keeper thread and the way to it.
 pub(super) struct Keeper {
