@@ -43,12 +43,33 @@ pub struct Chunk {
     pub data: Vec<u8>,
 }
 
+/// How many bytes the chunker reads ahead: several chunks, so that a file of
+/// a few hundred KiB is read in one call and the unread tail is moved once
+/// per window, not once per chunk.
+const WINDOW: usize = 1 << 20;
+
+thread_local! {
+    /// The read-ahead buffer of the last chunker dropped on this thread: a
+    /// scan of many small files allocates it once, not once per file.
+    static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Cuts a stream into chunks and computes the SHA-256 of the whole stream on
 /// the way, in one pass.
 ///
-/// Memory use is bounded by `params.max` plus one chunk.
+/// The cut points are FastCDC 2020's (normalization level 1, the standard
+/// gear table), as `fastcdc::v2020::StreamCDC` makes them: each cut looks at
+/// most `params.max` bytes ahead, so reading further ahead changes nothing.
+/// Memory use is bounded by one window of [`WINDOW`] bytes (or `params.max`
+/// if larger) plus one chunk.
 pub struct Chunker<R: Read> {
-    inner: fastcdc::v2020::StreamCDC<R>,
+    reader: R,
+    params: ChunkParams,
+    masks: (u64, u64),
+    /// Read but not yet cut: `buf[at..]`.
+    buf: Vec<u8>,
+    at: usize,
+    eof: bool,
     sha: Option<Sha256Hasher>,
     size: u64,
 }
@@ -56,40 +77,81 @@ pub struct Chunker<R: Read> {
 impl<R: Read> Chunker<R> {
     /// Chunks `reader` with `params`.
     pub fn new(reader: R, params: ChunkParams) -> Self {
+        let masks = fastcdc::v2020::select_masks(
+            params.avg as usize,
+            fastcdc::v2020::Normalization::Level1,
+        );
+        let mut buf = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        buf.clear();
         Chunker {
-            inner: fastcdc::v2020::StreamCDC::new(
-                reader,
-                params.min as usize,
-                params.avg as usize,
-                params.max as usize,
-            ),
+            reader,
+            params,
+            masks,
+            buf,
+            at: 0,
+            eof: false,
             sha: Some(Sha256Hasher::new()),
             size: 0,
         }
     }
 
+    /// Reads until at least `params.max` bytes are uncut or the stream ends.
+    fn fill(&mut self) -> std::io::Result<()> {
+        let want = WINDOW.max(self.params.max as usize);
+        if self.eof || self.buf.len() - self.at >= self.params.max as usize {
+            return Ok(());
+        }
+        self.buf.drain(..self.at);
+        self.at = 0;
+        while !self.eof && self.buf.len() < want {
+            let room = (want - self.buf.len()) as u64;
+            let n = (&mut self.reader).take(room).read_to_end(&mut self.buf)?;
+            self.eof = n == 0 || (n as u64) < room;
+        }
+        Ok(())
+    }
+
     /// The next chunk, `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> std::io::Result<Option<Chunk>> {
-        match self.inner.next() {
-            None => Ok(None),
-            Some(Err(fastcdc::v2020::Error::IoError(e))) => Err(e),
-            Some(Err(e)) => Err(std::io::Error::other(e.to_string())),
-            Some(Ok(c)) => {
-                if let Some(sha) = self.sha.as_mut() {
-                    sha.update(&c.data);
-                }
-                self.size += c.length as u64;
-                Ok(Some(Chunk {
-                    id: ChunkId::of(&c.data),
-                    data: c.data,
-                }))
-            }
+        self.fill()?;
+        let rest = &self.buf[self.at..];
+        if rest.is_empty() {
+            return Ok(None);
         }
+        let p = self.params;
+        let (mask_s, mask_l) = self.masks;
+        let (_, n) = fastcdc::v2020::cut(
+            rest,
+            p.min as usize,
+            p.avg as usize,
+            p.max as usize,
+            mask_s,
+            mask_l,
+            mask_s << 1,
+            mask_l << 1,
+        );
+        let data = rest[..n].to_vec();
+        self.at += n;
+        if let Some(sha) = self.sha.as_mut() {
+            sha.update(&data);
+        }
+        self.size += n as u64;
+        Ok(Some(Chunk {
+            id: ChunkId::of(&data),
+            data,
+        }))
     }
 
     /// Size and SHA-256 of everything read. Call after `next_chunk` returned `None`.
     pub fn finish(mut self) -> (u64, Sha256) {
         (self.size, self.sha.take().unwrap_or_default().finish())
+    }
+}
+
+impl<R: Read> Drop for Chunker<R> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        SPARE.with(|s| *s.borrow_mut() = buf);
     }
 }
 
@@ -144,6 +206,46 @@ mod tests {
             "only {shared} of {} chunks survived an insertion",
             before.len()
         );
+    }
+
+    /// The cuts are those of `fastcdc::v2020::StreamCDC`, whatever the
+    /// reader's read sizes and the stream's length.
+    #[test]
+    fn cuts_match_fastcdc_stream_cdc() {
+        /// A reader that returns at most `step` bytes per call.
+        struct Dribble<'a>(&'a [u8], usize);
+        impl Read for Dribble<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let p = ChunkParams::DEFAULT;
+        let mut data = pseudo_random(3 << 20, 11);
+        // Long runs of one byte: the max-size cuts.
+        data[1 << 20..(1 << 20) + 700_000].fill(0);
+        for len in [0, 1, 16 * 1024, 16 * 1024 + 1, 300_000, 1 << 20, 3 << 20] {
+            let want: Vec<Vec<u8>> = fastcdc::v2020::StreamCDC::new(
+                &data[..len],
+                p.min as usize,
+                p.avg as usize,
+                p.max as usize,
+            )
+            .map(|c| c.unwrap().data)
+            .collect();
+            for step in [len.max(1), 4096, 100_003] {
+                let mut c = Chunker::new(Dribble(&data[..len], step), p);
+                let mut got = vec![];
+                while let Some(ch) = c.next_chunk().unwrap() {
+                    assert_eq!(ch.id, ChunkId::of(&ch.data));
+                    got.push(ch.data);
+                }
+                assert_eq!(got, want, "length {len}, reads of {step}");
+                assert_eq!(c.finish(), (len as u64, Sha256::of(&data[..len])));
+            }
+        }
     }
 
     #[test]

@@ -89,6 +89,7 @@ def main():
         ("import2", "ferry-in  import v2 (delta)", v2, None),
         ("tar_v1", "tar | zstd -T0 -3  v1", v1, m.get("tar_v1_bytes")),
         ("tar_v2", "tar | zstd -T0 -3  v2", v2, m.get("tar_v2_bytes")),
+        ("untar_v1", "zstd -d | tar x + sha256sum v1", v1, None),
         ("rsync_batch", "rsync --write-batch v1->v2", v2, m.get("rsync_batch_bytes")),
         ("casync_v1", "casync make v1", v1, m.get("casync_v1_bytes")),
         ("casync_v2", "casync make v2 (same store)", v2, m.get("casync_v2_bytes")),
@@ -97,6 +98,8 @@ def main():
     for key, label, tree, out in steps:
         wall = m.get(key + "_wall_s")
         rss = m.get(key + "_rss_kib")
+        cpu = m.get(key + "_cpu_s")
+        load = m.get(key + "_load")
         if wall is None:
             continue
         thr = (tree / MB / wall) if (tree and wall) else None
@@ -104,6 +107,8 @@ def main():
             "label": label.strip(),
             "wall_s": wall,
             "peak_rss_kib": rss,
+            "cpu_s": cpu,
+            "load": load,
             "throughput_mb_s": round(thr, 2) if thr else None,
             "tree_bytes": tree,
             "output_bytes": out,
@@ -128,6 +133,8 @@ def main():
         "delta_bundle_over_tar_zstd_v2": ratio(b2, m.get("tar_v2_bytes")),
         "delta_bundle_over_changed_content": ratio(b2, changed),
         "export_delta_over_first_time": ratio(m.get("export2_wall_s"), m.get("export1_wall_s")),
+        "first_export_time_over_tar_zstd": ratio(m.get("export1_wall_s"), m.get("tar_v1_wall_s")),
+        "first_import_time_over_untar_sha256": ratio(m.get("import1_wall_s"), m.get("untar_v1_wall_s")),
     }
     ratios = {k: (round(v, 4) if v is not None else None) for k, v in ratios.items()}
 
@@ -153,7 +160,7 @@ def main():
     p("machine: %s, %s CPUs, %s GiB RAM; warm page cache; volume size: %s" % (
         mi.get("cpu", "?"), mi.get("cpus"), mi.get("mem_gib", "?"), m.get("volume_size")))
     p("=" * W)
-    p("%-30s %9s %11s %12s   %s" % ("Step", "wall s", "MB/s tree", "peak RSS", "output bytes"))
+    p("%-30s %9s %11s %8s %5s %12s   %s" % ("Step", "wall s", "MB/s tree", "CPU s", "load", "peak RSS", "output bytes"))
     p("-" * W)
     for key, label, _, _ in steps:
         s = res_steps.get(key)
@@ -164,9 +171,11 @@ def main():
         thr = "%11.1f" % s["throughput_mb_s"] if s["throughput_mb_s"] else "%11s" % "-"
         rss = "%8.1f MiB" % (s["peak_rss_kib"] / 1024) if s["peak_rss_kib"] is not None else "n/a"
         outb = fmt_bytes(s["output_bytes"]) if s["output_bytes"] is not None else ""
-        p("%-30s %9.2f %s %12s   %s" % (label, s["wall_s"], thr, rss, outb))
+        cpu = "%8.2f" % s["cpu_s"] if s.get("cpu_s") is not None else "%8s" % "n/a"
+        load = "%5.2f" % s["load"] if s.get("load") is not None else "%5s" % "n/a"
+        p("%-30s %9.2f %s %s %s %12s   %s" % (label, s["wall_s"], thr, cpu, load, rss, outb))
     p("-" * W)
-    p("MB/s tree = tree bytes (v1 or v2, 10^6 B) / wall time.")
+    p("MB/s tree = tree bytes (v1 or v2, 10^6 B) / wall time; CPU s = user + sys; load = 1-min load average as the step ended.")
     p("")
     p("%-34s %30s %30s" % ("Bytes carried", "first (v1)", "update (v1 -> v2)"))
     p("-" * W)
@@ -195,6 +204,8 @@ def main():
         ("delta_bundle_over_tar_zstd_v2", "delta bundle / tar|zstd v2"),
         ("delta_bundle_over_changed_content", "delta bundle / new content bytes"),
         ("export_delta_over_first_time", "delta export time / first export time"),
+        ("first_export_time_over_tar_zstd", "first export time / tar|zstd v1 time"),
+        ("first_import_time_over_untar_sha256", "first import time / zstd -d|tar x+sha256sum"),
     ]
     for k, label in labels:
         v = ratios.get(k)

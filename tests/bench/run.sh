@@ -65,18 +65,22 @@ run_timed() {
     CURRENT_STEP=$name
     local tf="$BENCH_DIR/times/$name.time" lf="$BENCH_DIR/logs/$name.log"
     local rc=0
-    /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$lf" 2>&1 || rc=$?
+    /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" >"$lf" 2>&1 || rc=$?
     if (( rc != 0 )); then
         printf '\n%sFAILED%s step "%s" (exit %d): %s\n' "$R" "$N" "$name" "$rc" "$*" >&2
         printf -- '---- last 40 lines of %s ----\n' "$lf" >&2
         tail -n 40 "$lf" >&2 || true
         exit 1
     fi
-    local wall rss
-    read -r wall rss < <(tail -n 1 "$tf")
+    local wall rss user sys cpu load
+    read -r wall rss user sys < <(tail -n 1 "$tf")
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
+    load=$(cut -d' ' -f1 /proc/loadavg)
     metric "${name}_wall_s" "$wall"
     metric "${name}_rss_kib" "$rss"
-    printf '    %-14s %8.2f s   peak RSS %8.1f MiB\n' "$name" "$wall" "$(awk -v k="$rss" 'BEGIN{print k/1024}')"
+    metric "${name}_cpu_s" "$cpu"
+    metric "${name}_load" "$load"
+    printf '    %-14s %8.2f s   CPU %8.2f s   peak RSS %8.1f MiB   load %s\n' "$name" "$wall" "$cpu" "$(awk -v k="$rss" 'BEGIN{print k/1024}')" "$load"
 }
 
 verify_tree() {  # expected actual label
@@ -257,6 +261,9 @@ run_timed tar_v2 bash -c 'set -o pipefail; tar -C "$1" -cf - v2 | zstd -T0 -3 -q
 metric tar_v1_bytes "$(stat -c %s "$BENCH_DIR/cmp/v1.tar.zst")"
 metric tar_v2_bytes "$(stat -c %s "$BENCH_DIR/cmp/v2.tar.zst")"
 info "v1.tar.zst $(mib "$(stat -c %s "$BENCH_DIR/cmp/v1.tar.zst")"), v2.tar.zst $(mib "$(stat -c %s "$BENCH_DIR/cmp/v2.tar.zst")")"
+section "Baseline: zstd -d | tar x, then sha256sum of every file (the import's comparator)"
+run_timed untar_v1 bash -c 'set -o pipefail; mkdir -p "$2" && zstd -d -q -c "$1" | tar -C "$2" -xf - && find "$2" -type f -print0 | xargs -0 sha256sum >/dev/null' _ "$BENCH_DIR/cmp/v1.tar.zst" "$BENCH_DIR/cmp/untar"
+rm -rf "$BENCH_DIR/cmp/untar"
 rm -f "$BENCH_DIR"/cmp/v{1,2}.tar.zst
 
 section "Baseline: rsync --write-batch v1 -> v2"

@@ -25,6 +25,7 @@ mod npm;
 mod oci;
 mod oci_registry;
 mod packaging;
+mod pipeline;
 mod progress;
 mod pypi;
 mod quic;

@@ -41,6 +41,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+mod keeper;
 pub mod rebase;
 mod scanner;
 use scanner::{scan_and_pack, Counted, Scanned};

@@ -14,6 +14,7 @@ use ferry_protocol::builder::{
 use ferry_protocol::catalog::{
     Catalog, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt, SourceKind,
 };
+use ferry_protocol::codec::{self, Codec};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -21,6 +22,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::sync::mpsc;
 
+use super::keeper::{self, Keeper, KEEP_AHEAD};
 use super::{volume_error, ExportOptions, VolumeFiles};
 
 /// Upstream bytes of the objects whose patches are being made at once (one
@@ -73,15 +75,19 @@ pub(super) fn scan_and_pack(
     let scan_pb = bars.add(progress::spinner("scanning"));
     let pack_pb = bars.add(progress::spinner("packing"));
     let packed = pack_pb.clone();
+    let packers = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("ferry-pack-{i}"))
+        .build()
+        .context("cannot start the packing threads")?;
+    let level = opts.level;
     let writer = std::thread::spawn(move || -> Result<_, BuildError> {
-        for (id, data) in rx {
-            builder.add_chunk(id, &data)?;
-            packed.inc(data.len() as u64);
-        }
+        pack_chunks(rx, &mut builder, &packers, level, &packed)?;
         Ok(builder)
     });
 
+    let refs = References::new(layout.objects());
     let mut scanner = Scanner {
+        keeper: Keeper::start(refs.clone())?,
         cache: ledger.scan_cache()?,
         prev,
         have: prev.held_chunk_ids().difference(reship).copied().collect(),
@@ -95,7 +101,7 @@ pub(super) fn scan_and_pack(
         bytes_read: 0,
         delta: opts.delta,
         families: Families::new(prev),
-        refs: References::new(layout.objects()),
+        refs,
         recipes: Recipes::new(layout.analyses()),
         report: DeltaReport::default(),
         analysis: rayon::ThreadPoolBuilder::new()
@@ -111,6 +117,7 @@ pub(super) fn scan_and_pack(
             .scan_source(layout, src.as_ref())
             .with_context(|| format!("source {:?}", src.name()))
     });
+    let kept = scanner.keeper.finish();
     let Scanner {
         tx,
         pb,
@@ -133,6 +140,7 @@ pub(super) fn scan_and_pack(
         (Err(e), _) => return Err(e),
         (Ok(()), Ok(b)) => b,
     };
+    kept?;
     catalog
         .validate()
         .context("the scanned sources do not make a valid catalog")?;
@@ -145,8 +153,56 @@ pub(super) fn scan_and_pack(
     Ok((scanned, builder))
 }
 
+/// A chunk on its way into a volume: its id, raw length, and its stored
+/// form once a packing thread has encoded it.
+type Packing = (ChunkId, u32, mpsc::Receiver<(Codec, Vec<u8>)>);
+
+/// The volume writer: encodes the chunks `rx` brings on every core of
+/// `packers` (zstd at `level`, or raw), and appends them to the builder's
+/// volumes in the order they came, so the bundle's bytes are those of a
+/// serial [`BundleBuilder::add_chunk`] of each. At most a few chunks per
+/// thread are in flight.
+fn pack_chunks(
+    rx: mpsc::Receiver<(ChunkId, Vec<u8>)>,
+    builder: &mut BundleBuilder<VolumeFiles>,
+    packers: &rayon::ThreadPool,
+    level: i32,
+    pb: &indicatif::ProgressBar,
+) -> Result<(), BuildError> {
+    let most = 4 * packers.current_num_threads();
+    let mut inflight: VecDeque<Packing> = VecDeque::with_capacity(most + 1);
+    let append = |builder: &mut BundleBuilder<VolumeFiles>, (id, raw_len, rx): Packing| {
+        let (codec, stored) = rx.recv().map_err(|_| {
+            BuildError::Read(std::io::Error::other(format!(
+                "the encoding of chunk {id} stopped"
+            )))
+        })?;
+        builder.add_stored(id, raw_len, codec, &stored)?;
+        pb.inc(u64::from(raw_len));
+        Ok::<_, BuildError>(())
+    };
+    for (id, data) in rx {
+        let (tx, encoded) = mpsc::sync_channel(1);
+        let raw_len = data.len() as u32;
+        packers.spawn(move || {
+            let _ = tx.send(codec::encode_owned(data, level));
+        });
+        inflight.push_back((id, raw_len, encoded));
+        while inflight.len() > most {
+            let next = inflight.pop_front().expect("not empty");
+            append(builder, next)?;
+        }
+    }
+    while let Some(next) = inflight.pop_front() {
+        append(builder, next)?;
+    }
+    Ok(())
+}
+
 /// The scan in progress: what it has found, and where new chunks go.
 struct Scanner<'a> {
+    /// Writes the copies of small new objects.
+    keeper: Keeper,
     /// The scan cache as the last export left it.
     cache: ScanCache,
     prev: &'a Catalog,
@@ -361,6 +417,18 @@ impl Scanner<'_> {
         // name adopted content: whether an object is adopted is known only
         // from its whole digest, before any chunk may go.
         if self.adopted.is_empty() && self.families.predecessor(key, hint, 0).is_none() {
+            // A small one is read whole and its copy written by the keeper
+            // thread while the scan goes on.
+            let mut head = Vec::new();
+            (&mut reader).take(KEEP_AHEAD + 1).read_to_end(&mut head)?;
+            if head.len() as u64 <= KEEP_AHEAD.min(self.delta.max_object) {
+                let whole = self.chunk_object(&head[..], executable)?;
+                self.keeper.keep(whole.sha256, head)?;
+                self.report.whole += 1;
+                self.report.whole_bytes += whole.size;
+                return Ok(Encoded::Ready(whole));
+            }
+            let reader = std::io::Cursor::new(head).chain(reader);
             let mut teed = self.refs.tee(reader, self.delta.max_object)?;
             let whole = self.chunk_object(&mut teed, executable)?;
             self.refs.keep(teed, &whole.sha256)?;
@@ -392,7 +460,7 @@ impl Scanner<'_> {
             Ok(())
         })?;
         self.pb.inc(whole.size);
-        self.refs.put(&whole.sha256, &data)?;
+        keeper::put(&self.refs, &whole.sha256, &data)?;
         // Unchanged (an index without a fingerprint, read again): keep the
         // last bundle's object as it was, patch or not, so nothing changes.
         if let Some(Object::File(prev)) = self.prev.objects.get(key) {
