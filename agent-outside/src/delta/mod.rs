@@ -40,10 +40,24 @@ use std::io::Write;
 /// used. Syncing each of them made a first export of many small files wait
 /// on the disk for every file.
 pub(crate) fn write_cache_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let tmp = ferry_agent_common::fsx::tmp_name(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    // A temporary name of its own per write: two threads may keep the same
+    // content at once (the keeper and the scan thread), and each renames a
+    // whole copy into place.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = ferry_agent_common::fsx::tmp_name(path).into_os_string();
+    tmp.push(format!(".{n}"));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = std::fs::write(&tmp, bytes)
+        .with_context(|| format!("cannot write {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Removes every file of the cache directory `dir` whose digest (read from

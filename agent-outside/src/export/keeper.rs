@@ -34,7 +34,7 @@ impl Keeper {
             .name("ferry-keeper".into())
             .spawn(move || -> Result<()> {
                 for (sha, data) in rx {
-                    put(&refs, &sha, &data)?;
+                    refs.put(&sha, &data)?;
                 }
                 Ok(())
             })
@@ -67,13 +67,4 @@ impl Keeper {
             Some(Err(_)) => Err(anyhow!("the thread that keeps object copies panicked")),
         }
     }
-}
-
-/// `refs.put`, tried twice: the scan thread may write a copy of the same
-/// content under the same temporary name at the same time (an object equal
-/// to a patch candidate); whichever renames second finds its temporary file
-/// gone, and the second try finds the copy there. A copy torn by such a race
-/// fails the digest check on read and is dropped (`References::get`).
-pub(super) fn put(refs: &References, sha: &Sha256, data: &[u8]) -> Result<()> {
-    refs.put(sha, data).or_else(|_| refs.put(sha, data))
 }

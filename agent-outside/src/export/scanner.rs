@@ -22,7 +22,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::sync::mpsc;
 
-use super::keeper::{self, Keeper, KEEP_AHEAD};
+use super::keeper::{Keeper, KEEP_AHEAD};
 use super::{volume_error, ExportOptions, VolumeFiles};
 
 /// Upstream bytes of the objects whose patches are being made at once (one
@@ -460,7 +460,7 @@ impl Scanner<'_> {
             Ok(())
         })?;
         self.pb.inc(whole.size);
-        keeper::put(&self.refs, &whole.sha256, &data)?;
+        self.refs.put(&whole.sha256, &data)?;
         // Unchanged (an index without a fingerprint, read again): keep the
         // last bundle's object as it was, patch or not, so nothing changes.
         if let Some(Object::File(prev)) = self.prev.objects.get(key) {
