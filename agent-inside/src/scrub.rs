@@ -224,7 +224,8 @@ struct Ranges {
     good: HashSet<ChunkId>,
     /// Rotten or unreadable ranges of bad files whose chunk no good file
     /// holds: the error, and where the file went.
-    bad: Vec<(RangeError, Option<PathBuf>)>,
+    /// The object whose file it is, named in the report.
+    bad: Vec<(RangeError, Option<PathBuf>, ObjectKey)>,
 }
 
 fn check_objects(
@@ -292,7 +293,10 @@ fn check_objects(
                 };
                 ranges
                     .bad
-                    .extend(rotten.into_iter().map(|e| (e, to.clone())));
+                    .extend(rotten.into_iter().map(|e| (e, to.clone(), (*key).clone())));
+                if to.is_some() && matches!(at, Files::Objects(_)) {
+                    unlink_tree(&gen_dir, catalog, &files, &f.sha256)?;
+                }
                 moved.insert(from, to.clone());
                 to
             }
@@ -336,6 +340,29 @@ fn salvage(
         }
     }
     Ok(rotten)
+}
+
+/// Removes from the generation's tree (kept beside the objects, docs/scale.md)
+/// every path whose file is the quarantined object `sha`, so that the tree
+/// holds no rotten file either.
+fn unlink_tree(
+    gen_dir: &Path,
+    catalog: &Catalog,
+    files: &[(&ObjectKey, &FileObject)],
+    sha: &ferry_protocol::id::Sha256,
+) -> Result<()> {
+    for (key, _) in files.iter().filter(|(_, f)| f.sha256 == *sha) {
+        let Some(rel) = crate::ranges::object_rel(catalog, key) else {
+            continue;
+        };
+        let p = gen_dir.join(rel);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", p.display())),
+        }
+    }
+    Ok(())
 }
 
 fn move_out(from: &Path, to: &Path) -> Result<PathBuf> {
@@ -429,7 +456,7 @@ fn check_chunks(
     let mut held: HashSet<ChunkId> = ids.iter().copied().collect();
     held.retain(|id| !reported.contains(id));
     held.extend(ranges.good.iter().copied());
-    for (e, quarantined_to) in &ranges.bad {
+    for (e, quarantined_to, key) in &ranges.bad {
         if held.contains(&e.id()) || !reported.insert(e.id()) {
             continue;
         }
@@ -439,7 +466,7 @@ fn check_chunks(
                 RangeError::Rotten { .. } => ChunkProblem::Corrupt,
                 _ => ChunkProblem::Missing,
             },
-            error: e.to_string(),
+            error: format!("object {key}: {e}"),
             quarantined_to: quarantined_to.clone(),
         });
     }

@@ -352,14 +352,15 @@ fn rebuild(
     f: &FileObject,
     dest: &Path,
 ) -> Result<()> {
-    let (file, tmp) = cx.objects.create_tmp(&f.sha256)?;
+    let what = || format!("object {key}");
+    let (file, tmp) = cx.objects.create_tmp(&f.sha256).with_context(what)?;
     let written = write_checked(cx, dir, key, f, file, &tmp);
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+        return Err(e.context(what()));
     }
-    cx.objects.publish(&tmp, &f.sha256)?;
-    link_out(cx, f, dest)
+    cx.objects.publish(&tmp, &f.sha256).with_context(what)?;
+    link_out(cx, f, dest).with_context(what)
 }
 
 /// Writes object `f` of `key` into `file` (at `tmp`), checking its size and
