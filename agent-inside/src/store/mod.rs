@@ -217,10 +217,13 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
             }
             Object::File(f) => f,
         };
-        if !cx.objects.holds(&f.sha256, f.size) && !first.contains(&f.sha256) {
+        let fresh = !first.contains(&f.sha256);
+        let mut held = fresh && cx.objects.holds(&f.sha256, f.size);
+        if fresh && !held && !cx.prev_in_objects {
             adopt_from_tree(cx, &rel, key, obj, f)?;
+            held = cx.objects.holds(&f.sha256, f.size);
         }
-        if cx.objects.holds(&f.sha256, f.size) && !first.contains(&f.sha256) {
+        if held {
             link_out(cx, f, &dest)?;
             cx.progress.inc(f.size);
         } else if first.insert(f.sha256) {
