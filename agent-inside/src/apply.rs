@@ -9,10 +9,12 @@
 //! 4. compute and validate the next catalog; check every chunk it needs is
 //!    held: in the chunk store, in staging, or as a range of a file of the
 //!    previous generation (`crate::ranges`);
-//! 5. build the new generation under `gens/.tmp-…` (unchanged files are hard
-//!    links to the previous generation, new ones are rebuilt from chunks,
-//!    each checked against its id, and their SHA-256 checked), sync the
-//!    filesystem, rename it to its final name; move into the chunk store the
+//! 5. build the new generation under `gens/.tmp-…`: each object the object
+//!    store (`crate::objects`) lacks is rebuilt from chunks (each checked
+//!    against its id, the object's size and SHA-256 checked) into
+//!    `objects/ab/<sha256>`, an object it holds is not touched, and the
+//!    tree links to the objects; sync the filesystem, rename it to its
+//!    final name; move into the chunk store the
 //!    staged chunks that are not ranges of the new generation's files (and
 //!    copy there, checked, any such chunk that was only a range of the
 //!    previous one), drop the other staged chunks, and sync again;
@@ -20,16 +22,18 @@
 //!    point of no return;
 //! 7. swap the `current` link by rename;
 //! 8. drop the previous generation (unless `[store] keep_previous`), older
-//!    ones, and the chunks of the store that are no longer needed (not in the
+//!    ones, the objects whose count the commit brought to zero, and the
+//!    chunks of the store that are no longer needed (not in the
 //!    catalog, or now ranges of a file of the new generation), among the
 //!    chunks the apply touched (the database's chunk-use index says where
 //!    each is; the rest of the store did not change).
 //!
 //! A failure before 6 removes what the attempt wrote. A crash before 6
 //! leaves the old generation current and the database unchanged (leftovers,
-//! staged or stray chunks included, are removed by [`recover`], which prunes
-//! the whole store when the database says an apply began moving staged
-//! chunks in and did not finish: `prune_pending`). A crash after 6 leaves
+//! staged or stray chunks and objects not counted included, are removed by
+//! [`recover`], which prunes the chunk store and sweeps the object store
+//! whole when the database says an apply began writing and did not finish:
+//! `prune_pending`; a failed apply runs it at once). A crash after 6 leaves
 //! the database ahead of the link; [`recover`] finishes steps 7 and 8.
 
 use crate::bundle::{self, Bundle};
@@ -188,6 +192,10 @@ pub fn apply(
         Ok(c) => c,
         Err(e) => {
             let _ = fsx::remove_dir_if_exists(&layout.staging());
+            // Objects (and chunks) the attempt wrote go with its leftovers.
+            if db.prune_pending().unwrap_or(true) {
+                let _ = recover(layout, db, limits, &opts.policy);
+            }
             return Err(e.context(format!(
                 "bundle {seq} was not applied; the store still serves bundle {}",
                 applied.sequence
@@ -230,7 +238,12 @@ fn prepare_and_commit(
         ranges,
         wanting,
         relinked,
-    } = index_needed(&snap, (&prev, &next), prev_gen.as_deref(), &chunks)?;
+    } = index_needed(
+        &snap,
+        (&prev, &next),
+        (prev_gen.as_deref(), &layout.objects()),
+        &chunks,
+    )?;
     stage_adopted(layout, &next, &wanting, &chunks)?;
     let source = ChunkSource {
         store: &chunks,
@@ -257,6 +270,10 @@ fn prepare_and_commit(
         });
     let catalogs = (&prev, &next, changed.as_ref());
     let into = (tmp.as_path(), name.as_str());
+    // From here the object store (and then the chunk store) may hold files
+    // the database does not account for until the commit: a crash or a
+    // failure makes `recover` sweep them whole.
+    db.set_prune_pending()?;
     let bytes_written = build_generation(layout, applied, catalogs, &source, into, opts)
         .inspect_err(|_| {
             let _ = fsx::remove_dir_if_exists(&tmp);
@@ -268,9 +285,6 @@ fn prepare_and_commit(
     touched.extend(relinked);
     let keep = ranges::store_only_among(&snap, &overlay, &touched, None)?;
     copy_kept(&source, &keep)?;
-    // From here the store may hold chunks the database does not account
-    // for until the commit: a crash makes `recover` prune it whole.
-    db.set_prune_pending()?;
     chunks.commit_staged(|id| keep.contains(id))?;
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
@@ -399,16 +413,18 @@ fn stage_chunks(
 fn index_needed(
     snap: &crate::db::Snapshot,
     (prev, next): (&Catalog, &Catalog),
-    prev_gen: Option<&Path>,
+    (prev_gen, objects_root): (Option<&Path>, &Path),
     chunks: &ChunkStore,
 ) -> Result<Needed> {
+    let objects = crate::objects::ObjectStore::new(objects_root);
+    let files = gen_files(prev_gen, &objects);
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
         matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
-            && prev_gen.is_some_and(|g| {
-                ranges::object_rel(next, key)
-                    .and_then(|rel| g.join(rel).metadata().ok())
-                    .is_some_and(|m| m.is_file() && m.len() == f.size)
-            })
+            && (objects.holds(&f.sha256, f.size)
+                || files
+                    .and_then(|at| at.path(&next.sources, key, &f.sha256))
+                    .and_then(|p| p.metadata().ok())
+                    .is_some_and(|m| m.is_file() && m.len() == f.size))
     };
     let mut wanted: HashSet<ChunkId> = HashSet::new();
     let mut needed_by = Vec::new();
@@ -426,8 +442,8 @@ fn index_needed(
             }
         }
     }
-    let index = match prev_gen {
-        Some(g) => RangeIndex::from_snapshot(snap, g, &wanted)?,
+    let index = match files {
+        Some(at) => RangeIndex::from_snapshot(snap, at, &wanted)?,
         None => RangeIndex::empty(),
     };
     let wanting = needed_by
@@ -439,6 +455,20 @@ fn index_needed(
         ranges: index,
         wanting,
         relinked,
+    })
+}
+
+/// Where the files of the generation in `gen` are: the object store, or
+/// the tree of a generation of an older ferry-in.
+fn gen_files<'a>(
+    gen: Option<&'a Path>,
+    objects: &'a crate::objects::ObjectStore,
+) -> Option<ranges::Files<'a>> {
+    let g = gen?;
+    Some(if crate::genread::in_object_store(g) {
+        ranges::Files::Objects(objects)
+    } else {
+        ranges::Files::Tree(g)
     })
 }
 
@@ -588,10 +618,15 @@ fn build_generation(
     std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
     let pb = progress::bytes(next.total_bytes(), "applying");
+    let objects = crate::objects::ObjectStore::new(&layout.objects());
     let cx = BuildCtx {
         layout,
         prev_gen: prev_gen.as_deref(),
         new_gen: tmp,
+        objects: &objects,
+        prev_in_objects: prev_gen
+            .as_deref()
+            .is_some_and(crate::genread::in_object_store),
         prev,
         next,
         chunks,
@@ -603,7 +638,7 @@ fn build_generation(
         written += s.build(&cx)?;
     }
     if let Some(keys) = opts.upstream {
-        crate::upstream::check_generation(keys, next, tmp)?;
+        crate::upstream::check_generation(keys, next, &objects)?;
     }
     pb.finish_and_clear();
     crate::genread::write_index(prev_gen.as_deref(), tmp, next, changed)?;
@@ -690,6 +725,9 @@ fn finish(
     fsx::remove_dir_if_exists(&layout.staging())?;
     let current = applied.generation.as_ref().map(|g| layout.gen(g));
     let store = chunk_store(layout, limits);
+    let objects = crate::objects::ObjectStore::new(&layout.objects());
+    crate::objects::remove_released(&objects, db, applied.sequence, policy.keep_previous)?;
+    let files = gen_files(current.as_deref(), &objects);
     match prune {
         Prune::Nothing => {
             store.sweep_temporary()?;
@@ -697,14 +735,15 @@ fn finish(
         Prune::Among(touched) => {
             let snap = db.snapshot()?;
             let sources = snap.sources()?;
-            let gen = current.as_deref().map(|g| (g, &sources));
+            let gen = files.map(|at| (at, &sources));
             let none = ranges::Overlay::none();
             let keep = ranges::store_only_among(&snap, &none, touched, gen)?;
             store.discard(touched.iter().filter(|id| !keep.contains(id)))?;
         }
         Prune::All => {
+            crate::objects::sweep_unreferenced(&objects, db)?;
             let catalog = db.catalog()?;
-            store.retain(&ranges::store_only(&catalog, current.as_deref()))?;
+            store.retain(&ranges::store_only(&catalog, files))?;
         }
     }
     db.clear_prune_pending()?;

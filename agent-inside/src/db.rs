@@ -24,6 +24,11 @@ use std::path::Path;
 
 mod catalog;
 mod keyring;
+mod objects;
+#[cfg(test)]
+pub(crate) use objects::{COUNTED as OBJECT_REFS_COUNTED, REFS as OBJECT_REFS_TABLE};
+#[cfg(test)]
+pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = META;
 
 pub use catalog::{key_bytes, uses_of, CatalogUpdate, Snapshot, Use};
 
@@ -146,6 +151,7 @@ impl Db {
             .map_err(ctx("open"))?;
         migrate_bindings(&txn)?;
         catalog::migrate(&txn)?;
+        objects::migrate(&txn)?;
         txn.commit().map_err(ctx("commit"))?;
         Ok(Db { db })
     }
@@ -229,7 +235,7 @@ impl Db {
             let mut held = txn.open_table(HELD).map_err(ctx("open"))?;
             held.remove(applied.sequence).map_err(ctx("write"))?;
         }
-        let rows = catalog::write(&txn, catalog)?;
+        let rows = catalog::write(&txn, catalog, applied.sequence)?;
         txn.commit().map_err(ctx("commit"))?;
         Ok(rows)
     }

@@ -5,6 +5,8 @@
 //!   ferry-in.redb            applied sequence, chain, trust, history (redb)
 //!   chunks/ab/abcdef…        content-addressed chunk store: the chunks that are not byte
 //!                            ranges of a served file (crate::ranges)
+//!   objects/ab/<sha256>      every served file's bytes, once per SHA-256
+//!                            (crate::objects; counted in the database)
 //!   staging/ab/abcdef…       chunks of the bundle being applied, until it passes every check
 //!   held/bundle-…/           verified-signature bundles waiting for a gap to fill
 //!   incoming/bundle-…/       chunks of a bundle being pushed over QUIC (resumable)
@@ -26,7 +28,10 @@
 //! ```
 //!
 //! A generation directory is complete and immutable once it has its final
-//! name; files shared by two generations are hard links. Once an import has
+//! name. Its tree's files are hard links to (or, served executable, copies
+//! of) the objects under `objects/`, which every reader goes through
+//! (`crate::genread`, the stores' checks, `scrub`, `ranges`); the tree is
+//! kept for now (docs/scale.md: dropping it is the next step). Once an import has
 //! finished, `gens/` holds the current generation only (and the one before
 //! it with `[store] keep_previous`).
 
@@ -53,6 +58,10 @@ impl Layout {
     /// The chunk store.
     pub fn chunks(&self) -> PathBuf {
         self.root.join("chunks")
+    }
+    /// The object store: files by SHA-256 (`crate::objects`).
+    pub fn objects(&self) -> PathBuf {
+        self.root.join("objects")
     }
     /// Chunks of the bundle being applied, before it has passed every check.
     pub fn staging(&self) -> PathBuf {

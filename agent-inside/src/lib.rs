@@ -22,6 +22,7 @@ pub mod genread;
 pub mod import;
 pub mod layout;
 pub mod listen;
+pub mod objects;
 pub mod pathindex;
 pub mod policy;
 pub mod ranges;

@@ -26,7 +26,7 @@ use crate::chunkstore::ChunkStore;
 use crate::db::{Snapshot, Use};
 use anyhow::Result;
 use ferry_protocol::catalog::{Catalog, Change, Encoding, FileObject, Object, SourceKind};
-use ferry_protocol::id::ChunkId;
+use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::FileExt;
@@ -104,6 +104,32 @@ pub fn object_rel(catalog: &Catalog, key: &ObjectKey) -> Option<PathBuf> {
     Some(Path::new(kind.name()).join(&key.source).join(&key.path))
 }
 
+/// Where a generation's files are: the object store (by SHA-256), or the
+/// tree of a generation of an older ferry-in.
+#[derive(Clone, Copy, Debug)]
+pub enum Files<'a> {
+    /// The object store (`crate::objects`).
+    Objects(&'a crate::objects::ObjectStore),
+    /// A generation directory's tree, `<store>/<source>/<path>`.
+    Tree(&'a Path),
+}
+
+impl Files<'_> {
+    /// Where the file at `key` with digest `sha` is (`None`: a source
+    /// `sources` does not have, in a tree).
+    pub fn path(
+        &self,
+        sources: &BTreeMap<String, SourceKind>,
+        key: &ObjectKey,
+        sha: &Sha256,
+    ) -> Option<PathBuf> {
+        match self {
+            Files::Objects(o) => Some(o.path(sha)),
+            Files::Tree(dir) => rel_in(sources, key).map(|rel| dir.join(rel)),
+        }
+    }
+}
+
 /// The chunks of `f` that are ranges of its file, with their offsets;
 /// empty unless it is carried as `Encoding::Chunks`.
 pub fn ranges_of(f: &FileObject) -> impl Iterator<Item = (ChunkId, u64, u32)> + '_ {
@@ -155,23 +181,23 @@ impl RangeIndex {
         RangeIndex::default()
     }
 
-    /// The locations, in the files of `gen_dir` (the generation serving
-    /// `catalog`), of the chunks in `wanted`: every file of the catalog
-    /// carried as chunks that holds one. Files are not opened here.
-    pub fn build(catalog: &Catalog, gen_dir: &Path, wanted: &HashSet<ChunkId>) -> RangeIndex {
+    /// The locations, in `files` (of the generation serving `catalog`), of
+    /// the chunks in `wanted`: every file of the catalog carried as chunks
+    /// that holds one. Files are not opened here.
+    pub fn build(catalog: &Catalog, files: Files<'_>, wanted: &HashSet<ChunkId>) -> RangeIndex {
         let mut at: HashMap<ChunkId, Vec<Location>> = HashMap::new();
         if wanted.is_empty() {
             return RangeIndex { at };
         }
         for (key, f) in catalog.files() {
-            let Some(rel) = object_rel(catalog, key) else {
+            let Some(path) = files.path(&catalog.sources, key, &f.sha256) else {
                 continue;
             };
             for (id, offset, len) in ranges_of(f) {
                 if wanted.contains(&id) {
                     at.entry(id).or_default().push(Location {
                         key: key.clone(),
-                        path: gen_dir.join(&rel),
+                        path: path.clone(),
                         offset,
                         len,
                     });
@@ -181,12 +207,12 @@ impl RangeIndex {
         RangeIndex { at }
     }
 
-    /// The locations, in the files of `gen_dir` (the generation serving the
-    /// catalog of `snap`), of the chunks in `wanted`, from the stored chunk
-    /// index: rows read in proportion to `wanted`. Files are not opened here.
+    /// The locations, in `files` (of the generation serving the catalog of
+    /// `snap`), of the chunks in `wanted`, from the stored chunk index: rows
+    /// read in proportion to `wanted`. Files are not opened here.
     pub fn from_snapshot(
         snap: &Snapshot,
-        gen_dir: &Path,
+        files: Files<'_>,
         wanted: &HashSet<ChunkId>,
     ) -> Result<RangeIndex> {
         let sources = snap.sources()?;
@@ -196,11 +222,14 @@ impl RangeIndex {
                 let Use::Range { key, offset, len } = u else {
                     continue;
                 };
-                let Some(rel) = rel_in(&sources, &key) else {
+                let Some(Object::File(f)) = snap.get(&key)? else {
+                    continue;
+                };
+                let Some(path) = files.path(&sources, &key, &f.sha256) else {
                     continue;
                 };
                 at.entry(*id).or_default().push(Location {
-                    path: gen_dir.join(rel),
+                    path,
                     key,
                     offset,
                     len,
@@ -241,15 +270,16 @@ pub fn range_ids(catalog: &Catalog) -> HashSet<ChunkId> {
 }
 
 /// The chunks of `catalog` that the chunk store must hold: those that are
-/// not a range of a file of `gen_dir` (the generation serving `catalog`;
+/// not a range of a file of `files` (of the generation serving `catalog`;
 /// `None`: not built yet, every file counts as there). A file counts when
 /// it is there with the catalog's size; its bytes are not read (`scrub`
 /// does that).
-pub fn store_only(catalog: &Catalog, gen_dir: Option<&Path>) -> HashSet<ChunkId> {
+pub fn store_only(catalog: &Catalog, files: Option<Files<'_>>) -> HashSet<ChunkId> {
     let present = |key: &ObjectKey, f: &FileObject| {
-        let Some(dir) = gen_dir else { return true };
-        object_rel(catalog, key)
-            .and_then(|rel| dir.join(rel).metadata().ok())
+        let Some(files) = files else { return true };
+        files
+            .path(&catalog.sources, key, &f.sha256)
+            .and_then(|p| p.metadata().ok())
             .is_some_and(|m| m.is_file() && m.len() == f.size)
     };
     let mut ranges = HashSet::new();
@@ -333,29 +363,38 @@ pub fn touched_chunks(snap: &Snapshot, changes: &[Change]) -> Result<HashSet<Chu
 
 /// Of `candidates`, the chunks the chunk store must hold for the catalog
 /// `snap` changed by `overlay`: kept by an object and not a range of a
-/// file (of `gen`, the generation directory and its sources, when given:
-/// a file counts when it is there with the range inside it; `None`: every
-/// file counts). [`store_only`] restricted to the candidates, reading only
-/// their rows.
+/// file (of `gen`, the generation's files and its sources, when given,
+/// with `overlay` empty and `snap` its catalog: a file counts when it is
+/// there with the range inside it; `None`: every file counts).
+/// [`store_only`] restricted to the candidates, reading only their rows.
 pub fn store_only_among(
     snap: &Snapshot,
     overlay: &Overlay,
     candidates: &HashSet<ChunkId>,
-    gen: Option<(&Path, &BTreeMap<String, SourceKind>)>,
+    gen: Option<(Files<'_>, &BTreeMap<String, SourceKind>)>,
 ) -> Result<HashSet<ChunkId>> {
     let mut keep = HashSet::new();
     for id in candidates {
         let uses = overlay.uses(snap, id)?;
-        let is_range = uses.iter().any(|u| match (u, gen) {
-            (Use::Range { .. }, None) => true,
-            (Use::Range { key, offset, len }, Some((dir, sources))) => rel_in(sources, key)
-                .is_some_and(|rel| {
-                    dir.join(rel)
-                        .metadata()
-                        .is_ok_and(|m| m.is_file() && m.len() >= offset + *len as u64)
-                }),
-            (Use::Held { .. }, _) => false,
-        });
+        let mut is_range = false;
+        for u in &uses {
+            is_range |= match (u, gen) {
+                (Use::Range { .. }, None) => true,
+                (Use::Range { key, offset, len }, Some((files, sources))) => {
+                    let Some(Object::File(f)) = snap.get(key)? else {
+                        continue;
+                    };
+                    files.path(sources, key, &f.sha256).is_some_and(|p| {
+                        p.metadata()
+                            .is_ok_and(|m| m.is_file() && m.len() >= offset + *len as u64)
+                    })
+                }
+                (Use::Held { .. }, _) => false,
+            };
+            if is_range {
+                break;
+            }
+        }
         if !uses.is_empty() && !is_range {
             keep.insert(*id);
         }
@@ -446,7 +485,7 @@ mod tests {
         write_gen(tmp.path(), files);
         let c = catalog_of(files);
         let wanted: HashSet<ChunkId> = [ChunkId::of(b"two22"), ChunkId::of(b"three")].into();
-        let idx = RangeIndex::build(&c, tmp.path(), &wanted);
+        let idx = RangeIndex::build(&c, Files::Tree(tmp.path()), &wanted);
         assert!(
             !idx.contains(&ChunkId::of(b"one")),
             "not wanted, not indexed"
@@ -458,7 +497,7 @@ mod tests {
             Err(RangeError::NotHeld { .. })
         ));
         assert_eq!(range_ids(&c).len(), 3);
-        assert!(store_only(&c, Some(tmp.path())).is_empty());
+        assert!(store_only(&c, Some(Files::Tree(tmp.path()))).is_empty());
     }
 
     #[test]
@@ -470,7 +509,7 @@ mod tests {
         let id = ChunkId::of(b"shared");
         // Rot in a's copy: the read falls back to b's.
         std::fs::write(tmp.path().join("files/tools/a"), b"headsharEd").unwrap();
-        let idx = RangeIndex::build(&c, tmp.path(), &[id].into());
+        let idx = RangeIndex::build(&c, Files::Tree(tmp.path()), &[id].into());
         assert_eq!(idx.read(&id).unwrap(), b"shared");
         // Rot in both: refused, naming the chunk and the first range.
         std::fs::write(tmp.path().join("files/tools/b"), b"sharEd").unwrap();
@@ -484,7 +523,7 @@ mod tests {
         std::fs::remove_file(tmp.path().join("files/tools/b")).unwrap();
         std::fs::remove_file(tmp.path().join("files/tools/a")).unwrap();
         assert!(matches!(idx.read(&id), Err(RangeError::Unreadable { .. })));
-        assert_eq!(store_only(&c, Some(tmp.path())).len(), 2);
+        assert_eq!(store_only(&c, Some(Files::Tree(tmp.path()))).len(), 2);
         assert!(store_only(&c, None).is_empty());
     }
 }

@@ -13,9 +13,12 @@
 //! - a rotten chunk is moved to `quarantine/chunks/<id>`, so the store no
 //!   longer claims to hold it: the next bundle that relies on it is refused
 //!   with an error naming it, until the outside re-ships it;
-//! - a rotten object file is moved out of the generation to
-//!   `quarantine/objects/<generation>/<store>/<source>/<path>`: `serve`
-//!   answers 500 for it instead of rotten bytes. Before it is moved, each of
+//! - a rotten object file (`STATE/objects/ab/<sha256>`, read once however
+//!   many paths name it; in a generation of an older ferry-in, its tree's
+//!   file) is moved out of the store to
+//!   `quarantine/objects/<generation>/<store>/<source>/<path>` (named after the
+//!   first path naming it): `serve` answers 500 for it instead of rotten
+//!   bytes. Before it is moved, each of
 //!   its chunk ranges is read and checked: the good ones that no good file
 //!   holds are copied into the chunk store (salvaged), the rotten ones are
 //!   reported as bad chunks. The next import rebuilds the object from its
@@ -26,7 +29,7 @@
 use crate::chunkstore::ChunkStore;
 use crate::db::Db;
 use crate::layout::Layout;
-use crate::ranges::{object_rel, ranges_of, read_range, RangeError};
+use crate::ranges::{ranges_of, read_range, Files, RangeError};
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Encoding, FileObject};
 use ferry_protocol::id::{ChunkId, Sha256Hasher};
@@ -221,7 +224,8 @@ struct Ranges {
     good: HashSet<ChunkId>,
     /// Rotten or unreadable ranges of bad files whose chunk no good file
     /// holds: the error, and where the file went.
-    bad: Vec<(RangeError, Option<PathBuf>)>,
+    /// The object whose file it is, named in the report.
+    bad: Vec<(RangeError, Option<PathBuf>, ObjectKey)>,
 }
 
 fn check_objects(
@@ -235,39 +239,72 @@ fn check_objects(
 ) -> Result<()> {
     use rayon::prelude::*;
     let gen_dir = layout.gen(generation);
+    let objects = crate::objects::ObjectStore::new(&layout.objects());
+    let at = if crate::genread::in_object_store(&gen_dir) {
+        Files::Objects(&objects)
+    } else {
+        Files::Tree(&gen_dir)
+    };
     let files: Vec<(&ObjectKey, &FileObject)> = catalog.files().collect();
-    let bad: Vec<(&ObjectKey, &FileObject, PathBuf, ObjectProblem)> = files
+    // Each stored file is read once, however many keys name its digest.
+    let mut unique: Vec<(PathBuf, &FileObject)> = Vec::new();
+    let mut seen = HashSet::new();
+    for (key, f) in &files {
+        if let Some(p) = at.path(&catalog.sources, key, &f.sha256) {
+            if seen.insert(p.clone()) {
+                unique.push((p, *f));
+            }
+        }
+    }
+    let bad_paths: std::collections::HashMap<PathBuf, ObjectProblem> = unique
         .par_iter()
-        .filter_map(|(key, f)| {
-            let rel = object_rel(catalog, key)?;
-            let problem = check_file(&gen_dir.join(&rel), &(*f).into(), |n| pb.inc(n))?;
-            Some((*key, *f, rel, problem))
+        .filter_map(|(p, f)| {
+            let problem = check_file(p, &(*f).into(), |n| pb.inc(n))?;
+            Some((p.clone(), problem))
         })
         .collect();
     report.objects_checked = files.len() as u64;
     report.object_bytes = files.iter().map(|(_, f)| f.size).sum();
-    let bad_keys: HashSet<&ObjectKey> = bad.iter().map(|(k, ..)| *k).collect();
+    let path_of = |key: &ObjectKey, f: &FileObject| at.path(&catalog.sources, key, &f.sha256);
     for (key, f) in &files {
-        if !bad_keys.contains(key) {
+        if path_of(key, f).is_some_and(|p| !bad_paths.contains_key(&p)) {
             ranges.good.extend(ranges_of(f).map(|(id, _, _)| id));
         }
     }
     report.ranges_checked = ranges.good.len() as u64;
     let qdir = quarantine_dir(layout).join("objects").join(generation);
-    for (key, f, rel, problem) in bad {
-        let from = gen_dir.join(&rel);
-        let rotten = salvage(&from, f, store, &ranges.good, &mut report.chunks_salvaged)?;
-        let quarantined_to = match problem {
-            ObjectProblem::Missing { .. } => None,
-            _ => Some(move_out(&from, &qdir.join(&rel))?),
+    let mut moved: std::collections::HashMap<PathBuf, Option<PathBuf>> = Default::default();
+    for (key, f) in &files {
+        let Some(from) = path_of(key, f) else {
+            continue;
         };
-        ranges
-            .bad
-            .extend(rotten.into_iter().map(|e| (e, quarantined_to.clone())));
+        let Some(problem) = bad_paths.get(&from) else {
+            continue;
+        };
+        let quarantined_to = match moved.get(&from) {
+            Some(to) => to.clone(),
+            None => {
+                let rotten = salvage(&from, f, store, &ranges.good, &mut report.chunks_salvaged)?;
+                let rel = crate::ranges::object_rel(catalog, key)
+                    .unwrap_or_else(|| Path::new(&key.source).join(&key.path));
+                let to = match problem {
+                    ObjectProblem::Missing { .. } => None,
+                    _ => Some(move_out(&from, &qdir.join(rel))?),
+                };
+                ranges
+                    .bad
+                    .extend(rotten.into_iter().map(|e| (e, to.clone(), (*key).clone())));
+                if to.is_some() && matches!(at, Files::Objects(_)) {
+                    unlink_tree(&gen_dir, catalog, &files, &f.sha256)?;
+                }
+                moved.insert(from, to.clone());
+                to
+            }
+        };
         report.bad_objects.push(BadObject {
             source: key.source.to_string(),
             path: key.path.to_string(),
-            problem,
+            problem: problem.clone(),
             quarantined_to,
         });
     }
@@ -303,6 +340,29 @@ fn salvage(
         }
     }
     Ok(rotten)
+}
+
+/// Removes from the generation's tree (kept beside the objects, docs/scale.md)
+/// every path whose file is the quarantined object `sha`, so that the tree
+/// holds no rotten file either.
+fn unlink_tree(
+    gen_dir: &Path,
+    catalog: &Catalog,
+    files: &[(&ObjectKey, &FileObject)],
+    sha: &ferry_protocol::id::Sha256,
+) -> Result<()> {
+    for (key, _) in files.iter().filter(|(_, f)| f.sha256 == *sha) {
+        let Some(rel) = crate::ranges::object_rel(catalog, key) else {
+            continue;
+        };
+        let p = gen_dir.join(rel);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", p.display())),
+        }
+    }
+    Ok(())
 }
 
 fn move_out(from: &Path, to: &Path) -> Result<PathBuf> {
@@ -396,7 +456,7 @@ fn check_chunks(
     let mut held: HashSet<ChunkId> = ids.iter().copied().collect();
     held.retain(|id| !reported.contains(id));
     held.extend(ranges.good.iter().copied());
-    for (e, quarantined_to) in &ranges.bad {
+    for (e, quarantined_to, key) in &ranges.bad {
         if held.contains(&e.id()) || !reported.insert(e.id()) {
             continue;
         }
@@ -406,7 +466,7 @@ fn check_chunks(
                 RangeError::Rotten { .. } => ChunkProblem::Corrupt,
                 _ => ChunkProblem::Missing,
             },
-            error: e.to_string(),
+            error: format!("object {key}: {e}"),
             quarantined_to: quarantined_to.clone(),
         });
     }

@@ -25,6 +25,9 @@
 #   SCALE_SCAN_REPEATS  after the deltas, how many times to time the scan of the
 #                  unchanged tree (an export that finds nothing changed) against
 #                  `find SRC -printf '%s %T@\n'`, warm cache (default 3; 0: skip)
+#   SCALE_STRACE   1: after the deltas, one more delta imported under
+#                  `strace -f -c` (not timed), printing the file-system calls
+#                  it made (links, unlinks, mkdirs, renames, opens)
 #   FERRY_OUT / FERRY_IN  binaries (default target/release/*; built unless
 #                  SCALE_SKIP_BUILD=1)
 set -Eeuo pipefail
@@ -148,6 +151,24 @@ for n in $(seq 0 "$DELTAS"); do
 done
 if [[ $OUTSIDE_ONLY != 1 ]]; then
     diff -r "$SRC" "$IN/store/current/files/mirror" >/dev/null && echo "== the inside serves the source tree exactly"
+    # du counts a hard-linked file once: the inside's disk against the bytes
+    # it serves (the source tree's apparent size).
+    printf '== inside disk %s (du -sb of the state dir) against %s served\n' \
+        "$(size "$IN")" "$(du -sb "$SRC" | awk '{printf "%.3f MB", $1/1e6}')"
+fi
+if [[ ${SCALE_STRACE:-0} == 1 && $OUTSIDE_ONLY != 1 ]]; then
+    command -v strace >/dev/null || { echo "scale.sh: SCALE_STRACE needs strace" >&2; exit 1; }
+    n=$((DELTAS + 1))
+    for k in $(seq 1 "$CHANGED"); do
+        i=$(( (n * 7919 + k * 104729) % SMALL ))
+        f=$CHANGE_ROOT/d$(printf %04d $((i / 1000)))/f$(printf %07d "$i").txt
+        { cat "$f"; echo "changed by delta $n"; } >"$f.new" && mv "$f.new" "$f"
+    done
+    "$FERRY_OUT" --state "$OUT" export --config "$DIR/ferry-out.toml" --to "$DIR/media/$n" >/dev/null 2>&1
+    strace -f -c -o "$DIR/times/strace" "$FERRY_IN" --state "$IN" import "$DIR/media/$n" >/dev/null 2>&1
+    echo "== file-system calls of one more $CHANGED-file delta import (strace -f -c):"
+    awk '$NF ~ /^(link|linkat|unlink|unlinkat|mkdir|mkdirat|rename|renameat|renameat2|openat|newfstatat|statx|syncfs|fsync)$/ {printf "  %-12s %s\n", $NF, ($4 ~ /^[0-9]+$/ ? $4 : $3)}' "$DIR/times/strace"
+    rm -rf "$DIR/media/$n"
 fi
 
 # The scan of the unchanged tree: an export that finds nothing changed (it

@@ -54,6 +54,37 @@ fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     (code, all[end + 4..].to_vec())
 }
 
+/// Random bytes of at least `len` (`blob`) and other bytes holding every
+/// chunk of them, as ferry-out cuts (`copy`): a longer random stream is cut,
+/// `blob` is its start up to one of its cuts, `copy` the whole stream.
+/// Objects are stored once by SHA-256, so only a file with other bytes is
+/// another copy of a chunk.
+fn blob_and_chunk_copy(len: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    use ferry_protocol::chunking::{ChunkParams, Chunker};
+    let ids = |data: &[u8]| {
+        let mut c = Chunker::new(data, ChunkParams::DEFAULT);
+        let mut out = Vec::new();
+        while let Some(ch) = c.next_chunk().unwrap() {
+            out.push((ch.id, ch.data.len()));
+        }
+        out
+    };
+    let copy = random_bytes(len + 600_000, seed);
+    let mut end = 0;
+    for (_, n) in ids(&copy) {
+        end += n;
+        if end < len || end == copy.len() {
+            continue;
+        }
+        let blob = copy[..end].to_vec();
+        let of_copy = ids(&copy);
+        if ids(&blob).iter().all(|c| of_copy.contains(c)) {
+            return (blob, copy);
+        }
+    }
+    panic!("no cut of the stream gives a blob whose chunks it holds");
+}
+
 #[test]
 fn a_clean_store_scrubs_clean_with_counts() {
     let env = Env::new();
@@ -84,9 +115,11 @@ fn a_clean_store_scrubs_clean_with_counts() {
 #[test]
 fn a_rotten_object_is_reported_refused_by_serve_and_rebuilt_from_good_copies_of_its_chunks() {
     let env = Env::new();
-    let blob = random_bytes(300_000, 2);
+    let (blob, copy) = blob_and_chunk_copy(300_000, 2);
     env.write_src("a.bin", &blob);
-    env.write_src("copy/a.bin", &blob);
+    // Not the same bytes (identical files are one object, one copy), but
+    // every chunk of a.bin.
+    env.write_src("copy/a.bin", &copy);
     env.write_src("b.txt", b"fine\n");
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
@@ -273,14 +306,15 @@ fn a_rotten_chunk_is_quarantined_and_the_next_import_that_needs_it_is_refused() 
 #[test]
 fn a_rotten_range_is_caught_when_an_import_relies_on_it_even_without_a_scrub() {
     let env = Env::new();
-    let blob = random_bytes(300_000, 4);
+    let (blob, copy) = blob_and_chunk_copy(300_000, 4);
     env.write_src("a.bin", &blob);
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
     flip_byte(&env.served("a.bin"), 150_000);
-    // A copy of a.bin: the bundle carries no chunk for it, the inside
-    // rebuilds it from a.bin's ranges, one of which is rotten.
-    env.write_src("copy.bin", &blob);
+    // Every chunk of a.bin, not its bytes (an exact copy would be the same
+    // object): the bundle carries no chunk for it, the inside rebuilds it
+    // from a.bin's ranges, one of which is rotten.
+    env.write_src("copy.bin", &copy);
     env.export("m2").expect_ok();
     env.import("m2")
         .expect_fail(&["corrupt", "ferry-in scrub", "re-ship"]);
@@ -290,9 +324,10 @@ fn a_rotten_range_is_caught_when_an_import_relies_on_it_even_without_a_scrub() {
 #[test]
 fn a_truncated_object_with_a_good_copy_is_rebuilt_by_the_next_import_without_a_scrub() {
     let env = Env::new();
-    let blob = random_bytes(200_000, 5);
+    let (blob, copy) = blob_and_chunk_copy(200_000, 5);
     env.write_src("a.bin", &blob);
-    env.write_src("copy/a.bin", &blob);
+    // Every chunk of a.bin, not the same bytes (those would be one object).
+    env.write_src("copy/a.bin", &copy);
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
     let f = std::fs::OpenOptions::new()

@@ -229,7 +229,8 @@ fn pairs(option: &str, values: &[String]) -> Result<BTreeMap<String, String>, Cl
 
 /// The files for the current generation under `layout`.
 pub fn files(layout: &Layout, args: &Args) -> Result<Vec<ClientFile>> {
-    let held = Held::of(&current_gen(layout)?)?;
+    let gen = current_gen(layout)?;
+    let held = Held::of(&gen)?;
     if held.is_empty() {
         return Err(ClientConfigError::NothingHeld.into());
     }
@@ -248,11 +249,14 @@ pub fn files(layout: &Layout, args: &Args) -> Result<Vec<ClientFile>> {
     let gpgkeys = pairs("--gpgkey", &args.gpgkey)?;
     let mut go_keys = BTreeMap::new();
     for (source, path) in &held.go_sumdb {
-        let f = layout
-            .current_link()
-            .join(crate::store::go::GEN_GO)
-            .join(source)
-            .join(path);
+        let key = ferry_protocol::path::ObjectKey {
+            source: source.clone(),
+            path: path.clone(),
+        };
+        let meta = gen
+            .file(&key)?
+            .with_context(|| format!("generation {}: {key} is not a file", gen.name()))?;
+        let f = gen.bytes_path(&key, &meta);
         let text =
             std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
         go_keys.insert(source.clone(), text.trim().to_string());

@@ -147,14 +147,31 @@ pub fn uses_of(key: &ObjectKey, f: &FileObject) -> Vec<(ChunkId, Use)> {
     }
 }
 
-fn decode_object(v: &[u8]) -> Result<Object> {
+pub(super) fn decode_object(v: &[u8]) -> Result<Object> {
     postcard::from_bytes(v).context("state database: bad catalog object")
 }
 
-/// Writes `update` in `txn`; returns the object rows written or removed.
-pub(super) fn write(txn: &WriteTransaction, update: CatalogUpdate<'_>) -> Result<u64> {
+/// Writes `update` in `txn`, and the object reference counts it changes
+/// (digests released are tagged `sequence`); returns the object rows
+/// written or removed.
+pub(super) fn write(
+    txn: &WriteTransaction,
+    update: CatalogUpdate<'_>,
+    sequence: u64,
+) -> Result<u64> {
+    let mut counts = super::objects::Counts::open(txn, sequence)?;
     let (sources, rows) = match update {
         CatalogUpdate::Whole(c) => {
+            {
+                let t = txn.open_table(OBJECTS).map_err(ctx("open"))?;
+                for r in t.iter().map_err(ctx("read"))? {
+                    let (_, v) = r.map_err(ctx("read"))?;
+                    counts.drop_ref(&decode_object(v.value())?)?;
+                }
+            }
+            for o in c.objects.values() {
+                counts.add(o)?;
+            }
             txn.delete_table(OBJECTS).map_err(ctx("clear"))?;
             txn.delete_multimap_table(USES).map_err(ctx("clear"))?;
             let mut t = txn.open_table(OBJECTS).map_err(ctx("open"))?;
@@ -171,6 +188,12 @@ pub(super) fn write(txn: &WriteTransaction, update: CatalogUpdate<'_>) -> Result
                 let k = key_bytes(c.key());
                 let old = t.remove(k.as_slice()).map_err(ctx("write"))?;
                 let old = old.map(|v| decode_object(v.value())).transpose()?;
+                if let Some(o) = &old {
+                    counts.drop_ref(o)?;
+                }
+                if let Change::Put { object, .. } = c {
+                    counts.add(object)?;
+                }
                 if let Some(Object::File(f)) = &old {
                     for (id, use_) in uses_of(c.key(), f) {
                         u.remove(&id.0, use_.encode().as_slice())
@@ -226,7 +249,7 @@ pub(super) fn migrate(txn: &WriteTransaction) -> Result<()> {
     };
     if let Some(b) = legacy {
         let c = Catalog::from_bytes(&b).context("state database: bad stored catalog")?;
-        write(txn, CatalogUpdate::Whole(&c))?;
+        write(txn, CatalogUpdate::Whole(&c), 0)?;
     }
     Ok(())
 }

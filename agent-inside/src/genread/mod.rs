@@ -4,8 +4,9 @@
 //!
 //! Every reader of a served generation (`serve`, `push`, `client-config`)
 //! goes through [`GenRead`], so that the layout under it can change in one
-//! place. A generation's bytes are its directory tree
-//! `gens/G/<store>/<source>/<path>`; what each key is comes from its path
+//! place. A generation's bytes are objects stored once by SHA-256
+//! (`crate::objects`, `STATE/objects/ab/<sha256>`; a generation of an older
+//! ferry-in: its directory tree `gens/G/<store>/<source>/<path>`); what each key is comes from its path
 //! index (`crate::pathindex`: `index.base` and `index.delta`, with
 //! `index.meta` for its sources and totals, written by `apply` through
 //! [`write_index`]). A generation written before the index existed (only
@@ -40,6 +41,20 @@ struct Meta {
     sources: BTreeMap<String, SourceKind>,
     objects: u64,
     bytes: u64,
+    /// Its files' bytes are in the object store (`crate::objects`), by
+    /// SHA-256; absent (false) in generations of an older ferry-in, whose
+    /// bytes are their tree's files.
+    #[serde(default)]
+    object_store: bool,
+}
+
+/// Whether the generation in `dir` keeps its bytes in the object store
+/// (its `index.meta` says so); false for a generation of an older ferry-in.
+pub fn in_object_store(dir: &std::path::Path) -> bool {
+    std::fs::read(dir.join(INDEX_META))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
+        .is_some_and(|m| m.object_store)
 }
 
 /// A generation that cannot be read.
@@ -133,7 +148,7 @@ fn held(o: &Object) -> Held {
 /// How a generation's keys are read.
 enum Keys {
     /// Its path index.
-    Index { view: View<File>, meta: Meta },
+    Index { view: Box<View<File>>, meta: Meta },
     /// The whole catalog (a generation written before the index).
     Catalog(Catalog),
 }
@@ -143,6 +158,8 @@ pub struct GenRead {
     name: String,
     dir: PathBuf,
     keys: Keys,
+    /// The object store, when the generation keeps its bytes there.
+    objects: Option<crate::objects::ObjectStore>,
 }
 
 /// The object key of index key `k` (`source \0 path`).
@@ -175,7 +192,11 @@ impl GenRead {
     pub fn open(layout: &Layout, name: &str) -> Result<Self, GenReadError> {
         let dir = layout.gen(name);
         if dir.join(INDEX_META).is_file() {
-            return Self::open_index(name, dir);
+            let mut g = Self::open_index(name, dir)?;
+            if matches!(&g.keys, Keys::Index { meta, .. } if meta.object_store) {
+                g.objects = Some(crate::objects::ObjectStore::new(&layout.objects()));
+            }
+            return Ok(g);
         }
         let path = dir.join(GEN_INDEX);
         let bytes = std::fs::read(&path).map_err(|source| GenReadError::Read {
@@ -190,6 +211,7 @@ impl GenRead {
             name: name.to_string(),
             dir,
             keys: Keys::Catalog(catalog),
+            objects: None,
         })
     }
 
@@ -218,7 +240,11 @@ impl GenRead {
         Ok(GenRead {
             name: name.to_string(),
             dir,
-            keys: Keys::Index { view, meta },
+            keys: Keys::Index {
+                view: Box::new(view),
+                meta,
+            },
+            objects: None,
         })
     }
 
@@ -323,7 +349,9 @@ impl GenRead {
     /// `check_key`). Readers check the bytes against `f` as they read them
     /// (`serve::file`), or bound what they read by `f.size`.
     pub fn bytes_path(&self, key: &ObjectKey, f: &FileMeta) -> PathBuf {
-        let _ = f;
+        if let Some(objects) = &self.objects {
+            return objects.path(&f.sha256);
+        }
         let store = self.kind_of(&key.source).map_or("files", SourceKind::name);
         self.dir.join(store).join(&key.source).join(&key.path)
     }

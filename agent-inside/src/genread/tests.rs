@@ -184,3 +184,23 @@ fn a_damaged_index_is_an_error_never_a_wrong_answer() {
         }
     }
 }
+
+#[test]
+fn bytes_are_objects_by_digest_unless_the_generation_is_an_older_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    let c = catalog(20);
+    let (old, new) = both(&layout, "g1", &c, None, None);
+    let (k, f) = c.files().next().unwrap();
+    let meta = FileMeta::from(f);
+    assert_eq!(
+        new.bytes_path(k, &meta),
+        crate::objects::ObjectStore::new(&layout.objects()).path(&f.sha256)
+    );
+    let kind = c.sources[&k.source].name();
+    assert_eq!(
+        old.bytes_path(k, &meta),
+        layout.gen("g1").join(kind).join(&k.source).join(&k.path)
+    );
+    assert!(crate::genread::in_object_store(&layout.gen("g1")));
+}

@@ -52,6 +52,7 @@ pub fn write_index(
         sources: next.sources.clone(),
         objects: next.objects.len() as u64,
         bytes: next.total_bytes(),
+        object_store: true,
     };
     std::fs::write(new.join(INDEX_META), serde_json::to_vec(&meta)?)
         .with_context(|| format!("cannot write {}", new.join(INDEX_META).display()))?;

@@ -53,6 +53,55 @@ impl<T: ReadAt + ?Sized> ReadAt for std::sync::Arc<T> {
     }
 }
 
+/// Decoded blocks by number, at most `cap`, the least recently used
+/// evicted first.
+pub(super) struct Lru {
+    cap: usize,
+    tick: u64,
+    blocks: HashMap<usize, (Block, u64)>,
+    by_use: std::collections::BTreeMap<u64, usize>,
+}
+
+impl Lru {
+    pub(super) fn new(cap: usize) -> Self {
+        Lru {
+            cap: cap.max(1),
+            tick: 0,
+            blocks: HashMap::new(),
+            by_use: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Block `n`, marked as just used.
+    pub(super) fn get(&mut self, n: usize) -> Option<Block> {
+        self.tick += 1;
+        let (b, used) = self.blocks.get_mut(&n)?;
+        self.by_use.remove(used);
+        *used = self.tick;
+        self.by_use.insert(self.tick, n);
+        Some(b.clone())
+    }
+
+    /// Keeps block `n`, evicting the least recently used one when full.
+    pub(super) fn insert(&mut self, n: usize, b: Block) {
+        self.tick += 1;
+        if let Some((_, used)) = self.blocks.insert(n, (b, self.tick)) {
+            self.by_use.remove(&used);
+        } else if self.blocks.len() > self.cap {
+            if let Some((_, old)) = self.by_use.pop_first() {
+                self.blocks.remove(&old);
+            }
+        }
+        self.by_use.insert(self.tick, n);
+    }
+
+    /// Whether block `n` is cached (tests).
+    #[cfg(test)]
+    pub(super) fn contains(&self, n: usize) -> bool {
+        self.blocks.contains_key(&n)
+    }
+}
+
 /// An open index file: its block index in memory, its blocks read on
 /// demand.
 pub struct IndexFile<R> {
@@ -61,8 +110,9 @@ pub struct IndexFile<R> {
     entries: u64,
     bytes: u64,
     blocks: Vec<BlockMeta>,
-    /// Blocks read and checked, by number (emptied when full).
-    cache: Mutex<HashMap<usize, Block>>,
+    /// Blocks read and checked, by number (the least recently used one
+    /// evicted when full).
+    cache: Mutex<Lru>,
 }
 
 impl<R: ReadAt> IndexFile<R> {
@@ -102,7 +152,7 @@ impl<R: ReadAt> IndexFile<R> {
             entries: trailer.entries,
             bytes,
             blocks,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Lru::new(CACHED_BLOCKS)),
         })
     }
 
@@ -129,15 +179,11 @@ impl<R: ReadAt> IndexFile<R> {
     /// Block `n`, from the cache or read, checked and decoded.
     fn block(&self, n: usize) -> Result<Block, IndexError> {
         let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = lock().get(&n) {
-            return Ok(b.clone());
+        if let Some(b) = lock().get(n) {
+            return Ok(b);
         }
         let b = Arc::new(self.read_block(n)?);
-        let mut cache = lock();
-        if cache.len() >= CACHED_BLOCKS {
-            cache.clear();
-        }
-        cache.insert(n, b.clone());
+        lock().insert(n, b.clone());
         Ok(b)
     }
 

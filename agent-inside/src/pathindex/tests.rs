@@ -392,3 +392,21 @@ fn new_base_policy() {
     assert!(needs_new_base(u64::MAX, (64 << 20) + 1));
     assert!(needs_new_base(0, 1));
 }
+
+#[test]
+fn the_block_cache_evicts_the_least_recently_used_block() {
+    use super::read::Lru;
+    let block = || std::sync::Arc::new(Vec::new());
+    let mut lru = Lru::new(3);
+    for n in 0..3 {
+        lru.insert(n, block());
+    }
+    assert!(lru.get(0).is_some(), "0 is used again: 1 is now the oldest");
+    lru.insert(3, block());
+    assert!(lru.contains(0) && !lru.contains(1) && lru.contains(2) && lru.contains(3));
+    lru.insert(4, block());
+    assert!(lru.contains(0) && !lru.contains(2) && lru.contains(3) && lru.contains(4));
+    // Inserting a cached block again does not evict another.
+    lru.insert(4, block());
+    assert!(lru.contains(0) && lru.contains(3) && lru.contains(4));
+}

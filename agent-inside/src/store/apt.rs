@@ -34,7 +34,7 @@ use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::id::Sha256;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The filtered, site-signed view inside a generation directory.
 pub const GEN_APT_SITE: &str = "apt-site";
@@ -111,8 +111,14 @@ impl Store for AptStore {
         }
         let key = SiteKey::load_or_create(cx.layout)?;
         for source in sources {
-            let root = cx.new_gen.join(self.kind().name()).join(source);
-            let repo = Repo::read(cx.next, source, &root)?;
+            let at = |path: &str| {
+                let key = ferry_protocol::path::ObjectKey {
+                    source: source.clone(),
+                    path: path.to_string(),
+                };
+                cx.new_path(SourceKind::Apt.name(), &key)
+            };
+            let repo = Repo::read(cx.next, source, &at)?;
             repo.check(source)?;
             repo.write_site_view(source, &cx.new_gen.join(GEN_APT_SITE).join(source), &key)?;
         }
@@ -146,7 +152,9 @@ struct Repo {
 }
 
 impl Repo {
-    fn read(catalog: &Catalog, source: &str, root: &Path) -> Result<Repo> {
+    /// The repository of `source` in `catalog`, its files read where `at`
+    /// says (a path of the source to its bytes' file).
+    fn read(catalog: &Catalog, source: &str, at: &dyn Fn(&str) -> PathBuf) -> Result<Repo> {
         let mut repo = Repo {
             suites: BTreeMap::new(),
             debs: BTreeMap::new(),
@@ -172,7 +180,7 @@ impl Repo {
             }
         }
         for (name, suite) in repo.suites.iter_mut() {
-            let text = release_text(root, name)
+            let text = release_text(at, name)
                 .with_context(|| format!("apt source {source:?}: suite {name}"))?;
             suite.release = Release::parse(&text)
                 .with_context(|| format!("apt source {source:?}: dists/{name}/Release"))?;
@@ -191,7 +199,7 @@ impl Repo {
                     continue;
                 };
                 let file = format!("dists/{name}/{d}/{v}");
-                let text = read_index(&root.join(&file), v)
+                let text = read_index(&at(&file), v)
                     .with_context(|| format!("apt source {source:?}: {file}"))?;
                 let st = parse_stanzas(&text)
                     .with_context(|| format!("apt source {source:?}: {file}"))?;
@@ -206,7 +214,7 @@ impl Repo {
             let Some(dir) = tail.strip_suffix("/Packages") else {
                 bail!("apt source {source:?}: {p} is not ferry/pinned/<suite>/<component>/binary-<arch>/Packages");
             };
-            let text = std::fs::read_to_string(root.join(&p))
+            let text = std::fs::read_to_string(at(&p))
                 .with_context(|| format!("apt source {source:?}: cannot read {p}"))?;
             let st = parse_stanzas(&text).with_context(|| format!("apt source {source:?}: {p}"))?;
             let s = repo.suites.get_mut(suite).ok_or_else(|| {
@@ -361,16 +369,15 @@ use std::fmt::Write as _;
 
 /// The Release text of a suite: InRelease's signed text, else Release.
 /// (The signature was verified outside, against the configured keyring.)
-fn release_text(root: &Path, suite: &str) -> Result<String> {
-    let dir = root.join("dists").join(suite);
-    match std::fs::read_to_string(dir.join("InRelease")) {
+fn release_text(at: &dyn Fn(&str) -> PathBuf, suite: &str) -> Result<String> {
+    match std::fs::read_to_string(at(&format!("dists/{suite}/InRelease"))) {
         Ok(t) => {
             let (msg, _) = pgp::composed::CleartextSignedMessage::from_string(&t)
                 .map_err(|e| anyhow!("InRelease is not a cleartext-signed message: {e}"))?;
             Ok(msg.signed_text().replace("\r\n", "\n"))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::read_to_string(dir.join("Release"))
+            std::fs::read_to_string(at(&format!("dists/{suite}/Release")))
                 .map_err(|e| anyhow!("neither InRelease nor a readable Release: {e}"))
         }
         Err(e) => Err(anyhow!("cannot read InRelease: {e}")),

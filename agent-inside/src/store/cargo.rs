@@ -142,7 +142,7 @@ fn check_indexes(cx: &BuildCtx<'_>) -> Result<usize> {
 /// Reads index file `key` (of crate `name`) of the generation being built
 /// and checks it ([`check_index`]); returns the crate files it lists.
 fn read_index(cx: &BuildCtx<'_>, key: &ObjectKey, name: &str) -> Result<Vec<ObjectKey>> {
-    let fs_path = cx.new_gen.join(GEN_CARGO).join(&key.source).join(&key.path);
+    let fs_path = cx.new_path(GEN_CARGO, key);
     let bytes =
         std::fs::read(&fs_path).with_context(|| format!("cannot read {}", fs_path.display()))?;
     check_index(cx.next, key, name, &bytes)

@@ -88,7 +88,7 @@ impl Ctx<'_> {
     }
 
     fn file(&self, path: &str) -> std::path::PathBuf {
-        self.cx.new_gen.join(GEN_GO).join(self.source).join(path)
+        self.cx.new_path(GEN_GO, &self.key(path.to_string()))
     }
 
     /// The file at `path` of this source in the previous generation.

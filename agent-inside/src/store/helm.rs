@@ -17,6 +17,7 @@ use super::{materialize, objects_of_kind, BuildCtx, Store};
 use anyhow::{bail, Context, Result};
 use ferry_formats::helm::{is_chart_path, parse_index, INDEX};
 use ferry_protocol::catalog::{Catalog, Object, SourceKind};
+use ferry_protocol::path::ObjectKey;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The store of Helm chart repositories.
@@ -31,11 +32,13 @@ fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
             .insert(key.path.as_str(), obj);
     }
     for (source, objects) in sources {
-        let path = cx
-            .new_gen
-            .join(SourceKind::Helm.name())
-            .join(source)
-            .join(INDEX);
+        let path = cx.new_path(
+            SourceKind::Helm.name(),
+            &ObjectKey {
+                source: source.to_string(),
+                path: INDEX.to_string(),
+            },
+        );
         let text = std::fs::read(&path)
             .with_context(|| format!("helm source {source:?}: cannot read {INDEX}"))?;
         let entries = parse_index(&text).with_context(|| format!("helm source {source:?}"))?;

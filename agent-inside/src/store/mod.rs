@@ -23,12 +23,12 @@ use anyhow::{bail, Context, Result};
 use ferry_protocol::catalog::{
     Catalog, ChunkRef, Encoding, Expanded, FileObject, Object, SourceKind,
 };
-use ferry_protocol::id::Sha256Hasher;
+use ferry_protocol::id::{Sha256, Sha256Hasher};
 use ferry_protocol::path::ObjectKey;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a store needs to build its part of a generation.
 pub struct BuildCtx<'a> {
@@ -38,6 +38,14 @@ pub struct BuildCtx<'a> {
     pub prev_gen: Option<&'a Path>,
     /// The directory of the generation being built.
     pub new_gen: &'a Path,
+    /// The object store (`crate::objects`): new files are written there
+    /// once by SHA-256, and the generation's tree links to them.
+    pub objects: &'a crate::objects::ObjectStore,
+    /// Whether the previous generation's files are in the object store
+    /// (false for a generation of an older ferry-in, a tree only: its
+    /// unchanged files are then taken into the store by a link, and a
+    /// base is read from its tree).
+    pub prev_in_objects: bool,
     /// The catalog of the previous generation.
     pub prev: &'a Catalog,
     /// The catalog of the new generation.
@@ -77,10 +85,33 @@ impl BuildCtx<'_> {
         let Some(Object::File(f)) = self.prev.objects.get(key) else {
             return None;
         };
-        let path = self.prev_gen?.join(dir).join(&key.source).join(&key.path);
+        let path = self.prev_path(dir, key, &f.sha256)?;
         let bytes = std::fs::read(path).ok()?;
         (bytes.len() as u64 == f.size && ferry_protocol::id::Sha256::of(&bytes) == f.sha256)
             .then_some(bytes)
+    }
+}
+
+impl BuildCtx<'_> {
+    /// Where the previous generation holds the file at `key` with digest
+    /// `sha` (under `dir` of its tree for a generation of an older
+    /// ferry-in); `None` without a previous generation.
+    pub fn prev_path(&self, dir: &str, key: &ObjectKey, sha: &Sha256) -> Option<PathBuf> {
+        let g = self.prev_gen?;
+        Some(if self.prev_in_objects {
+            self.objects.path(sha)
+        } else {
+            g.join(dir).join(&key.source).join(&key.path)
+        })
+    }
+
+    /// Where the new generation's file at `key` (a file of `next`) is read
+    /// from by the store's checks after the build: its object.
+    pub fn new_path(&self, dir: &str, key: &ObjectKey) -> PathBuf {
+        match self.next.objects.get(key) {
+            Some(Object::File(f)) => self.objects.path(&f.sha256),
+            _ => self.new_gen.join(dir).join(&key.source).join(&key.path),
+        }
     }
 }
 
@@ -158,42 +189,47 @@ pub fn objects_of_kind(
         .filter(move |(k, _)| catalog.sources.get(&k.source) == Some(&kind))
 }
 
-/// Materializes the objects of `kind` sources at `GEN/<dir>/<source>/<path>`:
-/// links are created, unchanged files are hard-linked from the previous
-/// generation, and the rest are rebuilt from chunks (on all cores) with their
-/// size and SHA-256 checked. Returns the bytes rebuilt.
+/// Materializes the objects of `kind` sources: each file's bytes are an
+/// object of the store (`crate::objects`), written once by SHA-256, and
+/// `GEN/<dir>/<source>/<path>` links to it (links are created as links).
+/// An object the store holds is not touched; one of an older generation's
+/// tree is taken in by a hard link; the rest are rebuilt from chunks (on
+/// all cores) with their size and SHA-256 checked, each digest once.
+/// Returns the bytes rebuilt.
 pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64> {
     use rayon::prelude::*;
-    // Links and unchanged files first, on this thread; then the files to
-    // rebuild, on all cores.
+    // Links and held objects first, on this thread; then the objects to
+    // rebuild, on all cores; then the paths sharing a rebuilt digest.
     let mut rebuild_list = Vec::new();
+    let mut first = HashSet::new();
+    let mut after = Vec::new();
     for (key, obj) in objects_of_kind(cx.next, kind) {
         let rel = Path::new(dir).join(&key.source).join(&key.path);
         let dest = cx.new_gen.join(&rel);
         let parent = dest.parent().expect("object paths have a parent");
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
-        match obj {
-            Object::Symlink { target } => std::os::unix::fs::symlink(target, &dest)
-                .with_context(|| format!("cannot create link {}", dest.display()))?,
-            Object::File(f) => {
-                // Linked only if the previous file is still there (`ferry-in
-                // scrub` moves rotten ones out) and of the right size; else
-                // rebuilt from chunks, which are checked as they are read.
-                let unchanged = cx.prev.objects.get(key) == Some(obj);
-                let linked = unchanged
-                    && cx.prev_gen.is_some_and(|g| {
-                        let from = g.join(&rel);
-                        from.metadata()
-                            .is_ok_and(|m| m.is_file() && m.len() == f.size)
-                            && std::fs::hard_link(&from, &dest).is_ok()
-                    });
-                if linked {
-                    cx.progress.inc(f.size);
-                } else {
-                    rebuild_list.push((key, f, dest));
-                }
+        let f = match obj {
+            Object::Symlink { target } => {
+                std::os::unix::fs::symlink(target, &dest)
+                    .with_context(|| format!("cannot create link {}", dest.display()))?;
+                continue;
             }
+            Object::File(f) => f,
+        };
+        let fresh = !first.contains(&f.sha256);
+        let mut held = fresh && cx.objects.holds(&f.sha256, f.size);
+        if fresh && !held && !cx.prev_in_objects {
+            adopt_from_tree(cx, &rel, key, obj, f)?;
+            held = cx.objects.holds(&f.sha256, f.size);
+        }
+        if held {
+            link_out(cx, f, &dest)?;
+            cx.progress.inc(f.size);
+        } else if first.insert(f.sha256) {
+            rebuild_list.push((key, f, dest));
+        } else {
+            after.push((f, dest));
         }
     }
     // A rebuilt object holds its expanded form (and its base's reference
@@ -207,7 +243,47 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
     }
     rest.par_iter()
         .try_for_each(|(key, f, dest)| rebuild(cx, dir, key, f, dest))?;
+    for (f, dest) in after {
+        link_out(cx, f, &dest)?;
+        cx.progress.inc(f.size);
+    }
     Ok(rebuild_list.iter().map(|(_, f, _)| f.size).sum())
+}
+
+/// The first import over a generation of an older ferry-in (a tree, no
+/// objects) takes an unchanged file of that tree into the object store by
+/// a hard link, if it is there with its size (`scrub` moves rotten ones out).
+fn adopt_from_tree(
+    cx: &BuildCtx<'_>,
+    rel: &Path,
+    key: &ObjectKey,
+    obj: &Object,
+    f: &FileObject,
+) -> Result<()> {
+    if cx.prev_in_objects || cx.prev.objects.get(key) != Some(obj) {
+        return Ok(());
+    }
+    let Some(g) = cx.prev_gen else { return Ok(()) };
+    let from = g.join(rel);
+    if std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_file() && m.len() == f.size) {
+        cx.objects.adopt_link(&from, &f.sha256)?;
+    }
+    Ok(())
+}
+
+/// Puts the object of `f` at `dest` in the generation's tree: a hard link,
+/// or a copy when the path is served executable (objects are 0644) or the
+/// object has as many links as its filesystem allows.
+fn link_out(cx: &BuildCtx<'_>, f: &FileObject, dest: &Path) -> Result<()> {
+    let obj = cx.objects.path(&f.sha256);
+    if !f.executable && std::fs::hard_link(&obj, dest).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(&obj, dest)
+        .with_context(|| format!("cannot copy {} to {}", obj.display(), dest.display()))?;
+    let mode = if f.executable { 0o755 } else { 0o644 };
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot set mode of {}", dest.display()))
 }
 
 /// Bytes held in memory to rebuild an object this large or larger are
@@ -270,7 +346,8 @@ fn chunk(cx: &BuildCtx<'_>, key: &ObjectKey, r: &ChunkRef) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Writes an object from its chunks (or its recipe), checking its size and SHA-256.
+/// Writes an object from its chunks (or its recipe) into the object store,
+/// checking its size and SHA-256, then links `dest` to it.
 fn rebuild(
     cx: &BuildCtx<'_>,
     dir: &str,
@@ -278,11 +355,27 @@ fn rebuild(
     f: &FileObject,
     dest: &Path,
 ) -> Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dest)
-        .with_context(|| format!("cannot create {}", dest.display()))?;
+    let what = || format!("object {key}");
+    let (file, tmp) = cx.objects.create_tmp(&f.sha256).with_context(what)?;
+    let written = write_checked(cx, dir, key, f, file, &tmp);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(what()));
+    }
+    cx.objects.publish(&tmp, &f.sha256).with_context(what)?;
+    link_out(cx, f, dest).with_context(what)
+}
+
+/// Writes object `f` of `key` into `file` (at `tmp`), checking its size and
+/// SHA-256; mode 0644.
+fn write_checked(
+    cx: &BuildCtx<'_>,
+    dir: &str,
+    key: &ObjectKey,
+    f: &FileObject,
+    file: std::fs::File,
+    tmp: &Path,
+) -> Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut sha = Sha256Hasher::new();
     let mut size = 0u64;
@@ -295,7 +388,7 @@ fn rebuild(
                 size: &mut size,
             };
             rebuilt::write_object(cx, dir, key, f, r, &mut hashed)
-                .with_context(|| format!("cannot write {}", dest.display()))?;
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
             cx.progress.inc(size);
             &[]
         }
@@ -305,11 +398,11 @@ fn rebuild(
         sha.update(&data);
         size += data.len() as u64;
         out.write_all(&data)
-            .with_context(|| format!("cannot write {}", dest.display()))?;
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         cx.progress.inc(data.len() as u64);
     }
     out.flush()
-        .with_context(|| format!("cannot write {}", dest.display()))?;
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     let actual = sha.finish();
     if size != f.size || actual != f.sha256 {
         bail!(ferry_protocol::Error::BadObject {
@@ -320,8 +413,7 @@ fn rebuild(
             ),
         });
     }
-    let mode = if f.executable { 0o755 } else { 0o644 };
-    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set mode of {}", dest.display()))?;
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("cannot set mode of {}", tmp.display()))?;
     Ok(())
 }

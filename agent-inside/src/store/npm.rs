@@ -54,8 +54,7 @@ fn digest_of(path: &Path, checksum: &Checksum) -> Result<String> {
 /// Checks one packument of the built generation; returns the tarballs it
 /// lists.
 fn check_packument(cx: &BuildCtx<'_>, key: &ObjectKey, name: &str) -> Result<Vec<ObjectKey>> {
-    let dir = cx.new_gen.join(GEN_NPM).join(&key.source);
-    let bytes = std::fs::read(dir.join(&key.path))
+    let bytes = std::fs::read(cx.new_path(GEN_NPM, key))
         .with_context(|| format!("object {key}: cannot read it"))?;
     let p = Packument::parse(&bytes, name).with_context(|| format!("object {key}"))?;
     if let Some(e) = p.skipped.first() {
@@ -80,7 +79,7 @@ fn check_packument(cx: &BuildCtx<'_>, key: &ObjectKey, name: &str) -> Result<Vec
             let what = format!("object {key}: {name} {v}");
             let i = Integrity::of(&pv.meta.dist).with_context(|| what.clone())?;
             let want = Checksum::new(i.algorithm, &i.hex).with_context(|| what.clone())?;
-            let got = digest_of(&dir.join(&tk.path), &want)?;
+            let got = digest_of(&cx.new_path(GEN_NPM, &tk), &want)?;
             if got != want.hex {
                 bail!(
                     "{what}: {} has {} {got}, the packument says {}",

@@ -84,7 +84,7 @@ impl Store for OciStore {
         self.check(cx.next)?;
         let written = materialize(cx, SourceKind::Oci, GEN_OCI)?;
         for (key, obj) in objects_of_kind(cx.next, SourceKind::Oci) {
-            let fs_path = cx.new_gen.join(GEN_OCI).join(&key.source).join(&key.path);
+            let fs_path = cx.new_path(GEN_OCI, key);
             match parse_path(&key.path) {
                 Some(OciPath::Tag { .. }) => {
                     let bytes = std::fs::read(&fs_path)

@@ -145,7 +145,7 @@ fn check_indexes(cx: &BuildCtx<'_>) -> Result<usize> {
                 }
                 continue;
             }
-            let fs_path = cx.new_gen.join(GEN_PYPI).join(source).join(&key.path);
+            let fs_path = cx.new_path(GEN_PYPI, key);
             let bytes = std::fs::read(&fs_path)
                 .with_context(|| format!("cannot read {}", fs_path.display()))?;
             read += 1;

@@ -68,11 +68,13 @@ fn one(cx: &BuildCtx<'_>, source: &str, filename: &str, dest: &Path) -> Result<O
             return Ok(Some(bytes));
         }
     }
-    let wheel = cx
-        .new_gen
-        .join(GEN_PYPI)
-        .join(source)
-        .join(file_path(filename));
+    let wheel = cx.new_path(
+        GEN_PYPI,
+        &ferry_protocol::path::ObjectKey {
+            source: source.to_string(),
+            path: file_path(filename),
+        },
+    );
     let f =
         std::fs::File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
     let bytes = match wheel_metadata(std::io::BufReader::new(f), MAX_METADATA_BYTES) {

@@ -79,13 +79,9 @@ fn reference_form(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, base: &Base) ->
         base: base.key.to_string(),
         why,
     };
-    let Some(prev_gen) = cx.prev_gen else {
+    let Some(path) = cx.prev_path(dir, &base.key, &base.sha256) else {
         bail!(missing("this store serves no generation yet".into()));
     };
-    let path = prev_gen
-        .join(dir)
-        .join(&base.key.source)
-        .join(&base.key.path);
     let bytes = read_base(&path, base, &missing)?;
     let reference = match base.form {
         BaseForm::Bytes => bytes,

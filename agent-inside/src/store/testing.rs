@@ -79,6 +79,12 @@ pub(crate) fn with_ctx<R>(
     let _ = std::fs::remove_dir_all(&new_gen);
     write_gen(&new_gen, dir, next);
     let layout = Layout::new(&root.join("state"));
+    let objects = crate::objects::ObjectStore::new(&layout.objects());
+    for b in next.values() {
+        let p = objects.path(&Sha256::of(b));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b).unwrap();
+    }
     let store = ChunkStore::new(&layout.chunks(), 1 << 20);
     let ranges = RangeIndex::empty();
     let chunks = ChunkSource {
@@ -91,6 +97,8 @@ pub(crate) fn with_ctx<R>(
         layout: &layout,
         prev_gen: Some(&prev_gen),
         new_gen: &new_gen,
+        objects: &objects,
+        prev_in_objects: false,
         prev: &prev_cat,
         next: &next_cat,
         chunks: &chunks,

@@ -63,8 +63,14 @@ fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
             .insert(key.path.as_str(), obj);
     }
     for (source, objects) in sources {
-        let root = cx.new_gen.join(SourceKind::Yum.name()).join(source);
-        let repomd = std::fs::read(root.join(REPOMD))
+        let at = |path: &str| {
+            let key = ferry_protocol::path::ObjectKey {
+                source: source.to_string(),
+                path: path.to_string(),
+            };
+            cx.new_path(SourceKind::Yum.name(), &key)
+        };
+        let repomd = std::fs::read(at(REPOMD))
             .with_context(|| format!("yum source {source:?}: cannot read {REPOMD}"))?;
         let listed = parse_repomd(&repomd)
             .with_context(|| format!("yum source {source:?}: {REPOMD} is not valid"))?;
@@ -88,7 +94,7 @@ fn check_built(cx: &BuildCtx<'_>) -> Result<()> {
             let actual = if l.checksum.kind == ChecksumKind::Sha256 {
                 f.sha256.to_hex()
             } else {
-                file_digest(l.checksum.kind, &root.join(&l.href))?
+                file_digest(l.checksum.kind, &at(&l.href))?
             };
             if actual != l.checksum.hex {
                 bail!(

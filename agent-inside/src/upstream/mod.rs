@@ -14,12 +14,12 @@ use crate::layout::GEN_OCI;
 use anyhow::{Context, Result};
 use ferry_formats::cosign::{self, CosignError, PublicKey};
 use ferry_formats::oci::{parse_path, parse_tag_file, tag_path, Digest, OciPath};
-use ferry_protocol::catalog::{Catalog, SourceKind};
+use ferry_protocol::catalog::{Catalog, Object, SourceKind};
 use ferry_protocol::path::ObjectKey;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use thiserror::Error;
 
 pub mod provenance;
@@ -79,9 +79,19 @@ pub struct UpstreamRefusal {
     pub reason: CosignError,
 }
 
-/// Reads file `path` of source `source` of the generation at `gen`, at most `limit` bytes.
-fn read(gen: &Path, source: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
-    let p = gen.join(GEN_OCI).join(source).join(path);
+/// The generation being built: its catalog and where its files' bytes are.
+type Gen<'a> = (&'a Catalog, &'a crate::objects::ObjectStore);
+
+/// Reads file `path` of source `source` of the generation `gen`, at most `limit` bytes.
+fn read(gen: Gen<'_>, source: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let key = ObjectKey {
+        source: source.to_string(),
+        path: path.to_string(),
+    };
+    let Some(Object::File(f)) = gen.0.objects.get(&key) else {
+        return Err(format!("{GEN_OCI}/{key}: not a file of the generation"));
+    };
+    let p = gen.1.path(&f.sha256);
     let mut bytes = Vec::new();
     std::fs::File::open(&p)
         .and_then(|f| f.take(limit).read_to_end(&mut bytes))
@@ -90,12 +100,13 @@ fn read(gen: &Path, source: &str, path: &str, limit: u64) -> Result<Vec<u8>, Str
 }
 
 /// Checks every image tag of the OCI sources `keys` names, in generation
-/// `gen` built from catalog `next`.
+/// built from catalog `next`, its files in `objects`.
 pub fn check_generation(
     keys: &UpstreamKeys,
     next: &Catalog,
-    gen: &Path,
+    objects: &crate::objects::ObjectStore,
 ) -> Result<(), Box<UpstreamRefusal>> {
+    let gen = (next, objects);
     for key in next.objects.keys() {
         let Some(source_keys) = keys.cosign.get(&key.source) else {
             continue;
@@ -109,15 +120,14 @@ pub fn check_generation(
         if ferry_formats::oci::is_artifact_tag(tag) {
             continue;
         }
-        check_image(next, gen, &key.source, repo, tag, source_keys)?;
+        check_image(gen, &key.source, repo, tag, source_keys)?;
     }
     Ok(())
 }
 
 /// Checks one tagged image.
 fn check_image(
-    next: &Catalog,
-    gen: &Path,
+    gen: Gen<'_>,
     source: &str,
     repo: &str,
     tag: &str,
@@ -146,7 +156,7 @@ fn check_image(
         source: source.to_string(),
         path: sig_path.clone(),
     };
-    if !next.objects.contains_key(&held) {
+    if !gen.0.objects.contains_key(&held) {
         return Err(refuse(
             image.to_string(),
             CosignError::Missing { tag: sig_tag },
