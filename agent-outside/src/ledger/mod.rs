@@ -651,6 +651,14 @@ mod tests {
             assert_eq!(e.fingerprint, format!("fp-{path}"));
             assert_eq!(e.object, link(path), "the catalog's object");
         }
+        // An unchanged file is one whose fingerprint and object are both
+        // the entry's.
+        let cache = ledger.scan_cache().unwrap();
+        assert!(cache.is("a", "x", "fp-x", &link("x")).unwrap());
+        assert!(!cache.is("a", "x", "fp-y", &link("x")).unwrap());
+        assert!(!cache.is("a", "x", "fp-x", &link("q")).unwrap());
+        assert!(!cache.is("a", "q", "fp-q", &link("q")).unwrap());
+        drop(cache);
         // Objects gone lose their entries; the others keep theirs, and a
         // file read again gets its new one.
         let mut next = catalog.clone();
