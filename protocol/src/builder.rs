@@ -151,12 +151,19 @@ pub struct Unsigned<S> {
 impl<S> Unsigned<S> {
     /// Signs with `key`: the same bundle [`BundleBuilder::finish`] makes.
     pub fn sign(self, key: &SecretKey) -> Built<S> {
-        let file = self.manifest.sign(key);
+        let Unsigned {
+            manifest,
+            file,
+            sink,
+        } = self;
+        // The unsigned file is not held beside the signed one.
+        drop(file);
+        let file = manifest.sign(key);
         Built {
             hash: ManifestHash::of(&file),
-            manifest: self.manifest,
+            manifest,
             file,
-            sink: self.sink,
+            sink,
         }
     }
 }

@@ -41,6 +41,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+mod chunkset;
 mod keeper;
 pub mod rebase;
 mod scanner;
@@ -237,6 +238,9 @@ pub fn export_with(
 
     let record = bundle_record(&prev, &manifest, &file, dir_name);
     let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
+    // The manifest (a copy of every object put) is not held through the
+    // commit.
+    drop((manifest, file));
     let signed = matches!(signing, Signing::Now(_));
     let commit = Commit {
         record: &record,

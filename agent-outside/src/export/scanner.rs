@@ -4,7 +4,7 @@
 
 use crate::delta::{self, DeltaOptions, DeltaReport, Families, Recipes, References};
 use crate::layout::Layout;
-use crate::ledger::{scan_key, Ledger, ScanCache, ScanEntry};
+use crate::ledger::{Ledger, ScanCache};
 use crate::source::{Item, ItemKind, ScanCtx, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::progress;
@@ -22,6 +22,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::sync::mpsc;
 
+use super::chunkset::ChunkSet;
 use super::keeper::{Keeper, KEEP_AHEAD};
 use super::{volume_error, ExportOptions, VolumeFiles};
 
@@ -44,7 +45,9 @@ pub(super) struct Counted<'a> {
 /// The scan's results, besides the chunks.
 pub(super) struct Scanned {
     pub(super) catalog: Catalog,
-    pub(super) scan: Vec<(String, ScanEntry)>,
+    /// The fingerprints of the files read, by key (their scan cache
+    /// entries, with the catalog's objects).
+    pub(super) scan: Vec<(ObjectKey, String)>,
     pub(super) bytes_read: u64,
     pub(super) delta: DeltaReport,
 }
@@ -90,7 +93,11 @@ pub(super) fn scan_and_pack(
         keeper: Keeper::start(refs.clone())?,
         cache: ledger.scan_cache()?,
         prev,
-        have: prev.held_chunk_ids().difference(reship).copied().collect(),
+        have: ChunkSet::new(
+            prev.files()
+                .flat_map(|(_, f)| f.held_chunks().map(|c| c.id)),
+            reship,
+        ),
         reship,
         adopted,
         carried: HashSet::new(),
@@ -207,7 +214,7 @@ struct Scanner<'a> {
     cache: ScanCache,
     prev: &'a Catalog,
     /// Chunks the inside holds (those of the previous catalog it keeps).
-    have: HashSet<ChunkId>,
+    have: ChunkSet,
     /// Chunks the inside lost (`crate::reship`): an object using one is
     /// shipped again, whole.
     reship: &'a HashSet<ChunkId>,
@@ -218,7 +225,7 @@ struct Scanner<'a> {
     tx: mpsc::SyncSender<(ChunkId, Vec<u8>)>,
     pb: indicatif::ProgressBar,
     catalog: Catalog,
-    scan: Vec<(String, ScanEntry)>,
+    scan: Vec<(ObjectKey, String)>,
     bytes_read: u64,
     delta: DeltaOptions,
     /// The last catalog's files by name family, to find predecessors.
@@ -236,8 +243,8 @@ struct Scanner<'a> {
     inflight_bytes: u64,
 }
 
-/// Where an object goes in the scan cache: its key there and its fingerprint.
-type ScanSlot = (String, String);
+/// The fingerprint an object goes under in the scan cache.
+type ScanSlot = String;
 
 /// A changed object read and cut, whose patch the analysis pool is making.
 struct Pending {
@@ -317,16 +324,18 @@ impl Scanner<'_> {
                 expected_sha256,
                 open,
             } => {
-                let cached = match &fingerprint {
-                    Some(fp) => self
-                        .cache
-                        .get(name, &item.path)?
-                        .filter(|e| &e.fingerprint == fp)
-                        .filter(|e| self.chunks_known(&e.object))
-                        .filter(|e| self.prev.objects.get(&key) == Some(&e.object)),
-                    None => None,
+                // Unchanged: the scan cache holds this fingerprint with the
+                // last catalog's object, whose chunks the inside keeps.
+                let cached = match (&fingerprint, self.prev.objects.get(&key)) {
+                    (Some(fp), Some(prev))
+                        if self.cache.is(name, &item.path, fp, prev)?
+                            && self.chunks_known(prev) =>
+                    {
+                        Some(prev.clone())
+                    }
+                    _ => None,
                 };
-                let Some(e) = cached.map(|e| e.object) else {
+                let Some(e) = cached else {
                     // Read again: its scan cache entry is written anew.
                     let reader = open().with_context(|| item.path.clone())?;
                     let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
@@ -350,7 +359,7 @@ impl Scanner<'_> {
                             },
                         );
                     }
-                    let scan = fingerprint.map(|fp| (scan_key(name, &item.path), fp));
+                    let scan = fingerprint;
                     return match encoded {
                         Encoded::Ready(f) => {
                             self.record(key, Object::File(f), scan);
@@ -371,12 +380,8 @@ impl Scanner<'_> {
     /// Puts an object in the catalog, and in the scan cache under its
     /// fingerprint.
     fn record(&mut self, key: ObjectKey, object: Object, scan: Option<ScanSlot>) {
-        if let Some((scan_key, fingerprint)) = scan {
-            let entry = ScanEntry {
-                fingerprint,
-                object: object.clone(),
-            };
-            self.scan.push((scan_key, entry));
+        if let Some(fingerprint) = scan {
+            self.scan.push((key.clone(), fingerprint));
         }
         self.catalog.objects.insert(key, object);
     }

@@ -71,9 +71,12 @@ pub(super) fn write(
             changes,
         },
     };
+    // Encoded into its place in the table: a checkpoint of a mirror is not
+    // held once more as a buffer.
+    let len = postcard::serialize_with_flavor(&step, postcard::ser_flavors::Size::default())?;
     let mut t = txn.open_table(STEPS).map_err(ctx("open"))?;
-    t.insert(sequence, postcard::to_stdvec(&step)?.as_slice())
-        .map_err(ctx("write"))?;
+    let mut slot = t.insert_reserve(sequence, len).map_err(ctx("write"))?;
+    postcard::to_slice(&step, slot.as_mut())?;
     Ok(())
 }
 
@@ -99,8 +102,11 @@ pub(super) fn read(
         if at == 0 {
             break Catalog::default();
         }
-        let bytes = match steps.get(at).map_err(ctx("read"))? {
-            Some(v) => v.value().to_vec(),
+        // Decoded from the stored value in place (a checkpoint of a mirror
+        // is not copied first).
+        let step = match steps.get(at).map_err(ctx("read"))? {
+            Some(v) => postcard::from_bytes::<Step>(v.value())
+                .with_context(|| format!("ledger: the catalog of bundle {at} does not decode"))?,
             None => match legacy.get(at).map_err(ctx("read"))? {
                 Some(v) => break Catalog::from_bytes(v.value())?,
                 None if at == sequence => bail!("ledger has no catalog for bundle {sequence}"),
@@ -110,9 +116,7 @@ pub(super) fn read(
                 ),
             },
         };
-        match postcard::from_bytes(&bytes)
-            .with_context(|| format!("ledger: the catalog of bundle {at} does not decode"))?
-        {
+        match step {
             Step::Checkpoint(c) => break c,
             step @ Step::Changes { .. } => later.push(step),
         }

@@ -28,6 +28,7 @@ use crate::layout::Layout;
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Object};
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
+use ferry_protocol::path::ObjectKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,10 @@ const DELIVERED: TableDefinition<u64, &[u8]> = TableDefinition::new("delivered")
 /// for its signature (at most one). Its `hash` and `bytes` are those of the
 /// unsigned manifest file until `commit_signed`.
 const UNSIGNED: TableDefinition<u64, &[u8]> = TableDefinition::new("unsigned");
+/// redb's page cache (its default, 1 GiB, would keep most of a mirror's
+/// ledger in memory after one scan; the kernel's page cache serves reads
+/// again). Half of it at most buffers a commit's written pages.
+const CACHE_BYTES: usize = 32 << 20;
 /// Chunks the inside reported bad (`export --reship`): the next bundle
 /// carries them again. Value: the head sequence when asked.
 const RESHIP: TableDefinition<&[u8; 32], u64> = TableDefinition::new("reship");
@@ -100,6 +105,15 @@ pub struct ScanEntry {
     pub object: Object,
 }
 
+/// [`ScanEntry`] as written: the same encoding, borrowing the fingerprint
+/// and the catalog's object (a first export's entries are not copies of the
+/// catalog).
+#[derive(Serialize)]
+struct ScanEntryRef<'a> {
+    fingerprint: &'a str,
+    object: &'a Object,
+}
+
 /// The head of the stream.
 #[derive(Clone, Debug)]
 pub struct Head {
@@ -128,12 +142,15 @@ impl Ledger {
         std::fs::create_dir_all(state)
             .with_context(|| format!("cannot create state directory {}", state.display()))?;
         let path = layout.ledger();
-        let db = Database::create(&path).with_context(|| {
-            format!(
-                "cannot open ledger {} (is another ferry-out running?)",
-                path.display()
-            )
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .with_context(|| {
+                format!(
+                    "cannot open ledger {} (is another ferry-out running?)",
+                    path.display()
+                )
+            })?;
         let l = Ledger { db };
         let txn = l.db.begin_write().map_err(ctx("begin"))?;
         {
@@ -226,6 +243,7 @@ impl Ledger {
         Ok(ScanCache {
             table,
             key: std::cell::RefCell::new(String::new()),
+            encoded: std::cell::RefCell::new(Vec::new()),
             _txn: txn,
         })
     }
@@ -425,10 +443,11 @@ pub struct Commit<'a> {
     pub catalog: &'a Catalog,
     /// The chunks it carries.
     pub shipped: &'a [ChunkId],
-    /// The scan cache entries of the files read by this export (those whose
-    /// entry was missing or out of date); the entries of files found
+    /// The fingerprints of the files read by this export (those whose scan
+    /// cache entry was missing or out of date), by key: their entries are
+    /// written with their objects in `catalog`; the entries of files found
     /// unchanged stay as they are.
-    pub scan: &'a [(String, ScanEntry)],
+    pub scan: &'a [(ObjectKey, String)],
 }
 
 /// The scan cache in one read transaction ([`Ledger::scan_cache`]).
@@ -436,21 +455,42 @@ pub struct ScanCache {
     table: redb::ReadOnlyTable<&'static str, &'static [u8]>,
     /// The key being looked up, reused.
     key: std::cell::RefCell<String>,
+    /// An entry encoded to be compared, reused.
+    encoded: std::cell::RefCell<Vec<u8>>,
     _txn: redb::ReadTransaction,
 }
 
 impl ScanCache {
-    /// The entry of `source`/`path` (none if it does not decode).
-    pub fn get(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
+    /// The stored entry of `source`/`path`, handed to `f`.
+    fn with<T>(&self, source: &str, path: &str, f: impl FnOnce(Option<&[u8]>) -> T) -> Result<T> {
         let mut key = self.key.borrow_mut();
         key.clear();
         key.push_str(source);
         key.push('\0');
         key.push_str(path);
-        Ok(match self.table.get(key.as_str()).map_err(ctx("read"))? {
-            Some(v) => postcard::from_bytes(v.value()).ok(),
-            None => None,
+        let v = self.table.get(key.as_str()).map_err(ctx("read"))?;
+        Ok(f(v.as_ref().map(|v| v.value())))
+    }
+
+    /// The entry of `source`/`path` (none if it does not decode).
+    pub fn get(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
+        self.with(source, path, |v| {
+            v.and_then(|v| postcard::from_bytes(v).ok())
         })
+    }
+
+    /// Whether the entry of `source`/`path` is `fingerprint` and `object`:
+    /// its bytes compared with theirs encoded (postcard encodes a value one
+    /// way only), nothing decoded.
+    pub fn is(&self, source: &str, path: &str, fingerprint: &str, object: &Object) -> Result<bool> {
+        let mut encoded = self.encoded.borrow_mut();
+        encoded.clear();
+        let entry = ScanEntryRef {
+            fingerprint,
+            object,
+        };
+        *encoded = postcard::to_extend(&entry, std::mem::take(&mut *encoded))?;
+        self.with(source, path, |v| v == Some(encoded.as_slice()))
     }
 }
 
@@ -461,7 +501,7 @@ impl ScanCache {
 /// unchanged mirror writes O(changed files).
 fn update_scan_cache(
     txn: &redb::WriteTransaction,
-    scan: &[(String, ScanEntry)],
+    scan: &[(ObjectKey, String)],
     catalog: &Catalog,
 ) -> Result<()> {
     let mut t = txn.open_table(SCAN).map_err(ctx("open"))?;
@@ -495,8 +535,16 @@ fn update_scan_cache(
     for k in gone {
         t.remove(k.as_str()).map_err(ctx("write"))?;
     }
-    for (k, e) in scan {
-        let bytes = postcard::to_stdvec(e)?;
+    for (key, fingerprint) in scan {
+        let Some(object) = catalog.objects.get(key) else {
+            continue;
+        };
+        let e = ScanEntryRef {
+            fingerprint,
+            object,
+        };
+        let bytes = postcard::to_stdvec(&e)?;
+        let k = scan_key(&key.source, &key.path);
         let same = t
             .get(k.as_str())
             .map_err(ctx("read"))?
@@ -559,7 +607,7 @@ mod tests {
         prev: &Catalog,
         catalog: &Catalog,
         shipped: &[ChunkId],
-        scan: &[(String, ScanEntry)],
+        scan: &[(ObjectKey, String)],
     ) {
         let record = record(sequence);
         let c = Commit {
@@ -588,13 +636,11 @@ mod tests {
             };
             catalog.objects.insert(key, link(path));
         }
-        let entry = |source: &str, path: &str| {
-            let e = ScanEntry {
-                fingerprint: format!("fp-{path}"),
-                object: link(path),
-            };
-            (scan_key(source, path), e)
+        let key = |source: &str, path: &str| ObjectKey {
+            source: source.into(),
+            path: path.into(),
         };
+        let entry = |source: &str, path: &str| (key(source, path), format!("fp-{path}"));
         let scan: Vec<_> = keys.iter().map(|(s, p)| entry(s, p)).collect();
         let none = Catalog::default();
         commit(&ledger, 1, &none, &catalog, &[], &scan);
@@ -603,19 +649,22 @@ mod tests {
         for (source, path) in keys {
             let e = ledger.scan_entry(source, path).unwrap().unwrap();
             assert_eq!(e.fingerprint, format!("fp-{path}"));
+            assert_eq!(e.object, link(path), "the catalog's object");
         }
+        // An unchanged file is one whose fingerprint and object are both
+        // the entry's.
+        let cache = ledger.scan_cache().unwrap();
+        assert!(cache.is("a", "x", "fp-x", &link("x")).unwrap());
+        assert!(!cache.is("a", "x", "fp-y", &link("x")).unwrap());
+        assert!(!cache.is("a", "x", "fp-x", &link("q")).unwrap());
+        assert!(!cache.is("a", "q", "fp-q", &link("q")).unwrap());
+        drop(cache);
         // Objects gone lose their entries; the others keep theirs, and a
         // file read again gets its new one.
         let mut next = catalog.clone();
         next.objects
             .retain(|k, _| k.path != "x/y" && k.source != "ab");
-        let again = [(
-            scan_key("a", "z"),
-            ScanEntry {
-                fingerprint: "fp-new".into(),
-                object: link("z"),
-            },
-        )];
+        let again = [(key("a", "z"), "fp-new".to_string())];
         commit(&ledger, 3, &catalog, &next, &[], &again);
         let fp = |s: &str, p: &str| ledger.scan_entry(s, p).unwrap().map(|e| e.fingerprint);
         assert_eq!(fp("a", "x").as_deref(), Some("fp-x"));
@@ -638,13 +687,11 @@ mod tests {
         let mut catalog = Catalog::default();
         catalog.sources.insert("tools".into(), SourceKind::Files);
         let a = ChunkId::of(b"a");
-        let scan = vec![(
-            scan_key("tools", "x"),
-            ScanEntry {
-                fingerprint: "fp1".into(),
-                object: Object::Symlink { target: "y".into() },
-            },
-        )];
+        let x = ObjectKey {
+            source: "tools".into(),
+            path: "x".into(),
+        };
+        let scan = vec![(x, "fp1".to_string())];
         let none = Catalog::default();
         commit(&ledger, 1, &none, &catalog, &[a], &scan);
         commit(&ledger, 2, &catalog, &catalog, &[a, ChunkId::of(b"b")], &[]);

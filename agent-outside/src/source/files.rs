@@ -68,19 +68,29 @@ impl FilesSource {
         if !root.is_dir() {
             bail!("{} is not a directory", root.display());
         }
-        for entry in walkdir::WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-        {
-            let entry = entry.with_context(|| format!("cannot walk {}", root.display()))?;
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .expect("walkdir stays under its root");
-            if rel.as_os_str().is_empty() {
-                continue;
-            }
-            let Some(path) = rel.to_str().map(str::to_string) else {
+        self.walk(root, "", sink)
+    }
+
+    /// Lists the tree under `dir` (at `prefix` in the source) depth first,
+    /// each directory's entries in name order. Each file is looked up by its
+    /// name in its open directory (`DirEntry::metadata`), not by its whole
+    /// path from the root: a scan of an unchanged mirror is mostly these
+    /// lookups.
+    fn walk(
+        &self,
+        dir: &std::path::Path,
+        prefix: &str,
+        sink: &mut dyn FnMut(Item) -> Result<()>,
+    ) -> Result<()> {
+        let walk_err = || format!("cannot walk {}", dir.display());
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).with_context(walk_err)? {
+            let entry = entry.with_context(walk_err)?;
+            entries.push((entry.file_name(), entry));
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, entry) in entries {
+            let Some(name) = name.to_str() else {
                 eprintln!(
                     "ferry-out: warning: source {:?}: skipping {} (name is not UTF-8)",
                     self.name,
@@ -88,60 +98,81 @@ impl FilesSource {
                 );
                 continue;
             };
-            let ft = entry.file_type();
+            let path = match prefix {
+                "" => name.to_string(),
+                _ => format!("{prefix}/{name}"),
+            };
+            let ft = entry.file_type().with_context(walk_err)?;
             if ft.is_dir() {
-                continue;
-            }
-            if ft.is_symlink() {
-                let target = std::fs::read_link(entry.path())?;
-                match target.to_str().and_then(|t| normalize_link(&path, t)) {
-                    Some(target) => sink(Item {
-                        path,
-                        predecessor: None,
-                        kind: ItemKind::Symlink { target },
-                    })?,
-                    None => eprintln!(
-                        "ferry-out: warning: source {:?}: skipping link {path} -> {} (it leaves the tree or is absolute)",
-                        self.name,
-                        target.display()
-                    ),
-                }
-                continue;
-            }
-            if !ft.is_file() {
+                self.walk(&entry.path(), &path, sink)?;
+            } else if ft.is_symlink() {
+                self.link(&entry.path(), path, sink)?;
+            } else if ft.is_file() {
+                let md = entry
+                    .metadata()
+                    .with_context(|| format!("cannot read {}", entry.path().display()))?;
+                sink(file_item(path, entry.path(), &md))?;
+            } else {
                 eprintln!(
                     "ferry-out: warning: source {:?}: skipping {path} (not a regular file)",
                     self.name
                 );
-                continue;
             }
-            let md = entry.metadata()?;
-            let fingerprint = format!(
-                "{}:{}.{}:{}.{}:{}",
-                md.size(),
-                md.mtime(),
-                md.mtime_nsec(),
-                md.ctime(),
-                md.ctime_nsec(),
-                md.ino()
-            );
-            let full = entry.path().to_path_buf();
-            sink(Item {
-                path,
-                predecessor: None,
-                kind: ItemKind::File {
-                    executable: md.permissions().mode() & 0o111 != 0,
-                    fingerprint: Some(fingerprint),
-                    expected_sha256: None,
-                    open: Box::new(move || {
-                        let f = std::fs::File::open(&full)
-                            .with_context(|| format!("cannot open {}", full.display()))?;
-                        Ok(Box::new(f) as Box<dyn std::io::Read>)
-                    }),
-                },
-            })?;
         }
         Ok(())
+    }
+
+    /// The item of the symbolic link `full`, at `path`; a link leaving the
+    /// tree is skipped with a warning.
+    fn link(
+        &self,
+        full: &std::path::Path,
+        path: String,
+        sink: &mut dyn FnMut(Item) -> Result<()>,
+    ) -> Result<()> {
+        let target = std::fs::read_link(full)?;
+        match target.to_str().and_then(|t| normalize_link(&path, t)) {
+            Some(target) => sink(Item {
+                path,
+                predecessor: None,
+                kind: ItemKind::Symlink { target },
+            }),
+            None => {
+                eprintln!(
+                    "ferry-out: warning: source {:?}: skipping link {path} -> {} (it leaves the tree or is absolute)",
+                    self.name,
+                    target.display()
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The item of the regular file `full` (metadata `md`), at `path`.
+fn file_item(path: String, full: PathBuf, md: &std::fs::Metadata) -> Item {
+    let fingerprint = format!(
+        "{}:{}.{}:{}.{}:{}",
+        md.size(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec(),
+        md.ino()
+    );
+    Item {
+        path,
+        predecessor: None,
+        kind: ItemKind::File {
+            executable: md.permissions().mode() & 0o111 != 0,
+            fingerprint: Some(fingerprint),
+            expected_sha256: None,
+            open: Box::new(move || {
+                let f = std::fs::File::open(&full)
+                    .with_context(|| format!("cannot open {}", full.display()))?;
+                Ok(Box::new(f) as Box<dyn std::io::Read>)
+            }),
+        },
     }
 }
 
