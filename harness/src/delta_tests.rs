@@ -125,9 +125,9 @@ fn with_deltas_off_the_release_ships_whole() {
 fn a_rotten_base_refuses_the_patch_and_keeps_the_served_generation() {
     let mut p = Pair::new();
     let (_, media) = upgraded(&mut p);
-    // Bit rot in the inside's copy of release 1.0 (a new inode, so the
-    // outside's source tree is untouched).
-    let served = p.inside.served("pool/tool_1.0_amd64.bin");
+    // Bit rot in the inside's copy of release 1.0, its object (a new inode,
+    // so nothing else sharing the old one is touched).
+    let served = p.inside.object_of("pool/tool_1.0_amd64.bin");
     let mut bytes = std::fs::read(&served).unwrap();
     bytes[1000] ^= 1;
     std::fs::remove_file(&served).unwrap();

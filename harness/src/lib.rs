@@ -231,6 +231,23 @@ impl Inside {
             .join(path)
     }
 
+    /// The object file that holds the bytes of `tools/<path>` in the current
+    /// catalog (`STATE/objects/ab/<sha256>`): what serve, ranges and patch
+    /// bases read. The path of [`Inside::served`] is a link to it.
+    pub fn object_of(&self, path: &str) -> PathBuf {
+        let key = ferry_protocol::path::ObjectKey {
+            source: SOURCE.into(),
+            path: path.into(),
+        };
+        let catalog = self.db().catalog().expect("the catalog");
+        match catalog.objects.get(&key) {
+            Some(ferry_protocol::catalog::Object::File(f)) => {
+                agent_inside::objects::ObjectStore::new(&self.layout.objects()).path(&f.sha256)
+            }
+            other => panic!("{key} is no file of the catalog: {other:?}"),
+        }
+    }
+
     /// The chunks the inside holds, as hex: those of its chunk store, and
     /// every chunk of its catalog that is a byte range of a file of the
     /// current generation whose bytes hash to the chunk's id.
