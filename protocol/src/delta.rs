@@ -24,6 +24,24 @@ fn window_log(reference: u64, len: u64) -> u32 {
     (64 - (span - 1).leading_zeros()).clamp(10, 31)
 }
 
+/// The largest hash log a patch sets: a 2^25-entry table (128 MiB) that
+/// lets zstd index a reference of up to 256 MiB.
+const HASH_LOG_MAX: u32 = 25;
+
+/// The hash log of a patch at `level` against a `reference` of that many
+/// bytes, where it must exceed the level's own (22 at levels 16 to 19 on
+/// large inputs). zstd (since 1.5.5) indexes only the last
+/// 2^max(hashLog + 3, chainLog + 1) bytes of a prefix: 32 MiB at those
+/// levels. Their optimal parser (btopt, btultra2) then finds little of an
+/// older part of the reference, and long-distance matching does not make up
+/// for it as it does at the faster levels: numpy 2.1.2 -> 2.1.3's wheel (56
+/// MiB expanded, two windows) cost 1.33 MB at level 19 against 0.47 MB at
+/// level 3, 0.30 MB once the whole reference is indexed.
+fn hash_log(level: i32, reference: u64) -> Option<u32> {
+    let need = (64 - reference.saturating_sub(1).leading_zeros()).saturating_sub(3);
+    ((16..=19).contains(&level) && need > 22).then_some(need.min(HASH_LOG_MAX))
+}
+
 /// A zstd error code as an I/O error.
 fn zstd_error(code: zstd::zstd_safe::ErrorCode) -> std::io::Error {
     std::io::Error::other(zstd::zstd_safe::get_error_name(code))
@@ -44,7 +62,8 @@ pub fn encode(content: &[u8], reference: &[u8], level: i32) -> Result<Vec<u8>, E
         CParameter::ChecksumFlag(false),
         CParameter::ContentSizeFlag(true),
     ];
-    for p in params {
+    let hash = hash_log(level, reference.len() as u64).map(CParameter::HashLog);
+    for p in params.into_iter().chain(hash) {
         cctx.set_parameter(p).map_err(zstd_error)?;
     }
     cctx.ref_prefix(reference).map_err(zstd_error)?;
@@ -195,6 +214,25 @@ mod tests {
         patch.extend_from_slice(&zstd::bulk::compress(b"more", 3).unwrap());
         let e = decode(&patch, &old, len + 4, "k").unwrap_err();
         assert!(matches!(e, Error::BadPatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn the_slow_levels_index_the_whole_reference() {
+        // zstd indexes the last 2^(hashLog + 3) bytes of a prefix (the
+        // chain log at these levels is at most 24): a larger reference needs
+        // a larger hash log, up to HASH_LOG_MAX.
+        let covers = |level, reference: u64| {
+            hash_log(level, reference).is_some_and(|h| 1u64 << (h + 3) >= reference)
+        };
+        assert!(covers(19, 56_030_333)); // numpy 2.1.2's expanded wheel
+        assert!(covers(16, 128 << 20)); // MAX_WINDOW_REFERENCE
+        assert!(covers(19, (32 << 20) + 1));
+        assert_eq!(hash_log(19, u64::MAX), Some(HASH_LOG_MAX));
+        // Within zstd's own reach, and at the other levels, zstd decides.
+        assert_eq!(hash_log(19, 32 << 20), None);
+        assert_eq!(hash_log(3, 1 << 30), None);
+        assert_eq!(hash_log(15, 1 << 30), None);
+        assert_eq!(hash_log(22, 1 << 30), None);
     }
 
     #[test]

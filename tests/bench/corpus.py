@@ -84,8 +84,11 @@ def fetch_wheels(root):
         os.makedirs(d, exist_ok=True)
         for pair in WHEELS:
             name, ver = pair[0], pair[idx]
-            stem = name.replace("-", "_")
-            if have(d, f"{stem}-{ver}-*.whl") or have(d, f"{stem.capitalize()}-{ver}-*.whl"):
+            # Wheel file names keep the project's own spelling (PyYAML-...),
+            # so compare normalized names, as pip does.
+            stem = name.replace("-", "_").lower()
+            if any(os.path.basename(f).split("-")[0].replace(".", "_").lower() == stem
+                   for f in glob.glob(os.path.join(d, f"*-{ver}-*.whl"))):
                 continue
             say(f"pip download {name}=={ver}")
             run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
