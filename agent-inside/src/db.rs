@@ -509,6 +509,30 @@ fn migrate_bindings(txn: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
+/// Commits a bare apply of `update` as sequence `seq` (generation `g<seq>`,
+/// the one before `g<seq - 1>`), for unit tests of what an apply writes.
+#[cfg(test)]
+pub(crate) fn commit_test_apply(db: &Db, seq: u64, update: CatalogUpdate<'_>) -> u64 {
+    let applied = Applied {
+        sequence: seq,
+        hash: Some(ManifestHash([seq as u8; 32])),
+        generation: Some(format!("g{seq}")),
+        previous_generation: (seq > 1).then(|| format!("g{}", seq - 1)),
+        ..Applied::default()
+    };
+    let entry = HistoryEntry {
+        hash: ManifestHash([seq as u8; 32]),
+        applied_at: seq,
+        created: seq,
+        bundle_bytes: 1,
+        added: 0,
+        changed: 0,
+        removed: 0,
+    };
+    db.commit_apply_with(&applied, update, &entry, None, None)
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -376,9 +376,9 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{Applied, Db, HistoryEntry};
+    use crate::db::Db;
     use ferry_protocol::catalog::{ChunkRef, Rebuilt};
-    use ferry_protocol::id::{ManifestHash, Sha256};
+    use ferry_protocol::id::Sha256;
 
     fn key(i: usize) -> ObjectKey {
         ObjectKey {
@@ -414,23 +414,7 @@ mod tests {
     }
 
     fn commit(db: &Db, seq: u64, update: CatalogUpdate<'_>) -> u64 {
-        let applied = Applied {
-            sequence: seq,
-            hash: Some(ManifestHash([seq as u8; 32])),
-            generation: Some(format!("g{seq}")),
-            ..Applied::default()
-        };
-        let entry = HistoryEntry {
-            hash: ManifestHash([seq as u8; 32]),
-            applied_at: seq,
-            created: seq,
-            bundle_bytes: 1,
-            added: 0,
-            changed: 0,
-            removed: 0,
-        };
-        db.commit_apply_with(&applied, update, &entry, None, None)
-            .unwrap()
+        crate::db::commit_test_apply(db, seq, update)
     }
 
     /// 10 changes of a 1,000-object catalog: 6 replaced, 2 removed, 2 added.

@@ -1,13 +1,13 @@
 use super::*;
 use crate::chunkstore::ChunkStore;
-use crate::db::{Applied, CatalogUpdate, Db, HistoryEntry};
+use crate::db::{CatalogUpdate, Db};
 use crate::layout::{Layout, GEN_FILES};
 use crate::ranges::{ChunkSource, RangeIndex};
 use crate::store::{materialize, BuildCtx};
 use ferry_protocol::catalog::{
     Catalog, Change, ChunkRef, Encoding, FileObject, Object, SourceKind,
 };
-use ferry_protocol::id::{ChunkId, ManifestHash};
+use ferry_protocol::id::ChunkId;
 use ferry_protocol::path::ObjectKey;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -91,24 +91,7 @@ fn build(
 }
 
 fn commit(db: &Db, seq: u64, update: CatalogUpdate<'_>) {
-    let applied = Applied {
-        sequence: seq,
-        hash: Some(ManifestHash([seq as u8; 32])),
-        generation: Some(format!("g{seq}")),
-        previous_generation: (seq > 1).then(|| format!("g{}", seq - 1)),
-        ..Applied::default()
-    };
-    let entry = HistoryEntry {
-        hash: ManifestHash([seq as u8; 32]),
-        applied_at: seq,
-        created: seq,
-        bundle_bytes: 1,
-        added: 0,
-        changed: 0,
-        removed: 0,
-    };
-    db.commit_apply_with(&applied, update, &entry, None, None)
-        .unwrap();
+    crate::db::commit_test_apply(db, seq, update);
 }
 
 fn point_current(layout: &Layout, name: &str) {
