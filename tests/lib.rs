@@ -175,14 +175,21 @@ impl Env {
 
     /// Exports into `media` (relative to the temporary root).
     pub fn export(&self, media: &str) -> Run {
+        self.export_with(media, &[])
+    }
+
+    /// Exports into `media` with `extra` arguments (such as `--volume-size 1M`).
+    pub fn export_with(&self, media: &str, extra: &[&str]) -> Run {
         let m = self.root().join(media);
-        self.out(&[
+        let mut args = vec![
             "export",
             "--config",
             self.config.to_str().unwrap(),
             "--to",
             m.to_str().unwrap(),
-        ])
+        ];
+        args.extend_from_slice(extra);
+        self.out(&args)
     }
 
     /// `export --reship REPORT` (a `ferry-in scrub --json` report) to

@@ -417,7 +417,7 @@ fn index_needed(
     chunks: &ChunkStore,
 ) -> Result<Needed> {
     let objects = crate::objects::ObjectStore::new(objects_root);
-    let files = gen_files(prev_gen, &objects);
+    let files = gen_files(prev_gen, &objects)?;
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
         matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
             && (objects.holds(&f.sha256, f.size)
@@ -458,18 +458,12 @@ fn index_needed(
     })
 }
 
-/// Where the files of the generation in `gen` are: the object store, or
-/// the tree of a generation of an older ferry-in.
+/// Where the files of the generation in `gen` (if any) are.
 fn gen_files<'a>(
     gen: Option<&'a Path>,
     objects: &'a crate::objects::ObjectStore,
-) -> Option<ranges::Files<'a>> {
-    let g = gen?;
-    Some(if crate::genread::in_object_store(g) {
-        ranges::Files::Objects(objects)
-    } else {
-        ranges::Files::Tree(g)
-    })
+) -> Result<Option<ranges::Files<'a>>> {
+    Ok(gen.map(|g| ranges::Files::of_gen(g, objects)).transpose()?)
 }
 
 /// What [`index_needed`] found.
@@ -624,9 +618,10 @@ fn build_generation(
         prev_gen: prev_gen.as_deref(),
         new_gen: tmp,
         objects: &objects,
-        prev_in_objects: prev_gen
-            .as_deref()
-            .is_some_and(crate::genread::in_object_store),
+        prev_in_objects: match prev_gen.as_deref() {
+            Some(g) => crate::genread::in_object_store(g)?,
+            None => false,
+        },
         prev,
         next,
         chunks,
@@ -727,7 +722,7 @@ fn finish(
     let store = chunk_store(layout, limits);
     let objects = crate::objects::ObjectStore::new(&layout.objects());
     crate::objects::remove_released(&objects, db, applied.sequence, policy.keep_previous)?;
-    let files = gen_files(current.as_deref(), &objects);
+    let files = gen_files(current.as_deref(), &objects)?;
     match prune {
         Prune::Nothing => {
             store.sweep_temporary()?;

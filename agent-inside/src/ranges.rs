@@ -114,7 +114,20 @@ pub enum Files<'a> {
     Tree(&'a Path),
 }
 
-impl Files<'_> {
+impl<'a> Files<'a> {
+    /// Where the files of the generation in `gen` are: the object store, or
+    /// the tree of a generation of an older ferry-in.
+    pub(crate) fn of_gen(
+        gen: &'a Path,
+        objects: &'a crate::objects::ObjectStore,
+    ) -> Result<Self, crate::genread::GenReadError> {
+        Ok(if crate::genread::in_object_store(gen)? {
+            Files::Objects(objects)
+        } else {
+            Files::Tree(gen)
+        })
+    }
+
     /// Where the file at `key` with digest `sha` is (`None`: a source
     /// `sources` does not have, in a tree).
     pub fn path(

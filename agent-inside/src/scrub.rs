@@ -240,11 +240,7 @@ fn check_objects(
     use rayon::prelude::*;
     let gen_dir = layout.gen(generation);
     let objects = crate::objects::ObjectStore::new(&layout.objects());
-    let at = if crate::genread::in_object_store(&gen_dir) {
-        Files::Objects(&objects)
-    } else {
-        Files::Tree(&gen_dir)
-    };
+    let at = Files::of_gen(&gen_dir, &objects)?;
     let files: Vec<(&ObjectKey, &FileObject)> = catalog.files().collect();
     // Each stored file is read once, however many keys name its digest.
     let mut unique: Vec<(PathBuf, &FileObject)> = Vec::new();

@@ -49,10 +49,16 @@ fn compress(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// Whether a zstd frame `z` of `raw` bytes is worth storing: it saves more
+/// than 1/32 of them. The bundle bytes depend on this rule.
+fn pays(z: &[u8], raw: usize) -> bool {
+    z.len() + raw / 32 < raw
+}
+
 /// Compresses one chunk at `level`, falling back to raw where zstd does not pay.
 pub fn encode(data: &[u8], level: i32) -> (Codec, Vec<u8>) {
     match compress(data, level) {
-        Ok(z) if z.len() + data.len() / 32 < data.len() => (Codec::Zstd, z),
+        Ok(z) if pays(&z, data.len()) => (Codec::Zstd, z),
         _ => (Codec::Raw, data.to_vec()),
     }
 }
@@ -61,7 +67,7 @@ pub fn encode(data: &[u8], level: i32) -> (Codec, Vec<u8>) {
 /// itself, not a copy.
 pub fn encode_owned(data: Vec<u8>, level: i32) -> (Codec, Vec<u8>) {
     match compress(&data, level) {
-        Ok(z) if z.len() + data.len() / 32 < data.len() => (Codec::Zstd, z),
+        Ok(z) if pays(&z, data.len()) => (Codec::Zstd, z),
         _ => (Codec::Raw, data),
     }
 }

@@ -30,22 +30,12 @@ fn payloads(env: &Env, media: &str) -> Vec<Vec<u8>> {
     names.sort();
     names
         .iter()
-        .map(|p| std::fs::read(p).unwrap()[36..].to_vec())
+        .map(|p| std::fs::read(p).unwrap()[ferry_protocol::volume::HEADER_LEN..].to_vec())
         .collect()
 }
 
 fn export_small_volumes(env: &Env, media: &str) {
-    let to = env.root().join(media);
-    env.out(&[
-        "export",
-        "--config",
-        env.config.to_str().unwrap(),
-        "--to",
-        to.to_str().unwrap(),
-        "--volume-size",
-        "1M",
-    ])
-    .expect_ok();
+    env.export_with(media, &["--volume-size", "1M"]).expect_ok();
 }
 
 #[test]

@@ -109,21 +109,19 @@ impl super::Db {
     /// Every digest the applied catalog names, with its count (for the
     /// whole-store sweep of `recover`, and tests).
     pub fn object_ref_counts(&self) -> Result<Vec<(Sha256, u64)>> {
-        let txn = self.db.begin_read().map_err(ctx("begin"))?;
-        let t = txn.open_table(REFS).map_err(ctx("open"))?;
-        let mut out = Vec::new();
-        for r in t.iter().map_err(ctx("read"))? {
-            let (k, v) = r.map_err(ctx("read"))?;
-            out.push((Sha256(*k.value()), v.value()));
-        }
-        Ok(out)
+        self.digest_table(REFS)
     }
 
     /// The released digests (count fell to zero), with the sequence whose
     /// apply released each.
     pub fn released_objects(&self) -> Result<Vec<(Sha256, u64)>> {
+        self.digest_table(RELEASED)
+    }
+
+    /// Every row of a digest -> number table, in digest order.
+    fn digest_table(&self, table: TableDefinition<&[u8; 32], u64>) -> Result<Vec<(Sha256, u64)>> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
-        let t = txn.open_table(RELEASED).map_err(ctx("open"))?;
+        let t = txn.open_table(table).map_err(ctx("open"))?;
         let mut out = Vec::new();
         for r in t.iter().map_err(ctx("read"))? {
             let (k, v) = r.map_err(ctx("read"))?;

@@ -49,12 +49,22 @@ struct Meta {
 }
 
 /// Whether the generation in `dir` keeps its bytes in the object store
-/// (its `index.meta` says so); false for a generation of an older ferry-in.
-pub fn in_object_store(dir: &std::path::Path) -> bool {
-    std::fs::read(dir.join(INDEX_META))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Meta>(&b).ok())
-        .is_some_and(|m| m.object_store)
+/// (its `index.meta` says so); false for a generation of an older ferry-in
+/// (no `index.meta`, or one without the flag). An `index.meta` that cannot
+/// be read or decoded is an error naming it, never taken for an older tree.
+pub fn in_object_store(dir: &std::path::Path) -> Result<bool, GenReadError> {
+    let path = dir.join(INDEX_META);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(GenReadError::Read { path, source }),
+    };
+    serde_json::from_slice::<Meta>(&bytes)
+        .map(|m| m.object_store)
+        .map_err(|e| GenReadError::Decode {
+            path,
+            message: e.to_string(),
+        })
 }
 
 /// A generation that cannot be read.

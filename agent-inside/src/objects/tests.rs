@@ -316,7 +316,7 @@ fn the_next_import_over_an_older_tree_takes_its_files_in_by_links() {
         std::fs::write(p, bytes(i, 0)).unwrap();
     }
     std::fs::write(g1.join(crate::layout::GEN_INDEX), first.to_bytes()).unwrap();
-    assert!(!crate::genread::in_object_store(&g1));
+    assert!(!crate::genread::in_object_store(&g1).unwrap());
     let changes = vec![Change::Put {
         key: key(3),
         object: file(&chunks, &bytes(3, 1)),

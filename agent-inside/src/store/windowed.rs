@@ -100,7 +100,11 @@ impl Windows<'_> {
             .ok_or_else(|| bad("its reference range is outside the reference form".into()))?;
         let patch = super::rebuilt::gather(self.cx, self.key, &w.patch)?;
         let bytes = ferry_protocol::delta::decode(&patch, range, w.len, &self.key.to_string())
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| match e {
+                // decode names the object already; say only which window.
+                Error::BadPatch { why, .. } => bad(why),
+                e => bad(e.to_string()),
+            })?;
         if *blake3::hash(&bytes).as_bytes() != w.blake3 {
             bail!(bad(
                 "decodes to other bytes than the catalog declares".into()

@@ -230,7 +230,9 @@ impl Ledger {
         catalogs::read(&steps, &legacy, sequence)
     }
 
-    /// The scan cache entry of `source`/`path`.
+    /// The scan cache entry of `source`/`path` (tests; the scan compares
+    /// entries as bytes, `ScanCache::is`).
+    #[cfg(test)]
     pub fn scan_entry(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
         self.scan_cache()?.get(source, path)
     }
@@ -473,6 +475,7 @@ impl ScanCache {
     }
 
     /// The entry of `source`/`path` (none if it does not decode).
+    #[cfg(test)]
     pub fn get(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
         self.with(source, path, |v| {
             v.and_then(|v| postcard::from_bytes(v).ok())

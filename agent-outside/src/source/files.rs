@@ -130,7 +130,8 @@ impl FilesSource {
         path: String,
         sink: &mut dyn FnMut(Item) -> Result<()>,
     ) -> Result<()> {
-        let target = std::fs::read_link(full)?;
+        let target = std::fs::read_link(full)
+            .with_context(|| format!("cannot read link {}", full.display()))?;
         match target.to_str().and_then(|t| normalize_link(&path, t)) {
             Some(target) => sink(Item {
                 path,

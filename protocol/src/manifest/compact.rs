@@ -480,8 +480,10 @@ fn decode_chunks(
             Some((v, at)) => (v, at),
             None => (0, VOLUME_START),
         };
-        let volume = u32::try_from(prev_volume as i64 + unzigzag(places.varint()?))
-            .map_err(|_| places.bad("a volume index overflows"))?;
+        let volume = i64::from(prev_volume)
+            .checked_add(unzigzag(places.varint()?))
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| places.bad("a volume index overflows"))?;
         let expected = if end.is_some() && volume != prev_volume {
             VOLUME_START
         } else {

@@ -381,6 +381,15 @@ fn hostile_columns_are_decode_errors() {
     })));
     // Chunk ids that are not whole.
     assert!(decode_error(body_with(|c| c[9].push(1))));
+    // A volume index past i64 (volume 1, then a step of i64::MAX): refused,
+    // not an overflow.
+    assert!(decode_error(body_with(|c| {
+        let mut places = Vec::new();
+        for step in [1, 0, i64::MAX, 0] {
+            put_varint(&mut places, zigzag(step));
+        }
+        c[12] = places;
+    })));
     // A key sharing more than the key before it has.
     assert!(decode_error(body_with(|c| c[1][0] = 100)));
     // Columns longer than the head declares; a frame cut short; a bomb.

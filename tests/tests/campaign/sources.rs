@@ -45,17 +45,7 @@ pub const TOOLS: &[&str] = &[
 
 /// Exports into `media` with 1 MiB volumes; returns the bundle directory.
 fn export(env: &Env, media: &str) -> PathBuf {
-    let m = env.root().join(media);
-    env.out(&[
-        "export",
-        "--config",
-        env.config.to_str().unwrap(),
-        "--to",
-        m.to_str().unwrap(),
-        "--volume-size",
-        "1M",
-    ])
-    .expect_ok();
+    env.export_with(media, &["--volume-size", "1M"]).expect_ok();
     env.only_bundle(media)
 }
 
