@@ -7,6 +7,9 @@
 //! delta = "fast"           # patches against predecessors: off, fast (zstd 3), high (zstd 19,
 //!                          # xz streams reproduced too) or a zstd level (10 and up: as high)
 //! delta_max_object = "256M" # larger objects ship whole (analysis holds them in memory)
+//! delta_xz = "auto"        # reproduce xz streams (debs, RPMs): auto (at high only), always
+//!                          # (fewest bytes at any level; xz's speed, ~1.5 MB/s a core, on
+//!                          # both sides) or never
 //! sign = "now"             # or "separate": export never reads signing.key, `ferry-out sign`
 //!                          # signs (crate::signing); `export --unsigned` does the same
 //!
@@ -58,6 +61,10 @@ pub struct ExportConfig {
     /// Largest object patched, such as `256M`.
     #[serde(default = "default_delta_max")]
     pub delta_max_object: String,
+    /// Whether xz streams are reproduced: `auto` (at `high` only),
+    /// `always` or `never` (`crate::delta::XzPolicy`).
+    #[serde(default = "default_delta_xz")]
+    pub delta_xz: String,
     /// When the manifest is signed: `now` (by export) or `separate` (by
     /// `ferry-out sign`; export never reads the key).
     #[serde(default)]
@@ -82,6 +89,7 @@ impl Default for ExportConfig {
             compression_level: default_level(),
             delta: default_delta(),
             delta_max_object: default_delta_max(),
+            delta_xz: default_delta_xz(),
             sign: SignMode::Now,
         }
     }
@@ -95,6 +103,9 @@ fn default_level() -> i32 {
 }
 fn default_delta() -> String {
     "fast".into()
+}
+fn default_delta_xz() -> String {
+    "auto".into()
 }
 fn default_delta_max() -> String {
     "256M".into()
@@ -243,6 +254,7 @@ impl Config {
         ferry_agent_common::units::parse_duration_secs(&self.export.expires)
             .context("[export] expires")?;
         crate::delta::parse_level(&self.export.delta).context("[export] delta")?;
+        crate::delta::XzPolicy::parse(&self.export.delta_xz).context("[export] delta_xz")?;
         if !(1..=22).contains(&self.export.compression_level) {
             bail!("[export] compression_level must be 1 to 22");
         }
@@ -319,9 +331,29 @@ mod tests {
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\nregistry = \"r\"\n",
             "[[source]]\ntype = \"files\"\npath = \"/x\"\n",
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/y\"\n",
+            "[export]\ndelta_xz = \"sometimes\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
         ] {
             let parsed: Result<Config, _> = toml::from_str(bad);
             assert!(parsed.map(|c| c.check().is_err()).unwrap_or(true), "{bad}");
         }
+    }
+
+    #[test]
+    fn xz_reproduction_is_a_setting_apart_from_the_level() {
+        use crate::delta::{parse_level, XzPolicy};
+        let fast = parse_level("fast").unwrap().unwrap();
+        let high = parse_level("high").unwrap().unwrap();
+        let auto = XzPolicy::parse(&ExportConfig::default().delta_xz).unwrap();
+        assert_eq!(auto, XzPolicy::Auto);
+        assert!(!auto.reproduces(fast) && auto.reproduces(high));
+        let always = XzPolicy::parse("always").unwrap();
+        assert!(always.reproduces(fast) && always.reproduces(high));
+        let never = XzPolicy::parse("never").unwrap();
+        assert!(!never.reproduces(fast) && !never.reproduces(high));
+        let err = XzPolicy::parse("yes").unwrap_err().to_string();
+        assert!(
+            err.contains("\"yes\"") && err.contains("auto, always or never"),
+            "{err}"
+        );
     }
 }

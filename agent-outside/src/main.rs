@@ -104,6 +104,10 @@ struct ExportArgs {
     /// (default: the config's `[export] delta`, itself `fast`).
     #[arg(long)]
     delta: Option<String>,
+    /// Reproduce xz streams (debs, RPMs): auto (at high only), always or
+    /// never (default: the config's `[export] delta_xz`, itself `auto`).
+    #[arg(long)]
+    delta_xz: Option<String>,
     /// Leave the manifest unsigned for `ferry-out sign` (never reads
     /// signing.key); as `[export] sign = "separate"`.
     #[arg(long)]
@@ -526,6 +530,10 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
             .context("--delta")?,
             max_object: parse_size(&cfg.export.delta_max_object)
                 .context("[export] delta_max_object")?,
+            xz: agent_outside::delta::XzPolicy::parse(
+                args.delta_xz.as_deref().unwrap_or(&cfg.export.delta_xz),
+            )
+            .context("--delta-xz")?,
             ..Default::default()
         },
     };

@@ -9,6 +9,8 @@ Rows:
                 `--delta off`: content-defined chunks of the files as they are
 - ferry-fast:   the same with `--delta fast` (patches against predecessors, zstd -3)
 - ferry-high:   the same with `--delta high` (zstd -19)
+- ferry-fast-xz: `--delta fast --delta-xz always` (xz streams reproduced at fast too;
+                only when BENCH_FERRY names it)
 - rsync:        `rsync --fuzzy --delete-after --no-whole-file --write-batch` new/ onto
                 a copy of old/ (--delete-after, so --fuzzy still finds the old release)
 - casync:       chunks `casync make` adds to a store that holds old/
@@ -193,10 +195,11 @@ def du(path):
     return int(out.stdout.split()[0])
 
 
-def ferry_inside(ferry_out, tmp, state):
+def ferry_inside(ferry_out, tmp, state, served):
     """Imports media1 then media2 into a fresh inside; (seconds, peak RSS, CPU
     seconds) of the second import, and the inside's disk against the bytes it
-    serves."""
+    serves (`served`: the new generation's files, which a `files` source
+    serves as they are)."""
     ferry_in = os.path.join(os.path.dirname(ferry_out), "ferry-in")
     inside = os.path.join(tmp, "in-state")
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -204,7 +207,6 @@ def ferry_inside(ferry_out, tmp, state):
          "--first-use"], **quiet)
     run([ferry_in, "--state", inside, "import", os.path.join(tmp, "media1")], **quiet)
     secs, rss, cpu = timed([ferry_in, "--state", inside, "import", os.path.join(tmp, "media2")])
-    served = size_of(os.path.join(inside, "store", "current") + "/")
     return secs, rss, cpu, du(inside) / served
 
 
@@ -216,16 +218,21 @@ def ferry_delta(ferry_out, old_dir, new_dir, tmp, delta):
     with open(cfg, "w") as f:
         f.write(f'[[source]]\nname = "corpus"\ntype = "files"\npath = "{src}"\n')
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    # A setting is `--delta`'s value, or `LEVEL-xz` for that level with xz
+    # streams reproduced (`--delta-xz always`).
+    level, _, xz = delta.partition("-")
+    delta_args = ["--delta", level] + (["--delta-xz", "always"] if xz == "xz" else [])
     run([ferry_out, "--state", state, "keygen"], **quiet)
     shutil.copytree(old_dir, src)
     run([ferry_out, "--state", state, "export", "--config", cfg, "--to",
-         os.path.join(tmp, "media1"), "--delta", delta], **quiet)
+         os.path.join(tmp, "media1")] + delta_args, **quiet)
     shutil.rmtree(src)
     shutil.copytree(new_dir, src)
     media2 = os.path.join(tmp, "media2")
     secs, rss, cpu = timed([ferry_out, "--state", state, "export", "--config", cfg, "--to",
-                            media2, "--delta", delta])
-    return size_of(media2), (secs, rss, cpu) + ferry_inside(ferry_out, tmp, state)
+                            media2] + delta_args)
+    inside = ferry_inside(ferry_out, tmp, state, size_of(new_dir))
+    return size_of(media2), (secs, rss, cpu) + inside
 
 
 # BENCH_FERRY="off fast" measures only those settings (high is slow).

@@ -108,6 +108,44 @@ pub struct DeltaOptions {
     /// size (format version 3), each its own zstd frame against a range of
     /// the base's reference form ([`DEFAULT_WINDOW`]; at most 48 MiB).
     pub window: u64,
+    /// Whether xz streams (debs, RPMs) are reproduced.
+    pub xz: XzPolicy,
+}
+
+/// Whether an export reproduces xz streams, so that a deb's or an RPM's
+/// payload travels as a patch of its decompressed content. Rebuilding an xz
+/// stream costs what compressing it costs (about 1.5 MB/s a core, on both
+/// sides), so by default only the slow settings do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XzPolicy {
+    /// At patch levels of [`SLOW_LEVELS`] and up (`high`), not at `fast`.
+    #[default]
+    Auto,
+    /// At every level: the fewest bytes, at xz's speed.
+    Always,
+    /// Never: xz streams travel as their compressed bytes.
+    Never,
+}
+
+impl XzPolicy {
+    /// Reads `[export] delta_xz` / `--delta-xz`: `auto`, `always` or `never`.
+    pub fn parse(s: &str) -> Result<XzPolicy> {
+        Ok(match s {
+            "auto" => XzPolicy::Auto,
+            "always" => XzPolicy::Always,
+            "never" => XzPolicy::Never,
+            _ => bail!("xz setting {s:?} is not auto, always or never"),
+        })
+    }
+
+    /// Whether patches at zstd `level` reproduce xz streams.
+    pub fn reproduces(self, level: i32) -> bool {
+        match self {
+            XzPolicy::Auto => level >= SLOW_LEVELS,
+            XzPolicy::Always => true,
+            XzPolicy::Never => false,
+        }
+    }
 }
 
 /// The default [`DeltaOptions::window`]: 48 MiB.
@@ -119,6 +157,7 @@ impl Default for DeltaOptions {
             level: Some(FAST),
             max_object: 256 << 20,
             window: DEFAULT_WINDOW,
+            xz: XzPolicy::Auto,
         }
     }
 }
@@ -219,9 +258,7 @@ pub(crate) fn patch_against(
     recipes: &Recipes,
 ) -> Result<Option<Patched>> {
     let ropts = ferry_recipe::Options {
-        // Rebuilding an xz stream costs what compressing it costs (about
-        // 1.5 MB/s a core): only the slow settings reproduce them.
-        reproduce_xz: level >= SLOW_LEVELS,
+        reproduce_xz: opts.xz.reproduces(level),
         ..ferry_recipe::Options::default()
     };
     let Some((recipe, expanded, reused)) = analyze_verified(key, &data, sha256, &ropts, recipes)
