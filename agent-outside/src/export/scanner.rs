@@ -420,15 +420,15 @@ impl Scanner<'_> {
         self.changes.puts.insert(key, object);
     }
 
-    /// Whether the inside will hold every chunk it keeps of `o` (held
-    /// already, or carried by this bundle; a patch's chunks are not kept,
-    /// and an unchanged patched object is not rebuilt).
+    /// Whether the inside holds every chunk it keeps of `o`, an object of
+    /// the last catalog (a patch's chunks are not kept, and an unchanged
+    /// patched object is not rebuilt). The inside holds every chunk of the
+    /// last catalog it keeps (`have` is made of them) but those it lost, so
+    /// only those are looked for.
     fn chunks_known(&self, o: &Object) -> bool {
         match o {
             Object::File(f) => {
-                f.held_chunks()
-                    .all(|c| self.have.contains(&c.id) || self.carried.contains(&c.id))
-                    && (self.reship.is_empty() || !f.chunks().any(|c| self.reship.contains(&c.id)))
+                self.reship.is_empty() || !f.chunks().any(|c| self.reship.contains(&c.id))
             }
             Object::Symlink { .. } => true,
         }
@@ -502,9 +502,9 @@ impl Scanner<'_> {
         self.refs.put(&whole.sha256, &data)?;
         // Unchanged (an index without a fingerprint, read again): keep the
         // last bundle's object as it was, patch or not, so nothing changes.
-        if let Some(Object::File(prev)) = self.prev.objects.get(key) {
+        if let Some(last @ Object::File(prev)) = self.prev.objects.get(key) {
             let same = prev.sha256 == whole.sha256 && prev.executable == whole.executable;
-            if same && self.chunks_known(&Object::File(prev.clone())) {
+            if same && self.chunks_known(last) {
                 return Ok(Encoded::Ready(prev.clone()));
             }
         }
