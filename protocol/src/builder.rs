@@ -17,9 +17,7 @@
 //! bundle, byte for byte, which is what lets `ferry-out resend` promise
 //! byte-identical copies and tests compare bundles.
 
-use crate::catalog::{
-    Catalog, Change, Changes, ChunkRef, Encoding, FileObject, SourceKind, Sums,
-};
+use crate::catalog::{Catalog, Change, Changes, ChunkRef, Encoding, FileObject, SourceKind, Sums};
 use crate::chunking::{ChunkParams, Chunker};
 use crate::codec::{self, Codec};
 use crate::id::{ChunkId, ManifestHash, StreamId};

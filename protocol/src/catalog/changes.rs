@@ -290,11 +290,19 @@ mod tests {
         let cases: Vec<(Vec<(&str, &str)>, Vec<(&str, &str)>, Vec<&str>)> = vec![
             // puts, removes, sources
             (vec![], vec![], vec!["a", "b"]),
-            (vec![("a", "d/w"), ("a", "e")], vec![("a", "d/y")], vec!["a", "b"]),
+            (
+                vec![("a", "d/w"), ("a", "e")],
+                vec![("a", "d/y")],
+                vec!["a", "b"],
+            ),
             // A put where a directory is (below it: d/x, d/y).
             (vec![("a", "d")], vec![], vec!["a", "b"]),
             // ... fine once what is below is gone.
-            (vec![("a", "d")], vec![("a", "d/x"), ("a", "d/y")], vec!["a", "b"]),
+            (
+                vec![("a", "d")],
+                vec![("a", "d/x"), ("a", "d/y")],
+                vec!["a", "b"],
+            ),
             // A put below an object (e).
             (vec![("a", "e/q")], vec![], vec!["a", "b"]),
             (vec![("a", "e/q")], vec![("a", "e")], vec!["a", "b"]),
