@@ -281,13 +281,20 @@ mod tests {
         next.validate().map(|()| next)
     }
 
+    /// Keys put, keys removed, the sources.
+    type Case = (
+        Vec<(&'static str, &'static str)>,
+        Vec<(&'static str, &'static str)>,
+        Vec<&'static str>,
+    );
+
     /// Every way to change `last()` in the cases below agrees with making
     /// the next catalog and validating it whole: the same verdict, the
     /// same objects, the same sums.
     #[test]
     fn changes_are_checked_and_merged_as_the_whole_next_catalog_would_be() {
         let last = last();
-        let cases: Vec<(Vec<(&str, &str)>, Vec<(&str, &str)>, Vec<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             // puts, removes, sources
             (vec![], vec![], vec!["a", "b"]),
             (
