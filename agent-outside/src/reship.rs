@@ -14,7 +14,7 @@
 
 use crate::ledger::Ledger;
 use anyhow::Result;
-use ferry_protocol::catalog::Catalog;
+use ferry_protocol::catalog::FileObject;
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::path::ObjectKey;
 use serde::Deserialize;
@@ -229,15 +229,15 @@ pub fn chunks_to_reship(report: &ScrubReport, ledger: &Ledger) -> Result<Vec<Chu
 
 /// Checks that a bundle whose catalog is `next` carries every chunk of
 /// `reship` that `next` still needs (`carries` tells what it carries).
-pub fn check_carried(
+pub fn check_carried<'a>(
     reship: &HashSet<ChunkId>,
-    next: &Catalog,
+    next: impl IntoIterator<Item = (&'a ObjectKey, &'a FileObject)>,
     carries: impl Fn(&ChunkId) -> bool,
 ) -> Result<(), ReshipError> {
     if reship.is_empty() {
         return Ok(());
     }
-    for (key, f) in next.files() {
+    for (key, f) in next {
         if let Some(c) = f
             .chunks()
             .find(|c| reship.contains(&c.id) && !carries(&c.id))
@@ -254,6 +254,7 @@ pub fn check_carried(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_protocol::catalog::Catalog;
 
     fn parse(text: &str) -> Result<ScrubReport, ReshipError> {
         ScrubReport::parse(text.as_bytes(), Path::new("r.json"))
@@ -305,8 +306,8 @@ mod tests {
         next.objects
             .insert(key.clone(), ferry_protocol::catalog::Object::File(f));
         let reship: HashSet<ChunkId> = [id].into();
-        check_carried(&reship, &next, |c| *c == id).unwrap();
-        let e = check_carried(&reship, &next, |_| false).unwrap_err();
+        check_carried(&reship, next.files(), |c| *c == id).unwrap();
+        let e = check_carried(&reship, next.files(), |_| false).unwrap_err();
         assert!(matches!(e, ReshipError::NotCarried { chunk, key: k } if chunk == id && k == key));
     }
 }

@@ -419,7 +419,7 @@ mod tests {
         ledger
             .commit_unsigned(&Commit {
                 record: &record,
-                prev: &Catalog::default(),
+                changes: None,
                 catalog: &next,
                 shipped: &[],
                 scan: &[],

@@ -17,7 +17,7 @@
 //! bundle, byte for byte, which is what lets `ferry-out resend` promise
 //! byte-identical copies and tests compare bundles.
 
-use crate::catalog::{Catalog, ChunkRef, Encoding, FileObject};
+use crate::catalog::{Catalog, Change, Changes, ChunkRef, Encoding, FileObject, SourceKind, Sums};
 use crate::chunking::{ChunkParams, Chunker};
 use crate::codec::{self, Codec};
 use crate::id::{ChunkId, ManifestHash, StreamId};
@@ -25,7 +25,7 @@ use crate::keys::SecretKey;
 use crate::limits::ReceiverLimits;
 use crate::manifest::{ChunkEntry, Manifest, Totals, VolumeEntry};
 use crate::volume::VolumeWriter;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read, Write};
 
 /// Where the volume files of a bundle go.
@@ -301,6 +301,18 @@ impl<S: VolumeSink> BundleBuilder<S> {
         next: &Catalog,
         stamp: Stamp,
     ) -> Result<(Manifest, S), BuildError> {
+        let sums = Sums::of(next.objects.values());
+        self.manifest_of(next.sources.clone(), previous.diff(next), sums, stamp)
+    }
+
+    /// The manifest of the changes `list` to a catalog of `sources` and `sums`.
+    fn manifest_of(
+        self,
+        sources: BTreeMap<String, SourceKind>,
+        list: Vec<Change>,
+        sums: Sums,
+        stamp: Stamp,
+    ) -> Result<(Manifest, S), BuildError> {
         let position = self.position;
         let (chunks, volumes, sink) = self.into_parts()?;
         let manifest = Manifest {
@@ -310,15 +322,42 @@ impl<S: VolumeSink> BundleBuilder<S> {
             created: stamp.created,
             expires: stamp.expires,
             chunking: ChunkParams::DEFAULT,
-            sources: next.sources.clone(),
-            changes: previous.diff(next),
-            totals: Totals::of(next, &chunks, &volumes),
+            sources,
+            changes: list,
+            totals: Totals::of_sums(sums, &chunks, &volumes),
             chunks,
             volumes,
             producer: stamp.producer,
             extensions: stamp.extensions,
         };
         Ok((manifest, sink))
+    }
+
+    /// [`BundleBuilder::finish_unsigned`] from the changes themselves (an
+    /// export that found them as it scanned, not by comparing two whole
+    /// catalogs), to a catalog of `sums` ([`crate::catalog::Catalog::objects_after`]).
+    pub fn finish_unsigned_changes(
+        self,
+        changes: Changes,
+        sums: Sums,
+        stamp: Stamp,
+    ) -> Result<Unsigned<S>, BuildError> {
+        let sources = changes.sources.clone();
+        let (manifest, sink) = self.manifest_of(sources, changes.into_list(), sums, stamp)?;
+        Self::checked(manifest, sink)
+    }
+
+    /// The unsigned file of `manifest`, once checked as a receiver with
+    /// default limits would.
+    fn checked(manifest: Manifest, sink: S) -> Result<Unsigned<S>, BuildError> {
+        manifest
+            .check(&ReceiverLimits::default())
+            .map_err(BuildError::SelfCheck)?;
+        Ok(Unsigned {
+            file: manifest.to_unsigned(),
+            manifest,
+            sink,
+        })
     }
 
     /// [`BundleBuilder::manifest`], then checks the manifest as a receiver
@@ -331,14 +370,7 @@ impl<S: VolumeSink> BundleBuilder<S> {
         stamp: Stamp,
     ) -> Result<Unsigned<S>, BuildError> {
         let (manifest, sink) = self.manifest(previous, next, stamp)?;
-        manifest
-            .check(&ReceiverLimits::default())
-            .map_err(BuildError::SelfCheck)?;
-        Ok(Unsigned {
-            file: manifest.to_unsigned(),
-            manifest,
-            sink,
-        })
+        Self::checked(manifest, sink)
     }
 
     /// [`BundleBuilder::finish_unsigned`], signed with `key`.

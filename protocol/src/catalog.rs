@@ -10,6 +10,9 @@ use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
+mod changes;
+pub use changes::{Changes, Sums};
+
 /// One chunk of an object: its id and its uncompressed length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRef {

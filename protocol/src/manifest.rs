@@ -15,7 +15,7 @@
 //! Nothing follows the signature. The manifest hash ([`ManifestHash`]) is the
 //! BLAKE3 of the whole file.
 
-use crate::catalog::{Catalog, Change, SourceKind};
+use crate::catalog::{Catalog, Change, SourceKind, Sums};
 use crate::chunking::ChunkParams;
 use crate::codec::Codec;
 use crate::id::{ChunkId, ManifestHash, StreamId};
@@ -102,16 +102,21 @@ impl Totals {
     /// `volumes` whose catalog delta produces `next`. Sums saturate, so a
     /// test may compute them for hostile values too.
     pub fn of(next: &Catalog, chunks: &[ChunkEntry], volumes: &[VolumeEntry]) -> Totals {
-        let sizes = || next.files().map(|(_, f)| f.size);
+        Totals::of_sums(Sums::of(next.objects.values()), chunks, volumes)
+    }
+
+    /// [`Totals::of`], from the sums of the next catalog (made without it:
+    /// [`Catalog::objects_after`]).
+    pub fn of_sums(next: Sums, chunks: &[ChunkEntry], volumes: &[VolumeEntry]) -> Totals {
         Totals {
             max_chunk: chunks.iter().map(|c| c.raw_len).max().unwrap_or(0),
             chunk_raw_bytes: chunks
                 .iter()
                 .fold(0u64, |a, c| a.saturating_add(c.raw_len as u64)),
             volume_bytes: volumes.iter().fold(0u64, |a, v| a.saturating_add(v.size)),
-            max_object: sizes().max().unwrap_or(0),
-            objects: next.objects.len() as u64,
-            catalog_bytes: sizes().fold(0u64, |a, s| a.saturating_add(s)),
+            max_object: next.max_object,
+            objects: next.objects,
+            catalog_bytes: next.bytes,
         }
     }
 }

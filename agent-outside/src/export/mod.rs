@@ -31,7 +31,7 @@ use crate::source::Source;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
 use ferry_protocol::builder::{BuildError, Position, Stamp, VolumeSink};
-use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::catalog::{Catalog, Object, Sums};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::manifest::Manifest;
@@ -179,7 +179,7 @@ pub fn export_with(
         sequence: head.sequence + 1,
         previous: head.hash,
     };
-    let prev = ledger.catalog(head.sequence)?;
+    let mut prev = ledger.catalog(head.sequence)?;
 
     let dir = layout.bundles();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -195,14 +195,11 @@ pub fn export_with(
         };
         let (scanned, builder) =
             scan_and_pack(layout, ledger, &prev, position, counted, sources, opts)?;
-        // Compared in place: a diff would copy every object of a first export.
-        if prev.objects == scanned.catalog.objects
-            && prev.sources == scanned.catalog.sources
-            && builder.chunks().is_empty()
-        {
+        if scanned.changes.is_empty(&prev.sources) && builder.chunks().is_empty() {
             return Ok(None);
         }
-        reship::check_carried(&reship, &scanned.catalog, |c| builder.carries(c))?;
+        let next = prev.files_after(&scanned.changes);
+        reship::check_carried(&reship, next, |c| builder.carries(c))?;
         let stamp = stamp(
             layout,
             position.sequence,
@@ -210,14 +207,17 @@ pub fn export_with(
             None,
             (now, opts.expires_in),
         )?;
+        let sums = Sums::of(prev.objects_after(&scanned.changes).map(|(_, o)| o));
+        let mut scanned = scanned;
+        let changes = std::mem::take(&mut scanned.changes);
         let unsigned = builder
-            .finish_unsigned(&prev, &scanned.catalog, stamp)
+            .finish_unsigned_changes(changes, sums, stamp)
             .map_err(|e| volume_error(&tmp, e))
             .with_context(|| format!("bundle {}", position.sequence))?;
         let (manifest, file) = write_manifest(&tmp, unsigned, signing)?;
         Ok(Some((scanned, manifest, file)))
     })();
-    let (scanned, manifest, file) = match result {
+    let (scanned, mut manifest, file) = match result {
         Ok(Some(r)) => r,
         Ok(None) => {
             fsx::remove_dir_if_exists(&tmp)?;
@@ -238,14 +238,27 @@ pub fn export_with(
 
     let record = bundle_record(&prev, &manifest, &file, dir_name);
     let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
-    // The manifest (a copy of every object put) is not held through the
-    // commit.
+    // The manifest's changes (every object put) turn the last catalog into
+    // the next one, in place; the rest of the manifest is not held through
+    // the commit.
+    let changes = std::mem::take(&mut manifest.changes);
+    let sources = std::mem::take(&mut manifest.sources);
     drop((manifest, file));
+    let stored = crate::ledger::stores_changes(position.sequence, changes.len(), record.objects);
+    let changes = if stored {
+        prev.absorb(sources, changes.clone());
+        Some(changes)
+    } else {
+        // Stored whole: the objects move into the catalog, not copied.
+        prev.absorb(sources, changes);
+        None
+    };
+    let next = prev;
     let signed = matches!(signing, Signing::Now(_));
     let commit = Commit {
         record: &record,
-        prev: &prev,
-        catalog: &scanned.catalog,
+        changes: changes.as_deref(),
+        catalog: &next,
         shipped: &shipped,
         scan: &scanned.scan,
     };
@@ -254,7 +267,7 @@ pub fn export_with(
     } else {
         ledger.commit_unsigned(&commit)?;
     }
-    let keep: HashSet<Sha256> = scanned.catalog.files().map(|(_, f)| f.sha256).collect();
+    let keep: HashSet<Sha256> = next.files().map(|(_, f)| f.sha256).collect();
     References::new(layout.objects()).prune(&keep)?;
     Recipes::new(layout.analyses()).prune(&keep)?;
     Ok(Some(Exported {

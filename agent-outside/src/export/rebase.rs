@@ -111,11 +111,16 @@ pub fn export_rebase(
         };
         let (scanned, builder) =
             scan_and_pack(layout, ledger, &empty, position, counted, sources, &whole)?;
-        same_content(sequence, &ledger.catalog(sequence)?, &scanned.catalog)?;
+        // Against an empty catalog, every object is a change.
+        let scanned = Catalog {
+            sources: scanned.changes.sources,
+            objects: scanned.changes.puts,
+        };
+        same_content(sequence, &ledger.catalog(sequence)?, &scanned)?;
         let mark = Some(Rebase { of }.extension());
         let stamp = super::stamp(layout, sequence, sources, mark, (now, opts.expires_in))?;
         let unsigned = builder
-            .finish_unsigned(&empty, &scanned.catalog, stamp)
+            .finish_unsigned(&empty, &scanned, stamp)
             .map_err(|e| volume_error(&tmp, e))
             .with_context(|| format!("rebase snapshot of bundle {sequence}"))?;
         let signing = key.map_or(super::Signing::Separate, super::Signing::Now);

@@ -12,7 +12,7 @@ use ferry_protocol::builder::{
     cut_chunks, cut_file, BuildError, BundleBuilder, PackOptions, Position,
 };
 use ferry_protocol::catalog::{
-    Catalog, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt, SourceKind,
+    Catalog, Changes, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt, SourceKind,
 };
 use ferry_protocol::codec::{self, Codec};
 use ferry_protocol::id::{ChunkId, Sha256};
@@ -44,7 +44,10 @@ pub(super) struct Counted<'a> {
 
 /// The scan's results, besides the chunks.
 pub(super) struct Scanned {
-    pub(super) catalog: Catalog,
+    /// What changed since the last catalog (checked:
+    /// [`Catalog::validate_changes`]); the next catalog is never built
+    /// beside the last one.
+    pub(super) changes: Changes,
     /// The fingerprints of the files read, by key (their scan cache
     /// entries, with the catalog's objects).
     pub(super) scan: Vec<(ObjectKey, String)>,
@@ -52,9 +55,9 @@ pub(super) struct Scanned {
     pub(super) delta: DeltaReport,
 }
 
-/// Scans every source into the next catalog while a second thread packs the
-/// new chunks into volumes; returns the catalog and the builder (its last
-/// volume still open).
+/// Scans every source while a second thread packs the new chunks into
+/// volumes; returns the changes to `prev` and the builder (its last volume
+/// still open).
 pub(super) fn scan_and_pack(
     layout: &Layout,
     ledger: &Ledger,
@@ -103,7 +106,8 @@ pub(super) fn scan_and_pack(
         carried: HashSet::new(),
         tx,
         pb: scan_pb,
-        catalog: Catalog::default(),
+        changes: Changes::default(),
+        seen: HashSet::with_capacity(prev.objects.len()),
         scan: Vec::new(),
         bytes_read: 0,
         delta: opts.delta,
@@ -128,7 +132,8 @@ pub(super) fn scan_and_pack(
     let Scanner {
         tx,
         pb,
-        catalog,
+        mut changes,
+        seen,
         scan,
         bytes_read,
         report,
@@ -148,11 +153,18 @@ pub(super) fn scan_and_pack(
         (Ok(()), Ok(b)) => b,
     };
     kept?;
-    catalog
-        .validate()
+    // Removed: the last catalog's objects no source listed.
+    changes.removes = prev
+        .objects
+        .keys()
+        .filter(|k| !seen.contains(&address(k)))
+        .cloned()
+        .collect();
+    drop(seen);
+    prev.validate_changes(&changes)
         .context("the scanned sources do not make a valid catalog")?;
     let scanned = Scanned {
-        catalog,
+        changes,
         scan,
         bytes_read,
         delta: report,
@@ -224,7 +236,11 @@ struct Scanner<'a> {
     carried: HashSet<ChunkId>,
     tx: mpsc::SyncSender<(ChunkId, Vec<u8>)>,
     pb: indicatif::ProgressBar,
-    catalog: Catalog,
+    /// What changed: objects new or not the last catalog's, and the sources.
+    changes: Changes,
+    /// The last catalog's keys listed by a source, by address (their
+    /// objects unchanged or in `changes`); the others are removed.
+    seen: HashSet<usize>,
     scan: Vec<(ObjectKey, String)>,
     bytes_read: u64,
     delta: DeltaOptions,
@@ -241,6 +257,12 @@ struct Scanner<'a> {
     pending: VecDeque<(ObjectKey, Pending, Option<ScanSlot>)>,
     pending_keys: HashSet<ObjectKey>,
     inflight_bytes: u64,
+}
+
+/// A key of the last catalog, told apart by where it lives (the catalog
+/// is not changed while the scan reads it): a set of these is 8 bytes a key.
+fn address(k: &ObjectKey) -> usize {
+    std::ptr::from_ref(k) as usize
 }
 
 /// The fingerprint an object goes under in the scan cache.
@@ -278,7 +300,7 @@ impl Scanner<'_> {
     /// caller adds it.
     fn scan_source(&mut self, layout: &Layout, src: &dyn Source) -> Result<()> {
         let name = src.name().to_string();
-        self.catalog.sources.insert(name.clone(), src.kind());
+        self.changes.sources.insert(name.clone(), src.kind());
         let cx = ScanCtx {
             previous: self.prev,
             cache_dir: layout.cache(&name),
@@ -303,7 +325,12 @@ impl Scanner<'_> {
             source: name.to_string(),
             path: item.path.clone(),
         };
-        if self.catalog.objects.contains_key(&key) || self.pending_keys.contains(&key) {
+        let last = self.prev.objects.get_key_value(&key);
+        let listed = match last {
+            Some((k, _)) => self.seen.contains(&address(k)),
+            None => self.changes.puts.contains_key(&key),
+        };
+        if listed || self.pending_keys.contains(&key) {
             bail!("two items at path {:?}", item.path);
         }
         let object = match item.kind {
@@ -326,16 +353,16 @@ impl Scanner<'_> {
             } => {
                 // Unchanged: the scan cache holds this fingerprint with the
                 // last catalog's object, whose chunks the inside keeps.
-                let cached = match (&fingerprint, self.prev.objects.get(&key)) {
-                    (Some(fp), Some(prev))
+                let cached = match (&fingerprint, last) {
+                    (Some(fp), Some((k, prev)))
                         if self.cache.is(name, &item.path, fp, prev)?
                             && self.chunks_known(prev) =>
                     {
-                        Some(prev.clone())
+                        Some(k)
                     }
                     _ => None,
                 };
-                let Some(e) = cached else {
+                let Some(k) = cached else {
                     // Read again: its scan cache entry is written anew.
                     let reader = open().with_context(|| item.path.clone())?;
                     let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
@@ -368,8 +395,9 @@ impl Scanner<'_> {
                         Encoded::Pending(p) => self.queue(key, *p, scan),
                     };
                 };
-                // Unchanged: its scan cache entry stays as it is.
-                self.record(key, e, None);
+                // Unchanged: nothing recorded but that it was listed; its
+                // scan cache entry stays as it is.
+                self.seen.insert(address(k));
                 return Ok(());
             }
         };
@@ -377,24 +405,30 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    /// Puts an object in the catalog, and in the scan cache under its
-    /// fingerprint.
+    /// Records an object listed at `key` (a change unless it is the last
+    /// catalog's), and its scan cache entry under its fingerprint.
     fn record(&mut self, key: ObjectKey, object: Object, scan: Option<ScanSlot>) {
         if let Some(fingerprint) = scan {
             self.scan.push((key.clone(), fingerprint));
         }
-        self.catalog.objects.insert(key, object);
+        if let Some((k, last)) = self.prev.objects.get_key_value(&key) {
+            self.seen.insert(address(k));
+            if *last == object {
+                return;
+            }
+        }
+        self.changes.puts.insert(key, object);
     }
 
-    /// Whether the inside will hold every chunk it keeps of `o` (held
-    /// already, or carried by this bundle; a patch's chunks are not kept,
-    /// and an unchanged patched object is not rebuilt).
+    /// Whether the inside holds every chunk it keeps of `o`, an object of
+    /// the last catalog (a patch's chunks are not kept, and an unchanged
+    /// patched object is not rebuilt). The inside holds every chunk of the
+    /// last catalog it keeps (`have` is made of them) but those it lost, so
+    /// only those are looked for.
     fn chunks_known(&self, o: &Object) -> bool {
         match o {
             Object::File(f) => {
-                f.held_chunks()
-                    .all(|c| self.have.contains(&c.id) || self.carried.contains(&c.id))
-                    && (self.reship.is_empty() || !f.chunks().any(|c| self.reship.contains(&c.id)))
+                self.reship.is_empty() || !f.chunks().any(|c| self.reship.contains(&c.id))
             }
             Object::Symlink { .. } => true,
         }
@@ -468,9 +502,9 @@ impl Scanner<'_> {
         self.refs.put(&whole.sha256, &data)?;
         // Unchanged (an index without a fingerprint, read again): keep the
         // last bundle's object as it was, patch or not, so nothing changes.
-        if let Some(Object::File(prev)) = self.prev.objects.get(key) {
+        if let Some(last @ Object::File(prev)) = self.prev.objects.get(key) {
             let same = prev.sha256 == whole.sha256 && prev.executable == whole.executable;
-            if same && self.chunks_known(&Object::File(prev.clone())) {
+            if same && self.chunks_known(last) {
                 return Ok(Encoded::Ready(prev.clone()));
             }
         }

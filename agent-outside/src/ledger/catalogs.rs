@@ -24,7 +24,7 @@ pub(super) const LEGACY: TableDefinition<u64, &[u8]> = TableDefinition::new("cat
 
 /// A whole catalog is written at sequence 1, every this many sequences after
 /// it, and whenever the changes are more than half the catalog.
-pub(super) const CHECKPOINT_EVERY: u64 = 64;
+pub const CHECKPOINT_EVERY: u64 = 64;
 
 /// One sequence of the history.
 #[derive(Deserialize)]
@@ -50,21 +50,29 @@ enum StepRef<'a> {
     },
 }
 
-/// Writes the catalog of `sequence`, `next`, given the catalog of the
-/// sequence before, `prev` (empty before sequence 1). The changes are
-/// computed only between checkpoints.
+/// Whether the catalog of `sequence`, of `objects` objects, is stored as
+/// its `changes` changes from the sequence before (else whole, as a
+/// checkpoint).
+pub fn stores_changes(sequence: u64, changes: usize, objects: u64) -> bool {
+    sequence % CHECKPOINT_EVERY != 1 && changes as u64 <= objects / 2
+}
+
+/// The changes to store for the catalog of `sequence`, `next`, made of
+/// `prev`: `None` when it is stored whole ([`stores_changes`]).
+pub fn step_changes(sequence: u64, prev: &Catalog, next: &Catalog) -> Option<Vec<Change>> {
+    Some(prev.diff(next)).filter(|c| stores_changes(sequence, c.len(), next.objects.len() as u64))
+}
+
+/// Writes the catalog of `sequence`, `next`: as `changes`, its changes from
+/// the sequence before, or whole when they are `None` (a checkpoint; see
+/// [`stores_changes`]).
 pub(super) fn write(
     txn: &WriteTransaction,
     sequence: u64,
-    prev: &Catalog,
+    changes: Option<&[Change]>,
     next: &Catalog,
 ) -> Result<()> {
-    let changes = if sequence % CHECKPOINT_EVERY == 1 {
-        None
-    } else {
-        Some(prev.diff(next)).filter(|c| c.len() <= next.objects.len() / 2)
-    };
-    let step = match &changes {
+    let step = match changes {
         None => StepRef::Checkpoint(next),
         Some(changes) => StepRef::Changes {
             sources: &next.sources,
@@ -165,10 +173,11 @@ mod tests {
 
     fn commit(ledger: &Ledger, sequence: u64, prev: &Catalog, catalog: &Catalog) {
         let record = record(sequence);
+        let changes = step_changes(sequence, prev, catalog);
         ledger
             .commit_export(&Commit {
                 record: &record,
-                prev,
+                changes: changes.as_deref(),
                 catalog,
                 shipped: &[],
                 scan: &[],

@@ -22,11 +22,12 @@
 mod catalogs;
 mod insides;
 
+pub use catalogs::{step_changes, stores_changes, CHECKPOINT_EVERY};
 pub use insides::Inside;
 
 use crate::layout::Layout;
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::catalog::{Catalog, Change, Object};
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
 use ferry_protocol::path::ObjectKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -273,7 +274,7 @@ impl Ledger {
             let mut b = txn.open_table(table).map_err(ctx("open"))?;
             b.insert(record.sequence, postcard::to_stdvec(record)?.as_slice())
                 .map_err(ctx("write"))?;
-            catalogs::write(&txn, record.sequence, export.prev, export.catalog)?;
+            catalogs::write(&txn, record.sequence, export.changes, export.catalog)?;
             let mut s = txn.open_table(SHIPPED).map_err(ctx("open"))?;
             for id in export.shipped {
                 if s.get(&id.0).map_err(ctx("read"))?.is_none() {
@@ -284,7 +285,7 @@ impl Ledger {
         if signed {
             txn.delete_table(RESHIP).map_err(ctx("reset reship"))?;
         }
-        update_scan_cache(&txn, export.scan, export.catalog)?;
+        update_scan_cache(&txn, export.scan, export.changes, export.catalog)?;
         txn.commit().map_err(ctx("commit"))?;
         Ok(())
     }
@@ -439,8 +440,10 @@ impl Ledger {
 pub struct Commit<'a> {
     /// The bundle.
     pub record: &'a BundleRecord,
-    /// The catalog of the sequence before (empty before the first).
-    pub prev: &'a Catalog,
+    /// The changes from the catalog of the sequence before, when the
+    /// catalog is stored as such; `None` when it is stored whole (a
+    /// checkpoint): [`stores_changes`] says which.
+    pub changes: Option<&'a [Change]>,
     /// The catalog the bundle makes.
     pub catalog: &'a Catalog,
     /// The chunks it carries.
@@ -498,18 +501,27 @@ impl ScanCache {
 }
 
 /// Updates the scan cache: removes the entries of objects the new catalog
-/// does not hold (one ordered pass over the cache beside the catalog, no
-/// set of every key in memory), and writes `scan`, the entries of the files
-/// this export read, where they changed. An export of a large, mostly
-/// unchanged mirror writes O(changed files).
+/// does not hold, and writes `scan`, the entries of the files this export
+/// read, where they changed. With the `changes` known, only the entries of
+/// the keys they remove go; else (a checkpoint) one ordered pass over the
+/// cache beside the catalog finds them, no set of every key in memory. An
+/// export of a large, mostly unchanged mirror writes and reads O(changed
+/// files).
 fn update_scan_cache(
     txn: &redb::WriteTransaction,
     scan: &[(ObjectKey, String)],
+    changes: Option<&[Change]>,
     catalog: &Catalog,
 ) -> Result<()> {
     let mut t = txn.open_table(SCAN).map_err(ctx("open"))?;
     let mut gone = Vec::new();
-    {
+    if let Some(changes) = changes {
+        for c in changes {
+            if let Change::Remove { key } = c {
+                gone.push(scan_key(&key.source, &key.path));
+            }
+        }
+    } else {
         // Scan keys (`source \0 path`) sort as object keys do.
         let mut keys = catalog.objects.keys().peekable();
         let mut text = String::new();
@@ -589,7 +601,8 @@ mod tests {
         }
     }
 
-    /// A commit of `catalog` after `prev`, with no scan cache.
+    /// A commit of `catalog` after the same catalog (no change), with no
+    /// scan cache.
     fn at<'a>(
         record: &'a BundleRecord,
         catalog: &'a Catalog,
@@ -597,7 +610,8 @@ mod tests {
     ) -> Commit<'a> {
         Commit {
             record,
-            prev: catalog,
+            changes: stores_changes(record.sequence, 0, catalog.objects.len() as u64)
+                .then_some(&[]),
             catalog,
             shipped,
             scan: &[],
@@ -613,9 +627,10 @@ mod tests {
         scan: &[(ObjectKey, String)],
     ) {
         let record = record(sequence);
+        let changes = step_changes(sequence, prev, catalog);
         let c = Commit {
             record: &record,
-            prev,
+            changes: changes.as_deref(),
             catalog,
             shipped,
             scan,

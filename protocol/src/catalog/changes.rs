@@ -1,0 +1,367 @@
+//! A catalog's changes as an export finds them while it scans: the objects
+//! put (new or changed) and the keys removed, against the last catalog,
+//! without the next catalog ever being built beside it. What the next
+//! catalog would say (its objects, its sizes, whether it is valid) is read
+//! from the last one and the changes together, in one ordered pass or by
+//! looking up only the keys near a change.
+
+use super::{check_encoding, Catalog, Change, FileObject, Object, SourceKind};
+use crate::path::{check_key, check_symlink_target, ObjectKey};
+use crate::Error;
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+
+/// Changes to a catalog: objects put and keys removed, each in key order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The next catalog's sources.
+    pub sources: BTreeMap<String, SourceKind>,
+    /// Objects added, or put in place of the last catalog's.
+    pub puts: BTreeMap<ObjectKey, Object>,
+    /// Keys of the last catalog the next one does not hold, sorted.
+    pub removes: Vec<ObjectKey>,
+}
+
+/// The sizes a manifest's totals give of the catalog it makes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sums {
+    /// Objects.
+    pub objects: u64,
+    /// Bytes of the regular files (saturating).
+    pub bytes: u64,
+    /// The largest regular file.
+    pub max_object: u64,
+}
+
+impl Sums {
+    /// The sums of `objects`.
+    pub fn of<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Sums {
+        let mut s = Sums::default();
+        for o in objects {
+            s.objects += 1;
+            if let Object::File(f) = o {
+                s.bytes = s.bytes.saturating_add(f.size);
+                s.max_object = s.max_object.max(f.size);
+            }
+        }
+        s
+    }
+}
+
+impl Changes {
+    /// Whether the next catalog is the last one, given the last one's sources.
+    pub fn is_empty(&self, last_sources: &BTreeMap<String, SourceKind>) -> bool {
+        self.puts.is_empty() && self.removes.is_empty() && self.sources == *last_sources
+    }
+
+    /// The change list, in the order [`Catalog::diff`] gives it: the puts in
+    /// key order, then the removals in key order.
+    pub fn into_list(self) -> Vec<Change> {
+        let mut out = Vec::with_capacity(self.puts.len() + self.removes.len());
+        out.extend(
+            self.puts
+                .into_iter()
+                .map(|(key, object)| Change::Put { key, object }),
+        );
+        out.extend(self.removes.into_iter().map(|key| Change::Remove { key }));
+        out
+    }
+}
+
+/// The next catalog's objects in key order: the last catalog's, merged with
+/// the changes ([`Catalog::objects_after`]).
+struct After<'a, L: Iterator, P: Iterator> {
+    last: Peekable<L>,
+    puts: Peekable<P>,
+    removes: &'a [ObjectKey],
+}
+
+impl<'a, L, P> Iterator for After<'a, L, P>
+where
+    L: Iterator<Item = (&'a ObjectKey, &'a Object)>,
+    P: Iterator<Item = (&'a ObjectKey, &'a Object)>,
+{
+    type Item = (&'a ObjectKey, &'a Object);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let take_put = match (self.last.peek(), self.puts.peek()) {
+                (None, None) => return None,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (Some((l, _)), Some((p, _))) => p <= l,
+            };
+            if take_put {
+                let put = self.puts.next();
+                // A put replaces the last catalog's object at its key.
+                if let (Some((l, _)), Some((p, _))) = (self.last.peek(), &put) {
+                    if l == p {
+                        self.last.next();
+                    }
+                }
+                return put;
+            }
+            let (key, object) = self.last.next()?;
+            while self.removes.first().is_some_and(|r| r < key) {
+                self.removes = &self.removes[1..];
+            }
+            if self.removes.first() == Some(key) {
+                self.removes = &self.removes[1..];
+                continue;
+            }
+            return Some((key, object));
+        }
+    }
+}
+
+impl Catalog {
+    /// The objects of the catalog `changes` make of this one, in key order,
+    /// without making it.
+    pub fn objects_after<'a>(
+        &'a self,
+        changes: &'a Changes,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a Object)> + 'a {
+        After {
+            last: self.objects.iter().peekable(),
+            puts: changes.puts.iter().peekable(),
+            removes: &changes.removes,
+        }
+    }
+
+    /// The regular files of the catalog `changes` make of this one.
+    pub fn files_after<'a>(
+        &'a self,
+        changes: &'a Changes,
+    ) -> impl Iterator<Item = (&'a ObjectKey, &'a FileObject)> + 'a {
+        self.objects_after(changes).filter_map(|(k, o)| match o {
+            Object::File(f) => Some((k, f)),
+            Object::Symlink { .. } => None,
+        })
+    }
+
+    /// Whether the catalog `changes` make of this one holds `key`.
+    fn holds_after(&self, changes: &Changes, key: &ObjectKey) -> bool {
+        changes.puts.contains_key(key)
+            || (self.objects.contains_key(key) && changes.removes.binary_search(key).is_err())
+    }
+
+    /// Checks what `changes` can break in this catalog (itself valid): what
+    /// [`Catalog::validate`] of the catalog they make would find, looking
+    /// only at the sources, the objects put, their ancestors and the paths
+    /// below them.
+    pub fn validate_changes(&self, changes: &Changes) -> Result<(), Error> {
+        for name in changes.sources.keys() {
+            crate::path::check_source_name(name)?;
+        }
+        // A source gone must take every object of it along.
+        for gone in self.sources.keys() {
+            if changes.sources.contains_key(gone) {
+                continue;
+            }
+            let from = ObjectKey {
+                source: gone.clone(),
+                path: String::new(),
+            };
+            let left = self
+                .objects
+                .range(from..)
+                .take_while(|(k, _)| k.source == *gone)
+                .find(|(k, _)| changes.removes.binary_search(k).is_err());
+            if let Some((key, _)) = left {
+                return Err(undeclared(key));
+            }
+        }
+        let mut probe = ObjectKey {
+            source: String::new(),
+            path: String::new(),
+        };
+        for (key, obj) in &changes.puts {
+            check_key(key)?;
+            if !changes.sources.contains_key(&key.source) {
+                return Err(undeclared(key));
+            }
+            match obj {
+                Object::Symlink { target } => check_symlink_target(&key.path, target)?,
+                Object::File(f) => check_encoding(key, f)?,
+            }
+            probe.source.clone_from(&key.source);
+            // No ancestor directory of this path is an object...
+            let mut path = key.path.as_str();
+            while let Some(i) = path.rfind('/') {
+                path = &path[..i];
+                probe.path.clear();
+                probe.path.push_str(path);
+                if self.holds_after(changes, &probe) {
+                    return Err(stands_in_the_way(key));
+                }
+            }
+            // ...and nothing lies below it.
+            probe.path.clear();
+            probe.path.push_str(&key.path);
+            probe.path.push('/');
+            let below = |k: &ObjectKey| k.source == key.source && k.path.starts_with(&probe.path);
+            let put_below = changes.puts.range(&probe..).next().map(|(k, _)| k);
+            if let Some(k) = put_below.filter(|k| below(k)) {
+                return Err(stands_in_the_way(k));
+            }
+            let kept_below = self
+                .objects
+                .range(&probe..)
+                .map(|(k, _)| k)
+                .take_while(|k| below(k))
+                .find(|k| changes.removes.binary_search(k).is_err());
+            if let Some(k) = kept_below {
+                return Err(stands_in_the_way(k));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies changes already checked ([`Catalog::validate_changes`]),
+    /// taking their objects: this catalog becomes the next one.
+    pub fn absorb(&mut self, sources: BTreeMap<String, SourceKind>, changes: Vec<Change>) {
+        self.sources = sources;
+        for change in changes {
+            match change {
+                Change::Put { key, object } => {
+                    self.objects.insert(key, object);
+                }
+                Change::Remove { key } => {
+                    self.objects.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+fn undeclared(key: &ObjectKey) -> Error {
+    Error::Inconsistent(format!(
+        "object {key} belongs to source {:?}, which the manifest does not declare",
+        key.source
+    ))
+}
+
+fn stands_in_the_way(key: &ObjectKey) -> Error {
+    Error::UnsafePath {
+        path: key.to_string(),
+        why: "an object of the same catalog stands where its directory must be",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(source: &str, path: &str) -> ObjectKey {
+        ObjectKey {
+            source: source.into(),
+            path: path.into(),
+        }
+    }
+
+    fn link(t: &str) -> Object {
+        Object::Symlink { target: t.into() }
+    }
+
+    fn last() -> Catalog {
+        let mut c = Catalog::default();
+        c.sources.insert("a".into(), SourceKind::Files);
+        c.sources.insert("b".into(), SourceKind::Files);
+        for p in ["d/x", "d/y", "e", "f/g/h"] {
+            c.objects.insert(key("a", p), link("t"));
+        }
+        c.objects.insert(key("b", "z"), link("t"));
+        c
+    }
+
+    /// The next catalog made the slow way: a copy, changed, validated whole.
+    fn made(last: &Catalog, changes: &Changes) -> Result<Catalog, Error> {
+        let mut next = last.clone();
+        next.absorb(changes.sources.clone(), changes.clone().into_list());
+        next.validate().map(|()| next)
+    }
+
+    /// Keys put, keys removed, the sources.
+    type Case = (
+        Vec<(&'static str, &'static str)>,
+        Vec<(&'static str, &'static str)>,
+        Vec<&'static str>,
+    );
+
+    /// Every way to change `last()` in the cases below agrees with making
+    /// the next catalog and validating it whole: the same verdict, the
+    /// same objects, the same sums.
+    #[test]
+    fn changes_are_checked_and_merged_as_the_whole_next_catalog_would_be() {
+        let last = last();
+        let cases: Vec<Case> = vec![
+            // puts, removes, sources
+            (vec![], vec![], vec!["a", "b"]),
+            (
+                vec![("a", "d/w"), ("a", "e")],
+                vec![("a", "d/y")],
+                vec!["a", "b"],
+            ),
+            // A put where a directory is (below it: d/x, d/y).
+            (vec![("a", "d")], vec![], vec!["a", "b"]),
+            // ... fine once what is below is gone.
+            (
+                vec![("a", "d")],
+                vec![("a", "d/x"), ("a", "d/y")],
+                vec!["a", "b"],
+            ),
+            // A put below an object (e).
+            (vec![("a", "e/q")], vec![], vec!["a", "b"]),
+            (vec![("a", "e/q")], vec![("a", "e")], vec!["a", "b"]),
+            // A put below another put.
+            (vec![("a", "n"), ("a", "n/m")], vec![], vec!["a", "b"]),
+            // A deep ancestor.
+            (vec![("a", "f")], vec![], vec!["a", "b"]),
+            (vec![("a", "f/g/h/i")], vec![("a", "f/g/h")], vec!["a", "b"]),
+            // A source dropped with or without its objects.
+            (vec![], vec![("b", "z")], vec!["a"]),
+            (vec![], vec![], vec!["a"]),
+            // A put of an undeclared source.
+            (vec![("c", "x")], vec![], vec!["a", "b"]),
+            (vec![("c", "x")], vec![], vec!["a", "b", "c"]),
+            (vec![("a", "../x")], vec![], vec!["a", "b"]),
+        ];
+        for (puts, removes, sources) in cases {
+            let changes = Changes {
+                sources: sources
+                    .iter()
+                    .map(|s| (s.to_string(), SourceKind::Files))
+                    .collect(),
+                puts: puts.iter().map(|(s, p)| (key(s, p), link("new"))).collect(),
+                removes: removes.iter().map(|(s, p)| key(s, p)).collect(),
+            };
+            let what = format!("{puts:?} {removes:?} {sources:?}");
+            let slow = made(&last, &changes);
+            let fast = last.validate_changes(&changes);
+            assert_eq!(fast.is_ok(), slow.is_ok(), "{what}: {fast:?} / {slow:?}");
+            if let Ok(next) = slow {
+                let merged: Vec<_> = last.objects_after(&changes).collect();
+                let whole: Vec<_> = next.objects.iter().collect();
+                assert_eq!(merged, whole, "{what}");
+                let sums = Sums::of(next.objects.values());
+                assert_eq!(Sums::of(merged.iter().map(|(_, o)| *o)), sums);
+                assert_eq!(sums.objects, next.objects.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn the_change_list_is_the_diffs() {
+        let last = last();
+        let mut changes = Changes {
+            sources: last.sources.clone(),
+            ..Changes::default()
+        };
+        changes.puts.insert(key("a", "e"), link("other"));
+        changes.puts.insert(key("a", "new"), link("t"));
+        changes.removes = vec![key("a", "d/x"), key("b", "z")];
+        let mut next = last.clone();
+        next.absorb(changes.sources.clone(), changes.clone().into_list());
+        assert_eq!(changes.into_list(), last.diff(&next));
+    }
+}
