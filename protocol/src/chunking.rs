@@ -264,6 +264,18 @@ mod tests {
     }
 
     #[test]
+    fn without_digest_the_same_chunks_and_size() {
+        let data = pseudo_random(1_500_000, 3);
+        let mut c = Chunker::without_digest(&data[..], ChunkParams::DEFAULT);
+        let mut got = vec![];
+        while let Some(ch) = c.next_chunk().unwrap() {
+            got.push(ch.id);
+        }
+        assert_eq!(got, ids(&data));
+        assert_eq!(c.size(), data.len() as u64);
+    }
+
+    #[test]
     fn empty_stream() {
         let mut c = Chunker::new(&b""[..], ChunkParams::DEFAULT);
         assert!(c.next_chunk().unwrap().is_none());

@@ -273,3 +273,109 @@ impl Read for Blocks {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Reads `data` through a digest's split reader in reads of `step`.
+    fn stream(d: &Digest, data: &[u8], step: usize) -> Vec<u8> {
+        let mut split = d.reader(data);
+        let mut got = Vec::new();
+        let mut buf = vec![0; step];
+        loop {
+            let n = split.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[test]
+    fn a_digest_thread_keeps_the_copy_of_a_whole_object_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let refs = References::new(dir.path().join("objects"));
+        let data = noise(3 * BLOCK + 12_345, 5);
+        let d = Digest::start(refs.clone(), u64::MAX).unwrap();
+        assert_eq!(stream(&d, &data, 70_000), data);
+        let sha = Sha256::of(&data);
+        assert_eq!(d.finish(true).unwrap(), Some(sha));
+        assert_eq!(refs.get(&sha).unwrap(), Some(data.clone()));
+
+        // Stopped short: no digest, no copy.
+        let d = Digest::start(refs.clone(), u64::MAX).unwrap();
+        let half = &data[..BLOCK + 1];
+        assert_eq!(stream(&d, half, 4096), half);
+        assert_eq!(d.finish(false).unwrap(), None);
+        assert_eq!(refs.get(&Sha256::of(half)).unwrap(), None);
+
+        // Over the limit: the digest, no copy.
+        let d = Digest::start(refs.clone(), BLOCK as u64).unwrap();
+        assert_eq!(stream(&d, half, BLOCK), half);
+        assert_eq!(d.finish(true).unwrap(), Some(Sha256::of(half)));
+        assert_eq!(refs.get(&Sha256::of(half)).unwrap(), None);
+
+        // An empty object.
+        let d = Digest::start(refs.clone(), u64::MAX).unwrap();
+        assert!(stream(&d, b"", 10).is_empty());
+        assert_eq!(d.finish(true).unwrap(), Some(Sha256::of(b"")));
+    }
+
+    #[test]
+    fn a_digest_thread_that_cannot_keep_its_copy_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        // The copies' directory is a file: no copy can be made there.
+        let blocked = dir.path().join("objects");
+        std::fs::write(&blocked, b"not a directory").unwrap();
+        let e = Digest::start(References::new(blocked), u64::MAX)
+            .and_then(|d| {
+                let mut sink = Vec::new();
+                let read = d.reader(&noise(2 * BLOCK, 1)[..]).read_to_end(&mut sink);
+                let finished = d.finish(read.is_ok());
+                finished.map(|_| ())
+            })
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("objects"), "{e:#}");
+    }
+
+    #[test]
+    fn copies_kept_in_batches_are_all_written_by_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let refs = References::new(dir.path().join("objects"));
+        let mut keeper = Keeper::start(refs.clone()).unwrap();
+        // Many small copies (batched) and a few large ones (each fills a batch).
+        let objects: Vec<Vec<u8>> = (0..300)
+            .map(|i| {
+                noise(
+                    if i % 100 == 7 {
+                        BATCH_BYTES + 1
+                    } else {
+                        3000 + i
+                    },
+                    i as u64 + 1,
+                )
+            })
+            .collect();
+        for o in &objects {
+            keeper.keep(Sha256::of(o), o.clone()).unwrap();
+        }
+        keeper.finish().unwrap();
+        for o in &objects {
+            assert_eq!(refs.get(&Sha256::of(o)).unwrap().as_ref(), Some(o));
+        }
+    }
+}
