@@ -487,10 +487,9 @@ impl Scanner<'_> {
         // name adopted content: whether an object is adopted is known only
         // from its whole digest, before any chunk may go.
         if self.adopted.is_empty() && self.families.predecessor(key, hint, 0).is_none() {
-            // A small one is read whole and its copy written by the keeper
-            // thread while the scan goes on.
-            // Room for a small file in one read call (a growing buffer
-            // reads a few KiB in many); given back before the copy is kept.
+            // A small one is read whole (into room for most in one read
+            // call; a growing buffer reads a few KiB in many) and its copy
+            // written by the keeper thread while the scan goes on.
             let mut head = Vec::with_capacity(HEAD_ROOM);
             (&mut reader).take(KEEP_AHEAD + 1).read_to_end(&mut head)?;
             if head.len() as u64 <= KEEP_AHEAD.min(self.delta.max_object) {
