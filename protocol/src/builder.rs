@@ -406,9 +406,30 @@ pub fn cut_file<R: Read, E: From<BuildError>>(
 /// of `content` (also for the pieces of a `Rebuilt` object: a recipe, a patch).
 pub fn cut_chunks<R: Read, E: From<BuildError>>(
     content: R,
-    mut on_chunk: impl FnMut(&ChunkId, Vec<u8>) -> Result<(), E>,
+    on_chunk: impl FnMut(&ChunkId, Vec<u8>) -> Result<(), E>,
 ) -> Result<(Vec<ChunkRef>, u64, crate::id::Sha256), E> {
     let mut chunker = Chunker::new(content, ChunkParams::DEFAULT);
+    let refs = cut_all(&mut chunker, on_chunk)?;
+    let (size, sha256) = chunker.finish();
+    Ok((refs, size, sha256))
+}
+
+/// [`cut_chunks`] without the SHA-256 (the caller computes it apart, on
+/// another thread): the chunk references and the length of `content`.
+pub fn cut_chunks_undigested<R: Read, E: From<BuildError>>(
+    content: R,
+    on_chunk: impl FnMut(&ChunkId, Vec<u8>) -> Result<(), E>,
+) -> Result<(Vec<ChunkRef>, u64), E> {
+    let mut chunker = Chunker::without_digest(content, ChunkParams::DEFAULT);
+    let refs = cut_all(&mut chunker, on_chunk)?;
+    Ok((refs, chunker.size()))
+}
+
+/// Every chunk of `chunker` handed to `on_chunk`, in order; their references.
+fn cut_all<R: Read, E: From<BuildError>>(
+    chunker: &mut Chunker<R>,
+    mut on_chunk: impl FnMut(&ChunkId, Vec<u8>) -> Result<(), E>,
+) -> Result<Vec<ChunkRef>, E> {
     let mut refs = Vec::new();
     while let Some(c) = chunker.next_chunk().map_err(BuildError::Read)? {
         refs.push(ChunkRef {
@@ -417,8 +438,7 @@ pub fn cut_chunks<R: Read, E: From<BuildError>>(
         });
         on_chunk(&c.id, c.data)?;
     }
-    let (size, sha256) = chunker.finish();
-    Ok((refs, size, sha256))
+    Ok(refs)
 }
 
 #[cfg(test)]

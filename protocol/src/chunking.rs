@@ -77,6 +77,15 @@ pub struct Chunker<R: Read> {
 impl<R: Read> Chunker<R> {
     /// Chunks `reader` with `params`.
     pub fn new(reader: R, params: ChunkParams) -> Self {
+        let mut c = Chunker::without_digest(reader, params);
+        c.sha = Some(Sha256Hasher::new());
+        c
+    }
+
+    /// Chunks `reader` with `params` without computing its SHA-256 (the
+    /// caller computes it elsewhere, on another thread say): end with
+    /// [`Chunker::size`], not [`Chunker::finish`].
+    pub fn without_digest(reader: R, params: ChunkParams) -> Self {
         let masks = fastcdc::v2020::select_masks(
             params.avg as usize,
             fastcdc::v2020::Normalization::Level1,
@@ -90,7 +99,7 @@ impl<R: Read> Chunker<R> {
             buf,
             at: 0,
             eof: false,
-            sha: Some(Sha256Hasher::new()),
+            sha: None,
             size: 0,
         }
     }
@@ -142,9 +151,15 @@ impl<R: Read> Chunker<R> {
         }))
     }
 
-    /// Size and SHA-256 of everything read. Call after `next_chunk` returned `None`.
+    /// Size and SHA-256 of everything read. Call after `next_chunk` returned
+    /// `None`, on a chunker made by [`Chunker::new`].
     pub fn finish(mut self) -> (u64, Sha256) {
         (self.size, self.sha.take().unwrap_or_default().finish())
+    }
+
+    /// Bytes cut so far (all of them once `next_chunk` returned `None`).
+    pub fn size(&self) -> u64 {
+        self.size
     }
 }
 
@@ -246,6 +261,18 @@ mod tests {
                 assert_eq!(c.finish(), (len as u64, Sha256::of(&data[..len])));
             }
         }
+    }
+
+    #[test]
+    fn without_digest_the_same_chunks_and_size() {
+        let data = pseudo_random(1_500_000, 3);
+        let mut c = Chunker::without_digest(&data[..], ChunkParams::DEFAULT);
+        let mut got = vec![];
+        while let Some(ch) = c.next_chunk().unwrap() {
+            got.push(ch.id);
+        }
+        assert_eq!(got, ids(&data));
+        assert_eq!(c.size(), data.len() as u64);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::source::{Item, ItemKind, ScanCtx, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::progress;
 use ferry_protocol::builder::{
-    cut_chunks, cut_file, BuildError, BundleBuilder, PackOptions, Position,
+    cut_chunks, cut_chunks_undigested, cut_file, BuildError, BundleBuilder, PackOptions, Position,
 };
 use ferry_protocol::catalog::{
     Catalog, Changes, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt, SourceKind,
@@ -23,7 +23,7 @@ use std::ops::Range;
 use std::sync::mpsc;
 
 use super::chunkset::ChunkSet;
-use super::keeper::{Keeper, KEEP_AHEAD};
+use super::keeper::{Digest, Keeper, KEEP_AHEAD};
 use super::{volume_error, ExportOptions, VolumeFiles};
 
 /// Upstream bytes of the objects whose patches are being made at once (one
@@ -31,6 +31,54 @@ use super::{volume_error, ExportOptions, VolumeFiles};
 /// while in flight (its expanded form, its base's reference form, the patch),
 /// so this bounds the analysis pool's memory, not only its queue.
 const INFLIGHT_BYTES: u64 = 48 << 20;
+
+/// Chunk bytes the scan gathers before handing them to the volume writer in
+/// one message (a chunk larger than the rest of a batch still joins it): a
+/// tree of small files sends one message, and the writer starts one
+/// encoding job, per batch, not per chunk.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Batches on their way to the volume writer, at most: with
+/// [`BATCH_BYTES`] and chunks of at most 256 KiB, 10 MiB.
+const BATCHES_QUEUED: usize = 8;
+
+/// The buffer a new object is first read into: most small files fit.
+const HEAD_ROOM: usize = 64 << 10;
+
+/// New chunks, in the order the bundle stores them.
+type Batch = Vec<(ChunkId, Vec<u8>)>;
+
+/// The chunks the scan has not handed to the volume writer yet, and the way
+/// to it.
+struct Outbox {
+    tx: mpsc::SyncSender<Batch>,
+    batch: Batch,
+    bytes: usize,
+}
+
+impl Outbox {
+    /// Adds a chunk; sends the batch once it holds [`BATCH_BYTES`].
+    fn post(&mut self, id: ChunkId, data: Vec<u8>) -> Result<()> {
+        self.bytes += data.len();
+        self.batch.push((id, data));
+        if self.bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is gathered.
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        self.tx
+            .send(batch)
+            .map_err(|_| anyhow!("the volume writer stopped"))
+    }
+}
 
 /// What the scan counts as held besides the last catalog's chunks, or not.
 #[derive(Clone, Copy)]
@@ -68,7 +116,7 @@ pub(super) fn scan_and_pack(
     opts: &ExportOptions,
 ) -> Result<(Scanned, BundleBuilder<VolumeFiles>)> {
     let Counted { reship, adopted } = counted;
-    let (tx, rx) = mpsc::sync_channel::<(ChunkId, Vec<u8>)>(64);
+    let (tx, rx) = mpsc::sync_channel::<Batch>(BATCHES_QUEUED);
     let pack = PackOptions {
         volume_size: opts.volume_size,
         level: opts.level,
@@ -104,7 +152,11 @@ pub(super) fn scan_and_pack(
         reship,
         adopted,
         carried: HashSet::new(),
-        tx,
+        outbox: Outbox {
+            tx,
+            batch: Vec::new(),
+            bytes: 0,
+        },
         pb: scan_pb,
         changes: Changes::default(),
         seen: HashSet::with_capacity(prev.objects.len()),
@@ -123,14 +175,17 @@ pub(super) fn scan_and_pack(
         pending_keys: HashSet::new(),
         inflight_bytes: 0,
     };
-    let scanned = sources.iter().try_for_each(|src| {
-        scanner
-            .scan_source(layout, src.as_ref())
-            .with_context(|| format!("source {:?}", src.name()))
-    });
+    let scanned = sources
+        .iter()
+        .try_for_each(|src| {
+            scanner
+                .scan_source(layout, src.as_ref())
+                .with_context(|| format!("source {:?}", src.name()))
+        })
+        .and_then(|()| scanner.outbox.flush());
     let kept = scanner.keeper.finish();
     let Scanner {
-        tx,
+        outbox,
         pb,
         mut changes,
         seen,
@@ -139,7 +194,7 @@ pub(super) fn scan_and_pack(
         report,
         ..
     } = scanner;
-    drop(tx);
+    drop(outbox);
     pb.finish_and_clear();
     let written = writer
         .join()
@@ -172,41 +227,51 @@ pub(super) fn scan_and_pack(
     Ok((scanned, builder))
 }
 
-/// A chunk on its way into a volume: its id, raw length, and its stored
-/// form once a packing thread has encoded it.
-type Packing = (ChunkId, u32, mpsc::Receiver<(Codec, Vec<u8>)>);
+/// A batch on its way into a volume: each chunk's id and raw length, and
+/// their stored forms once a packing thread has encoded them.
+type Packing = (Vec<(ChunkId, u32)>, mpsc::Receiver<Vec<(Codec, Vec<u8>)>>);
 
-/// The volume writer: encodes the chunks `rx` brings on every core of
-/// `packers` (zstd at `level`, or raw), and appends them to the builder's
-/// volumes in the order they came, so the bundle's bytes are those of a
-/// serial [`BundleBuilder::add_chunk`] of each. At most a few chunks per
-/// thread are in flight.
+/// The volume writer: encodes the batches of chunks `rx` brings on every
+/// core of `packers` (zstd at `level`, or raw; one job a batch), and appends
+/// the chunks to the builder's volumes in the order they came, so the
+/// bundle's bytes are those of a serial [`BundleBuilder::add_chunk`] of
+/// each. At most a few batches per thread are in flight.
 fn pack_chunks(
-    rx: mpsc::Receiver<(ChunkId, Vec<u8>)>,
+    rx: mpsc::Receiver<Batch>,
     builder: &mut BundleBuilder<VolumeFiles>,
     packers: &rayon::ThreadPool,
     level: i32,
     pb: &indicatif::ProgressBar,
 ) -> Result<(), BuildError> {
-    let most = 4 * packers.current_num_threads();
+    let most = 2 * packers.current_num_threads();
     let mut inflight: VecDeque<Packing> = VecDeque::with_capacity(most + 1);
-    let append = |builder: &mut BundleBuilder<VolumeFiles>, (id, raw_len, rx): Packing| {
-        let (codec, stored) = rx.recv().map_err(|_| {
+    let append = |builder: &mut BundleBuilder<VolumeFiles>, (ids, rx): Packing| {
+        let stored = rx.recv().map_err(|_| {
             BuildError::Read(std::io::Error::other(format!(
-                "the encoding of chunk {id} stopped"
+                "the encoding of chunk {} stopped",
+                ids[0].0
             )))
         })?;
-        builder.add_stored(id, raw_len, codec, &stored)?;
-        pb.inc(u64::from(raw_len));
+        for ((id, raw_len), (codec, stored)) in ids.into_iter().zip(stored) {
+            builder.add_stored(id, raw_len, codec, &stored)?;
+            pb.inc(u64::from(raw_len));
+        }
         Ok::<_, BuildError>(())
     };
-    for (id, data) in rx {
+    for batch in rx {
+        if batch.is_empty() {
+            continue;
+        }
         let (tx, encoded) = mpsc::sync_channel(1);
-        let raw_len = data.len() as u32;
+        let ids = batch.iter().map(|(id, d)| (*id, d.len() as u32)).collect();
         packers.spawn(move || {
-            let _ = tx.send(codec::encode_owned(data, level));
+            let stored = batch
+                .into_iter()
+                .map(|(_, data)| codec::encode_owned(data, level))
+                .collect();
+            let _ = tx.send(stored);
         });
-        inflight.push_back((id, raw_len, encoded));
+        inflight.push_back((ids, encoded));
         while inflight.len() > most {
             let next = inflight.pop_front().expect("not empty");
             append(builder, next)?;
@@ -234,7 +299,7 @@ struct Scanner<'a> {
     adopted: &'a HashMap<Sha256, u64>,
     /// Chunks sent to the volume writer so far.
     carried: HashSet<ChunkId>,
-    tx: mpsc::SyncSender<(ChunkId, Vec<u8>)>,
+    outbox: Outbox,
     pb: indicatif::ProgressBar,
     /// What changed: objects new or not the last catalog's, and the sources.
     changes: Changes,
@@ -456,11 +521,13 @@ impl Scanner<'_> {
         // name adopted content: whether an object is adopted is known only
         // from its whole digest, before any chunk may go.
         if self.adopted.is_empty() && self.families.predecessor(key, hint, 0).is_none() {
-            // A small one is read whole and its copy written by the keeper
-            // thread while the scan goes on.
-            let mut head = Vec::new();
+            // A small one is read whole (into room for most in one read
+            // call; a growing buffer reads a few KiB in many) and its copy
+            // written by the keeper thread while the scan goes on.
+            let mut head = Vec::with_capacity(HEAD_ROOM);
             (&mut reader).take(KEEP_AHEAD + 1).read_to_end(&mut head)?;
             if head.len() as u64 <= KEEP_AHEAD.min(self.delta.max_object) {
+                head.shrink_to_fit();
                 let whole = self.chunk_object(&head[..], executable)?;
                 self.keeper.keep(whole.sha256, head)?;
                 self.report.whole += 1;
@@ -468,9 +535,7 @@ impl Scanner<'_> {
                 return Ok(Encoded::Ready(whole));
             }
             let reader = std::io::Cursor::new(head).chain(reader);
-            let mut teed = self.refs.tee(reader, self.delta.max_object)?;
-            let whole = self.chunk_object(&mut teed, executable)?;
-            self.refs.keep(teed, &whole.sha256)?;
+            let whole = self.chunk_streamed(reader, executable)?;
             self.report.whole += 1;
             self.report.whole_bytes += whole.size;
             return Ok(Encoded::Ready(whole));
@@ -655,12 +720,7 @@ impl Scanner<'_> {
     /// Sends a chunk to the volume writer unless the inside holds it or this
     /// bundle carries it already.
     fn send(&mut self, id: ChunkId, data: Vec<u8>) -> Result<()> {
-        if !self.have.contains(&id) && self.carried.insert(id) {
-            self.tx
-                .send((id, data))
-                .map_err(|_| anyhow!("the volume writer stopped"))?;
-        }
-        Ok(())
+        post_new(&self.have, &mut self.carried, &mut self.outbox, id, data)
     }
 
     /// Cuts an object every inside holds by its inventory, sending none of
@@ -686,14 +746,55 @@ impl Scanner<'_> {
 
     /// Cuts a file into chunks, sending those the inside lacks to the volume writer.
     fn chunk_object(&mut self, reader: impl std::io::Read, executable: bool) -> Result<FileObject> {
-        let (have, carried, tx, pb) = (&self.have, &mut self.carried, &self.tx, &self.pb);
-        cut_file(reader, executable, |id, data| -> Result<()> {
+        let (have, carried, outbox, pb) =
+            (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
+        cut_file(reader, executable, |id, data| {
             pb.inc(data.len() as u64);
-            if !have.contains(id) && carried.insert(*id) {
-                tx.send((*id, data))
-                    .map_err(|_| anyhow!("the volume writer stopped"))?;
-            }
-            Ok(())
+            post_new(have, carried, outbox, *id, data)
         })
     }
+
+    /// [`Scanner::chunk_object`] of an object streaming through, whose
+    /// SHA-256 and copy (the next patch's base) a [`Digest`] thread makes
+    /// from the same blocks while this thread cuts and hashes the chunks.
+    fn chunk_streamed(
+        &mut self,
+        reader: impl std::io::Read,
+        executable: bool,
+    ) -> Result<FileObject> {
+        let side = Digest::start(self.refs.clone(), self.delta.max_object)?;
+        let (have, carried, outbox, pb) =
+            (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
+        let cut = cut_chunks_undigested(side.reader(reader), |id, data| {
+            pb.inc(data.len() as u64);
+            post_new(have, carried, outbox, *id, data)
+        });
+        // The digest thread's error first: a copy it could not write stops
+        // the cut too.
+        let digest = side.finish(cut.is_ok())?;
+        let (refs, size) = cut?;
+        let sha256 =
+            digest.ok_or_else(|| anyhow!("the thread that digests objects stopped early"))?;
+        Ok(FileObject {
+            size,
+            sha256,
+            executable,
+            encoding: Encoding::Chunks(refs),
+        })
+    }
+}
+
+/// Posts a chunk to the volume writer unless the inside holds it (`have`)
+/// or this bundle carries it already.
+fn post_new(
+    have: &ChunkSet,
+    carried: &mut HashSet<ChunkId>,
+    outbox: &mut Outbox,
+    id: ChunkId,
+    data: Vec<u8>,
+) -> Result<()> {
+    if !have.contains(&id) && carried.insert(id) {
+        outbox.post(id, data)?;
+    }
+    Ok(())
 }
