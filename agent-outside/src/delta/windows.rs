@@ -25,6 +25,7 @@
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Window, MAX_WINDOW, MAX_WINDOW_REFERENCE};
 use ferry_protocol::path::ObjectKey;
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// A window made: its catalog entry without chunks, and its zstd frame.
@@ -85,7 +86,7 @@ fn next_window(src: &Source, start: u64, size: u64) -> std::io::Result<Vec<u8>> 
 /// The kinds of member header a window is aligned on. Both stay literal
 /// bytes in an expanded form: a tar's (a layer, a deb's data.tar) and a zip's
 /// local file headers (a wheel, a jar), each naming its member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Header {
     /// A ustar header: its 100-byte name field is the key.
     Tar,
@@ -172,31 +173,36 @@ fn is_header(data: &[u8], h: usize) -> bool {
     stored == Some(sum)
 }
 
-/// Where the member whose header (of kind `kind`) is at `h` in `expanded`
-/// is in `reference` (at or after `from`): the same name in a header of the
-/// same kind there.
-fn find_member(
-    expanded: &[u8],
-    h: usize,
-    kind: Header,
-    reference: &[u8],
-    from: usize,
-) -> Option<usize> {
-    let hay = reference.get(from..)?;
-    match kind {
-        Header::Tar => {
-            let name = expanded.get(h..h + 100)?;
-            memchr::memmem::find_iter(hay, name)
-                .find(|&p| is_header(hay, p))
-                .map(|p| from + p)
+/// Every member header of a reference form, by kind and name (a tar
+/// header's 100-byte name field, a zip local header's name), each name's
+/// offsets in order: found in one pass, then looked up per window.
+struct Members(HashMap<(Header, Vec<u8>), Vec<usize>>);
+
+impl Members {
+    fn of(reference: &[u8]) -> Members {
+        let mut at: HashMap<(Header, Vec<u8>), Vec<usize>> = HashMap::new();
+        let tars = memchr::memmem::find_iter(reference, b"ustar")
+            .filter_map(|m| m.checked_sub(257))
+            .filter(|&h| is_header(reference, h))
+            .map(|h| (Header::Tar, h, &reference[h..h + 100]));
+        let zips = memchr::memmem::find_iter(reference, ZIP_LOCAL)
+            .filter_map(|h| zip_name(reference, h).map(|name| (Header::Zip, h, name)));
+        for (kind, h, name) in tars.chain(zips) {
+            at.entry((kind, name.to_vec())).or_default().push(h);
         }
-        Header::Zip => {
-            let name = zip_name(expanded, h)?;
-            memchr::memmem::find_iter(hay, name)
-                .filter_map(|p| p.checked_sub(30))
-                .find(|&p| zip_name(hay, p) == Some(name))
-                .map(|p| from + p)
-        }
+        Members(at)
+    }
+
+    /// Where the member whose header (of kind `kind`) is at `h` in
+    /// `expanded` is in the reference form (at or after `from`): the first
+    /// header of the same kind and name there.
+    fn find(&self, expanded: &[u8], h: usize, kind: Header, from: usize) -> Option<usize> {
+        let name = match kind {
+            Header::Tar => expanded.get(h..h + 100)?,
+            Header::Zip => zip_name(expanded, h)?,
+        };
+        let offsets = self.0.get(&(kind, name.to_vec()))?;
+        offsets.get(offsets.partition_point(|&p| p < from)).copied()
     }
 }
 
@@ -208,11 +214,11 @@ const HEADERS_TRIED: usize = 8;
 /// Where the window `content` most likely was in the reference form (at or
 /// after `from`): by the name of the first of its member headers found
 /// there, shifted back by that header's offset in the window.
-fn aligned_by_member(content: &[u8], reference: &[u8], from: usize) -> Option<u64> {
+fn aligned_by_member(content: &[u8], members: &Members, from: usize) -> Option<u64> {
     let mut at = 0;
     for _ in 0..HEADERS_TRIED {
         let (h, kind) = next_header(content, at, content.len())?;
-        if let Some(found) = find_member(content, h, kind, reference, from) {
+        if let Some(found) = members.find(content, h, kind, from) {
             return Some((found as u64).saturating_sub(h as u64));
         }
         at = h + 1;
@@ -229,12 +235,11 @@ fn range_for(
     content: &[u8],
     at: u64,
     elen: u64,
-    reference: &[u8],
+    (members, rlen): (&Members, u64),
     prev: &Range<u64>,
     margin: u64,
 ) -> Range<u64> {
-    let rlen = reference.len() as u64;
-    let aligned = aligned_by_member(content, reference, prev.start as usize)
+    let aligned = aligned_by_member(content, members, prev.start as usize)
         .unwrap_or_else(|| at.saturating_mul(rlen) / elen.max(1));
     let len = content.len() as u64;
     let mut start = aligned.saturating_sub(margin).max(prev.start).min(rlen);
@@ -272,17 +277,20 @@ pub(crate) fn encode(
     // every window's range: content that moved anywhere between releases
     // (a zip's members reordered) is found, at no more memory.
     let whole = reference.len() as u64 <= size + 2 * margin;
+    let members = (!whole).then(|| Members::of(reference));
     let mut out: Vec<WindowPatch> = Vec::new();
     let mut at = 0u64;
     while at < elen {
         let i = out.len();
         let content = next_window(src, at, size)
             .with_context(|| format!("cannot read the expanded form of {key}"))?;
-        let range = if whole {
-            0..reference.len() as u64
-        } else {
-            let prev = out.last().map_or(0..0, |w| w.reference.clone());
-            range_for(&content, at, elen, reference, &prev, margin)
+        let range = match &members {
+            None => 0..reference.len() as u64,
+            Some(members) => {
+                let prev = out.last().map_or(0..0, |w| w.reference.clone());
+                let rlen = reference.len() as u64;
+                range_for(&content, at, elen, (members, rlen), &prev, margin)
+            }
         };
         let prefix = &reference[range.start as usize..range.end as usize];
         let frame = ferry_protocol::delta::encode(&content, prefix, level)
@@ -443,10 +451,11 @@ mod tests {
         // reference form; then one starting at a member the reference lacks.
         let new = zip_expanded(&(25..30).map(member).collect::<Vec<_>>());
         let at = old.len() / 2;
-        let found = aligned_by_member(&new, &old, 0).unwrap() as usize;
+        let members = Members::of(&old);
+        let found = aligned_by_member(&new, &members, 0).unwrap() as usize;
         assert_eq!(&old[found..found + 1000], &new[..1000]);
         let fresh = zip_expanded(&[("numpy/new.py".into(), noise(3000, 99)), member(31)]);
-        let found = aligned_by_member(&fresh, &old, at).unwrap() as usize;
+        let found = aligned_by_member(&fresh, &members, at).unwrap() as usize;
         // Aligned so that member 31 (the window's second) lines up.
         let second = 30 + "numpy/new.py".len() + 3000;
         assert_eq!(
@@ -454,7 +463,7 @@ mod tests {
             &fresh[second..second + 1000]
         );
         // Not found before where the previous window's range starts.
-        assert_eq!(aligned_by_member(&new, &old, old.len() - 10), None);
+        assert_eq!(aligned_by_member(&new, &members, old.len() - 10), None);
     }
 
     #[test]
