@@ -65,6 +65,29 @@ impl Source {
     }
 }
 
+/// A base's reference form spilled to a file, with the index of its member
+/// headers: a window reads only its range, so the export holds a range (at
+/// most `MAX_WINDOW_REFERENCE`) rather than the whole reference form (158
+/// MB for a layer) beside the window and zstd's tables.
+pub(crate) struct RefForm {
+    file: Source,
+    members: Members,
+}
+
+impl RefForm {
+    /// Indexes `bytes` and writes them to an unnamed file in `dir`; the
+    /// caller drops its copy.
+    pub(crate) fn spill(dir: &std::path::Path, bytes: &[u8]) -> Result<RefForm> {
+        Ok(RefForm {
+            members: Members::of(bytes),
+            file: Source {
+                file: super::spill(dir, bytes)?,
+                len: bytes.len() as u64,
+            },
+        })
+    }
+}
+
 /// The next window of `src` from `start`: about `size` bytes (at most
 /// `MAX_WINDOW`), its end moved forward to the next member header (tar or
 /// zip) when one starts within an eighth of a window. Returns the window's
@@ -266,7 +289,7 @@ fn range_for(
 pub(crate) fn encode(
     key: &ObjectKey,
     src: &Source,
-    reference: &[u8],
+    reference: &RefForm,
     size: u64,
     level: i32,
 ) -> Result<Option<Vec<WindowPatch>>> {
@@ -276,24 +299,33 @@ pub(crate) fn encode(
     // A reference form no longer than the range a window may get anyway is
     // every window's range: content that moved anywhere between releases
     // (a zip's members reordered) is found, at no more memory.
-    let whole = reference.len() as u64 <= size + 2 * margin;
-    let members = (!whole).then(|| Members::of(reference));
+    let rlen = reference.file.len;
+    let whole = rlen <= size + 2 * margin;
     let mut out: Vec<WindowPatch> = Vec::new();
     let mut at = 0u64;
     while at < elen {
         let i = out.len();
         let content = next_window(src, at, size)
             .with_context(|| format!("cannot read the expanded form of {key}"))?;
-        let range = match &members {
-            None => 0..reference.len() as u64,
-            Some(members) => {
-                let prev = out.last().map_or(0..0, |w| w.reference.clone());
-                let rlen = reference.len() as u64;
-                range_for(&content, at, elen, (members, rlen), &prev, margin)
-            }
+        let range = if whole {
+            0..rlen
+        } else {
+            let prev = out.last().map_or(0..0, |w| w.reference.clone());
+            range_for(
+                &content,
+                at,
+                elen,
+                (&reference.members, rlen),
+                &prev,
+                margin,
+            )
         };
-        let prefix = &reference[range.start as usize..range.end as usize];
-        let frame = ferry_protocol::delta::encode(&content, prefix, level)
+        let prefix = reference
+            .file
+            .read(range.clone())
+            .with_context(|| format!("cannot read the reference form of {key}'s base"))?;
+        let prefix = &prefix[..];
+        let frame = encode_bounded(&content, prefix, level)
             .with_context(|| format!("cannot encode window {i} of {key}"))?;
         let blake3 = *blake3::hash(&content).as_bytes();
         let len = content.len() as u64;
@@ -312,6 +344,20 @@ pub(crate) fn encode(
         at += len;
     }
     Ok(Some(out))
+}
+
+/// `ferry_protocol::delta::encode`, once zstd's tables fit the process's
+/// encoder budget (`ferry_recipe::budget`): at the slow levels they are
+/// tens of MiB, and every core encodes.
+pub(crate) fn encode_bounded(
+    content: &[u8],
+    reference: &[u8],
+    level: i32,
+) -> Result<Vec<u8>, ferry_protocol::Error> {
+    let tables =
+        ferry_protocol::delta::encoder_memory(level, reference.len() as u64, content.len() as u64);
+    let _permit = ferry_recipe::budget::reserve(tables);
+    ferry_protocol::delta::encode(content, reference, level)
 }
 
 #[cfg(test)]
@@ -373,7 +419,9 @@ mod tests {
             file,
             len: new.len() as u64,
         };
-        let made = encode(&key, &src, &old, 200_000, 3).unwrap().unwrap();
+        let made = encode(&key, &src, &reference(&old), 200_000, 3)
+            .unwrap()
+            .unwrap();
         assert!(made.len() >= 3, "{} windows", made.len());
         let mut at = 0usize;
         for (i, w) in made.iter().enumerate() {
@@ -440,6 +488,10 @@ mod tests {
         }
     }
 
+    fn reference(bytes: &[u8]) -> RefForm {
+        RefForm::spill(&std::env::temp_dir(), bytes).unwrap()
+    }
+
     fn member(i: usize) -> (String, Vec<u8>) {
         (format!("numpy/_core/mod{i:02}.so"), noise(20_000, i as u64))
     }
@@ -481,7 +533,7 @@ mod tests {
             .collect();
         let old = zip_expanded(&(0..40).map(member).collect::<Vec<_>>());
         let new = zip_expanded(&files);
-        let made = encode(&key(), &source(&new), &old, 200_000, 3)
+        let made = encode(&key(), &source(&new), &reference(&old), 200_000, 3)
             .unwrap()
             .unwrap();
         assert!(made.len() >= 3, "{} windows", made.len());
@@ -521,7 +573,7 @@ mod tests {
         // reference form (no longer than a window's range may be) does.
         let old = zip_expanded(&(0..8).map(member).collect::<Vec<_>>());
         let new = zip_expanded(&(0..8).rev().map(member).collect::<Vec<_>>());
-        let made = encode(&key(), &source(&new), &old, 100_000, 3)
+        let made = encode(&key(), &source(&new), &reference(&old), 100_000, 3)
             .unwrap()
             .unwrap();
         assert!(made.len() >= 2, "{} windows", made.len());
