@@ -255,36 +255,7 @@ fn segments(
                 plain_len,
                 compressed_len,
             } => {
-                // Read as the encoder goes and written as it comes, as a zlib
-                // segment is.
-                let mut input = Counted::new((&mut *expanded).take(*plain_len));
-                let done = crate::xz::compress_to(params, &mut input, *compressed_len, out);
-                input.check(index, *plain_len)?;
-                let xz = |source| RebuildError::Xz {
-                    segment: index,
-                    source,
-                };
-                let written = done.map_err(|e| match e {
-                    StreamError::Xz(e) => xz(e),
-                    StreamError::TooLong { .. } => RebuildError::SegmentLenMismatch {
-                        segment: index,
-                        declared: *compressed_len,
-                        produced: compressed_len.saturating_add(1),
-                    },
-                    StreamError::Write(e) => RebuildError::Write(e),
-                    StreamError::Read(source) => RebuildError::Read {
-                        segment: index,
-                        source,
-                    },
-                })?;
-                input.check_all(index, *plain_len)?;
-                if written != *compressed_len {
-                    return Err(RebuildError::SegmentLenMismatch {
-                        segment: index,
-                        declared: *compressed_len,
-                        produced: written,
-                    });
-                }
+                xz(index, params, *plain_len, *compressed_len, expanded, out)?;
                 continue;
             }
             Segment::Zstd {
@@ -305,6 +276,46 @@ fn segments(
             });
         }
         out.write_all(&rebuilt)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds xz segment `index`: read as the encoder goes and written as it
+/// comes, as a zlib segment is.
+fn xz(
+    index: usize,
+    params: &crate::xz::XzParams,
+    plain_len: u64,
+    compressed_len: u64,
+    expanded: &mut impl Read,
+    out: &mut impl Write,
+) -> Result<(), RebuildError> {
+    let mut input = Counted::new(expanded.by_ref().take(plain_len));
+    let done = crate::xz::compress_to(params, &mut input, compressed_len, out);
+    input.check(index, plain_len)?;
+    let written = done.map_err(|e| match e {
+        StreamError::Xz(source) => RebuildError::Xz {
+            segment: index,
+            source,
+        },
+        StreamError::TooLong { .. } => RebuildError::SegmentLenMismatch {
+            segment: index,
+            declared: compressed_len,
+            produced: compressed_len.saturating_add(1),
+        },
+        StreamError::Write(e) => RebuildError::Write(e),
+        StreamError::Read(source) => RebuildError::Read {
+            segment: index,
+            source,
+        },
+    })?;
+    input.check_all(index, plain_len)?;
+    if written != compressed_len {
+        return Err(RebuildError::SegmentLenMismatch {
+            segment: index,
+            declared: compressed_len,
+            produced: written,
+        });
     }
     Ok(())
 }
