@@ -39,7 +39,43 @@ const HASH_LOG_MAX: u32 = 25;
 /// level 3, 0.30 MB once the whole reference is indexed.
 fn hash_log(level: i32, reference: u64) -> Option<u32> {
     let need = (64 - reference.saturating_sub(1).leading_zeros()).saturating_sub(3);
-    ((16..=19).contains(&level) && need > 22).then_some(need.min(HASH_LOG_MAX))
+    (slow(level) && need > 22).then_some(need.min(HASH_LOG_MAX))
+}
+
+/// The chain log of a patch at levels 16 to 19: 2^20 entries (4 MiB)
+/// instead of the level's 2^24 (64 MiB). At these levels the chain table is
+/// a binary tree over the last 2^(chainLog - 1) positions; a patch's matches
+/// lie in the reference form, mostly further back than that, and are found
+/// through the hash table ([`hash_log`]), so the smaller tree costs little
+/// (see docs/compression.md, session 11).
+const SLOW_CHAIN_LOG: u32 = 20;
+
+/// The long-distance matcher's hash log at levels 16 to 19: 2^20 entries of
+/// 8 bytes (8 MiB). zstd's own choice there is the window log minus 4 (64
+/// MiB for a 128 MiB window), for matches the optimal parser mostly finds
+/// anyway.
+const SLOW_LDM_HASH_LOG: u32 = 20;
+
+/// Whether `level` is one of zstd's slow levels (16 to 19: btopt and
+/// btultra, whose tables the patch parameters bound).
+fn slow(level: i32) -> bool {
+    (16..=19).contains(&level)
+}
+
+/// About how many bytes zstd's match tables take to encode `len` bytes
+/// against a `reference` of that many bytes at `level` (the hash, chain and
+/// long-distance tables; not the content, reference or output): for a
+/// caller that bounds how many encoders run at once.
+pub fn encoder_memory(level: i32, reference: u64, len: u64) -> u64 {
+    let wlog = window_log(reference, len);
+    if !slow(level) {
+        // Level 3's tables are small; the long-distance matcher's hash is
+        // 2^(wlog - 7) entries of 8 bytes.
+        return (8u64 << wlog.saturating_sub(7)) + (4 << 20);
+    }
+    let hash = hash_log(level, reference).unwrap_or(22).min(wlog + 1);
+    let chain = SLOW_CHAIN_LOG.min(wlog + 1);
+    (4u64 << hash) + (4u64 << chain) + (8u64 << SLOW_LDM_HASH_LOG) + (8 << 20)
 }
 
 /// A zstd error code as an I/O error.
@@ -63,7 +99,12 @@ pub fn encode(content: &[u8], reference: &[u8], level: i32) -> Result<Vec<u8>, E
         CParameter::ContentSizeFlag(true),
     ];
     let hash = hash_log(level, reference.len() as u64).map(CParameter::HashLog);
-    for p in params.into_iter().chain(hash) {
+    let bounded = [
+        CParameter::ChainLog(SLOW_CHAIN_LOG.min(wlog + 1)),
+        CParameter::LdmHashLog(SLOW_LDM_HASH_LOG),
+    ];
+    let bounded = bounded.into_iter().filter(|_| slow(level));
+    for p in params.into_iter().chain(hash).chain(bounded) {
         cctx.set_parameter(p).map_err(zstd_error)?;
     }
     cctx.ref_prefix(reference).map_err(zstd_error)?;

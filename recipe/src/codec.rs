@@ -58,12 +58,10 @@ pub(crate) fn decode_into(
     };
     match codec {
         Codec::Deflate => inflate_into(data, bounds, out),
-        Codec::Xz => crate::xz::decompress(data, bounds.limit)
-            .map(|d| appended(d, out))
-            .map_err(|e| match e {
-                crate::xz::XzError::TooLarge { .. } => bounds.over_limit(),
-                _ => LiteralReason::Corrupt,
-            }),
+        Codec::Xz => crate::xz::decompress_into(data, bounds.limit, out).map_err(|e| match e {
+            crate::xz::XzError::TooLarge { .. } => bounds.over_limit(),
+            _ => LiteralReason::Corrupt,
+        }),
         Codec::Zstd => crate::zstd::decompress(data, bounds.limit)
             .map(|d| appended(d, out))
             .map_err(|e| match e {

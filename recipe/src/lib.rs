@@ -104,6 +104,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+pub mod budget;
 mod by_recipe;
 mod codec;
 mod containers;

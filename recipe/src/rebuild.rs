@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 
 use crate::codec::{self, DeflateFail};
 use crate::recipe::{DeflateChunk, Recipe, Segment};
-use crate::xz::XzError;
+use crate::xz::{StreamError, XzError};
 use crate::zlib::ZlibError;
 use crate::zstd::ZstdError;
 
@@ -94,9 +94,14 @@ pub enum RebuildError {
     #[error("writing the rebuilt object failed: {0}")]
     Write(#[from] std::io::Error),
     /// Reading the expanded form failed, or it ended early
-    /// ([`rebuild_from`]).
-    #[error("reading the expanded form failed: {0}")]
-    Read(#[source] std::io::Error),
+    /// ([`rebuild_from`]), in segment `segment`.
+    #[error("segment {segment}: reading the expanded form failed: {source}")]
+    Read {
+        /// Index of the segment that was reading.
+        segment: usize,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Rebuilds the object of `out_len` bytes from `expanded` with `recipe`, writing
@@ -119,10 +124,10 @@ pub fn rebuild(
 /// [`rebuild`] from an expanded form of `expanded_len` bytes read from
 /// `expanded` as the segments consume it, never held whole: a literal
 /// segment is copied through a small buffer, a deflate segment read one
-/// preflate chunk at a time, a zlib segment as its encoder reads (a window's
-/// worth at a time); an xz or zstd segment is read whole (its encoder takes
-/// the whole plain stream), bounded by its declared length.
-/// A read error (or a short read) is [`RebuildError::Read`].
+/// preflate chunk at a time, a zlib or xz segment as its encoder reads (a
+/// window's worth, or a MiB, at a time); a zstd segment is read whole (its
+/// output depends on how the input is handed over), bounded by its declared
+/// length. A read error (or a short read) is [`RebuildError::Read`].
 pub fn rebuild_from(
     recipe: &Recipe,
     expanded: &mut impl Read,
@@ -137,8 +142,9 @@ pub fn rebuild_from(
 /// whose bytes a segment that takes its plain stream whole borrows.
 trait Input: Read {
     /// The next `len` bytes (the lengths were checked against the expanded
-    /// form's, so `len` is bounded by what the caller declared).
-    fn next_bytes(&mut self, len: u64) -> Result<Cow<'_, [u8]>, RebuildError>;
+    /// form's, so `len` is bounded by what the caller declared); an error
+    /// names `segment`.
+    fn next_bytes(&mut self, segment: usize, len: u64) -> Result<Cow<'_, [u8]>, RebuildError>;
 }
 
 /// An expanded form in memory.
@@ -151,12 +157,12 @@ impl Read for Slice<'_> {
 }
 
 impl Input for Slice<'_> {
-    fn next_bytes(&mut self, len: u64) -> Result<Cow<'_, [u8]>, RebuildError> {
+    fn next_bytes(&mut self, segment: usize, len: u64) -> Result<Cow<'_, [u8]>, RebuildError> {
         let n = usize::try_from(len).unwrap_or(usize::MAX).min(self.0.len());
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
         if n as u64 != len {
-            return Err(short(len, n as u64));
+            return Err(short(segment, len, n as u64));
         }
         Ok(Cow::Borrowed(head))
     }
@@ -172,8 +178,8 @@ impl<R: Read> Read for Stream<R> {
 }
 
 impl<R: Read> Input for Stream<R> {
-    fn next_bytes(&mut self, len: u64) -> Result<Cow<'_, [u8]>, RebuildError> {
-        read_len(&mut self.0, len).map(Cow::Owned)
+    fn next_bytes(&mut self, segment: usize, len: u64) -> Result<Cow<'_, [u8]>, RebuildError> {
+        read_len(&mut self.0, segment, len).map(Cow::Owned)
     }
 }
 
@@ -202,10 +208,15 @@ fn segments(
     for (index, segment) in recipe.segments.iter().enumerate() {
         let rebuilt = match segment {
             Segment::Literal { len } => {
-                let copied = std::io::copy(&mut (&mut *expanded).take(*len), out)
-                    .map_err(RebuildError::Read)?;
+                let copied =
+                    std::io::copy(&mut (&mut *expanded).take(*len), out).map_err(|source| {
+                        RebuildError::Read {
+                            segment: index,
+                            source,
+                        }
+                    })?;
                 if copied != *len {
-                    return Err(short(*len, copied));
+                    return Err(short(index, *len, copied));
                 }
                 continue;
             }
@@ -228,14 +239,7 @@ fn segments(
                 // past its declared length: the plain stream is not held.
                 let mut input = Counted::new((&mut *expanded).take(*plain_len));
                 let done = crate::zlib::rebuild(params, &mut input, *compressed_len, out);
-                // A read that failed or ended early is the cause, whatever
-                // the encoder made of it.
-                if let Some(e) = input.error.take() {
-                    return Err(RebuildError::Read(e));
-                }
-                if input.ended && input.count != *plain_len {
-                    return Err(short(*plain_len, input.count));
-                }
+                input.check(index, *plain_len)?;
                 done.map_err(|source| match source {
                     ZlibError::Write(e) => RebuildError::Write(e),
                     source => RebuildError::Zlib {
@@ -243,24 +247,21 @@ fn segments(
                         source,
                     },
                 })?;
-                if input.count != *plain_len {
-                    return Err(short(*plain_len, input.count));
-                }
+                input.check_all(index, *plain_len)?;
                 continue;
             }
             Segment::Xz {
-                params, plain_len, ..
+                params,
+                plain_len,
+                compressed_len,
             } => {
-                let input = expanded.next_bytes(*plain_len)?;
-                crate::xz::compress(params, &input).map_err(|source| RebuildError::Xz {
-                    segment: index,
-                    source,
-                })?
+                xz(index, params, *plain_len, *compressed_len, expanded, out)?;
+                continue;
             }
             Segment::Zstd {
                 params, plain_len, ..
             } => {
-                let input = expanded.next_bytes(*plain_len)?;
+                let input = expanded.next_bytes(index, *plain_len)?;
                 crate::zstd::compress(params, &input).map_err(|source| RebuildError::Zstd {
                     segment: index,
                     source,
@@ -275,6 +276,46 @@ fn segments(
             });
         }
         out.write_all(&rebuilt)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds xz segment `index`: read as the encoder goes and written as it
+/// comes, as a zlib segment is.
+fn xz(
+    index: usize,
+    params: &crate::xz::XzParams,
+    plain_len: u64,
+    compressed_len: u64,
+    expanded: &mut impl Read,
+    out: &mut impl Write,
+) -> Result<(), RebuildError> {
+    let mut input = Counted::new(expanded.by_ref().take(plain_len));
+    let done = crate::xz::compress_to(params, &mut input, compressed_len, out);
+    input.check(index, plain_len)?;
+    let written = done.map_err(|e| match e {
+        StreamError::Xz(source) => RebuildError::Xz {
+            segment: index,
+            source,
+        },
+        StreamError::TooLong { .. } => RebuildError::SegmentLenMismatch {
+            segment: index,
+            declared: compressed_len,
+            produced: compressed_len.saturating_add(1),
+        },
+        StreamError::Write(e) => RebuildError::Write(e),
+        StreamError::Read(source) => RebuildError::Read {
+            segment: index,
+            source,
+        },
+    })?;
+    input.check_all(index, plain_len)?;
+    if written != compressed_len {
+        return Err(RebuildError::SegmentLenMismatch {
+            segment: index,
+            declared: compressed_len,
+            produced: written,
+        });
     }
     Ok(())
 }
@@ -299,6 +340,28 @@ impl<R> Counted<R> {
     }
 }
 
+impl<R> Counted<R> {
+    /// A read that failed, or ended before `want` bytes, is the cause of
+    /// segment `segment`'s failure, whatever its encoder made of it.
+    fn check(&mut self, segment: usize, want: u64) -> Result<(), RebuildError> {
+        if let Some(source) = self.error.take() {
+            return Err(RebuildError::Read { segment, source });
+        }
+        if self.ended && self.count != want {
+            return Err(short(segment, want, self.count));
+        }
+        Ok(())
+    }
+
+    /// The encoder read all `want` bytes.
+    fn check_all(&self, segment: usize, want: u64) -> Result<(), RebuildError> {
+        if self.count != want {
+            return Err(short(segment, want, self.count));
+        }
+        Ok(())
+    }
+}
+
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self.inner.read(buf) {
@@ -318,24 +381,27 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// The error of a read that gave `got` of `want` bytes.
-fn short(want: u64, got: u64) -> RebuildError {
-    RebuildError::Read(std::io::Error::new(
-        std::io::ErrorKind::UnexpectedEof,
-        format!("the expanded form ended {} bytes early", want - got),
-    ))
+/// The error of a read in segment `segment` that gave `got` of `want` bytes.
+fn short(segment: usize, want: u64, got: u64) -> RebuildError {
+    RebuildError::Read {
+        segment,
+        source: std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the expanded form ended {} bytes early", want - got),
+        ),
+    }
 }
 
 /// Reads exactly `len` bytes (the lengths were checked against the expanded
 /// form's, so `len` is bounded by what the caller declared).
-fn read_len(input: &mut impl Read, len: u64) -> Result<Vec<u8>, RebuildError> {
+fn read_len(input: &mut impl Read, segment: usize, len: u64) -> Result<Vec<u8>, RebuildError> {
     let mut buf = Vec::new();
     let got = (&mut *input)
         .take(len)
         .read_to_end(&mut buf)
-        .map_err(RebuildError::Read)? as u64;
+        .map_err(|source| RebuildError::Read { segment, source })? as u64;
     if got != len {
-        return Err(short(len, got));
+        return Err(short(segment, len, got));
     }
     Ok(buf)
 }
@@ -361,7 +427,7 @@ fn deflate(
     }
     let mut p = codec::DeflateRebuilder::new();
     for (index, chunk) in chunks.iter().enumerate() {
-        let text = input.next_bytes(chunk.plain_len)?;
+        let text = input.next_bytes(segment, chunk.plain_len)?;
         p.chunk(index, &text, chunk, out).map_err(|e| match e {
             DeflateFail::Preflate(detail) => RebuildError::Deflate { segment, detail },
             DeflateFail::ChunkLen {

@@ -175,25 +175,35 @@ pub enum XzError {
 /// `limit` bytes; returns the plain bytes and how many bytes of `data` the
 /// stream used (up to its footer; stream padding is not consumed).
 pub fn decompress(data: &[u8], limit: u64) -> Result<(Vec<u8>, usize), XzError> {
+    let mut out = Vec::new();
+    let used = decompress_into(data, limit, &mut out)?;
+    Ok((out, used))
+}
+
+/// [`decompress`], appending the plain bytes to `out` (so a caller building
+/// a larger buffer does not hold them twice); `limit` bounds what is
+/// appended. On error `out` may hold part of the stream.
+pub fn decompress_into(data: &[u8], limit: u64, out: &mut Vec<u8>) -> Result<usize, XzError> {
     if !data.starts_with(&HEADER_MAGIC) {
         return Err(XzError::Corrupt("no xz stream header magic".into()));
     }
     let mut stream = Stream::new_stream_decoder(DECODER_MEMLIMIT, 0)
         .map_err(|e| XzError::Lzma(e.to_string()))?;
-    let mut out = Vec::new();
+    let mark = out.len();
     loop {
         let used = stream.total_in() as usize;
         let before = (stream.total_in(), stream.total_out());
-        let room = (limit.saturating_add(1) - out.len() as u64).min(1 << 20) as usize;
+        let made = (out.len() - mark) as u64;
+        let room = (limit.saturating_add(1) - made).min(1 << 20) as usize;
         out.reserve(room.max(1));
         let status = stream
-            .process_vec(&data[used..], &mut out, Action::Run)
+            .process_vec(&data[used..], out, Action::Run)
             .map_err(|e| decode_error(e, limit))?;
-        if out.len() as u64 > limit {
+        if (out.len() - mark) as u64 > limit {
             return Err(XzError::TooLarge { limit });
         }
         if status == Status::StreamEnd {
-            return Ok((out, stream.total_in() as usize));
+            return Ok(stream.total_in() as usize);
         }
         let stalled = before == (stream.total_in(), stream.total_out());
         if stalled && stream.total_in() as usize == data.len() {
@@ -328,6 +338,7 @@ fn candidate_presets(dict: u32) -> Vec<(u32, bool)> {
 /// encoder and tells whether what it produced so far is a prefix of the
 /// block's compressed data `expected`.
 fn prefix_matches(params: &XzParams, block: &[u8], expected: &[u8]) -> Result<bool, XzError> {
+    let _permit = crate::budget::reserve(encoder_memory(params)?);
     let mut stream =
         Stream::new_raw_encoder(&filters(params)?).map_err(|e| XzError::Lzma(e.to_string()))?;
     let input = &block[..block.len().min(PREFIX_INPUT)];
@@ -387,10 +398,60 @@ fn validate(params: &XzParams) -> Result<(), XzError> {
 }
 
 /// Compresses `plain` with `params`. `params` comes from a hostile bundle:
-/// it is validated first ([`XzError::BadParams`]). The multi-threaded mode
-/// uses at most two threads and never more than there are blocks.
+/// it is validated first ([`XzError::BadParams`]). See [`compress_to`].
 pub fn compress(params: &XzParams, plain: &[u8]) -> Result<Vec<u8>, XzError> {
-    let filters = filters(params)?;
+    let mut out = Vec::with_capacity(plain.len() / 4 + 1024);
+    compress_to(params, &mut &plain[..], u64::MAX, &mut out)
+        .map_err(|e| e.into_xz().unwrap_or_else(|e| XzError::Lzma(e.to_string())))?;
+    Ok(out)
+}
+
+/// Why [`compress_to`] stopped.
+#[derive(Debug)]
+pub enum StreamError {
+    /// The encoder failed or the params are bad.
+    Xz(XzError),
+    /// The stream came out longer than the `most` bytes allowed.
+    TooLong {
+        /// The bound given.
+        most: u64,
+    },
+    /// Reading the plain bytes failed.
+    Read(std::io::Error),
+    /// Writing the compressed bytes failed.
+    Write(std::io::Error),
+}
+
+impl StreamError {
+    fn into_xz(self) -> Result<XzError, std::io::Error> {
+        match self {
+            StreamError::Xz(e) => Ok(e),
+            StreamError::TooLong { most } => Ok(XzError::Lzma(format!(
+                "the stream came out longer than {most} bytes"
+            ))),
+            StreamError::Read(e) | StreamError::Write(e) => Err(e),
+        }
+    }
+}
+
+/// Plain bytes handed to the encoder at a time by [`compress_to`].
+const STEP: usize = 1 << 20;
+
+/// Compresses what `plain` reads with `params` into `out`, as it comes, never
+/// more than `most` bytes; returns how many it wrote. The plain stream is
+/// never held whole (liblzma's output does not depend on how its input is
+/// handed over). The multi-threaded mode runs one worker thread: its output
+/// does not depend on the thread count, and each thread holds a whole
+/// encoder (about 94 MiB at preset 6) and a block of input, which doubled
+/// the rebuild's memory for a second core.
+pub fn compress_to(
+    params: &XzParams,
+    plain: &mut dyn std::io::Read,
+    most: u64,
+    out: &mut dyn std::io::Write,
+) -> Result<u64, StreamError> {
+    let filters = filters(params).map_err(StreamError::Xz)?;
+    let _permit = crate::budget::reserve(encoder_memory(params).map_err(StreamError::Xz)?);
     let check = match params.check {
         XzCheck::None => Check::None,
         XzCheck::Crc32 => Check::Crc32,
@@ -399,30 +460,73 @@ pub fn compress(params: &XzParams, plain: &[u8]) -> Result<Vec<u8>, XzError> {
     };
     let mut stream = match params.mode {
         XzMode::Single => Stream::new_stream_encoder(&filters, check),
-        XzMode::Multi { block_size } => {
-            let blocks = (plain.len() as u64).div_ceil(block_size).max(1);
-            MtStreamBuilder::new()
-                .filters(filters)
-                .check(check)
-                .block_size(block_size)
-                .threads(blocks.min(2) as u32)
-                .encoder()
-        }
+        XzMode::Multi { block_size } => MtStreamBuilder::new()
+            .filters(filters)
+            .check(check)
+            .block_size(block_size)
+            .threads(1)
+            .encoder(),
     }
-    .map_err(|e| XzError::Lzma(e.to_string()))?;
-    let mut out = Vec::with_capacity(plain.len() / 4 + 1024);
+    .map_err(|e| StreamError::Xz(XzError::Lzma(e.to_string())))?;
+    let mut input = vec![0u8; STEP];
+    let mut buf: Vec<u8> = Vec::with_capacity(STEP);
+    let mut written = 0u64;
     loop {
-        let used = stream.total_in() as usize;
-        if out.capacity() - out.len() < 64 << 10 {
-            out.reserve(out.len().max(64 << 10));
-        }
-        let status = stream
-            .process_vec(&plain[used..], &mut out, Action::Finish)
-            .map_err(|e| XzError::Lzma(e.to_string()))?;
-        if status == Status::StreamEnd {
-            return Ok(out);
+        let n = read_full(plain, &mut input).map_err(StreamError::Read)?;
+        let finish = n < STEP;
+        let action = if finish { Action::Finish } else { Action::Run };
+        let mut at = 0usize;
+        loop {
+            buf.clear();
+            let before = stream.total_in();
+            let status = stream
+                .process_vec(&input[at..n], &mut buf, action)
+                .map_err(|e| StreamError::Xz(XzError::Lzma(e.to_string())))?;
+            at += (stream.total_in() - before) as usize;
+            written += buf.len() as u64;
+            if written > most {
+                return Err(StreamError::TooLong { most });
+            }
+            out.write_all(&buf).map_err(StreamError::Write)?;
+            if status == Status::StreamEnd {
+                return Ok(written);
+            }
+            // Running: the piece is taken and the output buffer was not
+            // filled, so the encoder wants more input.
+            if !finish && at == n && buf.len() < buf.capacity() {
+                break;
+            }
         }
     }
+}
+
+/// What an encoder of `params` holds, by liblzma's estimate: its match
+/// finder, and in multi-threaded mode (one thread) a block of input and of
+/// output.
+fn encoder_memory(params: &XzParams) -> Result<u64, XzError> {
+    let block_size = match params.mode {
+        XzMode::Single => 4096,
+        XzMode::Multi { block_size } => block_size,
+    };
+    Ok(MtStreamBuilder::new()
+        .filters(filters(params)?)
+        .block_size(block_size)
+        .threads(1)
+        .memusage())
+}
+
+/// Reads into `buf` until it is full or the input ends; returns how much.
+fn read_full(input: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(got) => n += got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// What the stream header and the first block header say.

@@ -154,13 +154,13 @@ fn a_zlib_segment_whose_input_fails_or_ends_early_is_a_read_error() {
         reader.fail_at = Some(200_000);
         let got = rebuild_from(&recipe, &mut reader, n, 2_000_003, &mut std::io::sink());
         assert!(
-            matches!(&got, Err(RebuildError::Read(e)) if e.to_string().contains("went away")),
+            matches!(&got, Err(RebuildError::Read { source: e, .. }) if e.to_string().contains("went away")),
             "{encoder}: {got:?}"
         );
         let mut short = &expanded[..expanded.len() - 1000];
         let got = rebuild_from(&recipe, &mut short, n, 2_000_003, &mut std::io::sink());
         assert!(
-            matches!(&got, Err(RebuildError::Read(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            matches!(&got, Err(RebuildError::Read { source: e, .. }) if e.kind() == std::io::ErrorKind::UnexpectedEof),
             "{encoder}: {got:?}"
         );
     }

@@ -118,6 +118,25 @@ impl super::Db {
         self.digest_table(RELEASED)
     }
 
+    /// The released digests, each with the sequence whose apply released it
+    /// and how many keys of the applied catalog name it again (0: none),
+    /// read in one transaction.
+    pub fn released_with_refs(&self) -> Result<Vec<(Sha256, u64, u64)>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let released = txn.open_table(RELEASED).map_err(ctx("open"))?;
+        let refs = txn.open_table(REFS).map_err(ctx("open"))?;
+        let mut out = Vec::new();
+        for r in released.iter().map_err(ctx("read"))? {
+            let (k, v) = r.map_err(ctx("read"))?;
+            let n = refs
+                .get(k.value())
+                .map_err(ctx("read"))?
+                .map_or(0, |n| n.value());
+            out.push((Sha256(*k.value()), v.value(), n));
+        }
+        Ok(out)
+    }
+
     /// Every row of a digest -> number table, in digest order.
     fn digest_table(&self, table: TableDefinition<&[u8; 32], u64>) -> Result<Vec<(Sha256, u64)>> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;

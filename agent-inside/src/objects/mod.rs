@@ -157,8 +157,8 @@ pub fn remove_released(
     keep_previous: bool,
 ) -> Result<()> {
     let mut forget = Vec::new();
-    for (sha, released_by) in db.released_objects()? {
-        if db.object_refs(&sha)? > 0 {
+    for (sha, released_by, refs) in db.released_with_refs()? {
+        if refs > 0 {
             forget.push(sha);
         } else if !keep_previous || released_by < sequence {
             store.remove(&sha)?;

@@ -4,9 +4,10 @@
 //! checked (length and BLAKE3) before the recipe reads a byte of it, and
 //! dropped once read: at most one window (at most `MAX_WINDOW` bytes) is
 //! held here. The recipe may hold more: `ferry_recipe::rebuild_from` reads
-//! an xz or zstd segment's plain bytes whole before encoding them (their
-//! encoders take the whole stream); zlib (a layer that is one gzip stream)
-//! and preflate (`Deflate`) segments stream.
+//! a zstd segment's plain bytes whole before encoding them; zlib (a layer
+//! that is one gzip stream), xz (a deb's data.tar.xz) and preflate
+//! (`Deflate`) segments stream, and an xz encoder waits for its share of
+//! `ferry_recipe::budget`.
 
 use super::BuildCtx;
 use anyhow::{bail, Context, Result};

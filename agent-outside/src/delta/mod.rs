@@ -297,13 +297,19 @@ pub(crate) fn patch_against(
     if reference.len() as u64 > opts.max_object {
         return Ok(None);
     }
+    let base_len = reference.len() as u64;
+    let base_blake3 = *blake3::hash(&reference).as_bytes();
     let patch = match held {
         Held::Spilled(file) => {
             let src = windows::Source {
                 file,
                 len: expanded_len,
             };
-            match windows::encode(key, &src, &reference, opts.window, level)? {
+            // Windows read their ranges of it from a file: the whole of it
+            // is not held beside a window and zstd's tables.
+            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+            drop(reference);
+            match windows::encode(key, &src, &spilled, opts.window, level)? {
                 Some(w) => Frames::Windows(w),
                 None => return Ok(None),
             }
@@ -324,8 +330,8 @@ pub(crate) fn patch_against(
             key: base_key.clone(),
             sha256: base.sha256,
             form,
-            len: reference.len() as u64,
-            blake3: *blake3::hash(&reference).as_bytes(),
+            len: base_len,
+            blake3: base_blake3,
         },
         reused,
     }))
@@ -369,7 +375,7 @@ fn one_frame(
     level: i32,
 ) -> Result<Option<Vec<u8>>> {
     let expanded_len = expanded.len() as u64;
-    let patch = ferry_protocol::delta::encode(&expanded, reference, level)
+    let patch = windows::encode_bounded(&expanded, reference, level)
         .with_context(|| format!("cannot encode {key} against {base_key}"))?;
     drop(expanded);
     // The inside's first step: the patch must give back the expanded form the

@@ -25,6 +25,7 @@
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Window, MAX_WINDOW, MAX_WINDOW_REFERENCE};
 use ferry_protocol::path::ObjectKey;
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// A window made: its catalog entry without chunks, and its zstd frame.
@@ -64,6 +65,29 @@ impl Source {
     }
 }
 
+/// A base's reference form spilled to a file, with the index of its member
+/// headers: a window reads only its range, so the export holds a range (at
+/// most `MAX_WINDOW_REFERENCE`) rather than the whole reference form (158
+/// MB for a layer) beside the window and zstd's tables.
+pub(crate) struct RefForm {
+    file: Source,
+    members: Members,
+}
+
+impl RefForm {
+    /// Indexes `bytes` and writes them to an unnamed file in `dir`; the
+    /// caller drops its copy.
+    pub(crate) fn spill(dir: &std::path::Path, bytes: &[u8]) -> Result<RefForm> {
+        Ok(RefForm {
+            members: Members::of(bytes),
+            file: Source {
+                file: super::spill(dir, bytes)?,
+                len: bytes.len() as u64,
+            },
+        })
+    }
+}
+
 /// The next window of `src` from `start`: about `size` bytes (at most
 /// `MAX_WINDOW`), its end moved forward to the next member header (tar or
 /// zip) when one starts within an eighth of a window. Returns the window's
@@ -85,7 +109,7 @@ fn next_window(src: &Source, start: u64, size: u64) -> std::io::Result<Vec<u8>> 
 /// The kinds of member header a window is aligned on. Both stay literal
 /// bytes in an expanded form: a tar's (a layer, a deb's data.tar) and a zip's
 /// local file headers (a wheel, a jar), each naming its member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Header {
     /// A ustar header: its 100-byte name field is the key.
     Tar,
@@ -172,31 +196,36 @@ fn is_header(data: &[u8], h: usize) -> bool {
     stored == Some(sum)
 }
 
-/// Where the member whose header (of kind `kind`) is at `h` in `expanded`
-/// is in `reference` (at or after `from`): the same name in a header of the
-/// same kind there.
-fn find_member(
-    expanded: &[u8],
-    h: usize,
-    kind: Header,
-    reference: &[u8],
-    from: usize,
-) -> Option<usize> {
-    let hay = reference.get(from..)?;
-    match kind {
-        Header::Tar => {
-            let name = expanded.get(h..h + 100)?;
-            memchr::memmem::find_iter(hay, name)
-                .find(|&p| is_header(hay, p))
-                .map(|p| from + p)
+/// Every member header of a reference form, by kind and name (a tar
+/// header's 100-byte name field, a zip local header's name), each name's
+/// offsets in order: found in one pass, then looked up per window.
+struct Members(HashMap<(Header, Vec<u8>), Vec<usize>>);
+
+impl Members {
+    fn of(reference: &[u8]) -> Members {
+        let mut at: HashMap<(Header, Vec<u8>), Vec<usize>> = HashMap::new();
+        let tars = memchr::memmem::find_iter(reference, b"ustar")
+            .filter_map(|m| m.checked_sub(257))
+            .filter(|&h| is_header(reference, h))
+            .map(|h| (Header::Tar, h, &reference[h..h + 100]));
+        let zips = memchr::memmem::find_iter(reference, ZIP_LOCAL)
+            .filter_map(|h| zip_name(reference, h).map(|name| (Header::Zip, h, name)));
+        for (kind, h, name) in tars.chain(zips) {
+            at.entry((kind, name.to_vec())).or_default().push(h);
         }
-        Header::Zip => {
-            let name = zip_name(expanded, h)?;
-            memchr::memmem::find_iter(hay, name)
-                .filter_map(|p| p.checked_sub(30))
-                .find(|&p| zip_name(hay, p) == Some(name))
-                .map(|p| from + p)
-        }
+        Members(at)
+    }
+
+    /// Where the member whose header (of kind `kind`) is at `h` in
+    /// `expanded` is in the reference form (at or after `from`): the first
+    /// header of the same kind and name there.
+    fn find(&self, expanded: &[u8], h: usize, kind: Header, from: usize) -> Option<usize> {
+        let name = match kind {
+            Header::Tar => expanded.get(h..h + 100)?,
+            Header::Zip => zip_name(expanded, h)?,
+        };
+        let offsets = self.0.get(&(kind, name.to_vec()))?;
+        offsets.get(offsets.partition_point(|&p| p < from)).copied()
     }
 }
 
@@ -208,11 +237,11 @@ const HEADERS_TRIED: usize = 8;
 /// Where the window `content` most likely was in the reference form (at or
 /// after `from`): by the name of the first of its member headers found
 /// there, shifted back by that header's offset in the window.
-fn aligned_by_member(content: &[u8], reference: &[u8], from: usize) -> Option<u64> {
+fn aligned_by_member(content: &[u8], members: &Members, from: usize) -> Option<u64> {
     let mut at = 0;
     for _ in 0..HEADERS_TRIED {
         let (h, kind) = next_header(content, at, content.len())?;
-        if let Some(found) = find_member(content, h, kind, reference, from) {
+        if let Some(found) = members.find(content, h, kind, from) {
             return Some((found as u64).saturating_sub(h as u64));
         }
         at = h + 1;
@@ -229,12 +258,11 @@ fn range_for(
     content: &[u8],
     at: u64,
     elen: u64,
-    reference: &[u8],
+    (members, rlen): (&Members, u64),
     prev: &Range<u64>,
     margin: u64,
 ) -> Range<u64> {
-    let rlen = reference.len() as u64;
-    let aligned = aligned_by_member(content, reference, prev.start as usize)
+    let aligned = aligned_by_member(content, members, prev.start as usize)
         .unwrap_or_else(|| at.saturating_mul(rlen) / elen.max(1));
     let len = content.len() as u64;
     let mut start = aligned.saturating_sub(margin).max(prev.start).min(rlen);
@@ -261,7 +289,7 @@ fn range_for(
 pub(crate) fn encode(
     key: &ObjectKey,
     src: &Source,
-    reference: &[u8],
+    reference: &RefForm,
     size: u64,
     level: i32,
 ) -> Result<Option<Vec<WindowPatch>>> {
@@ -271,7 +299,8 @@ pub(crate) fn encode(
     // A reference form no longer than the range a window may get anyway is
     // every window's range: content that moved anywhere between releases
     // (a zip's members reordered) is found, at no more memory.
-    let whole = reference.len() as u64 <= size + 2 * margin;
+    let rlen = reference.file.len;
+    let whole = rlen <= size + 2 * margin;
     let mut out: Vec<WindowPatch> = Vec::new();
     let mut at = 0u64;
     while at < elen {
@@ -279,13 +308,24 @@ pub(crate) fn encode(
         let content = next_window(src, at, size)
             .with_context(|| format!("cannot read the expanded form of {key}"))?;
         let range = if whole {
-            0..reference.len() as u64
+            0..rlen
         } else {
             let prev = out.last().map_or(0..0, |w| w.reference.clone());
-            range_for(&content, at, elen, reference, &prev, margin)
+            range_for(
+                &content,
+                at,
+                elen,
+                (&reference.members, rlen),
+                &prev,
+                margin,
+            )
         };
-        let prefix = &reference[range.start as usize..range.end as usize];
-        let frame = ferry_protocol::delta::encode(&content, prefix, level)
+        let prefix = reference
+            .file
+            .read(range.clone())
+            .with_context(|| format!("cannot read the reference form of {key}'s base"))?;
+        let prefix = &prefix[..];
+        let frame = encode_bounded(&content, prefix, level)
             .with_context(|| format!("cannot encode window {i} of {key}"))?;
         let blake3 = *blake3::hash(&content).as_bytes();
         let len = content.len() as u64;
@@ -304,6 +344,20 @@ pub(crate) fn encode(
         at += len;
     }
     Ok(Some(out))
+}
+
+/// `ferry_protocol::delta::encode`, once zstd's tables fit the process's
+/// encoder budget (`ferry_recipe::budget`): at the slow levels they are
+/// tens of MiB, and every core encodes.
+pub(crate) fn encode_bounded(
+    content: &[u8],
+    reference: &[u8],
+    level: i32,
+) -> Result<Vec<u8>, ferry_protocol::Error> {
+    let tables =
+        ferry_protocol::delta::encoder_memory(level, reference.len() as u64, content.len() as u64);
+    let _permit = ferry_recipe::budget::reserve(tables);
+    ferry_protocol::delta::encode(content, reference, level)
 }
 
 #[cfg(test)]
@@ -365,7 +419,9 @@ mod tests {
             file,
             len: new.len() as u64,
         };
-        let made = encode(&key, &src, &old, 200_000, 3).unwrap().unwrap();
+        let made = encode(&key, &src, &reference(&old), 200_000, 3)
+            .unwrap()
+            .unwrap();
         assert!(made.len() >= 3, "{} windows", made.len());
         let mut at = 0usize;
         for (i, w) in made.iter().enumerate() {
@@ -432,6 +488,10 @@ mod tests {
         }
     }
 
+    fn reference(bytes: &[u8]) -> RefForm {
+        RefForm::spill(&std::env::temp_dir(), bytes).unwrap()
+    }
+
     fn member(i: usize) -> (String, Vec<u8>) {
         (format!("numpy/_core/mod{i:02}.so"), noise(20_000, i as u64))
     }
@@ -443,10 +503,11 @@ mod tests {
         // reference form; then one starting at a member the reference lacks.
         let new = zip_expanded(&(25..30).map(member).collect::<Vec<_>>());
         let at = old.len() / 2;
-        let found = aligned_by_member(&new, &old, 0).unwrap() as usize;
+        let members = Members::of(&old);
+        let found = aligned_by_member(&new, &members, 0).unwrap() as usize;
         assert_eq!(&old[found..found + 1000], &new[..1000]);
         let fresh = zip_expanded(&[("numpy/new.py".into(), noise(3000, 99)), member(31)]);
-        let found = aligned_by_member(&fresh, &old, at).unwrap() as usize;
+        let found = aligned_by_member(&fresh, &members, at).unwrap() as usize;
         // Aligned so that member 31 (the window's second) lines up.
         let second = 30 + "numpy/new.py".len() + 3000;
         assert_eq!(
@@ -454,7 +515,7 @@ mod tests {
             &fresh[second..second + 1000]
         );
         // Not found before where the previous window's range starts.
-        assert_eq!(aligned_by_member(&new, &old, old.len() - 10), None);
+        assert_eq!(aligned_by_member(&new, &members, old.len() - 10), None);
     }
 
     #[test]
@@ -472,7 +533,7 @@ mod tests {
             .collect();
         let old = zip_expanded(&(0..40).map(member).collect::<Vec<_>>());
         let new = zip_expanded(&files);
-        let made = encode(&key(), &source(&new), &old, 200_000, 3)
+        let made = encode(&key(), &source(&new), &reference(&old), 200_000, 3)
             .unwrap()
             .unwrap();
         assert!(made.len() >= 3, "{} windows", made.len());
@@ -512,7 +573,7 @@ mod tests {
         // reference form (no longer than a window's range may be) does.
         let old = zip_expanded(&(0..8).map(member).collect::<Vec<_>>());
         let new = zip_expanded(&(0..8).rev().map(member).collect::<Vec<_>>());
-        let made = encode(&key(), &source(&new), &old, 100_000, 3)
+        let made = encode(&key(), &source(&new), &reference(&old), 100_000, 3)
             .unwrap()
             .unwrap();
         assert!(made.len() >= 2, "{} windows", made.len());

@@ -234,19 +234,26 @@ impl<'a> Matcher<'a> {
             && self.strstart <= WINDOW_SIZE - MIN_LOOKAHEAD
     }
 
-    /// Runs deflate until `block_out` has output to hand over or the input
-    /// ends; returns true once the last block is out.
-    pub(super) fn run(&mut self, mut block_out: impl FnMut(&mut Vec<u8>) -> bool) -> bool {
+    /// Runs deflate to the end of the input, handing each block's output to
+    /// `block_out`; stops early when `block_out` returns false.
+    pub(super) fn run(&mut self, mut block_out: impl FnMut(&mut Vec<u8>) -> bool) {
         if self.level <= 3 {
-            self.deflate_fast(&mut block_out)
+            self.deflate_fast(&mut block_out);
         } else {
-            self.deflate_lazy(&mut block_out)
+            self.deflate_lazy(&mut block_out);
         }
+    }
+
+    /// Ends the current block (not the last) and hands its output over;
+    /// false when `block_out` wants no more.
+    fn block_done(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) -> bool {
+        self.flush(false);
+        block_out(&mut self.trees.bits.out)
     }
 
     /// gzip's `deflate_fast` (levels 1 to 3): no lazy evaluation; strings in a
     /// match are inserted only when it is at most `max_lazy` long.
-    fn deflate_fast(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) -> bool {
+    fn deflate_fast(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) {
         let mut match_length = 0usize;
         self.prev_length = MIN_MATCH - 1;
         while self.lookahead != 0 {
@@ -282,11 +289,8 @@ impl<'a> Matcher<'a> {
                 self.lookahead -= 1;
                 self.strstart += 1;
             }
-            if flush {
-                self.flush(false);
-                if !block_out(&mut self.trees.bits.out) {
-                    return false;
-                }
+            if flush && !self.block_done(block_out) {
+                return;
             }
             while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
                 self.fill_window();
@@ -294,12 +298,11 @@ impl<'a> Matcher<'a> {
         }
         self.flush(true);
         block_out(&mut self.trees.bits.out);
-        true
     }
 
     /// gzip's `deflate` (levels 4 to 9): a match is kept only if the match at
     /// the next byte is not longer.
-    fn deflate_lazy(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) -> bool {
+    fn deflate_lazy(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) {
         let mut match_available = false;
         let mut match_length = MIN_MATCH - 1;
         while self.lookahead != 0 {
@@ -337,11 +340,10 @@ impl<'a> Matcher<'a> {
             } else if match_available {
                 // gzip flushes before moving on here, after it for a match.
                 let c = self.window[self.strstart - 1];
-                if self.trees.tally_lit(c, self.strstart, self.block_start) {
-                    self.flush(false);
-                    if !block_out(&mut self.trees.bits.out) {
-                        return false;
-                    }
+                if self.trees.tally_lit(c, self.strstart, self.block_start)
+                    && !self.block_done(block_out)
+                {
+                    return;
                 }
                 self.strstart += 1;
                 self.lookahead -= 1;
@@ -350,11 +352,8 @@ impl<'a> Matcher<'a> {
                 self.strstart += 1;
                 self.lookahead -= 1;
             }
-            if flush {
-                self.flush(false);
-                if !block_out(&mut self.trees.bits.out) {
-                    return false;
-                }
+            if flush && !self.block_done(block_out) {
+                return;
             }
             while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
                 self.fill_window();
@@ -366,6 +365,5 @@ impl<'a> Matcher<'a> {
         }
         self.flush(true);
         block_out(&mut self.trees.bits.out);
-        true
     }
 }
