@@ -84,14 +84,12 @@ fn diff(a: &Digest, b: &Digest) -> String {
 
 /// The tree `state` serves, as version 1 or 2; panics if it is neither.
 fn served_version(state: &Path, v1: &Digest, v2: &Digest, what: &str) -> u8 {
-    let served = state.join("store/current/files/tools");
     assert!(
-        served.is_dir(),
-        "{what}: {} is not a directory (current -> {:?})",
-        served.display(),
+        state.join("store/current/index.meta").is_file(),
+        "{what}: no generation is current (current -> {:?})",
         std::fs::read_link(state.join("store/current"))
     );
-    let d = tree_digest(&served);
+    let d = served_digest_of(state, "tools");
     if &d == v1 {
         1
     } else if &d == v2 {
@@ -622,7 +620,7 @@ fn assert_imports_v2(env: &Env, media: &Path, v2: &Digest, copy: &Path, what: &s
     ferry_in(copy, &["import", media.to_str().unwrap()]).expect_ok();
     assert_eq!(status_of(copy).applied_sequence, 2, "{what}");
     assert_eq!(
-        &tree_digest(&copy.join("store/current/files/tools")),
+        &served_digest_of(copy, "tools"),
         v2,
         "{what}"
     );

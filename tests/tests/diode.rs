@@ -235,7 +235,7 @@ fn assert_applied(env: &Env, run: &Run, what: &str) {
         run.all()
     );
     assert_eq!(
-        tree_digest(&env.served("")),
+        env.served_digest("tools"),
         tree_digest(&env.src),
         "{what}"
     );
