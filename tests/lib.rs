@@ -279,7 +279,8 @@ impl Env {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = self.dir.path().join(format!("served-tree-{n}"));
-        self.inn(&["export-tree", dir.to_str().unwrap()]).expect_ok();
+        self.inn(&["export-tree", dir.to_str().unwrap()])
+            .expect_ok();
         dir
     }
 

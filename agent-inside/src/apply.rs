@@ -288,9 +288,9 @@ fn prepare_and_commit(
         into,
         opts,
     )
-        .inspect_err(|_| {
-            let _ = fsx::remove_dir_if_exists(&tmp);
-        })?;
+    .inspect_err(|_| {
+        let _ = fsx::remove_dir_if_exists(&tmp);
+    })?;
     // The store changes only for the chunks the changes touch: of those,
     // the ones the next catalog keeps that are not ranges of its files.
     let mut touched = ranges::touched_chunks(&snap, &b.manifest().changes)?;

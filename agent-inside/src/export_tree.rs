@@ -117,9 +117,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
                 .with_context(|| format!("cannot create link {}", dst.display()))?;
             n += 1;
         } else {
-            std::fs::copy(&src, &dst).with_context(|| {
-                format!("cannot copy {} to {}", src.display(), dst.display())
-            })?;
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
             n += 1;
         }
     }

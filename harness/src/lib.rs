@@ -455,7 +455,10 @@ fn normalize(p: &Path) -> String {
 
 /// What the current generation of `layout` serves of `source`, as
 /// [`tree_digest`] gives a tree (bytes hashed from their objects).
-pub fn served_digest(layout: &agent_inside::layout::Layout, source: &str) -> BTreeMap<String, String> {
+pub fn served_digest(
+    layout: &agent_inside::layout::Layout,
+    source: &str,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Some(gen) = agent_inside::genread::GenRead::open_current(layout).expect("the generation")
     else {

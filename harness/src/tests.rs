@@ -581,8 +581,10 @@ fn a_generation_is_its_index_and_export_tree_writes_it_out_with_modes() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut p = Pair::new();
     for i in 0..50 {
-        p.outside
-            .write(&format!("d{}/f{i}.txt", i / 10), format!("file {i}").as_bytes());
+        p.outside.write(
+            &format!("d{}/f{i}.txt", i / 10),
+            format!("file {i}").as_bytes(),
+        );
     }
     p.outside.write("tool", b"#!/bin/sh\necho hi\n");
     let tool = p.outside.src.join("tool");
@@ -607,7 +609,9 @@ fn a_generation_is_its_index_and_export_tree_writes_it_out_with_modes() {
     assert_eq!(mode(&tree.join("d1/f10.txt")), 0o644);
     assert_eq!(
         std::fs::metadata(tree.join("d1/f10.txt")).unwrap().ino(),
-        std::fs::metadata(p.inside.object_of("d1/f10.txt")).unwrap().ino(),
+        std::fs::metadata(p.inside.object_of("d1/f10.txt"))
+            .unwrap()
+            .ino(),
         "a file is a hard link to its object"
     );
     // Not over a tree that holds something.
@@ -619,8 +623,10 @@ fn a_generation_is_its_index_and_export_tree_writes_it_out_with_modes() {
 fn a_generation_of_an_older_tree_serves_and_the_next_import_drops_the_tree() {
     let mut p = Pair::new();
     for i in 0..30 {
-        p.outside
-            .write(&format!("d{}/f{i}.txt", i / 10), format!("file {i}").as_bytes());
+        p.outside.write(
+            &format!("d{}/f{i}.txt", i / 10),
+            format!("file {i}").as_bytes(),
+        );
     }
     assert_eq!(p.drive(), 1);
     // What an older ferry-in left: the generation's files as a tree, an
@@ -641,7 +647,10 @@ fn a_generation_of_an_older_tree_serves_and_the_next_import_drops_the_tree() {
         .unwrap()
         .unwrap();
     assert!(old.has_tree());
-    assert!(p.inside.served("d1/f10.txt").starts_with(&gen), "read from its tree");
+    assert!(
+        p.inside.served("d1/f10.txt").starts_with(&gen),
+        "read from its tree"
+    );
     p.assert_in_sync();
 
     p.outside.write("d0/f0.txt", b"changed");

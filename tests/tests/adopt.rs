@@ -228,10 +228,7 @@ fn an_adopted_file_altered_after_the_inventory_is_refused_and_nothing_applied() 
     std::fs::write(&victim, &bytes).unwrap();
     env.import("m1").expect_ok();
     assert_eq!(env.applied_sequence(), 1);
-    assert_eq!(
-        env.served_digest("tools"),
-        tree_digest(&env.src)
-    );
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 #[test]

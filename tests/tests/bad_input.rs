@@ -1288,10 +1288,7 @@ impl SmallDisk {
         self.disk.resize(96);
         self.env.import("m2").expect_ok();
         assert_eq!(self.env.applied_sequence(), 2);
-        assert_eq!(
-            self.env.served_digest("tools"),
-            tree_digest(&self.env.src)
-        );
+        assert_eq!(self.env.served_digest("tools"), tree_digest(&self.env.src));
     }
 }
 

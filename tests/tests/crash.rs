@@ -619,11 +619,7 @@ fn assert_imports_v2(env: &Env, media: &Path, v2: &Digest, copy: &Path, what: &s
     copy_tree(&env.in_state, copy);
     ferry_in(copy, &["import", media.to_str().unwrap()]).expect_ok();
     assert_eq!(status_of(copy).applied_sequence, 2, "{what}");
-    assert_eq!(
-        &served_digest_of(copy, "tools"),
-        v2,
-        "{what}"
-    );
+    assert_eq!(&served_digest_of(copy, "tools"), v2, "{what}");
 }
 
 #[test]

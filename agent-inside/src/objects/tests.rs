@@ -63,7 +63,14 @@ fn build(
     prev_gen: Option<&str>,
     name: &str,
 ) -> u64 {
-    build_missing(layout, chunks, (prev, next), prev_gen, name, &Default::default())
+    build_missing(
+        layout,
+        chunks,
+        (prev, next),
+        prev_gen,
+        name,
+        &Default::default(),
+    )
 }
 
 /// [`build`], with the objects `scrub` recorded `missing`.
@@ -409,5 +416,8 @@ fn the_next_import_over_an_older_tree_takes_its_files_in_by_links() {
         std::fs::metadata(obj).unwrap().ino(),
         "an unchanged file is linked in, not copied"
     );
-    assert!(!g2.join(GEN_FILES).exists(), "the new generation has no tree");
+    assert!(
+        !g2.join(GEN_FILES).exists(),
+        "the new generation has no tree"
+    );
 }
