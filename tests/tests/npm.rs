@@ -323,6 +323,7 @@ fn npm_pins_stay_inside_after_upstream_unpublishes_them() {
     .unwrap();
     env.export("m3").expect_ok();
     env.import("m3").expect_ok();
+    let store = env.export_tree().join("npm/js");
     assert!(!store.join("tarballs/b/-/b-1.0.0.tgz").exists());
     assert!(!store.join("tarballs/@s").exists());
 }
