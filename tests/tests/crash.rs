@@ -487,20 +487,25 @@ fn states_between_apply_steps_are_recovered_by_the_next_import() {
     let fx = Fixture::new();
     let st2 = status_of(&fx.reference);
     let g2 = st2.generation.clone().unwrap();
-    let merge_chunks = |from: &Path, into: &Path| {
-        if !from.join("chunks").exists() {
+    let merge_dir = |from: &Path, into: &Path, dir: &str| {
+        if !from.join(dir).exists() {
             return;
         }
-        std::fs::create_dir_all(into.join("chunks")).unwrap();
+        std::fs::create_dir_all(into.join(dir)).unwrap();
         // `cp -a SRC/. DST` merges SRC's tree into DST.
         let st = Command::new("cp")
             .arg("-a")
-            .arg(from.join("chunks/."))
-            .arg(into.join("chunks"))
+            .arg(from.join(dir).join("."))
+            .arg(into.join(dir))
             .status()
             .unwrap();
         assert!(st.success());
     };
+    let merge_chunks = |from: &Path, into: &Path| merge_dir(from, into, "chunks");
+    // A generation is its index over objects: the objects of the one that
+    // is not the copy's go with it (written before the commit; dropped only
+    // after the switch).
+    let merge_objects = |from: &Path, into: &Path| merge_dir(from, into, "objects");
 
     // Killed between the commit (6) and the switch of `current` (7): the
     // database names bundle 2 and its generation, `current` still points at
@@ -516,6 +521,7 @@ fn states_between_apply_steps_are_recovered_by_the_next_import() {
     std::os::unix::fs::symlink(Path::new("gens").join(&fx.g1), &tmp_link).unwrap();
     std::fs::rename(&tmp_link, a.join("store/current")).unwrap();
     merge_chunks(&fx.pristine, &a); // bundle 1's chunks are not pruned yet
+    merge_objects(&fx.pristine, &a); // nor its objects
     let (version, st) = fx.check_after_kill(&a, "between commit and switch");
     assert_eq!((version, st.applied_sequence), (1, 2));
     assert_eq!(st.generation.as_deref(), Some(g2.as_str()));
@@ -532,6 +538,7 @@ fn states_between_apply_steps_are_recovered_by_the_next_import() {
         &b.join("store/gens").join(&g2),
     );
     merge_chunks(&fx.reference, &b);
+    merge_objects(&fx.reference, &b);
     let (version, st) = fx.check_after_kill(&b, "between rename and commit");
     assert_eq!((version, st.applied_sequence), (1, 1));
     fx.check_rerun(&b, "between rename and commit");
