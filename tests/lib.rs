@@ -248,9 +248,40 @@ impl Env {
             .expect("a number")
     }
 
-    /// The inside's served copy of `tools/<path>` in the current generation.
+    /// Where the bytes of `tools/<path>` in the inside's current generation
+    /// are: its object (`STATE/objects/ab/<sha256>`), found through the
+    /// generation's path index (a link followed); a path that does not
+    /// exist when the generation holds no such file.
     pub fn served(&self, path: &str) -> PathBuf {
-        self.in_state.join("store/current/files/tools").join(path)
+        self.served_in("tools", path)
+    }
+
+    /// [`Env::served`] for `path` of any `source`.
+    pub fn served_in(&self, source: &str, path: &str) -> PathBuf {
+        ferry_harness::served_path(
+            &agent_inside::layout::Layout::new(&self.in_state),
+            source,
+            path,
+        )
+    }
+
+    /// What the inside's current generation serves of `source`: each
+    /// path's bytes hashed or its link's target, as [`tree_digest`] gives
+    /// a tree.
+    pub fn served_digest(&self, source: &str) -> std::collections::BTreeMap<String, String> {
+        served_digest_of(&self.in_state, source)
+    }
+
+    /// The inside's current generation written out as a plain tree by
+    /// `ferry-in export-tree` (`<dir>/<store>/<source>/<path>`), for the
+    /// checks that walk directories; a new directory each call.
+    pub fn export_tree(&self) -> PathBuf {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.dir.path().join(format!("served-tree-{n}"));
+        self.inn(&["export-tree", dir.to_str().unwrap()])
+            .expect_ok();
+        dir
     }
 
     /// The files of the inside's chunk store, sorted. It keeps only chunks
@@ -322,6 +353,12 @@ pub fn text_bytes(n: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Every regular file under `root`, relative path to content hash, for comparing trees.
+/// What the current generation of the inside state directory `state`
+/// serves of `source` (see [`Env::served_digest`]); empty without one.
+pub fn served_digest_of(state: &Path, source: &str) -> std::collections::BTreeMap<String, String> {
+    ferry_harness::served_digest(&agent_inside::layout::Layout::new(state), source)
+}
+
 pub fn tree_digest(root: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {

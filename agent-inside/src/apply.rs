@@ -12,12 +12,15 @@
 //! 5. build the new generation under `gens/.tmp-…`: each object the object
 //!    store (`crate::objects`) lacks is rebuilt from chunks (each checked
 //!    against its id, the object's size and SHA-256 checked) into
-//!    `objects/ab/<sha256>`, an object it holds is not touched, and the
-//!    tree links to the objects; sync the filesystem, rename it to its
+//!    `objects/ab/<sha256>`, an object it holds is not touched (the
+//!    generation has no tree of them: its path index says what each path
+//!    is, beside the small derived files of some stores), rename it to its
 //!    final name; move into the chunk store the
 //!    staged chunks that are not ranges of the new generation's files (and
 //!    copy there, checked, any such chunk that was only a range of the
-//!    previous one), drop the other staged chunks, and sync again;
+//!    previous one), drop the other staged chunks; sync the filesystem once
+//!    (objects, index, rename and chunks; until the commit the new
+//!    generation is not current, and `recover` removes it as a leftover);
 //! 6. commit the database (applied sequence, catalog, generation) — the
 //!    point of no return;
 //! 7. swap the `current` link by rename;
@@ -234,6 +237,9 @@ fn prepare_and_commit(
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
+    // Objects `scrub` moved out: the only unchanged ones the build looks
+    // for (every other one its count names is held).
+    let missing_objects = db.missing_objects()?;
     let Needed {
         ranges,
         wanting,
@@ -242,7 +248,7 @@ fn prepare_and_commit(
         &snap,
         (&prev, &next),
         (prev_gen.as_deref(), &layout.objects()),
-        &chunks,
+        (&chunks, &missing_objects),
     )?;
     stage_adopted(layout, &next, &wanting, &chunks)?;
     let source = ChunkSource {
@@ -274,10 +280,17 @@ fn prepare_and_commit(
     // the database does not account for until the commit: a crash or a
     // failure makes `recover` sweep them whole.
     db.set_prune_pending()?;
-    let bytes_written = build_generation(layout, applied, catalogs, &source, into, opts)
-        .inspect_err(|_| {
-            let _ = fsx::remove_dir_if_exists(&tmp);
-        })?;
+    let bytes_written = build_generation(
+        layout,
+        applied,
+        catalogs,
+        (&source, &missing_objects),
+        into,
+        opts,
+    )
+    .inspect_err(|_| {
+        let _ = fsx::remove_dir_if_exists(&tmp);
+    })?;
     // The store changes only for the chunks the changes touch: of those,
     // the ones the next catalog keeps that are not ranges of its files.
     let mut touched = ranges::touched_chunks(&snap, &b.manifest().changes)?;
@@ -292,6 +305,7 @@ fn prepare_and_commit(
 
     let (stats, new_applied) = commit(db, b, applied, (&prev, &next), &name, &view)?;
     db.forget_missing(&found_again)?;
+    forget_rebuilt(db, layout, &missing_objects)?;
     // For `serve`'s /ferry/health (it never opens the database); the
     // database stays the truth, so a failure here only warns.
     let record = crate::freshness::Record {
@@ -323,6 +337,23 @@ fn prepare_and_commit(
         timings: [t_verify, t_extract, t_build, 0.0],
     };
     Ok((outcome, new_applied, touched))
+}
+
+/// After the commit: forgets the objects `scrub` recorded missing that are
+/// held again (rebuilt) or no longer named.
+fn forget_rebuilt(
+    db: &Db,
+    layout: &Layout,
+    missing: &HashSet<ferry_protocol::id::Sha256>,
+) -> Result<()> {
+    let objects = crate::objects::ObjectStore::new(&layout.objects());
+    let mut forget = Vec::new();
+    for sha in missing {
+        if objects.path(sha).is_file() || db.object_refs(sha)? == 0 {
+            forget.push(*sha);
+        }
+    }
+    db.forget_missing_objects(&forget)
 }
 
 /// Step 1: the applied and the next catalog, and room for the next one:
@@ -405,26 +436,32 @@ fn stage_chunks(
 /// staging lack must be a range of a file of the previous generation
 /// `prev_gen` (serving `prev`); returns where those lie, and the chunks
 /// found nowhere, each with an object that needs it. The chunks of an
-/// unchanged file are not needed when the file is there to be linked (a
-/// presence check, as `store::materialize` makes); an unchanged patched
-/// file is never rebuilt from its patch otherwise, since its patch chunks
-/// are not kept (bundle-format §5.6). Also returns the chunks of the
-/// unchanged files that are rebuilt rather than linked.
+/// unchanged file are not needed when its object is held (as
+/// `store::materialize` decides: in the object store, held unless `scrub`
+/// recorded it `missing`; in an older generation's tree, a presence
+/// check); an unchanged patched file is never rebuilt from its patch
+/// otherwise, since its patch chunks are not kept (bundle-format §5.6).
+/// Also returns the chunks of the unchanged files that are rebuilt.
 fn index_needed(
     snap: &crate::db::Snapshot,
     (prev, next): (&Catalog, &Catalog),
     (prev_gen, objects_root): (Option<&Path>, &Path),
-    chunks: &ChunkStore,
+    (chunks, missing): (&ChunkStore, &HashSet<ferry_protocol::id::Sha256>),
 ) -> Result<Needed> {
     let objects = crate::objects::ObjectStore::new(objects_root);
     let files = gen_files(prev_gen, &objects)?;
     let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
         matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
-            && (objects.holds(&f.sha256, f.size)
-                || files
-                    .and_then(|at| at.path(&next.sources, key, &f.sha256))
-                    .and_then(|p| p.metadata().ok())
-                    .is_some_and(|m| m.is_file() && m.len() == f.size))
+            && match files {
+                Some(ranges::Files::Objects(_)) => !missing.contains(&f.sha256),
+                _ => {
+                    objects.holds(&f.sha256, f.size)
+                        || files
+                            .and_then(|at| at.path(&next.sources, key, &f.sha256))
+                            .and_then(|p| p.metadata().ok())
+                            .is_some_and(|m| m.is_file() && m.len() == f.size)
+                }
+            }
     };
     let mut wanted: HashSet<ChunkId> = HashSet::new();
     let mut needed_by = Vec::new();
@@ -604,7 +641,7 @@ fn build_generation(
     layout: &Layout,
     applied: &Applied,
     (prev, next, changed): (&Catalog, &Catalog, Option<&BTreeSet<ObjectKey>>),
-    chunks: &ChunkSource<'_>,
+    (chunks, missing): (&ChunkSource<'_>, &HashSet<ferry_protocol::id::Sha256>),
     (tmp, name): (&Path, &str),
     opts: ApplyOptions,
 ) -> Result<u64> {
@@ -618,6 +655,7 @@ fn build_generation(
         prev_gen: prev_gen.as_deref(),
         new_gen: tmp,
         objects: &objects,
+        missing,
         prev_in_objects: match prev_gen.as_deref() {
             Some(g) => crate::genread::in_object_store(g)?,
             None => false,
@@ -637,11 +675,13 @@ fn build_generation(
     }
     pb.finish_and_clear();
     crate::genread::write_index(prev_gen.as_deref(), tmp, next, changed)?;
-    sync_filesystem(&layout.root)?;
+    // One `syncfs` after the chunks join the store covers the objects, the
+    // index and this rename before the commit: until then the generation
+    // is a leftover `recover` removes (it is not current, and
+    // `prune_pending` is set).
     let dest = layout.gen(name);
     std::fs::rename(tmp, &dest)
         .with_context(|| format!("cannot rename generation into {}", dest.display()))?;
-    fsx::sync_dir(&layout.gens())?;
     Ok(written)
 }
 

@@ -22,18 +22,21 @@
 //!     gens/G/index.meta      read by `serve` through crate::genread
 //!     gens/G/index.ferry     the whole catalog, in generations of older
 //!                            ferry-in only (read until the next import)
-//!     gens/G/files/SRC/PATH  plain-file store of generation G
-//!     gens/G/oci/SRC/PATH    OCI store of generation G (blobs/, manifests/, repos/)
+//!     gens/G/apt-site/SRC/…  derived files of some stores (the site-signed apt
+//!     gens/G/pypi-meta/SRC/… view, PEP 658 metadata): small, per generation
+//!     gens/G/files/SRC/PATH  the tree of a generation of an older ferry-in
+//!                            (a store's directory per kind); none now
 //!     gens/.tmp-…            a generation being built (never served)
 //! ```
 //!
 //! A generation directory is complete and immutable once it has its final
-//! name. Its tree's files are hard links to (or, served executable, copies
-//! of) the objects under `objects/`, which every reader goes through
-//! (`crate::genread`, the stores' checks, `scrub`, `ranges`); the tree is
-//! kept for now (docs/scale.md: dropping it is the next step). Once an import has
-//! finished, `gens/` holds the current generation only (and the one before
-//! it with `[store] keep_previous`).
+//! name. It has no tree of its files (docs/scale.md): what each path is
+//! (digest, size, mode, or a link) is its path index, and the bytes are the
+//! objects under `objects/`, which every reader goes through
+//! (`crate::genread`, the stores' checks, `scrub`, `ranges`;
+//! `ferry-in export-tree` writes a plain tree out for other tools). Once an
+//! import has finished, `gens/` holds the current generation only (and the
+//! one before it with `[store] keep_previous`).
 
 use std::path::{Path, PathBuf};
 
@@ -137,7 +140,8 @@ impl Layout {
 /// The catalog file of a generation written by an older ferry-in (read by
 /// `genread` when the generation has no path index; no longer written).
 pub const GEN_INDEX: &str = "index.ferry";
-/// The plain-file store inside a generation directory.
+/// The plain-file store's directory in a generation of an older ferry-in's
+/// tree (and in `export-tree`'s).
 pub const GEN_FILES: &str = "files";
-/// The OCI store inside a generation directory.
+/// The OCI store's directory, as [`GEN_FILES`].
 pub const GEN_OCI: &str = "oci";

@@ -16,6 +16,7 @@ pub mod client_config;
 pub mod config;
 pub mod db;
 pub mod diode;
+pub mod export_tree;
 pub mod failures;
 pub mod freshness;
 pub mod genread;

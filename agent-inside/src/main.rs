@@ -142,6 +142,18 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Writes the current generation out as a plain directory tree,
+    /// DIR/<store>/<source>/<path> (and DIR/apt-site/, DIR/pypi-meta/), for
+    /// another web server or rsync: files are hard links to their objects
+    /// when DIR is on the state's filesystem (do not edit them: that edits
+    /// the store; use --copy), else copies; executables are copies, 0755.
+    ExportTree {
+        /// A new or empty directory.
+        dir: PathBuf,
+        /// Copy every file instead of hard-linking it.
+        #[arg(long)]
+        copy: bool,
+    },
     /// Serves the current generation over HTTP or HTTPS (--tls). Endpoints:
     /// `/` (what is served), /files/<source>/, /apt/<source>/ (upstream's
     /// signed indices), /apt-site/<source>/ (the site-signed view), /yum/,
@@ -435,6 +447,18 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         Cmd::ClientConfig(a) => agent_inside::client_config::run(layout, &a),
         Cmd::SiteKey { binary, output } => site_key_cmd(layout, binary, output),
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
+        Cmd::ExportTree { dir, copy } => {
+            let w = agent_inside::export_tree::export(layout, &dir, copy)?;
+            eprintln!(
+                "ferry-in: wrote {}: {} files linked to their objects, {} copied, {} symbolic links, {} derived files",
+                dir.display(),
+                w.linked,
+                w.copied,
+                w.symlinks,
+                w.derived
+            );
+            Ok(0)
+        }
         Cmd::Serve(a) => serve_cmd(layout, config, a),
         Cmd::Tls { cmd } => agent_inside::site_tls::run(layout, cmd),
         Cmd::GenerateDocs { dir } => {

@@ -206,6 +206,28 @@ pub fn scrub(layout: &Layout, max_chunk: u32) -> Result<Report> {
     if !report.ok() || report.chunks_salvaged > 0 {
         crate::apply::sync_filesystem(&layout.root)?;
     }
+    // An import rebuilds these objects: it does not look for the object of
+    // an unchanged file otherwise.
+    if matches!(
+        generation.as_ref().map(|g| layout.gen(g)),
+        Some(g) if crate::genread::in_object_store(&g)?
+    ) {
+        let digests: HashSet<_> = report
+            .bad_objects
+            .iter()
+            .filter_map(|b| {
+                let key = ObjectKey {
+                    source: b.source.clone(),
+                    path: b.path.clone(),
+                };
+                match catalog.objects.get(&key) {
+                    Some(ferry_protocol::catalog::Object::File(f)) => Some(f.sha256),
+                    _ => None,
+                }
+            })
+            .collect();
+        db.record_missing_objects(digests.into_iter())?;
+    }
     // An apply looks at these, not at every kept chunk of the catalog.
     db.record_missing(
         report
@@ -241,6 +263,9 @@ fn check_objects(
     let gen_dir = layout.gen(generation);
     let objects = crate::objects::ObjectStore::new(&layout.objects());
     let at = Files::of_gen(&gen_dir, &objects)?;
+    // A generation of session 10's ferry-in kept a tree of links beside
+    // the objects: its links to a quarantined object go too.
+    let has_tree = crate::genread::GenRead::open(layout, generation)?.has_tree();
     let files: Vec<(&ObjectKey, &FileObject)> = catalog.files().collect();
     // Each stored file is read once, however many keys name its digest.
     let mut unique: Vec<(PathBuf, &FileObject)> = Vec::new();
@@ -290,7 +315,7 @@ fn check_objects(
                 ranges
                     .bad
                     .extend(rotten.into_iter().map(|e| (e, to.clone(), (*key).clone())));
-                if to.is_some() && matches!(at, Files::Objects(_)) {
+                if to.is_some() && matches!(at, Files::Objects(_)) && has_tree {
                     unlink_tree(&gen_dir, catalog, &files, &f.sha256)?;
                 }
                 moved.insert(from, to.clone());
@@ -338,8 +363,8 @@ fn salvage(
     Ok(rotten)
 }
 
-/// Removes from the generation's tree (kept beside the objects, docs/scale.md)
-/// every path whose file is the quarantined object `sha`, so that the tree
+/// Removes from the generation's tree (of an older ferry-in, kept beside
+/// the objects) every path whose file is the quarantined object `sha`, so that the tree
 /// holds no rotten file either.
 fn unlink_tree(
     gen_dir: &Path,

@@ -276,12 +276,7 @@ fn the_predecessor_a_source_names_is_patched_against() {
         );
         // No name rule pairs the two: only the hint makes the patch.
         assert_eq!(e.delta.patched, u64::from(hint.is_some()), "{hint:?}");
-        let served = p
-            .inside
-            .layout
-            .current_link()
-            .join(agent_inside::layout::GEN_FILES)
-            .join("blobs/blobs/c01d");
+        let served = crate::served_path(&p.inside.layout, "blobs", "blobs/c01d");
         assert_eq!(std::fs::read(served).unwrap(), new);
     }
 }

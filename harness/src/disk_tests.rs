@@ -117,8 +117,13 @@ fn keep_previous_keeps_the_generation_before_the_current_one() {
     both.sort();
     assert_eq!(p.inside.generations(), both);
     // The previous generation is whole and still has the old bytes.
-    let old_copy = p.inside.layout.gen(&first).join("files/tools/pool/f0.bin");
-    assert_eq!(std::fs::read(old_copy).unwrap(), old_f0);
+    let old = agent_inside::genread::GenRead::open(&p.inside.layout, &first).unwrap();
+    let key = ferry_protocol::path::ObjectKey {
+        source: crate::SOURCE.into(),
+        path: "pool/f0.bin".into(),
+    };
+    let f = old.file(&key).unwrap().unwrap();
+    assert_eq!(std::fs::read(old.bytes_path(&key, &f)).unwrap(), old_f0);
     assert_holds_its_catalog(&p);
     // Only the one before: a third bundle drops the first generation.
     p.outside.write("README", b"the tools of the site, again\n");

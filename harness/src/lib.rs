@@ -222,13 +222,19 @@ impl Inside {
         self.db().applied().expect("applied record")
     }
 
-    /// The served copy of `tools/<path>` in the current generation.
+    /// Where the bytes of `tools/<path>` in the current generation are: its
+    /// object (`STATE/objects/ab/<sha256>`, found through the generation's
+    /// path index; a link followed), or a path that does not exist when
+    /// the generation does not hold it as a file.
     pub fn served(&self, path: &str) -> PathBuf {
-        self.layout
-            .current_link()
-            .join(agent_inside::layout::GEN_FILES)
-            .join(SOURCE)
-            .join(path)
+        served_path(&self.layout, SOURCE, path)
+    }
+
+    /// What the current generation serves of `tools`, as [`tree_digest`]
+    /// gives a tree: each path's bytes hashed (read from its object) or its
+    /// link target.
+    pub fn served_digest(&self) -> BTreeMap<String, String> {
+        served_digest(&self.layout, SOURCE)
     }
 
     /// The object file that holds the bytes of `tools/<path>` in the current
@@ -253,12 +259,12 @@ impl Inside {
     /// current generation whose bytes hash to the chunk's id.
     pub fn held_chunks(&self) -> std::collections::BTreeSet<String> {
         let catalog = self.db().catalog().expect("the catalog");
-        let gen = self.layout.current_link();
+        let objects = agent_inside::objects::ObjectStore::new(&self.layout.objects());
         let mut held: std::collections::BTreeSet<String> = self.chunk_files().into_iter().collect();
-        for (key, f) in catalog.files() {
-            let rel = agent_inside::ranges::object_rel(&catalog, key).expect("a known source");
+        for (_, f) in catalog.files() {
+            let at = objects.path(&f.sha256);
             for (id, offset, len) in agent_inside::ranges::ranges_of(f) {
-                if agent_inside::ranges::read_range(&gen.join(&rel), &id, offset, len).is_ok() {
+                if agent_inside::ranges::read_range(&at, &id, offset, len).is_ok() {
                     held.insert(id.to_hex());
                 }
             }
@@ -393,7 +399,7 @@ impl Pair {
     /// Panics unless the inside serves exactly the outside's source tree.
     pub fn assert_in_sync(&self) {
         assert_eq!(
-            tree_digest(&self.inside.served("")),
+            self.inside.served_digest(),
             tree_digest(&self.outside.src),
             "the inside does not serve the source tree"
         );
@@ -404,6 +410,72 @@ impl Default for Pair {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Where the bytes of `source`'s `path` in the current generation of the
+/// state at `layout` are (see [`Inside::served`]).
+pub fn served_path(layout: &agent_inside::layout::Layout, source: &str, path: &str) -> PathBuf {
+    let absent = || layout.root.join("not-served").join(source).join(path);
+    let Some(gen) = agent_inside::genread::GenRead::open_current(layout).expect("the generation")
+    else {
+        return absent();
+    };
+    let mut path = path.to_string();
+    for _ in 0..8 {
+        let key = ferry_protocol::path::ObjectKey {
+            source: source.into(),
+            path: path.clone(),
+        };
+        match gen.get(&key).expect("the path index") {
+            Some(agent_inside::genread::Held::File(f)) => return gen.bytes_path(&key, &f),
+            Some(agent_inside::genread::Held::Link(t)) => {
+                let dir = Path::new(&path).parent().unwrap_or(Path::new(""));
+                path = normalize(&dir.join(t));
+            }
+            None => return absent(),
+        }
+    }
+    absent()
+}
+
+/// `a/./b/../c` as `a/c`.
+fn normalize(p: &Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            _ => {}
+        }
+    }
+    parts.join("/")
+}
+
+/// What the current generation of `layout` serves of `source`, as
+/// [`tree_digest`] gives a tree (bytes hashed from their objects).
+pub fn served_digest(
+    layout: &agent_inside::layout::Layout,
+    source: &str,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(gen) = agent_inside::genread::GenRead::open_current(layout).expect("the generation")
+    else {
+        return out;
+    };
+    for item in gen.scan(source, "", "") {
+        let (key, held) = item.expect("the path index");
+        let v = match held {
+            agent_inside::genread::Held::Link(t) => format!("link:{t}"),
+            agent_inside::genread::Held::File(f) => {
+                let data = std::fs::read(gen.bytes_path(&key, &f)).unwrap();
+                ferry_protocol::id::Sha256::of(&data).to_hex()
+            }
+        };
+        out.insert(key.path, v);
+    }
+    out
 }
 
 /// Every entry under `root`: regular files by content hash, links by target.

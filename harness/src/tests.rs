@@ -305,7 +305,7 @@ fn a_tampered_volume_is_refused_and_nothing_is_applied() {
     let mut p = Pair::new();
     p.outside.write("a.bin", &random_bytes(200_000, 3));
     assert_eq!(p.drive(), 1);
-    let served = tree_digest(&p.inside.served(""));
+    let served = p.inside.served_digest();
     let chunks = p.inside.chunk_files();
     let generation = p.inside.applied().generation;
 
@@ -336,7 +336,7 @@ fn a_tampered_volume_is_refused_and_nothing_is_applied() {
     assert!(r.applied.is_empty());
     let applied = p.inside.applied();
     assert_eq!((applied.sequence, applied.generation), (1, generation));
-    assert_eq!(tree_digest(&p.inside.served("")), served);
+    assert_eq!(p.inside.served_digest(), served);
     assert_eq!(p.inside.chunk_files(), chunks, "the chunk store changed");
     assert!(!p.inside.layout.staging().exists(), "staging was left");
 
@@ -469,7 +469,7 @@ fn recover_removes_what_an_interrupted_apply_left() {
     let mut p = Pair::new();
     p.outside.write("a.bin", &random_bytes(100_000, 5));
     assert_eq!(p.drive(), 1);
-    let served = tree_digest(&p.inside.served(""));
+    let served = p.inside.served_digest();
     let chunks = p.inside.chunk_files();
     let layout = p.inside.layout.clone();
 
@@ -504,7 +504,7 @@ fn recover_removes_what_an_interrupted_apply_left() {
         !incoming.exists(),
         "chunks pushed for an applied bundle are still there"
     );
-    assert_eq!(tree_digest(&p.inside.served("")), served);
+    assert_eq!(p.inside.served_digest(), served);
 
     // And the next bundle applies on top.
     p.outside.write("b.txt", b"next");
@@ -567,4 +567,100 @@ fn export_names_the_failing_source_once_and_writes_nothing() {
     assert!(kept.is_empty(), "the failed export left {kept:?}");
     // The ledger did not move.
     assert!(p.outside.catalog(1).is_err());
+}
+
+/// The files of the generation directory `gen`, relative, sorted.
+fn files_in(gen: &Path) -> Vec<String> {
+    let mut out: Vec<String> = tree_digest(gen).into_keys().collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_generation_is_its_index_and_export_tree_writes_it_out_with_modes() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut p = Pair::new();
+    for i in 0..50 {
+        p.outside.write(
+            &format!("d{}/f{i}.txt", i / 10),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    p.outside.write("tool", b"#!/bin/sh\necho hi\n");
+    let tool = p.outside.src.join("tool");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("d0", p.outside.src.join("link")).unwrap();
+    assert_eq!(p.drive(), 1);
+    p.assert_in_sync();
+    let gen = p.inside.layout.gen(&p.inside.applied().generation.unwrap());
+    assert_eq!(
+        files_in(&gen),
+        ["index.base", "index.delta", "index.meta"],
+        "a generation holds its index, no tree"
+    );
+
+    let out = p.inside.layout.root.join("../exported");
+    let w = agent_inside::export_tree::export(&p.inside.layout, &out, false).unwrap();
+    assert_eq!((w.linked, w.copied, w.symlinks), (50, 1, 1));
+    let tree = out.join("files").join(crate::SOURCE);
+    assert_eq!(tree_digest(&tree), tree_digest(&p.outside.src));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&tree.join("tool")), 0o755, "served executable");
+    assert_eq!(mode(&tree.join("d1/f10.txt")), 0o644);
+    assert_eq!(
+        std::fs::metadata(tree.join("d1/f10.txt")).unwrap().ino(),
+        std::fs::metadata(p.inside.object_of("d1/f10.txt"))
+            .unwrap()
+            .ino(),
+        "a file is a hard link to its object"
+    );
+    // Not over a tree that holds something.
+    let again = agent_inside::export_tree::export(&p.inside.layout, &out, false);
+    assert!(again.unwrap_err().to_string().contains("is not empty"));
+}
+
+#[test]
+fn a_generation_of_an_older_tree_serves_and_the_next_import_drops_the_tree() {
+    let mut p = Pair::new();
+    for i in 0..30 {
+        p.outside.write(
+            &format!("d{}/f{i}.txt", i / 10),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    assert_eq!(p.drive(), 1);
+    // What an older ferry-in left: the generation's files as a tree, an
+    // `index.meta` without the object store, no object store.
+    let layout = p.inside.layout.clone();
+    let gen = layout.gen(&p.inside.applied().generation.unwrap());
+    let out = layout.root.join("../old-tree");
+    agent_inside::export_tree::export(&layout, &out, true).unwrap();
+    std::fs::rename(out.join("files"), gen.join("files")).unwrap();
+    let meta_path = gen.join(agent_inside::genread::INDEX_META);
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("object_store");
+    meta.as_object_mut().unwrap().remove("treeless");
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    std::fs::remove_dir_all(layout.objects()).unwrap();
+    let old = agent_inside::genread::GenRead::open_current(&layout)
+        .unwrap()
+        .unwrap();
+    assert!(old.has_tree());
+    assert!(
+        p.inside.served("d1/f10.txt").starts_with(&gen),
+        "read from its tree"
+    );
+    p.assert_in_sync();
+
+    p.outside.write("d0/f0.txt", b"changed");
+    assert_eq!(p.drive(), 1);
+    p.assert_in_sync();
+    let gen = layout.gen(&p.inside.applied().generation.unwrap());
+    assert_eq!(
+        files_in(&gen),
+        ["index.base", "index.delta", "index.meta"],
+        "the next import writes a generation without a tree"
+    );
+    assert!(p.inside.served("d1/f10.txt").starts_with(layout.objects()));
 }

@@ -85,6 +85,13 @@ run_timed() {
 
 verify_tree() {  # expected actual label
     CURRENT_STEP="verify-$3"
+    if [[ ! -d $IN_STATE/store/current/files ]]; then
+        # A generation has no tree (an older ferry-in's has): written out to compare.
+        rm -rf "$BENCH_DIR/served"
+        "$FERRY_IN" --state "$IN_STATE" export-tree "$BENCH_DIR/served" >/dev/null 2>&1 \
+            || die "ferry-in export-tree failed"
+        set -- "$1" "$BENCH_DIR/served/files/data" "$3"
+    fi
     [[ -d $2 ]] || die "inside tree $2 does not exist after import"
     if diff -r "$1" "$2" >"$BENCH_DIR/logs/diff-$3.log" 2>&1; then
         info "${G}OK${N}: inside tree == $3 (diff -r)"

@@ -150,7 +150,15 @@ for n in $(seq 0 "$DELTAS"); do
     rm -rf "$media"
 done
 if [[ $OUTSIDE_ONLY != 1 ]]; then
-    diff -r "$SRC" "$IN/store/current/files/mirror" >/dev/null && echo "== the inside serves the source tree exactly"
+    # A generation has no tree (older ferry-in: its own): written out to compare.
+    if [[ -d $IN/store/current/files ]]; then
+        served=$IN/store/current/files/mirror
+    else
+        "$FERRY_IN" --state "$IN" export-tree "$DIR/served" >/dev/null
+        served=$DIR/served/files/mirror
+    fi
+    diff -r "$SRC" "$served" >/dev/null && echo "== the inside serves the source tree exactly"
+    rm -rf "$DIR/served"
     # du counts a hard-linked file once: the inside's disk against the bytes
     # it serves (the source tree's apparent size).
     printf '== inside disk %s (du -sb of the state dir) against %s served\n' \

@@ -8,7 +8,9 @@
 # of files of its tree (default 200000). Environment: FERRY_IN (default
 # target/release/ferry-in), SERVE_SECS (default 10), SERVE_CONNS (default 16).
 # Prints requests/s and transfer/s of each, warm (one pass first, so serve has
-# verified the files it sends; nginx has the page cache too).
+# verified the files it sends; nginx has the page cache too). nginx serves the
+# generation written out by `ferry-in export-tree` (hard links to the objects;
+# a generation of an older ferry-in: its own tree).
 set -Eeuo pipefail
 STATE=${1:?usage: serve_vs_nginx.sh STATE [FILES]}
 FILES=${2:-200000}
@@ -21,6 +23,12 @@ for t in nginx wrk; do
 done
 WORK=$(mktemp -d /tmp/ferry-serve-bench.XXXXXX)
 FERRY_PORT=18081 NGINX_PORT=18082
+if [[ -d $STATE/store/current/files ]]; then
+    ROOT=$(readlink -f "$STATE/store/current")/files
+else
+    "$FERRY_IN" --state "$STATE" export-tree "$WORK/tree" >/dev/null
+    ROOT=$WORK/tree/files
+fi
 cat >"$WORK/nginx.conf" <<CONF
 user root;
 worker_processes 2;
@@ -33,7 +41,7 @@ http {
     keepalive_requests 1000000;
     client_body_temp_path $WORK/tmp;
     proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp; uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-    server { listen 127.0.0.1:$NGINX_PORT; root $(readlink -f "$STATE/store/current")/files; }
+    server { listen 127.0.0.1:$NGINX_PORT; root $ROOT; }
 }
 CONF
 mkdir -p "$WORK/tmp"

@@ -63,9 +63,10 @@ fn missing_bytes(env: &Env) -> u64 {
     let have = adopted(env);
     let mut seen = HashSet::new();
     let mut missing = 0;
+    let tree = env.export_tree();
     let mut todo: Vec<PathBuf> = STORES
         .iter()
-        .map(|s| env.in_state.join("store/current").join(s))
+        .map(|s| tree.join(s))
         .filter(|d| d.is_dir())
         .collect();
     while let Some(dir) = todo.pop() {
@@ -227,10 +228,7 @@ fn an_adopted_file_altered_after_the_inventory_is_refused_and_nothing_applied() 
     std::fs::write(&victim, &bytes).unwrap();
     env.import("m1").expect_ok();
     assert_eq!(env.applied_sequence(), 1);
-    assert_eq!(
-        tree_digest(&env.in_state.join("store/current/files/tools")),
-        tree_digest(&env.src)
-    );
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 #[test]

@@ -290,7 +290,7 @@ impl Apt {
 
 fn pool_debs(env: &Env) -> Vec<String> {
     let mut out = Vec::new();
-    let root = env.in_state.join("store/current/apt/deb/pool");
+    let root = env.export_tree().join("apt/deb/pool");
     for e in walkdir(&root) {
         out.push(e.file_name().unwrap().to_string_lossy().into_owned());
     }
@@ -435,11 +435,7 @@ fn apt_closure_update_pin_and_both_views() {
     );
     // Byte for byte the upstream's release file.
     assert_eq!(
-        std::fs::read(
-            env.in_state
-                .join("store/current/apt/deb/dists/stable/InRelease")
-        )
-        .unwrap(),
+        std::fs::read(env.served_in("deb", "dists/stable/InRelease")).unwrap(),
         std::fs::read(fx.repo.dir.join("dists/stable/InRelease")).unwrap()
     );
 

@@ -37,7 +37,7 @@ fn applied_v1() -> (Env, Digest) {
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
     assert_eq!(env.applied_sequence(), 1);
-    let v1 = tree_digest(&env.served(""));
+    let v1 = env.served_digest("tools");
     assert_eq!(v1, tree_digest(&env.src));
     (env, v1)
 }
@@ -50,7 +50,7 @@ fn assert_kept(env: &Env, seq: u64, digest: &Digest, what: &str) {
         "{what}: the applied sequence changed"
     );
     assert_eq!(
-        &tree_digest(&env.served("")),
+        &env.served_digest("tools"),
         digest,
         "{what}: the served tree changed"
     );
@@ -344,7 +344,7 @@ fn flipped_volume_byte_is_named_and_the_intact_copy_imports() {
     env.verify("m2").expect_ok();
     env.import("m2").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 // ---------------------------------------------------------------------------
@@ -425,7 +425,7 @@ fn flipped_manifest_byte_is_refused_and_nothing_applies() {
     );
     env.import("m2").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 // ---------------------------------------------------------------------------
@@ -493,7 +493,7 @@ fn truncated_longer_and_missing_volumes_are_named() {
 
     env.import("m2").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 // ---------------------------------------------------------------------------
@@ -574,7 +574,7 @@ fn replay_is_skipped_and_a_different_bundle_with_an_applied_sequence_is_refused(
     env.export("m2").expect_ok();
     env.import("m2").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    let v2 = tree_digest(&env.served(""));
+    let v2 = env.served_digest("tools");
     let status_before = env.inn(&["status", "--json"]).expect_ok().stdout;
 
     // The same bundles again: skipped, not an error, nothing changes.
@@ -676,7 +676,7 @@ fn three_bundles() -> Env {
 fn gap_is_held_until_the_missing_bundle_arrives() {
     let env = three_bundles();
     env.import("m1").expect_ok();
-    let v1 = tree_digest(&env.served(""));
+    let v1 = env.served_digest("tools");
 
     let r = env.import("m3").expect_ok();
     assert!(
@@ -707,7 +707,7 @@ fn gap_is_held_until_the_missing_bundle_arrives() {
         r.stdout
     );
     assert_eq!(env.applied_sequence(), 3);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
     assert!(held_json(&env).contains("[]"), "{}", held_json(&env));
     assert!(
         find_named(&env.in_state.join("held"), "manifest.ferry").is_empty(),
@@ -735,7 +735,7 @@ fn held_bundle_is_verified_again_when_the_gap_fills() {
         "damaged held bundle",
     );
     assert!(r.stdout.contains("applied bundle 2"), "{}", r.stdout);
-    let v2 = tree_digest(&env.served(""));
+    let v2 = env.served_digest("tools");
     assert_kept(&env, 2, &v2, "damaged held bundle");
 
     // A good copy of bundle 3 still applies.
@@ -749,7 +749,7 @@ fn held_bundle_is_verified_again_when_the_gap_fills() {
     .expect_ok();
     env.import("again").expect_ok();
     assert_eq!(env.applied_sequence(), 3);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 // ---------------------------------------------------------------------------
@@ -778,7 +778,7 @@ fn expired_bundle_is_refused_unless_allowed() {
 
     import_with(&env, &env.root().join("m2"), &["--allow-expired"]).expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 // ---------------------------------------------------------------------------
@@ -913,7 +913,7 @@ fn crafted_paths_that_leave_the_store_are_refused() {
     env.export("m2").expect_ok();
     env.import("m2").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 // ---------------------------------------------------------------------------
@@ -1152,7 +1152,7 @@ fn chunk_whose_content_does_not_match_its_id_is_refused() {
 
     env.import("m2").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 #[test]
@@ -1274,7 +1274,7 @@ fn on_small_disk() -> Option<SmallDisk> {
     env.write_src("small.txt", &text_bytes(50_000, 1));
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
-    let v1 = tree_digest(&env.served(""));
+    let v1 = env.served_digest("tools");
     env.write_src("big.bin", &random_bytes(8 << 20, 5));
     env.export("m2").expect_ok();
     Some(SmallDisk { disk, env, v1 })
@@ -1288,10 +1288,7 @@ impl SmallDisk {
         self.disk.resize(96);
         self.env.import("m2").expect_ok();
         assert_eq!(self.env.applied_sequence(), 2);
-        assert_eq!(
-            tree_digest(&self.env.served("")),
-            tree_digest(&self.env.src)
-        );
+        assert_eq!(self.env.served_digest("tools"), tree_digest(&self.env.src));
     }
 }
 

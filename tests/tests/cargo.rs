@@ -142,7 +142,7 @@ fn cargo_fetch_and_offline_build_against_ferry_in_then_a_delta() {
         r.stderr
     );
     env.import("m1").expect_ok();
-    let store = env.in_state.join("store/current/cargo/rs");
+    let store = env.export_tree().join("cargo/rs");
     let mut crates = dir_names(&store.join("crates"));
     crates.sort();
     assert_eq!(crates, ["cfg-if", "crc32fast", "itoa"]);
@@ -340,10 +340,11 @@ fn cargo_bad_upstream_data_fails_naming_source_crate_and_version() {
     let old = synthetic(&work, "gamma", "1.0.0", "", 4);
     export_with(&[&old, &y], "crates = { gamma = \"1\" }\n", "g1").expect_ok();
     env.import("g1").expect_ok();
-    let store = env.in_state.join("store/current/cargo/rs/crates/gamma");
+    let store = env.export_tree().join("cargo/rs/crates/gamma");
     assert_eq!(dir_names(&store), ["gamma-1.0.0.crate"]);
     export_with(&[&old, &y], "crates = { gamma = \"=1.1.0\" }\n", "g2").expect_ok();
     env.import("g2").expect_ok();
+    let store = env.export_tree().join("cargo/rs/crates/gamma");
     assert_eq!(dir_names(&store), ["gamma-1.1.0.crate"]);
 }
 
@@ -410,7 +411,7 @@ fn cargo_real_registry_when_asked() {
     .unwrap();
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
-    let crates = dir_names(&env.in_state.join("store/current/cargo/real/crates"));
+    let crates = dir_names(&env.export_tree().join("cargo/real/crates"));
     assert_eq!(crates, ["cfg-if", "crc32fast", "itoa"]);
     let srv = env.serve();
     let home = cargo_home_for(env.root(), &srv.addr, "real");
@@ -442,7 +443,7 @@ fn cargo_pins_stay_after_upstream_drops_them() {
     .unwrap();
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
-    let store = env.in_state.join("store/current/cargo/rs");
+    let store = env.export_tree().join("cargo/rs");
     let both = ["delta-1.0.0.crate", "delta-1.1.0.crate"];
     assert_eq!(dir_names(&store.join("crates/delta")), both);
     // Upstream drops the pinned version: it stays, with its index line.
@@ -454,6 +455,7 @@ fn cargo_pins_stay_after_upstream_drops_them() {
         r.stderr
     );
     env.import("m2").expect_ok();
+    let store = env.export_tree().join("cargo/rs");
     assert_eq!(dir_names(&store.join("crates/delta")), both);
     assert_eq!(
         std::fs::read_to_string(store.join("de/lt/delta")).unwrap(),
@@ -503,7 +505,7 @@ fn cargo_dev_and_optional_dependencies_follow_the_settings() {
         let media = format!("m{seq}");
         env.export(&media).expect_ok();
         env.import(&media).expect_ok();
-        dir_names(&env.in_state.join("store/current/cargo/rs/crates"))
+        dir_names(&env.export_tree().join("cargo/rs/crates"))
     };
     // Defaults: normal and build dependencies of every target, optional ones
     // too; no dev-dependencies.
@@ -547,7 +549,6 @@ fn a_registry_wanting_cargos_bare_token_is_read_with_token_scheme_bare() {
     export_with("token_scheme = \"bare\"\n", "bare").expect_ok();
     env.import("bare").expect_ok();
     assert!(env
-        .in_state
-        .join("store/current/cargo/rs/crates/alpha/alpha-1.0.0.crate")
+        .served_in("rs", "crates/alpha/alpha-1.0.0.crate")
         .is_file());
 }

@@ -84,14 +84,12 @@ fn diff(a: &Digest, b: &Digest) -> String {
 
 /// The tree `state` serves, as version 1 or 2; panics if it is neither.
 fn served_version(state: &Path, v1: &Digest, v2: &Digest, what: &str) -> u8 {
-    let served = state.join("store/current/files/tools");
     assert!(
-        served.is_dir(),
-        "{what}: {} is not a directory (current -> {:?})",
-        served.display(),
+        state.join("store/current/index.meta").is_file(),
+        "{what}: no generation is current (current -> {:?})",
         std::fs::read_link(state.join("store/current"))
     );
-    let d = tree_digest(&served);
+    let d = served_digest_of(state, "tools");
     if &d == v1 {
         1
     } else if &d == v2 {
@@ -489,20 +487,25 @@ fn states_between_apply_steps_are_recovered_by_the_next_import() {
     let fx = Fixture::new();
     let st2 = status_of(&fx.reference);
     let g2 = st2.generation.clone().unwrap();
-    let merge_chunks = |from: &Path, into: &Path| {
-        if !from.join("chunks").exists() {
+    let merge_dir = |from: &Path, into: &Path, dir: &str| {
+        if !from.join(dir).exists() {
             return;
         }
-        std::fs::create_dir_all(into.join("chunks")).unwrap();
+        std::fs::create_dir_all(into.join(dir)).unwrap();
         // `cp -a SRC/. DST` merges SRC's tree into DST.
         let st = Command::new("cp")
             .arg("-a")
-            .arg(from.join("chunks/."))
-            .arg(into.join("chunks"))
+            .arg(from.join(dir).join("."))
+            .arg(into.join(dir))
             .status()
             .unwrap();
         assert!(st.success());
     };
+    let merge_chunks = |from: &Path, into: &Path| merge_dir(from, into, "chunks");
+    // A generation is its index over objects: the objects of the one that
+    // is not the copy's go with it (written before the commit; dropped only
+    // after the switch).
+    let merge_objects = |from: &Path, into: &Path| merge_dir(from, into, "objects");
 
     // Killed between the commit (6) and the switch of `current` (7): the
     // database names bundle 2 and its generation, `current` still points at
@@ -518,6 +521,7 @@ fn states_between_apply_steps_are_recovered_by_the_next_import() {
     std::os::unix::fs::symlink(Path::new("gens").join(&fx.g1), &tmp_link).unwrap();
     std::fs::rename(&tmp_link, a.join("store/current")).unwrap();
     merge_chunks(&fx.pristine, &a); // bundle 1's chunks are not pruned yet
+    merge_objects(&fx.pristine, &a); // nor its objects
     let (version, st) = fx.check_after_kill(&a, "between commit and switch");
     assert_eq!((version, st.applied_sequence), (1, 2));
     assert_eq!(st.generation.as_deref(), Some(g2.as_str()));
@@ -534,6 +538,7 @@ fn states_between_apply_steps_are_recovered_by_the_next_import() {
         &b.join("store/gens").join(&g2),
     );
     merge_chunks(&fx.reference, &b);
+    merge_objects(&fx.reference, &b);
     let (version, st) = fx.check_after_kill(&b, "between rename and commit");
     assert_eq!((version, st.applied_sequence), (1, 1));
     fx.check_rerun(&b, "between rename and commit");
@@ -621,11 +626,7 @@ fn assert_imports_v2(env: &Env, media: &Path, v2: &Digest, copy: &Path, what: &s
     copy_tree(&env.in_state, copy);
     ferry_in(copy, &["import", media.to_str().unwrap()]).expect_ok();
     assert_eq!(status_of(copy).applied_sequence, 2, "{what}");
-    assert_eq!(
-        &tree_digest(&copy.join("store/current/files/tools")),
-        v2,
-        "{what}"
-    );
+    assert_eq!(&served_digest_of(copy, "tools"), v2, "{what}");
 }
 
 #[test]

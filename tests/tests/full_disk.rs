@@ -120,7 +120,7 @@ fn a_held_copy_beyond_the_free_space_fails_cleanly() {
     assert_eq!(dir_names(&held).len(), 1);
     env.import("m2").expect_ok();
     assert_eq!(env.applied_sequence(), 3);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 #[test]

@@ -273,7 +273,7 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
         ]
     );
     env.import("m1").expect_ok();
-    let store = env.in_state.join("store/current/go/gomods");
+    let store = env.export_tree().join("go/gomods");
     assert_eq!(
         std::fs::read_to_string(store.join("example.com/b/@v/list")).unwrap(),
         "v1.0.0\nv1.1.0\n"
@@ -407,7 +407,7 @@ fn go_sum_driven_export_and_bad_data_refused_by_name() {
     config(&env, &cfg(&format!("gosum = [\"{}\"]\n", gosum.display())));
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
-    let store = env.in_state.join("store/current/go/gomods");
+    let store = env.export_tree().join("go/gomods");
     // Exactly the go.sum's versions: a zip for a version line, a go.mod
     // alone for a `/go.mod` line only.
     let text = std::fs::read_to_string(&gosum).unwrap();
@@ -679,7 +679,7 @@ fn a_tampered_tile_a_foreign_note_or_a_missing_record_is_refused_at_import() {
     );
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
-    let good = files_under(&env.in_state.join("store/current/go/gomods"));
+    let good = files_under(&env.export_tree().join("go/gomods"));
     let paths: Vec<&str> = good.iter().map(|(p, _)| p.as_str()).collect();
     for want in [
         "sumdb/db.test/key",

@@ -199,10 +199,7 @@ fn ranges_update_pin_and_client() {
             ["1.1.0", "1.0.0", "0.9.0"]
         );
     }
-    assert!(!env
-        .in_state
-        .join("store/current/helm/charts/charts/db-0.1.0.tgz")
-        .exists());
+    assert!(!env.served_in("charts", "charts/db-0.1.0.tgz").exists());
     let r = env.export("m-same").expect_ok();
     assert!(
         r.stdout.contains("no changes"),
@@ -238,10 +235,7 @@ fn ranges_update_pin_and_client() {
         helm_pull_all(&env, &server.addr, "web", "2"),
         ["1.2.0", "1.1.0", "1.0.0"]
     );
-    assert!(!env
-        .in_state
-        .join("store/current/helm/charts/charts/web-0.9.0.tgz")
-        .exists());
+    assert!(!env.served_in("charts", "charts/web-0.9.0.tgz").exists());
 }
 
 /// A chart whose bytes do not match its index digest fails the export,

@@ -114,7 +114,7 @@ fn npm_install_against_ferry_in_then_a_delta() {
     .unwrap();
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
-    let store = env.in_state.join("store/current/npm/js");
+    let store = env.export_tree().join("npm/js");
     assert_eq!(dir_names(&store.join("tarballs")), ["@s", "a", "b"]);
 
     let srv = env.serve();
@@ -281,7 +281,7 @@ fn npm_pins_stay_inside_after_upstream_unpublishes_them() {
     // Kept from the last bundle, not downloaded again.
     assert_eq!(tarball_gets(&log)[before..], ["/tarballs/b/-/b-1.1.0.tgz"]);
     env.import("m2").expect_ok();
-    let store = env.in_state.join("store/current/npm/js");
+    let store = env.export_tree().join("npm/js");
     assert!(store.join("tarballs/b/-/b-1.0.0.tgz").is_file());
     assert!(store.join("tarballs/@s/c/-/c-1.0.0.tgz").is_file());
 
@@ -323,6 +323,7 @@ fn npm_pins_stay_inside_after_upstream_unpublishes_them() {
     .unwrap();
     env.export("m3").expect_ok();
     env.import("m3").expect_ok();
+    let store = env.export_tree().join("npm/js");
     assert!(!store.join("tarballs/b/-/b-1.0.0.tgz").exists());
     assert!(!store.join("tarballs/@s").exists());
 }

@@ -155,7 +155,7 @@ fn skopeo_pulls_a_two_platform_image_digest_exact() {
     );
     env.import("m1").expect_ok();
     assert_eq!(env.applied_sequence(), 1);
-    let stored = env.in_state.join("store/current/oci/registry");
+    let stored = env.export_tree().join("oci/registry");
     assert!(std::fs::read(stored.join(&paths[0])).unwrap() == amd.layer);
     // Over TLS, skopeo verifying the server with the site CA.
     let srv = env.serve_tls();

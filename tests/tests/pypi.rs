@@ -369,12 +369,7 @@ pub(crate) fn write_config(env: &Env, body: &str) {
 
 /// The files the inside serves for source `src`.
 fn served_files(env: &Env, src: &str) -> Vec<String> {
-    dir_names(
-        &env.in_state
-            .join("store/current/pypi")
-            .join(src)
-            .join("files"),
-    )
+    dir_names(&env.export_tree().join("pypi").join(src).join("files"))
 }
 
 fn bundle_bytes(env: &Env, media: &str) -> u64 {

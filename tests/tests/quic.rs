@@ -50,7 +50,7 @@ fn push_applies_bundles_and_sends_only_missing_chunks() {
     let r = push(&env, &url).expect_ok();
     assert!(r.stdout.contains("2 applied"), "{}", r.all());
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
     // The inside had none of the chunks, so it asked for every one, once.
     let counts = kept_chunk_counts(&env);
     assert_eq!(needs(&r), [(counts[0], counts[0]), (counts[1], counts[1])]);
@@ -72,7 +72,7 @@ fn push_applies_bundles_and_sends_only_missing_chunks() {
     let only_d = chunk_count(&d);
     assert_eq!(kept_chunk_counts(&env)[2], only_d);
     assert_eq!(needs(&r), [(only_d, only_d)], "{}", r.all());
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
     assert_eq!(deliveries(&env), ["quic", "quic", "quic"]);
 }
 
@@ -236,7 +236,7 @@ fn a_push_killed_half_way_resumes_and_completes() {
         "{needed}, but {got} had arrived"
     );
     assert_eq!(env.applied_sequence(), 1);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
     assert_eq!(
         walk_count(&incoming),
         0,
@@ -347,7 +347,7 @@ fn a_private_ca_authenticates_both_ends() {
     .expect_ok();
     let r = ferry_out(&stranger, &["push", &url, "--ca", ca_crt.to_str().unwrap()]).expect_ok();
     assert!(r.stdout.contains("1 applied"), "{}", r.all());
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 #[test]
@@ -358,7 +358,7 @@ fn bundles_the_inside_must_refuse_are_refused_over_quic() {
     let (_l, url) = listen(&env);
     push(&env, &url).expect_ok();
     assert_eq!(env.applied_sequence(), 1);
-    let served = tree_digest(&env.served(""));
+    let served = env.served_digest("tools");
 
     // The same outside history signed by a key the inside does not trust:
     // a copy of the outside state with another signing key.
@@ -400,7 +400,7 @@ fn bundles_the_inside_must_refuse_are_refused_over_quic() {
     push(&env, &url).expect_fail(&["refused", "expired"]);
 
     assert_eq!(env.applied_sequence(), 1, "nothing refused was applied");
-    assert_eq!(tree_digest(&env.served("")), served);
+    assert_eq!(env.served_digest("tools"), served);
 }
 
 /// Exports with the config of `Env` from another outside state, into `media`.
@@ -548,7 +548,7 @@ fn a_stream_that_needs_two_signatures_takes_a_pushed_bundle_once_cosigned() {
     let r = push(&env, &url).expect_ok();
     assert!(r.stdout.contains("1 applied"), "{}", r.all());
     assert_eq!(env.applied_sequence(), 1);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
 }
 
 #[test]
@@ -572,7 +572,7 @@ fn an_expired_bundle_pushed_again_goes_with_a_validity_extension() {
         r.stderr
     );
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.served("")), tree_digest(&env.src));
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
     assert!(refusals(&env.in_state).is_empty());
 }
 

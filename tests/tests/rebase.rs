@@ -66,7 +66,7 @@ fn applied(state: &Path) -> u64 {
 }
 
 fn served(state: &Path) -> std::collections::BTreeMap<String, String> {
-    tree_digest(&state.join("store/current/files/tools"))
+    served_digest_of(state, "tools")
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn first_export_import_and_delta() {
     assert!(r.stdout.contains("bundle 1 written"), "{}", r.stdout);
     env.import("media1").expect_ok();
     assert_eq!(env.applied_sequence(), 1);
-    assert_eq!(tree_digest(&env.src), tree_digest(&env.served("")));
+    assert_eq!(tree_digest(&env.src), env.served_digest("tools"));
 
     // Nothing changed: no bundle.
     let r = env.export("media-none").expect_ok();
@@ -45,7 +45,7 @@ fn first_export_import_and_delta() {
     );
     env.import("media2").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.src), tree_digest(&env.served("")));
+    assert_eq!(tree_digest(&env.src), env.served_digest("tools"));
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn resend_is_byte_identical_and_keeps_the_chain() {
     assert_eq!(std::fs::read(m2.join("manifest.ferry")).unwrap(), original);
     env.import("again").expect_ok();
     assert_eq!(env.applied_sequence(), 2);
-    assert_eq!(tree_digest(&env.src), tree_digest(&env.served("")));
+    assert_eq!(tree_digest(&env.src), env.served_digest("tools"));
 }
 
 #[test]

@@ -122,7 +122,7 @@ pub(crate) fn config(env: &Env, url: &str, extra: &str) {
 }
 
 fn inside(env: &Env, path: &str) -> PathBuf {
-    env.in_state.join("store/current/yum/el").join(path)
+    env.served_in("el", path)
 }
 
 fn media_is_empty(env: &Env, media: &str) {
@@ -231,7 +231,7 @@ fn closure_update_pin_and_dnf() {
         inside(&env, "Packages/noarch/toolx-1.0-1.noarch.rpm").is_file(),
         "a pinned package stays"
     );
-    let old_primary: Vec<String> = dir_names(&inside(&env, "repodata"));
+    let old_primary: Vec<String> = dir_names(&env.export_tree().join("yum/el/repodata"));
     assert!(
         old_primary
             .iter()

@@ -165,3 +165,57 @@ impl super::Db {
         Ok(())
     }
 }
+
+/// Objects `ferry-in scrub` found missing or rotten (and moved out of the
+/// object store) while the catalog names them: an import does not look
+/// for the object of an unchanged file (its count says it is held), so
+/// these are the ones it rebuilds; forgotten once held again or no longer
+/// named.
+const MISSING: TableDefinition<&[u8; 32], u8> = TableDefinition::new("objects_missing");
+
+impl super::Db {
+    /// Records objects `scrub` found missing or rotten.
+    pub fn record_missing_objects(&self, shas: impl Iterator<Item = Sha256>) -> Result<()> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut t = txn.open_table(MISSING).map_err(ctx("open"))?;
+            for s in shas {
+                t.insert(&s.0, 1).map_err(ctx("write"))?;
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+
+    /// The objects [`super::Db::record_missing_objects`] recorded that no
+    /// apply has rebuilt since.
+    pub fn missing_objects(&self) -> Result<std::collections::HashSet<Sha256>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = match txn.open_table(MISSING) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
+            Err(e) => return Err(ctx("open")(e)),
+        };
+        let mut out = std::collections::HashSet::new();
+        for r in t.iter().map_err(ctx("read"))? {
+            out.insert(Sha256(*r.map_err(ctx("read"))?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// Forgets missing objects that are held again or no longer named.
+    pub fn forget_missing_objects(&self, shas: &[Sha256]) -> Result<()> {
+        if shas.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut t = txn.open_table(MISSING).map_err(ctx("open"))?;
+            for s in shas {
+                t.remove(&s.0).map_err(ctx("write"))?;
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(())
+    }
+}

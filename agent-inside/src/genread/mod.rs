@@ -6,13 +6,15 @@
 //! goes through [`GenRead`], so that the layout under it can change in one
 //! place. A generation's bytes are objects stored once by SHA-256
 //! (`crate::objects`, `STATE/objects/ab/<sha256>`; a generation of an older
-//! ferry-in: its directory tree `gens/G/<store>/<source>/<path>`); what each key is comes from its path
+//! ferry-in without the object store: its directory tree
+//! `gens/G/<store>/<source>/<path>`); what each key is comes from its path
 //! index (`crate::pathindex`: `index.base` and `index.delta`, with
 //! `index.meta` for its sources and totals, written by `apply` through
 //! [`write_index`]). A generation written before the index existed (only
 //! `gens/G/index.ferry`, the whole catalog) is read from that catalog, as
-//! before; the next import writes the index. By the design of docs/scale.md
-//! the tree then gives way to objects stored once by SHA-256.
+//! before; the next import writes the index. A generation written now has no
+//! tree (`index.meta` says `treeless`): its index, the objects, and the
+//! small per-generation derived files of some stores (`derived_path`).
 
 mod write;
 
@@ -46,6 +48,12 @@ struct Meta {
     /// bytes are their tree's files.
     #[serde(default)]
     object_store: bool,
+    /// It has no tree of its files (`gens/G/<store>/<source>/<path>`):
+    /// only its index, the objects and its stores' derived files. Absent
+    /// (false) in generations of an older ferry-in, which kept a tree of
+    /// hard links beside the objects (read by nobody).
+    #[serde(default)]
+    treeless: bool,
 }
 
 /// Whether the generation in `dir` keeps its bytes in the object store
@@ -292,6 +300,20 @@ impl GenRead {
             Keys::Index { meta, .. } => meta.objects,
             Keys::Catalog(c) => c.objects.len() as u64,
         }
+    }
+
+    /// Whether its directory holds a tree of its files (a generation of an
+    /// older ferry-in); readers never need it (`bytes_path`).
+    pub fn has_tree(&self) -> bool {
+        match &self.keys {
+            Keys::Index { meta, .. } => !meta.treeless,
+            Keys::Catalog(_) => true,
+        }
+    }
+
+    /// Its directory (`gens/G`).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// The bytes of its files.

@@ -1,5 +1,5 @@
 //! Writing a generation's path index (`index.base`, `index.delta`,
-//! `index.meta`) beside its tree, as `apply` builds it.
+//! `index.meta`) into its directory, as `apply` builds it.
 //!
 //! The delta is the previous generation's delta merged with the keys the
 //! bundle changed (`changed`), the base is hard-linked from the previous
@@ -53,6 +53,7 @@ pub fn write_index(
         objects: next.objects.len() as u64,
         bytes: next.total_bytes(),
         object_store: true,
+        treeless: true,
     };
     std::fs::write(new.join(INDEX_META), serde_json::to_vec(&meta)?)
         .with_context(|| format!("cannot write {}", new.join(INDEX_META).display()))?;

@@ -61,14 +61,25 @@ impl ObjectStore {
     pub fn create_tmp(&self, sha: &Sha256) -> Result<(File, PathBuf)> {
         let dest = self.path(sha);
         let dir = dest.parent().expect("object paths have a parent");
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!("{TMP}{}-{}-{n}", sha.to_hex(), std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+        };
+        // The fan-out directory is made when the first open finds it
+        // missing (one call per object, not a look first).
+        let f = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                open()
+            }
+            r => r,
+        }
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
         Ok((f, tmp))
     }
 

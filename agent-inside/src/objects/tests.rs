@@ -63,6 +63,25 @@ fn build(
     prev_gen: Option<&str>,
     name: &str,
 ) -> u64 {
+    build_missing(
+        layout,
+        chunks,
+        (prev, next),
+        prev_gen,
+        name,
+        &Default::default(),
+    )
+}
+
+/// [`build`], with the objects `scrub` recorded `missing`.
+fn build_missing(
+    layout: &Layout,
+    chunks: &ChunkStore,
+    (prev, next): (&Catalog, &Catalog),
+    prev_gen: Option<&str>,
+    name: &str,
+    missing: &std::collections::HashSet<Sha256>,
+) -> u64 {
     let objects = ObjectStore::new(&layout.objects());
     let ranges = RangeIndex::empty();
     let source = ChunkSource {
@@ -78,6 +97,7 @@ fn build(
         prev_gen: prev_dir.as_deref(),
         new_gen: &new_gen,
         objects: &objects,
+        missing,
         prev_in_objects: prev_dir.is_some(),
         prev,
         next,
@@ -232,14 +252,52 @@ fn identical_files_under_two_paths_are_stored_once() {
     let store = ObjectStore::new(&layout.objects());
     assert_eq!(object_files(&store).len(), 1);
     assert_eq!(db.object_refs(&Sha256::of(b"the same bytes")).unwrap(), 3);
+    let gen = crate::genread::GenRead::open(&layout, "g1").unwrap();
+    assert!(!gen.has_tree() && !layout.gen("g1").join(GEN_FILES).exists());
     for i in 0..3 {
-        let p = layout
-            .gen("g1")
-            .join(GEN_FILES)
-            .join("mirror")
-            .join(key(i).path);
+        let f = gen.file(&key(i)).unwrap().unwrap();
+        let p = gen.bytes_path(&key(i), &f);
         assert_eq!(std::fs::read(p).unwrap(), b"the same bytes");
     }
+}
+
+#[test]
+fn a_delta_build_writes_no_tree_and_looks_for_no_unchanged_object() {
+    let s = setup();
+    let store = ObjectStore::new(&s.layout.objects());
+    // An unchanged object gone behind the database's back is not looked
+    // for (its count says it is held): the build does not rebuild it.
+    let gone = match s.first.objects.get(&key(5)) {
+        Some(Object::File(f)) => f.sha256,
+        _ => unreachable!(),
+    };
+    std::fs::remove_file(store.path(&gone)).unwrap();
+    let written = build(&s.layout, &s.chunks, (&s.first, &s.next), Some("g1"), "g2");
+    let put_bytes: u64 = (0..8)
+        .map(|i| bytes(i * 100, 1).len() as u64)
+        .chain([1000, 1001].map(|i| bytes(i, 0).len() as u64))
+        .sum();
+    assert_eq!(written, put_bytes, "the 10 put objects only");
+    assert!(!store.path(&gone).exists());
+    let g2 = s.layout.gen("g2");
+    let mut names: Vec<String> = std::fs::read_dir(&g2)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["index.base", "index.delta", "index.meta"]);
+    // Once `scrub` records it missing, the next build rebuilds it.
+    let missing = [gone].into_iter().collect();
+    let written = build_missing(
+        &s.layout,
+        &s.chunks,
+        (&s.first, &s.next),
+        Some("g1"),
+        "g3",
+        &missing,
+    );
+    assert_eq!(written, bytes(5, 0).len() as u64, "the missing object only");
+    assert_eq!(std::fs::read(store.path(&gone)).unwrap(), bytes(5, 0));
 }
 
 #[test]
@@ -336,6 +394,7 @@ fn the_next_import_over_an_older_tree_takes_its_files_in_by_links() {
         prev_gen: Some(&g1),
         new_gen: &g2,
         objects: &objects,
+        missing: &Default::default(),
         prev_in_objects: false,
         prev: &first,
         next: &next,
@@ -356,5 +415,9 @@ fn the_next_import_over_an_older_tree_takes_its_files_in_by_links() {
         std::fs::metadata(tree_file).unwrap().ino(),
         std::fs::metadata(obj).unwrap().ino(),
         "an unchanged file is linked in, not copied"
+    );
+    assert!(
+        !g2.join(GEN_FILES).exists(),
+        "the new generation has no tree"
     );
 }

@@ -39,8 +39,13 @@ pub struct BuildCtx<'a> {
     /// The directory of the generation being built.
     pub new_gen: &'a Path,
     /// The object store (`crate::objects`): new files are written there
-    /// once by SHA-256, and the generation's tree links to them.
+    /// once by SHA-256 (the generation has no tree of them).
     pub objects: &'a crate::objects::ObjectStore,
+    /// Digests `scrub` found missing or rotten in the object store (and
+    /// moved out) that no apply has rebuilt since (`Db::missing_objects`):
+    /// an unchanged file naming one is rebuilt; every other digest an
+    /// unchanged file names is held, without a look.
+    pub missing: &'a HashSet<Sha256>,
     /// Whether the previous generation's files are in the object store
     /// (false for a generation of an older ferry-in, a tree only: its
     /// unchanged files are then taken into the store by a link, and a
@@ -190,46 +195,41 @@ pub fn objects_of_kind(
 }
 
 /// Materializes the objects of `kind` sources: each file's bytes are an
-/// object of the store (`crate::objects`), written once by SHA-256, and
-/// `GEN/<dir>/<source>/<path>` links to it (links are created as links).
-/// An object the store holds is not touched; one of an older generation's
-/// tree is taken in by a hard link; the rest are rebuilt from chunks (on
-/// all cores) with their size and SHA-256 checked, each digest once.
-/// Returns the bytes rebuilt.
+/// object of the store (`crate::objects`), written once by SHA-256. The
+/// generation has no tree of them (docs/scale.md): what each path is, its
+/// mode and a link's target, is its path index (`crate::genread`).
+///
+/// An unchanged file of a previous generation in the object store is held
+/// (its count names it) and costs nothing, unless `scrub` recorded its
+/// object missing ([`BuildCtx::missing`]); a changed file's object is held
+/// if a file of its size is at its digest (a revert, a copy); one of an
+/// older generation's tree is taken in by a hard link; the rest are rebuilt
+/// from chunks (on all cores) with their size and SHA-256 checked, each
+/// digest once. Returns the bytes rebuilt. `dir` is the store's directory,
+/// where an older generation's tree kept the files.
 pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64> {
     use rayon::prelude::*;
-    // Links and held objects first, on this thread; then the objects to
-    // rebuild, on all cores; then the paths sharing a rebuilt digest.
     let mut rebuild_list = Vec::new();
     let mut first = HashSet::new();
-    let mut after = Vec::new();
     for (key, obj) in objects_of_kind(cx.next, kind) {
-        let rel = Path::new(dir).join(&key.source).join(&key.path);
-        let dest = cx.new_gen.join(&rel);
-        let parent = dest.parent().expect("object paths have a parent");
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-        let f = match obj {
-            Object::Symlink { target } => {
-                std::os::unix::fs::symlink(target, &dest)
-                    .with_context(|| format!("cannot create link {}", dest.display()))?;
-                continue;
-            }
-            Object::File(f) => f,
-        };
-        let fresh = !first.contains(&f.sha256);
-        let mut held = fresh && cx.objects.holds(&f.sha256, f.size);
-        if fresh && !held && !cx.prev_in_objects {
-            adopt_from_tree(cx, &rel, key, obj, f)?;
-            held = cx.objects.holds(&f.sha256, f.size);
+        let Object::File(f) = obj else { continue };
+        if first.contains(&f.sha256) {
+            continue;
         }
-        if held {
-            link_out(cx, f, &dest)?;
-            cx.progress.inc(f.size);
-        } else if first.insert(f.sha256) {
-            rebuild_list.push((key, f, dest));
+        let unchanged = cx.prev.objects.get(key) == Some(obj);
+        let held = if cx.prev_in_objects && unchanged {
+            !cx.missing.contains(&f.sha256)
         } else {
-            after.push((f, dest));
+            if !cx.prev_in_objects && unchanged {
+                adopt_from_tree(cx, dir, key, f)?;
+            }
+            cx.objects.holds(&f.sha256, f.size)
+        };
+        first.insert(f.sha256);
+        if held {
+            cx.progress.inc(f.size);
+        } else {
+            rebuild_list.push((key, f));
         }
     }
     // A rebuilt object holds its expanded form (and its base's reference
@@ -237,53 +237,25 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
     // them never add up; the rest on all cores.
     let (large, rest): (Vec<_>, Vec<_>) = rebuild_list
         .iter()
-        .partition(|(_, f, _)| held_to_rebuild(f) > LARGE_REBUILD);
-    for (key, f, dest) in large {
-        rebuild(cx, dir, key, f, dest)?;
+        .partition(|(_, f)| held_to_rebuild(f) > LARGE_REBUILD);
+    for (key, f) in large {
+        rebuild(cx, dir, key, f)?;
     }
     rest.par_iter()
-        .try_for_each(|(key, f, dest)| rebuild(cx, dir, key, f, dest))?;
-    for (f, dest) in after {
-        link_out(cx, f, &dest)?;
-        cx.progress.inc(f.size);
-    }
-    Ok(rebuild_list.iter().map(|(_, f, _)| f.size).sum())
+        .try_for_each(|(key, f)| rebuild(cx, dir, key, f))?;
+    Ok(rebuild_list.iter().map(|(_, f)| f.size).sum())
 }
 
 /// The first import over a generation of an older ferry-in (a tree, no
 /// objects) takes an unchanged file of that tree into the object store by
 /// a hard link, if it is there with its size (`scrub` moves rotten ones out).
-fn adopt_from_tree(
-    cx: &BuildCtx<'_>,
-    rel: &Path,
-    key: &ObjectKey,
-    obj: &Object,
-    f: &FileObject,
-) -> Result<()> {
-    if cx.prev_in_objects || cx.prev.objects.get(key) != Some(obj) {
-        return Ok(());
-    }
+fn adopt_from_tree(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject) -> Result<()> {
     let Some(g) = cx.prev_gen else { return Ok(()) };
-    let from = g.join(rel);
+    let from = g.join(dir).join(&key.source).join(&key.path);
     if std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_file() && m.len() == f.size) {
         cx.objects.adopt_link(&from, &f.sha256)?;
     }
     Ok(())
-}
-
-/// Puts the object of `f` at `dest` in the generation's tree: a hard link,
-/// or a copy when the path is served executable (objects are 0644) or the
-/// object has as many links as its filesystem allows.
-fn link_out(cx: &BuildCtx<'_>, f: &FileObject, dest: &Path) -> Result<()> {
-    let obj = cx.objects.path(&f.sha256);
-    if !f.executable && std::fs::hard_link(&obj, dest).is_ok() {
-        return Ok(());
-    }
-    std::fs::copy(&obj, dest)
-        .with_context(|| format!("cannot copy {} to {}", obj.display(), dest.display()))?;
-    let mode = if f.executable { 0o755 } else { 0o644 };
-    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set mode of {}", dest.display()))
 }
 
 /// Bytes held in memory to rebuild an object this large or larger are
@@ -347,14 +319,8 @@ fn chunk(cx: &BuildCtx<'_>, key: &ObjectKey, r: &ChunkRef) -> Result<Vec<u8>> {
 }
 
 /// Writes an object from its chunks (or its recipe) into the object store,
-/// checking its size and SHA-256, then links `dest` to it.
-fn rebuild(
-    cx: &BuildCtx<'_>,
-    dir: &str,
-    key: &ObjectKey,
-    f: &FileObject,
-    dest: &Path,
-) -> Result<()> {
+/// checking its size and SHA-256.
+fn rebuild(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject) -> Result<()> {
     let what = || format!("object {key}");
     let (file, tmp) = cx.objects.create_tmp(&f.sha256).with_context(what)?;
     let written = write_checked(cx, dir, key, f, file, &tmp);
@@ -363,7 +329,7 @@ fn rebuild(
         return Err(e.context(what()));
     }
     cx.objects.publish(&tmp, &f.sha256).with_context(what)?;
-    link_out(cx, f, dest).with_context(what)
+    Ok(())
 }
 
 /// Writes object `f` of `key` into `file` (at `tmp`), checking its size and

@@ -92,12 +92,14 @@ pub(crate) fn with_ctx<R>(
         ranges: &ranges,
     };
     let progress = indicatif::ProgressBar::hidden();
+    let missing = std::collections::HashSet::new();
     let (prev_cat, next_cat) = (catalog("s", kind, prev), catalog("s", kind, next));
     let cx = BuildCtx {
         layout: &layout,
         prev_gen: Some(&prev_gen),
         new_gen: &new_gen,
         objects: &objects,
+        missing: &missing,
         prev_in_objects: false,
         prev: &prev_cat,
         next: &next_cat,

@@ -253,7 +253,7 @@ pub fn campaign(built: &[Built], n: u64, seed: u64, scratch: &Path) -> Figures {
         .collect();
     let watched: Vec<PathBuf> = built
         .iter()
-        .map(|b| first_file(&b.env.in_state.join("store/current/")))
+        .map(|b| first_file(&b.env.in_state.join("objects")))
         .collect();
     let before: Vec<Snapshot> = built
         .iter()

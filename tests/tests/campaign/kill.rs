@@ -209,8 +209,7 @@ impl Fixture {
         if !scrub.ok {
             return Err(format!("{what}: scrub found damage:\n{}", scrub.all()));
         }
-        let served = state.join("store/current/files/tools");
-        let d = tree_digest(&served);
+        let d = served_digest_of(state, "tools");
         let version = if d == self.v1 {
             1
         } else if d == self.v2 {

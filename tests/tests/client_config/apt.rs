@@ -75,8 +75,7 @@ fn apt_get_with_only_the_written_sources_and_default_settings() {
     env.export("m1").expect_ok();
     env.import("m1").expect_ok();
     assert!(env
-        .in_state
-        .join("store/current/apt/deb/dists/stable/main/i18n/Translation-en.gz")
+        .served_in("deb", "dists/stable/main/i18n/Translation-en.gz")
         .is_file());
     let server = env.serve();
     let url = format!("http://{}", server.addr);

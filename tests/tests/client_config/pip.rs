@@ -41,7 +41,7 @@ fn pip_install_with_only_the_written_pip_conf() {
     );
 
     // PEP 658: the page offers each wheel's METADATA with its SHA-256.
-    let held = env.in_state.join("store/current/pypi/py/files").join(&a1);
+    let held = env.served_in("py", &format!("files/{a1}"));
     let meta =
         ferry_formats::pypi::wheel_metadata(std::fs::File::open(&held).unwrap(), 1 << 20).unwrap();
     let page = curl(&[
