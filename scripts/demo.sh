@@ -115,7 +115,11 @@ got=$(sha256sum fetched.deb | cut -d' ' -f1)
 echo "fetched /files/mirror/debs/$deb: sha256 $got"
 [ "$up" = "$got" ] || { echo "MISMATCH: upstream has $up"; exit 1; }
 curl -fsS -D - -o /dev/null -r 0-99 "http://127.0.0.1:$port/files/mirror/debs/$deb" | grep -iE '^(HTTP|content-range|etag)'
-diff -r upstream/mirror in-state/store/current/files/mirror && echo "inside tree is identical to upstream"
+# A generation is its path index over objects by SHA-256 (no tree of files):
+# written out as a plain tree of hard links to compare it with upstream.
+rm -rf served-tree
+"$in" --state in-state export-tree served-tree
+diff -r upstream/mirror served-tree/files/mirror && echo "inside tree is identical to upstream"
 
 say "apt-get against ferry-in serve (a private apt root; nothing on this machine changes)"
 apt_get() { # root, args...

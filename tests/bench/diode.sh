@@ -434,7 +434,10 @@ run_one() {
     "$FERRY_IN" --state "$st" status --json >"$d/status.json" 2>"$d/status.err" || true
     local verify="n/a"
     if (( import )); then
-        if [[ -d $st/store/current/files/data ]] && diff -r "$SRC" "$st/store/current/files/data" >"$d/diff.log" 2>&1; then
+        # A generation is an index over objects: written out as a tree to compare.
+        rm -rf "$d/served"
+        if "$FERRY_IN" --state "$st" export-tree "$d/served" >"$d/export-tree.log" 2>&1 \
+            && diff -r "$SRC" "$d/served/files/data" >"$d/diff.log" 2>&1; then
             verify=ok
         else
             verify=mismatch

@@ -38,7 +38,9 @@ sleep 0.5
 /usr/bin/env time -f '%e %M %U %S' -o push.time "$out" --state out push "quic://127.0.0.1:$port" --peer-cert in/quic.crt | tee push.log
 read -r wall rss usr sys < push.time
 xfer=$(sed -nE 's/.* in ([0-9.]+)s \(([0-9.]+) MB\/s\).*/\1/p' push.log)
-diff -r src in/store/current/files/data >/dev/null && echo "inside tree identical to the source"
+# A generation is an index over objects: written out as a tree to compare.
+"$in" --state in export-tree served >/dev/null
+diff -r src served/files/data >/dev/null && echo "inside tree identical to the source"
 
 mbs() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / 1e6 / s }'; }
 echo
