@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 for tool in curl:curl zstd:zstd rsync:rsync skopeo:skopeo docker-registry:docker-registry \
     htpasswd:apache2-utils openssl:openssl xz:xz-utils ar:binutils \
-    gpg:gnupg reprepro:reprepro rpmbuild:rpm rpmsign:rpm-sign createrepo_c:createrepo-c dnf:dnf \
+    gpg:gnupg reprepro:reprepro rpmbuild:rpm rpmsign:rpm createrepo_c:createrepo-c dnf:dnf \
     python3:python3 pip3:python3-pip systemd-analyze:systemd npm:npm go:golang-go; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
