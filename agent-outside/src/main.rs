@@ -491,6 +491,23 @@ fn status(layout: &Layout) -> Result<()> {
 /// `export`: scan the sources, write the delta bundle to media (or send it
 /// across a diode), after writing out any bundle a killed export left and
 /// publishing a bundle signed since the last export.
+/// The export's delta settings: the command line's, else the config's.
+fn delta_options(cfg: &Config, args: &ExportArgs) -> Result<agent_outside::delta::DeltaOptions> {
+    Ok(agent_outside::delta::DeltaOptions {
+        level: agent_outside::delta::parse_level(
+            args.delta.as_deref().unwrap_or(&cfg.export.delta),
+        )
+        .context("--delta")?,
+        max_object: parse_size(&cfg.export.delta_max_object)
+            .context("[export] delta_max_object")?,
+        xz: agent_outside::delta::XzPolicy::parse(
+            args.delta_xz.as_deref().unwrap_or(&cfg.export.delta_xz),
+        )
+        .context("--delta-xz")?,
+        ..Default::default()
+    })
+}
+
 fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
     let diode_target = args
         .to
@@ -523,19 +540,7 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
         volume_size,
         level: cfg.export.compression_level,
         expires_in: parse_duration_secs(&cfg.export.expires)?,
-        delta: agent_outside::delta::DeltaOptions {
-            level: agent_outside::delta::parse_level(
-                args.delta.as_deref().unwrap_or(&cfg.export.delta),
-            )
-            .context("--delta")?,
-            max_object: parse_size(&cfg.export.delta_max_object)
-                .context("[export] delta_max_object")?,
-            xz: agent_outside::delta::XzPolicy::parse(
-                args.delta_xz.as_deref().unwrap_or(&cfg.export.delta_xz),
-            )
-            .context("--delta-xz")?,
-            ..Default::default()
-        },
+        delta: delta_options(&cfg, args)?,
     };
     if args.rebase {
         return export::rebase::rebase_cmd(

@@ -103,6 +103,24 @@ pub(super) struct Scanned {
     pub(super) delta: DeltaReport,
 }
 
+/// Starts the thread that packs the scan's batches of new chunks into
+/// volumes (their zstd on a pool of every core); it gives the builder back.
+fn start_writer(
+    rx: mpsc::Receiver<Batch>,
+    mut builder: BundleBuilder<VolumeFiles>,
+    level: i32,
+    packed: indicatif::ProgressBar,
+) -> Result<std::thread::JoinHandle<Result<BundleBuilder<VolumeFiles>, BuildError>>> {
+    let packers = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("ferry-pack-{i}"))
+        .build()
+        .context("cannot start the packing threads")?;
+    Ok(std::thread::spawn(move || {
+        pack_chunks(rx, &mut builder, &packers, level, &packed)?;
+        Ok(builder)
+    }))
+}
+
 /// Scans every source while a second thread packs the new chunks into
 /// volumes; returns the changes to `prev` and the builder (its last volume
 /// still open).
@@ -122,22 +140,13 @@ pub(super) fn scan_and_pack(
         level: opts.level,
     };
     let tmp = layout.export_tmp();
-    let mut builder = BundleBuilder::new(position, pack, VolumeFiles { dir: tmp.clone() });
+    let builder = BundleBuilder::new(position, pack, VolumeFiles { dir: tmp.clone() });
     // Two lines on a terminal (nothing on a pipe): bytes scanned and
     // chunked, and chunk bytes packed into volumes.
     let bars = indicatif::MultiProgress::new();
     let scan_pb = bars.add(progress::spinner("scanning"));
     let pack_pb = bars.add(progress::spinner("packing"));
-    let packed = pack_pb.clone();
-    let packers = rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("ferry-pack-{i}"))
-        .build()
-        .context("cannot start the packing threads")?;
-    let level = opts.level;
-    let writer = std::thread::spawn(move || -> Result<_, BuildError> {
-        pack_chunks(rx, &mut builder, &packers, level, &packed)?;
-        Ok(builder)
-    });
+    let writer = start_writer(rx, builder, opts.level, pack_pb.clone())?;
 
     let refs = References::new(layout.objects());
     let mut scanner = Scanner {
