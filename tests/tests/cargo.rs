@@ -197,6 +197,8 @@ fn cargo_fetch_and_offline_build_against_ferry_in_then_a_delta() {
         "the delta ships itoa 1.0.19 ({new_size} bytes) and its index file, not the unchanged crates: {shipped} bytes"
     );
     env.import("m2").expect_ok();
+    // A generation is an index over objects: written out again to be read.
+    let store = env.export_tree().join("cargo/rs");
     assert_eq!(
         std::fs::read_to_string(store.join("it/oa/itoa")).unwrap(),
         format!("{}\n{}\n", itoa18.line, itoa19.line)
@@ -212,6 +214,7 @@ fn cargo_fetch_and_offline_build_against_ferry_in_then_a_delta() {
     // more, so it leaves the store.
     env.export("m3").expect_ok();
     env.import("m3").expect_ok();
+    let store = env.export_tree().join("cargo/rs");
     assert_eq!(dir_names(&store.join("crates/itoa")), ["itoa-1.0.19.crate"]);
     assert_eq!(
         std::fs::read_to_string(store.join("it/oa/itoa")).unwrap(),

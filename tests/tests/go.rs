@@ -367,6 +367,8 @@ fn go_mod_download_and_build_against_ferry_in_then_a_delta() {
         "the delta ships two small zips and metadata: {shipped} bytes"
     );
     env.import("m2").expect_ok();
+    // A generation is an index over objects: written out again to be read.
+    let store = env.export_tree().join("go/gomods");
     // The same client, with the head of the first export in its cache: the
     // new head is proved consistent with it from the carried tiles.
     let app2 = make_app(&env.root().join("v2"), "v1.1.0");
