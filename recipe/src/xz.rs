@@ -472,7 +472,7 @@ pub fn compress_to(
     let mut buf: Vec<u8> = Vec::with_capacity(STEP);
     let mut written = 0u64;
     loop {
-        let n = read_full(plain, &mut input).map_err(StreamError::Read)?;
+        let n = crate::zlib::read_full(plain, &mut input).map_err(StreamError::Read)?;
         let finish = n < STEP;
         let action = if finish { Action::Finish } else { Action::Run };
         let mut at = 0usize;
@@ -513,20 +513,6 @@ fn encoder_memory(params: &XzParams) -> Result<u64, XzError> {
         .block_size(block_size)
         .threads(1)
         .memusage())
-}
-
-/// Reads into `buf` until it is full or the input ends; returns how much.
-fn read_full(input: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(got) => n += got,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// What the stream header and the first block header say.

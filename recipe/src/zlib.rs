@@ -257,8 +257,9 @@ fn deflate_to<E>(
     }
 }
 
-/// Reads into `buf` until it is full or the input ends; returns how much.
-fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Reads into `buf` until it is full or the input ends; returns how much
+/// (the zlib and xz encoders take their input a block at a time).
+pub(crate) fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match input.read(&mut buf[n..]) {
