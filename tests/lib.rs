@@ -352,13 +352,13 @@ pub fn text_bytes(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Every regular file under `root`, relative path to content hash, for comparing trees.
 /// What the current generation of the inside state directory `state`
 /// serves of `source` (see [`Env::served_digest`]); empty without one.
 pub fn served_digest_of(state: &Path, source: &str) -> std::collections::BTreeMap<String, String> {
     ferry_harness::served_digest(&agent_inside::layout::Layout::new(state), source)
 }
 
+/// Every regular file under `root`, relative path to content hash, for comparing trees.
 pub fn tree_digest(root: &Path) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {

@@ -53,7 +53,7 @@ use ferry_protocol::catalog::{Catalog, Change, Object};
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::limits::ReceiverLimits;
 use ferry_protocol::path::ObjectKey;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 /// Options of an apply.
@@ -305,7 +305,7 @@ fn prepare_and_commit(
 
     let (stats, new_applied) = commit(db, b, applied, (&prev, &next), &name, &view)?;
     db.forget_missing(&found_again)?;
-    forget_rebuilt(db, layout, &missing_objects)?;
+    forget_rebuilt(db, layout, &next, &missing_objects)?;
     // For `serve`'s /ferry/health (it never opens the database); the
     // database stays the truth, so a failure here only warns.
     let record = crate::freshness::Record {
@@ -340,16 +340,26 @@ fn prepare_and_commit(
 }
 
 /// After the commit: forgets the objects `scrub` recorded missing that are
-/// held again (rebuilt) or no longer named.
+/// held again (rebuilt, at the size `next` names) or no longer named.
 fn forget_rebuilt(
     db: &Db,
     layout: &Layout,
+    next: &Catalog,
     missing: &HashSet<ferry_protocol::id::Sha256>,
 ) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
     let objects = crate::objects::ObjectStore::new(&layout.objects());
+    let sizes: HashMap<_, _> = next
+        .files()
+        .filter(|(_, f)| missing.contains(&f.sha256))
+        .map(|(_, f)| (f.sha256, f.size))
+        .collect();
     let mut forget = Vec::new();
     for sha in missing {
-        if objects.path(sha).is_file() || db.object_refs(sha)? == 0 {
+        let held = sizes.get(sha).is_some_and(|&size| objects.holds(sha, size));
+        if held || db.object_refs(sha)? == 0 {
             forget.push(*sha);
         }
     }

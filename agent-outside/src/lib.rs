@@ -27,3 +27,20 @@ pub mod reship;
 pub mod signing;
 pub mod source;
 pub mod upstream;
+
+/// Helpers shared by this crate's unit tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// `len` pseudo-random bytes from xorshift64 (13, 7, 17), reproducible by seed.
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+}

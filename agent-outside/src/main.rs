@@ -488,9 +488,6 @@ fn status(layout: &Layout) -> Result<()> {
     receipts::print_insides(&ledger)
 }
 
-/// `export`: scan the sources, write the delta bundle to media (or send it
-/// across a diode), after writing out any bundle a killed export left and
-/// publishing a bundle signed since the last export.
 /// The export's delta settings: the command line's, else the config's.
 fn delta_options(cfg: &Config, args: &ExportArgs) -> Result<agent_outside::delta::DeltaOptions> {
     Ok(agent_outside::delta::DeltaOptions {
@@ -508,6 +505,9 @@ fn delta_options(cfg: &Config, args: &ExportArgs) -> Result<agent_outside::delta
     })
 }
 
+/// `export`: scan the sources, write the delta bundle to media (or send it
+/// across a diode), after writing out any bundle a killed export left and
+/// publishing a bundle signed since the last export.
 fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
     let diode_target = args
         .to

@@ -88,8 +88,8 @@ verify_tree() {  # expected actual label
     if [[ ! -d $IN_STATE/store/current/files ]]; then
         # A generation has no tree (an older ferry-in's has): written out to compare.
         rm -rf "$BENCH_DIR/served"
-        "$FERRY_IN" --state "$IN_STATE" export-tree "$BENCH_DIR/served" >/dev/null 2>&1 \
-            || die "ferry-in export-tree failed"
+        "$FERRY_IN" --state "$IN_STATE" export-tree "$BENCH_DIR/served" >"$BENCH_DIR/export-tree.log" 2>&1 \
+            || die "ferry-in export-tree failed: $(tail -n 3 "$BENCH_DIR/export-tree.log")"
         set -- "$1" "$BENCH_DIR/served/files/data" "$3"
     fi
     [[ -d $2 ]] || die "inside tree $2 does not exist after import"

@@ -363,6 +363,7 @@ pub(crate) fn encode_bounded(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::noise;
 
     /// A ustar archive of `files` (name, content), as `tar` writes it.
     fn tar(files: &[(String, Vec<u8>)]) -> Vec<u8> {
@@ -384,18 +385,6 @@ mod tests {
         }
         out.resize(out.len() + 1024, 0);
         out
-    }
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
     }
 
     #[test]

@@ -277,18 +277,7 @@ impl Read for Blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
+    use crate::test_util::noise;
 
     /// Reads `data` through a digest's split reader in reads of `step`.
     fn stream(d: &Digest, data: &[u8], step: usize) -> Vec<u8> {
@@ -341,7 +330,7 @@ mod tests {
         // The copies' directory is a file: no copy can be made there.
         let blocked = dir.path().join("objects");
         std::fs::write(&blocked, b"not a directory").unwrap();
-        let e = Digest::start(References::new(blocked), u64::MAX)
+        let e = Digest::start(References::new(blocked.clone()), u64::MAX)
             .and_then(|d| {
                 let mut sink = Vec::new();
                 let read = d.reader(&noise(2 * BLOCK, 1)[..]).read_to_end(&mut sink);
@@ -349,7 +338,12 @@ mod tests {
                 finished.map(|_| ())
             })
             .unwrap_err();
-        assert!(format!("{e:#}").contains("objects"), "{e:#}");
+        // The cause names the blocked directory, not only "the thread that
+        // digests objects stopped".
+        assert!(
+            format!("{e:#}").contains(&blocked.display().to_string()),
+            "{e:#}"
+        );
     }
 
     #[test]
