@@ -413,44 +413,18 @@ impl Default for Pair {
 }
 
 /// Where the bytes of `source`'s `path` in the current generation of the
-/// state at `layout` are (see [`Inside::served`]).
+/// state at `layout` are (see [`Inside::served`]): resolved as `serve` does
+/// (`agent_inside::serve::resolve`, links followed within the catalog).
 pub fn served_path(layout: &agent_inside::layout::Layout, source: &str, path: &str) -> PathBuf {
     let absent = || layout.root.join("not-served").join(source).join(path);
     let Some(gen) = agent_inside::genread::GenRead::open_current(layout).expect("the generation")
     else {
         return absent();
     };
-    let mut path = path.to_string();
-    for _ in 0..8 {
-        let key = ferry_protocol::path::ObjectKey {
-            source: source.into(),
-            path: path.clone(),
-        };
-        match gen.get(&key).expect("the path index") {
-            Some(agent_inside::genread::Held::File(f)) => return gen.bytes_path(&key, &f),
-            Some(agent_inside::genread::Held::Link(t)) => {
-                let dir = Path::new(&path).parent().unwrap_or(Path::new(""));
-                path = normalize(&dir.join(t));
-            }
-            None => return absent(),
-        }
+    match agent_inside::serve::resolve(&gen, source, path).expect("the path index") {
+        agent_inside::serve::Resolved::File(key, f) => gen.bytes_path(&key, &f),
+        _ => absent(),
     }
-    absent()
-}
-
-/// `a/./b/../c` as `a/c`.
-fn normalize(p: &Path) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                parts.pop();
-            }
-            std::path::Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
-            _ => {}
-        }
-    }
-    parts.join("/")
 }
 
 /// What the current generation of `layout` serves of `source`, as

@@ -7,7 +7,7 @@
 # STATE is an inside state a scale.sh run left (SCALE_DIR/in); FILES the number
 # of files of its tree (default 200000). Environment: FERRY_IN (default
 # target/release/ferry-in), SERVE_SECS (default 10), SERVE_CONNS (default 16).
-# Prints requests/s and transfer/s of each, warm (one pass first, so serve has
+# Prints requests/s, transfer/s and the server's CPU time a request of each, warm (one pass first, so serve has
 # verified the files it sends; nginx has the page cache too). nginx serves the
 # generation written out by `ferry-in export-tree` (hard links to the objects;
 # a generation of an older ferry-in: its own tree).
@@ -62,14 +62,29 @@ cleanup() {
 }
 trap cleanup EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$FERRY_PORT/healthz" >/dev/null && break; sleep 0.2; done
-one() { # NAME URL-PREFIX PORT
-    local lua=$WORK/$1.lua
-    sed "s|prefix ..|\"$2\" ..|" "$WORK/random.lua" >"$lua"
-    wrk -t2 -c"$CONNS" -d"$SECS"s -s "$lua" "http://127.0.0.1:$3" >/dev/null  # warm-up
-    wrk -t2 -c"$CONNS" -d"$SECS"s -s "$lua" "http://127.0.0.1:$3" | awk -v n="$1" '
+# CPU seconds (user + system) the server's processes used so far: the figure
+# to compare on a loaded machine, where requests/s mostly measures the load.
+cpu_of() { # PID...
+    local t=0 p
+    for p in "$@"; do
+        t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+    done
+    awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t / hz}'
+}
+one() { # NAME URL-PREFIX PORT PID...
+    local name=$1 prefix=$2 port=$3 lua=$WORK/$1.lua out c0 c1
+    shift 3
+    sed "s|prefix ..|\"$prefix\" ..|" "$WORK/random.lua" >"$lua"
+    wrk -t2 -c"$CONNS" -d"$SECS"s -s "$lua" "http://127.0.0.1:$port" >/dev/null  # warm-up
+    c0=$(cpu_of "$@")
+    out=$(wrk -t2 -c"$CONNS" -d"$SECS"s -s "$lua" "http://127.0.0.1:$port")
+    c1=$(cpu_of "$@")
+    awk -v n="$name" -v cpu="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b - a}')" '
         /Requests\/sec/ {r=$2} /Transfer\/sec/ {t=$2} /Non-2xx/ {bad=$NF}
-        END {printf "%-8s %10s req/s %10s/s%s\n", n, r, t, bad ? "  NON-2xx: " bad : ""}'
+        /requests in/ {reqs=$1}
+        END {printf "%-8s %10s req/s %10s/s  server CPU %.2f s = %.1f us a request%s\n",
+             n, r, t, cpu, reqs ? cpu * 1e6 / reqs : 0, bad ? "  NON-2xx: " bad : ""}' <<<"$out"
 }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $CONNS connections, ${SECS}s, random files of $FILES"
-one ferry /files 18081
-one nginx "" 18082
+one ferry /files 18081 "$FERRY_PID"
+one nginx "" 18082 $(pgrep -P "$(cat "$WORK/nginx.pid")")

@@ -13,7 +13,7 @@ use http_range_header::{EndPosition, StartPosition};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// Bytes read from a file at a time while streaming it.
 pub(super) const READ_CHUNK: usize = 256 * 1024;
@@ -53,19 +53,16 @@ pub(super) async fn serve_file(
             return r;
         }
     }
-    let file = match open_at(g, key, &fs_path, size, start).await {
-        Ok(file) => file,
-        Err(r) => return r,
-    };
-    let body = if head || len == 0 {
-        Body::empty()
-    } else {
-        Body::new(FileBody {
-            file,
+    let want = if head { 0 } else { len };
+    let body = match open_at(g, key, fs_path, size, start, want).await {
+        Ok(Opened::Read(bytes)) => Body::from(bytes),
+        Ok(Opened::Stream(file, path)) => Body::new(FileBody {
+            file: tokio::fs::File::from_std(file),
             remaining: len,
             buf: Vec::new(),
-            path: fs_path,
-        })
+            path,
+        }),
+        Err(r) => return r,
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
@@ -173,45 +170,73 @@ async fn verify_once(
     }
 }
 
+/// A stored file opened for a response.
+enum Opened {
+    /// The `want` bytes, read at once (a small file, or none wanted).
+    Read(Bytes),
+    /// The file at the start of the part to send, for [`FileBody`] (and its
+    /// path, for error messages).
+    Stream(std::fs::File, PathBuf),
+}
+
 /// Opens the stored file of `key`, checks it is the `size` the catalog says,
-/// and seeks to `start`.
+/// and seeks to `start`; up to [`READ_CHUNK`] `want`ed bytes are read at once.
+/// All on one blocking thread: a small file costs one trip to the blocking
+/// pool, not one for the open, one for the stat and one per read.
 async fn open_at(
     g: &Generation,
     key: &ObjectKey,
-    fs_path: &std::path::Path,
+    fs_path: PathBuf,
     size: u64,
     start: u64,
-) -> Result<tokio::fs::File, Response> {
-    let mut file = tokio::fs::File::open(fs_path).await.map_err(|e| {
-        server_error(format!(
-            "generation {} cannot open its file for {key}: {e}",
-            g.name
-        ))
-    })?;
-    match file.metadata().await {
-        Ok(m) if m.is_file() && m.len() == size => {}
-        Ok(m) => {
-            return Err(server_error(format!(
-                "generation {}: the stored file for {key} is {} bytes, the catalog says {size}",
-                g.name,
-                m.len()
-            )))
-        }
-        Err(e) => {
-            return Err(server_error(format!(
-                "generation {} cannot stat its file for {key}: {e}",
-                g.name
-            )))
-        }
+    want: u64,
+) -> Result<Opened, Response> {
+    let opened = tokio::task::spawn_blocking(move || open_blocking(fs_path, size, start, want))
+        .await
+        .map_err(|e| server_error(format!("opening the file for {key} failed: {e}")))?;
+    opened.map_err(|e| {
+        let what = match e {
+            OpenError::Open(e) => format!("cannot open its file for {key}: {e}"),
+            OpenError::Stat(e) => format!("cannot stat its file for {key}: {e}"),
+            OpenError::Size(len) => {
+                format!("the stored file for {key} is {len} bytes, the catalog says {size}")
+            }
+            OpenError::Seek(e) => format!("cannot seek in its file for {key}: {e}"),
+            OpenError::Read(e) => format!("cannot read its file for {key}: {e}"),
+        };
+        server_error(format!("generation {}: {what}", g.name))
+    })
+}
+
+/// Why [`open_blocking`] failed.
+enum OpenError {
+    Open(std::io::Error),
+    Stat(std::io::Error),
+    /// Not a regular file of the catalog's size: its length.
+    Size(u64),
+    Seek(std::io::Error),
+    Read(std::io::Error),
+}
+
+fn open_blocking(path: PathBuf, size: u64, start: u64, want: u64) -> Result<Opened, OpenError> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(&path).map_err(OpenError::Open)?;
+    let m = file.metadata().map_err(OpenError::Stat)?;
+    if !m.is_file() || m.len() != size {
+        return Err(OpenError::Size(m.len()));
     }
     if start > 0 {
-        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
-            return Err(server_error(format!(
-                "cannot seek in the file for {key}: {e}"
-            )));
-        }
+        file.seek(std::io::SeekFrom::Start(start))
+            .map_err(OpenError::Seek)?;
     }
-    Ok(file)
+    match usize::try_from(want) {
+        Ok(n) if n <= READ_CHUNK => {
+            let mut buf = vec![0; n];
+            file.read_exact(&mut buf).map_err(OpenError::Read)?;
+            Ok(Opened::Read(Bytes::from(buf)))
+        }
+        _ => Ok(Opened::Stream(file, path)),
+    }
 }
 
 /// Whether an `If-None-Match` value matches `etag` (weak comparison).

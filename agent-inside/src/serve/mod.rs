@@ -122,6 +122,7 @@ pub use listeners::{combine, preset, Listen, ListenError, Scope};
 pub use routes::{router, router_with};
 pub use settings::{ServeSettings, DEFAULT_LISTEN};
 pub use tls::{load as load_tls, TlsError, TlsFiles};
+pub use tree::{resolve, Resolved};
 
 #[cfg(all(test, unix))]
 mod tests;

@@ -78,7 +78,7 @@ pub(super) async fn tree(
 }
 
 /// What a path in a source stands for, once links are followed.
-pub(super) enum Resolved {
+pub enum Resolved {
     /// A regular file, under its real key.
     File(ObjectKey, FileMeta),
     /// A directory: a prefix of some objects' paths (`""` is the source root).
@@ -91,7 +91,7 @@ pub(super) enum Resolved {
 /// link met (at the end or in the middle) by its target, read relative to the
 /// link's directory. Works on the generation's index alone: `..` can never
 /// climb above the source root.
-pub(super) fn resolve(files: &GenRead, source: &str, path: &str) -> Result<Resolved, GenReadError> {
+pub fn resolve(files: &GenRead, source: &str, path: &str) -> Result<Resolved, GenReadError> {
     let mut key = ObjectKey {
         source: source.to_string(),
         path: String::with_capacity(path.len()),
