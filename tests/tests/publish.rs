@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BUCKET: &str = "mirror";
+const AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
 
 /// A moto S3 server (`python3 -m moto.server`) on a free port of
 /// 127.0.0.1, stopped on drop.
@@ -74,12 +75,13 @@ fn moto(test: &str) -> Option<Moto> {
     Some(m)
 }
 
-/// An unsigned request to moto (it takes any): (status, body).
+/// A request to moto, with an Authorization header it takes without
+/// checking (it refuses anonymous reads of objects): (status, body).
 fn http(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {AUTH}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut all = vec![];

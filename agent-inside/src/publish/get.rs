@@ -163,3 +163,16 @@ fn join(dir: &str, target: &str) -> Option<String> {
     }
     Some(parts.join("/"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::join;
+
+    #[test]
+    fn a_link_target_resolves_within_the_source() {
+        assert_eq!(join("copy", "../d0/f3.bin").as_deref(), Some("d0/f3.bin"));
+        assert_eq!(join("a/b", "./c").as_deref(), Some("a/b/c"));
+        assert_eq!(join("", "x").as_deref(), Some("x"));
+        assert_eq!(join("a", "../../x"), None, "leaves the source");
+    }
+}

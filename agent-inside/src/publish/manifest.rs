@@ -96,3 +96,29 @@ mod hex_sha {
         Sha256::from_hex(&s).ok_or_else(|| serde::de::Error::custom("a SHA-256 is 64 hex digits"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_json_are_as_documented() {
+        let sha = Sha256::of(b"x");
+        let hex = sha.to_hex();
+        assert_eq!(object_key(&sha), format!("objects/{}/{hex}", &hex[..2]));
+        assert_eq!(index_key(&sha), format!("index/{hex}"));
+        assert_eq!(manifest_key("G"), "gens/G.json");
+        let cur = Current {
+            format: FORMAT,
+            generation: "G".into(),
+            manifest: manifest_key("G"),
+            manifest_sha256: sha,
+        };
+        let v: serde_json::Value = serde_json::to_value(&cur).unwrap();
+        assert_eq!(v["manifest_sha256"], hex);
+        let back: Current = serde_json::from_value(v).unwrap();
+        assert_eq!(back, cur);
+        let bad = serde_json::json!({"format": 1, "generation": "G", "manifest": "m", "manifest_sha256": "abc"});
+        assert!(serde_json::from_value::<Current>(bad).is_err());
+    }
+}

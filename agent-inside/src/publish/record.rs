@@ -16,7 +16,10 @@
 use super::manifest::Manifest;
 use anyhow::{Context, Result};
 use ferry_protocol::id::Sha256;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 

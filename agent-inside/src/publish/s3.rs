@@ -216,7 +216,7 @@ impl Client {
     }
 
     /// Runs `one` until it succeeds, fails for good, or the tries run out.
-    fn tries<T>(&self, what: &str, mut one: impl FnMut() -> Result<T, Try>) -> Result<T> {
+    fn tries<T>(&self, mut one: impl FnMut() -> Result<T, Try>) -> Result<T> {
         let mut wait = Duration::from_secs(1);
         let mut tried = 0;
         loop {
@@ -244,7 +244,7 @@ impl Client {
     pub fn put_bytes(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<()> {
         let full = self.key(key);
         let what = format!("PUT {full}");
-        self.tries(&what, || {
+        self.tries(|| {
             let url = self
                 .bucket
                 .put_object(self.creds.as_ref(), &full)
@@ -306,7 +306,7 @@ impl Client {
         progress: &dyn Fn(u64),
     ) -> Result<Sha256> {
         let what = format!("PUT {full}");
-        let sha = self.tries(&what, || {
+        let sha = self.tries(|| {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))
                 .map_err(Try::Fail)?;
@@ -355,7 +355,7 @@ impl Client {
     ) -> Result<Sha256> {
         let part = self.target.part_size.max(size.div_ceil(MAX_PARTS));
         let what = format!("multipart PUT {full}");
-        let upload_id = self.tries(&what, || {
+        let upload_id = self.tries(|| {
             let url = self
                 .bucket
                 .create_multipart_upload(self.creds.as_ref(), full)
@@ -407,7 +407,7 @@ impl Client {
         while offset < size {
             let len = part.min(size - offset);
             let what = format!("PUT {full} part {number}");
-            let (etag, h) = self.tries(&what, || {
+            let (etag, h) = self.tries(|| {
                 file.seek(SeekFrom::Start(offset))
                     .with_context(|| format!("cannot read {}", path.display()))
                     .map_err(Try::Fail)?;
@@ -452,7 +452,7 @@ impl Client {
             number += 1;
         }
         let what = format!("complete multipart PUT {full}");
-        self.tries(&what, || {
+        self.tries(|| {
             let action = self.bucket.complete_multipart_upload(
                 self.creds.as_ref(),
                 full,
@@ -488,7 +488,7 @@ impl Client {
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let full = self.key(key);
         let what = format!("GET {full}");
-        let got = self.tries(&what, || {
+        let got = self.tries(|| {
             let url = self
                 .bucket
                 .get_object(self.creds.as_ref(), &full)
@@ -521,7 +521,7 @@ impl Client {
     pub fn delete(&self, key: &str) -> Result<()> {
         let full = self.key(key);
         let what = format!("DELETE {full}");
-        self.tries(&what, || {
+        self.tries(|| {
             let url = self
                 .bucket
                 .delete_object(self.creds.as_ref(), &full)
@@ -548,7 +548,7 @@ impl Client {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self.tries(&what, || {
+            let page = self.tries(|| {
                 let mut action = self.bucket.list_objects_v2(self.creds.as_ref());
                 action.with_prefix(full.as_str());
                 if let Some(t) = &token {
