@@ -458,18 +458,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         Cmd::ClientConfig(a) => agent_inside::client_config::run(layout, &a),
         Cmd::SiteKey { binary, output } => site_key_cmd(layout, binary, output),
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
-        Cmd::ExportTree { dir, copy } => {
-            let w = agent_inside::export_tree::export(layout, &dir, copy)?;
-            eprintln!(
-                "ferry-in: wrote {}: {} files linked to their objects, {} copied, {} symbolic links, {} derived files",
-                dir.display(),
-                w.linked,
-                w.copied,
-                w.symlinks,
-                w.derived
-            );
-            Ok(0)
-        }
+        Cmd::ExportTree { dir, copy } => export_tree_cmd(layout, &dir, copy),
         Cmd::Publish(a) => publish_cmd(layout, &a),
         Cmd::PublishGet(a) => publish_get_cmd(&a),
         Cmd::Serve(a) => serve_cmd(layout, config, a),
@@ -478,6 +467,20 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
             docs_gen::run(<Cli as clap::CommandFactory>::command(), &dir).map(|()| 0)
         }
     }
+}
+
+/// `ferry-in export-tree`: what was written.
+fn export_tree_cmd(layout: &Layout, dir: &std::path::Path, copy: bool) -> Result<i32> {
+    let w = agent_inside::export_tree::export(layout, dir, copy)?;
+    eprintln!(
+        "ferry-in: wrote {}: {} files linked to their objects, {} copied, {} symbolic links, {} derived files",
+        dir.display(),
+        w.linked,
+        w.copied,
+        w.symlinks,
+        w.derived
+    );
+    Ok(0)
 }
 
 /// `ferry-in publish`: the report, as a line or JSON.
@@ -489,7 +492,10 @@ fn publish_cmd(layout: &Layout, a: &agent_inside::publish::PublishArgs) -> Resul
     }
     let what = a.bucket.target().describe();
     if r.already {
-        eprintln!("ferry-in: generation {} is already published to {what}", r.generation);
+        eprintln!(
+            "ferry-in: generation {} is already published to {what}",
+            r.generation
+        );
     } else {
         eprintln!(
             "ferry-in: published generation {} to {what}: {} keys changed, {} objects uploaded ({} bytes), {} already there, {} index files; {} PUTs, {} bytes",

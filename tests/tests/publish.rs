@@ -56,7 +56,14 @@ fn moto(test: &str) -> Option<Moto> {
     }
     let port = free_port();
     let child = Command::new("python3")
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -71,7 +78,12 @@ fn moto(test: &str) -> Option<Moto> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (code, body) = http(port, "PUT", &format!("/{BUCKET}"));
-    assert_eq!(code, 200, "create bucket: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        code,
+        200,
+        "create bucket: {}",
+        String::from_utf8_lossy(&body)
+    );
     Some(m)
 }
 
@@ -93,7 +105,10 @@ fn http(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
     let head = String::from_utf8_lossy(&all[..end]).into_owned();
     let code = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = all[end + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (code, body)
@@ -178,7 +193,12 @@ fn publish(env: &Env, port: u16, extra: &[&str]) -> serde_json::Value {
 /// `ferry-in publish-get WHAT -o -`: the bytes.
 fn get(env: &Env, port: u16, what: &str) -> Vec<u8> {
     let out = env.root().join("got");
-    inn_s3(env, port, &["publish-get", what, "-o", out.to_str().unwrap()]).expect_ok();
+    inn_s3(
+        env,
+        port,
+        &["publish-get", what, "-o", out.to_str().unwrap()],
+    )
+    .expect_ok();
     std::fs::read(out).unwrap()
 }
 
@@ -198,8 +218,7 @@ fn step(env: &Env, media: &str) {
 
 #[test]
 fn publish_uploads_only_the_change_and_switches_current_last() {
-    let Some(m) = moto("publish::publish_uploads_only_the_change_and_switches_current_last")
-    else {
+    let Some(m) = moto("publish::publish_uploads_only_the_change_and_switches_current_last") else {
         return;
     };
     let env = Env::new();
@@ -232,13 +251,23 @@ fn publish_uploads_only_the_change_and_switches_current_last() {
         .iter()
         .map(|h| format!("objects/{}/{h}", &h[..2]))
         .collect();
-    assert_eq!(object_keys(m.port), want, "the bucket holds each content once");
+    assert_eq!(
+        object_keys(m.port),
+        want,
+        "the bucket holds each content once"
+    );
     let g1 = gen_name(&env);
     assert_eq!(current(m.port), g1);
     assert!(keys(m.port).contains(&format!("gens/{g1}.json")));
     // Through the published index: a file, a link, the multipart object.
-    assert_eq!(get(&env, m.port, "tools/d1/f4.bin"), random_bytes(1000 + 4 * 300, 4));
-    assert_eq!(get(&env, m.port, "tools/copy/link"), random_bytes(1000 + 3 * 300, 3));
+    assert_eq!(
+        get(&env, m.port, "tools/d1/f4.bin"),
+        random_bytes(1000 + 4 * 300, 4)
+    );
+    assert_eq!(
+        get(&env, m.port, "tools/copy/link"),
+        random_bytes(1000 + 3 * 300, 3)
+    );
     assert_eq!(get(&env, m.port, "tools/big.iso"), big);
     inn_s3(&env, m.port, &["publish-get", "tools/nothing/here"])
         .expect_fail(&["tools/nothing/here", "is not in generation"]);
@@ -251,7 +280,12 @@ fn publish_uploads_only_the_change_and_switches_current_last() {
     // A delta: 3 files changed, 1 added, 1 removed.
     let before = object_keys(m.port);
     let mut new = vec![];
-    for (i, path) in [(100u64, "d0/f0.bin"), (101, "d1/f1.bin"), (102, "d2/f2.bin"), (103, "d9/new.bin")] {
+    for (i, path) in [
+        (100u64, "d0/f0.bin"),
+        (101, "d1/f1.bin"),
+        (102, "d2/f2.bin"),
+        (103, "d9/new.bin"),
+    ] {
         let data = random_bytes(5000, i);
         env.write_src(path, &data);
         new.push((path, data));
@@ -275,7 +309,8 @@ fn publish_uploads_only_the_change_and_switches_current_last() {
     for (path, data) in &new {
         assert_eq!(&get(&env, m.port, &format!("tools/{path}")), data);
     }
-    inn_s3(&env, m.port, &["publish-get", "tools/d0/f6.bin"]).expect_fail(&["is not in generation"]);
+    inn_s3(&env, m.port, &["publish-get", "tools/d0/f6.bin"])
+        .expect_fail(&["is not in generation"]);
     // The old objects stay until a prune is asked for.
     assert!(object_keys(m.port).is_superset(&before));
 
@@ -295,7 +330,10 @@ fn publish_uploads_only_the_change_and_switches_current_last() {
         assert!(!now.contains(g), "{g} should be pruned");
     }
     // copy/f0.bin still names the old bytes of d0/f0.bin: kept.
-    assert_eq!(get(&env, m.port, "tools/copy/f0.bin"), random_bytes(1000, 0));
+    assert_eq!(
+        get(&env, m.port, "tools/copy/f0.bin"),
+        random_bytes(1000, 0)
+    );
     assert!(!keys(m.port).contains(&format!("gens/{g1}.json")));
     assert_eq!(get(&env, m.port, "tools/big.iso"), big);
 }
@@ -338,7 +376,11 @@ fn a_rotten_object_stops_the_publish_before_current_moves() {
         "rotten",
         "`current` in the bucket still names the generation published before",
     ]);
-    assert_eq!(current(m.port), g1, "current moved before everything was up");
+    assert_eq!(
+        current(m.port),
+        g1,
+        "current moved before everything was up"
+    );
     assert!(
         !object_keys(m.port).contains(&object_key(&random_bytes(4000, 11))),
         "the rotten bytes were left under the object's key"
@@ -350,7 +392,10 @@ fn a_rotten_object_stops_the_publish_before_current_moves() {
     assert!((1..=3).contains(&up), "{r}");
     assert_eq!(current(m.port), gen_name(&env));
     for i in 0..3u64 {
-        assert_eq!(get(&env, m.port, &format!("tools/f{i}")), random_bytes(4000, 10 + i));
+        assert_eq!(
+            get(&env, m.port, &format!("tools/f{i}")),
+            random_bytes(4000, 10 + i)
+        );
     }
 }
 
@@ -436,13 +481,22 @@ fn the_server_going_away_mid_publish_leaves_current_and_the_next_publish_complet
     }
     step(&env, "m2");
     // Room for about two of the six new objects, then the line is cut.
-    relay
-        .budget
-        .store(relay.sent.load(Ordering::SeqCst) + 250_000, Ordering::SeqCst);
-    inn_s3(&env, relay.port, &["publish", "--jobs", "1", "--retries", "1"])
-        .expect_fail(&["PUT objects/", "current` in the bucket still names"]);
+    relay.budget.store(
+        relay.sent.load(Ordering::SeqCst) + 250_000,
+        Ordering::SeqCst,
+    );
+    inn_s3(
+        &env,
+        relay.port,
+        &["publish", "--jobs", "1", "--retries", "1"],
+    )
+    .expect_fail(&["PUT objects/", "current` in the bucket still names"]);
     assert!(relay.cut.load(Ordering::SeqCst), "the relay never cut");
-    assert_eq!(current(m.port), g1, "current moved though the publish failed");
+    assert_eq!(
+        current(m.port),
+        g1,
+        "current moved though the publish failed"
+    );
     let up = object_keys(m.port);
     let new_up = (0..6u64)
         .filter(|i| up.contains(&object_key(&random_bytes(100_000, 50 + i))))
@@ -459,6 +513,9 @@ fn the_server_going_away_mid_publish_leaves_current_and_the_next_publish_complet
     );
     assert_eq!(current(m.port), gen_name(&env));
     for i in 0..6u64 {
-        assert_eq!(get(&env, m.port, &format!("tools/n{i}")), random_bytes(100_000, 50 + i));
+        assert_eq!(
+            get(&env, m.port, &format!("tools/n{i}")),
+            random_bytes(100_000, 50 + i)
+        );
     }
 }

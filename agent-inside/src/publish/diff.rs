@@ -125,3 +125,80 @@ pub fn open_view(base: &std::path::Path, delta: &std::path::Path) -> anyhow::Res
     View::new(open(base)?, open(delta)?)
         .with_context(|| format!("{} and {}", base.display(), delta.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pathindex::{Kind, Writer};
+    use ferry_protocol::id::Sha256;
+    use std::path::Path;
+
+    fn file(n: u8) -> Entry {
+        Entry::File {
+            sha256: Sha256([n; 32]),
+            size: u64::from(n),
+            executable: false,
+        }
+    }
+
+    fn write(path: &Path, kind: Kind, entries: &[(Vec<u8>, Entry)]) {
+        let mut w = Writer::new(File::create(path).unwrap(), kind).unwrap();
+        for (k, e) in entries {
+            w.push(k, e).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    fn key(i: u32) -> Vec<u8> {
+        format!("src\0d/{i:04}").into_bytes()
+    }
+
+    fn changes(old: Option<&View<File>>, new: &View<File>, same: bool) -> Vec<Change> {
+        let mut out = vec![];
+        each_change(old, new, same, |c| {
+            out.push(c);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn the_two_deltas_give_what_the_whole_walk_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        let base: Vec<_> = (0..500).map(|i| (key(i), file((i % 200) as u8))).collect();
+        write(&p("base"), Kind::Base, &base);
+        // Before: key 3 changed, key 9 removed. After: key 3 back as in the
+        // base, key 9 still removed, key 20 changed, key 9999 added.
+        write(
+            &p("old"),
+            Kind::Delta,
+            &[(key(3), file(250)), (key(9), Entry::Tombstone)],
+        );
+        write(
+            &p("new"),
+            Kind::Delta,
+            &[
+                (key(9), Entry::Tombstone),
+                (key(20), file(251)),
+                (key(9999), file(252)),
+            ],
+        );
+        let old = open_view(&p("base"), &p("old")).unwrap();
+        let new = open_view(&p("base"), &p("new")).unwrap();
+        let by_deltas = changes(Some(&old), &new, true);
+        let by_walk = changes(Some(&old), &new, false);
+        assert_eq!(by_deltas, by_walk);
+        assert_eq!(
+            by_deltas,
+            vec![
+                (key(3), Some(file(250)), Some(file(3))),
+                (key(20), Some(file(20)), Some(file(251))),
+                (key(9999), None, Some(file(252))),
+            ]
+        );
+        // No earlier publish: every live key is new.
+        assert_eq!(changes(None, &new, false).len(), 500);
+    }
+}

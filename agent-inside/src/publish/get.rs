@@ -115,7 +115,10 @@ pub fn resolve(args: &GetArgs) -> Result<Resolved> {
     let view = View::new(index(&m.index.base)?, index(&m.index.delta)?)
         .context("the manifest's index files")?;
     let Some((source, path)) = args.what.split_once('/') else {
-        bail!("give SOURCE/PATH, such as tools/bin/tool (got {:?})", args.what);
+        bail!(
+            "give SOURCE/PATH, such as tools/bin/tool (got {:?})",
+            args.what
+        );
     };
     let mut key = ObjectKey {
         source: source.to_string(),

@@ -32,7 +32,7 @@ pub mod s3;
 use crate::genread::{INDEX_BASE, INDEX_DELTA, INDEX_META};
 use crate::layout::Layout;
 use crate::objects::ObjectStore;
-use crate::pathindex::Entry;
+use crate::pathindex::{Entry, View};
 use anyhow::{bail, Context, Result};
 use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::id::{Sha256, Sha256Hasher};
@@ -40,6 +40,7 @@ use manifest::{Blob, Current, IndexFiles, Manifest};
 use record::Record;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -212,12 +213,7 @@ fn link(from: &Path, to: &Path) -> Result<()> {
 
 /// Links the derived files under `from` into `to`, recording each by its
 /// path relative to the generation (`area/source/path`).
-fn snap_derived(
-    from: &Path,
-    to: &Path,
-    rel: &str,
-    out: &mut BTreeMap<String, (Blob, PathBuf)>,
-) -> Result<()> {
+fn snap_derived(from: &Path, to: &Path, rel: &str, out: &mut Derived) -> Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
     let rd = std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?;
     let mut entries: Vec<_> = rd
@@ -250,7 +246,7 @@ fn snap_derived(
 struct Snap {
     dir: PathBuf,
     meta: Meta,
-    derived: BTreeMap<String, (Blob, PathBuf)>,
+    derived: Derived,
 }
 
 fn snapshot(layout: &Layout, rec_dir: &Path, name: &str) -> Result<Snap> {
@@ -299,6 +295,9 @@ fn snapshot(layout: &Layout, rec_dir: &Path, name: &str) -> Result<Snap> {
     }
     Ok(Snap { dir, meta, derived })
 }
+
+/// A generation's derived files: path → (digest and size, its snapshot link).
+type Derived = BTreeMap<String, (Blob, PathBuf)>;
 
 /// One upload: an object's digest, size and file.
 type Job = (Sha256, u64, PathBuf);
@@ -418,7 +417,16 @@ pub fn publish(layout: &Layout, args: &PublishArgs) -> Result<Report> {
     if last.as_ref().is_some_and(|l| l.manifest.generation == name) {
         report.already = true;
     } else {
-        publish_new(layout, &client, &record, &rec_dir, &name, last, args, &mut report)?;
+        publish_new(
+            layout,
+            &client,
+            &record,
+            &rec_dir,
+            &name,
+            last,
+            args,
+            &mut report,
+        )?;
     }
     if args.prune {
         prune(&client, &record, args.keep, &mut report)?;
@@ -464,47 +472,18 @@ fn publish_new(
         a.is_some() && a == ino(&snap.dir.join(INDEX_BASE))
     });
 
-    // The objects to upload: files the change names that the record lacks.
     let store = ObjectStore::new(&layout.objects());
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut queued = BTreeSet::new();
-    let mut changes = BTreeMap::new();
-    diff::each_change(old_view.as_ref(), &new_view, same_base, |(_, a, b)| {
-        report.changed_keys += 1;
-        if let Some(Entry::File { sha256, .. }) = a {
-            count(&mut changes, sha256, -1);
-        }
-        if let Some(Entry::File { sha256, size, .. }) = b {
-            count(&mut changes, sha256, 1);
-            if !queued.contains(&sha256) {
-                if record.has_object(&sha256)? {
-                    report.objects_skipped += 1;
-                } else {
-                    jobs.push((sha256, size, store.path(&sha256)));
-                }
-                queued.insert(sha256);
-            }
-        }
-        Ok(())
-    })?;
     let old_derived = last
         .as_ref()
         .map(|l| l.manifest.derived.clone())
         .unwrap_or_default();
-    for (path, (blob, file)) in &snap.derived {
-        if old_derived.get(path) == Some(blob) {
-            continue;
-        }
-        count(&mut changes, blob.sha256, 1);
-        if queued.insert(blob.sha256) && !record.has_object(&blob.sha256)? {
-            jobs.push((blob.sha256, blob.size, file.clone()));
-        }
-    }
-    for (path, blob) in &old_derived {
-        if snap.derived.get(path).map(|d| &d.0) != Some(blob) {
-            count(&mut changes, blob.sha256, -1);
-        }
-    }
+    let (jobs, changes) = plan(
+        &store,
+        record,
+        (old_view.as_ref(), &new_view, same_base),
+        (&old_derived, &snap.derived),
+        report,
+    )?;
     report.objects_uploaded = jobs.len() as u64;
     report.object_bytes = jobs.iter().map(|j| j.1).sum();
     upload_all(client, record, jobs, args.jobs)?;
@@ -544,11 +523,7 @@ fn publish_new(
             .collect(),
     };
     let m_bytes = serde_json::to_vec_pretty(&m)?;
-    client.put_bytes(
-        &manifest::manifest_key(name),
-        &m_bytes,
-        "application/json",
-    )?;
+    client.put_bytes(&manifest::manifest_key(name), &m_bytes, "application/json")?;
     let cur = Current {
         format: manifest::FORMAT,
         generation: name.to_string(),
@@ -574,6 +549,53 @@ fn publish_new(
         }
     }
     Ok(())
+}
+
+/// The files the change names that the record lacks (to upload), and the
+/// reference changes from the last published generation to this one.
+fn plan(
+    store: &ObjectStore,
+    record: &Record,
+    (old_view, new_view, same_base): (Option<&View<File>>, &View<File>, bool),
+    (old_derived, derived): (&BTreeMap<String, Blob>, &Derived),
+    report: &mut Report,
+) -> Result<(Vec<Job>, BTreeMap<Sha256, i64>)> {
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut queued = BTreeSet::new();
+    let mut changes = BTreeMap::new();
+    diff::each_change(old_view, new_view, same_base, |(_, a, b)| {
+        report.changed_keys += 1;
+        if let Some(Entry::File { sha256, .. }) = a {
+            count(&mut changes, sha256, -1);
+        }
+        if let Some(Entry::File { sha256, size, .. }) = b {
+            count(&mut changes, sha256, 1);
+            if !queued.contains(&sha256) {
+                if record.has_object(&sha256)? {
+                    report.objects_skipped += 1;
+                } else {
+                    jobs.push((sha256, size, store.path(&sha256)));
+                }
+                queued.insert(sha256);
+            }
+        }
+        Ok(())
+    })?;
+    for (path, (blob, file)) in derived {
+        if old_derived.get(path) == Some(blob) {
+            continue;
+        }
+        count(&mut changes, blob.sha256, 1);
+        if queued.insert(blob.sha256) && !record.has_object(&blob.sha256)? {
+            jobs.push((blob.sha256, blob.size, file.clone()));
+        }
+    }
+    for (path, blob) in old_derived {
+        if derived.get(path).map(|d| &d.0) != Some(blob) {
+            count(&mut changes, blob.sha256, -1);
+        }
+    }
+    Ok((jobs, changes))
 }
 
 /// Deletes what no kept generation names: the manifests of the

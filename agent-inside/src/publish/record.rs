@@ -131,7 +131,17 @@ impl Record {
 
     /// The last published generation.
     pub fn last(&self) -> Result<Option<Published>> {
-        Ok(self.published()?.pop())
+        let txn = self.db.begin_read().map_err(ctx("read"))?;
+        let t = txn.open_table(GENS).map_err(ctx("open"))?;
+        let Some((k, v)) = t.last().map_err(ctx("read"))? else {
+            return Ok(None);
+        };
+        let manifest = serde_json::from_slice(v.value())
+            .with_context(|| format!("publish record: generation {} is damaged", k.value()))?;
+        Ok(Some(Published {
+            seq: k.value(),
+            manifest,
+        }))
     }
 
     /// Records `manifest` as published (its `current` was written), with
@@ -238,7 +248,10 @@ fn apply_changes(txn: &WriteTransaction, seq: u64, changes: &BTreeMap<Sha256, i6
         if *d == 0 {
             continue;
         }
-        let n = refs.get(&sha.0).map_err(ctx("read"))?.map_or(0, |v| v.value());
+        let n = refs
+            .get(&sha.0)
+            .map_err(ctx("read"))?
+            .map_or(0, |v| v.value());
         let next = (n as i64 + d).max(0) as u64;
         if next == 0 {
             refs.remove(&sha.0).map_err(ctx("write"))?;
