@@ -24,6 +24,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# moto: a local S3 server (PyPI) for `ferry-in publish` (tests/tests/publish.rs).
+python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install -q 'moto[server]' 2>/dev/null \
+  || python3 -m pip install -q --break-system-packages 'moto[server]'
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

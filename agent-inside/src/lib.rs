@@ -26,6 +26,7 @@ pub mod listen;
 pub mod objects;
 pub mod pathindex;
 pub mod policy;
+pub mod publish;
 pub mod ranges;
 pub mod rebase;
 pub mod receipt;

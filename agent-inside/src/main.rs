@@ -154,6 +154,17 @@ enum Cmd {
         #[arg(long)]
         copy: bool,
     },
+    /// Uploads the current generation to an S3-compatible bucket for a
+    /// fleet of front ends (docs/publish.md): the objects the bucket lacks
+    /// (objects/<aa>/<sha256>, never overwritten), the path index files,
+    /// the generation's manifest, then the `current` pointer last. O(change)
+    /// per publish: what was uploaded is recorded in STATE/publish/.
+    /// Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    Publish(agent_inside::publish::PublishArgs),
+    /// Resolves SOURCE/PATH through the bucket's `current`, manifest and
+    /// path index, as a front end would, and checks the bytes (size and
+    /// SHA-256); --output writes them.
+    PublishGet(agent_inside::publish::get::GetArgs),
     /// Serves the current generation over HTTP or HTTPS (--tls). Endpoints:
     /// `/` (what is served), /files/<source>/, /apt/<source>/ (upstream's
     /// signed indices), /apt-site/<source>/ (the site-signed view), /yum/,
@@ -447,24 +458,89 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         Cmd::ClientConfig(a) => agent_inside::client_config::run(layout, &a),
         Cmd::SiteKey { binary, output } => site_key_cmd(layout, binary, output),
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
-        Cmd::ExportTree { dir, copy } => {
-            let w = agent_inside::export_tree::export(layout, &dir, copy)?;
-            eprintln!(
-                "ferry-in: wrote {}: {} files linked to their objects, {} copied, {} symbolic links, {} derived files",
-                dir.display(),
-                w.linked,
-                w.copied,
-                w.symlinks,
-                w.derived
-            );
-            Ok(0)
-        }
+        Cmd::ExportTree { dir, copy } => export_tree_cmd(layout, &dir, copy),
+        Cmd::Publish(a) => publish_cmd(layout, &a),
+        Cmd::PublishGet(a) => publish_get_cmd(&a),
         Cmd::Serve(a) => serve_cmd(layout, config, a),
         Cmd::Tls { cmd } => agent_inside::site_tls::run(layout, cmd),
         Cmd::GenerateDocs { dir } => {
             docs_gen::run(<Cli as clap::CommandFactory>::command(), &dir).map(|()| 0)
         }
     }
+}
+
+/// `ferry-in export-tree`: what was written.
+fn export_tree_cmd(layout: &Layout, dir: &std::path::Path, copy: bool) -> Result<i32> {
+    let w = agent_inside::export_tree::export(layout, dir, copy)?;
+    eprintln!(
+        "ferry-in: wrote {}: {} files linked to their objects, {} copied, {} symbolic links, {} derived files",
+        dir.display(),
+        w.linked,
+        w.copied,
+        w.symlinks,
+        w.derived
+    );
+    Ok(0)
+}
+
+/// `ferry-in publish`: the report, as a line or JSON.
+fn publish_cmd(layout: &Layout, a: &agent_inside::publish::PublishArgs) -> Result<i32> {
+    let r = agent_inside::publish::publish(layout, a)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(0);
+    }
+    let what = a.bucket.target().describe();
+    if r.already {
+        eprintln!(
+            "ferry-in: generation {} is already published to {what}",
+            r.generation
+        );
+    } else {
+        eprintln!(
+            "ferry-in: published generation {} to {what}: {} keys changed, {} objects uploaded ({} bytes), {} already there, {} index files; {} PUTs, {} bytes",
+            r.generation,
+            r.changed_keys,
+            r.objects_uploaded,
+            r.object_bytes,
+            r.objects_skipped,
+            r.index_files_uploaded,
+            r.puts,
+            r.put_bytes
+        );
+    }
+    if a.prune {
+        eprintln!(
+            "ferry-in: pruned {} objects, {} index files, {} manifests (kept the last {} generations)",
+            r.pruned_objects, r.pruned_index_files, r.pruned_manifests, a.keep
+        );
+    }
+    Ok(0)
+}
+
+/// `ferry-in publish-get`: the resolution on stderr, the bytes to --output.
+fn publish_get_cmd(a: &agent_inside::publish::get::GetArgs) -> Result<i32> {
+    use std::io::Write;
+    let r = agent_inside::publish::get::resolve(a)?;
+    eprintln!(
+        "ferry-in: {} in generation {}: {} ({} bytes, sha256 {}{}), checked",
+        a.what,
+        r.generation,
+        r.key,
+        r.size,
+        r.sha256,
+        if r.executable { ", executable" } else { "" }
+    );
+    match a.output.as_deref() {
+        Some(p) if p == std::path::Path::new("-") => {
+            std::io::stdout().write_all(&r.bytes)?;
+        }
+        Some(p) => {
+            std::fs::write(p, &r.bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        None => {}
+    }
+    Ok(0)
 }
 
 /// `verify`: 1 when any bundle fails.

@@ -27,6 +27,7 @@ mod oci_registry;
 mod packaging;
 mod pipeline;
 mod progress;
+mod publish;
 mod pypi;
 mod quic;
 mod rebase;
