@@ -50,6 +50,21 @@ impl Catalogs {
             puts,
             removes,
         } = checked;
+        if prev.objects.is_empty() {
+            // A first import: the previous catalog is empty, held whole
+            // (no copy of every key as replacing nothing).
+            let next = Catalog {
+                sources,
+                objects: puts,
+            };
+            return Ok(Catalogs::whole(
+                Catalog {
+                    sources: prev.sources,
+                    ..Catalog::default()
+                },
+                next,
+            ));
+        }
         for (key, object) in puts {
             let old = prev.objects.insert(key.clone(), object);
             replaced.insert(key, old);
@@ -215,6 +230,23 @@ mod tests {
     #[test]
     fn absorb_agrees_with_apply() {
         let prev = catalog(50);
+        for (sources, changes) in [
+            (prev.sources.clone(), prev.clone().diff(&Catalog::default())),
+            (prev.sources.clone(), Catalog::default().diff(&prev)),
+        ] {
+            // From the empty catalog (a first import), and to it.
+            let from = if changes.iter().any(|c| matches!(c, Change::Remove { .. })) {
+                prev.clone()
+            } else {
+                Catalog::default()
+            };
+            let want = from.apply(&sources, &changes).unwrap();
+            let got = Catalogs::absorb(from.clone(), &sources, &changes).unwrap();
+            assert_eq!(got.next(), &want);
+            for k in prev.objects.keys() {
+                assert_eq!(got.prev().get(k), from.objects.get(k), "{k}");
+            }
+        }
         let mut other = prev.sources.clone();
         other.insert("t".into(), SourceKind::Files);
         let cases: Vec<(BTreeMap<String, SourceKind>, Vec<Change>)> = vec![
