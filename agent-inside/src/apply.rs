@@ -268,7 +268,10 @@ fn prepare_and_commit(
     let tmp = layout.gens().join(format!(".tmp-{name}"));
     // What the stores check again: what the changes can affect, unless the
     // whole catalog was replaced or a source changed kind.
-    let changed: Option<BTreeSet<ObjectKey>> = (crate::rebase::snapshot_of(b).is_none()
+    // Without a previous generation (a first import) everything is checked
+    // anyway: no copy of every key.
+    let changed: Option<BTreeSet<ObjectKey>> = (prev_gen.is_some()
+        && crate::rebase::snapshot_of(b).is_none()
         && store::same_kinds(prev.sources(), &next.sources))
     .then(|| {
         b.manifest()
