@@ -42,11 +42,12 @@
 use crate::bundle::{self, Bundle};
 use crate::chunkstore::ChunkStore;
 use crate::db::{Applied, CatalogUpdate, Db, HistoryEntry};
+use crate::delta::Catalogs;
 use crate::import::Refusal;
 use crate::layout::Layout;
 use crate::policy::Policy;
 use crate::ranges::{self, ChunkSource, RangeIndex};
-use crate::store::{self, BuildCtx};
+use crate::store::{self, BuildCtx, Prev};
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
 use ferry_protocol::catalog::{Catalog, Change, Object};
@@ -231,7 +232,8 @@ fn prepare_and_commit(
     check_follows(b, applied, opts, ferry_agent_common::now_unix())?;
     let view = crate::import::check_signer(db, b, applied)?.map_err(anyhow::Error::new)?;
     let snap = db.snapshot()?;
-    let (prev, next) = next_catalog(layout, &snap, b, limits, opts)?;
+    let catalogs = next_catalog(layout, &snap, b, limits, opts)?;
+    let (prev, next) = (catalogs.prev(), catalogs.next());
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
@@ -246,11 +248,11 @@ fn prepare_and_commit(
         relinked,
     } = index_needed(
         &snap,
-        (&prev, &next),
+        (prev, next),
         (prev_gen.as_deref(), &layout.objects()),
         (&chunks, &missing_objects),
     )?;
-    stage_adopted(layout, &next, &wanting, &chunks)?;
+    stage_adopted(layout, next, &wanting, &chunks)?;
     let source = ChunkSource {
         store: &chunks,
         ranges: &ranges,
@@ -266,15 +268,18 @@ fn prepare_and_commit(
     let tmp = layout.gens().join(format!(".tmp-{name}"));
     // What the stores check again: what the changes can affect, unless the
     // whole catalog was replaced or a source changed kind.
-    let changed: Option<BTreeSet<ObjectKey>> =
-        (crate::rebase::snapshot_of(b).is_none() && store::same_kinds(&prev, &next)).then(|| {
-            b.manifest()
-                .changes
-                .iter()
-                .map(|c| c.key().clone())
-                .collect()
-        });
-    let catalogs = (&prev, &next, changed.as_ref());
+    // Without a previous generation (a first import) everything is checked
+    // anyway: no copy of every key.
+    let changed: Option<BTreeSet<ObjectKey>> = (prev_gen.is_some()
+        && crate::rebase::snapshot_of(b).is_none()
+        && store::same_kinds(prev.sources(), &next.sources))
+    .then(|| {
+        b.manifest()
+            .changes
+            .iter()
+            .map(|c| c.key().clone())
+            .collect()
+    });
     let into = (tmp.as_path(), name.as_str());
     // From here the object store (and then the chunk store) may hold files
     // the database does not account for until the commit: a crash or a
@@ -283,7 +288,7 @@ fn prepare_and_commit(
     let bytes_written = build_generation(
         layout,
         applied,
-        catalogs,
+        (prev, next, changed.as_ref()),
         (&source, &missing_objects),
         into,
         opts,
@@ -303,9 +308,9 @@ fn prepare_and_commit(
     fsx::remove_dir_if_exists(&layout.staging())?;
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
 
-    let (stats, new_applied) = commit(db, b, applied, (&prev, &next), &name, &view)?;
+    let (stats, new_applied) = commit(db, b, applied, &catalogs, &name, &view)?;
     db.forget_missing(&found_again)?;
-    forget_rebuilt(db, layout, &next, &missing_objects)?;
+    forget_rebuilt(db, layout, next, &missing_objects)?;
     // For `serve`'s /ferry/health (it never opens the database); the
     // database stays the truth, so a failure here only warns.
     let record = crate::freshness::Record {
@@ -367,27 +372,29 @@ fn forget_rebuilt(
 }
 
 /// Step 1: the applied and the next catalog, and room for the next one:
-/// new chunks plus rebuilt objects, with 1% and 16 MiB to spare.
+/// new chunks plus rebuilt objects, with 1% and 16 MiB to spare. The next
+/// catalog is the applied one changed in place (`crate::delta`), except
+/// for a rebase snapshot (a delta from the empty catalog; the previous
+/// catalog still gives the files held).
 fn next_catalog(
     layout: &Layout,
     snap: &crate::db::Snapshot,
     b: &Bundle,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
-) -> Result<(Catalog, Catalog)> {
+) -> Result<Catalogs> {
     let m = b.manifest();
-    let prev = snap.catalog()?;
-    // A rebase snapshot is a delta from the empty catalog; the previous
-    // catalog still gives the files to link.
-    let base = match crate::rebase::snapshot_of(b) {
-        Some(_) => Catalog::default(),
-        None => prev.clone(),
-    };
-    let next = base
-        .apply(&m.sources, &m.changes)
-        .context("its catalog delta does not fit the applied catalog")?;
-    m.check_result(&next, limits)?;
-    store::check_all(&next)?;
+    let applied = snap.catalog()?;
+    let catalogs = match crate::rebase::snapshot_of(b) {
+        Some(_) => Catalog::default()
+            .apply(&m.sources, &m.changes)
+            .map(|next| Catalogs::whole(applied, next)),
+        None => Catalogs::absorb(applied, &m.sources, &m.changes),
+    }
+    .context("its catalog delta does not fit the applied catalog")?;
+    let (prev, next) = (catalogs.prev(), catalogs.next());
+    m.check_result(next, limits)?;
+    store::check_all(next)?;
     let rebuilt: u64 = m
         .changes
         .iter()
@@ -395,7 +402,7 @@ fn next_catalog(
             Change::Put {
                 key,
                 object: Object::File(f),
-            } if !matches!(prev.objects.get(key), Some(Object::File(p)) if p == f) => f.size,
+            } if !matches!(prev.get(key), Some(Object::File(p)) if p == f) => f.size,
             _ => 0,
         })
         .sum();
@@ -411,7 +418,7 @@ fn next_catalog(
             ferry_agent_common::units::human_bytes(free)
         );
     }
-    Ok((prev, next))
+    Ok(catalogs)
 }
 
 /// Steps 2 and 3: verify the volumes, extract the chunks the store lacks
@@ -454,33 +461,34 @@ fn stage_chunks(
 /// Also returns the chunks of the unchanged files that are rebuilt.
 fn index_needed(
     snap: &crate::db::Snapshot,
-    (prev, next): (&Catalog, &Catalog),
+    (prev, next): (Prev<'_>, &Catalog),
     (prev_gen, objects_root): (Option<&Path>, &Path),
     (chunks, missing): (&ChunkStore, &HashSet<ferry_protocol::id::Sha256>),
 ) -> Result<Needed> {
     let objects = crate::objects::ObjectStore::new(objects_root);
     let files = gen_files(prev_gen, &objects)?;
-    let linkable = |key, f: &ferry_protocol::catalog::FileObject| {
-        matches!(prev.objects.get(key), Some(Object::File(p)) if p == f)
-            && match files {
-                Some(ranges::Files::Objects(_)) => !missing.contains(&f.sha256),
-                _ => {
-                    objects.holds(&f.sha256, f.size)
-                        || files
-                            .and_then(|at| at.path(&next.sources, key, &f.sha256))
-                            .and_then(|p| p.metadata().ok())
-                            .is_some_and(|m| m.is_file() && m.len() == f.size)
-                }
-            }
-    };
+    let in_objects = matches!(files, Some(ranges::Files::Objects(_)));
     let mut wanted: HashSet<ChunkId> = HashSet::new();
     let mut needed_by = Vec::new();
     let mut relinked = HashSet::new();
     for (key, f) in next.files() {
-        if linkable(key, f) {
-            continue;
-        }
-        if matches!(prev.objects.get(key), Some(Object::File(p)) if p == f) {
+        let unchanged = match store::holding(prev, in_objects, missing, key, f) {
+            store::Holding::Held => continue,
+            store::Holding::InTree => {
+                let in_tree = || {
+                    files
+                        .and_then(|at| at.path(&next.sources, key, &f.sha256))
+                        .and_then(|p| p.metadata().ok())
+                        .is_some_and(|m| m.is_file() && m.len() == f.size)
+                };
+                if objects.holds(&f.sha256, f.size) || in_tree() {
+                    continue;
+                }
+                true
+            }
+            store::Holding::Look { unchanged } => unchanged,
+        };
+        if unchanged {
             relinked.extend(f.chunks().map(|r| r.id));
         }
         for r in f.chunks() {
@@ -598,22 +606,24 @@ fn commit(
     db: &Db,
     b: &Bundle,
     applied: &Applied,
-    (prev, next): (&Catalog, &Catalog),
+    catalogs: &Catalogs,
     name: &str,
     view: &crate::trust::View,
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
+    let next = catalogs.next();
     let m = b.manifest();
     // A rebase snapshot records the hash of the bundle it snapshots: the
     // link the next bundle names. Its changes are from the empty catalog,
     // so the stored catalog is replaced whole.
-    let (stats, hash, update) = match crate::rebase::snapshot_of(b) {
-        Some(of) => (
+    let (stats, hash, update) = match (crate::rebase::snapshot_of(b), catalogs.prev_whole()) {
+        (Some(of), Some(prev)) => (
             prev.delta_stats(&prev.diff(next)),
             of,
             CatalogUpdate::Whole(next),
         ),
-        None => (
-            prev.delta_stats(&m.changes),
+        (Some(_), None) => bail!("a rebase snapshot's previous catalog is not held whole"),
+        (None, _) => (
+            delta_stats(catalogs.prev(), &m.changes),
             b.verified.hash,
             CatalogUpdate::Delta {
                 sources: &m.sources,
@@ -647,10 +657,24 @@ fn commit(
     Ok((stats, new_applied))
 }
 
+/// What `changes` add, change and remove in `prev`
+/// ([`Catalog::delta_stats`]).
+fn delta_stats(prev: Prev<'_>, changes: &[Change]) -> ferry_protocol::catalog::DeltaStats {
+    let mut s = ferry_protocol::catalog::DeltaStats::default();
+    for c in changes {
+        match c {
+            Change::Put { key, .. } if prev.contains_key(key) => s.changed += 1,
+            Change::Put { .. } => s.added += 1,
+            Change::Remove { .. } => s.removed += 1,
+        }
+    }
+    s
+}
+
 fn build_generation(
     layout: &Layout,
     applied: &Applied,
-    (prev, next, changed): (&Catalog, &Catalog, Option<&BTreeSet<ObjectKey>>),
+    (prev, next, changed): (Prev<'_>, &Catalog, Option<&BTreeSet<ObjectKey>>),
     (chunks, missing): (&ChunkSource<'_>, &HashSet<ferry_protocol::id::Sha256>),
     (tmp, name): (&Path, &str),
     opts: ApplyOptions,

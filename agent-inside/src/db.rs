@@ -33,6 +33,12 @@ pub(crate) const META_TABLE: TableDefinition<&str, &[u8]> = META;
 pub use catalog::{key_bytes, uses_of, CatalogUpdate, Snapshot, Use};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// redb's page cache (read pages, and a write transaction's dirty pages
+/// before they go to the file). Its default, 1 GiB, kept every page an
+/// import read or wrote (the catalog rows, their chunk uses) in the
+/// process: 21 MiB of a 10-file delta import's heap at 200,000 objects,
+/// more for a first import (docs/scale.md, session 12).
+const CACHE_BYTES: usize = 32 << 20;
 /// Set in `meta` while the chunk store may hold chunks no commit accounts for.
 const PRUNE_PENDING: &str = "prune_pending";
 const TRUST: TableDefinition<&[u8; 32], u64> = TableDefinition::new("trusted_keys");
@@ -134,12 +140,15 @@ impl Db {
             std::fs::create_dir_all(p)
                 .with_context(|| format!("cannot create state directory {}", p.display()))?;
         }
-        let db = Database::create(path).with_context(|| {
-            format!(
-                "cannot open {} (is another ferry-in import running?)",
-                path.display()
-            )
-        })?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .with_context(|| {
+                format!(
+                    "cannot open {} (is another ferry-in import running?)",
+                    path.display()
+                )
+            })?;
         let txn = db.begin_write().map_err(ctx("begin"))?;
         txn.open_table(META).map_err(ctx("open"))?;
         txn.open_table(TRUST).map_err(ctx("open"))?;

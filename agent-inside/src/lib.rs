@@ -15,6 +15,7 @@ pub mod chunkstore;
 pub mod client_config;
 pub mod config;
 pub mod db;
+pub mod delta;
 pub mod diode;
 pub mod export_tree;
 pub mod failures;

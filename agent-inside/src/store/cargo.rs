@@ -177,7 +177,7 @@ fn check_changed(cx: &BuildCtx<'_>, changed: &[&ObjectKey]) -> Result<Option<usi
         let Some(CargoPath::Index(name)) = parse_path(&key.path) else {
             continue;
         };
-        if cx.prev.objects.contains_key(key) {
+        if cx.prev.contains_key(key) {
             let old = cx.prev_bytes(GEN_CARGO, key);
             let Some(Ok(entries)) = old.map(|b| parse_index(&b, name)) else {
                 return Ok(None);

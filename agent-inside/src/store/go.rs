@@ -84,7 +84,7 @@ impl Ctx<'_> {
 
     fn changed(&self, path: &str) -> bool {
         let k = self.key(path.to_string());
-        self.cx.prev.objects.get(&k) != self.cx.next.objects.get(&k)
+        self.cx.prev.get(&k) != self.cx.next.objects.get(&k)
     }
 
     fn file(&self, path: &str) -> std::path::PathBuf {

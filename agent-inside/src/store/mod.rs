@@ -25,7 +25,7 @@ use ferry_protocol::catalog::{
 };
 use ferry_protocol::id::{Sha256, Sha256Hasher};
 use ferry_protocol::path::ObjectKey;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -52,7 +52,7 @@ pub struct BuildCtx<'a> {
     /// base is read from its tree).
     pub prev_in_objects: bool,
     /// The catalog of the previous generation.
-    pub prev: &'a Catalog,
+    pub prev: Prev<'a>,
     /// The catalog of the new generation.
     pub next: &'a Catalog,
     /// Where chunks are read from: the chunk store (with the bundle's
@@ -87,7 +87,7 @@ impl BuildCtx<'_> {
     /// `<dir>/<source>/<path>`), if the previous catalog holds it and the
     /// file there still has its SHA-256; `None` otherwise.
     pub fn prev_bytes(&self, dir: &str, key: &ObjectKey) -> Option<Vec<u8>> {
-        let Some(Object::File(f)) = self.prev.objects.get(key) else {
+        let Some(Object::File(f)) = self.prev.get(key) else {
             return None;
         };
         let path = self.prev_path(dir, key, &f.sha256)?;
@@ -139,10 +139,57 @@ pub fn objects_under<'c>(
 
 /// Whether every source of `prev` that `next` still has kept its kind (else
 /// the build checks everything: [`BuildCtx::changed`] is `None`).
-pub fn same_kinds(prev: &Catalog, next: &Catalog) -> bool {
-    prev.sources
-        .iter()
-        .all(|(s, k)| next.sources.get(s).is_none_or(|n| n == k))
+pub fn same_kinds(
+    prev: &BTreeMap<String, SourceKind>,
+    next: &BTreeMap<String, SourceKind>,
+) -> bool {
+    prev.iter().all(|(s, k)| next.get(s).is_none_or(|n| n == k))
+}
+
+/// The previous generation's catalog as an apply holds it: whole (a rebase
+/// snapshot, whose next catalog is made from nothing), or only what the
+/// changes replaced (the next catalog is the previous one with the changes
+/// absorbed in place: one catalog in memory, not two).
+#[derive(Clone, Copy, Debug)]
+pub enum Prev<'a> {
+    /// The whole previous catalog.
+    Whole(&'a Catalog),
+    /// The next catalog, and what stood at each key the changes put or
+    /// removed before them (`None`: nothing).
+    Replaced {
+        /// The next catalog.
+        next: &'a Catalog,
+        /// The previous catalog's sources.
+        sources: &'a BTreeMap<String, SourceKind>,
+        /// The previous object of each changed key.
+        replaced: &'a BTreeMap<ObjectKey, Option<Object>>,
+    },
+}
+
+impl<'a> Prev<'a> {
+    /// The previous catalog's object at `key`.
+    pub fn get(&self, key: &ObjectKey) -> Option<&'a Object> {
+        match *self {
+            Prev::Whole(c) => c.objects.get(key),
+            Prev::Replaced { next, replaced, .. } => match replaced.get(key) {
+                Some(old) => old.as_ref(),
+                None => next.objects.get(key),
+            },
+        }
+    }
+
+    /// Whether the previous catalog holds `key`.
+    pub fn contains_key(&self, key: &ObjectKey) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The previous catalog's sources.
+    pub fn sources(&self) -> &'a BTreeMap<String, SourceKind> {
+        match *self {
+            Prev::Whole(c) => &c.sources,
+            Prev::Replaced { sources, .. } => sources,
+        }
+    }
 }
 
 /// One inside store.
@@ -194,6 +241,45 @@ pub fn objects_of_kind(
         .filter(move |(k, _)| catalog.sources.get(&k.source) == Some(&kind))
 }
 
+/// Where the build finds the object of a file of the next catalog: the one
+/// rule of `materialize` (what it rebuilds) and of `apply`'s chunk lookup
+/// (whose chunks may be read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holding {
+    /// Held, without a look: unchanged since the previous generation, whose
+    /// files are in the object store (its count names it), and not recorded
+    /// missing by `scrub`.
+    Held,
+    /// Unchanged since a previous generation of an older ferry-in (a tree):
+    /// held in the object store, or taken in from that tree by a link when
+    /// it is there with its size.
+    InTree,
+    /// Looked for in the object store (a revert, a copy) and rebuilt from
+    /// chunks when not there: a new or changed file, or an unchanged one
+    /// whose object `scrub` moved out (`unchanged`).
+    Look {
+        /// Whether the file is unchanged since the previous generation.
+        unchanged: bool,
+    },
+}
+
+/// Where the build finds the object of `f`, at `key` of the next catalog
+/// ([`Holding`]).
+pub fn holding(
+    prev: Prev<'_>,
+    prev_in_objects: bool,
+    missing: &HashSet<Sha256>,
+    key: &ObjectKey,
+    f: &FileObject,
+) -> Holding {
+    let unchanged = matches!(prev.get(key), Some(Object::File(p)) if p == f);
+    match (unchanged, prev_in_objects) {
+        (true, true) if !missing.contains(&f.sha256) => Holding::Held,
+        (true, false) => Holding::InTree,
+        _ => Holding::Look { unchanged },
+    }
+}
+
 /// Materializes the objects of `kind` sources: each file's bytes are an
 /// object of the store (`crate::objects`), written once by SHA-256. The
 /// generation has no tree of them (docs/scale.md): what each path is, its
@@ -216,15 +302,17 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
         if first.contains(&f.sha256) {
             continue;
         }
-        let unchanged = cx.prev.objects.get(key) == Some(obj);
-        let held = if cx.prev_in_objects && unchanged {
-            !cx.missing.contains(&f.sha256)
-        } else {
-            if !cx.prev_in_objects && unchanged {
-                adopt_from_tree(cx, dir, key, f)?;
+        match holding(cx.prev, cx.prev_in_objects, cx.missing, key, f) {
+            Holding::Held => {
+                // Nothing to look at or remember (a changed file of the
+                // same digest finds it held).
+                cx.progress.inc(f.size);
+                continue;
             }
-            cx.objects.holds(&f.sha256, f.size)
-        };
+            Holding::InTree => adopt_from_tree(cx, dir, key, f)?,
+            Holding::Look { .. } => {}
+        }
+        let held = cx.objects.holds(&f.sha256, f.size);
         first.insert(f.sha256);
         if held {
             cx.progress.inc(f.size);

@@ -60,7 +60,7 @@ fn check_packument(cx: &BuildCtx<'_>, key: &ObjectKey, name: &str) -> Result<Vec
     if let Some(e) = p.skipped.first() {
         bail!("object {key}: {e}");
     }
-    let packument_changed = cx.prev.objects.get(key) != cx.next.objects.get(key);
+    let packument_changed = cx.prev.get(key) != cx.next.objects.get(key);
     let mut listed = Vec::new();
     for (v, pv) in &p.versions {
         let tk = ObjectKey {
@@ -74,7 +74,7 @@ fn check_packument(cx: &BuildCtx<'_>, key: &ObjectKey, name: &str) -> Result<Vec
                 tk.path
             );
         }
-        let changed = packument_changed || cx.prev.objects.get(&tk) != cx.next.objects.get(&tk);
+        let changed = packument_changed || cx.prev.get(&tk) != cx.next.objects.get(&tk);
         if changed {
             let what = format!("object {key}: {name} {v}");
             let i = Integrity::of(&pv.meta.dist).with_context(|| what.clone())?;

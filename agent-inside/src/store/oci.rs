@@ -103,7 +103,7 @@ impl Store for OciStore {
                         );
                     }
                 }
-                Some(OciPath::Manifest(_)) if cx.prev.objects.get(key) != Some(obj) => {
+                Some(OciPath::Manifest(_)) if cx.prev.get(key) != Some(obj) => {
                     let bytes = std::fs::read(&fs_path)
                         .with_context(|| format!("cannot read {}", fs_path.display()))?;
                     if let Err(why) = media_type(&bytes) {

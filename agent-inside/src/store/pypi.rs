@@ -182,7 +182,7 @@ fn recheck_plan(cx: &BuildCtx<'_>, changed: &[&ObjectKey]) -> Option<Plan> {
     };
     let mut foreign = BTreeSet::new();
     for (source, kind) in &cx.next.sources {
-        if *kind == SourceKind::Pypi && cx.prev.sources.contains_key(source) {
+        if *kind == SourceKind::Pypi && cx.prev.sources().contains_key(source) {
             let projects = pypi_meta::read_foreign(cx, source)?;
             foreign.extend(projects.iter().map(|p| key(source, p)));
         }

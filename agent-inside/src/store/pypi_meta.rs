@@ -49,7 +49,7 @@ fn unchanged(cx: &BuildCtx<'_>, source: &str, filename: &str) -> bool {
         source: source.to_string(),
         path: file_path(filename),
     };
-    match (cx.prev.objects.get(&key), cx.next.objects.get(&key)) {
+    match (cx.prev.get(&key), cx.next.objects.get(&key)) {
         (Some(Object::File(a)), Some(Object::File(b))) => a.sha256 == b.sha256,
         _ => false,
     }

@@ -101,7 +101,7 @@ pub(crate) fn with_ctx<R>(
         objects: &objects,
         missing: &missing,
         prev_in_objects: false,
-        prev: &prev_cat,
+        prev: super::Prev::Whole(&prev_cat),
         next: &next_cat,
         chunks: &chunks,
         progress: &progress,
