@@ -46,7 +46,11 @@ impl LastFiles for Catalog {
     fn dir_files(&self, source: &str, dir: &str) -> Result<Vec<(String, u64)>> {
         Ok(self
             .files()
-            .filter(|(k, _)| k.source == source && split(&k.path).0 == dir && k.path.contains('/') == !dir.is_empty())
+            .filter(|(k, _)| {
+                k.source == source
+                    && split(&k.path).0 == dir
+                    && k.path.contains('/') == !dir.is_empty()
+            })
             .map(|(k, f)| (split(&k.path).1.to_string(), f.size))
             .collect())
     }
@@ -274,7 +278,9 @@ mod tests {
             ("dists/Packages.xz", 10),
         ]);
         let f = Families::new(&prev);
-        let (k, _) = f.predecessor_t(&key("dists/Packages.xz"), None, 12).unwrap();
+        let (k, _) = f
+            .predecessor_t(&key("dists/Packages.xz"), None, 12)
+            .unwrap();
         assert_eq!(k.path, "dists/Packages.xz");
         let (k, _) = f
             .predecessor_t(&key("pool/o/openssl_3.0.13-1_amd64.deb"), None, 1000)

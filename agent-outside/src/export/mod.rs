@@ -45,6 +45,7 @@ mod chunkset;
 mod keeper;
 pub mod rebase;
 mod scanner;
+mod seen;
 use scanner::{scan_and_pack, Counted, Scanned};
 
 /// Settings of one export.
@@ -194,8 +195,7 @@ pub fn export_with(
             reship: &reship,
             adopted: &adopted,
         };
-        let (scanned, builder) =
-            scan_and_pack(layout, &last, position, counted, sources, opts)?;
+        let (scanned, builder) = scan_and_pack(layout, &last, position, counted, sources, opts)?;
         if scanned.changes.is_empty(last.sources()) && builder.chunks().is_empty() {
             return Ok(None);
         }
@@ -264,11 +264,9 @@ pub fn export_with(
     // the rows' digests).
     if stats.changed + stats.removed > 0 {
         let mut keep: HashSet<Sha256> = HashSet::new();
-        ledger
-            .last(position.sequence)?
-            .each_digest(|d| {
-                keep.insert(d);
-            })?;
+        ledger.last(position.sequence)?.each_digest(|d| {
+            keep.insert(d);
+        })?;
         References::new(layout.objects()).prune(&keep)?;
         Recipes::new(layout.analyses()).prune(&keep)?;
     }
@@ -352,8 +350,8 @@ fn sums_after(last: &Last, changes: &Changes) -> Result<(Sums, DeltaStats)> {
                 key.source.push_str(source);
                 key.path.clear();
                 key.path.push_str(path);
-                let kept =
-                    !changes.puts.contains_key(&key) && changes.removes.binary_search(&key).is_err();
+                let kept = !changes.puts.contains_key(&key)
+                    && changes.removes.binary_search(&key).is_err();
                 if kept {
                     sums.max_object = f.size;
                 }

@@ -14,7 +14,6 @@ use ferry_protocol::builder::{
 use ferry_protocol::catalog::{
     Catalog, Changes, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt, SourceKind,
 };
-use std::hash::{BuildHasher, Hasher};
 use ferry_protocol::codec::{self, Codec};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
@@ -25,6 +24,7 @@ use std::sync::mpsc;
 
 use super::chunkset::ChunkSet;
 use super::keeper::{Digest, Keeper, KEEP_AHEAD};
+use super::seen::Seen;
 use super::{volume_error, ExportOptions, VolumeFiles};
 
 /// Upstream bytes of the objects whose patches are being made at once (one
@@ -164,14 +164,7 @@ pub(super) fn scan_and_pack(
         },
         pb: scan_pb,
         changes: Changes::default(),
-        // Sized once: a set of 16-byte hashes growing by doubling would
-        // hold two tables at once at each step.
-        seen: HashSet::with_capacity(usize::try_from(last.len()).unwrap_or(0)),
-        seen_hash: (
-            std::collections::hash_map::RandomState::new(),
-            std::collections::hash_map::RandomState::new(),
-        ),
-        key_buf: String::new(),
+        seen: Seen::with_capacity(last.len()),
         scan: Vec::new(),
         bytes_read: 0,
         delta: opts.delta,
@@ -201,7 +194,6 @@ pub(super) fn scan_and_pack(
         pb,
         mut changes,
         seen,
-        seen_hash,
         scan,
         bytes_read,
         report,
@@ -221,22 +213,8 @@ pub(super) fn scan_and_pack(
         (Ok(()), Ok(b)) => b,
     };
     kept?;
-    // Removed: the last catalog's objects no source listed. Every key seen
-    // is one of the last catalog's, once: when as many were seen as it
-    // holds, none is removed and its keys are not read.
-    if (seen.len() as u64) < last.row_count()? {
-        last.each_key(|k| {
-            if !seen.contains(&key_hash(&seen_hash, k)) {
-                let (source, path) = k.split_once('\0').unwrap_or((k, ""));
-                changes.removes.push(ObjectKey {
-                    source: source.into(),
-                    path: path.into(),
-                });
-            }
-            Ok(true)
-        })?;
-    }
-    drop(seen);
+    // Removed: the last catalog's objects no source listed.
+    changes.removes = seen.removed(last)?;
     ferry_protocol::catalog::validate_changes(last, &changes)
         .context("the scanned sources do not make a valid catalog")?;
     let scanned = Scanned {
@@ -330,14 +308,7 @@ struct Scanner<'a> {
     /// The last catalog's keys listed by a source, by a 128-bit hash of
     /// `source \0 path` (their objects unchanged or in `changes`); the
     /// others are removed.
-    seen: HashSet<u128>,
-    /// The two keyed hashes of [`key_hash`].
-    seen_hash: (
-        std::collections::hash_map::RandomState,
-        std::collections::hash_map::RandomState,
-    ),
-    /// A row key being hashed, reused.
-    key_buf: String,
+    seen: Seen,
     scan: Vec<(ObjectKey, String)>,
     bytes_read: u64,
     delta: DeltaOptions,
@@ -354,22 +325,6 @@ struct Scanner<'a> {
     pending: VecDeque<(ObjectKey, Pending, Option<ScanSlot>)>,
     pending_keys: HashSet<ObjectKey>,
     inflight_bytes: u64,
-}
-
-/// A row key (`source \0 path`) as 128 bits: two SipHashes under random
-/// keys (a collision, about 2^-128 a pair, is not in reach of crafted
-/// names). A set of these is about 20 bytes a key, and holds no key.
-fn key_hash(
-    (a, b): &(
-        std::collections::hash_map::RandomState,
-        std::collections::hash_map::RandomState,
-    ),
-    key: &str,
-) -> u128 {
-    let (mut x, mut y) = (a.build_hasher(), b.build_hasher());
-    x.write(key.as_bytes());
-    y.write(key.as_bytes());
-    (u128::from(x.finish()) << 64) | u128::from(y.finish())
 }
 
 /// The fingerprint an object goes under in its row.
@@ -427,15 +382,6 @@ impl Scanner<'_> {
         self.settle_all()
     }
 
-    /// The hash of `key` in [`Scanner::seen`].
-    fn seen_key(&mut self, key: &ObjectKey) -> u128 {
-        self.key_buf.clear();
-        self.key_buf.push_str(&key.source);
-        self.key_buf.push('\0');
-        self.key_buf.push_str(&key.path);
-        key_hash(&self.seen_hash, &self.key_buf)
-    }
-
     /// Adds one item of source `name` to the catalog.
     fn take_item(&mut self, name: &str, kind: SourceKind, item: Item) -> Result<()> {
         if let Err(e) = ferry_protocol::path::check_path(&item.path) {
@@ -457,10 +403,7 @@ impl Scanner<'_> {
         // and whether its file is unchanged (its row's fingerprint).
         let lookup = self.last.lookup(name, &item.path, fingerprint)?;
         let listed = match lookup {
-            Lookup::Held { .. } => {
-                let h = self.seen_key(&key);
-                self.seen.contains(&h)
-            }
+            Lookup::Held { .. } => self.seen.contains(&key),
             Lookup::Absent => self.changes.puts.contains_key(&key),
         };
         if listed || self.pending_keys.contains(&key) {
@@ -486,7 +429,10 @@ impl Scanner<'_> {
             } => {
                 // Unchanged: the row holds this fingerprint beside the last
                 // catalog's object, whose chunks the inside keeps.
-                let unchanged = lookup == Lookup::Held { same_fingerprint: true }
+                let unchanged = lookup
+                    == Lookup::Held {
+                        same_fingerprint: true,
+                    }
                     && (self.reship.is_empty()
                         || self
                             .last
@@ -495,8 +441,7 @@ impl Scanner<'_> {
                 if unchanged {
                     // Nothing recorded but that it was listed; its row
                     // stays as it is.
-                    let h = self.seen_key(&key);
-                    self.seen.insert(h);
+                    self.seen.insert(&key);
                     return Ok(());
                 }
                 // Read again: its fingerprint is written into its row.
@@ -537,8 +482,7 @@ impl Scanner<'_> {
             self.scan.push((key.clone(), fingerprint));
         }
         if let Some(last) = self.last.object(&key)? {
-            let h = self.seen_key(&key);
-            self.seen.insert(h);
+            self.seen.insert(&key);
             if last == object {
                 return Ok(());
             }

@@ -32,11 +32,11 @@ pub use rows::{Last, Lookup, Row};
 use crate::layout::Layout;
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Change, Object, SourceKind, Sums};
-use std::collections::BTreeMap;
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
 use ferry_protocol::path::ObjectKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BUNDLES: TableDefinition<u64, &[u8]> = TableDefinition::new("bundles");

@@ -121,7 +121,8 @@ fn encode(fingerprint: Option<&str>, object: &Object) -> Result<Vec<u8>> {
 }
 
 fn decode(key: &str, v: &[u8]) -> Result<Row> {
-    postcard::from_bytes(v).with_context(|| format!("ledger: the catalog row of {key:?} does not decode"))
+    postcard::from_bytes(v)
+        .with_context(|| format!("ledger: the catalog row of {key:?} does not decode"))
 }
 
 /// The size of a row's object if it is a file, and its digest.
@@ -462,7 +463,12 @@ impl Last {
         self.state.sums()
     }
 
-    fn with<T>(&self, source: &str, path: &str, f: impl FnOnce(Option<&[u8]>) -> Result<T>) -> Result<T> {
+    fn with<T>(
+        &self,
+        source: &str,
+        path: &str,
+        f: impl FnOnce(Option<&[u8]>) -> Result<T>,
+    ) -> Result<T> {
         let Some(table) = &self.table else {
             return f(None);
         };
@@ -659,7 +665,9 @@ impl LastCatalog for Last {
             return Ok(());
         };
         let from = row_key(&from.source, &from.path);
-        let range = table.range(from.as_str()..).map_err(|e| io(ctx("read")(e)))?;
+        let range = table
+            .range(from.as_str()..)
+            .map_err(|e| io(ctx("read")(e)))?;
         for r in range {
             let (k, _) = r.map_err(|e| io(ctx("read")(e)))?;
             let key = object_key(k.value()).map_err(io)?;
@@ -732,7 +740,11 @@ mod tests {
     }
 
     /// The rows of `sequence`'s catalog are `expected`, with its sums.
-    fn assert_rows(ledger: &Ledger, sequence: u64, expected: &Catalog) -> BTreeMap<ObjectKey, String> {
+    fn assert_rows(
+        ledger: &Ledger,
+        sequence: u64,
+        expected: &Catalog,
+    ) -> BTreeMap<ObjectKey, String> {
         let last = ledger.last(sequence).unwrap();
         let (whole, fps) = last.whole();
         assert_eq!(&whole, expected, "rows of {sequence}");
@@ -744,26 +756,47 @@ mod tests {
     fn each_commit_updates_the_rows_and_their_fingerprints() {
         let tmp = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
-        let first = catalog(&[("a", "x", file(10)), ("a", "y", file(30)), ("ab", "z", link("x"))]);
-        let scan = [(key("a", "x"), "fp-x".to_string()), (key("a", "y"), "fp-y".to_string())];
+        let first = catalog(&[
+            ("a", "x", file(10)),
+            ("a", "y", file(30)),
+            ("ab", "z", link("x")),
+        ]);
+        let scan = [
+            (key("a", "x"), "fp-x".to_string()),
+            (key("a", "y"), "fp-y".to_string()),
+        ];
         commit(&ledger, 1, &Catalog::default(), &first, &[], &scan);
         let fps = assert_rows(&ledger, 1, &first);
         assert_eq!(fps.len(), 2);
         assert_eq!(fps[&key("a", "x")], "fp-x");
         // y changed (the largest file, smaller now), z gone, w new; x read
         // again with another fingerprint but the same object.
-        let second = catalog(&[("a", "w", file(5)), ("a", "x", file(10)), ("a", "y", file(20))]);
-        let scan = [(key("a", "x"), "fp-x2".to_string()), (key("a", "y"), "fp-y2".to_string())];
+        let second = catalog(&[
+            ("a", "w", file(5)),
+            ("a", "x", file(10)),
+            ("a", "y", file(20)),
+        ]);
+        let scan = [
+            (key("a", "x"), "fp-x2".to_string()),
+            (key("a", "y"), "fp-y2".to_string()),
+        ];
         commit(&ledger, 2, &first, &second, &[], &scan);
         let fps = assert_rows(&ledger, 2, &second);
         assert_eq!(fps[&key("a", "x")], "fp-x2");
         assert_eq!(fps[&key("a", "y")], "fp-y2");
-        assert!(!fps.contains_key(&key("a", "w")), "w was not read with a fingerprint");
+        assert!(
+            !fps.contains_key(&key("a", "w")),
+            "w was not read with a fingerprint"
+        );
         // The history is the same catalogs.
         assert_eq!(ledger.catalog(1).unwrap(), first);
         assert_eq!(ledger.catalog(2).unwrap(), second);
         // A changed file whose source gives no fingerprint any more loses it.
-        let third = catalog(&[("a", "w", file(5)), ("a", "x", file(11)), ("a", "y", file(20))]);
+        let third = catalog(&[
+            ("a", "w", file(5)),
+            ("a", "x", file(11)),
+            ("a", "y", file(20)),
+        ]);
         commit(&ledger, 3, &second, &third, &[], &[]);
         let fps = assert_rows(&ledger, 3, &third);
         assert_eq!(fps.keys().collect::<Vec<_>>(), [&key("a", "y")]);
@@ -774,10 +807,20 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
         let first = catalog(&[("a", "x", file(10)), ("a", "y", file(30))]);
-        let scan = [(key("a", "x"), "fp-x".to_string()), (key("a", "y"), "fp-y".to_string())];
+        let scan = [
+            (key("a", "x"), "fp-x".to_string()),
+            (key("a", "y"), "fp-y".to_string()),
+        ];
         commit(&ledger, 1, &Catalog::default(), &first, &[], &scan);
-        let second = catalog(&[("a", "x", file(10)), ("a", "y", file(31)), ("a", "n", link("x"))]);
-        let scan2 = [(key("a", "x"), "fp-x2".to_string()), (key("a", "y"), "fp-y2".to_string())];
+        let second = catalog(&[
+            ("a", "x", file(10)),
+            ("a", "y", file(31)),
+            ("a", "n", link("x")),
+        ]);
+        let scan2 = [
+            (key("a", "x"), "fp-x2".to_string()),
+            (key("a", "y"), "fp-y2".to_string()),
+        ];
         commit_with(&ledger, false, &record(2), (&first, &second), &[], &scan2).unwrap();
         assert_eq!(ledger.head().unwrap().sequence, 1);
         ledger.discard_unsigned().unwrap().unwrap();
@@ -804,7 +847,11 @@ mod tests {
         std::fs::create_dir_all(&layout.root).unwrap();
         // A ledger as session 11 wrote it: no rows; the catalog of 1 whole
         // (as before the history), 2 as its changes; a scan cache.
-        let first = catalog(&[("a", "x", file(10)), ("a", "y", file(30)), ("a", "z", file(7))]);
+        let first = catalog(&[
+            ("a", "x", file(10)),
+            ("a", "y", file(30)),
+            ("a", "z", file(7)),
+        ]);
         let second = catalog(&[("a", "x", file(10)), ("a", "y", file(31))]);
         {
             let db = Database::create(layout.ledger()).unwrap();
@@ -828,10 +875,14 @@ mod tests {
                     changes: &first.diff(&second),
                 };
                 let mut steps = txn.open_table(catalogs::STEPS).unwrap();
-                steps.insert(2, postcard::to_stdvec(&step).unwrap().as_slice()).unwrap();
+                steps
+                    .insert(2, postcard::to_stdvec(&step).unwrap().as_slice())
+                    .unwrap();
                 let mut bundles = txn.open_table(BUNDLES).unwrap();
                 for n in [1, 2] {
-                    bundles.insert(n, postcard::to_stdvec(&record(n)).unwrap().as_slice()).unwrap();
+                    bundles
+                        .insert(n, postcard::to_stdvec(&record(n)).unwrap().as_slice())
+                        .unwrap();
                 }
                 #[derive(Serialize)]
                 struct Entry<'a> {
@@ -841,7 +892,11 @@ mod tests {
                 let mut scan = txn.open_table(SCAN).unwrap();
                 // x's entry is of its object; y's of its object in 1, stale.
                 for (p, fp, o) in [("x", "fp-x", &file(10)), ("y", "fp-y", &file(30))] {
-                    let e = postcard::to_stdvec(&Entry { fingerprint: fp, object: o }).unwrap();
+                    let e = postcard::to_stdvec(&Entry {
+                        fingerprint: fp,
+                        object: o,
+                    })
+                    .unwrap();
                     scan.insert(row_key("a", p).as_str(), e.as_slice()).unwrap();
                 }
             }
@@ -855,7 +910,10 @@ mod tests {
         {
             let txn = ledger.db.begin_read().unwrap();
             assert!(
-                matches!(txn.open_table(SCAN), Err(redb::TableError::TableDoesNotExist(_))),
+                matches!(
+                    txn.open_table(SCAN),
+                    Err(redb::TableError::TableDoesNotExist(_))
+                ),
                 "the scan cache is gone"
             );
         }
@@ -886,7 +944,10 @@ mod tests {
         let last = ledger.last(1).unwrap();
         let names = |s: &str, d: &str| -> Vec<(String, u64)> { last.dir_files(s, d).unwrap() };
         let d = names("a", "d");
-        assert_eq!(d, [("sub0".to_string(), 4), ("x-1".into(), 2), ("y".into(), 5)]);
+        assert_eq!(
+            d,
+            [("sub0".to_string(), 4), ("x-1".into(), 2), ("y".into(), 5)]
+        );
         assert_eq!(names("a", ""), [("top".to_string(), 1)]);
         assert_eq!(names("a", "d/sub"), [("x-2".to_string(), 3)]);
         assert!(names("a", "none").is_empty());
@@ -899,7 +960,12 @@ mod tests {
             seen.len() < 3
         })
         .unwrap();
-        let want: Vec<ObjectKey> = c.objects.range(&from..).take(3).map(|(k, _)| k.clone()).collect();
+        let want: Vec<ObjectKey> = c
+            .objects
+            .range(&from..)
+            .take(3)
+            .map(|(k, _)| k.clone())
+            .collect();
         assert_eq!(seen, want);
         assert!(LastCatalog::holds(&last, &key("a", "d/y")).unwrap());
         assert!(!LastCatalog::holds(&last, &key("a", "d")).unwrap());
