@@ -46,11 +46,7 @@ impl LastFiles for Catalog {
     fn dir_files(&self, source: &str, dir: &str) -> Result<Vec<(String, u64)>> {
         Ok(self
             .files()
-            .filter(|(k, _)| {
-                k.source == source
-                    && split(&k.path).0 == dir
-                    && k.path.contains('/') == !dir.is_empty()
-            })
+            .filter(|(k, _)| k.source == source && split(&k.path).0 == dir)
             .map(|(k, f)| (split(&k.path).1.to_string(), f.size))
             .collect())
     }

@@ -162,6 +162,11 @@ pub fn export_at(
     export_with(layout, ledger, Signing::Now(key), sources, opts, now)
 }
 
+/// What an export has made before its ledger commit: the scan's results,
+/// the manifest and its file, the next catalog's sums and the counts of its
+/// changes.
+type Built = (Scanned, Manifest, Vec<u8>, Sums, DeltaStats);
+
 /// [`export_at`], signed now or left for `ferry-out sign`. Refused while an
 /// earlier bundle awaits its signature.
 pub fn export_with(
@@ -189,7 +194,7 @@ pub fn export_with(
     fsx::remove_dir_if_exists(&tmp)?;
     std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
-    let result = (|| -> Result<Option<(Scanned, Manifest, Vec<u8>, Sums, DeltaStats)>> {
+    let result = (|| -> Result<Option<Built>> {
         let adopted = ledger.adopted()?;
         let counted = Counted {
             reship: &reship,
