@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! STATE/
-//!   ferry-out.redb          the ledger (redb): stream, bundles, catalogs, scan cache
+//!   ferry-out.redb          the ledger (redb): stream, bundles, catalogs, catalog rows
 //!   signing.key             the ed25519 secret key (mode 0600)
 //!   signing.pub             its public half, for `ferry-in trust add`
 //!   quic.crt, quic.key      the QUIC identity for `push` (written by ferry-quic)

@@ -419,8 +419,9 @@ mod tests {
         ledger
             .commit_unsigned(&Commit {
                 record: &record,
-                changes: None,
-                catalog: &next,
+                sources: &next.sources,
+                changes: &Catalog::default().diff(&next),
+                sums: ferry_protocol::catalog::Sums::of(next.objects.values()),
                 shipped: &[],
                 scan: &[],
             })

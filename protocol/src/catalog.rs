@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
 mod changes;
-pub use changes::{Changes, Sums};
+pub use changes::{validate_changes, Changes, LastCatalog, Sums};
 
 /// One chunk of an object: its id and its uncompressed length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,25 +17,70 @@
 //! correctness (the patch is checked, and the object ships whole when it
 //! does not pay).
 
+use anyhow::Result;
 use ferry_protocol::catalog::{Catalog, FileObject, Object};
 use ferry_protocol::path::ObjectKey;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
-/// The last catalog's files, grouped by source, directory and name family
-/// (and by stem, for the fallback).
-pub(crate) struct Families<'a> {
-    prev: &'a Catalog,
-    /// The name families and stems, made when a lookup first needs them (an
-    /// export of unchanged or same-key files never does).
-    index: std::cell::OnceCell<Index<'a>>,
+/// The last catalog as [`Families`] reads it: a file by key, and the files
+/// of one directory. An export reads the ledger's rows
+/// ([`crate::ledger::Last`]); tests, a catalog.
+pub(crate) trait LastFiles {
+    /// The file at `key` (none if absent or a symlink).
+    fn file(&self, key: &ObjectKey) -> Result<Option<FileObject>>;
+    /// The files directly in directory `dir` of source `source` (`""` for
+    /// its top): name and size, in key order.
+    fn dir_files(&self, source: &str, dir: &str) -> Result<Vec<(String, u64)>>;
 }
 
-/// Files of the last catalog by (source, directory, family or stem).
-type Groups<'a> = HashMap<(&'a str, &'a str, String), Vec<&'a ObjectKey>>;
+impl LastFiles for Catalog {
+    fn file(&self, key: &ObjectKey) -> Result<Option<FileObject>> {
+        Ok(match self.objects.get(key) {
+            Some(Object::File(f)) => Some(f.clone()),
+            _ => None,
+        })
+    }
 
-struct Index<'a> {
-    groups: Groups<'a>,
-    stems: Groups<'a>,
+    fn dir_files(&self, source: &str, dir: &str) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .files()
+            .filter(|(k, _)| k.source == source && split(&k.path).0 == dir)
+            .map(|(k, f)| (split(&k.path).1.to_string(), f.size))
+            .collect())
+    }
+}
+
+impl LastFiles for crate::ledger::Last {
+    fn file(&self, key: &ObjectKey) -> Result<Option<FileObject>> {
+        Ok(match self.object(key)? {
+            Some(Object::File(f)) => Some(f),
+            _ => None,
+        })
+    }
+
+    fn dir_files(&self, source: &str, dir: &str) -> Result<Vec<(String, u64)>> {
+        crate::ledger::Last::dir_files(self, source, dir)
+    }
+}
+
+/// The last catalog's files, grouped by name family (and by stem, for the
+/// fallback) one directory at a time, when a lookup first needs that
+/// directory (an export of unchanged or same-key files never does; one of a
+/// few new files reads the rows of their directories only).
+pub(crate) struct Families<'a, L: ?Sized> {
+    last: &'a L,
+    dirs: RefCell<HashMap<(String, String), Rc<Index>>>,
+}
+
+/// Files of one directory (name and size) by family or stem.
+type Groups = HashMap<String, Vec<(String, u64)>>;
+
+#[derive(Default)]
+struct Index {
+    groups: Groups,
+    stems: Groups,
 }
 
 /// A file name's stem and extension: what comes before its first digit,
@@ -69,33 +114,39 @@ fn split(path: &str) -> (&str, &str) {
     path.rsplit_once('/').unwrap_or(("", path))
 }
 
-impl<'a> Families<'a> {
-    /// The families of the files of `prev` (indexed when first needed).
-    pub(crate) fn new(prev: &'a Catalog) -> Self {
+impl<'a, L: LastFiles + ?Sized> Families<'a, L> {
+    /// The families of the files of `last` (each directory indexed when
+    /// first needed).
+    pub(crate) fn new(last: &'a L) -> Self {
         Families {
-            prev,
-            index: std::cell::OnceCell::new(),
+            last,
+            dirs: RefCell::new(HashMap::new()),
         }
     }
 
-    fn index(&self) -> &Index<'a> {
-        self.index.get_or_init(|| {
-            let (mut groups, mut stems) = (Groups::new(), Groups::new());
-            for (key, _) in self.prev.files() {
-                let (dir, name) = split(&key.path);
-                groups
-                    .entry((key.source.as_str(), dir, family(name)))
+    fn index(&self, source: &str, dir: &str) -> Result<Rc<Index>> {
+        let at = (source.to_string(), dir.to_string());
+        if let Some(i) = self.dirs.borrow().get(&at) {
+            return Ok(i.clone());
+        }
+        let mut index = Index::default();
+        for (name, size) in self.last.dir_files(source, dir)? {
+            if let Some(stem) = stem(&name) {
+                index
+                    .stems
+                    .entry(stem)
                     .or_default()
-                    .push(key);
-                if let Some(stem) = stem(name) {
-                    stems
-                        .entry((key.source.as_str(), dir, stem))
-                        .or_default()
-                        .push(key);
-                }
+                    .push((name.clone(), size));
             }
-            Index { groups, stems }
-        })
+            index
+                .groups
+                .entry(family(&name))
+                .or_default()
+                .push((name, size));
+        }
+        let index = Rc::new(index);
+        self.dirs.borrow_mut().insert(at, index.clone());
+        Ok(index)
     }
 
     /// The most likely predecessor of a `size`-byte object at `key`, whose
@@ -105,45 +156,61 @@ impl<'a> Families<'a> {
         key: &ObjectKey,
         hint: Option<&ObjectKey>,
         size: u64,
-    ) -> Option<(&'a ObjectKey, &'a FileObject)> {
-        let file = |k: &'a ObjectKey| match self.prev.objects.get(k) {
-            Some(Object::File(f)) => Some((k, f)),
-            _ => None,
-        };
+    ) -> Result<Option<(ObjectKey, FileObject)>> {
         // A base is of the object's own source (docs/bundle-format.md §5.5).
         let hint = hint.filter(|h| h.source == key.source);
         for k in hint.into_iter().chain([key]) {
-            if let Some((k, _)) = self.prev.objects.get_key_value(k) {
-                if let Some(hit) = file(k) {
-                    return Some(hit);
-                }
+            if let Some(f) = self.last.file(k)? {
+                return Ok(Some((k.clone(), f)));
             }
         }
         let (dir, name) = split(&key.path);
         let source = key.source.as_str();
-        let index = self.index();
-        let candidates = match index.groups.get(&(source, dir, family(name))) {
+        let index = self.index(source, dir)?;
+        let candidates = match index.groups.get(&family(name)) {
             Some(c) => c,
-            None => index.stems.get(&(source, dir, stem(name)?))?,
+            None => match stem(name).and_then(|s| index.stems.get(&s)) {
+                Some(c) => c,
+                None => return Ok(None),
+            },
         };
-        candidates
-            .iter()
-            .filter_map(|k| file(k))
-            .max_by_key(|(k, f)| {
-                let common = split(&k.path)
-                    .1
-                    .bytes()
-                    .zip(name.bytes())
-                    .take_while(|(a, b)| a == b)
-                    .count();
-                (common, std::cmp::Reverse(f.size.abs_diff(size)))
-            })
+        let best = candidates.iter().max_by_key(|(other, other_size)| {
+            let common = other
+                .bytes()
+                .zip(name.bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            (common, std::cmp::Reverse(other_size.abs_diff(size)))
+        });
+        let Some((other, _)) = best else {
+            return Ok(None);
+        };
+        let k = ObjectKey {
+            source: source.to_string(),
+            path: if dir.is_empty() {
+                other.clone()
+            } else {
+                format!("{dir}/{other}")
+            },
+        };
+        Ok(self.last.file(&k)?.map(|f| (k, f)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl<L: LastFiles + ?Sized> Families<'_, L> {
+        fn predecessor_t(
+            &self,
+            key: &ObjectKey,
+            hint: Option<&ObjectKey>,
+            size: u64,
+        ) -> Option<(ObjectKey, FileObject)> {
+            self.predecessor(key, hint, size).unwrap()
+        }
+    }
     use ferry_protocol::catalog::{Encoding, SourceKind};
     use ferry_protocol::id::Sha256;
 
@@ -207,31 +274,33 @@ mod tests {
             ("dists/Packages.xz", 10),
         ]);
         let f = Families::new(&prev);
-        let (k, _) = f.predecessor(&key("dists/Packages.xz"), None, 12).unwrap();
+        let (k, _) = f
+            .predecessor_t(&key("dists/Packages.xz"), None, 12)
+            .unwrap();
         assert_eq!(k.path, "dists/Packages.xz");
         let (k, _) = f
-            .predecessor(&key("pool/o/openssl_3.0.13-1_amd64.deb"), None, 1000)
+            .predecessor_t(&key("pool/o/openssl_3.0.13-1_amd64.deb"), None, 1000)
             .unwrap();
         assert_eq!(k.path, "pool/o/openssl_3.0.11-1_amd64.deb");
         let (k, _) = f
-            .predecessor(&key("pool/o/libssl3_3.0.13-1_amd64.deb"), None, 2100)
+            .predecessor_t(&key("pool/o/libssl3_3.0.13-1_amd64.deb"), None, 2100)
             .unwrap();
         assert_eq!(k.path, "pool/o/libssl3_3.0.11-1_amd64.deb");
         assert!(f
-            .predecessor(&key("pool/o/new-thing_1.0.deb"), None, 5)
+            .predecessor_t(&key("pool/o/new-thing_1.0.deb"), None, 5)
             .is_none());
         // Versions that differ in letters too: the same stem and extension.
         let prev = catalog(&[("pool/t/tzdata_2024a-0+deb12u1_all.deb", 9)]);
         let f = Families::new(&prev);
         let (k, _) = f
-            .predecessor(&key("pool/t/tzdata_2026f-0+deb12u1_all.deb"), None, 9)
+            .predecessor_t(&key("pool/t/tzdata_2026f-0+deb12u1_all.deb"), None, 9)
             .unwrap();
         assert_eq!(k.path, "pool/t/tzdata_2024a-0+deb12u1_all.deb");
         assert!(f
-            .predecessor(&key("pool/t/tzdata_2026f-0+deb12u1_all.rpm"), None, 9)
+            .predecessor_t(&key("pool/t/tzdata_2026f-0+deb12u1_all.rpm"), None, 9)
             .is_none());
         assert!(f
-            .predecessor(&key("elsewhere/openssl_3.0.13-1_amd64.deb"), None, 5)
+            .predecessor_t(&key("elsewhere/openssl_3.0.13-1_amd64.deb"), None, 5)
             .is_none());
     }
 
@@ -245,10 +314,10 @@ mod tests {
         let f = Families::new(&prev);
         // Blob paths are digests: no name rule finds their predecessor.
         assert!(f
-            .predecessor(&key("blobs/sha256/cccc"), None, 1000)
+            .predecessor_t(&key("blobs/sha256/cccc"), None, 1000)
             .is_none());
         let (k, _) = f
-            .predecessor(
+            .predecessor_t(
                 &key("blobs/sha256/cccc"),
                 Some(&key("blobs/sha256/bbbb")),
                 1000,
@@ -257,7 +326,7 @@ mod tests {
         assert_eq!(k.path, "blobs/sha256/bbbb");
         // Before the name rules, too.
         let (k, _) = f
-            .predecessor(
+            .predecessor_t(
                 &key("pool/o/openssl_3.0.13-1_amd64.deb"),
                 Some(&key("blobs/sha256/aaaa")),
                 1000,
@@ -266,7 +335,7 @@ mod tests {
         assert_eq!(k.path, "blobs/sha256/aaaa");
         // A hint the last catalog lacks falls back to the rules.
         let (k, _) = f
-            .predecessor(
+            .predecessor_t(
                 &key("pool/o/openssl_3.0.13-1_amd64.deb"),
                 Some(&key("blobs/sha256/gone")),
                 1000,
@@ -283,7 +352,7 @@ mod tests {
         c.objects.insert(other.clone(), obj);
         let f = Families::new(&c);
         assert!(f
-            .predecessor(&key("blobs/sha256/cccc"), Some(&other), 1000)
+            .predecessor_t(&key("blobs/sha256/cccc"), Some(&other), 1000)
             .is_none());
     }
 }

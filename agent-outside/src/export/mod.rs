@@ -24,14 +24,14 @@
 
 use crate::delta::{DeltaOptions, DeltaReport, Recipes, References};
 use crate::layout::Layout;
-use crate::ledger::{BundleRecord, Commit, Ledger};
+use crate::ledger::{BundleRecord, Commit, Last, Ledger};
 use crate::reship;
 use crate::signing::SigningError;
 use crate::source::Source;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
 use ferry_protocol::builder::{BuildError, Position, Stamp, VolumeSink};
-use ferry_protocol::catalog::{Catalog, Object, Sums};
+use ferry_protocol::catalog::{Catalog, Changes, DeltaStats, Object, Sums};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::manifest::Manifest;
@@ -45,6 +45,7 @@ mod chunkset;
 mod keeper;
 pub mod rebase;
 mod scanner;
+mod seen;
 use scanner::{scan_and_pack, Counted, Scanned};
 
 /// Settings of one export.
@@ -161,6 +162,11 @@ pub fn export_at(
     export_with(layout, ledger, Signing::Now(key), sources, opts, now)
 }
 
+/// What an export has made before its ledger commit: the scan's results,
+/// the manifest and its file, the next catalog's sums and the counts of its
+/// changes.
+type Built = (Scanned, Manifest, Vec<u8>, Sums, DeltaStats);
+
 /// [`export_at`], signed now or left for `ferry-out sign`. Refused while an
 /// earlier bundle awaits its signature.
 pub fn export_with(
@@ -179,7 +185,8 @@ pub fn export_with(
         sequence: head.sequence + 1,
         previous: head.hash,
     };
-    let mut prev = ledger.catalog(head.sequence)?;
+    // The last catalog as the ledger's rows: read near the changes only.
+    let last = ledger.last(head.sequence)?;
 
     let dir = layout.bundles();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -187,19 +194,17 @@ pub fn export_with(
     fsx::remove_dir_if_exists(&tmp)?;
     std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
-    let result = (|| -> Result<Option<(Scanned, Manifest, Vec<u8>)>> {
+    let result = (|| -> Result<Option<Built>> {
         let adopted = ledger.adopted()?;
         let counted = Counted {
             reship: &reship,
             adopted: &adopted,
         };
-        let (scanned, builder) =
-            scan_and_pack(layout, ledger, &prev, position, counted, sources, opts)?;
-        if scanned.changes.is_empty(&prev.sources) && builder.chunks().is_empty() {
+        let (scanned, builder) = scan_and_pack(layout, &last, position, counted, sources, opts)?;
+        if scanned.changes.is_empty(last.sources()) && builder.chunks().is_empty() {
             return Ok(None);
         }
-        let next = prev.files_after(&scanned.changes);
-        reship::check_carried(&reship, next, |c| builder.carries(c))?;
+        check_carried(&reship, &last, &scanned.changes, |c| builder.carries(c))?;
         let stamp = stamp(
             layout,
             position.sequence,
@@ -207,7 +212,7 @@ pub fn export_with(
             None,
             (now, opts.expires_in),
         )?;
-        let sums = Sums::of(prev.objects_after(&scanned.changes).map(|(_, o)| o));
+        let (sums, stats) = sums_after(&last, &scanned.changes)?;
         let mut scanned = scanned;
         let changes = std::mem::take(&mut scanned.changes);
         let unsigned = builder
@@ -215,9 +220,9 @@ pub fn export_with(
             .map_err(|e| volume_error(&tmp, e))
             .with_context(|| format!("bundle {}", position.sequence))?;
         let (manifest, file) = write_manifest(&tmp, unsigned, signing)?;
-        Ok(Some((scanned, manifest, file)))
+        Ok(Some((scanned, manifest, file, sums, stats)))
     })();
-    let (scanned, mut manifest, file) = match result {
+    let (scanned, mut manifest, file, sums, stats) = match result {
         Ok(Some(r)) => r,
         Ok(None) => {
             fsx::remove_dir_if_exists(&tmp)?;
@@ -236,29 +241,20 @@ pub fn export_with(
         .with_context(|| format!("cannot rename bundle into {}", final_dir.display()))?;
     fsx::sync_dir(&dir)?;
 
-    let record = bundle_record(&prev, &manifest, &file, dir_name);
+    let record = bundle_record(stats, &manifest, &file, dir_name);
     let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
-    // The manifest's changes (every object put) turn the last catalog into
-    // the next one, in place; the rest of the manifest is not held through
-    // the commit.
+    // The manifest's changes (every object put) update the ledger's rows
+    // of the catalog; the rest of the manifest is not held through the
+    // commit.
     let changes = std::mem::take(&mut manifest.changes);
     let sources = std::mem::take(&mut manifest.sources);
-    drop((manifest, file));
-    let stored = crate::ledger::stores_changes(position.sequence, changes.len(), record.objects);
-    let changes = if stored {
-        prev.absorb(sources, changes.clone());
-        Some(changes)
-    } else {
-        // Stored whole: the objects move into the catalog, not copied.
-        prev.absorb(sources, changes);
-        None
-    };
-    let next = prev;
+    drop((manifest, file, last));
     let signed = matches!(signing, Signing::Now(_));
     let commit = Commit {
         record: &record,
-        changes: changes.as_deref(),
-        catalog: &next,
+        sources: &sources,
+        changes: &changes,
+        sums,
         shipped: &shipped,
         scan: &scanned.scan,
     };
@@ -267,9 +263,18 @@ pub fn export_with(
     } else {
         ledger.commit_unsigned(&commit)?;
     }
-    let keep: HashSet<Sha256> = next.files().map(|(_, f)| f.sha256).collect();
-    References::new(layout.objects()).prune(&keep)?;
-    Recipes::new(layout.analyses()).prune(&keep)?;
+    drop(changes);
+    // The copies and analyses of objects no longer in the catalog go: only
+    // an export that replaced or removed objects left any (one pass over
+    // the rows' digests).
+    if stats.changed + stats.removed > 0 {
+        let mut keep: HashSet<Sha256> = HashSet::new();
+        ledger.last(position.sequence)?.each_digest(|d| {
+            keep.insert(d);
+        })?;
+        References::new(layout.objects()).prune(&keep)?;
+        Recipes::new(layout.analyses()).prune(&keep)?;
+    }
     Ok(Some(Exported {
         record,
         dir: final_dir,
@@ -292,14 +297,112 @@ fn check_none_awaits_signature(layout: &Layout, ledger: &Ledger) -> Result<()> {
     }
 }
 
+/// What the catalog `changes` make of `last` sums to, and how many of the
+/// objects put are added or changed, from the rows of the keys changed:
+/// only when the largest file is replaced or removed are the rest read
+/// (the next largest is not known otherwise).
+fn sums_after(last: &Last, changes: &Changes) -> Result<(Sums, DeltaStats)> {
+    let mut sums = last.sums();
+    let mut stats = DeltaStats::default();
+    let mut largest_gone = false;
+    let mut take = |sums: &mut Sums, old: Option<u64>| {
+        if let Some(size) = old {
+            sums.bytes = sums.bytes.saturating_sub(size);
+            largest_gone |= size == sums.max_object && size > 0;
+        }
+    };
+    for (key, object) in &changes.puts {
+        match last.file_head(key)? {
+            Some(old) => {
+                stats.changed += 1;
+                take(&mut sums, old.map(|(size, _)| size));
+            }
+            None => {
+                stats.added += 1;
+                sums.objects += 1;
+            }
+        }
+        if let Object::File(f) = object {
+            sums.bytes = sums.bytes.saturating_add(f.size);
+            sums.max_object = sums.max_object.max(f.size);
+        }
+    }
+    for key in &changes.removes {
+        if let Some(old) = last.file_head(key)? {
+            stats.removed += 1;
+            sums.objects -= 1;
+            take(&mut sums, old.map(|(size, _)| size));
+        }
+    }
+    if largest_gone {
+        sums.max_object = changes
+            .puts
+            .values()
+            .filter_map(|o| match o {
+                Object::File(f) => Some(f.size),
+                Object::Symlink { .. } => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let mut key = ferry_protocol::path::ObjectKey {
+            source: String::new(),
+            path: String::new(),
+        };
+        last.each_file(|k, f| {
+            if f.size > sums.max_object {
+                let (source, path) = k.split_once('\0').unwrap_or((k, ""));
+                key.source.clear();
+                key.source.push_str(source);
+                key.path.clear();
+                key.path.push_str(path);
+                let kept = !changes.puts.contains_key(&key)
+                    && changes.removes.binary_search(&key).is_err();
+                if kept {
+                    sums.max_object = f.size;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok((sums, stats))
+}
+
+/// [`reship::check_carried`] of the catalog `changes` make of `last`: its
+/// files read from the rows only when chunks are to be shipped again.
+fn check_carried(
+    reship: &HashSet<ChunkId>,
+    last: &Last,
+    changes: &Changes,
+    carries: impl Fn(&ChunkId) -> bool,
+) -> Result<()> {
+    if reship.is_empty() {
+        return Ok(());
+    }
+    let puts = changes.puts.iter().filter_map(|(k, o)| match o {
+        Object::File(f) => Some((k, f)),
+        Object::Symlink { .. } => None,
+    });
+    reship::check_carried(reship, puts, &carries)?;
+    last.each_file(|k, f| {
+        let (source, path) = k.split_once('\0').unwrap_or((k, ""));
+        let key = ferry_protocol::path::ObjectKey {
+            source: source.into(),
+            path: path.into(),
+        };
+        if !changes.puts.contains_key(&key) && changes.removes.binary_search(&key).is_err() {
+            reship::check_carried(reship, [(&key, f)], &carries)?;
+        }
+        Ok(())
+    })
+}
+
 /// The ledger's record of a bundle whose manifest (signed or not) is `file`.
 fn bundle_record(
-    prev: &Catalog,
+    stats: DeltaStats,
     manifest: &Manifest,
     file: &[u8],
     dir_name: String,
 ) -> BundleRecord {
-    let stats = prev.delta_stats(&manifest.changes);
     let totals = manifest.totals;
     BundleRecord {
         sequence: manifest.sequence,

@@ -19,7 +19,7 @@ use super::scanner::{scan_and_pack, Counted};
 use super::{check_none_awaits_signature, volume_error, ExportOptions};
 use crate::delta::DeltaOptions;
 use crate::layout::Layout;
-use crate::ledger::Ledger;
+use crate::ledger::{Last, Ledger};
 use crate::source::Source;
 use anyhow::{Context, Result};
 use ferry_agent_common::{fsx, media};
@@ -110,7 +110,7 @@ pub fn export_rebase(
             adopted: &adopted,
         };
         let (scanned, builder) =
-            scan_and_pack(layout, ledger, &empty, position, counted, sources, &whole)?;
+            scan_and_pack(layout, &Last::empty(), position, counted, sources, &whole)?;
         // Against an empty catalog, every object is a change.
         let scanned = Catalog {
             sources: scanned.changes.sources,

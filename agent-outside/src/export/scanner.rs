@@ -4,7 +4,7 @@
 
 use crate::delta::{self, DeltaOptions, DeltaReport, Families, Recipes, References};
 use crate::layout::Layout;
-use crate::ledger::{Ledger, ScanCache};
+use crate::ledger::{Last, Lookup};
 use crate::source::{Item, ItemKind, ScanCtx, Source};
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_agent_common::progress;
@@ -24,6 +24,7 @@ use std::sync::mpsc;
 
 use super::chunkset::ChunkSet;
 use super::keeper::{Digest, Keeper, KEEP_AHEAD};
+use super::seen::Seen;
 use super::{volume_error, ExportOptions, VolumeFiles};
 
 /// Upstream bytes of the objects whose patches are being made at once (one
@@ -93,11 +94,11 @@ pub(super) struct Counted<'a> {
 /// The scan's results, besides the chunks.
 pub(super) struct Scanned {
     /// What changed since the last catalog (checked:
-    /// [`Catalog::validate_changes`]); the next catalog is never built
-    /// beside the last one.
+    /// [`ferry_protocol::catalog::validate_changes`]); the next catalog is
+    /// never built beside the last one.
     pub(super) changes: Changes,
-    /// The fingerprints of the files read, by key (their scan cache
-    /// entries, with the catalog's objects).
+    /// The fingerprints of the files read, by key (written into their
+    /// rows of the next catalog).
     pub(super) scan: Vec<(ObjectKey, String)>,
     pub(super) bytes_read: u64,
     pub(super) delta: DeltaReport,
@@ -122,12 +123,11 @@ fn start_writer(
 }
 
 /// Scans every source while a second thread packs the new chunks into
-/// volumes; returns the changes to `prev` and the builder (its last volume
+/// volumes; returns the changes to `last` and the builder (its last volume
 /// still open).
 pub(super) fn scan_and_pack(
     layout: &Layout,
-    ledger: &Ledger,
-    prev: &Catalog,
+    last: &Last,
     position: Position,
     counted: Counted<'_>,
     sources: &[Box<dyn Source>],
@@ -151,13 +151,9 @@ pub(super) fn scan_and_pack(
     let refs = References::new(layout.objects());
     let mut scanner = Scanner {
         keeper: Keeper::start(refs.clone())?,
-        cache: ledger.scan_cache()?,
-        prev,
-        have: ChunkSet::new(
-            prev.files()
-                .flat_map(|(_, f)| f.held_chunks().map(|c| c.id)),
-            reship,
-        ),
+        last,
+        have: ChunkSet::new(Vec::new(), reship),
+        have_ready: last.is_empty(),
         reship,
         adopted,
         carried: HashSet::new(),
@@ -168,11 +164,11 @@ pub(super) fn scan_and_pack(
         },
         pb: scan_pb,
         changes: Changes::default(),
-        seen: HashSet::with_capacity(prev.objects.len()),
+        seen: Seen::with_capacity(last.len()),
         scan: Vec::new(),
         bytes_read: 0,
         delta: opts.delta,
-        families: Families::new(prev),
+        families: Families::new(last),
         refs,
         recipes: Recipes::new(layout.analyses()),
         report: DeltaReport::default(),
@@ -218,14 +214,8 @@ pub(super) fn scan_and_pack(
     };
     kept?;
     // Removed: the last catalog's objects no source listed.
-    changes.removes = prev
-        .objects
-        .keys()
-        .filter(|k| !seen.contains(&address(k)))
-        .cloned()
-        .collect();
-    drop(seen);
-    prev.validate_changes(&changes)
+    changes.removes = seen.removed(last)?;
+    ferry_protocol::catalog::validate_changes(last, &changes)
         .context("the scanned sources do not make a valid catalog")?;
     let scanned = Scanned {
         changes,
@@ -296,11 +286,14 @@ fn pack_chunks(
 struct Scanner<'a> {
     /// Writes the copies of small new objects.
     keeper: Keeper,
-    /// The scan cache as the last export left it.
-    cache: ScanCache,
-    prev: &'a Catalog,
-    /// Chunks the inside holds (those of the previous catalog it keeps).
+    /// The last catalog, as rows (each file's fingerprint beside it).
+    last: &'a Last,
+    /// Chunks the inside holds (those of the previous catalog it keeps),
+    /// gathered from the rows when an object read first needs them
+    /// ([`Scanner::ensure_have`]; empty until then).
     have: ChunkSet,
+    /// Whether `have` is gathered.
+    have_ready: bool,
     /// Chunks the inside lost (`crate::reship`): an object using one is
     /// shipped again, whole.
     reship: &'a HashSet<ChunkId>,
@@ -312,14 +305,15 @@ struct Scanner<'a> {
     pb: indicatif::ProgressBar,
     /// What changed: objects new or not the last catalog's, and the sources.
     changes: Changes,
-    /// The last catalog's keys listed by a source, by address (their
-    /// objects unchanged or in `changes`); the others are removed.
-    seen: HashSet<usize>,
+    /// The last catalog's keys listed by a source, by a 128-bit hash of
+    /// `source \0 path` (their objects unchanged or in `changes`); the
+    /// others are removed.
+    seen: Seen,
     scan: Vec<(ObjectKey, String)>,
     bytes_read: u64,
     delta: DeltaOptions,
     /// The last catalog's files by name family, to find predecessors.
-    families: Families<'a>,
+    families: Families<'a, Last>,
     /// Copies of the last catalog's objects: the bases of patches.
     refs: References,
     /// Recipes of objects analysed before, by digest.
@@ -333,13 +327,7 @@ struct Scanner<'a> {
     inflight_bytes: u64,
 }
 
-/// A key of the last catalog, told apart by where it lives (the catalog
-/// is not changed while the scan reads it): a set of these is 8 bytes a key.
-fn address(k: &ObjectKey) -> usize {
-    std::ptr::from_ref(k) as usize
-}
-
-/// The fingerprint an object goes under in the scan cache.
+/// The fingerprint an object goes under in its row.
 type ScanSlot = String;
 
 /// A changed object read and cut, whose patch the analysis pool is making.
@@ -375,8 +363,16 @@ impl Scanner<'_> {
     fn scan_source(&mut self, layout: &Layout, src: &dyn Source) -> Result<()> {
         let name = src.name().to_string();
         self.changes.sources.insert(name.clone(), src.kind());
+        // The last catalog's objects of this source, for the sources that
+        // look at them (pins, lineage, indexes kept); `files` never does,
+        // and a tree of a million files is not read into memory for it.
+        let previous = if src.kind() == SourceKind::Files {
+            Catalog::default()
+        } else {
+            self.last.source_catalog(&name)?
+        };
         let cx = ScanCtx {
-            previous: self.prev,
+            previous: &previous,
             cache_dir: layout.cache(&name),
             source: &name,
         };
@@ -399,18 +395,24 @@ impl Scanner<'_> {
             source: name.to_string(),
             path: item.path.clone(),
         };
-        let last = self.prev.objects.get_key_value(&key);
-        let listed = match last {
-            Some((k, _)) => self.seen.contains(&address(k)),
-            None => self.changes.puts.contains_key(&key),
+        let fingerprint = match &item.kind {
+            ItemKind::File { fingerprint, .. } => fingerprint.as_deref(),
+            _ => None,
+        };
+        // One lookup of the row: whether the last catalog holds the key,
+        // and whether its file is unchanged (its row's fingerprint).
+        let lookup = self.last.lookup(name, &item.path, fingerprint)?;
+        let listed = match lookup {
+            Lookup::Held { .. } => self.seen.contains(&key),
+            Lookup::Absent => self.changes.puts.contains_key(&key),
         };
         if listed || self.pending_keys.contains(&key) {
             bail!("two items at path {:?}", item.path);
         }
         let object = match item.kind {
             ItemKind::Symlink { target } => Object::Symlink { target },
-            ItemKind::Keep => match self.prev.objects.get(&key) {
-                Some(o) => o.clone(),
+            ItemKind::Keep => match self.last.object(&key)? {
+                Some(o) => o,
                 None => {
                     eprintln!(
                         "ferry-out: warning: source {name:?}: {} is to be kept, but the last bundle does not have it",
@@ -425,73 +427,84 @@ impl Scanner<'_> {
                 expected_sha256,
                 open,
             } => {
-                // Unchanged: the scan cache holds this fingerprint with the
-                // last catalog's object, whose chunks the inside keeps.
-                let cached = match (&fingerprint, last) {
-                    (Some(fp), Some((k, prev)))
-                        if self.cache.is(name, &item.path, fp, prev)?
-                            && self.chunks_known(prev) =>
-                    {
-                        Some(k)
+                // Unchanged: the row holds this fingerprint beside the last
+                // catalog's object, whose chunks the inside keeps.
+                let unchanged = lookup
+                    == Lookup::Held {
+                        same_fingerprint: true,
                     }
-                    _ => None,
+                    && (self.reship.is_empty()
+                        || self
+                            .last
+                            .object(&key)?
+                            .is_some_and(|o| self.chunks_known(&o)));
+                if unchanged {
+                    // Nothing recorded but that it was listed; its row
+                    // stays as it is.
+                    self.seen.insert(&key);
+                    return Ok(());
+                }
+                // Read again: its fingerprint is written into its row.
+                let reader = open().with_context(|| item.path.clone())?;
+                let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
+                    Some(_) => self.cut_adopted(reader, executable),
+                    None => self.encode_object(&key, item.predecessor.as_ref(), reader, executable),
+                }
+                .with_context(|| format!("cannot read {}", item.path))?;
+                let f = encoded.whole();
+                self.bytes_read += f.size;
+                if let Some(want) = expected_sha256.filter(|w| *w != f.sha256) {
+                    bail!(
+                        "{} has SHA-256 {}, but {} {want}",
+                        item.path,
+                        f.sha256,
+                        if kind == SourceKind::Files {
+                            "the config expects"
+                        } else {
+                            "upstream's index says"
+                        },
+                    );
+                }
+                let scan = fingerprint;
+                return match encoded {
+                    Encoded::Ready(f) => self.record(key, Object::File(f), scan),
+                    Encoded::Pending(p) => self.queue(key, *p, scan),
                 };
-                let Some(k) = cached else {
-                    // Read again: its scan cache entry is written anew.
-                    let reader = open().with_context(|| item.path.clone())?;
-                    let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
-                        Some(_) => self.cut_adopted(reader, executable),
-                        None => {
-                            self.encode_object(&key, item.predecessor.as_ref(), reader, executable)
-                        }
-                    }
-                    .with_context(|| format!("cannot read {}", item.path))?;
-                    let f = encoded.whole();
-                    self.bytes_read += f.size;
-                    if let Some(want) = expected_sha256.filter(|w| *w != f.sha256) {
-                        bail!(
-                            "{} has SHA-256 {}, but {} {want}",
-                            item.path,
-                            f.sha256,
-                            if kind == SourceKind::Files {
-                                "the config expects"
-                            } else {
-                                "upstream's index says"
-                            },
-                        );
-                    }
-                    let scan = fingerprint;
-                    return match encoded {
-                        Encoded::Ready(f) => {
-                            self.record(key, Object::File(f), scan);
-                            Ok(())
-                        }
-                        Encoded::Pending(p) => self.queue(key, *p, scan),
-                    };
-                };
-                // Unchanged: nothing recorded but that it was listed; its
-                // scan cache entry stays as it is.
-                self.seen.insert(address(k));
-                return Ok(());
             }
         };
-        self.record(key, object, None);
-        Ok(())
+        self.record(key, object, None)
     }
 
     /// Records an object listed at `key` (a change unless it is the last
-    /// catalog's), and its scan cache entry under its fingerprint.
-    fn record(&mut self, key: ObjectKey, object: Object, scan: Option<ScanSlot>) {
+    /// catalog's), and its fingerprint for its row.
+    fn record(&mut self, key: ObjectKey, object: Object, scan: Option<ScanSlot>) -> Result<()> {
         if let Some(fingerprint) = scan {
             self.scan.push((key.clone(), fingerprint));
         }
-        if let Some((k, last)) = self.prev.objects.get_key_value(&key) {
-            self.seen.insert(address(k));
-            if *last == object {
-                return;
+        if let Some(last) = self.last.object(&key)? {
+            self.seen.insert(&key);
+            if last == object {
+                return Ok(());
             }
         }
         self.changes.puts.insert(key, object);
+        Ok(())
+    }
+
+    /// The chunks the inside holds: those of the last catalog it keeps but
+    /// those it lost, gathered from the rows by one pass the first time an
+    /// object read needs them (an export that reads nothing never does).
+    fn ensure_have(&mut self) -> Result<()> {
+        if !self.have_ready {
+            let mut ids = Vec::new();
+            self.last.each_file(|_, f| {
+                ids.extend(f.held_chunks().map(|c| c.id));
+                Ok(())
+            })?;
+            self.have = ChunkSet::new(ids, self.reship);
+            self.have_ready = true;
+        }
+        Ok(())
     }
 
     /// Whether the inside holds every chunk it keeps of `o`, an object of
@@ -529,7 +542,7 @@ impl Scanner<'_> {
         // of the next patch) is written on the way. Not while inventories
         // name adopted content: whether an object is adopted is known only
         // from its whole digest, before any chunk may go.
-        if self.adopted.is_empty() && self.families.predecessor(key, hint, 0).is_none() {
+        if self.adopted.is_empty() && self.families.predecessor(key, hint, 0)?.is_none() {
             // A small one is read whole (into room for most in one read
             // call; a growing buffer reads a few KiB in many) and its copy
             // written by the keeper thread while the scan goes on.
@@ -565,6 +578,7 @@ impl Scanner<'_> {
         let mut new_chunks = Vec::new();
         let mut seen = HashSet::new();
         let mut at = 0usize;
+        self.ensure_have()?;
         let whole = cut_file(&data[..], executable, |id, bytes| -> Result<()> {
             if !self.have.contains(id) && !self.carried.contains(id) && seen.insert(*id) {
                 new_chunks.push((*id, at..at + bytes.len()));
@@ -576,10 +590,12 @@ impl Scanner<'_> {
         self.refs.put(&whole.sha256, &data)?;
         // Unchanged (an index without a fingerprint, read again): keep the
         // last bundle's object as it was, patch or not, so nothing changes.
-        if let Some(last @ Object::File(prev)) = self.prev.objects.get(key) {
-            let same = prev.sha256 == whole.sha256 && prev.executable == whole.executable;
-            if same && self.chunks_known(last) {
-                return Ok(Encoded::Ready(prev.clone()));
+        if let Some(last) = self.last.object(key)? {
+            if let Object::File(prev) = &last {
+                let same = prev.sha256 == whole.sha256 && prev.executable == whole.executable;
+                if same && self.chunks_known(&last) {
+                    return Ok(Encoded::Ready(prev.clone()));
+                }
             }
         }
         // Held by every inside outside Ferry: named, not carried.
@@ -587,8 +603,8 @@ impl Scanner<'_> {
             return Ok(Encoded::Ready(whole));
         }
         let whole_cost: u64 = new_chunks.iter().map(|(_, r)| r.len() as u64).sum();
-        let base = match self.families.predecessor(key, hint, whole.size) {
-            Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k.clone(), b.clone()),
+        let base = match self.families.predecessor(key, hint, whole.size)? {
+            Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k, b),
             _ => {
                 self.report.whole += 1;
                 self.report.whole_bytes += whole.size;
@@ -677,8 +693,7 @@ impl Scanner<'_> {
                 p.whole
             }
         };
-        self.record(key, Object::File(object), scan);
-        Ok(())
+        self.record(key, Object::File(object), scan)
     }
 
     /// Cuts a patch's recipe and frame into chunks, sends the new ones, and
@@ -729,6 +744,7 @@ impl Scanner<'_> {
     /// Sends a chunk to the volume writer unless the inside holds it or this
     /// bundle carries it already.
     fn send(&mut self, id: ChunkId, data: Vec<u8>) -> Result<()> {
+        self.ensure_have()?;
         post_new(&self.have, &mut self.carried, &mut self.outbox, id, data)
     }
 
@@ -755,6 +771,7 @@ impl Scanner<'_> {
 
     /// Cuts a file into chunks, sending those the inside lacks to the volume writer.
     fn chunk_object(&mut self, reader: impl std::io::Read, executable: bool) -> Result<FileObject> {
+        self.ensure_have()?;
         let (have, carried, outbox, pb) =
             (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
         cut_file(reader, executable, |id, data| {
@@ -771,6 +788,7 @@ impl Scanner<'_> {
         reader: impl std::io::Read,
         executable: bool,
     ) -> Result<FileObject> {
+        self.ensure_have()?;
         let side = Digest::start(self.refs.clone(), self.delta.max_object)?;
         let (have, carried, outbox, pb) =
             (&self.have, &mut self.carried, &mut self.outbox, &self.pb);

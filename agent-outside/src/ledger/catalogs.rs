@@ -39,15 +39,27 @@ enum Step {
     },
 }
 
-/// [`Step`] as written: the same encoding, borrowing the catalog or the
-/// changes (a checkpoint of a million objects is not copied to be written).
+/// [`Step::Changes`] as written, borrowing the changes.
 #[derive(Serialize)]
 enum StepRef<'a> {
-    Checkpoint(&'a Catalog),
+    /// Never written: it keeps [`StepRef::Changes`] at its index.
+    #[allow(dead_code)]
+    Checkpoint(()),
     Changes {
         sources: &'a BTreeMap<String, SourceKind>,
         changes: &'a [Change],
     },
+}
+
+/// [`Step::Checkpoint`] as written: the catalog encoded from the rows, one
+/// at a time (a checkpoint of a million objects is never held decoded).
+struct CheckpointRef<'a, T>(super::rows::RowsCatalog<'a, T>);
+
+impl<T: ReadableTable<&'static str, &'static [u8]>> Serialize for CheckpointRef<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        // As `Step::Checkpoint` is: the first variant, a newtype.
+        s.serialize_newtype_variant("Step", 0, "Checkpoint", &self.0)
+    }
 }
 
 /// Whether the catalog of `sequence`, of `objects` objects, is stored as
@@ -57,34 +69,37 @@ pub fn stores_changes(sequence: u64, changes: usize, objects: u64) -> bool {
     sequence % CHECKPOINT_EVERY != 1 && changes as u64 <= objects / 2
 }
 
-/// The changes to store for the catalog of `sequence`, `next`, made of
-/// `prev`: `None` when it is stored whole ([`stores_changes`]).
-pub fn step_changes(sequence: u64, prev: &Catalog, next: &Catalog) -> Option<Vec<Change>> {
-    Some(prev.diff(next)).filter(|c| stores_changes(sequence, c.len(), next.objects.len() as u64))
-}
-
-/// Writes the catalog of `sequence`, `next`: as `changes`, its changes from
-/// the sequence before, or whole when they are `None` (a checkpoint; see
-/// [`stores_changes`]).
+/// Writes the catalog of `sequence`, whose `sources` are given and whose
+/// objects the rows hold (already updated in `txn`): as `changes`, its
+/// changes from the sequence before, or whole when they are `None` (a
+/// checkpoint, encoded from the rows; see [`stores_changes`]).
 pub(super) fn write(
     txn: &WriteTransaction,
     sequence: u64,
+    sources: &BTreeMap<String, SourceKind>,
     changes: Option<&[Change]>,
-    next: &Catalog,
 ) -> Result<()> {
-    let step = match changes {
-        None => StepRef::Checkpoint(next),
-        Some(changes) => StepRef::Changes {
-            sources: &next.sources,
-            changes,
-        },
-    };
-    // Encoded into its place in the table: a checkpoint of a mirror is not
-    // held once more as a buffer.
-    let len = postcard::serialize_with_flavor(&step, postcard::ser_flavors::Size::default())?;
     let mut t = txn.open_table(STEPS).map_err(ctx("open"))?;
-    let mut slot = t.insert_reserve(sequence, len).map_err(ctx("write"))?;
-    postcard::to_slice(&step, slot.as_mut())?;
+    match changes {
+        Some(changes) => {
+            let step = StepRef::Changes { sources, changes };
+            t.insert(sequence, postcard::to_stdvec(&step)?.as_slice())
+                .map_err(ctx("write"))?;
+        }
+        None => {
+            let rows = txn.open_table(super::rows::ROWS).map_err(ctx("open"))?;
+            let step = CheckpointRef(super::rows::RowsCatalog {
+                sources,
+                rows: &rows,
+            });
+            // Two passes over the rows: the size, then the bytes encoded
+            // into their place in the table.
+            let len =
+                postcard::serialize_with_flavor(&step, postcard::ser_flavors::Size::default())?;
+            let mut slot = t.insert_reserve(sequence, len).map_err(ctx("write"))?;
+            postcard::to_slice(&step, slot.as_mut())?;
+        }
+    }
     Ok(())
 }
 
@@ -150,8 +165,7 @@ pub(super) fn read(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::record;
-    use super::super::{Commit, Ledger};
+    use super::super::Ledger;
     use super::*;
     use crate::layout::Layout;
     use ferry_protocol::catalog::Object;
@@ -172,17 +186,7 @@ mod tests {
     }
 
     fn commit(ledger: &Ledger, sequence: u64, prev: &Catalog, catalog: &Catalog) {
-        let record = record(sequence);
-        let changes = step_changes(sequence, prev, catalog);
-        ledger
-            .commit_export(&Commit {
-                record: &record,
-                changes: changes.as_deref(),
-                catalog,
-                shipped: &[],
-                scan: &[],
-            })
-            .unwrap();
+        super::super::tests::commit(ledger, sequence, prev, catalog, &[], &[]);
     }
 
     fn stored_bytes(ledger: &Ledger, sequence: u64) -> usize {

@@ -1,16 +1,18 @@
 //! The outside ledger (redb): the stream's identity and head, the catalog at
-//! every sequence shipped (as a history of changes: [`catalogs`]), a record of every bundle, every chunk ever shipped,
-//! and the scan cache that lets an unchanged file skip re-reading.
+//! every sequence shipped (as a history of changes: [`catalogs`]), the last
+//! catalog as rows with each file's fingerprint ([`rows`]: what an export
+//! reads, near its changes, and what lets an unchanged file skip
+//! re-reading), a record of every bundle, and every chunk ever shipped.
 //!
 //! What an export writes grows with its change, not with the mirror: the
-//! catalog as changes since the sequence before, and only the scan cache
-//! entries that changed.
+//! catalog as changes since the sequence before, and the rows of the
+//! objects that changed.
 //!
 //! One write transaction commits an export; a crash before it leaves the
 //! ledger at the previous head, and the next export starts over.
 //!
 //! An unsigned export (`export --unsigned`) commits its catalog, shipped
-//! chunks and scan cache, but its record waits in the `unsigned` table, not
+//! chunks and rows, but its record waits in the `unsigned` table, not
 //! in `bundles`: the head does not move until `publish` finds the bundle
 //! signed (its manifest hash, the next bundle's `previous`, exists only
 //! then) and moves the record over in one transaction. While a bundle waits,
@@ -21,21 +23,26 @@
 
 mod catalogs;
 mod insides;
+mod rows;
 
-pub use catalogs::{step_changes, stores_changes, CHECKPOINT_EVERY};
+pub use catalogs::{stores_changes, CHECKPOINT_EVERY};
 pub use insides::Inside;
+pub use rows::{Last, Lookup, Row};
 
 use crate::layout::Layout;
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::{Catalog, Change, Object};
+use ferry_protocol::catalog::{Catalog, Change, Object, SourceKind, Sums};
 use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
 use ferry_protocol::path::ObjectKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BUNDLES: TableDefinition<u64, &[u8]> = TableDefinition::new("bundles");
 const SHIPPED: TableDefinition<&[u8; 32], u64> = TableDefinition::new("shipped_chunks");
+/// The scan cache of ledgers written before the catalog rows (`source \0
+/// path` -> a [`ScanEntry`]): read once when the rows are built, then gone.
 const SCAN: TableDefinition<&str, &[u8]> = TableDefinition::new("scan_cache");
 /// Sequence -> the inside's confirmation that it applied the bundle (a
 /// `Delivery`). Kept apart from `BundleRecord`, whose postcard encoding older
@@ -97,22 +104,12 @@ pub struct Delivery {
     pub via: String,
 }
 
-/// A scan cache entry: the fingerprint a file had, and the object it gave.
-#[derive(Serialize, Deserialize)]
-pub struct ScanEntry {
-    /// Fingerprint at the time.
-    pub fingerprint: String,
-    /// The object built from it.
-    pub object: Object,
-}
-
-/// [`ScanEntry`] as written: the same encoding, borrowing the fingerprint
-/// and the catalog's object (a first export's entries are not copies of the
-/// catalog).
-#[derive(Serialize)]
-struct ScanEntryRef<'a> {
-    fingerprint: &'a str,
-    object: &'a Object,
+/// A scan cache entry of a ledger written before the catalog rows: the
+/// fingerprint a file had, and the object it gave.
+#[derive(Deserialize)]
+struct ScanEntry {
+    fingerprint: String,
+    object: Object,
 }
 
 /// The head of the stream.
@@ -166,7 +163,7 @@ impl Ledger {
             txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
             txn.open_table(BUNDLES).map_err(ctx("open"))?;
             txn.open_table(SHIPPED).map_err(ctx("open"))?;
-            txn.open_table(SCAN).map_err(ctx("open"))?;
+            txn.open_table(rows::ROWS).map_err(ctx("open"))?;
             txn.open_table(UNSIGNED).map_err(ctx("open"))?;
             txn.open_table(RESHIP).map_err(ctx("open"))?;
         }
@@ -231,29 +228,25 @@ impl Ledger {
         catalogs::read(&steps, &legacy, sequence)
     }
 
-    /// The scan cache entry of `source`/`path` (tests; the scan compares
-    /// entries as bytes, `ScanCache::is`).
-    #[cfg(test)]
-    pub fn scan_entry(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
-        self.scan_cache()?.get(source, path)
-    }
-
-    /// The scan cache as it is now, for many lookups (one read transaction
-    /// for a whole scan, not one a file).
-    pub fn scan_cache(&self) -> Result<ScanCache> {
+    /// The catalog of `sequence` as rows, for an export to read near its
+    /// changes. Rows of another sequence (a ledger written before them, an
+    /// unsigned export discarded) are built again first, once, from the
+    /// history.
+    pub fn last(&self, sequence: u64) -> Result<Last> {
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        if rows::ensure(&txn, sequence)? {
+            txn.commit().map_err(ctx("commit"))?;
+        } else {
+            txn.abort().map_err(ctx("abort"))?;
+        }
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
-        let table = txn.open_table(SCAN).map_err(ctx("open"))?;
-        Ok(ScanCache {
-            table,
-            key: std::cell::RefCell::new(String::new()),
-            encoded: std::cell::RefCell::new(Vec::new()),
-            _txn: txn,
-        })
+        Last::open(txn, sequence)
     }
 
-    /// Records an export in one transaction: bundle record, catalog, shipped
-    /// chunks and the new scan cache (which replaces the old one). The
-    /// chunks asked to be shipped again are no longer asked for.
+    /// Records an export in one transaction: bundle record, catalog (its
+    /// step in the history, and the rows), shipped chunks and the files'
+    /// fingerprints. The chunks asked to be shipped again are no longer
+    /// asked for.
     pub fn commit_export(&self, export: &Commit<'_>) -> Result<()> {
         self.commit(true, export)
     }
@@ -269,12 +262,28 @@ impl Ledger {
     fn commit(&self, signed: bool, export: &Commit<'_>) -> Result<()> {
         let record = export.record;
         let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        // The changes are from the catalog of the sequence before.
+        rows::ensure(&txn, record.sequence - 1)?;
+        rows::apply(
+            &txn,
+            record.sequence,
+            export.sources,
+            export.changes,
+            export.sums,
+            export.scan,
+        )?;
+        let stored = stores_changes(record.sequence, export.changes.len(), export.sums.objects);
+        catalogs::write(
+            &txn,
+            record.sequence,
+            export.sources,
+            stored.then_some(export.changes),
+        )?;
         {
             let table = if signed { BUNDLES } else { UNSIGNED };
             let mut b = txn.open_table(table).map_err(ctx("open"))?;
             b.insert(record.sequence, postcard::to_stdvec(record)?.as_slice())
                 .map_err(ctx("write"))?;
-            catalogs::write(&txn, record.sequence, export.changes, export.catalog)?;
             let mut s = txn.open_table(SHIPPED).map_err(ctx("open"))?;
             for id in export.shipped {
                 if s.get(&id.0).map_err(ctx("read"))?.is_none() {
@@ -285,7 +294,6 @@ impl Ledger {
         if signed {
             txn.delete_table(RESHIP).map_err(ctx("reset reship"))?;
         }
-        update_scan_cache(&txn, export.scan, export.changes, export.catalog)?;
         txn.commit().map_err(ctx("commit"))?;
         Ok(())
     }
@@ -440,141 +448,20 @@ impl Ledger {
 pub struct Commit<'a> {
     /// The bundle.
     pub record: &'a BundleRecord,
-    /// The changes from the catalog of the sequence before, when the
-    /// catalog is stored as such; `None` when it is stored whole (a
-    /// checkpoint): [`stores_changes`] says which.
-    pub changes: Option<&'a [Change]>,
-    /// The catalog the bundle makes.
-    pub catalog: &'a Catalog,
+    /// The sources of the catalog the bundle makes.
+    pub sources: &'a BTreeMap<String, SourceKind>,
+    /// The changes from the catalog of the sequence before (the manifest's:
+    /// objects put, in key order, then keys removed): stored as such, or
+    /// whole when [`stores_changes`] says a checkpoint is due.
+    pub changes: &'a [Change],
+    /// What the manifest says of the catalog the bundle makes.
+    pub sums: Sums,
     /// The chunks it carries.
     pub shipped: &'a [ChunkId],
-    /// The fingerprints of the files read by this export (those whose scan
-    /// cache entry was missing or out of date), by key: their entries are
-    /// written with their objects in `catalog`; the entries of files found
-    /// unchanged stay as they are.
+    /// The fingerprints of the files read by this export (those whose row
+    /// was missing or out of date), by key: written into their rows; the
+    /// rows of files found unchanged stay as they are.
     pub scan: &'a [(ObjectKey, String)],
-}
-
-/// The scan cache in one read transaction ([`Ledger::scan_cache`]).
-pub struct ScanCache {
-    table: redb::ReadOnlyTable<&'static str, &'static [u8]>,
-    /// The key being looked up, reused.
-    key: std::cell::RefCell<String>,
-    /// An entry encoded to be compared, reused.
-    encoded: std::cell::RefCell<Vec<u8>>,
-    _txn: redb::ReadTransaction,
-}
-
-impl ScanCache {
-    /// The stored entry of `source`/`path`, handed to `f`.
-    fn with<T>(&self, source: &str, path: &str, f: impl FnOnce(Option<&[u8]>) -> T) -> Result<T> {
-        let mut key = self.key.borrow_mut();
-        key.clear();
-        key.push_str(source);
-        key.push('\0');
-        key.push_str(path);
-        let v = self.table.get(key.as_str()).map_err(ctx("read"))?;
-        Ok(f(v.as_ref().map(|v| v.value())))
-    }
-
-    /// The entry of `source`/`path` (none if it does not decode).
-    #[cfg(test)]
-    pub fn get(&self, source: &str, path: &str) -> Result<Option<ScanEntry>> {
-        self.with(source, path, |v| {
-            v.and_then(|v| postcard::from_bytes(v).ok())
-        })
-    }
-
-    /// Whether the entry of `source`/`path` is `fingerprint` and `object`:
-    /// its bytes compared with theirs encoded (postcard encodes a value one
-    /// way only), nothing decoded.
-    pub fn is(&self, source: &str, path: &str, fingerprint: &str, object: &Object) -> Result<bool> {
-        let mut encoded = self.encoded.borrow_mut();
-        encoded.clear();
-        let entry = ScanEntryRef {
-            fingerprint,
-            object,
-        };
-        *encoded = postcard::to_extend(&entry, std::mem::take(&mut *encoded))?;
-        self.with(source, path, |v| v == Some(encoded.as_slice()))
-    }
-}
-
-/// Updates the scan cache: removes the entries of objects the new catalog
-/// does not hold, and writes `scan`, the entries of the files this export
-/// read, where they changed. With the `changes` known, only the entries of
-/// the keys they remove go; else (a checkpoint) one ordered pass over the
-/// cache beside the catalog finds them, no set of every key in memory. An
-/// export of a large, mostly unchanged mirror writes and reads O(changed
-/// files).
-fn update_scan_cache(
-    txn: &redb::WriteTransaction,
-    scan: &[(ObjectKey, String)],
-    changes: Option<&[Change]>,
-    catalog: &Catalog,
-) -> Result<()> {
-    let mut t = txn.open_table(SCAN).map_err(ctx("open"))?;
-    let mut gone = Vec::new();
-    if let Some(changes) = changes {
-        for c in changes {
-            if let Change::Remove { key } = c {
-                gone.push(scan_key(&key.source, &key.path));
-            }
-        }
-    } else {
-        // Scan keys (`source \0 path`) sort as object keys do.
-        let mut keys = catalog.objects.keys().peekable();
-        let mut text = String::new();
-        for r in t.iter().map_err(ctx("read"))? {
-            let (k, _) = r.map_err(ctx("read"))?;
-            let k = k.value();
-            let held = loop {
-                let Some(next) = keys.peek() else { break false };
-                text.clear();
-                text.push_str(&next.source);
-                text.push('\0');
-                text.push_str(&next.path);
-                match text.as_str().cmp(k) {
-                    std::cmp::Ordering::Less => {
-                        keys.next();
-                    }
-                    std::cmp::Ordering::Equal => break true,
-                    std::cmp::Ordering::Greater => break false,
-                }
-            };
-            if !held {
-                gone.push(k.to_string());
-            }
-        }
-    }
-    for k in gone {
-        t.remove(k.as_str()).map_err(ctx("write"))?;
-    }
-    for (key, fingerprint) in scan {
-        let Some(object) = catalog.objects.get(key) else {
-            continue;
-        };
-        let e = ScanEntryRef {
-            fingerprint,
-            object,
-        };
-        let bytes = postcard::to_stdvec(&e)?;
-        let k = scan_key(&key.source, &key.path);
-        let same = t
-            .get(k.as_str())
-            .map_err(ctx("read"))?
-            .is_some_and(|v| v.value() == bytes.as_slice());
-        if !same {
-            t.insert(k.as_str(), bytes.as_slice())
-                .map_err(ctx("write"))?;
-        }
-    }
-    Ok(())
-}
-
-/// The scan cache key of an object.
-pub fn scan_key(source: &str, path: &str) -> String {
-    format!("{source}\0{path}")
 }
 
 #[cfg(test)]
@@ -601,24 +488,32 @@ mod tests {
         }
     }
 
-    /// A commit of `catalog` after the same catalog (no change), with no
-    /// scan cache.
-    fn at<'a>(
-        record: &'a BundleRecord,
-        catalog: &'a Catalog,
-        shipped: &'a [ChunkId],
-    ) -> Commit<'a> {
-        Commit {
+    /// How a commit of `next` after `prev` goes to `ledger`.
+    pub(super) fn commit_with(
+        ledger: &Ledger,
+        signed: bool,
+        record: &BundleRecord,
+        (prev, next): (&Catalog, &Catalog),
+        shipped: &[ChunkId],
+        scan: &[(ObjectKey, String)],
+    ) -> Result<()> {
+        let changes = prev.diff(next);
+        let c = Commit {
             record,
-            changes: stores_changes(record.sequence, 0, catalog.objects.len() as u64)
-                .then_some(&[]),
-            catalog,
+            sources: &next.sources,
+            changes: &changes,
+            sums: Sums::of(next.objects.values()),
             shipped,
-            scan: &[],
+            scan,
+        };
+        if signed {
+            ledger.commit_export(&c)
+        } else {
+            ledger.commit_unsigned(&c)
         }
     }
 
-    fn commit(
+    pub(super) fn commit(
         ledger: &Ledger,
         sequence: u64,
         prev: &Catalog,
@@ -627,19 +522,22 @@ mod tests {
         scan: &[(ObjectKey, String)],
     ) {
         let record = record(sequence);
-        let changes = step_changes(sequence, prev, catalog);
-        let c = Commit {
-            record: &record,
-            changes: changes.as_deref(),
-            catalog,
-            shipped,
-            scan,
+        commit_with(ledger, true, &record, (prev, catalog), shipped, scan).unwrap();
+    }
+
+    /// The fingerprint in the row of `source`/`path` of the catalog of
+    /// `sequence`.
+    fn fingerprint(ledger: &Ledger, sequence: u64, source: &str, path: &str) -> Option<String> {
+        let key = ObjectKey {
+            source: source.into(),
+            path: path.into(),
         };
-        ledger.commit_export(&c).unwrap();
+        let last = ledger.last(sequence).unwrap();
+        last.row(&key).unwrap().and_then(|r| r.fingerprint)
     }
 
     #[test]
-    fn the_scan_cache_keeps_unread_entries_and_drops_those_of_objects_gone() {
+    fn the_rows_keep_unread_fingerprints_and_drop_the_objects_gone() {
         let tmp = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
         let link = |t: &str| Object::Symlink { target: t.into() };
@@ -664,19 +562,19 @@ mod tests {
         commit(&ledger, 1, &none, &catalog, &[], &scan);
         // A later export that read nothing again keeps every entry.
         commit(&ledger, 2, &catalog, &catalog, &[], &[]);
+        let last = ledger.last(2).unwrap();
         for (source, path) in keys {
-            let e = ledger.scan_entry(source, path).unwrap().unwrap();
-            assert_eq!(e.fingerprint, format!("fp-{path}"));
-            assert_eq!(e.object, link(path), "the catalog's object");
+            let row = last.row(&key(source, path)).unwrap().unwrap();
+            assert_eq!(row.fingerprint, Some(format!("fp-{path}")));
+            assert_eq!(row.object, link(path), "the catalog's object");
         }
-        // An unchanged file is one whose fingerprint and object are both
-        // the entry's.
-        let cache = ledger.scan_cache().unwrap();
-        assert!(cache.is("a", "x", "fp-x", &link("x")).unwrap());
-        assert!(!cache.is("a", "x", "fp-y", &link("x")).unwrap());
-        assert!(!cache.is("a", "x", "fp-x", &link("q")).unwrap());
-        assert!(!cache.is("a", "q", "fp-q", &link("q")).unwrap());
-        drop(cache);
+        // An unchanged file is one whose row has its fingerprint.
+        let held = |same_fingerprint| Lookup::Held { same_fingerprint };
+        assert_eq!(last.lookup("a", "x", Some("fp-x")).unwrap(), held(true));
+        assert_eq!(last.lookup("a", "x", Some("fp-y")).unwrap(), held(false));
+        assert_eq!(last.lookup("a", "x", None).unwrap(), held(false));
+        assert_eq!(last.lookup("a", "q", Some("fp-q")).unwrap(), Lookup::Absent);
+        drop(last);
         // Objects gone lose their entries; the others keep theirs, and a
         // file read again gets its new one.
         let mut next = catalog.clone();
@@ -684,7 +582,7 @@ mod tests {
             .retain(|k, _| k.path != "x/y" && k.source != "ab");
         let again = [(key("a", "z"), "fp-new".to_string())];
         commit(&ledger, 3, &catalog, &next, &[], &again);
-        let fp = |s: &str, p: &str| ledger.scan_entry(s, p).unwrap().map(|e| e.fingerprint);
+        let fp = |s: &str, p: &str| fingerprint(&ledger, 3, s, p);
         assert_eq!(fp("a", "x").as_deref(), Some("fp-x"));
         assert_eq!(fp("a", "x/y"), None);
         assert_eq!(fp("ab", "x"), None);
@@ -692,7 +590,7 @@ mod tests {
     }
 
     #[test]
-    fn an_export_moves_the_head_and_keeps_its_catalog_and_scan_cache() {
+    fn an_export_moves_the_head_and_keeps_its_catalog_and_rows() {
         let tmp = tempfile::tempdir().unwrap();
         let layout = Layout::new(tmp.path());
         let ledger = Ledger::open(&layout).unwrap();
@@ -709,6 +607,7 @@ mod tests {
             source: "tools".into(),
             path: "x".into(),
         };
+        let x_key = x.clone();
         let scan = vec![(x, "fp1".to_string())];
         let none = Catalog::default();
         commit(&ledger, 1, &none, &catalog, &[a], &scan);
@@ -725,8 +624,8 @@ mod tests {
             2,
             "chunks are counted once"
         );
-        // An entry of an object the catalog does not hold goes.
-        assert!(ledger.scan_entry("tools", "x").unwrap().is_none());
+        // A fingerprint of an object the catalog does not hold is not kept.
+        assert!(ledger.last(2).unwrap().row(&x_key).unwrap().is_none());
         ledger.mark_written(1).unwrap();
         let written: Vec<bool> = ledger
             .bundles()
@@ -773,9 +672,7 @@ mod tests {
         );
         assert_eq!(ledger.reship().unwrap(), [a].into());
 
-        ledger
-            .commit_unsigned(&at(&record(2), &catalog, &[a]))
-            .unwrap();
+        commit_with(&ledger, false, &record(2), (&catalog, &catalog), &[a], &[]).unwrap();
         assert_eq!(ledger.head().unwrap().sequence, 1, "the head waits");
         assert_eq!(ledger.awaiting_signature().unwrap().unwrap().sequence, 2);
         assert_eq!(ledger.reship().unwrap(), [a].into(), "asked until signed");
@@ -785,9 +682,7 @@ mod tests {
         assert_eq!(ledger.head().unwrap().hash, Some(record(2).hash));
         assert!(ledger.reship().unwrap().is_empty());
 
-        ledger
-            .commit_unsigned(&at(&record(3), &catalog, &[]))
-            .unwrap();
+        commit_with(&ledger, false, &record(3), (&catalog, &catalog), &[], &[]).unwrap();
         assert_eq!(ledger.discard_unsigned().unwrap().unwrap().sequence, 3);
         assert!(ledger.catalog(3).is_err(), "its catalog is gone");
         assert!(ledger.discard_unsigned().unwrap().is_none());

@@ -139,82 +139,12 @@ impl Catalog {
         })
     }
 
-    /// Whether the catalog `changes` make of this one holds `key`.
-    fn holds_after(&self, changes: &Changes, key: &ObjectKey) -> bool {
-        changes.puts.contains_key(key)
-            || (self.objects.contains_key(key) && changes.removes.binary_search(key).is_err())
-    }
-
     /// Checks what `changes` can break in this catalog (itself valid): what
     /// [`Catalog::validate`] of the catalog they make would find, looking
     /// only at the sources, the objects put, their ancestors and the paths
     /// below them.
     pub fn validate_changes(&self, changes: &Changes) -> Result<(), Error> {
-        for name in changes.sources.keys() {
-            crate::path::check_source_name(name)?;
-        }
-        // A source gone must take every object of it along.
-        for gone in self.sources.keys() {
-            if changes.sources.contains_key(gone) {
-                continue;
-            }
-            let from = ObjectKey {
-                source: gone.clone(),
-                path: String::new(),
-            };
-            let left = self
-                .objects
-                .range(from..)
-                .take_while(|(k, _)| k.source == *gone)
-                .find(|(k, _)| changes.removes.binary_search(k).is_err());
-            if let Some((key, _)) = left {
-                return Err(undeclared(key));
-            }
-        }
-        let mut probe = ObjectKey {
-            source: String::new(),
-            path: String::new(),
-        };
-        for (key, obj) in &changes.puts {
-            check_key(key)?;
-            if !changes.sources.contains_key(&key.source) {
-                return Err(undeclared(key));
-            }
-            match obj {
-                Object::Symlink { target } => check_symlink_target(&key.path, target)?,
-                Object::File(f) => check_encoding(key, f)?,
-            }
-            probe.source.clone_from(&key.source);
-            // No ancestor directory of this path is an object...
-            let mut path = key.path.as_str();
-            while let Some(i) = path.rfind('/') {
-                path = &path[..i];
-                probe.path.clear();
-                probe.path.push_str(path);
-                if self.holds_after(changes, &probe) {
-                    return Err(stands_in_the_way(key));
-                }
-            }
-            // ...and nothing lies below it.
-            probe.path.clear();
-            probe.path.push_str(&key.path);
-            probe.path.push('/');
-            let below = |k: &ObjectKey| k.source == key.source && k.path.starts_with(&probe.path);
-            let put_below = changes.puts.range(&probe..).next().map(|(k, _)| k);
-            if let Some(k) = put_below.filter(|k| below(k)) {
-                return Err(stands_in_the_way(k));
-            }
-            let kept_below = self
-                .objects
-                .range(&probe..)
-                .map(|(k, _)| k)
-                .take_while(|k| below(k))
-                .find(|k| changes.removes.binary_search(k).is_err());
-            if let Some(k) = kept_below {
-                return Err(stands_in_the_way(k));
-            }
-        }
-        Ok(())
+        validate_changes(self, changes)
     }
 
     /// Applies changes already checked ([`Catalog::validate_changes`]),
@@ -232,6 +162,135 @@ impl Catalog {
             }
         }
     }
+}
+
+/// A last catalog as changes are checked against it
+/// ([`validate_changes`]): a [`Catalog`] in memory, or one kept elsewhere in
+/// key order (the outside ledger's rows), read only near the changes.
+pub trait LastCatalog {
+    /// Its sources.
+    fn sources(&self) -> &BTreeMap<String, SourceKind>;
+    /// Whether it holds `key`.
+    fn holds(&self, key: &ObjectKey) -> Result<bool, Error>;
+    /// Hands `visit` its keys from `from` on, in key order, until `visit`
+    /// returns false.
+    fn keys_from(
+        &self,
+        from: &ObjectKey,
+        visit: &mut dyn FnMut(&ObjectKey) -> bool,
+    ) -> Result<(), Error>;
+}
+
+impl LastCatalog for Catalog {
+    fn sources(&self) -> &BTreeMap<String, SourceKind> {
+        &self.sources
+    }
+
+    fn holds(&self, key: &ObjectKey) -> Result<bool, Error> {
+        Ok(self.objects.contains_key(key))
+    }
+
+    fn keys_from(
+        &self,
+        from: &ObjectKey,
+        visit: &mut dyn FnMut(&ObjectKey) -> bool,
+    ) -> Result<(), Error> {
+        for (k, _) in self.objects.range(from..) {
+            if !visit(k) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the catalog `changes` make of `last` holds `key`.
+fn holds_after(last: &impl LastCatalog, changes: &Changes, key: &ObjectKey) -> Result<bool, Error> {
+    Ok(changes.puts.contains_key(key)
+        || (changes.removes.binary_search(key).is_err() && last.holds(key)?))
+}
+
+/// The first key of `last` from `from` on that `within` accepts and
+/// `changes` do not remove (the keys are visited while `within` holds).
+fn first_kept(
+    last: &impl LastCatalog,
+    changes: &Changes,
+    from: &ObjectKey,
+    within: impl Fn(&ObjectKey) -> bool,
+) -> Result<Option<ObjectKey>, Error> {
+    let mut found = None;
+    last.keys_from(from, &mut |k| {
+        if !within(k) {
+            return false;
+        }
+        if changes.removes.binary_search(k).is_err() {
+            found = Some(k.clone());
+            return false;
+        }
+        true
+    })?;
+    Ok(found)
+}
+
+/// Checks what `changes` can break in `last` (itself valid): what
+/// [`Catalog::validate`] of the catalog they make would find, looking only
+/// at the sources, the objects put, their ancestors and the paths below
+/// them.
+pub fn validate_changes(last: &impl LastCatalog, changes: &Changes) -> Result<(), Error> {
+    for name in changes.sources.keys() {
+        crate::path::check_source_name(name)?;
+    }
+    // A source gone must take every object of it along.
+    for gone in last.sources().keys() {
+        if changes.sources.contains_key(gone) {
+            continue;
+        }
+        let from = ObjectKey {
+            source: gone.clone(),
+            path: String::new(),
+        };
+        if let Some(key) = first_kept(last, changes, &from, |k| k.source == *gone)? {
+            return Err(undeclared(&key));
+        }
+    }
+    let mut probe = ObjectKey {
+        source: String::new(),
+        path: String::new(),
+    };
+    for (key, obj) in &changes.puts {
+        check_key(key)?;
+        if !changes.sources.contains_key(&key.source) {
+            return Err(undeclared(key));
+        }
+        match obj {
+            Object::Symlink { target } => check_symlink_target(&key.path, target)?,
+            Object::File(f) => check_encoding(key, f)?,
+        }
+        probe.source.clone_from(&key.source);
+        // No ancestor directory of this path is an object...
+        let mut path = key.path.as_str();
+        while let Some(i) = path.rfind('/') {
+            path = &path[..i];
+            probe.path.clear();
+            probe.path.push_str(path);
+            if holds_after(last, changes, &probe)? {
+                return Err(stands_in_the_way(key));
+            }
+        }
+        // ...and nothing lies below it.
+        probe.path.clear();
+        probe.path.push_str(&key.path);
+        probe.path.push('/');
+        let below = |k: &ObjectKey| k.source == key.source && k.path.starts_with(&probe.path);
+        let put_below = changes.puts.range(&probe..).next().map(|(k, _)| k);
+        if let Some(k) = put_below.filter(|k| below(k)) {
+            return Err(stands_in_the_way(k));
+        }
+        if let Some(k) = first_kept(last, changes, &probe, below)? {
+            return Err(stands_in_the_way(&k));
+        }
+    }
+    Ok(())
 }
 
 fn undeclared(key: &ObjectKey) -> Error {
