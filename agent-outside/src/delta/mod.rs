@@ -304,33 +304,26 @@ pub(crate) fn patch_against(
     let held = match held {
         Held::Spilled(file) => match refs.open(&base.sha256, base.size)? {
             Some(copy) if !walked_copy(&copy)? => {
-                let Some((spilled, base_blake3)) =
-                    windows::RefForm::open(copy, base.size, &base.sha256)?
-                else {
-                    refs.damaged(&base.sha256)?;
-                    return Ok(None);
-                };
                 let src = windows::Source {
                     file,
                     len: expanded_len,
                 };
                 permit.shrink(0);
-                let Some(w) = windows::encode(key, &src, &spilled, opts.window, level, &mut permit)?
-                else {
-                    return Ok(None);
-                };
-                return Ok(Some(Patched {
+                let made = windows_against_copy(
+                    (key, base_key),
+                    base,
+                    (refs, copy),
+                    &src,
+                    opts,
+                    level,
+                    &mut permit,
+                )?;
+                return Ok(made.map(|(patch, base)| Patched {
                     recipe,
-                    patch: Frames::Windows(w),
+                    patch,
                     expanded_len,
                     expanded_blake3,
-                    base: Base {
-                        key: base_key.clone(),
-                        sha256: base.sha256,
-                        form: BaseForm::Bytes,
-                        len: base.size,
-                        blake3: base_blake3,
-                    },
+                    base,
                     reused,
                 }));
             }
@@ -340,22 +333,8 @@ pub(crate) fn patch_against(
     };
     // The base's copy, and its reference form (guessed until made).
     permit.grow(base.size + expansion * base.size);
-    let Some(base_bytes) = refs.get(&base.sha256)? else {
+    let Some((reference, form)) = reference_form(refs, base, &ropts)? else {
         return Ok(None);
-    };
-    let (reference, form) = if !ferry_recipe::is_walked(&base_bytes) {
-        (base_bytes, BaseForm::Bytes)
-    } else {
-        match ferry_recipe::expand(&base_bytes, &ropts) {
-            Ok(r) => {
-                drop(base_bytes);
-                let form = BaseForm::Expanded {
-                    version: ferry_recipe::EXPAND_VERSION,
-                };
-                (r, form)
-            }
-            Err(_) => (base_bytes, BaseForm::Bytes),
-        }
     };
     let in_memory = match &held {
         Held::Memory(e) => e.len() as u64,
@@ -367,37 +346,16 @@ pub(crate) fn patch_against(
     }
     let base_len = reference.len() as u64;
     let base_blake3 = *blake3::hash(&reference).as_bytes();
-    let patch = match held {
-        Held::Spilled(file) => {
-            let src = windows::Source {
-                file,
-                len: expanded_len,
-            };
-            // Windows read their ranges of it from a file: the whole of it
-            // is not held beside a window and zstd's tables.
-            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-            drop(reference);
-            permit.shrink(0);
-            match windows::encode(key, &src, &spilled, opts.window, level, &mut permit)? {
-                Some(w) => Frames::Windows(w),
-                None => return Ok(None),
-            }
-        }
-        Held::Memory(expanded) => {
-            let frame = one_frame(
-                key,
-                base_key,
-                expanded,
-                &reference,
-                expanded_blake3,
-                level,
-                &mut permit,
-            )?;
-            match frame {
-                Some(f) => Frames::One(f),
-                None => return Ok(None),
-            }
-        }
+    let Some(patch) = encode_patch(
+        (key, base_key),
+        (held, expanded_len, expanded_blake3),
+        reference,
+        refs,
+        (opts, level),
+        &mut permit,
+    )?
+    else {
+        return Ok(None);
     };
     Ok(Some(Patched {
         recipe,
@@ -413,6 +371,102 @@ pub(crate) fn patch_against(
         },
         reused,
     }))
+}
+
+/// The patch of the expanded form `held` against `reference`: windows if it
+/// was spilled, else one frame.
+fn encode_patch(
+    (key, base_key): (&ObjectKey, &ObjectKey),
+    (held, expanded_len, expanded_blake3): (Held, u64, [u8; 32]),
+    reference: Vec<u8>,
+    refs: &References,
+    (opts, level): (&DeltaOptions, i32),
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<Frames>> {
+    Ok(Some(match held {
+        Held::Spilled(file) => {
+            let src = windows::Source {
+                file,
+                len: expanded_len,
+            };
+            // Windows read their ranges of it from a file: the whole of it
+            // is not held beside a window and zstd's tables.
+            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+            drop(reference);
+            permit.shrink(0);
+            match windows::encode(key, &src, &spilled, opts.window, level, permit)? {
+                Some(w) => Frames::Windows(w),
+                None => return Ok(None),
+            }
+        }
+        Held::Memory(expanded) => {
+            let frame = one_frame(
+                key,
+                base_key,
+                expanded,
+                &reference,
+                expanded_blake3,
+                level,
+                permit,
+            )?;
+            match frame {
+                Some(f) => Frames::One(f),
+                None => return Ok(None),
+            }
+        }
+    }))
+}
+
+/// The reference form of `base` made from its kept copy (`None` if none is
+/// kept), and what it is.
+fn reference_form(
+    refs: &References,
+    base: &FileObject,
+    ropts: &ferry_recipe::Options,
+) -> Result<Option<(Vec<u8>, BaseForm)>> {
+    let Some(bytes) = refs.get(&base.sha256)? else {
+        return Ok(None);
+    };
+    if !ferry_recipe::is_walked(&bytes) {
+        return Ok(Some((bytes, BaseForm::Bytes)));
+    }
+    Ok(Some(match ferry_recipe::expand(&bytes, ropts) {
+        Ok(r) => {
+            let form = BaseForm::Expanded {
+                version: ferry_recipe::EXPAND_VERSION,
+            };
+            (r, form)
+        }
+        Err(_) => (bytes, BaseForm::Bytes),
+    }))
+}
+
+/// Windows of the expanded form in `src` against a base that is its own
+/// reference form, read from its kept copy `copy` (see [`patch_against`]).
+fn windows_against_copy(
+    (key, base_key): (&ObjectKey, &ObjectKey),
+    base: &FileObject,
+    (refs, copy): (&References, std::fs::File),
+    src: &windows::Source,
+    opts: &DeltaOptions,
+    level: i32,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<(Frames, Base)>> {
+    let Some((spilled, blake3)) = windows::RefForm::open(copy, base.size, &base.sha256)? else {
+        refs.damaged(&base.sha256)?;
+        return Ok(None);
+    };
+    let Some(w) = windows::encode(key, src, &spilled, opts.window, level, permit)? else {
+        return Ok(None);
+    };
+    let base = Base {
+        key: base_key.clone(),
+        sha256: base.sha256,
+        form: BaseForm::Bytes,
+        len: base.size,
+        blake3,
+    };
+    Ok(Some((Frames::Windows(w), base)))
 }
 
 /// Whether the walk looks into the object whose copy is `file` (by its
@@ -628,11 +682,13 @@ fn checked(
     let blake3 = *blake3::hash(&expanded).as_bytes();
     if elen <= cx.window {
         permit.resize(elen);
-        return Ok(rebuilds(cx.key, recipe, &expanded, len, cx.sha256).map(|()| Expanded {
-            held: Held::Memory(expanded),
-            len: elen,
-            blake3,
-        }));
+        return Ok(
+            rebuilds(cx.key, recipe, &expanded, len, cx.sha256).map(|()| Expanded {
+                held: Held::Memory(expanded),
+                len: elen,
+                blake3,
+            }),
+        );
     }
     let file = spill(cx.refs.dir(), &expanded)?;
     drop(expanded);
@@ -681,8 +737,11 @@ fn rebuilds_from(
 ) -> Result<()> {
     let mut out = HashingSink::default();
     if recipe.is_empty() {
-        std::io::copy(&mut std::io::Read::take(&mut *expanded, expanded_len), &mut out)
-            .with_context(|| format!("cannot read the expanded form of {key} back"))?;
+        std::io::copy(
+            &mut std::io::Read::take(&mut *expanded, expanded_len),
+            &mut out,
+        )
+        .with_context(|| format!("cannot read the expanded form of {key} back"))?;
     } else {
         let recipe = ferry_recipe::Recipe::from_bytes(recipe)
             .with_context(|| format!("{key}: the recipe just written does not decode"))?;
@@ -880,12 +939,15 @@ mod tests {
             let p = p.expect("patched");
             assert!(!p.recipe.is_empty());
             assert!(matches!(p.base.form, BaseForm::Expanded { .. }));
-            assert_eq!(p.base.len, old_plain.len() as u64);
+            // The header and trailer literal, the deflate stream decoded.
+            let reference = ferry_recipe::expand(&old, &ferry_recipe::Options::default()).unwrap();
+            assert_eq!(reference.len(), old_plain.len() + 18);
+            assert_eq!(p.base.len, reference.len() as u64);
             let expanded = match &p.patch {
                 Frames::One(frame) => {
-                    ferry_protocol::delta::decode(frame, &old_plain, p.expanded_len, "t").unwrap()
+                    ferry_protocol::delta::decode(frame, &reference, p.expanded_len, "t").unwrap()
                 }
-                Frames::Windows(_) => decode_windows(&p, &old_plain),
+                Frames::Windows(_) => decode_windows(&p, &reference),
             };
             assert_eq!(window == DEFAULT_WINDOW, matches!(p.patch, Frames::One(_)));
             let recipe = ferry_recipe::Recipe::from_bytes(&p.recipe).unwrap();

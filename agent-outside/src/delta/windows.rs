@@ -473,9 +473,16 @@ mod tests {
             file,
             len: new.len() as u64,
         };
-        let made = encode(&key, &src, &reference(&old), 200_000, 3, &mut ferry_recipe::budget::reserve(0))
-            .unwrap()
-            .unwrap();
+        let made = encode(
+            &key,
+            &src,
+            &reference(&old),
+            200_000,
+            3,
+            &mut ferry_recipe::budget::reserve(0),
+        )
+        .unwrap()
+        .unwrap();
         assert!(made.len() >= 3, "{} windows", made.len());
         let mut at = 0usize;
         for (i, w) in made.iter().enumerate() {
@@ -587,9 +594,16 @@ mod tests {
             .collect();
         let old = zip_expanded(&(0..40).map(member).collect::<Vec<_>>());
         let new = zip_expanded(&files);
-        let made = encode(&key(), &source(&new), &reference(&old), 200_000, 3, &mut ferry_recipe::budget::reserve(0))
-            .unwrap()
-            .unwrap();
+        let made = encode(
+            &key(),
+            &source(&new),
+            &reference(&old),
+            200_000,
+            3,
+            &mut ferry_recipe::budget::reserve(0),
+        )
+        .unwrap()
+        .unwrap();
         assert!(made.len() >= 3, "{} windows", made.len());
         // Not every window gets the whole reference form (800 kB).
         assert!(made
@@ -627,9 +641,16 @@ mod tests {
         // reference form (no longer than a window's range may be) does.
         let old = zip_expanded(&(0..8).map(member).collect::<Vec<_>>());
         let new = zip_expanded(&(0..8).rev().map(member).collect::<Vec<_>>());
-        let made = encode(&key(), &source(&new), &reference(&old), 100_000, 3, &mut ferry_recipe::budget::reserve(0))
-            .unwrap()
-            .unwrap();
+        let made = encode(
+            &key(),
+            &source(&new),
+            &reference(&old),
+            100_000,
+            3,
+            &mut ferry_recipe::budget::reserve(0),
+        )
+        .unwrap()
+        .unwrap();
         assert!(made.len() >= 2, "{} windows", made.len());
         for w in &made {
             assert_eq!(w.reference, 0..old.len() as u64);
