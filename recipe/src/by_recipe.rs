@@ -139,4 +139,24 @@ mod tests {
         let e = expand_by(&a.recipe, &one[1..], &opts).unwrap_err();
         assert!(matches!(e, ExpandByError::OutputLenMismatch { .. }), "{e}");
     }
+
+    #[test]
+    fn what_the_walk_does_not_recognise_is_its_own_expanded_form() {
+        let opts = Options::default();
+        let noise: Vec<u8> = (0..100_000u64)
+            .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8)
+            .collect();
+        let mut tar = vec![0u8; 512];
+        tar[..4].copy_from_slice(b"file");
+        for plain in [&noise[..], &tar[..], b""] {
+            assert!(!crate::is_walked(plain));
+            let a = crate::analyze(plain, &opts);
+            assert!(a.recipe.is_identity());
+            assert_eq!(a.expanded, plain);
+            assert_eq!(crate::expand(plain, &opts).unwrap(), plain);
+        }
+        // Behind a gzip header, the same bytes are walked.
+        assert!(crate::is_walked(&gz(&noise)));
+        assert!(!crate::analyze(&gz(&noise), &opts).recipe.is_identity());
+    }
 }

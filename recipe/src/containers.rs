@@ -32,6 +32,14 @@ fn u64le(d: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Walks `data[start..end]` by its magic, `depth` containers deep.
+/// Whether the walk recognises a container or stream starting at `head`'s
+/// first byte: if not, an object is its own expanded and reference form.
+pub(crate) fn recognised(head: &[u8]) -> bool {
+    [GZIP, ZIP_LOCAL, AR, RPM_LEAD, XZ, ZSTD]
+        .iter()
+        .any(|magic| head.starts_with(magic))
+}
+
 pub(crate) fn walk(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
     if depth > w.max_depth() || start >= end {
         return;

@@ -213,6 +213,14 @@ pub enum ExpandError {
     },
 }
 
+/// Whether `data` starts with a container or stream the walk looks into. If
+/// not, [`analyze`] gives the identity recipe and [`expand`] the bytes as
+/// they are, each a copy of `data`: a caller holding a large object that is
+/// neither (a random blob, a plain tar) can use the object itself instead.
+pub fn is_walked(data: &[u8]) -> bool {
+    containers::recognised(data)
+}
+
 /// Splits `data` into its expanded form and the recipe that rebuilds it. Every
 /// stream kept decoded has been rebuilt and compared byte for byte (unless
 /// [`Options::check_streams`] is off: then the caller must rebuild and check);

@@ -338,7 +338,10 @@ fn candidate_presets(dict: u32) -> Vec<(u32, bool)> {
 /// encoder and tells whether what it produced so far is a prefix of the
 /// block's compressed data `expected`.
 fn prefix_matches(params: &XzParams, block: &[u8], expected: &[u8]) -> Result<bool, XzError> {
-    let _permit = crate::budget::reserve(encoder_memory(params)?);
+    // A raw encoder: the match finder, no block of input (what the
+    // multi-threaded mode adds; reserving it made a prefix of a 56 MiB block
+    // wait for 150 MiB).
+    let _permit = crate::budget::reserve(raw_encoder_memory(params)?);
     let mut stream =
         Stream::new_raw_encoder(&filters(params)?).map_err(|e| XzError::Lzma(e.to_string()))?;
     let input = &block[..block.len().min(PREFIX_INPUT)];
@@ -513,6 +516,15 @@ fn encoder_memory(params: &XzParams) -> Result<u64, XzError> {
         .block_size(block_size)
         .threads(1)
         .memusage())
+}
+
+/// What a raw LZMA2 encoder of `params` holds: liblzma's estimate for the
+/// single-threaded mode, whose block buffers are a few KiB.
+fn raw_encoder_memory(params: &XzParams) -> Result<u64, XzError> {
+    encoder_memory(&XzParams {
+        mode: XzMode::Single,
+        ..params.clone()
+    })
 }
 
 /// What the stream header and the first block header say.

@@ -238,6 +238,13 @@ pub struct DeltaReport {
     pub reused: u64,
 }
 
+/// How many times its size an object's expanded (or reference) form is
+/// guessed to take before it is made, when it holds streams the walk decodes
+/// (a deb's data.tar.xz expands about 3.3 times, a wheel 2 to 3 times): what
+/// the object's share of the memory budget starts at. The share is set to the
+/// real size once the form is made.
+const EXPANSION: u64 = 4;
+
 /// Encodes `data` (object `key`, of SHA-256 `sha256`) against object
 /// `base_key` of the last catalog (`base`, its copy read from `refs`), and
 /// checks that the inside's steps give `data` back. `None` when the base's
@@ -245,6 +252,13 @@ pub struct DeltaReport {
 /// fails. Each buffer lives only while it is needed (the expanded forms are
 /// the largest): `data` until it is expanded, the base's copy, read only
 /// once `data` is dropped, until it is expanded.
+///
+/// The buffers are held under the process's memory budget
+/// (`ferry_recipe::budget`), together with the encoders the analysis, the
+/// check and the patch make on this thread: each is reserved (or, for a form
+/// whose size is known only once made, guessed with [`EXPANSION`] and then
+/// set) before it is allocated, so that objects are analysed on every core
+/// while they fit, and one at a time when they are large.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn patch_against(
     key: &ObjectKey,
@@ -261,65 +275,87 @@ pub(crate) fn patch_against(
         reproduce_xz: opts.xz.reproduces(level),
         ..ferry_recipe::Options::default()
     };
-    let Some((recipe, expanded, reused)) = analyze_verified(key, &data, sha256, &ropts, recipes)
+    let len = data.len() as u64;
+    // A predecessor is most likely walked (or not) as the object is.
+    let walked = ferry_recipe::is_walked(&data);
+    let expansion = if walked { EXPANSION } else { 0 };
+    let mut permit = ferry_recipe::budget::reserve(len + expansion * len);
+    let cx = Cx {
+        key,
+        sha256,
+        refs,
+        window: opts.window,
+    };
+    let Some((recipe, expanded, reused)) =
+        analyze_verified(&cx, data, &ropts, recipes, &mut permit)?
     else {
         return Ok(None);
     };
-    drop(data);
-    let expanded_len = expanded.len() as u64;
+    let Expanded {
+        held,
+        len: expanded_len,
+        blake3: expanded_blake3,
+    } = expanded;
     if expanded_len > opts.max_object {
         return Ok(None);
     }
-    let expanded_blake3 = *blake3::hash(&expanded).as_bytes();
-    // An expanded form cut into windows waits in a file while the base's
-    // reference form is made, and is read back a window at a time: the two
-    // are never in memory together.
-    let held = if expanded_len > opts.window {
-        let file = spill(refs.dir(), &expanded)?;
-        drop(expanded);
-        Held::Spilled(file)
-    } else {
-        Held::Memory(expanded)
+    // A base the walk does not look into is its own reference form: for
+    // windows, read from its kept copy a block at a time, never held whole.
+    let held = match held {
+        Held::Spilled(file) => match refs.open(&base.sha256, base.size)? {
+            Some(copy) if !walked_copy(&copy)? => {
+                let src = windows::Source {
+                    file,
+                    len: expanded_len,
+                };
+                permit.shrink(0);
+                let made = windows_against_copy(
+                    (key, base_key),
+                    base,
+                    (refs, copy),
+                    &src,
+                    opts,
+                    level,
+                    &mut permit,
+                )?;
+                return Ok(made.map(|(patch, base)| Patched {
+                    recipe,
+                    patch,
+                    expanded_len,
+                    expanded_blake3,
+                    base,
+                    reused,
+                }));
+            }
+            _ => Held::Spilled(file),
+        },
+        memory => memory,
     };
-    let Some(base_bytes) = refs.get(&base.sha256)? else {
+    // The base's copy, and its reference form (guessed until made).
+    permit.grow(base.size + expansion * base.size);
+    let Some((reference, form)) = reference_form(refs, base, &ropts)? else {
         return Ok(None);
     };
-    let (reference, form) = match ferry_recipe::expand(&base_bytes, &ropts) {
-        Ok(r) => {
-            drop(base_bytes);
-            let form = BaseForm::Expanded {
-                version: ferry_recipe::EXPAND_VERSION,
-            };
-            (r, form)
-        }
-        Err(_) => (base_bytes, BaseForm::Bytes),
+    let in_memory = match &held {
+        Held::Memory(e) => e.len() as u64,
+        Held::Spilled(_) => 0,
     };
+    permit.resize(in_memory + reference.len() as u64);
     if reference.len() as u64 > opts.max_object {
         return Ok(None);
     }
     let base_len = reference.len() as u64;
     let base_blake3 = *blake3::hash(&reference).as_bytes();
-    let patch = match held {
-        Held::Spilled(file) => {
-            let src = windows::Source {
-                file,
-                len: expanded_len,
-            };
-            // Windows read their ranges of it from a file: the whole of it
-            // is not held beside a window and zstd's tables.
-            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-            drop(reference);
-            match windows::encode(key, &src, &spilled, opts.window, level)? {
-                Some(w) => Frames::Windows(w),
-                None => return Ok(None),
-            }
-        }
-        Held::Memory(expanded) => {
-            match one_frame(key, base_key, expanded, &reference, expanded_blake3, level)? {
-                Some(f) => Frames::One(f),
-                None => return Ok(None),
-            }
-        }
+    let Some(patch) = encode_patch(
+        (key, base_key),
+        (held, expanded_len, expanded_blake3),
+        reference,
+        refs,
+        (opts, level),
+        &mut permit,
+    )?
+    else {
+        return Ok(None);
     };
     Ok(Some(Patched {
         recipe,
@@ -337,10 +373,141 @@ pub(crate) fn patch_against(
     }))
 }
 
+/// The patch of the expanded form `held` against `reference`: windows if it
+/// was spilled, else one frame.
+fn encode_patch(
+    (key, base_key): (&ObjectKey, &ObjectKey),
+    (held, expanded_len, expanded_blake3): (Held, u64, [u8; 32]),
+    reference: Vec<u8>,
+    refs: &References,
+    (opts, level): (&DeltaOptions, i32),
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<Frames>> {
+    Ok(Some(match held {
+        Held::Spilled(file) => {
+            let src = windows::Source {
+                file,
+                len: expanded_len,
+            };
+            // Windows read their ranges of it from a file: the whole of it
+            // is not held beside a window and zstd's tables.
+            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+            drop(reference);
+            permit.shrink(0);
+            match windows::encode(key, &src, &spilled, opts.window, level, permit)? {
+                Some(w) => Frames::Windows(w),
+                None => return Ok(None),
+            }
+        }
+        Held::Memory(expanded) => {
+            let frame = one_frame(
+                key,
+                base_key,
+                expanded,
+                &reference,
+                expanded_blake3,
+                level,
+                permit,
+            )?;
+            match frame {
+                Some(f) => Frames::One(f),
+                None => return Ok(None),
+            }
+        }
+    }))
+}
+
+/// The reference form of `base` made from its kept copy (`None` if none is
+/// kept), and what it is.
+fn reference_form(
+    refs: &References,
+    base: &FileObject,
+    ropts: &ferry_recipe::Options,
+) -> Result<Option<(Vec<u8>, BaseForm)>> {
+    let Some(bytes) = refs.get(&base.sha256)? else {
+        return Ok(None);
+    };
+    if !ferry_recipe::is_walked(&bytes) {
+        return Ok(Some((bytes, BaseForm::Bytes)));
+    }
+    Ok(Some(match ferry_recipe::expand(&bytes, ropts) {
+        Ok(r) => {
+            let form = BaseForm::Expanded {
+                version: ferry_recipe::EXPAND_VERSION,
+            };
+            (r, form)
+        }
+        Err(_) => (bytes, BaseForm::Bytes),
+    }))
+}
+
+/// Windows of the expanded form in `src` against a base that is its own
+/// reference form, read from its kept copy `copy` (see [`patch_against`]).
+fn windows_against_copy(
+    (key, base_key): (&ObjectKey, &ObjectKey),
+    base: &FileObject,
+    (refs, copy): (&References, std::fs::File),
+    src: &windows::Source,
+    opts: &DeltaOptions,
+    level: i32,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<(Frames, Base)>> {
+    let Some((spilled, blake3)) = windows::RefForm::open(copy, base.size, &base.sha256)? else {
+        refs.damaged(&base.sha256)?;
+        return Ok(None);
+    };
+    let Some(w) = windows::encode(key, src, &spilled, opts.window, level, permit)? else {
+        return Ok(None);
+    };
+    let base = Base {
+        key: base_key.clone(),
+        sha256: base.sha256,
+        form: BaseForm::Bytes,
+        len: base.size,
+        blake3,
+    };
+    Ok(Some((Frames::Windows(w), base)))
+}
+
+/// Whether the walk looks into the object whose copy is `file` (by its
+/// first bytes).
+fn walked_copy(file: &std::fs::File) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 16];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("cannot read the kept copy of a patch's base"),
+        }
+    }
+    Ok(ferry_recipe::is_walked(&head[..n]))
+}
+
+/// What the analysis of one object works with.
+struct Cx<'a> {
+    key: &'a ObjectKey,
+    sha256: &'a Sha256,
+    /// Where the object's copy is (read again if it must be analysed twice)
+    /// and large forms are spilled.
+    refs: &'a References,
+    /// An expanded form larger than this is spilled and patched in windows.
+    window: u64,
+}
+
 /// Where an expanded form waits while the reference form is made.
 enum Held {
     Memory(Vec<u8>),
     Spilled(std::fs::File),
+}
+
+/// An object's expanded form, checked: where it is, its length and BLAKE3.
+struct Expanded {
+    held: Held,
+    len: u64,
+    blake3: [u8; 32],
 }
 
 /// Writes `bytes` to an unnamed file in `dir` (created, then unlinked at
@@ -365,7 +532,8 @@ fn spill(dir: &std::path::Path, bytes: &[u8]) -> Result<std::fs::File> {
 
 /// `expanded` as one zstd frame against `reference`, decoded again and
 /// checked (length and BLAKE3) as the inside will; `None` (with a warning)
-/// if it does not decode to what it encodes.
+/// if it does not decode to what it encodes. The decoded copy is reserved
+/// on `permit` (which holds the expanded form and the reference form).
 fn one_frame(
     key: &ObjectKey,
     base_key: &ObjectKey,
@@ -373,11 +541,15 @@ fn one_frame(
     reference: &[u8],
     expanded_blake3: [u8; 32],
     level: i32,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
 ) -> Result<Option<Vec<u8>>> {
     let expanded_len = expanded.len() as u64;
     let patch = windows::encode_bounded(&expanded, reference, level)
         .with_context(|| format!("cannot encode {key} against {base_key}"))?;
     drop(expanded);
+    // The decoded copy takes the expanded form's place.
+    permit.shrink(reference.len() as u64);
+    permit.grow(expanded_len);
     // The inside's first step: the patch must give back the expanded form the
     // recipe was just checked on (same length and BLAKE3, as the inside checks).
     let decoded = ferry_protocol::delta::decode(&patch, reference, expanded_len, &key.to_string())?;
@@ -399,46 +571,89 @@ fn one_frame(
 /// preflate-rs does not reproduce literal. The recipe's bytes (empty when
 /// the object is its own expanded form), the expanded form and whether the
 /// recipe was reused, or `None` (with a warning) when nothing checks.
+///
+/// An object the walk does not look into is its own expanded form: used as
+/// it is, not copied. Otherwise `data` is dropped once expanded (the check
+/// does not need it; a second analysis reads the object's copy again), and
+/// an expanded form over a window is spilled before the check, which reads
+/// it back as the rebuild goes: the check's encoders (an xz stream's holds a
+/// block of input) are never held beside both. `permit` holds the object's
+/// share of the memory budget and is set to what stays in memory.
 fn analyze_verified(
-    key: &ObjectKey,
-    data: &[u8],
-    sha256: &Sha256,
+    cx: &Cx<'_>,
+    data: Vec<u8>,
     ropts: &ferry_recipe::Options,
     recipes: &Recipes,
-) -> Option<(Vec<u8>, Vec<u8>, bool)> {
-    let len = data.len() as u64;
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<(Vec<u8>, Expanded, bool)>> {
+    let (sha256, len) = (cx.sha256, data.len() as u64);
+    if !ferry_recipe::is_walked(&data) {
+        let expanded = hold(cx, data, permit)?;
+        return Ok(Some((Vec::new(), expanded, false)));
+    }
     if let Some(recipe) = recipes.get(sha256, ropts.reproduce_xz) {
         let expanded = if recipe.is_empty() {
-            Some(data.to_vec())
+            Some(data.clone())
         } else {
             ferry_recipe::Recipe::from_bytes(&recipe)
                 .ok()
-                .and_then(|r| ferry_recipe::expand_by(&r, data, ropts).ok())
+                .and_then(|r| ferry_recipe::expand_by(&r, &data, ropts).ok())
         };
         if let Some(expanded) = expanded {
-            if rebuilds(key, &recipe, &expanded, len, sha256).is_ok() {
-                return Some((recipe, expanded, true));
+            permit.resize(len + expanded.len() as u64);
+            let mut held = Some(data);
+            if let Ok(e) = checked(cx, &recipe, expanded, len, &mut held, permit)? {
+                return Ok(Some((recipe, e, true)));
             }
+            // Dropped for the check: read again for a fresh analysis.
+            let Some(again) = cx.refs.get(sha256)? else {
+                return Ok(None);
+            };
+            permit.resize(len + EXPANSION * len);
+            return fresh(cx, again, ropts, recipes, permit);
         }
     }
+    fresh(cx, data, ropts, recipes, permit)
+}
+
+/// [`analyze_verified`] without a kept recipe.
+fn fresh(
+    cx: &Cx<'_>,
+    data: Vec<u8>,
+    ropts: &ferry_recipe::Options,
+    recipes: &Recipes,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<(Vec<u8>, Expanded, bool)>> {
+    let (key, sha256) = (cx.key, cx.sha256);
+    let len = data.len() as u64;
+    let mut data = Some(data);
     let mut last = None;
     for check_streams in [false, true] {
         let opts = ferry_recipe::Options {
             check_streams,
             ..ropts.clone()
         };
-        let analysis = ferry_recipe::analyze(data, &opts);
+        if data.is_none() {
+            // Dropped for the first check: the object's copy, read again.
+            let Some(again) = cx.refs.get(sha256)? else {
+                return Ok(None);
+            };
+            permit.resize(len + EXPANSION * len);
+            data = Some(again);
+        }
+        let analysis = ferry_recipe::analyze(data.as_deref().expect("read"), &opts);
         let recipe = if analysis.recipe.is_identity() {
             Vec::new()
         } else {
             analysis.recipe.to_bytes()
         };
-        match rebuilds(key, &recipe, &analysis.expanded, len, sha256) {
-            Ok(()) => {
+        permit.resize(len + analysis.expanded.len() as u64);
+        match checked(cx, &recipe, analysis.expanded, len, &mut data, permit)? {
+            Ok(e) => {
                 if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, &recipe) {
                     eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
                 }
-                return Some((recipe, analysis.expanded, false));
+                return Ok(Some((recipe, e, false)));
             }
             Err(e) => last = Some(e),
         }
@@ -446,7 +661,97 @@ fn analyze_verified(
     if let Some(e) = last {
         eprintln!("ferry-out: warning: {e:#}; {key} ships whole");
     }
-    None
+    Ok(None)
+}
+
+/// Checks `recipe` on `expanded` (see [`rebuilds`]) and gives the expanded
+/// form back as held for the patch. `data` is dropped first, and an expanded
+/// form over a window spilled first (the check then reads it back), so that
+/// the check's encoders are not held beside them. `Ok(Err(why))` when the
+/// recipe does not rebuild the object.
+fn checked(
+    cx: &Cx<'_>,
+    recipe: &[u8],
+    expanded: Vec<u8>,
+    len: u64,
+    data: &mut Option<Vec<u8>>,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<std::result::Result<Expanded, anyhow::Error>> {
+    *data = None;
+    let elen = expanded.len() as u64;
+    let blake3 = *blake3::hash(&expanded).as_bytes();
+    if elen <= cx.window {
+        permit.resize(elen);
+        return Ok(
+            rebuilds(cx.key, recipe, &expanded, len, cx.sha256).map(|()| Expanded {
+                held: Held::Memory(expanded),
+                len: elen,
+                blake3,
+            }),
+        );
+    }
+    let file = spill(cx.refs.dir(), &expanded)?;
+    drop(expanded);
+    permit.shrink(0);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
+    std::io::Seek::rewind(&mut reader)
+        .with_context(|| format!("cannot read the expanded form of {} back", cx.key))?;
+    let rebuilt = rebuilds_from(cx.key, recipe, &mut reader, elen, len, cx.sha256);
+    drop(reader);
+    Ok(rebuilt.map(|()| Expanded {
+        held: Held::Spilled(file),
+        len: elen,
+        blake3,
+    }))
+}
+
+/// An object that is its own expanded form, held for the patch: spilled if
+/// over a window (`data` is dropped then), in memory otherwise.
+fn hold(
+    cx: &Cx<'_>,
+    data: Vec<u8>,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Expanded> {
+    let len = data.len() as u64;
+    let blake3 = *blake3::hash(&data).as_bytes();
+    let held = if len > cx.window {
+        let file = spill(cx.refs.dir(), &data)?;
+        drop(data);
+        permit.shrink(0);
+        Held::Spilled(file)
+    } else {
+        Held::Memory(data)
+    };
+    Ok(Expanded { held, len, blake3 })
+}
+
+/// [`rebuilds`] from an expanded form read from `expanded` as the rebuild
+/// goes.
+fn rebuilds_from(
+    key: &ObjectKey,
+    recipe: &[u8],
+    expanded: &mut impl std::io::Read,
+    expanded_len: u64,
+    len: u64,
+    sha256: &Sha256,
+) -> Result<()> {
+    let mut out = HashingSink::default();
+    if recipe.is_empty() {
+        std::io::copy(
+            &mut std::io::Read::take(&mut *expanded, expanded_len),
+            &mut out,
+        )
+        .with_context(|| format!("cannot read the expanded form of {key} back"))?;
+    } else {
+        let recipe = ferry_recipe::Recipe::from_bytes(recipe)
+            .with_context(|| format!("{key}: the recipe just written does not decode"))?;
+        ferry_recipe::rebuild_from(&recipe, expanded, expanded_len, len, &mut out)
+            .with_context(|| format!("{key}: the recipe does not rebuild the object"))?;
+    }
+    if out.len != len || out.hasher.finish() != *sha256 {
+        bail!("{key}: the recipe rebuilds other bytes than upstream's (a defect in ferry-recipe: please report it)");
+    }
+    Ok(())
 }
 
 /// Runs the inside's last steps (decode the recipe, rebuild from the expanded
@@ -488,5 +793,167 @@ impl Write for HashingSink {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::noise;
+    use ferry_protocol::catalog::Encoding;
+
+    fn key(path: &str) -> ObjectKey {
+        ObjectKey {
+            source: "s".into(),
+            path: path.into(),
+        }
+    }
+
+    fn object(data: &[u8]) -> FileObject {
+        FileObject {
+            size: data.len() as u64,
+            sha256: Sha256::of(data),
+            executable: false,
+            encoding: Encoding::Chunks(Vec::new()),
+        }
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// The new release: `old` with a few bytes inserted near the start and
+    /// changed in the middle.
+    fn edited(old: &[u8]) -> Vec<u8> {
+        let mut new = old[..1000].to_vec();
+        new.extend_from_slice(b"inserted bytes");
+        new.extend_from_slice(&old[1000..]);
+        let mid = new.len() / 2;
+        new[mid..mid + 100].fill(7);
+        new
+    }
+
+    /// Patches `new` against `old` (kept in a fresh `References`) with
+    /// windows of `window` bytes.
+    fn patch(old: &[u8], new: Vec<u8>, window: u64) -> (Option<Patched>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let refs = References::new(dir.path().join("objects"));
+        let recipes = Recipes::new(dir.path().join("analyses"));
+        let base = object(old);
+        refs.put(&base.sha256, old).unwrap();
+        let sha = Sha256::of(&new);
+        refs.put(&sha, &new).unwrap();
+        let opts = DeltaOptions {
+            window,
+            ..DeltaOptions::default()
+        };
+        let made = patch_against(
+            &key("new"),
+            new,
+            &sha,
+            &key("old"),
+            &base,
+            &refs,
+            &opts,
+            FAST,
+            &recipes,
+        )
+        .unwrap();
+        (made, dir)
+    }
+
+    /// The expanded form the windows of `p` decode to against `reference`.
+    fn decode_windows(p: &Patched, reference: &[u8]) -> Vec<u8> {
+        let Frames::Windows(windows) = &p.patch else {
+            panic!("not windows");
+        };
+        let mut out = Vec::new();
+        for w in windows {
+            let range = w.reference.start as usize..w.reference.end as usize;
+            out.extend(
+                ferry_protocol::delta::decode(&w.frame, &reference[range], w.len, "t").unwrap(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn a_large_plain_object_is_patched_in_windows_against_the_copy_of_its_base() {
+        let old = noise(600_000, 1);
+        let new = edited(&old);
+        let (p, _dir) = patch(&old, new.clone(), 100_000);
+        let p = p.expect("patched");
+        assert!(p.recipe.is_empty(), "its own expanded form");
+        assert_eq!(p.base.form, BaseForm::Bytes);
+        assert_eq!(p.base.len, old.len() as u64);
+        assert_eq!(p.base.blake3, *blake3::hash(&old).as_bytes());
+        assert_eq!(p.expanded_len, new.len() as u64);
+        assert_eq!(p.expanded_blake3, *blake3::hash(&new).as_bytes());
+        assert_eq!(decode_windows(&p, &old), new);
+        assert!(p.cost() < 20_000, "{} bytes", p.cost());
+    }
+
+    #[test]
+    fn a_damaged_copy_of_the_base_ships_the_object_whole() {
+        let old = noise(300_000, 2);
+        let new = edited(&old);
+        let dir = tempfile::tempdir().unwrap();
+        let refs = References::new(dir.path().join("objects"));
+        let base = object(&old);
+        // A copy of the right size whose bytes are not the base's.
+        refs.put(&base.sha256, &noise(300_000, 3)).unwrap();
+        let sha = Sha256::of(&new);
+        let opts = DeltaOptions {
+            window: 100_000,
+            ..DeltaOptions::default()
+        };
+        let recipes = Recipes::new(dir.path().join("analyses"));
+        let made = patch_against(
+            &key("new"),
+            new,
+            &sha,
+            &key("old"),
+            &base,
+            &refs,
+            &opts,
+            FAST,
+            &recipes,
+        )
+        .unwrap();
+        assert!(made.is_none());
+        assert!(
+            refs.open(&base.sha256, old.len() as u64).unwrap().is_none(),
+            "the damaged copy is removed"
+        );
+    }
+
+    #[test]
+    fn a_compressed_object_is_patched_on_its_expanded_form_in_memory_or_in_windows() {
+        let old_plain = noise(200_000, 4).repeat(2);
+        let old = gz(&old_plain);
+        let new = gz(&edited(&old_plain));
+        for window in [DEFAULT_WINDOW, 100_000] {
+            let (p, _dir) = patch(&old, new.clone(), window);
+            let p = p.expect("patched");
+            assert!(!p.recipe.is_empty());
+            assert!(matches!(p.base.form, BaseForm::Expanded { .. }));
+            // The header and trailer literal, the deflate stream decoded.
+            let reference = ferry_recipe::expand(&old, &ferry_recipe::Options::default()).unwrap();
+            assert_eq!(reference.len(), old_plain.len() + 18);
+            assert_eq!(p.base.len, reference.len() as u64);
+            let expanded = match &p.patch {
+                Frames::One(frame) => {
+                    ferry_protocol::delta::decode(frame, &reference, p.expanded_len, "t").unwrap()
+                }
+                Frames::Windows(_) => decode_windows(&p, &reference),
+            };
+            assert_eq!(window == DEFAULT_WINDOW, matches!(p.patch, Frames::One(_)));
+            let recipe = ferry_recipe::Recipe::from_bytes(&p.recipe).unwrap();
+            let mut rebuilt = Vec::new();
+            ferry_recipe::rebuild(&recipe, &expanded, new.len() as u64, &mut rebuilt).unwrap();
+            assert_eq!(rebuilt, new);
+        }
     }
 }

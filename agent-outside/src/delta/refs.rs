@@ -43,16 +43,49 @@ impl References {
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         if Sha256::of(&data) != *sha {
-            eprintln!(
-                "ferry-out: warning: {} is damaged (its SHA-256 differs from its name); removed, \
-                 the objects patched against it ship whole",
-                path.display()
-            );
-            std::fs::remove_file(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
+            self.damaged(sha)?;
             return Ok(None);
         }
         Ok(Some(data))
+    }
+
+    /// The copy of object `sha`, opened for reading, if kept at its size
+    /// `len` (a copy of another size is damaged: removed, as by [`get`]).
+    /// Its digest is not checked here: the caller reads it whole and checks
+    /// it, and calls [`References::damaged`] if it does not hold.
+    ///
+    /// [`get`]: References::get
+    pub(crate) fn open(&self, sha: &Sha256, len: u64) -> Result<Option<std::fs::File>> {
+        let path = self.path(sha);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let size = file
+            .metadata()
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        if size != len {
+            self.damaged(sha)?;
+            return Ok(None);
+        }
+        Ok(Some(file))
+    }
+
+    /// Removes the copy of `sha`, found damaged, with a warning.
+    pub(crate) fn damaged(&self, sha: &Sha256) -> Result<()> {
+        let path = self.path(sha);
+        eprintln!(
+            "ferry-out: warning: {} is damaged (its SHA-256 differs from its name); removed, \
+             the objects patched against it ship whole",
+            path.display()
+        );
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        }
     }
 
     /// Keeps a copy of `data`, whose SHA-256 is `sha`.

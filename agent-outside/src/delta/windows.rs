@@ -88,6 +88,49 @@ impl RefForm {
     }
 }
 
+impl RefForm {
+    /// The reference form of a base that is its own reference form (the
+    /// walk does not look into it: a random blob, a plain tar), read from
+    /// its kept copy `file` of `len` bytes a block at a time instead of held:
+    /// its member index, and its BLAKE3; `None` if its SHA-256 is not
+    /// `sha256` (a damaged copy).
+    pub(crate) fn open(
+        file: std::fs::File,
+        len: u64,
+        sha256: &ferry_protocol::id::Sha256,
+    ) -> Result<Option<(RefForm, [u8; 32])>> {
+        use std::os::unix::fs::FileExt;
+        // A header that starts in a block is read whole from the next
+        // block's first bytes (a zip local header and its name: 1,054 bytes).
+        const BLOCK: u64 = 4 << 20;
+        const OVERLAP: u64 = 2048;
+        let mut members = Members(HashMap::new());
+        let mut sha = ferry_protocol::id::Sha256Hasher::new();
+        let mut b3 = blake3::Hasher::new();
+        let mut buf = Vec::new();
+        let mut at = 0u64;
+        while at < len {
+            let want = (BLOCK + OVERLAP).min(len - at);
+            buf.resize(want as usize, 0);
+            file.read_exact_at(&mut buf, at)
+                .context("cannot read the kept copy of a patch's base")?;
+            let own = BLOCK.min(want) as usize;
+            sha.update(&buf[..own]);
+            b3.update(&buf[..own]);
+            members.index(&buf, own, at as usize);
+            at += own as u64;
+        }
+        if sha.finish() != *sha256 {
+            return Ok(None);
+        }
+        let form = RefForm {
+            file: Source { file, len },
+            members,
+        };
+        Ok(Some((form, *b3.finalize().as_bytes())))
+    }
+}
+
 /// The next window of `src` from `start`: about `size` bytes (at most
 /// `MAX_WINDOW`), its end moved forward to the next member header (tar or
 /// zip) when one starts within an eighth of a window. Returns the window's
@@ -203,17 +246,28 @@ struct Members(HashMap<(Header, Vec<u8>), Vec<usize>>);
 
 impl Members {
     fn of(reference: &[u8]) -> Members {
-        let mut at: HashMap<(Header, Vec<u8>), Vec<usize>> = HashMap::new();
-        let tars = memchr::memmem::find_iter(reference, b"ustar")
+        let mut members = Members(HashMap::new());
+        members.index(reference, reference.len(), 0);
+        members
+    }
+
+    /// Adds the member headers that start in `block[..own]`, which lies at
+    /// `offset` of the reference form (`block` may go on past `own`, so that
+    /// a header starting there is read whole).
+    fn index(&mut self, block: &[u8], own: usize, offset: usize) {
+        let tars = memchr::memmem::find_iter(block, b"ustar")
             .filter_map(|m| m.checked_sub(257))
-            .filter(|&h| is_header(reference, h))
-            .map(|h| (Header::Tar, h, &reference[h..h + 100]));
-        let zips = memchr::memmem::find_iter(reference, ZIP_LOCAL)
-            .filter_map(|h| zip_name(reference, h).map(|name| (Header::Zip, h, name)));
+            .filter(|&h| h < own && is_header(block, h))
+            .map(|h| (Header::Tar, h, &block[h..h + 100]));
+        let zips = memchr::memmem::find_iter(block, ZIP_LOCAL)
+            .filter(|&h| h < own)
+            .filter_map(|h| zip_name(block, h).map(|name| (Header::Zip, h, name)));
         for (kind, h, name) in tars.chain(zips) {
-            at.entry((kind, name.to_vec())).or_default().push(h);
+            self.0
+                .entry((kind, name.to_vec()))
+                .or_default()
+                .push(offset + h);
         }
-        Members(at)
     }
 
     /// Where the member whose header (of kind `kind`) is at `h` in
@@ -286,12 +340,15 @@ fn range_for(
 /// against `reference` at zstd `level`, one window in memory at a time, each
 /// decoded again and checked (length and BLAKE3) the way the inside will.
 /// `None` (with a warning) if a window does not decode to what it encodes.
+/// Each window's buffers (its content, its reference range, the decoded
+/// copy) are reserved on `permit` while they are held.
 pub(crate) fn encode(
     key: &ObjectKey,
     src: &Source,
     reference: &RefForm,
     size: u64,
     level: i32,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
 ) -> Result<Option<Vec<WindowPatch>>> {
     let size = size.clamp(1 << 10, MAX_WINDOW * 3 / 4);
     let margin = (size / 3).min((MAX_WINDOW_REFERENCE - MAX_WINDOW) / 2);
@@ -303,8 +360,14 @@ pub(crate) fn encode(
     let whole = rlen <= size + 2 * margin;
     let mut out: Vec<WindowPatch> = Vec::new();
     let mut at = 0u64;
+    let kept = permit.bytes();
     while at < elen {
         let i = out.len();
+        // The window (with the slack it may be moved by; its decoded copy
+        // is made once it is dropped) and its reference range: known
+        // bounds, reserved before they are read.
+        let most = (size + size / 8 + 1024).min(elen - at);
+        permit.grow(most + rlen.min(MAX_WINDOW_REFERENCE));
         let content = next_window(src, at, size)
             .with_context(|| format!("cannot read the expanded form of {key}"))?;
         let range = if whole {
@@ -335,6 +398,8 @@ pub(crate) fn encode(
             eprintln!("ferry-out: warning: {key}: window {i} decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
             return Ok(None);
         }
+        drop(decoded);
+        permit.shrink(kept);
         out.push(WindowPatch {
             len,
             blake3,
@@ -408,9 +473,16 @@ mod tests {
             file,
             len: new.len() as u64,
         };
-        let made = encode(&key, &src, &reference(&old), 200_000, 3)
-            .unwrap()
-            .unwrap();
+        let made = encode(
+            &key,
+            &src,
+            &reference(&old),
+            200_000,
+            3,
+            &mut ferry_recipe::budget::reserve(0),
+        )
+        .unwrap()
+        .unwrap();
         assert!(made.len() >= 3, "{} windows", made.len());
         let mut at = 0usize;
         for (i, w) in made.iter().enumerate() {
@@ -522,9 +594,16 @@ mod tests {
             .collect();
         let old = zip_expanded(&(0..40).map(member).collect::<Vec<_>>());
         let new = zip_expanded(&files);
-        let made = encode(&key(), &source(&new), &reference(&old), 200_000, 3)
-            .unwrap()
-            .unwrap();
+        let made = encode(
+            &key(),
+            &source(&new),
+            &reference(&old),
+            200_000,
+            3,
+            &mut ferry_recipe::budget::reserve(0),
+        )
+        .unwrap()
+        .unwrap();
         assert!(made.len() >= 3, "{} windows", made.len());
         // Not every window gets the whole reference form (800 kB).
         assert!(made
@@ -562,9 +641,16 @@ mod tests {
         // reference form (no longer than a window's range may be) does.
         let old = zip_expanded(&(0..8).map(member).collect::<Vec<_>>());
         let new = zip_expanded(&(0..8).rev().map(member).collect::<Vec<_>>());
-        let made = encode(&key(), &source(&new), &reference(&old), 100_000, 3)
-            .unwrap()
-            .unwrap();
+        let made = encode(
+            &key(),
+            &source(&new),
+            &reference(&old),
+            100_000,
+            3,
+            &mut ferry_recipe::budget::reserve(0),
+        )
+        .unwrap()
+        .unwrap();
         assert!(made.len() >= 2, "{} windows", made.len());
         for w in &made {
             assert_eq!(w.reference, 0..old.len() as u64);
