@@ -275,7 +275,7 @@ async fn a_small_file_stays_fast_under_idle_connections_and_a_listing_storm() {
     let s = store();
     big_directory(&s, 200_000);
     let addr = start(&s.layout).await;
-    let (base, loaded) = tokio::task::spawn_blocking(move || {
+    let (base, loaded, page) = tokio::task::spawn_blocking(move || {
         // Warm: the catalog is loaded once.
         assert_eq!(get_blocking(addr, "/files/src/big/").status, 200);
         let base = median_latency(addr, 31);
@@ -301,6 +301,17 @@ async fn a_small_file_stays_fast_under_idle_connections_and_a_listing_storm() {
             .collect();
         std::thread::sleep(Duration::from_millis(200));
         let loaded = median_latency(addr, 31);
+        // What a listing page (the work of the storm) takes meanwhile: a
+        // file queued behind listings would take at least that long.
+        let mut pages: Vec<Duration> = (0..11)
+            .map(|_| {
+                let t = Instant::now();
+                assert!(next_page(addr, "/files/src/big/").is_some());
+                t.elapsed()
+            })
+            .collect();
+        pages.sort();
+        let page = pages[pages.len() / 2];
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in storm {
             t.join().unwrap();
@@ -315,14 +326,18 @@ async fn a_small_file_stays_fast_under_idle_connections_and_a_listing_storm() {
         // Unloaded again, after: the baseline is the slower of the two, so
         // what the rest of the machine does meanwhile is not counted as load.
         let base = base.max(median_latency(addr, 31));
-        (base, loaded)
+        (base, loaded, page)
     })
     .await
     .unwrap();
-    println!("small file: {base:?} unloaded, {loaded:?} with {IDLE} idle connections and {STORM} listing clients");
+    println!("small file: {base:?} unloaded, {loaded:?} with {IDLE} idle connections and {STORM} listing clients (a listing page {page:?})");
+    // Fast as unloaded, or, on a machine busy with other work (the test
+    // suite runs beside it), still well under a listing page: not queued
+    // behind the storm.
     assert!(
-        loaded < base * 20,
-        "a small file took {loaded:?} under load against {base:?} unloaded"
+        loaded < base * 20 || loaded * 4 < page,
+        "a small file took {loaded:?} under load against {base:?} unloaded \
+         and {page:?} for a listing page meanwhile"
     );
 }
 
