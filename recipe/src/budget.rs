@@ -408,7 +408,9 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let tx2 = tx.clone();
         let large = std::thread::spawn(move || {
-            let p = b.reserve(80 * MIB);
+            // 95 + 10 > 100: the small one goes in only after this drops,
+            // so the order of the two messages is the order of admission.
+            let p = b.reserve(95 * MIB);
             tx.send("large").unwrap();
             drop(p);
         });
