@@ -111,6 +111,19 @@ fn refused(what: &str, resp: ureq::http::Response<ureq::Body>) -> Try {
     }
 }
 
+/// The body of a successful answer (at most `SMALL` bytes) as text, or why
+/// not: a refusal (`refused`) or a read that broke off (worth another try).
+fn small_answer(what: &str, resp: ureq::http::Response<ureq::Body>) -> Result<String, Try> {
+    if !resp.status().is_success() {
+        return Err(refused(what, resp));
+    }
+    resp.into_body()
+        .into_with_config()
+        .limit(SMALL)
+        .read_to_string()
+        .map_err(|e| Try::Again(format!("{what}: {e}")))
+}
+
 /// Reads a file, hashing what passes.
 struct Hashing<R> {
     inner: R,
@@ -365,15 +378,7 @@ impl Client {
                 .post(url.as_str())
                 .send_empty()
                 .map_err(|e| Try::Again(format!("{what}: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(refused(&what, resp));
-            }
-            let text = resp
-                .into_body()
-                .into_with_config()
-                .limit(SMALL)
-                .read_to_string()
-                .map_err(|e| Try::Again(format!("{what}: {e}")))?;
+            let text = small_answer(&what, resp)?;
             rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
                 .map(|r| r.upload_id().to_string())
                 .map_err(|e| Try::Fail(anyhow!("{what}: the answer does not parse: {e}")))
@@ -466,16 +471,8 @@ impl Client {
                 .post(url.as_str())
                 .send(body.as_bytes())
                 .map_err(|e| Try::Again(format!("{what}: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(refused(&what, resp));
-            }
             // S3 may answer 200 with an error in the body.
-            let text = resp
-                .into_body()
-                .into_with_config()
-                .limit(SMALL)
-                .read_to_string()
-                .map_err(|e| Try::Again(format!("{what}: {e}")))?;
+            let text = small_answer(&what, resp)?;
             if text.contains("<Error>") {
                 return Err(Try::Again(format!("{what}: {}", text.trim())));
             }
@@ -560,15 +557,7 @@ impl Client {
                     .get(url.as_str())
                     .call()
                     .map_err(|e| Try::Again(format!("{what}: {e}")))?;
-                if !resp.status().is_success() {
-                    return Err(refused(&what, resp));
-                }
-                let text = resp
-                    .into_body()
-                    .into_with_config()
-                    .limit(SMALL)
-                    .read_to_string()
-                    .map_err(|e| Try::Again(format!("{what}: {e}")))?;
+                let text = small_answer(&what, resp)?;
                 rusty_s3::actions::ListObjectsV2::parse_response(&text)
                     .map_err(|e| Try::Fail(anyhow!("{what}: the answer does not parse: {e}")))
             })?;
