@@ -13,6 +13,19 @@
 //! [push]                        # after every import that applied a bundle
 //! to = "https://registry.site:5000"   # copy the images there (as `ferry-in push --to`)
 //!
+//! [publish]                     # after every import that applied a bundle, and the
+//!                               # defaults of `ferry-in publish` (its flags override)
+//! endpoint = "https://s3.site:9000"   # S3-compatible storage (docs/publish.md)
+//! bucket = "mirror"
+//! region = "us-east-1"
+//! prefix = ""                   # or "site-a/" to share a bucket
+//! ca = "/etc/ferry/s3-ca.pem"   # the CA to trust for https (default: the system's)
+//! virtual_host = false
+//! retries = 4
+//! jobs = 4
+//! prune = true                  # delete what no kept generation names
+//! keep = 2
+//!
 //! [serve]                       # `ferry-in serve` (its flags override these)
 //! header_timeout = "20s"        # to send a request's headers, and keep-alive idle time
 //! idle_timeout = "60s"          # no byte moving either way closes a connection
@@ -47,7 +60,8 @@
 //!
 //! Every key is optional; a missing limit keeps its default
 //! (`ReceiverLimits::default()`, `ServeSettings::default()`,
-//! `Policy::default()`); without `[push]` nothing is pushed.
+//! `Policy::default()`); without `[push]` nothing is pushed,
+//! without `[publish]` nothing is published after an import.
 
 use crate::layout::Layout;
 use crate::policy::{Policy, Quota};
@@ -65,6 +79,7 @@ struct File {
     #[serde(default)]
     limits: Limits,
     push: Option<Push>,
+    publish: Option<crate::publish::Section>,
     #[serde(default)]
     serve: Serve,
     #[serde(default)]
@@ -181,6 +196,11 @@ pub fn load_push_target(path: Option<&Path>) -> Result<Option<String>> {
         Some(p) => Ok(Some(p.to)),
         None => Ok(None),
     }
+}
+
+/// The config's `[publish]` section, if it has one.
+pub fn load_publish(path: Option<&Path>) -> Result<Option<crate::publish::Section>> {
+    Ok(read_file(path)?.publish)
 }
 
 /// The keys imports check carried upstream signatures with (`[upstream]`,
@@ -457,6 +477,64 @@ mod tests {
         std::fs::remove_file(&d).unwrap();
         assert_eq!(load_limits(None).unwrap(), ReceiverLimits::default());
         assert_eq!(load_push_target(None).unwrap(), None);
+    }
+
+    #[test]
+    fn publish_section_and_flags() {
+        use crate::publish::PublishArgs;
+        let d = std::env::temp_dir().join(format!("ferry-in-publish-{}", std::process::id()));
+        std::fs::write(
+            &d,
+            "[publish]\nendpoint = \"https://s3.site:9000\"\nbucket = \"mirror\"\nprefix = \"a/\"\njobs = 8\nprune = true\n",
+        )
+        .unwrap();
+        let section = load_publish(Some(&d)).unwrap().unwrap();
+        let s = section.settings().unwrap();
+        assert_eq!(s.target.endpoint, "https://s3.site:9000");
+        assert_eq!(s.target.bucket, "mirror");
+        assert_eq!(s.target.prefix, "a/");
+        assert_eq!(s.target.region, "us-east-1");
+        assert_eq!(s.target.retries, 4);
+        assert_eq!((s.jobs, s.prune, s.keep), (8, true, 2));
+        // A flag overrides the section; what it leaves out comes from it.
+        let mut flags = PublishArgs::default();
+        flags.bucket.bucket = Some("other".into());
+        flags.keep = Some(5);
+        let s = flags.settings(Some(&section)).unwrap();
+        assert_eq!(
+            (s.target.bucket.as_str(), s.target.prefix.as_str(), s.keep),
+            ("other", "a/", 5)
+        );
+        // Without a section, the flags must name the endpoint.
+        let e = flags.settings(None).unwrap_err().to_string();
+        assert!(e.contains("no S3 endpoint"), "{e}");
+        for (text, needle) in [
+            (
+                "[publish]\nendpoint = \"s3.site\"\nbucket = \"b\"\n",
+                "https://",
+            ),
+            (
+                "[publish]\nendpoint = \"http://s\"\nbucket = \"b\"\nprefix = \"a\"\n",
+                "must end in '/'",
+            ),
+            (
+                "[publish]\nendpoint = \"http://s\"\nbucket = \"b\"\nkeep = 0\n",
+                "keep must be at least 1",
+            ),
+            ("[publish]\nendpoint = \"http://s\"\n", "no bucket"),
+        ] {
+            std::fs::write(&d, text).unwrap();
+            let e = load_publish(Some(&d))
+                .unwrap()
+                .unwrap()
+                .settings()
+                .unwrap_err();
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+        }
+        std::fs::write(&d, "[publish]\nendpiont = \"http://s\"\n").unwrap();
+        assert!(load_publish(Some(&d)).is_err(), "an unknown key is refused");
+        std::fs::remove_file(&d).unwrap();
+        assert!(load_publish(None).unwrap().is_none());
     }
 
     #[test]

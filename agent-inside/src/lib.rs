@@ -9,6 +9,7 @@
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 pub mod adopt;
+pub mod after_import;
 pub mod apply;
 pub mod bundle;
 pub mod chunkstore;

@@ -39,9 +39,9 @@ pub struct ListenOptions {
     pub limits: ReceiverLimits,
     /// How bundles are applied.
     pub apply: ApplyOptions,
-    /// A registry to push the images to after each applied bundle (`[push]
-    /// to` in the config).
-    pub push_to: Option<String>,
+    /// What follows each applied bundle (`[push]`, `[publish]` in the
+    /// config).
+    pub after: crate::after_import::AfterImport,
 }
 
 /// Where the chunks of an offered bundle are collected.
@@ -326,9 +326,7 @@ fn finish(layout: &Layout, opts: &ListenOptions, o: Offered) -> Result<ServerMsg
                     out.added, out.changed, out.removed, out.generation
                 );
                 eprintln!("ferry-in: {message}");
-                if let Some(to) = &opts.push_to {
-                    crate::registry_push::after_import(layout, to);
-                }
+                opts.after.run(layout, 1);
                 ServerMsg::Outcome {
                     applied: true,
                     sequence: seq,

@@ -377,7 +377,7 @@ fn read_key(path: &PathBuf) -> Result<PublicKey> {
 
 fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i32> {
     let limits = agent_inside::config::load_limits(config)?;
-    let push_to = agent_inside::config::load_push_target(config)?;
+    let after = agent_inside::after_import::AfterImport::load(config)?;
     let policy = agent_inside::config::load_policy(config)?;
     let upstream = agent_inside::config::load_upstream(config)?;
     let apply = |allow_expired, no_space_check| ApplyOptions {
@@ -406,7 +406,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 rebase,
                 ..apply(allow_expired, no_space_check)
             },
-            push_to,
+            &after,
         ),
         Cmd::Status {
             json,
@@ -423,13 +423,13 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         }
         Cmd::Watch(a) => {
             let opts = apply(a.allow_expired, false);
-            agent_inside::watch::run(layout, &limits, opts, push_to.as_deref(), &a)
+            agent_inside::watch::run(layout, &limits, opts, &after, &a)
         }
         Cmd::Receipt { to, qr } => receipt_cmd(layout, to.as_deref(), qr),
         Cmd::Adopt(args) => agent_inside::adopt::adopt_cmd(layout, &args).map(|_| 0),
         Cmd::Receive(args) => {
             let opts = apply(args.allow_expired, false);
-            receive_cmd(layout, limits, opts, push_to, args)
+            receive_cmd(layout, limits, opts, after, args)
         }
         Cmd::Cert(args) => {
             args.run(&layout.root, "ferry-out push")?;
@@ -445,7 +445,7 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
                 peers: peers.auth()?,
                 limits,
                 apply: apply(allow_expired, false),
-                push_to,
+                after,
             };
             agent_inside::listen::run(layout, opts)?;
             Ok(0)
@@ -459,8 +459,14 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         Cmd::SiteKey { binary, output } => site_key_cmd(layout, binary, output),
         Cmd::Scrub { json } => scrub_cmd(layout, &limits, json),
         Cmd::ExportTree { dir, copy } => export_tree_cmd(layout, &dir, copy),
-        Cmd::Publish(a) => publish_cmd(layout, &a),
-        Cmd::PublishGet(a) => publish_get_cmd(&a),
+        Cmd::Publish(a) => {
+            let section = agent_inside::config::load_publish(config)?;
+            publish_cmd(layout, &a, a.settings(section.as_ref())?)
+        }
+        Cmd::PublishGet(a) => {
+            let section = agent_inside::config::load_publish(config)?;
+            publish_get_cmd(&a, a.bucket.target(section.as_ref())?)
+        }
         Cmd::Serve(a) => serve_cmd(layout, config, a),
         Cmd::Tls { cmd } => agent_inside::site_tls::run(layout, cmd),
         Cmd::GenerateDocs { dir } => {
@@ -484,44 +490,27 @@ fn export_tree_cmd(layout: &Layout, dir: &std::path::Path, copy: bool) -> Result
 }
 
 /// `ferry-in publish`: the report, as a line or JSON.
-fn publish_cmd(layout: &Layout, a: &agent_inside::publish::PublishArgs) -> Result<i32> {
-    let r = agent_inside::publish::publish(layout, a)?;
+fn publish_cmd(
+    layout: &Layout,
+    a: &agent_inside::publish::PublishArgs,
+    settings: agent_inside::publish::Settings,
+) -> Result<i32> {
+    let r = agent_inside::publish::publish(layout, &settings)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(0);
-    }
-    let what = a.bucket.target().describe();
-    if r.already {
-        eprintln!(
-            "ferry-in: generation {} is already published to {what}",
-            r.generation
-        );
     } else {
-        eprintln!(
-            "ferry-in: published generation {} to {what}: {} keys changed, {} objects uploaded ({} bytes), {} already there, {} index files; {} PUTs, {} bytes",
-            r.generation,
-            r.changed_keys,
-            r.objects_uploaded,
-            r.object_bytes,
-            r.objects_skipped,
-            r.index_files_uploaded,
-            r.puts,
-            r.put_bytes
-        );
-    }
-    if a.prune {
-        eprintln!(
-            "ferry-in: pruned {} objects, {} index files, {} manifests (kept the last {} generations)",
-            r.pruned_objects, r.pruned_index_files, r.pruned_manifests, a.keep
-        );
+        eprintln!("ferry-in: {}", r.summary(&settings));
     }
     Ok(0)
 }
 
 /// `ferry-in publish-get`: the resolution on stderr, the bytes to --output.
-fn publish_get_cmd(a: &agent_inside::publish::get::GetArgs) -> Result<i32> {
+fn publish_get_cmd(
+    a: &agent_inside::publish::get::GetArgs,
+    target: agent_inside::publish::s3::Target,
+) -> Result<i32> {
     use std::io::Write;
-    let r = agent_inside::publish::get::resolve(a)?;
+    let r = agent_inside::publish::get::resolve(a, &target)?;
     eprintln!(
         "ferry-in: {} in generation {}: {} ({} bytes, sha256 {}{}), checked",
         a.what,
@@ -560,19 +549,17 @@ fn verify_cmd(
     }
 }
 
-/// `import`: 1 when a bundle failed, 3 when the push after it failed.
+/// `import`: 1 when a bundle failed, 3 when the push or publish after it
+/// failed.
 fn import_cmd(
     layout: &Layout,
     media: &std::path::Path,
     limits: &ferry_protocol::limits::ReceiverLimits,
     opts: ApplyOptions,
-    push_to: Option<String>,
+    after: &agent_inside::after_import::AfterImport,
 ) -> Result<i32> {
     let r = import::import(layout, media, limits, opts)?;
-    let pushed = match (&push_to, r.applied.is_empty()) {
-        (Some(to), false) => agent_inside::registry_push::after_import(layout, to),
-        _ => true,
-    };
+    let pushed = after.run(layout, r.applied.len());
     Ok(if !r.ok() {
         1
     } else if !pushed {
@@ -672,7 +659,7 @@ fn receive_cmd(
     layout: &Layout,
     limits: ferry_protocol::limits::ReceiverLimits,
     apply: ApplyOptions,
-    push_to: Option<String>,
+    after: agent_inside::after_import::AfterImport,
     args: ReceiveArgs,
 ) -> Result<i32> {
     let ReceiveArgs {
@@ -704,7 +691,7 @@ fn receive_cmd(
         },
         limits,
         apply,
-        push_to,
+        after,
     };
     agent_inside::diode::receive(layout, opts)?;
     Ok(0)

@@ -190,7 +190,7 @@ pub fn run(
     layout: &Layout,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
-    push_to: Option<&str>,
+    after: &crate::after_import::AfterImport,
     args: &WatchArgs,
 ) -> Result<i32> {
     anyhow::ensure!(
@@ -203,7 +203,7 @@ pub fn run(
     if args.once {
         let mut ok = true;
         for m in w.ready(&args.dir, true) {
-            ok &= import_one(layout, &m, limits, opts, push_to, args) == Outcome::Imported(true);
+            ok &= import_one(layout, &m, limits, opts, after, args) == Outcome::Imported(true);
         }
         return Ok(if ok { 0 } else { 1 });
     }
@@ -214,7 +214,7 @@ pub fn run(
     );
     loop {
         for m in w.ready(&args.dir, false) {
-            let outcome = import_one(layout, &m, limits, opts, push_to, args);
+            let outcome = import_one(layout, &m, limits, opts, after, args);
             w.imported(&m, &outcome);
         }
         std::thread::sleep(Duration::from_secs_f64(args.interval));
@@ -228,7 +228,7 @@ fn import_one(
     media_dir: &Path,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
-    push_to: Option<&str>,
+    after: &crate::after_import::AfterImport,
     args: &WatchArgs,
 ) -> Outcome {
     let at = media_dir.display();
@@ -253,9 +253,7 @@ fn import_one(
         report.skipped,
         report.failed.len()
     );
-    if let (Some(to), false) = (push_to, report.applied.is_empty()) {
-        crate::registry_push::after_import(layout, to);
-    }
+    after.run(layout, report.applied.len());
     if !report.applied.is_empty() || !report.held.is_empty() {
         let dir = args.receipts.as_deref().unwrap_or(media_dir);
         match crate::receipt::write(layout, dir, ferry_agent_common::now_unix()) {

@@ -519,3 +519,96 @@ fn the_server_going_away_mid_publish_leaves_current_and_the_next_publish_complet
         );
     }
 }
+
+/// `ferry-in --config C …` with the test credentials and no bucket flags:
+/// the bucket comes from the config's `[publish]`.
+fn inn_config(env: &Env, config: &Path, args: &[&str]) -> Run {
+    let o = Command::new(bin("ferry-in"))
+        .arg("--state")
+        .arg(&env.in_state)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("run ferry-in");
+    Run::from(o)
+}
+
+#[test]
+fn an_import_publishes_when_the_config_has_a_publish_section() {
+    let Some(m) = moto("publish::an_import_publishes_when_the_config_has_a_publish_section") else {
+        return;
+    };
+    let env = Env::new();
+    for i in 0..10u64 {
+        env.write_src(&format!("d/f{i}.bin"), &random_bytes(2000, i));
+    }
+    let good = env.root().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "[publish]\nendpoint = \"http://127.0.0.1:{}\"\nbucket = \"{BUCKET}\"\nprune = true\nkeep = 1\n",
+            m.port
+        ),
+    )
+    .unwrap();
+    env.export("m1").expect_ok();
+    let media = env.root().join("m1");
+    let r = inn_config(&env, &good, &["import", media.to_str().unwrap()]).expect_ok();
+    assert!(r.stderr.contains("published generation"), "{}", r.all());
+    let g1 = gen_name(&env);
+    assert_eq!(current(m.port), g1, "the import published its generation");
+    assert!(object_keys(m.port).contains(&object_key(&random_bytes(2000, 3))));
+
+    // The bucket unreachable (nothing listens there): the import is applied
+    // and served, the exit code says the step after it failed, and the
+    // bucket still names the last generation published.
+    let bad = env.root().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "[publish]\nendpoint = \"http://127.0.0.1:{}\"\nbucket = \"{BUCKET}\"\nretries = 0\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    env.write_src("d/f0.bin", &random_bytes(3000, 50));
+    env.export("m2").expect_ok();
+    let media = env.root().join("m2");
+    let r = inn_config(&env, &bad, &["import", media.to_str().unwrap()]);
+    assert_eq!(r.code, Some(3), "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("the import is applied, but the publish to http://127.0.0.1:"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stderr.contains("ferry-in publish"), "{}", r.all());
+    let g2 = gen_name(&env);
+    assert_ne!(g1, g2, "the import was applied");
+    assert_eq!(current(m.port), g1);
+
+    // `ferry-in publish` with the good config alone (no flags) catches up;
+    // the config's prune with keep = 1 drops the old f0.bin.
+    let r = inn_config(&env, &good, &["publish"]).expect_ok();
+    assert!(r.stderr.contains("pruned 1 objects"), "{}", r.all());
+    assert_eq!(current(m.port), g2);
+    let objects = object_keys(m.port);
+    assert!(objects.contains(&object_key(&random_bytes(3000, 50))));
+    assert!(!objects.contains(&object_key(&random_bytes(2000, 0))));
+
+    // Published already: nothing sent. A [publish] section without a
+    // bucket is refused when the config is read, naming what is missing,
+    // before any command runs.
+    let r = inn_config(&env, &good, &["publish", "--json"]).expect_ok();
+    assert!(r.stdout.contains("\"already\": true"), "{}", r.all());
+    let nobucket = env.root().join("nobucket.toml");
+    std::fs::write(
+        &nobucket,
+        format!("[publish]\nendpoint = \"http://127.0.0.1:{}\"\n", m.port),
+    )
+    .unwrap();
+    inn_config(&env, &nobucket, &["status"]).expect_fail(&["no bucket", "[publish]"]);
+}

@@ -49,8 +49,9 @@ pub(super) struct Importer {
     pub limits: ReceiverLimits,
     /// Apply options.
     pub apply: ApplyOptions,
-    /// Registry to push to after an import that applied something.
-    pub push_to: Option<String>,
+    /// What follows an import that applied something (`[push]`,
+    /// `[publish]` in the config).
+    pub after: crate::after_import::AfterImport,
     /// Import results, for the status file.
     pub log: Arc<Mutex<Vec<serde_json::Value>>>,
 }
@@ -115,9 +116,7 @@ impl Importer {
         p.attempts += 1;
         let entry = match res {
             Ok(r) if r.ok() => {
-                if let (Some(to), false) = (&self.push_to, r.applied.is_empty()) {
-                    crate::registry_push::after_import(&self.layout, to);
-                }
+                self.after.run(&self.layout, r.applied.len());
                 let _ = fsx::remove_dir_if_exists(&p.dir);
                 if let Ok(a) = Db::open(&self.layout.db()).and_then(|db| db.applied()) {
                     let n = r.applied.len() as u64;

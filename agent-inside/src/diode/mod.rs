@@ -53,9 +53,9 @@ pub struct ReceiveOptions {
     pub limits: ReceiverLimits,
     /// Apply options for imports.
     pub apply: ApplyOptions,
-    /// A registry to push the images to after each import that applied a
-    /// bundle (`[push] to` in the config).
-    pub push_to: Option<String>,
+    /// What follows each import that applied a bundle (`[push]`,
+    /// `[publish]` in the config).
+    pub after: crate::after_import::AfterImport,
 }
 
 /// Where complete bundles go to be imported (with their id, when known).
@@ -229,7 +229,7 @@ fn start_importer(
         spool: opts.spool.clone(),
         limits: opts.limits,
         apply: opts.apply,
-        push_to: opts.push_to.clone(),
+        after: opts.after.clone(),
         log,
     };
     let h = std::thread::spawn(move || imp.run(rx, out_tx));

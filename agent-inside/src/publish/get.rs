@@ -63,8 +63,8 @@ fn get_checked(client: &s3::Client, key: &str, sha: &Sha256, size: u64) -> Resul
 }
 
 /// Resolves `what` through the bucket's `current`.
-pub fn resolve(args: &GetArgs) -> Result<Resolved> {
-    let client = s3::Client::new(&args.bucket.target())?;
+pub fn resolve(args: &GetArgs, target: &s3::Target) -> Result<Resolved> {
+    let client = s3::Client::new(target)?;
     let cur_bytes = client.get(manifest::CURRENT)?.with_context(|| {
         format!(
             "the bucket has no {}: nothing was published there",

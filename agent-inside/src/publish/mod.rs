@@ -47,22 +47,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-/// Where the bucket is: flags, or the environment.
-#[derive(clap::Args, Clone, Debug)]
+/// Where the bucket is: flags, or the environment; what neither gives comes
+/// from the config's `[publish]` section ([`Section`]), then the defaults.
+#[derive(clap::Args, Clone, Debug, Default)]
 pub struct BucketArgs {
     /// The S3 endpoint: https://host[:port] (TLS verified), or http://
     /// for a test server on a trusted network.
     #[arg(long, env = "FERRY_S3_ENDPOINT")]
-    pub endpoint: String,
+    pub endpoint: Option<String>,
     /// The bucket (it must exist).
     #[arg(long, env = "FERRY_S3_BUCKET")]
-    pub bucket: String,
-    /// The bucket's region.
-    #[arg(long, env = "FERRY_S3_REGION", default_value = "us-east-1")]
-    pub region: String,
+    pub bucket: Option<String>,
+    /// The bucket's region [default: us-east-1].
+    #[arg(long, env = "FERRY_S3_REGION")]
+    pub region: Option<String>,
     /// A key prefix ending in '/', to share a bucket (default: none).
-    #[arg(long, env = "FERRY_S3_PREFIX", default_value = "")]
-    pub prefix: String,
+    #[arg(long, env = "FERRY_S3_PREFIX")]
+    pub prefix: Option<String>,
     /// Trust the CA certificates in this PEM file for https (default: the
     /// system's roots).
     #[arg(long, env = "FERRY_S3_CA")]
@@ -72,50 +73,134 @@ pub struct BucketArgs {
     #[arg(long)]
     pub virtual_host: bool,
     /// More tries of a request that failed on the network, with a 5xx or a
-    /// 429 (1, 2, 4 … s apart).
-    #[arg(long, default_value_t = 4)]
-    pub retries: u32,
+    /// 429 (1, 2, 4 … s apart) [default: 4].
+    #[arg(long)]
+    pub retries: Option<u32>,
     /// Files over this many bytes go up in parts of this size (at least
     /// 5 MiB; more when a file would need over 10,000 parts).
-    #[arg(long, default_value_t = s3::MULTIPART_OVER, hide = true)]
-    pub part_size: u64,
+    #[arg(long, hide = true)]
+    pub part_size: Option<u64>,
+}
+
+/// The config's `[publish]` section: the bucket to publish to after every
+/// import that applied a bundle, and the defaults of `ferry-in publish` and
+/// `publish-get` (their flags and `FERRY_S3_*` variables override each key).
+/// Credentials stay in the environment (`AWS_ACCESS_KEY_ID`, …), never in
+/// the config.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    endpoint: Option<String>,
+    bucket: Option<String>,
+    region: Option<String>,
+    prefix: Option<String>,
+    ca: Option<PathBuf>,
+    virtual_host: Option<bool>,
+    retries: Option<u32>,
+    jobs: Option<usize>,
+    prune: Option<bool>,
+    keep: Option<u64>,
+}
+
+impl Section {
+    /// What a publish after an import does: this section alone.
+    pub fn settings(&self) -> Result<Settings> {
+        PublishArgs::default().settings(Some(self))
+    }
 }
 
 impl BucketArgs {
-    /// The target these flags name.
-    pub fn target(&self) -> s3::Target {
-        s3::Target {
-            endpoint: self.endpoint.clone(),
-            bucket: self.bucket.clone(),
-            region: self.region.clone(),
-            prefix: self.prefix.clone(),
-            virtual_host: self.virtual_host,
-            ca: self.ca.clone(),
-            retries: self.retries,
-            part_size: self.part_size.max(5 << 20),
+    /// The target these flags name, completed from `config`'s `[publish]`.
+    pub fn target(&self, config: Option<&Section>) -> Result<s3::Target> {
+        let c = config.cloned().unwrap_or_default();
+        let Some(endpoint) = self.endpoint.clone().or(c.endpoint) else {
+            bail!(
+                "no S3 endpoint: give --endpoint (or FERRY_S3_ENDPOINT), or `endpoint` under [publish] in --config"
+            );
+        };
+        if !endpoint.starts_with("https://") && !endpoint.starts_with("http://") {
+            bail!("the S3 endpoint must be https://host[:port] (or http:// for a test server), not {endpoint:?}");
         }
+        let Some(bucket) = self.bucket.clone().or(c.bucket) else {
+            bail!(
+                "no bucket: give --bucket (or FERRY_S3_BUCKET), or `bucket` under [publish] in --config"
+            );
+        };
+        let prefix = self.prefix.clone().or(c.prefix).unwrap_or_default();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            bail!("the key prefix {prefix:?} must end in '/' (or be empty)");
+        }
+        Ok(s3::Target {
+            endpoint,
+            bucket,
+            region: self
+                .region
+                .clone()
+                .or(c.region)
+                .unwrap_or_else(|| "us-east-1".into()),
+            prefix,
+            virtual_host: self.virtual_host || c.virtual_host.unwrap_or(false),
+            ca: self.ca.clone().or(c.ca),
+            retries: self.retries.or(c.retries).unwrap_or(4),
+            part_size: self.part_size.unwrap_or(s3::MULTIPART_OVER).max(5 << 20),
+        })
     }
 }
 
 /// `ferry-in publish`'s flags.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Default)]
 pub struct PublishArgs {
     #[command(flatten)]
     pub bucket: BucketArgs,
-    /// Uploads at once.
-    #[arg(long, default_value_t = 4)]
-    pub jobs: usize,
+    /// Uploads at once [default: 4].
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// After publishing, delete what no kept generation names (objects,
     /// index files, manifests).
     #[arg(long)]
     pub prune: bool,
     /// Generations whose files `--prune` keeps: the current one and the
-    /// ones published just before it (front ends still reading them).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
-    pub keep: u64,
+    /// ones published just before it (front ends still reading them)
+    /// [default: 2].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+impl PublishArgs {
+    /// What to do: these flags, completed from `config`'s `[publish]`.
+    pub fn settings(&self, config: Option<&Section>) -> Result<Settings> {
+        let c = config.cloned().unwrap_or_default();
+        let jobs = self.jobs.or(c.jobs).unwrap_or(4);
+        let keep = self.keep.or(c.keep).unwrap_or(2);
+        if jobs == 0 {
+            bail!("publish jobs must be at least 1");
+        }
+        if keep == 0 {
+            bail!("publish keep must be at least 1 (the current generation)");
+        }
+        Ok(Settings {
+            target: self.bucket.target(config)?,
+            jobs,
+            prune: self.prune || c.prune.unwrap_or(false),
+            keep,
+        })
+    }
+}
+
+/// A publish's settings, from flags and the config.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The bucket.
+    pub target: s3::Target,
+    /// Uploads at once.
+    pub jobs: usize,
+    /// Delete, after `current` moved, what no kept generation names.
+    pub prune: bool,
+    /// Generations `prune` keeps.
+    pub keep: u64,
 }
 
 /// What a publish did.
@@ -148,6 +233,64 @@ pub struct Report {
     pub pruned_index_files: u64,
     /// Manifests deleted.
     pub pruned_manifests: u64,
+}
+
+impl Report {
+    /// What a publish to `target` with `settings` did, in lines for an
+    /// operator.
+    pub fn summary(&self, settings: &Settings) -> String {
+        let what = settings.target.describe();
+        let mut text = if self.already {
+            format!(
+                "generation {} is already published to {what}",
+                self.generation
+            )
+        } else {
+            format!(
+                "published generation {} to {what}: {} keys changed, {} objects uploaded ({} bytes), {} already there, {} index files; {} PUTs, {} bytes",
+                self.generation,
+                self.changed_keys,
+                self.objects_uploaded,
+                self.object_bytes,
+                self.objects_skipped,
+                self.index_files_uploaded,
+                self.puts,
+                self.put_bytes
+            )
+        };
+        if settings.prune {
+            text.push_str(&format!(
+                "\nferry-in: pruned {} objects, {} index files, {} manifests (kept the last {} generations)",
+                self.pruned_objects, self.pruned_index_files, self.pruned_manifests, settings.keep
+            ));
+        }
+        text
+    }
+}
+
+/// The publish configured to follow every import that applied a bundle
+/// (`[publish]` in `--config`): publishes the current generation and
+/// prints what it did. A failure is printed, naming the bucket and how to
+/// retry, and returned as `false`; it never undoes the import, which stays
+/// applied and served (the next publish uploads everything since the last
+/// one that completed).
+pub fn after_import(layout: &Layout, settings: &Settings) -> bool {
+    let what = settings.target.describe();
+    eprintln!("ferry-in: publishing to {what} ([publish] in the config)");
+    match publish(layout, settings) {
+        Ok(r) => {
+            eprintln!("ferry-in: {}", r.summary(settings));
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "ferry-in: error: the import is applied, but the publish to {what} failed: {}; \
+                 the next import publishes again, or retry with `ferry-in publish`",
+                ferry_agent_common::one_line(&e)
+            );
+            false
+        }
+    }
 }
 
 /// The directory of the record of `target`: `STATE/publish/<id>`, `id` a
@@ -396,13 +539,13 @@ fn count(changes: &mut BTreeMap<Sha256, i64>, sha: Sha256, d: i64) {
 }
 
 /// Publishes the current generation of `layout`.
-pub fn publish(layout: &Layout, args: &PublishArgs) -> Result<Report> {
-    let target = args.bucket.target();
-    let client = s3::Client::new(&target)?;
+pub fn publish(layout: &Layout, args: &Settings) -> Result<Report> {
+    let target = &args.target;
+    let client = s3::Client::new(target)?;
     let Some(name) = layout.current_gen_name() else {
         bail!("no bundle has been applied: there is no generation to publish");
     };
-    let rec_dir = record_dir(layout, &target);
+    let rec_dir = record_dir(layout, target);
     std::fs::create_dir_all(&rec_dir)
         .with_context(|| format!("cannot create {}", rec_dir.display()))?;
     let record = Record::open(&rec_dir.join("record.redb"))?;
@@ -444,7 +587,7 @@ fn publish_new(
     rec_dir: &Path,
     name: &str,
     last: Option<record::Published>,
-    args: &PublishArgs,
+    args: &Settings,
     report: &mut Report,
 ) -> Result<()> {
     let snap = snapshot(layout, rec_dir, name)?;
