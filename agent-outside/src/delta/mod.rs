@@ -110,6 +110,11 @@ pub struct DeltaOptions {
     pub window: u64,
     /// Whether xz streams (debs, RPMs) are reproduced.
     pub xz: XzPolicy,
+    /// The largest changed object (with a predecessor) the scan reads whole
+    /// before its patch is made ([`SCAN_HELD`]); a larger one streams
+    /// through the chunker into its kept copy, which its analysis reads
+    /// under the memory budget.
+    pub scan_held: u64,
 }
 
 /// Whether an export reproduces xz streams, so that a deb's or an RPM's
@@ -151,6 +156,11 @@ impl XzPolicy {
 /// The default [`DeltaOptions::window`]: 48 MiB.
 pub const DEFAULT_WINDOW: u64 = 48 << 20;
 
+/// The default [`DeltaOptions::scan_held`]: 8 MiB. Objects up to this size
+/// waiting for the analysis pool are held outside the memory budget (the
+/// scan keeps about 48 MiB of them in flight, and one more).
+pub const SCAN_HELD: u64 = 8 << 20;
+
 impl Default for DeltaOptions {
     fn default() -> Self {
         DeltaOptions {
@@ -158,6 +168,7 @@ impl Default for DeltaOptions {
             max_object: 256 << 20,
             window: DEFAULT_WINDOW,
             xz: XzPolicy::Auto,
+            scan_held: SCAN_HELD,
         }
     }
 }
@@ -245,13 +256,39 @@ pub struct DeltaReport {
 /// real size once the form is made.
 const EXPANSION: u64 = 4;
 
-/// Encodes `data` (object `key`, of SHA-256 `sha256`) against object
+/// The bytes of a changed object, as the analysis gets them.
+pub(crate) enum Content {
+    /// Read whole by the scan (a small object).
+    Bytes(Vec<u8>),
+    /// Only in its kept copy (`References`), of `len` bytes: a larger object
+    /// streamed through the chunker and the copy by the scan, never held
+    /// whole there. The analysis reads it under its share of the budget
+    /// (whole, when the walk looks into it), or not at all when it is its
+    /// own expanded form: then the windows read their ranges of the copy.
+    Kept {
+        /// Its size.
+        len: u64,
+    },
+}
+
+impl Content {
+    fn len(&self) -> u64 {
+        match self {
+            Content::Bytes(d) => d.len() as u64,
+            Content::Kept { len } => *len,
+        }
+    }
+}
+
+/// Encodes `content` (object `key`, of SHA-256 `sha256`) against object
 /// `base_key` of the last catalog (`base`, its copy read from `refs`), and
-/// checks that the inside's steps give `data` back. `None` when the base's
-/// copy is missing, an expanded form is over the size bound or the check
-/// fails. Each buffer lives only while it is needed (the expanded forms are
-/// the largest): `data` until it is expanded, the base's copy, read only
-/// once `data` is dropped, until it is expanded.
+/// checks that the inside's steps give the object back. `None` when a copy
+/// is missing, an expanded form is over the size bound or the check fails.
+/// Each buffer lives only while it is needed (the expanded forms are the
+/// largest): the object until it is expanded, the base's copy, read only
+/// once the object is dropped, until it is expanded. An object kept only in
+/// its copy ([`Content::Kept`]) that the walk does not look into is never
+/// read into memory when it is over a window: its copy is its expanded form.
 ///
 /// The buffers are held under the process's memory budget
 /// (`ferry_recipe::budget`), together with the encoders the analysis, the
@@ -262,7 +299,7 @@ const EXPANSION: u64 = 4;
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn patch_against(
     key: &ObjectKey,
-    data: Vec<u8>,
+    content: Content,
     sha256: &Sha256,
     base_key: &ObjectKey,
     base: &FileObject,
@@ -275,20 +312,50 @@ pub(crate) fn patch_against(
         reproduce_xz: opts.xz.reproduces(level),
         ..ferry_recipe::Options::default()
     };
-    let len = data.len() as u64;
+    let len = content.len();
+    // The copy of an object kept only there, and whether the walk looks
+    // into it (by its first bytes).
+    let copy = match &content {
+        Content::Bytes(_) => None,
+        Content::Kept { len } => match refs.open(sha256, *len)? {
+            Some(file) => Some(file),
+            None => return Ok(None),
+        },
+    };
+    let walked = match (&content, &copy) {
+        (Content::Bytes(data), _) => ferry_recipe::is_walked(data),
+        (_, Some(file)) => walked_copy(file)?,
+        (Content::Kept { .. }, None) => unreachable!("opened above"),
+    };
     // A predecessor is most likely walked (or not) as the object is.
-    let walked = ferry_recipe::is_walked(&data);
     let expansion = if walked { EXPANSION } else { 0 };
-    let mut permit = ferry_recipe::budget::reserve(len + expansion * len);
     let cx = Cx {
         key,
         sha256,
         refs,
         window: opts.window,
     };
-    let Some((recipe, expanded, reused)) =
-        analyze_verified(&cx, data, &ropts, recipes, &mut permit)?
-    else {
+    let (mut permit, analysed) = match (content, copy) {
+        (Content::Kept { len }, Some(file)) if !walked && len > opts.window => {
+            // Its own expanded form, spilled already: its copy.
+            let permit = ferry_recipe::budget::reserve(0);
+            (permit, own_form_kept(&cx, file, len)?)
+        }
+        (content, _) => {
+            let mut permit = ferry_recipe::budget::reserve(len + expansion * len);
+            let data = match content {
+                Content::Bytes(data) => data,
+                // Read under the share just reserved, not by the scan.
+                Content::Kept { .. } => match refs.get(sha256)? {
+                    Some(data) => data,
+                    None => return Ok(None),
+                },
+            };
+            let analysed = analyze_verified(&cx, data, &ropts, recipes, &mut permit)?;
+            (permit, analysed)
+        }
+    };
+    let Some((recipe, expanded, reused)) = analysed else {
         return Ok(None);
     };
     let Expanded {
@@ -725,6 +792,41 @@ fn hold(
     Ok(Expanded { held, len, blake3 })
 }
 
+/// An object kept only in its copy `file` (of `len` bytes) that is its own
+/// expanded form, held as that copy: the windows read their ranges of it.
+/// Read once, a block at a time, for its BLAKE3 and to check its SHA-256
+/// (`None`, the copy removed, if it is not the object's).
+fn own_form_kept(
+    cx: &Cx<'_>,
+    file: std::fs::File,
+    len: u64,
+) -> Result<Option<(Vec<u8>, Expanded, bool)>> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: usize = 1 << 20;
+    let mut sha = Sha256Hasher::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut buf = vec![0u8; BLOCK];
+    let mut at = 0u64;
+    while at < len {
+        let n = BLOCK.min((len - at) as usize);
+        file.read_exact_at(&mut buf[..n], at)
+            .with_context(|| format!("cannot read the kept copy of {}", cx.key))?;
+        sha.update(&buf[..n]);
+        b3.update(&buf[..n]);
+        at += n as u64;
+    }
+    if sha.finish() != *cx.sha256 {
+        cx.refs.damaged(cx.sha256)?;
+        return Ok(None);
+    }
+    let expanded = Expanded {
+        held: Held::Spilled(file),
+        len,
+        blake3: *b3.finalize().as_bytes(),
+    };
+    Ok(Some((Vec::new(), expanded, false)))
+}
+
 /// [`rebuilds`] from an expanded form read from `expanded` as the rebuild
 /// goes.
 fn rebuilds_from(
@@ -838,6 +940,17 @@ mod tests {
     /// Patches `new` against `old` (kept in a fresh `References`) with
     /// windows of `window` bytes.
     fn patch(old: &[u8], new: Vec<u8>, window: u64) -> (Option<Patched>, tempfile::TempDir) {
+        patch_as(old, new, window, false)
+    }
+
+    /// [`patch`], the new object given as bytes or (`kept`) only as its
+    /// kept copy, as the scan hands over a large one it streamed.
+    fn patch_as(
+        old: &[u8],
+        new: Vec<u8>,
+        window: u64,
+        kept: bool,
+    ) -> (Option<Patched>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let refs = References::new(dir.path().join("objects"));
         let recipes = Recipes::new(dir.path().join("analyses"));
@@ -849,9 +962,16 @@ mod tests {
             window,
             ..DeltaOptions::default()
         };
+        let content = if kept {
+            Content::Kept {
+                len: new.len() as u64,
+            }
+        } else {
+            Content::Bytes(new)
+        };
         let made = patch_against(
             &key("new"),
-            new,
+            content,
             &sha,
             &key("old"),
             &base,
@@ -912,7 +1032,7 @@ mod tests {
         let recipes = Recipes::new(dir.path().join("analyses"));
         let made = patch_against(
             &key("new"),
-            new,
+            Content::Bytes(new),
             &sha,
             &key("old"),
             &base,
@@ -955,5 +1075,89 @@ mod tests {
             ferry_recipe::rebuild(&recipe, &expanded, new.len() as u64, &mut rebuilt).unwrap();
             assert_eq!(rebuilt, new);
         }
+    }
+
+    /// What a patch ships: its recipe, frames and each window's entry.
+    fn shipped(p: &Patched) -> (Vec<u8>, Vec<(Vec<u8>, u64, [u8; 32], std::ops::Range<u64>)>) {
+        let frames = match &p.patch {
+            Frames::One(f) => vec![(f.clone(), p.expanded_len, p.expanded_blake3, 0..0)],
+            Frames::Windows(w) => w
+                .iter()
+                .map(|w| (w.frame.clone(), w.len, w.blake3, w.reference.clone()))
+                .collect(),
+        };
+        (p.recipe.clone(), frames)
+    }
+
+    #[test]
+    fn an_object_kept_only_in_its_copy_is_patched_as_if_read_whole() {
+        // A plain object over a window (its copy is its expanded form, read
+        // a range at a time), one under it, and a compressed one (read
+        // whole from the copy under its share of the budget): the same
+        // patch as from the bytes.
+        let old = noise(600_000, 11);
+        let old_gz_plain = noise(150_000, 12).repeat(2);
+        let cases = [
+            (old.clone(), edited(&old), 100_000),
+            (old.clone(), edited(&old), DEFAULT_WINDOW),
+            (gz(&old_gz_plain), gz(&edited(&old_gz_plain)), 100_000),
+        ];
+        for (i, (old, new, window)) in cases.into_iter().enumerate() {
+            let (from_bytes, _d1) = patch_as(&old, new.clone(), window, false);
+            let (from_copy, _d2) = patch_as(&old, new.clone(), window, true);
+            let (a, b) = (from_bytes.expect("patched"), from_copy.expect("patched"));
+            assert_eq!(shipped(&a), shipped(&b), "case {i}");
+            assert_eq!(a.base.blake3, b.base.blake3, "case {i}");
+            assert_eq!(a.base.form, b.base.form, "case {i}");
+            assert_eq!(
+                (a.expanded_len, a.expanded_blake3),
+                (b.expanded_len, b.expanded_blake3)
+            );
+            if i == 0 {
+                assert_eq!(decode_windows(&b, &old), new);
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_or_missing_copy_of_a_kept_object_ships_it_whole() {
+        let old = noise(300_000, 13);
+        let new = edited(&old);
+        let dir = tempfile::tempdir().unwrap();
+        let refs = References::new(dir.path().join("objects"));
+        let recipes = Recipes::new(dir.path().join("analyses"));
+        let base = object(&old);
+        refs.put(&base.sha256, &old).unwrap();
+        let sha = Sha256::of(&new);
+        let opts = DeltaOptions {
+            window: 100_000,
+            ..DeltaOptions::default()
+        };
+        let run = || {
+            patch_against(
+                &key("new"),
+                Content::Kept {
+                    len: new.len() as u64,
+                },
+                &sha,
+                &key("old"),
+                &base,
+                &refs,
+                &opts,
+                FAST,
+                &recipes,
+            )
+            .unwrap()
+        };
+        assert!(run().is_none(), "no copy");
+        // A copy of the right size whose bytes are not the object's.
+        let mut bad = new.clone();
+        bad[200_000] ^= 1;
+        std::fs::write(dir.path().join("objects").join(sha.to_hex()), &bad).unwrap();
+        assert!(run().is_none(), "a damaged copy");
+        assert!(
+            refs.open(&sha, new.len() as u64).unwrap().is_none(),
+            "the damaged copy is removed"
+        );
     }
 }

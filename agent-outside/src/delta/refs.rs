@@ -81,6 +81,13 @@ impl References {
              the objects patched against it ship whole",
             path.display()
         );
+        self.drop_copy(sha)
+    }
+
+    /// Removes the copy of `sha` if there is one: a copy written only for
+    /// the export that wrote it (an object too large to patch against).
+    pub(crate) fn drop_copy(&self, sha: &Sha256) -> Result<()> {
+        let path = self.path(sha);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -131,6 +138,14 @@ impl References {
         let path = self.path(sha);
         std::fs::rename(&tmp, &path)
             .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+    }
+
+    /// Drops the copy `teed` was writing (the object did not stream
+    /// through whole).
+    pub(crate) fn discard(&self, teed: Teed<impl std::io::Read>) {
+        let Teed { out, tmp, .. } = teed;
+        drop(out);
+        let _ = std::fs::remove_file(&tmp);
     }
 
     /// Removes every copy whose digest is not in `keep`.

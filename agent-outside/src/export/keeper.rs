@@ -150,17 +150,20 @@ impl Digest {
                 let mut teed = refs.tee(blocks, limit)?;
                 let mut sha = Sha256Hasher::new();
                 let mut buf = vec![0; BLOCK];
-                loop {
-                    let n = teed.read(&mut buf).with_context(|| {
+                let read = loop {
+                    match teed.read(&mut buf) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => sha.update(&buf[..n]),
+                        Err(e) => break Err(e),
+                    }
+                };
+                if read.is_err() || !ended.get() {
+                    // The scan stopped short, or the copy could not be
+                    // written: no copy, and no temporary file left.
+                    refs.discard(teed);
+                    read.with_context(|| {
                         format!("cannot keep a copy in {}", refs.dir().display())
                     })?;
-                    if n == 0 {
-                        break;
-                    }
-                    sha.update(&buf[..n]);
-                }
-                if !ended.get() {
-                    // The scan stopped short: no copy.
                     return Ok(None);
                 }
                 let sha = sha.finish();

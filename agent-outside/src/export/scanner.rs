@@ -562,15 +562,15 @@ impl Scanner<'_> {
             self.report.whole_bytes += whole.size;
             return Ok(Encoded::Ready(whole));
         }
-        let mut data = Vec::new();
-        (&mut reader)
-            .take(self.delta.max_object + 1)
-            .read_to_end(&mut data)?;
-        if data.len() as u64 > self.delta.max_object {
+        // A changed object with a predecessor: a small one is read whole
+        // here, a larger one streams through the chunker and into its copy,
+        // never held whole by the scan (`encode_streamed`).
+        let held = self.delta.scan_held.min(self.delta.max_object);
+        let mut data = Vec::with_capacity(HEAD_ROOM);
+        (&mut reader).take(held + 1).read_to_end(&mut data)?;
+        if data.len() as u64 > held {
             let rest = std::io::Cursor::new(data).chain(reader);
-            return Ok(Encoded::Ready(
-                self.chunk_object(Box::new(rest), executable)?,
-            ));
+            return self.encode_streamed(key, hint, rest, (executable, level));
         }
         // What shipping it whole costs: the chunks the inside lacks. Only
         // where they lie is kept: if the object ships whole after all, they
@@ -614,23 +614,144 @@ impl Scanner<'_> {
                 return Ok(Encoded::Ready(whole));
             }
         };
+        let content = delta::Content::Bytes(data);
+        Ok(self.start_patch(key, base, content, whole, new_chunks, level))
+    }
+
+    /// [`Scanner::encode_object`] of a changed object over what the scan
+    /// reads whole, with a predecessor: it streams through the chunker while
+    /// a [`Digest`] thread makes its SHA-256 and writes its copy. The chunks
+    /// shipping it whole would add are only located; they are read back
+    /// from the copy if it ships whole, and the analysis reads the copy (a
+    /// range at a time when the object is its own expanded form). An object
+    /// over the delta size bound ships whole, its copy dropped once its
+    /// chunks are read back. A read error stops it with no copy kept.
+    fn encode_streamed(
+        &mut self,
+        key: &ObjectKey,
+        hint: Option<&ObjectKey>,
+        reader: impl std::io::Read,
+        (executable, level): (bool, i32),
+    ) -> Result<Encoded> {
+        self.ensure_have()?;
+        // The copy is kept whatever the size: the chunks of an object too
+        // large to patch are read back from it.
+        let side = Digest::start(self.refs.clone(), u64::MAX)?;
+        let mut new_chunks = Vec::new();
+        let mut seen = HashSet::new();
+        let mut at = 0usize;
+        let (have, carried, pb) = (&self.have, &self.carried, &self.pb);
+        let cut = cut_chunks_undigested(side.reader(reader), |id, bytes| -> Result<()> {
+            if !have.contains(id) && !carried.contains(id) && seen.insert(*id) {
+                new_chunks.push((*id, at..at + bytes.len()));
+            }
+            at += bytes.len();
+            pb.inc(bytes.len() as u64);
+            Ok(())
+        });
+        // The digest thread's error first: a copy it could not write stops
+        // the cut too.
+        let digest = side.finish(cut.is_ok())?;
+        let (refs, size) = cut?;
+        let sha256 =
+            digest.ok_or_else(|| anyhow!("the thread that digests objects stopped early"))?;
+        let whole = FileObject {
+            size,
+            sha256,
+            executable,
+            encoding: Encoding::Chunks(refs),
+        };
+        if size > self.delta.max_object {
+            self.send_kept(key, &whole, new_chunks)?;
+            self.refs.drop_copy(&sha256)?;
+            return Ok(Encoded::Ready(whole));
+        }
+        if let Some(last) = self.last.object(key)? {
+            if let Object::File(prev) = &last {
+                let same = prev.sha256 == whole.sha256 && prev.executable == whole.executable;
+                if same && self.chunks_known(&last) {
+                    return Ok(Encoded::Ready(prev.clone()));
+                }
+            }
+        }
+        if self.adopted.get(&whole.sha256) == Some(&whole.size) {
+            return Ok(Encoded::Ready(whole));
+        }
+        let whole_cost: u64 = new_chunks.iter().map(|(_, r)| r.len() as u64).sum();
+        let base = match self.families.predecessor(key, hint, whole.size)? {
+            Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k, b),
+            _ => {
+                self.report.whole += 1;
+                self.report.whole_bytes += whole.size;
+                self.send_kept(key, &whole, new_chunks)?;
+                return Ok(Encoded::Ready(whole));
+            }
+        };
+        let content = delta::Content::Kept { len: size };
+        Ok(self.start_patch(key, base, content, whole, new_chunks, level))
+    }
+
+    /// Starts the patch of `content` (object `key`, `whole` as shipped
+    /// whole) against `base` on the analysis pool.
+    fn start_patch(
+        &mut self,
+        key: &ObjectKey,
+        base: (ObjectKey, FileObject),
+        content: delta::Content,
+        whole: FileObject,
+        new_chunks: Vec<(ChunkId, Range<usize>)>,
+        level: i32,
+    ) -> Encoded {
         let (tx, rx) = mpsc::sync_channel(1);
         let (refs, recipes) = (self.refs.clone(), self.recipes.clone());
         let (opts, key) = (self.delta, key.clone());
-        let (size, sha256) = (data.len() as u64, whole.sha256);
+        let (size, sha256) = (whole.size, whole.sha256);
         self.analysis.spawn(move || {
             let patched = delta::patch_against(
-                &key, data, &sha256, &base.0, &base.1, &refs, &opts, level, &recipes,
+                &key, content, &sha256, &base.0, &base.1, &refs, &opts, level, &recipes,
             );
             let _ = tx.send(patched);
         });
-        Ok(Encoded::Pending(Box::new(Pending {
+        let whole_cost = new_chunks.iter().map(|(_, r)| r.len() as u64).sum();
+        Encoded::Pending(Box::new(Pending {
             whole,
             new_chunks,
             whole_cost,
             size,
             patched: rx,
-        })))
+        }))
+    }
+
+    /// Sends the chunks `new_chunks` of an object shipped whole, read back
+    /// from its kept copy (each checked against its id) a chunk at a time.
+    fn send_kept(
+        &mut self,
+        key: &ObjectKey,
+        whole: &FileObject,
+        new_chunks: Vec<(ChunkId, Range<usize>)>,
+    ) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        if new_chunks.is_empty() {
+            return Ok(());
+        }
+        let dir = self.refs.dir().display().to_string();
+        let lost = || {
+            anyhow!("the copy of {key} kept in {dir} vanished or was damaged during the export; export again")
+        };
+        let copy = self
+            .refs
+            .open(&whole.sha256, whole.size)?
+            .ok_or_else(lost)?;
+        for (id, range) in new_chunks {
+            let mut bytes = vec![0u8; range.len()];
+            copy.read_exact_at(&mut bytes, range.start as u64)
+                .with_context(|| format!("cannot read the copy of {key} kept in {dir}"))?;
+            if ChunkId::of(&bytes) != id {
+                return Err(lost());
+            }
+            self.send(id, bytes)?;
+        }
+        Ok(())
     }
 
     /// Queues an object whose patch is being made; settles the oldest ones
@@ -681,15 +802,7 @@ impl Scanner<'_> {
             _ => {
                 self.report.whole += 1;
                 self.report.whole_bytes += p.whole.size;
-                let Some(data) = self.refs.get(&p.whole.sha256)? else {
-                    bail!("the copy of {key} kept in {} vanished or was damaged during the export; export again", self.refs.dir().display());
-                };
-                for (id, range) in p.new_chunks {
-                    let bytes = data.get(range).map(<[u8]>::to_vec);
-                    let bytes = bytes
-                        .ok_or_else(|| anyhow!("the copy of {key} changed during the export"))?;
-                    self.send(id, bytes)?;
-                }
+                self.send_kept(&key, &p.whole, p.new_chunks)?;
                 p.whole
             }
         };
@@ -824,4 +937,256 @@ fn post_new(
         outbox.post(id, data)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{export_at, ExportOptions};
+    use crate::delta::DeltaOptions;
+    use crate::layout::Layout;
+    use crate::ledger::Ledger;
+    use crate::source::{Item, ItemKind, ScanCtx, Source};
+    use crate::test_util::noise;
+    use anyhow::Result;
+    use ferry_protocol::catalog::SourceKind;
+    use ferry_protocol::keys::SecretKey;
+    use std::collections::BTreeMap;
+    use std::io::Read;
+    use std::path::Path;
+
+    /// A source of files held in memory; the file named `fail` (if any)
+    /// gives an error once `after` of its bytes are read.
+    struct Mem {
+        files: Vec<(String, Vec<u8>)>,
+        fail: Option<(String, usize)>,
+    }
+
+    /// Reads `data`, then fails (a disk or a network gone mid-read).
+    struct Failing {
+        data: std::io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.data.read(buf)? {
+                0 => Err(std::io::Error::other("the upstream disk went away")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    impl Source for Mem {
+        fn name(&self) -> &str {
+            "s"
+        }
+        fn kind(&self) -> SourceKind {
+            SourceKind::Files
+        }
+        fn scan(&self, _: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
+            for (path, data) in &self.files {
+                let data = data.clone();
+                let fail = match &self.fail {
+                    Some((p, after)) if p == path => Some(*after),
+                    _ => None,
+                };
+                let open: crate::source::Opener = Box::new(move || {
+                    Ok(match fail {
+                        Some(after) => Box::new(Failing {
+                            data: std::io::Cursor::new(data[..after].to_vec()),
+                        }) as Box<dyn Read>,
+                        None => Box::new(std::io::Cursor::new(data)),
+                    })
+                });
+                sink(Item {
+                    path: path.clone(),
+                    predecessor: None,
+                    kind: ItemKind::File {
+                        executable: false,
+                        fingerprint: None,
+                        expected_sha256: None,
+                        open,
+                    },
+                })?;
+            }
+            Ok(())
+        }
+    }
+
+    fn options(delta: DeltaOptions) -> ExportOptions {
+        ExportOptions {
+            volume_size: 64 << 20,
+            level: 3,
+            expires_in: 86_400,
+            delta,
+        }
+    }
+
+    /// Exports `files` into the state at `root` as bundle `now`'s.
+    fn export(
+        root: &Path,
+        files: &[(String, Vec<u8>)],
+        fail: Option<(String, usize)>,
+        delta: DeltaOptions,
+    ) -> Result<Option<(std::path::PathBuf, crate::delta::DeltaReport)>> {
+        let layout = Layout::new(root);
+        let ledger = Ledger::open(&layout)?;
+        let key = SecretKey::from_seed([7; 32]);
+        let sources: Vec<Box<dyn Source>> = vec![Box::new(Mem {
+            files: files.to_vec(),
+            fail,
+        })];
+        let made = export_at(&layout, &ledger, &key, &sources, &options(delta), 1_000)?;
+        Ok(made.map(|e| (e.dir, e.delta)))
+    }
+
+    /// Every file under `dir` and its bytes.
+    fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    todo.push(p);
+                } else {
+                    let name = p.strip_prefix(dir).unwrap().display().to_string();
+                    out.insert(name, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        for (name, bytes) in files_of(from) {
+            let p = to.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+    }
+
+    /// `old` with bytes inserted near the start and a run changed in the
+    /// middle.
+    fn edited(old: &[u8], seed: u8) -> Vec<u8> {
+        let mut new = old[..1000].to_vec();
+        new.extend_from_slice(&[seed; 37]);
+        new.extend_from_slice(&old[1000..]);
+        let mid = new.len() / 2;
+        new[mid..mid + 300].fill(seed);
+        new
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Small settings, so that small objects take the large objects' paths:
+    /// objects over 64 KiB stream, windows of 300 kB, objects over 3 MB are
+    /// not patched.
+    fn small(scan_held: u64) -> DeltaOptions {
+        DeltaOptions {
+            window: 300_000,
+            max_object: 3_000_000,
+            scan_held,
+            ..DeltaOptions::default()
+        }
+    }
+
+    #[test]
+    fn changed_objects_streamed_make_the_bundle_they_make_read_whole() {
+        // A plain object over a window (patched in windows read from its
+        // copy), one under a window, a compressed one, one over the delta
+        // size bound (ships whole, its chunks read back from its copy), one
+        // whose patch does not pay (new noise: ships whole), and small ones.
+        let plain = noise(1_000_000, 1);
+        let small_plain = noise(200_000, 2);
+        let text = noise(40_000, 3).repeat(8);
+        let huge = noise(3_500_000, 4);
+        let fresh = noise(500_000, 5);
+        let v1: Vec<(String, Vec<u8>)> = vec![
+            ("big.bin".into(), plain.clone()),
+            ("mid.bin".into(), small_plain.clone()),
+            ("pkg.gz".into(), gz(&text)),
+            ("huge.iso".into(), huge.clone()),
+            ("other.bin".into(), fresh.clone()),
+            ("tiny.txt".into(), b"hello".to_vec()),
+        ];
+        let v2: Vec<(String, Vec<u8>)> = vec![
+            ("big.bin".into(), edited(&plain, 9)),
+            ("mid.bin".into(), edited(&small_plain, 8)),
+            ("pkg.gz".into(), gz(&edited(&text, 7))),
+            ("huge.iso".into(), edited(&huge, 6)),
+            ("other.bin".into(), noise(500_000, 55)),
+            ("tiny.txt".into(), b"hello again".to_vec()),
+        ];
+        let tmp = tempfile::tempdir().unwrap();
+        let (read, streamed) = (tmp.path().join("read"), tmp.path().join("streamed"));
+        export(&read, &v1, None, small(u64::MAX)).unwrap().unwrap();
+        copy_dir(&read, &streamed);
+        // The same second export from the same state, the changed objects
+        // read whole by the scan, then streamed.
+        let a = export(&read, &v2, None, small(u64::MAX)).unwrap().unwrap();
+        let b = export(&streamed, &v2, None, small(64 << 10))
+            .unwrap()
+            .unwrap();
+        // Patched: the two plain ones and the compressed one; whole: the
+        // one whose patch does not pay and the tiny one (the huge one is
+        // not counted).
+        assert_eq!((b.1.patched, b.1.whole), (3, 2), "{:?}", b.1);
+        assert_eq!(a.1, b.1);
+        let (a, b) = (files_of(&a.0), files_of(&b.0));
+        assert!(a.len() >= 2, "{:?}", a.keys());
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (name, bytes) in &a {
+            assert!(b[name] == *bytes, "{name} differs");
+        }
+        // Patches, not whole objects: the bundle holds much less than the
+        // 1.7 MB of changed patchable objects (the huge one ships whole).
+        let total: usize = b.values().map(Vec::len).sum();
+        assert!(total < 3_500_000 + 500_000 + 200_000, "{total} bytes");
+        // The copy of the object too large to patch is not kept; the others'
+        // are (the next export's bases).
+        let objects = files_of(&Layout::new(&streamed).objects());
+        let sha = |d: &[u8]| ferry_protocol::id::Sha256::of(d).to_hex();
+        assert!(!objects.contains_key(&sha(&edited(&huge, 6))));
+        assert_eq!(
+            objects.get(&sha(&edited(&plain, 9))),
+            Some(&edited(&plain, 9))
+        );
+        assert!(
+            objects.keys().all(|k| !k.starts_with('.')),
+            "{:?}",
+            objects.keys()
+        );
+    }
+
+    #[test]
+    fn a_read_error_midway_through_a_streamed_object_commits_nothing() {
+        let plain = noise(1_000_000, 1);
+        let v1: Vec<(String, Vec<u8>)> = vec![("big.bin".into(), plain.clone())];
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        export(root, &v1, None, small(64 << 10)).unwrap().unwrap();
+        let layout = Layout::new(root);
+        let (bundles, objects) = (files_of(&layout.bundles()), files_of(&layout.objects()));
+        let v2: Vec<(String, Vec<u8>)> = vec![("big.bin".into(), edited(&plain, 3))];
+        for after in [0, 100_000, 700_000] {
+            let e =
+                export(root, &v2, Some(("big.bin".into(), after)), small(64 << 10)).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(msg.contains("the upstream disk went away"), "{msg}");
+            assert!(msg.contains("big.bin"), "{msg}");
+            // Nothing committed, no bundle, no copy or temporary file.
+            let ledger = Ledger::open(&layout).unwrap();
+            assert_eq!(ledger.head().unwrap().sequence, 1);
+            drop(ledger);
+            assert!(files_of(&layout.bundles()) == bundles, "after {after}");
+            assert!(files_of(&layout.objects()) == objects, "after {after}");
+        }
+        // The next export reads it whole and ships it.
+        assert!(export(root, &v2, None, small(64 << 10)).unwrap().is_some());
+    }
 }
