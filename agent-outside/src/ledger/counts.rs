@@ -29,8 +29,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 /// Chunk id -> uses by the catalog's files (chunks an inside keeps).
 pub(super) const HELD: TableDefinition<&[u8; 32], u64> = TableDefinition::new("held_chunks");
 /// SHA-256 -> files of the catalog with it.
-pub(super) const DIGESTS: TableDefinition<&[u8; 32], u64> =
-    TableDefinition::new("catalog_digests");
+pub(super) const DIGESTS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("catalog_digests");
 /// SHA-256 whose count fell to 0 -> the sequence that dropped it.
 pub(super) const UNHELD: TableDefinition<&[u8; 32], u64> = TableDefinition::new("unheld_digests");
 /// The `meta` key of the sequence the counts are of (postcard `u64`).
@@ -117,7 +116,10 @@ fn merge(
         if by == 0 {
             continue;
         }
-        let was = table.get(&key).map_err(ctx("read"))?.map_or(0, |v| v.value());
+        let was = table
+            .get(&key)
+            .map_err(ctx("read"))?
+            .map_or(0, |v| v.value());
         let now = i64::try_from(was)
             .ok()
             .and_then(|w| w.checked_add(by))
@@ -160,7 +162,8 @@ pub(super) fn rebuild(
             old_digests.push(*r.map_err(ctx("read"))?.0.value());
         }
     }
-    txn.delete_table(HELD).map_err(ctx("drop the held chunks"))?;
+    txn.delete_table(HELD)
+        .map_err(ctx("drop the held chunks"))?;
     txn.delete_table(DIGESTS).map_err(ctx("drop the digests"))?;
     let mut tally = Tally::default();
     each_object(&mut |o| tally.object(o, 1))?;

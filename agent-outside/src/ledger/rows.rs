@@ -954,6 +954,10 @@ mod tests {
         let ledger = Ledger::open(&layout).unwrap();
         assert_eq!(ledger.stream().unwrap().0, [7u8; 16]);
         let fps = assert_rows(&ledger, 2, &second);
+        // The counts are built with the rows.
+        let digests: std::collections::HashSet<Sha256> =
+            [10u8, 31].iter().map(|s| Sha256([*s; 32])).collect();
+        assert_eq!(ledger.catalog_digests().unwrap(), digests);
         assert_eq!(fps.len(), 1, "only x's entry names its object");
         assert_eq!(fps[&key("a", "x")], "fp-x");
         {
