@@ -104,7 +104,7 @@ fn merge(
     what: &str,
     mut moved: impl FnMut(&[u8; 32], u64) -> Result<()>,
 ) -> Result<()> {
-    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    changes.sort_unstable_by_key(|c| c.0);
     let mut at = 0;
     while at < changes.len() {
         let key = changes[at].0;
@@ -169,7 +169,7 @@ pub(super) fn rebuild(
     each_object(&mut |o| tally.object(o, 1))?;
     // The digests counted before and not now: each one as if counted out.
     old_digests.sort_unstable();
-    tally.digests.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    tally.digests.sort_unstable_by_key(|d| d.0);
     {
         let mut unheld = txn.open_table(UNHELD).map_err(ctx("open"))?;
         for d in &old_digests {
