@@ -71,3 +71,51 @@ fn two_exports_of_one_tree_store_the_same_bytes_and_keep_every_copy() {
     a.import("m2").expect_ok();
     assert_eq!(tree_digest(&a.src), a.served_digest("tools"));
 }
+
+/// The names of the kept copies (`STATE/objects`), temporaries left out.
+fn copies(env: &Env) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(env.out_state.join("objects"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn a_delta_removes_the_copies_of_the_objects_it_replaced_or_removed_only() {
+    let env = Env::new();
+    fill(&env);
+    // Two files with the same bytes share one copy.
+    env.write_src("small/twin.txt", &text_bytes(5_000, 0));
+    env.export("m1").expect_ok();
+    let first = copies(&env);
+    assert_eq!(first.len(), 43);
+    let digest = |data: &[u8]| ferry_protocol::id::Sha256::of(data).to_hex();
+    let old_30 = digest(&text_bytes(5_000 + 3_000 * 30, 30));
+    let old_00 = digest(&text_bytes(5_000, 0));
+    assert!(first.contains(&old_30) && first.contains(&old_00));
+    // 30 replaced, 00 removed (its twin keeps the digest), 31 removed.
+    let mut edited = b"a new first line\n".to_vec();
+    edited.extend_from_slice(&text_bytes(5_000 + 3_000 * 30, 30));
+    env.write_src("small/30.txt", &edited);
+    std::fs::remove_file(env.src.join("small/00.txt")).unwrap();
+    std::fs::remove_file(env.src.join("small/31.txt")).unwrap();
+    env.export("m2").expect_ok();
+    let second = copies(&env);
+    let old_31 = digest(&text_bytes(5_000 + 3_000 * 31, 31));
+    assert!(!second.contains(&old_30), "the replaced object's copy goes");
+    assert!(!second.contains(&old_31), "the removed object's copy goes");
+    assert!(second.contains(&old_00), "a digest another file has stays");
+    assert!(second.contains(&digest(&edited)), "the new object's copy");
+    assert_eq!(second.len(), 42);
+    // The twin goes too, and with it the last file of that digest.
+    std::fs::remove_file(env.src.join("small/twin.txt")).unwrap();
+    env.export("m3").expect_ok();
+    let third = copies(&env);
+    assert!(!third.contains(&old_00));
+    assert_eq!(third.len(), 41);
+    env.import("m1").expect_ok();
+    env.import("m2").expect_ok();
+    env.import("m3").expect_ok();
+    assert_eq!(tree_digest(&env.src), env.served_digest("tools"));
+}

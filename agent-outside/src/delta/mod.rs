@@ -60,6 +60,15 @@ pub(crate) fn write_cache_file(path: &std::path::Path, bytes: &[u8]) -> Result<(
     written
 }
 
+/// Removes the cache file `path`; a missing one is fine.
+pub(crate) fn remove_cache_file(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}
+
 /// Removes every file of the cache directory `dir` whose digest (read from
 /// its name by `digest_of`) is not in `keep`. A missing directory is empty.
 pub(crate) fn prune_cache_dir(

@@ -47,6 +47,14 @@ impl Recipes {
         super::write_cache_file(&self.path(sha, reproduce_xz), recipe)
     }
 
+    /// Removes the recipes of object `sha` (under either setting), if kept.
+    pub(crate) fn remove(&self, sha: &Sha256) -> Result<()> {
+        for reproduce_xz in [false, true] {
+            super::remove_cache_file(&self.path(sha, reproduce_xz))?;
+        }
+        Ok(())
+    }
+
     /// Removes every recipe whose object is not in `keep`.
     pub(crate) fn prune(&self, keep: &HashSet<Sha256>) -> Result<()> {
         super::prune_cache_dir(&self.dir, keep, |name| {

@@ -148,6 +148,11 @@ impl References {
         let _ = std::fs::remove_file(&tmp);
     }
 
+    /// Removes the copy of `sha`, if kept.
+    pub(crate) fn remove(&self, sha: &Sha256) -> Result<()> {
+        super::remove_cache_file(&self.path(sha))
+    }
+
     /// Removes every copy whose digest is not in `keep`.
     pub(crate) fn prune(&self, keep: &HashSet<Sha256>) -> Result<()> {
         super::prune_cache_dir(&self.dir, keep, Sha256::from_hex)

@@ -24,7 +24,7 @@
 
 use crate::delta::{DeltaOptions, DeltaReport, Recipes, References};
 use crate::layout::Layout;
-use crate::ledger::{BundleRecord, Commit, Last, Ledger};
+use crate::ledger::{self, BundleRecord, Commit, Last, Ledger};
 use crate::reship;
 use crate::signing::SigningError;
 use crate::source::Source;
@@ -41,7 +41,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-mod chunkset;
 mod keeper;
 pub mod rebase;
 mod scanner;
@@ -263,18 +262,9 @@ pub fn export_with(
     } else {
         ledger.commit_unsigned(&commit)?;
     }
+    let checkpoint = !ledger::stores_changes(position.sequence, changes.len(), sums.objects);
     drop(changes);
-    // The copies and analyses of objects no longer in the catalog go: only
-    // an export that replaced or removed objects left any (one pass over
-    // the rows' digests).
-    if stats.changed + stats.removed > 0 {
-        let mut keep: HashSet<Sha256> = HashSet::new();
-        ledger.last(position.sequence)?.each_digest(|d| {
-            keep.insert(d);
-        })?;
-        References::new(layout.objects()).prune(&keep)?;
-        Recipes::new(layout.analyses()).prune(&keep)?;
-    }
+    prune_copies(layout, ledger, checkpoint && position.sequence > 1)?;
     Ok(Some(Exported {
         record,
         dir: final_dir,
@@ -282,6 +272,27 @@ pub fn export_with(
         delta: scanned.delta,
         signed,
     }))
+}
+
+/// Removes the copies and recipes of the objects no file of the catalog
+/// just committed has: those of the digests whose count the commit brought
+/// to 0 (the ledger lists them; nothing else is read). With `whole` (an
+/// export that wrote a checkpoint, so already O(mirror)), every copy and
+/// recipe whose digest is not counted goes too: what exports that failed
+/// before their commit left.
+fn prune_copies(layout: &Layout, ledger: &Ledger, whole: bool) -> Result<()> {
+    let refs = References::new(layout.objects());
+    let recipes = Recipes::new(layout.analyses());
+    if whole {
+        let keep: HashSet<Sha256> = ledger.catalog_digests()?;
+        refs.prune(&keep)?;
+        recipes.prune(&keep)?;
+    }
+    ledger.prune_unheld(|d| {
+        refs.remove(d)?;
+        recipes.remove(d)
+    })?;
+    Ok(())
 }
 
 /// [`SigningError::AwaitingSignature`] if a bundle awaits its signature:

@@ -22,7 +22,6 @@ use std::io::Read;
 use std::ops::Range;
 use std::sync::mpsc;
 
-use super::chunkset::ChunkSet;
 use super::keeper::{Digest, Keeper, KEEP_AHEAD};
 use super::seen::Seen;
 use super::{volume_error, ExportOptions, VolumeFiles};
@@ -152,8 +151,7 @@ pub(super) fn scan_and_pack(
     let mut scanner = Scanner {
         keeper: Keeper::start(refs.clone())?,
         last,
-        have: ChunkSet::new(Vec::new(), reship),
-        have_ready: last.is_empty(),
+        have: Have { last, reship },
         reship,
         adopted,
         carried: HashSet::new(),
@@ -288,12 +286,9 @@ struct Scanner<'a> {
     keeper: Keeper,
     /// The last catalog, as rows (each file's fingerprint beside it).
     last: &'a Last,
-    /// Chunks the inside holds (those of the previous catalog it keeps),
-    /// gathered from the rows when an object read first needs them
-    /// ([`Scanner::ensure_have`]; empty until then).
-    have: ChunkSet,
-    /// Whether `have` is gathered.
-    have_ready: bool,
+    /// Chunks the inside holds (those of the previous catalog it keeps but
+    /// those it lost), each looked up in the ledger's counts.
+    have: Have<'a>,
     /// Chunks the inside lost (`crate::reship`): an object using one is
     /// shipped again, whole.
     reship: &'a HashSet<ChunkId>,
@@ -491,22 +486,6 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    /// The chunks the inside holds: those of the last catalog it keeps but
-    /// those it lost, gathered from the rows by one pass the first time an
-    /// object read needs them (an export that reads nothing never does).
-    fn ensure_have(&mut self) -> Result<()> {
-        if !self.have_ready {
-            let mut ids = Vec::new();
-            self.last.each_file(|_, f| {
-                ids.extend(f.held_chunks().map(|c| c.id));
-                Ok(())
-            })?;
-            self.have = ChunkSet::new(ids, self.reship);
-            self.have_ready = true;
-        }
-        Ok(())
-    }
-
     /// Whether the inside holds every chunk it keeps of `o`, an object of
     /// the last catalog (a patch's chunks are not kept, and an unchanged
     /// patched object is not rebuilt). The inside holds every chunk of the
@@ -578,9 +557,8 @@ impl Scanner<'_> {
         let mut new_chunks = Vec::new();
         let mut seen = HashSet::new();
         let mut at = 0usize;
-        self.ensure_have()?;
         let whole = cut_file(&data[..], executable, |id, bytes| -> Result<()> {
-            if !self.have.contains(id) && !self.carried.contains(id) && seen.insert(*id) {
+            if !self.have.contains(id)? && !self.carried.contains(id) && seen.insert(*id) {
                 new_chunks.push((*id, at..at + bytes.len()));
             }
             at += bytes.len();
@@ -633,7 +611,6 @@ impl Scanner<'_> {
         reader: impl std::io::Read,
         (executable, level): (bool, i32),
     ) -> Result<Encoded> {
-        self.ensure_have()?;
         // The copy is kept whatever the size: the chunks of an object too
         // large to patch are read back from it.
         let side = Digest::start(self.refs.clone(), u64::MAX)?;
@@ -642,7 +619,7 @@ impl Scanner<'_> {
         let mut at = 0usize;
         let (have, carried, pb) = (&self.have, &self.carried, &self.pb);
         let cut = cut_chunks_undigested(side.reader(reader), |id, bytes| -> Result<()> {
-            if !have.contains(id) && !carried.contains(id) && seen.insert(*id) {
+            if !have.contains(id)? && !carried.contains(id) && seen.insert(*id) {
                 new_chunks.push((*id, at..at + bytes.len()));
             }
             at += bytes.len();
@@ -857,7 +834,6 @@ impl Scanner<'_> {
     /// Sends a chunk to the volume writer unless the inside holds it or this
     /// bundle carries it already.
     fn send(&mut self, id: ChunkId, data: Vec<u8>) -> Result<()> {
-        self.ensure_have()?;
         post_new(&self.have, &mut self.carried, &mut self.outbox, id, data)
     }
 
@@ -884,7 +860,6 @@ impl Scanner<'_> {
 
     /// Cuts a file into chunks, sending those the inside lacks to the volume writer.
     fn chunk_object(&mut self, reader: impl std::io::Read, executable: bool) -> Result<FileObject> {
-        self.ensure_have()?;
         let (have, carried, outbox, pb) =
             (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
         cut_file(reader, executable, |id, data| {
@@ -901,7 +876,6 @@ impl Scanner<'_> {
         reader: impl std::io::Read,
         executable: bool,
     ) -> Result<FileObject> {
-        self.ensure_have()?;
         let side = Digest::start(self.refs.clone(), self.delta.max_object)?;
         let (have, carried, outbox, pb) =
             (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
@@ -924,16 +898,30 @@ impl Scanner<'_> {
     }
 }
 
+/// The chunks the inside holds after the last bundle: those the last
+/// catalog's files keep (the ledger's counts of them: one read a chunk, the
+/// rows not read), but those it lost (`reship`).
+struct Have<'a> {
+    last: &'a Last,
+    reship: &'a HashSet<ChunkId>,
+}
+
+impl Have<'_> {
+    fn contains(&self, id: &ChunkId) -> Result<bool> {
+        Ok(!self.reship.contains(id) && self.last.holds_chunk(id)?)
+    }
+}
+
 /// Posts a chunk to the volume writer unless the inside holds it (`have`)
 /// or this bundle carries it already.
 fn post_new(
-    have: &ChunkSet,
+    have: &Have<'_>,
     carried: &mut HashSet<ChunkId>,
     outbox: &mut Outbox,
     id: ChunkId,
     data: Vec<u8>,
 ) -> Result<()> {
-    if !have.contains(&id) && carried.insert(id) {
+    if !have.contains(&id)? && carried.insert(id) {
         outbox.post(id, data)?;
     }
     Ok(())

@@ -22,6 +22,7 @@
 //! wait in the `reship` table until a bundle carrying them is committed.
 
 mod catalogs;
+mod counts;
 mod insides;
 mod rows;
 
@@ -32,7 +33,7 @@ pub use rows::{Last, Lookup, Row};
 use crate::layout::Layout;
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Change, Object, SourceKind, Sums};
-use ferry_protocol::id::{ChunkId, ManifestHash, StreamId};
+use ferry_protocol::id::{ChunkId, ManifestHash, Sha256, StreamId};
 use ferry_protocol::path::ObjectKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -164,6 +165,9 @@ impl Ledger {
             txn.open_table(BUNDLES).map_err(ctx("open"))?;
             txn.open_table(SHIPPED).map_err(ctx("open"))?;
             txn.open_table(rows::ROWS).map_err(ctx("open"))?;
+            txn.open_table(counts::HELD).map_err(ctx("open"))?;
+            txn.open_table(counts::DIGESTS).map_err(ctx("open"))?;
+            txn.open_table(counts::UNHELD).map_err(ctx("open"))?;
             txn.open_table(UNSIGNED).map_err(ctx("open"))?;
             txn.open_table(RESHIP).map_err(ctx("open"))?;
         }
@@ -296,6 +300,52 @@ impl Ledger {
         }
         txn.commit().map_err(ctx("commit"))?;
         Ok(())
+    }
+
+    /// Hands `remove` each digest no file of the last catalog has any more
+    /// (its count fell to 0 in a commit, and it is not counted again since),
+    /// to remove its copy and recipes, then takes them off the list; a
+    /// digest counted again is only taken off. Run right after each commit:
+    /// what a crash leaves listed goes at the next one. Returns how many
+    /// were handed over.
+    pub fn prune_unheld(&self, mut remove: impl FnMut(&Sha256) -> Result<()>) -> Result<usize> {
+        let listed = {
+            let txn = self.db.begin_read().map_err(ctx("begin"))?;
+            counts::unheld(&txn)?
+        };
+        if listed.is_empty() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for (d, again) in &listed {
+            if !again {
+                remove(d)?;
+                n += 1;
+            }
+        }
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        {
+            let mut t = txn.open_table(counts::UNHELD).map_err(ctx("open"))?;
+            for (d, _) in &listed {
+                t.remove(&d.0).map_err(ctx("write"))?;
+            }
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(n)
+    }
+
+    /// Every digest a file of the last catalog committed has (the counted
+    /// digests' keys: no row read).
+    pub fn catalog_digests(&self) -> Result<std::collections::HashSet<Sha256>> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let t = txn.open_table(counts::DIGESTS).map_err(ctx("open"))?;
+        let mut out = std::collections::HashSet::with_capacity(
+            usize::try_from(t.len().map_err(ctx("read"))?).unwrap_or(0),
+        );
+        for r in t.iter().map_err(ctx("read"))? {
+            out.insert(Sha256(*r.map_err(ctx("read"))?.0.value()));
+        }
+        Ok(out)
     }
 
     /// The bundle exported unsigned and waiting for its signature, if any.

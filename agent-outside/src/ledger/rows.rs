@@ -15,10 +15,10 @@
 //! (`catalogs`, which stays for resends), keeping each fingerprint whose
 //! object is the same.
 
-use super::{catalogs, ctx, META, SCAN};
+use super::{catalogs, counts, ctx, META, SCAN};
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Catalog, Change, FileObject, LastCatalog, Object, SourceKind, Sums};
-use ferry_protocol::id::Sha256;
+use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -159,16 +159,33 @@ pub(super) fn rows_sequence(txn: &WriteTransaction) -> Result<Option<u64>> {
 /// the history if they are of another one (or missing). Returns whether
 /// they were built.
 pub(super) fn ensure(txn: &WriteTransaction, sequence: u64) -> Result<bool> {
-    if rows_sequence(txn)? == Some(sequence) {
-        return Ok(false);
+    let mut built = false;
+    if rows_sequence(txn)? != Some(sequence) {
+        let catalog = {
+            let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
+            let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
+            catalogs::read(&steps, &legacy, sequence)?
+        };
+        rebuild(txn, sequence, &catalog)?;
+        built = true;
     }
-    let catalog = {
-        let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
-        let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
-        catalogs::read(&steps, &legacy, sequence)?
+    // The counts follow the rows (a ledger written before them has none).
+    let counted = {
+        let meta = txn.open_table(META).map_err(ctx("open meta"))?;
+        counts::sequence(&meta)?
     };
-    rebuild(txn, sequence, &catalog)?;
-    Ok(true)
+    if built || counted != Some(sequence) {
+        let rows = txn.open_table(ROWS).map_err(ctx("open"))?;
+        counts::rebuild(txn, sequence, |visit| {
+            for r in rows.iter().map_err(ctx("read"))? {
+                let (k, v) = r.map_err(ctx("read"))?;
+                visit(&decode(k.value(), v.value())?.object);
+            }
+            Ok(())
+        })?;
+        built = true;
+    }
+    Ok(built)
 }
 
 /// Writes the rows of `catalog`, the catalog of `sequence`, over whatever
@@ -274,24 +291,36 @@ pub(super) fn apply(
             .map(|i| fingerprints[i].1.as_str())
     };
     let puts = changes.partition_point(|c| matches!(c, Change::Put { .. }));
+    // What the objects put and the ones they replace or remove change in
+    // the counts.
+    let mut tally = counts::Tally::default();
     {
         let mut rows = txn.open_table(ROWS).map_err(ctx("open"))?;
         let mut k = String::new();
         for c in changes {
-            match c {
+            let old = match c {
                 Change::Put { key, object } => {
                     k.clear();
                     k.push_str(&key.source);
                     k.push('\0');
                     k.push_str(&key.path);
                     let bytes = encode(fingerprint(key), object)?;
+                    tally.object(object, 1);
                     rows.insert(k.as_str(), bytes.as_slice())
-                        .map_err(ctx("write"))?;
+                        .map_err(ctx("write"))?
+                        .map(|v| decode(&k, v.value()))
+                        .transpose()?
                 }
                 Change::Remove { key } => {
-                    rows.remove(row_key(&key.source, &key.path).as_str())
-                        .map_err(ctx("write"))?;
+                    k = row_key(&key.source, &key.path);
+                    rows.remove(k.as_str())
+                        .map_err(ctx("write"))?
+                        .map(|v| decode(&k, v.value()))
+                        .transpose()?
                 }
+            };
+            if let Some(old) = old {
+                tally.object(&old.object, -1);
             }
         }
         // Files read again whose object did not change: their new
@@ -326,6 +355,7 @@ pub(super) fn apply(
             sums.objects
         );
     }
+    tally.apply(txn, sequence)?;
     write_state(
         txn,
         &RowsState {
@@ -384,6 +414,8 @@ impl<T: ReadableTable<&'static str, &'static [u8]>> Serialize for RowsMap<'_, T>
 /// catalog of an export, read near its changes.
 pub struct Last {
     table: Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
+    /// The chunks the catalog's files keep, counted ([`counts::HELD`]).
+    held: Option<redb::ReadOnlyTable<&'static [u8; 32], u64>>,
     state: RowsState,
     /// A key being looked up, reused.
     key: std::cell::RefCell<String>,
@@ -409,6 +441,7 @@ impl Last {
     pub fn empty() -> Last {
         Last {
             table: None,
+            held: None,
             state: RowsState::default(),
             key: Default::default(),
             prefix: Default::default(),
@@ -419,15 +452,22 @@ impl Last {
     pub(super) fn open(txn: redb::ReadTransaction, sequence: u64) -> Result<Last> {
         let meta = txn.open_table(META).map_err(ctx("open meta"))?;
         let state = read_state(&meta)?.context("ledger: no catalog rows")?;
+        let counted = counts::sequence(&meta)?;
         drop(meta);
         anyhow::ensure!(
             state.sequence == sequence,
             "ledger: the catalog rows are of bundle {}, not {sequence}",
             state.sequence
         );
+        anyhow::ensure!(
+            counted == Some(sequence),
+            "ledger: the catalog counts are of bundle {counted:?}, not {sequence}"
+        );
         let table = txn.open_table(ROWS).map_err(ctx("open"))?;
+        let held = txn.open_table(counts::HELD).map_err(ctx("open"))?;
         Ok(Last {
             table: Some(table),
+            held: Some(held),
             state,
             key: Default::default(),
             prefix: Default::default(),
@@ -496,6 +536,15 @@ impl Last {
                 },
             })
         })
+    }
+
+    /// Whether a file of the catalog keeps chunk `id` (one read of the
+    /// held chunks' counts; the rows are not read).
+    pub fn holds_chunk(&self, id: &ChunkId) -> Result<bool> {
+        match &self.held {
+            Some(t) => Ok(t.get(&id.0).map_err(ctx("read"))?.is_some()),
+            None => Ok(false),
+        }
     }
 
     /// The row of `key`.
@@ -905,6 +954,10 @@ mod tests {
         let ledger = Ledger::open(&layout).unwrap();
         assert_eq!(ledger.stream().unwrap().0, [7u8; 16]);
         let fps = assert_rows(&ledger, 2, &second);
+        // The counts are built with the rows.
+        let digests: std::collections::HashSet<Sha256> =
+            [10u8, 31].iter().map(|s| Sha256([*s; 32])).collect();
+        assert_eq!(ledger.catalog_digests().unwrap(), digests);
         assert_eq!(fps.len(), 1, "only x's entry names its object");
         assert_eq!(fps[&key("a", "x")], "fp-x");
         {
