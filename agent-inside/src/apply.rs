@@ -233,7 +233,6 @@ fn prepare_and_commit(
     let view = crate::import::check_signer(db, b, applied)?.map_err(anyhow::Error::new)?;
     let snap = db.snapshot()?;
     let catalogs = next_catalog(layout, &snap, b, limits, opts)?;
-    let (prev, next) = (catalogs.prev(), catalogs.next());
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
@@ -248,11 +247,11 @@ fn prepare_and_commit(
         relinked,
     } = index_needed(
         &snap,
-        (prev, next),
+        &catalogs,
         (prev_gen.as_deref(), &layout.objects()),
         (&chunks, &missing_objects),
     )?;
-    stage_adopted(layout, next, &wanting, &chunks)?;
+    stage_adopted(layout, &catalogs, &wanting, &chunks)?;
     let source = ChunkSource {
         store: &chunks,
         ranges: &ranges,
@@ -272,7 +271,7 @@ fn prepare_and_commit(
     // anyway: no copy of every key.
     let changed: Option<BTreeSet<ObjectKey>> = (prev_gen.is_some()
         && crate::rebase::snapshot_of(b).is_none()
-        && store::same_kinds(prev.sources(), &next.sources))
+        && store::same_kinds(catalogs.prev_sources(), catalogs.sources()))
     .then(|| {
         b.manifest()
             .changes
@@ -288,7 +287,7 @@ fn prepare_and_commit(
     let bytes_written = build_generation(
         layout,
         applied,
-        (prev, next, changed.as_ref()),
+        (&catalogs, changed.as_ref()),
         (&source, &missing_objects),
         into,
         opts,
@@ -310,7 +309,7 @@ fn prepare_and_commit(
 
     let (stats, new_applied) = commit(db, b, applied, &catalogs, &name, &view)?;
     db.forget_missing(&found_again)?;
-    forget_rebuilt(db, layout, next, &missing_objects)?;
+    forget_rebuilt(db, layout, &catalogs, &missing_objects)?;
     // For `serve`'s /ferry/health (it never opens the database); the
     // database stays the truth, so a failure here only warns.
     let record = crate::freshness::Record {
@@ -349,18 +348,24 @@ fn prepare_and_commit(
 fn forget_rebuilt(
     db: &Db,
     layout: &Layout,
-    next: &Catalog,
+    catalogs: &Catalogs<'_>,
     missing: &HashSet<ferry_protocol::id::Sha256>,
 ) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
     let objects = crate::objects::ObjectStore::new(&layout.objects());
-    let sizes: HashMap<_, _> = next
-        .files()
-        .filter(|(_, f)| missing.contains(&f.sha256))
-        .map(|(_, f)| (f.sha256, f.size))
-        .collect();
+    // One pass over the next catalog, only after a scrub found objects
+    // missing.
+    let mut sizes = HashMap::new();
+    catalogs.for_each_from(None, &mut |_, o| {
+        if let Object::File(f) = o {
+            if missing.contains(&f.sha256) {
+                sizes.insert(f.sha256, f.size);
+            }
+        }
+        Ok(true)
+    })?;
     let mut forget = Vec::new();
     for sha in missing {
         let held = sizes.get(sha).is_some_and(|&size| objects.holds(sha, size));
@@ -373,39 +378,36 @@ fn forget_rebuilt(
 
 /// Step 1: the applied and the next catalog, and room for the next one:
 /// new chunks plus rebuilt objects, with 1% and 16 MiB to spare. The next
-/// catalog is the applied one changed in place (`crate::delta`), except
-/// for a rebase snapshot (a delta from the empty catalog; the previous
-/// catalog still gives the files held).
-fn next_catalog(
+/// catalog is the applied one's rows changed by the delta, read by key
+/// (`crate::delta`), except for a rebase snapshot (a delta from the empty
+/// catalog, held whole; the applied rows still give the files held).
+fn next_catalog<'s>(
     layout: &Layout,
-    snap: &crate::db::Snapshot,
+    snap: &'s crate::db::Snapshot,
     b: &Bundle,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
-) -> Result<Catalogs> {
+) -> Result<Catalogs<'s>> {
     let m = b.manifest();
-    let applied = snap.catalog()?;
     let catalogs = match crate::rebase::snapshot_of(b) {
-        Some(_) => Catalog::default()
-            .apply(&m.sources, &m.changes)
-            .map(|next| Catalogs::whole(applied, next)),
-        None => Catalogs::absorb(applied, &m.sources, &m.changes),
+        Some(_) => Catalogs::rebase(snap, &m.sources, &m.changes),
+        None => Catalogs::absorb(snap, &m.sources, &m.changes),
     }
     .context("its catalog delta does not fit the applied catalog")?;
-    let (prev, next) = (catalogs.prev(), catalogs.next());
-    m.check_result(next, limits)?;
-    store::check_all(next)?;
-    let rebuilt: u64 = m
-        .changes
-        .iter()
-        .map(|c| match c {
-            Change::Put {
-                key,
-                object: Object::File(f),
-            } if !matches!(prev.get(key), Some(Object::File(p)) if p == f) => f.size,
-            _ => 0,
-        })
-        .sum();
+    m.check_result_sums(catalogs.sums(), limits)?;
+    store::check_catalogs(&catalogs)?;
+    let mut rebuilt = 0;
+    for c in &m.changes {
+        if let Change::Put {
+            key,
+            object: Object::File(f),
+        } = c
+        {
+            if !matches!(catalogs.prev_get(key)?, Some(Object::File(p)) if p == *f) {
+                rebuilt += f.size;
+            }
+        }
+    }
     let need = m.totals.volume_bytes + rebuilt;
     std::fs::create_dir_all(layout.gens())
         .with_context(|| format!("cannot create {}", layout.gens().display()))?;
@@ -461,28 +463,29 @@ fn stage_chunks(
 /// Also returns the chunks of the unchanged files that are rebuilt.
 fn index_needed(
     snap: &crate::db::Snapshot,
-    (prev, next): (Prev<'_>, &Catalog),
+    catalogs: &Catalogs<'_>,
     (prev_gen, objects_root): (Option<&Path>, &Path),
     (chunks, missing): (&ChunkStore, &HashSet<ferry_protocol::id::Sha256>),
 ) -> Result<Needed> {
     let objects = crate::objects::ObjectStore::new(objects_root);
     let files = gen_files(prev_gen, &objects)?;
     let in_objects = matches!(files, Some(ranges::Files::Objects(_)));
+    let sources = catalogs.sources();
     let mut wanted: HashSet<ChunkId> = HashSet::new();
     let mut needed_by = Vec::new();
     let mut relinked = HashSet::new();
-    for (key, f) in next.files() {
-        let unchanged = match store::holding(prev, in_objects, missing, key, f) {
-            store::Holding::Held => continue,
+    store::files_to_look(catalogs, None, (in_objects, missing), &mut |key, f, h| {
+        let unchanged = match h {
+            store::Holding::Held => return Ok(()),
             store::Holding::InTree => {
                 let in_tree = || {
                     files
-                        .and_then(|at| at.path(&next.sources, key, &f.sha256))
+                        .and_then(|at| at.path(sources, &key, &f.sha256))
                         .and_then(|p| p.metadata().ok())
                         .is_some_and(|m| m.is_file() && m.len() == f.size)
                 };
                 if objects.holds(&f.sha256, f.size) || in_tree() {
-                    continue;
+                    return Ok(());
                 }
                 true
             }
@@ -493,10 +496,11 @@ fn index_needed(
         }
         for r in f.chunks() {
             if !chunks.contains(&r.id) && wanted.insert(r.id) {
-                needed_by.push((key, r.id));
+                needed_by.push((key.clone().into_owned(), r.id));
             }
         }
-    }
+        Ok(())
+    })?;
     let index = match files {
         Some(at) => RangeIndex::from_snapshot(snap, at, &wanted)?,
         None => RangeIndex::empty(),
@@ -504,7 +508,6 @@ fn index_needed(
     let wanting = needed_by
         .into_iter()
         .filter(|(_, id)| !index.contains(id))
-        .map(|(k, id)| (k.clone(), id))
         .collect();
     Ok(Needed {
         ranges: index,
@@ -536,13 +539,17 @@ struct Needed {
 /// any other is an error naming the object and the chunk.
 fn stage_adopted(
     layout: &Layout,
-    next: &Catalog,
+    catalogs: &Catalogs<'_>,
     wanting: &[(ObjectKey, ChunkId)],
     chunks: &crate::chunkstore::ChunkStore,
 ) -> Result<()> {
     let mut keys: Vec<&ObjectKey> = wanting.iter().map(|(k, _)| k).collect();
     keys.dedup();
-    let left = crate::adopt::stage::stage(layout, next, &keys, chunks)?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let next = catalogs.next_at(keys.iter().copied())?;
+    let left = crate::adopt::stage::stage(layout, &next, &keys, chunks)?;
     if let Some((key, id)) = wanting.iter().find(|(k, _)| left.contains(k)) {
         bail!(
             "object {key} needs chunk {id}, which neither the chunk store nor the bundle holds, \
@@ -610,24 +617,20 @@ fn commit(
     name: &str,
     view: &crate::trust::View,
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
-    let next = catalogs.next();
     let m = b.manifest();
     // A rebase snapshot records the hash of the bundle it snapshots: the
     // link the next bundle names. Its changes are from the empty catalog,
     // so the stored catalog is replaced whole.
-    let (stats, hash, update) = match (crate::rebase::snapshot_of(b), catalogs.prev_whole()) {
-        (Some(of), Some(prev)) => (
-            prev.delta_stats(&prev.diff(next)),
-            of,
-            CatalogUpdate::Whole(next),
-        ),
-        (Some(_), None) => bail!("a rebase snapshot's previous catalog is not held whole"),
+    let stats = catalogs.delta_stats()?;
+    let (hash, update) = match (crate::rebase::snapshot_of(b), catalogs.next_whole()) {
+        (Some(of), Some(next)) => (of, CatalogUpdate::Whole(next)),
+        (Some(_), None) => bail!("a rebase snapshot's next catalog is not held whole"),
         (None, _) => (
-            delta_stats(catalogs.prev(), &m.changes),
             b.verified.hash,
             CatalogUpdate::Delta {
                 sources: &m.sources,
                 changes: &m.changes,
+                sums: catalogs.sums(),
             },
         ),
     };
@@ -657,24 +660,10 @@ fn commit(
     Ok((stats, new_applied))
 }
 
-/// What `changes` add, change and remove in `prev`
-/// ([`Catalog::delta_stats`]).
-fn delta_stats(prev: Prev<'_>, changes: &[Change]) -> ferry_protocol::catalog::DeltaStats {
-    let mut s = ferry_protocol::catalog::DeltaStats::default();
-    for c in changes {
-        match c {
-            Change::Put { key, .. } if prev.contains_key(key) => s.changed += 1,
-            Change::Put { .. } => s.added += 1,
-            Change::Remove { .. } => s.removed += 1,
-        }
-    }
-    s
-}
-
 fn build_generation(
     layout: &Layout,
     applied: &Applied,
-    (prev, next, changed): (Prev<'_>, &Catalog, Option<&BTreeSet<ObjectKey>>),
+    (catalogs, changed): (&Catalogs<'_>, Option<&BTreeSet<ObjectKey>>),
     (chunks, missing): (&ChunkSource<'_>, &HashSet<ferry_protocol::id::Sha256>),
     (tmp, name): (&Path, &str),
     opts: ApplyOptions,
@@ -682,33 +671,55 @@ fn build_generation(
     fsx::remove_dir_if_exists(tmp)?;
     std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
-    let pb = progress::bytes(next.total_bytes(), "applying");
-    let objects = crate::objects::ObjectStore::new(&layout.objects());
-    let cx = BuildCtx {
-        layout,
-        prev_gen: prev_gen.as_deref(),
-        new_gen: tmp,
-        objects: &objects,
-        missing,
-        prev_in_objects: match prev_gen.as_deref() {
-            Some(g) => crate::genread::in_object_store(g)?,
-            None => false,
-        },
-        prev,
-        next,
-        chunks,
-        progress: &pb,
-        changed,
+    let prev_in_objects = match prev_gen.as_deref() {
+        Some(g) => crate::genread::in_object_store(g)?,
+        None => false,
     };
+    let pb = progress::bytes(
+        store::bytes_to_look(catalogs, prev_in_objects, missing),
+        "applying",
+    );
+    let objects = crate::objects::ObjectStore::new(&layout.objects());
     let mut written = 0;
     for s in store::all() {
+        // A store reads its kind's objects; none without a source of it.
+        let kind = s.kind();
+        let has = |sources: &std::collections::BTreeMap<_, _>| sources.values().any(|k| *k == kind);
+        let reads = s.reads_catalog();
+        let (prev, next) = if reads && (has(catalogs.prev_sources()) || has(catalogs.sources())) {
+            (catalogs.prev_of_kind(kind)?, catalogs.next_of_kind(kind)?)
+        } else {
+            let only_sources = |sources: &std::collections::BTreeMap<_, _>| Catalog {
+                sources: sources.clone(),
+                ..Catalog::default()
+            };
+            (
+                only_sources(catalogs.prev_sources()),
+                only_sources(catalogs.sources()),
+            )
+        };
+        let cx = BuildCtx {
+            layout,
+            prev_gen: prev_gen.as_deref(),
+            new_gen: tmp,
+            objects: &objects,
+            missing,
+            prev_in_objects,
+            prev: Prev(&prev),
+            next: &next,
+            catalogs,
+            chunks,
+            progress: &pb,
+            changed,
+        };
         written += s.build(&cx)?;
     }
     if let Some(keys) = opts.upstream {
-        crate::upstream::check_generation(keys, next, &objects)?;
+        let next = catalogs.next_of_kind(ferry_protocol::catalog::SourceKind::Oci)?;
+        crate::upstream::check_generation(keys, &next, &objects)?;
     }
     pb.finish_and_clear();
-    crate::genread::write_index(prev_gen.as_deref(), tmp, next, changed)?;
+    crate::genread::write_index(prev_gen.as_deref(), tmp, catalogs, changed)?;
     // One `syncfs` after the chunks join the store covers the objects, the
     // index and this rename before the commit: until then the generation
     // is a leftover `recover` removes (it is not current, and

@@ -1,299 +1,483 @@
-//! The next catalog of an apply, made from the applied one in place: one
-//! catalog in memory, not two (the applied one and a copy changed into the
-//! next). What the changes replaced is kept beside it, so the build still
-//! asks "what did the previous generation hold at this key"
-//! ([`crate::store::Prev`]).
+//! The applied and the next catalog of an apply, read by key: the applied
+//! one is the database's rows ([`Snapshot`]), the next one those rows
+//! merged with the bundle's changes. Nothing holds either whole: an apply
+//! of a delta holds its change, and reads the rows it needs (a key, the
+//! keys under a prefix, or, for what only a pass can tell, the rows one
+//! at a time).
 //!
-//! The checks are [`Catalog::apply`]'s, with the whole validation of the
-//! result replaced by [`Catalog::validate_changes`] (what the changes can
-//! break in a valid catalog): every key checked, no key changed twice, a
-//! removed key held, a patch's base held with the digest the patch was made
-//! against (in the applied catalog), and the result valid.
+//! The changes get the checks of [`Catalog::apply`], in one place
+//! ([`check_changes`]: every key valid, no key changed twice, a removed
+//! key held, a patch's base held with the digest the patch was made
+//! against), against the rows; the result is checked by
+//! [`validate_changes`] over the rows (what the changes can break in a
+//! valid catalog), instead of a whole `validate`. The next catalog's sums
+//! (objects, bytes, largest file) come from the applied sums kept in the
+//! database and the changed keys' rows; the rows are read through only
+//! when the largest file is replaced or removed by a smaller one.
+//!
+//! A rebase snapshot's next catalog is made from nothing
+//! ([`Catalogs::rebase`]: held whole, as before); a first import's is its
+//! change (the applied catalog is empty).
 
-use crate::store::Prev;
-use ferry_protocol::catalog::{Catalog, Change, Changes, Object, SourceKind};
-use ferry_protocol::path::{check_key, ObjectKey};
-use ferry_protocol::Error;
-use std::collections::{BTreeMap, HashSet};
+use crate::db::{key_bytes, Snapshot};
+use anyhow::Result;
+use ferry_protocol::catalog::{
+    check_changes, validate_changes, Catalog, Change, Changes, FileObject, LastCatalog, Object,
+    SourceKind, Sums,
+};
+use ferry_protocol::id::Sha256;
+use ferry_protocol::path::ObjectKey;
+use std::collections::BTreeMap;
 
-/// The applied catalog and the next one, held as one.
-#[derive(Debug)]
-pub struct Catalogs {
-    next: Catalog,
-    before: Before,
+/// The applied catalog (the snapshot's rows) and the next one, read by key.
+pub struct Catalogs<'s> {
+    prev: Rows<'s>,
+    next: Next,
+    sums: Sums,
 }
 
-#[derive(Debug)]
-enum Before {
-    /// The whole previous catalog (a rebase snapshot's next catalog is made
-    /// from nothing).
+/// The next catalog.
+enum Next {
+    /// The applied rows changed by these (checked) changes.
+    Rows(Changes),
+    /// Made apart from the rows (a rebase snapshot, or a first import:
+    /// the applied catalog is empty), held whole.
     Whole(Catalog),
-    /// The previous sources, and the previous object of each changed key.
-    Replaced {
-        sources: BTreeMap<String, SourceKind>,
-        replaced: BTreeMap<ObjectKey, Option<Object>>,
-    },
 }
 
-impl Catalogs {
-    /// `prev` changed by `sources` and `changes` (checked first: on an
-    /// error nothing is changed, and `prev` is dropped).
+/// The applied catalog as [`LastCatalog`]: the snapshot's rows and sources.
+struct Rows<'s> {
+    snap: &'s Snapshot,
+    sources: BTreeMap<String, SourceKind>,
+}
+
+fn io(e: anyhow::Error) -> ferry_protocol::Error {
+    ferry_protocol::Error::Io(std::io::Error::other(format!("{e:#}")))
+}
+
+impl LastCatalog for Rows<'_> {
+    fn sources(&self) -> &BTreeMap<String, SourceKind> {
+        &self.sources
+    }
+
+    fn holds(&self, key: &ObjectKey) -> Result<bool, ferry_protocol::Error> {
+        self.snap.holds(key).map_err(io)
+    }
+
+    fn keys_from(
+        &self,
+        from: &ObjectKey,
+        visit: &mut dyn FnMut(&ObjectKey) -> bool,
+    ) -> Result<(), ferry_protocol::Error> {
+        self.snap
+            .rows_from(&key_bytes(from), false, &mut |k, _| Ok(visit(&k)))
+            .map_err(io)
+    }
+}
+
+impl<'s> Catalogs<'s> {
+    /// The catalog of `snap` changed by `sources` and `changes`, after
+    /// every check of [`Catalog::apply`] (made against the rows).
     pub fn absorb(
-        mut prev: Catalog,
+        snap: &'s Snapshot,
         sources: &BTreeMap<String, SourceKind>,
         changes: &[Change],
-    ) -> Result<Catalogs, Error> {
-        let checked = check(&prev, sources, changes)?;
-        let mut replaced = BTreeMap::new();
-        let Changes {
-            sources,
-            puts,
-            removes,
-        } = checked;
-        if prev.objects.is_empty() {
-            // A first import: the previous catalog is empty, held whole
-            // (no copy of every key as replacing nothing).
+    ) -> Result<Catalogs<'s>> {
+        let prev = Rows {
+            snap,
+            sources: snap.sources()?,
+        };
+        let mut digest = |k: &ObjectKey| match snap.get(k).map_err(io)? {
+            Some(Object::File(f)) => Ok(Some(f.sha256)),
+            _ => Ok(None),
+        };
+        let checked = check_changes(&prev, &mut digest, sources, changes)?;
+        validate_changes(&prev, &checked)?;
+        let applied = snap.sums()?;
+        if applied.objects == 0 {
+            // A first import (or one after a delta emptied the catalog).
             let next = Catalog {
-                sources,
-                objects: puts,
+                sources: checked.sources,
+                objects: checked.puts,
             };
-            return Ok(Catalogs::whole(
-                Catalog {
-                    sources: prev.sources,
-                    ..Catalog::default()
-                },
-                next,
-            ));
+            return Ok(Catalogs::whole(prev, next));
         }
-        for (key, object) in puts {
-            let old = prev.objects.insert(key.clone(), object);
-            replaced.insert(key, old);
+        let mut c = Catalogs {
+            prev,
+            next: Next::Rows(checked),
+            sums: applied,
+        };
+        c.sums = c.next_sums(applied)?;
+        Ok(c)
+    }
+
+    /// A rebase snapshot's next catalog: `changes` applied to the empty
+    /// catalog (and validated whole); `snap` is still the applied one.
+    pub fn rebase(
+        snap: &'s Snapshot,
+        sources: &BTreeMap<String, SourceKind>,
+        changes: &[Change],
+    ) -> Result<Catalogs<'s>> {
+        let next = Catalog::default().apply(sources, changes)?;
+        let prev = Rows {
+            snap,
+            sources: snap.sources()?,
+        };
+        Ok(Catalogs::whole(prev, next))
+    }
+
+    fn whole(prev: Rows<'s>, next: Catalog) -> Catalogs<'s> {
+        Catalogs {
+            prev,
+            sums: Sums::of(next.objects.values()),
+            next: Next::Whole(next),
         }
-        for key in removes {
-            let old = prev.objects.remove(&key);
-            replaced.insert(key, old);
+    }
+
+    /// The next catalog's sums, from the applied ones and the rows of the
+    /// changed keys; the rows are read through when the largest file went
+    /// and no put is as large.
+    fn next_sums(&self, applied: Sums) -> Result<Sums> {
+        let Next::Rows(ch) = &self.next else {
+            unreachable!("sums of whole catalogs are counted")
+        };
+        let mut s = applied;
+        let mut lost_largest = false;
+        let mut drop = |s: &mut Sums, old: Option<Object>| {
+            if let Some(old) = old {
+                s.objects = s.objects.saturating_sub(1);
+                if let Object::File(f) = old {
+                    s.bytes = s.bytes.saturating_sub(f.size);
+                    lost_largest |= f.size == applied.max_object;
+                }
+            }
+        };
+        let mut put_max = 0;
+        for (k, o) in &ch.puts {
+            drop(&mut s, self.prev.snap.get(k)?);
+            s = s.with(o);
+            if let Object::File(f) = o {
+                put_max = put_max.max(f.size);
+            }
         }
-        let sources = std::mem::replace(&mut prev.sources, sources);
-        Ok(Catalogs {
-            next: prev,
-            before: Before::Replaced { sources, replaced },
+        for k in &ch.removes {
+            drop(&mut s, self.prev.snap.get(k)?);
+        }
+        // The files the changes left hold at most the applied largest: a
+        // put at least as large is the largest; else, if a file of that
+        // size went, only a pass tells.
+        if lost_largest && put_max >= applied.max_object {
+            s.max_object = put_max;
+        } else if lost_largest {
+            let mut max = 0;
+            self.for_each_from(None, &mut |_, o| {
+                if let Object::File(f) = o {
+                    max = max.max(f.size);
+                }
+                Ok(true)
+            })?;
+            s.max_object = max;
+        }
+        Ok(s)
+    }
+
+    /// The next catalog's sums.
+    pub fn sums(&self) -> Sums {
+        self.sums
+    }
+
+    /// The next catalog's sources.
+    pub fn sources(&self) -> &BTreeMap<String, SourceKind> {
+        match &self.next {
+            Next::Rows(ch) => &ch.sources,
+            Next::Whole(c) => &c.sources,
+        }
+    }
+
+    /// The applied catalog's sources.
+    pub fn prev_sources(&self) -> &BTreeMap<String, SourceKind> {
+        &self.prev.sources
+    }
+
+    /// Whether the next catalog is the applied rows changed by a delta
+    /// (then every key it does not put is unchanged).
+    pub fn is_delta(&self) -> bool {
+        matches!(self.next, Next::Rows(_))
+    }
+
+    /// The objects the next catalog has that the applied rows do not give
+    /// it: the puts of a delta, or every object of a whole next catalog.
+    pub fn puts(&self) -> &BTreeMap<ObjectKey, Object> {
+        match &self.next {
+            Next::Rows(ch) => &ch.puts,
+            Next::Whole(c) => &c.objects,
+        }
+    }
+
+    /// The keys a delta removes (none for a whole next catalog).
+    fn removes(&self) -> &[ObjectKey] {
+        match &self.next {
+            Next::Rows(ch) => &ch.removes,
+            Next::Whole(_) => &[],
+        }
+    }
+
+    /// The next catalog's object at `key`.
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<Object>> {
+        if let Some(o) = self.puts().get(key) {
+            return Ok(Some(o.clone()));
+        }
+        if !self.is_delta() || self.removes().binary_search(key).is_ok() {
+            return Ok(None);
+        }
+        self.prev.snap.get(key)
+    }
+
+    /// The applied catalog's object at `key`.
+    pub fn prev_get(&self, key: &ObjectKey) -> Result<Option<Object>> {
+        self.prev.snap.get(key)
+    }
+
+    /// Whether file `f`, at `key` of the next catalog, is unchanged since
+    /// the applied one.
+    pub fn unchanged(&self, key: &ObjectKey, f: &FileObject) -> Result<bool> {
+        if self.is_delta() && !self.puts().contains_key(key) {
+            return Ok(true);
+        }
+        Ok(matches!(self.prev_get(key)?, Some(Object::File(p)) if p == *f))
+    }
+
+    /// Hands `visit` the next catalog's objects in key order, from `from`
+    /// (a source and a path prefix; `None`: every object) on, while
+    /// `visit` returns true and the key is in that source under that
+    /// prefix: the applied rows merged with the puts, without the removed
+    /// keys.
+    pub fn for_each_from(
+        &self,
+        from: Option<(&str, &str)>,
+        visit: &mut dyn FnMut(&ObjectKey, &Object) -> Result<bool>,
+    ) -> Result<()> {
+        let within = |k: &ObjectKey| {
+            from.is_none_or(|(source, prefix)| k.source == source && k.path.starts_with(prefix))
+        };
+        let start = from.map(|(source, prefix)| ObjectKey {
+            source: source.to_string(),
+            path: prefix.to_string(),
+        });
+        let puts = self.puts();
+        let mut puts = match &start {
+            Some(s) => puts.range(s..),
+            None => puts.range::<ObjectKey, _>(..),
+        }
+        .take_while(|(k, _)| within(k))
+        .peekable();
+        let mut going = true;
+        if self.is_delta() {
+            let removes = self.removes();
+            let from_bytes = start.as_ref().map(key_bytes).unwrap_or_default();
+            self.prev.snap.rows_from(&from_bytes, true, &mut |k, o| {
+                if !within(&k) {
+                    return Ok(false);
+                }
+                while let Some((p, po)) = puts.next_if(|(p, _)| **p <= k) {
+                    let replaces = *p == k;
+                    if !visit(p, po)? {
+                        going = false;
+                        return Ok(false);
+                    }
+                    if replaces {
+                        return Ok(true);
+                    }
+                }
+                if removes.binary_search(&k).is_ok() {
+                    return Ok(true);
+                }
+                let o = o.expect("rows read with their objects");
+                going = visit(&k, &o)?;
+                Ok(going)
+            })?;
+        }
+        if going {
+            for (k, o) in puts {
+                if !visit(k, o)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `visit` the objects of the next catalog's sources of `kind`,
+    /// in key order.
+    pub fn for_each_of_kind(
+        &self,
+        kind: SourceKind,
+        visit: &mut dyn FnMut(&ObjectKey, &Object) -> Result<()>,
+    ) -> Result<()> {
+        for (source, k) in self.sources() {
+            if *k == kind {
+                self.for_each_from(Some((source, "")), &mut |k, o| {
+                    // Keys of `source` only: "ab" must not be read for "a".
+                    visit(k, o).map(|()| true)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next catalog's objects of the sources of `kind`, as a catalog
+    /// (with every source): what a store of that kind reads.
+    pub fn next_of_kind(&self, kind: SourceKind) -> Result<Catalog> {
+        let mut c = Catalog {
+            sources: self.sources().clone(),
+            ..Catalog::default()
+        };
+        self.for_each_of_kind(kind, &mut |k, o| {
+            c.objects.insert(k.clone(), o.clone());
+            Ok(())
+        })?;
+        Ok(c)
+    }
+
+    /// The applied catalog's objects of the sources of `kind`, as a
+    /// catalog (with every source).
+    pub fn prev_of_kind(&self, kind: SourceKind) -> Result<Catalog> {
+        let mut c = Catalog {
+            sources: self.prev.sources.clone(),
+            ..Catalog::default()
+        };
+        for (source, k) in &self.prev.sources {
+            if *k != kind {
+                continue;
+            }
+            let from = key_bytes(&ObjectKey {
+                source: source.clone(),
+                path: String::new(),
+            });
+            self.prev.snap.rows_from(&from, true, &mut |k, o| {
+                if k.source != *source {
+                    return Ok(false);
+                }
+                c.objects
+                    .insert(k, o.expect("rows read with their objects"));
+                Ok(true)
+            })?;
+        }
+        Ok(c)
+    }
+
+    /// The next catalog's objects at `keys`, as a catalog (with every
+    /// source).
+    pub fn next_at<'k>(&self, keys: impl IntoIterator<Item = &'k ObjectKey>) -> Result<Catalog> {
+        let mut c = Catalog {
+            sources: self.sources().clone(),
+            ..Catalog::default()
+        };
+        for k in keys {
+            if let Some(o) = self.get(k)? {
+                c.objects.insert(k.clone(), o);
+            }
+        }
+        Ok(c)
+    }
+
+    /// The next catalog whole, when it is held whole (a rebase snapshot, a
+    /// first import).
+    pub fn next_whole(&self) -> Option<&Catalog> {
+        match &self.next {
+            Next::Whole(c) => Some(c),
+            Next::Rows(_) => None,
+        }
+    }
+
+    /// The applied catalog's digest of the file at `key`, if it holds one.
+    pub fn prev_digest(&self, key: &ObjectKey) -> Result<Option<Sha256>> {
+        Ok(match self.prev_get(key)? {
+            Some(Object::File(f)) => Some(f.sha256),
+            _ => None,
         })
     }
 
-    /// `prev` kept whole beside `next` (made apart from it).
-    pub fn whole(prev: Catalog, next: Catalog) -> Catalogs {
-        Catalogs {
-            next,
-            before: Before::Whole(prev),
+    /// What the next catalog adds, changes and removes in the applied one
+    /// ([`Catalog::delta_stats`]; for a whole next catalog, its diff).
+    pub fn delta_stats(&self) -> Result<ferry_protocol::catalog::DeltaStats> {
+        let mut s = ferry_protocol::catalog::DeltaStats::default();
+        let mut kept = 0u64;
+        for (key, o) in self.puts() {
+            match self.prev_get(key)? {
+                Some(p) if p == *o && !self.is_delta() => kept += 1,
+                Some(_) => {
+                    kept += 1;
+                    s.changed += 1
+                }
+                None => s.added += 1,
+            }
         }
-    }
-
-    /// The next catalog.
-    pub fn next(&self) -> &Catalog {
-        &self.next
-    }
-
-    /// The previous catalog.
-    pub fn prev(&self) -> Prev<'_> {
-        match &self.before {
-            Before::Whole(c) => Prev::Whole(c),
-            Before::Replaced { sources, replaced } => Prev::Replaced {
-                next: &self.next,
-                sources,
-                replaced,
-            },
-        }
-    }
-
-    /// The whole previous catalog, when it is held whole.
-    pub fn prev_whole(&self) -> Option<&Catalog> {
-        match &self.before {
-            Before::Whole(c) => Some(c),
-            Before::Replaced { .. } => None,
-        }
+        s.removed = if self.is_delta() {
+            self.removes().len()
+        } else {
+            (self.prev.snap.sums()?.objects.saturating_sub(kept)) as usize
+        };
+        Ok(s)
     }
 }
 
-/// `changes` as [`Changes`] (the puts and removals in key order), after
-/// every check [`Catalog::apply`] makes of them against `prev`.
-fn check(
-    prev: &Catalog,
-    sources: &BTreeMap<String, SourceKind>,
-    changes: &[Change],
-) -> Result<Changes, Error> {
-    let mut touched = HashSet::new();
-    let mut out = Changes {
-        sources: sources.clone(),
-        ..Changes::default()
-    };
-    for c in changes {
-        check_key(c.key())?;
-        if !touched.insert(c.key()) {
-            return Err(Error::Inconsistent(format!(
-                "object {} changed twice",
-                c.key()
-            )));
-        }
-        match c {
-            Change::Put { key, object } => {
-                if let Object::File(f) = object {
-                    if let Some(base) = f.base() {
-                        check_base(prev, key, &base.key, &base.sha256)?;
-                    }
-                }
-                out.puts.insert(key.clone(), object.clone());
-            }
-            Change::Remove { key } => {
-                if !prev.objects.contains_key(key) {
-                    return Err(Error::Inconsistent(format!(
-                        "removes {key}, which the base catalog does not hold"
-                    )));
-                }
-                out.removes.push(key.clone());
-            }
-        }
-    }
-    out.removes.sort();
-    prev.validate_changes(&out)?;
-    Ok(out)
+/// For tests: an applied catalog stored in a database of its own, and
+/// the [`Catalogs`] of a next catalog over it.
+#[cfg(test)]
+pub(crate) struct Fixture {
+    _tmp: tempfile::TempDir,
+    _db: crate::db::Db,
+    snap: Snapshot,
 }
 
-/// The base `base` of a patch of `key` is in `prev` with digest `sha256`.
-fn check_base(
-    prev: &Catalog,
-    key: &ObjectKey,
-    base: &ObjectKey,
-    sha256: &ferry_protocol::id::Sha256,
-) -> Result<(), Error> {
-    match prev.objects.get(base) {
-        Some(Object::File(held)) if held.sha256 == *sha256 => Ok(()),
-        Some(Object::File(held)) => Err(Error::MissingBase {
-            key: key.to_string(),
-            base: base.to_string(),
-            why: format!(
-                "the patch was made against SHA-256 {sha256}, the base catalog holds {}",
-                held.sha256
-            ),
-        }),
-        _ => Err(Error::MissingBase {
-            key: key.to_string(),
-            base: base.to_string(),
-            why: "the base catalog does not hold it".into(),
-        }),
+#[cfg(test)]
+impl Fixture {
+    /// `prev` stored as the applied catalog.
+    pub(crate) fn new(prev: &Catalog) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::open(&tmp.path().join("ferry-in.redb")).unwrap();
+        crate::db::commit_test_apply(&db, 1, crate::db::CatalogUpdate::Whole(prev));
+        let snap = db.snapshot().unwrap();
+        Fixture {
+            _tmp: tmp,
+            _db: db,
+            snap,
+        }
+    }
+
+    /// The catalogs of an apply from the stored catalog to `next` (not
+    /// checked: a test's catalogs need not be valid).
+    pub(crate) fn catalogs(&self, next: &Catalog) -> Catalogs<'_> {
+        let prev = Rows {
+            snap: &self.snap,
+            sources: self.snap.sources().unwrap(),
+        };
+        let applied = self.snap.sums().unwrap();
+        if applied.objects == 0 {
+            return Catalogs::whole(prev, next.clone());
+        }
+        let mut changes = Changes {
+            sources: next.sources.clone(),
+            ..Changes::default()
+        };
+        for c in self.snap.catalog().unwrap().diff(next) {
+            match c {
+                Change::Put { key, object } => {
+                    changes.puts.insert(key, object);
+                }
+                Change::Remove { key } => changes.removes.push(key),
+            }
+        }
+        let mut c = Catalogs {
+            prev,
+            next: Next::Rows(changes),
+            sums: applied,
+        };
+        c.sums = c.next_sums(applied).unwrap();
+        c
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ferry_protocol::catalog::{ChunkRef, Encoding, FileObject};
-    use ferry_protocol::id::{ChunkId, Sha256};
-
-    fn key(path: &str) -> ObjectKey {
-        ObjectKey {
-            source: "s".into(),
-            path: path.into(),
-        }
-    }
-
-    fn file(body: &str) -> Object {
-        Object::File(FileObject {
-            size: body.len() as u64,
-            sha256: Sha256::of(body.as_bytes()),
-            executable: false,
-            encoding: Encoding::Chunks(vec![ChunkRef {
-                id: ChunkId::of(body.as_bytes()),
-                len: body.len() as u32,
-            }]),
-        })
-    }
-
-    fn catalog(n: usize) -> Catalog {
-        let mut c = Catalog::default();
-        c.sources.insert("s".into(), SourceKind::Files);
-        for i in 0..n {
-            c.objects
-                .insert(key(&format!("d{}/f{i}", i % 5)), file(&format!("v0 {i}")));
-        }
-        c
-    }
-
-    fn put(path: &str, body: &str) -> Change {
-        Change::Put {
-            key: key(path),
-            object: file(body),
-        }
-    }
-
-    /// Every delta gives what `Catalog::apply` gives: the same next catalog,
-    /// or an error where it errs; the previous objects stay readable.
-    #[test]
-    fn absorb_agrees_with_apply() {
-        let prev = catalog(50);
-        for (sources, changes) in [
-            (prev.sources.clone(), prev.clone().diff(&Catalog::default())),
-            (prev.sources.clone(), Catalog::default().diff(&prev)),
-        ] {
-            // From the empty catalog (a first import), and to it.
-            let from = if changes.iter().any(|c| matches!(c, Change::Remove { .. })) {
-                prev.clone()
-            } else {
-                Catalog::default()
-            };
-            let want = from.apply(&sources, &changes).unwrap();
-            let got = Catalogs::absorb(from.clone(), &sources, &changes).unwrap();
-            assert_eq!(got.next(), &want);
-            for k in prev.objects.keys() {
-                assert_eq!(got.prev().get(k), from.objects.get(k), "{k}");
-            }
-        }
-        let mut other = prev.sources.clone();
-        other.insert("t".into(), SourceKind::Files);
-        let cases: Vec<(BTreeMap<String, SourceKind>, Vec<Change>)> = vec![
-            (prev.sources.clone(), vec![]),
-            (
-                prev.sources.clone(),
-                vec![
-                    put("d1/f1", "v1 1"),
-                    put("d9/new", "new"),
-                    Change::Remove { key: key("d2/f2") },
-                ],
-            ),
-            (other.clone(), vec![put("d3/f3", "v1 3")]),
-            // Errors: a key twice, an absent key removed, a bad key, an
-            // object where a directory stands, a directory over an object,
-            // a source dropped with objects left.
-            (
-                prev.sources.clone(),
-                vec![put("d1/f1", "a"), put("d1/f1", "b")],
-            ),
-            (
-                prev.sources.clone(),
-                vec![Change::Remove { key: key("nope") }],
-            ),
-            (prev.sources.clone(), vec![put("../x", "x")]),
-            (prev.sources.clone(), vec![put("d1", "x")]),
-            (prev.sources.clone(), vec![put("d1/f1/under", "x")]),
-            (BTreeMap::new(), vec![]),
-        ];
-        for (i, (sources, changes)) in cases.iter().enumerate() {
-            let want = prev.apply(sources, changes);
-            let got = Catalogs::absorb(prev.clone(), sources, changes);
-            match (want, got) {
-                (Ok(want), Ok(got)) => {
-                    assert_eq!(got.next(), &want, "case {i}");
-                    let p = got.prev();
-                    assert_eq!(p.sources(), &prev.sources, "case {i}");
-                    for (k, o) in &prev.objects {
-                        assert_eq!(p.get(k), Some(o), "case {i}: {k}");
-                    }
-                    for k in want.objects.keys() {
-                        assert_eq!(p.get(k), prev.objects.get(k), "case {i}: {k}");
-                    }
-                }
-                (Err(w), Err(g)) => assert_eq!(w.to_string(), g.to_string(), "case {i}"),
-                (w, g) => panic!("case {i}: apply gave {w:?}, absorb gave {g:?}"),
-            }
-        }
-    }
-}
+mod tests;

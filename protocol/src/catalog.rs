@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
 mod changes;
-pub use changes::{validate_changes, Changes, LastCatalog, Sums};
+pub use changes::{check_changes, validate_changes, Changes, LastCatalog, Sums};
 
 /// One chunk of an object: its id and its uncompressed length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -380,63 +380,27 @@ impl Catalog {
     /// the result with [`Catalog::validate`].
     ///
     /// A change that names a key twice, or removes a key that is not there, is
-    /// refused: the delta does not fit this catalog.
+    /// refused: the delta does not fit this catalog ([`check_changes`]).
     pub fn apply(
         &self,
         sources: &BTreeMap<String, SourceKind>,
         changes: &[Change],
     ) -> Result<Catalog, Error> {
+        let checked = check_changes(
+            self,
+            &mut |k| {
+                Ok(match self.objects.get(k) {
+                    Some(Object::File(f)) => Some(f.sha256),
+                    _ => None,
+                })
+            },
+            sources,
+            changes,
+        )?;
         let mut next = self.clone();
-        next.sources = sources.clone();
-        let mut touched = HashSet::new();
-        for c in changes {
-            check_key(c.key())?;
-            if !touched.insert(c.key()) {
-                return Err(Error::Inconsistent(format!(
-                    "object {} changed twice",
-                    c.key()
-                )));
-            }
-            match c {
-                Change::Put { key, object } => {
-                    if let Object::File(f) = object {
-                        self.check_base(key, f)?;
-                    }
-                    next.objects.insert(key.clone(), object.clone());
-                }
-                Change::Remove { key } => {
-                    if next.objects.remove(key).is_none() {
-                        return Err(Error::Inconsistent(format!(
-                            "removes {key}, which the base catalog does not hold"
-                        )));
-                    }
-                }
-            }
-        }
+        next.absorb(sources.clone(), checked.into_list());
         next.validate()?;
         Ok(next)
-    }
-
-    /// Checks that the base a patch of `key` refers to is in this catalog,
-    /// with the digest the patch was made against.
-    fn check_base(&self, key: &ObjectKey, f: &FileObject) -> Result<(), Error> {
-        let Some(base) = f.base() else { return Ok(()) };
-        match self.objects.get(&base.key) {
-            Some(Object::File(held)) if held.sha256 == base.sha256 => Ok(()),
-            Some(Object::File(held)) => Err(Error::MissingBase {
-                key: key.to_string(),
-                base: base.key.to_string(),
-                why: format!(
-                    "the patch was made against SHA-256 {}, the base catalog holds {}",
-                    base.sha256, held.sha256
-                ),
-            }),
-            _ => Err(Error::MissingBase {
-                key: key.to_string(),
-                base: base.key.to_string(),
-                why: "the base catalog does not hold it".into(),
-            }),
-        }
     }
 
     /// Checks every key, every symlink, every file's size against its chunks,

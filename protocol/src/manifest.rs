@@ -403,10 +403,18 @@ impl Manifest {
         next: &crate::catalog::Catalog,
         limits: &ReceiverLimits,
     ) -> Result<(), Error> {
+        self.check_result_sums(Sums::of(next.objects.values()), limits)
+    }
+
+    /// [`Manifest::check_result`] of a resulting catalog known by its
+    /// [`Sums`] (a receiver keeping them beside its catalog's rows).
+    pub fn check_result_sums(&self, sums: Sums, limits: &ReceiverLimits) -> Result<(), Error> {
         let t = &self.totals;
-        let objects = next.objects.len() as u64;
-        let max_object = next.files().map(|(_, f)| f.size).max().unwrap_or(0);
-        let bytes = next.total_bytes();
+        let Sums {
+            objects,
+            bytes,
+            max_object,
+        } = sums;
         if (objects, max_object, bytes) != (t.objects, t.max_object, t.catalog_bytes) {
             return Err(Error::Inconsistent(format!(
                 "resulting catalog has {objects} objects, largest {max_object} bytes, {bytes} bytes in all; \

@@ -10,7 +10,13 @@
 //!   the object's file (`Encoding::Chunks`, `crate::ranges`), tag 1 a chunk
 //!   the object keeps that is not a range (recipe and expanded-form chunks
 //!   of `Encoding::Rebuilt`; a patch's chunks are not kept and not listed);
-//! - the sources: `meta["catalog_sources"]`.
+//! - the sources: `meta["catalog_sources"]`;
+//! - the catalog's sums (objects, bytes of the files, the largest file):
+//!   `meta["catalog_sums"]`, three little-endian u64, written by every
+//!   commit (a delta's from the applied sums and its change:
+//!   `crate::delta`), so that an apply checks the manifest's totals
+//!   without reading every row. A database written before them gets them
+//!   from one pass over its rows when it is opened (`migrate`).
 //!
 //! The rows of the catalog and the applied record change in one
 //! transaction ([`super::Db::commit_apply_with`]), so the catalog read is
@@ -19,7 +25,7 @@
 
 use super::{ctx, META};
 use anyhow::{bail, Context, Result};
-use ferry_protocol::catalog::{Catalog, Change, Encoding, FileObject, Object, SourceKind};
+use ferry_protocol::catalog::{Catalog, Change, Encoding, FileObject, Object, SourceKind, Sums};
 use ferry_protocol::id::ChunkId;
 use ferry_protocol::path::ObjectKey;
 use redb::{
@@ -32,6 +38,7 @@ pub(super) const OBJECTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("
 pub(super) const USES: MultimapTableDefinition<&[u8; 32], &[u8]> =
     MultimapTableDefinition::new("catalog_chunk_uses");
 const SOURCES: &str = "catalog_sources";
+const SUMS: &str = "catalog_sums";
 /// Where databases before issue 15 kept the whole catalog as one value.
 pub(super) const LEGACY: &str = "catalog";
 
@@ -40,13 +47,15 @@ pub(super) const LEGACY: &str = "catalog";
 pub enum CatalogUpdate<'a> {
     /// Replace it with this catalog: every row is rewritten.
     Whole(&'a Catalog),
-    /// Take these sources and apply these changes (checked already by
-    /// `Catalog::apply`): only the rows of the changed keys are written.
+    /// Take these sources and apply these changes (checked already:
+    /// `crate::delta`): only the rows of the changed keys are written.
     Delta {
         /// The new source list.
         sources: &'a BTreeMap<String, SourceKind>,
         /// The changes.
         changes: &'a [Change],
+        /// The sums of the catalog they make.
+        sums: Sums,
     },
 }
 
@@ -160,7 +169,7 @@ pub(super) fn write(
     sequence: u64,
 ) -> Result<u64> {
     let mut counts = super::objects::Counts::open(txn, sequence)?;
-    let (sources, rows) = match update {
+    let (sources, rows, sums) = match update {
         CatalogUpdate::Whole(c) => {
             {
                 let t = txn.open_table(OBJECTS).map_err(ctx("open"))?;
@@ -179,9 +188,17 @@ pub(super) fn write(
             for (key, obj) in &c.objects {
                 put(&mut t, &mut u, key, obj)?;
             }
-            (&c.sources, c.objects.len() as u64)
+            (
+                &c.sources,
+                c.objects.len() as u64,
+                Sums::of(c.objects.values()),
+            )
         }
-        CatalogUpdate::Delta { sources, changes } => {
+        CatalogUpdate::Delta {
+            sources,
+            changes,
+            sums,
+        } => {
             let mut t = txn.open_table(OBJECTS).map_err(ctx("open"))?;
             let mut u = txn.open_multimap_table(USES).map_err(ctx("open"))?;
             for c in changes {
@@ -210,11 +227,13 @@ pub(super) fn write(
                     Change::Remove { .. } => {}
                 }
             }
-            (sources, changes.len() as u64)
+            (sources, changes.len() as u64, sums)
         }
     };
     let mut m = txn.open_table(META).map_err(ctx("open"))?;
     m.insert(SOURCES, postcard::to_stdvec(sources)?.as_slice())
+        .map_err(ctx("write"))?;
+    m.insert(SUMS, encode_sums(sums).as_slice())
         .map_err(ctx("write"))?;
     m.remove(LEGACY).map_err(ctx("write"))?;
     Ok(rows)
@@ -240,16 +259,49 @@ fn put(
     Ok(())
 }
 
-/// Moves a catalog stored the old way (one value) into the tables.
+fn encode_sums(s: Sums) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[..8].copy_from_slice(&s.objects.to_le_bytes());
+    b[8..16].copy_from_slice(&s.bytes.to_le_bytes());
+    b[16..].copy_from_slice(&s.max_object.to_le_bytes());
+    b
+}
+
+fn decode_sums(b: &[u8]) -> Result<Sums> {
+    let Ok(b) = <&[u8; 24]>::try_from(b) else {
+        bail!("state database: bad catalog sums");
+    };
+    let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    Ok(Sums {
+        objects: u(0),
+        bytes: u(8),
+        max_object: u(16),
+    })
+}
+
+/// Moves a catalog stored the old way (one value) into the tables, and
+/// gives a database written before the sums were kept its sums (one pass
+/// over the rows).
 pub(super) fn migrate(txn: &WriteTransaction) -> Result<()> {
-    let legacy = {
+    let (legacy, has_sums) = {
         let m = txn.open_table(META).map_err(ctx("open"))?;
         let v = m.get(LEGACY).map_err(ctx("read"))?;
-        v.map(|v| v.value().to_vec())
+        let has_sums = m.get(SUMS).map_err(ctx("read"))?.is_some();
+        (v.map(|v| v.value().to_vec()), has_sums)
     };
     if let Some(b) = legacy {
         let c = Catalog::from_bytes(&b).context("state database: bad stored catalog")?;
         write(txn, CatalogUpdate::Whole(&c), 0)?;
+    } else if !has_sums {
+        let t = txn.open_table(OBJECTS).map_err(ctx("open"))?;
+        let mut sums = Sums::default();
+        for r in t.iter().map_err(ctx("read"))? {
+            let (_, v) = r.map_err(ctx("read"))?;
+            sums = sums.with(&decode_object(v.value())?);
+        }
+        let mut m = txn.open_table(META).map_err(ctx("open"))?;
+        m.insert(SUMS, encode_sums(sums).as_slice())
+            .map_err(ctx("write"))?;
     }
     Ok(())
 }
@@ -353,6 +405,52 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// The sums of the catalog (kept by every commit).
+    pub fn sums(&self) -> Result<Sums> {
+        let m = self.txn.open_table(META).map_err(ctx("open"))?;
+        let v = m.get(SUMS).map_err(ctx("read"))?;
+        match v {
+            Some(v) => decode_sums(v.value()),
+            None => Ok(Sums::default()),
+        }
+    }
+
+    /// Hands `visit` the rows from `from` (a row key, [`key_bytes`]) on, in
+    /// key order, until it returns false; only the keys are decoded when
+    /// `objects` is false (`visit` then gets `None`).
+    pub fn rows_from(
+        &self,
+        from: &[u8],
+        objects: bool,
+        visit: &mut dyn FnMut(ObjectKey, Option<Object>) -> Result<bool>,
+    ) -> Result<()> {
+        let t = match self.txn.open_table(OBJECTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(ctx("open")(e)),
+        };
+        for r in t.range(from..).map_err(ctx("read"))? {
+            let (k, v) = r.map_err(ctx("read"))?;
+            let object = objects.then(|| decode_object(v.value())).transpose()?;
+            if !visit(key_from(k.value())?, object)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the catalog holds `key` (nothing decoded).
+    pub fn holds(&self, key: &ObjectKey) -> Result<bool> {
+        let t = match self.txn.open_table(OBJECTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(ctx("open")(e)),
+        };
+        Ok(t.get(key_bytes(key).as_slice())
+            .map_err(ctx("read"))?
+            .is_some())
+    }
+
     /// The whole catalog, read row by row.
     pub fn catalog(&self) -> Result<Catalog> {
         let mut c = Catalog {
@@ -444,6 +542,7 @@ mod tests {
         let update = CatalogUpdate::Delta {
             sources: &first.sources,
             changes: &changes,
+            sums: Sums::of(next.objects.values()),
         };
         assert_eq!(
             commit(&db, 2, update),
@@ -495,9 +594,11 @@ mod tests {
             },
             Change::Remove { key: key(4) },
         ];
+        let next = first.apply(&first.sources, &changes).unwrap();
         let update = CatalogUpdate::Delta {
             sources: &first.sources,
             changes: &changes,
+            sums: Sums::of(next.objects.values()),
         };
         commit(&db, 2, update);
         // The snapshot taken before the commit still reads generation 1.
@@ -537,6 +638,42 @@ mod tests {
         assert_eq!(&Use::decode(&u.encode()).unwrap(), u);
     }
 
+    /// A database written before the sums were kept (rows, no sums) gets
+    /// them when it is opened, from its rows; every commit keeps them.
+    #[test]
+    fn a_database_without_sums_gets_them_from_its_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ferry-in.redb");
+        let mut old = catalog(300);
+        old.objects.insert(
+            key(999),
+            Object::Symlink {
+                target: "f00001".into(),
+            },
+        );
+        {
+            let db = Db::open(&path).unwrap();
+            commit(&db, 1, CatalogUpdate::Whole(&old));
+            assert_eq!(
+                db.snapshot().unwrap().sums().unwrap(),
+                Sums::of(old.objects.values())
+            );
+        }
+        {
+            // As an older ferry-in left it: no sums.
+            let raw = redb::Database::create(&path).unwrap();
+            let txn = raw.begin_write().unwrap();
+            txn.open_table(META).unwrap().remove(SUMS).unwrap();
+            txn.commit().unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let sums = db.snapshot().unwrap().sums().unwrap();
+        assert_eq!(sums, Sums::of(old.objects.values()));
+        assert_eq!(sums.objects, 301);
+        assert!(sums.bytes > 0 && sums.max_object > 0);
+        assert_eq!(db.catalog().unwrap(), old, "the rows are as they were");
+    }
+
     #[test]
     fn a_database_with_the_catalog_as_one_value_is_migrated_to_rows() {
         let tmp = tempfile::tempdir().unwrap();
@@ -554,6 +691,10 @@ mod tests {
         let db = Db::open(&path).unwrap();
         assert_eq!(db.catalog().unwrap(), old);
         assert!(db.get_meta(LEGACY).unwrap().is_none(), "the value is gone");
+        assert_eq!(
+            db.snapshot().unwrap().sums().unwrap(),
+            Sums::of(old.objects.values())
+        );
         let Object::File(f) = file(9, 0) else {
             unreachable!()
         };

@@ -11,10 +11,11 @@
 //! index existed).
 
 use super::{Meta, INDEX_BASE, INDEX_DELTA, INDEX_META};
+use crate::delta::Catalogs;
 use crate::genread::Held;
 use crate::pathindex::{self, Entry, IndexError, IndexFile, Kind, View, Writer};
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::catalog::Object;
 use ferry_protocol::path::ObjectKey;
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -40,18 +41,20 @@ fn open(path: &Path) -> Result<IndexFile<File>> {
     IndexFile::open(f).with_context(|| format!("{}", path.display()))
 }
 
-/// Writes the index files of `next` into the generation directory `new`
-/// being built; `prev` is the previous generation's directory.
+/// Writes the index files of the next catalog of `next` into the
+/// generation directory `new` being built; `prev` is the previous
+/// generation's directory.
 pub fn write_index(
     prev: Option<&Path>,
     new: &Path,
-    next: &Catalog,
+    next: &Catalogs<'_>,
     changed: Option<&BTreeSet<ObjectKey>>,
 ) -> Result<()> {
+    let sums = next.sums();
     let meta = Meta {
-        sources: next.sources.clone(),
-        objects: next.objects.len() as u64,
-        bytes: next.total_bytes(),
+        sources: next.sources().clone(),
+        objects: sums.objects,
+        bytes: sums.bytes,
         object_store: true,
         treeless: true,
     };
@@ -65,11 +68,12 @@ pub fn write_index(
 }
 
 /// A base of every object of `next`, and an empty delta.
-fn write_whole(new: &Path, next: &Catalog) -> Result<()> {
+fn write_whole(new: &Path, next: &Catalogs<'_>) -> Result<()> {
     let mut w = create(&new.join(INDEX_BASE), Kind::Base)?;
-    for (k, o) in &next.objects {
+    next.for_each_from(None, &mut |k, o| {
         w.push(&pathindex::key_of(k), &entry(o))?;
-    }
+        Ok(true)
+    })?;
     w.finish()?;
     create(&new.join(INDEX_DELTA), Kind::Delta)?.finish()?;
     Ok(())
@@ -80,14 +84,16 @@ fn write_whole(new: &Path, next: &Catalog) -> Result<()> {
 fn write_delta(
     prev: &Path,
     new: &Path,
-    next: &Catalog,
+    next: &Catalogs<'_>,
     changed: &BTreeSet<ObjectKey>,
 ) -> Result<()> {
     let prev_delta = open(&prev.join(INDEX_DELTA))?;
-    let changes = changed.iter().map(|k| {
-        let e = next.objects.get(k).map_or(Entry::Tombstone, entry);
-        Ok::<_, IndexError>((pathindex::key_of(k), e))
-    });
+    let mut entries = Vec::with_capacity(changed.len());
+    for k in changed {
+        let e = next.get(k)?.as_ref().map_or(Entry::Tombstone, entry);
+        entries.push((pathindex::key_of(k), e));
+    }
+    let changes = entries.into_iter().map(Ok::<_, IndexError>);
     let delta_path = new.join(INDEX_DELTA);
     let mut w = create(&delta_path, Kind::Delta)?;
     pathindex::merge(prev_delta.scan_from(b""), changes, &mut w).with_context(|| {

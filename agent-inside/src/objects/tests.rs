@@ -4,6 +4,7 @@ use crate::db::{CatalogUpdate, Db};
 use crate::layout::{Layout, GEN_FILES};
 use crate::ranges::{ChunkSource, RangeIndex};
 use crate::store::{materialize, BuildCtx};
+use ferry_protocol::catalog::Sums;
 use ferry_protocol::catalog::{
     Catalog, Change, ChunkRef, Encoding, FileObject, Object, SourceKind,
 };
@@ -92,6 +93,8 @@ fn build_missing(
     let prev_dir = prev_gen.map(|g| layout.gen(g));
     let new_gen = layout.gen(name);
     std::fs::create_dir_all(&new_gen).unwrap();
+    let fixture = crate::delta::Fixture::new(prev);
+    let catalogs = fixture.catalogs(next);
     let cx = BuildCtx {
         layout,
         prev_gen: prev_dir.as_deref(),
@@ -99,14 +102,15 @@ fn build_missing(
         objects: &objects,
         missing,
         prev_in_objects: prev_dir.is_some(),
-        prev: crate::store::Prev::Whole(prev),
+        prev: crate::store::Prev(prev),
         next,
+        catalogs: &catalogs,
         chunks: &source,
         progress: &progress,
         changed: None,
     };
     let written = materialize(&cx, SourceKind::Files, GEN_FILES).unwrap();
-    crate::genread::write_index(prev_dir.as_deref(), &new_gen, next, None).unwrap();
+    crate::genread::write_index(prev_dir.as_deref(), &new_gen, &catalogs, None).unwrap();
     written
 }
 
@@ -198,6 +202,7 @@ fn a_ten_object_change_writes_ten_objects_and_ten_counts() {
     let update = CatalogUpdate::Delta {
         sources: &s.first.sources,
         changes: &s.changes,
+        sums: Sums::of(s.next.objects.values()),
     };
     commit(&s.db, 2, update);
     let counts_after: BTreeSet<_> = s.db.object_ref_counts().unwrap().into_iter().collect();
@@ -224,6 +229,7 @@ fn a_released_object_stays_for_the_kept_previous_generation() {
     let update = CatalogUpdate::Delta {
         sources: &s.first.sources,
         changes: &s.changes,
+        sums: Sums::of(s.next.objects.values()),
     };
     commit(&s.db, 2, update);
     remove_released(&store, &s.db, 2, true).unwrap();
@@ -389,6 +395,8 @@ fn the_next_import_over_an_older_tree_takes_its_files_in_by_links() {
     let progress = indicatif::ProgressBar::hidden();
     let g2 = layout.gen("g2");
     std::fs::create_dir_all(&g2).unwrap();
+    let fixture = crate::delta::Fixture::new(&first);
+    let catalogs = fixture.catalogs(&next);
     let cx = BuildCtx {
         layout: &layout,
         prev_gen: Some(&g1),
@@ -396,8 +404,9 @@ fn the_next_import_over_an_older_tree_takes_its_files_in_by_links() {
         objects: &objects,
         missing: &Default::default(),
         prev_in_objects: false,
-        prev: crate::store::Prev::Whole(&first),
+        prev: crate::store::Prev(&first),
         next: &next,
+        catalogs: &catalogs,
         chunks: &source,
         progress: &progress,
         changed: None,

@@ -14,6 +14,10 @@ impl Store for FilesStore {
         SourceKind::Files
     }
 
+    fn reads_catalog(&self) -> bool {
+        false
+    }
+
     fn build(&self, cx: &BuildCtx<'_>) -> Result<u64> {
         materialize(cx, SourceKind::Files, GEN_FILES)
     }

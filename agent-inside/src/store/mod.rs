@@ -18,6 +18,7 @@ pub(crate) mod testing;
 mod windowed;
 pub mod yum;
 
+use crate::delta::Catalogs;
 use crate::ranges::ChunkSource;
 use anyhow::{bail, Context, Result};
 use ferry_protocol::catalog::{
@@ -25,6 +26,7 @@ use ferry_protocol::catalog::{
 };
 use ferry_protocol::id::{Sha256, Sha256Hasher};
 use ferry_protocol::path::ObjectKey;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -51,10 +53,17 @@ pub struct BuildCtx<'a> {
     /// unchanged files are then taken into the store by a link, and a
     /// base is read from its tree).
     pub prev_in_objects: bool,
-    /// The catalog of the previous generation.
+    /// The previous generation's objects of this store's kind (with every
+    /// source): [`Catalogs::prev_of_kind`]; none for a store that does not
+    /// read the catalog ([`Store::reads_catalog`]).
     pub prev: Prev<'a>,
-    /// The catalog of the new generation.
+    /// The new generation's objects of this store's kind (with every
+    /// source): [`Catalogs::next_of_kind`]; none for a store that does not
+    /// read the catalog.
     pub next: &'a Catalog,
+    /// The previous and the next catalog, read by key (for
+    /// [`materialize`]).
+    pub catalogs: &'a Catalogs<'a>,
     /// Where chunks are read from: the chunk store (with the bundle's
     /// staged chunks) and the ranges of the previous generation's files.
     pub chunks: &'a ChunkSource<'a>,
@@ -146,36 +155,15 @@ pub fn same_kinds(
     prev.iter().all(|(s, k)| next.get(s).is_none_or(|n| n == k))
 }
 
-/// The previous generation's catalog as an apply holds it: whole (a rebase
-/// snapshot, whose next catalog is made from nothing), or only what the
-/// changes replaced (the next catalog is the previous one with the changes
-/// absorbed in place: one catalog in memory, not two).
+/// A store's part of the previous generation's catalog (the objects of
+/// its kind, every source: [`Catalogs::prev_of_kind`]).
 #[derive(Clone, Copy, Debug)]
-pub enum Prev<'a> {
-    /// The whole previous catalog.
-    Whole(&'a Catalog),
-    /// The next catalog, and what stood at each key the changes put or
-    /// removed before them (`None`: nothing).
-    Replaced {
-        /// The next catalog.
-        next: &'a Catalog,
-        /// The previous catalog's sources.
-        sources: &'a BTreeMap<String, SourceKind>,
-        /// The previous object of each changed key.
-        replaced: &'a BTreeMap<ObjectKey, Option<Object>>,
-    },
-}
+pub struct Prev<'a>(pub &'a Catalog);
 
 impl<'a> Prev<'a> {
     /// The previous catalog's object at `key`.
     pub fn get(&self, key: &ObjectKey) -> Option<&'a Object> {
-        match *self {
-            Prev::Whole(c) => c.objects.get(key),
-            Prev::Replaced { next, replaced, .. } => match replaced.get(key) {
-                Some(old) => old.as_ref(),
-                None => next.objects.get(key),
-            },
-        }
+        self.0.objects.get(key)
     }
 
     /// Whether the previous catalog holds `key`.
@@ -185,10 +173,7 @@ impl<'a> Prev<'a> {
 
     /// The previous catalog's sources.
     pub fn sources(&self) -> &'a BTreeMap<String, SourceKind> {
-        match *self {
-            Prev::Whole(c) => &c.sources,
-            Prev::Replaced { sources, .. } => sources,
-        }
+        &self.0.sources
     }
 }
 
@@ -201,6 +186,13 @@ pub trait Store {
     /// An error names the object.
     fn check(&self, _next: &Catalog) -> Result<()> {
         Ok(())
+    }
+    /// Whether [`Store::check`] and [`Store::build`] read the catalog (its
+    /// objects of this kind, [`BuildCtx::next`] and [`BuildCtx::prev`]);
+    /// false for a store whose build is [`materialize`] alone, which
+    /// reads the catalog by key.
+    fn reads_catalog(&self) -> bool {
+        true
     }
     /// Builds this store's part of `cx.new_gen`. Returns bytes newly written
     /// (objects linked from the previous generation do not count).
@@ -226,6 +218,19 @@ pub fn all() -> Vec<Box<dyn Store>> {
 pub fn check_all(next: &Catalog) -> Result<()> {
     for s in all() {
         s.check(next)?;
+    }
+    Ok(())
+}
+
+/// Runs every store's [`Store::check`] on the next catalog of `catalogs`:
+/// each store that reads the catalog gets its kind's objects
+/// ([`Catalogs::next_of_kind`]; nothing is read for a kind without a
+/// source).
+pub fn check_catalogs(catalogs: &Catalogs<'_>) -> Result<()> {
+    for s in all() {
+        if s.reads_catalog() && catalogs.sources().values().any(|k| *k == s.kind()) {
+            s.check(&catalogs.next_of_kind(s.kind())?)?;
+        }
     }
     Ok(())
 }
@@ -263,21 +268,93 @@ pub enum Holding {
     },
 }
 
-/// Where the build finds the object of `f`, at `key` of the next catalog
-/// ([`Holding`]).
+/// Where the build finds the object of `f`, a file of the next catalog
+/// (`unchanged` since the previous one, or not) ([`Holding`]).
 pub fn holding(
-    prev: Prev<'_>,
+    unchanged: bool,
     prev_in_objects: bool,
     missing: &HashSet<Sha256>,
-    key: &ObjectKey,
     f: &FileObject,
 ) -> Holding {
-    let unchanged = matches!(prev.get(key), Some(Object::File(p)) if p == f);
     match (unchanged, prev_in_objects) {
         (true, true) if !missing.contains(&f.sha256) => Holding::Held,
         (true, false) => Holding::InTree,
         _ => Holding::Look { unchanged },
     }
+}
+
+/// Whether the files the build must look at are all among
+/// [`Catalogs::puts`]: the next catalog is made apart from the rows, or
+/// every file it does not put is [`Holding::Held`] (the previous
+/// generation's files are in the object store and `scrub` recorded
+/// nothing missing).
+pub fn puts_cover(
+    catalogs: &Catalogs<'_>,
+    prev_in_objects: bool,
+    missing: &HashSet<Sha256>,
+) -> bool {
+    !catalogs.is_delta() || (prev_in_objects && missing.is_empty())
+}
+
+/// Hands `visit` each file of the next catalog (of the sources of `kind`;
+/// `None`: of every source) that the build must look at ([`holding`] is
+/// not [`Holding::Held`]), with its key and where to find it: only the
+/// puts when they cover them all ([`puts_cover`]), else the next catalog
+/// read through (its rows one at a time).
+pub fn files_to_look<'c>(
+    catalogs: &'c Catalogs<'_>,
+    kind: Option<SourceKind>,
+    (prev_in_objects, missing): (bool, &HashSet<Sha256>),
+    visit: &mut dyn FnMut(Cow<'c, ObjectKey>, Cow<'c, FileObject>, Holding) -> Result<()>,
+) -> Result<()> {
+    let sources = catalogs.sources();
+    let of_kind = |k: &ObjectKey| kind.is_none_or(|kind| sources.get(&k.source) == Some(&kind));
+    if puts_cover(catalogs, prev_in_objects, missing) {
+        for (k, o) in catalogs.puts() {
+            let Object::File(f) = o else { continue };
+            if !of_kind(k) {
+                continue;
+            }
+            let unchanged = catalogs.unchanged(k, f)?;
+            match holding(unchanged, prev_in_objects, missing, f) {
+                Holding::Held => {}
+                h => visit(Cow::Borrowed(k), Cow::Borrowed(f), h)?,
+            }
+        }
+        return Ok(());
+    }
+    let mut each = |k: &ObjectKey, o: &Object| -> Result<()> {
+        let Object::File(f) = o else { return Ok(()) };
+        let unchanged = catalogs.unchanged(k, f)?;
+        match holding(unchanged, prev_in_objects, missing, f) {
+            Holding::Held => Ok(()),
+            h => visit(Cow::Owned(k.clone()), Cow::Owned(f.clone()), h),
+        }
+    };
+    match kind {
+        Some(kind) => catalogs.for_each_of_kind(kind, &mut each),
+        None => catalogs.for_each_from(None, &mut |k, o| each(k, o).map(|()| true)),
+    }
+}
+
+/// The bytes of the files [`files_to_look`] hands on (a bound: the
+/// files of the puts, or of the whole next catalog), for the progress bar.
+pub fn bytes_to_look(
+    catalogs: &Catalogs<'_>,
+    prev_in_objects: bool,
+    missing: &HashSet<Sha256>,
+) -> u64 {
+    if !puts_cover(catalogs, prev_in_objects, missing) {
+        return catalogs.sums().bytes;
+    }
+    catalogs
+        .puts()
+        .values()
+        .map(|o| match o {
+            Object::File(f) => f.size,
+            Object::Symlink { .. } => 0,
+        })
+        .sum()
 }
 
 /// Materializes the objects of `kind` sources: each file's bytes are an
@@ -295,22 +372,18 @@ pub fn holding(
 /// where an older generation's tree kept the files.
 pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64> {
     use rayon::prelude::*;
-    let mut rebuild_list = Vec::new();
+    let mut rebuild_list: Vec<(Cow<'_, ObjectKey>, Cow<'_, FileObject>)> = Vec::new();
     let mut first = HashSet::new();
-    for (key, obj) in objects_of_kind(cx.next, kind) {
-        let Object::File(f) = obj else { continue };
+    let look = (cx.prev_in_objects, cx.missing);
+    // A file held without a look (unchanged, in the object store) is not
+    // handed on, nor remembered: a changed file of the same digest finds
+    // it held.
+    files_to_look(cx.catalogs, Some(kind), look, &mut |key, f, h| {
         if first.contains(&f.sha256) {
-            continue;
+            return Ok(());
         }
-        match holding(cx.prev, cx.prev_in_objects, cx.missing, key, f) {
-            Holding::Held => {
-                // Nothing to look at or remember (a changed file of the
-                // same digest finds it held).
-                cx.progress.inc(f.size);
-                continue;
-            }
-            Holding::InTree => adopt_from_tree(cx, dir, key, f)?,
-            Holding::Look { .. } => {}
+        if h == Holding::InTree {
+            adopt_from_tree(cx, dir, &key, &f)?;
         }
         let held = cx.objects.holds(&f.sha256, f.size);
         first.insert(f.sha256);
@@ -319,7 +392,8 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
         } else {
             rebuild_list.push((key, f));
         }
-    }
+        Ok(())
+    })?;
     // A rebuilt object holds its expanded form (and its base's reference
     // form) in memory: large ones are rebuilt one at a time, so that two of
     // them never add up; the rest on all cores.

@@ -94,6 +94,8 @@ pub(crate) fn with_ctx<R>(
     let progress = indicatif::ProgressBar::hidden();
     let missing = std::collections::HashSet::new();
     let (prev_cat, next_cat) = (catalog("s", kind, prev), catalog("s", kind, next));
+    let fixture = crate::delta::Fixture::new(&prev_cat);
+    let catalogs = fixture.catalogs(&next_cat);
     let cx = BuildCtx {
         layout: &layout,
         prev_gen: Some(&prev_gen),
@@ -101,8 +103,9 @@ pub(crate) fn with_ctx<R>(
         objects: &objects,
         missing: &missing,
         prev_in_objects: false,
-        prev: super::Prev::Whole(&prev_cat),
+        prev: super::Prev(&prev_cat),
         next: &next_cat,
+        catalogs: &catalogs,
         chunks: &chunks,
         progress: &progress,
         changed,

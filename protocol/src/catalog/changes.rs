@@ -6,9 +6,10 @@
 //! looking up only the keys near a change.
 
 use super::{check_encoding, Catalog, Change, FileObject, Object, SourceKind};
+use crate::id::Sha256;
 use crate::path::{check_key, check_symlink_target, ObjectKey};
 use crate::Error;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::iter::Peekable;
 
 /// Changes to a catalog: objects put and keys removed, each in key order.
@@ -36,15 +37,17 @@ pub struct Sums {
 impl Sums {
     /// The sums of `objects`.
     pub fn of<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Sums {
-        let mut s = Sums::default();
-        for o in objects {
-            s.objects += 1;
-            if let Object::File(f) = o {
-                s.bytes = s.bytes.saturating_add(f.size);
-                s.max_object = s.max_object.max(f.size);
-            }
+        objects.into_iter().fold(Sums::default(), Sums::with)
+    }
+
+    /// These sums and object `o`'s.
+    pub fn with(mut self, o: &Object) -> Sums {
+        self.objects += 1;
+        if let Object::File(f) = o {
+            self.bytes = self.bytes.saturating_add(f.size);
+            self.max_object = self.max_object.max(f.size);
         }
-        s
+        self
     }
 }
 
@@ -201,6 +204,83 @@ impl LastCatalog for Catalog {
             }
         }
         Ok(())
+    }
+}
+
+/// `changes` as [`Changes`] (the puts and removals in key order), after
+/// the checks each change gets against the catalog `last` it applies to:
+/// its key valid, no key changed twice, a removed key held, a patch's base
+/// held as a file with the digest the patch was made against
+/// (`file_digest`: the digest of the file `last` holds at a key; `None`
+/// when it holds none, or a symlink). What the changes make is not
+/// checked here: [`validate_changes`] does that (or, of a whole catalog,
+/// [`Catalog::validate`]). [`Catalog::apply`] and the inside's apply over
+/// its database rows both check with this.
+pub fn check_changes(
+    last: &impl LastCatalog,
+    file_digest: &mut dyn FnMut(&ObjectKey) -> Result<Option<Sha256>, Error>,
+    sources: &BTreeMap<String, SourceKind>,
+    changes: &[Change],
+) -> Result<Changes, Error> {
+    let mut touched = HashSet::new();
+    let mut out = Changes {
+        sources: sources.clone(),
+        ..Changes::default()
+    };
+    for c in changes {
+        check_key(c.key())?;
+        if !touched.insert(c.key()) {
+            return Err(Error::Inconsistent(format!(
+                "object {} changed twice",
+                c.key()
+            )));
+        }
+        match c {
+            Change::Put { key, object } => {
+                if let Some(base) = match object {
+                    Object::File(f) => f.base(),
+                    Object::Symlink { .. } => None,
+                } {
+                    check_base(file_digest(&base.key)?, key, &base.key, &base.sha256)?;
+                }
+                out.puts.insert(key.clone(), object.clone());
+            }
+            Change::Remove { key } => {
+                if !last.holds(key)? {
+                    return Err(Error::Inconsistent(format!(
+                        "removes {key}, which the base catalog does not hold"
+                    )));
+                }
+                out.removes.push(key.clone());
+            }
+        }
+    }
+    out.removes.sort();
+    Ok(out)
+}
+
+/// The base `base` of a patch of `key`, made against digest `sha256`, is
+/// the file of digest `held` (`None`: no file there).
+fn check_base(
+    held: Option<Sha256>,
+    key: &ObjectKey,
+    base: &ObjectKey,
+    sha256: &Sha256,
+) -> Result<(), Error> {
+    match held {
+        Some(held) if held == *sha256 => Ok(()),
+        Some(held) => Err(Error::MissingBase {
+            key: key.to_string(),
+            base: base.to_string(),
+            why: format!(
+                "the patch was made against SHA-256 {sha256}, the base catalog holds {held}"
+            ),
+        }),
+        None => Err(Error::MissingBase {
+            key: key.to_string(),
+            base: base.to_string(),
+            why: "the base catalog does not hold it".into(),
+        }),
     }
 }
 

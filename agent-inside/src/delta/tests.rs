@@ -1,0 +1,275 @@
+use super::*;
+use crate::db::{CatalogUpdate, Db};
+use ferry_protocol::catalog::{
+    Base, BaseForm, ChunkRef, DeltaStats, Encoding, Expanded, FileObject, Rebuilt,
+};
+use ferry_protocol::id::{ChunkId, Sha256};
+
+fn key(source: &str, path: &str) -> ObjectKey {
+    ObjectKey {
+        source: source.into(),
+        path: path.into(),
+    }
+}
+
+fn file(body: &str) -> Object {
+    Object::File(FileObject {
+        size: body.len() as u64,
+        sha256: Sha256::of(body.as_bytes()),
+        executable: false,
+        encoding: Encoding::Chunks(vec![ChunkRef {
+            id: ChunkId::of(body.as_bytes()),
+            len: body.len() as u32,
+        }]),
+    })
+}
+
+/// A file carried as a patch against `base` made against digest `sha`.
+fn patched(body: &str, base: ObjectKey, sha: Sha256) -> Object {
+    Object::File(FileObject {
+        size: body.len() as u64,
+        sha256: Sha256::of(body.as_bytes()),
+        executable: false,
+        encoding: Encoding::Rebuilt(Box::new(Rebuilt {
+            recipe: vec![],
+            expanded_len: body.len() as u64,
+            expanded_blake3: [0; 32],
+            expanded: Expanded::Patch {
+                base: Base {
+                    key: base,
+                    sha256: sha,
+                    form: BaseForm::Bytes,
+                    len: 4,
+                    blake3: [0; 32],
+                },
+                patch: vec![ChunkRef {
+                    id: ChunkId::of(b"patch"),
+                    len: 5,
+                }],
+            },
+        })),
+    })
+}
+
+/// 50 files of source `s` (files), the largest `d0/big`, and 3 of `sx`
+/// (npm: a source whose name `s` is a prefix of).
+fn catalog() -> Catalog {
+    let mut c = Catalog::default();
+    c.sources.insert("s".into(), SourceKind::Files);
+    c.sources.insert("sx".into(), SourceKind::Npm);
+    for i in 0..50 {
+        c.objects.insert(
+            key("s", &format!("d{}/f{i}", i % 5)),
+            file(&format!("v0 {i}")),
+        );
+    }
+    c.objects
+        .insert(key("s", "d0/big"), file("the largest file of all"));
+    for i in 0..3 {
+        c.objects
+            .insert(key("sx", &format!("p{i}")), file(&format!("x {i}")));
+    }
+    c
+}
+
+fn put(path: &str, object: Object) -> Change {
+    Change::Put {
+        key: key("s", path),
+        object,
+    }
+}
+
+/// The next catalog as `c` reads it, row by row.
+fn read_through(c: &Catalogs<'_>) -> Catalog {
+    let mut out = Catalog {
+        sources: c.sources().clone(),
+        ..Catalog::default()
+    };
+    c.for_each_from(None, &mut |k, o| {
+        assert!(
+            out.objects.insert(k.clone(), o.clone()).is_none(),
+            "{k} twice"
+        );
+        Ok(true)
+    })
+    .unwrap();
+    out
+}
+
+/// `prev` stored as the applied catalog of a new database.
+fn stored(prev: &Catalog) -> (tempfile::TempDir, Db) {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Db::open(&tmp.path().join("ferry-in.redb")).unwrap();
+    crate::db::commit_test_apply(&db, 1, CatalogUpdate::Whole(prev));
+    (tmp, db)
+}
+
+/// Checks `got` (over the rows of `prev`) against `want` (`Catalog::apply`).
+fn agrees(prev: &Catalog, got: &Catalogs<'_>, want: &Catalog, stats: DeltaStats, what: &str) {
+    assert_eq!(&read_through(got), want, "{what}");
+    assert_eq!(got.sums(), Sums::of(want.objects.values()), "{what}: sums");
+    assert_eq!(got.prev_sources(), &prev.sources, "{what}");
+    for k in prev.objects.keys().chain(want.objects.keys()) {
+        assert_eq!(
+            got.get(k).unwrap().as_ref(),
+            want.objects.get(k),
+            "{what}: {k}"
+        );
+        assert_eq!(
+            got.prev_get(k).unwrap().as_ref(),
+            prev.objects.get(k),
+            "{what}: {k}"
+        );
+    }
+    for kind in [SourceKind::Files, SourceKind::Npm] {
+        let of_kind = got.next_of_kind(kind).unwrap();
+        let wanted: BTreeMap<_, _> = want
+            .objects
+            .iter()
+            .filter(|(k, _)| want.sources.get(&k.source) == Some(&kind))
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        assert_eq!(of_kind.objects, wanted, "{what}: {kind:?}");
+    }
+    assert_eq!(got.delta_stats().unwrap(), stats, "{what}: stats");
+}
+
+/// Every delta gives what `Catalog::apply` gives: the same next catalog
+/// (read by key, by kind and row by row), the same sums, or the same
+/// error; the applied objects stay readable.
+#[test]
+fn absorb_over_the_rows_agrees_with_apply() {
+    let prev = catalog();
+    let (_tmp, db) = stored(&prev);
+    let snap = db.snapshot().unwrap();
+    let big = key("s", "d0/big");
+    let Some(Object::File(held)) = prev.objects.get(&big) else {
+        unreachable!()
+    };
+    let mut other = prev.sources.clone();
+    other.insert("t".into(), SourceKind::Files);
+    let mut dropped = prev.sources.clone();
+    dropped.remove("sx");
+    let sx_gone: Vec<Change> = (0..3)
+        .map(|i| Change::Remove {
+            key: key("sx", &format!("p{i}")),
+        })
+        .collect();
+    let cases: Vec<(BTreeMap<String, SourceKind>, Vec<Change>)> = vec![
+        (prev.sources.clone(), vec![]),
+        (
+            prev.sources.clone(),
+            vec![
+                put("d1/f1", file("v1 1")),
+                put("d9/new", file("new")),
+                Change::Remove {
+                    key: key("s", "d2/f2"),
+                },
+            ],
+        ),
+        // A put of the same object; a new source.
+        (prev.sources.clone(), vec![put("d1/f1", file("v0 1"))]),
+        (other.clone(), vec![put("d3/f3", file("v1 3"))]),
+        // The largest file removed, or replaced by a smaller one, or by a
+        // larger one; a source dropped with its objects.
+        (
+            prev.sources.clone(),
+            vec![Change::Remove { key: big.clone() }],
+        ),
+        (prev.sources.clone(), vec![put("d0/big", file("small"))]),
+        (
+            prev.sources.clone(),
+            vec![put("d0/big", file("an even larger file than the largest"))],
+        ),
+        (dropped.clone(), sx_gone),
+        // A patch against a base held with its digest.
+        (
+            prev.sources.clone(),
+            vec![put("d1/p", patched("abcd", big.clone(), held.sha256))],
+        ),
+        // Errors: a key twice, an absent key removed, a bad key, an object
+        // where a directory stands, a directory over an object, a source
+        // dropped with objects left, a patch's base held with another
+        // digest, a base not held.
+        (
+            prev.sources.clone(),
+            vec![put("d1/f1", file("a")), put("d1/f1", file("b"))],
+        ),
+        (
+            prev.sources.clone(),
+            vec![Change::Remove {
+                key: key("s", "nope"),
+            }],
+        ),
+        (prev.sources.clone(), vec![put("../x", file("x"))]),
+        (prev.sources.clone(), vec![put("d1", file("x"))]),
+        (prev.sources.clone(), vec![put("d1/f1/under", file("x"))]),
+        (dropped, vec![]),
+        (BTreeMap::new(), vec![]),
+        (
+            prev.sources.clone(),
+            vec![put(
+                "d1/p",
+                patched("abcd", big.clone(), Sha256::of(b"other")),
+            )],
+        ),
+        (
+            prev.sources.clone(),
+            vec![put(
+                "d1/p",
+                patched("abcd", key("s", "d7/none"), held.sha256),
+            )],
+        ),
+    ];
+    for (i, (sources, changes)) in cases.iter().enumerate() {
+        let want = prev.apply(sources, changes);
+        let got = Catalogs::absorb(&snap, sources, changes);
+        match (want, got) {
+            (Ok(want), Ok(got)) => {
+                assert!(got.is_delta(), "case {i}");
+                let stats = prev.delta_stats(changes);
+                agrees(&prev, &got, &want, stats, &format!("case {i}"));
+            }
+            (Err(w), Err(g)) => assert_eq!(w.to_string(), g.to_string(), "case {i}"),
+            (w, g) => panic!(
+                "case {i}: apply gave {w:?}, absorb gave {:?}",
+                g.map(|c| read_through(&c))
+            ),
+        }
+    }
+}
+
+/// A first import (from the empty catalog), to the empty catalog, and a
+/// rebase snapshot (from nothing, the rows still the applied catalog).
+#[test]
+fn first_import_emptying_and_rebase_agree_with_apply() {
+    let prev = catalog();
+    let (_tmp, empty_db) = stored(&Catalog::default());
+    let snap = empty_db.snapshot().unwrap();
+    let first = Catalog::default().diff(&prev);
+    let got = Catalogs::absorb(&snap, &prev.sources, &first).unwrap();
+    assert!(!got.is_delta(), "a first import holds its change");
+    let stats = Catalog::default().delta_stats(&first);
+    agrees(&Catalog::default(), &got, &prev, stats, "first import");
+
+    let (_tmp2, db) = stored(&prev);
+    let snap = db.snapshot().unwrap();
+    let all_gone = prev.diff(&Catalog::default());
+    let want = prev.apply(&prev.sources, &all_gone).unwrap();
+    let got = Catalogs::absorb(&snap, &prev.sources, &all_gone).unwrap();
+    agrees(&prev, &got, &want, prev.delta_stats(&all_gone), "emptied");
+
+    let mut next = catalog();
+    next.objects.remove(&key("s", "d1/f1"));
+    next.objects.insert(key("s", "d8/n"), file("n"));
+    next.objects.insert(key("s", "d2/f2"), file("v9"));
+    let got = Catalogs::rebase(&snap, &next.sources, &Catalog::default().diff(&next)).unwrap();
+    assert!(!got.is_delta());
+    let stats = DeltaStats {
+        added: 1,
+        changed: 1,
+        removed: 1,
+    };
+    assert_eq!(prev.delta_stats(&prev.diff(&next)), stats);
+    agrees(&prev, &got, &next, stats, "rebase");
+}
