@@ -166,13 +166,29 @@ fn varied() -> Manifest {
 #[test]
 fn every_change_and_chunk_round_trips() {
     let m = varied();
-    assert_eq!(decode(&encode(&m)).unwrap(), m);
+    for version in [3, 4] {
+        assert_eq!(round_trip(&m, version), m, "version {version}");
+    }
     let empty = Manifest {
         changes: vec![],
         chunks: vec![],
         ..m
     };
-    assert_eq!(decode(&encode(&empty)).unwrap(), empty);
+    assert_eq!(round_trip(&empty, 3), empty);
+    assert_eq!(round_trip(&empty, 4), empty);
+}
+
+/// `m` encoded in `version` and decoded; the chunks without ids (version 4)
+/// named with the ids `m` gives them (a reader computes them from bytes).
+fn round_trip(m: &Manifest, version: u32) -> Manifest {
+    let mut d = decode(&encode(m, version), version).unwrap();
+    let ids: Vec<ChunkId> = d
+        .to_name()
+        .iter()
+        .map(|t| m.chunks[t.index as usize].id)
+        .collect();
+    d.name(&ids).unwrap();
+    d.into_manifest().unwrap()
 }
 
 /// `n` one-chunk objects at paths shaped like a mirror's, each chunk carried
@@ -215,14 +231,16 @@ fn first_export(n: u64) -> Manifest {
 fn a_first_export_costs_about_two_digests_an_object() {
     let n = 20_000;
     let m = first_export(n);
-    assert_eq!(m.version(), 3);
+    assert_eq!(m.version(), 4);
     let v1 = postcard::to_stdvec(&m).unwrap().len() as f64 / n as f64;
-    let v3 = encode(&m).len() as f64 / n as f64;
+    let v3 = encode(&m, 3).len() as f64 / n as f64;
+    let v4 = encode(&m, 4).len() as f64 / n as f64;
     println!(
-        "manifest bytes an object, {n} one-chunk objects: version 1 {v1:.1}, version 3 {v3:.1}"
+        "manifest bytes an object, {n} one-chunk objects: version 1 {v1:.1}, version 3 {v3:.1}, version 4 {v4:.1}"
     );
     // The SHA-256 and the chunk id (64 bytes) do not compress; the rest
-    // almost vanishes.
+    // almost vanishes. Version 4 leaves the chunk id out.
+    assert!(v4 < 40.0, "{v4:.1} bytes an object");
     assert!(v3 < 70.0, "{v3:.1} bytes an object");
     assert!(v1 > 120.0, "{v1:.1} bytes an object");
 }
@@ -239,7 +257,7 @@ fn every_version_opens_to_the_same_manifest() {
         let file = m.sign_as(version, &key);
         assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), version);
         let (_, peeked) = crate::manifest::peek_unverified(&file).unwrap();
-        assert_eq!(peeked, m, "version {version}");
+        assert_eq!(peeked.manifest().unwrap(), &m, "version {version}");
         // `open` also checks the manifest (the totals of `varied` are not
         // true, so a reader's later checks refuse it; decoding is what counts).
         let e = Manifest::open(&file, &[key.public()], &lim);
@@ -266,17 +284,34 @@ fn every_version_opens_to_the_same_manifest() {
         volume_bytes: big.volumes[0].size,
         ..Totals::default()
     };
+    // Its chunks are the whole of their objects: version 4, without ids.
     let file = big.sign(&key);
-    assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 3);
+    assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 4);
+    let mut opened = Manifest::open(&file, &[key.public()], &lim).unwrap();
+    assert!(opened.manifest().is_err(), "ids are not known before naming");
+    assert_eq!(opened.head().sequence, big.sequence);
+    let ids: Vec<ChunkId> = opened
+        .to_name()
+        .iter()
+        .map(|t| big.chunks[t.index as usize].id)
+        .collect();
+    assert_eq!(ids.len(), big.chunks.len());
+    opened.name(&ids).unwrap();
+    assert_eq!(opened.manifest().unwrap(), &big);
+    // In version 3 it opens with every id at once.
+    let v3 = big.sign_as(3, &key);
     assert_eq!(
-        Manifest::open(&file, &[key.public()], &lim)
+        Manifest::open(&v3, &[key.public()], &lim)
             .unwrap()
-            .manifest,
-        big
+            .manifest()
+            .unwrap(),
+        &big
     );
     let unsigned = big.to_unsigned();
-    let u = crate::manifest::UnsignedManifest::parse(&unsigned, &lim).unwrap();
-    assert_eq!(u.sign(&key), file);
+    let mut u = crate::manifest::UnsignedManifest::parse(&unsigned, &lim).unwrap();
+    assert!(u.sign(&key).is_err(), "not signed before its form is checked");
+    u.name(&ids).unwrap();
+    assert_eq!(u.sign(&key).unwrap(), file);
     // The same manifest in version 2 is not the form the writer writes.
     let mut as_v2 = unsigned[..16].to_vec();
     as_v2[8..12].copy_from_slice(&2u32.to_le_bytes());
@@ -315,7 +350,7 @@ fn a_flipped_byte_of_a_version_3_file_is_caught() {
     // manifest it was made from: every byte of the columns is read. The one
     // exception is 0x10 of the zstd frame header descriptor, the "unused
     // bit" RFC 8878 §3.1.1.1.1 tells decoders not to interpret.
-    let body = encode(&varied());
+    let body = encode(&varied(), 3);
     let (_, frame) = postcard::take_from_bytes::<Head>(&body).unwrap();
     let descriptor = body.len() - frame.len() + 4;
     for i in (0..body.len()).filter(|&i| i != descriptor) {
@@ -323,7 +358,7 @@ fn a_flipped_byte_of_a_version_3_file_is_caught() {
         b[i] ^= 0x10;
         let decoded = crate::manifest::peek_unverified(&sign_body(&b, 3, &key));
         assert!(
-            !matches!(decoded, Ok((_, ref m)) if *m == varied()),
+            !matches!(decoded, Ok((_, ref m)) if m.manifest().ok() == Some(&varied())),
             "flip at body byte {i} went unnoticed"
         );
     }
@@ -344,7 +379,7 @@ use super::super::VerifiedManifest;
 /// `varied()`'s body with its columns changed by `edit`.
 fn body_with(edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
     let m = varied();
-    let body = encode(&m);
+    let body = encode(&m, 3);
     let (head, frame) = postcard::take_from_bytes::<Head>(&body).unwrap();
     let columns = zstd::bulk::decompress(frame, head.columns_len as usize).unwrap();
     let mut c = Cursor {
