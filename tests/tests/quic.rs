@@ -103,7 +103,7 @@ fn kept_chunk_counts(env: &Env) -> Vec<usize> {
         .map(|d| {
             let bytes = std::fs::read(d.join("manifest.ferry")).unwrap();
             let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes).unwrap();
-            m.chunks.len()
+            m.chunk_count()
         })
         .collect()
 }
@@ -181,8 +181,7 @@ fn a_push_killed_half_way_resumes_and_completes() {
         ferry_protocol::manifest::peek_unverified(&bytes)
             .unwrap()
             .1
-            .chunks
-            .len()
+            .chunk_count()
     };
 
     let mut l = listener_on(&env, port);

@@ -2,7 +2,7 @@ use super::*;
 use crate::catalog::{Base, BaseForm, Expanded, Rebuilt};
 use crate::keys::SecretKey;
 use crate::limits::ReceiverLimits;
-use crate::manifest::{sign_body, COMPACT_FROM};
+use crate::manifest::{sign_body, Name, COMPACT_FROM};
 
 fn key(p: &str) -> ObjectKey {
     ObjectKey {
@@ -438,4 +438,83 @@ fn hostile_columns_are_decode_errors() {
     bomb.extend_from_slice(&zstd::bulk::compress(&huge, 19).unwrap());
     assert!(decode_error(bomb));
     assert!(!decode_error(good));
+}
+
+/// `m`'s version-4 columns changed by `edit`, decoded as version 4.
+fn decode_v4_with(m: &Manifest, edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Result<Decoded, Error> {
+    let body = encode(m, 4);
+    let (head, frame) = postcard::take_from_bytes::<Head>(&body).unwrap();
+    let columns = zstd::bulk::decompress(frame, head.columns_len as usize).unwrap();
+    let mut c = Cursor {
+        name: "t",
+        bytes: &columns,
+    };
+    let mut cols: Vec<Vec<u8>> = (0..14)
+        .map(|_| {
+            let n = c.varint().unwrap() as usize;
+            c.take(n).unwrap().to_vec()
+        })
+        .collect();
+    assert!(c.bytes.is_empty(), "14 columns in version 4");
+    edit(&mut cols);
+    let out = join_columns(cols.iter().map(Vec::as_slice));
+    let mut body = postcard::to_stdvec(&HeadRef::of(m, out.len() as u64)).unwrap();
+    body.extend_from_slice(&zstd::bulk::compress(&out, 3).unwrap());
+    decode(&body, 4)
+}
+
+#[test]
+fn version_4_lists_without_ids_exactly_the_chunks_that_are_whole_objects() {
+    let m = varied();
+    let marks = whole_marks(&m.changes, &m.chunks);
+    assert!(marks.contains(&true) && marks.contains(&false), "{marks:?}");
+    let d = decode_v4_with(&m, |_| {}).unwrap();
+    let unnamed: Vec<usize> = d.to_name().iter().map(|t| t.index as usize).collect();
+    let want: Vec<usize> = (0..marks.len()).filter(|&i| marks[i]).collect();
+    assert_eq!(unnamed, want);
+    // Each names the object it is the whole of, by SHA-256.
+    for t in d.to_name() {
+        let object = m.changes.iter().find_map(|c| match c {
+            Change::Put {
+                key,
+                object: Object::File(f),
+            } if key == t.key => Some(f.sha256),
+            _ => None,
+        });
+        assert_eq!(object, Some(t.sha256));
+        assert_eq!(d.entry(t.index as usize).unwrap().0, Name::Whole(t.sha256));
+    }
+    // The head is there at once; the ids only once named.
+    assert_eq!(d.head().sequence, m.sequence);
+    assert!(d.head().changes.is_empty() && d.head().chunks.is_empty());
+    assert!(d.manifest().is_err());
+    // Named with an id already listed: a chunk listed twice.
+    let mut twice = d.clone();
+    let listed = m.chunks[marks.iter().position(|&w| !w).unwrap()].id;
+    let ids = vec![listed; twice.to_name().len()];
+    assert!(matches!(twice.name(&ids), Err(Error::Inconsistent(_))));
+    // A manifest with no whole object is written as version 3.
+    let mut none = m.clone();
+    none.changes.clear();
+    assert!(!has_whole(&none));
+}
+
+#[test]
+fn hostile_version_4_names_are_decode_errors() {
+    let m = varied();
+    let marks = whole_marks(&m.changes, &m.chunks);
+    let decode_error = |r: Result<Decoded, Error>| matches!(r, Err(Error::ManifestDecode(_)));
+    assert!(!decode_error(decode_v4_with(&m, |_| {})));
+    // A name byte that is neither 0 nor 1.
+    assert!(decode_error(decode_v4_with(&m, |c| c[13][0] = 2)));
+    // More or fewer names than ids account for.
+    assert!(decode_error(decode_v4_with(&m, |c| c[13].push(0))));
+    assert!(decode_error(decode_v4_with(&m, |c| c[13].push(1))));
+    // An entry that is not the whole of any object, listed without its id.
+    let not_whole = marks.iter().position(|&w| !w).unwrap();
+    let listed_before = marks[..not_whole].iter().filter(|&&w| !w).count();
+    assert!(decode_error(decode_v4_with(&m, |c| {
+        c[13][not_whole] = 1;
+        c[9].drain(listed_before * 32..listed_before * 32 + 32);
+    })));
 }
