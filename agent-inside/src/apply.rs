@@ -285,12 +285,7 @@ fn prepare_and_commit(
     let changed: Option<BTreeSet<ObjectKey>> = (prev_gen.is_some()
         && crate::rebase::snapshot_of(b).is_none()
         && store::same_kinds(prev.sources(), &next.sources))
-    .then(|| {
-        changes
-            .iter()
-            .map(|c| c.key().clone())
-            .collect()
-    });
+    .then(|| changes.iter().map(|c| c.key().clone()).collect());
     let into = (tmp.as_path(), name.as_str());
     // From here the object store (and then the chunk store) may hold files
     // the database does not account for until the commit: a crash or a

@@ -52,9 +52,7 @@ impl Bundle {
     /// When it expires: its manifest's `expires`, or a later time a
     /// verified validity extension gives.
     pub fn expires(&self) -> u64 {
-        self.head()
-            .expires
-            .max(self.extended_until.unwrap_or(0))
+        self.head().expires.max(self.extended_until.unwrap_or(0))
     }
 
     /// The manifest's fields that hold no chunk id (stream, sequence,
@@ -228,16 +226,11 @@ pub fn name_chunks(b: &mut Bundle, on_bytes: impl FnMut(u64)) -> Result<()> {
                     f.read_exact_at(&mut buf, t.place.offset).with_context(|| {
                         format!("cannot read chunk #{} from {}", t.index, path.display())
                     })?;
-                    let (id, _) = codec::decode_whole(
-                        &t.sha256,
-                        t.key,
-                        t.place.codec,
-                        &buf,
-                        t.place.raw_len,
-                    )
-                    .with_context(|| {
-                        format!("bundle {seq}: chunk #{} of {}", t.index, path.display())
-                    })?;
+                    let (id, _) =
+                        codec::decode_whole(&t.sha256, t.key, t.place.codec, &buf, t.place.raw_len)
+                            .with_context(|| {
+                                format!("bundle {seq}: chunk #{} of {}", t.index, path.display())
+                            })?;
                     out.push(id);
                 }
                 Ok(out)
@@ -250,17 +243,29 @@ pub fn name_chunks(b: &mut Bundle, on_bytes: impl FnMut(u64)) -> Result<()> {
             to_name
                 .par_iter()
                 .map(|t| -> Result<ferry_protocol::id::ChunkId> {
-                    let missing = || format!("bundle {seq}: chunk #{} (the whole of {}) was not received", t.index, t.key);
+                    let missing = || {
+                        format!(
+                            "bundle {seq}: chunk #{} (the whole of {}) was not received",
+                            t.index, t.key
+                        )
+                    };
                     let id = std::fs::read(names.join(t.index.to_string()))
                         .ok()
                         .and_then(|b| <[u8; 32]>::try_from(b).ok())
                         .map(ferry_protocol::id::ChunkId)
                         .with_context(missing)?;
-                    let (codec, raw_len, stored) = received.get_stored(&id).with_context(missing)?;
-                    let (computed, _) = codec::decode_whole(&t.sha256, t.key, codec, &stored, raw_len)
-                        .with_context(|| format!("bundle {seq}: received chunk #{}", t.index))?;
+                    let (codec, raw_len, stored) =
+                        received.get_stored(&id).with_context(missing)?;
+                    let (computed, _) =
+                        codec::decode_whole(&t.sha256, t.key, codec, &stored, raw_len)
+                            .with_context(|| {
+                                format!("bundle {seq}: received chunk #{}", t.index)
+                            })?;
                     if computed != id || raw_len != t.place.raw_len {
-                        bail!("bundle {seq}: received chunk #{} is not the one recorded for it", t.index);
+                        bail!(
+                            "bundle {seq}: received chunk #{} is not the one recorded for it",
+                            t.index
+                        );
                     }
                     Ok(id)
                 })

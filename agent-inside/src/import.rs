@@ -727,8 +727,7 @@ pub fn verify(
                 Decision::Skip => return Ok("already applied"),
                 Decision::Hold { .. } | Decision::Apply => {}
             }
-            let pb =
-                ferry_agent_common::progress::bytes(b.head().totals.volume_bytes, "verifying");
+            let pb = ferry_agent_common::progress::bytes(b.head().totals.volume_bytes, "verifying");
             bundle::verify_volumes(b, |n| pb.inc(n))?;
             b.volumes_verified = true;
             bundle::name_chunks(b, |_| {})?;

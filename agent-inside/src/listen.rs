@@ -308,11 +308,10 @@ fn take_chunk(o: &mut Offered, index: u32, stored: &[u8]) -> Result<()> {
     if !o.need.remove(&index) {
         bail!("peer sent chunk #{index}, which was not asked for");
     }
-    let (name, c) = o
-        .bundle
-        .verified
-        .entry(index as usize)
-        .with_context(|| format!("peer sent chunk #{index}, which the manifest does not list"))?;
+    let (name, c) =
+        o.bundle.verified.entry(index as usize).with_context(|| {
+            format!("peer sent chunk #{index}, which the manifest does not list")
+        })?;
     if stored.len() != c.stored_len as usize {
         bail!(
             "chunk #{index} arrived with {} bytes, the manifest says {}",

@@ -275,8 +275,7 @@ async fn send_chunks(
     pb: &indicatif::ProgressBar,
     stats: &mut PushStats,
 ) -> Result<()> {
-    let mut files: Vec<Option<std::fs::File>> =
-        (0..m.head().volumes.len()).map(|_| None).collect();
+    let mut files: Vec<Option<std::fs::File>> = (0..m.head().volumes.len()).map(|_| None).collect();
     for i in indices {
         let (_, c) = m.entry(i as usize).ok_or_else(|| {
             anyhow!("the inside asked for chunk #{i}, which bundle {sequence} does not have")

@@ -104,7 +104,10 @@ fn a_chunk_without_an_id_altered_in_its_volume_is_refused_and_nothing_is_applied
     let named = named_from_volumes(&bundle, &original);
     let (_, decoded) = manifest::peek_unverified(&original).unwrap();
     assert!(!decoded.is_named(), "ids are left out");
-    assert!(decoded.manifest().is_err(), "and cannot be read before naming");
+    assert!(
+        decoded.manifest().is_err(),
+        "and cannot be read before naming"
+    );
     // The stored bytes of an id-less chunk, changed (its last byte: of the
     // content of a raw chunk, or of a zstd frame).
     let t = decoded.to_name()[500];
@@ -163,9 +166,15 @@ fn named_from_volumes(bundle: &Path, file: &[u8]) -> Manifest {
             let vol = std::fs::read(bundle.join(volume::file_name(t.place.volume))).unwrap();
             let stored = &vol[t.place.offset as usize..][..t.place.stored_len as usize];
             let place = t.place;
-            ferry_protocol::codec::decode_whole(&t.sha256, t.key, place.codec, stored, place.raw_len)
-                .unwrap()
-                .0
+            ferry_protocol::codec::decode_whole(
+                &t.sha256,
+                t.key,
+                place.codec,
+                stored,
+                place.raw_len,
+            )
+            .unwrap()
+            .0
         })
         .collect();
     d.name(&ids).unwrap();
@@ -184,7 +193,12 @@ fn a_version_3_bundle_of_the_same_manifest_is_still_read() {
     let m = named_from_volumes(&bundle, &v4);
     let v3 = m.sign_as(3, &p.outside.key);
     // The ids left out are most of the difference.
-    assert!(v3.len() > v4.len() + 1100 * 25, "{} against {}", v3.len(), v4.len());
+    assert!(
+        v3.len() > v4.len() + 1100 * 25,
+        "{} against {}",
+        v3.len(),
+        v4.len()
+    );
     std::fs::write(bundle.join("manifest.ferry"), &v3).unwrap();
     let report = p.inside.import(&media).unwrap();
     assert!(report.ok(), "{:?}", report.failed);

@@ -77,7 +77,8 @@ pub fn encode_owned(data: Vec<u8>, level: i32) -> (Codec, Vec<u8>) {
 /// `raw_len` is the length the manifest declares; the caller has already
 /// bounded it by its limits. Nothing larger than `raw_len` is ever allocated.
 pub fn decode(id: &ChunkId, codec: Codec, stored: &[u8], raw_len: u32) -> Result<Vec<u8>, Error> {
-    let data = decode_bytes(codec, stored, raw_len).map_err(|why| Error::BadChunk { id: *id, why })?;
+    let data =
+        decode_bytes(codec, stored, raw_len).map_err(|why| Error::BadChunk { id: *id, why })?;
     let actual = ChunkId::of(&data);
     if actual != *id {
         return Err(Error::BadChunk {

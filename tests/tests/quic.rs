@@ -80,7 +80,10 @@ fn push_applies_bundles_and_sends_only_missing_chunks() {
 fn a_version_4_bundle_with_chunks_without_ids_is_pushed_and_applied() {
     let env = Env::new();
     for i in 0..1100 {
-        env.write_src(&format!("d{}/f{i:04}.txt", i / 100), format!("small {i}\n").as_bytes());
+        env.write_src(
+            &format!("d{}/f{i:04}.txt", i / 100),
+            format!("small {i}\n").as_bytes(),
+        );
     }
     env.export("m1").expect_ok();
     let dir = std::fs::read_dir(env.out_state.join("bundles"))

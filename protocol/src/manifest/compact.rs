@@ -788,8 +788,8 @@ fn decode_changes(
             }
             FILE | FILE_EXECUTABLE => {
                 let sha256 = Sha256(c.digests.hash()?);
-                let change = u32::try_from(out.len())
-                    .map_err(|_| c.kinds.bad("more than 2^32 changes"))?;
+                let change =
+                    u32::try_from(out.len()).map_err(|_| c.kinds.bad("more than 2^32 changes"))?;
                 let before = at.len();
                 let refs = c.refs((chunks, unnamed), &mut next, change, &mut at)?;
                 if refs.len() == 1 && at.len() == before + 1 {

@@ -288,7 +288,10 @@ fn every_version_opens_to_the_same_manifest() {
     let file = big.sign(&key);
     assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 4);
     let mut opened = Manifest::open(&file, &[key.public()], &lim).unwrap();
-    assert!(opened.manifest().is_err(), "ids are not known before naming");
+    assert!(
+        opened.manifest().is_err(),
+        "ids are not known before naming"
+    );
     assert_eq!(opened.head().sequence, big.sequence);
     let ids: Vec<ChunkId> = opened
         .to_name()
@@ -309,7 +312,10 @@ fn every_version_opens_to_the_same_manifest() {
     );
     let unsigned = big.to_unsigned();
     let mut u = crate::manifest::UnsignedManifest::parse(&unsigned, &lim).unwrap();
-    assert!(u.sign(&key).is_err(), "not signed before its form is checked");
+    assert!(
+        u.sign(&key).is_err(),
+        "not signed before its form is checked"
+    );
     u.name(&ids).unwrap();
     assert_eq!(u.sign(&key).unwrap(), file);
     // The same manifest in version 2 is not the form the writer writes.

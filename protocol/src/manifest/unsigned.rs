@@ -2,8 +2,8 @@
 //! --unsigned` writes and `ferry-out sign` signs (docs/bundle-format.md §3).
 
 use super::{
-    sign_body, signed_message, split, Decoded, Manifest, FORMAT_VERSION, HEADER_LEN, OLDEST_FORMAT_VERSION,
-    UNSIGNED_MAGIC,
+    sign_body, signed_message, split, Decoded, Manifest, FORMAT_VERSION, HEADER_LEN,
+    OLDEST_FORMAT_VERSION, UNSIGNED_MAGIC,
 };
 use crate::id::{ChunkId, ManifestHash};
 use crate::keys::{PublicKey, SecretKey};
