@@ -265,19 +265,7 @@ fn offer(
     }
     let store = apply::chunk_store(layout, &opts.limits);
     let received = ChunkStore::new(&dir.join("chunks"), opts.limits.max_chunk_bytes);
-    let unnamed = crate::bundle::unnamed_dir(&dir.join("chunks"));
-    // A chunk listed without its id (version 4) is needed unless an earlier
-    // connection delivered it (its computed id is recorded by index).
-    let need: HashSet<u32> = bundle
-        .verified
-        .entries()
-        .enumerate()
-        .filter(|(i, (name, _))| match name {
-            Name::Id(id) => !store.holds_intact(id) && !received.contains(id),
-            Name::Whole(_) => !received_unnamed(&unnamed, &received, *i as u32),
-        })
-        .map(|(i, _)| i as u32)
-        .collect();
+    let need = needed(&bundle, &store, &received, &dir);
     let mut indices: Vec<u32> = need.iter().copied().collect();
     indices.sort_unstable();
     eprintln!(
@@ -293,6 +281,29 @@ fn offer(
             need,
         }),
     ))
+}
+
+/// The chunks of `bundle` (by index) neither the store nor an earlier
+/// connection holds. A chunk listed without its id (version 4) is needed
+/// unless an earlier connection delivered it (its computed id is recorded
+/// by index).
+fn needed(
+    bundle: &Bundle,
+    store: &ChunkStore,
+    received: &ChunkStore,
+    dir: &std::path::Path,
+) -> HashSet<u32> {
+    let unnamed = crate::bundle::unnamed_dir(&dir.join("chunks"));
+    bundle
+        .verified
+        .entries()
+        .enumerate()
+        .filter(|(i, (name, _))| match name {
+            Name::Id(id) => !store.holds_intact(id) && !received.contains(id),
+            Name::Whole(_) => !received_unnamed(&unnamed, received, *i as u32),
+        })
+        .map(|(i, _)| i as u32)
+        .collect()
 }
 
 /// Whether the chunk listed without an id at `index` was received already:

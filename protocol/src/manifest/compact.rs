@@ -567,6 +567,19 @@ pub(super) fn decode(body: &[u8], version: u32) -> Result<Decoded, Error> {
         producer: head.producer,
         extensions: head.extensions,
     };
+    pend(manifest, &unnamed, &wholes, refs_at)
+}
+
+/// `manifest` as decoded: named, or with its changes and chunks kept aside
+/// until the entries `unnamed` marks are named (`wholes`: each one's
+/// object, the first change it is the whole of; `refs`: the refs by index
+/// to them).
+fn pend(
+    mut manifest: Manifest,
+    unnamed: &[bool],
+    wholes: &[Option<u32>],
+    refs: Vec<RefAt>,
+) -> Result<Decoded, Error> {
     if !unnamed.contains(&true) {
         return Ok(Decoded::named(manifest));
     }
@@ -582,12 +595,11 @@ pub(super) fn decode(body: &[u8], version: u32) -> Result<Decoded, Error> {
             change,
         });
     }
-    let mut manifest = manifest;
     let pending = Pending {
         changes: std::mem::take(&mut manifest.changes),
         chunks: std::mem::take(&mut manifest.chunks),
         unnamed: listed,
-        refs: refs_at,
+        refs,
     };
     Ok(Decoded {
         manifest,
