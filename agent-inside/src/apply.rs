@@ -106,7 +106,7 @@ pub fn chunk_store(layout: &Layout, limits: &ReceiverLimits) -> ChunkStore {
 /// `policy`: made no later than the allowed clock skew, valid no longer
 /// than the maximum validity.
 pub fn check_times(b: &Bundle, policy: &Policy, now: u64) -> Result<(), Refusal> {
-    let m = b.manifest();
+    let m = b.head();
     if m.created > now.saturating_add(policy.max_clock_skew_secs) {
         return Err(Refusal::FromTheFuture {
             sequence: m.sequence,
@@ -136,7 +136,7 @@ pub fn check_follows(
     opts: ApplyOptions,
     now: u64,
 ) -> Result<(), Refusal> {
-    let m = b.manifest();
+    let m = b.head();
     if let Some(expected) = applied.stream.filter(|s| *s != m.stream) {
         return Err(Refusal::OtherStream {
             expected,
@@ -184,7 +184,7 @@ pub fn available_space(path: &Path) -> Result<u64> {
 pub fn apply(
     layout: &Layout,
     db: &Db,
-    b: &Bundle,
+    b: &mut Bundle,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
 ) -> Result<Outcome> {
@@ -224,18 +224,30 @@ pub fn apply(
 fn prepare_and_commit(
     layout: &Layout,
     db: &Db,
-    b: &Bundle,
+    b: &mut Bundle,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
     applied: &Applied,
 ) -> Result<(Outcome, Applied, HashSet<ChunkId>)> {
     check_follows(b, applied, opts, ferry_agent_common::now_unix())?;
     let view = crate::import::check_signer(db, b, applied)?.map_err(anyhow::Error::new)?;
+    // 1a. The ids of chunks a version-4 manifest lists without them, from
+    // their bytes (checking the volumes first), before anything uses ids.
+    let t_named = std::time::Instant::now();
+    if !b.verified.is_named() {
+        let pb = progress::bytes(b.head().totals.volume_bytes, "verifying");
+        bundle::name_chunks(b, |n| pb.inc(n))?;
+        pb.finish_and_clear();
+    }
+    let t_named = t_named.elapsed().as_secs_f64();
+    let b: &Bundle = b;
+    let changes = &b.named()?.changes;
     let snap = db.snapshot()?;
     let catalogs = next_catalog(layout, &snap, b, limits, opts)?;
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
     let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
+    let t_verify = t_verify + t_named;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
     // Objects `scrub` moved out: the only unchanged ones the build looks
@@ -256,7 +268,7 @@ fn prepare_and_commit(
         store: &chunks,
         ranges: &ranges,
     };
-    let overlay = ranges::Overlay::of(&b.manifest().changes);
+    let overlay = ranges::Overlay::of(changes);
     let found_again = check_missing(db, &snap, &overlay, &chunks)?;
 
     // 5. The new generation, then the chunks that are not ranges of its
@@ -272,13 +284,7 @@ fn prepare_and_commit(
     let changed: Option<BTreeSet<ObjectKey>> = (prev_gen.is_some()
         && crate::rebase::snapshot_of(b).is_none()
         && store::same_kinds(catalogs.prev_sources(), catalogs.sources()))
-    .then(|| {
-        b.manifest()
-            .changes
-            .iter()
-            .map(|c| c.key().clone())
-            .collect()
-    });
+    .then(|| changes.iter().map(|c| c.key().clone()).collect());
     let into = (tmp.as_path(), name.as_str());
     // From here the object store (and then the chunk store) may hold files
     // the database does not account for until the commit: a crash or a
@@ -297,7 +303,7 @@ fn prepare_and_commit(
     })?;
     // The store changes only for the chunks the changes touch: of those,
     // the ones the next catalog keeps that are not ranges of its files.
-    let mut touched = ranges::touched_chunks(&snap, &b.manifest().changes)?;
+    let mut touched = ranges::touched_chunks(&snap, changes)?;
     // An unchanged file rebuilt (scrub moved it out) is a range again.
     touched.extend(relinked);
     let keep = ranges::store_only_among(&snap, &overlay, &touched, None)?;
@@ -313,9 +319,9 @@ fn prepare_and_commit(
     // For `serve`'s /ferry/health (it never opens the database); the
     // database stays the truth, so a failure here only warns.
     let record = crate::freshness::Record {
-        stream: b.manifest().stream.to_hex(),
+        stream: b.head().stream.to_hex(),
         sequence: b.sequence(),
-        created: b.manifest().created,
+        created: b.head().created,
         applied_at: ferry_agent_common::now_unix(),
         signer: b.verified.signer.to_text(),
         warn_after_secs: opts.policy.warn_after_secs,
@@ -388,7 +394,7 @@ fn next_catalog<'s>(
     limits: &ReceiverLimits,
     opts: ApplyOptions,
 ) -> Result<Catalogs<'s>> {
-    let m = b.manifest();
+    let m = b.named()?;
     let catalogs = match crate::rebase::snapshot_of(b) {
         Some(_) => Catalogs::rebase(snap, &m.sources, &m.changes),
         None => Catalogs::absorb(snap, &m.sources, &m.changes),
@@ -432,11 +438,11 @@ fn stage_chunks(
     chunks: &ChunkStore,
     t0: std::time::Instant,
 ) -> Result<(u64, (f64, f64))> {
-    let m = b.manifest();
-    // 2. Volumes. (Chunks received one by one have no volumes; each is
-    // checked against its id in step 3, which is what the volume hashes
-    // protect anyway.)
-    if matches!(b.payload, bundle::Payload::Volumes) {
+    let m = b.head();
+    // 2. Volumes (unless naming the chunks checked them already). (Chunks
+    // received one by one have no volumes; each is checked against its id
+    // in step 3, which is what the volume hashes protect anyway.)
+    if matches!(b.payload, bundle::Payload::Volumes) && !b.volumes_verified {
         let pb = progress::bytes(m.totals.volume_bytes, "verifying");
         bundle::verify_volumes(b, |n| pb.inc(n))?;
         pb.finish_and_clear();
@@ -617,7 +623,7 @@ fn commit(
     name: &str,
     view: &crate::trust::View,
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
-    let m = b.manifest();
+    let m = b.named()?;
     // A rebase snapshot records the hash of the bundle it snapshots: the
     // link the next bundle names. Its changes are from the empty catalog,
     // so the stored catalog is replaced whole.

@@ -43,30 +43,43 @@ pub struct Bundle {
     /// Keys whose co-signatures beside the bundle verified
     /// ([`crate::trust::extend_all`]); empty until checked.
     pub cosigners: Vec<PublicKey>,
+    /// Whether [`name_chunks`] checked every volume's size and hash already
+    /// (so the apply does not read them twice).
+    pub volumes_verified: bool,
 }
 
 impl Bundle {
     /// When it expires: its manifest's `expires`, or a later time a
     /// verified validity extension gives.
     pub fn expires(&self) -> u64 {
-        self.manifest()
-            .expires
-            .max(self.extended_until.unwrap_or(0))
+        self.head().expires.max(self.extended_until.unwrap_or(0))
     }
 
-    /// The manifest.
-    pub fn manifest(&self) -> &Manifest {
-        &self.verified.manifest
+    /// The manifest's fields that hold no chunk id (stream, sequence,
+    /// times, volumes, totals, extensions). Its `changes` and `chunks` are
+    /// empty while a version-4 manifest's id-less chunks are not named:
+    /// those are read through [`Bundle::named`].
+    pub fn head(&self) -> &Manifest {
+        self.verified.head()
+    }
+
+    /// The whole manifest, every chunk id known: after [`name_chunks`] (a
+    /// manifest of version 1 to 3, or of version 4 without id-less chunks,
+    /// is named from the start).
+    pub fn named(&self) -> Result<&Manifest> {
+        self.verified
+            .manifest()
+            .with_context(|| format!("bundle {}", self.sequence()))
     }
 
     /// Sequence number.
     pub fn sequence(&self) -> u64 {
-        self.verified.manifest.sequence
+        self.verified.head().sequence
     }
 
     /// Total bytes on media.
     pub fn bytes(&self) -> u64 {
-        self.manifest_bytes + self.manifest().totals.volume_bytes
+        self.manifest_bytes + self.head().totals.volume_bytes
     }
 
     /// Path of volume `index`.
@@ -144,12 +157,13 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         manifest_bytes: bytes.len() as u64,
         extended_until: None,
         cosigners: vec![],
+        volumes_verified: false,
     })
 }
 
 /// Checks every volume's size and hash; `on_bytes` is told progress.
 pub fn verify_volumes(b: &Bundle, mut on_bytes: impl FnMut(u64)) -> Result<()> {
-    for (i, entry) in b.manifest().volumes.iter().enumerate() {
+    for (i, entry) in b.head().volumes.iter().enumerate() {
         let path = b.volume_path(i as u32);
         if std::fs::symlink_metadata(&path).is_err() {
             bail!(
@@ -170,6 +184,100 @@ pub fn verify_volumes(b: &Bundle, mut on_bytes: impl FnMut(u64)) -> Result<()> {
     Ok(())
 }
 
+/// The directory where a bundle received over QUIC into the chunk
+/// directory `received` (`incoming/<bundle>/chunks`) keeps, for each chunk
+/// its manifest lists without an id, a file named by the chunk's index that
+/// holds the id computed when it arrived (the chunk itself is among the
+/// received chunks, under that id): `incoming/<bundle>/unnamed`.
+pub fn unnamed_dir(received: &Path) -> PathBuf {
+    received.parent().unwrap_or(received).join("unnamed")
+}
+
+/// Names the chunks a version-4 manifest lists without ids (bundle-format
+/// §5.10.1): each one's bytes, read from its volume (after every volume's
+/// size and hash are checked: §9 step 12) or from the chunks received over
+/// QUIC, must be the whole of the object that refers to it (its SHA-256,
+/// which the signature covers); its id is their BLAKE3. Nothing is stored.
+/// A bundle already named is left as it is.
+pub fn name_chunks(b: &mut Bundle, on_bytes: impl FnMut(u64)) -> Result<()> {
+    use rayon::prelude::*;
+    if b.verified.is_named() {
+        return Ok(());
+    }
+    let seq = b.sequence();
+    if matches!(b.payload, Payload::Volumes) && !b.volumes_verified {
+        verify_volumes(b, on_bytes)?;
+        b.volumes_verified = true;
+    }
+    let to_name = b.verified.to_name();
+    let ids = match &b.payload {
+        Payload::Volumes => to_name
+            .par_chunks(64)
+            .map(|run| -> Result<Vec<ferry_protocol::id::ChunkId>> {
+                let mut open: Option<(u32, std::fs::File)> = None;
+                let mut out = Vec::with_capacity(run.len());
+                for t in run {
+                    let path = b.volume_path(t.place.volume);
+                    if open.as_ref().is_none_or(|(v, _)| *v != t.place.volume) {
+                        open = Some((t.place.volume, open_regular(&path)?));
+                    }
+                    let (_, f) = open.as_ref().expect("just opened");
+                    let mut buf = vec![0; t.place.stored_len as usize];
+                    f.read_exact_at(&mut buf, t.place.offset).with_context(|| {
+                        format!("cannot read chunk #{} from {}", t.index, path.display())
+                    })?;
+                    let (id, _) =
+                        codec::decode_whole(&t.sha256, t.key, t.place.codec, &buf, t.place.raw_len)
+                            .with_context(|| {
+                                format!("bundle {seq}: chunk #{} of {}", t.index, path.display())
+                            })?;
+                    out.push(id);
+                }
+                Ok(out)
+            })
+            .collect::<Result<Vec<_>>>()?
+            .concat(),
+        Payload::Chunks(dir) => {
+            let received = ChunkStore::new(dir, b.head().totals.max_chunk.max(1));
+            let names = unnamed_dir(dir);
+            to_name
+                .par_iter()
+                .map(|t| -> Result<ferry_protocol::id::ChunkId> {
+                    let missing = || {
+                        format!(
+                            "bundle {seq}: chunk #{} (the whole of {}) was not received",
+                            t.index, t.key
+                        )
+                    };
+                    let id = std::fs::read(names.join(t.index.to_string()))
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .map(ferry_protocol::id::ChunkId)
+                        .with_context(missing)?;
+                    let (codec, raw_len, stored) =
+                        received.get_stored(&id).with_context(missing)?;
+                    let (computed, _) =
+                        codec::decode_whole(&t.sha256, t.key, codec, &stored, raw_len)
+                            .with_context(|| {
+                                format!("bundle {seq}: received chunk #{}", t.index)
+                            })?;
+                    if computed != id || raw_len != t.place.raw_len {
+                        bail!(
+                            "bundle {seq}: received chunk #{} is not the one recorded for it",
+                            t.index
+                        );
+                    }
+                    Ok(id)
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    b.verified
+        .name(&ids)
+        .with_context(|| format!("bundle {seq}"))?;
+    Ok(())
+}
+
 /// Reads every carried chunk for which `wanted` is true, checks it against
 /// its id, and hands its stored bytes to `take`. Runs on all cores, each
 /// worker on runs of neighbouring chunks so reads stay mostly sequential.
@@ -180,7 +288,7 @@ pub fn for_each_chunk(
     on_bytes: impl Fn(u64) + Sync,
 ) -> Result<()> {
     use rayon::prelude::*;
-    let mut order: Vec<_> = b.manifest().chunks.iter().collect();
+    let mut order: Vec<_> = b.named()?.chunks.iter().collect();
     order.sort_by_key(|c| (c.volume, c.offset));
     order.par_chunks(64).try_for_each(|run| -> Result<()> {
         let mut open: Option<(u32, std::fs::File)> = None;
@@ -248,7 +356,7 @@ fn move_received(
     use rayon::prelude::*;
     let received = ChunkStore::new(dir, store.max_chunk());
     let added = std::sync::atomic::AtomicU64::new(0);
-    b.manifest()
+    b.named()?
         .chunks
         .par_iter()
         .try_for_each(|c| -> Result<()> {
@@ -277,7 +385,7 @@ pub fn copy_bundle(b: &Bundle, to: &Path) -> Result<()> {
         std::fs::create_dir_all(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut names = vec![MANIFEST_FILE.to_string()];
-        names.extend((0..b.manifest().volumes.len() as u32).map(volume::file_name));
+        names.extend((0..b.head().volumes.len() as u32).map(volume::file_name));
         for extra in [
             ferry_protocol::trust::VALIDITY_FILE,
             ferry_protocol::trust::COSIGN_FILE,

@@ -46,7 +46,7 @@ pub fn record_bundle(layout: &Layout, b: &crate::bundle::Bundle, refusal: String
 pub fn record_unopened(layout: &Layout, manifest: Option<&[u8]>, refusal: String) {
     let sequence = manifest
         .and_then(|m| ferry_protocol::manifest::peek_unverified(m).ok())
-        .map_or(0, |(_, m)| m.sequence);
+        .map_or(0, |(_, m)| m.head().sequence);
     record(
         layout,
         Failure {

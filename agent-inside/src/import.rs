@@ -298,10 +298,10 @@ pub fn admit(
     b: &Bundle,
     applied: &Applied,
 ) -> std::result::Result<crate::trust::View, Refusal> {
-    let view = view.admit(b.manifest(), &b.verified.signer, applied.sequence)?;
+    let view = view.admit(b.head(), &b.verified.signer, applied.sequence)?;
     // An applied bundle is only recognised (skipped); the threshold is for new ones.
     if b.sequence() > applied.sequence {
-        view.check_threshold(b.manifest(), &b.verified.signer, &b.cosigners)?;
+        view.check_threshold(b.head(), &b.verified.signer, &b.cosigners)?;
     }
     Ok(view)
 }
@@ -330,7 +330,7 @@ fn decide_in(
     now: u64,
 ) -> Result<Decision> {
     let seq = b.sequence();
-    let m = b.manifest();
+    let m = b.head();
     if let Some(expected) = applied.stream.filter(|s| *s != m.stream) {
         return Ok(Decision::Refuse(Refusal::OtherStream {
             expected,
@@ -492,7 +492,7 @@ fn hold(
     report: &mut Report,
 ) -> Result<()> {
     let seq = b.sequence();
-    let name = media::bundle_dir_name(b.manifest().stream, seq);
+    let name = media::bundle_dir_name(b.head().stream, seq);
     let dest = layout.held().join(&name);
     if !b.dir.starts_with(layout.held()) {
         std::fs::create_dir_all(layout.held())
@@ -537,7 +537,7 @@ fn hold_or_fail(
 fn drop_held_copy(layout: &Layout, db: &Db, b: &Bundle) -> Result<()> {
     let held = layout
         .held()
-        .join(media::bundle_dir_name(b.manifest().stream, b.sequence()));
+        .join(media::bundle_dir_name(b.head().stream, b.sequence()));
     ferry_agent_common::fsx::remove_dir_if_exists(&held)?;
     db.unhold(b.sequence())
 }
@@ -594,9 +594,9 @@ pub fn import(
     apply::recover(layout, &db, limits, &opts.policy)?;
     sweep_held_leftovers(layout)?;
     let mut report = Report::default();
-    let bundles = from_media(layout, &db, media_dir, limits, &opts, &mut report)?;
+    let mut bundles = from_media(layout, &db, media_dir, limits, &opts, &mut report)?;
     let mut stop_after_failure = false;
-    for b in &bundles {
+    for b in &mut bundles {
         let applied = db.applied()?;
         let now = ferry_agent_common::now_unix();
         match decide(&db, &applied, b, opts, now)? {
@@ -642,13 +642,15 @@ pub fn import(
 fn apply_one(
     layout: &Layout,
     db: &Db,
-    b: &Bundle,
+    b: &mut Bundle,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
     report: &mut Report,
 ) -> Result<bool> {
     let seq = b.sequence();
-    match apply::apply(layout, db, b, limits, opts) {
+    let applied = apply::apply(layout, db, b, limits, opts);
+    let b: &Bundle = b;
+    match applied {
         Ok(o) => {
             print_applied(b, &o);
             report.applied.push(seq);
@@ -697,7 +699,7 @@ pub fn verify(
 ) -> Result<Report> {
     let db = Db::open(&layout.db())?;
     let mut report = Report::default();
-    let bundles = from_media(layout, &db, media_dir, limits, &opts, &mut report)?;
+    let mut bundles = from_media(layout, &db, media_dir, limits, &opts, &mut report)?;
     // Follow the chain in memory from what is applied, as an import would.
     let mut applied = db.applied()?;
     let snap = db.snapshot()?;
@@ -707,7 +709,10 @@ pub fn verify(
     let chunks = apply::chunk_store(layout, limits);
     let mut carried_so_far = HashSet::new();
     let mut view = db.view()?;
-    for b in bundles.iter().filter(|b| !b.dir.starts_with(layout.held())) {
+    for b in bundles
+        .iter_mut()
+        .filter(|b| !b.dir.starts_with(layout.held()))
+    {
         let seq = b.sequence();
         let res = (|| -> Result<&'static str> {
             match decide_in(
@@ -722,16 +727,18 @@ pub fn verify(
                 Decision::Skip => return Ok("already applied"),
                 Decision::Hold { .. } | Decision::Apply => {}
             }
-            let pb =
-                ferry_agent_common::progress::bytes(b.manifest().totals.volume_bytes, "verifying");
+            let pb = ferry_agent_common::progress::bytes(b.head().totals.volume_bytes, "verifying");
             bundle::verify_volumes(b, |n| pb.inc(n))?;
+            b.volumes_verified = true;
+            bundle::name_chunks(b, |_| {})?;
             pb.finish_and_clear();
+            let b: &Bundle = b;
             check_chunks(b)?;
             if seq != applied.sequence + 1 {
                 return Ok("verified; it would be held until the bundles before it arrive");
             }
             apply::check_follows(b, &applied, opts, ferry_agent_common::now_unix())?;
-            let m = b.manifest();
+            let m = b.named()?;
             let next = catalog.apply(&m.sources, &m.changes)?;
             m.check_result(&next, limits)?;
             crate::store::check_all(&next)?;

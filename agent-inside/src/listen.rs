@@ -23,7 +23,7 @@ use crate::layout::Layout;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, media};
 use ferry_protocol::limits::ReceiverLimits;
-use ferry_protocol::manifest::Manifest;
+use ferry_protocol::manifest::{Manifest, Name};
 use ferry_protocol::push::{ClientMsg, ServerMsg, MAX_TRUST_FILE, VERSION};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -205,8 +205,8 @@ fn offer(
             ));
         }
     };
-    let seq = verified.manifest.sequence;
-    let dir = incoming_dir(layout, &verified.manifest);
+    let seq = verified.head().sequence;
+    let dir = incoming_dir(layout, verified.head());
     let mut bundle = Bundle {
         dir: dir.clone(),
         payload: Payload::Chunks(dir.join("chunks")),
@@ -214,6 +214,7 @@ fn offer(
         verified,
         extended_until: None,
         cosigners: vec![],
+        volumes_verified: false,
     };
     let now = ferry_agent_common::now_unix();
     crate::trust::extend_offered(
@@ -264,20 +265,13 @@ fn offer(
     }
     let store = apply::chunk_store(layout, &opts.limits);
     let received = ChunkStore::new(&dir.join("chunks"), opts.limits.max_chunk_bytes);
-    let need: HashSet<u32> = bundle
-        .manifest()
-        .chunks
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| !store.holds_intact(&c.id) && !received.contains(&c.id))
-        .map(|(i, _)| i as u32)
-        .collect();
+    let need = needed(&bundle, &store, &received, &dir);
     let mut indices: Vec<u32> = need.iter().copied().collect();
     indices.sort_unstable();
     eprintln!(
         "ferry-in: bundle {seq} offered: {} of {} chunks needed",
         indices.len(),
-        bundle.manifest().chunks.len()
+        bundle.verified.chunk_count()
     );
     Ok((
         ServerMsg::Need { indices },
@@ -289,24 +283,81 @@ fn offer(
     ))
 }
 
+/// The chunks of `bundle` (by index) neither the store nor an earlier
+/// connection holds. A chunk listed without its id (version 4) is needed
+/// unless an earlier connection delivered it (its computed id is recorded
+/// by index).
+fn needed(
+    bundle: &Bundle,
+    store: &ChunkStore,
+    received: &ChunkStore,
+    dir: &std::path::Path,
+) -> HashSet<u32> {
+    let unnamed = crate::bundle::unnamed_dir(&dir.join("chunks"));
+    bundle
+        .verified
+        .entries()
+        .enumerate()
+        .filter(|(i, (name, _))| match name {
+            Name::Id(id) => !store.holds_intact(id) && !received.contains(id),
+            Name::Whole(_) => !received_unnamed(&unnamed, received, *i as u32),
+        })
+        .map(|(i, _)| i as u32)
+        .collect()
+}
+
+/// Whether the chunk listed without an id at `index` was received already:
+/// its computed id is recorded and the received chunks hold it.
+fn received_unnamed(unnamed: &std::path::Path, received: &ChunkStore, index: u32) -> bool {
+    std::fs::read(unnamed.join(index.to_string()))
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .is_some_and(|id| received.contains(&ferry_protocol::id::ChunkId(id)))
+}
+
 fn take_chunk(o: &mut Offered, index: u32, stored: &[u8]) -> Result<()> {
     if !o.need.remove(&index) {
         bail!("peer sent chunk #{index}, which was not asked for");
     }
-    let c = &o.bundle.manifest().chunks[index as usize];
+    let (name, c) =
+        o.bundle.verified.entry(index as usize).with_context(|| {
+            format!("peer sent chunk #{index}, which the manifest does not list")
+        })?;
     if stored.len() != c.stored_len as usize {
         bail!(
-            "chunk {} arrived with {} bytes, the manifest says {}",
-            c.id,
+            "chunk #{index} arrived with {} bytes, the manifest says {}",
             stored.len(),
             c.stored_len
         );
     }
-    ferry_protocol::codec::decode(&c.id, c.codec, stored, c.raw_len)?;
-    o.received.put(&c.id, c.codec, c.raw_len, stored)
+    match name {
+        Name::Id(id) => {
+            ferry_protocol::codec::decode(&id, c.codec, stored, c.raw_len)?;
+            o.received.put(&id, c.codec, c.raw_len, stored)
+        }
+        Name::Whole(sha256) => {
+            // Its id is the BLAKE3 of its bytes, which must be the whole of
+            // the object it is listed for.
+            let (id, _) = ferry_protocol::codec::decode_whole(
+                &sha256,
+                &format_args!("listed for chunk #{index}"),
+                c.codec,
+                stored,
+                c.raw_len,
+            )?;
+            o.received.put(&id, c.codec, c.raw_len, stored)?;
+            let Payload::Chunks(chunks) = &o.bundle.payload else {
+                bail!("a bundle received over QUIC has no chunk directory");
+            };
+            let dir = crate::bundle::unnamed_dir(chunks);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            fsx::write_atomic(&dir.join(index.to_string()), &id.0)
+        }
+    }
 }
 
-fn finish(layout: &Layout, opts: &ListenOptions, o: Offered) -> Result<ServerMsg> {
+fn finish(layout: &Layout, opts: &ListenOptions, mut o: Offered) -> Result<ServerMsg> {
     let seq = o.bundle.sequence();
     if !o.need.is_empty() {
         return Ok(ServerMsg::Outcome {
@@ -318,7 +369,7 @@ fn finish(layout: &Layout, opts: &ListenOptions, o: Offered) -> Result<ServerMsg
     let db = Db::open(&layout.db())?;
     apply::recover(layout, &db, &opts.limits, &opts.apply.policy)?;
     Ok(
-        match apply::apply(layout, &db, &o.bundle, &opts.limits, opts.apply) {
+        match apply::apply(layout, &db, &mut o.bundle, &opts.limits, opts.apply) {
             Ok(out) => {
                 fsx::remove_dir_if_exists(&o.bundle.dir)?;
                 let message = format!(

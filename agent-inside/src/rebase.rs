@@ -18,7 +18,7 @@ use ferry_protocol::id::ManifestHash;
 /// The hash of the stream's bundle that `b` snapshots, if `b` is a rebase
 /// snapshot. (`Manifest::open` checked the record already.)
 pub fn snapshot_of(b: &Bundle) -> Option<ManifestHash> {
-    ferry_protocol::rebase::rebase(b.manifest())
+    ferry_protocol::rebase::rebase(b.head())
         .ok()
         .flatten()
         .map(|r| r.of)

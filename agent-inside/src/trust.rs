@@ -357,7 +357,7 @@ impl View {
 
 /// Whether `m` introduces its own signer: it carries a rotation to it.
 pub fn introduces_signer(m: &VerifiedManifest) -> bool {
-    trust::statements(&m.manifest).is_ok_and(|l| {
+    trust::statements(m.head()).is_ok_and(|l| {
         l.iter()
             .any(|s| matches!(s.statement, Statement::Rotate { new, .. } if new == m.signer.0))
     })

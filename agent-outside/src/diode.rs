@@ -111,6 +111,7 @@ fn outgoing(dir: &Path) -> Result<Outgoing> {
         .with_context(|| format!("cannot read {}", dir.join(MANIFEST_FILE).display()))?;
     let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes)
         .with_context(|| format!("{}", dir.display()))?;
+    let m = m.head();
     let mut files = vec![dir.join(MANIFEST_FILE)];
     files.extend((0..m.volumes.len() as u32).map(|i| dir.join(volume::file_name(i))));
     if files.len() > diode::MAX_FILES as usize {

@@ -160,17 +160,17 @@ async fn conversation(
             }
             other => bail!("the inside answered {other:?} to an offer"),
         };
-        stats.chunks_total += m.chunks.len() as u64;
+        stats.chunks_total += m.chunk_count() as u64;
         let total: u64 = indices
             .iter()
-            .filter_map(|&i| m.chunks.get(i as usize))
-            .map(|c| c.stored_len as u64)
+            .filter_map(|&i| m.entry(i as usize))
+            .map(|(_, c)| c.stored_len as u64)
             .sum();
         eprintln!(
             "ferry-out: bundle {}: the inside needs {} of {} chunks ({})",
             r.sequence,
             indices.len(),
-            m.chunks.len(),
+            m.chunk_count(),
             ferry_agent_common::units::human_bytes(total)
         );
         let pb = ferry_agent_common::progress::bytes(total, "pushing");
@@ -211,7 +211,7 @@ fn offer_of(
     r: &crate::ledger::BundleRecord,
     dir: &Path,
     valid_for: u64,
-) -> Result<(ClientMsg, ferry_protocol::manifest::Manifest)> {
+) -> Result<(ClientMsg, ferry_protocol::manifest::Decoded)> {
     let manifest = std::fs::read(dir.join(MANIFEST_FILE)).with_context(|| {
         format!(
             "bundle {} is no longer kept in {} (pruned?); ship it from media",
@@ -264,20 +264,20 @@ fn delivered_now() -> Delivery {
     }
 }
 
-/// Sends the chunks the inside asked for (`indices` into `m.chunks`), read
+/// Sends the chunks the inside asked for (`indices` into `m`'s chunk table), read
 /// from the kept bundle's volume files in `dir`.
 async fn send_chunks(
     send: &mut quinn::SendStream,
     dir: &Path,
     sequence: u64,
-    m: &ferry_protocol::manifest::Manifest,
+    m: &ferry_protocol::manifest::Decoded,
     indices: Vec<u32>,
     pb: &indicatif::ProgressBar,
     stats: &mut PushStats,
 ) -> Result<()> {
-    let mut files: Vec<Option<std::fs::File>> = (0..m.volumes.len()).map(|_| None).collect();
+    let mut files: Vec<Option<std::fs::File>> = (0..m.head().volumes.len()).map(|_| None).collect();
     for i in indices {
-        let c = m.chunks.get(i as usize).ok_or_else(|| {
+        let (_, c) = m.entry(i as usize).ok_or_else(|| {
             anyhow!("the inside asked for chunk #{i}, which bundle {sequence} does not have")
         })?;
         let f = match &mut files[c.volume as usize] {
@@ -292,7 +292,7 @@ async fn send_chunks(
         };
         let mut stored = vec![0u8; c.stored_len as usize];
         f.read_exact_at(&mut stored, c.offset)
-            .with_context(|| format!("cannot read chunk {} of bundle {sequence}", c.id))?;
+            .with_context(|| format!("cannot read chunk #{i} of bundle {sequence}"))?;
         stats.bytes_sent += stored.len() as u64;
         stats.chunks_sent += 1;
         pb.inc(stored.len() as u64);

@@ -207,14 +207,17 @@ pub fn sign(dir: &Path, key: &SecretKey) -> Result<Signed> {
         dir: dir.into(),
         source,
     };
-    let unsigned = UnsignedManifest::parse(&file, &limits).map_err(inconsistent)?;
-    check_volumes(dir, &unsigned.manifest).map_err(inconsistent)?;
-    let signed = unsigned.sign(key);
+    let mut unsigned = UnsignedManifest::parse(&file, &limits).map_err(inconsistent)?;
+    name_chunks(dir, &mut unsigned).map_err(inconsistent)?;
+    check_volumes(dir, unsigned.manifest.manifest().map_err(inconsistent)?)
+        .map_err(inconsistent)?;
+    let signed = unsigned.sign(key).map_err(inconsistent)?;
+    let manifest = unsigned.manifest.into_manifest().map_err(inconsistent)?;
     fsx::write_atomic(&dir.join(MANIFEST_FILE), &signed)?;
     fsx::sync_dir(dir)?;
     Ok(Signed {
         dir: dir.into(),
-        manifest: unsigned.manifest,
+        manifest,
         hash: ManifestHash::of(&signed),
         signer: key.public(),
     })
@@ -222,6 +225,30 @@ pub fn sign(dir: &Path, key: &SecretKey) -> Result<Signed> {
 
 /// Every volume of `m` in `dir`: size and hash, then every chunk it holds
 /// decoded and checked against its id.
+/// Names the chunks a version-4 unsigned manifest lists without ids, from
+/// the volumes in `dir` (each must be the whole of its object), then checks
+/// the body is in the writer's form.
+fn name_chunks(dir: &Path, u: &mut UnsignedManifest) -> Result<(), ferry_protocol::Error> {
+    let mut ids = Vec::new();
+    for t in u.manifest.to_name() {
+        let path = dir.join(volume::file_name(t.place.volume));
+        let bad = |e: std::io::Error| ferry_protocol::Error::BadVolume {
+            index: t.place.volume,
+            why: format!("{}: {e}", path.display()),
+        };
+        let f = std::fs::File::open(&path).map_err(bad)?;
+        let mut stored = vec![0; t.place.stored_len as usize];
+        f.read_exact_at(&mut stored, t.place.offset).map_err(bad)?;
+        let (id, _) =
+            codec::decode_whole(&t.sha256, t.key, t.place.codec, &stored, t.place.raw_len)?;
+        ids.push(id);
+    }
+    if !u.manifest.is_named() {
+        u.name(&ids)?;
+    }
+    Ok(())
+}
+
 fn check_volumes(dir: &Path, m: &Manifest) -> Result<(), ferry_protocol::Error> {
     for (i, entry) in m.volumes.iter().enumerate() {
         let index = i as u32;
@@ -293,7 +320,7 @@ pub fn check_signed(layout: &Layout, dir: &Path) -> Result<()> {
         std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))
     };
     let (signed, unsigned) = (read(MANIFEST_FILE)?, read(UNSIGNED_MANIFEST_FILE)?);
-    let sequence = manifest::peek_unverified(&signed).map_or(0, |(_, m)| m.sequence);
+    let sequence = manifest::peek_unverified(&signed).map_or(0, |(_, m)| m.head().sequence);
     let (stripped, signer) = manifest::strip_signature(&signed)
         .map_err(|source| SigningError::BadSignature { sequence, source })?;
     if stripped != unsigned {
@@ -479,7 +506,9 @@ mod tests {
         let unsigned = std::fs::read(dir.join(UNSIGNED_MANIFEST_FILE)).unwrap();
         let mut other = UnsignedManifest::parse(&unsigned, &ReceiverLimits::default())
             .unwrap()
-            .manifest;
+            .manifest
+            .into_manifest()
+            .unwrap();
         other.producer = "someone else".into();
         std::fs::write(dir.join(MANIFEST_FILE), other.sign(&ours)).unwrap();
         assert!(matches!(

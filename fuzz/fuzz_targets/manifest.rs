@@ -32,9 +32,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(u) = UnsignedManifest::parse(&unsigned, &limits) {
         let key = SecretKey::from_seed([7; 32]);
-        let signed = u.sign(&key);
-        if signed.len() as u64 <= limits.max_manifest_bytes {
-            assert!(Manifest::open(&signed, &trusted, &limits).is_ok());
+        // A version-4 body with id-less chunks is signed only once named.
+        if let Ok(signed) = u.sign(&key) {
+            if signed.len() as u64 <= limits.max_manifest_bytes {
+                assert!(Manifest::open(&signed, &trusted, &limits).is_ok());
+            }
         }
     }
 });

@@ -11,7 +11,8 @@ const MANIFEST: &str = "manifest.ferry";
 pub(crate) fn manifest_of(bundle: &Path) -> (u32, Manifest) {
     let bytes = std::fs::read(bundle.join(MANIFEST)).unwrap();
     let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-    (version, manifest::peek_unverified(&bytes).unwrap().1)
+    let m = manifest::peek_unverified(&bytes).unwrap().1;
+    (version, m.into_manifest().unwrap())
 }
 
 /// The protocol error in a failed import's report.

@@ -15,7 +15,11 @@ use std::path::Path;
 /// The manifest of a bundle directory (not verified: the test made it).
 fn manifest_of(bundle: &Path) -> Manifest {
     let bytes = std::fs::read(bundle.join("manifest.ferry")).unwrap();
-    manifest::peek_unverified(&bytes).unwrap().1
+    manifest::peek_unverified(&bytes)
+        .unwrap()
+        .1
+        .into_manifest()
+        .unwrap()
 }
 
 /// The one refusal a report holds.
@@ -37,7 +41,7 @@ fn version_of(bundle: &Path) -> u32 {
 }
 
 #[test]
-fn a_bundle_of_many_objects_travels_in_format_version_3() {
+fn a_bundle_of_many_objects_travels_in_format_version_4() {
     use std::os::unix::fs::PermissionsExt;
     let mut p = Pair::new();
     for i in 0..700 {
@@ -55,7 +59,8 @@ fn a_bundle_of_many_objects_travels_in_format_version_3() {
     std::os::unix::fs::symlink("d0", p.outside.src.join("link")).unwrap();
     let (e, report) = p.step().expect("a first bundle");
     assert!(report.ok(), "{:?}", report.failed);
-    assert_eq!(version_of(&e.dir), 3, "{} changes", e.record.added);
+    // Its one-chunk objects carry their chunks without ids.
+    assert_eq!(version_of(&e.dir), 4, "{} changes", e.record.added);
     p.assert_in_sync();
     // A small delta stays version 1, readable by older readers.
     p.outside.write("d0/f0000.txt", b"changed\n");
@@ -73,8 +78,131 @@ fn a_bundle_of_many_objects_travels_in_format_version_3() {
     }
     let (e, report) = p.step().expect("a large delta");
     assert!(report.ok(), "{:?}", report.failed);
-    assert_eq!(version_of(&e.dir), 3);
+    assert_eq!(version_of(&e.dir), 4);
     assert!(e.record.removed > 0 && e.record.changed > 0);
+    p.assert_in_sync();
+}
+
+/// 1,100 one-chunk files: a first export in format version 4.
+fn many_small(p: &Pair) {
+    for i in 0..1100 {
+        p.outside.write(
+            &format!("d{}/f{i:04}.txt", i / 100),
+            format!("small file {i}\n").as_bytes(),
+        );
+    }
+}
+
+#[test]
+fn a_chunk_without_an_id_altered_in_its_volume_is_refused_and_nothing_is_applied() {
+    let mut p = Pair::new();
+    many_small(&p);
+    let (e, media) = p.export_to_media().expect("a first bundle");
+    assert_eq!(version_of(&e.dir), 4);
+    let bundle = only_bundle(&media);
+    let original = std::fs::read(bundle.join("manifest.ferry")).unwrap();
+    let named = named_from_volumes(&bundle, &original);
+    let (_, decoded) = manifest::peek_unverified(&original).unwrap();
+    assert!(!decoded.is_named(), "ids are left out");
+    assert!(
+        decoded.manifest().is_err(),
+        "and cannot be read before naming"
+    );
+    // The stored bytes of an id-less chunk, changed (its last byte: of the
+    // content of a raw chunk, or of a zstd frame).
+    let t = decoded.to_name()[500];
+    let vol = bundle.join(volume::file_name(t.place.volume));
+    let good = std::fs::read(&vol).unwrap();
+    let mut bad = good.clone();
+    bad[t.place.offset as usize + t.place.stored_len as usize - 1] ^= 0x01;
+    std::fs::write(&vol, &bad).unwrap();
+    let refused = |p: &Pair, what: &str| {
+        let report = p.inside.import(&media).unwrap();
+        let why = format!("{:?}", report.failed);
+        assert!(!report.ok() && why.contains(what), "{why}");
+        assert_eq!(p.inside.applied().sequence, 0, "nothing applied");
+        assert!(p.inside.generations().is_empty());
+        assert!(p.inside.held_chunks().is_empty());
+    };
+    // The volume's hash catches it first.
+    refused(&p, "volume");
+    // Signed again with the altered volume's hash (as if the signer had
+    // shipped it): the object's SHA-256 refuses the computed id's bytes.
+    let mut forged = named.clone();
+    forged.volumes[t.place.volume as usize].blake3 = ChunkId::of(&bad).0;
+    let forged = forged.sign(&p.outside.key);
+    assert_eq!(version_of_bytes(&forged), 4);
+    std::fs::write(bundle.join("manifest.ferry"), &forged).unwrap();
+    refused(&p, "carried without an id");
+    // Put back, it applies.
+    std::fs::write(&vol, &good).unwrap();
+    std::fs::write(bundle.join("manifest.ferry"), &original).unwrap();
+    let report = p.inside.import(&media).unwrap();
+    assert!(report.ok(), "{:?}", report.failed);
+    p.assert_in_sync();
+}
+
+/// The one bundle directory in `media`.
+fn only_bundle(media: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(media)
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .find(|d| d.join("manifest.ferry").is_file())
+        .unwrap()
+}
+
+fn version_of_bytes(file: &[u8]) -> u32 {
+    u32::from_le_bytes(file[8..12].try_into().unwrap())
+}
+
+/// The manifest `file` of `bundle`, its id-less chunks named from the
+/// volumes as a reader names them.
+fn named_from_volumes(bundle: &Path, file: &[u8]) -> Manifest {
+    let (_, mut d) = manifest::peek_unverified(file).unwrap();
+    let ids: Vec<ChunkId> = d
+        .to_name()
+        .iter()
+        .map(|t| {
+            let vol = std::fs::read(bundle.join(volume::file_name(t.place.volume))).unwrap();
+            let stored = &vol[t.place.offset as usize..][..t.place.stored_len as usize];
+            let place = t.place;
+            ferry_protocol::codec::decode_whole(
+                &t.sha256,
+                t.key,
+                place.codec,
+                stored,
+                place.raw_len,
+            )
+            .unwrap()
+            .0
+        })
+        .collect();
+    d.name(&ids).unwrap();
+    d.into_manifest().unwrap()
+}
+
+#[test]
+fn a_version_3_bundle_of_the_same_manifest_is_still_read() {
+    let mut p = Pair::new();
+    many_small(&p);
+    let (e, media) = p.export_to_media().expect("a first bundle");
+    assert_eq!(version_of(&e.dir), 4);
+    let bundle = only_bundle(&media);
+    let v4 = std::fs::read(bundle.join("manifest.ferry")).unwrap();
+    // Named from the volumes as a reader would, and signed as version 3.
+    let m = named_from_volumes(&bundle, &v4);
+    let v3 = m.sign_as(3, &p.outside.key);
+    // The ids left out are most of the difference.
+    assert!(
+        v3.len() > v4.len() + 1100 * 25,
+        "{} against {}",
+        v3.len(),
+        v4.len()
+    );
+    std::fs::write(bundle.join("manifest.ferry"), &v3).unwrap();
+    let report = p.inside.import(&media).unwrap();
+    assert!(report.ok(), "{:?}", report.failed);
+    assert_eq!(version_of(&bundle), 3);
     p.assert_in_sync();
 }
 
@@ -395,7 +523,7 @@ fn check_follows_names_each_broken_rule() {
     let b = agent_inside::bundle::open(&bundle, &trusted, &p.inside.limits).unwrap();
     let fresh = agent_inside::db::Applied::default();
     let opts = p.inside.apply;
-    let now = b.manifest().created;
+    let now = b.head().created;
     assert_eq!(apply::check_follows(&b, &fresh, opts, now), Ok(()));
     // Not next: the store is at 1 already.
     let at_one = agent_inside::db::Applied {
@@ -410,7 +538,7 @@ fn check_follows_names_each_broken_rule() {
         })
     );
     // Expired, one second after its expiry.
-    let late = b.manifest().expires + 1;
+    let late = b.head().expires + 1;
     assert!(matches!(
         apply::check_follows(&b, &fresh, opts, late),
         Err(Refusal::Expired { sequence: 1, .. })

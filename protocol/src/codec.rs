@@ -6,7 +6,7 @@
 //! length (a decompression bomb stops at that bound) and always ends by
 //! checking the bytes against the chunk id.
 
-use crate::id::ChunkId;
+use crate::id::{ChunkId, Sha256};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 
@@ -77,15 +77,54 @@ pub fn encode_owned(data: Vec<u8>, level: i32) -> (Codec, Vec<u8>) {
 /// `raw_len` is the length the manifest declares; the caller has already
 /// bounded it by its limits. Nothing larger than `raw_len` is ever allocated.
 pub fn decode(id: &ChunkId, codec: Codec, stored: &[u8], raw_len: u32) -> Result<Vec<u8>, Error> {
-    let data = match codec {
+    let data =
+        decode_bytes(codec, stored, raw_len).map_err(|why| Error::BadChunk { id: *id, why })?;
+    let actual = ChunkId::of(&data);
+    if actual != *id {
+        return Err(Error::BadChunk {
+            id: *id,
+            why: format!("content hashes to {actual}"),
+        });
+    }
+    Ok(data)
+}
+
+/// Decodes a stored chunk that the manifest lists without an id (format
+/// version 4, docs/bundle-format.md §5.10.1): its bytes are the whole of
+/// the object `key`, so they must hash to that object's `sha256`. Returns
+/// the chunk's id, the BLAKE3 of the decoded bytes, and the bytes.
+pub fn decode_whole(
+    sha256: &Sha256,
+    key: &dyn std::fmt::Display,
+    codec: Codec,
+    stored: &[u8],
+    raw_len: u32,
+) -> Result<(ChunkId, Vec<u8>), Error> {
+    let bad = |why: String| Error::BadObject {
+        key: key.to_string(),
+        why: format!("its one chunk, carried without an id, {why}"),
+    };
+    let data = decode_bytes(codec, stored, raw_len).map_err(&bad)?;
+    let actual = Sha256::of(&data);
+    if actual != *sha256 {
+        return Err(bad(format!(
+            "hashes to SHA-256 {actual}, the manifest says {sha256} (the volume or the received chunk was altered or damaged)"
+        )));
+    }
+    Ok((ChunkId::of(&data), data))
+}
+
+/// The decoded bytes of a stored chunk of `raw_len` bytes, or why not.
+fn decode_bytes(codec: Codec, stored: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
+    match codec {
         Codec::Raw => {
             if stored.len() != raw_len as usize {
-                return Err(Error::BadChunk {
-                    id: *id,
-                    why: format!("stored {} bytes raw, manifest says {raw_len}", stored.len()),
-                });
+                return Err(format!(
+                    "stored {} bytes raw, manifest says {raw_len}",
+                    stored.len()
+                ));
             }
-            stored.to_vec()
+            Ok(stored.to_vec())
         }
         Codec::Zstd => {
             let mut out = Vec::with_capacity(raw_len as usize);
@@ -99,27 +138,16 @@ pub fn decode(id: &ChunkId, codec: Codec, stored: &[u8], raw_len: u32) -> Result
                         .expect("just set")
                         .decompress_to_buffer(stored, &mut out)
                 })
-                .map_err(|e| Error::BadChunk {
-                    id: *id,
-                    why: format!("zstd data does not decode within {raw_len} bytes: {e}"),
-                })?;
+                .map_err(|e| format!("zstd data does not decode within {raw_len} bytes: {e}"))?;
             if out.len() != raw_len as usize {
-                return Err(Error::BadChunk {
-                    id: *id,
-                    why: format!("decodes to {} bytes, manifest says {raw_len}", out.len()),
-                });
+                return Err(format!(
+                    "decodes to {} bytes, manifest says {raw_len}",
+                    out.len()
+                ));
             }
-            out
+            Ok(out)
         }
-    };
-    let actual = ChunkId::of(&data);
-    if actual != *id {
-        return Err(Error::BadChunk {
-            id: *id,
-            why: format!("content hashes to {actual}"),
-        });
     }
-    Ok(data)
 }
 
 #[cfg(test)]

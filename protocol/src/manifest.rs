@@ -6,9 +6,9 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `FERRYMAN` |
-//! | 8 | 4 | format version, `1`, `2` or `3` |
+//! | 8 | 4 | format version, `1` to `4` |
 //! | 12 | 4 | body length `B` |
-//! | 16 | B | body: [`Manifest`] in postcard (versions 1 and 2), or in columns (version 3, `compact`) |
+//! | 16 | B | body: [`Manifest`] in postcard (versions 1 and 2), or in columns (versions 3 and 4, `compact`) |
 //! | 16+B | 32 | signer's ed25519 public key |
 //! | 48+B | 64 | ed25519 signature over `SIGNING_CONTEXT` followed by bytes `0..16+B` |
 //!
@@ -18,7 +18,7 @@
 use crate::catalog::{Catalog, Change, SourceKind, Sums};
 use crate::chunking::ChunkParams;
 use crate::codec::Codec;
-use crate::id::{ChunkId, ManifestHash, StreamId};
+use crate::id::{ChunkId, ManifestHash, Sha256, StreamId};
 use crate::keys::{PublicKey, SecretKey};
 use crate::limits::{check, ReceiverLimits};
 use crate::Error;
@@ -37,13 +37,15 @@ pub const MAGIC: &[u8; 8] = b"FERRYMAN";
 /// A reader of signed manifests refuses it as [`Error::Unsigned`].
 pub const UNSIGNED_MAGIC: &[u8; 8] = b"FERRYUNS";
 /// The newest format version this crate writes and reads. A manifest is
-/// written as version 3 (the columns of `compact`) from [`COMPACT_FROM`]
+/// written as version 4 when it is written in columns and a chunk it
+/// carries is the whole of an object it puts (that chunk goes without its
+/// id: [`Decoded`]); as version 3 (the columns of `compact`) from [`COMPACT_FROM`]
 /// changes and chunks, or when an object needs it (one carried as
 /// [`Expanded::Windows`](crate::catalog::Expanded::Windows)); a smaller one
 /// as version 2 only when an object needs it (an
 /// [`Encoding::Rebuilt`](crate::catalog::Encoding::Rebuilt) object),
 /// otherwise as version 1, which readers of every version accept.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// A manifest with at least this many changes and chunks (together) is
 /// written as version 3: small bundles stay readable by older readers.
 pub const COMPACT_FROM: usize = 1024;
@@ -69,6 +71,45 @@ pub struct ChunkEntry {
     pub volume: u32,
     /// Offset of the stored bytes from the start of the volume file.
     pub offset: u64,
+}
+
+impl ChunkEntry {
+    /// Where the entry's stored bytes are and what they decode to.
+    pub fn place(&self) -> Place {
+        Place {
+            raw_len: self.raw_len,
+            stored_len: self.stored_len,
+            codec: self.codec,
+            volume: self.volume,
+            offset: self.offset,
+        }
+    }
+}
+
+/// A chunk-table entry but its id: where the stored bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// Uncompressed length.
+    pub raw_len: u32,
+    /// Length of the stored bytes in the volume.
+    pub stored_len: u32,
+    /// Storage form.
+    pub codec: Codec,
+    /// Index of the volume that holds it.
+    pub volume: u32,
+    /// Offset of the stored bytes from the start of the volume file.
+    pub offset: u64,
+}
+
+/// How a chunk-table entry is named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Name {
+    /// Its id, listed in the manifest (or computed already).
+    Id(ChunkId),
+    /// Listed without an id (version 4): its bytes are the whole of an
+    /// object of this SHA-256, and its id is the BLAKE3 of those bytes,
+    /// known once they are read ([`Decoded::name`]).
+    Whole(Sha256),
 }
 
 /// A volume file of this bundle.
@@ -166,14 +207,205 @@ pub struct Manifest {
 }
 
 /// A manifest whose signature has been checked against a trusted key.
+/// Its body is a [`Decoded`] (it derefs to one): every chunk id known, or
+/// (version 4) some only once their bytes are read.
 #[derive(Clone, Debug)]
 pub struct VerifiedManifest {
     /// The body.
-    pub manifest: Manifest,
+    pub body: Decoded,
     /// Who signed it.
     pub signer: PublicKey,
     /// Hash of the manifest file.
     pub hash: ManifestHash,
+}
+
+impl std::ops::Deref for VerifiedManifest {
+    type Target = Decoded;
+    fn deref(&self) -> &Decoded {
+        &self.body
+    }
+}
+
+impl std::ops::DerefMut for VerifiedManifest {
+    fn deref_mut(&mut self) -> &mut Decoded {
+        &mut self.body
+    }
+}
+
+/// A decoded manifest body. A version-4 body may list chunks without their
+/// ids ([`Name::Whole`]): until [`Decoded::name`] has filled them in from
+/// the chunks' bytes, the change list and the chunk table (the parts that
+/// hold chunk ids) are kept aside, so nothing can read an id that is not
+/// known yet: [`Decoded::manifest`] is an error and [`Decoded::head`] has
+/// neither changes nor chunks. Everything else (stream, sequence, times,
+/// volumes, totals, extensions) is in the head from the start.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    manifest: Manifest,
+    pending: Option<Box<Pending>>,
+}
+
+/// The change list and chunk table of a body whose id-less chunks are not
+/// named yet. The ids of those entries, and of the chunk refs that name them
+/// by index, are not set (never shown outside this module).
+#[derive(Clone, Debug)]
+struct Pending {
+    changes: Vec<Change>,
+    chunks: Vec<ChunkEntry>,
+    /// The id-less entries, in table order.
+    unnamed: Vec<compact::Unnamed>,
+    /// Every chunk ref that names an id-less entry.
+    refs: Vec<compact::RefAt>,
+}
+
+/// An id-less chunk to name: read its stored bytes at `place`, decode them
+/// and check them against the object's `sha256`
+/// ([`crate::codec::decode_whole`]); its id is their BLAKE3.
+#[derive(Clone, Copy, Debug)]
+pub struct ToName<'a> {
+    /// Its index in the chunk table.
+    pub index: u32,
+    /// Where its stored bytes are.
+    pub place: Place,
+    /// The SHA-256 of the object it is the whole of.
+    pub sha256: Sha256,
+    /// That object's key (for messages).
+    pub key: &'a crate::path::ObjectKey,
+}
+
+impl Decoded {
+    /// A body with every id known.
+    pub fn named(manifest: Manifest) -> Decoded {
+        Decoded {
+            manifest,
+            pending: None,
+        }
+    }
+
+    /// Whether every chunk id is known.
+    pub fn is_named(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    /// The manifest but, while some ids are unknown, its changes and chunks
+    /// (both empty then): for the fields that do not hold chunk ids.
+    pub fn head(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The whole manifest, once every chunk id is known.
+    pub fn manifest(&self) -> Result<&Manifest, Error> {
+        match &self.pending {
+            None => Ok(&self.manifest),
+            Some(p) => Err(not_named(p)),
+        }
+    }
+
+    /// The whole manifest, once every chunk id is known.
+    pub fn into_manifest(self) -> Result<Manifest, Error> {
+        match self.pending {
+            None => Ok(self.manifest),
+            Some(p) => Err(not_named(&p)),
+        }
+    }
+
+    /// The number of entries of the chunk table.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks_any().len()
+    }
+
+    /// Entry `index` of the chunk table: how it is named and where it is.
+    pub fn entry(&self, index: usize) -> Option<(Name, Place)> {
+        let e = self.chunks_any().get(index)?;
+        Some((self.name_of(index, e), e.place()))
+    }
+
+    /// Every entry of the chunk table, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (Name, Place)> + '_ {
+        self.chunks_any()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (self.name_of(i, e), e.place()))
+    }
+
+    /// The id-less entries, in table order (none once named).
+    pub fn to_name(&self) -> Vec<ToName<'_>> {
+        let Some(p) = &self.pending else {
+            return vec![];
+        };
+        p.unnamed
+            .iter()
+            .map(|u| {
+                let (key, sha256) = compact::whole_of(&p.changes, u);
+                ToName {
+                    index: u.index,
+                    place: p.chunks[u.index as usize].place(),
+                    sha256,
+                    key,
+                }
+            })
+            .collect()
+    }
+
+    /// Fills in the ids of the id-less entries, `ids[i]` for `to_name()[i]`
+    /// (each the BLAKE3 of that chunk's bytes, checked against its object by
+    /// [`crate::codec::decode_whole`]), then checks what needed them: no id
+    /// twice in the table.
+    pub fn name(&mut self, ids: &[ChunkId]) -> Result<(), Error> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let Pending {
+            mut changes,
+            mut chunks,
+            unnamed,
+            refs,
+        } = *p;
+        assert_eq!(ids.len(), unnamed.len(), "one id for each id-less chunk");
+        let mut by_entry = vec![None; chunks.len()];
+        for (u, id) in unnamed.iter().zip(ids) {
+            chunks[u.index as usize].id = *id;
+            by_entry[u.index as usize] = Some(*id);
+        }
+        for r in &refs {
+            let id = by_entry[r.entry as usize].expect("a ref names an id-less entry");
+            compact::set_ref(&mut changes, r, id);
+        }
+        let mut seen = HashSet::with_capacity(chunks.len());
+        if let Some(c) = chunks.iter().find(|c| !seen.insert(c.id)) {
+            return Err(Error::Inconsistent(format!(
+                "chunk {} is listed twice (once without its id)",
+                c.id
+            )));
+        }
+        self.manifest.changes = changes;
+        self.manifest.chunks = chunks;
+        Ok(())
+    }
+
+    fn chunks_any(&self) -> &[ChunkEntry] {
+        match &self.pending {
+            None => &self.manifest.chunks,
+            Some(p) => &p.chunks,
+        }
+    }
+
+    fn name_of(&self, index: usize, e: &ChunkEntry) -> Name {
+        let Some(p) = &self.pending else {
+            return Name::Id(e.id);
+        };
+        match p.unnamed.binary_search_by_key(&(index as u32), |u| u.index) {
+            Ok(i) => Name::Whole(compact::whole_of(&p.changes, &p.unnamed[i]).1),
+            Err(_) => Name::Id(e.id),
+        }
+    }
+}
+
+fn not_named(p: &Pending) -> Error {
+    Error::Inconsistent(format!(
+        "{} chunks of this version-4 manifest have no id until their bytes are read (a reader's bug: ids used before naming)",
+        p.unnamed.len()
+    ))
 }
 
 /// A manifest carries an extension kind more than once (each kind may appear
@@ -205,23 +437,26 @@ impl Manifest {
         sign_body(&self.body(version), version, key)
     }
 
-    /// The body in format `version`: postcard for 1 and 2, columns for 3.
+    /// The body in format `version`: postcard for 1 and 2, columns for 3
+    /// and 4 (4: a chunk that is the whole of an object goes without its id).
     /// (A version-1 body of a manifest that needs version 2 is what a reader
     /// refuses: tests write one on purpose.)
     pub fn body(&self, version: u32) -> Vec<u8> {
         if version >= 3 {
-            compact::encode(self)
+            compact::encode(self, version)
         } else {
             postcard::to_stdvec(self).expect("a manifest always serializes")
         }
     }
 
     /// Decodes a body of format `version`.
-    fn decode_body(version: u32, body: &[u8]) -> Result<Manifest, Error> {
+    fn decode_body(version: u32, body: &[u8]) -> Result<Decoded, Error> {
         if version >= 3 {
-            compact::decode(body)
+            compact::decode(body, version)
         } else {
-            postcard::from_bytes(body).map_err(|e| Error::ManifestDecode(e.to_string()))
+            postcard::from_bytes(body)
+                .map(Decoded::named)
+                .map_err(|e| Error::ManifestDecode(e.to_string()))
         }
     }
 
@@ -236,13 +471,20 @@ impl Manifest {
 
     /// The format version this manifest is written in: 3 from
     /// [`COMPACT_FROM`] changes and chunks, else [`Manifest::oldest_version`]
-    /// (so older readers still read small bundles).
+    /// (so older readers still read small bundles); and 4 instead of 3 when
+    /// a carried chunk is the whole of an object the manifest puts (its id
+    /// is then left out: version 4 saves something).
     pub fn version(&self) -> u32 {
         let oldest = self.oldest_version();
-        if oldest < 3 && self.changes.len() + self.chunks.len() >= COMPACT_FROM {
+        let v = if oldest < 3 && self.changes.len() + self.chunks.len() >= COMPACT_FROM {
             3
         } else {
             oldest
+        };
+        if v == 3 && compact::has_whole(self) {
+            4
+        } else {
+            v
         }
     }
 
@@ -250,17 +492,7 @@ impl Manifest {
     /// any object it puts needs (`FileObject::format_version`: 3 for
     /// windows, 2 for another rebuilt object), else 1.
     pub fn oldest_version(&self) -> u32 {
-        self.changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Put {
-                    object: crate::catalog::Object::File(f),
-                    ..
-                } => Some(f.format_version()),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(1)
+        oldest_version_of(&self.changes)
     }
 
     /// Parses a manifest file, checks its signature against `trusted`, and
@@ -288,16 +520,11 @@ impl Manifest {
         }
         signer.verify(&signed_message(signed), &sig)?;
         let version = u32::from_le_bytes(signed[8..12].try_into().expect("4 bytes"));
-        let manifest = Manifest::decode_body(version, &signed[HEADER_LEN..])?;
-        if manifest.oldest_version() > version {
-            return Err(Error::Inconsistent(format!(
-                "a version {version} manifest carries an object encoding of version {}",
-                manifest.oldest_version()
-            )));
-        }
-        manifest.check(limits)?;
+        let body = Manifest::decode_body(version, &signed[HEADER_LEN..])?;
+        body.check_version(version)?;
+        body.check(limits)?;
         Ok(VerifiedManifest {
-            manifest,
+            body,
             signer,
             hash: ManifestHash::of(file),
         })
@@ -305,6 +532,18 @@ impl Manifest {
 
     /// Checks the manifest's internal consistency and its sizes against limits.
     pub fn check(&self, limits: &ReceiverLimits) -> Result<(), Error> {
+        self.check_parts(&self.chunks, &[], limits)
+    }
+
+    /// [`Manifest::check`] of a head and its chunk table `chunks`, where the
+    /// entries `unnamed` (indices, ascending) have no id yet: their ids are
+    /// checked for repeats once known ([`Decoded::name`]).
+    fn check_parts(
+        &self,
+        chunks: &[ChunkEntry],
+        unnamed: &[u32],
+        limits: &ReceiverLimits,
+    ) -> Result<(), Error> {
         let bad = |s: String| Err(Error::Inconsistent(s));
         if self.sequence == 0 {
             return bad("sequence 0 (sequences start at 1)".into());
@@ -357,32 +596,38 @@ impl Manifest {
             ));
         }
         let mut raw_sum = 0u64;
-        let mut seen = HashSet::with_capacity(self.chunks.len());
-        for c in &self.chunks {
-            if !seen.insert(c.id) {
+        let mut seen = HashSet::with_capacity(chunks.len());
+        let mut unnamed = unnamed.iter().peekable();
+        for (i, c) in chunks.iter().enumerate() {
+            // An id-less entry is named by its index until its id is known.
+            let name = if unnamed.next_if(|&&u| u as usize == i).is_some() {
+                format!("#{i} (listed without its id)")
+            } else if !seen.insert(c.id) {
                 return bad(format!("chunk {} is listed twice", c.id));
-            }
+            } else {
+                c.id.to_string()
+            };
             if c.raw_len > t.max_chunk || c.raw_len == 0 {
                 return bad(format!(
-                    "chunk {} has length {} (largest declared {})",
-                    c.id, c.raw_len, t.max_chunk
+                    "chunk {name} has length {} (largest declared {})",
+                    c.raw_len, t.max_chunk
                 ));
             }
             if c.codec == Codec::Raw && c.stored_len != c.raw_len {
                 return bad(format!(
-                    "raw chunk {} stores {} bytes for {}",
-                    c.id, c.stored_len, c.raw_len
+                    "raw chunk {name} stores {} bytes for {}",
+                    c.stored_len, c.raw_len
                 ));
             }
             let vol = self.volumes.get(c.volume as usize).ok_or_else(|| {
                 Error::Inconsistent(format!(
-                    "chunk {} is in volume {}, which is not listed",
-                    c.id, c.volume
+                    "chunk {name} is in volume {}, which is not listed",
+                    c.volume
                 ))
             })?;
             let end = c.offset.checked_add(c.stored_len as u64);
             if c.offset < crate::volume::HEADER_LEN as u64 || end.is_none_or(|e| e > vol.size) {
-                return bad(format!("chunk {} lies outside volume {}", c.id, c.volume));
+                return bad(format!("chunk {name} lies outside volume {}", c.volume));
             }
             raw_sum += c.raw_len as u64;
         }
@@ -473,6 +718,52 @@ impl Manifest {
     }
 }
 
+/// The oldest format version that can carry `changes` ([`Manifest::oldest_version`]).
+fn oldest_version_of(changes: &[Change]) -> u32 {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Put {
+                object: crate::catalog::Object::File(f),
+                ..
+            } => Some(f.format_version()),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(1)
+}
+
+impl Decoded {
+    fn changes_any(&self) -> &[Change] {
+        match &self.pending {
+            None => &self.manifest.changes,
+            Some(p) => &p.changes,
+        }
+    }
+
+    /// A version-`version` body carries no object encoding of a later version.
+    fn check_version(&self, version: u32) -> Result<(), Error> {
+        let oldest = oldest_version_of(self.changes_any());
+        if oldest > version {
+            return Err(Error::Inconsistent(format!(
+                "a version {version} manifest carries an object encoding of version {oldest}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Manifest::check`], the ids of id-less entries aside.
+    pub fn check(&self, limits: &ReceiverLimits) -> Result<(), Error> {
+        match &self.pending {
+            None => self.manifest.check(limits),
+            Some(p) => {
+                let unnamed: Vec<u32> = p.unnamed.iter().map(|u| u.index).collect();
+                self.manifest.check_parts(&p.chunks, &unnamed, limits)
+            }
+        }
+    }
+}
+
 /// The key a manifest file names as its signer, from its framing alone
 /// (the header checks of [`Manifest::open`], no signature, no decoding).
 pub fn signer_of(file: &[u8]) -> Result<PublicKey, Error> {
@@ -481,7 +772,7 @@ pub fn signer_of(file: &[u8]) -> Result<PublicKey, Error> {
 
 /// Reads the signer and the manifest body without checking the signature, for
 /// a status report on a bundle that failed verification. Never trust the result.
-pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Manifest), Error> {
+pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Decoded), Error> {
     let (signed, signer, _) = split(file)?;
     let version = u32::from_le_bytes(signed[8..12].try_into().expect("4 bytes"));
     Ok((

@@ -124,7 +124,7 @@ fn flip(path: &Path, offset: usize, mask: u8) {
 fn read_manifest(bundle: &Path) -> (Vec<u8>, Manifest) {
     let bytes = std::fs::read(bundle.join("manifest.ferry")).unwrap();
     let (_, m) = manifest::peek_unverified(&bytes).unwrap();
-    (bytes, m)
+    (bytes, m.into_manifest().unwrap())
 }
 
 /// The outside's (trusted) signing key.
@@ -142,7 +142,7 @@ fn dir_name(stream: StreamId, sequence: u64) -> String {
 /// (`media/bundle-undecodable` for a body that does not decode).
 fn write_bundle(env: &Env, media: &str, file: &[u8], volumes: &[Vec<u8>]) -> PathBuf {
     let name = match manifest::peek_unverified(file) {
-        Ok((_, m)) => dir_name(m.stream, m.sequence),
+        Ok((_, m)) => dir_name(m.head().stream, m.head().sequence),
         Err(_) => "bundle-undecodable".into(),
     };
     let dir = env.root().join(media).join(name);

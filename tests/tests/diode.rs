@@ -427,6 +427,7 @@ fn bundle_facts(env: &Env) -> (ferry_protocol::id::StreamId, u16, u64) {
     let dir = env.only_bundle("media");
     let bytes = std::fs::read(dir.join("manifest.ferry")).unwrap();
     let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes).unwrap();
+    let m = m.head();
     (m.stream, m.volumes.len() as u16 + 1, bytes.len() as u64)
 }
 

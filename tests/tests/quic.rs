@@ -76,6 +76,35 @@ fn push_applies_bundles_and_sends_only_missing_chunks() {
     assert_eq!(deliveries(&env), ["quic", "quic", "quic"]);
 }
 
+#[test]
+fn a_version_4_bundle_with_chunks_without_ids_is_pushed_and_applied() {
+    let env = Env::new();
+    for i in 0..1100 {
+        env.write_src(
+            &format!("d{}/f{i:04}.txt", i / 100),
+            format!("small {i}\n").as_bytes(),
+        );
+    }
+    env.export("m1").expect_ok();
+    let dir = std::fs::read_dir(env.out_state.join("bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.join("manifest.ferry").is_file())
+        .unwrap();
+    let bytes = std::fs::read(dir.join("manifest.ferry")).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 4);
+    let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes).unwrap();
+    assert!(!m.is_named(), "its one-chunk files' chunks go without ids");
+    let (_l, url) = listen(&env);
+    let r = push(&env, &url).expect_ok();
+    assert!(r.stdout.contains("1 applied"), "{}", r.all());
+    assert_eq!(env.applied_sequence(), 1);
+    // Every chunk asked for by index, once.
+    let n = m.chunk_count();
+    assert_eq!(needs(&r), [(n, n)], "{}", r.all());
+    assert_eq!(env.served_digest("tools"), tree_digest(&env.src));
+}
+
 /// The (needed, offered) chunk counts of each bundle a push offered, from its
 /// "bundle N: the inside needs N of M chunks" lines.
 fn needs(r: &Run) -> Vec<(usize, usize)> {
@@ -103,7 +132,7 @@ fn kept_chunk_counts(env: &Env) -> Vec<usize> {
         .map(|d| {
             let bytes = std::fs::read(d.join("manifest.ferry")).unwrap();
             let (_, m) = ferry_protocol::manifest::peek_unverified(&bytes).unwrap();
-            m.chunks.len()
+            m.chunk_count()
         })
         .collect()
 }
@@ -181,8 +210,7 @@ fn a_push_killed_half_way_resumes_and_completes() {
         ferry_protocol::manifest::peek_unverified(&bytes)
             .unwrap()
             .1
-            .chunks
-            .len()
+            .chunk_count()
     };
 
     let mut l = listener_on(&env, port);

@@ -83,7 +83,7 @@ fn check_bytes(
     let [s] = list.as_slice() else {
         return Err(ExtensionError::OtherBundle);
     };
-    let m = b.manifest();
+    let m = b.head();
     let Statement::Extend {
         stream,
         sequence,

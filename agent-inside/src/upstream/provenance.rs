@@ -27,7 +27,7 @@ pub struct Record {
 /// Keeps bundle `b`'s record (after its apply committed). It is
 /// informational: a failure only warns, and an unreadable record is named.
 pub fn record(layout: &Layout, b: &Bundle) {
-    let (carried, vouches) = match provenance(b.manifest()) {
+    let (carried, vouches) = match provenance(b.head()) {
         Ok(Some(p)) => (true, p.vouches),
         Ok(None) => (false, Vec::new()),
         Err(e) => {

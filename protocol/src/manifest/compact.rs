@@ -11,8 +11,15 @@
 //! Every object that is not a plain chunked file (a symbolic link, a
 //! `Rebuilt` object, any later encoding) is kept whole in postcard in the
 //! `others` column, so new variants need nothing here.
+//!
+//! Version 4 (§5.10.1) adds a 14th column, `chunk names`: one byte an
+//! entry, `1` for an entry listed without its id because it is the whole
+//! of an object the bundle puts (the reader computes the id from the bytes,
+//! which that object's SHA-256 binds), `0` for one whose id is in the
+//! `chunk ids` column. A decoded version-4 body keeps its changes and chunk
+//! table aside until those ids are known ([`super::Decoded`]).
 
-use super::{Extension, Manifest, Totals, VolumeEntry};
+use super::{Decoded, Extension, Manifest, Pending, Totals, VolumeEntry};
 use crate::catalog::{Change, ChunkRef, Encoding, FileObject, Object, SourceKind};
 use crate::chunking::ChunkParams;
 use crate::codec::Codec;
@@ -122,6 +129,51 @@ struct Columns {
     chunk_lens: Vec<u8>,
     chunk_stored: Vec<u8>,
     chunk_places: Vec<u8>,
+    /// Version 4 only.
+    chunk_names: Vec<u8>,
+}
+
+/// An entry of the chunk table listed without its id, and the change that
+/// puts the object it is the whole of.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Unnamed {
+    pub(super) index: u32,
+    change: u32,
+}
+
+/// A chunk ref (its change, its position there) that names the id-less
+/// entry `entry` by index.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RefAt {
+    change: u32,
+    pos: u32,
+    pub(super) entry: u32,
+}
+
+/// The key and SHA-256 of the object `u` is the whole of.
+pub(super) fn whole_of<'c>(changes: &'c [Change], u: &Unnamed) -> (&'c ObjectKey, Sha256) {
+    match &changes[u.change as usize] {
+        Change::Put {
+            key,
+            object: Object::File(f),
+        } => (key, f.sha256),
+        _ => unreachable!("an id-less entry's change is a chunked file"),
+    }
+}
+
+/// Sets the id of the chunk ref at `r`.
+pub(super) fn set_ref(changes: &mut [Change], r: &RefAt, id: ChunkId) {
+    match &mut changes[r.change as usize] {
+        Change::Put {
+            object:
+                Object::File(FileObject {
+                    encoding: Encoding::Chunks(refs),
+                    ..
+                }),
+            ..
+        } => refs[r.pos as usize].id = id,
+        _ => unreachable!("a ref by index is in a chunked file"),
+    }
 }
 
 impl Columns {
@@ -169,12 +221,21 @@ fn key_text(key: &ObjectKey, out: &mut Vec<u8>) {
     out.extend_from_slice(key.path.as_bytes());
 }
 
-/// Encodes the body of a version-3 manifest.
-pub(super) fn encode(m: &Manifest) -> Vec<u8> {
+/// Encodes the body of a version-3 or version-4 manifest.
+pub(super) fn encode(m: &Manifest, version: u32) -> Vec<u8> {
     let mut c = Columns::default();
-    encode_chunks(&m.chunks, &mut c);
+    let wholes = if version >= 4 {
+        whole_marks(&m.changes, &m.chunks)
+    } else {
+        vec![]
+    };
+    encode_chunks(&m.chunks, &wholes, &mut c);
     encode_changes(&m.changes, &m.chunks, &mut c);
-    let columns = join_columns(c.all().map(Vec::as_slice));
+    let mut cols: Vec<&[u8]> = c.all().map(Vec::as_slice).to_vec();
+    if version >= 4 {
+        cols.push(&c.chunk_names);
+    }
+    let columns = join_columns(cols);
     let head = HeadRef::of(m, columns.len() as u64);
     let mut out = postcard::to_stdvec(&head).expect("a manifest head always serializes");
     let frame = zstd::bulk::compress(&columns, LEVEL).expect("zstd compresses in memory");
@@ -198,11 +259,59 @@ fn codec_of(i: u64) -> Option<Codec> {
         .find(|&c| codec_index(c) == i)
 }
 
-/// The chunk table's columns.
-fn encode_chunks(chunks: &[ChunkEntry], c: &mut Columns) {
+/// Which entries of `chunks` are the whole of an object `changes` put: a
+/// chunked file whose only chunk ref names the entry by index (as
+/// [`encode_changes`] writes it). Version 4 lists those without ids.
+fn whole_marks(changes: &[Change], chunks: &[ChunkEntry]) -> Vec<bool> {
+    let mut marks = vec![false; chunks.len()];
+    let mut table = Table {
+        chunks,
+        index: None,
+    };
+    let mut next_chunk = 0u64;
+    for change in changes {
+        let Change::Put {
+            object:
+                Object::File(FileObject {
+                    encoding: Encoding::Chunks(refs),
+                    ..
+                }),
+            ..
+        } = change
+        else {
+            continue;
+        };
+        for r in refs {
+            if let Some(i) = table.find(r, next_chunk) {
+                next_chunk = i + 1;
+                if refs.len() == 1 {
+                    marks[i as usize] = true;
+                }
+            }
+        }
+    }
+    marks
+}
+
+/// Whether version 4 would save something for `m`: a carried chunk is the
+/// whole of an object it puts.
+pub(super) fn has_whole(m: &Manifest) -> bool {
+    !m.chunks.is_empty() && whole_marks(&m.changes, &m.chunks).contains(&true)
+}
+
+/// The chunk table's columns; an entry marked in `wholes` (version 4) goes
+/// without its id.
+fn encode_chunks(chunks: &[ChunkEntry], wholes: &[bool], c: &mut Columns) {
     let mut end: Option<(u32, u64)> = None;
-    for e in chunks {
-        c.chunk_ids.extend_from_slice(&e.id.0);
+    for (i, e) in chunks.iter().enumerate() {
+        if wholes.is_empty() {
+            c.chunk_ids.extend_from_slice(&e.id.0);
+        } else if wholes[i] {
+            c.chunk_names.push(1);
+        } else {
+            c.chunk_names.push(0);
+            c.chunk_ids.extend_from_slice(&e.id.0);
+        }
         put_varint(&mut c.chunk_lens, e.raw_len as u64);
         put_varint(&mut c.chunk_stored, codec_index(e.codec));
         if e.codec != Codec::Raw {
@@ -366,8 +475,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decodes the body of a version-3 manifest.
-pub(super) fn decode(body: &[u8]) -> Result<Manifest, Error> {
+/// Decodes the body of a version-3 or version-4 manifest.
+pub(super) fn decode(body: &[u8], version: u32) -> Result<Decoded, Error> {
     let (head, frame) = postcard::take_from_bytes::<Head>(body)
         .map_err(|e| Error::ManifestDecode(format!("version 3 head: {e}")))?;
     let bound = (frame.len() as u64)
@@ -396,7 +505,7 @@ pub(super) fn decode(body: &[u8]) -> Result<Manifest, Error> {
         name: "lengths",
         bytes: &columns,
     };
-    const NAMES: [&str; 13] = [
+    const NAMES: [&str; 14] = [
         "kinds",
         "key lengths",
         "key bytes",
@@ -410,9 +519,11 @@ pub(super) fn decode(body: &[u8]) -> Result<Manifest, Error> {
         "chunk lengths",
         "chunk storage",
         "chunk places",
+        "chunk names",
     ];
+    let count = if version >= 4 { 14 } else { 13 };
     let mut cols = Vec::with_capacity(NAMES.len());
-    for name in NAMES {
+    for name in &NAMES[..count] {
         let n = usize::try_from(all.varint()?).map_err(|_| all.bad("too long"))?;
         cols.push(Cursor {
             name,
@@ -424,8 +535,9 @@ pub(super) fn decode(body: &[u8]) -> Result<Manifest, Error> {
     let mut next = || cols.next().expect("13 columns");
     let [kinds, key_lens, key_bytes, sizes, digests, ref_counts, refs, explicit, others, ids, lens, stored, places] =
         std::array::from_fn(|_| next());
-    let chunks = decode_chunks(ids, lens, stored, places)?;
-    let changes = decode_changes(
+    let names = cols.next();
+    let (chunks, unnamed) = decode_chunks(ids, lens, stored, places, names)?;
+    let (changes, refs_at, wholes) = decode_changes(
         ChangeColumns {
             kinds,
             key_lens,
@@ -438,8 +550,9 @@ pub(super) fn decode(body: &[u8]) -> Result<Manifest, Error> {
             others,
         },
         &chunks,
+        &unnamed,
     )?;
-    Ok(Manifest {
+    let manifest = Manifest {
         stream: head.stream,
         sequence: head.sequence,
         previous: head.previous,
@@ -453,23 +566,88 @@ pub(super) fn decode(body: &[u8]) -> Result<Manifest, Error> {
         totals: head.totals,
         producer: head.producer,
         extensions: head.extensions,
+    };
+    pend(manifest, &unnamed, &wholes, refs_at)
+}
+
+/// `manifest` as decoded: named, or with its changes and chunks kept aside
+/// until the entries `unnamed` marks are named (`wholes`: each one's
+/// object, the first change it is the whole of; `refs`: the refs by index
+/// to them).
+fn pend(
+    mut manifest: Manifest,
+    unnamed: &[bool],
+    wholes: &[Option<u32>],
+    refs: Vec<RefAt>,
+) -> Result<Decoded, Error> {
+    if !unnamed.contains(&true) {
+        return Ok(Decoded::named(manifest));
+    }
+    let mut listed = Vec::new();
+    for (i, _) in unnamed.iter().enumerate().filter(|(_, &u)| u) {
+        let change = wholes[i].ok_or_else(|| {
+            Error::ManifestDecode(format!(
+                "version 4 chunk #{i} has no id and is not the whole of an object the bundle puts, so its id cannot be computed"
+            ))
+        })?;
+        listed.push(Unnamed {
+            index: i as u32,
+            change,
+        });
+    }
+    let pending = Pending {
+        changes: std::mem::take(&mut manifest.changes),
+        chunks: std::mem::take(&mut manifest.chunks),
+        unnamed: listed,
+        refs,
+    };
+    Ok(Decoded {
+        manifest,
+        pending: Some(Box::new(pending)),
     })
 }
 
+/// The chunk table, and which entries have no id (version 4: `names`).
+/// An entry without an id holds a zero id, never shown outside this
+/// module until the reader names it.
 fn decode_chunks(
     mut ids: Cursor<'_>,
     mut lens: Cursor<'_>,
     mut stored: Cursor<'_>,
     mut places: Cursor<'_>,
-) -> Result<Vec<ChunkEntry>, Error> {
+    names: Option<Cursor<'_>>,
+) -> Result<(Vec<ChunkEntry>, Vec<bool>), Error> {
     if !ids.bytes.len().is_multiple_of(32) {
         return Err(ids.bad("is not a whole number of ids"));
     }
-    let n = ids.bytes.len() / 32;
+    let unnamed: Vec<bool> = match &names {
+        None => vec![false; ids.bytes.len() / 32],
+        Some(names) => names
+            .bytes
+            .iter()
+            .map(|&b| match b {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(names.bad("an entry is neither listed (0) nor id-less (1)")),
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let listed = unnamed.iter().filter(|&&u| !u).count();
+    if listed != ids.bytes.len() / 32 {
+        return Err(ids.bad(&format!(
+            "holds {} ids, the chunk names list {listed}",
+            ids.bytes.len() / 32
+        )));
+    }
+    let n = unnamed.len();
     let mut out = Vec::with_capacity(n);
     let mut end: Option<(u32, u64)> = None;
-    for _ in 0..n {
-        let id = ChunkId(ids.hash()?);
+    for &without_id in &unnamed {
+        let id = if without_id {
+            ChunkId([0; 32])
+        } else {
+            ChunkId(ids.hash()?)
+        };
         let raw_len = lens.u32()?;
         let codec = codec_of(stored.varint()?).ok_or_else(|| stored.bad("an unknown codec"))?;
         let stored_len = match codec {
@@ -500,10 +678,10 @@ fn decode_chunks(
             offset,
         });
     }
-    for c in [&lens, &stored, &places] {
+    for c in [&ids, &lens, &stored, &places] {
         c.done()?;
     }
-    Ok(out)
+    Ok((out, unnamed))
 }
 
 /// The columns of the change list.
@@ -547,8 +725,15 @@ impl ChangeColumns<'_> {
         })
     }
 
-    /// The chunk references of a chunked file.
-    fn refs(&mut self, chunks: &[ChunkEntry], next: &mut u64) -> Result<Vec<ChunkRef>, Error> {
+    /// The chunk references of a chunked file, the `change`th; a ref by
+    /// index to an id-less entry (`unnamed`) is recorded in `at`.
+    fn refs(
+        &mut self,
+        (chunks, unnamed): (&[ChunkEntry], &[bool]),
+        next: &mut u64,
+        change: u32,
+        at: &mut Vec<RefAt>,
+    ) -> Result<Vec<ChunkRef>, Error> {
         let n = self.ref_counts.varint()?;
         if n > self.refs.bytes.len() as u64 {
             return Err(self.ref_counts.bad("counts more references than there are"));
@@ -568,6 +753,13 @@ impl ChangeColumns<'_> {
                 .and_then(|i| chunks.get(i))
                 .ok_or_else(|| self.refs.bad("names a chunk the table does not have"))?;
             *next = i as u64 + 1;
+            if unnamed[i as usize] {
+                at.push(RefAt {
+                    change,
+                    pos: out.len() as u32,
+                    entry: i as u32,
+                });
+            }
             out.push(ChunkRef {
                 id: c.id,
                 len: c.raw_len,
@@ -577,7 +769,16 @@ impl ChangeColumns<'_> {
     }
 }
 
-fn decode_changes(mut c: ChangeColumns<'_>, chunks: &[ChunkEntry]) -> Result<Vec<Change>, Error> {
+/// The changes; the refs by index to id-less entries (`unnamed`); for each
+/// id-less entry, the first change that puts a file it is the whole of.
+#[allow(clippy::type_complexity)]
+fn decode_changes(
+    mut c: ChangeColumns<'_>,
+    chunks: &[ChunkEntry],
+    unnamed: &[bool],
+) -> Result<(Vec<Change>, Vec<RefAt>, Vec<Option<u32>>), Error> {
+    let mut at = Vec::new();
+    let mut wholes: Vec<Option<u32>> = vec![None; chunks.len()];
     let kinds = c.kinds.take(c.kinds.bytes.len())?;
     // Reserved by what the columns can hold (every change has two bytes of
     // key lengths at least), not by the kinds column alone: this runs on
@@ -599,7 +800,13 @@ fn decode_changes(mut c: ChangeColumns<'_>, chunks: &[ChunkEntry]) -> Result<Vec
             }
             FILE | FILE_EXECUTABLE => {
                 let sha256 = Sha256(c.digests.hash()?);
-                let refs = c.refs(chunks, &mut next)?;
+                let change =
+                    u32::try_from(out.len()).map_err(|_| c.kinds.bad("more than 2^32 changes"))?;
+                let before = at.len();
+                let refs = c.refs((chunks, unnamed), &mut next, change, &mut at)?;
+                if refs.len() == 1 && at.len() == before + 1 {
+                    wholes[at[before].entry as usize].get_or_insert(change);
+                }
                 let sum = refs.iter().fold(0u64, |a, r| a.wrapping_add(r.len as u64));
                 let size = sum.wrapping_add(unzigzag(c.sizes.varint()?) as u64);
                 Object::File(FileObject {
@@ -625,7 +832,7 @@ fn decode_changes(mut c: ChangeColumns<'_>, chunks: &[ChunkEntry]) -> Result<Vec
     ] {
         col.done()?;
     }
-    Ok(out)
+    Ok((out, at, wholes))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@ use super::*;
 use crate::catalog::{Base, BaseForm, Expanded, Rebuilt};
 use crate::keys::SecretKey;
 use crate::limits::ReceiverLimits;
-use crate::manifest::{sign_body, COMPACT_FROM};
+use crate::manifest::{sign_body, Name, COMPACT_FROM};
 
 fn key(p: &str) -> ObjectKey {
     ObjectKey {
@@ -166,13 +166,29 @@ fn varied() -> Manifest {
 #[test]
 fn every_change_and_chunk_round_trips() {
     let m = varied();
-    assert_eq!(decode(&encode(&m)).unwrap(), m);
+    for version in [3, 4] {
+        assert_eq!(round_trip(&m, version), m, "version {version}");
+    }
     let empty = Manifest {
         changes: vec![],
         chunks: vec![],
         ..m
     };
-    assert_eq!(decode(&encode(&empty)).unwrap(), empty);
+    assert_eq!(round_trip(&empty, 3), empty);
+    assert_eq!(round_trip(&empty, 4), empty);
+}
+
+/// `m` encoded in `version` and decoded; the chunks without ids (version 4)
+/// named with the ids `m` gives them (a reader computes them from bytes).
+fn round_trip(m: &Manifest, version: u32) -> Manifest {
+    let mut d = decode(&encode(m, version), version).unwrap();
+    let ids: Vec<ChunkId> = d
+        .to_name()
+        .iter()
+        .map(|t| m.chunks[t.index as usize].id)
+        .collect();
+    d.name(&ids).unwrap();
+    d.into_manifest().unwrap()
 }
 
 /// `n` one-chunk objects at paths shaped like a mirror's, each chunk carried
@@ -215,14 +231,16 @@ fn first_export(n: u64) -> Manifest {
 fn a_first_export_costs_about_two_digests_an_object() {
     let n = 20_000;
     let m = first_export(n);
-    assert_eq!(m.version(), 3);
+    assert_eq!(m.version(), 4);
     let v1 = postcard::to_stdvec(&m).unwrap().len() as f64 / n as f64;
-    let v3 = encode(&m).len() as f64 / n as f64;
+    let v3 = encode(&m, 3).len() as f64 / n as f64;
+    let v4 = encode(&m, 4).len() as f64 / n as f64;
     println!(
-        "manifest bytes an object, {n} one-chunk objects: version 1 {v1:.1}, version 3 {v3:.1}"
+        "manifest bytes an object, {n} one-chunk objects: version 1 {v1:.1}, version 3 {v3:.1}, version 4 {v4:.1}"
     );
     // The SHA-256 and the chunk id (64 bytes) do not compress; the rest
-    // almost vanishes.
+    // almost vanishes. Version 4 leaves the chunk id out.
+    assert!(v4 < 40.0, "{v4:.1} bytes an object");
     assert!(v3 < 70.0, "{v3:.1} bytes an object");
     assert!(v1 > 120.0, "{v1:.1} bytes an object");
 }
@@ -239,7 +257,7 @@ fn every_version_opens_to_the_same_manifest() {
         let file = m.sign_as(version, &key);
         assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), version);
         let (_, peeked) = crate::manifest::peek_unverified(&file).unwrap();
-        assert_eq!(peeked, m, "version {version}");
+        assert_eq!(peeked.manifest().unwrap(), &m, "version {version}");
         // `open` also checks the manifest (the totals of `varied` are not
         // true, so a reader's later checks refuse it; decoding is what counts).
         let e = Manifest::open(&file, &[key.public()], &lim);
@@ -266,17 +284,40 @@ fn every_version_opens_to_the_same_manifest() {
         volume_bytes: big.volumes[0].size,
         ..Totals::default()
     };
+    // Its chunks are the whole of their objects: version 4, without ids.
     let file = big.sign(&key);
-    assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 3);
+    assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 4);
+    let mut opened = Manifest::open(&file, &[key.public()], &lim).unwrap();
+    assert!(
+        opened.manifest().is_err(),
+        "ids are not known before naming"
+    );
+    assert_eq!(opened.head().sequence, big.sequence);
+    let ids: Vec<ChunkId> = opened
+        .to_name()
+        .iter()
+        .map(|t| big.chunks[t.index as usize].id)
+        .collect();
+    assert_eq!(ids.len(), big.chunks.len());
+    opened.name(&ids).unwrap();
+    assert_eq!(opened.manifest().unwrap(), &big);
+    // In version 3 it opens with every id at once.
+    let v3 = big.sign_as(3, &key);
     assert_eq!(
-        Manifest::open(&file, &[key.public()], &lim)
+        Manifest::open(&v3, &[key.public()], &lim)
             .unwrap()
-            .manifest,
-        big
+            .manifest()
+            .unwrap(),
+        &big
     );
     let unsigned = big.to_unsigned();
-    let u = crate::manifest::UnsignedManifest::parse(&unsigned, &lim).unwrap();
-    assert_eq!(u.sign(&key), file);
+    let mut u = crate::manifest::UnsignedManifest::parse(&unsigned, &lim).unwrap();
+    assert!(
+        u.sign(&key).is_err(),
+        "not signed before its form is checked"
+    );
+    u.name(&ids).unwrap();
+    assert_eq!(u.sign(&key).unwrap(), file);
     // The same manifest in version 2 is not the form the writer writes.
     let mut as_v2 = unsigned[..16].to_vec();
     as_v2[8..12].copy_from_slice(&2u32.to_le_bytes());
@@ -315,7 +356,7 @@ fn a_flipped_byte_of_a_version_3_file_is_caught() {
     // manifest it was made from: every byte of the columns is read. The one
     // exception is 0x10 of the zstd frame header descriptor, the "unused
     // bit" RFC 8878 §3.1.1.1.1 tells decoders not to interpret.
-    let body = encode(&varied());
+    let body = encode(&varied(), 3);
     let (_, frame) = postcard::take_from_bytes::<Head>(&body).unwrap();
     let descriptor = body.len() - frame.len() + 4;
     for i in (0..body.len()).filter(|&i| i != descriptor) {
@@ -323,7 +364,7 @@ fn a_flipped_byte_of_a_version_3_file_is_caught() {
         b[i] ^= 0x10;
         let decoded = crate::manifest::peek_unverified(&sign_body(&b, 3, &key));
         assert!(
-            !matches!(decoded, Ok((_, ref m)) if *m == varied()),
+            !matches!(decoded, Ok((_, ref m)) if m.manifest().ok() == Some(&varied())),
             "flip at body byte {i} went unnoticed"
         );
     }
@@ -344,7 +385,7 @@ use super::super::VerifiedManifest;
 /// `varied()`'s body with its columns changed by `edit`.
 fn body_with(edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Vec<u8> {
     let m = varied();
-    let body = encode(&m);
+    let body = encode(&m, 3);
     let (head, frame) = postcard::take_from_bytes::<Head>(&body).unwrap();
     let columns = zstd::bulk::decompress(frame, head.columns_len as usize).unwrap();
     let mut c = Cursor {
@@ -403,4 +444,83 @@ fn hostile_columns_are_decode_errors() {
     bomb.extend_from_slice(&zstd::bulk::compress(&huge, 19).unwrap());
     assert!(decode_error(bomb));
     assert!(!decode_error(good));
+}
+
+/// `m`'s version-4 columns changed by `edit`, decoded as version 4.
+fn decode_v4_with(m: &Manifest, edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> Result<Decoded, Error> {
+    let body = encode(m, 4);
+    let (head, frame) = postcard::take_from_bytes::<Head>(&body).unwrap();
+    let columns = zstd::bulk::decompress(frame, head.columns_len as usize).unwrap();
+    let mut c = Cursor {
+        name: "t",
+        bytes: &columns,
+    };
+    let mut cols: Vec<Vec<u8>> = (0..14)
+        .map(|_| {
+            let n = c.varint().unwrap() as usize;
+            c.take(n).unwrap().to_vec()
+        })
+        .collect();
+    assert!(c.bytes.is_empty(), "14 columns in version 4");
+    edit(&mut cols);
+    let out = join_columns(cols.iter().map(Vec::as_slice));
+    let mut body = postcard::to_stdvec(&HeadRef::of(m, out.len() as u64)).unwrap();
+    body.extend_from_slice(&zstd::bulk::compress(&out, 3).unwrap());
+    decode(&body, 4)
+}
+
+#[test]
+fn version_4_lists_without_ids_exactly_the_chunks_that_are_whole_objects() {
+    let m = varied();
+    let marks = whole_marks(&m.changes, &m.chunks);
+    assert!(marks.contains(&true) && marks.contains(&false), "{marks:?}");
+    let d = decode_v4_with(&m, |_| {}).unwrap();
+    let unnamed: Vec<usize> = d.to_name().iter().map(|t| t.index as usize).collect();
+    let want: Vec<usize> = (0..marks.len()).filter(|&i| marks[i]).collect();
+    assert_eq!(unnamed, want);
+    // Each names the object it is the whole of, by SHA-256.
+    for t in d.to_name() {
+        let object = m.changes.iter().find_map(|c| match c {
+            Change::Put {
+                key,
+                object: Object::File(f),
+            } if key == t.key => Some(f.sha256),
+            _ => None,
+        });
+        assert_eq!(object, Some(t.sha256));
+        assert_eq!(d.entry(t.index as usize).unwrap().0, Name::Whole(t.sha256));
+    }
+    // The head is there at once; the ids only once named.
+    assert_eq!(d.head().sequence, m.sequence);
+    assert!(d.head().changes.is_empty() && d.head().chunks.is_empty());
+    assert!(d.manifest().is_err());
+    // Named with an id already listed: a chunk listed twice.
+    let mut twice = d.clone();
+    let listed = m.chunks[marks.iter().position(|&w| !w).unwrap()].id;
+    let ids = vec![listed; twice.to_name().len()];
+    assert!(matches!(twice.name(&ids), Err(Error::Inconsistent(_))));
+    // A manifest with no whole object is written as version 3.
+    let mut none = m.clone();
+    none.changes.clear();
+    assert!(!has_whole(&none));
+}
+
+#[test]
+fn hostile_version_4_names_are_decode_errors() {
+    let m = varied();
+    let marks = whole_marks(&m.changes, &m.chunks);
+    let decode_error = |r: Result<Decoded, Error>| matches!(r, Err(Error::ManifestDecode(_)));
+    assert!(!decode_error(decode_v4_with(&m, |_| {})));
+    // A name byte that is neither 0 nor 1.
+    assert!(decode_error(decode_v4_with(&m, |c| c[13][0] = 2)));
+    // More or fewer names than ids account for.
+    assert!(decode_error(decode_v4_with(&m, |c| c[13].push(0))));
+    assert!(decode_error(decode_v4_with(&m, |c| c[13].push(1))));
+    // An entry that is not the whole of any object, listed without its id.
+    let not_whole = marks.iter().position(|&w| !w).unwrap();
+    let listed_before = marks[..not_whole].iter().filter(|&&w| !w).count();
+    assert!(decode_error(decode_v4_with(&m, |c| {
+        c[13][not_whole] = 1;
+        c[9].drain(listed_before * 32..listed_before * 32 + 32);
+    })));
 }

@@ -2,20 +2,23 @@
 //! --unsigned` writes and `ferry-out sign` signs (docs/bundle-format.md §3).
 
 use super::{
-    sign_body, signed_message, split, Manifest, FORMAT_VERSION, HEADER_LEN, OLDEST_FORMAT_VERSION,
-    UNSIGNED_MAGIC,
+    sign_body, signed_message, split, Decoded, Manifest, FORMAT_VERSION, HEADER_LEN,
+    OLDEST_FORMAT_VERSION, UNSIGNED_MAGIC,
 };
-use crate::id::ManifestHash;
+use crate::id::{ChunkId, ManifestHash};
 use crate::keys::{PublicKey, SecretKey};
 use crate::limits::ReceiverLimits;
 use crate::Error;
 
 /// An unsigned manifest file, parsed and checked as a receiver checks a
 /// signed one (but for the signature): what `ferry-out sign` signs.
+/// A version-4 body with id-less chunks is checked to be in the writer's
+/// form only once they are named ([`UnsignedManifest::name`]), and cannot be
+/// signed before.
 #[derive(Clone, Debug)]
 pub struct UnsignedManifest {
     /// The body.
-    pub manifest: Manifest,
+    pub manifest: Decoded,
     /// The unsigned file's bytes.
     file: Vec<u8>,
 }
@@ -51,16 +54,35 @@ impl UnsignedManifest {
             std::cmp::Ordering::Equal => {}
         }
         let manifest = Manifest::decode_body(version, &file[HEADER_LEN..])?;
-        if manifest.version() != version || manifest.to_unsigned() != file {
+        manifest.check_version(version)?;
+        manifest.check(limits)?;
+        let u = UnsignedManifest {
+            manifest,
+            file: file.to_vec(),
+        };
+        if u.manifest.is_named() {
+            u.check_form()?;
+        }
+        Ok(u)
+    }
+
+    /// Names the id-less chunks ([`Decoded::name`]), then checks the body is
+    /// in the form the sender writes.
+    pub fn name(&mut self, ids: &[ChunkId]) -> Result<(), Error> {
+        self.manifest.name(ids)?;
+        self.check_form()
+    }
+
+    /// The body is exactly what the writer makes of the manifest it holds.
+    fn check_form(&self) -> Result<(), Error> {
+        let m = self.manifest.manifest()?;
+        let version = u32::from_le_bytes(self.file[8..12].try_into().expect("4 bytes"));
+        if m.version() != version || m.to_unsigned() != self.file {
             return Err(Error::Inconsistent(
                 "the body is not in the form the sender writes (re-encoded, or a version it would not write)".into(),
             ));
         }
-        manifest.check(limits)?;
-        Ok(UnsignedManifest {
-            manifest,
-            file: file.to_vec(),
-        })
+        Ok(())
     }
 
     /// The hash of the unsigned file (what the ledger records while the
@@ -70,9 +92,11 @@ impl UnsignedManifest {
     }
 
     /// Signs: the manifest file, the same bytes [`Manifest::sign`] writes.
-    pub fn sign(&self, key: &SecretKey) -> Vec<u8> {
+    /// An error while chunks are not named (the form is not checked yet).
+    pub fn sign(&self, key: &SecretKey) -> Result<Vec<u8>, Error> {
+        self.manifest.manifest()?;
         let version = u32::from_le_bytes(self.file[8..12].try_into().expect("4 bytes"));
-        sign_body(&self.file[HEADER_LEN..], version, key)
+        Ok(sign_body(&self.file[HEADER_LEN..], version, key))
     }
 }
 
