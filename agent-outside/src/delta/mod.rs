@@ -321,52 +321,19 @@ pub(crate) fn patch_against(
         reproduce_xz: opts.xz.reproduces(level),
         ..ferry_recipe::Options::default()
     };
-    let len = content.len();
-    // The copy of an object kept only there, and whether the walk looks
-    // into it (by its first bytes).
-    let copy = match &content {
-        Content::Bytes(_) => None,
-        Content::Kept { len } => match refs.open(sha256, *len)? {
-            Some(file) => Some(file),
-            None => return Ok(None),
-        },
-    };
-    let walked = match (&content, &copy) {
-        (Content::Bytes(data), _) => ferry_recipe::is_walked(data),
-        (_, Some(file)) => walked_copy(file)?,
-        (Content::Kept { .. }, None) => unreachable!("opened above"),
-    };
-    // A predecessor is most likely walked (or not) as the object is.
-    let expansion = if walked { EXPANSION } else { 0 };
     let cx = Cx {
         key,
         sha256,
         refs,
         window: opts.window,
     };
-    let (mut permit, analysed) = match (content, copy) {
-        (Content::Kept { len }, Some(file)) if !walked && len > opts.window => {
-            // Its own expanded form, spilled already: its copy.
-            let permit = ferry_recipe::budget::reserve(0);
-            (permit, own_form_kept(&cx, file, len)?)
-        }
-        (content, _) => {
-            let mut permit = ferry_recipe::budget::reserve(len + expansion * len);
-            let data = match content {
-                Content::Bytes(data) => data,
-                // Read under the share just reserved, not by the scan.
-                Content::Kept { .. } => match refs.get(sha256)? {
-                    Some(data) => data,
-                    None => return Ok(None),
-                },
-            };
-            let analysed = analyze_verified(&cx, data, &ropts, recipes, &mut permit)?;
-            (permit, analysed)
-        }
-    };
-    let Some((recipe, expanded, reused)) = analysed else {
+    let Some((mut permit, walked, (recipe, expanded, reused))) =
+        analyse_content(&cx, content, opts, &ropts, recipes)?
+    else {
         return Ok(None);
     };
+    // A predecessor is most likely walked (or not) as the object is.
+    let expansion = if walked { EXPANSION } else { 0 };
     let Expanded {
         held,
         len: expanded_len,
@@ -634,6 +601,64 @@ fn one_frame(
         return Ok(None);
     }
     Ok(Some(patch))
+}
+
+/// The analysis of [`patch_against`]'s object, under the memory budget: its
+/// recipe, expanded form and whether the recipe was reused, with the permit
+/// that holds them and whether the walk looks into the object; `None` when
+/// it cannot be patched (its copy gone, or the rebuild check failed).
+#[allow(clippy::type_complexity)]
+fn analyse_content(
+    cx: &Cx<'_>,
+    content: Content,
+    opts: &DeltaOptions,
+    ropts: &ferry_recipe::Options,
+    recipes: &Recipes,
+) -> Result<
+    Option<(
+        ferry_recipe::budget::Permit<'static>,
+        bool,
+        (Vec<u8>, Expanded, bool),
+    )>,
+> {
+    let len = content.len();
+    // The copy of an object kept only there, and whether the walk looks
+    // into it (by its first bytes).
+    let copy = match &content {
+        Content::Bytes(_) => None,
+        Content::Kept { len } => match cx.refs.open(cx.sha256, *len)? {
+            Some(file) => Some(file),
+            None => return Ok(None),
+        },
+    };
+    let walked = match (&content, &copy) {
+        (Content::Bytes(data), _) => ferry_recipe::is_walked(data),
+        (_, Some(file)) => walked_copy(file)?,
+        (Content::Kept { .. }, None) => unreachable!("opened above"),
+    };
+    // A predecessor is most likely walked (or not) as the object is.
+    let expansion = if walked { EXPANSION } else { 0 };
+    let (permit, analysed) = match (content, copy) {
+        (Content::Kept { len }, Some(file)) if !walked && len > opts.window => {
+            // Its own expanded form, spilled already: its copy.
+            let permit = ferry_recipe::budget::reserve(0);
+            (permit, own_form_kept(cx, file, len)?)
+        }
+        (content, _) => {
+            let mut permit = ferry_recipe::budget::reserve(len + expansion * len);
+            let data = match content {
+                Content::Bytes(data) => data,
+                // Read under the share just reserved, not by the scan.
+                Content::Kept { .. } => match cx.refs.get(cx.sha256)? {
+                    Some(data) => data,
+                    None => return Ok(None),
+                },
+            };
+            let analysed = analyze_verified(cx, data, ropts, recipes, &mut permit)?;
+            (permit, analysed)
+        }
+    };
+    Ok(analysed.map(|a| (permit, walked, a)))
 }
 
 /// Analyses `data` and checks the result as the inside will: the recipe, as
@@ -1086,8 +1111,11 @@ mod tests {
         }
     }
 
+    /// A frame as shipped: its bytes, length, BLAKE3 and reference range.
+    type Frame = (Vec<u8>, u64, [u8; 32], std::ops::Range<u64>);
+
     /// What a patch ships: its recipe, frames and each window's entry.
-    fn shipped(p: &Patched) -> (Vec<u8>, Vec<(Vec<u8>, u64, [u8; 32], std::ops::Range<u64>)>) {
+    fn shipped(p: &Patched) -> (Vec<u8>, Vec<Frame>) {
         let frames = match &p.patch {
             Frames::One(f) => vec![(f.clone(), p.expanded_len, p.expanded_blake3, 0..0)],
             Frames::Windows(w) => w
