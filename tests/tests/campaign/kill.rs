@@ -277,8 +277,13 @@ fn wait_for_log(log: &Path, needle: &str, child: &mut Child) -> String {
     let t0 = Instant::now();
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
-            return line.to_string();
+        // Whole lines only: stderr is unbuffered, so a line may be read
+        // while the rest of it (the address after "udp://") is being written.
+        if let Some(line) = text
+            .split_inclusive('\n')
+            .find(|l| l.ends_with('\n') && l.contains(needle))
+        {
+            return line.trim_end().to_string();
         }
         assert!(
             t0.elapsed() < Duration::from_secs(30) && child.try_wait().unwrap().is_none(),
