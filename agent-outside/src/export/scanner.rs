@@ -566,31 +566,15 @@ impl Scanner<'_> {
         })?;
         self.pb.inc(whole.size);
         self.refs.put(&whole.sha256, &data)?;
-        // Unchanged (an index without a fingerprint, read again): keep the
-        // last bundle's object as it was, patch or not, so nothing changes.
-        if let Some(last) = self.last.object(key)? {
-            if let Object::File(prev) = &last {
-                let same = prev.sha256 == whole.sha256 && prev.executable == whole.executable;
-                if same && self.chunks_known(&last) {
-                    return Ok(Encoded::Ready(prev.clone()));
-                }
-            }
-        }
-        // Held by every inside outside Ferry: named, not carried.
-        if self.adopted.get(&whole.sha256) == Some(&whole.size) {
-            return Ok(Encoded::Ready(whole));
-        }
-        let whole_cost: u64 = new_chunks.iter().map(|(_, r)| r.len() as u64).sum();
-        let base = match self.families.predecessor(key, hint, whole.size)? {
-            Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k, b),
-            _ => {
-                self.report.whole += 1;
-                self.report.whole_bytes += whole.size;
+        let base = match self.plan_cut(key, hint, &whole, &new_chunks)? {
+            Plan::Done(object) => return Ok(Encoded::Ready(object)),
+            Plan::Whole => {
                 for (id, range) in new_chunks {
                     self.send(id, data[range].to_vec())?;
                 }
                 return Ok(Encoded::Ready(whole));
             }
+            Plan::Patch(base) => base,
         };
         let content = delta::Content::Bytes(data);
         Ok(self.start_patch(key, base, content, whole, new_chunks, level))
@@ -643,29 +627,50 @@ impl Scanner<'_> {
             self.refs.drop_copy(&sha256)?;
             return Ok(Encoded::Ready(whole));
         }
+        let base = match self.plan_cut(key, hint, &whole, &new_chunks)? {
+            Plan::Done(object) => return Ok(Encoded::Ready(object)),
+            Plan::Whole => {
+                self.send_kept(key, &whole, new_chunks)?;
+                return Ok(Encoded::Ready(whole));
+            }
+            Plan::Patch(base) => base,
+        };
+        let content = delta::Content::Kept { len: size };
+        Ok(self.start_patch(key, base, content, whole, new_chunks, level))
+    }
+
+    /// What to do with a changed object once cut (`whole`, with the chunks
+    /// shipping it whole would add): keep the last bundle's object when it
+    /// is unchanged (an index without a fingerprint, read again), name an
+    /// adopted one (held by every inside outside Ferry), patch it against
+    /// its predecessor, or ship it whole (counted in the report).
+    fn plan_cut(
+        &mut self,
+        key: &ObjectKey,
+        hint: Option<&ObjectKey>,
+        whole: &FileObject,
+        new_chunks: &[(ChunkId, Range<usize>)],
+    ) -> Result<Plan> {
         if let Some(last) = self.last.object(key)? {
             if let Object::File(prev) = &last {
                 let same = prev.sha256 == whole.sha256 && prev.executable == whole.executable;
                 if same && self.chunks_known(&last) {
-                    return Ok(Encoded::Ready(prev.clone()));
+                    return Ok(Plan::Done(prev.clone()));
                 }
             }
         }
         if self.adopted.get(&whole.sha256) == Some(&whole.size) {
-            return Ok(Encoded::Ready(whole));
+            return Ok(Plan::Done(whole.clone()));
         }
         let whole_cost: u64 = new_chunks.iter().map(|(_, r)| r.len() as u64).sum();
-        let base = match self.families.predecessor(key, hint, whole.size)? {
-            Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => (k, b),
+        match self.families.predecessor(key, hint, whole.size)? {
+            Some((k, b)) if b.sha256 != whole.sha256 && whole_cost > 0 => Ok(Plan::Patch((k, b))),
             _ => {
                 self.report.whole += 1;
                 self.report.whole_bytes += whole.size;
-                self.send_kept(key, &whole, new_chunks)?;
-                return Ok(Encoded::Ready(whole));
+                Ok(Plan::Whole)
             }
-        };
-        let content = delta::Content::Kept { len: size };
-        Ok(self.start_patch(key, base, content, whole, new_chunks, level))
+        }
     }
 
     /// Starts the patch of `content` (object `key`, `whole` as shipped
@@ -896,6 +901,16 @@ impl Scanner<'_> {
             encoding: Encoding::Chunks(refs),
         })
     }
+}
+
+/// [`Scanner::plan_cut`]'s answer.
+enum Plan {
+    /// Ship this object as it is (no chunk to send).
+    Done(FileObject),
+    /// Ship the cut object whole: its new chunks go.
+    Whole,
+    /// Patch it against this predecessor.
+    Patch((ObjectKey, FileObject)),
 }
 
 /// The chunks the inside holds after the last bundle: those the last
