@@ -72,7 +72,7 @@ impl FilesSource {
     }
 
     /// Lists the tree under `dir` (at `prefix` in the source) depth first,
-    /// each directory's entries in name order. Each file is looked up by its
+    /// each directory's entries in key order. Each file is looked up by its
     /// name in its open directory (`DirEntry::metadata`), not by its whole
     /// path from the root: a scan of an unchanged mirror is mostly these
     /// lookups.
@@ -83,13 +83,22 @@ impl FilesSource {
         sink: &mut dyn FnMut(Item) -> Result<()>,
     ) -> Result<()> {
         let walk_err = || format!("cannot walk {}", dir.display());
+        // In key order: a directory's keys are its name and a `/` then
+        // more, so it sorts as its name with a `/` after it (`a.txt`, whose
+        // `.` is below `/`, comes before the keys under `a/`). The scan's
+        // `Seen` keeps the keys of a source listed in key order as a list.
         let mut entries = Vec::new();
         for entry in std::fs::read_dir(dir).with_context(walk_err)? {
             let entry = entry.with_context(walk_err)?;
-            entries.push((entry.file_name(), entry));
+            let mut order = entry.file_name().into_encoded_bytes();
+            if entry.file_type().with_context(walk_err)?.is_dir() {
+                order.push(b'/');
+            }
+            entries.push((order, entry));
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (name, entry) in entries {
+        for (_, entry) in entries {
+            let name = entry.file_name();
             let Some(name) = name.to_str() else {
                 eprintln!(
                     "ferry-out: warning: source {:?}: skipping {} (name is not UTF-8)",
@@ -288,6 +297,34 @@ pub fn normalize_link(link_path: &str, target: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_walk_lists_paths_in_key_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        for dir in ["a", "a/b", "a-", "c"] {
+            std::fs::create_dir(tmp.path().join(dir)).unwrap();
+        }
+        for file in ["a.txt", "a/x", "a/b/y", "a/b.z", "a-/q", "a0", "b", "c/d"] {
+            std::fs::write(tmp.path().join(file), file).unwrap();
+        }
+        let source = FilesSource {
+            name: "s".into(),
+            root: Some(tmp.path().into()),
+            urls: Vec::new(),
+            client: Client::new(&Default::default(), None).unwrap(),
+        };
+        let mut paths = Vec::new();
+        source
+            .walk(tmp.path(), "", &mut |item| {
+                paths.push(item.path);
+                Ok(())
+            })
+            .unwrap();
+        let mut sorted = paths.clone();
+        sorted.sort_unstable();
+        assert_eq!(paths, sorted, "byte order of the paths, as the rows'");
+        assert_eq!(paths.len(), 8);
+    }
 
     #[test]
     fn link_normalization() {
