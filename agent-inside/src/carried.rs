@@ -56,7 +56,9 @@ impl<'a> Carried<'a> {
             dir: b.dir.clone(),
             table,
             by_id,
-            volumes: (0..b.head().volumes.len()).map(|_| OnceLock::new()).collect(),
+            volumes: (0..b.head().volumes.len())
+                .map(|_| OnceLock::new())
+                .collect(),
             checked: (0..table.len()).map(|_| AtomicBool::new(false)).collect(),
         }))
     }
@@ -138,7 +140,10 @@ impl<'a> Carried<'a> {
     /// bundle does not carry it. What the chunk store keeps.
     pub fn get_stored(&self, id: &ChunkId) -> Option<Result<(Codec, u32, Vec<u8>)>> {
         let e = self.entry(id)?;
-        Some(self.read(e).map(|(_, stored)| (e.1.codec, e.1.raw_len, stored)))
+        Some(
+            self.read(e)
+                .map(|(_, stored)| (e.1.codec, e.1.raw_len, stored)),
+        )
     }
 
     /// Reads and checks every carried chunk not read yet (one no object

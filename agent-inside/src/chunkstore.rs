@@ -234,7 +234,13 @@ impl ChunkStore {
         self.decode_read(id, codec, raw_len, &bytes).map(Some)
     }
 
-    fn decode_read(&self, id: &ChunkId, codec: Codec, raw_len: u32, bytes: &[u8]) -> Result<Vec<u8>> {
+    fn decode_read(
+        &self,
+        id: &ChunkId,
+        codec: Codec,
+        raw_len: u32,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>> {
         codec::decode(id, codec, &bytes[5..], raw_len).with_context(|| {
             format!(
                 "chunk {id} in the chunk store ({}) is corrupt (bit rot?): run `ferry-in scrub` \

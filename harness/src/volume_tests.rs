@@ -165,7 +165,11 @@ fn objects_are_built_from_the_volumes_with_no_chunk_file() {
     assert_eq!(r.applied, vec![1]);
     assert_eq!(p.inside.served_digest(), tree_digest(&p.outside.src));
     // Every chunk is a range of a served file: nothing was staged.
-    assert!(p.inside.chunk_files().is_empty(), "{:?}", p.inside.chunk_files());
+    assert!(
+        p.inside.chunk_files().is_empty(),
+        "{:?}",
+        p.inside.chunk_files()
+    );
     assert!(!p.inside.layout.staging().exists());
 
     // A delta: a file made of held chunks, one new, one removed.
@@ -221,9 +225,13 @@ fn a_chunk_whose_bytes_do_not_match_its_id_is_refused() {
     }
     let dir = only_bundle(&media);
     std::fs::write(dir.join("manifest.ferry"), m.sign(&p.outside.key)).unwrap();
-    assert_refused(&p, &media, &before, "forged id", |e| {
-        matches!(e, ferry_protocol::Error::BadChunk { id, .. } if *id == forged)
-    });
+    assert_refused(
+        &p,
+        &media,
+        &before,
+        "forged id",
+        |e| matches!(e, ferry_protocol::Error::BadChunk { id, .. } if *id == forged),
+    );
 
     let r = p.inside.import(&p.outside.layout.bundles()).unwrap();
     assert!(r.ok(), "{:?}", r.failed);
@@ -245,9 +253,13 @@ fn a_tampered_chunk_in_a_volume_whose_hash_was_made_to_match_is_refused() {
     std::fs::write(&path, &bytes).unwrap();
     m.volumes[c.volume as usize].blake3 = ChunkId::of(&bytes).0;
     std::fs::write(dir.join("manifest.ferry"), m.sign(&p.outside.key)).unwrap();
-    assert_refused(&p, &media, &before, "tampered chunk", |e| {
-        matches!(e, ferry_protocol::Error::BadChunk { id, .. } if *id == c.id)
-    });
+    assert_refused(
+        &p,
+        &media,
+        &before,
+        "tampered chunk",
+        |e| matches!(e, ferry_protocol::Error::BadChunk { id, .. } if *id == c.id),
+    );
 }
 
 #[test]
@@ -259,9 +271,13 @@ fn a_truncated_volume_is_refused() {
     let path = only_bundle(&media).join(volume::file_name(last));
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-    assert_refused(&p, &media, &before, "truncated volume", |e| {
-        matches!(e, ferry_protocol::Error::BadVolume { index, .. } if *index == last)
-    });
+    assert_refused(
+        &p,
+        &media,
+        &before,
+        "truncated volume",
+        |e| matches!(e, ferry_protocol::Error::BadVolume { index, .. } if *index == last),
+    );
     let r = p.inside.import(&p.outside.layout.bundles()).unwrap();
     assert!(r.ok(), "{:?}", r.failed);
     p.assert_in_sync();
