@@ -309,24 +309,11 @@ fn prepare_and_commit(
     .inspect_err(|_| {
         let _ = fsx::remove_dir_if_exists(&tmp);
     })?;
-    // The store changes only for the chunks the changes touch: of those,
-    // the ones the next catalog keeps that are not ranges of its files.
-    let mut touched = ranges::touched_chunks(&snap, changes)?;
-    // An unchanged file rebuilt (scrub moved it out) is a range again, and
-    // a chunk `scrub` found missing that the bundle brings again is kept.
-    touched.extend(relinked);
-    touched.extend(found_again.iter().copied());
-    // Every carried chunk is checked before anything becomes visible: the
-    // build checked those it read, the rest (usually none) now.
-    if let Some(c) = &carried {
-        c.check_unread()?;
-    }
-    let keep = ranges::store_only_among(&snap, &overlay, &touched, None)?;
-    // Step 8 prunes those the store may hold: the store holds no chunk the
-    // catalog before did not use, but those that join it now (kept).
-    let touched = ranges::used_in(&snap, &touched)?;
-    needed::copy_kept(&source, &keep)?;
-    let chunks_added = chunks.commit_staged(|id| keep.contains(id))?;
+    let (touched, chunks_added) = {
+        let mut extra = relinked;
+        extra.extend(found_again.iter().copied());
+        needed::keep_chunks((&snap, &overlay, changes), extra, &source)?
+    };
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;

@@ -169,12 +169,42 @@ pub(super) fn check_missing(
     Ok(resolved)
 }
 
+/// After the build: checks the carried chunks no object read (every chunk
+/// of the bundle is checked before anything of it becomes visible), then
+/// stages and moves into the store the chunks it must keep for the next
+/// catalog (`snap` changed by `overlay`, with `changes`) that it lacks.
+/// The store changes only for the chunks the changes touch (`extra`: the
+/// chunks of unchanged files rebuilt, ranges again; those `scrub` found
+/// missing that the bundle brings again). Returns the touched chunks step 8
+/// prunes among (those the catalog before used: the store holds no other,
+/// but the ones that join it now, kept) and how many chunks joined it.
+pub(super) fn keep_chunks(
+    (snap, overlay, changes): (
+        &crate::db::Snapshot,
+        &ranges::Overlay,
+        &[ferry_protocol::catalog::Change],
+    ),
+    extra: HashSet<ChunkId>,
+    source: &ChunkSource<'_>,
+) -> Result<(HashSet<ChunkId>, u64)> {
+    if let Some(c) = source.carried {
+        c.check_unread()?;
+    }
+    let mut touched = ranges::touched_chunks(snap, changes)?;
+    touched.extend(extra);
+    let keep = ranges::store_only_among(snap, overlay, &touched, None)?;
+    let prune_among = ranges::used_in(snap, &touched)?;
+    copy_kept(source, &keep)?;
+    let added = source.store.commit_staged(|id| keep.contains(id))?;
+    Ok((prune_among, added))
+}
+
 /// Copies into staging, checked, each chunk of `keep` (the chunks the
 /// store must hold for the next catalog) that neither the store nor staging
 /// holds: one the bundle's volumes carry (as stored there; a copy in the
 /// store that no longer checks is replaced), or one that was only a range
 /// of a file of the previous generation. Returns how many it copied.
-pub(super) fn copy_kept(source: &ChunkSource<'_>, keep: &HashSet<ChunkId>) -> Result<u64> {
+fn copy_kept(source: &ChunkSource<'_>, keep: &HashSet<ChunkId>) -> Result<u64> {
     use rayon::prelude::*;
     let copied = std::sync::atomic::AtomicU64::new(0);
     keep.par_iter().try_for_each(|id| -> Result<()> {
