@@ -4,21 +4,23 @@
 //! 1. check the bundle follows the applied chain, is not expired, and that
 //!    the disk has room;
 //! 2. verify every volume's size and hash;
-//! 3. extract the chunks the store lacks into `staging/`, each checked
-//!    against its id;
+//! 3. of a bundle received one by one (QUIC), take its chunks into
+//!    `staging/`, each checked against its id; a bundle with volumes keeps
+//!    its chunks there (`crate::carried`);
 //! 4. compute and validate the next catalog; check every chunk it needs is
-//!    held: in the chunk store, in staging, or as a range of a file of the
-//!    previous generation (`crate::ranges`);
+//!    held: carried by the bundle, in the chunk store, in staging, or as a
+//!    range of a file of the previous generation (`crate::ranges`);
 //! 5. build the new generation under `gens/.tmp-…`: each object the object
-//!    store (`crate::objects`) lacks is rebuilt from chunks (each checked
-//!    against its id, the object's size and SHA-256 checked) into
+//!    store (`crate::objects`) lacks is rebuilt from chunks (read from the
+//!    bundle's volumes where they lie, else the store or a range; each
+//!    checked against its id, the object's size and SHA-256 checked) into
 //!    `objects/ab/<sha256>`, an object it holds is not touched (the
 //!    generation has no tree of them: its path index says what each path
 //!    is, beside the small derived files of some stores), rename it to its
-//!    final name; move into the chunk store the
-//!    staged chunks that are not ranges of the new generation's files (and
-//!    copy there, checked, any such chunk that was only a range of the
-//!    previous one), drop the other staged chunks; sync the filesystem once
+//!    final name; check the carried chunks no object read; copy into
+//!    staging, checked, the chunks the store must keep for the next catalog
+//!    (not ranges of its files) that it lacks, and move them into the chunk
+//!    store, drop the other staged chunks; sync the filesystem once
 //!    (objects, index, rename and chunks; until the commit the new
 //!    generation is not current, and `recover` removes it as a leftover);
 //! 6. commit the database (applied sequence, catalog, generation) — the
@@ -39,14 +41,17 @@
 //! `prune_pending`; a failed apply runs it at once). A crash after 6 leaves
 //! the database ahead of the link; [`recover`] finishes steps 7 and 8.
 
+mod needed;
+
 use crate::bundle::{self, Bundle};
+use crate::carried::Carried;
 use crate::chunkstore::ChunkStore;
 use crate::db::{Applied, CatalogUpdate, Db, HistoryEntry};
 use crate::delta::Catalogs;
 use crate::import::Refusal;
 use crate::layout::Layout;
 use crate::policy::Policy;
-use crate::ranges::{self, ChunkSource, RangeIndex};
+use crate::ranges::{self, ChunkSource};
 use crate::store::{self, BuildCtx, Prev};
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, progress};
@@ -246,30 +251,33 @@ fn prepare_and_commit(
     let catalogs = next_catalog(layout, &snap, b, limits, opts)?;
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
-    let (chunks_added, (t_verify, t_extract)) = stage_chunks(layout, b, &chunks, t0)?;
+    let (t_verify, t_extract) = stage_chunks(layout, b, &chunks, t0)?;
     let t_verify = t_verify + t_named;
+    // A bundle with volumes: its chunks are read where they lie.
+    let carried = Carried::of(b)?;
     // 4. Where the chunks the build needs are.
     let prev_gen = applied.generation.as_ref().map(|g| layout.gen(g));
     // Objects `scrub` moved out: the only unchanged ones the build looks
     // for (every other one its count names is held).
     let missing_objects = db.missing_objects()?;
-    let Needed {
+    let needed::Needed {
         ranges,
         wanting,
         relinked,
-    } = index_needed(
+    } = needed::index_needed(
         &snap,
         &catalogs,
         (prev_gen.as_deref(), &layout.objects()),
-        (&chunks, &missing_objects),
+        (carried.as_ref(), &chunks, &missing_objects),
     )?;
-    stage_adopted(layout, &catalogs, &wanting, &chunks)?;
+    needed::stage_adopted(layout, &catalogs, &wanting, &chunks)?;
     let source = ChunkSource {
+        carried: carried.as_ref(),
         store: &chunks,
         ranges: &ranges,
     };
     let overlay = ranges::Overlay::of(changes);
-    let found_again = check_missing(db, &snap, &overlay, &chunks)?;
+    let found_again = needed::check_missing(db, &snap, &overlay, (carried.as_ref(), &chunks))?;
 
     // 5. The new generation, then the chunks that are not ranges of its
     // files join the store.
@@ -301,14 +309,11 @@ fn prepare_and_commit(
     .inspect_err(|_| {
         let _ = fsx::remove_dir_if_exists(&tmp);
     })?;
-    // The store changes only for the chunks the changes touch: of those,
-    // the ones the next catalog keeps that are not ranges of its files.
-    let mut touched = ranges::touched_chunks(&snap, changes)?;
-    // An unchanged file rebuilt (scrub moved it out) is a range again.
-    touched.extend(relinked);
-    let keep = ranges::store_only_among(&snap, &overlay, &touched, None)?;
-    copy_kept(&source, &keep)?;
-    chunks.commit_staged(|id| keep.contains(id))?;
+    let (touched, chunks_added) = {
+        let mut extra = relinked;
+        extra.extend(found_again.iter().copied());
+        needed::keep_chunks((&snap, &overlay, changes), extra, &source)?
+    };
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
     let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
@@ -429,15 +434,16 @@ fn next_catalog<'s>(
     Ok(catalogs)
 }
 
-/// Steps 2 and 3: verify the volumes, extract the chunks the store lacks
-/// into staging. Returns the chunks added and the seconds spent verifying
-/// and extracting.
+/// Steps 2 and 3: verify the volumes; of a bundle whose chunks were
+/// received one by one, take them into staging. (A bundle with volumes
+/// keeps its chunks there: the build reads them where they lie,
+/// `crate::carried`.) Returns the seconds spent verifying and extracting.
 fn stage_chunks(
     layout: &Layout,
     b: &Bundle,
     chunks: &ChunkStore,
     t0: std::time::Instant,
-) -> Result<(u64, (f64, f64))> {
+) -> Result<(f64, f64)> {
     let m = b.head();
     // 2. Volumes (unless naming the chunks checked them already). (Chunks
     // received one by one have no volumes; each is checked against its id
@@ -448,169 +454,15 @@ fn stage_chunks(
         pb.finish_and_clear();
     }
     let t_verify = t0.elapsed().as_secs_f64();
-    // 3. Chunks, into the staging area.
+    // 3. The staging area starts empty (`ChunkStore::with_staging`).
     fsx::remove_dir_if_exists(&layout.staging())?;
-    let pb = progress::bytes(m.totals.volume_bytes, "extracting");
-    let chunks_added = bundle::extract_chunks(b, chunks, |n| pb.inc(n))?;
-    pb.finish_and_clear();
+    if matches!(b.payload, bundle::Payload::Chunks(_)) {
+        let pb = progress::bytes(m.totals.volume_bytes, "extracting");
+        bundle::extract_chunks(b, chunks, |n| pb.inc(n))?;
+        pb.finish_and_clear();
+    }
     let t_extract = t0.elapsed().as_secs_f64() - t_verify;
-    Ok((chunks_added, (t_verify, t_extract)))
-}
-
-/// Step 4: every chunk the build of `next` may read that the store and
-/// staging lack must be a range of a file of the previous generation
-/// `prev_gen` (serving `prev`); returns where those lie, and the chunks
-/// found nowhere, each with an object that needs it. The chunks of an
-/// unchanged file are not needed when its object is held (as
-/// `store::materialize` decides: in the object store, held unless `scrub`
-/// recorded it `missing`; in an older generation's tree, a presence
-/// check); an unchanged patched file is never rebuilt from its patch
-/// otherwise, since its patch chunks are not kept (bundle-format §5.6).
-/// Also returns the chunks of the unchanged files that are rebuilt.
-fn index_needed(
-    snap: &crate::db::Snapshot,
-    catalogs: &Catalogs<'_>,
-    (prev_gen, objects_root): (Option<&Path>, &Path),
-    (chunks, missing): (&ChunkStore, &HashSet<ferry_protocol::id::Sha256>),
-) -> Result<Needed> {
-    let objects = crate::objects::ObjectStore::new(objects_root);
-    let files = gen_files(prev_gen, &objects)?;
-    let in_objects = matches!(files, Some(ranges::Files::Objects(_)));
-    let sources = catalogs.sources();
-    let mut wanted: HashSet<ChunkId> = HashSet::new();
-    let mut needed_by = Vec::new();
-    let mut relinked = HashSet::new();
-    store::files_to_look(catalogs, None, (in_objects, missing), &mut |key, f, h| {
-        let unchanged = match h {
-            store::Holding::Held => return Ok(()),
-            store::Holding::InTree => {
-                let in_tree = || {
-                    files
-                        .and_then(|at| at.path(sources, &key, &f.sha256))
-                        .and_then(|p| p.metadata().ok())
-                        .is_some_and(|m| m.is_file() && m.len() == f.size)
-                };
-                if objects.holds(&f.sha256, f.size) || in_tree() {
-                    return Ok(());
-                }
-                true
-            }
-            store::Holding::Look { unchanged } => unchanged,
-        };
-        if unchanged {
-            relinked.extend(f.chunks().map(|r| r.id));
-        }
-        for r in f.chunks() {
-            if !chunks.contains(&r.id) && wanted.insert(r.id) {
-                needed_by.push((key.clone().into_owned(), r.id));
-            }
-        }
-        Ok(())
-    })?;
-    let index = match files {
-        Some(at) => RangeIndex::from_snapshot(snap, at, &wanted)?,
-        None => RangeIndex::empty(),
-    };
-    let wanting = needed_by
-        .into_iter()
-        .filter(|(_, id)| !index.contains(id))
-        .collect();
-    Ok(Needed {
-        ranges: index,
-        wanting,
-        relinked,
-    })
-}
-
-/// Where the files of the generation in `gen` (if any) are.
-fn gen_files<'a>(
-    gen: Option<&'a Path>,
-    objects: &'a crate::objects::ObjectStore,
-) -> Result<Option<ranges::Files<'a>>> {
-    Ok(gen.map(|g| ranges::Files::of_gen(g, objects)).transpose()?)
-}
-
-/// What [`index_needed`] found.
-struct Needed {
-    /// Where the chunks the build needs lie in the previous generation.
-    ranges: RangeIndex,
-    /// Chunks nothing holds, with an object needing each (for adopt).
-    wanting: Vec<(ObjectKey, ChunkId)>,
-    /// The chunks of unchanged files rebuilt rather than linked.
-    relinked: HashSet<ChunkId>,
-}
-
-/// Step 4, continued: the objects whose chunks nothing holds are taken from
-/// where `ferry-in adopt` found them (`crate::adopt::stage`, each checked);
-/// any other is an error naming the object and the chunk.
-fn stage_adopted(
-    layout: &Layout,
-    catalogs: &Catalogs<'_>,
-    wanting: &[(ObjectKey, ChunkId)],
-    chunks: &crate::chunkstore::ChunkStore,
-) -> Result<()> {
-    let mut keys: Vec<&ObjectKey> = wanting.iter().map(|(k, _)| k).collect();
-    keys.dedup();
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let next = catalogs.next_at(keys.iter().copied())?;
-    let left = crate::adopt::stage::stage(layout, &next, &keys, chunks)?;
-    if let Some((key, id)) = wanting.iter().find(|(k, _)| left.contains(k)) {
-        bail!(
-            "object {key} needs chunk {id}, which neither the chunk store nor the bundle holds, \
-             nor a file of the current generation, nor an adopted location (if `ferry-in scrub` \
-             quarantined it, have the outside re-ship it)"
-        );
-    }
-    Ok(())
-}
-
-/// The chunks `scrub` recorded missing ([`Db::missing`]) that the next
-/// catalog (`snap` changed by `overlay`) keeps, not as a range of a file,
-/// must be in the store or staging again (shipped again): otherwise the
-/// apply is refused, naming the chunk and an object keeping it. Returns the
-/// recorded chunks this apply resolves (held again, or no longer kept).
-fn check_missing(
-    db: &Db,
-    snap: &crate::db::Snapshot,
-    overlay: &ranges::Overlay,
-    chunks: &ChunkStore,
-) -> Result<Vec<ChunkId>> {
-    let mut resolved = Vec::new();
-    for id in db.missing()? {
-        let uses = overlay.uses(snap, &id)?;
-        if chunks.contains(&id) || uses.is_empty() {
-            resolved.push(id);
-            continue;
-        }
-        if let Some(u) = uses
-            .iter()
-            .find(|u| matches!(u, crate::db::Use::Held { .. }))
-        {
-            bail!(
-                "object {} needs chunk {id}, which neither the chunk store nor the bundle holds \
-                 (`ferry-in scrub` found it missing or rotten; have the outside re-ship it: \
-                 `ferry-out export --reship`)",
-                u.key()
-            );
-        }
-    }
-    Ok(resolved)
-}
-
-/// Copies into staging, checked, each chunk of `keep` (the chunks the store
-/// must hold for the next catalog) that neither the store nor staging holds:
-/// one that was only a range of a file of the previous generation.
-fn copy_kept(source: &ChunkSource<'_>, keep: &HashSet<ChunkId>) -> Result<()> {
-    for id in keep {
-        if !source.store.contains(id) {
-            let data = source.get(id)?;
-            let (codec, stored) = ferry_protocol::codec::encode(&data, 3);
-            source.store.put(id, codec, data.len() as u32, &stored)?;
-        }
-    }
-    Ok(())
+    Ok((t_verify, t_extract))
 }
 
 /// Step 6, the point of no return: the database records the new applied
@@ -760,8 +612,10 @@ fn switch_current(layout: &Layout, name: &str) -> Result<()> {
 enum Prune<'a> {
     /// None: the store is as the database says.
     Nothing,
-    /// Those an apply touched ([`ranges::touched_chunks`]): the rest of the
-    /// store did not change.
+    /// Those an apply touched ([`ranges::touched_chunks`]) that the store
+    /// may hold (a use in the catalog before it, `ranges::used_in`): the
+    /// rest of the store did not change, and holds no chunk the catalog
+    /// before did not use. The files of the catalog are all there.
     Among(&'a HashSet<ChunkId>),
     /// Every chunk of the store, against the whole catalog (after a crash).
     All,
@@ -813,17 +667,18 @@ fn finish(
     let store = chunk_store(layout, limits);
     let objects = crate::objects::ObjectStore::new(&layout.objects());
     crate::objects::remove_released(&objects, db, applied.sequence, policy.keep_previous)?;
-    let files = gen_files(current.as_deref(), &objects)?;
+    let files = needed::gen_files(current.as_deref(), &objects)?;
     match prune {
         Prune::Nothing => {
             store.sweep_temporary()?;
         }
         Prune::Among(touched) => {
+            // Right after the build, every file of the catalog is in the
+            // object store (each one rebuilt and checked, or held by its
+            // count): a range counts without a look at its file.
             let snap = db.snapshot()?;
-            let sources = snap.sources()?;
-            let gen = files.map(|at| (at, &sources));
             let none = ranges::Overlay::none();
-            let keep = ranges::store_only_among(&snap, &none, touched, gen)?;
+            let keep = ranges::store_only_among(&snap, &none, touched, None)?;
             store.discard(touched.iter().filter(|id| !keep.contains(id)))?;
         }
         Prune::All => {

@@ -17,18 +17,33 @@ use ferry_protocol::id::ChunkId;
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The chunk store, optionally with a staging area in front of it.
 ///
-/// While a bundle is applied its chunks go to the staging area; reads look
-/// in both. Only when the new generation has been built and checked are the
-/// staged chunks moved into the store ([`ChunkStore::commit_staged`]); a
-/// failed apply drops the staging area, so the store never holds a chunk of
-/// a refused bundle.
+/// While a bundle is applied the chunks it adds go to the staging area;
+/// reads look in both. Only when the new generation has been built and
+/// checked are the staged chunks moved into the store
+/// ([`ChunkStore::commit_staged`]); a failed apply drops the staging area,
+/// so the store never holds a chunk of a refused bundle. The store
+/// remembers what it staged, so a read never looks for a file there.
 pub struct ChunkStore {
     root: PathBuf,
-    staging: Option<PathBuf>,
+    staging: Option<Staging>,
     max_chunk: u32,
+}
+
+/// A staging area and the chunks put there (by this value only: the apply
+/// empties the area before it stages anything).
+struct Staging {
+    dir: PathBuf,
+    ids: Mutex<HashSet<ChunkId>>,
+}
+
+impl Staging {
+    fn holds(&self, id: &ChunkId) -> bool {
+        self.ids.lock().expect("not poisoned").contains(id)
+    }
 }
 
 fn chunk_path(root: &Path, id: &ChunkId) -> PathBuf {
@@ -46,26 +61,34 @@ impl ChunkStore {
         }
     }
 
-    /// The same store with new chunks written to `staging` instead.
+    /// The same store with new chunks written to `staging` instead; the
+    /// staging area is empty or absent (the apply removes it first).
     pub fn with_staging(&self, staging: &Path) -> Self {
         ChunkStore {
             root: self.root.clone(),
-            staging: Some(staging.to_path_buf()),
+            staging: Some(Staging {
+                dir: staging.to_path_buf(),
+                ids: Mutex::new(HashSet::new()),
+            }),
             max_chunk: self.max_chunk,
         }
     }
 
-    /// Where `id` is read from: the staging area first (a staged copy is
-    /// new, and replaces a rotten one in the store when committed), then the
-    /// store.
+    /// Where `id` is read from: the staging area when this store staged it
+    /// (a staged copy is new, and replaces a rotten one in the store when
+    /// committed), else the store. Nothing is looked up on disk.
     fn path(&self, id: &ChunkId) -> PathBuf {
-        if let Some(s) = &self.staging {
-            let staged = chunk_path(s, id);
-            if staged.is_file() {
-                return staged;
-            }
+        match &self.staging {
+            Some(s) if s.holds(id) => chunk_path(&s.dir, id),
+            _ => chunk_path(&self.root, id),
         }
-        chunk_path(&self.root, id)
+    }
+
+    /// How many chunks this store staged (and has not committed).
+    pub fn staged(&self) -> usize {
+        self.staging
+            .as_ref()
+            .map_or(0, |s| s.ids.lock().expect("not poisoned").len())
     }
 
     /// Whether the store (or its staging area) has a file for `id`; its
@@ -89,27 +112,19 @@ impl ChunkStore {
         let Some(staging) = &self.staging else {
             return Ok(0);
         };
+        let mut ids = staging.ids.lock().expect("not poisoned");
         let mut n = 0;
-        let Ok(rd) = std::fs::read_dir(staging) else {
-            return Ok(0);
-        };
-        for fan in rd {
-            let fan = fan?;
-            let dest_fan = self.root.join(fan.file_name());
-            for e in std::fs::read_dir(fan.path())? {
-                let e = e?;
-                let wanted = ChunkId::from_hex(&e.file_name().to_string_lossy());
-                if !wanted.is_some_and(|id| keep(&id)) {
-                    continue;
-                }
-                std::fs::create_dir_all(&dest_fan)
-                    .with_context(|| format!("cannot create {}", dest_fan.display()))?;
-                let dest = dest_fan.join(e.file_name());
-                std::fs::rename(e.path(), &dest)
-                    .with_context(|| format!("cannot move chunk into {}", dest.display()))?;
-                n += 1;
-            }
+        for id in ids.iter().filter(|id| keep(id)) {
+            let dest = chunk_path(&self.root, id);
+            let fan = dest.parent().expect("chunk paths have a parent");
+            std::fs::create_dir_all(fan)
+                .with_context(|| format!("cannot create {}", fan.display()))?;
+            std::fs::rename(chunk_path(&staging.dir, id), &dest)
+                .with_context(|| format!("cannot move chunk into {}", dest.display()))?;
+            n += 1;
         }
+        // What was not kept goes with the staging area.
+        ids.clear();
         Ok(n)
     }
 
@@ -138,8 +153,10 @@ impl ChunkStore {
             // The staging area is private and wiped on any failure or crash,
             // so a chunk can go straight to its name there.
             Some(s) => {
-                let path = chunk_path(s, id);
-                write(&path).with_context(|| format!("cannot write chunk {}", path.display()))
+                let path = chunk_path(&s.dir, id);
+                write(&path).with_context(|| format!("cannot write chunk {}", path.display()))?;
+                s.ids.lock().expect("not poisoned").insert(*id);
+                Ok(())
             }
             None => {
                 let path = chunk_path(&self.root, id);
@@ -172,6 +189,10 @@ impl ChunkStore {
         let path = self.path(id);
         let f = std::fs::File::open(&path)
             .with_context(|| format!("chunk {id} is missing from the chunk store"))?;
+        self.read_open(f, &path)
+    }
+
+    fn read_open(&self, f: std::fs::File, path: &Path) -> Result<(Codec, u32, Vec<u8>)> {
         let mut bytes = Vec::new();
         f.take(5 + self.max_chunk as u64 * 2 + 1024)
             .read_to_end(&mut bytes)
@@ -198,6 +219,28 @@ impl ChunkStore {
     /// longer match its id is an error naming it and the repair.
     pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
         let (codec, raw_len, bytes) = self.read_file(id)?;
+        self.decode_read(id, codec, raw_len, &bytes)
+    }
+
+    /// Like [`ChunkStore::get`], but a chunk the store (and staging) does
+    /// not hold is `None`, found by opening it (no look first).
+    pub fn get_if_held(&self, id: &ChunkId) -> Result<Option<Vec<u8>>> {
+        let path = self.path(id);
+        let f = match std::fs::File::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            r => r.with_context(|| format!("cannot open chunk {}", path.display()))?,
+        };
+        let (codec, raw_len, bytes) = self.read_open(f, &path)?;
+        self.decode_read(id, codec, raw_len, &bytes).map(Some)
+    }
+
+    fn decode_read(
+        &self,
+        id: &ChunkId,
+        codec: Codec,
+        raw_len: u32,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>> {
         codec::decode(id, codec, &bytes[5..], raw_len).with_context(|| {
             format!(
                 "chunk {id} in the chunk store ({}) is corrupt (bit rot?): run `ferry-in scrub` \

@@ -12,6 +12,7 @@ pub mod adopt;
 pub mod after_import;
 pub mod apply;
 pub mod bundle;
+pub mod carried;
 pub mod chunkstore;
 pub mod client_config;
 pub mod config;

@@ -415,15 +415,31 @@ pub fn store_only_among(
     Ok(keep)
 }
 
+/// Of `candidates`, those the catalog `snap` uses (by an object, as a range
+/// or kept otherwise): the only chunks the store may hold, with the ones an
+/// apply adds.
+pub fn used_in(snap: &Snapshot, candidates: &HashSet<ChunkId>) -> Result<HashSet<ChunkId>> {
+    let mut out = HashSet::new();
+    for id in candidates {
+        if !snap.uses(id)?.is_empty() {
+            out.insert(*id);
+        }
+    }
+    Ok(out)
+}
+
 fn rel_in(sources: &BTreeMap<String, SourceKind>, key: &ObjectKey) -> Option<PathBuf> {
     let kind = sources.get(&key.source)?;
     Some(Path::new(kind.name()).join(&key.source).join(&key.path))
 }
 
-/// Where a build reads chunks: the chunk store (with the staging area of
-/// the bundle being applied), then the ranges of the generation it builds
-/// on. Every read is checked against the chunk's id.
+/// Where a build reads chunks: the volumes of the bundle being applied
+/// (when it came with volumes, `crate::carried`), then the chunk store (with
+/// its staging area), then the ranges of the generation it builds on.
+/// Every read is checked against the chunk's id.
 pub struct ChunkSource<'a> {
+    /// The chunks the bundle's volumes carry, read where they lie.
+    pub carried: Option<&'a crate::carried::Carried<'a>>,
     /// The chunk store, usually with a staging area.
     pub store: &'a ChunkStore,
     /// The ranges of the previous generation's files.
@@ -431,21 +447,27 @@ pub struct ChunkSource<'a> {
 }
 
 impl ChunkSource<'_> {
-    /// Whether the store (or staging) holds `id` or a file is said to.
+    /// Whether the bundle carries `id`, the store (or staging) holds it or
+    /// a file is said to.
     pub fn contains(&self, id: &ChunkId) -> bool {
-        self.store.contains(id) || self.ranges.contains(id)
+        self.carried.is_some_and(|c| c.contains(id))
+            || self.store.contains(id)
+            || self.ranges.contains(id)
     }
 
-    /// Chunk `id`, checked: from the store, or else (or when the store's
-    /// copy is rotten) from a range. When both fail, the store's error.
+    /// Chunk `id`, checked: from the bundle's volumes when it carries it
+    /// (a carried chunk that does not check is an error: the bundle is
+    /// bad), else from the store, or else (or when the store's copy is
+    /// rotten) from a range. When both fail, the store's error.
     pub fn get(&self, id: &ChunkId) -> Result<Vec<u8>> {
-        if self.store.contains(id) {
-            return match self.store.get(id) {
-                Ok(b) => Ok(b),
-                Err(e) => self.ranges.read(id).map_err(|_| e),
-            };
+        if let Some(read) = self.carried.and_then(|c| c.get(id)) {
+            return read;
         }
-        Ok(self.ranges.read(id)?)
+        match self.store.get_if_held(id) {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Ok(self.ranges.read(id)?),
+            Err(e) => self.ranges.read(id).map_err(|_| e),
+        }
     }
 }
 

@@ -41,6 +41,8 @@ mod tests;
 #[cfg(test)]
 mod trust_tests;
 #[cfg(test)]
+mod volume_tests;
+#[cfg(test)]
 mod window_tests;
 
 /// The name of the `files` source every outside of the harness has.

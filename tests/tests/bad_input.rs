@@ -1298,8 +1298,9 @@ fn full_disk_is_refused_up_front_or_caught_mid_apply() {
         return;
     };
     let (env, disk, v1) = (&sd.env, &sd.disk, &sd.v1);
-    // 12 MiB free: room for the 8 MiB of chunks, not for the rebuilt file too.
-    let filler = disk.fill_to("filler", 12 << 20);
+    // 6 MiB free: no room for the 8 MiB file (a bundle with volumes writes
+    // its chunks only into the rebuilt file: with 12 MiB free it fits).
+    let filler = disk.fill_to("filler", 6 << 20);
 
     // (a) The estimate refuses before anything is written.
     let chunks_before = chunk_store(env);

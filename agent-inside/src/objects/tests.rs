@@ -86,6 +86,7 @@ fn build_missing(
     let objects = ObjectStore::new(&layout.objects());
     let ranges = RangeIndex::empty();
     let source = ChunkSource {
+        carried: None,
         store: chunks,
         ranges: &ranges,
     };
@@ -389,6 +390,7 @@ fn the_next_import_over_an_older_tree_takes_its_files_in_by_links() {
     let objects = ObjectStore::new(&layout.objects());
     let ranges = RangeIndex::empty();
     let source = ChunkSource {
+        carried: None,
         store: &chunks,
         ranges: &ranges,
     };

@@ -88,6 +88,7 @@ pub(crate) fn with_ctx<R>(
     let store = ChunkStore::new(&layout.chunks(), 1 << 20);
     let ranges = RangeIndex::empty();
     let chunks = ChunkSource {
+        carried: None,
         store: &store,
         ranges: &ranges,
     };
