@@ -18,6 +18,9 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 
+/// Hands each row key, in key order, to the visitor it is given.
+type EachKey<'a> = dyn Fn(&mut dyn FnMut(&str)) -> Result<()> + 'a;
+
 /// The last catalog's keys listed so far.
 pub(super) struct Seen {
     /// While the keys come in increasing order: their hashes in that order,
@@ -112,11 +115,7 @@ impl Seen {
 
     /// The keys not listed among `rows` keys, which `keys` hands over in
     /// key order.
-    fn removed_among(
-        mut self,
-        rows: u64,
-        keys: &dyn Fn(&mut dyn FnMut(&str)) -> Result<()>,
-    ) -> Result<Vec<ObjectKey>> {
+    fn removed_among(mut self, rows: u64, keys: &EachKey<'_>) -> Result<Vec<ObjectKey>> {
         let mut out = Vec::new();
         let listed = self.hashes.len() + self.ordered.as_ref().map_or(0, |(list, _)| list.len());
         if listed as u64 >= rows {
