@@ -258,11 +258,17 @@ impl References {
 
     /// Keeps a copy of `data`, whose SHA-256 is `sha`.
     /// A copy that is also another name's file (a link to a source's file)
-    /// is replaced by a copy of its own.
+    /// is kept if it still holds `data`, else replaced by a copy of its own.
     pub(crate) fn put(&self, sha: &Sha256, data: &[u8]) -> Result<()> {
         let path = self.path(sha);
-        if std::fs::metadata(&path).is_ok_and(|m| m.nlink() == 1) {
-            return Ok(());
+        match std::fs::metadata(&path) {
+            Ok(m) if m.nlink() == 1 => return Ok(()),
+            Ok(m) if m.len() == data.len() as u64 => {
+                if std::fs::read(&path).is_ok_and(|kept| kept == data) {
+                    return Ok(());
+                }
+            }
+            _ => {}
         }
         self.made()?;
         super::write_cache_file(&path, data)
@@ -351,6 +357,41 @@ impl<R: std::io::Read> std::io::Read for Teed<R> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn a_linked_copy_is_opened_as_a_snapshot_and_checked_by_get() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let refs = References::new(dir.path().join("objects"));
+        let file = dir.path().join("f");
+        let data = vec![7u8; 100_000];
+        std::fs::write(&file, &data).unwrap();
+        let sha = Sha256::of(&data);
+        let listed = crate::source::file_fingerprint(&std::fs::metadata(&file).unwrap());
+        assert!(matches!(refs.link(&sha, &file, &listed).unwrap(), Link::Made(_)));
+        assert!(matches!(refs.link(&sha, &file, &listed).unwrap(), Link::Kept));
+        // Opened: a snapshot, which the file rewritten in place leaves as it was.
+        let copy = refs.open(&sha, data.len() as u64).unwrap().unwrap();
+        std::fs::write(&file, vec![8u8; 100_000]).unwrap();
+        let mut read = vec![0u8; data.len()];
+        copy.read_exact_at(&mut read, 0).unwrap();
+        assert_eq!(read, data);
+        // `put` of the right bytes replaces the wrong link with its own copy.
+        refs.put(&sha, &data).unwrap();
+        assert_eq!(refs.get(&sha).unwrap(), Some(data.clone()));
+        // A link rewritten in place is found wrong by `get` and removed.
+        let other = vec![9u8; 50_000];
+        std::fs::write(&file, &other).unwrap();
+        let listed = crate::source::file_fingerprint(&std::fs::metadata(&file).unwrap());
+        let sha2 = Sha256::of(&other);
+        assert!(matches!(refs.link(&sha2, &file, &listed).unwrap(), Link::Made(_)));
+        std::fs::write(&file, vec![1u8; 50_000]).unwrap();
+        assert_eq!(refs.get(&sha2).unwrap(), None);
+        assert!(!refs.dir().join(sha2.to_hex()).exists());
+        // No snapshot or temporary file left.
+        let left: Vec<_> = std::fs::read_dir(refs.dir()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
 
     #[test]
     fn a_streamed_object_is_kept_whole_unless_over_the_limit() {
