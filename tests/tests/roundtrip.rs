@@ -228,7 +228,11 @@ fn copies_kept_as_links_are_checked_when_their_files_are_rewritten_in_place() {
     let objects = env.out_state.join("objects");
     let sha = |d: &[u8]| ferry_protocol::id::Sha256::of(d).to_hex();
     let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
-    for (path, data) in [("small.txt", &small), ("big.bin", &big), ("swapped.txt", &swapped)] {
+    for (path, data) in [
+        ("small.txt", &small),
+        ("big.bin", &big),
+        ("swapped.txt", &swapped),
+    ] {
         assert_eq!(
             ino(&env.src.join(path)),
             ino(&objects.join(sha(data))),
@@ -237,7 +241,11 @@ fn copies_kept_as_links_are_checked_when_their_files_are_rewritten_in_place() {
     }
     // The links changed the files' change times, yet nothing is read again.
     let r = env.export("m-none").expect_ok();
-    assert!(r.stdout.contains("no changes since bundle 1"), "{}", r.all());
+    assert!(
+        r.stdout.contains("no changes since bundle 1"),
+        "{}",
+        r.all()
+    );
 
     // Two files rewritten in place (their kept copies with them), one
     // replaced by a new file (its kept copy stays the old bytes).
@@ -250,7 +258,11 @@ fn copies_kept_as_links_are_checked_when_their_files_are_rewritten_in_place() {
     let before = ino(&env.src.join("small.txt"));
     env.write_src("small.txt", &small2);
     env.write_src("big.bin", &big2);
-    assert_eq!(ino(&env.src.join("small.txt")), before, "not rewritten in place");
+    assert_eq!(
+        ino(&env.src.join("small.txt")),
+        before,
+        "not rewritten in place"
+    );
     let tmp = env.src.join(".swapped.tmp");
     std::fs::write(&tmp, &swapped2).unwrap();
     std::fs::rename(&tmp, env.src.join("swapped.txt")).unwrap();

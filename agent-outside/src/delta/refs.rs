@@ -368,8 +368,14 @@ mod tests {
         std::fs::write(&file, &data).unwrap();
         let sha = Sha256::of(&data);
         let listed = crate::source::file_fingerprint(&std::fs::metadata(&file).unwrap());
-        assert!(matches!(refs.link(&sha, &file, &listed).unwrap(), Link::Made(_)));
-        assert!(matches!(refs.link(&sha, &file, &listed).unwrap(), Link::Kept));
+        assert!(matches!(
+            refs.link(&sha, &file, &listed).unwrap(),
+            Link::Made(_)
+        ));
+        assert!(matches!(
+            refs.link(&sha, &file, &listed).unwrap(),
+            Link::Kept
+        ));
         // Opened: a snapshot, which the file rewritten in place leaves as it was.
         let copy = refs.open(&sha, data.len() as u64).unwrap().unwrap();
         std::fs::write(&file, vec![8u8; 100_000]).unwrap();
@@ -384,7 +390,10 @@ mod tests {
         std::fs::write(&file, &other).unwrap();
         let listed = crate::source::file_fingerprint(&std::fs::metadata(&file).unwrap());
         let sha2 = Sha256::of(&other);
-        assert!(matches!(refs.link(&sha2, &file, &listed).unwrap(), Link::Made(_)));
+        assert!(matches!(
+            refs.link(&sha2, &file, &listed).unwrap(),
+            Link::Made(_)
+        ));
         std::fs::write(&file, vec![1u8; 50_000]).unwrap();
         assert_eq!(refs.get(&sha2).unwrap(), None);
         assert!(!refs.dir().join(sha2.to_hex()).exists());

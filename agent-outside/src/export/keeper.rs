@@ -19,12 +19,12 @@
 //! every link is made (`super::links`).
 
 use crate::delta::{Link, References, Stamp};
-use ferry_protocol::path::ObjectKey;
-use std::path::PathBuf;
 use anyhow::{anyhow, Context, Result};
 use ferry_protocol::id::{Sha256, Sha256Hasher};
+use ferry_protocol::path::ObjectKey;
 use std::cell::Cell;
 use std::io::Read;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
