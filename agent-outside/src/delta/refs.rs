@@ -263,10 +263,11 @@ impl References {
         let path = self.path(sha);
         match std::fs::metadata(&path) {
             Ok(m) if m.nlink() == 1 => return Ok(()),
-            Ok(m) if m.len() == data.len() as u64 => {
-                if std::fs::read(&path).is_ok_and(|kept| kept == data) {
-                    return Ok(());
-                }
+            Ok(m)
+                if m.len() == data.len() as u64
+                    && std::fs::read(&path).is_ok_and(|kept| kept == data) =>
+            {
+                return Ok(())
             }
             _ => {}
         }
