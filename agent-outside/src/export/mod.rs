@@ -478,7 +478,7 @@ pub fn copy_to_media(layout: &Layout, record: &BundleRecord, media_dir: &Path) -
         );
     }
     let pb = progress::bytes(record.bytes, "copying");
-    let n = write_dir_atomic(&from, &media_dir.join(&record.dir_name), |n| pb.inc(n))
+    let n = fsx::copy_dir_atomic(&from, &media_dir.join(&record.dir_name), |n| pb.inc(n))
         .with_context(|| {
             format!(
                 "cannot write bundle {} to {}",
@@ -488,57 +488,6 @@ pub fn copy_to_media(layout: &Layout, record: &BundleRecord, media_dir: &Path) -
         })?;
     pb.finish_and_clear();
     Ok(n)
-}
-
-/// Writes every regular file of the bundle directory `from` into a new
-/// directory `to`, atomically, as `fsx::copy_dir_atomic` does (into a
-/// temporary sibling, which readers skip, synced, then renamed into
-/// place), but each file as a hard link to the kept one when `to` is on the
-/// same filesystem: a bundle's files are synced when written and never
-/// written again (`sign` adds its manifest by a rename), so the medium gets
-/// the same bytes without a second write. Elsewhere (another filesystem:
-/// removable media) each file is copied and synced. An existing `to` is
-/// replaced.
-fn write_dir_atomic(from: &Path, to: &Path, mut on_bytes: impl FnMut(u64)) -> Result<u64> {
-    let tmp = fsx::tmp_name(to);
-    fsx::remove_dir_if_exists(&tmp)?;
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut entries: Vec<_> = std::fs::read_dir(from)
-        .with_context(|| format!("cannot read {}", from.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("cannot read {}", from.display()))?;
-    entries.sort_by_key(|e| e.file_name());
-    let mut total = 0;
-    let mut link = true;
-    for e in entries {
-        if !e.file_type()?.is_file() {
-            continue;
-        }
-        let dst = tmp.join(e.file_name());
-        let linked = link && std::fs::hard_link(e.path(), &dst).is_ok();
-        let n = if linked {
-            e.metadata()
-                .with_context(|| format!("cannot read {}", e.path().display()))?
-                .len()
-        } else {
-            // Not linked once: another filesystem; copy the rest.
-            link = false;
-            let n = std::fs::copy(e.path(), &dst).with_context(|| {
-                format!("cannot copy {} to {}", e.path().display(), dst.display())
-            })?;
-            File::open(&dst)
-                .and_then(|f| f.sync_all())
-                .with_context(|| format!("cannot sync {}", dst.display()))?;
-            n
-        };
-        total += n;
-        on_bytes(n);
-    }
-    fsx::sync_dir(&tmp)?;
-    fsx::remove_dir_if_exists(to)?;
-    std::fs::rename(&tmp, to).with_context(|| format!("cannot rename into {}", to.display()))?;
-    fsx::sync_dir(fsx::parent(to))?;
-    Ok(total)
 }
 
 /// The sources of a catalog as a map, for messages.
