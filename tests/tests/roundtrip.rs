@@ -205,3 +205,95 @@ fn large_changed_objects_stream_and_round_trip() {
     assert!(kept.contains(&sha(&mid2)), "{kept:?}");
     assert!(!kept.contains(&sha(&large2)), "{kept:?}");
 }
+
+#[test]
+fn copies_kept_as_links_are_checked_when_their_files_are_rewritten_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let mut cfg = std::fs::read_to_string(&env.config).unwrap();
+    cfg.push_str("link_copies = true\n");
+    std::fs::write(&env.config, cfg).unwrap();
+    // Under 1 MiB (kept by the keeper thread), over it (streamed), and one
+    // that will be replaced by a new file rather than rewritten.
+    let small = text_bytes(200_000, 21);
+    let big = random_bytes(3 << 20, 22);
+    let swapped = text_bytes(300_000, 23);
+    env.write_src("small.txt", &small);
+    env.write_src("big.bin", &big);
+    env.write_src("swapped.txt", &swapped);
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+
+    // The kept copies are the tree's files themselves.
+    let objects = env.out_state.join("objects");
+    let sha = |d: &[u8]| ferry_protocol::id::Sha256::of(d).to_hex();
+    let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
+    for (path, data) in [
+        ("small.txt", &small),
+        ("big.bin", &big),
+        ("swapped.txt", &swapped),
+    ] {
+        assert_eq!(
+            ino(&env.src.join(path)),
+            ino(&objects.join(sha(data))),
+            "{path}'s copy is not a link to it"
+        );
+    }
+    // The links changed the files' change times, yet nothing is read again.
+    let r = env.export("m-none").expect_ok();
+    assert!(
+        r.stdout.contains("no changes since bundle 1"),
+        "{}",
+        r.all()
+    );
+
+    // Two files rewritten in place (their kept copies with them), one
+    // replaced by a new file (its kept copy stays the old bytes).
+    let edit = |old: &[u8]| {
+        let mut new = b"inserted at the front".to_vec();
+        new.extend_from_slice(old);
+        new
+    };
+    let (small2, big2, swapped2) = (edit(&small), edit(&big), edit(&swapped));
+    let before = ino(&env.src.join("small.txt"));
+    env.write_src("small.txt", &small2);
+    env.write_src("big.bin", &big2);
+    assert_eq!(
+        ino(&env.src.join("small.txt")),
+        before,
+        "not rewritten in place"
+    );
+    let tmp = env.src.join(".swapped.tmp");
+    std::fs::write(&tmp, &swapped2).unwrap();
+    std::fs::rename(&tmp, env.src.join("swapped.txt")).unwrap();
+
+    let r = env.export("m2").expect_ok();
+    // The rewritten copies are found wrong and not used: their objects
+    // ship whole, named; the replaced file is patched against its copy.
+    assert!(
+        r.stderr.contains(&sha(&small)) && r.stderr.contains(&sha(&big)),
+        "{}",
+        r.all()
+    );
+    assert!(r.stderr.contains("is damaged"), "{}", r.all());
+    assert!(
+        r.stdout.contains("patched 1 changed objects"),
+        "{}",
+        r.all()
+    );
+    env.import("m2").expect_ok();
+    assert_eq!(env.applied_sequence(), 2);
+    assert_eq!(tree_digest(&env.src), env.served_digest("tools"));
+
+    // The next versions are patched against the copies this export kept.
+    env.write_src("small.txt", &edit(&small2));
+    env.write_src("big.bin", &edit(&big2));
+    let r = env.export("m3").expect_ok();
+    env.import("m3").expect_ok();
+    assert_eq!(tree_digest(&env.src), env.served_digest("tools"));
+    assert!(
+        r.stdout.contains("patched 2 changed objects"),
+        "{}",
+        r.all()
+    );
+}

@@ -26,7 +26,7 @@ mod windows;
 
 pub(crate) use predecessor::Families;
 pub(crate) use recipes::Recipes;
-pub(crate) use refs::References;
+pub(crate) use refs::{Link, References, Stamp};
 
 use anyhow::{bail, Context, Result};
 use ferry_protocol::catalog::{Base, BaseForm, FileObject};

@@ -7,26 +7,136 @@
 //! then ships whole), and copies no longer in the catalog are removed after
 //! each export. Copies are written without syncing (`write_cache_file`):
 //! the check on read catches a copy a crash tore.
+//!
+//! A copy may also be a hard link to the source's own file (`link`: the
+//! `files` source's `link_copies`), which costs no write. Such a copy
+//! changes if the source's file is rewritten in place, so it is trusted no
+//! more than a byte copy: [`References::get`] checks the bytes it read, and
+//! [`References::open`] gives a copy shared with another name (more than one
+//! link) as a private snapshot, whose bytes the caller checks, so nothing
+//! read after a check can differ from what was checked.
 
 use anyhow::{Context, Result};
 use ferry_protocol::id::Sha256;
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The directory of kept objects.
 #[derive(Clone)]
 pub(crate) struct References {
     dir: PathBuf,
+    /// Set once a link was refused (another filesystem, or not allowed):
+    /// copies are then written.
+    no_links: Arc<AtomicBool>,
+    /// The directory's device, once looked up (created if need be).
+    device: Arc<OnceLock<u64>>,
+}
+
+/// What [`References::link`] did.
+pub(crate) enum Link {
+    /// Linked: the file as it was when linked (its change time aside, which
+    /// the link itself changed).
+    Made(Stamp),
+    /// A copy of that digest is kept already: nothing done.
+    Kept,
+    /// Not linked (the file changed since it was listed, or links do not
+    /// work here): the caller keeps a byte copy, or none.
+    Refused,
+}
+
+/// What a linked file must still have for its listing after the link to
+/// stand for the bytes read (`crate::export`'s fingerprints after links).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Stamp {
+    size: u64,
+    mtime: (i64, i64),
+    ino: u64,
+    dev: u64,
+}
+
+impl Stamp {
+    /// The stamp of `md`.
+    pub(crate) fn of(md: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            size: md.size(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ino: md.ino(),
+            dev: md.dev(),
+        }
+    }
 }
 
 impl References {
     /// The store at `dir` (created on first write).
     pub(crate) fn new(dir: PathBuf) -> Self {
-        References { dir }
+        References {
+            dir,
+            no_links: Arc::default(),
+            device: Arc::default(),
+        }
+    }
+
+    /// Creates the directory if need be; its device.
+    fn made(&self) -> Result<u64> {
+        if let Some(d) = self.device.get() {
+            return Ok(*d);
+        }
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        let dev = std::fs::metadata(&self.dir)
+            .with_context(|| format!("cannot read {}", self.dir.display()))?
+            .dev();
+        Ok(*self.device.get_or_init(|| dev))
+    }
+
+    /// Whether a copy of the file at `from` may be a link (the same
+    /// filesystem, and no link refused so far).
+    pub(crate) fn may_link(&self, from: &Path) -> Result<bool> {
+        if self.no_links.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let dev = self.made()?;
+        Ok(std::fs::symlink_metadata(from).is_ok_and(|m| m.dev() == dev))
+    }
+
+    /// Keeps the copy of object `sha` as a hard link to the file `from`,
+    /// read for it, if that file still has the fingerprint it was listed
+    /// with (`listed`, [`crate::source::file_fingerprint`]).
+    pub(crate) fn link(&self, sha: &Sha256, from: &Path, listed: &str) -> Result<Link> {
+        if self.no_links.load(Ordering::Relaxed) {
+            return Ok(Link::Refused);
+        }
+        let path = self.path(sha);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Ok(Link::Kept);
+        }
+        let md = match std::fs::symlink_metadata(from) {
+            Ok(md) if md.is_file() && crate::source::file_fingerprint(&md) == listed => md,
+            _ => return Ok(Link::Refused),
+        };
+        self.made()?;
+        match std::fs::hard_link(from, &path) {
+            Ok(()) => Ok(Link::Made(Stamp::of(&md))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Link::Kept),
+            Err(e) => {
+                if !self.no_links.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "ferry-out: note: cannot link {} into {} ({e}); the copies kept for \
+                         the next patches are written instead",
+                        from.display(),
+                        self.dir.display()
+                    );
+                }
+                Ok(Link::Refused)
+            }
+        }
     }
 
     /// Where the copies are.
-    pub(crate) fn dir(&self) -> &std::path::Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -40,6 +150,9 @@ impl References {
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return self.unreadable(sha, &e)
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         if Sha256::of(&data) != *sha {
@@ -52,16 +165,28 @@ impl References {
     /// The copy of object `sha`, opened for reading, if kept at its size
     /// `len` (a copy of another size is damaged: removed, as by [`get`]).
     /// Its digest is not checked here: the caller reads it whole and checks
-    /// it, and calls [`References::damaged`] if it does not hold.
+    /// it, and calls [`References::damaged`] if it does not hold. A copy
+    /// that is also another name's file (a link to the source's file) is
+    /// given as a private snapshot, so that it cannot change between that
+    /// check and the caller's later reads.
     ///
     /// [`get`]: References::get
     pub(crate) fn open(&self, sha: &Sha256, len: u64) -> Result<Option<std::fs::File>> {
         let path = self.path(sha);
-        let file = match std::fs::File::open(&path) {
+        let mut file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return self.unreadable(sha, &e)
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
+        let md = file
+            .metadata()
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if md.nlink() > 1 && md.len() == len {
+            file = self.snapshot(&mut file, &path)?;
+        }
         let size = file
             .metadata()
             .with_context(|| format!("cannot read {}", path.display()))?
@@ -73,11 +198,47 @@ impl References {
         Ok(Some(file))
     }
 
+    /// A private copy of `file` (the copy at `path`, shared with another
+    /// name), in an unnamed file of the directory.
+    fn snapshot(&self, file: &mut std::fs::File, path: &Path) -> Result<std::fs::File> {
+        use std::io::{Seek, SeekFrom};
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".snapshot.{}.{n}.tmp", std::process::id()));
+        let mut copy = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let _ = std::fs::remove_file(&tmp);
+        std::io::copy(file, &mut copy)
+            .and_then(|_| copy.seek(SeekFrom::Start(0)))
+            .with_context(|| format!("cannot copy {} to {}", path.display(), tmp.display()))?;
+        Ok(copy)
+    }
+
+    /// A copy this process may not read (a link to a file whose mode
+    /// changed): dropped with a warning, as if not kept.
+    fn unreadable<T>(&self, sha: &Sha256, e: &std::io::Error) -> Result<Option<T>> {
+        let path = self.path(sha);
+        eprintln!(
+            "ferry-out: warning: cannot read {} ({e}); removed, the objects patched against \
+             it ship whole",
+            path.display()
+        );
+        self.drop_copy(sha)?;
+        Ok(None)
+    }
+
     /// Removes the copy of `sha`, found damaged, with a warning.
     pub(crate) fn damaged(&self, sha: &Sha256) -> Result<()> {
         let path = self.path(sha);
         eprintln!(
-            "ferry-out: warning: {} is damaged (its SHA-256 differs from its name); removed, \
+            "ferry-out: warning: {} is damaged (its SHA-256 differs from its name; a copy \
+             kept as a link changes when its source's file is rewritten in place); removed, \
              the objects patched against it ship whole",
             path.display()
         );
@@ -96,13 +257,21 @@ impl References {
     }
 
     /// Keeps a copy of `data`, whose SHA-256 is `sha`.
+    /// A copy that is also another name's file (a link to a source's file)
+    /// is kept if it still holds `data`, else replaced by a copy of its own.
     pub(crate) fn put(&self, sha: &Sha256, data: &[u8]) -> Result<()> {
         let path = self.path(sha);
-        if path.exists() {
-            return Ok(());
+        match std::fs::metadata(&path) {
+            Ok(m) if m.nlink() == 1 => return Ok(()),
+            Ok(m)
+                if m.len() == data.len() as u64
+                    && std::fs::read(&path).is_ok_and(|kept| kept == data) =>
+            {
+                return Ok(())
+            }
+            _ => {}
         }
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        self.made()?;
         super::write_cache_file(&path, data)
     }
 
@@ -110,8 +279,7 @@ impl References {
     /// only at the end): see [`Teed`]. At most `limit` bytes are kept; a
     /// larger object leaves no copy.
     pub(crate) fn tee<R: std::io::Read>(&self, inner: R, limit: u64) -> Result<Teed<R>> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        self.made()?;
         let tmp = self.dir.join(".streaming.tmp");
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -190,6 +358,50 @@ impl<R: std::io::Read> std::io::Read for Teed<R> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn a_linked_copy_is_opened_as_a_snapshot_and_checked_by_get() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let refs = References::new(dir.path().join("objects"));
+        let file = dir.path().join("f");
+        let data = vec![7u8; 100_000];
+        std::fs::write(&file, &data).unwrap();
+        let sha = Sha256::of(&data);
+        let listed = crate::source::file_fingerprint(&std::fs::metadata(&file).unwrap());
+        assert!(matches!(
+            refs.link(&sha, &file, &listed).unwrap(),
+            Link::Made(_)
+        ));
+        assert!(matches!(
+            refs.link(&sha, &file, &listed).unwrap(),
+            Link::Kept
+        ));
+        // Opened: a snapshot, which the file rewritten in place leaves as it was.
+        let copy = refs.open(&sha, data.len() as u64).unwrap().unwrap();
+        std::fs::write(&file, vec![8u8; 100_000]).unwrap();
+        let mut read = vec![0u8; data.len()];
+        copy.read_exact_at(&mut read, 0).unwrap();
+        assert_eq!(read, data);
+        // `put` of the right bytes replaces the wrong link with its own copy.
+        refs.put(&sha, &data).unwrap();
+        assert_eq!(refs.get(&sha).unwrap(), Some(data.clone()));
+        // A link rewritten in place is found wrong by `get` and removed.
+        let other = vec![9u8; 50_000];
+        std::fs::write(&file, &other).unwrap();
+        let listed = crate::source::file_fingerprint(&std::fs::metadata(&file).unwrap());
+        let sha2 = Sha256::of(&other);
+        assert!(matches!(
+            refs.link(&sha2, &file, &listed).unwrap(),
+            Link::Made(_)
+        ));
+        std::fs::write(&file, vec![1u8; 50_000]).unwrap();
+        assert_eq!(refs.get(&sha2).unwrap(), None);
+        assert!(!refs.dir().join(sha2.to_hex()).exists());
+        // No snapshot or temporary file left.
+        let left: Vec<_> = std::fs::read_dir(refs.dir()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
 
     #[test]
     fn a_streamed_object_is_kept_whole_unless_over_the_limit() {

@@ -11,12 +11,20 @@
 //! A larger object streams through the chunker; its SHA-256 and its copy
 //! are made by a [`Digest`] thread from the blocks the scan thread reads,
 //! so that thread only cuts the object and hashes its chunks.
+//!
+//! The copy of a file the source lists as local ([`Linkable`]) is kept as
+//! a hard link to it instead (no write), if it still has the fingerprint it
+//! was listed with; the link changes the file's change time, so each file
+//! linked is listed ([`Linked`]) for its fingerprint to be taken again once
+//! every link is made (`super::links`).
 
-use crate::delta::References;
+use crate::delta::{Link, References, Stamp};
 use anyhow::{anyhow, Context, Result};
 use ferry_protocol::id::{Sha256, Sha256Hasher};
+use ferry_protocol::path::ObjectKey;
 use std::cell::Cell;
 use std::io::Read;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -33,13 +41,57 @@ const BATCH_BYTES: usize = 1 << 20;
 /// [`KEEP_AHEAD`], at most 16 MiB besides the batch being gathered.
 const QUEUE: usize = 8;
 
-/// Copies to write: each object's digest and bytes.
-type Batch = Vec<(Sha256, Vec<u8>)>;
+/// A local file whose kept copy may be a link to it.
+pub(super) struct Linkable {
+    /// The object's key.
+    pub(super) key: ObjectKey,
+    /// Where the file is.
+    pub(super) path: PathBuf,
+    /// Its fingerprint when listed.
+    pub(super) fingerprint: String,
+}
+
+/// A file whose kept copy is a link to it, made by this export.
+pub(super) struct Linked {
+    pub(super) key: ObjectKey,
+    pub(super) path: PathBuf,
+    /// The file as it was when linked.
+    pub(super) stamp: Stamp,
+}
+
+/// Copies to write: each object's digest and bytes, and the file they were
+/// read from when its copy may be a link to it.
+type Batch = Vec<(Sha256, Vec<u8>, Option<Linkable>)>;
+
+/// Keeps the copy of `sha` (bytes `data`) as a link to `local` when it
+/// may be, else as a copy of `data`; the link made, if any.
+pub(super) fn keep_one(
+    refs: &References,
+    sha: &Sha256,
+    data: &[u8],
+    local: Option<Linkable>,
+) -> Result<Option<Linked>> {
+    if let Some(l) = local {
+        match refs.link(sha, &l.path, &l.fingerprint)? {
+            Link::Made(stamp) => {
+                return Ok(Some(Linked {
+                    key: l.key,
+                    path: l.path,
+                    stamp,
+                }))
+            }
+            Link::Kept => return Ok(None),
+            Link::Refused => {}
+        }
+    }
+    refs.put(sha, data)?;
+    Ok(None)
+}
 
 /// The keeper thread and the way to it.
 pub(super) struct Keeper {
     tx: Option<mpsc::SyncSender<Batch>>,
-    thread: Option<JoinHandle<Result<()>>>,
+    thread: Option<JoinHandle<Result<Vec<Linked>>>>,
     /// Copies not sent yet, and their bytes.
     batch: Batch,
     bytes: usize,
@@ -51,13 +103,14 @@ impl Keeper {
         let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
         let thread = std::thread::Builder::new()
             .name("ferry-keeper".into())
-            .spawn(move || -> Result<()> {
+            .spawn(move || -> Result<Vec<Linked>> {
+                let mut linked = Vec::new();
                 for batch in rx {
-                    for (sha, data) in batch {
-                        refs.put(&sha, &data)?;
+                    for (sha, data, local) in batch {
+                        linked.extend(keep_one(&refs, &sha, &data, local)?);
                     }
                 }
-                Ok(())
+                Ok(linked)
             })
             .context("cannot start the thread that keeps object copies")?;
         Ok(Keeper {
@@ -68,10 +121,16 @@ impl Keeper {
         })
     }
 
-    /// Queues the copy of object `sha`, whose bytes are `data`.
-    pub(super) fn keep(&mut self, sha: Sha256, data: Vec<u8>) -> Result<()> {
+    /// Queues the copy of object `sha`, whose bytes are `data` (a link to
+    /// `local` if it may be).
+    pub(super) fn keep(
+        &mut self,
+        sha: Sha256,
+        data: Vec<u8>,
+        local: Option<Linkable>,
+    ) -> Result<()> {
         self.bytes += data.len();
-        self.batch.push((sha, data));
+        self.batch.push((sha, data, local));
         if self.bytes < BATCH_BYTES {
             return Ok(());
         }
@@ -96,14 +155,14 @@ impl Keeper {
         }
     }
 
-    /// Waits until every queued copy is written.
-    pub(super) fn finish(&mut self) -> Result<()> {
+    /// Waits until every queued copy is written; the links made.
+    pub(super) fn finish(&mut self) -> Result<Vec<Linked>> {
         if self.tx.is_some() {
             self.send()?;
         }
         drop(self.tx.take());
         match self.thread.take().map(JoinHandle::join) {
-            None => Ok(()),
+            None => Ok(Vec::new()),
             Some(Ok(written)) => written,
             Some(Err(_)) => Err(anyhow!("the thread that keeps object copies panicked")),
         }
@@ -368,7 +427,7 @@ mod tests {
             })
             .collect();
         for o in &objects {
-            keeper.keep(Sha256::of(o), o.clone()).unwrap();
+            keeper.keep(Sha256::of(o), o.clone(), None).unwrap();
         }
         keeper.finish().unwrap();
         for o in &objects {

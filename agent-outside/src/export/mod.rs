@@ -42,6 +42,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 mod keeper;
+mod links;
 pub mod rebase;
 mod scanner;
 mod seen;

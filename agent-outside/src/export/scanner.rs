@@ -22,7 +22,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::sync::mpsc;
 
-use super::keeper::{Digest, Keeper, KEEP_AHEAD};
+use super::keeper::{Digest, Keeper, Linkable, Linked, KEEP_AHEAD};
 use super::seen::Seen;
 use super::{volume_error, ExportOptions, VolumeFiles};
 
@@ -177,6 +177,7 @@ pub(super) fn scan_and_pack(
         pending: VecDeque::new(),
         pending_keys: HashSet::new(),
         inflight_bytes: 0,
+        linked: Vec::new(),
     };
     let scanned = sources
         .iter()
@@ -192,9 +193,10 @@ pub(super) fn scan_and_pack(
         pb,
         mut changes,
         seen,
-        scan,
+        mut scan,
         bytes_read,
         report,
+        linked,
         ..
     } = scanner;
     drop(outbox);
@@ -210,7 +212,16 @@ pub(super) fn scan_and_pack(
         (Err(e), _) => return Err(e),
         (Ok(()), Ok(b)) => b,
     };
-    kept?;
+    let mut kept = kept?;
+    kept.extend(linked);
+    if !kept.is_empty() {
+        let mut after = super::links::fingerprints_after(kept, &layout.objects())?;
+        for (key, fingerprint) in &mut scan {
+            if let Some(f) = after.remove(key) {
+                *fingerprint = f;
+            }
+        }
+    }
     // Removed: the last catalog's objects no source listed.
     changes.removes = seen.removed(last)?;
     ferry_protocol::catalog::validate_changes(last, &changes)
@@ -320,6 +331,8 @@ struct Scanner<'a> {
     pending: VecDeque<(ObjectKey, Pending, Option<ScanSlot>)>,
     pending_keys: HashSet<ObjectKey>,
     inflight_bytes: u64,
+    /// Files whose kept copies the scan thread made as links to them.
+    linked: Vec<Linked>,
 }
 
 /// The fingerprint an object goes under in its row.
@@ -390,7 +403,8 @@ impl Scanner<'_> {
             source: name.to_string(),
             path: item.path.clone(),
         };
-        let fingerprint = match &item.kind {
+        let (item_kind, local) = local_as_file(item.kind);
+        let fingerprint = match &item_kind {
             ItemKind::File { fingerprint, .. } => fingerprint.as_deref(),
             _ => None,
         };
@@ -404,7 +418,9 @@ impl Scanner<'_> {
         if listed || self.pending_keys.contains(&key) {
             bail!("two items at path {:?}", item.path);
         }
-        let object = match item.kind {
+        let object = match item_kind {
+            // Made a `File` by `local_as_file` above.
+            ItemKind::Local { .. } => bail!("{}: a local file was not opened", item.path),
             ItemKind::Symlink { target } => Object::Symlink { target },
             ItemKind::Keep => match self.last.object(&key)? {
                 Some(o) => o,
@@ -441,9 +457,19 @@ impl Scanner<'_> {
                 }
                 // Read again: its fingerprint is written into its row.
                 let reader = open().with_context(|| item.path.clone())?;
+                let local = local.map(|(path, fingerprint)| Linkable {
+                    key: key.clone(),
+                    path,
+                    fingerprint,
+                });
                 let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
                     Some(_) => self.cut_adopted(reader, executable),
-                    None => self.encode_object(&key, item.predecessor.as_ref(), reader, executable),
+                    None => self.encode_object(
+                        &key,
+                        item.predecessor.as_ref(),
+                        reader,
+                        (executable, local),
+                    ),
                 }
                 .with_context(|| format!("cannot read {}", item.path))?;
                 let f = encoded.whole();
@@ -504,13 +530,14 @@ impl Scanner<'_> {
     /// against its predecessor (`hint`, the source's guess, first; on the
     /// analysis pool) when one is kept.
     /// Objects over the delta size bound stream through
-    /// [`Scanner::chunk_object`] without being held in memory.
+    /// [`Scanner::chunk_object`] without being held in memory. A new
+    /// object's copy is a link to its file when it may be (`local`).
     fn encode_object(
         &mut self,
         key: &ObjectKey,
         hint: Option<&ObjectKey>,
         mut reader: Box<dyn Read>,
-        executable: bool,
+        (executable, local): (bool, Option<Linkable>),
     ) -> Result<Encoded> {
         let Some(level) = self.delta.level else {
             return Ok(Encoded::Ready(self.chunk_object(reader, executable)?));
@@ -530,13 +557,13 @@ impl Scanner<'_> {
             if head.len() as u64 <= KEEP_AHEAD.min(self.delta.max_object) {
                 head.shrink_to_fit();
                 let whole = self.chunk_object(&head[..], executable)?;
-                self.keeper.keep(whole.sha256, head)?;
+                self.keeper.keep(whole.sha256, head, local)?;
                 self.report.whole += 1;
                 self.report.whole_bytes += whole.size;
                 return Ok(Encoded::Ready(whole));
             }
             let reader = std::io::Cursor::new(head).chain(reader);
-            let whole = self.chunk_streamed(reader, executable)?;
+            let whole = self.chunk_streamed(reader, executable, local)?;
             self.report.whole += 1;
             self.report.whole_bytes += whole.size;
             return Ok(Encoded::Ready(whole));
@@ -876,12 +903,23 @@ impl Scanner<'_> {
     /// [`Scanner::chunk_object`] of an object streaming through, whose
     /// SHA-256 and copy (the next patch's base) a [`Digest`] thread makes
     /// from the same blocks while this thread cuts and hashes the chunks.
+    /// The copy of a local file that may be linked is a link to it, made
+    /// once the object is read (the digest thread then writes none).
     fn chunk_streamed(
         &mut self,
         reader: impl std::io::Read,
         executable: bool,
+        local: Option<Linkable>,
     ) -> Result<FileObject> {
-        let side = Digest::start(self.refs.clone(), self.delta.max_object)?;
+        let local = match local {
+            Some(l) if self.refs.may_link(&l.path)? => Some(l),
+            _ => None,
+        };
+        let limit = match local {
+            Some(_) => 0,
+            None => self.delta.max_object,
+        };
+        let side = Digest::start(self.refs.clone(), limit)?;
         let (have, carried, outbox, pb) =
             (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
         let cut = cut_chunks_undigested(side.reader(reader), |id, data| {
@@ -894,12 +932,47 @@ impl Scanner<'_> {
         let (refs, size) = cut?;
         let sha256 =
             digest.ok_or_else(|| anyhow!("the thread that digests objects stopped early"))?;
+        if let Some(l) = local.filter(|_| size <= self.delta.max_object) {
+            if let delta::Link::Made(stamp) = self.refs.link(&sha256, &l.path, &l.fingerprint)? {
+                self.linked.push(Linked {
+                    key: l.key,
+                    path: l.path,
+                    stamp,
+                });
+            }
+        }
         Ok(FileObject {
             size,
             sha256,
             executable,
             encoding: Encoding::Chunks(refs),
         })
+    }
+}
+
+/// An item's kind with a local file made a [`ItemKind::File`] the
+/// exporter opens, and that file's path and fingerprint beside it.
+fn local_as_file(kind: ItemKind) -> (ItemKind, Option<(std::path::PathBuf, String)>) {
+    match kind {
+        ItemKind::Local {
+            executable,
+            fingerprint,
+            path,
+        } => {
+            let at = path.clone();
+            let file = ItemKind::File {
+                executable,
+                fingerprint: Some(fingerprint.clone()),
+                expected_sha256: None,
+                open: Box::new(move || {
+                    let f = std::fs::File::open(&at)
+                        .with_context(|| format!("cannot open {}", at.display()))?;
+                    Ok(Box::new(f) as Box<dyn Read>)
+                }),
+            };
+            (file, Some((path, fingerprint)))
+        }
+        other => (other, None),
     }
 }
 

@@ -12,7 +12,7 @@ use ferry_formats::rpm::{Checksum, ChecksumKind};
 use ferry_protocol::catalog::SourceKind;
 use ferry_protocol::id::Sha256;
 use serde::Deserialize;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 /// The settings of a `type = "files"` source.
@@ -24,6 +24,14 @@ pub struct FilesSettings {
     /// URLs to fetch: strings, or tables `{ url, sha256, path }`.
     #[serde(default)]
     pub urls: Vec<UrlEntry>,
+    /// Keep the copies of the tree's files that the next export patches
+    /// against as hard links to them instead of byte copies, when the state
+    /// is on the same filesystem. Only for a tree whose files are replaced
+    /// (rsync without `--inplace`, `cp -al`, `tar x`), never rewritten in
+    /// place: a file rewritten in place rewrites its kept copy too, which is
+    /// then found wrong and its next version ships whole.
+    #[serde(default)]
+    pub link_copies: bool,
 }
 
 /// A files source.
@@ -32,6 +40,7 @@ pub struct FilesSource {
     root: Option<PathBuf>,
     urls: Vec<UrlEntry>,
     client: Client,
+    link_copies: bool,
 }
 
 impl FilesSource {
@@ -57,6 +66,7 @@ impl FilesSource {
             root: settings.path,
             urls: settings.urls,
             client,
+            link_copies: settings.link_copies,
         })
     }
 
@@ -120,7 +130,7 @@ impl FilesSource {
                 let md = entry
                     .metadata()
                     .with_context(|| format!("cannot read {}", entry.path().display()))?;
-                sink(file_item(path, entry.path(), &md))?;
+                sink(file_item(path, entry.path(), &md, self.link_copies))?;
             } else {
                 eprintln!(
                     "ferry-out: warning: source {:?}: skipping {path} (not a regular file)",
@@ -159,22 +169,20 @@ impl FilesSource {
     }
 }
 
-/// The item of the regular file `full` (metadata `md`), at `path`.
-fn file_item(path: String, full: PathBuf, md: &std::fs::Metadata) -> Item {
-    let fingerprint = format!(
-        "{}:{}.{}:{}.{}:{}",
-        md.size(),
-        md.mtime(),
-        md.mtime_nsec(),
-        md.ctime(),
-        md.ctime_nsec(),
-        md.ino()
-    );
-    Item {
-        path,
-        predecessor: None,
-        kind: ItemKind::File {
-            executable: md.permissions().mode() & 0o111 != 0,
+/// The item of the regular file `full` (metadata `md`), at `path`: a
+/// [`ItemKind::Local`] one when its kept copy may be a link (`link`).
+fn file_item(path: String, full: PathBuf, md: &std::fs::Metadata, link: bool) -> Item {
+    let fingerprint = super::file_fingerprint(md);
+    let executable = md.permissions().mode() & 0o111 != 0;
+    let kind = if link {
+        ItemKind::Local {
+            executable,
+            fingerprint,
+            path: full,
+        }
+    } else {
+        ItemKind::File {
+            executable,
             fingerprint: Some(fingerprint),
             expected_sha256: None,
             open: Box::new(move || {
@@ -182,7 +190,12 @@ fn file_item(path: String, full: PathBuf, md: &std::fs::Metadata) -> Item {
                     .with_context(|| format!("cannot open {}", full.display()))?;
                 Ok(Box::new(f) as Box<dyn std::io::Read>)
             }),
-        },
+        }
+    };
+    Item {
+        path,
+        predecessor: None,
+        kind,
     }
 }
 

@@ -71,6 +71,20 @@ pub enum ItemKind {
         /// Opens the content.
         open: Opener,
     },
+    /// A regular file of this host's filesystem that the exporter opens
+    /// itself and whose copy for the next patch it may keep as a hard link
+    /// to `path` instead of a byte copy (the `files` source's tree with
+    /// `link_copies`). The fingerprint is [`file_fingerprint`] of the file
+    /// when listed: the exporter links the file only while it still has it,
+    /// and fingerprints it again after the link (which changes its ctime).
+    Local {
+        /// Served with mode 0755.
+        executable: bool,
+        /// [`file_fingerprint`] of the file when it was listed.
+        fingerprint: String,
+        /// Where the file is.
+        path: PathBuf,
+    },
     /// A symbolic link, already normalized to stay inside the source.
     Symlink {
         /// Relative target.
@@ -80,6 +94,22 @@ pub enum ItemKind {
     /// without reading anything (a pinned package upstream no longer has).
     /// Ignored, with a warning, when the previous bundle had nothing there.
     Keep,
+}
+
+/// The fingerprint of a local file from its metadata: size, modification
+/// and change times, inode. Any write changes the change time, so a file
+/// whose fingerprint is the one recorded is not read again.
+pub fn file_fingerprint(md: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{}:{}.{}:{}.{}:{}",
+        md.size(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec(),
+        md.ino()
+    )
 }
 
 /// What a source may use while scanning besides its settings.
