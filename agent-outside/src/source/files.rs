@@ -325,6 +325,7 @@ mod tests {
             root: Some(tmp.path().into()),
             urls: Vec::new(),
             client: Client::new(&Default::default(), None).unwrap(),
+            link_copies: false,
         };
         let mut paths = Vec::new();
         source
