@@ -22,6 +22,7 @@ use super::{Manifest, COMPACT_FROM, HEADER_LEN, MAGIC, UNSIGNED_MAGIC};
 use crate::catalog::{Change, ChunkRef, Encoding, FileObject, Object};
 use crate::id::ChunkId;
 use crate::keys::SecretKey;
+use crate::path::ObjectKey;
 use std::io::{self, BufReader, Read, Write};
 
 /// Where a [`ManifestWriter`] keeps its columns while the changes go by.
@@ -167,21 +168,32 @@ impl<S: Spill> ManifestWriter<S> {
 
     /// Appends the next change of the manifest's list.
     pub fn push(&mut self, change: &Change) -> Result<(), WriteError> {
+        match change {
+            Change::Put { key, object } => self.push_put(key, object),
+            Change::Remove { key } => self.push_remove(key),
+        }
+    }
+
+    /// Appends the removal of `key` (the removals come after the puts).
+    pub fn push_remove(&mut self, key: &ObjectKey) -> Result<(), WriteError> {
+        self.push_key(key)?;
+        Ok(self.cols[KINDS].put(&[REMOVE])?)
+    }
+
+    /// The key of the next change, front-coded after the one before.
+    fn push_key(&mut self, key: &ObjectKey) -> Result<(), WriteError> {
         self.a.clear();
         self.b.clear();
-        front_code(
-            change.key(),
-            (&mut self.prev, &mut self.text),
-            &mut self.a,
-            &mut self.b,
-        );
+        front_code(key, (&mut self.prev, &mut self.text), &mut self.a, &mut self.b);
         self.cols[KEY_LENS].put(&self.a)?;
         self.cols[KEY_BYTES].put(&self.b)?;
         self.changes += 1;
-        let object = match change {
-            Change::Remove { .. } => return Ok(self.cols[KINDS].put(&[REMOVE])?),
-            Change::Put { object, .. } => object,
-        };
+        Ok(())
+    }
+
+    /// Appends the put of `object` at `key` (the puts come in key order).
+    pub fn push_put(&mut self, key: &ObjectKey, object: &Object) -> Result<(), WriteError> {
+        self.push_key(key)?;
         if let Object::File(f) = object {
             self.oldest = self.oldest.max(f.format_version());
         }
