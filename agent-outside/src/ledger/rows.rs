@@ -914,7 +914,7 @@ mod tests {
                     Checkpoint(&'a Catalog),
                     Changes {
                         sources: &'a BTreeMap<String, SourceKind>,
-                        changes: &'a [Change],
+                        changes: &'a [ferry_protocol::catalog::Change],
                     },
                 }
                 let step = OldStep::Changes {
