@@ -46,8 +46,8 @@ pub mod rebase;
 mod scanner;
 mod seen;
 mod spill;
-use spill::FileSpill;
 use scanner::{scan_and_pack, Counted, Scanned};
+use spill::FileSpill;
 
 /// Settings of one export.
 pub struct ExportOptions {

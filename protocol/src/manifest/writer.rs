@@ -184,7 +184,12 @@ impl<S: Spill> ManifestWriter<S> {
     fn push_key(&mut self, key: &ObjectKey) -> Result<(), WriteError> {
         self.a.clear();
         self.b.clear();
-        front_code(key, (&mut self.prev, &mut self.text), &mut self.a, &mut self.b);
+        front_code(
+            key,
+            (&mut self.prev, &mut self.text),
+            &mut self.a,
+            &mut self.b,
+        );
         self.cols[KEY_LENS].put(&self.a)?;
         self.cols[KEY_BYTES].put(&self.b)?;
         self.changes += 1;
