@@ -447,7 +447,10 @@ mod tests {
             .commit_unsigned(&Commit {
                 record: &record,
                 sources: &next.sources,
-                changes: &Catalog::default().diff(&next),
+                changes: &ferry_protocol::catalog::Changes::from_list(
+                    next.sources.clone(),
+                    Catalog::default().diff(&next),
+                ),
                 sums: ferry_protocol::catalog::Sums::of(next.objects.values()),
                 shipped: &[],
                 scan: &[],

@@ -347,6 +347,23 @@ impl<S: VolumeSink> BundleBuilder<S> {
         Self::checked(manifest, sink)
     }
 
+    /// Closes the last volume and returns the manifest of a change list
+    /// written apart ([`crate::manifest::ManifestWriter`], which takes this
+    /// head: every field but the changes) to a catalog of `sources` and
+    /// `sums`, checked as a receiver with default limits would (no check
+    /// reads the changes).
+    pub fn finish_head(
+        self,
+        sources: BTreeMap<String, SourceKind>,
+        sums: Sums,
+        stamp: Stamp,
+    ) -> Result<(Manifest, S), BuildError> {
+        let (head, sink) = self.manifest_of(sources, Vec::new(), sums, stamp)?;
+        head.check(&ReceiverLimits::default())
+            .map_err(BuildError::SelfCheck)?;
+        Ok((head, sink))
+    }
+
     /// The unsigned file of `manifest`, once checked as a receiver with
     /// default limits would.
     fn checked(manifest: Manifest, sink: S) -> Result<Unsigned<S>, BuildError> {
@@ -438,6 +455,10 @@ fn cut_all<R: Read, E: From<BuildError>>(
         });
         on_chunk(&c.id, c.data)?;
     }
+    // A change list holds every object's refs (a first export's, the whole
+    // catalog's): a vector grown by one push has room for 4 (144 bytes for
+    // the usual one chunk).
+    refs.shrink_to_fit();
     Ok(refs)
 }
 

@@ -28,7 +28,9 @@ use std::collections::HashSet;
 
 mod compact;
 mod unsigned;
+mod writer;
 pub use unsigned::{strip_signature, UnsignedManifest};
+pub use writer::{ManifestWriter, MemorySpill, Spill, WriteError, Written};
 
 /// First bytes of a manifest file.
 pub const MAGIC: &[u8; 8] = b"FERRYMAN";

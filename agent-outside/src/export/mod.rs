@@ -30,11 +30,11 @@ use crate::signing::SigningError;
 use crate::source::Source;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
-use ferry_protocol::builder::{BuildError, Position, Stamp, VolumeSink};
+use ferry_protocol::builder::{BuildError, BundleBuilder, Position, Stamp, VolumeSink};
 use ferry_protocol::catalog::{Catalog, Changes, DeltaStats, Object, Sums};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::keys::SecretKey;
-use ferry_protocol::manifest::Manifest;
+use ferry_protocol::manifest::{Manifest, ManifestWriter};
 use ferry_protocol::volume;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
@@ -46,7 +46,9 @@ mod links;
 pub mod rebase;
 mod scanner;
 mod seen;
+mod spill;
 use scanner::{scan_and_pack, Counted, Scanned};
+use spill::FileSpill;
 
 /// Settings of one export.
 pub struct ExportOptions {
@@ -106,24 +108,58 @@ fn stamp(
     })
 }
 
-/// Signs the manifest now or leaves it for `ferry-out sign`, writes it into
-/// the bundle directory `dir` (`manifest.ferry` or `manifest.unsigned`) and
-/// syncs the directory; returns the manifest and the file written.
-fn write_manifest<S>(
+/// Writes the manifest of `changes` (to a catalog of `sums`), signed now or
+/// left for `ferry-out sign`, into the bundle directory `dir`
+/// (`manifest.ferry` or `manifest.unsigned`), and syncs the directory.
+/// Returns the manifest (without its changes when they were streamed) and
+/// the file written.
+///
+/// A change list of [`ManifestWriter::streams`] size (a first export's is
+/// the whole catalog) is streamed into the writer's columns, kept in
+/// unlinked files in `dir` ([`spill::FileSpill`]): no copy of it is made
+/// (no change list, columns or frame beside the map the scan made). The
+/// bytes are the same as the in-memory writer's.
+fn write_manifest(
     dir: &Path,
-    unsigned: ferry_protocol::builder::Unsigned<S>,
+    builder: BundleBuilder<VolumeFiles>,
+    changes: &Changes,
+    (sums, stamp): (Sums, Stamp),
     signing: Signing<'_>,
 ) -> Result<(Manifest, Vec<u8>)> {
-    let (name, manifest, file) = match signing {
-        Signing::Now(key) => {
-            let built = unsigned.sign(key);
-            (media::MANIFEST_FILE, built.manifest, built.file)
+    let name = match signing {
+        Signing::Now(_) => media::MANIFEST_FILE,
+        Signing::Separate => media::UNSIGNED_MANIFEST_FILE,
+    };
+    let count = changes.puts.len() + changes.removes.len();
+    let (manifest, file) = if ManifestWriter::<FileSpill>::streams(count, builder.chunks().len()) {
+        let (head, _volumes) = builder
+            .finish_head(changes.sources.clone(), sums, stamp)
+            .map_err(|e| volume_error(dir, e))?;
+        let cannot = || format!("cannot write the manifest in {}", dir.display());
+        let mut w = ManifestWriter::new(FileSpill::new(dir)).with_context(cannot)?;
+        for (key, object) in &changes.puts {
+            w.push_put(key, object).with_context(cannot)?;
         }
-        Signing::Separate => (
-            media::UNSIGNED_MANIFEST_FILE,
-            unsigned.manifest,
-            unsigned.file,
-        ),
+        for key in &changes.removes {
+            w.push_remove(key).with_context(cannot)?;
+        }
+        let written = w.finish(&head).with_context(cannot)?;
+        let file = match signing {
+            Signing::Now(key) => written.sign(key),
+            Signing::Separate => written.file,
+        };
+        (head, file)
+    } else {
+        let unsigned = builder
+            .finish_unsigned_changes(changes.clone(), sums, stamp)
+            .map_err(|e| volume_error(dir, e))?;
+        match signing {
+            Signing::Now(key) => {
+                let built = unsigned.sign(key);
+                (built.manifest, built.file)
+            }
+            Signing::Separate => (unsigned.manifest, unsigned.file),
+        }
     };
     fsx::write_atomic(&dir.join(name), &file)?;
     fsx::sync_dir(dir)?;
@@ -163,9 +199,9 @@ pub fn export_at(
 }
 
 /// What an export has made before its ledger commit: the scan's results,
-/// the manifest and its file, the next catalog's sums and the counts of its
-/// changes.
-type Built = (Scanned, Manifest, Vec<u8>, Sums, DeltaStats);
+/// its changes, the manifest (without its changes if they were streamed)
+/// and its file, the next catalog's sums and the counts of its changes.
+type Built = (Scanned, Changes, Manifest, Vec<u8>, Sums, DeltaStats);
 
 /// [`export_at`], signed now or left for `ferry-out sign`. Refused while an
 /// earlier bundle awaits its signature.
@@ -215,14 +251,11 @@ pub fn export_with(
         let (sums, stats) = sums_after(&last, &scanned.changes)?;
         let mut scanned = scanned;
         let changes = std::mem::take(&mut scanned.changes);
-        let unsigned = builder
-            .finish_unsigned_changes(changes, sums, stamp)
-            .map_err(|e| volume_error(&tmp, e))
+        let (manifest, file) = write_manifest(&tmp, builder, &changes, (sums, stamp), signing)
             .with_context(|| format!("bundle {}", position.sequence))?;
-        let (manifest, file) = write_manifest(&tmp, unsigned, signing)?;
-        Ok(Some((scanned, manifest, file, sums, stats)))
+        Ok(Some((scanned, changes, manifest, file, sums, stats)))
     })();
-    let (scanned, mut manifest, file, sums, stats) = match result {
+    let (scanned, changes, manifest, file, sums, stats) = match result {
         Ok(Some(r)) => r,
         Ok(None) => {
             fsx::remove_dir_if_exists(&tmp)?;
@@ -243,11 +276,9 @@ pub fn export_with(
 
     let record = bundle_record(stats, &manifest, &file, dir_name);
     let shipped: Vec<ChunkId> = manifest.chunks.iter().map(|c| c.id).collect();
-    // The manifest's changes (every object put) update the ledger's rows
-    // of the catalog; the rest of the manifest is not held through the
-    // commit.
-    let changes = std::mem::take(&mut manifest.changes);
-    let sources = std::mem::take(&mut manifest.sources);
+    // The changes (every object put) update the ledger's rows of the
+    // catalog; the manifest is not held through the commit.
+    let sources = changes.sources.clone();
     drop((manifest, file, last));
     let signed = matches!(signing, Signing::Now(_));
     let commit = Commit {
@@ -263,7 +294,8 @@ pub fn export_with(
     } else {
         ledger.commit_unsigned(&commit)?;
     }
-    let checkpoint = !ledger::stores_changes(position.sequence, changes.len(), sums.objects);
+    let count = changes.puts.len() + changes.removes.len();
+    let checkpoint = !ledger::stores_changes(position.sequence, count, sums.objects);
     drop(changes);
     prune_copies(layout, ledger, checkpoint && position.sequence > 1)?;
     Ok(Some(Exported {

@@ -16,7 +16,7 @@
 //! the signature and writes it out ([`publish_snapshots`]).
 
 use super::scanner::{scan_and_pack, Counted};
-use super::{check_none_awaits_signature, volume_error, ExportOptions};
+use super::{check_none_awaits_signature, ExportOptions};
 use crate::delta::DeltaOptions;
 use crate::layout::Layout;
 use crate::ledger::{Last, Ledger};
@@ -24,7 +24,7 @@ use crate::source::Source;
 use anyhow::{Context, Result};
 use ferry_agent_common::{fsx, media};
 use ferry_protocol::builder::Position;
-use ferry_protocol::catalog::{Catalog, Object};
+use ferry_protocol::catalog::{Catalog, Changes, Object, Sums};
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::path::ObjectKey;
 use ferry_protocol::rebase::Rebase;
@@ -102,7 +102,6 @@ pub fn export_rebase(
     fsx::remove_dir_if_exists(&tmp)?;
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let result = (|| -> Result<Rebased> {
-        let empty = Catalog::default();
         // Nothing counted as held: not even what inventories name.
         let (reship, adopted) = (HashSet::new(), Default::default());
         let counted = Counted {
@@ -119,12 +118,17 @@ pub fn export_rebase(
         same_content(sequence, &ledger.catalog(sequence)?, &scanned)?;
         let mark = Some(Rebase { of }.extension());
         let stamp = super::stamp(layout, sequence, sources, mark, (now, opts.expires_in))?;
-        let unsigned = builder
-            .finish_unsigned(&empty, &scanned, stamp)
-            .map_err(|e| volume_error(&tmp, e))
-            .with_context(|| format!("rebase snapshot of bundle {sequence}"))?;
+        let sums = Sums::of(scanned.objects.values());
+        // The manifest of the change from the empty catalog: every object put.
+        let changes = Changes {
+            sources: scanned.sources,
+            puts: scanned.objects,
+            removes: Vec::new(),
+        };
         let signing = key.map_or(super::Signing::Separate, super::Signing::Now);
-        let (manifest, file) = super::write_manifest(&tmp, unsigned, signing)?;
+        let (manifest, file) =
+            super::write_manifest(&tmp, builder, &changes, (sums, stamp), signing)
+                .with_context(|| format!("rebase snapshot of bundle {sequence}"))?;
         Ok(Rebased {
             sequence,
             dir: PathBuf::new(),

@@ -1172,6 +1172,68 @@ mod tests {
     }
 
     #[test]
+    fn a_first_export_of_many_objects_streams_a_manifest_that_opens_to_its_catalog() {
+        // Over 1,024 changes: the manifest goes through `ManifestWriter`.
+        let files: Vec<(String, Vec<u8>)> = (0..1_500u32)
+            .map(|i| {
+                (
+                    format!("d{}/f{i:05}", i / 100),
+                    format!("file {i}\n")
+                        .repeat(1 + i as usize % 7)
+                        .into_bytes(),
+                )
+            })
+            .collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = export(tmp.path(), &files, None, DeltaOptions::default())
+            .unwrap()
+            .unwrap();
+        let file = std::fs::read(dir.join(ferry_agent_common::media::MANIFEST_FILE)).unwrap();
+        let key = SecretKey::from_seed([7; 32]);
+        let limits = ferry_protocol::limits::ReceiverLimits::default();
+        let mut opened =
+            ferry_protocol::manifest::Manifest::open(&file, &[key.public()], &limits).unwrap();
+        assert_eq!(u32::from_le_bytes(file[8..12].try_into().unwrap()), 4);
+        // Each small file is one chunk, listed without its id: named from its bytes.
+        let bytes: BTreeMap<&str, &[u8]> = files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect();
+        let ids: Vec<_> = opened
+            .to_name()
+            .iter()
+            .map(|t| {
+                ferry_protocol::id::ChunkId(*blake3::hash(bytes[t.key.path.as_str()]).as_bytes())
+            })
+            .collect();
+        opened.name(&ids).unwrap();
+        let m = opened.manifest().unwrap();
+        assert_eq!(m.changes.len(), files.len());
+        // The in-memory writer makes the same file of the same manifest.
+        assert!(
+            m.sign(&key) == file,
+            "the streamed manifest is not the writer's form"
+        );
+        // Its catalog is the one the ledger committed.
+        let next = ferry_protocol::catalog::Catalog::default()
+            .apply(&m.sources, &m.changes)
+            .unwrap();
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        assert_eq!(ledger.catalog(1).unwrap(), next);
+        m.check_result(&next, &limits).unwrap();
+        // A delta after it (a few changes: written in memory) commits on.
+        let mut changed = files.clone();
+        changed[3].1 = b"changed".to_vec();
+        changed.pop();
+        drop(ledger);
+        export(tmp.path(), &changed, None, DeltaOptions::default())
+            .unwrap()
+            .unwrap();
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        assert_eq!(ledger.catalog(2).unwrap().objects.len(), files.len() - 1);
+    }
+
+    #[test]
     fn changed_objects_streamed_make_the_bundle_they_make_read_whole() {
         // A plain object over a window (patched in windows read from its
         // copy), one under a window, a compressed one, one over the delta

@@ -32,7 +32,7 @@ pub use rows::{Last, Lookup, Row};
 
 use crate::layout::Layout;
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::{Catalog, Change, Object, SourceKind, Sums};
+use ferry_protocol::catalog::{Catalog, Changes, Object, SourceKind, Sums};
 use ferry_protocol::id::{ChunkId, ManifestHash, Sha256, StreamId};
 use ferry_protocol::path::ObjectKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -276,13 +276,12 @@ impl Ledger {
             export.sums,
             export.scan,
         )?;
-        let stored = stores_changes(record.sequence, export.changes.len(), export.sums.objects);
-        catalogs::write(
-            &txn,
-            record.sequence,
-            export.sources,
-            stored.then_some(export.changes),
-        )?;
+        let count = export.changes.puts.len() + export.changes.removes.len();
+        // A delta's changes are stored as a list (a copy of the change); a
+        // checkpoint is encoded from the rows.
+        let stored = stores_changes(record.sequence, count, export.sums.objects)
+            .then(|| export.changes.clone().into_list());
+        catalogs::write(&txn, record.sequence, export.sources, stored.as_deref())?;
         {
             let table = if signed { BUNDLES } else { UNSIGNED };
             let mut b = txn.open_table(table).map_err(ctx("open"))?;
@@ -503,7 +502,7 @@ pub struct Commit<'a> {
     /// The changes from the catalog of the sequence before (the manifest's:
     /// objects put, in key order, then keys removed): stored as such, or
     /// whole when [`stores_changes`] says a checkpoint is due.
-    pub changes: &'a [Change],
+    pub changes: &'a Changes,
     /// What the manifest says of the catalog the bundle makes.
     pub sums: Sums,
     /// The chunks it carries.
@@ -547,7 +546,7 @@ mod tests {
         shipped: &[ChunkId],
         scan: &[(ObjectKey, String)],
     ) -> Result<()> {
-        let changes = prev.diff(next);
+        let changes = Changes::from_list(next.sources.clone(), prev.diff(next));
         let c = Commit {
             record,
             sources: &next.sources,

@@ -17,7 +17,9 @@
 
 use super::{catalogs, counts, ctx, META, SCAN};
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::{Catalog, Change, FileObject, LastCatalog, Object, SourceKind, Sums};
+use ferry_protocol::catalog::{
+    Catalog, Changes, FileObject, LastCatalog, Object, SourceKind, Sums,
+};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
@@ -278,7 +280,7 @@ pub(super) fn apply(
     txn: &WriteTransaction,
     sequence: u64,
     sources: &BTreeMap<String, SourceKind>,
-    changes: &[Change],
+    changes: &Changes,
     sums: Sums,
     scan: &[(ObjectKey, String)],
 ) -> Result<()> {
@@ -290,35 +292,35 @@ pub(super) fn apply(
             .ok()
             .map(|i| fingerprints[i].1.as_str())
     };
-    let puts = changes.partition_point(|c| matches!(c, Change::Put { .. }));
     // What the objects put and the ones they replace or remove change in
     // the counts.
     let mut tally = counts::Tally::default();
     {
         let mut rows = txn.open_table(ROWS).map_err(ctx("open"))?;
         let mut k = String::new();
-        for c in changes {
-            let old = match c {
-                Change::Put { key, object } => {
-                    k.clear();
-                    k.push_str(&key.source);
-                    k.push('\0');
-                    k.push_str(&key.path);
-                    let bytes = encode(fingerprint(key), object)?;
-                    tally.object(object, 1);
-                    rows.insert(k.as_str(), bytes.as_slice())
-                        .map_err(ctx("write"))?
-                        .map(|v| decode(&k, v.value()))
-                        .transpose()?
-                }
-                Change::Remove { key } => {
-                    k = row_key(&key.source, &key.path);
-                    rows.remove(k.as_str())
-                        .map_err(ctx("write"))?
-                        .map(|v| decode(&k, v.value()))
-                        .transpose()?
-                }
-            };
+        for (key, object) in &changes.puts {
+            k.clear();
+            k.push_str(&key.source);
+            k.push('\0');
+            k.push_str(&key.path);
+            let bytes = encode(fingerprint(key), object)?;
+            tally.object(object, 1);
+            let old = rows
+                .insert(k.as_str(), bytes.as_slice())
+                .map_err(ctx("write"))?
+                .map(|v| decode(&k, v.value()))
+                .transpose()?;
+            if let Some(old) = old {
+                tally.object(&old.object, -1);
+            }
+        }
+        for key in &changes.removes {
+            k = row_key(&key.source, &key.path);
+            let old = rows
+                .remove(k.as_str())
+                .map_err(ctx("write"))?
+                .map(|v| decode(&k, v.value()))
+                .transpose()?;
             if let Some(old) = old {
                 tally.object(&old.object, -1);
             }
@@ -327,11 +329,7 @@ pub(super) fn apply(
         // fingerprint.
         let mut prefix = Vec::new();
         for (key, fp) in scan {
-            let put = changes[..puts].binary_search_by(|c| match c {
-                Change::Put { key: k, .. } => k.cmp(key),
-                Change::Remove { .. } => std::cmp::Ordering::Greater,
-            });
-            if put.is_ok() {
+            if changes.puts.contains_key(key) {
                 continue;
             }
             k = row_key(&key.source, &key.path);
@@ -916,7 +914,7 @@ mod tests {
                     Checkpoint(&'a Catalog),
                     Changes {
                         sources: &'a BTreeMap<String, SourceKind>,
-                        changes: &'a [Change],
+                        changes: &'a [ferry_protocol::catalog::Change],
                     },
                 }
                 let step = OldStep::Changes {

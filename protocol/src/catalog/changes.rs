@@ -57,6 +57,25 @@ impl Changes {
         self.puts.is_empty() && self.removes.is_empty() && self.sources == *last_sources
     }
 
+    /// The changes of `list` (as [`Catalog::diff`] gives them) to a catalog
+    /// of `sources`.
+    pub fn from_list(sources: BTreeMap<String, SourceKind>, list: Vec<Change>) -> Changes {
+        let mut changes = Changes {
+            sources,
+            ..Changes::default()
+        };
+        for c in list {
+            match c {
+                Change::Put { key, object } => {
+                    changes.puts.insert(key, object);
+                }
+                Change::Remove { key } => changes.removes.push(key),
+            }
+        }
+        changes.removes.sort_unstable();
+        changes
+    }
+
     /// The change list, in the order [`Catalog::diff`] gives it: the puts in
     /// key order, then the removals in key order.
     pub fn into_list(self) -> Vec<Change> {

@@ -29,11 +29,11 @@ use crate::path::ObjectKey;
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// zstd level of the columns: the digests and ids (most of the bytes) do
 /// not compress; the rest compresses as well at this level as at 19.
-const LEVEL: i32 = 9;
+pub(super) const LEVEL: i32 = 9;
 /// The columns may be at most this many times longer than their frame
 /// (and at most [`MAX_COLUMNS`]): a bound on what a hostile frame makes a
 /// reader allocate. Real columns expand about 2 to 3 times.
@@ -41,17 +41,17 @@ const MAX_RATIO: u64 = 64;
 /// Largest decompressed columns.
 const MAX_COLUMNS: u64 = 4 << 30;
 /// The volume header, where the first chunk of a volume usually starts.
-const VOLUME_START: u64 = crate::volume::HEADER_LEN as u64;
+pub(super) const VOLUME_START: u64 = crate::volume::HEADER_LEN as u64;
 
 /// Change kinds, the `kinds` column.
-const REMOVE: u8 = 0;
-const FILE: u8 = 1;
-const FILE_EXECUTABLE: u8 = 2;
-const OTHER: u8 = 3;
+pub(super) const REMOVE: u8 = 0;
+pub(super) const FILE: u8 = 1;
+pub(super) const FILE_EXECUTABLE: u8 = 2;
+pub(super) const OTHER: u8 = 3;
 
 /// The fields outside the columns, in wire order (postcard).
 #[derive(Serialize)]
-struct HeadRef<'a> {
+pub(super) struct HeadRef<'a> {
     stream: &'a StreamId,
     sequence: u64,
     previous: &'a Option<ManifestHash>,
@@ -68,7 +68,7 @@ struct HeadRef<'a> {
 
 impl<'a> HeadRef<'a> {
     /// The head of `m`, before columns of `columns_len` bytes.
-    fn of(m: &'a Manifest, columns_len: u64) -> Self {
+    pub(super) fn of(m: &'a Manifest, columns_len: u64) -> Self {
         HeadRef {
             stream: &m.stream,
             sequence: m.sequence,
@@ -196,7 +196,7 @@ impl Columns {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -204,7 +204,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn zigzag(v: i64) -> u64 {
+pub(super) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
@@ -219,6 +219,27 @@ fn key_text(key: &ObjectKey, out: &mut Vec<u8>) {
     put_varint(out, key.source.len() as u64);
     out.extend_from_slice(key.source.as_bytes());
     out.extend_from_slice(key.path.as_bytes());
+}
+
+/// Front-codes `key` after the key whose text is `prev` (then `prev` is
+/// this key's text; `text` is scratch): the length shared and the length
+/// of the rest into `lens`, the rest into `bytes`.
+pub(super) fn front_code(
+    key: &ObjectKey,
+    (prev, text): (&mut Vec<u8>, &mut Vec<u8>),
+    lens: &mut Vec<u8>,
+    bytes: &mut Vec<u8>,
+) {
+    key_text(key, text);
+    let shared = prev
+        .iter()
+        .zip(text.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    put_varint(lens, shared as u64);
+    put_varint(lens, (text.len() - shared) as u64);
+    bytes.extend_from_slice(&text[shared..]);
+    std::mem::swap(prev, text);
 }
 
 /// Encodes the body of a version-3 or version-4 manifest.
@@ -237,10 +258,27 @@ pub(super) fn encode(m: &Manifest, version: u32) -> Vec<u8> {
     }
     let columns = join_columns(cols);
     let head = HeadRef::of(m, columns.len() as u64);
-    let mut out = postcard::to_stdvec(&head).expect("a manifest head always serializes");
-    let frame = zstd::bulk::compress(&columns, LEVEL).expect("zstd compresses in memory");
-    out.extend_from_slice(&frame);
-    out
+    let out = postcard::to_stdvec(&head).expect("a manifest head always serializes");
+    compress_columns(out, columns.len() as u64, |z| z.write_all(&columns))
+        .expect("zstd compresses in memory")
+}
+
+/// Appends to `out` the one zstd frame of columns `columns_len` bytes long,
+/// which `feed` writes into the encoder. A streaming encoder's frame
+/// depends only on the bytes fed, not on how they are cut into writes (its
+/// blocks are cut at fixed sizes of what it has buffered), so the writer
+/// that streams its columns from a spill (`super::writer`) and [`encode`]
+/// write the same bytes. (zstd's one-shot compression cuts blocks by
+/// looking ahead in the whole input, which a stream cannot do.)
+pub(super) fn compress_columns(
+    out: Vec<u8>,
+    columns_len: u64,
+    feed: impl FnOnce(&mut zstd::stream::write::Encoder<'static, Vec<u8>>) -> std::io::Result<()>,
+) -> std::io::Result<Vec<u8>> {
+    let mut z = zstd::stream::write::Encoder::new(out, LEVEL)?;
+    z.set_pledged_src_size(Some(columns_len))?;
+    feed(&mut z)?;
+    z.finish()
 }
 
 /// A codec's number in the chunk table's column: its postcard variant index
@@ -303,47 +341,70 @@ pub(super) fn has_whole(m: &Manifest) -> bool {
 /// without its id.
 fn encode_chunks(chunks: &[ChunkEntry], wholes: &[bool], c: &mut Columns) {
     let mut end: Option<(u32, u64)> = None;
+    let mut cols = ChunkColumns {
+        ids: &mut c.chunk_ids,
+        names: &mut c.chunk_names,
+        lens: &mut c.chunk_lens,
+        stored: &mut c.chunk_stored,
+        places: &mut c.chunk_places,
+    };
     for (i, e) in chunks.iter().enumerate() {
-        if wholes.is_empty() {
-            c.chunk_ids.extend_from_slice(&e.id.0);
-        } else if wholes[i] {
-            c.chunk_names.push(1);
-        } else {
-            c.chunk_names.push(0);
-            c.chunk_ids.extend_from_slice(&e.id.0);
-        }
-        put_varint(&mut c.chunk_lens, e.raw_len as u64);
-        put_varint(&mut c.chunk_stored, codec_index(e.codec));
-        if e.codec != Codec::Raw {
-            put_varint(&mut c.chunk_stored, e.stored_len as u64);
-        }
-        let (prev_volume, expected) = match end {
-            Some((v, at)) if v == e.volume => (v, at),
-            Some((v, _)) => (v, VOLUME_START),
-            None => (0, VOLUME_START),
-        };
-        put_varint(
-            &mut c.chunk_places,
-            zigzag(e.volume as i64 - prev_volume as i64),
-        );
-        put_varint(
-            &mut c.chunk_places,
-            zigzag(e.offset.wrapping_sub(expected) as i64),
-        );
-        end = Some((e.volume, e.offset.wrapping_add(e.stored_len as u64)));
+        let whole = (!wholes.is_empty()).then(|| wholes[i]);
+        encode_chunk(e, whole, &mut end, &mut cols);
     }
+}
+
+/// The chunk table's columns, appended to one entry at a time.
+pub(super) struct ChunkColumns<'a> {
+    pub(super) ids: &'a mut Vec<u8>,
+    pub(super) names: &'a mut Vec<u8>,
+    pub(super) lens: &'a mut Vec<u8>,
+    pub(super) stored: &'a mut Vec<u8>,
+    pub(super) places: &'a mut Vec<u8>,
+}
+
+/// One entry of the chunk table: `whole` is `None` in version 3, else
+/// whether the entry goes without its id (version 4); `end` is where the
+/// entry before ended (volume, offset), updated.
+pub(super) fn encode_chunk(
+    e: &ChunkEntry,
+    whole: Option<bool>,
+    end: &mut Option<(u32, u64)>,
+    c: &mut ChunkColumns<'_>,
+) {
+    match whole {
+        None => c.ids.extend_from_slice(&e.id.0),
+        Some(true) => c.names.push(1),
+        Some(false) => {
+            c.names.push(0);
+            c.ids.extend_from_slice(&e.id.0);
+        }
+    }
+    put_varint(c.lens, e.raw_len as u64);
+    put_varint(c.stored, codec_index(e.codec));
+    if e.codec != Codec::Raw {
+        put_varint(c.stored, e.stored_len as u64);
+    }
+    let (prev_volume, expected) = match *end {
+        Some((v, at)) if v == e.volume => (v, at),
+        Some((v, _)) => (v, VOLUME_START),
+        None => (0, VOLUME_START),
+    };
+    put_varint(c.places, zigzag(e.volume as i64 - prev_volume as i64));
+    put_varint(c.places, zigzag(e.offset.wrapping_sub(expected) as i64));
+    *end = Some((e.volume, e.offset.wrapping_add(e.stored_len as u64)));
 }
 
 /// Where a chunk ref is in the chunk table: the next entry (the usual
 /// case, looked at first), else the first entry with its id, looked up in
 /// an index made only when first needed.
-struct Table<'a> {
-    chunks: &'a [ChunkEntry],
-    index: Option<HashMap<ChunkId, (u64, u32)>>,
+pub(super) struct Table<'a> {
+    pub(super) chunks: &'a [ChunkEntry],
+    pub(super) index: Option<HashMap<ChunkId, (u64, u32)>>,
 }
 
 impl Table<'_> {
-    fn find(&mut self, r: &ChunkRef, next: u64) -> Option<u64> {
+    pub(super) fn find(&mut self, r: &ChunkRef, next: u64) -> Option<u64> {
         let at = self.chunks.get(next as usize);
         if at.is_some_and(|c| c.id == r.id && c.raw_len == r.len) {
             return Some(next);
@@ -372,12 +433,12 @@ fn encode_changes(changes: &[Change], chunks: &[ChunkEntry], c: &mut Columns) {
     let (mut prev, mut text) = (Vec::new(), Vec::new());
     let mut next_chunk = 0u64;
     for change in changes {
-        key_text(change.key(), &mut text);
-        let shared = prev.iter().zip(&text).take_while(|(a, b)| a == b).count();
-        put_varint(&mut c.key_lens, shared as u64);
-        put_varint(&mut c.key_lens, (text.len() - shared) as u64);
-        c.key_bytes.extend_from_slice(&text[shared..]);
-        std::mem::swap(&mut prev, &mut text);
+        front_code(
+            change.key(),
+            (&mut prev, &mut text),
+            &mut c.key_lens,
+            &mut c.key_bytes,
+        );
         let object = match change {
             Change::Remove { .. } => {
                 c.kinds.push(REMOVE);
@@ -406,20 +467,35 @@ fn encode_changes(changes: &[Change], chunks: &[ChunkEntry], c: &mut Columns) {
         let mut sum = 0u64;
         for r in refs {
             sum = sum.wrapping_add(r.len as u64);
-            match table.find(r, next_chunk) {
-                Some(i) => {
-                    put_varint(&mut c.refs, zigzag(i as i64 - next_chunk as i64) + 1);
-                    next_chunk = i + 1;
-                }
-                _ => {
-                    put_varint(&mut c.refs, 0);
-                    c.explicit.extend_from_slice(&r.id.0);
-                    put_varint(&mut c.explicit, r.len as u64);
-                }
-            }
+            encode_ref(r, &mut table, &mut next_chunk, &mut c.refs, &mut c.explicit);
         }
         put_varint(&mut c.sizes, zigzag(f.size.wrapping_sub(sum) as i64));
     }
+}
+
+/// One chunk ref: by its index in the chunk table (relative to the next
+/// entry, `next_chunk`, which it moves on), else explicit (id and length).
+/// Returns the index found.
+pub(super) fn encode_ref(
+    r: &ChunkRef,
+    table: &mut Table<'_>,
+    next_chunk: &mut u64,
+    refs: &mut Vec<u8>,
+    explicit: &mut Vec<u8>,
+) -> Option<u64> {
+    let found = table.find(r, *next_chunk);
+    match found {
+        Some(i) => {
+            put_varint(refs, zigzag(i as i64 - *next_chunk as i64) + 1);
+            *next_chunk = i + 1;
+        }
+        None => {
+            put_varint(refs, 0);
+            explicit.extend_from_slice(&r.id.0);
+            put_varint(explicit, r.len as u64);
+        }
+    }
+    found
 }
 
 /// Reads one column.
@@ -837,4 +913,4 @@ fn decode_changes(
 
 #[cfg(test)]
 #[path = "compact_tests.rs"]
-mod tests;
+pub(super) mod tests;

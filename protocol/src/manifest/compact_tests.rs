@@ -44,7 +44,7 @@ fn file(size: u64, executable: bool, refs: Vec<ChunkRef>) -> Object {
 }
 
 /// A manifest with every kind of change and chunk placement.
-fn varied() -> Manifest {
+pub(in crate::manifest) fn varied() -> Manifest {
     let chunks = vec![
         chunk(0, 100, Codec::Raw, 100, 0, 36),
         chunk(1, 5000, Codec::Zstd, 700, 0, 136),
@@ -193,7 +193,7 @@ fn round_trip(m: &Manifest, version: u32) -> Manifest {
 
 /// `n` one-chunk objects at paths shaped like a mirror's, each chunk carried
 /// back to back in volumes of 1 GiB, as a first export makes them.
-fn first_export(n: u64) -> Manifest {
+pub(in crate::manifest) fn first_export(n: u64) -> Manifest {
     let mut m = varied();
     m.changes.clear();
     m.chunks.clear();
