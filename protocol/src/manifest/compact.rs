@@ -19,6 +19,7 @@
 //! `chunk ids` column. A decoded version-4 body keeps its changes and chunk
 //! table aside until those ids are known ([`super::Decoded`]).
 
+use super::writer::{ManifestWriter, MemorySpill};
 use super::{Decoded, Extension, Manifest, Pending, Totals, VolumeEntry};
 use crate::catalog::{Change, ChunkRef, Encoding, FileObject, Object, SourceKind};
 use crate::chunking::ChunkParams;
@@ -29,7 +30,7 @@ use crate::path::ObjectKey;
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 
 /// zstd level of the columns: the digests and ids (most of the bytes) do
 /// not compress; the rest compresses as well at this level as at 19.
@@ -86,16 +87,6 @@ impl<'a> HeadRef<'a> {
     }
 }
 
-/// Columns laid end to end, each after its varint length.
-fn join_columns<'c>(cols: impl IntoIterator<Item = &'c [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for col in cols {
-        put_varint(&mut out, col.len() as u64);
-        out.extend_from_slice(col);
-    }
-    out
-}
-
 /// [`HeadRef`], decoded.
 #[derive(Deserialize)]
 struct Head {
@@ -111,26 +102,6 @@ struct Head {
     producer: String,
     extensions: Vec<Extension>,
     columns_len: u64,
-}
-
-/// The columns, in wire order.
-#[derive(Default)]
-struct Columns {
-    kinds: Vec<u8>,
-    key_lens: Vec<u8>,
-    key_bytes: Vec<u8>,
-    sizes: Vec<u8>,
-    digests: Vec<u8>,
-    ref_counts: Vec<u8>,
-    refs: Vec<u8>,
-    explicit: Vec<u8>,
-    others: Vec<u8>,
-    chunk_ids: Vec<u8>,
-    chunk_lens: Vec<u8>,
-    chunk_stored: Vec<u8>,
-    chunk_places: Vec<u8>,
-    /// Version 4 only.
-    chunk_names: Vec<u8>,
 }
 
 /// An entry of the chunk table listed without its id, and the change that
@@ -173,26 +144,6 @@ pub(super) fn set_ref(changes: &mut [Change], r: &RefAt, id: ChunkId) {
             ..
         } => refs[r.pos as usize].id = id,
         _ => unreachable!("a ref by index is in a chunked file"),
-    }
-}
-
-impl Columns {
-    fn all(&self) -> [&Vec<u8>; 13] {
-        [
-            &self.kinds,
-            &self.key_lens,
-            &self.key_bytes,
-            &self.sizes,
-            &self.digests,
-            &self.ref_counts,
-            &self.refs,
-            &self.explicit,
-            &self.others,
-            &self.chunk_ids,
-            &self.chunk_lens,
-            &self.chunk_stored,
-            &self.chunk_places,
-        ]
     }
 }
 
@@ -242,25 +193,19 @@ pub(super) fn front_code(
     std::mem::swap(prev, text);
 }
 
-/// Encodes the body of a version-3 or version-4 manifest.
+/// Encodes the body of a version-3 or version-4 manifest: the streaming
+/// writer over columns in memory, so the manifest written from a change
+/// list in memory and the one written as the changes go by are the same
+/// bytes by construction.
 pub(super) fn encode(m: &Manifest, version: u32) -> Vec<u8> {
-    let mut c = Columns::default();
-    let wholes = if version >= 4 {
-        whole_marks(&m.changes, &m.chunks)
-    } else {
-        vec![]
-    };
-    encode_chunks(&m.chunks, &wholes, &mut c);
-    encode_changes(&m.changes, &m.chunks, &mut c);
-    let mut cols: Vec<&[u8]> = c.all().map(Vec::as_slice).to_vec();
-    if version >= 4 {
-        cols.push(&c.chunk_names);
+    let in_memory = "a manifest's columns in memory cannot fail";
+    let mut w = ManifestWriter::new(MemorySpill).expect(in_memory);
+    for change in &m.changes {
+        w.push(change).expect(in_memory);
     }
-    let columns = join_columns(cols);
-    let head = HeadRef::of(m, columns.len() as u64);
-    let out = postcard::to_stdvec(&head).expect("a manifest head always serializes");
-    compress_columns(out, columns.len() as u64, |z| z.write_all(&columns))
-        .expect("zstd compresses in memory")
+    w.body_after(Vec::new(), m, Some(version))
+        .expect(in_memory)
+        .1
 }
 
 /// Appends to `out` the one zstd frame of columns `columns_len` bytes long,
@@ -299,7 +244,7 @@ fn codec_of(i: u64) -> Option<Codec> {
 
 /// Which entries of `chunks` are the whole of an object `changes` put: a
 /// chunked file whose only chunk ref names the entry by index (as
-/// [`encode_changes`] writes it). Version 4 lists those without ids.
+/// the writer resolves it). Version 4 lists those without ids.
 fn whole_marks(changes: &[Change], chunks: &[ChunkEntry]) -> Vec<bool> {
     let mut marks = vec![false; chunks.len()];
     let mut table = Table {
@@ -335,23 +280,6 @@ fn whole_marks(changes: &[Change], chunks: &[ChunkEntry]) -> Vec<bool> {
 /// whole of an object it puts.
 pub(super) fn has_whole(m: &Manifest) -> bool {
     !m.chunks.is_empty() && whole_marks(&m.changes, &m.chunks).contains(&true)
-}
-
-/// The chunk table's columns; an entry marked in `wholes` (version 4) goes
-/// without its id.
-fn encode_chunks(chunks: &[ChunkEntry], wholes: &[bool], c: &mut Columns) {
-    let mut end: Option<(u32, u64)> = None;
-    let mut cols = ChunkColumns {
-        ids: &mut c.chunk_ids,
-        names: &mut c.chunk_names,
-        lens: &mut c.chunk_lens,
-        stored: &mut c.chunk_stored,
-        places: &mut c.chunk_places,
-    };
-    for (i, e) in chunks.iter().enumerate() {
-        let whole = (!wholes.is_empty()).then(|| wholes[i]);
-        encode_chunk(e, whole, &mut end, &mut cols);
-    }
 }
 
 /// The chunk table's columns, appended to one entry at a time.
@@ -421,55 +349,6 @@ impl Table<'_> {
             Some(&(i, len)) if len == r.len => Some(i),
             _ => None,
         }
-    }
-}
-
-/// The change list's columns.
-fn encode_changes(changes: &[Change], chunks: &[ChunkEntry], c: &mut Columns) {
-    let mut table = Table {
-        chunks,
-        index: None,
-    };
-    let (mut prev, mut text) = (Vec::new(), Vec::new());
-    let mut next_chunk = 0u64;
-    for change in changes {
-        front_code(
-            change.key(),
-            (&mut prev, &mut text),
-            &mut c.key_lens,
-            &mut c.key_bytes,
-        );
-        let object = match change {
-            Change::Remove { .. } => {
-                c.kinds.push(REMOVE);
-                continue;
-            }
-            Change::Put { object, .. } => object,
-        };
-        let (f, refs) = match object {
-            Object::File(
-                f @ FileObject {
-                    encoding: Encoding::Chunks(refs),
-                    ..
-                },
-            ) => (f, refs),
-            other => {
-                c.kinds.push(OTHER);
-                let bytes = postcard::to_stdvec(other).expect("an object serializes");
-                c.others.extend_from_slice(&bytes);
-                continue;
-            }
-        };
-        c.kinds
-            .push(if f.executable { FILE_EXECUTABLE } else { FILE });
-        c.digests.extend_from_slice(&f.sha256.0);
-        put_varint(&mut c.ref_counts, refs.len() as u64);
-        let mut sum = 0u64;
-        for r in refs {
-            sum = sum.wrapping_add(r.len as u64);
-            encode_ref(r, &mut table, &mut next_chunk, &mut c.refs, &mut c.explicit);
-        }
-        put_varint(&mut c.sizes, zigzag(f.size.wrapping_sub(sum) as i64));
     }
 }
 

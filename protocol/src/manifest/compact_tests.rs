@@ -558,3 +558,14 @@ fn compact_bodies_are_pinned_byte_for_byte() {
     ];
     assert_eq!(got, want);
 }
+
+/// Columns laid end to end, each after its varint length (the tests'
+/// hostile bodies are made of columns edited by hand).
+fn join_columns<'c>(cols: impl IntoIterator<Item = &'c [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for col in cols {
+        put_varint(&mut out, col.len() as u64);
+        out.extend_from_slice(col);
+    }
+    out
+}

@@ -1,13 +1,14 @@
-//! The manifest of a large change list, written as the changes go by: the
-//! same bytes [`Manifest::to_unsigned`] writes (format version 3 or 4,
-//! `compact`), without the change list ever held.
+//! The compact manifest body (format versions 3 and 4), written as the
+//! changes go by, without the change list ever held. It is the one encoder
+//! of those versions: [`Manifest::to_unsigned`] runs it over columns in
+//! memory (`compact::encode`), the export over files.
 //!
 //! Each change pushed ([`ManifestWriter::push`], in the manifest's order:
 //! puts in key order, then removals) is appended to its columns in a
 //! [`Spill`] the caller gives (files, for the outside; memory, for tests).
 //! A chunk ref is kept as it is (id and length) until [`ManifestWriter::finish`]
 //! knows the chunk table; there the refs are resolved to table indices
-//! exactly as `compact::encode` does, which also marks the entries that are
+//! (the next entry, else the first with that id), which also marks the entries that are
 //! the whole of an object (version 4 lists them without ids), the chunk
 //! table's columns are written, and the columns are streamed in wire order
 //! through one zstd encoder into the file. What is held grows with the
@@ -237,25 +238,56 @@ impl<S: Spill> ManifestWriter<S> {
 
     /// The unsigned manifest file of `head` (every field but the changes,
     /// which must be empty: they are the ones pushed).
-    pub fn finish(mut self, head: &Manifest) -> Result<Written, WriteError> {
+    pub fn finish(self, head: &Manifest) -> Result<Written, WriteError> {
         if !head.changes.is_empty() {
             return Err(WriteError::HeadWithChanges(head.changes.len()));
         }
+        let mut out = Vec::new();
+        out.extend_from_slice(UNSIGNED_MAGIC);
+        // The version and the body's length, known once it is written.
+        out.extend_from_slice(&[0; 8]);
+        let (version, mut file) = self.body_after(out, head, None)?;
+        let body_len = u32::try_from(file.len() - HEADER_LEN)
+            .map_err(|_| io::Error::other("the manifest body is over 4 GiB"))?;
+        file[8..12].copy_from_slice(&version.to_le_bytes());
+        file[12..16].copy_from_slice(&body_len.to_le_bytes());
+        Ok(Written { version, file })
+    }
+
+    /// Appends to `out` the compact body of the changes pushed and of
+    /// `head`'s other fields (its own changes are not read): in format
+    /// `version` when one is given (3 or 4: `Manifest::body`, which tests
+    /// also use to write a small manifest in version 3), else in the one
+    /// [`Manifest::version`] picks for the same manifest. Returns the
+    /// version and the bytes.
+    pub(super) fn body_after(
+        mut self,
+        out: Vec<u8>,
+        head: &Manifest,
+        version: Option<u32>,
+    ) -> Result<(u32, Vec<u8>), WriteError> {
         let count = self.changes + head.chunks.len() as u64;
         let mut cols: Vec<Column<S::Writer>> = std::mem::take(&mut self.cols);
         let raw = cols.pop().expect("the raw refs column");
         let (refs, explicit, marks) = self.resolve(raw, &head.chunks)?;
-        let mut version = if self.oldest < 3 && count >= COMPACT_FROM as u64 {
-            3
-        } else {
-            self.oldest
+        let version = match version {
+            Some(v) => v,
+            None => {
+                let v = if self.oldest < 3 && count >= COMPACT_FROM as u64 {
+                    3
+                } else {
+                    self.oldest
+                };
+                if v < 3 {
+                    return Err(WriteError::TooFew(count));
+                }
+                if v == 3 && marks.contains(&true) {
+                    4
+                } else {
+                    v
+                }
+            }
         };
-        if version < 3 {
-            return Err(WriteError::TooFew(count));
-        }
-        if version == 3 && marks.contains(&true) {
-            version = 4;
-        }
         let chunk_cols = self.chunk_columns(&head.chunks, (version >= 4).then_some(&marks))?;
         // Wire order: kinds, key lengths, key bytes, sizes, digests,
         // reference counts, references, explicit references, others, then
@@ -272,14 +304,11 @@ impl<S: Spill> ManifestWriter<S> {
             order.push(names);
         }
         let columns_len: u64 = order.iter().map(|c| varint_len(c.len) + c.len).sum();
-        let mut out = Vec::new();
-        out.extend_from_slice(UNSIGNED_MAGIC);
-        out.extend_from_slice(&version.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        let mut out = out;
         let head_bytes = postcard::to_stdvec(&HeadRef::of(head, columns_len))
             .expect("a manifest head always serializes");
         out.extend_from_slice(&head_bytes);
-        let mut file = compress_columns(out, columns_len, |z| {
+        let body = compress_columns(out, columns_len, |z| {
             let mut len = Vec::new();
             for col in order {
                 len.clear();
@@ -296,16 +325,14 @@ impl<S: Spill> ManifestWriter<S> {
             }
             Ok(())
         })?;
-        let body_len = u32::try_from(file.len() - HEADER_LEN)
-            .map_err(|_| io::Error::other("the manifest body is over 4 GiB"))?;
-        file[12..16].copy_from_slice(&body_len.to_le_bytes());
-        Ok(Written { version, file })
+        Ok((version, body))
     }
 
     /// The `references` and `explicit references` columns of the refs
-    /// pushed, resolved against the chunk table `chunks` (as
-    /// `compact::encode_changes` does), and which entries are the whole of
-    /// an object (`compact::whole_marks`).
+    /// pushed, resolved against the chunk table `chunks` (each
+    /// the index of the next entry, else of the first with that id), and
+    /// which entries are the whole of an object (the ones
+    /// `compact::whole_marks` finds to pick the version).
     #[allow(clippy::type_complexity)]
     fn resolve(
         &mut self,
