@@ -107,7 +107,8 @@ impl FilesSource {
             entries.push((order, entry));
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (_, entry) in entries {
+        let looked_up = look_up_files(&entries);
+        for ((_, entry), md) in entries.into_iter().zip(looked_up) {
             let name = entry.file_name();
             let Some(name) = name.to_str() else {
                 eprintln!(
@@ -127,8 +128,8 @@ impl FilesSource {
             } else if ft.is_symlink() {
                 self.link(&entry.path(), path, sink)?;
             } else if ft.is_file() {
-                let md = entry
-                    .metadata()
+                let md = md
+                    .expect("a regular file is looked up")
                     .with_context(|| format!("cannot read {}", entry.path().display()))?;
                 sink(file_item(path, entry.path(), &md, self.link_copies))?;
             } else {
@@ -167,6 +168,28 @@ impl FilesSource {
             }
         }
     }
+}
+
+/// A directory with at least this many entries has its regular files looked up
+/// on every core: a scan of an unchanged mirror is mostly these lookups,
+/// which `find` makes on one.
+const PARALLEL_LOOKUPS_FROM: usize = 32;
+
+/// The metadata of each regular file among `entries` (`None` for the
+/// others), in their order, each looked up by name in its open directory.
+fn look_up_files(
+    entries: &[(Vec<u8>, std::fs::DirEntry)],
+) -> Vec<Option<std::io::Result<std::fs::Metadata>>> {
+    use rayon::prelude::*;
+    let look_up = |(_, e): &(Vec<u8>, std::fs::DirEntry)| {
+        e.file_type()
+            .is_ok_and(|t| t.is_file())
+            .then(|| e.metadata())
+    };
+    if entries.len() < PARALLEL_LOOKUPS_FROM {
+        return entries.iter().map(look_up).collect();
+    }
+    entries.par_iter().map(look_up).collect()
 }
 
 /// The item of the regular file `full` (metadata `md`), at `path`: a
@@ -338,6 +361,60 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(paths, sorted, "byte order of the paths, as the rows'");
         assert_eq!(paths.len(), 8);
+    }
+
+    /// A directory large enough to be looked up on every core, with a
+    /// subdirectory, a link and a name that is not UTF-8 (skipped) among
+    /// its files: each file's item has its own size and executable bit.
+    #[test]
+    fn a_large_directory_is_looked_up_in_parallel_in_order() {
+        use std::os::unix::ffi::OsStrExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let n = 3 * PARALLEL_LOOKUPS_FROM;
+        for i in 0..n {
+            let f = tmp.path().join(format!("f{i:03}"));
+            std::fs::write(&f, vec![b'x'; i]).unwrap();
+            let mode = if i % 5 == 0 { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let odd = std::ffi::OsStr::from_bytes(b"f050\xff");
+        std::fs::write(tmp.path().join(odd), b"not listed").unwrap();
+        std::fs::create_dir(tmp.path().join("f040.d")).unwrap();
+        std::fs::write(tmp.path().join("f040.d/inner"), b"12345").unwrap();
+        std::os::unix::fs::symlink("f001", tmp.path().join("f060.link")).unwrap();
+        let source = FilesSource {
+            name: "s".into(),
+            root: Some(tmp.path().into()),
+            urls: Vec::new(),
+            client: Client::new(&Default::default(), None).unwrap(),
+            link_copies: false,
+        };
+        let mut seen = Vec::new();
+        source
+            .walk(tmp.path(), "", &mut |item| {
+                let what = match item.kind {
+                    ItemKind::File {
+                        executable,
+                        fingerprint: Some(fp),
+                        ..
+                    } => {
+                        let size = fp.split(':').next().unwrap().to_string();
+                        format!("{size} {executable}")
+                    }
+                    ItemKind::Symlink { target } => format!("-> {target}"),
+                    _ => panic!("{}: an unexpected kind", item.path),
+                };
+                seen.push(format!("{} {what}", item.path));
+                Ok(())
+            })
+            .unwrap();
+        let mut want: Vec<String> = (0..n)
+            .map(|i| format!("f{i:03} {i} {}", i % 5 == 0))
+            .collect();
+        want.push("f040.d/inner 5 false".into());
+        want.push("f060.link -> f001".into());
+        want.sort_unstable();
+        assert_eq!(seen, want);
     }
 
     #[test]
