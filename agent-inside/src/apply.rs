@@ -413,9 +413,7 @@ fn next_catalog<'s>(
     let prev_empty = catalogs.prev_is_empty()?;
     for (key, o) in catalogs.puts() {
         if let Object::File(f) = o {
-            if prev_empty
-                || !matches!(catalogs.prev_get(key)?, Some(Object::File(p)) if p == *f)
-            {
+            if prev_empty || !matches!(catalogs.prev_get(key)?, Some(Object::File(p)) if p == *f) {
                 rebuilt += f.size;
             }
         }

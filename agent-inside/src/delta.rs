@@ -22,8 +22,8 @@
 use crate::db::{key_bytes, Snapshot};
 use anyhow::Result;
 use ferry_protocol::catalog::{
-    check_changes_owned, validate_changes, Catalog, Change, Changes, FileObject, LastCatalog, Object,
-    SourceKind, Sums,
+    check_changes_owned, validate_changes, Catalog, Change, Changes, FileObject, LastCatalog,
+    Object, SourceKind, Sums,
 };
 use ferry_protocol::id::Sha256;
 use ferry_protocol::path::ObjectKey;
