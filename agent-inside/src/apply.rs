@@ -245,10 +245,12 @@ fn prepare_and_commit(
         pb.finish_and_clear();
     }
     let t_named = t_named.elapsed().as_secs_f64();
+    // The change list moves into the next catalog (held once: a first
+    // import's is the whole catalog); the changes are read from it after.
+    let changes = b.verified.take_changes().context("its manifest")?;
     let b: &Bundle = b;
-    let changes = &b.named()?.changes;
     let snap = db.snapshot()?;
-    let catalogs = next_catalog(layout, &snap, b, limits, opts)?;
+    let catalogs = next_catalog(layout, &snap, b, changes, limits, opts)?;
     let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
     let (t_verify, t_extract) = stage_chunks(layout, b, &chunks, t0)?;
@@ -276,8 +278,7 @@ fn prepare_and_commit(
         store: &chunks,
         ranges: &ranges,
     };
-    let overlay = ranges::Overlay::of(changes);
-    let found_again = needed::check_missing(db, &snap, &overlay, (carried.as_ref(), &chunks))?;
+    let found_again = needed::check_missing(db, &snap, &catalogs, (carried.as_ref(), &chunks))?;
 
     // 5. The new generation, then the chunks that are not ranges of its
     // files join the store.
@@ -292,7 +293,7 @@ fn prepare_and_commit(
     let changed: Option<BTreeSet<ObjectKey>> = (prev_gen.is_some()
         && crate::rebase::snapshot_of(b).is_none()
         && store::same_kinds(catalogs.prev_sources(), catalogs.sources()))
-    .then(|| changes.iter().map(|c| c.key().clone()).collect());
+    .then(|| catalogs.changes().map(|(k, _)| k.clone()).collect());
     let into = (tmp.as_path(), name.as_str());
     // From here the object store (and then the chunk store) may hold files
     // the database does not account for until the commit: a crash or a
@@ -312,7 +313,7 @@ fn prepare_and_commit(
     let (touched, chunks_added) = {
         let mut extra = relinked;
         extra.extend(found_again.iter().copied());
-        needed::keep_chunks((&snap, &overlay, changes), extra, &source)?
+        needed::keep_chunks((&snap, &catalogs), extra, &source)?
     };
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
@@ -396,25 +397,23 @@ fn next_catalog<'s>(
     layout: &Layout,
     snap: &'s crate::db::Snapshot,
     b: &Bundle,
+    changes: Vec<Change>,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
 ) -> Result<Catalogs<'s>> {
-    let m = b.named()?;
+    let m = b.head();
     let catalogs = match crate::rebase::snapshot_of(b) {
-        Some(_) => Catalogs::rebase(snap, &m.sources, &m.changes),
-        None => Catalogs::absorb(snap, &m.sources, &m.changes),
+        Some(_) => Catalogs::rebase(snap, &m.sources, &changes),
+        None => Catalogs::absorb(snap, &m.sources, changes),
     }
     .context("its catalog delta does not fit the applied catalog")?;
     m.check_result_sums(catalogs.sums(), limits)?;
     store::check_catalogs(&catalogs)?;
     let mut rebuilt = 0;
-    for c in &m.changes {
-        if let Change::Put {
-            key,
-            object: Object::File(f),
-        } = c
-        {
-            if !matches!(catalogs.prev_get(key)?, Some(Object::File(p)) if p == *f) {
+    let prev_empty = catalogs.prev_is_empty()?;
+    for (key, o) in catalogs.puts() {
+        if let Object::File(f) = o {
+            if prev_empty || !matches!(catalogs.prev_get(key)?, Some(Object::File(p)) if p == *f) {
                 rebuilt += f.size;
             }
         }
@@ -475,7 +474,7 @@ fn commit(
     name: &str,
     view: &crate::trust::View,
 ) -> Result<(ferry_protocol::catalog::DeltaStats, Applied)> {
-    let m = b.named()?;
+    let m = b.head();
     // A rebase snapshot records the hash of the bundle it snapshots: the
     // link the next bundle names. Its changes are from the empty catalog,
     // so the stored catalog is replaced whole.
@@ -485,9 +484,10 @@ fn commit(
         (Some(_), None) => bail!("a rebase snapshot's next catalog is not held whole"),
         (None, _) => (
             b.verified.hash,
-            CatalogUpdate::Delta {
-                sources: &m.sources,
-                changes: &m.changes,
+            CatalogUpdate::Checked {
+                sources: catalogs.sources(),
+                puts: catalogs.puts(),
+                removes: catalogs.removes(),
                 sums: catalogs.sums(),
             },
         ),

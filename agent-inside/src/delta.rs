@@ -22,8 +22,8 @@
 use crate::db::{key_bytes, Snapshot};
 use anyhow::Result;
 use ferry_protocol::catalog::{
-    check_changes, validate_changes, Catalog, Change, Changes, FileObject, LastCatalog, Object,
-    SourceKind, Sums,
+    check_changes_owned, validate_changes, Catalog, Change, Changes, FileObject, LastCatalog,
+    Object, SourceKind, Sums,
 };
 use ferry_protocol::id::Sha256;
 use ferry_protocol::path::ObjectKey;
@@ -77,11 +77,13 @@ impl LastCatalog for Rows<'_> {
 
 impl<'s> Catalogs<'s> {
     /// The catalog of `snap` changed by `sources` and `changes`, after
-    /// every check of [`Catalog::apply`] (made against the rows).
+    /// every check of [`Catalog::apply`] (made against the rows). The
+    /// changes' objects are moved in, never copied: a first import's
+    /// change list is the whole catalog, held once.
     pub fn absorb(
         snap: &'s Snapshot,
         sources: &BTreeMap<String, SourceKind>,
-        changes: &[Change],
+        changes: Vec<Change>,
     ) -> Result<Catalogs<'s>> {
         let prev = Rows {
             snap,
@@ -91,7 +93,7 @@ impl<'s> Catalogs<'s> {
             Some(Object::File(f)) => Ok(Some(f.sha256)),
             _ => Ok(None),
         };
-        let checked = check_changes(&prev, &mut digest, sources, changes)?;
+        let checked = check_changes_owned(&prev, &mut digest, sources, changes)?;
         validate_changes(&prev, &checked)?;
         let applied = snap.sums()?;
         if applied.objects == 0 {
@@ -215,11 +217,26 @@ impl<'s> Catalogs<'s> {
     }
 
     /// The keys a delta removes (none for a whole next catalog).
-    fn removes(&self) -> &[ObjectKey] {
+    pub fn removes(&self) -> &[ObjectKey] {
         match &self.next {
             Next::Rows(ch) => &ch.removes,
             Next::Whole(_) => &[],
         }
+    }
+
+    /// The changes from the applied catalog, put or removed (`None`), in
+    /// key order: the puts, then the removals. A whole next catalog's are
+    /// its objects (the keys it drops are in no change).
+    pub fn changes(&self) -> impl Iterator<Item = (&ObjectKey, Option<&Object>)> + '_ {
+        let puts = self.puts().iter().map(|(k, o)| (k, Some(o)));
+        puts.chain(self.removes().iter().map(|k| (k, None)))
+    }
+
+    /// Whether the applied catalog is empty (a first import, or one after
+    /// a delta emptied it): nothing of it is used, no chunk of the store
+    /// is a range of its files.
+    pub fn prev_is_empty(&self) -> Result<bool> {
+        Ok(self.prev.snap.sums()?.objects == 0)
     }
 
     /// The next catalog's object at `key`.

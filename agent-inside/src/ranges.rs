@@ -324,22 +324,52 @@ impl Overlay {
         Overlay::default()
     }
 
-    /// The uses `changes` remove (every changed key's) and add (each put file's).
-    pub fn of(changes: &[Change]) -> Overlay {
+    /// The uses `changes` (each an object put, or `None`: the key removed;
+    /// [`change_of`]) remove (every changed key's) and add (each put file's).
+    pub fn of<'c>(changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>) -> Overlay {
         let mut o = Overlay::default();
-        for c in changes {
-            o.changed.insert(c.key().clone());
-            if let Change::Put {
-                key,
-                object: Object::File(f),
-            } = c
-            {
+        for (key, object) in changes {
+            o.changed.insert(key.clone());
+            if let Some(Object::File(f)) = object {
                 for (id, u) in crate::db::uses_of(key, f) {
                     o.added.entry(id).or_default().push(u);
                 }
             }
         }
         o
+    }
+
+    /// [`Overlay::of`] good for [`Overlay::uses`] of the chunks of `ids`
+    /// only: the changed keys that use one of them in `snap`, and the uses
+    /// of them the puts add. Its size is that of their uses, not of the
+    /// change (a first import's change is the whole catalog).
+    pub fn of_among<'c>(
+        snap: &Snapshot,
+        ids: &HashSet<ChunkId>,
+        changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>,
+        is_changed: impl Fn(&ObjectKey) -> bool,
+    ) -> Result<Overlay> {
+        let mut o = Overlay::default();
+        if ids.is_empty() {
+            return Ok(o);
+        }
+        for id in ids {
+            for u in snap.uses(id)? {
+                if is_changed(u.key()) {
+                    o.changed.insert(u.key().clone());
+                }
+            }
+        }
+        for (key, object) in changes {
+            if let Some(Object::File(f)) = object {
+                for (id, u) in crate::db::uses_of(key, f) {
+                    if ids.contains(&id) {
+                        o.added.entry(id).or_default().push(u);
+                    }
+                }
+            }
+        }
+        Ok(o)
     }
 
     /// The uses of `id` in the catalog `snap` changed by this overlay.
@@ -357,21 +387,56 @@ impl Overlay {
 /// Every chunk whose place (chunk store, range, or neither) `changes` may
 /// change: the chunks of the objects they replace or remove (as `snap`, the
 /// catalog before, holds them) and of the objects they put.
-pub fn touched_chunks(snap: &Snapshot, changes: &[Change]) -> Result<HashSet<ChunkId>> {
+pub fn touched_chunks<'c>(
+    snap: &Snapshot,
+    changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>,
+) -> Result<HashSet<ChunkId>> {
     let mut out = HashSet::new();
-    for c in changes {
-        if let Some(Object::File(f)) = snap.get(c.key())? {
+    for (key, object) in changes {
+        if let Some(Object::File(f)) = snap.get(key)? {
             out.extend(f.chunks().map(|r| r.id));
         }
-        if let Change::Put {
-            object: Object::File(f),
-            ..
-        } = c
-        {
+        if let Some(Object::File(f)) = object {
             out.extend(f.chunks().map(|r| r.id));
         }
     }
     Ok(out)
+}
+
+/// A change as [`Overlay::of`] and [`touched_chunks`] read it: its key, and
+/// the object it puts (`None`: it removes the key).
+pub fn change_of(c: &Change) -> (&ObjectKey, Option<&Object>) {
+    match c {
+        Change::Put { key, object } => (key, Some(object)),
+        Change::Remove { key } => (key, None),
+    }
+}
+
+/// Of the chunks the objects `puts` keep that are not ranges of a file
+/// (those the chunk store must hold, `store_only`) over an empty catalog
+/// before (a first import): the chunks a file keeps otherwise (recipe and
+/// expanded-form chunks) that no file of the puts has as a range. Holds
+/// only those chunks (two passes over the puts), not every chunk of them.
+pub fn store_only_of_puts<'c>(
+    puts: impl Iterator<Item = (&'c ObjectKey, &'c Object)> + Clone,
+) -> HashSet<ChunkId> {
+    let files = puts.filter_map(|(_, o)| match o {
+        Object::File(f) => Some(f),
+        Object::Symlink { .. } => None,
+    });
+    let mut keep: HashSet<ChunkId> = files
+        .clone()
+        .filter(|f| matches!(f.encoding, Encoding::Rebuilt(_)))
+        .flat_map(|f| f.held_chunks().map(|c| c.id))
+        .collect();
+    if !keep.is_empty() {
+        for f in files {
+            for (id, _, _) in ranges_of(f) {
+                keep.remove(&id);
+            }
+        }
+    }
+    keep
 }
 
 /// Of `candidates`, the chunks the chunk store must hold for the catalog
@@ -533,6 +598,46 @@ mod tests {
         ));
         assert_eq!(range_ids(&c).len(), 3);
         assert!(store_only(&c, Some(Files::Tree(tmp.path()))).is_empty());
+    }
+
+    /// Over an empty catalog before, the chunks to keep found from the
+    /// puts are those `store_only` finds of the whole catalog: a recipe's
+    /// and an expanded form's chunks, but not one that is also a range.
+    #[test]
+    fn the_chunks_a_first_import_keeps_are_those_of_the_whole_catalog() {
+        use ferry_protocol::catalog::{Expanded, Rebuilt};
+        let files: &[(&str, &[&[u8]])] = &[("a", &[b"one", b"two22"]), ("b", &[b"three"])];
+        let mut c = catalog_of(files);
+        assert!(store_only_of_puts(c.objects.iter()).is_empty());
+        let r = |b: &[u8]| ChunkRef {
+            id: ChunkId::of(b),
+            len: b.len() as u32,
+        };
+        c.objects.insert(
+            ObjectKey {
+                source: "tools".into(),
+                path: "r".into(),
+            },
+            Object::File(FileObject {
+                size: 9,
+                sha256: Sha256::of(b"rebuilt!!"),
+                executable: false,
+                encoding: Encoding::Rebuilt(Box::new(Rebuilt {
+                    recipe: vec![r(b"recipe")],
+                    expanded_len: 8,
+                    expanded_blake3: [0; 32],
+                    // "three" is also a range of b: not kept.
+                    expanded: Expanded::Chunks(vec![r(b"exp"), r(b"three")]),
+                })),
+            }),
+        );
+        let kept = store_only_of_puts(c.objects.iter());
+        assert_eq!(kept, store_only(&c, None));
+        assert_eq!(
+            kept,
+            [ChunkId::of(b"recipe"), ChunkId::of(b"exp")].into(),
+            "recipe and expanded-form chunks, not a range"
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
 mod changes;
-pub use changes::{check_changes, validate_changes, Changes, LastCatalog, Sums};
+pub use changes::{
+    check_changes, check_changes_owned, validate_changes, Changes, LastCatalog, Sums,
+};
 
 /// One chunk of an object: its id and its uncompressed length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

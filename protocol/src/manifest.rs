@@ -311,6 +311,17 @@ impl Decoded {
         }
     }
 
+    /// Takes the change list out of the manifest, once every chunk id is
+    /// known (the inside's apply moves it into the next catalog instead of
+    /// copying it: a first import's change list is the whole catalog); the
+    /// manifest's `changes` are empty after.
+    pub fn take_changes(&mut self) -> Result<Vec<Change>, Error> {
+        match &self.pending {
+            None => Ok(std::mem::take(&mut self.manifest.changes)),
+            Some(p) => Err(not_named(p)),
+        }
+    }
+
     /// The number of entries of the chunk table.
     pub fn chunk_count(&self) -> usize {
         self.chunks_any().len()

@@ -136,7 +136,7 @@ pub(super) fn stage_adopted(
 }
 
 /// The chunks `scrub` recorded missing ([`Db::missing`]) that the next
-/// catalog (`snap` changed by `overlay`) keeps, not as a range of a file,
+/// catalog (`snap` changed by the changes of `catalogs`) keeps, not as a range of a file,
 /// must be carried by the bundle or in the store or staging again (shipped
 /// again): otherwise the apply is refused, naming the chunk and an object
 /// keeping it. Returns the recorded chunks this apply resolves (held again,
@@ -144,11 +144,17 @@ pub(super) fn stage_adopted(
 pub(super) fn check_missing(
     db: &Db,
     snap: &crate::db::Snapshot,
-    overlay: &ranges::Overlay,
+    catalogs: &Catalogs<'_>,
     (carried, chunks): (Option<&Carried<'_>>, &ChunkStore),
 ) -> Result<Vec<ChunkId>> {
     let mut resolved = Vec::new();
-    for id in db.missing()? {
+    let missing = db.missing()?;
+    let ids: HashSet<ChunkId> = missing.iter().copied().collect();
+    // The uses of those chunks only (usually none: no overlay at all).
+    let overlay = ranges::Overlay::of_among(snap, &ids, catalogs.changes(), |k| {
+        catalogs.puts().contains_key(k) || catalogs.removes().binary_search(k).is_ok()
+    })?;
+    for id in missing {
         let uses = overlay.uses(snap, &id)?;
         if held_here(carried, chunks, &id) || uses.is_empty() {
             resolved.push(id);
@@ -172,27 +178,48 @@ pub(super) fn check_missing(
 /// After the build: checks the carried chunks no object read (every chunk
 /// of the bundle is checked before anything of it becomes visible), then
 /// stages and moves into the store the chunks it must keep for the next
-/// catalog (`snap` changed by `overlay`, with `changes`) that it lacks.
+/// catalog (`snap` changed by the changes of `catalogs`) that it lacks.
 /// The store changes only for the chunks the changes touch (`extra`: the
 /// chunks of unchanged files rebuilt, ranges again; those `scrub` found
 /// missing that the bundle brings again). Returns the touched chunks step 8
 /// prunes among (those the catalog before used: the store holds no other,
 /// but the ones that join it now, kept) and how many chunks joined it.
+///
+/// Over an empty catalog (a first import) no chunk was used before, so
+/// none is pruned, and the chunks to keep are found from the puts alone
+/// (`ranges::store_only_of_puts`): neither the touched chunks nor an
+/// overlay of the change (the whole catalog) is held.
 pub(super) fn keep_chunks(
-    (snap, overlay, changes): (
-        &crate::db::Snapshot,
-        &ranges::Overlay,
-        &[ferry_protocol::catalog::Change],
-    ),
+    (snap, catalogs): (&crate::db::Snapshot, &Catalogs<'_>),
     extra: HashSet<ChunkId>,
     source: &ChunkSource<'_>,
 ) -> Result<(HashSet<ChunkId>, u64)> {
     if let Some(c) = source.carried {
         c.check_unread()?;
     }
-    let mut touched = ranges::touched_chunks(snap, changes)?;
+    if catalogs.is_delta() || !catalogs.prev_is_empty()? {
+        return keep_chunks_of_delta((snap, catalogs), extra, source);
+    }
+    // `extra` (chunks of unchanged files, chunks `scrub` found missing)
+    // adds nothing here: no file is unchanged, and a chunk counts only
+    // through a use by the puts.
+    let keep = ranges::store_only_of_puts(catalogs.puts().iter());
+    copy_kept(source, &keep)?;
+    let added = source.store.commit_staged(|id| keep.contains(id))?;
+    Ok((HashSet::new(), added))
+}
+
+/// [`keep_chunks`] of a delta (or of a rebase snapshot), among the chunks
+/// its changes touch.
+fn keep_chunks_of_delta(
+    (snap, catalogs): (&crate::db::Snapshot, &Catalogs<'_>),
+    extra: HashSet<ChunkId>,
+    source: &ChunkSource<'_>,
+) -> Result<(HashSet<ChunkId>, u64)> {
+    let overlay = ranges::Overlay::of(catalogs.changes());
+    let mut touched = ranges::touched_chunks(snap, catalogs.changes())?;
     touched.extend(extra);
-    let keep = ranges::store_only_among(snap, overlay, &touched, None)?;
+    let keep = ranges::store_only_among(snap, &overlay, &touched, None)?;
     let prune_among = ranges::used_in(snap, &touched)?;
     copy_kept(source, &keep)?;
     let added = source.store.commit_staged(|id| keep.contains(id))?;

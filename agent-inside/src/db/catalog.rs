@@ -57,6 +57,18 @@ pub enum CatalogUpdate<'a> {
         /// The sums of the catalog they make.
         sums: Sums,
     },
+    /// [`CatalogUpdate::Delta`] of changes checked already and held in key
+    /// order (`crate::delta::Catalogs`: the objects put, the keys removed).
+    Checked {
+        /// The new source list.
+        sources: &'a BTreeMap<String, SourceKind>,
+        /// The objects put.
+        puts: &'a BTreeMap<ObjectKey, Object>,
+        /// The keys removed.
+        removes: &'a [ObjectKey],
+        /// The sums of the catalog they make.
+        sums: Sums,
+    },
 }
 
 /// How an object of the catalog uses a chunk.
@@ -199,35 +211,21 @@ pub(super) fn write(
             changes,
             sums,
         } => {
-            let mut t = txn.open_table(OBJECTS).map_err(ctx("open"))?;
-            let mut u = txn.open_multimap_table(USES).map_err(ctx("open"))?;
-            for c in changes {
-                let k = key_bytes(c.key());
-                let old = t.remove(k.as_slice()).map_err(ctx("write"))?;
-                let old = old.map(|v| decode_object(v.value())).transpose()?;
-                if let Some(o) = &old {
-                    counts.drop_ref(o)?;
-                }
-                if let Change::Put { object, .. } = c {
-                    counts.add(object)?;
-                }
-                if let Some(Object::File(f)) = &old {
-                    for (id, use_) in uses_of(c.key(), f) {
-                        u.remove(&id.0, use_.encode().as_slice())
-                            .map_err(ctx("write"))?;
-                    }
-                }
-                match c {
-                    Change::Put { key, object } => put(&mut t, &mut u, key, object)?,
-                    Change::Remove { key } if old.is_none() => {
-                        bail!(
-                            "state database: removes {key}, which the stored catalog does not hold"
-                        )
-                    }
-                    Change::Remove { .. } => {}
-                }
-            }
-            (sources, changes.len() as u64, sums)
+            let each = changes.iter().map(|c| match c {
+                Change::Put { key, object } => (key, Some(object)),
+                Change::Remove { key } => (key, None),
+            });
+            (sources, write_changes(txn, &mut counts, each)?, sums)
+        }
+        CatalogUpdate::Checked {
+            sources,
+            puts,
+            removes,
+            sums,
+        } => {
+            let each = puts.iter().map(|(k, o)| (k, Some(o)));
+            let each = each.chain(removes.iter().map(|k| (k, None)));
+            (sources, write_changes(txn, &mut counts, each)?, sums)
         }
     };
     let mut m = txn.open_table(META).map_err(ctx("open"))?;
@@ -236,6 +234,44 @@ pub(super) fn write(
     m.insert(SUMS, encode_sums(sums).as_slice())
         .map_err(ctx("write"))?;
     m.remove(LEGACY).map_err(ctx("write"))?;
+    Ok(rows)
+}
+
+/// Writes each change (an object put, or `None`: the key removed) in
+/// `txn`, with the counts it changes; returns how many.
+fn write_changes<'c>(
+    txn: &WriteTransaction,
+    counts: &mut super::objects::Counts<'_>,
+    changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>,
+) -> Result<u64> {
+    let mut t = txn.open_table(OBJECTS).map_err(ctx("open"))?;
+    let mut u = txn.open_multimap_table(USES).map_err(ctx("open"))?;
+    let mut rows = 0;
+    for (key, object) in changes {
+        rows += 1;
+        let k = key_bytes(key);
+        let old = t.remove(k.as_slice()).map_err(ctx("write"))?;
+        let old = old.map(|v| decode_object(v.value())).transpose()?;
+        if let Some(o) = &old {
+            counts.drop_ref(o)?;
+        }
+        if let Some(Object::File(f)) = &old {
+            for (id, use_) in uses_of(key, f) {
+                u.remove(&id.0, use_.encode().as_slice())
+                    .map_err(ctx("write"))?;
+            }
+        }
+        match object {
+            Some(object) => {
+                counts.add(object)?;
+                put(&mut t, &mut u, key, object)?;
+            }
+            None if old.is_none() => {
+                bail!("state database: removes {key}, which the stored catalog does not hold")
+            }
+            None => {}
+        }
+    }
     Ok(rows)
 }
 
@@ -578,6 +614,63 @@ mod tests {
             .count();
         assert_eq!(snap.uses(&shared).unwrap().len(), holders);
         assert!(snap.get(&key(7)).unwrap().is_none());
+    }
+
+    /// The changes checked and held in key order (`crate::delta`) write
+    /// what the manifest's list writes: rows, chunk uses, object counts.
+    #[test]
+    fn checked_changes_write_what_the_change_list_writes() {
+        let first = catalog(1000);
+        let changes = ten_changes();
+        let next = first.apply(&first.sources, &changes).unwrap();
+        let sums = Sums::of(next.objects.values());
+        let mut checked = ferry_protocol::catalog::Changes::default();
+        for c in &changes {
+            match c {
+                Change::Put { key, object } => {
+                    checked.puts.insert(key.clone(), object.clone());
+                }
+                Change::Remove { key } => checked.removes.push(key.clone()),
+            }
+        }
+        checked.removes.sort();
+        let dbs: Vec<_> = (0..2)
+            .map(|i| {
+                let tmp = tempfile::tempdir().unwrap();
+                let db = Db::open(&tmp.path().join("ferry-in.redb")).unwrap();
+                commit(&db, 1, CatalogUpdate::Whole(&first));
+                let update = match i {
+                    0 => CatalogUpdate::Delta {
+                        sources: &first.sources,
+                        changes: &changes,
+                        sums,
+                    },
+                    _ => CatalogUpdate::Checked {
+                        sources: &first.sources,
+                        puts: &checked.puts,
+                        removes: &checked.removes,
+                        sums,
+                    },
+                };
+                assert_eq!(commit(&db, 2, update), 10, "rows in proportion");
+                (tmp, db)
+            })
+            .collect();
+        let (a, b) = (&dbs[0].1, &dbs[1].1);
+        assert_eq!(a.catalog().unwrap(), next);
+        assert_eq!(b.catalog().unwrap(), next);
+        let (sa, sb) = (a.snapshot().unwrap(), b.snapshot().unwrap());
+        for f in first.files().chain(next.files()).map(|(_, f)| f) {
+            for c in f.chunks() {
+                assert_eq!(sa.uses(&c.id).unwrap(), sb.uses(&c.id).unwrap());
+            }
+        }
+        assert_eq!(sa.sums().unwrap(), sb.sums().unwrap());
+        assert_eq!(
+            a.object_ref_counts().unwrap(),
+            b.object_ref_counts().unwrap()
+        );
+        assert_eq!(a.released_objects().unwrap(), b.released_objects().unwrap());
     }
 
     #[test]

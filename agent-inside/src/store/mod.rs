@@ -371,13 +371,14 @@ pub fn bytes_to_look(
 /// digest once. Returns the bytes rebuilt. `dir` is the store's directory,
 /// where an older generation's tree kept the files.
 pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64> {
-    use rayon::prelude::*;
-    let mut rebuild_list: Vec<(Cow<'_, ObjectKey>, Cow<'_, FileObject>)> = Vec::new();
+    let mut batch: Vec<(Cow<'_, ObjectKey>, Cow<'_, FileObject>)> = Vec::new();
     let mut first = HashSet::new();
+    let mut written = 0;
     let look = (cx.prev_in_objects, cx.missing);
     // A file held without a look (unchanged, in the object store) is not
     // handed on, nor remembered: a changed file of the same digest finds
-    // it held.
+    // it held. The files to rebuild go in batches (a first import's are
+    // the whole catalog): a digest rebuilt by an earlier batch is held.
     files_to_look(cx.catalogs, Some(kind), look, &mut |key, f, h| {
         if first.contains(&f.sha256) {
             return Ok(());
@@ -390,14 +391,32 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
         if held {
             cx.progress.inc(f.size);
         } else {
-            rebuild_list.push((key, f));
+            batch.push((key, f));
+        }
+        if batch.len() >= REBUILD_BATCH {
+            written += rebuild_all(cx, dir, &batch)?;
+            batch.clear();
+            first.clear();
         }
         Ok(())
     })?;
-    // A rebuilt object holds its expanded form (and its base's reference
-    // form) in memory: large ones are rebuilt one at a time, so that two of
-    // them never add up; the rest on all cores.
-    let (large, rest): (Vec<_>, Vec<_>) = rebuild_list
+    Ok(written + rebuild_all(cx, dir, &batch)?)
+}
+
+/// How many objects [`materialize`] lists before it rebuilds them.
+const REBUILD_BATCH: usize = 4096;
+
+/// Rebuilds `list` (each digest once). A rebuilt object holds its expanded
+/// form (and its base's reference form) in memory: large ones are rebuilt
+/// one at a time, so that two of them never add up; the rest on all cores.
+/// Returns the bytes rebuilt.
+fn rebuild_all(
+    cx: &BuildCtx<'_>,
+    dir: &str,
+    list: &[(Cow<'_, ObjectKey>, Cow<'_, FileObject>)],
+) -> Result<u64> {
+    use rayon::prelude::*;
+    let (large, rest): (Vec<_>, Vec<_>) = list
         .iter()
         .partition(|(_, f)| held_to_rebuild(f) > LARGE_REBUILD);
     for (key, f) in large {
@@ -405,7 +424,7 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
     }
     rest.par_iter()
         .try_for_each(|(key, f)| rebuild(cx, dir, key, f))?;
-    Ok(rebuild_list.iter().map(|(_, f)| f.size).sum())
+    Ok(list.iter().map(|(_, f)| f.size).sum())
 }
 
 /// The first import over a generation of an older ferry-in (a tree, no

@@ -278,6 +278,59 @@ pub fn check_changes(
     Ok(out)
 }
 
+/// [`check_changes`] of a change list the caller gives away: each object
+/// is moved into the result, never copied (a first import's change list is
+/// the whole catalog). The same checks; no key changed twice is checked by
+/// the puts' map and the sorted removals, so no set of keys is kept
+/// beside them.
+pub fn check_changes_owned(
+    last: &impl LastCatalog,
+    file_digest: &mut dyn FnMut(&ObjectKey) -> Result<Option<Sha256>, Error>,
+    sources: &BTreeMap<String, SourceKind>,
+    changes: Vec<Change>,
+) -> Result<Changes, Error> {
+    let twice = |key: &ObjectKey| Error::Inconsistent(format!("object {key} changed twice"));
+    let mut out = Changes {
+        sources: sources.clone(),
+        ..Changes::default()
+    };
+    for c in changes {
+        check_key(c.key())?;
+        match c {
+            Change::Put { key, object } => {
+                if let Some(base) = match &object {
+                    Object::File(f) => f.base(),
+                    Object::Symlink { .. } => None,
+                } {
+                    check_base(file_digest(&base.key)?, &key, &base.key, &base.sha256)?;
+                }
+                match out.puts.entry(key) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(object);
+                    }
+                    std::collections::btree_map::Entry::Occupied(o) => return Err(twice(o.key())),
+                }
+            }
+            Change::Remove { key } => {
+                if !last.holds(&key)? {
+                    return Err(Error::Inconsistent(format!(
+                        "removes {key}, which the base catalog does not hold"
+                    )));
+                }
+                out.removes.push(key);
+            }
+        }
+    }
+    out.removes.sort();
+    if let Some(w) = out.removes.windows(2).find(|w| w[0] == w[1]) {
+        return Err(twice(&w[0]));
+    }
+    if let Some(k) = out.removes.iter().find(|k| out.puts.contains_key(*k)) {
+        return Err(twice(k));
+    }
+    Ok(out)
+}
+
 /// The base `base` of a patch of `key`, made against digest `sha256`, is
 /// the file of digest `held` (`None`: no file there).
 fn check_base(
