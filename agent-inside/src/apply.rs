@@ -239,9 +239,17 @@ fn prepare_and_commit(
     // 1a. The ids of chunks a version-4 manifest lists without them, from
     // their bytes (checking the volumes first), before anything uses ids.
     let t_named = std::time::Instant::now();
+    // From a bundle with volumes, each such chunk's object is written as it
+    // is checked (the build then finds it held): the object store may hold
+    // files the database does not account for from here on.
     if !b.verified.is_named() {
+        let objects = crate::objects::ObjectStore::new(&layout.objects());
+        let place = matches!(b.payload, bundle::Payload::Volumes);
+        if place {
+            db.set_prune_pending()?;
+        }
         let pb = progress::bytes(b.head().totals.volume_bytes, "verifying");
-        bundle::name_chunks(b, |n| pb.inc(n))?;
+        bundle::name_chunks(b, |n| pb.inc(n), place.then_some(&objects))?;
         pb.finish_and_clear();
     }
     let t_named = t_named.elapsed().as_secs_f64();
