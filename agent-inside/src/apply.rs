@@ -224,6 +224,26 @@ pub fn apply(
     Ok(outcome)
 }
 
+/// Step 1a: names a version-4 manifest's id-less chunks. From a bundle
+/// with volumes, each such chunk's object is written as it is checked (the
+/// build then finds it held): the object store may hold files the database
+/// does not account for from here on, so the prune is recorded as pending
+/// first (a failed apply's `recover` sweeps them).
+fn name_ids(layout: &Layout, db: &Db, b: &mut Bundle) -> Result<()> {
+    if b.verified.is_named() {
+        return Ok(());
+    }
+    let objects = crate::objects::ObjectStore::new(&layout.objects());
+    let place = matches!(b.payload, bundle::Payload::Volumes);
+    if place {
+        db.set_prune_pending()?;
+    }
+    let pb = progress::bytes(b.head().totals.volume_bytes, "verifying");
+    bundle::name_chunks(b, |n| pb.inc(n), place.then_some(&objects))?;
+    pb.finish_and_clear();
+    Ok(())
+}
+
 /// Steps 1 to 6. Returns, with the outcome, the chunks whose place the
 /// apply may have changed ([`ranges::touched_chunks`]), for step 8.
 fn prepare_and_commit(
@@ -239,11 +259,7 @@ fn prepare_and_commit(
     // 1a. The ids of chunks a version-4 manifest lists without them, from
     // their bytes (checking the volumes first), before anything uses ids.
     let t_named = std::time::Instant::now();
-    if !b.verified.is_named() {
-        let pb = progress::bytes(b.head().totals.volume_bytes, "verifying");
-        bundle::name_chunks(b, |n| pb.inc(n))?;
-        pb.finish_and_clear();
-    }
+    name_ids(layout, db, b)?;
     let t_named = t_named.elapsed().as_secs_f64();
     // The change list moves into the next catalog (held once: a first
     // import's is the whole catalog); the changes are read from it after.

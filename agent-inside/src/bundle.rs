@@ -46,6 +46,11 @@ pub struct Bundle {
     /// Whether [`name_chunks`] checked every volume's size and hash already
     /// (so the apply does not read them twice).
     pub volumes_verified: bool,
+    /// The chunk-table entries [`name_chunks`] read from the volumes and
+    /// checked in full (decoded, SHA-256 of their object, BLAKE3 their id):
+    /// `crate::carried` does not read them again for the check after the
+    /// build.
+    pub checked_by_naming: Vec<u32>,
 }
 
 impl Bundle {
@@ -158,6 +163,7 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         extended_until: None,
         cosigners: vec![],
         volumes_verified: false,
+        checked_by_naming: vec![],
     })
 }
 
@@ -197,9 +203,20 @@ pub fn unnamed_dir(received: &Path) -> PathBuf {
 /// §5.10.1): each one's bytes, read from its volume (after every volume's
 /// size and hash are checked: §9 step 12) or from the chunks received over
 /// QUIC, must be the whole of the object that refers to it (its SHA-256,
-/// which the signature covers); its id is their BLAKE3. Nothing is stored.
-/// A bundle already named is left as it is.
-pub fn name_chunks(b: &mut Bundle, on_bytes: impl FnMut(u64)) -> Result<()> {
+/// which the signature covers); its id is their BLAKE3. A bundle already
+/// named is left as it is.
+///
+/// With `place` (an apply, not a dry run), each chunk read from a volume
+/// whose object that store lacks is also written into it as that object,
+/// from the bytes just checked against its SHA-256 (mode 0644; synced with
+/// the rest before the commit; a failed apply's `recover` sweeps it): the
+/// build then finds the object held and does not read, decode and hash the
+/// chunk a second time. The caller records the prune as pending first.
+pub fn name_chunks(
+    b: &mut Bundle,
+    on_bytes: impl FnMut(u64),
+    place: Option<&crate::objects::ObjectStore>,
+) -> Result<()> {
     use rayon::prelude::*;
     if b.verified.is_named() {
         return Ok(());
@@ -226,11 +243,15 @@ pub fn name_chunks(b: &mut Bundle, on_bytes: impl FnMut(u64)) -> Result<()> {
                     f.read_exact_at(&mut buf, t.place.offset).with_context(|| {
                         format!("cannot read chunk #{} from {}", t.index, path.display())
                     })?;
-                    let (id, _) =
+                    let (id, data) =
                         codec::decode_whole(&t.sha256, t.key, t.place.codec, &buf, t.place.raw_len)
                             .with_context(|| {
                                 format!("bundle {seq}: chunk #{} of {}", t.index, path.display())
                             })?;
+                    if let Some(store) = place {
+                        place_object(store, &t.sha256, &data)
+                            .with_context(|| format!("bundle {seq}: object {}", t.key))?;
+                    }
                     out.push(id);
                 }
                 Ok(out)
@@ -272,9 +293,40 @@ pub fn name_chunks(b: &mut Bundle, on_bytes: impl FnMut(u64)) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?
         }
     };
+    let checked: Vec<u32> = match &b.payload {
+        Payload::Volumes => to_name.iter().map(|t| t.index).collect(),
+        Payload::Chunks(_) => vec![],
+    };
     b.verified
         .name(&ids)
         .with_context(|| format!("bundle {seq}"))?;
+    b.checked_by_naming = checked;
+    Ok(())
+}
+
+/// Writes `data`, checked against `sha256` already, as that object of
+/// `store` unless the store holds a file of its size there.
+fn place_object(
+    store: &crate::objects::ObjectStore,
+    sha256: &ferry_protocol::id::Sha256,
+    data: &[u8],
+) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    if store.holds(sha256, data.len() as u64) {
+        return Ok(());
+    }
+    let (mut file, tmp) = store.create_tmp(sha256)?;
+    let written = file
+        .write_all(data)
+        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o644)))
+        .with_context(|| format!("cannot write {}", tmp.display()));
+    drop(file);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    store.publish(&tmp, sha256)?;
     Ok(())
 }
 

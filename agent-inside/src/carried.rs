@@ -49,6 +49,10 @@ impl<'a> Carried<'a> {
             return Ok(None);
         }
         let table = b.named()?.chunks.as_slice();
+        // Read and checked in full when they were named: not read again
+        // for the check after the build.
+        let mut named = b.checked_by_naming.clone();
+        named.sort_unstable();
         let mut by_id: Vec<u32> = (0..table.len() as u32).collect();
         by_id.sort_unstable_by(|&x, &y| table[x as usize].id.cmp(&table[y as usize].id));
         Ok(Some(Carried {
@@ -59,7 +63,9 @@ impl<'a> Carried<'a> {
             volumes: (0..b.head().volumes.len())
                 .map(|_| OnceLock::new())
                 .collect(),
-            checked: (0..table.len()).map(|_| AtomicBool::new(false)).collect(),
+            checked: (0..table.len())
+                .map(|i| AtomicBool::new(named.binary_search(&(i as u32)).is_ok()))
+                .collect(),
         }))
     }
 
@@ -147,9 +153,10 @@ impl<'a> Carried<'a> {
     }
 
     /// Reads and checks every carried chunk not read yet (one no object
-    /// the build wrote needed), so that every chunk of the bundle is
-    /// checked before anything of it becomes visible (bundle-format §9,
-    /// step 13). Returns how many it read.
+    /// the build wrote needed, and not one a version-4 manifest lists
+    /// without its id: naming it read and checked it, `bundle::name_chunks`),
+    /// so that every chunk of the bundle is checked before anything of it
+    /// becomes visible (bundle-format §9, step 13). Returns how many it read.
     pub fn check_unread(&self) -> Result<usize> {
         use rayon::prelude::*;
         let mut unread: Vec<usize> = (0..self.table.len())

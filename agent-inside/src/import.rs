@@ -730,7 +730,7 @@ pub fn verify(
             let pb = ferry_agent_common::progress::bytes(b.head().totals.volume_bytes, "verifying");
             bundle::verify_volumes(b, |n| pb.inc(n))?;
             b.volumes_verified = true;
-            bundle::name_chunks(b, |_| {})?;
+            bundle::name_chunks(b, |_| {}, None)?;
             pb.finish_and_clear();
             let b: &Bundle = b;
             check_chunks(b)?;

@@ -215,6 +215,7 @@ fn offer(
         extended_until: None,
         cosigners: vec![],
         volumes_verified: false,
+        checked_by_naming: vec![],
     };
     let now = ferry_agent_common::now_unix();
     crate::trust::extend_offered(

@@ -27,7 +27,7 @@ fn only_bundle(media: &Path) -> PathBuf {
 /// manifest's id-less chunks from their bytes, as an apply names them).
 fn named_manifest(p: &Pair, dir: &Path) -> Manifest {
     let mut b = bundle::open(dir, &[p.outside.key.public()], &p.inside.limits).unwrap();
-    bundle::name_chunks(&mut b, |_| {}).unwrap();
+    bundle::name_chunks(&mut b, |_| {}, None).unwrap();
     b.verified.manifest().expect("named").clone()
 }
 

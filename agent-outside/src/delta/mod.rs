@@ -765,11 +765,21 @@ fn fresh(
     Ok(None)
 }
 
+/// An expanded form larger than this is spilled before the rebuild check
+/// even when it is under a window (and read back after it for a one-frame
+/// patch): the check's encoder (an xz stream's holds about 94 MiB of match
+/// finder and, in multi-threaded mode, a block of 24 MiB in and out at
+/// preset 6) is then never held beside it. With a 46 MiB expanded form in
+/// memory (a git deb's data.tar.xz) the two came to about 190 MiB, over the
+/// whole budget, so the object ran alone over it.
+const SPILL_FOR_CHECK: u64 = 16 << 20;
+
 /// Checks `recipe` on `expanded` (see [`rebuilds`]) and gives the expanded
 /// form back as held for the patch. `data` is dropped first, and an expanded
-/// form over a window spilled first (the check then reads it back), so that
-/// the check's encoders are not held beside them. `Ok(Err(why))` when the
-/// recipe does not rebuild the object.
+/// form over [`SPILL_FOR_CHECK`] spilled first (the check then reads it
+/// back), so that the check's encoders are not held beside them; one under
+/// a window is read back into memory after the check. `Ok(Err(why))` when
+/// the recipe does not rebuild the object.
 fn checked(
     cx: &Cx<'_>,
     recipe: &[u8],
@@ -781,7 +791,7 @@ fn checked(
     *data = None;
     let elen = expanded.len() as u64;
     let blake3 = *blake3::hash(&expanded).as_bytes();
-    if elen <= cx.window {
+    if elen <= cx.window.min(SPILL_FOR_CHECK) {
         permit.resize(elen);
         return Ok(
             rebuilds(cx.key, recipe, &expanded, len, cx.sha256).map(|()| Expanded {
@@ -799,11 +809,30 @@ fn checked(
         .with_context(|| format!("cannot read the expanded form of {} back", cx.key))?;
     let rebuilt = rebuilds_from(cx.key, recipe, &mut reader, elen, len, cx.sha256);
     drop(reader);
-    Ok(rebuilt.map(|()| Expanded {
-        held: Held::Spilled(file),
+    if let Err(e) = rebuilt {
+        return Ok(Err(e));
+    }
+    let held = if elen <= cx.window {
+        // Under a window: patched as one frame, from memory, as before.
+        permit.resize(elen);
+        Held::Memory(read_back(cx.key, &file, elen)?)
+    } else {
+        Held::Spilled(file)
+    };
+    Ok(Ok(Expanded {
+        held,
         len: elen,
         blake3,
     }))
+}
+
+/// The `len` bytes of the spilled expanded form `file` of `key`, read back.
+fn read_back(key: &ObjectKey, file: &std::fs::File, len: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .with_context(|| format!("cannot read the expanded form of {key} back"))?;
+    Ok(bytes)
 }
 
 /// An object that is its own expanded form, held for the patch: spilled if
