@@ -166,7 +166,8 @@ pub(super) fn ensure(txn: &WriteTransaction, sequence: u64) -> Result<bool> {
         let catalog = {
             let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
             let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
-            catalogs::read(&steps, &legacy, sequence)?
+            let parts = txn.open_table(catalogs::PARTS).map_err(ctx("open"))?;
+            catalogs::read(&steps, &legacy, &parts, sequence)?
         };
         rebuild(txn, sequence, &catalog)?;
         built = true;
