@@ -314,6 +314,8 @@ pub(super) fn apply(
             if let Some(old) = old {
                 tally.object(&old.object, -1);
             }
+            // A first export's tally is added in batches, not held whole.
+            tally.add_if_full(txn, sequence)?;
         }
         for key in &changes.removes {
             k = row_key(&key.source, &key.path);
@@ -325,6 +327,7 @@ pub(super) fn apply(
             if let Some(old) = old {
                 tally.object(&old.object, -1);
             }
+            tally.add_if_full(txn, sequence)?;
         }
         // Files read again whose object did not change: their new
         // fingerprint.
