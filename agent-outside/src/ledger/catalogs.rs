@@ -8,6 +8,14 @@
 //! Ledgers written before this history kept a whole catalog per sequence in
 //! the `catalogs` table; those are read as checkpoints, so an old ledger
 //! goes on working and its next export starts the history.
+//!
+//! A checkpoint is written in parts (since session 15): the catalog's
+//! encoding cut into values of [`PART_BYTES`] in [`PARTS`], its step saying
+//! how many there are ([`Step::Parts`]). A write transaction then never
+//! holds a whole catalog's encoding in one value (redb keeps a value being
+//! written in memory until the commit; parts are written out as its cache
+//! fills). Checkpoints written before, one value in [`STEPS`]
+//! ([`Step::Checkpoint`]), are read as they are.
 
 use super::ctx;
 use anyhow::{bail, Context, Result};
@@ -21,6 +29,14 @@ pub(super) const STEPS: TableDefinition<u64, &[u8]> = TableDefinition::new("cata
 /// Sequence -> a whole catalog: how ledgers kept catalogs before the history
 /// (read only, as checkpoints).
 pub(super) const LEGACY: TableDefinition<u64, &[u8]> = TableDefinition::new("catalogs");
+/// (sequence, part) -> a part of the encoding of the checkpoint of that
+/// sequence ([`Step::Parts`]): the parts in order are a [`Catalog`]'s
+/// postcard encoding.
+pub(super) const PARTS: TableDefinition<(u64, u32), &[u8]> =
+    TableDefinition::new("catalog_checkpoint_parts");
+
+/// The size of a checkpoint's parts but the last.
+pub(super) const PART_BYTES: usize = 1 << 20;
 
 /// A whole catalog is written at sequence 1, every this many sequences after
 /// it, and whenever the changes are more than half the catalog.
@@ -29,7 +45,8 @@ pub const CHECKPOINT_EVERY: u64 = 64;
 /// One sequence of the history.
 #[derive(Deserialize)]
 enum Step {
-    /// The whole catalog.
+    /// The whole catalog, in one value (written before session 15; read
+    /// only).
     Checkpoint(Catalog),
     /// The catalog as the one of the sequence before, with its sources
     /// replaced by `sources` and `changes` applied.
@@ -37,28 +54,65 @@ enum Step {
         sources: BTreeMap<String, SourceKind>,
         changes: Vec<Change>,
     },
+    /// The whole catalog, its encoding in `parts` values of [`PARTS`]
+    /// (`bytes` in all).
+    Parts { parts: u32, bytes: u64 },
 }
 
-/// [`Step::Changes`] as written, borrowing the changes.
+/// [`Step`] as written, borrowing the changes.
 #[derive(Serialize)]
 enum StepRef<'a> {
-    /// Never written: it keeps [`StepRef::Changes`] at its index.
+    /// Never written: it keeps the others at their index.
     #[allow(dead_code)]
     Checkpoint(()),
     Changes {
         sources: &'a BTreeMap<String, SourceKind>,
         changes: &'a [Change],
     },
+    Parts {
+        parts: u32,
+        bytes: u64,
+    },
 }
 
-/// [`Step::Checkpoint`] as written: the catalog encoded from the rows, one
-/// at a time (a checkpoint of a million objects is never held decoded).
-struct CheckpointRef<'a, T>(super::rows::RowsCatalog<'a, T>);
+/// An `io::Write` cutting what it is given into [`PARTS`] values of
+/// `part` bytes (the last one shorter) of the checkpoint of `sequence`.
+struct PartWriter<'t, 'x> {
+    table: &'t mut redb::Table<'x, (u64, u32), &'static [u8]>,
+    sequence: u64,
+    part: usize,
+    buf: Vec<u8>,
+    parts: u32,
+    bytes: u64,
+}
 
-impl<T: ReadableTable<&'static str, &'static [u8]>> Serialize for CheckpointRef<'_, T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        // As `Step::Checkpoint` is: the first variant, a newtype.
-        s.serialize_newtype_variant("Step", 0, "Checkpoint", &self.0)
+impl PartWriter<'_, '_> {
+    fn flush_part(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.table
+            .insert((self.sequence, self.parts), self.buf.as_slice())
+            .map_err(std::io::Error::other)?;
+        self.parts += 1;
+        self.bytes += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl std::io::Write for PartWriter<'_, '_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(self.part - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == self.part {
+            self.flush_part()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -72,41 +126,110 @@ pub fn stores_changes(sequence: u64, changes: usize, objects: u64) -> bool {
 /// Writes the catalog of `sequence`, whose `sources` are given and whose
 /// objects the rows hold (already updated in `txn`): as `changes`, its
 /// changes from the sequence before, or whole when they are `None` (a
-/// checkpoint, encoded from the rows; see [`stores_changes`]).
+/// checkpoint, encoded from the rows in [`PART_BYTES`] parts; see
+/// [`stores_changes`]).
 pub(super) fn write(
     txn: &WriteTransaction,
     sequence: u64,
     sources: &BTreeMap<String, SourceKind>,
     changes: Option<&[Change]>,
 ) -> Result<()> {
-    let mut t = txn.open_table(STEPS).map_err(ctx("open"))?;
-    match changes {
-        Some(changes) => {
-            let step = StepRef::Changes { sources, changes };
-            t.insert(sequence, postcard::to_stdvec(&step)?.as_slice())
-                .map_err(ctx("write"))?;
-        }
+    write_with(txn, sequence, sources, changes, PART_BYTES)
+}
+
+/// [`write`], with parts of `part` bytes.
+fn write_with(
+    txn: &WriteTransaction,
+    sequence: u64,
+    sources: &BTreeMap<String, SourceKind>,
+    changes: Option<&[Change]>,
+    part: usize,
+) -> Result<()> {
+    // Parts of an earlier checkpoint of this sequence (an unsigned export
+    // discarded) are gone already ([`remove`]); none are left beside a
+    // step of changes.
+    remove_parts(txn, sequence)?;
+    let step = match changes {
+        Some(changes) => postcard::to_stdvec(&StepRef::Changes { sources, changes })?,
         None => {
             let rows = txn.open_table(super::rows::ROWS).map_err(ctx("open"))?;
-            let step = CheckpointRef(super::rows::RowsCatalog {
+            let mut parts = txn.open_table(PARTS).map_err(ctx("open"))?;
+            let catalog = super::rows::RowsCatalog {
                 sources,
                 rows: &rows,
-            });
-            // Two passes over the rows: the size, then the bytes encoded
-            // into their place in the table.
-            let len =
-                postcard::serialize_with_flavor(&step, postcard::ser_flavors::Size::default())?;
-            let mut slot = t.insert_reserve(sequence, len).map_err(ctx("write"))?;
-            postcard::to_slice(&step, slot.as_mut())?;
+            };
+            let mut w = PartWriter {
+                table: &mut parts,
+                sequence,
+                part,
+                buf: Vec::with_capacity(part),
+                parts: 0,
+                bytes: 0,
+            };
+            postcard::to_io(&catalog, &mut w).with_context(|| {
+                format!("ledger: cannot write the catalog of bundle {sequence}")
+            })?;
+            w.flush_part().with_context(|| {
+                format!("ledger: cannot write the catalog of bundle {sequence}")
+            })?;
+            postcard::to_stdvec(&StepRef::Parts {
+                parts: w.parts,
+                bytes: w.bytes,
+            })?
         }
-    }
+    };
+    let mut t = txn.open_table(STEPS).map_err(ctx("open"))?;
+    t.insert(sequence, step.as_slice()).map_err(ctx("write"))?;
     Ok(())
+}
+
+/// Removes the parts of a checkpoint of `sequence`, if any.
+fn remove_parts(txn: &WriteTransaction, sequence: u64) -> Result<()> {
+    let mut parts = txn.open_table(PARTS).map_err(ctx("open"))?;
+    parts
+        .retain_in((sequence, 0)..=(sequence, u32::MAX), |_, _| false)
+        .map_err(ctx("write"))?;
+    Ok(())
+}
+
+/// The catalog of the checkpoint of `sequence` written in `parts` parts of
+/// `bytes` bytes in all.
+fn read_parts(
+    table: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    sequence: u64,
+    parts: u32,
+    bytes: u64,
+) -> Result<Catalog> {
+    let broken = || format!("ledger: the catalog of bundle {sequence} is incomplete");
+    let mut all = Vec::with_capacity(usize::try_from(bytes).unwrap_or(0));
+    let mut n = 0u32;
+    for r in table
+        .range((sequence, 0)..=(sequence, u32::MAX))
+        .map_err(ctx("read"))?
+    {
+        let (k, v) = r.map_err(ctx("read"))?;
+        if k.value().1 != n {
+            bail!("{}: part {n} is missing", broken());
+        }
+        all.extend_from_slice(v.value());
+        n += 1;
+    }
+    if n != parts || all.len() as u64 != bytes {
+        bail!(
+            "{}: {n} parts of {} bytes, its step says {parts} of {bytes}",
+            broken(),
+            all.len()
+        );
+    }
+    postcard::from_bytes(&all)
+        .with_context(|| format!("ledger: the catalog of bundle {sequence} does not decode"))
 }
 
 /// Forgets the catalog of `sequence` (the last one: nothing builds on it).
 pub(super) fn remove(txn: &WriteTransaction, sequence: u64) -> Result<()> {
     let mut t = txn.open_table(STEPS).map_err(ctx("open"))?;
     t.remove(sequence).map_err(ctx("write"))?;
+    remove_parts(txn, sequence)?;
     let mut legacy = txn.open_table(LEGACY).map_err(ctx("open"))?;
     legacy.remove(sequence).map_err(ctx("write"))?;
     Ok(())
@@ -117,6 +240,7 @@ pub(super) fn remove(txn: &WriteTransaction, sequence: u64) -> Result<()> {
 pub(super) fn read(
     steps: &impl ReadableTable<u64, &'static [u8]>,
     legacy: &impl ReadableTable<u64, &'static [u8]>,
+    parts: &impl ReadableTable<(u64, u32), &'static [u8]>,
     sequence: u64,
 ) -> Result<Catalog> {
     let mut later = Vec::new();
@@ -141,6 +265,7 @@ pub(super) fn read(
         };
         match step {
             Step::Checkpoint(c) => break c,
+            Step::Parts { parts: n, bytes } => break read_parts(parts, at, n, bytes)?,
             step @ Step::Changes { .. } => later.push(step),
         }
         at -= 1;
@@ -189,10 +314,17 @@ mod tests {
         super::super::tests::commit(ledger, sequence, prev, catalog, &[], &[]);
     }
 
+    /// The bytes the catalog of `sequence` takes: its step and its parts.
     fn stored_bytes(ledger: &Ledger, sequence: u64) -> usize {
         let txn = ledger.db.begin_read().unwrap();
         let t = txn.open_table(STEPS).unwrap();
-        t.get(sequence).unwrap().unwrap().value().len()
+        let p = txn.open_table(PARTS).unwrap();
+        let parts: usize = p
+            .range((sequence, 0)..=(sequence, u32::MAX))
+            .unwrap()
+            .map(|r| r.unwrap().1.value().len())
+            .sum();
+        t.get(sequence).unwrap().unwrap().value().len() + parts
     }
 
     /// The catalog of sequence `n` of the test's history: 2,000 objects, one
@@ -255,9 +387,106 @@ mod tests {
         let txn = ledger.db.begin_read().unwrap();
         let t = txn.open_table(STEPS).unwrap();
         let step: Step = postcard::from_bytes(t.get(2).unwrap().unwrap().value()).unwrap();
-        assert!(matches!(step, Step::Checkpoint(_)));
+        assert!(matches!(step, Step::Parts { parts: 1, .. }));
         drop((t, txn));
         assert_eq!(ledger.catalog(2).unwrap(), second);
+    }
+
+    /// The step and parts of the checkpoint of `sequence`.
+    fn parts_of(ledger: &Ledger, sequence: u64) -> (u32, u64, Vec<Vec<u8>>) {
+        let txn = ledger.db.begin_read().unwrap();
+        let t = txn.open_table(STEPS).unwrap();
+        let step: Step = postcard::from_bytes(t.get(sequence).unwrap().unwrap().value()).unwrap();
+        let Step::Parts { parts, bytes } = step else {
+            panic!("the step of {sequence} is not in parts");
+        };
+        let p = txn.open_table(PARTS).unwrap();
+        let values = p
+            .range((sequence, 0)..=(sequence, u32::MAX))
+            .unwrap()
+            .map(|r| r.unwrap().1.value().to_vec())
+            .collect();
+        (parts, bytes, values)
+    }
+
+    /// A checkpoint cut into many parts is the catalog's own encoding, reads
+    /// back, and a part lost or cut short is an error naming the bundle;
+    /// parts of a discarded sequence go with it.
+    #[test]
+    fn a_checkpoint_in_parts_is_the_catalogs_encoding_and_reads_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        let first = catalog_at(1);
+        commit(&ledger, 1, &Catalog::default(), &first);
+        // Written again with small parts, in place of the 1 MiB ones.
+        let txn = ledger.db.begin_write().unwrap();
+        write_with(&txn, 1, &first.sources, None, 1000).unwrap();
+        txn.commit().unwrap();
+        let (parts, bytes, values) = parts_of(&ledger, 1);
+        let encoded = first.to_bytes();
+        assert!(parts > 10, "{parts} parts");
+        assert_eq!(values.len(), parts as usize);
+        assert_eq!(bytes, encoded.len() as u64);
+        assert!(values[..values.len() - 1].iter().all(|v| v.len() == 1000));
+        assert_eq!(values.concat(), encoded);
+        assert_eq!(ledger.catalog(1).unwrap(), first);
+        let second = catalog_at(2);
+        commit(&ledger, 2, &first, &second);
+        assert_eq!(ledger.catalog(2).unwrap(), second);
+
+        // A part cut short, then a part missing.
+        let txn = ledger.db.begin_write().unwrap();
+        txn.open_table(PARTS)
+            .unwrap()
+            .insert((1, 3), &values[3][..10])
+            .unwrap();
+        txn.commit().unwrap();
+        let err = format!("{:#}", ledger.catalog(2).unwrap_err());
+        assert!(err.contains("catalog of bundle 1 is incomplete"), "{err}");
+        let txn = ledger.db.begin_write().unwrap();
+        txn.open_table(PARTS).unwrap().remove((1, 3)).unwrap();
+        txn.commit().unwrap();
+        let err = format!("{:#}", ledger.catalog(1).unwrap_err());
+        assert!(err.contains("part 3 is missing"), "{err}");
+
+        // Removing the sequence removes its parts.
+        let txn = ledger.db.begin_write().unwrap();
+        remove(&txn, 1).unwrap();
+        txn.commit().unwrap();
+        let txn = ledger.db.begin_read().unwrap();
+        let p = txn.open_table(PARTS).unwrap();
+        assert_eq!(p.range((1, 0)..=(1, u32::MAX)).unwrap().count(), 0);
+    }
+
+    /// A ledger whose checkpoint is one value (written before the parts:
+    /// `Step::Checkpoint`) reads it as it is and goes on.
+    #[test]
+    fn a_checkpoint_in_one_value_is_read_as_it_is() {
+        #[derive(Serialize)]
+        enum OldStep<'a> {
+            Checkpoint(&'a Catalog),
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        let first = catalog_at(1);
+        commit(&ledger, 1, &Catalog::default(), &first);
+        let txn = ledger.db.begin_write().unwrap();
+        remove_parts(&txn, 1).unwrap();
+        txn.open_table(STEPS)
+            .unwrap()
+            .insert(
+                1,
+                postcard::to_stdvec(&OldStep::Checkpoint(&first))
+                    .unwrap()
+                    .as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+        assert_eq!(ledger.catalog(1).unwrap(), first);
+        let second = catalog_at(2);
+        commit(&ledger, 2, &first, &second);
+        assert_eq!(ledger.catalog(2).unwrap(), second);
+        assert_eq!(ledger.catalog(1).unwrap(), first);
     }
 
     #[test]

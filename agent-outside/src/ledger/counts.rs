@@ -53,12 +53,22 @@ fn set_sequence(txn: &WriteTransaction, sequence: u64) -> Result<()> {
 
 /// Changes to the counts, gathered from a commit's objects and applied in
 /// key order (a first export's million objects are sorted, not looked up
-/// one at a time in a growing table).
+/// one at a time in a growing table), in batches of at most
+/// [`TALLY_BATCH`] entries when the commit adds them as it goes
+/// ([`Tally::add_if_full`]).
 #[derive(Default)]
 pub(super) struct Tally {
     chunks: Vec<([u8; 32], i64)>,
     digests: Vec<([u8; 32], i64)>,
 }
+
+/// How many changes (40 bytes each) a tally gathers before
+/// [`Tally::add_if_full`] adds them to the counts: a first export of a
+/// million one-chunk files makes two million, added in four batches. (A
+/// count may pass through 0 between batches; only the end counts, as in
+/// one batch.) Small under test, so that every test's commit adds in
+/// several.
+const TALLY_BATCH: usize = if cfg!(test) { 3 } else { 1 << 19 };
 
 impl Tally {
     /// Counts `object` in (`by` 1) or out (`by` -1).
@@ -69,29 +79,40 @@ impl Tally {
         }
     }
 
-    /// Applies the changes to the counts of `sequence - 1`, making them
-    /// those of `sequence`. A digest whose count falls to 0 is listed in
-    /// `unheld_digests`.
-    pub(super) fn apply(self, txn: &WriteTransaction, sequence: u64) -> Result<()> {
-        let Tally {
-            mut chunks,
-            mut digests,
-        } = self;
-        {
-            let mut held = txn.open_table(HELD).map_err(ctx("open"))?;
-            merge(&mut held, &mut chunks, "chunk", |_, _| Ok(()))?;
-            drop(chunks);
-            let mut table = txn.open_table(DIGESTS).map_err(ctx("open"))?;
-            let mut unheld = txn.open_table(UNHELD).map_err(ctx("open"))?;
-            merge(&mut table, &mut digests, "digest", |d, now| {
-                if now == 0 {
-                    unheld.insert(d, sequence).map_err(ctx("write"))?;
-                } else {
-                    unheld.remove(d).map_err(ctx("write"))?;
-                }
-                Ok(())
-            })?;
+    /// Adds the changes gathered to the counts, in the commit of
+    /// `sequence`, once they are [`TALLY_BATCH`] or more.
+    pub(super) fn add_if_full(&mut self, txn: &WriteTransaction, sequence: u64) -> Result<()> {
+        if self.chunks.len() + self.digests.len() >= TALLY_BATCH {
+            self.add(txn, sequence)?;
         }
+        Ok(())
+    }
+
+    /// Adds the changes gathered to the counts and forgets them. A digest
+    /// whose count falls to 0 is listed in `unheld_digests` (and taken off
+    /// again if a later batch counts it).
+    fn add(&mut self, txn: &WriteTransaction, sequence: u64) -> Result<()> {
+        let mut held = txn.open_table(HELD).map_err(ctx("open"))?;
+        merge(&mut held, &mut self.chunks, "chunk", |_, _| Ok(()))?;
+        self.chunks.clear();
+        let mut table = txn.open_table(DIGESTS).map_err(ctx("open"))?;
+        let mut unheld = txn.open_table(UNHELD).map_err(ctx("open"))?;
+        merge(&mut table, &mut self.digests, "digest", |d, now| {
+            if now == 0 {
+                unheld.insert(d, sequence).map_err(ctx("write"))?;
+            } else {
+                unheld.remove(d).map_err(ctx("write"))?;
+            }
+            Ok(())
+        })?;
+        self.digests.clear();
+        Ok(())
+    }
+
+    /// Applies the changes to the counts of `sequence - 1` (with those
+    /// added already), making them those of `sequence`.
+    pub(super) fn apply(mut self, txn: &WriteTransaction, sequence: u64) -> Result<()> {
+        self.add(txn, sequence)?;
         set_sequence(txn, sequence)
     }
 }

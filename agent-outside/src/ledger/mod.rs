@@ -162,6 +162,7 @@ impl Ledger {
             }
             txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
             txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
+            txn.open_table(catalogs::PARTS).map_err(ctx("open"))?;
             txn.open_table(BUNDLES).map_err(ctx("open"))?;
             txn.open_table(SHIPPED).map_err(ctx("open"))?;
             txn.open_table(rows::ROWS).map_err(ctx("open"))?;
@@ -229,7 +230,8 @@ impl Ledger {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
         let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
         let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
-        catalogs::read(&steps, &legacy, sequence)
+        let parts = txn.open_table(catalogs::PARTS).map_err(ctx("open"))?;
+        catalogs::read(&steps, &legacy, &parts, sequence)
     }
 
     /// The catalog of `sequence` as rows, for an export to read near its

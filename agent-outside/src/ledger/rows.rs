@@ -166,7 +166,8 @@ pub(super) fn ensure(txn: &WriteTransaction, sequence: u64) -> Result<bool> {
         let catalog = {
             let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
             let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
-            catalogs::read(&steps, &legacy, sequence)?
+            let parts = txn.open_table(catalogs::PARTS).map_err(ctx("open"))?;
+            catalogs::read(&steps, &legacy, &parts, sequence)?
         };
         rebuild(txn, sequence, &catalog)?;
         built = true;
@@ -313,6 +314,8 @@ pub(super) fn apply(
             if let Some(old) = old {
                 tally.object(&old.object, -1);
             }
+            // A first export's tally is added in batches, not held whole.
+            tally.add_if_full(txn, sequence)?;
         }
         for key in &changes.removes {
             k = row_key(&key.source, &key.path);
@@ -324,6 +327,7 @@ pub(super) fn apply(
             if let Some(old) = old {
                 tally.object(&old.object, -1);
             }
+            tally.add_if_full(txn, sequence)?;
         }
         // Files read again whose object did not change: their new
         // fingerprint.
