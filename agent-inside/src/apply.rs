@@ -423,7 +423,9 @@ fn next_catalog<'s>(
         None => Catalogs::absorb(snap, &m.sources, changes),
     }
     .context("its catalog delta does not fit the applied catalog")?;
-    m.check_result_sums(catalogs.sums(), limits)?;
+    // The manifest's change list was moved into `catalogs`: its puts are
+    // checked against the limits from there.
+    m.check_result_of(catalogs.sums(), catalogs.puts(), limits)?;
     store::check_catalogs(&catalogs)?;
     let mut rebuilt = 0;
     let prev_empty = catalogs.prev_is_empty()?;

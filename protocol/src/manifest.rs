@@ -314,7 +314,8 @@ impl Decoded {
     /// Takes the change list out of the manifest, once every chunk id is
     /// known (the inside's apply moves it into the next catalog instead of
     /// copying it: a first import's change list is the whole catalog); the
-    /// manifest's `changes` are empty after.
+    /// manifest's `changes` are empty after, so its checks of the result are
+    /// made with [`Manifest::check_result_of`] and the moved puts.
     pub fn take_changes(&mut self) -> Result<Vec<Change>, Error> {
         match &self.pending {
             None => Ok(std::mem::take(&mut self.manifest.changes)),
@@ -667,6 +668,24 @@ impl Manifest {
     /// [`Manifest::check_result`] of a resulting catalog known by its
     /// [`Sums`] (a receiver keeping them beside its catalog's rows).
     pub fn check_result_sums(&self, sums: Sums, limits: &ReceiverLimits) -> Result<(), Error> {
+        let puts = self.changes.iter().filter_map(|c| match c {
+            Change::Put { key, object } => Some((key, object)),
+            Change::Remove { .. } => None,
+        });
+        self.check_result_of(sums, puts, limits)
+    }
+
+    /// [`Manifest::check_result_sums`] with the objects the manifest puts
+    /// given by the caller: a receiver that moved the change list out
+    /// ([`Decoded::take_changes`]) gives them from where it moved them, so
+    /// every put's chunk refs and rebuilt parts are still checked against
+    /// the limits.
+    pub fn check_result_of<'a>(
+        &self,
+        sums: Sums,
+        puts: impl IntoIterator<Item = (&'a crate::path::ObjectKey, &'a crate::catalog::Object)>,
+        limits: &ReceiverLimits,
+    ) -> Result<(), Error> {
         let t = &self.totals;
         let Sums {
             objects,
@@ -684,12 +703,8 @@ impl Manifest {
         check("object count", objects, limits.max_objects)?;
         let carried: std::collections::HashMap<_, _> =
             self.chunks.iter().map(|c| (c.id, c.raw_len)).collect();
-        for change in &self.changes {
-            if let Change::Put {
-                key,
-                object: crate::catalog::Object::File(f),
-            } = change
-            {
+        for (key, object) in puts {
+            if let crate::catalog::Object::File(f) = object {
                 if let crate::catalog::Encoding::Rebuilt(r) = &f.encoding {
                     // Every part a reader holds in memory to rebuild the
                     // object; repeating a chunk ref must not make one huge.
