@@ -312,21 +312,13 @@ fn place_object(
     data: &[u8],
 ) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
     if store.holds(sha256, data.len() as u64) {
         return Ok(());
     }
-    let (mut file, tmp) = store.create_tmp(sha256)?;
-    let written = file
-        .write_all(data)
-        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o644)))
-        .with_context(|| format!("cannot write {}", tmp.display()));
-    drop(file);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    store.publish(&tmp, sha256)?;
+    store.write_object(sha256, |mut file, tmp| {
+        file.write_all(data)
+            .with_context(|| format!("cannot write {}", tmp.display()))
+    })?;
     Ok(())
 }
 

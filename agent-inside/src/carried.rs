@@ -49,10 +49,6 @@ impl<'a> Carried<'a> {
             return Ok(None);
         }
         let table = b.named()?.chunks.as_slice();
-        // Read and checked in full when they were named: not read again
-        // for the check after the build.
-        let mut named = b.checked_by_naming.clone();
-        named.sort_unstable();
         let mut by_id: Vec<u32> = (0..table.len() as u32).collect();
         by_id.sort_unstable_by(|&x, &y| table[x as usize].id.cmp(&table[y as usize].id));
         Ok(Some(Carried {
@@ -63,9 +59,16 @@ impl<'a> Carried<'a> {
             volumes: (0..b.head().volumes.len())
                 .map(|_| OnceLock::new())
                 .collect(),
-            checked: (0..table.len())
-                .map(|i| AtomicBool::new(named.binary_search(&(i as u32)).is_ok()))
-                .collect(),
+            checked: {
+                // Read and checked in full when they were named: not read
+                // again for the check after the build.
+                let mut checked: Vec<AtomicBool> =
+                    (0..table.len()).map(|_| AtomicBool::new(false)).collect();
+                for &i in &b.checked_by_naming {
+                    *checked[i as usize].get_mut() = true;
+                }
+                checked
+            },
         }))
     }
 

@@ -748,7 +748,8 @@ pub fn verify(
             // chunk that is not a range: `crate::ranges`). Chunks of files
             // carried as chunks are ranges of those files once applied,
             // looked up in the stored index changed by the bundles before.
-            let overlay = crate::ranges::Overlay::of(since_db.iter().map(crate::ranges::change_of));
+            let overlay =
+                crate::ranges::Overlay::of(since_db.iter().map(|c| (c.key(), c.object())));
             for c in &m.changes {
                 let Change::Put {
                     key,

@@ -25,7 +25,7 @@
 use crate::chunkstore::ChunkStore;
 use crate::db::{Snapshot, Use};
 use anyhow::Result;
-use ferry_protocol::catalog::{Catalog, Change, Encoding, FileObject, Object, SourceKind};
+use ferry_protocol::catalog::{Catalog, Encoding, FileObject, Object, SourceKind};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -325,7 +325,7 @@ impl Overlay {
     }
 
     /// The uses `changes` (each an object put, or `None`: the key removed;
-    /// [`change_of`]) remove (every changed key's) and add (each put file's).
+    /// `(c.key(), c.object())` of a change) remove (every changed key's) and add (each put file's).
     pub fn of<'c>(changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>) -> Overlay {
         let mut o = Overlay::default();
         for (key, object) in changes {
@@ -401,15 +401,6 @@ pub fn touched_chunks<'c>(
         }
     }
     Ok(out)
-}
-
-/// A change as [`Overlay::of`] and [`touched_chunks`] read it: its key, and
-/// the object it puts (`None`: it removes the key).
-pub fn change_of(c: &Change) -> (&ObjectKey, Option<&Object>) {
-    match c {
-        Change::Put { key, object } => (key, Some(object)),
-        Change::Remove { key } => (key, None),
-    }
 }
 
 /// Of the chunks the objects `puts` keep that are not ranges of a file

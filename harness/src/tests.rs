@@ -125,7 +125,7 @@ fn a_chunk_without_an_id_altered_in_its_volume_is_refused_and_nothing_is_applied
         assert!(p.inside.held_chunks().is_empty());
         // The objects naming wrote before it met the bad chunk are swept.
         let objects = p.inside.layout.objects();
-        let left: Vec<_> = walkdir_files(&objects);
+        let left = crate::volume_tests::files_under(&objects);
         assert!(left.is_empty(), "left in the object store: {left:?}");
     };
     // The volume's hash catches it first.
@@ -144,23 +144,6 @@ fn a_chunk_without_an_id_altered_in_its_volume_is_refused_and_nothing_is_applied
     let report = p.inside.import(&media).unwrap();
     assert!(report.ok(), "{:?}", report.failed);
     p.assert_in_sync();
-}
-
-/// Every file under `dir` (none if it does not exist).
-fn walkdir_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 /// The one bundle directory in `media`.

@@ -41,7 +41,8 @@ struct Before {
     objects: Vec<String>,
 }
 
-fn files_under(dir: &Path) -> Vec<String> {
+/// The names of the files under `dir`, sorted (none if it does not exist).
+pub(crate) fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -255,6 +255,14 @@ impl Change {
             Change::Put { key, .. } | Change::Remove { key } => key,
         }
     }
+
+    /// The object this change puts (`None`: it removes its key).
+    pub fn object(&self) -> Option<&Object> {
+        match self {
+            Change::Put { object, .. } => Some(object),
+            Change::Remove { .. } => None,
+        }
+    }
 }
 
 /// Which kind of upstream a source is, and so which inside store holds its

@@ -668,10 +668,10 @@ impl Manifest {
     /// [`Manifest::check_result`] of a resulting catalog known by its
     /// [`Sums`] (a receiver keeping them beside its catalog's rows).
     pub fn check_result_sums(&self, sums: Sums, limits: &ReceiverLimits) -> Result<(), Error> {
-        let puts = self.changes.iter().filter_map(|c| match c {
-            Change::Put { key, object } => Some((key, object)),
-            Change::Remove { .. } => None,
-        });
+        let puts = self
+            .changes
+            .iter()
+            .filter_map(|c| Some((c.key(), c.object()?)));
         self.check_result_of(sums, puts, limits)
     }
 

@@ -211,10 +211,7 @@ pub(super) fn write(
             changes,
             sums,
         } => {
-            let each = changes.iter().map(|c| match c {
-                Change::Put { key, object } => (key, Some(object)),
-                Change::Remove { key } => (key, None),
-            });
+            let each = changes.iter().map(|c| (c.key(), c.object()));
             (sources, write_changes(txn, &mut counts, each)?, sums)
         }
         CatalogUpdate::Checked {

@@ -83,6 +83,27 @@ impl ObjectStore {
         Ok((f, tmp))
     }
 
+    /// Writes object `sha` through `write` (the temporary file and its
+    /// path; it checks the bytes it writes), gives it mode 0644 and names
+    /// it. A failed write leaves no temporary file.
+    pub fn write_object(
+        &self,
+        sha: &Sha256,
+        write: impl FnOnce(File, &Path) -> Result<()>,
+    ) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let (file, tmp) = self.create_tmp(sha)?;
+        let written = write(file, &tmp).and_then(|()| {
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+                .with_context(|| format!("cannot set mode of {}", tmp.display()))
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        self.publish(&tmp, sha)
+    }
+
     /// Names the checked temporary file `tmp` as object `sha` (replacing a
     /// file there: one `scrub` found rotten, or a leftover).
     pub fn publish(&self, tmp: &Path, sha: &Sha256) -> Result<PathBuf> {

@@ -29,7 +29,6 @@ use ferry_protocol::path::ObjectKey;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// What a store needs to build its part of a generation.
@@ -502,19 +501,16 @@ fn chunk(cx: &BuildCtx<'_>, key: &ObjectKey, r: &ChunkRef) -> Result<Vec<u8>> {
 /// Writes an object from its chunks (or its recipe) into the object store,
 /// checking its size and SHA-256.
 fn rebuild(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject) -> Result<()> {
-    let what = || format!("object {key}");
-    let (file, tmp) = cx.objects.create_tmp(&f.sha256).with_context(what)?;
-    let written = write_checked(cx, dir, key, f, file, &tmp);
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(what()));
-    }
-    cx.objects.publish(&tmp, &f.sha256).with_context(what)?;
+    cx.objects
+        .write_object(&f.sha256, |file, tmp| {
+            write_checked(cx, dir, key, f, file, tmp)
+        })
+        .with_context(|| format!("object {key}"))?;
     Ok(())
 }
 
 /// Writes object `f` of `key` into `file` (at `tmp`), checking its size and
-/// SHA-256; mode 0644.
+/// SHA-256.
 fn write_checked(
     cx: &BuildCtx<'_>,
     dir: &str,
@@ -560,7 +556,5 @@ fn write_checked(
             ),
         });
     }
-    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("cannot set mode of {}", tmp.display()))?;
     Ok(())
 }

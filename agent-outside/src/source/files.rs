@@ -334,6 +334,17 @@ pub fn normalize_link(link_path: &str, target: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A `files` source over the tree at `root`.
+    fn tree_source(root: &std::path::Path) -> FilesSource {
+        FilesSource {
+            name: "s".into(),
+            root: Some(root.into()),
+            urls: Vec::new(),
+            client: Client::new(&Default::default(), None).unwrap(),
+            link_copies: false,
+        }
+    }
+
     #[test]
     fn the_walk_lists_paths_in_key_order() {
         let tmp = tempfile::tempdir().unwrap();
@@ -343,13 +354,7 @@ mod tests {
         for file in ["a.txt", "a/x", "a/b/y", "a/b.z", "a-/q", "a0", "b", "c/d"] {
             std::fs::write(tmp.path().join(file), file).unwrap();
         }
-        let source = FilesSource {
-            name: "s".into(),
-            root: Some(tmp.path().into()),
-            urls: Vec::new(),
-            client: Client::new(&Default::default(), None).unwrap(),
-            link_copies: false,
-        };
+        let source = tree_source(tmp.path());
         let mut paths = Vec::new();
         source
             .walk(tmp.path(), "", &mut |item| {
@@ -382,13 +387,7 @@ mod tests {
         std::fs::create_dir(tmp.path().join("f040.d")).unwrap();
         std::fs::write(tmp.path().join("f040.d/inner"), b"12345").unwrap();
         std::os::unix::fs::symlink("f001", tmp.path().join("f060.link")).unwrap();
-        let source = FilesSource {
-            name: "s".into(),
-            root: Some(tmp.path().into()),
-            urls: Vec::new(),
-            client: Client::new(&Default::default(), None).unwrap(),
-            link_copies: false,
-        };
+        let source = tree_source(tmp.path());
         let mut seen = Vec::new();
         source
             .walk(tmp.path(), "", &mut |item| {

@@ -9,7 +9,7 @@ use super::{check_encoding, Catalog, Change, FileObject, Object, SourceKind};
 use crate::id::Sha256;
 use crate::path::{check_key, check_symlink_target, ObjectKey};
 use crate::Error;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::iter::Peekable;
 
 /// Changes to a catalog: objects put and keys removed, each in key order.
@@ -241,41 +241,8 @@ pub fn check_changes(
     sources: &BTreeMap<String, SourceKind>,
     changes: &[Change],
 ) -> Result<Changes, Error> {
-    let mut touched = HashSet::new();
-    let mut out = Changes {
-        sources: sources.clone(),
-        ..Changes::default()
-    };
-    for c in changes {
-        check_key(c.key())?;
-        if !touched.insert(c.key()) {
-            return Err(Error::Inconsistent(format!(
-                "object {} changed twice",
-                c.key()
-            )));
-        }
-        match c {
-            Change::Put { key, object } => {
-                if let Some(base) = match object {
-                    Object::File(f) => f.base(),
-                    Object::Symlink { .. } => None,
-                } {
-                    check_base(file_digest(&base.key)?, key, &base.key, &base.sha256)?;
-                }
-                out.puts.insert(key.clone(), object.clone());
-            }
-            Change::Remove { key } => {
-                if !last.holds(key)? {
-                    return Err(Error::Inconsistent(format!(
-                        "removes {key}, which the base catalog does not hold"
-                    )));
-                }
-                out.removes.push(key.clone());
-            }
-        }
-    }
-    out.removes.sort();
-    Ok(out)
+    // The result holds a copy of every change: made up front, then moved.
+    check_changes_owned(last, file_digest, sources, changes.to_vec())
 }
 
 /// [`check_changes`] of a change list the caller gives away: each object
