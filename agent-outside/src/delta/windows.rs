@@ -81,7 +81,7 @@ impl RefForm {
         Ok(RefForm {
             members: Members::of(bytes),
             file: Source {
-                file: super::spill(dir, bytes)?,
+                file: super::analysis::spill(dir, bytes)?,
                 len: bytes.len() as u64,
             },
         })

@@ -1,0 +1,441 @@
+//! The analysis of one object against its predecessor: its recipe and
+//! expanded form under the memory budget, checked by the rebuild the inside
+//! will run, and the patch as one zstd frame.
+
+use super::{walked_copy, windows, Content, DeltaOptions, Recipes, References, EXPANSION};
+use anyhow::{bail, Context, Result};
+use ferry_protocol::id::{Sha256, Sha256Hasher};
+use ferry_protocol::path::ObjectKey;
+use std::io::Write;
+
+/// What the analysis of one object works with.
+pub(super) struct Cx<'a> {
+    pub(super) key: &'a ObjectKey,
+    pub(super) sha256: &'a Sha256,
+    /// Where the object's copy is (read again if it must be analysed twice)
+    /// and large forms are spilled.
+    pub(super) refs: &'a References,
+    /// An expanded form larger than this is spilled and patched in windows.
+    pub(super) window: u64,
+}
+
+/// Where an expanded form waits while the reference form is made.
+pub(super) enum Held {
+    Memory(Vec<u8>),
+    Spilled(std::fs::File),
+}
+
+/// An object's expanded form, checked: where it is, its length and BLAKE3.
+pub(super) struct Expanded {
+    pub(super) held: Held,
+    pub(super) len: u64,
+    pub(super) blake3: [u8; 32],
+}
+
+/// Writes `bytes` to an unnamed file in `dir` (created, then unlinked at
+/// once, so a crash leaves nothing behind) and returns it for reading.
+pub(super) fn spill(dir: &std::path::Path, bytes: &[u8]) -> Result<std::fs::File> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!(".expanded-{}-{n}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(file)
+}
+
+/// `expanded` as one zstd frame against `reference`, decoded again and
+/// checked (length and BLAKE3) as the inside will; `None` (with a warning)
+/// if it does not decode to what it encodes. The decoded copy is reserved
+/// on `permit` (which holds the expanded form and the reference form).
+pub(super) fn one_frame(
+    key: &ObjectKey,
+    base_key: &ObjectKey,
+    expanded: Vec<u8>,
+    reference: &[u8],
+    expanded_blake3: [u8; 32],
+    level: i32,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<Vec<u8>>> {
+    let expanded_len = expanded.len() as u64;
+    let patch = windows::encode_bounded(&expanded, reference, level)
+        .with_context(|| format!("cannot encode {key} against {base_key}"))?;
+    drop(expanded);
+    // The decoded copy takes the expanded form's place.
+    permit.shrink(reference.len() as u64);
+    permit.grow(expanded_len);
+    // The inside's first step: the patch must give back the expanded form the
+    // recipe was just checked on (same length and BLAKE3, as the inside checks).
+    let decoded = ferry_protocol::delta::decode(&patch, reference, expanded_len, &key.to_string())?;
+    if *blake3::hash(&decoded).as_bytes() != expanded_blake3 {
+        eprintln!("ferry-out: warning: {key}: the patch decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
+        return Ok(None);
+    }
+    Ok(Some(patch))
+}
+
+/// The analysis of [`patch_against`]'s object, under the memory budget: its
+/// recipe, expanded form and whether the recipe was reused, with the permit
+/// that holds them and whether the walk looks into the object; `None` when
+/// it cannot be patched (its copy gone, or the rebuild check failed).
+#[allow(clippy::type_complexity)]
+pub(super) fn analyse_content(
+    cx: &Cx<'_>,
+    content: Content,
+    opts: &DeltaOptions,
+    ropts: &ferry_recipe::Options,
+    recipes: &Recipes,
+) -> Result<
+    Option<(
+        ferry_recipe::budget::Permit<'static>,
+        bool,
+        (Vec<u8>, Expanded, bool),
+    )>,
+> {
+    let len = content.len();
+    // The copy of an object kept only there, and whether the walk looks
+    // into it (by its first bytes).
+    let copy = match &content {
+        Content::Bytes(_) => None,
+        Content::Kept { len } => match cx.refs.open(cx.sha256, *len)? {
+            Some(file) => Some(file),
+            None => return Ok(None),
+        },
+    };
+    let walked = match (&content, &copy) {
+        (Content::Bytes(data), _) => ferry_recipe::is_walked(data),
+        (_, Some(file)) => walked_copy(file)?,
+        (Content::Kept { .. }, None) => unreachable!("opened above"),
+    };
+    // A predecessor is most likely walked (or not) as the object is.
+    let expansion = if walked { EXPANSION } else { 0 };
+    let (permit, analysed) = match (content, copy) {
+        (Content::Kept { len }, Some(file)) if !walked && len > opts.window => {
+            // Its own expanded form, spilled already: its copy.
+            let permit = ferry_recipe::budget::reserve(0);
+            (permit, own_form_kept(cx, file, len)?)
+        }
+        (content, _) => {
+            let mut permit = ferry_recipe::budget::reserve(len + expansion * len);
+            let data = match content {
+                Content::Bytes(data) => data,
+                // Read under the share just reserved, not by the scan.
+                Content::Kept { .. } => match cx.refs.get(cx.sha256)? {
+                    Some(data) => data,
+                    None => return Ok(None),
+                },
+            };
+            let analysed = analyze_verified(cx, data, ropts, recipes, &mut permit)?;
+            (permit, analysed)
+        }
+    };
+    Ok(analysed.map(|a| (permit, walked, a)))
+}
+
+/// Analyses `data` and checks the result as the inside will: the recipe, as
+/// encoded, run by `ferry_recipe::rebuild` on the expanded form, must give
+/// bytes of SHA-256 `sha256` (hashed as they stream out, never held). A recipe
+/// kept in `recipes` for this digest is tried first (its expanded form is
+/// decoded again by the recipe, without preflate-rs). Otherwise the first
+/// analysis does not rebuild each stream on its own (that would run
+/// preflate-rs's recompression twice); if the whole object does not check,
+/// it is analysed again with every stream checked, which keeps a stream
+/// preflate-rs does not reproduce literal. The recipe's bytes (empty when
+/// the object is its own expanded form), the expanded form and whether the
+/// recipe was reused, or `None` (with a warning) when nothing checks.
+///
+/// An object the walk does not look into is its own expanded form: used as
+/// it is, not copied. Otherwise `data` is dropped once expanded (the check
+/// does not need it; a second analysis reads the object's copy again), and
+/// an expanded form over a window is spilled before the check, which reads
+/// it back as the rebuild goes: the check's encoders (an xz stream's holds a
+/// block of input) are never held beside both. `permit` holds the object's
+/// share of the memory budget and is set to what stays in memory.
+fn analyze_verified(
+    cx: &Cx<'_>,
+    data: Vec<u8>,
+    ropts: &ferry_recipe::Options,
+    recipes: &Recipes,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<(Vec<u8>, Expanded, bool)>> {
+    let (sha256, len) = (cx.sha256, data.len() as u64);
+    if !ferry_recipe::is_walked(&data) {
+        let expanded = hold(cx, data, permit)?;
+        return Ok(Some((Vec::new(), expanded, false)));
+    }
+    if let Some(recipe) = recipes.get(sha256, ropts.reproduce_xz) {
+        let expanded = if recipe.is_empty() {
+            Some(data.clone())
+        } else {
+            ferry_recipe::Recipe::from_bytes(&recipe)
+                .ok()
+                .and_then(|r| ferry_recipe::expand_by(&r, &data, ropts).ok())
+        };
+        if let Some(expanded) = expanded {
+            permit.resize(len + expanded.len() as u64);
+            let mut held = Some(data);
+            if let Ok(e) = checked(cx, &recipe, expanded, len, &mut held, permit)? {
+                return Ok(Some((recipe, e, true)));
+            }
+            // Dropped for the check: read again for a fresh analysis.
+            let Some(again) = cx.refs.get(sha256)? else {
+                return Ok(None);
+            };
+            permit.resize(len + EXPANSION * len);
+            return fresh(cx, again, ropts, recipes, permit);
+        }
+    }
+    fresh(cx, data, ropts, recipes, permit)
+}
+
+/// [`analyze_verified`] without a kept recipe.
+fn fresh(
+    cx: &Cx<'_>,
+    data: Vec<u8>,
+    ropts: &ferry_recipe::Options,
+    recipes: &Recipes,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<(Vec<u8>, Expanded, bool)>> {
+    let (key, sha256) = (cx.key, cx.sha256);
+    let len = data.len() as u64;
+    let mut data = Some(data);
+    let mut last = None;
+    for check_streams in [false, true] {
+        let opts = ferry_recipe::Options {
+            check_streams,
+            ..ropts.clone()
+        };
+        if data.is_none() {
+            // Dropped for the first check: the object's copy, read again.
+            let Some(again) = cx.refs.get(sha256)? else {
+                return Ok(None);
+            };
+            permit.resize(len + EXPANSION * len);
+            data = Some(again);
+        }
+        let analysis = ferry_recipe::analyze(data.as_deref().expect("read"), &opts);
+        let recipe = if analysis.recipe.is_identity() {
+            Vec::new()
+        } else {
+            analysis.recipe.to_bytes()
+        };
+        permit.resize(len + analysis.expanded.len() as u64);
+        match checked(cx, &recipe, analysis.expanded, len, &mut data, permit)? {
+            Ok(e) => {
+                if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, &recipe) {
+                    eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
+                }
+                return Ok(Some((recipe, e, false)));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    if let Some(e) = last {
+        eprintln!("ferry-out: warning: {e:#}; {key} ships whole");
+    }
+    Ok(None)
+}
+
+/// An expanded form larger than this is spilled before the rebuild check
+/// even when it is under a window (and read back after it for a one-frame
+/// patch): the check's encoder (an xz stream's holds about 94 MiB of match
+/// finder and, in multi-threaded mode, a block of 24 MiB in and out at
+/// preset 6) is then never held beside it. With a 46 MiB expanded form in
+/// memory (a git deb's data.tar.xz) the two came to about 190 MiB, over the
+/// whole budget, so the object ran alone over it.
+const SPILL_FOR_CHECK: u64 = 16 << 20;
+
+/// Checks `recipe` on `expanded` (see [`rebuilds`]) and gives the expanded
+/// form back as held for the patch. `data` is dropped first, and an expanded
+/// form over [`SPILL_FOR_CHECK`] spilled first (the check then reads it
+/// back), so that the check's encoders are not held beside them; one under
+/// a window is read back into memory after the check. `Ok(Err(why))` when
+/// the recipe does not rebuild the object.
+fn checked(
+    cx: &Cx<'_>,
+    recipe: &[u8],
+    expanded: Vec<u8>,
+    len: u64,
+    data: &mut Option<Vec<u8>>,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<std::result::Result<Expanded, anyhow::Error>> {
+    *data = None;
+    let elen = expanded.len() as u64;
+    let blake3 = *blake3::hash(&expanded).as_bytes();
+    if elen <= cx.window.min(SPILL_FOR_CHECK) {
+        permit.resize(elen);
+        return Ok(
+            rebuilds(cx.key, recipe, &expanded, len, cx.sha256).map(|()| Expanded {
+                held: Held::Memory(expanded),
+                len: elen,
+                blake3,
+            }),
+        );
+    }
+    let file = spill(cx.refs.dir(), &expanded)?;
+    drop(expanded);
+    permit.shrink(0);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
+    std::io::Seek::rewind(&mut reader)
+        .with_context(|| format!("cannot read the expanded form of {} back", cx.key))?;
+    let rebuilt = rebuilds_from(cx.key, recipe, &mut reader, elen, len, cx.sha256);
+    drop(reader);
+    if let Err(e) = rebuilt {
+        return Ok(Err(e));
+    }
+    let held = if elen <= cx.window {
+        // Under a window: patched as one frame, from memory, as before.
+        permit.resize(elen);
+        Held::Memory(read_back(cx.key, &file, elen)?)
+    } else {
+        Held::Spilled(file)
+    };
+    Ok(Ok(Expanded {
+        held,
+        len: elen,
+        blake3,
+    }))
+}
+
+/// The `len` bytes of the spilled expanded form `file` of `key`, read back.
+fn read_back(key: &ObjectKey, file: &std::fs::File, len: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .with_context(|| format!("cannot read the expanded form of {key} back"))?;
+    Ok(bytes)
+}
+
+/// An object that is its own expanded form, held for the patch: spilled if
+/// over a window (`data` is dropped then), in memory otherwise.
+fn hold(
+    cx: &Cx<'_>,
+    data: Vec<u8>,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Expanded> {
+    let len = data.len() as u64;
+    let blake3 = *blake3::hash(&data).as_bytes();
+    let held = if len > cx.window {
+        let file = spill(cx.refs.dir(), &data)?;
+        drop(data);
+        permit.shrink(0);
+        Held::Spilled(file)
+    } else {
+        Held::Memory(data)
+    };
+    Ok(Expanded { held, len, blake3 })
+}
+
+/// An object kept only in its copy `file` (of `len` bytes) that is its own
+/// expanded form, held as that copy: the windows read their ranges of it.
+/// Read once, a block at a time, for its BLAKE3 and to check its SHA-256
+/// (`None`, the copy removed, if it is not the object's).
+fn own_form_kept(
+    cx: &Cx<'_>,
+    file: std::fs::File,
+    len: u64,
+) -> Result<Option<(Vec<u8>, Expanded, bool)>> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: usize = 1 << 20;
+    let mut sha = Sha256Hasher::new();
+    let mut b3 = blake3::Hasher::new();
+    let mut buf = vec![0u8; BLOCK];
+    let mut at = 0u64;
+    while at < len {
+        let n = BLOCK.min((len - at) as usize);
+        file.read_exact_at(&mut buf[..n], at)
+            .with_context(|| format!("cannot read the kept copy of {}", cx.key))?;
+        sha.update(&buf[..n]);
+        b3.update(&buf[..n]);
+        at += n as u64;
+    }
+    if sha.finish() != *cx.sha256 {
+        cx.refs.damaged(cx.sha256)?;
+        return Ok(None);
+    }
+    let expanded = Expanded {
+        held: Held::Spilled(file),
+        len,
+        blake3: *b3.finalize().as_bytes(),
+    };
+    Ok(Some((Vec::new(), expanded, false)))
+}
+
+/// [`rebuilds`] from an expanded form read from `expanded` as the rebuild
+/// goes.
+fn rebuilds_from(
+    key: &ObjectKey,
+    recipe: &[u8],
+    expanded: &mut impl std::io::Read,
+    expanded_len: u64,
+    len: u64,
+    sha256: &Sha256,
+) -> Result<()> {
+    let mut out = HashingSink::default();
+    if recipe.is_empty() {
+        std::io::copy(
+            &mut std::io::Read::take(&mut *expanded, expanded_len),
+            &mut out,
+        )
+        .with_context(|| format!("cannot read the expanded form of {key} back"))?;
+    } else {
+        let recipe = ferry_recipe::Recipe::from_bytes(recipe)
+            .with_context(|| format!("{key}: the recipe just written does not decode"))?;
+        ferry_recipe::rebuild_from(&recipe, expanded, expanded_len, len, &mut out)
+            .with_context(|| format!("{key}: the recipe does not rebuild the object"))?;
+    }
+    if out.len != len || out.hasher.finish() != *sha256 {
+        bail!("{key}: the recipe rebuilds other bytes than upstream's (a defect in ferry-recipe: please report it)");
+    }
+    Ok(())
+}
+
+/// Runs the inside's last steps (decode the recipe, rebuild from the expanded
+/// form, hash what comes out) and compares the size and SHA-256.
+fn rebuilds(
+    key: &ObjectKey,
+    recipe: &[u8],
+    expanded: &[u8],
+    len: u64,
+    sha256: &Sha256,
+) -> Result<()> {
+    let mut out = HashingSink::default();
+    if recipe.is_empty() {
+        out.write_all(expanded)?;
+    } else {
+        let recipe = ferry_recipe::Recipe::from_bytes(recipe)
+            .with_context(|| format!("{key}: the recipe just written does not decode"))?;
+        ferry_recipe::rebuild(&recipe, expanded, len, &mut out)
+            .with_context(|| format!("{key}: the recipe does not rebuild the object"))?;
+    }
+    if out.len != len || out.hasher.finish() != *sha256 {
+        bail!("{key}: the recipe rebuilds other bytes than upstream's (a defect in ferry-recipe: please report it)");
+    }
+    Ok(())
+}
+
+/// A writer that only counts and hashes.
+#[derive(Default)]
+struct HashingSink {
+    hasher: Sha256Hasher,
+    len: u64,
+}
+
+impl Write for HashingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

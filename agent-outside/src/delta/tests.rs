@@ -1,0 +1,262 @@
+use super::*;
+use crate::test_util::noise;
+use ferry_protocol::catalog::Encoding;
+use std::io::Write;
+
+fn key(path: &str) -> ObjectKey {
+    ObjectKey {
+        source: "s".into(),
+        path: path.into(),
+    }
+}
+
+fn object(data: &[u8]) -> FileObject {
+    FileObject {
+        size: data.len() as u64,
+        sha256: Sha256::of(data),
+        executable: false,
+        encoding: Encoding::Chunks(Vec::new()),
+    }
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// The new release: `old` with a few bytes inserted near the start and
+/// changed in the middle.
+fn edited(old: &[u8]) -> Vec<u8> {
+    let mut new = old[..1000].to_vec();
+    new.extend_from_slice(b"inserted bytes");
+    new.extend_from_slice(&old[1000..]);
+    let mid = new.len() / 2;
+    new[mid..mid + 100].fill(7);
+    new
+}
+
+/// Patches `new` against `old` (kept in a fresh `References`) with
+/// windows of `window` bytes.
+fn patch(old: &[u8], new: Vec<u8>, window: u64) -> (Option<Patched>, tempfile::TempDir) {
+    patch_as(old, new, window, false)
+}
+
+/// [`patch`], the new object given as bytes or (`kept`) only as its
+/// kept copy, as the scan hands over a large one it streamed.
+fn patch_as(
+    old: &[u8],
+    new: Vec<u8>,
+    window: u64,
+    kept: bool,
+) -> (Option<Patched>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let refs = References::new(dir.path().join("objects"));
+    let recipes = Recipes::new(dir.path().join("analyses"));
+    let base = object(old);
+    refs.put(&base.sha256, old).unwrap();
+    let sha = Sha256::of(&new);
+    refs.put(&sha, &new).unwrap();
+    let opts = DeltaOptions {
+        window,
+        ..DeltaOptions::default()
+    };
+    let content = if kept {
+        Content::Kept {
+            len: new.len() as u64,
+        }
+    } else {
+        Content::Bytes(new)
+    };
+    let made = patch_against(
+        &key("new"),
+        content,
+        &sha,
+        &key("old"),
+        &base,
+        &refs,
+        &opts,
+        FAST,
+        &recipes,
+    )
+    .unwrap();
+    (made, dir)
+}
+
+/// The expanded form the windows of `p` decode to against `reference`.
+fn decode_windows(p: &Patched, reference: &[u8]) -> Vec<u8> {
+    let Frames::Windows(windows) = &p.patch else {
+        panic!("not windows");
+    };
+    let mut out = Vec::new();
+    for w in windows {
+        let range = w.reference.start as usize..w.reference.end as usize;
+        out.extend(ferry_protocol::delta::decode(&w.frame, &reference[range], w.len, "t").unwrap());
+    }
+    out
+}
+
+#[test]
+fn a_large_plain_object_is_patched_in_windows_against_the_copy_of_its_base() {
+    let old = noise(600_000, 1);
+    let new = edited(&old);
+    let (p, _dir) = patch(&old, new.clone(), 100_000);
+    let p = p.expect("patched");
+    assert!(p.recipe.is_empty(), "its own expanded form");
+    assert_eq!(p.base.form, BaseForm::Bytes);
+    assert_eq!(p.base.len, old.len() as u64);
+    assert_eq!(p.base.blake3, *blake3::hash(&old).as_bytes());
+    assert_eq!(p.expanded_len, new.len() as u64);
+    assert_eq!(p.expanded_blake3, *blake3::hash(&new).as_bytes());
+    assert_eq!(decode_windows(&p, &old), new);
+    assert!(p.cost() < 20_000, "{} bytes", p.cost());
+}
+
+#[test]
+fn a_damaged_copy_of_the_base_ships_the_object_whole() {
+    let old = noise(300_000, 2);
+    let new = edited(&old);
+    let dir = tempfile::tempdir().unwrap();
+    let refs = References::new(dir.path().join("objects"));
+    let base = object(&old);
+    // A copy of the right size whose bytes are not the base's.
+    refs.put(&base.sha256, &noise(300_000, 3)).unwrap();
+    let sha = Sha256::of(&new);
+    let opts = DeltaOptions {
+        window: 100_000,
+        ..DeltaOptions::default()
+    };
+    let recipes = Recipes::new(dir.path().join("analyses"));
+    let made = patch_against(
+        &key("new"),
+        Content::Bytes(new),
+        &sha,
+        &key("old"),
+        &base,
+        &refs,
+        &opts,
+        FAST,
+        &recipes,
+    )
+    .unwrap();
+    assert!(made.is_none());
+    assert!(
+        refs.open(&base.sha256, old.len() as u64).unwrap().is_none(),
+        "the damaged copy is removed"
+    );
+}
+
+#[test]
+fn a_compressed_object_is_patched_on_its_expanded_form_in_memory_or_in_windows() {
+    let old_plain = noise(200_000, 4).repeat(2);
+    let old = gz(&old_plain);
+    let new = gz(&edited(&old_plain));
+    for window in [DEFAULT_WINDOW, 100_000] {
+        let (p, _dir) = patch(&old, new.clone(), window);
+        let p = p.expect("patched");
+        assert!(!p.recipe.is_empty());
+        assert!(matches!(p.base.form, BaseForm::Expanded { .. }));
+        // The header and trailer literal, the deflate stream decoded.
+        let reference = ferry_recipe::expand(&old, &ferry_recipe::Options::default()).unwrap();
+        assert_eq!(reference.len(), old_plain.len() + 18);
+        assert_eq!(p.base.len, reference.len() as u64);
+        let expanded = match &p.patch {
+            Frames::One(frame) => {
+                ferry_protocol::delta::decode(frame, &reference, p.expanded_len, "t").unwrap()
+            }
+            Frames::Windows(_) => decode_windows(&p, &reference),
+        };
+        assert_eq!(window == DEFAULT_WINDOW, matches!(p.patch, Frames::One(_)));
+        let recipe = ferry_recipe::Recipe::from_bytes(&p.recipe).unwrap();
+        let mut rebuilt = Vec::new();
+        ferry_recipe::rebuild(&recipe, &expanded, new.len() as u64, &mut rebuilt).unwrap();
+        assert_eq!(rebuilt, new);
+    }
+}
+
+/// A frame as shipped: its bytes, length, BLAKE3 and reference range.
+type Frame = (Vec<u8>, u64, [u8; 32], std::ops::Range<u64>);
+
+/// What a patch ships: its recipe, frames and each window's entry.
+fn shipped(p: &Patched) -> (Vec<u8>, Vec<Frame>) {
+    let frames = match &p.patch {
+        Frames::One(f) => vec![(f.clone(), p.expanded_len, p.expanded_blake3, 0..0)],
+        Frames::Windows(w) => w
+            .iter()
+            .map(|w| (w.frame.clone(), w.len, w.blake3, w.reference.clone()))
+            .collect(),
+    };
+    (p.recipe.clone(), frames)
+}
+
+#[test]
+fn an_object_kept_only_in_its_copy_is_patched_as_if_read_whole() {
+    // A plain object over a window (its copy is its expanded form, read
+    // a range at a time), one under it, and a compressed one (read
+    // whole from the copy under its share of the budget): the same
+    // patch as from the bytes.
+    let old = noise(600_000, 11);
+    let old_gz_plain = noise(150_000, 12).repeat(2);
+    let cases = [
+        (old.clone(), edited(&old), 100_000),
+        (old.clone(), edited(&old), DEFAULT_WINDOW),
+        (gz(&old_gz_plain), gz(&edited(&old_gz_plain)), 100_000),
+    ];
+    for (i, (old, new, window)) in cases.into_iter().enumerate() {
+        let (from_bytes, _d1) = patch_as(&old, new.clone(), window, false);
+        let (from_copy, _d2) = patch_as(&old, new.clone(), window, true);
+        let (a, b) = (from_bytes.expect("patched"), from_copy.expect("patched"));
+        assert_eq!(shipped(&a), shipped(&b), "case {i}");
+        assert_eq!(a.base.blake3, b.base.blake3, "case {i}");
+        assert_eq!(a.base.form, b.base.form, "case {i}");
+        assert_eq!(
+            (a.expanded_len, a.expanded_blake3),
+            (b.expanded_len, b.expanded_blake3)
+        );
+        if i == 0 {
+            assert_eq!(decode_windows(&b, &old), new);
+        }
+    }
+}
+
+#[test]
+fn a_damaged_or_missing_copy_of_a_kept_object_ships_it_whole() {
+    let old = noise(300_000, 13);
+    let new = edited(&old);
+    let dir = tempfile::tempdir().unwrap();
+    let refs = References::new(dir.path().join("objects"));
+    let recipes = Recipes::new(dir.path().join("analyses"));
+    let base = object(&old);
+    refs.put(&base.sha256, &old).unwrap();
+    let sha = Sha256::of(&new);
+    let opts = DeltaOptions {
+        window: 100_000,
+        ..DeltaOptions::default()
+    };
+    let run = || {
+        patch_against(
+            &key("new"),
+            Content::Kept {
+                len: new.len() as u64,
+            },
+            &sha,
+            &key("old"),
+            &base,
+            &refs,
+            &opts,
+            FAST,
+            &recipes,
+        )
+        .unwrap()
+    };
+    assert!(run().is_none(), "no copy");
+    // A copy of the right size whose bytes are not the object's.
+    let mut bad = new.clone();
+    bad[200_000] ^= 1;
+    std::fs::write(dir.path().join("objects").join(sha.to_hex()), &bad).unwrap();
+    assert!(run().is_none(), "a damaged copy");
+    assert!(
+        refs.open(&sha, new.len() as u64).unwrap().is_none(),
+        "the damaged copy is removed"
+    );
+}
