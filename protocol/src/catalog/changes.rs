@@ -394,7 +394,11 @@ impl<'a, L: LastCatalog> PutsCheck<'a, L> {
         let within = |p: &ObjectKey| {
             p.source == key.source
                 && key.path.starts_with(&p.path)
-                && key.path.as_bytes().get(p.path.len()).is_some_and(|&c| c <= b'/')
+                && key
+                    .path
+                    .as_bytes()
+                    .get(p.path.len())
+                    .is_some_and(|&c| c <= b'/')
         };
         while self.open.last().is_some_and(|p| !within(p)) {
             self.open.pop();
@@ -613,7 +617,11 @@ mod tests {
                 vec![],
                 vec!["a", "b"],
             ),
-            (vec![("a", "n-x/q"), ("a", "n/m"), ("a", "n")], vec![], vec!["a", "b"]),
+            (
+                vec![("a", "n-x/q"), ("a", "n/m"), ("a", "n")],
+                vec![],
+                vec!["a", "b"],
+            ),
             // A deep ancestor.
             (vec![("a", "f")], vec![], vec!["a", "b"]),
             (vec![("a", "f/g/h/i")], vec![("a", "f/g/h")], vec!["a", "b"]),
