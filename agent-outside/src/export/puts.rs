@@ -98,7 +98,7 @@ impl Puts {
             return Ok(());
         };
         let held = std::mem::take(&mut self.held);
-        let mut w = RunWriter::create(dir, self.runs.len())?;
+        let mut w = RunWriter::create(dir, &format!("run-{}", self.runs.len()))?;
         for (key, object) in &held {
             w.push(key, object)?;
         }
@@ -124,7 +124,7 @@ impl Puts {
             let first = r.next().transpose()?;
             heads.push((r, first));
         }
-        let mut w = RunWriter::create(&dir, usize::MAX)?;
+        let mut w = RunWriter::create(&dir, "merged")?;
         let mut last: Option<ObjectKey> = None;
         loop {
             let mut min: Option<usize> = None;
@@ -278,8 +278,8 @@ struct RunWriter {
 
 impl RunWriter {
     /// A run in `dir`, its file unlinked at once.
-    fn create(dir: &Path, n: usize) -> Result<RunWriter> {
-        let path = dir.join(format!(".puts-run-{n}"));
+    fn create(dir: &Path, name: &str) -> Result<RunWriter> {
+        let path = dir.join(format!(".puts-{name}"));
         let cannot = || {
             format!(
                 "cannot write the export's list of changes in {}",
@@ -435,7 +435,7 @@ mod tests {
         Object::File(FileObject {
             size: n,
             sha256: Sha256([n as u8; 32]),
-            executable: n % 2 == 0,
+            executable: n.is_multiple_of(2),
             encoding: Encoding::Chunks(vec![ChunkRef {
                 id: ChunkId([n as u8; 32]),
                 len: n as u32,

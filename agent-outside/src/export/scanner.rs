@@ -1233,6 +1233,43 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_that_removes_the_largest_file_finds_the_next_largest_beside_the_puts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut v1 = unordered(30);
+        v1.push(("z/big".into(), noise(5_000, 1)));
+        v1.push(("a/second".into(), noise(3_000, 2)));
+        v1.push(("k/third".into(), noise(2_000, 3)));
+        export(tmp.path(), &v1, None, DeltaOptions::default())
+            .unwrap()
+            .unwrap();
+        // The largest gone, the next largest kept; one put larger than
+        // the third but smaller than the second, and the third rewritten.
+        let mut v2 = unordered(30);
+        v2[3].1 = b"changed".to_vec();
+        v2.push(("a/second".into(), noise(3_000, 2)));
+        v2.push(("k/third".into(), noise(2_000, 4)));
+        v2.push(("m/new".into(), noise(2_500, 5)));
+        let (dir, _) = export(tmp.path(), &v2, None, DeltaOptions::default())
+            .unwrap()
+            .unwrap();
+        let file = std::fs::read(dir.join(ferry_agent_common::media::MANIFEST_FILE)).unwrap();
+        let key = SecretKey::from_seed([7; 32]);
+        let limits = ferry_protocol::limits::ReceiverLimits::default();
+        let opened =
+            ferry_protocol::manifest::Manifest::open(&file, &[key.public()], &limits).unwrap();
+        let m = opened.manifest().unwrap();
+        assert_eq!(m.totals.max_object, 3_000);
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        let next = ledger
+            .catalog(1)
+            .unwrap()
+            .apply(&m.sources, &m.changes)
+            .unwrap();
+        assert_eq!(ledger.catalog(2).unwrap(), next);
+        m.check_result(&next, &limits).unwrap();
+    }
+
+    #[test]
     fn two_items_at_one_path_are_refused_held_or_in_different_runs() {
         for (held, gap) in [(super::super::PUTS_HELD, 2), (5, 2), (5, 20)] {
             let tmp = tempfile::tempdir().unwrap();
