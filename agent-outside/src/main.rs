@@ -541,6 +541,7 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
         level: cfg.export.compression_level,
         expires_in: parse_duration_secs(&cfg.export.expires)?,
         delta: delta_options(&cfg, args)?,
+        puts_held: export::PUTS_HELD,
     };
     if args.rebase {
         return export::rebase::rebase_cmd(

@@ -447,9 +447,11 @@ mod tests {
             .commit_unsigned(&Commit {
                 record: &record,
                 sources: &next.sources,
-                changes: &ferry_protocol::catalog::Changes::from_list(
-                    next.sources.clone(),
-                    Catalog::default().diff(&next),
+                changes: &crate::export::ChangeSet::in_memory(
+                    ferry_protocol::catalog::Changes::from_list(
+                        next.sources.clone(),
+                        Catalog::default().diff(&next),
+                    ),
                 ),
                 sums: ferry_protocol::catalog::Sums::of(next.objects.values()),
                 shipped: &[],

@@ -100,6 +100,7 @@ impl Outside {
                 level: 3,
                 expires_in: 30 * 86_400,
                 delta: Default::default(),
+                puts_held: agent_outside::export::PUTS_HELD,
             },
             sources,
         })

@@ -31,7 +31,7 @@ use crate::source::Source;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
 use ferry_protocol::builder::{BuildError, BundleBuilder, Position, Stamp, VolumeSink};
-use ferry_protocol::catalog::{Catalog, Changes, DeltaStats, Object, Sums};
+use ferry_protocol::catalog::{Catalog, DeltaStats, Object, Sums};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::manifest::{Manifest, ManifestWriter};
@@ -43,12 +43,16 @@ use std::path::{Path, PathBuf};
 
 mod keeper;
 mod links;
+mod puts;
 pub mod rebase;
 mod scanner;
 mod seen;
 mod spill;
 use scanner::{scan_and_pack, Counted, Scanned};
 use spill::FileSpill;
+
+pub(crate) use puts::PutsIter;
+pub use puts::{ChangeSet, PUTS_HELD};
 
 /// Settings of one export.
 pub struct ExportOptions {
@@ -60,6 +64,10 @@ pub struct ExportOptions {
     pub expires_in: u64,
     /// How changed objects are encoded against their predecessors.
     pub delta: DeltaOptions,
+    /// How many objects put the scan holds in memory; the others are
+    /// written out in sorted runs in the bundle's temporary directory
+    /// ([`PUTS_HELD`]; smaller in tests, to write them out).
+    pub puts_held: usize,
 }
 
 /// What an export produced.
@@ -116,13 +124,13 @@ fn stamp(
 ///
 /// A change list of [`ManifestWriter::streams`] size (a first export's is
 /// the whole catalog) is streamed into the writer's columns, kept in
-/// unlinked files in `dir` ([`spill::FileSpill`]): no copy of it is made
-/// (no change list, columns or frame beside the map the scan made). The
-/// bytes are the same as the in-memory writer's.
+/// unlinked files in `dir` ([`spill::FileSpill`]), read from the scan's
+/// puts one at a time: no copy of it is made (no change list, columns or
+/// frame in memory). The bytes are the same as the in-memory writer's.
 fn write_manifest(
     dir: &Path,
     builder: BundleBuilder<VolumeFiles>,
-    changes: &Changes,
+    changes: &ChangeSet,
     (sums, stamp): (Sums, Stamp),
     signing: Signing<'_>,
 ) -> Result<(Manifest, Vec<u8>)> {
@@ -130,16 +138,16 @@ fn write_manifest(
         Signing::Now(_) => media::MANIFEST_FILE,
         Signing::Separate => media::UNSIGNED_MANIFEST_FILE,
     };
-    let count = changes.puts.len() + changes.removes.len();
+    let count = usize::try_from(changes.count()).unwrap_or(usize::MAX);
     let (manifest, file) = if ManifestWriter::<FileSpill>::streams(count, builder.chunks().len()) {
         let (head, _volumes) = builder
             .finish_head(changes.sources.clone(), sums, stamp)
             .map_err(|e| volume_error(dir, e))?;
         let cannot = || format!("cannot write the manifest in {}", dir.display());
         let mut w = ManifestWriter::new(FileSpill::new(dir)).with_context(cannot)?;
-        for (key, object) in &changes.puts {
-            w.push_put(key, object).with_context(cannot)?;
-        }
+        changes
+            .puts
+            .each(|key, object| w.push_put(key, object).with_context(cannot))?;
         for key in &changes.removes {
             w.push_remove(key).with_context(cannot)?;
         }
@@ -151,7 +159,7 @@ fn write_manifest(
         (head, file)
     } else {
         let unsigned = builder
-            .finish_unsigned_changes(changes.clone(), sums, stamp)
+            .finish_unsigned_changes(changes.to_changes()?, sums, stamp)
             .map_err(|e| volume_error(dir, e))?;
         match signing {
             Signing::Now(key) => {
@@ -201,7 +209,7 @@ pub fn export_at(
 /// What an export has made before its ledger commit: the scan's results,
 /// its changes, the manifest (without its changes if they were streamed)
 /// and its file, the next catalog's sums and the counts of its changes.
-type Built = (Scanned, Changes, Manifest, Vec<u8>, Sums, DeltaStats);
+type Built = (Scanned, ChangeSet, Manifest, Vec<u8>, Sums, DeltaStats);
 
 /// [`export_at`], signed now or left for `ferry-out sign`. Refused while an
 /// earlier bundle awaits its signature.
@@ -236,11 +244,12 @@ pub fn export_with(
             reship: &reship,
             adopted: &adopted,
         };
-        let (scanned, builder) = scan_and_pack(layout, &last, position, counted, sources, opts)?;
-        if scanned.changes.is_empty(last.sources()) && builder.chunks().is_empty() {
+        let (scanned, changes, builder) =
+            scan_and_pack(layout, &last, position, counted, sources, opts)?;
+        if changes.is_empty(last.sources()) && builder.chunks().is_empty() {
             return Ok(None);
         }
-        check_carried(&reship, &last, &scanned.changes, |c| builder.carries(c))?;
+        check_carried(&reship, &last, &changes, |c| builder.carries(c))?;
         let stamp = stamp(
             layout,
             position.sequence,
@@ -248,9 +257,7 @@ pub fn export_with(
             None,
             (now, opts.expires_in),
         )?;
-        let (sums, stats) = sums_after(&last, &scanned.changes)?;
-        let mut scanned = scanned;
-        let changes = std::mem::take(&mut scanned.changes);
+        let (sums, stats) = sums_after(&last, &changes)?;
         let (manifest, file) = write_manifest(&tmp, builder, &changes, (sums, stamp), signing)
             .with_context(|| format!("bundle {}", position.sequence))?;
         Ok(Some((scanned, changes, manifest, file, sums, stats)))
@@ -294,7 +301,7 @@ pub fn export_with(
     } else {
         ledger.commit_unsigned(&commit)?;
     }
-    let count = changes.puts.len() + changes.removes.len();
+    let count = usize::try_from(changes.count()).unwrap_or(usize::MAX);
     let checkpoint = !ledger::stores_changes(position.sequence, count, sums.objects);
     drop(changes);
     prune_copies(layout, ledger, checkpoint && position.sequence > 1)?;
@@ -344,18 +351,20 @@ fn check_none_awaits_signature(layout: &Layout, ledger: &Ledger) -> Result<()> {
 /// What the catalog `changes` make of `last` sums to, and how many of the
 /// objects put are added or changed, from the rows of the keys changed:
 /// only when the largest file is replaced or removed are the rest read
-/// (the next largest is not known otherwise).
-fn sums_after(last: &Last, changes: &Changes) -> Result<(Sums, DeltaStats)> {
+/// (the next largest is not known otherwise), beside the puts read again
+/// in key order.
+fn sums_after(last: &Last, changes: &ChangeSet) -> Result<(Sums, DeltaStats)> {
     let mut sums = last.sums();
     let mut stats = DeltaStats::default();
     let mut largest_gone = false;
+    let mut largest_put = 0;
     let mut take = |sums: &mut Sums, old: Option<u64>| {
         if let Some(size) = old {
             sums.bytes = sums.bytes.saturating_sub(size);
             largest_gone |= size == sums.max_object && size > 0;
         }
     };
-    for (key, object) in &changes.puts {
+    changes.puts.each(|key, object| {
         match last.file_head(key)? {
             Some(old) => {
                 stats.changed += 1;
@@ -369,8 +378,10 @@ fn sums_after(last: &Last, changes: &Changes) -> Result<(Sums, DeltaStats)> {
         if let Object::File(f) = object {
             sums.bytes = sums.bytes.saturating_add(f.size);
             sums.max_object = sums.max_object.max(f.size);
+            largest_put = largest_put.max(f.size);
         }
-    }
+        Ok(())
+    })?;
     for key in &changes.removes {
         if let Some(old) = last.file_head(key)? {
             stats.removed += 1;
@@ -379,28 +390,17 @@ fn sums_after(last: &Last, changes: &Changes) -> Result<(Sums, DeltaStats)> {
         }
     }
     if largest_gone {
-        sums.max_object = changes
-            .puts
-            .values()
-            .filter_map(|o| match o {
-                Object::File(f) => Some(f.size),
-                Object::Symlink { .. } => None,
-            })
-            .max()
-            .unwrap_or(0);
+        sums.max_object = largest_put;
+        let mut puts = changes.puts.iter()?.peekable();
         let mut key = ferry_protocol::path::ObjectKey {
             source: String::new(),
             path: String::new(),
         };
         last.each_file(|k, f| {
             if f.size > sums.max_object {
-                let (source, path) = k.split_once('\0').unwrap_or((k, ""));
-                key.source.clear();
-                key.source.push_str(source);
-                key.path.clear();
-                key.path.push_str(path);
-                let kept = !changes.puts.contains_key(&key)
-                    && changes.removes.binary_search(&key).is_err();
+                set_key(&mut key, k);
+                let kept =
+                    !puts_at(&mut puts, &key)? && changes.removes.binary_search(&key).is_err();
                 if kept {
                     sums.max_object = f.size;
                 }
@@ -411,29 +411,56 @@ fn sums_after(last: &Last, changes: &Changes) -> Result<(Sums, DeltaStats)> {
     Ok((sums, stats))
 }
 
+/// `key` made the key of the row key `row` (`source \0 path`).
+fn set_key(key: &mut ferry_protocol::path::ObjectKey, row: &str) {
+    let (source, path) = row.split_once('\0').unwrap_or((row, ""));
+    key.source.clear();
+    key.source.push_str(source);
+    key.path.clear();
+    key.path.push_str(path);
+}
+
+/// Whether `puts` (read in key order) put `key`: those before it are
+/// passed, so that keys asked in key order read the puts once.
+pub(crate) fn puts_at(
+    puts: &mut std::iter::Peekable<PutsIter<'_>>,
+    key: &ferry_protocol::path::ObjectKey,
+) -> Result<bool> {
+    loop {
+        match puts.peek() {
+            None => return Ok(false),
+            Some(Ok((k, _))) if k < key => {
+                puts.next();
+            }
+            Some(Ok((k, _))) => return Ok(k == key),
+            Some(Err(_)) => return Err(puts.next().expect("peeked").expect_err("an error")),
+        }
+    }
+}
+
 /// [`reship::check_carried`] of the catalog `changes` make of `last`: its
 /// files read from the rows only when chunks are to be shipped again.
 fn check_carried(
     reship: &HashSet<ChunkId>,
     last: &Last,
-    changes: &Changes,
+    changes: &ChangeSet,
     carries: impl Fn(&ChunkId) -> bool,
 ) -> Result<()> {
     if reship.is_empty() {
         return Ok(());
     }
-    let puts = changes.puts.iter().filter_map(|(k, o)| match o {
-        Object::File(f) => Some((k, f)),
-        Object::Symlink { .. } => None,
-    });
-    reship::check_carried(reship, puts, &carries)?;
+    changes.puts.each(|k, o| match o {
+        Object::File(f) => Ok(reship::check_carried(reship, [(k, f)], &carries)?),
+        Object::Symlink { .. } => Ok(()),
+    })?;
+    let mut puts = changes.puts.iter()?.peekable();
+    let mut key = ferry_protocol::path::ObjectKey {
+        source: String::new(),
+        path: String::new(),
+    };
     last.each_file(|k, f| {
-        let (source, path) = k.split_once('\0').unwrap_or((k, ""));
-        let key = ferry_protocol::path::ObjectKey {
-            source: source.into(),
-            path: path.into(),
-        };
-        if !changes.puts.contains_key(&key) && changes.removes.binary_search(&key).is_err() {
+        set_key(&mut key, k);
+        if !puts_at(&mut puts, &key)? && changes.removes.binary_search(&key).is_err() {
             reship::check_carried(reship, [(&key, f)], &carries)?;
         }
         Ok(())

@@ -97,6 +97,7 @@ pub fn export_rebase(
             level: None,
             ..opts.delta
         },
+        puts_held: opts.puts_held,
     };
     let tmp = layout.export_tmp();
     fsx::remove_dir_if_exists(&tmp)?;
@@ -108,23 +109,24 @@ pub fn export_rebase(
             reship: &reship,
             adopted: &adopted,
         };
-        let (scanned, builder) =
+        let (_, changes, builder) =
             scan_and_pack(layout, &Last::empty(), position, counted, sources, &whole)?;
-        // Against an empty catalog, every object is a change.
+        // Against an empty catalog, every object is a change; a snapshot
+        // is compared with the head's whole catalog, in memory.
         let scanned = Catalog {
-            sources: scanned.changes.sources,
-            objects: scanned.changes.puts,
+            sources: changes.sources,
+            objects: changes.puts.into_map()?,
         };
         same_content(sequence, &ledger.catalog(sequence)?, &scanned)?;
         let mark = Some(Rebase { of }.extension());
         let stamp = super::stamp(layout, sequence, sources, mark, (now, opts.expires_in))?;
         let sums = Sums::of(scanned.objects.values());
         // The manifest of the change from the empty catalog: every object put.
-        let changes = Changes {
+        let changes = super::ChangeSet::in_memory(Changes {
             sources: scanned.sources,
             puts: scanned.objects,
             removes: Vec::new(),
-        };
+        });
         let signing = key.map_or(super::Signing::Separate, super::Signing::Now);
         let (manifest, file) =
             super::write_manifest(&tmp, builder, &changes, (sums, stamp), signing)

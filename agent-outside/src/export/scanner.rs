@@ -12,7 +12,7 @@ use ferry_protocol::builder::{
     cut_chunks, cut_chunks_undigested, cut_file, BuildError, BundleBuilder, PackOptions, Position,
 };
 use ferry_protocol::catalog::{
-    Catalog, Changes, ChunkRef, Encoding, Expanded, FileObject, Object, Rebuilt, SourceKind,
+    Catalog, ChunkRef, Encoding, Expanded, FileObject, Object, PutsCheck, Rebuilt, SourceKind,
 };
 use ferry_protocol::codec::{self, Codec};
 use ferry_protocol::id::{ChunkId, Sha256};
@@ -23,6 +23,7 @@ use std::ops::Range;
 use std::sync::mpsc;
 
 use super::keeper::{Digest, Keeper, Linkable, Linked, KEEP_AHEAD};
+use super::puts::ChangeSet;
 use super::seen::Seen;
 use super::{volume_error, ExportOptions, VolumeFiles};
 
@@ -92,10 +93,6 @@ pub(super) struct Counted<'a> {
 
 /// The scan's results, besides the chunks.
 pub(super) struct Scanned {
-    /// What changed since the last catalog (checked:
-    /// [`ferry_protocol::catalog::validate_changes`]); the next catalog is
-    /// never built beside the last one.
-    pub(super) changes: Changes,
     /// The fingerprints of the files read, by key (written into their
     /// rows of the next catalog).
     pub(super) scan: Vec<(ObjectKey, String)>,
@@ -122,8 +119,10 @@ fn start_writer(
 }
 
 /// Scans every source while a second thread packs the new chunks into
-/// volumes; returns the changes to `last` and the builder (its last volume
-/// still open).
+/// volumes; returns the changes to `last` (checked:
+/// [`ferry_protocol::catalog::PutsCheck`]; the next catalog is never built
+/// beside the last one, and a large change is not held in memory:
+/// [`super::puts`]) and the builder (its last volume still open).
 pub(super) fn scan_and_pack(
     layout: &Layout,
     last: &Last,
@@ -131,7 +130,7 @@ pub(super) fn scan_and_pack(
     counted: Counted<'_>,
     sources: &[Box<dyn Source>],
     opts: &ExportOptions,
-) -> Result<(Scanned, BundleBuilder<VolumeFiles>)> {
+) -> Result<(Scanned, ChangeSet, BundleBuilder<VolumeFiles>)> {
     let Counted { reship, adopted } = counted;
     let (tx, rx) = mpsc::sync_channel::<Batch>(BATCHES_QUEUED);
     let pack = PackOptions {
@@ -161,7 +160,7 @@ pub(super) fn scan_and_pack(
             bytes: 0,
         },
         pb: scan_pb,
-        changes: Changes::default(),
+        changes: ChangeSet::spilling(&tmp, opts.puts_held),
         seen: Seen::with_capacity(last.len()),
         scan: Vec::new(),
         bytes_read: 0,
@@ -222,17 +221,22 @@ pub(super) fn scan_and_pack(
             }
         }
     }
+    changes.puts.finish()?;
     // Removed: the last catalog's objects no source listed.
     changes.removes = seen.removed(last)?;
-    ferry_protocol::catalog::validate_changes(last, &changes)
-        .context("the scanned sources do not make a valid catalog")?;
+    // The puts read back in key order, one at a time.
+    let invalid = "the scanned sources do not make a valid catalog";
+    let mut check = PutsCheck::new(last, &changes.sources, &changes.removes).context(invalid)?;
+    changes
+        .puts
+        .each(|key, object| Ok(check.put(key, object)?))
+        .context(invalid)?;
     let scanned = Scanned {
-        changes,
         scan,
         bytes_read,
         delta: report,
     };
-    Ok((scanned, builder))
+    Ok((scanned, changes, builder))
 }
 
 /// A batch on its way into a volume: each chunk's id and raw length, and
@@ -310,7 +314,7 @@ struct Scanner<'a> {
     outbox: Outbox,
     pb: indicatif::ProgressBar,
     /// What changed: objects new or not the last catalog's, and the sources.
-    changes: Changes,
+    changes: ChangeSet,
     /// The last catalog's keys listed by a source, by a 128-bit hash of
     /// `source \0 path` (their objects unchanged or in `changes`); the
     /// others are removed.
@@ -413,7 +417,9 @@ impl Scanner<'_> {
         let lookup = self.last.lookup(name, &item.path, fingerprint)?;
         let listed = match lookup {
             Lookup::Held { .. } => self.seen.contains(&key),
-            Lookup::Absent => self.changes.puts.contains_key(&key),
+            // A key put twice: among the puts held, found here; among
+            // those written out, when they are merged.
+            Lookup::Absent => self.changes.puts.holds(&key),
         };
         if listed || self.pending_keys.contains(&key) {
             bail!("two items at path {:?}", item.path);
@@ -508,8 +514,7 @@ impl Scanner<'_> {
                 return Ok(());
             }
         }
-        self.changes.puts.insert(key, object);
-        Ok(())
+        self.changes.puts.insert(key, object)
     }
 
     /// Whether the inside holds every chunk it keeps of `o`, an object of
@@ -1094,6 +1099,8 @@ mod tests {
             level: 3,
             expires_in: 86_400,
             delta,
+            // Runs of a few puts, merged: the path of large exports.
+            puts_held: 5,
         }
     }
 
@@ -1104,6 +1111,16 @@ mod tests {
         fail: Option<(String, usize)>,
         delta: DeltaOptions,
     ) -> Result<Option<(std::path::PathBuf, crate::delta::DeltaReport)>> {
+        export_with(root, files, fail, options(delta))
+    }
+
+    /// [`export`] with these options.
+    fn export_with(
+        root: &Path,
+        files: &[(String, Vec<u8>)],
+        fail: Option<(String, usize)>,
+        options: ExportOptions,
+    ) -> Result<Option<(std::path::PathBuf, crate::delta::DeltaReport)>> {
         let layout = Layout::new(root);
         let ledger = Ledger::open(&layout)?;
         let key = SecretKey::from_seed([7; 32]);
@@ -1111,7 +1128,7 @@ mod tests {
             files: files.to_vec(),
             fail,
         })];
-        let made = export_at(&layout, &ledger, &key, &sources, &options(delta), 1_000)?;
+        let made = export_at(&layout, &ledger, &key, &sources, &options, 1_000)?;
         Ok(made.map(|e| (e.dir, e.delta)))
     }
 
@@ -1168,6 +1185,108 @@ mod tests {
             max_object: 3_000_000,
             scan_held,
             ..DeltaOptions::default()
+        }
+    }
+
+    /// Files listed in no key order (as several sources and patches give
+    /// their puts).
+    fn unordered(n: u32) -> Vec<(String, Vec<u8>)> {
+        (0..n)
+            .map(|i| (i * 7919) % n)
+            .map(|i| {
+                (
+                    format!("d{}/f{i:05}", i % 13),
+                    format!("{i}\n").repeat(3).into_bytes(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn puts_held_or_written_out_in_runs_make_the_same_bundles_and_ledger() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (held, runs) = (tmp.path().join("held"), tmp.path().join("runs"));
+        // One stream: the same state copied before its first export.
+        drop(Ledger::open(&Layout::new(&held)).unwrap());
+        copy_dir(&held, &runs);
+        let first = unordered(1_500);
+        let mut second = unordered(1_510);
+        second.retain(|(p, _)| p != "d3/f00003" && p != "d7/f01000");
+        second[4].1 = b"changed".to_vec();
+        for (files, seq) in [(&first, 1), (&second, 2)] {
+            let in_memory = ExportOptions {
+                puts_held: super::super::PUTS_HELD,
+                ..options(DeltaOptions::default())
+            };
+            let a = export_with(&held, files, None, in_memory).unwrap().unwrap();
+            let b = export_with(&runs, files, None, options(DeltaOptions::default()))
+                .unwrap()
+                .unwrap();
+            let (a, b) = (files_of(&a.0), files_of(&b.0));
+            assert!(a.contains_key(ferry_agent_common::media::MANIFEST_FILE));
+            assert!(a == b, "bundle {seq} differs");
+            let catalog = |root: &Path| Ledger::open(&Layout::new(root)).unwrap().catalog(seq);
+            let c = catalog(&held).unwrap();
+            assert_eq!(c.objects.len(), files.len());
+            assert_eq!(catalog(&runs).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn a_delta_that_removes_the_largest_file_finds_the_next_largest_beside_the_puts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut v1 = unordered(30);
+        v1.push(("z/big".into(), noise(5_000, 1)));
+        v1.push(("a/second".into(), noise(3_000, 2)));
+        v1.push(("k/third".into(), noise(2_000, 3)));
+        export(tmp.path(), &v1, None, DeltaOptions::default())
+            .unwrap()
+            .unwrap();
+        // The largest gone, the next largest kept; one put larger than
+        // the third but smaller than the second, and the third rewritten.
+        let mut v2 = unordered(30);
+        v2[3].1 = b"changed".to_vec();
+        v2.push(("a/second".into(), noise(3_000, 2)));
+        v2.push(("k/third".into(), noise(2_000, 4)));
+        v2.push(("m/new".into(), noise(2_500, 5)));
+        let (dir, _) = export(tmp.path(), &v2, None, DeltaOptions::default())
+            .unwrap()
+            .unwrap();
+        let file = std::fs::read(dir.join(ferry_agent_common::media::MANIFEST_FILE)).unwrap();
+        let key = SecretKey::from_seed([7; 32]);
+        let limits = ferry_protocol::limits::ReceiverLimits::default();
+        let opened =
+            ferry_protocol::manifest::Manifest::open(&file, &[key.public()], &limits).unwrap();
+        let m = opened.manifest().unwrap();
+        assert_eq!(m.totals.max_object, 3_000);
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        let next = ledger
+            .catalog(1)
+            .unwrap()
+            .apply(&m.sources, &m.changes)
+            .unwrap();
+        assert_eq!(ledger.catalog(2).unwrap(), next);
+        m.check_result(&next, &limits).unwrap();
+    }
+
+    #[test]
+    fn two_items_at_one_path_are_refused_held_or_in_different_runs() {
+        for (held, gap) in [(super::super::PUTS_HELD, 2), (5, 2), (5, 20)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut files = unordered(40);
+            files.insert(gap, files[0].clone());
+            let opts = ExportOptions {
+                puts_held: held,
+                ..options(DeltaOptions::default())
+            };
+            let e = export_with(tmp.path(), &files, None, opts).unwrap_err();
+            let msg = format!("{e:#}");
+            let want = format!("source \"s\": two items at path {:?}", files[0].0);
+            assert!(msg.contains(&want), "held {held}, gap {gap}: {msg}");
+            let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+            assert_eq!(ledger.head().unwrap().sequence, 0);
+            let bundles = Layout::new(tmp.path()).bundles();
+            assert!(files_of(&bundles).is_empty(), "{:?}", files_of(&bundles));
         }
     }
 

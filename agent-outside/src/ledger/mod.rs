@@ -30,9 +30,10 @@ pub use catalogs::{stores_changes, CHECKPOINT_EVERY};
 pub use insides::Inside;
 pub use rows::{Last, Lookup, Row};
 
+use crate::export::ChangeSet;
 use crate::layout::Layout;
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::{Catalog, Changes, Object, SourceKind, Sums};
+use ferry_protocol::catalog::{Catalog, Object, SourceKind, Sums};
 use ferry_protocol::id::{ChunkId, ManifestHash, Sha256, StreamId};
 use ferry_protocol::path::ObjectKey;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -278,11 +279,12 @@ impl Ledger {
             export.sums,
             export.scan,
         )?;
-        let count = export.changes.puts.len() + export.changes.removes.len();
+        let count = usize::try_from(export.changes.count()).unwrap_or(usize::MAX);
         // A delta's changes are stored as a list (a copy of the change); a
         // checkpoint is encoded from the rows.
         let stored = stores_changes(record.sequence, count, export.sums.objects)
-            .then(|| export.changes.clone().into_list());
+            .then(|| export.changes.to_list())
+            .transpose()?;
         catalogs::write(&txn, record.sequence, export.sources, stored.as_deref())?;
         {
             let table = if signed { BUNDLES } else { UNSIGNED };
@@ -504,7 +506,7 @@ pub struct Commit<'a> {
     /// The changes from the catalog of the sequence before (the manifest's:
     /// objects put, in key order, then keys removed): stored as such, or
     /// whole when [`stores_changes`] says a checkpoint is due.
-    pub changes: &'a Changes,
+    pub changes: &'a ChangeSet,
     /// What the manifest says of the catalog the bundle makes.
     pub sums: Sums,
     /// The chunks it carries.
@@ -548,7 +550,10 @@ mod tests {
         shipped: &[ChunkId],
         scan: &[(ObjectKey, String)],
     ) -> Result<()> {
-        let changes = Changes::from_list(next.sources.clone(), prev.diff(next));
+        let changes = ChangeSet::in_memory(ferry_protocol::catalog::Changes::from_list(
+            next.sources.clone(),
+            prev.diff(next),
+        ));
         let c = Commit {
             record,
             sources: &next.sources,

@@ -16,10 +16,9 @@
 //! object is the same.
 
 use super::{catalogs, counts, ctx, META, SCAN};
+use crate::export::ChangeSet;
 use anyhow::{Context, Result};
-use ferry_protocol::catalog::{
-    Catalog, Changes, FileObject, LastCatalog, Object, SourceKind, Sums,
-};
+use ferry_protocol::catalog::{Catalog, FileObject, LastCatalog, Object, SourceKind, Sums};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
@@ -274,37 +273,38 @@ fn write_state(txn: &WriteTransaction, state: &RowsState) -> Result<()> {
 }
 
 /// Turns the rows of the catalog of `sequence - 1` into those of
-/// `sequence`: `changes` applied, the fingerprints of the files read
-/// (`scan`) written, the state set to `sources` and `sums` (the manifest's,
-/// made from the same changes).
+/// `sequence`: `changes` applied (the puts read in key order, one at a
+/// time), the fingerprints of the files read (`scan`) written, the state
+/// set to `sources` and `sums` (the manifest's, made from the same
+/// changes).
 pub(super) fn apply(
     txn: &WriteTransaction,
     sequence: u64,
     sources: &BTreeMap<String, SourceKind>,
-    changes: &Changes,
+    changes: &ChangeSet,
     sums: Sums,
     scan: &[(ObjectKey, String)],
 ) -> Result<()> {
     let mut fingerprints: Vec<&(ObjectKey, String)> = scan.iter().collect();
     fingerprints.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let fingerprint = |key: &ObjectKey| {
-        fingerprints
-            .binary_search_by(|e| e.0.cmp(key))
-            .ok()
-            .map(|i| fingerprints[i].1.as_str())
-    };
+    // Which fingerprints are of objects put (written with them).
+    let mut of_put = vec![false; fingerprints.len()];
     // What the objects put and the ones they replace or remove change in
     // the counts.
     let mut tally = counts::Tally::default();
     {
         let mut rows = txn.open_table(ROWS).map_err(ctx("open"))?;
         let mut k = String::new();
-        for (key, object) in &changes.puts {
+        changes.puts.each(|key, object| {
             k.clear();
             k.push_str(&key.source);
             k.push('\0');
             k.push_str(&key.path);
-            let bytes = encode(fingerprint(key), object)?;
+            let at = fingerprints.binary_search_by(|e| e.0.cmp(key)).ok();
+            if let Some(i) = at {
+                of_put[i] = true;
+            }
+            let bytes = encode(at.map(|i| fingerprints[i].1.as_str()), object)?;
             tally.object(object, 1);
             let old = rows
                 .insert(k.as_str(), bytes.as_slice())
@@ -315,8 +315,8 @@ pub(super) fn apply(
                 tally.object(&old.object, -1);
             }
             // A first export's tally is added in batches, not held whole.
-            tally.add_if_full(txn, sequence)?;
-        }
+            tally.add_if_full(txn, sequence)
+        })?;
         for key in &changes.removes {
             k = row_key(&key.source, &key.path);
             let old = rows
@@ -332,8 +332,8 @@ pub(super) fn apply(
         // Files read again whose object did not change: their new
         // fingerprint.
         let mut prefix = Vec::new();
-        for (key, fp) in scan {
-            if changes.puts.contains_key(key) {
+        for (&(key, fp), put) in fingerprints.iter().zip(&of_put) {
+            if *put {
                 continue;
             }
             k = row_key(&key.source, &key.path);

@@ -323,6 +323,118 @@ fn check_base(
     }
 }
 
+/// [`validate_changes`] of puts that come one at a time, in key order (an
+/// export's, read back from where it spilled them), never held together:
+/// [`PutsCheck::new`] checks the sources, then [`PutsCheck::put`] each put.
+/// A put below another is found when the one below comes (the puts that
+/// may still have one below them are kept: each a prefix of the next, so at
+/// most a path's depth of them). The same verdict as [`validate_changes`];
+/// of several faults it may name another first.
+pub struct PutsCheck<'a, L: LastCatalog> {
+    last: &'a L,
+    sources: &'a BTreeMap<String, SourceKind>,
+    removes: &'a [ObjectKey],
+    /// Puts a later put may lie below, the last put on top.
+    open: Vec<ObjectKey>,
+}
+
+impl<'a, L: LastCatalog> PutsCheck<'a, L> {
+    /// Checks the sources of the next catalog (`sources`) against `last`'s,
+    /// with the keys `removes` (sorted) removed.
+    pub fn new(
+        last: &'a L,
+        sources: &'a BTreeMap<String, SourceKind>,
+        removes: &'a [ObjectKey],
+    ) -> Result<Self, Error> {
+        for name in sources.keys() {
+            crate::path::check_source_name(name)?;
+        }
+        for gone in last.sources().keys() {
+            if sources.contains_key(gone) {
+                continue;
+            }
+            let from = ObjectKey {
+                source: gone.clone(),
+                path: String::new(),
+            };
+            if let Some(key) = first_kept(last, removes, &from, |k| k.source == *gone)? {
+                return Err(undeclared(&key));
+            }
+        }
+        Ok(PutsCheck {
+            last,
+            sources,
+            removes,
+            open: Vec::new(),
+        })
+    }
+
+    /// Checks the next put, `object` at `key` (after every put before it in
+    /// key order).
+    pub fn put(&mut self, key: &ObjectKey, object: &Object) -> Result<(), Error> {
+        check_key(key)?;
+        if !self.sources.contains_key(&key.source) {
+            return Err(undeclared(key));
+        }
+        match object {
+            Object::Symlink { target } => check_symlink_target(&key.path, target)?,
+            Object::File(f) => check_encoding(key, f)?,
+        }
+        if let Some(top) = self.open.last() {
+            if top >= key {
+                return Err(Error::Inconsistent(if top == key {
+                    format!("object {key} changed twice")
+                } else {
+                    format!("object {key} put after {top}, out of key order")
+                }));
+            }
+        }
+        // Puts `key` is not within `p/` or before it: no later put can be
+        // below them either.
+        let within = |p: &ObjectKey| {
+            p.source == key.source
+                && key.path.starts_with(&p.path)
+                && key
+                    .path
+                    .as_bytes()
+                    .get(p.path.len())
+                    .is_some_and(|&c| c <= b'/')
+        };
+        while self.open.last().is_some_and(|p| !within(p)) {
+            self.open.pop();
+        }
+        // No put is an ancestor directory of this one...
+        let below = |p: &ObjectKey| key.path.as_bytes().get(p.path.len()) == Some(&b'/');
+        if self.open.iter().any(below) {
+            return Err(stands_in_the_way(key));
+        }
+        // ...nor an object of the last catalog kept...
+        let mut probe = ObjectKey {
+            source: key.source.clone(),
+            path: String::new(),
+        };
+        let mut path = key.path.as_str();
+        while let Some(i) = path.rfind('/') {
+            path = &path[..i];
+            probe.path.clear();
+            probe.path.push_str(path);
+            if self.removes.binary_search(&probe).is_err() && self.last.holds(&probe)? {
+                return Err(stands_in_the_way(key));
+            }
+        }
+        // ...and nothing kept lies below it.
+        probe.path.clear();
+        probe.path.push_str(&key.path);
+        probe.path.push('/');
+        let below = |k: &ObjectKey| k.source == key.source && k.path.starts_with(&probe.path);
+        if let Some(k) = first_kept(self.last, self.removes, &probe, below)? {
+            return Err(stands_in_the_way(&k));
+        }
+        self.open.push(key.clone());
+        Ok(())
+    }
+}
+
 /// Whether the catalog `changes` make of `last` holds `key`.
 fn holds_after(last: &impl LastCatalog, changes: &Changes, key: &ObjectKey) -> Result<bool, Error> {
     Ok(changes.puts.contains_key(key)
@@ -330,10 +442,10 @@ fn holds_after(last: &impl LastCatalog, changes: &Changes, key: &ObjectKey) -> R
 }
 
 /// The first key of `last` from `from` on that `within` accepts and
-/// `changes` do not remove (the keys are visited while `within` holds).
+/// `removes` (sorted) do not hold (the keys are visited while `within` holds).
 fn first_kept(
     last: &impl LastCatalog,
-    changes: &Changes,
+    removes: &[ObjectKey],
     from: &ObjectKey,
     within: impl Fn(&ObjectKey) -> bool,
 ) -> Result<Option<ObjectKey>, Error> {
@@ -342,7 +454,7 @@ fn first_kept(
         if !within(k) {
             return false;
         }
-        if changes.removes.binary_search(k).is_err() {
+        if removes.binary_search(k).is_err() {
             found = Some(k.clone());
             return false;
         }
@@ -368,7 +480,7 @@ pub fn validate_changes(last: &impl LastCatalog, changes: &Changes) -> Result<()
             source: gone.clone(),
             path: String::new(),
         };
-        if let Some(key) = first_kept(last, changes, &from, |k| k.source == *gone)? {
+        if let Some(key) = first_kept(last, &changes.removes, &from, |k| k.source == *gone)? {
             return Err(undeclared(&key));
         }
     }
@@ -405,7 +517,7 @@ pub fn validate_changes(last: &impl LastCatalog, changes: &Changes) -> Result<()
         if let Some(k) = put_below.filter(|k| below(k)) {
             return Err(stands_in_the_way(k));
         }
-        if let Some(k) = first_kept(last, changes, &probe, below)? {
+        if let Some(k) = first_kept(last, &changes.removes, &probe, below)? {
             return Err(stands_in_the_way(&k));
         }
     }
@@ -493,6 +605,23 @@ mod tests {
             (vec![("a", "e/q")], vec![("a", "e")], vec!["a", "b"]),
             // A put below another put.
             (vec![("a", "n"), ("a", "n/m")], vec![], vec!["a", "b"]),
+            // ... with puts between them in key order ('-' and '.' sort
+            // before '/').
+            (
+                vec![("a", "n"), ("a", "n-x"), ("a", "n.y/z"), ("a", "n/m")],
+                vec![],
+                vec!["a", "b"],
+            ),
+            (
+                vec![("a", "n"), ("a", "n-x"), ("a", "n.y/z"), ("a", "n0")],
+                vec![],
+                vec!["a", "b"],
+            ),
+            (
+                vec![("a", "n-x/q"), ("a", "n/m"), ("a", "n")],
+                vec![],
+                vec!["a", "b"],
+            ),
             // A deep ancestor.
             (vec![("a", "f")], vec![], vec!["a", "b"]),
             (vec![("a", "f/g/h/i")], vec![("a", "f/g/h")], vec!["a", "b"]),
@@ -517,6 +646,10 @@ mod tests {
             let slow = made(&last, &changes);
             let fast = last.validate_changes(&changes);
             assert_eq!(fast.is_ok(), slow.is_ok(), "{what}: {fast:?} / {slow:?}");
+            // The puts one at a time, in key order: the same verdict.
+            let streamed = PutsCheck::new(&last, &changes.sources, &changes.removes)
+                .and_then(|mut c| changes.puts.iter().try_for_each(|(k, o)| c.put(k, o)));
+            assert_eq!(streamed.is_ok(), slow.is_ok(), "{what}: {streamed:?}");
             if let Ok(next) = slow {
                 let merged: Vec<_> = last.objects_after(&changes).collect();
                 let whole: Vec<_> = next.objects.iter().collect();
