@@ -354,6 +354,8 @@ enum TrustCmd {
 }
 
 fn main() {
+    // First, before any thread: large buffers freed go back to the system.
+    ferry_malloc::release_large_blocks();
     ferry_agent_common::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let state = cli

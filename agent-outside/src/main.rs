@@ -253,6 +253,8 @@ enum Cmd {
 }
 
 fn main() {
+    // First, before any thread: large buffers freed go back to the system.
+    ferry_malloc::release_large_blocks();
     ferry_agent_common::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let state = cli
