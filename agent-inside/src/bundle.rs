@@ -122,9 +122,7 @@ pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File> {
 pub fn read_manifest_file(dir: &Path, limit: u64) -> Result<Vec<u8>> {
     let path = dir.join(MANIFEST_FILE);
     let f = open_regular(&path)?;
-    // Its size, up to the limit: no doubling past it.
-    let size = f.metadata().map_or(0, |m| m.len()).min(limit);
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).saturating_add(1));
+    let mut bytes = Vec::new();
     f.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;

@@ -445,8 +445,7 @@ pub(super) fn decode(body: &[u8], version: u32) -> Result<Decoded, Error> {
             frame.len()
         )));
     }
-    // Their declared length, bounded above: no doubling past it.
-    let mut columns = Vec::with_capacity(head.columns_len as usize + 1);
+    let mut columns = Vec::new();
     zstd::stream::read::Decoder::new(frame)
         .and_then(|d| d.take(head.columns_len + 1).read_to_end(&mut columns))
         .map_err(|e| Error::ManifestDecode(format!("version 3 columns: {e}")))?;
