@@ -217,7 +217,6 @@ pub fn name_chunks(
     on_bytes: impl FnMut(u64),
     place: Option<&crate::objects::ObjectStore>,
 ) -> Result<()> {
-    use rayon::prelude::*;
     if b.verified.is_named() {
         return Ok(());
     }
@@ -226,7 +225,41 @@ pub fn name_chunks(
         verify_volumes(b, on_bytes)?;
         b.volumes_verified = true;
     }
-    let to_name = b.verified.to_name();
+    // In parts: a part's entries and ids are held at a time, not every
+    // id-less entry's.
+    let total = b.verified.unnamed_count();
+    let mut checked = Vec::new();
+    let mut first = 0;
+    while first < total {
+        let end = total.min(first + NAME_PART);
+        let ids = name_part(b, first..end, place)?;
+        if matches!(b.payload, Payload::Volumes) {
+            let part = b.verified.to_name_range(first..end);
+            checked.extend(part.iter().map(|t| t.index));
+        }
+        b.verified.name_part(first, &ids);
+        first = end;
+    }
+    b.verified
+        .finish_naming()
+        .with_context(|| format!("bundle {seq}"))?;
+    b.checked_by_naming = checked;
+    Ok(())
+}
+
+/// How many id-less chunks are named at a time.
+const NAME_PART: usize = 16_384;
+
+/// The ids of the id-less chunks `range` of `b` (their places among
+/// them): each read and checked against its object ([`name_chunks`]).
+fn name_part(
+    b: &Bundle,
+    range: std::ops::Range<usize>,
+    place: Option<&crate::objects::ObjectStore>,
+) -> Result<Vec<ferry_protocol::id::ChunkId>> {
+    use rayon::prelude::*;
+    let seq = b.sequence();
+    let to_name = b.verified.to_name_range(range);
     let ids = match &b.payload {
         Payload::Volumes => to_name
             .par_chunks(64)
@@ -293,15 +326,7 @@ pub fn name_chunks(
                 .collect::<Result<Vec<_>>>()?
         }
     };
-    let checked: Vec<u32> = match &b.payload {
-        Payload::Volumes => to_name.iter().map(|t| t.index).collect(),
-        Payload::Chunks(_) => vec![],
-    };
-    b.verified
-        .name(&ids)
-        .with_context(|| format!("bundle {seq}"))?;
-    b.checked_by_naming = checked;
-    Ok(())
+    Ok(ids)
 }
 
 /// Writes `data`, checked against `sha256` already, as that object of

@@ -17,13 +17,15 @@
 //!
 //! A rebase snapshot's next catalog is made from nothing
 //! ([`Catalogs::rebase`]: held whole, as before); a first import's is its
-//! change (the applied catalog is empty).
+//! change (the applied catalog is empty): the manifest's change list
+//! itself, checked in place and kept in key order
+//! ([`check_first_changes`]), never copied into a map.
 
 use crate::db::{key_bytes, Snapshot};
 use anyhow::Result;
 use ferry_protocol::catalog::{
-    check_changes_owned, validate_changes, Catalog, Change, Changes, FileObject, LastCatalog,
-    Object, SourceKind, Sums,
+    check_changes_owned, check_first_changes, validate_changes, Catalog, Change, Changes,
+    FileObject, LastCatalog, Object, SourceKind, Sums,
 };
 use ferry_protocol::id::Sha256;
 use ferry_protocol::path::ObjectKey;
@@ -40,9 +42,109 @@ pub struct Catalogs<'s> {
 enum Next {
     /// The applied rows changed by these (checked) changes.
     Rows(Changes),
-    /// Made apart from the rows (a rebase snapshot, or a first import:
-    /// the applied catalog is empty), held whole.
+    /// Made apart from the rows (a rebase snapshot), held whole.
     Whole(Catalog),
+    /// A first import's (the applied catalog is empty): its change list,
+    /// checked, every change a put, in key order.
+    Sorted {
+        /// The next catalog's sources.
+        sources: BTreeMap<String, SourceKind>,
+        /// Its objects, in key order.
+        objects: Vec<(ObjectKey, Object)>,
+    },
+}
+
+/// The objects a next catalog has that the applied rows do not give it
+/// ([`Catalogs::puts`]): a delta's puts or a whole catalog (a map), or a
+/// first import's checked change list (in key order).
+#[derive(Clone, Copy, Debug)]
+pub enum Puts<'a> {
+    /// Held in a map.
+    Map(&'a BTreeMap<ObjectKey, Object>),
+    /// Held in key order, no key twice.
+    Sorted(&'a [(ObjectKey, Object)]),
+}
+
+/// The objects of [`Puts`] from a key on, in key order.
+#[derive(Clone)]
+pub enum PutsIter<'a> {
+    /// Of a map.
+    Map(std::collections::btree_map::Range<'a, ObjectKey, Object>),
+    /// Of a sorted list.
+    Sorted(std::slice::Iter<'a, (ObjectKey, Object)>),
+}
+
+impl<'a> Iterator for PutsIter<'a> {
+    type Item = (&'a ObjectKey, &'a Object);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            PutsIter::Map(r) => r.next(),
+            PutsIter::Sorted(s) => s.next().map(|(k, o)| (k, o)),
+        }
+    }
+}
+
+impl<'a> IntoIterator for Puts<'a> {
+    type Item = (&'a ObjectKey, &'a Object);
+    type IntoIter = PutsIter<'a>;
+
+    fn into_iter(self) -> PutsIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> Puts<'a> {
+    /// Every object, in key order.
+    pub fn iter(self) -> PutsIter<'a> {
+        self.from(None)
+    }
+
+    /// The objects from `start` (`None`: the first) on, in key order.
+    pub fn from(self, start: Option<&ObjectKey>) -> PutsIter<'a> {
+        match (self, start) {
+            (Puts::Map(m), Some(s)) => PutsIter::Map(m.range(s..)),
+            (Puts::Map(m), None) => PutsIter::Map(m.range::<ObjectKey, _>(..)),
+            (Puts::Sorted(v), Some(s)) => {
+                PutsIter::Sorted(v[v.partition_point(|(k, _)| k < s)..].iter())
+            }
+            (Puts::Sorted(v), None) => PutsIter::Sorted(v.iter()),
+        }
+    }
+
+    /// The object at `key`.
+    pub fn get(self, key: &ObjectKey) -> Option<&'a Object> {
+        match self {
+            Puts::Map(m) => m.get(key),
+            Puts::Sorted(v) => v
+                .binary_search_by(|(k, _)| k.cmp(key))
+                .ok()
+                .map(|i| &v[i].1),
+        }
+    }
+
+    /// Whether it holds `key`.
+    pub fn contains_key(self, key: &ObjectKey) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The objects, in key order.
+    pub fn values(self) -> impl Iterator<Item = &'a Object> {
+        self.iter().map(|(_, o)| o)
+    }
+
+    /// How many objects.
+    pub fn len(self) -> usize {
+        match self {
+            Puts::Map(m) => m.len(),
+            Puts::Sorted(v) => v.len(),
+        }
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The applied catalog as [`LastCatalog`]: the snapshot's rows and sources.
@@ -79,7 +181,8 @@ impl<'s> Catalogs<'s> {
     /// The catalog of `snap` changed by `sources` and `changes`, after
     /// every check of [`Catalog::apply`] (made against the rows). The
     /// changes' objects are moved in, never copied: a first import's
-    /// change list is the whole catalog, held once.
+    /// change list is the whole catalog, held once, where the manifest's
+    /// decoding put it (in key order, no map).
     pub fn absorb(
         snap: &'s Snapshot,
         sources: &BTreeMap<String, SourceKind>,
@@ -89,21 +192,18 @@ impl<'s> Catalogs<'s> {
             snap,
             sources: snap.sources()?,
         };
+        let applied = snap.sums()?;
+        if applied.objects == 0 {
+            // A first import (or one after a delta emptied the catalog).
+            let objects = check_first_changes(&prev, sources, changes)?;
+            return Ok(Catalogs::sorted(prev, sources.clone(), objects));
+        }
         let mut digest = |k: &ObjectKey| match snap.get(k).map_err(io)? {
             Some(Object::File(f)) => Ok(Some(f.sha256)),
             _ => Ok(None),
         };
         let checked = check_changes_owned(&prev, &mut digest, sources, changes)?;
         validate_changes(&prev, &checked)?;
-        let applied = snap.sums()?;
-        if applied.objects == 0 {
-            // A first import (or one after a delta emptied the catalog).
-            let next = Catalog {
-                sources: checked.sources,
-                objects: checked.puts,
-            };
-            return Ok(Catalogs::whole(prev, next));
-        }
         let mut c = Catalogs {
             prev,
             next: Next::Rows(checked),
@@ -126,6 +226,18 @@ impl<'s> Catalogs<'s> {
             sources: snap.sources()?,
         };
         Ok(Catalogs::whole(prev, next))
+    }
+
+    fn sorted(
+        prev: Rows<'s>,
+        sources: BTreeMap<String, SourceKind>,
+        objects: Vec<(ObjectKey, Object)>,
+    ) -> Catalogs<'s> {
+        Catalogs {
+            prev,
+            sums: Sums::of(objects.iter().map(|(_, o)| o)),
+            next: Next::Sorted { sources, objects },
+        }
     }
 
     fn whole(prev: Rows<'s>, next: Catalog) -> Catalogs<'s> {
@@ -193,6 +305,7 @@ impl<'s> Catalogs<'s> {
         match &self.next {
             Next::Rows(ch) => &ch.sources,
             Next::Whole(c) => &c.sources,
+            Next::Sorted { sources, .. } => sources,
         }
     }
 
@@ -209,10 +322,11 @@ impl<'s> Catalogs<'s> {
 
     /// The objects the next catalog has that the applied rows do not give
     /// it: the puts of a delta, or every object of a whole next catalog.
-    pub fn puts(&self) -> &BTreeMap<ObjectKey, Object> {
+    pub fn puts(&self) -> Puts<'_> {
         match &self.next {
-            Next::Rows(ch) => &ch.puts,
-            Next::Whole(c) => &c.objects,
+            Next::Rows(ch) => Puts::Map(&ch.puts),
+            Next::Whole(c) => Puts::Map(&c.objects),
+            Next::Sorted { objects, .. } => Puts::Sorted(objects),
         }
     }
 
@@ -220,7 +334,7 @@ impl<'s> Catalogs<'s> {
     pub fn removes(&self) -> &[ObjectKey] {
         match &self.next {
             Next::Rows(ch) => &ch.removes,
-            Next::Whole(_) => &[],
+            Next::Whole(_) | Next::Sorted { .. } => &[],
         }
     }
 
@@ -228,7 +342,7 @@ impl<'s> Catalogs<'s> {
     /// key order: the puts, then the removals. A whole next catalog's are
     /// its objects (the keys it drops are in no change).
     pub fn changes(&self) -> impl Iterator<Item = (&ObjectKey, Option<&Object>)> + '_ {
-        let puts = self.puts().iter().map(|(k, o)| (k, Some(o)));
+        let puts = self.puts().into_iter().map(|(k, o)| (k, Some(o)));
         puts.chain(self.removes().iter().map(|k| (k, None)))
     }
 
@@ -281,13 +395,11 @@ impl<'s> Catalogs<'s> {
             source: source.to_string(),
             path: prefix.to_string(),
         });
-        let puts = self.puts();
-        let mut puts = match &start {
-            Some(s) => puts.range(s..),
-            None => puts.range::<ObjectKey, _>(..),
-        }
-        .take_while(|(k, _)| within(k))
-        .peekable();
+        let mut puts = self
+            .puts()
+            .from(start.as_ref())
+            .take_while(|(k, _)| within(k))
+            .peekable();
         let mut going = true;
         if self.is_delta() {
             let removes = self.removes();
@@ -398,12 +510,11 @@ impl<'s> Catalogs<'s> {
         Ok(c)
     }
 
-    /// The next catalog whole, when it is held whole (a rebase snapshot, a
-    /// first import).
+    /// The next catalog whole, when it is held whole (a rebase snapshot).
     pub fn next_whole(&self) -> Option<&Catalog> {
         match &self.next {
             Next::Whole(c) => Some(c),
-            Next::Rows(_) => None,
+            Next::Rows(_) | Next::Sorted { .. } => None,
         }
     }
 
@@ -463,6 +574,22 @@ impl Fixture {
         }
     }
 
+    /// The catalogs of an apply from the stored catalog (empty) to
+    /// `next` held whole in a map, as a first import held it before its
+    /// change list was kept in key order (not checked).
+    pub(crate) fn whole(&self, next: &Catalog) -> Catalogs<'_> {
+        let prev = Rows {
+            snap: &self.snap,
+            sources: self.snap.sources().unwrap(),
+        };
+        assert_eq!(
+            self.snap.sums().unwrap().objects,
+            0,
+            "over the empty catalog"
+        );
+        Catalogs::whole(prev, next.clone())
+    }
+
     /// The catalogs of an apply from the stored catalog to `next` (not
     /// checked: a test's catalogs need not be valid).
     pub(crate) fn catalogs(&self, next: &Catalog) -> Catalogs<'_> {
@@ -472,7 +599,12 @@ impl Fixture {
         };
         let applied = self.snap.sums().unwrap();
         if applied.objects == 0 {
-            return Catalogs::whole(prev, next.clone());
+            let objects = next
+                .objects
+                .iter()
+                .map(|(k, o)| (k.clone(), o.clone()))
+                .collect();
+            return Catalogs::sorted(prev, next.sources.clone(), objects);
         }
         let mut changes = Changes {
             sources: next.sources.clone(),

@@ -258,6 +258,9 @@ struct Pending {
     unnamed: Vec<compact::Unnamed>,
     /// Every chunk ref that names an id-less entry.
     refs: Vec<compact::RefAt>,
+    /// How many of the id-less entries (the first ones) have their id
+    /// recorded already ([`Decoded::name_part`]).
+    named: usize,
 }
 
 /// An id-less chunk to name: read its stored bytes at `place`, decode them
@@ -344,10 +347,22 @@ impl Decoded {
 
     /// The id-less entries, in table order (none once named).
     pub fn to_name(&self) -> Vec<ToName<'_>> {
+        self.to_name_range(0..self.unnamed_count())
+    }
+
+    /// How many entries are listed without their id (none once named).
+    pub fn unnamed_count(&self) -> usize {
+        self.pending.as_ref().map_or(0, |p| p.unnamed.len())
+    }
+
+    /// The id-less entries `range` (their places among the id-less
+    /// entries, in table order): [`Decoded::to_name`] in parts, so that a
+    /// reader holds one part and its ids at a time.
+    pub fn to_name_range(&self, range: std::ops::Range<usize>) -> Vec<ToName<'_>> {
         let Some(p) = &self.pending else {
             return vec![];
         };
-        p.unnamed
+        p.unnamed[range]
             .iter()
             .map(|u| {
                 let (key, sha256) = compact::whole_of(&p.changes, u);
@@ -366,30 +381,59 @@ impl Decoded {
     /// [`crate::codec::decode_whole`]), then checks what needed them: no id
     /// twice in the table.
     pub fn name(&mut self, ids: &[ChunkId]) -> Result<(), Error> {
+        if self.pending.is_none() {
+            return Ok(());
+        }
+        assert_eq!(
+            ids.len(),
+            self.unnamed_count(),
+            "one id for each id-less chunk"
+        );
+        self.name_part(0, ids);
+        self.finish_naming()
+    }
+
+    /// Records the ids of the id-less entries `first..first + ids.len()`
+    /// (their places among them, as [`Decoded::to_name_range`] gives
+    /// them), in order: `first` is the number recorded so far. Nothing
+    /// reads them before [`Decoded::finish_naming`].
+    pub fn name_part(&mut self, first: usize, ids: &[ChunkId]) {
+        let Some(p) = &mut self.pending else {
+            return;
+        };
+        assert_eq!(first, p.named, "the id-less chunks are named in order");
+        for (u, id) in p.unnamed[first..first + ids.len()].iter().zip(ids) {
+            p.chunks[u.index as usize].id = *id;
+        }
+        p.named += ids.len();
+    }
+
+    /// Once every id-less entry's id is recorded ([`Decoded::name_part`]):
+    /// sets the chunk refs that name them, then checks what needed the
+    /// ids: no id twice in the table (found by sorting the entries' places
+    /// by id, not with a set of every id).
+    pub fn finish_naming(&mut self) -> Result<(), Error> {
         let Some(p) = self.pending.take() else {
             return Ok(());
         };
         let Pending {
             mut changes,
-            mut chunks,
+            chunks,
             unnamed,
             refs,
+            named,
         } = *p;
-        assert_eq!(ids.len(), unnamed.len(), "one id for each id-less chunk");
-        let mut by_entry = vec![None; chunks.len()];
-        for (u, id) in unnamed.iter().zip(ids) {
-            chunks[u.index as usize].id = *id;
-            by_entry[u.index as usize] = Some(*id);
-        }
+        assert_eq!(named, unnamed.len(), "one id for each id-less chunk");
         for r in &refs {
-            let id = by_entry[r.entry as usize].expect("a ref names an id-less entry");
-            compact::set_ref(&mut changes, r, id);
+            compact::set_ref(&mut changes, r, chunks[r.entry as usize].id);
         }
-        let mut seen = HashSet::with_capacity(chunks.len());
-        if let Some(c) = chunks.iter().find(|c| !seen.insert(c.id)) {
+        let mut order: Vec<u32> = (0..chunks.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| chunks[a as usize].id.cmp(&chunks[b as usize].id));
+        let id = |i: u32| chunks[i as usize].id;
+        if let Some(w) = order.windows(2).find(|w| id(w[0]) == id(w[1])) {
             return Err(Error::Inconsistent(format!(
                 "chunk {} is listed twice (once without its id)",
-                c.id
+                id(w[0])
             )));
         }
         self.manifest.changes = changes;

@@ -63,7 +63,7 @@ pub enum CatalogUpdate<'a> {
         /// The new source list.
         sources: &'a BTreeMap<String, SourceKind>,
         /// The objects put.
-        puts: &'a BTreeMap<ObjectKey, Object>,
+        puts: crate::delta::Puts<'a>,
         /// The keys removed.
         removes: &'a [ObjectKey],
         /// The sums of the catalog they make.
@@ -644,7 +644,7 @@ mod tests {
                     },
                     _ => CatalogUpdate::Checked {
                         sources: &first.sources,
-                        puts: &checked.puts,
+                        puts: crate::delta::Puts::Map(&checked.puts),
                         removes: &checked.removes,
                         sums,
                     },

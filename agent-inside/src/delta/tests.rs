@@ -295,3 +295,114 @@ fn first_import_emptying_and_rebase_agree_with_apply() {
     assert_eq!(prev.delta_stats(&prev.diff(&next)), stats);
     agrees(&prev, &got, &next, stats, "rebase");
 }
+
+/// A first import's next catalog is its change list in key order, checked
+/// without a map: every list gives what `Catalog::apply` of the empty
+/// catalog gives (the same catalog, read every way, or the same error),
+/// and its commit writes the rows, chunk uses and counts a whole catalog
+/// writes.
+#[test]
+fn a_first_import_agrees_with_apply_over_the_empty_catalog() {
+    let want = catalog();
+    let (_tmp, db) = stored(&Catalog::default());
+    let snap = db.snapshot().unwrap();
+    let first = Catalog::default().diff(&want);
+    let mut shuffled = first.clone();
+    shuffled.reverse();
+    shuffled.swap(3, 17);
+    let sources = want.sources.clone();
+    let mut bad_source = sources.clone();
+    bad_source.insert("../up".into(), SourceKind::Files);
+    let with = |extra: Vec<Change>| {
+        let mut l = first.clone();
+        l.extend(extra);
+        l
+    };
+    let big = key("s", "d0/big");
+    let cases: Vec<(BTreeMap<String, SourceKind>, Vec<Change>)> = vec![
+        (sources.clone(), first.clone()),
+        (sources.clone(), shuffled),
+        (sources.clone(), vec![]),
+        (BTreeMap::new(), vec![]),
+        // A key twice (in order, and out of it), a removal, a bad key, a
+        // patch (no base is held), an object where a directory stands
+        // (above, below), an undeclared source, a bad source name.
+        (
+            sources.clone(),
+            vec![put("d1/f1", file("a")), put("d1/f1", file("b"))],
+        ),
+        (sources.clone(), with(vec![put("d1/f1", file("b"))])),
+        (
+            sources.clone(),
+            with(vec![Change::Remove { key: big.clone() }]),
+        ),
+        (sources.clone(), vec![put("../x", file("x"))]),
+        (
+            sources.clone(),
+            vec![put("d1/p", patched("abcd", big.clone(), Sha256::of(b"x")))],
+        ),
+        (sources.clone(), with(vec![put("d1", file("x"))])),
+        (sources.clone(), with(vec![put("d1/f1/under", file("x"))])),
+        (
+            sources.clone(),
+            vec![Change::Put {
+                key: key("t", "x"),
+                object: file("x"),
+            }],
+        ),
+        (bad_source, first.clone()),
+    ];
+    let mut refused = 0;
+    for (i, (sources, changes)) in cases.iter().enumerate() {
+        let what = format!("case {i}");
+        let applied = Catalog::default().apply(sources, changes);
+        let got = Catalogs::absorb(&snap, sources, changes.clone());
+        match (applied, got) {
+            (Ok(next), Ok(got)) => {
+                assert!(matches!(got.puts(), Puts::Sorted(_)), "{what}");
+                assert_eq!(got.puts().len(), next.objects.len(), "{what}");
+                let stats = DeltaStats {
+                    added: next.objects.len(),
+                    ..DeltaStats::default()
+                };
+                agrees(&Catalog::default(), &got, &next, stats, &what);
+                // The commit of the list writes what the whole catalog writes.
+                let (_t, by_list) = stored(&Catalog::default());
+                crate::db::commit_test_apply(
+                    &by_list,
+                    2,
+                    CatalogUpdate::Checked {
+                        sources: got.sources(),
+                        puts: got.puts(),
+                        removes: got.removes(),
+                        sums: got.sums(),
+                    },
+                );
+                let (_w, by_whole) = stored(&Catalog::default());
+                crate::db::commit_test_apply(&by_whole, 2, CatalogUpdate::Whole(&next));
+                assert_eq!(by_list.catalog().unwrap(), next, "{what}");
+                let (a, b) = (by_list.snapshot().unwrap(), by_whole.snapshot().unwrap());
+                assert_eq!(a.sums().unwrap(), b.sums().unwrap(), "{what}");
+                for (_, f) in next.files() {
+                    for c in f.chunks() {
+                        assert_eq!(a.uses(&c.id).unwrap(), b.uses(&c.id).unwrap(), "{what}");
+                    }
+                }
+                assert_eq!(
+                    by_list.object_ref_counts().unwrap(),
+                    by_whole.object_ref_counts().unwrap(),
+                    "{what}"
+                );
+            }
+            (Err(w), Err(g)) => {
+                refused += 1;
+                assert_eq!(w.to_string(), format!("{g:#}"), "{what}")
+            }
+            (w, g) => panic!(
+                "{what}: apply gave {w:?}, absorb gave {:?}",
+                g.map(|c| read_through(&c))
+            ),
+        }
+    }
+    assert_eq!(refused, 9, "the last nine cases are refused");
+}

@@ -166,6 +166,33 @@ fn a_whole_index_is_written_without_a_previous_one() {
     same(&a, &b, &c);
 }
 
+/// A first import's index, written from its change list in key order,
+/// is byte for byte the one written from the same catalog held in a map.
+#[test]
+fn a_first_import_writes_the_index_of_its_catalog_in_a_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = catalog(300);
+    let fixture = crate::delta::Fixture::new(&Catalog::default());
+    let (sorted, whole) = (fixture.catalogs(&c), fixture.whole(&c));
+    assert!(matches!(sorted.puts(), crate::delta::Puts::Sorted(_)));
+    assert!(matches!(whole.puts(), crate::delta::Puts::Map(_)));
+    let files = |name: &str, catalogs: &crate::delta::Catalogs<'_>| {
+        let gen = dir.path().join(name);
+        std::fs::create_dir_all(&gen).unwrap();
+        write_index(None, &gen, catalogs, None).unwrap();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&gen).unwrap() {
+            let e = e.unwrap();
+            out.push((e.file_name(), std::fs::read(e.path()).unwrap()));
+        }
+        out.sort();
+        out
+    };
+    let (a, b) = (files("sorted", &sorted), files("whole", &whole));
+    assert_eq!(a.len(), 3, "meta, base and delta");
+    assert_eq!(a, b);
+}
+
 #[test]
 fn a_damaged_index_is_an_error_never_a_wrong_answer() {
     let dir = tempfile::tempdir().unwrap();

@@ -298,6 +298,117 @@ pub fn check_changes_owned(
     Ok(out)
 }
 
+/// [`check_changes_owned`] and [`validate_changes`] of a change list over
+/// a last catalog `last` that holds no object (a first import's: its
+/// change list is the whole catalog), without a map of the puts: the
+/// checked objects are the list's own, in key order, moved out of it
+/// (each `(key, object)` where the change was; a list out of key order is
+/// sorted in place first). The same checks, and the same errors as those
+/// two of a list in key order (as a manifest writer makes it): every key
+/// valid, no key twice, no key removed (`last` holds none), no patch (no
+/// base is held), then every source name, every object's source declared,
+/// its target or encoding, and no object where another one's directory
+/// stands. Of a list out of key order, a key twice is found after the
+/// other checks of the list (the map finds it where its second change is).
+pub fn check_first_changes(
+    last: &impl LastCatalog,
+    sources: &BTreeMap<String, SourceKind>,
+    mut changes: Vec<Change>,
+) -> Result<Vec<(ObjectKey, Object)>, Error> {
+    let twice = |key: &ObjectKey| Error::Inconsistent(format!("object {key} changed twice"));
+    let mut sorted = true;
+    for (i, c) in changes.iter().enumerate() {
+        check_key(c.key())?;
+        match c {
+            Change::Put { key, object } => {
+                if let Some(base) = match object {
+                    Object::File(f) => f.base(),
+                    Object::Symlink { .. } => None,
+                } {
+                    check_base(None, key, &base.key, &base.sha256)?;
+                }
+            }
+            Change::Remove { key } => {
+                if !last.holds(key)? {
+                    return Err(Error::Inconsistent(format!(
+                        "removes {key}, which the base catalog does not hold"
+                    )));
+                }
+            }
+        }
+        if let Some(before) = i.checked_sub(1).and_then(|b| changes.get(b)) {
+            if sorted && before.key() == c.key() {
+                return Err(twice(c.key()));
+            }
+            sorted &= before.key() < c.key();
+        }
+    }
+    if !sorted {
+        changes.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+        if let Some(w) = changes.windows(2).find(|w| w[0].key() == w[1].key()) {
+            return Err(twice(w[0].key()));
+        }
+    }
+    // Every change is a put (a removal was refused above); in place.
+    let puts: Vec<(ObjectKey, Object)> = changes
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Put { key, object } => Some((key, object)),
+            Change::Remove { .. } => None,
+        })
+        .collect();
+    validate_first(sources, &puts)?;
+    Ok(puts)
+}
+
+/// [`validate_changes`] of the puts `puts` (in key order, without a key
+/// twice) over a last catalog that holds no object.
+fn validate_first(
+    sources: &BTreeMap<String, SourceKind>,
+    puts: &[(ObjectKey, Object)],
+) -> Result<(), Error> {
+    for name in sources.keys() {
+        crate::path::check_source_name(name)?;
+    }
+    let holds = |k: &ObjectKey| puts.binary_search_by(|(p, _)| p.cmp(k)).is_ok();
+    let mut probe = ObjectKey {
+        source: String::new(),
+        path: String::new(),
+    };
+    for (key, obj) in puts {
+        check_key(key)?;
+        if !sources.contains_key(&key.source) {
+            return Err(undeclared(key));
+        }
+        match obj {
+            Object::Symlink { target } => check_symlink_target(&key.path, target)?,
+            Object::File(f) => check_encoding(key, f)?,
+        }
+        probe.source.clone_from(&key.source);
+        // No ancestor directory of this path is an object...
+        let mut path = key.path.as_str();
+        while let Some(i) = path.rfind('/') {
+            path = &path[..i];
+            probe.path.clear();
+            probe.path.push_str(path);
+            if holds(&probe) {
+                return Err(stands_in_the_way(key));
+            }
+        }
+        // ...and nothing lies below it.
+        probe.path.clear();
+        probe.path.push_str(&key.path);
+        probe.path.push('/');
+        let at = puts.partition_point(|(p, _)| *p < probe);
+        if let Some((k, _)) = puts.get(at) {
+            if k.source == key.source && k.path.starts_with(&probe.path) {
+                return Err(stands_in_the_way(k));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The base `base` of a patch of `key`, made against digest `sha256`, is
 /// the file of digest `held` (`None`: no file there).
 fn check_base(
@@ -657,6 +768,111 @@ mod tests {
                 let sums = Sums::of(next.objects.values());
                 assert_eq!(Sums::of(merged.iter().map(|(_, o)| *o)), sums);
                 assert_eq!(sums.objects, next.objects.len() as u64);
+            }
+        }
+    }
+
+    /// A first import's checks without a map ([`check_first_changes`])
+    /// agree with [`check_changes_owned`] and [`validate_changes`] over the
+    /// empty catalog: the same objects in key order, or the same error;
+    /// a list out of key order gives the same objects.
+    #[test]
+    fn a_first_change_list_is_checked_as_the_map_checks_it() {
+        let empty = Catalog::default();
+        let files = |names: &[&str]| -> BTreeMap<String, SourceKind> {
+            names
+                .iter()
+                .map(|s| (s.to_string(), SourceKind::Files))
+                .collect()
+        };
+        let put = |s: &str, p: &str, t: &str| Change::Put {
+            key: key(s, p),
+            object: link(t),
+        };
+        let patch = Change::Put {
+            key: key("a", "p"),
+            object: Object::File(FileObject {
+                size: 1,
+                sha256: Sha256::of(b"x"),
+                executable: false,
+                encoding: crate::catalog::Encoding::Rebuilt(Box::new(crate::catalog::Rebuilt {
+                    recipe: vec![],
+                    expanded_len: 1,
+                    expanded_blake3: [0; 32],
+                    expanded: crate::catalog::Expanded::Patch {
+                        base: crate::catalog::Base {
+                            key: key("a", "base"),
+                            sha256: Sha256::of(b"b"),
+                            form: crate::catalog::BaseForm::Bytes,
+                            len: 1,
+                            blake3: [0; 32],
+                        },
+                        patch: vec![],
+                    },
+                })),
+            }),
+        };
+        let ab = files(&["a", "b"]);
+        let cases: Vec<(BTreeMap<String, SourceKind>, Vec<Change>)> = vec![
+            (ab.clone(), vec![]),
+            (files(&[]), vec![]),
+            (
+                ab.clone(),
+                vec![
+                    put("a", "d/x", "t"),
+                    put("a", "d/y", "t"),
+                    put("b", "z", "t"),
+                ],
+            ),
+            // Out of key order.
+            (
+                ab.clone(),
+                vec![
+                    put("b", "z", "t"),
+                    put("a", "d/y", "t"),
+                    put("a", "d/x", "t"),
+                ],
+            ),
+            // A key twice, in order and out of it.
+            (ab.clone(), vec![put("a", "x", "1"), put("a", "x", "2")]),
+            (
+                ab.clone(),
+                vec![put("a", "x", "1"), put("a", "w", "t"), put("a", "x", "2")],
+            ),
+            // A removal; a bad key; a patch (its base is not held).
+            (ab.clone(), vec![Change::Remove { key: key("a", "x") }]),
+            (ab.clone(), vec![put("a", "../x", "t")]),
+            (ab.clone(), vec![patch]),
+            // An object where a directory stands, above and below; with
+            // a key between them.
+            (ab.clone(), vec![put("a", "n", "t"), put("a", "n/m", "t")]),
+            (
+                ab.clone(),
+                vec![
+                    put("a", "n", "t"),
+                    put("a", "n-1", "t"),
+                    put("a", "n/m", "t"),
+                ],
+            ),
+            (ab.clone(), vec![put("a", "f/g/h", "t"), put("a", "f", "t")]),
+            // An undeclared source; a bad source name; a bad target.
+            (ab.clone(), vec![put("c", "x", "t")]),
+            (files(&["a", "../b"]), vec![put("a", "x", "t")]),
+            (ab.clone(), vec![put("a", "x", "/etc/passwd")]),
+        ];
+        for (i, (sources, changes)) in cases.into_iter().enumerate() {
+            let mut digest = |_: &ObjectKey| Ok(None);
+            let map = check_changes_owned(&empty, &mut digest, &sources, changes.clone())
+                .and_then(|c| validate_changes(&empty, &c).map(|()| c));
+            let first = check_first_changes(&empty, &sources, changes);
+            match (map, first) {
+                (Ok(map), Ok(first)) => {
+                    assert!(map.removes.is_empty(), "case {i}");
+                    let map: Vec<_> = map.puts.into_iter().collect();
+                    assert_eq!(map, first, "case {i}");
+                }
+                (Err(m), Err(f)) => assert_eq!(m.to_string(), f.to_string(), "case {i}"),
+                (m, f) => panic!("case {i}: the map gave {m:?}, the list {f:?}"),
             }
         }
     }

@@ -555,6 +555,7 @@ fn pend(
         chunks: std::mem::take(&mut manifest.chunks),
         unnamed: listed,
         refs,
+        named: 0,
     };
     Ok(Decoded {
         manifest,

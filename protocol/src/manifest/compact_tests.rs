@@ -505,6 +505,44 @@ fn version_4_lists_without_ids_exactly_the_chunks_that_are_whole_objects() {
     assert!(!has_whole(&none));
 }
 
+/// Named in parts ([`Decoded::name_part`], as a reader holding one part
+/// of the ids at a time names them), a version-4 manifest is the one named
+/// at once; a part naming an id already listed is found at the end.
+#[test]
+fn naming_in_parts_names_as_naming_at_once() {
+    let m = first_export(1000);
+    let whole = round_trip(&m, 4);
+    assert_eq!(whole, m);
+    let d = decode(&encode(&m, 4), 4).unwrap();
+    let n = d.unnamed_count();
+    assert!(n > 900, "{n} id-less chunks");
+    let ids_of = |d: &Decoded, r: std::ops::Range<usize>| -> Vec<ChunkId> {
+        d.to_name_range(r)
+            .iter()
+            .map(|t| m.chunks[t.index as usize].id)
+            .collect()
+    };
+    let mut parts = d.clone();
+    let mut first = 0;
+    while first < n {
+        let end = n.min(first + 77);
+        let ids = ids_of(&parts, first..end);
+        assert!(parts.manifest().is_err(), "not named before the end");
+        parts.name_part(first, &ids);
+        first = end;
+    }
+    parts.finish_naming().unwrap();
+    assert_eq!(parts.into_manifest().unwrap(), m);
+    // The last part names its last chunk with the id of the first.
+    let mut twice = d.clone();
+    let mut ids = ids_of(&twice, 0..n);
+    ids[n - 1] = ids[0];
+    twice.name_part(0, &ids[..n / 2]);
+    twice.name_part(n / 2, &ids[n / 2..]);
+    let e = twice.finish_naming().unwrap_err();
+    assert!(e.to_string().contains("listed twice"), "{e}");
+}
+
 #[test]
 fn hostile_version_4_names_are_decode_errors() {
     let m = varied();
