@@ -376,14 +376,7 @@ fn validate_first(
         path: String::new(),
     };
     for (key, obj) in puts {
-        check_key(key)?;
-        if !sources.contains_key(&key.source) {
-            return Err(undeclared(key));
-        }
-        match obj {
-            Object::Symlink { target } => check_symlink_target(&key.path, target)?,
-            Object::File(f) => check_encoding(key, f)?,
-        }
+        check_put(sources, key, obj)?;
         probe.source.clone_from(&key.source);
         // No ancestor directory of this path is an object...
         let mut path = key.path.as_str();
@@ -483,14 +476,7 @@ impl<'a, L: LastCatalog> PutsCheck<'a, L> {
     /// Checks the next put, `object` at `key` (after every put before it in
     /// key order).
     pub fn put(&mut self, key: &ObjectKey, object: &Object) -> Result<(), Error> {
-        check_key(key)?;
-        if !self.sources.contains_key(&key.source) {
-            return Err(undeclared(key));
-        }
-        match object {
-            Object::Symlink { target } => check_symlink_target(&key.path, target)?,
-            Object::File(f) => check_encoding(key, f)?,
-        }
+        check_put(self.sources, key, object)?;
         if let Some(top) = self.open.last() {
             if top >= key {
                 return Err(Error::Inconsistent(if top == key {
@@ -600,14 +586,7 @@ pub fn validate_changes(last: &impl LastCatalog, changes: &Changes) -> Result<()
         path: String::new(),
     };
     for (key, obj) in &changes.puts {
-        check_key(key)?;
-        if !changes.sources.contains_key(&key.source) {
-            return Err(undeclared(key));
-        }
-        match obj {
-            Object::Symlink { target } => check_symlink_target(&key.path, target)?,
-            Object::File(f) => check_encoding(key, f)?,
-        }
+        check_put(&changes.sources, key, obj)?;
         probe.source.clone_from(&key.source);
         // No ancestor directory of this path is an object...
         let mut path = key.path.as_str();
@@ -633,6 +612,23 @@ pub fn validate_changes(last: &impl LastCatalog, changes: &Changes) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The checks of one put on its own: a key a store can hold, of a declared
+/// source, and an object whose encoding (or link target) is valid.
+fn check_put(
+    sources: &BTreeMap<String, SourceKind>,
+    key: &ObjectKey,
+    object: &Object,
+) -> Result<(), Error> {
+    check_key(key)?;
+    if !sources.contains_key(&key.source) {
+        return Err(undeclared(key));
+    }
+    match object {
+        Object::Symlink { target } => check_symlink_target(&key.path, target),
+        Object::File(f) => check_encoding(key, f),
+    }
 }
 
 fn undeclared(key: &ObjectKey) -> Error {
