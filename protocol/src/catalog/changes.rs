@@ -262,30 +262,15 @@ pub fn check_changes_owned(
         ..Changes::default()
     };
     for c in changes {
-        check_key(c.key())?;
+        check_change(last, file_digest, &c)?;
         match c {
-            Change::Put { key, object } => {
-                if let Some(base) = match &object {
-                    Object::File(f) => f.base(),
-                    Object::Symlink { .. } => None,
-                } {
-                    check_base(file_digest(&base.key)?, &key, &base.key, &base.sha256)?;
+            Change::Put { key, object } => match out.puts.entry(key) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(object);
                 }
-                match out.puts.entry(key) {
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert(object);
-                    }
-                    std::collections::btree_map::Entry::Occupied(o) => return Err(twice(o.key())),
-                }
-            }
-            Change::Remove { key } => {
-                if !last.holds(&key)? {
-                    return Err(Error::Inconsistent(format!(
-                        "removes {key}, which the base catalog does not hold"
-                    )));
-                }
-                out.removes.push(key);
-            }
+                std::collections::btree_map::Entry::Occupied(o) => return Err(twice(o.key())),
+            },
+            Change::Remove { key } => out.removes.push(key),
         }
     }
     out.removes.sort();
@@ -318,24 +303,8 @@ pub fn check_first_changes(
     let twice = |key: &ObjectKey| Error::Inconsistent(format!("object {key} changed twice"));
     let mut sorted = true;
     for (i, c) in changes.iter().enumerate() {
-        check_key(c.key())?;
-        match c {
-            Change::Put { key, object } => {
-                if let Some(base) = match object {
-                    Object::File(f) => f.base(),
-                    Object::Symlink { .. } => None,
-                } {
-                    check_base(None, key, &base.key, &base.sha256)?;
-                }
-            }
-            Change::Remove { key } => {
-                if !last.holds(key)? {
-                    return Err(Error::Inconsistent(format!(
-                        "removes {key}, which the base catalog does not hold"
-                    )));
-                }
-            }
-        }
+        // `last` holds no file: every patch's base is missing.
+        check_change(last, &mut |_| Ok(None), c)?;
         if let Some(before) = i.checked_sub(1).and_then(|b| changes.get(b)) {
             if sorted && before.key() == c.key() {
                 return Err(twice(c.key()));
@@ -377,16 +346,9 @@ fn validate_first(
     };
     for (key, obj) in puts {
         check_put(sources, key, obj)?;
-        probe.source.clone_from(&key.source);
         // No ancestor directory of this path is an object...
-        let mut path = key.path.as_str();
-        while let Some(i) = path.rfind('/') {
-            path = &path[..i];
-            probe.path.clear();
-            probe.path.push_str(path);
-            if holds(&probe) {
-                return Err(stands_in_the_way(key));
-            }
+        if an_ancestor_is(key, &mut probe, |k| Ok(holds(k)))? {
+            return Err(stands_in_the_way(key));
         }
         // ...and nothing lies below it.
         probe.path.clear();
@@ -400,6 +362,33 @@ fn validate_first(
         }
     }
     Ok(())
+}
+
+/// The checks of one change against the catalog `last` it applies to: its
+/// key valid, a patch's base held with the digest it was made against
+/// (`file_digest`, as [`check_changes`] takes it), a removed key held.
+fn check_change(
+    last: &impl LastCatalog,
+    file_digest: &mut dyn FnMut(&ObjectKey) -> Result<Option<Sha256>, Error>,
+    change: &Change,
+) -> Result<(), Error> {
+    check_key(change.key())?;
+    match change {
+        Change::Put { key, object } => {
+            let base = match object {
+                Object::File(f) => f.base(),
+                Object::Symlink { .. } => None,
+            };
+            match base {
+                Some(base) => check_base(file_digest(&base.key)?, key, &base.key, &base.sha256),
+                None => Ok(()),
+            }
+        }
+        Change::Remove { key } if !last.holds(key)? => Err(Error::Inconsistent(format!(
+            "removes {key}, which the base catalog does not hold"
+        ))),
+        Change::Remove { .. } => Ok(()),
+    }
 }
 
 /// The base `base` of a patch of `key`, made against digest `sha256`, is
@@ -450,21 +439,7 @@ impl<'a, L: LastCatalog> PutsCheck<'a, L> {
         sources: &'a BTreeMap<String, SourceKind>,
         removes: &'a [ObjectKey],
     ) -> Result<Self, Error> {
-        for name in sources.keys() {
-            crate::path::check_source_name(name)?;
-        }
-        for gone in last.sources().keys() {
-            if sources.contains_key(gone) {
-                continue;
-            }
-            let from = ObjectKey {
-                source: gone.clone(),
-                path: String::new(),
-            };
-            if let Some(key) = first_kept(last, removes, &from, |k| k.source == *gone)? {
-                return Err(undeclared(&key));
-            }
-        }
+        check_sources(last, sources, removes)?;
         Ok(PutsCheck {
             last,
             sources,
@@ -507,17 +482,13 @@ impl<'a, L: LastCatalog> PutsCheck<'a, L> {
         }
         // ...nor an object of the last catalog kept...
         let mut probe = ObjectKey {
-            source: key.source.clone(),
+            source: String::new(),
             path: String::new(),
         };
-        let mut path = key.path.as_str();
-        while let Some(i) = path.rfind('/') {
-            path = &path[..i];
-            probe.path.clear();
-            probe.path.push_str(path);
-            if self.removes.binary_search(&probe).is_err() && self.last.holds(&probe)? {
-                return Err(stands_in_the_way(key));
-            }
+        let kept =
+            |k: &ObjectKey| Ok(self.removes.binary_search(k).is_err() && self.last.holds(k)?);
+        if an_ancestor_is(key, &mut probe, kept)? {
+            return Err(stands_in_the_way(key));
         }
         // ...and nothing kept lies below it.
         probe.path.clear();
@@ -565,38 +536,16 @@ fn first_kept(
 /// at the sources, the objects put, their ancestors and the paths below
 /// them.
 pub fn validate_changes(last: &impl LastCatalog, changes: &Changes) -> Result<(), Error> {
-    for name in changes.sources.keys() {
-        crate::path::check_source_name(name)?;
-    }
-    // A source gone must take every object of it along.
-    for gone in last.sources().keys() {
-        if changes.sources.contains_key(gone) {
-            continue;
-        }
-        let from = ObjectKey {
-            source: gone.clone(),
-            path: String::new(),
-        };
-        if let Some(key) = first_kept(last, &changes.removes, &from, |k| k.source == *gone)? {
-            return Err(undeclared(&key));
-        }
-    }
+    check_sources(last, &changes.sources, &changes.removes)?;
     let mut probe = ObjectKey {
         source: String::new(),
         path: String::new(),
     };
     for (key, obj) in &changes.puts {
         check_put(&changes.sources, key, obj)?;
-        probe.source.clone_from(&key.source);
         // No ancestor directory of this path is an object...
-        let mut path = key.path.as_str();
-        while let Some(i) = path.rfind('/') {
-            path = &path[..i];
-            probe.path.clear();
-            probe.path.push_str(path);
-            if holds_after(last, changes, &probe)? {
-                return Err(stands_in_the_way(key));
-            }
+        if an_ancestor_is(key, &mut probe, |k| holds_after(last, changes, k))? {
+            return Err(stands_in_the_way(key));
         }
         // ...and nothing lies below it.
         probe.path.clear();
@@ -612,6 +561,52 @@ pub fn validate_changes(last: &impl LastCatalog, changes: &Changes) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The next catalog's sources (`sources`): every name valid, and a source
+/// of `last` that is gone takes every object of it along (`removes`,
+/// sorted, are the keys removed).
+fn check_sources(
+    last: &impl LastCatalog,
+    sources: &BTreeMap<String, SourceKind>,
+    removes: &[ObjectKey],
+) -> Result<(), Error> {
+    for name in sources.keys() {
+        crate::path::check_source_name(name)?;
+    }
+    for gone in last.sources().keys() {
+        if sources.contains_key(gone) {
+            continue;
+        }
+        let from = ObjectKey {
+            source: gone.clone(),
+            path: String::new(),
+        };
+        if let Some(key) = first_kept(last, removes, &from, |k| k.source == *gone)? {
+            return Err(undeclared(&key));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `held` says yes of an ancestor directory of `key` (each given
+/// as `probe`, a key reused so that no key is allocated per ancestor).
+fn an_ancestor_is(
+    key: &ObjectKey,
+    probe: &mut ObjectKey,
+    mut held: impl FnMut(&ObjectKey) -> Result<bool, Error>,
+) -> Result<bool, Error> {
+    probe.source.clone_from(&key.source);
+    let mut path = key.path.as_str();
+    while let Some(i) = path.rfind('/') {
+        path = &path[..i];
+        probe.path.clear();
+        probe.path.push_str(path);
+        if held(probe)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The checks of one put on its own: a key a store can hold, of a declared
