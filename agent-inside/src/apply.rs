@@ -61,6 +61,7 @@ use ferry_protocol::limits::ReceiverLimits;
 use ferry_protocol::path::ObjectKey;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::time::Instant;
 
 /// Options of an apply.
 #[derive(Clone, Copy, Debug, Default)]
@@ -97,8 +98,11 @@ pub struct Outcome {
     pub bytes_written: u64,
     /// Name of the new generation.
     pub generation: String,
-    /// Seconds spent verifying volumes, extracting chunks, building the
-    /// generation (objects and sync), and committing and switching.
+    /// Seconds spent in each step, one after the other: verifying (the
+    /// signer, the chunk ids, the change list, the volumes), extracting
+    /// chunks, building the generation (objects and sync), and committing
+    /// and switching. Each is the time between two marks of one clock, so
+    /// none is negative and they add up to the whole apply.
     pub timings: [f64; 4],
 }
 
@@ -195,9 +199,9 @@ pub fn apply(
 ) -> Result<Outcome> {
     let seq = b.sequence();
     let applied = db.applied()?;
-    let t = std::time::Instant::now();
-    let committed = prepare_and_commit(layout, db, b, limits, opts, &applied);
-    let (mut outcome, new_applied, touched) = match committed {
+    let t = Instant::now();
+    let committed = prepare_and_commit(layout, db, b, limits, opts, &applied, t);
+    let (mut outcome, new_applied, touched, built) = match committed {
         Ok(c) => c,
         Err(e) => {
             let _ = fsx::remove_dir_if_exists(&layout.staging());
@@ -220,7 +224,7 @@ pub fn apply(
     finish(layout, db, &new_applied, prune, limits, &opts.policy).with_context(|| {
         format!("bundle {seq} was applied, but switching to its generation did not finish; run import again to complete it")
     })?;
-    outcome.timings[3] = t.elapsed().as_secs_f64() - outcome.timings[..3].iter().sum::<f64>();
+    outcome.timings[3] = secs_between(built, Instant::now());
     Ok(outcome)
 }
 
@@ -244,8 +248,14 @@ fn name_ids(layout: &Layout, db: &Db, b: &mut Bundle) -> Result<()> {
     Ok(())
 }
 
-/// Steps 1 to 6. Returns, with the outcome, the chunks whose place the
-/// apply may have changed ([`ranges::touched_chunks`]), for step 8.
+/// The seconds from `from` to `to` (0 if `to` is not later).
+fn secs_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64()
+}
+
+/// Steps 1 to 6, begun at `started`. Returns, with the outcome, the chunks
+/// whose place the apply may have changed ([`ranges::touched_chunks`]), for
+/// step 8, and when the build ended (the commit's time is counted from it).
 fn prepare_and_commit(
     layout: &Layout,
     db: &Db,
@@ -253,24 +263,21 @@ fn prepare_and_commit(
     limits: &ReceiverLimits,
     opts: ApplyOptions,
     applied: &Applied,
-) -> Result<(Outcome, Applied, HashSet<ChunkId>)> {
+    started: Instant,
+) -> Result<(Outcome, Applied, HashSet<ChunkId>, Instant)> {
     check_follows(b, applied, opts, ferry_agent_common::now_unix())?;
     let view = crate::import::check_signer(db, b, applied)?.map_err(anyhow::Error::new)?;
     // 1a. The ids of chunks a version-4 manifest lists without them, from
     // their bytes (checking the volumes first), before anything uses ids.
-    let t_named = std::time::Instant::now();
     name_ids(layout, db, b)?;
-    let t_named = t_named.elapsed().as_secs_f64();
     // The change list moves into the next catalog (held once: a first
     // import's is the whole catalog); the changes are read from it after.
     let changes = b.verified.take_changes().context("its manifest")?;
     let b: &Bundle = b;
     let snap = db.snapshot()?;
     let catalogs = next_catalog(layout, &snap, b, changes, limits, opts)?;
-    let t0 = std::time::Instant::now();
     let chunks = chunk_store(layout, limits).with_staging(&layout.staging());
-    let (t_verify, t_extract) = stage_chunks(layout, b, &chunks, t0)?;
-    let t_verify = t_verify + t_named;
+    let (verified, extracted) = stage_chunks(layout, b, &chunks)?;
     // A bundle with volumes: its chunks are read where they lie.
     let carried = Carried::of(b)?;
     // 4. Where the chunks the build needs are.
@@ -333,7 +340,7 @@ fn prepare_and_commit(
     };
     sync_filesystem(&layout.root)?;
     fsx::remove_dir_if_exists(&layout.staging())?;
-    let t_build = t0.elapsed().as_secs_f64() - t_verify - t_extract;
+    let built = Instant::now();
 
     let (stats, new_applied) = commit(db, b, applied, &catalogs, &name, &view)?;
     db.forget_missing(&found_again)?;
@@ -366,9 +373,14 @@ fn prepare_and_commit(
         chunks_added,
         bytes_written,
         generation: name,
-        timings: [t_verify, t_extract, t_build, 0.0],
+        timings: [
+            secs_between(started, verified),
+            secs_between(verified, extracted),
+            secs_between(extracted, built),
+            0.0,
+        ],
     };
-    Ok((outcome, new_applied, touched))
+    Ok((outcome, new_applied, touched, built))
 }
 
 /// After the commit: forgets the objects `scrub` recorded missing that are
@@ -454,13 +466,9 @@ fn next_catalog<'s>(
 /// Steps 2 and 3: verify the volumes; of a bundle whose chunks were
 /// received one by one, take them into staging. (A bundle with volumes
 /// keeps its chunks there: the build reads them where they lie,
-/// `crate::carried`.) Returns the seconds spent verifying and extracting.
-fn stage_chunks(
-    layout: &Layout,
-    b: &Bundle,
-    chunks: &ChunkStore,
-    t0: std::time::Instant,
-) -> Result<(f64, f64)> {
+/// `crate::carried`.) Returns when the verification ended and when the
+/// extraction did.
+fn stage_chunks(layout: &Layout, b: &Bundle, chunks: &ChunkStore) -> Result<(Instant, Instant)> {
     let m = b.head();
     // 2. Volumes (unless naming the chunks checked them already). (Chunks
     // received one by one have no volumes; each is checked against its id
@@ -470,7 +478,7 @@ fn stage_chunks(
         bundle::verify_volumes(b, |n| pb.inc(n))?;
         pb.finish_and_clear();
     }
-    let t_verify = t0.elapsed().as_secs_f64();
+    let verified = Instant::now();
     // 3. The staging area starts empty (`ChunkStore::with_staging`).
     fsx::remove_dir_if_exists(&layout.staging())?;
     if matches!(b.payload, bundle::Payload::Chunks(_)) {
@@ -478,8 +486,7 @@ fn stage_chunks(
         bundle::extract_chunks(b, chunks, |n| pb.inc(n))?;
         pb.finish_and_clear();
     }
-    let t_extract = t0.elapsed().as_secs_f64() - t_verify;
-    Ok((t_verify, t_extract))
+    Ok((verified, Instant::now()))
 }
 
 /// Step 6, the point of no return: the database records the new applied

@@ -69,3 +69,50 @@ fn bars_on_a_terminal_and_none_on_a_pipe() {
         assert!(!text.contains('\r'), "a bar redrawn on a pipe:\n{text}");
     }
 }
+
+/// The seconds of each of an import's "took" lines (one a bundle), the
+/// whole first: `took Ts: verify Vs, extract Xs, build Bs, commit Cs`.
+fn step_seconds(stdout: &str) -> Vec<Vec<f64>> {
+    stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("took "))
+        .map(|l| {
+            l.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+                .filter(|w| !w.is_empty() && *w != "-")
+                .map(|w| {
+                    w.parse::<f64>()
+                        .unwrap_or_else(|e| panic!("{w:?} in {l:?}: {e}"))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Each step's time is the time between two marks of one clock: none is
+/// negative (a first import once printed "build -10.2s": the chunk naming's
+/// time was taken off the build).
+#[test]
+fn the_import_step_times_are_not_negative() {
+    let env = Env::new();
+    for i in 0..200 {
+        env.write_src(&format!("d/f{i:03}.txt"), format!("file {i}\n").as_bytes());
+    }
+    write_random_file(&env.src.join("big.bin"), 8 << 20, 11);
+    env.export("m1").expect_ok();
+    env.write_src("d/f000.txt", b"changed\n");
+    env.export("m2").expect_ok();
+    for m in ["m1", "m2"] {
+        let out = env.import(m).expect_ok().stdout;
+        let lines = step_seconds(&out);
+        assert_eq!(lines.len(), 1, "one took line for {m}:\n{out}");
+        assert_eq!(
+            lines[0].len(),
+            5,
+            "the whole and four steps for {m}:\n{out}"
+        );
+        assert!(
+            lines[0].iter().all(|s| *s >= 0.0),
+            "a negative step time for {m}:\n{out}"
+        );
+    }
+}
