@@ -33,10 +33,15 @@ fn scrub(env: &Env) -> (Option<i32>, serde_json::Value) {
 
 /// A GET over a raw socket: (status code, body).
 fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    get_with(addr, path, "")
+}
+
+/// A GET with `headers` (each ending in `\r\n`): (status code, body).
+fn get_with(addr: &str, path: &str, headers: &str) -> (u16, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect to serve");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut all = vec![];
@@ -168,6 +173,40 @@ fn a_rotten_object_is_reported_refused_by_serve_and_rebuilt_from_good_copies_of_
     assert_eq!(get(&srv.addr, "/files/tools/a.bin"), (200, blob));
     let (code, v) = scrub(&env);
     assert_eq!(code, Some(0), "{v}");
+}
+
+/// A small file (read whole to be sent) is checked from the bytes read to
+/// send it: a rotten one is refused whole, in part and asked again, and a
+/// good one is sent, whole and in part, again and again.
+#[test]
+fn a_rotten_small_file_is_refused_by_serve_whole_or_in_part() {
+    let env = Env::new();
+    let small = text(7, 2_000);
+    assert!(small.len() < 256 * 1024, "{}", small.len());
+    env.write_src("small.txt", &small);
+    env.write_src("good.txt", b"good bytes\n");
+    env.export("m1").expect_ok();
+    env.import("m1").expect_ok();
+    flip_byte(&env.served("small.txt"), small.len() as u64 / 2);
+
+    let srv = env.serve();
+    for headers in ["", "Range: bytes=0-99\r\n", "Range: bytes=0-\r\n", ""] {
+        let (code, body) = get_with(&srv.addr, "/files/tools/small.txt", headers);
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(code, 500, "{headers:?}: {body}");
+        assert!(body.contains("not the catalog's"), "{headers:?}: {body}");
+        assert!(body.contains("SHA-256 is sha256:"), "{headers:?}: {body}");
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            get(&srv.addr, "/files/tools/good.txt"),
+            (200, b"good bytes\n".to_vec())
+        );
+        assert_eq!(
+            get_with(&srv.addr, "/files/tools/good.txt", "Range: bytes=5-\r\n"),
+            (206, b"bytes\n".to_vec())
+        );
+    }
 }
 
 #[test]

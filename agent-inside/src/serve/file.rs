@@ -48,13 +48,18 @@ pub(super) async fn serve_file(
         RangePlan::Part(start, end) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         _ => (StatusCode::OK, 0, size),
     };
-    if !head {
+    let want = if head { 0 } else { len };
+    // A small file sent whole and not verified yet is checked from the bytes
+    // read to send it: one read and one trip to the blocking pool, where
+    // `verify_once` would read it twice in two.
+    let check =
+        (want == size && want <= READ_CHUNK as u64 && !g.verified.contains(&fs_path)).then_some(f);
+    if !head && check.is_none() {
         if let Err(r) = verify_once(g, key, f, &fs_path).await {
             return r;
         }
     }
-    let want = if head { 0 } else { len };
-    let body = match open_at(g, key, fs_path, size, start, want).await {
+    let body = match open_at(g, key, fs_path, (size, start, want), check).await {
         Ok(Opened::Read(bytes)) => Body::from(bytes),
         Ok(Opened::Stream(file, path)) => Body::new(FileBody {
             file: tokio::fs::File::from_std(file),
@@ -182,18 +187,33 @@ enum Opened {
 /// Opens the stored file of `key`, checks it is the `size` the catalog says,
 /// and seeks to `start`; up to [`READ_CHUNK`] `want`ed bytes are read at once.
 /// All on one blocking thread: a small file costs one trip to the blocking
-/// pool, not one for the open, one for the stat and one per read.
+/// pool, not one for the open, one for the stat and one per read. With
+/// `check`, the whole file is read and checked against it (size and
+/// SHA-256), and recorded verified when it is good.
 async fn open_at(
     g: &Generation,
     key: &ObjectKey,
     fs_path: PathBuf,
-    size: u64,
-    start: u64,
-    want: u64,
+    (size, start, want): (u64, u64, u64),
+    check: Option<&FileMeta>,
 ) -> Result<Opened, Response> {
-    let opened = tokio::task::spawn_blocking(move || open_blocking(fs_path, size, start, want))
-        .await
-        .map_err(|e| server_error(format!("opening the file for {key} failed: {e}")))?;
+    let path = check.map(|_| fs_path.clone());
+    let expected = check.copied();
+    let opened = tokio::task::spawn_blocking(move || {
+        let opened = open_blocking(fs_path, size, start, want)?;
+        if let (Some(f), Opened::Read(bytes)) = (&expected, &opened) {
+            let sha = ferry_protocol::id::Sha256::of(bytes);
+            if let Some(p) = crate::scrub::problem_of(bytes.len() as u64, sha, f) {
+                return Err(OpenError::Bad(p));
+            }
+        }
+        Ok(opened)
+    })
+    .await
+    .map_err(|e| server_error(format!("opening the file for {key} failed: {e}")))?;
+    if let (Some(path), Ok(_)) = (path, &opened) {
+        g.verified.insert(path);
+    }
     opened.map_err(|e| {
         let what = match e {
             OpenError::Open(e) => format!("cannot open its file for {key}: {e}"),
@@ -203,6 +223,10 @@ async fn open_at(
             }
             OpenError::Seek(e) => format!("cannot seek in its file for {key}: {e}"),
             OpenError::Read(e) => format!("cannot read its file for {key}: {e}"),
+            OpenError::Bad(p) => format!(
+                "the stored file for {key} is not the catalog's: {p}; not served. Run \
+                 `ferry-in scrub`; the next import rebuilds it from its chunks"
+            ),
         };
         server_error(format!("generation {}: {what}", g.name))
     })
@@ -216,6 +240,8 @@ enum OpenError {
     Size(u64),
     Seek(std::io::Error),
     Read(std::io::Error),
+    /// Read whole to be checked, and not the catalog's.
+    Bad(crate::scrub::ObjectProblem),
 }
 
 fn open_blocking(path: PathBuf, size: u64, start: u64, want: u64) -> Result<Opened, OpenError> {
