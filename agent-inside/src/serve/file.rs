@@ -163,7 +163,7 @@ async fn verify_once(
             .map_err(|e| server_error(format!("verifying the file for {key} failed: {e}")))?;
     match problem {
         None => {
-            g.verified.insert(fs_path.to_path_buf());
+            g.verified.insert(fs_path);
             Ok(())
         }
         Some(p) => Err(server_error(format!(
@@ -212,7 +212,7 @@ async fn open_at(
     .await
     .map_err(|e| server_error(format!("opening the file for {key} failed: {e}")))?;
     if let (Some(path), Ok(_)) = (path, &opened) {
-        g.verified.insert(path);
+        g.verified.insert(&path);
     }
     opened.map_err(|e| {
         let what = match e {

@@ -9,7 +9,7 @@ use crate::layout::Layout;
 use axum::http::StatusCode;
 use axum::response::Response;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{Mutex, Semaphore};
 
@@ -40,11 +40,19 @@ pub(super) struct Server {
 /// The files of one generation whose bytes have been read and found to be
 /// the catalog's (size and SHA-256) since `serve` started: only those are
 /// served (`serve::file`). Kept per generation, as a file is verified since
-/// it was linked into the generation being served.
+/// it was linked into the generation being served. A file is held as the
+/// BLAKE3 of its path (32 bytes, not the path's 100 or so): the set grows
+/// with the files served, up to every file of the mirror.
 pub(super) struct Verified {
-    paths: std::sync::Mutex<HashSet<PathBuf>>,
+    paths: std::sync::Mutex<HashSet<[u8; 32]>>,
     /// Shared by all generations: bounds the verifications running at once.
     pub(super) slots: Arc<Semaphore>,
+}
+
+/// What [`Verified`] holds of the file at `path`.
+fn path_id(path: &Path) -> [u8; 32] {
+    use std::os::unix::ffi::OsStrExt;
+    *blake3::hash(path.as_os_str().as_bytes()).as_bytes()
 }
 
 impl Verified {
@@ -57,18 +65,20 @@ impl Verified {
 
     /// Whether the file at `path` has been verified.
     pub(super) fn contains(&self, path: &Path) -> bool {
+        let id = path_id(path);
         self.paths
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(path)
+            .contains(&id)
     }
 
     /// Records that the file at `path` has been verified.
-    pub(super) fn insert(&self, path: PathBuf) {
+    pub(super) fn insert(&self, path: &Path) {
+        let id = path_id(path);
         self.paths
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(path);
+            .insert(id);
     }
 }
 
