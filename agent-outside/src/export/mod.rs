@@ -51,7 +51,6 @@ mod spill;
 use scanner::{scan_and_pack, Counted, Scanned};
 use spill::FileSpill;
 
-pub(crate) use puts::PutsIter;
 pub use puts::{ChangeSet, PUTS_HELD};
 
 /// Settings of one export.
@@ -422,8 +421,8 @@ fn set_key(key: &mut ferry_protocol::path::ObjectKey, row: &str) {
 
 /// Whether `puts` (read in key order) put `key`: those before it are
 /// passed, so that keys asked in key order read the puts once.
-pub(crate) fn puts_at(
-    puts: &mut std::iter::Peekable<PutsIter<'_>>,
+pub(crate) fn puts_at<I: Iterator<Item = Result<(ferry_protocol::path::ObjectKey, Object)>>>(
+    puts: &mut std::iter::Peekable<I>,
     key: &ferry_protocol::path::ObjectKey,
 ) -> Result<bool> {
     loop {

@@ -93,8 +93,9 @@ pub(super) struct Counted<'a> {
 
 /// The scan's results, besides the chunks.
 pub(super) struct Scanned {
-    /// The fingerprints of the files read, by key (written into their
-    /// rows of the next catalog).
+    /// The fingerprints of the files read whose object did not change, by
+    /// key (written into their rows of the next catalog; those of the
+    /// objects put go with them: [`super::puts`]).
     pub(super) scan: Vec<(ObjectKey, String)>,
     pub(super) bytes_read: u64,
     pub(super) delta: DeltaReport,
@@ -213,15 +214,20 @@ pub(super) fn scan_and_pack(
     };
     let mut kept = kept?;
     kept.extend(linked);
-    if !kept.is_empty() {
-        let mut after = super::links::fingerprints_after(kept, &layout.objects())?;
+    let mut after = match kept.is_empty() {
+        true => HashMap::new(),
+        false => super::links::fingerprints_after(kept, &layout.objects())?,
+    };
+    // The puts' own fingerprints are replaced as they are merged; the
+    // others are in `scan`.
+    changes.puts.finish(&mut after)?;
+    if !after.is_empty() {
         for (key, fingerprint) in &mut scan {
             if let Some(f) = after.remove(key) {
                 *fingerprint = f;
             }
         }
     }
-    changes.puts.finish()?;
     // Removed: the last catalog's objects no source listed.
     changes.removes = seen.removed(last)?;
     // The puts read back in key order, one at a time.
@@ -503,18 +509,19 @@ impl Scanner<'_> {
     }
 
     /// Records an object listed at `key` (a change unless it is the last
-    /// catalog's), and its fingerprint for its row.
+    /// catalog's), and its fingerprint for its row: a put's goes with it
+    /// (into the puts' runs), an unchanged object's into `scan`.
     fn record(&mut self, key: ObjectKey, object: Object, scan: Option<ScanSlot>) -> Result<()> {
-        if let Some(fingerprint) = scan {
-            self.scan.push((key.clone(), fingerprint));
-        }
         if let Some(last) = self.last.object(&key)? {
             self.seen.insert(&key);
             if last == object {
+                if let Some(fingerprint) = scan {
+                    self.scan.push((key, fingerprint));
+                }
                 return Ok(());
             }
         }
-        self.changes.puts.insert(key, object)
+        self.changes.puts.insert(key, object, scan)
     }
 
     /// Whether the inside holds every chunk it keeps of `o`, an object of
