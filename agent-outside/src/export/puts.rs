@@ -134,7 +134,9 @@ impl Puts {
     /// fingerprint instead (the file's after a kept copy was linked to it),
     /// and its entry is taken out of `after`.
     pub(crate) fn finish(&mut self, after: &mut HashMap<ObjectKey, String>) -> Result<()> {
-        anyhow::ensure!(self.merged.is_none(), "puts finished twice");
+        if self.merged.is_some() {
+            return Ok(());
+        }
         if self.runs.is_empty() {
             if !after.is_empty() {
                 for (key, (_, fingerprint)) in self.held.iter_mut() {
@@ -554,6 +556,66 @@ mod tests {
             assert_eq!(seen, 101);
             assert_eq!(puts.into_map().unwrap().len(), 101);
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn fingerprints_go_with_their_puts_and_the_links_new_ones_replace_them_at_the_end() {
+        for held in [3, 1000] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut puts = Puts::spilling(dir.path(), held);
+            // Even ones read with a fingerprint, odd ones without.
+            let fp = |i: u64| i.is_multiple_of(2).then(|| format!("fp{i}"));
+            for i in scrambled(20) {
+                puts.insert(key(&format!("f{i:02}")), file(i), fp(i))
+                    .unwrap();
+            }
+            assert_eq!(puts.runs.is_empty(), held > 20, "held {held}");
+            // Made as kept copies were linked: a put read with one gets it;
+            // a put listed without one, and a key not put, do not.
+            let mut after: HashMap<ObjectKey, String> = [
+                (key("f04"), "linked4".to_string()),
+                (key("f05"), "linked5".to_string()),
+                (key("other"), "linked".to_string()),
+            ]
+            .into_iter()
+            .collect();
+            puts.finish(&mut after).unwrap();
+            let mut left: Vec<&str> = after.keys().map(|k| k.path.as_str()).collect();
+            left.sort_unstable();
+            assert_eq!(left, ["f05", "other"], "held {held}");
+            let want: Vec<Put> = (0..20)
+                .map(|i| {
+                    let f = if i == 4 {
+                        Some("linked4".into())
+                    } else {
+                        fp(i)
+                    };
+                    (key(&format!("f{i:02}")), file(i), f)
+                })
+                .collect();
+            let got: Vec<Put> = puts
+                .iter_with_fingerprints()
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(got, want, "held {held}");
+            // Read without them, the objects alone.
+            let objects: Vec<(ObjectKey, Object)> =
+                puts.iter().unwrap().map(Result::unwrap).collect();
+            let want_objects: Vec<_> = want
+                .iter()
+                .map(|(k, o, _)| (k.clone(), o.clone()))
+                .collect();
+            assert_eq!(objects, want_objects);
+            let mut n = 0;
+            puts.each_with_fingerprint(|k, _, f| {
+                assert_eq!(f, want[n].2.as_deref(), "{k}");
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(n, 20);
         }
     }
 
