@@ -41,6 +41,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+mod carried;
 mod keeper;
 mod links;
 mod puts;
@@ -243,12 +244,15 @@ pub fn export_with(
             reship: &reship,
             adopted: &adopted,
         };
-        let (scanned, changes, builder) =
+        let (mut scanned, changes, builder) =
             scan_and_pack(layout, &last, position, counted, sources, opts)?;
         if changes.is_empty(last.sources()) && builder.chunks().is_empty() {
             return Ok(None);
         }
-        check_carried(&reship, &last, &changes, |c| builder.carries(c))?;
+        // The chunks sent to the volumes, each once: the builder's.
+        let carried = std::mem::take(&mut scanned.carried);
+        check_carried(&reship, &last, &changes, |c| carried.contains(c))?;
+        drop(carried);
         let stamp = stamp(
             layout,
             position.sequence,
