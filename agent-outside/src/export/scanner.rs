@@ -221,20 +221,7 @@ pub(super) fn scan_and_pack(
     };
     let mut kept = kept?;
     kept.extend(linked);
-    let mut after = match kept.is_empty() {
-        true => HashMap::new(),
-        false => super::links::fingerprints_after(kept, &layout.objects())?,
-    };
-    // The puts' own fingerprints are replaced as they are merged; the
-    // others are in `scan`.
-    changes.puts.finish(&mut after)?;
-    if !after.is_empty() {
-        for (key, fingerprint) in &mut scan {
-            if let Some(f) = after.remove(key) {
-                *fingerprint = f;
-            }
-        }
-    }
+    finish_puts(layout, kept, &mut changes, &mut scan)?;
     // Removed: the last catalog's objects no source listed.
     changes.removes = seen.removed(last)?;
     // The puts read back in key order, one at a time.
@@ -251,6 +238,30 @@ pub(super) fn scan_and_pack(
         delta: report,
     };
     Ok((scanned, changes, builder))
+}
+
+/// Ends the scan's puts ([`super::puts::Puts::finish`]), the new
+/// fingerprints of the files `kept` linked applied: the puts' as they are
+/// merged, the others' in `scan`.
+fn finish_puts(
+    layout: &Layout,
+    kept: Vec<Linked>,
+    changes: &mut ChangeSet,
+    scan: &mut [(ObjectKey, String)],
+) -> Result<()> {
+    let mut after = match kept.is_empty() {
+        true => HashMap::new(),
+        false => super::links::fingerprints_after(kept, &layout.objects())?,
+    };
+    changes.puts.finish(&mut after)?;
+    if !after.is_empty() {
+        for (key, fingerprint) in scan {
+            if let Some(f) = after.remove(key) {
+                *fingerprint = f;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A batch on its way into a volume: each chunk's id and raw length, and
