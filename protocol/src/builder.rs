@@ -175,7 +175,9 @@ pub struct BundleBuilder<S: VolumeSink> {
     sink: S,
     current: Option<(u32, VolumeWriter<S::Writer>)>,
     chunks: Vec<ChunkEntry>,
-    carried: HashSet<ChunkId>,
+    /// The ids added (`None`: not kept, see
+    /// [`BundleBuilder::without_id_set`]).
+    carried: Option<HashSet<ChunkId>>,
     volumes: Vec<VolumeEntry>,
 }
 
@@ -188,9 +190,20 @@ impl<S: VolumeSink> BundleBuilder<S> {
             sink,
             current: None,
             chunks: Vec::new(),
-            carried: HashSet::new(),
+            carried: Some(HashSet::new()),
             volumes: Vec::new(),
         }
+    }
+
+    /// The builder keeps no set of the ids added: a caller that adds each
+    /// chunk once, and knows which it added (an export at a million chunks
+    /// holds such a set already; a second one is some 70 MB). Adding an id
+    /// twice is then not refused, and [`BundleBuilder::carries`] looks
+    /// through the chunk table (for tests: slow on a large bundle). The
+    /// bytes written are the same.
+    pub fn without_id_set(mut self) -> Self {
+        self.carried = None;
+        self
     }
 
     /// Where the bundle fits in its stream.
@@ -200,7 +213,10 @@ impl<S: VolumeSink> BundleBuilder<S> {
 
     /// Whether chunk `id` has been added.
     pub fn carries(&self, id: &ChunkId) -> bool {
-        self.carried.contains(id)
+        match &self.carried {
+            Some(set) => set.contains(id),
+            None => self.chunks.iter().any(|e| e.id == *id),
+        }
     }
 
     /// The chunks added so far, in order.
@@ -224,8 +240,10 @@ impl<S: VolumeSink> BundleBuilder<S> {
         codec: Codec,
         stored: &[u8],
     ) -> Result<(), BuildError> {
-        if !self.carried.insert(id) {
-            return Err(BuildError::DuplicateChunk(id));
+        if let Some(set) = &mut self.carried {
+            if !set.insert(id) {
+                return Err(BuildError::DuplicateChunk(id));
+            }
         }
         if let Some((_, w)) = &self.current {
             if !w.is_empty() && w.len() + stored.len() as u64 > self.opts.volume_size {
@@ -493,11 +511,19 @@ mod tests {
 
     /// Builds a bundle of `files` (path, content) into a catalog.
     fn build(files: &[(&str, &[u8])], volume_size: u64) -> Built<MemoryVolumes> {
+        build_with(files, volume_size, true)
+    }
+
+    /// [`build`], the builder keeping its set of ids or not.
+    fn build_with(files: &[(&str, &[u8])], volume_size: u64, set: bool) -> Built<MemoryVolumes> {
         let opts = PackOptions {
             volume_size,
             level: 3,
         };
         let mut b = BundleBuilder::new(position(), opts, MemoryVolumes::default());
+        if !set {
+            b = b.without_id_set();
+        }
         let mut next = Catalog::default();
         next.sources
             .insert("src".into(), crate::catalog::SourceKind::Files);
@@ -549,6 +575,34 @@ mod tests {
         assert_eq!(a.sink.volumes, b.sink.volumes);
         let c = build(&[("x", &data), ("y", b"whY")], 100_000);
         assert_ne!(a.file, c.file);
+        // Without its set of ids (a chunk shared by "x" and "z" found in
+        // the chunk table instead), the same bytes.
+        let files: [(&str, &[u8]); 3] = [("x", &data), ("y", b"why"), ("z", &data[..150_000])];
+        let with = build_with(&files, 100_000, true);
+        let without = build_with(&files, 100_000, false);
+        assert_eq!(with.file, without.file);
+        assert_eq!(with.sink.volumes, without.sink.volumes);
+    }
+
+    #[test]
+    fn a_builder_without_its_set_of_ids_answers_carries_from_its_table() {
+        let opts = PackOptions {
+            volume_size: 1 << 20,
+            level: 3,
+        };
+        let mut with = BundleBuilder::new(position(), opts, MemoryVolumes::default());
+        let mut without =
+            BundleBuilder::new(position(), opts, MemoryVolumes::default()).without_id_set();
+        let (x, y) = (ChunkId::of(b"x"), ChunkId::of(b"y"));
+        for b in [&mut with, &mut without] {
+            assert!(!b.carries(&x));
+            b.add_chunk(x, b"x").unwrap();
+            assert!(b.carries(&x) && !b.carries(&y));
+        }
+        // Its caller adds each chunk once: a second is not refused.
+        assert!(with.add_chunk(x, b"x").is_err());
+        without.add_chunk(x, b"x").unwrap();
+        assert_eq!(without.chunks().len(), 2);
     }
 
     #[test]

@@ -41,6 +41,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+mod carried;
 mod keeper;
 mod links;
 mod puts;
@@ -51,7 +52,6 @@ mod spill;
 use scanner::{scan_and_pack, Counted, Scanned};
 use spill::FileSpill;
 
-pub(crate) use puts::PutsIter;
 pub use puts::{ChangeSet, PUTS_HELD};
 
 /// Settings of one export.
@@ -244,12 +244,15 @@ pub fn export_with(
             reship: &reship,
             adopted: &adopted,
         };
-        let (scanned, changes, builder) =
+        let (mut scanned, changes, builder) =
             scan_and_pack(layout, &last, position, counted, sources, opts)?;
         if changes.is_empty(last.sources()) && builder.chunks().is_empty() {
             return Ok(None);
         }
-        check_carried(&reship, &last, &changes, |c| builder.carries(c))?;
+        // The chunks sent to the volumes, each once: the builder's.
+        let carried = std::mem::take(&mut scanned.carried);
+        check_carried(&reship, &last, &changes, |c| carried.contains(c))?;
+        drop(carried);
         let stamp = stamp(
             layout,
             position.sequence,
@@ -422,8 +425,8 @@ fn set_key(key: &mut ferry_protocol::path::ObjectKey, row: &str) {
 
 /// Whether `puts` (read in key order) put `key`: those before it are
 /// passed, so that keys asked in key order read the puts once.
-pub(crate) fn puts_at(
-    puts: &mut std::iter::Peekable<PutsIter<'_>>,
+pub(crate) fn puts_at<I: Iterator<Item = Result<(ferry_protocol::path::ObjectKey, Object)>>>(
+    puts: &mut std::iter::Peekable<I>,
     key: &ferry_protocol::path::ObjectKey,
 ) -> Result<bool> {
     loop {

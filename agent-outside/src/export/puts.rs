@@ -7,6 +7,14 @@
 //! sums, the manifest, the ledger's rows) reads it again in key order, as
 //! many times as it needs, one object at a time.
 //!
+//! Each put carries the fingerprint its file was read with, if any (the
+//! `files` source's; written into its row at the commit): a first export
+//! reads every file, and these are its largest holder but the puts
+//! themselves, so they go out in the runs beside their objects. The
+//! fingerprints a kept copy made as it linked a file
+//! ([`super::links::fingerprints_after`]) replace them when the puts are
+//! finished ([`Puts::finish`]).
+//!
 //! A delta's few changes stay in memory: the same code, with no run
 //! written ([`Puts::held`] is the bound; tests make it small to force the
 //! runs).
@@ -14,7 +22,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use ferry_protocol::catalog::{Change, Changes, Object, SourceKind};
 use ferry_protocol::path::ObjectKey;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -31,12 +39,19 @@ pub(crate) struct Puts {
     dir: Option<PathBuf>,
     /// How many are held before a run is written.
     held_most: usize,
-    held: BTreeMap<ObjectKey, Object>,
+    held: BTreeMap<ObjectKey, Held>,
     runs: Vec<Run>,
     /// After [`Puts::finish`], when runs were written: the one sorted run
     /// they make.
     merged: Option<Run>,
 }
+
+/// An object put and the fingerprint its file was read with, if any.
+type Held = (Object, Option<String>);
+
+/// A put read again: its key, object and fingerprint (the last only when
+/// asked for: [`Puts::iter_with_fingerprints`]).
+pub(crate) type Put = (ObjectKey, Object, Option<String>);
 
 /// A sorted run of puts in an unlinked file: their number and bytes.
 #[derive(Debug)]
@@ -52,7 +67,7 @@ impl Puts {
         Puts {
             dir: None,
             held_most: usize::MAX,
-            held,
+            held: held.into_iter().map(|(k, o)| (k, (o, None))).collect(),
             runs: Vec::new(),
             merged: None,
         }
@@ -77,12 +92,18 @@ impl Puts {
     }
 
     /// Puts `object` at `key`, not put before (among the held ones:
-    /// refused; among those written out: [`Puts::finish`] refuses it).
-    pub(crate) fn insert(&mut self, key: ObjectKey, object: Object) -> Result<()> {
+    /// refused; among those written out: [`Puts::finish`] refuses it),
+    /// with the fingerprint its file was read with, if any.
+    pub(crate) fn insert(
+        &mut self,
+        key: ObjectKey,
+        object: Object,
+        fingerprint: Option<String>,
+    ) -> Result<()> {
         anyhow::ensure!(self.merged.is_none(), "puts added after they were merged");
         match self.held.entry(key) {
             std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(object);
+                v.insert((object, fingerprint));
             }
             std::collections::btree_map::Entry::Occupied(o) => bail!(two_items(o.key())),
         }
@@ -99,8 +120,8 @@ impl Puts {
         };
         let held = std::mem::take(&mut self.held);
         let mut w = RunWriter::create(dir, &format!("run-{}", self.runs.len()))?;
-        for (key, object) in &held {
-            w.push(key, object)?;
+        for (key, (object, fingerprint)) in &held {
+            w.push(key, object, fingerprint.as_deref())?;
         }
         drop(held);
         self.runs.push(w.finish()?);
@@ -109,8 +130,23 @@ impl Puts {
 
     /// Ends the puts: the runs written, if any, are merged into one (a key
     /// in two of them is an error naming it, as two items at one path are).
-    pub(crate) fn finish(&mut self) -> Result<()> {
-        if self.runs.is_empty() || self.merged.is_some() {
+    /// Each put read with a fingerprint whose key `after` names gets that
+    /// fingerprint instead (the file's after a kept copy was linked to it),
+    /// and its entry is taken out of `after`.
+    pub(crate) fn finish(&mut self, after: &mut HashMap<ObjectKey, String>) -> Result<()> {
+        if self.merged.is_some() {
+            return Ok(());
+        }
+        if self.runs.is_empty() {
+            if !after.is_empty() {
+                for (key, (_, fingerprint)) in self.held.iter_mut() {
+                    if fingerprint.is_some() {
+                        if let Some(f) = after.remove(key) {
+                            *fingerprint = Some(f);
+                        }
+                    }
+                }
+            }
             return Ok(());
         }
         if !self.held.is_empty() {
@@ -120,7 +156,7 @@ impl Puts {
         let runs = std::mem::take(&mut self.runs);
         let mut heads = Vec::with_capacity(runs.len());
         for run in &runs {
-            let mut r = run.reader(&dir);
+            let mut r = run.reader(&dir, true);
             let first = r.next().transpose()?;
             heads.push((r, first));
         }
@@ -129,18 +165,24 @@ impl Puts {
         loop {
             let mut min: Option<usize> = None;
             for (i, (_, head)) in heads.iter().enumerate() {
-                let Some((k, _)) = head else { continue };
-                if min.is_none_or(|m| heads[m].1.as_ref().is_some_and(|(mk, _)| k < mk)) {
+                let Some((k, _, _)) = head else { continue };
+                if min.is_none_or(|m| heads[m].1.as_ref().is_some_and(|(mk, _, _)| k < mk)) {
                     min = Some(i);
                 }
             }
             let Some(i) = min else { break };
             let next = heads[i].0.next().transpose()?;
-            let (key, object) = std::mem::replace(&mut heads[i].1, next).expect("a head");
+            let (key, object, mut fingerprint) =
+                std::mem::replace(&mut heads[i].1, next).expect("a head");
             if last.as_ref() == Some(&key) {
                 bail!(two_items(&key));
             }
-            w.push(&key, &object)?;
+            if fingerprint.is_some() && !after.is_empty() {
+                if let Some(f) = after.remove(&key) {
+                    fingerprint = Some(f);
+                }
+            }
+            w.push(&key, &object, fingerprint.as_deref())?;
             last = Some(key);
         }
         drop(heads);
@@ -163,10 +205,23 @@ impl Puts {
     }
 
     /// The objects put, in key order, read again (each a copy).
-    pub(crate) fn iter(&self) -> Result<PutsIter<'_>> {
+    pub(crate) fn iter(&self) -> Result<impl Iterator<Item = Result<(ObjectKey, Object)>> + '_> {
+        Ok(self
+            .read(false)?
+            .map(|put| put.map(|(key, object, _)| (key, object))))
+    }
+
+    /// The objects put, in key order, read again with their fingerprints.
+    pub(crate) fn iter_with_fingerprints(&self) -> Result<PutsIter<'_>> {
+        self.read(true)
+    }
+
+    fn read(&self, fingerprints: bool) -> Result<PutsIter<'_>> {
         match (&self.merged, self.runs.is_empty()) {
-            (Some(run), _) => Ok(PutsIter::Run(run.reader(self.dir.as_deref().expect("dir")))),
-            (None, true) => Ok(PutsIter::Held(self.held.iter())),
+            (Some(run), _) => Ok(PutsIter::Run(
+                run.reader(self.dir.as_deref().expect("dir"), fingerprints),
+            )),
+            (None, true) => Ok(PutsIter::Held(self.held.iter(), fingerprints)),
             (None, false) => Err(anyhow!(
                 "the export's puts were read before they were merged"
             )),
@@ -182,10 +237,22 @@ impl Puts {
         Ok(())
     }
 
+    /// Calls `f` on each object put and its fingerprint, in key order.
+    pub(crate) fn each_with_fingerprint(
+        &self,
+        mut f: impl FnMut(&ObjectKey, &Object, Option<&str>) -> Result<()>,
+    ) -> Result<()> {
+        for put in self.iter_with_fingerprints()? {
+            let (key, object, fingerprint) = put?;
+            f(&key, &object, fingerprint.as_deref())?;
+        }
+        Ok(())
+    }
+
     /// The objects put, in memory.
     pub(crate) fn into_map(self) -> Result<BTreeMap<ObjectKey, Object>> {
         if self.merged.is_none() && self.runs.is_empty() {
-            return Ok(self.held);
+            return Ok(self.held.into_iter().map(|(k, (o, _))| (k, o)).collect());
         }
         self.iter()?.collect()
     }
@@ -245,18 +312,21 @@ impl ChangeSet {
     }
 }
 
-/// The objects put, in key order, read again.
+/// The objects put, in key order, read again (with their fingerprints or
+/// not).
 pub(crate) enum PutsIter<'a> {
-    Held(std::collections::btree_map::Iter<'a, ObjectKey, Object>),
+    Held(std::collections::btree_map::Iter<'a, ObjectKey, Held>, bool),
     Run(RunReader<'a>),
 }
 
 impl Iterator for PutsIter<'_> {
-    type Item = Result<(ObjectKey, Object)>;
+    type Item = Result<Put>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            PutsIter::Held(it) => it.next().map(|(k, o)| Ok((k.clone(), o.clone()))),
+            PutsIter::Held(it, fingerprints) => it
+                .next()
+                .map(|(k, (o, f))| Ok((k.clone(), o.clone(), f.clone().filter(|_| *fingerprints)))),
             PutsIter::Run(r) => r.next(),
         }
     }
@@ -267,7 +337,7 @@ fn two_items(key: &ObjectKey) -> String {
 }
 
 /// Writes a run: each put as its encoding's length (4 bytes, little-endian)
-/// and its postcard encoding.
+/// and the postcard encoding of its key, fingerprint and object.
 struct RunWriter {
     w: BufWriter<File>,
     dir: PathBuf,
@@ -302,11 +372,11 @@ impl RunWriter {
         })
     }
 
-    fn push(&mut self, key: &ObjectKey, object: &Object) -> Result<()> {
+    fn push(&mut self, key: &ObjectKey, object: &Object, fingerprint: Option<&str>) -> Result<()> {
         self.buf.clear();
         self.buf.extend_from_slice(&[0; 4]);
         let buf = std::mem::take(&mut self.buf);
-        let mut buf = postcard::to_extend(&(key, object), buf)
+        let mut buf = postcard::to_extend(&(key, fingerprint, object), buf)
             .with_context(|| format!("cannot encode the change of {key}"))?;
         let n = u32::try_from(buf.len() - 4)
             .map_err(|_| anyhow!("the change of {key} is too large to list"))?;
@@ -341,8 +411,9 @@ impl RunWriter {
 }
 
 impl Run {
-    /// Its puts from the start (several readers may read it at once).
-    fn reader<'a>(&'a self, dir: &Path) -> RunReader<'a> {
+    /// Its puts from the start (several readers may read it at once), with
+    /// their fingerprints or not.
+    fn reader<'a>(&'a self, dir: &Path, fingerprints: bool) -> RunReader<'a> {
         RunReader {
             r: BufReader::with_capacity(
                 1 << 16,
@@ -355,6 +426,7 @@ impl Run {
             left: self.len,
             dir: dir.to_path_buf(),
             buf: Vec::new(),
+            fingerprints,
         }
     }
 }
@@ -385,20 +457,25 @@ pub(crate) struct RunReader<'a> {
     left: u64,
     dir: PathBuf,
     buf: Vec<u8>,
+    /// Whether the fingerprints are read (else left in the run).
+    fingerprints: bool,
 }
 
 impl RunReader<'_> {
-    fn read_one(&mut self) -> Result<(ObjectKey, Object)> {
+    fn read_one(&mut self) -> Result<Put> {
         let mut n = [0u8; 4];
         self.r.read_exact(&mut n)?;
         self.buf.resize(u32::from_le_bytes(n) as usize, 0);
         self.r.read_exact(&mut self.buf)?;
-        Ok(postcard::from_bytes(&self.buf)?)
+        let (key, fingerprint, object): (ObjectKey, Option<&str>, Object) =
+            postcard::from_bytes(&self.buf)?;
+        let fingerprint = fingerprint.filter(|_| self.fingerprints).map(str::to_owned);
+        Ok((key, object, fingerprint))
     }
 }
 
 impl Iterator for RunReader<'_> {
-    type Item = Result<(ObjectKey, Object)>;
+    type Item = Result<Put>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
@@ -454,12 +531,13 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut puts = Puts::spilling(dir.path(), held);
             for i in scrambled(101) {
-                puts.insert(key(&format!("f{i:03}")), file(i)).unwrap();
+                puts.insert(key(&format!("f{i:03}")), file(i), None)
+                    .unwrap();
             }
             // Runs are unlinked files: nothing is left in the directory.
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
             assert_eq!(puts.runs.is_empty(), held > 101, "held {held}");
-            puts.finish().unwrap();
+            puts.finish(&mut HashMap::new()).unwrap();
             assert_eq!(puts.len(), 101);
             let want: Vec<(ObjectKey, Object)> = (0..101)
                 .map(|i| (key(&format!("f{i:03}")), file(i)))
@@ -482,19 +560,79 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_go_with_their_puts_and_the_links_new_ones_replace_them_at_the_end() {
+        for held in [3, 1000] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut puts = Puts::spilling(dir.path(), held);
+            // Even ones read with a fingerprint, odd ones without.
+            let fp = |i: u64| i.is_multiple_of(2).then(|| format!("fp{i}"));
+            for i in scrambled(20) {
+                puts.insert(key(&format!("f{i:02}")), file(i), fp(i))
+                    .unwrap();
+            }
+            assert_eq!(puts.runs.is_empty(), held > 20, "held {held}");
+            // Made as kept copies were linked: a put read with one gets it;
+            // a put listed without one, and a key not put, do not.
+            let mut after: HashMap<ObjectKey, String> = [
+                (key("f04"), "linked4".to_string()),
+                (key("f05"), "linked5".to_string()),
+                (key("other"), "linked".to_string()),
+            ]
+            .into_iter()
+            .collect();
+            puts.finish(&mut after).unwrap();
+            let mut left: Vec<&str> = after.keys().map(|k| k.path.as_str()).collect();
+            left.sort_unstable();
+            assert_eq!(left, ["f05", "other"], "held {held}");
+            let want: Vec<Put> = (0..20)
+                .map(|i| {
+                    let f = if i == 4 {
+                        Some("linked4".into())
+                    } else {
+                        fp(i)
+                    };
+                    (key(&format!("f{i:02}")), file(i), f)
+                })
+                .collect();
+            let got: Vec<Put> = puts
+                .iter_with_fingerprints()
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(got, want, "held {held}");
+            // Read without them, the objects alone.
+            let objects: Vec<(ObjectKey, Object)> =
+                puts.iter().unwrap().map(Result::unwrap).collect();
+            let want_objects: Vec<_> = want
+                .iter()
+                .map(|(k, o, _)| (k.clone(), o.clone()))
+                .collect();
+            assert_eq!(objects, want_objects);
+            let mut n = 0;
+            puts.each_with_fingerprint(|k, _, f| {
+                assert_eq!(f, want[n].2.as_deref(), "{k}");
+                n += 1;
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(n, 20);
+        }
+    }
+
+    #[test]
     fn a_key_put_twice_is_refused_held_or_in_two_runs() {
         let dir = tempfile::tempdir().unwrap();
         // Both held: refused at once.
         let mut puts = Puts::spilling(dir.path(), 100);
-        puts.insert(key("a"), file(1)).unwrap();
-        let e = puts.insert(key("a"), file(2)).unwrap_err();
+        puts.insert(key("a"), file(1), None).unwrap();
+        let e = puts.insert(key("a"), file(2), None).unwrap_err();
         assert_eq!(e.to_string(), "source \"s\": two items at path \"a\"");
         // In two runs: refused by the merge.
         let mut puts = Puts::spilling(dir.path(), 2);
         for p in ["b", "a", "c", "d", "a", "e"] {
-            puts.insert(key(p), file(1)).unwrap();
+            puts.insert(key(p), file(1), None).unwrap();
         }
-        let e = puts.finish().unwrap_err();
+        let e = puts.finish(&mut HashMap::new()).unwrap_err();
         assert_eq!(e.to_string(), "source \"s\": two items at path \"a\"");
     }
 
@@ -504,10 +642,10 @@ mod tests {
         let mut c = ChangeSet::spilling(dir.path(), 2);
         c.sources.insert("s".into(), SourceKind::Files);
         for i in scrambled(5) {
-            c.puts.insert(key(&format!("p{i}")), file(i)).unwrap();
+            c.puts.insert(key(&format!("p{i}")), file(i), None).unwrap();
         }
         c.removes = vec![key("r0"), key("r1")];
-        c.puts.finish().unwrap();
+        c.puts.finish(&mut HashMap::new()).unwrap();
         assert_eq!(c.count(), 7);
         assert!(!c.is_empty(&c.sources.clone()));
         let list = c.to_list().unwrap();
@@ -529,7 +667,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("gone");
         let mut puts = Puts::spilling(&gone, 1);
-        let e = puts.insert(key("a"), file(1)).unwrap_err();
+        let e = puts.insert(key("a"), file(1), None).unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("gone"), "{msg}");
         assert!(msg.contains("list of changes"), "{msg}");

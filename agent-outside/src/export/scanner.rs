@@ -22,6 +22,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::sync::mpsc;
 
+use super::carried::Carried;
 use super::keeper::{Digest, Keeper, Linkable, Linked, KEEP_AHEAD};
 use super::puts::ChangeSet;
 use super::seen::Seen;
@@ -93,9 +94,12 @@ pub(super) struct Counted<'a> {
 
 /// The scan's results, besides the chunks.
 pub(super) struct Scanned {
-    /// The fingerprints of the files read, by key (written into their
-    /// rows of the next catalog).
+    /// The fingerprints of the files read whose object did not change, by
+    /// key (written into their rows of the next catalog; those of the
+    /// objects put go with them: [`super::puts`]).
     pub(super) scan: Vec<(ObjectKey, String)>,
+    /// The chunks the bundle carries (sent to its volumes once each).
+    pub(super) carried: Carried,
     pub(super) bytes_read: u64,
     pub(super) delta: DeltaReport,
 }
@@ -138,7 +142,10 @@ pub(super) fn scan_and_pack(
         level: opts.level,
     };
     let tmp = layout.export_tmp();
-    let builder = BundleBuilder::new(position, pack, VolumeFiles { dir: tmp.clone() });
+    // Each chunk is sent once (`carried`): the builder needs no set of its
+    // own.
+    let builder =
+        BundleBuilder::new(position, pack, VolumeFiles { dir: tmp.clone() }).without_id_set();
     // Two lines on a terminal (nothing on a pipe): bytes scanned and
     // chunked, and chunk bytes packed into volumes.
     let bars = indicatif::MultiProgress::new();
@@ -153,7 +160,7 @@ pub(super) fn scan_and_pack(
         have: Have { last, reship },
         reship,
         adopted,
-        carried: HashSet::new(),
+        carried: Carried::default(),
         outbox: Outbox {
             tx,
             batch: Vec::new(),
@@ -196,6 +203,7 @@ pub(super) fn scan_and_pack(
         bytes_read,
         report,
         linked,
+        carried,
         ..
     } = scanner;
     drop(outbox);
@@ -213,15 +221,7 @@ pub(super) fn scan_and_pack(
     };
     let mut kept = kept?;
     kept.extend(linked);
-    if !kept.is_empty() {
-        let mut after = super::links::fingerprints_after(kept, &layout.objects())?;
-        for (key, fingerprint) in &mut scan {
-            if let Some(f) = after.remove(key) {
-                *fingerprint = f;
-            }
-        }
-    }
-    changes.puts.finish()?;
+    finish_puts(layout, kept, &mut changes, &mut scan)?;
     // Removed: the last catalog's objects no source listed.
     changes.removes = seen.removed(last)?;
     // The puts read back in key order, one at a time.
@@ -233,10 +233,35 @@ pub(super) fn scan_and_pack(
         .context(invalid)?;
     let scanned = Scanned {
         scan,
+        carried,
         bytes_read,
         delta: report,
     };
     Ok((scanned, changes, builder))
+}
+
+/// Ends the scan's puts ([`super::puts::Puts::finish`]), the new
+/// fingerprints of the files `kept` linked applied: the puts' as they are
+/// merged, the others' in `scan`.
+fn finish_puts(
+    layout: &Layout,
+    kept: Vec<Linked>,
+    changes: &mut ChangeSet,
+    scan: &mut [(ObjectKey, String)],
+) -> Result<()> {
+    let mut after = match kept.is_empty() {
+        true => HashMap::new(),
+        false => super::links::fingerprints_after(kept, &layout.objects())?,
+    };
+    changes.puts.finish(&mut after)?;
+    if !after.is_empty() {
+        for (key, fingerprint) in scan {
+            if let Some(f) = after.remove(key) {
+                *fingerprint = f;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A batch on its way into a volume: each chunk's id and raw length, and
@@ -309,8 +334,9 @@ struct Scanner<'a> {
     reship: &'a HashSet<ChunkId>,
     /// See [`Counted::adopted`].
     adopted: &'a HashMap<Sha256, u64>,
-    /// Chunks sent to the volume writer so far.
-    carried: HashSet<ChunkId>,
+    /// Chunks sent to the volume writer so far (the builder keeps no set
+    /// of its own).
+    carried: Carried,
     outbox: Outbox,
     pb: indicatif::ProgressBar,
     /// What changed: objects new or not the last catalog's, and the sources.
@@ -503,18 +529,19 @@ impl Scanner<'_> {
     }
 
     /// Records an object listed at `key` (a change unless it is the last
-    /// catalog's), and its fingerprint for its row.
+    /// catalog's), and its fingerprint for its row: a put's goes with it
+    /// (into the puts' runs), an unchanged object's into `scan`.
     fn record(&mut self, key: ObjectKey, object: Object, scan: Option<ScanSlot>) -> Result<()> {
-        if let Some(fingerprint) = scan {
-            self.scan.push((key.clone(), fingerprint));
-        }
         if let Some(last) = self.last.object(&key)? {
             self.seen.insert(&key);
             if last == object {
+                if let Some(fingerprint) = scan {
+                    self.scan.push((key, fingerprint));
+                }
                 return Ok(());
             }
         }
-        self.changes.puts.insert(key, object)
+        self.changes.puts.insert(key, object, scan)
     }
 
     /// Whether the inside holds every chunk it keeps of `o`, an object of
@@ -1009,7 +1036,7 @@ impl Have<'_> {
 /// or this bundle carries it already.
 fn post_new(
     have: &Have<'_>,
-    carried: &mut HashSet<ChunkId>,
+    carried: &mut Carried,
     outbox: &mut Outbox,
     id: ChunkId,
     data: Vec<u8>,
@@ -1031,6 +1058,7 @@ mod tests {
     use anyhow::Result;
     use ferry_protocol::catalog::SourceKind;
     use ferry_protocol::keys::SecretKey;
+    use ferry_protocol::path::ObjectKey;
     use std::collections::BTreeMap;
     use std::io::Read;
     use std::path::Path;
@@ -1040,6 +1068,8 @@ mod tests {
     struct Mem {
         files: Vec<(String, Vec<u8>)>,
         fail: Option<(String, usize)>,
+        /// Each file's fingerprint, by path (else none).
+        fingerprints: BTreeMap<String, String>,
     }
 
     /// Reads `data`, then fails (a disk or a network gone mid-read).
@@ -1083,7 +1113,7 @@ mod tests {
                     predecessor: None,
                     kind: ItemKind::File {
                         executable: false,
-                        fingerprint: None,
+                        fingerprint: self.fingerprints.get(path).cloned(),
                         expected_sha256: None,
                         open,
                     },
@@ -1121,12 +1151,24 @@ mod tests {
         fail: Option<(String, usize)>,
         options: ExportOptions,
     ) -> Result<Option<(std::path::PathBuf, crate::delta::DeltaReport)>> {
+        export_fingerprinted(root, files, fail, options, &BTreeMap::new())
+    }
+
+    /// [`export_with`], the files listed with these fingerprints.
+    fn export_fingerprinted(
+        root: &Path,
+        files: &[(String, Vec<u8>)],
+        fail: Option<(String, usize)>,
+        options: ExportOptions,
+        fingerprints: &BTreeMap<String, String>,
+    ) -> Result<Option<(std::path::PathBuf, crate::delta::DeltaReport)>> {
         let layout = Layout::new(root);
         let ledger = Ledger::open(&layout)?;
         let key = SecretKey::from_seed([7; 32]);
         let sources: Vec<Box<dyn Source>> = vec![Box::new(Mem {
             files: files.to_vec(),
             fail,
+            fingerprints: fingerprints.clone(),
         })];
         let made = export_at(&layout, &ledger, &key, &sources, &options, 1_000)?;
         Ok(made.map(|e| (e.dir, e.delta)))
@@ -1229,6 +1271,67 @@ mod tests {
             let c = catalog(&held).unwrap();
             assert_eq!(c.objects.len(), files.len());
             assert_eq!(catalog(&runs).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn fingerprints_carried_in_runs_or_held_write_the_same_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (held, runs) = (tmp.path().join("held"), tmp.path().join("runs"));
+        drop(Ledger::open(&Layout::new(&held)).unwrap());
+        copy_dir(&held, &runs);
+        let first = unordered(1_500);
+        let mut fps: BTreeMap<String, String> = first
+            .iter()
+            .map(|(p, _)| (p.clone(), format!("a-{p}")))
+            .collect();
+        let fps1 = fps.clone();
+        // The delta: two removed, ten added, one changed (a new
+        // fingerprint), one read again (a new fingerprint, the same bytes:
+        // its object is not put, its fingerprint is written all the same),
+        // the others unchanged (not read; their rows keep theirs).
+        let mut second = unordered(1_510);
+        second.retain(|(p, _)| p != "d3/f00003" && p != "d7/f01000");
+        second[4].1 = b"changed".to_vec();
+        let (changed, touched) = (second[4].0.clone(), second[5].0.clone());
+        for (p, _) in &second {
+            fps.entry(p.clone()).or_insert_with(|| format!("a-{p}"));
+        }
+        fps.insert(changed.clone(), format!("b-{changed}"));
+        fps.insert(touched.clone(), format!("t-{touched}"));
+        fps.retain(|p, _| second.iter().any(|(q, _)| q == p));
+        for (files, fps, seq) in [(&first, &fps1, 1), (&second, &fps, 2)] {
+            let in_memory = ExportOptions {
+                puts_held: super::super::PUTS_HELD,
+                ..options(DeltaOptions::default())
+            };
+            let a = export_fingerprinted(&held, files, None, in_memory, fps)
+                .unwrap()
+                .unwrap();
+            let b = export_fingerprinted(&runs, files, None, options(DeltaOptions::default()), fps)
+                .unwrap()
+                .unwrap();
+            assert!(files_of(&a.0) == files_of(&b.0), "bundle {seq} differs");
+            for root in [&held, &runs] {
+                let ledger = Ledger::open(&Layout::new(root)).unwrap();
+                let last = ledger.last(seq).unwrap();
+                assert_eq!(last.row_count().unwrap(), files.len() as u64);
+                for (path, fp) in fps {
+                    let key = ObjectKey {
+                        source: "s".into(),
+                        path: path.clone(),
+                    };
+                    let row = last.row(&key).unwrap().unwrap();
+                    assert_eq!(row.fingerprint.as_ref(), Some(fp), "{root:?} {seq}: {path}");
+                }
+            }
+            // The same files again: none is read, nothing is exported.
+            if seq == 2 {
+                let report =
+                    export_fingerprinted(&runs, files, None, options(DeltaOptions::default()), fps)
+                        .unwrap();
+                assert!(report.is_none(), "nothing changed, nothing exported");
+            }
         }
     }
 

@@ -513,7 +513,9 @@ pub struct Commit<'a> {
     pub shipped: &'a [ChunkId],
     /// The fingerprints of the files read by this export (those whose row
     /// was missing or out of date), by key: written into their rows; the
-    /// rows of files found unchanged stay as they are.
+    /// rows of files found unchanged stay as they are. An object put that
+    /// carries a fingerprint of its own (the export's puts do) is written
+    /// with that one.
     pub scan: &'a [(ObjectKey, String)],
 }
 

@@ -274,8 +274,9 @@ fn write_state(txn: &WriteTransaction, state: &RowsState) -> Result<()> {
 
 /// Turns the rows of the catalog of `sequence - 1` into those of
 /// `sequence`: `changes` applied (the puts read in key order, one at a
-/// time), the fingerprints of the files read (`scan`) written, the state
-/// set to `sources` and `sums` (the manifest's, made from the same
+/// time, each written with the fingerprint it carries, else its entry in
+/// `scan`), the fingerprints of the other files read (`scan`) written, the
+/// state set to `sources` and `sums` (the manifest's, made from the same
 /// changes).
 pub(super) fn apply(
     txn: &WriteTransaction,
@@ -295,7 +296,7 @@ pub(super) fn apply(
     {
         let mut rows = txn.open_table(ROWS).map_err(ctx("open"))?;
         let mut k = String::new();
-        changes.puts.each(|key, object| {
+        changes.puts.each_with_fingerprint(|key, object, carried| {
             k.clear();
             k.push_str(&key.source);
             k.push('\0');
@@ -304,7 +305,8 @@ pub(super) fn apply(
             if let Some(i) = at {
                 of_put[i] = true;
             }
-            let bytes = encode(at.map(|i| fingerprints[i].1.as_str()), object)?;
+            let fingerprint = carried.or(at.map(|i| fingerprints[i].1.as_str()));
+            let bytes = encode(fingerprint, object)?;
             tally.object(object, 1);
             let old = rows
                 .insert(k.as_str(), bytes.as_slice())
