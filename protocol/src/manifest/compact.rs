@@ -512,6 +512,30 @@ impl Columns {
     pub fn decode_all(&self, chunks: &[ChunkEntry]) -> Vec<Change> {
         self.iter(chunks).collect()
     }
+
+    /// The columns a version-3 body keeps of `changes` (in any order; their
+    /// chunk refs explicit, no chunk table): for tests of their readers.
+    pub fn of_changes(changes: Vec<Change>) -> Columns {
+        let m = Manifest {
+            stream: StreamId([0; 16]),
+            sequence: 1,
+            previous: None,
+            created: 0,
+            expires: 0,
+            chunking: ChunkParams::DEFAULT,
+            sources: BTreeMap::new(),
+            changes,
+            chunks: Vec::new(),
+            volumes: Vec::new(),
+            totals: Totals::default(),
+            producer: String::new(),
+            extensions: Vec::new(),
+        };
+        let mut d = decode_keeping(&encode(&m, 3), 3).expect("columns just written");
+        d.take_columns()
+            .expect("no id-less chunk")
+            .expect("kept as columns")
+    }
 }
 
 /// The changes of [`Columns`], in order, decoded one at a time.
