@@ -283,11 +283,16 @@ fn name_part(
                     f.read_exact_at(&mut buf, t.place.offset).with_context(|| {
                         format!("cannot read chunk #{} from {}", t.index, path.display())
                     })?;
-                    let (id, data) =
-                        codec::decode_whole(&t.sha256, &t.key, t.place.codec, &buf, t.place.raw_len)
-                            .with_context(|| {
-                                format!("bundle {seq}: chunk #{} of {}", t.index, path.display())
-                            })?;
+                    let (id, data) = codec::decode_whole(
+                        &t.sha256,
+                        &t.key,
+                        t.place.codec,
+                        &buf,
+                        t.place.raw_len,
+                    )
+                    .with_context(|| {
+                        format!("bundle {seq}: chunk #{} of {}", t.index, path.display())
+                    })?;
                     if let Some(store) = place {
                         place_object(store, &t.sha256, &data)
                             .with_context(|| format!("bundle {seq}: object {}", t.key))?;
@@ -432,20 +437,18 @@ fn move_received(
     use rayon::prelude::*;
     let received = ChunkStore::new(dir, store.max_chunk());
     let added = std::sync::atomic::AtomicU64::new(0);
-    b.chunks()?
-        .par_iter()
-        .try_for_each(|c| -> Result<()> {
-            on_bytes(c.stored_len as u64);
-            if store.holds_intact(&c.id) {
-                return Ok(());
-            }
-            let (codec, raw_len, stored) = received.get_stored(&c.id).with_context(|| {
-                format!("bundle {}: chunk {} was not received", b.sequence(), c.id)
-            })?;
-            store.put(&c.id, codec, raw_len, &stored)?;
-            added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(())
-        })?;
+    b.chunks()?.par_iter().try_for_each(|c| -> Result<()> {
+        on_bytes(c.stored_len as u64);
+        if store.holds_intact(&c.id) {
+            return Ok(());
+        }
+        let (codec, raw_len, stored) = received
+            .get_stored(&c.id)
+            .with_context(|| format!("bundle {}: chunk {} was not received", b.sequence(), c.id))?;
+        store.put(&c.id, codec, raw_len, &stored)?;
+        added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    })?;
     Ok(added.into_inner())
 }
 

@@ -25,8 +25,7 @@ use crate::db::{key_bytes, Snapshot};
 use anyhow::Result;
 use ferry_protocol::catalog::{
     check_changes_owned, check_first_changes, first_changes_pass, validate_changes, Catalog,
-    Change, Changes,
-    FileObject, LastCatalog, Object, SourceKind, Sums,
+    Change, Changes, FileObject, LastCatalog, Object, SourceKind, Sums,
 };
 use ferry_protocol::id::Sha256;
 use ferry_protocol::manifest::{ChunkEntry, ColumnChanges, Columns};

@@ -221,7 +221,11 @@ pub(super) fn write(
             sums,
         } => {
             let each = puts.iter().map(|(k, o)| (k, Some(o)));
-            let each = each.chain(removes.iter().map(|k| (std::borrow::Cow::Borrowed(k), None)));
+            let each = each.chain(
+                removes
+                    .iter()
+                    .map(|k| (std::borrow::Cow::Borrowed(k), None)),
+            );
             (sources, write_changes(txn, &mut counts, each)?, sums)
         }
     };

@@ -345,7 +345,10 @@ pub fn first_changes_pass(
     sources: &BTreeMap<String, SourceKind>,
     changes: impl Iterator<Item = Change>,
 ) -> Result<bool, Error> {
-    if sources.keys().any(|n| crate::path::check_source_name(n).is_err()) {
+    if sources
+        .keys()
+        .any(|n| crate::path::check_source_name(n).is_err())
+    {
         return Ok(false);
     }
     // The keys before this one that are prefixes of it (same source), in
@@ -924,7 +927,14 @@ mod tests {
                     put("a", "n/x", "t"),
                 ],
             ),
-            (ab.clone(), vec![put("a", "f", "t"), put("a", "f/g", "t"), put("a", "f/g/h", "t")]),
+            (
+                ab.clone(),
+                vec![
+                    put("a", "f", "t"),
+                    put("a", "f/g", "t"),
+                    put("a", "f/g/h", "t"),
+                ],
+            ),
         ];
         for (i, (sources, changes)) in cases.into_iter().enumerate() {
             let mut digest = |_: &ObjectKey| Ok(None);

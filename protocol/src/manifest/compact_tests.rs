@@ -382,7 +382,10 @@ fn open_body(body: &[u8]) -> Result<VerifiedManifest, Error> {
     match (&opened, kept) {
         (Ok(o), Ok(mut k)) => {
             assert!(k.has_columns());
-            assert_eq!(k.body.take_changes().unwrap(), o.manifest().unwrap().changes);
+            assert_eq!(
+                k.body.take_changes().unwrap(),
+                o.manifest().unwrap().changes
+            );
         }
         (Err(o), Err(k)) => assert_eq!(o.to_string(), k.to_string()),
         (o, k) => panic!("open gave {o:?}, kept as columns {k:?}"),
@@ -510,7 +513,10 @@ fn a_change_list_kept_as_columns_reads_as_the_decoded_one() {
             let decoded = decode(&body, version).unwrap();
             let mut kept = decode_keeping(&body, version).unwrap();
             same_to_name(&decoded, &kept);
-            assert!(kept.manifest().is_err(), "the changes are not in the manifest");
+            assert!(
+                kept.manifest().is_err(),
+                "the changes are not in the manifest"
+            );
             let n = kept.unnamed_count();
             let mut first = 0;
             while first < n {
