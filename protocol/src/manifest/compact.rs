@@ -713,7 +713,9 @@ pub(super) fn decode_keeping(body: &[u8], version: u32) -> Result<Decoded, Error
     // For each id-less entry, the first change it is the whole of, and
     // that object's SHA-256.
     let mut seen = vec![false; chunks.len()];
-    let mut wholes: Vec<Unnamed> = Vec::new();
+    // At most one for each id-less entry: reserved at once, no doubling.
+    let unnamed_count = unnamed.iter().filter(|&&u| u).count();
+    let mut wholes: Vec<Unnamed> = Vec::with_capacity(unnamed_count);
     let (mut at, mut count, mut oldest) = (Vec::new(), 0usize, 1u32);
     while let Some(change) = reader.read(&mut at)? {
         if let Change::Put {
@@ -738,15 +740,17 @@ pub(super) fn decode_keeping(body: &[u8], version: u32) -> Result<Decoded, Error
     reader.finish()?;
     drop(reader);
     drop(seen);
+    // Each id-less entry once (`seen`), none other (`at` records refs to
+    // id-less entries only): in table order they are the list, unless one
+    // is the whole of no object.
     wholes.sort_unstable_by_key(|u| u.index);
-    let mut wholes = wholes.into_iter().peekable();
-    let mut listed = Vec::new();
+    let mut listed = wholes.iter().peekable();
     for (i, _) in unnamed.iter().enumerate().filter(|(_, &u)| u) {
-        match wholes.next_if(|u| u.index as usize == i) {
-            Some(u) => listed.push(u),
-            None => return Err(no_whole(i)),
+        if listed.next_if(|u| u.index as usize == i).is_none() {
+            return Err(no_whole(i));
         }
     }
+    let listed = wholes;
     drop(unnamed);
     let (manifest, bytes, spans) = body.manifest(chunks);
     let spans: [(usize, usize); 9] = spans[..9].try_into().expect("9 change columns");
