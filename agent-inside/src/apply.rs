@@ -272,7 +272,12 @@ fn prepare_and_commit(
     name_ids(layout, db, b)?;
     // The change list moves into the next catalog (held once: a first
     // import's is the whole catalog); the changes are read from it after.
-    let changes = b.verified.take_changes().context("its manifest")?;
+    // Kept as the manifest's columns, it is read a change at a time.
+    let columns = b.verified.take_columns().context("its manifest")?;
+    let changes = match columns {
+        Some(c) => Listed::Columns(c),
+        None => Listed::Decoded(b.verified.take_changes().context("its manifest")?),
+    };
     let b: &Bundle = b;
     let snap = db.snapshot()?;
     let catalogs = next_catalog(layout, &snap, b, changes, limits, opts)?;
@@ -316,7 +321,7 @@ fn prepare_and_commit(
     let changed: Option<BTreeSet<ObjectKey>> = (prev_gen.is_some()
         && crate::rebase::snapshot_of(b).is_none()
         && store::same_kinds(catalogs.prev_sources(), catalogs.sources()))
-    .then(|| catalogs.changes().map(|(k, _)| k.clone()).collect());
+    .then(|| catalogs.changes().map(|(k, _)| k.into_owned()).collect());
     let into = (tmp.as_path(), name.as_str());
     // From here the object store (and then the chunk store) may hold files
     // the database does not account for until the commit: a crash or a
@@ -424,15 +429,19 @@ fn forget_rebuilt(
 fn next_catalog<'s>(
     layout: &Layout,
     snap: &'s crate::db::Snapshot,
-    b: &Bundle,
-    changes: Vec<Change>,
+    b: &'s Bundle,
+    changes: Listed,
     limits: &ReceiverLimits,
     opts: ApplyOptions,
 ) -> Result<Catalogs<'s>> {
     let m = b.head();
-    let catalogs = match crate::rebase::snapshot_of(b) {
-        Some(_) => Catalogs::rebase(snap, &m.sources, &changes),
-        None => Catalogs::absorb(snap, &m.sources, changes),
+    let catalogs = match (crate::rebase::snapshot_of(b), changes) {
+        (Some(_), Listed::Decoded(changes)) => Catalogs::rebase(snap, &m.sources, &changes),
+        (Some(_), Listed::Columns(c)) => {
+            Catalogs::rebase(snap, &m.sources, &c.decode_all(b.chunks()?))
+        }
+        (None, Listed::Decoded(changes)) => Catalogs::absorb(snap, &m.sources, changes),
+        (None, Listed::Columns(c)) => Catalogs::absorb_columns(snap, &m.sources, c, b.chunks()?),
     }
     .context("its catalog delta does not fit the applied catalog")?;
     // The manifest's change list was moved into `catalogs`: its puts are
@@ -442,8 +451,8 @@ fn next_catalog<'s>(
     let mut rebuilt = 0;
     let prev_empty = catalogs.prev_is_empty()?;
     for (key, o) in catalogs.puts() {
-        if let Object::File(f) = o {
-            if prev_empty || !matches!(catalogs.prev_get(key)?, Some(Object::File(p)) if p == *f) {
+        if let Object::File(f) = &*o {
+            if prev_empty || !matches!(catalogs.prev_get(&key)?, Some(Object::File(p)) if p == *f) {
                 rebuilt += f.size;
             }
         }
@@ -461,6 +470,12 @@ fn next_catalog<'s>(
         );
     }
     Ok(catalogs)
+}
+
+/// A bundle's change list: decoded, or kept as the manifest's columns.
+enum Listed {
+    Decoded(Vec<Change>),
+    Columns(ferry_protocol::manifest::Columns),
 }
 
 /// Steps 2 and 3: verify the volumes; of a bundle whose chunks were

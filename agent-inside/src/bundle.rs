@@ -77,6 +77,13 @@ impl Bundle {
             .with_context(|| format!("bundle {}", self.sequence()))
     }
 
+    /// The chunk table, every chunk id known (after [`name_chunks`]).
+    pub fn chunks(&self) -> Result<&[ChunkEntry]> {
+        self.verified
+            .chunks()
+            .with_context(|| format!("bundle {}", self.sequence()))
+    }
+
     /// Sequence number.
     pub fn sequence(&self) -> u64 {
         self.verified.head().sequence
@@ -147,7 +154,7 @@ pub fn open(dir: &Path, trusted: &[PublicKey], limits: &ReceiverLimits) -> Resul
         );
     }
     let bytes = read_manifest_file(dir, limits.max_manifest_bytes)?;
-    let verified = crate::trust::open_manifest(&bytes, trusted, limits)
+    let verified = crate::trust::open_manifest_keeping_columns(&bytes, trusted, limits)
         .map_err(|e| match e {
             ferry_protocol::Error::UntrustedKey(key) => {
                 anyhow::Error::new(Refusal::UntrustedKey { key })
@@ -276,11 +283,16 @@ fn name_part(
                     f.read_exact_at(&mut buf, t.place.offset).with_context(|| {
                         format!("cannot read chunk #{} from {}", t.index, path.display())
                     })?;
-                    let (id, data) =
-                        codec::decode_whole(&t.sha256, t.key, t.place.codec, &buf, t.place.raw_len)
-                            .with_context(|| {
-                                format!("bundle {seq}: chunk #{} of {}", t.index, path.display())
-                            })?;
+                    let (id, data) = codec::decode_whole(
+                        &t.sha256,
+                        &t.key,
+                        t.place.codec,
+                        &buf,
+                        t.place.raw_len,
+                    )
+                    .with_context(|| {
+                        format!("bundle {seq}: chunk #{} of {}", t.index, path.display())
+                    })?;
                     if let Some(store) = place {
                         place_object(store, &t.sha256, &data)
                             .with_context(|| format!("bundle {seq}: object {}", t.key))?;
@@ -311,7 +323,7 @@ fn name_part(
                     let (codec, raw_len, stored) =
                         received.get_stored(&id).with_context(missing)?;
                     let (computed, _) =
-                        codec::decode_whole(&t.sha256, t.key, codec, &stored, raw_len)
+                        codec::decode_whole(&t.sha256, &t.key, codec, &stored, raw_len)
                             .with_context(|| {
                                 format!("bundle {seq}: received chunk #{}", t.index)
                             })?;
@@ -357,7 +369,7 @@ pub fn for_each_chunk(
     on_bytes: impl Fn(u64) + Sync,
 ) -> Result<()> {
     use rayon::prelude::*;
-    let mut order: Vec<_> = b.named()?.chunks.iter().collect();
+    let mut order: Vec<_> = b.chunks()?.iter().collect();
     order.sort_by_key(|c| (c.volume, c.offset));
     order.par_chunks(64).try_for_each(|run| -> Result<()> {
         let mut open: Option<(u32, std::fs::File)> = None;
@@ -425,21 +437,18 @@ fn move_received(
     use rayon::prelude::*;
     let received = ChunkStore::new(dir, store.max_chunk());
     let added = std::sync::atomic::AtomicU64::new(0);
-    b.named()?
-        .chunks
-        .par_iter()
-        .try_for_each(|c| -> Result<()> {
-            on_bytes(c.stored_len as u64);
-            if store.holds_intact(&c.id) {
-                return Ok(());
-            }
-            let (codec, raw_len, stored) = received.get_stored(&c.id).with_context(|| {
-                format!("bundle {}: chunk {} was not received", b.sequence(), c.id)
-            })?;
-            store.put(&c.id, codec, raw_len, &stored)?;
-            added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(())
-        })?;
+    b.chunks()?.par_iter().try_for_each(|c| -> Result<()> {
+        on_bytes(c.stored_len as u64);
+        if store.holds_intact(&c.id) {
+            return Ok(());
+        }
+        let (codec, raw_len, stored) = received
+            .get_stored(&c.id)
+            .with_context(|| format!("bundle {}: chunk {} was not received", b.sequence(), c.id))?;
+        store.put(&c.id, codec, raw_len, &stored)?;
+        added.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    })?;
     Ok(added.into_inner())
 }
 

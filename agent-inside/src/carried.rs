@@ -48,7 +48,7 @@ impl<'a> Carried<'a> {
         if !matches!(b.payload, Payload::Volumes) {
             return Ok(None);
         }
-        let table = b.named()?.chunks.as_slice();
+        let table = b.chunks()?;
         let mut by_id: Vec<u32> = (0..table.len() as u32).collect();
         by_id.sort_unstable_by(|&x, &y| table[x as usize].id.cmp(&table[y as usize].id));
         Ok(Some(Carried {

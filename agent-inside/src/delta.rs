@@ -24,22 +24,24 @@
 use crate::db::{key_bytes, Snapshot};
 use anyhow::Result;
 use ferry_protocol::catalog::{
-    check_changes_owned, check_first_changes, validate_changes, Catalog, Change, Changes,
-    FileObject, LastCatalog, Object, SourceKind, Sums,
+    check_changes_owned, check_first_changes, first_changes_pass, validate_changes, Catalog,
+    Change, Changes, FileObject, LastCatalog, Object, SourceKind, Sums,
 };
 use ferry_protocol::id::Sha256;
+use ferry_protocol::manifest::{ChunkEntry, ColumnChanges, Columns};
 use ferry_protocol::path::ObjectKey;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The applied catalog (the snapshot's rows) and the next one, read by key.
 pub struct Catalogs<'s> {
     prev: Rows<'s>,
-    next: Next,
+    next: Next<'s>,
     sums: Sums,
 }
 
 /// The next catalog.
-enum Next {
+enum Next<'s> {
     /// The applied rows changed by these (checked) changes.
     Rows(Changes),
     /// Made apart from the rows (a rebase snapshot), held whole.
@@ -52,6 +54,18 @@ enum Next {
         /// Its objects, in key order.
         objects: Vec<(ObjectKey, Object)>,
     },
+    /// A first import's whose change list passed every check as a stream
+    /// (`first_changes_pass`): read from the manifest's columns a change
+    /// at a time by every pass, never held decoded; every change a put, in
+    /// key order.
+    Stream {
+        /// The next catalog's sources.
+        sources: BTreeMap<String, SourceKind>,
+        /// Its objects, in key order.
+        columns: Columns,
+        /// The manifest's chunk table (named), which refs by index read.
+        chunks: &'s [ChunkEntry],
+    },
 }
 
 /// The objects a next catalog has that the applied rows do not give it
@@ -63,30 +77,53 @@ pub enum Puts<'a> {
     Map(&'a BTreeMap<ObjectKey, Object>),
     /// Held in key order, no key twice.
     Sorted(&'a [(ObjectKey, Object)]),
+    /// Read from a change list's columns (puts only, in key order, no key
+    /// twice), a change at a time; its refs by index from the chunk table.
+    Stream(&'a Columns, &'a [ChunkEntry]),
 }
 
-/// The objects of [`Puts`] from a key on, in key order.
+/// A put: its key and object, borrowed from where they are held, or
+/// decoded from the columns (owned).
+pub type Put<'a> = (Cow<'a, ObjectKey>, Cow<'a, Object>);
+
+/// The objects of [`Puts`] from a key on, in key order. (One is made a
+/// pass, never held in numbers: its variants' sizes do not matter.)
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum PutsIter<'a> {
     /// Of a map.
     Map(std::collections::btree_map::Range<'a, ObjectKey, Object>),
     /// Of a sorted list.
     Sorted(std::slice::Iter<'a, (ObjectKey, Object)>),
+    /// Of columns: the changes, and the key they start from (skipped to
+    /// on the first `next`).
+    Stream(ColumnChanges<'a>, Option<ObjectKey>),
 }
 
 impl<'a> Iterator for PutsIter<'a> {
-    type Item = (&'a ObjectKey, &'a Object);
+    type Item = Put<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let borrowed = |(k, o): (&'a ObjectKey, &'a Object)| (Cow::Borrowed(k), Cow::Borrowed(o));
         match self {
-            PutsIter::Map(r) => r.next(),
-            PutsIter::Sorted(s) => s.next().map(|(k, o)| (k, o)),
+            PutsIter::Map(r) => r.next().map(borrowed),
+            PutsIter::Sorted(s) => s.next().map(|(k, o)| borrowed((k, o))),
+            PutsIter::Stream(changes, start) => loop {
+                let Change::Put { key, object } = changes.next()? else {
+                    unreachable!("a streamed first import's changes are puts (checked)")
+                };
+                if start.as_ref().is_some_and(|s| key < *s) {
+                    continue;
+                }
+                *start = None;
+                return Some((Cow::Owned(key), Cow::Owned(object)));
+            },
         }
     }
 }
 
 impl<'a> IntoIterator for Puts<'a> {
-    type Item = (&'a ObjectKey, &'a Object);
+    type Item = Put<'a>;
     type IntoIter = PutsIter<'a>;
 
     fn into_iter(self) -> PutsIter<'a> {
@@ -109,17 +146,23 @@ impl<'a> Puts<'a> {
                 PutsIter::Sorted(v[v.partition_point(|(k, _)| k < s)..].iter())
             }
             (Puts::Sorted(v), None) => PutsIter::Sorted(v.iter()),
+            (Puts::Stream(c, chunks), s) => PutsIter::Stream(c.iter(chunks), s.cloned()),
         }
     }
 
-    /// The object at `key`.
-    pub fn get(self, key: &ObjectKey) -> Option<&'a Object> {
+    /// The object at `key` (of columns: read through up to it; only a
+    /// first import's rare lookups, e.g. objects to adopt).
+    pub fn get(self, key: &ObjectKey) -> Option<Cow<'a, Object>> {
         match self {
-            Puts::Map(m) => m.get(key),
+            Puts::Map(m) => m.get(key).map(Cow::Borrowed),
             Puts::Sorted(v) => v
                 .binary_search_by(|(k, _)| k.cmp(key))
                 .ok()
-                .map(|i| &v[i].1),
+                .map(|i| Cow::Borrowed(&v[i].1)),
+            Puts::Stream(..) => {
+                let (k, o) = self.from(Some(key)).next()?;
+                (*k == *key).then_some(o)
+            }
         }
     }
 
@@ -129,7 +172,7 @@ impl<'a> Puts<'a> {
     }
 
     /// The objects, in key order.
-    pub fn values(self) -> impl Iterator<Item = &'a Object> {
+    pub fn values(self) -> impl Iterator<Item = Cow<'a, Object>> {
         self.iter().map(|(_, o)| o)
     }
 
@@ -138,6 +181,7 @@ impl<'a> Puts<'a> {
         match self {
             Puts::Map(m) => m.len(),
             Puts::Sorted(v) => v.len(),
+            Puts::Stream(c, _) => c.len(),
         }
     }
 
@@ -211,6 +255,43 @@ impl<'s> Catalogs<'s> {
         };
         c.sums = c.next_sums(applied)?;
         Ok(c)
+    }
+
+    /// [`Catalogs::absorb`] of a change list kept as the manifest's
+    /// columns (`chunks`: its named chunk table). Over an empty applied
+    /// catalog, a list that passes every check as a stream
+    /// (`first_changes_pass`) is the next catalog as it is, read a change
+    /// at a time; any other (a delta, or a bad or unsorted first list,
+    /// whose error must be the one it always was) is decoded whole and
+    /// absorbed as before.
+    pub fn absorb_columns(
+        snap: &'s Snapshot,
+        sources: &BTreeMap<String, SourceKind>,
+        columns: Columns,
+        chunks: &'s [ChunkEntry],
+    ) -> Result<Catalogs<'s>> {
+        if snap.sums()?.objects == 0 {
+            let prev = Rows {
+                snap,
+                sources: snap.sources()?,
+            };
+            if first_changes_pass(&prev, sources, columns.iter(chunks))? {
+                let sums = columns.iter(chunks).fold(Sums::default(), |s, c| match c {
+                    Change::Put { object, .. } => s.with(&object),
+                    Change::Remove { .. } => s,
+                });
+                return Ok(Catalogs {
+                    prev,
+                    sums,
+                    next: Next::Stream {
+                        sources: sources.clone(),
+                        columns,
+                        chunks,
+                    },
+                });
+            }
+        }
+        Catalogs::absorb(snap, sources, columns.decode_all(chunks))
     }
 
     /// A rebase snapshot's next catalog: `changes` applied to the empty
@@ -305,7 +386,7 @@ impl<'s> Catalogs<'s> {
         match &self.next {
             Next::Rows(ch) => &ch.sources,
             Next::Whole(c) => &c.sources,
-            Next::Sorted { sources, .. } => sources,
+            Next::Sorted { sources, .. } | Next::Stream { sources, .. } => sources,
         }
     }
 
@@ -327,6 +408,9 @@ impl<'s> Catalogs<'s> {
             Next::Rows(ch) => Puts::Map(&ch.puts),
             Next::Whole(c) => Puts::Map(&c.objects),
             Next::Sorted { objects, .. } => Puts::Sorted(objects),
+            Next::Stream {
+                columns, chunks, ..
+            } => Puts::Stream(columns, chunks),
         }
     }
 
@@ -334,16 +418,18 @@ impl<'s> Catalogs<'s> {
     pub fn removes(&self) -> &[ObjectKey] {
         match &self.next {
             Next::Rows(ch) => &ch.removes,
-            Next::Whole(_) | Next::Sorted { .. } => &[],
+            Next::Whole(_) | Next::Sorted { .. } | Next::Stream { .. } => &[],
         }
     }
 
     /// The changes from the applied catalog, put or removed (`None`), in
     /// key order: the puts, then the removals. A whole next catalog's are
     /// its objects (the keys it drops are in no change).
-    pub fn changes(&self) -> impl Iterator<Item = (&ObjectKey, Option<&Object>)> + '_ {
+    pub fn changes(
+        &self,
+    ) -> impl Iterator<Item = (Cow<'_, ObjectKey>, Option<Cow<'_, Object>>)> + '_ {
         let puts = self.puts().into_iter().map(|(k, o)| (k, Some(o)));
-        puts.chain(self.removes().iter().map(|k| (k, None)))
+        puts.chain(self.removes().iter().map(|k| (Cow::Borrowed(k), None)))
     }
 
     /// Whether the applied catalog is empty (a first import, or one after
@@ -356,7 +442,7 @@ impl<'s> Catalogs<'s> {
     /// The next catalog's object at `key`.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<Object>> {
         if let Some(o) = self.puts().get(key) {
-            return Ok(Some(o.clone()));
+            return Ok(Some(o.into_owned()));
         }
         if !self.is_delta() || self.removes().binary_search(key).is_ok() {
             return Ok(None);
@@ -410,7 +496,7 @@ impl<'s> Catalogs<'s> {
                 }
                 while let Some((p, po)) = puts.next_if(|(p, _)| **p <= k) {
                     let replaces = *p == k;
-                    if !visit(p, po)? {
+                    if !visit(&p, &po)? {
                         going = false;
                         return Ok(false);
                     }
@@ -428,7 +514,7 @@ impl<'s> Catalogs<'s> {
         }
         if going {
             for (k, o) in puts {
-                if !visit(k, o)? {
+                if !visit(&k, &o)? {
                     break;
                 }
             }
@@ -514,7 +600,7 @@ impl<'s> Catalogs<'s> {
     pub fn next_whole(&self) -> Option<&Catalog> {
         match &self.next {
             Next::Whole(c) => Some(c),
-            Next::Rows(_) | Next::Sorted { .. } => None,
+            Next::Rows(_) | Next::Sorted { .. } | Next::Stream { .. } => None,
         }
     }
 
@@ -532,7 +618,7 @@ impl<'s> Catalogs<'s> {
         let mut s = ferry_protocol::catalog::DeltaStats::default();
         let mut kept = 0u64;
         for (key, o) in self.puts() {
-            match self.prev_get(key)? {
+            match self.prev_get(&key)? {
                 Some(p) if p == *o && !self.is_delta() => kept += 1,
                 Some(_) => {
                     kept += 1;

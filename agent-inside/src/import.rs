@@ -731,6 +731,7 @@ pub fn verify(
             bundle::verify_volumes(b, |n| pb.inc(n))?;
             b.volumes_verified = true;
             bundle::name_chunks(b, |_| {}, None)?;
+            b.verified.decode_columns();
             pb.finish_and_clear();
             let b: &Bundle = b;
             check_chunks(b)?;

@@ -28,6 +28,7 @@ use anyhow::Result;
 use ferry_protocol::catalog::{Catalog, Encoding, FileObject, Object, SourceKind};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::path::ObjectKey;
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -326,11 +327,14 @@ impl Overlay {
 
     /// The uses `changes` (each an object put, or `None`: the key removed;
     /// `(c.key(), c.object())` of a change) remove (every changed key's) and add (each put file's).
-    pub fn of<'c>(changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>) -> Overlay {
+    pub fn of<K: Borrow<ObjectKey>, O: Borrow<Object>>(
+        changes: impl Iterator<Item = (K, Option<O>)>,
+    ) -> Overlay {
         let mut o = Overlay::default();
         for (key, object) in changes {
+            let key = key.borrow();
             o.changed.insert(key.clone());
-            if let Some(Object::File(f)) = object {
+            if let Some(Object::File(f)) = object.as_ref().map(|o| o.borrow()) {
                 for (id, u) in crate::db::uses_of(key, f) {
                     o.added.entry(id).or_default().push(u);
                 }
@@ -343,10 +347,10 @@ impl Overlay {
     /// only: the changed keys that use one of them in `snap`, and the uses
     /// of them the puts add. Its size is that of their uses, not of the
     /// change (a first import's change is the whole catalog).
-    pub fn of_among<'c>(
+    pub fn of_among<K: Borrow<ObjectKey>, O: Borrow<Object>>(
         snap: &Snapshot,
         ids: &HashSet<ChunkId>,
-        changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>,
+        changes: impl Iterator<Item = (K, Option<O>)>,
         is_changed: impl Fn(&ObjectKey) -> bool,
     ) -> Result<Overlay> {
         let mut o = Overlay::default();
@@ -361,7 +365,8 @@ impl Overlay {
             }
         }
         for (key, object) in changes {
-            if let Some(Object::File(f)) = object {
+            let key = key.borrow();
+            if let Some(Object::File(f)) = object.as_ref().map(|o| o.borrow()) {
                 for (id, u) in crate::db::uses_of(key, f) {
                     if ids.contains(&id) {
                         o.added.entry(id).or_default().push(u);
@@ -387,16 +392,16 @@ impl Overlay {
 /// Every chunk whose place (chunk store, range, or neither) `changes` may
 /// change: the chunks of the objects they replace or remove (as `snap`, the
 /// catalog before, holds them) and of the objects they put.
-pub fn touched_chunks<'c>(
+pub fn touched_chunks<K: Borrow<ObjectKey>, O: Borrow<Object>>(
     snap: &Snapshot,
-    changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>,
+    changes: impl Iterator<Item = (K, Option<O>)>,
 ) -> Result<HashSet<ChunkId>> {
     let mut out = HashSet::new();
     for (key, object) in changes {
-        if let Some(Object::File(f)) = snap.get(key)? {
+        if let Some(Object::File(f)) = snap.get(key.borrow())? {
             out.extend(f.chunks().map(|r| r.id));
         }
-        if let Some(Object::File(f)) = object {
+        if let Some(Object::File(f)) = object.as_ref().map(|o| o.borrow()) {
             out.extend(f.chunks().map(|r| r.id));
         }
     }
@@ -408,22 +413,23 @@ pub fn touched_chunks<'c>(
 /// before (a first import): the chunks a file keeps otherwise (recipe and
 /// expanded-form chunks) that no file of the puts has as a range. Holds
 /// only those chunks (two passes over the puts), not every chunk of them.
-pub fn store_only_of_puts<'c>(
-    puts: impl Iterator<Item = (&'c ObjectKey, &'c Object)> + Clone,
+pub fn store_only_of_puts<K, O: Borrow<Object>>(
+    puts: impl Iterator<Item = (K, O)> + Clone,
 ) -> HashSet<ChunkId> {
-    let files = puts.filter_map(|(_, o)| match o {
-        Object::File(f) => Some(f),
-        Object::Symlink { .. } => None,
-    });
-    let mut keep: HashSet<ChunkId> = files
-        .clone()
-        .filter(|f| matches!(f.encoding, Encoding::Rebuilt(_)))
-        .flat_map(|f| f.held_chunks().map(|c| c.id))
-        .collect();
+    let mut keep = HashSet::new();
+    for (_, o) in puts.clone() {
+        if let Object::File(f) = o.borrow() {
+            if matches!(f.encoding, Encoding::Rebuilt(_)) {
+                keep.extend(f.held_chunks().map(|c| c.id));
+            }
+        }
+    }
     if !keep.is_empty() {
-        for f in files {
-            for (id, _, _) in ranges_of(f) {
-                keep.remove(&id);
+        for (_, o) in puts {
+            if let Object::File(f) = o.borrow() {
+                for (id, _, _) in ranges_of(f) {
+                    keep.remove(&id);
+                }
             }
         }
     }

@@ -373,12 +373,38 @@ pub fn open_manifest(
     trusted: &[PublicKey],
     limits: &ferry_protocol::limits::ReceiverLimits,
 ) -> Result<VerifiedManifest, ferry_protocol::Error> {
-    match Manifest::open(file, trusted, limits) {
+    open_manifest_as(file, trusted, limits, Manifest::open)
+}
+
+/// [`open_manifest`], a change list in columns kept as columns
+/// ([`Manifest::open_keeping_columns`]: decoded a change at a time, as a
+/// bundle's apply reads it).
+pub fn open_manifest_keeping_columns(
+    file: &[u8],
+    trusted: &[PublicKey],
+    limits: &ferry_protocol::limits::ReceiverLimits,
+) -> Result<VerifiedManifest, ferry_protocol::Error> {
+    open_manifest_as(file, trusted, limits, Manifest::open_keeping_columns)
+}
+
+type Open = fn(
+    &[u8],
+    &[PublicKey],
+    &ferry_protocol::limits::ReceiverLimits,
+) -> Result<VerifiedManifest, ferry_protocol::Error>;
+
+fn open_manifest_as(
+    file: &[u8],
+    trusted: &[PublicKey],
+    limits: &ferry_protocol::limits::ReceiverLimits,
+    open: Open,
+) -> Result<VerifiedManifest, ferry_protocol::Error> {
+    match open(file, trusted, limits) {
         Err(ferry_protocol::Error::UntrustedKey(short)) => {
             // Anything short of a valid rotation to this signer leaves it
             // what it was: an untrusted key.
             let signer = ferry_protocol::manifest::signer_of(file)?;
-            match Manifest::open(file, &[signer], limits) {
+            match open(file, &[signer], limits) {
                 Ok(v) if introduces_signer(&v) => Ok(v),
                 _ => Err(ferry_protocol::Error::UntrustedKey(short)),
             }

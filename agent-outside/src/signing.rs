@@ -240,7 +240,7 @@ fn name_chunks(dir: &Path, u: &mut UnsignedManifest) -> Result<(), ferry_protoco
         let mut stored = vec![0; t.place.stored_len as usize];
         f.read_exact_at(&mut stored, t.place.offset).map_err(bad)?;
         let (id, _) =
-            codec::decode_whole(&t.sha256, t.key, t.place.codec, &stored, t.place.raw_len)?;
+            codec::decode_whole(&t.sha256, &t.key, t.place.codec, &stored, t.place.raw_len)?;
         ids.push(id);
     }
     if !u.manifest.is_named() {

@@ -172,7 +172,7 @@ fn named_from_volumes(bundle: &Path, file: &[u8]) -> Manifest {
             let place = t.place;
             ferry_protocol::codec::decode_whole(
                 &t.sha256,
-                t.key,
+                &t.key,
                 place.codec,
                 stored,
                 place.raw_len,

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashSet};
 
 mod changes;
 pub use changes::{
-    check_changes, check_changes_owned, check_first_changes, validate_changes, Changes,
-    LastCatalog, PutsCheck, Sums,
+    check_changes, check_changes_owned, check_first_changes, first_changes_pass, validate_changes,
+    Changes, LastCatalog, PutsCheck, Sums,
 };
 
 /// One chunk of an object: its id and its uncompressed length.

@@ -29,6 +29,7 @@ use std::collections::HashSet;
 mod compact;
 mod unsigned;
 mod writer;
+pub use compact::{ColumnChanges, Columns};
 pub use unsigned::{strip_signature, UnsignedManifest};
 pub use writer::{ManifestWriter, MemorySpill, Spill, WriteError, Written};
 
@@ -245,6 +246,9 @@ impl std::ops::DerefMut for VerifiedManifest {
 pub struct Decoded {
     manifest: Manifest,
     pending: Option<Box<Pending>>,
+    /// The change list kept as its columns ([`Manifest::open_keeping_columns`]):
+    /// `changes` (the manifest's or the pending ones) are empty then.
+    columns: Option<Box<Columns>>,
 }
 
 /// The change list and chunk table of a body whose id-less chunks are not
@@ -275,7 +279,46 @@ pub struct ToName<'a> {
     /// The SHA-256 of the object it is the whole of.
     pub sha256: Sha256,
     /// That object's key (for messages).
-    pub key: &'a crate::path::ObjectKey,
+    pub key: KeyOf<'a>,
+}
+
+/// The key of the object an id-less chunk is the whole of ([`ToName`]):
+/// in a decoded change list, or (a change list kept as [`Columns`]) read
+/// from the columns when asked for, which only a message does.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyOf<'a>(KeyAt<'a>);
+
+#[derive(Clone, Copy, Debug)]
+enum KeyAt<'a> {
+    Key(&'a crate::path::ObjectKey),
+    Change {
+        columns: &'a Columns,
+        chunks: &'a [ChunkEntry],
+        change: u32,
+    },
+}
+
+impl<'a> KeyOf<'a> {
+    /// The key.
+    pub fn key(&self) -> std::borrow::Cow<'a, crate::path::ObjectKey> {
+        match self.0 {
+            KeyAt::Key(k) => std::borrow::Cow::Borrowed(k),
+            KeyAt::Change {
+                columns,
+                chunks,
+                change,
+            } => {
+                let c = columns.iter(chunks).nth(change as usize);
+                std::borrow::Cow::Owned(c.expect("the change of an id-less chunk").key().clone())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for KeyOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.key().fmt(f)
+    }
 }
 
 impl Decoded {
@@ -284,6 +327,42 @@ impl Decoded {
         Decoded {
             manifest,
             pending: None,
+            columns: None,
+        }
+    }
+
+    /// Whether the change list is kept as its columns (not decoded).
+    pub fn has_columns(&self) -> bool {
+        self.columns.is_some()
+    }
+
+    /// Decodes the change list kept as columns into the manifest (every
+    /// change held from here on, as [`Manifest::open`] holds them).
+    pub fn decode_columns(&mut self) {
+        let Some(columns) = self.columns.take() else {
+            return;
+        };
+        match &mut self.pending {
+            None => self.manifest.changes = columns.decode_all(&self.manifest.chunks),
+            Some(p) => p.changes = columns.decode_all(&p.chunks),
+        }
+    }
+
+    /// Takes the change list kept as columns out, once every chunk id is
+    /// known (`None` if it was decoded): its refs by index are read from
+    /// the chunk table ([`Decoded::chunks`]) as it is read.
+    pub fn take_columns(&mut self) -> Result<Option<Columns>, Error> {
+        match &self.pending {
+            None => Ok(self.columns.take().map(|c| *c)),
+            Some(p) => Err(not_named(p)),
+        }
+    }
+
+    /// The chunk table, once every chunk id is known.
+    pub fn chunks(&self) -> Result<&[ChunkEntry], Error> {
+        match &self.pending {
+            None => Ok(&self.manifest.chunks),
+            Some(p) => Err(not_named(p)),
         }
     }
 
@@ -300,6 +379,9 @@ impl Decoded {
 
     /// The whole manifest, once every chunk id is known.
     pub fn manifest(&self) -> Result<&Manifest, Error> {
+        if self.columns.is_some() {
+            return Err(kept_as_columns());
+        }
         match &self.pending {
             None => Ok(&self.manifest),
             Some(p) => Err(not_named(p)),
@@ -307,7 +389,8 @@ impl Decoded {
     }
 
     /// The whole manifest, once every chunk id is known.
-    pub fn into_manifest(self) -> Result<Manifest, Error> {
+    pub fn into_manifest(mut self) -> Result<Manifest, Error> {
+        self.decode_columns();
         match self.pending {
             None => Ok(self.manifest),
             Some(p) => Err(not_named(&p)),
@@ -321,7 +404,10 @@ impl Decoded {
     /// made with [`Manifest::check_result_of`] and the moved puts.
     pub fn take_changes(&mut self) -> Result<Vec<Change>, Error> {
         match &self.pending {
-            None => Ok(std::mem::take(&mut self.manifest.changes)),
+            None => {
+                self.decode_columns();
+                Ok(std::mem::take(&mut self.manifest.changes))
+            }
             Some(p) => Err(not_named(p)),
         }
     }
@@ -365,12 +451,19 @@ impl Decoded {
         p.unnamed[range]
             .iter()
             .map(|u| {
-                let (key, sha256) = compact::whole_of(&p.changes, u);
+                let key = match &self.columns {
+                    None => KeyAt::Key(compact::whole_of(&p.changes, u).0),
+                    Some(columns) => KeyAt::Change {
+                        columns,
+                        chunks: &p.chunks,
+                        change: u.change,
+                    },
+                };
                 ToName {
                     index: u.index,
                     place: p.chunks[u.index as usize].place(),
-                    sha256,
-                    key,
+                    sha256: u.sha256,
+                    key: KeyOf(key),
                 }
             })
             .collect()
@@ -453,10 +546,17 @@ impl Decoded {
             return Name::Id(e.id);
         };
         match p.unnamed.binary_search_by_key(&(index as u32), |u| u.index) {
-            Ok(i) => Name::Whole(compact::whole_of(&p.changes, &p.unnamed[i]).1),
+            Ok(i) => Name::Whole(p.unnamed[i].sha256),
             Err(_) => Name::Id(e.id),
         }
     }
+}
+
+fn kept_as_columns() -> Error {
+    Error::Inconsistent(
+        "this manifest's change list is kept as columns (a reader's bug: decode_columns first)"
+            .into(),
+    )
 }
 
 fn not_named(p: &Pending) -> Error {
@@ -507,9 +607,12 @@ impl Manifest {
         }
     }
 
-    /// Decodes a body of format `version`.
-    fn decode_body(version: u32, body: &[u8]) -> Result<Decoded, Error> {
-        if version >= 3 {
+    /// Decodes a body of format `version`; with `keep`, a body in columns
+    /// keeps its change list as [`Columns`].
+    fn decode_body(version: u32, body: &[u8], keep: bool) -> Result<Decoded, Error> {
+        if version >= 3 && keep {
+            compact::decode_keeping(body, version)
+        } else if version >= 3 {
             compact::decode(body, version)
         } else {
             postcard::from_bytes(body)
@@ -563,6 +666,27 @@ impl Manifest {
         trusted: &[PublicKey],
         limits: &ReceiverLimits,
     ) -> Result<VerifiedManifest, Error> {
+        Manifest::open_as(file, trusted, limits, false)
+    }
+
+    /// [`Manifest::open`], keeping a change list in columns (versions 3
+    /// and 4) as [`Columns`]: each change is decoded and checked once,
+    /// none held ([`Decoded::take_columns`] gives them to read again a
+    /// change at a time; [`Decoded::take_changes`] decodes them whole).
+    pub fn open_keeping_columns(
+        file: &[u8],
+        trusted: &[PublicKey],
+        limits: &ReceiverLimits,
+    ) -> Result<VerifiedManifest, Error> {
+        Manifest::open_as(file, trusted, limits, true)
+    }
+
+    fn open_as(
+        file: &[u8],
+        trusted: &[PublicKey],
+        limits: &ReceiverLimits,
+        keep: bool,
+    ) -> Result<VerifiedManifest, Error> {
         check(
             "manifest size",
             file.len() as u64,
@@ -578,7 +702,7 @@ impl Manifest {
         }
         signer.verify(&signed_message(signed), &sig)?;
         let version = u32::from_le_bytes(signed[8..12].try_into().expect("4 bytes"));
-        let body = Manifest::decode_body(version, &signed[HEADER_LEN..])?;
+        let body = Manifest::decode_body(version, &signed[HEADER_LEN..], keep)?;
         body.check_version(version)?;
         body.check(limits)?;
         Ok(VerifiedManifest {
@@ -724,12 +848,16 @@ impl Manifest {
     /// ([`Decoded::take_changes`]) gives them from where it moved them, so
     /// every put's chunk refs and rebuilt parts are still checked against
     /// the limits.
-    pub fn check_result_of<'a>(
+    pub fn check_result_of<K, O>(
         &self,
         sums: Sums,
-        puts: impl IntoIterator<Item = (&'a crate::path::ObjectKey, &'a crate::catalog::Object)>,
+        puts: impl IntoIterator<Item = (K, O)>,
         limits: &ReceiverLimits,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Error>
+    where
+        K: std::borrow::Borrow<crate::path::ObjectKey>,
+        O: std::borrow::Borrow<crate::catalog::Object>,
+    {
         let t = &self.totals;
         let Sums {
             objects,
@@ -748,6 +876,7 @@ impl Manifest {
         let carried: std::collections::HashMap<_, _> =
             self.chunks.iter().map(|c| (c.id, c.raw_len)).collect();
         for (key, object) in puts {
+            let (key, object) = (key.borrow(), object.borrow());
             if let crate::catalog::Object::File(f) = object {
                 if let crate::catalog::Encoding::Rebuilt(r) = &f.encoding {
                     // Every part a reader holds in memory to rebuild the
@@ -815,7 +944,10 @@ impl Decoded {
 
     /// A version-`version` body carries no object encoding of a later version.
     fn check_version(&self, version: u32) -> Result<(), Error> {
-        let oldest = oldest_version_of(self.changes_any());
+        let oldest = match &self.columns {
+            Some(c) => c.oldest_version(),
+            None => oldest_version_of(self.changes_any()),
+        };
         if oldest > version {
             return Err(Error::Inconsistent(format!(
                 "a version {version} manifest carries an object encoding of version {oldest}"
@@ -849,7 +981,7 @@ pub fn peek_unverified(file: &[u8]) -> Result<(PublicKey, Decoded), Error> {
     let version = u32::from_le_bytes(signed[8..12].try_into().expect("4 bytes"));
     Ok((
         signer,
-        Manifest::decode_body(version, &signed[HEADER_LEN..])?,
+        Manifest::decode_body(version, &signed[HEADER_LEN..], false)?,
     ))
 }
 

@@ -221,7 +221,11 @@ pub(super) fn write(
             sums,
         } => {
             let each = puts.iter().map(|(k, o)| (k, Some(o)));
-            let each = each.chain(removes.iter().map(|k| (k, None)));
+            let each = each.chain(
+                removes
+                    .iter()
+                    .map(|k| (std::borrow::Cow::Borrowed(k), None)),
+            );
             (sources, write_changes(txn, &mut counts, each)?, sums)
         }
     };
@@ -236,15 +240,16 @@ pub(super) fn write(
 
 /// Writes each change (an object put, or `None`: the key removed) in
 /// `txn`, with the counts it changes; returns how many.
-fn write_changes<'c>(
+fn write_changes<K: std::borrow::Borrow<ObjectKey>, O: std::borrow::Borrow<Object>>(
     txn: &WriteTransaction,
     counts: &mut super::objects::Counts<'_>,
-    changes: impl Iterator<Item = (&'c ObjectKey, Option<&'c Object>)>,
+    changes: impl Iterator<Item = (K, Option<O>)>,
 ) -> Result<u64> {
     let mut t = txn.open_table(OBJECTS).map_err(ctx("open"))?;
     let mut u = txn.open_multimap_table(USES).map_err(ctx("open"))?;
     let mut rows = 0;
     for (key, object) in changes {
+        let (key, object) = (key.borrow(), object.as_ref().map(|o| o.borrow()));
         rows += 1;
         let k = key_bytes(key);
         let old = t.remove(k.as_slice()).map_err(ctx("write"))?;

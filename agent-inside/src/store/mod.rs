@@ -310,14 +310,18 @@ pub fn files_to_look<'c>(
     let of_kind = |k: &ObjectKey| kind.is_none_or(|kind| sources.get(&k.source) == Some(&kind));
     if puts_cover(catalogs, prev_in_objects, missing) {
         for (k, o) in catalogs.puts() {
-            let Object::File(f) = o else { continue };
-            if !of_kind(k) {
+            let f = match o {
+                Cow::Borrowed(Object::File(f)) => Cow::Borrowed(f),
+                Cow::Owned(Object::File(f)) => Cow::Owned(f),
+                _ => continue,
+            };
+            if !of_kind(&k) {
                 continue;
             }
-            let unchanged = catalogs.unchanged(k, f)?;
-            match holding(unchanged, prev_in_objects, missing, f) {
+            let unchanged = catalogs.unchanged(&k, &f)?;
+            match holding(unchanged, prev_in_objects, missing, &f) {
                 Holding::Held => {}
-                h => visit(Cow::Borrowed(k), Cow::Borrowed(f), h)?,
+                h => visit(k, f, h)?,
             }
         }
         return Ok(());
@@ -349,7 +353,7 @@ pub fn bytes_to_look(
     catalogs
         .puts()
         .values()
-        .map(|o| match o {
+        .map(|o| match &*o {
             Object::File(f) => f.size,
             Object::Symlink { .. } => 0,
         })

@@ -1425,7 +1425,9 @@ mod tests {
             .to_name()
             .iter()
             .map(|t| {
-                ferry_protocol::id::ChunkId(*blake3::hash(bytes[t.key.path.as_str()]).as_bytes())
+                ferry_protocol::id::ChunkId(
+                    *blake3::hash(bytes[t.key.key().path.as_str()]).as_bytes(),
+                )
             })
             .collect();
         opened.name(&ids).unwrap();

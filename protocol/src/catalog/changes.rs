@@ -330,6 +330,59 @@ pub fn check_first_changes(
     Ok(puts)
 }
 
+/// Whether a first import's change list, read in order as a stream
+/// (`changes` gives it from the start), passes every check
+/// [`check_first_changes`] makes, without holding it: every change a put
+/// with a valid key, keys in strictly increasing order, the sources'
+/// names, each put against the sources, and no object where another
+/// needs a directory (in key order, a key's ancestors are among the keys
+/// before it that are prefixes of it: a chain kept as the keys go by).
+/// `false` when a check fails or the list is not in key order: then
+/// [`check_first_changes`] of the list decoded says why, so a bad list
+/// gets the same error as ever.
+pub fn first_changes_pass(
+    last: &impl LastCatalog,
+    sources: &BTreeMap<String, SourceKind>,
+    changes: impl Iterator<Item = Change>,
+) -> Result<bool, Error> {
+    if sources
+        .keys()
+        .any(|n| crate::path::check_source_name(n).is_err())
+    {
+        return Ok(false);
+    }
+    // The keys before this one that are prefixes of it (same source), in
+    // order: each a prefix of the next.
+    let mut chain: Vec<ObjectKey> = Vec::new();
+    for c in changes {
+        if check_change(last, &mut |_| Ok(None), &c).is_err() {
+            return Ok(false);
+        }
+        let Change::Put { key, object } = c else {
+            return Ok(false);
+        };
+        if chain.last().is_some_and(|before| *before >= key)
+            || check_put(sources, &key, &object).is_err()
+        {
+            return Ok(false);
+        }
+        while chain
+            .last()
+            .is_some_and(|p| p.source != key.source || !key.path.starts_with(&p.path))
+        {
+            chain.pop();
+        }
+        if chain
+            .iter()
+            .any(|p| key.path.as_bytes().get(p.path.len()) == Some(&b'/'))
+        {
+            return Ok(false);
+        }
+        chain.push(key);
+    }
+    Ok(true)
+}
+
 /// [`validate_changes`] of the puts `puts` (in key order, without a key
 /// twice) over a last catalog that holds no object.
 fn validate_first(
@@ -850,11 +903,48 @@ mod tests {
             (ab.clone(), vec![put("c", "x", "t")]),
             (files(&["a", "../b"]), vec![put("a", "x", "t")]),
             (ab.clone(), vec![put("a", "x", "/etc/passwd")]),
+            // Prefixes that are no directory (kept in the stream's chain),
+            // and the same paths in two sources.
+            (
+                ab.clone(),
+                vec![
+                    put("a", "n", "t"),
+                    put("a", "n-1", "t"),
+                    put("a", "n-1x/m", "t"),
+                    put("a", "nm/o", "t"),
+                    put("b", "n/m", "t"),
+                ],
+            ),
+            (ab.clone(), vec![put("a", "n", "t"), put("b", "n/m", "t")]),
+            // Two objects where directories stand, the later one first in
+            // a stream's pass.
+            (
+                ab.clone(),
+                vec![
+                    put("a", "n", "t"),
+                    put("a", "n-1", "t"),
+                    put("a", "n-1/x", "t"),
+                    put("a", "n/x", "t"),
+                ],
+            ),
+            (
+                ab.clone(),
+                vec![
+                    put("a", "f", "t"),
+                    put("a", "f/g", "t"),
+                    put("a", "f/g/h", "t"),
+                ],
+            ),
         ];
         for (i, (sources, changes)) in cases.into_iter().enumerate() {
             let mut digest = |_: &ObjectKey| Ok(None);
             let map = check_changes_owned(&empty, &mut digest, &sources, changes.clone())
                 .and_then(|c| validate_changes(&empty, &c).map(|()| c));
+            // The stream's pass accepts exactly the lists in key order the
+            // checks accept (the others go to `check_first_changes`).
+            let in_order = changes.windows(2).all(|w| w[0].key() < w[1].key());
+            let pass = first_changes_pass(&empty, &sources, changes.iter().cloned()).unwrap();
+            assert_eq!(pass, in_order && map.is_ok(), "case {i}");
             let first = check_first_changes(&empty, &sources, changes);
             match (map, first) {
                 (Ok(map), Ok(first)) => {

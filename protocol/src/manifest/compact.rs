@@ -109,7 +109,9 @@ struct Head {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Unnamed {
     pub(super) index: u32,
-    change: u32,
+    pub(super) change: u32,
+    /// The SHA-256 of that object (its chunk's bytes are checked against it).
+    pub(super) sha256: Sha256,
 }
 
 /// A chunk ref (its change, its position there) that names the id-less
@@ -378,6 +380,7 @@ pub(super) fn encode_ref(
 }
 
 /// Reads one column.
+#[derive(Clone)]
 struct Cursor<'a> {
     name: &'static str,
     bytes: &'a [u8],
@@ -430,8 +433,140 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decodes the body of a version-3 or version-4 manifest.
-pub(super) fn decode(body: &[u8], version: u32) -> Result<Decoded, Error> {
+/// The change columns of a version-3 or version-4 body, decompressed and
+/// kept: the change list read a change at a time ([`Columns::iter`]),
+/// never held decoded (about 84 bytes an object against 180). Every change
+/// was decoded once when the manifest was opened, so reading them again
+/// cannot fail.
+#[derive(Clone, Debug)]
+pub struct Columns {
+    bytes: Vec<u8>,
+    /// Where each change column lies in `bytes` (start, length), in the
+    /// order of [`ChangeColumns`].
+    spans: [(usize, usize); 9],
+    /// How many changes.
+    count: usize,
+    /// The newest format version an object of them needs.
+    oldest: u32,
+}
+
+impl Columns {
+    /// How many changes.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The newest format version one of its objects needs (1 if none).
+    pub(super) fn oldest_version(&self) -> u32 {
+        self.oldest
+    }
+
+    fn columns(&self) -> ChangeColumns<'_> {
+        const NAMES: [&str; 9] = [
+            "kinds",
+            "key lengths",
+            "key bytes",
+            "sizes",
+            "digests",
+            "reference counts",
+            "references",
+            "explicit references",
+            "others",
+        ];
+        let mut c = NAMES
+            .iter()
+            .zip(self.spans)
+            .map(|(name, (at, len))| Cursor {
+                name,
+                bytes: &self.bytes[at..at + len],
+            });
+        let mut next = || c.next().expect("9 columns");
+        ChangeColumns {
+            kinds: next(),
+            key_lens: next(),
+            key_bytes: next(),
+            sizes: next(),
+            digests: next(),
+            ref_counts: next(),
+            refs: next(),
+            explicit: next(),
+            others: next(),
+        }
+    }
+
+    /// The changes in order, each decoded as it is reached, its chunk
+    /// refs by index read from `chunks` (the manifest's named table).
+    pub fn iter<'a>(&'a self, chunks: &'a [ChunkEntry]) -> ColumnChanges<'a> {
+        ColumnChanges {
+            reader: ChangeReader::new(self.columns(), chunks, &[]),
+            at: Vec::new(),
+        }
+    }
+
+    /// Every change, decoded into a list.
+    pub fn decode_all(&self, chunks: &[ChunkEntry]) -> Vec<Change> {
+        self.iter(chunks).collect()
+    }
+
+    /// The columns a version-3 body keeps of `changes` (in any order; their
+    /// chunk refs explicit, no chunk table): for tests of their readers.
+    pub fn of_changes(changes: Vec<Change>) -> Columns {
+        let m = Manifest {
+            stream: StreamId([0; 16]),
+            sequence: 1,
+            previous: None,
+            created: 0,
+            expires: 0,
+            chunking: ChunkParams::DEFAULT,
+            sources: BTreeMap::new(),
+            changes,
+            chunks: Vec::new(),
+            volumes: Vec::new(),
+            totals: Totals::default(),
+            producer: String::new(),
+            extensions: Vec::new(),
+        };
+        let mut d = decode_keeping(&encode(&m, 3), 3).expect("columns just written");
+        d.take_columns()
+            .expect("no id-less chunk")
+            .expect("kept as columns")
+    }
+}
+
+/// The changes of [`Columns`], in order, decoded one at a time.
+#[derive(Clone)]
+pub struct ColumnChanges<'a> {
+    reader: ChangeReader<'a>,
+    at: Vec<RefAt>,
+}
+
+impl Iterator for ColumnChanges<'_> {
+    type Item = Change;
+
+    fn next(&mut self) -> Option<Change> {
+        self.at.clear();
+        self.reader
+            .read(&mut self.at)
+            .expect("the change columns decoded when the manifest was opened")
+    }
+}
+
+/// The head and the decompressed columns of a version-3 or version-4 body,
+/// each column a cursor into `columns`.
+struct Body {
+    head: Head,
+    columns: Vec<u8>,
+    /// Each column's start and length in `columns`.
+    spans: Vec<(usize, usize)>,
+}
+
+/// Decompresses a version-3 or version-4 body's columns and finds them.
+fn open_body(body: &[u8], version: u32) -> Result<Body, Error> {
     let (head, frame) = postcard::take_from_bytes::<Head>(body)
         .map_err(|e| Error::ManifestDecode(format!("version 3 head: {e}")))?;
     let bound = (frame.len() as u64)
@@ -456,98 +591,218 @@ pub(super) fn decode(body: &[u8], version: u32) -> Result<Decoded, Error> {
             head.columns_len
         )));
     }
+    let count = if version >= 4 { 14 } else { 13 };
+    let mut spans = Vec::with_capacity(count);
     let mut all = Cursor {
         name: "lengths",
         bytes: &columns,
     };
-    const NAMES: [&str; 14] = [
-        "kinds",
-        "key lengths",
-        "key bytes",
-        "sizes",
-        "digests",
-        "reference counts",
-        "references",
-        "explicit references",
-        "others",
-        "chunk ids",
-        "chunk lengths",
-        "chunk storage",
-        "chunk places",
-        "chunk names",
-    ];
-    let count = if version >= 4 { 14 } else { 13 };
-    let mut cols = Vec::with_capacity(NAMES.len());
-    for name in &NAMES[..count] {
+    for _ in 0..count {
         let n = usize::try_from(all.varint()?).map_err(|_| all.bad("too long"))?;
-        cols.push(Cursor {
-            name,
-            bytes: all.take(n)?,
-        });
+        let at = columns.len() - all.bytes.len();
+        all.take(n)?;
+        spans.push((at, n));
     }
     all.done()?;
-    let mut cols = cols.into_iter();
-    let mut next = || cols.next().expect("13 columns");
-    let [kinds, key_lens, key_bytes, sizes, digests, ref_counts, refs, explicit, others, ids, lens, stored, places] =
-        std::array::from_fn(|_| next());
-    let names = cols.next();
-    let (chunks, unnamed) = decode_chunks(ids, lens, stored, places, names)?;
-    let (changes, refs_at, wholes) = decode_changes(
-        ChangeColumns {
-            kinds,
-            key_lens,
-            key_bytes,
-            sizes,
-            digests,
-            ref_counts,
-            refs,
-            explicit,
-            others,
-        },
-        &chunks,
-        &unnamed,
-    )?;
-    let manifest = Manifest {
-        stream: head.stream,
-        sequence: head.sequence,
-        previous: head.previous,
-        created: head.created,
-        expires: head.expires,
-        chunking: head.chunking,
-        sources: head.sources,
-        changes,
-        chunks,
-        volumes: head.volumes,
-        totals: head.totals,
-        producer: head.producer,
-        extensions: head.extensions,
-    };
-    pend(manifest, &unnamed, &wholes, refs_at)
+    Ok(Body {
+        head,
+        columns,
+        spans,
+    })
 }
 
-/// `manifest` as decoded: named, or with its changes and chunks kept aside
-/// until the entries `unnamed` marks are named (`wholes`: each one's
-/// object, the first change it is the whole of; `refs`: the refs by index
-/// to them).
-fn pend(
-    mut manifest: Manifest,
+const NAMES: [&str; 14] = [
+    "kinds",
+    "key lengths",
+    "key bytes",
+    "sizes",
+    "digests",
+    "reference counts",
+    "references",
+    "explicit references",
+    "others",
+    "chunk ids",
+    "chunk lengths",
+    "chunk storage",
+    "chunk places",
+    "chunk names",
+];
+
+impl Body {
+    fn cursor(&self, i: usize) -> Option<Cursor<'_>> {
+        let &(at, len) = self.spans.get(i)?;
+        Some(Cursor {
+            name: NAMES[i],
+            bytes: &self.columns[at..at + len],
+        })
+    }
+
+    fn change_columns(&self) -> ChangeColumns<'_> {
+        let c = |i| self.cursor(i).expect("13 columns");
+        ChangeColumns {
+            kinds: c(0),
+            key_lens: c(1),
+            key_bytes: c(2),
+            sizes: c(3),
+            digests: c(4),
+            ref_counts: c(5),
+            refs: c(6),
+            explicit: c(7),
+            others: c(8),
+        }
+    }
+
+    fn chunks(&self) -> Result<(Vec<ChunkEntry>, Vec<bool>), Error> {
+        let c = |i| self.cursor(i).expect("13 columns");
+        decode_chunks(c(9), c(10), c(11), c(12), self.cursor(13))
+    }
+
+    /// The manifest of this head, without changes, with `chunks`.
+    fn manifest(self, chunks: Vec<ChunkEntry>) -> (Manifest, Vec<u8>, Vec<(usize, usize)>) {
+        let Body {
+            head,
+            columns,
+            spans,
+        } = self;
+        let manifest = Manifest {
+            stream: head.stream,
+            sequence: head.sequence,
+            previous: head.previous,
+            created: head.created,
+            expires: head.expires,
+            chunking: head.chunking,
+            sources: head.sources,
+            changes: Vec::new(),
+            chunks,
+            volumes: head.volumes,
+            totals: head.totals,
+            producer: head.producer,
+            extensions: head.extensions,
+        };
+        (manifest, columns, spans)
+    }
+}
+
+/// Decodes the body of a version-3 or version-4 manifest.
+pub(super) fn decode(body: &[u8], version: u32) -> Result<Decoded, Error> {
+    let body = open_body(body, version)?;
+    let (chunks, unnamed) = body.chunks()?;
+    let (changes, refs_at, wholes) = decode_changes(body.change_columns(), &chunks, &unnamed)?;
+    let (mut manifest, _, _) = body.manifest(chunks);
+    manifest.changes = changes;
+    let wholes: Vec<Option<u32>> = wholes;
+    let listed = list_unnamed(&unnamed, &wholes, |change| {
+        match &manifest.changes[change as usize] {
+            Change::Put {
+                object: Object::File(f),
+                ..
+            } => f.sha256,
+            _ => unreachable!("an id-less entry's change is a chunked file"),
+        }
+    })?;
+    pend(manifest, listed, refs_at, None)
+}
+
+/// Decodes the body of a version-3 or version-4 manifest keeping its
+/// change list as [`Columns`]: each change is decoded once (every error
+/// [`decode`] finds, found here) and dropped.
+pub(super) fn decode_keeping(body: &[u8], version: u32) -> Result<Decoded, Error> {
+    let body = open_body(body, version)?;
+    let (chunks, unnamed) = body.chunks()?;
+    let mut reader = ChangeReader::new(body.change_columns(), &chunks, &unnamed);
+    // For each id-less entry, the first change it is the whole of, and
+    // that object's SHA-256.
+    let mut seen = vec![false; chunks.len()];
+    // At most one for each id-less entry: reserved at once, no doubling.
+    let unnamed_count = unnamed.iter().filter(|&&u| u).count();
+    let mut wholes: Vec<Unnamed> = Vec::with_capacity(unnamed_count);
+    let (mut at, mut count, mut oldest) = (Vec::new(), 0usize, 1u32);
+    while let Some(change) = reader.read(&mut at)? {
+        if let Change::Put {
+            object: Object::File(f),
+            ..
+        } = &change
+        {
+            oldest = oldest.max(f.format_version());
+            if let (Encoding::Chunks(refs), [r]) = (&f.encoding, at.as_slice()) {
+                if refs.len() == 1 && !std::mem::replace(&mut seen[r.entry as usize], true) {
+                    wholes.push(Unnamed {
+                        index: r.entry,
+                        change: count as u32,
+                        sha256: f.sha256,
+                    });
+                }
+            }
+        }
+        at.clear();
+        count += 1;
+    }
+    reader.finish()?;
+    drop(reader);
+    drop(seen);
+    // Each id-less entry once (`seen`), none other (`at` records refs to
+    // id-less entries only): in table order they are the list, unless one
+    // is the whole of no object.
+    wholes.sort_unstable_by_key(|u| u.index);
+    let mut listed = wholes.iter().peekable();
+    for (i, _) in unnamed.iter().enumerate().filter(|(_, &u)| u) {
+        if listed.next_if(|u| u.index as usize == i).is_none() {
+            return Err(no_whole(i));
+        }
+    }
+    let listed = wholes;
+    drop(unnamed);
+    let (manifest, bytes, spans) = body.manifest(chunks);
+    let spans: [(usize, usize); 9] = spans[..9].try_into().expect("9 change columns");
+    let columns = Columns {
+        bytes,
+        spans,
+        count,
+        oldest,
+    };
+    pend(manifest, listed, Vec::new(), Some(columns))
+}
+
+fn no_whole(i: usize) -> Error {
+    Error::ManifestDecode(format!(
+        "version 4 chunk #{i} has no id and is not the whole of an object the bundle puts, so its id cannot be computed"
+    ))
+}
+
+/// The id-less entries (`unnamed` marks them) with the first change each
+/// is the whole of (`wholes`) and that object's SHA-256 (`sha256_of`).
+fn list_unnamed(
     unnamed: &[bool],
     wholes: &[Option<u32>],
-    refs: Vec<RefAt>,
-) -> Result<Decoded, Error> {
-    if !unnamed.contains(&true) {
-        return Ok(Decoded::named(manifest));
-    }
+    sha256_of: impl Fn(u32) -> Sha256,
+) -> Result<Vec<Unnamed>, Error> {
     let mut listed = Vec::new();
     for (i, _) in unnamed.iter().enumerate().filter(|(_, &u)| u) {
-        let change = wholes[i].ok_or_else(|| {
-            Error::ManifestDecode(format!(
-                "version 4 chunk #{i} has no id and is not the whole of an object the bundle puts, so its id cannot be computed"
-            ))
-        })?;
+        let change = wholes[i].ok_or_else(|| no_whole(i))?;
         listed.push(Unnamed {
             index: i as u32,
             change,
+            sha256: sha256_of(change),
+        });
+    }
+    Ok(listed)
+}
+
+/// `manifest` as decoded: named, or with its changes (or `columns`) and
+/// chunks kept aside until the entries `listed` are named (`refs`: the
+/// refs by index to them in a decoded change list).
+fn pend(
+    mut manifest: Manifest,
+    listed: Vec<Unnamed>,
+    refs: Vec<RefAt>,
+    columns: Option<Columns>,
+) -> Result<Decoded, Error> {
+    let columns = columns.map(Box::new);
+    if listed.is_empty() {
+        return Ok(Decoded {
+            manifest,
+            pending: None,
+            columns,
         });
     }
     let pending = Pending {
@@ -560,6 +815,7 @@ fn pend(
     Ok(Decoded {
         manifest,
         pending: Some(Box::new(pending)),
+        columns,
     })
 }
 
@@ -641,6 +897,7 @@ fn decode_chunks(
 }
 
 /// The columns of the change list.
+#[derive(Clone)]
 struct ChangeColumns<'a> {
     kinds: Cursor<'a>,
     key_lens: Cursor<'a>,
@@ -709,7 +966,7 @@ impl ChangeColumns<'_> {
                 .and_then(|i| chunks.get(i))
                 .ok_or_else(|| self.refs.bad("names a chunk the table does not have"))?;
             *next = i as u64 + 1;
-            if unnamed[i as usize] {
+            if unnamed.get(i as usize).copied().unwrap_or(false) {
                 at.push(RefAt {
                     change,
                     pos: out.len() as u32,
@@ -725,29 +982,51 @@ impl ChangeColumns<'_> {
     }
 }
 
-/// The changes; the refs by index to id-less entries (`unnamed`); for each
-/// id-less entry, the first change that puts a file it is the whole of.
-#[allow(clippy::type_complexity)]
-fn decode_changes(
-    mut c: ChangeColumns<'_>,
-    chunks: &[ChunkEntry],
-    unnamed: &[bool],
-) -> Result<(Vec<Change>, Vec<RefAt>, Vec<Option<u32>>), Error> {
-    let mut at = Vec::new();
-    let mut wholes: Vec<Option<u32>> = vec![None; chunks.len()];
-    let kinds = c.kinds.take(c.kinds.bytes.len())?;
-    // Reserved by what the columns can hold (every change has two bytes of
-    // key lengths at least), not by the kinds column alone: this runs on
-    // unverified manifests too (`peek_unverified`).
-    let mut out = Vec::with_capacity(kinds.len().min(c.key_lens.bytes.len() / 2));
-    let (mut text, mut next) = (Vec::new(), 0u64);
-    for &kind in kinds {
-        let key = c.key(&mut text)?;
+/// Reads the change columns a change at a time.
+#[derive(Clone)]
+struct ChangeReader<'a> {
+    c: ChangeColumns<'a>,
+    kinds: &'a [u8],
+    /// The index of the next change.
+    at: usize,
+    /// The text of the key before.
+    text: Vec<u8>,
+    /// The table entry after the last one referred to by index.
+    next: u64,
+    chunks: &'a [ChunkEntry],
+    /// Which entries are id-less (empty: none recorded).
+    unnamed: &'a [bool],
+}
+
+impl<'a> ChangeReader<'a> {
+    fn new(mut c: ChangeColumns<'a>, chunks: &'a [ChunkEntry], unnamed: &'a [bool]) -> Self {
+        let kinds = c.kinds.bytes;
+        c.kinds.bytes = &[];
+        ChangeReader {
+            c,
+            kinds,
+            at: 0,
+            text: Vec::new(),
+            next: 0,
+            chunks,
+            unnamed,
+        }
+    }
+
+    /// The next change (`None` after the last); a ref by index to an
+    /// id-less entry is recorded in `at`.
+    fn read(&mut self, at: &mut Vec<RefAt>) -> Result<Option<Change>, Error> {
+        let Some(&kind) = self.kinds.get(self.at) else {
+            return Ok(None);
+        };
+        let change = u32::try_from(self.at).map_err(|_| {
+            Error::ManifestDecode("version 3 column kinds: more than 2^32 changes".into())
+        })?;
+        self.at += 1;
+        let c = &mut self.c;
+        let key = c.key(&mut self.text)?;
         let object = match kind {
-            REMOVE => {
-                out.push(Change::Remove { key });
-                continue;
-            }
+            REMOVE => return Ok(Some(Change::Remove { key })),
             OTHER => {
                 let (o, rest) = postcard::take_from_bytes::<Object>(c.others.bytes)
                     .map_err(|e| c.others.bad(&e.to_string()))?;
@@ -756,13 +1035,7 @@ fn decode_changes(
             }
             FILE | FILE_EXECUTABLE => {
                 let sha256 = Sha256(c.digests.hash()?);
-                let change =
-                    u32::try_from(out.len()).map_err(|_| c.kinds.bad("more than 2^32 changes"))?;
-                let before = at.len();
-                let refs = c.refs((chunks, unnamed), &mut next, change, &mut at)?;
-                if refs.len() == 1 && at.len() == before + 1 {
-                    wholes[at[before].entry as usize].get_or_insert(change);
-                }
+                let refs = c.refs((self.chunks, self.unnamed), &mut self.next, change, at)?;
                 let sum = refs.iter().fold(0u64, |a, r| a.wrapping_add(r.len as u64));
                 let size = sum.wrapping_add(unzigzag(c.sizes.varint()?) as u64);
                 Object::File(FileObject {
@@ -772,22 +1045,70 @@ fn decode_changes(
                     encoding: Encoding::Chunks(refs),
                 })
             }
-            _ => return Err(c.kinds.bad("an unknown change kind")),
+            _ => {
+                return Err(Error::ManifestDecode(
+                    "version 3 column kinds: an unknown change kind".into(),
+                ))
+            }
         };
-        out.push(Change::Put { key, object });
+        Ok(Some(Change::Put { key, object }))
     }
-    for col in [
-        &c.key_lens,
-        &c.key_bytes,
-        &c.sizes,
-        &c.digests,
-        &c.ref_counts,
-        &c.refs,
-        &c.explicit,
-        &c.others,
-    ] {
-        col.done()?;
+
+    /// After the last change: no column has bytes left over.
+    fn finish(&self) -> Result<(), Error> {
+        let c = &self.c;
+        for col in [
+            &c.key_lens,
+            &c.key_bytes,
+            &c.sizes,
+            &c.digests,
+            &c.ref_counts,
+            &c.refs,
+            &c.explicit,
+            &c.others,
+        ] {
+            col.done()?;
+        }
+        Ok(())
     }
+}
+
+/// The changes; the refs by index to id-less entries (`unnamed`); for each
+/// id-less entry, the first change that puts a file it is the whole of.
+#[allow(clippy::type_complexity)]
+fn decode_changes(
+    c: ChangeColumns<'_>,
+    chunks: &[ChunkEntry],
+    unnamed: &[bool],
+) -> Result<(Vec<Change>, Vec<RefAt>, Vec<Option<u32>>), Error> {
+    let mut at = Vec::new();
+    let mut wholes: Vec<Option<u32>> = vec![None; chunks.len()];
+    // Reserved by what the columns can hold (every change has two bytes of
+    // key lengths at least), not by the kinds column alone: this runs on
+    // unverified manifests too (`peek_unverified`).
+    let mut out = Vec::with_capacity(c.kinds.bytes.len().min(c.key_lens.bytes.len() / 2));
+    let mut reader = ChangeReader::new(c, chunks, unnamed);
+    loop {
+        let before = at.len();
+        let Some(change) = reader.read(&mut at)? else {
+            break;
+        };
+        if let Change::Put {
+            object:
+                Object::File(FileObject {
+                    encoding: Encoding::Chunks(refs),
+                    ..
+                }),
+            ..
+        } = &change
+        {
+            if refs.len() == 1 && at.len() == before + 1 {
+                wholes[at[before].entry as usize].get_or_insert(out.len() as u32);
+            }
+        }
+        out.push(change);
+    }
+    reader.finish()?;
     Ok((out, at, wholes))
 }
 

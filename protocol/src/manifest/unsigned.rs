@@ -53,7 +53,7 @@ impl UnsignedManifest {
             }
             std::cmp::Ordering::Equal => {}
         }
-        let manifest = Manifest::decode_body(version, &file[HEADER_LEN..])?;
+        let manifest = Manifest::decode_body(version, &file[HEADER_LEN..], false)?;
         manifest.check_version(version)?;
         manifest.check(limits)?;
         let u = UnsignedManifest {
