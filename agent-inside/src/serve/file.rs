@@ -52,9 +52,9 @@ pub(super) async fn serve_file(
     // A small file sent whole and not verified yet is checked from the bytes
     // read to send it: one read and one trip to the blocking pool, where
     // `verify_once` would read it twice in two.
-    let check =
-        (want == size && want <= READ_CHUNK as u64 && !g.verified.contains(&fs_path)).then_some(f);
-    if !head && check.is_none() {
+    let checked = head || g.verified.contains(&fs_path);
+    let check = (!checked && want == size && want <= READ_CHUNK as u64).then_some(f);
+    if !checked && check.is_none() {
         if let Err(r) = verify_once(g, key, f, &fs_path).await {
             return r;
         }
@@ -132,9 +132,10 @@ fn plan_request(
     Ok(plan)
 }
 
-/// Reads the stored file of `key` and checks its size and SHA-256 against
-/// the catalog, unless it has been since `serve` started (then it is in
-/// `g.verified`): streamed, on a blocking thread, a few at once. A file that
+/// Reads the stored file of `key` (not in `g.verified` when the caller
+/// looked) and checks its size and SHA-256 against the catalog, unless
+/// another request did meanwhile: streamed, on a blocking thread, a few at
+/// once. A file that
 /// is not the catalog's is answered 500, never sent under its ETag.
 async fn verify_once(
     g: &Generation,
@@ -142,9 +143,6 @@ async fn verify_once(
     f: &FileMeta,
     fs_path: &std::path::Path,
 ) -> Result<(), Response> {
-    if g.verified.contains(fs_path) {
-        return Ok(());
-    }
     let _slot = g
         .verified
         .slots
