@@ -21,6 +21,7 @@ pub mod keys;
 pub mod layout;
 pub mod ledger;
 pub mod policy;
+pub mod prune;
 pub mod push;
 pub mod receipts;
 pub mod reship;

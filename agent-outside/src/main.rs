@@ -210,7 +210,9 @@ enum Cmd {
         valid_for: String,
     },
     /// Deletes kept copies of old bundles from the state directory (they can
-    /// then no longer be re-sent). Bundles never written to media are kept.
+    /// then no longer be re-sent), and the ledger's catalog history before
+    /// them. Bundles never written to media are kept, and so are the
+    /// catalogs of kept bundles and of what each trusted inside applied.
     Prune {
         /// How many of the newest bundles to keep.
         #[arg(long)]
@@ -315,34 +317,29 @@ fn run(layout: &Layout, cmd: Cmd) -> Result<()> {
             keep,
             unacknowledged_too,
         } => {
-            let ledger = Ledger::open(layout)?;
-            let bundles = ledger.bundles()?;
-            let mut cut = bundles.len().saturating_sub(keep as usize);
-            if !unacknowledged_too {
-                if let Some(acked) = receipts::acknowledged_by_all(&ledger)? {
-                    let floor = bundles.iter().take_while(|b| b.sequence <= acked).count();
-                    if floor < cut {
-                        println!(
-                            "keeping the bundles after {acked}: a trusted inside has not \
-                             acknowledged them (--unacknowledged-too deletes them)"
-                        );
-                        cut = floor;
-                    }
-                }
-            }
-            let (mut n, mut bytes) = (0, 0);
-            for r in bundles[..cut].iter().filter(|r| r.written) {
-                let dir = layout.bundle(&r.dir_name);
-                if dir.is_dir() {
-                    fsx::remove_dir_if_exists(&dir)?;
-                    n += 1;
-                    bytes += r.bytes;
-                }
+            let p = agent_outside::prune::prune(layout, keep, unacknowledged_too)?;
+            if let Some(acked) = p.held_for_insides {
+                println!(
+                    "keeping the bundles after {acked}: a trusted inside has not \
+                     acknowledged them (--unacknowledged-too deletes them)"
+                );
             }
             println!(
-                "pruned {n} kept bundle(s), {} freed; the newest {keep} stay re-sendable",
-                human_bytes(bytes)
+                "pruned {} kept bundle(s), {} freed; the newest {keep} stay re-sendable",
+                p.bundles,
+                human_bytes(p.bundle_bytes)
             );
+            if let Some(h) = &p.history {
+                println!(
+                    "compacted the catalog history before bundle {}: {} catalog(s), {}; \
+                     the ledger went from {} to {}",
+                    h.from,
+                    h.sequences,
+                    human_bytes(h.bytes),
+                    human_bytes(p.ledger_bytes.0),
+                    human_bytes(p.ledger_bytes.1)
+                );
+            }
             Ok(())
         }
         Cmd::Cert(args) => args.run(&layout.root, "ferry-in listen"),

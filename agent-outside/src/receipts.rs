@@ -5,7 +5,7 @@
 //! `prune` keeps every bundle not yet acknowledged.
 
 use crate::layout::Layout;
-use crate::ledger::Ledger;
+use crate::ledger::{Compacted, Ledger};
 use anyhow::{Context, Result};
 use ferry_agent_common::format_time;
 use ferry_protocol::id::StreamId;
@@ -59,8 +59,10 @@ pub struct Added {
     /// The bundles it says it refused lately (newest last).
     pub failures: Vec<Failure>,
     /// Whether its inventory is the catalog the outside exported at that
-    /// sequence (false: the inside's store differs from what the bundles made).
-    pub inventory_matches: bool,
+    /// sequence (false: the inside's store differs from what the bundles
+    /// made; `None`: that catalog was compacted away by `prune`, so the
+    /// inventory could not be checked).
+    pub inventory_matches: Option<bool>,
 }
 
 /// Checks a receipt (its file, or its text form) against the trusted inside
@@ -113,7 +115,14 @@ pub fn add(ledger: &Ledger, bytes: &[u8], now: u64) -> Result<Added> {
         }
         .into());
     }
-    let inventory_matches = receipt::inventory_digest(&ledger.catalog(r.applied)?) == r.inventory;
+    let inventory_matches = match ledger.catalog(r.applied) {
+        Ok(catalog) => Some(receipt::inventory_digest(&catalog) == r.inventory),
+        // An inside still at a bundle whose catalog `prune` compacted away
+        // (restored from a backup, or pruned with --unacknowledged-too):
+        // its receipt still says what it lacks.
+        Err(e) if e.downcast_ref::<Compacted>().is_some() => None,
+        Err(e) => return Err(e),
+    };
     ledger.record_receipt(&key, &r, now)?;
     ledger.record_failures(&key, &failures)?;
     Ok(Added {
@@ -201,12 +210,19 @@ pub fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
         format_time(r.created)
     );
     print_failures(&added.failures);
-    if !added.inventory_matches {
-        eprintln!(
+    match added.inventory_matches {
+        Some(true) => {}
+        Some(false) => eprintln!(
             "ferry-out: warning: the inside's inventory differs from the catalog of bundle {}: \
              its store is not what the bundles made (run `ferry-in scrub` there)",
             r.applied
-        );
+        ),
+        None => eprintln!(
+            "ferry-out: warning: the inside's inventory was not checked: `ferry-out prune` \
+             compacted away the catalog of bundle {} it applied (if the bundles it lacks \
+             were pruned too, `export --rebase` makes one snapshot of the head for it)",
+            r.applied
+        ),
     }
     Ok(())
 }

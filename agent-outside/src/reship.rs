@@ -12,7 +12,7 @@
 //! still lack one of them (an object no source re-reads, such as a pinned
 //! one), instead of a bundle the inside would refuse.
 
-use crate::ledger::Ledger;
+use crate::ledger::{Compacted, Ledger};
 use anyhow::Result;
 use ferry_protocol::catalog::FileObject;
 use ferry_protocol::id::ChunkId;
@@ -75,6 +75,16 @@ pub enum ReshipError {
         sequence: u64,
         /// The ledger's head.
         head: u64,
+    },
+    /// The generation's catalog was compacted away by `prune`.
+    #[error("scrub report: generation {generation:?} is of bundle {sequence}, whose catalog `ferry-out prune` compacted away (the ledger holds catalogs from bundle {from} on), so its bad objects cannot be mapped to chunks; apply the newest bundles on the inside and scrub again")]
+    CompactedGeneration {
+        /// The generation.
+        generation: String,
+        /// Its sequence.
+        sequence: u64,
+        /// The oldest sequence whose catalog is held.
+        from: u64,
     },
     /// Bad objects, but no generation to find their chunks in.
     #[error("scrub report: it names bad objects but no generation")]
@@ -208,7 +218,17 @@ pub fn chunks_to_reship(report: &ScrubReport, ledger: &Ledger) -> Result<Vec<Chu
         }
         .into());
     }
-    let catalog = ledger.catalog(sequence)?;
+    let catalog = ledger
+        .catalog(sequence)
+        .map_err(|e| match e.downcast::<Compacted>() {
+            Ok(c) => ReshipError::CompactedGeneration {
+                generation: report.generation.clone().unwrap_or_default(),
+                sequence,
+                from: c.from,
+            }
+            .into(),
+            Err(e) => e,
+        })?;
     for key in &report.bad_objects {
         match catalog.objects.get(key) {
             Some(ferry_protocol::catalog::Object::File(f)) => out.extend(f.chunks().map(|c| c.id)),

@@ -235,6 +235,93 @@ pub(super) fn remove(txn: &WriteTransaction, sequence: u64) -> Result<()> {
     Ok(())
 }
 
+/// A catalog asked for that `ferry-out prune` has compacted away.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the ledger no longer holds the catalog of bundle {sequence}: `ferry-out prune` compacted \
+     the catalog history before bundle {from}"
+)]
+pub struct Compacted {
+    /// The sequence asked for.
+    pub sequence: u64,
+    /// The oldest sequence whose catalog is held.
+    pub from: u64,
+}
+
+/// Whether a stored step is a whole catalog ([`Step::Checkpoint`] or
+/// [`Step::Parts`]), read from its first byte without decoding the rest:
+/// postcard writes an enum's variant index first, as a varint, and indices
+/// under 128 are one byte (the test `a_steps_first_byte_is_its_kind` holds
+/// this to the encoding).
+fn is_checkpoint(step: &[u8]) -> bool {
+    matches!(step.first(), Some(0 | 2))
+}
+
+/// What [`compact`] deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// The oldest sequence whose catalog is still held (a checkpoint).
+    pub from: u64,
+    /// Sequences whose catalogs were deleted.
+    pub sequences: u64,
+    /// Bytes of the values deleted (steps, parts, whole catalogs).
+    pub bytes: u64,
+}
+
+/// Deletes the history before the newest checkpoint at or before `keep`,
+/// so that every catalog from `keep` on still reads, and nothing is
+/// written but deletions (no new checkpoint). `None` when there is no such
+/// checkpoint, or nothing before it.
+pub(super) fn compact(txn: &WriteTransaction, keep: u64) -> Result<Option<Compaction>> {
+    let mut steps = txn.open_table(STEPS).map_err(ctx("open"))?;
+    let mut legacy = txn.open_table(LEGACY).map_err(ctx("open"))?;
+    let mut parts = txn.open_table(PARTS).map_err(ctx("open"))?;
+    let mut from = legacy
+        .range(..=keep)
+        .map_err(ctx("read"))?
+        .next_back()
+        .transpose()
+        .map_err(ctx("read"))?
+        .map_or(0, |(k, _)| k.value());
+    for r in steps.range(from + 1..=keep).map_err(ctx("read"))?.rev() {
+        let (k, v) = r.map_err(ctx("read"))?;
+        if is_checkpoint(v.value()) {
+            from = k.value();
+            break;
+        }
+    }
+    if from <= 1 {
+        return Ok(None);
+    }
+    let mut done = Compaction {
+        from,
+        ..Compaction::default()
+    };
+    let mut gone = std::collections::BTreeSet::new();
+    steps
+        .retain_in(..from, |k, v| {
+            gone.insert(k);
+            done.bytes += v.len() as u64;
+            false
+        })
+        .map_err(ctx("write"))?;
+    legacy
+        .retain_in(..from, |k, v| {
+            gone.insert(k);
+            done.bytes += v.len() as u64;
+            false
+        })
+        .map_err(ctx("write"))?;
+    parts
+        .retain_in(..(from, 0), |_, v| {
+            done.bytes += v.len() as u64;
+            false
+        })
+        .map_err(ctx("write"))?;
+    done.sequences = gone.len() as u64;
+    Ok((done.sequences > 0).then_some(done))
+}
+
 /// The catalog of `sequence` (empty for 0): the nearest checkpoint at or
 /// before it, and the changes of every sequence after that one.
 pub(super) fn read(
@@ -295,7 +382,7 @@ mod tests {
     use crate::layout::Layout;
     use ferry_protocol::catalog::Object;
     use ferry_protocol::path::ObjectKey;
-    use redb::ReadableDatabase;
+    use redb::{ReadableDatabase, ReadableTableMetadata};
 
     fn key(i: u64) -> ObjectKey {
         ObjectKey {
@@ -370,6 +457,138 @@ mod tests {
             "a change of 3 objects took {step} bytes, a checkpoint {whole}"
         );
         assert!(ledger.catalog(last + 1).is_err());
+    }
+
+    /// [`is_checkpoint`] reads the kind of a step from its first byte.
+    #[test]
+    fn a_steps_first_byte_is_its_kind() {
+        #[derive(Serialize)]
+        enum OldStep<'a> {
+            Checkpoint(&'a Catalog),
+        }
+        let c = catalog_at(1);
+        let whole = postcard::to_stdvec(&OldStep::Checkpoint(&c)).unwrap();
+        let parts = postcard::to_stdvec(&StepRef::Parts {
+            parts: 300,
+            bytes: 1 << 30,
+        })
+        .unwrap();
+        let changes = postcard::to_stdvec(&StepRef::Changes {
+            sources: &c.sources,
+            changes: &[],
+        })
+        .unwrap();
+        assert!(is_checkpoint(&whole));
+        assert!(is_checkpoint(&parts));
+        assert!(!is_checkpoint(&changes));
+        assert!(!is_checkpoint(&[]));
+        assert!(matches!(
+            postcard::from_bytes::<Step>(&parts).unwrap(),
+            Step::Parts { parts: 300, .. }
+        ));
+    }
+
+    /// Compacting keeps every catalog from the sequence asked for on, cut
+    /// at the checkpoint at or before it; older ones are a clear error; a
+    /// second compaction to the same place deletes nothing; the history
+    /// goes on.
+    #[test]
+    fn a_compacted_history_keeps_every_catalog_from_its_checkpoint_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        let last = 2 * CHECKPOINT_EVERY + 5;
+        let mut prev = Catalog::default();
+        for n in 1..=last {
+            let next = catalog_at(n);
+            commit(&ledger, n, &prev, &next);
+            prev = next;
+        }
+        // Up to the second checkpoint, nothing is before the first.
+        assert_eq!(ledger.compact_history(CHECKPOINT_EVERY).unwrap(), None);
+        assert_eq!(ledger.catalogs_from().unwrap(), 0);
+        let keep = 2 * CHECKPOINT_EVERY - 3;
+        let whole = stored_bytes(&ledger, 1);
+        let done = ledger.compact_history(keep).unwrap().unwrap();
+        assert_eq!(done.from, CHECKPOINT_EVERY + 1);
+        assert_eq!(done.sequences, CHECKPOINT_EVERY);
+        assert!(done.bytes as usize > whole, "{done:?}, {whole}");
+        assert_eq!(ledger.catalogs_from().unwrap(), CHECKPOINT_EVERY + 1);
+        for n in [CHECKPOINT_EVERY + 1, keep, 2 * CHECKPOINT_EVERY + 1, last] {
+            assert_eq!(ledger.catalog(n).unwrap(), catalog_at(n), "sequence {n}");
+        }
+        assert_eq!(ledger.catalog(0).unwrap(), Catalog::default());
+        let err = ledger.catalog(CHECKPOINT_EVERY).unwrap_err();
+        let c = err.downcast_ref::<Compacted>().expect("a Compacted error");
+        assert_eq!(
+            (c.sequence, c.from),
+            (CHECKPOINT_EVERY, CHECKPOINT_EVERY + 1)
+        );
+        assert!(
+            err.to_string().contains(&format!(
+                "no longer holds the catalog of bundle {CHECKPOINT_EVERY}"
+            )),
+            "{err}"
+        );
+        {
+            let txn = ledger.db.begin_read().unwrap();
+            let t = txn.open_table(STEPS).unwrap();
+            assert_eq!(t.first().unwrap().unwrap().0.value(), CHECKPOINT_EVERY + 1);
+            let p = txn.open_table(PARTS).unwrap();
+            assert_eq!(
+                p.first().unwrap().unwrap().0.value().0,
+                CHECKPOINT_EVERY + 1
+            );
+        }
+        assert_eq!(ledger.compact_history(keep).unwrap(), None);
+        // Asked past the head, it keeps the head's checkpoint.
+        let next = catalog_at(last + 1);
+        commit(&ledger, last + 1, &prev, &next);
+        assert_eq!(ledger.catalog(last + 1).unwrap(), next);
+        let done = ledger.compact_history(u64::MAX).unwrap().unwrap();
+        assert_eq!(done.from, 2 * CHECKPOINT_EVERY + 1);
+        assert_eq!(ledger.catalog(last + 1).unwrap(), next);
+        assert!(ledger.catalog(last - 10).is_err());
+    }
+
+    /// A history that starts from a whole catalog of the older ledgers is
+    /// cut there too, and a change stored whole (most of the catalog
+    /// changed) is a checkpoint to cut at.
+    #[test]
+    fn compacting_cuts_at_old_whole_catalogs_and_whole_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
+        let txn = ledger.db.begin_write().unwrap();
+        txn.open_table(LEGACY)
+            .unwrap()
+            .insert(1, catalog_at(1).to_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        let mut prev = catalog_at(1);
+        for n in 2..=6 {
+            let next = if n == 4 {
+                let mut c = Catalog {
+                    sources: prev.sources.clone(),
+                    ..Catalog::default()
+                };
+                c.objects.insert(key(4), link(4));
+                c
+            } else {
+                catalog_at(n)
+            };
+            commit(&ledger, n, &prev, &next);
+            prev = next;
+        }
+        // Sequence 1 (legacy) is the only checkpoint at or before 3.
+        assert_eq!(ledger.compact_history(3).unwrap(), None);
+        // 4 (one object left) and 5 (the others back) are stored whole.
+        let done = ledger.compact_history(4).unwrap().unwrap();
+        assert_eq!((done.from, done.sequences), (4, 3));
+        assert!(ledger.catalog(3).is_err());
+        let done = ledger.compact_history(5).unwrap().unwrap();
+        assert_eq!((done.from, done.sequences), (5, 1));
+        assert_eq!(ledger.catalog(6).unwrap(), prev);
+        let txn = ledger.db.begin_read().unwrap();
+        assert!(txn.open_table(LEGACY).unwrap().len().unwrap() == 0);
     }
 
     #[test]

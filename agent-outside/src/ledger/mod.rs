@@ -26,7 +26,7 @@ mod counts;
 mod insides;
 mod rows;
 
-pub use catalogs::{stores_changes, CHECKPOINT_EVERY};
+pub use catalogs::{stores_changes, Compacted, Compaction, CHECKPOINT_EVERY};
 pub use insides::Inside;
 pub use rows::{Last, Lookup, Row};
 
@@ -112,6 +112,23 @@ pub struct Delivery {
 struct ScanEntry {
     fingerprint: String,
     object: Object,
+}
+
+/// The [`META`] key of the oldest sequence whose catalog is held (a u64,
+/// little-endian), written when `prune` compacts the history.
+const CATALOGS_FROM: &str = "catalogs_from";
+
+/// The oldest sequence whose catalog is held (0: all are).
+fn catalogs_from(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64> {
+    meta.get(CATALOGS_FROM)
+        .map_err(ctx("read"))?
+        .map(|v| {
+            <[u8; 8]>::try_from(v.value())
+                .map(u64::from_le_bytes)
+                .map_err(|_| anyhow::anyhow!("ledger: {CATALOGS_FROM} is not 8 bytes"))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// The head of the stream.
@@ -226,13 +243,53 @@ impl Ledger {
         Ok(out)
     }
 
-    /// The catalog as of `sequence` (empty for 0).
+    /// The catalog as of `sequence` (empty for 0). A sequence whose catalog
+    /// `prune` compacted away is a [`Compacted`] error.
     pub fn catalog(&self, sequence: u64) -> Result<Catalog> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        let from = catalogs_from(&txn.open_table(META).map_err(ctx("open meta"))?)?;
+        if sequence > 0 && sequence < from {
+            return Err(Compacted { sequence, from }.into());
+        }
         let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
         let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
         let parts = txn.open_table(catalogs::PARTS).map_err(ctx("open"))?;
         catalogs::read(&steps, &legacy, &parts, sequence)
+    }
+
+    /// The oldest sequence whose catalog the ledger holds, once `prune` has
+    /// compacted the history (0 before: every catalog is held).
+    pub fn catalogs_from(&self) -> Result<u64> {
+        let txn = self.db.begin_read().map_err(ctx("begin"))?;
+        catalogs_from(&txn.open_table(META).map_err(ctx("open meta"))?)
+    }
+
+    /// Deletes the catalog history before the newest checkpoint at or
+    /// before `keep`, in one transaction: the catalog of every sequence
+    /// from `keep` on still reads, older ones are a [`Compacted`] error.
+    /// Only deletes (no catalog is written), so its cost is what it frees.
+    /// `None` when there is nothing to delete. `keep` above the head is
+    /// taken as the head: the head's catalog is always held.
+    pub fn compact_history(&self, keep: u64) -> Result<Option<Compaction>> {
+        let keep = keep.min(self.head()?.sequence);
+        let txn = self.db.begin_write().map_err(ctx("begin"))?;
+        let done = catalogs::compact(&txn, keep)?;
+        if let Some(done) = &done {
+            let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
+            let from = catalogs_from(&meta)?.max(done.from);
+            meta.insert(CATALOGS_FROM, &from.to_le_bytes()[..])
+                .map_err(ctx("write"))?;
+        }
+        txn.commit().map_err(ctx("commit"))?;
+        Ok(done)
+    }
+
+    /// Gives the ledger file's free pages back to the filesystem (redb
+    /// reuses them otherwise, but never shrinks the file by itself).
+    /// Crash safe: redb compacts through its own commits. Returns whether
+    /// the file could be compacted further.
+    pub fn compact_file(&mut self) -> Result<bool> {
+        self.db.compact().map_err(ctx("compact"))
     }
 
     /// The catalog of `sequence` as rows, for an export to read near its
@@ -520,11 +577,11 @@ pub struct Commit<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ferry_protocol::catalog::SourceKind;
 
-    pub(super) fn record(sequence: u64) -> BundleRecord {
+    pub(crate) fn record(sequence: u64) -> BundleRecord {
         BundleRecord {
             sequence,
             created: 1,
@@ -544,7 +601,7 @@ mod tests {
     }
 
     /// How a commit of `next` after `prev` goes to `ledger`.
-    pub(super) fn commit_with(
+    pub(crate) fn commit_with(
         ledger: &Ledger,
         signed: bool,
         record: &BundleRecord,
@@ -571,7 +628,7 @@ mod tests {
         }
     }
 
-    pub(super) fn commit(
+    pub(crate) fn commit(
         ledger: &Ledger,
         sequence: u64,
         prev: &Catalog,
