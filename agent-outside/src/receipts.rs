@@ -220,7 +220,8 @@ pub fn receipt_add_cmd(layout: &Layout, file: &Path) -> Result<()> {
         None => eprintln!(
             "ferry-out: warning: the inside's inventory was not checked: `ferry-out prune` \
              compacted away the catalog of bundle {} it applied (if the bundles it lacks \
-             were pruned too, `export --rebase` makes one snapshot of the head for it)",
+             were pruned too, `export --rebase` makes a snapshot of the head for it, imported \
+             there with `ferry-in import --rebase`)",
             r.applied
         ),
     }

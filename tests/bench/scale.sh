@@ -30,6 +30,10 @@
 #                  it made (links, unlinks, mkdirs, renames, opens)
 #   SCALE_MANIFEST_ZSTD  0: skip the `zstd -19` of the first manifest (minutes
 #                  of CPU at a million objects; default 1)
+#   SCALE_PRUNE_KEEP  after everything, `ferry-out prune --keep N`: its time,
+#                  what it compacted, and the ledger before and after (with
+#                  SCALE_DELTAS over 64, the catalog history has a checkpoint
+#                  to cut at)
 #   FERRY_OUT / FERRY_IN  binaries (default target/release/*; built unless
 #                  SCALE_SKIP_BUILD=1)
 set -Eeuo pipefail
@@ -196,4 +200,12 @@ if (( SCAN_REPEATS > 0 )); then
         e=$(timed "scan-$r" "$FERRY_OUT" --state "$OUT" export --config "$DIR/ferry-out.toml" --to "$DIR/media/scan")
         printf '  find %s   ferry-out export (nothing changed) %s\n' "$f" "$e"
     done
+fi
+
+# Forgetting old bundles: their kept copies and the ledger's catalog history.
+if [[ -n ${SCALE_PRUNE_KEEP:-} ]]; then
+    before=$(size "$OUT/ferry-out.redb")
+    p=$(timed prune "$FERRY_OUT" --state "$OUT" prune --keep "$SCALE_PRUNE_KEEP")
+    echo "== prune --keep $SCALE_PRUNE_KEEP: $p; ledger $before -> $(size "$OUT/ferry-out.redb")"
+    sed 's/^/  /' "$DIR/times/prune.log"
 fi

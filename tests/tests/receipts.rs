@@ -208,3 +208,131 @@ fn refused_bundles_are_recorded_inside_and_shown_outside_from_the_receipt() {
         &["refused bundle 1", "ReplayedDifferent"],
     );
 }
+
+/// `prune` compacts the ledger's catalog history too, but never past what
+/// a trusted inside applied or a kept bundle needs: the kept bundles are
+/// re-sent, a rebase snapshot is made, receipts are recorded. An inside
+/// found later at a bundle whose catalog is gone (restored from a backup)
+/// is recorded with a warning, and joins again from a snapshot.
+#[test]
+fn prune_compacts_the_catalog_history_but_not_what_an_inside_applied() {
+    // One more than the ledger's checkpoint interval (64) and a few: the
+    // history has a checkpoint to cut at (sequence 65).
+    let last = 70u64;
+    let env = Env::new();
+    for n in 1..=last {
+        env.write_src(
+            &format!("f{}.txt", n % 4),
+            format!("release {n}\n").as_bytes(),
+        );
+        env.export(&format!("m{n}")).expect_ok();
+    }
+    // The inside applies 1 and sends a receipt; a backup of it is taken.
+    env.import("m1").expect_ok();
+    env.inn(&["receipt", "--to", env.root().join("r1").to_str().unwrap()])
+        .expect_ok();
+    let backup = env.root().join("in-backup");
+    copy_tree(&env.in_state, &backup);
+    env.out(&[
+        "trust-inside",
+        env.in_state.join("inside.pub").to_str().unwrap(),
+    ])
+    .expect_ok();
+    add(&env, &receipts_in(&env, "r1")[0]).expect_ok();
+
+    // It acknowledged bundle 1 only: its copy goes, nothing of the history.
+    let p = env.out(&["prune", "--keep", "3"]).expect_ok();
+    says(&p, &["keeping the bundles after 1", "pruned 1 kept"]);
+    assert!(!p.stdout.contains("compacted"), "{}", p.stdout);
+
+    // It catches up (69 bundles) and says so: the history before the
+    // checkpoint at or before the oldest kept bundle (68) goes.
+    for n in 2..=last {
+        env.import(&format!("m{n}")).expect_ok();
+    }
+    assert_eq!(env.applied_sequence(), last);
+    env.inn(&["receipt", "--to", env.root().join("r70").to_str().unwrap()])
+        .expect_ok();
+    says(
+        &add(&env, &receipts_in(&env, "r70")[0]).expect_ok(),
+        &["bundle 70 applied"],
+    );
+    let p = env.out(&["prune", "--keep", "3"]).expect_ok();
+    says(
+        &p,
+        &[
+            "pruned 66 kept",
+            "compacted the catalog history before bundle 65: 64 catalog(s)",
+        ],
+    );
+    // Again: nothing more to do.
+    let again = env.out(&["prune", "--keep", "3"]).expect_ok();
+    says(&again, &["pruned 0 kept"]);
+    assert!(!again.stdout.contains("compacted"), "{}", again.stdout);
+
+    // The kept bundles are re-sent, the pruned ones are refused by name,
+    // status reads the head's catalog, and a rebase snapshot is made.
+    let resent = env.root().join("resent");
+    env.out(&["resend", "--from", "68", "--to", resent.to_str().unwrap()])
+        .expect_ok();
+    assert_eq!(dir_names(&resent).len(), 3);
+    env.out(&["resend", "--from", "60", "--to", resent.to_str().unwrap()])
+        .expect_fail(&["bundle 60", "no longer kept"]);
+    says(
+        &env.out(&["status"]).expect_ok(),
+        &["source tools: 4 objects"],
+    );
+    let snap = env.root().join("snap");
+    env.out(&[
+        "export",
+        "--rebase",
+        "--config",
+        env.config.to_str().unwrap(),
+        "--to",
+        snap.to_str().unwrap(),
+    ])
+    .expect_ok();
+
+    // The stream goes on after the prune.
+    env.write_src("f9.txt", b"after the prune\n");
+    env.export("m71").expect_ok();
+    env.import("m71").expect_ok();
+    assert_eq!(env.applied_sequence(), last + 1);
+
+    // The inside is restored from its backup (bundle 1, whose catalog is
+    // gone): its receipt is recorded, with a warning that its inventory
+    // was not checked, and what it lacks is known.
+    let restored = env.root().join("in-restored");
+    copy_tree(&backup, &restored);
+    // Receipts are ordered by the second they were written in: this one
+    // must come after the live inside's.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ferry_in(
+        &restored,
+        &["receipt", "--to", env.root().join("rb").to_str().unwrap()],
+    )
+    .expect_ok();
+    let r = add(&env, &receipts_in(&env, "rb")[0]).expect_ok();
+    says(&r, &["bundle 1 applied"]);
+    assert!(
+        r.stderr.contains("inventory was not checked") && r.stderr.contains("catalog of bundle 1"),
+        "{}",
+        r.stderr
+    );
+    env.out(&["resend", "--missing", "--to", resent.to_str().unwrap()])
+        .expect_fail(&["no longer kept"]);
+    // It joins again from the snapshot of the head.
+    let snap71 = env.root().join("snap71");
+    env.out(&[
+        "export",
+        "--rebase",
+        "--config",
+        env.config.to_str().unwrap(),
+        "--to",
+        snap71.to_str().unwrap(),
+    ])
+    .expect_ok();
+    ferry_in(&restored, &["import", "--rebase", snap71.to_str().unwrap()]).expect_ok();
+    assert_eq!(status_of(&restored).applied_sequence, last + 1);
+    assert_eq!(served_digest_of(&restored, "tools"), tree_digest(&env.src));
+}
