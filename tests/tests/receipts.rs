@@ -282,16 +282,7 @@ fn prune_compacts_the_catalog_history_but_not_what_an_inside_applied() {
         &env.out(&["status"]).expect_ok(),
         &["source tools: 4 objects"],
     );
-    let snap = env.root().join("snap");
-    env.out(&[
-        "export",
-        "--rebase",
-        "--config",
-        env.config.to_str().unwrap(),
-        "--to",
-        snap.to_str().unwrap(),
-    ])
-    .expect_ok();
+    env.export_with("snap", &["--rebase"]).expect_ok();
 
     // The stream goes on after the prune.
     env.write_src("f9.txt", b"after the prune\n");
@@ -322,16 +313,8 @@ fn prune_compacts_the_catalog_history_but_not_what_an_inside_applied() {
     env.out(&["resend", "--missing", "--to", resent.to_str().unwrap()])
         .expect_fail(&["no longer kept"]);
     // It joins again from the snapshot of the head.
+    env.export_with("snap71", &["--rebase"]).expect_ok();
     let snap71 = env.root().join("snap71");
-    env.out(&[
-        "export",
-        "--rebase",
-        "--config",
-        env.config.to_str().unwrap(),
-        "--to",
-        snap71.to_str().unwrap(),
-    ])
-    .expect_ok();
     ferry_in(&restored, &["import", "--rebase", snap71.to_str().unwrap()]).expect_ok();
     assert_eq!(status_of(&restored).applied_sequence, last + 1);
     assert_eq!(served_digest_of(&restored, "tools"), tree_digest(&env.src));
