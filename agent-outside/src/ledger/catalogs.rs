@@ -432,8 +432,9 @@ mod tests {
         c
     }
 
-    #[test]
-    fn every_catalog_of_a_long_history_reads_back_across_checkpoints() {
+    /// A ledger of `2 * CHECKPOINT_EVERY + 5` sequences of [`catalog_at`]:
+    /// its directory, itself and its last sequence.
+    fn long_history() -> (tempfile::TempDir, Ledger, u64) {
         let tmp = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
         let last = 2 * CHECKPOINT_EVERY + 5;
@@ -443,6 +444,12 @@ mod tests {
             commit(&ledger, n, &prev, &next);
             prev = next;
         }
+        (tmp, ledger, last)
+    }
+
+    #[test]
+    fn every_catalog_of_a_long_history_reads_back_across_checkpoints() {
+        let (_tmp, ledger, last) = long_history();
         for n in [
             1,
             2,
@@ -498,15 +505,8 @@ mod tests {
     /// goes on.
     #[test]
     fn a_compacted_history_keeps_every_catalog_from_its_checkpoint_on() {
-        let tmp = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
-        let last = 2 * CHECKPOINT_EVERY + 5;
-        let mut prev = Catalog::default();
-        for n in 1..=last {
-            let next = catalog_at(n);
-            commit(&ledger, n, &prev, &next);
-            prev = next;
-        }
+        let (_tmp, ledger, last) = long_history();
+        let prev = catalog_at(last);
         // Up to the second checkpoint, nothing is before the first.
         assert_eq!(ledger.compact_history(CHECKPOINT_EVERY).unwrap(), None);
         assert_eq!(ledger.catalogs_from().unwrap(), 0);
