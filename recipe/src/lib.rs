@@ -108,6 +108,7 @@ pub mod budget;
 mod by_recipe;
 mod codec;
 mod containers;
+mod cuts;
 mod gnu;
 mod rebuild;
 mod recipe;
@@ -118,10 +119,12 @@ pub mod zlib;
 pub mod zstd;
 
 pub use by_recipe::{expand_by, ExpandByError};
+pub use cuts::{CutError, DEFAULT_PIECE};
+pub use gnu::PieceError;
 pub use rebuild::{rebuild, rebuild_from, RebuildError};
 pub use recipe::{
-    DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION, RECIPE_VERSION_1,
-    RECIPE_VERSION_2,
+    DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
+    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
@@ -172,6 +175,14 @@ pub struct Options {
     /// of each candidate's output: the caller's rebuild is then that stream's
     /// only full re-encode.
     pub check_streams: bool,
+    /// Plain bytes between the cuts of a deflate stream GNU gzip's encoder
+    /// rebuilds at levels 4 to 9 (default 4 MiB, [`DEFAULT_PIECE`]): its
+    /// recipe is then a [`Segment::ZlibCuts`] (recipe version 4), whose
+    /// pieces are rebuilt at once, one a core. `None` keeps such a stream
+    /// one [`Segment::Zlib`] rebuilt on one core (recipe version 3 at most),
+    /// for a reader older than version 4. Finding the cuts deflates the
+    /// stream once more, comparing every byte.
+    pub deflate_cuts: Option<u64>,
 }
 
 impl Default for Options {
@@ -185,6 +196,7 @@ impl Default for Options {
             preflate_max_chain: 4096,
             reproduce_xz: true,
             check_streams: true,
+            deflate_cuts: Some(DEFAULT_PIECE),
         }
     }
 }

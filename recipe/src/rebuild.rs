@@ -90,6 +90,15 @@ pub enum RebuildError {
         /// Why.
         source: ZlibError,
     },
+    /// A cut zlib segment did not rebuild (a malformed cut, a piece whose
+    /// encoder does not reach its cut as recorded, a wrong length).
+    #[error("segment {segment}: cut deflate stream: {source}")]
+    Cuts {
+        /// Index of the segment.
+        segment: usize,
+        /// Why.
+        source: crate::cuts::CutError,
+    },
     /// Writing the output failed.
     #[error("writing the rebuilt object failed: {0}")]
     Write(#[from] std::io::Error),
@@ -243,6 +252,33 @@ fn segments(
                 done.map_err(|source| match source {
                     ZlibError::Write(e) => RebuildError::Write(e),
                     source => RebuildError::Zlib {
+                        segment: index,
+                        source,
+                    },
+                })?;
+                input.check_all(index, *plain_len)?;
+                continue;
+            }
+            Segment::ZlibCuts {
+                params,
+                compressed_len,
+                plain_len,
+                cuts,
+            } => {
+                let mut input = Counted::new((&mut *expanded).take(*plain_len));
+                let done = crate::cuts::rebuild(
+                    params,
+                    cuts,
+                    *plain_len,
+                    *compressed_len,
+                    &mut input,
+                    out,
+                    true,
+                );
+                input.check(index, *plain_len)?;
+                done.map_err(|source| match source {
+                    crate::cuts::CutError::Write(e) => RebuildError::Write(e),
+                    source => RebuildError::Cuts {
                         segment: index,
                         source,
                     },
