@@ -61,7 +61,9 @@ pub enum CutError {
         source: PieceError,
     },
     /// A piece came out longer or shorter than its cuts say.
-    #[error("piece {piece} of the stream came out {produced} bytes, not the {declared} its cuts say")]
+    #[error(
+        "piece {piece} of the stream came out {produced} bytes, not the {declared} its cuts say"
+    )]
     PieceLen {
         /// Index of the piece.
         piece: usize,
@@ -324,7 +326,10 @@ fn checked(
         for group in (0..pieces).collect::<Vec<_>>().chunks(threads()) {
             let results: Vec<bool> = std::thread::scope(|s| {
                 let running: Vec<_> = group.iter().map(|&i| s.spawn(move || good(i))).collect();
-                running.into_iter().map(|h| h.join().unwrap_or(false)).collect()
+                running
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(false))
+                    .collect()
             });
             for (&i, r) in group.iter().zip(results) {
                 ok[i] = r;

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use common::{have, roundtrip, run, text, write};
 use ferry_recipe::zlib::{ZlibParams, GNU_GZIP_ENCODER, ZLIB_ENCODER};
 use ferry_recipe::{
-    analyze, rebuild, rebuild_from, DeflateCut, Options, Outcome, Recipe, RecipeError,
-    RebuildError, Segment, StreamKind, RECIPE_VERSION, RECIPE_VERSION_2, RECIPE_VERSION_3,
+    analyze, rebuild, rebuild_from, DeflateCut, Options, Outcome, RebuildError, Recipe,
+    RecipeError, Segment, StreamKind, RECIPE_VERSION, RECIPE_VERSION_2, RECIPE_VERSION_3,
 };
 
 /// Deterministic bytes that look like a binary: runs, small integers, noise.

@@ -266,9 +266,7 @@ pub(crate) fn patch_against(
 ) -> Result<Option<Patched>> {
     let ropts = ferry_recipe::Options {
         reproduce_xz: opts.xz.reproduces(level),
-        deflate_cuts: opts
-            .deflate_cuts
-            .then_some(ferry_recipe::DEFAULT_PIECE),
+        deflate_cuts: opts.deflate_cuts.then_some(ferry_recipe::DEFAULT_PIECE),
         ..ferry_recipe::Options::default()
     };
     let cx = Cx {

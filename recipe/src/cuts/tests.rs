@@ -108,7 +108,11 @@ fn cuts_in_real_gzip_output_rebuild_exactly() {
     let Some(plain) = corpus_tar(dir.path()) else {
         return;
     };
-    assert!(plain.len() > 4 << 20, "the corpus tar is {} bytes", plain.len());
+    assert!(
+        plain.len() > 4 << 20,
+        "the corpus tar is {} bytes",
+        plain.len()
+    );
     for level in [6u8, 9] {
         let Some(body) = gzip_body(level, &plain) else {
             eprintln!("skipped: no gzip");
@@ -211,7 +215,13 @@ fn a_wrong_cut_is_refused() {
         rebuilt(&params, &swapped, &plain, len, true),
         Err(CutError::Malformed { cut: 1, .. })
     ));
-    for params in [gnu(3), ZlibParams { encoder: 1, level: 6 }] {
+    for params in [
+        gnu(3),
+        ZlibParams {
+            encoder: 1,
+            level: 6,
+        },
+    ] {
         assert!(matches!(
             rebuilt(&params, &cuts, &plain, len, true),
             Err(CutError::Encoder(_))

@@ -327,7 +327,10 @@ impl<'a> Matcher<'a> {
 
     /// Runs deflate to the end of the input, handing each block's output to
     /// `block_out`; stops early when `block_out` returns false.
-    pub(super) fn run(&mut self, mut block_out: impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool) {
+    pub(super) fn run(
+        &mut self,
+        mut block_out: impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool,
+    ) {
         if self.level <= 3 {
             self.deflate_fast(&mut block_out);
         } else {

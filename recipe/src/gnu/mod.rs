@@ -102,7 +102,9 @@ pub enum PieceError {
     Outside(u64),
     /// The encoder passed the end cut without a block boundary there, or at
     /// another bit offset, window position or partial byte.
-    #[error("no block boundary as recorded at plain offset {plain}, bit {bit} (the encoder's: {found})")]
+    #[error(
+        "no block boundary as recorded at plain offset {plain}, bit {bit} (the encoder's: {found})"
+    )]
     NotReached {
         /// The cut's plain offset.
         plain: u64,
