@@ -265,25 +265,14 @@ fn segments(
                 plain_len,
                 cuts,
             } => {
-                let mut input = Counted::new((&mut *expanded).take(*plain_len));
-                let done = crate::cuts::rebuild(
+                cut(
+                    index,
                     params,
                     cuts,
-                    *plain_len,
-                    *compressed_len,
-                    &mut input,
+                    (*plain_len, *compressed_len),
+                    expanded,
                     out,
-                    true,
-                );
-                input.check(index, *plain_len)?;
-                done.map_err(|source| match source {
-                    crate::cuts::CutError::Write(e) => RebuildError::Write(e),
-                    source => RebuildError::Cuts {
-                        segment: index,
-                        source,
-                    },
-                })?;
-                input.check_all(index, *plain_len)?;
+                )?;
                 continue;
             }
             Segment::Xz {
@@ -354,6 +343,37 @@ fn xz(
         });
     }
     Ok(())
+}
+
+/// Rebuilds cut zlib segment `index`: its pieces at once, read as they
+/// need and written in order.
+fn cut(
+    index: usize,
+    params: &crate::zlib::ZlibParams,
+    cuts: &[crate::recipe::DeflateCut],
+    (plain_len, compressed_len): (u64, u64),
+    expanded: &mut impl Read,
+    out: &mut impl Write,
+) -> Result<(), RebuildError> {
+    let mut input = Counted::new(expanded.by_ref().take(plain_len));
+    let done = crate::cuts::rebuild(
+        params,
+        cuts,
+        plain_len,
+        compressed_len,
+        &mut input,
+        out,
+        true,
+    );
+    input.check(index, plain_len)?;
+    done.map_err(|source| match source {
+        crate::cuts::CutError::Write(e) => RebuildError::Write(e),
+        source => RebuildError::Cuts {
+            segment: index,
+            source,
+        },
+    })?;
+    input.check_all(index, plain_len)
 }
 
 /// A reader that counts what it gives, and keeps its first error and

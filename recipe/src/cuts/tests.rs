@@ -152,6 +152,43 @@ fn cuts_in_real_gzip_output_rebuild_exactly() {
     }
 }
 
+/// Every clean block boundary of real gzip output is a cut whose pieces
+/// rebuild byte for byte (a piece a block or two long): what the analysis
+/// records every 4 MiB is never a guess.
+#[test]
+fn every_clean_boundary_is_a_working_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(plain) = corpus_tar(dir.path()) else {
+        return;
+    };
+    for level in [6u8, 9] {
+        let Some(body) = gzip_body(level, &plain) else {
+            eprintln!("skipped: no gzip");
+            return;
+        };
+        let (mut all, mut clean) = (0usize, Vec::new());
+        assert!(gnu::boundaries(level, &plain, &body, |b| {
+            all += 1;
+            if b.clean {
+                clean.push(DeflateCut {
+                    plain: b.plain,
+                    bit: b.bit,
+                    window: b.strstart,
+                    partial: b.partial,
+                });
+            }
+        }));
+        eprintln!("-{level}: {} of {all} block boundaries clean", clean.len());
+        assert!(clean.len() * 2 > all, "-{level}: {} of {all}", clean.len());
+        let kept = checked(level, &plain, &body, clean.clone());
+        assert_eq!(
+            kept.len(),
+            clean.len(),
+            "-{level}: some clean boundaries failed"
+        );
+    }
+}
+
 /// A plain text of `len` bytes with matches at every distance.
 fn text(len: usize) -> Vec<u8> {
     let sample = crate::zlib::sample();
@@ -180,7 +217,8 @@ fn a_wrong_cut_is_refused() {
     let good = rebuilt(&params, &cuts, &plain, body.len() as u64, true).unwrap();
     assert!(good == body);
     let len = body.len() as u64;
-    let wrong: [(&str, fn(&mut DeflateCut)); 5] = [
+    type Change = fn(&mut DeflateCut);
+    let wrong: [(&str, Change); 5] = [
         ("plain offset", |c| c.plain += 1),
         ("bit offset", |c| c.bit += 8),
         ("window position", |c| c.window -= 1),

@@ -77,8 +77,11 @@ pub(crate) struct Boundary {
     /// The `bit % 8` bits of output before the next block in its first byte.
     pub(crate) partial: u8,
     /// Whether the state there is one [`Matcher::resume`] rebuilds: lazy
-    /// matching (levels 4 to 9) with no match pending, and the window full
-    /// (the input did not end in it).
+    /// matching (levels 4 to 9), the window full (the input did not end in
+    /// it), and no match pending, or one pending whose search a resumed
+    /// matcher makes the same: the block ended on a literal after a match
+    /// shorter than `good_match` (gzip's full chain length), so the search
+    /// at the next string finds what it found.
     pub(crate) clean: bool,
 }
 
@@ -457,8 +460,12 @@ impl<'a> Matcher<'a> {
             } else if match_available {
                 // gzip flushes before moving on here, after it for a match.
                 let c = self.window[self.strstart - 1];
+                // A matcher resumed here (no match pending) searches the
+                // next string as this one does unless the pending match's
+                // length shortened this one's search (gzip's `good_match`).
+                let clean = self.prev_length < self.good_match;
                 if self.trees.tally_lit(c, self.strstart, self.block_start)
-                    && !self.block_done(block_out, false)
+                    && !self.block_done(block_out, clean)
                 {
                     return;
                 }
