@@ -34,6 +34,12 @@ const BEFORE: u64 = 32 << 10;
 /// end before the cut.
 const AFTER: u64 = (64 << 10) + 1024;
 
+/// The fewest plain bytes a piece may have (cuts closer than this are
+/// refused): each piece costs its encoder's start and about 100 KiB of
+/// plain bytes read twice, so a hostile recipe's work stays bounded by its
+/// stream's length.
+const MIN_PIECE: u64 = 64 << 10;
+
 /// The default plain bytes between cuts ([`crate::Options::deflate_cuts`]).
 pub const DEFAULT_PIECE: u64 = 4 << 20;
 
@@ -131,8 +137,8 @@ fn validate(
     }
     let mut last = (0u64, 0u64);
     for (cut, c) in cuts.iter().enumerate() {
-        let why = if c.plain <= last.0 || c.plain >= plain_len {
-            "its plain offset is not after the previous cut's and inside the stream"
+        let why = if c.plain < last.0 + MIN_PIECE || c.plain >= plain_len {
+            "its plain offset is not 64 KiB or more after the previous cut's (or the stream's start) and inside the stream"
         } else if c.bit <= last.1 || c.bit / 8 >= compressed_len {
             "its bit offset is not after the previous cut's and inside the stream"
         } else if u64::from(c.window) > c.plain || c.window >= 1 << 16 {
