@@ -78,7 +78,8 @@ fn chunks_of(bundle: &Path, path: &str) -> Vec<ChunkRef> {
 
 #[test]
 fn a_cut_layer_round_trips_and_a_wrong_cut_is_refused_with_nothing_applied() {
-    let wrong: [(&str, fn(&mut DeflateCut)); 3] = [
+    type Change = fn(&mut DeflateCut);
+    let wrong: [(&str, Change); 3] = [
         ("partial byte", |c| {
             c.partial ^= 1;
             if c.bit % 8 == 0 {

@@ -286,7 +286,7 @@ fn words(len: usize, seed: u64) -> Vec<u8> {
         x ^= x >> 7;
         x ^= x << 17;
         out.extend_from_slice(format!("w{} ", x % 5000).as_bytes());
-        if x % 11 == 0 {
+        if x.is_multiple_of(11) {
             out.push(b'\n');
         }
     }
