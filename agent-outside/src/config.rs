@@ -65,6 +65,11 @@ pub struct ExportConfig {
     /// `always` or `never` (`crate::delta::XzPolicy`).
     #[serde(default = "default_delta_xz")]
     pub delta_xz: String,
+    /// The newest recipe version the insides read: 4 (the default) lets a
+    /// large GNU gzip stream be cut so that the inside rebuilds it on every
+    /// core; 3 for an inside built before recipe version 4 (it refuses one).
+    #[serde(default = "default_delta_recipe_version")]
+    pub delta_recipe_version: u8,
     /// When the manifest is signed: `now` (by export) or `separate` (by
     /// `ferry-out sign`; export never reads the key).
     #[serde(default)]
@@ -90,6 +95,7 @@ impl Default for ExportConfig {
             delta: default_delta(),
             delta_max_object: default_delta_max(),
             delta_xz: default_delta_xz(),
+            delta_recipe_version: default_delta_recipe_version(),
             sign: SignMode::Now,
         }
     }
@@ -103,6 +109,9 @@ fn default_level() -> i32 {
 }
 fn default_delta() -> String {
     "fast".into()
+}
+fn default_delta_recipe_version() -> u8 {
+    ferry_recipe::RECIPE_VERSION
 }
 fn default_delta_xz() -> String {
     "auto".into()
@@ -255,6 +264,13 @@ impl Config {
             .context("[export] expires")?;
         crate::delta::parse_level(&self.export.delta).context("[export] delta")?;
         crate::delta::XzPolicy::parse(&self.export.delta_xz).context("[export] delta_xz")?;
+        if !(3..=ferry_recipe::RECIPE_VERSION).contains(&self.export.delta_recipe_version) {
+            bail!(
+                "[export] delta_recipe_version is {}: it must be 3 (insides that read recipe versions 1 to 3) or {}",
+                self.export.delta_recipe_version,
+                ferry_recipe::RECIPE_VERSION
+            );
+        }
         if !(1..=22).contains(&self.export.compression_level) {
             bail!("[export] compression_level must be 1 to 22");
         }
@@ -332,6 +348,8 @@ mod tests {
             "[[source]]\ntype = \"files\"\npath = \"/x\"\n",
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/y\"\n",
             "[export]\ndelta_xz = \"sometimes\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
+            "[export]\ndelta_recipe_version = 2\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
+            "[export]\ndelta_recipe_version = 5\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
         ] {
             let parsed: Result<Config, _> = toml::from_str(bad);
             assert!(parsed.map(|c| c.check().is_err()).unwrap_or(true), "{bad}");

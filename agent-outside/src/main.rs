@@ -500,6 +500,7 @@ fn delta_options(cfg: &Config, args: &ExportArgs) -> Result<agent_outside::delta
             args.delta_xz.as_deref().unwrap_or(&cfg.export.delta_xz),
         )
         .context("--delta-xz")?,
+        deflate_cuts: cfg.export.delta_recipe_version >= 4,
         ..Default::default()
     })
 }

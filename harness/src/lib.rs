@@ -33,6 +33,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[cfg(test)]
+mod cut_tests;
+#[cfg(test)]
 mod delta_tests;
 #[cfg(test)]
 mod disk_tests;

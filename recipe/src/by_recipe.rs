@@ -69,9 +69,9 @@ pub fn expand_by(recipe: &Recipe, data: &[u8], opts: &Options) -> Result<Vec<u8>
                 out.extend_from_slice(input);
                 continue;
             }
-            Segment::Deflate { plain_len, .. } | Segment::Zlib { plain_len, .. } => {
-                (Codec::Deflate, *plain_len)
-            }
+            Segment::Deflate { plain_len, .. }
+            | Segment::Zlib { plain_len, .. }
+            | Segment::ZlibCuts { plain_len, .. } => (Codec::Deflate, *plain_len),
             Segment::Xz { plain_len, .. } => (Codec::Xz, *plain_len),
             Segment::Zstd { plain_len, .. } => (Codec::Zstd, *plain_len),
         };

@@ -55,11 +55,11 @@
 //! The reference form depends on the walk ([`EXPAND_VERSION`]) and on
 //! `max_expanded`, `max_ratio` and `max_depth`: both sides must use the same.
 //!
-//! # The recipe encoding (versions 1 to 3)
+//! # The recipe encoding (versions 1 to 4)
 //!
 //! [`Recipe::to_bytes`]: one version byte, `0x01` unless the recipe holds a
-//! tag-4 segment, `0x02` when every tag-4 segment names encoder 1, `0x03` when
-//! one names another encoder (a recipe holding a segment or an encoder its
+//! tag-4 or tag-5 segment, `0x02` when every tag-4 segment names encoder 1, `0x03` when
+//! one names another encoder, `0x04` with a tag-5 segment (a recipe holding a segment or an encoder its
 //! version does not have is refused: [`RecipeError::SegmentNotInVersion`]), then the
 //! [postcard](https://postcard.jamesmunns.com/wire-format) encoding of
 //! [`Recipe`], with nothing after it, at most [`MAX_RECIPE_BYTES`] in all:
@@ -75,6 +75,9 @@
 //!   - tag 3, `Zstd { plain_len: varint, compressed_len: varint, params: ZstdParams }`,
 //!   - tag 4 (version 2; encoder 2 version 3), `Zlib { plain_len: varint,
 //!     compressed_len: varint, params: { encoder: u8, level: u8 } }`,
+//!   - tag 5 (version 4), `ZlibCuts { plain_len: varint, compressed_len: varint,
+//!     params: { encoder: u8, level: u8 }, cuts }`, where `cuts` is `varint(m)` then
+//!     `m` times `{ plain: varint, bit: varint, window: varint, partial: u8 }`,
 //!
 //!   where `XzParams` and `ZstdParams` are the postcard encodings of
 //!   [`xz::XzParams`] and [`zstd::ZstdParams`] (a `u8` is one raw byte).
@@ -96,7 +99,11 @@
 //! `--rsyncable`; its 15-bit hash, 64 KiB window, blocks of at most 32 767
 //! symbols with its early-flush guess every 4096), also pinned by known
 //! answers. A reader refuses any other encoder, and an encoder whose output
-//! here does not give its known answers. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
+//! here does not give its known answers. A cut zlib segment (tag 5) emits
+//! what tag 4 with its fields emits, in pieces between its cuts, each made
+//! by encoder 2 resumed at its cut (see [`Segment::ZlibCuts`], the module
+//! `cuts` and docs/bundle-format.md §14.1); a piece whose encoder does not
+//! end a block exactly at the next cut as recorded is refused. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
 //! what it consumes with its params. Every emitted range must have exactly its
 //! declared length, and the object's SHA-256 is checked by the caller.
 
@@ -108,6 +115,7 @@ pub mod budget;
 mod by_recipe;
 mod codec;
 mod containers;
+mod cuts;
 mod gnu;
 mod rebuild;
 mod recipe;
@@ -118,10 +126,12 @@ pub mod zlib;
 pub mod zstd;
 
 pub use by_recipe::{expand_by, ExpandByError};
+pub use cuts::{CutError, DEFAULT_PIECE};
+pub use gnu::PieceError;
 pub use rebuild::{rebuild, rebuild_from, RebuildError};
 pub use recipe::{
-    DeflateChunk, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION, RECIPE_VERSION_1,
-    RECIPE_VERSION_2,
+    DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
+    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
@@ -172,6 +182,14 @@ pub struct Options {
     /// of each candidate's output: the caller's rebuild is then that stream's
     /// only full re-encode.
     pub check_streams: bool,
+    /// Plain bytes between the cuts of a deflate stream GNU gzip's encoder
+    /// rebuilds at levels 4 to 9 (default 4 MiB, [`DEFAULT_PIECE`]): its
+    /// recipe is then a [`Segment::ZlibCuts`] (recipe version 4), whose
+    /// pieces are rebuilt at once, one a core. `None` keeps such a stream
+    /// one [`Segment::Zlib`] rebuilt on one core (recipe version 3 at most),
+    /// for a reader older than version 4. Finding the cuts deflates the
+    /// stream once more, comparing every byte.
+    pub deflate_cuts: Option<u64>,
 }
 
 impl Default for Options {
@@ -185,6 +203,7 @@ impl Default for Options {
             preflate_max_chain: 4096,
             reproduce_xz: true,
             check_streams: true,
+            deflate_cuts: Some(DEFAULT_PIECE),
         }
     }
 }

@@ -90,6 +90,15 @@ pub enum RebuildError {
         /// Why.
         source: ZlibError,
     },
+    /// A cut zlib segment did not rebuild (a malformed cut, a piece whose
+    /// encoder does not reach its cut as recorded, a wrong length).
+    #[error("segment {segment}: cut deflate stream: {source}")]
+    Cuts {
+        /// Index of the segment.
+        segment: usize,
+        /// Why.
+        source: crate::cuts::CutError,
+    },
     /// Writing the output failed.
     #[error("writing the rebuilt object failed: {0}")]
     Write(#[from] std::io::Error),
@@ -250,6 +259,22 @@ fn segments(
                 input.check_all(index, *plain_len)?;
                 continue;
             }
+            Segment::ZlibCuts {
+                params,
+                compressed_len,
+                plain_len,
+                cuts,
+            } => {
+                cut(
+                    index,
+                    params,
+                    cuts,
+                    (*plain_len, *compressed_len),
+                    expanded,
+                    out,
+                )?;
+                continue;
+            }
             Segment::Xz {
                 params,
                 plain_len,
@@ -318,6 +343,37 @@ fn xz(
         });
     }
     Ok(())
+}
+
+/// Rebuilds cut zlib segment `index`: its pieces at once, read as they
+/// need and written in order.
+fn cut(
+    index: usize,
+    params: &crate::zlib::ZlibParams,
+    cuts: &[crate::recipe::DeflateCut],
+    (plain_len, compressed_len): (u64, u64),
+    expanded: &mut impl Read,
+    out: &mut impl Write,
+) -> Result<(), RebuildError> {
+    let mut input = Counted::new(expanded.by_ref().take(plain_len));
+    let done = crate::cuts::rebuild(
+        params,
+        cuts,
+        plain_len,
+        compressed_len,
+        &mut input,
+        out,
+        true,
+    );
+    input.check(index, plain_len)?;
+    done.map_err(|source| match source {
+        crate::cuts::CutError::Write(e) => RebuildError::Write(e),
+        source => RebuildError::Cuts {
+            segment: index,
+            source,
+        },
+    })?;
+    input.check_all(index, plain_len)
 }
 
 /// A reader that counts what it gives, and keeps its first error and

@@ -7,12 +7,15 @@ use crate::zlib::{ZlibParams, ZLIB_ENCODER};
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a [`Segment::Zlib`] of an encoder other than zlib's (GNU
-/// gzip's, [`GNU_GZIP_ENCODER`](crate::zlib::GNU_GZIP_ENCODER)); a recipe whose zlib segments are all zlib's
-/// is written as version [`RECIPE_VERSION_2`], one without any as
-/// [`RECIPE_VERSION_1`], so that earlier readers read what they can rebuild.
-/// All three are read.
-pub const RECIPE_VERSION: u8 = 3;
+/// for a recipe with a [`Segment::ZlibCuts`] (a deflate stream rebuilt in
+/// pieces at once). Every recipe is written as the oldest version that has
+/// all its segments ([`Recipe::version`]), so that earlier readers read what
+/// they can rebuild. All four are read.
+pub const RECIPE_VERSION: u8 = 4;
+
+/// The version that added encoder 2 (GNU gzip's,
+/// [`GNU_GZIP_ENCODER`](crate::zlib::GNU_GZIP_ENCODER)) to [`Segment::Zlib`].
+pub const RECIPE_VERSION_3: u8 = 3;
 
 /// The version that added [`Segment::Zlib`] (zlib's encoder only).
 pub const RECIPE_VERSION_2: u8 = 2;
@@ -86,6 +89,36 @@ pub enum Segment {
         /// The encoder and its level.
         params: ZlibParams,
     },
+    /// Tag 5 (recipe version 4): what [`Segment::Zlib`] emits, made in
+    /// pieces that can be deflated at once: the stream is cut at the
+    /// `cuts`, block boundaries where an encoder resumed with only the
+    /// plain bytes before (its window) gives the same next blocks as the
+    /// one that deflated everything before. Only encoder 2 at levels 4 to 9.
+    ZlibCuts {
+        /// Bytes of the expanded form consumed (the inflated content).
+        plain_len: u64,
+        /// Bytes of raw deflate emitted.
+        compressed_len: u64,
+        /// The encoder and its level.
+        params: ZlibParams,
+        /// Where the pieces start after the first, in stream order.
+        cuts: Vec<DeflateCut>,
+    },
+}
+
+/// Where a piece of a [`Segment::ZlibCuts`] starts: a block boundary of
+/// the stream, and the encoder's state there that is not in the plain bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeflateCut {
+    /// Offset in the segment's plain bytes of the block's first byte.
+    pub plain: u64,
+    /// Offset in bits, in the segment's output, of the block's first bit.
+    pub bit: u64,
+    /// Where `plain` is in the encoder's 64 KiB window (gzip's `strstart`).
+    pub window: u32,
+    /// The `bit % 8` bits of output before the block in its first byte
+    /// (the previous piece's last bits), in the low bits.
+    pub partial: u8,
 }
 
 /// One chunk of a deflate stream as preflate-rs cuts it (at a deflate block
@@ -110,7 +143,8 @@ impl Segment {
             Segment::Deflate { plain_len, .. }
             | Segment::Xz { plain_len, .. }
             | Segment::Zstd { plain_len, .. }
-            | Segment::Zlib { plain_len, .. } => *plain_len,
+            | Segment::Zlib { plain_len, .. }
+            | Segment::ZlibCuts { plain_len, .. } => *plain_len,
         }
     }
 
@@ -121,7 +155,8 @@ impl Segment {
             Segment::Deflate { compressed_len, .. }
             | Segment::Xz { compressed_len, .. }
             | Segment::Zstd { compressed_len, .. }
-            | Segment::Zlib { compressed_len, .. } => *compressed_len,
+            | Segment::Zlib { compressed_len, .. }
+            | Segment::ZlibCuts { compressed_len, .. } => *compressed_len,
         }
     }
 }
@@ -157,8 +192,8 @@ pub enum RecipeError {
     },
     /// The recipe holds a segment (or a zlib segment's encoder) that its
     /// version does not have: a zlib segment in version 1, an encoder other
-    /// than zlib's in version 2.
-    #[error("recipe holds a segment its version does not have (zlib segments need version 2, other encoders version 3)")]
+    /// than zlib's in version 2, a cut zlib segment before version 4.
+    #[error("recipe holds a segment its version does not have (zlib segments need version 2, other encoders version 3, cut streams version 4)")]
     SegmentNotInVersion,
     /// The segment lengths add up to more than 2^64 bytes.
     #[error("recipe segment lengths overflow a 64-bit size")]
@@ -178,13 +213,15 @@ impl Recipe {
 
     /// The version its encoding needs: [`RECIPE_VERSION_1`] without a
     /// [`Segment::Zlib`], [`RECIPE_VERSION_2`] when every zlib segment is
-    /// zlib's, else [`RECIPE_VERSION`].
+    /// zlib's, [`RECIPE_VERSION_3`] when one is another encoder's, and
+    /// [`RECIPE_VERSION`] with a [`Segment::ZlibCuts`].
     pub fn version(&self) -> u8 {
         self.segments
             .iter()
             .map(|s| match s {
                 Segment::Zlib { params, .. } if params.encoder == ZLIB_ENCODER => RECIPE_VERSION_2,
-                Segment::Zlib { .. } => RECIPE_VERSION,
+                Segment::Zlib { .. } => RECIPE_VERSION_3,
+                Segment::ZlibCuts { .. } => RECIPE_VERSION,
                 _ => RECIPE_VERSION_1,
             })
             .max()
@@ -244,6 +281,30 @@ impl Recipe {
     /// Bytes of the object the recipe rebuilds; `None` if the lengths overflow.
     pub fn output_len(&self) -> Option<u64> {
         self.checked_lens().map(|(_, o)| o)
+    }
+
+    /// The same recipe with every [`Segment::ZlibCuts`] made its serial
+    /// form, [`Segment::Zlib`] (the same bytes, one piece after another): for
+    /// a reader of recipe version 3 or older.
+    pub fn serial(&self) -> Recipe {
+        let segments = self
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::ZlibCuts {
+                    plain_len,
+                    compressed_len,
+                    params,
+                    ..
+                } => Segment::Zlib {
+                    plain_len: *plain_len,
+                    compressed_len: *compressed_len,
+                    params: *params,
+                },
+                s => s.clone(),
+            })
+            .collect();
+        Recipe { segments }
     }
 
     /// True when nothing is reproduced: every segment is literal, so the object

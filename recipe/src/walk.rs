@@ -231,6 +231,17 @@ fn reproduce(
         Codec::Deflate => {
             let prefix = (!opts.check_streams).then_some(crate::zlib::PREFIX);
             if let Some(params) = search.find(compressed, plain, hint, prefix) {
+                let cuts = opts.deflate_cuts.and_then(|step| {
+                    crate::cuts::find(&params, plain, compressed, step, opts.check_streams)
+                });
+                if let Some(cuts) = cuts {
+                    return Ok(Segment::ZlibCuts {
+                        plain_len,
+                        compressed_len,
+                        params,
+                        cuts,
+                    });
+                }
                 return Ok(Segment::Zlib {
                     plain_len,
                     compressed_len,
@@ -286,5 +297,8 @@ fn recipe_data_len(segment: &Segment) -> u64 {
         Segment::Xz { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
         Segment::Zstd { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
         Segment::Zlib { params, .. } => postcard::to_stdvec(params).map_or(0, |v| v.len() as u64),
+        Segment::ZlibCuts { params, cuts, .. } => {
+            postcard::to_stdvec(&(params, cuts)).map_or(0, |v| v.len() as u64)
+        }
     }
 }

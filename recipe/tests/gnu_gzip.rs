@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use common::{have, roundtrip, run, text, write};
 use ferry_recipe::zlib::{ZlibParams, GNU_GZIP_ENCODER, ZLIB_ENCODER};
 use ferry_recipe::{
-    analyze, rebuild, Options, Outcome, Recipe, RecipeError, Segment, StreamKind, RECIPE_VERSION,
-    RECIPE_VERSION_2,
+    analyze, rebuild, rebuild_from, DeflateCut, Options, Outcome, RebuildError, Recipe,
+    RecipeError, Segment, StreamKind, RECIPE_VERSION, RECIPE_VERSION_2, RECIPE_VERSION_3,
 };
 
 /// Deterministic bytes that look like a binary: runs, small integers, noise.
@@ -169,7 +169,7 @@ fn zlib_params(recipe: &Recipe) -> Vec<ZlibParams> {
         .segments
         .iter()
         .filter_map(|s| match s {
-            Segment::Zlib { params, .. } => Some(*params),
+            Segment::Zlib { params, .. } | Segment::ZlibCuts { params, .. } => Some(*params),
             _ => None,
         })
         .collect()
@@ -199,7 +199,7 @@ fn by_encoder_2(name: &str, data: &[u8], members: usize, level: Option<u8>) {
             .all(|p| p.encoder == GNU_GZIP_ENCODER && p.level == level),
         "{name}: {params:?}"
     );
-    assert_eq!(a.recipe.to_bytes()[0], RECIPE_VERSION, "{name}");
+    assert_eq!(a.recipe.to_bytes()[0], RECIPE_VERSION_3, "{name}");
 }
 
 #[test]
@@ -292,7 +292,7 @@ fn encoder_2_needs_recipe_version_3() {
         }],
     };
     let mut bytes = r.to_bytes();
-    assert_eq!(bytes[0], RECIPE_VERSION);
+    assert_eq!(bytes[0], RECIPE_VERSION_3);
     assert_eq!(Recipe::from_bytes(&bytes).unwrap(), r);
     for old in [1, RECIPE_VERSION_2] {
         bytes[0] = old;
@@ -332,4 +332,127 @@ fn unchecked_analysis_compares_a_prefix_and_the_rebuild_checks_the_rest() {
     let mut out = Vec::new();
     rebuild(&a.recipe, &a.expanded, gz.len() as u64, &mut out).unwrap();
     assert!(out == gz);
+}
+
+/// A layer of more than two pieces: its stream is cut (recipe version 4),
+/// the recipe survives its encoding, rebuilds the layer from memory and
+/// streaming, with and without the check of every piece at analysis; its
+/// serial form (for a reader of version 3) rebuilds the same bytes; and
+/// with `deflate_cuts` off the analysis gives the serial form.
+#[test]
+fn a_large_layer_is_cut_and_rebuilds_in_pieces() {
+    if !have("gzip", "a_large_layer_is_cut_and_rebuilds_in_pieces") {
+        return;
+    }
+    let mut plain = Vec::new();
+    for i in 0..6u64 {
+        plain.extend(text(1_200_000, 70 + i));
+        plain.extend(binary(600_000, 80 + i));
+    }
+    plain.extend(noise(300_000));
+    let gz = gzip_pipe(6, &plain);
+    for check_streams in [true, false] {
+        let opts = Options {
+            check_streams,
+            deflate_cuts: Some(1 << 20),
+            ..Options::default()
+        };
+        let a = analyze(&gz, &opts);
+        let cuts: Vec<&DeflateCut> = a
+            .recipe
+            .segments
+            .iter()
+            .flat_map(|s| match s {
+                Segment::ZlibCuts { cuts, .. } => cuts.iter().collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert!(cuts.len() >= 4, "{check_streams}: {:?}", a.recipe);
+        let bytes = a.recipe.to_bytes();
+        assert_eq!(bytes[0], RECIPE_VERSION);
+        let decoded = Recipe::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, a.recipe);
+        let mut out = Vec::new();
+        rebuild(&decoded, &a.expanded, gz.len() as u64, &mut out).unwrap();
+        assert!(out == gz, "{check_streams}: rebuilt from memory differs");
+        let mut streamed = Vec::new();
+        rebuild_from(
+            &decoded,
+            &mut &a.expanded[..],
+            a.expanded.len() as u64,
+            gz.len() as u64,
+            &mut streamed,
+        )
+        .unwrap();
+        assert!(streamed == gz, "{check_streams}: rebuilt streaming differs");
+        // A reader of version 3 refuses version 4; the serial form it reads.
+        let mut as_v3 = bytes.clone();
+        as_v3[0] = RECIPE_VERSION_3;
+        assert!(matches!(
+            Recipe::from_bytes(&as_v3),
+            Err(RecipeError::SegmentNotInVersion)
+        ));
+        let serial = a.recipe.serial();
+        assert_eq!(serial.to_bytes()[0], RECIPE_VERSION_3);
+        let mut out = Vec::new();
+        rebuild(&serial, &a.expanded, gz.len() as u64, &mut out).unwrap();
+        assert!(out == gz, "{check_streams}: the serial form differs");
+        // What the cuts cost: a few bytes each.
+        let per_cut = (bytes.len() - serial.to_bytes().len()) as f64 / cuts.len() as f64;
+        assert!(per_cut < 20.0, "{per_cut} bytes a cut");
+    }
+    let off = Options {
+        deflate_cuts: None,
+        ..Options::default()
+    };
+    let a = analyze(&gz, &off);
+    assert_eq!(a.recipe.to_bytes()[0], RECIPE_VERSION_3);
+    assert_eq!(a.recipe.serial(), a.recipe);
+}
+
+/// A recipe crafted with a wrong cut (a partial byte, a bit offset, a
+/// window position) is refused with an error naming the segment and the
+/// cut: never other bytes.
+#[test]
+fn a_crafted_wrong_cut_is_refused() {
+    if !have("gzip", "a_crafted_wrong_cut_is_refused") {
+        return;
+    }
+    let mut plain = Vec::new();
+    for i in 0..4u64 {
+        plain.extend(text(1_000_000, 90 + i));
+    }
+    let gz = gzip_pipe(9, &plain);
+    let opts = Options {
+        deflate_cuts: Some(1 << 20),
+        ..Options::default()
+    };
+    let a = analyze(&gz, &opts);
+    let at = a
+        .recipe
+        .segments
+        .iter()
+        .position(|s| matches!(s, Segment::ZlibCuts { .. }))
+        .expect("a cut stream");
+    let wrong: [fn(&mut DeflateCut); 3] = [
+        |c| c.partial ^= 1 << (c.bit % 8).saturating_sub(1),
+        |c| c.bit -= 8,
+        |c| c.window += 1,
+    ];
+    for change in wrong {
+        let mut bad = a.recipe.clone();
+        if let Segment::ZlibCuts { cuts, .. } = &mut bad.segments[at] {
+            change(&mut cuts[0]);
+        }
+        let bad = Recipe::from_bytes(&bad.to_bytes()).unwrap();
+        let mut out = Vec::new();
+        match rebuild(&bad, &a.expanded, gz.len() as u64, &mut out) {
+            Err(e @ RebuildError::Cuts { segment, .. }) => {
+                assert_eq!(segment, at);
+                eprintln!("refused: {e}");
+            }
+            Err(e) => eprintln!("refused: {e}"),
+            Ok(()) => assert!(out != gz, "a wrong cut rebuilt the same bytes"),
+        }
+    }
 }

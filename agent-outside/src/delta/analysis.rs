@@ -171,7 +171,10 @@ fn analyze_verified(
         let expanded = hold(cx, data, permit)?;
         return Ok(Some((Vec::new(), expanded, false)));
     }
-    if let Some(recipe) = recipes.get(sha256, ropts.reproduce_xz) {
+    if let Some(recipe) = recipes
+        .get(sha256, ropts.reproduce_xz)
+        .map(|r| within_version(r, ropts))
+    {
         let expanded = if recipe.is_empty() {
             Some(data.clone())
         } else {
@@ -194,6 +197,20 @@ fn analyze_verified(
         }
     }
     fresh(cx, data, ropts, recipes, permit)
+}
+
+/// A kept recipe as these settings make it: with cuts off (an inside that
+/// reads recipe version 3 at most), a cut stream's serial form. An entry
+/// that does not decode is left as it is (its check fails, and the object
+/// is analysed again).
+fn within_version(recipe: Vec<u8>, ropts: &ferry_recipe::Options) -> Vec<u8> {
+    if ropts.deflate_cuts.is_some() || recipe.first() != Some(&ferry_recipe::RECIPE_VERSION) {
+        return recipe;
+    }
+    match ferry_recipe::Recipe::from_bytes(&recipe) {
+        Ok(r) => r.serial().to_bytes(),
+        Err(_) => recipe,
+    }
 }
 
 /// [`analyze_verified`] without a kept recipe.

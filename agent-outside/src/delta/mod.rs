@@ -64,6 +64,12 @@ pub struct DeltaOptions {
     /// through the chunker into its kept copy, which its analysis reads
     /// under the memory budget.
     pub scan_held: u64,
+    /// Whether a large GNU gzip stream (an image layer) is cut so that the
+    /// inside rebuilds its pieces on every core: recipe version 4
+    /// (`ferry_recipe::Segment::ZlibCuts`), which an inside built before it
+    /// refuses. Off, every recipe is version 3 at most (`[export]
+    /// delta_recipe_version = 3`).
+    pub deflate_cuts: bool,
 }
 
 /// Whether an export reproduces xz streams, so that a deb's or an RPM's
@@ -118,6 +124,7 @@ impl Default for DeltaOptions {
             window: DEFAULT_WINDOW,
             xz: XzPolicy::Auto,
             scan_held: SCAN_HELD,
+            deflate_cuts: true,
         }
     }
 }
@@ -259,6 +266,7 @@ pub(crate) fn patch_against(
 ) -> Result<Option<Patched>> {
     let ropts = ferry_recipe::Options {
         reproduce_xz: opts.xz.reproduces(level),
+        deflate_cuts: opts.deflate_cuts.then_some(ferry_recipe::DEFAULT_PIECE),
         ..ferry_recipe::Options::default()
     };
     let cx = Cx {

@@ -260,3 +260,83 @@ fn a_damaged_or_missing_copy_of_a_kept_object_ships_it_whole() {
         "the damaged copy is removed"
     );
 }
+
+/// `gzip -6 -n` of `plain` (GNU gzip), or `None` without it.
+fn gnu_gzip(plain: &[u8]) -> Option<Vec<u8>> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gzip")
+        .args(["-6", "-n", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let data = plain.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
+    let out = child.wait_with_output().ok()?;
+    (feeder.join().unwrap_or(false) && out.status.success()).then_some(out.stdout)
+}
+
+/// Text-like bytes with repeats at every distance.
+fn words(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(format!("w{} ", x % 5000).as_bytes());
+        if x.is_multiple_of(11) {
+            out.push(b'\n');
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// A GNU gzip layer is cut (recipe version 4) unless the setting says the
+/// insides read version 3 at most; a kept analysis made with cuts is given
+/// in its serial form then.
+#[test]
+fn cut_streams_follow_the_recipe_version_setting() {
+    let old_plain = words(9 << 20, 5);
+    let mut new_plain = old_plain.clone();
+    new_plain[4 << 20..(4 << 20) + 50].fill(b'x');
+    let (Some(old), Some(new)) = (gnu_gzip(&old_plain), gnu_gzip(&new_plain)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let refs = References::new(dir.path().join("objects"));
+    let recipes = Recipes::new(dir.path().join("analyses"));
+    let base = object(&old);
+    refs.put(&base.sha256, &old).unwrap();
+    let sha = Sha256::of(&new);
+    refs.put(&sha, &new).unwrap();
+    for (cuts, version) in [(true, 4u8), (false, 3), (true, 4)] {
+        let opts = DeltaOptions {
+            deflate_cuts: cuts,
+            ..DeltaOptions::default()
+        };
+        let p = patch_against(
+            &key("new"),
+            Content::Bytes(new.clone()),
+            &sha,
+            &key("old"),
+            &base,
+            &refs,
+            &opts,
+            FAST,
+            &recipes,
+        )
+        .unwrap()
+        .expect("patched");
+        assert_eq!(p.recipe[0], version, "cuts {cuts}");
+        let recipe = ferry_recipe::Recipe::from_bytes(&p.recipe).unwrap();
+        let cut = recipe
+            .segments
+            .iter()
+            .any(|s| matches!(s, ferry_recipe::Segment::ZlibCuts { .. }));
+        assert_eq!(cut, cuts);
+    }
+}

@@ -56,7 +56,33 @@ pub(super) struct Matcher<'a> {
     nice_match: usize,
     max_chain: usize,
     level: u8,
+    /// Offset in the stream's plain bytes of `window[0]`.
+    origin: u64,
+    /// Bytes of output handed to `block_out` so far.
+    emitted: u64,
     pub(super) trees: Trees,
+}
+
+/// Where a block (not the last) ended, as [`Matcher::run`] reports it: what a
+/// matcher resumed there ([`Matcher::resume`]) needs, if the state there is
+/// one a resumed matcher has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Boundary {
+    /// Offset of the next block's first plain byte in the stream's plain bytes.
+    pub(crate) plain: u64,
+    /// Offset in bits of the next block's first bit in the stream's output.
+    pub(crate) bit: u64,
+    /// Where `plain` is in the window (`strstart`).
+    pub(crate) strstart: u32,
+    /// The `bit % 8` bits of output before the next block in its first byte.
+    pub(crate) partial: u8,
+    /// Whether the state there is one [`Matcher::resume`] rebuilds: lazy
+    /// matching (levels 4 to 9), the window full (the input did not end in
+    /// it), and no match pending, or one pending whose search a resumed
+    /// matcher makes the same: the block ended on a literal after a match
+    /// shorter than `good_match` (gzip's full chain length), so the search
+    /// at the next string finds what it found.
+    pub(crate) clean: bool,
 }
 
 impl<'a> Matcher<'a> {
@@ -81,6 +107,8 @@ impl<'a> Matcher<'a> {
             nice_match: nice,
             max_chain: chain,
             level,
+            origin: 0,
+            emitted: 0,
             trees: Trees::new(level),
         };
         m.lookahead = m.read(0, WINDOW_SIZE);
@@ -94,6 +122,71 @@ impl<'a> Matcher<'a> {
         m.ins_h = 0;
         for j in 0..MIN_MATCH - 1 {
             m.update_hash(m.window[j]);
+        }
+        m
+    }
+
+    /// A matcher in the state gzip's (at `level`, 4 to 9) is in at a
+    /// [`Boundary`] whose `clean` is true: at offset `plain` of the stream,
+    /// `strstart` into its window, after `dict` (the plain bytes before
+    /// `plain`, at least `min(strstart, 32 KiB)` of them: only those are
+    /// used), with the boundary's `partial` bits of output pending (`bit % 8`
+    /// of them). It reads the stream from `plain` on from `input`; its output
+    /// starts at byte `bit / 8` of the stream's. The window holds the bytes
+    /// before `plain` that a match may reach, the hash chains every string
+    /// starting there (lazy matching inserts every string), nothing pending.
+    /// Whether it then deflates as the whole stream's matcher did is for the
+    /// caller to check: the cut's bytes decide.
+    pub(super) fn resume(
+        level: u8,
+        input: &'a mut dyn Read,
+        dict: &[u8],
+        at: &Boundary,
+    ) -> Matcher<'a> {
+        let (good, lazy, nice, chain) = CONFIG[usize::from(level.clamp(1, 9)) - 1];
+        let strstart = (at.strstart as usize).min(WINDOW_SIZE - 1);
+        let mut m = Matcher {
+            input,
+            read_error: None,
+            window: Box::new([0; WINDOW_SIZE + PAD]),
+            prev: Box::new([0; WSIZE]),
+            head: Box::new([0; HASH_SIZE]),
+            ins_h: 0,
+            strstart,
+            match_start: 0,
+            lookahead: 0,
+            eofile: false,
+            block_start: strstart as i64,
+            prev_length: MIN_MATCH - 1,
+            good_match: good,
+            max_lazy: lazy,
+            nice_match: nice,
+            max_chain: chain,
+            level,
+            origin: at.plain.saturating_sub(strstart as u64),
+            emitted: at.bit / 8,
+            trees: Trees::new(level),
+        };
+        m.trees.bits.prime(at.partial, (at.bit % 8) as u32);
+        let keep = dict.len().min(strstart).min(WSIZE);
+        m.window[strstart - keep..strstart].copy_from_slice(&dict[dict.len() - keep..]);
+        m.lookahead = m.read(strstart, WINDOW_SIZE - strstart);
+        // Every string before `plain` that the window holds, in order, as
+        // lazy matching inserted them (the hash is of three bytes).
+        for s in strstart - keep..strstart {
+            m.ins_h = 0;
+            for j in 0..MIN_MATCH - 1 {
+                m.update_hash(m.window[s + j]);
+            }
+            m.insert_string(s);
+        }
+        // What gzip does after the block's last symbol: slide if due, read.
+        while m.lookahead < MIN_LOOKAHEAD && !m.eofile {
+            m.fill_window();
+        }
+        m.ins_h = 0;
+        for j in 0..MIN_MATCH - 1 {
+            m.update_hash(m.window[m.strstart + j]);
         }
         m
     }
@@ -138,6 +231,7 @@ impl<'a> Matcher<'a> {
             self.match_start = self.match_start.wrapping_sub(WSIZE);
             self.strstart -= WSIZE;
             self.block_start -= WSIZE as i64;
+            self.origin += WSIZE as u64;
             let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
             self.head.iter_mut().for_each(slide);
             self.prev.iter_mut().for_each(slide);
@@ -236,7 +330,10 @@ impl<'a> Matcher<'a> {
 
     /// Runs deflate to the end of the input, handing each block's output to
     /// `block_out`; stops early when `block_out` returns false.
-    pub(super) fn run(&mut self, mut block_out: impl FnMut(&mut Vec<u8>) -> bool) {
+    pub(super) fn run(
+        &mut self,
+        mut block_out: impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool,
+    ) {
         if self.level <= 3 {
             self.deflate_fast(&mut block_out);
         } else {
@@ -244,16 +341,40 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    /// Ends the current block (not the last) and hands its output over;
-    /// false when `block_out` wants no more.
-    fn block_done(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) -> bool {
+    /// Ends the current block (not the last) and hands its output over with
+    /// where the next block starts (`clean` says whether [`Matcher::resume`]
+    /// rebuilds the state there); false when `block_out` wants no more.
+    fn block_done(
+        &mut self,
+        block_out: &mut impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool,
+        clean: bool,
+    ) -> bool {
         self.flush(false);
-        block_out(&mut self.trees.bits.out)
+        let (bit, partial) = self.trees.bits.position(self.emitted);
+        let at = Boundary {
+            plain: self.origin + self.strstart as u64,
+            bit,
+            strstart: self.strstart as u32,
+            partial,
+            clean: clean
+                && self.level >= 4
+                && !self.eofile
+                && self.strstart + self.lookahead == WINDOW_SIZE,
+        };
+        self.emitted += self.trees.bits.out.len() as u64;
+        block_out(&mut self.trees.bits.out, Some(at))
+    }
+
+    /// Ends the last block and hands its output over.
+    fn last_block(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool) {
+        self.flush(true);
+        self.emitted += self.trees.bits.out.len() as u64;
+        block_out(&mut self.trees.bits.out, None);
     }
 
     /// gzip's `deflate_fast` (levels 1 to 3): no lazy evaluation; strings in a
     /// match are inserted only when it is at most `max_lazy` long.
-    fn deflate_fast(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) {
+    fn deflate_fast(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool) {
         let mut match_length = 0usize;
         self.prev_length = MIN_MATCH - 1;
         while self.lookahead != 0 {
@@ -289,20 +410,19 @@ impl<'a> Matcher<'a> {
                 self.lookahead -= 1;
                 self.strstart += 1;
             }
-            if flush && !self.block_done(block_out) {
+            if flush && !self.block_done(block_out, false) {
                 return;
             }
             while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
                 self.fill_window();
             }
         }
-        self.flush(true);
-        block_out(&mut self.trees.bits.out);
+        self.last_block(block_out);
     }
 
     /// gzip's `deflate` (levels 4 to 9): a match is kept only if the match at
     /// the next byte is not longer.
-    fn deflate_lazy(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>) -> bool) {
+    fn deflate_lazy(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool) {
         let mut match_available = false;
         let mut match_length = MIN_MATCH - 1;
         while self.lookahead != 0 {
@@ -340,8 +460,12 @@ impl<'a> Matcher<'a> {
             } else if match_available {
                 // gzip flushes before moving on here, after it for a match.
                 let c = self.window[self.strstart - 1];
+                // A matcher resumed here (no match pending) searches the
+                // next string as this one does unless the pending match's
+                // length shortened this one's search (gzip's `good_match`).
+                let clean = self.prev_length < self.good_match;
                 if self.trees.tally_lit(c, self.strstart, self.block_start)
-                    && !self.block_done(block_out)
+                    && !self.block_done(block_out, clean)
                 {
                     return;
                 }
@@ -352,7 +476,7 @@ impl<'a> Matcher<'a> {
                 self.strstart += 1;
                 self.lookahead -= 1;
             }
-            if flush && !self.block_done(block_out) {
+            if flush && !self.block_done(block_out, true) {
                 return;
             }
             while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
@@ -363,7 +487,6 @@ impl<'a> Matcher<'a> {
             let c = self.window[self.strstart - 1];
             self.trees.tally_lit(c, self.strstart, self.block_start);
         }
-        self.flush(true);
-        block_out(&mut self.trees.bits.out);
+        self.last_block(block_out);
     }
 }

@@ -18,6 +18,8 @@
 mod matcher;
 mod trees;
 
+pub(crate) use matcher::Boundary;
+
 use std::sync::OnceLock;
 
 use flate2::Crc;
@@ -48,7 +50,7 @@ pub(crate) fn deflate_to<E>(
 ) -> Result<(), Result<E, std::io::Error>> {
     let mut m = matcher::Matcher::new(level, plain);
     let mut failed = None;
-    m.run(|out| {
+    m.run(|out, _| {
         let r = sink(out);
         out.clear();
         match r {
@@ -64,6 +66,134 @@ pub(crate) fn deflate_to<E>(
         (None, Some(e)) => Err(Err(e)),
         (None, None) => Ok(()),
     }
+}
+
+/// Deflates `plain` as `gzip -level` does and compares the output with
+/// `compressed` as it comes; calls `each` with every block boundary passed
+/// (the last block's end excepted). True when the whole output is exactly
+/// `compressed`; false at the first difference.
+pub(crate) fn boundaries(
+    level: u8,
+    plain: &[u8],
+    compressed: &[u8],
+    mut each: impl FnMut(&Boundary),
+) -> bool {
+    let mut input = plain;
+    let mut m = matcher::Matcher::new(level, &mut input);
+    let mut at = 0usize;
+    let mut same = true;
+    m.run(|out, boundary| {
+        same = compressed.get(at..at + out.len()) == Some(&out[..]);
+        at += out.len();
+        out.clear();
+        if let (true, Some(b)) = (same, boundary) {
+            each(&b);
+        }
+        same
+    });
+    same && at == compressed.len() && m.read_error.is_none()
+}
+
+/// Why a piece of a cut stream did not rebuild.
+#[derive(Debug, thiserror::Error)]
+pub enum PieceError {
+    /// The piece's plain bytes do not reach its cut.
+    #[error("the cut at plain offset {0} is outside the bytes given")]
+    Outside(u64),
+    /// The encoder passed the end cut without a block boundary there, or at
+    /// another bit offset, window position or partial byte.
+    #[error(
+        "no block boundary as recorded at plain offset {plain}, bit {bit} (the encoder's: {found})"
+    )]
+    NotReached {
+        /// The cut's plain offset.
+        plain: u64,
+        /// The cut's bit offset.
+        bit: u64,
+        /// Where the encoder's boundary was instead.
+        found: String,
+    },
+    /// The encoder's output at the end cut's boundary does not end in the
+    /// recorded partial byte.
+    #[error("the bits before the cut at plain offset {0} differ from the recorded partial byte")]
+    Partial(u64),
+    /// Reading the plain bytes failed (an in-memory slice does not).
+    #[error("reading the plain bytes failed: {0}")]
+    Read(#[source] std::io::Error),
+}
+
+/// Deflates one piece of a stream cut at clean block boundaries: from `from`
+/// (the stream's start when `None`, then `text` starts there) to `to` (the
+/// stream's end when `None`), appending the piece's output to `out`: the
+/// stream's bytes from `from.bit / 8` (its first byte holds `from`'s partial
+/// bits) to `to.bit / 8` (without `to`'s partial byte, which the next piece
+/// writes). `text` is the stream's plain bytes from offset `text_at`: from
+/// at least 32 KiB (or the window's `strstart`) before `from`, to at least
+/// 64 KiB past `to` or the stream's end. The encoder must reach `to` exactly
+/// as recorded (plain offset, bit offset, window position, partial bits).
+pub(crate) fn piece(
+    level: u8,
+    text: &[u8],
+    text_at: u64,
+    from: Option<&Boundary>,
+    to: Option<&Boundary>,
+    out: &mut Vec<u8>,
+) -> Result<(), PieceError> {
+    let local = |plain: u64| {
+        plain
+            .checked_sub(text_at)
+            .and_then(|o| usize::try_from(o).ok())
+            .filter(|&o| o <= text.len())
+            .ok_or(PieceError::Outside(plain))
+    };
+    let start = match from {
+        Some(b) => local(b.plain)?,
+        None => local(0)?,
+    };
+    let mut input = &text[start..];
+    let mut m = match from {
+        Some(b) => matcher::Matcher::resume(level, &mut input, &text[..start], b),
+        None => matcher::Matcher::new(level, &mut input),
+    };
+    let mut reached = None;
+    m.run(|o, boundary| {
+        out.extend_from_slice(o);
+        o.clear();
+        match (to, boundary) {
+            (Some(to), Some(b)) if b.plain >= to.plain => {
+                reached = Some(b);
+                false
+            }
+            _ => true,
+        }
+    });
+    if let Some(e) = m.read_error.take() {
+        return Err(PieceError::Read(e));
+    }
+    let Some(to) = to else {
+        return Ok(());
+    };
+    let found = match reached {
+        Some(b) if (b.plain, b.bit, b.strstart) == (to.plain, to.bit, to.strstart) => None,
+        Some(b) => Some(format!(
+            "plain offset {}, bit {}, window position {} (recorded: {})",
+            b.plain, b.bit, b.strstart, to.strstart
+        )),
+        None => Some("none: the stream ended".to_string()),
+    };
+    if let Some(found) = found {
+        return Err(PieceError::NotReached {
+            plain: to.plain,
+            bit: to.bit,
+            found,
+        });
+    }
+    let (bits, n) = m.trees.bits.whole_bytes();
+    out.append(&mut m.trees.bits.out);
+    if u64::from(n) != to.bit % 8 || bits != to.partial {
+        return Err(PieceError::Partial(to.plain));
+    }
+    Ok(())
 }
 
 /// The deflated stream and its CRC-32.

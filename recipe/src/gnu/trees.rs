@@ -186,6 +186,35 @@ impl Bits {
         }
     }
 
+    /// Starts the output with the `len` (at most 7) low bits of `bits`
+    /// pending: the first byte written is that byte's rest.
+    pub(super) fn prime(&mut self, bits: u8, len: u32) {
+        let len = len.min(7);
+        self.buf = u64::from(bits) & ((1u64 << len) - 1);
+        self.valid = len;
+    }
+
+    /// The position after what was written, `emitted` bytes having been
+    /// taken from `out` before: in bits, and the bits of its last byte
+    /// so far (the `bit % 8` low bits).
+    pub(super) fn position(&self, emitted: u64) -> (u64, u8) {
+        let bit = (emitted + self.out.len() as u64) * 8 + u64::from(self.valid);
+        let whole = self.valid / 8;
+        let partial = ((self.buf >> (8 * whole)) & ((1u64 << (self.valid % 8)) - 1)) as u8;
+        (bit, partial)
+    }
+
+    /// Moves the whole bytes pending into `out`; the bits of a partial byte
+    /// stay (with how many).
+    pub(super) fn whole_bytes(&mut self) -> (u8, u32) {
+        while self.valid >= 8 {
+            self.out.push(self.buf as u8);
+            self.buf >>= 8;
+            self.valid -= 8;
+        }
+        (self.buf as u8, self.valid)
+    }
+
     /// Pads to a byte boundary (gzip's `bi_windup`).
     fn windup(&mut self) {
         while self.valid > 0 {

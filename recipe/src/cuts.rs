@@ -1,0 +1,364 @@
+//! A deflate stream rebuilt in pieces at once ([`Segment::ZlibCuts`]).
+//!
+//! Each deflate block depends on the encoder's state after everything
+//! before it (its window and hash chains), so a stream is deflated on one
+//! core. GNU gzip's lazy matching (levels 4 to 9) inserts every string into
+//! its hash chains, so at a block boundary where no match is pending its
+//! state is the plain bytes its window reaches back to (32 KiB) and where
+//! they sit in the window, plus the bits of the last byte written. The
+//! analysis deflates the stream once more, comparing every byte, and
+//! records such boundaries every few MiB of plain bytes ([`find`]); the
+//! rebuild deflates the pieces between them each on its own thread, each
+//! encoder resumed at its piece's start and stopped at its end, and writes
+//! them one after the other: each piece's first byte holds the previous
+//! piece's partial bits, recorded in the cut. That a cut works is never
+//! assumed: the analysis keeps a cut only if its pieces come out byte for
+//! byte (or leaves it to the caller's check of the whole object, which
+//! rebuilds and compares the digest, when `Options::check_streams` is off),
+//! and the rebuild refuses a piece whose encoder does not reach the next
+//! cut exactly as recorded.
+//!
+//! [`Segment::ZlibCuts`]: crate::Segment::ZlibCuts
+
+use std::io::{Read, Write};
+
+use crate::gnu::{self, Boundary, PieceError};
+use crate::recipe::DeflateCut;
+use crate::zlib::{ZlibError, ZlibParams, GNU_GZIP_ENCODER};
+
+/// Plain bytes before a piece's start its encoder is given (its window's reach).
+const BEFORE: u64 = 32 << 10;
+
+/// Plain bytes past a piece's end its encoder is given: the window it
+/// reads ahead (64 KiB) and a little more, so that it never sees the input
+/// end before the cut.
+const AFTER: u64 = (64 << 10) + 1024;
+
+/// The fewest plain bytes a piece may have (cuts closer than this are
+/// refused): each piece costs its encoder's start and about 100 KiB of
+/// plain bytes read twice, so a hostile recipe's work stays bounded by its
+/// stream's length.
+const MIN_PIECE: u64 = 64 << 10;
+
+/// The default plain bytes between cuts ([`crate::Options::deflate_cuts`]).
+pub const DEFAULT_PIECE: u64 = 4 << 20;
+
+/// Why a cut stream did not rebuild.
+#[derive(Debug, thiserror::Error)]
+pub enum CutError {
+    /// The encoder or level cannot be cut, or does not give its known answers.
+    #[error("{0}")]
+    Encoder(#[source] ZlibError),
+    /// A cut is not where cuts can be (out of order, outside the stream, a
+    /// window position or partial byte that cannot be).
+    #[error("cut {cut} is malformed: {why}")]
+    Malformed {
+        /// Index of the cut.
+        cut: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A piece's encoder did not rebuild it as its cuts record.
+    #[error("piece {piece} of the stream: {source}")]
+    Piece {
+        /// Index of the piece (0: before the first cut).
+        piece: usize,
+        /// Why.
+        source: PieceError,
+    },
+    /// A piece came out longer or shorter than its cuts say.
+    #[error(
+        "piece {piece} of the stream came out {produced} bytes, not the {declared} its cuts say"
+    )]
+    PieceLen {
+        /// Index of the piece.
+        piece: usize,
+        /// The length its cuts say.
+        declared: u64,
+        /// What it made.
+        produced: u64,
+    },
+    /// Reading the plain bytes failed or ended early.
+    #[error("reading the plain bytes failed: {0}")]
+    Read(#[source] std::io::Error),
+    /// Writing the output failed.
+    #[error("writing the rebuilt stream failed: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+fn boundary(c: &DeflateCut) -> Boundary {
+    Boundary {
+        plain: c.plain,
+        bit: c.bit,
+        strstart: c.window,
+        partial: c.partial,
+        clean: true,
+    }
+}
+
+/// The plain range piece `i` (0 to `cuts.len()`) is given: from its
+/// window's reach before its start to [`AFTER`] past its end.
+fn text_range(cuts: &[DeflateCut], i: usize, plain_len: u64) -> (u64, u64) {
+    let start = match i.checked_sub(1).map(|j| &cuts[j]) {
+        Some(c) => c.plain - BEFORE.min(u64::from(c.window)),
+        None => 0,
+    };
+    let end = match cuts.get(i) {
+        Some(c) => c.plain.saturating_add(AFTER).min(plain_len),
+        None => plain_len,
+    };
+    (start, end)
+}
+
+/// The output range (bytes) piece `i` makes.
+fn out_range(cuts: &[DeflateCut], i: usize, compressed_len: u64) -> (u64, u64) {
+    let start = i.checked_sub(1).map_or(0, |j| cuts[j].bit / 8);
+    let end = cuts.get(i).map_or(compressed_len, |c| c.bit / 8);
+    (start, end)
+}
+
+/// Checks what can be checked of hostile cuts before anything runs.
+fn validate(
+    params: &ZlibParams,
+    cuts: &[DeflateCut],
+    plain_len: u64,
+    compressed_len: u64,
+) -> Result<(), CutError> {
+    if params.encoder != GNU_GZIP_ENCODER || !(4..=9).contains(&params.level) {
+        return Err(CutError::Encoder(ZlibError::Zlib(format!(
+            "a cut stream needs encoder {GNU_GZIP_ENCODER} at level 4 to 9, not encoder {} at level {}",
+            params.encoder, params.level
+        ))));
+    }
+    if !gnu::encoder_ok() {
+        return Err(CutError::Encoder(ZlibError::EncoderMismatch {
+            encoder: params.encoder,
+        }));
+    }
+    let mut last = (0u64, 0u64);
+    for (cut, c) in cuts.iter().enumerate() {
+        let why = if c.plain < last.0 + MIN_PIECE || c.plain >= plain_len {
+            "its plain offset is not 64 KiB or more after the previous cut's (or the stream's start) and inside the stream"
+        } else if c.bit <= last.1 || c.bit / 8 >= compressed_len {
+            "its bit offset is not after the previous cut's and inside the stream"
+        } else if u64::from(c.window) > c.plain || c.window >= 1 << 16 {
+            "its window position is past its plain offset or the 64 KiB window"
+        } else if u32::from(c.partial) >> (c.bit % 8) != 0 {
+            "its partial byte has more bits than its bit offset leaves"
+        } else {
+            last = (c.plain, c.bit);
+            continue;
+        };
+        return Err(CutError::Malformed { cut, why });
+    }
+    Ok(())
+}
+
+/// Deflates piece `i` of `text` (the plain bytes from `text_at`).
+fn piece(
+    level: u8,
+    cuts: &[DeflateCut],
+    i: usize,
+    text: &[u8],
+    text_at: u64,
+) -> Result<Vec<u8>, CutError> {
+    let from = i.checked_sub(1).map(|j| boundary(&cuts[j]));
+    let to = cuts.get(i).map(boundary);
+    let mut out = Vec::new();
+    gnu::piece(level, text, text_at, from.as_ref(), to.as_ref(), &mut out)
+        .map_err(|source| CutError::Piece { piece: i, source })?;
+    Ok(out)
+}
+
+/// How many pieces are deflated at once: the cores (at most 8).
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Rebuilds a [`Segment::ZlibCuts`](crate::Segment::ZlibCuts): reads its
+/// `plain_len` bytes from `plain` as the pieces need them, deflates up to
+/// [`threads`] pieces at once (`parallel`; else one after another) and
+/// writes them in order to `out`, each checked against its length. The
+/// plain bytes of the pieces deflated at once are held (reserved in the
+/// process's [`budget`](crate::budget)), never the whole stream.
+pub(crate) fn rebuild(
+    params: &ZlibParams,
+    cuts: &[DeflateCut],
+    plain_len: u64,
+    compressed_len: u64,
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+    parallel: bool,
+) -> Result<(), CutError> {
+    validate(params, cuts, plain_len, compressed_len)?;
+    let pieces = cuts.len() + 1;
+    let at_once = if parallel { threads() } else { 1 };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut buf_at = 0u64;
+    let mut permit = crate::budget::reserve(0);
+    let mut first = 0;
+    while first < pieces {
+        let last = (first + at_once).min(pieces);
+        let (_, need) = text_range(cuts, last - 1, plain_len);
+        let held = buf_at + buf.len() as u64;
+        if need > held {
+            let more = need - held;
+            let outs = out_range(cuts, last - 1, compressed_len).1
+                - out_range(cuts, first, compressed_len).0;
+            permit.resize(buf.len() as u64 + more + outs);
+            let got = plain
+                .take(more)
+                .read_to_end(&mut buf)
+                .map_err(CutError::Read)? as u64;
+            if got != more {
+                return Err(CutError::Read(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the plain bytes ended {} bytes early", more - got),
+                )));
+            }
+        }
+        let text = |i: usize| {
+            let (s, e) = text_range(cuts, i, plain_len);
+            &buf[(s - buf_at) as usize..(e - buf_at) as usize]
+        };
+        let start = |i: usize| text_range(cuts, i, plain_len).0;
+        let made: Vec<Result<Vec<u8>, CutError>> = if last - first == 1 {
+            vec![piece(params.level, cuts, first, text(first), start(first))]
+        } else {
+            std::thread::scope(|s| {
+                let running: Vec<_> = (first..last)
+                    .map(|i| {
+                        let t = text(i);
+                        s.spawn(move || piece(params.level, cuts, i, t, start(i)))
+                    })
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
+        for (i, bytes) in (first..last).zip(made) {
+            let bytes = bytes?;
+            let (s, e) = out_range(cuts, i, compressed_len);
+            if bytes.len() as u64 != e - s {
+                return Err(CutError::PieceLen {
+                    piece: i,
+                    declared: e - s,
+                    produced: bytes.len() as u64,
+                });
+            }
+            out.write_all(&bytes).map_err(CutError::Write)?;
+        }
+        first = last;
+        if first < pieces {
+            let keep_from = start(first);
+            let drop = (keep_from - buf_at) as usize;
+            buf.drain(..drop);
+            buf_at = keep_from;
+        }
+    }
+    Ok(())
+}
+
+/// The cuts of a stream that encoder 2 at `params.level` (4 to 9) rebuilds
+/// from `plain` into exactly `compressed`: clean block boundaries about
+/// every `step` plain bytes, none in the last half step. `None` when the
+/// stream is under two steps, the encoder is not one that can be cut, no
+/// boundary fits, or the encoder does not give `compressed` (this pass
+/// compares every byte). With `check`, every piece is also rebuilt as
+/// the rebuild does and compared, and a cut whose piece differs is dropped
+/// (its piece joins the one before).
+pub(crate) fn find(
+    params: &ZlibParams,
+    plain: &[u8],
+    compressed: &[u8],
+    step: u64,
+    check: bool,
+) -> Option<Vec<DeflateCut>> {
+    let plain_len = plain.len() as u64;
+    let step = step.max(1 << 20);
+    if params.encoder != GNU_GZIP_ENCODER
+        || !(4..=9).contains(&params.level)
+        || plain_len < 2 * step
+        || !gnu::encoder_ok()
+    {
+        return None;
+    }
+    let mut cuts = Vec::new();
+    let mut next = step;
+    let same = gnu::boundaries(params.level, plain, compressed, |b| {
+        if b.clean && b.plain >= next && b.plain + step / 2 <= plain_len {
+            cuts.push(DeflateCut {
+                plain: b.plain,
+                bit: b.bit,
+                window: b.strstart,
+                partial: b.partial,
+            });
+            next = b.plain + step;
+        }
+    });
+    if !same || cuts.is_empty() {
+        return None;
+    }
+    if check {
+        cuts = checked(params.level, plain, compressed, cuts);
+    }
+    (!cuts.is_empty()).then_some(cuts)
+}
+
+/// The cuts whose pieces rebuild `compressed` byte for byte, each piece
+/// rebuilt on its own thread, up to [`threads`] at once; a piece that
+/// differs loses its starting cut (a piece whose start is the stream's or
+/// a good cut's and whose end a cut the whole stream's encoder reached is
+/// the whole stream's encoder's own output), and the joined pieces are
+/// checked again.
+fn checked(
+    level: u8,
+    plain: &[u8],
+    compressed: &[u8],
+    mut cuts: Vec<DeflateCut>,
+) -> Vec<DeflateCut> {
+    let (plain_len, compressed_len) = (plain.len() as u64, compressed.len() as u64);
+    loop {
+        let pieces = cuts.len() + 1;
+        let good = |i: usize| {
+            let (s, e) = text_range(&cuts, i, plain_len);
+            let (os, oe) = out_range(&cuts, i, compressed_len);
+            piece(level, &cuts, i, &plain[s as usize..e as usize], s)
+                .is_ok_and(|b| b[..] == compressed[os as usize..oe as usize])
+        };
+        let mut ok = vec![true; pieces];
+        for group in (0..pieces).collect::<Vec<_>>().chunks(threads()) {
+            let results: Vec<bool> = std::thread::scope(|s| {
+                let running: Vec<_> = group.iter().map(|&i| s.spawn(move || good(i))).collect();
+                running
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(false))
+                    .collect()
+            });
+            for (&i, r) in group.iter().zip(results) {
+                ok[i] = r;
+            }
+        }
+        if ok.iter().all(|&g| g) {
+            return cuts;
+        }
+        if !ok[0] {
+            // Not the whole stream's encoder's output: nothing to cut.
+            return Vec::new();
+        }
+        // Piece i starts at cut i - 1.
+        let mut i = 0;
+        cuts.retain(|_| {
+            i += 1;
+            ok[i]
+        });
+        if cuts.is_empty() {
+            return cuts;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

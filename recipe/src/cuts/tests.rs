@@ -1,0 +1,298 @@
+//! Cuts found by the analysis in real `gzip -6` and `gzip -9` output (made
+//! here by /bin/gzip over a tar of real files: the sources in the corpus's
+//! crates and two of its debs) rebuild their pieces byte for byte, alone, one
+//! after another and at once; a wrong cut is refused.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::*;
+
+const CORPUS: &str = "/tmp/ferry-corpus/new";
+
+/// A tar of the corpus's crates' files and two debs (about 10 MB), or `None`
+/// (the test then says it is skipped) without the corpus, tar or gzip.
+fn corpus_tar(dir: &Path) -> Option<Vec<u8>> {
+    let crates = Path::new(CORPUS).join("crates");
+    let debs = Path::new(CORPUS).join("debs");
+    if !crates.is_dir() || !debs.is_dir() {
+        eprintln!("skipped: no corpus at {CORPUS}");
+        return None;
+    }
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(&tree).ok()?;
+    let mut names: Vec<_> = std::fs::read_dir(&crates)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    names.sort();
+    for c in &names {
+        let ok = Command::new("tar")
+            .arg("-xzf")
+            .arg(c)
+            .arg("-C")
+            .arg(&tree)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: tar cannot extract {}", c.display());
+            return None;
+        }
+    }
+    let mut debs: Vec<_> = std::fs::read_dir(&debs)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    debs.sort();
+    for d in debs.iter().take(2) {
+        std::fs::copy(d, tree.join(d.file_name()?)).ok()?;
+    }
+    let out = Command::new("tar")
+        .args(["--sort=name", "--mtime=@1700000000", "-cf", "-", "-C"])
+        .arg(&tree)
+        .arg(".")
+        .output()
+        .ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+/// The raw deflate body of `gzip -level -n` of `plain`.
+fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
+    let mut child = Command::new("gzip")
+        .args([format!("-{level}"), "-n".into(), "-c".into()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let data = plain.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
+    let out = child.wait_with_output().ok()?;
+    if !feeder.join().unwrap_or(false) || !out.status.success() {
+        return None;
+    }
+    // No name, no extra: a 10-byte header and an 8-byte trailer.
+    Some(out.stdout[10..out.stdout.len() - 8].to_vec())
+}
+
+fn gnu(level: u8) -> ZlibParams {
+    ZlibParams {
+        encoder: GNU_GZIP_ENCODER,
+        level,
+    }
+}
+
+fn rebuilt(
+    params: &ZlibParams,
+    cuts: &[DeflateCut],
+    plain: &[u8],
+    compressed_len: u64,
+    parallel: bool,
+) -> Result<Vec<u8>, CutError> {
+    let mut out = Vec::new();
+    rebuild(
+        params,
+        cuts,
+        plain.len() as u64,
+        compressed_len,
+        &mut &plain[..],
+        &mut out,
+        parallel,
+    )?;
+    Ok(out)
+}
+
+#[test]
+fn cuts_in_real_gzip_output_rebuild_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(plain) = corpus_tar(dir.path()) else {
+        return;
+    };
+    assert!(
+        plain.len() > 4 << 20,
+        "the corpus tar is {} bytes",
+        plain.len()
+    );
+    for level in [6u8, 9] {
+        let Some(body) = gzip_body(level, &plain) else {
+            eprintln!("skipped: no gzip");
+            return;
+        };
+        let params = gnu(level);
+        let cuts = find(&params, &plain, &body, 1 << 20, true).expect("cuts found");
+        assert!(
+            cuts.len() >= 3,
+            "-{level}: {} cuts in {} plain bytes",
+            cuts.len(),
+            plain.len()
+        );
+        // Every cut the analysis chose worked: the check dropped none.
+        assert_eq!(
+            find(&params, &plain, &body, 1 << 20, false),
+            Some(cuts.clone()),
+            "-{level}"
+        );
+        for c in &cuts {
+            assert!(u64::from(c.partial) < 1 << (c.bit % 8));
+        }
+        // Each piece alone, given only its text, is its bytes of the stream.
+        for i in 0..=cuts.len() {
+            let (s, e) = text_range(&cuts, i, plain.len() as u64);
+            let (os, oe) = out_range(&cuts, i, body.len() as u64);
+            let made = piece(level, &cuts, i, &plain[s as usize..e as usize], s).unwrap();
+            assert!(
+                made[..] == body[os as usize..oe as usize],
+                "-{level}: piece {i} differs"
+            );
+        }
+        for parallel in [false, true] {
+            let out = rebuilt(&params, &cuts, &plain, body.len() as u64, parallel).unwrap();
+            assert!(out == body, "-{level}, parallel {parallel}: differs");
+        }
+    }
+}
+
+/// Every clean block boundary of real gzip output is a cut whose pieces
+/// rebuild byte for byte (a piece a block or two long): what the analysis
+/// records every 4 MiB is never a guess.
+#[test]
+fn every_clean_boundary_is_a_working_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(plain) = corpus_tar(dir.path()) else {
+        return;
+    };
+    for level in [6u8, 9] {
+        let Some(body) = gzip_body(level, &plain) else {
+            eprintln!("skipped: no gzip");
+            return;
+        };
+        let (mut all, mut clean) = (0usize, Vec::new());
+        assert!(gnu::boundaries(level, &plain, &body, |b| {
+            all += 1;
+            if b.clean {
+                clean.push(DeflateCut {
+                    plain: b.plain,
+                    bit: b.bit,
+                    window: b.strstart,
+                    partial: b.partial,
+                });
+            }
+        }));
+        eprintln!("-{level}: {} of {all} block boundaries clean", clean.len());
+        assert!(clean.len() * 2 > all, "-{level}: {} of {all}", clean.len());
+        let kept = checked(level, &plain, &body, clean.clone());
+        assert_eq!(
+            kept.len(),
+            clean.len(),
+            "-{level}: some clean boundaries failed"
+        );
+    }
+}
+
+/// A plain text of `len` bytes with matches at every distance.
+fn text(len: usize) -> Vec<u8> {
+    let sample = crate::zlib::sample();
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0u32;
+    while out.len() < len {
+        let at = (i.wrapping_mul(2_654_435_761) as usize) % (sample.len() - 5000);
+        out.extend_from_slice(&sample[at..at + 3000 + (i as usize % 2000)]);
+        out.extend_from_slice(format!("{i:08x}\n").as_bytes());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn a_wrong_cut_is_refused() {
+    let plain = text(5 << 20);
+    let Some(body) = gzip_body(6, &plain) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let params = gnu(6);
+    let cuts = find(&params, &plain, &body, 1 << 20, true).expect("cuts found");
+    assert!(cuts.len() >= 2);
+    let good = rebuilt(&params, &cuts, &plain, body.len() as u64, true).unwrap();
+    assert!(good == body);
+    let len = body.len() as u64;
+    type Change = fn(&mut DeflateCut);
+    let wrong: [(&str, Change); 5] = [
+        ("plain offset", |c| c.plain += 1),
+        ("bit offset", |c| c.bit += 8),
+        ("window position", |c| c.window -= 1),
+        ("partial byte", |c| {
+            c.partial ^= 1;
+            if c.bit % 8 == 0 {
+                c.bit += 1;
+            }
+        }),
+        ("window past the plain offset", |c| {
+            c.window = u32::try_from(c.plain + 1).unwrap_or(u32::MAX)
+        }),
+    ];
+    for (what, change) in wrong {
+        let mut bad = cuts.clone();
+        change(&mut bad[1]);
+        for parallel in [false, true] {
+            match rebuilt(&params, &bad, &plain, len, parallel) {
+                Err(e) => eprintln!("{what}: refused: {e}"),
+                Ok(out) => panic!(
+                    "{what}: a wrong cut rebuilt {} bytes (the same: {})",
+                    out.len(),
+                    out == body
+                ),
+            }
+        }
+    }
+    // Out of order, or not GNU gzip's lazy levels.
+    let mut swapped = cuts.clone();
+    swapped.swap(0, 1);
+    assert!(matches!(
+        rebuilt(&params, &swapped, &plain, len, true),
+        Err(CutError::Malformed { cut: 1, .. })
+    ));
+    for params in [
+        gnu(3),
+        ZlibParams {
+            encoder: 1,
+            level: 6,
+        },
+    ] {
+        assert!(matches!(
+            rebuilt(&params, &cuts, &plain, len, true),
+            Err(CutError::Encoder(_))
+        ));
+    }
+    // Plain bytes that end early.
+    let short = &plain[..plain.len() - 10];
+    let mut out = Vec::new();
+    let r = rebuild(
+        &params,
+        &cuts,
+        plain.len() as u64,
+        len,
+        &mut &short[..],
+        &mut out,
+        true,
+    );
+    assert!(matches!(r, Err(CutError::Read(_))), "{r:?}");
+}
+
+#[test]
+fn no_cuts_where_none_fit() {
+    let plain = text(3 << 20);
+    let Some(body) = gzip_body(6, &plain) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    // Under two steps, a fast level, or other bytes than the encoder's.
+    assert_eq!(find(&gnu(6), &plain, &body, 2 << 20, true), None);
+    assert_eq!(find(&gnu(3), &plain, &body, 1 << 20, true), None);
+    let mut other = body.clone();
+    let n = other.len();
+    other[n - 100] ^= 1;
+    assert_eq!(find(&gnu(6), &plain, &other, 1 << 20, true), None);
+    assert!(find(&gnu(6), &plain, &body, 1 << 20, true).is_some());
+}
