@@ -10,7 +10,8 @@
 # files at 512 MiB) is generated once into WORKDIR/tree and kept between
 # runs (delete WORKDIR when done). Each round runs every binary of BINS
 # then tar | zstd; each export from a fresh state, its media directory on
-# the same filesystem (WORKDIR), removed after. `/usr/bin/time` gives
+# the same filesystem (WORKDIR), removed after (then `settle`, below).
+# `/usr/bin/time` gives
 # wall, CPU (user + system) and peak RSS; each line also prints the ratio
 # of its wall and CPU to the same round's tar | zstd, and the load average
 # before it. Set PERF=NAME to record `perf record -g` of binary NAME's
@@ -52,6 +53,13 @@ timed() {
     USER_SYS="$user + $sys"
 }
 
+# After removing a state (17,000 copies): its writes flushed, and a pause.
+# On an ext4 without a journal, a new inode is not taken from those freed
+# in the last 5-10 s (`recently_deleted`, a scan of the inode table per
+# file created): the export right after another's removal paid for it
+# (16% of its CPU in a profile).
+settle() { sync; sleep "${SETTLE:-10}"; }
+
 # Warm the page cache alike for everyone.
 tar -cf - -C "$DIR/tree" data | cat >/dev/null  # (GNU tar reads nothing when writing to /dev/null itself)
 for r in $(seq 1 "$ROUNDS"); do
@@ -69,12 +77,14 @@ for r in $(seq 1 "$ROUNDS"); do
         W[$name]=$WALL C[$name]=$CPU M[$name]=$RSS U[$name]=$USER_SYS
         B[$name]=$(du -sb "$DIR/media-$name" | cut -f1)
         rm -rf "$DIR/st-$name" "$DIR/media-$name"
+        settle
     done
     L[tar]=$(cut -d' ' -f1 /proc/loadavg)
     timed "r$r-tar" bash -c 'set -o pipefail; tar -cf - -C "$1" data | zstd -q -T2 -3 >"$2"' _ "$DIR/tree" "$DIR/x.tar.zst"
     W[tar]=$WALL C[tar]=$CPU M[tar]=$RSS U[tar]=$USER_SYS
     B[tar]=$(stat -c %s "$DIR/x.tar.zst")
     rm -f "$DIR/x.tar.zst"
+    settle
     for name in $(for p in $BINS; do echo "${p%%=*}"; done) tar; do
         printf 'round %d %-8s wall %6.2f s  cpu %6.2f s (%s)  rss %6.1f MiB  wall/tar %5.2f  cpu/tar %5.2f  cores %4.2f  bytes %s  load %s\n' \
             "$r" "$name" "${W[$name]}" "${C[$name]}" "${U[$name]}" "${M[$name]}" \
