@@ -14,7 +14,8 @@
 # `/usr/bin/time` gives
 # wall, CPU (user + system) and peak RSS; each line also prints the ratio
 # of its wall and CPU to the same round's tar | zstd, and the load average
-# before it. Set PERF=NAME to record `perf record -g` of binary NAME's
+# before it. LINK=1 exports with `link_copies = true` (docs/sources/files.md).
+# Set PERF=NAME to record `perf record -g` of binary NAME's
 # export in the first round (WORKDIR/perf-NAME.data).
 set -Eeuo pipefail
 DIR=${1:?usage: export_vs_tar.sh WORKDIR}
@@ -39,6 +40,8 @@ name = "data"
 type = "files"
 path = "$DIR/tree/data"
 T
+# LINK=1: the copies kept for the next patch as links to the tree's files.
+[[ ${LINK:-0} == 1 ]] && echo 'link_copies = true' >>"$DIR/out.toml"
 
 # timed NAME CMD...: runs CMD under /usr/bin/time; sets WALL CPU RSS.
 timed() {
