@@ -1770,12 +1770,15 @@ mod tests {
         files.push(("z/one-mib".into(), noise(1 << 20, 77)));
         let tmp = tempfile::tempdir().unwrap();
         let serial = tmp.path().join("serial");
+        // One stream: the same state copied before its first export.
+        drop(Ledger::open(&Layout::new(&serial)).unwrap());
         let mut runs = Vec::new();
         for (name, link) in [("copies", false), ("links", true)] {
             let (root, dir) = (
                 tmp.path().join(name),
                 tmp.path().join(format!("{name}-src")),
             );
+            copy_dir(&serial, &root);
             let made = export_tree(&root, &dir, &files, link).unwrap().unwrap();
             runs.push((root, dir, made));
         }
