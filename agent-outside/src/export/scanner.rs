@@ -579,20 +579,13 @@ impl Scanner<'_> {
                 }
                 // A new local file with nothing to patch against: read and
                 // cut on the cutting threads, taken in order.
-                if let Some((path, listed, link)) = local
+                let new_local = local
                     .as_ref()
-                    .filter(|_| expected_sha256.is_none() && lookup == Lookup::Absent)
-                {
+                    .filter(|_| expected_sha256.is_none() && lookup == Lookup::Absent);
+                if let Some(file) = new_local {
                     if self.cuts_ahead(&key, item.predecessor.as_ref())? {
-                        let file = path.clone();
-                        let local = link.then(|| Linkable {
-                            key: key.clone(),
-                            path: path.clone(),
-                            fingerprint: listed.clone(),
-                        });
-                        drop(open);
                         let job = (item.path, executable, fingerprint);
-                        return self.cut_ahead(key, file, job, local);
+                        return self.cut_ahead(key, file.clone(), job);
                     }
                 }
                 // Anything else is taken after every file being cut, in
@@ -600,13 +593,7 @@ impl Scanner<'_> {
                 self.take_cuts(0)?;
                 // Read again: its fingerprint is written into its row.
                 let reader = open().with_context(|| item.path.clone())?;
-                let local = local
-                    .filter(|(_, _, link)| *link)
-                    .map(|(path, fingerprint, _)| Linkable {
-                        key: key.clone(),
-                        path,
-                        fingerprint,
-                    });
+                let local = local.and_then(|l| linkable(&key, l));
                 let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
                     Some(_) => self.cut_adopted(reader, executable),
                     None => self.encode_object(
@@ -668,16 +655,17 @@ impl Scanner<'_> {
             && self.families.predecessor(key, hint, 0)?.is_none())
     }
 
-    /// Starts reading and cutting the new local file at `file` (listed at
-    /// `path`, its copy a link to it if `local`) on the cutting threads;
-    /// takes the oldest ones while too many are.
+    /// Starts reading and cutting the new local file `local` (listed at
+    /// `path`) on the cutting threads; takes the oldest ones while too
+    /// many are.
     fn cut_ahead(
         &mut self,
         key: ObjectKey,
-        file: std::path::PathBuf,
+        local: LocalFile,
         (path, executable, scan): (String, bool, Option<ScanSlot>),
-        local: Option<Linkable>,
     ) -> Result<()> {
+        let file = local.0.clone();
+        let local = linkable(&key, local);
         let (tx, rx) = mpsc::sync_channel(1);
         let limit = KEEP_AHEAD.min(self.delta.max_object);
         self.cutters.spawn(move || {
@@ -1204,6 +1192,15 @@ impl Scanner<'_> {
 /// A local file's path, its fingerprint when listed, and whether its
 /// kept copy may be a link to it.
 type LocalFile = (std::path::PathBuf, String, bool);
+
+/// The local file of `key` as a [`Linkable`] if its copy may be a link.
+fn linkable(key: &ObjectKey, (path, fingerprint, link): LocalFile) -> Option<Linkable> {
+    link.then(|| Linkable {
+        key: key.clone(),
+        path,
+        fingerprint,
+    })
+}
 
 /// An item's kind with a local file made a [`ItemKind::File`] the
 /// exporter opens, and that file's path and fingerprint beside it.
