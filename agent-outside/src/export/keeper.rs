@@ -9,9 +9,8 @@
 //! keeper writes.
 //!
 //! A larger object streams through the chunker; its SHA-256 and its copy
-//! are made by a [`Digest`] thread from the chunks the scan thread cuts
-//! (shared, not copied), so that thread only cuts the object and hashes
-//! its chunks.
+//! are made by a [`Digest`] thread from the blocks the scan thread reads,
+//! so that thread only cuts the object and hashes its chunks.
 //!
 //! The copy of a file the source lists as local ([`Linkable`]) is kept as
 //! a hard link to it instead (no write), if it still has the fingerprint it
@@ -89,53 +88,37 @@ pub(super) fn keep_one(
     Ok(None)
 }
 
-/// Keeper threads: creating a file is most of a small copy's cost, and
-/// two threads create files on both cores of a small machine while the
-/// scan's cutting threads read ahead (a copy's name is its digest, so the
-/// order they are written in does not matter; two writers of the same
-/// content each rename a whole copy into place: `write_cache_file`).
-const KEEPERS: usize = 2;
-
-/// The keeper threads and the way to them (each batch to the next one).
+/// The keeper thread and the way to it.
 pub(super) struct Keeper {
-    tx: Vec<mpsc::SyncSender<Batch>>,
-    threads: Vec<JoinHandle<Result<Vec<Linked>>>>,
-    /// The thread the next batch goes to.
-    next: usize,
+    tx: Option<mpsc::SyncSender<Batch>>,
+    thread: Option<JoinHandle<Result<Vec<Linked>>>>,
     /// Copies not sent yet, and their bytes.
     batch: Batch,
     bytes: usize,
 }
 
 impl Keeper {
-    /// Starts the keepers writing into `refs`.
+    /// Starts a keeper writing into `refs`.
     pub(super) fn start(refs: References) -> Result<Self> {
-        let mut keeper = Keeper {
-            tx: Vec::new(),
-            threads: Vec::new(),
-            next: 0,
+        let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("ferry-keeper".into())
+            .spawn(move || -> Result<Vec<Linked>> {
+                let mut linked = Vec::new();
+                for batch in rx {
+                    for (sha, data, local) in batch {
+                        linked.extend(keep_one(&refs, &sha, &data, local)?);
+                    }
+                }
+                Ok(linked)
+            })
+            .context("cannot start the thread that keeps object copies")?;
+        Ok(Keeper {
+            tx: Some(tx),
+            thread: Some(thread),
             batch: Vec::new(),
             bytes: 0,
-        };
-        for i in 0..KEEPERS {
-            let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE / KEEPERS);
-            let refs = refs.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("ferry-keeper-{i}"))
-                .spawn(move || -> Result<Vec<Linked>> {
-                    let mut linked = Vec::new();
-                    for batch in rx {
-                        for (sha, data, local) in batch {
-                            linked.extend(keep_one(&refs, &sha, &data, local)?);
-                        }
-                    }
-                    Ok(linked)
-                })
-                .context("cannot start the thread that keeps object copies")?;
-            keeper.tx.push(tx);
-            keeper.threads.push(thread);
-        }
-        Ok(keeper)
+        })
     }
 
     /// Queues the copy of object `sha`, whose bytes are `data` (a link to
@@ -161,16 +144,10 @@ impl Keeper {
         }
         self.bytes = 0;
         let batch = std::mem::take(&mut self.batch);
-        let sent = match self.tx.is_empty() {
-            true => None,
-            false => {
-                self.next = (self.next + 1) % self.tx.len();
-                Some(self.tx[self.next].send(batch))
-            }
-        };
+        let sent = self.tx.as_ref().map(|tx| tx.send(batch));
         match sent {
             Some(Ok(())) => Ok(()),
-            // A keeper stopped: its own error says why.
+            // The keeper stopped: its own error says why.
             _ => Err(self
                 .finish()
                 .err()
@@ -180,37 +157,23 @@ impl Keeper {
 
     /// Waits until every queued copy is written; the links made.
     pub(super) fn finish(&mut self) -> Result<Vec<Linked>> {
-        if !self.tx.is_empty() {
+        if self.tx.is_some() {
             self.send()?;
         }
-        self.tx.clear();
-        let mut linked = Vec::new();
-        let mut failed = None;
-        for thread in self.threads.drain(..) {
-            match thread.join() {
-                Ok(Ok(made)) => linked.extend(made),
-                Ok(Err(e)) => failed = failed.or(Some(e)),
-                Err(_) => {
-                    failed = failed.or(Some(anyhow!(
-                        "the thread that keeps object copies panicked"
-                    )))
-                }
-            }
-        }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(linked),
+        drop(self.tx.take());
+        match self.thread.take().map(JoinHandle::join) {
+            None => Ok(Vec::new()),
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err(anyhow!("the thread that keeps object copies panicked")),
         }
     }
 }
 
-/// The reads the digest thread makes of the pieces (the copy's writes).
+/// The blocks an object streams in, to its digest thread.
 const BLOCK: usize = 1 << 20;
 
-/// The pieces (chunks) an object streams in, waiting for its digest
-/// thread, at most: with chunks of at most 256 KiB, 16 MiB (about 4 MiB
-/// at the average chunk).
-const PIECES_QUEUED: usize = 64;
+/// Blocks waiting for the digest thread, at most.
+const BLOCKS_QUEUED: usize = 4;
 
 /// What the scan thread tells a digest thread.
 enum Piece {
@@ -222,8 +185,7 @@ enum Piece {
 
 /// The SHA-256 and the copy (`References::tee`) of an object streaming
 /// through the chunker, made on a thread of their own while the scan thread
-/// cuts it: the scan thread shares each chunk it cuts ([`Digest::give`]),
-/// the same bytes it sends to the volumes, so no block is copied for it.
+/// cuts it: the scan thread reads each block once and shares it.
 pub(super) struct Digest {
     tx: Option<mpsc::SyncSender<Piece>>,
     thread: Option<JoinHandle<Result<Option<Sha256>>>>,
@@ -233,7 +195,7 @@ impl Digest {
     /// Starts the digest thread of one object, keeping its copy in `refs`
     /// unless it is over `limit` bytes.
     pub(super) fn start(refs: References, limit: u64) -> Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Piece>(PIECES_QUEUED);
+        let (tx, rx) = mpsc::sync_channel::<Piece>(BLOCKS_QUEUED);
         let thread = std::thread::Builder::new()
             .name("ferry-digest".into())
             .spawn(move || -> Result<Option<Sha256>> {
@@ -243,7 +205,6 @@ impl Digest {
                     block: Arc::default(),
                     at: 0,
                     ended: ended.clone(),
-                    closed: false,
                 };
                 let mut teed = refs.tee(blocks, limit)?;
                 let mut sha = Sha256Hasher::new();
@@ -275,16 +236,14 @@ impl Digest {
         })
     }
 
-    /// Gives the digest thread the object's next bytes (a chunk just cut).
-    pub(super) fn give(&self, piece: Arc<Vec<u8>>) -> std::io::Result<()> {
-        if piece.is_empty() {
-            return Ok(());
+    /// `inner`, read in blocks each of which the digest thread gets too.
+    pub(super) fn reader<R: Read>(&self, inner: R) -> Split<'_, R> {
+        Split {
+            inner,
+            tx: self.tx.as_ref().expect("not finished"),
+            block: Arc::default(),
+            at: 0,
         }
-        self.tx
-            .as_ref()
-            .expect("not finished")
-            .send(Piece::Block(piece))
-            .map_err(|_| std::io::Error::other("the thread that digests objects stopped"))
     }
 
     /// Waits for the digest thread: the object's SHA-256 once it has read
@@ -314,47 +273,65 @@ impl Drop for Digest {
     }
 }
 
-/// The digest thread's side: the pieces as one stream, ending at
-/// [`Piece::End`] (`ended` set) or when the scan thread hangs up
-/// (`closed`). A read gathers pieces until `out` is full, so the copy is
-/// written in large writes.
+/// The scan thread's side of [`Digest`]: reads `inner` a block at a time,
+/// sends each block to the digest thread and serves it to the chunker.
+pub(super) struct Split<'a, R> {
+    inner: R,
+    tx: &'a mpsc::SyncSender<Piece>,
+    block: Arc<Vec<u8>>,
+    at: usize,
+}
+
+impl<R: Read> Read for Split<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.block.len() {
+            let mut block = Vec::with_capacity(BLOCK);
+            (&mut self.inner)
+                .take(BLOCK as u64)
+                .read_to_end(&mut block)?;
+            if block.is_empty() {
+                return Ok(0);
+            }
+            self.block = Arc::new(block);
+            self.at = 0;
+            self.tx
+                .send(Piece::Block(self.block.clone()))
+                .map_err(|_| std::io::Error::other("the thread that digests objects stopped"))?;
+        }
+        let n = out.len().min(self.block.len() - self.at);
+        out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// The digest thread's side: the blocks as one stream, ending at
+/// [`Piece::End`] (`ended` set) or when the scan thread hangs up.
 struct Blocks {
     rx: mpsc::Receiver<Piece>,
     block: Arc<Vec<u8>>,
     at: usize,
     ended: Rc<Cell<bool>>,
-    closed: bool,
 }
 
 impl Read for Blocks {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = 0;
-        while n < out.len() {
-            if self.at == self.block.len() {
-                if self.ended.get() || self.closed {
-                    break;
+        if self.at == self.block.len() {
+            match self.rx.recv() {
+                Ok(Piece::Block(b)) => {
+                    self.block = b;
+                    self.at = 0;
                 }
-                match self.rx.recv() {
-                    Ok(Piece::Block(b)) => {
-                        self.block = b;
-                        self.at = 0;
-                    }
-                    Ok(Piece::End) => {
-                        self.ended.set(true);
-                        break;
-                    }
-                    Err(_) => {
-                        self.closed = true;
-                        break;
-                    }
+                Ok(Piece::End) => {
+                    self.ended.set(true);
+                    return Ok(0);
                 }
-                continue;
+                Err(_) => return Ok(0),
             }
-            let k = (out.len() - n).min(self.block.len() - self.at);
-            out[n..n + k].copy_from_slice(&self.block[self.at..self.at + k]);
-            self.at += k;
-            n += k;
         }
+        let n = out.len().min(self.block.len() - self.at);
+        out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
         Ok(n)
     }
 }
@@ -364,12 +341,17 @@ mod tests {
     use super::*;
     use crate::test_util::noise;
 
-    /// Gives `data` to a digest thread in pieces of `step` bytes; the bytes given.
+    /// Reads `data` through a digest's split reader in reads of `step`.
     fn stream(d: &Digest, data: &[u8], step: usize) -> Vec<u8> {
+        let mut split = d.reader(data);
         let mut got = Vec::new();
-        for piece in data.chunks(step) {
-            d.give(Arc::new(piece.to_vec())).unwrap();
-            got.extend_from_slice(piece);
+        let mut buf = vec![0; step];
+        loop {
+            let n = split.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
         }
         got
     }
@@ -412,10 +394,9 @@ mod tests {
         std::fs::write(&blocked, b"not a directory").unwrap();
         let e = Digest::start(References::new(blocked.clone()), u64::MAX)
             .and_then(|d| {
-                let given = noise(2 * BLOCK, 1)
-                    .chunks(256 << 10)
-                    .try_for_each(|p| d.give(Arc::new(p.to_vec())));
-                let finished = d.finish(given.is_ok());
+                let mut sink = Vec::new();
+                let read = d.reader(&noise(2 * BLOCK, 1)[..]).read_to_end(&mut sink);
+                let finished = d.finish(read.is_ok());
                 finished.map(|_| ())
             })
             .unwrap_err();

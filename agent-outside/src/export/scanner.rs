@@ -20,7 +20,7 @@ use ferry_protocol::path::ObjectKey;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::ops::Range;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 
 use super::carried::Carried;
 use super::keeper::{Digest, Keeper, Linkable, Linked, KEEP_AHEAD};
@@ -47,15 +47,8 @@ const BATCHES_QUEUED: usize = 8;
 /// The buffer a new object is first read into: most small files fit.
 const HEAD_ROOM: usize = 64 << 10;
 
-/// New local files being read and cut on the cutting threads at once, at
-/// most (each holds at most [`KEEP_AHEAD`] bytes twice: its bytes and its
-/// chunks; 32 MiB in all at worst, a few hundred KiB for small files).
-const CUTS_QUEUED: usize = 16;
-
-/// New chunks, in the order the bundle stores them. A chunk of an object
-/// streaming through the chunker is shared with the thread that digests
-/// and copies the object ([`Digest::give`]), not copied for it.
-type Batch = Vec<(ChunkId, Arc<Vec<u8>>)>;
+/// New chunks, in the order the bundle stores them.
+type Batch = Vec<(ChunkId, Vec<u8>)>;
 
 /// The chunks the scan has not handed to the volume writer yet, and the way
 /// to it.
@@ -67,7 +60,7 @@ struct Outbox {
 
 impl Outbox {
     /// Adds a chunk; sends the batch once it holds [`BATCH_BYTES`].
-    fn post(&mut self, id: ChunkId, data: Arc<Vec<u8>>) -> Result<()> {
+    fn post(&mut self, id: ChunkId, data: Vec<u8>) -> Result<()> {
         self.bytes += data.len();
         self.batch.push((id, data));
         if self.bytes >= BATCH_BYTES {
@@ -191,11 +184,6 @@ pub(super) fn scan_and_pack(
         pending_keys: HashSet::new(),
         inflight_bytes: 0,
         linked: Vec::new(),
-        cutters: rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("ferry-cut-{i}"))
-            .build()
-            .context("cannot start the cutting threads")?,
-        cuts: VecDeque::new(),
     };
     let scanned = sources
         .iter()
@@ -314,14 +302,9 @@ fn pack_chunks(
         let (tx, encoded) = mpsc::sync_channel(1);
         let ids = batch.iter().map(|(id, d)| (*id, d.len() as u32)).collect();
         packers.spawn(move || {
-            // A chunk still shared with a digest thread is encoded from
-            // its bytes (raw, it is copied then).
             let stored = batch
                 .into_iter()
-                .map(|(_, data)| match Arc::try_unwrap(data) {
-                    Ok(data) => codec::encode_owned(data, level),
-                    Err(shared) => codec::encode(&shared, level),
-                })
+                .map(|(_, data)| codec::encode_owned(data, level))
                 .collect();
             let _ = tx.send(stored);
         });
@@ -380,78 +363,6 @@ struct Scanner<'a> {
     inflight_bytes: u64,
     /// Files whose kept copies the scan thread made as links to them.
     linked: Vec<Linked>,
-    /// Where new local files with nothing to patch against are read and
-    /// cut (every core), in order of listing: [`Scanner::cut_ahead`].
-    cutters: rayon::ThreadPool,
-    /// Those being cut, oldest first; taken in this order.
-    cuts: VecDeque<CutJob>,
-}
-
-/// A new local file read and cut on the cutting threads.
-struct CutJob {
-    key: ObjectKey,
-    /// The path the source listed it at (for messages).
-    path: String,
-    executable: bool,
-    scan: Option<ScanSlot>,
-    /// Its copy a link to its file.
-    local: Option<Linkable>,
-    cut: mpsc::Receiver<Result<Cut, CutFailed>>,
-}
-
-/// What a cutting thread made of a new local file.
-enum Cut {
-    /// Read whole (at most [`KEEP_AHEAD`] bytes) and cut: the object, its
-    /// chunks in order, and its bytes (for its copy).
-    Whole {
-        object: FileObject,
-        chunks: Vec<(ChunkId, Vec<u8>)>,
-        bytes: Vec<u8>,
-    },
-    /// Larger: its first bytes and the file open at the rest, to stream
-    /// through the chunker on the scan thread.
-    Larger { head: Vec<u8>, file: std::fs::File },
-}
-
-/// Opens the file at `path` and reads it whole if it has at most `limit`
-/// bytes, and cuts it ([`Cut::Whole`]); else gives its first bytes and the
-/// file ([`Cut::Larger`]). What the scan thread would do, on another thread.
-fn cut_local(path: &std::path::Path, executable: bool, limit: u64) -> Result<Cut, CutFailed> {
-    let mut file = std::fs::File::open(path)
-        .with_context(|| format!("cannot open {}", path.display()))
-        .map_err(CutFailed::Open)?;
-    let mut head = Vec::with_capacity(HEAD_ROOM);
-    (&mut file)
-        .take(KEEP_AHEAD + 1)
-        .read_to_end(&mut head)
-        .map_err(|e| CutFailed::Read(e.into()))?;
-    if head.len() as u64 > limit {
-        return Ok(Cut::Larger { head, file });
-    }
-    head.shrink_to_fit();
-    let mut chunks = Vec::new();
-    let object = cut_file(
-        &head[..],
-        executable,
-        |id, data| -> Result<(), BuildError> {
-            chunks.push((*id, data));
-            Ok(())
-        },
-    )
-    .map_err(|e| CutFailed::Read(e.into()))?;
-    Ok(Cut::Whole {
-        object,
-        chunks,
-        bytes: head,
-    })
-}
-
-/// Why a cutting thread could not cut a file.
-enum CutFailed {
-    /// It could not open it.
-    Open(anyhow::Error),
-    /// It could not read it.
-    Read(anyhow::Error),
 }
 
 /// The fingerprint an object goes under in its row.
@@ -506,7 +417,6 @@ impl Scanner<'_> {
         std::fs::create_dir_all(&cx.cache_dir)
             .with_context(|| format!("cannot create {}", cx.cache_dir.display()))?;
         src.scan(&cx, &mut |item| self.take_item(&name, src.kind(), item))?;
-        self.take_cuts(0)?;
         self.settle_all()
     }
 
@@ -577,23 +487,13 @@ impl Scanner<'_> {
                     self.seen.insert(&key);
                     return Ok(());
                 }
-                // A new local file with nothing to patch against: read and
-                // cut on the cutting threads, taken in order.
-                let new_local = local
-                    .as_ref()
-                    .filter(|_| expected_sha256.is_none() && lookup == Lookup::Absent);
-                if let Some(file) = new_local {
-                    if self.cuts_ahead(&key, item.predecessor.as_ref())? {
-                        let job = (item.path, executable, fingerprint);
-                        return self.cut_ahead(key, file.clone(), job);
-                    }
-                }
-                // Anything else is taken after every file being cut, in
-                // the order listed: the bundle's chunks are in that order.
-                self.take_cuts(0)?;
                 // Read again: its fingerprint is written into its row.
                 let reader = open().with_context(|| item.path.clone())?;
-                let local = local.and_then(|l| linkable(&key, l));
+                let local = local.map(|(path, fingerprint)| Linkable {
+                    key: key.clone(),
+                    path,
+                    fingerprint,
+                });
                 let encoded = match expected_sha256.filter(|w| self.adopted.contains_key(w)) {
                     Some(_) => self.cut_adopted(reader, executable),
                     None => self.encode_object(
@@ -642,103 +542,6 @@ impl Scanner<'_> {
             }
         }
         self.changes.puts.insert(key, object, scan)
-    }
-
-    /// Whether a new object at `key` (its source's guess of a predecessor:
-    /// `hint`) is read and cut on the cutting threads: with deltas on, no
-    /// adopted content, and no predecessor to patch against (a first
-    /// export; a new package). What [`Scanner::encode_object`] would do
-    /// with it is then what [`Scanner::take_cut`] does.
-    fn cuts_ahead(&self, key: &ObjectKey, hint: Option<&ObjectKey>) -> Result<bool> {
-        Ok(self.delta.level.is_some()
-            && self.adopted.is_empty()
-            && self.families.predecessor(key, hint, 0)?.is_none())
-    }
-
-    /// Starts reading and cutting the new local file `local` (listed at
-    /// `path`) on the cutting threads; takes the oldest ones while too
-    /// many are.
-    fn cut_ahead(
-        &mut self,
-        key: ObjectKey,
-        local: LocalFile,
-        (path, executable, scan): (String, bool, Option<ScanSlot>),
-    ) -> Result<()> {
-        let file = local.0.clone();
-        let local = linkable(&key, local);
-        let (tx, rx) = mpsc::sync_channel(1);
-        let limit = KEEP_AHEAD.min(self.delta.max_object);
-        self.cutters.spawn(move || {
-            let _ = tx.send(cut_local(&file, executable, limit));
-        });
-        self.pending_keys.insert(key.clone());
-        self.cuts.push_back(CutJob {
-            key,
-            path,
-            executable,
-            scan,
-            local,
-            cut: rx,
-        });
-        self.take_cuts(CUTS_QUEUED)
-    }
-
-    /// Takes the files being cut, oldest first, until at most `most` are.
-    fn take_cuts(&mut self, most: usize) -> Result<()> {
-        while self.cuts.len() > most {
-            let job = self.cuts.pop_front().expect("not empty");
-            self.take_cut(job)?;
-        }
-        Ok(())
-    }
-
-    /// Records a file the cutting threads read: its new chunks go to the
-    /// volume writer and its copy to the keeper (a larger one streams
-    /// through the chunker here), as [`Scanner::encode_object`] does.
-    fn take_cut(&mut self, job: CutJob) -> Result<()> {
-        let CutJob {
-            key,
-            path,
-            executable,
-            scan,
-            local,
-            cut,
-        } = job;
-        self.pending_keys.remove(&key);
-        let cut = cut
-            .recv()
-            .map_err(|_| anyhow!("the cutting of {path} stopped"))?;
-        // Named as the scan thread names them.
-        let cut = match cut {
-            Ok(cut) => cut,
-            Err(CutFailed::Open(e)) => return Err(e.context(path)),
-            Err(CutFailed::Read(e)) => return Err(e.context(format!("cannot read {path}"))),
-        };
-        let object = match cut {
-            Cut::Whole {
-                object,
-                chunks,
-                bytes,
-            } => {
-                let (have, carried, outbox, pb) =
-                    (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
-                for (id, data) in chunks {
-                    pb.inc(data.len() as u64);
-                    post_new(have, carried, outbox, id, Arc::new(data))?;
-                }
-                self.keeper.keep(object.sha256, bytes, local)?;
-                object
-            }
-            Cut::Larger { head, file } => {
-                let reader = std::io::Cursor::new(head).chain(file);
-                self.chunk_streamed(reader, executable, local)
-                    .with_context(|| format!("cannot read {path}"))?
-            }
-        };
-        self.report.whole += 1;
-        self.report.whole_bytes += object.size;
-        self.bytes_read += object.size;
-        self.record(key, Object::File(object), scan)
     }
 
     /// Whether the inside holds every chunk it keeps of `o`, an object of
@@ -858,14 +661,12 @@ impl Scanner<'_> {
         let mut seen = HashSet::new();
         let mut at = 0usize;
         let (have, carried, pb) = (&self.have, &self.carried, &self.pb);
-        let cut = cut_chunks_undigested(reader, |id, bytes| -> Result<()> {
-            let len = bytes.len();
-            side.give(Arc::new(bytes))?;
+        let cut = cut_chunks_undigested(side.reader(reader), |id, bytes| -> Result<()> {
             if !have.contains(id)? && !carried.contains(id) && seen.insert(*id) {
-                new_chunks.push((*id, at..at + len));
+                new_chunks.push((*id, at..at + bytes.len()));
             }
-            at += len;
-            pb.inc(len as u64);
+            at += bytes.len();
+            pb.inc(bytes.len() as u64);
             Ok(())
         });
         // The digest thread's error first: a copy it could not write stops
@@ -1097,13 +898,7 @@ impl Scanner<'_> {
     /// Sends a chunk to the volume writer unless the inside holds it or this
     /// bundle carries it already.
     fn send(&mut self, id: ChunkId, data: Vec<u8>) -> Result<()> {
-        post_new(
-            &self.have,
-            &mut self.carried,
-            &mut self.outbox,
-            id,
-            Arc::new(data),
-        )
+        post_new(&self.have, &mut self.carried, &mut self.outbox, id, data)
     }
 
     /// Cuts an object every inside holds by its inventory, sending none of
@@ -1133,7 +928,7 @@ impl Scanner<'_> {
             (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
         cut_file(reader, executable, |id, data| {
             pb.inc(data.len() as u64);
-            post_new(have, carried, outbox, *id, Arc::new(data))
+            post_new(have, carried, outbox, *id, data)
         })
     }
 
@@ -1159,10 +954,8 @@ impl Scanner<'_> {
         let side = Digest::start(self.refs.clone(), limit)?;
         let (have, carried, outbox, pb) =
             (&self.have, &mut self.carried, &mut self.outbox, &self.pb);
-        let cut = cut_chunks_undigested(reader, |id, data| {
+        let cut = cut_chunks_undigested(side.reader(reader), |id, data| {
             pb.inc(data.len() as u64);
-            let data = Arc::new(data);
-            side.give(data.clone())?;
             post_new(have, carried, outbox, *id, data)
         });
         // The digest thread's error first: a copy it could not write stops
@@ -1189,28 +982,14 @@ impl Scanner<'_> {
     }
 }
 
-/// A local file's path, its fingerprint when listed, and whether its
-/// kept copy may be a link to it.
-type LocalFile = (std::path::PathBuf, String, bool);
-
-/// The local file of `key` as a [`Linkable`] if its copy may be a link.
-fn linkable(key: &ObjectKey, (path, fingerprint, link): LocalFile) -> Option<Linkable> {
-    link.then(|| Linkable {
-        key: key.clone(),
-        path,
-        fingerprint,
-    })
-}
-
 /// An item's kind with a local file made a [`ItemKind::File`] the
 /// exporter opens, and that file's path and fingerprint beside it.
-fn local_as_file(kind: ItemKind) -> (ItemKind, Option<LocalFile>) {
+fn local_as_file(kind: ItemKind) -> (ItemKind, Option<(std::path::PathBuf, String)>) {
     match kind {
         ItemKind::Local {
             executable,
             fingerprint,
             path,
-            link,
         } => {
             let at = path.clone();
             let file = ItemKind::File {
@@ -1223,7 +1002,7 @@ fn local_as_file(kind: ItemKind) -> (ItemKind, Option<LocalFile>) {
                     Ok(Box::new(f) as Box<dyn Read>)
                 }),
             };
-            (file, Some((path, fingerprint, link)))
+            (file, Some((path, fingerprint)))
         }
         other => (other, None),
     }
@@ -1260,7 +1039,7 @@ fn post_new(
     carried: &mut Carried,
     outbox: &mut Outbox,
     id: ChunkId,
-    data: Arc<Vec<u8>>,
+    data: Vec<u8>,
 ) -> Result<()> {
     if !have.contains(&id)? && carried.insert(id) {
         outbox.post(id, data)?;
@@ -1676,173 +1455,6 @@ mod tests {
             .unwrap();
         let ledger = Ledger::open(&Layout::new(tmp.path())).unwrap();
         assert_eq!(ledger.catalog(2).unwrap().objects.len(), files.len() - 1);
-    }
-
-    /// A tree of local files (`files` written under `dir`), listed as the
-    /// `files` source lists them ([`ItemKind::Local`]), in `files`' order.
-    struct Tree {
-        dir: std::path::PathBuf,
-        files: Vec<String>,
-        link: bool,
-    }
-
-    impl Source for Tree {
-        fn name(&self) -> &str {
-            "s"
-        }
-        fn kind(&self) -> SourceKind {
-            SourceKind::Files
-        }
-        fn scan(&self, _: &ScanCtx<'_>, sink: &mut dyn FnMut(Item) -> Result<()>) -> Result<()> {
-            for path in &self.files {
-                let full = self.dir.join(path);
-                let md = std::fs::metadata(&full).unwrap_or_else(|_| {
-                    // Gone since it was written: listed all the same.
-                    std::fs::metadata(&self.dir).unwrap()
-                });
-                sink(Item {
-                    path: path.clone(),
-                    predecessor: None,
-                    kind: ItemKind::Local {
-                        executable: false,
-                        fingerprint: crate::source::file_fingerprint(&md),
-                        path: full,
-                        link: self.link,
-                    },
-                })?;
-            }
-            Ok(())
-        }
-    }
-
-    /// Writes `files` under `dir` and exports them from there into the
-    /// state at `root` (links for the copies if `link`).
-    fn export_tree(
-        root: &Path,
-        dir: &Path,
-        files: &[(String, Vec<u8>)],
-        link: bool,
-    ) -> Result<Option<(std::path::PathBuf, crate::delta::DeltaReport)>> {
-        for (path, data) in files {
-            let full = dir.join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, data).unwrap();
-        }
-        let layout = Layout::new(root);
-        let ledger = Ledger::open(&layout)?;
-        let key = SecretKey::from_seed([7; 32]);
-        let sources: Vec<Box<dyn Source>> = vec![Box::new(Tree {
-            dir: dir.to_path_buf(),
-            files: files.iter().map(|(p, _)| p.clone()).collect(),
-            link,
-        })];
-        let opts = options(DeltaOptions::default());
-        let made = export_at(&layout, &ledger, &key, &sources, &opts, 1_000)?;
-        Ok(made.map(|e| (e.dir, e.delta)))
-    }
-
-    #[test]
-    fn new_local_files_cut_on_the_cutting_threads_make_the_bundle_the_scan_thread_makes() {
-        // Many small files (more than are cut at once), some the same
-        // bytes (the first one listed carries the chunk), empty ones, and
-        // files over what is read whole (streamed on the scan thread,
-        // between small ones), in a listing order that is not sorted.
-        let big = noise(2_500_000, 9);
-        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-        for i in 0..120u32 {
-            let (path, data) = match i % 40 {
-                7 => (
-                    format!("z/big{i:03}.bin"),
-                    big[..1_100_000 + i as usize].to_vec(),
-                ),
-                13 => (format!("a/dup{i:03}"), b"the same bytes".to_vec()),
-                21 => (format!("m/empty{i:03}"), Vec::new()),
-                _ => (
-                    format!("d{}/f{:03}", i % 7, (i * 37) % 120),
-                    noise(100 + (i as usize * 997) % 90_000, u64::from(i) + 1),
-                ),
-            };
-            files.push((path, data));
-        }
-        files.push(("z/one-mib".into(), noise(1 << 20, 77)));
-        let tmp = tempfile::tempdir().unwrap();
-        let serial = tmp.path().join("serial");
-        // One stream: the same state copied before its first export.
-        drop(Ledger::open(&Layout::new(&serial)).unwrap());
-        let mut runs = Vec::new();
-        for (name, link) in [("copies", false), ("links", true)] {
-            let (root, dir) = (
-                tmp.path().join(name),
-                tmp.path().join(format!("{name}-src")),
-            );
-            copy_dir(&serial, &root);
-            let made = export_tree(&root, &dir, &files, link).unwrap().unwrap();
-            runs.push((root, dir, made));
-        }
-        let (a, a_report) = export(&serial, &files, None, DeltaOptions::default())
-            .unwrap()
-            .unwrap();
-        let (a, a_objects) = (files_of(&a), files_of(&Layout::new(&serial).objects()));
-        assert!(a.len() >= 2, "{:?}", a.keys());
-        for (root, _, (dir, report)) in &runs {
-            assert_eq!(*report, a_report, "{root:?}");
-            let b = files_of(dir);
-            assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-            for (name, bytes) in &a {
-                assert!(b[name] == *bytes, "{root:?}: {name} differs");
-            }
-            // The copies kept for the next patches are the same (links or not).
-            assert!(
-                files_of(&Layout::new(root).objects()) == a_objects,
-                "{root:?}"
-            );
-            let ledger = Ledger::open(&Layout::new(root)).unwrap();
-            let serial_ledger = Ledger::open(&Layout::new(&serial)).unwrap();
-            assert_eq!(
-                ledger.catalog(1).unwrap(),
-                serial_ledger.catalog(1).unwrap()
-            );
-        }
-        // The copies of the linked tree are its files.
-        use std::os::unix::fs::MetadataExt;
-        let (root, dir, _) = &runs[1];
-        let sha = ferry_protocol::id::Sha256::of(&files[0].1).to_hex();
-        let copy = std::fs::metadata(Layout::new(root).objects().join(sha)).unwrap();
-        assert_eq!(
-            copy.ino(),
-            std::fs::metadata(dir.join(&files[0].0)).unwrap().ino()
-        );
-
-        // A file gone between its listing and its reading: named, and
-        // nothing committed.
-        let (root, dir, _) = &runs[0];
-        let mut next = files.clone();
-        next.push(("n/new".into(), b"new".to_vec()));
-        next.push(("n/gone".into(), b"gone".to_vec()));
-        for (path, data) in &next {
-            let full = dir.join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, data).unwrap();
-        }
-        std::fs::remove_file(dir.join("n/gone")).unwrap();
-        let layout = Layout::new(root);
-        let key = SecretKey::from_seed([7; 32]);
-        let sources: Vec<Box<dyn Source>> = vec![Box::new(Tree {
-            dir: dir.clone(),
-            files: next.iter().map(|(p, _)| p.clone()).collect(),
-            link: false,
-        })];
-        let ledger = Ledger::open(&layout).unwrap();
-        let opts = options(DeltaOptions::default());
-        let Err(e) = export_at(&layout, &ledger, &key, &sources, &opts, 2_000) else {
-            panic!("a file gone before it was read was exported");
-        };
-        let msg = format!("{e:#}");
-        assert!(
-            msg.contains("n/gone") && msg.contains("cannot open"),
-            "{msg}"
-        );
-        assert_eq!(ledger.head().unwrap().sequence, 1);
     }
 
     #[test]

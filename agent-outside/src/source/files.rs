@@ -192,15 +192,28 @@ fn look_up_files(
     entries.par_iter().map(look_up).collect()
 }
 
-/// The item of the regular file `full` (metadata `md`), at `path`: an
-/// [`ItemKind::Local`] the exporter opens, whose kept copy may be a link
-/// (`link`).
+/// The item of the regular file `full` (metadata `md`), at `path`: a
+/// [`ItemKind::Local`] one when its kept copy may be a link (`link`).
 fn file_item(path: String, full: PathBuf, md: &std::fs::Metadata, link: bool) -> Item {
-    let kind = ItemKind::Local {
-        executable: md.permissions().mode() & 0o111 != 0,
-        fingerprint: super::file_fingerprint(md),
-        path: full,
-        link,
+    let fingerprint = super::file_fingerprint(md);
+    let executable = md.permissions().mode() & 0o111 != 0;
+    let kind = if link {
+        ItemKind::Local {
+            executable,
+            fingerprint,
+            path: full,
+        }
+    } else {
+        ItemKind::File {
+            executable,
+            fingerprint: Some(fingerprint),
+            expected_sha256: None,
+            open: Box::new(move || {
+                let f = std::fs::File::open(&full)
+                    .with_context(|| format!("cannot open {}", full.display()))?;
+                Ok(Box::new(f) as Box<dyn std::io::Read>)
+            }),
+        }
     };
     Item {
         path,
@@ -379,9 +392,9 @@ mod tests {
         source
             .walk(tmp.path(), "", &mut |item| {
                 let what = match item.kind {
-                    ItemKind::Local {
+                    ItemKind::File {
                         executable,
-                        fingerprint: fp,
+                        fingerprint: Some(fp),
                         ..
                     } => {
                         let size = fp.split(':').next().unwrap().to_string();

@@ -72,12 +72,11 @@ pub enum ItemKind {
         open: Opener,
     },
     /// A regular file of this host's filesystem that the exporter opens
-    /// itself (the `files` source's tree): on threads of its own when it is
-    /// new, and, with `link`, keeping its copy for the next patch as a hard
-    /// link to `path` instead of a byte copy (`link_copies`). The
-    /// fingerprint is [`file_fingerprint`] of the file when listed: the
-    /// exporter links the file only while it still has it, and
-    /// fingerprints it again after the link (which changes its ctime).
+    /// itself and whose copy for the next patch it may keep as a hard link
+    /// to `path` instead of a byte copy (the `files` source's tree with
+    /// `link_copies`). The fingerprint is [`file_fingerprint`] of the file
+    /// when listed: the exporter links the file only while it still has it,
+    /// and fingerprints it again after the link (which changes its ctime).
     Local {
         /// Served with mode 0755.
         executable: bool,
@@ -85,8 +84,6 @@ pub enum ItemKind {
         fingerprint: String,
         /// Where the file is.
         path: PathBuf,
-        /// Whether its copy may be a link to it.
-        link: bool,
     },
     /// A symbolic link, already normalized to stay inside the source.
     Symlink {
