@@ -252,6 +252,23 @@ pub struct Compacted {
     pub from: u64,
 }
 
+/// The [`super::META`] key of the oldest sequence whose catalog is held (a
+/// u64, little-endian), written when [`compact`] deletes the history.
+const CATALOGS_FROM: &str = "catalogs_from";
+
+/// The oldest sequence whose catalog is held (0: all are).
+pub(super) fn catalogs_from(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64> {
+    meta.get(CATALOGS_FROM)
+        .map_err(ctx("read"))?
+        .map(|v| {
+            <[u8; 8]>::try_from(v.value())
+                .map(u64::from_le_bytes)
+                .map_err(|_| anyhow::anyhow!("ledger: {CATALOGS_FROM} is not 8 bytes"))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
 /// Whether a stored step is a whole catalog ([`Step::Checkpoint`] or
 /// [`Step::Parts`]), read from its first byte without decoding the rest:
 /// postcard writes an enum's variant index first, as a varint, and indices
@@ -323,17 +340,30 @@ pub(super) fn compact(txn: &WriteTransaction, keep: u64) -> Result<Option<Compac
         })
         .map_err(ctx("write"))?;
     done.sequences = gone.len() as u64;
-    Ok((done.sequences > 0).then_some(done))
+    if done.sequences == 0 {
+        return Ok(None);
+    }
+    let mut meta = txn.open_table(super::META).map_err(ctx("open meta"))?;
+    let from = catalogs_from(&meta)?.max(from);
+    meta.insert(CATALOGS_FROM, &from.to_le_bytes()[..])
+        .map_err(ctx("write"))?;
+    Ok(Some(done))
 }
 
 /// The catalog of `sequence` (empty for 0): the nearest checkpoint at or
-/// before it, and the changes of every sequence after that one.
+/// before it, and the changes of every sequence after that one. A sequence
+/// before the history's cut ([`compact`]) is a [`Compacted`] error.
 pub(super) fn read(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
     steps: &impl ReadableTable<u64, &'static [u8]>,
     legacy: &impl ReadableTable<u64, &'static [u8]>,
     parts: &impl ReadableTable<(u64, u32), &'static [u8]>,
     sequence: u64,
 ) -> Result<Catalog> {
+    let from = catalogs_from(meta)?;
+    if sequence > 0 && sequence < from {
+        return Err(Compacted { sequence, from }.into());
+    }
     let mut later = Vec::new();
     let mut at = sequence;
     let mut catalog = loop {

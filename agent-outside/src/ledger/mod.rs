@@ -114,23 +114,6 @@ struct ScanEntry {
     object: Object,
 }
 
-/// The [`META`] key of the oldest sequence whose catalog is held (a u64,
-/// little-endian), written when `prune` compacts the history.
-const CATALOGS_FROM: &str = "catalogs_from";
-
-/// The oldest sequence whose catalog is held (0: all are).
-fn catalogs_from(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64> {
-    meta.get(CATALOGS_FROM)
-        .map_err(ctx("read"))?
-        .map(|v| {
-            <[u8; 8]>::try_from(v.value())
-                .map(u64::from_le_bytes)
-                .map_err(|_| anyhow::anyhow!("ledger: {CATALOGS_FROM} is not 8 bytes"))
-        })
-        .transpose()
-        .map(Option::unwrap_or_default)
-}
-
 /// The head of the stream.
 #[derive(Clone, Debug)]
 pub struct Head {
@@ -247,21 +230,18 @@ impl Ledger {
     /// `prune` compacted away is a [`Compacted`] error.
     pub fn catalog(&self, sequence: u64) -> Result<Catalog> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
-        let from = catalogs_from(&txn.open_table(META).map_err(ctx("open meta"))?)?;
-        if sequence > 0 && sequence < from {
-            return Err(Compacted { sequence, from }.into());
-        }
+        let meta = txn.open_table(META).map_err(ctx("open meta"))?;
         let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
         let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
         let parts = txn.open_table(catalogs::PARTS).map_err(ctx("open"))?;
-        catalogs::read(&steps, &legacy, &parts, sequence)
+        catalogs::read(&meta, &steps, &legacy, &parts, sequence)
     }
 
     /// The oldest sequence whose catalog the ledger holds, once `prune` has
     /// compacted the history (0 before: every catalog is held).
     pub fn catalogs_from(&self) -> Result<u64> {
         let txn = self.db.begin_read().map_err(ctx("begin"))?;
-        catalogs_from(&txn.open_table(META).map_err(ctx("open meta"))?)
+        catalogs::catalogs_from(&txn.open_table(META).map_err(ctx("open meta"))?)
     }
 
     /// Deletes the catalog history before the newest checkpoint at or
@@ -274,12 +254,6 @@ impl Ledger {
         let keep = keep.min(self.head()?.sequence);
         let txn = self.db.begin_write().map_err(ctx("begin"))?;
         let done = catalogs::compact(&txn, keep)?;
-        if let Some(done) = &done {
-            let mut meta = txn.open_table(META).map_err(ctx("open meta"))?;
-            let from = catalogs_from(&meta)?.max(done.from);
-            meta.insert(CATALOGS_FROM, &from.to_le_bytes()[..])
-                .map_err(ctx("write"))?;
-        }
         txn.commit().map_err(ctx("commit"))?;
         Ok(done)
     }

@@ -166,7 +166,8 @@ pub(super) fn ensure(txn: &WriteTransaction, sequence: u64) -> Result<bool> {
             let steps = txn.open_table(catalogs::STEPS).map_err(ctx("open"))?;
             let legacy = txn.open_table(catalogs::LEGACY).map_err(ctx("open"))?;
             let parts = txn.open_table(catalogs::PARTS).map_err(ctx("open"))?;
-            catalogs::read(&steps, &legacy, &parts, sequence)?
+            let meta = txn.open_table(META).map_err(ctx("open meta"))?;
+            catalogs::read(&meta, &steps, &legacy, &parts, sequence)?
         };
         rebuild(txn, sequence, &catalog)?;
         built = true;
