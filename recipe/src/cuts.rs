@@ -40,6 +40,13 @@ const AFTER: u64 = (64 << 10) + 1024;
 /// stream's length.
 const MIN_PIECE: u64 = 64 << 10;
 
+/// The most plain bytes a piece may span, and (with an eighth more) the
+/// most compressed bytes it may make: a rebuild holds a few pieces' plain
+/// bytes and outputs at once, so a hostile recipe with no cut in a large
+/// stream must not make it hold the whole stream. The analysis cuts every
+/// [`DEFAULT_PIECE`]; a stream it cannot cut that often is kept serial.
+pub(crate) const MAX_PIECE: u64 = 64 << 20;
+
 /// The default plain bytes between cuts ([`crate::Options::deflate_cuts`]).
 pub const DEFAULT_PIECE: u64 = 4 << 20;
 
@@ -57,6 +64,21 @@ pub enum CutError {
         cut: usize,
         /// What is wrong with it.
         why: &'static str,
+    },
+    /// A cut stream without cuts, or a piece longer than [`MAX_PIECE`].
+    #[error(
+        "piece {piece} of {pieces} spans {plain} plain bytes and {compressed} compressed bytes; \
+         a piece may span at most {MAX_PIECE} plain bytes and an eighth more compressed"
+    )]
+    TooLong {
+        /// Index of the piece.
+        piece: usize,
+        /// How many pieces the cuts make.
+        pieces: usize,
+        /// Its plain bytes.
+        plain: u64,
+        /// Its compressed bytes.
+        compressed: u64,
     },
     /// A piece's encoder did not rebuild it as its cuts record.
     #[error("piece {piece} of the stream: {source}")]
@@ -151,7 +173,28 @@ fn validate(
         };
         return Err(CutError::Malformed { cut, why });
     }
-    Ok(())
+    too_long(cuts, plain_len, compressed_len).map_or(Ok(()), Err)
+}
+
+/// The first piece over [`MAX_PIECE`], if any (every piece, when there is
+/// no cut: one piece, the whole stream). The cuts are in order (checked
+/// before).
+fn too_long(cuts: &[DeflateCut], plain_len: u64, compressed_len: u64) -> Option<CutError> {
+    let pieces = cuts.len() + 1;
+    (0..pieces).find_map(|i| {
+        let plain = cuts.get(i).map_or(plain_len, |c| c.plain)
+            - i.checked_sub(1).map_or(0, |j| cuts[j].plain);
+        let (os, oe) = out_range(cuts, i, compressed_len);
+        let compressed = oe - os;
+        (cuts.is_empty() || plain > MAX_PIECE || compressed > MAX_PIECE + MAX_PIECE / 8).then_some(
+            CutError::TooLong {
+                piece: i,
+                pieces,
+                plain,
+                compressed,
+            },
+        )
+    })
 }
 
 /// Deflates piece `i` of `text` (the plain bytes from `text_at`).
@@ -304,7 +347,11 @@ pub(crate) fn find(
     if check {
         cuts = checked(params.level, plain, compressed, cuts);
     }
-    (!cuts.is_empty()).then_some(cuts)
+    // A stream with too few clean boundaries, or cuts dropped by the
+    // check, would make pieces the rebuild refuses: kept serial.
+    too_long(&cuts, plain_len, compressed.len() as u64)
+        .is_none()
+        .then_some(cuts)
 }
 
 /// The cuts whose pieces rebuild `compressed` byte for byte, each piece
