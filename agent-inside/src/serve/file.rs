@@ -132,11 +132,25 @@ fn plan_request(
     Ok(plan)
 }
 
+/// What a 500 says of a stored file that is not the catalog's (`p`), with
+/// its path when known.
+fn not_the_catalogs(
+    key: &ObjectKey,
+    path: Option<&std::path::Path>,
+    p: &crate::scrub::ObjectProblem,
+) -> String {
+    let at = path.map_or(String::new(), |p| format!(" ({})", p.display()));
+    format!(
+        "the stored file for {key}{at} is not the catalog's: {p}; not served. Run \
+         `ferry-in scrub`; the next import rebuilds it from its chunks"
+    )
+}
+
 /// Reads the stored file of `key` (not in `g.verified` when the caller
 /// looked) and checks its size and SHA-256 against the catalog, unless
 /// another request did meanwhile: streamed, on a blocking thread, a few at
-/// once. A file that
-/// is not the catalog's is answered 500, never sent under its ETag.
+/// once. A file that is not the catalog's is answered 500, never sent
+/// under its ETag.
 async fn verify_once(
     g: &Generation,
     key: &ObjectKey,
@@ -165,10 +179,9 @@ async fn verify_once(
             Ok(())
         }
         Some(p) => Err(server_error(format!(
-            "generation {}: the stored file for {key} ({}) is not the catalog's: {p}; \
-             not served. Run `ferry-in scrub`; the next import rebuilds it from its chunks",
+            "generation {}: {}",
             g.name,
-            fs_path.display()
+            not_the_catalogs(key, Some(fs_path), &p)
         ))),
     }
 }
@@ -209,8 +222,8 @@ async fn open_at(
     })
     .await
     .map_err(|e| server_error(format!("opening the file for {key} failed: {e}")))?;
-    if let (Some(path), Ok(_)) = (path, &opened) {
-        g.verified.insert(&path);
+    if let (Some(path), Ok(_)) = (&path, &opened) {
+        g.verified.insert(path);
     }
     opened.map_err(|e| {
         let what = match e {
@@ -221,10 +234,7 @@ async fn open_at(
             }
             OpenError::Seek(e) => format!("cannot seek in its file for {key}: {e}"),
             OpenError::Read(e) => format!("cannot read its file for {key}: {e}"),
-            OpenError::Bad(p) => format!(
-                "the stored file for {key} is not the catalog's: {p}; not served. Run \
-                 `ferry-in scrub`; the next import rebuilds it from its chunks"
-            ),
+            OpenError::Bad(p) => not_the_catalogs(key, path.as_deref(), &p),
         };
         server_error(format!("generation {}: {what}", g.name))
     })

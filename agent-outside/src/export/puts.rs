@@ -140,11 +140,7 @@ impl Puts {
         if self.runs.is_empty() {
             if !after.is_empty() {
                 for (key, (_, fingerprint)) in self.held.iter_mut() {
-                    if fingerprint.is_some() {
-                        if let Some(f) = after.remove(key) {
-                            *fingerprint = Some(f);
-                        }
-                    }
+                    relink(key, fingerprint, after);
                 }
             }
             return Ok(());
@@ -177,11 +173,7 @@ impl Puts {
             if last.as_ref() == Some(&key) {
                 bail!(two_items(&key));
             }
-            if fingerprint.is_some() && !after.is_empty() {
-                if let Some(f) = after.remove(&key) {
-                    fingerprint = Some(f);
-                }
-            }
+            relink(&key, &mut fingerprint, after);
             w.push(&key, &object, fingerprint.as_deref())?;
             last = Some(key);
         }
@@ -324,10 +316,29 @@ impl Iterator for PutsIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            PutsIter::Held(it, fingerprints) => it
-                .next()
-                .map(|(k, (o, f))| Ok((k.clone(), o.clone(), f.clone().filter(|_| *fingerprints)))),
+            PutsIter::Held(it, fingerprints) => it.next().map(|(k, (o, f))| {
+                Ok((
+                    k.clone(),
+                    o.clone(),
+                    f.as_ref().filter(|_| *fingerprints).cloned(),
+                ))
+            }),
             PutsIter::Run(r) => r.next(),
+        }
+    }
+}
+
+/// A put's `fingerprint`, if it was read with one, becomes the one `after`
+/// holds for its `key` (the file's once a kept copy was linked to it),
+/// taken out of `after`.
+fn relink(
+    key: &ObjectKey,
+    fingerprint: &mut Option<String>,
+    after: &mut HashMap<ObjectKey, String>,
+) {
+    if fingerprint.is_some() {
+        if let Some(f) = after.remove(key) {
+            *fingerprint = Some(f);
         }
     }
 }
