@@ -314,6 +314,11 @@ fn cut_streams_follow_the_recipe_version_setting() {
     let sha = Sha256::of(&new);
     refs.put(&sha, &new).unwrap();
     for (cuts, version) in [(true, 4u8), (false, 3), (true, 4)] {
+        if !cuts {
+            // What is given serially is the kept analysis, made with cuts.
+            let kept = recipes.get(&sha, false).or_else(|| recipes.get(&sha, true));
+            assert_eq!(kept.map(|r| r[0]), Some(4), "the kept analysis has cuts");
+        }
         let opts = DeltaOptions {
             deflate_cuts: cuts,
             ..DeltaOptions::default()
@@ -338,5 +343,8 @@ fn cut_streams_follow_the_recipe_version_setting() {
             .iter()
             .any(|s| matches!(s, ferry_recipe::Segment::ZlibCuts { .. }));
         assert_eq!(cut, cuts);
+        // The kept analysis stays the one with cuts (not made again).
+        let kept = recipes.get(&sha, false).or_else(|| recipes.get(&sha, true));
+        assert_eq!(kept.map(|r| r[0]), Some(4), "cuts {cuts}");
     }
 }
