@@ -3,24 +3,26 @@
 //! Each deflate block depends on the encoder's state after everything
 //! before it (its window and hash chains), so a stream is deflated on one
 //! core. GNU gzip's lazy matching (levels 4 to 9) inserts every string into
-//! its hash chains, so at a block boundary where no match is pending its
-//! state is the plain bytes its window reaches back to (32 KiB) and where
-//! they sit in the window, plus the bits of the last byte written. The
-//! analysis deflates the stream once more, comparing every byte, and
-//! records such boundaries every few MiB of plain bytes ([`find`]); the
-//! rebuild deflates the pieces between them each on its own thread, each
-//! encoder resumed at its piece's start and stopped at its end, and writes
-//! them one after the other: each piece's first byte holds the previous
-//! piece's partial bits, recorded in the cut. That a cut works is never
-//! assumed: the analysis keeps a cut only if its pieces come out byte for
-//! byte (or leaves it to the caller's check of the whole object, which
-//! rebuilds and compares the digest, when `Options::check_streams` is off),
-//! and the rebuild refuses a piece whose encoder does not reach the next
-//! cut exactly as recorded.
+//! its hash chains, so at a block boundary where no match is pending (the
+//! block ended on a match) its state is the plain bytes its window reaches
+//! back to (32 KiB) and where they sit in the window, plus the bits of the
+//! last byte written. The analysis reads such boundaries off the stream's
+//! blocks with a decoder ([`blocks`]), one every few MiB of plain bytes
+//! ([`find`]); the rebuild deflates the pieces between them each on its
+//! own thread, each encoder resumed at its piece's start and stopped at its
+//! end, and writes them one after the other: each piece's first byte holds
+//! the previous piece's partial bits, recorded in the cut. That a cut works
+//! is never assumed: the analysis keeps a cut only if its pieces come out
+//! byte for byte (or leaves it to the caller's check of the whole object,
+//! which rebuilds it in pieces and compares the digest, when
+//! `Options::check_streams` is off), and the rebuild refuses a piece whose
+//! encoder does not reach the next cut exactly as recorded.
 //!
 //! [`Segment::ZlibCuts`]: crate::Segment::ZlibCuts
 
 use std::io::{Read, Write};
+
+mod blocks;
 
 use crate::gnu::{self, Boundary, PieceError};
 use crate::recipe::DeflateCut;
@@ -305,13 +307,18 @@ pub(crate) fn rebuild(
 }
 
 /// The cuts of a stream that encoder 2 at `params.level` (4 to 9) rebuilds
-/// from `plain` into exactly `compressed`: clean block boundaries about
-/// every `step` plain bytes, none in the last half step. `None` when the
-/// stream is under two steps, the encoder is not one that can be cut, no
-/// boundary fits, or the encoder does not give `compressed` (this pass
-/// compares every byte). With `check`, every piece is also rebuilt as
-/// the rebuild does and compared, and a cut whose piece differs is dropped
-/// (its piece joins the one before).
+/// from `plain` into `compressed`: block boundaries about every `step`
+/// plain bytes, none in the last half step, each where a block ended on a
+/// match (GNU gzip's lazy matcher then has nothing pending: see
+/// [`blocks`]). They are read off the stream's blocks by a decoder, not by
+/// deflating it, so finding them costs a fraction of one deflate pass.
+/// `None` when the stream is under two steps, the encoder is not one that
+/// can be cut, no boundary fits, or `compressed` does not decode to
+/// `plain`'s length. Without `check` the caller must show that they work
+/// (rebuild the object and compare its digest: with cuts, that rebuild is
+/// the pieces on every core). With `check`, every piece is rebuilt as the
+/// rebuild does and compared ([`checked`]), and the cuts are given only if
+/// they all work once the failing ones are dropped.
 pub(crate) fn find(
     params: &ZlibParams,
     plain: &[u8],
@@ -330,81 +337,112 @@ pub(crate) fn find(
     }
     let mut cuts = Vec::new();
     let mut next = step;
-    let same = gnu::boundaries(params.level, plain, compressed, |b| {
-        if b.clean && b.plain >= next && b.plain + step / 2 <= plain_len {
+    let decoded = blocks::block_ends(compressed, |e| {
+        if !e.after_match || e.plain < next || e.plain + step / 2 > plain_len {
+            return;
+        }
+        if let Some(window) = window_at(e.plain) {
             cuts.push(DeflateCut {
-                plain: b.plain,
-                bit: b.bit,
-                window: b.strstart,
-                partial: b.partial,
+                plain: e.plain,
+                bit: e.bit,
+                window,
+                partial: e.partial,
             });
-            next = b.plain + step;
+            next = e.plain + step;
         }
     });
-    if !same || cuts.is_empty() {
+    if decoded != Some(plain_len) || cuts.is_empty() {
         return None;
     }
     if check {
-        cuts = checked(params.level, plain, compressed, cuts);
+        cuts = checked(params.level, plain, compressed, cuts)?;
     }
-    // A stream with too few clean boundaries, or cuts dropped by the
+    // A stream with too few boundaries that fit, or cuts dropped by the
     // check, would make pieces the rebuild refuses: kept serial.
     too_long(&cuts, plain_len, compressed.len() as u64)
         .is_none()
         .then_some(cuts)
 }
 
+/// Where plain offset `plain` (64 KiB or more into the stream) sits in GNU
+/// gzip's window at a block boundary (its `strstart`). The window slides by
+/// 32 KiB, so that is `plain` modulo 32 KiB, in its upper half: a block
+/// ends before the window slides, and the slide comes once `strstart` has
+/// passed `2 * 32 KiB - MIN_LOOKAHEAD` (262 bytes before the window's end),
+/// leaving it that far or less before the middle. In those last 262 bytes
+/// of each 32 KiB a boundary may be before or after its slide: `None` (no
+/// cut there).
+fn window_at(plain: u64) -> Option<u32> {
+    const WSIZE: u64 = 32 << 10;
+    const MIN_LOOKAHEAD: u64 = 258 + 3 + 1;
+    let r = plain % WSIZE;
+    (plain >= 2 * WSIZE && r < WSIZE - MIN_LOOKAHEAD).then(|| (r + WSIZE) as u32)
+}
+
 /// The cuts whose pieces rebuild `compressed` byte for byte, each piece
-/// rebuilt on its own thread, up to [`threads`] at once; a piece that
-/// differs loses its starting cut (a piece whose start is the stream's or
-/// a good cut's and whose end a cut the whole stream's encoder reached is
-/// the whole stream's encoder's own output), and the joined pieces are
-/// checked again.
+/// rebuilt on its own thread, up to [`threads`] at once. A piece that
+/// differs loses its starting cut (piece 0, its end cut): it is joined to
+/// the piece before, and the joined pieces are checked again, once. `None`
+/// if a joined piece fails too: then the cuts are not a matter of one
+/// boundary (the stream is not the encoder's, or the model is wrong), and
+/// the stream is better rebuilt whole than searched piece by piece.
 fn checked(
     level: u8,
     plain: &[u8],
     compressed: &[u8],
     mut cuts: Vec<DeflateCut>,
-) -> Vec<DeflateCut> {
+) -> Option<Vec<DeflateCut>> {
     let (plain_len, compressed_len) = (plain.len() as u64, compressed.len() as u64);
-    loop {
-        let pieces = cuts.len() + 1;
-        let good = |i: usize| {
-            let (s, e) = text_range(&cuts, i, plain_len);
-            let (os, oe) = out_range(&cuts, i, compressed_len);
-            piece(level, &cuts, i, &plain[s as usize..e as usize], s)
+    let mut todo: Vec<usize> = (0..=cuts.len()).collect();
+    for round in 0..2 {
+        let good = |cuts: &[DeflateCut], i: usize| {
+            let (s, e) = text_range(cuts, i, plain_len);
+            let (os, oe) = out_range(cuts, i, compressed_len);
+            piece(level, cuts, i, &plain[s as usize..e as usize], s)
                 .is_ok_and(|b| b[..] == compressed[os as usize..oe as usize])
         };
-        let mut ok = vec![true; pieces];
-        for group in (0..pieces).collect::<Vec<_>>().chunks(threads()) {
+        let mut failed = Vec::new();
+        for group in todo.chunks(threads()) {
+            let cuts = &cuts[..];
             let results: Vec<bool> = std::thread::scope(|s| {
-                let running: Vec<_> = group.iter().map(|&i| s.spawn(move || good(i))).collect();
+                let running: Vec<_> = group
+                    .iter()
+                    .map(|&i| s.spawn(move || good(cuts, i)))
+                    .collect();
                 running
                     .into_iter()
                     .map(|h| h.join().unwrap_or(false))
                     .collect()
             });
-            for (&i, r) in group.iter().zip(results) {
-                ok[i] = r;
-            }
+            failed.extend(group.iter().zip(results).filter(|r| !r.1).map(|r| *r.0));
         }
-        if ok.iter().all(|&g| g) {
-            return cuts;
+        if failed.is_empty() {
+            return Some(cuts);
         }
-        if !ok[0] {
-            // Not the whole stream's encoder's output: nothing to cut.
-            return Vec::new();
+        if round == 1 || cuts.is_empty() {
+            return None;
         }
-        // Piece i starts at cut i - 1.
-        let mut i = 0;
+        // Piece i starts at cut i - 1; piece 0 gives up its end, cut 0.
+        let mut drop: Vec<usize> = failed.iter().map(|&i| i.saturating_sub(1)).collect();
+        drop.dedup();
+        // The joined pieces, numbered after the drops: the piece that now
+        // ends where cut d + 1 is (or the stream's end).
+        todo = drop
+            .iter()
+            .enumerate()
+            .map(|(removed, &d)| d - removed)
+            .collect();
+        todo.dedup();
+        let mut at = 0;
         cuts.retain(|_| {
-            i += 1;
-            ok[i]
+            at += 1;
+            !drop.contains(&(at - 1))
         });
         if cuts.is_empty() {
-            return cuts;
+            return None;
         }
     }
+    None
 }
 
 #[cfg(test)]

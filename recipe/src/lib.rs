@@ -187,8 +187,9 @@ pub struct Options {
     /// recipe is then a [`Segment::ZlibCuts`] (recipe version 4), whose
     /// pieces are rebuilt at once, one a core. `None` keeps such a stream
     /// one [`Segment::Zlib`] rebuilt on one core (recipe version 3 at most),
-    /// for a reader older than version 4. Finding the cuts deflates the
-    /// stream once more, comparing every byte.
+    /// for a reader older than version 4. The cuts are read off the
+    /// stream's blocks by a decoder (no encoder pass); with `check_streams`
+    /// each piece is then rebuilt and compared, on every core.
     pub deflate_cuts: Option<u64>,
 }
 

@@ -176,11 +176,62 @@ fn every_clean_boundary_is_a_working_cut() {
         }));
         eprintln!("-{level}: {} of {all} block boundaries clean", clean.len());
         assert!(clean.len() * 2 > all, "-{level}: {} of {all}", clean.len());
-        let kept = checked(level, &plain, &body, clean.clone());
+        let kept = checked(level, &plain, &body, clean.clone()).expect("the cuts work");
         assert_eq!(
             kept.len(),
             clean.len(),
             "-{level}: some clean boundaries failed"
+        );
+    }
+}
+
+/// The decoder reads the encoder's blocks: every block end it sees is a
+/// boundary gzip's encoder reported, at the same plain and bit offsets with
+/// the same partial bits; and every one that ended on a match (away from
+/// the stream's end and from the bytes before a window slide) is a clean
+/// boundary, at the window position [`window_at`] gives: what [`find`]
+/// takes from the decoder is what the encoder's pass would have given.
+#[test]
+fn the_decoder_sees_the_encoders_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = corpus_tar(dir.path()).unwrap_or_else(|| text(10 << 20));
+    let plain_len = plain.len() as u64;
+    for level in [6u8, 9] {
+        let Some(body) = gzip_body(level, &plain) else {
+            eprintln!("skipped: no gzip");
+            return;
+        };
+        let mut encoder = Vec::new();
+        assert!(gnu::boundaries(level, &plain, &body, |b| encoder.push(*b)));
+        let mut decoder = Vec::new();
+        let decoded = blocks::block_ends(&body, |e| decoder.push(*e));
+        assert_eq!(decoded, Some(plain_len), "-{level}");
+        assert_eq!(decoder.len(), encoder.len(), "-{level}: block count");
+        let (mut after_match, mut taken) = (0, 0);
+        for (e, b) in decoder.iter().zip(&encoder) {
+            assert_eq!(
+                (e.plain, e.bit, e.partial),
+                (b.plain, b.bit, b.partial),
+                "-{level}"
+            );
+            if !e.after_match || e.plain + (1 << 16) >= plain_len {
+                continue;
+            }
+            after_match += 1;
+            if let Some(window) = window_at(e.plain) {
+                assert_eq!(window, b.strstart, "-{level} at {}", e.plain);
+                assert!(b.clean, "-{level}: a block ended on a match at {}", e.plain);
+                taken += 1;
+            }
+        }
+        eprintln!(
+            "-{level}: {} blocks, {after_match} ended on a match, {taken} usable as cuts",
+            decoder.len()
+        );
+        assert!(
+            taken * 5 > decoder.len(),
+            "-{level}: {taken} of {}",
+            decoder.len()
         );
     }
 }
