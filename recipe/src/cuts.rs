@@ -216,7 +216,7 @@ fn piece(
 }
 
 /// How many pieces are deflated at once: the cores (at most 8).
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 

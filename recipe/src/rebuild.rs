@@ -134,7 +134,9 @@ pub fn rebuild(
 /// `expanded` as the segments consume it, never held whole: a literal
 /// segment is copied through a small buffer, a deflate segment read one
 /// preflate chunk at a time, a zlib or xz segment as its encoder reads (a
-/// window's worth, or a MiB, at a time); a zstd segment is read whole (its
+/// window's worth, or a MiB, at a time), but a run of zlib segments (a
+/// zip's members) a batch of at most 48 MiB at a time, deflated on every
+/// core; a zstd segment is read whole (its
 /// output depends on how the input is handed over), bounded by its declared
 /// length. A read error (or a short read) is [`RebuildError::Read`].
 pub fn rebuild_from(
@@ -200,21 +202,16 @@ fn segments(
     out_len: u64,
     out: &mut impl Write,
 ) -> Result<(), RebuildError> {
-    let recipe_expanded = recipe.expanded_len();
-    if recipe_expanded != expanded_len {
-        return Err(RebuildError::ExpandedLenMismatch {
-            recipe: recipe_expanded,
-            actual: expanded_len,
-        });
-    }
-    let recipe_out = recipe.output_len();
-    if recipe_out != Some(out_len) {
-        return Err(RebuildError::OutputLenMismatch {
-            recipe: recipe_out,
-            expected: out_len,
-        });
-    }
-    for (index, segment) in recipe.segments.iter().enumerate() {
+    check_lens(recipe, expanded_len, out_len)?;
+    let mut next = 0;
+    while let Some(segment) = recipe.segments.get(next) {
+        let index = next;
+        next += 1;
+        if let Some(end) = zlib_batch(&recipe.segments, index) {
+            zlib_at_once(&recipe.segments, index..end, expanded, out)?;
+            next = end;
+            continue;
+        }
         let rebuilt = match segment {
             Segment::Literal { len } => {
                 let copied =
@@ -301,6 +298,160 @@ fn segments(
             });
         }
         out.write_all(&rebuilt)?;
+    }
+    Ok(())
+}
+
+/// The recipe consumes `expanded_len` bytes and makes `out_len`: checked
+/// before anything is read or written.
+fn check_lens(recipe: &Recipe, expanded_len: u64, out_len: u64) -> Result<(), RebuildError> {
+    let recipe_expanded = recipe.expanded_len();
+    if recipe_expanded != expanded_len {
+        return Err(RebuildError::ExpandedLenMismatch {
+            recipe: recipe_expanded,
+            actual: expanded_len,
+        });
+    }
+    let recipe_out = recipe.output_len();
+    if recipe_out != Some(out_len) {
+        return Err(RebuildError::OutputLenMismatch {
+            recipe: recipe_out,
+            expected: out_len,
+        });
+    }
+    Ok(())
+}
+
+/// The most plain bytes of a zlib segment deflated beside others
+/// ([`zlib_at_once`]); a longer one is read as its encoder goes, alone.
+const AT_ONCE_SEGMENT: u64 = 32 << 20;
+
+/// The most expanded bytes (plain and literal) a batch of segments
+/// deflated at once holds.
+const AT_ONCE_BATCH: u64 = 48 << 20;
+
+/// The end of the batch of segments from `first` that [`zlib_at_once`]
+/// rebuilds, if there is one: `first` and the segments after it while
+/// they are literal or zlib segments of at most [`AT_ONCE_SEGMENT`] plain
+/// bytes, up to [`AT_ONCE_BATCH`] in all, with at least two zlib segments
+/// (a zip's members: a wheel, a jar).
+fn zlib_batch(segments: &[Segment], first: usize) -> Option<usize> {
+    if !matches!(segments.get(first), Some(Segment::Zlib { plain_len, .. }) if *plain_len <= AT_ONCE_SEGMENT)
+    {
+        return None;
+    }
+    let (mut held, mut zlib, mut end, mut last_zlib) = (0u64, 0usize, first, first);
+    while let Some(s) = segments.get(end) {
+        let len = match s {
+            Segment::Literal { len } => *len,
+            Segment::Zlib { plain_len, .. } if *plain_len <= AT_ONCE_SEGMENT => *plain_len,
+            _ => break,
+        };
+        if held.saturating_add(len) > AT_ONCE_BATCH {
+            break;
+        }
+        held += len;
+        if let Segment::Zlib { .. } = s {
+            zlib += 1;
+            last_zlib = end;
+        }
+        end += 1;
+    }
+    // Literals after the batch's last zlib segment are left to the loop.
+    (zlib >= 2).then_some(last_zlib + 1)
+}
+
+/// Rebuilds `batch` (from [`zlib_batch`]): reads its expanded bytes, deflates
+/// its zlib segments on every core (the largest first), each into memory and
+/// never past its declared length, and writes the segments in order; the
+/// first that fails is the error, after those before it were written, as
+/// one after another. The bytes held are reserved in the process's
+/// [`budget`](crate::budget).
+fn zlib_at_once(
+    segments: &[Segment],
+    batch: std::ops::Range<usize>,
+    expanded: &mut impl Input,
+    out: &mut impl Write,
+) -> Result<(), RebuildError> {
+    let first = batch.start;
+    let batch = &segments[batch];
+    let expanded_len: u64 = batch.iter().map(Segment::expanded_len).sum();
+    let compressed: u64 = batch
+        .iter()
+        .filter(|s| matches!(s, Segment::Zlib { .. }))
+        .map(Segment::output_len)
+        .sum();
+    let _permit = crate::budget::reserve(expanded_len + compressed);
+    let bytes = expanded.next_bytes(first, expanded_len)?;
+    let mut at = 0usize;
+    let mut jobs = Vec::new();
+    for (i, s) in batch.iter().enumerate() {
+        let len = s.expanded_len() as usize;
+        if let Segment::Zlib {
+            params,
+            compressed_len,
+            ..
+        } = s
+        {
+            jobs.push((i, params, *compressed_len, &bytes[at..at + len]));
+        }
+        at += len;
+    }
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.3.len()));
+    let taken = std::sync::atomic::AtomicUsize::new(0);
+    let workers = crate::cuts::threads().min(jobs.len());
+    type Made = (usize, Result<Vec<u8>, ZlibError>, usize);
+    let mut made: Vec<Made> = std::thread::scope(|s| {
+        let running: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let n = taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(i, params, compressed_len, plain)) = jobs.get(n) else {
+                            return done;
+                        };
+                        let mut deflated = Vec::new();
+                        let mut input = plain;
+                        let r =
+                            crate::zlib::rebuild(params, &mut input, compressed_len, &mut deflated);
+                        // The encoder reads to the end of what it is given.
+                        done.push((i, r.map(|()| deflated), input.len()));
+                    }
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    made.sort_by_key(|m| m.0);
+    let mut made = made.into_iter();
+    let mut at = 0usize;
+    for (i, s) in batch.iter().enumerate() {
+        let len = s.expanded_len() as usize;
+        match s {
+            Segment::Zlib { .. } => {
+                let (_, r, left) =
+                    made.next()
+                        .filter(|m| m.0 == i)
+                        .ok_or_else(|| RebuildError::Zlib {
+                            segment: first + i,
+                            source: ZlibError::Zlib("a deflate job was lost".into()),
+                        })?;
+                let deflated = r.map_err(|source| RebuildError::Zlib {
+                    segment: first + i,
+                    source,
+                })?;
+                if left != 0 {
+                    return Err(short(first + i, len as u64, (len - left) as u64));
+                }
+                out.write_all(&deflated)?;
+            }
+            _ => out.write_all(&bytes[at..at + len])?,
+        }
+        at += len;
     }
     Ok(())
 }

@@ -195,3 +195,64 @@ fn version_1_recipes_hold_no_zlib_segment() {
     // Without a zlib segment the recipe is still written as version 1.
     assert_eq!(Recipe::identity(5).to_bytes()[0], RECIPE_VERSION_1);
 }
+
+/// A zip's members are deflated at once, on every core, and written in
+/// order: the same bytes as one after another, from memory or read as they
+/// go; and a member whose recipe is wrong is the error, named by its
+/// segment, after the members before it were written (and nothing of it).
+#[test]
+fn a_zips_members_deflated_at_once_are_written_in_order() {
+    let Some(zip) = python(
+        "import io, sys, zipfile, os\n\
+         b = io.BytesIO()\n\
+         a = open(os.path.join(sys.argv[1], 'a.txt'), 'rb').read()\n\
+         with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as z:\n\
+         \tfor i in range(9): z.writestr(f'm{i}.txt', a[i * 7000:] + bytes([i]) * (i * 3000))\n\
+         sys.stdout.buffer.write(b.getvalue())",
+        "a_zips_members_deflated_at_once_are_written_in_order",
+    ) else {
+        return;
+    };
+    let a = roundtrip("zip of nine members", &zip);
+    let len = zip.len() as u64;
+    assert_eq!(zlib_segments(&a.recipe).len(), 9, "{:?}", a.recipe);
+    let mut streamed = Vec::new();
+    ferry_recipe::rebuild_from(
+        &a.recipe,
+        &mut &a.expanded[..],
+        a.expanded.len() as u64,
+        len,
+        &mut streamed,
+    )
+    .unwrap();
+    assert!(streamed == zip, "read as it goes: other bytes");
+    // The fourth member at another level.
+    let (index, start) = {
+        let mut zlib = 0;
+        let mut out = 0u64;
+        let mut found = None;
+        for (i, s) in a.recipe.segments.iter().enumerate() {
+            if let Segment::Zlib { .. } = s {
+                zlib += 1;
+                if zlib == 4 {
+                    found = Some((i, out));
+                    break;
+                }
+            }
+            out += s.output_len();
+        }
+        found.expect("a fourth member")
+    };
+    let mut bad = a.recipe.clone();
+    if let Segment::Zlib { params, .. } = &mut bad.segments[index] {
+        params.level = 1;
+    }
+    let mut out = Vec::new();
+    let r = ferry_recipe::rebuild(&bad, &a.expanded, len, &mut out);
+    assert!(
+        matches!(r, Err(RebuildError::Zlib { segment, .. }) if segment == index),
+        "{r:?}"
+    );
+    assert_eq!(out.len() as u64, start, "written before the refusal");
+    assert!(out[..] == zip[..start as usize]);
+}

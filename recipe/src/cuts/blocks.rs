@@ -210,6 +210,7 @@ impl Table {
         Some(Table { entries, max })
     }
 
+    #[inline]
     fn decode(&self, bits: &mut Bits<'_>) -> Option<u16> {
         let peek = bits.peek(self.max);
         let e = self.entries[peek as usize & (self.entries.len() - 1)];
@@ -241,6 +242,7 @@ impl<'a> Bits<'a> {
         }
     }
 
+    #[inline]
     fn refill(&mut self) {
         if let Some(eight) = self.data.get(self.at..self.at + 8) {
             // Loads whole bytes up to 56 bits or more; the bits above
@@ -263,6 +265,7 @@ impl<'a> Bits<'a> {
     }
 
     /// The next `n` bits (at most 32) without taking them; zeros past the end.
+    #[inline]
     fn peek(&mut self, n: u32) -> u32 {
         if self.held < n {
             self.refill();
@@ -271,6 +274,7 @@ impl<'a> Bits<'a> {
     }
 
     /// Takes `n` bits already peeked; `None` past the stream's end.
+    #[inline]
     fn drop(&mut self, n: u32) -> Option<()> {
         if n > self.held {
             return None;
@@ -281,6 +285,7 @@ impl<'a> Bits<'a> {
     }
 
     /// Takes the next `n` bits (at most 32).
+    #[inline]
     fn take(&mut self, n: u32) -> Option<u32> {
         let v = self.peek(n);
         self.drop(n)?;
