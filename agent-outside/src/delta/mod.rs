@@ -280,8 +280,6 @@ pub(crate) fn patch_against(
     else {
         return Ok(None);
     };
-    // A predecessor is most likely walked (or not) as the object is.
-    let expansion = if walked { EXPANSION } else { 0 };
     let Expanded {
         held,
         len: expanded_len,
@@ -290,11 +288,18 @@ pub(crate) fn patch_against(
     if expanded_len > opts.max_object {
         return Ok(None);
     }
+    // An object whose recipe rebuilds nothing (its expanded form is its
+    // bytes: a deb whose xz streams are left as they are at `fast`) is
+    // patched against its base's bytes, not against a reference form whose
+    // streams are decoded: compressed bytes match compressed bytes.
+    let as_is = recipe.is_empty();
+    // A predecessor is most likely walked (or not) as the object is.
+    let expansion = if walked && !as_is { EXPANSION } else { 0 };
     // A base the walk does not look into is its own reference form: for
     // windows, read from its kept copy a block at a time, never held whole.
     let held = match held {
         Held::Spilled(file) => match refs.open(&base.sha256, base.size)? {
-            Some(copy) if !walked_copy(&copy)? => {
+            Some(copy) if as_is || !walked_copy(&copy)? => {
                 let src = windows::Source {
                     file,
                     len: expanded_len,
@@ -324,7 +329,7 @@ pub(crate) fn patch_against(
     };
     // The base's copy, and its reference form (guessed until made).
     permit.grow(base.size + expansion * base.size);
-    let Some((reference, form)) = reference_form(refs, base, &ropts)? else {
+    let Some((reference, form)) = reference_form(refs, base, &ropts, as_is)? else {
         return Ok(None);
     };
     let in_memory = match &held {
@@ -409,16 +414,18 @@ fn encode_patch(
 }
 
 /// The reference form of `base` made from its kept copy (`None` if none is
-/// kept), and what it is.
+/// kept), and what it is: its bytes `as_is`, or when the walk does not look
+/// into it.
 fn reference_form(
     refs: &References,
     base: &FileObject,
     ropts: &ferry_recipe::Options,
+    as_is: bool,
 ) -> Result<Option<(Vec<u8>, BaseForm)>> {
     let Some(bytes) = refs.get(&base.sha256)? else {
         return Ok(None);
     };
-    if !ferry_recipe::is_walked(&bytes) {
+    if as_is || !ferry_recipe::is_walked(&bytes) {
         return Ok(Some((bytes, BaseForm::Bytes)));
     }
     Ok(Some(match ferry_recipe::expand(&bytes, ropts) {

@@ -348,3 +348,95 @@ fn cut_streams_follow_the_recipe_version_setting() {
         assert_eq!(kept.map(|r| r[0]), Some(4), "cuts {cuts}");
     }
 }
+
+/// `xz -6` of `plain` (liblzma, as dpkg-deb makes a deb's members).
+fn xz(plain: &[u8]) -> Vec<u8> {
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    e.write_all(plain).unwrap();
+    e.finish().unwrap()
+}
+
+/// A deb's layout: an ar archive of `debian-binary` and the members given.
+fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = b"!<arch>\n".to_vec();
+    let binary: &[u8] = b"2.0\n";
+    for (name, data) in std::iter::once(&("debian-binary", binary)).chain(members) {
+        let header = format!(
+            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            name,
+            0,
+            0,
+            0,
+            100644,
+            data.len()
+        );
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// At `fast` a deb's xz members are left as they are (their recipe rebuilds
+/// nothing), so its patch is made against its base's bytes: the unchanged
+/// xz member is found there, not in a reference form whose streams are
+/// decoded. A deb whose xz members are reproduced (`high`) is still patched
+/// against its base's reference form.
+#[test]
+fn an_object_left_as_it_is_is_patched_against_its_bases_bytes() {
+    let data = xz(&words(600_000, 5));
+    let old = ar(&[
+        ("control.tar.xz", &xz(b"old control")),
+        ("data.tar.xz", &data),
+    ]);
+    let new = ar(&[
+        ("control.tar.xz", &xz(b"new control!")),
+        ("data.tar.xz", &data),
+    ]);
+    let (p, _dir) = patch(&old, new.clone(), DEFAULT_WINDOW);
+    let p = p.expect("patched");
+    assert!(p.recipe.is_empty(), "nothing is reproduced at fast");
+    assert_eq!(p.base.form, BaseForm::Bytes);
+    assert_eq!(p.base.len, old.len() as u64);
+    let Frames::One(frame) = &p.patch else {
+        panic!("one frame expected");
+    };
+    assert!(
+        frame.len() * 20 < new.len(),
+        "the unchanged member was not found: a {} byte patch of {} bytes",
+        frame.len(),
+        new.len()
+    );
+    let decoded = ferry_protocol::delta::decode(frame, &old, p.expanded_len, "t").unwrap();
+    assert_eq!(decoded, new);
+
+    // Reproduced at `high`: its reference form, the streams decoded.
+    let dir = tempfile::tempdir().unwrap();
+    let refs = References::new(dir.path().join("objects"));
+    let recipes = Recipes::new(dir.path().join("analyses"));
+    let base = object(&old);
+    refs.put(&base.sha256, &old).unwrap();
+    let sha = Sha256::of(&new);
+    refs.put(&sha, &new).unwrap();
+    let opts = DeltaOptions::default();
+    let p = patch_against(
+        &key("new"),
+        Content::Bytes(new.clone()),
+        &sha,
+        &key("old"),
+        &base,
+        &refs,
+        &opts,
+        HIGH,
+        &recipes,
+    )
+    .unwrap()
+    .expect("patched");
+    assert!(
+        !p.recipe.is_empty(),
+        "the xz members are reproduced at high"
+    );
+    assert!(matches!(p.base.form, BaseForm::Expanded { .. }));
+}
