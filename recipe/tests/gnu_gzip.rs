@@ -462,3 +462,80 @@ fn a_crafted_wrong_cut_is_refused() {
         }
     }
 }
+
+/// Inputs where gzip's search limits decide: long hash chains of strings
+/// that share their first 3 to 9 bytes and then differ (small alphabets,
+/// records with common prefixes), matches of exactly 3 bytes far back, runs
+/// that end at every length. The encoder must still be gzip byte for byte
+/// at every level: a matcher that finds other (even longer) matches than
+/// gzip's chain walk would make other bytes.
+#[test]
+fn search_limits_are_gzips_on_inputs_with_long_chains() {
+    if !have("gzip", "search_limits_are_gzips_on_inputs_with_long_chains") {
+        return;
+    }
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    for alphabet in [2u64, 3, 4, 16] {
+        let plain = (0..200_000)
+            .map(|_| b'a' + (next() % alphabet) as u8)
+            .collect();
+        inputs.push((format!("alphabet of {alphabet}"), plain));
+    }
+    for prefix in [3usize, 4, 5, 6, 7, 8, 9, 12] {
+        // Records: one of a few shared prefixes of `prefix` bytes, then a
+        // short random tail, sometimes a repeat of an earlier record.
+        let heads: Vec<Vec<u8>> = (0..7)
+            .map(|_| (0..prefix).map(|_| b'A' + (next() % 26) as u8).collect())
+            .collect();
+        let mut plain: Vec<u8> = Vec::new();
+        while plain.len() < 150_000 {
+            let r = next();
+            if r % 5 == 0 && plain.len() > 5000 {
+                let from = (next() as usize) % (plain.len() - 4000);
+                let len = 3 + (next() as usize) % 300;
+                let copy = plain[from..from + len].to_vec();
+                plain.extend_from_slice(&copy);
+            } else {
+                plain.extend_from_slice(&heads[(r >> 8) as usize % heads.len()]);
+                for _ in 0..(r >> 16) % 6 {
+                    plain.push(b'0' + (next() % 10) as u8);
+                }
+            }
+        }
+        inputs.push((format!("records with {prefix}-byte prefixes"), plain));
+    }
+    // Runs of every length, and 3-byte matches beyond 4 KiB (gzip drops
+    // those: TOO_FAR).
+    let mut runs = Vec::new();
+    for len in 1..600usize {
+        runs.extend(std::iter::repeat_n(b'a' + (len % 7) as u8, len));
+        runs.extend_from_slice(&(next() as u32).to_le_bytes());
+    }
+    inputs.push(("runs".into(), runs));
+    let mut far = Vec::new();
+    while far.len() < 200_000 {
+        far.extend_from_slice(b"xyz");
+        far.extend((0..5000).map(|_| next() as u8));
+    }
+    inputs.push(("3-byte matches far back".into(), far));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in");
+    for (name, plain) in inputs {
+        std::fs::write(&file, &plain).unwrap();
+        for level in 1..=9u8 {
+            let gz = run(Command::new("gzip")
+                .args([format!("-{level}"), "-n".into(), "-c".into()])
+                .arg(&file));
+            let again = rebuilt_by_encoder_2(level, &plain, &gz);
+            assert!(again == gz, "{name}, gzip -{level}: differs");
+        }
+    }
+}
