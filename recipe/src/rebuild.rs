@@ -411,7 +411,10 @@ fn zlib_at_once(
                         let Some(&(i, params, compressed_len, plain)) = jobs.get(n) else {
                             return done;
                         };
-                        let mut deflated = Vec::new();
+                        // Its declared length, within what deflate can
+                        // make of its plain bytes (the recipe is hostile).
+                        let bound = 2 * plain.len() as u64 + (64 << 10);
+                        let mut deflated = Vec::with_capacity(compressed_len.min(bound) as usize);
                         let mut input = plain;
                         let r =
                             crate::zlib::rebuild(params, &mut input, compressed_len, &mut deflated);
