@@ -221,11 +221,13 @@ pub(crate) fn threads() -> usize {
 }
 
 /// Rebuilds a [`Segment::ZlibCuts`](crate::Segment::ZlibCuts): reads its
-/// `plain_len` bytes from `plain` as the pieces need them, deflates up to
-/// [`threads`] pieces at once (`parallel`; else one after another) and
-/// writes them in order to `out`, each checked against its length. The
-/// plain bytes of the pieces deflated at once are held (reserved in the
-/// process's [`budget`](crate::budget)), never the whole stream.
+/// `plain_len` bytes from `plain` as the pieces need them, deflates the
+/// pieces on [`threads`] workers (`parallel`; else one after another on
+/// this thread), each taking the next piece as soon as it is free, and
+/// writes them in order to `out`, each checked against its length. At most
+/// one piece more than there are workers is read ahead; the plain bytes
+/// and outputs of those pieces are held (reserved in the process's
+/// [`budget`](crate::budget)), never the whole stream.
 pub(crate) fn rebuild(
     params: &ZlibParams,
     cuts: &[DeflateCut],
@@ -237,23 +239,119 @@ pub(crate) fn rebuild(
 ) -> Result<(), CutError> {
     validate(params, cuts, plain_len, compressed_len)?;
     let pieces = cuts.len() + 1;
-    let at_once = if parallel { threads() } else { 1 };
-    let mut buf: Vec<u8> = Vec::new();
-    let mut buf_at = 0u64;
+    let workers = if parallel { threads().min(pieces) } else { 1 };
+    let mut texts = Texts {
+        plain,
+        cuts,
+        plain_len,
+        buf: Vec::new(),
+        buf_at: 0,
+    };
     let mut permit = crate::budget::reserve(0);
-    let mut first = 0;
-    while first < pieces {
-        let last = (first + at_once).min(pieces);
-        let (_, need) = text_range(cuts, last - 1, plain_len);
-        let held = buf_at + buf.len() as u64;
-        if need > held {
-            let more = need - held;
-            let outs = out_range(cuts, last - 1, compressed_len).1
-                - out_range(cuts, first, compressed_len).0;
-            permit.resize(buf.len() as u64 + more + outs);
-            let got = plain
+    // What piece `i` holds while it is in flight: its text and its output.
+    let held = |i: usize| {
+        let (s, e) = text_range(cuts, i, plain_len);
+        let (os, oe) = out_range(cuts, i, compressed_len);
+        (e - s) + (oe - os)
+    };
+    let mut write = |i: usize, bytes: Vec<u8>| -> Result<(), CutError> {
+        let (s, e) = out_range(cuts, i, compressed_len);
+        if bytes.len() as u64 != e - s {
+            return Err(CutError::PieceLen {
+                piece: i,
+                declared: e - s,
+                produced: bytes.len() as u64,
+            });
+        }
+        out.write_all(&bytes).map_err(CutError::Write)
+    };
+    if workers == 1 {
+        for i in 0..pieces {
+            permit.resize(held(i));
+            let (text, at) = texts.next(i)?;
+            let bytes = piece(params.level, cuts, i, &text, at)?;
+            write(i, bytes)?;
+        }
+        return Ok(());
+    }
+    type Done = (usize, std::thread::Result<Result<Vec<u8>, CutError>>);
+    let (job_tx, job_rx) = std::sync::mpsc::channel::<(usize, Vec<u8>, u64)>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
+    let job_rx = std::sync::Mutex::new(job_rx);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
+            s.spawn(move || loop {
+                let job = job_rx.lock().map_or(None, |rx| rx.recv().ok());
+                let Some((i, text, at)) = job else {
+                    return;
+                };
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    piece(params.level, cuts, i, &text, at)
+                }));
+                if done_tx.send((i, made)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        // Dropping `job_tx` (returning, on an error too) lets the workers end.
+        let job_tx = job_tx;
+        let mut done = std::collections::BTreeMap::new();
+        let (mut sent, mut written) = (0usize, 0usize);
+        while written < pieces {
+            while sent < pieces && sent - written <= workers {
+                permit.grow(held(sent));
+                let (text, at) = texts.next(sent)?;
+                if job_tx.send((sent, text, at)).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            while !done.contains_key(&written) {
+                let Ok((i, made)) = done_rx.recv() else {
+                    return Err(CutError::Piece {
+                        piece: written,
+                        source: PieceError::Lost,
+                    });
+                };
+                done.insert(i, made);
+            }
+            let made = done.remove(&written).expect("just found");
+            let bytes = made.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            write(written, bytes)?;
+            permit.shrink(permit.bytes().saturating_sub(held(written)));
+            written += 1;
+        }
+        Ok(())
+    })
+}
+
+/// The plain bytes each piece is given, read from the stream's plain bytes
+/// as the pieces come (in order: each piece's range starts at or after the
+/// one before's), holding only what the next piece still needs.
+struct Texts<'a> {
+    plain: &'a mut dyn Read,
+    cuts: &'a [DeflateCut],
+    plain_len: u64,
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    buf_at: u64,
+}
+
+impl Texts<'_> {
+    /// Piece `i`'s plain bytes ([`text_range`]) and where they start.
+    fn next(&mut self, i: usize) -> Result<(Vec<u8>, u64), CutError> {
+        let (s, e) = text_range(self.cuts, i, self.plain_len);
+        let drop = (s.saturating_sub(self.buf_at) as usize).min(self.buf.len());
+        self.buf.drain(..drop);
+        self.buf_at += drop as u64;
+        let held = self.buf_at + self.buf.len() as u64;
+        if e > held {
+            let more = e - held;
+            let got = (&mut *self.plain)
                 .take(more)
-                .read_to_end(&mut buf)
+                .read_to_end(&mut self.buf)
                 .map_err(CutError::Read)? as u64;
             if got != more {
                 return Err(CutError::Read(std::io::Error::new(
@@ -262,48 +360,9 @@ pub(crate) fn rebuild(
                 )));
             }
         }
-        let text = |i: usize| {
-            let (s, e) = text_range(cuts, i, plain_len);
-            &buf[(s - buf_at) as usize..(e - buf_at) as usize]
-        };
-        let start = |i: usize| text_range(cuts, i, plain_len).0;
-        let made: Vec<Result<Vec<u8>, CutError>> = if last - first == 1 {
-            vec![piece(params.level, cuts, first, text(first), start(first))]
-        } else {
-            std::thread::scope(|s| {
-                let running: Vec<_> = (first..last)
-                    .map(|i| {
-                        let t = text(i);
-                        s.spawn(move || piece(params.level, cuts, i, t, start(i)))
-                    })
-                    .collect();
-                running
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
-            })
-        };
-        for (i, bytes) in (first..last).zip(made) {
-            let bytes = bytes?;
-            let (s, e) = out_range(cuts, i, compressed_len);
-            if bytes.len() as u64 != e - s {
-                return Err(CutError::PieceLen {
-                    piece: i,
-                    declared: e - s,
-                    produced: bytes.len() as u64,
-                });
-            }
-            out.write_all(&bytes).map_err(CutError::Write)?;
-        }
-        first = last;
-        if first < pieces {
-            let keep_from = start(first);
-            let drop = (keep_from - buf_at) as usize;
-            buf.drain(..drop);
-            buf_at = keep_from;
-        }
+        let from = (s - self.buf_at) as usize;
+        Ok((self.buf[from..(e - self.buf_at) as usize].to_vec(), s))
     }
-    Ok(())
 }
 
 /// The cuts of a stream that encoder 2 at `params.level` (4 to 9) rebuilds

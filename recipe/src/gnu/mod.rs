@@ -122,6 +122,9 @@ pub enum PieceError {
     /// Reading the plain bytes failed (an in-memory slice does not).
     #[error("reading the plain bytes failed: {0}")]
     Read(#[source] std::io::Error),
+    /// The thread deflating the piece ended without an answer.
+    #[error("the thread deflating it ended without an answer")]
+    Lost,
 }
 
 /// Deflates one piece of a stream cut at clean block boundaries: from `from`
