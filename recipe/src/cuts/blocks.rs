@@ -254,7 +254,7 @@ impl<'a> Bits<'a> {
             self.held += n * 8;
             return;
         }
-        while self.held <= 56 {
+        while self.held < 56 {
             let Some(&b) = self.data.get(self.at) else {
                 return;
             };
@@ -279,7 +279,7 @@ impl<'a> Bits<'a> {
         if n > self.held {
             return None;
         }
-        self.buf >>= n;
+        self.buf = self.buf.checked_shr(n).unwrap_or(0);
         self.held -= n;
         Some(())
     }
@@ -368,18 +368,38 @@ mod tests {
     #[test]
     fn a_truncated_or_garbled_stream_is_none_not_a_panic() {
         let plain = text(1 << 20);
-        let z = deflate(6, &plain);
-        for cut in [0, 1, 2, 100, z.len() / 2, z.len() - 1] {
-            assert_eq!(block_ends(&z[..cut], |_| {}), None, "cut at {cut}");
-        }
         let mut x = 99u64;
-        for _ in 0..2000 {
-            let mut bad = z[..4096.min(z.len())].to_vec();
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            let at = (x >> 33) as usize % bad.len();
-            bad[at] ^= 1 << ((x >> 20) % 8);
-            let _ = block_ends(&bad, |_| {});
-            let _ = block_ends(&bad[..at], |_| {});
+        // Stored, fixed and dynamic blocks, and a stream of tiny blocks.
+        let mut streams: Vec<Vec<u8>> = [0, 1, 6].iter().map(|&l| deflate(l, &plain)).collect();
+        streams.push(deflate(6, b"hello hello hello"));
+        for z in &streams {
+            for cut in [0, 1, 2, 100, z.len() / 2, z.len() - 1] {
+                let cut = cut.min(z.len() - 1);
+                assert_eq!(block_ends(&z[..cut], |_| {}), None, "cut at {cut}");
+            }
+            for _ in 0..3000 {
+                let mut bad = z[..70_000.min(z.len())].to_vec();
+                for _ in 0..1 + (x >> 60) % 3 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    let at = (x >> 33) as usize % bad.len();
+                    bad[at] ^= 1 << ((x >> 20) % 8);
+                }
+                let at = (x >> 40) as usize % bad.len();
+                let _ = block_ends(&bad, |_| {});
+                let _ = block_ends(&bad[..at], |_| {});
+            }
+        }
+        // Random bytes.
+        for len in [1usize, 5, 64, 1000, 100_000] {
+            for _ in 0..200 {
+                let junk: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        (x >> 56) as u8
+                    })
+                    .collect();
+                let _ = block_ends(&junk, |_| {});
+            }
         }
     }
 }
