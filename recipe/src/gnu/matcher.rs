@@ -20,8 +20,16 @@ const MAX_MATCH: usize = 258;
 const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
 const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
+/// The second hash: of a string's first four bytes (see `Quads`).
+const QUAD_BITS: u32 = 15;
+const QUAD_SIZE: usize = 1 << QUAD_BITS;
 /// Bytes past the window that the 8-byte match comparison may read.
 const PAD: usize = 8;
+/// The window's array: a power of two, so that an index masked with
+/// `ARRAY_MASK` is in it (and the 8 bytes from it, with `PAD` more) without a
+/// bounds check; the bytes past `WINDOW_SIZE` stay zero.
+const ARRAY: usize = 2 * WINDOW_SIZE;
+const ARRAY_MASK: usize = ARRAY - 1;
 
 /// gzip's configuration table: (good, lazy, nice, chain) per level 1 to 9.
 const CONFIG: [(usize, usize, usize, usize); 9] = [
@@ -41,9 +49,11 @@ pub(super) struct Matcher<'a> {
     input: &'a mut dyn Read,
     /// Why reading `input` failed (the stream then ends there).
     pub(super) read_error: Option<std::io::Error>,
-    window: Box<[u8; WINDOW_SIZE + PAD]>,
+    window: Box<[u8; ARRAY + PAD]>,
     prev: Box<[u16; WSIZE]>,
     head: Box<[u16; HASH_SIZE]>,
+    /// Chains of the strings by their first four bytes (lazy matching only).
+    quads: Option<Quads>,
     ins_h: usize,
     strstart: usize,
     match_start: usize,
@@ -85,6 +95,43 @@ pub(crate) struct Boundary {
     pub(crate) clean: bool,
 }
 
+/// A second set of hash chains, a speed-up that changes no output: the strings
+/// of the window by a hash of their first four bytes, and per string its rank
+/// in gzip's chain (one more than the string before it there). gzip walks its
+/// chain (strings of the same three-byte hash) and counts every string against
+/// `max_chain`, but once a match of three is found only strings whose first
+/// four bytes are the current string's can give a longer one: those are on
+/// the four-byte chain, in the same order, and the difference of two ranks is
+/// how far gzip's walk is from one to the other. Every string gzip inserts is
+/// inserted here too (from levels 4 up gzip inserts every string).
+struct Quads {
+    head: Box<[u16; QUAD_SIZE]>,
+    prev: Box<[u16; WSIZE]>,
+    /// Per string (`& WMASK`), its rank on gzip's chain (wrapping).
+    rank: Box<[u16; WSIZE]>,
+}
+
+impl Quads {
+    fn new() -> Quads {
+        Quads {
+            head: Box::new([0; QUAD_SIZE]),
+            prev: Box::new([0; WSIZE]),
+            rank: Box::new([0; WSIZE]),
+        }
+    }
+
+    fn hash(quad: u32) -> usize {
+        (quad.wrapping_mul(0x9e37_79b1) >> (32 - QUAD_BITS)) as usize
+    }
+}
+
+/// The four bytes of the window at `at` (little-endian).
+#[inline]
+fn quad(w: &[u8; ARRAY + PAD], at: usize) -> u32 {
+    let at = at & ARRAY_MASK;
+    u32::from_le_bytes(w[at..at + 4].try_into().unwrap_or([0; 4]))
+}
+
 impl<'a> Matcher<'a> {
     /// gzip's `lm_init` for `level` (1 to 9), with the first read of the input.
     pub(super) fn new(level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
@@ -92,9 +139,10 @@ impl<'a> Matcher<'a> {
         let mut m = Matcher {
             input,
             read_error: None,
-            window: Box::new([0; WINDOW_SIZE + PAD]),
+            window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
+            quads: (level >= 4).then(Quads::new),
             ins_h: 0,
             strstart: 0,
             match_start: 0,
@@ -148,9 +196,10 @@ impl<'a> Matcher<'a> {
         let mut m = Matcher {
             input,
             read_error: None,
-            window: Box::new([0; WINDOW_SIZE + PAD]),
+            window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
+            quads: (level >= 4).then(Quads::new),
             ins_h: 0,
             strstart,
             match_start: 0,
@@ -220,6 +269,12 @@ impl<'a> Matcher<'a> {
         let head = self.head[self.ins_h];
         self.prev[s & WMASK] = head;
         self.head[self.ins_h] = s as u16;
+        if let Some(q) = &mut self.quads {
+            q.rank[s & WMASK] = q.rank[usize::from(head) & WMASK].wrapping_add(1);
+            let h = Quads::hash(quad(&self.window, s));
+            q.prev[s & WMASK] = q.head[h];
+            q.head[h] = s as u16;
+        }
         usize::from(head)
     }
 
@@ -235,6 +290,10 @@ impl<'a> Matcher<'a> {
             let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
             self.head.iter_mut().for_each(slide);
             self.prev.iter_mut().for_each(slide);
+            if let Some(q) = &mut self.quads {
+                q.head.iter_mut().for_each(slide);
+                q.prev.iter_mut().for_each(slide);
+            }
             more += WSIZE;
         }
         if !self.eofile {
@@ -250,15 +309,17 @@ impl<'a> Matcher<'a> {
     }
 
     /// The number of equal bytes of the strings at `a` and `b` from offset 3
-    /// on, up to `MAX_MATCH - 3` (gzip assumes the third byte equal).
+    /// on, up to `MAX_MATCH - 3` (gzip assumes the third byte equal). Both
+    /// are in the window (the masks only spare bounds checks).
     #[inline]
-    fn extend(&self, a: usize, b: usize) -> usize {
-        let w = &self.window;
+    fn extend(w: &[u8; ARRAY + PAD], a: usize, b: usize) -> usize {
+        let word = |at: usize| {
+            let at = at & ARRAY_MASK;
+            u64::from_le_bytes(w[at..at + 8].try_into().unwrap_or([0; 8]))
+        };
         let mut n = 3;
         while n < MAX_MATCH {
-            let x = u64::from_le_bytes(w[a + n..a + n + 8].try_into().unwrap_or([0; 8]));
-            let y = u64::from_le_bytes(w[b + n..b + n + 8].try_into().unwrap_or([0; 8]));
-            let diff = x ^ y;
+            let diff = word(a + n) ^ word(b + n);
             if diff != 0 {
                 n += (diff.trailing_zeros() / 8) as usize;
                 return n.min(MAX_MATCH);
@@ -271,6 +332,7 @@ impl<'a> Matcher<'a> {
     /// gzip's `longest_match`: the longest match longer than `prev_length`
     /// along the chain from `cur_match` (sets `match_start`).
     fn longest_match(&mut self, mut cur_match: usize) -> usize {
+        let hash_head = cur_match;
         let mut chain_length = self.max_chain;
         let scan = self.strstart;
         let mut best_len = self.prev_length;
@@ -278,30 +340,77 @@ impl<'a> Matcher<'a> {
         if self.prev_length >= self.good_match {
             chain_length >>= 2;
         }
-        let w = &self.window[..];
+        let max_chain = chain_length;
+        let nice_match = self.nice_match;
+        let w = &*self.window;
+        let prev = &*self.prev;
+        let quads = self.quads.as_ref();
         // Two bytes at a time: gzip compares match[best_len], match[best_len - 1],
         // match[0] and match[1] with the current string's before anything else.
-        let pair = |at: usize| u16::from_le_bytes([w[at], w[at + 1]]);
+        // Every position is below `ARRAY` (the mask spares the bounds check).
+        let pair = |at: usize| {
+            let at = at & ARRAY_MASK;
+            u16::from_le_bytes([w[at], w[at + 1]])
+        };
         let mut scan_end = pair(scan + best_len - 1);
         let scan_start = pair(scan);
         let mut found = None;
-        loop {
-            let m = cur_match;
-            if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
-                let len = self.extend(scan, m);
-                if len > best_len {
-                    found = Some(cur_match);
-                    best_len = len;
-                    if len >= self.nice_match {
-                        break;
+        // gzip's walk, until a match of three is found when there are quads.
+        let mut walked = false;
+        if best_len < MIN_MATCH || quads.is_none() {
+            loop {
+                let m = cur_match;
+                if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
+                    let len = Self::extend(w, scan, m);
+                    if len > best_len {
+                        found = Some(cur_match);
+                        best_len = len;
+                        if len >= nice_match {
+                            walked = true;
+                            break;
+                        }
+                        scan_end = pair(scan + best_len - 1);
+                        if quads.is_some() {
+                            break;
+                        }
                     }
-                    scan_end = pair(scan + best_len - 1);
+                }
+                cur_match = usize::from(prev[cur_match & WMASK]);
+                chain_length -= 1;
+                if cur_match <= limit || chain_length == 0 {
+                    walked = true;
+                    break;
                 }
             }
-            cur_match = usize::from(self.prev[cur_match & WMASK]);
-            chain_length -= 1;
-            if cur_match <= limit || chain_length == 0 {
-                break;
+        }
+        if let (false, Some(q)) = (walked, quads) {
+            // The rest of gzip's walk on the four-byte chain: the strings
+            // below `from` (gzip's walk checked the others) whose first four
+            // bytes are the current string's, as long as gzip's walk would
+            // reach them (its first string may be at `limit`, no other).
+            let from = found.unwrap_or(scan);
+            let scan_quad = quad(w, scan);
+            let rank = q.rank[scan & WMASK];
+            let mut m = usize::from(q.prev[scan & WMASK]);
+            while m != 0 && m >= limit {
+                if m < from && quad(w, m) == scan_quad {
+                    let at = usize::from(rank.wrapping_sub(q.rank[m & WMASK]));
+                    if at > max_chain || (m == limit && m != hash_head) {
+                        break;
+                    }
+                    if pair(m + best_len - 1) == scan_end {
+                        let len = Self::extend(w, scan, m);
+                        if len > best_len {
+                            found = Some(m);
+                            best_len = len;
+                            if len >= nice_match {
+                                break;
+                            }
+                            scan_end = pair(scan + best_len - 1);
+                        }
+                    }
+                }
+                m = usize::from(q.prev[m & WMASK]);
             }
         }
         if let Some(at) = found {
