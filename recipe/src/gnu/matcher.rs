@@ -20,9 +20,12 @@ const MAX_MATCH: usize = 258;
 const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
 const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
-/// The second hash: of a string's first four bytes (see `Quads`).
-const QUAD_BITS: u32 = 15;
-const QUAD_SIZE: usize = 1 << QUAD_BITS;
+/// The lengths of the prefixes by which `Longer` chains strings, increasing
+/// (4 to 8 bytes).
+const KEYS: [usize; 2] = [4, 8];
+/// The bits of the hash of a prefix.
+const KEY_BITS: u32 = 15;
+const KEY_SIZE: usize = 1 << KEY_BITS;
 /// Bytes past the window that the 8-byte match comparison may read.
 const PAD: usize = 8;
 /// The window's array: a power of two, so that an index masked with
@@ -52,8 +55,8 @@ pub(super) struct Matcher<'a> {
     window: Box<[u8; ARRAY + PAD]>,
     prev: Box<[u16; WSIZE]>,
     head: Box<[u16; HASH_SIZE]>,
-    /// Chains of the strings by their first four bytes (lazy matching only).
-    quads: Option<Quads>,
+    /// Chains of the strings by longer prefixes (lazy matching only).
+    longer: Option<Longer>,
     ins_h: usize,
     strstart: usize,
     match_start: usize,
@@ -95,41 +98,52 @@ pub(crate) struct Boundary {
     pub(crate) clean: bool,
 }
 
-/// A second set of hash chains, a speed-up that changes no output: the strings
-/// of the window by a hash of their first four bytes, and per string its rank
+/// More hash chains, a speed-up that changes no output: the strings of the
+/// window by a hash of their first `KEYS[i]` bytes, and per string its rank
 /// in gzip's chain (one more than the string before it there). gzip walks its
 /// chain (strings of the same three-byte hash) and counts every string against
-/// `max_chain`, but once a match of three is found only strings whose first
-/// four bytes are the current string's can give a longer one: those are on
-/// the four-byte chain, in the same order, and the difference of two ranks is
-/// how far gzip's walk is from one to the other. Every string gzip inserts is
-/// inserted here too (from levels 4 up gzip inserts every string).
-struct Quads {
-    head: Box<[u16; QUAD_SIZE]>,
-    prev: Box<[u16; WSIZE]>,
+/// `max_chain`, but once a match of `best_len` is found only strings whose
+/// first `best_len + 1` bytes are the current string's can give a longer one
+/// (gzip does not compare the third byte, which its hash makes equal): those
+/// are on the chain of the longest such prefix, in the same order, and the
+/// difference of two ranks is how far gzip's walk is from one to the other.
+/// Every string gzip inserts is inserted here too (from level 4 up gzip
+/// inserts every string).
+struct Longer {
+    head: [Box<[u16; KEY_SIZE]>; KEYS.len()],
+    prev: [Box<[u16; WSIZE]>; KEYS.len()],
     /// Per string (`& WMASK`), its rank on gzip's chain (wrapping).
     rank: Box<[u16; WSIZE]>,
 }
 
-impl Quads {
-    fn new() -> Quads {
-        Quads {
-            head: Box::new([0; QUAD_SIZE]),
-            prev: Box::new([0; WSIZE]),
+impl Longer {
+    fn new() -> Longer {
+        Longer {
+            head: std::array::from_fn(|_| Box::new([0; KEY_SIZE])),
+            prev: std::array::from_fn(|_| Box::new([0; WSIZE])),
             rank: Box::new([0; WSIZE]),
         }
     }
 
-    fn hash(quad: u32) -> usize {
-        (quad.wrapping_mul(0x9e37_79b1) >> (32 - QUAD_BITS)) as usize
+    /// The first `KEYS[key]` bytes of the string at `at`.
+    #[inline]
+    fn prefix(w: &[u8; ARRAY + PAD], at: usize, key: usize) -> u64 {
+        let at = at & ARRAY_MASK;
+        let word = u64::from_le_bytes(w[at..at + 8].try_into().unwrap_or([0; 8]));
+        word & (u64::MAX >> (64 - 8 * KEYS[key]))
     }
-}
 
-/// The four bytes of the window at `at` (little-endian).
-#[inline]
-fn quad(w: &[u8; ARRAY + PAD], at: usize) -> u32 {
-    let at = at & ARRAY_MASK;
-    u32::from_le_bytes(w[at..at + 4].try_into().unwrap_or([0; 4]))
+    #[inline]
+    fn hash(prefix: u64) -> usize {
+        (prefix.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - KEY_BITS)) as usize
+    }
+
+    /// Which chain a search for a match longer than `best_len` (at least 3)
+    /// walks: the longest prefix of at most `best_len + 1` bytes.
+    #[inline]
+    fn key_for(best_len: usize) -> usize {
+        KEYS.iter().rposition(|&k| k <= best_len + 1).unwrap_or(0)
+    }
 }
 
 impl<'a> Matcher<'a> {
@@ -142,7 +156,7 @@ impl<'a> Matcher<'a> {
             window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
-            quads: (level >= 4).then(Quads::new),
+            longer: (level >= 4).then(Longer::new),
             ins_h: 0,
             strstart: 0,
             match_start: 0,
@@ -199,7 +213,7 @@ impl<'a> Matcher<'a> {
             window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
-            quads: (level >= 4).then(Quads::new),
+            longer: (level >= 4).then(Longer::new),
             ins_h: 0,
             strstart,
             match_start: 0,
@@ -269,11 +283,13 @@ impl<'a> Matcher<'a> {
         let head = self.head[self.ins_h];
         self.prev[s & WMASK] = head;
         self.head[self.ins_h] = s as u16;
-        if let Some(q) = &mut self.quads {
-            q.rank[s & WMASK] = q.rank[usize::from(head) & WMASK].wrapping_add(1);
-            let h = Quads::hash(quad(&self.window, s));
-            q.prev[s & WMASK] = q.head[h];
-            q.head[h] = s as u16;
+        if let Some(l) = &mut self.longer {
+            l.rank[s & WMASK] = l.rank[usize::from(head) & WMASK].wrapping_add(1);
+            for key in 0..KEYS.len() {
+                let h = Longer::hash(Longer::prefix(&self.window, s, key));
+                l.prev[key][s & WMASK] = l.head[key][h];
+                l.head[key][h] = s as u16;
+            }
         }
         usize::from(head)
     }
@@ -290,9 +306,11 @@ impl<'a> Matcher<'a> {
             let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
             self.head.iter_mut().for_each(slide);
             self.prev.iter_mut().for_each(slide);
-            if let Some(q) = &mut self.quads {
-                q.head.iter_mut().for_each(slide);
-                q.prev.iter_mut().for_each(slide);
+            if let Some(l) = &mut self.longer {
+                for key in 0..KEYS.len() {
+                    l.head[key].iter_mut().for_each(slide);
+                    l.prev[key].iter_mut().for_each(slide);
+                }
             }
             more += WSIZE;
         }
@@ -344,7 +362,7 @@ impl<'a> Matcher<'a> {
         let nice_match = self.nice_match;
         let w = &*self.window;
         let prev = &*self.prev;
-        let quads = self.quads.as_ref();
+        let longer = self.longer.as_ref();
         // Two bytes at a time: gzip compares match[best_len], match[best_len - 1],
         // match[0] and match[1] with the current string's before anything else.
         // Every position is below `ARRAY` (the mask spares the bounds check).
@@ -355,9 +373,10 @@ impl<'a> Matcher<'a> {
         let mut scan_end = pair(scan + best_len - 1);
         let scan_start = pair(scan);
         let mut found = None;
-        // gzip's walk, until a match of three is found when there are quads.
+        // gzip's walk, until a match of three is found when there are `longer`
+        // chains.
         let mut walked = false;
-        if best_len < MIN_MATCH || quads.is_none() {
+        if best_len < MIN_MATCH || longer.is_none() {
             loop {
                 let m = cur_match;
                 if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
@@ -370,7 +389,7 @@ impl<'a> Matcher<'a> {
                             break;
                         }
                         scan_end = pair(scan + best_len - 1);
-                        if quads.is_some() {
+                        if longer.is_some() {
                             break;
                         }
                     }
@@ -383,34 +402,44 @@ impl<'a> Matcher<'a> {
                 }
             }
         }
-        if let (false, Some(q)) = (walked, quads) {
-            // The rest of gzip's walk on the four-byte chain: the strings
-            // below `from` (gzip's walk checked the others) whose first four
-            // bytes are the current string's, as long as gzip's walk would
-            // reach them (its first string may be at `limit`, no other).
-            let from = found.unwrap_or(scan);
-            let scan_quad = quad(w, scan);
-            let rank = q.rank[scan & WMASK];
-            let mut m = usize::from(q.prev[scan & WMASK]);
-            while m != 0 && m >= limit {
-                if m < from && quad(w, m) == scan_quad {
-                    let at = usize::from(rank.wrapping_sub(q.rank[m & WMASK]));
-                    if at > max_chain || (m == limit && m != hash_head) {
-                        break;
-                    }
-                    if pair(m + best_len - 1) == scan_end {
-                        let len = Self::extend(w, scan, m);
-                        if len > best_len {
-                            found = Some(m);
-                            best_len = len;
-                            if len >= nice_match {
-                                break;
+        if let (false, Some(l)) = (walked, longer) {
+            // The rest of gzip's walk on a longer chain: the strings below
+            // `from` (gzip's walk checked the others) whose prefix is the
+            // current string's, as long as gzip's walk would reach them (its
+            // first string may be at `limit`, no other). A longer match
+            // moves on to the chain of a longer prefix if there is one.
+            let mut from = found.unwrap_or(scan);
+            let rank = l.rank[scan & WMASK];
+            'chains: loop {
+                let key = Longer::key_for(best_len);
+                let chain = &*l.prev[key];
+                let want = Longer::prefix(w, scan, key);
+                let mut m = usize::from(chain[scan & WMASK]);
+                while m != 0 && m >= limit {
+                    if m < from && Longer::prefix(w, m, key) == want {
+                        let at = usize::from(rank.wrapping_sub(l.rank[m & WMASK]));
+                        if at > max_chain || (m == limit && m != hash_head) {
+                            break 'chains;
+                        }
+                        if pair(m + best_len - 1) == scan_end {
+                            let len = Self::extend(w, scan, m);
+                            if len > best_len {
+                                found = Some(m);
+                                best_len = len;
+                                if len >= nice_match {
+                                    break 'chains;
+                                }
+                                scan_end = pair(scan + best_len - 1);
+                                if Longer::key_for(best_len) != key {
+                                    from = m;
+                                    continue 'chains;
+                                }
                             }
-                            scan_end = pair(scan + best_len - 1);
                         }
                     }
+                    m = usize::from(chain[m & WMASK]);
                 }
-                m = usize::from(q.prev[m & WMASK]);
+                break;
             }
         }
         if let Some(at) = found {
