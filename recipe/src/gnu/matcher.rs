@@ -20,11 +20,12 @@ const MAX_MATCH: usize = 258;
 const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
 const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
-/// The lengths of the prefixes by which `Longer` chains strings, increasing
-/// (4 to 8 bytes; a 16-byte one made -9 faster, -6 slower).
-const KEYS: [usize; 3] = [4, 6, 8];
-/// The bits of the hash of a prefix.
-const KEY_BITS: u32 = 15;
+/// The lengths of the prefixes by which `Longer` chains strings, increasing,
+/// from 3 to at most 8 bytes (a 16-byte one made -9 faster, -6 slower).
+const KEYS: [usize; 4] = [3, 4, 6, 8];
+/// The bits of the hash of a prefix (fewer made more strings of other
+/// prefixes share a chain: slower).
+const KEY_BITS: u32 = 16;
 const KEY_SIZE: usize = 1 << KEY_BITS;
 /// Bytes past the window that the 8-byte match comparison may read.
 const PAD: usize = 8;
@@ -98,17 +99,19 @@ pub(crate) struct Boundary {
     pub(crate) clean: bool,
 }
 
-/// More hash chains, a speed-up that changes no output: the strings of the
+/// Other hash chains, a speed-up that changes no output: the strings of the
 /// window by a hash of their first `KEYS[i]` bytes, and per string its rank
 /// in gzip's chain (one more than the string before it there). gzip walks its
-/// chain (strings of the same three-byte hash) and counts every string against
-/// `max_chain`, but once a match of `best_len` is found only strings whose
-/// first `best_len + 1` bytes are the current string's can give a longer one
-/// (gzip does not compare the third byte, which its hash makes equal): those
-/// are on the chain of the longest such prefix, in the same order, and the
-/// difference of two ranks is how far gzip's walk is from one to the other.
-/// Every string gzip inserts is inserted here too (from level 4 up gzip
-/// inserts every string).
+/// chain (strings of the same 15-bit hash of three bytes) and counts every
+/// string against `max_chain`, but only strings whose first `best_len + 1`
+/// bytes (at least 3) are the current string's can give a longer match than
+/// `best_len`: gzip compares all of them but the third, which its hash makes
+/// equal once the first two are. Those strings are on the chain of the
+/// longest such prefix, in gzip's order, and the difference of two ranks is
+/// how far gzip's walk is from one to the other. Every string gzip inserts is
+/// inserted here too (with lazy matching gzip inserts every string). Used
+/// from level 5 up: at level 4 (chains of 16) their upkeep costs more than
+/// they save.
 struct Longer {
     head: [Box<[u16; KEY_SIZE]>; KEYS.len()],
     prev: [Box<[u16; WSIZE]>; KEYS.len()],
@@ -138,8 +141,8 @@ impl Longer {
         (prefix.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - KEY_BITS)) as usize
     }
 
-    /// Which chain a search for a match longer than `best_len` (at least 3)
-    /// walks: the longest prefix of at most `best_len + 1` bytes.
+    /// Which chain a search for a match longer than `best_len` walks: the
+    /// longest prefix of at most `best_len + 1` bytes (3 below a match of 2).
     #[inline]
     fn key_for(best_len: usize) -> usize {
         KEYS.iter().rposition(|&k| k <= best_len + 1).unwrap_or(0)
@@ -156,7 +159,7 @@ impl<'a> Matcher<'a> {
             window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
-            longer: (level >= 4).then(Longer::new),
+            longer: (level >= 5).then(Longer::new),
             ins_h: 0,
             strstart: 0,
             match_start: 0,
@@ -213,7 +216,7 @@ impl<'a> Matcher<'a> {
             window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
-            longer: (level >= 4).then(Longer::new),
+            longer: (level >= 5).then(Longer::new),
             ins_h: 0,
             strstart,
             match_start: 0,
@@ -362,7 +365,6 @@ impl<'a> Matcher<'a> {
         let nice_match = self.nice_match;
         let w = &*self.window;
         let prev = &*self.prev;
-        let longer = self.longer.as_ref();
         // Two bytes at a time: gzip compares match[best_len], match[best_len - 1],
         // match[0] and match[1] with the current string's before anything else.
         // Every position is below `ARRAY` (the mask spares the bounds check).
@@ -371,44 +373,14 @@ impl<'a> Matcher<'a> {
             u16::from_le_bytes([w[at], w[at + 1]])
         };
         let mut scan_end = pair(scan + best_len - 1);
-        let scan_start = pair(scan);
         let mut found = None;
-        // gzip's walk, until a match of three is found when there are `longer`
-        // chains.
-        let mut walked = false;
-        if best_len < MIN_MATCH || longer.is_none() {
-            loop {
-                let m = cur_match;
-                if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
-                    let len = Self::extend(w, scan, m);
-                    if len > best_len {
-                        found = Some(cur_match);
-                        best_len = len;
-                        if len >= nice_match {
-                            walked = true;
-                            break;
-                        }
-                        scan_end = pair(scan + best_len - 1);
-                        if longer.is_some() {
-                            break;
-                        }
-                    }
-                }
-                cur_match = usize::from(prev[cur_match & WMASK]);
-                chain_length -= 1;
-                if cur_match <= limit || chain_length == 0 {
-                    walked = true;
-                    break;
-                }
-            }
-        }
-        if let (false, Some(l)) = (walked, longer) {
-            // The rest of gzip's walk on a longer chain: the strings below
-            // `from` (gzip's walk checked the others) whose prefix is the
-            // current string's, as long as gzip's walk would reach them (its
-            // first string may be at `limit`, no other). A longer match
-            // moves on to the chain of a longer prefix if there is one.
-            let mut from = found.unwrap_or(scan);
+        if let Some(l) = &self.longer {
+            // gzip's walk on the longer chains: the strings whose prefix is
+            // the current string's, as long as gzip's walk would reach them
+            // (its first string may be at `limit`, no other). A longer match
+            // moves on to the chain of a longer prefix if there is one, from
+            // below the strings already checked.
+            let mut from = scan;
             let rank = l.rank[scan & WMASK];
             'chains: loop {
                 let key = Longer::key_for(best_len);
@@ -440,6 +412,27 @@ impl<'a> Matcher<'a> {
                     m = usize::from(chain[m & WMASK]);
                 }
                 break;
+            }
+        } else {
+            let scan_start = pair(scan);
+            loop {
+                let m = cur_match;
+                if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
+                    let len = Self::extend(w, scan, m);
+                    if len > best_len {
+                        found = Some(cur_match);
+                        best_len = len;
+                        if len >= nice_match {
+                            break;
+                        }
+                        scan_end = pair(scan + best_len - 1);
+                    }
+                }
+                cur_match = usize::from(prev[cur_match & WMASK]);
+                chain_length -= 1;
+                if cur_match <= limit || chain_length == 0 {
+                    break;
+                }
             }
         }
         if let Some(at) = found {
