@@ -54,9 +54,10 @@ pub(super) struct Matcher<'a> {
     /// Why reading `input` failed (the stream then ends there).
     pub(super) read_error: Option<std::io::Error>,
     window: Box<[u8; ARRAY + PAD]>,
+    /// gzip's chains (kept only when `longer` is not).
     prev: Box<[u16; WSIZE]>,
     head: Box<[u16; HASH_SIZE]>,
-    /// Chains of the strings by longer prefixes (lazy matching only).
+    /// Chains of the strings by their prefixes (levels 5 to 9).
     longer: Option<Longer>,
     ins_h: usize,
     strstart: usize,
@@ -284,8 +285,9 @@ impl<'a> Matcher<'a> {
     fn insert_string(&mut self, s: usize) -> usize {
         self.update_hash(self.window[s + MIN_MATCH - 1]);
         let head = self.head[self.ins_h];
-        self.prev[s & WMASK] = head;
         self.head[self.ins_h] = s as u16;
+        // With the other chains, gzip's own chains are not walked: its
+        // heads give the ranks.
         if let Some(l) = &mut self.longer {
             l.rank[s & WMASK] = l.rank[usize::from(head) & WMASK].wrapping_add(1);
             for key in 0..KEYS.len() {
@@ -293,6 +295,8 @@ impl<'a> Matcher<'a> {
                 l.prev[key][s & WMASK] = l.head[key][h];
                 l.head[key][h] = s as u16;
             }
+        } else {
+            self.prev[s & WMASK] = head;
         }
         usize::from(head)
     }
@@ -308,12 +312,13 @@ impl<'a> Matcher<'a> {
             self.origin += WSIZE as u64;
             let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
             self.head.iter_mut().for_each(slide);
-            self.prev.iter_mut().for_each(slide);
             if let Some(l) = &mut self.longer {
                 for key in 0..KEYS.len() {
                     l.head[key].iter_mut().for_each(slide);
                     l.prev[key].iter_mut().for_each(slide);
                 }
+            } else {
+                self.prev.iter_mut().for_each(slide);
             }
             more += WSIZE;
         }
