@@ -23,6 +23,8 @@ const TOO_FAR: usize = 4096;
 /// The lengths of the prefixes by which `Longer` chains strings, increasing,
 /// from 3 to at most 8 bytes (a 16-byte one made -9 faster, -6 slower).
 const KEYS: [usize; 4] = [3, 4, 6, 8];
+/// The shortest input for which `Longer` is used.
+const LONGER_FROM: usize = WINDOW_SIZE;
 /// The bits of the hash of a prefix (fewer made more strings of other
 /// prefixes share a chain: slower).
 const KEY_BITS: u32 = 16;
@@ -111,8 +113,9 @@ pub(crate) struct Boundary {
 /// longest such prefix, in gzip's order, and the difference of two ranks is
 /// how far gzip's walk is from one to the other. Every string gzip inserts is
 /// inserted here too (with lazy matching gzip inserts every string). Used
-/// from level 5 up: at level 4 (chains of 16) their upkeep costs more than
-/// they save.
+/// from level 5 up, for inputs of `LONGER_FROM` bytes or more: at level 4
+/// (chains of 16) their upkeep costs more than they save, on a short input
+/// their setup.
 struct Longer {
     head: [Box<[u16; KEY_SIZE]>; KEYS.len()],
     prev: [Box<[u16; WSIZE]>; KEYS.len()],
@@ -160,7 +163,7 @@ impl<'a> Matcher<'a> {
             window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
-            longer: (level >= 5).then(Longer::new),
+            longer: None,
             ins_h: 0,
             strstart: 0,
             match_start: 0,
@@ -178,6 +181,12 @@ impl<'a> Matcher<'a> {
             trees: Trees::new(level),
         };
         m.lookahead = m.read(0, WINDOW_SIZE);
+        // A short input (all of it in this read, less than the window) keeps
+        // gzip's walk: the other chains take longer to set up (allocate and
+        // clear) than they save there.
+        if level >= 5 && m.lookahead >= LONGER_FROM {
+            m.longer = Some(Longer::new());
+        }
         if m.lookahead == 0 {
             m.eofile = true;
             return m;
