@@ -21,8 +21,12 @@ const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
 const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
 /// The lengths of the prefixes by which `Longer` chains strings, increasing,
-/// from 3 to at most 8 bytes (a 16-byte one made -9 faster, -6 slower).
-const KEYS: [usize; 4] = [3, 4, 6, 8];
+/// from 3 to at most 6 bytes: a string's prefix must be read when it is
+/// inserted (its chain is not changed later), and gzip reads `MIN_LOOKAHEAD`
+/// bytes ahead, so that the last string inserted in a match of 258 has 6
+/// bytes read, not more. (An 8-byte prefix made -9 a third faster, -6 no
+/// faster, but could be of bytes past the end of what was read.)
+const KEYS: [usize; 3] = [3, 4, 6];
 /// The shortest input for which `Longer` is used.
 const LONGER_FROM: usize = WINDOW_SIZE;
 /// The bits of the hash of a prefix (fewer made more strings of other
