@@ -21,12 +21,15 @@ const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
 const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
 /// The lengths of the prefixes by which `Longer` chains strings, increasing,
-/// from 3 to at most 6 bytes: a string's prefix must be read when it is
-/// inserted (its chain is not changed later), and gzip reads `MIN_LOOKAHEAD`
-/// bytes ahead, so that the last string inserted in a match of 258 has 6
-/// bytes read, not more. (An 8-byte prefix made -9 a third faster, -6 no
-/// faster, but could be of bytes past the end of what was read.)
-const KEYS: [usize; 3] = [3, 4, 6];
+/// from 3 to 8 bytes. A string's prefix must be read when it is inserted (its
+/// chain is not changed later), and gzip reads `MIN_LOOKAHEAD` bytes ahead, so
+/// that the last string inserted in a match of 258 has 6 bytes read, not
+/// more: the string at `s` goes on the 8-byte chain (`LAGGED`) when the one
+/// at `s + 2` is inserted, and a search there checks the string before it
+/// first.
+const KEYS: [usize; 4] = [3, 4, 6, 8];
+/// The chain whose strings are inserted 2 strings late.
+const LAGGED: usize = 3;
 /// The shortest input for which `Longer` is used.
 const LONGER_FROM: usize = WINDOW_SIZE;
 /// The bits of the hash of a prefix (fewer made more strings of other
@@ -125,14 +128,18 @@ struct Longer {
     prev: [Box<[u16; WSIZE]>; KEYS.len()],
     /// Per string (`& WMASK`), its rank on gzip's chain (wrapping).
     rank: Box<[u16; WSIZE]>,
+    /// The first string inserted (0 once slid below the window).
+    first: usize,
 }
 
 impl Longer {
-    fn new() -> Longer {
+    /// Chains whose first string will be at `first`.
+    fn new(first: usize) -> Longer {
         Longer {
             head: std::array::from_fn(|_| Box::new([0; KEY_SIZE])),
             prev: std::array::from_fn(|_| Box::new([0; WSIZE])),
             rank: Box::new([0; WSIZE]),
+            first,
         }
     }
 
@@ -189,7 +196,7 @@ impl<'a> Matcher<'a> {
         // gzip's walk: the other chains take longer to set up (allocate and
         // clear) than they save there.
         if level >= 5 && m.lookahead >= LONGER_FROM {
-            m.longer = Some(Longer::new());
+            m.longer = Some(Longer::new(0));
         }
         if m.lookahead == 0 {
             m.eofile = true;
@@ -230,7 +237,7 @@ impl<'a> Matcher<'a> {
             window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
-            longer: (level >= 5).then(Longer::new),
+            longer: None,
             ins_h: 0,
             strstart,
             match_start: 0,
@@ -249,6 +256,9 @@ impl<'a> Matcher<'a> {
         };
         m.trees.bits.prime(at.partial, (at.bit % 8) as u32);
         let keep = dict.len().min(strstart).min(WSIZE);
+        if level >= 5 {
+            m.longer = Some(Longer::new(strstart - keep));
+        }
         m.window[strstart - keep..strstart].copy_from_slice(&dict[dict.len() - keep..]);
         m.lookahead = m.read(strstart, WINDOW_SIZE - strstart);
         // Every string before `plain` that the window holds, in order, as
@@ -304,9 +314,17 @@ impl<'a> Matcher<'a> {
         if let Some(l) = &mut self.longer {
             l.rank[s & WMASK] = l.rank[usize::from(head) & WMASK].wrapping_add(1);
             for key in 0..KEYS.len() {
-                let h = Longer::hash(Longer::prefix(&self.window, s, key));
-                l.prev[key][s & WMASK] = l.head[key][h];
-                l.head[key][h] = s as u16;
+                let at = if key == LAGGED {
+                    if s < l.first + 2 {
+                        continue;
+                    }
+                    s - 2
+                } else {
+                    s
+                };
+                let h = Longer::hash(Longer::prefix(&self.window, at, key));
+                l.prev[key][at & WMASK] = l.head[key][h];
+                l.head[key][h] = at as u16;
             }
         } else {
             self.prev[s & WMASK] = head;
@@ -326,6 +344,7 @@ impl<'a> Matcher<'a> {
             let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
             self.head.iter_mut().for_each(slide);
             if let Some(l) = &mut self.longer {
+                l.first = l.first.saturating_sub(WSIZE);
                 for key in 0..KEYS.len() {
                     l.head[key].iter_mut().for_each(slide);
                     l.prev[key].iter_mut().for_each(slide);
@@ -404,9 +423,23 @@ impl<'a> Matcher<'a> {
                 let key = Longer::key_for(best_len);
                 let chain = &*l.prev[key];
                 let want = Longer::prefix(w, scan, key);
-                let mut m = usize::from(chain[scan & WMASK]);
+                // The 8-byte chain has the strings up to `scan - 2`: the one
+                // before `scan` comes first, then the chain.
+                let mut lagged = key == LAGGED;
+                let mut m = if lagged {
+                    scan - 1
+                } else {
+                    usize::from(chain[scan & WMASK])
+                };
                 while m != 0 && m >= limit {
-                    if m < from && Longer::prefix(w, m, key) == want {
+                    let inserted = !lagged || m >= l.first;
+                    let next = if lagged {
+                        usize::from(l.head[key][Longer::hash(want)])
+                    } else {
+                        usize::from(chain[m & WMASK])
+                    };
+                    lagged = false;
+                    if m < from && inserted && Longer::prefix(w, m, key) == want {
                         let at = usize::from(rank.wrapping_sub(l.rank[m & WMASK]));
                         if at > max_chain || (m == limit && m != hash_head) {
                             break 'chains;
@@ -427,7 +460,7 @@ impl<'a> Matcher<'a> {
                             }
                         }
                     }
-                    m = usize::from(chain[m & WMASK]);
+                    m = next;
                 }
                 break;
             }
