@@ -30,6 +30,21 @@ const TOO_FAR: usize = 4096;
 const KEYS: [usize; 4] = [3, 4, 6, 8];
 /// The chain whose strings are inserted 2 strings late.
 const LAGGED: usize = 3;
+/// `Longer::key_for` per `best_len` up to 7 (the prefixes are of at most 8
+/// bytes: a longer match is the same as 7).
+const KEY_FOR: [usize; 8] = {
+    let mut table = [0; 8];
+    let mut best_len = 0;
+    while best_len < 8 {
+        let mut key = 0;
+        while key + 1 < KEYS.len() && KEYS[key + 1] <= best_len + 1 {
+            key += 1;
+        }
+        table[best_len] = key;
+        best_len += 1;
+    }
+    table
+};
 /// The shortest input for which `Longer` is used.
 const LONGER_FROM: usize = WINDOW_SIZE;
 /// The bits of the hash of a prefix (fewer made more strings of other
@@ -160,7 +175,7 @@ impl Longer {
     /// longest prefix of at most `best_len + 1` bytes (3 below a match of 2).
     #[inline]
     fn key_for(best_len: usize) -> usize {
-        KEYS.iter().rposition(|&k| k <= best_len + 1).unwrap_or(0)
+        KEY_FOR[best_len.min(7)]
     }
 }
 
@@ -313,18 +328,16 @@ impl<'a> Matcher<'a> {
         // heads give the ranks.
         if let Some(l) = &mut self.longer {
             l.rank[s & WMASK] = l.rank[usize::from(head) & WMASK].wrapping_add(1);
-            for key in 0..KEYS.len() {
-                let at = if key == LAGGED {
-                    if s < l.first + 2 {
-                        continue;
-                    }
-                    s - 2
-                } else {
-                    s
-                };
+            let mut chain = |key: usize, at: usize| {
                 let h = Longer::hash(Longer::prefix(&self.window, at, key));
                 l.prev[key][at & WMASK] = l.head[key][h];
                 l.head[key][h] = at as u16;
+            };
+            for key in 0..LAGGED {
+                chain(key, s);
+            }
+            if s >= l.first + 2 {
+                chain(LAGGED, s - 2);
             }
         } else {
             self.prev[s & WMASK] = head;
