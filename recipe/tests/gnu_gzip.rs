@@ -74,6 +74,38 @@ fn tar_of_debs(dir: &Path) -> Vec<u8> {
         .arg("."))
 }
 
+/// Zeros from `start` to the end of gzip's first window (64 KiB), after bytes
+/// with no zero, then bytes that come again later after 7 zeros, once after
+/// other 7 zeros before. gzip's matches of 258 in the zeros end 6 bytes
+/// before the window's end from `start` 64 755 and 64 756 (the bytes past it
+/// are not read yet): a matcher that chained those strings by more than their
+/// first 6 bytes then chained them by bytes it had not read.
+fn zeros_to_the_window_end(start: usize) -> Vec<u8> {
+    let nonzero = |len: usize, seed: u64| -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8 | 1
+            })
+            .collect()
+    };
+    let tail = nonzero(30, 1);
+    let mut out = nonzero(start, 2);
+    out.resize(64 << 10, 0);
+    out.push(b'X');
+    out.extend_from_slice(&tail);
+    out.extend(nonzero(50, 3));
+    out.extend_from_slice(b"Y\0\0\0\0\0\0\0Z");
+    out.extend(nonzero(50, 4));
+    out.extend_from_slice(b"W\0\0\0\0\0\0\0X");
+    out.extend_from_slice(&tail);
+    out.extend(nonzero(2000, 5));
+    out
+}
+
 /// The inputs every level is checked on.
 fn inputs(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
     let mut repetitive = b"abc".repeat(100_000);
@@ -87,6 +119,11 @@ fn inputs(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
         ("incompressible", noise(200_000)),
         ("repetitive", repetitive),
         ("tar of debs", tar_of_debs(dir)),
+        ("zeros to the window's end", zeros_to_the_window_end(64_755)),
+        (
+            "zeros to the window's end + 1",
+            zeros_to_the_window_end(64_756),
+        ),
     ]
 }
 

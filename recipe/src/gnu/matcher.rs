@@ -20,8 +20,44 @@ const MAX_MATCH: usize = 258;
 const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
 const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
+/// The lengths of the prefixes by which `Longer` chains strings, increasing,
+/// from 3 to 8 bytes. A string's prefix must be read when it is inserted (its
+/// chain is not changed later), and gzip reads `MIN_LOOKAHEAD` bytes ahead, so
+/// that the last string inserted in a match of 258 has 6 bytes read, not
+/// more: the string at `s` goes on the 8-byte chain (`LAGGED`) when the one
+/// at `s + 2` is inserted, and a search there checks the string before it
+/// first.
+const KEYS: [usize; 4] = [3, 4, 6, 8];
+/// The chain whose strings are inserted 2 strings late.
+const LAGGED: usize = 3;
+/// `Longer::key_for` per `best_len` up to 7 (the prefixes are of at most 8
+/// bytes: a longer match is the same as 7).
+const KEY_FOR: [usize; 8] = {
+    let mut table = [0; 8];
+    let mut best_len = 0;
+    while best_len < 8 {
+        let mut key = 0;
+        while key + 1 < KEYS.len() && KEYS[key + 1] <= best_len + 1 {
+            key += 1;
+        }
+        table[best_len] = key;
+        best_len += 1;
+    }
+    table
+};
+/// The shortest input for which `Longer` is used.
+const LONGER_FROM: usize = WINDOW_SIZE;
+/// The bits of the hash of a prefix (fewer made more strings of other
+/// prefixes share a chain: slower).
+const KEY_BITS: u32 = 16;
+const KEY_SIZE: usize = 1 << KEY_BITS;
 /// Bytes past the window that the 8-byte match comparison may read.
 const PAD: usize = 8;
+/// The window's array: a power of two, so that an index masked with
+/// `ARRAY_MASK` is in it (and the 8 bytes from it, with `PAD` more) without a
+/// bounds check; the bytes past `WINDOW_SIZE` stay zero.
+const ARRAY: usize = 2 * WINDOW_SIZE;
+const ARRAY_MASK: usize = ARRAY - 1;
 
 /// gzip's configuration table: (good, lazy, nice, chain) per level 1 to 9.
 const CONFIG: [(usize, usize, usize, usize); 9] = [
@@ -41,9 +77,12 @@ pub(super) struct Matcher<'a> {
     input: &'a mut dyn Read,
     /// Why reading `input` failed (the stream then ends there).
     pub(super) read_error: Option<std::io::Error>,
-    window: Box<[u8; WINDOW_SIZE + PAD]>,
+    window: Box<[u8; ARRAY + PAD]>,
+    /// gzip's chains (kept only when `longer` is not).
     prev: Box<[u16; WSIZE]>,
     head: Box<[u16; HASH_SIZE]>,
+    /// Chains of the strings by their prefixes (levels 5 to 9).
+    longer: Option<Longer>,
     ins_h: usize,
     strstart: usize,
     match_start: usize,
@@ -85,6 +124,61 @@ pub(crate) struct Boundary {
     pub(crate) clean: bool,
 }
 
+/// Other hash chains, a speed-up that changes no output: the strings of the
+/// window by a hash of their first `KEYS[i]` bytes, and per string its rank
+/// in gzip's chain (one more than the string before it there). gzip walks its
+/// chain (strings of the same 15-bit hash of three bytes) and counts every
+/// string against `max_chain`, but only strings whose first `best_len + 1`
+/// bytes (at least 3) are the current string's can give a longer match than
+/// `best_len`: gzip compares all of them but the third, which its hash makes
+/// equal once the first two are. Those strings are on the chain of the
+/// longest such prefix, in gzip's order, and the difference of two ranks is
+/// how far gzip's walk is from one to the other. Every string gzip inserts is
+/// inserted here too (with lazy matching gzip inserts every string). Used
+/// from level 5 up, for inputs of `LONGER_FROM` bytes or more: at level 4
+/// (chains of 16) their upkeep costs more than they save, on a short input
+/// their setup.
+struct Longer {
+    head: [Box<[u16; KEY_SIZE]>; KEYS.len()],
+    prev: [Box<[u16; WSIZE]>; KEYS.len()],
+    /// Per string (`& WMASK`), its rank on gzip's chain (wrapping).
+    rank: Box<[u16; WSIZE]>,
+    /// The first string inserted (0 once slid below the window).
+    first: usize,
+}
+
+impl Longer {
+    /// Chains whose first string will be at `first`.
+    fn new(first: usize) -> Longer {
+        Longer {
+            head: std::array::from_fn(|_| Box::new([0; KEY_SIZE])),
+            prev: std::array::from_fn(|_| Box::new([0; WSIZE])),
+            rank: Box::new([0; WSIZE]),
+            first,
+        }
+    }
+
+    /// The first `KEYS[key]` bytes of the string at `at`.
+    #[inline]
+    fn prefix(w: &[u8; ARRAY + PAD], at: usize, key: usize) -> u64 {
+        let at = at & ARRAY_MASK;
+        let word = u64::from_le_bytes(w[at..at + 8].try_into().unwrap_or([0; 8]));
+        word & (u64::MAX >> (64 - 8 * KEYS[key]))
+    }
+
+    #[inline]
+    fn hash(prefix: u64) -> usize {
+        (prefix.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - KEY_BITS)) as usize
+    }
+
+    /// Which chain a search for a match longer than `best_len` walks: the
+    /// longest prefix of at most `best_len + 1` bytes (3 below a match of 2).
+    #[inline]
+    fn key_for(best_len: usize) -> usize {
+        KEY_FOR[best_len.min(7)]
+    }
+}
+
 impl<'a> Matcher<'a> {
     /// gzip's `lm_init` for `level` (1 to 9), with the first read of the input.
     pub(super) fn new(level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
@@ -92,9 +186,10 @@ impl<'a> Matcher<'a> {
         let mut m = Matcher {
             input,
             read_error: None,
-            window: Box::new([0; WINDOW_SIZE + PAD]),
+            window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
+            longer: None,
             ins_h: 0,
             strstart: 0,
             match_start: 0,
@@ -112,6 +207,12 @@ impl<'a> Matcher<'a> {
             trees: Trees::new(level),
         };
         m.lookahead = m.read(0, WINDOW_SIZE);
+        // A short input (all of it in this read, less than the window) keeps
+        // gzip's walk: the other chains take longer to set up (allocate and
+        // clear) than they save there.
+        if level >= 5 && m.lookahead >= LONGER_FROM {
+            m.longer = Some(Longer::new(0));
+        }
         if m.lookahead == 0 {
             m.eofile = true;
             return m;
@@ -148,9 +249,10 @@ impl<'a> Matcher<'a> {
         let mut m = Matcher {
             input,
             read_error: None,
-            window: Box::new([0; WINDOW_SIZE + PAD]),
+            window: Box::new([0; ARRAY + PAD]),
             prev: Box::new([0; WSIZE]),
             head: Box::new([0; HASH_SIZE]),
+            longer: None,
             ins_h: 0,
             strstart,
             match_start: 0,
@@ -169,6 +271,9 @@ impl<'a> Matcher<'a> {
         };
         m.trees.bits.prime(at.partial, (at.bit % 8) as u32);
         let keep = dict.len().min(strstart).min(WSIZE);
+        if level >= 5 {
+            m.longer = Some(Longer::new(strstart - keep));
+        }
         m.window[strstart - keep..strstart].copy_from_slice(&dict[dict.len() - keep..]);
         m.lookahead = m.read(strstart, WINDOW_SIZE - strstart);
         // Every string before `plain` that the window holds, in order, as
@@ -218,8 +323,25 @@ impl<'a> Matcher<'a> {
     fn insert_string(&mut self, s: usize) -> usize {
         self.update_hash(self.window[s + MIN_MATCH - 1]);
         let head = self.head[self.ins_h];
-        self.prev[s & WMASK] = head;
         self.head[self.ins_h] = s as u16;
+        // With the other chains, gzip's own chains are not walked: its
+        // heads give the ranks.
+        if let Some(l) = &mut self.longer {
+            l.rank[s & WMASK] = l.rank[usize::from(head) & WMASK].wrapping_add(1);
+            let mut chain = |key: usize, at: usize| {
+                let h = Longer::hash(Longer::prefix(&self.window, at, key));
+                l.prev[key][at & WMASK] = l.head[key][h];
+                l.head[key][h] = at as u16;
+            };
+            for key in 0..LAGGED {
+                chain(key, s);
+            }
+            if s >= l.first + 2 {
+                chain(LAGGED, s - 2);
+            }
+        } else {
+            self.prev[s & WMASK] = head;
+        }
         usize::from(head)
     }
 
@@ -234,7 +356,15 @@ impl<'a> Matcher<'a> {
             self.origin += WSIZE as u64;
             let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
             self.head.iter_mut().for_each(slide);
-            self.prev.iter_mut().for_each(slide);
+            if let Some(l) = &mut self.longer {
+                l.first = l.first.saturating_sub(WSIZE);
+                for key in 0..KEYS.len() {
+                    l.head[key].iter_mut().for_each(slide);
+                    l.prev[key].iter_mut().for_each(slide);
+                }
+            } else {
+                self.prev.iter_mut().for_each(slide);
+            }
             more += WSIZE;
         }
         if !self.eofile {
@@ -250,15 +380,17 @@ impl<'a> Matcher<'a> {
     }
 
     /// The number of equal bytes of the strings at `a` and `b` from offset 3
-    /// on, up to `MAX_MATCH - 3` (gzip assumes the third byte equal).
+    /// on, up to `MAX_MATCH - 3` (gzip assumes the third byte equal). Both
+    /// are in the window (the masks only spare bounds checks).
     #[inline]
-    fn extend(&self, a: usize, b: usize) -> usize {
-        let w = &self.window;
+    fn extend(w: &[u8; ARRAY + PAD], a: usize, b: usize) -> usize {
+        let word = |at: usize| {
+            let at = at & ARRAY_MASK;
+            u64::from_le_bytes(w[at..at + 8].try_into().unwrap_or([0; 8]))
+        };
         let mut n = 3;
         while n < MAX_MATCH {
-            let x = u64::from_le_bytes(w[a + n..a + n + 8].try_into().unwrap_or([0; 8]));
-            let y = u64::from_le_bytes(w[b + n..b + n + 8].try_into().unwrap_or([0; 8]));
-            let diff = x ^ y;
+            let diff = word(a + n) ^ word(b + n);
             if diff != 0 {
                 n += (diff.trailing_zeros() / 8) as usize;
                 return n.min(MAX_MATCH);
@@ -271,6 +403,7 @@ impl<'a> Matcher<'a> {
     /// gzip's `longest_match`: the longest match longer than `prev_length`
     /// along the chain from `cur_match` (sets `match_start`).
     fn longest_match(&mut self, mut cur_match: usize) -> usize {
+        let hash_head = cur_match;
         let mut chain_length = self.max_chain;
         let scan = self.strstart;
         let mut best_len = self.prev_length;
@@ -278,30 +411,92 @@ impl<'a> Matcher<'a> {
         if self.prev_length >= self.good_match {
             chain_length >>= 2;
         }
-        let w = &self.window[..];
+        let max_chain = chain_length;
+        let nice_match = self.nice_match;
+        let w = &*self.window;
+        let prev = &*self.prev;
         // Two bytes at a time: gzip compares match[best_len], match[best_len - 1],
         // match[0] and match[1] with the current string's before anything else.
-        let pair = |at: usize| u16::from_le_bytes([w[at], w[at + 1]]);
+        // Every position is below `ARRAY` (the mask spares the bounds check).
+        let pair = |at: usize| {
+            let at = at & ARRAY_MASK;
+            u16::from_le_bytes([w[at], w[at + 1]])
+        };
         let mut scan_end = pair(scan + best_len - 1);
-        let scan_start = pair(scan);
         let mut found = None;
-        loop {
-            let m = cur_match;
-            if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
-                let len = self.extend(scan, m);
-                if len > best_len {
-                    found = Some(cur_match);
-                    best_len = len;
-                    if len >= self.nice_match {
-                        break;
+        if let Some(l) = &self.longer {
+            // gzip's walk on the longer chains: the strings whose prefix is
+            // the current string's, as long as gzip's walk would reach them
+            // (its first string may be at `limit`, no other). A longer match
+            // moves on to the chain of a longer prefix if there is one, from
+            // below the strings already checked.
+            let mut from = scan;
+            let rank = l.rank[scan & WMASK];
+            'chains: loop {
+                let key = Longer::key_for(best_len);
+                let chain = &*l.prev[key];
+                let want = Longer::prefix(w, scan, key);
+                // The 8-byte chain has the strings up to `scan - 2`: the one
+                // before `scan` comes first, then the chain.
+                let mut lagged = key == LAGGED;
+                let mut m = if lagged {
+                    scan - 1
+                } else {
+                    usize::from(chain[scan & WMASK])
+                };
+                while m != 0 && m >= limit {
+                    let inserted = !lagged || m >= l.first;
+                    let next = if lagged {
+                        usize::from(l.head[key][Longer::hash(want)])
+                    } else {
+                        usize::from(chain[m & WMASK])
+                    };
+                    lagged = false;
+                    if m < from && inserted && Longer::prefix(w, m, key) == want {
+                        let at = usize::from(rank.wrapping_sub(l.rank[m & WMASK]));
+                        if at > max_chain || (m == limit && m != hash_head) {
+                            break 'chains;
+                        }
+                        if pair(m + best_len - 1) == scan_end {
+                            let len = Self::extend(w, scan, m);
+                            if len > best_len {
+                                found = Some(m);
+                                best_len = len;
+                                if len >= nice_match {
+                                    break 'chains;
+                                }
+                                scan_end = pair(scan + best_len - 1);
+                                if Longer::key_for(best_len) != key {
+                                    from = m;
+                                    continue 'chains;
+                                }
+                            }
+                        }
                     }
-                    scan_end = pair(scan + best_len - 1);
+                    m = next;
                 }
-            }
-            cur_match = usize::from(self.prev[cur_match & WMASK]);
-            chain_length -= 1;
-            if cur_match <= limit || chain_length == 0 {
                 break;
+            }
+        } else {
+            let scan_start = pair(scan);
+            loop {
+                let m = cur_match;
+                if pair(m + best_len - 1) == scan_end && pair(m) == scan_start {
+                    let len = Self::extend(w, scan, m);
+                    if len > best_len {
+                        found = Some(cur_match);
+                        best_len = len;
+                        if len >= nice_match {
+                            break;
+                        }
+                        scan_end = pair(scan + best_len - 1);
+                    }
+                }
+                cur_match = usize::from(prev[cur_match & WMASK]);
+                chain_length -= 1;
+                if cur_match <= limit || chain_length == 0 {
+                    break;
+                }
             }
         }
         if let Some(at) = found {

@@ -241,4 +241,32 @@ mod tests {
             "the encoder does not give gzip's known answers"
         );
     }
+
+    /// A driver to measure the encoder (callgrind, perf): deflates the file
+    /// named by `GNU_BENCH_FILE` at `GNU_BENCH_LEVEL` (6 unless given) and,
+    /// with `GNU_BENCH_OUT`, writes the raw deflate stream there.
+    ///
+    ///     GNU_BENCH_FILE=x cargo test --release -p ferry-recipe --lib gnu::tests::bench -- --ignored
+    #[test]
+    #[ignore = "a measuring driver, run by hand"]
+    fn bench() {
+        let Ok(path) = std::env::var("GNU_BENCH_FILE") else {
+            return;
+        };
+        let level = std::env::var("GNU_BENCH_LEVEL")
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(6);
+        let mut file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let mut out = Vec::new();
+        deflate_to(level, &mut file, |b| {
+            out.extend_from_slice(b);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        println!("{} bytes deflated", out.len());
+        if let Ok(to) = std::env::var("GNU_BENCH_OUT") {
+            std::fs::write(to, &out).unwrap();
+        }
+    }
 }
