@@ -39,16 +39,17 @@ fn edited(old: &[u8]) -> Vec<u8> {
 /// Patches `new` against `old` (kept in a fresh `References`) with
 /// windows of `window` bytes.
 fn patch(old: &[u8], new: Vec<u8>, window: u64) -> (Option<Patched>, tempfile::TempDir) {
-    patch_as(old, new, window, false)
+    patch_as(old, new, window, false, FAST)
 }
 
-/// [`patch`], the new object given as bytes or (`kept`) only as its
-/// kept copy, as the scan hands over a large one it streamed.
+/// [`patch`] at `level`, the new object given as bytes or (`kept`) only
+/// as its kept copy, as the scan hands over a large one it streamed.
 fn patch_as(
     old: &[u8],
     new: Vec<u8>,
     window: u64,
     kept: bool,
+    level: i32,
 ) -> (Option<Patched>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let refs = References::new(dir.path().join("objects"));
@@ -76,7 +77,7 @@ fn patch_as(
         &base,
         &refs,
         &opts,
-        FAST,
+        level,
         &recipes,
     )
     .unwrap();
@@ -203,8 +204,8 @@ fn an_object_kept_only_in_its_copy_is_patched_as_if_read_whole() {
         (gz(&old_gz_plain), gz(&edited(&old_gz_plain)), 100_000),
     ];
     for (i, (old, new, window)) in cases.into_iter().enumerate() {
-        let (from_bytes, _d1) = patch_as(&old, new.clone(), window, false);
-        let (from_copy, _d2) = patch_as(&old, new.clone(), window, true);
+        let (from_bytes, _d1) = patch_as(&old, new.clone(), window, false, FAST);
+        let (from_copy, _d2) = patch_as(&old, new.clone(), window, true, FAST);
         let (a, b) = (from_bytes.expect("patched"), from_copy.expect("patched"));
         assert_eq!(shipped(&a), shipped(&b), "case {i}");
         assert_eq!(a.base.blake3, b.base.blake3, "case {i}");
@@ -413,27 +414,8 @@ fn an_object_left_as_it_is_is_patched_against_its_bases_bytes() {
     assert_eq!(decoded, new);
 
     // Reproduced at `high`: its reference form, the streams decoded.
-    let dir = tempfile::tempdir().unwrap();
-    let refs = References::new(dir.path().join("objects"));
-    let recipes = Recipes::new(dir.path().join("analyses"));
-    let base = object(&old);
-    refs.put(&base.sha256, &old).unwrap();
-    let sha = Sha256::of(&new);
-    refs.put(&sha, &new).unwrap();
-    let opts = DeltaOptions::default();
-    let p = patch_against(
-        &key("new"),
-        Content::Bytes(new.clone()),
-        &sha,
-        &key("old"),
-        &base,
-        &refs,
-        &opts,
-        HIGH,
-        &recipes,
-    )
-    .unwrap()
-    .expect("patched");
+    let (p, _dir) = patch_as(&old, new, DEFAULT_WINDOW, false, HIGH);
+    let p = p.expect("patched");
     assert!(
         !p.recipe.is_empty(),
         "the xz members are reproduced at high"
