@@ -7,7 +7,6 @@ use crate::Pair;
 use ferry_protocol::catalog::{Change, ChunkRef, Encoding, Object};
 use ferry_recipe::{DeflateCut, Recipe, Segment};
 use std::path::Path;
-use std::process::Command;
 
 const LAYER: &str = "blobs/layer.tar.gz";
 const CRAFTED: &str = "blobs/crafted.recipe";
@@ -32,15 +31,7 @@ fn layer(dir: &Path, release: u32) -> Vec<u8> {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    let tar_gz = dir.join(format!("layer-{release}.tar.gz"));
-    let script = format!(
-        "tar --sort=name --mtime=@0 --owner=0 --group=0 -C {} -cf - . | gzip -6 -n > {}",
-        tree.display(),
-        tar_gz.display()
-    );
-    let ok = Command::new("sh").arg("-c").arg(&script).status().unwrap();
-    assert!(ok.success(), "tar | gzip failed (both are needed)");
-    std::fs::read(tar_gz).unwrap()
+    crate::window_tests::tar_gzip(&tree, &dir.join(format!("layer-{release}.tar.gz")))
 }
 
 /// The recipe the outside's analysis makes of `layer`, which must hold a

@@ -29,15 +29,20 @@ fn layer(dir: &Path, release: u32) -> Vec<u8> {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    let tar_gz = dir.join(format!("layer-{release}.tar.gz"));
+    tar_gzip(&tree, &dir.join(format!("layer-{release}.tar.gz")))
+}
+
+/// `tar | gzip -6 -n` of `tree` (sorted, no times or owners: the same
+/// bytes each run) into `out`, made by the real tools; returns its bytes.
+pub(crate) fn tar_gzip(tree: &Path, out: &Path) -> Vec<u8> {
     let script = format!(
         "tar --sort=name --mtime=@0 --owner=0 --group=0 -C {} -cf - . | gzip -6 -n > {}",
         tree.display(),
-        tar_gz.display()
+        out.display()
     );
     let ok = Command::new("sh").arg("-c").arg(&script).status().unwrap();
     assert!(ok.success(), "tar | gzip failed (both are needed)");
-    std::fs::read(tar_gz).unwrap()
+    std::fs::read(out).unwrap()
 }
 
 /// A pair that serves release 1 of the layer, then exports release 2 in its

@@ -180,10 +180,11 @@ impl Longer {
 }
 
 impl<'a> Matcher<'a> {
-    /// gzip's `lm_init` for `level` (1 to 9), with the first read of the input.
-    pub(super) fn new(level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
+    /// A matcher for `level` (1 to 9) at the start of a stream, its window
+    /// and chains empty, nothing read yet (gzip's configuration table).
+    fn blank(level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
         let (good, lazy, nice, chain) = CONFIG[usize::from(level.clamp(1, 9)) - 1];
-        let mut m = Matcher {
+        Matcher {
             input,
             read_error: None,
             window: Box::new([0; ARRAY + PAD]),
@@ -205,7 +206,12 @@ impl<'a> Matcher<'a> {
             origin: 0,
             emitted: 0,
             trees: Trees::new(level),
-        };
+        }
+    }
+
+    /// gzip's `lm_init` for `level` (1 to 9), with the first read of the input.
+    pub(super) fn new(level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
+        let mut m = Matcher::blank(level, input);
         m.lookahead = m.read(0, WINDOW_SIZE);
         // A short input (all of it in this read, less than the window) keeps
         // gzip's walk: the other chains take longer to set up (allocate and
@@ -244,31 +250,13 @@ impl<'a> Matcher<'a> {
         dict: &[u8],
         at: &Boundary,
     ) -> Matcher<'a> {
-        let (good, lazy, nice, chain) = CONFIG[usize::from(level.clamp(1, 9)) - 1];
         let strstart = (at.strstart as usize).min(WINDOW_SIZE - 1);
-        let mut m = Matcher {
-            input,
-            read_error: None,
-            window: Box::new([0; ARRAY + PAD]),
-            prev: Box::new([0; WSIZE]),
-            head: Box::new([0; HASH_SIZE]),
-            longer: None,
-            ins_h: 0,
-            strstart,
-            match_start: 0,
-            lookahead: 0,
-            eofile: false,
-            block_start: strstart as i64,
-            prev_length: MIN_MATCH - 1,
-            good_match: good,
-            max_lazy: lazy,
-            nice_match: nice,
-            max_chain: chain,
-            level,
-            origin: at.plain.saturating_sub(strstart as u64),
-            emitted: at.bit / 8,
-            trees: Trees::new(level),
-        };
+        let mut m = Matcher::blank(level, input);
+        m.strstart = strstart;
+        m.block_start = strstart as i64;
+        m.prev_length = MIN_MATCH - 1;
+        m.origin = at.plain.saturating_sub(strstart as u64);
+        m.emitted = at.bit / 8;
         m.trees.bits.prime(at.partial, (at.bit % 8) as u32);
         let keep = dict.len().min(strstart).min(WSIZE);
         if level >= 5 {
