@@ -22,7 +22,7 @@
 
 use std::io::{Read, Write};
 
-mod blocks;
+pub(crate) mod blocks;
 
 use crate::gnu::{self, Boundary, PieceError};
 use crate::recipe::DeflateCut;

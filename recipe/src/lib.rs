@@ -126,6 +126,23 @@ pub mod zlib;
 pub mod zstd;
 
 pub use by_recipe::{expand_by, ExpandByError};
+
+/// Entry points for the fuzz targets (`fuzz/`) into parsers that are
+/// otherwise private. Not part of the crate's API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The block ends of raw deflate stream `compressed` as the cut finder
+    /// reads them (`cuts::blocks`): each end's (plain offset, bit offset,
+    /// partial byte, ended on a match), and the plain length, or `None` if
+    /// the stream is malformed or truncated.
+    pub fn deflate_block_ends(compressed: &[u8]) -> (Option<u64>, Vec<(u64, u64, u8, bool)>) {
+        let mut ends = Vec::new();
+        let plain = crate::cuts::blocks::block_ends(compressed, |e| {
+            ends.push((e.plain, e.bit, e.partial, e.after_match))
+        });
+        (plain, ends)
+    }
+}
 pub use cuts::{CutError, DEFAULT_PIECE};
 pub use gnu::PieceError;
 pub use rebuild::{rebuild, rebuild_from, RebuildError};
