@@ -131,11 +131,14 @@ pub use by_recipe::{expand_by, ExpandByError};
 /// otherwise private. Not part of the crate's API.
 #[doc(hidden)]
 pub mod fuzzing {
+    /// One block end: (plain offset, bit offset, partial byte, ended on a
+    /// match).
+    pub type BlockEnd = (u64, u64, u8, bool);
+
     /// The block ends of raw deflate stream `compressed` as the cut finder
-    /// reads them (`cuts::blocks`): each end's (plain offset, bit offset,
-    /// partial byte, ended on a match), and the plain length, or `None` if
-    /// the stream is malformed or truncated.
-    pub fn deflate_block_ends(compressed: &[u8]) -> (Option<u64>, Vec<(u64, u64, u8, bool)>) {
+    /// reads them (`cuts::blocks`), and the plain length, or `None` if the
+    /// stream is malformed or truncated.
+    pub fn deflate_block_ends(compressed: &[u8]) -> (Option<u64>, Vec<BlockEnd>) {
         let mut ends = Vec::new();
         let plain = crate::cuts::blocks::block_ends(compressed, |e| {
             ends.push((e.plain, e.bit, e.partial, e.after_match))
