@@ -356,3 +356,127 @@ fn a_damaged_cached_analysis_is_ignored() {
     assert_eq!((e.delta.patched, e.delta.reused), (1, 0), "{:?}", e.delta);
     p.assert_in_sync();
 }
+
+/// Text for zip members: words in a seeded order (deflate finds matches).
+fn words(len: usize, seed: u64) -> Vec<u8> {
+    const W: [&[u8]; 10] = [
+        b"import ",
+        b"def ",
+        b"return ",
+        b"self",
+        b".value",
+        b"(x)",
+        b"\n    ",
+        b"numpy ",
+        b"0.25",
+        b"# note\n",
+    ];
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(W[(x % 10) as usize]);
+    }
+    out
+}
+
+/// A zip as pip's wheels are made (Python's zipfile) of (name, bytes, zlib
+/// level) members; `None` (the test says it is skipped) without python3.
+fn python_zip(members: &[(&str, &[u8], u32)]) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut code = String::from(
+        "import io, sys, zipfile, os\nb = io.BytesIO()\nwith zipfile.ZipFile(b, 'w') as z:\n",
+    );
+    for (name, bytes, level) in members {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        code += &format!(
+            "\tz.write(os.path.join(sys.argv[1], '{name}'), '{name}', zipfile.ZIP_DEFLATED, {level})\n"
+        );
+    }
+    code += "sys.stdout.buffer.write(b.getvalue())";
+    let out = std::process::Command::new("python3")
+        .args(["-c", &code])
+        .arg(dir.path())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(o.stdout),
+        _ => {
+            eprintln!("skipped: python3 with zipfile is needed to make the wheels");
+            None
+        }
+    }
+}
+
+/// Text that zlib deflates at level 7 to as many bytes as at level 6, but
+/// not to the same bytes.
+fn same_length_at_6_and_7() -> Vec<u8> {
+    let deflate = |level, plain: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
+        e.write_all(plain).unwrap();
+        e.finish().unwrap()
+    };
+    (0u64..)
+        .map(|seed| words(500 + (seed as usize % 9) * 250, seed + 7))
+        .find(|t| {
+            let (six, seven) = (deflate(6, t), deflate(7, t));
+            six != seven && six.len() == seven.len()
+        })
+        .expect("some text")
+}
+
+#[test]
+fn a_wheel_sharing_members_with_its_predecessor_is_patched_and_rebuilt() {
+    // The new release keeps `lib.so` and `a.py`, changes `b.py`, and has
+    // `odd.py` with the plain bytes the old release deflated at level 7 to
+    // the same length: the copy of that member is wrong, caught by the
+    // object's digest on both sides, and rebuilt by deflating.
+    let (lib, a) = (words(400_000, 1), words(60_000, 2));
+    let (b_old, b_new) = (words(90_000, 3), words(90_000, 4));
+    let odd = same_length_at_6_and_7();
+    let Some(old) = python_zip(&[
+        ("lib.so", &lib, 6),
+        ("a.py", &a, 6),
+        ("b.py", &b_old, 6),
+        ("odd.py", &odd, 7),
+    ]) else {
+        return;
+    };
+    let new = python_zip(&[
+        ("lib.so", &lib, 6),
+        ("a.py", &a, 6),
+        ("b.py", &b_new, 6),
+        ("odd.py", &odd, 6),
+    ])
+    .expect("python3 ran once");
+    let mut p = Pair::new();
+    p.outside
+        .write("simple/tool/tool-1.0-py3-none-any.whl", &old);
+    assert_eq!(p.drive(), 1);
+    p.outside.remove("simple/tool/tool-1.0-py3-none-any.whl");
+    p.outside
+        .write("simple/tool/tool-1.1-py3-none-any.whl", &new);
+    let (e, media) = p.export_to_media().expect("a second bundle");
+    assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
+    let report = p.inside.import(&media).unwrap();
+    assert!(report.ok(), "{:?}", report.failed);
+    p.assert_in_sync();
+    // A release whose shared members are all copied: no odd one among them.
+    let newer = python_zip(&[
+        ("lib.so", &lib, 6),
+        ("a.py", &a, 6),
+        ("b.py", &words(90_000, 5), 6),
+        ("odd.py", &odd, 6),
+    ])
+    .expect("python3 ran once");
+    p.outside.remove("simple/tool/tool-1.1-py3-none-any.whl");
+    p.outside
+        .write("simple/tool/tool-1.2-py3-none-any.whl", &newer);
+    let (e, media) = p.export_to_media().expect("a third bundle");
+    assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
+    let report = p.inside.import(&media).unwrap();
+    assert!(report.ok(), "{:?}", report.failed);
+    p.assert_in_sync();
+}

@@ -117,6 +117,7 @@ mod codec;
 mod containers;
 mod cuts;
 mod gnu;
+mod known;
 mod rebuild;
 mod recipe;
 mod report;
@@ -148,7 +149,8 @@ pub mod fuzzing {
 }
 pub use cuts::{CutError, DEFAULT_PIECE};
 pub use gnu::PieceError;
-pub use rebuild::{rebuild, rebuild_from, RebuildError};
+pub use known::{expand_known, KnownStreams};
+pub use rebuild::{rebuild, rebuild_from, rebuild_from_known, rebuild_known, RebuildError};
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
     RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3,
@@ -288,6 +290,12 @@ pub fn analyze(data: &[u8], opts: &Options) -> Analysis {
 /// recognised stream (reproducible or not) and no preflate analysis. Deterministic
 /// for a given [`EXPAND_VERSION`] and `max_expanded`, `max_ratio`, `max_depth`.
 pub fn expand(data: &[u8], opts: &Options) -> Result<Vec<u8>, ExpandError> {
+    expand_streams(data, opts).map(|(expanded, _)| expanded)
+}
+
+/// [`expand`], and the deflate streams it decoded: each one's start in
+/// `data`, compressed length, start in the expanded form and plain length.
+fn expand_streams(data: &[u8], opts: &Options) -> Result<(Vec<u8>, Vec<[usize; 4]>), ExpandError> {
     if data.len() as u64 > opts.max_expanded {
         return Err(ExpandError::TooLarge {
             len: data.len() as u64,
@@ -297,5 +305,5 @@ pub fn expand(data: &[u8], opts: &Options) -> Result<Vec<u8>, ExpandError> {
     let mut w = Walker::new(data, opts, Mode::Expand);
     containers::walk(&mut w, 0, data.len(), 0);
     w.finish();
-    Ok(w.expanded)
+    Ok((w.expanded, w.deflated))
 }

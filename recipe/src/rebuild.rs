@@ -1,9 +1,11 @@
 //! Rebuilding an object from its expanded form and its recipe.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use crate::codec::{self, DeflateFail};
+use crate::known::KnownStreams;
 use crate::recipe::{DeflateChunk, Recipe, Segment};
 use crate::xz::{StreamError, XzError};
 use crate::zlib::ZlibError;
@@ -126,8 +128,27 @@ pub fn rebuild(
 ) -> Result<(), RebuildError> {
     // An xz or zstd segment (and a preflate chunk) is given its slice of
     // `expanded`, not a copy.
+    rebuild_known(recipe, expanded, out_len, out, None)
+}
+
+/// [`rebuild`], copying the streams it shares with a base object instead of
+/// deflating them (see [`KnownStreams`]): the caller that gives `known` and
+/// finds the object's digest wrong rebuilds again without.
+pub fn rebuild_known(
+    recipe: &Recipe,
+    expanded: &[u8],
+    out_len: u64,
+    out: &mut impl Write,
+    known: Option<&KnownStreams>,
+) -> Result<(), RebuildError> {
     let expanded_len = expanded.len() as u64;
-    segments(recipe, &mut Slice(expanded), expanded_len, out_len, out)
+    segments(
+        recipe,
+        &mut Slice(expanded),
+        (expanded_len, out_len),
+        out,
+        known,
+    )
 }
 
 /// [`rebuild`] from an expanded form of `expanded_len` bytes read from
@@ -146,7 +167,19 @@ pub fn rebuild_from(
     out_len: u64,
     out: &mut impl Write,
 ) -> Result<(), RebuildError> {
-    segments(recipe, &mut Stream(expanded), expanded_len, out_len, out)
+    rebuild_from_known(recipe, expanded, (expanded_len, out_len), out, None)
+}
+
+/// [`rebuild_from`] with known streams, as [`rebuild_known`]; the lengths
+/// are (expanded, object).
+pub fn rebuild_from_known(
+    recipe: &Recipe,
+    expanded: &mut impl Read,
+    lens: (u64, u64),
+    out: &mut impl Write,
+    known: Option<&KnownStreams>,
+) -> Result<(), RebuildError> {
+    segments(recipe, &mut Stream(expanded), lens, out, known)
 }
 
 /// Where the segments read the expanded form from: a reader, or a slice
@@ -198,9 +231,9 @@ impl<R: Read> Input for Stream<R> {
 fn segments(
     recipe: &Recipe,
     expanded: &mut impl Input,
-    expanded_len: u64,
-    out_len: u64,
+    (expanded_len, out_len): (u64, u64),
     out: &mut impl Write,
+    known: Option<&KnownStreams>,
 ) -> Result<(), RebuildError> {
     check_lens(recipe, expanded_len, out_len)?;
     let mut next = 0;
@@ -208,7 +241,7 @@ fn segments(
         let index = next;
         next += 1;
         if let Some(end) = zlib_batch(&recipe.segments, index) {
-            zlib_at_once(&recipe.segments, index..end, expanded, out)?;
+            zlib_at_once(&recipe.segments, index..end, expanded, out, known)?;
             next = end;
             continue;
         }
@@ -324,7 +357,7 @@ fn check_lens(recipe: &Recipe, expanded_len: u64, out_len: u64) -> Result<(), Re
 
 /// The most plain bytes of a zlib segment deflated beside others
 /// ([`zlib_at_once`]); a longer one is read as its encoder goes, alone.
-const AT_ONCE_SEGMENT: u64 = 32 << 20;
+pub(crate) const AT_ONCE_SEGMENT: u64 = 32 << 20;
 
 /// The most expanded bytes (plain and literal) a batch of segments
 /// deflated at once holds.
@@ -365,13 +398,15 @@ fn zlib_batch(segments: &[Segment], first: usize) -> Option<usize> {
 /// its zlib segments on every core (the largest first), each into memory and
 /// never past its declared length, and writes the segments in order; the
 /// first that fails is the error, after those before it were written, as
-/// one after another. The bytes held are reserved in the process's
+/// one after another. A segment that is a `known` stream is copied, not
+/// deflated. The bytes held are reserved in the process's
 /// [`budget`](crate::budget).
 fn zlib_at_once(
     segments: &[Segment],
     batch: std::ops::Range<usize>,
     expanded: &mut impl Input,
     out: &mut impl Write,
+    known: Option<&KnownStreams>,
 ) -> Result<(), RebuildError> {
     let first = batch.start;
     let batch = &segments[batch];
@@ -385,6 +420,8 @@ fn zlib_at_once(
     let bytes = expanded.next_bytes(first, expanded_len)?;
     let mut at = 0usize;
     let mut jobs = Vec::new();
+    // Segments copied from a known stream, by their index in the batch.
+    let mut copied = HashMap::new();
     for (i, s) in batch.iter().enumerate() {
         let len = s.expanded_len() as usize;
         if let Segment::Zlib {
@@ -393,7 +430,13 @@ fn zlib_at_once(
             ..
         } = s
         {
-            jobs.push((i, params, *compressed_len, &bytes[at..at + len]));
+            let plain = &bytes[at..at + len];
+            match known.and_then(|k| k.compressed(plain, *compressed_len)) {
+                Some(stream) => {
+                    copied.insert(i, stream);
+                }
+                None => jobs.push((i, params, *compressed_len, plain)),
+            }
         }
         at += len;
     }
@@ -435,6 +478,7 @@ fn zlib_at_once(
     for (i, s) in batch.iter().enumerate() {
         let len = s.expanded_len() as usize;
         match s {
+            Segment::Zlib { .. } if copied.contains_key(&i) => out.write_all(copied[&i])?,
             Segment::Zlib { .. } => {
                 let (_, r, left) =
                     made.next()

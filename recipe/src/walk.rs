@@ -32,6 +32,9 @@ pub(crate) struct Walker<'a> {
     pub(crate) streams: Vec<StreamReport>,
     /// The deflate encoder search of this object.
     deflate: DeflateSearch,
+    /// Expanding: every deflate stream decoded, as (its start in `data`,
+    /// its compressed length, its start in `expanded`, its plain length).
+    pub(crate) deflated: Vec<[usize; 4]>,
 }
 
 /// Where a stream sits: its container region ends at `end`, and the container
@@ -58,6 +61,7 @@ impl<'a> Walker<'a> {
             segments: Vec::new(),
             streams: Vec::new(),
             deflate: DeflateSearch::default(),
+            deflated: Vec::new(),
         }
     }
 
@@ -193,6 +197,9 @@ impl<'a> Walker<'a> {
                 .map(Some)
             }
         };
+        if self.mode == Mode::Expand && codec == Codec::Deflate {
+            self.deflated.push([start, used, mark, plain_len as usize]);
+        }
         match segment {
             Ok(segment) => {
                 let mut r = report(used, Some(plain_len), Outcome::Reproduced);

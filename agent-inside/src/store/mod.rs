@@ -523,22 +523,24 @@ fn write_checked(
     file: std::fs::File,
     tmp: &Path,
 ) -> Result<()> {
+    if let Encoding::Rebuilt(r) = &f.encoding {
+        // Copying the members it shares with its base first; if that gives
+        // other bytes (a base member of the same plain bytes and length but
+        // made otherwise: rare), again by deflating them, as the outside
+        // checked it.
+        let (written, copied) = write_rebuilt(cx, (dir, key, f, r), &file, tmp, true)?;
+        let written = match written {
+            Err(_) if copied => write_rebuilt(cx, (dir, key, f, r), &file, tmp, false)?.0,
+            written => written,
+        };
+        return written;
+    }
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut sha = Sha256Hasher::new();
     let mut size = 0u64;
     let refs: &[ChunkRef] = match &f.encoding {
         Encoding::Chunks(refs) => refs,
-        Encoding::Rebuilt(r) => {
-            let mut hashed = Hashed {
-                out: &mut out,
-                sha: &mut sha,
-                size: &mut size,
-            };
-            rebuilt::write_object(cx, dir, key, f, r, &mut hashed)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            cx.progress.inc(size);
-            &[]
-        }
+        Encoding::Rebuilt(_) => &[],
     };
     for r in refs {
         let data = chunk(cx, key, r)?;
@@ -550,6 +552,56 @@ fn write_checked(
     }
     out.flush()
         .with_context(|| format!("cannot write {}", tmp.display()))?;
+    is_object(key, f, size, sha)
+}
+
+/// Writes rebuilt object `f` into `file` from its start (what an earlier try
+/// wrote is cut off), copying known streams with `copy_known`: whether it is
+/// the object, and whether streams could be copied. An error in the
+/// rebuild itself is the outer error.
+fn write_rebuilt(
+    cx: &BuildCtx<'_>,
+    (dir, key, f, r): (
+        &str,
+        &ObjectKey,
+        &FileObject,
+        &ferry_protocol::catalog::Rebuilt,
+    ),
+    file: &std::fs::File,
+    tmp: &Path,
+    copy_known: bool,
+) -> Result<(Result<()>, bool)> {
+    let cannot = || format!("cannot write {}", tmp.display());
+    file.set_len(0).with_context(cannot)?;
+    let mut file = file;
+    std::io::Seek::rewind(&mut file).with_context(cannot)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut sha = Sha256Hasher::new();
+    let mut size = 0u64;
+    let mut hashed = Hashed {
+        out: &mut out,
+        sha: &mut sha,
+        size: &mut size,
+    };
+    let copied = rebuilt::write_object(cx, dir, key, f, r, &mut hashed, copy_known);
+    let copied = match copied {
+        Ok(copied) => copied,
+        // A failure of the copying try is retried without.
+        Err(e) if copy_known => return Ok((Err(e), true)),
+        Err(e) => return Err(e).with_context(cannot),
+    };
+    out.flush().with_context(cannot)?;
+    drop(out);
+    let is = is_object(key, f, size, sha);
+    // Counted once: by the try that stands.
+    if is.is_ok() || !(copied && copy_known) {
+        cx.progress.inc(size);
+    }
+    Ok((is, copied))
+}
+
+/// Whether `size` bytes of SHA-256 `sha` are object `f`.
+fn is_object(key: &ObjectKey, f: &FileObject, size: u64, sha: Sha256Hasher) -> Result<()> {
     let actual = sha.finish();
     if size != f.size || actual != f.sha256 {
         bail!(ferry_protocol::Error::BadObject {

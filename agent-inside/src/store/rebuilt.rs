@@ -21,7 +21,11 @@ use std::path::Path;
 
 /// Writes object `key` (encoded as `r`) to `out`: the expanded form is built
 /// in memory (bounded by `max_expanded_bytes`), the object streams out of the
-/// recipe. The caller checks size and SHA-256 of what was written.
+/// recipe. With `copy_known`, a zlib member the object shares with its base
+/// (a wheel's unchanged file) is copied from the base instead of deflated
+/// (`ferry_recipe::KnownStreams`); true when some could have been. The
+/// caller checks size and SHA-256 of what was written, and if they are wrong
+/// after a copy, writes the object again without.
 pub(super) fn write_object(
     cx: &BuildCtx<'_>,
     dir: &str,
@@ -29,17 +33,26 @@ pub(super) fn write_object(
     f: &FileObject,
     r: &Rebuilt,
     out: &mut impl Write,
-) -> Result<()> {
-    let expanded = match &r.expanded {
-        Expanded::Chunks(refs) => gather(cx, key, refs)?,
+    copy_known: bool,
+) -> Result<bool> {
+    let (expanded, known) = match &r.expanded {
+        Expanded::Chunks(refs) => (gather(cx, key, refs)?, None),
         Expanded::Patch { base, patch } => {
-            let reference = reference_form(cx, dir, key, base)?;
+            let (reference, known) = reference_form(cx, dir, key, base, copy_known)?;
             let patch = gather(cx, key, patch)?;
-            ferry_protocol::delta::decode(&patch, &reference, r.expanded_len, &key.to_string())?
+            let expanded = ferry_protocol::delta::decode(
+                &patch,
+                &reference,
+                r.expanded_len,
+                &key.to_string(),
+            )?;
+            (expanded, known)
         }
         Expanded::Windows { base, windows } => {
-            let reference = reference_form(cx, dir, key, base)?;
-            return super::windowed::write(cx, key, f, r, &reference, windows, out);
+            let (reference, known) = reference_form(cx, dir, key, base, copy_known)?;
+            let parts = (&reference[..], &windows[..], known.as_ref());
+            super::windowed::write(cx, key, f, r, parts, out)?;
+            return Ok(known.is_some());
         }
     };
     if expanded.len() as u64 != r.expanded_len
@@ -51,16 +64,21 @@ pub(super) fn write_object(
         });
     }
     if r.recipe.is_empty() {
-        return out
-            .write_all(&expanded)
-            .with_context(|| format!("cannot write object {key}"));
+        out.write_all(&expanded)
+            .with_context(|| format!("cannot write object {key}"))?;
+        return Ok(false);
     }
     let recipe_bytes = gather(cx, key, &r.recipe)?;
     let recipe = ferry_recipe::Recipe::from_bytes(&recipe_bytes)
         .with_context(|| format!("object {key}: its recipe does not decode"))?;
-    ferry_recipe::rebuild(&recipe, &expanded, f.size, out)
-        .with_context(|| format!("object {key}: its recipe does not rebuild it"))
+    ferry_recipe::rebuild_known(&recipe, &expanded, f.size, out, known.as_ref())
+        .with_context(|| format!("object {key}: its recipe does not rebuild it"))?;
+    Ok(known.is_some())
 }
+
+/// The largest base whose deflate streams are kept for copying (its bytes
+/// are held while the object is rebuilt); the outside's limit too.
+const KNOWN_MOST: u64 = 64 << 20;
 
 /// The concatenated bytes of `refs`, each chunk checked.
 pub(super) fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> Result<Vec<u8>> {
@@ -72,8 +90,16 @@ pub(super) fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> R
     Ok(out)
 }
 
-/// The reference form of `base`, from the previous generation's copy.
-fn reference_form(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, base: &Base) -> Result<Vec<u8>> {
+/// The reference form of `base`, from the previous generation's copy, and
+/// with `copy_known` its deflate streams when it is a zip of at most
+/// [`KNOWN_MOST`] bytes with two or more.
+fn reference_form(
+    cx: &BuildCtx<'_>,
+    dir: &str,
+    key: &ObjectKey,
+    base: &Base,
+    copy_known: bool,
+) -> Result<(Vec<u8>, Option<ferry_recipe::KnownStreams>)> {
     let missing = |why: String| Error::MissingBase {
         key: key.to_string(),
         base: base.key.to_string(),
@@ -83,12 +109,20 @@ fn reference_form(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, base: &Base) ->
         bail!(missing("this store serves no generation yet".into()));
     };
     let bytes = read_base(&path, base, &missing)?;
-    let reference = match base.form {
-        BaseForm::Bytes => bytes,
-        BaseForm::Expanded { version } if version == ferry_recipe::EXPAND_VERSION => {
-            ferry_recipe::expand(&bytes, &ferry_recipe::Options::default())
-                .map_err(|e| missing(format!("its reference form cannot be computed: {e}")))?
+    let zip = copy_known && bytes.starts_with(b"PK\x03\x04") && bytes.len() as u64 <= KNOWN_MOST;
+    let (reference, known) = match base.form {
+        BaseForm::Bytes => (bytes, None),
+        BaseForm::Expanded { version } if version == ferry_recipe::EXPAND_VERSION && zip => {
+            let (reference, known) =
+                ferry_recipe::expand_known(bytes, &ferry_recipe::Options::default())
+                    .map_err(|e| missing(format!("its reference form cannot be computed: {e}")))?;
+            (reference, (!known.is_empty()).then_some(known))
         }
+        BaseForm::Expanded { version } if version == ferry_recipe::EXPAND_VERSION => (
+            ferry_recipe::expand(&bytes, &ferry_recipe::Options::default())
+                .map_err(|e| missing(format!("its reference form cannot be computed: {e}")))?,
+            None,
+        ),
         BaseForm::Expanded { version } => bail!(missing(format!(
             "the patch needs reference form version {version}, this ferry-in computes version {}",
             ferry_recipe::EXPAND_VERSION
@@ -101,7 +135,7 @@ fn reference_form(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, base: &Base) ->
             base.len
         )));
     }
-    Ok(reference)
+    Ok((reference, known))
 }
 
 /// Reads the base's served copy, bounded by the length the catalog gives it,

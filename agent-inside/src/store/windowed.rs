@@ -18,14 +18,14 @@ use std::io::{Read, Write};
 
 /// Writes object `key` (its expanded form carried as `windows` against
 /// `reference`, the base's checked reference form) to `out`, streaming the
-/// windows through the recipe. The caller checks size and SHA-256.
+/// windows through the recipe, which copies the base's `known` streams the
+/// object shares. The caller checks size and SHA-256.
 pub(super) fn write(
     cx: &BuildCtx<'_>,
     key: &ObjectKey,
     f: &FileObject,
     r: &Rebuilt,
-    reference: &[u8],
-    windows: &[Window],
+    (reference, windows, known): (&[u8], &[Window], Option<&ferry_recipe::KnownStreams>),
     out: &mut impl Write,
 ) -> Result<()> {
     let mut reader = Windows {
@@ -47,7 +47,7 @@ pub(super) fn write(
         let recipe_bytes = super::rebuilt::gather(cx, key, &r.recipe)?;
         let recipe = ferry_recipe::Recipe::from_bytes(&recipe_bytes)
             .with_context(|| format!("object {key}: its recipe does not decode"))?;
-        ferry_recipe::rebuild_from(&recipe, &mut reader, r.expanded_len, f.size, out)
+        ferry_recipe::rebuild_from_known(&recipe, &mut reader, (r.expanded_len, f.size), out, known)
             .with_context(|| format!("object {key}: its recipe does not rebuild it"))
     };
     // A window that failed its checks is the cause, whatever the recipe saw.

@@ -17,6 +17,9 @@ pub(super) struct Cx<'a> {
     pub(super) refs: &'a References,
     /// An expanded form larger than this is spilled and patched in windows.
     pub(super) window: u64,
+    /// The base's deflate streams, which the check copies when the object
+    /// shares them, as the inside does.
+    pub(super) known: Option<&'a ferry_recipe::KnownStreams>,
 }
 
 /// Where an expanded form waits while the reference form is made.
@@ -289,21 +292,17 @@ fn checked(
     let blake3 = *blake3::hash(&expanded).as_bytes();
     if elen <= cx.window.min(SPILL_FOR_CHECK) {
         permit.resize(elen);
-        return Ok(
-            rebuilds(cx.key, recipe, &expanded, len, cx.sha256).map(|()| Expanded {
-                held: Held::Memory(expanded),
-                len: elen,
-                blake3,
-            }),
-        );
+        return Ok(rebuilds(cx, recipe, &expanded, len).map(|()| Expanded {
+            held: Held::Memory(expanded),
+            len: elen,
+            blake3,
+        }));
     }
     let file = spill(cx.refs.dir(), &expanded)?;
     drop(expanded);
     permit.shrink(0);
     let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
-    std::io::Seek::rewind(&mut reader)
-        .with_context(|| format!("cannot read the expanded form of {} back", cx.key))?;
-    let rebuilt = rebuilds_from(cx.key, recipe, &mut reader, elen, len, cx.sha256);
+    let rebuilt = rebuilds_from(cx, recipe, &mut reader, elen, len);
     drop(reader);
     if let Err(e) = rebuilt {
         return Ok(Err(e));
@@ -386,57 +385,72 @@ fn own_form_kept(
     Ok(Some((Vec::new(), expanded, false)))
 }
 
-/// [`rebuilds`] from an expanded form read from `expanded` as the rebuild
+/// [`rebuilds`] from an expanded form read from `expanded` (rewound and
+/// read again when the known streams' copy did not check) as the rebuild
 /// goes.
 fn rebuilds_from(
-    key: &ObjectKey,
+    cx: &Cx<'_>,
     recipe: &[u8],
-    expanded: &mut impl std::io::Read,
+    expanded: &mut (impl std::io::Read + std::io::Seek),
     expanded_len: u64,
     len: u64,
-    sha256: &Sha256,
 ) -> Result<()> {
-    let mut out = HashingSink::default();
+    let key = cx.key;
     if recipe.is_empty() {
+        let mut out = HashingSink::default();
+        std::io::Seek::rewind(expanded)
+            .with_context(|| format!("cannot read the expanded form of {key} back"))?;
         std::io::copy(
             &mut std::io::Read::take(&mut *expanded, expanded_len),
             &mut out,
         )
         .with_context(|| format!("cannot read the expanded form of {key} back"))?;
-    } else {
-        let recipe = ferry_recipe::Recipe::from_bytes(recipe)
-            .with_context(|| format!("{key}: the recipe just written does not decode"))?;
-        ferry_recipe::rebuild_from(&recipe, expanded, expanded_len, len, &mut out)
-            .with_context(|| format!("{key}: the recipe does not rebuild the object"))?;
+        return out.is(cx, len);
     }
-    if out.len != len || out.hasher.finish() != *sha256 {
-        bail!("{key}: the recipe rebuilds other bytes than upstream's (a defect in ferry-recipe: please report it)");
-    }
-    Ok(())
+    let recipe = ferry_recipe::Recipe::from_bytes(recipe)
+        .with_context(|| format!("{key}: the recipe just written does not decode"))?;
+    with_known_then_without(cx, len, |out, known| {
+        std::io::Seek::rewind(expanded)
+            .with_context(|| format!("cannot read the expanded form of {key} back"))?;
+        ferry_recipe::rebuild_from_known(&recipe, expanded, (expanded_len, len), out, known)
+            .with_context(|| format!("{key}: the recipe does not rebuild the object"))
+    })
 }
 
 /// Runs the inside's last steps (decode the recipe, rebuild from the expanded
 /// form, hash what comes out) and compares the size and SHA-256.
-fn rebuilds(
-    key: &ObjectKey,
-    recipe: &[u8],
-    expanded: &[u8],
-    len: u64,
-    sha256: &Sha256,
-) -> Result<()> {
-    let mut out = HashingSink::default();
+fn rebuilds(cx: &Cx<'_>, recipe: &[u8], expanded: &[u8], len: u64) -> Result<()> {
     if recipe.is_empty() {
+        let mut out = HashingSink::default();
         out.write_all(expanded)?;
-    } else {
-        let recipe = ferry_recipe::Recipe::from_bytes(recipe)
-            .with_context(|| format!("{key}: the recipe just written does not decode"))?;
-        ferry_recipe::rebuild(&recipe, expanded, len, &mut out)
-            .with_context(|| format!("{key}: the recipe does not rebuild the object"))?;
+        return out.is(cx, len);
     }
-    if out.len != len || out.hasher.finish() != *sha256 {
-        bail!("{key}: the recipe rebuilds other bytes than upstream's (a defect in ferry-recipe: please report it)");
+    let recipe = ferry_recipe::Recipe::from_bytes(recipe)
+        .with_context(|| format!("{}: the recipe just written does not decode", cx.key))?;
+    with_known_then_without(cx, len, |out, known| {
+        ferry_recipe::rebuild_known(&recipe, expanded, len, out, known)
+            .with_context(|| format!("{}: the recipe does not rebuild the object", cx.key))
+    })
+}
+
+/// Rebuilds with `rebuild` into a hashing sink, copying the base's known
+/// streams, and if that does not give the object (a base stream of the same
+/// plain bytes and length but other bytes), again without them: the
+/// inside's steps, in the inside's order.
+fn with_known_then_without(
+    cx: &Cx<'_>,
+    len: u64,
+    mut rebuild: impl FnMut(&mut HashingSink, Option<&ferry_recipe::KnownStreams>) -> Result<()>,
+) -> Result<()> {
+    if let Some(known) = cx.known {
+        let mut out = HashingSink::default();
+        if rebuild(&mut out, Some(known)).is_ok() && out.is(cx, len).is_ok() {
+            return Ok(());
+        }
     }
-    Ok(())
+    let mut out = HashingSink::default();
+    rebuild(&mut out, None)?;
+    out.is(cx, len)
 }
 
 /// A writer that only counts and hashes.
@@ -444,6 +458,16 @@ fn rebuilds(
 struct HashingSink {
     hasher: Sha256Hasher,
     len: u64,
+}
+
+impl HashingSink {
+    /// Whether what was written is the object: its size and SHA-256.
+    fn is(self, cx: &Cx<'_>, len: u64) -> Result<()> {
+        if self.len != len || self.hasher.finish() != *cx.sha256 {
+            bail!("{}: the recipe rebuilds other bytes than upstream's (a defect in ferry-recipe: please report it)", cx.key);
+        }
+        Ok(())
+    }
 }
 
 impl Write for HashingSink {

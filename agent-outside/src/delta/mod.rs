@@ -269,11 +269,13 @@ pub(crate) fn patch_against(
         deflate_cuts: opts.deflate_cuts.then_some(ferry_recipe::DEFAULT_PIECE),
         ..ferry_recipe::Options::default()
     };
+    let known = known_streams(refs, base, &ropts)?;
     let cx = Cx {
         key,
         sha256,
         refs,
         window: opts.window,
+        known: known.as_ref().map(|(k, _)| k),
     };
     let Some((mut permit, walked, (recipe, expanded, reused))) =
         analyse_content(&cx, content, opts, &ropts, recipes)?
@@ -411,6 +413,55 @@ fn encode_patch(
             }
         }
     }))
+}
+
+/// The largest base whose deflate streams the check copies when the object
+/// shares them ([`ferry_recipe::KnownStreams`]): its bytes are held while
+/// the object is analysed.
+const KNOWN_MOST: u64 = 64 << 20;
+
+/// The deflate streams of `base` (a zip: a wheel, a jar) that the rebuild
+/// check copies when the object shares them, as the inside's rebuild does,
+/// with the permit that holds them; `None` when the base is no zip, over
+/// [`KNOWN_MOST`], not kept, or has fewer than two streams.
+fn known_streams(
+    refs: &References,
+    base: &FileObject,
+    ropts: &ferry_recipe::Options,
+) -> Result<
+    Option<(
+        ferry_recipe::KnownStreams,
+        ferry_recipe::budget::Permit<'static>,
+    )>,
+> {
+    if base.size > KNOWN_MOST {
+        return Ok(None);
+    }
+    match refs.open(&base.sha256, base.size)? {
+        Some(copy) if is_zip(&copy)? => {}
+        _ => return Ok(None),
+    }
+    let mut permit = ferry_recipe::budget::reserve(base.size + EXPANSION * base.size);
+    let Some(bytes) = refs.get(&base.sha256)? else {
+        return Ok(None);
+    };
+    let Ok((expanded, known)) = ferry_recipe::expand_known(bytes, ropts) else {
+        return Ok(None);
+    };
+    drop(expanded);
+    permit.resize(known.held());
+    Ok((!known.is_empty()).then_some((known, permit)))
+}
+
+/// Whether the kept copy `file` is a zip (by its first bytes).
+fn is_zip(file: &std::fs::File) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 4];
+    match file.read_exact_at(&mut head, 0) {
+        Ok(()) => Ok(&head == b"PK\x03\x04"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e).context("cannot read the kept copy of a patch's base"),
+    }
 }
 
 /// The reference form of `base` made from its kept copy (`None` if none is

@@ -1,0 +1,141 @@
+//! Known streams: a zip member whose plain bytes are a base member's, of the
+//! recipe's compressed length, is copied from the base instead of deflated;
+//! a copy that is not upstream's bytes (the base made that member with
+//! another level, to the same length) gives other bytes, which the caller's
+//! digest check catches, and the same recipe without known streams gives
+//! the object back.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+
+use common::{have, run, text};
+use ferry_recipe::{analyze, expand, expand_known, rebuild_known, Options, Segment};
+
+/// A zip made by Python's zipfile (as wheels are) of `members`: (name,
+/// bytes, zlib level).
+fn zip(members: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut code = String::from(
+        "import io, sys, zipfile, os\nb = io.BytesIO()\nwith zipfile.ZipFile(b, 'w') as z:\n",
+    );
+    for (name, bytes, level) in members {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        code += &format!(
+            "\tz.write(os.path.join(sys.argv[1], '{name}'), '{name}', zipfile.ZIP_DEFLATED, {level})\n"
+        );
+    }
+    code += "sys.stdout.buffer.write(b.getvalue())";
+    run(Command::new("python3").args(["-c", &code]).arg(dir.path()))
+}
+
+fn deflate(level: u32, plain: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
+    e.write_all(plain).unwrap();
+    e.finish().unwrap()
+}
+
+/// Text that zlib deflates at level 7 to as many bytes as at level 6, but
+/// not to the same bytes.
+fn same_length_other_bytes() -> Vec<u8> {
+    (0u64..)
+        .map(|seed| text(600 + (seed as usize % 7) * 300, seed + 100))
+        .find(|t| {
+            let (six, seven) = (deflate(6, t), deflate(7, t));
+            six != seven && six.len() == seven.len()
+        })
+        .expect("some text")
+}
+
+fn zlib_count(a: &ferry_recipe::Analysis) -> usize {
+    a.recipe
+        .segments
+        .iter()
+        .filter(|s| matches!(s, Segment::Zlib { .. }))
+        .count()
+}
+
+#[test]
+fn members_shared_with_the_base_are_copied_and_a_wrong_copy_is_caught() {
+    if !have("python3", "members_shared_with_the_base_are_copied") {
+        return;
+    }
+    let (a, b, c_old, c_new) = (
+        text(300_000, 1),
+        text(80_000, 2),
+        text(120_000, 3),
+        text(120_000, 4),
+    );
+    let odd = same_length_other_bytes();
+    // The base: a and b as the new release has them, c in its old version,
+    // and `odd` deflated at level 7 (to the new release's length at 6).
+    let base = zip(&[
+        ("a", &a, 6),
+        ("b", &b, 6),
+        ("c", &c_old, 6),
+        ("odd", &odd, 7),
+    ]);
+    let new = zip(&[("a", &a, 6), ("b", &b, 6), ("c", &c_new, 6)]);
+    let with_odd = zip(&[("a", &a, 6), ("odd", &odd, 6), ("c", &c_new, 6)]);
+    let opts = Options::default();
+
+    let (reference, known) = expand_known(base.clone(), &opts).unwrap();
+    assert_eq!(
+        reference,
+        expand(&base, &opts).unwrap(),
+        "the same reference form"
+    );
+    assert_eq!(known.len(), 4, "every member of the base is known");
+    assert_eq!(known.held(), base.len() as u64);
+
+    // Shared members copied, the changed one deflated: upstream's bytes.
+    let an = analyze(&new, &opts);
+    assert_eq!(zlib_count(&an), 3, "{:?}", an.recipe);
+    let mut out = Vec::new();
+    rebuild_known(
+        &an.recipe,
+        &an.expanded,
+        new.len() as u64,
+        &mut out,
+        Some(&known),
+    )
+    .unwrap();
+    assert!(out == new, "a zip with shared members rebuilds exactly");
+
+    // A base member of the same plain bytes and length but other bytes is
+    // copied (so the copy is what is written), and the object differs...
+    let ao = analyze(&with_odd, &opts);
+    assert_eq!(zlib_count(&ao), 3, "{:?}", ao.recipe);
+    let mut wrong = Vec::new();
+    rebuild_known(
+        &ao.recipe,
+        &ao.expanded,
+        with_odd.len() as u64,
+        &mut wrong,
+        Some(&known),
+    )
+    .unwrap();
+    assert_eq!(wrong.len(), with_odd.len());
+    assert!(wrong != with_odd, "the level-7 copy was written");
+    // ... and without known streams the recipe gives it back.
+    let mut right = Vec::new();
+    rebuild_known(
+        &ao.recipe,
+        &ao.expanded,
+        with_odd.len() as u64,
+        &mut right,
+        None,
+    )
+    .unwrap();
+    assert!(right == with_odd);
+
+    // A single stream is never known: its object changed, so it did.
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(&a).unwrap();
+        e.finish().unwrap()
+    };
+    let (_, none) = expand_known(gz, &opts).unwrap();
+    assert!(none.is_empty() && none.held() == 0);
+}
