@@ -1,5 +1,6 @@
-//! The deflate streams of a base object, so that a rebuild copies a stream
-//! its object shares with the base instead of deflating it again.
+//! Deflate streams known byte for byte, so that a rebuild copies them
+//! instead of deflating them again: a base object's, which its object may
+//! share, and on the outside an object's own, which its analysis compared.
 //!
 //! Between two releases of a zip (a wheel, a jar) most members are the same
 //! bytes: on the benchmark's wheels, 55% of the new releases' plain bytes
@@ -17,17 +18,29 @@
 //! digest differs, and the caller rebuilds again without known streams, by
 //! deflating. Both agents do exactly that, so the outside's check covers the
 //! inside's path.
+//!
+//! The outside's check also knows the object's own members whose encoder
+//! output its analysis already compared in full ([`verified_streams`]): the
+//! search for a member's encoder deflates it and compares every byte of a
+//! member of at most a MiB, so deflating it again in the check proved
+//! nothing new. Each member's encoder output is still compared with
+//! upstream's bytes once, with the code the inside runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::{ExpandError, Options};
+use crate::{Analysis, ExpandError, Options, Segment};
 
-/// A base object's bytes and its deflate streams by the BLAKE3 of their
-/// plain bytes (see the module docs).
+/// Deflate streams by the BLAKE3 of their plain bytes: a base object's (see
+/// the module docs), or an analysed object's own that its analysis already
+/// compared in full ([`verified_streams`]).
 #[derive(Debug, Default)]
 pub struct KnownStreams {
-    base: Vec<u8>,
-    by_plain: HashMap<[u8; 32], (usize, usize)>,
+    /// The bytes the streams are in: a base object's, or copies (shared by
+    /// [`KnownStreams::merged`]).
+    buffers: Vec<Arc<Vec<u8>>>,
+    /// Each stream's buffer, start and length.
+    by_plain: HashMap<[u8; 32], (usize, usize, usize)>,
 }
 
 impl KnownStreams {
@@ -41,19 +54,33 @@ impl KnownStreams {
         self.by_plain.is_empty()
     }
 
-    /// The bytes held: the base object's, when a stream is known.
+    /// The bytes held.
     pub fn held(&self) -> u64 {
-        self.base.len() as u64
+        self.buffers.iter().map(|b| b.len() as u64).sum()
     }
 
-    /// The compressed bytes of the base stream whose plain bytes are
+    /// These streams and `other`'s (these first where both know the same
+    /// plain bytes), sharing their bytes.
+    pub fn merged(&self, other: &KnownStreams) -> KnownStreams {
+        let mut both = KnownStreams {
+            buffers: other.buffers.iter().chain(&self.buffers).cloned().collect(),
+            by_plain: other.by_plain.clone(),
+        };
+        let first = other.buffers.len();
+        for (plain, &(buffer, start, len)) in &self.by_plain {
+            both.by_plain.insert(*plain, (first + buffer, start, len));
+        }
+        both
+    }
+
+    /// The compressed bytes of the known stream whose plain bytes are
     /// `plain`, if it is `compressed_len` bytes long.
     pub(crate) fn compressed(&self, plain: &[u8], compressed_len: u64) -> Option<&[u8]> {
         if self.by_plain.is_empty() {
             return None;
         }
-        let &(start, len) = self.by_plain.get(blake3::hash(plain).as_bytes())?;
-        (len as u64 == compressed_len).then(|| &self.base[start..start + len])
+        let &(buffer, start, len) = self.by_plain.get(blake3::hash(plain).as_bytes())?;
+        (len as u64 == compressed_len).then(|| &self.buffers[buffer][start..start + len])
     }
 }
 
@@ -78,14 +105,60 @@ pub fn expand_known(data: Vec<u8>, opts: &Options) -> Result<(Vec<u8>, KnownStre
         .iter()
         .map(|&[start, len, plain_at, plain_len]| {
             let plain = &expanded[plain_at..plain_at + plain_len];
-            (*blake3::hash(plain).as_bytes(), (start, len))
+            (*blake3::hash(plain).as_bytes(), (0, start, len))
         })
         .collect();
     Ok((
         expanded,
         KnownStreams {
-            base: data,
+            buffers: vec![Arc::new(data)],
             by_plain,
         },
     ))
+}
+
+/// The zlib members of `object` (a zip's) whose analysis, `analysis` with
+/// `opts`, compared its encoder's whole output with their bytes: every one
+/// with `check_streams`, else those of at most the first MiB the search
+/// compares. A rebuild check that copies them instead of deflating them
+/// again still checks every member's encoder output against upstream's
+/// bytes, once, with the code the inside runs. Their bytes are copied;
+/// none when the recipe has fewer than two zlib segments.
+pub fn verified_streams(analysis: &Analysis, object: &[u8], opts: &Options) -> KnownStreams {
+    let most = if opts.check_streams {
+        u64::MAX
+    } else {
+        crate::zlib::PREFIX as u64
+    };
+    let segments = &analysis.recipe.segments;
+    let zlib = segments
+        .iter()
+        .filter(|s| matches!(s, Segment::Zlib { .. }))
+        .count();
+    let mut known = KnownStreams::default();
+    if zlib < 2 {
+        return known;
+    }
+    let (mut expanded_at, mut object_at) = (0usize, 0usize);
+    let mut bytes = Vec::new();
+    for s in segments {
+        let (plain_len, out_len) = (s.expanded_len() as usize, s.output_len() as usize);
+        if let Segment::Zlib { compressed_len, .. } = s {
+            let plain = analysis.expanded.get(expanded_at..expanded_at + plain_len);
+            let compressed = object.get(object_at..object_at + out_len);
+            if let (true, Some(plain), Some(compressed)) =
+                (*compressed_len <= most, plain, compressed)
+            {
+                let at = bytes.len();
+                bytes.extend_from_slice(compressed);
+                known
+                    .by_plain
+                    .insert(*blake3::hash(plain).as_bytes(), (0, at, out_len));
+            }
+        }
+        expanded_at += plain_len;
+        object_at += out_len;
+    }
+    known.buffers.push(Arc::new(bytes));
+    known
 }

@@ -11,7 +11,9 @@ use std::io::Write;
 use std::process::Command;
 
 use common::{have, run, text};
-use ferry_recipe::{analyze, expand, expand_known, rebuild_known, Options, Segment};
+use ferry_recipe::{
+    analyze, expand, expand_known, rebuild_known, verified_streams, Options, Segment,
+};
 
 /// A zip made by Python's zipfile (as wheels are) of `members`: (name,
 /// bytes, zlib level).
@@ -138,4 +140,56 @@ fn members_shared_with_the_base_are_copied_and_a_wrong_copy_is_caught() {
     };
     let (_, none) = expand_known(gz, &opts).unwrap();
     assert!(none.is_empty() && none.held() == 0);
+}
+
+#[test]
+fn members_the_search_compared_whole_are_verified_and_rebuild_the_object() {
+    if !have("python3", "members_the_search_compared_whole_are_verified") {
+        return;
+    }
+    // Two small members and one whose deflated form is over the MiB the
+    // search compares when the caller checks the object anyway.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 56) as u8
+        })
+        .collect();
+    let zip = zip(&[
+        ("a", &text(50_000, 7), 6),
+        ("b", &text(90_000, 8), 6),
+        ("big", &big, 6),
+    ]);
+    let mut opts = Options {
+        check_streams: false,
+        ..Options::default()
+    };
+    let a = analyze(&zip, &opts);
+    assert_eq!(zlib_count(&a), 3, "{:?}", a.recipe);
+    let verified = verified_streams(&a, &zip, &opts);
+    assert_eq!(
+        verified.len(),
+        2,
+        "the big member was compared for its first MiB only"
+    );
+    let mut out = Vec::new();
+    rebuild_known(
+        &a.recipe,
+        &a.expanded,
+        zip.len() as u64,
+        &mut out,
+        Some(&verified),
+    )
+    .unwrap();
+    assert!(out == zip);
+    // Checked stream by stream, every member was compared whole.
+    opts.check_streams = true;
+    let a = analyze(&zip, &opts);
+    assert_eq!(verified_streams(&a, &zip, &opts).len(), 3);
+    // Merged with a base's streams, both are known.
+    let (_, base) = expand_known(zip.clone(), &opts).unwrap();
+    assert_eq!(base.merged(&verified).len(), 3);
 }

@@ -9,6 +9,7 @@ use ferry_protocol::path::ObjectKey;
 use std::io::Write;
 
 /// What the analysis of one object works with.
+#[derive(Clone, Copy)]
 pub(super) struct Cx<'a> {
     pub(super) key: &'a ObjectKey,
     pub(super) sha256: &'a Sha256,
@@ -241,14 +242,31 @@ fn fresh(
             permit.resize(len + EXPANSION * len);
             data = Some(again);
         }
-        let analysis = ferry_recipe::analyze(data.as_deref().expect("read"), &opts);
+        let object = data.as_deref().expect("read");
+        let analysis = ferry_recipe::analyze(object, &opts);
         let recipe = if analysis.recipe.is_identity() {
             Vec::new()
         } else {
             analysis.recipe.to_bytes()
         };
+        // The members whose whole output the search compared are copied by
+        // the check, with the base's known streams: each member's encoder
+        // output is then checked once, not twice.
+        // Their copies (at most the object), held until the check is done
+        // (the budget's thread holds this beside `permit`).
+        let mut copies = ferry_recipe::budget::reserve(len);
+        let verified = ferry_recipe::verified_streams(&analysis, object, &opts);
+        copies.shrink(verified.held());
+        let known = match cx.known {
+            Some(base) => base.merged(&verified),
+            None => verified,
+        };
         permit.resize(len + analysis.expanded.len() as u64);
-        match checked(cx, &recipe, analysis.expanded, len, &mut data, permit)? {
+        let with = Cx {
+            known: (!known.is_empty()).then_some(&known),
+            ..*cx
+        };
+        match checked(&with, &recipe, analysis.expanded, len, &mut data, permit)? {
             Ok(e) => {
                 if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, &recipe) {
                     eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
