@@ -20,6 +20,22 @@ mod trees;
 
 pub(crate) use matcher::Boundary;
 
+/// zlib's input step: the C zlib that encoder 1 was made with is handed its
+/// input `STEP` bytes per call, finishing with the first shorter piece
+/// ([`crate::zlib`]), and zlib's output depends on where those pieces end.
+pub(crate) const STEP: usize = 64 << 10;
+
+/// Whose deflate the encoder reproduces (see [`matcher`] for where they
+/// differ, [`trees`] for where their blocks end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavour {
+    /// GNU gzip's (encoder 2).
+    Gnu,
+    /// zlib's, raw, memLevel 8, default strategy, handed its input `STEP`
+    /// bytes at a time as [`crate::zlib`] hands it (encoder 1).
+    Zlib,
+}
+
 use std::sync::OnceLock;
 
 use flate2::Crc;
@@ -38,17 +54,20 @@ const KNOWN_ANSWERS: [(u8, u64, u32); 4] = [
     (9, 46_578, 0x1647_bc64),
 ];
 
-/// Deflates what `plain` reads as `gzip -level` does (level 1 to 9), handing
-/// the output to `sink` block by block (the input is read as gzip reads a
-/// file, a window's worth at a time: the output does not depend on how
-/// `plain` hands it over); stops at the sink's first error (`Err(Ok)`), or at a read error
-/// (`Err(Err)`, once the output up to there was handed over).
+/// Deflates what `plain` reads as `gzip -level` does, or as zlib at `level`
+/// does (level 1 to 9), handing the output to `sink` block by block (the
+/// input is read as gzip reads a file, a window's worth at a time, or as
+/// zlib is handed it, `STEP` bytes at a time: the output does not depend on
+/// how `plain` hands it over); stops at the sink's first error (`Err(Ok)`),
+/// or at a read error (`Err(Err)`, once the output up to there was handed
+/// over).
 pub(crate) fn deflate_to<E>(
+    flavour: Flavour,
     level: u8,
     plain: &mut dyn Read,
     mut sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), Result<E, std::io::Error>> {
-    let mut m = matcher::Matcher::new(level, plain);
+    let mut m = matcher::Matcher::new(flavour, level, plain);
     let mut failed = None;
     m.run(|out, _| {
         let r = sink(out);
@@ -81,7 +100,7 @@ pub(crate) fn boundaries(
     mut each: impl FnMut(&Boundary),
 ) -> bool {
     let mut input = plain;
-    let mut m = matcher::Matcher::new(level, &mut input);
+    let mut m = matcher::Matcher::new(Flavour::Gnu, level, &mut input);
     let mut at = 0usize;
     let mut same = true;
     m.run(|out, boundary| {
@@ -158,7 +177,7 @@ pub(crate) fn piece(
     let mut input = &text[start..];
     let mut m = match from {
         Some(b) => matcher::Matcher::resume(level, &mut input, &text[..start], b),
-        None => matcher::Matcher::new(level, &mut input),
+        None => matcher::Matcher::new(Flavour::Gnu, level, &mut input),
     };
     let mut reached = None;
     m.run(|o, boundary| {
@@ -205,7 +224,7 @@ pub(crate) fn piece(
 fn deflated(level: u8, plain: &[u8]) -> (u64, u32) {
     let mut len = 0u64;
     let mut sum = Crc::new();
-    let _ = deflate_to(level, &mut &plain[..], |b| {
+    let _ = deflate_to(Flavour::Gnu, level, &mut &plain[..], |b| {
         sum.update(b);
         len += b.len() as u64;
         Ok::<(), ()>(())
@@ -259,7 +278,7 @@ mod tests {
             .unwrap_or(6);
         let mut file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
         let mut out = Vec::new();
-        deflate_to(level, &mut file, |b| {
+        deflate_to(Flavour::Gnu, level, &mut file, |b| {
             out.extend_from_slice(b);
             Ok::<(), ()>(())
         })
