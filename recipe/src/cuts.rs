@@ -24,7 +24,8 @@ use std::io::{Read, Write};
 
 mod blocks;
 
-use crate::gnu::{self, Boundary, PieceError};
+use crate::deflate::gnu::{self, PieceError};
+use crate::deflate::Boundary;
 use crate::recipe::DeflateCut;
 use crate::zlib::{ZlibError, ZlibParams, GNU_GZIP_ENCODER};
 

@@ -116,7 +116,7 @@ mod by_recipe;
 mod codec;
 mod containers;
 mod cuts;
-mod gnu;
+mod deflate;
 mod rebuild;
 mod recipe;
 mod report;
@@ -127,7 +127,7 @@ pub mod zstd;
 
 pub use by_recipe::{expand_by, ExpandByError};
 pub use cuts::{CutError, DEFAULT_PIECE};
-pub use gnu::PieceError;
+pub use deflate::gnu::PieceError;
 pub use rebuild::{rebuild, rebuild_from, RebuildError};
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,

@@ -2,22 +2,31 @@
 //!
 //! Most upstream deflate is made by zlib with its default settings: Python's
 //! `zipfile` (wheels) at level 6, cargo's flate2 (crates) at level 9, anything
-//! built on `gzip` of zlib. Deflating the stream's plain bytes again with the
-//! same zlib and level gives the very same bytes, which is both cheaper and
-//! smaller than preflate-rs's analysis and corrections. A stream is recorded as
-//! [`Segment::Zlib`](crate::Segment::Zlib) only when a candidate level rebuilds
-//! it exactly; the search stops a candidate at its first differing byte.
+//! built on `gzip` of zlib. Deflating the stream's plain bytes again as the
+//! same zlib at the same level does gives the very same bytes, which is both
+//! cheaper and smaller than preflate-rs's analysis and corrections. A stream
+//! is recorded as [`Segment::Zlib`](crate::Segment::Zlib) only when a
+//! candidate level rebuilds it exactly; the search stops a candidate at its
+//! first differing byte.
 //!
-//! The encoder is pinned: libz-sys `=1.1.33` built statically (its own zlib,
-//! never the system's). [`ZlibParams::encoder`] names the encoder's *output*,
-//! and before analysing or rebuilding with it this build checks that its
-//! deflate gives the known answers of encoder [`ZLIB_ENCODER`] on a fixed
-//! sample, so a build linked to a zlib whose output differs refuses instead of
-//! rebuilding other bytes.
+//! [`ZlibParams::encoder`] names the encoder's *output*. Encoder
+//! [`ZLIB_ENCODER`] is zlib's raw deflate (32 KiB window, memLevel 8, default
+//! strategy) as zlib 1.2.12 to 1.4 make it when handed their input 64 KiB at
+//! a time: the output of the C zlib of libz-sys `=1.1.33` (zlib 1.4, built
+//! statically) as this module ran it until recipes were first shipped. It is
+//! now made by Ferry's own Rust deflate in its zlib flavour
+//! (`crate::deflate`, the same engine as encoder 2), about twice as fast at
+//! level 6 and three times at level 9; the C zlib stays linked (flate2
+//! inflates with it) and is the oracle the tests compare encoder 1 with, at
+//! every level. Before analysing or rebuilding with an encoder, this build
+//! checks that it gives the encoder's known answers on a fixed sample, so a
+//! build whose encoder's output differs refuses instead of rebuilding other
+//! bytes.
 //!
-//! Encoder [`GNU_GZIP_ENCODER`] (recipe version 3) is GNU gzip's deflate,
-//! rewritten in Rust (`gnu`): `gzip -1` to `-9` streams (layers, charts) that
-//! no zlib level reproduces. It passes its own known answers before use.
+//! Encoder [`GNU_GZIP_ENCODER`] (recipe version 3) is GNU gzip's deflate, the
+//! same Rust engine in its GNU flavour: `gzip -1` to `-9` streams (layers,
+//! charts) that no zlib level reproduces. It passes its own known answers
+//! before use.
 //!
 //! The search ([`DeflateSearch`], one per object): the params that rebuilt
 //! the object's previous stream first, then each encoder at the levels the
@@ -32,18 +41,18 @@
 use std::io::{Read, Write};
 use std::sync::OnceLock;
 
-use crate::gnu::Flavour;
+use crate::deflate::Flavour;
 use flate2::Crc;
 #[cfg(test)]
 use flate2::{Compress, Compression, FlushCompress, Status};
 use serde::{Deserialize, Serialize};
 
-/// The encoder this build has: zlib's deflate (raw, 32 KiB window, memLevel 8,
-/// default strategy) as zlib 1.2.12 to 1.4 make it, whose output the
-/// [`KNOWN_ANSWERS`] pin.
+/// zlib's deflate (raw, 32 KiB window, memLevel 8, default strategy) as zlib
+/// 1.2.12 to 1.4 make it, whose output the [`KNOWN_ANSWERS`] pin (made by
+/// Ferry's Rust deflate in its zlib flavour; see the module docs).
 pub const ZLIB_ENCODER: u8 = 1;
 
-pub use crate::gnu::GNU_GZIP_ENCODER;
+pub use crate::deflate::gnu::GNU_GZIP_ENCODER;
 
 /// How a [`Segment::Zlib`](crate::Segment::Zlib) deflates its plain bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,14 +159,21 @@ const ENCODERS: [u8; 2] = [ZLIB_ENCODER, GNU_GZIP_ENCODER];
 /// Plain bytes given to the C zlib at a time (the Rust encoder's zlib
 /// flavour reads its input as if so handed it).
 #[cfg(test)]
-const STEP: usize = crate::gnu::STEP;
+const STEP: usize = crate::deflate::STEP;
 
 /// (level, deflated length, CRC-32 of the deflated bytes) of [`sample`] made by
-/// encoder 1 (computed with Python's zlib 1.2.13; libz-sys 1.1.33's zlib 1.4
-/// gives the same).
-const KNOWN_ANSWERS: [(u8, u64, u32); 3] = [
+/// encoder 1 at every level (computed with Python's zlib 1.2.13 and with
+/// libz-sys 1.1.33's zlib 1.4, which agree; levels 8 and 9 give the same
+/// stream on it).
+const KNOWN_ANSWERS: [(u8, u64, u32); 9] = [
     (1, 62_233, 0x24f8_8b0f),
+    (2, 59_737, 0xf4ee_6de8),
+    (3, 54_704, 0xb7b3_265f),
+    (4, 54_450, 0x7015_6c30),
+    (5, 51_696, 0x3a2f_34fb),
     (6, 49_136, 0x103e_2857),
+    (7, 47_812, 0x97fb_1800),
+    (8, 46_654, 0xcfd4_f704),
     (9, 46_654, 0xcfd4_f704),
 ];
 
@@ -196,7 +212,7 @@ pub(crate) fn sample() -> Vec<u8> {
 fn encoder_ok(encoder: u8) -> bool {
     match encoder {
         ZLIB_ENCODER => zlib_ok(),
-        GNU_GZIP_ENCODER => crate::gnu::encoder_ok(),
+        GNU_GZIP_ENCODER => crate::deflate::gnu::encoder_ok(),
         _ => false,
     }
 }
@@ -304,7 +320,7 @@ fn encode_to<E>(
     } else {
         Flavour::Zlib
     };
-    crate::gnu::deflate_to(flavour, params.level, plain, sink)
+    crate::deflate::deflate_to(flavour, params.level, plain, sink)
         .map_err(|e| e.map_err(|e| e.to_string()))
 }
 
@@ -463,11 +479,16 @@ mod tests {
     #[test]
     fn known_answers_hold() {
         let plain = sample();
-        for (level, len, crc) in KNOWN_ANSWERS {
+        for level in 1..=9 {
             let out = c_zlib(level, &plain);
             let mut sum = Crc::new();
             sum.update(&out);
             println!("({level}, {}, {:#010x}),", out.len(), sum.sum());
+        }
+        for (level, len, crc) in KNOWN_ANSWERS {
+            let out = c_zlib(level, &plain);
+            let mut sum = Crc::new();
+            sum.update(&out);
             assert_eq!(
                 (out.len() as u64, sum.sum()),
                 (len, crc),
@@ -515,7 +536,7 @@ mod tests {
             let mut plain: Vec<u8> = Vec::new();
             while plain.len() < 150_000 {
                 let x = r.next();
-                if x % 5 == 0 && plain.len() > 5000 {
+                if x.is_multiple_of(5) && plain.len() > 5000 {
                     let from = (r.next() as usize) % (plain.len() - 4000);
                     let len = 3 + (r.next() as usize) % 300;
                     let copy = plain[from..from + len].to_vec();
@@ -616,5 +637,63 @@ mod tests {
             }
         }
         assert!(differ.is_empty(), "{}", differ.join("\n"));
+    }
+
+    /// A driver to compare encoder 1 with the C zlib on real files, or to
+    /// time one of them: every file of `ZLIB_COMPARE` (a file, or a
+    /// directory's files) at each level of `ZLIB_LEVELS` (1,6,9 unless
+    /// given); with `ZLIB_ONLY=c` or `rust`, only that encoder runs.
+    ///
+    ///     ZLIB_COMPARE=x cargo test --release -p ferry-recipe --lib zlib::tests::compare_files -- --ignored --nocapture
+    #[test]
+    #[ignore = "a comparing and measuring driver, run by hand"]
+    fn compare_files() {
+        let Ok(path) = std::env::var("ZLIB_COMPARE") else {
+            return;
+        };
+        let levels: Vec<u8> = std::env::var("ZLIB_LEVELS")
+            .unwrap_or_else(|_| "1,6,9".into())
+            .split(',')
+            .map(|l| l.parse().unwrap())
+            .collect();
+        let only = std::env::var("ZLIB_ONLY").ok();
+        let path = std::path::Path::new(&path);
+        let mut files: Vec<_> = if path.is_dir() {
+            std::fs::read_dir(path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect()
+        } else {
+            vec![path.to_path_buf()]
+        };
+        files.sort();
+        let plains: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+        let total: usize = plains.iter().map(Vec::len).sum();
+        for level in levels {
+            let (mut c_time, mut rust_time) = (0f64, 0f64);
+            let (mut differ, mut out_len) = (0usize, 0usize);
+            for (file, plain) in files.iter().zip(&plains) {
+                let mut want = None;
+                if only.as_deref() != Some("rust") {
+                    let t = std::time::Instant::now();
+                    want = Some(c_zlib(level, plain));
+                    c_time += t.elapsed().as_secs_f64();
+                }
+                if only.as_deref() != Some("c") {
+                    let t = std::time::Instant::now();
+                    let got = ours(level, plain);
+                    rust_time += t.elapsed().as_secs_f64();
+                    out_len += got.len();
+                    if want.as_ref().is_some_and(|w| *w != got) {
+                        differ += 1;
+                        println!("DIFFERS: {} at level {level}", file.display());
+                    }
+                }
+            }
+            println!(
+                "level {level}: {} files, {total} bytes -> {out_len}; C zlib {c_time:.2} s, Rust {rust_time:.2} s; {differ} differ",
+                files.len()
+            );
+        }
     }
 }

@@ -1,45 +1,27 @@
-//! A deflate encoder whose output is GNU gzip's, byte for byte: encoder 2 of
-//! [`Segment::Zlib`](crate::Segment::Zlib).
+//! The encoder's GNU gzip flavour, whose output is GNU gzip's byte for byte:
+//! encoder 2 of [`Segment::Zlib`](crate::Segment::Zlib).
 //!
 //! GNU gzip (`gzip -1` to `-9`, so `tar | gzip` layers, `helm package` charts
 //! made with it, Debian's `.gz` files) does not deflate like zlib, although
 //! both come from the same code: gzip cuts blocks at 32 Ki symbols (zlib at
 //! 16 Ki), guesses every 4096 symbols whether to end a block early, hashes
 //! with 15 bits, and slides a 64 KiB window. No zlib level reproduces its
-//! streams. This module is a Rust rewrite of that algorithm (gzip 1.6 to 1.13
-//! give the same output; `--rsyncable` is not modelled): [`matcher`] finds the
-//! matches as gzip's `deflate.c` does, [`trees`] encodes blocks as its
-//! `trees.c` does. Only the raw deflate stream is made here; the gzip header
-//! and trailer are literal bytes of the recipe.
+//! streams. The encoder ([`super`]) rewrites that algorithm in Rust (gzip 1.6
+//! to 1.13 give the same output; `--rsyncable` is not modelled): its matcher
+//! finds the matches as gzip's `deflate.c` does, its trees encode blocks as
+//! gzip's `trees.c` does. Only the raw deflate stream is made; the gzip
+//! header and trailer are literal bytes of the recipe. Here: its known
+//! answers, and the pieces of a stream cut at block boundaries
+//! ([`crate::cuts`]).
 //!
-//! Like zlib, it is checked against known answers (made by the real
+//! Like encoder 1, it is checked against known answers (made by the real
 //! `/bin/gzip`) before it analyses or rebuilds anything ([`encoder_ok`]).
-
-mod matcher;
-mod trees;
-
-pub(crate) use matcher::Boundary;
-
-/// zlib's input step: the C zlib that encoder 1 was made with is handed its
-/// input `STEP` bytes per call, finishing with the first shorter piece
-/// ([`crate::zlib`]), and zlib's output depends on where those pieces end.
-pub(crate) const STEP: usize = 64 << 10;
-
-/// Whose deflate the encoder reproduces (see [`matcher`] for where they
-/// differ, [`trees`] for where their blocks end).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Flavour {
-    /// GNU gzip's (encoder 2).
-    Gnu,
-    /// zlib's, raw, memLevel 8, default strategy, handed its input `STEP`
-    /// bytes at a time as [`crate::zlib`] hands it (encoder 1).
-    Zlib,
-}
 
 use std::sync::OnceLock;
 
 use flate2::Crc;
-use std::io::Read;
+
+use super::{deflate_to, matcher, Boundary, Flavour};
 
 /// The encoder id of GNU gzip's deflate in [`crate::zlib::ZlibParams`].
 pub const GNU_GZIP_ENCODER: u8 = 2;
@@ -53,39 +35,6 @@ const KNOWN_ANSWERS: [(u8, u64, u32); 4] = [
     (6, 49_064, 0xeb6d_9783),
     (9, 46_578, 0x1647_bc64),
 ];
-
-/// Deflates what `plain` reads as `gzip -level` does, or as zlib at `level`
-/// does (level 1 to 9), handing the output to `sink` block by block (the
-/// input is read as gzip reads a file, a window's worth at a time, or as
-/// zlib is handed it, `STEP` bytes at a time: the output does not depend on
-/// how `plain` hands it over); stops at the sink's first error (`Err(Ok)`),
-/// or at a read error (`Err(Err)`, once the output up to there was handed
-/// over).
-pub(crate) fn deflate_to<E>(
-    flavour: Flavour,
-    level: u8,
-    plain: &mut dyn Read,
-    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
-) -> Result<(), Result<E, std::io::Error>> {
-    let mut m = matcher::Matcher::new(flavour, level, plain);
-    let mut failed = None;
-    m.run(|out, _| {
-        let r = sink(out);
-        out.clear();
-        match r {
-            Ok(()) => true,
-            Err(e) => {
-                failed = Some(e);
-                false
-            }
-        }
-    });
-    match (failed, m.read_error.take()) {
-        (Some(e), _) => Err(Ok(e)),
-        (None, Some(e)) => Err(Err(e)),
-        (None, None) => Ok(()),
-    }
-}
 
 /// Deflates `plain` as `gzip -level` does and compares the output with
 /// `compressed` as it comes; calls `each` with every block boundary passed
@@ -265,7 +214,7 @@ mod tests {
     /// named by `GNU_BENCH_FILE` at `GNU_BENCH_LEVEL` (6 unless given) and,
     /// with `GNU_BENCH_OUT`, writes the raw deflate stream there.
     ///
-    ///     GNU_BENCH_FILE=x cargo test --release -p ferry-recipe --lib gnu::tests::bench -- --ignored
+    ///     GNU_BENCH_FILE=x cargo test --release -p ferry-recipe --lib deflate::gnu::tests::bench -- --ignored
     #[test]
     #[ignore = "a measuring driver, run by hand"]
     fn bench() {
