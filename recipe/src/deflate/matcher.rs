@@ -43,7 +43,8 @@ const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
 /// The lengths of the prefixes by which `Longer` chains strings, increasing,
 /// from 3 to 8 bytes. A string's prefix must be read when it is inserted (its
-/// chain is not changed later), and gzip reads `MIN_LOOKAHEAD` bytes ahead, so
+/// chain is not changed later), and gzip reads `MIN_LOOKAHEAD` bytes ahead (zlib
+/// too, but at the end of its input: it waits for more before it goes under), so
 /// that the last string inserted in a match of 258 has 6 bytes read, not
 /// more: the string at `s` goes on the 8-byte chain (`LAGGED`) when the one
 /// at `s + 2` is inserted, and a search there checks the string before it
@@ -94,13 +95,13 @@ const CONFIG: [(usize, usize, usize, usize); 9] = [
     (32, 258, 258, 4096),
 ];
 
-/// The deflate state of one stream, reading `input` as gzip reads a file.
+/// The deflate state of one stream, reading `input` as its flavour does.
 pub(super) struct Matcher<'a> {
     input: &'a mut dyn Read,
     /// Why reading `input` failed (the stream then ends there).
     pub(super) read_error: Option<std::io::Error>,
     window: Box<[u8; ARRAY + PAD]>,
-    /// gzip's chains (kept only when `longer` is not).
+    /// The hash chains' links (kept only when `longer` is not).
     prev: Box<[u16; WSIZE]>,
     head: Box<[u16; HASH_SIZE]>,
     /// Chains of the strings by their prefixes (levels 5 to 9).
@@ -161,7 +162,9 @@ pub(crate) struct Boundary {
 /// equal once the first two are. Those strings are on the chain of the
 /// longest such prefix, in gzip's order, and the difference of two ranks is
 /// how far gzip's walk is from one to the other. Every string gzip inserts is
-/// inserted here too (with lazy matching gzip inserts every string). Used
+/// inserted here too (with lazy matching gzip inserts every string). zlib's
+/// chains and walk are gzip's, so all of this holds for it too (it inserts
+/// no string with fewer than 3 bytes of input ahead: nor are those here). Used
 /// from level 5 up, for inputs of `LONGER_FROM` bytes or more: at level 4
 /// (chains of 16) their upkeep costs more than they save, on a short input
 /// their setup.
@@ -633,7 +636,9 @@ impl<'a> Matcher<'a> {
         self.block_start = self.strstart as i64;
     }
 
-    /// Whether a match may be searched from `hash_head` now.
+    /// Whether a match may be searched from `hash_head` now (zlib's window
+    /// always has the room that gzip's last condition asks for: it slides
+    /// whenever its look-ahead runs short).
     #[inline]
     fn searchable(&self, hash_head: usize) -> bool {
         hash_head != 0

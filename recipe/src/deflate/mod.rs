@@ -26,8 +26,10 @@ pub(crate) use matcher::Boundary;
 
 /// zlib's input step: the C zlib whose streams encoder 1 names was handed
 /// its input `STEP` bytes per call, finishing with the first shorter piece
-/// ([`crate::zlib`] did so before this encoder replaced it), and where those
-/// pieces end may decide (rarely) where zlib slides its window.
+/// ([`crate::zlib`] did so before this encoder replaced it). zlib fills its
+/// window only from what it was handed, so the pieces are modelled as they
+/// were (64 KiB, a window's worth, refills the window as a whole read does;
+/// this model does not rely on that).
 pub(crate) const STEP: usize = 64 << 10;
 
 /// Whose deflate the encoder reproduces (see [`matcher`] for where they
