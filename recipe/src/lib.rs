@@ -127,7 +127,7 @@ pub mod zstd;
 
 pub use by_recipe::{expand_by, ExpandByError};
 pub use cuts::{CutError, DEFAULT_PIECE};
-pub use deflate::gnu::PieceError;
+pub use deflate::PieceError;
 pub use rebuild::{rebuild, rebuild_from, RebuildError};
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,

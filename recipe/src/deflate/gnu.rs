@@ -11,8 +11,7 @@
 //! finds the matches as gzip's `deflate.c` does, its trees encode blocks as
 //! gzip's `trees.c` does. Only the raw deflate stream is made; the gzip
 //! header and trailer are literal bytes of the recipe. Here: its known
-//! answers, and the pieces of a stream cut at block boundaries
-//! ([`crate::cuts`]).
+//! answers.
 //!
 //! Like encoder 1, it is checked against known answers (made by the real
 //! `/bin/gzip`) before it analyses or rebuilds anything ([`encoder_ok`]).
@@ -21,7 +20,7 @@ use std::sync::OnceLock;
 
 use flate2::Crc;
 
-use super::{deflate_to, matcher, Boundary, Flavour};
+use super::{deflate_to, Flavour};
 
 /// The encoder id of GNU gzip's deflate in [`crate::zlib::ZlibParams`].
 pub const GNU_GZIP_ENCODER: u8 = 2;
@@ -35,139 +34,6 @@ const KNOWN_ANSWERS: [(u8, u64, u32); 4] = [
     (6, 49_064, 0xeb6d_9783),
     (9, 46_578, 0x1647_bc64),
 ];
-
-/// Deflates `plain` as `gzip -level` does and compares the output with
-/// `compressed` as it comes; calls `each` with every block boundary passed
-/// (the last block's end excepted). True when the whole output is exactly
-/// `compressed`; false at the first difference. (The analysis reads the
-/// boundaries off the stream's blocks instead; this is the tests' reference.)
-#[cfg(test)]
-pub(crate) fn boundaries(
-    level: u8,
-    plain: &[u8],
-    compressed: &[u8],
-    mut each: impl FnMut(&Boundary),
-) -> bool {
-    let mut input = plain;
-    let mut m = matcher::Matcher::new(Flavour::Gnu, level, &mut input);
-    let mut at = 0usize;
-    let mut same = true;
-    m.run(|out, boundary| {
-        same = compressed.get(at..at + out.len()) == Some(&out[..]);
-        at += out.len();
-        out.clear();
-        if let (true, Some(b)) = (same, boundary) {
-            each(&b);
-        }
-        same
-    });
-    same && at == compressed.len() && m.read_error.is_none()
-}
-
-/// Why a piece of a cut stream did not rebuild.
-#[derive(Debug, thiserror::Error)]
-pub enum PieceError {
-    /// The piece's plain bytes do not reach its cut.
-    #[error("the cut at plain offset {0} is outside the bytes given")]
-    Outside(u64),
-    /// The encoder passed the end cut without a block boundary there, or at
-    /// another bit offset, window position or partial byte.
-    #[error(
-        "no block boundary as recorded at plain offset {plain}, bit {bit} (the encoder's: {found})"
-    )]
-    NotReached {
-        /// The cut's plain offset.
-        plain: u64,
-        /// The cut's bit offset.
-        bit: u64,
-        /// Where the encoder's boundary was instead.
-        found: String,
-    },
-    /// The encoder's output at the end cut's boundary does not end in the
-    /// recorded partial byte.
-    #[error("the bits before the cut at plain offset {0} differ from the recorded partial byte")]
-    Partial(u64),
-    /// Reading the plain bytes failed (an in-memory slice does not).
-    #[error("reading the plain bytes failed: {0}")]
-    Read(#[source] std::io::Error),
-    /// The thread deflating the piece ended without an answer.
-    #[error("the thread deflating it ended without an answer")]
-    Lost,
-}
-
-/// Deflates one piece of a stream cut at clean block boundaries: from `from`
-/// (the stream's start when `None`, then `text` starts there) to `to` (the
-/// stream's end when `None`), appending the piece's output to `out`: the
-/// stream's bytes from `from.bit / 8` (its first byte holds `from`'s partial
-/// bits) to `to.bit / 8` (without `to`'s partial byte, which the next piece
-/// writes). `text` is the stream's plain bytes from offset `text_at`: from
-/// at least 32 KiB (or the window's `strstart`) before `from`, to at least
-/// 64 KiB past `to` or the stream's end. The encoder must reach `to` exactly
-/// as recorded (plain offset, bit offset, window position, partial bits).
-pub(crate) fn piece(
-    level: u8,
-    text: &[u8],
-    text_at: u64,
-    from: Option<&Boundary>,
-    to: Option<&Boundary>,
-    out: &mut Vec<u8>,
-) -> Result<(), PieceError> {
-    let local = |plain: u64| {
-        plain
-            .checked_sub(text_at)
-            .and_then(|o| usize::try_from(o).ok())
-            .filter(|&o| o <= text.len())
-            .ok_or(PieceError::Outside(plain))
-    };
-    let start = match from {
-        Some(b) => local(b.plain)?,
-        None => local(0)?,
-    };
-    let mut input = &text[start..];
-    let mut m = match from {
-        Some(b) => matcher::Matcher::resume(level, &mut input, &text[..start], b),
-        None => matcher::Matcher::new(Flavour::Gnu, level, &mut input),
-    };
-    let mut reached = None;
-    m.run(|o, boundary| {
-        out.extend_from_slice(o);
-        o.clear();
-        match (to, boundary) {
-            (Some(to), Some(b)) if b.plain >= to.plain => {
-                reached = Some(b);
-                false
-            }
-            _ => true,
-        }
-    });
-    if let Some(e) = m.read_error.take() {
-        return Err(PieceError::Read(e));
-    }
-    let Some(to) = to else {
-        return Ok(());
-    };
-    let found = match reached {
-        Some(b) if (b.plain, b.bit, b.strstart) == (to.plain, to.bit, to.strstart) => None,
-        Some(b) => Some(format!(
-            "plain offset {}, bit {}, window position {} (recorded: {})",
-            b.plain, b.bit, b.strstart, to.strstart
-        )),
-        None => Some("none: the stream ended".to_string()),
-    };
-    if let Some(found) = found {
-        return Err(PieceError::NotReached {
-            plain: to.plain,
-            bit: to.bit,
-            found,
-        });
-    }
-    let (bits, n) = m.trees.bits.whole_bytes();
-    out.append(&mut m.trees.bits.out);
-    if u64::from(n) != to.bit % 8 || bits != to.partial {
-        return Err(PieceError::Partial(to.plain));
-    }
-    Ok(())
-}
 
 /// The deflated stream and its CRC-32.
 fn deflated(level: u8, plain: &[u8]) -> (u64, u32) {

@@ -120,9 +120,11 @@ pub(super) struct Matcher<'a> {
     level: u8,
     flavour: Flavour,
     /// zlib: the piece of input handed over last (`STEP` bytes, or fewer
-    /// when the input ends in it), and how much of it was read.
+    /// when the input ends in it), how much of it was read, and whether it
+    /// is the last.
     piece: Vec<u8>,
     piece_read: usize,
+    piece_last: bool,
     /// Offset in the stream's plain bytes of `window[0]`.
     origin: u64,
     /// Bytes of output handed to `block_out` so far.
@@ -147,7 +149,7 @@ pub(crate) struct Boundary {
     /// matching (levels 4 to 9), the window full (the input did not end in
     /// it), and no match pending, or one pending whose search a resumed
     /// matcher makes the same: the block ended on a literal after a match
-    /// shorter than `good_match` (gzip's full chain length), so the search
+    /// shorter than `good_match` (the full chain length), so the search
     /// at the next string finds what it found.
     pub(crate) clean: bool,
 }
@@ -236,6 +238,7 @@ impl<'a> Matcher<'a> {
             flavour,
             piece: Vec::new(),
             piece_read: 0,
+            piece_last: false,
             origin: 0,
             emitted: 0,
             trees: Trees::new(flavour, level),
@@ -247,7 +250,7 @@ impl<'a> Matcher<'a> {
     pub(super) fn new(flavour: Flavour, level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
         let mut m = Matcher::blank(flavour, level, input);
         if flavour == Flavour::Zlib {
-            m.next_piece();
+            m.next_piece(STEP);
             // zlib starts with nothing in the window (`run` fills it).
             if level >= 5 && m.piece.len() == STEP {
                 m.longer = Some(Longer::new(0));
@@ -275,7 +278,7 @@ impl<'a> Matcher<'a> {
         m
     }
 
-    /// A matcher in the state gzip's (at `level`, 4 to 9) is in at a
+    /// A matcher in the state `flavour`'s (at `level`, 4 to 9) is in at a
     /// [`Boundary`] whose `clean` is true: at offset `plain` of the stream,
     /// `strstart` into its window, after `dict` (the plain bytes before
     /// `plain`, at least `min(strstart, 32 KiB)` of them: only those are
@@ -285,15 +288,19 @@ impl<'a> Matcher<'a> {
     /// before `plain` that a match may reach, the hash chains every string
     /// starting there (lazy matching inserts every string), nothing pending.
     /// Whether it then deflates as the whole stream's matcher did is for the
-    /// caller to check: the cut's bytes decide.
+    /// caller to check: the cut's bytes decide. zlib's flavour also takes up
+    /// its piece of input where the window's end left it (pieces end at
+    /// multiples of `STEP` in the stream; a clean boundary's window is full
+    /// and ends at a multiple of 32 KiB).
     pub(super) fn resume(
+        flavour: Flavour,
         level: u8,
         input: &'a mut dyn Read,
         dict: &[u8],
         at: &Boundary,
     ) -> Matcher<'a> {
         let strstart = (at.strstart as usize).min(WINDOW_SIZE - 1);
-        let mut m = Matcher::blank(Flavour::Gnu, level, input);
+        let mut m = Matcher::blank(flavour, level, input);
         m.strstart = strstart;
         m.block_start = strstart as i64;
         m.prev_length = MIN_MATCH - 1;
@@ -306,6 +313,17 @@ impl<'a> Matcher<'a> {
         }
         m.window[strstart - keep..strstart].copy_from_slice(&dict[dict.len() - keep..]);
         m.lookahead = m.read(strstart, WINDOW_SIZE - strstart);
+        if flavour == Flavour::Zlib {
+            // The window was full (a clean boundary): zlib's piece then was
+            // read to the window's end, which is a multiple of 32 KiB.
+            let end = m.origin + (strstart + m.lookahead) as u64;
+            let into = (end % STEP as u64) as usize;
+            if into == 0 {
+                m.piece_last = false;
+            } else {
+                m.next_piece(STEP - into);
+            }
+        }
         // Every string before `plain` that the window holds, in order, as
         // lazy matching inserted them (the hash is of three bytes).
         for s in strstart - keep..strstart {
@@ -315,10 +333,9 @@ impl<'a> Matcher<'a> {
             }
             m.insert_string(s);
         }
-        // What gzip does after the block's last symbol: slide if due, read.
-        while m.lookahead < MIN_LOOKAHEAD && !m.eofile {
-            m.fill_window();
-        }
+        // What the encoder does after the block's last symbol: slide if
+        // due, read.
+        m.refill();
         m.ins_h = 0;
         for j in 0..MIN_MATCH - 1 {
             m.update_hash(m.window[m.strstart + j]);
@@ -342,12 +359,13 @@ impl<'a> Matcher<'a> {
         n
     }
 
-    /// zlib: takes the next piece of input (`STEP` bytes, fewer at the end;
-    /// a read error ends the input there, kept in `read_error`).
-    fn next_piece(&mut self) {
-        self.piece.resize(STEP, 0);
+    /// zlib: takes the next piece of input, `size` bytes (`STEP`, or the
+    /// rest of one), fewer at the end (the last piece); a read error ends the
+    /// input there, kept in `read_error`.
+    fn next_piece(&mut self, size: usize) {
+        self.piece.resize(size, 0);
         let mut n = 0;
-        while n < STEP && self.read_error.is_none() {
+        while n < size && self.read_error.is_none() {
             match self.input.read(&mut self.piece[n..]) {
                 Ok(0) => break,
                 Ok(got) => n += got,
@@ -357,12 +375,7 @@ impl<'a> Matcher<'a> {
         }
         self.piece.truncate(n);
         self.piece_read = 0;
-    }
-
-    /// Whether the piece of input zlib has is the last (shorter than `STEP`:
-    /// its caller finishes the stream with it).
-    fn last_piece(&self) -> bool {
-        self.piece.len() < STEP || self.read_error.is_some()
+        self.piece_last = n < size;
     }
 
     #[inline]
@@ -417,10 +430,10 @@ impl<'a> Matcher<'a> {
             }
             Flavour::Zlib => loop {
                 self.zlib_fill_window();
-                if self.lookahead >= MIN_LOOKAHEAD || self.last_piece() {
+                if self.lookahead >= MIN_LOOKAHEAD || self.piece_last {
                     break;
                 }
-                self.next_piece();
+                self.next_piece(STEP);
             },
         }
     }
@@ -675,7 +688,6 @@ impl<'a> Matcher<'a> {
             strstart: self.strstart as u32,
             partial,
             clean: clean
-                && self.flavour == Flavour::Gnu
                 && self.level >= 4
                 && !self.eofile
                 && self.strstart + self.lookahead == WINDOW_SIZE,
