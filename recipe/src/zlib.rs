@@ -15,8 +15,8 @@
 //! a time: the output of the C zlib of libz-sys `=1.1.33` (zlib 1.4, built
 //! statically) as this module ran it until recipes were first shipped. It is
 //! now made by Ferry's own Rust deflate in its zlib flavour
-//! (`crate::deflate`, the same engine as encoder 2), about twice as fast at
-//! level 6 and three times at level 9; the C zlib stays linked (flate2
+//! (`crate::deflate`, the same engine as encoder 2), about 1.5 times as fast
+//! at level 6 and 3 times at level 9; the C zlib stays linked (flate2
 //! inflates with it) and is the oracle the tests compare encoder 1 with, at
 //! every level. Before analysing or rebuilding with an encoder, this build
 //! checks that it gives the encoder's known answers on a fixed sample, so a
