@@ -24,7 +24,8 @@ use std::io::{Read, Write};
 
 pub(crate) mod blocks;
 
-use crate::gnu::{self, Boundary, PieceError};
+use crate::deflate::Boundary;
+use crate::deflate::{self, gnu, Flavour, PieceError};
 use crate::recipe::DeflateCut;
 use crate::zlib::{ZlibError, ZlibParams, GNU_GZIP_ENCODER};
 
@@ -210,8 +211,16 @@ fn piece(
     let from = i.checked_sub(1).map(|j| boundary(&cuts[j]));
     let to = cuts.get(i).map(boundary);
     let mut out = Vec::new();
-    gnu::piece(level, text, text_at, from.as_ref(), to.as_ref(), &mut out)
-        .map_err(|source| CutError::Piece { piece: i, source })?;
+    deflate::piece(
+        Flavour::Gnu,
+        level,
+        text,
+        text_at,
+        from.as_ref(),
+        to.as_ref(),
+        &mut out,
+    )
+    .map_err(|source| CutError::Piece { piece: i, source })?;
     Ok(out)
 }
 

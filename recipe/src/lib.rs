@@ -116,7 +116,7 @@ mod by_recipe;
 mod codec;
 mod containers;
 mod cuts;
-mod gnu;
+mod deflate;
 mod known;
 mod rebuild;
 mod recipe;
@@ -148,7 +148,7 @@ pub mod fuzzing {
     }
 }
 pub use cuts::{CutError, DEFAULT_PIECE};
-pub use gnu::PieceError;
+pub use deflate::PieceError;
 pub use known::{expand_known, verified_streams, KnownStreams};
 pub use rebuild::{rebuild, rebuild_from, rebuild_from_known, rebuild_known, RebuildError};
 pub use recipe::{

@@ -163,17 +163,23 @@ fn every_clean_boundary_is_a_working_cut() {
             return;
         };
         let (mut all, mut clean) = (0usize, Vec::new());
-        assert!(gnu::boundaries(level, &plain, &body, |b| {
-            all += 1;
-            if b.clean {
-                clean.push(DeflateCut {
-                    plain: b.plain,
-                    bit: b.bit,
-                    window: b.strstart,
-                    partial: b.partial,
-                });
+        assert!(deflate::boundaries(
+            Flavour::Gnu,
+            level,
+            &plain,
+            &body,
+            |b| {
+                all += 1;
+                if b.clean {
+                    clean.push(DeflateCut {
+                        plain: b.plain,
+                        bit: b.bit,
+                        window: b.strstart,
+                        partial: b.partial,
+                    });
+                }
             }
-        }));
+        ));
         eprintln!("-{level}: {} of {all} block boundaries clean", clean.len());
         assert!(clean.len() * 2 > all, "-{level}: {} of {all}", clean.len());
         let kept = checked(level, &plain, &body, clean.clone()).expect("the cuts work");
@@ -202,7 +208,13 @@ fn the_decoder_sees_the_encoders_boundaries() {
             return;
         };
         let mut encoder = Vec::new();
-        assert!(gnu::boundaries(level, &plain, &body, |b| encoder.push(*b)));
+        assert!(deflate::boundaries(
+            Flavour::Gnu,
+            level,
+            &plain,
+            &body,
+            |b| encoder.push(*b)
+        ));
         let mut decoder = Vec::new();
         let decoded = blocks::block_ends(&body, |e| decoder.push(*e));
         assert_eq!(decoded, Some(plain_len), "-{level}");
@@ -233,6 +245,89 @@ fn the_decoder_sees_the_encoders_boundaries() {
             "-{level}: {taken} of {}",
             decoder.len()
         );
+    }
+}
+
+/// The same holds for zlib's flavour of the encoder (encoder 1, not cut by
+/// any recipe yet): its block ends that the decoder sees after a match are
+/// clean boundaries at the window position [`window_at`] gives, and the
+/// pieces between them rebuild byte for byte (`checked` with zlib's pieces).
+#[test]
+fn zlibs_boundaries_are_read_off_its_blocks_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = corpus_tar(dir.path()).unwrap_or_else(|| text(10 << 20));
+    let plain_len = plain.len() as u64;
+    for level in [4u8, 6, 9] {
+        let mut body = Vec::new();
+        deflate::deflate_to(Flavour::Zlib, level, &mut &plain[..], |b| {
+            body.extend_from_slice(b);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        let mut encoder = Vec::new();
+        assert!(deflate::boundaries(
+            Flavour::Zlib,
+            level,
+            &plain,
+            &body,
+            |b| encoder.push(*b)
+        ));
+        let mut decoder = Vec::new();
+        assert_eq!(
+            blocks::block_ends(&body, |e| decoder.push(*e)),
+            Some(plain_len)
+        );
+        assert_eq!(decoder.len(), encoder.len(), "level {level}: block count");
+        let mut cuts = Vec::new();
+        for (e, b) in decoder.iter().zip(&encoder) {
+            assert_eq!((e.plain, e.bit, e.partial), (b.plain, b.bit, b.partial));
+            if !e.after_match || e.plain + (1 << 16) >= plain_len {
+                continue;
+            }
+            if let Some(window) = window_at(e.plain) {
+                assert_eq!(window, b.strstart, "level {level} at {}", e.plain);
+                assert!(
+                    b.clean,
+                    "level {level}: a block ended on a match at {}",
+                    e.plain
+                );
+                cuts.push(DeflateCut {
+                    plain: e.plain,
+                    bit: e.bit,
+                    window,
+                    partial: e.partial,
+                });
+            }
+        }
+        eprintln!(
+            "level {level}: {} blocks, {} usable as cuts",
+            decoder.len(),
+            cuts.len()
+        );
+        assert!(cuts.len() * 5 > decoder.len(), "level {level}");
+        // Every piece rebuilds (a cut every block: the pieces are short).
+        let (s, o) = (plain.as_slice(), body.as_slice());
+        for i in 0..=cuts.len() {
+            let (ts, te) = text_range(&cuts, i, plain_len);
+            let (os, oe) = out_range(&cuts, i, body.len() as u64);
+            let mut out = Vec::new();
+            let from = i.checked_sub(1).map(|j| boundary(&cuts[j]));
+            let to = cuts.get(i).map(boundary);
+            deflate::piece(
+                Flavour::Zlib,
+                level,
+                &s[ts as usize..te as usize],
+                ts,
+                from.as_ref(),
+                to.as_ref(),
+                &mut out,
+            )
+            .unwrap();
+            assert!(
+                out == o[os as usize..oe as usize],
+                "level {level}: piece {i}"
+            );
+        }
     }
 }
 

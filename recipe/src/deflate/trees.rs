@@ -1,9 +1,15 @@
-//! The block side of GNU gzip's deflate (its `trees.c`, as of gzip 1.6 to 1.13):
-//! symbols are tallied into a buffer of at most `LIT_BUFSIZE - 1` (32 767)
-//! literals and lengths, with gzip's early-flush guess every 4096 symbols (from
-//! level 3 up); a block is sent stored, with the fixed codes, or with dynamic
-//! Huffman codes built by gzip's heap (ties broken by subtree depth), its
-//! bit-length limiting, and its run-length coding of the code lengths.
+//! The block side of deflate as GNU gzip's `trees.c` (gzip 1.6 to 1.13) and
+//! zlib's (1.2.12 to 1.4) make it; the two differ only in where a block ends.
+//! gzip tallies symbols into a buffer of at most `LIT_BUFSIZE - 1` (32 767)
+//! literals and lengths, with its early-flush guess every 4096 symbols (from
+//! level 3 up); zlib (memLevel 8) ends a block at 16 383 symbols, without a
+//! guess. Either sends a block stored, with the fixed codes, or with dynamic
+//! Huffman codes built by the same heap (ties broken by subtree depth),
+//! bit-length limiting, and run-length coding of the code lengths, and
+//! chooses among the three by the same sizes (the fixed codes when no longer
+//! than the dynamic ones, stored when 4 bytes more are no longer still).
+
+use super::Flavour;
 
 const MAX_BITS: usize = 15;
 const MAX_BL_BITS: usize = 7;
@@ -17,6 +23,9 @@ const HEAP_SIZE: usize = 2 * L_CODES + 1;
 /// gzip's literal/length buffer (also its distance buffer): 32 Ki entries.
 const LIT_BUFSIZE: usize = 0x8000;
 const DIST_BUFSIZE: usize = LIT_BUFSIZE;
+/// The symbols of a zlib block (memLevel 8: its `lit_bufsize` of 16 Ki, less
+/// one).
+const ZLIB_SYMBOLS: usize = (1 << 14) - 1;
 const REP_3_6: usize = 16;
 const REPZ_3_10: usize = 17;
 const REPZ_11_138: usize = 18;
@@ -246,6 +255,7 @@ pub(super) struct Trees {
     opt_len: u64,
     static_len: u64,
     level: u8,
+    flavour: Flavour,
     pub(super) bits: Bits,
 }
 
@@ -256,7 +266,7 @@ fn tables() -> &'static Tables {
 }
 
 impl Trees {
-    pub(super) fn new(level: u8) -> Trees {
+    pub(super) fn new(flavour: Flavour, level: u8) -> Trees {
         let mut trees = Trees {
             t: tables(),
             ltree: Tree::new(HEAP_SIZE),
@@ -273,6 +283,7 @@ impl Trees {
             opt_len: 0,
             static_len: 0,
             level,
+            flavour,
             bits: Bits::default(),
         };
         trees.init_block();
@@ -320,10 +331,14 @@ impl Trees {
         self.after_tally(strstart, block_start)
     }
 
-    /// gzip's guess whether to end the block here, and its buffer limits.
+    /// Whether the block ends after the symbol just tallied: for zlib at
+    /// `ZLIB_SYMBOLS`; for gzip by its guess, or at its buffer limits.
     #[inline]
     fn after_tally(&mut self, strstart: usize, block_start: i64) -> bool {
         let last_lit = self.l_buf.len();
+        if self.flavour == Flavour::Zlib {
+            return last_lit == ZLIB_SYMBOLS;
+        }
         let last_dist = self.d_buf.len();
         if self.level > 2 && last_lit & 0xfff == 0 {
             let mut out_length = last_lit as u64 * 8;
@@ -651,7 +666,7 @@ impl Trees {
         bits.send(u32::from(lt.code[END_BLOCK]), u32::from(lt.len[END_BLOCK]));
     }
 
-    /// Ends the current block (gzip's `flush_block`): `stored` is the block's
+    /// Ends the current block (gzip's `flush_block`, zlib's `_tr_flush_block`): `stored` is the block's
     /// input when it is still in the window (for a stored block), `stored_len`
     /// its length; `eof` marks the last block.
     pub(super) fn flush_block(&mut self, stored: Option<&[u8]>, stored_len: u64, eof: bool) {

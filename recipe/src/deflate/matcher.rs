@@ -1,11 +1,32 @@
-//! The match finder of GNU gzip's deflate (its `deflate.c`, gzip 1.6 to 1.13,
-//! without `--rsyncable`): a 64 KiB window slid by 32 KiB, a 15-bit hash
-//! (shift 5) with chains, `deflate_fast` for levels 1 to 3 and lazy matching
-//! for 4 to 9, each with gzip's configuration table. The window is emulated
-//! byte for byte, including what a read leaves past the end of the input,
-//! since gzip's match search compares those bytes too.
+//! The match finder of deflate as GNU gzip's `deflate.c` (gzip 1.6 to 1.13,
+//! without `--rsyncable`) and zlib's (1.2.12 to 1.4; raw, 32 KiB window,
+//! memLevel 8, default strategy) do it: a 64 KiB window slid by 32 KiB, a
+//! 15-bit hash (shift 5) with chains, `deflate_fast` for levels 1 to 3 and
+//! lazy matching for 4 to 9, each with the same configuration table.
+//!
+//! The [`Flavour`]s differ in a few places, each marked where it is made:
+//! - reading: gzip reads its file a window's worth at a time, and stops
+//!   filling the window (and sliding it) at the end of the input; zlib is
+//!   handed `STEP` bytes at a time (as [`crate::zlib`] feeds the C zlib it
+//!   replaces), fills only from what it was handed, stops to wait for more
+//!   when it has less than `MIN_LOOKAHEAD` bytes ahead (before inserting or
+//!   searching anything more), slides whenever its look-ahead runs short,
+//!   even at the end, and sets its rolling hash again from the next two
+//!   bytes after each read;
+//! - at the end of the input: gzip hashes and inserts every string, with the
+//!   zeros it put past the input; zlib inserts only strings with three
+//!   bytes of input ahead, and its match search stops at a match reaching
+//!   the end of the input (`nice_match` clamped to the look-ahead);
+//! - `deflate_fast`: zlib inserts a match's strings only when three bytes of
+//!   input remain after it.
+//!
+//! The window is emulated byte for byte, including what a read leaves past
+//! the end of the input, since gzip's match search compares those bytes too.
+//! zlib's search compares them as well, but never takes a match for them: a
+//! match as long as the look-ahead ends its search.
 
 use super::trees::Trees;
+use super::{Flavour, STEP};
 use std::io::Read;
 
 const WSIZE: usize = 0x8000;
@@ -22,7 +43,8 @@ const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
 /// The lengths of the prefixes by which `Longer` chains strings, increasing,
 /// from 3 to 8 bytes. A string's prefix must be read when it is inserted (its
-/// chain is not changed later), and gzip reads `MIN_LOOKAHEAD` bytes ahead, so
+/// chain is not changed later), and gzip reads `MIN_LOOKAHEAD` bytes ahead (zlib
+/// too, but at the end of its input: it waits for more before it goes under), so
 /// that the last string inserted in a match of 258 has 6 bytes read, not
 /// more: the string at `s` goes on the 8-byte chain (`LAGGED`) when the one
 /// at `s + 2` is inserted, and a search there checks the string before it
@@ -59,7 +81,8 @@ const PAD: usize = 8;
 const ARRAY: usize = 2 * WINDOW_SIZE;
 const ARRAY_MASK: usize = ARRAY - 1;
 
-/// gzip's configuration table: (good, lazy, nice, chain) per level 1 to 9.
+/// The configuration table (gzip's and zlib's): (good, lazy, nice, chain)
+/// per level 1 to 9.
 const CONFIG: [(usize, usize, usize, usize); 9] = [
     (4, 4, 8, 4),
     (4, 5, 16, 8),
@@ -72,13 +95,13 @@ const CONFIG: [(usize, usize, usize, usize); 9] = [
     (32, 258, 258, 4096),
 ];
 
-/// The deflate state of one stream, reading `input` as gzip reads a file.
+/// The deflate state of one stream, reading `input` as its flavour does.
 pub(super) struct Matcher<'a> {
     input: &'a mut dyn Read,
     /// Why reading `input` failed (the stream then ends there).
     pub(super) read_error: Option<std::io::Error>,
     window: Box<[u8; ARRAY + PAD]>,
-    /// gzip's chains (kept only when `longer` is not).
+    /// The hash chains' links (kept only when `longer` is not).
     prev: Box<[u16; WSIZE]>,
     head: Box<[u16; HASH_SIZE]>,
     /// Chains of the strings by their prefixes (levels 5 to 9).
@@ -95,6 +118,13 @@ pub(super) struct Matcher<'a> {
     nice_match: usize,
     max_chain: usize,
     level: u8,
+    flavour: Flavour,
+    /// zlib: the piece of input handed over last (`STEP` bytes, or fewer
+    /// when the input ends in it), how much of it was read, and whether it
+    /// is the last.
+    piece: Vec<u8>,
+    piece_read: usize,
+    piece_last: bool,
     /// Offset in the stream's plain bytes of `window[0]`.
     origin: u64,
     /// Bytes of output handed to `block_out` so far.
@@ -119,7 +149,7 @@ pub(crate) struct Boundary {
     /// matching (levels 4 to 9), the window full (the input did not end in
     /// it), and no match pending, or one pending whose search a resumed
     /// matcher makes the same: the block ended on a literal after a match
-    /// shorter than `good_match` (gzip's full chain length), so the search
+    /// shorter than `good_match` (the full chain length), so the search
     /// at the next string finds what it found.
     pub(crate) clean: bool,
 }
@@ -134,7 +164,9 @@ pub(crate) struct Boundary {
 /// equal once the first two are. Those strings are on the chain of the
 /// longest such prefix, in gzip's order, and the difference of two ranks is
 /// how far gzip's walk is from one to the other. Every string gzip inserts is
-/// inserted here too (with lazy matching gzip inserts every string). Used
+/// inserted here too (with lazy matching gzip inserts every string). zlib's
+/// chains and walk are gzip's, so all of this holds for it too (it inserts
+/// no string with fewer than 3 bytes of input ahead: nor are those here). Used
 /// from level 5 up, for inputs of `LONGER_FROM` bytes or more: at level 4
 /// (chains of 16) their upkeep costs more than they save, on a short input
 /// their setup.
@@ -181,8 +213,8 @@ impl Longer {
 
 impl<'a> Matcher<'a> {
     /// A matcher for `level` (1 to 9) at the start of a stream, its window
-    /// and chains empty, nothing read yet (gzip's configuration table).
-    fn blank(level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
+    /// and chains empty, nothing read yet (the configuration table).
+    fn blank(flavour: Flavour, level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
         let (good, lazy, nice, chain) = CONFIG[usize::from(level.clamp(1, 9)) - 1];
         Matcher {
             input,
@@ -203,15 +235,28 @@ impl<'a> Matcher<'a> {
             nice_match: nice,
             max_chain: chain,
             level,
+            flavour,
+            piece: Vec::new(),
+            piece_read: 0,
+            piece_last: false,
             origin: 0,
             emitted: 0,
-            trees: Trees::new(level),
+            trees: Trees::new(flavour, level),
         }
     }
 
-    /// gzip's `lm_init` for `level` (1 to 9), with the first read of the input.
-    pub(super) fn new(level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
-        let mut m = Matcher::blank(level, input);
+    /// `lm_init` for `level` (1 to 9), with the first read of the input
+    /// (gzip's: into the window; zlib's: the first `STEP` bytes handed over).
+    pub(super) fn new(flavour: Flavour, level: u8, input: &'a mut dyn Read) -> Matcher<'a> {
+        let mut m = Matcher::blank(flavour, level, input);
+        if flavour == Flavour::Zlib {
+            m.next_piece(STEP);
+            // zlib starts with nothing in the window (`run` fills it).
+            if level >= 5 && m.piece.len() == STEP {
+                m.longer = Some(Longer::new(0));
+            }
+            return m;
+        }
         m.lookahead = m.read(0, WINDOW_SIZE);
         // A short input (all of it in this read, less than the window) keeps
         // gzip's walk: the other chains take longer to set up (allocate and
@@ -233,7 +278,7 @@ impl<'a> Matcher<'a> {
         m
     }
 
-    /// A matcher in the state gzip's (at `level`, 4 to 9) is in at a
+    /// A matcher in the state `flavour`'s (at `level`, 4 to 9) is in at a
     /// [`Boundary`] whose `clean` is true: at offset `plain` of the stream,
     /// `strstart` into its window, after `dict` (the plain bytes before
     /// `plain`, at least `min(strstart, 32 KiB)` of them: only those are
@@ -243,15 +288,19 @@ impl<'a> Matcher<'a> {
     /// before `plain` that a match may reach, the hash chains every string
     /// starting there (lazy matching inserts every string), nothing pending.
     /// Whether it then deflates as the whole stream's matcher did is for the
-    /// caller to check: the cut's bytes decide.
+    /// caller to check: the cut's bytes decide. zlib's flavour also takes up
+    /// its piece of input where the window's end left it (pieces end at
+    /// multiples of `STEP` in the stream; a clean boundary's window is full
+    /// and ends at a multiple of 32 KiB).
     pub(super) fn resume(
+        flavour: Flavour,
         level: u8,
         input: &'a mut dyn Read,
         dict: &[u8],
         at: &Boundary,
     ) -> Matcher<'a> {
         let strstart = (at.strstart as usize).min(WINDOW_SIZE - 1);
-        let mut m = Matcher::blank(level, input);
+        let mut m = Matcher::blank(flavour, level, input);
         m.strstart = strstart;
         m.block_start = strstart as i64;
         m.prev_length = MIN_MATCH - 1;
@@ -264,6 +313,17 @@ impl<'a> Matcher<'a> {
         }
         m.window[strstart - keep..strstart].copy_from_slice(&dict[dict.len() - keep..]);
         m.lookahead = m.read(strstart, WINDOW_SIZE - strstart);
+        if flavour == Flavour::Zlib {
+            // The window was full (a clean boundary): zlib's piece then was
+            // read to the window's end, which is a multiple of 32 KiB.
+            let end = m.origin + (strstart + m.lookahead) as u64;
+            let into = (end % STEP as u64) as usize;
+            if into == 0 {
+                m.piece_last = false;
+            } else {
+                m.next_piece(STEP - into);
+            }
+        }
         // Every string before `plain` that the window holds, in order, as
         // lazy matching inserted them (the hash is of three bytes).
         for s in strstart - keep..strstart {
@@ -273,10 +333,9 @@ impl<'a> Matcher<'a> {
             }
             m.insert_string(s);
         }
-        // What gzip does after the block's last symbol: slide if due, read.
-        while m.lookahead < MIN_LOOKAHEAD && !m.eofile {
-            m.fill_window();
-        }
+        // What the encoder does after the block's last symbol: slide if
+        // due, read.
+        m.refill();
         m.ins_h = 0;
         for j in 0..MIN_MATCH - 1 {
             m.update_hash(m.window[m.strstart + j]);
@@ -298,6 +357,25 @@ impl<'a> Matcher<'a> {
             }
         }
         n
+    }
+
+    /// zlib: takes the next piece of input, `size` bytes (`STEP`, or the
+    /// rest of one), fewer at the end (the last piece); a read error ends the
+    /// input there, kept in `read_error`.
+    fn next_piece(&mut self, size: usize) {
+        self.piece.resize(size, 0);
+        let mut n = 0;
+        while n < size && self.read_error.is_none() {
+            match self.input.read(&mut self.piece[n..]) {
+                Ok(0) => break,
+                Ok(got) => n += got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => self.read_error = Some(e),
+            }
+        }
+        self.piece.truncate(n);
+        self.piece_read = 0;
+        self.piece_last = n < size;
     }
 
     #[inline]
@@ -333,26 +411,90 @@ impl<'a> Matcher<'a> {
         usize::from(head)
     }
 
+    /// Makes sure of `MIN_LOOKAHEAD` bytes ahead unless the input ends
+    /// before (at the top of each step of `deflate_fast` and of the lazy
+    /// loop). gzip fills until then or the end of its input; zlib, whenever
+    /// short of it, fills from the piece it was handed and, while still
+    /// short, takes the next piece (its caller's next call), unless the
+    /// piece was the last.
+    #[inline]
+    fn refill(&mut self) {
+        if self.lookahead >= MIN_LOOKAHEAD {
+            return;
+        }
+        match self.flavour {
+            Flavour::Gnu => {
+                while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
+                    self.fill_window();
+                }
+            }
+            Flavour::Zlib => loop {
+                self.zlib_fill_window();
+                if self.lookahead >= MIN_LOOKAHEAD || self.piece_last {
+                    break;
+                }
+                self.next_piece(STEP);
+            },
+        }
+    }
+
+    /// zlib's `fill_window`: slides the window when due (whether or not
+    /// input remains), then copies what it can of the piece handed over,
+    /// and sets the rolling hash from the next two bytes once three are
+    /// there; again while short of `MIN_LOOKAHEAD` and the piece lasts.
+    fn zlib_fill_window(&mut self) {
+        loop {
+            let mut more = WINDOW_SIZE - self.lookahead - self.strstart;
+            if self.strstart >= WSIZE + MAX_DIST {
+                self.slide();
+                more += WSIZE;
+            }
+            let left = self.piece.len() - self.piece_read;
+            if left == 0 {
+                return;
+            }
+            let n = left.min(more);
+            let at = self.strstart + self.lookahead;
+            self.window[at..at + n]
+                .copy_from_slice(&self.piece[self.piece_read..self.piece_read + n]);
+            self.piece_read += n;
+            self.lookahead += n;
+            if self.lookahead >= MIN_MATCH {
+                self.ins_h = usize::from(self.window[self.strstart]);
+                self.update_hash(self.window[self.strstart + 1]);
+            }
+            if self.lookahead >= MIN_LOOKAHEAD || self.piece_read == self.piece.len() {
+                return;
+            }
+        }
+    }
+
+    /// Moves the window's upper half down, and the chains with it (strings
+    /// below the window drop off them).
+    fn slide(&mut self) {
+        self.window.copy_within(WSIZE..WINDOW_SIZE, 0);
+        self.match_start = self.match_start.wrapping_sub(WSIZE);
+        self.strstart -= WSIZE;
+        self.block_start -= WSIZE as i64;
+        self.origin += WSIZE as u64;
+        let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
+        self.head.iter_mut().for_each(slide);
+        if let Some(l) = &mut self.longer {
+            l.first = l.first.saturating_sub(WSIZE);
+            for key in 0..KEYS.len() {
+                l.head[key].iter_mut().for_each(slide);
+                l.prev[key].iter_mut().for_each(slide);
+            }
+        } else {
+            self.prev.iter_mut().for_each(slide);
+        }
+    }
+
     /// gzip's `fill_window`: slides the window when needed, then reads.
     fn fill_window(&mut self) {
         let mut more = WINDOW_SIZE - self.lookahead - self.strstart;
         if self.strstart >= WSIZE + MAX_DIST {
-            self.window.copy_within(WSIZE..WINDOW_SIZE, 0);
-            self.match_start = self.match_start.wrapping_sub(WSIZE);
-            self.strstart -= WSIZE;
-            self.block_start -= WSIZE as i64;
-            self.origin += WSIZE as u64;
-            let slide = |p: &mut u16| *p = p.saturating_sub(WSIZE as u16);
-            self.head.iter_mut().for_each(slide);
-            if let Some(l) = &mut self.longer {
-                l.first = l.first.saturating_sub(WSIZE);
-                for key in 0..KEYS.len() {
-                    l.head[key].iter_mut().for_each(slide);
-                    l.prev[key].iter_mut().for_each(slide);
-                }
-            } else {
-                self.prev.iter_mut().for_each(slide);
-            }
+            self.slide();
             more += WSIZE;
         }
         if !self.eofile {
@@ -388,8 +530,9 @@ impl<'a> Matcher<'a> {
         MAX_MATCH
     }
 
-    /// gzip's `longest_match`: the longest match longer than `prev_length`
-    /// along the chain from `cur_match` (sets `match_start`).
+    /// `longest_match`: the longest match longer than `prev_length` along
+    /// the chain from `cur_match` (sets `match_start`); zlib's stops at one
+    /// as long as the look-ahead.
     fn longest_match(&mut self, mut cur_match: usize) -> usize {
         let hash_head = cur_match;
         let mut chain_length = self.max_chain;
@@ -400,7 +543,10 @@ impl<'a> Matcher<'a> {
             chain_length >>= 2;
         }
         let max_chain = chain_length;
-        let nice_match = self.nice_match;
+        let nice_match = match self.flavour {
+            Flavour::Gnu => self.nice_match,
+            Flavour::Zlib => self.nice_match.min(self.lookahead),
+        };
         let w = &*self.window;
         let prev = &*self.prev;
         // Two bytes at a time: gzip compares match[best_len], match[best_len - 1],
@@ -503,7 +649,9 @@ impl<'a> Matcher<'a> {
         self.block_start = self.strstart as i64;
     }
 
-    /// Whether a match may be searched from `hash_head` now.
+    /// Whether a match may be searched from `hash_head` now (zlib's window
+    /// always has the room that gzip's last condition asks for: it slides
+    /// whenever its look-ahead runs short).
     #[inline]
     fn searchable(&self, hash_head: usize) -> bool {
         hash_head != 0
@@ -555,13 +703,29 @@ impl<'a> Matcher<'a> {
         block_out(&mut self.trees.bits.out, None);
     }
 
-    /// gzip's `deflate_fast` (levels 1 to 3): no lazy evaluation; strings in a
-    /// match are inserted only when it is at most `max_lazy` long.
+    /// Whether the string at `strstart` is inserted (and searched from): by
+    /// gzip always, by zlib with three bytes of input ahead.
+    #[inline]
+    fn insertable(&self) -> bool {
+        self.flavour == Flavour::Gnu || self.lookahead >= MIN_MATCH
+    }
+
+    /// `deflate_fast` (levels 1 to 3): no lazy evaluation; strings in a
+    /// match are inserted only when it is at most `max_lazy` long (and, in
+    /// zlib, three bytes of input follow it).
     fn deflate_fast(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool) {
         let mut match_length = 0usize;
         self.prev_length = MIN_MATCH - 1;
-        while self.lookahead != 0 {
-            let hash_head = self.insert_string(self.strstart);
+        loop {
+            self.refill();
+            if self.lookahead == 0 {
+                break;
+            }
+            let hash_head = if self.insertable() {
+                self.insert_string(self.strstart)
+            } else {
+                0
+            };
             if self.searchable(hash_head) {
                 match_length = self.longest_match(hash_head).min(self.lookahead);
             }
@@ -575,7 +739,7 @@ impl<'a> Matcher<'a> {
                     self.block_start,
                 );
                 self.lookahead -= match_length;
-                if match_length <= self.max_lazy {
+                if match_length <= self.max_lazy && self.insertable() {
                     for _ in 1..match_length {
                         self.strstart += 1;
                         self.insert_string(self.strstart);
@@ -596,20 +760,25 @@ impl<'a> Matcher<'a> {
             if flush && !self.block_done(block_out, false) {
                 return;
             }
-            while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
-                self.fill_window();
-            }
         }
         self.last_block(block_out);
     }
 
-    /// gzip's `deflate` (levels 4 to 9): a match is kept only if the match at
-    /// the next byte is not longer.
+    /// gzip's `deflate`, zlib's `deflate_slow` (levels 4 to 9): a match is
+    /// kept only if the match at the next byte is not longer.
     fn deflate_lazy(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool) {
         let mut match_available = false;
         let mut match_length = MIN_MATCH - 1;
-        while self.lookahead != 0 {
-            let hash_head = self.insert_string(self.strstart);
+        loop {
+            self.refill();
+            if self.lookahead == 0 {
+                break;
+            }
+            let hash_head = if self.insertable() {
+                self.insert_string(self.strstart)
+            } else {
+                0
+            };
             self.prev_length = match_length;
             let prev_match = self.match_start;
             match_length = MIN_MATCH - 1;
@@ -625,6 +794,11 @@ impl<'a> Matcher<'a> {
             }
             let mut flush = false;
             if self.prev_length >= MIN_MATCH && match_length <= self.prev_length {
+                // zlib inserts no string with fewer than 3 bytes of input.
+                let max_insert = match self.flavour {
+                    Flavour::Gnu => usize::MAX,
+                    Flavour::Zlib => (self.strstart + self.lookahead).saturating_sub(MIN_MATCH),
+                };
                 let dist = self.strstart - 1 - prev_match;
                 flush = self.trees.tally_match(
                     dist,
@@ -635,7 +809,9 @@ impl<'a> Matcher<'a> {
                 self.lookahead -= self.prev_length - 1;
                 for _ in 0..self.prev_length - 2 {
                     self.strstart += 1;
-                    self.insert_string(self.strstart);
+                    if self.strstart <= max_insert {
+                        self.insert_string(self.strstart);
+                    }
                 }
                 match_available = false;
                 match_length = MIN_MATCH - 1;
@@ -661,9 +837,6 @@ impl<'a> Matcher<'a> {
             }
             if flush && !self.block_done(block_out, true) {
                 return;
-            }
-            while self.lookahead < MIN_LOOKAHEAD && !self.eofile {
-                self.fill_window();
             }
         }
         if match_available {
