@@ -65,9 +65,11 @@ pub struct ExportConfig {
     /// `always` or `never` (`crate::delta::XzPolicy`).
     #[serde(default = "default_delta_xz")]
     pub delta_xz: String,
-    /// The newest recipe version the insides read: 4 (the default) lets a
-    /// large GNU gzip stream be cut so that the inside rebuilds it on every
-    /// core; 3 for an inside built before recipe version 4 (it refuses one).
+    /// The newest recipe version the insides read: 5 (the default) adds
+    /// encoder 4 (miniz_oxide's deflate: Rust-built wheels rebuilt without
+    /// preflate-rs); 4 lets a large GNU gzip stream be cut so that the
+    /// inside rebuilds it on every core; 3 for an inside built before
+    /// recipe version 4. An inside refuses a recipe newer than it reads.
     #[serde(default = "default_delta_recipe_version")]
     pub delta_recipe_version: u8,
     /// When the manifest is signed: `now` (by export) or `separate` (by
@@ -266,7 +268,7 @@ impl Config {
         crate::delta::XzPolicy::parse(&self.export.delta_xz).context("[export] delta_xz")?;
         if !(3..=ferry_recipe::RECIPE_VERSION).contains(&self.export.delta_recipe_version) {
             bail!(
-                "[export] delta_recipe_version is {}: it must be 3 (insides that read recipe versions 1 to 3) or {}",
+                "[export] delta_recipe_version is {}: it must be 3, 4 (insides that read recipe versions up to that) or {}",
                 self.export.delta_recipe_version,
                 ferry_recipe::RECIPE_VERSION
             );

@@ -501,6 +501,7 @@ fn delta_options(cfg: &Config, args: &ExportArgs) -> Result<agent_outside::delta
         )
         .context("--delta-xz")?,
         deflate_cuts: cfg.export.delta_recipe_version >= 4,
+        recipe_version: cfg.export.delta_recipe_version,
         ..Default::default()
     })
 }

@@ -118,6 +118,7 @@ mod containers;
 mod cuts;
 mod deflate;
 mod known;
+mod miniz;
 mod rebuild;
 mod recipe;
 mod report;
@@ -153,7 +154,7 @@ pub use known::{expand_known, verified_streams, KnownStreams};
 pub use rebuild::{rebuild, rebuild_from, rebuild_from_known, rebuild_known, RebuildError};
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
-    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3,
+    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
@@ -213,6 +214,11 @@ pub struct Options {
     /// stream's blocks by a decoder (no encoder pass); with `check_streams`
     /// each piece is then rebuilt and compared, on every core.
     pub deflate_cuts: Option<u64>,
+    /// The newest recipe version [`analyze`]'s recipe may need (default
+    /// [`RECIPE_VERSION`]): a deflate encoder added in a later version is
+    /// not tried (version 5 added encoder 4, miniz_oxide's), for a reader
+    /// older than it. Cuts are [`Options::deflate_cuts`]'.
+    pub max_recipe_version: u8,
 }
 
 impl Default for Options {
@@ -227,6 +233,7 @@ impl Default for Options {
             reproduce_xz: true,
             check_streams: true,
             deflate_cuts: Some(DEFAULT_PIECE),
+            max_recipe_version: RECIPE_VERSION,
         }
     }
 }

@@ -3,15 +3,20 @@
 use serde::{Deserialize, Serialize};
 
 use crate::xz::XzParams;
-use crate::zlib::{ZlibParams, ZLIB_ENCODER};
+use crate::zlib::ZlibParams;
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a [`Segment::ZlibCuts`] (a deflate stream rebuilt in
-/// pieces at once). Every recipe is written as the oldest version that has
-/// all its segments ([`Recipe::version`]), so that earlier readers read what
-/// they can rebuild. All four are read.
-pub const RECIPE_VERSION: u8 = 4;
+/// for a recipe with a [`Segment::Zlib`] of encoder 4 (miniz_oxide's,
+/// [`MINIZ_OXIDE_ENCODER`](crate::zlib::MINIZ_OXIDE_ENCODER)) or a later one.
+/// Every recipe is written as the oldest version that has all its segments
+/// ([`Recipe::version`]), so that earlier readers read what they can
+/// rebuild. All five are read.
+pub const RECIPE_VERSION: u8 = 5;
+
+/// The version that added [`Segment::ZlibCuts`] (a GNU gzip stream rebuilt
+/// in pieces at once).
+pub const RECIPE_VERSION_4: u8 = 4;
 
 /// The version that added encoder 2 (GNU gzip's,
 /// [`GNU_GZIP_ENCODER`](crate::zlib::GNU_GZIP_ENCODER)) to [`Segment::Zlib`].
@@ -212,16 +217,18 @@ impl Recipe {
     }
 
     /// The version its encoding needs: [`RECIPE_VERSION_1`] without a
-    /// [`Segment::Zlib`], [`RECIPE_VERSION_2`] when every zlib segment is
-    /// zlib's, [`RECIPE_VERSION_3`] when one is another encoder's, and
-    /// [`RECIPE_VERSION`] with a [`Segment::ZlibCuts`].
+    /// [`Segment::Zlib`], else the version of its newest encoder
+    /// ([`crate::zlib::encoder_version`]: 2 for zlib's, 3 for GNU gzip's, 5
+    /// for miniz_oxide's), and at least [`RECIPE_VERSION_4`] with a
+    /// [`Segment::ZlibCuts`].
     pub fn version(&self) -> u8 {
         self.segments
             .iter()
             .map(|s| match s {
-                Segment::Zlib { params, .. } if params.encoder == ZLIB_ENCODER => RECIPE_VERSION_2,
-                Segment::Zlib { .. } => RECIPE_VERSION_3,
-                Segment::ZlibCuts { .. } => RECIPE_VERSION,
+                Segment::Zlib { params, .. } => crate::zlib::encoder_version(params.encoder),
+                Segment::ZlibCuts { params, .. } => {
+                    RECIPE_VERSION_4.max(crate::zlib::encoder_version(params.encoder))
+                }
                 _ => RECIPE_VERSION_1,
             })
             .max()

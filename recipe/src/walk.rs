@@ -60,7 +60,7 @@ impl<'a> Walker<'a> {
             expanded: Vec::new(),
             segments: Vec::new(),
             streams: Vec::new(),
-            deflate: DeflateSearch::default(),
+            deflate: DeflateSearch::new(opts.max_recipe_version),
             deflated: Vec::new(),
         }
     }

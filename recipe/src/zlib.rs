@@ -53,6 +53,18 @@ use serde::{Deserialize, Serialize};
 pub const ZLIB_ENCODER: u8 = 1;
 
 pub use crate::deflate::gnu::GNU_GZIP_ENCODER;
+pub use crate::miniz::MINIZ_OXIDE_ENCODER;
+
+/// The recipe version that added `encoder` to [`Segment::Zlib`](crate::Segment::Zlib):
+/// 2 for zlib's, 3 for GNU gzip's, 5 for miniz_oxide's (and any unknown
+/// encoder, which a reader refuses anyway).
+pub fn encoder_version(encoder: u8) -> u8 {
+    match encoder {
+        ZLIB_ENCODER => crate::RECIPE_VERSION_2,
+        GNU_GZIP_ENCODER => crate::RECIPE_VERSION_3,
+        _ => crate::RECIPE_VERSION,
+    }
+}
 
 /// How a [`Segment::Zlib`](crate::Segment::Zlib) deflates its plain bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +166,7 @@ impl LevelHint {
 }
 
 /// The encoders in the order the search tries them.
-const ENCODERS: [u8; 2] = [ZLIB_ENCODER, GNU_GZIP_ENCODER];
+const ENCODERS: [u8; 3] = [ZLIB_ENCODER, GNU_GZIP_ENCODER, MINIZ_OXIDE_ENCODER];
 
 /// Plain bytes given to the C zlib at a time (the Rust encoder's zlib
 /// flavour reads its input as if so handed it).
@@ -213,6 +225,7 @@ fn encoder_ok(encoder: u8) -> bool {
     match encoder {
         ZLIB_ENCODER => zlib_ok(),
         GNU_GZIP_ENCODER => crate::deflate::gnu::encoder_ok(),
+        MINIZ_OXIDE_ENCODER => crate::miniz::encoder_ok(),
         _ => false,
     }
 }
@@ -315,10 +328,10 @@ fn encode_to<E>(
     plain: &mut dyn Read,
     sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), Result<E, String>> {
-    let flavour = if params.encoder == GNU_GZIP_ENCODER {
-        Flavour::Gnu
-    } else {
-        Flavour::Zlib
+    let flavour = match params.encoder {
+        GNU_GZIP_ENCODER => Flavour::Gnu,
+        MINIZ_OXIDE_ENCODER => return crate::miniz::deflate_to(params.level, plain, sink),
+        _ => Flavour::Zlib,
     };
     crate::deflate::deflate_to(flavour, params.level, plain, sink)
         .map_err(|e| e.map_err(|e| e.to_string()))
@@ -359,6 +372,9 @@ fn reproduces(params: ZlibParams, plain: &[u8], compressed: &[u8], prefix: Optio
 /// per object (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct DeflateSearch {
+    /// The newest recipe version the recipe may need
+    /// (`Options::max_recipe_version`): encoders added later are not tried.
+    max_version: u8,
     /// What rebuilt the previous stream.
     last: Option<ZlibParams>,
     /// Per encoder of [`ENCODERS`]: failed every level tried on a stream.
@@ -366,6 +382,15 @@ pub(crate) struct DeflateSearch {
 }
 
 impl DeflateSearch {
+    /// A search for an object whose recipe may need at most recipe version
+    /// `max_version`.
+    pub(crate) fn new(max_version: u8) -> DeflateSearch {
+        DeflateSearch {
+            max_version,
+            ..DeflateSearch::default()
+        }
+    }
+
     /// The params with which an encoder of this build rebuilds `compressed`
     /// (one whole raw deflate stream) from `plain` byte for byte, if any;
     /// with `prefix`, the first whose output starts with that many bytes of
@@ -383,7 +408,10 @@ impl DeflateSearch {
             }
         }
         for (i, encoder) in ENCODERS.into_iter().enumerate() {
-            if self.given_up[i] || !encoder_ok(encoder) {
+            if self.given_up[i]
+                || encoder_version(encoder) > self.max_version
+                || !encoder_ok(encoder)
+            {
                 continue;
             }
             let found = hint

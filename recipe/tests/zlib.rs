@@ -8,10 +8,12 @@ mod common;
 use std::process::Command;
 
 use common::{have, roundtrip, run, text};
-use ferry_recipe::zlib::{ZlibError, ZlibParams, GNU_GZIP_ENCODER, ZLIB_ENCODER};
+use ferry_recipe::zlib::{
+    ZlibError, ZlibParams, GNU_GZIP_ENCODER, MINIZ_OXIDE_ENCODER, ZLIB_ENCODER,
+};
 use ferry_recipe::{
-    analyze, Options, RebuildError, Recipe, RecipeError, Segment, StreamKind, RECIPE_VERSION_1,
-    RECIPE_VERSION_2,
+    analyze, Options, RebuildError, Recipe, RecipeError, Segment, StreamKind, RECIPE_VERSION,
+    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_4,
 };
 
 /// Runs a Python snippet with `argv[1]` a scratch directory; returns its stdout.
@@ -255,4 +257,78 @@ fn a_zips_members_deflated_at_once_are_written_in_order() {
     );
     assert_eq!(out.len() as u64, start, "written before the refusal");
     assert!(out[..] == zip[..start as usize]);
+}
+
+/// A zip whose members are deflated by miniz_oxide at `level` (as the `zip`
+/// crate, which maturin builds Rust-extension wheels with, deflates them),
+/// with its central directory.
+fn miniz_zip(members: &[(&str, &[u8])], level: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, plain) in members {
+        let deflated = miniz_oxide::deflate::compress_to_vec(plain, level);
+        let mut crc = flate2::Crc::new();
+        crc.update(plain);
+        let at = out.len() as u32;
+        let fields = |sig: &[u8], central: bool| {
+            let mut h = sig.to_vec();
+            if central {
+                h.extend_from_slice(&20u16.to_le_bytes());
+            }
+            h.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            h.extend_from_slice(&0u16.to_le_bytes()); // flags
+            h.extend_from_slice(&8u16.to_le_bytes()); // deflate
+            h.extend_from_slice(&[0, 0, 0x21, 0]); // time, date
+            h.extend_from_slice(&crc.sum().to_le_bytes());
+            h.extend_from_slice(&(deflated.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes()); // extra
+            if central {
+                h.extend_from_slice(&[0; 8]); // comment, disk, attributes
+                h.extend_from_slice(&[0; 4]); // external attributes
+                h.extend_from_slice(&at.to_le_bytes());
+            }
+            h.extend_from_slice(name.as_bytes());
+            h
+        };
+        out.extend_from_slice(&fields(b"PK\x03\x04", false));
+        out.extend_from_slice(&deflated);
+        central.extend_from_slice(&fields(b"PK\x01\x02", true));
+    }
+    let (cd_at, cd_len) = (out.len() as u32, central.len() as u32);
+    out.extend_from_slice(&central);
+    out.extend_from_slice(b"PK\x05\x06");
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(members.len() as u16).to_le_bytes());
+    out.extend_from_slice(&cd_len.to_le_bytes());
+    out.extend_from_slice(&cd_at.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+#[test]
+fn a_zip_deflated_by_miniz_oxide_is_rebuilt_by_encoder_4_in_recipe_version_5() {
+    let (a, b) = (text(200_000, 21), text(70_000, 22));
+    let zip = miniz_zip(&[("lib.so", &a), ("mod.py", &b)], 6);
+    let an = roundtrip("miniz zip", &zip);
+    let params = zlib_segments(&an.recipe);
+    assert_eq!(params.len(), 2, "{:?}", an.recipe);
+    assert!(params
+        .iter()
+        .all(|p| p.encoder == MINIZ_OXIDE_ENCODER && p.level == 6));
+    assert_eq!(an.recipe.to_bytes()[0], RECIPE_VERSION);
+    // For a reader of version 4, encoder 4 is not tried: preflate-rs's
+    // corrections instead, never a version 5 recipe.
+    let opts = Options {
+        max_recipe_version: RECIPE_VERSION_4,
+        ..Options::default()
+    };
+    let old = analyze(&zip, &opts);
+    assert!(zlib_segments(&old.recipe).is_empty(), "{:?}", old.recipe);
+    assert!(old.recipe.to_bytes()[0] < RECIPE_VERSION);
+    let mut out = Vec::new();
+    ferry_recipe::rebuild(&old.recipe, &old.expanded, zip.len() as u64, &mut out).unwrap();
+    assert!(out == zip);
 }

@@ -177,7 +177,7 @@ fn analyze_verified(
     }
     if let Some(recipe) = recipes
         .get(sha256, ropts.reproduce_xz)
-        .map(|r| within_version(r, ropts))
+        .and_then(|r| within_version(r, ropts))
     {
         let expanded = if recipe.is_empty() {
             Some(data.clone())
@@ -205,16 +205,24 @@ fn analyze_verified(
 
 /// A kept recipe as these settings make it: with cuts off (an inside that
 /// reads recipe version 3 at most), a cut stream's serial form. An entry
-/// that does not decode is left as it is (its check fails, and the object
-/// is analysed again).
-fn within_version(recipe: Vec<u8>, ropts: &ferry_recipe::Options) -> Vec<u8> {
-    if ropts.deflate_cuts.is_some() || recipe.first() != Some(&ferry_recipe::RECIPE_VERSION) {
-        return recipe;
+/// that does not decode, or needs a newer version than the insides read
+/// (an encoder they lack), is left as it is: its check fails, or it is not
+/// used, and the object is analysed again.
+pub(super) fn within_version(recipe: Vec<u8>, ropts: &ferry_recipe::Options) -> Option<Vec<u8>> {
+    let Some(&version) = recipe.first() else {
+        return Some(recipe);
+    };
+    if version <= ropts.max_recipe_version
+        && (ropts.deflate_cuts.is_some() || version < ferry_recipe::RECIPE_VERSION_4)
+    {
+        return Some(recipe);
     }
-    match ferry_recipe::Recipe::from_bytes(&recipe) {
-        Ok(r) => r.serial().to_bytes(),
-        Err(_) => recipe,
-    }
+    let serial = match ferry_recipe::Recipe::from_bytes(&recipe) {
+        Ok(r) if ropts.deflate_cuts.is_none() => r.serial(),
+        Ok(r) => r,
+        Err(_) => return Some(recipe),
+    };
+    (serial.version() <= ropts.max_recipe_version).then(|| serial.to_bytes())
 }
 
 /// [`analyze_verified`] without a kept recipe.

@@ -70,6 +70,9 @@ pub struct DeltaOptions {
     /// refuses. Off, every recipe is version 3 at most (`[export]
     /// delta_recipe_version = 3`).
     pub deflate_cuts: bool,
+    /// The newest recipe version the insides read (`[export]
+    /// delta_recipe_version`): no recipe needs a newer one.
+    pub recipe_version: u8,
 }
 
 /// Whether an export reproduces xz streams, so that a deb's or an RPM's
@@ -125,6 +128,7 @@ impl Default for DeltaOptions {
             xz: XzPolicy::Auto,
             scan_held: SCAN_HELD,
             deflate_cuts: true,
+            recipe_version: ferry_recipe::RECIPE_VERSION,
         }
     }
 }
@@ -267,6 +271,7 @@ pub(crate) fn patch_against(
     let ropts = ferry_recipe::Options {
         reproduce_xz: opts.xz.reproduces(level),
         deflate_cuts: opts.deflate_cuts.then_some(ferry_recipe::DEFAULT_PIECE),
+        max_recipe_version: opts.recipe_version,
         ..ferry_recipe::Options::default()
     };
     let known = known_streams(refs, base, &ropts)?;

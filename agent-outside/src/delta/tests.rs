@@ -1,3 +1,4 @@
+use super::analysis::within_version;
 use super::*;
 use crate::test_util::noise;
 use ferry_protocol::catalog::Encoding;
@@ -421,4 +422,57 @@ fn an_object_left_as_it_is_is_patched_against_its_bases_bytes() {
         "the xz members are reproduced at high"
     );
     assert!(matches!(p.base.form, BaseForm::Expanded { .. }));
+}
+
+/// A kept analysis is used only within the recipe version the insides read:
+/// a cut stream given serially to readers of version 3, and a recipe naming
+/// encoder 4 (version 5) not at all to readers of version 4 (analysed again).
+#[test]
+fn a_kept_recipe_is_used_within_the_insides_recipe_version() {
+    use ferry_recipe::zlib::{ZlibParams, GNU_GZIP_ENCODER, MINIZ_OXIDE_ENCODER};
+    use ferry_recipe::{DeflateCut, Options, Recipe, Segment};
+    let zlib = |encoder| Segment::Zlib {
+        plain_len: 10,
+        compressed_len: 5,
+        params: ZlibParams { encoder, level: 6 },
+    };
+    let miniz = Recipe {
+        segments: vec![zlib(MINIZ_OXIDE_ENCODER), Segment::Literal { len: 3 }],
+    }
+    .to_bytes();
+    let cut = Recipe {
+        segments: vec![Segment::ZlibCuts {
+            plain_len: 200_000,
+            compressed_len: 90_000,
+            params: ZlibParams {
+                encoder: GNU_GZIP_ENCODER,
+                level: 6,
+            },
+            cuts: vec![DeflateCut {
+                plain: 100_000,
+                bit: 360_000,
+                window: 40_000,
+                partial: 0,
+            }],
+        }],
+    }
+    .to_bytes();
+    assert_eq!((miniz[0], cut[0]), (5, 4));
+    let reading = |version: u8| Options {
+        max_recipe_version: version,
+        deflate_cuts: (version >= 4).then_some(ferry_recipe::DEFAULT_PIECE),
+        ..Options::default()
+    };
+    assert_eq!(
+        within_version(miniz.clone(), &reading(5)),
+        Some(miniz.clone())
+    );
+    assert_eq!(within_version(miniz.clone(), &reading(4)), None);
+    assert_eq!(within_version(cut.clone(), &reading(4)), Some(cut.clone()));
+    let serial = within_version(cut, &reading(3)).expect("given serially");
+    assert_eq!(serial[0], 3);
+    assert!(matches!(
+        Recipe::from_bytes(&serial).unwrap().segments[..],
+        [Segment::Zlib { .. }]
+    ));
 }
