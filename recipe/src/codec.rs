@@ -116,7 +116,9 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
 /// deflate stream) from `plain`, verified by rebuilding it when `check` is set
 /// (else the caller rebuilds the whole object and checks it). preflate-rs cannot
 /// cut a stream whose single block holds more than `chunk` plain bytes: such a
-/// stream is tried again as one chunk.
+/// stream is tried again as one chunk, if it is at most [`ONE_CHUNK_MOST`]
+/// times `chunk` (preflate-rs holds a few times its chunk: a 158 MB stream
+/// it failed on in chunks would take it past the agents' memory bound).
 pub(crate) fn deflate_chunks(
     compressed: &[u8],
     plain: &[u8],
@@ -125,11 +127,16 @@ pub(crate) fn deflate_chunks(
     check: bool,
 ) -> Result<Vec<DeflateChunk>, LiteralReason> {
     let chunked = chunks_of(compressed, plain, max_chain, chunk, check);
-    if chunked.is_err() && chunk < plain.len() as u64 {
+    let len = plain.len() as u64;
+    if chunked.is_err() && chunk < len && len <= ONE_CHUNK_MOST.saturating_mul(chunk) {
         return chunks_of(compressed, plain, max_chain, plain.len() as u64, check);
     }
     chunked
 }
+
+/// How many chunks' worth of plain bytes a stream preflate-rs failed on in
+/// chunks may have to be tried again as one.
+const ONE_CHUNK_MOST: u64 = 4;
 
 fn chunks_of(
     compressed: &[u8],
