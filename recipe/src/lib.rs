@@ -117,6 +117,7 @@ mod codec;
 mod containers;
 mod cuts;
 mod gnu;
+mod goflate;
 mod known;
 mod rebuild;
 mod recipe;

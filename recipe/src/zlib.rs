@@ -41,12 +41,14 @@ use serde::{Deserialize, Serialize};
 pub const ZLIB_ENCODER: u8 = 1;
 
 pub use crate::gnu::GNU_GZIP_ENCODER;
+pub use crate::goflate::GO_FLATE_ENCODER;
 
 /// How a [`Segment::Zlib`](crate::Segment::Zlib) deflates its plain bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZlibParams {
-    /// Which encoder's output: [`ZLIB_ENCODER`] (zlib) or
-    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3).
+    /// Which encoder's output: [`ZLIB_ENCODER`] (zlib),
+    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3) or
+    /// [`GO_FLATE_ENCODER`] (Go's `compress/flate`, recipe version 5).
     pub encoder: u8,
     /// The encoder's compression level, 1 to 9.
     pub level: u8,
@@ -57,7 +59,7 @@ pub struct ZlibParams {
 pub enum ZlibError {
     /// The recipe names an encoder this build does not have.
     #[error(
-        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} and {GNU_GZIP_ENCODER})"
+        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER}, {GNU_GZIP_ENCODER} and {GO_FLATE_ENCODER})"
     )]
     UnknownEncoder {
         /// The encoder id the recipe names.
@@ -141,8 +143,9 @@ impl LevelHint {
     }
 }
 
-/// The encoders in the order the search tries them.
-const ENCODERS: [u8; 2] = [ZLIB_ENCODER, GNU_GZIP_ENCODER];
+/// The encoders in the order the search tries them (a new encoder goes
+/// last, so that streams an earlier one rebuilds keep their recipes).
+const ENCODERS: [u8; 3] = [ZLIB_ENCODER, GNU_GZIP_ENCODER, GO_FLATE_ENCODER];
 
 /// Plain bytes given to zlib at a time; output is compared or written as it comes.
 const STEP: usize = 64 << 10;
@@ -192,6 +195,7 @@ fn encoder_ok(encoder: u8) -> bool {
     match encoder {
         ZLIB_ENCODER => zlib_ok(),
         GNU_GZIP_ENCODER => crate::gnu::encoder_ok(),
+        GO_FLATE_ENCODER => crate::goflate::encoder_ok(),
         _ => false,
     }
 }
@@ -280,10 +284,12 @@ fn encode_to<E>(
     plain: &mut dyn Read,
     sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), Result<E, String>> {
-    if params.encoder == GNU_GZIP_ENCODER {
-        crate::gnu::deflate_to(params.level, plain, sink).map_err(|e| e.map_err(|e| e.to_string()))
-    } else {
-        deflate_to(params.level, plain, sink)
+    match params.encoder {
+        GNU_GZIP_ENCODER => crate::gnu::deflate_to(params.level, plain, sink)
+            .map_err(|e| e.map_err(|e| e.to_string())),
+        GO_FLATE_ENCODER => crate::goflate::deflate_to(params.level, plain, sink)
+            .map_err(|e| e.map_err(|e| e.to_string())),
+        _ => deflate_to(params.level, plain, sink),
     }
 }
 
