@@ -154,7 +154,7 @@ pub use known::{expand_known, KnownStreams};
 pub use rebuild::{rebuild, rebuild_from, rebuild_from_known, rebuild_known, RebuildError};
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
-    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3,
+    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
@@ -214,6 +214,15 @@ pub struct Options {
     /// stream's blocks by a decoder (no encoder pass); with `check_streams`
     /// each piece is then rebuilt and compared, on every core.
     pub deflate_cuts: Option<u64>,
+    /// Whether the deflate search tries encoder 3, Go's `compress/flate`
+    /// (default true): image layers pushed by Docker, BuildKit or
+    /// containerd, zips made by Go's `archive/zip`. Tried after zlib and
+    /// GNU gzip, so streams they rebuild keep their recipes. A recipe with
+    /// such a stream needs recipe version 5 ([`RECIPE_VERSION`]); false
+    /// keeps every recipe within version 4 (or 3 without `deflate_cuts`),
+    /// for a reader older than version 5: those streams then go to
+    /// preflate-rs (or stay literal) as before.
+    pub go_encoder: bool,
 }
 
 impl Default for Options {
@@ -228,6 +237,7 @@ impl Default for Options {
             reproduce_xz: true,
             check_streams: true,
             deflate_cuts: Some(DEFAULT_PIECE),
+            go_encoder: true,
         }
     }
 }

@@ -3,15 +3,20 @@
 use serde::{Deserialize, Serialize};
 
 use crate::xz::XzParams;
-use crate::zlib::{ZlibParams, ZLIB_ENCODER};
+use crate::zlib::{ZlibParams, GNU_GZIP_ENCODER, ZLIB_ENCODER};
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a [`Segment::ZlibCuts`] (a deflate stream rebuilt in
-/// pieces at once). Every recipe is written as the oldest version that has
-/// all its segments ([`Recipe::version`]), so that earlier readers read what
-/// they can rebuild. All four are read.
-pub const RECIPE_VERSION: u8 = 4;
+/// for a recipe with a deflate stream of encoder 3 (Go's `compress/flate`,
+/// [`GO_FLATE_ENCODER`](crate::zlib::GO_FLATE_ENCODER)). Every recipe is
+/// written as the oldest version that has all its segments
+/// ([`Recipe::version`]), so that earlier readers read what they can
+/// rebuild. All five are read.
+pub const RECIPE_VERSION: u8 = 5;
+
+/// The version that added [`Segment::ZlibCuts`] (a deflate stream rebuilt
+/// in pieces at once).
+pub const RECIPE_VERSION_4: u8 = 4;
 
 /// The version that added encoder 2 (GNU gzip's,
 /// [`GNU_GZIP_ENCODER`](crate::zlib::GNU_GZIP_ENCODER)) to [`Segment::Zlib`].
@@ -213,15 +218,20 @@ impl Recipe {
 
     /// The version its encoding needs: [`RECIPE_VERSION_1`] without a
     /// [`Segment::Zlib`], [`RECIPE_VERSION_2`] when every zlib segment is
-    /// zlib's, [`RECIPE_VERSION_3`] when one is another encoder's, and
-    /// [`RECIPE_VERSION`] with a [`Segment::ZlibCuts`].
+    /// zlib's, [`RECIPE_VERSION_3`] when one is GNU gzip's,
+    /// [`RECIPE_VERSION_4`] with a [`Segment::ZlibCuts`], and
+    /// [`RECIPE_VERSION`] when one names Go's encoder (or any later one).
     pub fn version(&self) -> u8 {
+        let of_encoder = |params: &ZlibParams| match params.encoder {
+            ZLIB_ENCODER => RECIPE_VERSION_2,
+            GNU_GZIP_ENCODER => RECIPE_VERSION_3,
+            _ => RECIPE_VERSION,
+        };
         self.segments
             .iter()
             .map(|s| match s {
-                Segment::Zlib { params, .. } if params.encoder == ZLIB_ENCODER => RECIPE_VERSION_2,
-                Segment::Zlib { .. } => RECIPE_VERSION_3,
-                Segment::ZlibCuts { .. } => RECIPE_VERSION,
+                Segment::Zlib { params, .. } => of_encoder(params),
+                Segment::ZlibCuts { params, .. } => of_encoder(params).max(RECIPE_VERSION_4),
                 _ => RECIPE_VERSION_1,
             })
             .max()

@@ -237,7 +237,7 @@ fn reproduce(
     match codec {
         Codec::Deflate => {
             let prefix = (!opts.check_streams).then_some(crate::zlib::PREFIX);
-            if let Some(params) = search.find(compressed, plain, hint, prefix) {
+            if let Some(params) = search.find(compressed, plain, hint, prefix, opts.go_encoder) {
                 let cuts = opts.deflate_cuts.and_then(|step| {
                     crate::cuts::find(&params, plain, compressed, step, opts.check_streams)
                 });

@@ -19,6 +19,13 @@
 //! rewritten in Rust (`gnu`): `gzip -1` to `-9` streams (layers, charts) that
 //! no zlib level reproduces. It passes its own known answers before use.
 //!
+//! Encoder [`GO_FLATE_ENCODER`] (recipe version 5) is Go's `compress/flate`,
+//! rewritten in Rust (`goflate`): image layers gzipped by Docker, BuildKit
+//! or containerd (Go's `gzip.NewWriter`, level 6 by default), which neither
+//! zlib nor GNU gzip reproduces and preflate-rs refuses (Go writes
+//! one-symbol Huffman codes). Tried last, and only with
+//! `Options::go_encoder`; it too passes known answers (made by real Go).
+//!
 //! The search ([`DeflateSearch`], one per object): the params that rebuilt
 //! the object's previous stream first, then each encoder at the levels the
 //! container's header suggests (`LevelHint`); an encoder that fails every
@@ -132,7 +139,20 @@ impl LevelHint {
         }
     }
 
-    fn levels(self) -> &'static [u8] {
+    /// The levels of `encoder` tried, in order.
+    fn levels(self, encoder: u8) -> &'static [u8] {
+        if encoder == GO_FLATE_ENCODER {
+            // Go's gzip writes XFL 2 at level 9, 4 at level 1, 0 otherwise
+            // (its default, 6, first; `archive/zip` deflates at 5); its
+            // zip and zlib writers say nothing.
+            return match self {
+                LevelHint::Unknown => &[6, 5, 9, 1, 4, 7, 8, 3, 2],
+                LevelHint::GzipMax => &[9],
+                LevelHint::Fastest => &[1],
+                LevelHint::ZipMax => &[9, 8],
+                LevelHint::ZipFast => &[2],
+            };
+        }
         match self {
             LevelHint::Unknown => &[6, 9],
             LevelHint::GzipMax => &[9],
@@ -337,6 +357,7 @@ pub(crate) struct DeflateSearch {
 impl DeflateSearch {
     /// The params with which an encoder of this build rebuilds `compressed`
     /// (one whole raw deflate stream) from `plain` byte for byte, if any;
+    /// encoder 3 (Go's) only with `go_encoder`;
     /// with `prefix`, the first whose output starts with that many bytes of
     /// `compressed` (the caller then rebuilds and checks the whole object).
     pub(crate) fn find(
@@ -345,6 +366,7 @@ impl DeflateSearch {
         plain: &[u8],
         hint: LevelHint,
         prefix: Option<usize>,
+        go_encoder: bool,
     ) -> Option<ZlibParams> {
         if let Some(last) = self.last {
             if reproduces(last, plain, compressed, prefix) {
@@ -352,11 +374,14 @@ impl DeflateSearch {
             }
         }
         for (i, encoder) in ENCODERS.into_iter().enumerate() {
-            if self.given_up[i] || !encoder_ok(encoder) {
+            if self.given_up[i]
+                || (encoder == GO_FLATE_ENCODER && !go_encoder)
+                || !encoder_ok(encoder)
+            {
                 continue;
             }
             let found = hint
-                .levels()
+                .levels(encoder)
                 .iter()
                 .map(|&level| ZlibParams { encoder, level })
                 .filter(|&p| Some(p) != self.last)
