@@ -12,106 +12,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_recipe::zlib::{ZlibParams, GNU_GZIP_ENCODER};
+
+#[path = "common/input.rs"]
+mod common_input;
+use common_input::input;
 use ferry_recipe::{rebuild, Recipe, Segment};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-const SHAPES: [&str; 6] = [
-    "alphabet",
-    "records",
-    "runs",
-    "binary",
-    "edited text",
-    "copies",
-];
-
-fn input(seed: u64) -> (&'static str, Vec<u8>) {
-    let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let len = match r.below(4) {
-        // Around the window's edges, or anything up to 2 MiB.
-        0 => (65536 + r.below(1024)) as usize - 512,
-        1 => (32768 * (1 + r.below(6)) + r.below(600)) as usize - 300,
-        _ => r.below(2 << 20) as usize,
-    };
-    let shape = SHAPES[r.below(SHAPES.len() as u64) as usize];
-    let mut out: Vec<u8> = Vec::with_capacity(len + 64);
-    match shape {
-        "alphabet" => {
-            let k = 2 + r.below(6);
-            while out.len() < len {
-                out.push(b'a' + r.below(k) as u8);
-            }
-        }
-        "records" => {
-            let prefix = 3 + r.below(10) as usize;
-            let heads: Vec<Vec<u8>> = (0..2 + r.below(8))
-                .map(|_| (0..prefix).map(|_| b'A' + r.below(26) as u8).collect())
-                .collect();
-            while out.len() < len {
-                let h = &heads[r.below(heads.len() as u64) as usize];
-                out.extend_from_slice(h);
-                for _ in 0..r.below(8) {
-                    out.push(b'0' + r.below(10) as u8);
-                }
-            }
-        }
-        "runs" => {
-            while out.len() < len {
-                let b = r.below(4) as u8;
-                let n = 1 + r.below(700) as usize;
-                out.extend(std::iter::repeat_n(b, n));
-                if r.below(3) == 0 {
-                    out.push(r.next() as u8);
-                }
-            }
-        }
-        "binary" => {
-            while out.len() < len {
-                match r.below(4) {
-                    0 => out.extend_from_slice(&(r.next() as u32 & 0xffff).to_le_bytes()),
-                    1 => out.extend(std::iter::repeat_n(0u8, r.below(40) as usize)),
-                    2 => out.extend_from_slice(&r.next().to_be_bytes()[..r.below(8) as usize]),
-                    _ => out.push(r.next() as u8),
-                }
-            }
-        }
-        "edited text" => {
-            let words: Vec<String> = (0..300).map(|i| format!("w{i}")).collect();
-            while out.len() < len {
-                out.extend_from_slice(words[r.below(words.len() as u64) as usize].as_bytes());
-                out.push(if r.below(9) == 0 { b'\n' } else { b' ' });
-            }
-        }
-        _ => {
-            // Copies of earlier bytes at every distance, with noise between.
-            while out.len() < len {
-                if out.len() > 300 && r.below(2) == 0 {
-                    let back = 1 + r.below(out.len().min(70_000) as u64) as usize;
-                    let from = out.len() - back;
-                    let n = (3 + r.below(300) as usize).min(back);
-                    let copy = out[from..from + n].to_vec();
-                    out.extend_from_slice(&copy);
-                } else {
-                    out.push(r.next() as u8);
-                }
-            }
-        }
-    }
-    out.truncate(len);
-    (shape, out)
-}
 
 fn gzip(level: u8, plain: &[u8]) -> Vec<u8> {
     let mut child = Command::new("gzip")

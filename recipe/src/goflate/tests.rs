@@ -39,8 +39,9 @@ fn helper() -> Result<&'static Path, &'static str> {
 }
 
 /// What Go's `flate.NewWriter(w, level)` writes for `input` handed over
-/// `chunk` bytes per `Write` (0: one `Write`), then `Close`.
-pub(crate) fn go_deflate(exe: &Path, level: i32, chunk: usize, input: &[u8]) -> Vec<u8> {
+/// `chunk` bytes per `Write` (0: one `Write`; negative: pseudo-random
+/// sizes seeded by it), then `Close`.
+pub(crate) fn go_deflate(exe: &Path, level: i32, chunk: i64, input: &[u8]) -> Vec<u8> {
     let mut child = Command::new(exe)
         .arg(level.to_string())
         .arg(chunk.to_string())
@@ -78,7 +79,7 @@ fn go_level(level: u8) -> i32 {
 }
 
 /// Compares one input at one level and chunking; describes a difference.
-fn compare(exe: &Path, level: u8, chunk: usize, input: &[u8]) -> Result<(), String> {
+fn compare(exe: &Path, level: u8, chunk: i64, input: &[u8]) -> Result<(), String> {
     let want = go_deflate(exe, go_level(level), chunk, input);
     let got = ours(level, input);
     if want == got {
@@ -207,6 +208,46 @@ fn same_as_go() {
         }
     }
     println!("{compared} streams ({bytes} plain bytes) compared with Go's");
+    for f in &failed {
+        println!("{f}");
+    }
+    assert!(failed.is_empty(), "{} differences", failed.len());
+}
+
+/// Go's output does not depend on how the input is split into `Write`s
+/// (pieces of 1, 100, 4096, 32 KiB, 64 KiB bytes, and pseudo-random sizes).
+#[test]
+fn same_as_go_in_pieces() {
+    let exe = match helper() {
+        Ok(exe) => exe,
+        Err(why) => {
+            println!("skipped: {why}");
+            return;
+        }
+    };
+    let all = inputs();
+    let picked = [
+        "sample",
+        "edited text 3 MiB",
+        "random 1 MiB+",
+        "binary 2 MiB",
+        "text 131072",
+    ];
+    let mut failed = Vec::new();
+    let mut compared = 0;
+    for (name, input) in all.iter().filter(|(n, _)| picked.contains(&n.as_str())) {
+        let input = &input[..input.len().min(1 << 20)];
+        for chunk in [1i64, 100, 4096, 32_768, 65_536, -7, -12_345] {
+            for level in [1, 2, 3, 4, 5, 6, 7, 8, 9, HUFFMAN_ONLY] {
+                let want = go_deflate(exe, go_level(level), chunk, input);
+                compared += 1;
+                if want != ours(level, input) {
+                    failed.push(format!("{name}: level {level}, pieces {chunk}"));
+                }
+            }
+        }
+    }
+    println!("{compared} streams written in pieces compared with Go's");
     for f in &failed {
         println!("{f}");
     }

@@ -1,7 +1,8 @@
 // Command goflate writes Go's compress/flate raw deflate stream of stdin to
 // stdout: `goflate LEVEL [CHUNK]`, level -2 to 9, the input handed to the
-// writer CHUNK bytes per Write (0 or absent: one Write of everything), then
-// Close. With `goflate -gzip LEVEL`, a gzip member (compress/gzip) instead.
+// writer CHUNK bytes per Write (0 or absent: one Write of everything; a
+// negative CHUNK: pseudo-random sizes of 1 to 100,000 bytes, seeded by it),
+// then Close. With `goflate -gzip LEVEL`, a gzip member (compress/gzip) instead.
 // Ferry's tests build it (`go build`, no network) to compare encoder 3 with
 // the real thing.
 package main
@@ -46,11 +47,20 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	if chunk <= 0 {
+	seed := uint64(0)
+	if chunk < 0 {
+		seed = uint64(-chunk)
+	} else if chunk == 0 {
 		chunk = len(in) + 1
 	}
 	for len(in) > 0 {
 		n := chunk
+		if seed != 0 {
+			seed ^= seed << 13
+			seed ^= seed >> 7
+			seed ^= seed << 17
+			n = 1 + int(seed%100000)
+		}
 		if n > len(in) {
 			n = len(in)
 		}
