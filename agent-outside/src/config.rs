@@ -266,7 +266,7 @@ impl Config {
         crate::delta::XzPolicy::parse(&self.export.delta_xz).context("[export] delta_xz")?;
         if !(3..=ferry_recipe::RECIPE_VERSION).contains(&self.export.delta_recipe_version) {
             bail!(
-                "[export] delta_recipe_version is {}: it must be 3 (insides that read recipe versions 1 to 3) or {}",
+                "[export] delta_recipe_version is {}: it must be 3 (insides that read recipe versions 1 to 3) to {}",
                 self.export.delta_recipe_version,
                 ferry_recipe::RECIPE_VERSION
             );
@@ -349,7 +349,7 @@ mod tests {
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/y\"\n",
             "[export]\ndelta_xz = \"sometimes\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
             "[export]\ndelta_recipe_version = 2\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
-            "[export]\ndelta_recipe_version = 5\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
+            "[export]\ndelta_recipe_version = 6\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
         ] {
             let parsed: Result<Config, _> = toml::from_str(bad);
             assert!(parsed.map(|c| c.check().is_err()).unwrap_or(true), "{bad}");

@@ -95,7 +95,11 @@ fn main() {
     while Instant::now() < end {
         let (shape, plain) = input(seed);
         // One Write, or pseudo-random pieces seeded by the seed.
-        let chunk = if seed.is_multiple_of(2) { 0 } else { -(seed as i64) };
+        let chunk = if seed.is_multiple_of(2) {
+            0
+        } else {
+            -(seed as i64)
+        };
         for level in 1..=9u8 {
             let gz = go_gzip(&exe, level, chunk, &plain);
             if ours(level, &plain, &gz).as_deref() != Some(&gz[..]) {

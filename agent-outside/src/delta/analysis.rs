@@ -207,7 +207,11 @@ fn analyze_verified(
 /// that does not decode is left as it is (its check fails, and the object
 /// is analysed again).
 fn within_version(recipe: Vec<u8>, ropts: &ferry_recipe::Options) -> Vec<u8> {
-    if ropts.deflate_cuts.is_some() || recipe.first() != Some(&ferry_recipe::RECIPE_VERSION) {
+    if ropts.deflate_cuts.is_some()
+        || recipe
+            .first()
+            .is_none_or(|&v| v < ferry_recipe::RECIPE_VERSION_4)
+    {
         return recipe;
     }
     match ferry_recipe::Recipe::from_bytes(&recipe) {
