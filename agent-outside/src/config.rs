@@ -351,7 +351,7 @@ mod tests {
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/y\"\n",
             "[export]\ndelta_xz = \"sometimes\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
             "[export]\ndelta_recipe_version = 2\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
-            "[export]\ndelta_recipe_version = 5\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
+            "[export]\ndelta_recipe_version = 6\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
         ] {
             let parsed: Result<Config, _> = toml::from_str(bad);
             assert!(parsed.map(|c| c.check().is_err()).unwrap_or(true), "{bad}");

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_recipe::zlib::{ZlibParams, GNU_GZIP_ENCODER};
+
 use ferry_recipe::{rebuild, Recipe, Segment};
 
 #[path = "shared/inputs.rs"]

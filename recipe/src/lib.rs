@@ -117,6 +117,7 @@ mod codec;
 mod containers;
 mod cuts;
 mod deflate;
+mod goflate;
 mod known;
 mod miniz;
 mod rebuild;
@@ -216,8 +217,10 @@ pub struct Options {
     pub deflate_cuts: Option<u64>,
     /// The newest recipe version [`analyze`]'s recipe may need (default
     /// [`RECIPE_VERSION`]): a deflate encoder added in a later version is
-    /// not tried (version 5 added encoder 4, miniz_oxide's), for a reader
-    /// older than it. Cuts are [`Options::deflate_cuts`]'.
+    /// not tried (version 5 added encoders 3, Go's `compress/flate`, and 4,
+    /// miniz_oxide's), for a reader older than it: those streams then go to
+    /// preflate-rs (or stay literal) as before. Cuts are
+    /// [`Options::deflate_cuts`]'.
     pub max_recipe_version: u8,
 }
 

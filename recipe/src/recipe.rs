@@ -7,14 +7,15 @@ use crate::zlib::ZlibParams;
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a [`Segment::Zlib`] of encoder 4 (miniz_oxide's,
-/// [`MINIZ_OXIDE_ENCODER`](crate::zlib::MINIZ_OXIDE_ENCODER)) or a later one.
+/// for a recipe with a deflate stream of encoder 3 (Go's `compress/flate`,
+/// [`GO_FLATE_ENCODER`](crate::zlib::GO_FLATE_ENCODER)) or encoder 4
+/// (miniz_oxide's, [`MINIZ_OXIDE_ENCODER`](crate::zlib::MINIZ_OXIDE_ENCODER)).
 /// Every recipe is written as the oldest version that has all its segments
 /// ([`Recipe::version`]), so that earlier readers read what they can
 /// rebuild. All five are read.
 pub const RECIPE_VERSION: u8 = 5;
 
-/// The version that added [`Segment::ZlibCuts`] (a GNU gzip stream rebuilt
+/// The version that added [`Segment::ZlibCuts`] (a deflate stream rebuilt
 /// in pieces at once).
 pub const RECIPE_VERSION_4: u8 = 4;
 
@@ -219,7 +220,7 @@ impl Recipe {
     /// The version its encoding needs: [`RECIPE_VERSION_1`] without a
     /// [`Segment::Zlib`], else the version of its newest encoder
     /// ([`crate::zlib::encoder_version`]: 2 for zlib's, 3 for GNU gzip's, 5
-    /// for miniz_oxide's), and at least [`RECIPE_VERSION_4`] with a
+    /// for Go's and miniz_oxide's), and at least [`RECIPE_VERSION_4`] with a
     /// [`Segment::ZlibCuts`].
     pub fn version(&self) -> u8 {
         self.segments

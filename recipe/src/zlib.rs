@@ -28,6 +28,17 @@
 //! charts) that no zlib level reproduces. It passes its own known answers
 //! before use.
 //!
+//! Encoder [`GO_FLATE_ENCODER`] (recipe version 5) is Go's `compress/flate`,
+//! rewritten in Rust (`goflate`): image layers gzipped by Docker, BuildKit
+//! or containerd (Go's `gzip.NewWriter`, level 6 by default), which neither
+//! zlib nor GNU gzip reproduces and preflate-rs refuses (Go writes
+//! one-symbol Huffman codes). Tried last, and only when
+//! `Options::max_recipe_version` is 5; it too passes known answers (made by
+//! real Go).
+//!
+//! Encoder [`MINIZ_OXIDE_ENCODER`] (recipe version 5) is miniz_oxide's
+//! deflate, the crate itself, pinned (`crate::miniz`): Rust-built wheels.
+//!
 //! The search ([`DeflateSearch`], one per object): the params that rebuilt
 //! the object's previous stream first, then each encoder at the levels the
 //! container's header suggests (`LevelHint`); an encoder that fails every
@@ -53,11 +64,12 @@ use serde::{Deserialize, Serialize};
 pub const ZLIB_ENCODER: u8 = 1;
 
 pub use crate::deflate::gnu::GNU_GZIP_ENCODER;
+pub use crate::goflate::GO_FLATE_ENCODER;
 pub use crate::miniz::MINIZ_OXIDE_ENCODER;
 
 /// The recipe version that added `encoder` to [`Segment::Zlib`](crate::Segment::Zlib):
-/// 2 for zlib's, 3 for GNU gzip's, 5 for miniz_oxide's (and any unknown
-/// encoder, which a reader refuses anyway).
+/// 2 for zlib's, 3 for GNU gzip's, 5 for Go's and miniz_oxide's (and any
+/// unknown encoder, which a reader refuses anyway).
 pub fn encoder_version(encoder: u8) -> u8 {
     match encoder {
         ZLIB_ENCODER => crate::RECIPE_VERSION_2,
@@ -69,8 +81,9 @@ pub fn encoder_version(encoder: u8) -> u8 {
 /// How a [`Segment::Zlib`](crate::Segment::Zlib) deflates its plain bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZlibParams {
-    /// Which encoder's output: [`ZLIB_ENCODER`] (zlib) or
-    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3).
+    /// Which encoder's output: [`ZLIB_ENCODER`] (zlib),
+    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3) or
+    /// [`GO_FLATE_ENCODER`] (Go's `compress/flate`, recipe version 5).
     pub encoder: u8,
     /// The encoder's compression level, 1 to 9.
     pub level: u8,
@@ -81,7 +94,7 @@ pub struct ZlibParams {
 pub enum ZlibError {
     /// The recipe names an encoder this build does not have.
     #[error(
-        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} and {GNU_GZIP_ENCODER})"
+        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go and {MINIZ_OXIDE_ENCODER} miniz_oxide)"
     )]
     UnknownEncoder {
         /// The encoder id the recipe names.
@@ -154,7 +167,20 @@ impl LevelHint {
         }
     }
 
-    fn levels(self) -> &'static [u8] {
+    /// The levels of `encoder` tried, in order.
+    fn levels(self, encoder: u8) -> &'static [u8] {
+        if encoder == GO_FLATE_ENCODER {
+            // Go's gzip writes XFL 2 at level 9, 4 at level 1, 0 otherwise
+            // (its default, 6, first; `archive/zip` deflates at 5); its
+            // zip and zlib writers say nothing.
+            return match self {
+                LevelHint::Unknown => &[6, 5, 9, 1, 4, 7, 8, 3, 2],
+                LevelHint::GzipMax => &[9],
+                LevelHint::Fastest => &[1],
+                LevelHint::ZipMax => &[9, 8],
+                LevelHint::ZipFast => &[2],
+            };
+        }
         match self {
             LevelHint::Unknown => &[6, 9],
             LevelHint::GzipMax => &[9],
@@ -165,8 +191,14 @@ impl LevelHint {
     }
 }
 
-/// The encoders in the order the search tries them.
-const ENCODERS: [u8; 3] = [ZLIB_ENCODER, GNU_GZIP_ENCODER, MINIZ_OXIDE_ENCODER];
+/// The encoders in the order the search tries them (a new encoder goes
+/// last, so that streams an earlier one rebuilds keep their recipes).
+const ENCODERS: [u8; 4] = [
+    ZLIB_ENCODER,
+    GNU_GZIP_ENCODER,
+    MINIZ_OXIDE_ENCODER,
+    GO_FLATE_ENCODER,
+];
 
 /// Plain bytes given to the C zlib at a time (the Rust encoder's zlib
 /// flavour reads its input as if so handed it).
@@ -226,6 +258,7 @@ fn encoder_ok(encoder: u8) -> bool {
         ZLIB_ENCODER => zlib_ok(),
         GNU_GZIP_ENCODER => crate::deflate::gnu::encoder_ok(),
         MINIZ_OXIDE_ENCODER => crate::miniz::encoder_ok(),
+        GO_FLATE_ENCODER => crate::goflate::encoder_ok(),
         _ => false,
     }
 }
@@ -331,6 +364,10 @@ fn encode_to<E>(
     let flavour = match params.encoder {
         GNU_GZIP_ENCODER => Flavour::Gnu,
         MINIZ_OXIDE_ENCODER => return crate::miniz::deflate_to(params.level, plain, sink),
+        GO_FLATE_ENCODER => {
+            return crate::goflate::deflate_to(params.level, plain, sink)
+                .map_err(|e| e.map_err(|e| e.to_string()))
+        }
         _ => Flavour::Zlib,
     };
     crate::deflate::deflate_to(flavour, params.level, plain, sink)
@@ -393,6 +430,7 @@ impl DeflateSearch {
 
     /// The params with which an encoder of this build rebuilds `compressed`
     /// (one whole raw deflate stream) from `plain` byte for byte, if any;
+    /// an encoder added after the search's recipe version is not tried;
     /// with `prefix`, the first whose output starts with that many bytes of
     /// `compressed` (the caller then rebuilds and checks the whole object).
     pub(crate) fn find(
@@ -415,7 +453,7 @@ impl DeflateSearch {
                 continue;
             }
             let found = hint
-                .levels()
+                .levels(encoder)
                 .iter()
                 .map(|&level| ZlibParams { encoder, level })
                 .filter(|&p| Some(p) != self.last)

@@ -13,7 +13,7 @@ use common::{have, roundtrip, run, text, write};
 use ferry_recipe::zlib::{ZlibParams, GNU_GZIP_ENCODER, ZLIB_ENCODER};
 use ferry_recipe::{
     analyze, rebuild, rebuild_from, DeflateCut, Options, Outcome, RebuildError, Recipe,
-    RecipeError, Segment, StreamKind, RECIPE_VERSION, RECIPE_VERSION_2, RECIPE_VERSION_3,
+    RecipeError, Segment, StreamKind, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4,
 };
 
 /// Deterministic bytes that look like a binary: runs, small integers, noise.
@@ -414,7 +414,7 @@ fn a_large_layer_is_cut_and_rebuilds_in_pieces() {
             .collect();
         assert!(cuts.len() >= 4, "{check_streams}: {:?}", a.recipe);
         let bytes = a.recipe.to_bytes();
-        assert_eq!(bytes[0], RECIPE_VERSION);
+        assert_eq!(bytes[0], RECIPE_VERSION_4);
         let decoded = Recipe::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, a.recipe);
         let mut out = Vec::new();

@@ -1,4 +1,5 @@
-//! The differential campaigns' inputs (`gnu_vs_gzip`, `zlib_vs_c`): one
+//! The differential campaigns' inputs (`gnu_vs_gzip`, `zlib_vs_c`,
+//! `goflate_vs_go`): one
 //! per seed, of many shapes and lengths (small alphabets, records with
 //! shared prefixes, runs, binary-like bytes, text with edits, copies at
 //! every distance; lengths around the 32 and 64 KiB window and input-step

@@ -1,0 +1,3 @@
+module ferry/goflate
+
+go 1.19
