@@ -25,7 +25,7 @@ use std::io::{Read, Write};
 pub(crate) mod blocks;
 
 use crate::deflate::Boundary;
-use crate::deflate::{self, gnu, Flavour, PieceError};
+use crate::deflate::{self, Flavour, PieceError};
 use crate::recipe::DeflateCut;
 use crate::zlib::{ZlibError, ZlibParams, GNU_GZIP_ENCODER};
 
@@ -155,7 +155,7 @@ fn validate(
             params.encoder, params.level
         ))));
     }
-    if !gnu::encoder_ok() {
+    if !crate::zlib::encoder_ok(GNU_GZIP_ENCODER) {
         return Err(CutError::Encoder(ZlibError::EncoderMismatch {
             encoder: params.encoder,
         }));
@@ -399,7 +399,7 @@ pub(crate) fn find(
     if params.encoder != GNU_GZIP_ENCODER
         || !(4..=9).contains(&params.level)
         || plain_len < 2 * step
-        || !gnu::encoder_ok()
+        || !crate::zlib::encoder_ok(GNU_GZIP_ENCODER)
     {
         return None;
     }

@@ -252,45 +252,35 @@ pub(crate) fn sample() -> Vec<u8> {
     out
 }
 
-/// Whether encoder `encoder` is known and gives its known answers.
-fn encoder_ok(encoder: u8) -> bool {
-    match encoder {
-        ZLIB_ENCODER => zlib_ok(),
-        GNU_GZIP_ENCODER => crate::deflate::gnu::encoder_ok(),
-        MINIZ_OXIDE_ENCODER => crate::miniz::encoder_ok(),
-        GO_FLATE_ENCODER => crate::goflate::encoder_ok(),
-        _ => false,
-    }
+/// Whether encoder `encoder` is known and gives its known answers on
+/// [`sample`] (each encoder's module pins them; computed once an encoder).
+pub(crate) fn encoder_ok(encoder: u8) -> bool {
+    static OK: [OnceLock<bool>; 5] = [const { OnceLock::new() }; 5];
+    let answers: &[(u8, u64, u32)] = match encoder {
+        ZLIB_ENCODER => &KNOWN_ANSWERS,
+        GNU_GZIP_ENCODER => &crate::deflate::gnu::KNOWN_ANSWERS,
+        GO_FLATE_ENCODER => &crate::goflate::KNOWN_ANSWERS,
+        MINIZ_OXIDE_ENCODER => &crate::miniz::KNOWN_ANSWERS,
+        _ => return false,
+    };
+    *OK[usize::from(encoder)].get_or_init(|| {
+        let plain = sample();
+        answers
+            .iter()
+            .all(|&(level, len, crc)| answer(encoder, level, &plain) == Some((len, crc)))
+    })
 }
 
-/// (length, CRC-32) of `plain` deflated by encoder 1 at `level`.
-fn answer(level: u8, plain: &[u8]) -> Option<(u64, u32)> {
+/// (length, CRC-32) of `plain` deflated by `encoder` at `level`.
+pub(crate) fn answer(encoder: u8, level: u8, plain: &[u8]) -> Option<(u64, u32)> {
     let mut len = 0u64;
     let mut sum = Crc::new();
-    let done = encode_to(
-        ZlibParams {
-            encoder: ZLIB_ENCODER,
-            level,
-        },
-        &mut &plain[..],
-        |b| {
-            sum.update(b);
-            len += b.len() as u64;
-            Ok::<(), ()>(())
-        },
-    );
+    let done = encode_to(ZlibParams { encoder, level }, &mut &plain[..], |b| {
+        sum.update(b);
+        len += b.len() as u64;
+        Ok::<(), ()>(())
+    });
     done.ok().map(|()| (len, sum.sum()))
-}
-
-/// Whether encoder 1 gives its known answers (computed once).
-fn zlib_ok() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        let plain = sample();
-        KNOWN_ANSWERS
-            .iter()
-            .all(|&(level, len, crc)| answer(level, &plain) == Some((len, crc)))
-    })
 }
 
 /// Deflates what `plain` reads with the C zlib linked in (raw, level
@@ -561,7 +551,10 @@ mod tests {
                 "C zlib, level {level}"
             );
         }
-        assert!(zlib_ok(), "encoder 1 does not give its known answers");
+        assert!(
+            encoder_ok(ZLIB_ENCODER),
+            "encoder 1 does not give its known answers"
+        );
     }
 
     /// A xorshift generator for the inputs below.

@@ -14,13 +14,7 @@
 //! answers.
 //!
 //! Like encoder 1, it is checked against known answers (made by the real
-//! `/bin/gzip`) before it analyses or rebuilds anything ([`encoder_ok`]).
-
-use std::sync::OnceLock;
-
-use flate2::Crc;
-
-use super::{deflate_to, Flavour};
+//! `/bin/gzip`) before it analyses or rebuilds anything (`zlib::encoder_ok`).
 
 /// The encoder id of GNU gzip's deflate in [`crate::zlib::ZlibParams`].
 pub const GNU_GZIP_ENCODER: u8 = 2;
@@ -28,50 +22,29 @@ pub const GNU_GZIP_ENCODER: u8 = 2;
 /// (level, deflated length, CRC-32 of the deflated bytes) of
 /// [`crate::zlib::sample`] as GNU gzip 1.12 deflates it (`gzip -N -n`, its
 /// 10-byte header and 8-byte trailer removed).
-const KNOWN_ANSWERS: [(u8, u64, u32); 4] = [
+pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 4] = [
     (1, 62_156, 0x448e_6537),
     (3, 54_640, 0x86d9_dff7),
     (6, 49_064, 0xeb6d_9783),
     (9, 46_578, 0x1647_bc64),
 ];
 
-/// The deflated stream and its CRC-32.
-fn deflated(level: u8, plain: &[u8]) -> (u64, u32) {
-    let mut len = 0u64;
-    let mut sum = Crc::new();
-    let _ = deflate_to(Flavour::Gnu, level, &mut &plain[..], |b| {
-        sum.update(b);
-        len += b.len() as u64;
-        Ok::<(), ()>(())
-    });
-    (len, sum.sum())
-}
-
-/// Whether this build's encoder gives GNU gzip's known answers (computed once).
-pub(crate) fn encoder_ok() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        let plain = crate::zlib::sample();
-        KNOWN_ANSWERS
-            .iter()
-            .all(|&(level, len, crc)| deflated(level, &plain) == (len, crc))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deflate::{deflate_to, Flavour};
 
     /// Prints this encoder's answers on the sample (to compare with gzip's).
     #[test]
     fn known_answers_hold() {
         let plain = crate::zlib::sample();
         for (level, _, _) in KNOWN_ANSWERS {
-            let (len, crc) = deflated(level, &plain);
+            let (len, crc) =
+                crate::zlib::answer(GNU_GZIP_ENCODER, level, &plain).expect("deflates");
             println!("({level}, {len}, {crc:#010x}),");
         }
         assert!(
-            encoder_ok(),
+            crate::zlib::encoder_ok(GNU_GZIP_ENCODER),
             "the encoder does not give gzip's known answers"
         );
     }
