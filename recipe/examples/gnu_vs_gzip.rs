@@ -7,54 +7,20 @@
 //!
 //!     cargo run --release -p ferry-recipe --example gnu_vs_gzip -- [SECONDS] [FIRST_SEED]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferry_recipe::zlib::{ZlibParams, GNU_GZIP_ENCODER};
-
-use ferry_recipe::{rebuild, Recipe, Segment};
+use ferry_recipe::zlib::GNU_GZIP_ENCODER;
 
 #[path = "shared/inputs.rs"]
 mod inputs;
-use inputs::input;
+use inputs::{input, piped, rebuilt_gzip};
 
 fn gzip(level: u8, plain: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("gzip")
-        .args([format!("-{level}"), "-n".into(), "-c".into()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("gzip runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = plain.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
-    let out = child.wait_with_output().expect("gzip ends");
-    assert!(feeder.join().unwrap_or(false) && out.status.success());
-    out.stdout
-}
-
-fn ours(level: u8, plain: &[u8], gz: &[u8]) -> Option<Vec<u8>> {
-    let recipe = Recipe {
-        segments: vec![
-            Segment::Literal { len: 10 },
-            Segment::Zlib {
-                plain_len: plain.len() as u64,
-                compressed_len: (gz.len() - 18) as u64,
-                params: ZlibParams {
-                    encoder: GNU_GZIP_ENCODER,
-                    level,
-                },
-            },
-            Segment::Literal { len: 8 },
-        ],
-    };
-    let mut expanded = gz[..10].to_vec();
-    expanded.extend_from_slice(plain);
-    expanded.extend_from_slice(&gz[gz.len() - 8..]);
-    let mut out = Vec::new();
-    rebuild(&recipe, &expanded, gz.len() as u64, &mut out).ok()?;
-    Some(out)
+    piped(
+        Command::new("gzip").args([format!("-{level}"), "-n".into(), "-c".into()]),
+        plain,
+    )
 }
 
 fn main() {
@@ -67,7 +33,7 @@ fn main() {
         let (shape, plain) = input(seed);
         for level in 1..=9u8 {
             let gz = gzip(level, &plain);
-            if ours(level, &plain, &gz).as_deref() != Some(&gz[..]) {
+            if rebuilt_gzip(GNU_GZIP_ENCODER, level, &plain, &gz).as_deref() != Some(&gz[..]) {
                 differ += 1;
                 println!(
                     "DIFFERS: seed {seed} ({shape}, {} bytes) at -{level}",

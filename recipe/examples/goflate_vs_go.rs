@@ -12,17 +12,15 @@
 //!
 //!     cargo run --release -p ferry-recipe --example goflate_vs_go -- [SECONDS] [FIRST_SEED]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferry_recipe::zlib::{ZlibParams, GO_FLATE_ENCODER};
-use ferry_recipe::{rebuild, Recipe, Segment};
+use ferry_recipe::zlib::GO_FLATE_ENCODER;
 
 #[path = "shared/inputs.rs"]
 mod inputs;
-use inputs::input;
+use inputs::{input, piped, rebuilt_gzip};
 
 /// Builds the Go helper into `dir`.
 fn build_helper(dir: &Path) -> std::path::PathBuf {
@@ -46,41 +44,10 @@ fn build_helper(dir: &Path) -> std::path::PathBuf {
 /// Go's gzip member of `plain` at `level`, written in `chunk` pieces (see
 /// the helper).
 fn go_gzip(exe: &Path, level: u8, chunk: i64, plain: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(exe)
-        .args(["-gzip".to_string(), level.to_string(), chunk.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the Go helper runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = plain.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
-    let out = child.wait_with_output().expect("the Go helper ends");
-    assert!(feeder.join().unwrap_or(false) && out.status.success());
-    out.stdout
-}
-
-fn ours(level: u8, plain: &[u8], gz: &[u8]) -> Option<Vec<u8>> {
-    let recipe = Recipe {
-        segments: vec![
-            Segment::Literal { len: 10 },
-            Segment::Zlib {
-                plain_len: plain.len() as u64,
-                compressed_len: (gz.len() - 18) as u64,
-                params: ZlibParams {
-                    encoder: GO_FLATE_ENCODER,
-                    level,
-                },
-            },
-            Segment::Literal { len: 8 },
-        ],
-    };
-    let mut expanded = gz[..10].to_vec();
-    expanded.extend_from_slice(plain);
-    expanded.extend_from_slice(&gz[gz.len() - 8..]);
-    let mut out = Vec::new();
-    rebuild(&recipe, &expanded, gz.len() as u64, &mut out).ok()?;
-    Some(out)
+    piped(
+        Command::new(exe).args(["-gzip".to_string(), level.to_string(), chunk.to_string()]),
+        plain,
+    )
 }
 
 fn main() {
@@ -102,7 +69,7 @@ fn main() {
         };
         for level in 1..=9u8 {
             let gz = go_gzip(&exe, level, chunk, &plain);
-            if ours(level, &plain, &gz).as_deref() != Some(&gz[..]) {
+            if rebuilt_gzip(GO_FLATE_ENCODER, level, &plain, &gz).as_deref() != Some(&gz[..]) {
                 differ += 1;
                 println!(
                     "DIFFERS: seed {seed} ({shape}, {} bytes) at level {level}, pieces {chunk}",

@@ -1,9 +1,11 @@
 //! The differential campaigns' inputs (`gnu_vs_gzip`, `zlib_vs_c`,
-//! `goflate_vs_go`): one
+//! `goflate_vs_go`), and their helpers: one
 //! per seed, of many shapes and lengths (small alphabets, records with
 //! shared prefixes, runs, binary-like bytes, text with edits, copies at
 //! every distance; lengths around the 32 and 64 KiB window and input-step
 //! edges, or anything up to 2 MiB).
+// Each campaign uses some of these.
+#![allow(dead_code)]
 
 pub struct Rng(pub u64);
 
@@ -102,4 +104,46 @@ pub fn input(seed: u64) -> (&'static str, Vec<u8>) {
     }
     out.truncate(len);
     (shape, out)
+}
+
+/// What `cmd` writes on its standard output for `plain` on its standard
+/// input (fed from a thread, so that neither side waits for the other).
+pub fn piped(cmd: &mut std::process::Command, plain: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the tool runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = plain.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
+    let out = child.wait_with_output().expect("the tool ends");
+    assert!(feeder.join().unwrap_or(false) && out.status.success());
+    out.stdout
+}
+
+/// The gzip member `gz` (a 10-byte header, no name) rebuilt from `plain` by
+/// `encoder` at `level` through a recipe, as the inside rebuilds it.
+pub fn rebuilt_gzip(encoder: u8, level: u8, plain: &[u8], gz: &[u8]) -> Option<Vec<u8>> {
+    use ferry_recipe::zlib::ZlibParams;
+    use ferry_recipe::{rebuild, Recipe, Segment};
+    let recipe = Recipe {
+        segments: vec![
+            Segment::Literal { len: 10 },
+            Segment::Zlib {
+                plain_len: plain.len() as u64,
+                compressed_len: (gz.len() - 18) as u64,
+                params: ZlibParams { encoder, level },
+            },
+            Segment::Literal { len: 8 },
+        ],
+    };
+    let mut expanded = gz[..10].to_vec();
+    expanded.extend_from_slice(plain);
+    expanded.extend_from_slice(&gz[gz.len() - 8..]);
+    let mut out = Vec::new();
+    rebuild(&recipe, &expanded, gz.len() as u64, &mut out).ok()?;
+    Some(out)
 }
