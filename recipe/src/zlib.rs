@@ -29,8 +29,8 @@
 //! before use.
 //!
 //! Encoder [`GO_FLATE_ENCODER`] (recipe version 5) is Go's `compress/flate`,
-//! rewritten in Rust (`goflate`): image layers gzipped by Docker, BuildKit
-//! or containerd (Go's `gzip.NewWriter`, level 6 by default), which neither
+//! rewritten in Rust (`goflate`): image layers gzipped by Go's
+//! `gzip.NewWriter` (Docker's; level 6 by default), which neither
 //! zlib nor GNU gzip reproduces and preflate-rs refuses (Go writes
 //! one-symbol Huffman codes). Tried last, and only when
 //! `Options::max_recipe_version` is 5; it too passes known answers (made by
