@@ -70,14 +70,20 @@ fn moto(test: &str) -> Option<Moto> {
         .expect("start python3 -m moto.server");
     let m = Moto { child, port };
     let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "moto did not listen on {port} within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let (code, body) = http(port, "PUT", &format!("/{BUCKET}"));
+    // Listening is not yet serving: under load moto has reset the first
+    // connection it accepted. Its first answer is the bucket's creation.
+    let (code, body) = loop {
+        match try_http(port, "PUT", &format!("/{BUCKET}")) {
+            Ok(answer) => break answer,
+            Err(e) => {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(60),
+                    "moto did not answer on {port} within 60 s: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
     assert_eq!(
         code,
         200,
@@ -90,14 +96,18 @@ fn moto(test: &str) -> Option<Moto> {
 /// A request to moto, with an Authorization header it takes without
 /// checking (it refuses anonymous reads of objects): (status, body).
 fn http(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
+    try_http(port, method, path).expect("a request to moto")
+}
+
+/// [`http`], its connection's failure an error.
+fn try_http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: {AUTH}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut all = vec![];
-    s.read_to_end(&mut all).unwrap();
+    s.read_to_end(&mut all)?;
     let end = all
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -111,7 +121,7 @@ fn http(port: u16, method: &str, path: &str) -> (u16, Vec<u8>) {
     {
         body = dechunk(&body);
     }
-    (code, body)
+    Ok((code, body))
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
