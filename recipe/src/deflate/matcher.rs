@@ -25,13 +25,14 @@
 //! zlib's search compares them as well, but never takes a match for them: a
 //! match as long as the look-ahead ends its search.
 
+use super::longer::{Longer, KEYS, LAGGED, LONGER_FROM};
 use super::trees::Trees;
 use super::{Flavour, STEP};
 use std::io::Read;
 
-const WSIZE: usize = 0x8000;
+pub(super) const WSIZE: usize = 0x8000;
 const WMASK: usize = WSIZE - 1;
-const WINDOW_SIZE: usize = 2 * WSIZE;
+pub(super) const WINDOW_SIZE: usize = 2 * WSIZE;
 const HASH_BITS: usize = 15;
 const HASH_SIZE: usize = 1 << HASH_BITS;
 const HASH_MASK: usize = HASH_SIZE - 1;
@@ -41,45 +42,13 @@ const MAX_MATCH: usize = 258;
 const MIN_LOOKAHEAD: usize = MAX_MATCH + MIN_MATCH + 1;
 const MAX_DIST: usize = WSIZE - MIN_LOOKAHEAD;
 const TOO_FAR: usize = 4096;
-/// The lengths of the prefixes by which `Longer` chains strings, increasing,
-/// from 3 to 8 bytes. A string's prefix must be read when it is inserted (its
-/// chain is not changed later), and gzip reads `MIN_LOOKAHEAD` bytes ahead (zlib
-/// too, but at the end of its input: it waits for more before it goes under), so
-/// that the last string inserted in a match of 258 has 6 bytes read, not
-/// more: the string at `s` goes on the 8-byte chain (`LAGGED`) when the one
-/// at `s + 2` is inserted, and a search there checks the string before it
-/// first.
-const KEYS: [usize; 4] = [3, 4, 6, 8];
-/// The chain whose strings are inserted 2 strings late.
-const LAGGED: usize = 3;
-/// `Longer::key_for` per `best_len` up to 7 (the prefixes are of at most 8
-/// bytes: a longer match is the same as 7).
-const KEY_FOR: [usize; 8] = {
-    let mut table = [0; 8];
-    let mut best_len = 0;
-    while best_len < 8 {
-        let mut key = 0;
-        while key + 1 < KEYS.len() && KEYS[key + 1] <= best_len + 1 {
-            key += 1;
-        }
-        table[best_len] = key;
-        best_len += 1;
-    }
-    table
-};
-/// The shortest input for which `Longer` is used.
-const LONGER_FROM: usize = WINDOW_SIZE;
-/// The bits of the hash of a prefix (fewer made more strings of other
-/// prefixes share a chain: slower).
-const KEY_BITS: u32 = 16;
-const KEY_SIZE: usize = 1 << KEY_BITS;
 /// Bytes past the window that the 8-byte match comparison may read.
-const PAD: usize = 8;
+pub(super) const PAD: usize = 8;
 /// The window's array: a power of two, so that an index masked with
 /// `ARRAY_MASK` is in it (and the 8 bytes from it, with `PAD` more) without a
 /// bounds check; the bytes past `WINDOW_SIZE` stay zero.
-const ARRAY: usize = 2 * WINDOW_SIZE;
-const ARRAY_MASK: usize = ARRAY - 1;
+pub(super) const ARRAY: usize = 2 * WINDOW_SIZE;
+pub(super) const ARRAY_MASK: usize = ARRAY - 1;
 
 /// The configuration table (gzip's and zlib's): (good, lazy, nice, chain)
 /// per level 1 to 9.
@@ -152,63 +121,6 @@ pub(crate) struct Boundary {
     /// shorter than `good_match` (the full chain length), so the search
     /// at the next string finds what it found.
     pub(crate) clean: bool,
-}
-
-/// Other hash chains, a speed-up that changes no output: the strings of the
-/// window by a hash of their first `KEYS[i]` bytes, and per string its rank
-/// in gzip's chain (one more than the string before it there). gzip walks its
-/// chain (strings of the same 15-bit hash of three bytes) and counts every
-/// string against `max_chain`, but only strings whose first `best_len + 1`
-/// bytes (at least 3) are the current string's can give a longer match than
-/// `best_len`: gzip compares all of them but the third, which its hash makes
-/// equal once the first two are. Those strings are on the chain of the
-/// longest such prefix, in gzip's order, and the difference of two ranks is
-/// how far gzip's walk is from one to the other. Every string gzip inserts is
-/// inserted here too (with lazy matching gzip inserts every string). zlib's
-/// chains and walk are gzip's, so all of this holds for it too (it inserts
-/// no string with fewer than 3 bytes of input ahead: nor are those here). Used
-/// from level 5 up, for inputs of `LONGER_FROM` bytes or more: at level 4
-/// (chains of 16) their upkeep costs more than they save, on a short input
-/// their setup.
-struct Longer {
-    head: [Box<[u16; KEY_SIZE]>; KEYS.len()],
-    prev: [Box<[u16; WSIZE]>; KEYS.len()],
-    /// Per string (`& WMASK`), its rank on gzip's chain (wrapping).
-    rank: Box<[u16; WSIZE]>,
-    /// The first string inserted (0 once slid below the window).
-    first: usize,
-}
-
-impl Longer {
-    /// Chains whose first string will be at `first`.
-    fn new(first: usize) -> Longer {
-        Longer {
-            head: std::array::from_fn(|_| Box::new([0; KEY_SIZE])),
-            prev: std::array::from_fn(|_| Box::new([0; WSIZE])),
-            rank: Box::new([0; WSIZE]),
-            first,
-        }
-    }
-
-    /// The first `KEYS[key]` bytes of the string at `at`.
-    #[inline]
-    fn prefix(w: &[u8; ARRAY + PAD], at: usize, key: usize) -> u64 {
-        let at = at & ARRAY_MASK;
-        let word = u64::from_le_bytes(w[at..at + 8].try_into().unwrap_or([0; 8]));
-        word & (u64::MAX >> (64 - 8 * KEYS[key]))
-    }
-
-    #[inline]
-    fn hash(prefix: u64) -> usize {
-        (prefix.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - KEY_BITS)) as usize
-    }
-
-    /// Which chain a search for a match longer than `best_len` walks: the
-    /// longest prefix of at most `best_len + 1` bytes (3 below a match of 2).
-    #[inline]
-    fn key_for(best_len: usize) -> usize {
-        KEY_FOR[best_len.min(7)]
-    }
 }
 
 impl<'a> Matcher<'a> {
@@ -710,22 +622,29 @@ impl<'a> Matcher<'a> {
         self.flavour == Flavour::Gnu || self.lookahead >= MIN_MATCH
     }
 
+    /// Fills the look-ahead and inserts the string at `strstart` if it may
+    /// be: the head of its hash chain before it (0 when not inserted), or
+    /// `None` once the input is done.
+    #[inline]
+    fn next_string(&mut self) -> Option<usize> {
+        self.refill();
+        if self.lookahead == 0 {
+            return None;
+        }
+        Some(if self.insertable() {
+            self.insert_string(self.strstart)
+        } else {
+            0
+        })
+    }
+
     /// `deflate_fast` (levels 1 to 3): no lazy evaluation; strings in a
     /// match are inserted only when it is at most `max_lazy` long (and, in
     /// zlib, three bytes of input follow it).
     fn deflate_fast(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool) {
         let mut match_length = 0usize;
         self.prev_length = MIN_MATCH - 1;
-        loop {
-            self.refill();
-            if self.lookahead == 0 {
-                break;
-            }
-            let hash_head = if self.insertable() {
-                self.insert_string(self.strstart)
-            } else {
-                0
-            };
+        while let Some(hash_head) = self.next_string() {
             if self.searchable(hash_head) {
                 match_length = self.longest_match(hash_head).min(self.lookahead);
             }
@@ -769,16 +688,7 @@ impl<'a> Matcher<'a> {
     fn deflate_lazy(&mut self, block_out: &mut impl FnMut(&mut Vec<u8>, Option<Boundary>) -> bool) {
         let mut match_available = false;
         let mut match_length = MIN_MATCH - 1;
-        loop {
-            self.refill();
-            if self.lookahead == 0 {
-                break;
-            }
-            let hash_head = if self.insertable() {
-                self.insert_string(self.strstart)
-            } else {
-                0
-            };
+        while let Some(hash_head) = self.next_string() {
             self.prev_length = match_length;
             let prev_match = self.match_start;
             match_length = MIN_MATCH - 1;

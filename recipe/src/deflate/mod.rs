@@ -19,6 +19,7 @@
 //! recipes do so for GNU gzip's streams ([`crate::cuts`]).
 
 pub(crate) mod gnu;
+mod longer;
 mod matcher;
 mod trees;
 
