@@ -7,7 +7,7 @@ use crate::walk::{Place, Walker};
 use crate::zlib::LevelHint;
 
 const GZIP: &[u8] = &[0x1f, 0x8b, 0x08];
-const ZIP_LOCAL: &[u8] = b"PK\x03\x04";
+pub(crate) const ZIP_LOCAL: &[u8] = b"PK\x03\x04";
 const ZIP_DESCRIPTOR: &[u8] = b"PK\x07\x08";
 const AR: &[u8] = b"!<arch>\n";
 const RPM_LEAD: &[u8] = &[0xed, 0xab, 0xee, 0xdb];

@@ -84,6 +84,18 @@ impl KnownStreams {
     }
 }
 
+/// The largest base whose streams are kept: its bytes are held while an
+/// object is checked or rebuilt.
+pub const KNOWN_MOST: u64 = 64 << 20;
+
+/// Whether a base of `len` bytes that starts with `head` is worth
+/// [`expand_known`]: a zip (its members are the streams objects share) of
+/// at most [`KNOWN_MOST`] bytes. Both agents ask this, so that the outside's
+/// check and the inside's rebuild copy the same streams.
+pub fn known_streams_worth(head: &[u8], len: u64) -> bool {
+    len <= KNOWN_MOST && head.starts_with(crate::containers::ZIP_LOCAL)
+}
+
 /// The most plain bytes of a stream worth knowing: a rebuild copies only
 /// the members of a zip it deflates at once, each at most this long.
 const MOST_PLAIN: usize = crate::rebuild::AT_ONCE_SEGMENT as usize;

@@ -151,7 +151,7 @@ pub mod fuzzing {
 }
 pub use cuts::{CutError, DEFAULT_PIECE};
 pub use deflate::PieceError;
-pub use known::{expand_known, verified_streams, KnownStreams};
+pub use known::{expand_known, known_streams_worth, verified_streams, KnownStreams, KNOWN_MOST};
 pub use rebuild::{rebuild, rebuild_from, rebuild_from_known, rebuild_known, RebuildError};
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,

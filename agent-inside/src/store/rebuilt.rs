@@ -76,10 +76,6 @@ pub(super) fn write_object(
     Ok(known.is_some())
 }
 
-/// The largest base whose deflate streams are kept for copying (its bytes
-/// are held while the object is rebuilt); the outside's limit too.
-const KNOWN_MOST: u64 = 64 << 20;
-
 /// The concatenated bytes of `refs`, each chunk checked.
 pub(super) fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> Result<Vec<u8>> {
     let total: u64 = refs.iter().map(|r| r.len as u64).sum();
@@ -91,8 +87,8 @@ pub(super) fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> R
 }
 
 /// The reference form of `base`, from the previous generation's copy, and
-/// with `copy_known` its deflate streams when it is a zip of at most
-/// [`KNOWN_MOST`] bytes with two or more.
+/// with `copy_known` its deflate streams when they are worth knowing
+/// (`ferry_recipe::known_streams_worth`) and it has two or more.
 fn reference_form(
     cx: &BuildCtx<'_>,
     dir: &str,
@@ -109,7 +105,7 @@ fn reference_form(
         bail!(missing("this store serves no generation yet".into()));
     };
     let bytes = read_base(&path, base, &missing)?;
-    let zip = copy_known && bytes.starts_with(b"PK\x03\x04") && bytes.len() as u64 <= KNOWN_MOST;
+    let zip = copy_known && ferry_recipe::known_streams_worth(&bytes, bytes.len() as u64);
     let (reference, known) = match base.form {
         BaseForm::Bytes => (bytes, None),
         BaseForm::Expanded { version } if version == ferry_recipe::EXPAND_VERSION && zip => {

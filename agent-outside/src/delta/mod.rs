@@ -420,15 +420,10 @@ fn encode_patch(
     }))
 }
 
-/// The largest base whose deflate streams the check copies when the object
-/// shares them ([`ferry_recipe::KnownStreams`]): its bytes are held while
-/// the object is analysed.
-const KNOWN_MOST: u64 = 64 << 20;
-
 /// The deflate streams of `base` (a zip: a wheel, a jar) that the rebuild
 /// check copies when the object shares them, as the inside's rebuild does,
 /// with the permit that holds them; `None` when the base is no zip, over
-/// [`KNOWN_MOST`], not kept, or has fewer than two streams.
+/// `ferry_recipe::KNOWN_MOST`, not kept, or has fewer than two streams.
 fn known_streams(
     refs: &References,
     base: &FileObject,
@@ -439,11 +434,8 @@ fn known_streams(
         ferry_recipe::budget::Permit<'static>,
     )>,
 > {
-    if base.size > KNOWN_MOST {
-        return Ok(None);
-    }
     match refs.open(&base.sha256, base.size)? {
-        Some(copy) if is_zip(&copy)? => {}
+        Some(copy) if worth_knowing(&copy, base.size)? => {}
         _ => return Ok(None),
     }
     let mut permit = ferry_recipe::budget::reserve(base.size + EXPANSION * base.size);
@@ -458,12 +450,14 @@ fn known_streams(
     Ok((!known.is_empty()).then_some((known, permit)))
 }
 
-/// Whether the kept copy `file` is a zip (by its first bytes).
-fn is_zip(file: &std::fs::File) -> Result<bool> {
+/// Whether the kept copy `file`, of `len` bytes, is a base whose streams
+/// are worth knowing (`ferry_recipe::known_streams_worth`, by its first
+/// bytes).
+fn worth_knowing(file: &std::fs::File, len: u64) -> Result<bool> {
     use std::os::unix::fs::FileExt;
     let mut head = [0u8; 4];
     match file.read_exact_at(&mut head, 0) {
-        Ok(()) => Ok(&head == b"PK\x03\x04"),
+        Ok(()) => Ok(ferry_recipe::known_streams_worth(&head, len)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
         Err(e) => Err(e).context("cannot read the kept copy of a patch's base"),
     }
