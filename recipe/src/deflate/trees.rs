@@ -714,11 +714,6 @@ impl Trees {
         }
     }
 
-    /// The symbols tallied in the current block.
-    pub(super) fn symbols(&self) -> usize {
-        self.l_buf.len()
-    }
-
     /// Ends the current block (gzip's `flush_block`, zlib's `_tr_flush_block`): `stored` is the block's
     /// input when it is still in the window (for a stored block), `stored_len`
     /// its length; `eof` marks the last block.

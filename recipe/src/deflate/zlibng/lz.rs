@@ -149,7 +149,7 @@ pub(super) struct Lz<'a> {
 /// How the caller sizes the output buffer of each call (`deflate_medium`
 /// forgets its look-ahead match when the buffer fills at a block's end).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutBuf {
+pub(crate) enum OutBuf {
     /// CPython 3.10 on (`_BlocksOutputBuffer`): 32 KiB, then blocks of 64
     /// KiB, 256 KiB, 1, 4, 8, 16, 16 MiB, 32 MiB four times, 64 MiB twice,
     /// 128 MiB twice, then 256 MiB.
@@ -265,11 +265,6 @@ impl<'a> Lz<'a> {
     /// The rolling hash's value at `str` (`update_hash` of two bytes).
     pub(super) fn roll_hash(&self, h: u32, c: u8) -> u32 {
         ((h << 5) ^ u32::from(c)) & ROLL_MASK
-    }
-
-    /// The head of a rolling-hash chain.
-    pub(super) fn head_at(&self, h: u32) -> usize {
-        usize::from(self.head[h as usize])
     }
 
     /// The older string of `pos`'s chain.
@@ -444,7 +439,7 @@ impl<'a> Lz<'a> {
 
     /// Starts a call of the caller's (a new output buffer).
     pub(super) fn start_call(&mut self) {
-        self.call_start = self.made() + self.call_start;
+        self.call_start += self.made();
         self.grown = 0;
         self.cap = self.out_buf.size(0);
     }

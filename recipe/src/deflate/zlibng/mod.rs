@@ -40,7 +40,7 @@ mod strategies;
 
 use std::io::Read;
 
-pub use lz::OutBuf;
+pub(crate) use lz::OutBuf;
 use lz::{Config, Input, Lz};
 use strategies::Done;
 
@@ -49,7 +49,7 @@ pub const ZLIB_NG_ENCODER: u8 = 6;
 
 /// The zlib-ng releases whose deflate output is modelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
+pub(crate) enum Version {
     /// 2.2.2 (pillow 11.1.0's wheels).
     V2_2_2,
     /// 2.2.5 (the `zlib-ng` 1.0.0 Python package).
@@ -60,7 +60,7 @@ pub enum Version {
 
 /// How the input is handed to `deflate()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Feed {
+pub(crate) enum Feed {
     /// All of it in one call (`compressobj().compress(data)`,
     /// `zipfile.writestr`).
     Whole,
@@ -91,13 +91,96 @@ fn config(level: u8) -> Config {
 }
 
 /// Whether `level` is one this module models (1 to 8).
-pub fn level_modelled(level: u8) -> bool {
+pub(crate) fn level_modelled(level: u8) -> bool {
     (1..=8).contains(&level)
 }
 
+/// The (version, feed, output buffer) combinations a recipe may name: the
+/// level byte of encoder 6 is `16 * profile + level`. Profiles 0 to 5 are
+/// CPython's `zlib` (3.10 on) linked with zlib-ng, `compressobj` handed
+/// the whole input or 8 KiB pieces; 6 and 7 the `zlib-ng` Python package.
+pub(crate) const PROFILES: [(Version, Feed, OutBuf); 8] = [
+    (Version::V2_2_2, Feed::Whole, OutBuf::CPythonBlocks),
+    (Version::V2_2_2, Feed::Pieces8K, OutBuf::CPythonBlocks),
+    (Version::V2_2_5, Feed::Whole, OutBuf::CPythonBlocks),
+    (Version::V2_2_5, Feed::Pieces8K, OutBuf::CPythonBlocks),
+    (Version::V2_3, Feed::Whole, OutBuf::CPythonBlocks),
+    (Version::V2_3, Feed::Pieces8K, OutBuf::CPythonBlocks),
+    (Version::V2_2_5, Feed::Whole, OutBuf::Doubling16K),
+    (Version::V2_3, Feed::Whole, OutBuf::Doubling16K),
+];
+
+/// The settings an encoder-6 level byte names, if any.
+pub(crate) fn decode(byte: u8) -> Option<(Version, Feed, OutBuf, u8)> {
+    let (version, feed, out_buf) = *PROFILES.get(usize::from(byte >> 4))?;
+    let level = byte & 15;
+    level_modelled(level).then_some((version, feed, out_buf, level))
+}
+
+/// The level bytes of `level` in the profiles the search tries, most
+/// common first (CPython's zipfile with 2.2.2, then later releases).
+const fn search(level: u8) -> [u8; 6] {
+    [
+        level,
+        0x10 | level,
+        0x20 | level,
+        0x30 | level,
+        0x40 | level,
+        0x50 | level,
+    ]
+}
+
+/// The search's candidates at the default level (6), level 1 and level 8.
+pub(crate) const SEARCH_6: [u8; 6] = search(6);
+/// See [`SEARCH_6`].
+pub(crate) const SEARCH_1: [u8; 6] = search(1);
+/// See [`SEARCH_6`].
+pub(crate) const SEARCH_8: [u8; 6] = search(8);
+/// See [`SEARCH_6`].
+pub(crate) const SEARCH_2: [u8; 6] = search(2);
+
+/// (level byte, deflated length, CRC-32 of the deflated bytes) of
+/// [`crate::zlib::sample`] as the real zlib-ng deflates it: profiles 0 and 1
+/// by zlib-ng 2.2.2 (`--zlib-compat`) under CPython 3.11's `zlib`, 6 and 7
+/// by the `zlib-ng` packages 1.0.0 and 1.1.0 (zlib-ng 2.2.5 and 2.3.3).
+pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 32] = [
+    (0x01, 82_996, 0xed900c82),
+    (0x02, 61_553, 0xdb44c520),
+    (0x03, 57_718, 0x41f553d1),
+    (0x04, 52_548, 0xbce8ac99),
+    (0x05, 51_586, 0xbd160b16),
+    (0x06, 49_319, 0x6bc2f4f2),
+    (0x07, 47_812, 0x29af4aef),
+    (0x08, 46_729, 0xda701663),
+    (0x11, 82_995, 0xdb0a566c),
+    (0x12, 61_553, 0xdb44c520),
+    (0x13, 57_718, 0x41f553d1),
+    (0x14, 52_548, 0xbce8ac99),
+    (0x15, 51_608, 0x5ac59d3c),
+    (0x16, 49_340, 0x265d1657),
+    (0x17, 47_812, 0x29af4aef),
+    (0x18, 46_729, 0xda701663),
+    (0x61, 82_996, 0xed900c82),
+    (0x62, 61_553, 0xdb44c520),
+    (0x63, 57_718, 0x41f553d1),
+    (0x64, 52_548, 0xbce8ac99),
+    (0x65, 51_588, 0x3af2feb8),
+    (0x66, 49_319, 0xc3c5ba99),
+    (0x67, 47_812, 0x29af4aef),
+    (0x68, 46_729, 0xda701663),
+    (0x71, 82_996, 0xed900c82),
+    (0x72, 61_553, 0xdb44c520),
+    (0x73, 57_718, 0x41f553d1),
+    (0x74, 52_548, 0xbce8ac99),
+    (0x75, 51_588, 0x3af2feb8),
+    (0x76, 49_319, 0xc3c5ba99),
+    (0x77, 47_812, 0x29af4aef),
+    (0x78, 46_729, 0xda701663),
+];
+
 /// Why zlib-ng's deflate did not run to the end.
 #[derive(Debug, thiserror::Error)]
-pub enum ZlibNgError<E> {
+pub(crate) enum ZlibNgError<E> {
     /// The sink refused the output.
     #[error("the sink stopped the encoder")]
     Sink(E),
@@ -112,7 +195,7 @@ pub enum ZlibNgError<E> {
 /// Deflates what `plain` reads as zlib-ng `version` does at `level` with the
 /// input handed over as `feed` says (see the module docs), handing the
 /// output to `sink` as it comes; stops at the sink's first error.
-pub fn deflate_to<E>(
+pub(crate) fn deflate_to<E>(
     version: Version,
     level: u8,
     feed: Feed,

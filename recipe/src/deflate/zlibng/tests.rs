@@ -238,3 +238,18 @@ fn v2_2_5_matches_the_real_zlib_ng() {
 fn v2_3_matches_the_real_zlib_ng() {
     compare(Version::V2_3, &[1, 2, 3, 4, 5, 6, 7, 8]);
 }
+
+/// Ferry's encoder gives the real zlib-ng's known answers on the sample
+/// (a differing build refuses encoder 6), and no level 9.
+#[test]
+fn known_answers_hold() {
+    assert!(
+        crate::zlib::encoder_ok(super::ZLIB_NG_ENCODER),
+        "zlib-ng's known answers differ"
+    );
+    assert!(super::decode(0x09).is_none() && super::decode(0x86).is_none());
+    assert_eq!(
+        super::decode(0x16),
+        Some((Version::V2_2_2, Feed::Pieces8K, OutBuf::CPythonBlocks, 6))
+    );
+}
