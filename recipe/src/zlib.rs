@@ -39,6 +39,13 @@
 //! Encoder [`MINIZ_OXIDE_ENCODER`] (recipe version 5) is miniz_oxide's
 //! deflate, the crate itself, pinned (`crate::miniz`): Rust-built wheels.
 //!
+//! Encoder [`ZLIB_NG_ENCODER`] (recipe version 6) is zlib-ng's deflate
+//! (`crate::deflate::zlibng`): releases 2.2.2, 2.2.5 and 2.3, levels 1 to
+//! 8, as CPython's `zlib` (or the `zlib-ng` package) feeds it; its level
+//! byte also names that profile. Tried last, at level 6 (or the level the
+//! zip flags say) in six profiles; it too passes known answers (made by the
+//! real zlib-ng).
+//!
 //! The search ([`DeflateSearch`], one per object): the params that rebuilt
 //! the object's previous stream first, then each encoder at the levels the
 //! container's header suggests (`LevelHint`); an encoder that fails every

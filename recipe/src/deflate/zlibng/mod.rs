@@ -140,10 +140,43 @@ pub(crate) const SEARCH_8: [u8; 6] = search(8);
 pub(crate) const SEARCH_2: [u8; 6] = search(2);
 
 /// (level byte, deflated length, CRC-32 of the deflated bytes) of
-/// [`crate::zlib::sample`] as the real zlib-ng deflates it: profiles 0 and 1
-/// by zlib-ng 2.2.2 (`--zlib-compat`) under CPython 3.11's `zlib`, 6 and 7
-/// by the `zlib-ng` packages 1.0.0 and 1.1.0 (zlib-ng 2.2.5 and 2.3.3).
-pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 32] = [
+/// [`crate::zlib::sample`] as the real zlib-ng deflates it: profiles 0 to 5
+/// by zlib-ng 2.2.2, 2.2.5 and 2.3.3 (`./configure --zlib-compat`, the
+/// last two from the sources in the `zlib-ng` 1.0.0 and 1.1.0 sdists) under
+/// CPython 3.11's `zlib`, 6 and 7 by the `zlib-ng` packages 1.0.0 and 1.1.0.
+pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
+    (0x21, 82_996, 0xed900c82),
+    (0x22, 61_553, 0xdb44c520),
+    (0x23, 57_718, 0x41f553d1),
+    (0x24, 52_548, 0xbce8ac99),
+    (0x25, 51_586, 0xbd160b16),
+    (0x26, 49_319, 0x6bc2f4f2),
+    (0x27, 47_812, 0x29af4aef),
+    (0x28, 46_729, 0xda701663),
+    (0x31, 82_995, 0xdb0a566c),
+    (0x32, 61_553, 0xdb44c520),
+    (0x33, 57_718, 0x41f553d1),
+    (0x34, 52_548, 0xbce8ac99),
+    (0x35, 51_608, 0x5ac59d3c),
+    (0x36, 49_340, 0x265d1657),
+    (0x37, 47_812, 0x29af4aef),
+    (0x38, 46_729, 0xda701663),
+    (0x41, 82_996, 0xed900c82),
+    (0x42, 61_553, 0xdb44c520),
+    (0x43, 57_718, 0x41f553d1),
+    (0x44, 52_548, 0xbce8ac99),
+    (0x45, 51_586, 0xbd160b16),
+    (0x46, 49_319, 0x6bc2f4f2),
+    (0x47, 47_812, 0x29af4aef),
+    (0x48, 46_729, 0xda701663),
+    (0x51, 82_995, 0xdb0a566c),
+    (0x52, 61_553, 0xdb44c520),
+    (0x53, 57_718, 0x41f553d1),
+    (0x54, 52_548, 0xbce8ac99),
+    (0x55, 51_608, 0x5ac59d3c),
+    (0x56, 49_340, 0x265d1657),
+    (0x57, 47_812, 0x29af4aef),
+    (0x58, 46_729, 0xda701663),
     (0x01, 82_996, 0xed900c82),
     (0x02, 61_553, 0xdb44c520),
     (0x03, 57_718, 0x41f553d1),
