@@ -11,8 +11,11 @@
 //! What is modelled: `deflateInit2(level, Z_DEFLATED, -15, 8,
 //! Z_DEFAULT_STRATEGY)` (raw; a container's header and trailer stay literal
 //! bytes of the recipe), the input handed over as [`Feed`] says, then one
-//! `deflate(Z_FINISH)` without input, the output buffer never full (as
-//! Python's `zlib.compressobj` does: `compress(data)` then `flush()`).
+//! `deflate(Z_FINISH)` without input, each call's output buffer grown as
+//! [`OutBuf`] says (as Python's `zlib.compressobj` does: `compress(data)`
+//! then `flush()`). The buffer matters at levels 5 and 6: when it fills at
+//! a block's end, `deflate()` returns and `deflate_medium` forgets the match
+//! it had looked ahead. The recipe's level byte names one of [`PROFILES`].
 //! Levels 1 (`deflate_quick`), 2 (`deflate_fast`), 3 to 6 (`deflate_medium`)
 //! and 7 to 8 (`deflate_slow` with `longest_match`). Level 9
 //! (`longest_match_slow` and the rolling hash) is not modelled and is
