@@ -155,7 +155,7 @@ pub use known::{expand_known, known_streams_worth, verified_streams, KnownStream
 pub use rebuild::{rebuild, rebuild_from, rebuild_from_known, rebuild_known, RebuildError};
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
-    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4,
+    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4, RECIPE_VERSION_5,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 

@@ -7,13 +7,17 @@ use crate::zlib::ZlibParams;
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a deflate stream of encoder 3 (Go's `compress/flate`,
-/// [`GO_FLATE_ENCODER`](crate::zlib::GO_FLATE_ENCODER)) or encoder 4
-/// (miniz_oxide's, [`MINIZ_OXIDE_ENCODER`](crate::zlib::MINIZ_OXIDE_ENCODER)).
+/// for a recipe with a deflate stream of encoder 6 (zlib-ng's,
+/// [`ZLIB_NG_ENCODER`](crate::zlib::ZLIB_NG_ENCODER)).
 /// Every recipe is written as the oldest version that has all its segments
 /// ([`Recipe::version`]), so that earlier readers read what they can
-/// rebuild. All five are read.
-pub const RECIPE_VERSION: u8 = 5;
+/// rebuild. All six are read.
+pub const RECIPE_VERSION: u8 = 6;
+
+/// The version that added encoders 3 (Go's `compress/flate`,
+/// [`GO_FLATE_ENCODER`](crate::zlib::GO_FLATE_ENCODER)) and 4
+/// (miniz_oxide's, [`MINIZ_OXIDE_ENCODER`](crate::zlib::MINIZ_OXIDE_ENCODER)).
+pub const RECIPE_VERSION_5: u8 = 5;
 
 /// The version that added [`Segment::ZlibCuts`] (a deflate stream rebuilt
 /// in pieces at once).

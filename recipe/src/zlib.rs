@@ -39,6 +39,13 @@
 //! Encoder [`MINIZ_OXIDE_ENCODER`] (recipe version 5) is miniz_oxide's
 //! deflate, the crate itself, pinned (`crate::miniz`): Rust-built wheels.
 //!
+//! Encoder [`ZLIB_NG_ENCODER`] (recipe version 6) is zlib-ng's deflate
+//! (`crate::deflate::zlibng`): releases 2.2.2, 2.2.5 and 2.3, levels 1 to
+//! 8, as CPython's `zlib` (or the `zlib-ng` package) feeds it; its level
+//! byte also names that profile. Tried last, at level 6 (or the level the
+//! zip flags say) in six profiles; it too passes known answers (made by the
+//! real zlib-ng).
+//!
 //! The search ([`DeflateSearch`], one per object): the params that rebuilt
 //! the object's previous stream first, then each encoder at the levels the
 //! container's header suggests (`LevelHint`); an encoder that fails every
@@ -62,18 +69,29 @@ use serde::{Deserialize, Serialize};
 pub const ZLIB_ENCODER: u8 = 1;
 
 pub use crate::deflate::gnu::GNU_GZIP_ENCODER;
+pub use crate::deflate::zlibng::ZLIB_NG_ENCODER;
 pub use crate::goflate::GO_FLATE_ENCODER;
 pub use crate::miniz::MINIZ_OXIDE_ENCODER;
 
 /// The recipe version that added `encoder` to [`Segment::Zlib`](crate::Segment::Zlib):
-/// 2 for zlib's, 3 for GNU gzip's, 5 for Go's and miniz_oxide's (and any
-/// unknown encoder, which a reader refuses anyway).
+/// 2 for zlib's, 3 for GNU gzip's, 5 for Go's and miniz_oxide's, 6 for
+/// zlib-ng's (and any unknown encoder, which a reader refuses anyway).
 pub fn encoder_version(encoder: u8) -> u8 {
     match encoder {
         ZLIB_ENCODER => crate::RECIPE_VERSION_2,
         GNU_GZIP_ENCODER => crate::RECIPE_VERSION_3,
+        GO_FLATE_ENCODER | MINIZ_OXIDE_ENCODER => crate::RECIPE_VERSION_5,
         _ => crate::RECIPE_VERSION,
     }
+}
+
+/// Whether `level` is a level `encoder` has: 1 to 9, or for zlib-ng a
+/// profile and level (`crate::deflate::zlibng::decode`).
+fn level_ok(encoder: u8, level: u8) -> bool {
+    if encoder == ZLIB_NG_ENCODER {
+        return crate::deflate::zlibng::decode(level).is_some();
+    }
+    (1..=9).contains(&level)
 }
 
 /// How a [`Segment::Zlib`](crate::Segment::Zlib) deflates its plain bytes.
@@ -81,9 +99,12 @@ pub fn encoder_version(encoder: u8) -> u8 {
 pub struct ZlibParams {
     /// Which encoder's output: [`ZLIB_ENCODER`] (zlib),
     /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3) or
-    /// [`GO_FLATE_ENCODER`] (Go's `compress/flate`, recipe version 5).
+    /// [`GO_FLATE_ENCODER`] (Go's `compress/flate`, recipe version 5),
+    /// [`MINIZ_OXIDE_ENCODER`] (version 5) or [`ZLIB_NG_ENCODER`] (version 6).
     pub encoder: u8,
-    /// The encoder's compression level, 1 to 9.
+    /// The encoder's compression level, 1 to 9; for zlib-ng,
+    /// `16 * profile + level` (`PROFILES` of `crate::deflate::zlibng`:
+    /// its release, and how its caller fed it).
     pub level: u8,
 }
 
@@ -92,7 +113,7 @@ pub struct ZlibParams {
 pub enum ZlibError {
     /// The recipe names an encoder this build does not have.
     #[error(
-        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go and {MINIZ_OXIDE_ENCODER} miniz_oxide)"
+        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go, {MINIZ_OXIDE_ENCODER} miniz_oxide and {ZLIB_NG_ENCODER} zlib-ng)"
     )]
     UnknownEncoder {
         /// The encoder id the recipe names.
@@ -105,8 +126,9 @@ pub enum ZlibError {
         /// The encoder id.
         encoder: u8,
     },
-    /// The level is not 1 to 9.
-    #[error("zlib level {0} is not 1 to 9")]
+    /// The level is not 1 to 9 (or, for zlib-ng, not a profile and level
+    /// this build models).
+    #[error("deflate level {0} is not one of its encoder's")]
     BadLevel(u8),
     /// The stream came out longer than declared.
     #[error("deflate came out longer than its declared {declared} bytes")]
@@ -167,6 +189,17 @@ impl LevelHint {
 
     /// The levels of `encoder` tried, in order.
     fn levels(self, encoder: u8) -> &'static [u8] {
+        if encoder == ZLIB_NG_ENCODER {
+            use crate::deflate::zlibng::{SEARCH_1, SEARCH_2, SEARCH_6, SEARCH_8};
+            // Level 9 is not modelled.
+            return match self {
+                LevelHint::Unknown => &SEARCH_6,
+                LevelHint::GzipMax => &[],
+                LevelHint::Fastest => &SEARCH_1,
+                LevelHint::ZipMax => &SEARCH_8,
+                LevelHint::ZipFast => &SEARCH_2,
+            };
+        }
         if encoder == GO_FLATE_ENCODER {
             // Go's gzip writes XFL 2 at level 9, 4 at level 1, 0 otherwise
             // (its default, 6, first; `archive/zip` deflates at 5); its
@@ -191,11 +224,12 @@ impl LevelHint {
 
 /// The encoders in the order the search tries them (a new encoder goes
 /// last, so that streams an earlier one rebuilds keep their recipes).
-const ENCODERS: [u8; 4] = [
+const ENCODERS: [u8; 5] = [
     ZLIB_ENCODER,
     GNU_GZIP_ENCODER,
     MINIZ_OXIDE_ENCODER,
     GO_FLATE_ENCODER,
+    ZLIB_NG_ENCODER,
 ];
 
 /// (level, deflated length, CRC-32 of the deflated bytes) of [`sample`] made by
@@ -248,12 +282,13 @@ pub(crate) fn sample() -> Vec<u8> {
 /// Whether encoder `encoder` is known and gives its known answers on
 /// [`sample`] (each encoder's module pins them; computed once an encoder).
 pub(crate) fn encoder_ok(encoder: u8) -> bool {
-    static OK: [OnceLock<bool>; 5] = [const { OnceLock::new() }; 5];
+    static OK: [OnceLock<bool>; 7] = [const { OnceLock::new() }; 7];
     let answers: &[(u8, u64, u32)] = match encoder {
         ZLIB_ENCODER => &KNOWN_ANSWERS,
         GNU_GZIP_ENCODER => &crate::deflate::gnu::KNOWN_ANSWERS,
         GO_FLATE_ENCODER => &crate::goflate::KNOWN_ANSWERS,
         MINIZ_OXIDE_ENCODER => &crate::miniz::KNOWN_ANSWERS,
+        ZLIB_NG_ENCODER => &crate::deflate::zlibng::KNOWN_ANSWERS,
         _ => return false,
     };
     *OK[usize::from(encoder)].get_or_init(|| {
@@ -305,6 +340,19 @@ fn encode_to<E>(
         GO_FLATE_ENCODER => {
             return crate::goflate::deflate_to(params.level, plain, sink)
                 .map_err(|e| e.map_err(|e| e.to_string()))
+        }
+        ZLIB_NG_ENCODER => {
+            use crate::deflate::zlibng::{decode, deflate_to, ZlibNgError};
+            let Some((version, feed, out_buf, level)) = decode(params.level) else {
+                return Err(Err(format!(
+                    "zlib-ng level byte {:#04x} is unknown",
+                    params.level
+                )));
+            };
+            return deflate_to(version, level, feed, out_buf, plain, sink).map_err(|e| match e {
+                ZlibNgError::Sink(e) => Ok(e),
+                other => Err(other.to_string()),
+            });
         }
         _ => Flavour::Zlib,
     };
@@ -420,7 +468,7 @@ pub(crate) fn rebuild(
             found: params.encoder,
         });
     }
-    if !(1..=9).contains(&params.level) {
+    if !level_ok(params.encoder, params.level) {
         return Err(ZlibError::BadLevel(params.level));
     }
     if !encoder_ok(params.encoder) {

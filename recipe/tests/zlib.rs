@@ -318,7 +318,7 @@ fn a_zip_deflated_by_miniz_oxide_is_rebuilt_by_encoder_4_in_recipe_version_5() {
     assert!(params
         .iter()
         .all(|p| p.encoder == MINIZ_OXIDE_ENCODER && p.level == 6));
-    assert_eq!(an.recipe.to_bytes()[0], RECIPE_VERSION);
+    assert_eq!(an.recipe.to_bytes()[0], ferry_recipe::RECIPE_VERSION_5);
     // For a reader of version 4, encoder 4 is not tried: preflate-rs's
     // corrections instead, never a version 5 recipe.
     let opts = Options {

@@ -22,6 +22,7 @@ pub(crate) mod gnu;
 mod longer;
 mod matcher;
 mod trees;
+pub(crate) mod zlibng;
 
 use std::io::Read;
 

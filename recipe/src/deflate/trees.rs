@@ -666,6 +666,54 @@ impl Trees {
         bits.send(u32::from(lt.code[END_BLOCK]), u32::from(lt.len[END_BLOCK]));
     }
 
+    /// Starts a block sent with the fixed codes as it goes, not tallied
+    /// (zlib-ng's level 1): its 3-bit header.
+    pub(super) fn start_fixed(&mut self, last: bool) {
+        self.bits.send(2 + u32::from(last), 3);
+    }
+
+    /// Sends a literal with the fixed codes (in a block of [`Self::start_fixed`]).
+    #[inline]
+    pub(super) fn fixed_lit(&mut self, c: u8) {
+        let lt = &self.t.static_ltree;
+        let c = usize::from(c);
+        self.bits.send(u32::from(lt.code[c]), u32::from(lt.len[c]));
+    }
+
+    /// Sends a match (`dist` >= 1, `lc` = length - 3) with the fixed codes.
+    #[inline]
+    pub(super) fn fixed_match(&mut self, dist: usize, lc: usize) {
+        let (lt, dt) = (&self.t.static_ltree, &self.t.static_dtree);
+        let code = usize::from(self.t.length_code[lc]);
+        let sym = code + LITERALS + 1;
+        self.bits
+            .send(u32::from(lt.code[sym]), u32::from(lt.len[sym]));
+        let extra = u32::from(EXTRA_LBITS[code]);
+        if extra != 0 {
+            self.bits
+                .send((lc - usize::from(self.t.base_length[code])) as u32, extra);
+        }
+        let dist = dist - 1;
+        let code = self.t.d_code(dist);
+        self.bits
+            .send(u32::from(dt.code[code]), u32::from(dt.len[code]));
+        let extra = u32::from(EXTRA_DBITS[code]);
+        if extra != 0 {
+            self.bits
+                .send((dist - usize::from(self.t.base_dist[code])) as u32, extra);
+        }
+    }
+
+    /// Ends a block of [`Self::start_fixed`]; the last one pads to a byte.
+    pub(super) fn end_fixed(&mut self, last: bool) {
+        let lt = &self.t.static_ltree;
+        self.bits
+            .send(u32::from(lt.code[END_BLOCK]), u32::from(lt.len[END_BLOCK]));
+        if last {
+            self.bits.windup();
+        }
+    }
+
     /// Ends the current block (gzip's `flush_block`, zlib's `_tr_flush_block`): `stored` is the block's
     /// input when it is still in the window (for a stored block), `stored_len`
     /// its length; `eof` marks the last block.
