@@ -268,7 +268,7 @@ impl Config {
         crate::delta::XzPolicy::parse(&self.export.delta_xz).context("[export] delta_xz")?;
         if !(3..=ferry_recipe::RECIPE_VERSION).contains(&self.export.delta_recipe_version) {
             bail!(
-                "[export] delta_recipe_version is {}: it must be 3, 4 (insides that read recipe versions up to that) or {}",
+                "[export] delta_recipe_version is {}: it must be 3, 4, 5 (insides that read recipe versions up to that) or {}",
                 self.export.delta_recipe_version,
                 ferry_recipe::RECIPE_VERSION
             );
@@ -351,7 +351,7 @@ mod tests {
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/y\"\n",
             "[export]\ndelta_xz = \"sometimes\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
             "[export]\ndelta_recipe_version = 2\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
-            "[export]\ndelta_recipe_version = 6\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
+            "[export]\ndelta_recipe_version = 7\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
         ] {
             let parsed: Result<Config, _> = toml::from_str(bad);
             assert!(parsed.map(|c| c.check().is_err()).unwrap_or(true), "{bad}");

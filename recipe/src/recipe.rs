@@ -7,13 +7,19 @@ use crate::zlib::ZlibParams;
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a deflate stream of encoder 3 (Go's `compress/flate`,
-/// [`GO_FLATE_ENCODER`](crate::zlib::GO_FLATE_ENCODER)) or encoder 4
-/// (miniz_oxide's, [`MINIZ_OXIDE_ENCODER`](crate::zlib::MINIZ_OXIDE_ENCODER)).
+/// for a recipe with a deflate stream of encoder 5 (klauspost/pgzip's,
+/// [`PGZIP_ENCODER`](crate::zlib::PGZIP_ENCODER)) or encoder 6 (one
+/// klauspost/compress `flate` stream,
+/// [`KP_FLATE_ENCODER`](crate::zlib::KP_FLATE_ENCODER)).
 /// Every recipe is written as the oldest version that has all its segments
 /// ([`Recipe::version`]), so that earlier readers read what they can
-/// rebuild. All five are read.
-pub const RECIPE_VERSION: u8 = 5;
+/// rebuild. All six are read.
+pub const RECIPE_VERSION: u8 = 6;
+
+/// The version that added encoders 3 (Go's `compress/flate`,
+/// [`GO_FLATE_ENCODER`](crate::zlib::GO_FLATE_ENCODER)) and 4
+/// (miniz_oxide's, [`MINIZ_OXIDE_ENCODER`](crate::zlib::MINIZ_OXIDE_ENCODER)).
+pub const RECIPE_VERSION_5: u8 = 5;
 
 /// The version that added [`Segment::ZlibCuts`] (a deflate stream rebuilt
 /// in pieces at once).
@@ -220,7 +226,7 @@ impl Recipe {
     /// The version its encoding needs: [`RECIPE_VERSION_1`] without a
     /// [`Segment::Zlib`], else the version of its newest encoder
     /// ([`crate::zlib::encoder_version`]: 2 for zlib's, 3 for GNU gzip's, 5
-    /// for Go's and miniz_oxide's), and at least [`RECIPE_VERSION_4`] with a
+    /// for Go's and miniz_oxide's, 6 for klauspost's), and at least [`RECIPE_VERSION_4`] with a
     /// [`Segment::ZlibCuts`].
     pub fn version(&self) -> u8 {
         self.segments

@@ -39,6 +39,14 @@
 //! Encoder [`MINIZ_OXIDE_ENCODER`] (recipe version 5) is miniz_oxide's
 //! deflate, the crate itself, pinned (`crate::miniz`): Rust-built wheels.
 //!
+//! Encoders [`PGZIP_ENCODER`] and [`KP_FLATE_ENCODER`] (recipe version 6)
+//! are klauspost/pgzip's framing over klauspost/compress's `flate`, and one
+//! such `flate` stream, rewritten in Rust (`crate::kpflate`): layers
+//! written by podman, buildah and skopeo. They are tried only on streams
+//! that end the way they end (pgzip: a sync flush and an empty fixed final
+//! block, `00 00 ff ff 03 00`, and then first; one stream: an empty fixed
+//! final block, last), so other streams do not pay for them.
+//!
 //! The search ([`DeflateSearch`], one per object): the params that rebuilt
 //! the object's previous stream first, then each encoder at the levels the
 //! container's header suggests (`LevelHint`); an encoder that fails every
@@ -63,15 +71,17 @@ pub const ZLIB_ENCODER: u8 = 1;
 
 pub use crate::deflate::gnu::GNU_GZIP_ENCODER;
 pub use crate::goflate::GO_FLATE_ENCODER;
+pub use crate::kpflate::{KP_FLATE_ENCODER, PGZIP_ENCODER};
 pub use crate::miniz::MINIZ_OXIDE_ENCODER;
 
 /// The recipe version that added `encoder` to [`Segment::Zlib`](crate::Segment::Zlib):
-/// 2 for zlib's, 3 for GNU gzip's, 5 for Go's and miniz_oxide's (and any
-/// unknown encoder, which a reader refuses anyway).
+/// 2 for zlib's, 3 for GNU gzip's, 5 for Go's and miniz_oxide's, 6 for
+/// klauspost's (and any unknown encoder, which a reader refuses anyway).
 pub fn encoder_version(encoder: u8) -> u8 {
     match encoder {
         ZLIB_ENCODER => crate::RECIPE_VERSION_2,
         GNU_GZIP_ENCODER => crate::RECIPE_VERSION_3,
+        GO_FLATE_ENCODER | MINIZ_OXIDE_ENCODER => crate::RECIPE_VERSION_5,
         _ => crate::RECIPE_VERSION,
     }
 }
@@ -80,8 +90,11 @@ pub fn encoder_version(encoder: u8) -> u8 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZlibParams {
     /// Which encoder's output: [`ZLIB_ENCODER`] (zlib),
-    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3) or
-    /// [`GO_FLATE_ENCODER`] (Go's `compress/flate`, recipe version 5).
+    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3),
+    /// [`GO_FLATE_ENCODER`] (Go's `compress/flate`, recipe version 5),
+    /// [`MINIZ_OXIDE_ENCODER`] (version 5), [`PGZIP_ENCODER`] (klauspost's
+    /// pgzip, version 6) or [`KP_FLATE_ENCODER`] (klauspost's `flate`,
+    /// version 6).
     pub encoder: u8,
     /// The encoder's compression level, 1 to 9.
     pub level: u8,
@@ -92,7 +105,7 @@ pub struct ZlibParams {
 pub enum ZlibError {
     /// The recipe names an encoder this build does not have.
     #[error(
-        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go and {MINIZ_OXIDE_ENCODER} miniz_oxide)"
+        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go, {MINIZ_OXIDE_ENCODER} miniz_oxide, {PGZIP_ENCODER} pgzip and {KP_FLATE_ENCODER} klauspost's flate)"
     )]
     UnknownEncoder {
         /// The encoder id the recipe names.
@@ -167,6 +180,16 @@ impl LevelHint {
 
     /// The levels of `encoder` tried, in order.
     fn levels(self, encoder: u8) -> &'static [u8] {
+        if encoder == PGZIP_ENCODER || encoder == KP_FLATE_ENCODER {
+            // pgzip and klauspost's gzip write XFL 2 at level 9, 4 at level
+            // 1, 0 otherwise; their default (-1) is level 5.
+            return match self {
+                LevelHint::Unknown | LevelHint::ZipFast => &[5, 6, 4, 3, 2, 7, 8, 9, 1],
+                LevelHint::GzipMax => &[9],
+                LevelHint::Fastest => &[1],
+                LevelHint::ZipMax => &[9, 8],
+            };
+        }
         if encoder == GO_FLATE_ENCODER {
             // Go's gzip writes XFL 2 at level 9, 4 at level 1, 0 otherwise
             // (its default, 6, first; `archive/zip` deflates at 5); its
@@ -190,13 +213,37 @@ impl LevelHint {
 }
 
 /// The encoders in the order the search tries them (a new encoder goes
-/// last, so that streams an earlier one rebuilds keep their recipes).
-const ENCODERS: [u8; 4] = [
+/// last, so that streams an earlier one rebuilds keep their recipes; pgzip
+/// goes first where the stream ends as pgzip's do, and is tried only there).
+const ENCODERS: [u8; 6] = [
+    PGZIP_ENCODER,
     ZLIB_ENCODER,
     GNU_GZIP_ENCODER,
     MINIZ_OXIDE_ENCODER,
     GO_FLATE_ENCODER,
+    KP_FLATE_ENCODER,
 ];
+
+/// Whether a raw deflate stream ends as klauspost/pgzip's do: its last
+/// block's sync flush (`00 00 ff ff`), then `Close`'s empty fixed final
+/// block, byte-aligned (`03 00`). No other encoder here ends so.
+pub(crate) fn ends_as_pgzip(compressed: &[u8]) -> bool {
+    compressed.ends_with(&[0, 0, 0xff, 0xff, 3, 0])
+}
+
+/// Whether a raw deflate stream may end as one klauspost/compress `flate`
+/// stream does: an empty fixed final block (bits 1, 1, 0, then seven 0s
+/// for the end of block) wherever the last block left the bit position,
+/// then zeros to the byte. A cheap filter, not a proof.
+pub(crate) fn ends_as_kp_flate(compressed: &[u8]) -> bool {
+    match compressed {
+        [.., x, 1, 0] if x & 0x80 != 0 => true,
+        // The header's three bits start at bit p of `x` (p = 6 leaves its
+        // last bit, a 0, in the final byte).
+        [.., x, 0] => (0..=6).any(|p| x >> p == 3),
+        _ => false,
+    }
+}
 
 /// (level, deflated length, CRC-32 of the deflated bytes) of [`sample`] made by
 /// encoder 1 at every level (computed with Python's zlib 1.2.13 and with
@@ -248,19 +295,22 @@ pub(crate) fn sample() -> Vec<u8> {
 /// Whether encoder `encoder` is known and gives its known answers on
 /// [`sample`] (each encoder's module pins them; computed once an encoder).
 pub(crate) fn encoder_ok(encoder: u8) -> bool {
-    static OK: [OnceLock<bool>; 5] = [const { OnceLock::new() }; 5];
+    static OK: [OnceLock<bool>; 7] = [const { OnceLock::new() }; 7];
     let answers: &[(u8, u64, u32)] = match encoder {
         ZLIB_ENCODER => &KNOWN_ANSWERS,
         GNU_GZIP_ENCODER => &crate::deflate::gnu::KNOWN_ANSWERS,
         GO_FLATE_ENCODER => &crate::goflate::KNOWN_ANSWERS,
         MINIZ_OXIDE_ENCODER => &crate::miniz::KNOWN_ANSWERS,
+        PGZIP_ENCODER => &crate::kpflate::PGZIP_KNOWN_ANSWERS,
+        KP_FLATE_ENCODER => &crate::kpflate::KP_FLATE_KNOWN_ANSWERS,
         _ => return false,
     };
     *OK[usize::from(encoder)].get_or_init(|| {
         let plain = sample();
-        answers
-            .iter()
-            .all(|&(level, len, crc)| answer(encoder, level, &plain) == Some((len, crc)))
+        !answers.is_empty()
+            && answers
+                .iter()
+                .all(|&(level, len, crc)| answer(encoder, level, &plain) == Some((len, crc)))
     })
 }
 
@@ -304,6 +354,15 @@ fn encode_to<E>(
         MINIZ_OXIDE_ENCODER => return crate::miniz::deflate_to(params.level, plain, sink),
         GO_FLATE_ENCODER => {
             return crate::goflate::deflate_to(params.level, plain, sink)
+                .map_err(|e| e.map_err(|e| e.to_string()))
+        }
+        PGZIP_ENCODER => {
+            let threads = crate::kpflate::pgzip_threads();
+            return crate::kpflate::pgzip_to(params.level, plain, threads, sink)
+                .map_err(|e| e.map_err(|e| e.to_string()));
+        }
+        KP_FLATE_ENCODER => {
+            return crate::kpflate::deflate_to(params.level, plain, sink)
                 .map_err(|e| e.map_err(|e| e.to_string()))
         }
         _ => Flavour::Zlib,
@@ -384,6 +443,14 @@ impl DeflateSearch {
             }
         }
         for (i, encoder) in ENCODERS.into_iter().enumerate() {
+            let fits = match encoder {
+                PGZIP_ENCODER => ends_as_pgzip(compressed),
+                KP_FLATE_ENCODER => ends_as_kp_flate(compressed),
+                _ => true,
+            };
+            if !fits {
+                continue;
+            }
             if self.given_up[i]
                 || encoder_version(encoder) > self.max_version
                 || !encoder_ok(encoder)

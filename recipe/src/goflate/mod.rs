@@ -40,7 +40,7 @@
 //! real Go) before it analyses or rebuilds anything (`zlib::encoder_ok`).
 
 mod fast;
-mod huffman;
+pub(crate) mod huffman;
 mod lazy;
 
 use std::io::Read;
@@ -148,4 +148,4 @@ pub(crate) fn deflate_to<E>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
