@@ -62,7 +62,7 @@ pub(crate) const LENGTH_CODES: [u8; 256] = {
 };
 
 /// The distance code of each `distance - 1` below 256.
-const OFFSET_CODES: [u8; 256] = {
+pub(crate) const OFFSET_CODES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
     while c < 16 {

@@ -9,7 +9,7 @@
 
 use super::tokens::Tokens;
 use super::writer::BitWriter;
-use crate::goflate::huffman::{offset_code, Encoder, LENGTH_CODES, LENGTH_EXTRA, OFFSET_EXTRA};
+use crate::goflate::huffman::{Encoder, LENGTH_CODES, LENGTH_EXTRA, OFFSET_CODES, OFFSET_EXTRA};
 
 const WINDOW: usize = 1 << 15;
 const MASK: usize = WINDOW - 1;
@@ -23,6 +23,16 @@ const GONE: i64 = i32::MAX as i64;
 
 /// (good, lazy, nice, chain) of levels 7, 8 and 9.
 const LEVELS: [(i64, i64, i64, i64); 3] = [(8, 12, 16, 24), (16, 30, 40, 64), (32, 258, 258, 1024)];
+
+/// klauspost's `offsetCode` of a *distance* (as `findMatch` calls it, one
+/// more than the token's): 32,768 wraps to code 14, as Go's `uint8` does.
+fn offset_code(off: i64) -> usize {
+    if off < 256 {
+        usize::from(OFFSET_CODES[off as usize])
+    } else {
+        usize::from(OFFSET_CODES[usize::from((off >> 7) as u8)]) + 14
+    }
+}
 
 #[inline]
 fn hash4(b: &[u8]) -> usize {
@@ -170,7 +180,7 @@ impl Lazy {
                                 .map(|&b| i64::from(h.codes[usize::from(b)].len))
                                 .sum();
                             let new_gain = raw
-                                - i64::from(OFFSET_EXTRA[offset_code((pos - i) as u32)])
+                                - i64::from(OFFSET_EXTRA[offset_code(pos - i)])
                                 - 6
                                 - i64::from(
                                     LENGTH_EXTRA
