@@ -65,8 +65,9 @@ pub struct ExportConfig {
     /// `always` or `never` (`crate::delta::XzPolicy`).
     #[serde(default = "default_delta_xz")]
     pub delta_xz: String,
-    /// The newest recipe version the insides read: 5 (the default) adds
-    /// encoder 4 (miniz_oxide's deflate: Rust-built wheels rebuilt without
+    /// The newest recipe version the insides read: 6 (the default) adds
+    /// encoders 5 and 6 (klauspost's pgzip and `flate`: podman's, buildah's
+    /// and skopeo's layers); 5 adds encoders 3 (Go's) and 4 (miniz_oxide's deflate: Rust-built wheels rebuilt without
     /// preflate-rs); 4 lets a large GNU gzip stream be cut so that the
     /// inside rebuilds it on every core; 3 for an inside built before
     /// recipe version 4. An inside refuses a recipe newer than it reads.

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use common::text;
 use ferry_recipe::zlib::{ZlibParams, GO_FLATE_ENCODER};
 use ferry_recipe::{
-    analyze, rebuild, Options, Recipe, RecipeError, Segment, RECIPE_VERSION, RECIPE_VERSION_4,
+    analyze, rebuild, Options, Recipe, RecipeError, Segment, RECIPE_VERSION_4, RECIPE_VERSION_5,
 };
 
 /// The Go helper, built once, or why not.
@@ -111,7 +111,7 @@ fn go_gzip_members_are_encoder_3_at_their_level() {
             "level {level}"
         );
         let bytes = a.recipe.to_bytes();
-        assert_eq!(bytes[0], RECIPE_VERSION, "level {level}");
+        assert_eq!(bytes[0], RECIPE_VERSION_5, "level {level}");
         let decoded = Recipe::from_bytes(&bytes).unwrap();
         let mut out = Vec::new();
         rebuild(&decoded, &a.expanded, gz.len() as u64, &mut out).unwrap();
