@@ -12,8 +12,8 @@ use ferry_recipe::zlib::{
     ZlibError, ZlibParams, GNU_GZIP_ENCODER, MINIZ_OXIDE_ENCODER, ZLIB_ENCODER,
 };
 use ferry_recipe::{
-    analyze, Options, RebuildError, Recipe, RecipeError, Segment, StreamKind,
-    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_4, RECIPE_VERSION_5,
+    analyze, Options, RebuildError, Recipe, RecipeError, Segment, StreamKind, RECIPE_VERSION_1,
+    RECIPE_VERSION_2, RECIPE_VERSION_4, RECIPE_VERSION_5,
 };
 
 /// Runs a Python snippet with `argv[1]` a scratch directory; returns its stdout.
