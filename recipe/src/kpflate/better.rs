@@ -91,19 +91,19 @@ pub(super) fn level4(src: &[u8], cur: i32, tb: &mut Tables, mut s: i32, dst: &mu
     remainder(dst, src, next_emit);
 }
 
-/// The search of levels 5 and 6 up to the first match: returns the match
-/// start, its source and its length if already measured (else 0).
-/// `repeat` is level 6's last distance (`None` at level 5).
+/// The search of levels 5 and 6 up to the first match from `at` = (s,
+/// next_emit, s_limit): returns `next_s`, the match start, its source and
+/// its length if already measured (else 0). `repeat` is level 6's last
+/// distance (`None` at level 5).
 fn find(
     src: &[u8],
     cur: i32,
     tb: &mut Tables,
-    mut s: i32,
-    next_emit: i32,
-    s_limit: i32,
+    at: (i32, i32, i32),
     mut cv: u64,
     repeat: Option<i32>,
 ) -> Option<(i32, i32, i32, i32)> {
+    let (mut s, next_emit, s_limit) = at;
     let skip_log = if repeat.is_some() { 7 } else { 6 };
     let mut next_s = s;
     let mut l = 0;
@@ -199,19 +199,14 @@ fn level56(src: &[u8], cur: i32, tb: &mut Tables, mut s: i32, dst: &mut Tokens, 
     let s_limit = src.len() as i32 - INPUT_MARGIN;
     let mut cv = load64(src, s);
     let mut repeat = 1i32;
-    loop {
-        let Some((next_s, s1, mut t, mut l)) = find(
-            src,
-            cur,
-            tb,
-            s,
-            next_emit,
-            s_limit,
-            cv,
-            six.then_some(repeat),
-        ) else {
-            break;
-        };
+    while let Some((next_s, s1, mut t, mut l)) = find(
+        src,
+        cur,
+        tb,
+        (s, next_emit, s_limit),
+        cv,
+        six.then_some(repeat),
+    ) {
         s = s1;
         if l == 0 {
             l = match_long(s + 4, t + 4, src) + 4;

@@ -303,47 +303,53 @@ impl Lazy {
                 }
                 self.ii = 0;
             } else {
-                if self.length >= MIN_MATCH {
-                    self.ii = 0;
-                }
-                if self.byte_available {
-                    self.ii = self.ii.wrapping_add(1);
+                self.literal(end, sync, w, tokens);
+            }
+        }
+    }
+
+    /// The no-match step of `deflateLazy`: the pending byte as a literal
+    /// (and, after long runs of literals, a few more without searching).
+    fn literal(&mut self, end: i64, sync: bool, w: &mut BitWriter, tokens: &mut Tokens) {
+        if self.length >= MIN_MATCH {
+            self.ii = 0;
+        }
+        if self.byte_available {
+            self.ii = self.ii.wrapping_add(1);
+            tokens.add_literal(self.window[self.index as usize - 1]);
+            if tokens.n() == MAX_BLOCK_TOKENS {
+                self.write_block(w, tokens, sync);
+            }
+            self.index += 1;
+            let over = i64::from(self.ii) - self.chain;
+            if over > 0 {
+                let n = 1 + (over >> 6);
+                for _ in 0..n {
+                    if self.index >= end - 1 {
+                        break;
+                    }
                     tokens.add_literal(self.window[self.index as usize - 1]);
                     if tokens.n() == MAX_BLOCK_TOKENS {
                         self.write_block(w, tokens, sync);
                     }
-                    self.index += 1;
-                    let over = i64::from(self.ii) - self.chain;
-                    if over > 0 {
-                        let n = 1 + (over >> 6);
-                        for _ in 0..n {
-                            if self.index >= end - 1 {
-                                break;
-                            }
-                            tokens.add_literal(self.window[self.index as usize - 1]);
-                            if tokens.n() == MAX_BLOCK_TOKENS {
-                                self.write_block(w, tokens, sync);
-                            }
-                            if self.index < self.max_insert {
-                                let h = hash4(&self.window[self.index as usize..]);
-                                let ch = self.head[h];
-                                self.chain_head = i64::from(ch);
-                                self.prev[self.index as usize & MASK] = ch;
-                                self.head[h] = (self.index + self.hash_offset) as u32;
-                            }
-                            self.index += 1;
-                        }
-                        tokens.add_literal(self.window[self.index as usize - 1]);
-                        self.byte_available = false;
-                        if tokens.n() == MAX_BLOCK_TOKENS {
-                            self.write_block(w, tokens, sync);
-                        }
+                    if self.index < self.max_insert {
+                        let h = hash4(&self.window[self.index as usize..]);
+                        let ch = self.head[h];
+                        self.chain_head = i64::from(ch);
+                        self.prev[self.index as usize & MASK] = ch;
+                        self.head[h] = (self.index + self.hash_offset) as u32;
                     }
-                } else {
                     self.index += 1;
-                    self.byte_available = true;
+                }
+                tokens.add_literal(self.window[self.index as usize - 1]);
+                self.byte_available = false;
+                if tokens.n() == MAX_BLOCK_TOKENS {
+                    self.write_block(w, tokens, sync);
                 }
             }
+        } else {
+            self.index += 1;
+            self.byte_available = true;
         }
     }
 }
