@@ -65,8 +65,9 @@ pub struct ExportConfig {
     /// `always` or `never` (`crate::delta::XzPolicy`).
     #[serde(default = "default_delta_xz")]
     pub delta_xz: String,
-    /// The newest recipe version the insides read: 5 (the default) adds
-    /// encoder 4 (miniz_oxide's deflate: Rust-built wheels rebuilt without
+    /// The newest recipe version the insides read: 6 (the default) adds
+    /// encoders 5 and 6 (klauspost's pgzip and `flate`: podman's, buildah's
+    /// and skopeo's layers); 5 adds encoders 3 (Go's) and 4 (miniz_oxide's deflate: Rust-built wheels rebuilt without
     /// preflate-rs); 4 lets a large GNU gzip stream be cut so that the
     /// inside rebuilds it on every core; 3 for an inside built before
     /// recipe version 4. An inside refuses a recipe newer than it reads.
@@ -268,7 +269,7 @@ impl Config {
         crate::delta::XzPolicy::parse(&self.export.delta_xz).context("[export] delta_xz")?;
         if !(3..=ferry_recipe::RECIPE_VERSION).contains(&self.export.delta_recipe_version) {
             bail!(
-                "[export] delta_recipe_version is {}: it must be 3, 4 (insides that read recipe versions up to that) or {}",
+                "[export] delta_recipe_version is {}: it must be 3, 4, 5 (insides that read recipe versions up to that) or {}",
                 self.export.delta_recipe_version,
                 ferry_recipe::RECIPE_VERSION
             );
@@ -351,7 +352,7 @@ mod tests {
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/y\"\n",
             "[export]\ndelta_xz = \"sometimes\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
             "[export]\ndelta_recipe_version = 2\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
-            "[export]\ndelta_recipe_version = 6\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
+            "[export]\ndelta_recipe_version = 7\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
         ] {
             let parsed: Result<Config, _> = toml::from_str(bad);
             assert!(parsed.map(|c| c.check().is_err()).unwrap_or(true), "{bad}");

@@ -39,6 +39,8 @@ mod delta_tests;
 #[cfg(test)]
 mod disk_tests;
 #[cfg(test)]
+mod pgzip_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod trust_tests;

@@ -119,6 +119,7 @@ mod cuts;
 mod deflate;
 mod goflate;
 mod known;
+mod kpflate;
 mod miniz;
 mod rebuild;
 mod recipe;
@@ -218,7 +219,8 @@ pub struct Options {
     /// The newest recipe version [`analyze`]'s recipe may need (default
     /// [`RECIPE_VERSION`]): a deflate encoder added in a later version is
     /// not tried (version 5 added encoders 3, Go's `compress/flate`, and 4,
-    /// miniz_oxide's), for a reader older than it: those streams then go to
+    /// miniz_oxide's; version 6 encoders 5 and 6, klauspost's pgzip and
+    /// `flate`), for a reader older than it: those streams then go to
     /// preflate-rs (or stay literal) as before. Cuts are
     /// [`Options::deflate_cuts`]'.
     pub max_recipe_version: u8,

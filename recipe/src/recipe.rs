@@ -7,8 +7,11 @@ use crate::zlib::ZlibParams;
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a deflate stream of encoder 6 (zlib-ng's,
-/// [`ZLIB_NG_ENCODER`](crate::zlib::ZLIB_NG_ENCODER)).
+/// for a recipe with a deflate stream of encoder 5 (klauspost/pgzip's,
+/// [`PGZIP_ENCODER`](crate::zlib::PGZIP_ENCODER)), 6 (zlib-ng's,
+/// [`ZLIB_NG_ENCODER`](crate::zlib::ZLIB_NG_ENCODER)) or 7 (one
+/// klauspost/compress `flate` stream,
+/// [`KP_FLATE_ENCODER`](crate::zlib::KP_FLATE_ENCODER)).
 /// Every recipe is written as the oldest version that has all its segments
 /// ([`Recipe::version`]), so that earlier readers read what they can
 /// rebuild. All six are read.
@@ -224,7 +227,7 @@ impl Recipe {
     /// The version its encoding needs: [`RECIPE_VERSION_1`] without a
     /// [`Segment::Zlib`], else the version of its newest encoder
     /// ([`crate::zlib::encoder_version`]: 2 for zlib's, 3 for GNU gzip's, 5
-    /// for Go's and miniz_oxide's), and at least [`RECIPE_VERSION_4`] with a
+    /// for Go's and miniz_oxide's, 6 for klauspost's), and at least [`RECIPE_VERSION_4`] with a
     /// [`Segment::ZlibCuts`].
     pub fn version(&self) -> u8 {
         self.segments

@@ -45,6 +45,13 @@
 //! byte also names that profile. Tried last, at level 6 (or the level the
 //! zip flags say) in six profiles; it too passes known answers (made by the
 //! real zlib-ng).
+//! Encoders [`PGZIP_ENCODER`] and [`KP_FLATE_ENCODER`] (recipe version 6)
+//! are klauspost/pgzip's framing over klauspost/compress's `flate`, and one
+//! such `flate` stream, rewritten in Rust (`crate::kpflate`): layers
+//! written by podman, buildah and skopeo. They are tried only on streams
+//! that end the way they end (pgzip: a sync flush and an empty fixed final
+//! block, `00 00 ff ff 03 00`, and then first; one stream: an empty fixed
+//! final block, last), so other streams do not pay for them.
 //!
 //! The search ([`DeflateSearch`], one per object): the params that rebuilt
 //! the object's previous stream first, then each encoder at the levels the
@@ -71,11 +78,12 @@ pub const ZLIB_ENCODER: u8 = 1;
 pub use crate::deflate::gnu::GNU_GZIP_ENCODER;
 pub use crate::deflate::zlibng::ZLIB_NG_ENCODER;
 pub use crate::goflate::GO_FLATE_ENCODER;
+pub use crate::kpflate::{KP_FLATE_ENCODER, PGZIP_ENCODER};
 pub use crate::miniz::MINIZ_OXIDE_ENCODER;
 
 /// The recipe version that added `encoder` to [`Segment::Zlib`](crate::Segment::Zlib):
 /// 2 for zlib's, 3 for GNU gzip's, 5 for Go's and miniz_oxide's, 6 for
-/// zlib-ng's (and any unknown encoder, which a reader refuses anyway).
+/// zlib-ng's and klauspost's (and any unknown encoder, which a reader refuses anyway).
 pub fn encoder_version(encoder: u8) -> u8 {
     match encoder {
         ZLIB_ENCODER => crate::RECIPE_VERSION_2,
@@ -98,9 +106,11 @@ fn level_ok(encoder: u8, level: u8) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZlibParams {
     /// Which encoder's output: [`ZLIB_ENCODER`] (zlib),
-    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3) or
+    /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3),
     /// [`GO_FLATE_ENCODER`] (Go's `compress/flate`, recipe version 5),
-    /// [`MINIZ_OXIDE_ENCODER`] (version 5) or [`ZLIB_NG_ENCODER`] (version 6).
+    /// [`MINIZ_OXIDE_ENCODER`] (version 5), [`PGZIP_ENCODER`] (klauspost's
+    /// pgzip, version 6), [`ZLIB_NG_ENCODER`] (version 6) or
+    /// [`KP_FLATE_ENCODER`] (klauspost's `flate`, version 6).
     pub encoder: u8,
     /// The encoder's compression level, 1 to 9; for zlib-ng,
     /// `16 * profile + level` (`PROFILES` of `crate::deflate::zlibng`:
@@ -113,7 +123,7 @@ pub struct ZlibParams {
 pub enum ZlibError {
     /// The recipe names an encoder this build does not have.
     #[error(
-        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go, {MINIZ_OXIDE_ENCODER} miniz_oxide and {ZLIB_NG_ENCODER} zlib-ng)"
+        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go, {MINIZ_OXIDE_ENCODER} miniz_oxide, {PGZIP_ENCODER} pgzip, {ZLIB_NG_ENCODER} zlib-ng and {KP_FLATE_ENCODER} klauspost's flate)"
     )]
     UnknownEncoder {
         /// The encoder id the recipe names.
@@ -200,6 +210,16 @@ impl LevelHint {
                 LevelHint::ZipFast => &SEARCH_2,
             };
         }
+        if encoder == PGZIP_ENCODER || encoder == KP_FLATE_ENCODER {
+            // pgzip and klauspost's gzip write XFL 2 at level 9, 4 at level
+            // 1, 0 otherwise; their default (-1) is level 5.
+            return match self {
+                LevelHint::Unknown | LevelHint::ZipFast => &[5, 6, 4, 3, 2, 7, 8, 9, 1],
+                LevelHint::GzipMax => &[9],
+                LevelHint::Fastest => &[1],
+                LevelHint::ZipMax => &[9, 8],
+            };
+        }
         if encoder == GO_FLATE_ENCODER {
             // Go's gzip writes XFL 2 at level 9, 4 at level 1, 0 otherwise
             // (its default, 6, first; `archive/zip` deflates at 5); its
@@ -223,14 +243,38 @@ impl LevelHint {
 }
 
 /// The encoders in the order the search tries them (a new encoder goes
-/// last, so that streams an earlier one rebuilds keep their recipes).
-const ENCODERS: [u8; 5] = [
+/// last, so that streams an earlier one rebuilds keep their recipes; pgzip
+/// goes first where the stream ends as pgzip's do, and is tried only there).
+const ENCODERS: [u8; 7] = [
+    PGZIP_ENCODER,
     ZLIB_ENCODER,
     GNU_GZIP_ENCODER,
     MINIZ_OXIDE_ENCODER,
     GO_FLATE_ENCODER,
     ZLIB_NG_ENCODER,
+    KP_FLATE_ENCODER,
 ];
+
+/// Whether a raw deflate stream ends as klauspost/pgzip's do: its last
+/// block's sync flush (`00 00 ff ff`), then `Close`'s empty fixed final
+/// block, byte-aligned (`03 00`). No other encoder here ends so.
+pub(crate) fn ends_as_pgzip(compressed: &[u8]) -> bool {
+    compressed.ends_with(&[0, 0, 0xff, 0xff, 3, 0])
+}
+
+/// Whether a raw deflate stream may end as one klauspost/compress `flate`
+/// stream does: an empty fixed final block (bits 1, 1, 0, then seven 0s
+/// for the end of block) wherever the last block left the bit position,
+/// then zeros to the byte. A cheap filter, not a proof.
+pub(crate) fn ends_as_kp_flate(compressed: &[u8]) -> bool {
+    match compressed {
+        [.., x, 1, 0] if x & 0x80 != 0 => true,
+        // The header's three bits start at bit p of `x` (p = 6 leaves its
+        // last bit, a 0, in the final byte).
+        [.., x, 0] => (0..=6).any(|p| x >> p == 3),
+        _ => false,
+    }
+}
 
 /// (level, deflated length, CRC-32 of the deflated bytes) of [`sample`] made by
 /// encoder 1 at every level (computed with Python's zlib 1.2.13 and with
@@ -282,20 +326,27 @@ pub(crate) fn sample() -> Vec<u8> {
 /// Whether encoder `encoder` is known and gives its known answers on
 /// [`sample`] (each encoder's module pins them; computed once an encoder).
 pub(crate) fn encoder_ok(encoder: u8) -> bool {
-    static OK: [OnceLock<bool>; 7] = [const { OnceLock::new() }; 7];
+    // One slot per encoder, in the order of ENCODERS.
+    static OK: [OnceLock<bool>; ENCODERS.len()] = [const { OnceLock::new() }; ENCODERS.len()];
+    let Some(slot) = ENCODERS.iter().position(|&e| e == encoder) else {
+        return false;
+    };
     let answers: &[(u8, u64, u32)] = match encoder {
         ZLIB_ENCODER => &KNOWN_ANSWERS,
         GNU_GZIP_ENCODER => &crate::deflate::gnu::KNOWN_ANSWERS,
         GO_FLATE_ENCODER => &crate::goflate::KNOWN_ANSWERS,
         MINIZ_OXIDE_ENCODER => &crate::miniz::KNOWN_ANSWERS,
         ZLIB_NG_ENCODER => &crate::deflate::zlibng::KNOWN_ANSWERS,
+        PGZIP_ENCODER => &crate::kpflate::PGZIP_KNOWN_ANSWERS,
+        KP_FLATE_ENCODER => &crate::kpflate::KP_FLATE_KNOWN_ANSWERS,
         _ => return false,
     };
-    *OK[usize::from(encoder)].get_or_init(|| {
+    *OK[slot].get_or_init(|| {
         let plain = sample();
-        answers
-            .iter()
-            .all(|&(level, len, crc)| answer(encoder, level, &plain) == Some((len, crc)))
+        !answers.is_empty()
+            && answers
+                .iter()
+                .all(|&(level, len, crc)| answer(encoder, level, &plain) == Some((len, crc)))
     })
 }
 
@@ -353,6 +404,15 @@ fn encode_to<E>(
                 ZlibNgError::Sink(e) => Ok(e),
                 other => Err(other.to_string()),
             });
+        }
+        PGZIP_ENCODER => {
+            let threads = crate::kpflate::pgzip_threads();
+            return crate::kpflate::pgzip_to(params.level, plain, threads, sink)
+                .map_err(|e| e.map_err(|e| e.to_string()));
+        }
+        KP_FLATE_ENCODER => {
+            return crate::kpflate::deflate_to(params.level, plain, sink)
+                .map_err(|e| e.map_err(|e| e.to_string()))
         }
         _ => Flavour::Zlib,
     };
@@ -432,6 +492,14 @@ impl DeflateSearch {
             }
         }
         for (i, encoder) in ENCODERS.into_iter().enumerate() {
+            let fits = match encoder {
+                PGZIP_ENCODER => ends_as_pgzip(compressed),
+                KP_FLATE_ENCODER => ends_as_kp_flate(compressed),
+                _ => true,
+            };
+            if !fits {
+                continue;
+            }
             if self.given_up[i]
                 || encoder_version(encoder) > self.max_version
                 || !encoder_ok(encoder)

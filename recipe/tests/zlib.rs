@@ -12,8 +12,8 @@ use ferry_recipe::zlib::{
     ZlibError, ZlibParams, GNU_GZIP_ENCODER, MINIZ_OXIDE_ENCODER, ZLIB_ENCODER,
 };
 use ferry_recipe::{
-    analyze, Options, RebuildError, Recipe, RecipeError, Segment, StreamKind, RECIPE_VERSION,
-    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_4,
+    analyze, Options, RebuildError, Recipe, RecipeError, Segment, StreamKind, RECIPE_VERSION_1,
+    RECIPE_VERSION_2, RECIPE_VERSION_4, RECIPE_VERSION_5,
 };
 
 /// Runs a Python snippet with `argv[1]` a scratch directory; returns its stdout.
@@ -144,10 +144,10 @@ fn another_encoder_or_a_wrong_level_is_refused() {
         // Through the encoding: a reader sees what a bundle carries.
         Recipe::from_bytes(&r.to_bytes()).unwrap()
     };
-    let other = with(&|p| p.encoder = 7);
+    let other = with(&|p| p.encoder = 8);
     assert!(matches!(
         zlib_refusal(&other, &a.expanded, len),
-        ZlibError::UnknownEncoder { found: 7 }
+        ZlibError::UnknownEncoder { found: 8 }
     ));
     // GNU gzip's encoder, known but not what made these streams.
     let gnu = with(&|p| p.encoder = GNU_GZIP_ENCODER);
@@ -318,7 +318,7 @@ fn a_zip_deflated_by_miniz_oxide_is_rebuilt_by_encoder_4_in_recipe_version_5() {
     assert!(params
         .iter()
         .all(|p| p.encoder == MINIZ_OXIDE_ENCODER && p.level == 6));
-    assert_eq!(an.recipe.to_bytes()[0], ferry_recipe::RECIPE_VERSION_5);
+    assert_eq!(an.recipe.to_bytes()[0], RECIPE_VERSION_5);
     // For a reader of version 4, encoder 4 is not tried: preflate-rs's
     // corrections instead, never a version 5 recipe.
     let opts = Options {
@@ -327,7 +327,7 @@ fn a_zip_deflated_by_miniz_oxide_is_rebuilt_by_encoder_4_in_recipe_version_5() {
     };
     let old = analyze(&zip, &opts);
     assert!(zlib_segments(&old.recipe).is_empty(), "{:?}", old.recipe);
-    assert!(old.recipe.to_bytes()[0] < RECIPE_VERSION);
+    assert!(old.recipe.to_bytes()[0] < RECIPE_VERSION_5);
     let mut out = Vec::new();
     ferry_recipe::rebuild(&old.recipe, &old.expanded, zip.len() as u64, &mut out).unwrap();
     assert!(out == zip);

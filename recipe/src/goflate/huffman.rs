@@ -8,45 +8,45 @@
 /// The bit that marks a match token.
 pub(super) const MATCH: u32 = 1 << 30;
 /// The end-of-block symbol, as a token.
-const END_BLOCK: u32 = 256;
+pub(crate) const END_BLOCK: u32 = 256;
 /// Literal/length symbols (0 to 285).
-const NUM_LIT: usize = 286;
+pub(crate) const NUM_LIT: usize = 286;
 /// Distance symbols.
-const NUM_OFF: usize = 30;
+pub(crate) const NUM_OFF: usize = 30;
 /// Code-length symbols.
-const NUM_CODEGEN: usize = 19;
+pub(crate) const NUM_CODEGEN: usize = 19;
 /// The end marker of the code-length sequence.
-const BAD: u8 = 255;
+pub(crate) const BAD: u8 = 255;
 /// The largest stored block.
 pub(super) const MAX_STORE: usize = 65_535;
 
 /// Extra bits of length codes 257 to 285.
-const LENGTH_EXTRA: [u8; 29] = [
+pub(crate) const LENGTH_EXTRA: [u8; 29] = [
     0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
 ];
 /// The smallest `length - 3` of each length code.
-const LENGTH_BASE: [u32; 29] = [
+pub(crate) const LENGTH_BASE: [u32; 29] = [
     0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128,
     160, 192, 224, 255,
 ];
 /// Extra bits of distance codes.
-const OFFSET_EXTRA: [u8; 30] = [
+pub(crate) const OFFSET_EXTRA: [u8; 30] = [
     0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
     13,
 ];
 /// The smallest `distance - 1` of each distance code.
-const OFFSET_BASE: [u32; 30] = [
+pub(crate) const OFFSET_BASE: [u32; 30] = [
     0x0000, 0x0001, 0x0002, 0x0003, 0x0004, 0x0006, 0x0008, 0x000c, 0x0010, 0x0018, 0x0020, 0x0030,
     0x0040, 0x0060, 0x0080, 0x00c0, 0x0100, 0x0180, 0x0200, 0x0300, 0x0400, 0x0600, 0x0800, 0x0c00,
     0x1000, 0x1800, 0x2000, 0x3000, 0x4000, 0x6000,
 ];
 /// The order in which code-length code lengths are written.
-const CODEGEN_ORDER: [usize; 19] = [
+pub(crate) const CODEGEN_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 
 /// The length code (0 to 28) of each `length - 3`.
-const LENGTH_CODES: [u8; 256] = {
+pub(crate) const LENGTH_CODES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
     while c < 28 {
@@ -62,7 +62,7 @@ const LENGTH_CODES: [u8; 256] = {
 };
 
 /// The distance code of each `distance - 1` below 256.
-const OFFSET_CODES: [u8; 256] = {
+pub(crate) const OFFSET_CODES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
     while c < 16 {
@@ -78,7 +78,7 @@ const OFFSET_CODES: [u8; 256] = {
 };
 
 /// The distance code of `distance - 1` (Go's `offsetCode`).
-fn offset_code(off: u32) -> usize {
+pub(crate) fn offset_code(off: u32) -> usize {
     if off < 256 {
         usize::from(OFFSET_CODES[off as usize])
     } else if off >> 7 < 256 {
@@ -90,13 +90,13 @@ fn offset_code(off: u32) -> usize {
 
 /// A code: its bits (already reversed, to be written low bit first) and length.
 #[derive(Clone, Copy, Default, Debug)]
-pub(super) struct HCode {
-    code: u16,
-    len: u16,
+pub(crate) struct HCode {
+    pub(crate) code: u16,
+    pub(crate) len: u16,
 }
 
 /// The bit-reversed `len` low bits of `code`.
-fn reverse(code: u16, len: u16) -> u16 {
+pub(crate) fn reverse(code: u16, len: u16) -> u16 {
     (code << (16 - len)).reverse_bits()
 }
 
@@ -108,13 +108,13 @@ struct Node {
 }
 
 /// One Huffman code (Go's `huffmanEncoder`).
-struct Encoder {
-    codes: Vec<HCode>,
+pub(crate) struct Encoder {
+    pub(crate) codes: Vec<HCode>,
     list: Vec<Node>,
 }
 
 impl Encoder {
-    fn new(size: usize) -> Encoder {
+    pub(crate) fn new(size: usize) -> Encoder {
         Encoder {
             codes: vec![HCode::default(); size],
             list: Vec::with_capacity(NUM_LIT + 1),
@@ -122,7 +122,7 @@ impl Encoder {
     }
 
     /// The bits `freq` costs with this code.
-    fn bit_length(&self, freq: &[i32]) -> i64 {
+    pub(crate) fn bit_length(&self, freq: &[i32]) -> i64 {
         freq.iter()
             .zip(&self.codes)
             .filter(|(&f, _)| f != 0)
@@ -133,7 +133,7 @@ impl Encoder {
     /// Go's `generate`: the code of `freq`, at most `max_bits` long. One or
     /// two used symbols get length 1 each (so one symbol makes an
     /// incomplete code, as Go writes it).
-    fn generate(&mut self, freq: &[i32], max_bits: i32) {
+    pub(crate) fn generate(&mut self, freq: &[i32], max_bits: i32) {
         self.list.clear();
         for (i, &f) in freq.iter().enumerate() {
             if f != 0 {
@@ -263,7 +263,7 @@ fn bit_counts(list: &[Node], mut max_bits: i32) -> ([i32; 17], usize) {
 }
 
 /// The fixed literal/length code.
-fn fixed_literal() -> Vec<HCode> {
+pub(crate) fn fixed_literal() -> Vec<HCode> {
     (0..NUM_LIT as u16)
         .map(|ch| {
             let (bits, len) = match ch {

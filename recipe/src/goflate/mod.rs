@@ -5,7 +5,8 @@
 //! by it (`gzip.NewWriter`, level 6 = `DefaultCompression`, sometimes
 //! `BestSpeed` or `BestCompression`): Docker's (moby's `pkg/archive`), and
 //! other Go tools that use `compress/gzip`. podman, buildah and skopeo
-//! (containers/image) use klauspost/pgzip instead, which is not modelled. Go's deflate is its own design (not
+//! (containers/image) use klauspost/pgzip instead (encoder 5,
+//! `crate::kpflate`). Go's deflate is its own design (not
 //! zlib's): hash chains over 4-byte hashes of 17 bits, no 3-byte matches,
 //! 4-byte matches only within 4096 bytes, blocks of 16,384 tokens, its own
 //! length-limited Huffman codes (one-symbol codes of length 1, which
@@ -40,7 +41,7 @@
 //! real Go) before it analyses or rebuilds anything (`zlib::encoder_ok`).
 
 mod fast;
-mod huffman;
+pub(crate) mod huffman;
 mod lazy;
 
 use std::io::Read;
@@ -148,4 +149,4 @@ pub(crate) fn deflate_to<E>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

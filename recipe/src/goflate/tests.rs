@@ -94,10 +94,10 @@ fn compare(exe: &Path, level: u8, chunk: i64, input: &[u8]) -> Result<(), String
     ))
 }
 
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -106,7 +106,7 @@ impl Rng {
 }
 
 /// Inputs of many shapes and lengths (named).
-fn inputs() -> Vec<(String, Vec<u8>)> {
+pub(crate) fn inputs() -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<(String, Vec<u8>)> = Vec::new();
     let mut r = Rng(0x1234_5678_9abc_def1);
     v.push(("empty".into(), Vec::new()));

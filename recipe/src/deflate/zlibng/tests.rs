@@ -224,7 +224,11 @@ fn compare(version: Version, levels: &[u8]) {
     );
 }
 
+/// No registry has zlib-ng 2.2.2, so its oracle is a local build named by
+/// `FERRY_ZLIBNG_222_LIB` (run with `--ignored`); CI checks 2.2.2 through
+/// the known answers and pillow 11.1.0's wheel (tests/zlibng_wheel.rs).
 #[test]
+#[ignore = "needs a zlib-ng 2.2.2 build in FERRY_ZLIBNG_222_LIB"]
 fn v2_2_2_matches_the_real_zlib_ng() {
     compare(Version::V2_2_2, &[1, 2, 3, 4, 5, 6, 7, 8]);
 }
