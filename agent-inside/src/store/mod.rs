@@ -411,22 +411,36 @@ const REBUILD_BATCH: usize = 4096;
 
 /// Rebuilds `list` (each digest once). A rebuilt object holds its expanded
 /// form (and its base's reference form) in memory: large ones are rebuilt
-/// one at a time, so that two of them never add up; the rest on all cores.
-/// Returns the bytes rebuilt.
+/// one at a time, so that two of them never add up, beside the rest on the
+/// other cores (a large object's serial steps, reading and expanding its
+/// base, would leave them idle). Returns the bytes rebuilt.
 fn rebuild_all(
     cx: &BuildCtx<'_>,
     dir: &str,
     list: &[(Cow<'_, ObjectKey>, Cow<'_, FileObject>)],
 ) -> Result<u64> {
     use rayon::prelude::*;
-    let (large, rest): (Vec<_>, Vec<_>) = list
+    let (mut large, rest): (Vec<_>, Vec<_>) = list
         .iter()
         .partition(|(_, f)| held_to_rebuild(f) > LARGE_REBUILD);
-    for (key, f) in large {
-        rebuild(cx, dir, key, f)?;
-    }
-    rest.par_iter()
-        .try_for_each(|(key, f)| rebuild(cx, dir, key, f))?;
+    // The rest are taken largest first, so that the last to end is small.
+    let mut rest = rest;
+    rest.sort_by_key(|(_, f)| std::cmp::Reverse(f.size));
+    large.sort_by_key(|(_, f)| std::cmp::Reverse(f.size));
+    let (large, rest) = rayon::join(
+        || {
+            large
+                .iter()
+                .try_for_each(|(key, f)| rebuild(cx, dir, key, f))
+        },
+        || {
+            rest.par_iter()
+                .with_max_len(1)
+                .try_for_each(|(key, f)| rebuild(cx, dir, key, f))
+        },
+    );
+    large?;
+    rest?;
     Ok(list.iter().map(|(_, f)| f.size).sum())
 }
 
