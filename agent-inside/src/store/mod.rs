@@ -411,23 +411,40 @@ const REBUILD_BATCH: usize = 4096;
 
 /// Rebuilds `list` (each digest once). A rebuilt object holds its expanded
 /// form (and its base's reference form) in memory: large ones are rebuilt
-/// one at a time, so that two of them never add up; the rest on all cores.
-/// Returns the bytes rebuilt.
+/// one at a time, so that two of them never add up. The largest (a layer's
+/// rebuild holds about as much as the agents may) go alone, first; the other
+/// large ones beside the rest that hold little (a large object's serial
+/// steps, reading and expanding its base, would leave the other cores idle);
+/// then what is left on all cores, largest first. Returns the bytes rebuilt.
 fn rebuild_all(
     cx: &BuildCtx<'_>,
     dir: &str,
     list: &[(Cow<'_, ObjectKey>, Cow<'_, FileObject>)],
 ) -> Result<u64> {
     use rayon::prelude::*;
-    let (large, rest): (Vec<_>, Vec<_>) = list
+    let mut list: Vec<(&ObjectKey, &FileObject, u64)> = list
         .iter()
-        .partition(|(_, f)| held_to_rebuild(f) > LARGE_REBUILD);
-    for (key, f) in large {
-        rebuild(cx, dir, key, f)?;
-    }
-    rest.par_iter()
-        .try_for_each(|(key, f)| rebuild(cx, dir, key, f))?;
-    Ok(list.iter().map(|(_, f)| f.size).sum())
+        .map(|(k, f)| (&**k, &**f, held_to_rebuild(f)))
+        .collect();
+    list.sort_by_key(|&(_, f, held)| std::cmp::Reverse((held, f.size)));
+    let alone = list.partition_point(|&(_, _, held)| held > ALONE_REBUILD);
+    let large = list.partition_point(|&(_, _, held)| held > LARGE_REBUILD);
+    let small = list.partition_point(|&(_, _, held)| held > BESIDE_LARGE);
+    let one = |&(key, f, _): &(&ObjectKey, &FileObject, u64)| rebuild(cx, dir, key, f);
+    list[..alone].iter().try_for_each(one)?;
+    // Only small objects go beside a large one, the largest first (rayon's
+    // halves are each taken in order).
+    let (done_large, done_small) = rayon::join(
+        || list[alone..large].iter().try_for_each(one),
+        || list[small..].par_iter().with_max_len(1).try_for_each(one),
+    );
+    done_large?;
+    done_small?;
+    list[large..small]
+        .par_iter()
+        .with_max_len(1)
+        .try_for_each(one)?;
+    Ok(list.iter().map(|(_, f, _)| f.size).sum())
 }
 
 /// The first import over a generation of an older ferry-in (a tree, no
@@ -445,6 +462,13 @@ fn adopt_from_tree(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject
 /// Bytes held in memory to rebuild an object this large or larger are
 /// rebuilt one object at a time.
 const LARGE_REBUILD: u64 = 64 << 20;
+
+/// An object holding more than this is rebuilt alone (with its own threads:
+/// a layer's cut pieces, a zip's members).
+const ALONE_REBUILD: u64 = 128 << 20;
+
+/// The most an object rebuilt beside a large one holds.
+const BESIDE_LARGE: u64 = 32 << 20;
 
 /// Bytes a rebuilt object holds in memory while it is rebuilt (its expanded
 /// form and, for a patch, its base's reference form); 0 for chunked objects,

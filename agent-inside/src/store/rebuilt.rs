@@ -104,21 +104,34 @@ fn reference_form(
     let Some(path) = cx.prev_path(dir, &base.key, &base.sha256) else {
         bail!(missing("this store serves no generation yet".into()));
     };
-    let bytes = read_base(&path, base, &missing)?;
+    let bytes = read_base(&path, &missing)?;
     let zip = copy_known && ferry_recipe::known_streams_worth(&bytes, bytes.len() as u64);
+    let cannot = |e: ferry_recipe::ExpandError| {
+        missing(format!("its reference form cannot be computed: {e}"))
+    };
     let (reference, known) = match base.form {
-        BaseForm::Bytes => (bytes, None),
+        BaseForm::Bytes => {
+            check_base(&path, &bytes, base, &missing)?;
+            (bytes, None)
+        }
         BaseForm::Expanded { version } if version == ferry_recipe::EXPAND_VERSION && zip => {
+            check_base(&path, &bytes, base, &missing)?;
             let (reference, known) =
                 ferry_recipe::expand_known(bytes, &ferry_recipe::Options::default())
-                    .map_err(|e| missing(format!("its reference form cannot be computed: {e}")))?;
+                    .map_err(cannot)?;
             (reference, (!known.is_empty()).then_some(known))
         }
-        BaseForm::Expanded { version } if version == ferry_recipe::EXPAND_VERSION => (
-            ferry_recipe::expand(&bytes, &ferry_recipe::Options::default())
-                .map_err(|e| missing(format!("its reference form cannot be computed: {e}")))?,
-            None,
-        ),
+        BaseForm::Expanded { version } if version == ferry_recipe::EXPAND_VERSION => {
+            // The digest is checked on another core while the base expands
+            // (a layer's inflate is the serial start of its rebuild); the
+            // expansion is used only once the digest is right.
+            let (checked, reference) = rayon::join(
+                || check_base(&path, &bytes, base, &missing),
+                || ferry_recipe::expand(&bytes, &ferry_recipe::Options::default()),
+            );
+            checked?;
+            (reference.map_err(cannot)?, None)
+        }
         BaseForm::Expanded { version } => bail!(missing(format!(
             "the patch needs reference form version {version}, this ferry-in computes version {}",
             ferry_recipe::EXPAND_VERSION
@@ -134,18 +147,26 @@ fn reference_form(
     Ok((reference, known))
 }
 
-/// Reads the base's served copy, bounded by the length the catalog gives it,
-/// and checks its digest.
-fn read_base(path: &Path, base: &Base, missing: &dyn Fn(String) -> Error) -> Result<Vec<u8>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+/// Reads the base's served copy.
+fn read_base(path: &Path, missing: &dyn Fn(String) -> Error) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(b),
         Err(e) => bail!(missing(format!("cannot read {}: {e}", path.display()))),
-    };
-    if Sha256::of(&bytes) != base.sha256 {
+    }
+}
+
+/// Checks the base's bytes (read from `path`) against its digest.
+fn check_base(
+    path: &Path,
+    bytes: &[u8],
+    base: &Base,
+    missing: &(dyn Fn(String) -> Error + Sync),
+) -> Result<()> {
+    if Sha256::of(bytes) != base.sha256 {
         bail!(missing(format!(
             "{} does not match its digest (damaged? `ferry-in scrub` finds and quarantines such files)",
             path.display()
         )));
     }
-    Ok(bytes)
+    Ok(())
 }
