@@ -8,12 +8,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use common::text;
+use common::{go_build, piped, text, zlib_params};
 use ferry_recipe::zlib::{ZlibParams, GO_FLATE_ENCODER};
 use ferry_recipe::{
     analyze, rebuild, Options, Recipe, RecipeError, Segment, RECIPE_VERSION_4, RECIPE_VERSION_5,
@@ -21,30 +19,11 @@ use ferry_recipe::{
 
 /// The Go helper, built once, or why not.
 fn helper() -> Option<&'static Path> {
-    static HELPER: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
-    let got = HELPER.get_or_init(|| {
-        let dir = tempfile::tempdir().ok()?;
-        let exe = dir.path().join("goflate");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goflate");
-        let built = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&exe)
-            .arg(".")
-            .current_dir(src)
-            .env("GOFLAGS", "-mod=mod")
-            .env("GOPROXY", "off")
-            .env("GOCACHE", dir.path().join("cache"))
-            .status();
-        match built {
-            Ok(s) if s.success() => Some((dir, exe)),
-            Ok(s) => panic!("go build of the helper failed: {s}"),
-            Err(_) => None,
-        }
-    });
-    match got {
-        Some((_, exe)) => Some(exe.as_path()),
-        None => {
-            println!("skipped: go is not installed");
+    static HELPER: OnceLock<Result<(tempfile::TempDir, PathBuf), String>> = OnceLock::new();
+    match HELPER.get_or_init(|| go_build("goflate", &[("GOFLAGS", "-mod=mod")])) {
+        Ok((_, exe)) => Some(exe.as_path()),
+        Err(why) => {
+            println!("skipped: {why}");
             None
         }
     }
@@ -52,30 +31,7 @@ fn helper() -> Option<&'static Path> {
 
 /// Go's gzip member of `plain` at `level`.
 fn go_gzip(exe: &Path, level: u8, plain: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(exe)
-        .args(["-gzip", &level.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = plain.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success());
-    out.stdout
-}
-
-fn zlib_params(recipe: &Recipe) -> Vec<ZlibParams> {
-    recipe
-        .segments
-        .iter()
-        .filter_map(|s| match s {
-            Segment::Zlib { params, .. } | Segment::ZlibCuts { params, .. } => Some(*params),
-            _ => None,
-        })
-        .collect()
+    piped(exe, &["-gzip", &level.to_string()], plain)
 }
 
 /// A tar-like input: text files and binary-ish padding, about 600 KB.

@@ -9,15 +9,14 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::OnceLock;
 
-use common::text;
+use common::{go_build, piped, text, zlib_params};
 use ferry_recipe::zlib::{ZlibParams, KP_FLATE_ENCODER, PGZIP_ENCODER};
 use ferry_recipe::{
-    analyze, rebuild, Options, Recipe, RecipeError, Segment, RECIPE_VERSION, RECIPE_VERSION_5,
+    analyze, rebuild, Options, Recipe, RecipeError, RECIPE_VERSION, RECIPE_VERSION_5,
 };
 
 const GOPATH: &str = "/usr/share/gocode";
@@ -30,25 +29,8 @@ fn helper() -> Option<&'static Path> {
         if !pgzip.is_dir() {
             return Err(format!("{} is missing", pgzip.display()));
         }
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let exe = dir.path().join("kpflate");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kpflate");
-        let built = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&exe)
-            .arg(".")
-            .current_dir(src)
-            .env("GO111MODULE", "off")
-            .env("GOPATH", GOPATH)
-            .env("GOFLAGS", "")
-            .env("GOPROXY", "off")
-            .env("GOCACHE", dir.path().join("cache"))
-            .status();
-        match built {
-            Ok(s) if s.success() => Ok((dir, exe)),
-            Ok(s) => panic!("go build of the helper failed: {s}"),
-            Err(e) => Err(format!("go is not installed ({e})")),
-        }
+        let env = [("GO111MODULE", "off"), ("GOPATH", GOPATH), ("GOFLAGS", "")];
+        go_build("kpflate", &env)
     });
     match got {
         Ok((_, exe)) => Some(exe.as_path()),
@@ -61,30 +43,7 @@ fn helper() -> Option<&'static Path> {
 
 /// The helper's gzip member of `plain` (`mode` "pgzip" or "gzip").
 fn go_gzip(exe: &Path, mode: &str, level: i32, plain: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(exe)
-        .args([mode, &level.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = plain.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success());
-    out.stdout
-}
-
-fn zlib_params(recipe: &Recipe) -> Vec<ZlibParams> {
-    recipe
-        .segments
-        .iter()
-        .filter_map(|s| match s {
-            Segment::Zlib { params, .. } | Segment::ZlibCuts { params, .. } => Some(*params),
-            _ => None,
-        })
-        .collect()
+    piped(exe, &[mode, &level.to_string()], plain)
 }
 
 /// A tar-like input of 2.6 MB (three pgzip blocks): text files and sparse

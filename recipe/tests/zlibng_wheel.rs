@@ -13,20 +13,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{assert_reproduced, roundtrip, run};
-use ferry_recipe::zlib::{ZlibParams, ZLIB_NG_ENCODER};
-use ferry_recipe::{analyze, Options, Recipe, Segment, StreamKind, RECIPE_VERSION_5};
-
-fn zlib_params(recipe: &Recipe) -> Vec<ZlibParams> {
-    recipe
-        .segments
-        .iter()
-        .filter_map(|s| match s {
-            Segment::Zlib { params, .. } | Segment::ZlibCuts { params, .. } => Some(*params),
-            _ => None,
-        })
-        .collect()
-}
+use common::{assert_reproduced, roundtrip, run, zlib_params};
+use ferry_recipe::zlib::ZLIB_NG_ENCODER;
+use ferry_recipe::{analyze, Options, StreamKind, RECIPE_VERSION_5};
 
 /// pillow 11.1.0's wheel, downloaded into `dir`, or `None` (skipped).
 fn pillow_wheel(dir: &std::path::Path, test: &str) -> Option<PathBuf> {

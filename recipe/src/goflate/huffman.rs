@@ -424,59 +424,7 @@ impl BlockWriter {
             *to = c.len as u8;
         }
         cg[num_lit + num_off] = BAD;
-        let freq = &mut self.codegen_freq;
-        let mut size = cg[0];
-        let mut count: i32 = 1;
-        let mut out = 0usize;
-        let mut input = 1usize;
-        while size != BAD {
-            let next = cg[input];
-            input += 1;
-            if next == size {
-                count += 1;
-                continue;
-            }
-            if size != 0 {
-                cg[out] = size;
-                out += 1;
-                freq[usize::from(size)] += 1;
-                count -= 1;
-                while count >= 3 {
-                    let n = count.min(6);
-                    cg[out] = 16;
-                    cg[out + 1] = (n - 3) as u8;
-                    out += 2;
-                    freq[16] += 1;
-                    count -= n;
-                }
-            } else {
-                while count >= 11 {
-                    let n = count.min(138);
-                    cg[out] = 18;
-                    cg[out + 1] = (n - 11) as u8;
-                    out += 2;
-                    freq[18] += 1;
-                    count -= n;
-                }
-                if count >= 3 {
-                    cg[out] = 17;
-                    cg[out + 1] = (count - 3) as u8;
-                    out += 2;
-                    freq[17] += 1;
-                    count = 0;
-                }
-            }
-            count -= 1;
-            while count >= 0 {
-                cg[out] = size;
-                out += 1;
-                freq[usize::from(size)] += 1;
-                count -= 1;
-            }
-            size = next;
-            count = 1;
-        }
-        cg[out] = BAD;
+        run_length_codegen(cg, &mut self.codegen_freq);
     }
 
     /// Go's `dynamicSize`: the bits of a dynamic block (`offsets`: its
@@ -678,4 +626,64 @@ impl BlockWriter {
         self.write_stored_header(0, true);
         self.flush();
     }
+}
+
+/// Go's `generateCodegen` after the lengths are in place: `cg` holds the
+/// code lengths of both codes followed by [`BAD`]; they are replaced, in
+/// place, by their run-length coding (codes 16, 17 and 18 each followed by
+/// its repeat count), ended by [`BAD`], and each code's uses are counted
+/// in `freq`. Shared by this module and `kpflate`'s writer.
+pub(crate) fn run_length_codegen(cg: &mut [u8], freq: &mut [i32; NUM_CODEGEN]) {
+    let mut size = cg[0];
+    let mut count: i32 = 1;
+    let mut out = 0usize;
+    let mut input = 1usize;
+    while size != BAD {
+        let next = cg[input];
+        input += 1;
+        if next == size {
+            count += 1;
+            continue;
+        }
+        if size != 0 {
+            cg[out] = size;
+            out += 1;
+            freq[usize::from(size)] += 1;
+            count -= 1;
+            while count >= 3 {
+                let n = count.min(6);
+                cg[out] = 16;
+                cg[out + 1] = (n - 3) as u8;
+                out += 2;
+                freq[16] += 1;
+                count -= n;
+            }
+        } else {
+            while count >= 11 {
+                let n = count.min(138);
+                cg[out] = 18;
+                cg[out + 1] = (n - 11) as u8;
+                out += 2;
+                freq[18] += 1;
+                count -= n;
+            }
+            if count >= 3 {
+                cg[out] = 17;
+                cg[out + 1] = (count - 3) as u8;
+                out += 2;
+                freq[17] += 1;
+                count = 0;
+            }
+        }
+        count -= 1;
+        while count >= 0 {
+            cg[out] = size;
+            out += 1;
+            freq[usize::from(size)] += 1;
+            count -= 1;
+        }
+        size = next;
+        count = 1;
+    }
+    cg[out] = BAD;
 }

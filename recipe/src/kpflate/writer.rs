@@ -13,8 +13,8 @@
 
 use super::tokens::{Tokens, MATCH};
 use crate::goflate::huffman::{
-    fixed_literal, offset_code, reverse, Encoder, HCode, BAD, CODEGEN_ORDER, END_BLOCK,
-    LENGTH_BASE, LENGTH_CODES, LENGTH_EXTRA, NUM_CODEGEN, NUM_LIT, NUM_OFF, OFFSET_BASE,
+    fixed_literal, offset_code, reverse, run_length_codegen, Encoder, HCode, BAD, CODEGEN_ORDER,
+    END_BLOCK, LENGTH_BASE, LENGTH_CODES, LENGTH_EXTRA, NUM_CODEGEN, NUM_LIT, NUM_OFF, OFFSET_BASE,
     OFFSET_EXTRA,
 };
 
@@ -195,59 +195,7 @@ impl BitWriter {
             *to = c.len as u8;
         }
         cg[num_lit + num_off] = BAD;
-        let freq = &mut self.codegen_freq;
-        let mut size = cg[0];
-        let mut count: i32 = 1;
-        let mut out = 0usize;
-        let mut input = 1usize;
-        while size != BAD {
-            let next = cg[input];
-            input += 1;
-            if next == size {
-                count += 1;
-                continue;
-            }
-            if size != 0 {
-                cg[out] = size;
-                out += 1;
-                freq[usize::from(size)] += 1;
-                count -= 1;
-                while count >= 3 {
-                    let n = count.min(6);
-                    cg[out] = 16;
-                    cg[out + 1] = (n - 3) as u8;
-                    out += 2;
-                    freq[16] += 1;
-                    count -= n;
-                }
-            } else {
-                while count >= 11 {
-                    let n = count.min(138);
-                    cg[out] = 18;
-                    cg[out + 1] = (n - 11) as u8;
-                    out += 2;
-                    freq[18] += 1;
-                    count -= n;
-                }
-                if count >= 3 {
-                    cg[out] = 17;
-                    cg[out + 1] = (count - 3) as u8;
-                    out += 2;
-                    freq[17] += 1;
-                    count = 0;
-                }
-            }
-            count -= 1;
-            while count >= 0 {
-                cg[out] = size;
-                out += 1;
-                freq[usize::from(size)] += 1;
-                count -= 1;
-            }
-            size = next;
-            count = 1;
-        }
-        cg[out] = BAD;
+        run_length_codegen(cg, &mut self.codegen_freq);
     }
 
     /// The codegen of the literal table and `off` (the block's own distance

@@ -107,3 +107,64 @@ pub fn write(dir: &Path, rel: &str, contents: &[u8]) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, contents).unwrap();
 }
+
+/// The deflate params of a recipe's `Zlib` and `ZlibCuts` segments, in order.
+pub fn zlib_params(recipe: &ferry_recipe::Recipe) -> Vec<ferry_recipe::zlib::ZlibParams> {
+    recipe
+        .segments
+        .iter()
+        .filter_map(|s| match s {
+            ferry_recipe::Segment::Zlib { params, .. }
+            | ferry_recipe::Segment::ZlibCuts { params, .. } => Some(*params),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A Go program of `tests/<dir>` built once per test binary with the `go`
+/// on the PATH and `env` (no network: `GOPROXY=off`, a private build cache),
+/// or why not (go missing). A failing build panics.
+pub fn go_build(
+    dir: &str,
+    env: &[(&str, &str)],
+) -> Result<(tempfile::TempDir, std::path::PathBuf), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let exe = tmp.path().join(dir);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dir);
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg(".")
+        .current_dir(src)
+        .env("GOPROXY", "off")
+        .env("GOCACHE", tmp.path().join("cache"))
+        .envs(env.iter().copied())
+        .status();
+    match built {
+        Ok(s) if s.success() => Ok((tmp, exe)),
+        Ok(s) => panic!("go build of tests/{dir} failed: {s}"),
+        Err(e) => Err(format!("go is not installed ({e})")),
+    }
+}
+
+/// What `exe args` writes to stdout when fed `input` on stdin (which a
+/// thread writes, so large inputs and outputs do not deadlock); it must
+/// exit successfully.
+pub fn piped(exe: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", exe.display()));
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(out.status.success(), "{} {args:?} failed", exe.display());
+    out.stdout
+}
