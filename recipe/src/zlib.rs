@@ -78,12 +78,14 @@ pub const ZLIB_ENCODER: u8 = 1;
 pub use crate::deflate::gnu::GNU_GZIP_ENCODER;
 pub use crate::deflate::zlibng::ZLIB_NG_ENCODER;
 pub use crate::goflate::GO_FLATE_ENCODER;
+pub use crate::kpflate::go127::GO127_FLATE_ENCODER;
 pub use crate::kpflate::{KP_FLATE_ENCODER, PGZIP_ENCODER};
 pub use crate::miniz::MINIZ_OXIDE_ENCODER;
 
 /// The recipe version that added `encoder` to [`Segment::Zlib`](crate::Segment::Zlib):
 /// 2 for zlib's, 3 for GNU gzip's, 5 for Go's and miniz_oxide's, 6 for
-/// zlib-ng's and klauspost's (and any unknown encoder, which a reader refuses anyway).
+/// zlib-ng's, klauspost's and Go 1.27's (and any unknown encoder, which a
+/// reader refuses anyway).
 pub fn encoder_version(encoder: u8) -> u8 {
     match encoder {
         ZLIB_ENCODER => crate::RECIPE_VERSION_2,
@@ -99,6 +101,9 @@ fn level_ok(encoder: u8, level: u8) -> bool {
     if encoder == ZLIB_NG_ENCODER {
         return crate::deflate::zlibng::decode(level).is_some();
     }
+    if encoder == GO127_FLATE_ENCODER {
+        return crate::kpflate::go127::level_ok(level);
+    }
     (1..=9).contains(&level)
 }
 
@@ -109,8 +114,10 @@ pub struct ZlibParams {
     /// [`GNU_GZIP_ENCODER`] (GNU gzip, recipe version 3),
     /// [`GO_FLATE_ENCODER`] (Go's `compress/flate`, recipe version 5),
     /// [`MINIZ_OXIDE_ENCODER`] (version 5), [`PGZIP_ENCODER`] (klauspost's
-    /// pgzip, version 6), [`ZLIB_NG_ENCODER`] (version 6) or
-    /// [`KP_FLATE_ENCODER`] (klauspost's `flate`, version 6).
+    /// pgzip, version 6), [`ZLIB_NG_ENCODER`] (version 6),
+    /// [`KP_FLATE_ENCODER`] (klauspost's `flate`, version 6) or
+    /// [`GO127_FLATE_ENCODER`] (Go 1.27's `compress/flate`, levels 1 to 6,
+    /// version 6).
     pub encoder: u8,
     /// The encoder's compression level, 1 to 9; for zlib-ng,
     /// `16 * profile + level` (`PROFILES` of `crate::deflate::zlibng`:
@@ -123,7 +130,7 @@ pub struct ZlibParams {
 pub enum ZlibError {
     /// The recipe names an encoder this build does not have.
     #[error(
-        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go, {MINIZ_OXIDE_ENCODER} miniz_oxide, {PGZIP_ENCODER} pgzip, {ZLIB_NG_ENCODER} zlib-ng and {KP_FLATE_ENCODER} klauspost's flate)"
+        "deflate encoder {found} is unknown to this build (it has encoders {ZLIB_ENCODER} zlib, {GNU_GZIP_ENCODER} GNU gzip, {GO_FLATE_ENCODER} Go, {MINIZ_OXIDE_ENCODER} miniz_oxide, {PGZIP_ENCODER} pgzip, {ZLIB_NG_ENCODER} zlib-ng, {KP_FLATE_ENCODER} klauspost's flate and {GO127_FLATE_ENCODER} Go 1.27's flate)"
     )]
     UnknownEncoder {
         /// The encoder id the recipe names.
@@ -220,6 +227,16 @@ impl LevelHint {
                 LevelHint::ZipMax => &[9, 8],
             };
         }
+        if encoder == GO127_FLATE_ENCODER {
+            // Go 1.27's gzip writes XFL 2 at level 9 (not modelled: 7 to 9
+            // are not), 4 at level 1; its default is level 6.
+            return match self {
+                LevelHint::Unknown => &[6, 5, 1, 4, 3, 2],
+                LevelHint::GzipMax | LevelHint::ZipMax => &[],
+                LevelHint::Fastest => &[1],
+                LevelHint::ZipFast => &[2],
+            };
+        }
         if encoder == GO_FLATE_ENCODER {
             // Go's gzip writes XFL 2 at level 9, 4 at level 1, 0 otherwise
             // (its default, 6, first; `archive/zip` deflates at 5); its
@@ -245,7 +262,7 @@ impl LevelHint {
 /// The encoders in the order the search tries them (a new encoder goes
 /// last, so that streams an earlier one rebuilds keep their recipes; pgzip
 /// goes first where the stream ends as pgzip's do, and is tried only there).
-const ENCODERS: [u8; 7] = [
+const ENCODERS: [u8; 8] = [
     PGZIP_ENCODER,
     ZLIB_ENCODER,
     GNU_GZIP_ENCODER,
@@ -253,6 +270,7 @@ const ENCODERS: [u8; 7] = [
     GO_FLATE_ENCODER,
     ZLIB_NG_ENCODER,
     KP_FLATE_ENCODER,
+    GO127_FLATE_ENCODER,
 ];
 
 /// Whether a raw deflate stream ends as klauspost/pgzip's do: its last
@@ -339,6 +357,7 @@ pub(crate) fn encoder_ok(encoder: u8) -> bool {
         ZLIB_NG_ENCODER => &crate::deflate::zlibng::KNOWN_ANSWERS,
         PGZIP_ENCODER => &crate::kpflate::PGZIP_KNOWN_ANSWERS,
         KP_FLATE_ENCODER => &crate::kpflate::KP_FLATE_KNOWN_ANSWERS,
+        GO127_FLATE_ENCODER => &crate::kpflate::go127::GO127_KNOWN_ANSWERS,
         _ => return false,
     };
     *OK[slot].get_or_init(|| {
@@ -412,6 +431,10 @@ fn encode_to<E>(
         }
         KP_FLATE_ENCODER => {
             return crate::kpflate::deflate_to(params.level, plain, sink)
+                .map_err(|e| e.map_err(|e| e.to_string()))
+        }
+        GO127_FLATE_ENCODER => {
+            return crate::kpflate::go127::deflate_to(params.level, plain, sink)
                 .map_err(|e| e.map_err(|e| e.to_string()))
         }
         _ => Flavour::Zlib,
@@ -494,7 +517,8 @@ impl DeflateSearch {
         for (i, encoder) in ENCODERS.into_iter().enumerate() {
             let fits = match encoder {
                 PGZIP_ENCODER => ends_as_pgzip(compressed),
-                KP_FLATE_ENCODER => ends_as_kp_flate(compressed),
+                // Go 1.27's writer closes as klauspost's does.
+                KP_FLATE_ENCODER | GO127_FLATE_ENCODER => ends_as_kp_flate(compressed),
                 _ => true,
             };
             if !fits {

@@ -42,6 +42,7 @@
 
 mod better;
 mod fast;
+pub(crate) mod go127;
 mod lazy;
 mod tokens;
 mod writer;
@@ -112,6 +113,14 @@ struct Compressor {
 }
 
 impl Compressor {
+    /// Go 1.27's standard-library `NewWriter(w, level)`, level 1 to 6
+    /// (see [`go127`]).
+    fn new_go127(level: u8) -> Compressor {
+        let mut c = Compressor::new(level);
+        c.w.go127 = true;
+        c
+    }
+
     /// Go's `NewWriter(w, level)`, level 1 to 9.
     fn new(level: u8) -> Compressor {
         let (kind, penalty) = match level {
@@ -260,9 +269,17 @@ fn hand<E>(
 pub(crate) fn deflate_to<E>(
     level: u8,
     plain: &mut dyn Read,
+    sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), Result<E, std::io::Error>> {
+    stream_to(Compressor::new(level), plain, sink)
+}
+
+/// One writer's whole stream: `plain` written, then `Close`.
+fn stream_to<E>(
+    mut c: Compressor,
+    plain: &mut dyn Read,
     mut sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), Result<E, std::io::Error>> {
-    let mut c = Compressor::new(level);
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = crate::zlib::read_full(plain, &mut buf).map_err(Err)?;
@@ -370,5 +387,7 @@ pub(crate) fn pgzip_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
+#[cfg(test)]
+mod go127_tests;
 #[cfg(test)]
 mod tests;

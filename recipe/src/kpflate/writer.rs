@@ -34,6 +34,11 @@ pub(super) struct BitWriter {
     last_header: i64,
     /// `logNewTablePenalty`.
     pub(super) penalty: u32,
+    /// Go 1.27's `compress/flate` writer rather than klauspost 1.15.12's:
+    /// a block left open counts its end of block (`extraHist[0] = 1`) and
+    /// sends only the code lengths it uses, and a flat histogram test of
+    /// `abs >= max` (see [`super::go127`]).
+    pub(super) go127: bool,
     literal_freq: [i32; NUM_LIT],
     offset_freq: [i32; NUM_OFF],
     codegen: Vec<u8>,
@@ -60,6 +65,7 @@ impl BitWriter {
             last_huffman: false,
             last_header: 0,
             penalty,
+            go127: false,
             literal_freq: [0; NUM_LIT],
             offset_freq: [0; NUM_OFF],
             codegen: vec![0; NUM_LIT + NUM_OFF + 1],
@@ -319,6 +325,9 @@ impl BitWriter {
         let sync = sync || eof;
         if sync {
             tokens.add_eob();
+        } else if self.go127 {
+            // Go 1.27: "Ensure we can always write EOB."
+            tokens.extra_hist[0] = 1;
         }
         if (self.last_huffman || eof) && self.last_header > 0 {
             self.close_open();
@@ -327,7 +336,7 @@ impl BitWriter {
         if self.last_header > 0 && !self.can_reuse(tokens) {
             self.close_open();
         }
-        let (num_lit, num_off) = self.index_tokens(tokens, !sync);
+        let (num_lit, num_off) = self.index_tokens(tokens, !sync && !self.go127);
         let stored = input.filter(|i| i.len() <= super::MAX_STORE);
         let ssize = stored.map_or(0, |i| (i.len() as i64 + 5) * 8);
         let extra_bits = if stored.is_some() || self.last_header > 0 {
@@ -420,7 +429,7 @@ impl BitWriter {
             for &v in &self.literal_freq[..256] {
                 let diff = f64::from(v) - avg;
                 abs += diff * diff;
-                if abs > max {
+                if abs > max || (self.go127 && abs >= max) {
                     break;
                 }
             }
