@@ -4,7 +4,7 @@
 //! does: until the call's input is used up (`NeedMore`), or, finishing, to
 //! the stream's end.
 
-use super::lz::{Lz, MAX_DIST, MIN_LOOKAHEAD, WANT_MIN_MATCH, WINDOW_SIZE};
+use super::lz::{load16, Lz, MAX_DIST, MIN_LOOKAHEAD, WANT_MIN_MATCH, WINDOW_SIZE};
 use super::Version;
 
 /// How a block function's call ended.
@@ -79,7 +79,7 @@ pub(super) fn quick(s: &mut Lz, finish: bool, open: &mut u8) -> Done {
             let dist = s.strstart as i64 - head as i64;
             if dist > 0
                 && dist <= MAX_DIST as i64
-                && s.window[s.strstart..s.strstart + 2] == s.window[head..head + 2]
+                && load16(&s.window[..], s.strstart) == load16(&s.window[..], head)
             {
                 let mut len = s.compare256(s.strstart + 2, head + 2) + 2;
                 if len >= WANT_MIN_MATCH {
