@@ -344,7 +344,11 @@ impl<'a> Lz<'a> {
     }
 
     fn slide_hash(&mut self) {
-        for p in self.head.iter_mut().chain(self.prev.iter_mut()) {
+        // Two loops (one over a chain of both does not vectorise).
+        for p in self.head.iter_mut() {
+            *p = p.saturating_sub(WSIZE as u16);
+        }
+        for p in self.prev.iter_mut() {
             *p = p.saturating_sub(WSIZE as u16);
         }
     }
