@@ -44,7 +44,8 @@
 //! 8, as CPython's `zlib` (or the `zlib-ng` package) feeds it; its level
 //! byte also names that profile. Tried last, at level 6 (or the level the
 //! zip flags say) in six profiles; it too passes known answers (made by the
-//! real zlib-ng).
+//! real zlib-ng), each level byte its own before its first use (`params_ok`:
+//! all 64 take most of a CPU second).
 //! Encoders [`PGZIP_ENCODER`] and [`KP_FLATE_ENCODER`] (recipe version 6)
 //! are klauspost/pgzip's framing over klauspost/compress's `flate`, and one
 //! such `flate` stream, rewritten in Rust (`crate::kpflate`): layers
@@ -350,6 +351,25 @@ pub(crate) fn encoder_ok(encoder: u8) -> bool {
     })
 }
 
+/// Whether `params` may be used: its encoder gives its known answers
+/// ([`encoder_ok`]); for zlib-ng, whose 64 answers (every profile at every
+/// level) take most of a CPU second to check, the answer of its level byte
+/// only, checked once, before that level byte's first use (a search at
+/// level 6 tries six of them).
+pub(crate) fn params_ok(params: ZlibParams) -> bool {
+    if params.encoder != ZLIB_NG_ENCODER {
+        return encoder_ok(params.encoder);
+    }
+    static OK: [OnceLock<bool>; 256] = [const { OnceLock::new() }; 256];
+    *OK[usize::from(params.level)].get_or_init(|| {
+        let plain = sample();
+        crate::deflate::zlibng::KNOWN_ANSWERS
+            .iter()
+            .filter(|&&(level, ..)| level == params.level)
+            .any(|&(level, len, crc)| answer(ZLIB_NG_ENCODER, level, &plain) == Some((len, crc)))
+    })
+}
+
 /// (length, CRC-32) of `plain` deflated by `encoder` at `level`.
 pub(crate) fn answer(encoder: u8, level: u8, plain: &[u8]) -> Option<(u64, u32)> {
     let mut len = 0u64;
@@ -502,7 +522,7 @@ impl DeflateSearch {
             }
             if self.given_up[i]
                 || encoder_version(encoder) > self.max_version
-                || !encoder_ok(encoder)
+                || (encoder != ZLIB_NG_ENCODER && !encoder_ok(encoder))
             {
                 continue;
             }
@@ -510,7 +530,7 @@ impl DeflateSearch {
                 .levels(encoder)
                 .iter()
                 .map(|&level| ZlibParams { encoder, level })
-                .filter(|&p| Some(p) != self.last)
+                .filter(|&p| Some(p) != self.last && params_ok(p))
                 .find(|&p| reproduces(p, plain, compressed, prefix));
             if found.is_some() {
                 self.last = found;
@@ -539,7 +559,7 @@ pub(crate) fn rebuild(
     if !level_ok(params.encoder, params.level) {
         return Err(ZlibError::BadLevel(params.level));
     }
-    if !encoder_ok(params.encoder) {
+    if !params_ok(*params) {
         return Err(ZlibError::EncoderMismatch {
             encoder: params.encoder,
         });
