@@ -91,12 +91,12 @@ fn main() {
         ],
     };
     // The first use of an encoder checks its known answers: timed apart.
-    for encoder in [ZLIB_ENCODER, ZLIB_NG_ENCODER] {
+    for encoder in 1..=7 {
         let start = cpu_time();
         deflate(encoder, 6, b"warm");
         let cpu = cpu_time().saturating_sub(start);
         println!(
-            "encoder {encoder}: known answers checked in {:.2} CPU s",
+            "encoder {encoder}: known answers (zlib-ng: level 6's) checked in {:.2} CPU s",
             cpu.as_secs_f64()
         );
     }
