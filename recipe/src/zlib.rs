@@ -42,9 +42,9 @@
 //!
 //! Encoder [`ZLIB_NG_ENCODER`] (recipe version 6) is zlib-ng's deflate
 //! (`crate::deflate::zlibng`): releases 2.2.2, 2.2.5 and 2.3, levels 1 to
-//! 8, as CPython's `zlib` (or the `zlib-ng` package) feeds it; its level
+//! 9, as CPython's `zlib` (or the `zlib-ng` package) feeds it; its level
 //! byte also names that profile. Tried last, at level 6 (or the level the
-//! zip flags say) in six profiles; it too passes known answers (made by the
+//! zip flags or gzip's XFL say) in six profiles; it too passes known answers (made by the
 //! real zlib-ng).
 //! Encoders [`PGZIP_ENCODER`] and [`KP_FLATE_ENCODER`] (recipe version 6)
 //! are klauspost/pgzip's framing over klauspost/compress's `flate`, and one
@@ -201,13 +201,12 @@ impl LevelHint {
     /// The levels of `encoder` tried, in order.
     fn levels(self, encoder: u8) -> &'static [u8] {
         if encoder == ZLIB_NG_ENCODER {
-            use crate::deflate::zlibng::{SEARCH_1, SEARCH_2, SEARCH_6, SEARCH_8};
-            // Level 9 is not modelled.
+            use crate::deflate::zlibng::{SEARCH_1, SEARCH_2, SEARCH_6, SEARCH_8_9, SEARCH_9};
             return match self {
                 LevelHint::Unknown => &SEARCH_6,
-                LevelHint::GzipMax => &[],
+                LevelHint::GzipMax => &SEARCH_9,
                 LevelHint::Fastest => &SEARCH_1,
-                LevelHint::ZipMax => &SEARCH_8,
+                LevelHint::ZipMax => &SEARCH_8_9,
                 LevelHint::ZipFast => &SEARCH_2,
             };
         }

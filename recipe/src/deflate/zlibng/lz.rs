@@ -1,6 +1,6 @@
 //! zlib-ng's window, hash table and match finder (`deflate.c`'s
-//! `fill_window`, `insert_string_tpl.h`, `match_tpl.h` without
-//! `LONGEST_MATCH_SLOW`), kept as zlib-ng keeps them: the output depends on
+//! `fill_window`, `insert_string_tpl.h` and its rolling variant,
+//! `match_tpl.h` with and without `LONGEST_MATCH_SLOW`), kept as zlib-ng keeps them: the output depends on
 //! the window's bytes past the input's end (stale bytes of before a slide,
 //! or zeros), and on when `fill_window` runs, so both are modelled as they
 //! are, not only the data they stand for.
@@ -474,6 +474,144 @@ impl<'a> Lz<'a> {
             self.match_start = at;
         }
         best
+    }
+
+    /// `longest_match_slow` (level 9, with the rolling hash): as
+    /// [`Lz::longest_match`], but it walks the chain of whichever string of
+    /// the current best match has the most distant predecessor, and after
+    /// each longer match moves to such a chain again (`match_offset`: the
+    /// chain is the one of the string that far after `strstart`).
+    pub(super) fn longest_match_slow(&mut self, mut cur: usize) -> usize {
+        let strstart = self.strstart;
+        let lookahead = self.lookahead;
+        let mut best = if self.prev_length > 0 {
+            self.prev_length
+        } else {
+            2
+        };
+        let mut chain = self.cfg.chain;
+        if best >= self.cfg.good {
+            chain >>= 2;
+        }
+        let nice = self.cfg.nice;
+        let end = match self.version {
+            Version::V2_3 => lookahead,
+            _ => lookahead + 1,
+        };
+        let roll = |h: u32, c: u8| ((h << 5) ^ u32::from(c)) & ROLL_MASK;
+        let limit_base = strstart.saturating_sub(MAX_DIST);
+        let mut limit = limit_base;
+        let mut match_offset = 0usize;
+        let w = &self.window[..];
+        let prev = &*self.prev;
+        let head = &*self.head;
+        let mut found = None;
+        // `Err`: zlib-ng's `break_matching` (the best so far, at most the
+        // look-ahead); `Ok`: a plain return.
+        let result: Result<usize, ()> = 'search: {
+            if best >= 3 {
+                // Continuing a lazy search: start on the most distant chain
+                // of the strings of the previous match.
+                let mut hash = roll(roll(0, w[strstart + 1]), w[strstart + 2]);
+                for i in 3..=best {
+                    hash = roll(hash, w[strstart + i]);
+                    let pos = usize::from(head[hash as usize]);
+                    if pos < cur {
+                        match_offset = i - 2;
+                        cur = pos;
+                    }
+                }
+                limit = limit_base + match_offset;
+                if cur <= limit {
+                    break 'search Err(());
+                }
+            }
+            let mut quick = Quick::new(w, strstart, best);
+            loop {
+                if cur >= strstart {
+                    break 'search Ok(best);
+                }
+                let cand = cur - match_offset;
+                if quick.passes(w, cand) {
+                    let len = compare256(w, strstart + 2, cand + 2) + 2;
+                    if len > best {
+                        found = Some(cand);
+                        if len >= end {
+                            break 'search Ok(lookahead);
+                        }
+                        best = len;
+                        if best >= nice {
+                            break 'search Ok(best);
+                        }
+                        quick = Quick::new(w, strstart, best);
+                        if len > 3 && cand + len < strstart {
+                            // Look for a better string offset.
+                            let Some(at) = self.farthest_chain(cand, len, limit_base) else {
+                                break 'search Err(());
+                            };
+                            (cur, match_offset) = at;
+                            limit = limit_base + match_offset;
+                            continue;
+                        }
+                    }
+                }
+                chain -= 1;
+                if chain == 0 {
+                    break 'search Ok(best);
+                }
+                cur = usize::from(prev[cur & WMASK]);
+                if cur <= limit {
+                    break 'search Ok(best);
+                }
+            }
+        };
+        if let Some(at) = found {
+            self.match_start = at;
+        }
+        match result {
+            Ok(len) => len,
+            Err(()) => best.min(lookahead),
+        }
+    }
+
+    /// `longest_match_slow`'s move after a longer match at `start` of
+    /// `len` bytes: the most distant chain of the strings in it, or of the
+    /// string 4 bytes before its end, as (chain position, its offset in
+    /// the match); `None` where that string's predecessor is out of reach
+    /// (`break_matching`).
+    fn farthest_chain(
+        &self,
+        start: usize,
+        len: usize,
+        limit_base: usize,
+    ) -> Option<(usize, usize)> {
+        let (w, prev, head) = (&self.window[..], &*self.prev, &*self.head);
+        let mut match_offset = 0;
+        let mut next_pos = start;
+        for i in 0..=len - 3 {
+            let pos = usize::from(prev[(start + i) & WMASK]);
+            if pos < next_pos {
+                if pos <= limit_base + i {
+                    return None;
+                }
+                next_pos = pos;
+                match_offset = i;
+            }
+        }
+        let mut cur = next_pos;
+        let e = self.strstart + len - 4;
+        let hash = [w[e], w[e + 1], w[e + 2]]
+            .into_iter()
+            .fold(0, |h, c| self.roll_hash(h, c));
+        let pos = usize::from(head[hash as usize]);
+        if pos < cur {
+            match_offset = len - 4;
+            if pos <= limit_base + match_offset {
+                return None;
+            }
+            cur = pos;
+        }
+        Some((cur, match_offset))
     }
 
     /// Ends the current block (`FLUSH_BLOCK_ONLY`).
