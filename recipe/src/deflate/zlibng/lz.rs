@@ -1,6 +1,6 @@
 //! zlib-ng's window, hash table and match finder (`deflate.c`'s
-//! `fill_window`, `insert_string_tpl.h`, `match_tpl.h` without
-//! `LONGEST_MATCH_SLOW`), kept as zlib-ng keeps them: the output depends on
+//! `fill_window`, `insert_string_tpl.h` and its rolling variant,
+//! `match_tpl.h` with and without `LONGEST_MATCH_SLOW`), kept as zlib-ng keeps them: the output depends on
 //! the window's bytes past the input's end (stale bytes of before a slide,
 //! or zeros), and on when `fill_window` runs, so both are modelled as they
 //! are, not only the data they stand for.
@@ -27,6 +27,83 @@ const WIN_INIT: usize = 258;
 const HASH_SIZE: usize = 1 << 16;
 /// The rolling hash's mask (level 9's, 15 bits).
 const ROLL_MASK: u32 = (1 << 15) - 1;
+/// Zeros past the window's end, never written: reads of a few bytes past a
+/// string near the end stay in the buffer.
+const PAD: usize = 64;
+
+/// A zeroed array on the heap (not built on the stack first).
+fn boxed<T: Copy + Default, const N: usize>() -> Box<[T; N]> {
+    match vec![T::default(); N].into_boxed_slice().try_into() {
+        Ok(b) => b,
+        Err(_) => unreachable!("the vector has N elements"),
+    }
+}
+
+/// The 8 bytes at `at`, little-endian.
+#[inline(always)]
+pub(super) fn load64(w: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(w[at..at + 8].try_into().unwrap_or([0; 8]))
+}
+
+/// The 4 bytes at `at`, little-endian.
+#[inline(always)]
+fn load32(w: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(w[at..at + 4].try_into().unwrap_or([0; 4]))
+}
+
+/// The 2 bytes at `at`, little-endian.
+#[inline(always)]
+pub(super) fn load16(w: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(w[at..at + 2].try_into().unwrap_or([0; 2]))
+}
+
+/// How many of the 256 bytes from `a` and from `b` agree (`compare256`).
+#[inline(always)]
+pub(super) fn compare256(w: &[u8], a: usize, b: usize) -> usize {
+    let (x, y) = (&w[a..a + 256], &w[b..b + 256]);
+    for (i, (p, q)) in x.chunks_exact(8).zip(y.chunks_exact(8)).enumerate() {
+        let p = u64::from_le_bytes(p.try_into().unwrap_or([0; 8]));
+        let q = u64::from_le_bytes(q.try_into().unwrap_or([0; 8]));
+        let d = p ^ q;
+        if d != 0 {
+            return i * 8 + (d.trailing_zeros() / 8) as usize;
+        }
+    }
+    256
+}
+
+/// `match_tpl.h`'s quick test of a candidate against the current best
+/// length: 2, 4 or 8 bytes at the start and at the end of the string.
+#[derive(Clone, Copy)]
+struct Quick {
+    off: usize,
+    mask: u64,
+    start: u64,
+    end: u64,
+}
+
+impl Quick {
+    #[inline(always)]
+    fn new(w: &[u8], scan: usize, best: usize) -> Quick {
+        let (off, mask) = match best {
+            0..=3 => (best - 1, 0xffff),
+            4..=7 => (best - 3, 0xffff_ffff),
+            _ => (best - 7, u64::MAX),
+        };
+        Quick {
+            off,
+            mask,
+            start: load64(w, scan) & mask,
+            end: load64(w, scan + off) & mask,
+        }
+    }
+
+    #[inline(always)]
+    fn passes(&self, w: &[u8], cur: usize) -> bool {
+        load64(w, cur + self.off) & self.mask == self.end
+            && load64(w, cur) & self.mask == self.start
+    }
+}
 
 /// A level's parameters (zlib-ng's `configuration_table`).
 #[derive(Clone, Copy, Debug)]
@@ -114,9 +191,9 @@ impl<'a> Input<'a> {
 
 /// The deflate state a strategy works on.
 pub(super) struct Lz<'a> {
-    pub(super) window: Vec<u8>,
-    head: Vec<u16>,
-    prev: Vec<u16>,
+    pub(super) window: Box<[u8; WINDOW_SIZE + PAD]>,
+    head: Box<[u16; HASH_SIZE]>,
+    prev: Box<[u16; WSIZE]>,
     pub(super) strstart: usize,
     pub(super) block_start: i64,
     pub(super) lookahead: usize,
@@ -202,9 +279,9 @@ impl<'a> Lz<'a> {
         sink: &'a mut dyn FnMut(&[u8]) -> bool,
     ) -> Lz<'a> {
         Lz {
-            window: vec![0; WINDOW_SIZE + 64],
-            head: vec![0; HASH_SIZE],
-            prev: vec![0; WSIZE],
+            window: boxed(),
+            head: boxed(),
+            prev: boxed(),
             strstart: 0,
             block_start: 0,
             lookahead: 0,
@@ -237,8 +314,7 @@ impl<'a> Lz<'a> {
             self.ins_h = ((self.ins_h << 5) ^ u32::from(self.window[str + 2])) & ROLL_MASK;
             return self.ins_h as usize;
         }
-        let w = &self.window;
-        let val = u32::from_le_bytes([w[str], w[str + 1], w[str + 2], w[str + 3]]);
+        let val = load32(&self.window[..], str);
         (val.wrapping_mul(2_654_435_761) >> 16) as usize & (HASH_SIZE - 1)
     }
 
@@ -267,13 +343,12 @@ impl<'a> Lz<'a> {
         ((h << 5) ^ u32::from(c)) & ROLL_MASK
     }
 
-    /// The older string of `pos`'s chain.
-    pub(super) fn prev_of(&self, pos: usize) -> usize {
-        usize::from(self.prev[pos & WMASK])
-    }
-
     fn slide_hash(&mut self) {
-        for p in self.head.iter_mut().chain(self.prev.iter_mut()) {
+        // Two loops (one over a chain of both does not vectorise).
+        for p in self.head.iter_mut() {
+            *p = p.saturating_sub(WSIZE as u16);
+        }
+        for p in self.prev.iter_mut() {
             *p = p.saturating_sub(WSIZE as u16);
         }
     }
@@ -336,43 +411,10 @@ impl<'a> Lz<'a> {
         }
     }
 
-    /// Whether the `n` bytes at `a` and at `b` are equal.
-    #[inline]
-    fn same(&self, a: usize, b: usize, n: usize) -> bool {
-        self.window[a..a + n] == self.window[b..b + n]
-    }
-
     /// How many of the 256 bytes after `a` and `b` agree (`compare256`).
     #[inline]
     pub(super) fn compare256(&self, a: usize, b: usize) -> usize {
-        self.window[a..a + 256]
-            .iter()
-            .zip(&self.window[b..b + 256])
-            .take_while(|(x, y)| x == y)
-            .count()
-    }
-
-    /// Whether a candidate passes `match_tpl.h`'s quick test for beating
-    /// `best` (2, 4 or 8 bytes at the start and at the end).
-    #[inline]
-    pub(super) fn may_beat(&self, cur: usize, best: usize) -> bool {
-        let (off, n) = match best {
-            0..=3 => (best - 1, 2),
-            4..=7 => (best - 3, 4),
-            _ => (best - 7, 8),
-        };
-        let s = self.strstart;
-        self.same(cur + off, s + off, n) && self.same(cur, s, n)
-    }
-
-    /// Whether a match of `len` ends the search at `lookahead` (2.3 stops
-    /// at a match reaching the input's end, earlier versions only past it).
-    #[inline]
-    pub(super) fn past_end(&self, len: usize) -> bool {
-        match self.version {
-            Version::V2_3 => len >= self.lookahead,
-            _ => len > self.lookahead,
-        }
+        compare256(&self.window[..], a, b)
     }
 
     /// `longest_match`: the longest match from the chain at `cur`, longer
@@ -390,35 +432,186 @@ impl<'a> Lz<'a> {
         }
         let limit = strstart.saturating_sub(MAX_DIST);
         let early_exit = self.level < 5;
-        loop {
-            if cur >= strstart {
-                break;
-            }
-            if self.may_beat(cur, best) {
-                let len = self.compare256(strstart + 2, cur + 2) + 2;
+        let nice = self.cfg.nice;
+        // 2.3 stops at a match reaching the input's end, earlier versions
+        // only past it.
+        let end = match self.version {
+            Version::V2_3 => self.lookahead,
+            _ => self.lookahead + 1,
+        };
+        let w = &self.window[..];
+        let prev = &*self.prev;
+        let mut quick = Quick::new(w, strstart, best);
+        let mut found = None;
+        while cur < strstart {
+            if quick.passes(w, cur) {
+                let len = compare256(w, strstart + 2, cur + 2) + 2;
                 if len > best {
-                    self.match_start = cur;
-                    if self.past_end(len) {
-                        return self.lookahead;
+                    found = Some(cur);
+                    if len >= end {
+                        best = self.lookahead;
+                        break;
                     }
                     best = len;
-                    if best >= self.cfg.nice {
-                        return best;
+                    if best >= nice {
+                        break;
                     }
+                    quick = Quick::new(w, strstart, best);
                 } else if early_exit {
                     break;
                 }
             }
             chain -= 1;
             if chain == 0 {
-                return best;
+                break;
             }
-            cur = self.prev_of(cur);
+            cur = usize::from(prev[cur & WMASK]);
             if cur <= limit {
-                return best;
+                break;
             }
         }
+        if let Some(at) = found {
+            self.match_start = at;
+        }
         best
+    }
+
+    /// `longest_match_slow` (level 9, with the rolling hash): as
+    /// [`Lz::longest_match`], but it walks the chain of whichever string of
+    /// the current best match has the most distant predecessor, and after
+    /// each longer match moves to such a chain again (`match_offset`: the
+    /// chain is the one of the string that far after `strstart`).
+    pub(super) fn longest_match_slow(&mut self, mut cur: usize) -> usize {
+        let strstart = self.strstart;
+        let lookahead = self.lookahead;
+        let mut best = if self.prev_length > 0 {
+            self.prev_length
+        } else {
+            2
+        };
+        let mut chain = self.cfg.chain;
+        if best >= self.cfg.good {
+            chain >>= 2;
+        }
+        let nice = self.cfg.nice;
+        let end = match self.version {
+            Version::V2_3 => lookahead,
+            _ => lookahead + 1,
+        };
+        let roll = |h: u32, c: u8| ((h << 5) ^ u32::from(c)) & ROLL_MASK;
+        let limit_base = strstart.saturating_sub(MAX_DIST);
+        let mut limit = limit_base;
+        let mut match_offset = 0usize;
+        let w = &self.window[..];
+        let prev = &*self.prev;
+        let head = &*self.head;
+        let mut found = None;
+        // `Err`: zlib-ng's `break_matching` (the best so far, at most the
+        // look-ahead); `Ok`: a plain return.
+        let result: Result<usize, ()> = 'search: {
+            if best >= 3 {
+                // Continuing a lazy search: start on the most distant chain
+                // of the strings of the previous match.
+                let mut hash = roll(roll(0, w[strstart + 1]), w[strstart + 2]);
+                for i in 3..=best {
+                    hash = roll(hash, w[strstart + i]);
+                    let pos = usize::from(head[hash as usize]);
+                    if pos < cur {
+                        match_offset = i - 2;
+                        cur = pos;
+                    }
+                }
+                limit = limit_base + match_offset;
+                if cur <= limit {
+                    break 'search Err(());
+                }
+            }
+            let mut quick = Quick::new(w, strstart, best);
+            loop {
+                if cur >= strstart {
+                    break 'search Ok(best);
+                }
+                let cand = cur - match_offset;
+                if quick.passes(w, cand) {
+                    let len = compare256(w, strstart + 2, cand + 2) + 2;
+                    if len > best {
+                        found = Some(cand);
+                        if len >= end {
+                            break 'search Ok(lookahead);
+                        }
+                        best = len;
+                        if best >= nice {
+                            break 'search Ok(best);
+                        }
+                        quick = Quick::new(w, strstart, best);
+                        if len > 3 && cand + len < strstart {
+                            // Look for a better string offset.
+                            let Some(at) = self.farthest_chain(cand, len, limit_base) else {
+                                break 'search Err(());
+                            };
+                            (cur, match_offset) = at;
+                            limit = limit_base + match_offset;
+                            continue;
+                        }
+                    }
+                }
+                chain -= 1;
+                if chain == 0 {
+                    break 'search Ok(best);
+                }
+                cur = usize::from(prev[cur & WMASK]);
+                if cur <= limit {
+                    break 'search Ok(best);
+                }
+            }
+        };
+        if let Some(at) = found {
+            self.match_start = at;
+        }
+        match result {
+            Ok(len) => len,
+            Err(()) => best.min(lookahead),
+        }
+    }
+
+    /// `longest_match_slow`'s move after a longer match at `start` of
+    /// `len` bytes: the most distant chain of the strings in it, or of the
+    /// string 4 bytes before its end, as (chain position, its offset in
+    /// the match); `None` where that string's predecessor is out of reach
+    /// (`break_matching`).
+    fn farthest_chain(
+        &self,
+        start: usize,
+        len: usize,
+        limit_base: usize,
+    ) -> Option<(usize, usize)> {
+        let (w, prev, head) = (&self.window[..], &*self.prev, &*self.head);
+        let mut match_offset = 0;
+        let mut next_pos = start;
+        for i in 0..=len - 3 {
+            let pos = usize::from(prev[(start + i) & WMASK]);
+            if pos < next_pos {
+                if pos <= limit_base + i {
+                    return None;
+                }
+                next_pos = pos;
+                match_offset = i;
+            }
+        }
+        let mut cur = next_pos;
+        let e = self.strstart + len - 4;
+        let hash = [w[e], w[e + 1], w[e + 2]]
+            .into_iter()
+            .fold(0, |h, c| self.roll_hash(h, c));
+        let pos = usize::from(head[hash as usize]);
+        if pos < cur {
+            match_offset = len - 4;
+            if pos <= limit_base + match_offset {
+                return None;
+            }
+            cur = pos;
+        }
+        Some((cur, match_offset))
     }
 
     /// Ends the current block (`FLUSH_BLOCK_ONLY`).

@@ -16,10 +16,9 @@
 //! then `flush()`). The buffer matters at levels 5 and 6: when it fills at
 //! a block's end, `deflate()` returns and `deflate_medium` forgets the match
 //! it had looked ahead. The recipe's level byte names one of [`PROFILES`].
-//! Levels 1 (`deflate_quick`), 2 (`deflate_fast`), 3 to 6 (`deflate_medium`)
-//! and 7 to 8 (`deflate_slow` with `longest_match`). Level 9
-//! (`longest_match_slow` and the rolling hash) is not modelled and is
-//! refused. Versions ([`Version`]): 2.2.2 (and 2.2.0 to 2.2.4, whose
+//! Levels 1 (`deflate_quick`), 2 (`deflate_fast`), 3 to 6 (`deflate_medium`),
+//! 7 to 8 (`deflate_slow` with `longest_match`) and 9 (`deflate_slow` with
+//! `longest_match_slow` and the rolling hash). Versions ([`Version`]): 2.2.2 (and 2.2.0 to 2.2.4, whose
 //! deflate code is the same), 2.2.5 (medium inserts no strings of matches
 //! longer than 16 times `max_lazy`) and 2.3 (the match search stops at a
 //! match reaching the input's end). Only the x86-64/generic code paths
@@ -93,9 +92,9 @@ fn config(level: u8) -> Config {
     }
 }
 
-/// Whether `level` is one this module models (1 to 8).
+/// Whether `level` is one this module models (1 to 9).
 pub(crate) fn level_modelled(level: u8) -> bool {
-    (1..=8).contains(&level)
+    (1..=9).contains(&level)
 }
 
 /// The (version, feed, output buffer) combinations a recipe may name: the
@@ -133,21 +132,34 @@ const fn search(level: u8) -> [u8; 6] {
     ]
 }
 
-/// The search's candidates at the default level (6), level 1 and level 8.
+/// The search's candidates at the default level (6), level 1, level 8,
+/// level 9 and levels 8 then 9.
 pub(crate) const SEARCH_6: [u8; 6] = search(6);
 /// See [`SEARCH_6`].
 pub(crate) const SEARCH_1: [u8; 6] = search(1);
 /// See [`SEARCH_6`].
-pub(crate) const SEARCH_8: [u8; 6] = search(8);
-/// See [`SEARCH_6`].
 pub(crate) const SEARCH_2: [u8; 6] = search(2);
+/// See [`SEARCH_6`].
+pub(crate) const SEARCH_9: [u8; 6] = search(9);
+/// See [`SEARCH_6`] (zip's "maximum": `-8` or `-9`).
+pub(crate) const SEARCH_8_9: [u8; 12] = {
+    let (a, b) = (search(8), search(9));
+    let mut out = [0; 12];
+    let mut i = 0;
+    while i < 6 {
+        out[i] = a[i];
+        out[i + 6] = b[i];
+        i += 1;
+    }
+    out
+};
 
 /// (level byte, deflated length, CRC-32 of the deflated bytes) of
 /// [`crate::zlib::sample`] as the real zlib-ng deflates it: profiles 0 to 5
 /// by zlib-ng 2.2.2, 2.2.5 and 2.3.3 (`./configure --zlib-compat`, the
 /// last two from the sources in the `zlib-ng` 1.0.0 and 1.1.0 sdists) under
 /// CPython 3.11's `zlib`, 6 and 7 by the `zlib-ng` packages 1.0.0 and 1.1.0.
-pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
+pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 72] = [
     (0x21, 82_996, 0xed900c82),
     (0x22, 61_553, 0xdb44c520),
     (0x23, 57_718, 0x41f553d1),
@@ -156,6 +168,7 @@ pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
     (0x26, 49_319, 0x6bc2f4f2),
     (0x27, 47_812, 0x29af4aef),
     (0x28, 46_729, 0xda701663),
+    (0x29, 46_665, 0x8fb9cf5d),
     (0x31, 82_995, 0xdb0a566c),
     (0x32, 61_553, 0xdb44c520),
     (0x33, 57_718, 0x41f553d1),
@@ -164,6 +177,7 @@ pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
     (0x36, 49_340, 0x265d1657),
     (0x37, 47_812, 0x29af4aef),
     (0x38, 46_729, 0xda701663),
+    (0x39, 46_665, 0x8fb9cf5d),
     (0x41, 82_996, 0xed900c82),
     (0x42, 61_553, 0xdb44c520),
     (0x43, 57_718, 0x41f553d1),
@@ -172,6 +186,7 @@ pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
     (0x46, 49_319, 0x6bc2f4f2),
     (0x47, 47_812, 0x29af4aef),
     (0x48, 46_729, 0xda701663),
+    (0x49, 46_665, 0x8fb9cf5d),
     (0x51, 82_995, 0xdb0a566c),
     (0x52, 61_553, 0xdb44c520),
     (0x53, 57_718, 0x41f553d1),
@@ -180,6 +195,7 @@ pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
     (0x56, 49_340, 0x265d1657),
     (0x57, 47_812, 0x29af4aef),
     (0x58, 46_729, 0xda701663),
+    (0x59, 46_665, 0x8fb9cf5d),
     (0x01, 82_996, 0xed900c82),
     (0x02, 61_553, 0xdb44c520),
     (0x03, 57_718, 0x41f553d1),
@@ -188,6 +204,7 @@ pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
     (0x06, 49_319, 0x6bc2f4f2),
     (0x07, 47_812, 0x29af4aef),
     (0x08, 46_729, 0xda701663),
+    (0x09, 46_665, 0x8fb9cf5d),
     (0x11, 82_995, 0xdb0a566c),
     (0x12, 61_553, 0xdb44c520),
     (0x13, 57_718, 0x41f553d1),
@@ -196,6 +213,7 @@ pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
     (0x16, 49_340, 0x265d1657),
     (0x17, 47_812, 0x29af4aef),
     (0x18, 46_729, 0xda701663),
+    (0x19, 46_665, 0x8fb9cf5d),
     (0x61, 82_996, 0xed900c82),
     (0x62, 61_553, 0xdb44c520),
     (0x63, 57_718, 0x41f553d1),
@@ -204,6 +222,7 @@ pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
     (0x66, 49_319, 0xc3c5ba99),
     (0x67, 47_812, 0x29af4aef),
     (0x68, 46_729, 0xda701663),
+    (0x69, 46_665, 0x8fb9cf5d),
     (0x71, 82_996, 0xed900c82),
     (0x72, 61_553, 0xdb44c520),
     (0x73, 57_718, 0x41f553d1),
@@ -212,6 +231,7 @@ pub(crate) const KNOWN_ANSWERS: [(u8, u64, u32); 64] = [
     (0x76, 49_319, 0xc3c5ba99),
     (0x77, 47_812, 0x29af4aef),
     (0x78, 46_729, 0xda701663),
+    (0x79, 46_665, 0x8fb9cf5d),
 ];
 
 /// Why zlib-ng's deflate did not run to the end.
@@ -223,8 +243,8 @@ pub(crate) enum ZlibNgError<E> {
     /// Reading the input failed.
     #[error("reading the input failed: {0}")]
     Read(#[source] std::io::Error),
-    /// The level is not one modelled (1 to 8).
-    #[error("zlib-ng level {0} is not modelled (levels 1 to 8 are)")]
+    /// The level is not one modelled (1 to 9).
+    #[error("zlib-ng level {0} is not modelled (levels 1 to 9 are)")]
     Level(u8),
 }
 

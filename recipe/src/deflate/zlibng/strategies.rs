@@ -4,7 +4,7 @@
 //! does: until the call's input is used up (`NeedMore`), or, finishing, to
 //! the stream's end.
 
-use super::lz::{Lz, MAX_DIST, MIN_LOOKAHEAD, WANT_MIN_MATCH, WINDOW_SIZE};
+use super::lz::{load16, Lz, MAX_DIST, MIN_LOOKAHEAD, WANT_MIN_MATCH, WINDOW_SIZE};
 use super::Version;
 
 /// How a block function's call ended.
@@ -79,7 +79,7 @@ pub(super) fn quick(s: &mut Lz, finish: bool, open: &mut u8) -> Done {
             let dist = s.strstart as i64 - head as i64;
             if dist > 0
                 && dist <= MAX_DIST as i64
-                && s.window[s.strstart..s.strstart + 2] == s.window[head..head + 2]
+                && load16(&s.window[..], s.strstart) == load16(&s.window[..], head)
             {
                 let mut len = s.compare256(s.strstart + 2, head + 2) + 2;
                 if len >= WANT_MIN_MATCH {
@@ -336,8 +336,8 @@ pub(super) fn medium(s: &mut Lz, finish: bool) -> Done {
     }
 }
 
-/// Levels 7 and 8 (`deflate_slow` with `longest_match`): lazy evaluation.
-/// Level 9 (`longest_match_slow`, the rolling hash) is not modelled.
+/// Levels 7 to 9 (`deflate_slow`): lazy evaluation, with `longest_match`,
+/// or at level 9 (chains over 1,024) `longest_match_slow`.
 pub(super) fn slow(s: &mut Lz, finish: bool, match_available: &mut bool) -> Done {
     loop {
         if s.stopped {
@@ -360,7 +360,11 @@ pub(super) fn slow(s: &mut Lz, finish: bool, match_available: &mut bool) -> Done
         let prev_match = s.match_start;
         let mut len = 2;
         if in_reach(s.strstart, head) && s.prev_length < s.cfg.lazy {
-            len = s.longest_match(head);
+            len = if s.roll {
+                s.longest_match_slow(head)
+            } else {
+                s.longest_match(head)
+            };
         }
         if s.prev_length >= 3 && len <= s.prev_length {
             let max_insert = s.strstart + s.lookahead - 3;
