@@ -66,8 +66,9 @@ pub struct ExportConfig {
     #[serde(default = "default_delta_xz")]
     pub delta_xz: String,
     /// The newest recipe version the insides read: 6 (the default) adds
-    /// encoders 5 and 6 (klauspost's pgzip and `flate`: podman's, buildah's
-    /// and skopeo's layers); 5 adds encoders 3 (Go's) and 4 (miniz_oxide's deflate: Rust-built wheels rebuilt without
+    /// encoders 5 and 7 (klauspost's pgzip and `flate`: podman's, buildah's
+    /// and skopeo's layers), 6 (zlib-ng's deflate: pillow's wheels, cargo's
+    /// crates) and 8 (Go 1.27's `compress/flate`, modelled); 5 adds encoders 3 (Go's) and 4 (miniz_oxide's deflate: Rust-built wheels rebuilt without
     /// preflate-rs); 4 lets a large GNU gzip stream be cut so that the
     /// inside rebuilds it on every core; 3 for an inside built before
     /// recipe version 4. An inside refuses a recipe newer than it reads.
