@@ -48,7 +48,10 @@
 //! Encoders [`PGZIP_ENCODER`] and [`KP_FLATE_ENCODER`] (recipe version 6)
 //! are klauspost/pgzip's framing over klauspost/compress's `flate`, and one
 //! such `flate` stream, rewritten in Rust (`crate::kpflate`): layers
-//! written by podman, buildah and skopeo. They are tried only on streams
+//! written by podman, buildah and skopeo: klauspost/compress 1.15.12 at
+//! levels 1 to 9, and 1.18.0 to 1.19.1 at levels 1 to 6, the release in
+//! the level byte's high nibble (`crate::kpflate::release`; older builds
+//! refuse such a level byte). They are tried only on streams
 //! that end the way they end (pgzip: a sync flush and an empty fixed final
 //! block, `00 00 ff ff 03 00`, and then first; one stream: an empty fixed
 //! final block, last), so other streams do not pay for them.
@@ -96,13 +99,17 @@ pub fn encoder_version(encoder: u8) -> u8 {
 }
 
 /// Whether `level` is a level `encoder` has: 1 to 9, or for zlib-ng a
-/// profile and level (`crate::deflate::zlibng::decode`).
+/// profile and level (`crate::deflate::zlibng::decode`), or for
+/// klauspost's a release and level (`crate::kpflate::release`).
 fn level_ok(encoder: u8, level: u8) -> bool {
     if encoder == ZLIB_NG_ENCODER {
         return crate::deflate::zlibng::decode(level).is_some();
     }
     if encoder == GO127_FLATE_ENCODER {
         return crate::kpflate::go127::level_ok(level);
+    }
+    if encoder == PGZIP_ENCODER || encoder == KP_FLATE_ENCODER {
+        return crate::kpflate::release::Release::decode(level).is_some();
     }
     (1..=9).contains(&level)
 }
@@ -121,7 +128,9 @@ pub struct ZlibParams {
     pub encoder: u8,
     /// The encoder's compression level, 1 to 9; for zlib-ng,
     /// `16 * profile + level` (`PROFILES` of `crate::deflate::zlibng`:
-    /// its release, and how its caller fed it).
+    /// its release, and how its caller fed it); for pgzip and klauspost's
+    /// `flate`, `16 * release + level` (`crate::kpflate::release`: 0 is
+    /// klauspost/compress 1.15.12, 3 is 1.18.2 to 1.19.1).
     pub level: u8,
 }
 
@@ -220,10 +229,12 @@ impl LevelHint {
         if encoder == PGZIP_ENCODER || encoder == KP_FLATE_ENCODER {
             // pgzip and klauspost's gzip write XFL 2 at level 9, 4 at level
             // 1, 0 otherwise; their default (-1) is level 5.
+            // 1.18.x at levels 1 to 6 is a release in the level byte.
+            use crate::kpflate::release::{SEARCH_ANY, SEARCH_FASTEST};
             return match self {
-                LevelHint::Unknown | LevelHint::ZipFast => &[5, 6, 4, 3, 2, 7, 8, 9, 1],
+                LevelHint::Unknown | LevelHint::ZipFast => &SEARCH_ANY,
                 LevelHint::GzipMax => &[9],
-                LevelHint::Fastest => &[1],
+                LevelHint::Fastest => &SEARCH_FASTEST,
                 LevelHint::ZipMax => &[9, 8],
             };
         }
@@ -341,6 +352,10 @@ pub(crate) fn sample() -> Vec<u8> {
     out
 }
 
+/// A known answer: level byte, deflated length, CRC-32 of the deflated
+/// bytes.
+type Answer = (u8, u64, u32);
+
 /// Whether encoder `encoder` is known and gives its known answers on
 /// [`sample`] (each encoder's module pins them; computed once an encoder).
 pub(crate) fn encoder_ok(encoder: u8) -> bool {
@@ -349,15 +364,23 @@ pub(crate) fn encoder_ok(encoder: u8) -> bool {
     let Some(slot) = ENCODERS.iter().position(|&e| e == encoder) else {
         return false;
     };
-    let answers: &[(u8, u64, u32)] = match encoder {
-        ZLIB_ENCODER => &KNOWN_ANSWERS,
-        GNU_GZIP_ENCODER => &crate::deflate::gnu::KNOWN_ANSWERS,
-        GO_FLATE_ENCODER => &crate::goflate::KNOWN_ANSWERS,
-        MINIZ_OXIDE_ENCODER => &crate::miniz::KNOWN_ANSWERS,
-        ZLIB_NG_ENCODER => &crate::deflate::zlibng::KNOWN_ANSWERS,
-        PGZIP_ENCODER => &crate::kpflate::PGZIP_KNOWN_ANSWERS,
-        KP_FLATE_ENCODER => &crate::kpflate::KP_FLATE_KNOWN_ANSWERS,
-        GO127_FLATE_ENCODER => &crate::kpflate::go127::GO127_KNOWN_ANSWERS,
+    use crate::kpflate::release;
+    // klauspost's: 1.15.12's, then the later releases'.
+    let (answers, more): (&[Answer], &[Answer]) = match encoder {
+        ZLIB_ENCODER => (&KNOWN_ANSWERS, &[]),
+        GNU_GZIP_ENCODER => (&crate::deflate::gnu::KNOWN_ANSWERS, &[]),
+        GO_FLATE_ENCODER => (&crate::goflate::KNOWN_ANSWERS, &[]),
+        MINIZ_OXIDE_ENCODER => (&crate::miniz::KNOWN_ANSWERS, &[]),
+        ZLIB_NG_ENCODER => (&crate::deflate::zlibng::KNOWN_ANSWERS, &[]),
+        PGZIP_ENCODER => (
+            &crate::kpflate::PGZIP_KNOWN_ANSWERS,
+            &release::PGZIP_KNOWN_ANSWERS,
+        ),
+        KP_FLATE_ENCODER => (
+            &crate::kpflate::KP_FLATE_KNOWN_ANSWERS,
+            &release::KP_FLATE_KNOWN_ANSWERS,
+        ),
+        GO127_FLATE_ENCODER => (&crate::kpflate::go127::GO127_KNOWN_ANSWERS, &[]),
         _ => return false,
     };
     *OK[slot].get_or_init(|| {
@@ -365,6 +388,7 @@ pub(crate) fn encoder_ok(encoder: u8) -> bool {
         !answers.is_empty()
             && answers
                 .iter()
+                .chain(more)
                 .all(|&(level, len, crc)| answer(encoder, level, &plain) == Some((len, crc)))
     })
 }
