@@ -48,9 +48,8 @@
 //! Encoders [`PGZIP_ENCODER`] and [`KP_FLATE_ENCODER`] (recipe version 6)
 //! are klauspost/pgzip's framing over klauspost/compress's `flate`, and one
 //! such `flate` stream, rewritten in Rust (`crate::kpflate`): layers
-//! written by podman, buildah and skopeo: klauspost/compress 1.15.12 at
-//! levels 1 to 9, and 1.18.0 to 1.19.1 at levels 1 to 6, the release in
-//! the level byte's high nibble (`crate::kpflate::release`; older builds
+//! written by podman, buildah and skopeo: klauspost/compress 1.15.12 to
+//! 1.19.1 at levels 1 to 9, the release in the level byte's high nibble (`crate::kpflate::release`; older builds
 //! refuse such a level byte). They are tried only on streams
 //! that end the way they end (pgzip: a sync flush and an empty fixed final
 //! block, `00 00 ff ff 03 00`, and then first; one stream: an empty fixed
@@ -229,13 +228,13 @@ impl LevelHint {
         if encoder == PGZIP_ENCODER || encoder == KP_FLATE_ENCODER {
             // pgzip and klauspost's gzip write XFL 2 at level 9, 4 at level
             // 1, 0 otherwise; their default (-1) is level 5.
-            // 1.18.x at levels 1 to 6 is a release in the level byte.
-            use crate::kpflate::release::{SEARCH_ANY, SEARCH_FASTEST};
+            // Releases after 1.15.12 are in the level byte's high nibble.
+            use crate::kpflate::release::{SEARCH_ANY, SEARCH_FASTEST, SEARCH_MAX, SEARCH_ZIP_MAX};
             return match self {
                 LevelHint::Unknown | LevelHint::ZipFast => &SEARCH_ANY,
-                LevelHint::GzipMax => &[9],
+                LevelHint::GzipMax => &SEARCH_MAX,
                 LevelHint::Fastest => &SEARCH_FASTEST,
-                LevelHint::ZipMax => &[9, 8],
+                LevelHint::ZipMax => &SEARCH_ZIP_MAX,
             };
         }
         if encoder == GO127_FLATE_ENCODER {

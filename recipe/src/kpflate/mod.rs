@@ -16,11 +16,10 @@
 //! also klauspost's own `gzip.NewWriter`) is modelled too.
 //!
 //! What is modelled: klauspost/compress 1.15.12 (Debian bookworm's
-//! `golang-github-klauspost-compress-dev`) at levels 1 to 9, and the
-//! releases podman, buildah and skopeo vendor in 2025-2026 at levels 1 to
-//! 6: 1.18.0, 1.18.1 and 1.18.2 to 1.19.1, named by the level byte's high
-//! nibble ([`release`]; levels 7 to 9 of releases 1.16.0 and later are not
-//! modelled), with pgzip 1.2.5 (whose output 1.2.6 and its 2026 master
+//! `golang-github-klauspost-compress-dev`), and the releases podman,
+//! buildah and skopeo vendor in 2025-2026 (1.16.0 to 1.18.0, 1.18.1, and
+//! 1.18.2 to 1.19.1), levels 1 to 9, named by the level byte's high nibble
+//! ([`release`]), with pgzip 1.2.5 (whose output 1.2.6 and its 2026 master
 //! keep) with its default
 //! block size (1 MiB; `SetConcurrency` can change it, which is not
 //! modelled), levels 1 to 9 (`DefaultCompression`, -1, is level 5), on amd64
@@ -128,8 +127,7 @@ impl Compressor {
         c
     }
 
-    /// Go's `NewWriter(w, level)` of `release`, level 1 to 9 (releases
-    /// after 1.15.12: 1 to 6).
+    /// Go's `NewWriter(w, level)` of `release`, level 1 to 9.
     fn new(release: Release, level: u8) -> Compressor {
         let (kind, penalty) = match level {
             1..=6 => {
@@ -137,7 +135,12 @@ impl Compressor {
                 f.l4_118 = release.l4_118();
                 (Kind::Fast(Box::new(f)), 7)
             }
-            _ => (Kind::Lazy(Box::new(lazy::Lazy::new(level))), 8),
+            _ => {
+                let mut l = lazy::Lazy::new(level);
+                l.v116 = release != Release::V1_15;
+                l.v1182 = release == Release::V1_18_2;
+                (Kind::Lazy(Box::new(l)), 8)
+            }
         };
         let mut w = BitWriter::new(penalty);
         w.sizes = release.sizes();
