@@ -122,8 +122,7 @@ pub struct ZlibParams {
     /// [`MINIZ_OXIDE_ENCODER`] (version 5), [`PGZIP_ENCODER`] (klauspost's
     /// pgzip, version 6), [`ZLIB_NG_ENCODER`] (version 6),
     /// [`KP_FLATE_ENCODER`] (klauspost's `flate`, version 6) or
-    /// [`GO127_FLATE_ENCODER`] (Go 1.27's `compress/flate`, levels 1 to 6,
-    /// version 6).
+    /// [`GO127_FLATE_ENCODER`] (Go 1.27's `compress/flate`, version 6).
     pub encoder: u8,
     /// The encoder's compression level, 1 to 9; for zlib-ng,
     /// `16 * profile + level` (`PROFILES` of `crate::deflate::zlibng`:
@@ -238,11 +237,13 @@ impl LevelHint {
             };
         }
         if encoder == GO127_FLATE_ENCODER {
-            // Go 1.27's gzip writes XFL 2 at level 9 (not modelled: 7 to 9
-            // are not), 4 at level 1; its default is level 6.
+            // Go 1.27's gzip writes XFL 2 at level 9, 4 at level 1; its
+            // default is level 6. (Encoder 7 of release 3, tried before,
+            // gives the same streams but at level 4.)
             return match self {
-                LevelHint::Unknown => &[6, 5, 1, 4, 3, 2],
-                LevelHint::GzipMax | LevelHint::ZipMax => &[],
+                LevelHint::Unknown => &[6, 5, 1, 4, 9, 7, 8, 3, 2],
+                LevelHint::GzipMax => &[9],
+                LevelHint::ZipMax => &[9, 8],
                 LevelHint::Fastest => &[1],
                 LevelHint::ZipFast => &[2],
             };

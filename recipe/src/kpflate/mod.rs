@@ -119,10 +119,18 @@ struct Compressor {
 }
 
 impl Compressor {
-    /// Go 1.27's standard-library `NewWriter(w, level)`, level 1 to 6
+    /// Go 1.27's standard-library `NewWriter(w, level)`, level 1 to 9
     /// (see [`go127`]).
     fn new_go127(level: u8) -> Compressor {
-        let mut c = Compressor::new(Release::V1_15, level);
+        // Levels 7 to 9 are klauspost 1.18.2's `deflateLazy`; the writer is
+        // Go 1.27's (`go127` decides the table sizes).
+        let release = if level >= 7 {
+            Release::V1_18_2
+        } else {
+            Release::V1_15
+        };
+        let mut c = Compressor::new(release, level);
+        c.w.sizes = writer::Sizes::Full;
         c.w.go127 = true;
         c
     }
