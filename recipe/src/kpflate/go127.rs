@@ -35,8 +35,9 @@
 //! klauspost 1.18.2 (release 3's golden vectors) at 1 to 3 and 5 to 9; not
 //! against the real Go 1.27, which is not installed here: the Go 1.27
 //! sources read were a snapshot of the release's `compress/flate` (see
-//! docs/compression.md, sessions 22 and 23), and a difference outside what
-//! was read would go unseen.
+//! docs/compression.md's session 21 on Go 1.27 and session 22 on the
+//! klauspost releases), and a difference outside what was read would go
+//! unseen.
 
 use std::io::Read;
 
