@@ -150,8 +150,9 @@ pub enum ZlibError {
         /// The encoder id.
         encoder: u8,
     },
-    /// The level is not 1 to 9 (or, for zlib-ng, not a profile and level
-    /// this build models).
+    /// The level is not 1 to 9 (or, for zlib-ng, not a profile and level,
+    /// for klauspost's, not a release and level this build models: an
+    /// older build meets a newer release's level byte here).
     #[error("deflate level {0} is not one of its encoder's")]
     BadLevel(u8),
     /// The stream came out longer than declared.
