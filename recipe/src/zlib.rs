@@ -49,7 +49,9 @@
 //! Encoders [`PGZIP_ENCODER`] and [`KP_FLATE_ENCODER`] (recipe version 6)
 //! are klauspost/pgzip's framing over klauspost/compress's `flate`, and one
 //! such `flate` stream, rewritten in Rust (`crate::kpflate`): layers
-//! written by podman, buildah and skopeo. They are tried only on streams
+//! written by podman, buildah and skopeo: klauspost/compress 1.15.12 to
+//! 1.19.1 at levels 1 to 9, the release in the level byte's high nibble (`crate::kpflate::release`; older builds
+//! refuse such a level byte). They are tried only on streams
 //! that end the way they end (pgzip: a sync flush and an empty fixed final
 //! block, `00 00 ff ff 03 00`, and then first; one stream: an empty fixed
 //! final block, last), so other streams do not pay for them.
@@ -97,13 +99,17 @@ pub fn encoder_version(encoder: u8) -> u8 {
 }
 
 /// Whether `level` is a level `encoder` has: 1 to 9, or for zlib-ng a
-/// profile and level (`crate::deflate::zlibng::decode`).
+/// profile and level (`crate::deflate::zlibng::decode`), or for
+/// klauspost's a release and level (`crate::kpflate::release`).
 fn level_ok(encoder: u8, level: u8) -> bool {
     if encoder == ZLIB_NG_ENCODER {
         return crate::deflate::zlibng::decode(level).is_some();
     }
     if encoder == GO127_FLATE_ENCODER {
         return crate::kpflate::go127::level_ok(level);
+    }
+    if encoder == PGZIP_ENCODER || encoder == KP_FLATE_ENCODER {
+        return crate::kpflate::release::Release::decode(level).is_some();
     }
     (1..=9).contains(&level)
 }
@@ -117,12 +123,13 @@ pub struct ZlibParams {
     /// [`MINIZ_OXIDE_ENCODER`] (version 5), [`PGZIP_ENCODER`] (klauspost's
     /// pgzip, version 6), [`ZLIB_NG_ENCODER`] (version 6),
     /// [`KP_FLATE_ENCODER`] (klauspost's `flate`, version 6) or
-    /// [`GO127_FLATE_ENCODER`] (Go 1.27's `compress/flate`, levels 1 to 6,
-    /// version 6).
+    /// [`GO127_FLATE_ENCODER`] (Go 1.27's `compress/flate`, version 6).
     pub encoder: u8,
     /// The encoder's compression level, 1 to 9; for zlib-ng,
     /// `16 * profile + level` (`PROFILES` of `crate::deflate::zlibng`:
-    /// its release, and how its caller fed it).
+    /// its release, and how its caller fed it); for pgzip and klauspost's
+    /// `flate`, `16 * release + level` (`crate::kpflate::release`: 0 is
+    /// klauspost/compress 1.15.12, 3 is 1.18.2 to 1.19.1).
     pub level: u8,
 }
 
@@ -144,8 +151,9 @@ pub enum ZlibError {
         /// The encoder id.
         encoder: u8,
     },
-    /// The level is not 1 to 9 (or, for zlib-ng, not a profile and level
-    /// this build models).
+    /// The level is not 1 to 9 (or, for zlib-ng, not a profile and level,
+    /// for klauspost's, not a release and level this build models: an
+    /// older build meets a newer release's level byte here).
     #[error("deflate level {0} is not one of its encoder's")]
     BadLevel(u8),
     /// The stream came out longer than declared.
@@ -220,19 +228,23 @@ impl LevelHint {
         if encoder == PGZIP_ENCODER || encoder == KP_FLATE_ENCODER {
             // pgzip and klauspost's gzip write XFL 2 at level 9, 4 at level
             // 1, 0 otherwise; their default (-1) is level 5.
+            // Releases after 1.15.12 are in the level byte's high nibble.
+            use crate::kpflate::release::{SEARCH_ANY, SEARCH_FASTEST, SEARCH_MAX, SEARCH_ZIP_MAX};
             return match self {
-                LevelHint::Unknown | LevelHint::ZipFast => &[5, 6, 4, 3, 2, 7, 8, 9, 1],
-                LevelHint::GzipMax => &[9],
-                LevelHint::Fastest => &[1],
-                LevelHint::ZipMax => &[9, 8],
+                LevelHint::Unknown | LevelHint::ZipFast => &SEARCH_ANY,
+                LevelHint::GzipMax => &SEARCH_MAX,
+                LevelHint::Fastest => &SEARCH_FASTEST,
+                LevelHint::ZipMax => &SEARCH_ZIP_MAX,
             };
         }
         if encoder == GO127_FLATE_ENCODER {
-            // Go 1.27's gzip writes XFL 2 at level 9 (not modelled: 7 to 9
-            // are not), 4 at level 1; its default is level 6.
+            // Go 1.27's gzip writes XFL 2 at level 9, 4 at level 1; its
+            // default is level 6. (Encoder 7 of release 3, tried before,
+            // gives the same streams but at level 4.)
             return match self {
-                LevelHint::Unknown => &[6, 5, 1, 4, 3, 2],
-                LevelHint::GzipMax | LevelHint::ZipMax => &[],
+                LevelHint::Unknown => &[6, 5, 1, 4, 9, 7, 8, 3, 2],
+                LevelHint::GzipMax => &[9],
+                LevelHint::ZipMax => &[9, 8],
                 LevelHint::Fastest => &[1],
                 LevelHint::ZipFast => &[2],
             };
@@ -341,18 +353,30 @@ pub(crate) fn sample() -> Vec<u8> {
     out
 }
 
-/// The known answers of `encoder` (each encoder's module pins them).
-fn known_answers(encoder: u8) -> &'static [(u8, u64, u32)] {
+/// A known answer: level byte, deflated length, CRC-32 of the deflated
+/// bytes.
+type Answer = (u8, u64, u32);
+
+/// The known answers of `encoder` (each encoder's module pins them): for
+/// klauspost's, 1.15.12's, then the later releases'.
+fn known_answers(encoder: u8) -> (&'static [Answer], &'static [Answer]) {
+    use crate::kpflate::release;
     match encoder {
-        ZLIB_ENCODER => &KNOWN_ANSWERS,
-        GNU_GZIP_ENCODER => &crate::deflate::gnu::KNOWN_ANSWERS,
-        GO_FLATE_ENCODER => &crate::goflate::KNOWN_ANSWERS,
-        MINIZ_OXIDE_ENCODER => &crate::miniz::KNOWN_ANSWERS,
-        ZLIB_NG_ENCODER => &crate::deflate::zlibng::KNOWN_ANSWERS,
-        PGZIP_ENCODER => &crate::kpflate::PGZIP_KNOWN_ANSWERS,
-        KP_FLATE_ENCODER => &crate::kpflate::KP_FLATE_KNOWN_ANSWERS,
-        GO127_FLATE_ENCODER => &crate::kpflate::go127::GO127_KNOWN_ANSWERS,
-        _ => &[],
+        ZLIB_ENCODER => (&KNOWN_ANSWERS, &[]),
+        GNU_GZIP_ENCODER => (&crate::deflate::gnu::KNOWN_ANSWERS, &[]),
+        GO_FLATE_ENCODER => (&crate::goflate::KNOWN_ANSWERS, &[]),
+        MINIZ_OXIDE_ENCODER => (&crate::miniz::KNOWN_ANSWERS, &[]),
+        ZLIB_NG_ENCODER => (&crate::deflate::zlibng::KNOWN_ANSWERS, &[]),
+        PGZIP_ENCODER => (
+            &crate::kpflate::PGZIP_KNOWN_ANSWERS,
+            &release::PGZIP_KNOWN_ANSWERS,
+        ),
+        KP_FLATE_ENCODER => (
+            &crate::kpflate::KP_FLATE_KNOWN_ANSWERS,
+            &release::KP_FLATE_KNOWN_ANSWERS,
+        ),
+        GO127_FLATE_ENCODER => (&crate::kpflate::go127::GO127_KNOWN_ANSWERS, &[]),
+        _ => (&[], &[]),
     }
 }
 
@@ -364,12 +388,13 @@ pub(crate) fn encoder_ok(encoder: u8) -> bool {
     let Some(slot) = ENCODERS.iter().position(|&e| e == encoder) else {
         return false;
     };
-    let answers = known_answers(encoder);
+    let (answers, more) = known_answers(encoder);
     *OK[slot].get_or_init(|| {
         let plain = sample();
         !answers.is_empty()
             && answers
                 .iter()
+                .chain(more)
                 .all(|&(level, len, crc)| answer(encoder, level, &plain) == Some((len, crc)))
     })
 }
@@ -388,15 +413,16 @@ pub(crate) fn params_ok(params: ZlibParams) -> bool {
     let Some(row) = ENCODERS.iter().position(|&e| e == params.encoder) else {
         return false;
     };
-    let answers = known_answers(params.encoder);
-    let at_level = |&&(level, ..): &&(u8, u64, u32)| level == params.level;
-    if !answers.iter().any(|a| at_level(&a)) {
+    let (answers, more) = known_answers(params.encoder);
+    let at_level = |&&(level, ..): &&Answer| level == params.level;
+    if !answers.iter().chain(more).any(|a| at_level(&a)) {
         return encoder_ok(params.encoder);
     }
     *OK[row][usize::from(params.level)].get_or_init(|| {
         let plain = sample();
         answers
             .iter()
+            .chain(more)
             .filter(at_level)
             .all(|&(level, len, crc)| answer(params.encoder, level, &plain) == Some((len, crc)))
     })

@@ -19,7 +19,19 @@ fn push(tb: &mut Tables, h: usize, v: i32) {
     tb.long[h] = v;
 }
 
-pub(super) fn level4(src: &[u8], cur: i32, tb: &mut Tables, mut s: i32, dst: &mut Tokens) {
+/// Level 4. With `v118`, as klauspost 1.18.0 to 1.19.1 write it: their
+/// `level4.go` (#1043) compares the match at `next_s` with the bytes at
+/// its *distance* (`src[nextS-lOff+4:]` where `lOff` became a position)
+/// rather than at its candidate, which changes which of the two matches is
+/// taken.
+pub(super) fn level4(
+    src: &[u8],
+    cur: i32,
+    tb: &mut Tables,
+    mut s: i32,
+    dst: &mut Tokens,
+    v118: bool,
+) {
     let mut next_emit = s;
     let s_limit = src.len() as i32 - INPUT_MARGIN;
     let mut cv = load64(src, s);
@@ -49,7 +61,8 @@ pub(super) fn level4(src: &[u8], cur: i32, tb: &mut Tables, mut s: i32, dst: &mu
                 let l_off = next_s - (l_cand - cur);
                 if l_off < MAX_OFFSET && load32(src, l_cand - cur) == next as u32 {
                     let l1 = match_long(s + 4, t + 4, src);
-                    let l2 = match_long(next_s + 4, next_s - l_off + 4, src);
+                    let other = if v118 { l_off } else { next_s - l_off };
+                    let l2 = match_long(next_s + 4, other + 4, src);
                     if l2 > l1 {
                         s = next_s;
                         t = l_cand - cur;

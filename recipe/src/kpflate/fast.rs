@@ -100,6 +100,9 @@ pub(super) struct Tables {
 /// One level's matcher (Go's `fastGen` and `fastEncL1`..`fastEncL6`).
 pub(super) struct Fast {
     level: u8,
+    /// Level 4 as klauspost 1.18.0 to 1.19.1 write it (see
+    /// [`super::better::level4`]).
+    pub(super) l4_118: bool,
     hist: Vec<u8>,
     cur: i32,
     t: Tables,
@@ -131,6 +134,7 @@ impl Fast {
         };
         Fast {
             level,
+            l4_118: false,
             hist: Vec::with_capacity(ALLOC_HISTORY),
             cur: super::MAX_STORE as i32,
             t: Tables {
@@ -217,7 +221,7 @@ impl Fast {
             1 => level1(hist, cur, t, s, dst),
             2 => level2(hist, cur, t, s, dst),
             3 => level3(hist, cur, t, s, dst),
-            4 => super::better::level4(hist, cur, t, s, dst),
+            4 => super::better::level4(hist, cur, t, s, dst, self.l4_118),
             5 => super::better::level5(hist, cur, t, s, dst),
             _ => super::better::level6(hist, cur, t, s, dst),
         }

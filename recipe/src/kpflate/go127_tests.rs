@@ -172,11 +172,40 @@ fn golden_vectors_hold() {
     }
 }
 
+/// Encoder 8 is klauspost 1.18.2 (encoder 7, release 3, pinned by the
+/// real release's golden vectors) at levels 1 to 3 and 5 to 9, not at
+/// level 4 (1.18.2's level 4 compares at the distance).
+#[test]
+fn same_as_klauspost_1_18_2_but_level_4() {
+    use super::release::Release;
+    let mut inputs = golden_inputs();
+    inputs.extend(
+        super::release_tests::golden_inputs()
+            .into_iter()
+            .filter(|i| i.0.starts_with("mix") || i.0.starts_with("binary")),
+    );
+    for (name, input) in inputs {
+        for level in 1..=9u8 {
+            let mut kp = Vec::new();
+            super::deflate_to(Release::V1_18_2.byte(level), &mut &input[..], |b| {
+                kp.extend_from_slice(b);
+                Ok::<(), ()>(())
+            })
+            .expect("deflates");
+            let same = ours(level, &input) == kp;
+            assert!(same || level == 4, "{name} level {level}");
+            if name == "text 700k" {
+                assert_eq!(same, level != 4, "{name} level {level}");
+            }
+        }
+    }
+}
+
 #[test]
 fn known_answers_hold() {
     let plain = crate::zlib::sample();
     if let Some(exe) = oracle() {
-        for &(level, len, sum) in &GO127_KNOWN_ANSWERS {
+        for &(level, len, sum) in GO127_KNOWN_ANSWERS.iter().filter(|a| a.0 <= 6) {
             let go = oracle_raw(&exe, level, 0, &plain);
             println!("oracle: ({level}, {}, {:#010x}),", go.len(), crc(&go));
             assert_eq!(
@@ -189,8 +218,8 @@ fn known_answers_hold() {
         println!("skipped (the oracle's answers not checked): FERRY_GO127_ORACLE unset");
     }
     assert!(crate::zlib::encoder_ok(GO127_FLATE_ENCODER));
-    // Levels 7 to 9 are not modelled: no answer, and refused.
-    assert!(crate::zlib::answer(GO127_FLATE_ENCODER, 9, &plain).is_none());
+    // Level 10 is no level: no answer.
+    assert!(crate::zlib::answer(GO127_FLATE_ENCODER, 10, &plain).is_none());
 }
 
 #[test]
@@ -221,7 +250,8 @@ fn same_as_oracle() {
 }
 
 /// A gzip member encoder 8 makes (XFL 4 at level 1, as Go's gzip writes)
-/// is found as encoder 8 at its level and rebuilds.
+/// is found (as encoder 7 of klauspost 1.18.2, the same stream) and
+/// rebuilds.
 #[test]
 fn gzip_member_is_encoder_8_and_rebuilds() {
     let plain = &golden_inputs()[9].1;
@@ -244,14 +274,14 @@ fn gzip_member_is_encoder_8_and_rebuilds() {
                     _ => None,
                 })
                 .collect();
-        assert_eq!(
-            params,
-            vec![crate::zlib::ZlibParams {
-                encoder: GO127_FLATE_ENCODER,
-                level
-            }],
-            "level {level}"
-        );
+        // Go 1.27's writer is klauspost 1.18.2's, and so are its matchers
+        // but level 4's: encoder 7 of release 3 (tried first) gives the
+        // same stream.
+        let same = crate::zlib::ZlibParams {
+            encoder: crate::zlib::KP_FLATE_ENCODER,
+            level: super::release::Release::V1_18_2.byte(level),
+        };
+        assert_eq!(params, vec![same], "level {level}");
         let mut out = Vec::new();
         crate::rebuild(&a.recipe, &a.expanded, gz.len() as u64, &mut out).expect("rebuilds");
         assert_eq!(out, gz);

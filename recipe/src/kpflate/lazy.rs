@@ -5,7 +5,8 @@
 //! at level 9 (chain over 100) matches weighed by the bits a Huffman code
 //! of the window's remaining bytes would spend on them. Blocks of 32,768
 //! tokens go to `writer.rs`'s `write_block_dynamic` (tables reused across
-//! blocks).
+//! blocks). klauspost 1.16.0 on (`v116`, `v1182`) weigh matches and look
+//! at a match's end otherwise (see [`super::release`]).
 
 use super::tokens::Tokens;
 use super::writer::BitWriter;
@@ -60,6 +61,14 @@ pub(super) struct Lazy {
     prev: Vec<u32>,
     /// Level 9's code of the window's remaining bytes (`d.h`).
     h: Option<Encoder>,
+    /// klauspost 1.16.0 on (#739): matches weighed from a gain of 4 at a
+    /// base cost of 3 (not 0 and 6), and the look at the previous match's
+    /// end hashes its last 4 bytes and extends the match back up to 2
+    /// bytes, emitting the bytes it does not cover as literals.
+    pub(super) v116: bool,
+    /// klauspost 1.18.2 on (#1115): level 9's code is made from at most
+    /// 32,768 of the window's remaining bytes.
+    pub(super) v1182: bool,
 }
 
 impl Lazy {
@@ -83,6 +92,8 @@ impl Lazy {
             head: vec![0; 1 << HASH_BITS],
             prev: vec![0; WINDOW],
             h: None,
+            v116: false,
+            v1182: false,
         }
     }
 
@@ -166,7 +177,7 @@ impl Lazy {
         let mut w_end = win[(pos + length) as usize];
         let min_index = (pos - WINDOW as i64).max(0);
         let mut found = None;
-        let mut gain = 0i64;
+        let (mut gain, base_cost) = if self.v116 { (4, 3) } else { (0, 6) };
         let mut i = prev_head;
         while tries > 0 {
             if w_end == win[(i + length) as usize] {
@@ -181,7 +192,7 @@ impl Lazy {
                                 .sum();
                             let new_gain = raw
                                 - i64::from(OFFSET_EXTRA[offset_code(pos - i)])
-                                - 6
+                                - base_cost
                                 - i64::from(
                                     LENGTH_EXTRA
                                         [usize::from(LENGTH_CODES[((n - 3) & 255) as usize])],
@@ -221,7 +232,11 @@ impl Lazy {
         }
         if end != self.index && self.chain > 100 {
             let mut tmp = [0u16; 256];
-            for &v in &self.window[self.index as usize..self.window_end] {
+            let mut to_index = &self.window[self.index as usize..self.window_end];
+            if self.v1182 {
+                to_index = &to_index[..to_index.len().min(MAX_BLOCK_TOKENS)];
+            }
+            for &v in to_index {
                 tmp[usize::from(v)] = tmp[usize::from(v)].wrapping_add(1);
             }
             let freq: Vec<i32> = tmp.iter().map(|&f| i32::from(f)).collect();
@@ -270,7 +285,11 @@ impl Lazy {
                     self.offset = o;
                 }
             }
-            if prev_length >= MIN_MATCH && self.length <= prev_length {
+            let take = prev_length >= MIN_MATCH && self.length <= prev_length;
+            if take && self.v116 {
+                (prev_length, prev_offset) =
+                    self.better_at_end(prev_length, prev_offset, lookahead, sync, w, tokens);
+            } else if take {
                 // A longer match ending where the previous one ends.
                 let prev_index = self.index - 1;
                 if prev_index + prev_length + 2 < self.max_insert {
@@ -288,6 +307,8 @@ impl Lazy {
                         }
                     }
                 }
+            }
+            if take {
                 tokens.add_match((prev_length - 3) as u32, (prev_offset - 1) as u32);
                 let new_index = self.index + prev_length - 1;
                 let stop = new_index.min(self.max_insert) + MIN_MATCH - 1;
@@ -306,6 +327,67 @@ impl Lazy {
                 self.literal(end, sync, w, tokens);
             }
         }
+    }
+
+    /// 1.16.0's look for a longer match ending where the previous one
+    /// (`prev_length` at distance `prev_offset`, from `index - 1`) ends:
+    /// the match that the hash of its end points to, compared from 2 bytes
+    /// in and extended back; the bytes before it become literals (and move
+    /// `index`). Returns the match to emit.
+    fn better_at_end(
+        &mut self,
+        mut prev_length: i64,
+        mut prev_offset: i64,
+        lookahead: i64,
+        sync: bool,
+        w: &mut BitWriter,
+        tokens: &mut Tokens,
+    ) -> (i64, i64) {
+        const CHECK_OFF: i64 = 2;
+        let min_index = (self.index - WINDOW as i64).max(0);
+        let prev_index = self.index - 1;
+        if prev_length >= MAX_MATCH - CHECK_OFF || prev_index + prev_length >= self.max_insert {
+            return (prev_length, prev_offset);
+        }
+        let end = prev_index + lookahead.min(MAX_MATCH + CHECK_OFF);
+        let h = hash4(&self.window[(prev_index + prev_length) as usize..]);
+        let ch2 = i64::from(self.head[h]) - self.hash_offset - prev_length;
+        if prev_index - ch2 == prev_offset || ch2 <= min_index + CHECK_OFF {
+            return (prev_length, prev_offset);
+        }
+        let a = &self.window[(prev_index + CHECK_OFF) as usize..end as usize];
+        let length = i64::from(super::fast::match_len(
+            a,
+            &self.window[(ch2 + CHECK_OFF) as usize..],
+        ));
+        if length <= prev_length {
+            return (prev_length, prev_offset);
+        }
+        prev_length = length;
+        prev_offset = prev_index - ch2;
+        for i in (0..CHECK_OFF).rev() {
+            let (x, y) = ((prev_index + i) as usize, (ch2 + i) as usize);
+            if prev_length >= MAX_MATCH || self.window[x] != self.window[y] {
+                // The bytes before the match, owed as literals.
+                for j in 0..=i {
+                    tokens.add_literal(self.window[(prev_index + j) as usize]);
+                    if tokens.n() == MAX_BLOCK_TOKENS {
+                        self.write_block(w, tokens, sync);
+                    }
+                    self.index += 1;
+                    if self.index < self.max_insert {
+                        let h = hash4(&self.window[self.index as usize..]);
+                        let ch = self.head[h];
+                        self.chain_head = i64::from(ch);
+                        self.prev[self.index as usize & MASK] = ch;
+                        self.head[h] = (self.index + self.hash_offset) as u32;
+                    }
+                }
+                break;
+            }
+            prev_length += 1;
+        }
+        (prev_length, prev_offset)
     }
 
     /// The no-match step of `deflateLazy`: the pending byte as a literal

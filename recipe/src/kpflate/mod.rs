@@ -16,7 +16,11 @@
 //! also klauspost's own `gzip.NewWriter`) is modelled too.
 //!
 //! What is modelled: klauspost/compress 1.15.12 (Debian bookworm's
-//! `golang-github-klauspost-compress-dev`) and pgzip 1.2.5 with its default
+//! `golang-github-klauspost-compress-dev`), and the releases podman,
+//! buildah and skopeo vendor in 2025-2026 (1.16.0 to 1.18.0, 1.18.1, and
+//! 1.18.2 to 1.19.1), levels 1 to 9, named by the level byte's high nibble
+//! ([`release`]), with pgzip 1.2.5 (whose output 1.2.6 and its 2026 master
+//! keep) with its default
 //! block size (1 MiB; `SetConcurrency` can change it, which is not
 //! modelled), levels 1 to 9 (`DefaultCompression`, -1, is level 5), on amd64
 //! (`tokens.rs`'s size estimate is `f32` arithmetic that Go on arm64 may
@@ -44,11 +48,13 @@ mod better;
 mod fast;
 pub(crate) mod go127;
 mod lazy;
+pub(crate) mod release;
 mod tokens;
 mod writer;
 
 use std::io::Read;
 
+use release::Release;
 use tokens::Tokens;
 use writer::BitWriter;
 
@@ -113,23 +119,42 @@ struct Compressor {
 }
 
 impl Compressor {
-    /// Go 1.27's standard-library `NewWriter(w, level)`, level 1 to 6
+    /// Go 1.27's standard-library `NewWriter(w, level)`, level 1 to 9
     /// (see [`go127`]).
     fn new_go127(level: u8) -> Compressor {
-        let mut c = Compressor::new(level);
+        // Levels 7 to 9 are klauspost 1.18.2's `deflateLazy`; the writer is
+        // Go 1.27's (`go127` decides the table sizes).
+        let release = if level >= 7 {
+            Release::V1_18_2
+        } else {
+            Release::V1_15
+        };
+        let mut c = Compressor::new(release, level);
+        c.w.sizes = writer::Sizes::Full;
         c.w.go127 = true;
         c
     }
 
-    /// Go's `NewWriter(w, level)`, level 1 to 9.
-    fn new(level: u8) -> Compressor {
+    /// Go's `NewWriter(w, level)` of `release`, level 1 to 9.
+    fn new(release: Release, level: u8) -> Compressor {
         let (kind, penalty) = match level {
-            1..=6 => (Kind::Fast(Box::new(fast::Fast::new(level))), 7),
-            _ => (Kind::Lazy(Box::new(lazy::Lazy::new(level))), 8),
+            1..=6 => {
+                let mut f = fast::Fast::new(level);
+                f.l4_118 = release.l4_118();
+                (Kind::Fast(Box::new(f)), 7)
+            }
+            _ => {
+                let mut l = lazy::Lazy::new(level);
+                l.v116 = release != Release::V1_15;
+                l.v1182 = release == Release::V1_18_2;
+                (Kind::Lazy(Box::new(l)), 8)
+            }
         };
+        let mut w = BitWriter::new(penalty);
+        w.sizes = release.sizes();
         Compressor {
             kind,
-            w: BitWriter::new(penalty),
+            w,
             tokens: Tokens::new(),
             window: Vec::with_capacity(MAX_STORE),
             sync: false,
@@ -262,16 +287,28 @@ fn hand<E>(
     r.map_err(Ok)
 }
 
+/// The release and level of a level byte (see [`release`]), or an error.
+fn decode(byte: u8) -> Result<(Release, u8), std::io::Error> {
+    Release::decode(byte).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "klauspost level byte {byte:#04x} is unknown (release {}, level {})",
+            byte >> 4,
+            byte & 15
+        ))
+    })
+}
+
 /// Deflates what `plain` reads as klauspost's `flate.NewWriter(w, level)`
-/// (level 1 to 9) does when given the whole input and closed, handing the
-/// output to `sink` as it comes; stops at the sink's first error
-/// (`Err(Ok)`), or at a read error (`Err(Err)`).
+/// (the level byte names the release, see [`release`]) does when given the
+/// whole input and closed, handing the output to `sink` as it comes; stops
+/// at the sink's first error (`Err(Ok)`), or at a read error (`Err(Err)`).
 pub(crate) fn deflate_to<E>(
     level: u8,
     plain: &mut dyn Read,
     sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), Result<E, std::io::Error>> {
-    stream_to(Compressor::new(level), plain, sink)
+    let (release, level) = decode(level).map_err(Err)?;
+    stream_to(Compressor::new(release, level), plain, sink)
 }
 
 /// One writer's whole stream: `plain` written, then `Close`.
@@ -295,8 +332,8 @@ fn stream_to<E>(
 
 /// One pgzip block: `block` deflated after `dict`, sync-flushed, and closed
 /// when it is the last.
-fn pgzip_block(level: u8, dict: &[u8], block: &[u8], last: bool) -> Vec<u8> {
-    let mut c = Compressor::new(level);
+fn pgzip_block(release: Release, level: u8, dict: &[u8], block: &[u8], last: bool) -> Vec<u8> {
+    let mut c = Compressor::new(release, level);
     c.reset_dict(dict);
     c.write(block);
     c.sync_flush();
@@ -316,6 +353,7 @@ pub(crate) fn pgzip_to<E>(
     threads: usize,
     mut sink: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), Result<E, std::io::Error>> {
+    let (release, level) = decode(level).map_err(Err)?;
     let mut tail: Vec<u8> = Vec::new();
     let mut batch = 1usize;
     let mut ahead: Vec<u8> = Vec::new();
@@ -356,13 +394,15 @@ pub(crate) fn pgzip_to<E>(
         let outs: Vec<Vec<u8>> = if blocks.len() == 1 || threads <= 1 {
             blocks
                 .iter()
-                .map(|&(d, b, last)| pgzip_block(level, d, b, last))
+                .map(|&(d, b, last)| pgzip_block(release, level, d, b, last))
                 .collect()
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = blocks
                     .iter()
-                    .map(|&(d, b, last)| scope.spawn(move || pgzip_block(level, d, b, last)))
+                    .map(|&(d, b, last)| {
+                        scope.spawn(move || pgzip_block(release, level, d, b, last))
+                    })
                     .collect();
                 handles
                     .into_iter()
@@ -389,5 +429,9 @@ pub(crate) fn pgzip_threads() -> usize {
 
 #[cfg(test)]
 mod go127_tests;
+#[cfg(test)]
+mod release_golden;
+#[cfg(test)]
+mod release_tests;
 #[cfg(test)]
 mod tests;

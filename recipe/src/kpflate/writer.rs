@@ -21,6 +21,24 @@ use crate::goflate::huffman::{
 /// Blocks of fewer tokens may be written with the fixed code.
 const MAX_PREDEFINED_TOKENS: usize = 250;
 
+/// How many code lengths a dynamic block's header sends, by release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Sizes {
+    /// klauspost 1.15.12 to 1.18.0: a block left open (no flush) sends all
+    /// 286 + 30 lengths (`indexTokens(tokens, !sync)`), so that the next
+    /// block may reuse its table; a flushed block only those it uses.
+    Full,
+    /// klauspost 1.18.1 (#1103, "exact sizes"): every block sends only the
+    /// lengths it uses, counted without its end of block
+    /// (`indexTokens(tokens, false)`); the end of block gets its code when
+    /// a table is made.
+    Exact,
+    /// klauspost 1.18.2 to 1.19.1 (#1115): the same, with the end of block
+    /// counted before sizing (`indexTokens(tokens, true)`), which also
+    /// makes it part of the cost of reusing the open table.
+    ExactEob,
+}
+
 /// Go's `huffmanBitWriter`.
 pub(super) struct BitWriter {
     /// Whole bytes written and not yet handed over.
@@ -39,6 +57,8 @@ pub(super) struct BitWriter {
     /// sends only the code lengths it uses, and a flat histogram test of
     /// `abs >= max` (see [`super::go127`]).
     pub(super) go127: bool,
+    /// Which table sizes a block sends (see [`Sizes`]).
+    pub(super) sizes: Sizes,
     literal_freq: [i32; NUM_LIT],
     offset_freq: [i32; NUM_OFF],
     codegen: Vec<u8>,
@@ -66,6 +86,7 @@ impl BitWriter {
             last_header: 0,
             penalty,
             go127: false,
+            sizes: Sizes::Full,
             literal_freq: [0; NUM_LIT],
             offset_freq: [0; NUM_OFF],
             codegen: vec![0; NUM_LIT + NUM_OFF + 1],
@@ -150,8 +171,9 @@ impl BitWriter {
     }
 
     /// Go's `indexTokens`: the histograms into the writer's; with `filled`,
-    /// every symbol is sent (286 and 30).
-    fn index_tokens(&mut self, t: &Tokens, filled: bool) -> (usize, usize) {
+    /// every symbol is sent (286 and 30); with `eob`, the end of block is
+    /// counted (1.18.2's `alwaysEOB`).
+    fn index_tokens(&mut self, t: &Tokens, filled: bool, eob: bool) -> (usize, usize) {
         self.literal_freq[..256].copy_from_slice(&t.lit_hist);
         self.literal_freq[256..].copy_from_slice(&t.extra_hist[..NUM_LIT - 256]);
         self.offset_freq.copy_from_slice(&t.off_hist[..NUM_OFF]);
@@ -161,10 +183,17 @@ impl BitWriter {
         if filled {
             return (NUM_LIT, NUM_OFF);
         }
+        if eob {
+            self.literal_freq[END_BLOCK as usize] = 1;
+        }
         let mut num_lit = NUM_LIT;
-        while self.literal_freq[num_lit - 1] == 0 {
+        while num_lit > 1 && self.literal_freq[num_lit - 1] == 0 {
             num_lit -= 1;
         }
+        // 1.18.1 could count fewer than 257 (an open block of literals
+        // only, which levels 1 to 6 Huffman-code instead): Go would then
+        // write a broken header, which no valid stream holds.
+        let num_lit = num_lit.max(257);
         let mut num_off = NUM_OFF;
         while num_off > 0 && self.offset_freq[num_off - 1] == 0 {
             num_off -= 1;
@@ -336,7 +365,8 @@ impl BitWriter {
         if self.last_header > 0 && !self.can_reuse(tokens) {
             self.close_open();
         }
-        let (num_lit, num_off) = self.index_tokens(tokens, !sync && !self.go127);
+        let filled = !sync && !self.go127 && self.sizes == Sizes::Full;
+        let (num_lit, num_off) = self.index_tokens(tokens, filled, self.sizes == Sizes::ExactEob);
         let stored = input.filter(|i| i.len() <= super::MAX_STORE);
         let ssize = stored.map_or(0, |i| (i.len() as i64 + 5) * 8);
         let extra_bits = if stored.is_some() || self.last_header > 0 {
