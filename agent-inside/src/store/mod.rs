@@ -432,10 +432,19 @@ fn rebuild_all(
     let small = list.partition_point(|&(_, _, held)| held > BESIDE_LARGE);
     let one = |&(key, f, _): &(&ObjectKey, &FileObject, u64)| rebuild(cx, dir, key, f);
     list[..alone].iter().try_for_each(one)?;
-    // Only small objects go beside a large one, the largest first (rayon's
+    // A large object that is not a zip goes alone too: its streams may be
+    // xz or zstd, whose encoders (about 94 MiB for xz at preset 6) are not
+    // in `held_to_rebuild`, and a small xz object beside a large one took
+    // the debs' import at `high` from 241 to 256 MiB. A zip's members
+    // deflate with small encoders.
+    let (zips, others): (Vec<_>, Vec<_>) = list[alone..large]
+        .iter()
+        .partition(|(key, ..)| is_zip_name(&key.path));
+    others.into_iter().try_for_each(one)?;
+    // Only small objects go beside a large zip, the largest first (rayon's
     // halves are each taken in order).
     let (done_large, done_small) = rayon::join(
-        || list[alone..large].iter().try_for_each(one),
+        || zips.into_iter().try_for_each(one),
         || list[small..].par_iter().with_max_len(1).try_for_each(one),
     );
     done_large?;
@@ -457,6 +466,17 @@ fn adopt_from_tree(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject
         cx.objects.adopt_link(&from, &f.sha256)?;
     }
     Ok(())
+}
+
+/// Whether an object's path names a zip archive (a wheel, a jar, a zip):
+/// only such large objects are rebuilt beside small ones ([`rebuild_all`]).
+fn is_zip_name(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    [
+        ".whl", ".jar", ".zip", ".egg", ".war", ".ear", ".apk", ".nupkg",
+    ]
+    .iter()
+    .any(|ext| lower.ends_with(ext))
 }
 
 /// Bytes held in memory to rebuild an object this large or larger are
