@@ -16,8 +16,9 @@ dpkg -s dnf-plugins-core >/dev/null 2>&1 || need+=(dnf-plugins-core)
 # `pip wheel --no-build-isolation` (recipe/tests/artifacts.rs) builds with the system's.
 # golang.org/x/mod (tests/tests/go.rs builds its module zips and checksum database with it).
 # klauspost/compress and klauspost/pgzip: the Go helper recipe/tests/kpflate/ (encoders 5
-# and 6 against the real thing) is built against them in GOPATH mode.
-for pkg in python3-setuptools python3-wheel xz-utils golang-golang-x-mod-dev \
+# and 7 against the real thing) is built against them in GOPATH mode.
+# python3-venv: zlib-ng's tests (encoder 6) install the real zlib-ng from PyPI into a venv.
+for pkg in python3-setuptools python3-wheel python3-venv xz-utils golang-golang-x-mod-dev \
     golang-github-klauspost-compress-dev golang-github-klauspost-pgzip-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
