@@ -119,12 +119,9 @@ fn a_layer_skopeo_gzipped_ships_as_a_small_patch_and_rebuilds() {
     let a = ferry_recipe::analyze(&new, &ferry_recipe::Options::default());
     let params: Vec<_> = a
         .recipe
-        .segments
+        .zlib_params()
         .iter()
-        .filter_map(|s| match s {
-            ferry_recipe::Segment::Zlib { params, .. } => Some((params.encoder, params.level)),
-            _ => None,
-        })
+        .map(|p| (p.encoder, p.level))
         .collect();
     assert_eq!(params, vec![(ferry_recipe::zlib::PGZIP_ENCODER, 5)]);
 

@@ -214,6 +214,18 @@ pub enum RecipeError {
 }
 
 impl Recipe {
+    /// The deflate params of its [`Segment::Zlib`] and [`Segment::ZlibCuts`]
+    /// segments, in order: which encoder, at which level, rebuilds each.
+    pub fn zlib_params(&self) -> Vec<ZlibParams> {
+        self.segments
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Zlib { params, .. } | Segment::ZlibCuts { params, .. } => Some(*params),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A recipe that copies `len` bytes: the object is its own expanded form.
     pub fn identity(len: u64) -> Recipe {
         let segments = if len == 0 {

@@ -208,18 +208,6 @@ fn same_as_gzip(name: &str, plain: &[u8], dir: &Path, piped: bool) {
     }
 }
 
-/// The params of every zlib segment of a recipe.
-fn zlib_params(recipe: &Recipe) -> Vec<ZlibParams> {
-    recipe
-        .segments
-        .iter()
-        .filter_map(|s| match s {
-            Segment::Zlib { params, .. } | Segment::ZlibCuts { params, .. } => Some(*params),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Asserts every gzip member was reproduced by encoder 2 at `level` (or, with
 /// `level` `None`, by encoder 1 or 2: a small stream of one block is often the
 /// same bytes from both), none by preflate.
@@ -233,7 +221,7 @@ fn by_encoder_2(name: &str, data: &[u8], members: usize, level: Option<u8>) {
             .all(|s| s.kind == StreamKind::GzipMember && s.outcome == Outcome::Reproduced),
         "{name}: {streams:?}"
     );
-    let params = zlib_params(&a.recipe);
+    let params = a.recipe.zlib_params();
     assert_eq!(params.len(), members, "{name}: {:?}", a.recipe);
     let Some(level) = level else {
         return;
@@ -313,7 +301,7 @@ fn zlib_made_streams_stay_with_zlib() {
     e.write_all(&plain).unwrap();
     let gz = e.finish().unwrap();
     let a = analyze(&gz, &Options::default());
-    let params = zlib_params(&a.recipe);
+    let params = a.recipe.zlib_params();
     assert_eq!(
         params,
         vec![ZlibParams {
@@ -368,7 +356,7 @@ fn unchecked_analysis_compares_a_prefix_and_the_rebuild_checks_the_rest() {
     };
     let a = analyze(&gz, &opts);
     assert_eq!(
-        zlib_params(&a.recipe),
+        a.recipe.zlib_params(),
         vec![ZlibParams {
             encoder: GNU_GZIP_ENCODER,
             level: 6

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{go_build, piped, text, zlib_params};
+use common::{go_build, piped, text};
 use ferry_recipe::zlib::{ZlibParams, GO_FLATE_ENCODER};
 use ferry_recipe::{
     analyze, rebuild, Options, Recipe, RecipeError, Segment, RECIPE_VERSION_4, RECIPE_VERSION_5,
@@ -59,7 +59,7 @@ fn go_gzip_members_are_encoder_3_at_their_level() {
         let gz = go_gzip(exe, level, &plain);
         let a = analyze(&gz, &Options::default());
         assert_eq!(
-            zlib_params(&a.recipe),
+            a.recipe.zlib_params(),
             vec![ZlibParams {
                 encoder: GO_FLATE_ENCODER,
                 level
@@ -91,7 +91,9 @@ fn below_recipe_version_5_go_streams_keep_recipes_within_version_4() {
         ..Options::default()
     };
     let a = analyze(&gz, &opts);
-    assert!(zlib_params(&a.recipe)
+    assert!(a
+        .recipe
+        .zlib_params()
         .iter()
         .all(|p| p.encoder != GO_FLATE_ENCODER));
     assert!(a.recipe.to_bytes()[0] <= RECIPE_VERSION_4);

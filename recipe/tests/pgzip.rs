@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use std::sync::OnceLock;
 
-use common::{go_build, piped, text, zlib_params};
+use common::{go_build, piped, text};
 use ferry_recipe::zlib::{ZlibParams, KP_FLATE_ENCODER, PGZIP_ENCODER};
 use ferry_recipe::{
     analyze, rebuild, Options, Recipe, RecipeError, RECIPE_VERSION, RECIPE_VERSION_5,
@@ -80,7 +80,7 @@ fn pgzip_members_are_encoder_5_at_their_level() {
         let gz = go_gzip(exe, "pgzip", go_level, &plain);
         let a = analyze(&gz, &Options::default());
         assert_eq!(
-            zlib_params(&a.recipe),
+            a.recipe.zlib_params(),
             vec![ZlibParams {
                 encoder: PGZIP_ENCODER,
                 level
@@ -109,7 +109,7 @@ fn klauspost_gzip_members_are_encoder_6() {
         let gz = go_gzip(exe, "gzip", i32::from(level), &plain);
         let a = analyze(&gz, &Options::default());
         assert_eq!(
-            zlib_params(&a.recipe),
+            a.recipe.zlib_params(),
             vec![ZlibParams {
                 encoder: KP_FLATE_ENCODER,
                 level
@@ -129,7 +129,9 @@ fn below_recipe_version_6_pgzip_streams_keep_recipes_within_version_5() {
         ..Options::default()
     };
     let a = analyze(&gz, &opts);
-    assert!(zlib_params(&a.recipe)
+    assert!(a
+        .recipe
+        .zlib_params()
         .iter()
         .all(|p| p.encoder != PGZIP_ENCODER && p.encoder != KP_FLATE_ENCODER));
     assert!(a.recipe.to_bytes()[0] <= RECIPE_VERSION_5);

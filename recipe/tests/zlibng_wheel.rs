@@ -13,7 +13,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{assert_reproduced, roundtrip, run, zlib_params};
+use common::{assert_reproduced, roundtrip, run};
 use ferry_recipe::zlib::ZLIB_NG_ENCODER;
 use ferry_recipe::{analyze, Options, StreamKind, RECIPE_VERSION_5};
 
@@ -60,7 +60,7 @@ fn pillow_11_1_wheel_members_are_zlib_ng_and_rebuild() {
     );
     // The large members are zlib-ng's own output (the small ones may also be
     // zlib's: both encoders agree on them).
-    let params = zlib_params(&a.recipe);
+    let params = a.recipe.zlib_params();
     let ng = params
         .iter()
         .filter(|p| p.encoder == ZLIB_NG_ENCODER)
@@ -75,7 +75,9 @@ fn pillow_11_1_wheel_members_are_zlib_ng_and_rebuild() {
         ..Options::default()
     };
     let old = analyze(&data, &opts);
-    assert!(zlib_params(&old.recipe)
+    assert!(old
+        .recipe
+        .zlib_params()
         .iter()
         .all(|p| p.encoder != ZLIB_NG_ENCODER));
     assert!(old.recipe.to_bytes()[0] <= RECIPE_VERSION_5);

@@ -524,22 +524,10 @@ impl BlockWriter {
         }
         if dynamic {
             self.write_dynamic_header(num_lit, num_off, num_codegens);
-            let (lit, off) = (
-                std::mem::take(&mut self.literal.codes),
-                std::mem::take(&mut self.offset.codes),
-            );
-            self.write_tokens(tokens, &lit, &off);
-            self.literal.codes = lit;
-            self.offset.codes = off;
+            self.write_tokens_with(tokens, false);
         } else {
             self.write_bits(2, 3);
-            let (lit, off) = (
-                std::mem::take(&mut self.fixed_literal.codes),
-                std::mem::take(&mut self.fixed_offset.codes),
-            );
-            self.write_tokens(tokens, &lit, &off);
-            self.fixed_literal.codes = lit;
-            self.fixed_offset.codes = off;
+            self.write_tokens_with(tokens, true);
         }
     }
 
@@ -558,13 +546,7 @@ impl BlockWriter {
             return;
         }
         self.write_dynamic_header(num_lit, num_off, num_codegens);
-        let (lit, off) = (
-            std::mem::take(&mut self.literal.codes),
-            std::mem::take(&mut self.offset.codes),
-        );
-        self.write_tokens(tokens, &lit, &off);
-        self.literal.codes = lit;
-        self.offset.codes = off;
+        self.write_tokens_with(tokens, false);
     }
 
     /// Go's `writeBlockHuff`: `input` as literals in a dynamic block, or
@@ -595,6 +577,24 @@ impl BlockWriter {
         }
         self.write_code(codes[END_BLOCK as usize]);
         self.literal.codes = codes;
+    }
+
+    /// The literal/length and distance codes: the block's own, or the fixed ones.
+    fn codes(&mut self, fixed: bool) -> (&mut Vec<HCode>, &mut Vec<HCode>) {
+        if fixed {
+            (&mut self.fixed_literal.codes, &mut self.fixed_offset.codes)
+        } else {
+            (&mut self.literal.codes, &mut self.offset.codes)
+        }
+    }
+
+    /// [`Self::write_tokens`] with the block's own codes, or the fixed ones.
+    fn write_tokens_with(&mut self, tokens: &[u32], fixed: bool) {
+        let (lit, off) = self.codes(fixed);
+        let (lit, off) = (std::mem::take(lit), std::mem::take(off));
+        self.write_tokens(tokens, &lit, &off);
+        let (lit_to, off_to) = self.codes(fixed);
+        (*lit_to, *off_to) = (lit, off);
     }
 
     /// Go's `writeTokens`.

@@ -7,12 +7,12 @@
 //! goflate's inputs and some around the 64 KiB windows; otherwise those
 //! tests print `skipped: ...`.
 
-use flate2::Crc;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::go127::{deflate_to, GO127_FLATE_ENCODER, GO127_KNOWN_ANSWERS};
+use super::release_tests::{crc, gzip_member};
 use crate::goflate::tests::{inputs, Rng};
 
 /// The dev oracle, if `FERRY_GO127_ORACLE` names it.
@@ -48,12 +48,6 @@ fn ours(level: u8, input: &[u8]) -> Vec<u8> {
     })
     .expect("deflates");
     out
-}
-
-fn crc(b: &[u8]) -> u32 {
-    let mut c = Crc::new();
-    c.update(b);
-    c.sum()
 }
 
 /// The golden inputs: text with edits, random bytes, runs, a mix, sizes
@@ -256,24 +250,10 @@ fn same_as_oracle() {
 fn gzip_member_is_encoder_8_and_rebuilds() {
     let plain = &golden_inputs()[9].1;
     for level in [6u8, 1] {
-        let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-        if level == 1 {
-            gz[8] = 4;
-        }
-        gz.extend(ours(level, plain));
-        gz.extend(crc(plain).to_le_bytes());
-        gz.extend((plain.len() as u32).to_le_bytes());
+        let xfl = if level == 1 { 4 } else { 0 };
+        let gz = gzip_member(xfl, &ours(level, plain), plain);
         let a = crate::analyze(&gz, &crate::Options::default());
-        let params: Vec<_> =
-            a.recipe
-                .segments
-                .iter()
-                .filter_map(|s| match s {
-                    crate::Segment::Zlib { params, .. }
-                    | crate::Segment::ZlibCuts { params, .. } => Some(*params),
-                    _ => None,
-                })
-                .collect();
+        let params = a.recipe.zlib_params();
         // Go 1.27's writer is klauspost 1.18.2's, and so are its matchers
         // but level 4's: encoder 7 of release 3 (tried first) gives the
         // same stream.

@@ -35,10 +35,21 @@ fn ours(pgzip: bool, byte: u8, input: &[u8]) -> Vec<u8> {
     out
 }
 
-fn crc(b: &[u8]) -> u32 {
+/// CRC-32 of `b`.
+pub(super) fn crc(b: &[u8]) -> u32 {
     let mut c = Crc::new();
     c.update(b);
     c.sum()
+}
+
+/// A gzip member around the raw deflate stream `deflated` of `plain`, with
+/// extra flags `xfl` and OS 255, as Go's and klauspost's writers frame it.
+pub(super) fn gzip_member(xfl: u8, deflated: &[u8], plain: &[u8]) -> Vec<u8> {
+    let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255];
+    gz.extend_from_slice(deflated);
+    gz.extend(crc(plain).to_le_bytes());
+    gz.extend((plain.len() as u32).to_le_bytes());
+    gz
 }
 
 /// The golden inputs: text, binary-like records, random bytes, a run,
@@ -288,21 +299,9 @@ fn same_as_oracles() {
 fn pgzip_member_of_1_18_is_found_and_rebuilds() {
     let plain = &golden_inputs()[11].1;
     for (byte, xfl) in [(0x35u8, 0u8), (0x31, 4), (0x14, 0), (0x39, 2)] {
-        let mut gz = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255];
-        gz.extend(ours(true, byte, plain));
-        gz.extend(crc(plain).to_le_bytes());
-        gz.extend((plain.len() as u32).to_le_bytes());
+        let gz = gzip_member(xfl, &ours(true, byte, plain), plain);
         let a = crate::analyze(&gz, &crate::Options::default());
-        let params: Vec<ZlibParams> =
-            a.recipe
-                .segments
-                .iter()
-                .filter_map(|s| match s {
-                    crate::Segment::Zlib { params, .. }
-                    | crate::Segment::ZlibCuts { params, .. } => Some(*params),
-                    _ => None,
-                })
-                .collect();
+        let params = a.recipe.zlib_params();
         assert_eq!(
             params,
             vec![ZlibParams {

@@ -108,19 +108,6 @@ pub fn write(dir: &Path, rel: &str, contents: &[u8]) {
     std::fs::write(p, contents).unwrap();
 }
 
-/// The deflate params of a recipe's `Zlib` and `ZlibCuts` segments, in order.
-pub fn zlib_params(recipe: &ferry_recipe::Recipe) -> Vec<ferry_recipe::zlib::ZlibParams> {
-    recipe
-        .segments
-        .iter()
-        .filter_map(|s| match s {
-            ferry_recipe::Segment::Zlib { params, .. }
-            | ferry_recipe::Segment::ZlibCuts { params, .. } => Some(*params),
-            _ => None,
-        })
-        .collect()
-}
-
 /// A Go program of `tests/<dir>` built once per test binary with the `go`
 /// on the PATH and `env` (no network: `GOPROXY=off`, a private build cache),
 /// or why not (go missing). A failing build panics.
