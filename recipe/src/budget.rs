@@ -26,6 +26,14 @@
 //!   the budget can be passed, by at most what the others held when they
 //!   stopped, and only when every holder wants more at once.
 //!
+//! A holder can also reserve *ahead* ([`reserve_ahead`]): bytes for what it
+//! will reserve later (the encoder a rebuild's recipe makes, reserved where
+//! the encoder is made), taken now while it comes in as a new holder, so
+//! that it waits in the queue for all it will hold instead of coming in
+//! with part of it and then wanting more beside the others (which the rule
+//! above lets pass the budget). Its later reservations are drawn from what
+//! it reserved ahead first, without waiting, and give back to it.
+//!
 //! Permits are tied to their thread (neither `Send` nor `Sync`).
 
 use std::cell::RefCell;
@@ -47,6 +55,12 @@ pub fn reserve(bytes: u64) -> Permit<'static> {
     PROCESS.reserve(bytes)
 }
 
+/// Reserves `bytes` of the process's budget and `ahead` more for what this
+/// thread will reserve while it holds the permit ([`Budget::reserve_ahead`]).
+pub fn reserve_ahead(bytes: u64, ahead: u64) -> Permit<'static> {
+    PROCESS.reserve_ahead(bytes, ahead)
+}
+
 /// A bound on bytes held at once by the threads that reserve from it.
 #[derive(Debug)]
 pub struct Budget {
@@ -59,13 +73,24 @@ pub struct Budget {
 struct State {
     /// Bytes reserved in all.
     held: u64,
-    /// Each holder's bytes and live permits, by the order it came in.
-    holders: BTreeMap<u64, (u64, u32)>,
+    /// Each holder, by the order it came in.
+    holders: BTreeMap<u64, Holder>,
     /// Holders waiting to hold more.
     stalled: BTreeSet<u64>,
     /// New holders waiting to come in, by the order they came.
     queue: BTreeSet<u64>,
     next: u64,
+}
+
+/// What a holder has reserved.
+#[derive(Debug)]
+struct Holder {
+    /// Bytes of the budget it holds (what it reserved ahead included).
+    bytes: u64,
+    /// Its live permits.
+    permits: u32,
+    /// What it reserved ahead and has not drawn.
+    credit: u64,
 }
 
 thread_local! {
@@ -80,6 +105,12 @@ pub struct Permit<'a> {
     budget: &'a Budget,
     holder: u64,
     bytes: u64,
+    /// Of `bytes`, those drawn from what the holder reserved ahead: they go
+    /// back to it, not to the budget.
+    drawn: u64,
+    /// What this permit reserved ahead for its holder (its credit ends with
+    /// it).
+    ahead: u64,
     _thread: PhantomData<*const ()>,
 }
 
@@ -125,16 +156,31 @@ impl Budget {
 
     /// Reserves `bytes`, waiting until they fit (see the module's rules).
     pub fn reserve(&self, bytes: u64) -> Permit<'_> {
+        self.reserve_ahead(bytes, 0)
+    }
+
+    /// Reserves `bytes` and `ahead` bytes more, waiting until both fit: the
+    /// permits this thread takes later while it holds this one draw from
+    /// the `ahead` bytes first (without waiting), and give back to them when
+    /// they drop. Those permits must drop before this one.
+    pub fn reserve_ahead(&self, bytes: u64, ahead: u64) -> Permit<'_> {
         let id = self.id();
         let mine = MINE.with(|m| m.borrow().iter().find(|(b, _)| *b == id).map(|(_, h)| *h));
         let mut g = self.lock();
+        let mut drawn = 0;
         let holder = match mine {
             Some(holder) if g.holders.contains_key(&holder) => {
-                g = self.grow_locked(g, holder, bytes);
-                g.holders.get_mut(&holder).expect("held").1 += 1;
+                let h = g.holders.get_mut(&holder).expect("held");
+                drawn = bytes.min(h.credit);
+                h.credit -= drawn;
+                g = self.grow_locked(g, holder, bytes - drawn + ahead);
+                let h = g.holders.get_mut(&holder).expect("held");
+                h.permits += 1;
+                h.credit += ahead;
                 holder
             }
             _ => {
+                let bytes = bytes + ahead;
                 let holder = g.next;
                 g.next += 1;
                 g.queue.insert(holder);
@@ -146,7 +192,14 @@ impl Budget {
                 }
                 g.queue.remove(&holder);
                 g.held += bytes;
-                g.holders.insert(holder, (bytes, 1));
+                g.holders.insert(
+                    holder,
+                    Holder {
+                        bytes,
+                        permits: 1,
+                        credit: ahead,
+                    },
+                );
                 MINE.with(|m| {
                     let mut m = m.borrow_mut();
                     m.retain(|(b, _)| *b != id);
@@ -161,7 +214,9 @@ impl Budget {
         Permit {
             budget: self,
             holder,
-            bytes,
+            bytes: bytes + ahead,
+            drawn,
+            ahead,
             _thread: PhantomData,
         }
     }
@@ -191,18 +246,22 @@ impl Budget {
             g.stalled.remove(&holder);
         }
         g.held += bytes;
-        g.holders.get_mut(&holder).expect("held").0 += bytes;
+        g.holders.get_mut(&holder).expect("held").bytes += bytes;
         g
     }
 
-    fn release(&self, holder: u64, bytes: u64, last: bool) {
+    /// Gives `bytes` back to the budget and `drawn` back to what `holder`
+    /// reserved ahead; with `last`, a permit of it ends, taking `ahead` of
+    /// its credit with it.
+    fn release(&self, holder: u64, (bytes, drawn, ahead): (u64, u64, u64), last: bool) {
         let mut g = self.lock();
         g.held -= bytes;
         let entry = g.holders.get_mut(&holder).expect("held");
-        entry.0 -= bytes;
+        entry.bytes -= bytes;
+        entry.credit = (entry.credit + drawn).saturating_sub(ahead);
         if last {
-            entry.1 -= 1;
-            if entry.1 == 0 {
+            entry.permits -= 1;
+            if entry.permits == 0 {
                 g.holders.remove(&holder);
                 let id = self.id();
                 MINE.with(|m| m.borrow_mut().retain(|e| *e != (id, holder)));
@@ -219,19 +278,32 @@ impl Permit<'_> {
         self.bytes
     }
 
-    /// Holds `extra` bytes more, waiting as a holder wanting more does.
+    /// Holds `extra` bytes more, waiting as a holder wanting more does
+    /// for those it has not reserved ahead.
     pub fn grow(&mut self, extra: u64) {
-        let g = self.budget.lock();
-        let g = self.budget.grow_locked(g, self.holder, extra);
+        let mut g = self.budget.lock();
+        let h = g.holders.get_mut(&self.holder).expect("held");
+        let drawn = extra.min(h.credit);
+        h.credit -= drawn;
+        let g = self.budget.grow_locked(g, self.holder, extra - drawn);
         drop(g);
         self.bytes += extra;
+        self.drawn += drawn;
     }
 
-    /// Gives back all but `bytes` (nothing if it holds no more).
+    /// Gives back all but `bytes` (nothing if it holds no more): first to
+    /// the budget, then what it drew from its holder's credit. What it
+    /// reserved ahead stays until it drops.
     pub fn shrink(&mut self, bytes: u64) {
+        let bytes = bytes.max(self.ahead);
         if bytes < self.bytes {
-            self.budget.release(self.holder, self.bytes - bytes, false);
+            let give = self.bytes - bytes;
+            let to_budget = give.min(self.bytes - self.drawn - self.ahead);
+            let to_credit = give - to_budget;
+            self.budget
+                .release(self.holder, (to_budget, to_credit, 0), false);
             self.bytes = bytes;
+            self.drawn -= to_credit;
         }
     }
 
@@ -247,7 +319,9 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.budget.release(self.holder, self.bytes, true);
+        let (drawn, ahead) = (self.drawn, self.ahead);
+        self.budget
+            .release(self.holder, (self.bytes - drawn, drawn, ahead), true);
     }
 }
 
@@ -342,6 +416,79 @@ mod tests {
         let again = b.reserve(MIB);
         assert_eq!(b.held(), MIB);
         drop(again);
+    }
+
+    #[test]
+    fn what_is_reserved_ahead_is_drawn_without_waiting_and_given_back_to_it() {
+        let b = leaked(100 * MIB);
+        // Buffers of 30 and an encoder of 50 to come: in together.
+        let object = b.reserve_ahead(30 * MIB, 50 * MIB);
+        assert_eq!(b.held(), 80 * MIB);
+        // Another thread takes the rest of the budget.
+        let (tx, rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            let p = b.reserve(20 * MIB);
+            tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            drop(p);
+        });
+        assert!(within(&rx, 10_000));
+        assert_eq!(b.held(), 100 * MIB);
+        // The encoder is drawn from what was reserved ahead: no wait, and
+        // the budget holds no more.
+        let encoder = b.reserve(50 * MIB);
+        assert_eq!(b.held(), 100 * MIB);
+        drop(encoder);
+        assert_eq!(
+            b.held(),
+            100 * MIB,
+            "given back to the credit, not the budget"
+        );
+        // Drawn again (a second stream), and part of it given back early.
+        let mut encoder = b.reserve(40 * MIB);
+        encoder.shrink(10 * MIB);
+        assert_eq!(b.held(), 100 * MIB);
+        drop(encoder);
+        go_tx.send(()).unwrap();
+        other.join().unwrap();
+        assert_eq!(b.held(), 80 * MIB);
+        drop(object);
+        assert_eq!(b.held(), 0);
+    }
+
+    #[test]
+    fn more_than_was_reserved_ahead_grows_by_the_rest_only() {
+        let b = leaked(100 * MIB);
+        let object = b.reserve_ahead(10 * MIB, 20 * MIB);
+        let mut encoder = b.reserve(25 * MIB);
+        assert_eq!(b.held(), 35 * MIB, "5 more than the 30 reserved");
+        encoder.grow(10 * MIB);
+        assert_eq!(b.held(), 45 * MIB);
+        encoder.shrink(0);
+        assert_eq!(b.held(), 30 * MIB);
+        drop(encoder);
+        drop(object);
+        assert_eq!(b.held(), 0);
+    }
+
+    #[test]
+    fn a_new_holder_reserving_ahead_waits_for_all_of_it() {
+        let b = leaked(100 * MIB);
+        let first = b.reserve(50 * MIB);
+        let (tx, rx) = mpsc::channel();
+        let second = std::thread::spawn(move || {
+            // 10 of buffers fit beside the 50; with 50 ahead they do not.
+            let p = b.reserve_ahead(10 * MIB, 50 * MIB);
+            tx.send(()).unwrap();
+            drop(b.reserve(50 * MIB));
+            drop(p);
+        });
+        assert!(!within(&rx, 300), "it waits for its encoder's room too");
+        drop(first);
+        assert!(within(&rx, 10_000));
+        second.join().unwrap();
+        assert_eq!(b.held(), 0);
     }
 
     #[test]

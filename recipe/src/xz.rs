@@ -506,7 +506,7 @@ pub fn compress_to(
 /// What an encoder of `params` holds, by liblzma's estimate: its match
 /// finder, and in multi-threaded mode (one thread) a block of input and of
 /// output.
-fn encoder_memory(params: &XzParams) -> Result<u64, XzError> {
+pub(crate) fn encoder_memory(params: &XzParams) -> Result<u64, XzError> {
     let block_size = match params.mode {
         XzMode::Single => 4096,
         XzMode::Multi { block_size } => block_size,

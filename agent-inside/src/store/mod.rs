@@ -410,12 +410,13 @@ pub fn materialize(cx: &BuildCtx<'_>, kind: SourceKind, dir: &str) -> Result<u64
 const REBUILD_BATCH: usize = 4096;
 
 /// Rebuilds `list` (each digest once). A rebuilt object holds its expanded
-/// form (and its base's reference form) in memory: large ones are rebuilt
-/// one at a time, so that two of them never add up. The largest (a layer's
-/// rebuild holds about as much as the agents may) go alone, first; the other
-/// large ones beside the rest that hold little (a large object's serial
-/// steps, reading and expanding its base, would leave the other cores idle);
-/// then what is left on all cores, largest first. Returns the bytes rebuilt.
+/// form (and its base's reference form) in memory, reserved from the
+/// process's budget ([`rebuild`]); large ones are rebuilt one at a time, so
+/// that two of them never add up. The largest (a layer's rebuild holds about
+/// as much as the agents may) go alone, first; the other large ones beside
+/// the rest that hold little (a large object's serial steps, reading and
+/// expanding its base, would leave the other cores idle); then what is left
+/// on all cores, largest first. Returns the bytes rebuilt.
 fn rebuild_all(
     cx: &BuildCtx<'_>,
     dir: &str,
@@ -432,19 +433,11 @@ fn rebuild_all(
     let small = list.partition_point(|&(_, _, held)| held > BESIDE_LARGE);
     let one = |&(key, f, _): &(&ObjectKey, &FileObject, u64)| rebuild(cx, dir, key, f);
     list[..alone].iter().try_for_each(one)?;
-    // A large object that is not a zip goes alone too: its streams may be
-    // xz or zstd, whose encoders (about 94 MiB for xz at preset 6) are not
-    // in `held_to_rebuild`, and a small xz object beside a large one took
-    // the debs' import at `high` from 241 to 256 MiB. A zip's members
-    // deflate with small encoders.
-    let (zips, others): (Vec<_>, Vec<_>) = list[alone..large]
-        .iter()
-        .partition(|(key, ..)| is_zip_name(&key.path));
-    others.into_iter().try_for_each(one)?;
-    // Only small objects go beside a large zip, the largest first (rayon's
-    // halves are each taken in order).
+    // Only small objects go beside a large one, the largest first (rayon's
+    // halves are each taken in order). An encoder one of them makes (a deb's
+    // xz encoder, about 94 MiB) waits in the budget for room beside them.
     let (done_large, done_small) = rayon::join(
-        || zips.into_iter().try_for_each(one),
+        || list[alone..large].iter().try_for_each(one),
         || list[small..].par_iter().with_max_len(1).try_for_each(one),
     );
     done_large?;
@@ -466,17 +459,6 @@ fn adopt_from_tree(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject
         cx.objects.adopt_link(&from, &f.sha256)?;
     }
     Ok(())
-}
-
-/// Whether an object's path names a zip archive (a wheel, a jar, a zip):
-/// only such large objects are rebuilt beside small ones ([`rebuild_all`]).
-fn is_zip_name(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    [
-        ".whl", ".jar", ".zip", ".egg", ".war", ".ear", ".apk", ".nupkg",
-    ]
-    .iter()
-    .any(|ext| lower.ends_with(ext))
 }
 
 /// Bytes held in memory to rebuild an object this large or larger are
@@ -549,6 +531,18 @@ fn chunk(cx: &BuildCtx<'_>, key: &ObjectKey, r: &ChunkRef) -> Result<Vec<u8>> {
 /// Writes an object from its chunks (or its recipe) into the object store,
 /// checking its size and SHA-256.
 fn rebuild(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject) -> Result<()> {
+    // What the rebuild holds, and what its recipe's encoder will (an xz
+    // encoder), are reserved together before it reads a byte: so it waits
+    // in the budget's queue for all of it, and the encoder, made later in
+    // this thread, draws from what was reserved ahead. A chunked object
+    // streams and reserves nothing (a reservation waits its turn behind a
+    // waiting one).
+    let held = held_to_rebuild(f);
+    let ahead = match &f.encoding {
+        Encoding::Rebuilt(r) => rebuilt::rebuild_memory(cx, key, r),
+        Encoding::Chunks(_) => 0,
+    };
+    let _permit = (held + ahead > 0).then(|| ferry_recipe::budget::reserve_ahead(held, ahead));
     cx.objects
         .write_object(&f.sha256, |file, tmp| {
             write_checked(cx, dir, key, f, file, tmp)

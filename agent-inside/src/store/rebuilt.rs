@@ -86,6 +86,19 @@ pub(super) fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> R
     Ok(out)
 }
 
+/// What the encoders of `r`'s recipe reserve from the budget at most
+/// (`ferry_recipe::Recipe::rebuild_memory`); 0 for a recipe that cannot be
+/// read, whose rebuild then fails with the reason.
+pub(super) fn rebuild_memory(cx: &BuildCtx<'_>, key: &ObjectKey, r: &Rebuilt) -> u64 {
+    if r.recipe.is_empty() {
+        return 0;
+    }
+    gather(cx, key, &r.recipe)
+        .ok()
+        .and_then(|bytes| ferry_recipe::Recipe::from_bytes(&bytes).ok())
+        .map_or(0, |recipe| recipe.rebuild_memory())
+}
+
 /// The reference form of `base`, from the previous generation's copy, and
 /// with `copy_known` its deflate streams when they are worth knowing
 /// (`ferry_recipe::known_streams_worth`) and it has two or more.
