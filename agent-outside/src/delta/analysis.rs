@@ -276,6 +276,7 @@ fn fresh(
         };
         match checked(&with, &recipe, analysis.expanded, len, &mut data, permit)? {
             Ok(e) => {
+                recipes.count(&analysis.report);
                 if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, &recipe) {
                     eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
                 }

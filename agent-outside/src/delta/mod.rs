@@ -24,12 +24,14 @@ mod cache;
 mod predecessor;
 mod recipes;
 mod refs;
+mod tally;
 mod windows;
 
 pub(crate) use cache::{prune_cache_dir, remove_cache_file, write_cache_file};
 pub(crate) use predecessor::Families;
 pub(crate) use recipes::Recipes;
 pub(crate) use refs::{Link, References, Stamp};
+pub use tally::{StreamTally, REASONS};
 
 use analysis::{analyse_content, one_frame, Cx, Expanded, Held};
 use anyhow::{bail, Context, Result};
@@ -207,6 +209,9 @@ pub struct DeltaReport {
     /// Changed objects whose recipe came from the analysis cache (analysed
     /// by an earlier export, or earlier in this one).
     pub reused: u64,
+    /// The compressed streams of the objects analysed afresh: rebuilt, or
+    /// left compressed and why.
+    pub streams: StreamTally,
 }
 
 /// How many times its size an object's expanded (or reference) form is

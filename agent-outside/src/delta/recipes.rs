@@ -17,16 +17,31 @@ use ferry_protocol::id::Sha256;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-/// The directory of kept recipes.
+/// The directory of kept recipes, and what this export's fresh analyses
+/// found (shared by its clones).
 #[derive(Clone)]
 pub(crate) struct Recipes {
     dir: PathBuf,
+    tally: super::tally::SharedTally,
 }
 
 impl Recipes {
     /// The cache at `dir` (created on first write).
     pub(crate) fn new(dir: PathBuf) -> Self {
-        Recipes { dir }
+        Recipes {
+            dir,
+            tally: Default::default(),
+        }
+    }
+
+    /// Counts the streams of a fresh analysis whose recipe is used.
+    pub(crate) fn count(&self, report: &ferry_recipe::Report) {
+        self.tally.add(report);
+    }
+
+    /// The streams of the fresh analyses counted so far.
+    pub(crate) fn streams(&self) -> super::StreamTally {
+        self.tally.get()
     }
 
     fn path(&self, sha: &Sha256, reproduce_xz: bool) -> PathBuf {

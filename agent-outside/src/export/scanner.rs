@@ -141,11 +141,13 @@ pub(super) fn scan_and_pack(
         seen,
         mut scan,
         bytes_read,
-        report,
+        mut report,
         linked,
         carried,
+        recipes,
         ..
     } = scanner;
+    report.streams = recipes.streams();
     drop(outbox);
     pb.finish_and_clear();
     let written = writer

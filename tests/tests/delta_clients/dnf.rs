@@ -8,7 +8,7 @@
 //! packages signed by the vendor (`rpmsign`) and `repomd.xml` too, checked
 //! with `gpgcheck=1`, `repo_gpgcheck=1` and the vendor's key.
 
-use super::{delta_high, patched_line, real_files, touch_up};
+use super::{delta_high, patched_line, real_files, streams_line, touch_up};
 use ferry_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,7 +55,7 @@ fn publish(repo: &Path, rpm: &Path, (home, fpr): (&Path, &str), update: bool) {
 /// Mirrors tool 1.0, then 1.1 at delta = high; returns the update bundle's
 /// size, the new RPM's size and the export's patch line, after checking
 /// that dnf downloads the new RPM's exact bytes.
-fn update(payload: &str) -> Option<(u64, u64, String)> {
+fn update(payload: &str) -> Option<(u64, u64, String, String)> {
     if !have_tools(&current_test(), TOOLS) {
         return None;
     }
@@ -90,7 +90,8 @@ fn update(payload: &str) -> Option<(u64, u64, String)> {
     let bundle = dir_bytes(&env.only_bundle("m2"));
     let size = std::fs::metadata(&v2).unwrap().len();
     let line = patched_line(&r);
-    eprintln!("{payload}: update bundle {bundle} bytes for a {size}-byte RPM; {line}");
+    let streams = streams_line(&r);
+    eprintln!("{payload}: update bundle {bundle} bytes for a {size}-byte RPM; {line}\n{streams}");
     env.import("m2").expect_ok();
     let srv = env.serve();
     let (dir, _) = dnf_download_signed(&env, &srv.addr, &["tool"], "delta", &key);
@@ -99,15 +100,23 @@ fn update(payload: &str) -> Option<(u64, u64, String)> {
         std::fs::read(&v2).unwrap(),
         "dnf got other bytes than upstream's RPM"
     );
-    Some((bundle, size, line))
+    Some((bundle, size, line, streams))
 }
 
 #[test]
 fn an_rpm_with_an_xz_payload_ships_as_a_patch_and_dnf_downloads_its_bytes() {
-    let Some((bundle, rpm, line)) = update("w2.xzdio") else {
+    let Some((bundle, rpm, line, streams)) = update("w2.xzdio") else {
         return;
     };
     assert!(!line.is_empty(), "nothing was patched");
+    // The report counts the payload's xz stream among those rebuilt, and
+    // no xz or zstd stream left compressed.
+    assert!(
+        streams.contains("rebuilt from their content")
+            && !streams.contains(" xz not tried")
+            && !streams.contains("xz or zstd that"),
+        "the export's report on streams: {streams:?}"
+    );
     assert!(
         bundle * 10 < rpm,
         "update bundle {bundle} bytes for a {rpm}-byte RPM: not a patch of its payload"
@@ -116,9 +125,15 @@ fn an_rpm_with_an_xz_payload_ships_as_a_patch_and_dnf_downloads_its_bytes() {
 
 #[test]
 fn an_rpm_with_a_zstd_payload_ships_without_reproduction_and_dnf_downloads_its_bytes() {
-    let Some((bundle, rpm, _)) = update("w19.zstdio") else {
+    let Some((bundle, rpm, _, streams)) = update("w19.zstdio") else {
         return;
     };
+    // The report names the zstd payload left compressed, and why.
+    assert!(
+        streams.contains("left compressed")
+            && streams.contains("xz or zstd that no known encoder settings reproduce"),
+        "the export's report on streams: {streams:?}"
+    );
     // rpm's zstd stream is not reproduced: what ships is of the order of
     // the compressed bytes after the change, not a patch of the payload.
     assert!(

@@ -91,9 +91,19 @@ fn touch_up(file: &Path, line: &str) {
 
 /// The export's line on patches (`patched N changed objects …`), or "".
 fn patched_line(run: &Run) -> String {
+    line_with(run, "patched ")
+}
+
+/// The export's line on the compressed streams its analyses found
+/// (`streams in N objects analysed: …`), or "".
+fn streams_line(run: &Run) -> String {
+    line_with(run, " analysed: ")
+}
+
+fn line_with(run: &Run, what: &str) -> String {
     run.all()
         .lines()
-        .find(|l| l.contains("patched "))
+        .find(|l| l.contains(what))
         .unwrap_or("")
         .to_string()
 }

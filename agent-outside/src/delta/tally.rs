@@ -1,0 +1,126 @@
+//! What became of the compressed streams the export's fresh analyses found:
+//! rebuilt from their content, or left compressed and why (the export's
+//! report prints it, so that an operator sees what a setting leaves on the
+//! table: xz streams not tried at `fast`, say).
+
+use ferry_recipe::{LiteralReason, Outcome, Report};
+use std::sync::{Arc, Mutex};
+
+/// Every reason a stream is left compressed, in the order the report prints them.
+pub const REASONS: [LiteralReason; 8] = [
+    LiteralReason::Skipped,
+    LiteralReason::NotModelled,
+    LiteralReason::PreflateFailed,
+    LiteralReason::NotIdentical,
+    LiteralReason::TooLarge,
+    LiteralReason::Ratio,
+    LiteralReason::Corrupt,
+    LiteralReason::Inconsistent,
+];
+
+/// Streams and their compressed bytes, by outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamTally {
+    /// Objects whose analysis these streams come from.
+    pub objects: u64,
+    /// Streams rebuilt bit-exactly from their decoded content, and their bytes.
+    pub rebuilt: (u64, u64),
+    /// Streams left compressed, by the reason of the same index in [`REASONS`].
+    pub left: [(u64, u64); REASONS.len()],
+}
+
+impl StreamTally {
+    /// Adds the streams of one object's analysis.
+    pub fn add(&mut self, report: &Report) {
+        self.objects += 1;
+        for s in &report.streams {
+            let slot = match s.outcome {
+                Outcome::Reproduced => &mut self.rebuilt,
+                Outcome::Literal(why) => {
+                    let i = REASONS.iter().position(|r| *r == why).unwrap_or(0);
+                    &mut self.left[i]
+                }
+            };
+            slot.0 += 1;
+            slot.1 += s.compressed_len;
+        }
+    }
+
+    /// Streams left compressed, and their bytes.
+    pub fn left_total(&self) -> (u64, u64) {
+        self.left
+            .iter()
+            .fold((0, 0), |(n, b), (m, c)| (n + m, b + c))
+    }
+
+    /// Each reason with streams, its streams and bytes.
+    pub fn left_by_reason(&self) -> impl Iterator<Item = (LiteralReason, u64, u64)> + '_ {
+        REASONS
+            .iter()
+            .zip(&self.left)
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(r, (n, b))| (*r, *n, *b))
+    }
+}
+
+/// A tally the analysis threads add to.
+#[derive(Clone, Default)]
+pub(crate) struct SharedTally(Arc<Mutex<StreamTally>>);
+
+impl SharedTally {
+    /// Adds one object's analysis.
+    pub(crate) fn add(&self, report: &Report) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).add(report);
+    }
+
+    /// What was added so far.
+    pub(crate) fn get(&self) -> StreamTally {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_recipe::{StreamKind, StreamReport};
+
+    fn stream(outcome: Outcome, len: u64) -> StreamReport {
+        StreamReport {
+            kind: StreamKind::Xz,
+            offset: 0,
+            compressed_len: len,
+            plain_len: None,
+            recipe_len: 0,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn streams_are_counted_by_outcome_and_reason() {
+        let mut t = StreamTally::default();
+        t.add(&Report {
+            input_len: 100,
+            streams: vec![
+                stream(Outcome::Reproduced, 10),
+                stream(Outcome::Literal(LiteralReason::Skipped), 40),
+                stream(Outcome::Literal(LiteralReason::Skipped), 5),
+                stream(Outcome::Literal(LiteralReason::PreflateFailed), 7),
+            ],
+        });
+        t.add(&Report {
+            input_len: 1,
+            streams: vec![],
+        });
+        assert_eq!(t.objects, 2);
+        assert_eq!(t.rebuilt, (1, 10));
+        assert_eq!(t.left_total(), (3, 52));
+        let by: Vec<_> = t.left_by_reason().collect();
+        assert_eq!(
+            by,
+            vec![
+                (LiteralReason::Skipped, 2, 45),
+                (LiteralReason::PreflateFailed, 1, 7)
+            ]
+        );
+    }
+}
