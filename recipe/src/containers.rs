@@ -52,6 +52,7 @@ pub(crate) fn walk(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
         end,
         declared: None,
         hint: LevelHint::Unknown,
+        read_ahead: false,
     };
     if head.starts_with(GZIP) {
         gzip(w, start, end);
@@ -104,6 +105,8 @@ fn gzip(w: &mut Walker<'_>, start: usize, end: usize) {
             end,
             declared: None,
             hint: LevelHint::of_xfl(w.data[at + 8]),
+            // GNU gzip writes OS 3 (Unix); level 1 is never cut.
+            read_ahead: w.data[at + 9] == 3 && w.data[at + 8] != 4,
         };
         match w.stream(place) {
             Some(stream_end) => at = stream_end + 8,
@@ -182,6 +185,7 @@ fn zip(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
                     end: data_end.unwrap_or(end),
                     declared,
                     hint: LevelHint::of_zip_flags(flags),
+                    read_ahead: false,
                 };
                 w.stream(place).or(data_end)
             }

@@ -393,6 +393,7 @@ pub(crate) fn find(
     compressed: &[u8],
     step: u64,
     check: bool,
+    ahead: Option<blocks::Ahead>,
 ) -> Option<Vec<DeflateCut>> {
     let plain_len = plain.len() as u64;
     let step = step.max(1 << 20);
@@ -405,7 +406,7 @@ pub(crate) fn find(
     }
     let mut cuts = Vec::new();
     let mut next = step;
-    let decoded = blocks::block_ends(compressed, |e| {
+    let mut each = |e: &blocks::BlockEnd| {
         if !e.after_match || e.plain < next || e.plain + step / 2 > plain_len {
             return;
         }
@@ -418,7 +419,16 @@ pub(crate) fn find(
             });
             next = e.plain + step;
         }
-    });
+    };
+    // The ends read ahead of the stream (on another thread, while it was
+    // inflated) are the ones read here when no bit past its end was taken.
+    let decoded = match ahead {
+        Some(a) if a.end_bit <= 8 * compressed.len() as u64 => {
+            a.ends.iter().for_each(&mut each);
+            Some(a.plain)
+        }
+        _ => blocks::block_ends(compressed, each),
+    };
     if decoded != Some(plain_len) || cuts.is_empty() {
         return None;
     }

@@ -47,6 +47,12 @@ pub(crate) struct Place {
     pub(crate) declared: Option<usize>,
     /// The levels the container's header suggests (deflate only).
     pub(crate) hint: LevelHint,
+    /// Whether the stream may be GNU gzip's at a level that can be cut (a
+    /// gzip member written on Unix, not at level 1): its block ends are
+    /// then read on another thread while it is inflated
+    /// ([`crate::cuts::blocks::read_ahead`]), when it is large enough to be
+    /// cut.
+    pub(crate) read_ahead: bool,
 }
 
 impl<'a> Walker<'a> {
@@ -117,6 +123,41 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Inflates `region` (a stream of `codec`) into the expanded form; a
+    /// stream that may be cut (`read_ahead`, large enough) has its block
+    /// ends read on another thread meanwhile: the cut analysis's decoder
+    /// pass, otherwise run after the inflate on this thread.
+    fn decode_reading_ahead(
+        &mut self,
+        (codec, read_ahead): (Codec, bool),
+        region: &[u8],
+        bounds: &Bounds,
+    ) -> (
+        Result<usize, LiteralReason>,
+        Option<crate::cuts::blocks::Ahead>,
+    ) {
+        let ahead = self.mode == Mode::Analyze
+            && codec == Codec::Deflate
+            && read_ahead
+            && self
+                .opts
+                .deflate_cuts
+                .is_some_and(|step| region.len() as u64 >= READ_AHEAD_MIN.max(step / 2));
+        let expanded = &mut self.expanded;
+        std::thread::scope(|s| {
+            let reader = ahead
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("ferry-blocks".into())
+                        .spawn_scoped(s, || crate::cuts::blocks::read_ahead(region))
+                        .ok()
+                })
+                .flatten();
+            let decoded = codec::decode_into(codec, region, bounds, expanded);
+            (decoded, reader.and_then(|r| r.join().ok().flatten()))
+        })
+    }
+
     /// Handles the stream at `place`: decodes it within the bounds and emits it,
     /// decoded or literal. Returns where it ends, or `None` if it does not decode
     /// (then nothing of it is emitted and the caller decides what stays literal).
@@ -128,6 +169,7 @@ impl<'a> Walker<'a> {
             end,
             declared,
             hint,
+            read_ahead,
         } = place;
         if start < self.pos || start > end || end > self.data.len() {
             return None;
@@ -155,7 +197,8 @@ impl<'a> Walker<'a> {
         // is held once; they are dropped again if it stays literal.
         self.literal_to(start);
         let mark = self.expanded.len();
-        let used = match codec::decode_into(codec, region, &bounds, &mut self.expanded) {
+        let (decoded, ahead) = self.decode_reading_ahead((codec, read_ahead), region, &bounds);
+        let used = match decoded {
             Ok(used) => used,
             Err(why) => {
                 self.drop_from(mark);
@@ -191,7 +234,7 @@ impl<'a> Walker<'a> {
                     self.opts,
                     &mut self.deflate,
                     (codec, hint),
-                    compressed,
+                    (compressed, ahead),
                     plain,
                 )
                 .map(Some)
@@ -224,12 +267,17 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// The fewest compressed bytes of a stream whose block ends are read ahead
+/// (see [`Place::read_ahead`]): smaller streams are rarely cut, and the
+/// read would be wasted.
+const READ_AHEAD_MIN: u64 = 1 << 20;
+
 /// The segment that rebuilds `compressed` from `plain`, or why not.
 fn reproduce(
     opts: &Options,
     search: &mut DeflateSearch,
     (codec, hint): (Codec, LevelHint),
-    compressed: &[u8],
+    (compressed, ahead): (&[u8], Option<crate::cuts::blocks::Ahead>),
     plain: &[u8],
 ) -> Result<Segment, LiteralReason> {
     let plain_len = plain.len() as u64;
@@ -239,7 +287,7 @@ fn reproduce(
             let prefix = (!opts.check_streams).then_some(crate::zlib::PREFIX);
             if let Some(params) = search.find(compressed, plain, hint, prefix) {
                 let cuts = opts.deflate_cuts.and_then(|step| {
-                    crate::cuts::find(&params, plain, compressed, step, opts.check_streams)
+                    crate::cuts::find(&params, plain, compressed, step, opts.check_streams, ahead)
                 });
                 if let Some(cuts) = cuts {
                     return Ok(Segment::ZlibCuts {

@@ -21,6 +21,10 @@ pub(super) struct Cx<'a> {
     /// The base's deflate streams, which the check copies when the object
     /// shares them, as the inside does.
     pub(super) known: Option<&'a ferry_recipe::KnownStreams>,
+    /// Whether the rebuild check of an expanded form patched in windows is
+    /// left to the caller ([`Expanded::check`]), which runs it while the
+    /// windows are encoded.
+    pub(super) defer: bool,
 }
 
 /// Where an expanded form waits while the reference form is made.
@@ -29,11 +33,85 @@ pub(super) enum Held {
     Spilled(std::fs::File),
 }
 
-/// An object's expanded form, checked: where it is, its length and BLAKE3.
+/// An object's expanded form, checked (or with its check to run): where it
+/// is, its length and BLAKE3.
 pub(super) struct Expanded {
     pub(super) held: Held,
     pub(super) len: u64,
     pub(super) blake3: [u8; 32],
+    /// The rebuild check still to run, when it was deferred (`Cx::defer`):
+    /// nothing of the object ships before it passes.
+    pub(super) check: Option<Deferred>,
+}
+
+/// A rebuild check left to the caller: the recipe, run on the spilled
+/// expanded form, must give the object (see [`rebuilds_from`]).
+pub(super) struct Deferred {
+    recipe: Vec<u8>,
+    /// Length of the expanded form.
+    elen: u64,
+    /// Length of the object.
+    len: u64,
+    /// The known streams the check copies (the base's merged with the
+    /// object's verified ones), with the permit that holds them; `None`:
+    /// the base's (`Cx::known`).
+    known: Option<(
+        ferry_recipe::KnownStreams,
+        Option<ferry_recipe::budget::Permit<'static>>,
+    )>,
+    /// Whether the recipe is kept in the analysis cache once it checks (a
+    /// fresh analysis; not one that came from the cache).
+    pub(super) keep: bool,
+    /// A fresh analysis's streams, counted in the export's report once it
+    /// checks.
+    pub(super) report: Option<ferry_recipe::Report>,
+}
+
+impl Deferred {
+    /// Runs the check on the expanded form in `file` (read with positioned
+    /// reads: other threads read it too). `cx` is the object's (its base's
+    /// known streams).
+    pub(super) fn run(&self, cx: &Cx<'_>, file: &std::fs::File) -> Result<()> {
+        let known = match &self.known {
+            Some((k, _)) => (!k.is_empty()).then_some(k),
+            None => cx.known,
+        };
+        let with = Cx { known, ..*cx };
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, At { file, pos: 0 });
+        rebuilds_from(&with, &self.recipe, &mut reader, self.elen, self.len)
+    }
+
+    /// The recipe checked.
+    pub(super) fn recipe(&self) -> &[u8] {
+        &self.recipe
+    }
+}
+
+/// A file read with positioned reads from its own offset.
+struct At<'f> {
+    file: &'f std::fs::File,
+    pos: u64,
+}
+
+impl std::io::Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for At<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            std::io::SeekFrom::End(_) => None,
+        };
+        self.pos = pos.ok_or_else(|| std::io::Error::other("seek outside the expanded form"))?;
+        Ok(self.pos)
+    }
 }
 
 /// Writes `bytes` to an unnamed file in `dir` (created, then unlinked at
@@ -275,7 +353,15 @@ fn fresh(
             ..*cx
         };
         match checked(&with, &recipe, analysis.expanded, len, &mut data, permit)? {
-            Ok(e) => {
+            Ok(mut e) => {
+                if let Some(d) = &mut e.check {
+                    // Checked by the caller; kept (and its streams counted)
+                    // once it checks.
+                    d.known = Some((known, Some(copies)));
+                    d.keep = true;
+                    d.report = Some(analysis.report);
+                    return Ok(Some((recipe, e, false)));
+                }
                 recipes.count(&analysis.report);
                 if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, &recipe) {
                     eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
@@ -323,11 +409,27 @@ fn checked(
             held: Held::Memory(expanded),
             len: elen,
             blake3,
+            check: None,
         }));
     }
     let file = spill(cx.refs.dir(), &expanded)?;
     drop(expanded);
     permit.shrink(0);
+    if cx.defer && elen > cx.window {
+        return Ok(Ok(Expanded {
+            held: Held::Spilled(file),
+            len: elen,
+            blake3,
+            check: Some(Deferred {
+                recipe: recipe.to_vec(),
+                elen,
+                len,
+                known: None,
+                keep: false,
+                report: None,
+            }),
+        }));
+    }
     let mut reader = std::io::BufReader::with_capacity(1 << 20, &file);
     let rebuilt = rebuilds_from(cx, recipe, &mut reader, elen, len);
     drop(reader);
@@ -345,6 +447,7 @@ fn checked(
         held,
         len: elen,
         blake3,
+        check: None,
     }))
 }
 
@@ -374,7 +477,12 @@ fn hold(
     } else {
         Held::Memory(data)
     };
-    Ok(Expanded { held, len, blake3 })
+    Ok(Expanded {
+        held,
+        len,
+        blake3,
+        check: None,
+    })
 }
 
 /// An object kept only in its copy `file` (of `len` bytes) that is its own
@@ -408,6 +516,7 @@ fn own_form_kept(
         held: Held::Spilled(file),
         len,
         blake3: *b3.finalize().as_bytes(),
+        check: None,
     };
     Ok(Some((Vec::new(), expanded, false)))
 }

@@ -261,6 +261,13 @@ impl Content {
 /// whose size is known only once made, guessed with [`EXPANSION`] and then
 /// set) before it is allocated, so that objects are analysed on every core
 /// while they fit, and one at a time when they are large.
+///
+/// An expanded form patched in windows is checked (the recipe rebuilds the
+/// object) while the windows are encoded on a second thread: the check's
+/// pieces and the windows then use every core. Nothing ships unless the
+/// check passes; if it does not, the object is analysed again as before,
+/// each step after the other (the check's failure may call for the
+/// analysis stream by stream), which gives the same result as before.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn patch_against(
     key: &ObjectKey,
@@ -273,6 +280,89 @@ pub(crate) fn patch_against(
     level: i32,
     recipes: &Recipes,
 ) -> Result<Option<Patched>> {
+    let kept = match &content {
+        Content::Kept { len } => Some(*len),
+        Content::Bytes(_) => None,
+    };
+    let args = (key, sha256, base_key, base, refs);
+    match patch_inner(args, content, (opts, level), recipes, true)? {
+        Attempt::Done(p) => Ok(p),
+        Attempt::CheckFailed => {
+            // The object's copy, read again (as a second analysis does).
+            let content = match kept {
+                Some(len) => Content::Kept { len },
+                None => match refs.get(sha256)? {
+                    Some(d) => Content::Bytes(d),
+                    None => return Ok(None),
+                },
+            };
+            match patch_inner(args, content, (opts, level), recipes, false)? {
+                Attempt::Done(p) => Ok(p),
+                Attempt::CheckFailed => Ok(None),
+            }
+        }
+    }
+}
+
+/// What one try of [`patch_inner`] gave (moved once per object: its size
+/// does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Attempt {
+    Done(Option<Patched>),
+    /// The deferred rebuild check failed: nothing of this try is used.
+    CheckFailed,
+}
+
+/// The deferred rebuild check of `expanded` (if any), run on this thread
+/// while `work` runs on another (which must not reserve from the memory
+/// budget: this thread reserved `prepaid` bytes for it first). Gives
+/// `work`'s result, or `None` if the check failed.
+fn with_check<T: Send>(
+    cx: &Cx<'_>,
+    check: Option<(&analysis::Deferred, &std::fs::File)>,
+    (prepaid, permit): (u64, &mut ferry_recipe::budget::Permit<'_>),
+    work: impl FnOnce(&mut dyn windows::Hold) -> Result<T> + Send,
+) -> Result<Option<T>> {
+    let Some((check, file)) = check else {
+        return work(permit).map(Some);
+    };
+    let kept = permit.bytes();
+    permit.grow(prepaid);
+    let (checked, made) = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("ferry-windows".into())
+            .spawn_scoped(s, move || work(&mut windows::Prepaid))
+            .context("cannot start a thread");
+        let checked = check.run(cx, file);
+        let made = match worker {
+            Ok(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(e) => Err(e),
+        };
+        (checked, made)
+    });
+    permit.shrink(kept);
+    if let Err(e) = checked {
+        eprintln!("ferry-out: warning: {e:#}; {} analysed again", cx.key);
+        return Ok(None);
+    }
+    made.map(Some)
+}
+
+/// One try of [`patch_against`]; with `defer`, a windowed patch's rebuild
+/// check runs beside its windows.
+fn patch_inner(
+    (key, sha256, base_key, base, refs): (
+        &ObjectKey,
+        &Sha256,
+        &ObjectKey,
+        &FileObject,
+        &References,
+    ),
+    content: Content,
+    (opts, level): (&DeltaOptions, i32),
+    recipes: &Recipes,
+    defer: bool,
+) -> Result<Attempt> {
     let ropts = ferry_recipe::Options {
         reproduce_xz: opts.xz.reproduces(level),
         deflate_cuts: opts.deflate_cuts.then_some(ferry_recipe::DEFAULT_PIECE),
@@ -286,20 +376,90 @@ pub(crate) fn patch_against(
         refs,
         window: opts.window,
         known: known.as_ref().map(|(k, _)| k),
+        defer,
     };
     let Some((mut permit, walked, (recipe, expanded, reused))) =
         analyse_content(&cx, content, opts, &ropts, recipes)?
     else {
-        return Ok(None);
+        return Ok(Attempt::Done(None));
     };
     let Expanded {
         held,
         len: expanded_len,
         blake3: expanded_blake3,
+        check,
     } = expanded;
+    let Some(check) = check else {
+        if expanded_len > opts.max_object {
+            return Ok(Attempt::Done(None));
+        }
+        return finish(
+            (&cx, None),
+            (key, base_key, base),
+            (held, expanded_len, expanded_blake3),
+            (recipe, reused, walked),
+            (opts, level, &ropts),
+            &mut permit,
+        );
+    };
+    let file = match &held {
+        Held::Spilled(file) => file
+            .try_clone()
+            .context("cannot reopen a spilled expanded form")?,
+        Held::Memory(_) => unreachable!("only a spilled expanded form's check is deferred"),
+    };
+    let settle = |made: Option<Patched>| -> Attempt {
+        if let Some(report) = &check.report {
+            recipes.count(report);
+        }
+        if check.keep {
+            if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, check.recipe()) {
+                eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
+            }
+        }
+        Attempt::Done(made)
+    };
     if expanded_len > opts.max_object {
-        return Ok(None);
+        // No patch; the analysis is kept for the next export if it checks.
+        return Ok(match check.run(&cx, &file) {
+            Ok(()) => settle(None),
+            Err(_) => Attempt::CheckFailed,
+        });
     }
+    let made = finish(
+        (&cx, Some((&check, &file))),
+        (key, base_key, base),
+        (held, expanded_len, expanded_blake3),
+        (recipe, reused, walked),
+        (opts, level, &ropts),
+        &mut permit,
+    )?;
+    Ok(match made {
+        Attempt::Done(p) => settle(p),
+        Attempt::CheckFailed => Attempt::CheckFailed,
+    })
+}
+
+/// The rest of [`patch_inner`] once the object is analysed: the base's
+/// reference form and the patch, with the deferred check (if any) run
+/// beside the windows (or alone, when no windows are made).
+#[allow(clippy::type_complexity)]
+fn finish(
+    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
+    (key, base_key, base): (&ObjectKey, &ObjectKey, &FileObject),
+    (held, expanded_len, expanded_blake3): (Held, u64, [u8; 32]),
+    (recipe, reused, walked): (Vec<u8>, bool, bool),
+    (opts, level, ropts): (&DeltaOptions, i32, &ferry_recipe::Options),
+    permit: &mut ferry_recipe::budget::Permit<'static>,
+) -> Result<Attempt> {
+    let refs = cx.refs;
+    // Runs the deferred check alone (when no windows are made).
+    let alone = |made: Option<Patched>| -> Attempt {
+        match check {
+            Some((d, file)) if d.run(cx, file).is_err() => Attempt::CheckFailed,
+            _ => Attempt::Done(made),
+        }
+    };
     // An object whose recipe rebuilds nothing (its expanded form is its
     // bytes: a deb whose xz streams are left as they are at `fast`) is
     // patched against its base's bytes, not against a reference form whose
@@ -317,23 +477,34 @@ pub(crate) fn patch_against(
                     len: expanded_len,
                 };
                 permit.shrink(0);
-                let made = windows_against_copy(
-                    (key, base_key),
-                    base,
-                    (refs, copy),
-                    &src,
-                    opts,
-                    level,
-                    &mut permit,
+                let prepaid = windows::peak(expanded_len, base.size, opts.window, level);
+                let made = with_check(
+                    cx,
+                    check,
+                    (prepaid, permit),
+                    |hold: &mut dyn windows::Hold| {
+                        windows_against_copy(
+                            (key, base_key),
+                            base,
+                            (refs, copy),
+                            &src,
+                            opts,
+                            level,
+                            hold,
+                        )
+                    },
                 )?;
-                return Ok(made.map(|(patch, base)| Patched {
-                    recipe,
-                    patch,
-                    expanded_len,
-                    expanded_blake3,
-                    base,
-                    reused,
-                }));
+                return Ok(match made {
+                    None => Attempt::CheckFailed,
+                    Some(made) => Attempt::Done(made.map(|(patch, base)| Patched {
+                        recipe,
+                        patch,
+                        expanded_len,
+                        expanded_blake3,
+                        base,
+                        reused,
+                    })),
+                });
             }
             _ => Held::Spilled(file),
         },
@@ -341,8 +512,8 @@ pub(crate) fn patch_against(
     };
     // The base's copy, and its reference form (guessed until made).
     permit.grow(base.size + expansion * base.size);
-    let Some((reference, form)) = reference_form(refs, base, &ropts, as_is)? else {
-        return Ok(None);
+    let Some((reference, form)) = reference_form(refs, base, ropts, as_is)? else {
+        return Ok(alone(None));
     };
     let in_memory = match &held {
         Held::Memory(e) => e.len() as u64,
@@ -350,22 +521,24 @@ pub(crate) fn patch_against(
     };
     permit.resize(in_memory + reference.len() as u64);
     if reference.len() as u64 > opts.max_object {
-        return Ok(None);
+        return Ok(alone(None));
     }
     let base_len = reference.len() as u64;
     let base_blake3 = *blake3::hash(&reference).as_bytes();
-    let Some(patch) = encode_patch(
-        (key, base_key),
+    let patch = encode_patch(
+        (cx, check),
+        base_key,
         (held, expanded_len, expanded_blake3),
         reference,
-        refs,
         (opts, level),
-        &mut permit,
-    )?
-    else {
-        return Ok(None);
+        permit,
+    )?;
+    let patch = match patch {
+        None => return Ok(Attempt::CheckFailed),
+        Some(None) => return Ok(Attempt::Done(None)),
+        Some(Some(p)) => p,
     };
-    Ok(Some(Patched {
+    Ok(Attempt::Done(Some(Patched {
         recipe,
         patch,
         expanded_len,
@@ -378,36 +551,61 @@ pub(crate) fn patch_against(
             blake3: base_blake3,
         },
         reused,
-    }))
+    })))
 }
 
 /// The patch of the expanded form `held` against `reference`: windows if it
-/// was spilled, else one frame.
+/// was spilled (made beside the deferred check, if any), else one frame
+/// (after it). `None` if the check failed.
 fn encode_patch(
-    (key, base_key): (&ObjectKey, &ObjectKey),
+    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
+    base_key: &ObjectKey,
     (held, expanded_len, expanded_blake3): (Held, u64, [u8; 32]),
     reference: Vec<u8>,
-    refs: &References,
     (opts, level): (&DeltaOptions, i32),
-    permit: &mut ferry_recipe::budget::Permit<'_>,
-) -> Result<Option<Frames>> {
-    Ok(Some(match held {
+    permit: &mut ferry_recipe::budget::Permit<'static>,
+) -> Result<Option<Option<Frames>>> {
+    let (key, refs) = (cx.key, cx.refs);
+    Ok(Some(Some(match held {
         Held::Spilled(file) => {
             let src = windows::Source {
                 file,
                 len: expanded_len,
             };
             // Windows read their ranges of it from a file: the whole of it
-            // is not held beside a window and zstd's tables.
-            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-            drop(reference);
-            permit.shrink(0);
-            match windows::encode(key, &src, &spilled, opts.window, level, permit)? {
-                Some(w) => Frames::Windows(w),
+            // is not held beside a window and zstd's tables. With a check
+            // beside them, the reference form is indexed and spilled on the
+            // windows' thread (it stays reserved until both are done).
+            let rlen = reference.len() as u64;
+            let prepaid = windows::peak(expanded_len, rlen, opts.window, level);
+            if check.is_none() {
+                // As before: the reference form's share given back once spilled.
+                let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+                drop(reference);
+                permit.shrink(0);
+                return Ok(Some(
+                    windows::encode(key, &src, &spilled, opts.window, level, permit)?
+                        .map(Frames::Windows),
+                ));
+            }
+            let made = with_check(
+                cx,
+                check,
+                (prepaid, permit),
+                move |hold: &mut dyn windows::Hold| {
+                    let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+                    drop(reference);
+                    windows::encode(key, &src, &spilled, opts.window, level, hold)
+                },
+            )?;
+            match made {
                 None => return Ok(None),
+                Some(None) => return Ok(Some(None)),
+                Some(Some(w)) => Frames::Windows(w),
             }
         }
         Held::Memory(expanded) => {
+            debug_assert!(check.is_none(), "only a spilled form's check is deferred");
             let frame = one_frame(
                 key,
                 base_key,
@@ -419,10 +617,10 @@ fn encode_patch(
             )?;
             match frame {
                 Some(f) => Frames::One(f),
-                None => return Ok(None),
+                None => return Ok(Some(None)),
             }
         }
-    }))
+    })))
 }
 
 /// The deflate streams of `base` (a zip: a wheel, a jar) that the rebuild
@@ -503,7 +701,7 @@ fn windows_against_copy(
     src: &windows::Source,
     opts: &DeltaOptions,
     level: i32,
-    permit: &mut ferry_recipe::budget::Permit<'_>,
+    permit: &mut dyn windows::Hold,
 ) -> Result<Option<(Frames, Base)>> {
     let Some((spilled, blake3)) = windows::RefForm::open(copy, base.size, &base.sha256)? else {
         refs.damaged(&base.sha256)?;

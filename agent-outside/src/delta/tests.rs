@@ -476,3 +476,60 @@ fn a_kept_recipe_is_used_within_the_insides_recipe_version() {
         [Segment::Zlib { .. }]
     ));
 }
+
+#[test]
+fn a_windowed_patch_whose_deferred_check_fails_is_made_again_in_turn() {
+    use ferry_recipe::Segment;
+    let old_plain = noise(200_000, 5).repeat(2);
+    let old = gz(&old_plain);
+    let new = gz(&edited(&old_plain));
+    let dir = tempfile::tempdir().unwrap();
+    let refs = References::new(dir.path().join("objects"));
+    let recipes = Recipes::new(dir.path().join("analyses"));
+    let base = object(&old);
+    refs.put(&base.sha256, &old).unwrap();
+    let sha = Sha256::of(&new);
+    refs.put(&sha, &new).unwrap();
+    // A kept recipe that expands the object but rebuilds other bytes (its
+    // stream's level changed): its check, deferred beside the windows,
+    // fails, and the object is analysed again.
+    let mut wrong = ferry_recipe::analyze(&new, &ferry_recipe::Options::default()).recipe;
+    let mut changed = false;
+    for s in &mut wrong.segments {
+        if let Segment::Zlib { params, .. } = s {
+            params.level = if params.level == 1 { 9 } else { 1 };
+            changed = true;
+        }
+    }
+    assert!(changed, "{:?}", wrong.segments);
+    let wrong = wrong.to_bytes();
+    recipes.put(&sha, false, &wrong).unwrap();
+    let opts = DeltaOptions {
+        window: 100_000,
+        ..DeltaOptions::default()
+    };
+    let p = patch_against(
+        &key("new"),
+        Content::Bytes(new.clone()),
+        &sha,
+        &key("old"),
+        &base,
+        &refs,
+        &opts,
+        FAST,
+        &recipes,
+    )
+    .unwrap()
+    .expect("patched once analysed again");
+    assert!(!p.reused);
+    assert_ne!(p.recipe, wrong);
+    assert!(matches!(p.patch, Frames::Windows(_)));
+    let reference = ferry_recipe::expand(&old, &ferry_recipe::Options::default()).unwrap();
+    let expanded = decode_windows(&p, &reference);
+    let recipe = ferry_recipe::Recipe::from_bytes(&p.recipe).unwrap();
+    let mut rebuilt = Vec::new();
+    ferry_recipe::rebuild(&recipe, &expanded, new.len() as u64, &mut rebuilt).unwrap();
+    assert_eq!(rebuilt, new);
+    // The analysis kept is the one that checked.
+    assert_eq!(recipes.get(&sha, false), Some(p.recipe.clone()));
+}

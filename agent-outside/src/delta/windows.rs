@@ -336,6 +336,60 @@ fn range_for(
     start..end
 }
 
+/// Where [`encode`] reserves each window's buffers while it holds them.
+pub(crate) trait Hold {
+    /// Bytes held now.
+    fn bytes(&self) -> u64;
+    /// Holds `extra` bytes more.
+    fn grow(&mut self, extra: u64);
+    /// Gives back all but `bytes`.
+    fn shrink(&mut self, bytes: u64);
+    /// Whether zstd's tables are reserved too, on this thread's holder
+    /// (`ferry_recipe::budget`).
+    fn tables(&self) -> bool;
+}
+
+impl Hold for ferry_recipe::budget::Permit<'_> {
+    fn bytes(&self) -> u64 {
+        ferry_recipe::budget::Permit::bytes(self)
+    }
+    fn grow(&mut self, extra: u64) {
+        ferry_recipe::budget::Permit::grow(self, extra);
+    }
+    fn shrink(&mut self, bytes: u64) {
+        ferry_recipe::budget::Permit::shrink(self, bytes);
+    }
+    fn tables(&self) -> bool {
+        true
+    }
+}
+
+/// Windows encoded on a helper thread whose whole need ([`peak`]) its
+/// caller reserved beforehand on its own holder: nothing more is reserved
+/// (a second holder would wait for the first, which waits for it).
+pub(crate) struct Prepaid;
+
+impl Hold for Prepaid {
+    fn bytes(&self) -> u64 {
+        0
+    }
+    fn grow(&mut self, _: u64) {}
+    fn shrink(&mut self, _: u64) {}
+    fn tables(&self) -> bool {
+        false
+    }
+}
+
+/// The most [`encode`] holds at once (what it reserves for a window at
+/// most, and zstd's tables) for an expanded form of `elen` bytes against a
+/// reference form of `rlen` bytes, in windows of about `size` bytes.
+pub(crate) fn peak(elen: u64, rlen: u64, size: u64, level: i32) -> u64 {
+    let size = size.clamp(1 << 10, MAX_WINDOW * 3 / 4);
+    let most = (size + size / 8 + 1024).min(elen);
+    let range = rlen.min(MAX_WINDOW_REFERENCE);
+    most + range + ferry_protocol::delta::encoder_memory(level, range, most)
+}
+
 /// Encodes the expanded form in `src` as windows of about `size` bytes
 /// against `reference` at zstd `level`, one window in memory at a time, each
 /// decoded again and checked (length and BLAKE3) the way the inside will.
@@ -348,7 +402,7 @@ pub(crate) fn encode(
     reference: &RefForm,
     size: u64,
     level: i32,
-    permit: &mut ferry_recipe::budget::Permit<'_>,
+    permit: &mut (impl Hold + ?Sized),
 ) -> Result<Option<Vec<WindowPatch>>> {
     let size = size.clamp(1 << 10, MAX_WINDOW * 3 / 4);
     let margin = (size / 3).min((MAX_WINDOW_REFERENCE - MAX_WINDOW) / 2);
@@ -388,8 +442,12 @@ pub(crate) fn encode(
             .read(range.clone())
             .with_context(|| format!("cannot read the reference form of {key}'s base"))?;
         let prefix = &prefix[..];
-        let frame = encode_bounded(&content, prefix, level)
-            .with_context(|| format!("cannot encode window {i} of {key}"))?;
+        let frame = if permit.tables() {
+            encode_bounded(&content, prefix, level)
+        } else {
+            ferry_protocol::delta::encode(&content, prefix, level)
+        };
+        let frame = frame.with_context(|| format!("cannot encode window {i} of {key}"))?;
         let blake3 = *blake3::hash(&content).as_bytes();
         let len = content.len() as u64;
         drop(content);

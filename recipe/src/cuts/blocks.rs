@@ -32,7 +32,35 @@ pub(crate) struct BlockEnd {
 /// Reads the blocks of `compressed` (one raw deflate stream), calling
 /// `each` at the end of every block but the last; gives the plain length
 /// the stream decodes to, or `None` if it is malformed or truncated.
-pub(crate) fn block_ends(compressed: &[u8], mut each: impl FnMut(&BlockEnd)) -> Option<u64> {
+pub(crate) fn block_ends(compressed: &[u8], each: impl FnMut(&BlockEnd)) -> Option<u64> {
+    walk(compressed, each).map(|(plain, _)| plain)
+}
+
+/// Every block end of the raw deflate stream at the start of `compressed`
+/// (which may go on past it), read ahead while the stream is inflated: the
+/// ends, the plain length and the bit offset where the stream ends. Given
+/// the same stream cut at its end, [`block_ends`] reads the same bits and
+/// gives the same ends, since no bit past the stream's end is taken.
+pub(crate) fn read_ahead(compressed: &[u8]) -> Option<Ahead> {
+    let mut ends = Vec::new();
+    let (plain, end_bit) = walk(compressed, |e| ends.push(*e))?;
+    Some(Ahead {
+        ends,
+        plain,
+        end_bit,
+    })
+}
+
+/// What [`read_ahead`] read.
+#[derive(Debug)]
+pub(crate) struct Ahead {
+    pub(crate) ends: Vec<BlockEnd>,
+    pub(crate) plain: u64,
+    pub(crate) end_bit: u64,
+}
+
+/// [`block_ends`], with the bit offset after the last block.
+fn walk(compressed: &[u8], mut each: impl FnMut(&BlockEnd)) -> Option<(u64, u64)> {
     let mut bits = Bits::new(compressed);
     let mut plain = 0u64;
     let (fixed_lit, fixed_dist) = fixed_tables()?;
@@ -58,7 +86,7 @@ pub(crate) fn block_ends(compressed: &[u8], mut each: impl FnMut(&BlockEnd)) -> 
             _ => return None,
         };
         if last {
-            return Some(plain);
+            return Some((plain, bits.position()));
         }
         let bit = bits.position();
         let partial = compressed

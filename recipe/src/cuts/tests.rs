@@ -117,7 +117,7 @@ fn cuts_in_real_gzip_output_rebuild_exactly() {
             return;
         };
         let params = gnu(level);
-        let cuts = find(&params, &plain, &body, 1 << 20, true).expect("cuts found");
+        let cuts = find(&params, &plain, &body, 1 << 20, true, None).expect("cuts found");
         assert!(
             cuts.len() >= 3,
             "-{level}: {} cuts in {} plain bytes",
@@ -126,7 +126,18 @@ fn cuts_in_real_gzip_output_rebuild_exactly() {
         );
         // Every cut the analysis chose worked: the check dropped none.
         assert_eq!(
-            find(&params, &plain, &body, 1 << 20, false),
+            find(&params, &plain, &body, 1 << 20, false, None),
+            Some(cuts.clone()),
+            "-{level}"
+        );
+        // The ends read ahead over the stream and what follows it (a gzip
+        // trailer, another member) give the same cuts.
+        let mut longer = body.clone();
+        longer.extend_from_slice(&[0xa5; 4096]);
+        let ahead = blocks::read_ahead(&longer).expect("read ahead");
+        assert!(ahead.end_bit <= 8 * body.len() as u64);
+        assert_eq!(
+            find(&params, &plain, &body, 1 << 20, false, Some(ahead)),
             Some(cuts.clone()),
             "-{level}"
         );
@@ -354,7 +365,7 @@ fn a_wrong_cut_is_refused() {
         return;
     };
     let params = gnu(6);
-    let cuts = find(&params, &plain, &body, 1 << 20, true).expect("cuts found");
+    let cuts = find(&params, &plain, &body, 1 << 20, true, None).expect("cuts found");
     assert!(cuts.len() >= 2);
     let good = rebuilt(&params, &cuts, &plain, body.len() as u64, true).unwrap();
     assert!(good == body);
@@ -430,13 +441,13 @@ fn no_cuts_where_none_fit() {
         return;
     };
     // Under two steps, a fast level, or other bytes than the encoder's.
-    assert_eq!(find(&gnu(6), &plain, &body, 2 << 20, true), None);
-    assert_eq!(find(&gnu(3), &plain, &body, 1 << 20, true), None);
+    assert_eq!(find(&gnu(6), &plain, &body, 2 << 20, true, None), None);
+    assert_eq!(find(&gnu(3), &plain, &body, 1 << 20, true, None), None);
     let mut other = body.clone();
     let n = other.len();
     other[n - 100] ^= 1;
-    assert_eq!(find(&gnu(6), &plain, &other, 1 << 20, true), None);
-    assert!(find(&gnu(6), &plain, &body, 1 << 20, true).is_some());
+    assert_eq!(find(&gnu(6), &plain, &other, 1 << 20, true, None), None);
+    assert!(find(&gnu(6), &plain, &body, 1 << 20, true, None).is_some());
 }
 
 /// A cut stream with no cut, or a piece over [`MAX_PIECE`] of plain or
