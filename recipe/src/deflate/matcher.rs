@@ -331,9 +331,15 @@ impl<'a> Matcher<'a> {
     /// piece was the last.
     #[inline]
     fn refill(&mut self) {
-        if self.lookahead >= MIN_LOOKAHEAD {
-            return;
+        if self.lookahead < MIN_LOOKAHEAD {
+            self.refill_short();
         }
+    }
+
+    /// [`Matcher::refill`] when short of `MIN_LOOKAHEAD` (once in some 32 KiB:
+    /// kept out of the loop's code).
+    #[inline(never)]
+    fn refill_short(&mut self) {
         match self.flavour {
             Flavour::Gnu => {
                 while self.lookahead < MIN_LOOKAHEAD && !self.eofile {

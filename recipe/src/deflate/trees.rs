@@ -183,7 +183,8 @@ pub(super) struct Bits {
 }
 
 impl Bits {
-    /// Appends the `len` (at most 16) low bits of `value`.
+    /// Appends the `len` (at most 32) low bits of `value` (which has no bits
+    /// above them): at most 31 bits are pending between calls.
     #[inline]
     fn send(&mut self, value: u32, len: u32) {
         self.buf |= u64::from(value) << self.valid;
@@ -647,21 +648,25 @@ impl Trees {
                 bits.send(u32::from(lt.code[lc]), u32::from(lt.len[lc]));
                 continue;
             }
+            // Each code with its extra bits after it, sent at once (the
+            // same bits: at most 15 + 5 and 15 + 13 of them).
             let code = usize::from(self.t.length_code[lc]);
             let sym = code + LITERALS + 1;
-            bits.send(u32::from(lt.code[sym]), u32::from(lt.len[sym]));
-            let extra = u32::from(EXTRA_LBITS[code]);
-            if extra != 0 {
-                bits.send((lc - usize::from(self.t.base_length[code])) as u32, extra);
-            }
+            // (The last code's base is 0 in gzip's tables, as it leaves
+            // it: the difference is masked to the code's extra bits.)
+            let len = u32::from(lt.len[sym]);
+            let ebits = u32::from(EXTRA_LBITS[code]);
+            let extra = (lc - usize::from(self.t.base_length[code])) as u32 & ((1 << ebits) - 1);
+            bits.send(u32::from(lt.code[sym]) | extra << len, len + ebits);
             let dist = usize::from(self.d_buf[dx]);
             dx += 1;
             let code = self.t.d_code(dist);
-            bits.send(u32::from(dt.code[code]), u32::from(dt.len[code]));
-            let extra = u32::from(EXTRA_DBITS[code]);
-            if extra != 0 {
-                bits.send((dist - usize::from(self.t.base_dist[code])) as u32, extra);
-            }
+            let len = u32::from(dt.len[code]);
+            let extra = (dist - usize::from(self.t.base_dist[code])) as u32;
+            bits.send(
+                u32::from(dt.code[code]) | extra << len,
+                len + u32::from(EXTRA_DBITS[code]),
+            );
         }
         bits.send(u32::from(lt.code[END_BLOCK]), u32::from(lt.len[END_BLOCK]));
     }
