@@ -356,6 +356,7 @@ enum TrustCmd {
 fn main() {
     // First, before any thread: large buffers freed go back to the system.
     ferry_malloc::release_large_blocks();
+    ferry_recipe::budget::set_process_limit(agent_inside::store::REBUILD_BUDGET);
     ferry_agent_common::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let state = cli

@@ -39,6 +39,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Bytes of large buffers held at once by this process: one xz encoder at
@@ -55,6 +56,14 @@ pub fn reserve(bytes: u64) -> Permit<'static> {
     PROCESS.reserve(bytes)
 }
 
+/// Sets the process's budget to `bytes` (before the work starts): an agent
+/// whose own memory, beside these buffers, is smaller than [`BUDGET`]
+/// assumes (the inside's, whose import holds no scan or chunk index) can
+/// give them more.
+pub fn set_process_limit(bytes: u64) {
+    PROCESS.set_limit(bytes);
+}
+
 /// Reserves `bytes` of the process's budget and `ahead` more for what this
 /// thread will reserve while it holds the permit ([`Budget::reserve_ahead`]).
 pub fn reserve_ahead(bytes: u64, ahead: u64) -> Permit<'static> {
@@ -64,7 +73,7 @@ pub fn reserve_ahead(bytes: u64, ahead: u64) -> Permit<'static> {
 /// A bound on bytes held at once by the threads that reserve from it.
 #[derive(Debug)]
 pub struct Budget {
-    limit: u64,
+    limit: AtomicU64,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -118,7 +127,7 @@ impl Budget {
     /// A budget of `limit` bytes.
     pub const fn new(limit: u64) -> Budget {
         Budget {
-            limit,
+            limit: AtomicU64::new(limit),
             state: Mutex::new(State {
                 held: 0,
                 holders: BTreeMap::new(),
@@ -132,7 +141,15 @@ impl Budget {
 
     /// Its size.
     pub fn limit(&self) -> u64 {
-        self.limit
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes its size; those waiting see the new size at once.
+    pub fn set_limit(&self, bytes: u64) {
+        let g = self.lock();
+        self.limit.store(bytes, Ordering::Relaxed);
+        drop(g);
+        self.changed.notify_all();
     }
 
     /// Bytes reserved now, by every thread.
@@ -186,7 +203,7 @@ impl Budget {
                 g.queue.insert(holder);
                 while g.queue.first() != Some(&holder)
                     || !g.stalled.is_empty()
-                    || (g.held > 0 && g.held + bytes > self.limit)
+                    || (g.held > 0 && g.held + bytes > self.limit())
                 {
                     g = self.wait(g);
                 }
@@ -229,7 +246,7 @@ impl Budget {
         holder: u64,
         bytes: u64,
     ) -> MutexGuard<'g, State> {
-        let fits = |s: &State| s.held + bytes <= self.limit;
+        let fits = |s: &State| s.held + bytes <= self.limit();
         let unblocks = |s: &State| {
             s.holders.keys().next() == Some(&holder)
                 && s.holders
@@ -454,6 +471,25 @@ mod tests {
         other.join().unwrap();
         assert_eq!(b.held(), 80 * MIB);
         drop(object);
+        assert_eq!(b.held(), 0);
+    }
+
+    #[test]
+    fn a_larger_limit_lets_a_waiter_in() {
+        let b = leaked(100 * MIB);
+        let first = b.reserve(80 * MIB);
+        let (tx, rx) = mpsc::channel();
+        let second = std::thread::spawn(move || {
+            let p = b.reserve(40 * MIB);
+            tx.send(()).unwrap();
+            drop(p);
+        });
+        assert!(!within(&rx, 300));
+        b.set_limit(120 * MIB);
+        assert_eq!(b.limit(), 120 * MIB);
+        assert!(within(&rx, 10_000), "120 fit in the larger budget");
+        second.join().unwrap();
+        drop(first);
         assert_eq!(b.held(), 0);
     }
 

@@ -461,6 +461,14 @@ fn adopt_from_tree(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject
     Ok(())
 }
 
+/// The budget of the inside's large buffers (`ferry_recipe::budget`): the
+/// objects' buffers and encoders a rebuild reserves. The import's own
+/// memory beside them is about 40 MiB (an import of chunked objects peaks
+/// at 38 MiB), less than the outside's (its scan and chunk index), so it
+/// takes more than `ferry_recipe::budget::BUDGET`: two rebuilds of a wheel
+/// mirror's large and small zips side by side, within 256 MiB.
+pub const REBUILD_BUDGET: u64 = 192 << 20;
+
 /// Bytes held in memory to rebuild an object this large or larger are
 /// rebuilt one object at a time.
 const LARGE_REBUILD: u64 = 64 << 20;
