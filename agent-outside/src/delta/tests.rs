@@ -37,6 +37,32 @@ fn edited(old: &[u8]) -> Vec<u8> {
     new
 }
 
+/// A fresh state holding copies of `old` (the base) and `new`.
+struct Kept {
+    dir: tempfile::TempDir,
+    refs: References,
+    recipes: Recipes,
+    base: FileObject,
+    sha: Sha256,
+}
+
+fn kept_pair(old: &[u8], new: &[u8]) -> Kept {
+    let dir = tempfile::tempdir().unwrap();
+    let refs = References::new(dir.path().join("objects"));
+    let recipes = Recipes::new(dir.path().join("analyses"));
+    let base = object(old);
+    refs.put(&base.sha256, old).unwrap();
+    let sha = Sha256::of(new);
+    refs.put(&sha, new).unwrap();
+    Kept {
+        dir,
+        refs,
+        recipes,
+        base,
+        sha,
+    }
+}
+
 /// Patches `new` against `old` (kept in a fresh `References`) with
 /// windows of `window` bytes.
 fn patch(old: &[u8], new: Vec<u8>, window: u64) -> (Option<Patched>, tempfile::TempDir) {
@@ -52,13 +78,13 @@ fn patch_as(
     kept: bool,
     level: i32,
 ) -> (Option<Patched>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let refs = References::new(dir.path().join("objects"));
-    let recipes = Recipes::new(dir.path().join("analyses"));
-    let base = object(old);
-    refs.put(&base.sha256, old).unwrap();
-    let sha = Sha256::of(&new);
-    refs.put(&sha, &new).unwrap();
+    let Kept {
+        dir,
+        refs,
+        recipes,
+        base,
+        sha,
+    } = kept_pair(old, &new);
     let opts = DeltaOptions {
         window,
         ..DeltaOptions::default()
@@ -308,13 +334,13 @@ fn cut_streams_follow_the_recipe_version_setting() {
         eprintln!("skipped: no gzip");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let refs = References::new(dir.path().join("objects"));
-    let recipes = Recipes::new(dir.path().join("analyses"));
-    let base = object(&old);
-    refs.put(&base.sha256, &old).unwrap();
-    let sha = Sha256::of(&new);
-    refs.put(&sha, &new).unwrap();
+    let Kept {
+        dir: _dir,
+        refs,
+        recipes,
+        base,
+        sha,
+    } = kept_pair(&old, &new);
     for (cuts, version) in [(true, 4u8), (false, 3), (true, 4)] {
         if !cuts {
             // What is given serially is the kept analysis, made with cuts.
@@ -483,13 +509,13 @@ fn a_windowed_patch_whose_deferred_check_fails_is_made_again_in_turn() {
     let old_plain = noise(200_000, 5).repeat(2);
     let old = gz(&old_plain);
     let new = gz(&edited(&old_plain));
-    let dir = tempfile::tempdir().unwrap();
-    let refs = References::new(dir.path().join("objects"));
-    let recipes = Recipes::new(dir.path().join("analyses"));
-    let base = object(&old);
-    refs.put(&base.sha256, &old).unwrap();
-    let sha = Sha256::of(&new);
-    refs.put(&sha, &new).unwrap();
+    let Kept {
+        dir: _dir,
+        refs,
+        recipes,
+        base,
+        sha,
+    } = kept_pair(&old, &new);
     // A kept recipe that expands the object but rebuilds other bytes (its
     // stream's level changed): its check, deferred beside the windows,
     // fails, and the object is analysed again.
