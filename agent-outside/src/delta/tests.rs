@@ -63,6 +63,24 @@ fn kept_pair(old: &[u8], new: &[u8]) -> Kept {
     }
 }
 
+impl Kept {
+    /// Patches `new` (its bytes) against the base at FAST with `opts`.
+    fn patch(&self, new: &[u8], opts: &DeltaOptions) -> Option<Patched> {
+        patch_against(
+            &key("new"),
+            Content::Bytes(new.to_vec()),
+            &self.sha,
+            &key("old"),
+            &self.base,
+            &self.refs,
+            opts,
+            FAST,
+            &self.recipes,
+        )
+        .unwrap()
+    }
+}
+
 /// Patches `new` against `old` (kept in a fresh `References`) with
 /// windows of `window` bytes.
 fn patch(old: &[u8], new: Vec<u8>, window: u64) -> (Option<Patched>, tempfile::TempDir) {
@@ -334,13 +352,8 @@ fn cut_streams_follow_the_recipe_version_setting() {
         eprintln!("skipped: no gzip");
         return;
     };
-    let Kept {
-        dir: _dir,
-        refs,
-        recipes,
-        base,
-        sha,
-    } = kept_pair(&old, &new);
+    let kept = kept_pair(&old, &new);
+    let (recipes, sha) = (&kept.recipes, kept.sha);
     for (cuts, version) in [(true, 4u8), (false, 3), (true, 4)] {
         if !cuts {
             // What is given serially is the kept analysis, made with cuts.
@@ -351,19 +364,7 @@ fn cut_streams_follow_the_recipe_version_setting() {
             deflate_cuts: cuts,
             ..DeltaOptions::default()
         };
-        let p = patch_against(
-            &key("new"),
-            Content::Bytes(new.clone()),
-            &sha,
-            &key("old"),
-            &base,
-            &refs,
-            &opts,
-            FAST,
-            &recipes,
-        )
-        .unwrap()
-        .expect("patched");
+        let p = kept.patch(&new, &opts).expect("patched");
         assert_eq!(p.recipe[0], version, "cuts {cuts}");
         let recipe = ferry_recipe::Recipe::from_bytes(&p.recipe).unwrap();
         let cut = recipe
@@ -509,13 +510,8 @@ fn a_windowed_patch_whose_deferred_check_fails_is_made_again_in_turn() {
     let old_plain = noise(200_000, 5).repeat(2);
     let old = gz(&old_plain);
     let new = gz(&edited(&old_plain));
-    let Kept {
-        dir: _dir,
-        refs,
-        recipes,
-        base,
-        sha,
-    } = kept_pair(&old, &new);
+    let kept = kept_pair(&old, &new);
+    let (recipes, sha) = (&kept.recipes, kept.sha);
     // A kept recipe that expands the object but rebuilds other bytes (its
     // stream's level changed): its check, deferred beside the windows,
     // fails, and the object is analysed again.
@@ -534,19 +530,9 @@ fn a_windowed_patch_whose_deferred_check_fails_is_made_again_in_turn() {
         window: 100_000,
         ..DeltaOptions::default()
     };
-    let p = patch_against(
-        &key("new"),
-        Content::Bytes(new.clone()),
-        &sha,
-        &key("old"),
-        &base,
-        &refs,
-        &opts,
-        FAST,
-        &recipes,
-    )
-    .unwrap()
-    .expect("patched once analysed again");
+    let p = kept
+        .patch(&new, &opts)
+        .expect("patched once analysed again");
     assert!(!p.reused);
     assert_ne!(p.recipe, wrong);
     assert!(matches!(p.patch, Frames::Windows(_)));
