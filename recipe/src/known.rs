@@ -129,13 +129,13 @@ pub fn expand_known(data: Vec<u8>, opts: &Options) -> Result<(Vec<u8>, KnownStre
     ))
 }
 
-/// The zlib members of `object` (a zip's) whose analysis, `analysis` with
-/// `opts`, compared its encoder's whole output with their bytes: every one
+/// The zlib streams of `object` (a zip's members, a crate's one stream)
+/// whose analysis, `analysis` with `opts`, compared its encoder's whole
+/// output with their bytes: every one
 /// with `check_streams`, else those of at most the first MiB the search
 /// compares. A rebuild check that copies them instead of deflating them
 /// again still checks every member's encoder output against upstream's
-/// bytes, once, with the code the inside runs. Their bytes are copied;
-/// none when the recipe has fewer than two zlib segments.
+/// bytes, once, with the code the inside runs. Their bytes are copied.
 pub fn verified_streams(analysis: &Analysis, object: &[u8], opts: &Options) -> KnownStreams {
     let most = if opts.check_streams {
         u64::MAX
@@ -148,7 +148,7 @@ pub fn verified_streams(analysis: &Analysis, object: &[u8], opts: &Options) -> K
         .filter(|s| matches!(s, Segment::Zlib { .. }))
         .count();
     let mut known = KnownStreams::default();
-    if zlib < 2 {
+    if zlib == 0 {
         return known;
     }
     let (mut expanded_at, mut object_at) = (0usize, 0usize);

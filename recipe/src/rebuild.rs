@@ -274,6 +274,35 @@ fn segments(
                 compressed_len,
                 plain_len,
             } => {
+                if let Some(k) = known.filter(|k| {
+                    !k.is_empty()
+                        && *compressed_len <= crate::zlib::PREFIX as u64
+                        && *plain_len <= AT_ONCE_SEGMENT
+                }) {
+                    // A stream that may be known (a crate's, a chart's: one
+                    // stream the outside's search compared whole) is read
+                    // whole, and copied if it is.
+                    let _permit = crate::budget::reserve(*plain_len + *compressed_len);
+                    let plain = expanded.next_bytes(index, *plain_len)?;
+                    if let Some(stream) = k.compressed(&plain, *compressed_len) {
+                        out.write_all(stream)?;
+                        continue;
+                    }
+                    let mut input = &plain[..];
+                    crate::zlib::rebuild(params, &mut input, *compressed_len, out).map_err(
+                        |source| match source {
+                            ZlibError::Write(e) => RebuildError::Write(e),
+                            source => RebuildError::Zlib {
+                                segment: index,
+                                source,
+                            },
+                        },
+                    )?;
+                    if !input.is_empty() {
+                        return Err(short(index, *plain_len, *plain_len - input.len() as u64));
+                    }
+                    continue;
+                }
                 // Read as the encoder goes and written as it comes, never
                 // past its declared length: the plain stream is not held.
                 let mut input = Counted::new((&mut *expanded).take(*plain_len));

@@ -193,3 +193,60 @@ fn members_the_search_compared_whole_are_verified_and_rebuild_the_object() {
     let (_, base) = expand_known(zip.clone(), &opts).unwrap();
     assert_eq!(base.merged(&verified).len(), 3);
 }
+
+#[test]
+fn a_single_stream_the_search_compared_whole_is_verified_and_copied() {
+    if !have(
+        "gzip",
+        "a_single_stream_the_search_compared_whole_is_verified",
+    ) {
+        return;
+    }
+    // A crate, a chart: one gzip stream, under the MiB the search compares.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain");
+    std::fs::write(&path, text(300_000, 11)).unwrap();
+    let gz = run(Command::new("gzip").args(["-6", "-n", "-c"]).arg(&path));
+    let opts = Options {
+        check_streams: false,
+        ..Options::default()
+    };
+    let a = analyze(&gz, &opts);
+    assert_eq!(zlib_count(&a), 1, "{:?}", a.recipe);
+    let verified = verified_streams(&a, &gz, &opts);
+    assert_eq!(verified.len(), 1, "its one stream was compared whole");
+    let mut out = Vec::new();
+    rebuild_known(
+        &a.recipe,
+        &a.expanded,
+        gz.len() as u64,
+        &mut out,
+        Some(&verified),
+    )
+    .unwrap();
+    assert!(out == gz);
+    // The check copies it: with its level changed, the recipe still gives
+    // the object with the stream known, and not without.
+    let mut wrong = a.recipe.clone();
+    for s in &mut wrong.segments {
+        if let Segment::Zlib { params, .. } = s {
+            params.level = if params.level == 1 { 9 } else { 1 };
+        }
+    }
+    let mut out = Vec::new();
+    rebuild_known(
+        &wrong,
+        &a.expanded,
+        gz.len() as u64,
+        &mut out,
+        Some(&verified),
+    )
+    .unwrap();
+    assert!(out == gz, "the known stream was copied");
+    let mut out = Vec::new();
+    let without = rebuild_known(&wrong, &a.expanded, gz.len() as u64, &mut out, None);
+    assert!(
+        without.is_err() || out != gz,
+        "deflated again, at another level"
+    );
+}
