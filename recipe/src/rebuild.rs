@@ -274,48 +274,14 @@ fn segments(
                 compressed_len,
                 plain_len,
             } => {
-                if let Some(k) = known.filter(|k| {
-                    !k.is_empty()
-                        && *compressed_len <= crate::zlib::PREFIX as u64
-                        && *plain_len <= AT_ONCE_SEGMENT
-                }) {
-                    // A stream that may be known (a crate's, a chart's: one
-                    // stream the outside's search compared whole) is read
-                    // whole, and copied if it is.
-                    let _permit = crate::budget::reserve(*plain_len + *compressed_len);
-                    let plain = expanded.next_bytes(index, *plain_len)?;
-                    if let Some(stream) = k.compressed(&plain, *compressed_len) {
-                        out.write_all(stream)?;
-                        continue;
-                    }
-                    let mut input = &plain[..];
-                    crate::zlib::rebuild(params, &mut input, *compressed_len, out).map_err(
-                        |source| match source {
-                            ZlibError::Write(e) => RebuildError::Write(e),
-                            source => RebuildError::Zlib {
-                                segment: index,
-                                source,
-                            },
-                        },
-                    )?;
-                    if !input.is_empty() {
-                        return Err(short(index, *plain_len, *plain_len - input.len() as u64));
-                    }
-                    continue;
-                }
-                // Read as the encoder goes and written as it comes, never
-                // past its declared length: the plain stream is not held.
-                let mut input = Counted::new((&mut *expanded).take(*plain_len));
-                let done = crate::zlib::rebuild(params, &mut input, *compressed_len, out);
-                input.check(index, *plain_len)?;
-                done.map_err(|source| match source {
-                    ZlibError::Write(e) => RebuildError::Write(e),
-                    source => RebuildError::Zlib {
-                        segment: index,
-                        source,
-                    },
-                })?;
-                input.check_all(index, *plain_len)?;
+                zlib(
+                    index,
+                    params,
+                    (*plain_len, *compressed_len),
+                    expanded,
+                    out,
+                    known,
+                )?;
                 continue;
             }
             Segment::ZlibCuts {
@@ -530,6 +496,53 @@ fn zlib_at_once(
         at += len;
     }
     Ok(())
+}
+
+/// Rebuilds zlib segment `index` of `plain_len` plain bytes into exactly
+/// `compressed_len` bytes: copied when it is one of the `known` streams,
+/// else deflated.
+fn zlib(
+    index: usize,
+    params: &crate::zlib::ZlibParams,
+    (plain_len, compressed_len): (u64, u64),
+    expanded: &mut impl Input,
+    out: &mut impl Write,
+    known: Option<&KnownStreams>,
+) -> Result<(), RebuildError> {
+    let failed = |source| match source {
+        ZlibError::Write(e) => RebuildError::Write(e),
+        source => RebuildError::Zlib {
+            segment: index,
+            source,
+        },
+    };
+    if let Some(k) = known.filter(|k| {
+        !k.is_empty()
+            && compressed_len <= crate::zlib::PREFIX as u64
+            && plain_len <= AT_ONCE_SEGMENT
+    }) {
+        // A stream that may be known (a crate's, a chart's: one stream the
+        // outside's search compared whole) is read whole, and copied if it is.
+        let _permit = crate::budget::reserve(plain_len + compressed_len);
+        let plain = expanded.next_bytes(index, plain_len)?;
+        if let Some(stream) = k.compressed(&plain, compressed_len) {
+            out.write_all(stream)?;
+            return Ok(());
+        }
+        let mut input = &plain[..];
+        crate::zlib::rebuild(params, &mut input, compressed_len, out).map_err(failed)?;
+        if !input.is_empty() {
+            return Err(short(index, plain_len, plain_len - input.len() as u64));
+        }
+        return Ok(());
+    }
+    // Read as the encoder goes and written as it comes, never past its
+    // declared length: the plain stream is not held.
+    let mut input = Counted::new((&mut *expanded).take(plain_len));
+    let done = crate::zlib::rebuild(params, &mut input, compressed_len, out);
+    input.check(index, plain_len)?;
+    done.map_err(failed)?;
+    input.check_all(index, plain_len)
 }
 
 /// Rebuilds xz segment `index`: read as the encoder goes and written as it
