@@ -732,7 +732,7 @@ fn print_export_summary(
             human_bytes(d.whole_bytes)
         );
     }
-    if let Some(line) = streams_line(&d.streams) {
+    if let Some(line) = d.streams.line() {
         println!("{line}");
     }
     println!(
@@ -743,53 +743,6 @@ fn print_export_summary(
         secs,
         format_time(r.expires)
     );
-}
-
-/// What the export's fresh analyses did with the compressed streams they
-/// found, for the report: how many were rebuilt from their content, and how
-/// many were left compressed and why (with what would change it).
-fn streams_line(t: &agent_outside::delta::StreamTally) -> Option<String> {
-    use ferry_recipe::LiteralReason as R;
-    if t.rebuilt.0 == 0 && t.left_total().0 == 0 {
-        return None;
-    }
-    let (rebuilt, rebuilt_bytes) = t.rebuilt;
-    let mut line = format!(
-        "  streams in {} object{} analysed: {rebuilt} rebuilt from their content ({})",
-        t.objects,
-        if t.objects == 1 { "" } else { "s" },
-        human_bytes(rebuilt_bytes)
-    );
-    let (left, left_bytes) = t.left_total();
-    if left > 0 {
-        let one = t.left_by_reason().count() == 1;
-        let why: Vec<String> = t
-            .left_by_reason()
-            .map(|(r, n, b)| {
-                let what = match r {
-                    R::Skipped => "xz not tried at this setting (`--delta-xz always` tries them)",
-                    R::NotModelled => "xz or zstd that no known encoder settings reproduce",
-                    R::PreflateFailed => "deflate of an encoder Ferry does not model",
-                    R::NotIdentical => "deflate modelled but not rebuilt identically",
-                    R::TooLarge => "over the expansion limits",
-                    R::Ratio => "inflating past the ratio limit",
-                    R::Corrupt => "that do not decode",
-                    R::Inconsistent => "whose length disagrees with their container",
-                };
-                if one {
-                    what.to_string()
-                } else {
-                    format!("{n} {what} ({})", human_bytes(b))
-                }
-            })
-            .collect();
-        line += &format!(
-            "; {left} left compressed ({}): {}",
-            human_bytes(left_bytes),
-            why.join(", ")
-        );
-    }
-    Some(line)
 }
 
 /// `resend`: writes kept bundles again, a range of them or (`--missing`)

@@ -545,27 +545,30 @@ fn rebuild(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject) -> Res
     // this thread, draws from what was reserved ahead. A chunked object
     // streams and reserves nothing (a reservation waits its turn behind a
     // waiting one).
-    let held = held_to_rebuild(f);
-    let ahead = match &f.encoding {
-        Encoding::Rebuilt(r) => rebuilt::rebuild_memory(cx, key, r),
-        Encoding::Chunks(_) => 0,
+    // The recipe is read and decoded once, here, for every try.
+    let recipe = match &f.encoding {
+        Encoding::Rebuilt(r) => rebuilt::recipe(cx, key, r)?,
+        Encoding::Chunks(_) => None,
     };
+    let held = held_to_rebuild(f);
+    let ahead = recipe
+        .as_ref()
+        .map_or(0, ferry_recipe::Recipe::rebuild_memory);
     let _permit = (held + ahead > 0).then(|| ferry_recipe::budget::reserve_ahead(held, ahead));
     cx.objects
         .write_object(&f.sha256, |file, tmp| {
-            write_checked(cx, dir, key, f, file, tmp)
+            write_checked(cx, (dir, key, f, recipe.as_ref()), file, tmp)
         })
         .with_context(|| format!("object {key}"))?;
     Ok(())
 }
 
 /// Writes object `f` of `key` into `file` (at `tmp`), checking its size and
-/// SHA-256.
+/// SHA-256; a rebuilt one with `recipe`, its decoded recipe (`None`: it is
+/// its own expanded form).
 fn write_checked(
     cx: &BuildCtx<'_>,
-    dir: &str,
-    key: &ObjectKey,
-    f: &FileObject,
+    (dir, key, f, recipe): (&str, &ObjectKey, &FileObject, Option<&ferry_recipe::Recipe>),
     file: std::fs::File,
     tmp: &Path,
 ) -> Result<()> {
@@ -574,9 +577,10 @@ fn write_checked(
         // other bytes (a base member of the same plain bytes and length but
         // made otherwise: rare), again by deflating them, as the outside
         // checked it.
-        let (written, copied) = write_rebuilt(cx, (dir, key, f, r), &file, tmp, true)?;
+        let object = (dir, key, f, (&**r, recipe));
+        let (written, copied) = write_rebuilt(cx, object, &file, tmp, true)?;
         let written = match written {
-            Err(_) if copied => write_rebuilt(cx, (dir, key, f, r), &file, tmp, false)?.0,
+            Err(_) if copied => write_rebuilt(cx, object, &file, tmp, false)?.0,
             written => written,
         };
         return written;
@@ -607,12 +611,7 @@ fn write_checked(
 /// rebuild itself is the outer error.
 fn write_rebuilt(
     cx: &BuildCtx<'_>,
-    (dir, key, f, r): (
-        &str,
-        &ObjectKey,
-        &FileObject,
-        &ferry_protocol::catalog::Rebuilt,
-    ),
+    (dir, key, f, r): (&str, &ObjectKey, &FileObject, rebuilt::Encoded<'_>),
     file: &std::fs::File,
     tmp: &Path,
     copy_known: bool,

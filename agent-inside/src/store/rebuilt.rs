@@ -31,7 +31,7 @@ pub(super) fn write_object(
     dir: &str,
     key: &ObjectKey,
     f: &FileObject,
-    r: &Rebuilt,
+    (r, recipe): Encoded<'_>,
     out: &mut impl Write,
     copy_known: bool,
 ) -> Result<bool> {
@@ -51,7 +51,7 @@ pub(super) fn write_object(
         Expanded::Windows { base, windows } => {
             let (reference, known) = reference_form(cx, dir, key, base, copy_known)?;
             let parts = (&reference[..], &windows[..], known.as_ref());
-            super::windowed::write(cx, key, f, r, parts, out)?;
+            super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
             return Ok(known.is_some());
         }
     };
@@ -63,15 +63,12 @@ pub(super) fn write_object(
             why: "the expanded form differs from the one the catalog declares".into(),
         });
     }
-    if r.recipe.is_empty() {
+    let Some(recipe) = recipe else {
         out.write_all(&expanded)
             .with_context(|| format!("cannot write object {key}"))?;
         return Ok(false);
-    }
-    let recipe_bytes = gather(cx, key, &r.recipe)?;
-    let recipe = ferry_recipe::Recipe::from_bytes(&recipe_bytes)
-        .with_context(|| format!("object {key}: its recipe does not decode"))?;
-    ferry_recipe::rebuild_known(&recipe, &expanded, f.size, out, known.as_ref())
+    };
+    ferry_recipe::rebuild_known(recipe, &expanded, f.size, out, known.as_ref())
         .with_context(|| format!("object {key}: its recipe does not rebuild it"))?;
     Ok(known.is_some())
 }
@@ -86,17 +83,24 @@ pub(super) fn gather(cx: &BuildCtx<'_>, key: &ObjectKey, refs: &[ChunkRef]) -> R
     Ok(out)
 }
 
-/// What the encoders of `r`'s recipe reserve from the budget at most
-/// (`ferry_recipe::Recipe::rebuild_memory`); 0 for a recipe that cannot be
-/// read, whose rebuild then fails with the reason.
-pub(super) fn rebuild_memory(cx: &BuildCtx<'_>, key: &ObjectKey, r: &Rebuilt) -> u64 {
+/// A rebuilt object's encoding, and its recipe decoded (`None`: the object
+/// is its own expanded form).
+pub(super) type Encoded<'a> = (&'a Rebuilt, Option<&'a ferry_recipe::Recipe>);
+
+/// `r`'s recipe, read from its chunks and decoded; `None` when it has none
+/// (the object is its own expanded form).
+pub(super) fn recipe(
+    cx: &BuildCtx<'_>,
+    key: &ObjectKey,
+    r: &Rebuilt,
+) -> Result<Option<ferry_recipe::Recipe>> {
     if r.recipe.is_empty() {
-        return 0;
+        return Ok(None);
     }
-    gather(cx, key, &r.recipe)
-        .ok()
-        .and_then(|bytes| ferry_recipe::Recipe::from_bytes(&bytes).ok())
-        .map_or(0, |recipe| recipe.rebuild_memory())
+    let bytes = gather(cx, key, &r.recipe)?;
+    let recipe = ferry_recipe::Recipe::from_bytes(&bytes)
+        .with_context(|| format!("object {key}: its recipe does not decode"))?;
+    Ok(Some(recipe))
 }
 
 /// The reference form of `base`, from the previous generation's copy, and

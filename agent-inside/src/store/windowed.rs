@@ -11,7 +11,7 @@
 
 use super::BuildCtx;
 use anyhow::{bail, Context, Result};
-use ferry_protocol::catalog::{FileObject, Rebuilt, Window};
+use ferry_protocol::catalog::{FileObject, Window};
 use ferry_protocol::path::ObjectKey;
 use ferry_protocol::Error;
 use std::io::{Read, Write};
@@ -24,7 +24,7 @@ pub(super) fn write(
     cx: &BuildCtx<'_>,
     key: &ObjectKey,
     f: &FileObject,
-    r: &Rebuilt,
+    (r, recipe): super::rebuilt::Encoded<'_>,
     (reference, windows, known): (&[u8], &[Window], Option<&ferry_recipe::KnownStreams>),
     out: &mut impl Write,
 ) -> Result<()> {
@@ -39,16 +39,18 @@ pub(super) fn write(
         hasher: blake3::Hasher::new(),
         failed: None,
     };
-    let written = if r.recipe.is_empty() {
-        std::io::copy(&mut reader, out)
+    let written = match recipe {
+        None => std::io::copy(&mut reader, out)
             .map(drop)
-            .map_err(anyhow::Error::from)
-    } else {
-        let recipe_bytes = super::rebuilt::gather(cx, key, &r.recipe)?;
-        let recipe = ferry_recipe::Recipe::from_bytes(&recipe_bytes)
-            .with_context(|| format!("object {key}: its recipe does not decode"))?;
-        ferry_recipe::rebuild_from_known(&recipe, &mut reader, (r.expanded_len, f.size), out, known)
-            .with_context(|| format!("object {key}: its recipe does not rebuild it"))
+            .map_err(anyhow::Error::from),
+        Some(recipe) => ferry_recipe::rebuild_from_known(
+            recipe,
+            &mut reader,
+            (r.expanded_len, f.size),
+            out,
+            known,
+        )
+        .with_context(|| format!("object {key}: its recipe does not rebuild it")),
     };
     // A window that failed its checks is the cause, whatever the recipe saw.
     if let Some(e) = reader.failed.take() {

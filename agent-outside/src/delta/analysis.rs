@@ -59,12 +59,10 @@ pub(super) struct Deferred {
         ferry_recipe::KnownStreams,
         Option<ferry_recipe::budget::Permit<'static>>,
     )>,
-    /// Whether the recipe is kept in the analysis cache once it checks (a
-    /// fresh analysis; not one that came from the cache).
-    pub(super) keep: bool,
-    /// A fresh analysis's streams, counted in the export's report once it
-    /// checks.
-    pub(super) report: Option<ferry_recipe::Report>,
+    /// A fresh analysis's report (not one whose recipe came from the
+    /// cache): once the check passes, the recipe is kept in the analysis
+    /// cache and these streams are counted ([`Recipes::keep_fresh`]).
+    pub(super) fresh: Option<ferry_recipe::Report>,
 }
 
 impl Deferred {
@@ -358,14 +356,10 @@ fn fresh(
                     // Checked by the caller; kept (and its streams counted)
                     // once it checks.
                     d.known = Some((known, Some(copies)));
-                    d.keep = true;
-                    d.report = Some(analysis.report);
+                    d.fresh = Some(analysis.report);
                     return Ok(Some((recipe, e, false)));
                 }
-                recipes.count(&analysis.report);
-                if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, &recipe) {
-                    eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
-                }
+                recipes.keep_fresh(key, sha256, ropts.reproduce_xz, &recipe, &analysis.report);
                 return Ok(Some((recipe, e, false)));
             }
             Err(e) => last = Some(e),
@@ -425,8 +419,7 @@ fn checked(
                 elen,
                 len,
                 known: None,
-                keep: false,
-                report: None,
+                fresh: None,
             }),
         }));
     }

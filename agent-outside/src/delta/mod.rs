@@ -409,13 +409,8 @@ fn patch_inner(
         Held::Memory(_) => unreachable!("only a spilled expanded form's check is deferred"),
     };
     let settle = |made: Option<Patched>| -> Attempt {
-        if let Some(report) = &check.report {
-            recipes.count(report);
-        }
-        if check.keep {
-            if let Err(e) = recipes.put(sha256, ropts.reproduce_xz, check.recipe()) {
-                eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
-            }
+        if let Some(report) = &check.fresh {
+            recipes.keep_fresh(key, sha256, ropts.reproduce_xz, check.recipe(), report);
         }
         Attempt::Done(made)
     };

@@ -34,9 +34,22 @@ impl Recipes {
         }
     }
 
-    /// Counts the streams of a fresh analysis whose recipe is used.
-    pub(crate) fn count(&self, report: &ferry_recipe::Report) {
+    /// Keeps the recipe of a fresh analysis of object `key` (`sha`) that
+    /// checked, and counts its streams (`report`) in the export's report. A
+    /// recipe that cannot be written is only warned about: the object is
+    /// analysed again next time.
+    pub(crate) fn keep_fresh(
+        &self,
+        key: &ferry_protocol::path::ObjectKey,
+        sha: &Sha256,
+        reproduce_xz: bool,
+        recipe: &[u8],
+        report: &ferry_recipe::Report,
+    ) {
         self.tally.add(report);
+        if let Err(e) = self.put(sha, reproduce_xz, recipe) {
+            eprintln!("ferry-out: warning: cannot keep the analysis of {key}: {e:#}");
+        }
     }
 
     /// The streams of the fresh analyses counted so far.

@@ -3,10 +3,12 @@
 //! report prints it, so that an operator sees what a setting leaves on the
 //! table: xz streams not tried at `fast`, say).
 
+use ferry_agent_common::units::human_bytes;
 use ferry_recipe::{LiteralReason, Outcome, Report};
 use std::sync::{Arc, Mutex};
 
-/// Every reason a stream is left compressed, in the order the report prints them.
+/// Every reason a stream is left compressed, in the order the report prints
+/// them (a reason's place is [`slot`]).
 pub const REASONS: [LiteralReason; 8] = [
     LiteralReason::Skipped,
     LiteralReason::NotModelled,
@@ -36,10 +38,7 @@ impl StreamTally {
         for s in &report.streams {
             let slot = match s.outcome {
                 Outcome::Reproduced => &mut self.rebuilt,
-                Outcome::Literal(why) => {
-                    let i = REASONS.iter().position(|r| *r == why).unwrap_or(0);
-                    &mut self.left[i]
-                }
+                Outcome::Literal(why) => &mut self.left[slot(why)],
             };
             slot.0 += 1;
             slot.1 += s.compressed_len;
@@ -60,6 +59,72 @@ impl StreamTally {
             .zip(&self.left)
             .filter(|(_, (n, _))| *n > 0)
             .map(|(r, (n, b))| (*r, *n, *b))
+    }
+}
+
+impl StreamTally {
+    /// The export report's line on these streams (`None` when no analysis
+    /// found any): how many were rebuilt, and how many were left compressed
+    /// and why, with what would change it.
+    pub fn line(&self) -> Option<String> {
+        let (left, left_bytes) = self.left_total();
+        if self.rebuilt.0 == 0 && left == 0 {
+            return None;
+        }
+        let (rebuilt, rebuilt_bytes) = self.rebuilt;
+        let mut line = format!(
+            "  streams in {} object{} analysed: {rebuilt} rebuilt from their content ({})",
+            self.objects,
+            if self.objects == 1 { "" } else { "s" },
+            human_bytes(rebuilt_bytes)
+        );
+        if left > 0 {
+            let one = self.left_by_reason().count() == 1;
+            let why: Vec<String> = self
+                .left_by_reason()
+                .map(|(r, n, b)| {
+                    if one {
+                        what(r).to_string()
+                    } else {
+                        format!("{n} {} ({})", what(r), human_bytes(b))
+                    }
+                })
+                .collect();
+            line += &format!(
+                "; {left} left compressed ({}): {}",
+                human_bytes(left_bytes),
+                why.join(", ")
+            );
+        }
+        Some(line)
+    }
+}
+
+/// The place of `why` in [`REASONS`] (a new reason fails to compile here).
+fn slot(why: LiteralReason) -> usize {
+    match why {
+        LiteralReason::Skipped => 0,
+        LiteralReason::NotModelled => 1,
+        LiteralReason::PreflateFailed => 2,
+        LiteralReason::NotIdentical => 3,
+        LiteralReason::TooLarge => 4,
+        LiteralReason::Ratio => 5,
+        LiteralReason::Corrupt => 6,
+        LiteralReason::Inconsistent => 7,
+    }
+}
+
+/// What streams left compressed for `why` are, for an operator.
+fn what(why: LiteralReason) -> &'static str {
+    match why {
+        LiteralReason::Skipped => "xz not tried at this setting (`--delta-xz always` tries them)",
+        LiteralReason::NotModelled => "xz or zstd that no known encoder settings reproduce",
+        LiteralReason::PreflateFailed => "deflate of an encoder Ferry does not model",
+        LiteralReason::NotIdentical => "deflate modelled but not rebuilt identically",
+        LiteralReason::TooLarge => "over the expansion limits",
+        LiteralReason::Ratio => "inflating past the ratio limit",
+        LiteralReason::Corrupt => "that do not decode",
+        LiteralReason::Inconsistent => "whose length disagrees with their container",
     }
 }
 
@@ -93,6 +158,39 @@ mod tests {
             recipe_len: 0,
             outcome,
         }
+    }
+
+    #[test]
+    fn every_reason_has_its_own_place() {
+        for (i, r) in REASONS.iter().enumerate() {
+            assert_eq!(slot(*r), i, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn the_line_names_each_reason_and_what_would_change_it() {
+        assert_eq!(StreamTally::default().line(), None);
+        let mut t = StreamTally::default();
+        t.add(&Report {
+            input_len: 100,
+            streams: vec![stream(Outcome::Literal(LiteralReason::Skipped), 2048)],
+        });
+        let line = t.line().unwrap();
+        assert!(
+            line.contains("streams in 1 object analysed: 0 rebuilt")
+                && line.contains("1 left compressed")
+                && line.ends_with("xz not tried at this setting (`--delta-xz always` tries them)"),
+            "{line}"
+        );
+        t.add(&Report {
+            input_len: 100,
+            streams: vec![stream(Outcome::Literal(LiteralReason::Corrupt), 10)],
+        });
+        let line = t.line().unwrap();
+        assert!(
+            line.contains("in 2 objects") && line.contains("1 that do not decode ("),
+            "{line}"
+        );
     }
 
     #[test]

@@ -42,19 +42,32 @@ fn helper() -> Result<&'static Path, &'static str> {
 /// `chunk` bytes per `Write` (0: one `Write`; negative: pseudo-random
 /// sizes seeded by it), then `Close`.
 pub(crate) fn go_deflate(exe: &Path, level: i32, chunk: i64, input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(exe)
-        .arg(level.to_string())
-        .arg(chunk.to_string())
+    let mut cmd = Command::new(exe);
+    cmd.arg(level.to_string()).arg(chunk.to_string());
+    piped(&mut cmd, input, "the Go helper")
+}
+
+/// What `cmd` writes to stdout when fed `input` on stdin (written by a
+/// thread, so that large inputs and outputs do not deadlock); it must
+/// succeed. `what` names it in a failure. Shared by the encoders' oracle
+/// tests.
+pub(crate) fn piped(cmd: &mut Command, input: &[u8], what: &str) -> Vec<u8> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("run the Go helper");
-    let mut stdin = child.stdin.take().unwrap();
+        .unwrap_or_else(|e| panic!("{what} does not run: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
     let input = input.to_vec();
     let feeder = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "the Go helper failed");
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{what}'s output: {e}"));
+    feeder
+        .join()
+        .expect("feeder")
+        .unwrap_or_else(|e| panic!("{what} was not fed: {e}"));
+    assert!(out.status.success(), "{what} failed");
     out.stdout
 }
 

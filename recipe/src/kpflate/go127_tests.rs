@@ -7,12 +7,11 @@
 //! goflate's inputs and some around the 64 KiB windows; otherwise those
 //! tests print `skipped: ...`.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::go127::{deflate_to, GO127_FLATE_ENCODER, GO127_KNOWN_ANSWERS};
-use super::release_tests::{crc, gzip_member};
+use super::release_tests::{crc, gzip_member, rebuilds_and_needs_version_6};
 use crate::goflate::tests::{inputs, Rng};
 
 /// The dev oracle, if `FERRY_GO127_ORACLE` names it.
@@ -24,19 +23,9 @@ fn oracle() -> Option<PathBuf> {
 /// The oracle's raw deflate stream of `input` at `level`, written in
 /// `chunk`-byte `Write`s (0: one).
 fn oracle_raw(exe: &PathBuf, level: u8, chunk: usize, input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(exe)
-        .args([level.to_string(), "raw".into(), chunk.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the oracle runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = input.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().expect("the oracle's output");
-    feeder.join().expect("feeder").expect("fed");
-    assert!(out.status.success(), "the oracle failed");
-    out.stdout
+    let mut cmd = Command::new(exe);
+    cmd.args([level.to_string(), "raw".into(), chunk.to_string()]);
+    crate::goflate::tests::piped(&mut cmd, input, "the oracle")
 }
 
 /// Encoder 8's raw deflate stream of `input` at `level`.
@@ -262,19 +251,12 @@ fn gzip_member_is_encoder_8_and_rebuilds() {
             level: super::release::Release::V1_18_2.byte(level),
         };
         assert_eq!(params, vec![same], "level {level}");
-        let mut out = Vec::new();
-        crate::rebuild(&a.recipe, &a.expanded, gz.len() as u64, &mut out).expect("rebuilds");
-        assert_eq!(out, gz);
-        // A version-5 recipe leaves it literal.
-        let opts = crate::Options {
-            max_recipe_version: crate::RECIPE_VERSION_5,
-            ..crate::Options::default()
-        };
-        let a5 = crate::analyze(&gz, &opts);
-        assert!(a5.recipe.segments.iter().all(|s| !matches!(
-            s,
-            crate::Segment::Zlib { params, .. } | crate::Segment::ZlibCuts { params, .. }
-                if params.encoder == GO127_FLATE_ENCODER
-        )));
+        // A version-5 recipe leaves it to other encoders (encoders 7 and 8
+        // both need version 6).
+        rebuilds_and_needs_version_6(
+            &gz,
+            &a,
+            &[GO127_FLATE_ENCODER, crate::zlib::KP_FLATE_ENCODER],
+        );
     }
 }

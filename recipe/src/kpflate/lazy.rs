@@ -262,13 +262,7 @@ impl Lazy {
                     return;
                 }
             }
-            if self.index < self.max_insert {
-                let h = hash4(&self.window[self.index as usize..]);
-                let ch = self.head[h];
-                self.chain_head = i64::from(ch);
-                self.prev[self.index as usize & MASK] = ch;
-                self.head[h] = (self.index + self.hash_offset) as u32;
-            }
+            self.insert_at_index();
             let mut prev_length = self.length;
             let mut prev_offset = self.offset;
             self.length = MIN_MATCH - 1;
@@ -375,19 +369,26 @@ impl Lazy {
                         self.write_block(w, tokens, sync);
                     }
                     self.index += 1;
-                    if self.index < self.max_insert {
-                        let h = hash4(&self.window[self.index as usize..]);
-                        let ch = self.head[h];
-                        self.chain_head = i64::from(ch);
-                        self.prev[self.index as usize & MASK] = ch;
-                        self.head[h] = (self.index + self.hash_offset) as u32;
-                    }
+                    self.insert_at_index();
                 }
                 break;
             }
             prev_length += 1;
         }
         (prev_length, prev_offset)
+    }
+
+    /// Inserts the string at `index` into the hash chains (while it is
+    /// below `max_insert`), remembering the chain it heads.
+    #[inline]
+    fn insert_at_index(&mut self) {
+        if self.index < self.max_insert {
+            let h = hash4(&self.window[self.index as usize..]);
+            let ch = self.head[h];
+            self.chain_head = i64::from(ch);
+            self.prev[self.index as usize & MASK] = ch;
+            self.head[h] = (self.index + self.hash_offset) as u32;
+        }
     }
 
     /// The no-match step of `deflateLazy`: the pending byte as a literal
@@ -414,13 +415,7 @@ impl Lazy {
                     if tokens.n() == MAX_BLOCK_TOKENS {
                         self.write_block(w, tokens, sync);
                     }
-                    if self.index < self.max_insert {
-                        let h = hash4(&self.window[self.index as usize..]);
-                        let ch = self.head[h];
-                        self.chain_head = i64::from(ch);
-                        self.prev[self.index as usize & MASK] = ch;
-                        self.head[h] = (self.index + self.hash_offset) as u32;
-                    }
+                    self.insert_at_index();
                     self.index += 1;
                 }
                 tokens.add_literal(self.window[self.index as usize - 1]);

@@ -7,9 +7,8 @@
 //! `skipped: ...` and returns.
 
 use flate2::Crc;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use super::*;
@@ -60,19 +59,9 @@ pub(crate) fn helper() -> Result<&'static Path, &'static str> {
 /// What the helper writes for `input` in `mode` ("pgzip", "gzip" or
 /// "flate") at `level`, handed over `chunk` bytes per `Write`.
 pub(crate) fn go_output(exe: &Path, mode: &str, level: i32, chunk: i64, input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(exe)
-        .args([mode, &level.to_string(), &chunk.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run the Go helper");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
-    assert!(out.status.success(), "the Go helper failed");
-    out.stdout
+    let mut cmd = Command::new(exe);
+    cmd.args([mode, &level.to_string(), &chunk.to_string()]);
+    crate::goflate::tests::piped(&mut cmd, input, "the Go helper")
 }
 
 /// The raw deflate of a gzip member the helper wrote (no name, no extra).

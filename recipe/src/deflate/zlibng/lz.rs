@@ -417,11 +417,13 @@ impl<'a> Lz<'a> {
         compare256(&self.window[..], a, b)
     }
 
-    /// `longest_match`: the longest match from the chain at `cur`, longer
-    /// than `prev_length` (or 2); sets `match_start`.
-    pub(super) fn longest_match(&mut self, mut cur: usize) -> usize {
-        let strstart = self.strstart;
-        let mut best = if self.prev_length > 0 {
+    /// Where both match searches start: the length to beat (the previous
+    /// match's, or 2), the chain steps (a quarter past a good match), and
+    /// the length that ends the search (2.3 stops at a match reaching the
+    /// input's end, earlier versions only past it).
+    #[inline]
+    fn search_start(&self) -> (usize, u32, usize) {
+        let best = if self.prev_length > 0 {
             self.prev_length
         } else {
             2
@@ -430,15 +432,21 @@ impl<'a> Lz<'a> {
         if best >= self.cfg.good {
             chain >>= 2;
         }
-        let limit = strstart.saturating_sub(MAX_DIST);
-        let early_exit = self.level < 5;
-        let nice = self.cfg.nice;
-        // 2.3 stops at a match reaching the input's end, earlier versions
-        // only past it.
         let end = match self.version {
             Version::V2_3 => self.lookahead,
             _ => self.lookahead + 1,
         };
+        (best, chain, end)
+    }
+
+    /// `longest_match`: the longest match from the chain at `cur`, longer
+    /// than `prev_length` (or 2); sets `match_start`.
+    pub(super) fn longest_match(&mut self, mut cur: usize) -> usize {
+        let strstart = self.strstart;
+        let (mut best, mut chain, end) = self.search_start();
+        let limit = strstart.saturating_sub(MAX_DIST);
+        let early_exit = self.level < 5;
+        let nice = self.cfg.nice;
         let w = &self.window[..];
         let prev = &*self.prev;
         let mut quick = Quick::new(w, strstart, best);
@@ -484,20 +492,8 @@ impl<'a> Lz<'a> {
     pub(super) fn longest_match_slow(&mut self, mut cur: usize) -> usize {
         let strstart = self.strstart;
         let lookahead = self.lookahead;
-        let mut best = if self.prev_length > 0 {
-            self.prev_length
-        } else {
-            2
-        };
-        let mut chain = self.cfg.chain;
-        if best >= self.cfg.good {
-            chain >>= 2;
-        }
+        let (mut best, mut chain, end) = self.search_start();
         let nice = self.cfg.nice;
-        let end = match self.version {
-            Version::V2_3 => lookahead,
-            _ => lookahead + 1,
-        };
         let roll = |h: u32, c: u8| ((h << 5) ^ u32::from(c)) & ROLL_MASK;
         let limit_base = strstart.saturating_sub(MAX_DIST);
         let mut limit = limit_base;
