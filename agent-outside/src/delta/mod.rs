@@ -501,6 +501,20 @@ fn finish(
                     })),
                 });
             }
+            Some(_) if check.is_some() => {
+                let src = windows::Source {
+                    file,
+                    len: expanded_len,
+                };
+                return form_beside_check(
+                    (cx, check),
+                    (key, base_key, base),
+                    (src, expanded_blake3),
+                    (recipe, reused, expansion),
+                    (opts, level, ropts),
+                    permit,
+                );
+            }
             _ => Held::Spilled(file),
         },
         memory => memory,
@@ -547,6 +561,75 @@ fn finish(
         },
         reused,
     })))
+}
+
+/// The rest of [`finish`] for an expanded form spilled with its rebuild
+/// check deferred, against a base the walk looks into: the base's reference
+/// form is made, spilled and patched against on the windows' thread while
+/// the check runs on this one. The reference form (its inflate is about a
+/// second for a layer) used to be made before the check started, with the
+/// other core idle. Both are prepaid here: the reference form as guessed
+/// (the base's copy and [`EXPANSION`] times it) and the windows' peak
+/// against the largest range a window reads.
+#[allow(clippy::type_complexity)]
+fn form_beside_check(
+    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
+    (key, base_key, base): (&ObjectKey, &ObjectKey, &FileObject),
+    (src, expanded_blake3): (windows::Source, [u8; 32]),
+    (recipe, reused, expansion): (Vec<u8>, bool, u64),
+    (opts, level, ropts): (&DeltaOptions, i32, &ferry_recipe::Options),
+    permit: &mut ferry_recipe::budget::Permit<'static>,
+) -> Result<Attempt> {
+    let refs = cx.refs;
+    let expanded_len = src.len;
+    let guess = base.size + expansion * base.size;
+    let prepaid = guess
+        + windows::peak(
+            expanded_len,
+            ferry_protocol::catalog::MAX_WINDOW_REFERENCE,
+            opts.window,
+            level,
+        );
+    permit.shrink(0);
+    let made = with_check(
+        cx,
+        check,
+        (prepaid, permit),
+        |hold: &mut dyn windows::Hold| {
+            let Some((reference, form)) = reference_form(refs, base, ropts, false)? else {
+                return Ok(None);
+            };
+            let base_len = reference.len() as u64;
+            if base_len > opts.max_object {
+                return Ok(None);
+            }
+            let blake3 = *blake3::hash(&reference).as_bytes();
+            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+            drop(reference);
+            let Some(w) = windows::encode(key, &src, &spilled, opts.window, level, hold)? else {
+                return Ok(None);
+            };
+            let base = Base {
+                key: base_key.clone(),
+                sha256: base.sha256,
+                form,
+                len: base_len,
+                blake3,
+            };
+            Ok(Some((Frames::Windows(w), base)))
+        },
+    )?;
+    Ok(match made {
+        None => Attempt::CheckFailed,
+        Some(made) => Attempt::Done(made.map(|(patch, base)| Patched {
+            recipe,
+            patch,
+            expanded_len,
+            expanded_blake3,
+            base,
+            reused,
+        })),
+    })
 }
 
 /// The patch of the expanded form `held` against `reference`: windows if it
