@@ -396,8 +396,8 @@ fn checked(
 ) -> Result<std::result::Result<Expanded, anyhow::Error>> {
     *data = None;
     let elen = expanded.len() as u64;
-    let blake3 = *blake3::hash(&expanded).as_bytes();
     if elen <= cx.window.min(SPILL_FOR_CHECK) {
+        let blake3 = *blake3::hash(&expanded).as_bytes();
         permit.resize(elen);
         return Ok(rebuilds(cx, recipe, &expanded, len).map(|()| Expanded {
             held: Held::Memory(expanded),
@@ -406,7 +406,15 @@ fn checked(
             check: None,
         }));
     }
-    let file = spill(cx.refs.dir(), &expanded)?;
+    // Hashed on another core while it is written out (a layer's expanded
+    // form: about 0.3 s of writes and 0.07 s of BLAKE3).
+    let (blake3, file) = std::thread::scope(|s| {
+        let hashed = s.spawn(|| *blake3::hash(&expanded).as_bytes());
+        let file = spill(cx.refs.dir(), &expanded);
+        (hashed.join(), file)
+    });
+    let blake3 = blake3.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    let file = file?;
     drop(expanded);
     permit.shrink(0);
     if cx.defer && elen > cx.window {
