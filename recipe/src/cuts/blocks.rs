@@ -183,14 +183,30 @@ fn dynamic_tables(bits: &mut Bits<'_>) -> Option<(Table, Table)> {
     Some((Table::new(&lens[..nlit])?, Table::new(&lens[nlit..n])?))
 }
 
-/// A canonical Huffman code as a table indexed by the next `max` bits of
-/// the stream (codes are sent most significant bit first, into a stream
-/// read least significant bit first, hence the reversal).
+/// Bits of a code looked up at once: a code no longer than this is found
+/// in one step. Longer codes (up to 15 bits) take a second step, in the
+/// subtable of their first `ROOT` bits. The root table then stays small
+/// enough for the first-level cache (a table of all 15 bits, 64 KiB for a
+/// literal/length code, did not: the lookups were the reader's cost).
+const ROOT: u32 = 10;
+
+/// A canonical Huffman code as tables indexed by the next bits of the
+/// stream (codes are sent most significant bit first, into a stream read
+/// least significant bit first, hence the reversal).
 struct Table {
-    /// `symbol << 4 | length`; 0 where no code starts.
-    entries: Vec<u16>,
+    /// Indexed by the next `min(max, ROOT)` bits: `symbol << 8 | length`
+    /// for a code that short, `start << 8 | SUB` for the first bits of a
+    /// longer one (its subtable starts at `sub[start]`), 0 where no code
+    /// starts.
+    root: Vec<u32>,
+    /// The subtables, each indexed by the `max - ROOT` bits after the root's:
+    /// `symbol << 8 | length`, or 0.
+    sub: Vec<u32>,
     max: u32,
 }
+
+/// Marks a root entry that points into the subtables.
+const SUB: u32 = 0x80;
 
 impl Table {
     /// The code with these lengths (0: symbol unused), or `None` when the
@@ -201,7 +217,8 @@ impl Table {
         if max == 0 {
             // No symbols (a distance code when the block has no matches).
             return Some(Table {
-                entries: vec![0; 1],
+                root: vec![0; 1],
+                sub: Vec::new(),
                 max: 0,
             });
         }
@@ -219,7 +236,10 @@ impl Table {
                 return None;
             }
         }
-        let mut entries = vec![0u16; 1 << max];
+        let root_bits = max.min(ROOT);
+        let sub_bits = max - root_bits;
+        let mut root = vec![0u32; 1 << root_bits];
+        let mut sub = Vec::new();
         for (sym, &l) in lengths.iter().enumerate() {
             if l == 0 {
                 continue;
@@ -228,26 +248,48 @@ impl Table {
             let c = next[l as usize];
             next[l as usize] += 1;
             let rev = c.reverse_bits() >> (32 - l);
-            let entry = (sym as u16) << 4 | l as u16;
-            let mut at = rev as usize;
-            while at < entries.len() {
-                entries[at] = entry;
-                at += 1 << l;
+            let entry = (sym as u32) << 8 | l;
+            if l <= root_bits {
+                let mut at = rev as usize;
+                while at < root.len() {
+                    root[at] = entry;
+                    at += 1 << l;
+                }
+                continue;
+            }
+            // A long code: its first `root_bits` bits pick the subtable,
+            // the rest (`l - root_bits` of them) its entries.
+            let first = (rev & ((1 << root_bits) - 1)) as usize;
+            if root[first] & SUB == 0 {
+                root[first] = (sub.len() as u32) << 8 | SUB;
+                sub.resize(sub.len() + (1 << sub_bits), 0);
+            }
+            let start = (root[first] >> 8) as usize;
+            let rest = l - root_bits;
+            let mut at = (rev >> root_bits) as usize;
+            while at < 1 << sub_bits {
+                sub[start + at] = entry;
+                at += 1 << rest;
             }
         }
-        Some(Table { entries, max })
+        Some(Table { root, sub, max })
     }
 
     #[inline]
     fn decode(&self, bits: &mut Bits<'_>) -> Option<u16> {
         let peek = bits.peek(self.max);
-        let e = self.entries[peek as usize & (self.entries.len() - 1)];
-        let len = u32::from(e & 15);
+        let mut e = self.root[peek as usize & (self.root.len() - 1)];
+        if e & SUB != 0 {
+            let sub_bits = self.max - ROOT;
+            let at = (e >> 8) as usize + ((peek >> ROOT) & ((1 << sub_bits) - 1)) as usize;
+            e = *self.sub.get(at)?;
+        }
+        let len = e & 15;
         if len == 0 {
             return None;
         }
         bits.drop(len)?;
-        Some(e >> 4)
+        Some((e >> 8) as u16)
     }
 }
 
