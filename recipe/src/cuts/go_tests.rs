@@ -215,8 +215,12 @@ fn a_wrong_go_cut_is_refused() {
     let len = body.len() as u64;
     assert!(rebuilt(&params, &cuts, &plain, len, true).unwrap() == body);
     type Change = fn(&mut DeflateCut);
-    let wrong: [(&str, Change); 6] = [
+    let wrong: [(&str, Change); 9] = [
         ("plain offset", |c| c.plain += 1),
+        ("plain offset a block back", |c| c.plain -= 20_000),
+        // Hostile window positions: refused, no panic.
+        ("window position 0", |c| c.window = 0),
+        ("window position 65,535", |c| c.window = 65_535),
         ("bit offset", |c| c.bit += 8),
         ("one bit", |c| c.bit += 1),
         ("window position", |c| c.window -= 1),
@@ -249,6 +253,23 @@ fn a_wrong_go_cut_is_refused() {
                     ),
                 }
             }
+        }
+    }
+    // The piece that starts at a wrong cut (resumed from it), alone: it
+    // is refused, or (never seen) makes the stream's own bytes. (A wrong
+    // partial byte only changes the piece's first byte: the piece before,
+    // which ends there, is the one refused, as above.)
+    for (what, change) in wrong.into_iter().filter(|w| w.0 != "partial byte") {
+        let mut bad = cuts.clone();
+        change(&mut bad[0]);
+        if validate(&params, &bad, plain.len() as u64, len).is_err() {
+            continue;
+        }
+        let (s, e) = text_range(&bad, 1, plain.len() as u64);
+        let (os, oe) = out_range(&bad, 1, len);
+        match piece(&params, &bad, 1, &plain[s as usize..e as usize], s) {
+            Err(e) => eprintln!("{what}, resumed there: {e}"),
+            Ok(made) => assert!(made[..] == body[os as usize..oe as usize], "{what}"),
         }
     }
     let mut swapped = cuts.clone();
