@@ -65,7 +65,9 @@ pub struct ExportConfig {
     /// `always` or `never` (`crate::delta::XzPolicy`).
     #[serde(default = "default_delta_xz")]
     pub delta_xz: String,
-    /// The newest recipe version the insides read: 6 (the default) adds
+    /// The newest recipe version the insides read: 7 (the default) lets a
+    /// large Go-made gzip stream (Docker's layers, levels 4 to 9) be cut so
+    /// that the inside rebuilds it on every core; 6 adds
     /// encoders 5 and 7 (klauspost's pgzip and `flate`: podman's, buildah's
     /// and skopeo's layers), 6 (zlib-ng's deflate: pillow's wheels, cargo's
     /// crates) and 8 (Go 1.27's `compress/flate`, modelled); 5 adds encoders 3 (Go's) and 4 (miniz_oxide's deflate: Rust-built wheels rebuilt without
@@ -270,7 +272,7 @@ impl Config {
         crate::delta::XzPolicy::parse(&self.export.delta_xz).context("[export] delta_xz")?;
         if !(3..=ferry_recipe::RECIPE_VERSION).contains(&self.export.delta_recipe_version) {
             bail!(
-                "[export] delta_recipe_version is {}: it must be 3, 4, 5 (insides that read recipe versions up to that) or {}",
+                "[export] delta_recipe_version is {}: it must be 3, 4, 5, 6 (insides that read recipe versions up to that) or {}",
                 self.export.delta_recipe_version,
                 ferry_recipe::RECIPE_VERSION
             );
@@ -353,7 +355,7 @@ mod tests {
             "[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/y\"\n",
             "[export]\ndelta_xz = \"sometimes\"\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
             "[export]\ndelta_recipe_version = 2\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
-            "[export]\ndelta_recipe_version = 7\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
+            "[export]\ndelta_recipe_version = 8\n[[source]]\nname = \"a\"\ntype = \"files\"\npath = \"/x\"\n",
         ] {
             let parsed: Result<Config, _> = toml::from_str(bad);
             assert!(parsed.map(|c| c.check().is_err()).unwrap_or(true), "{bad}");

@@ -1,12 +1,13 @@
-//! A gzip layer whose deflate stream is cut (recipe version 4): rebuilt in
-//! pieces at once by the inside, bit-exactly; a crafted recipe with a wrong
-//! cut is refused with nothing applied.
+//! A gzip layer whose deflate stream is cut (recipe version 4; a Go-made
+//! one, version 7): rebuilt in pieces at once by the inside, bit-exactly; a
+//! crafted recipe with a wrong cut is refused with nothing applied.
 
 use crate::delta_tests::{edit_rebuilt, manifest_of};
 use crate::Pair;
 use ferry_protocol::catalog::{Change, ChunkRef, Encoding, Object};
 use ferry_recipe::{DeflateCut, Recipe, Segment};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 const LAYER: &str = "blobs/layer.tar.gz";
 const CRAFTED: &str = "blobs/crafted.recipe";
@@ -15,6 +16,12 @@ const CRAFTED: &str = "blobs/crafted.recipe";
 /// tree of about 13 MB of text files under `dir`: over three of the
 /// analysis's 4 MiB pieces.
 fn layer(dir: &Path, release: u32) -> Vec<u8> {
+    let tree = tree(dir, release);
+    crate::window_tests::tar_gzip(&tree, &dir.join(format!("layer-{release}.tar.gz")))
+}
+
+/// Release `release` of the tree of [`layer`].
+fn tree(dir: &Path, release: u32) -> PathBuf {
     let tree = dir.join(format!("tree-{release}"));
     for i in 0..40u32 {
         let mut text = String::new();
@@ -31,7 +38,49 @@ fn layer(dir: &Path, release: u32) -> Vec<u8> {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
-    crate::window_tests::tar_gzip(&tree, &dir.join(format!("layer-{release}.tar.gz")))
+    tree
+}
+
+/// The Go helper of the recipe's tests (`recipe/tests/goflate/main.go`:
+/// Go 1.19's `compress/gzip`), built offline with the `go` on the PATH
+/// into `dir`, or `None` without `go`.
+fn go_helper(dir: &Path) -> Option<PathBuf> {
+    let exe = dir.join("goflate");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipe/tests/goflate");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", dir.join("gocache"))
+        .status()
+        .ok()?;
+    assert!(built.success(), "go build of the helper failed: {built}");
+    Some(exe)
+}
+
+/// The tar of [`layer`]'s tree gzipped by Go (`gzip.NewWriterLevel(w, 6)`,
+/// as moby's `pkg/archive` writes Docker's layers).
+fn go_layer(dir: &Path, release: u32, helper: &Path) -> Vec<u8> {
+    let tree = tree(dir, release);
+    let tar = Command::new("tar")
+        .args(["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "-C"])
+        .arg(&tree)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "tar failed");
+    let out = dir.join(format!("go-{release}.tar"));
+    std::fs::write(&out, &tar.stdout).unwrap();
+    let gz = Command::new(helper)
+        .args(["-gzip", "6"])
+        .stdin(std::fs::File::open(&out).unwrap())
+        .output()
+        .unwrap();
+    assert!(gz.status.success(), "the Go helper failed");
+    gz.stdout
 }
 
 /// The recipe the outside's analysis makes of `layer`, which must hold a
@@ -69,6 +118,28 @@ fn chunks_of(bundle: &Path, path: &str) -> Vec<ChunkRef> {
 
 #[test]
 fn a_cut_layer_round_trips_and_a_wrong_cut_is_refused_with_nothing_applied() {
+    round_trip_and_refuse(&layer);
+}
+
+/// The same for a layer gzipped by Go (encoder 3, recipe version 7).
+#[test]
+fn a_cut_go_layer_round_trips_and_a_wrong_cut_is_refused_with_nothing_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(helper) = go_helper(dir.path()) else {
+        eprintln!("skipped: no go on the PATH");
+        return;
+    };
+    round_trip_and_refuse(&|work, release| {
+        let gz = go_layer(work, release, &helper);
+        let a = ferry_recipe::analyze(&gz, &ferry_recipe::Options::default());
+        assert_eq!(a.recipe.to_bytes()[0], 7, "{:?}", a.recipe);
+        gz
+    });
+}
+
+/// Layer releases 1 and 2 from `layer` through a pair: a crafted wrong cut
+/// refused with nothing applied, then the untouched bundle applied.
+fn round_trip_and_refuse(layer: &dyn Fn(&Path, u32) -> Vec<u8>) {
     type Change = fn(&mut DeflateCut);
     let wrong: [(&str, Change); 3] = [
         ("partial byte", |c| {

@@ -1,5 +1,5 @@
 //! Rebuild throughput of objects whose deflate streams are cut (recipe
-//! version 4) against their serial form (version 3), in turns: wall time and
+//! version 4; 7 for Go's) against their serial form (version 3; 5), in turns: wall time and
 //! the process's CPU time (user + system, every thread), MB of upstream bytes
 //! per wall second and per CPU second, and what the cuts cost in recipe bytes.
 //!

@@ -105,8 +105,9 @@ fn gzip(w: &mut Walker<'_>, start: usize, end: usize) {
             end,
             declared: None,
             hint: LevelHint::of_xfl(w.data[at + 8]),
-            // GNU gzip writes OS 3 (Unix); level 1 is never cut.
-            read_ahead: w.data[at + 9] == 3 && w.data[at + 8] != 4,
+            // GNU gzip writes OS 3 (Unix), Go's `compress/gzip` 255
+            // (unknown); level 1 is never cut.
+            read_ahead: matches!(w.data[at + 9], 3 | 255) && w.data[at + 8] != 4,
         };
         match w.stream(place) {
             Some(stream_end) => at = stream_end + 8,

@@ -3,10 +3,11 @@
 //! Each deflate block depends on the encoder's state after everything
 //! before it (its window and hash chains), so a stream is deflated on one
 //! core. GNU gzip's lazy matching (levels 4 to 9) inserts every string into
-//! its hash chains, so at a block boundary where no match is pending (the
-//! block ended on a match) its state is the plain bytes its window reaches
-//! back to (32 KiB) and where they sit in the window, plus the bits of the
-//! last byte written. The analysis reads such boundaries off the stream's
+//! its hash chains, and so does Go's `compress/flate` at levels 4 to 9
+//! (encoder 3, recipe version 7: `goflate::cut`), so at a block boundary
+//! where no match is pending (the block ended on a match) its state is the
+//! plain bytes its window reaches back to (32 KiB) and where they sit in
+//! the window, plus the bits of the last byte written. The analysis reads such boundaries off the stream's
 //! blocks with a decoder ([`blocks`]), one every few MiB of plain bytes
 //! ([`find`]); the rebuild deflates the pieces between them each on its
 //! own thread, each encoder resumed at its piece's start and stopped at its
@@ -27,7 +28,14 @@ pub(crate) mod blocks;
 use crate::deflate::Boundary;
 use crate::deflate::{self, Flavour, PieceError};
 use crate::recipe::DeflateCut;
-use crate::zlib::{ZlibError, ZlibParams, GNU_GZIP_ENCODER};
+use crate::zlib::{ZlibError, ZlibParams, GNU_GZIP_ENCODER, GO_FLATE_ENCODER};
+
+/// Whether streams of `params` can be cut: encoder 2 (GNU gzip's) or 3
+/// (Go's) at a lazy level, 4 to 9 (every string hashed, so the chains at
+/// a boundary are a function of the window's bytes).
+fn cuttable(params: &ZlibParams) -> bool {
+    matches!(params.encoder, GNU_GZIP_ENCODER | GO_FLATE_ENCODER) && (4..=9).contains(&params.level)
+}
 
 /// Plain bytes before a piece's start its encoder is given (its window's reach).
 const BEFORE: u64 = 32 << 10;
@@ -149,13 +157,13 @@ fn validate(
     plain_len: u64,
     compressed_len: u64,
 ) -> Result<(), CutError> {
-    if params.encoder != GNU_GZIP_ENCODER || !(4..=9).contains(&params.level) {
+    if !cuttable(params) {
         return Err(CutError::Encoder(ZlibError::Zlib(format!(
-            "a cut stream needs encoder {GNU_GZIP_ENCODER} at level 4 to 9, not encoder {} at level {}",
+            "a cut stream needs encoder {GNU_GZIP_ENCODER} or {GO_FLATE_ENCODER} at level 4 to 9, not encoder {} at level {}",
             params.encoder, params.level
         ))));
     }
-    if !crate::zlib::encoder_ok(GNU_GZIP_ENCODER) {
+    if !crate::zlib::encoder_ok(params.encoder) {
         return Err(CutError::Encoder(ZlibError::EncoderMismatch {
             encoder: params.encoder,
         }));
@@ -200,9 +208,10 @@ fn too_long(cuts: &[DeflateCut], plain_len: u64, compressed_len: u64) -> Option<
     })
 }
 
-/// Deflates piece `i` of `text` (the plain bytes from `text_at`).
+/// Deflates piece `i` of `text` (the plain bytes from `text_at`) with
+/// `params`' encoder (checked by [`validate`] or [`cuttable`]).
 fn piece(
-    level: u8,
+    params: &ZlibParams,
     cuts: &[DeflateCut],
     i: usize,
     text: &[u8],
@@ -211,15 +220,20 @@ fn piece(
     let from = i.checked_sub(1).map(|j| boundary(&cuts[j]));
     let to = cuts.get(i).map(boundary);
     let mut out = Vec::new();
-    deflate::piece(
-        Flavour::Gnu,
-        level,
-        text,
-        text_at,
-        from.as_ref(),
-        to.as_ref(),
-        &mut out,
-    )
+    let (from, to) = (from.as_ref(), to.as_ref());
+    if params.encoder == GO_FLATE_ENCODER {
+        crate::goflate::cut::piece(params.level, text, text_at, from, to, &mut out)
+    } else {
+        deflate::piece(
+            Flavour::Gnu,
+            params.level,
+            text,
+            text_at,
+            from,
+            to,
+            &mut out,
+        )
+    }
     .map_err(|source| CutError::Piece { piece: i, source })?;
     Ok(out)
 }
@@ -278,7 +292,7 @@ pub(crate) fn rebuild(
         for i in 0..pieces {
             permit.resize(held(i));
             let (text, at) = texts.next(i)?;
-            let bytes = piece(params.level, cuts, i, &text, at)?;
+            let bytes = piece(params, cuts, i, &text, at)?;
             write(i, bytes)?;
         }
         return Ok(());
@@ -296,7 +310,7 @@ pub(crate) fn rebuild(
                     return;
                 };
                 let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    piece(params.level, cuts, i, &text, at)
+                    piece(params, cuts, i, &text, at)
                 }));
                 if done_tx.send((i, made)).is_err() {
                     return;
@@ -374,11 +388,11 @@ impl Texts<'_> {
     }
 }
 
-/// The cuts of a stream that encoder 2 at `params.level` (4 to 9) rebuilds
-/// from `plain` into `compressed`: block boundaries about every `step`
-/// plain bytes, none in the last half step, each where a block ended on a
-/// match (GNU gzip's lazy matcher then has nothing pending: see
-/// [`blocks`]). They are read off the stream's blocks by a decoder, not by
+/// The cuts of a stream that encoder 2 or 3 at `params.level` (4 to 9)
+/// rebuilds from `plain` into `compressed`: block boundaries about every
+/// `step` plain bytes, none in the last half step, each where a block
+/// ended on a match (GNU gzip's and Go's lazy matchers then have nothing
+/// pending: see [`blocks`] and `goflate::cut`). They are read off the stream's blocks by a decoder, not by
 /// deflating it, so finding them costs a fraction of one deflate pass.
 /// `None` when the stream is under two steps, the encoder is not one that
 /// can be cut, no boundary fits, or `compressed` does not decode to
@@ -397,11 +411,7 @@ pub(crate) fn find(
 ) -> Option<Vec<DeflateCut>> {
     let plain_len = plain.len() as u64;
     let step = step.max(1 << 20);
-    if params.encoder != GNU_GZIP_ENCODER
-        || !(4..=9).contains(&params.level)
-        || plain_len < 2 * step
-        || !crate::zlib::encoder_ok(GNU_GZIP_ENCODER)
-    {
+    if !cuttable(params) || plain_len < 2 * step || !crate::zlib::encoder_ok(params.encoder) {
         return None;
     }
     let mut cuts = Vec::new();
@@ -410,7 +420,7 @@ pub(crate) fn find(
         if !e.after_match || e.plain < next || e.plain + step / 2 > plain_len {
             return;
         }
-        if let Some(window) = window_at(e.plain) {
+        if let Some(window) = window_at(params.encoder, e.plain) {
             cuts.push(DeflateCut {
                 plain: e.plain,
                 bit: e.bit,
@@ -433,7 +443,7 @@ pub(crate) fn find(
         return None;
     }
     if check {
-        cuts = checked(params.level, plain, compressed, cuts)?;
+        cuts = checked(params, plain, compressed, cuts)?;
     }
     // A stream with too few boundaries that fit, or cuts dropped by the
     // check, would make pieces the rebuild refuses: kept serial.
@@ -442,19 +452,26 @@ pub(crate) fn find(
         .then_some(cuts)
 }
 
-/// Where plain offset `plain` (64 KiB or more into the stream) sits in GNU
-/// gzip's window at a block boundary (its `strstart`). The window slides by
-/// 32 KiB, so that is `plain` modulo 32 KiB, in its upper half: a block
-/// ends before the window slides, and the slide comes once `strstart` has
-/// passed `2 * 32 KiB - MIN_LOOKAHEAD` (262 bytes before the window's end),
-/// leaving it that far or less before the middle. In those last 262 bytes
-/// of each 32 KiB a boundary may be before or after its slide: `None` (no
-/// cut there).
-fn window_at(plain: u64) -> Option<u32> {
+/// Where plain offset `plain` (64 KiB or more into the stream) sits in the
+/// window of `encoder` (GNU gzip's or Go's) at a block boundary (gzip's
+/// `strstart`, Go's `d.index`). The window slides by 32 KiB, so that is
+/// `plain` modulo 32 KiB, in its upper half: a block ends before the
+/// window slides, and the slide comes once the position has passed
+/// `2 * 32 KiB - MIN_LOOKAHEAD` (gzip: 262 bytes before the window's end;
+/// Go: once it is 261 bytes or fewer from it, at 65,275 or past), leaving
+/// it that far or less before the middle. In those last bytes of each 32
+/// KiB a boundary may be before or after its slide: `None` (no cut there).
+fn window_at(encoder: u8, plain: u64) -> Option<u32> {
     const WSIZE: u64 = 32 << 10;
-    const MIN_LOOKAHEAD: u64 = 258 + 3 + 1;
+    let near = if encoder == GO_FLATE_ENCODER {
+        // Go slides when `d.index >= 65,274` as it fills, which it does
+        // once fewer than 262 bytes are ahead (`d.index >= 65,275`).
+        4 + 258 - 1
+    } else {
+        258 + 3 + 1
+    };
     let r = plain % WSIZE;
-    (plain >= 2 * WSIZE && r < WSIZE - MIN_LOOKAHEAD).then(|| (r + WSIZE) as u32)
+    (plain >= 2 * WSIZE && r < WSIZE - near).then(|| (r + WSIZE) as u32)
 }
 
 /// The cuts whose pieces rebuild `compressed` byte for byte, each piece
@@ -465,7 +482,7 @@ fn window_at(plain: u64) -> Option<u32> {
 /// boundary (the stream is not the encoder's, or the model is wrong), and
 /// the stream is better rebuilt whole than searched piece by piece.
 fn checked(
-    level: u8,
+    params: &ZlibParams,
     plain: &[u8],
     compressed: &[u8],
     mut cuts: Vec<DeflateCut>,
@@ -476,7 +493,7 @@ fn checked(
         let good = |cuts: &[DeflateCut], i: usize| {
             let (s, e) = text_range(cuts, i, plain_len);
             let (os, oe) = out_range(cuts, i, compressed_len);
-            piece(level, cuts, i, &plain[s as usize..e as usize], s)
+            piece(params, cuts, i, &plain[s as usize..e as usize], s)
                 .is_ok_and(|b| b[..] == compressed[os as usize..oe as usize])
         };
         let mut failed = Vec::new();
@@ -523,5 +540,7 @@ fn checked(
     None
 }
 
+#[cfg(test)]
+mod go_tests;
 #[cfg(test)]
 mod tests;

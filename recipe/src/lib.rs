@@ -55,11 +55,13 @@
 //! The reference form depends on the walk ([`EXPAND_VERSION`]) and on
 //! `max_expanded`, `max_ratio` and `max_depth`: both sides must use the same.
 //!
-//! # The recipe encoding (versions 1 to 4)
+//! # The recipe encoding (versions 1 to 7)
 //!
 //! [`Recipe::to_bytes`]: one version byte, `0x01` unless the recipe holds a
 //! tag-4 or tag-5 segment, `0x02` when every tag-4 segment names encoder 1, `0x03` when
-//! one names another encoder, `0x04` with a tag-5 segment (a recipe holding a segment or an encoder its
+//! one names another encoder, `0x04` with a tag-5 segment, `0x05` with
+//! encoder 3 or 4, `0x06` with encoders 5 to 8, `0x07` with a tag-5 segment
+//! of encoder 3 (a recipe holding a segment or an encoder its
 //! version does not have is refused: [`RecipeError::SegmentNotInVersion`]), then the
 //! [postcard](https://postcard.jamesmunns.com/wire-format) encoding of
 //! [`Recipe`], with nothing after it, at most [`MAX_RECIPE_BYTES`] in all:
@@ -75,7 +77,7 @@
 //!   - tag 3, `Zstd { plain_len: varint, compressed_len: varint, params: ZstdParams }`,
 //!   - tag 4 (version 2; encoder 2 version 3), `Zlib { plain_len: varint,
 //!     compressed_len: varint, params: { encoder: u8, level: u8 } }`,
-//!   - tag 5 (version 4), `ZlibCuts { plain_len: varint, compressed_len: varint,
+//!   - tag 5 (version 4; encoder 3: version 7), `ZlibCuts { plain_len: varint, compressed_len: varint,
 //!     params: { encoder: u8, level: u8 }, cuts }`, where `cuts` is `varint(m)` then
 //!     `m` times `{ plain: varint, bit: varint, window: varint, partial: u8 }`,
 //!
@@ -101,7 +103,7 @@
 //! answers. A reader refuses any other encoder, and an encoder whose output
 //! here does not give its known answers. A cut zlib segment (tag 5) emits
 //! what tag 4 with its fields emits, in pieces between its cuts, each made
-//! by encoder 2 resumed at its cut (see [`Segment::ZlibCuts`], the module
+//! by encoder 2 (or, version 7, encoder 3) resumed at its cut (see [`Segment::ZlibCuts`], the module
 //! `cuts` and docs/bundle-format.md §14.1); a piece whose encoder does not
 //! end a block exactly at the next cut as recorded is refused. An xz or zstd segment emits [`xz::compress`] / [`zstd::compress`] of
 //! what it consumes with its params. Every emitted range must have exactly its
@@ -157,6 +159,7 @@ pub use rebuild::{rebuild, rebuild_from, rebuild_from_known, rebuild_known, Rebu
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
     RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4, RECIPE_VERSION_5,
+    RECIPE_VERSION_6,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 
@@ -208,8 +211,9 @@ pub struct Options {
     /// only full re-encode.
     pub check_streams: bool,
     /// Plain bytes between the cuts of a deflate stream GNU gzip's encoder
-    /// rebuilds at levels 4 to 9 (default 4 MiB, [`DEFAULT_PIECE`]): its
-    /// recipe is then a [`Segment::ZlibCuts`] (recipe version 4), whose
+    /// rebuilds at levels 4 to 9 (default 4 MiB, [`DEFAULT_PIECE`]), or Go's
+    /// at levels 4 to 9 when `max_recipe_version` is 7: its
+    /// recipe is then a [`Segment::ZlibCuts`] (recipe version 4; 7 for Go's), whose
     /// pieces are rebuilt at once, one a core. `None` keeps such a stream
     /// one [`Segment::Zlib`] rebuilt on one core (recipe version 3 at most),
     /// for a reader older than version 4. The cuts are read off the

@@ -7,15 +7,21 @@ use crate::zlib::ZlibParams;
 use crate::zstd::ZstdParams;
 
 /// The newest version of the encoding, the first byte of [`Recipe::to_bytes`]
-/// for a recipe with a deflate stream of encoder 5 (klauspost/pgzip's,
-/// [`PGZIP_ENCODER`](crate::zlib::PGZIP_ENCODER)), 6 (zlib-ng's,
-/// [`ZLIB_NG_ENCODER`](crate::zlib::ZLIB_NG_ENCODER)) or 7 (one
-/// klauspost/compress `flate` stream,
-/// [`KP_FLATE_ENCODER`](crate::zlib::KP_FLATE_ENCODER)).
-/// Every recipe is written as the oldest version that has all its segments
+/// for a recipe with a [`Segment::ZlibCuts`] of encoder 3 (a Go
+/// `compress/flate` stream rebuilt in pieces,
+/// [`GO_FLATE_ENCODER`](crate::zlib::GO_FLATE_ENCODER)). Every recipe is
+/// written as the oldest version that has all its segments
 /// ([`Recipe::version`]), so that earlier readers read what they can
-/// rebuild. All six are read.
-pub const RECIPE_VERSION: u8 = 6;
+/// rebuild. All seven are read.
+pub const RECIPE_VERSION: u8 = 7;
+
+/// The version that added encoders 5 (klauspost/pgzip's,
+/// [`PGZIP_ENCODER`](crate::zlib::PGZIP_ENCODER)), 6 (zlib-ng's,
+/// [`ZLIB_NG_ENCODER`](crate::zlib::ZLIB_NG_ENCODER)), 7 (one
+/// klauspost/compress `flate` stream,
+/// [`KP_FLATE_ENCODER`](crate::zlib::KP_FLATE_ENCODER)) and 8 (Go 1.27's,
+/// [`GO127_FLATE_ENCODER`](crate::zlib::GO127_FLATE_ENCODER)).
+pub const RECIPE_VERSION_6: u8 = 6;
 
 /// The version that added encoders 3 (Go's `compress/flate`,
 /// [`GO_FLATE_ENCODER`](crate::zlib::GO_FLATE_ENCODER)) and 4
@@ -106,7 +112,9 @@ pub enum Segment {
     /// pieces that can be deflated at once: the stream is cut at the
     /// `cuts`, block boundaries where an encoder resumed with only the
     /// plain bytes before (its window) gives the same next blocks as the
-    /// one that deflated everything before. Only encoder 2 at levels 4 to 9.
+    /// one that deflated everything before. Encoder 2 (GNU gzip's) at
+    /// levels 4 to 9, and from recipe version 7 encoder 3 (Go's) at levels
+    /// 4 to 9.
     ZlibCuts {
         /// Bytes of the expanded form consumed (the inflated content).
         plain_len: u64,
@@ -127,7 +135,8 @@ pub struct DeflateCut {
     pub plain: u64,
     /// Offset in bits, in the segment's output, of the block's first bit.
     pub bit: u64,
-    /// Where `plain` is in the encoder's 64 KiB window (gzip's `strstart`).
+    /// Where `plain` is in the encoder's 64 KiB window (gzip's `strstart`,
+    /// Go's `d.index`).
     pub window: u32,
     /// The `bit % 8` bits of output before the block in its first byte
     /// (the previous piece's last bits), in the low bits.
@@ -205,8 +214,9 @@ pub enum RecipeError {
     },
     /// The recipe holds a segment (or a zlib segment's encoder) that its
     /// version does not have: a zlib segment in version 1, an encoder other
-    /// than zlib's in version 2, a cut zlib segment before version 4.
-    #[error("recipe holds a segment its version does not have (zlib segments need version 2, other encoders version 3, cut streams version 4)")]
+    /// than zlib's in version 2, a cut zlib segment before version 4, a cut
+    /// Go stream before version 7.
+    #[error("recipe holds a segment its version does not have (zlib segments need version 2, other encoders version 3, cut streams version 4, encoders 3 and 4 version 5, encoders 5 to 8 version 6, cut Go streams version 7)")]
     SegmentNotInVersion,
     /// The segment lengths add up to more than 2^64 bytes.
     #[error("recipe segment lengths overflow a 64-bit size")]
@@ -255,16 +265,14 @@ impl Recipe {
     /// The version its encoding needs: [`RECIPE_VERSION_1`] without a
     /// [`Segment::Zlib`], else the version of its newest encoder
     /// ([`crate::zlib::encoder_version`]: 2 for zlib's, 3 for GNU gzip's, 5
-    /// for Go's and miniz_oxide's, 6 for klauspost's), and at least [`RECIPE_VERSION_4`] with a
-    /// [`Segment::ZlibCuts`].
+    /// for Go's and miniz_oxide's, 6 for klauspost's), at least [`RECIPE_VERSION_4`] with a
+    /// [`Segment::ZlibCuts`], and [`RECIPE_VERSION`] (7) with one of Go's.
     pub fn version(&self) -> u8 {
         self.segments
             .iter()
             .map(|s| match s {
                 Segment::Zlib { params, .. } => crate::zlib::encoder_version(params.encoder),
-                Segment::ZlibCuts { params, .. } => {
-                    RECIPE_VERSION_4.max(crate::zlib::encoder_version(params.encoder))
-                }
+                Segment::ZlibCuts { params, .. } => cut_version(params.encoder),
                 _ => RECIPE_VERSION_1,
             })
             .max()
@@ -330,6 +338,14 @@ impl Recipe {
     /// form, [`Segment::Zlib`] (the same bytes, one piece after another): for
     /// a reader of recipe version 3 or older.
     pub fn serial(&self) -> Recipe {
+        self.serial_above(RECIPE_VERSION_1)
+    }
+
+    /// The same recipe with every [`Segment::ZlibCuts`] that needs a
+    /// version above `version` made its serial form: for a reader of
+    /// recipe version `version` (6: a Go stream's cuts, which need 7, are
+    /// dropped; GNU gzip's, which need 4, kept).
+    pub fn serial_above(&self, version: u8) -> Recipe {
         let segments = self
             .segments
             .iter()
@@ -339,7 +355,7 @@ impl Recipe {
                     compressed_len,
                     params,
                     ..
-                } => Segment::Zlib {
+                } if cut_version(params.encoder) > version => Segment::Zlib {
                     plain_len: *plain_len,
                     compressed_len: *compressed_len,
                     params: *params,
@@ -356,5 +372,16 @@ impl Recipe {
         self.segments
             .iter()
             .all(|s| matches!(s, Segment::Literal { .. }))
+    }
+}
+
+/// The recipe version a [`Segment::ZlibCuts`] of `encoder` needs: 4 for GNU
+/// gzip's (and an encoder no version cuts, which a reader refuses when it
+/// rebuilds), 7 for Go's.
+fn cut_version(encoder: u8) -> u8 {
+    if encoder == crate::zlib::GO_FLATE_ENCODER {
+        RECIPE_VERSION
+    } else {
+        RECIPE_VERSION_4.max(crate::zlib::encoder_version(encoder))
     }
 }

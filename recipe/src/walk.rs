@@ -286,7 +286,10 @@ fn reproduce(
         Codec::Deflate => {
             let prefix = (!opts.check_streams).then_some(crate::zlib::PREFIX);
             if let Some(params) = search.find(compressed, plain, hint, prefix) {
-                let cuts = opts.deflate_cuts.and_then(|step| {
+                // A cut Go stream needs recipe version 7.
+                let go_cuts = params.encoder != crate::zlib::GO_FLATE_ENCODER
+                    || opts.max_recipe_version >= crate::RECIPE_VERSION;
+                let cuts = opts.deflate_cuts.filter(|_| go_cuts).and_then(|step| {
                     crate::cuts::find(&params, plain, compressed, step, opts.check_streams, ahead)
                 });
                 if let Some(cuts) = cuts {

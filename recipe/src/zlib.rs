@@ -94,7 +94,7 @@ pub fn encoder_version(encoder: u8) -> u8 {
         ZLIB_ENCODER => crate::RECIPE_VERSION_2,
         GNU_GZIP_ENCODER => crate::RECIPE_VERSION_3,
         GO_FLATE_ENCODER | MINIZ_OXIDE_ENCODER => crate::RECIPE_VERSION_5,
-        _ => crate::RECIPE_VERSION,
+        _ => crate::RECIPE_VERSION_6,
     }
 }
 

@@ -25,8 +25,8 @@ fn gzip_of(plain: &[u8]) -> Vec<u8> {
 fn garbage_is_not_a_recipe() {
     assert!(matches!(Recipe::from_bytes(&[]), Err(RecipeError::Empty)));
     assert!(matches!(
-        Recipe::from_bytes(&[7, 0]),
-        Err(RecipeError::UnknownVersion { found: 7 })
+        Recipe::from_bytes(&[8, 0]),
+        Err(RecipeError::UnknownVersion { found: 8 })
     ));
     assert!(matches!(
         Recipe::from_bytes(&[1, 5, 0]),

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use common::{go_build, piped, text};
 use ferry_recipe::zlib::{ZlibParams, KP_FLATE_ENCODER, PGZIP_ENCODER};
 use ferry_recipe::{
-    analyze, rebuild, Options, Recipe, RecipeError, RECIPE_VERSION, RECIPE_VERSION_5,
+    analyze, rebuild, Options, Recipe, RecipeError, RECIPE_VERSION_5, RECIPE_VERSION_6,
 };
 
 const GOPATH: &str = "/usr/share/gocode";
@@ -88,7 +88,7 @@ fn pgzip_members_are_encoder_5_at_their_level() {
             "level {go_level}"
         );
         let bytes = a.recipe.to_bytes();
-        assert_eq!(bytes[0], RECIPE_VERSION, "level {go_level}");
+        assert_eq!(bytes[0], RECIPE_VERSION_6, "level {go_level}");
         assert!(bytes.len() < 40, "a tiny recipe: {} bytes", bytes.len());
         assert!(rebuilt(&a, gz.len()) == gz, "level {go_level}: differs");
         // A reader of version 5 refuses it.

@@ -280,10 +280,12 @@ fn analyze_verified(
 }
 
 /// A kept recipe as these settings make it: with cuts off (an inside that
-/// reads recipe version 3 at most), a cut stream's serial form. An entry
-/// that does not decode, or needs a newer version than the insides read
-/// (an encoder they lack), is left as it is: its check fails, or it is not
-/// used, and the object is analysed again.
+/// reads recipe version 3 at most), a cut stream's serial form; for an
+/// inside that reads version 6 at most, a cut Go stream's serial form (its
+/// cuts need version 7). An entry that does not decode, or needs a newer
+/// version than the insides read (an encoder they lack), is left as it
+/// is: its check fails, or it is not used, and the object is analysed
+/// again.
 pub(super) fn within_version(recipe: Vec<u8>, ropts: &ferry_recipe::Options) -> Option<Vec<u8>> {
     let Some(&version) = recipe.first() else {
         return Some(recipe);
@@ -295,7 +297,7 @@ pub(super) fn within_version(recipe: Vec<u8>, ropts: &ferry_recipe::Options) -> 
     }
     let serial = match ferry_recipe::Recipe::from_bytes(&recipe) {
         Ok(r) if ropts.deflate_cuts.is_none() => r.serial(),
-        Ok(r) => r,
+        Ok(r) => r.serial_above(ropts.max_recipe_version),
         Err(_) => return Some(recipe),
     };
     (serial.version() <= ropts.max_recipe_version).then(|| serial.to_bytes())

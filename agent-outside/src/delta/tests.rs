@@ -496,12 +496,47 @@ fn a_kept_recipe_is_used_within_the_insides_recipe_version() {
     );
     assert_eq!(within_version(miniz.clone(), &reading(4)), None);
     assert_eq!(within_version(cut.clone(), &reading(4)), Some(cut.clone()));
+    let cut_again = cut.clone();
     let serial = within_version(cut, &reading(3)).expect("given serially");
     assert_eq!(serial[0], 3);
     assert!(matches!(
         Recipe::from_bytes(&serial).unwrap().segments[..],
         [Segment::Zlib { .. }]
     ));
+    // A cut Go stream (version 7) is given serially (version 5) to readers
+    // of version 6, with a GNU gzip stream's cuts kept (version 4).
+    let go_cut = Recipe {
+        segments: vec![
+            Segment::ZlibCuts {
+                plain_len: 200_000,
+                compressed_len: 90_000,
+                params: ZlibParams {
+                    encoder: ferry_recipe::zlib::GO_FLATE_ENCODER,
+                    level: 6,
+                },
+                cuts: vec![DeflateCut {
+                    plain: 100_000,
+                    bit: 360_000,
+                    window: 34_464,
+                    partial: 0,
+                }],
+            },
+            Recipe::from_bytes(&cut_again).unwrap().segments[0].clone(),
+        ],
+    }
+    .to_bytes();
+    assert_eq!(go_cut[0], 7);
+    assert_eq!(
+        within_version(go_cut.clone(), &reading(7)),
+        Some(go_cut.clone())
+    );
+    let v6 = within_version(go_cut.clone(), &reading(6)).expect("given serially");
+    assert_eq!(v6[0], 5);
+    assert!(matches!(
+        Recipe::from_bytes(&v6).unwrap().segments[..],
+        [Segment::Zlib { .. }, Segment::ZlibCuts { .. }]
+    ));
+    assert_eq!(within_version(go_cut, &reading(4)), None);
 }
 
 #[test]

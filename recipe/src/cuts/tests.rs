@@ -12,7 +12,7 @@ const CORPUS: &str = "/tmp/ferry-corpus/new";
 
 /// A tar of the corpus's crates' files and two debs (about 10 MB), or `None`
 /// without the corpus or tar (the tests then use 10 MB of [`text`]).
-fn corpus_tar(dir: &Path) -> Option<Vec<u8>> {
+pub(super) fn corpus_tar(dir: &Path) -> Option<Vec<u8>> {
     let crates = Path::new(CORPUS).join("crates");
     let debs = Path::new(CORPUS).join("debs");
     if !crates.is_dir() || !debs.is_dir() {
@@ -82,7 +82,7 @@ fn gnu(level: u8) -> ZlibParams {
     }
 }
 
-fn rebuilt(
+pub(super) fn rebuilt(
     params: &ZlibParams,
     cuts: &[DeflateCut],
     plain: &[u8],
@@ -148,7 +148,7 @@ fn cuts_in_real_gzip_output_rebuild_exactly() {
         for i in 0..=cuts.len() {
             let (s, e) = text_range(&cuts, i, plain.len() as u64);
             let (os, oe) = out_range(&cuts, i, body.len() as u64);
-            let made = piece(level, &cuts, i, &plain[s as usize..e as usize], s).unwrap();
+            let made = piece(&params, &cuts, i, &plain[s as usize..e as usize], s).unwrap();
             assert!(
                 made[..] == body[os as usize..oe as usize],
                 "-{level}: piece {i} differs"
@@ -193,7 +193,7 @@ fn every_clean_boundary_is_a_working_cut() {
         ));
         eprintln!("-{level}: {} of {all} block boundaries clean", clean.len());
         assert!(clean.len() * 2 > all, "-{level}: {} of {all}", clean.len());
-        let kept = checked(level, &plain, &body, clean.clone()).expect("the cuts work");
+        let kept = checked(&gnu(level), &plain, &body, clean.clone()).expect("the cuts work");
         assert_eq!(
             kept.len(),
             clean.len(),
@@ -241,7 +241,7 @@ fn the_decoder_sees_the_encoders_boundaries() {
                 continue;
             }
             after_match += 1;
-            if let Some(window) = window_at(e.plain) {
+            if let Some(window) = window_at(GNU_GZIP_ENCODER, e.plain) {
                 assert_eq!(window, b.strstart, "-{level} at {}", e.plain);
                 assert!(b.clean, "-{level}: a block ended on a match at {}", e.plain);
                 taken += 1;
@@ -295,7 +295,7 @@ fn zlibs_boundaries_are_read_off_its_blocks_too() {
             if !e.after_match || e.plain + (1 << 16) >= plain_len {
                 continue;
             }
-            if let Some(window) = window_at(e.plain) {
+            if let Some(window) = window_at(GNU_GZIP_ENCODER, e.plain) {
                 assert_eq!(window, b.strstart, "level {level} at {}", e.plain);
                 assert!(
                     b.clean,
@@ -343,7 +343,7 @@ fn zlibs_boundaries_are_read_off_its_blocks_too() {
 }
 
 /// A plain text of `len` bytes with matches at every distance.
-fn text(len: usize) -> Vec<u8> {
+pub(super) fn text(len: usize) -> Vec<u8> {
     let sample = crate::zlib::sample();
     let mut out = Vec::with_capacity(len);
     let mut i = 0u32;

@@ -349,6 +349,35 @@ impl BlockWriter {
         self.write_bits(u32::from(c.code), u32::from(c.len));
     }
 
+    /// Where the output is: the whole bytes not yet handed over, the
+    /// pending bits, and the `nbits % 8` of them past their whole bytes
+    /// (the partial byte a cut records), in the low bits.
+    pub(super) fn position(&self) -> (usize, u32, u8) {
+        let whole = self.nbits / 8 * 8;
+        let mask = (1u16 << (self.nbits % 8)) - 1;
+        let partial = (self.bits >> whole) as u16 & mask;
+        (self.out.len(), self.nbits, partial as u8)
+    }
+
+    /// Starts after the `n` (0 to 7) bits of `partial` (a piece of a cut
+    /// stream: the previous piece's last bits, in its first byte).
+    pub(super) fn resume(&mut self, partial: u8, n: u32) {
+        let n = n.min(7);
+        self.bits = u64::from(partial) & ((1 << n) - 1);
+        self.nbits = n;
+    }
+
+    /// Moves the pending whole bytes to `out`; gives the bits left (fewer
+    /// than 8) and how many.
+    pub(super) fn whole_bytes(&mut self) -> (u8, u32) {
+        while self.nbits >= 8 {
+            self.out.push(self.bits as u8);
+            self.bits >>= 8;
+            self.nbits -= 8;
+        }
+        (self.bits as u8, self.nbits)
+    }
+
     /// Pads the bits to a whole byte with zeros (Go's `flush`).
     pub(super) fn flush(&mut self) {
         while self.nbits > 0 {

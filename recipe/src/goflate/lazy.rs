@@ -76,6 +76,32 @@ pub(super) struct Lazy {
     length: isize,
     offset: isize,
     max_insert_index: isize,
+    /// Plain offset of window position 0 (32 KiB more at every slide).
+    base: u64,
+    /// The first block boundary at or past this plain offset stops
+    /// [`Lazy::step`] (a piece of a cut stream ends there).
+    stop_at: u64,
+    /// The boundary it stopped at, once it has.
+    pub(super) stopped: Option<Mark>,
+    /// Every block boundary, when they are wanted (the tests' cuts).
+    pub(super) marks: Option<Vec<Mark>>,
+}
+
+/// A block boundary of the lazy matcher, and its state there.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Mark {
+    /// Plain offset of the next block's first byte.
+    pub(super) plain: u64,
+    /// Where that is in the window (Go's `d.index`).
+    pub(super) window: u32,
+    /// Whether the block ended on a match (nothing pending: the state is
+    /// the window's plain bytes, their position and the writer's bits).
+    pub(super) clean: bool,
+    /// The writer's whole bytes not yet handed over, and its pending bits
+    /// (`nbits`, and the `nbits % 8` of them past its whole bytes).
+    pub(super) out_len: usize,
+    pub(super) nbits: u32,
+    pub(super) partial: u8,
 }
 
 impl Lazy {
@@ -100,7 +126,60 @@ impl Lazy {
             length: MIN_MATCH - 1,
             offset: 0,
             max_insert_index: 0,
+            base: 0,
+            stop_at: u64::MAX,
+            stopped: None,
+            marks: None,
         }
+    }
+
+    /// The matcher of `level` (4 to 9: lazy matching, every position
+    /// hashed) resumed at a block boundary that ended on a match, at plain
+    /// offset `plain` and window position `window`: `before` is the plain
+    /// bytes before it (at least the 32 KiB its window reaches back, or
+    /// all of them), `ahead` the bytes from it on (what fits of them is
+    /// put in the window; the caller [`Lazy::fill`]s the rest). Every
+    /// position of `before` within the window is in the hash chains, as
+    /// the whole stream's matcher had them (Go hashes every position at
+    /// these levels, so its chains are those of the window's bytes); the
+    /// block starts there, nothing is pending. It stops at the first block
+    /// boundary at or past `stop_at`. Gives how many bytes of `ahead` it
+    /// took (as many as fit: the caller steps it before it fills more).
+    pub(super) fn resume(
+        level: u8,
+        before: &[u8],
+        ahead: &[u8],
+        (plain, window): (u64, u32),
+        stop_at: u64,
+    ) -> (Lazy, usize) {
+        let mut m = Lazy::new(level);
+        m.stop_at = stop_at;
+        let p = (window as usize).min(2 * WINDOW as usize - 1);
+        let kept = before.len().min(p).min(WINDOW as usize);
+        m.window[p - kept..p].copy_from_slice(&before[before.len() - kept..]);
+        m.index = p as isize;
+        m.block_start = p as isize;
+        m.base = plain.saturating_sub(p as u64);
+        // The window as the boundary found it: filled (no slide here: the
+        // whole stream's matcher goes on stepping at the boundary, and
+        // slides only once fewer than 262 bytes are ahead).
+        let took = ahead.len().min(m.window.len() - p);
+        m.window[p..p + took].copy_from_slice(&ahead[..took]);
+        m.window_end = (p + took) as isize;
+        let stop = (p as isize).min(m.window_end - (MIN_MATCH - 1));
+        for i in (p - kept) as isize..stop {
+            m.insert(i);
+        }
+        (m, took)
+    }
+
+    /// A matcher at the stream's start that stops at the first block
+    /// boundary at or past `stop_at`, or records every boundary (`marks`).
+    pub(super) fn stopping(level: u8, stop_at: u64, marks: bool) -> Lazy {
+        let mut m = Lazy::new(level);
+        m.stop_at = stop_at;
+        m.marks = marks.then(Vec::new);
+        m
     }
 
     /// Whether the window is full (Go's `fill` would copy nothing).
@@ -117,6 +196,7 @@ impl Lazy {
             self.window.copy_within(w..2 * w, 0);
             self.index -= WINDOW;
             self.window_end -= WINDOW;
+            self.base += WINDOW as u64;
             if self.block_start >= WINDOW {
                 self.block_start -= WINDOW;
             } else {
@@ -146,7 +226,9 @@ impl Lazy {
     /// Go's `writeBlock` of the compressor: the tokens as a block ending at
     /// window position `index`, with its plain bytes when they are still in
     /// the window.
-    fn write_block(&mut self, w: &mut BlockWriter, index: isize) {
+    /// Gives whether it is where the matcher stops (`stop_at`); `clean`:
+    /// the block ends on a match, with nothing pending.
+    fn write_block(&mut self, w: &mut BlockWriter, index: isize, clean: bool) -> bool {
         if index > 0 {
             let input = (self.block_start <= index)
                 .then(|| &self.window[self.block_start as usize..index as usize]);
@@ -154,6 +236,27 @@ impl Lazy {
             w.write_block(&mut self.tokens, input);
         }
         self.tokens.clear();
+        let plain = self.base + index as u64;
+        if plain < self.stop_at && self.marks.is_none() {
+            return false;
+        }
+        let (out_len, nbits, partial) = w.position();
+        let mark = Mark {
+            plain,
+            window: index as u32,
+            clean,
+            out_len,
+            nbits,
+            partial,
+        };
+        if let Some(marks) = &mut self.marks {
+            marks.push(mark);
+        }
+        if plain >= self.stop_at {
+            self.stopped = Some(mark);
+            return true;
+        }
+        false
     }
 
     /// Go's `findMatch` (the previous length is always 3 there): the
@@ -208,6 +311,9 @@ impl Lazy {
     /// of the window with `sync`, then the last block), writing a block at
     /// every 16,384 tokens.
     pub(super) fn step(&mut self, sync: bool, w: &mut BlockWriter) {
+        if self.stopped.is_some() {
+            return;
+        }
         if self.window_end - self.index < MIN_MATCH + MAX_MATCH && !sync {
             return;
         }
@@ -226,7 +332,7 @@ impl Lazy {
                         self.byte_available = false;
                     }
                     if !self.tokens.is_empty() {
-                        self.write_block(w, self.index);
+                        self.write_block(w, self.index, false);
                     }
                     break;
                 }
@@ -281,15 +387,19 @@ impl Lazy {
                 } else {
                     self.index += self.length;
                 }
-                if self.tokens.len() == MAX_BLOCK_TOKENS {
-                    self.write_block(w, self.index);
+                if self.tokens.len() == MAX_BLOCK_TOKENS && self.write_block(w, self.index, !fast) {
+                    return;
                 }
             } else {
                 if fast || self.byte_available {
                     let i = if fast { index } else { index - 1 };
                     self.tokens.push(u32::from(self.window[i as usize]));
-                    if self.tokens.len() == MAX_BLOCK_TOKENS {
-                        self.write_block(w, i + 1);
+                    if self.tokens.len() == MAX_BLOCK_TOKENS && self.write_block(w, i + 1, false) {
+                        self.index += 1;
+                        if !fast {
+                            self.byte_available = true;
+                        }
+                        return;
                     }
                 }
                 self.index += 1;

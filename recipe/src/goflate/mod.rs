@@ -40,6 +40,7 @@
 //! Like zlib and GNU gzip, it is checked against known answers (made by the
 //! real Go) before it analyses or rebuilds anything (`zlib::encoder_ok`).
 
+pub(crate) mod cut;
 mod fast;
 pub(crate) mod huffman;
 mod lazy;

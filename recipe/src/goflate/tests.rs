@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use super::*;
 
 /// The built helper, or why not.
-fn helper() -> Result<&'static Path, &'static str> {
+pub(crate) fn helper() -> Result<&'static Path, &'static str> {
     static HELPER: OnceLock<Result<(tempfile::TempDir, PathBuf), String>> = OnceLock::new();
     HELPER
         .get_or_init(|| {
