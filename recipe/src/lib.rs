@@ -124,6 +124,7 @@ mod miniz;
 mod rebuild;
 mod recipe;
 mod report;
+pub mod reuse;
 mod walk;
 pub mod xz;
 pub mod zlib;

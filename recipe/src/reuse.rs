@@ -1,0 +1,539 @@
+//! GNU gzip's parse of a base stream reused where a new stream's plain bytes
+//! equal the base's.
+//!
+//! GNU gzip's lazy matcher (levels 4 to 9) inserts every string into its hash
+//! chains, and after it emits a match it has nothing pending: what it emits
+//! next is a function of the 32 KiB before and the bytes ahead (a symbol's
+//! choice reads at most `MAX_MATCH` bytes past the next string). So where a
+//! new stream's plain bytes equal a stretch of its base's, from 32 KiB
+//! before a point where both parses just emitted a match to a margin past
+//! each symbol, the new parse is the base's: its symbols can be read off the
+//! base's compressed stream (a Huffman decode, about ten times cheaper than
+//! the match search) instead of searched for. Block ends are not copied:
+//! the encoder tallies the copied symbols into its own blocks as its lazy
+//! loop does, so its blocks, trees and bits are its own.
+//!
+//! Both sides find the stretches the same way from bytes both hold (the new
+//! plain bytes and the base's): content-defined anchors (a gear hash's
+//! rare values) of the base indexed by hash, looked up at the new bytes'
+//! anchors, each hit extended both ways by comparing bytes ([`Base`],
+//! [`Copier::new`]). The base's parse is then read from the nearest block
+//! start before the stretch ([`symbols`]), and copied from the first point
+//! of the stretch, 32 KiB or more into it, where both parses are just after
+//! a match ([`Copier::try_start`]); the strings older than 32 KiB before
+//! where the copy ends are not inserted (no later search reaches them).
+//!
+//! This is not assumed to be right: gzip never matches the string at window
+//! index 0, and its window slides at fixed offsets, which differ between the
+//! two streams, so rarely the real parse differs from the copied one. The
+//! output is checked (the caller's digest, each piece's bytes).
+
+pub(crate) mod symbols;
+
+use std::collections::HashMap;
+
+use crate::cuts::{self, blocks, CutError};
+use crate::deflate::{self, Flavour};
+use crate::DeflateCut;
+use symbols::{Sym, Symbols};
+
+/// The window's reach: a copy starts this far or more into a stretch of
+/// equal bytes.
+const WSIZE: u64 = 32 << 10;
+/// gzip's `MAX_DIST`: no match of gzip's is farther back.
+const MAX_DIST: u16 = (32 << 10) - 262;
+/// gzip's `TOO_FAR`: it emits no match of 3 bytes farther back.
+const TOO_FAR: u16 = 4096;
+/// Equal bytes past a symbol's start for its choice to be the base's: the
+/// search at it and at the next string read `MAX_MATCH` bytes past them (and
+/// an 8-byte word beyond), with room to spare.
+const MARGIN: u64 = 1 + 258 + 8 + 32;
+/// The fewest equal bytes a stretch is kept for: the window's reach and
+/// 16 KiB to copy.
+const MIN_STRETCH: u64 = WSIZE + (16 << 10);
+/// Plain bytes of parse read ahead at once (its matches are held).
+const CHUNK: u64 = 1 << 20;
+/// A reader this far or more behind a stretch is moved to its nearest block
+/// start instead of reading on.
+const SEEK_AFTER: u64 = 4 << 20;
+/// A gear hash value whose top `ANCHOR_BITS` bits are zero is an anchor
+/// (one in 8 KiB), at least `ANCHOR_GAP` bytes after the one before.
+const ANCHOR_BITS: u32 = 13;
+const ANCHOR_GAP: usize = 256;
+
+/// The gear hash's table: 256 fixed pseudo-random words (splitmix64).
+const GEAR: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut x = 0x5eed_fe11_u64.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut i = 0;
+    while i < 256 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        t[i] = z ^ (z >> 31);
+        i += 1;
+    }
+    t
+};
+
+/// Calls `each(end, hash)` at each anchor of `data` from `from` on: `end`
+/// is the offset just past the anchor's last byte, `hash` the gear hash of
+/// the 64 bytes before it. The caller may move on by returning a new offset
+/// to go on from (past the current one), hashing afresh there.
+fn anchors(data: &[u8], mut from: usize, mut each: impl FnMut(usize, u64) -> Option<usize>) {
+    'outer: while from < data.len() {
+        let mut h = 0u64;
+        let mut allowed = from + 64;
+        let mut i = from;
+        while i < data.len() {
+            h = (h << 1).wrapping_add(GEAR[usize::from(data[i])]);
+            i += 1;
+            if i >= allowed && h >> (64 - ANCHOR_BITS) == 0 {
+                allowed = i + ANCHOR_GAP;
+                if let Some(next) = each(i, h) {
+                    if next > i {
+                        from = next;
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        return;
+    }
+}
+
+/// How many bytes `a` and `b` have in common from their starts.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut at = 0;
+    while at + 64 <= n && a[at..at + 64] == b[at..at + 64] {
+        at += 64;
+    }
+    at + a[at..]
+        .iter()
+        .zip(&b[at..])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// How many bytes `a` and `b` have in common at their ends.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut at = n;
+    while at >= 64 && a[at - 64..at] == b[at - 64..at] {
+        at -= 64;
+    }
+    n - at
+        + a[..at]
+            .iter()
+            .rev()
+            .zip(b[..at].iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count()
+}
+
+/// Why a base cannot be reused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReuseError {
+    /// The base's compressed stream does not decode to its plain bytes'
+    /// length (or is not one raw deflate stream).
+    #[error("the base's deflate stream is malformed or does not decode to its {0} plain bytes")]
+    BaseStream(u64),
+}
+
+/// A base stream whose parse may be reused: its raw deflate bytes, its
+/// plain bytes, every block's start, and its plain bytes' anchors.
+pub struct Base<'a> {
+    compressed: &'a [u8],
+    plain: &'a [u8],
+    /// (plain offset, bit offset, whether the block before ended on a
+    /// match) of every block start, in order.
+    starts: Vec<(u64, u64, bool)>,
+    /// Anchor hash to the plain offset just past its first anchor.
+    anchors: HashMap<u64, u64>,
+}
+
+impl<'a> Base<'a> {
+    /// Indexes a base: `compressed` is its raw deflate stream (no gzip
+    /// header), `plain` what it decodes to. Reads the stream's blocks (one
+    /// pass of a Huffman decoder) and hashes the plain bytes once.
+    pub fn new(compressed: &'a [u8], plain: &'a [u8]) -> Result<Base<'a>, ReuseError> {
+        let mut starts = vec![(0u64, 0u64, false)];
+        let total =
+            blocks::block_ends(compressed, |e| starts.push((e.plain, e.bit, e.after_match)));
+        if total != Some(plain.len() as u64) {
+            return Err(ReuseError::BaseStream(plain.len() as u64));
+        }
+        let mut index = HashMap::new();
+        anchors(plain, 0, |at, h| {
+            index.entry(h).or_insert(at as u64);
+            None
+        });
+        Ok(Base {
+            compressed,
+            plain,
+            starts,
+            anchors: index,
+        })
+    }
+
+    /// The stretches of `text` (plain bytes of the new stream from offset
+    /// `text_at`) equal to some of the base's, each at least
+    /// [`MIN_STRETCH`] long, in order and apart.
+    fn stretches(&self, text: &[u8], text_at: u64) -> Vec<Stretch> {
+        let mut out = Vec::new();
+        let mut covered = 0usize;
+        anchors(text, 0, |x, h| {
+            let &y = self.anchors.get(&h)?;
+            let y = y as usize;
+            let back = common_suffix(&text[covered..x], &self.plain[..y]);
+            let fwd = common_prefix(&text[x..], &self.plain[y..]);
+            if ((back + fwd) as u64) < MIN_STRETCH {
+                return None;
+            }
+            let (start, end) = (x - back, x + fwd);
+            out.push(Stretch {
+                start: text_at + start as u64,
+                end: text_at + end as u64,
+                base: (y - back) as u64,
+            });
+            covered = end;
+            Some(end)
+        });
+        out
+    }
+}
+
+/// New plain bytes `start..end` equal the base's from `base` on.
+#[derive(Clone, Copy, Debug)]
+struct Stretch {
+    start: u64,
+    end: u64,
+    base: u64,
+}
+
+impl Stretch {
+    /// The base's plain offset of new offset `p`.
+    fn to_base(&self, p: u64) -> u64 {
+        p - self.start + self.base
+    }
+    fn to_new(&self, q: u64) -> u64 {
+        q - self.base + self.start
+    }
+}
+
+/// What the copying did (for measurements).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Stretches of equal bytes found.
+    pub stretches: u64,
+    /// Their bytes.
+    pub stretch_bytes: u64,
+    /// Plain bytes whose symbols were copied.
+    pub copied: u64,
+    /// Copies started (a chunk read ahead counts once).
+    pub copies: u64,
+}
+
+/// The base's parse, read ahead for one stream (or piece) as its encoder
+/// goes: the encoder asks at each point where it has nothing pending
+/// ([`Copier::try_start`]) and then takes the queued matches
+/// ([`Copier::take_at`]) until `until`.
+pub(crate) struct Copier<'a> {
+    base: &'a Base<'a>,
+    stretches: Vec<Stretch>,
+    /// The stretch tried now.
+    current: usize,
+    reader: Option<Symbols<'a>>,
+    /// The stretch the reader was placed for.
+    reader_for: usize,
+    /// Whether the reader's last symbol was a match.
+    after_match: bool,
+    /// Matches to copy: (new plain offset, length, distance), in order.
+    queue: Vec<(u64, u16, u16)>,
+    head: usize,
+    /// The end of the last queued match (new plain offset).
+    pub(crate) until: u64,
+    /// The encoder need not ask before this new plain offset.
+    pub(crate) next_try: u64,
+    pub(crate) stats: CopyStats,
+}
+
+impl<'a> Copier<'a> {
+    /// A copier for the new stream's plain bytes `text` from offset
+    /// `text_at` (a piece's, with its 32 KiB before: the stretches found in
+    /// it are the same wherever it is rebuilt).
+    pub(crate) fn new(base: &'a Base<'a>, text: &[u8], text_at: u64) -> Copier<'a> {
+        let stretches = base.stretches(text, text_at);
+        let stats = CopyStats {
+            stretches: stretches.len() as u64,
+            stretch_bytes: stretches.iter().map(|s| s.end - s.start).sum(),
+            ..CopyStats::default()
+        };
+        let next_try = stretches.first().map_or(u64::MAX, |s| s.start + WSIZE);
+        Copier {
+            base,
+            stretches,
+            current: 0,
+            reader: None,
+            reader_for: usize::MAX,
+            after_match: false,
+            queue: Vec::new(),
+            head: 0,
+            until: 0,
+            next_try,
+            stats,
+        }
+    }
+
+    /// The encoder is at new plain offset `pos` with nothing pending (it
+    /// just emitted a match, or starts): true when the base's parse is just
+    /// after a match at the same point of a stretch of equal bytes, 32 KiB
+    /// or more into it, and matches were queued to copy from `pos` on (to
+    /// `until`). Otherwise sets `next_try` to the next offset worth asking.
+    pub(crate) fn try_start(&mut self, pos: u64) -> bool {
+        let s = loop {
+            let Some(s) = self.stretches.get(self.current).copied() else {
+                self.next_try = u64::MAX;
+                return false;
+            };
+            if pos + MARGIN + 258 >= s.end {
+                self.current += 1;
+                continue;
+            }
+            if pos < s.start + WSIZE {
+                self.next_try = s.start + WSIZE;
+                return false;
+            }
+            break s;
+        };
+        let q = s.to_base(pos);
+        // Place the reader at or before `q`.
+        let placed = self.reader.as_ref().map_or(0, |r| r.plain);
+        if self.reader.is_none()
+            || (placed > q && self.reader_for != self.current)
+            || placed + SEEK_AFTER < q
+        {
+            let i = self.base.starts.partition_point(|&(p, _, _)| p <= q);
+            let Some(&(plain, bit, after)) = i.checked_sub(1).and_then(|i| self.base.starts.get(i))
+            else {
+                self.next_try = u64::MAX;
+                return false;
+            };
+            self.reader = Symbols::at(self.base.compressed, bit, plain);
+            self.after_match = after;
+        }
+        self.reader_for = self.current;
+        let Some(reader) = &mut self.reader else {
+            self.give_up();
+            return false;
+        };
+        // On to the first point at or after `q` just after a match.
+        while reader.plain < q || !self.after_match {
+            match reader.next_sym() {
+                Some(Sym::Match { .. }) => self.after_match = true,
+                Some(_) => self.after_match = false,
+                None => {
+                    self.reader = None;
+                    self.give_up();
+                    return false;
+                }
+            }
+        }
+        if reader.plain != q {
+            self.next_try = s.to_new(reader.plain);
+            return false;
+        }
+        self.fill(s, pos);
+        if self.head == self.queue.len() {
+            self.next_try = pos + 1;
+            return false;
+        }
+        self.stats.copies += 1;
+        true
+    }
+
+    /// No more copying in this stream (its base's parse is unreadable).
+    fn give_up(&mut self) {
+        self.current = self.stretches.len();
+        self.next_try = u64::MAX;
+    }
+
+    /// Queues the base's matches from new offset `pos` (where the reader is,
+    /// just after a match) while each symbol has `MARGIN` equal bytes past
+    /// its start in the stretch, up to about [`CHUNK`] bytes, ending after a
+    /// match: literals between them are implied.
+    fn fill(&mut self, s: Stretch, pos: u64) {
+        self.queue.clear();
+        self.head = 0;
+        self.until = pos;
+        let Some(reader) = &mut self.reader else {
+            return;
+        };
+        loop {
+            let at = s.to_new(reader.plain);
+            if at + MARGIN > s.end {
+                return;
+            }
+            match reader.next_sym() {
+                Some(Sym::Lit) => self.after_match = false,
+                Some(Sym::Match { len, dist }) => {
+                    self.after_match = true;
+                    if dist > MAX_DIST || (len == 3 && dist > TOO_FAR) {
+                        // Not gzip's: copying stops before it.
+                        return;
+                    }
+                    self.queue.push((at, len, dist));
+                    self.until = at + u64::from(len);
+                    if self.until >= pos + CHUNK {
+                        return;
+                    }
+                }
+                Some(Sym::Stored(_)) => {
+                    self.after_match = false;
+                    return;
+                }
+                None => {
+                    self.reader = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The queued match at new offset `pos`, if it starts there (length,
+    /// distance); a queue the encoder passed without taking its match (not
+    /// the base's parse after all) is dropped.
+    #[inline]
+    pub(crate) fn take_at(&mut self, pos: u64) -> Option<(usize, usize)> {
+        let &(at, len, dist) = self.queue.get(self.head)?;
+        if at == pos {
+            self.head += 1;
+            return Some((usize::from(len), usize::from(dist)));
+        }
+        if at < pos {
+            self.queue.clear();
+            self.head = 0;
+            self.until = pos;
+        }
+        None
+    }
+
+    /// Whether matches remain queued.
+    #[inline]
+    pub(crate) fn queued(&self) -> bool {
+        self.head < self.queue.len()
+    }
+}
+
+/// Deflates `plain` as `gzip -level` does (encoder 2, levels 4 to 9 copy;
+/// other levels deflate as usual), copying `base`'s parse where it is this
+/// stream's; the raw deflate stream and what was copied.
+pub fn deflate_gnu(level: u8, plain: &[u8], base: Option<&Base<'_>>) -> (Vec<u8>, CopyStats) {
+    let mut out = Vec::new();
+    let copier = base.map(|b| Copier::new(b, plain, 0));
+    let stats = deflate::piece_copying(Flavour::Gnu, level, plain, 0, None, None, &mut out, copier)
+        .unwrap_or_default();
+    (out, stats)
+}
+
+/// Rebuilds a GNU gzip stream cut as a [`Segment::ZlibCuts`] records
+/// (`cuts`, `compressed_len`) from its whole `plain` bytes, the pieces on up
+/// to `workers` threads, each copying `base`'s parse where it is the
+/// stream's (each piece's stretches found in its own plain bytes, as a
+/// rebuild that reads them piece by piece finds them). Each piece must reach
+/// its end cut as recorded and be as long as the cuts say; the caller checks
+/// the bytes.
+///
+/// [`Segment::ZlibCuts`]: crate::Segment::ZlibCuts
+pub fn deflate_gnu_pieces(
+    level: u8,
+    plain: &[u8],
+    cuts: &[DeflateCut],
+    compressed_len: u64,
+    base: Option<&Base<'_>>,
+    workers: usize,
+) -> Result<(Vec<u8>, CopyStats), CutError> {
+    let pieces = cuts.len() + 1;
+    let plain_len = plain.len() as u64;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let one = |i: usize| -> Result<(Vec<u8>, CopyStats), CutError> {
+        let (s, e) = cuts::text_range(cuts, i, plain_len);
+        let text = plain
+            .get(s as usize..e as usize)
+            .ok_or(CutError::Malformed {
+                cut: i.saturating_sub(1),
+                why: "outside the plain bytes",
+            })?;
+        let from = i.checked_sub(1).map(|j| cuts::boundary(&cuts[j]));
+        let to = cuts.get(i).map(cuts::boundary);
+        let copier = base.map(|b| Copier::new(b, text, s));
+        let mut out = Vec::new();
+        let stats = deflate::piece_copying(
+            Flavour::Gnu,
+            level,
+            text,
+            s,
+            from.as_ref(),
+            to.as_ref(),
+            &mut out,
+            copier,
+        )
+        .map_err(|source| CutError::Piece { piece: i, source })?;
+        let (os, oe) = cuts::out_range(cuts, i, compressed_len);
+        if out.len() as u64 != oe - os {
+            return Err(CutError::PieceLen {
+                piece: i,
+                declared: oe - os,
+                produced: out.len() as u64,
+            });
+        }
+        Ok((out, stats))
+    };
+    let made: Vec<Vec<(usize, Result<(Vec<u8>, CopyStats), CutError>)>> =
+        std::thread::scope(|sc| {
+            let running: Vec<_> = (0..workers.clamp(1, pieces))
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if i >= pieces {
+                                return mine;
+                            }
+                            mine.push((i, one(i)));
+                        }
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+    let mut all: Vec<_> = made.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    if all.len() != pieces {
+        return Err(CutError::Piece {
+            piece: all.len(),
+            source: crate::PieceError::Lost,
+        });
+    }
+    let mut out = Vec::new();
+    let mut total = CopyStats::default();
+    for (_, r) in all {
+        let (bytes, st) = r?;
+        out.extend_from_slice(&bytes);
+        total.stretches += st.stretches;
+        total.stretch_bytes += st.stretch_bytes;
+        total.copied += st.copied;
+        total.copies += st.copies;
+    }
+    Ok((out, total))
+}
+
+#[cfg(test)]
+mod tests;

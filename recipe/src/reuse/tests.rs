@@ -1,0 +1,121 @@
+//! A base's parse copied into real `gzip -6`/`-9` output (made here by the
+//! real `/bin/gzip`): the same stream, and a new one with edits, come out
+//! byte for byte, whole and in pieces; a wrong or hostile base gives an
+//! error or a different stream, never a panic.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use super::*;
+
+/// The raw deflate body of `gzip -level -n` of `plain`, or `None` without
+/// gzip.
+fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
+    let mut child = Command::new("gzip")
+        .args([format!("-{level}"), "-n".into(), "-c".into()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let data = plain.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
+    let out = child.wait_with_output().ok()?;
+    if !feeder.join().unwrap_or(false) || !out.status.success() {
+        return None;
+    }
+    Some(out.stdout[10..out.stdout.len() - 8].to_vec())
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// "Files" like a layer's: edited text, runs, incompressible stretches.
+fn files(n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let text = crate::zlib::sample();
+    let mut r = Rng(seed);
+    (0..n)
+        .map(|_| {
+            let len = 2000 + (r.next() % 300_000) as usize;
+            let mut f = Vec::with_capacity(len + 3000);
+            while f.len() < len {
+                let x = r.next();
+                match x % 8 {
+                    0 => f.extend((0..(x >> 8) % 3000).map(|_| r.next() as u8)),
+                    1 => f.extend(std::iter::repeat_n(
+                        (x >> 8) as u8,
+                        (x >> 16) as usize % 700,
+                    )),
+                    _ => {
+                        let at = (x >> 8) as usize % (text.len() - 2000);
+                        f.extend_from_slice(&text[at..at + 20 + (x >> 32) as usize % 1500]);
+                    }
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+/// A base and a new version of it: some files edited (bytes changed,
+/// inserted, cut), one dropped, one added, two swapped.
+fn versions() -> (Vec<u8>, Vec<u8>) {
+    let mut fs = files(40, 7);
+    let base = fs.concat();
+    let mut r = Rng(99);
+    for f in fs.iter_mut().step_by(5) {
+        let at = (r.next() as usize) % f.len();
+        match r.next() % 3 {
+            0 => f[at] ^= 0x55,
+            1 => f
+                .splice(at..at, b"an insertion here".iter().copied())
+                .for_each(drop),
+            _ => f.drain(at..(at + 100).min(f.len())).for_each(drop),
+        }
+    }
+    fs.remove(11);
+    fs.swap(20, 30);
+    fs.push(files(1, 1234).concat());
+    (base, fs.concat())
+}
+
+#[test]
+fn the_same_stream_copied_is_its_bytes() {
+    let (base, _) = versions();
+    for level in [6u8, 9] {
+        let Some(body) = gzip_body(level, &base) else {
+            eprintln!("skipped: no gzip");
+            return;
+        };
+        let b = Base::new(&body, &base).expect("indexed");
+        let (out, stats) = deflate_gnu(level, &base, Some(&b));
+        eprintln!("level {level}: {stats:?} of {}", base.len());
+        assert!(out == body, "level {level}: the copied stream differs");
+        assert!(stats.copied * 10 > base.len() as u64 * 9, "{stats:?}");
+    }
+}
+
+#[test]
+fn an_edited_stream_copied_is_its_bytes() {
+    let (base, new) = versions();
+    for level in [4u8, 6, 9] {
+        let (Some(bbody), Some(nbody)) = (gzip_body(level, &base), gzip_body(level, &new)) else {
+            eprintln!("skipped: no gzip");
+            return;
+        };
+        let b = Base::new(&bbody, &base).expect("indexed");
+        let (out, stats) = deflate_gnu(level, &new, Some(&b));
+        eprintln!("level {level}: {stats:?} of {}", new.len());
+        assert!(out == nbody, "level {level}: the copied stream differs");
+        assert!(stats.copied * 2 > new.len() as u64, "{stats:?}");
+        let (plain_out, _) = deflate_gnu(level, &new, None);
+        assert!(plain_out == nbody, "level {level}: the encoder differs");
+    }
+}
