@@ -382,7 +382,10 @@ impl<'a> Copier<'a> {
                 Some(Sym::Lit) => self.after_match = false,
                 Some(Sym::Match { len, dist }) => {
                     self.after_match = true;
-                    if dist > MAX_DIST || (len == 3 && dist > TOO_FAR) {
+                    if dist > MAX_DIST
+                        || (len == 3 && dist > TOO_FAR)
+                        || at < s.start + u64::from(dist)
+                    {
                         // Not gzip's: copying stops before it.
                         return;
                     }
@@ -457,6 +460,28 @@ pub fn deflate_gnu_pieces(
     base: Option<&Base<'_>>,
     workers: usize,
 ) -> Result<(Vec<u8>, CopyStats), CutError> {
+    let mut out = Vec::new();
+    let mut total = CopyStats::default();
+    for r in deflate_gnu_each_piece(level, plain, cuts, compressed_len, base, workers) {
+        let (bytes, st) = r?;
+        out.extend_from_slice(&bytes);
+        total.stretches += st.stretches;
+        total.stretch_bytes += st.stretch_bytes;
+        total.copied += st.copied;
+        total.copies += st.copies;
+    }
+    Ok((out, total))
+}
+
+/// [`deflate_gnu_pieces`], each piece's output or error apart, in order.
+pub fn deflate_gnu_each_piece(
+    level: u8,
+    plain: &[u8],
+    cuts: &[DeflateCut],
+    compressed_len: u64,
+    base: Option<&Base<'_>>,
+    workers: usize,
+) -> Vec<Result<(Vec<u8>, CopyStats), CutError>> {
     let pieces = cuts.len() + 1;
     let plain_len = plain.len() as u64;
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -516,23 +541,21 @@ pub fn deflate_gnu_pieces(
         });
     let mut all: Vec<_> = made.into_iter().flatten().collect();
     all.sort_by_key(|(i, _)| *i);
-    if all.len() != pieces {
-        return Err(CutError::Piece {
-            piece: all.len(),
-            source: crate::PieceError::Lost,
-        });
-    }
-    let mut out = Vec::new();
-    let mut total = CopyStats::default();
-    for (_, r) in all {
-        let (bytes, st) = r?;
-        out.extend_from_slice(&bytes);
-        total.stretches += st.stretches;
-        total.stretch_bytes += st.stretch_bytes;
-        total.copied += st.copied;
-        total.copies += st.copies;
-    }
-    Ok((out, total))
+    (0..pieces)
+        .map(|i| match all.get_mut(i) {
+            Some((j, r)) if *j == i => std::mem::replace(
+                r,
+                Err(CutError::Piece {
+                    piece: i,
+                    source: crate::PieceError::Lost,
+                }),
+            ),
+            _ => Err(CutError::Piece {
+                piece: i,
+                source: crate::PieceError::Lost,
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]
