@@ -32,10 +32,10 @@ pub(crate) mod symbols;
 
 use std::collections::HashMap;
 
-use crate::cuts::{self, blocks, CutError};
+use crate::cuts::{self, CutError};
 use crate::deflate::{self, Flavour};
 use crate::DeflateCut;
-use symbols::{Sym, Symbols};
+use symbols::{Scan, Symbols};
 
 /// The window's reach: a copy starts this far or more into a stretch of
 /// equal bytes.
@@ -53,9 +53,6 @@ const MARGIN: u64 = 1 + 258 + 8 + 32;
 const MIN_STRETCH: u64 = WSIZE + (16 << 10);
 /// Plain bytes of parse read ahead at once (its matches are held).
 const CHUNK: u64 = 1 << 20;
-/// A reader this far or more behind a stretch is moved to its nearest block
-/// start instead of reading on.
-const SEEK_AFTER: u64 = 4 << 20;
 /// A gear hash value whose top `ANCHOR_BITS` bits are zero is an anchor
 /// (one in 8 KiB), at least `ANCHOR_GAP` bytes after the one before.
 const ANCHOR_BITS: u32 = 13;
@@ -161,12 +158,10 @@ impl<'a> Base<'a> {
     /// header), `plain` what it decodes to. Reads the stream's blocks (one
     /// pass of a Huffman decoder) and hashes the plain bytes once.
     pub fn new(compressed: &'a [u8], plain: &'a [u8]) -> Result<Base<'a>, ReuseError> {
-        let mut starts = vec![(0u64, 0u64, false)];
-        let total =
-            blocks::block_ends(compressed, |e| starts.push((e.plain, e.bit, e.after_match)));
-        if total != Some(plain.len() as u64) {
-            return Err(ReuseError::BaseStream(plain.len() as u64));
-        }
+        let starts = match Symbols::index(compressed) {
+            Some((starts, total)) if total == plain.len() as u64 => starts,
+            _ => return Err(ReuseError::BaseStream(plain.len() as u64)),
+        };
         let mut index = HashMap::new();
         anchors(plain, 0, |at, h| {
             index.entry(h).or_insert(at as u64);
@@ -178,6 +173,51 @@ impl<'a> Base<'a> {
             starts,
             anchors: index,
         })
+    }
+
+    /// A base whose block starts are given (`starts`: plain offset, bit
+    /// offset, whether the block before ended on a match; e.g. those
+    /// [`Base::seeds_for`] picked from a full index elsewhere), so that its
+    /// stream is not read whole here; only its plain bytes are hashed. The
+    /// starts are taken in plain order; a wrong one makes its reader read
+    /// garbage (a malformed stream, or matches that are not the base's),
+    /// which the caller's check of the output finds: never a panic.
+    pub fn with_starts(
+        compressed: &'a [u8],
+        plain: &'a [u8],
+        mut starts: Vec<(u64, u64, bool)>,
+    ) -> Base<'a> {
+        starts.sort_unstable();
+        starts.dedup();
+        let mut index = HashMap::new();
+        anchors(plain, 0, |at, h| {
+            index.entry(h).or_insert(at as u64);
+            None
+        });
+        Base {
+            compressed,
+            plain,
+            starts,
+            anchors: index,
+        }
+    }
+
+    /// The block starts a copier of `text` (from `text_at`) seeks to: the
+    /// last start at or before each stretch's first possible copy. With
+    /// these alone ([`Base::with_starts`]) a copier copies what it copies
+    /// with the full index (it reads on from them as it would have).
+    pub fn seeds_for(&self, text: &[u8], text_at: u64) -> Vec<(u64, u64, bool)> {
+        let mut seeds: Vec<_> = self
+            .stretches(text, text_at)
+            .iter()
+            .filter_map(|s| {
+                let q = s.to_base(s.start + WSIZE);
+                let i = self.starts.partition_point(|&(p, _, _)| p <= q);
+                i.checked_sub(1).and_then(|i| self.starts.get(i)).copied()
+            })
+            .collect();
+        seeds.dedup();
+        seeds
     }
 
     /// The stretches of `text` (plain bytes of the new stream from offset
@@ -250,8 +290,6 @@ pub(crate) struct Copier<'a> {
     reader: Option<Symbols<'a>>,
     /// The stretch the reader was placed for.
     reader_for: usize,
-    /// Whether the reader's last symbol was a match.
-    after_match: bool,
     /// Matches to copy: (new plain offset, length, distance), in order.
     queue: Vec<(u64, u16, u16)>,
     head: usize,
@@ -280,7 +318,6 @@ impl<'a> Copier<'a> {
             current: 0,
             reader: None,
             reader_for: usize::MAX,
-            after_match: false,
             queue: Vec::new(),
             head: 0,
             until: 0,
@@ -312,19 +349,30 @@ impl<'a> Copier<'a> {
         };
         let q = s.to_base(pos);
         // Place the reader at or before `q`.
-        let placed = self.reader.as_ref().map_or(0, |r| r.plain);
-        if self.reader.is_none()
-            || (placed > q && self.reader_for != self.current)
-            || placed + SEEK_AFTER < q
-        {
-            let i = self.base.starts.partition_point(|&(p, _, _)| p <= q);
-            let Some(&(plain, bit, after)) = i.checked_sub(1).and_then(|i| self.base.starts.get(i))
-            else {
+        // The nearest known block start at or before `q`: the reader goes
+        // there unless it is between that start and `q` already (or past
+        // `q` in this stretch: then the encoder catches up).
+        let i = self.base.starts.partition_point(|&(p, _, _)| p <= q);
+        let seed = i
+            .checked_sub(1)
+            .and_then(|i| self.base.starts.get(i))
+            .copied();
+        let placed = self.reader.as_ref().map(|r| r.plain);
+        let jump = match (placed, seed) {
+            (Some(at), _) if at > q => self.reader_for != self.current,
+            (Some(at), Some((p, _, _))) => p > at,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if jump {
+            let Some((plain, bit, after)) = seed else {
                 self.next_try = u64::MAX;
                 return false;
             };
             self.reader = Symbols::at(self.base.compressed, bit, plain);
-            self.after_match = after;
+            if let Some(r) = &mut self.reader {
+                r.after_match = after;
+            }
         }
         self.reader_for = self.current;
         let Some(reader) = &mut self.reader else {
@@ -332,15 +380,11 @@ impl<'a> Copier<'a> {
             return false;
         };
         // On to the first point at or after `q` just after a match.
-        while reader.plain < q || !self.after_match {
-            match reader.next_sym() {
-                Some(Sym::Match { .. }) => self.after_match = true,
-                Some(_) => self.after_match = false,
-                None => {
-                    self.reader = None;
-                    self.give_up();
-                    return false;
-                }
+        while reader.plain < q || !reader.after_match {
+            if reader.scan(u64::MAX) == Scan::End {
+                self.reader = None;
+                self.give_up();
+                return false;
             }
         }
         if reader.plain != q {
@@ -373,20 +417,20 @@ impl<'a> Copier<'a> {
         let Some(reader) = &mut self.reader else {
             return;
         };
+        // The last base offset a symbol may start at.
+        let Some(limit) = s.end.checked_sub(MARGIN).map(|e| s.to_base(e.max(s.start))) else {
+            return;
+        };
         loop {
-            let at = s.to_new(reader.plain);
-            if at + MARGIN > s.end {
-                return;
-            }
-            match reader.next_sym() {
-                Some(Sym::Lit) => self.after_match = false,
-                Some(Sym::Match { len, dist }) => {
-                    self.after_match = true;
+            match reader.scan(limit) {
+                Scan::Match { len, dist } => {
+                    let at = s.to_new(reader.plain) - u64::from(len);
                     if dist > MAX_DIST
                         || (len == 3 && dist > TOO_FAR)
                         || at < s.start + u64::from(dist)
                     {
-                        // Not gzip's: copying stops before it.
+                        // Not gzip's, or from before the stretch: copying
+                        // stops before it.
                         return;
                     }
                     self.queue.push((at, len, dist));
@@ -395,11 +439,8 @@ impl<'a> Copier<'a> {
                         return;
                     }
                 }
-                Some(Sym::Stored(_)) => {
-                    self.after_match = false;
-                    return;
-                }
-                None => {
+                Scan::Limit | Scan::Stored(_) => return,
+                Scan::End => {
                     self.reader = None;
                     return;
                 }
