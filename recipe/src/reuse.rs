@@ -132,6 +132,13 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
             .count()
 }
 
+/// A block start of a base stream: its plain offset, its bit offset, and
+/// whether the block before it ended on a match.
+pub type BlockStart = (u64, u64, bool);
+
+/// One piece's rebuilt bytes and what was copied into them, or why not.
+pub type PieceResult = Result<(Vec<u8>, CopyStats), CutError>;
+
 /// Why a base cannot be reused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReuseError {
@@ -148,7 +155,7 @@ pub struct Base<'a> {
     plain: &'a [u8],
     /// (plain offset, bit offset, whether the block before ended on a
     /// match) of every block start, in order.
-    starts: Vec<(u64, u64, bool)>,
+    starts: Vec<BlockStart>,
     /// Anchor hash to the plain offset just past its first anchor.
     anchors: HashMap<u64, u64>,
 }
@@ -185,7 +192,7 @@ impl<'a> Base<'a> {
     pub fn with_starts(
         compressed: &'a [u8],
         plain: &'a [u8],
-        mut starts: Vec<(u64, u64, bool)>,
+        mut starts: Vec<BlockStart>,
     ) -> Base<'a> {
         starts.sort_unstable();
         starts.dedup();
@@ -206,7 +213,7 @@ impl<'a> Base<'a> {
     /// last start at or before each stretch's first possible copy. With
     /// these alone ([`Base::with_starts`]) a copier copies what it copies
     /// with the full index (it reads on from them as it would have).
-    pub fn seeds_for(&self, text: &[u8], text_at: u64) -> Vec<(u64, u64, bool)> {
+    pub fn seeds_for(&self, text: &[u8], text_at: u64) -> Vec<BlockStart> {
         let mut seeds: Vec<_> = self
             .stretches(text, text_at)
             .iter()
@@ -257,10 +264,10 @@ struct Stretch {
 
 impl Stretch {
     /// The base's plain offset of new offset `p`.
-    fn to_base(&self, p: u64) -> u64 {
+    fn to_base(self, p: u64) -> u64 {
         p - self.start + self.base
     }
-    fn to_new(&self, q: u64) -> u64 {
+    fn to_new(self, q: u64) -> u64 {
         q - self.base + self.start
     }
 }
@@ -522,11 +529,11 @@ pub fn deflate_gnu_each_piece(
     compressed_len: u64,
     base: Option<&Base<'_>>,
     workers: usize,
-) -> Vec<Result<(Vec<u8>, CopyStats), CutError>> {
+) -> Vec<PieceResult> {
     let pieces = cuts.len() + 1;
     let plain_len = plain.len() as u64;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let one = |i: usize| -> Result<(Vec<u8>, CopyStats), CutError> {
+    let one = |i: usize| -> PieceResult {
         let (s, e) = cuts::text_range(cuts, i, plain_len);
         let text = plain
             .get(s as usize..e as usize)
@@ -559,27 +566,26 @@ pub fn deflate_gnu_each_piece(
         }
         Ok((out, stats))
     };
-    let made: Vec<Vec<(usize, Result<(Vec<u8>, CopyStats), CutError>)>> =
-        std::thread::scope(|sc| {
-            let running: Vec<_> = (0..workers.clamp(1, pieces))
-                .map(|_| {
-                    sc.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if i >= pieces {
-                                return mine;
-                            }
-                            mine.push((i, one(i)));
+    let made: Vec<Vec<(usize, PieceResult)>> = std::thread::scope(|sc| {
+        let running: Vec<_> = (0..workers.clamp(1, pieces))
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= pieces {
+                            return mine;
                         }
-                    })
+                        mine.push((i, one(i)));
+                    }
                 })
-                .collect();
-            running
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
     let mut all: Vec<_> = made.into_iter().flatten().collect();
     all.sort_by_key(|(i, _)| *i);
     (0..pieces)

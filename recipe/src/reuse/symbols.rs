@@ -161,7 +161,7 @@ pub(crate) struct Symbols<'a> {
     pub(crate) after_match: bool,
     /// When recording: every block start passed (plain offset, bit offset,
     /// whether the block before ended on a match).
-    pub(crate) starts: Option<Vec<(u64, u64, bool)>>,
+    pub(crate) starts: Option<Vec<super::BlockStart>>,
 }
 
 impl<'a> Symbols<'a> {
@@ -414,7 +414,7 @@ impl<'a> Symbols<'a> {
 
     /// Reads to the stream's end recording every block start: the starts
     /// and the plain length, or `None` if the stream is malformed.
-    pub(crate) fn index(compressed: &'a [u8]) -> Option<(Vec<(u64, u64, bool)>, u64)> {
+    pub(crate) fn index(compressed: &'a [u8]) -> Option<(Vec<super::BlockStart>, u64)> {
         let mut s = Symbols::at(compressed, 0, 0)?;
         s.starts = Some(Vec::new());
         while !matches!(s.scan(u64::MAX), Scan::End) {}

@@ -119,3 +119,103 @@ fn an_edited_stream_copied_is_its_bytes() {
         assert!(plain_out == nbody, "level {level}: the encoder differs");
     }
 }
+
+/// The pieces of a cut stream (cuts as the analysis finds them) come out
+/// byte for byte copying from a fully indexed base, and from one given
+/// only the block starts its copiers seek to (what an outside would send).
+#[test]
+fn pieces_copied_are_their_bytes_with_an_index_or_its_seeds() {
+    let (base, new) = versions();
+    let level = 6u8;
+    let (Some(bbody), Some(nbody)) = (gzip_body(level, &base), gzip_body(level, &new)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let params = crate::zlib::ZlibParams {
+        encoder: crate::zlib::GNU_GZIP_ENCODER,
+        level,
+    };
+    let cuts = crate::cuts::find(&params, &new, &nbody, 1 << 20, false, None).expect("cuts");
+    assert!(cuts.len() >= 2, "{} cuts", cuts.len());
+    let full = Base::new(&bbody, &base).expect("indexed");
+    let mut seeds = Vec::new();
+    for i in 0..=cuts.len() {
+        let (s, e) = cuts::text_range(&cuts, i, new.len() as u64);
+        seeds.extend(full.seeds_for(&new[s as usize..e as usize], s));
+    }
+    assert!(!seeds.is_empty());
+    let seeded = Base::with_starts(&bbody, &base, seeds);
+    for (name, b) in [("index", &full), ("seeds", &seeded)] {
+        let (out, stats) =
+            deflate_gnu_pieces(level, &new, &cuts, nbody.len() as u64, Some(b), 2).expect(name);
+        eprintln!("{name}: {stats:?} of {}", new.len());
+        assert!(out == nbody, "{name}: the pieces differ");
+        assert!(stats.copied * 3 > new.len() as u64, "{name}: {stats:?}");
+    }
+}
+
+/// A base that is not what its stream decodes to, or not deflate at all,
+/// or block starts that are not its blocks', give an error or a stream
+/// that differs (which the caller's check refuses), never a panic.
+#[test]
+fn a_wrong_or_hostile_base_is_an_error_or_a_different_stream() {
+    let (base, new) = versions();
+    let level = 6u8;
+    let (Some(bbody), Some(nbody)) = (gzip_body(level, &base), gzip_body(level, &new)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    // Malformed or truncated streams, and a plain length that is not theirs.
+    assert!(Base::new(&bbody[..bbody.len() / 2], &base).is_err());
+    assert!(Base::new(&bbody, &base[1..]).is_err());
+    assert!(Base::new(&[0xff; 1000], &base).is_err());
+    assert!(Base::new(&[], &[]).is_err());
+    let mut r = Rng(5);
+    let junk: Vec<u8> = (0..100_000).map(|_| r.next() as u8).collect();
+    assert!(Base::new(&junk, &base).is_err());
+    // The right stream with other plain bytes of its length: copies happen
+    // where those bytes equal the new ones, and the parse is wrong there.
+    let mut other = base.clone();
+    for i in (0..other.len()).step_by(4096) {
+        other[i] ^= 1;
+    }
+    let b = Base::new(&bbody, &other).expect("the stream decodes to that length");
+    let (out, stats) = deflate_gnu(level, &new, Some(&b));
+    eprintln!(
+        "a base of other bytes: {stats:?}; same bytes: {}",
+        out == nbody
+    );
+    // Garbage block starts: readers of garbage, and copies of garbage.
+    let params = crate::zlib::ZlibParams {
+        encoder: crate::zlib::GNU_GZIP_ENCODER,
+        level,
+    };
+    let cuts = crate::cuts::find(&params, &new, &nbody, 1 << 20, false, None).expect("cuts");
+    for seed in 0..20u64 {
+        let mut r = Rng(seed + 1);
+        let starts: Vec<BlockStart> = (0..30)
+            .map(|_| {
+                (
+                    r.next() % base.len() as u64,
+                    r.next() % (8 * bbody.len() as u64 + 64),
+                    r.next().is_multiple_of(2),
+                )
+            })
+            .collect();
+        let b = Base::with_starts(&bbody, &base, starts);
+        let (out, _) = deflate_gnu(level, &new, Some(&b));
+        let _ = out == nbody;
+        for piece in deflate_gnu_each_piece(level, &new, &cuts, nbody.len() as u64, Some(&b), 2) {
+            if let Err(e) = piece {
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+    // A base made by another deflate (zlib's level 1): nothing panics.
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(1));
+    e.write_all(&base).unwrap();
+    let zbody = e.finish().unwrap();
+    let b = Base::new(&zbody, &base).expect("indexed");
+    let (out, stats) = deflate_gnu(level, &new, Some(&b));
+    eprintln!("zlib -1 base: {stats:?}; same bytes: {}", out == nbody);
+}
