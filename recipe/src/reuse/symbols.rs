@@ -439,6 +439,11 @@ mod tests {
             let z = e.finish().unwrap();
             let (starts, plain) = Symbols::index(&z).expect("decodes");
             assert_eq!(plain, text.len() as u64, "level {level}");
+            // The block starts are the cut finder's block ends (after the
+            // stream's start).
+            let mut ends = vec![(0u64, 0u64, false)];
+            crate::cuts::blocks::block_ends(&z, |e| ends.push((e.plain, e.bit, e.after_match)));
+            assert_eq!(starts, ends, "level {level}");
             // Every block start read again gives the same end.
             for &(p, bit, _) in &starts {
                 let mut s = Symbols::at(&z, bit, p).unwrap();
