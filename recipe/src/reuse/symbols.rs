@@ -40,6 +40,14 @@ pub(crate) enum Scan {
     End,
 }
 
+/// Where [`Symbols::in_block`] stopped.
+enum InBlock {
+    End,
+    Limit,
+    Match(u16, u16),
+    Bad,
+}
+
 /// Bits of the first-level table.
 const FIRST: u32 = 10;
 /// An entry that points to a sub-table.
@@ -49,7 +57,8 @@ const SUB: u32 = 0x80;
 /// code there), or for a prefix of longer codes `offset << 8 | SUB | bits`,
 /// its sub-table at `offset`, indexed by the next `bits` bits.
 struct Code {
-    entries: Vec<u32>,
+    first: Box<[u32; 1 << FIRST]>,
+    sub: Vec<u32>,
 }
 
 impl Code {
@@ -72,7 +81,8 @@ impl Code {
                 return None;
             }
         }
-        let mut entries = vec![0u32; 1 << FIRST];
+        let mut first = Box::new([0u32; 1 << FIRST]);
+        let mut sub = Vec::new();
         let sub_bits = max.saturating_sub(FIRST);
         for (sym, &l) in lengths.iter().enumerate() {
             if l == 0 {
@@ -86,40 +96,37 @@ impl Code {
             if l <= FIRST {
                 let mut at = rev as usize;
                 while at < 1 << FIRST {
-                    entries[at] = entry;
+                    first[at] = entry;
                     at += 1 << l;
                 }
             } else {
                 let prefix = (rev & ((1 << FIRST) - 1)) as usize;
-                if entries[prefix] & SUB == 0 {
-                    let offset = entries.len() as u32;
-                    entries.resize(entries.len() + (1 << sub_bits), 0);
-                    entries[prefix] = offset << 8 | SUB | sub_bits;
+                if first[prefix] & SUB == 0 {
+                    let offset = sub.len() as u32;
+                    sub.resize(sub.len() + (1 << sub_bits), 0);
+                    first[prefix] = offset << 8 | SUB | sub_bits;
                 }
-                let offset = (entries[prefix] >> 8) as usize;
+                let offset = (first[prefix] >> 8) as usize;
                 let mut at = (rev >> FIRST) as usize;
                 while at < 1 << sub_bits {
-                    entries[offset + at] = entry;
+                    sub[offset + at] = entry;
                     at += 1 << (l - FIRST);
                 }
             }
         }
-        Some(Code { entries })
+        Some(Code { first, sub })
     }
 
     /// The next symbol's entry (`symbol << 8 | length`, length 0 when no
     /// code matches) from the low bits of `bits`.
     #[inline]
     fn lookup(&self, bits: u64) -> u32 {
-        let e = self.entries[(bits & ((1 << FIRST) - 1)) as usize];
+        let e = self.first[(bits & ((1 << FIRST) - 1)) as usize];
         if e & SUB == 0 {
             return e;
         }
-        let sub = (bits >> FIRST) as usize & ((1 << (e & 15)) - 1);
-        self.entries
-            .get((e >> 8) as usize + sub)
-            .copied()
-            .unwrap_or(0)
+        let at = (bits >> FIRST) as usize & ((1 << (e & 15)) - 1);
+        self.sub.get((e >> 8) as usize + at).copied().unwrap_or(0)
     }
 }
 
@@ -225,6 +232,18 @@ impl BitIn<'_> {
         Some(())
     }
 
+    /// The next `n` bits (at most 32) of those held, without a refill.
+    #[inline]
+    fn held_bits(&mut self, n: u32) -> Option<u32> {
+        if n > self.held {
+            return None;
+        }
+        let v = (self.buf & ((1u64 << n) - 1)) as u32;
+        self.buf >>= n;
+        self.held -= n;
+        Some(v)
+    }
+
     /// The next `n` bits (at most 32).
     #[inline]
     fn take(&mut self, n: u32) -> Option<u32> {
@@ -304,56 +323,102 @@ impl<'a> Symbols<'a> {
             if self.plain > limit {
                 return Some(Scan::Limit);
             }
-            let Some((lit, dist)) = &self.codes else {
+            let Some(codes) = self.codes.take() else {
                 if let Some(stored) = self.header()? {
                     self.after_match = false;
                     return Some(Scan::Stored(stored));
                 }
                 continue;
             };
-            let bits = &mut self.bits;
+            match self.in_block(&codes, limit) {
+                InBlock::End => continue,
+                InBlock::Limit => {
+                    self.codes = Some(codes);
+                    return Some(Scan::Limit);
+                }
+                InBlock::Match(len, dist) => {
+                    self.codes = Some(codes);
+                    return Some(Scan::Match { len, dist });
+                }
+                InBlock::Bad => return None,
+            }
+        }
+    }
+
+    /// [`Symbols::scan`] inside a block, its state in locals (registers)
+    /// while literals pass.
+    #[inline]
+    fn in_block(&mut self, (lit, dist): &(Code, Code), limit: u64) -> InBlock {
+        let mut bits = BitIn {
+            data: self.bits.data,
+            at: self.bits.at,
+            buf: self.bits.buf,
+            held: self.bits.held,
+        };
+        let mut plain = self.plain;
+        let mut after = self.after_match;
+        let found = loop {
+            if plain > limit {
+                break InBlock::Limit;
+            }
             if bits.held < 48 {
                 bits.refill();
             }
             let e = lit.lookup(bits.buf);
             let l = e & 15;
             if l == 0 || l > bits.held {
-                return None;
+                break InBlock::Bad;
             }
             bits.buf >>= l;
             bits.held -= l;
             let sym = e >> 8;
             if sym < 256 {
-                self.plain += 1;
-                self.after_match = false;
+                plain += 1;
+                after = false;
                 continue;
             }
             if sym == 256 {
-                self.codes = None;
-                continue;
+                break InBlock::End;
             }
             let i = (sym - 257) as usize;
-            let (&base, &extra) = (LEN_BASE.get(i)?, LEN_EXTRA.get(i)?);
-            let len = base + bits.take(u32::from(extra))? as u16;
+            let (Some(&base), Some(&extra)) = (LEN_BASE.get(i), LEN_EXTRA.get(i)) else {
+                break InBlock::Bad;
+            };
+            // A refill holds 48 bits or more (but at the stream's end):
+            // enough for a length code and its extra bits.
+            let Some(x) = bits.held_bits(u32::from(extra)) else {
+                break InBlock::Bad;
+            };
+            let len = base + x as u16;
             if bits.held < 28 {
                 bits.refill();
             }
             let e = dist.lookup(bits.buf);
             let l = e & 15;
             if l == 0 || l > bits.held {
-                return None;
+                break InBlock::Bad;
             }
             bits.buf >>= l;
             bits.held -= l;
             let d = (e >> 8) as usize;
-            let dist = DIST_BASE.get(d)? + bits.take(u32::from(*DIST_EXTRA.get(d)?))? as u16;
-            if u64::from(dist) > self.plain {
-                return None;
+            let (Some(&base), Some(&extra)) = (DIST_BASE.get(d), DIST_EXTRA.get(d)) else {
+                break InBlock::Bad;
+            };
+            let Some(x) = bits.held_bits(u32::from(extra)) else {
+                break InBlock::Bad;
+            };
+            let dist = base + x as u16;
+            if u64::from(dist) > plain {
+                break InBlock::Bad;
             }
-            self.plain += u64::from(len);
-            self.after_match = true;
-            return Some(Scan::Match { len, dist });
-        }
+            plain += u64::from(len);
+            after = true;
+            break InBlock::Match(len, dist);
+        };
+        self.bits = bits;
+        self.plain = plain;
+        self.after_match = after;
+        found
     }
 
     /// Between blocks: reads the next block's header; a stored block is

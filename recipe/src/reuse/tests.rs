@@ -219,3 +219,40 @@ fn a_wrong_or_hostile_base_is_an_error_or_a_different_stream() {
     let (out, stats) = deflate_gnu(level, &new, Some(&b));
     eprintln!("zlib -1 base: {stats:?}; same bytes: {}", out == nbody);
 }
+
+/// A measuring driver: the cost of indexing a base (`REUSE_BENCH_GZ`, one
+/// gzip member): its symbols read whole, and its plain bytes hashed.
+///
+///     REUSE_BENCH_GZ=x.gz cargo test --release -p ferry-recipe --lib reuse::tests::bench_index -- --ignored --nocapture
+#[test]
+#[ignore = "a measuring driver, run by hand"]
+fn bench_index() {
+    use std::io::Read;
+    let Ok(path) = std::env::var("REUSE_BENCH_GZ") else {
+        return;
+    };
+    let gz = std::fs::read(path).unwrap();
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    let name_end = 10 + gz[10..].iter().position(|&b| b == 0).unwrap() + 1;
+    let raw = if gz[3] & 8 != 0 {
+        &gz[name_end..]
+    } else {
+        &gz[10..]
+    };
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let (starts, n) = symbols::Symbols::index(raw).unwrap();
+        let read = t.elapsed();
+        let t = std::time::Instant::now();
+        let b = Base::with_starts(raw, &plain, Vec::new());
+        let hashed = t.elapsed();
+        eprintln!(
+            "{} blocks, {n} plain: symbols read in {read:?}, plain hashed in {hashed:?} ({} anchors)",
+            starts.len(),
+            b.anchors.len()
+        );
+    }
+}
