@@ -825,6 +825,7 @@ impl<'a> Matcher<'a> {
                 *match_length = MIN_MATCH - 1;
                 self.strstart += 1;
                 if flush && !self.block_done(block_out, true) {
+                    self.count_copied(from);
                     return false;
                 }
             } else if *match_available {
@@ -835,6 +836,7 @@ impl<'a> Matcher<'a> {
                 if self.trees.tally_lit(c, self.strstart, self.block_start)
                     && !self.block_done(block_out, false)
                 {
+                    self.count_copied(from);
                     return false;
                 }
                 self.strstart += 1;
@@ -856,9 +858,7 @@ impl<'a> Matcher<'a> {
             }
             self.copy_insert(until, &mut stale);
         };
-        if let Some(c) = &mut self.copier {
-            c.stats.copied += self.origin + self.strstart as u64 - from;
-        }
+        self.count_copied(from);
         if stale {
             // Every string from 32 KiB before the copy's end was inserted
             // (the copy ended short of `until` only if the input ended).
@@ -868,6 +868,14 @@ impl<'a> Matcher<'a> {
             }
         }
         done
+    }
+
+    /// Counts the plain bytes passed since `from` as copied.
+    fn count_copied(&mut self, from: u64) {
+        let at = self.origin + self.strstart as u64;
+        if let Some(c) = &mut self.copier {
+            c.stats.copied += at.saturating_sub(from);
+        }
     }
 
     /// Inserts the string at `strstart` during a copy unless it is older
