@@ -51,7 +51,15 @@ const MARGIN: u64 = 1 + 258 + 8 + 32;
 /// The fewest equal bytes a stretch is kept for: the window's reach and
 /// 16 KiB to copy.
 const MIN_STRETCH: u64 = WSIZE + (16 << 10);
-/// Plain bytes of parse read ahead at once (its matches are held).
+/// Bytes compared finding a text's stretches, at most, per byte of it.
+const COMPARE_BUDGET: usize = 4;
+/// Plain bytes of the base's parse a copier reads to reach its copies'
+/// starts, at most, per byte of its text (and 16 MiB): hostile block
+/// starts (one at the stream's start) would have it read the base again
+/// for each stretch.
+const READ_BUDGET: u64 = 2;
+/// Plain bytes of parse read ahead at once (its matches are held); a chunk
+/// ends after a match, where the next one goes on.
 const CHUNK: u64 = 1 << 20;
 /// A gear hash value whose top `ANCHOR_BITS` bits are zero is an anchor
 /// (one in 8 KiB), at least `ANCHOR_GAP` bytes after the one before.
@@ -233,11 +241,18 @@ impl<'a> Base<'a> {
     fn stretches(&self, text: &[u8], text_at: u64) -> Vec<Stretch> {
         let mut out = Vec::new();
         let mut covered = 0usize;
+        // Bytes compared at most: hostile bytes could make every anchor
+        // a hit that extends almost to a stretch and fails.
+        let mut budget = COMPARE_BUDGET * text.len() + (1 << 20);
         anchors(text, 0, |x, h| {
             let &y = self.anchors.get(&h)?;
-            let y = y as usize;
+            let y = (y as usize).min(self.plain.len());
             let back = common_suffix(&text[covered..x], &self.plain[..y]);
             let fwd = common_prefix(&text[x..], &self.plain[y..]);
+            budget = budget.saturating_sub(back + fwd + 64);
+            if budget == 0 {
+                return Some(text.len());
+            }
             if ((back + fwd) as u64) < MIN_STRETCH {
                 return None;
             }
@@ -304,6 +319,8 @@ pub(crate) struct Copier<'a> {
     pub(crate) until: u64,
     /// The encoder need not ask before this new plain offset.
     pub(crate) next_try: u64,
+    /// Plain bytes of the base's parse it may still read to reach a copy.
+    read_left: u64,
     pub(crate) stats: CopyStats,
 }
 
@@ -329,6 +346,7 @@ impl<'a> Copier<'a> {
             head: 0,
             until: 0,
             next_try,
+            read_left: READ_BUDGET * text.len() as u64 + (16 << 20),
             stats,
         }
     }
@@ -387,13 +405,15 @@ impl<'a> Copier<'a> {
             return false;
         };
         // On to the first point at or after `q` just after a match.
+        let from = reader.plain;
         while reader.plain < q || !reader.after_match {
-            if reader.scan(u64::MAX) == Scan::End {
+            if reader.scan(u64::MAX) == Scan::End || reader.plain - from > self.read_left {
                 self.reader = None;
                 self.give_up();
                 return false;
             }
         }
+        self.read_left -= reader.plain - from;
         if reader.plain != q {
             self.next_try = s.to_new(reader.plain);
             return false;
