@@ -192,7 +192,8 @@ pub(crate) fn piece_copying(
         Some(b) => matcher::Matcher::resume(flavour, level, &mut input, &text[..start], b),
         None => matcher::Matcher::new(flavour, level, &mut input),
     };
-    if level >= 4 {
+    // Copying is modelled for GNU gzip's lazy matching only.
+    if flavour == Flavour::Gnu && level >= 4 {
         m.copier = copier;
     }
     let mut reached = None;
