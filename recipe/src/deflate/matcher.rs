@@ -817,9 +817,17 @@ impl<'a> Matcher<'a> {
                     self.block_start,
                 );
                 self.lookahead -= self.prev_length - 1;
-                for _ in 0..self.prev_length - 2 {
-                    self.strstart += 1;
-                    self.copy_insert(until, &mut stale);
+                let inner = self.prev_length - 2;
+                let last = self.origin + (self.strstart + inner) as u64;
+                if last + (WSIZE as u64) < until {
+                    // None of the match's strings is inserted.
+                    self.strstart += inner;
+                    stale = true;
+                } else {
+                    for _ in 0..inner {
+                        self.strstart += 1;
+                        self.copy_insert(until, &mut stale);
+                    }
                 }
                 *match_available = false;
                 *match_length = MIN_MATCH - 1;
