@@ -550,6 +550,21 @@ pub fn deflate_gnu_each_piece(
     base: Option<&Base<'_>>,
     workers: usize,
 ) -> Vec<PieceResult> {
+    let all = vec![true; cuts.len() + 1];
+    deflate_gnu_each_piece_where(level, plain, cuts, compressed_len, base, &all, workers)
+}
+
+/// [`deflate_gnu_each_piece`], copying `base`'s parse only into the pieces
+/// whose `copy` flag is true (a missing flag is false).
+pub fn deflate_gnu_each_piece_where(
+    level: u8,
+    plain: &[u8],
+    cuts: &[DeflateCut],
+    compressed_len: u64,
+    base: Option<&Base<'_>>,
+    copy: &[bool],
+    workers: usize,
+) -> Vec<PieceResult> {
     let pieces = cuts.len() + 1;
     let plain_len = plain.len() as u64;
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -563,7 +578,9 @@ pub fn deflate_gnu_each_piece(
             })?;
         let from = i.checked_sub(1).map(|j| cuts::boundary(&cuts[j]));
         let to = cuts.get(i).map(cuts::boundary);
-        let copier = base.map(|b| Copier::new(b, text, s));
+        let copier = base
+            .filter(|_| copy.get(i).copied().unwrap_or(false))
+            .map(|b| Copier::new(b, text, s));
         let mut out = Vec::new();
         let stats = deflate::piece_copying(
             Flavour::Gnu,
@@ -623,6 +640,37 @@ pub fn deflate_gnu_each_piece(
             }),
         })
         .collect()
+}
+
+/// The check an outside runs before it records reuse for a cut stream:
+/// which pieces of `compressed` (the stream `plain` deflates to, cut at
+/// `cuts`) come out byte for byte with `base`'s parse copied. A piece whose
+/// copy differs (the base's parse is not this stream's there, or the base is
+/// not what it claims) is rebuilt without it: pieces are independent, so the
+/// flags need no second round.
+pub fn pieces_that_copy(
+    level: u8,
+    plain: &[u8],
+    compressed: &[u8],
+    cuts: &[DeflateCut],
+    base: &Base<'_>,
+    workers: usize,
+) -> Vec<bool> {
+    deflate_gnu_each_piece(
+        level,
+        plain,
+        cuts,
+        compressed.len() as u64,
+        Some(base),
+        workers,
+    )
+    .into_iter()
+    .enumerate()
+    .map(|(i, piece)| {
+        let (os, oe) = cuts::out_range(cuts, i, compressed.len() as u64);
+        piece.is_ok_and(|(bytes, _)| compressed.get(os as usize..oe as usize) == Some(&bytes[..]))
+    })
+    .collect()
 }
 
 #[cfg(test)]

@@ -262,3 +262,47 @@ fn bench_index() {
         );
     }
 }
+
+/// The outside's check gives every piece its flag: with the right base all
+/// copy; with a base made by another encoder, the pieces whose copy
+/// differs get theirs off, and the stream rebuilt with those flags is byte
+/// for byte.
+#[test]
+fn pieces_that_copy_flags_the_pieces_that_come_out_right() {
+    let (base, new) = versions();
+    let level = 6u8;
+    let (Some(bbody), Some(nbody)) = (gzip_body(level, &base), gzip_body(level, &new)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let params = crate::zlib::ZlibParams {
+        encoder: crate::zlib::GNU_GZIP_ENCODER,
+        level,
+    };
+    let cuts = crate::cuts::find(&params, &new, &nbody, 1 << 20, false, None).expect("cuts");
+    let good = Base::new(&bbody, &base).expect("indexed");
+    let flags = pieces_that_copy(level, &new, &nbody, &cuts, &good, 2);
+    assert!(flags.iter().all(|&f| f), "{flags:?}");
+    // A base made by another encoder (zlib's level 1): the same plain
+    // bytes, another parse, wrong wherever it is copied.
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(1));
+    e.write_all(&base).unwrap();
+    let zbody = e.finish().unwrap();
+    let bad = Base::new(&zbody, &base).expect("indexed");
+    let flags = pieces_that_copy(level, &new, &nbody, &cuts, &bad, 2);
+    eprintln!("flags with a wrong base: {flags:?}");
+    assert!(flags.iter().any(|&f| !f), "{flags:?}");
+    let rebuilt: Vec<u8> = deflate_gnu_each_piece_where(
+        level,
+        &new,
+        &cuts,
+        nbody.len() as u64,
+        Some(&bad),
+        &flags,
+        2,
+    )
+    .into_iter()
+    .flat_map(|p| p.expect("a flagged piece rebuilds").0)
+    .collect();
+    assert!(rebuilt == nbody, "the flagged pieces differ");
+}
