@@ -119,7 +119,7 @@ pub enum CutError {
     Write(#[source] std::io::Error),
 }
 
-fn boundary(c: &DeflateCut) -> Boundary {
+pub(crate) fn boundary(c: &DeflateCut) -> Boundary {
     Boundary {
         plain: c.plain,
         bit: c.bit,
@@ -131,7 +131,7 @@ fn boundary(c: &DeflateCut) -> Boundary {
 
 /// The plain range piece `i` (0 to `cuts.len()`) is given: from its
 /// window's reach before its start to [`AFTER`] past its end.
-fn text_range(cuts: &[DeflateCut], i: usize, plain_len: u64) -> (u64, u64) {
+pub(crate) fn text_range(cuts: &[DeflateCut], i: usize, plain_len: u64) -> (u64, u64) {
     let start = match i.checked_sub(1).map(|j| &cuts[j]) {
         Some(c) => c.plain - BEFORE.min(u64::from(c.window)),
         None => 0,
@@ -144,7 +144,7 @@ fn text_range(cuts: &[DeflateCut], i: usize, plain_len: u64) -> (u64, u64) {
 }
 
 /// The output range (bytes) piece `i` makes.
-fn out_range(cuts: &[DeflateCut], i: usize, compressed_len: u64) -> (u64, u64) {
+pub(crate) fn out_range(cuts: &[DeflateCut], i: usize, compressed_len: u64) -> (u64, u64) {
     let start = i.checked_sub(1).map_or(0, |j| cuts[j].bit / 8);
     let end = cuts.get(i).map_or(compressed_len, |c| c.bit / 8);
     (start, end)

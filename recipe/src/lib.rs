@@ -126,6 +126,7 @@ mod miniz;
 mod rebuild;
 mod recipe;
 mod report;
+pub mod reuse;
 mod walk;
 pub mod xz;
 pub mod zlib;
@@ -151,6 +152,34 @@ pub mod fuzzing {
         });
         (plain, ends)
     }
+
+    /// The base-parse reader of `reuse` (`reuse::symbols`) on raw deflate
+    /// stream `compressed`: the plain length and every block start (plain
+    /// offset, bit offset, whether the block before ended on a match) if the
+    /// whole stream reads; and, for each start, the plain length a reader
+    /// started there reaches (`None` where it found the stream malformed).
+    pub fn deflate_symbols(compressed: &[u8]) -> SymbolsRead {
+        use crate::reuse::symbols::{Scan, Symbols};
+        let whole = Symbols::index(compressed).map(|(starts, plain)| (plain, starts));
+        let again = whole
+            .iter()
+            .flat_map(|(_, starts)| starts.iter().take(64))
+            .map(|&(plain, bit, after)| {
+                let mut s = Symbols::at(compressed, bit, plain)?;
+                s.after_match = after;
+                while s.scan(u64::MAX) != Scan::End {}
+                s.finished.then_some(s.plain)
+            })
+            .collect();
+        (whole, again)
+    }
+
+    /// A block start as [`deflate_symbols`] gives it.
+    pub type BlockStartOf = crate::reuse::BlockStart;
+
+    /// What [`deflate_symbols`] read: the plain length and block starts of
+    /// the whole stream, and where a reader from each start ended.
+    pub type SymbolsRead = (Option<(u64, Vec<BlockStartOf>)>, Vec<Option<u64>>);
 }
 pub use cuts::{CutError, DEFAULT_PIECE};
 pub use deflate::PieceError;

@@ -126,14 +126,14 @@ fn symbols(bits: &mut Bits<'_>, lit: &Table, dist: &Table, plain: &mut u64) -> O
     }
 }
 
-const LEN_BASE: [u16; 29] = [
+pub(crate) const LEN_BASE: [u16; 29] = [
     3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
     163, 195, 227, 258,
 ];
-const LEN_EXTRA: [u32; 29] = [
+pub(crate) const LEN_EXTRA: [u32; 29] = [
     0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
 ];
-const DIST_EXTRA: [u32; 30] = [
+pub(crate) const DIST_EXTRA: [u32; 30] = [
     0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
     13,
 ];
@@ -142,7 +142,7 @@ const CLEN_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 
-fn fixed_tables() -> Option<(Table, Table)> {
+pub(crate) fn fixed_tables() -> Option<(Table, Table)> {
     let mut lit = [0u8; 288];
     lit[..144].fill(8);
     lit[144..256].fill(9);
@@ -152,7 +152,7 @@ fn fixed_tables() -> Option<(Table, Table)> {
 }
 
 /// A dynamic block's header: its literal/length and distance codes.
-fn dynamic_tables(bits: &mut Bits<'_>) -> Option<(Table, Table)> {
+pub(crate) fn dynamic_tables(bits: &mut Bits<'_>) -> Option<(Table, Table)> {
     let nlit = bits.take(5)? as usize + 257;
     let ndist = bits.take(5)? as usize + 1;
     let nclen = bits.take(4)? as usize + 4;
@@ -193,7 +193,7 @@ const ROOT: u32 = 10;
 /// A canonical Huffman code as tables indexed by the next bits of the
 /// stream (codes are sent most significant bit first, into a stream read
 /// least significant bit first, hence the reversal).
-struct Table {
+pub(crate) struct Table {
     /// Indexed by the next `min(max, ROOT)` bits: `symbol << 8 | length`
     /// for a code that short, `start << 8 | SUB` for the first bits of a
     /// longer one (its subtable starts at `sub[start]`), 0 where no code
@@ -276,7 +276,7 @@ impl Table {
     }
 
     #[inline]
-    fn decode(&self, bits: &mut Bits<'_>) -> Option<u16> {
+    pub(crate) fn decode(&self, bits: &mut Bits<'_>) -> Option<u16> {
         let peek = bits.peek(self.max);
         let mut e = self.root[peek as usize & (self.root.len() - 1)];
         if e & SUB != 0 {
@@ -294,7 +294,7 @@ impl Table {
 }
 
 /// The stream's bits, least significant first.
-struct Bits<'a> {
+pub(crate) struct Bits<'a> {
     data: &'a [u8],
     /// The next byte to load.
     at: usize,
@@ -303,7 +303,7 @@ struct Bits<'a> {
 }
 
 impl<'a> Bits<'a> {
-    fn new(data: &'a [u8]) -> Bits<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Bits<'a> {
         Bits {
             data,
             at: 0,
@@ -356,21 +356,21 @@ impl<'a> Bits<'a> {
 
     /// Takes the next `n` bits (at most 32).
     #[inline]
-    fn take(&mut self, n: u32) -> Option<u32> {
+    pub(crate) fn take(&mut self, n: u32) -> Option<u32> {
         let v = self.peek(n);
         self.drop(n)?;
         Some(v)
     }
 
     /// Skips to the next byte boundary.
-    fn align(&mut self) {
+    pub(crate) fn align(&mut self) {
         let n = self.held % 8;
         self.buf >>= n;
         self.held -= n;
     }
 
     /// Skips `n` whole bytes (the bit position is on a byte boundary).
-    fn skip_bytes(&mut self, n: usize) -> Option<()> {
+    pub(crate) fn skip_bytes(&mut self, n: usize) -> Option<()> {
         let buffered = (self.held / 8) as usize;
         if n <= buffered {
             return self.drop(n as u32 * 8);
@@ -386,7 +386,7 @@ impl<'a> Bits<'a> {
     }
 
     /// Bits taken so far.
-    fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.at as u64 * 8 - u64::from(self.held)
     }
 }

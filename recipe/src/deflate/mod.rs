@@ -160,6 +160,22 @@ pub(crate) fn piece(
     to: Option<&Boundary>,
     out: &mut Vec<u8>,
 ) -> Result<(), PieceError> {
+    piece_copying(flavour, level, text, text_at, from, to, out, None).map(|_| ())
+}
+
+/// [`piece`], copying a base's parse where it is this stream's (`copier`,
+/// made for the same `text`; see [`crate::reuse`]); gives what it copied.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn piece_copying(
+    flavour: Flavour,
+    level: u8,
+    text: &[u8],
+    text_at: u64,
+    from: Option<&Boundary>,
+    to: Option<&Boundary>,
+    out: &mut Vec<u8>,
+    copier: Option<crate::reuse::Copier<'_>>,
+) -> Result<crate::reuse::CopyStats, PieceError> {
     let local = |plain: u64| {
         plain
             .checked_sub(text_at)
@@ -176,6 +192,10 @@ pub(crate) fn piece(
         Some(b) => matcher::Matcher::resume(flavour, level, &mut input, &text[..start], b),
         None => matcher::Matcher::new(flavour, level, &mut input),
     };
+    // Copying is modelled for GNU gzip's lazy matching only.
+    if flavour == Flavour::Gnu && level >= 4 {
+        m.copier = copier;
+    }
     let mut reached = None;
     m.run(|o, boundary| {
         out.extend_from_slice(o);
@@ -191,8 +211,9 @@ pub(crate) fn piece(
     if let Some(e) = m.read_error.take() {
         return Err(PieceError::Read(e));
     }
+    let stats = m.copier.as_ref().map(|c| c.stats).unwrap_or_default();
     let Some(to) = to else {
-        return Ok(());
+        return Ok(stats);
     };
     let found = match reached {
         Some(b) if (b.plain, b.bit, b.strstart) == (to.plain, to.bit, to.strstart) => None,
@@ -214,7 +235,7 @@ pub(crate) fn piece(
     if u64::from(n) != to.bit % 8 || bits != to.partial {
         return Err(PieceError::Partial(to.plain));
     }
-    Ok(())
+    Ok(stats)
 }
 
 #[cfg(test)]

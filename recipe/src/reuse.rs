@@ -1,0 +1,677 @@
+//! GNU gzip's parse of a base stream reused where a new stream's plain bytes
+//! equal the base's.
+//!
+//! GNU gzip's lazy matcher (levels 4 to 9) inserts every string into its hash
+//! chains, and after it emits a match it has nothing pending: what it emits
+//! next is a function of the 32 KiB before and the bytes ahead (a symbol's
+//! choice reads at most `MAX_MATCH` bytes past the next string). So where a
+//! new stream's plain bytes equal a stretch of its base's, from 32 KiB
+//! before a point where both parses just emitted a match to a margin past
+//! each symbol, the new parse is the base's: its symbols can be read off the
+//! base's compressed stream (a Huffman decode, about ten times cheaper than
+//! the match search) instead of searched for. Block ends are not copied:
+//! the encoder tallies the copied symbols into its own blocks as its lazy
+//! loop does, so its blocks, trees and bits are its own.
+//!
+//! Both sides find the stretches the same way from bytes both hold (the new
+//! plain bytes and the base's): content-defined anchors (a gear hash's
+//! rare values) of the base indexed by hash, looked up at the new bytes'
+//! anchors, each hit extended both ways by comparing bytes ([`Base`],
+//! [`Copier::new`]). The base's parse is then read from the nearest block
+//! start before the stretch ([`symbols`]), and copied from the first point
+//! of the stretch, 32 KiB or more into it, where both parses are just after
+//! a match ([`Copier::try_start`]); the strings older than 32 KiB before
+//! where the copy ends are not inserted (no later search reaches them).
+//!
+//! This is not assumed to be right: gzip never matches the string at window
+//! index 0, and its window slides at fixed offsets, which differ between the
+//! two streams, so rarely the real parse differs from the copied one. The
+//! output is checked (the caller's digest, each piece's bytes).
+
+pub(crate) mod symbols;
+
+use std::collections::HashMap;
+
+use crate::cuts::{self, CutError};
+use crate::deflate::{self, Flavour};
+use crate::DeflateCut;
+use symbols::{Scan, Symbols};
+
+/// The window's reach: a copy starts this far or more into a stretch of
+/// equal bytes.
+const WSIZE: u64 = 32 << 10;
+/// gzip's `MAX_DIST`: no match of gzip's is farther back.
+const MAX_DIST: u16 = (32 << 10) - 262;
+/// gzip's `TOO_FAR`: it emits no match of 3 bytes farther back.
+const TOO_FAR: u16 = 4096;
+/// Equal bytes past a symbol's start for its choice to be the base's: the
+/// search at it and at the next string read `MAX_MATCH` bytes past them (and
+/// an 8-byte word beyond), with room to spare.
+const MARGIN: u64 = 1 + 258 + 8 + 32;
+/// The fewest equal bytes a stretch is kept for: the window's reach and
+/// 16 KiB to copy.
+const MIN_STRETCH: u64 = WSIZE + (16 << 10);
+/// Bytes compared finding a text's stretches, at most, per byte of it.
+const COMPARE_BUDGET: usize = 4;
+/// Plain bytes of the base's parse a copier reads to reach its copies'
+/// starts, at most, per byte of its text (and 16 MiB): hostile block
+/// starts (one at the stream's start) would have it read the base again
+/// for each stretch.
+const READ_BUDGET: u64 = 2;
+/// Plain bytes of parse read ahead at once (its matches are held); a chunk
+/// ends after a match, where the next one goes on.
+const CHUNK: u64 = 1 << 20;
+/// A gear hash value whose top `ANCHOR_BITS` bits are zero is an anchor
+/// (one in 8 KiB), at least `ANCHOR_GAP` bytes after the one before.
+const ANCHOR_BITS: u32 = 13;
+const ANCHOR_GAP: usize = 256;
+
+/// The gear hash's table: 256 fixed pseudo-random words (splitmix64).
+const GEAR: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut x = 0x5eed_fe11_u64.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut i = 0;
+    while i < 256 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        t[i] = z ^ (z >> 31);
+        i += 1;
+    }
+    t
+};
+
+/// Calls `each(end, hash)` at each anchor of `data` from `from` on: `end`
+/// is the offset just past the anchor's last byte, `hash` the gear hash of
+/// the 64 bytes before it. The caller may move on by returning a new offset
+/// to go on from (past the current one), hashing afresh there.
+fn anchors(data: &[u8], mut from: usize, mut each: impl FnMut(usize, u64) -> Option<usize>) {
+    'outer: while from < data.len() {
+        let mut h = 0u64;
+        let mut allowed = from + 64;
+        let mut i = from;
+        while i < data.len() {
+            h = (h << 1).wrapping_add(GEAR[usize::from(data[i])]);
+            i += 1;
+            if i >= allowed && h >> (64 - ANCHOR_BITS) == 0 {
+                allowed = i + ANCHOR_GAP;
+                if let Some(next) = each(i, h) {
+                    if next > i {
+                        from = next;
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        return;
+    }
+}
+
+/// How many bytes `a` and `b` have in common from their starts.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut at = 0;
+    while at + 64 <= n && a[at..at + 64] == b[at..at + 64] {
+        at += 64;
+    }
+    at + a[at..]
+        .iter()
+        .zip(&b[at..])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// How many bytes `a` and `b` have in common at their ends.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut at = n;
+    while at >= 64 && a[at - 64..at] == b[at - 64..at] {
+        at -= 64;
+    }
+    n - at
+        + a[..at]
+            .iter()
+            .rev()
+            .zip(b[..at].iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count()
+}
+
+/// A block start of a base stream: its plain offset, its bit offset, and
+/// whether the block before it ended on a match.
+pub type BlockStart = (u64, u64, bool);
+
+/// One piece's rebuilt bytes and what was copied into them, or why not.
+pub type PieceResult = Result<(Vec<u8>, CopyStats), CutError>;
+
+/// Why a base cannot be reused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReuseError {
+    /// The base's compressed stream does not decode to its plain bytes'
+    /// length (or is not one raw deflate stream).
+    #[error("the base's deflate stream is malformed or does not decode to its {0} plain bytes")]
+    BaseStream(u64),
+}
+
+/// A base stream whose parse may be reused: its raw deflate bytes, its
+/// plain bytes, every block's start, and its plain bytes' anchors.
+pub struct Base<'a> {
+    compressed: &'a [u8],
+    plain: &'a [u8],
+    /// (plain offset, bit offset, whether the block before ended on a
+    /// match) of every block start, in order.
+    starts: Vec<BlockStart>,
+    /// Anchor hash to the plain offset just past its first anchor.
+    anchors: HashMap<u64, u64>,
+}
+
+impl<'a> Base<'a> {
+    /// Indexes a base: `compressed` is its raw deflate stream (no gzip
+    /// header), `plain` what it decodes to. Reads the stream's blocks (one
+    /// pass of a Huffman decoder) and hashes the plain bytes once.
+    pub fn new(compressed: &'a [u8], plain: &'a [u8]) -> Result<Base<'a>, ReuseError> {
+        let starts = match Symbols::index(compressed) {
+            Some((starts, total)) if total == plain.len() as u64 => starts,
+            _ => return Err(ReuseError::BaseStream(plain.len() as u64)),
+        };
+        let mut index = HashMap::new();
+        anchors(plain, 0, |at, h| {
+            index.entry(h).or_insert(at as u64);
+            None
+        });
+        Ok(Base {
+            compressed,
+            plain,
+            starts,
+            anchors: index,
+        })
+    }
+
+    /// A base whose block starts are given (`starts`: plain offset, bit
+    /// offset, whether the block before ended on a match; e.g. those
+    /// [`Base::seeds_for`] picked from a full index elsewhere), so that its
+    /// stream is not read whole here; only its plain bytes are hashed. The
+    /// starts are taken in plain order; a wrong one makes its reader read
+    /// garbage (a malformed stream, or matches that are not the base's),
+    /// which the caller's check of the output finds: never a panic.
+    pub fn with_starts(
+        compressed: &'a [u8],
+        plain: &'a [u8],
+        mut starts: Vec<BlockStart>,
+    ) -> Base<'a> {
+        starts.sort_unstable();
+        starts.dedup();
+        let mut index = HashMap::new();
+        anchors(plain, 0, |at, h| {
+            index.entry(h).or_insert(at as u64);
+            None
+        });
+        Base {
+            compressed,
+            plain,
+            starts,
+            anchors: index,
+        }
+    }
+
+    /// The block starts a copier of `text` (from `text_at`) seeks to: the
+    /// last start at or before each stretch's first possible copy. With
+    /// these alone ([`Base::with_starts`]) a copier copies what it copies
+    /// with the full index (it reads on from them as it would have).
+    pub fn seeds_for(&self, text: &[u8], text_at: u64) -> Vec<BlockStart> {
+        let mut seeds: Vec<_> = self
+            .stretches(text, text_at)
+            .iter()
+            .filter_map(|s| {
+                let q = s.to_base(s.start + WSIZE);
+                let i = self.starts.partition_point(|&(p, _, _)| p <= q);
+                i.checked_sub(1).and_then(|i| self.starts.get(i)).copied()
+            })
+            .collect();
+        seeds.dedup();
+        seeds
+    }
+
+    /// The stretches of `text` (plain bytes of the new stream from offset
+    /// `text_at`) equal to some of the base's, each at least
+    /// [`MIN_STRETCH`] long, in order and apart.
+    fn stretches(&self, text: &[u8], text_at: u64) -> Vec<Stretch> {
+        let mut out = Vec::new();
+        let mut covered = 0usize;
+        // Bytes compared at most: hostile bytes could make every anchor
+        // a hit that extends almost to a stretch and fails.
+        let mut budget = COMPARE_BUDGET * text.len() + (1 << 20);
+        anchors(text, 0, |x, h| {
+            let &y = self.anchors.get(&h)?;
+            let y = (y as usize).min(self.plain.len());
+            let back = common_suffix(&text[covered..x], &self.plain[..y]);
+            let fwd = common_prefix(&text[x..], &self.plain[y..]);
+            budget = budget.saturating_sub(back + fwd + 64);
+            if budget == 0 {
+                return Some(text.len());
+            }
+            if ((back + fwd) as u64) < MIN_STRETCH {
+                return None;
+            }
+            let (start, end) = (x - back, x + fwd);
+            out.push(Stretch {
+                start: text_at + start as u64,
+                end: text_at + end as u64,
+                base: (y - back) as u64,
+            });
+            covered = end;
+            Some(end)
+        });
+        out
+    }
+}
+
+/// New plain bytes `start..end` equal the base's from `base` on.
+#[derive(Clone, Copy, Debug)]
+struct Stretch {
+    start: u64,
+    end: u64,
+    base: u64,
+}
+
+impl Stretch {
+    /// The base's plain offset of new offset `p`.
+    fn to_base(self, p: u64) -> u64 {
+        p - self.start + self.base
+    }
+    fn to_new(self, q: u64) -> u64 {
+        q - self.base + self.start
+    }
+}
+
+/// What the copying did (for measurements).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Stretches of equal bytes found.
+    pub stretches: u64,
+    /// Their bytes.
+    pub stretch_bytes: u64,
+    /// Plain bytes whose symbols were copied.
+    pub copied: u64,
+    /// Copies started (a chunk read ahead counts once).
+    pub copies: u64,
+}
+
+/// The base's parse, read ahead for one stream (or piece) as its encoder
+/// goes: the encoder asks at each point where it has nothing pending
+/// ([`Copier::try_start`]) and then takes the queued matches
+/// ([`Copier::take_at`]) until `until`.
+pub(crate) struct Copier<'a> {
+    base: &'a Base<'a>,
+    stretches: Vec<Stretch>,
+    /// The stretch tried now.
+    current: usize,
+    reader: Option<Symbols<'a>>,
+    /// The stretch the reader was placed for.
+    reader_for: usize,
+    /// Matches to copy: (new plain offset, length, distance), in order.
+    queue: Vec<(u64, u16, u16)>,
+    head: usize,
+    /// The end of the last queued match (new plain offset).
+    pub(crate) until: u64,
+    /// The encoder need not ask before this new plain offset.
+    pub(crate) next_try: u64,
+    /// Plain bytes of the base's parse it may still read to reach a copy.
+    read_left: u64,
+    pub(crate) stats: CopyStats,
+}
+
+impl<'a> Copier<'a> {
+    /// A copier for the new stream's plain bytes `text` from offset
+    /// `text_at` (a piece's, with its 32 KiB before: the stretches found in
+    /// it are the same wherever it is rebuilt).
+    pub(crate) fn new(base: &'a Base<'a>, text: &[u8], text_at: u64) -> Copier<'a> {
+        let stretches = base.stretches(text, text_at);
+        let stats = CopyStats {
+            stretches: stretches.len() as u64,
+            stretch_bytes: stretches.iter().map(|s| s.end - s.start).sum(),
+            ..CopyStats::default()
+        };
+        let next_try = stretches.first().map_or(u64::MAX, |s| s.start + WSIZE);
+        Copier {
+            base,
+            stretches,
+            current: 0,
+            reader: None,
+            reader_for: usize::MAX,
+            queue: Vec::new(),
+            head: 0,
+            until: 0,
+            next_try,
+            read_left: READ_BUDGET * text.len() as u64 + (16 << 20),
+            stats,
+        }
+    }
+
+    /// The encoder is at new plain offset `pos` with nothing pending (it
+    /// just emitted a match, or starts): true when the base's parse is just
+    /// after a match at the same point of a stretch of equal bytes, 32 KiB
+    /// or more into it, and matches were queued to copy from `pos` on (to
+    /// `until`). Otherwise sets `next_try` to the next offset worth asking.
+    pub(crate) fn try_start(&mut self, pos: u64) -> bool {
+        let s = loop {
+            let Some(s) = self.stretches.get(self.current).copied() else {
+                self.next_try = u64::MAX;
+                return false;
+            };
+            if pos + MARGIN + 258 >= s.end {
+                self.current += 1;
+                continue;
+            }
+            if pos < s.start + WSIZE {
+                self.next_try = s.start + WSIZE;
+                return false;
+            }
+            break s;
+        };
+        let q = s.to_base(pos);
+        // Place the reader at or before `q`.
+        // The nearest known block start at or before `q`: the reader goes
+        // there unless it is between that start and `q` already (or past
+        // `q` in this stretch: then the encoder catches up).
+        let i = self.base.starts.partition_point(|&(p, _, _)| p <= q);
+        let seed = i
+            .checked_sub(1)
+            .and_then(|i| self.base.starts.get(i))
+            .copied();
+        let placed = self.reader.as_ref().map(|r| r.plain);
+        let jump = match (placed, seed) {
+            (Some(at), _) if at > q => self.reader_for != self.current,
+            (Some(at), Some((p, _, _))) => p > at,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if jump {
+            let Some((plain, bit, after)) = seed else {
+                self.next_try = u64::MAX;
+                return false;
+            };
+            self.reader = Symbols::at(self.base.compressed, bit, plain);
+            if let Some(r) = &mut self.reader {
+                r.after_match = after;
+            }
+        }
+        self.reader_for = self.current;
+        let Some(reader) = &mut self.reader else {
+            self.give_up();
+            return false;
+        };
+        // On to the first point at or after `q` just after a match.
+        let from = reader.plain;
+        while reader.plain < q || !reader.after_match {
+            if reader.scan(u64::MAX) == Scan::End || reader.plain - from > self.read_left {
+                self.reader = None;
+                self.give_up();
+                return false;
+            }
+        }
+        self.read_left -= reader.plain - from;
+        if reader.plain != q {
+            self.next_try = s.to_new(reader.plain);
+            return false;
+        }
+        self.fill(s, pos);
+        if self.head == self.queue.len() {
+            self.next_try = pos + 1;
+            return false;
+        }
+        self.stats.copies += 1;
+        true
+    }
+
+    /// No more copying in this stream (its base's parse is unreadable).
+    fn give_up(&mut self) {
+        self.current = self.stretches.len();
+        self.next_try = u64::MAX;
+    }
+
+    /// Queues the base's matches from new offset `pos` (where the reader is,
+    /// just after a match) while each symbol has `MARGIN` equal bytes past
+    /// its start in the stretch, up to about [`CHUNK`] bytes, ending after a
+    /// match: literals between them are implied.
+    fn fill(&mut self, s: Stretch, pos: u64) {
+        self.queue.clear();
+        self.head = 0;
+        self.until = pos;
+        let Some(reader) = &mut self.reader else {
+            return;
+        };
+        // The last base offset a symbol may start at.
+        let Some(limit) = s.end.checked_sub(MARGIN).map(|e| s.to_base(e.max(s.start))) else {
+            return;
+        };
+        loop {
+            match reader.scan(limit) {
+                Scan::Match { len, dist } => {
+                    let at = s.to_new(reader.plain) - u64::from(len);
+                    if dist > MAX_DIST
+                        || (len == 3 && dist > TOO_FAR)
+                        || at < s.start + u64::from(dist)
+                    {
+                        // Not gzip's, or from before the stretch: copying
+                        // stops before it.
+                        return;
+                    }
+                    self.queue.push((at, len, dist));
+                    self.until = at + u64::from(len);
+                    if self.until >= pos + CHUNK {
+                        return;
+                    }
+                }
+                Scan::Limit | Scan::Stored(_) => return,
+                Scan::End => {
+                    self.reader = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The queued match at new offset `pos`, if it starts there (length,
+    /// distance); a queue the encoder passed without taking its match (not
+    /// the base's parse after all) is dropped.
+    #[inline]
+    pub(crate) fn take_at(&mut self, pos: u64) -> Option<(usize, usize)> {
+        let &(at, len, dist) = self.queue.get(self.head)?;
+        if at == pos {
+            self.head += 1;
+            return Some((usize::from(len), usize::from(dist)));
+        }
+        if at < pos {
+            self.queue.clear();
+            self.head = 0;
+            self.until = pos;
+        }
+        None
+    }
+
+    /// Whether matches remain queued.
+    #[inline]
+    pub(crate) fn queued(&self) -> bool {
+        self.head < self.queue.len()
+    }
+}
+
+/// Deflates `plain` as `gzip -level` does (encoder 2, levels 4 to 9 copy;
+/// other levels deflate as usual), copying `base`'s parse where it is this
+/// stream's; the raw deflate stream and what was copied.
+pub fn deflate_gnu(level: u8, plain: &[u8], base: Option<&Base<'_>>) -> (Vec<u8>, CopyStats) {
+    let mut out = Vec::new();
+    let copier = base.map(|b| Copier::new(b, plain, 0));
+    let stats = deflate::piece_copying(Flavour::Gnu, level, plain, 0, None, None, &mut out, copier)
+        .unwrap_or_default();
+    (out, stats)
+}
+
+/// Rebuilds a GNU gzip stream cut as a [`Segment::ZlibCuts`] records
+/// (`cuts`, `compressed_len`) from its whole `plain` bytes, the pieces on up
+/// to `workers` threads, each copying `base`'s parse where it is the
+/// stream's (each piece's stretches found in its own plain bytes, as a
+/// rebuild that reads them piece by piece finds them). Each piece must reach
+/// its end cut as recorded and be as long as the cuts say; the caller checks
+/// the bytes.
+///
+/// [`Segment::ZlibCuts`]: crate::Segment::ZlibCuts
+pub fn deflate_gnu_pieces(
+    level: u8,
+    plain: &[u8],
+    cuts: &[DeflateCut],
+    compressed_len: u64,
+    base: Option<&Base<'_>>,
+    workers: usize,
+) -> Result<(Vec<u8>, CopyStats), CutError> {
+    let mut out = Vec::new();
+    let mut total = CopyStats::default();
+    for r in deflate_gnu_each_piece(level, plain, cuts, compressed_len, base, workers) {
+        let (bytes, st) = r?;
+        out.extend_from_slice(&bytes);
+        total.stretches += st.stretches;
+        total.stretch_bytes += st.stretch_bytes;
+        total.copied += st.copied;
+        total.copies += st.copies;
+    }
+    Ok((out, total))
+}
+
+/// [`deflate_gnu_pieces`], each piece's output or error apart, in order.
+pub fn deflate_gnu_each_piece(
+    level: u8,
+    plain: &[u8],
+    cuts: &[DeflateCut],
+    compressed_len: u64,
+    base: Option<&Base<'_>>,
+    workers: usize,
+) -> Vec<PieceResult> {
+    let all = vec![true; cuts.len() + 1];
+    deflate_gnu_each_piece_where(level, plain, cuts, compressed_len, base, &all, workers)
+}
+
+/// [`deflate_gnu_each_piece`], copying `base`'s parse only into the pieces
+/// whose `copy` flag is true (a missing flag is false).
+pub fn deflate_gnu_each_piece_where(
+    level: u8,
+    plain: &[u8],
+    cuts: &[DeflateCut],
+    compressed_len: u64,
+    base: Option<&Base<'_>>,
+    copy: &[bool],
+    workers: usize,
+) -> Vec<PieceResult> {
+    let pieces = cuts.len() + 1;
+    let plain_len = plain.len() as u64;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let one = |i: usize| -> PieceResult {
+        let (s, e) = cuts::text_range(cuts, i, plain_len);
+        let text = plain
+            .get(s as usize..e as usize)
+            .ok_or(CutError::Malformed {
+                cut: i.saturating_sub(1),
+                why: "outside the plain bytes",
+            })?;
+        let from = i.checked_sub(1).map(|j| cuts::boundary(&cuts[j]));
+        let to = cuts.get(i).map(cuts::boundary);
+        let copier = base
+            .filter(|_| copy.get(i).copied().unwrap_or(false))
+            .map(|b| Copier::new(b, text, s));
+        let mut out = Vec::new();
+        let stats = deflate::piece_copying(
+            Flavour::Gnu,
+            level,
+            text,
+            s,
+            from.as_ref(),
+            to.as_ref(),
+            &mut out,
+            copier,
+        )
+        .map_err(|source| CutError::Piece { piece: i, source })?;
+        let (os, oe) = cuts::out_range(cuts, i, compressed_len);
+        if out.len() as u64 != oe - os {
+            return Err(CutError::PieceLen {
+                piece: i,
+                declared: oe - os,
+                produced: out.len() as u64,
+            });
+        }
+        Ok((out, stats))
+    };
+    let made: Vec<Vec<(usize, PieceResult)>> = std::thread::scope(|sc| {
+        let running: Vec<_> = (0..workers.clamp(1, pieces))
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= pieces {
+                            return mine;
+                        }
+                        mine.push((i, one(i)));
+                    }
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut all: Vec<_> = made.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    (0..pieces)
+        .map(|i| match all.get_mut(i) {
+            Some((j, r)) if *j == i => std::mem::replace(
+                r,
+                Err(CutError::Piece {
+                    piece: i,
+                    source: crate::PieceError::Lost,
+                }),
+            ),
+            _ => Err(CutError::Piece {
+                piece: i,
+                source: crate::PieceError::Lost,
+            }),
+        })
+        .collect()
+}
+
+/// The check an outside runs before it records reuse for a cut stream:
+/// which pieces of `compressed` (the stream `plain` deflates to, cut at
+/// `cuts`) come out byte for byte with `base`'s parse copied. A piece whose
+/// copy differs (the base's parse is not this stream's there, or the base is
+/// not what it claims) is rebuilt without it: pieces are independent, so the
+/// flags need no second round.
+pub fn pieces_that_copy(
+    level: u8,
+    plain: &[u8],
+    compressed: &[u8],
+    cuts: &[DeflateCut],
+    base: &Base<'_>,
+    workers: usize,
+) -> Vec<bool> {
+    deflate_gnu_each_piece(
+        level,
+        plain,
+        cuts,
+        compressed.len() as u64,
+        Some(base),
+        workers,
+    )
+    .into_iter()
+    .enumerate()
+    .map(|(i, piece)| {
+        let (os, oe) = cuts::out_range(cuts, i, compressed.len() as u64);
+        piece.is_ok_and(|(bytes, _)| compressed.get(os as usize..oe as usize) == Some(&bytes[..]))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,533 @@
+//! The LZ77 symbols of a raw deflate stream, read from any block start:
+//! literals and length/distance pairs with the plain offset each ends at,
+//! nothing written out. Its own two-level Huffman tables (10 bits first, an
+//! 8 KiB table that stays in the L1 cache, then a sub-table per long code's
+//! prefix) and a 64-bit bit buffer: this decoder reads the whole base once
+//! to index its blocks and again where its parse is copied, so it must be
+//! several times faster than the match search it saves. Every read is
+//! bounded; a malformed stream ends the reader (`None`), never a panic.
+
+const LEN_BASE: [u16; 29] = [
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
+    163, 195, 227, 258,
+];
+const LEN_EXTRA: [u8; 29] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+];
+const DIST_BASE: [u16; 30] = [
+    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
+    2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
+];
+const DIST_EXTRA: [u8; 30] = [
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
+    13,
+];
+/// The order of the code length code's lengths in a dynamic block header.
+const CLEN_ORDER: [usize; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+
+/// Where [`Symbols::scan`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// A match of `len` (3 to 258) bytes `dist` (1 to 32 768) back.
+    Match { len: u16, dist: u16 },
+    /// Before a symbol past the limit.
+    Limit,
+    /// A stored block of this many bytes: its parse is not in the stream.
+    Stored(u32),
+    /// The stream's end, or where it is malformed.
+    End,
+}
+
+/// Where [`Symbols::in_block`] stopped.
+enum InBlock {
+    End,
+    Limit,
+    Match(u16, u16),
+    Bad,
+}
+
+/// Bits of the first-level table.
+const FIRST: u32 = 10;
+/// An entry that points to a sub-table.
+const SUB: u32 = 0x80;
+
+/// A canonical Huffman code: entries `symbol << 8 | length` (length 0: no
+/// code there), or for a prefix of longer codes `offset << 8 | SUB | bits`,
+/// its sub-table at `offset`, indexed by the next `bits` bits.
+struct Code {
+    first: Box<[u32; 1 << FIRST]>,
+    sub: Vec<u32>,
+}
+
+impl Code {
+    /// The code with these lengths (0: unused), or `None` when they
+    /// over-subscribe the code space (an incomplete code is taken, its
+    /// unused entries invalid).
+    fn new(lengths: &[u8]) -> Option<Code> {
+        let max = u32::from(lengths.iter().copied().max().unwrap_or(0));
+        let mut count = [0u32; 16];
+        for &l in lengths {
+            *count.get_mut(usize::from(l))? += 1;
+        }
+        count[0] = 0;
+        let mut next = [0u32; 16];
+        let mut code = 0u32;
+        for len in 1..16 {
+            code = (code + count[len - 1]) << 1;
+            next[len] = code;
+            if code + count[len] > 1 << len {
+                return None;
+            }
+        }
+        let mut first = Box::new([0u32; 1 << FIRST]);
+        let mut sub = Vec::new();
+        let sub_bits = max.saturating_sub(FIRST);
+        for (sym, &l) in lengths.iter().enumerate() {
+            if l == 0 {
+                continue;
+            }
+            let l = u32::from(l);
+            let c = next[l as usize];
+            next[l as usize] += 1;
+            let rev = c.reverse_bits() >> (32 - l);
+            let entry = (sym as u32) << 8 | l;
+            if l <= FIRST {
+                let mut at = rev as usize;
+                while at < 1 << FIRST {
+                    first[at] = entry;
+                    at += 1 << l;
+                }
+            } else {
+                let prefix = (rev & ((1 << FIRST) - 1)) as usize;
+                if first[prefix] & SUB == 0 {
+                    let offset = sub.len() as u32;
+                    sub.resize(sub.len() + (1 << sub_bits), 0);
+                    first[prefix] = offset << 8 | SUB | sub_bits;
+                }
+                let offset = (first[prefix] >> 8) as usize;
+                let mut at = (rev >> FIRST) as usize;
+                while at < 1 << sub_bits {
+                    sub[offset + at] = entry;
+                    at += 1 << (l - FIRST);
+                }
+            }
+        }
+        Some(Code { first, sub })
+    }
+
+    /// The next symbol's entry (`symbol << 8 | length`, length 0 when no
+    /// code matches) from the low bits of `bits`.
+    #[inline]
+    fn lookup(&self, bits: u64) -> u32 {
+        let e = self.first[(bits & ((1 << FIRST) - 1)) as usize];
+        if e & SUB == 0 {
+            return e;
+        }
+        let at = (bits >> FIRST) as usize & ((1 << (e & 15)) - 1);
+        self.sub.get((e >> 8) as usize + at).copied().unwrap_or(0)
+    }
+}
+
+/// The fixed codes (block type 1).
+fn fixed() -> Option<(Code, Code)> {
+    let mut lit = [0u8; 288];
+    lit[..144].fill(8);
+    lit[144..256].fill(9);
+    lit[256..280].fill(7);
+    lit[280..].fill(8);
+    Some((Code::new(&lit)?, Code::new(&[5u8; 30])?))
+}
+
+/// The stream's bits, least significant first.
+struct BitIn<'a> {
+    data: &'a [u8],
+    /// The next byte to load into `buf`.
+    at: usize,
+    buf: u64,
+    /// Valid bits in `buf`.
+    held: u32,
+}
+
+/// A reader of a stream's symbols from one of its block starts.
+pub(crate) struct Symbols<'a> {
+    bits: BitIn<'a>,
+    /// The current block's codes; `None` between blocks.
+    codes: Option<(Code, Code)>,
+    /// Whether the current (or, between blocks, the previous) block is the
+    /// stream's last.
+    last: bool,
+    /// The stream ended, or turned out malformed.
+    done: bool,
+    /// Whether it ended after its last block's end code.
+    pub(crate) finished: bool,
+    /// Plain offset after the last symbol read.
+    pub(crate) plain: u64,
+    /// Whether the last symbol read was a match.
+    pub(crate) after_match: bool,
+    /// When recording: every block start passed (plain offset, bit offset,
+    /// whether the block before ended on a match).
+    pub(crate) starts: Option<Vec<super::BlockStart>>,
+}
+
+impl<'a> Symbols<'a> {
+    /// A reader of `compressed` (one raw deflate stream) at the block that
+    /// starts at bit `bit`, plain offset `plain`; `None` if that bit is not
+    /// in the stream.
+    pub(crate) fn at(compressed: &'a [u8], bit: u64, plain: u64) -> Option<Symbols<'a>> {
+        let byte = usize::try_from(bit / 8).ok()?;
+        if byte >= compressed.len() {
+            return None;
+        }
+        let mut s = Symbols {
+            bits: BitIn {
+                data: compressed,
+                at: byte,
+                buf: 0,
+                held: 0,
+            },
+            codes: None,
+            last: false,
+            done: false,
+            finished: false,
+            plain,
+            after_match: false,
+            starts: None,
+        };
+        s.bits.take((bit % 8) as u32)?;
+        Some(s)
+    }
+}
+
+impl BitIn<'_> {
+    #[inline]
+    fn refill(&mut self) {
+        if let Some(eight) = self.data.get(self.at..self.at + 8) {
+            let v = u64::from_le_bytes(eight.try_into().unwrap_or([0; 8]));
+            self.buf |= v << self.held;
+            let n = (63 - self.held) / 8;
+            self.at += n as usize;
+            self.held += n * 8;
+            return;
+        }
+        while self.held <= 56 {
+            let Some(&b) = self.data.get(self.at) else {
+                return;
+            };
+            self.buf |= u64::from(b) << self.held;
+            self.at += 1;
+            self.held += 8;
+        }
+    }
+
+    /// Drops `n` bits (at most the 56 a refill holds); `None` past the end.
+    #[inline]
+    fn drop_bits(&mut self, n: u32) -> Option<()> {
+        if n > self.held {
+            return None;
+        }
+        self.buf = self.buf.checked_shr(n).unwrap_or(0);
+        self.held -= n;
+        Some(())
+    }
+
+    /// The next `n` bits (at most 32) of those held, without a refill.
+    #[inline]
+    fn held_bits(&mut self, n: u32) -> Option<u32> {
+        if n > self.held {
+            return None;
+        }
+        let v = (self.buf & ((1u64 << n) - 1)) as u32;
+        self.buf >>= n;
+        self.held -= n;
+        Some(v)
+    }
+
+    /// The next `n` bits (at most 32).
+    #[inline]
+    fn take(&mut self, n: u32) -> Option<u32> {
+        if self.held < n {
+            self.refill();
+        }
+        let v = (self.buf & ((1u64 << n) - 1)) as u32;
+        self.drop_bits(n)?;
+        Some(v)
+    }
+}
+
+impl<'a> Symbols<'a> {
+    /// A dynamic block's codes.
+    fn dynamic(&mut self) -> Option<(Code, Code)> {
+        let nlit = self.bits.take(5)? as usize + 257;
+        let ndist = self.bits.take(5)? as usize + 1;
+        let nclen = self.bits.take(4)? as usize + 4;
+        if nlit > 286 || ndist > 30 {
+            return None;
+        }
+        let mut clen = [0u8; 19];
+        for &i in &CLEN_ORDER[..nclen] {
+            clen[i] = self.bits.take(3)? as u8;
+        }
+        let clen = Code::new(&clen)?;
+        let mut lens = [0u8; 286 + 30];
+        let mut n = 0;
+        while n < nlit + ndist {
+            if self.bits.held < 16 {
+                self.bits.refill();
+            }
+            let e = clen.lookup(self.bits.buf);
+            self.bits.drop_bits(match e & 15 {
+                0 => return None,
+                l => l,
+            })?;
+            let (value, repeat) = match e >> 8 {
+                len @ 0..=15 => (len as u8, 1),
+                16 => (
+                    *lens.get(n.checked_sub(1)?)?,
+                    3 + self.bits.take(2)? as usize,
+                ),
+                17 => (0, 3 + self.bits.take(3)? as usize),
+                18 => (0, 11 + self.bits.take(7)? as usize),
+                _ => return None,
+            };
+            lens.get_mut(n..n + repeat)?.fill(value);
+            n += repeat;
+        }
+        if n != nlit + ndist || lens[256] == 0 {
+            return None;
+        }
+        Some((Code::new(&lens[..nlit])?, Code::new(&lens[nlit..n])?))
+    }
+
+    /// Reads on to the next match, passing literals (and block headers)
+    /// quickly: the match (its end is `plain` now, `after_match` true); or
+    /// [`Scan::Limit`] before a symbol that starts past `limit` (nothing of
+    /// it read); or a stored block (passed whole: its parse is not in the
+    /// stream); or the stream's end ([`Scan::End`]: `finished` says whether
+    /// it ended well; the reader reads nothing more).
+    pub(crate) fn scan(&mut self, limit: u64) -> Scan {
+        match self.scan_inner(limit) {
+            Some(s) => s,
+            None => {
+                self.done = true;
+                self.codes = None;
+                Scan::End
+            }
+        }
+    }
+
+    #[inline]
+    fn scan_inner(&mut self, limit: u64) -> Option<Scan> {
+        loop {
+            if self.plain > limit {
+                return Some(Scan::Limit);
+            }
+            let Some(codes) = self.codes.take() else {
+                if let Some(stored) = self.header()? {
+                    self.after_match = false;
+                    return Some(Scan::Stored(stored));
+                }
+                continue;
+            };
+            match self.in_block(&codes, limit) {
+                InBlock::End => continue,
+                InBlock::Limit => {
+                    self.codes = Some(codes);
+                    return Some(Scan::Limit);
+                }
+                InBlock::Match(len, dist) => {
+                    self.codes = Some(codes);
+                    return Some(Scan::Match { len, dist });
+                }
+                InBlock::Bad => return None,
+            }
+        }
+    }
+
+    /// [`Symbols::scan`] inside a block, its state in locals (registers)
+    /// while literals pass.
+    #[inline]
+    fn in_block(&mut self, (lit, dist): &(Code, Code), limit: u64) -> InBlock {
+        let mut bits = BitIn {
+            data: self.bits.data,
+            at: self.bits.at,
+            buf: self.bits.buf,
+            held: self.bits.held,
+        };
+        let mut plain = self.plain;
+        let mut after = self.after_match;
+        let found = loop {
+            if plain > limit {
+                break InBlock::Limit;
+            }
+            if bits.held < 48 {
+                bits.refill();
+            }
+            let e = lit.lookup(bits.buf);
+            let l = e & 15;
+            if l == 0 || l > bits.held {
+                break InBlock::Bad;
+            }
+            bits.buf >>= l;
+            bits.held -= l;
+            let sym = e >> 8;
+            if sym < 256 {
+                plain += 1;
+                after = false;
+                continue;
+            }
+            if sym == 256 {
+                break InBlock::End;
+            }
+            let i = (sym - 257) as usize;
+            let (Some(&base), Some(&extra)) = (LEN_BASE.get(i), LEN_EXTRA.get(i)) else {
+                break InBlock::Bad;
+            };
+            // A refill holds 48 bits or more (but at the stream's end):
+            // enough for a length code and its extra bits.
+            let Some(x) = bits.held_bits(u32::from(extra)) else {
+                break InBlock::Bad;
+            };
+            let len = base + x as u16;
+            if bits.held < 28 {
+                bits.refill();
+            }
+            let e = dist.lookup(bits.buf);
+            let l = e & 15;
+            if l == 0 || l > bits.held {
+                break InBlock::Bad;
+            }
+            bits.buf >>= l;
+            bits.held -= l;
+            let d = (e >> 8) as usize;
+            let (Some(&base), Some(&extra)) = (DIST_BASE.get(d), DIST_EXTRA.get(d)) else {
+                break InBlock::Bad;
+            };
+            let Some(x) = bits.held_bits(u32::from(extra)) else {
+                break InBlock::Bad;
+            };
+            let dist = base + x as u16;
+            if u64::from(dist) > plain {
+                break InBlock::Bad;
+            }
+            plain += u64::from(len);
+            after = true;
+            break InBlock::Match(len, dist);
+        };
+        self.bits = bits;
+        self.plain = plain;
+        self.after_match = after;
+        found
+    }
+
+    /// Between blocks: reads the next block's header; a stored block is
+    /// passed whole (its length given). `None` at the stream's end (after
+    /// the last block: `finished`) or where it is malformed.
+    #[cold]
+    fn header(&mut self) -> Option<Option<u32>> {
+        if self.done {
+            return None;
+        }
+        if self.last {
+            self.finished = true;
+            return None;
+        }
+        if let Some(starts) = &mut self.starts {
+            let bit = self.bits.at as u64 * 8 - u64::from(self.bits.held);
+            starts.push((self.plain, bit, self.after_match));
+        }
+        let bits = &mut self.bits;
+        self.last = bits.take(1)? == 1;
+        match bits.take(2)? {
+            0 => {
+                let drop = bits.held % 8;
+                bits.drop_bits(drop)?;
+                let len = bits.take(16)?;
+                let nlen = bits.take(16)?;
+                if len != !nlen & 0xffff {
+                    return None;
+                }
+                // Whole bytes held go first, then the rest of the data.
+                let held_bytes = (bits.held / 8) as usize;
+                let n = len as usize;
+                if n <= held_bytes {
+                    bits.drop_bits(n as u32 * 8)?;
+                } else {
+                    let rest = n - held_bytes;
+                    if bits.at + rest > bits.data.len() {
+                        return None;
+                    }
+                    bits.at += rest;
+                    bits.buf = 0;
+                    bits.held = 0;
+                }
+                self.plain += u64::from(len);
+                Some(Some(len))
+            }
+            1 => {
+                self.codes = Some(fixed()?);
+                Some(None)
+            }
+            2 => {
+                self.codes = Some(self.dynamic()?);
+                Some(None)
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads to the stream's end recording every block start: the starts
+    /// and the plain length, or `None` if the stream is malformed.
+    pub(crate) fn index(compressed: &'a [u8]) -> Option<(Vec<super::BlockStart>, u64)> {
+        let mut s = Symbols::at(compressed, 0, 0)?;
+        s.starts = Some(Vec::new());
+        while !matches!(s.scan(u64::MAX), Scan::End) {}
+        if !s.finished {
+            return None;
+        }
+        Some((s.starts.take().unwrap_or_default(), s.plain))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_decode_the_plain_length_and_refuse_garbage() {
+        let text = crate::zlib::sample();
+        for level in [0u32, 1, 6, 9] {
+            let mut e =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
+            std::io::Write::write_all(&mut e, &text).unwrap();
+            let z = e.finish().unwrap();
+            let (starts, plain) = Symbols::index(&z).expect("decodes");
+            assert_eq!(plain, text.len() as u64, "level {level}");
+            // The block starts are the cut finder's block ends (after the
+            // stream's start).
+            let mut ends = vec![(0u64, 0u64, false)];
+            crate::cuts::blocks::block_ends(&z, |e| ends.push((e.plain, e.bit, e.after_match)));
+            assert_eq!(starts, ends, "level {level}");
+            // Every block start read again gives the same end.
+            for &(p, bit, _) in &starts {
+                let mut s = Symbols::at(&z, bit, p).unwrap();
+                while s.scan(u64::MAX) != Scan::End {}
+                assert!(s.finished);
+                assert_eq!(s.plain, text.len() as u64);
+            }
+            let mut x = 7u64;
+            for _ in 0..2000 {
+                let mut bad = z.clone();
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let at = (x >> 33) as usize % bad.len();
+                bad[at] ^= 1 << ((x >> 20) % 8);
+                let _ = Symbols::index(&bad);
+                let _ = Symbols::index(&bad[..at]);
+                if let Some(mut s) = Symbols::at(&bad, x % (8 * bad.len() as u64), 0) {
+                    while s.scan(u64::MAX) != Scan::End {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! A base's parse copied into real `gzip -6`/`-9` output (made here by the
+//! real `/bin/gzip`): the same stream, and a new one with edits, come out
+//! byte for byte, whole and in pieces; a wrong or hostile base gives an
+//! error or a different stream, never a panic.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use super::*;
+
+/// The raw deflate body of `gzip -level -n` of `plain`, or `None` without
+/// gzip.
+fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
+    let mut child = Command::new("gzip")
+        .args([format!("-{level}"), "-n".into(), "-c".into()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let data = plain.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
+    let out = child.wait_with_output().ok()?;
+    if !feeder.join().unwrap_or(false) || !out.status.success() {
+        return None;
+    }
+    Some(out.stdout[10..out.stdout.len() - 8].to_vec())
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// "Files" like a layer's: edited text, runs, incompressible stretches.
+fn files(n: usize, seed: u64) -> Vec<Vec<u8>> {
+    let text = crate::zlib::sample();
+    let mut r = Rng(seed);
+    (0..n)
+        .map(|_| {
+            let len = 2000 + (r.next() % 300_000) as usize;
+            let mut f = Vec::with_capacity(len + 3000);
+            while f.len() < len {
+                let x = r.next();
+                match x % 8 {
+                    0 => f.extend((0..(x >> 8) % 3000).map(|_| r.next() as u8)),
+                    1 => f.extend(std::iter::repeat_n(
+                        (x >> 8) as u8,
+                        (x >> 16) as usize % 700,
+                    )),
+                    _ => {
+                        let at = (x >> 8) as usize % (text.len() - 2000);
+                        f.extend_from_slice(&text[at..at + 20 + (x >> 32) as usize % 1500]);
+                    }
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+/// A base and a new version of it: some files edited (bytes changed,
+/// inserted, cut), one dropped, one added, two swapped.
+fn versions() -> (Vec<u8>, Vec<u8>) {
+    let mut fs = files(40, 7);
+    let base = fs.concat();
+    let mut r = Rng(99);
+    for f in fs.iter_mut().step_by(5) {
+        let at = (r.next() as usize) % f.len();
+        match r.next() % 3 {
+            0 => f[at] ^= 0x55,
+            1 => f
+                .splice(at..at, b"an insertion here".iter().copied())
+                .for_each(drop),
+            _ => f.drain(at..(at + 100).min(f.len())).for_each(drop),
+        }
+    }
+    fs.remove(11);
+    fs.swap(20, 30);
+    fs.push(files(1, 1234).concat());
+    (base, fs.concat())
+}
+
+#[test]
+fn the_same_stream_copied_is_its_bytes() {
+    let (base, _) = versions();
+    for level in [6u8, 9] {
+        let Some(body) = gzip_body(level, &base) else {
+            eprintln!("skipped: no gzip");
+            return;
+        };
+        let b = Base::new(&body, &base).expect("indexed");
+        let (out, stats) = deflate_gnu(level, &base, Some(&b));
+        eprintln!("level {level}: {stats:?} of {}", base.len());
+        assert!(out == body, "level {level}: the copied stream differs");
+        assert!(stats.copied * 10 > base.len() as u64 * 9, "{stats:?}");
+    }
+}
+
+#[test]
+fn an_edited_stream_copied_is_its_bytes() {
+    let (base, new) = versions();
+    for level in [4u8, 6, 9] {
+        let (Some(bbody), Some(nbody)) = (gzip_body(level, &base), gzip_body(level, &new)) else {
+            eprintln!("skipped: no gzip");
+            return;
+        };
+        let b = Base::new(&bbody, &base).expect("indexed");
+        let (out, stats) = deflate_gnu(level, &new, Some(&b));
+        eprintln!("level {level}: {stats:?} of {}", new.len());
+        assert!(out == nbody, "level {level}: the copied stream differs");
+        assert!(stats.copied * 2 > new.len() as u64, "{stats:?}");
+        let (plain_out, _) = deflate_gnu(level, &new, None);
+        assert!(plain_out == nbody, "level {level}: the encoder differs");
+    }
+}
+
+/// The pieces of a cut stream (cuts as the analysis finds them) come out
+/// byte for byte copying from a fully indexed base, and from one given
+/// only the block starts its copiers seek to (what an outside would send).
+#[test]
+fn pieces_copied_are_their_bytes_with_an_index_or_its_seeds() {
+    let (base, new) = versions();
+    let level = 6u8;
+    let (Some(bbody), Some(nbody)) = (gzip_body(level, &base), gzip_body(level, &new)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let params = crate::zlib::ZlibParams {
+        encoder: crate::zlib::GNU_GZIP_ENCODER,
+        level,
+    };
+    let cuts = crate::cuts::find(&params, &new, &nbody, 1 << 20, false, None).expect("cuts");
+    assert!(cuts.len() >= 2, "{} cuts", cuts.len());
+    let full = Base::new(&bbody, &base).expect("indexed");
+    let mut seeds = Vec::new();
+    for i in 0..=cuts.len() {
+        let (s, e) = cuts::text_range(&cuts, i, new.len() as u64);
+        seeds.extend(full.seeds_for(&new[s as usize..e as usize], s));
+    }
+    assert!(!seeds.is_empty());
+    let seeded = Base::with_starts(&bbody, &base, seeds);
+    for (name, b) in [("index", &full), ("seeds", &seeded)] {
+        let (out, stats) =
+            deflate_gnu_pieces(level, &new, &cuts, nbody.len() as u64, Some(b), 2).expect(name);
+        eprintln!("{name}: {stats:?} of {}", new.len());
+        assert!(out == nbody, "{name}: the pieces differ");
+        assert!(stats.copied * 3 > new.len() as u64, "{name}: {stats:?}");
+    }
+}
+
+/// A base that is not what its stream decodes to, or not deflate at all,
+/// or block starts that are not its blocks', give an error or a stream
+/// that differs (which the caller's check refuses), never a panic.
+#[test]
+fn a_wrong_or_hostile_base_is_an_error_or_a_different_stream() {
+    let (base, new) = versions();
+    let level = 6u8;
+    let (Some(bbody), Some(nbody)) = (gzip_body(level, &base), gzip_body(level, &new)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    // Malformed or truncated streams, and a plain length that is not theirs.
+    assert!(Base::new(&bbody[..bbody.len() / 2], &base).is_err());
+    assert!(Base::new(&bbody, &base[1..]).is_err());
+    assert!(Base::new(&[0xff; 1000], &base).is_err());
+    assert!(Base::new(&[], &[]).is_err());
+    let mut r = Rng(5);
+    let junk: Vec<u8> = (0..100_000).map(|_| r.next() as u8).collect();
+    assert!(Base::new(&junk, &base).is_err());
+    // The right stream with other plain bytes of its length: copies happen
+    // where those bytes equal the new ones, and the parse is wrong there.
+    let mut other = base.clone();
+    for i in (0..other.len()).step_by(4096) {
+        other[i] ^= 1;
+    }
+    let b = Base::new(&bbody, &other).expect("the stream decodes to that length");
+    let (out, stats) = deflate_gnu(level, &new, Some(&b));
+    eprintln!(
+        "a base of other bytes: {stats:?}; same bytes: {}",
+        out == nbody
+    );
+    // Garbage block starts: readers of garbage, and copies of garbage.
+    let params = crate::zlib::ZlibParams {
+        encoder: crate::zlib::GNU_GZIP_ENCODER,
+        level,
+    };
+    let cuts = crate::cuts::find(&params, &new, &nbody, 1 << 20, false, None).expect("cuts");
+    for seed in 0..20u64 {
+        let mut r = Rng(seed + 1);
+        let starts: Vec<BlockStart> = (0..30)
+            .map(|_| {
+                (
+                    r.next() % base.len() as u64,
+                    r.next() % (8 * bbody.len() as u64 + 64),
+                    r.next().is_multiple_of(2),
+                )
+            })
+            .collect();
+        let b = Base::with_starts(&bbody, &base, starts);
+        let (out, _) = deflate_gnu(level, &new, Some(&b));
+        let _ = out == nbody;
+        for piece in deflate_gnu_each_piece(level, &new, &cuts, nbody.len() as u64, Some(&b), 2) {
+            if let Err(e) = piece {
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+    // One block start, the stream's: each stretch behind the reader reads
+    // the base from its start again, within the copier's budget; copying
+    // is an option, so the stream still comes out right.
+    let b = Base::with_starts(&bbody, &base, vec![(0, 0, false)]);
+    let (out, stats) = deflate_gnu(level, &new, Some(&b));
+    assert!(out == nbody, "one start: {stats:?}");
+    // A base made by another deflate (zlib's level 1): nothing panics.
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(1));
+    e.write_all(&base).unwrap();
+    let zbody = e.finish().unwrap();
+    let b = Base::new(&zbody, &base).expect("indexed");
+    let (out, stats) = deflate_gnu(level, &new, Some(&b));
+    eprintln!("zlib -1 base: {stats:?}; same bytes: {}", out == nbody);
+}
+
+/// A measuring driver: the cost of indexing a base (`REUSE_BENCH_GZ`, one
+/// gzip member): its symbols read whole, and its plain bytes hashed.
+///
+///     REUSE_BENCH_GZ=x.gz cargo test --release -p ferry-recipe --lib reuse::tests::bench_index -- --ignored --nocapture
+#[test]
+#[ignore = "a measuring driver, run by hand"]
+fn bench_index() {
+    use std::io::Read;
+    let Ok(path) = std::env::var("REUSE_BENCH_GZ") else {
+        return;
+    };
+    let gz = std::fs::read(path).unwrap();
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut plain)
+        .unwrap();
+    let name_end = 10 + gz[10..].iter().position(|&b| b == 0).unwrap() + 1;
+    let raw = if gz[3] & 8 != 0 {
+        &gz[name_end..]
+    } else {
+        &gz[10..]
+    };
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let (starts, n) = symbols::Symbols::index(raw).unwrap();
+        let read = t.elapsed();
+        let t = std::time::Instant::now();
+        let b = Base::with_starts(raw, &plain, Vec::new());
+        let hashed = t.elapsed();
+        eprintln!(
+            "{} blocks, {n} plain: symbols read in {read:?}, plain hashed in {hashed:?} ({} anchors)",
+            starts.len(),
+            b.anchors.len()
+        );
+    }
+}
+
+/// The outside's check gives every piece its flag: with the right base all
+/// copy; with a base made by another encoder, the pieces whose copy
+/// differs get theirs off, and the stream rebuilt with those flags is byte
+/// for byte.
+#[test]
+fn pieces_that_copy_flags_the_pieces_that_come_out_right() {
+    let (base, new) = versions();
+    let level = 6u8;
+    let (Some(bbody), Some(nbody)) = (gzip_body(level, &base), gzip_body(level, &new)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let params = crate::zlib::ZlibParams {
+        encoder: crate::zlib::GNU_GZIP_ENCODER,
+        level,
+    };
+    let cuts = crate::cuts::find(&params, &new, &nbody, 1 << 20, false, None).expect("cuts");
+    let good = Base::new(&bbody, &base).expect("indexed");
+    let flags = pieces_that_copy(level, &new, &nbody, &cuts, &good, 2);
+    assert!(flags.iter().all(|&f| f), "{flags:?}");
+    // A base made by another encoder (zlib's level 1): the same plain
+    // bytes, another parse, wrong wherever it is copied.
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(1));
+    e.write_all(&base).unwrap();
+    let zbody = e.finish().unwrap();
+    let bad = Base::new(&zbody, &base).expect("indexed");
+    let flags = pieces_that_copy(level, &new, &nbody, &cuts, &bad, 2);
+    eprintln!("flags with a wrong base: {flags:?}");
+    assert!(flags.iter().any(|&f| !f), "{flags:?}");
+    let rebuilt: Vec<u8> = deflate_gnu_each_piece_where(
+        level,
+        &new,
+        &cuts,
+        nbody.len() as u64,
+        Some(&bad),
+        &flags,
+        2,
+    )
+    .into_iter()
+    .flat_map(|p| p.expect("a flagged piece rebuilds").0)
+    .collect();
+    assert!(rebuilt == nbody, "the flagged pieces differ");
+}
