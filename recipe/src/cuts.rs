@@ -24,6 +24,7 @@
 use std::io::{Read, Write};
 
 pub(crate) mod blocks;
+pub(crate) mod symbols;
 
 use crate::deflate::Boundary;
 use crate::deflate::{self, Flavour, PieceError};

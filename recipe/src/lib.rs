@@ -159,7 +159,7 @@ pub mod fuzzing {
     /// whole stream reads; and, for each start, the plain length a reader
     /// started there reaches (`None` where it found the stream malformed).
     pub fn deflate_symbols(compressed: &[u8]) -> SymbolsRead {
-        use crate::reuse::symbols::{Scan, Symbols};
+        use crate::cuts::symbols::{Scan, Symbols};
         let whole = Symbols::index(compressed).map(|(starts, plain)| (plain, starts));
         let again = whole
             .iter()

@@ -18,7 +18,7 @@
 //! rare values) of the base indexed by hash, looked up at the new bytes'
 //! anchors, each hit extended both ways by comparing bytes ([`Base`],
 //! [`Copier::new`]). The base's parse is then read from the nearest block
-//! start before the stretch ([`symbols`]), and copied from the first point
+//! start before the stretch ([`crate::cuts::symbols`]), and copied from the first point
 //! of the stretch, 32 KiB or more into it, where both parses are just after
 //! a match ([`Copier::try_start`]); the strings older than 32 KiB before
 //! where the copy ends are not inserted (no later search reaches them).
@@ -28,14 +28,12 @@
 //! two streams, so rarely the real parse differs from the copied one. The
 //! output is checked (the caller's digest, each piece's bytes).
 
-pub(crate) mod symbols;
-
 use std::collections::HashMap;
 
+use crate::cuts::symbols::{Scan, Symbols};
 use crate::cuts::{self, CutError};
 use crate::deflate::{self, Flavour};
 use crate::DeflateCut;
-use symbols::{Scan, Symbols};
 
 /// The window's reach: a copy starts this far or more into a stretch of
 /// equal bytes.

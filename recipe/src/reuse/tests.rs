@@ -250,7 +250,7 @@ fn bench_index() {
     };
     for _ in 0..3 {
         let t = std::time::Instant::now();
-        let (starts, n) = symbols::Symbols::index(raw).unwrap();
+        let (starts, n) = crate::cuts::symbols::Symbols::index(raw).unwrap();
         let read = t.elapsed();
         let t = std::time::Instant::now();
         let b = Base::with_starts(raw, &plain, Vec::new());

@@ -1,6 +1,8 @@
-//! The LZ77 symbols of a raw deflate stream, read from any block start:
+//! The LZ77 symbols of a raw deflate stream, read from any block start
+//! (the base's parse that `crate::reuse` copies; the block starts and ends
+//! the cut finder reads, `super::blocks`):
 //! literals and length/distance pairs with the plain offset each ends at,
-//! nothing written out. Its own two-level Huffman tables (10 bits first, an
+//! nothing written out. Two-level Huffman tables (10 bits first, an
 //! 8 KiB table that stays in the L1 cache, then a sub-table per long code's
 //! prefix) and a 64-bit bit buffer: this decoder reads the whole base once
 //! to index its blocks and again where its parse is copied, so it must be
@@ -168,7 +170,7 @@ pub(crate) struct Symbols<'a> {
     pub(crate) after_match: bool,
     /// When recording: every block start passed (plain offset, bit offset,
     /// whether the block before ended on a match).
-    pub(crate) starts: Option<Vec<super::BlockStart>>,
+    pub(crate) starts: Option<Vec<crate::reuse::BlockStart>>,
 }
 
 impl<'a> Symbols<'a> {
@@ -465,12 +467,16 @@ impl<'a> Symbols<'a> {
                 self.plain += u64::from(len);
                 Some(Some(len))
             }
+            // A block "ends on a match" by its own last symbol: one with no
+            // symbols does not (as a stored block does not).
             1 => {
                 self.codes = Some(fixed()?);
+                self.after_match = false;
                 Some(None)
             }
             2 => {
                 self.codes = Some(self.dynamic()?);
+                self.after_match = false;
                 Some(None)
             }
             _ => None,
@@ -479,14 +485,24 @@ impl<'a> Symbols<'a> {
 
     /// Reads to the stream's end recording every block start: the starts
     /// and the plain length, or `None` if the stream is malformed.
-    pub(crate) fn index(compressed: &'a [u8]) -> Option<(Vec<super::BlockStart>, u64)> {
+    pub(crate) fn index(compressed: &'a [u8]) -> Option<(Vec<crate::reuse::BlockStart>, u64)> {
+        Symbols::index_to_end(compressed).map(|(starts, plain, _)| (starts, plain))
+    }
+
+    /// [`Symbols::index`], with the offset in bits where the stream ends
+    /// (after its last block): the cut finder's reading of a stream
+    /// (`cuts::blocks`), which may be given bytes past the stream's end.
+    pub(crate) fn index_to_end(
+        compressed: &'a [u8],
+    ) -> Option<(Vec<crate::reuse::BlockStart>, u64, u64)> {
         let mut s = Symbols::at(compressed, 0, 0)?;
         s.starts = Some(Vec::new());
         while !matches!(s.scan(u64::MAX), Scan::End) {}
         if !s.finished {
             return None;
         }
-        Some((s.starts.take().unwrap_or_default(), s.plain))
+        let end = s.bits.at as u64 * 8 - u64::from(s.bits.held);
+        Some((s.starts.take().unwrap_or_default(), s.plain, end))
     }
 }
 
@@ -504,11 +520,16 @@ mod tests {
             let z = e.finish().unwrap();
             let (starts, plain) = Symbols::index(&z).expect("decodes");
             assert_eq!(plain, text.len() as u64, "level {level}");
-            // The block starts are the cut finder's block ends (after the
-            // stream's start).
-            let mut ends = vec![(0u64, 0u64, false)];
-            crate::cuts::blocks::block_ends(&z, |e| ends.push((e.plain, e.bit, e.after_match)));
-            assert_eq!(starts, ends, "level {level}");
+            // The stream's start, then every later block's, in order (the
+            // cut finder's block ends are these; its tests hold them to the
+            // encoders' own block boundaries).
+            assert_eq!(starts.first(), Some(&(0, 0, false)), "level {level}");
+            assert!(starts
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
+            if level > 0 {
+                assert!(starts.len() > 1, "level {level}: one block only");
+            }
             // Every block start read again gives the same end.
             for &(p, bit, _) in &starts {
                 let mut s = Symbols::at(&z, bit, p).unwrap();
