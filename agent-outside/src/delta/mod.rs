@@ -473,33 +473,15 @@ fn finish(
                 };
                 permit.shrink(0);
                 let prepaid = windows::peak(expanded_len, base.size, opts.window, level);
-                let made = with_check(
-                    cx,
-                    check,
+                return beside_check(
+                    (cx, check),
                     (prepaid, permit),
+                    (recipe, reused, expanded_len, expanded_blake3),
                     |hold: &mut dyn windows::Hold| {
-                        windows_against_copy(
-                            (key, base_key),
-                            base,
-                            (refs, copy),
-                            &src,
-                            opts,
-                            level,
-                            hold,
-                        )
+                        let to = (refs, copy);
+                        windows_against_copy((key, base_key), base, to, &src, opts, level, hold)
                     },
-                )?;
-                return Ok(match made {
-                    None => Attempt::CheckFailed,
-                    Some(made) => Attempt::Done(made.map(|(patch, base)| Patched {
-                        recipe,
-                        patch,
-                        expanded_len,
-                        expanded_blake3,
-                        base,
-                        reused,
-                    })),
-                });
+                );
             }
             Some(_) if check.is_some() => {
                 let src = windows::Source {
@@ -591,35 +573,43 @@ fn form_beside_check(
             level,
         );
     permit.shrink(0);
-    let made = with_check(
-        cx,
-        check,
-        (prepaid, permit),
-        |hold: &mut dyn windows::Hold| {
-            let Some((reference, form)) = reference_form(refs, base, ropts, false)? else {
-                return Ok(None);
-            };
-            let base_len = reference.len() as u64;
-            if base_len > opts.max_object {
-                return Ok(None);
-            }
-            let blake3 = *blake3::hash(&reference).as_bytes();
-            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-            drop(reference);
-            let Some(w) = windows::encode(key, &src, &spilled, opts.window, level, hold)? else {
-                return Ok(None);
-            };
-            let base = Base {
-                key: base_key.clone(),
-                sha256: base.sha256,
-                form,
-                len: base_len,
-                blake3,
-            };
-            Ok(Some((Frames::Windows(w), base)))
-        },
-    )?;
-    Ok(match made {
+    let outcome = (recipe, reused, expanded_len, expanded_blake3);
+    beside_check((cx, check), (prepaid, permit), outcome, |hold| {
+        let Some((reference, form)) = reference_form(refs, base, ropts, false)? else {
+            return Ok(None);
+        };
+        let base_len = reference.len() as u64;
+        if base_len > opts.max_object {
+            return Ok(None);
+        }
+        let blake3 = *blake3::hash(&reference).as_bytes();
+        let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+        drop(reference);
+        let Some(w) = windows::encode(key, &src, &spilled, opts.window, level, hold)? else {
+            return Ok(None);
+        };
+        let base = Base {
+            key: base_key.clone(),
+            sha256: base.sha256,
+            form,
+            len: base_len,
+            blake3,
+        };
+        Ok(Some((Frames::Windows(w), base)))
+    })
+}
+
+/// Runs `work` (the windows, and what they are made against) on the
+/// windows' thread beside the deferred check ([`with_check`], `prepaid`
+/// reserved for it first) and gives what the object ships: its patch, or
+/// nothing (`work` made none), or `CheckFailed`.
+fn beside_check(
+    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
+    (prepaid, permit): (u64, &mut ferry_recipe::budget::Permit<'_>),
+    (recipe, reused, expanded_len, expanded_blake3): (Vec<u8>, bool, u64, [u8; 32]),
+    work: impl FnOnce(&mut dyn windows::Hold) -> Result<Option<(Frames, Base)>> + Send,
+) -> Result<Attempt> {
+    Ok(match with_check(cx, check, (prepaid, permit), work)? {
         None => Attempt::CheckFailed,
         Some(made) => Attempt::Done(made.map(|(patch, base)| Patched {
             recipe,
