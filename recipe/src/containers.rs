@@ -105,15 +105,27 @@ fn gzip(w: &mut Walker<'_>, start: usize, end: usize) {
             end,
             declared: None,
             hint: LevelHint::of_xfl(w.data[at + 8]),
-            // GNU gzip writes OS 3 (Unix), Go's `compress/gzip` 255
-            // (unknown); level 1 is never cut.
-            read_ahead: matches!(w.data[at + 9], 3 | 255) && w.data[at + 8] != 4,
+            read_ahead: reads_ahead(w.data, at, end),
         };
         match w.stream(place) {
             Some(stream_end) => at = stream_end + 8,
             None => return,
         }
     }
+}
+
+/// Whether the block ends of the gzip member at `at` (its container ending
+/// at `end`) are worth reading on another thread while it is inflated: a
+/// stream that may be cut. GNU gzip writes OS 3 (Unix), Go's `compress/gzip`
+/// 255 (unknown); level 1 (XFL 4) is never cut, and neither is
+/// klauspost/pgzip's stream (OS 255 too), told by how it ends when it is
+/// the container's last member (its usual place: a layer is one member).
+fn reads_ahead(data: &[u8], at: usize, end: usize) -> bool {
+    let pgzip = end
+        .checked_sub(8)
+        .and_then(|body_end| data.get(..body_end))
+        .is_some_and(crate::zlib::ends_as_pgzip);
+    matches!(data.get(at + 9), Some(3 | 255)) && data.get(at + 8) != Some(&4) && !pgzip
 }
 
 /// One zip local entry at `at`: (flags, method, compressed size if the header
@@ -256,4 +268,39 @@ fn rpm(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
         return;
     };
     walk(w, payload, end, depth + 1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_ahead;
+
+    /// A gzip member: header (XFL `xfl`, OS `os`), `body`, an 8-byte trailer.
+    fn member(xfl: u8, os: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, os];
+        m.extend_from_slice(body);
+        m.extend_from_slice(&[0; 8]);
+        m
+    }
+
+    #[test]
+    fn block_ends_are_read_ahead_only_for_streams_that_may_be_cut() {
+        // A body ending as GNU gzip's or Go's may (any last bytes but pgzip's).
+        let body = [0x4b, 0x4c, 0x4a, 0x06, 0x00];
+        for os in [3, 255] {
+            let m = member(0, os, &body);
+            assert!(reads_ahead(&m, 0, m.len()), "OS {os}");
+            // Level 1 (XFL 4) is never cut.
+            let m = member(4, os, &body);
+            assert!(!reads_ahead(&m, 0, m.len()), "OS {os}, level 1");
+        }
+        // Another OS (zlib's gzip writes 3 too; Windows' 11): not read ahead.
+        let m = member(0, 11, &body);
+        assert!(!reads_ahead(&m, 0, m.len()));
+        // pgzip's end (a sync flush, then an empty fixed final block).
+        let m = member(0, 255, &[0x4b, 0x4c, 0, 0, 0xff, 0xff, 3, 0]);
+        assert!(!reads_ahead(&m, 0, m.len()));
+        // A truncated member never panics.
+        assert!(!reads_ahead(&m[..9], 0, 9));
+        assert!(!reads_ahead(&[], 0, 0));
+    }
 }
