@@ -20,6 +20,7 @@
 //! not used.
 
 mod analysis;
+mod beside;
 mod cache;
 mod predecessor;
 mod recipes;
@@ -313,41 +314,6 @@ enum Attempt {
     CheckFailed,
 }
 
-/// The deferred rebuild check of `expanded` (if any), run on this thread
-/// while `work` runs on another (which must not reserve from the memory
-/// budget: this thread reserved `prepaid` bytes for it first). Gives
-/// `work`'s result, or `None` if the check failed.
-fn with_check<T: Send>(
-    cx: &Cx<'_>,
-    check: Option<(&analysis::Deferred, &std::fs::File)>,
-    (prepaid, permit): (u64, &mut ferry_recipe::budget::Permit<'_>),
-    work: impl FnOnce(&mut dyn windows::Hold) -> Result<T> + Send,
-) -> Result<Option<T>> {
-    let Some((check, file)) = check else {
-        return work(permit).map(Some);
-    };
-    let kept = permit.bytes();
-    permit.grow(prepaid);
-    let (checked, made) = std::thread::scope(|s| {
-        let worker = std::thread::Builder::new()
-            .name("ferry-windows".into())
-            .spawn_scoped(s, move || work(&mut windows::Prepaid))
-            .context("cannot start a thread");
-        let checked = check.run(cx, file);
-        let made = match worker {
-            Ok(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Err(e) => Err(e),
-        };
-        (checked, made)
-    });
-    permit.shrink(kept);
-    if let Err(e) = checked {
-        eprintln!("ferry-out: warning: {e:#}; {} analysed again", cx.key);
-        return Ok(None);
-    }
-    made.map(Some)
-}
-
 /// One try of [`patch_against`]; with `defer`, a windowed patch's rebuild
 /// check runs beside its windows.
 fn patch_inner(
@@ -436,8 +402,8 @@ fn patch_inner(
 }
 
 /// The rest of [`patch_inner`] once the object is analysed: the base's
-/// reference form and the patch, with the deferred check (if any) run
-/// beside the windows (or alone, when no windows are made).
+/// reference form and the patch; a spilled form's deferred check (if any)
+/// runs beside the windows ([`beside`]).
 #[allow(clippy::type_complexity)]
 fn finish(
     (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
@@ -448,13 +414,6 @@ fn finish(
     permit: &mut ferry_recipe::budget::Permit<'static>,
 ) -> Result<Attempt> {
     let refs = cx.refs;
-    // Runs the deferred check alone (when no windows are made).
-    let alone = |made: Option<Patched>| -> Attempt {
-        match check {
-            Some((d, file)) if d.run(cx, file).is_err() => Attempt::CheckFailed,
-            _ => Attempt::Done(made),
-        }
-    };
     // An object whose recipe rebuilds nothing (its expanded form is its
     // bytes: a deb whose xz streams are left as they are at `fast`) is
     // patched against its base's bytes, not against a reference form whose
@@ -473,7 +432,7 @@ fn finish(
                 };
                 permit.shrink(0);
                 let prepaid = windows::peak(expanded_len, base.size, opts.window, level);
-                return beside_check(
+                return beside::beside_check(
                     (cx, check),
                     (prepaid, permit),
                     (recipe, reused, expanded_len, expanded_blake3),
@@ -483,12 +442,14 @@ fn finish(
                     },
                 );
             }
-            Some(_) if check.is_some() => {
+            // The base's copy gone: its form is not made, and the check
+            // still decides whether the analysis is kept.
+            _ if check.is_some() => {
                 let src = windows::Source {
                     file,
                     len: expanded_len,
                 };
-                return form_beside_check(
+                return beside::form_beside_check(
                     (cx, check),
                     (key, base_key, base),
                     (src, expanded_blake3),
@@ -501,10 +462,11 @@ fn finish(
         },
         memory => memory,
     };
+    debug_assert!(check.is_none(), "a deferred check runs beside the windows");
     // The base's copy, and its reference form (guessed until made).
     permit.grow(base.size + expansion * base.size);
     let Some((reference, form)) = reference_form(refs, base, ropts, as_is)? else {
-        return Ok(alone(None));
+        return Ok(Attempt::Done(None));
     };
     let in_memory = match &held {
         Held::Memory(e) => e.len() as u64,
@@ -512,22 +474,19 @@ fn finish(
     };
     permit.resize(in_memory + reference.len() as u64);
     if reference.len() as u64 > opts.max_object {
-        return Ok(alone(None));
+        return Ok(Attempt::Done(None));
     }
     let base_len = reference.len() as u64;
     let base_blake3 = *blake3::hash(&reference).as_bytes();
-    let patch = encode_patch(
-        (cx, check),
-        base_key,
+    let Some(patch) = encode_patch(
+        (key, base_key, refs),
         (held, expanded_len, expanded_blake3),
         reference,
         (opts, level),
         permit,
-    )?;
-    let patch = match patch {
-        None => return Ok(Attempt::CheckFailed),
-        Some(None) => return Ok(Attempt::Done(None)),
-        Some(Some(p)) => p,
+    )?
+    else {
+        return Ok(Attempt::Done(None));
     };
     Ok(Attempt::Done(Some(Patched {
         recipe,
@@ -545,135 +504,34 @@ fn finish(
     })))
 }
 
-/// The rest of [`finish`] for an expanded form spilled with its rebuild
-/// check deferred, against a base the walk looks into: the base's reference
-/// form is made, spilled and patched against on the windows' thread while
-/// the check runs on this one. The reference form (its inflate is about a
-/// second for a layer) used to be made before the check started, with the
-/// other core idle. Both are prepaid here: the reference form as guessed
-/// (the base's copy and [`EXPANSION`] times it) and the windows' peak
-/// against the largest range a window reads.
-#[allow(clippy::type_complexity)]
-fn form_beside_check(
-    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
-    (key, base_key, base): (&ObjectKey, &ObjectKey, &FileObject),
-    (src, expanded_blake3): (windows::Source, [u8; 32]),
-    (recipe, reused, expansion): (Vec<u8>, bool, u64),
-    (opts, level, ropts): (&DeltaOptions, i32, &ferry_recipe::Options),
-    permit: &mut ferry_recipe::budget::Permit<'static>,
-) -> Result<Attempt> {
-    let refs = cx.refs;
-    let expanded_len = src.len;
-    let guess = base.size + expansion * base.size;
-    let prepaid = guess
-        + windows::peak(
-            expanded_len,
-            ferry_protocol::catalog::MAX_WINDOW_REFERENCE,
-            opts.window,
-            level,
-        );
-    permit.shrink(0);
-    let outcome = (recipe, reused, expanded_len, expanded_blake3);
-    beside_check((cx, check), (prepaid, permit), outcome, |hold| {
-        let Some((reference, form)) = reference_form(refs, base, ropts, false)? else {
-            return Ok(None);
-        };
-        let base_len = reference.len() as u64;
-        if base_len > opts.max_object {
-            return Ok(None);
-        }
-        let blake3 = *blake3::hash(&reference).as_bytes();
-        let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-        drop(reference);
-        let Some(w) = windows::encode(key, &src, &spilled, opts.window, level, hold)? else {
-            return Ok(None);
-        };
-        let base = Base {
-            key: base_key.clone(),
-            sha256: base.sha256,
-            form,
-            len: base_len,
-            blake3,
-        };
-        Ok(Some((Frames::Windows(w), base)))
-    })
-}
-
-/// Runs `work` (the windows, and what they are made against) on the
-/// windows' thread beside the deferred check ([`with_check`], `prepaid`
-/// reserved for it first) and gives what the object ships: its patch, or
-/// nothing (`work` made none), or `CheckFailed`.
-fn beside_check(
-    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
-    (prepaid, permit): (u64, &mut ferry_recipe::budget::Permit<'_>),
-    (recipe, reused, expanded_len, expanded_blake3): (Vec<u8>, bool, u64, [u8; 32]),
-    work: impl FnOnce(&mut dyn windows::Hold) -> Result<Option<(Frames, Base)>> + Send,
-) -> Result<Attempt> {
-    Ok(match with_check(cx, check, (prepaid, permit), work)? {
-        None => Attempt::CheckFailed,
-        Some(made) => Attempt::Done(made.map(|(patch, base)| Patched {
-            recipe,
-            patch,
-            expanded_len,
-            expanded_blake3,
-            base,
-            reused,
-        })),
-    })
-}
-
 /// The patch of the expanded form `held` against `reference`: windows if it
-/// was spilled (made beside the deferred check, if any), else one frame
-/// (after it). `None` if the check failed.
+/// was spilled, else one frame. (A spilled form whose check is deferred is
+/// patched beside it, [`beside::form_beside_check`].)
 fn encode_patch(
-    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
-    base_key: &ObjectKey,
+    (key, base_key, refs): (&ObjectKey, &ObjectKey, &References),
     (held, expanded_len, expanded_blake3): (Held, u64, [u8; 32]),
     reference: Vec<u8>,
     (opts, level): (&DeltaOptions, i32),
     permit: &mut ferry_recipe::budget::Permit<'static>,
-) -> Result<Option<Option<Frames>>> {
-    let (key, refs) = (cx.key, cx.refs);
-    Ok(Some(Some(match held {
+) -> Result<Option<Frames>> {
+    Ok(Some(match held {
         Held::Spilled(file) => {
             let src = windows::Source {
                 file,
                 len: expanded_len,
             };
             // Windows read their ranges of it from a file: the whole of it
-            // is not held beside a window and zstd's tables. With a check
-            // beside them, the reference form is indexed and spilled on the
-            // windows' thread (it stays reserved until both are done).
-            let rlen = reference.len() as u64;
-            let prepaid = windows::peak(expanded_len, rlen, opts.window, level);
-            if check.is_none() {
-                // As before: the reference form's share given back once spilled.
-                let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-                drop(reference);
-                permit.shrink(0);
-                return Ok(Some(
-                    windows::encode(key, &src, &spilled, opts.window, level, permit)?
-                        .map(Frames::Windows),
-                ));
-            }
-            let made = with_check(
-                cx,
-                check,
-                (prepaid, permit),
-                move |hold: &mut dyn windows::Hold| {
-                    let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-                    drop(reference);
-                    windows::encode(key, &src, &spilled, opts.window, level, hold)
-                },
-            )?;
-            match made {
+            // is not held beside a window and zstd's tables; its share is
+            // given back once spilled.
+            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+            drop(reference);
+            permit.shrink(0);
+            match windows::encode(key, &src, &spilled, opts.window, level, permit)? {
+                Some(w) => Frames::Windows(w),
                 None => return Ok(None),
-                Some(None) => return Ok(Some(None)),
-                Some(Some(w)) => Frames::Windows(w),
             }
         }
         Held::Memory(expanded) => {
-            debug_assert!(check.is_none(), "only a spilled form's check is deferred");
             let frame = one_frame(
                 key,
                 base_key,
@@ -685,10 +543,10 @@ fn encode_patch(
             )?;
             match frame {
                 Some(f) => Frames::One(f),
-                None => return Ok(Some(None)),
+                None => return Ok(None),
             }
         }
-    })))
+    }))
 }
 
 /// The deflate streams of `base` (a zip: a wheel, a jar) that the rebuild

@@ -163,6 +163,16 @@ pub(crate) fn piece(
     piece_copying(flavour, level, text, text_at, from, to, out, None).map(|_| ())
 }
 
+/// Where plain offset `plain` of a stream is in a piece's `text` (its plain
+/// bytes from offset `text_at`), or [`PieceError::Outside`].
+pub(crate) fn text_offset(text: &[u8], text_at: u64, plain: u64) -> Result<usize, PieceError> {
+    plain
+        .checked_sub(text_at)
+        .and_then(|o| usize::try_from(o).ok())
+        .filter(|&o| o <= text.len())
+        .ok_or(PieceError::Outside(plain))
+}
+
 /// [`piece`], copying a base's parse where it is this stream's (`copier`,
 /// made for the same `text`; see [`crate::reuse`]); gives what it copied.
 #[allow(clippy::too_many_arguments)]
@@ -176,17 +186,7 @@ pub(crate) fn piece_copying(
     out: &mut Vec<u8>,
     copier: Option<crate::reuse::Copier<'_>>,
 ) -> Result<crate::reuse::CopyStats, PieceError> {
-    let local = |plain: u64| {
-        plain
-            .checked_sub(text_at)
-            .and_then(|o| usize::try_from(o).ok())
-            .filter(|&o| o <= text.len())
-            .ok_or(PieceError::Outside(plain))
-    };
-    let start = match from {
-        Some(b) => local(b.plain)?,
-        None => local(0)?,
-    };
+    let start = text_offset(text, text_at, from.map_or(0, |b| b.plain))?;
     let mut input = &text[start..];
     let mut m = match from {
         Some(b) => matcher::Matcher::resume(flavour, level, &mut input, &text[..start], b),

@@ -19,7 +19,7 @@
 
 use super::huffman::BlockWriter;
 use super::lazy::{Lazy, Mark};
-use crate::deflate::{Boundary, PieceError};
+use crate::deflate::{text_offset, Boundary, PieceError};
 
 /// The lazy matcher run from where it is over `input`: stepped, filled as
 /// Go's `write` fills its window, until it stops at its `stop_at`
@@ -91,14 +91,7 @@ pub(crate) fn piece(
     to: Option<&Boundary>,
     out: &mut Vec<u8>,
 ) -> Result<(), PieceError> {
-    let local = |plain: u64| {
-        plain
-            .checked_sub(text_at)
-            .and_then(|o| usize::try_from(o).ok())
-            .filter(|&o| o <= text.len())
-            .ok_or(PieceError::Outside(plain))
-    };
-    let start = local(from.map_or(0, |b| b.plain))?;
+    let start = text_offset(text, text_at, from.map_or(0, |b| b.plain))?;
     let stop_at = to.map_or(u64::MAX, |b| b.plain);
     let mut w = BlockWriter::new();
     let (mut m, took) = match from {

@@ -1,0 +1,122 @@
+//! The windows of a spilled expanded form made on a `ferry-windows` thread
+//! while its deferred rebuild check runs on the object's thread (the
+//! check's pieces and the windows then use every core); nothing ships
+//! unless the check passes.
+
+use super::analysis::{self, Cx};
+use super::{reference_form, windows, Attempt, DeltaOptions, Frames, Patched};
+use anyhow::{Context, Result};
+use ferry_protocol::catalog::{Base, FileObject};
+use ferry_protocol::path::ObjectKey;
+
+/// The deferred rebuild check of `expanded` (if any), run on this thread
+/// while `work` runs on another (which must not reserve from the memory
+/// budget: this thread reserved `prepaid` bytes for it first). Gives
+/// `work`'s result, or `None` if the check failed.
+pub(super) fn with_check<T: Send>(
+    cx: &Cx<'_>,
+    check: Option<(&analysis::Deferred, &std::fs::File)>,
+    (prepaid, permit): (u64, &mut ferry_recipe::budget::Permit<'_>),
+    work: impl FnOnce(&mut dyn windows::Hold) -> Result<T> + Send,
+) -> Result<Option<T>> {
+    let Some((check, file)) = check else {
+        return work(permit).map(Some);
+    };
+    let kept = permit.bytes();
+    permit.grow(prepaid);
+    let (checked, made) = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("ferry-windows".into())
+            .spawn_scoped(s, move || work(&mut windows::Prepaid))
+            .context("cannot start a thread");
+        let checked = check.run(cx, file);
+        let made = match worker {
+            Ok(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(e) => Err(e),
+        };
+        (checked, made)
+    });
+    permit.shrink(kept);
+    if let Err(e) = checked {
+        eprintln!("ferry-out: warning: {e:#}; {} analysed again", cx.key);
+        return Ok(None);
+    }
+    made.map(Some)
+}
+
+/// The rest of [`super::finish`] for an expanded form spilled with its rebuild
+/// check deferred, against a base the walk looks into: the base's reference
+/// form is made, spilled and patched against on the windows' thread while
+/// the check runs on this one. The reference form (its inflate is about a
+/// second for a layer) used to be made before the check started, with the
+/// other core idle. Both are prepaid here: the reference form as guessed
+/// (the base's copy and [`EXPANSION`] times it) and the windows' peak
+/// against the largest range a window reads.
+#[allow(clippy::type_complexity)]
+pub(super) fn form_beside_check(
+    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
+    (key, base_key, base): (&ObjectKey, &ObjectKey, &FileObject),
+    (src, expanded_blake3): (windows::Source, [u8; 32]),
+    (recipe, reused, expansion): (Vec<u8>, bool, u64),
+    (opts, level, ropts): (&DeltaOptions, i32, &ferry_recipe::Options),
+    permit: &mut ferry_recipe::budget::Permit<'static>,
+) -> Result<Attempt> {
+    let refs = cx.refs;
+    let expanded_len = src.len;
+    let guess = base.size + expansion * base.size;
+    let prepaid = guess
+        + windows::peak(
+            expanded_len,
+            ferry_protocol::catalog::MAX_WINDOW_REFERENCE,
+            opts.window,
+            level,
+        );
+    permit.shrink(0);
+    let outcome = (recipe, reused, expanded_len, expanded_blake3);
+    beside_check((cx, check), (prepaid, permit), outcome, |hold| {
+        let Some((reference, form)) = reference_form(refs, base, ropts, false)? else {
+            return Ok(None);
+        };
+        let base_len = reference.len() as u64;
+        if base_len > opts.max_object {
+            return Ok(None);
+        }
+        let blake3 = *blake3::hash(&reference).as_bytes();
+        let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
+        drop(reference);
+        let Some(w) = windows::encode(key, &src, &spilled, opts.window, level, hold)? else {
+            return Ok(None);
+        };
+        let base = Base {
+            key: base_key.clone(),
+            sha256: base.sha256,
+            form,
+            len: base_len,
+            blake3,
+        };
+        Ok(Some((Frames::Windows(w), base)))
+    })
+}
+
+/// Runs `work` (the windows, and what they are made against) on the
+/// windows' thread beside the deferred check ([`with_check`], `prepaid`
+/// reserved for it first) and gives what the object ships: its patch, or
+/// nothing (`work` made none), or `CheckFailed`.
+pub(super) fn beside_check(
+    (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
+    (prepaid, permit): (u64, &mut ferry_recipe::budget::Permit<'_>),
+    (recipe, reused, expanded_len, expanded_blake3): (Vec<u8>, bool, u64, [u8; 32]),
+    work: impl FnOnce(&mut dyn windows::Hold) -> Result<Option<(Frames, Base)>> + Send,
+) -> Result<Attempt> {
+    Ok(match with_check(cx, check, (prepaid, permit), work)? {
+        None => Attempt::CheckFailed,
+        Some(made) => Attempt::Done(made.map(|(patch, base)| Patched {
+            recipe,
+            patch,
+            expanded_len,
+            expanded_blake3,
+            base,
+            reused,
+        })),
+    })
+}
