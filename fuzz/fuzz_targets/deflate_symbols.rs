@@ -3,12 +3,15 @@
 //! input it ends without a panic, its block starts are in order and inside
 //! the input, they are the cut finder's block ends (where the stream is one
 //! the cut finder reads too), and a reader started at any of them reaches
-//! the same plain length.
+//! the same plain length; read from a file a window at a time, it ends where
+//! it ends reading the input whole.
 #![no_main]
-use ferry_recipe::fuzzing::{deflate_block_ends, deflate_symbols};
+use ferry_recipe::fuzzing::{deflate_block_ends, deflate_symbols, deflate_symbols_windowed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let [whole, windowed] = deflate_symbols_windowed(data);
+    assert_eq!(whole, windowed, "read a window at a time, the stream ends elsewhere");
     let (whole, again) = deflate_symbols(data);
     let Some((plain, starts)) = whole else {
         return;

@@ -70,7 +70,7 @@ pub(crate) fn walk(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
 }
 
 /// The offset of the deflate data after the gzip member header at `at`.
-fn gzip_header_end(d: &[u8], at: usize, end: usize) -> Option<usize> {
+pub(crate) fn gzip_header_end(d: &[u8], at: usize, end: usize) -> Option<usize> {
     let d = d.get(..end)?;
     if !d.get(at..)?.starts_with(GZIP) {
         return None;

@@ -210,13 +210,18 @@ fn too_long(cuts: &[DeflateCut], plain_len: u64, compressed_len: u64) -> Option<
 }
 
 /// Deflates piece `i` of `text` (the plain bytes from `text_at`) with
-/// `params`' encoder (checked by [`validate`] or [`cuttable`]).
+/// `params`' encoder (checked by [`validate`] or [`cuttable`]). With a
+/// base's `parse` (GNU gzip only), the piece first copies it where it is
+/// this stream's ([`crate::reuse`]); a piece that then does not reach its
+/// end cut or its length (the base's parse is not this stream's there) is
+/// deflated again without it. A copy of the right length but other bytes is
+/// for the caller's digest to find.
 fn piece(
     params: &ZlibParams,
-    cuts: &[DeflateCut],
+    (cuts, compressed_len): (&[DeflateCut], u64),
     i: usize,
-    text: &[u8],
-    text_at: u64,
+    (text, text_at): (&[u8], u64),
+    parse: Option<&crate::reuse::Base<'_>>,
 ) -> Result<Vec<u8>, CutError> {
     let from = i.checked_sub(1).map(|j| boundary(&cuts[j]));
     let to = cuts.get(i).map(boundary);
@@ -225,6 +230,25 @@ fn piece(
     if params.encoder == GO_FLATE_ENCODER {
         crate::goflate::cut::piece(params.level, text, text_at, from, to, &mut out)
     } else {
+        if let Some(base) = parse {
+            let copier = crate::reuse::Copier::new(base, text, text_at);
+            let copied = deflate::piece_copying(
+                Flavour::Gnu,
+                params.level,
+                text,
+                text_at,
+                from,
+                to,
+                &mut out,
+                Some(copier),
+            );
+            let (os, oe) = out_range(cuts, i, compressed_len);
+            if let (Ok(stats), true) = (&copied, out.len() as u64 == oe - os) {
+                crate::reuse::count_copied(stats.copied);
+                return Ok(out);
+            }
+            out.clear();
+        }
         deflate::piece(
             Flavour::Gnu,
             params.level,
@@ -251,7 +275,9 @@ pub(crate) fn threads() -> usize {
 /// writes them in order to `out`, each checked against its length. At most
 /// one piece more than there are workers is read ahead; the plain bytes
 /// and outputs of those pieces are held (reserved in the process's
-/// [`budget`](crate::budget)), never the whole stream.
+/// [`budget`](crate::budget)), never the whole stream. With a base's
+/// `parse`, each piece copies it where it can ([`piece`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn rebuild(
     params: &ZlibParams,
     cuts: &[DeflateCut],
@@ -260,6 +286,7 @@ pub(crate) fn rebuild(
     plain: &mut dyn Read,
     out: &mut dyn Write,
     parallel: bool,
+    parse: Option<&crate::reuse::Base<'_>>,
 ) -> Result<(), CutError> {
     validate(params, cuts, plain_len, compressed_len)?;
     let pieces = cuts.len() + 1;
@@ -293,7 +320,7 @@ pub(crate) fn rebuild(
         for i in 0..pieces {
             permit.resize(held(i));
             let (text, at) = texts.next(i)?;
-            let bytes = piece(params, cuts, i, &text, at)?;
+            let bytes = piece(params, (cuts, compressed_len), i, (&text, at), parse)?;
             write(i, bytes)?;
         }
         return Ok(());
@@ -311,7 +338,7 @@ pub(crate) fn rebuild(
                     return;
                 };
                 let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    piece(params, cuts, i, &text, at)
+                    piece(params, (cuts, compressed_len), i, (&text, at), parse)
                 }));
                 if done_tx.send((i, made)).is_err() {
                     return;
@@ -494,8 +521,14 @@ fn checked(
         let good = |cuts: &[DeflateCut], i: usize| {
             let (s, e) = text_range(cuts, i, plain_len);
             let (os, oe) = out_range(cuts, i, compressed_len);
-            piece(params, cuts, i, &plain[s as usize..e as usize], s)
-                .is_ok_and(|b| b[..] == compressed[os as usize..oe as usize])
+            piece(
+                params,
+                (cuts, compressed_len),
+                i,
+                (&plain[s as usize..e as usize], s),
+                None,
+            )
+            .is_ok_and(|b| b[..] == compressed[os as usize..oe as usize])
         };
         let mut failed = Vec::new();
         for group in todo.chunks(threads()) {

@@ -174,6 +174,41 @@ pub mod fuzzing {
         (whole, again)
     }
 
+    /// The same reader from `compressed`'s first bit, reading it whole and
+    /// reading it from a file a 4 KiB window at a time: where each ended
+    /// (plain length, and whether after the last block), which must agree
+    /// whatever the bytes.
+    pub fn deflate_symbols_windowed(compressed: &[u8]) -> [Option<(u64, bool)>; 2] {
+        use crate::cuts::symbols::{FileStream, Scan, Symbols};
+        use std::io::Write;
+        let end = |s: Option<Symbols<'_>>| {
+            let mut s = s?;
+            while s.scan(u64::MAX) != Scan::End {}
+            Some((s.plain, s.finished))
+        };
+        let whole = end(Symbols::at(compressed, 0, 0));
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("ferry-symbols-{}-{n}", std::process::id()));
+        let windowed = (|| {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .ok()?;
+            file.write_all(compressed).ok()?;
+            let stream = FileStream {
+                file: &file,
+                start: 0,
+                len: compressed.len() as u64,
+            };
+            end(Symbols::at_in(stream, 0, 0, Some(4096)))
+        })();
+        let _ = std::fs::remove_file(&path);
+        [whole, windowed]
+    }
+
     /// A block start as [`deflate_symbols`] gives it.
     pub type BlockStartOf = crate::reuse::BlockStart;
 
@@ -184,7 +219,10 @@ pub mod fuzzing {
 pub use cuts::{CutError, DEFAULT_PIECE};
 pub use deflate::PieceError;
 pub use known::{expand_known, known_streams_worth, verified_streams, KnownStreams, KNOWN_MOST};
-pub use rebuild::{rebuild, rebuild_from, rebuild_from_known, rebuild_known, RebuildError};
+pub use rebuild::{
+    rebuild, rebuild_from, rebuild_from_base, rebuild_from_known, rebuild_known, rebuild_with_base,
+    FromBase, RebuildError,
+};
 pub use recipe::{
     DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
     RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4, RECIPE_VERSION_5,
@@ -336,6 +374,32 @@ pub fn analyze(data: &[u8], opts: &Options) -> Analysis {
 /// for a given [`EXPAND_VERSION`] and `max_expanded`, `max_ratio`, `max_depth`.
 pub fn expand(data: &[u8], opts: &Options) -> Result<Vec<u8>, ExpandError> {
     expand_streams(data, opts).map(|(expanded, _)| expanded)
+}
+
+/// A deflate stream an expansion decoded ([`expand_deflated`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeflatedStream {
+    /// Its raw deflate bytes' range in the object.
+    pub compressed: (usize, usize),
+    /// Its plain bytes' range in the expanded form.
+    pub plain: (usize, usize),
+}
+
+/// [`expand`], and where the deflate streams it decoded are, in the object
+/// and in the expanded form (for [`reuse::Base`]).
+pub fn expand_deflated(
+    data: &[u8],
+    opts: &Options,
+) -> Result<(Vec<u8>, Vec<DeflatedStream>), ExpandError> {
+    let (expanded, streams) = expand_streams(data, opts)?;
+    let streams = streams
+        .into_iter()
+        .map(|[start, len, plain_at, plain_len]| DeflatedStream {
+            compressed: (start, start + len),
+            plain: (plain_at, plain_at + plain_len),
+        })
+        .collect();
+    Ok((expanded, streams))
 }
 
 /// [`expand`], and the deflate streams it decoded: each one's start in

@@ -142,12 +142,13 @@ pub fn rebuild_known(
     known: Option<&KnownStreams>,
 ) -> Result<(), RebuildError> {
     let expanded_len = expanded.len() as u64;
+    let from = FromBase { known, parse: None };
     segments(
         recipe,
         &mut Slice(expanded),
         (expanded_len, out_len),
         out,
-        known,
+        from,
     )
 }
 
@@ -179,7 +180,51 @@ pub fn rebuild_from_known(
     out: &mut impl Write,
     known: Option<&KnownStreams>,
 ) -> Result<(), RebuildError> {
-    segments(recipe, &mut Stream(expanded), lens, out, known)
+    let from = FromBase { known, parse: None };
+    segments(recipe, &mut Stream(expanded), lens, out, from)
+}
+
+/// What a rebuild may take from its base object instead of computing it:
+/// the deflate streams the object shares with it ([`KnownStreams`]), and
+/// the base's GNU gzip parse where the object's cut stream's plain bytes
+/// are the base's ([`crate::reuse`]). Neither is trusted: a piece copied
+/// wrong in length is deflated again, and the caller that finds the
+/// object's digest wrong rebuilds it again without them.
+#[derive(Clone, Copy, Default)]
+pub struct FromBase<'a> {
+    /// Streams copied whole.
+    pub known: Option<&'a KnownStreams>,
+    /// The base's parse, copied into cut GNU gzip streams (levels 4 to 9).
+    pub parse: Option<&'a crate::reuse::Base<'a>>,
+}
+
+/// [`rebuild_from`], taking what it can `from` the base.
+pub fn rebuild_from_base(
+    recipe: &Recipe,
+    expanded: &mut impl Read,
+    lens: (u64, u64),
+    out: &mut impl Write,
+    from: FromBase<'_>,
+) -> Result<(), RebuildError> {
+    segments(recipe, &mut Stream(expanded), lens, out, from)
+}
+
+/// [`rebuild`], taking what it can `from` the base.
+pub fn rebuild_with_base(
+    recipe: &Recipe,
+    expanded: &[u8],
+    out_len: u64,
+    out: &mut impl Write,
+    from: FromBase<'_>,
+) -> Result<(), RebuildError> {
+    let expanded_len = expanded.len() as u64;
+    segments(
+        recipe,
+        &mut Slice(expanded),
+        (expanded_len, out_len),
+        out,
+        from,
+    )
 }
 
 /// Where the segments read the expanded form from: a reader, or a slice
@@ -233,8 +278,9 @@ fn segments(
     expanded: &mut impl Input,
     (expanded_len, out_len): (u64, u64),
     out: &mut impl Write,
-    known: Option<&KnownStreams>,
+    from: FromBase<'_>,
 ) -> Result<(), RebuildError> {
+    let known = from.known;
     check_lens(recipe, expanded_len, out_len)?;
     let mut next = 0;
     while let Some(segment) = recipe.segments.get(next) {
@@ -297,6 +343,7 @@ fn segments(
                     (*plain_len, *compressed_len),
                     expanded,
                     out,
+                    from.parse,
                 )?;
                 continue;
             }
@@ -594,6 +641,7 @@ fn cut(
     (plain_len, compressed_len): (u64, u64),
     expanded: &mut impl Read,
     out: &mut impl Write,
+    parse: Option<&crate::reuse::Base<'_>>,
 ) -> Result<(), RebuildError> {
     let mut input = Counted::new(expanded.by_ref().take(plain_len));
     let done = crate::cuts::rebuild(
@@ -604,6 +652,7 @@ fn cut(
         &mut input,
         out,
         true,
+        parse,
     );
     input.check(index, plain_len)?;
     done.map_err(|source| match source {

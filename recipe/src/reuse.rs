@@ -30,6 +30,7 @@
 
 use std::collections::HashMap;
 
+pub use crate::cuts::symbols::FileStream;
 use crate::cuts::symbols::{Scan, Symbols};
 use crate::cuts::{self, CutError};
 use crate::deflate::{self, Flavour};
@@ -142,6 +143,19 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
 /// whether the block before it ended on a match.
 pub type BlockStart = (u64, u64, bool);
 
+/// The block starts of the first gzip member of `object`: where its raw
+/// deflate stream starts in `object`, every block's start, and its plain
+/// length; `None` if `object` does not start with a gzip member whose
+/// deflate stream decodes. One pass of a Huffman decoder, which can run
+/// beside the inflate that expands the same object (for
+/// [`Base::with_starts`], once the stream's place and plain bytes are
+/// known).
+pub fn gzip_block_starts(object: &[u8]) -> Option<(usize, Vec<BlockStart>, u64)> {
+    let start = crate::containers::gzip_header_end(object, 0, object.len())?;
+    let (starts, plain) = Symbols::index(object.get(start..)?)?;
+    Some((start, starts, plain))
+}
+
 /// One piece's rebuilt bytes and what was copied into them, or why not.
 pub type PieceResult = Result<(Vec<u8>, CopyStats), CutError>;
 
@@ -157,7 +171,7 @@ pub enum ReuseError {
 /// A base stream whose parse may be reused: its raw deflate bytes, its
 /// plain bytes, every block's start, and its plain bytes' anchors.
 pub struct Base<'a> {
-    compressed: &'a [u8],
+    compressed: Compressed<'a>,
     plain: &'a [u8],
     /// (plain offset, bit offset, whether the block before ended on a
     /// match) of every block start, in order.
@@ -181,7 +195,7 @@ impl<'a> Base<'a> {
             None
         });
         Ok(Base {
-            compressed,
+            compressed: Compressed::Bytes(compressed),
             plain,
             starts,
             anchors: index,
@@ -195,11 +209,22 @@ impl<'a> Base<'a> {
     /// starts are taken in plain order; a wrong one makes its reader read
     /// garbage (a malformed stream, or matches that are not the base's),
     /// which the caller's check of the output finds: never a panic.
-    pub fn with_starts(
-        compressed: &'a [u8],
+    pub fn with_starts(compressed: &'a [u8], plain: &'a [u8], starts: Vec<BlockStart>) -> Base<'a> {
+        Base::given(Compressed::Bytes(compressed), plain, starts)
+    }
+
+    /// [`Base::with_starts`] of a base whose compressed stream is read from
+    /// a file as its copiers need it (a window of a few hundred KiB each),
+    /// not held.
+    pub fn with_starts_in(
+        compressed: FileStream<'a>,
         plain: &'a [u8],
-        mut starts: Vec<BlockStart>,
+        starts: Vec<BlockStart>,
     ) -> Base<'a> {
+        Base::given(Compressed::File(compressed), plain, starts)
+    }
+
+    fn given(compressed: Compressed<'a>, plain: &'a [u8], mut starts: Vec<BlockStart>) -> Base<'a> {
         starts.sort_unstable();
         starts.dedup();
         let mut index = HashMap::new();
@@ -267,6 +292,15 @@ impl<'a> Base<'a> {
     }
 }
 
+/// Where a base's compressed stream is read from.
+#[derive(Clone, Copy)]
+enum Compressed<'a> {
+    /// Held.
+    Bytes(&'a [u8]),
+    /// Read as needed.
+    File(FileStream<'a>),
+}
+
 /// New plain bytes `start..end` equal the base's from `base` on.
 #[derive(Clone, Copy, Debug)]
 struct Stretch {
@@ -283,6 +317,19 @@ impl Stretch {
     fn to_new(self, q: u64) -> u64 {
         q - self.base + self.start
     }
+}
+
+/// Plain bytes whose symbols pieces of cut streams rebuilt in this process
+/// copied from a base's parse (and kept: a piece that came out wrong and
+/// was deflated again does not count), for reports and tests.
+pub fn copied_bytes() -> u64 {
+    COPIED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static COPIED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn count_copied(n: u64) {
+    COPIED.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// What the copying did (for measurements).
@@ -392,7 +439,10 @@ impl<'a> Copier<'a> {
                 self.next_try = u64::MAX;
                 return false;
             };
-            self.reader = Symbols::at(self.base.compressed, bit, plain);
+            self.reader = match self.base.compressed {
+                Compressed::Bytes(bytes) => Symbols::at(bytes, bit, plain),
+                Compressed::File(stream) => Symbols::at_in(stream, bit, plain, None),
+            };
             if let Some(r) = &mut self.reader {
                 r.after_match = after;
             }

@@ -35,10 +35,11 @@ pub(super) fn write_object(
     out: &mut impl Write,
     copy_known: bool,
 ) -> Result<bool> {
-    let (expanded, known) = match &r.expanded {
-        Expanded::Chunks(refs) => (gather(cx, key, refs)?, None),
+    let lend = copy_known && recipe.is_some_and(copies_parse);
+    let (expanded, known, lent) = match &r.expanded {
+        Expanded::Chunks(refs) => (gather(cx, key, refs)?, None, None),
         Expanded::Patch { base, patch } => {
-            let (reference, known) = reference_form(cx, dir, key, base, copy_known)?;
+            let (reference, known, lent) = reference_form(cx, dir, key, base, (copy_known, lend))?;
             let patch = gather(cx, key, patch)?;
             let expanded = ferry_protocol::delta::decode(
                 &patch,
@@ -46,13 +47,20 @@ pub(super) fn write_object(
                 r.expanded_len,
                 &key.to_string(),
             )?;
-            (expanded, known)
+            // The base's parse is read from its reference form's bytes.
+            let lent = lent.map(|lent| (lent, reference));
+            (expanded, known, lent)
         }
         Expanded::Windows { base, windows } => {
-            let (reference, known) = reference_form(cx, dir, key, base, copy_known)?;
-            let parts = (&reference[..], &windows[..], known.as_ref());
+            let (reference, known, lent) = reference_form(cx, dir, key, base, (copy_known, lend))?;
+            let parse = lent.as_ref().map(|lent| base_parse(lent, &reference));
+            let from = ferry_recipe::FromBase {
+                known: known.as_ref(),
+                parse: parse.as_ref(),
+            };
+            let parts = (&reference[..], &windows[..], from);
             super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
-            return Ok(known.is_some());
+            return Ok(known.is_some() || parse.is_some());
         }
     };
     if expanded.len() as u64 != r.expanded_len
@@ -68,9 +76,42 @@ pub(super) fn write_object(
             .with_context(|| format!("cannot write object {key}"))?;
         return Ok(false);
     };
-    ferry_recipe::rebuild_known(recipe, &expanded, f.size, out, known.as_ref())
+    let parse = lent
+        .as_ref()
+        .map(|(lent, reference)| base_parse(lent, reference));
+    let from = ferry_recipe::FromBase {
+        known: known.as_ref(),
+        parse: parse.as_ref(),
+    };
+    ferry_recipe::rebuild_with_base(recipe, &expanded, f.size, out, from)
         .with_context(|| format!("object {key}: its recipe does not rebuild it"))?;
-    Ok(known.is_some())
+    Ok(known.is_some() || parse.is_some())
+}
+
+/// Whether `recipe` has a cut GNU gzip stream at level 4 to 9, whose
+/// pieces may copy the base's parse (`ferry_recipe::reuse`).
+fn copies_parse(recipe: &ferry_recipe::Recipe) -> bool {
+    recipe.segments.iter().any(|s| {
+        matches!(s, ferry_recipe::Segment::ZlibCuts { params, .. }
+            if params.encoder == ferry_recipe::zlib::GNU_GZIP_ENCODER && params.level >= 4)
+    })
+}
+
+/// The base's parse of its deflate stream (read from its file, its plain
+/// bytes in `reference`, its block starts given). A file changed since it
+/// was checked gives copies that are not this object's, which its digest
+/// finds.
+fn base_parse<'a>(
+    (file, s, starts): &'a Lent,
+    reference: &'a [u8],
+) -> ferry_recipe::reuse::Base<'a> {
+    let compressed = ferry_recipe::reuse::FileStream {
+        file,
+        start: s.compressed.0 as u64,
+        len: (s.compressed.1 - s.compressed.0) as u64,
+    };
+    let plain = &reference[s.plain.0..s.plain.1];
+    ferry_recipe::reuse::Base::with_starts_in(compressed, plain, starts.clone())
 }
 
 /// The concatenated bytes of `refs`, each chunk checked.
@@ -103,16 +144,28 @@ pub(super) fn recipe(
     Ok(Some(recipe))
 }
 
+/// What a base lends a rebuild besides its reference form: its file (read
+/// again by the copiers of its parse, a window at a time: the bytes read to
+/// expand it are not kept), its gzip member's deflate stream, and that
+/// stream's block starts.
+type Lent = (
+    std::fs::File,
+    ferry_recipe::DeflatedStream,
+    Vec<ferry_recipe::reuse::BlockStart>,
+);
+
 /// The reference form of `base`, from the previous generation's copy, and
 /// with `copy_known` its deflate streams when they are worth knowing
-/// (`ferry_recipe::known_streams_worth`) and it has two or more.
+/// (`ferry_recipe::known_streams_worth`) and it has two or more; with
+/// `lend`, its bytes and its deflate stream when it is a gzip member of a
+/// MiB or more.
 fn reference_form(
     cx: &BuildCtx<'_>,
     dir: &str,
     key: &ObjectKey,
     base: &Base,
-    copy_known: bool,
-) -> Result<(Vec<u8>, Option<ferry_recipe::KnownStreams>)> {
+    (copy_known, lend): (bool, bool),
+) -> Result<(Vec<u8>, Option<ferry_recipe::KnownStreams>, Option<Lent>)> {
     let missing = |why: String| Error::MissingBase {
         key: key.to_string(),
         base: base.key.to_string(),
@@ -126,6 +179,7 @@ fn reference_form(
     let cannot = |e: ferry_recipe::ExpandError| {
         missing(format!("its reference form cannot be computed: {e}"))
     };
+    let mut lent = None;
     let (reference, known) = match base.form {
         BaseForm::Bytes => {
             check_base(&path, &bytes, base, &missing)?;
@@ -142,12 +196,27 @@ fn reference_form(
             // The digest is checked on another core while the base expands
             // (a layer's inflate is the serial start of its rebuild); the
             // expansion is used only once the digest is right.
-            let (checked, reference) = rayon::join(
-                || check_base(&path, &bytes, base, &missing),
-                || ferry_recipe::expand(&bytes, &ferry_recipe::Options::default()),
+            // With `lend`, the block starts of a gzip base's stream are
+            // read on that core too (for the copiers of its parse).
+            let ((checked, starts), reference) = rayon::join(
+                || {
+                    let checked = check_base(&path, &bytes, base, &missing);
+                    let starts = lend.then(|| ferry_recipe::reuse::gzip_block_starts(&bytes));
+                    (checked, starts.flatten())
+                },
+                || ferry_recipe::expand_deflated(&bytes, &ferry_recipe::Options::default()),
             );
             checked?;
-            (reference.map_err(cannot)?, None)
+            let (reference, streams) = reference.map_err(cannot)?;
+            lent = starts.and_then(|(start, starts, plain_len)| {
+                let s = streams.into_iter().next()?;
+                let fits = s.compressed.0 == start
+                    && (s.plain.1 - s.plain.0) as u64 == plain_len
+                    && plain_len >= 1 << 20;
+                let file = std::fs::File::open(&path).ok()?;
+                fits.then_some((file, s, starts))
+            });
+            (reference, None)
         }
         BaseForm::Expanded { version } => bail!(missing(format!(
             "the patch needs reference form version {version}, this ferry-in computes version {}",
@@ -161,7 +230,7 @@ fn reference_form(
             base.len
         )));
     }
-    Ok((reference, known))
+    Ok((reference, known, lent))
 }
 
 /// Reads the base's served copy.

@@ -18,14 +18,14 @@ use std::io::{Read, Write};
 
 /// Writes object `key` (its expanded form carried as `windows` against
 /// `reference`, the base's checked reference form) to `out`, streaming the
-/// windows through the recipe, which copies the base's `known` streams the
-/// object shares. The caller checks size and SHA-256.
+/// windows through the recipe, which takes what it can `from` the base
+/// (the streams the object shares with it, its parse). The caller checks size and SHA-256.
 pub(super) fn write(
     cx: &BuildCtx<'_>,
     key: &ObjectKey,
     f: &FileObject,
     (r, recipe): super::rebuilt::Encoded<'_>,
-    (reference, windows, known): (&[u8], &[Window], Option<&ferry_recipe::KnownStreams>),
+    (reference, windows, from): (&[u8], &[Window], ferry_recipe::FromBase<'_>),
     out: &mut impl Write,
 ) -> Result<()> {
     let mut reader = Windows {
@@ -43,12 +43,12 @@ pub(super) fn write(
         None => std::io::copy(&mut reader, out)
             .map(drop)
             .map_err(anyhow::Error::from),
-        Some(recipe) => ferry_recipe::rebuild_from_known(
+        Some(recipe) => ferry_recipe::rebuild_from_base(
             recipe,
             &mut reader,
             (r.expanded_len, f.size),
             out,
-            known,
+            from,
         )
         .with_context(|| format!("object {key}: its recipe does not rebuild it")),
     };

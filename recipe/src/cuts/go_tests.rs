@@ -189,7 +189,14 @@ fn go_cuts_rebuild_exactly() {
             for i in 0..=cuts.len() {
                 let (s, e) = text_range(&cuts, i, plain.len() as u64);
                 let (os, oe) = out_range(&cuts, i, body.len() as u64);
-                let made = piece(&params, &cuts, i, &plain[s as usize..e as usize], s).unwrap();
+                let made = piece(
+                    &params,
+                    (&cuts, body.len() as u64),
+                    i,
+                    (&plain[s as usize..e as usize], s),
+                    None,
+                )
+                .unwrap();
                 assert!(
                     made[..] == body[os as usize..oe as usize],
                     "{name} level {level}: piece {i} differs"
@@ -267,7 +274,13 @@ fn a_wrong_go_cut_is_refused() {
         }
         let (s, e) = text_range(&bad, 1, plain.len() as u64);
         let (os, oe) = out_range(&bad, 1, len);
-        match piece(&params, &bad, 1, &plain[s as usize..e as usize], s) {
+        match piece(
+            &params,
+            (&bad, len),
+            1,
+            (&plain[s as usize..e as usize], s),
+            None,
+        ) {
             Err(e) => eprintln!("{what}, resumed there: {e}"),
             Ok(made) => assert!(made[..] == body[os as usize..oe as usize], "{what}"),
         }

@@ -45,6 +45,8 @@ pub(crate) enum Scan {
 /// Where [`Symbols::in_block`] stopped.
 enum InBlock {
     End,
+    /// The window must be read on before the next symbol.
+    More,
     Limit,
     Match(u16, u16),
     Bad,
@@ -142,9 +144,10 @@ fn fixed() -> Option<(Code, Code)> {
     Some((Code::new(&lit)?, Code::new(&[5u8; 30])?))
 }
 
-/// The stream's bits, least significant first.
-struct BitIn<'a> {
-    data: &'a [u8],
+/// The stream's bits, least significant first, from `data` (a slice, or a
+/// window of a stream read from a file).
+struct BitIn<D> {
+    data: D,
     /// The next byte to load into `buf`.
     at: usize,
     buf: u64,
@@ -152,9 +155,42 @@ struct BitIn<'a> {
     held: u32,
 }
 
+/// A raw deflate stream read by positioned reads of a file (`len` bytes
+/// from `start`), a window at a time, so that a reader of a large base
+/// holds a few hundred KiB of it, not the whole stream.
+#[derive(Clone, Copy, Debug)]
+pub struct FileStream<'a> {
+    /// The file.
+    pub file: &'a std::fs::File,
+    /// Where the stream starts in it.
+    pub start: u64,
+    /// The stream's length.
+    pub len: u64,
+}
+
+/// The bytes a reader reads at once from a [`FileStream`].
+const WINDOW: usize = 256 << 10;
+/// Bytes a window holds past the reader before a symbol (the longest is
+/// 48 bits) or a block header (a dynamic header is under 300 bytes) is
+/// read; a window this short is read on.
+const SYMBOL_AHEAD: usize = 16;
+const HEADER_AHEAD: usize = 1 << 10;
+
+/// Where a reader's bytes come from beyond its window.
+struct Windowed<'a> {
+    stream: FileStream<'a>,
+    /// The stream offset of the window's first byte.
+    origin: u64,
+    /// The bytes read at once.
+    window: usize,
+}
+
 /// A reader of a stream's symbols from one of its block starts.
 pub(crate) struct Symbols<'a> {
-    bits: BitIn<'a>,
+    bits: BitIn<std::borrow::Cow<'a, [u8]>>,
+    /// The file the window is read from; `None`: `bits.data` is the whole
+    /// stream.
+    windowed: Option<Windowed<'a>>,
     /// The current block's codes; `None` between blocks.
     codes: Option<(Code, Code)>,
     /// Whether the current (or, between blocks, the previous) block is the
@@ -184,11 +220,12 @@ impl<'a> Symbols<'a> {
         }
         let mut s = Symbols {
             bits: BitIn {
-                data: compressed,
+                data: std::borrow::Cow::Borrowed(compressed),
                 at: byte,
                 buf: 0,
                 held: 0,
             },
+            windowed: None,
             codes: None,
             last: false,
             done: false,
@@ -200,12 +237,95 @@ impl<'a> Symbols<'a> {
         s.bits.take((bit % 8) as u32)?;
         Some(s)
     }
+
+    /// [`Symbols::at`] of a stream read from a file, `window` bytes at a
+    /// time (at least 4 KiB; [`WINDOW`] unless a test asks for less).
+    pub(crate) fn at_in(
+        stream: FileStream<'a>,
+        bit: u64,
+        plain: u64,
+        window: Option<usize>,
+    ) -> Option<Symbols<'a>> {
+        let byte = bit / 8;
+        if byte >= stream.len {
+            return None;
+        }
+        let mut s = Symbols {
+            bits: BitIn {
+                data: std::borrow::Cow::Owned(Vec::new()),
+                at: 0,
+                buf: 0,
+                held: 0,
+            },
+            windowed: Some(Windowed {
+                stream,
+                origin: byte,
+                window: window.unwrap_or(WINDOW).max(4 << 10),
+            }),
+            codes: None,
+            last: false,
+            done: false,
+            finished: false,
+            plain,
+            after_match: false,
+            starts: None,
+        };
+        s.slide()?;
+        s.bits.take((bit % 8) as u32)?;
+        Some(s)
+    }
+
+    /// The stream offset, in bits, of the next bit to be read.
+    fn bit_offset(&self) -> u64 {
+        let origin = self.windowed.as_ref().map_or(0, |w| w.origin);
+        (origin + self.bits.at as u64) * 8 - u64::from(self.bits.held)
+    }
+
+    /// Whether the window must be read on before `ahead` more bytes are
+    /// read from it.
+    #[inline]
+    fn short(&self, ahead: usize) -> bool {
+        self.window_ends_early() && self.bits.at + ahead > self.bits.data.len()
+    }
+
+    /// Whether the stream goes on past the window.
+    #[inline]
+    fn window_ends_early(&self) -> bool {
+        self.windowed
+            .as_ref()
+            .is_some_and(|w| w.origin + (self.bits.data.len() as u64) < w.stream.len)
+    }
+
+    /// Reads the window on from the next byte not yet in the bit buffer
+    /// (which may be past the window, after a stored block); `None` past
+    /// the stream's end or if the file cannot be read.
+    #[cold]
+    fn slide(&mut self) -> Option<()> {
+        let w = self.windowed.as_mut()?;
+        let from = w.origin + self.bits.at as u64;
+        if from > w.stream.len {
+            return None;
+        }
+        let n = (w.stream.len - from).min(w.window as u64) as usize;
+        let mut data = match std::mem::take(&mut self.bits.data) {
+            std::borrow::Cow::Owned(v) => v,
+            std::borrow::Cow::Borrowed(_) => Vec::new(),
+        };
+        data.resize(n, 0);
+        std::os::unix::fs::FileExt::read_exact_at(w.stream.file, &mut data, w.stream.start + from)
+            .ok()?;
+        w.origin = from;
+        self.bits.data = std::borrow::Cow::Owned(data);
+        self.bits.at = 0;
+        Some(())
+    }
 }
 
-impl BitIn<'_> {
+impl<D: AsRef<[u8]>> BitIn<D> {
     #[inline]
     fn refill(&mut self) {
-        if let Some(eight) = self.data.get(self.at..self.at + 8) {
+        let data = self.data.as_ref();
+        if let Some(eight) = data.get(self.at..self.at + 8) {
             let v = u64::from_le_bytes(eight.try_into().unwrap_or([0; 8]));
             self.buf |= v << self.held;
             let n = (63 - self.held) / 8;
@@ -214,7 +334,7 @@ impl BitIn<'_> {
             return;
         }
         while self.held <= 56 {
-            let Some(&b) = self.data.get(self.at) else {
+            let Some(&b) = data.get(self.at) else {
                 return;
             };
             self.buf |= u64::from(b) << self.held;
@@ -334,6 +454,10 @@ impl<'a> Symbols<'a> {
             };
             match self.in_block(&codes, limit) {
                 InBlock::End => continue,
+                InBlock::More => {
+                    self.codes = Some(codes);
+                    self.slide()?;
+                }
                 InBlock::Limit => {
                     self.codes = Some(codes);
                     return Some(Scan::Limit);
@@ -351,8 +475,10 @@ impl<'a> Symbols<'a> {
     /// while literals pass.
     #[inline]
     fn in_block(&mut self, (lit, dist): &(Code, Code), limit: u64) -> InBlock {
+        // A window is read on before a symbol that might need bytes past it.
+        let more = self.window_ends_early();
         let mut bits = BitIn {
-            data: self.bits.data,
+            data: &self.bits.data[..],
             at: self.bits.at,
             buf: self.bits.buf,
             held: self.bits.held,
@@ -364,6 +490,9 @@ impl<'a> Symbols<'a> {
                 break InBlock::Limit;
             }
             if bits.held < 48 {
+                if more && bits.at + SYMBOL_AHEAD > bits.data.len() {
+                    break InBlock::More;
+                }
                 bits.refill();
             }
             let e = lit.lookup(bits.buf);
@@ -417,7 +546,10 @@ impl<'a> Symbols<'a> {
             after = true;
             break InBlock::Match(len, dist);
         };
-        self.bits = bits;
+        let (at, buf, held) = (bits.at, bits.buf, bits.held);
+        self.bits.at = at;
+        self.bits.buf = buf;
+        self.bits.held = held;
         self.plain = plain;
         self.after_match = after;
         found
@@ -435,10 +567,14 @@ impl<'a> Symbols<'a> {
             self.finished = true;
             return None;
         }
-        if let Some(starts) = &mut self.starts {
-            let bit = self.bits.at as u64 * 8 - u64::from(self.bits.held);
-            starts.push((self.plain, bit, self.after_match));
+        if self.short(HEADER_AHEAD) {
+            self.slide()?;
         }
+        if self.starts.is_some() {
+            let start = (self.plain, self.bit_offset(), self.after_match);
+            self.starts.as_mut()?.push(start);
+        }
+        let in_file = self.windowed.as_ref().map(|w| w.stream.len - w.origin);
         let bits = &mut self.bits;
         self.last = bits.take(1)? == 1;
         match bits.take(2)? {
@@ -457,7 +593,9 @@ impl<'a> Symbols<'a> {
                     bits.drop_bits(n as u32 * 8)?;
                 } else {
                     let rest = n - held_bytes;
-                    if bits.at + rest > bits.data.len() {
+                    // In a window, the bytes past it are the file's.
+                    let end = in_file.unwrap_or(bits.data.len() as u64);
+                    if (bits.at + rest) as u64 > end {
                         return None;
                     }
                     bits.at += rest;
@@ -501,7 +639,7 @@ impl<'a> Symbols<'a> {
         if !s.finished {
             return None;
         }
-        let end = s.bits.at as u64 * 8 - u64::from(s.bits.held);
+        let end = s.bit_offset();
         Some((s.starts.take().unwrap_or_default(), s.plain, end))
     }
 }
@@ -549,6 +687,73 @@ mod tests {
                     while s.scan(u64::MAX) != Scan::End {}
                 }
             }
+        }
+    }
+
+    /// A reader of a stream read from a file a window at a time (4 KiB, so
+    /// that symbols, block headers and stored blocks cross windows) reads
+    /// what a reader of the whole stream does, from every block start:
+    /// the same matches, stored blocks, block starts and end.
+    #[test]
+    fn a_stream_read_a_window_at_a_time_is_read_as_whole() {
+        use std::io::Write as _;
+        let text = crate::zlib::sample();
+        let mut r = 99u64;
+        let mut plain = Vec::new();
+        for i in 0..40usize {
+            // Text, then bytes no deflate compresses (stored blocks).
+            let at = (i * 7919) % (text.len() - 30_000);
+            plain.extend_from_slice(&text[at..at + 20_000 + i * 300]);
+            for _ in 0..(i % 3) * 30_000 {
+                r = r.wrapping_mul(6364136223846793005).wrapping_add(1);
+                plain.push((r >> 33) as u8);
+            }
+        }
+        for level in [0u32, 1, 6, 9] {
+            let mut e =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
+            e.write_all(&plain).unwrap();
+            let z = e.finish().unwrap();
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(b"not the stream").unwrap();
+            file.write_all(&z).unwrap();
+            file.write_all(b"nor this").unwrap();
+            let stream = FileStream {
+                file: &file,
+                start: 14,
+                len: z.len() as u64,
+            };
+            let (starts, total) = Symbols::index(&z).expect("decodes");
+            assert_eq!(total, plain.len() as u64);
+            let stored = |s: &Scan| matches!(s, Scan::Stored(_));
+            let mut saw_stored = false;
+            for &(p, bit, _) in &starts {
+                let mut whole = Symbols::at(&z, bit, p).unwrap();
+                let mut windowed = Symbols::at_in(stream, bit, p, Some(4096)).unwrap();
+                whole.starts = Some(Vec::new());
+                windowed.starts = Some(Vec::new());
+                loop {
+                    let (a, b) = (whole.scan(u64::MAX), windowed.scan(u64::MAX));
+                    assert_eq!(a, b, "level {level}, from bit {bit}");
+                    assert_eq!(whole.plain, windowed.plain);
+                    saw_stored |= stored(&a);
+                    if a == Scan::End {
+                        break;
+                    }
+                }
+                assert!(windowed.finished, "level {level}");
+                assert_eq!(whole.starts, windowed.starts, "level {level}");
+                assert_eq!(whole.bit_offset(), windowed.bit_offset(), "level {level}");
+            }
+            assert!(saw_stored || level > 0, "level {level}: no stored block");
+            // A stream cut short in its file ends the reader, never a panic.
+            let short = FileStream {
+                len: z.len() as u64 / 2,
+                ..stream
+            };
+            let mut s = Symbols::at_in(short, 0, 0, Some(4096)).unwrap();
+            while s.scan(u64::MAX) != Scan::End {}
+            assert!(!s.finished, "level {level}");
         }
     }
 }

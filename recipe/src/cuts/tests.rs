@@ -98,6 +98,7 @@ pub(super) fn rebuilt(
         &mut &plain[..],
         &mut out,
         parallel,
+        None,
     )?;
     Ok(out)
 }
@@ -148,7 +149,14 @@ fn cuts_in_real_gzip_output_rebuild_exactly() {
         for i in 0..=cuts.len() {
             let (s, e) = text_range(&cuts, i, plain.len() as u64);
             let (os, oe) = out_range(&cuts, i, body.len() as u64);
-            let made = piece(&params, &cuts, i, &plain[s as usize..e as usize], s).unwrap();
+            let made = piece(
+                &params,
+                (&cuts, body.len() as u64),
+                i,
+                (&plain[s as usize..e as usize], s),
+                None,
+            )
+            .unwrap();
             assert!(
                 made[..] == body[os as usize..oe as usize],
                 "-{level}: piece {i} differs"
@@ -429,6 +437,7 @@ fn a_wrong_cut_is_refused() {
         &mut &short[..],
         &mut out,
         true,
+        None,
     );
     assert!(matches!(r, Err(CutError::Read(_))), "{r:?}");
 }
@@ -491,6 +500,7 @@ fn a_piece_too_long_is_refused_before_anything_is_read() {
             &mut Unread,
             &mut out,
             true,
+            None,
         );
         match r {
             Err(e @ CutError::TooLong { piece: p, .. }) if p == piece => {

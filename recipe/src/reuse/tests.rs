@@ -11,6 +11,13 @@ use super::*;
 /// The raw deflate body of `gzip -level -n` of `plain`, or `None` without
 /// gzip.
 fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
+    let gz = gzip_file(level, plain)?;
+    Some(gz[10..gz.len() - 8].to_vec())
+}
+
+/// `gzip -level -n` of `plain`, whole (header and trailer), or `None`
+/// without gzip.
+fn gzip_file(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
     let mut child = Command::new("gzip")
         .args([format!("-{level}"), "-n".into(), "-c".into()])
         .stdin(Stdio::piped())
@@ -24,7 +31,7 @@ fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
     if !feeder.join().unwrap_or(false) || !out.status.success() {
         return None;
     }
-    Some(out.stdout[10..out.stdout.len() - 8].to_vec())
+    Some(out.stdout)
 }
 
 struct Rng(u64);
@@ -305,4 +312,80 @@ fn pieces_that_copy_flags_the_pieces_that_come_out_right() {
     .flat_map(|p| p.expect("a flagged piece rebuilds").0)
     .collect();
     assert!(rebuilt == nbody, "the flagged pieces differ");
+}
+
+/// What the inside does: the new gzip object's recipe rebuilt with the
+/// base's parse, the base's stream read from its file (`Base::with_starts_in`,
+/// its block starts read beside its expansion by `gzip_block_starts`),
+/// gives the object's bytes and copies most of them; a base of the same
+/// plain bytes made by another deflate (zlib's level 1, level 9) gives the
+/// object's bytes too, its wrong copies deflated again piece by piece.
+#[test]
+fn a_recipe_rebuilt_with_a_base_read_from_its_file_is_the_object() {
+    let (base, new) = versions();
+    let level = 6u8;
+    let (Some(bgz), Some(ngz)) = (gzip_file(level, &base), gzip_file(level, &new)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let opts = crate::Options {
+        deflate_cuts: Some(1 << 20),
+        ..crate::Options::default()
+    };
+    let a = crate::analyze(&ngz, &opts);
+    assert!(
+        a.recipe
+            .segments
+            .iter()
+            .any(|s| matches!(s, crate::Segment::ZlibCuts { cuts, .. } if cuts.len() >= 2)),
+        "{:?}",
+        a.report
+    );
+    let mut zlib1 = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(1));
+    zlib1.write_all(&base).unwrap();
+    let mut zlib9 = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(9));
+    zlib9.write_all(&base).unwrap();
+    let wrap = |body: Vec<u8>| {
+        let mut gz = bgz[..10].to_vec();
+        gz.extend_from_slice(&body);
+        gz.extend_from_slice(&bgz[bgz.len() - 8..]);
+        gz
+    };
+    let bases = [
+        ("gzip -6", bgz.clone(), true),
+        ("zlib -1", wrap(zlib1.finish().unwrap()), false),
+        ("zlib -9", wrap(zlib9.finish().unwrap()), false),
+    ];
+    for (name, bgz, copies) in bases {
+        let (start, starts, plain_len) = gzip_block_starts(&bgz).expect("a gzip member");
+        let (reference, streams) = crate::expand_deflated(&bgz, &opts).unwrap();
+        assert_eq!(streams.len(), 1);
+        assert_eq!(streams[0].compressed.0, start);
+        assert_eq!(plain_len, base.len() as u64);
+        // Behind the stream, bytes that are not its own.
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&[0x5a; 777]).unwrap();
+        file.write_all(&bgz).unwrap();
+        let stream = FileStream {
+            file: &file,
+            start: 777 + start as u64,
+            len: (streams[0].compressed.1 - start) as u64,
+        };
+        let plain = &reference[streams[0].plain.0..streams[0].plain.1];
+        let b = Base::with_starts_in(stream, plain, starts);
+        let before = copied_bytes();
+        let mut out = Vec::new();
+        let from = crate::FromBase {
+            known: None,
+            parse: Some(&b),
+        };
+        crate::rebuild_with_base(&a.recipe, &a.expanded, ngz.len() as u64, &mut out, from)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let copied = copied_bytes() - before;
+        eprintln!("{name}: {copied} of {} plain bytes copied", new.len());
+        assert!(out == ngz, "{name}: the rebuilt object differs");
+        if copies {
+            assert!(copied * 2 > new.len() as u64, "{name}: {copied} copied");
+        }
+    }
 }
