@@ -79,6 +79,12 @@ impl Deferred {
         rebuilds_from(&with, &self.recipe, &mut reader, self.elen, self.len)
     }
 
+    /// What the check's largest encoder reserves from the budget
+    /// (`Recipe::rebuild_memory`: an xz encoder's).
+    pub(super) fn encoder_memory(&self) -> u64 {
+        ferry_recipe::Recipe::from_bytes(&self.recipe).map_or(0, |r| r.rebuild_memory())
+    }
+
     /// The recipe checked.
     pub(super) fn recipe(&self) -> &[u8] {
         &self.recipe

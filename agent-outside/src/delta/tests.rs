@@ -580,3 +580,87 @@ fn a_windowed_patch_whose_deferred_check_fails_is_made_again_in_turn() {
     // The analysis kept is the one that checked.
     assert_eq!(recipes.get(&sha, false), Some(p.recipe.clone()));
 }
+
+/// `xz -6 -T2` of `plain` (liblzma's multi-threaded mode, as dpkg-deb
+/// writes a deb's members): its block header records sizes, so its
+/// recipe's encoder holds a 24 MiB block beside the match finder.
+fn xz_threaded(plain: &[u8]) -> Vec<u8> {
+    let stream = liblzma::stream::MtStreamBuilder::new()
+        .preset(6)
+        .threads(2)
+        .check(liblzma::stream::Check::Crc64)
+        .encoder()
+        .unwrap();
+    let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+    e.write_all(plain).unwrap();
+    e.finish().unwrap()
+}
+
+/// A deb whose xz member's encoder (about 165 MiB with its block) does not
+/// fit in the budget beside the windows' zstd tables at `high`: its
+/// deferred check runs before the windows, not beside them, and the patch
+/// is made and decodes to the expanded form its recipe rebuilds the deb from.
+#[test]
+fn a_check_whose_encoder_does_not_fit_beside_the_windows_runs_first() {
+    let old_plain = words(700_000, 11);
+    let mut new_plain = old_plain.clone();
+    new_plain[350_000..350_020].copy_from_slice(b"a changed line here!");
+    let old = ar(&[
+        ("control.tar.xz", &xz_threaded(b"old control")),
+        ("data.tar.xz", &xz_threaded(&old_plain)),
+    ]);
+    let new = ar(&[
+        ("control.tar.xz", &xz_threaded(b"new control!")),
+        ("data.tar.xz", &xz_threaded(&new_plain)),
+    ]);
+    let recipe = ferry_recipe::analyze(&new, &ferry_recipe::Options::default()).recipe;
+    let encoder = recipe.rebuild_memory();
+    assert!(
+        encoder > ferry_recipe::budget::BUDGET - (16 << 20),
+        "the encoder reserves {encoder} bytes"
+    );
+    let (p, _dir) = patch_as(&old, new.clone(), 200_000, false, HIGH);
+    let p = p.expect("patched");
+    assert!(matches!(p.patch, Frames::Windows(_)), "windowed");
+    let reference = ferry_recipe::expand(&old, &ferry_recipe::Options::default()).unwrap();
+    let expanded = decode_windows(&p, &reference);
+    let recipe = ferry_recipe::Recipe::from_bytes(&p.recipe).unwrap();
+    let mut rebuilt = Vec::new();
+    ferry_recipe::rebuild(&recipe, &expanded, new.len() as u64, &mut rebuilt).unwrap();
+    assert!(rebuilt == new, "the deb rebuilt differs");
+
+    // A kept recipe that rebuilds other bytes (its data member's preset
+    // changed): the check, run first, fails, and the deb is analysed again.
+    let kept = kept_pair(&old, &new);
+    let mut wrong = recipe.clone();
+    let mut changed = false;
+    for s in &mut wrong.segments {
+        if let ferry_recipe::Segment::Xz { params, .. } = s {
+            params.preset = if params.preset == 6 { 5 } else { 6 };
+            changed = true;
+        }
+    }
+    assert!(changed);
+    kept.recipes
+        .put(&kept.sha, true, &wrong.to_bytes())
+        .unwrap();
+    let opts = DeltaOptions {
+        window: 200_000,
+        ..DeltaOptions::default()
+    };
+    let p = patch_against(
+        &key("new"),
+        Content::Bytes(new.clone()),
+        &kept.sha,
+        &key("old"),
+        &kept.base,
+        &kept.refs,
+        &opts,
+        HIGH,
+        &kept.recipes,
+    )
+    .unwrap()
+    .expect("patched once analysed again");
+    assert!(!p.reused);
+    assert_eq!(p.recipe, recipe.to_bytes());
+}

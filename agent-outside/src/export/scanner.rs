@@ -40,6 +40,10 @@ const INFLIGHT_BYTES: u64 = 48 << 20;
 /// The buffer a new object is first read into: most small files fit.
 const HEAD_ROOM: usize = 64 << 10;
 
+/// The chunks a patch's frames travel in (a quarter of the 4 MiB a reader
+/// takes by default, `ReceiverLimits::max_chunk_bytes`).
+const FRAME_CHUNK: usize = 1 << 20;
+
 /// What the scan counts as held besides the last catalog's chunks, or not.
 #[derive(Clone, Copy)]
 pub(super) struct Counted<'a> {
@@ -593,6 +597,25 @@ impl Scanner<'_> {
         })?;
         for (id, data) in pieces {
             self.send(id, data)?;
+        }
+        Ok(refs)
+    }
+
+    /// Cuts a patch's frame (a window's, or the whole patch's) into pieces
+    /// of [`FRAME_CHUNK`] bytes (the last shorter), sends the new ones, and
+    /// returns their references. A frame is compressed and depends on its
+    /// base: its chunks deduplicate against nothing but the same frame, so
+    /// content-defined 64 KiB chunks would only add a chunk entry and a
+    /// reference (about 80 bytes) every 64 KiB.
+    fn cut_frame(&mut self, frame: &[u8]) -> Result<Vec<ChunkRef>> {
+        let mut refs = Vec::with_capacity(frame.len().div_ceil(FRAME_CHUNK).max(1));
+        for piece in frame.chunks(FRAME_CHUNK) {
+            let id = ChunkId::of(piece);
+            refs.push(ChunkRef {
+                id,
+                len: piece.len() as u32,
+            });
+            self.send(id, piece.to_vec())?;
         }
         Ok(refs)
     }

@@ -169,7 +169,7 @@ impl Scanner<'_> {
         self.record(key, Object::File(object), scan)
     }
 
-    /// Cuts a patch's recipe and frame into chunks, sends the new ones, and
+    /// Cuts a patch's recipe and frames into chunks, sends the new ones, and
     /// returns the object with its `Rebuilt` encoding.
     pub(super) fn ship_patched(
         &mut self,
@@ -180,12 +180,12 @@ impl Scanner<'_> {
         let expanded = match &p.patch {
             delta::Frames::One(frame) => Expanded::Patch {
                 base: p.base,
-                patch: self.cut_bytes(frame)?,
+                patch: self.cut_frame(frame)?,
             },
             delta::Frames::Windows(windows) => {
                 let mut entries = Vec::with_capacity(windows.len());
                 for w in windows {
-                    let chunks = self.cut_bytes(&w.frame)?;
+                    let chunks = self.cut_frame(&w.frame)?;
                     entries.push(w.entry(chunks));
                 }
                 Expanded::Windows {
