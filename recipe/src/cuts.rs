@@ -230,17 +230,14 @@ fn piece(
     if params.encoder == GO_FLATE_ENCODER {
         crate::goflate::cut::piece(params.level, text, text_at, from, to, &mut out)
     } else {
+        let gnu = |out: &mut Vec<u8>, copier| {
+            let (level, flavour) = (params.level, Flavour::Gnu);
+            deflate::piece_copying(flavour, level, text, text_at, from, to, out, copier)
+        };
         if let Some(base) = parse {
-            let copier = crate::reuse::Copier::new(base, text, text_at);
-            let copied = deflate::piece_copying(
-                Flavour::Gnu,
-                params.level,
-                text,
-                text_at,
-                from,
-                to,
+            let copied = gnu(
                 &mut out,
-                Some(copier),
+                Some(crate::reuse::Copier::new(base, text, text_at)),
             );
             let (os, oe) = out_range(cuts, i, compressed_len);
             if let (Ok(stats), true) = (&copied, out.len() as u64 == oe - os) {
@@ -249,15 +246,7 @@ fn piece(
             }
             out.clear();
         }
-        deflate::piece(
-            Flavour::Gnu,
-            params.level,
-            text,
-            text_at,
-            from,
-            to,
-            &mut out,
-        )
+        gnu(&mut out, None).map(drop)
     }
     .map_err(|source| CutError::Piece { piece: i, source })?;
     Ok(out)

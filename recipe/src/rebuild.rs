@@ -141,15 +141,8 @@ pub fn rebuild_known(
     out: &mut impl Write,
     known: Option<&KnownStreams>,
 ) -> Result<(), RebuildError> {
-    let expanded_len = expanded.len() as u64;
     let from = FromBase { known, parse: None };
-    segments(
-        recipe,
-        &mut Slice(expanded),
-        (expanded_len, out_len),
-        out,
-        from,
-    )
+    rebuild_with_base(recipe, expanded, out_len, out, from)
 }
 
 /// [`rebuild`] from an expanded form of `expanded_len` bytes read from
@@ -181,7 +174,7 @@ pub fn rebuild_from_known(
     known: Option<&KnownStreams>,
 ) -> Result<(), RebuildError> {
     let from = FromBase { known, parse: None };
-    segments(recipe, &mut Stream(expanded), lens, out, from)
+    rebuild_from_base(recipe, expanded, lens, out, from)
 }
 
 /// What a rebuild may take from its base object instead of computing it:

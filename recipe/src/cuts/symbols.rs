@@ -218,22 +218,8 @@ impl<'a> Symbols<'a> {
         if byte >= compressed.len() {
             return None;
         }
-        let mut s = Symbols {
-            bits: BitIn {
-                data: std::borrow::Cow::Borrowed(compressed),
-                at: byte,
-                buf: 0,
-                held: 0,
-            },
-            windowed: None,
-            codes: None,
-            last: false,
-            done: false,
-            finished: false,
-            plain,
-            after_match: false,
-            starts: None,
-        };
+        let data = std::borrow::Cow::Borrowed(compressed);
+        let mut s = Symbols::new(data, byte, None, plain);
         s.bits.take((bit % 8) as u32)?;
         Some(s)
     }
@@ -250,18 +236,38 @@ impl<'a> Symbols<'a> {
         if byte >= stream.len {
             return None;
         }
-        let mut s = Symbols {
+        let windowed = Windowed {
+            stream,
+            origin: byte,
+            window: window.unwrap_or(WINDOW).max(4 << 10),
+        };
+        let mut s = Symbols::new(
+            std::borrow::Cow::Owned(Vec::new()),
+            0,
+            Some(windowed),
+            plain,
+        );
+        s.slide()?;
+        s.bits.take((bit % 8) as u32)?;
+        Some(s)
+    }
+
+    /// A reader at byte `at` of `data` (its window's first, when windowed),
+    /// before any block's header.
+    fn new(
+        data: std::borrow::Cow<'a, [u8]>,
+        at: usize,
+        windowed: Option<Windowed<'a>>,
+        plain: u64,
+    ) -> Symbols<'a> {
+        Symbols {
             bits: BitIn {
-                data: std::borrow::Cow::Owned(Vec::new()),
-                at: 0,
+                data,
+                at,
                 buf: 0,
                 held: 0,
             },
-            windowed: Some(Windowed {
-                stream,
-                origin: byte,
-                window: window.unwrap_or(WINDOW).max(4 << 10),
-            }),
+            windowed,
             codes: None,
             last: false,
             done: false,
@@ -269,10 +275,7 @@ impl<'a> Symbols<'a> {
             plain,
             after_match: false,
             starts: None,
-        };
-        s.slide()?;
-        s.bits.take((bit % 8) as u32)?;
-        Some(s)
+        }
     }
 
     /// The stream offset, in bits, of the next bit to be read.

@@ -150,7 +150,9 @@ pub enum PieceError {
 /// 64 KiB past `to` or the stream's end. The encoder must reach `to` exactly
 /// as recorded (plain offset, bit offset, window position, partial bits).
 /// Recipes cut GNU gzip's streams only ([`crate::cuts`]); zlib's flavour
-/// resumes as well (its tests), but no recipe cuts a zlib stream yet.
+/// resumes as well (its tests), but no recipe cuts a zlib stream yet. The
+/// rebuild calls [`piece_copying`] (with or without a base's parse).
+#[cfg(test)]
 pub(crate) fn piece(
     flavour: Flavour,
     level: u8,
