@@ -199,6 +199,7 @@ impl Inside {
                 policy: agent_inside::policy::Policy::default(),
                 rebase: false,
                 upstream: None,
+                reference_in_memory: None,
             },
         }
     }

@@ -138,3 +138,63 @@ fn a_tampered_window_is_refused_with_nothing_applied() {
         );
     }
 }
+
+/// An inside that holds no base reference form longer than 64 KiB in
+/// memory makes the layer's base's form into a spill file as it reads the
+/// base, and each window reads its range from it: the layer round-trips
+/// bit-exactly; a tampered window is still refused with nothing applied;
+/// and a base with bit rot is named, never used.
+#[test]
+fn a_layer_against_a_spilled_reference_form_round_trips_and_bad_inputs_are_refused() {
+    let spilled = |p: &mut Pair| p.inside.apply.reference_in_memory = Some(64 << 10);
+    let mut p = Pair::new();
+    spilled(&mut p);
+    let (e, media, new) = upgraded(&mut p);
+    assert!(windows_of(&e.dir).len() > 2);
+    let report = p.inside.import(&media).unwrap();
+    assert!(report.ok(), "{:?}", report.failed);
+    assert_eq!(std::fs::read(p.inside.served(LAYER)).unwrap(), new);
+    p.assert_in_sync();
+
+    let mut p = Pair::new();
+    spilled(&mut p);
+    let (_, media, _) = upgraded(&mut p);
+    let old = std::fs::read(p.inside.served(LAYER)).unwrap();
+    edit_rebuilt(&p, &media, |r| {
+        if let Expanded::Windows { windows, .. } = &mut r.expanded {
+            windows[1].blake3[0] ^= 1;
+        }
+    });
+    let report = p.inside.import(&media).unwrap();
+    assert!(!report.ok(), "a tampered window was applied");
+    assert!(
+        matches!(
+            protocol_error(&report),
+            ferry_protocol::Error::BadPatch { .. }
+        ),
+        "{:?}",
+        report.failed
+    );
+    assert_eq!(std::fs::read(p.inside.served(LAYER)).unwrap(), old);
+
+    // Bit rot in the base's plain text (its stream still decodes) and in
+    // its header: the base is named, and the served layer is kept.
+    for at in [old.len() / 2, 3] {
+        let mut p = Pair::new();
+        spilled(&mut p);
+        let (_, media, _) = upgraded(&mut p);
+        let served = p.inside.object_of(LAYER);
+        let mut bytes = std::fs::read(&served).unwrap();
+        bytes[at] ^= 1;
+        std::fs::remove_file(&served).unwrap();
+        std::fs::write(&served, &bytes).unwrap();
+        let report = p.inside.import(&media).unwrap();
+        assert!(!report.ok(), "byte {at}: applied");
+        assert!(
+            matches!(protocol_error(&report), ferry_protocol::Error::MissingBase { base, .. } if base.ends_with("layer.tar.gz")),
+            "byte {at}: {:?}",
+            report.failed
+        );
+        assert_eq!(p.inside.applied().sequence, 1, "byte {at}");
+    }
+}

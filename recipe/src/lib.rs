@@ -127,6 +127,7 @@ mod rebuild;
 mod recipe;
 mod report;
 pub mod reuse;
+pub mod stream_expand;
 mod walk;
 pub mod xz;
 pub mod zlib;

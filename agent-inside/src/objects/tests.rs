@@ -109,6 +109,7 @@ fn build_missing(
         chunks: &source,
         progress: &progress,
         changed: None,
+        reference_in_memory: crate::store::REFERENCE_IN_MEMORY,
     };
     let written = materialize(&cx, SourceKind::Files, GEN_FILES).unwrap();
     crate::genread::write_index(prev_dir.as_deref(), &new_gen, &catalogs, None).unwrap();
@@ -412,6 +413,7 @@ fn the_next_import_over_an_older_tree_takes_its_files_in_by_links() {
         chunks: &source,
         progress: &progress,
         changed: None,
+        reference_in_memory: crate::store::REFERENCE_IN_MEMORY,
     };
     let written = materialize(&cx, SourceKind::Files, GEN_FILES).unwrap();
     assert_eq!(

@@ -75,7 +75,17 @@ pub struct BuildCtx<'a> {
     /// generation, a rebase snapshot, a source that changed kind): every
     /// object is checked.
     pub changed: Option<&'a BTreeSet<ObjectKey>>,
+    /// A base's reference form longer than this is made into a spill file
+    /// and read a window's range at a time, not held
+    /// ([`REFERENCE_IN_MEMORY`] unless the apply says otherwise).
+    pub reference_in_memory: u64,
 }
+
+/// The longest reference form of a base held in memory while an object is
+/// rebuilt from windows against it: the corpus's layer (158 MB) is held,
+/// so that its pieces can copy its parse; a larger one is spilled (a layer
+/// of 230 MB held took the import to 337 MiB).
+pub const REFERENCE_IN_MEMORY: u64 = 160 << 20;
 
 impl BuildCtx<'_> {
     /// The changed keys of the next catalog's sources of `kind` (see
@@ -425,7 +435,7 @@ fn rebuild_all(
     use rayon::prelude::*;
     let mut list: Vec<(&ObjectKey, &FileObject, u64)> = list
         .iter()
-        .map(|(k, f)| (&**k, &**f, held_to_rebuild(f)))
+        .map(|(k, f)| (&**k, &**f, held_to_rebuild(f, cx.reference_in_memory)))
         .collect();
     list.sort_by_key(|&(_, f, held)| std::cmp::Reverse((held, f.size)));
     let alone = list.partition_point(|&(_, _, held)| held > ALONE_REBUILD);
@@ -481,9 +491,10 @@ const ALONE_REBUILD: u64 = 128 << 20;
 const BESIDE_LARGE: u64 = 32 << 20;
 
 /// Bytes a rebuilt object holds in memory while it is rebuilt (its expanded
-/// form and, for a patch, its base's reference form); 0 for chunked objects,
-/// which stream.
-fn held_to_rebuild(f: &FileObject) -> u64 {
+/// form and, for a patch, its base's reference form, or a window's range of
+/// it when it is longer than `in_memory` and spilled); 0 for chunked
+/// objects, which stream.
+fn held_to_rebuild(f: &FileObject, in_memory: u64) -> u64 {
     match &f.encoding {
         Encoding::Chunks(_) => 0,
         Encoding::Rebuilt(r) => match &r.expanded {
@@ -492,7 +503,17 @@ fn held_to_rebuild(f: &FileObject) -> u64 {
             // The reference form and one window.
             Expanded::Windows { base, windows } => {
                 let window = windows.iter().map(|w| w.len).max().unwrap_or(0);
-                base.len.saturating_add(window)
+                let range = windows
+                    .iter()
+                    .map(|w| w.reference_end().saturating_sub(w.reference_start))
+                    .max()
+                    .unwrap_or(0);
+                let reference = if base.len > in_memory {
+                    range
+                } else {
+                    base.len
+                };
+                reference.saturating_add(window)
             }
         },
     }
@@ -550,7 +571,7 @@ fn rebuild(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject) -> Res
         Encoding::Rebuilt(r) => rebuilt::recipe(cx, key, r)?,
         Encoding::Chunks(_) => None,
     };
-    let held = held_to_rebuild(f);
+    let held = held_to_rebuild(f, cx.reference_in_memory);
     let ahead = recipe
         .as_ref()
         .map_or(0, ferry_recipe::Recipe::rebuild_memory);

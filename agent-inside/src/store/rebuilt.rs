@@ -51,6 +51,24 @@ pub(super) fn write_object(
             let lent = lent.map(|lent| (lent, reference));
             (expanded, known, lent)
         }
+        Expanded::Windows { base, windows } if base.len > cx.reference_in_memory => {
+            // A large base's reference form is made into a spill file as the
+            // base is read, and each window reads its range from it.
+            if let Some(reference) = spilled_reference(cx, dir, key, base)? {
+                let parts = (&reference, &windows[..], ferry_recipe::FromBase::default());
+                super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
+                return Ok(false);
+            }
+            let (reference, known, _) = reference_form(cx, dir, key, base, (copy_known, false))?;
+            let reference = Reference::Memory(reference);
+            let from = ferry_recipe::FromBase {
+                known: known.as_ref(),
+                parse: None,
+            };
+            let parts = (&reference, &windows[..], from);
+            super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
+            return Ok(known.is_some());
+        }
         Expanded::Windows { base, windows } => {
             let (reference, known, lent) = reference_form(cx, dir, key, base, (copy_known, lend))?;
             let parse = lent.as_ref().map(|lent| base_parse(lent, &reference));
@@ -58,7 +76,8 @@ pub(super) fn write_object(
                 known: known.as_ref(),
                 parse: parse.as_ref(),
             };
-            let parts = (&reference[..], &windows[..], from);
+            let reference = Reference::Borrowed(&reference);
+            let parts = (&reference, &windows[..], from);
             super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
             return Ok(known.is_some() || parse.is_some());
         }
@@ -231,6 +250,162 @@ fn reference_form(
         )));
     }
     Ok((reference, known, lent))
+}
+
+/// A base's reference form, as the windows read their ranges of it.
+pub(super) enum Reference<'a> {
+    /// In memory.
+    Memory(Vec<u8>),
+    /// In memory, held by the caller (the base's parse reads it too).
+    Borrowed(&'a [u8]),
+    /// In a spill file (unlinked: it goes when it is closed).
+    File(std::fs::File, u64),
+}
+
+impl Reference<'_> {
+    /// Its bytes `start..end`, if it has them.
+    pub(super) fn range(&self, start: u64, end: u64) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {
+        let within = |len: u64| start <= end && end <= len;
+        Ok(match self {
+            Reference::Memory(v) => slice(v, start, end).map(std::borrow::Cow::Borrowed),
+            Reference::Borrowed(v) => slice(v, start, end).map(std::borrow::Cow::Borrowed),
+            Reference::File(file, len) if within(*len) => {
+                let mut bytes = vec![0u8; (end - start) as usize];
+                std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, start)
+                    .context("cannot read the base's spilled reference form")?;
+                Some(std::borrow::Cow::Owned(bytes))
+            }
+            Reference::File(..) => None,
+        })
+    }
+}
+
+/// `v[start..end]`, if it has those bytes.
+fn slice(v: &[u8], start: u64, end: u64) -> Option<&[u8]> {
+    v.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+}
+
+/// The reference form of `base` made into a spill file under the state's
+/// staging directory as the base's copy is read (a MiB at a time), when the
+/// base is one gzip member (`ferry_recipe::stream_expand`): its SHA-256 is
+/// checked as it is read, and the form against the length and BLAKE3 the
+/// patch was made against. `None` when the base is not one gzip member or
+/// its form made this way is not the one expected (the caller then expands
+/// it whole, as `ferry_recipe::expand` does).
+fn spilled_reference(
+    cx: &BuildCtx<'_>,
+    dir: &str,
+    key: &ObjectKey,
+    base: &Base,
+) -> Result<Option<Reference<'static>>> {
+    let missing = |why: String| Error::MissingBase {
+        key: key.to_string(),
+        base: base.key.to_string(),
+        why,
+    };
+    if base.form
+        != (BaseForm::Expanded {
+            version: ferry_recipe::EXPAND_VERSION,
+        })
+    {
+        return Ok(None);
+    }
+    let Some(path) = cx.prev_path(dir, &base.key, &base.sha256) else {
+        bail!(missing("this store serves no generation yet".into()));
+    };
+    let copy = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => bail!(missing(format!("cannot read {}: {e}", path.display()))),
+    };
+    let len = copy.metadata().map(|m| m.len()).unwrap_or(0);
+    let spill = spill_file(&cx.layout.staging())?;
+    let mut reader = Digesting {
+        inner: std::io::BufReader::with_capacity(1 << 20, copy),
+        sha: ferry_protocol::id::Sha256Hasher::new(),
+    };
+    let mut writer = Blake3Counting {
+        inner: std::io::BufWriter::with_capacity(1 << 20, &spill),
+        hasher: blake3::Hasher::new(),
+        len: 0,
+    };
+    let made = ferry_recipe::stream_expand::expand_gzip_member(&mut reader, len, &mut writer);
+    let made = match made {
+        Ok(_) => writer.inner.flush().map(|()| true),
+        Err(ferry_recipe::stream_expand::StreamExpandError::Io(e)) => Err(e),
+        Err(_) => Ok(false),
+    }
+    .context("cannot spill the base's reference form")?;
+    if !made {
+        return Ok(None);
+    }
+    if reader.sha.finish() != base.sha256 {
+        bail!(missing(format!(
+            "{} does not match its digest (damaged? `ferry-in scrub` finds and quarantines such files)",
+            path.display()
+        )));
+    }
+    if writer.len != base.len || *writer.hasher.finalize().as_bytes() != base.blake3 {
+        return Ok(None);
+    }
+    drop(writer);
+    Ok(Some(Reference::File(spill, base.len)))
+}
+
+/// A new file under `dir`, unlinked at once (read and written through its
+/// handle, gone when it is closed).
+fn spill_file(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for n in 0u32.. {
+        let path = dir.join(format!("reference-{}-{n}.spill", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot unlink {}", path.display()))?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => bail!("cannot create {}: {e}", path.display()),
+        }
+    }
+    unreachable!("a free name is found")
+}
+
+/// A reader that hashes (SHA-256) what it reads.
+struct Digesting<R> {
+    inner: R,
+    sha: ferry_protocol::id::Sha256Hasher,
+}
+
+impl<R: std::io::Read> std::io::Read for Digesting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A writer that hashes (BLAKE3) and counts what it writes.
+struct Blake3Counting<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for Blake3Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads the base's served copy.

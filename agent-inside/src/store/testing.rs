@@ -110,6 +110,7 @@ pub(crate) fn with_ctx<R>(
         chunks: &chunks,
         progress: &progress,
         changed,
+        reference_in_memory: crate::store::REFERENCE_IN_MEMORY,
     };
     f(&cx)
 }

@@ -25,7 +25,11 @@ pub(super) fn write(
     key: &ObjectKey,
     f: &FileObject,
     (r, recipe): super::rebuilt::Encoded<'_>,
-    (reference, windows, from): (&[u8], &[Window], ferry_recipe::FromBase<'_>),
+    (reference, windows, from): (
+        &super::rebuilt::Reference<'_>,
+        &[Window],
+        ferry_recipe::FromBase<'_>,
+    ),
     out: &mut impl Write,
 ) -> Result<()> {
     let mut reader = Windows {
@@ -73,7 +77,7 @@ pub(super) fn write(
 struct Windows<'a> {
     cx: &'a BuildCtx<'a>,
     key: &'a ObjectKey,
-    reference: &'a [u8],
+    reference: &'a super::rebuilt::Reference<'a>,
     windows: &'a [Window],
     /// The next window to decode.
     next: usize,
@@ -96,13 +100,12 @@ impl Windows<'_> {
             why: format!("window {i}: {why}"),
         };
         // The catalog checked the range against the reference form's length.
-        let range = usize::try_from(w.reference_start)
-            .ok()
-            .zip(usize::try_from(w.reference_end()).ok())
-            .and_then(|(s, e)| self.reference.get(s..e))
+        let range = self
+            .reference
+            .range(w.reference_start, w.reference_end())?
             .ok_or_else(|| bad("its reference range is outside the reference form".into()))?;
         let patch = super::rebuilt::gather(self.cx, self.key, &w.patch)?;
-        let bytes = ferry_protocol::delta::decode(&patch, range, w.len, &self.key.to_string())
+        let bytes = ferry_protocol::delta::decode(&patch, &range, w.len, &self.key.to_string())
             .map_err(|e| match e {
                 // decode names the object already; say only which window.
                 Error::BadPatch { why, .. } => bad(why),
