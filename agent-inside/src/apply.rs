@@ -79,9 +79,6 @@ pub struct ApplyOptions {
     pub rebase: bool,
     /// Keys to check the carried upstream signatures with (`[upstream]`).
     pub upstream: Option<&'static crate::upstream::UpstreamKeys>,
-    /// The longest base reference form held in memory
-    /// (`store::REFERENCE_IN_MEMORY` when `None`).
-    pub reference_in_memory: Option<u64>,
 }
 
 /// What an apply did.
@@ -612,9 +609,7 @@ fn build_generation(
             chunks,
             progress: &pb,
             changed,
-            reference_in_memory: opts
-                .reference_in_memory
-                .unwrap_or(crate::store::REFERENCE_IN_MEMORY),
+            reference_in_memory: opts.policy.reference_in_memory,
         };
         written += s.build(&cx)?;
     }

@@ -56,6 +56,8 @@
 //! [store]
 //! keep_previous = false         # true: the generation before the current one stays
 //!                               # on disk until the next import (about 2x the disk)
+//! reference_in_memory = "160M"  # a longer base reference form (a large layer's plain
+//!                               # bytes) is spilled to disk while an object is rebuilt
 //! ```
 //!
 //! Every key is optional; a missing limit keeps its default
@@ -98,6 +100,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct StoreSection {
     keep_previous: Option<bool>,
+    reference_in_memory: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -169,6 +172,10 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy> {
     f.spool.apply(&file, "spool", &mut p.spool)?;
     if let Some(keep) = f.store.keep_previous {
         p.keep_previous = keep;
+    }
+    if let Some(v) = &f.store.reference_in_memory {
+        p.reference_in_memory =
+            parse_size(v).with_context(|| format!("{file}store.reference_in_memory"))?;
     }
     Ok(p)
 }
@@ -543,11 +550,16 @@ mod tests {
         assert_eq!(load_policy(None).unwrap(), Policy::default());
         std::fs::write(
             &d,
-            "[trust]\nmax_clock_skew = \"5m\"\nmax_validity = \"30d\"\n[held]\nmax_bytes = \"1G\"\nmax_bundles = 3\n[spool]\nreserve = \"1G\"\n[store]\nkeep_previous = true\n",
+            "[trust]\nmax_clock_skew = \"5m\"\nmax_validity = \"30d\"\n[held]\nmax_bytes = \"1G\"\nmax_bundles = 3\n[spool]\nreserve = \"1G\"\n[store]\nkeep_previous = true\nreference_in_memory = \"32M\"\n",
         )
         .unwrap();
         let p = load_policy(Some(&d)).unwrap();
         assert!(p.keep_previous && !Policy::default().keep_previous);
+        assert_eq!(p.reference_in_memory, 32 << 20);
+        assert_eq!(
+            Policy::default().reference_in_memory,
+            crate::store::REFERENCE_IN_MEMORY
+        );
         assert_eq!(
             (p.max_clock_skew_secs, p.max_validity_secs),
             (300, 30 * 86_400)
@@ -568,6 +580,10 @@ mod tests {
             ("[held]\nmax_byte = \"1G\"\n", "max_byte"),
             ("[store]\nkeep_previous = \"yes\"\n", "keep_previous"),
             ("[store]\nkeep = true\n", "keep"),
+            (
+                "[store]\nreference_in_memory = \"big\"\n",
+                "store.reference_in_memory",
+            ),
         ] {
             std::fs::write(&d, bad).unwrap();
             let e = load_policy(Some(&d)).unwrap_err();

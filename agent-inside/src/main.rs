@@ -389,7 +389,6 @@ fn run(layout: &Layout, config: Option<&std::path::Path>, cmd: Cmd) -> Result<i3
         policy,
         rebase: false,
         upstream,
-        reference_in_memory: None,
     };
     match cmd {
         Cmd::Trust { cmd } => trust_cmd(layout, cmd),

@@ -42,6 +42,10 @@ pub struct Policy {
     /// Whether the generation before the current one stays on disk until
     /// the next import (`[store] keep_previous`).
     pub keep_previous: bool,
+    /// The longest reference form of a base an import holds in memory to
+    /// rebuild an object from windows against it; a longer one is spilled
+    /// to disk (`[store] reference_in_memory`; `store::REFERENCE_IN_MEMORY`).
+    pub reference_in_memory: u64,
 }
 
 impl Default for Policy {
@@ -61,6 +65,7 @@ impl Default for Policy {
                 reserve_bytes: 256 << 20,
             },
             keep_previous: false,
+            reference_in_memory: crate::store::REFERENCE_IN_MEMORY,
         }
     }
 }

@@ -199,7 +199,6 @@ impl Inside {
                 policy: agent_inside::policy::Policy::default(),
                 rebase: false,
                 upstream: None,
-                reference_in_memory: None,
             },
         }
     }

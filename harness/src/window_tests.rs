@@ -146,7 +146,7 @@ fn a_tampered_window_is_refused_with_nothing_applied() {
 /// and a base with bit rot is named, never used.
 #[test]
 fn a_layer_against_a_spilled_reference_form_round_trips_and_bad_inputs_are_refused() {
-    let spilled = |p: &mut Pair| p.inside.apply.reference_in_memory = Some(64 << 10);
+    let spilled = |p: &mut Pair| p.inside.apply.policy.reference_in_memory = 64 << 10;
     let mut p = Pair::new();
     spilled(&mut p);
     let (e, media, new) = upgraded(&mut p);

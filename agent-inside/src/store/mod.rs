@@ -77,7 +77,7 @@ pub struct BuildCtx<'a> {
     pub changed: Option<&'a BTreeSet<ObjectKey>>,
     /// A base's reference form longer than this is made into a spill file
     /// and read a window's range at a time, not held
-    /// ([`REFERENCE_IN_MEMORY`] unless the apply says otherwise).
+    /// (`[store] reference_in_memory`, [`REFERENCE_IN_MEMORY`] by default).
     pub reference_in_memory: u64,
 }
 
