@@ -59,6 +59,9 @@ pub(super) fn write_object(
                 super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
                 return Ok(false);
             }
+            // Not one gzip member: held whole after all, beyond the window's
+            // range the rebuild reserved (`held_to_rebuild`).
+            let _whole = ferry_recipe::budget::reserve(base.len);
             let (reference, known, _) = reference_form(cx, dir, key, base, (copy_known, false))?;
             let reference = Reference::Memory(reference);
             let from = ferry_recipe::FromBase {
