@@ -16,6 +16,33 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot sync directory {}", dir.display()))
 }
 
+/// A new file in `dir` (made if missing) named from `stem`, unlinked at
+/// once: read and written through its handle, gone when it is closed (or
+/// the process dies), so a spill never outlives its use.
+pub fn unlinked_file(dir: &Path, stem: &str) -> Result<File> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".{stem}-{}-{n}.tmp", std::process::id()));
+        match fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => {
+                fs::remove_file(&path)
+                    .with_context(|| format!("cannot unlink {}", path.display()))?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        }
+    }
+}
+
 /// The parent of `path`, or `.`.
 pub fn parent(path: &Path) -> &Path {
     match path.parent() {

@@ -104,6 +104,37 @@ impl Sha256Hasher {
     }
 }
 
+/// A reader that feeds what it reads to a [`Sha256Hasher`] and counts it.
+pub struct Sha256Reader<R> {
+    /// What is read.
+    pub inner: R,
+    /// What was read so far, hashed.
+    pub hasher: Sha256Hasher,
+    /// Bytes read so far.
+    pub read: u64,
+}
+
+impl<R> Sha256Reader<R> {
+    /// A reader of `inner` hashing with `hasher` (a fresh one, or one that
+    /// has hashed what came before).
+    pub fn new(inner: R, hasher: Sha256Hasher) -> Self {
+        Sha256Reader {
+            inner,
+            hasher,
+            read: 0,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

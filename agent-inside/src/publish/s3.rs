@@ -9,7 +9,7 @@
 //! [`MULTIPART_OVER`] goes up in parts.
 
 use anyhow::{anyhow, bail, Context, Result};
-use ferry_protocol::id::{Sha256, Sha256Hasher};
+use ferry_protocol::id::{Sha256, Sha256Hasher, Sha256Reader};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -122,22 +122,6 @@ fn small_answer(what: &str, resp: ureq::http::Response<ureq::Body>) -> Result<St
         .limit(SMALL)
         .read_to_string()
         .map_err(|e| Try::Again(format!("{what}: {e}")))
-}
-
-/// Reads a file, hashing what passes.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256Hasher,
-    read: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
 }
 
 impl Client {
@@ -323,11 +307,7 @@ impl Client {
             let file = std::fs::File::open(path)
                 .with_context(|| format!("cannot open {}", path.display()))
                 .map_err(Try::Fail)?;
-            let mut body = Hashing {
-                inner: file.take(size),
-                hasher: Sha256Hasher::new(),
-                read: 0,
-            };
+            let mut body = Sha256Reader::new(file.take(size), Sha256Hasher::new());
             let url = self
                 .bucket
                 .put_object(self.creds.as_ref(), full)
@@ -416,11 +396,7 @@ impl Client {
                 file.seek(SeekFrom::Start(offset))
                     .with_context(|| format!("cannot read {}", path.display()))
                     .map_err(Try::Fail)?;
-                let mut body = Hashing {
-                    inner: (&mut file).take(len),
-                    hasher: hasher.clone(),
-                    read: 0,
-                };
+                let mut body = Sha256Reader::new((&mut file).take(len), hasher.clone());
                 let url = self
                     .bucket
                     .upload_part(self.creds.as_ref(), full, number, upload_id)

@@ -51,28 +51,22 @@ pub(super) fn write_object(
             let lent = lent.map(|lent| (lent, reference));
             (expanded, known, lent)
         }
-        Expanded::Windows { base, windows } if base.len > cx.reference_in_memory => {
+        Expanded::Windows { base, windows } => {
+            let large = base.len > cx.reference_in_memory;
             // A large base's reference form is made into a spill file as the
             // base is read, and each window reads its range from it.
-            if let Some(reference) = spilled_reference(cx, dir, key, base)? {
-                let parts = (&reference, &windows[..], ferry_recipe::FromBase::default());
-                super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
-                return Ok(false);
+            if large {
+                if let Some(reference) = spilled_reference(cx, dir, key, base)? {
+                    let parts = (&reference, &windows[..], ferry_recipe::FromBase::default());
+                    super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
+                    return Ok(false);
+                }
             }
-            // Not one gzip member: held whole after all, beyond the window's
-            // range the rebuild reserved (`held_to_rebuild`).
-            let _whole = ferry_recipe::budget::reserve(base.len);
-            let (reference, known, _) = reference_form(cx, dir, key, base, (copy_known, false))?;
-            let reference = Reference::Memory(reference);
-            let from = ferry_recipe::FromBase {
-                known: known.as_ref(),
-                parse: None,
-            };
-            let parts = (&reference, &windows[..], from);
-            super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
-            return Ok(known.is_some());
-        }
-        Expanded::Windows { base, windows } => {
+            // A large base that is not one gzip member is held whole after
+            // all, beyond the window's range the rebuild reserved
+            // (`held_to_rebuild`); its parse is not lent.
+            let _whole = large.then(|| ferry_recipe::budget::reserve(base.len));
+            let lend = lend && !large;
             let (reference, known, lent) = reference_form(cx, dir, key, base, (copy_known, lend))?;
             let parse = lent.as_ref().map(|lent| base_parse(lent, &reference));
             let from = ferry_recipe::FromBase {
@@ -188,14 +182,8 @@ fn reference_form(
     base: &Base,
     (copy_known, lend): (bool, bool),
 ) -> Result<(Vec<u8>, Option<ferry_recipe::KnownStreams>, Option<Lent>)> {
-    let missing = |why: String| Error::MissingBase {
-        key: key.to_string(),
-        base: base.key.to_string(),
-        why,
-    };
-    let Some(path) = cx.prev_path(dir, &base.key, &base.sha256) else {
-        bail!(missing("this store serves no generation yet".into()));
-    };
+    let missing = missing_base(key, base);
+    let path = base_path(cx, dir, base, &missing)?;
     let bytes = read_base(&path, &missing)?;
     let zip = copy_known && ferry_recipe::known_streams_worth(&bytes, bytes.len() as u64);
     let cannot = |e: ferry_recipe::ExpandError| {
@@ -235,8 +223,8 @@ fn reference_form(
                 let fits = s.compressed.0 == start
                     && (s.plain.1 - s.plain.0) as u64 == plain_len
                     && plain_len >= 1 << 20;
-                let file = std::fs::File::open(&path).ok()?;
-                fits.then_some((file, s, starts))
+                fits.then_some(())?;
+                Some((std::fs::File::open(&path).ok()?, s, starts))
             });
             (reference, None)
         }
@@ -257,8 +245,6 @@ fn reference_form(
 
 /// A base's reference form, as the windows read their ranges of it.
 pub(super) enum Reference<'a> {
-    /// In memory.
-    Memory(Vec<u8>),
     /// In memory, held by the caller (the base's parse reads it too).
     Borrowed(&'a [u8]),
     /// In a spill file (unlinked: it goes when it is closed).
@@ -270,7 +256,6 @@ impl Reference<'_> {
     pub(super) fn range(&self, start: u64, end: u64) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {
         let within = |len: u64| start <= end && end <= len;
         Ok(match self {
-            Reference::Memory(v) => slice(v, start, end).map(std::borrow::Cow::Borrowed),
             Reference::Borrowed(v) => slice(v, start, end).map(std::borrow::Cow::Borrowed),
             Reference::File(file, len) if within(*len) => {
                 let mut bytes = vec![0u8; (end - start) as usize];
@@ -301,11 +286,7 @@ fn spilled_reference(
     key: &ObjectKey,
     base: &Base,
 ) -> Result<Option<Reference<'static>>> {
-    let missing = |why: String| Error::MissingBase {
-        key: key.to_string(),
-        base: base.key.to_string(),
-        why,
-    };
+    let missing = missing_base(key, base);
     if base.form
         != (BaseForm::Expanded {
             version: ferry_recipe::EXPAND_VERSION,
@@ -313,19 +294,17 @@ fn spilled_reference(
     {
         return Ok(None);
     }
-    let Some(path) = cx.prev_path(dir, &base.key, &base.sha256) else {
-        bail!(missing("this store serves no generation yet".into()));
-    };
+    let path = base_path(cx, dir, base, &missing)?;
     let copy = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) => bail!(missing(format!("cannot read {}: {e}", path.display()))),
     };
     let len = copy.metadata().map(|m| m.len()).unwrap_or(0);
-    let spill = spill_file(&cx.layout.staging())?;
-    let mut reader = Digesting {
-        inner: std::io::BufReader::with_capacity(1 << 20, copy),
-        sha: ferry_protocol::id::Sha256Hasher::new(),
-    };
+    let spill = ferry_agent_common::fsx::unlinked_file(&cx.layout.staging(), "reference")?;
+    let mut reader = ferry_protocol::id::Sha256Reader::new(
+        std::io::BufReader::with_capacity(1 << 20, copy),
+        ferry_protocol::id::Sha256Hasher::new(),
+    );
     let mut writer = Blake3Counting {
         inner: std::io::BufWriter::with_capacity(1 << 20, &spill),
         hasher: blake3::Hasher::new(),
@@ -341,55 +320,14 @@ fn spilled_reference(
     if !made {
         return Ok(None);
     }
-    if reader.sha.finish() != base.sha256 {
-        bail!(missing(format!(
-            "{} does not match its digest (damaged? `ferry-in scrub` finds and quarantines such files)",
-            path.display()
-        )));
+    if reader.hasher.finish() != base.sha256 {
+        bail!(missing(damaged(&path)));
     }
     if writer.len != base.len || *writer.hasher.finalize().as_bytes() != base.blake3 {
         return Ok(None);
     }
     drop(writer);
     Ok(Some(Reference::File(spill, base.len)))
-}
-
-/// A new file under `dir`, unlinked at once (read and written through its
-/// handle, gone when it is closed).
-fn spill_file(dir: &Path) -> Result<std::fs::File> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for n in 0u32.. {
-        let path = dir.join(format!("reference-{}-{n}.spill", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("cannot unlink {}", path.display()))?;
-                return Ok(f);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => bail!("cannot create {}: {e}", path.display()),
-        }
-    }
-    unreachable!("a free name is found")
-}
-
-/// A reader that hashes (SHA-256) what it reads.
-struct Digesting<R> {
-    inner: R,
-    sha: ferry_protocol::id::Sha256Hasher,
-}
-
-impl<R: std::io::Read> std::io::Read for Digesting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 /// A writer that hashes (BLAKE3) and counts what it writes.
@@ -411,6 +349,36 @@ impl<W: Write> Write for Blake3Counting<W> {
     }
 }
 
+/// The error naming `base` (of object `key`) and why it cannot be used.
+fn missing_base<'a>(key: &'a ObjectKey, base: &'a Base) -> impl Fn(String) -> Error + Sync + 'a {
+    move |why| Error::MissingBase {
+        key: key.to_string(),
+        base: base.key.to_string(),
+        why,
+    }
+}
+
+/// Where the previous generation holds `base`.
+fn base_path(
+    cx: &BuildCtx<'_>,
+    dir: &str,
+    base: &Base,
+    missing: &dyn Fn(String) -> Error,
+) -> Result<std::path::PathBuf> {
+    match cx.prev_path(dir, &base.key, &base.sha256) {
+        Some(path) => Ok(path),
+        None => bail!(missing("this store serves no generation yet".into())),
+    }
+}
+
+/// Why a base whose bytes at `path` are not its digest's is not used.
+fn damaged(path: &Path) -> String {
+    format!(
+        "{} does not match its digest (damaged? `ferry-in scrub` finds and quarantines such files)",
+        path.display()
+    )
+}
+
 /// Reads the base's served copy.
 fn read_base(path: &Path, missing: &dyn Fn(String) -> Error) -> Result<Vec<u8>> {
     match std::fs::read(path) {
@@ -427,10 +395,7 @@ fn check_base(
     missing: &(dyn Fn(String) -> Error + Sync),
 ) -> Result<()> {
     if Sha256::of(bytes) != base.sha256 {
-        bail!(missing(format!(
-            "{} does not match its digest (damaged? `ferry-in scrub` finds and quarantines such files)",
-            path.display()
-        )));
+        bail!(missing(damaged(path)));
     }
     Ok(())
 }

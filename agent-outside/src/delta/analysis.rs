@@ -121,20 +121,9 @@ impl std::io::Seek for At<'_> {
 /// Writes `bytes` to an unnamed file in `dir` (created, then unlinked at
 /// once, so a crash leaves nothing behind) and returns it for reading.
 pub(super) fn spill(dir: &std::path::Path, bytes: &[u8]) -> Result<std::fs::File> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = dir.join(format!(".expanded-{}-{n}.tmp", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    let _ = std::fs::remove_file(&path);
+    let mut file = ferry_agent_common::fsx::unlinked_file(dir, "expanded")?;
     file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .with_context(|| format!("cannot write a spill file in {}", dir.display()))?;
     Ok(file)
 }
 

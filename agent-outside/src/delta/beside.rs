@@ -29,33 +29,43 @@ pub(super) fn with_check<T: Send>(
     // and the work after it: the two at once took the debs' export at
     // `high` from 191 to 324 MiB.
     let encoder = check.encoder_memory();
-    if encoder > 0 && prepaid + encoder > ferry_recipe::budget::BUDGET {
-        if let Err(e) = check.run(cx, file) {
-            eprintln!("ferry-out: warning: {e:#}; {} analysed again", cx.key);
-            return Ok(None);
-        }
-        return work(permit).map(Some);
-    }
-    let kept = permit.bytes();
-    permit.grow(prepaid);
-    let (checked, made) = std::thread::scope(|s| {
-        let worker = std::thread::Builder::new()
-            .name("ferry-windows".into())
-            .spawn_scoped(s, move || work(&mut windows::Prepaid))
-            .context("cannot start a thread");
+    let (checked, made) = if encoder > 0 && prepaid + encoder > ferry_recipe::budget::BUDGET {
         let checked = check.run(cx, file);
-        let made = match worker {
-            Ok(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Err(e) => Err(e),
+        let made = match checked {
+            Ok(()) => work(permit),
+            Err(_) => return warn_again(cx, checked),
         };
         (checked, made)
-    });
-    permit.shrink(kept);
-    if let Err(e) = checked {
-        eprintln!("ferry-out: warning: {e:#}; {} analysed again", cx.key);
-        return Ok(None);
+    } else {
+        let kept = permit.bytes();
+        permit.grow(prepaid);
+        let both = std::thread::scope(|s| {
+            let worker = std::thread::Builder::new()
+                .name("ferry-windows".into())
+                .spawn_scoped(s, move || work(&mut windows::Prepaid))
+                .context("cannot start a thread");
+            let checked = check.run(cx, file);
+            let made = match worker {
+                Ok(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                Err(e) => Err(e),
+            };
+            (checked, made)
+        });
+        permit.shrink(kept);
+        both
+    };
+    if checked.is_err() {
+        return warn_again(cx, checked);
     }
     made.map(Some)
+}
+
+/// A failed check's warning: the object is analysed again (`None`).
+fn warn_again<T>(cx: &Cx<'_>, checked: Result<()>) -> Result<Option<T>> {
+    if let Err(e) = checked {
+        eprintln!("ferry-out: warning: {e:#}; {} analysed again", cx.key);
+    }
+    Ok(None)
 }
 
 /// The rest of [`super::finish`] for an expanded form spilled with its rebuild
