@@ -13,6 +13,7 @@
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
 pub mod docs_gen;
+pub mod forms;
 pub mod fsx;
 pub mod media;
 pub mod paths;

@@ -139,6 +139,40 @@ fn a_tampered_window_is_refused_with_nothing_applied() {
     }
 }
 
+/// An outside that analyses a kept gzip layer over 64 KiB as its copy is
+/// read (`streamed_min`), and makes its base's reference form the same way,
+/// ships the same bundle as one that holds them: the inside applies it
+/// and serves the layer byte for byte, with the inside holding its base's
+/// form or spilling it.
+#[test]
+fn a_layer_analysed_as_it_is_read_round_trips_bit_exactly() {
+    let mut bundles = Vec::new();
+    for (streamed_min, spilled_inside) in [(u64::MAX, false), (64 << 10, false), (64 << 10, true)] {
+        let mut p = Pair::new();
+        // Handed over as its kept copy (not read whole by the scan).
+        p.outside.opts.delta.scan_held = 16 << 10;
+        p.outside.opts.delta.streamed_min = streamed_min;
+        if spilled_inside {
+            p.inside.apply.policy.reference_in_memory = 64 << 10;
+        }
+        let before = ferry_recipe::stream_expand::streamed_analyses();
+        let (e, media, new) = upgraded(&mut p);
+        let streamed = ferry_recipe::stream_expand::streamed_analyses() > before;
+        assert_eq!(streamed, streamed_min != u64::MAX, "{streamed_min}");
+        assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
+        assert!(windows_of(&e.dir).len() > 2);
+        bundles.push(manifest_of(&e.dir).1.changes);
+        let report = p.inside.import(&media).unwrap();
+        assert!(report.ok(), "{:?}", report.failed);
+        assert_eq!(std::fs::read(p.inside.served(LAYER)).unwrap(), new);
+        p.assert_in_sync();
+    }
+    assert!(
+        bundles[0] == bundles[1],
+        "the streamed analysis ships another patch"
+    );
+}
+
 /// An inside that holds no base reference form longer than 64 KiB in
 /// memory makes the layer's base's form into a spill file as it reads the
 /// base, and each window reads its range from it: the layer round-trips

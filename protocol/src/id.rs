@@ -135,6 +135,39 @@ impl<R: std::io::Read> std::io::Read for Sha256Reader<R> {
     }
 }
 
+/// A writer that feeds what it writes to a BLAKE3 hasher and counts it.
+pub struct Blake3Writer<W> {
+    /// Where the bytes go.
+    pub inner: W,
+    /// What was written so far, hashed.
+    pub hasher: blake3::Hasher,
+    /// Bytes written so far.
+    pub written: u64,
+}
+
+impl<W> Blake3Writer<W> {
+    /// A writer to `inner`, hashing from nothing.
+    pub fn new(inner: W) -> Self {
+        Blake3Writer {
+            inner,
+            hasher: blake3::Hasher::new(),
+            written: 0,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Blake3Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

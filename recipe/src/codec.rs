@@ -21,7 +21,7 @@ pub(crate) enum Codec {
 /// Output allowed beyond `consumed input × max_ratio` while a deflate stream is
 /// still being inflated, so that a legitimate stream with a very compressible
 /// start is not cut short; the final check is strict.
-const RATIO_SLACK: u64 = 1 << 20;
+pub(crate) const RATIO_SLACK: u64 = 1 << 20;
 
 /// The bounds of one decode: at most `limit` bytes of output; `ratio_bound`
 /// says whether `limit` is the ratio bound (true) or the expansion budget.

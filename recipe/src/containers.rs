@@ -31,7 +31,6 @@ fn u64le(d: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(d.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Walks `data[start..end]` by its magic, `depth` containers deep.
 /// Whether the walk recognises a container or stream starting at `head`'s
 /// first byte: if not, an object is its own expanded and reference form.
 pub(crate) fn recognised(head: &[u8]) -> bool {
@@ -40,6 +39,12 @@ pub(crate) fn recognised(head: &[u8]) -> bool {
         .any(|magic| head.starts_with(magic))
 }
 
+/// Whether `head` starts with a gzip member's magic.
+pub(crate) fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(GZIP)
+}
+
+/// Walks `data[start..end]` by its magic, `depth` containers deep.
 pub(crate) fn walk(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
     if depth > w.max_depth() || start >= end {
         return;

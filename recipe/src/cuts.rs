@@ -426,16 +426,70 @@ pub(crate) fn find(
     check: bool,
     ahead: Option<blocks::Ahead>,
 ) -> Option<Vec<DeflateCut>> {
-    let plain_len = plain.len() as u64;
+    // The ends read ahead of the stream (on another thread, while it was
+    // inflated) are the ones read here when no bit past its end was taken.
+    let ahead = match ahead {
+        Some(a) if a.end_bit <= 8 * compressed.len() as u64 => Some(a),
+        _ if !may_cut(params, plain.len() as u64, step) => return None,
+        _ => blocks::read_ahead(compressed),
+    };
+    let cuts = find_at_ends(params, plain.len() as u64, step, &ahead?)?;
+    let cuts = if check {
+        checked(params, plain, compressed, cuts)?
+    } else {
+        cuts
+    };
+    // A stream with too few boundaries that fit, or cuts dropped by the
+    // check, would make pieces the rebuild refuses: kept serial.
+    too_long(&cuts, plain.len() as u64, compressed.len() as u64)
+        .is_none()
+        .then_some(cuts)
+}
+
+/// Whether a stream of `params` and `plain_len` plain bytes may be cut into
+/// pieces of about `step`.
+pub(crate) fn may_cut(params: &ZlibParams, plain_len: u64, step: u64) -> bool {
     let step = step.max(1 << 20);
-    if !cuttable(params) || plain_len < 2 * step || !crate::zlib::encoder_ok(params.encoder) {
+    cuttable(params) && plain_len >= 2 * step && crate::zlib::encoder_ok(params.encoder)
+}
+
+/// [`find`] without the pieces' check, for a stream of `(plain_len,
+/// compressed_len)` bytes whose block ends were read already (`ahead`, of
+/// the whole stream): what a caller that does not hold the stream (it
+/// rebuilds and checks the whole object) cuts it at.
+pub(crate) fn find_unchecked(
+    params: &ZlibParams,
+    (plain_len, compressed_len): (u64, u64),
+    step: u64,
+    ahead: &blocks::Ahead,
+) -> Option<Vec<DeflateCut>> {
+    if ahead.end_bit > 8 * compressed_len {
         return None;
     }
+    let cuts = find_at_ends(params, plain_len, step, ahead)?;
+    too_long(&cuts, plain_len, compressed_len)
+        .is_none()
+        .then_some(cuts)
+}
+
+/// The cuts at the block ends of `ahead` of a stream of `plain_len` bytes,
+/// one every `step` plain bytes or so, unchecked; `None` if the stream is
+/// not cut (see [`may_cut`]) or its ends do not add up to its length.
+fn find_at_ends(
+    params: &ZlibParams,
+    plain_len: u64,
+    step: u64,
+    ahead: &blocks::Ahead,
+) -> Option<Vec<DeflateCut>> {
+    if !may_cut(params, plain_len, step) || ahead.plain != plain_len {
+        return None;
+    }
+    let step = step.max(1 << 20);
     let mut cuts = Vec::new();
     let mut next = step;
-    let mut each = |e: &blocks::BlockEnd| {
+    for e in &ahead.ends {
         if !e.after_match || e.plain < next || e.plain + step / 2 > plain_len {
-            return;
+            continue;
         }
         if let Some(window) = window_at(params.encoder, e.plain) {
             cuts.push(DeflateCut {
@@ -446,27 +500,8 @@ pub(crate) fn find(
             });
             next = e.plain + step;
         }
-    };
-    // The ends read ahead of the stream (on another thread, while it was
-    // inflated) are the ones read here when no bit past its end was taken.
-    let decoded = match ahead {
-        Some(a) if a.end_bit <= 8 * compressed.len() as u64 => {
-            a.ends.iter().for_each(&mut each);
-            Some(a.plain)
-        }
-        _ => blocks::block_ends(compressed, each),
-    };
-    if decoded != Some(plain_len) || cuts.is_empty() {
-        return None;
     }
-    if check {
-        cuts = checked(params, plain, compressed, cuts)?;
-    }
-    // A stream with too few boundaries that fit, or cuts dropped by the
-    // check, would make pieces the rebuild refuses: kept serial.
-    too_long(&cuts, plain_len, compressed.len() as u64)
-        .is_none()
-        .then_some(cuts)
+    (!cuts.is_empty()).then_some(cuts)
 }
 
 /// Where plain offset `plain` (64 KiB or more into the stream) sits in the
@@ -566,4 +601,4 @@ fn checked(
 #[cfg(test)]
 mod go_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -347,6 +347,12 @@ pub fn is_walked(data: &[u8]) -> bool {
     containers::recognised(data)
 }
 
+/// Whether `head` starts with a gzip member's magic (what
+/// [`stream_expand`] reads without holding the object).
+pub fn is_gzip(head: &[u8]) -> bool {
+    containers::is_gzip(head)
+}
+
 /// Splits `data` into its expanded form and the recipe that rebuilds it. Every
 /// stream kept decoded has been rebuilt and compared byte for byte (unless
 /// [`Options::check_streams`] is off: then the caller must rebuild and check);

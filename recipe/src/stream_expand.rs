@@ -1,6 +1,12 @@
-//! The reference form of a large gzip object made as it is read, never
-//! held: `expand` reads an object whole and returns its form whole, which
-//! for a layer of a few hundred MB is more than an agent may hold.
+//! A large gzip object expanded, and analysed, as it is read, never held:
+//! `expand` and `analyze` read an object whole and return its form whole,
+//! which for a layer of a few hundred MB is more than an agent may hold.
+//!
+//! [`expand_gzip_member`] makes the reference form of one gzip member (what
+//! `expand` makes of it, or nothing); [`analyze_gzip_member`] makes its
+//! expanded form and recipe as `analyze` does with `check_streams` off, for
+//! the streams an encoder of this crate reproduces (or nothing: the caller
+//! analyses the object whole).
 
 use std::io::{Read, Write};
 
@@ -9,15 +15,25 @@ use crate::DeflatedStream;
 /// Bytes read from the object at a time.
 const READ: usize = 1 << 20;
 
+/// Plain bytes inflated at a time: the granularity of the running ratio
+/// check (see [`expand_gzip_member`]).
+const STEP: usize = 256 << 10;
+
 /// Why [`expand_gzip_member`] gave no form.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamExpandError {
     /// Reading the object or writing the form failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The stream is one gzip member but its encoder was not found without
+    /// holding the stream (the caller analyses the object whole, as
+    /// [`crate::analyze`] does: preflate-rs, or literal).
+    #[error("not reproduced as it is read: {0}")]
+    NotReproduced(&'static str),
     /// The object is not one gzip member whose deflate stream decodes and
-    /// ends just before its 8-byte trailer at the object's end (the caller
-    /// expands it whole, as [`crate::expand`] does).
+    /// ends just before its 8-byte trailer at the object's end, or it comes
+    /// near the expansion's bounds, where only [`crate::expand`] decides
+    /// (the caller expands it whole).
     #[error("not one gzip member: {0}")]
     NotOneMember(&'static str),
 }
@@ -25,20 +41,42 @@ pub enum StreamExpandError {
 /// Writes to `out` the reference form of the object read from `object`
 /// (`len` bytes) when it is one gzip member: its header, its plain bytes and
 /// its trailer, which is what [`crate::expand`] makes of such an object
-/// within its bounds (`max_expanded`, `max_ratio` of
-/// [`crate::Options::default`]). Reads and inflates the object a MiB at a
-/// time. Gives where its deflate stream is, in the object and in the form.
+/// with [`crate::Options::default`]. Reads and inflates the object a MiB at
+/// a time. Gives where its deflate stream is, in the object and in the form.
 ///
-/// A caller that knows the form to expect (its length and BLAKE3) checks
-/// what was written and, if it differs, expands the object whole: an
-/// object `expand` lays out otherwise (a stream past its bounds stays
-/// literal there) is not told apart here.
+/// The form is exactly `expand`'s or none: an object `expand` might lay
+/// out otherwise is refused ([`StreamExpandError::NotOneMember`]), and the
+/// caller expands it whole. `expand` keeps a stream literal when its plain
+/// bytes pass `min(region × max_ratio, max_expanded − len + region)`
+/// (`region`: the object from the stream's start) or `max_ratio` times its
+/// compressed length, both checked here on the final lengths as `expand`
+/// checks them; and while inflating, when its output passes `consumed ×
+/// max_ratio + 1 MiB` at one of its checks (every 256 KiB of output, its
+/// input whole in memory). That running check cannot be replayed exactly
+/// on input read in pieces, so a stream whose output comes within half a
+/// MiB of that line at any of this reader's checks (at most 256 KiB
+/// apart) is refused: between two checks the output grows by at most 256
+/// KiB, so `expand`'s checks then stay more than 200 KiB below its line.
 pub fn expand_gzip_member(
     object: &mut impl Read,
     len: u64,
     out: &mut impl Write,
 ) -> Result<DeflatedStream, StreamExpandError> {
-    let opts = crate::Options::default();
+    expand_member_with(object, len, out, &crate::Options::default())
+}
+
+/// [`expand_gzip_member`] with the bounds of `opts` (`max_expanded`,
+/// `max_ratio`).
+pub(crate) fn expand_member_with(
+    object: &mut impl Read,
+    len: u64,
+    out: &mut impl Write,
+    opts: &crate::Options,
+) -> Result<DeflatedStream, StreamExpandError> {
+    let refuse = |why| Err(StreamExpandError::NotOneMember(why));
+    if len > opts.max_expanded {
+        return refuse("larger than the expansion limit");
+    }
     let mut buf = vec![0u8; READ];
     // The header: within the first read (its optional fields are short).
     let mut filled = 0usize;
@@ -50,23 +88,27 @@ pub fn expand_gzip_member(
         filled += n;
     }
     let head = &buf[..filled];
-    let body = crate::containers::gzip_header_end(head, 0, head.len())
-        .ok_or(StreamExpandError::NotOneMember("no gzip header"))?;
+    let Some(body) = crate::containers::gzip_header_end(head, 0, head.len()) else {
+        return refuse("no gzip header");
+    };
     out.write_all(&head[..body])?;
+    // `expand`'s bounds for this stream (`Walker::bounds`; the region is the
+    // object from the stream's start).
+    let region = len - body as u64;
+    let limit = region
+        .saturating_mul(opts.max_ratio)
+        .min(opts.max_expanded.saturating_sub(len).saturating_add(region));
     let mut inflate = zlib_rs::Inflate::new(false, 15);
-    let mut plain = vec![0u8; READ];
+    let mut plain = vec![0u8; STEP];
     let (mut at, mut read) = (body, filled as u64);
-    let mut plain_len = 0u64;
     loop {
         if at == filled {
             if read >= len {
-                return Err(StreamExpandError::NotOneMember(
-                    "the deflate stream does not end",
-                ));
+                return refuse("the deflate stream does not end");
             }
             filled = object.read(&mut buf)?;
             if filled == 0 {
-                return Err(StreamExpandError::NotOneMember("the object ends early"));
+                return refuse("the object ends early");
             }
             read += filled as u64;
             at = 0;
@@ -78,26 +120,27 @@ pub fn expand_gzip_member(
         let made = (inflate.total_out() - out_before) as usize;
         at += used;
         out.write_all(&plain[..made])?;
-        plain_len += made as u64;
-        let status =
-            status.map_err(|_| StreamExpandError::NotOneMember("the deflate stream is corrupt"))?;
-        if plain_len > opts.max_expanded
-            || plain_len > inflate.total_in().saturating_mul(opts.max_ratio) + (1 << 20)
-        {
-            return Err(StreamExpandError::NotOneMember(
-                "past the expansion's bounds",
-            ));
+        let Ok(status) = status else {
+            return refuse("the deflate stream is corrupt");
+        };
+        let line = inflate
+            .total_in()
+            .saturating_mul(opts.max_ratio)
+            .saturating_add(crate::codec::RATIO_SLACK / 2);
+        if inflate.total_out() > limit || inflate.total_out() > line {
+            return refuse("near the expansion's bounds");
         }
         if status == zlib_rs::Status::StreamEnd {
             break;
         }
         if used == 0 && made == 0 && at < filled {
-            return Err(StreamExpandError::NotOneMember(
-                "the deflate stream is corrupt",
-            ));
+            return refuse("the deflate stream is corrupt");
         }
     }
-    let compressed_len = inflate.total_in() as usize;
+    let (compressed_len, plain_len) = (inflate.total_in(), inflate.total_out());
+    if plain_len > compressed_len.saturating_mul(opts.max_ratio) {
+        return refuse("past the expansion's ratio");
+    }
     // The trailer: the object's last 8 bytes, nothing after them.
     let mut tail = buf[at..filled].to_vec();
     let mut more = vec![0u8; 64];
@@ -112,15 +155,233 @@ pub fn expand_gzip_member(
         }
     }
     if tail.len() != 8 {
-        return Err(StreamExpandError::NotOneMember(
-            "more than a trailer after the stream",
-        ));
+        return refuse("more than a trailer after the stream");
     }
     out.write_all(&tail)?;
+    let (compressed_len, plain_len) = (compressed_len as usize, plain_len as usize);
     Ok(DeflatedStream {
         compressed: (body, body + compressed_len),
-        plain: (body, body + plain_len as usize),
+        plain: (body, body + plain_len),
     })
+}
+
+/// Plain bytes of the stream held for the encoder search (which compares
+/// the first MiB of a candidate's output, [`crate::zlib::PREFIX`]: about 2.3
+/// MiB of a layer's plain bytes, and the rest of a deflate block).
+const HELD_PLAIN: usize = 32 << 20;
+
+/// Compressed bytes of the stream held for the encoder search: its prefix
+/// and room for the candidate's last piece of output past it.
+const HELD_COMPRESSED: usize = crate::zlib::PREFIX + (8 << 20);
+
+/// Objects [`analyze_gzip_member`] analysed in this process (for tests).
+static ANALYSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many objects [`analyze_gzip_member`] analysed in this process: a
+/// test's way to see that a large object took this path.
+pub fn streamed_analyses() -> u64 {
+    ANALYSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What [`analyze_gzip_member`] made: the recipe, the report, and the
+/// length of the expanded form it wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamedAnalysis {
+    /// Rebuilds the object from the expanded form written.
+    pub recipe: crate::Recipe,
+    /// The member's stream, reproduced.
+    pub report: crate::Report,
+    /// Bytes written: the header, the plain bytes, the trailer.
+    pub expanded_len: u64,
+}
+
+/// [`crate::analyze`] of an object of `len` bytes that is one gzip member,
+/// with `opts.check_streams` off, writing its expanded form to `out` as the
+/// object is read from `object` (the bytes of `file` from its start; the
+/// stream's block ends are read from `file` on another thread meanwhile):
+/// the same recipe and form as `analyze`, holding at most about 42 MiB
+/// (the stream's first 32 MiB of plain bytes and 9 MiB of compressed ones,
+/// for the encoder search).
+///
+/// Refused, for the caller to analyse the object whole: anything
+/// [`expand_gzip_member`] refuses ([`StreamExpandError::NotOneMember`]),
+/// `opts.check_streams` on, and a stream whose encoder the search does not
+/// find in those first bytes ([`StreamExpandError::NotReproduced`]: one
+/// preflate-rs may model, or a stream so compressible that 32 MiB of plain
+/// bytes make less than the MiB the search compares). The caller rebuilds
+/// the object from the form with the recipe and checks its digest, as after
+/// `analyze` with `check_streams` off; a recipe that does not check is
+/// analysed again whole, stream by stream.
+pub fn analyze_gzip_member(
+    file: &std::fs::File,
+    len: u64,
+    object: &mut impl Read,
+    out: &mut impl Write,
+    opts: &crate::Options,
+) -> Result<StreamedAnalysis, StreamExpandError> {
+    use crate::cuts::{blocks, symbols::FileStream};
+    use crate::recipe::Segment;
+    use crate::zlib::{self, StreamView};
+    use std::os::unix::fs::FileExt;
+    let not_one = |why| StreamExpandError::NotOneMember(why);
+    if opts.check_streams {
+        return Err(StreamExpandError::NotReproduced(
+            "each stream is to be checked on its own",
+        ));
+    }
+    // The header, and the stream's last bytes (the end filters of the
+    // encoder search, and whether the block ends are worth reading).
+    let mut head = vec![0u8; len.min(64 << 10) as usize];
+    file.read_exact_at(&mut head, 0)?;
+    let body = crate::containers::gzip_header_end(&head, 0, head.len())
+        .ok_or(not_one("no gzip header"))?;
+    let stream_len = len
+        .checked_sub(body as u64 + 8)
+        .ok_or(not_one("shorter than its header and trailer"))?;
+    let tail_len = stream_len.min(16);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact_at(&mut tail, body as u64 + stream_len - tail_len)?;
+    let (xfl, os) = (head[8], head[9]);
+    let stream = FileStream {
+        file,
+        start: body as u64,
+        len: stream_len,
+    };
+    // As `analyze` reads a stream's block ends beside its inflate (a stream
+    // that may be GNU gzip's or Go's at a level that is cut).
+    let ends_wanted = opts.deflate_cuts.is_some()
+        && matches!(os, 3 | 255)
+        && xfl != 4
+        && !zlib::ends_as_pgzip(&tail);
+    let mut held = Holding {
+        out,
+        kept: Vec::new(),
+        cap: body + HELD_PLAIN,
+    };
+    let (place, ahead) = std::thread::scope(|s| {
+        let reader = ends_wanted
+            .then(|| {
+                std::thread::Builder::new()
+                    .name("ferry-blocks".into())
+                    .spawn_scoped(s, || blocks::read_ahead_in(stream))
+                    .ok()
+            })
+            .flatten();
+        let place = expand_member_with(object, len, &mut held, opts);
+        (place, reader.and_then(|r| r.join().ok().flatten()))
+    });
+    let place = place?;
+    let compressed_len = (place.compressed.1 - place.compressed.0) as u64;
+    let plain_len = (place.plain.1 - place.plain.0) as u64;
+    let kept_plain = held.kept.len().saturating_sub(body).min(plain_len as usize);
+    let plain = &held.kept[body..body + kept_plain];
+    let mut view = vec![0u8; (compressed_len as usize).min(HELD_COMPRESSED)];
+    file.read_exact_at(&mut view, body as u64)?;
+    let compressed = StreamView {
+        head: &view,
+        tail: &tail,
+        len: compressed_len as usize,
+    };
+    let segment = member_segment((compressed, stream), (plain, plain_len), xfl, ahead, opts)?;
+    let report = crate::Report {
+        input_len: len,
+        streams: vec![crate::report::StreamReport {
+            kind: crate::report::StreamKind::GzipMember,
+            offset: body as u64,
+            compressed_len,
+            plain_len: Some(plain_len),
+            recipe_len: crate::walk::recipe_data_len(&segment),
+            outcome: crate::report::Outcome::Reproduced,
+        }],
+    };
+    let recipe = crate::Recipe {
+        segments: vec![
+            Segment::Literal { len: body as u64 },
+            segment,
+            Segment::Literal { len: 8 },
+        ],
+    };
+    ANALYSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(StreamedAnalysis {
+        recipe,
+        report,
+        expanded_len: len - compressed_len + plain_len,
+    })
+}
+
+/// The segment of a member's stream (`compressed`, also in the file as
+/// `stream`) of `plain_len` plain bytes, the first of which are `plain`,
+/// its header's XFL `xfl` and its block ends if read (`ahead`): what the
+/// walk's `reproduce` makes of it with `check_streams` off, or
+/// [`StreamExpandError::NotReproduced`] where that would need preflate-rs.
+fn member_segment(
+    (compressed, stream): (
+        crate::zlib::StreamView<'_>,
+        crate::cuts::symbols::FileStream<'_>,
+    ),
+    (plain, plain_len): (&[u8], u64),
+    xfl: u8,
+    ahead: Option<crate::cuts::blocks::Ahead>,
+    opts: &crate::Options,
+) -> Result<crate::recipe::Segment, StreamExpandError> {
+    use crate::cuts::{self, blocks};
+    use crate::recipe::Segment;
+    use crate::zlib::{self, DeflateSearch, LevelHint};
+    let compressed_len = compressed.len as u64;
+    let mut search = DeflateSearch::new(opts.max_recipe_version);
+    let params = search
+        .find(
+            compressed,
+            plain,
+            LevelHint::of_xfl(xfl),
+            Some(zlib::PREFIX),
+        )
+        .ok_or(StreamExpandError::NotReproduced(
+            "no encoder of this build gives its first MiB",
+        ))?;
+    // A cut Go stream needs recipe version 7.
+    let go_cuts = params.encoder != zlib::GO_FLATE_ENCODER
+        || opts.max_recipe_version >= crate::RECIPE_VERSION;
+    let cuts = opts
+        .deflate_cuts
+        .filter(|&step| go_cuts && cuts::may_cut(&params, plain_len, step))
+        .and_then(|step| {
+            // Read here when they were not read beside the inflate.
+            let ahead = ahead.or_else(|| blocks::read_ahead_in(stream))?;
+            cuts::find_unchecked(&params, (plain_len, compressed_len), step, &ahead)
+        });
+    Ok(match cuts {
+        Some(cuts) => Segment::ZlibCuts {
+            plain_len,
+            compressed_len,
+            params,
+            cuts,
+        },
+        None => Segment::Zlib {
+            plain_len,
+            compressed_len,
+            params,
+        },
+    })
+}
+
+/// A writer that passes everything on and keeps the first `cap` bytes.
+struct Holding<'w, W> {
+    out: &'w mut W,
+    kept: Vec<u8>,
+    cap: usize,
+}
+
+impl<W: Write> Write for Holding<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        let room = self.cap.saturating_sub(self.kept.len()).min(n);
+        self.kept.extend_from_slice(&buf[..room]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +456,163 @@ mod tests {
                 matches!(r, Err(StreamExpandError::NotOneMember(_))),
                 "{what}: {r:?}"
             );
+        }
+    }
+
+    /// `gzip -level -n` of `plain` by /bin/gzip, or `None` without it.
+    fn gnu_gzip(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("gzip")
+            .args([format!("-{level}"), "-n".into(), "-c".into()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        let data = plain.to_vec();
+        let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
+        let out = child.wait_with_output().ok()?;
+        (feeder.join().unwrap_or(false) && out.status.success()).then_some(out.stdout)
+    }
+
+    /// Runs [`analyze_gzip_member`] on `object` written to a file.
+    fn streamed(
+        object: &[u8],
+        opts: &crate::Options,
+    ) -> (Result<StreamedAnalysis, StreamExpandError>, Vec<u8>) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(object).unwrap();
+        let mut out = Vec::new();
+        let len = object.len() as u64;
+        let r = analyze_gzip_member(&file, len, &mut Trickle(object, 300_000), &mut out, opts);
+        (r, out)
+    }
+
+    /// The streamed analysis of one gzip member gives `analyze`'s recipe,
+    /// report and expanded form (check_streams off): GNU gzip at levels 6
+    /// (cut) and 1, and zlib's gzip (flate2); the recipe rebuilds the
+    /// object. What it does not reproduce without holding the stream is
+    /// refused, never analysed otherwise.
+    #[test]
+    fn a_streamed_analysis_is_analyzes_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = crate::cuts::tests::corpus_tar(dir.path())
+            .unwrap_or_else(|| crate::cuts::tests::text(10 << 20));
+        let opts = crate::Options {
+            check_streams: false,
+            ..crate::Options::default()
+        };
+        let mut objects = vec![("zlib -6", gzip(&plain, 6, Some("layer.tar")))];
+        for level in [6u8, 1] {
+            match gnu_gzip(level, &plain) {
+                Some(gz) => objects.push((if level == 6 { "gzip -6" } else { "gzip -1" }, gz)),
+                None => eprintln!("skipped: no gzip to run"),
+            }
+        }
+        for (what, object) in &objects {
+            let whole = crate::analyze(object, &opts);
+            let (r, out) = streamed(object, &opts);
+            let r = r.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(r.recipe, whole.recipe, "{what}");
+            assert_eq!(r.report, whole.report, "{what}");
+            assert_eq!(r.expanded_len, out.len() as u64, "{what}");
+            assert!(out == whole.expanded, "{what}: the form differs");
+            if *what == "gzip -6" {
+                assert!(
+                    matches!(r.recipe.segments[1], crate::Segment::ZlibCuts { .. }),
+                    "{what}: not cut"
+                );
+            }
+            let mut rebuilt = Vec::new();
+            crate::rebuild(&r.recipe, &out, object.len() as u64, &mut rebuilt).unwrap();
+            assert!(&rebuilt == object, "{what}: does not rebuild");
+        }
+        // Checking each stream needs the stream held.
+        let (r, _) = streamed(&objects[0].1, &crate::Options::default());
+        assert!(matches!(r, Err(StreamExpandError::NotReproduced(_))));
+        // A stream no encoder of this build makes (zlib's, flushed in its
+        // middle): `analyze` gives it to preflate-rs; refused here.
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(&plain[..1 << 20]).unwrap();
+        e.flush().unwrap();
+        e.write_all(&plain[1 << 20..3 << 20]).unwrap();
+        let flushed = e.finish().unwrap();
+        let (r, _) = streamed(&flushed, &opts);
+        assert!(
+            matches!(r, Err(StreamExpandError::NotReproduced(_))),
+            "{r:?}"
+        );
+        // Two members are not one.
+        let mut two = objects[0].1.clone();
+        two.extend_from_slice(&gzip(b"second", 6, None));
+        let (r, _) = streamed(&two, &opts);
+        assert!(
+            matches!(r, Err(StreamExpandError::NotOneMember(_))),
+            "{r:?}"
+        );
+    }
+
+    /// Where `expand` leaves a stream literal (its ratio past `max_ratio`),
+    /// or might at one of its running checks, the streamed form is refused:
+    /// it never differs from `expand`'s.
+    #[test]
+    fn near_the_ratio_bound_the_form_is_refused_not_made_otherwise() {
+        let opts = crate::Options::default();
+        // 8 MiB of zeros: about 1,030 to 1; `expand` leaves it literal.
+        let zeros = gzip(&vec![0u8; 8 << 20], 9, None);
+        assert!(crate::expand(&zeros, &opts).unwrap() == zeros);
+        let r = expand_gzip_member(&mut &zeros[..], zeros.len() as u64, &mut Vec::new());
+        assert!(
+            matches!(r, Err(StreamExpandError::NotOneMember(_))),
+            "{r:?}"
+        );
+        // 22 MiB of zeros (0.55 MiB past `consumed × max_ratio` at their
+        // end), then random bytes: within every bound of `expand`, which
+        // expands it, but within half a MiB of its running line here:
+        // refused.
+        let mut x = 7u64;
+        let mut plain = vec![0u8; 22 << 20];
+        plain.extend((0..(4 << 20)).map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            (x >> 56) as u8
+        }));
+        let gz = gzip(&plain, 9, None);
+        let expanded = crate::expand(&gz, &opts).unwrap();
+        assert_eq!(expanded.len(), 10 + plain.len() + 8);
+        let r = expand_gzip_member(&mut &gz[..], gz.len() as u64, &mut Vec::new());
+        assert!(
+            matches!(r, Err(StreamExpandError::NotOneMember(_))),
+            "{r:?}"
+        );
+        // `max_expanded` one byte short of the form (10 header bytes, 3 MiB,
+        // 8 trailer bytes, and the object counted once): `expand` keeps the
+        // object as it is, and the form is refused here; one byte more, and
+        // both make the same form.
+        let text: Vec<u8> = crate::zlib::sample()
+            .iter()
+            .copied()
+            .cycle()
+            .take(3 << 20)
+            .collect();
+        let gz = gzip(&text, 6, None);
+        for extra in [9, 10] {
+            let bound = crate::Options {
+                max_expanded: (3 << 20) + extra,
+                ..opts.clone()
+            };
+            let whole = crate::expand(&gz, &bound).unwrap();
+            let mut out = Vec::new();
+            let r = expand_member_with(&mut &gz[..], gz.len() as u64, &mut out, &bound);
+            if extra == 9 {
+                assert!(whole == gz);
+                assert!(
+                    matches!(r, Err(StreamExpandError::NotOneMember(_))),
+                    "{r:?}"
+                );
+            } else {
+                assert_eq!(whole.len(), text.len() + 18);
+                assert!(r.is_ok() && out == whole);
+            }
         }
     }
 }

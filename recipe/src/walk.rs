@@ -285,7 +285,12 @@ fn reproduce(
     match codec {
         Codec::Deflate => {
             let prefix = (!opts.check_streams).then_some(crate::zlib::PREFIX);
-            if let Some(params) = search.find(compressed, plain, hint, prefix) {
+            if let Some(params) = search.find(
+                crate::zlib::StreamView::whole(compressed),
+                plain,
+                hint,
+                prefix,
+            ) {
                 // A cut Go stream needs recipe version 7.
                 let go_cuts = params.encoder != crate::zlib::GO_FLATE_ENCODER
                     || opts.max_recipe_version >= crate::RECIPE_VERSION;
@@ -348,7 +353,7 @@ fn reproduce(
 }
 
 /// Bytes of reproduction data a segment carries (its encoding minus the lengths).
-fn recipe_data_len(segment: &Segment) -> u64 {
+pub(crate) fn recipe_data_len(segment: &Segment) -> u64 {
     match segment {
         Segment::Literal { .. } => 0,
         Segment::Deflate { chunks, .. } => chunks.iter().map(|c| c.corrections.len() as u64).sum(),

@@ -506,18 +506,46 @@ fn encode_to<E>(
 /// checks the whole object anyway (`Options::check_streams` off): 1 MiB.
 pub(crate) const PREFIX: usize = 1 << 20;
 
-/// Whether `params` deflate `plain` into exactly `compressed`, or, with
-/// `prefix`, into output that starts with the first `prefix` bytes of
-/// `compressed` (the caller rebuilds and checks the rest); stops at the first
-/// piece of output that differs.
-fn reproduces(params: ZlibParams, plain: &[u8], compressed: &[u8], prefix: Option<usize>) -> bool {
-    let enough = prefix.unwrap_or(usize::MAX).min(compressed.len());
+/// A raw deflate stream as the encoder search sees it: its first bytes (all
+/// of it, or enough for a prefix comparison), its last bytes, its length.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StreamView<'a> {
+    /// The stream's first bytes.
+    pub(crate) head: &'a [u8],
+    /// Its last bytes (at least 8, or all of it), for the end filters.
+    pub(crate) tail: &'a [u8],
+    /// Its length.
+    pub(crate) len: usize,
+}
+
+impl<'a> StreamView<'a> {
+    /// The view of a stream held whole.
+    pub(crate) fn whole(compressed: &'a [u8]) -> StreamView<'a> {
+        StreamView {
+            head: compressed,
+            tail: compressed,
+            len: compressed.len(),
+        }
+    }
+}
+
+/// Whether `params` deflate `plain` into exactly the stream `compressed`, or,
+/// with `prefix`, into output that starts with the first `prefix` bytes of
+/// it (the caller rebuilds and checks the rest); stops at the first piece of
+/// output that differs. Output past `compressed.head` counts as differing.
+fn reproduces(
+    params: ZlibParams,
+    plain: &[u8],
+    compressed: StreamView<'_>,
+    prefix: Option<usize>,
+) -> bool {
+    let enough = prefix.unwrap_or(usize::MAX).min(compressed.len);
     let mut at = 0usize;
     let done = encode_to(params, &mut &plain[..], |b| {
-        match compressed.get(at..at + b.len()) {
+        match compressed.head.get(at..at + b.len()) {
             Some(want) if want == b => {
                 at += b.len();
-                if at >= enough && at < compressed.len() {
+                if at >= enough && at < compressed.len {
                     // Enough compared: stop here (Err stops the encoder).
                     return Err(true);
                 }
@@ -527,7 +555,7 @@ fn reproduces(params: ZlibParams, plain: &[u8], compressed: &[u8], prefix: Optio
         }
     });
     match done {
-        Ok(()) => at == compressed.len(),
+        Ok(()) => at == compressed.len,
         Err(Ok(stopped_early)) => stopped_early,
         Err(Err(_)) => false,
     }
@@ -563,7 +591,7 @@ impl DeflateSearch {
     /// `compressed` (the caller then rebuilds and checks the whole object).
     pub(crate) fn find(
         &mut self,
-        compressed: &[u8],
+        compressed: StreamView<'_>,
         plain: &[u8],
         hint: LevelHint,
         prefix: Option<usize>,
@@ -575,9 +603,9 @@ impl DeflateSearch {
         }
         for (i, encoder) in ENCODERS.into_iter().enumerate() {
             let fits = match encoder {
-                PGZIP_ENCODER => ends_as_pgzip(compressed),
+                PGZIP_ENCODER => ends_as_pgzip(compressed.tail),
                 // Go 1.27's writer closes as klauspost's does.
-                KP_FLATE_ENCODER | GO127_FLATE_ENCODER => ends_as_kp_flate(compressed),
+                KP_FLATE_ENCODER | GO127_FLATE_ENCODER => ends_as_kp_flate(compressed.tail),
                 _ => true,
             };
             if !fits {

@@ -300,53 +300,17 @@ fn spilled_reference(
         Err(e) => bail!(missing(format!("cannot read {}: {e}", path.display()))),
     };
     let len = copy.metadata().map(|m| m.len()).unwrap_or(0);
-    let spill = ferry_agent_common::fsx::unlinked_file(&cx.layout.staging(), "reference")?;
-    let mut reader = ferry_protocol::id::Sha256Reader::new(
-        std::io::BufReader::with_capacity(1 << 20, copy),
-        ferry_protocol::id::Sha256Hasher::new(),
-    );
-    let mut writer = Blake3Counting {
-        inner: std::io::BufWriter::with_capacity(1 << 20, &spill),
-        hasher: blake3::Hasher::new(),
-        len: 0,
-    };
-    let made = ferry_recipe::stream_expand::expand_gzip_member(&mut reader, len, &mut writer);
-    let made = match made {
-        Ok(_) => writer.inner.flush().map(|()| true),
-        Err(ferry_recipe::stream_expand::StreamExpandError::Io(e)) => Err(e),
-        Err(_) => Ok(false),
-    }
-    .context("cannot spill the base's reference form")?;
-    if !made {
+    let Some(form) = ferry_agent_common::forms::spill_gzip_form(&copy, len, &cx.layout.staging())?
+    else {
         return Ok(None);
-    }
-    if reader.hasher.finish() != base.sha256 {
+    };
+    if form.sha256 != base.sha256 {
         bail!(missing(damaged(&path)));
     }
-    if writer.len != base.len || *writer.hasher.finalize().as_bytes() != base.blake3 {
+    if form.len != base.len || form.blake3 != base.blake3 {
         return Ok(None);
     }
-    drop(writer);
-    Ok(Some(Reference::File(spill, base.len)))
-}
-
-/// A writer that hashes (BLAKE3) and counts what it writes.
-struct Blake3Counting<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-    len: u64,
-}
-
-impl<W: Write> Write for Blake3Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
+    Ok(Some(Reference::File(form.file, base.len)))
 }
 
 /// The error naming `base` (of object `key`) and why it cannot be used.

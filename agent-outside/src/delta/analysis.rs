@@ -25,6 +25,9 @@ pub(super) struct Cx<'a> {
     /// left to the caller ([`Expanded::check`]), which runs it while the
     /// windows are encoded.
     pub(super) defer: bool,
+    /// `DeltaOptions::streamed_min`: a kept gzip object this large is
+    /// analysed as its copy is read ([`streamed`]).
+    pub(super) streamed_min: u64,
 }
 
 /// Where an expanded form waits while the reference form is made.
@@ -197,6 +200,23 @@ pub(super) fn analyse_content(
             // Its own expanded form, spilled already: its copy.
             let permit = ferry_recipe::budget::reserve(0);
             (permit, own_form_kept(cx, file, len)?)
+        }
+        (Content::Kept { len }, Some(file))
+            if cx.defer && len >= cx.streamed_min && gzip_copy(&file)? =>
+        {
+            let mut permit = ferry_recipe::budget::reserve(STREAMED_HELD);
+            match streamed(cx, &file, len, ropts, recipes, &mut permit)? {
+                Some(analysed) => (permit, analysed),
+                None => {
+                    // Analysed whole, as any other object.
+                    permit.resize(len + expansion * len);
+                    let Some(data) = cx.refs.get(cx.sha256)? else {
+                        return Ok(None);
+                    };
+                    let analysed = analyze_verified(cx, data, ropts, recipes, &mut permit)?;
+                    (permit, analysed)
+                }
+            }
         }
         (content, _) => {
             let mut permit = ferry_recipe::budget::reserve(len + expansion * len);
@@ -413,6 +433,19 @@ fn checked(
     let blake3 = blake3.unwrap_or_else(|p| std::panic::resume_unwind(p));
     let file = file?;
     drop(expanded);
+    checked_spilled(cx, recipe, (file, elen, blake3), len, permit)
+}
+
+/// The rest of [`checked`] once the expanded form is in `file` (`elen`
+/// bytes of BLAKE3 `blake3`): the check, deferred or run here, reading it
+/// back; the form read back into memory if under a window.
+fn checked_spilled(
+    cx: &Cx<'_>,
+    recipe: &[u8],
+    (file, elen, blake3): (std::fs::File, u64, [u8; 32]),
+    len: u64,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<std::result::Result<Expanded, anyhow::Error>> {
     permit.shrink(0);
     if cx.defer && elen > cx.window {
         return Ok(Ok(Expanded {
@@ -447,6 +480,109 @@ fn checked(
         blake3,
         check: None,
     }))
+}
+
+/// What the streamed analysis holds (`ferry_recipe::stream_expand`'s 32 MiB
+/// of plain and 9 MiB of compressed bytes for the encoder search, its read
+/// and write buffers).
+const STREAMED_HELD: u64 = 48 << 20;
+
+/// Whether the kept copy `file` starts as a gzip member.
+pub(super) fn gzip_copy(file: &std::fs::File) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 3];
+    match file.read_exact_at(&mut head, 0) {
+        Ok(()) => Ok(ferry_recipe::is_gzip(&head)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e).context("cannot read the kept copy of a changed object"),
+    }
+}
+
+/// The analysis of a large object kept only in its copy `file` (`len`
+/// bytes) that is one gzip member (a layer), made as the copy is read
+/// (`ferry_recipe::stream_expand::analyze_gzip_member`): its expanded form
+/// goes to a spill file, hashed as it is written, and is never held; the
+/// copy's SHA-256 is checked as it is read. A recipe kept for the object is
+/// tried first, its form made the same way. The check is [`checked`]'s,
+/// from the spill. `None` when the object is not analysed this way (not
+/// one member, an encoder found only by preflate-rs, or a check that
+/// fails): the caller analyses it whole, as before.
+#[allow(clippy::type_complexity)]
+fn streamed(
+    cx: &Cx<'_>,
+    file: &std::fs::File,
+    len: u64,
+    ropts: &ferry_recipe::Options,
+    recipes: &Recipes,
+    permit: &mut ferry_recipe::budget::Permit<'_>,
+) -> Result<Option<Option<(Vec<u8>, Expanded, bool)>>> {
+    use ferry_recipe::stream_expand::{analyze_gzip_member, StreamExpandError};
+    let key = cx.key;
+    if let Some(recipe) = recipes
+        .get(cx.sha256, ropts.reproduce_xz)
+        .and_then(|r| within_version(r, ropts))
+    {
+        let Some(form) = ferry_agent_common::forms::spill_gzip_form(file, len, cx.refs.dir())?
+        else {
+            return Ok(None);
+        };
+        if form.sha256 != *cx.sha256 {
+            cx.refs.damaged(cx.sha256)?;
+            return Ok(Some(None));
+        }
+        let spilled = (form.file, form.len, form.blake3);
+        if let Ok(e) = checked_spilled(cx, &recipe, spilled, len, permit)? {
+            return Ok(Some(Some((recipe, e, true))));
+        }
+        // Not this form's recipe: analysed afresh below.
+    }
+    let opts = ferry_recipe::Options {
+        check_streams: false,
+        ..ropts.clone()
+    };
+    let spill = ferry_agent_common::fsx::unlinked_file(cx.refs.dir(), "expanded")?;
+    let mut reader = ferry_protocol::id::Sha256Reader::new(
+        std::io::BufReader::with_capacity(1 << 20, At { file, pos: 0 }),
+        Sha256Hasher::new(),
+    );
+    let mut writer =
+        ferry_protocol::id::Blake3Writer::new(std::io::BufWriter::with_capacity(1 << 20, &spill));
+    let analysis = match analyze_gzip_member(file, len, &mut reader, &mut writer, &opts) {
+        Ok(a) => a,
+        Err(StreamExpandError::Io(e)) => {
+            return Err(e).with_context(|| format!("cannot analyse {key} from its kept copy"))
+        }
+        Err(_) => return Ok(None),
+    };
+    writer
+        .flush()
+        .with_context(|| format!("cannot write a spill file in {}", cx.refs.dir().display()))?;
+    if reader.hasher.finish() != *cx.sha256 || reader.read != len {
+        cx.refs.damaged(cx.sha256)?;
+        return Ok(Some(None));
+    }
+    let (elen, blake3) = (writer.written, *writer.hasher.finalize().as_bytes());
+    drop(writer);
+    debug_assert_eq!(elen, analysis.expanded_len);
+    let recipe = analysis.recipe.to_bytes();
+    match checked_spilled(cx, &recipe, (spill, elen, blake3), len, permit)? {
+        Ok(mut e) => {
+            match &mut e.check {
+                // Kept (and its stream counted) once the caller's check passes.
+                Some(d) => d.fresh = Some(analysis.report),
+                None => recipes.keep_fresh(
+                    key,
+                    cx.sha256,
+                    ropts.reproduce_xz,
+                    &recipe,
+                    &analysis.report,
+                ),
+            }
+            Ok(Some(Some((recipe, e, false))))
+        }
+        // Analysed again whole, stream by stream.
+        Err(_) => Ok(None),
+    }
 }
 
 /// The `len` bytes of the spilled expanded form `file` of `key`, read back.

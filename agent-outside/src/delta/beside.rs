@@ -4,7 +4,7 @@
 //! unless the check passes.
 
 use super::analysis::{self, Cx};
-use super::{reference_form, windows, Attempt, DeltaOptions, Frames, Patched};
+use super::{spilled_reference, windows, Attempt, DeltaOptions, Frames, Patched};
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Base, FileObject};
 use ferry_protocol::path::ObjectKey;
@@ -87,7 +87,7 @@ pub(super) fn form_beside_check(
 ) -> Result<Attempt> {
     let refs = cx.refs;
     let expanded_len = src.len;
-    let guess = base.size + expansion * base.size;
+    let guess = super::reference_guess(refs, base, expansion, opts);
     let prepaid = guess
         + windows::peak(
             expanded_len,
@@ -98,26 +98,13 @@ pub(super) fn form_beside_check(
     permit.shrink(0);
     let outcome = (recipe, reused, expanded_len, expanded_blake3);
     beside_check((cx, check), (prepaid, permit), outcome, |hold| {
-        let Some((reference, form)) = reference_form(refs, base, ropts, false)? else {
+        let Some(spilled) = spilled_reference(refs, base, ropts, opts)? else {
             return Ok(None);
         };
-        let base_len = reference.len() as u64;
-        if base_len > opts.max_object {
-            return Ok(None);
-        }
-        let blake3 = *blake3::hash(&reference).as_bytes();
-        let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-        drop(reference);
-        let Some(w) = windows::encode(key, &src, &spilled, opts.window, level, hold)? else {
+        let Some(w) = windows::encode(key, &src, &spilled.form, opts.window, level, hold)? else {
             return Ok(None);
         };
-        let base = Base {
-            key: base_key.clone(),
-            sha256: base.sha256,
-            form,
-            len: base_len,
-            blake3,
-        };
+        let base = spilled.base(base_key, base);
         Ok(Some((Frames::Windows(w), base)))
     })
 }

@@ -76,7 +76,18 @@ pub struct DeltaOptions {
     /// The newest recipe version the insides read (`[export]
     /// delta_recipe_version`): no recipe needs a newer one.
     pub recipe_version: u8,
+    /// A changed object kept only in its copy (over `scan_held`) of at
+    /// least this size that is one gzip member (an image layer) is analysed
+    /// as its copy is read, its expanded form written to a spill file and
+    /// never held; a base of at least this size that is one gzip member has
+    /// its reference form made the same way ([`STREAMED_MIN`]).
+    pub streamed_min: u64,
 }
+
+/// The default [`DeltaOptions::streamed_min`]: 32 MiB. Smaller objects fit
+/// beside others in the memory budget, and their whole analysis reads
+/// their block ends beside the inflate as the streamed one does.
+pub const STREAMED_MIN: u64 = 32 << 20;
 
 /// Whether an export reproduces xz streams, so that a deb's or an RPM's
 /// payload travels as a patch of its decompressed content. Rebuilding an xz
@@ -132,6 +143,7 @@ impl Default for DeltaOptions {
             scan_held: SCAN_HELD,
             deflate_cuts: true,
             recipe_version: ferry_recipe::RECIPE_VERSION,
+            streamed_min: STREAMED_MIN,
         }
     }
 }
@@ -343,6 +355,7 @@ fn patch_inner(
         window: opts.window,
         known: known.as_ref().map(|(k, _)| k),
         defer,
+        streamed_min: opts.streamed_min,
     };
     let Some((mut permit, walked, (recipe, expanded, reused))) =
         analyse_content(&cx, content, opts, &ropts, recipes)?
@@ -463,90 +476,83 @@ fn finish(
         memory => memory,
     };
     debug_assert!(check.is_none(), "a deferred check runs beside the windows");
+    let make = |patch, base| {
+        Attempt::Done(Some(Patched {
+            recipe,
+            patch,
+            expanded_len,
+            expanded_blake3,
+            base,
+            reused,
+        }))
+    };
+    let expanded = match held {
+        Held::Spilled(file) => {
+            // Windows read their ranges of the expanded form and of the
+            // base's reference form from files: neither is held whole.
+            permit.grow(reference_guess(refs, base, expansion, opts));
+            let Some(spilled) = spilled_reference(refs, base, ropts, opts)? else {
+                return Ok(Attempt::Done(None));
+            };
+            permit.shrink(0);
+            let src = windows::Source {
+                file,
+                len: expanded_len,
+            };
+            return Ok(
+                match windows::encode(key, &src, &spilled.form, opts.window, level, permit)? {
+                    Some(w) => make(Frames::Windows(w), spilled.base(base_key, base)),
+                    None => Attempt::Done(None),
+                },
+            );
+        }
+        Held::Memory(expanded) => expanded,
+    };
     // The base's copy, and its reference form (guessed until made).
     permit.grow(base.size + expansion * base.size);
     let Some((reference, form)) = reference_form(refs, base, ropts, as_is)? else {
         return Ok(Attempt::Done(None));
     };
-    let in_memory = match &held {
-        Held::Memory(e) => e.len() as u64,
-        Held::Spilled(_) => 0,
-    };
-    permit.resize(in_memory + reference.len() as u64);
+    permit.resize(expanded.len() as u64 + reference.len() as u64);
     if reference.len() as u64 > opts.max_object {
         return Ok(Attempt::Done(None));
     }
-    let base_len = reference.len() as u64;
-    let base_blake3 = *blake3::hash(&reference).as_bytes();
-    let Some(patch) = encode_patch(
-        (key, base_key, refs),
-        (held, expanded_len, expanded_blake3),
-        reference,
-        (opts, level),
-        permit,
-    )?
-    else {
-        return Ok(Attempt::Done(None));
+    let based = Base {
+        key: base_key.clone(),
+        sha256: base.sha256,
+        form,
+        len: reference.len() as u64,
+        blake3: *blake3::hash(&reference).as_bytes(),
     };
-    Ok(Attempt::Done(Some(Patched {
-        recipe,
-        patch,
-        expanded_len,
+    let frame = one_frame(
+        key,
+        base_key,
+        expanded,
+        &reference,
         expanded_blake3,
-        base: Base {
-            key: base_key.clone(),
-            sha256: base.sha256,
-            form,
-            len: base_len,
-            blake3: base_blake3,
-        },
-        reused,
-    })))
+        level,
+        permit,
+    )?;
+    Ok(match frame {
+        Some(f) => make(Frames::One(f), based),
+        None => Attempt::Done(None),
+    })
 }
 
-/// The patch of the expanded form `held` against `reference`: windows if it
-/// was spilled, else one frame. (A spilled form whose check is deferred is
-/// patched beside it, [`beside::form_beside_check`].)
-fn encode_patch(
-    (key, base_key, refs): (&ObjectKey, &ObjectKey, &References),
-    (held, expanded_len, expanded_blake3): (Held, u64, [u8; 32]),
-    reference: Vec<u8>,
-    (opts, level): (&DeltaOptions, i32),
-    permit: &mut ferry_recipe::budget::Permit<'static>,
-) -> Result<Option<Frames>> {
-    Ok(Some(match held {
-        Held::Spilled(file) => {
-            let src = windows::Source {
-                file,
-                len: expanded_len,
-            };
-            // Windows read their ranges of it from a file: the whole of it
-            // is not held beside a window and zstd's tables; its share is
-            // given back once spilled.
-            let spilled = windows::RefForm::spill(refs.dir(), &reference)?;
-            drop(reference);
-            permit.shrink(0);
-            match windows::encode(key, &src, &spilled, opts.window, level, permit)? {
-                Some(w) => Frames::Windows(w),
-                None => return Ok(None),
-            }
-        }
-        Held::Memory(expanded) => {
-            let frame = one_frame(
-                key,
-                base_key,
-                expanded,
-                &reference,
-                expanded_blake3,
-                level,
-                permit,
-            )?;
-            match frame {
-                Some(f) => Frames::One(f),
-                None => return Ok(None),
-            }
-        }
-    }))
+/// What a base's reference form is guessed to take in memory while it is
+/// made for windows ([`spilled_reference`]): a few MiB of buffers for a
+/// large gzip base (its form is made into a file as it is read), else its
+/// copy and [`EXPANSION`] (`expansion`) times it.
+fn reference_guess(
+    refs: &References,
+    base: &FileObject,
+    expansion: u64,
+    opts: &DeltaOptions,
+) -> u64 {
+    if base.size >= opts.streamed_min && refs.starts_gzip(&base.sha256) {
+        return 4 << 20;
+    }
+    base.size + expansion * base.size
 }
 
 /// The deflate streams of `base` (a zip: a wheel, a jar) that the rebuild
@@ -615,6 +621,80 @@ fn reference_form(
             (r, form)
         }
         Err(_) => (bytes, BaseForm::Bytes),
+    }))
+}
+
+/// A base's reference form spilled for windows, what it is, its length
+/// and BLAKE3 ([`spilled_reference`]).
+struct SpilledBase {
+    form: windows::RefForm,
+    what: BaseForm,
+    len: u64,
+    blake3: [u8; 32],
+}
+
+impl SpilledBase {
+    /// The catalog's record of the base `key` (of object `base`) patched
+    /// against.
+    fn base(&self, key: &ObjectKey, base: &FileObject) -> Base {
+        Base {
+            key: key.clone(),
+            sha256: base.sha256,
+            form: self.what,
+            len: self.len,
+            blake3: self.blake3,
+        }
+    }
+}
+
+/// The reference form of `base` (one the walk looks into) spilled for
+/// windows: made into the spill file as the base's kept copy is read when
+/// that is a gzip member of at least `opts.streamed_min` bytes
+/// (`ferry_agent_common::forms`: a layer's form is never held), else made
+/// whole ([`reference_form`]) and spilled. `None` if no intact copy is
+/// kept, or the form is over `opts.max_object`.
+fn spilled_reference(
+    refs: &References,
+    base: &FileObject,
+    ropts: &ferry_recipe::Options,
+    opts: &DeltaOptions,
+) -> Result<Option<SpilledBase>> {
+    let max_object = opts.max_object;
+    if base.size >= opts.streamed_min {
+        let copy = refs.open(&base.sha256, base.size)?;
+        if let Some(copy) = copy.filter(|c| analysis::gzip_copy(c).unwrap_or(false)) {
+            let made = ferry_agent_common::forms::spill_gzip_form(&copy, base.size, refs.dir())?;
+            if let Some(made) = made {
+                if made.sha256 != base.sha256 {
+                    refs.damaged(&base.sha256)?;
+                    return Ok(None);
+                }
+                if made.len > max_object {
+                    return Ok(None);
+                }
+                return Ok(Some(SpilledBase {
+                    form: windows::RefForm::index(made.file, made.len)?,
+                    what: BaseForm::Expanded {
+                        version: ferry_recipe::EXPAND_VERSION,
+                    },
+                    len: made.len,
+                    blake3: made.blake3,
+                }));
+            }
+        }
+    }
+    let Some((reference, what)) = reference_form(refs, base, ropts, false)? else {
+        return Ok(None);
+    };
+    let len = reference.len() as u64;
+    if len > max_object {
+        return Ok(None);
+    }
+    Ok(Some(SpilledBase {
+        blake3: *blake3::hash(&reference).as_bytes(),
+        form: windows::RefForm::spill(refs.dir(), &reference)?,
+        what,
+        len,
     }))
 }
 

@@ -144,6 +144,16 @@ impl References {
         self.dir.join(sha.to_hex())
     }
 
+    /// Whether the copy of `sha` is kept and starts as a gzip member (by
+    /// its first bytes; its digest is checked when it is read).
+    pub(crate) fn starts_gzip(&self, sha: &Sha256) -> bool {
+        use std::io::Read;
+        let mut head = [0u8; 3];
+        std::fs::File::open(self.path(sha))
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok_and(|()| ferry_recipe::is_gzip(&head))
+    }
+
     /// The bytes of object `sha`, if kept and intact.
     pub(crate) fn get(&self, sha: &Sha256) -> Result<Option<Vec<u8>>> {
         let path = self.path(sha);

@@ -340,6 +340,111 @@ fn words(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A GNU gzip layer kept only in its copy, at least `streamed_min` bytes,
+/// is analysed as its copy is read and its base's reference form made the
+/// same way (neither held whole): the patch, recipe and base record are
+/// byte for byte those of the whole analysis, the windows decode to the
+/// expanded form, and the recipe rebuilds the layer from it. A kept copy
+/// with a flipped byte ships the layer whole.
+#[test]
+fn a_large_layer_is_analysed_as_its_copy_is_read_and_patched_as_if_read_whole() {
+    let old_plain = words(10 << 20, 8);
+    let mut new_plain = old_plain.clone();
+    new_plain[5 << 20..(5 << 20) + 80].fill(b'y');
+    new_plain.splice(100_000..100_000, b"a line inserted".iter().copied());
+    let (Some(old), Some(new)) = (gnu_gzip(&old_plain), gnu_gzip(&new_plain)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let run = |streamed_min: u64| {
+        let kept = kept_pair(&old, &new);
+        let opts = DeltaOptions {
+            window: 1 << 20,
+            streamed_min,
+            ..DeltaOptions::default()
+        };
+        let before = ferry_recipe::stream_expand::streamed_analyses();
+        let content = Content::Kept {
+            len: new.len() as u64,
+        };
+        let (sha, refs) = (&kept.sha, &kept.refs);
+        let p = patch_against(
+            &key("new"),
+            content,
+            sha,
+            &key("old"),
+            &kept.base,
+            refs,
+            &opts,
+            FAST,
+            &kept.recipes,
+        );
+        let streamed = ferry_recipe::stream_expand::streamed_analyses() > before;
+        (p.unwrap().expect("patched"), streamed, kept)
+    };
+    let (whole, streamed, _k1) = run(u64::MAX);
+    assert!(!streamed, "analysed as read");
+    let (read, streamed, kept) = run(1 << 20);
+    assert!(streamed, "not analysed as read");
+    assert_eq!(shipped(&whole), shipped(&read));
+    assert_eq!(whole.base, read.base);
+    assert_eq!(
+        (whole.expanded_len, whole.expanded_blake3),
+        (read.expanded_len, read.expanded_blake3)
+    );
+    let reference = ferry_recipe::expand(&old, &ferry_recipe::Options::default()).unwrap();
+    let expanded = decode_windows(&read, &reference);
+    let recipe = ferry_recipe::Recipe::from_bytes(&read.recipe).unwrap();
+    assert!(matches!(
+        recipe.segments[1],
+        ferry_recipe::Segment::ZlibCuts { .. }
+    ));
+    let mut rebuilt = Vec::new();
+    ferry_recipe::rebuild(&recipe, &expanded, new.len() as u64, &mut rebuilt).unwrap();
+    assert!(rebuilt == new, "the recipe does not rebuild the layer");
+    // Its kept analysis is used the next time, through the same path.
+    let opts = DeltaOptions {
+        window: 1 << 20,
+        streamed_min: 1 << 20,
+        ..DeltaOptions::default()
+    };
+    let again = |kept: &Kept| {
+        let content = Content::Kept {
+            len: new.len() as u64,
+        };
+        patch_against(
+            &key("new"),
+            content,
+            &kept.sha,
+            &key("old"),
+            &kept.base,
+            &kept.refs,
+            &opts,
+            FAST,
+            &kept.recipes,
+        )
+        .unwrap()
+    };
+    let next = again(&kept).expect("patched");
+    assert!(next.reused, "the kept analysis is not used");
+    assert_eq!(shipped(&next), shipped(&read));
+    // A copy with a flipped byte (its size right): the layer ships whole,
+    // the copy is dropped.
+    let mut bad = new.clone();
+    bad[new.len() / 2] ^= 1;
+    std::fs::write(
+        kept.dir.path().join("objects").join(kept.sha.to_hex()),
+        &bad,
+    )
+    .unwrap();
+    assert!(again(&kept).is_none(), "a damaged copy is used");
+    assert!(kept
+        .refs
+        .open(&kept.sha, new.len() as u64)
+        .unwrap()
+        .is_none());
+}
+
 /// A GNU gzip layer is cut (recipe version 4) unless the setting says the
 /// insides read version 3 at most; a kept analysis made with cuts is given
 /// in its serial form then.

@@ -99,27 +99,13 @@ impl RefForm {
         len: u64,
         sha256: &ferry_protocol::id::Sha256,
     ) -> Result<Option<(RefForm, [u8; 32])>> {
-        use std::os::unix::fs::FileExt;
-        // A header that starts in a block is read whole from the next
-        // block's first bytes (a zip local header and its name: 1,054 bytes).
-        const BLOCK: u64 = 4 << 20;
-        const OVERLAP: u64 = 2048;
-        let mut members = Members(HashMap::new());
         let mut sha = ferry_protocol::id::Sha256Hasher::new();
         let mut b3 = blake3::Hasher::new();
-        let mut buf = Vec::new();
-        let mut at = 0u64;
-        while at < len {
-            let want = (BLOCK + OVERLAP).min(len - at);
-            buf.resize(want as usize, 0);
-            file.read_exact_at(&mut buf, at)
-                .context("cannot read the kept copy of a patch's base")?;
-            let own = BLOCK.min(want) as usize;
-            sha.update(&buf[..own]);
-            b3.update(&buf[..own]);
-            members.index(&buf, own, at as usize);
-            at += own as u64;
-        }
+        let members = Members::of_file(&file, len, |own| {
+            sha.update(own);
+            b3.update(own);
+        })
+        .context("cannot read the kept copy of a patch's base")?;
         if sha.finish() != *sha256 {
             return Ok(None);
         }
@@ -128,6 +114,17 @@ impl RefForm {
             members,
         };
         Ok(Some((form, *b3.finalize().as_bytes())))
+    }
+
+    /// A reference form spilled already (`len` bytes in `file`), indexed
+    /// as it is read back a block at a time.
+    pub(crate) fn index(file: std::fs::File, len: u64) -> Result<RefForm> {
+        let members = Members::of_file(&file, len, |_| {})
+            .context("cannot read a spilled reference form back")?;
+        Ok(RefForm {
+            file: Source { file, len },
+            members,
+        })
     }
 }
 
@@ -249,6 +246,33 @@ impl Members {
         let mut members = Members(HashMap::new());
         members.index(reference, reference.len(), 0);
         members
+    }
+
+    /// The member headers of the `len` bytes of `file`, read a block at a
+    /// time; each block's own bytes, in order, are also given to `each`.
+    fn of_file(
+        file: &std::fs::File,
+        len: u64,
+        mut each: impl FnMut(&[u8]),
+    ) -> std::io::Result<Members> {
+        use std::os::unix::fs::FileExt;
+        // A header that starts in a block is read whole from the next
+        // block's first bytes (a zip local header and its name: 1,054 bytes).
+        const BLOCK: u64 = 4 << 20;
+        const OVERLAP: u64 = 2048;
+        let mut members = Members(HashMap::new());
+        let mut buf = Vec::new();
+        let mut at = 0u64;
+        while at < len {
+            let want = (BLOCK + OVERLAP).min(len - at);
+            buf.resize(want as usize, 0);
+            file.read_exact_at(&mut buf, at)?;
+            let own = BLOCK.min(want) as usize;
+            each(&buf[..own]);
+            members.index(&buf, own, at as usize);
+            at += own as u64;
+        }
+        Ok(members)
     }
 
     /// Adds the member headers that start in `block[..own]`, which lies at

@@ -54,6 +54,42 @@ pub(crate) fn read_ahead(compressed: &[u8]) -> Option<Ahead> {
     })
 }
 
+/// [`read_ahead`] of a stream read from a file a window at a time (a large
+/// object's, never held whole): the stream is `stream.len` bytes, and no
+/// bit past it is read.
+pub(crate) fn read_ahead_in(stream: super::symbols::FileStream<'_>) -> Option<Ahead> {
+    use std::os::unix::fs::FileExt;
+    let mut s = Symbols::at_in(stream, 0, 0, None)?;
+    s.starts = Some(Vec::new());
+    while !matches!(s.scan(u64::MAX), super::symbols::Scan::End) {}
+    if !s.finished {
+        return None;
+    }
+    let end_bit = s.bit_offset();
+    let starts = s.starts.take().unwrap_or_default();
+    let mut ends = Vec::with_capacity(starts.len().saturating_sub(1));
+    for &(plain, bit, after_match) in starts.iter().skip(1) {
+        let mut byte = [0u8; 1];
+        if bit % 8 != 0 {
+            stream
+                .file
+                .read_exact_at(&mut byte, stream.start + bit / 8)
+                .ok()?;
+        }
+        ends.push(BlockEnd {
+            plain,
+            bit,
+            partial: byte[0] & ((1u8 << (bit % 8)) - 1),
+            after_match,
+        });
+    }
+    Some(Ahead {
+        ends,
+        plain: s.plain,
+        end_bit,
+    })
+}
+
 /// What [`read_ahead`] read.
 #[derive(Debug)]
 pub(crate) struct Ahead {

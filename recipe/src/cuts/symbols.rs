@@ -279,7 +279,7 @@ impl<'a> Symbols<'a> {
     }
 
     /// The stream offset, in bits, of the next bit to be read.
-    fn bit_offset(&self) -> u64 {
+    pub(crate) fn bit_offset(&self) -> u64 {
         let origin = self.windowed.as_ref().map_or(0, |w| w.origin);
         (origin + self.bits.at as u64) * 8 - u64::from(self.bits.held)
     }

@@ -12,7 +12,7 @@ const CORPUS: &str = "/tmp/ferry-corpus/new";
 
 /// A tar of the corpus's crates' files and two debs (about 10 MB), or `None`
 /// without the corpus or tar (the tests then use 10 MB of [`text`]).
-pub(super) fn corpus_tar(dir: &Path) -> Option<Vec<u8>> {
+pub(crate) fn corpus_tar(dir: &Path) -> Option<Vec<u8>> {
     let crates = Path::new(CORPUS).join("crates");
     let debs = Path::new(CORPUS).join("debs");
     if !crates.is_dir() || !debs.is_dir() {
@@ -351,7 +351,7 @@ fn zlibs_boundaries_are_read_off_its_blocks_too() {
 }
 
 /// A plain text of `len` bytes with matches at every distance.
-pub(super) fn text(len: usize) -> Vec<u8> {
+pub(crate) fn text(len: usize) -> Vec<u8> {
     let sample = crate::zlib::sample();
     let mut out = Vec::with_capacity(len);
     let mut i = 0u32;
