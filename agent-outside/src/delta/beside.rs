@@ -68,14 +68,16 @@ fn warn_again<T>(cx: &Cx<'_>, checked: Result<()>) -> Result<Option<T>> {
     Ok(None)
 }
 
-/// The rest of [`super::finish`] for an expanded form spilled with its rebuild
-/// check deferred, against a base the walk looks into: the base's reference
-/// form is made, spilled and patched against on the windows' thread while
-/// the check runs on this one. The reference form (its inflate is about a
+/// The rest of [`super::finish`] for a spilled expanded form against a base
+/// the walk looks into: the base's reference form is made, spilled and
+/// patched against, on the windows' thread while the deferred rebuild check
+/// (if any) runs on this one. The reference form (its inflate is about a
 /// second for a layer) used to be made before the check started, with the
-/// other core idle. Both are prepaid here: the reference form as guessed
-/// (the base's copy and [`EXPANSION`] times it) and the windows' peak
-/// against the largest range a window reads.
+/// other core idle. With a check, both are prepaid here: the reference form
+/// as guessed ([`super::reference_guess`]: a few MiB when it is made as the
+/// base is read, else the base's copy and [`super::EXPANSION`] times it) and
+/// the windows' peak against the largest range a window reads; without,
+/// each is reserved as it is made, on this thread.
 #[allow(clippy::type_complexity)]
 pub(super) fn form_beside_check(
     (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
@@ -98,10 +100,23 @@ pub(super) fn form_beside_check(
     permit.shrink(0);
     let outcome = (recipe, reused, expanded_len, expanded_blake3);
     beside_check((cx, check), (prepaid, permit), outcome, |hold| {
+        // Reserved here when no check runs beside (a `Prepaid` holder
+        // ignores it: the guess was prepaid).
+        let kept = hold.bytes();
+        hold.grow(guess);
         let Some(spilled) = spilled_reference(refs, base, ropts, opts)? else {
             return Ok(None);
         };
-        let Some(w) = windows::encode(key, &src, &spilled.form, opts.window, level, hold)? else {
+        hold.shrink(kept);
+        let made = windows::encode(
+            key,
+            &src,
+            &spilled.form,
+            (opts.window, level),
+            refs.dir(),
+            hold,
+        )?;
+        let Some(w) = made else {
             return Ok(None);
         };
         let base = spilled.base(base_key, base);

@@ -33,6 +33,7 @@ pub(crate) use predecessor::Families;
 pub(crate) use recipes::Recipes;
 pub(crate) use refs::{Link, References, Stamp};
 pub use tally::{StreamTally, REASONS};
+pub(crate) use windows::{WindowPatch, Windows};
 
 use analysis::{analyse_content, one_frame, Cx, Expanded, Held};
 use anyhow::{bail, Context, Result};
@@ -181,8 +182,8 @@ pub(crate) struct Patched {
 pub(crate) enum Frames {
     /// One zstd frame against the whole reference form (`Expanded::Patch`).
     One(Vec<u8>),
-    /// Windows (`Expanded::Windows`).
-    Windows(Vec<windows::WindowPatch>),
+    /// Windows (`Expanded::Windows`), their frames in a spill file.
+    Windows(windows::Windows),
 }
 
 impl Patched {
@@ -191,7 +192,7 @@ impl Patched {
         let patch = match &self.patch {
             Frames::One(f) => f.len() as u64,
             // Each window's catalog entry too (lengths, BLAKE3, range).
-            Frames::Windows(w) => w.iter().map(|w| w.frame.len() as u64 + 64).sum(),
+            Frames::Windows(w) => w.windows.iter().map(|w| w.frame_len() + 64).sum(),
         };
         self.recipe.len() as u64 + patch
     }
@@ -436,7 +437,7 @@ fn finish(
     let expansion = if walked && !as_is { EXPANSION } else { 0 };
     // A base the walk does not look into is its own reference form: for
     // windows, read from its kept copy a block at a time, never held whole.
-    let held = match held {
+    let expanded = match held {
         Held::Spilled(file) => match refs.open(&base.sha256, base.size)? {
             Some(copy) if as_is || !walked_copy(&copy)? => {
                 let src = windows::Source {
@@ -455,9 +456,12 @@ fn finish(
                     },
                 );
             }
-            // The base's copy gone: its form is not made, and the check
-            // still decides whether the analysis is kept.
-            _ if check.is_some() => {
+            // The base's reference form made and spilled (beside the
+            // deferred check, if any): windows read their ranges of it and
+            // of the expanded form from files, neither held whole. With the
+            // base's copy gone, the check still decides whether the
+            // analysis is kept.
+            _ => {
                 let src = windows::Source {
                     file,
                     len: expanded_len,
@@ -471,43 +475,10 @@ fn finish(
                     permit,
                 );
             }
-            _ => Held::Spilled(file),
         },
-        memory => memory,
-    };
-    debug_assert!(check.is_none(), "a deferred check runs beside the windows");
-    let make = |patch, base| {
-        Attempt::Done(Some(Patched {
-            recipe,
-            patch,
-            expanded_len,
-            expanded_blake3,
-            base,
-            reused,
-        }))
-    };
-    let expanded = match held {
-        Held::Spilled(file) => {
-            // Windows read their ranges of the expanded form and of the
-            // base's reference form from files: neither is held whole.
-            permit.grow(reference_guess(refs, base, expansion, opts));
-            let Some(spilled) = spilled_reference(refs, base, ropts, opts)? else {
-                return Ok(Attempt::Done(None));
-            };
-            permit.shrink(0);
-            let src = windows::Source {
-                file,
-                len: expanded_len,
-            };
-            return Ok(
-                match windows::encode(key, &src, &spilled.form, opts.window, level, permit)? {
-                    Some(w) => make(Frames::Windows(w), spilled.base(base_key, base)),
-                    None => Attempt::Done(None),
-                },
-            );
-        }
         Held::Memory(expanded) => expanded,
     };
+    debug_assert!(check.is_none(), "a deferred check runs beside the windows");
     // The base's copy, and its reference form (guessed until made).
     permit.grow(base.size + expansion * base.size);
     let Some((reference, form)) = reference_form(refs, base, ropts, as_is)? else {
@@ -533,10 +504,14 @@ fn finish(
         level,
         permit,
     )?;
-    Ok(match frame {
-        Some(f) => make(Frames::One(f), based),
-        None => Attempt::Done(None),
-    })
+    Ok(Attempt::Done(frame.map(|f| Patched {
+        recipe,
+        patch: Frames::One(f),
+        expanded_len,
+        expanded_blake3,
+        base: based,
+        reused,
+    })))
 }
 
 /// What a base's reference form is guessed to take in memory while it is
@@ -713,7 +688,8 @@ fn windows_against_copy(
         refs.damaged(&base.sha256)?;
         return Ok(None);
     };
-    let Some(w) = windows::encode(key, src, &spilled, opts.window, level, permit)? else {
+    let Some(w) = windows::encode(key, src, &spilled, (opts.window, level), refs.dir(), permit)?
+    else {
         return Ok(None);
     };
     let base = Base {

@@ -135,9 +135,10 @@ fn decode_windows(p: &Patched, reference: &[u8]) -> Vec<u8> {
         panic!("not windows");
     };
     let mut out = Vec::new();
-    for w in windows {
+    for w in &windows.windows {
         let range = w.reference.start as usize..w.reference.end as usize;
-        out.extend(ferry_protocol::delta::decode(&w.frame, &reference[range], w.len, "t").unwrap());
+        let frame = windows.read_frame(w, 0, w.frame_len() as usize).unwrap();
+        out.extend(ferry_protocol::delta::decode(&frame, &reference[range], w.len, "t").unwrap());
     }
     out
 }
@@ -227,9 +228,13 @@ type Frame = (Vec<u8>, u64, [u8; 32], std::ops::Range<u64>);
 fn shipped(p: &Patched) -> (Vec<u8>, Vec<Frame>) {
     let frames = match &p.patch {
         Frames::One(f) => vec![(f.clone(), p.expanded_len, p.expanded_blake3, 0..0)],
-        Frames::Windows(w) => w
+        Frames::Windows(ws) => ws
+            .windows
             .iter()
-            .map(|w| (w.frame.clone(), w.len, w.blake3, w.reference.clone()))
+            .map(|w| {
+                let frame = ws.read_frame(w, 0, w.frame_len() as usize).unwrap();
+                (frame, w.len, w.blake3, w.reference.clone())
+            })
             .collect(),
     };
     (p.recipe.clone(), frames)

@@ -28,12 +28,14 @@ use ferry_protocol::path::ObjectKey;
 use std::collections::HashMap;
 use std::ops::Range;
 
-/// A window made: its catalog entry without chunks, and its zstd frame.
+/// A window made: its catalog entry without chunks, and where its zstd
+/// frame is in its patch's frames file ([`Windows`]).
 pub(crate) struct WindowPatch {
     pub(crate) len: u64,
     pub(crate) blake3: [u8; 32],
     pub(crate) reference: Range<u64>,
-    pub(crate) frame: Vec<u8>,
+    /// The frame's bytes in the frames file.
+    pub(crate) frame: Range<u64>,
 }
 
 impl WindowPatch {
@@ -46,6 +48,36 @@ impl WindowPatch {
             reference_len: self.reference.end - self.reference.start,
             patch,
         }
+    }
+
+    /// Its frame's length.
+    pub(crate) fn frame_len(&self) -> u64 {
+        self.frame.end - self.frame.start
+    }
+}
+
+/// A patch's windows, their frames written one after another to an unlinked
+/// file as they are made: together they are as large as the object's
+/// change (118 MiB for a 173 MiB layer of another compiler's release), and
+/// they wait there for the scan to cut them into chunks, never all held.
+pub(crate) struct Windows {
+    pub(crate) windows: Vec<WindowPatch>,
+    frames: std::fs::File,
+}
+
+impl Windows {
+    /// `len` bytes of window `w`'s frame from byte `at` of it.
+    pub(crate) fn read_frame(&self, w: &WindowPatch, at: u64, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; len];
+        let from = w.frame.start + at;
+        if from + len as u64 > w.frame.end {
+            anyhow::bail!("a read past a window's frame (a defect in ferry-out)");
+        }
+        self.frames
+            .read_exact_at(&mut buf, from)
+            .context("cannot read a patch's frames back")?;
+        Ok(buf)
     }
 }
 
@@ -424,10 +456,10 @@ pub(crate) fn encode(
     key: &ObjectKey,
     src: &Source,
     reference: &RefForm,
-    size: u64,
-    level: i32,
+    (size, level): (u64, i32),
+    spill_dir: &std::path::Path,
     permit: &mut (impl Hold + ?Sized),
-) -> Result<Option<Vec<WindowPatch>>> {
+) -> Result<Option<Windows>> {
     let size = size.clamp(1 << 10, MAX_WINDOW * 3 / 4);
     let margin = (size / 3).min((MAX_WINDOW_REFERENCE - MAX_WINDOW) / 2);
     let elen = src.len;
@@ -437,6 +469,8 @@ pub(crate) fn encode(
     let rlen = reference.file.len;
     let whole = rlen <= size + 2 * margin;
     let mut out: Vec<WindowPatch> = Vec::new();
+    let mut frames = ferry_agent_common::fsx::unlinked_file(spill_dir, "frames")?;
+    let mut written = 0u64;
     let mut at = 0u64;
     let kept = permit.bytes();
     while at < elen {
@@ -481,6 +515,10 @@ pub(crate) fn encode(
             return Ok(None);
         }
         drop(decoded);
+        std::io::Write::write_all(&mut frames, &frame)
+            .with_context(|| format!("cannot write a spill file in {}", spill_dir.display()))?;
+        let frame = written..written + frame.len() as u64;
+        written = frame.end;
         permit.shrink(kept);
         out.push(WindowPatch {
             len,
@@ -490,7 +528,10 @@ pub(crate) fn encode(
         });
         at += len;
     }
-    Ok(Some(out))
+    Ok(Some(Windows {
+        windows: out,
+        frames,
+    }))
 }
 
 /// `ferry_protocol::delta::encode`, once zstd's tables fit the process's
@@ -559,12 +600,13 @@ mod tests {
             &key,
             &src,
             &reference(&old),
-            200_000,
-            3,
+            (200_000, 3),
+            &std::env::temp_dir(),
             &mut ferry_recipe::budget::reserve(0),
         )
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .windows;
         assert!(made.len() >= 3, "{} windows", made.len());
         let mut at = 0usize;
         for (i, w) in made.iter().enumerate() {
@@ -587,9 +629,9 @@ mod tests {
             at += w.len as usize;
         }
         assert_eq!(at, new.len());
-        let frames: usize = made.iter().map(|w| w.frame.len()).sum();
+        let frames: u64 = made.iter().map(|w| w.frame_len()).sum();
         assert!(
-            frames < new.len() / 50,
+            frames < (new.len() / 50) as u64,
             "{frames} bytes of patches for {}",
             new.len()
         );
@@ -680,12 +722,13 @@ mod tests {
             &key(),
             &source(&new),
             &reference(&old),
-            200_000,
-            3,
+            (200_000, 3),
+            &std::env::temp_dir(),
             &mut ferry_recipe::budget::reserve(0),
         )
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .windows;
         assert!(made.len() >= 3, "{} windows", made.len());
         // Not every window gets the whole reference form (800 kB).
         assert!(made
@@ -709,9 +752,9 @@ mod tests {
         }
         assert_eq!(at, new.len());
         // The 60 kB of new noise, and little more.
-        let frames: usize = made.iter().map(|w| w.frame.len()).sum();
+        let frames: u64 = made.iter().map(|w| w.frame_len()).sum();
         assert!(
-            frames < 60_000 + new.len() / 50,
+            frames < (60_000 + new.len() / 50) as u64,
             "{frames} bytes of patches"
         );
     }
@@ -727,17 +770,21 @@ mod tests {
             &key(),
             &source(&new),
             &reference(&old),
-            100_000,
-            3,
+            (100_000, 3),
+            &std::env::temp_dir(),
             &mut ferry_recipe::budget::reserve(0),
         )
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .windows;
         assert!(made.len() >= 2, "{} windows", made.len());
         for w in &made {
             assert_eq!(w.reference, 0..old.len() as u64);
         }
-        let frames: usize = made.iter().map(|w| w.frame.len()).sum();
-        assert!(frames < new.len() / 50, "{frames} bytes of patches");
+        let frames: u64 = made.iter().map(|w| w.frame_len()).sum();
+        assert!(
+            frames < (new.len() / 50) as u64,
+            "{frames} bytes of patches"
+        );
     }
 }

@@ -610,14 +610,36 @@ impl Scanner<'_> {
     fn cut_frame(&mut self, frame: &[u8]) -> Result<Vec<ChunkRef>> {
         let mut refs = Vec::with_capacity(frame.len().div_ceil(FRAME_CHUNK).max(1));
         for piece in frame.chunks(FRAME_CHUNK) {
-            let id = ChunkId::of(piece);
-            refs.push(ChunkRef {
-                id,
-                len: piece.len() as u32,
-            });
-            self.send(id, piece.to_vec())?;
+            refs.push(self.frame_piece(piece.to_vec())?);
         }
         Ok(refs)
+    }
+
+    /// [`Scanner::cut_frame`] of window `w`'s frame, read from the frames
+    /// file of `windows` a piece at a time.
+    fn cut_spilled_frame(
+        &mut self,
+        windows: &delta::Windows,
+        w: &delta::WindowPatch,
+    ) -> Result<Vec<ChunkRef>> {
+        let len = w.frame_len();
+        let mut refs = Vec::with_capacity(len.div_ceil(FRAME_CHUNK as u64).max(1) as usize);
+        let mut at = 0u64;
+        while at < len {
+            let n = (len - at).min(FRAME_CHUNK as u64) as usize;
+            let piece = windows.read_frame(w, at, n)?;
+            refs.push(self.frame_piece(piece)?);
+            at += n as u64;
+        }
+        Ok(refs)
+    }
+
+    /// One piece of a frame as a chunk: sent if new, its reference.
+    fn frame_piece(&mut self, piece: Vec<u8>) -> Result<ChunkRef> {
+        let id = ChunkId::of(&piece);
+        let len = piece.len() as u32;
+        self.send(id, piece)?;
+        Ok(ChunkRef { id, len })
     }
 
     /// Sends a chunk to the volume writer unless the inside holds it or this

@@ -183,9 +183,9 @@ impl Scanner<'_> {
                 patch: self.cut_frame(frame)?,
             },
             delta::Frames::Windows(windows) => {
-                let mut entries = Vec::with_capacity(windows.len());
-                for w in windows {
-                    let chunks = self.cut_frame(&w.frame)?;
+                let mut entries = Vec::with_capacity(windows.windows.len());
+                for w in &windows.windows {
+                    let chunks = self.cut_spilled_frame(windows, w)?;
                     entries.push(w.entry(chunks));
                 }
                 Expanded::Windows {
