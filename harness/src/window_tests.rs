@@ -147,11 +147,20 @@ fn a_tampered_window_is_refused_with_nothing_applied() {
 #[test]
 fn a_layer_analysed_as_it_is_read_round_trips_bit_exactly() {
     let mut bundles = Vec::new();
-    for (streamed_min, spilled_inside) in [(u64::MAX, false), (64 << 10, false), (64 << 10, true)] {
+    let runs = [
+        (u64::MAX, false, u64::MAX),
+        (64 << 10, false, u64::MAX),
+        (64 << 10, true, u64::MAX),
+        // Over `delta_max_object`: patched all the same, as a layer
+        // (`delta_max_layer`), its copies kept by both exports.
+        (64 << 10, false, 64 << 10),
+    ];
+    for (streamed_min, spilled_inside, max_object) in runs {
         let mut p = Pair::new();
         // Handed over as its kept copy (not read whole by the scan).
         p.outside.opts.delta.scan_held = 16 << 10;
         p.outside.opts.delta.streamed_min = streamed_min;
+        p.outside.opts.delta.max_object = max_object;
         if spilled_inside {
             p.inside.apply.policy.reference_in_memory = 64 << 10;
         }
@@ -171,6 +180,34 @@ fn a_layer_analysed_as_it_is_read_round_trips_bit_exactly() {
         bundles[0] == bundles[1],
         "the streamed analysis ships another patch"
     );
+    assert!(bundles[1] == bundles[3]);
+
+    // Over `delta_max_layer` too, or not one gzip member (the layer's tar
+    // itself, over `delta_max_object`): shipped whole, never read whole.
+    let mut p = Pair::new();
+    p.outside.opts.delta.scan_held = 16 << 10;
+    p.outside.opts.delta.streamed_min = 64 << 10;
+    p.outside.opts.delta.max_object = 64 << 10;
+    p.outside.opts.delta.max_layer = 64 << 10;
+    let (e, media, new) = upgraded(&mut p);
+    assert_eq!(e.delta.patched, 0, "{:?}", e.delta);
+    assert!(p.inside.import(&media).unwrap().ok());
+    assert_eq!(std::fs::read(p.inside.served(LAYER)).unwrap(), new);
+    let mut p = Pair::new();
+    p.outside.opts.delta.window = 256 << 10;
+    p.outside.opts.delta.scan_held = 16 << 10;
+    p.outside.opts.delta.max_object = 64 << 10;
+    let work = p.dir.path().join("layers");
+    let (old, new) = (layer(&work, 1), layer(&work, 2));
+    let tar = |gz: &[u8]| ferry_recipe::expand(gz, &ferry_recipe::Options::default()).unwrap();
+    const TAR: &str = "blobs/layer.tar";
+    p.outside.write(TAR, &tar(&old));
+    assert_eq!(p.drive(), 1);
+    p.outside.write(TAR, &tar(&new));
+    let (e, media) = p.export_to_media().expect("a second bundle");
+    assert_eq!(e.delta.patched, 0, "{:?}", e.delta);
+    assert!(p.inside.import(&media).unwrap().ok());
+    assert!(std::fs::read(p.inside.served(TAR)).unwrap() == tar(&new));
 }
 
 /// An inside that holds no base reference form longer than 64 KiB in

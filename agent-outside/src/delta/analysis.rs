@@ -178,7 +178,6 @@ pub(super) fn analyse_content(
         (Vec<u8>, Expanded, bool),
     )>,
 > {
-    let len = content.len();
     // The copy of an object kept only there, and whether the walk looks
     // into it (by its first bytes).
     let copy = match &content {
@@ -208,31 +207,47 @@ pub(super) fn analyse_content(
             match streamed(cx, &file, len, ropts, recipes, &mut permit)? {
                 Some(analysed) => (permit, analysed),
                 None => {
-                    // Analysed whole, as any other object.
-                    permit.resize(len + expansion * len);
-                    let Some(data) = cx.refs.get(cx.sha256)? else {
-                        return Ok(None);
-                    };
-                    let analysed = analyze_verified(cx, data, ropts, recipes, &mut permit)?;
-                    (permit, analysed)
+                    drop(permit);
+                    whole(cx, Content::Kept { len }, (opts, ropts), expansion, recipes)?
                 }
             }
         }
-        (content, _) => {
-            let mut permit = ferry_recipe::budget::reserve(len + expansion * len);
-            let data = match content {
-                Content::Bytes(data) => data,
-                // Read under the share just reserved, not by the scan.
-                Content::Kept { .. } => match cx.refs.get(cx.sha256)? {
-                    Some(data) => data,
-                    None => return Ok(None),
-                },
-            };
-            let analysed = analyze_verified(cx, data, ropts, recipes, &mut permit)?;
-            (permit, analysed)
-        }
+        (content, _) => whole(cx, content, (opts, ropts), expansion, recipes)?,
     };
     Ok(analysed.map(|a| (permit, walked, a)))
+}
+
+/// The analysis of an object read whole (see [`analyze_verified`]), under
+/// a share of the budget for it and its expanded form (`expansion` times
+/// it); `None` for an object over `max_object`, never read whole (a layer
+/// that was not analysed as it was read ships whole).
+#[allow(clippy::type_complexity)]
+fn whole(
+    cx: &Cx<'_>,
+    content: Content,
+    (opts, ropts): (&DeltaOptions, &ferry_recipe::Options),
+    expansion: u64,
+    recipes: &Recipes,
+) -> Result<(
+    ferry_recipe::budget::Permit<'static>,
+    Option<(Vec<u8>, Expanded, bool)>,
+)> {
+    let len = content.len();
+    let mut permit = ferry_recipe::budget::reserve(0);
+    if len > opts.max_object {
+        return Ok((permit, None));
+    }
+    permit.grow(len + expansion * len);
+    let data = match content {
+        Content::Bytes(data) => data,
+        // Read under the share just reserved, not by the scan.
+        Content::Kept { .. } => match cx.refs.get(cx.sha256)? {
+            Some(data) => data,
+            None => return Ok((permit, None)),
+        },
+    };
+    let analysed = analyze_verified(cx, data, ropts, recipes, &mut permit)?;
+    Ok((permit, analysed))
 }
 
 /// Analyses `data` and checks the result as the inside will: the recipe, as

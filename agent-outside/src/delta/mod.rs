@@ -31,7 +31,7 @@ mod windows;
 pub(crate) use cache::{prune_cache_dir, remove_cache_file, write_cache_file};
 pub(crate) use predecessor::Families;
 pub(crate) use recipes::Recipes;
-pub(crate) use refs::{Link, References, Stamp};
+pub(crate) use refs::{file_starts_gzip, Link, References, Stamp};
 pub use tally::{StreamTally, REASONS};
 pub(crate) use windows::{WindowPatch, Windows};
 
@@ -55,8 +55,14 @@ pub struct DeltaOptions {
     /// zstd level of patches; `None` ships every object whole.
     pub level: Option<i32>,
     /// Largest object (and expanded form) analysed and patched; both are
-    /// held in memory. Larger objects ship whole.
+    /// held in memory. Larger objects ship whole, unless one gzip member
+    /// under `max_layer`.
     pub max_object: u64,
+    /// Largest object patched when it is one gzip member (an image layer),
+    /// which is analysed as its copy is read ([`DeltaOptions::streamed_min`])
+    /// and never held: its expanded form and its base's reference form are
+    /// spilled, up to `ferry_recipe`'s 1 GiB expansion bound.
+    pub max_layer: u64,
     /// An expanded form larger than this is cut into windows of about this
     /// size (format version 3), each its own zstd frame against a range of
     /// the base's reference form ([`DEFAULT_WINDOW`]; at most 48 MiB).
@@ -126,6 +132,26 @@ impl XzPolicy {
     }
 }
 
+impl DeltaOptions {
+    /// Whether an object of `size` bytes may be patched: up to
+    /// `max_object`, or up to `max_layer` when `gzip` says it starts as a
+    /// gzip member (asked only then).
+    pub fn patchable(&self, size: u64, gzip: impl FnOnce() -> bool) -> bool {
+        size <= self.max_object || (size <= self.max_layer && gzip())
+    }
+
+    /// The largest expanded (or reference) form patched against: one
+    /// spilled to a file is never held whole, and may be as large as a
+    /// layer's; one held in memory is bounded by `max_object`.
+    fn max_form(&self, spilled: bool) -> u64 {
+        if spilled {
+            self.max_object.max(self.max_layer)
+        } else {
+            self.max_object
+        }
+    }
+}
+
 /// The default [`DeltaOptions::window`]: 48 MiB.
 pub const DEFAULT_WINDOW: u64 = 48 << 20;
 
@@ -139,6 +165,7 @@ impl Default for DeltaOptions {
         DeltaOptions {
             level: Some(FAST),
             max_object: 256 << 20,
+            max_layer: 1 << 30,
             window: DEFAULT_WINDOW,
             xz: XzPolicy::Auto,
             scan_held: SCAN_HELD,
@@ -369,8 +396,9 @@ fn patch_inner(
         blake3: expanded_blake3,
         check,
     } = expanded;
+    let spilled = matches!(held, Held::Spilled(_));
     let Some(check) = check else {
-        if expanded_len > opts.max_object {
+        if expanded_len > opts.max_form(spilled) {
             return Ok(Attempt::Done(None));
         }
         return finish(
@@ -394,7 +422,7 @@ fn patch_inner(
         }
         Attempt::Done(made)
     };
-    if expanded_len > opts.max_object {
+    if expanded_len > opts.max_form(spilled) {
         // No patch; the analysis is kept for the next export if it checks.
         return Ok(match check.run(&cx, &file) {
             Ok(()) => settle(None),
@@ -634,7 +662,6 @@ fn spilled_reference(
     ropts: &ferry_recipe::Options,
     opts: &DeltaOptions,
 ) -> Result<Option<SpilledBase>> {
-    let max_object = opts.max_object;
     if base.size >= opts.streamed_min {
         let copy = refs.open(&base.sha256, base.size)?;
         if let Some(copy) = copy.filter(|c| analysis::gzip_copy(c).unwrap_or(false)) {
@@ -644,7 +671,7 @@ fn spilled_reference(
                     refs.damaged(&base.sha256)?;
                     return Ok(None);
                 }
-                if made.len > max_object {
+                if made.len > opts.max_form(true) {
                     return Ok(None);
                 }
                 return Ok(Some(SpilledBase {
@@ -658,11 +685,15 @@ fn spilled_reference(
             }
         }
     }
+    if base.size > opts.max_object {
+        // Never read whole: the object ships whole.
+        return Ok(None);
+    }
     let Some((reference, what)) = reference_form(refs, base, ropts, false)? else {
         return Ok(None);
     };
     let len = reference.len() as u64;
-    if len > max_object {
+    if len > opts.max_object {
         return Ok(None);
     }
     Ok(Some(SpilledBase {

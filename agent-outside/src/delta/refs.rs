@@ -147,11 +147,7 @@ impl References {
     /// Whether the copy of `sha` is kept and starts as a gzip member (by
     /// its first bytes; its digest is checked when it is read).
     pub(crate) fn starts_gzip(&self, sha: &Sha256) -> bool {
-        use std::io::Read;
-        let mut head = [0u8; 3];
-        std::fs::File::open(self.path(sha))
-            .and_then(|mut f| f.read_exact(&mut head))
-            .is_ok_and(|()| ferry_recipe::is_gzip(&head))
+        file_starts_gzip(&self.path(sha))
     }
 
     /// The bytes of object `sha`, if kept and intact.
@@ -286,9 +282,10 @@ impl References {
     }
 
     /// A copy to be filled as an object streams past (its digest is known
-    /// only at the end): see [`Teed`]. At most `limit` bytes are kept; a
-    /// larger object leaves no copy.
-    pub(crate) fn tee<R: std::io::Read>(&self, inner: R, limit: u64) -> Result<Teed<R>> {
+    /// only at the end): see [`Teed`]. At most `limit.0` bytes are kept, or
+    /// `limit.1` for an object that starts as a gzip member (a layer, which
+    /// is analysed as its copy is read); a larger object leaves no copy.
+    pub(crate) fn tee<R: std::io::Read>(&self, inner: R, limit: (u64, u64)) -> Result<Teed<R>> {
         self.made()?;
         let tmp = self.dir.join(".streaming.tmp");
         let file = std::fs::File::create(&tmp)
@@ -299,6 +296,7 @@ impl References {
             tmp,
             written: 0,
             limit,
+            head: Vec::new(),
         })
     }
 
@@ -337,6 +335,16 @@ impl References {
     }
 }
 
+/// Whether the file at `path` starts as a gzip member (by its first
+/// bytes; `false` if it cannot be read).
+pub(crate) fn file_starts_gzip(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 3];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| ferry_recipe::is_gzip(&head))
+}
+
 /// A reader that writes what it reads into a copy (`References::tee`):
 /// an object shipped whole is kept for the next patch as it streams through
 /// the chunker, never held whole in memory.
@@ -345,15 +353,28 @@ pub(crate) struct Teed<R> {
     out: Option<std::io::BufWriter<std::fs::File>>,
     tmp: PathBuf,
     written: u64,
-    limit: u64,
+    /// The most bytes kept, and the most for an object that starts as a
+    /// gzip member.
+    limit: (u64, u64),
+    /// The object's first bytes (up to 3: gzip's magic).
+    head: Vec<u8>,
 }
 
 impl<R: std::io::Read> std::io::Read for Teed<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use std::io::Write;
         let n = self.inner.read(buf)?;
+        if self.head.len() < 3 {
+            let more = (3 - self.head.len()).min(n);
+            self.head.extend_from_slice(&buf[..more]);
+        }
         self.written += n as u64;
-        if self.written > self.limit {
+        let limit = if ferry_recipe::is_gzip(&self.head) {
+            self.limit.0.max(self.limit.1)
+        } else {
+            self.limit.0
+        };
+        if self.written > limit {
             // Too large to patch against: no copy.
             self.out = None;
         }
@@ -419,7 +440,8 @@ mod tests {
         let refs = References::new(dir.path().join("objects"));
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let sha = Sha256::of(&data);
-        let mut teed = refs.tee(&data[..], data.len() as u64).unwrap();
+        let len = data.len() as u64;
+        let mut teed = refs.tee(&data[..], (len, len)).unwrap();
         let mut read = Vec::new();
         // Small reads, as a chunker makes them.
         let mut buf = [0u8; 7000];
@@ -435,11 +457,26 @@ mod tests {
         assert_eq!(refs.get(&sha).unwrap(), Some(data.clone()));
 
         let other = Sha256::of(b"other");
-        let mut teed = refs.tee(&data[..], data.len() as u64 - 1).unwrap();
+        let mut teed = refs.tee(&data[..], (len - 1, len)).unwrap();
         std::io::copy(&mut teed, &mut std::io::sink()).unwrap();
         refs.keep(teed, &other).unwrap();
         assert_eq!(refs.get(&other).unwrap(), None, "over the limit: no copy");
         let left: Vec<_> = std::fs::read_dir(refs.dir()).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file left behind");
+
+        // An object that starts as a gzip member (its magic split over the
+        // first two reads) is kept up to the second limit, not over it.
+        let mut gz = vec![0x1f, 0x8b, 8];
+        gz.extend_from_slice(&data);
+        let gz_sha = Sha256::of(&gz);
+        let glen = gz.len() as u64;
+        for (limits, kept) in [((len, glen), true), ((len, glen - 1), false)] {
+            let reader = std::io::Read::chain(&gz[..2], &gz[2..]);
+            let mut teed = refs.tee(reader, limits).unwrap();
+            std::io::copy(&mut teed, &mut std::io::sink()).unwrap();
+            refs.keep(teed, &gz_sha).unwrap();
+            assert_eq!(refs.get(&gz_sha).unwrap().is_some(), kept, "{limits:?}");
+            refs.remove(&gz_sha).unwrap();
+        }
     }
 }

@@ -193,8 +193,9 @@ pub(super) struct Digest {
 
 impl Digest {
     /// Starts the digest thread of one object, keeping its copy in `refs`
-    /// unless it is over `limit` bytes.
-    pub(super) fn start(refs: References, limit: u64) -> Result<Self> {
+    /// unless it is over `limit` bytes (`limit.1` for a gzip member:
+    /// [`References::tee`]).
+    pub(super) fn start(refs: References, limit: (u64, u64)) -> Result<Self> {
         let (tx, rx) = mpsc::sync_channel::<Piece>(BLOCKS_QUEUED);
         let thread = std::thread::Builder::new()
             .name("ferry-digest".into())
@@ -361,27 +362,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let refs = References::new(dir.path().join("objects"));
         let data = noise(3 * BLOCK + 12_345, 5);
-        let d = Digest::start(refs.clone(), u64::MAX).unwrap();
+        let d = Digest::start(refs.clone(), (u64::MAX, u64::MAX)).unwrap();
         assert_eq!(stream(&d, &data, 70_000), data);
         let sha = Sha256::of(&data);
         assert_eq!(d.finish(true).unwrap(), Some(sha));
         assert_eq!(refs.get(&sha).unwrap(), Some(data.clone()));
 
         // Stopped short: no digest, no copy.
-        let d = Digest::start(refs.clone(), u64::MAX).unwrap();
+        let d = Digest::start(refs.clone(), (u64::MAX, u64::MAX)).unwrap();
         let half = &data[..BLOCK + 1];
         assert_eq!(stream(&d, half, 4096), half);
         assert_eq!(d.finish(false).unwrap(), None);
         assert_eq!(refs.get(&Sha256::of(half)).unwrap(), None);
 
         // Over the limit: the digest, no copy.
-        let d = Digest::start(refs.clone(), BLOCK as u64).unwrap();
+        let d = Digest::start(refs.clone(), (BLOCK as u64, BLOCK as u64)).unwrap();
         assert_eq!(stream(&d, half, BLOCK), half);
         assert_eq!(d.finish(true).unwrap(), Some(Sha256::of(half)));
         assert_eq!(refs.get(&Sha256::of(half)).unwrap(), None);
 
         // An empty object.
-        let d = Digest::start(refs.clone(), u64::MAX).unwrap();
+        let d = Digest::start(refs.clone(), (u64::MAX, u64::MAX)).unwrap();
         assert!(stream(&d, b"", 10).is_empty());
         assert_eq!(d.finish(true).unwrap(), Some(Sha256::of(b"")));
     }
@@ -392,7 +393,7 @@ mod tests {
         // The copies' directory is a file: no copy can be made there.
         let blocked = dir.path().join("objects");
         std::fs::write(&blocked, b"not a directory").unwrap();
-        let e = Digest::start(References::new(blocked.clone()), u64::MAX)
+        let e = Digest::start(References::new(blocked.clone()), (u64::MAX, u64::MAX))
             .and_then(|d| {
                 let mut sink = Vec::new();
                 let read = d.reader(&noise(2 * BLOCK, 1)[..]).read_to_end(&mut sink);

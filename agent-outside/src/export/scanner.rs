@@ -546,7 +546,7 @@ impl Scanner<'_> {
     ) -> Result<Encoded> {
         // The copy is kept whatever the size: the chunks of an object too
         // large to patch are read back from it.
-        let side = Digest::start(self.refs.clone(), u64::MAX)?;
+        let side = Digest::start(self.refs.clone(), (u64::MAX, u64::MAX))?;
         let mut new_chunks = Vec::new();
         let mut seen = HashSet::new();
         let mut at = 0usize;
@@ -571,7 +571,10 @@ impl Scanner<'_> {
             executable,
             encoding: Encoding::Chunks(refs),
         };
-        if size > self.delta.max_object {
+        if !self
+            .delta
+            .patchable(size, || self.refs.starts_gzip(&sha256))
+        {
             self.send_kept(key, &whole, new_chunks)?;
             self.refs.drop_copy(&sha256)?;
             return Ok(Encoded::Ready(whole));
@@ -695,8 +698,8 @@ impl Scanner<'_> {
             _ => None,
         };
         let limit = match local {
-            Some(_) => 0,
-            None => self.delta.max_object,
+            Some(_) => (0, 0),
+            None => (self.delta.max_object, self.delta.max_layer),
         };
         let side = Digest::start(self.refs.clone(), limit)?;
         let (have, carried, outbox, pb) =
@@ -711,7 +714,11 @@ impl Scanner<'_> {
         let (refs, size) = cut?;
         let sha256 =
             digest.ok_or_else(|| anyhow!("the thread that digests objects stopped early"))?;
-        if let Some(l) = local.filter(|_| size <= self.delta.max_object) {
+        let patchable = |l: &Linkable| {
+            self.delta
+                .patchable(size, || delta::file_starts_gzip(&l.path))
+        };
+        if let Some(l) = local.filter(patchable) {
             if let delta::Link::Made(stamp) = self.refs.link(&sha256, &l.path, &l.fingerprint)? {
                 self.linked.push(Linked {
                     key: l.key,
