@@ -7,7 +7,8 @@
 //! delta = "fast"           # patches against predecessors: off, fast (zstd 3), high (zstd 19,
 //!                          # xz streams reproduced too) or a zstd level (10 and up: as high)
 //! delta_max_object = "256M" # larger objects ship whole (analysis holds them in memory)
-//! delta_max_layer = "1G"   # but a gzip layer up to this is patched (analysed as read)
+//! delta_max_streamed = "1G" # but a gzip layer or a zip (wheel, jar) up to this is
+//!                          # patched: analysed as it is read, never held
 //! delta_xz = "auto"        # reproduce xz streams (debs, RPMs): auto (at high only), always
 //!                          # (fewest bytes at any level; xz's speed, ~1.5 MB/s a core, on
 //!                          # both sides) or never
@@ -62,10 +63,11 @@ pub struct ExportConfig {
     /// Largest object patched, such as `256M`.
     #[serde(default = "default_delta_max")]
     pub delta_max_object: String,
-    /// Largest object patched when it is one gzip member (an image layer,
-    /// analysed as it is read, never held), such as `1G`.
-    #[serde(default = "default_delta_max_layer")]
-    pub delta_max_layer: String,
+    /// Largest object patched when it is one gzip member (an image layer)
+    /// or a zip (a wheel, a jar), analysed as it is read and never held,
+    /// such as `1G`.
+    #[serde(default = "default_delta_max_streamed")]
+    pub delta_max_streamed: String,
     /// Whether xz streams are reproduced: `auto` (at `high` only),
     /// `always` or `never` (`crate::delta::XzPolicy`).
     #[serde(default = "default_delta_xz")]
@@ -105,7 +107,7 @@ impl Default for ExportConfig {
             compression_level: default_level(),
             delta: default_delta(),
             delta_max_object: default_delta_max(),
-            delta_max_layer: default_delta_max_layer(),
+            delta_max_streamed: default_delta_max_streamed(),
             delta_xz: default_delta_xz(),
             delta_recipe_version: default_delta_recipe_version(),
             sign: SignMode::Now,
@@ -132,7 +134,7 @@ fn default_delta_max() -> String {
     "256M".into()
 }
 
-fn default_delta_max_layer() -> String {
+fn default_delta_max_streamed() -> String {
     "1G".into()
 }
 

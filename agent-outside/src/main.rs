@@ -496,7 +496,8 @@ fn delta_options(cfg: &Config, args: &ExportArgs) -> Result<agent_outside::delta
         .context("--delta")?,
         max_object: parse_size(&cfg.export.delta_max_object)
             .context("[export] delta_max_object")?,
-        max_layer: parse_size(&cfg.export.delta_max_layer).context("[export] delta_max_layer")?,
+        max_streamed: parse_size(&cfg.export.delta_max_streamed)
+            .context("[export] delta_max_streamed")?,
         xz: agent_outside::delta::XzPolicy::parse(
             args.delta_xz.as_deref().unwrap_or(&cfg.export.delta_xz),
         )

@@ -427,6 +427,58 @@ fn same_length_at_6_and_7() -> Vec<u8> {
         .expect("some text")
 }
 
+/// A wheel over `streamed_min` (a GPU wheel's one large library, made
+/// small here) is analysed as its copy is read and its predecessor's form
+/// made the same way, on both sides: the bundle is the one the whole
+/// analysis ships, also over `delta_max_object` (up to
+/// `delta_max_streamed`), and the inside serves the wheel byte for byte
+/// with its base's form spilled.
+#[test]
+fn a_large_wheel_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
+    let lib = words(3 << 20, 11);
+    let mut lib_new = lib.clone();
+    lib_new[1 << 20..(1 << 20) + 64].fill(b'#');
+    let Some(old) = python_zip(&[("lib.so", &lib, 6), ("a.py", &words(9000, 12), 6)]) else {
+        return;
+    };
+    let new = python_zip(&[("lib.so", &lib_new, 6), ("a.py", &words(9000, 13), 6)])
+        .expect("python3 ran once");
+    let mut changes = Vec::new();
+    for (streamed_min, max_object) in [
+        (u64::MAX, u64::MAX),
+        (64 << 10, u64::MAX),
+        (64 << 10, 64 << 10),
+    ] {
+        let mut p = Pair::new();
+        p.outside.opts.delta.window = 256 << 10;
+        p.outside.opts.delta.scan_held = 16 << 10;
+        p.outside.opts.delta.streamed_min = streamed_min;
+        p.outside.opts.delta.max_object = max_object;
+        p.inside.apply.policy.reference_in_memory = 64 << 10;
+        p.outside.write("simple/gpu/gpu-1.0-py3-none-any.whl", &old);
+        assert_eq!(p.drive(), 1);
+        p.outside.remove("simple/gpu/gpu-1.0-py3-none-any.whl");
+        p.outside.write("simple/gpu/gpu-1.1-py3-none-any.whl", &new);
+        let before = ferry_recipe::stream_expand::streamed_analyses();
+        let (e, media) = p.export_to_media().expect("a second bundle");
+        let streamed = ferry_recipe::stream_expand::streamed_analyses() > before;
+        assert_eq!(streamed, streamed_min != u64::MAX);
+        assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
+        assert!(
+            e.record.bytes < new.len() as u64 / 5,
+            "{} bytes",
+            e.record.bytes
+        );
+        changes.push(manifest_of(&e.dir).1.changes);
+        let report = p.inside.import(&media).unwrap();
+        assert!(report.ok(), "{:?}", report.failed);
+        let served = p.inside.served("simple/gpu/gpu-1.1-py3-none-any.whl");
+        assert!(std::fs::read(served).unwrap() == new);
+        p.assert_in_sync();
+    }
+    assert!(changes[0] == changes[1] && changes[1] == changes[2]);
+}
+
 #[test]
 fn a_wheel_sharing_members_with_its_predecessor_is_patched_and_rebuilt() {
     // The new release keeps `lib.so` and `a.py`, changes `b.py`, and has

@@ -152,7 +152,7 @@ fn a_layer_analysed_as_it_is_read_round_trips_bit_exactly() {
         (64 << 10, false, u64::MAX),
         (64 << 10, true, u64::MAX),
         // Over `delta_max_object`: patched all the same, as a layer
-        // (`delta_max_layer`), its copies kept by both exports.
+        // (`delta_max_streamed`), its copies kept by both exports.
         (64 << 10, false, 64 << 10),
     ];
     for (streamed_min, spilled_inside, max_object) in runs {
@@ -182,13 +182,13 @@ fn a_layer_analysed_as_it_is_read_round_trips_bit_exactly() {
     );
     assert!(bundles[1] == bundles[3]);
 
-    // Over `delta_max_layer` too, or not one gzip member (the layer's tar
+    // Over `delta_max_streamed` too, or not one gzip member (the layer's tar
     // itself, over `delta_max_object`): shipped whole, never read whole.
     let mut p = Pair::new();
     p.outside.opts.delta.scan_held = 16 << 10;
     p.outside.opts.delta.streamed_min = 64 << 10;
     p.outside.opts.delta.max_object = 64 << 10;
-    p.outside.opts.delta.max_layer = 64 << 10;
+    p.outside.opts.delta.max_streamed = 64 << 10;
     let (e, media, new) = upgraded(&mut p);
     assert_eq!(e.delta.patched, 0, "{:?}", e.delta);
     assert!(p.inside.import(&media).unwrap().ok());

@@ -135,7 +135,11 @@ fn reads_ahead(data: &[u8], at: usize, end: usize) -> bool {
 
 /// One zip local entry at `at`: (flags, method, compressed size if the header
 /// says it, data offset).
-fn zip_local(d: &[u8], at: usize, end: usize) -> Option<(u16, u16, Option<usize>, usize)> {
+pub(crate) fn zip_local(
+    d: &[u8],
+    at: usize,
+    end: usize,
+) -> Option<(u16, u16, Option<usize>, usize)> {
     let d = d.get(..end)?;
     if !d.get(at..)?.starts_with(ZIP_LOCAL) {
         return None;
@@ -175,7 +179,7 @@ fn zip64_csize(extra: &[u8]) -> Option<usize> {
 
 /// The end of the data descriptor that follows an entry's data at `at`, if it
 /// is followed by another zip record.
-fn zip_descriptor_end(d: &[u8], at: usize, end: usize) -> Option<usize> {
+pub(crate) fn zip_descriptor_end(d: &[u8], at: usize, end: usize) -> Option<usize> {
     let base = if d.get(at..end)?.starts_with(ZIP_DESCRIPTOR) {
         at + 4
     } else {

@@ -128,6 +128,7 @@ mod recipe;
 mod report;
 pub mod reuse;
 pub mod stream_expand;
+mod stream_zip;
 mod walk;
 pub mod xz;
 pub mod zlib;

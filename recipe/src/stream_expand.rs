@@ -98,19 +98,45 @@ pub(crate) fn expand_member_with(
     let limit = region
         .saturating_mul(opts.max_ratio)
         .min(opts.max_expanded.saturating_sub(len).saturating_add(region));
+    let mut input = Read::chain(&buf[body..filled], &mut *object).take(region);
+    let (compressed_len, plain_len, mut tail) =
+        inflate_stream(&mut input, limit, opts.max_ratio, out)?;
+    // The trailer: the object's last 8 bytes, nothing after them.
+    Read::take(&mut input, 9).read_to_end(&mut tail)?;
+    if tail.len() != 8 || object.read(&mut [0u8; 1])? != 0 {
+        return refuse("more than a trailer after the stream");
+    }
+    out.write_all(&tail)?;
+    let (compressed_len, plain_len) = (compressed_len as usize, plain_len as usize);
+    Ok(DeflatedStream {
+        compressed: (body, body + compressed_len),
+        plain: (body, body + plain_len),
+    })
+}
+
+/// Inflates the raw deflate stream read from `input` into `out` as
+/// `expand` inflates a stream whose output is bounded by `limit` and
+/// `max_ratio` (see [`expand_gzip_member`]: refused near the running
+/// ratio line, past `limit`, or past `max_ratio` times its compressed
+/// length at its end). Gives its compressed and plain lengths, and the
+/// bytes read past its end (at most a read's).
+pub(crate) fn inflate_stream(
+    input: &mut impl Read,
+    limit: u64,
+    max_ratio: u64,
+    out: &mut impl Write,
+) -> Result<(u64, u64, Vec<u8>), StreamExpandError> {
+    let refuse = |why| Err(StreamExpandError::NotOneMember(why));
+    let mut buf = vec![0u8; READ];
+    let (mut at, mut filled) = (0usize, 0usize);
     let mut inflate = zlib_rs::Inflate::new(false, 15);
     let mut plain = vec![0u8; STEP];
-    let (mut at, mut read) = (body, filled as u64);
     loop {
         if at == filled {
-            if read >= len {
+            filled = input.read(&mut buf)?;
+            if filled == 0 {
                 return refuse("the deflate stream does not end");
             }
-            filled = object.read(&mut buf)?;
-            if filled == 0 {
-                return refuse("the object ends early");
-            }
-            read += filled as u64;
             at = 0;
         }
         let (in_before, out_before) = (inflate.total_in(), inflate.total_out());
@@ -125,7 +151,7 @@ pub(crate) fn expand_member_with(
         };
         let line = inflate
             .total_in()
-            .saturating_mul(opts.max_ratio)
+            .saturating_mul(max_ratio)
             .saturating_add(crate::codec::RATIO_SLACK / 2);
         if inflate.total_out() > limit || inflate.total_out() > line {
             return refuse("near the expansion's bounds");
@@ -138,44 +164,23 @@ pub(crate) fn expand_member_with(
         }
     }
     let (compressed_len, plain_len) = (inflate.total_in(), inflate.total_out());
-    if plain_len > compressed_len.saturating_mul(opts.max_ratio) {
+    if plain_len > compressed_len.saturating_mul(max_ratio) {
         return refuse("past the expansion's ratio");
     }
-    // The trailer: the object's last 8 bytes, nothing after them.
-    let mut tail = buf[at..filled].to_vec();
-    let mut more = vec![0u8; 64];
-    loop {
-        let n = object.read(&mut more)?;
-        if n == 0 {
-            break;
-        }
-        tail.extend_from_slice(&more[..n]);
-        if tail.len() > 8 {
-            break;
-        }
-    }
-    if tail.len() != 8 {
-        return refuse("more than a trailer after the stream");
-    }
-    out.write_all(&tail)?;
-    let (compressed_len, plain_len) = (compressed_len as usize, plain_len as usize);
-    Ok(DeflatedStream {
-        compressed: (body, body + compressed_len),
-        plain: (body, body + plain_len),
-    })
+    Ok((compressed_len, plain_len, buf[at..filled].to_vec()))
 }
 
 /// Plain bytes of the stream held for the encoder search (which compares
 /// the first MiB of a candidate's output, [`crate::zlib::PREFIX`]: about 2.3
 /// MiB of a layer's plain bytes, and the rest of a deflate block).
-const HELD_PLAIN: usize = 32 << 20;
+pub(crate) const HELD_PLAIN: usize = 32 << 20;
 
 /// Compressed bytes of the stream held for the encoder search: its prefix
 /// and room for the candidate's last piece of output past it.
-const HELD_COMPRESSED: usize = crate::zlib::PREFIX + (8 << 20);
+pub(crate) const HELD_COMPRESSED: usize = crate::zlib::PREFIX + (8 << 20);
 
 /// Objects [`analyze_gzip_member`] analysed in this process (for tests).
-static ANALYSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static ANALYSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How many objects [`analyze_gzip_member`] analysed in this process: a
 /// test's way to see that a large object took this path.
@@ -221,7 +226,7 @@ pub fn analyze_gzip_member(
 ) -> Result<StreamedAnalysis, StreamExpandError> {
     use crate::cuts::{blocks, symbols::FileStream};
     use crate::recipe::Segment;
-    use crate::zlib::{self, StreamView};
+    use crate::zlib::{self, DeflateSearch, LevelHint, StreamView};
     use std::os::unix::fs::FileExt;
     let not_one = |why| StreamExpandError::NotOneMember(why);
     if opts.check_streams {
@@ -282,7 +287,9 @@ pub fn analyze_gzip_member(
         tail: &tail,
         len: compressed_len as usize,
     };
-    let segment = member_segment((compressed, stream), (plain, plain_len), xfl, ahead, opts)?;
+    let mut search = DeflateSearch::new(opts.max_recipe_version);
+    let hint = (LevelHint::of_xfl(xfl), &mut search);
+    let segment = member_segment((compressed, stream), (plain, plain_len), hint, ahead, opts)?;
     let report = crate::Report {
         input_len: len,
         streams: vec![crate::report::StreamReport {
@@ -311,31 +318,27 @@ pub fn analyze_gzip_member(
 
 /// The segment of a member's stream (`compressed`, also in the file as
 /// `stream`) of `plain_len` plain bytes, the first of which are `plain`,
-/// its header's XFL `xfl` and its block ends if read (`ahead`): what the
-/// walk's `reproduce` makes of it with `check_streams` off, or
-/// [`StreamExpandError::NotReproduced`] where that would need preflate-rs.
-fn member_segment(
+/// the level its container's header hints and its block ends if read
+/// (`ahead`): what the walk's `reproduce` makes of it with `check_streams`
+/// off, or [`StreamExpandError::NotReproduced`] where that would need
+/// preflate-rs. `search` is the object's (it tries the last stream's
+/// params first).
+pub(crate) fn member_segment(
     (compressed, stream): (
         crate::zlib::StreamView<'_>,
         crate::cuts::symbols::FileStream<'_>,
     ),
     (plain, plain_len): (&[u8], u64),
-    xfl: u8,
+    (hint, search): (crate::zlib::LevelHint, &mut crate::zlib::DeflateSearch),
     ahead: Option<crate::cuts::blocks::Ahead>,
     opts: &crate::Options,
 ) -> Result<crate::recipe::Segment, StreamExpandError> {
     use crate::cuts::{self, blocks};
     use crate::recipe::Segment;
-    use crate::zlib::{self, DeflateSearch, LevelHint};
+    use crate::zlib;
     let compressed_len = compressed.len as u64;
-    let mut search = DeflateSearch::new(opts.max_recipe_version);
     let params = search
-        .find(
-            compressed,
-            plain,
-            LevelHint::of_xfl(xfl),
-            Some(zlib::PREFIX),
-        )
+        .find(compressed, plain, hint, Some(zlib::PREFIX))
         .ok_or(StreamExpandError::NotReproduced(
             "no encoder of this build gives its first MiB",
         ))?;
@@ -366,10 +369,10 @@ fn member_segment(
 }
 
 /// A writer that passes everything on and keeps the first `cap` bytes.
-struct Holding<'w, W> {
-    out: &'w mut W,
-    kept: Vec<u8>,
-    cap: usize,
+pub(crate) struct Holding<'w, W> {
+    pub(crate) out: &'w mut W,
+    pub(crate) kept: Vec<u8>,
+    pub(crate) cap: usize,
 }
 
 impl<W: Write> Write for Holding<'_, W> {
@@ -382,6 +385,95 @@ impl<W: Write> Write for Holding<'_, W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
+}
+
+/// What a stream's inflate kept of it for the encoder search: its first
+/// plain bytes, its first and last compressed bytes.
+#[derive(Default)]
+pub(crate) struct Held {
+    pub(crate) plain: Vec<u8>,
+    pub(crate) head: Vec<u8>,
+    pub(crate) tail: Vec<u8>,
+}
+
+/// A reader that keeps the first `cap` bytes it reads in `held.head` and
+/// the last 16 in `held.tail`.
+pub(crate) struct Tapped<'h, R> {
+    pub(crate) inner: R,
+    pub(crate) held: &'h mut Held,
+    pub(crate) cap: usize,
+}
+
+impl<R: Read> Read for Tapped<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = &buf[..n];
+        let room = self.cap.saturating_sub(self.held.head.len()).min(n);
+        self.held.head.extend_from_slice(&got[..room]);
+        let tail = &mut self.held.tail;
+        tail.extend_from_slice(&got[n.saturating_sub(16)..]);
+        if tail.len() > 16 {
+            tail.drain(..tail.len() - 16);
+        }
+        Ok(n)
+    }
+}
+
+/// Whether an object starting with `head` is one this module expands and
+/// analyses as it is read: a gzip member or a zip.
+pub fn is_streamed(head: &[u8]) -> bool {
+    crate::containers::is_gzip(head) || head.starts_with(crate::containers::ZIP_LOCAL)
+}
+
+/// The reference form of the object read from `object` (`len` bytes, the
+/// bytes of `file` from its start), written to `out` as it is read: a gzip
+/// member ([`expand_gzip_member`]) or a zip ([`crate::stream_zip`]), each
+/// exactly what [`crate::expand`] makes of it, or refused (the caller
+/// expands it whole).
+pub fn expand_streamed(
+    file: &std::fs::File,
+    len: u64,
+    object: &mut impl Read,
+    out: &mut impl Write,
+) -> Result<(), StreamExpandError> {
+    let opts = crate::Options::default();
+    match head_of(file, len)? {
+        h if crate::containers::is_gzip(&h) => {
+            expand_member_with(object, len, out, &opts).map(|_| ())
+        }
+        h if h.starts_with(crate::containers::ZIP_LOCAL) => {
+            crate::stream_zip::walk_zip(object, len, out, &opts, (0, 0), |_| Ok(()))
+        }
+        _ => Err(StreamExpandError::NotOneMember("neither gzip nor zip")),
+    }
+}
+
+/// [`crate::analyze`] (`check_streams` off) of the object read from
+/// `object` (`len` bytes, the bytes of `file` from its start), its expanded
+/// form written to `out` as it is read: a gzip member
+/// ([`analyze_gzip_member`]) or a zip ([`crate::stream_zip::analyze_zip`]).
+pub fn analyze_streamed(
+    file: &std::fs::File,
+    len: u64,
+    object: &mut impl Read,
+    out: &mut impl Write,
+    opts: &crate::Options,
+) -> Result<StreamedAnalysis, StreamExpandError> {
+    match head_of(file, len)? {
+        h if crate::containers::is_gzip(&h) => analyze_gzip_member(file, len, object, out, opts),
+        h if h.starts_with(crate::containers::ZIP_LOCAL) => {
+            crate::stream_zip::analyze_zip(file, len, object, out, opts)
+        }
+        _ => Err(StreamExpandError::NotOneMember("neither gzip nor zip")),
+    }
+}
+
+/// The first bytes of `file` (up to 4).
+fn head_of(file: &std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut head = vec![0u8; len.min(4) as usize];
+    file.read_exact_at(&mut head, 0)?;
+    Ok(head)
 }
 
 #[cfg(test)]

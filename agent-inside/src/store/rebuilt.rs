@@ -300,7 +300,7 @@ fn spilled_reference(
         Err(e) => bail!(missing(format!("cannot read {}: {e}", path.display()))),
     };
     let len = copy.metadata().map(|m| m.len()).unwrap_or(0);
-    let Some(form) = ferry_agent_common::forms::spill_gzip_form(&copy, len, &cx.layout.staging())?
+    let Some(form) = ferry_agent_common::forms::spill_form(&copy, len, &cx.layout.staging())?
     else {
         return Ok(None);
     };

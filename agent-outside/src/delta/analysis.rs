@@ -201,7 +201,7 @@ pub(super) fn analyse_content(
             (permit, own_form_kept(cx, file, len)?)
         }
         (Content::Kept { len }, Some(file))
-            if cx.defer && len >= cx.streamed_min && gzip_copy(&file)? =>
+            if cx.defer && len >= cx.streamed_min && streamed_copy(&file)? =>
         {
             let mut permit = ferry_recipe::budget::reserve(STREAMED_HELD);
             match streamed(cx, &file, len, ropts, recipes, &mut permit)? {
@@ -502,26 +502,27 @@ fn checked_spilled(
 /// and write buffers).
 const STREAMED_HELD: u64 = 48 << 20;
 
-/// Whether the kept copy `file` starts as a gzip member.
-pub(super) fn gzip_copy(file: &std::fs::File) -> Result<bool> {
+/// Whether the kept copy `file` starts as a gzip member or a zip (what
+/// `ferry_recipe::stream_expand` reads as it goes).
+pub(super) fn streamed_copy(file: &std::fs::File) -> Result<bool> {
     use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 3];
+    let mut head = [0u8; 4];
     match file.read_exact_at(&mut head, 0) {
-        Ok(()) => Ok(ferry_recipe::is_gzip(&head)),
+        Ok(()) => Ok(ferry_recipe::stream_expand::is_streamed(&head)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
         Err(e) => Err(e).context("cannot read the kept copy of a changed object"),
     }
 }
 
 /// The analysis of a large object kept only in its copy `file` (`len`
-/// bytes) that is one gzip member (a layer), made as the copy is read
-/// (`ferry_recipe::stream_expand::analyze_gzip_member`): its expanded form
+/// bytes) that is one gzip member (a layer) or a zip (a wheel), made as the
+/// copy is read (`ferry_recipe::stream_expand::analyze_streamed`): its expanded form
 /// goes to a spill file, hashed as it is written, and is never held; the
 /// copy's SHA-256 is checked as it is read. A recipe kept for the object is
 /// tried first, its form made the same way. The check is [`checked`]'s,
 /// from the spill. `None` when the object is not analysed this way (not
 /// one member, an encoder found only by preflate-rs, or a check that
-/// fails): the caller analyses it whole, as before.
+/// fails): the caller analyses it whole, as before (or ships it whole).
 #[allow(clippy::type_complexity)]
 fn streamed(
     cx: &Cx<'_>,
@@ -531,14 +532,13 @@ fn streamed(
     recipes: &Recipes,
     permit: &mut ferry_recipe::budget::Permit<'_>,
 ) -> Result<Option<Option<(Vec<u8>, Expanded, bool)>>> {
-    use ferry_recipe::stream_expand::{analyze_gzip_member, StreamExpandError};
+    use ferry_recipe::stream_expand::{analyze_streamed, StreamExpandError};
     let key = cx.key;
     if let Some(recipe) = recipes
         .get(cx.sha256, ropts.reproduce_xz)
         .and_then(|r| within_version(r, ropts))
     {
-        let Some(form) = ferry_agent_common::forms::spill_gzip_form(file, len, cx.refs.dir())?
-        else {
+        let Some(form) = ferry_agent_common::forms::spill_form(file, len, cx.refs.dir())? else {
             return Ok(None);
         };
         if form.sha256 != *cx.sha256 {
@@ -562,7 +562,7 @@ fn streamed(
     );
     let mut writer =
         ferry_protocol::id::Blake3Writer::new(std::io::BufWriter::with_capacity(1 << 20, &spill));
-    let analysis = match analyze_gzip_member(file, len, &mut reader, &mut writer, &opts) {
+    let analysis = match analyze_streamed(file, len, &mut reader, &mut writer, &opts) {
         Ok(a) => a,
         Err(StreamExpandError::Io(e)) => {
             return Err(e).with_context(|| format!("cannot analyse {key} from its kept copy"))

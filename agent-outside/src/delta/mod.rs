@@ -31,7 +31,7 @@ mod windows;
 pub(crate) use cache::{prune_cache_dir, remove_cache_file, write_cache_file};
 pub(crate) use predecessor::Families;
 pub(crate) use recipes::Recipes;
-pub(crate) use refs::{file_starts_gzip, Link, References, Stamp};
+pub(crate) use refs::{file_streamed, Link, References, Stamp};
 pub use tally::{StreamTally, REASONS};
 pub(crate) use windows::{WindowPatch, Windows};
 
@@ -55,14 +55,15 @@ pub struct DeltaOptions {
     /// zstd level of patches; `None` ships every object whole.
     pub level: Option<i32>,
     /// Largest object (and expanded form) analysed and patched; both are
-    /// held in memory. Larger objects ship whole, unless one gzip member
-    /// under `max_layer`.
+    /// held in memory. Larger objects ship whole, unless a gzip member or a
+    /// zip under `max_streamed`.
     pub max_object: u64,
-    /// Largest object patched when it is one gzip member (an image layer),
-    /// which is analysed as its copy is read ([`DeltaOptions::streamed_min`])
-    /// and never held: its expanded form and its base's reference form are
-    /// spilled, up to `ferry_recipe`'s 1 GiB expansion bound.
-    pub max_layer: u64,
+    /// Largest object patched when it is one gzip member (an image layer)
+    /// or a zip (a wheel, a jar), which is analysed as its copy is read
+    /// ([`DeltaOptions::streamed_min`]) and never held: its expanded form and
+    /// its base's reference form are spilled, up to `ferry_recipe`'s 1 GiB
+    /// expansion bound.
+    pub max_streamed: u64,
     /// An expanded form larger than this is cut into windows of about this
     /// size (format version 3), each its own zstd frame against a range of
     /// the base's reference form ([`DEFAULT_WINDOW`]; at most 48 MiB).
@@ -84,10 +85,10 @@ pub struct DeltaOptions {
     /// delta_recipe_version`): no recipe needs a newer one.
     pub recipe_version: u8,
     /// A changed object kept only in its copy (over `scan_held`) of at
-    /// least this size that is one gzip member (an image layer) is analysed
-    /// as its copy is read, its expanded form written to a spill file and
-    /// never held; a base of at least this size that is one gzip member has
-    /// its reference form made the same way ([`STREAMED_MIN`]).
+    /// least this size that is one gzip member (an image layer) or a zip (a
+    /// wheel) is analysed as its copy is read, its expanded form written to
+    /// a spill file and never held; a base of at least this size that is
+    /// one has its reference form made the same way ([`STREAMED_MIN`]).
     pub streamed_min: u64,
 }
 
@@ -134,10 +135,10 @@ impl XzPolicy {
 
 impl DeltaOptions {
     /// Whether an object of `size` bytes may be patched: up to
-    /// `max_object`, or up to `max_layer` when `gzip` says it starts as a
-    /// gzip member (asked only then).
-    pub fn patchable(&self, size: u64, gzip: impl FnOnce() -> bool) -> bool {
-        size <= self.max_object || (size <= self.max_layer && gzip())
+    /// `max_object`, or up to `max_streamed` when `streamed` says it starts
+    /// as a gzip member or a zip (asked only then).
+    pub fn patchable(&self, size: u64, streamed: impl FnOnce() -> bool) -> bool {
+        size <= self.max_object || (size <= self.max_streamed && streamed())
     }
 
     /// The largest expanded (or reference) form patched against: one
@@ -145,7 +146,7 @@ impl DeltaOptions {
     /// layer's; one held in memory is bounded by `max_object`.
     fn max_form(&self, spilled: bool) -> u64 {
         if spilled {
-            self.max_object.max(self.max_layer)
+            self.max_object.max(self.max_streamed)
         } else {
             self.max_object
         }
@@ -165,7 +166,7 @@ impl Default for DeltaOptions {
         DeltaOptions {
             level: Some(FAST),
             max_object: 256 << 20,
-            max_layer: 1 << 30,
+            max_streamed: 1 << 30,
             window: DEFAULT_WINDOW,
             xz: XzPolicy::Auto,
             scan_held: SCAN_HELD,
@@ -544,7 +545,7 @@ fn finish(
 
 /// What a base's reference form is guessed to take in memory while it is
 /// made for windows ([`spilled_reference`]): a few MiB of buffers for a
-/// large gzip base (its form is made into a file as it is read), else its
+/// large gzip or zip base (its form is made into a file as it is read), else its
 /// copy and [`EXPANSION`] (`expansion`) times it.
 fn reference_guess(
     refs: &References,
@@ -552,7 +553,7 @@ fn reference_guess(
     expansion: u64,
     opts: &DeltaOptions,
 ) -> u64 {
-    if base.size >= opts.streamed_min && refs.starts_gzip(&base.sha256) {
+    if base.size >= opts.streamed_min && refs.starts_streamed(&base.sha256) {
         return 4 << 20;
     }
     base.size + expansion * base.size
@@ -652,8 +653,8 @@ impl SpilledBase {
 
 /// The reference form of `base` (one the walk looks into) spilled for
 /// windows: made into the spill file as the base's kept copy is read when
-/// that is a gzip member of at least `opts.streamed_min` bytes
-/// (`ferry_agent_common::forms`: a layer's form is never held), else made
+/// that is a gzip member or a zip of at least `opts.streamed_min` bytes
+/// (`ferry_agent_common::forms`: a layer's or wheel's form is never held), else made
 /// whole ([`reference_form`]) and spilled. `None` if no intact copy is
 /// kept, or the form is over `opts.max_object`.
 fn spilled_reference(
@@ -664,8 +665,8 @@ fn spilled_reference(
 ) -> Result<Option<SpilledBase>> {
     if base.size >= opts.streamed_min {
         let copy = refs.open(&base.sha256, base.size)?;
-        if let Some(copy) = copy.filter(|c| analysis::gzip_copy(c).unwrap_or(false)) {
-            let made = ferry_agent_common::forms::spill_gzip_form(&copy, base.size, refs.dir())?;
+        if let Some(copy) = copy.filter(|c| analysis::streamed_copy(c).unwrap_or(false)) {
+            let made = ferry_agent_common::forms::spill_form(&copy, base.size, refs.dir())?;
             if let Some(made) = made {
                 if made.sha256 != base.sha256 {
                     refs.damaged(&base.sha256)?;

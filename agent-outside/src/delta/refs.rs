@@ -144,10 +144,10 @@ impl References {
         self.dir.join(sha.to_hex())
     }
 
-    /// Whether the copy of `sha` is kept and starts as a gzip member (by
-    /// its first bytes; its digest is checked when it is read).
-    pub(crate) fn starts_gzip(&self, sha: &Sha256) -> bool {
-        file_starts_gzip(&self.path(sha))
+    /// Whether the copy of `sha` is kept and starts as a gzip member or a
+    /// zip (by its first bytes; its digest is checked when it is read).
+    pub(crate) fn starts_streamed(&self, sha: &Sha256) -> bool {
+        file_streamed(&self.path(sha))
     }
 
     /// The bytes of object `sha`, if kept and intact.
@@ -283,8 +283,9 @@ impl References {
 
     /// A copy to be filled as an object streams past (its digest is known
     /// only at the end): see [`Teed`]. At most `limit.0` bytes are kept, or
-    /// `limit.1` for an object that starts as a gzip member (a layer, which
-    /// is analysed as its copy is read); a larger object leaves no copy.
+    /// `limit.1` for an object that starts as a gzip member or a zip (a
+    /// layer, a wheel: analysed as its copy is read); a larger object
+    /// leaves no copy.
     pub(crate) fn tee<R: std::io::Read>(&self, inner: R, limit: (u64, u64)) -> Result<Teed<R>> {
         self.made()?;
         let tmp = self.dir.join(".streaming.tmp");
@@ -335,14 +336,15 @@ impl References {
     }
 }
 
-/// Whether the file at `path` starts as a gzip member (by its first
-/// bytes; `false` if it cannot be read).
-pub(crate) fn file_starts_gzip(path: &Path) -> bool {
+/// Whether the file at `path` starts as a gzip member or a zip (by its
+/// first bytes; `false` if it cannot be read): what
+/// `ferry_recipe::stream_expand` reads as it goes.
+pub(crate) fn file_streamed(path: &Path) -> bool {
     use std::io::Read;
-    let mut head = [0u8; 3];
+    let mut head = [0u8; 4];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| ferry_recipe::is_gzip(&head))
+        .is_ok_and(|()| ferry_recipe::stream_expand::is_streamed(&head))
 }
 
 /// A reader that writes what it reads into a copy (`References::tee`):
@@ -354,9 +356,9 @@ pub(crate) struct Teed<R> {
     tmp: PathBuf,
     written: u64,
     /// The most bytes kept, and the most for an object that starts as a
-    /// gzip member.
+    /// gzip member or a zip.
     limit: (u64, u64),
-    /// The object's first bytes (up to 3: gzip's magic).
+    /// The object's first bytes (up to 4: gzip's and zip's magic).
     head: Vec<u8>,
 }
 
@@ -364,12 +366,12 @@ impl<R: std::io::Read> std::io::Read for Teed<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use std::io::Write;
         let n = self.inner.read(buf)?;
-        if self.head.len() < 3 {
-            let more = (3 - self.head.len()).min(n);
+        if self.head.len() < 4 {
+            let more = (4 - self.head.len()).min(n);
             self.head.extend_from_slice(&buf[..more]);
         }
         self.written += n as u64;
-        let limit = if ferry_recipe::is_gzip(&self.head) {
+        let limit = if ferry_recipe::stream_expand::is_streamed(&self.head) {
             self.limit.0.max(self.limit.1)
         } else {
             self.limit.0

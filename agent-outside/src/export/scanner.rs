@@ -573,7 +573,7 @@ impl Scanner<'_> {
         };
         if !self
             .delta
-            .patchable(size, || self.refs.starts_gzip(&sha256))
+            .patchable(size, || self.refs.starts_streamed(&sha256))
         {
             self.send_kept(key, &whole, new_chunks)?;
             self.refs.drop_copy(&sha256)?;
@@ -699,7 +699,7 @@ impl Scanner<'_> {
         };
         let limit = match local {
             Some(_) => (0, 0),
-            None => (self.delta.max_object, self.delta.max_layer),
+            None => (self.delta.max_object, self.delta.max_streamed),
         };
         let side = Digest::start(self.refs.clone(), limit)?;
         let (have, carried, outbox, pb) =
@@ -714,10 +714,7 @@ impl Scanner<'_> {
         let (refs, size) = cut?;
         let sha256 =
             digest.ok_or_else(|| anyhow!("the thread that digests objects stopped early"))?;
-        let patchable = |l: &Linkable| {
-            self.delta
-                .patchable(size, || delta::file_starts_gzip(&l.path))
-        };
+        let patchable = |l: &Linkable| self.delta.patchable(size, || delta::file_streamed(&l.path));
         if let Some(l) = local.filter(patchable) {
             if let delta::Link::Made(stamp) = self.refs.link(&sha256, &l.path, &l.fingerprint)? {
                 self.linked.push(Linked {
