@@ -211,6 +211,49 @@ pub mod fuzzing {
         [whole, windowed]
     }
 
+    /// How the streamed expansion and analysis of `data` (as a gzip member
+    /// or a zip, `crate::stream_expand`) differ from `expand`'s and
+    /// `analyze`'s (`check_streams` off), if they do: a form or recipe made
+    /// as the object is read must be the whole walk's, or none.
+    pub fn streamed_differs(data: &[u8]) -> Option<String> {
+        use crate::stream_expand::{analyze_streamed, expand_streamed};
+        use std::io::Write;
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("ferry-streamed-{}-{n}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(data).map(|()| f));
+        let _ = std::fs::remove_file(&path);
+        let file = file.ok()?;
+        let len = data.len() as u64;
+        let mut form = Vec::new();
+        if expand_streamed(&file, len, &mut &data[..], &mut form).is_ok() {
+            match crate::expand(data, &crate::Options::default()) {
+                Ok(whole) if whole == form => {}
+                _ => return Some("the streamed form is not expand's".into()),
+            }
+        }
+        let opts = crate::Options {
+            check_streams: false,
+            ..crate::Options::default()
+        };
+        let mut out = Vec::new();
+        if let Ok(a) = analyze_streamed(&file, len, &mut &data[..], &mut out, &opts) {
+            let whole = crate::analyze(data, &opts);
+            if a.recipe != whole.recipe || a.report != whole.report || out != whole.expanded {
+                return Some("the streamed analysis is not analyze's".into());
+            }
+            if a.expanded_len != out.len() as u64 {
+                return Some("the streamed analysis miscounts its form".into());
+            }
+        }
+        None
+    }
+
     /// A block start as [`deflate_symbols`] gives it.
     pub type BlockStartOf = crate::reuse::BlockStart;
 
