@@ -551,21 +551,7 @@ mod tests {
         }
     }
 
-    /// `gzip -level -n` of `plain` by /bin/gzip, or `None` without it.
-    fn gnu_gzip(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
-        use std::process::{Command, Stdio};
-        let mut child = Command::new("gzip")
-            .args([format!("-{level}"), "-n".into(), "-c".into()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .ok()?;
-        let mut stdin = child.stdin.take()?;
-        let data = plain.to_vec();
-        let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
-        let out = child.wait_with_output().ok()?;
-        (feeder.join().unwrap_or(false) && out.status.success()).then_some(out.stdout)
-    }
+    use crate::cuts::tests::gnu_gzip;
 
     /// Runs [`analyze_gzip_member`] on `object` written to a file.
     fn streamed(

@@ -56,8 +56,9 @@ pub(crate) fn corpus_tar(dir: &Path) -> Option<Vec<u8>> {
     out.status.success().then_some(out.stdout)
 }
 
-/// The raw deflate body of `gzip -level -n` of `plain`.
-fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
+/// `gzip -level -n` of `plain` by /bin/gzip, whole (header and trailer),
+/// or `None` without it.
+pub(crate) fn gnu_gzip(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
     let mut child = Command::new("gzip")
         .args([format!("-{level}"), "-n".into(), "-c".into()])
         .stdin(Stdio::piped())
@@ -68,11 +69,14 @@ fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
     let data = plain.to_vec();
     let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
     let out = child.wait_with_output().ok()?;
-    if !feeder.join().unwrap_or(false) || !out.status.success() {
-        return None;
-    }
+    (feeder.join().unwrap_or(false) && out.status.success()).then_some(out.stdout)
+}
+
+/// The raw deflate body of `gzip -level -n` of `plain`.
+fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
     // No name, no extra: a 10-byte header and an 8-byte trailer.
-    Some(out.stdout[10..out.stdout.len() - 8].to_vec())
+    let out = gnu_gzip(level, plain)?;
+    Some(out[10..out.len() - 8].to_vec())
 }
 
 fn gnu(level: u8) -> ZlibParams {

@@ -4,7 +4,6 @@
 //! error or a different stream, never a panic.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 
 use super::*;
 
@@ -18,20 +17,7 @@ fn gzip_body(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
 /// `gzip -level -n` of `plain`, whole (header and trailer), or `None`
 /// without gzip.
 fn gzip_file(level: u8, plain: &[u8]) -> Option<Vec<u8>> {
-    let mut child = Command::new("gzip")
-        .args([format!("-{level}"), "-n".into(), "-c".into()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let mut stdin = child.stdin.take()?;
-    let data = plain.to_vec();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data).is_ok());
-    let out = child.wait_with_output().ok()?;
-    if !feeder.join().unwrap_or(false) || !out.status.success() {
-        return None;
-    }
-    Some(out.stdout)
+    crate::cuts::tests::gnu_gzip(level, plain)
 }
 
 struct Rng(u64);
