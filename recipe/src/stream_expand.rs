@@ -263,6 +263,7 @@ pub fn analyze_gzip_member(
         kept: Vec::new(),
         cap: body + HELD_PLAIN,
     };
+    let mut read = Held::default();
     let (place, ahead) = std::thread::scope(|s| {
         let reader = ends_wanted
             .then(|| {
@@ -272,7 +273,13 @@ pub fn analyze_gzip_member(
                     .ok()
             })
             .flatten();
-        let place = expand_member_with(object, len, &mut held, opts);
+        // The stream's first compressed bytes kept as they are read.
+        let mut tapped = Tapped {
+            inner: object,
+            held: &mut read,
+            cap: body + HELD_COMPRESSED,
+        };
+        let place = expand_member_with(&mut tapped, len, &mut held, opts);
         (place, reader.and_then(|r| r.join().ok().flatten()))
     });
     let place = place?;
@@ -280,10 +287,13 @@ pub fn analyze_gzip_member(
     let plain_len = (place.plain.1 - place.plain.0) as u64;
     let kept_plain = held.kept.len().saturating_sub(body).min(plain_len as usize);
     let plain = &held.kept[body..body + kept_plain];
-    let mut view = vec![0u8; (compressed_len as usize).min(HELD_COMPRESSED)];
-    file.read_exact_at(&mut view, body as u64)?;
+    let kept_compressed = read
+        .head
+        .len()
+        .saturating_sub(body)
+        .min(compressed_len as usize);
     let compressed = StreamView {
-        head: &view,
+        head: &read.head[body..body + kept_compressed],
         tail: &tail,
         len: compressed_len as usize,
     };

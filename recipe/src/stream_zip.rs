@@ -40,13 +40,16 @@ impl<R: Read> Ahead<R> {
         if self.buf.len() - self.at < n {
             self.buf.drain(..self.at);
             self.at = 0;
-            let mut chunk = vec![0u8; n.max(1 << 20)];
+            // Read straight into the buffer, a MiB (or `n`) at a time.
+            let want = n.max(1 << 20);
             while self.buf.len() < n {
-                let got = self.inner.read(&mut chunk)?;
-                if got == 0 {
+                let filled = self.buf.len();
+                self.buf.resize(filled + want, 0);
+                let got = self.inner.read(&mut self.buf[filled..]);
+                self.buf.truncate(filled + *got.as_ref().unwrap_or(&0));
+                if got? == 0 {
                     break;
                 }
-                self.buf.extend_from_slice(&chunk[..got]);
             }
         }
         let end = (self.at + n).min(self.buf.len());

@@ -275,9 +275,9 @@ fn slice(v: &[u8], start: u64, end: u64) -> Option<&[u8]> {
 
 /// The reference form of `base` made into a spill file under the state's
 /// staging directory as the base's copy is read (a MiB at a time), when the
-/// base is one gzip member (`ferry_recipe::stream_expand`): its SHA-256 is
+/// base is one gzip member or a zip (`ferry_agent_common::forms`): its SHA-256 is
 /// checked as it is read, and the form against the length and BLAKE3 the
-/// patch was made against. `None` when the base is not one gzip member or
+/// patch was made against. `None` when the base is neither or
 /// its form made this way is not the one expected (the caller then expands
 /// it whole, as `ferry_recipe::expand` does).
 fn spilled_reference(
@@ -300,7 +300,9 @@ fn spilled_reference(
         Err(e) => bail!(missing(format!("cannot read {}: {e}", path.display()))),
     };
     let len = copy.metadata().map(|m| m.len()).unwrap_or(0);
-    let Some(form) = ferry_agent_common::forms::spill_form(&copy, len, &cx.layout.staging())?
+    let what = format!("base {} of {key}", base.key);
+    let Some(form) =
+        ferry_agent_common::forms::spill_form(&copy, len, &cx.layout.staging(), &what)?
     else {
         return Ok(None);
     };

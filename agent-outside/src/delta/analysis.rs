@@ -532,13 +532,14 @@ fn streamed(
     recipes: &Recipes,
     permit: &mut ferry_recipe::budget::Permit<'_>,
 ) -> Result<Option<Option<(Vec<u8>, Expanded, bool)>>> {
-    use ferry_recipe::stream_expand::{analyze_streamed, StreamExpandError};
-    let key = cx.key;
+    use ferry_agent_common::forms::spill_made;
+    let (key, dir) = (cx.key, cx.refs.dir());
+    let what = key.to_string();
     if let Some(recipe) = recipes
         .get(cx.sha256, ropts.reproduce_xz)
         .and_then(|r| within_version(r, ropts))
     {
-        let Some(form) = ferry_agent_common::forms::spill_form(file, len, cx.refs.dir())? else {
+        let Some(form) = ferry_agent_common::forms::spill_form(file, len, dir, &what)? else {
             return Ok(None);
         };
         if form.sha256 != *cx.sha256 {
@@ -555,29 +556,17 @@ fn streamed(
         check_streams: false,
         ..ropts.clone()
     };
-    let spill = ferry_agent_common::fsx::unlinked_file(cx.refs.dir(), "expanded")?;
-    let mut reader = ferry_protocol::id::Sha256Reader::new(
-        std::io::BufReader::with_capacity(1 << 20, At { file, pos: 0 }),
-        Sha256Hasher::new(),
-    );
-    let mut writer =
-        ferry_protocol::id::Blake3Writer::new(std::io::BufWriter::with_capacity(1 << 20, &spill));
-    let analysis = match analyze_streamed(file, len, &mut reader, &mut writer, &opts) {
-        Ok(a) => a,
-        Err(StreamExpandError::Io(e)) => {
-            return Err(e).with_context(|| format!("cannot analyse {key} from its kept copy"))
-        }
-        Err(_) => return Ok(None),
+    let made = spill_made(file, len, dir, &what, |mut object, mut out| {
+        ferry_recipe::stream_expand::analyze_streamed(file, len, &mut object, &mut out, &opts)
+    })?;
+    let Some((form, analysis)) = made else {
+        return Ok(None);
     };
-    writer
-        .flush()
-        .with_context(|| format!("cannot write a spill file in {}", cx.refs.dir().display()))?;
-    if reader.hasher.finish() != *cx.sha256 || reader.read != len {
+    if form.sha256 != *cx.sha256 {
         cx.refs.damaged(cx.sha256)?;
         return Ok(Some(None));
     }
-    let (elen, blake3) = (writer.written, *writer.hasher.finalize().as_bytes());
-    drop(writer);
+    let (spill, elen, blake3) = (form.file, form.len, form.blake3);
     debug_assert_eq!(elen, analysis.expanded_len);
     let recipe = analysis.recipe.to_bytes();
     match checked_spilled(cx, &recipe, (spill, elen, blake3), len, permit)? {

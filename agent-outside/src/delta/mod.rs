@@ -665,8 +665,12 @@ fn spilled_reference(
 ) -> Result<Option<SpilledBase>> {
     if base.size >= opts.streamed_min {
         let copy = refs.open(&base.sha256, base.size)?;
-        if let Some(copy) = copy.filter(|c| analysis::streamed_copy(c).unwrap_or(false)) {
-            let made = ferry_agent_common::forms::spill_form(&copy, base.size, refs.dir())?;
+        if let Some(copy) = copy {
+            let what = format!("base {}", base.sha256.to_hex());
+            let made = match analysis::streamed_copy(&copy)? {
+                true => ferry_agent_common::forms::spill_form(&copy, base.size, refs.dir(), &what)?,
+                false => None,
+            };
             if let Some(made) = made {
                 if made.sha256 != base.sha256 {
                     refs.damaged(&base.sha256)?;
