@@ -1,5 +1,5 @@
 //! A kept object's reference form (or expanded form), made into a spill
-//! file as the object is read when it is a gzip member or a zip: both
+//! file as the object is read when it is a gzip member, a zip or a deb: all
 //! agents need the form of a large base (a layer or a wheel of a few hundred
 //! MB) without holding it, the outside to patch against it and the inside
 //! to rebuild from it; the outside analyses a large changed object the same

@@ -6,14 +6,14 @@ use crate::report::StreamKind;
 use crate::walk::{Place, Walker};
 use crate::zlib::LevelHint;
 
-const GZIP: &[u8] = &[0x1f, 0x8b, 0x08];
+pub(crate) const GZIP: &[u8] = &[0x1f, 0x8b, 0x08];
 pub(crate) const ZIP_LOCAL: &[u8] = b"PK\x03\x04";
 const ZIP_DESCRIPTOR: &[u8] = b"PK\x07\x08";
-const AR: &[u8] = b"!<arch>\n";
+pub(crate) const AR: &[u8] = b"!<arch>\n";
 const RPM_LEAD: &[u8] = &[0xed, 0xab, 0xee, 0xdb];
 const RPM_HEADER: &[u8] = &[0x8e, 0xad, 0xe8, 0x01];
-const XZ: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
-const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+pub(crate) const XZ: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+pub(crate) const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 fn u16le(d: &[u8], at: usize) -> Option<usize> {
     Some(u16::from_le_bytes(d.get(at..at + 2)?.try_into().ok()?) as usize)

@@ -113,6 +113,7 @@
 #![warn(unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::too_many_lines))]
 
+mod ahead;
 pub mod budget;
 mod by_recipe;
 mod codec;
@@ -127,6 +128,7 @@ mod rebuild;
 mod recipe;
 mod report;
 pub mod reuse;
+mod stream_ar;
 pub mod stream_expand;
 mod stream_zip;
 mod walk;

@@ -430,16 +430,18 @@ impl<R: Read> Read for Tapped<'_, R> {
 }
 
 /// Whether an object starting with `head` is one this module expands and
-/// analyses as it is read: a gzip member or a zip.
+/// analyses as it is read: a gzip member, a zip or an ar archive (a deb).
 pub fn is_streamed(head: &[u8]) -> bool {
-    crate::containers::is_gzip(head) || head.starts_with(crate::containers::ZIP_LOCAL)
+    crate::containers::is_gzip(head)
+        || head.starts_with(crate::containers::ZIP_LOCAL)
+        || head.starts_with(&crate::containers::AR[..4])
 }
 
 /// The reference form of the object read from `object` (`len` bytes, the
 /// bytes of `file` from its start), written to `out` as it is read: a gzip
-/// member ([`expand_gzip_member`]) or a zip ([`crate::stream_zip`]), each
-/// exactly what [`crate::expand`] makes of it, or refused (the caller
-/// expands it whole).
+/// member ([`expand_gzip_member`]), a zip ([`crate::stream_zip`]) or a
+/// deb ([`crate::stream_ar`]), each exactly what [`crate::expand`] makes
+/// of it, or refused (the caller expands it whole).
 pub fn expand_streamed(
     file: &std::fs::File,
     len: u64,
@@ -454,14 +456,18 @@ pub fn expand_streamed(
         h if h.starts_with(crate::containers::ZIP_LOCAL) => {
             crate::stream_zip::walk_zip(object, len, out, &opts, (0, 0), |_| Ok(()))
         }
-        _ => Err(StreamExpandError::NotOneMember("neither gzip nor zip")),
+        h if h.starts_with(&crate::containers::AR[..4]) => {
+            crate::stream_ar::expand_ar(object, len, out, &opts)
+        }
+        _ => Err(StreamExpandError::NotOneMember("neither gzip, zip nor ar")),
     }
 }
 
 /// [`crate::analyze`] (`check_streams` off) of the object read from
 /// `object` (`len` bytes, the bytes of `file` from its start), its expanded
 /// form written to `out` as it is read: a gzip member
-/// ([`analyze_gzip_member`]) or a zip ([`crate::stream_zip::analyze_zip`]).
+/// ([`analyze_gzip_member`]), a zip ([`crate::stream_zip::analyze_zip`]) or
+/// a deb ([`crate::stream_ar::analyze_ar`]).
 pub fn analyze_streamed(
     file: &std::fs::File,
     len: u64,
@@ -474,7 +480,10 @@ pub fn analyze_streamed(
         h if h.starts_with(crate::containers::ZIP_LOCAL) => {
             crate::stream_zip::analyze_zip(file, len, object, out, opts)
         }
-        _ => Err(StreamExpandError::NotOneMember("neither gzip nor zip")),
+        h if h.starts_with(&crate::containers::AR[..4]) => {
+            crate::stream_ar::analyze_ar(object, len, out, opts)
+        }
+        _ => Err(StreamExpandError::NotOneMember("neither gzip, zip nor ar")),
     }
 }
 

@@ -15,6 +15,7 @@
 
 use std::io::{Read, Write};
 
+use crate::ahead::Ahead;
 use crate::stream_expand::{
     inflate_stream, Held, Holding, StreamExpandError, StreamedAnalysis, Tapped,
 };
@@ -22,102 +23,6 @@ use crate::stream_expand::{
 /// The most a local header takes (30 bytes, a name and an extra field of
 /// at most 64 KiB each): what the look-ahead holds to parse one.
 const HEADER_MOST: usize = 30 + 2 * 65_535;
-
-/// A reader with a look-ahead: headers are parsed from what is buffered,
-/// entries' bytes pass through.
-struct Ahead<R> {
-    inner: R,
-    buf: Vec<u8>,
-    /// The first byte of `buf` not yet consumed.
-    at: usize,
-    /// The object offset of `buf[at]`.
-    pos: u64,
-}
-
-impl<R: Read> Ahead<R> {
-    /// At least `n` bytes from the position (fewer at the object's end).
-    fn peek(&mut self, n: usize) -> std::io::Result<&[u8]> {
-        if self.buf.len() - self.at < n {
-            self.buf.drain(..self.at);
-            self.at = 0;
-            // Read straight into the buffer, a MiB (or `n`) at a time.
-            let want = n.max(1 << 20);
-            while self.buf.len() < n {
-                let filled = self.buf.len();
-                self.buf.resize(filled + want, 0);
-                let got = self.inner.read(&mut self.buf[filled..]);
-                self.buf.truncate(filled + *got.as_ref().unwrap_or(&0));
-                if got? == 0 {
-                    break;
-                }
-            }
-        }
-        let end = (self.at + n).min(self.buf.len());
-        Ok(&self.buf[self.at..end])
-    }
-
-    /// Copies the next `n` bytes to `out`; an error if the object ends first.
-    fn copy(&mut self, n: u64, out: &mut impl Write) -> Result<(), StreamExpandError> {
-        let mut left = n;
-        while left > 0 {
-            let have = self.peek((left.min(1 << 20)) as usize)?;
-            if have.is_empty() {
-                return Err(StreamExpandError::NotOneMember("the zip ends early"));
-            }
-            let k = have.len().min(left as usize);
-            out.write_all(&have[..k])?;
-            self.at += k;
-            self.pos += k as u64;
-            left -= k as u64;
-        }
-        Ok(())
-    }
-
-    /// Copies everything left to `out`.
-    fn copy_rest(&mut self, out: &mut impl Write) -> std::io::Result<()> {
-        out.write_all(&self.buf[self.at..])?;
-        self.pos += (self.buf.len() - self.at) as u64;
-        self.buf.clear();
-        self.at = 0;
-        self.pos += std::io::copy(&mut self.inner, out)?;
-        Ok(())
-    }
-
-    /// A reader of the next `n` bytes (buffered ones first).
-    fn take(&mut self, n: u64) -> Region<'_, R> {
-        Region {
-            from: self,
-            left: n,
-        }
-    }
-}
-
-/// The next bytes of an [`Ahead`], at most `left`.
-struct Region<'a, R> {
-    from: &'a mut Ahead<R>,
-    left: u64,
-}
-
-impl<R: Read> Read for Region<'_, R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let want = (out.len() as u64).min(self.left) as usize;
-        if want == 0 {
-            return Ok(0);
-        }
-        let a = &mut *self.from;
-        let n = if a.at < a.buf.len() {
-            let n = want.min(a.buf.len() - a.at);
-            out[..n].copy_from_slice(&a.buf[a.at..a.at + n]);
-            a.at += n;
-            n
-        } else {
-            a.inner.read(&mut out[..want])?
-        };
-        a.pos += n as u64;
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
 
 /// One deflated entry the walk met, for the analysis.
 pub(crate) struct Entry {
@@ -151,12 +56,7 @@ pub(crate) fn walk_zip(
     if len > opts.max_expanded {
         return refuse("larger than the expansion limit");
     }
-    let mut a = Ahead {
-        inner: object,
-        buf: Vec::new(),
-        at: 0,
-        pos: 0,
-    };
+    let mut a = Ahead::new(object);
     // The size the form will have, as the whole walk projects it.
     let mut projected = len;
     loop {

@@ -26,12 +26,12 @@ pub(crate) struct Walker<'a> {
     pos: usize,
     /// Size the expanded form will have: the input's size plus the growth of
     /// every stream decoded so far.
-    projected: u64,
+    pub(crate) projected: u64,
     pub(crate) expanded: Vec<u8>,
     pub(crate) segments: Vec<Segment>,
     pub(crate) streams: Vec<StreamReport>,
     /// The deflate encoder search of this object.
-    deflate: DeflateSearch,
+    pub(crate) deflate: DeflateSearch,
     /// Expanding: every deflate stream decoded, as (its start in `data`,
     /// its compressed length, its start in `expanded`, its plain length).
     pub(crate) deflated: Vec<[usize; 4]>,
@@ -68,6 +68,23 @@ impl<'a> Walker<'a> {
             streams: Vec::new(),
             deflate: DeflateSearch::new(opts.max_recipe_version),
             deflated: Vec::new(),
+        }
+    }
+
+    /// A walk of `data`, a part of a larger object that is read as it goes
+    /// ([`crate::stream_ar`]): `projected` is the larger object's projected
+    /// size so far, `deflate` its encoder search. What the walk makes is
+    /// the part's, its offsets the part's.
+    pub(crate) fn within(
+        data: &'a [u8],
+        opts: &'a Options,
+        mode: Mode,
+        (projected, deflate): (u64, DeflateSearch),
+    ) -> Walker<'a> {
+        Walker {
+            projected,
+            deflate,
+            ..Walker::new(data, opts, mode)
         }
     }
 

@@ -70,7 +70,7 @@ pub const MAX_BLOCK_SIZE: u64 = 512 << 20;
 /// Largest LZMA2 dictionary [`compress`] accepts: preset 9's 64 MiB.
 pub const MAX_DICT_SIZE: u32 = 64 << 20;
 /// Memory the decoder may use (preset 9 needs 65 MiB).
-const DECODER_MEMLIMIT: u64 = 128 << 20;
+pub(crate) const DECODER_MEMLIMIT: u64 = 128 << 20;
 /// Most encoder settings [`find_params`] tries on a stream.
 pub const MAX_CANDIDATES: usize = 20;
 /// Most candidates that pass the prefix test and get a full re-encode
@@ -247,6 +247,35 @@ pub fn find_params_by_prefix(compressed: &[u8], plain: &[u8]) -> Result<XzParams
 }
 
 fn search(compressed: &[u8], plain: &[u8], verify: bool) -> Result<XzParams, XzError> {
+    search_held((compressed, compressed.len()), (plain, plain.len()), verify)
+}
+
+/// [`find_params_by_prefix`] of a stream of `compressed_len` bytes and
+/// `plain_len` plain bytes of which only the first bytes are held
+/// (`compressed_head`, `plain_head`): the same params, for a stream read
+/// as it goes ([`crate::stream_ar`]). A stream of at most
+/// [`PREFIX_INPUT`] plain bytes is compared whole, so it must be held
+/// whole; a longer one needs its first block's first MiB of plain bytes
+/// and the compressed bytes that encode them (a few MiB are plenty).
+pub(crate) fn find_params_held(
+    (compressed_head, compressed_len): (&[u8], usize),
+    (plain_head, plain_len): (&[u8], usize),
+) -> Result<XzParams, XzError> {
+    search_held(
+        (compressed_head, compressed_len),
+        (plain_head, plain_len),
+        false,
+    )
+}
+
+/// The search of [`find_params`] on the first bytes of a stream and of its
+/// plain bytes (all of them, or the lengths say how many there are).
+fn search_held(
+    (compressed, compressed_len): (&[u8], usize),
+    (plain, plain_len): (&[u8], usize),
+    verify: bool,
+) -> Result<XzParams, XzError> {
+    let held_whole = compressed.len() == compressed_len && plain.len() == plain_len;
     let head = parse_headers(compressed)?;
     if head.dict_size > MAX_DICT_SIZE {
         return Err(XzError::Unsupported(format!(
@@ -255,7 +284,7 @@ fn search(compressed: &[u8], plain: &[u8], verify: bool) -> Result<XzParams, XzE
         )));
     }
     let mode = match head.block_uncompressed {
-        Some(first) if (first as usize) < plain.len() => XzMode::Multi { block_size: first },
+        Some(first) if (first as usize) < plain_len => XzMode::Multi { block_size: first },
         Some(_) => XzMode::Multi { block_size: 0 },
         None if head.has_compressed_size => {
             return Err(XzError::Unsupported(
@@ -266,8 +295,9 @@ fn search(compressed: &[u8], plain: &[u8], verify: bool) -> Result<XzParams, XzE
     };
     let first_block_len = match mode {
         XzMode::Multi { block_size } if block_size > 0 => block_size as usize,
-        _ => plain.len(),
+        _ => plain_len,
     };
+    let block_head = &plain[..first_block_len.min(plain.len()).min(PREFIX_INPUT)];
     let expected = &compressed[head.data_start..];
     let expected = match head.block_compressed {
         Some(n) => &expected[..(n as usize).min(expected.len())],
@@ -281,7 +311,7 @@ fn search(compressed: &[u8], plain: &[u8], verify: bool) -> Result<XzParams, XzE
         }
         let mode = match mode {
             XzMode::Multi { block_size: 0 } => XzMode::Multi {
-                block_size: single_block_size(preset, plain.len()),
+                block_size: single_block_size(preset, plain_len),
             },
             m => m,
         };
@@ -294,14 +324,24 @@ fn search(compressed: &[u8], plain: &[u8], verify: bool) -> Result<XzParams, XzE
         };
         tried.push(params.clone());
         // A stream no longer than the prefix is verified in full at once.
-        if plain.len() > PREFIX_INPUT {
-            if !prefix_matches(&params, &plain[..first_block_len], expected)? {
+        if plain_len > PREFIX_INPUT {
+            if block_head.len() < first_block_len.min(PREFIX_INPUT) {
+                return Err(XzError::Unsupported(
+                    "fewer plain bytes held than the search compares".into(),
+                ));
+            }
+            if !prefix_matches(&params, (block_head, first_block_len), expected)? {
                 continue;
             }
             if !verify {
                 return Ok(params);
             }
             verified += 1;
+        }
+        if !held_whole {
+            return Err(XzError::Unsupported(
+                "a stream not held whole cannot be compared whole".into(),
+            ));
         }
         if compress(&params, plain)? == compressed {
             return Ok(params);
@@ -334,10 +374,15 @@ fn candidate_presets(dict: u32) -> Vec<(u32, bool)> {
     out
 }
 
-/// Encodes up to [`PREFIX_INPUT`] bytes of `block` with the raw LZMA2
-/// encoder and tells whether what it produced so far is a prefix of the
-/// block's compressed data `expected`.
-fn prefix_matches(params: &XzParams, block: &[u8], expected: &[u8]) -> Result<bool, XzError> {
+/// Encodes the first bytes of a block of `block_len` bytes (`block`: up to
+/// [`PREFIX_INPUT`] of them) with the raw LZMA2 encoder and tells whether
+/// what it produced so far is a prefix of the block's compressed data
+/// `expected`.
+fn prefix_matches(
+    params: &XzParams,
+    (block, block_len): (&[u8], usize),
+    expected: &[u8],
+) -> Result<bool, XzError> {
     // A raw encoder: the match finder, no block of input (what the
     // multi-threaded mode adds; reserving it made a prefix of a 56 MiB block
     // wait for 150 MiB).
@@ -345,7 +390,7 @@ fn prefix_matches(params: &XzParams, block: &[u8], expected: &[u8]) -> Result<bo
     let mut stream =
         Stream::new_raw_encoder(&filters(params)?).map_err(|e| XzError::Lzma(e.to_string()))?;
     let input = &block[..block.len().min(PREFIX_INPUT)];
-    let whole = input.len() == block.len();
+    let whole = input.len() == block_len;
     let mut out = Vec::with_capacity(64 << 10);
     let mut compared = 0usize;
     loop {

@@ -275,7 +275,7 @@ fn slice(v: &[u8], start: u64, end: u64) -> Option<&[u8]> {
 
 /// The reference form of `base` made into a spill file under the state's
 /// staging directory as the base's copy is read (a MiB at a time), when the
-/// base is one gzip member or a zip (`ferry_agent_common::forms`): its SHA-256 is
+/// base is one gzip member, a zip or a deb (`ferry_agent_common::forms`): its SHA-256 is
 /// checked as it is read, and the form against the length and BLAKE3 the
 /// patch was made against. `None` when the base is neither or
 /// its form made this way is not the one expected (the caller then expands

@@ -502,7 +502,7 @@ fn checked_spilled(
 /// and write buffers).
 const STREAMED_HELD: u64 = 48 << 20;
 
-/// Whether the kept copy `file` starts as a gzip member or a zip (what
+/// Whether the kept copy `file` starts as a gzip member, a zip or an ar archive (what
 /// `ferry_recipe::stream_expand` reads as it goes).
 pub(super) fn streamed_copy(file: &std::fs::File) -> Result<bool> {
     use std::os::unix::fs::FileExt;
@@ -515,7 +515,7 @@ pub(super) fn streamed_copy(file: &std::fs::File) -> Result<bool> {
 }
 
 /// The analysis of a large object kept only in its copy `file` (`len`
-/// bytes) that is one gzip member (a layer) or a zip (a wheel), made as the
+/// bytes) that is one gzip member (a layer), a zip (a wheel) or a deb, made as the
 /// copy is read (`ferry_recipe::stream_expand::analyze_streamed`): its expanded form
 /// goes to a spill file, hashed as it is written, and is never held; the
 /// copy's SHA-256 is checked as it is read. A recipe kept for the object is

@@ -136,7 +136,7 @@ impl XzPolicy {
 impl DeltaOptions {
     /// Whether an object of `size` bytes may be patched: up to
     /// `max_object`, or up to `max_streamed` when `streamed` says it starts
-    /// as a gzip member or a zip (asked only then).
+    /// as a gzip member, a zip or a deb (asked only then).
     pub fn patchable(&self, size: u64, streamed: impl FnOnce() -> bool) -> bool {
         size <= self.max_object || (size <= self.max_streamed && streamed())
     }
@@ -545,7 +545,7 @@ fn finish(
 
 /// What a base's reference form is guessed to take in memory while it is
 /// made for windows ([`spilled_reference`]): a few MiB of buffers for a
-/// large gzip or zip base (its form is made into a file as it is read), else its
+/// large gzip, zip or deb base (its form is made into a file as it is read), else its
 /// copy and [`EXPANSION`] (`expansion`) times it.
 fn reference_guess(
     refs: &References,
@@ -653,7 +653,7 @@ impl SpilledBase {
 
 /// The reference form of `base` (one the walk looks into) spilled for
 /// windows: made into the spill file as the base's kept copy is read when
-/// that is a gzip member or a zip of at least `opts.streamed_min` bytes
+/// that is a gzip member, a zip or a deb of at least `opts.streamed_min` bytes
 /// (`ferry_agent_common::forms`: a layer's or wheel's form is never held), else made
 /// whole ([`reference_form`]) and spilled. `None` if no intact copy is
 /// kept, or the form is over `opts.max_object`.

@@ -283,7 +283,7 @@ impl References {
 
     /// A copy to be filled as an object streams past (its digest is known
     /// only at the end): see [`Teed`]. At most `limit.0` bytes are kept, or
-    /// `limit.1` for an object that starts as a gzip member or a zip (a
+    /// `limit.1` for an object that starts as a gzip member, a zip or a deb (a
     /// layer, a wheel: analysed as its copy is read); a larger object
     /// leaves no copy.
     pub(crate) fn tee<R: std::io::Read>(&self, inner: R, limit: (u64, u64)) -> Result<Teed<R>> {
@@ -336,7 +336,7 @@ impl References {
     }
 }
 
-/// Whether the file at `path` starts as a gzip member or a zip (by its
+/// Whether the file at `path` starts as a gzip member, a zip or a deb (by its
 /// first bytes; `false` if it cannot be read): what
 /// `ferry_recipe::stream_expand` reads as it goes.
 pub(crate) fn file_streamed(path: &Path) -> bool {
@@ -356,7 +356,7 @@ pub(crate) struct Teed<R> {
     tmp: PathBuf,
     written: u64,
     /// The most bytes kept, and the most for an object that starts as a
-    /// gzip member or a zip.
+    /// gzip member, a zip or a deb.
     limit: (u64, u64),
     /// The object's first bytes (up to 4: gzip's and zip's magic).
     head: Vec<u8>,
