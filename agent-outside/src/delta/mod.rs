@@ -55,11 +55,11 @@ pub struct DeltaOptions {
     /// zstd level of patches; `None` ships every object whole.
     pub level: Option<i32>,
     /// Largest object (and expanded form) analysed and patched; both are
-    /// held in memory. Larger objects ship whole, unless a gzip member or a
-    /// zip under `max_streamed`.
+    /// held in memory. Larger objects ship whole, unless a gzip member, a
+    /// zip or a deb under `max_streamed`.
     pub max_object: u64,
-    /// Largest object patched when it is one gzip member (an image layer)
-    /// or a zip (a wheel, a jar), which is analysed as its copy is read
+    /// Largest object patched when it is one gzip member (an image layer),
+    /// a zip (a wheel, a jar) or a deb, which is analysed as its copy is read
     /// ([`DeltaOptions::streamed_min`]) and never held: its expanded form and
     /// its base's reference form are spilled, up to `ferry_recipe`'s 1 GiB
     /// expansion bound.
@@ -155,6 +155,29 @@ impl DeltaOptions {
 
 /// The default [`DeltaOptions::window`]: 48 MiB.
 pub const DEFAULT_WINDOW: u64 = 48 << 20;
+
+/// The window of an object whose recipe's encoder holds more than
+/// [`LARGE_ENCODER`] (a deb's data.tar.xz: liblzma's block encoder at
+/// preset 6 holds about 165 MiB by its estimate): the inside holds one
+/// window and its reference range (about 43 MiB for 16 MiB windows, 128
+/// MiB for 48 MiB ones) beside the encoder while it rebuilds.
+pub const ENCODER_WINDOW: u64 = 16 << 20;
+
+/// An encoder holding more than this makes the object's windows
+/// [`ENCODER_WINDOW`] long.
+const LARGE_ENCODER: u64 = 64 << 20;
+
+/// The window for an object of `recipe` (its encoding; empty: the object is
+/// its own expanded form): [`ENCODER_WINDOW`] when its rebuild holds a
+/// large encoder, else `window`.
+fn window_for(recipe: &[u8], window: u64) -> u64 {
+    let encoder = ferry_recipe::Recipe::from_bytes(recipe).map_or(0, |r| r.rebuild_memory());
+    if encoder > LARGE_ENCODER {
+        window.min(ENCODER_WINDOW)
+    } else {
+        window
+    }
+}
 
 /// The default [`DeltaOptions::scan_held`]: 8 MiB. Objects up to this size
 /// waiting for the analysis pool are held outside the memory budget (the
@@ -457,6 +480,10 @@ fn finish(
     permit: &mut ferry_recipe::budget::Permit<'static>,
 ) -> Result<Attempt> {
     let refs = cx.refs;
+    let opts = &DeltaOptions {
+        window: window_for(&recipe, opts.window),
+        ..*opts
+    };
     // An object whose recipe rebuilds nothing (its expanded form is its
     // bytes: a deb whose xz streams are left as they are at `fast`) is
     // patched against its base's bytes, not against a reference form whose
