@@ -774,3 +774,90 @@ fn a_check_whose_encoder_does_not_fit_beside_the_windows_runs_first() {
     assert!(!p.reused);
     assert_eq!(p.recipe, recipe.to_bytes());
 }
+
+/// A deb kept only in its copy, at least `streamed_min` bytes, whose
+/// data.tar.xz is reproduced (`delta_xz = always`): analysed as its copy is
+/// read, its base's reference form made the same way, and the patch,
+/// recipe and base record are those of the whole analysis; the windows
+/// decode to the expanded form the recipe rebuilds the deb from. Its recipe
+/// holds a large encoder, so its windows would be at most
+/// [`super::ENCODER_WINDOW`] long, whatever the setting.
+#[test]
+fn a_large_deb_is_analysed_as_its_copy_is_read_and_patched_as_if_read_whole() {
+    let old_plain = words(6 << 20, 21);
+    let mut new_plain = old_plain.clone();
+    new_plain[3 << 20..(3 << 20) + 40].fill(b'z');
+    let old = ar(&[
+        ("control.tar.xz", &xz_threaded(b"old control")),
+        ("data.tar.xz", &xz_threaded(&old_plain)),
+    ]);
+    let new = ar(&[
+        ("control.tar.xz", &xz_threaded(b"new control!")),
+        ("data.tar.xz", &xz_threaded(&new_plain)),
+    ]);
+    assert!(new.len() > (1 << 20) + 8192, "the data member ({} bytes) is read as it goes", new.len());
+    let kept = kept_pair(&old, &new);
+    let run = |streamed_min: u64, window: u64| {
+        let opts = DeltaOptions {
+            window,
+            streamed_min,
+            xz: XzPolicy::Always,
+            ..DeltaOptions::default()
+        };
+        let before = ferry_recipe::stream_expand::streamed_analyses();
+        let content = Content::Kept {
+            len: new.len() as u64,
+        };
+        let fresh = Recipes::new(kept.dir.path().join(format!("analyses-{streamed_min}")));
+        let p = patch_against(
+            &key("new"),
+            content,
+            &kept.sha,
+            &key("old"),
+            &kept.base,
+            &kept.refs,
+            &opts,
+            FAST,
+            &fresh,
+        );
+        let streamed = ferry_recipe::stream_expand::streamed_analyses() > before;
+        (p.unwrap().expect("patched"), streamed)
+    };
+    let (whole, streamed) = run(u64::MAX, 1 << 20);
+    assert!(!streamed, "analysed as read");
+    let (read, streamed) = run(1 << 20, 1 << 20);
+    assert!(streamed, "not analysed as read");
+    assert_eq!(shipped(&whole), shipped(&read));
+    assert_eq!(whole.base, read.base);
+    assert_eq!(
+        (whole.expanded_len, whole.expanded_blake3),
+        (read.expanded_len, read.expanded_blake3)
+    );
+    let recipe = ferry_recipe::Recipe::from_bytes(&read.recipe).unwrap();
+    assert!(recipe
+        .segments
+        .iter()
+        .any(|s| matches!(s, ferry_recipe::Segment::Xz { .. })));
+    let reference = ferry_recipe::expand(&old, &ferry_recipe::Options::default()).unwrap();
+    let expanded = decode_windows(&read, &reference);
+    let mut rebuilt = Vec::new();
+    ferry_recipe::rebuild(&recipe, &expanded, new.len() as u64, &mut rebuilt).unwrap();
+    assert!(rebuilt == new, "the recipe does not rebuild the deb");
+    // Its windows would be at most 16 MiB, whatever the setting; a
+    // recipe without a large encoder keeps the setting's.
+    assert_eq!(
+        super::window_for(&read.recipe, super::DEFAULT_WINDOW),
+        super::ENCODER_WINDOW
+    );
+    assert_eq!(super::window_for(&read.recipe, 1 << 20), 1 << 20);
+    let layer = ferry_recipe::analyze(&gz(&words(100_000, 3)), &ferry_recipe::Options::default());
+    let layer = layer.recipe.to_bytes();
+    assert_eq!(
+        super::window_for(&layer, super::DEFAULT_WINDOW),
+        super::DEFAULT_WINDOW
+    );
+    assert_eq!(
+        super::window_for(&[], super::DEFAULT_WINDOW),
+        super::DEFAULT_WINDOW
+    );
+}
