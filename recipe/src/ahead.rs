@@ -1,5 +1,5 @@
 //! A reader with a look-ahead, for the walks that read an object as it
-//! goes ([`crate::stream_zip`], [`crate::stream_ar`]): headers are parsed
+//! goes ([`crate::stream_zip`], [`crate::stream_pkg`]): headers are parsed
 //! from what is buffered, and the bytes between them pass through.
 
 use std::io::{Read, Write};

@@ -10,7 +10,7 @@ pub(crate) const GZIP: &[u8] = &[0x1f, 0x8b, 0x08];
 pub(crate) const ZIP_LOCAL: &[u8] = b"PK\x03\x04";
 const ZIP_DESCRIPTOR: &[u8] = b"PK\x07\x08";
 pub(crate) const AR: &[u8] = b"!<arch>\n";
-const RPM_LEAD: &[u8] = &[0xed, 0xab, 0xee, 0xdb];
+pub(crate) const RPM_LEAD: &[u8] = &[0xed, 0xab, 0xee, 0xdb];
 const RPM_HEADER: &[u8] = &[0x8e, 0xad, 0xe8, 0x01];
 pub(crate) const XZ: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
 pub(crate) const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
@@ -253,7 +253,7 @@ fn ar(w: &mut Walker<'_>, start: usize, end: usize, depth: u32) {
 }
 
 /// The end of the RPM header structure at `at` (magic, index, data store).
-fn rpm_header_end(d: &[u8], at: usize) -> Option<usize> {
+pub(crate) fn rpm_header_end(d: &[u8], at: usize) -> Option<usize> {
     if !d.get(at..)?.starts_with(RPM_HEADER) {
         return None;
     }

@@ -430,17 +430,23 @@ impl<R: Read> Read for Tapped<'_, R> {
 }
 
 /// Whether an object starting with `head` is one this module expands and
-/// analyses as it is read: a gzip member, a zip or an ar archive (a deb).
+/// analyses as it is read: a gzip member, a zip or a package (a deb, an
+/// RPM).
 pub fn is_streamed(head: &[u8]) -> bool {
     crate::containers::is_gzip(head)
         || head.starts_with(crate::containers::ZIP_LOCAL)
-        || head.starts_with(&crate::containers::AR[..4])
+        || is_package(head)
+}
+
+/// Whether `head` (at least 4 bytes) starts an ar archive or an RPM.
+fn is_package(head: &[u8]) -> bool {
+    head.starts_with(&crate::containers::AR[..4]) || head.starts_with(crate::containers::RPM_LEAD)
 }
 
 /// The reference form of the object read from `object` (`len` bytes, the
 /// bytes of `file` from its start), written to `out` as it is read: a gzip
 /// member ([`expand_gzip_member`]), a zip ([`crate::stream_zip`]) or a
-/// deb ([`crate::stream_ar`]), each exactly what [`crate::expand`] makes
+/// package, a deb or an RPM ([`crate::stream_pkg`]), each exactly what [`crate::expand`] makes
 /// of it, or refused (the caller expands it whole).
 pub fn expand_streamed(
     file: &std::fs::File,
@@ -456,10 +462,10 @@ pub fn expand_streamed(
         h if h.starts_with(crate::containers::ZIP_LOCAL) => {
             crate::stream_zip::walk_zip(object, len, out, &opts, (0, 0), |_| Ok(()))
         }
-        h if h.starts_with(&crate::containers::AR[..4]) => {
-            crate::stream_ar::expand_ar(object, len, out, &opts)
-        }
-        _ => Err(StreamExpandError::NotOneMember("neither gzip, zip nor ar")),
+        h if is_package(&h) => crate::stream_pkg::expand_package(object, len, out, &opts),
+        _ => Err(StreamExpandError::NotOneMember(
+            "neither gzip, zip nor a package",
+        )),
     }
 }
 
@@ -467,7 +473,7 @@ pub fn expand_streamed(
 /// `object` (`len` bytes, the bytes of `file` from its start), its expanded
 /// form written to `out` as it is read: a gzip member
 /// ([`analyze_gzip_member`]), a zip ([`crate::stream_zip::analyze_zip`]) or
-/// a deb ([`crate::stream_ar::analyze_ar`]).
+/// a deb or an RPM ([`crate::stream_pkg::analyze_package`]).
 pub fn analyze_streamed(
     file: &std::fs::File,
     len: u64,
@@ -480,10 +486,10 @@ pub fn analyze_streamed(
         h if h.starts_with(crate::containers::ZIP_LOCAL) => {
             crate::stream_zip::analyze_zip(file, len, object, out, opts)
         }
-        h if h.starts_with(&crate::containers::AR[..4]) => {
-            crate::stream_ar::analyze_ar(object, len, out, opts)
-        }
-        _ => Err(StreamExpandError::NotOneMember("neither gzip, zip nor ar")),
+        h if is_package(&h) => crate::stream_pkg::analyze_package(object, len, out, opts),
+        _ => Err(StreamExpandError::NotOneMember(
+            "neither gzip, zip nor a package",
+        )),
     }
 }
 

@@ -72,7 +72,7 @@ impl<'a> Walker<'a> {
     }
 
     /// A walk of `data`, a part of a larger object that is read as it goes
-    /// ([`crate::stream_ar`]): `projected` is the larger object's projected
+    /// ([`crate::stream_pkg`]): `projected` is the larger object's projected
     /// size so far, `deflate` its encoder search. What the walk makes is
     /// the part's, its offsets the part's.
     pub(crate) fn within(

@@ -253,7 +253,7 @@ fn search(compressed: &[u8], plain: &[u8], verify: bool) -> Result<XzParams, XzE
 /// [`find_params_by_prefix`] of a stream of `compressed_len` bytes and
 /// `plain_len` plain bytes of which only the first bytes are held
 /// (`compressed_head`, `plain_head`): the same params, for a stream read
-/// as it goes ([`crate::stream_ar`]). A stream of at most
+/// as it goes ([`crate::stream_pkg`]). A stream of at most
 /// [`PREFIX_INPUT`] plain bytes is compared whole, so it must be held
 /// whole; a longer one needs its first block's first MiB of plain bytes
 /// and the compressed bytes that encode them (a few MiB are plenty).

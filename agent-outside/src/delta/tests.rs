@@ -795,7 +795,11 @@ fn a_large_deb_is_analysed_as_its_copy_is_read_and_patched_as_if_read_whole() {
         ("control.tar.xz", &xz_threaded(b"new control!")),
         ("data.tar.xz", &xz_threaded(&new_plain)),
     ]);
-    assert!(new.len() > (1 << 20) + 8192, "the data member ({} bytes) is read as it goes", new.len());
+    assert!(
+        new.len() > (1 << 20) + 8192,
+        "the data member ({} bytes) is read as it goes",
+        new.len()
+    );
     let kept = kept_pair(&old, &new);
     let run = |streamed_min: u64, window: u64| {
         let opts = DeltaOptions {

@@ -1,7 +1,7 @@
-//! A deb (an ar archive) expanded or analysed as it is read, never held:
-//! a large package is one xz stream of a few hundred MB of plain bytes
-//! (Debian's firefox-esr: 80 MB of data.tar.xz, 309 MB plain), which
-//! `expand` and `analyze` would hold with the object.
+//! A package (a deb, an ar archive; or an RPM) expanded or analysed as it
+//! is read, never held: a large package is one xz stream of a few hundred
+//! MB of plain bytes (Debian's firefox-esr: 80 MB of data.tar.xz, 309 MB
+//! plain), which `expand` and `analyze` would hold with the object.
 //!
 //! The object is read once, front to back (the caller may hash it as it
 //! passes). Each member header is parsed from a look-ahead and copied. A
@@ -10,7 +10,8 @@
 //! (debian-binary, control.tar.*) is read whole and walked by the whole
 //! walk itself, carrying the object's projected size and encoder search,
 //! so it is laid out as the whole walk lays it out. A larger one is copied
-//! as it is when the whole walk would not look into it (a data.tar). The result is `expand`'s (or
+//! as it is when the whole walk would not look into it (a data.tar). An
+//! RPM's lead and headers are copied and its payload is such a member. The result is `expand`'s (or
 //! `analyze`'s, `check_streams` off) or nothing: a large member of another
 //! kind (gzip, zstd, a nested archive), an xz stream that does not decode,
 //! passes its bounds, or whose encoder the search does not find from its
@@ -91,9 +92,9 @@ impl State {
     }
 }
 
-/// Walks the deb read from `object` (`len` bytes) as the whole walk walks
-/// it in `mode`, writing its form to `out` (see the module docs).
-fn walk_ar(
+/// Walks the package read from `object` (`len` bytes) as the whole walk
+/// walks it in `mode`, writing its form to `out` (see the module docs).
+fn walk_package(
     object: &mut impl Read,
     len: u64,
     out: &mut impl Write,
@@ -108,9 +109,6 @@ fn walk_ar(
         return refuse("members are not walked");
     }
     let mut a = Ahead::new(object);
-    if a.peek(8)? != crate::containers::AR {
-        return refuse("not an ar archive");
-    }
     let mut st = State {
         mode,
         projected: len,
@@ -121,6 +119,33 @@ fn walk_ar(
             expanded_len: 0,
         },
     };
+    let head = a.peek(8)?;
+    if head == crate::containers::AR {
+        walk_ar(&mut a, len, out, opts, &mut st)?;
+    } else if head.starts_with(crate::containers::RPM_LEAD) {
+        walk_rpm(&mut a, len, out, opts, &mut st)?;
+    } else {
+        return refuse("neither an ar archive nor an RPM");
+    }
+    // Whatever follows: literal.
+    let before = a.pos;
+    a.copy_rest(out)?;
+    st.literal(a.pos - before);
+    if a.pos != len {
+        return refuse("the package is not the length given");
+    }
+    Ok(st.walked)
+}
+
+/// The members of the ar archive (a deb) read from `a`, as the whole walk
+/// walks them; the bytes after them are left to the caller.
+fn walk_ar<R: Read>(
+    a: &mut Ahead<R>,
+    len: u64,
+    out: &mut impl Write,
+    opts: &crate::Options,
+    st: &mut State,
+) -> Result<(), StreamExpandError> {
     a.copy(8, out)?;
     st.literal(8);
     let mut at = 8u64;
@@ -145,38 +170,99 @@ fn walk_ar(
         };
         a.copy(60, out)?;
         st.literal(60);
-        let head = a.peek(16)?;
-        let head = &head[..head.len().min(size as usize)];
-        if head.starts_with(crate::containers::XZ) && size > XZ_READ_AS_IT_GOES {
-            xz_member(&mut a, size, out, opts, &mut st)?;
-        } else if size <= SMALL_MEMBER {
-            small_member(&mut a, size, out, opts, &mut st)?;
-        } else if crate::containers::recognised(head) {
-            return refuse("a large member that is not an xz stream is walked into");
-        } else {
-            // Not looked into by the whole walk (a data.tar): literal.
-            a.copy(size, out)?;
-            st.literal(size);
-        }
+        member(a, size, out, opts, st)?;
         debug_assert!(a.pos <= data_end);
         at = data_end + (size & 1);
     }
-    // Whatever follows the members: literal.
-    let before = a.pos;
-    a.copy_rest(out)?;
-    st.literal(a.pos - before);
-    if a.pos != len {
-        return refuse("the archive is not the length given");
+    Ok(())
+}
+
+/// The most an RPM's lead and headers may take to be read as it goes (a
+/// package of many files has a header of a few MiB).
+const RPM_HEADERS_MOST: usize = 32 << 20;
+
+/// The RPM read from `a`: its lead, signature header (padded to 8) and
+/// header copied, its payload (to the object's end) walked as a member is
+/// ([`member`]), as the whole walk walks it. Headers that do not parse are
+/// refused (the whole walk leaves such an RPM literal).
+fn walk_rpm<R: Read>(
+    a: &mut Ahead<R>,
+    len: u64,
+    out: &mut impl Write,
+    opts: &crate::Options,
+    st: &mut State,
+) -> Result<(), StreamExpandError> {
+    use crate::containers::rpm_header_end;
+    let refuse = |why| Err(StreamExpandError::NotOneMember(why));
+    let header_end = |a: &mut Ahead<R>, at: usize| -> Result<Option<usize>, StreamExpandError> {
+        let fixed = a.peek(at + 16)?;
+        let Some(sizes) = fixed.get(at + 8..at + 16) else {
+            return Ok(None);
+        };
+        let entries = u32::from_be_bytes(sizes[..4].try_into().unwrap_or_default()) as usize;
+        let store = u32::from_be_bytes(sizes[4..].try_into().unwrap_or_default()) as usize;
+        let end = entries
+            .saturating_mul(16)
+            .saturating_add(store)
+            .saturating_add(at + 16);
+        if end > RPM_HEADERS_MOST {
+            return Ok(None);
+        }
+        let d = a.peek(end)?;
+        Ok(rpm_header_end(d, at))
+    };
+    let Some(sig_end) = header_end(a, 96)? else {
+        return refuse("an RPM's signature header does not parse");
+    };
+    let header_at = sig_end + (8 - sig_end % 8) % 8;
+    let Some(payload) = header_end(a, header_at)? else {
+        return refuse("an RPM's header does not parse");
+    };
+    let payload = payload as u64;
+    if payload > len {
+        return refuse("an RPM's header passes its end");
     }
-    Ok(st.walked)
+    a.copy(payload, out)?;
+    st.literal(payload);
+    member(a, len - payload, out, opts, st)
+}
+
+/// A member of `size` bytes (an ar member's data, an RPM's payload), one
+/// container deep: an xz stream over [`XZ_READ_AS_IT_GOES`] decoded as it
+/// is read, anything else up to [`SMALL_MEMBER`] walked whole, a larger
+/// one copied when the whole walk would not look into it and refused
+/// otherwise.
+fn member<R: Read>(
+    a: &mut Ahead<R>,
+    size: u64,
+    out: &mut impl Write,
+    opts: &crate::Options,
+    st: &mut State,
+) -> Result<(), StreamExpandError> {
+    let head = a.peek(16)?;
+    let head = &head[..head.len().min(size as usize)];
+    if head.starts_with(crate::containers::XZ) && size > XZ_READ_AS_IT_GOES {
+        xz_member(a, size, out, opts, st)
+    } else if size <= SMALL_MEMBER {
+        small_member(a, size, out, opts, st)
+    } else if crate::containers::recognised(head) {
+        Err(StreamExpandError::NotOneMember(
+            "a large member that is not an xz stream is walked into",
+        ))
+    } else {
+        // Not looked into by the whole walk (a data.tar): literal.
+        a.copy(size, out)?;
+        st.literal(size);
+        Ok(())
+    }
 }
 
 /// A member of `size` bytes read whole and walked by the whole walk, one
 /// container deep; its form written to `out`. Walked with the expansion
 /// limit at most [`SMALL_GROWTH`] past the projected size: if no stream
 /// met it, the walk with the object's limit lays the member out the same.
-fn small_member(
-    a: &mut Ahead<&mut impl Read>,
+fn small_member<R: Read>(
+    a: &mut Ahead<R>,
     size: u64,
     out: &mut impl Write,
     opts: &crate::Options,
@@ -222,8 +308,8 @@ fn small_member(
 /// A member that is an xz stream of more than [`XZ_READ_AS_IT_GOES`] bytes: decoded into `out` as it is read,
 /// within the whole walk's bounds, and (analysing) its encoder found from
 /// its first bytes; the bytes after the stream (its padding) literal.
-fn xz_member(
-    a: &mut Ahead<&mut impl Read>,
+fn xz_member<R: Read>(
+    a: &mut Ahead<R>,
     region: u64,
     out: &mut impl Write,
     opts: &crate::Options,
@@ -324,24 +410,24 @@ fn xz_member(
     Ok(())
 }
 
-/// The reference form of a deb read from `object` (`len` bytes), written
+/// The reference form of a package (a deb or an RPM) read from `object` (`len` bytes), written
 /// to `out` as it is read: exactly what [`crate::expand`] makes of it with
 /// `opts`, or refused (the caller expands it whole).
-pub(crate) fn expand_ar(
+pub(crate) fn expand_package(
     object: &mut impl Read,
     len: u64,
     out: &mut impl Write,
     opts: &crate::Options,
 ) -> Result<(), StreamExpandError> {
-    walk_ar(object, len, out, opts, Mode::Expand).map(|_| ())
+    walk_package(object, len, out, opts, Mode::Expand).map(|_| ())
 }
 
-/// [`crate::analyze`] of a deb of `len` bytes with `opts.check_streams`
+/// [`crate::analyze`] of a package (a deb or an RPM) of `len` bytes with `opts.check_streams`
 /// off, writing its expanded form to `out` as it is read from `object`:
 /// the same recipe, report and form, holding at most a member of
 /// [`SMALL_MEMBER`] bytes (with its form) or an xz stream's first 2 MiB of
 /// plain and 4 MiB of compressed bytes. Refused as the walk refuses.
-pub(crate) fn analyze_ar(
+pub(crate) fn analyze_package(
     object: &mut impl Read,
     len: u64,
     out: &mut impl Write,
@@ -352,7 +438,7 @@ pub(crate) fn analyze_ar(
             "each stream is to be checked on its own",
         ));
     }
-    let walked = walk_ar(object, len, out, opts, Mode::Analyze)?;
+    let walked = walk_package(object, len, out, opts, Mode::Analyze)?;
     crate::stream_expand::ANALYSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(StreamedAnalysis {
         recipe: crate::Recipe {
@@ -425,27 +511,68 @@ mod tests {
     /// An analysis and the expanded form it wrote.
     type Analysed = (StreamedAnalysis, Vec<u8>);
 
+    /// An RPM made by rpmbuild with payload `payload` (`w6.xzdio`: xz at
+    /// preset 6, as RHEL's are; `w9.gzdio`: gzip) holding `data`, or
+    /// `None` without rpmbuild.
+    fn rpmbuild(payload: &str, data: &[u8]) -> Option<Vec<u8>> {
+        let dir = tempfile::tempdir().ok()?;
+        let file = dir.path().join("data.txt");
+        std::fs::write(&file, data).ok()?;
+        let spec = dir.path().join("t.spec");
+        std::fs::write(
+            &spec,
+            format!(
+                "Name: ferrybig\nVersion: 1.0\nRelease: 1\nSummary: big\nLicense: MIT\n\
+                 BuildArch: noarch\n%description\nbig\n%install\n\
+                 mkdir -p %{{buildroot}}/usr/share/ferrybig\n\
+                 cp {} %{{buildroot}}/usr/share/ferrybig/data\n\
+                 %files\n/usr/share/ferrybig/data\n",
+                file.display()
+            ),
+        )
+        .ok()?;
+        let ok = std::process::Command::new("rpmbuild")
+            .arg("-bb")
+            .arg("--define")
+            .arg(format!("_topdir {}", dir.path().join("top").display()))
+            .arg("--define")
+            .arg(format!("_rpmdir {}", dir.path().join("rpms").display()))
+            .args(["--define", "_build_id_links none"])
+            .args(["--define", "__os_install_post %{nil}"])
+            .args(["--define", &format!("_binary_payload {payload}")])
+            .arg(&spec)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: no rpmbuild to make an RPM");
+            return None;
+        }
+        std::fs::read(dir.path().join("rpms/noarch/ferrybig-1.0-1.noarch.rpm")).ok()
+    }
+
     /// What the walk makes of `deb` read as it goes: (form, analysis and
     /// the form it wrote), each `None` if refused.
     fn streamed(deb: &[u8], opts: &crate::Options) -> (Option<Vec<u8>>, Option<Analysed>) {
         let mut form = Vec::new();
-        let expanded = expand_ar(&mut &deb[..], deb.len() as u64, &mut form, opts);
+        let expanded = expand_package(&mut &deb[..], deb.len() as u64, &mut form, opts);
         let mut out = Vec::new();
-        let analysed = analyze_ar(&mut &deb[..], deb.len() as u64, &mut out, opts);
+        let analysed = analyze_package(&mut &deb[..], deb.len() as u64, &mut out, opts);
         (
             expanded.ok().map(|()| form),
             analysed.ok().map(|a| (a, out)),
         )
     }
 
-    /// `analyze`'s result (`check_streams` off) and `expand`'s form of
-    /// `deb` are what the walk makes as it reads: for the corpus's debs
-    /// (small members, walked whole) and for dpkg-deb's with a data member
-    /// over [`SMALL_MEMBER`] (xz decoded as it is read, at `high` and at
-    /// `fast`, where xz streams are not even decoded), and the recipe
-    /// rebuilds the deb.
+    /// `analyze`'s result (`check_streams` off) and `expand`'s form of a
+    /// package are what the walk makes as it reads: for the corpus's debs
+    /// and for those of dpkg-deb and RPMs of rpmbuild with an xz member or
+    /// payload over a MiB (decoded as it is read, at `high` and at `fast`,
+    /// where xz streams are not even decoded) or small members and
+    /// payloads (walked whole), and the recipe rebuilds the package.
     #[test]
-    fn a_deb_read_as_it_goes_is_expanded_and_analysed_as_whole() {
+    fn a_package_read_as_it_goes_is_expanded_and_analysed_as_whole() {
         let mut debs = Vec::new();
         if let Some(d) = dpkg_deb(
             "xz",
@@ -461,6 +588,12 @@ mod tests {
         }
         if let Some(d) = dpkg_deb("gzip", &[("usr/share/s.txt", text(100_000, 4))]) {
             debs.push(("dpkg-deb -Zgzip, small", d));
+        }
+        if let Some(r) = rpmbuild("w6.xzdio", &text(6 << 20, 5)) {
+            debs.push(("rpmbuild w6.xzdio, large", r));
+        }
+        if let Some(r) = rpmbuild("w9.gzdio", &text(200_000, 6)) {
+            debs.push(("rpmbuild w9.gzdio, small", r));
         }
         let dir = std::path::Path::new("/tmp/ferry-corpus/new/debs");
         let corpus = match std::fs::read_dir(dir) {
@@ -519,8 +652,12 @@ mod tests {
                     .count();
             }
         }
-        // The dpkg-deb's and the corpus's data.tar.xz over a MiB, at `high`.
-        let made = usize::from(debs.iter().any(|(w, _)| w.contains("Zxz")));
+        // The dpkg-deb's and rpmbuild's xz over a MiB and the corpus's
+        // data.tar.xz, at `high`.
+        let made = debs
+            .iter()
+            .filter(|(w, _)| w.contains("Zxz") || w.contains("xzdio"))
+            .count();
         assert!(large_xz >= made + corpus, "no large xz member reproduced");
     }
 
