@@ -479,6 +479,89 @@ fn a_large_wheel_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
     assert!(changes[0] == changes[1] && changes[1] == changes[2]);
 }
 
+/// A deb made by dpkg-deb (`-Zxz`: liblzma's multi-threaded encoder, as
+/// Debian's are) holding `data` as `usr/share/big/data`, at `version`;
+/// `None` (the test says it is skipped) without dpkg-deb.
+fn dpkg_deb(version: &str, data: &[u8]) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pkg");
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join("usr/share/big")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: big\nVersion: {version}\nArchitecture: all\n\
+             Maintainer: t <t@example.org>\nDescription: big\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("usr/share/big/data"), data).unwrap();
+    let deb = dir.path().join("big.deb");
+    let ok = std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zxz", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: dpkg-deb is needed to make the debs");
+        return None;
+    }
+    Some(std::fs::read(deb).unwrap())
+}
+
+/// A deb over `streamed_min` whose data.tar.xz is reproduced (`delta_xz =
+/// always`) is analysed as its copy is read and its predecessor's form made
+/// the same way, on both sides: the bundle is the one the whole analysis
+/// ships, also over `delta_max_object`, and the inside serves the deb byte
+/// for byte with its base's form spilled.
+#[test]
+fn a_large_deb_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
+    let data = words(6 << 20, 21);
+    let mut data_new = data.clone();
+    data_new[3 << 20..(3 << 20) + 64].fill(b'#');
+    let Some(old) = dpkg_deb("1.0", &data) else {
+        return;
+    };
+    let new = dpkg_deb("1.1", &data_new).expect("dpkg-deb ran once");
+    let mut changes = Vec::new();
+    for (streamed_min, max_object) in [
+        (u64::MAX, u64::MAX),
+        (64 << 10, u64::MAX),
+        (64 << 10, 64 << 10),
+    ] {
+        let mut p = Pair::new();
+        p.outside.opts.delta.window = 1 << 20;
+        p.outside.opts.delta.scan_held = 16 << 10;
+        p.outside.opts.delta.streamed_min = streamed_min;
+        p.outside.opts.delta.max_object = max_object;
+        p.outside.opts.delta.xz = agent_outside::delta::XzPolicy::Always;
+        p.inside.apply.policy.reference_in_memory = 64 << 10;
+        p.outside.write("pool/main/b/big/big_1.0_all.deb", &old);
+        assert_eq!(p.drive(), 1);
+        p.outside.remove("pool/main/b/big/big_1.0_all.deb");
+        p.outside.write("pool/main/b/big/big_1.1_all.deb", &new);
+        let before = ferry_recipe::stream_expand::streamed_analyses();
+        let (e, media) = p.export_to_media().expect("a second bundle");
+        let streamed = ferry_recipe::stream_expand::streamed_analyses() > before;
+        assert_eq!(streamed, streamed_min != u64::MAX);
+        assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
+        assert!(
+            e.record.bytes < new.len() as u64 / 5,
+            "{} bytes",
+            e.record.bytes
+        );
+        changes.push(manifest_of(&e.dir).1.changes);
+        let report = p.inside.import(&media).unwrap();
+        assert!(report.ok(), "{:?}", report.failed);
+        let served = p.inside.served("pool/main/b/big/big_1.1_all.deb");
+        assert!(std::fs::read(served).unwrap() == new);
+        p.assert_in_sync();
+    }
+    assert!(changes[0] == changes[1] && changes[1] == changes[2]);
+}
+
 #[test]
 fn a_wheel_sharing_members_with_its_predecessor_is_patched_and_rebuilt() {
     // The new release keeps `lib.so` and `a.py`, changes `b.py`, and has
