@@ -490,6 +490,15 @@ const ALONE_REBUILD: u64 = 128 << 20;
 /// The most an object rebuilt beside a large one holds.
 const BESIDE_LARGE: u64 = 32 << 20;
 
+/// The longest base reference form a rebuild holds in memory beside an
+/// encoder of `encoder` bytes (`Recipe::rebuild_memory`): `in_memory`, or
+/// less when the two would pass the budget (a deb's data.tar.xz holds
+/// liblzma's block encoder, about 165 MiB: its base's form is spilled
+/// unless it is short, and its windows read their ranges from the spill).
+pub(super) fn reference_in_memory(in_memory: u64, encoder: u64) -> u64 {
+    in_memory.min(REBUILD_BUDGET.saturating_sub(encoder))
+}
+
 /// Bytes a rebuilt object holds in memory while it is rebuilt (its expanded
 /// form and, for a patch, its base's reference form, or a window's range of
 /// it when it is longer than `in_memory` and spilled); 0 for chunked
@@ -571,10 +580,10 @@ fn rebuild(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, f: &FileObject) -> Res
         Encoding::Rebuilt(r) => rebuilt::recipe(cx, key, r)?,
         Encoding::Chunks(_) => None,
     };
-    let held = held_to_rebuild(f, cx.reference_in_memory);
     let ahead = recipe
         .as_ref()
         .map_or(0, ferry_recipe::Recipe::rebuild_memory);
+    let held = held_to_rebuild(f, reference_in_memory(cx.reference_in_memory, ahead));
     let _permit = (held + ahead > 0).then(|| ferry_recipe::budget::reserve_ahead(held, ahead));
     cx.objects
         .write_object(&f.sha256, |file, tmp| {
@@ -679,4 +688,42 @@ fn is_object(key: &ObjectKey, f: &FileObject, size: u64, sha: Sha256Hasher) -> R
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::{reference_in_memory, REBUILD_BUDGET, REFERENCE_IN_MEMORY};
+
+    /// A recipe that rebuilds nothing keeps the setting; one holding a
+    /// deb's xz encoder (liblzma's multi-threaded mode at preset 6, 24 MiB
+    /// blocks, as dpkg-deb writes) holds a base's form in memory only while
+    /// the two fit in the budget, so a base of a few tens of MiB is spilled.
+    #[test]
+    fn a_large_encoder_spills_its_base_sooner() {
+        assert_eq!(
+            reference_in_memory(REFERENCE_IN_MEMORY, 0),
+            REFERENCE_IN_MEMORY
+        );
+        let xz = ferry_recipe::Recipe {
+            segments: vec![ferry_recipe::Segment::Xz {
+                plain_len: 79 << 20,
+                compressed_len: 71 << 20,
+                params: ferry_recipe::xz::XzParams {
+                    preset: 6,
+                    extreme: false,
+                    dict_size: 8 << 20,
+                    check: ferry_recipe::xz::XzCheck::Crc64,
+                    mode: ferry_recipe::xz::XzMode::Multi {
+                        block_size: 24 << 20,
+                    },
+                },
+            }],
+        };
+        let encoder = xz.rebuild_memory();
+        assert!(encoder > 128 << 20, "{encoder}");
+        let most = reference_in_memory(REFERENCE_IN_MEMORY, encoder);
+        assert_eq!(most, REBUILD_BUDGET - encoder);
+        assert!(most < 32 << 20, "{most}");
+        assert_eq!(reference_in_memory(REFERENCE_IN_MEMORY, u64::MAX), 0);
+    }
 }

@@ -52,7 +52,8 @@ pub(super) fn write_object(
             (expanded, known, lent)
         }
         Expanded::Windows { base, windows } => {
-            let large = base.len > cx.reference_in_memory;
+            let encoder = recipe.map_or(0, ferry_recipe::Recipe::rebuild_memory);
+            let large = base.len > super::reference_in_memory(cx.reference_in_memory, encoder);
             // A large base's reference form is made into a spill file as the
             // base is read, and each window reads its range from it.
             if large {
