@@ -7,7 +7,7 @@
 //! delta = "fast"           # patches against predecessors: off, fast (zstd 3), high (zstd 19,
 //!                          # xz streams reproduced too) or a zstd level (10 and up: as high)
 //! delta_max_object = "256M" # larger objects ship whole (analysis holds them in memory)
-//! delta_max_streamed = "1G" # but a gzip layer, a zip (wheel, jar) or a deb up to this is
+//! delta_max_streamed = "1G" # but a gzip layer, a zip (wheel, jar), a deb or an RPM up to this is
 //!                          # patched: analysed as it is read, never held
 //! delta_xz = "auto"        # reproduce xz streams (debs, RPMs): auto (at high only), always
 //!                          # (fewest bytes at any level; xz's speed, ~1.5 MB/s a core, on

@@ -1,5 +1,5 @@
 //! A large upstream object is expanded and analysed as it is read when it
-//! is a gzip member, a zip or a deb (`ferry_recipe::stream_expand`): on any input
+//! is a gzip member, a zip, a deb or an RPM (`ferry_recipe::stream_expand`): on any input
 //! that ends without a panic, and whatever it makes is exactly what the
 //! whole walk makes (`expand`'s form, `analyze`'s recipe, report and
 //! form), since the other agent may make it the other way and compares

@@ -213,8 +213,8 @@ pub mod fuzzing {
         [whole, windowed]
     }
 
-    /// How the streamed expansion and analysis of `data` (as a gzip member
-    /// or a zip, `crate::stream_expand`) differ from `expand`'s and
+    /// How the streamed expansion and analysis of `data` (as a gzip member,
+    /// a zip or a package, `crate::stream_expand`) differ from `expand`'s and
     /// `analyze`'s (`check_streams` off), if they do: a form or recipe made
     /// as the object is read must be the whole walk's, or none.
     pub fn streamed_differs(data: &[u8]) -> Option<String> {

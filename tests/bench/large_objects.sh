@@ -65,7 +65,8 @@ fetch() {
       for v in 2.20.5:old 2.21.5:new; do
         [ -s "$d/${v#*:}.whl" ] && continue
         rm -rf "$d/dl" && mkdir -p "$d/dl"
-        pip3 download -q --no-deps --only-binary=:all: --platform manylinux1_x86_64 \
+        pip3 download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+          --platform manylinux_2_17_x86_64 --platform manylinux1_x86_64 \
           --python-version 3.11 -d "$d/dl" "nvidia-nccl-cu12==${v%%:*}" >/dev/null 2>&1 \
           || { echo "skipped: pip could not download nvidia-nccl-cu12"; return 1; }
         mv "$d"/dl/*.whl "$d/${v#*:}.whl"
