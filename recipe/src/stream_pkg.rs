@@ -305,9 +305,10 @@ fn small_member<R: Read>(
     Ok(())
 }
 
-/// A member that is an xz stream of more than [`XZ_READ_AS_IT_GOES`] bytes: decoded into `out` as it is read,
-/// within the whole walk's bounds, and (analysing) its encoder found from
-/// its first bytes; the bytes after the stream (its padding) literal.
+/// A member that is an xz stream of more than [`XZ_READ_AS_IT_GOES`]
+/// bytes: decoded into `out` as it is read, within the whole walk's
+/// bounds, and (analysing) its encoder found from its first bytes; the
+/// bytes after the stream (its padding) literal.
 fn xz_member<R: Read>(
     a: &mut Ahead<R>,
     region: u64,
@@ -410,9 +411,10 @@ fn xz_member<R: Read>(
     Ok(())
 }
 
-/// The reference form of a package (a deb or an RPM) read from `object` (`len` bytes), written
-/// to `out` as it is read: exactly what [`crate::expand`] makes of it with
-/// `opts`, or refused (the caller expands it whole).
+/// The reference form of a package (a deb or an RPM) read from `object`
+/// (`len` bytes), written to `out` as it is read: exactly what
+/// [`crate::expand`] makes of it with `opts`, or refused (the caller
+/// expands it whole).
 pub(crate) fn expand_package(
     object: &mut impl Read,
     len: u64,
