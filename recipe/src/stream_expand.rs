@@ -92,12 +92,10 @@ pub(crate) fn expand_member_with(
         return refuse("no gzip header");
     };
     out.write_all(&head[..body])?;
-    // `expand`'s bounds for this stream (`Walker::bounds`; the region is the
-    // object from the stream's start).
+    // `expand`'s bounds for this stream (the region is the object from the
+    // stream's start).
     let region = len - body as u64;
-    let limit = region
-        .saturating_mul(opts.max_ratio)
-        .min(opts.max_expanded.saturating_sub(len).saturating_add(region));
+    let limit = crate::walk::bounds(opts, len, region).limit;
     let mut input = Read::chain(&buf[body..filled], &mut *object).take(region);
     let (compressed_len, plain_len, mut tail) =
         inflate_stream(&mut input, limit, opts.max_ratio, out)?;

@@ -333,12 +333,7 @@ fn xz_member<R: Read>(
         st.literal(region);
         return Ok(());
     }
-    // The whole walk's bounds (`Walker::bounds`).
-    let limit = region.saturating_mul(opts.max_ratio).min(
-        opts.max_expanded
-            .saturating_sub(st.projected)
-            .saturating_add(region),
-    );
+    let limit = crate::walk::bounds(opts, st.projected, region).limit;
     let Ok(mut stream) = Stream::new_stream_decoder(crate::xz::DECODER_MEMLIMIT, 0) else {
         return refuse("the xz decoder cannot start");
     };

@@ -73,11 +73,7 @@ pub(crate) fn walk_zip(
             (8, Some(data_end)) => {
                 a.copy(data_at as u64, out)?;
                 let region = data_end - data_at_abs;
-                let limit = region.saturating_mul(opts.max_ratio).min(
-                    opts.max_expanded
-                        .saturating_sub(projected)
-                        .saturating_add(region),
-                );
+                let limit = crate::walk::bounds(opts, projected, region).limit;
                 let mut held = Held::default();
                 let mut left = a.take(region);
                 let (used, plain_len, kept) = {

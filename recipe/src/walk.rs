@@ -127,17 +127,7 @@ impl<'a> Walker<'a> {
     /// The bounds of decoding a stream whose container region (from the
     /// stream's start) is `region` bytes.
     fn bounds(&self, region: u64) -> Bounds {
-        let by_ratio = region.saturating_mul(self.opts.max_ratio);
-        let by_budget = self
-            .opts
-            .max_expanded
-            .saturating_sub(self.projected)
-            .saturating_add(region);
-        Bounds {
-            limit: by_ratio.min(by_budget),
-            max_ratio: self.opts.max_ratio,
-            ratio_bound: by_ratio < by_budget,
-        }
+        bounds(self.opts, self.projected, region)
     }
 
     /// Inflates `region` (a stream of `codec`) into the expanded form; a
@@ -281,6 +271,25 @@ impl<'a> Walker<'a> {
             }
         }
         Some(start + used)
+    }
+}
+
+/// The bounds of decoding a stream whose container region (from the
+/// stream's start) is `region` bytes, the object's form being projected to
+/// `projected` bytes so far: at most `max_ratio` times the region, and no
+/// further than `max_expanded`. The walks that read an object as it goes
+/// ([`crate::stream_expand`], [`crate::stream_zip`], [`crate::stream_pkg`])
+/// decode within the same limit, so that their forms are the whole walk's.
+pub(crate) fn bounds(opts: &Options, projected: u64, region: u64) -> Bounds {
+    let by_ratio = region.saturating_mul(opts.max_ratio);
+    let by_budget = opts
+        .max_expanded
+        .saturating_sub(projected)
+        .saturating_add(region);
+    Bounds {
+        limit: by_ratio.min(by_budget),
+        max_ratio: opts.max_ratio,
+        ratio_bound: by_ratio < by_budget,
     }
 }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Memory and time of one large object's update, on real consecutive releases:
 # Ferry's second export (the patch) and its import, each alone under
-# /usr/bin/time (wall clock, peak RSS), the bundle's bytes, and for a deb
-# `zstd --patch-from -19 --long=31` on the compressed files and on the
-# decompressed data.tar (the bound).
+# /usr/bin/time (wall clock, peak RSS), the bundle's bytes, and in the same
+# run `rsync --write-batch` (as tests/bench/compressed.py runs it) and
+# `zstd --patch-from -19 --long=31` on the compressed files, and for a deb
+# the same zstd on the decompressed data.tar (the bound).
 #
 #   tests/bench/large_objects.sh                 # every pair, at high
 #   PAIRS="openjdk" DELTA=fast tests/bench/large_objects.sh
@@ -23,7 +24,7 @@ DELTA=${DELTA:-high}
 COMPARE=${COMPARE:-1}
 
 need=()
-for tool in zstd:zstd xz:xz-utils pip3:python3-pip /usr/bin/time:time ar:binutils; do
+for tool in rsync:rsync zstd:zstd xz:xz-utils pip3:python3-pip /usr/bin/time:time ar:binutils; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -105,6 +106,12 @@ for pair in $PAIRS; do
   if [ -n "$served" ] && cmp -s "$served" "$new"; then echo "; served byte for byte"; else echo "; NOT SERVED RIGHT"; exit 1; fi
   rm -rf "$w/tree"
   [ "$COMPARE" = 1 ] || continue
+  rm -rf "$w/r-old" "$w/r-new" && mkdir -p "$w/r-old" "$w/r-new"
+  cp "$old" "$w/r-old/$name" && cp "$new" "$w/r-new/$name"
+  rsync -a --delete-after --fuzzy --no-whole-file --write-batch="$w/rsync.batch" \
+    "$w/r-new/" "$w/r-old/" >/dev/null
+  echo "  rsync --write-batch: $(stat -c %s "$w/rsync.batch") bytes"
+  rm -rf "$w/r-old" "$w/r-new" "$w/rsync.batch" "$w/rsync.batch.sh"
   zstd -q -f -19 --long=31 --patch-from="$old" "$new" -o "$w/comp.zst" 2>/dev/null
   echo "  zstd --patch-from -19 --long=31, compressed files: $(stat -c %s "$w/comp.zst") bytes"
   case $pair in firefox|openjdk)

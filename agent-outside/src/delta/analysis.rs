@@ -502,8 +502,8 @@ fn checked_spilled(
 /// and write buffers).
 const STREAMED_HELD: u64 = 48 << 20;
 
-/// Whether the kept copy `file` starts as a gzip member, a zip or an ar archive (what
-/// `ferry_recipe::stream_expand` reads as it goes).
+/// Whether the kept copy `file` starts as a gzip member, a zip or a package
+/// (a deb, an RPM): what `ferry_recipe::stream_expand` reads as it goes.
 pub(super) fn streamed_copy(file: &std::fs::File) -> Result<bool> {
     use std::os::unix::fs::FileExt;
     let mut head = [0u8; 4];
