@@ -443,6 +443,9 @@ fn a_large_wheel_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
     };
     let new = python_zip(&[("lib.so", &lib_new, 6), ("a.py", &words(9000, 13), 6)])
         .expect("python3 ran once");
+    let _counting = crate::COUNTING_STREAMED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut changes = Vec::new();
     for (streamed_min, max_object) in [
         (u64::MAX, u64::MAX),
@@ -525,6 +528,9 @@ fn a_large_deb_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
         return;
     };
     let new = dpkg_deb("1.1", &data_new).expect("dpkg-deb ran once");
+    let _counting = crate::COUNTING_STREAMED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut changes = Vec::new();
     for (streamed_min, max_object) in [
         (u64::MAX, u64::MAX),

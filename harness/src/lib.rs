@@ -32,6 +32,12 @@ use ferry_protocol::limits::ReceiverLimits;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Held by the tests that count streamed analyses
+/// (`ferry_recipe::stream_expand::streamed_analyses`, a count for the whole
+/// process), so that another test's analysis is not counted as theirs.
+#[cfg(test)]
+pub(crate) static COUNTING_STREAMED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod cut_tests;
 #[cfg(test)]

@@ -146,6 +146,9 @@ fn a_tampered_window_is_refused_with_nothing_applied() {
 /// form or spilling it.
 #[test]
 fn a_layer_analysed_as_it_is_read_round_trips_bit_exactly() {
+    let _counting = crate::COUNTING_STREAMED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut bundles = Vec::new();
     let runs = [
         (u64::MAX, false, u64::MAX),
