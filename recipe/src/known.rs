@@ -25,6 +25,13 @@
 //! member of at most a MiB, so deflating it again in the check proved
 //! nothing new. Each member's encoder output is still compared with
 //! upstream's bytes once, with the code the inside runs.
+//!
+//! A member the object shares with its base byte for byte is not even
+//! searched ([`analyze_sharing`](crate::analyze_sharing)): it takes the
+//! params of the member before it, and both the outside's check and the
+//! inside's rebuild copy it from the base. On the benchmark's wheels that
+//! was most of the search: numpy 2.1.3 shares 1,031 of its 1,044 members
+//! with 2.1.2.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,7 +140,9 @@ pub fn expand_known(data: Vec<u8>, opts: &Options) -> Result<(Vec<u8>, KnownStre
 /// whose analysis, `analysis` with `opts`, compared its encoder's whole
 /// output with their bytes: every one
 /// with `check_streams`, else those of at most the first MiB the search
-/// compares. A rebuild check that copies them instead of deflating them
+/// compares, but for the streams the object shares with its base
+/// ([`Analysis::shared`], not searched: the base's copy is what the
+/// rebuild copies). A rebuild check that copies them instead of deflating them
 /// again still checks every member's encoder output against upstream's
 /// bytes, once, with the code the inside runs. Their bytes are copied.
 pub fn verified_streams(analysis: &Analysis, object: &[u8], opts: &Options) -> KnownStreams {
@@ -153,9 +162,11 @@ pub fn verified_streams(analysis: &Analysis, object: &[u8], opts: &Options) -> K
     }
     let (mut expanded_at, mut object_at) = (0usize, 0usize);
     let mut bytes = Vec::new();
-    for s in segments {
+    for (i, s) in segments.iter().enumerate() {
         let (plain_len, out_len) = (s.expanded_len() as usize, s.output_len() as usize);
-        if let Segment::Zlib { compressed_len, .. } = s {
+        // `shared` is in increasing order.
+        let compared = analysis.shared.binary_search(&i).is_err();
+        if let (Segment::Zlib { compressed_len, .. }, true) = (s, compared) {
             let plain = analysis.expanded.get(expanded_at..expanded_at + plain_len);
             let compressed = object.get(object_at..object_at + out_len);
             if let (true, Some(plain), Some(compressed)) =

@@ -370,6 +370,10 @@ pub struct Analysis {
     pub expanded: Vec<u8>,
     /// Every stream found, reproduced or literal, and why.
     pub report: Report,
+    /// The zlib segments (by their index in `recipe.segments`) whose
+    /// streams the object shares with the base it was analysed against
+    /// ([`analyze_sharing`]): their params were not compared in full.
+    pub shared: Vec<usize>,
 }
 
 /// Why [`expand`] gave no reference form.
@@ -405,7 +409,19 @@ pub fn is_gzip(head: &[u8]) -> bool {
 /// what cannot be reproduced stays literal (see the report). An object larger
 /// than `max_expanded` is its own expanded form.
 pub fn analyze(data: &[u8], opts: &Options) -> Analysis {
+    analyze_sharing(data, opts, None)
+}
+
+/// [`analyze`] of an object patched against a base whose deflate streams
+/// are `base` ([`expand_known`]): a stream the object shares with the base
+/// byte for byte is not searched but takes the params of the stream before
+/// it ([`Analysis::shared`]). Its rebuild, like the inside's, must copy
+/// such streams from the base ([`rebuild_known`] with `base`): between two
+/// releases of a wheel most members are the same bytes, and searching them
+/// was most of the analysis.
+pub fn analyze_sharing(data: &[u8], opts: &Options, base: Option<&KnownStreams>) -> Analysis {
     let mut w = Walker::new(data, opts, Mode::Analyze);
+    w.base = base;
     if data.len() as u64 <= opts.max_expanded {
         containers::walk(&mut w, 0, data.len(), 0);
     }
@@ -419,6 +435,7 @@ pub fn analyze(data: &[u8], opts: &Options) -> Analysis {
             input_len: data.len() as u64,
             streams: w.streams,
         },
+        shared: w.shared,
     }
 }
 

@@ -4,9 +4,10 @@
 //! analysing, the recipe and the report).
 
 use crate::codec::{self, Bounds, Codec};
+use crate::known::KnownStreams;
 use crate::recipe::Segment;
 use crate::report::{LiteralReason, Outcome, StreamKind, StreamReport};
-use crate::zlib::{DeflateSearch, LevelHint};
+use crate::zlib::{DeflateSearch, LevelHint, StreamView, ZlibParams};
 use crate::Options;
 
 /// What the walk is for.
@@ -35,6 +36,12 @@ pub(crate) struct Walker<'a> {
     /// Expanding: every deflate stream decoded, as (its start in `data`,
     /// its compressed length, its start in `expanded`, its plain length).
     pub(crate) deflated: Vec<[usize; 4]>,
+    /// The streams of the base the object is analysed against
+    /// ([`crate::analyze_sharing`]): a deflate stream the object shares
+    /// with it byte for byte is not searched ([`shared_params`]).
+    pub(crate) base: Option<&'a KnownStreams>,
+    /// The segments so made, by their index in `segments`.
+    pub(crate) shared: Vec<usize>,
 }
 
 /// Where a stream sits: its container region ends at `end`, and the container
@@ -68,6 +75,8 @@ impl<'a> Walker<'a> {
             streams: Vec::new(),
             deflate: DeflateSearch::new(opts.max_recipe_version),
             deflated: Vec::new(),
+            base: None,
+            shared: Vec::new(),
         }
     }
 
@@ -165,6 +174,32 @@ impl<'a> Walker<'a> {
         })
     }
 
+    /// The segment that rebuilds the stream `compressed`, whose plain bytes
+    /// are the expanded form's from `mark` on, or why not; and whether the
+    /// object shares it with its base ([`shared_params`]).
+    fn analyse(
+        &mut self,
+        (codec, hint): (Codec, LevelHint),
+        (compressed, ahead): (&[u8], Option<crate::cuts::blocks::Ahead>),
+        mark: usize,
+    ) -> (Result<Segment, LiteralReason>, bool) {
+        let plain = &self.expanded[mark..];
+        let base = (self.opts, self.base);
+        if let Some(params) =
+            shared_params(base, &mut self.deflate, (codec, hint), compressed, plain)
+        {
+            let segment = Segment::Zlib {
+                plain_len: plain.len() as u64,
+                compressed_len: compressed.len() as u64,
+                params,
+            };
+            return (Ok(segment), true);
+        }
+        let search = &mut self.deflate;
+        let made = reproduce(self.opts, search, (codec, hint), (compressed, ahead), plain);
+        (made, false)
+    }
+
     /// Handles the stream at `place`: decodes it within the bounds and emits it,
     /// decoded or literal. Returns where it ends, or `None` if it does not decode
     /// (then nothing of it is emitted and the caller decides what stays literal).
@@ -233,18 +268,11 @@ impl<'a> Walker<'a> {
             };
         }
         let compressed = &region[..used];
-        let segment = match self.mode {
-            Mode::Expand => Ok(None),
+        let (segment, shared) = match self.mode {
+            Mode::Expand => (Ok(None), false),
             Mode::Analyze => {
-                let plain = &self.expanded[mark..];
-                reproduce(
-                    self.opts,
-                    &mut self.deflate,
-                    (codec, hint),
-                    (compressed, ahead),
-                    plain,
-                )
-                .map(Some)
+                let (segment, shared) = self.analyse((codec, hint), (compressed, ahead), mark);
+                (segment.map(Some), shared)
             }
         };
         if self.mode == Mode::Expand && codec == Codec::Deflate {
@@ -255,6 +283,9 @@ impl<'a> Walker<'a> {
                 let mut r = report(used, Some(plain_len), Outcome::Reproduced);
                 if let Some(segment) = segment {
                     r.recipe_len = recipe_data_len(&segment);
+                    if shared {
+                        self.shared.push(self.segments.len());
+                    }
                     self.segments.push(segment);
                 }
                 if self.mode == Mode::Analyze {
@@ -297,6 +328,49 @@ pub(crate) fn bounds(opts: &Options, projected: u64, region: u64) -> Bounds {
 /// (see [`Place::read_ahead`]): smaller streams are rarely cut, and the
 /// read would be wasted.
 const READ_AHEAD_MIN: u64 = 1 << 20;
+
+/// Output compared before a stream the object shares with its base takes
+/// the params found ([`shared_params`]); a shorter stream takes the previous
+/// stream's params untested.
+const SHARED_PREFIX: usize = 64 << 10;
+
+/// The params recorded for a deflate stream whose bytes are those of one of
+/// `base`'s streams (the streams of the base the object is analysed
+/// against, which both agents' rebuilds copy: see [`crate::known`]), or
+/// `None` to search as usual. Such a stream is not deflated whole: a
+/// stream of at most [`SHARED_PREFIX`] bytes takes the params of the
+/// stream before it in the object (when the container's hint admits them),
+/// a longer one the first params whose output starts with its first
+/// [`SHARED_PREFIX`] bytes. The rebuild check copies the stream from the
+/// base, as the inside's rebuild does, so the params are not what proves
+/// it; they are what a rebuild without the base would deflate with, and a
+/// check that does (the recipe patched against another base) fails when
+/// they are wrong, and the object is analysed again. With
+/// `check_streams`, or without a stream before it, the stream is searched.
+fn shared_params(
+    (opts, base): (&Options, Option<&KnownStreams>),
+    search: &mut DeflateSearch,
+    (codec, hint): (Codec, LevelHint),
+    compressed: &[u8],
+    plain: &[u8],
+) -> Option<ZlibParams> {
+    if codec != Codec::Deflate || opts.check_streams {
+        return None;
+    }
+    let last = search.last()?;
+    if base?.compressed(plain, compressed.len() as u64)? != compressed {
+        return None;
+    }
+    if compressed.len() <= SHARED_PREFIX {
+        return hint.admits(last).then_some(last);
+    }
+    search.find(
+        StreamView::whole(compressed),
+        plain,
+        hint,
+        Some(SHARED_PREFIX),
+    )
+}
 
 /// The segment that rebuilds `compressed` from `plain`, or why not.
 fn reproduce(

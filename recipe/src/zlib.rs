@@ -213,6 +213,12 @@ impl LevelHint {
         }
     }
 
+    /// Whether the search would try `params` under this hint (the first
+    /// try, the previous stream's params, aside).
+    pub(crate) fn admits(self, params: ZlibParams) -> bool {
+        self.levels(params.encoder).contains(&params.level)
+    }
+
     /// The levels of `encoder` tried, in order.
     fn levels(self, encoder: u8) -> &'static [u8] {
         if encoder == ZLIB_NG_ENCODER {
@@ -582,6 +588,11 @@ impl DeflateSearch {
             max_version,
             ..DeflateSearch::default()
         }
+    }
+
+    /// What rebuilt the previous stream, if any did.
+    pub(crate) fn last(&self) -> Option<ZlibParams> {
+        self.last
     }
 
     /// The params with which an encoder of this build rebuilds `compressed`

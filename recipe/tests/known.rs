@@ -12,7 +12,8 @@ use std::process::Command;
 
 use common::{have, run, text};
 use ferry_recipe::{
-    analyze, expand, expand_known, rebuild_known, verified_streams, Options, Segment,
+    analyze, analyze_sharing, expand, expand_known, rebuild_known, verified_streams, Options,
+    Segment,
 };
 
 /// A zip made by Python's zipfile (as wheels are) of `members`: (name,
@@ -140,6 +141,111 @@ fn members_shared_with_the_base_are_copied_and_a_wrong_copy_is_caught() {
     };
     let (_, none) = expand_known(gz, &opts).unwrap();
     assert!(none.is_empty() && none.held() == 0);
+}
+
+/// `len` bytes no encoder shrinks.
+fn noise(len: usize, mut x: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn members_shared_with_the_base_are_not_searched_and_rebuild_only_from_it() {
+    if !have("python3", "members_shared_with_the_base_are_not_searched") {
+        return;
+    }
+    let (a, b, c_old, c_new, d) = (
+        text(200_000, 21),
+        text(90_000, 22),
+        text(120_000, 23),
+        text(120_000, 24),
+        text(150_000, 25),
+    );
+    let big = noise(300_000, 0x5eed);
+    let base = zip(&[
+        ("a", &a, 6),
+        ("b", &b, 6),
+        ("c", &c_old, 6),
+        ("d", &d, 9),
+        ("big", &big, 6),
+    ]);
+    let new = zip(&[
+        ("a", &a, 6),
+        ("b", &b, 6),
+        ("c", &c_new, 6),
+        ("d", &d, 9),
+        ("big", &big, 6),
+    ]);
+    assert!(deflate(9, &d) != deflate(6, &d), "d's level shows");
+    let opts = Options {
+        check_streams: false,
+        ..Options::default()
+    };
+    let (_, known) = expand_known(base, &opts).unwrap();
+    let whole = analyze(&new, &opts);
+    let an = analyze_sharing(&new, &opts, Some(&known));
+    assert!(an.expanded == whole.expanded, "the same expanded form");
+    assert_eq!(an.recipe.segments.len(), whole.recipe.segments.len());
+    let zlib: Vec<usize> = (0..an.recipe.segments.len())
+        .filter(|&i| matches!(an.recipe.segments[i], Segment::Zlib { .. }))
+        .collect();
+    assert_eq!(zlib.len(), 5, "{:?}", an.recipe);
+    // `a` is the first stream (nothing before it to take params from), `c`
+    // changed: both searched. `b`, `d` and `big` are the base's bytes.
+    assert_eq!(an.shared, vec![zlib[1], zlib[3], zlib[4]]);
+    let level = |a: &ferry_recipe::Analysis, i: usize| match &a.recipe.segments[i] {
+        Segment::Zlib { params, .. } => params.level,
+        s => panic!("{s:?}"),
+    };
+    // `d` took the params of the stream before it (level 6), untested;
+    // `big`, over 64 KiB, the first whose output starts as its does.
+    assert_eq!(level(&whole, zlib[3]), 9);
+    assert_eq!(level(&an, zlib[3]), 6);
+    // The check copies none of the shared members as its own: they are the
+    // base's to copy.
+    assert_eq!(verified_streams(&an, &new, &opts).len(), 2);
+    assert_eq!(verified_streams(&whole, &new, &opts).len(), 5);
+
+    // Copied from the base, the object is upstream's bytes...
+    let mut out = Vec::new();
+    rebuild_known(
+        &an.recipe,
+        &an.expanded,
+        new.len() as u64,
+        &mut out,
+        Some(&known),
+    )
+    .unwrap();
+    assert!(out == new, "rebuilt with the base's streams");
+    // ... and without the base it is not: `d` is deflated at level 6 (so a
+    // check against another base fails, and the object is analysed again).
+    let mut out = Vec::new();
+    let without = rebuild_known(&an.recipe, &an.expanded, new.len() as u64, &mut out, None);
+    assert!(without.is_err() || out != new);
+    // Every other member's params are right: with `d`'s level mended, the
+    // recipe rebuilds the object without the base.
+    let mut mended = an.recipe.clone();
+    if let Segment::Zlib { params, .. } = &mut mended.segments[zlib[3]] {
+        params.level = 9;
+    }
+    let mut out = Vec::new();
+    rebuild_known(&mended, &an.expanded, new.len() as u64, &mut out, None).unwrap();
+    assert!(out == new, "the other params rebuild their members");
+
+    // Checked stream by stream, nothing is taken on trust.
+    let checked = Options {
+        check_streams: true,
+        ..Options::default()
+    };
+    let every = analyze_sharing(&new, &checked, Some(&known));
+    assert!(every.shared.is_empty());
+    assert_eq!(level(&every, zlib[3]), 9);
 }
 
 #[test]

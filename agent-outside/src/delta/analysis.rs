@@ -359,7 +359,9 @@ fn fresh(
             data = Some(again);
         }
         let object = data.as_deref().expect("read");
-        let analysis = ferry_recipe::analyze(object, &opts);
+        // Members shared with the base are not searched: the check copies
+        // them from the base (`cx.known`), as the inside does.
+        let analysis = ferry_recipe::analyze_sharing(object, &opts, cx.known);
         let recipe = if analysis.recipe.is_identity() {
             Vec::new()
         } else {
