@@ -80,6 +80,14 @@ impl KnownStreams {
         both
     }
 
+    /// Whether a known stream is `compressed_len` bytes long (so that a
+    /// rebuild reads a stream of that length whole, to look it up).
+    pub(crate) fn has_len(&self, compressed_len: u64) -> bool {
+        self.by_plain
+            .values()
+            .any(|&(_, _, len)| len as u64 == compressed_len)
+    }
+
     /// The compressed bytes of the known stream whose plain bytes are
     /// `plain`, if it is `compressed_len` bytes long.
     pub(crate) fn compressed(&self, plain: &[u8], compressed_len: u64) -> Option<&[u8]> {

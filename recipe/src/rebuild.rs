@@ -556,13 +556,11 @@ fn zlib(
             source,
         },
     };
-    if let Some(k) = known.filter(|k| {
-        !k.is_empty()
-            && compressed_len <= crate::zlib::PREFIX as u64
-            && plain_len <= AT_ONCE_SEGMENT
-    }) {
+    if let Some(k) = known.filter(|k| plain_len <= AT_ONCE_SEGMENT && k.has_len(compressed_len)) {
         // A stream that may be known (a crate's, a chart's: one stream the
-        // outside's search compared whole) is read whole, and copied if it is.
+        // outside's search compared whole; a large member of a zip, alone
+        // outside a batch, that the object shares with its base) is read
+        // whole, and copied if it is.
         let _permit = crate::budget::reserve(plain_len + compressed_len);
         let plain = expanded.next_bytes(index, plain_len)?;
         if let Some(stream) = k.compressed(&plain, compressed_len) {

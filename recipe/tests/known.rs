@@ -249,6 +249,52 @@ fn members_shared_with_the_base_are_not_searched_and_rebuild_only_from_it() {
 }
 
 #[test]
+fn a_large_shared_member_alone_outside_a_batch_is_copied_too() {
+    if !have("python3", "a_large_shared_member_alone_outside_a_batch") {
+        return;
+    }
+    // Two members of 26 MB: more than a batch holds together, so each is
+    // rebuilt alone (numpy's OpenBLAS, 22 MB, is so); each deflates to
+    // more than a MiB.
+    let (old, new_first, big) = (text(26 << 20, 31), text(26 << 20, 32), text(26 << 20, 33));
+    let base = zip(&[("first", &old, 6), ("big", &big, 6)]);
+    let new = zip(&[("first", &new_first, 6), ("big", &big, 6)]);
+    let opts = Options {
+        check_streams: false,
+        ..Options::default()
+    };
+    let (_, known) = expand_known(base, &opts).unwrap();
+    let an = analyze_sharing(&new, &opts, Some(&known));
+    let zlib: Vec<usize> = (0..an.recipe.segments.len())
+        .filter(|&i| matches!(an.recipe.segments[i], Segment::Zlib { .. }))
+        .collect();
+    assert_eq!(an.shared, vec![zlib[1]], "{:?}", an.recipe);
+    let Segment::Zlib { compressed_len, .. } = an.recipe.segments[zlib[1]] else {
+        unreachable!()
+    };
+    assert!(compressed_len > 1 << 20, "{compressed_len}");
+    // With its level changed, the recipe still gives the object when the
+    // member is copied from the base, and not when it is deflated.
+    let mut wrong = an.recipe.clone();
+    if let Segment::Zlib { params, .. } = &mut wrong.segments[zlib[1]] {
+        params.level = 1;
+    }
+    let mut out = Vec::new();
+    rebuild_known(
+        &wrong,
+        &an.expanded,
+        new.len() as u64,
+        &mut out,
+        Some(&known),
+    )
+    .unwrap();
+    assert!(out == new, "the large member was copied from the base");
+    let mut out = Vec::new();
+    let without = rebuild_known(&wrong, &an.expanded, new.len() as u64, &mut out, None);
+    assert!(without.is_err() || out != new, "deflated at level 1");
+}
+
+#[test]
 fn members_the_search_compared_whole_are_verified_and_rebuild_the_object() {
     if !have("python3", "members_the_search_compared_whole_are_verified") {
         return;
