@@ -145,41 +145,30 @@ pub fn expand_known(data: Vec<u8>, opts: &Options) -> Result<(Vec<u8>, KnownStre
 }
 
 /// The zlib streams of `object` (a zip's members, a crate's one stream)
-/// whose analysis, `analysis` with `opts`, compared its encoder's whole
-/// output with their bytes: every one
-/// with `check_streams`, else those of at most the first MiB the search
-/// compares, but for the streams the object shares with its base
-/// ([`Analysis::shared`], not searched: the base's copy is what the
-/// rebuild copies). A rebuild check that copies them instead of deflating them
-/// again still checks every member's encoder output against upstream's
-/// bytes, once, with the code the inside runs. Their bytes are copied.
-pub fn verified_streams(analysis: &Analysis, object: &[u8], opts: &Options) -> KnownStreams {
-    let most = if opts.check_streams {
-        u64::MAX
-    } else {
-        crate::zlib::PREFIX as u64
-    };
+/// whose analysis, `analysis`, compared its encoder's whole output with
+/// their bytes ([`Analysis::compared`]: every one with `check_streams`,
+/// else those of at most the first MiB the search compares and the zip
+/// members of at most 8 MiB; never a stream the object shares with its
+/// base, which is the base's to copy). A rebuild check that copies them
+/// instead of deflating them again still checks every member's encoder
+/// output against upstream's bytes, once, with the code the inside runs.
+/// Their bytes are copied.
+pub fn verified_streams(analysis: &Analysis, object: &[u8]) -> KnownStreams {
     let segments = &analysis.recipe.segments;
-    let zlib = segments
-        .iter()
-        .filter(|s| matches!(s, Segment::Zlib { .. }))
-        .count();
     let mut known = KnownStreams::default();
-    if zlib == 0 {
+    if analysis.compared.is_empty() {
         return known;
     }
     let (mut expanded_at, mut object_at) = (0usize, 0usize);
     let mut bytes = Vec::new();
     for (i, s) in segments.iter().enumerate() {
         let (plain_len, out_len) = (s.expanded_len() as usize, s.output_len() as usize);
-        // `shared` is in increasing order.
-        let compared = analysis.shared.binary_search(&i).is_err();
-        if let (Segment::Zlib { compressed_len, .. }, true) = (s, compared) {
+        // `compared` is in increasing order.
+        let compared = analysis.compared.binary_search(&i).is_ok();
+        if let (Segment::Zlib { .. }, true) = (s, compared) {
             let plain = analysis.expanded.get(expanded_at..expanded_at + plain_len);
             let compressed = object.get(object_at..object_at + out_len);
-            if let (true, Some(plain), Some(compressed)) =
-                (*compressed_len <= most, plain, compressed)
-            {
+            if let (Some(plain), Some(compressed)) = (plain, compressed) {
                 let at = bytes.len();
                 bytes.extend_from_slice(compressed);
                 known

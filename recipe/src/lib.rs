@@ -374,6 +374,11 @@ pub struct Analysis {
     /// streams the object shares with the base it was analysed against
     /// ([`analyze_sharing`]): their params were not compared in full.
     pub shared: Vec<usize>,
+    /// The zlib segments whose encoder output the search compared with
+    /// the stream to its end (by index): with `Options::check_streams`
+    /// every one, else those of at most a MiB and the zip members of at
+    /// most 8 MiB. A check copies them ([`verified_streams`]).
+    pub compared: Vec<usize>,
 }
 
 /// Why [`expand`] gave no reference form.
@@ -436,6 +441,7 @@ pub fn analyze_sharing(data: &[u8], opts: &Options, base: Option<&KnownStreams>)
             streams: w.streams,
         },
         shared: w.shared,
+        compared: w.compared,
     }
 }
 

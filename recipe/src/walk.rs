@@ -42,6 +42,9 @@ pub(crate) struct Walker<'a> {
     pub(crate) base: Option<&'a KnownStreams>,
     /// The segments so made, by their index in `segments`.
     pub(crate) shared: Vec<usize>,
+    /// The zlib segments whose encoder output the search compared with the
+    /// stream to its end, by their index in `segments`.
+    pub(crate) compared: Vec<usize>,
 }
 
 /// Where a stream sits: its container region ends at `end`, and the container
@@ -77,6 +80,7 @@ impl<'a> Walker<'a> {
             deflated: Vec::new(),
             base: None,
             shared: Vec::new(),
+            compared: Vec::new(),
         }
     }
 
@@ -174,15 +178,15 @@ impl<'a> Walker<'a> {
         })
     }
 
-    /// The segment that rebuilds the stream `compressed`, whose plain bytes
-    /// are the expanded form's from `mark` on, or why not; and whether the
-    /// object shares it with its base ([`shared_params`]).
+    /// The segment that rebuilds the stream `compressed` (of `kind`), whose
+    /// plain bytes are the expanded form's from `mark` on, or why not; and
+    /// how it was found.
     fn analyse(
         &mut self,
-        (codec, hint): (Codec, LevelHint),
+        (kind, codec, hint): (StreamKind, Codec, LevelHint),
         (compressed, ahead): (&[u8], Option<crate::cuts::blocks::Ahead>),
         mark: usize,
-    ) -> (Result<Segment, LiteralReason>, bool) {
+    ) -> (Result<Segment, LiteralReason>, Found) {
         let plain = &self.expanded[mark..];
         let base = (self.opts, self.base);
         if let Some(params) =
@@ -193,11 +197,19 @@ impl<'a> Walker<'a> {
                 compressed_len: compressed.len() as u64,
                 params,
             };
-            return (Ok(segment), true);
+            return (Ok(segment), Found::Shared);
         }
-        let search = &mut self.deflate;
-        let made = reproduce(self.opts, search, (codec, hint), (compressed, ahead), plain);
-        (made, false)
+        let whole = self.opts.check_streams
+            || compressed.len() <= crate::zlib::PREFIX
+            || (kind == StreamKind::ZipEntry && compressed.len() <= crate::zlib::COMPARED_WHOLE);
+        let made = reproduce(
+            self.opts,
+            &mut self.deflate,
+            (codec, hint),
+            (compressed, ahead),
+            (plain, whole),
+        );
+        (made, if whole { Found::Whole } else { Found::Prefix })
     }
 
     /// Handles the stream at `place`: decodes it within the bounds and emits it,
@@ -268,11 +280,11 @@ impl<'a> Walker<'a> {
             };
         }
         let compressed = &region[..used];
-        let (segment, shared) = match self.mode {
-            Mode::Expand => (Ok(None), false),
+        let (segment, found) = match self.mode {
+            Mode::Expand => (Ok(None), Found::Prefix),
             Mode::Analyze => {
-                let (segment, shared) = self.analyse((codec, hint), (compressed, ahead), mark);
-                (segment.map(Some), shared)
+                let (segment, found) = self.analyse((kind, codec, hint), (compressed, ahead), mark);
+                (segment.map(Some), found)
             }
         };
         if self.mode == Mode::Expand && codec == Codec::Deflate {
@@ -283,8 +295,11 @@ impl<'a> Walker<'a> {
                 let mut r = report(used, Some(plain_len), Outcome::Reproduced);
                 if let Some(segment) = segment {
                     r.recipe_len = recipe_data_len(&segment);
-                    if shared {
-                        self.shared.push(self.segments.len());
+                    let index = self.segments.len();
+                    match (found, &segment) {
+                        (Found::Shared, _) => self.shared.push(index),
+                        (Found::Whole, Segment::Zlib { .. }) => self.compared.push(index),
+                        _ => {}
                     }
                     self.segments.push(segment);
                 }
@@ -329,6 +344,18 @@ pub(crate) fn bounds(opts: &Options, projected: u64, region: u64) -> Bounds {
 /// read would be wasted.
 const READ_AHEAD_MIN: u64 = 1 << 20;
 
+/// How [`Walker::analyse`] found a stream's segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// Shared with the base: not searched ([`shared_params`]).
+    Shared,
+    /// Searched, the encoder's output compared with the stream to its end.
+    Whole,
+    /// Searched, its output compared for the first [`crate::zlib::PREFIX`]
+    /// bytes (or not a deflate stream).
+    Prefix,
+}
+
 /// Output compared before a stream the object shares with its base takes
 /// the params found ([`shared_params`]); a shorter stream takes the previous
 /// stream's params untested.
@@ -372,19 +399,21 @@ fn shared_params(
     )
 }
 
-/// The segment that rebuilds `compressed` from `plain`, or why not.
+/// The segment that rebuilds `compressed` from `plain`, or why not; a
+/// deflate stream's encoder output is compared to its end with `whole`,
+/// else for its first [`crate::zlib::PREFIX`] bytes.
 fn reproduce(
     opts: &Options,
     search: &mut DeflateSearch,
     (codec, hint): (Codec, LevelHint),
     (compressed, ahead): (&[u8], Option<crate::cuts::blocks::Ahead>),
-    plain: &[u8],
+    (plain, whole): (&[u8], bool),
 ) -> Result<Segment, LiteralReason> {
     let plain_len = plain.len() as u64;
     let compressed_len = compressed.len() as u64;
     match codec {
         Codec::Deflate => {
-            let prefix = (!opts.check_streams).then_some(crate::zlib::PREFIX);
+            let prefix = (!whole).then_some(crate::zlib::PREFIX);
             if let Some(params) = search.find(
                 crate::zlib::StreamView::whole(compressed),
                 plain,

@@ -512,6 +512,15 @@ fn encode_to<E>(
 /// checks the whole object anyway (`Options::check_streams` off): 1 MiB.
 pub(crate) const PREFIX: usize = 1 << 20;
 
+/// The longest zip member (compressed bytes) whose search compares the
+/// found encoder's output to its end, not only its first [`PREFIX`]: the
+/// caller's check would deflate the whole member anyway, on top of the
+/// search's first MiB, and now copies it instead
+/// ([`verified_streams`](crate::verified_streams)). A longer member, or a
+/// gzip stream (a layer's is cut and rebuilt on every core by the check),
+/// is compared for its first MiB.
+pub(crate) const COMPARED_WHOLE: usize = 8 << 20;
+
 /// A raw deflate stream as the encoder search sees it: its first bytes (all
 /// of it, or enough for a prefix comparison), its last bytes, its length.
 #[derive(Clone, Copy, Debug)]

@@ -209,8 +209,8 @@ fn members_shared_with_the_base_are_not_searched_and_rebuild_only_from_it() {
     assert_eq!(level(&an, zlib[3]), 6);
     // The check copies none of the shared members as its own: they are the
     // base's to copy.
-    assert_eq!(verified_streams(&an, &new, &opts).len(), 2);
-    assert_eq!(verified_streams(&whole, &new, &opts).len(), 5);
+    assert_eq!(verified_streams(&an, &new).len(), 2);
+    assert_eq!(verified_streams(&whole, &new).len(), 5);
 
     // Copied from the base, the object is upstream's bytes...
     let mut out = Vec::new();
@@ -299,32 +299,25 @@ fn members_the_search_compared_whole_are_verified_and_rebuild_the_object() {
     if !have("python3", "members_the_search_compared_whole_are_verified") {
         return;
     }
-    // Two small members and one whose deflated form is over the MiB the
-    // search compares when the caller checks the object anyway.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let big: Vec<u8> = (0..3_000_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 56) as u8
-        })
-        .collect();
+    // Two small members, one whose deflated form is over the MiB the
+    // search compares of a gzip stream but under the 8 MiB it compares of a
+    // zip member, and one over that.
     let zip = zip(&[
         ("a", &text(50_000, 7), 6),
         ("b", &text(90_000, 8), 6),
-        ("big", &big, 6),
+        ("medium", &noise(3_000_000, 0x9e37_79b9_7f4a_7c15), 6),
+        ("big", &noise(9_000_000, 0x51), 6),
     ]);
     let mut opts = Options {
         check_streams: false,
         ..Options::default()
     };
     let a = analyze(&zip, &opts);
-    assert_eq!(zlib_count(&a), 3, "{:?}", a.recipe);
-    let verified = verified_streams(&a, &zip, &opts);
+    assert_eq!(zlib_count(&a), 4, "{:?}", a.recipe);
+    let verified = verified_streams(&a, &zip);
     assert_eq!(
         verified.len(),
-        2,
+        3,
         "the big member was compared for its first MiB only"
     );
     let mut out = Vec::new();
@@ -340,10 +333,10 @@ fn members_the_search_compared_whole_are_verified_and_rebuild_the_object() {
     // Checked stream by stream, every member was compared whole.
     opts.check_streams = true;
     let a = analyze(&zip, &opts);
-    assert_eq!(verified_streams(&a, &zip, &opts).len(), 3);
+    assert_eq!(verified_streams(&a, &zip).len(), 4);
     // Merged with a base's streams, both are known.
     let (_, base) = expand_known(zip.clone(), &opts).unwrap();
-    assert_eq!(base.merged(&verified).len(), 3);
+    assert_eq!(base.merged(&verified).len(), 4);
 }
 
 #[test]
@@ -365,7 +358,7 @@ fn a_single_stream_the_search_compared_whole_is_verified_and_copied() {
     };
     let a = analyze(&gz, &opts);
     assert_eq!(zlib_count(&a), 1, "{:?}", a.recipe);
-    let verified = verified_streams(&a, &gz, &opts);
+    let verified = verified_streams(&a, &gz);
     assert_eq!(verified.len(), 1, "its one stream was compared whole");
     let mut out = Vec::new();
     rebuild_known(

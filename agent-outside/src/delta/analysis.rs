@@ -373,7 +373,7 @@ fn fresh(
         // Their copies (at most the object), held until the check is done
         // (the budget's thread holds this beside `permit`).
         let mut copies = ferry_recipe::budget::reserve(len);
-        let verified = ferry_recipe::verified_streams(&analysis, object, &opts);
+        let verified = ferry_recipe::verified_streams(&analysis, object);
         copies.shrink(verified.held());
         let known = match cx.known {
             Some(base) => base.merged(&verified),
