@@ -135,6 +135,40 @@ fn frame_window(frame: &[u8]) -> Option<u64> {
 /// into a buffer of exactly `len` bytes: a patch that would decode to more
 /// stops there, and no window buffer is allocated besides the output.
 pub fn decode(patch: &[u8], reference: &[u8], len: u64, key: &str) -> Result<Vec<u8>, Error> {
+    let (mut dctx, cap) = decoder(patch, reference, len, key)?;
+    let mut out = Vec::with_capacity(cap);
+    let done = dctx.decompress(&mut out, patch).map(|_| ());
+    let full = out.capacity() == cap;
+    decoded(done, (out.len(), full), len, key)?;
+    Ok(out)
+}
+
+/// [`decode`] into `out`, whose bytes it replaces and whose memory it
+/// keeps: a caller that decodes one window after another reuses one
+/// buffer instead of a new one (and its first touch) each time.
+pub fn decode_into(
+    patch: &[u8],
+    reference: &[u8],
+    len: u64,
+    key: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let (mut dctx, cap) = decoder(patch, reference, len, key)?;
+    out.clear();
+    out.resize(cap, 0);
+    let done = dctx.decompress(&mut out[..], patch);
+    out.truncate(*done.as_ref().unwrap_or(&0));
+    decoded(done.map(|_| ()), (out.len(), true), len, key)
+}
+
+/// The checks of [`decode`] before it decodes, and its decoder, bound to
+/// `reference`, with the output's capacity (`len`).
+fn decoder<'a>(
+    patch: &[u8],
+    reference: &'a [u8],
+    len: u64,
+    key: &str,
+) -> Result<(zstd::zstd_safe::DCtx<'a>, usize), Error> {
     let bad = |why: String| Error::BadPatch {
         key: key.to_string(),
         why,
@@ -173,22 +207,35 @@ pub fn decode(patch: &[u8], reference: &[u8], len: u64, key: &str) -> Result<Vec
             zstd::zstd_safe::get_error_name(e)
         ))
     })?;
-    let mut out = Vec::with_capacity(cap);
-    if let Err(e) = dctx.decompress(&mut out, patch) {
+    Ok((dctx, cap))
+}
+
+/// What [`decode`] says of its decoder's result `done`, which wrote
+/// `written` bytes (`full`: into a buffer of exactly `len` bytes).
+fn decoded(
+    done: Result<(), zstd::zstd_safe::ErrorCode>,
+    (written, full): (usize, bool),
+    len: u64,
+    key: &str,
+) -> Result<(), Error> {
+    let bad = |why: String| Error::BadPatch {
+        key: key.to_string(),
+        why,
+    };
+    if let Err(e) = done {
         let name = zstd::zstd_safe::get_error_name(e);
-        return Err(bad(if out.capacity() == cap && name.contains("small") {
+        return Err(bad(if full && name.contains("small") {
             format!("decodes to more than the {len} bytes the catalog declares")
         } else {
             format!("zstd data does not decode: {name}")
         }));
     }
-    if out.len() as u64 != len {
+    if written as u64 != len {
         return Err(bad(format!(
-            "decodes to {} bytes, the catalog declares {len}",
-            out.len()
+            "decodes to {written} bytes, the catalog declares {len}"
         )));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -227,6 +274,35 @@ mod tests {
         let long = decode(&patch, &old, new.len() as u64 + 1, "k").unwrap_err();
         assert!(matches!(long, Error::BadPatch { .. }), "{long}");
         let garbage = decode(b"not a zstd frame", &old, 10, "k").unwrap_err();
+        assert!(matches!(garbage, Error::BadPatch { .. }), "{garbage}");
+    }
+
+    #[test]
+    fn a_reused_buffer_decodes_as_a_new_one_and_refuses_the_same() {
+        let old = noise(400_000, 10);
+        let mut new = old.clone();
+        new[5000] = !new[5000];
+        let patch = encode(&new, &old, 3).unwrap();
+        let len = new.len() as u64;
+        // A buffer larger than the window, holding other bytes.
+        let mut out = noise(1_000_000, 11);
+        decode_into(&patch, &old, len, "k", &mut out).unwrap();
+        assert!(out == new);
+        // A length one short: the larger buffer does not let it decode
+        // further than declared, and the error is decode's.
+        let short = decode_into(&patch, &old, len - 1, "k", &mut out).unwrap_err();
+        let whole = decode(&patch, &old, len - 1, "k").unwrap_err();
+        assert_eq!(short.to_string(), whole.to_string());
+        assert!(
+            short.to_string().contains("decodes to more than"),
+            "{short}"
+        );
+        let long = decode_into(&patch, &old, len + 1, "k", &mut out).unwrap_err();
+        assert_eq!(
+            long.to_string(),
+            decode(&patch, &old, len + 1, "k").unwrap_err().to_string()
+        );
+        let garbage = decode_into(b"not a zstd frame", &old, 10, "k", &mut out).unwrap_err();
         assert!(matches!(garbage, Error::BadPatch { .. }), "{garbage}");
     }
 

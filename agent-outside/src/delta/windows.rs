@@ -89,11 +89,14 @@ pub(crate) struct Source {
 }
 
 impl Source {
-    fn read(&self, range: Range<u64>) -> std::io::Result<Vec<u8>> {
+    /// Its bytes `range` into `buf`, in place of what `buf` held (its
+    /// memory is kept: a buffer read into window after window is not
+    /// allocated, and its pages not touched for the first time, again).
+    fn read_into(&self, range: Range<u64>, buf: &mut Vec<u8>) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; (range.end - range.start) as usize];
-        self.file.read_exact_at(&mut buf, range.start)?;
-        Ok(buf)
+        buf.clear();
+        buf.resize((range.end - range.start) as usize, 0);
+        self.file.read_exact_at(buf, range.start)
     }
 }
 
@@ -160,22 +163,22 @@ impl RefForm {
     }
 }
 
-/// The next window of `src` from `start`: about `size` bytes (at most
-/// `MAX_WINDOW`), its end moved forward to the next member header (tar or
-/// zip) when one starts within an eighth of a window. Returns the window's
-/// bytes.
-fn next_window(src: &Source, start: u64, size: u64) -> std::io::Result<Vec<u8>> {
+/// Reads the next window of `src` from `start` into `bytes` (in place of
+/// what it held): about `size` bytes (at most `MAX_WINDOW`), its end moved
+/// forward to the next member header (tar or zip) when one starts within
+/// an eighth of a window.
+fn next_window(src: &Source, start: u64, size: u64, bytes: &mut Vec<u8>) -> std::io::Result<()> {
     let len = src.len;
     let end = (start + size).min(len);
     if end == len {
-        return src.read(start..len);
+        return src.read_into(start..len, bytes);
     }
     let slack = size / 8;
-    let mut bytes = src.read(start..(end + slack + 1024).min(len))?;
+    src.read_into(start..(end + slack + 1024).min(len), bytes)?;
     let from = (end - start) as usize;
-    let cut = next_header(&bytes, from, from + slack as usize).map_or(from, |(h, _)| h);
+    let cut = next_header(bytes, from, from + slack as usize).map_or(from, |(h, _)| h);
     bytes.truncate(cut);
-    Ok(bytes)
+    Ok(())
 }
 
 /// The kinds of member header a window is aligned on. Both stay literal
@@ -473,14 +476,15 @@ pub(crate) fn encode(
     let mut written = 0u64;
     let mut at = 0u64;
     let kept = permit.bytes();
+    // One buffer for every window (with the slack it may be moved by; its
+    // decoded copy is made in it once it is encoded) and one for every
+    // reference range, reserved for the whole loop: known bounds, reserved
+    // before they are read, and reused window after window.
+    permit.grow((size + size / 8 + 1024).min(elen) + rlen.min(MAX_WINDOW_REFERENCE));
+    let (mut content, mut prefix) = (Vec::new(), Vec::new());
     while at < elen {
         let i = out.len();
-        // The window (with the slack it may be moved by; its decoded copy
-        // is made once it is dropped) and its reference range: known
-        // bounds, reserved before they are read.
-        let most = (size + size / 8 + 1024).min(elen - at);
-        permit.grow(most + rlen.min(MAX_WINDOW_REFERENCE));
-        let content = next_window(src, at, size)
+        next_window(src, at, size, &mut content)
             .with_context(|| format!("cannot read the expanded form of {key}"))?;
         let range = if whole {
             0..rlen
@@ -495,31 +499,28 @@ pub(crate) fn encode(
                 margin,
             )
         };
-        let prefix = reference
+        reference
             .file
-            .read(range.clone())
+            .read_into(range.clone(), &mut prefix)
             .with_context(|| format!("cannot read the reference form of {key}'s base"))?;
-        let prefix = &prefix[..];
         let frame = if permit.tables() {
-            encode_bounded(&content, prefix, level)
+            encode_bounded(&content, &prefix, level)
         } else {
-            ferry_protocol::delta::encode(&content, prefix, level)
+            ferry_protocol::delta::encode(&content, &prefix, level)
         };
         let frame = frame.with_context(|| format!("cannot encode window {i} of {key}"))?;
         let blake3 = *blake3::hash(&content).as_bytes();
         let len = content.len() as u64;
-        drop(content);
-        let decoded = ferry_protocol::delta::decode(&frame, prefix, len, &key.to_string())?;
-        if *blake3::hash(&decoded).as_bytes() != blake3 {
+        // Decoded into the window's buffer, as the inside will decode it.
+        ferry_protocol::delta::decode_into(&frame, &prefix, len, &key.to_string(), &mut content)?;
+        if *blake3::hash(&content).as_bytes() != blake3 {
             eprintln!("ferry-out: warning: {key}: window {i} decodes to other bytes than it encodes (a defect in zstd or ferry: please report it); {key} ships whole");
             return Ok(None);
         }
-        drop(decoded);
         std::io::Write::write_all(&mut frames, &frame)
             .with_context(|| format!("cannot write a spill file in {}", spill_dir.display()))?;
         let frame = written..written + frame.len() as u64;
         written = frame.end;
-        permit.shrink(kept);
         out.push(WindowPatch {
             len,
             blake3,
@@ -528,6 +529,8 @@ pub(crate) fn encode(
         });
         at += len;
     }
+    drop((content, prefix));
+    permit.shrink(kept);
     Ok(Some(Windows {
         windows: out,
         frames,
