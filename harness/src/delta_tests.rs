@@ -621,3 +621,41 @@ fn a_wheel_sharing_members_with_its_predecessor_is_patched_and_rebuilt() {
     assert!(report.ok(), "{:?}", report.failed);
     p.assert_in_sync();
 }
+
+/// A member the new release shares with its predecessor is not searched:
+/// it takes the params of the member before it (here wrong: `v9.py` was
+/// deflated at level 9, the member before it at 6), and both sides copy it
+/// from the base. The inside holds a zip base's form with its streams even
+/// when its `reference_in_memory` would spill it (a windowed patch), else
+/// it would deflate that member at level 6 and refuse the object.
+#[test]
+fn a_shared_member_taking_wrong_params_is_copied_by_the_inside_whatever_it_spills() {
+    let (a, v9) = (words(300_000, 31), words(200_000, 32));
+    let (b_old, b_new) = (words(300_000, 33), words(300_000, 34));
+    let Some(old) = python_zip(&[("a.py", &a, 6), ("b.py", &b_old, 6), ("v9.py", &v9, 9)]) else {
+        return;
+    };
+    let new = python_zip(&[("a.py", &a, 6), ("b.py", &b_new, 6), ("v9.py", &v9, 9)])
+        .expect("python3 ran once");
+    for spill in [false, true] {
+        let mut p = Pair::new();
+        // Windowed: the expanded form (800 KB) is over the window.
+        p.outside.opts.delta.window = 256 << 10;
+        if spill {
+            p.inside.apply.policy.reference_in_memory = 64 << 10;
+        }
+        p.outside
+            .write("simple/tool/tool-1.0-py3-none-any.whl", &old);
+        assert_eq!(p.drive(), 1);
+        p.outside.remove("simple/tool/tool-1.0-py3-none-any.whl");
+        p.outside
+            .write("simple/tool/tool-1.1-py3-none-any.whl", &new);
+        let (e, media) = p.export_to_media().expect("a second bundle");
+        assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
+        let report = p.inside.import(&media).unwrap();
+        assert!(report.ok(), "spill {spill}: {:?}", report.failed);
+        let served = p.inside.served("simple/tool/tool-1.1-py3-none-any.whl");
+        assert!(std::fs::read(served).unwrap() == new);
+        p.assert_in_sync();
+    }
+}

@@ -103,6 +103,16 @@ impl KnownStreams {
 /// object is checked or rebuilt.
 pub const KNOWN_MOST: u64 = 64 << 20;
 
+/// The longest reference form of a base whose streams are known. The
+/// inside holds such a base's form in memory, with its streams, whatever
+/// its `reference_in_memory` says (it would otherwise spill the form and
+/// copy nothing); the outside knows no streams of a base whose form is
+/// longer. So whenever the outside's check copies a stream, the inside's
+/// rebuild copies it too: a member the object shares with its base is not
+/// searched ([`analyze_sharing`](crate::analyze_sharing)), and its params
+/// are right only when copied.
+pub const KNOWN_FORM_MOST: u64 = 160 << 20;
+
 /// Whether a base of `len` bytes that starts with `head` is worth
 /// [`expand_known`]: a zip (its members are the streams objects share) of
 /// at most [`KNOWN_MOST`] bytes. Both agents ask this, so that the outside's

@@ -265,7 +265,9 @@ pub mod fuzzing {
 }
 pub use cuts::{CutError, DEFAULT_PIECE};
 pub use deflate::PieceError;
-pub use known::{expand_known, known_streams_worth, verified_streams, KnownStreams, KNOWN_MOST};
+pub use known::{
+    expand_known, known_streams_worth, verified_streams, KnownStreams, KNOWN_FORM_MOST, KNOWN_MOST,
+};
 pub use rebuild::{
     rebuild, rebuild_from, rebuild_from_base, rebuild_from_known, rebuild_known, rebuild_with_base,
     FromBase, RebuildError,
@@ -322,7 +324,9 @@ pub struct Options {
     /// parameter search ([`xz::find_params_by_prefix`]), and for a deflate
     /// stream the zlib or GNU gzip encoder search compares only the first MiB
     /// of each candidate's output: the caller's rebuild is then that stream's
-    /// only full re-encode.
+    /// only full re-encode. A zip member of at most 8 MiB is still compared
+    /// whole (its found encoder's output to the end: [`Analysis::compared`]),
+    /// and the caller's rebuild copies it ([`verified_streams`]).
     pub check_streams: bool,
     /// Plain bytes between the cuts of a deflate stream GNU gzip's encoder
     /// rebuilds at levels 4 to 9 (default 4 MiB, [`DEFAULT_PIECE`]), or Go's

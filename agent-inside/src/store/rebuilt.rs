@@ -53,7 +53,12 @@ pub(super) fn write_object(
         }
         Expanded::Windows { base, windows } => {
             let encoder = recipe.map_or(0, ferry_recipe::Recipe::rebuild_memory);
-            let large = base.len > super::reference_in_memory(cx.reference_in_memory, encoder);
+            // A zip whose streams the outside's check copied is held with
+            // them, whatever `reference_in_memory` says
+            // (`ferry_recipe::KNOWN_FORM_MOST`).
+            let known = copy_known && knows_streams(cx, dir, key, base)?;
+            let large =
+                !known && base.len > super::reference_in_memory(cx.reference_in_memory, encoder);
             // A large base's reference form is made into a spill file as the
             // base is read, and each window reads its range from it.
             if large {
@@ -63,10 +68,12 @@ pub(super) fn write_object(
                     return Ok(false);
                 }
             }
-            // A large base that is not one gzip member is held whole after
-            // all, beyond the window's range the rebuild reserved
-            // (`held_to_rebuild`); its parse is not lent.
-            let _whole = large.then(|| ferry_recipe::budget::reserve(base.len));
+            // A large base that is not one gzip member, or a zip whose
+            // streams are known, is held whole after all, beyond the
+            // window's range the rebuild reserved (`held_to_rebuild`); its
+            // parse is not lent.
+            let over = base.len > super::reference_in_memory(cx.reference_in_memory, encoder);
+            let _whole = over.then(|| ferry_recipe::budget::reserve(base.len));
             let lend = lend && !large;
             let (reference, known, lent) = reference_form(cx, dir, key, base, (copy_known, lend))?;
             let parse = lent.as_ref().map(|lent| base_parse(lent, &reference));
@@ -103,6 +110,26 @@ pub(super) fn write_object(
     ferry_recipe::rebuild_with_base(recipe, &expanded, f.size, out, from)
         .with_context(|| format!("object {key}: its recipe does not rebuild it"))?;
     Ok(known.is_some() || parse.is_some())
+}
+
+/// Whether `base`'s streams are known to the rebuild: a zip worth knowing
+/// (`ferry_recipe::known_streams_worth`, by its first bytes and size)
+/// whose reference form is at most `ferry_recipe::KNOWN_FORM_MOST`. The
+/// outside's check copied its streams then, so this rebuild must too.
+fn knows_streams(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, base: &Base) -> Result<bool> {
+    if base.len > ferry_recipe::KNOWN_FORM_MOST {
+        return Ok(false);
+    }
+    let missing = missing_base(key, base);
+    let path = base_path(cx, dir, base, &missing)?;
+    let mut head = [0u8; 4];
+    let read = std::fs::File::open(&path).and_then(|f| {
+        let len = f.metadata()?.len();
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut head, 0)?;
+        Ok(len)
+    });
+    // A base that cannot be read is the reference form's to report.
+    Ok(read.is_ok_and(|len| ferry_recipe::known_streams_worth(&head, len)))
 }
 
 /// Whether `recipe` has a cut GNU gzip stream at level 4 to 9, whose

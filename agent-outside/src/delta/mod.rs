@@ -589,7 +589,9 @@ fn reference_guess(
 /// The deflate streams of `base` (a zip: a wheel, a jar) that the rebuild
 /// check copies when the object shares them, as the inside's rebuild does,
 /// with the permit that holds them; `None` when the base is no zip, over
-/// `ferry_recipe::KNOWN_MOST`, not kept, or has fewer than two streams.
+/// `ferry_recipe::KNOWN_MOST`, its reference form over
+/// `ferry_recipe::KNOWN_FORM_MOST` (the inside may not know them), not
+/// kept, or has fewer than two streams.
 fn known_streams(
     refs: &References,
     base: &FileObject,
@@ -611,6 +613,9 @@ fn known_streams(
     let Ok((expanded, known)) = ferry_recipe::expand_known(bytes, ropts) else {
         return Ok(None);
     };
+    if expanded.len() as u64 > ferry_recipe::KNOWN_FORM_MOST {
+        return Ok(None);
+    }
     drop(expanded);
     permit.resize(known.held());
     Ok((!known.is_empty()).then_some((known, permit)))
