@@ -77,7 +77,9 @@ pub struct BuildCtx<'a> {
     pub changed: Option<&'a BTreeSet<ObjectKey>>,
     /// A base's reference form longer than this is made into a spill file
     /// and read a window's range at a time, not held
-    /// (`[store] reference_in_memory`, [`REFERENCE_IN_MEMORY`] by default).
+    /// (`[store] reference_in_memory`, [`REFERENCE_IN_MEMORY`] by default),
+    /// but a zip's whose streams the object shares (up to
+    /// `ferry_recipe::KNOWN_FORM_MOST`): the outside's check copied them.
     pub reference_in_memory: u64,
 }
 
