@@ -28,6 +28,7 @@
 //! two streams, so rarely the real parse differs from the copied one. The
 //! output is checked (the caller's digest, each piece's bytes).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub use crate::cuts::symbols::FileStream;
@@ -177,7 +178,38 @@ pub struct Base<'a> {
     /// match) of every block start, in order.
     starts: Vec<BlockStart>,
     /// Anchor hash to the plain offset just past its first anchor.
+    anchors: Cow<'a, HashMap<u64, u64>>,
+}
+
+/// A base's plain bytes indexed by their anchors: what [`Base::with_starts_in`]
+/// computes first, one pass over the plain bytes. A caller with a core to
+/// spare makes it beside other work ([`PlainIndex::of`]) and gives it to
+/// [`Base::with_index_in`].
+#[derive(Debug)]
+pub struct PlainIndex {
     anchors: HashMap<u64, u64>,
+    /// Length of the plain bytes indexed.
+    len: usize,
+}
+
+impl PlainIndex {
+    /// The index of `plain`.
+    pub fn of(plain: &[u8]) -> PlainIndex {
+        PlainIndex {
+            anchors: index_anchors(plain),
+            len: plain.len(),
+        }
+    }
+}
+
+/// Anchor hash to the plain offset just past its first anchor, in `plain`.
+fn index_anchors(plain: &[u8]) -> HashMap<u64, u64> {
+    let mut index = HashMap::new();
+    anchors(plain, 0, |at, h| {
+        index.entry(h).or_insert(at as u64);
+        None
+    });
+    index
 }
 
 impl<'a> Base<'a> {
@@ -189,16 +221,11 @@ impl<'a> Base<'a> {
             Some((starts, total)) if total == plain.len() as u64 => starts,
             _ => return Err(ReuseError::BaseStream(plain.len() as u64)),
         };
-        let mut index = HashMap::new();
-        anchors(plain, 0, |at, h| {
-            index.entry(h).or_insert(at as u64);
-            None
-        });
         Ok(Base {
             compressed: Compressed::Bytes(compressed),
             plain,
             starts,
-            anchors: index,
+            anchors: Cow::Owned(index_anchors(plain)),
         })
     }
 
@@ -210,7 +237,12 @@ impl<'a> Base<'a> {
     /// garbage (a malformed stream, or matches that are not the base's),
     /// which the caller's check of the output finds: never a panic.
     pub fn with_starts(compressed: &'a [u8], plain: &'a [u8], starts: Vec<BlockStart>) -> Base<'a> {
-        Base::given(Compressed::Bytes(compressed), plain, starts)
+        Base::given(
+            Compressed::Bytes(compressed),
+            plain,
+            starts,
+            Cow::Owned(index_anchors(plain)),
+        )
     }
 
     /// [`Base::with_starts`] of a base whose compressed stream is read from
@@ -221,22 +253,45 @@ impl<'a> Base<'a> {
         plain: &'a [u8],
         starts: Vec<BlockStart>,
     ) -> Base<'a> {
-        Base::given(Compressed::File(compressed), plain, starts)
+        Base::given(
+            Compressed::File(compressed),
+            plain,
+            starts,
+            Cow::Owned(index_anchors(plain)),
+        )
     }
 
-    fn given(compressed: Compressed<'a>, plain: &'a [u8], mut starts: Vec<BlockStart>) -> Base<'a> {
+    /// [`Base::with_starts_in`] with the index of `plain` made already
+    /// (`index`, of these plain bytes; an index of other bytes, by its
+    /// length, is made again here).
+    pub fn with_index_in(
+        compressed: FileStream<'a>,
+        plain: &'a [u8],
+        starts: Vec<BlockStart>,
+        index: &'a PlainIndex,
+    ) -> Base<'a> {
+        let anchors = if index.len == plain.len() {
+            Cow::Borrowed(&index.anchors)
+        } else {
+            Cow::Owned(index_anchors(plain))
+        };
+        Base::given(Compressed::File(compressed), plain, starts, anchors)
+    }
+
+    /// A base of these parts, its starts in order.
+    fn given(
+        compressed: Compressed<'a>,
+        plain: &'a [u8],
+        mut starts: Vec<BlockStart>,
+        anchors: Cow<'a, HashMap<u64, u64>>,
+    ) -> Base<'a> {
         starts.sort_unstable();
         starts.dedup();
-        let mut index = HashMap::new();
-        anchors(plain, 0, |at, h| {
-            index.entry(h).or_insert(at as u64);
-            None
-        });
         Base {
             compressed,
             plain,
             starts,
-            anchors: index,
+            anchors,
         }
     }
 

@@ -146,7 +146,7 @@ fn copies_parse(recipe: &ferry_recipe::Recipe) -> bool {
 /// was checked gives copies that are not this object's, which its digest
 /// finds.
 fn base_parse<'a>(
-    (file, s, starts): &'a Lent,
+    (file, s, starts, index): &'a Lent,
     reference: &'a [u8],
 ) -> ferry_recipe::reuse::Base<'a> {
     let compressed = ferry_recipe::reuse::FileStream {
@@ -155,7 +155,7 @@ fn base_parse<'a>(
         len: (s.compressed.1 - s.compressed.0) as u64,
     };
     let plain = &reference[s.plain.0..s.plain.1];
-    ferry_recipe::reuse::Base::with_starts_in(compressed, plain, starts.clone())
+    ferry_recipe::reuse::Base::with_index_in(compressed, plain, starts.clone(), index)
 }
 
 /// The concatenated bytes of `refs`, each chunk checked.
@@ -196,6 +196,7 @@ type Lent = (
     std::fs::File,
     ferry_recipe::DeflatedStream,
     Vec<ferry_recipe::reuse::BlockStart>,
+    ferry_recipe::reuse::PlainIndex,
 );
 
 /// The reference form of `base`, from the previous generation's copy, and
@@ -218,6 +219,8 @@ fn reference_form(
         missing(format!("its reference form cannot be computed: {e}"))
     };
     let mut lent = None;
+    // The form's BLAKE3, when it was taken beside other work.
+    let mut hashed = None;
     let (reference, known) = match base.form {
         BaseForm::Bytes => {
             check_base(&path, &bytes, base, &missing)?;
@@ -235,24 +238,39 @@ fn reference_form(
             // (a layer's inflate is the serial start of its rebuild); the
             // expansion is used only once the digest is right.
             // With `lend`, the block starts of a gzip base's stream are
-            // read on that core too (for the copiers of its parse).
+            // read on that core too (for the copiers of its parse), while
+            // this one, once the form is made, takes its BLAKE3 and indexes
+            // its stream's plain bytes: neither waits for the other after.
             let ((checked, starts), reference) = rayon::join(
                 || {
                     let checked = check_base(&path, &bytes, base, &missing);
                     let starts = lend.then(|| ferry_recipe::reuse::gzip_block_starts(&bytes));
                     (checked, starts.flatten())
                 },
-                || ferry_recipe::expand_deflated(&bytes, &ferry_recipe::Options::default()),
+                || {
+                    let made =
+                        ferry_recipe::expand_deflated(&bytes, &ferry_recipe::Options::default());
+                    made.map(|(reference, streams)| {
+                        let blake3 = *blake3::hash(&reference).as_bytes();
+                        let index = streams
+                            .first()
+                            .filter(|_| lend)
+                            .and_then(|s| reference.get(s.plain.0..s.plain.1))
+                            .map(ferry_recipe::reuse::PlainIndex::of);
+                        (reference, streams, blake3, index)
+                    })
+                },
             );
             checked?;
-            let (reference, streams) = reference.map_err(cannot)?;
+            let (reference, streams, blake3, index) = reference.map_err(cannot)?;
+            hashed = Some(blake3);
             lent = starts.and_then(|(start, starts, plain_len)| {
                 let s = streams.into_iter().next()?;
                 let fits = s.compressed.0 == start
                     && (s.plain.1 - s.plain.0) as u64 == plain_len
                     && plain_len >= 1 << 20;
                 fits.then_some(())?;
-                Some((std::fs::File::open(&path).ok()?, s, starts))
+                Some((std::fs::File::open(&path).ok()?, s, starts, index?))
             });
             (reference, None)
         }
@@ -261,7 +279,8 @@ fn reference_form(
             ferry_recipe::EXPAND_VERSION
         ))),
     };
-    if reference.len() as u64 != base.len || *blake3::hash(&reference).as_bytes() != base.blake3 {
+    let blake3 = hashed.unwrap_or_else(|| *blake3::hash(&reference).as_bytes());
+    if reference.len() as u64 != base.len || blake3 != base.blake3 {
         bail!(missing(format!(
             "its reference form here ({} bytes) is not the one the patch was made against ({} bytes)",
             reference.len(),

@@ -358,20 +358,44 @@ fn a_recipe_rebuilt_with_a_base_read_from_its_file_is_the_object() {
             len: (streams[0].compressed.1 - start) as u64,
         };
         let plain = &reference[streams[0].plain.0..streams[0].plain.1];
-        let b = Base::with_starts_in(stream, plain, starts);
-        let before = copied_bytes();
-        let mut out = Vec::new();
-        let from = crate::FromBase {
-            known: None,
-            parse: Some(&b),
-        };
-        crate::rebuild_with_base(&a.recipe, &a.expanded, ngz.len() as u64, &mut out, from)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let copied = copied_bytes() - before;
-        eprintln!("{name}: {copied} of {} plain bytes copied", new.len());
-        assert!(out == ngz, "{name}: the rebuilt object differs");
-        if copies {
-            assert!(copied * 2 > new.len() as u64, "{name}: {copied} copied");
+        // Indexed here, indexed beforehand (as the inside does, beside the
+        // base's digest), and given the index of other bytes (made again).
+        let (index, other) = (PlainIndex::of(plain), PlainIndex::of(&plain[1..]));
+        let ways = [
+            (
+                "indexed here",
+                Base::with_starts_in(stream, plain, starts.clone()),
+            ),
+            (
+                "indexed before",
+                Base::with_index_in(stream, plain, starts.clone(), &index),
+            ),
+            (
+                "index of other bytes",
+                Base::with_index_in(stream, plain, starts, &other),
+            ),
+        ];
+        for (how, b) in ways {
+            let before = copied_bytes();
+            let mut out = Vec::new();
+            let from = crate::FromBase {
+                known: None,
+                parse: Some(&b),
+            };
+            crate::rebuild_with_base(&a.recipe, &a.expanded, ngz.len() as u64, &mut out, from)
+                .unwrap_or_else(|e| panic!("{name}, {how}: {e}"));
+            let copied = copied_bytes() - before;
+            eprintln!(
+                "{name}, {how}: {copied} of {} plain bytes copied",
+                new.len()
+            );
+            assert!(out == ngz, "{name}, {how}: the rebuilt object differs");
+            if copies {
+                assert!(
+                    copied * 2 > new.len() as u64,
+                    "{name}, {how}: {copied} copied"
+                );
+            }
         }
     }
 }
