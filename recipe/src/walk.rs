@@ -40,7 +40,8 @@ pub(crate) struct Walker<'a> {
     /// ([`crate::analyze_sharing`]): a deflate stream the object shares
     /// with it byte for byte is not searched ([`shared_params`]).
     pub(crate) base: Option<&'a KnownStreams>,
-    /// The segments so made, by their index in `segments`.
+    /// The zlib segments of the streams shared with the base (not
+    /// searched), by their index in `segments`.
     pub(crate) shared: Vec<usize>,
     /// The zlib segments whose encoder output the search compared with the
     /// stream to its end, by their index in `segments`.
