@@ -409,6 +409,28 @@ fn python_zip(members: &[(&str, &[u8], u32)]) -> Option<Vec<u8>> {
     }
 }
 
+/// The outside holds `old` at `old_path`, exported and imported, then
+/// `new` at `new_path` in its place (not exported yet).
+fn replace(p: &mut Pair, (old_path, old): (&str, &[u8]), (new_path, new): (&str, &[u8])) {
+    p.outside.write(old_path, old);
+    assert_eq!(p.drive(), 1);
+    p.outside.remove(old_path);
+    p.outside.write(new_path, new);
+}
+
+/// Imports `media`, and checks that the inside serves `new` at `path`
+/// byte for byte and is in sync with the outside; `what` names the run.
+fn import_serves(p: &Pair, media: &Path, (path, new): (&str, &[u8]), what: &str) {
+    let report = p.inside.import(media).unwrap();
+    assert!(report.ok(), "{what}: {:?}", report.failed);
+    let served = p.inside.served(path);
+    assert!(
+        std::fs::read(served).unwrap() == new,
+        "{what}: {path} served"
+    );
+    p.assert_in_sync();
+}
+
 /// Text that zlib deflates at level 7 to as many bytes as at level 6, but
 /// not to the same bytes.
 fn same_length_at_6_and_7() -> Vec<u8> {
@@ -458,10 +480,12 @@ fn a_large_wheel_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
         p.outside.opts.delta.streamed_min = streamed_min;
         p.outside.opts.delta.max_object = max_object;
         p.inside.apply.policy.reference_in_memory = 64 << 10;
-        p.outside.write("simple/gpu/gpu-1.0-py3-none-any.whl", &old);
-        assert_eq!(p.drive(), 1);
-        p.outside.remove("simple/gpu/gpu-1.0-py3-none-any.whl");
-        p.outside.write("simple/gpu/gpu-1.1-py3-none-any.whl", &new);
+        let path = "simple/gpu/gpu-1.1-py3-none-any.whl";
+        replace(
+            &mut p,
+            ("simple/gpu/gpu-1.0-py3-none-any.whl", &old),
+            (path, &new),
+        );
         let before = ferry_recipe::stream_expand::streamed_analyses();
         let (e, media) = p.export_to_media().expect("a second bundle");
         let streamed = ferry_recipe::stream_expand::streamed_analyses() > before;
@@ -473,11 +497,12 @@ fn a_large_wheel_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
             e.record.bytes
         );
         changes.push(manifest_of(&e.dir).1.changes);
-        let report = p.inside.import(&media).unwrap();
-        assert!(report.ok(), "{:?}", report.failed);
-        let served = p.inside.served("simple/gpu/gpu-1.1-py3-none-any.whl");
-        assert!(std::fs::read(served).unwrap() == new);
-        p.assert_in_sync();
+        import_serves(
+            &p,
+            &media,
+            (path, &new),
+            &format!("streamed_min {streamed_min}"),
+        );
     }
     assert!(changes[0] == changes[1] && changes[1] == changes[2]);
 }
@@ -544,10 +569,12 @@ fn a_large_deb_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
         p.outside.opts.delta.max_object = max_object;
         p.outside.opts.delta.xz = agent_outside::delta::XzPolicy::Always;
         p.inside.apply.policy.reference_in_memory = 64 << 10;
-        p.outside.write("pool/main/b/big/big_1.0_all.deb", &old);
-        assert_eq!(p.drive(), 1);
-        p.outside.remove("pool/main/b/big/big_1.0_all.deb");
-        p.outside.write("pool/main/b/big/big_1.1_all.deb", &new);
+        let path = "pool/main/b/big/big_1.1_all.deb";
+        replace(
+            &mut p,
+            ("pool/main/b/big/big_1.0_all.deb", &old),
+            (path, &new),
+        );
         let before = ferry_recipe::stream_expand::streamed_analyses();
         let (e, media) = p.export_to_media().expect("a second bundle");
         let streamed = ferry_recipe::stream_expand::streamed_analyses() > before;
@@ -559,11 +586,12 @@ fn a_large_deb_analysed_as_it_is_read_ships_the_same_patch_and_rebuilds() {
             e.record.bytes
         );
         changes.push(manifest_of(&e.dir).1.changes);
-        let report = p.inside.import(&media).unwrap();
-        assert!(report.ok(), "{:?}", report.failed);
-        let served = p.inside.served("pool/main/b/big/big_1.1_all.deb");
-        assert!(std::fs::read(served).unwrap() == new);
-        p.assert_in_sync();
+        import_serves(
+            &p,
+            &media,
+            (path, &new),
+            &format!("streamed_min {streamed_min}"),
+        );
     }
     assert!(changes[0] == changes[1] && changes[1] == changes[2]);
 }
@@ -644,18 +672,14 @@ fn a_shared_member_taking_wrong_params_is_copied_by_the_inside_whatever_it_spill
         if spill {
             p.inside.apply.policy.reference_in_memory = 64 << 10;
         }
-        p.outside
-            .write("simple/tool/tool-1.0-py3-none-any.whl", &old);
-        assert_eq!(p.drive(), 1);
-        p.outside.remove("simple/tool/tool-1.0-py3-none-any.whl");
-        p.outside
-            .write("simple/tool/tool-1.1-py3-none-any.whl", &new);
+        let path = "simple/tool/tool-1.1-py3-none-any.whl";
+        replace(
+            &mut p,
+            ("simple/tool/tool-1.0-py3-none-any.whl", &old),
+            (path, &new),
+        );
         let (e, media) = p.export_to_media().expect("a second bundle");
         assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
-        let report = p.inside.import(&media).unwrap();
-        assert!(report.ok(), "spill {spill}: {:?}", report.failed);
-        let served = p.inside.served("simple/tool/tool-1.1-py3-none-any.whl");
-        assert!(std::fs::read(served).unwrap() == new);
-        p.assert_in_sync();
+        import_serves(&p, &media, (path, &new), &format!("spill {spill}"));
     }
 }

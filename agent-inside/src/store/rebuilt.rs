@@ -56,9 +56,8 @@ pub(super) fn write_object(
             // A zip whose streams the outside's check copied is held with
             // them, whatever `reference_in_memory` says
             // (`ferry_recipe::KNOWN_FORM_MOST`).
-            let known = copy_known && knows_streams(cx, dir, key, base)?;
-            let large =
-                !known && base.len > super::reference_in_memory(cx.reference_in_memory, encoder);
+            let over = base.len > super::reference_in_memory(cx.reference_in_memory, encoder);
+            let large = over && !(copy_known && knows_streams(cx, dir, key, base)?);
             // A large base's reference form is made into a spill file as the
             // base is read, and each window reads its range from it.
             if large {
@@ -72,7 +71,6 @@ pub(super) fn write_object(
             // streams are known, is held whole after all, beyond the
             // window's range the rebuild reserved (`held_to_rebuild`); its
             // parse is not lent.
-            let over = base.len > super::reference_in_memory(cx.reference_in_memory, encoder);
             let _whole = over.then(|| ferry_recipe::budget::reserve(base.len));
             let lend = lend && !large;
             let (reference, known, lent) = reference_form(cx, dir, key, base, (copy_known, lend))?;
