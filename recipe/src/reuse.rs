@@ -157,6 +157,13 @@ pub fn gzip_block_starts(object: &[u8]) -> Option<(usize, Vec<BlockStart>, u64)>
     Some((start, starts, plain))
 }
 
+/// [`gzip_block_starts`]' starts and plain length of a raw deflate stream
+/// read from a file a window at a time (a base kept on disk, not held);
+/// `None` if it does not decode to its end.
+pub fn block_starts_in(stream: FileStream<'_>) -> Option<(Vec<BlockStart>, u64)> {
+    Symbols::index_in(stream)
+}
+
 /// One piece's rebuilt bytes and what was copied into them, or why not.
 pub type PieceResult = Result<(Vec<u8>, CopyStats), CutError>;
 
@@ -173,7 +180,7 @@ pub enum ReuseError {
 /// plain bytes, every block's start, and its plain bytes' anchors.
 pub struct Base<'a> {
     compressed: Compressed<'a>,
-    plain: &'a [u8],
+    plain: PlainBytes<'a>,
     /// (plain offset, bit offset, whether the block before ended on a
     /// match) of every block start, in order.
     starts: Vec<BlockStart>,
@@ -212,6 +219,143 @@ fn index_anchors(plain: &[u8]) -> HashMap<u64, u64> {
     index
 }
 
+/// [`PlainIndex::of`] made as the plain bytes pass, in pieces of any size
+/// (a base inflated into a spill file is indexed as it is written): the
+/// same anchors, the same index.
+#[derive(Debug, Default)]
+pub struct PlainIndexer {
+    anchors: HashMap<u64, u64>,
+    /// Bytes fed so far.
+    len: usize,
+    /// The gear hash of the bytes fed.
+    h: u64,
+    /// The first offset an anchor may end at.
+    allowed: usize,
+}
+
+impl PlainIndexer {
+    /// An indexer of no bytes yet.
+    pub fn new() -> PlainIndexer {
+        PlainIndexer {
+            allowed: 64,
+            ..PlainIndexer::default()
+        }
+    }
+
+    /// Indexes the next bytes.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        let (mut h, mut allowed, mut i) = (self.h, self.allowed, self.len);
+        for &b in bytes {
+            h = (h << 1).wrapping_add(GEAR[usize::from(b)]);
+            i += 1;
+            if i >= allowed && h >> (64 - ANCHOR_BITS) == 0 {
+                allowed = i + ANCHOR_GAP;
+                self.anchors.entry(h).or_insert(i as u64);
+            }
+        }
+        (self.h, self.allowed, self.len) = (h, allowed, i);
+    }
+
+    /// The index of every byte fed.
+    pub fn finish(self) -> PlainIndex {
+        PlainIndex {
+            anchors: self.anchors,
+            len: self.len,
+        }
+    }
+}
+
+impl std::io::Write for PlainIndexer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a base's plain bytes are: held, or in a file (a base's reference
+/// form spilled), read where a stretch is looked for.
+#[derive(Clone, Copy, Debug)]
+pub enum PlainBytes<'a> {
+    /// In memory.
+    Held(&'a [u8]),
+    /// `len` bytes of `file` from `start`.
+    File(FileStream<'a>),
+}
+
+impl PlainBytes<'_> {
+    fn len(&self) -> usize {
+        match self {
+            PlainBytes::Held(b) => b.len(),
+            PlainBytes::File(f) => usize::try_from(f.len).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// How many bytes `text` and the plain bytes from `at` on have in
+    /// common from their starts (a file that cannot be read has none).
+    fn common_prefix(&self, text: &[u8], at: usize, buf: &mut Vec<u8>) -> usize {
+        let f = match self {
+            PlainBytes::Held(b) => return common_prefix(text, &b[at..]),
+            PlainBytes::File(f) => f,
+        };
+        let n = text.len().min(self.len() - at);
+        let mut done = 0;
+        let mut step = FIRST_READ;
+        while done < n {
+            let k = step.min(n - done);
+            if !read_plain(f, at + done, k, buf) {
+                return done;
+            }
+            let same = common_prefix(&text[done..done + k], buf);
+            done += same;
+            if same < k {
+                break;
+            }
+            step = (step * 4).min(LAST_READ);
+        }
+        done
+    }
+
+    /// How many bytes `text` and the plain bytes before `end` have in
+    /// common at their ends.
+    fn common_suffix(&self, text: &[u8], end: usize, buf: &mut Vec<u8>) -> usize {
+        let f = match self {
+            PlainBytes::Held(b) => return common_suffix(text, &b[..end]),
+            PlainBytes::File(f) => f,
+        };
+        let n = text.len().min(end);
+        let mut done = 0;
+        let mut step = FIRST_READ;
+        while done < n {
+            let k = step.min(n - done);
+            if !read_plain(f, end - done - k, k, buf) {
+                return done;
+            }
+            let t = text.len() - done;
+            let same = common_suffix(&text[t - k..t], buf);
+            done += same;
+            if same < k {
+                break;
+            }
+            step = (step * 4).min(LAST_READ);
+        }
+        done
+    }
+}
+
+/// Plain bytes read from a file at once to extend a stretch: the first
+/// read is short (most anchor hits extend little), the next ones longer.
+const FIRST_READ: usize = 4 << 10;
+const LAST_READ: usize = 256 << 10;
+
+/// Reads `len` plain bytes from `at` of `f` into `buf`; false if it cannot.
+fn read_plain(f: &FileStream<'_>, at: usize, len: usize, buf: &mut Vec<u8>) -> bool {
+    buf.resize(len, 0);
+    std::os::unix::fs::FileExt::read_exact_at(f.file, buf, f.start + at as u64).is_ok()
+}
+
 impl<'a> Base<'a> {
     /// Indexes a base: `compressed` is its raw deflate stream (no gzip
     /// header), `plain` what it decodes to. Reads the stream's blocks (one
@@ -223,7 +367,7 @@ impl<'a> Base<'a> {
         };
         Ok(Base {
             compressed: Compressed::Bytes(compressed),
-            plain,
+            plain: PlainBytes::Held(plain),
             starts,
             anchors: Cow::Owned(index_anchors(plain)),
         })
@@ -239,7 +383,7 @@ impl<'a> Base<'a> {
     pub fn with_starts(compressed: &'a [u8], plain: &'a [u8], starts: Vec<BlockStart>) -> Base<'a> {
         Base::given(
             Compressed::Bytes(compressed),
-            plain,
+            PlainBytes::Held(plain),
             starts,
             Cow::Owned(index_anchors(plain)),
         )
@@ -255,7 +399,7 @@ impl<'a> Base<'a> {
     ) -> Base<'a> {
         Base::given(
             Compressed::File(compressed),
-            plain,
+            PlainBytes::Held(plain),
             starts,
             Cow::Owned(index_anchors(plain)),
         )
@@ -275,13 +419,42 @@ impl<'a> Base<'a> {
         } else {
             Cow::Owned(index_anchors(plain))
         };
-        Base::given(Compressed::File(compressed), plain, starts, anchors)
+        Base::given(
+            Compressed::File(compressed),
+            PlainBytes::Held(plain),
+            starts,
+            anchors,
+        )
+    }
+
+    /// [`Base::with_index_in`] of a base whose plain bytes are read from a
+    /// file too, where a stretch is looked for (a few KiB to a few hundred
+    /// at a time), never held: `index` must be theirs (made as they were
+    /// written, [`PlainIndexer`]); an index of another length gives a base
+    /// with no anchors, which copies nothing.
+    pub fn in_files(
+        compressed: FileStream<'a>,
+        plain: FileStream<'a>,
+        starts: Vec<BlockStart>,
+        index: &'a PlainIndex,
+    ) -> Base<'a> {
+        let anchors = if index.len as u64 == plain.len {
+            Cow::Borrowed(&index.anchors)
+        } else {
+            Cow::Owned(HashMap::new())
+        };
+        Base::given(
+            Compressed::File(compressed),
+            PlainBytes::File(plain),
+            starts,
+            anchors,
+        )
     }
 
     /// A base of these parts, its starts in order.
     fn given(
         compressed: Compressed<'a>,
-        plain: &'a [u8],
+        plain: PlainBytes<'a>,
         mut starts: Vec<BlockStart>,
         anchors: Cow<'a, HashMap<u64, u64>>,
     ) -> Base<'a> {
@@ -322,11 +495,12 @@ impl<'a> Base<'a> {
         // Bytes compared at most: hostile bytes could make every anchor
         // a hit that extends almost to a stretch and fails.
         let mut budget = COMPARE_BUDGET * text.len() + (1 << 20);
+        let mut buf = Vec::new();
         anchors(text, 0, |x, h| {
             let &y = self.anchors.get(&h)?;
             let y = (y as usize).min(self.plain.len());
-            let back = common_suffix(&text[covered..x], &self.plain[..y]);
-            let fwd = common_prefix(&text[x..], &self.plain[y..]);
+            let back = self.plain.common_suffix(&text[covered..x], y, &mut buf);
+            let fwd = self.plain.common_prefix(&text[x..], y, &mut buf);
             budget = budget.saturating_sub(back + fwd + 64);
             if budget == 0 {
                 return Some(text.len());

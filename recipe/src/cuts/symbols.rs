@@ -630,6 +630,19 @@ impl<'a> Symbols<'a> {
         Symbols::index_to_end(compressed).map(|(starts, plain, _)| (starts, plain))
     }
 
+    /// [`Symbols::index`] of a stream read from a file.
+    pub(crate) fn index_in(
+        stream: FileStream<'a>,
+    ) -> Option<(Vec<crate::reuse::BlockStart>, u64)> {
+        let mut s = Symbols::at_in(stream, 0, 0, None)?;
+        s.starts = Some(Vec::new());
+        while !matches!(s.scan(u64::MAX), Scan::End) {}
+        if !s.finished {
+            return None;
+        }
+        Some((s.starts.take().unwrap_or_default(), s.plain))
+    }
+
     /// [`Symbols::index`], with the offset in bits where the stream ends
     /// (after its last block): the cut finder's reading of a stream
     /// (`cuts::blocks`), which may be given bytes past the stream's end.

@@ -361,6 +361,27 @@ fn a_recipe_rebuilt_with_a_base_read_from_its_file_is_the_object() {
         // Indexed here, indexed beforehand (as the inside does, beside the
         // base's digest), and given the index of other bytes (made again).
         let (index, other) = (PlainIndex::of(plain), PlainIndex::of(&plain[1..]));
+        // Its plain bytes in a file too, indexed as they were written (in
+        // pieces of odd sizes), its block starts read from the file: what
+        // a spilled base gives; the same starts, the same index.
+        let mut plain_file = tempfile::tempfile().unwrap();
+        plain_file.write_all(&[0xa5; 123]).unwrap();
+        plain_file.write_all(plain).unwrap();
+        let mut indexer = PlainIndexer::new();
+        for piece in plain.chunks(4093) {
+            indexer.feed(piece);
+        }
+        let streamed = indexer.finish();
+        assert_eq!(streamed.anchors, index.anchors, "{name}");
+        assert_eq!(streamed.len, index.len, "{name}");
+        let (file_starts, file_plain) = block_starts_in(stream).expect("decodes from its file");
+        assert_eq!((&file_starts, file_plain), (&starts, plain_len), "{name}");
+        let plain_in = FileStream {
+            file: &plain_file,
+            start: 123,
+            len: plain.len() as u64,
+        };
+        let mut copies_made = Vec::new();
         let ways = [
             (
                 "indexed here",
@@ -372,7 +393,11 @@ fn a_recipe_rebuilt_with_a_base_read_from_its_file_is_the_object() {
             ),
             (
                 "index of other bytes",
-                Base::with_index_in(stream, plain, starts, &other),
+                Base::with_index_in(stream, plain, starts.clone(), &other),
+            ),
+            (
+                "plain bytes in a file",
+                Base::in_files(stream, plain_in, file_starts, &streamed),
             ),
         ];
         for (how, b) in ways {
@@ -390,6 +415,7 @@ fn a_recipe_rebuilt_with_a_base_read_from_its_file_is_the_object() {
                 new.len()
             );
             assert!(out == ngz, "{name}, {how}: the rebuilt object differs");
+            copies_made.push(copied);
             if copies {
                 assert!(
                     copied * 2 > new.len() as u64,
@@ -397,5 +423,10 @@ fn a_recipe_rebuilt_with_a_base_read_from_its_file_is_the_object() {
                 );
             }
         }
+        // Read from files, the base copies what it copies held.
+        assert_eq!(copies_made[3], copies_made[1], "{name}");
+        // Given the index of other plain bytes, it copies nothing.
+        let none = Base::in_files(stream, plain_in, starts, &other);
+        assert!(none.anchors.is_empty(), "{name}");
     }
 }
