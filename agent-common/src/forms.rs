@@ -38,6 +38,21 @@ pub fn spill_form(copy: &File, len: u64, dir: &Path, what: &str) -> Result<Optio
     Ok(made.map(|(form, ())| form))
 }
 
+/// [`spill_form`], with what a base that is one gzip member lends a
+/// rebuild that copies its parse
+/// (`ferry_recipe::stream_expand::expand_streamed_lending`: its stream's
+/// place, block starts and plain index, made as it is read).
+pub fn spill_form_lending(
+    copy: &File,
+    len: u64,
+    dir: &Path,
+    what: &str,
+) -> Result<Option<(SpilledForm, Option<ferry_recipe::reuse::Lendable>)>> {
+    spill_made(copy, len, dir, what, |mut object, mut out| {
+        ferry_recipe::stream_expand::expand_streamed_lending(copy, len, &mut object, &mut out)
+    })
+}
+
 /// The form `make` writes of the object in `copy` (`len` bytes) as it
 /// reads it, from its first byte (positioned reads: the file's cursor is
 /// not used), made into an unlinked file in `dir`, its BLAKE3 and the

@@ -60,7 +60,7 @@ fn upgraded(p: &mut Pair) -> (crate::Exported, std::path::PathBuf, Vec<u8>) {
 }
 
 /// The windows of the layer in the bundle at `dir`.
-fn windows_of(dir: &Path) -> Vec<Window> {
+pub(crate) fn windows_of(dir: &Path) -> Vec<Window> {
     let (version, m) = manifest_of(dir);
     assert_eq!(version, 3, "a bundle with windows is format version 3");
     m.changes

@@ -275,6 +275,40 @@ impl std::io::Write for PlainIndexer {
     }
 }
 
+/// What a base that is one gzip member lends a rebuild besides its form
+/// ([`crate::stream_expand::expand_streamed_lending`]): where its deflate
+/// stream is in it and its plain bytes in its form, the stream's block
+/// starts, and the index of its plain bytes.
+#[derive(Debug)]
+pub struct Lendable {
+    /// The stream's bytes in the object, its plain bytes in the form.
+    pub stream: crate::DeflatedStream,
+    /// Its block starts.
+    pub starts: Vec<BlockStart>,
+    /// The index of its plain bytes.
+    pub index: PlainIndex,
+}
+
+impl Lendable {
+    /// The base to copy the parse of: its stream read from `object` (the
+    /// base's copy), its plain bytes from `form` (its reference form, made
+    /// with this), neither held.
+    pub fn base<'a>(&'a self, object: &'a std::fs::File, form: &'a std::fs::File) -> Base<'a> {
+        let s = &self.stream;
+        let compressed = FileStream {
+            file: object,
+            start: s.compressed.0 as u64,
+            len: (s.compressed.1 - s.compressed.0) as u64,
+        };
+        let plain = FileStream {
+            file: form,
+            start: s.plain.0 as u64,
+            len: (s.plain.1 - s.plain.0) as u64,
+        };
+        Base::in_files(compressed, plain, self.starts.clone(), &self.index)
+    }
+}
+
 /// Where a base's plain bytes are: held, or in a file (a base's reference
 /// form spilled), read where a stretch is looked for.
 #[derive(Clone, Copy, Debug)]

@@ -73,6 +73,18 @@ pub(crate) fn expand_member_with(
     out: &mut impl Write,
     opts: &crate::Options,
 ) -> Result<DeflatedStream, StreamExpandError> {
+    expand_member_indexed(object, len, out, opts, None)
+}
+
+/// [`expand_member_with`], its plain bytes fed to `index` too as they are
+/// written (and nothing else: not the header or the trailer).
+fn expand_member_indexed(
+    object: &mut impl Read,
+    len: u64,
+    out: &mut impl Write,
+    opts: &crate::Options,
+    index: Option<&mut crate::reuse::PlainIndexer>,
+) -> Result<DeflatedStream, StreamExpandError> {
     let refuse = |why| Err(StreamExpandError::NotOneMember(why));
     if len > opts.max_expanded {
         return refuse("larger than the expansion limit");
@@ -97,8 +109,16 @@ pub(crate) fn expand_member_with(
     let region = len - body as u64;
     let limit = crate::walk::bounds(opts, len, region).limit;
     let mut input = Read::chain(&buf[body..filled], &mut *object).take(region);
-    let (compressed_len, plain_len, mut tail) =
-        inflate_stream(&mut input, limit, opts.max_ratio, out)?;
+    let (compressed_len, plain_len, mut tail) = match index {
+        Some(index) => {
+            let mut tee = Tee {
+                out: &mut *out,
+                index,
+            };
+            inflate_stream(&mut input, limit, opts.max_ratio, &mut tee)?
+        }
+        None => inflate_stream(&mut input, limit, opts.max_ratio, out)?,
+    };
     // The trailer: the object's last 8 bytes, nothing after them.
     Read::take(&mut input, 9).read_to_end(&mut tail)?;
     if tail.len() != 8 || object.read(&mut [0u8; 1])? != 0 {
@@ -110,6 +130,23 @@ pub(crate) fn expand_member_with(
         compressed: (body, body + compressed_len),
         plain: (body, body + plain_len),
     })
+}
+
+/// A writer that indexes what it passes on.
+struct Tee<'a, W> {
+    out: &'a mut W,
+    index: &'a mut crate::reuse::PlainIndexer,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.index.feed(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Inflates the raw deflate stream read from `input` into `out` as
@@ -465,6 +502,68 @@ pub fn expand_streamed(
             "neither gzip, zip nor a package",
         )),
     }
+}
+
+/// [`expand_streamed`] of a base whose GNU gzip parse a rebuild may copy
+/// ([`crate::reuse`]) without holding it: when the object is one gzip
+/// member, its plain bytes are indexed as they are written
+/// ([`crate::reuse::PlainIndexer`]) while another thread reads its block
+/// starts from `file` ([`crate::reuse::block_starts_in`]), and both are
+/// given with where its stream is. `None` beside the form for any other
+/// object, or a stream whose blocks cannot be read. The same starts and
+/// index as [`crate::reuse::gzip_block_starts`] and
+/// [`crate::reuse::PlainIndex::of`] give of the object held.
+pub fn expand_streamed_lending(
+    file: &std::fs::File,
+    len: u64,
+    object: &mut impl Read,
+    out: &mut impl Write,
+) -> Result<Option<crate::reuse::Lendable>, StreamExpandError> {
+    if !crate::containers::is_gzip(&head_of(file, len)?) {
+        return expand_streamed(file, len, object, out).map(|()| None);
+    }
+    let opts = crate::Options::default();
+    let mut indexer = crate::reuse::PlainIndexer::new();
+    let (stream, starts) = std::thread::scope(|s| {
+        let starts = std::thread::Builder::new()
+            .name("ferry-base-blocks".into())
+            .spawn_scoped(s, || gzip_block_starts_in(file, len));
+        let stream = expand_member_indexed(object, len, out, &opts, Some(&mut indexer));
+        let starts = match starts {
+            Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(_) => None,
+        };
+        (stream, starts)
+    });
+    let stream = stream?;
+    let index = indexer.finish();
+    Ok(starts
+        .filter(|(at, _, plain)| {
+            *at == stream.compressed.0 && *plain == (stream.plain.1 - stream.plain.0) as u64
+        })
+        .map(|(_, starts, _)| crate::reuse::Lendable {
+            stream,
+            starts,
+            index,
+        }))
+}
+
+/// Where the deflate stream of the gzip member in `file` (`len` bytes)
+/// starts, its block starts and plain length, read from the file.
+fn gzip_block_starts_in(
+    file: &std::fs::File,
+    len: u64,
+) -> Option<(usize, Vec<crate::reuse::BlockStart>, u64)> {
+    let mut head = vec![0u8; len.min(READ as u64) as usize];
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut head, 0).ok()?;
+    let body = crate::containers::gzip_header_end(&head, 0, head.len())?;
+    let stream = crate::reuse::FileStream {
+        file,
+        start: body as u64,
+        len: len - body as u64,
+    };
+    let (starts, plain) = crate::reuse::block_starts_in(stream)?;
+    Some((body, starts, plain))
 }
 
 /// [`crate::analyze`] (`check_streams` off) of the object read from

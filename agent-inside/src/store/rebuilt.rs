@@ -60,19 +60,28 @@ pub(super) fn write_object(
             let large = over && !(copy_known && knows_streams(cx, dir, key, base)?);
             // A large base's reference form is made into a spill file as the
             // base is read, and each window reads its range from it.
+            // Its parse is lent read from the base's copy and the spill.
             if large {
-                if let Some(reference) = spilled_reference(cx, dir, key, base)? {
-                    let parts = (&reference, &windows[..], ferry_recipe::FromBase::default());
+                if let Some((reference, lent)) = spilled_reference(cx, dir, key, base, lend)? {
+                    let parse = match (&reference, &lent) {
+                        (Reference::File(form, _), Some((copy, lent))) => {
+                            Some(lent.base(copy, form))
+                        }
+                        _ => None,
+                    };
+                    let from = ferry_recipe::FromBase {
+                        known: None,
+                        parse: parse.as_ref(),
+                    };
+                    let parts = (&reference, &windows[..], from);
                     super::windowed::write(cx, key, f, (r, recipe), parts, out)?;
-                    return Ok(false);
+                    return Ok(parse.is_some());
                 }
             }
             // A large base that is not one gzip member, or a zip whose
             // streams are known, is held whole after all, beyond the
-            // window's range the rebuild reserved (`held_to_rebuild`); its
-            // parse is not lent.
+            // window's range the rebuild reserved (`held_to_rebuild`).
             let _whole = over.then(|| ferry_recipe::budget::reserve(base.len));
-            let lend = lend && !large;
             let (reference, known, lent) = reference_form(cx, dir, key, base, (copy_known, lend))?;
             let parse = lent.as_ref().map(|lent| base_parse(lent, &reference));
             let from = ferry_recipe::FromBase {
@@ -324,13 +333,16 @@ fn slice(v: &[u8], start: u64, end: u64) -> Option<&[u8]> {
 /// checked as it is read, and the form against the length and BLAKE3 the
 /// patch was made against. `None` when the base is neither or
 /// its form made this way is not the one expected (the caller then expands
-/// it whole, as `ferry_recipe::expand` does).
+/// it whole, as `ferry_recipe::expand` does). With `lend`, a base that is
+/// one gzip member of a MiB or more of plain bytes lends its parse too (its
+/// copy, and where its stream and block starts are), as a base held does.
 fn spilled_reference(
     cx: &BuildCtx<'_>,
     dir: &str,
     key: &ObjectKey,
     base: &Base,
-) -> Result<Option<Reference<'static>>> {
+    lend: bool,
+) -> Result<Option<SpilledReference>> {
     let missing = missing_base(key, base);
     if base.form
         != (BaseForm::Expanded {
@@ -346,9 +358,13 @@ fn spilled_reference(
     };
     let len = copy.metadata().map(|m| m.len()).unwrap_or(0);
     let what = format!("base {} of {key}", base.key);
-    let Some(form) =
-        ferry_agent_common::forms::spill_form(&copy, len, &cx.layout.staging(), &what)?
-    else {
+    let staging = cx.layout.staging();
+    let made = if lend {
+        ferry_agent_common::forms::spill_form_lending(&copy, len, &staging, &what)?
+    } else {
+        ferry_agent_common::forms::spill_form(&copy, len, &staging, &what)?.map(|f| (f, None))
+    };
+    let Some((form, lent)) = made else {
         return Ok(None);
     };
     if form.sha256 != base.sha256 {
@@ -357,8 +373,18 @@ fn spilled_reference(
     if form.len != base.len || form.blake3 != base.blake3 {
         return Ok(None);
     }
-    Ok(Some(Reference::File(form.file, base.len)))
+    let lent = lent
+        .filter(|l| l.stream.plain.1 - l.stream.plain.0 >= 1 << 20)
+        .map(|l| (copy, l));
+    Ok(Some((Reference::File(form.file, base.len), lent)))
 }
+
+/// A base's reference form in a spill file, and what it lends: its copy
+/// (its stream is read from it) and its parse's place and index.
+type SpilledReference = (
+    Reference<'static>,
+    Option<(std::fs::File, ferry_recipe::reuse::Lendable)>,
+);
 
 /// The error naming `base` (of object `key`) and why it cannot be used.
 fn missing_base<'a>(key: &'a ObjectKey, base: &'a Base) -> impl Fn(String) -> Error + Sync + 'a {

@@ -631,9 +631,7 @@ impl<'a> Symbols<'a> {
     }
 
     /// [`Symbols::index`] of a stream read from a file.
-    pub(crate) fn index_in(
-        stream: FileStream<'a>,
-    ) -> Option<(Vec<crate::reuse::BlockStart>, u64)> {
+    pub(crate) fn index_in(stream: FileStream<'a>) -> Option<(Vec<crate::reuse::BlockStart>, u64)> {
         let mut s = Symbols::at_in(stream, 0, 0, None)?;
         s.starts = Some(Vec::new());
         while !matches!(s.scan(u64::MAX), Scan::End) {}

@@ -430,3 +430,88 @@ fn a_recipe_rebuilt_with_a_base_read_from_its_file_is_the_object() {
         assert!(none.anchors.is_empty(), "{name}");
     }
 }
+
+/// A base expanded as it is read lends what a base held would: the same
+/// form, block starts and index, its stream where `expand_deflated` puts it,
+/// and a rebuild copying from its files copies as one from memory does;
+/// another object is what `expand_streamed` makes of it, and a gzip member
+/// cut short is refused.
+#[test]
+fn a_base_expanded_as_it_is_read_lends_what_it_would_held() {
+    let (base, new) = versions();
+    let (Some(bgz), Some(ngz)) = (gzip_file(6, &base), gzip_file(6, &new)) else {
+        eprintln!("skipped: no gzip");
+        return;
+    };
+    let opts = crate::Options {
+        deflate_cuts: Some(1 << 20),
+        ..crate::Options::default()
+    };
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&bgz).unwrap();
+    let mut form = Vec::new();
+    let lent = crate::stream_expand::expand_streamed_lending(
+        &file,
+        bgz.len() as u64,
+        &mut &bgz[..],
+        &mut form,
+    )
+    .expect("expands")
+    .expect("one gzip member lends");
+    let (reference, streams) = crate::expand_deflated(&bgz, &opts).unwrap();
+    assert!(form == reference, "the form differs from expand's");
+    assert_eq!(lent.stream, streams[0]);
+    let (_, starts, _) = gzip_block_starts(&bgz).unwrap();
+    assert_eq!(lent.starts, starts);
+    let plain = &reference[streams[0].plain.0..streams[0].plain.1];
+    assert_eq!(lent.index.anchors, PlainIndex::of(plain).anchors);
+
+    // The form in its own file, as a spilled reference form is.
+    let mut form_file = tempfile::tempfile().unwrap();
+    form_file.write_all(&form).unwrap();
+    let a = crate::analyze(&ngz, &opts);
+    let held = Base::with_starts(&bgz[streams[0].compressed.0..], plain, starts);
+    let in_files = lent.base(&file, &form_file);
+    let mut copied = Vec::new();
+    for b in [&held, &in_files] {
+        let before = copied_bytes();
+        let mut out = Vec::new();
+        let from = crate::FromBase {
+            known: None,
+            parse: Some(b),
+        };
+        crate::rebuild_with_base(&a.recipe, &a.expanded, ngz.len() as u64, &mut out, from)
+            .expect("rebuilds");
+        assert!(out == ngz, "the rebuilt object differs");
+        copied.push(copied_bytes() - before);
+    }
+    assert!(copied[0] * 2 > new.len() as u64, "{copied:?}");
+    assert_eq!(copied[1], copied[0]);
+
+    // Not a gzip member: what `expand_streamed` gives (here its refusal),
+    // nothing lent.
+    let mut other = tempfile::tempfile().unwrap();
+    other.write_all(&base[..100_000]).unwrap();
+    let r = crate::stream_expand::expand_streamed_lending(
+        &other,
+        100_000,
+        &mut &base[..100_000],
+        &mut Vec::new(),
+    );
+    assert!(matches!(
+        r,
+        Err(crate::stream_expand::StreamExpandError::NotOneMember(_))
+    ));
+
+    // A member cut short: refused, as `expand_streamed` refuses it.
+    let cut = &bgz[..bgz.len() / 2];
+    let mut cfile = tempfile::tempfile().unwrap();
+    cfile.write_all(cut).unwrap();
+    let r = crate::stream_expand::expand_streamed_lending(
+        &cfile,
+        cut.len() as u64,
+        &mut &cut[..],
+        &mut Vec::new(),
+    );
+    assert!(r.is_err(), "a cut member is refused");
+}
