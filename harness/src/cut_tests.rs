@@ -215,11 +215,12 @@ fn round_trip_and_refuse(layer: &dyn Fn(&Path, u32) -> Vec<u8>) -> u64 {
     ferry_recipe::reuse::copied_bytes() - copied
 }
 
-/// An inside that keeps no base reference form over 64 KiB in memory (a
-/// windowed patch: the base's form made into a spill file as the base is
-/// read) still copies the base's parse into the cut layer's pieces, read
-/// from the base's copy and from the spill file, and serves the layer byte
-/// for byte.
+/// Both agents spilling the base's reference form (a windowed patch: the
+/// form made into a spill file as the base is read; the outside analysing
+/// the layer as its copy is read, the inside keeping no form over 64 KiB in
+/// memory) still copy the base's parse into the cut layer's pieces, read
+/// from the base's copy and from the spill file: the outside's rebuild
+/// check as the inside's rebuild, which serves the layer byte for byte.
 #[test]
 fn a_cut_layer_against_a_spilled_base_form_copies_its_parse_from_the_files() {
     let _counting = crate::COUNTING_STREAMED
@@ -227,13 +228,22 @@ fn a_cut_layer_against_a_spilled_base_form_copies_its_parse_from_the_files() {
         .unwrap_or_else(|e| e.into_inner());
     let mut p = Pair::new();
     p.outside.opts.delta.window = 1 << 20;
+    p.outside.opts.delta.scan_held = 16 << 10;
+    p.outside.opts.delta.streamed_min = 64 << 10;
     p.inside.apply.policy.reference_in_memory = 64 << 10;
     let work = p.dir.path().join("layers");
     let (old, new) = (layer(&work, 1), layer(&work, 2));
+    let plain = 40 * 9000 * 40;
     p.outside.write(LAYER, &old);
     assert_eq!(p.drive(), 1);
     p.outside.write(LAYER, &new);
+    let before = ferry_recipe::reuse::copied_bytes();
     let (e, media) = p.export_to_media().expect("a second bundle");
+    let checked = ferry_recipe::reuse::copied_bytes() - before;
+    assert!(
+        checked * 2 > plain,
+        "the check copied {checked} of about {plain} plain bytes"
+    );
     assert_eq!(e.delta.patched, 1, "{:?}", e.delta);
     assert!(crate::window_tests::windows_of(&e.dir).len() > 2);
     let before = ferry_recipe::reuse::copied_bytes();
@@ -242,7 +252,6 @@ fn a_cut_layer_against_a_spilled_base_form_copies_its_parse_from_the_files() {
     let copied = ferry_recipe::reuse::copied_bytes() - before;
     assert!(std::fs::read(p.inside.served(LAYER)).unwrap() == new);
     p.assert_in_sync();
-    let plain = 40 * 9000 * 40;
     assert!(
         copied * 2 > plain,
         "{copied} of about {plain} plain bytes copied"

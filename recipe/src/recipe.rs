@@ -236,6 +236,16 @@ impl Recipe {
             .collect()
     }
 
+    /// Whether it has a cut GNU gzip stream at level 4 to 9, whose pieces
+    /// may copy a base's parse ([`crate::reuse`]): a rebuild given one
+    /// ([`crate::FromBase::parse`]) copies it then.
+    pub fn copies_base_parse(&self) -> bool {
+        self.segments.iter().any(|s| {
+            matches!(s, Segment::ZlibCuts { params, .. }
+                if params.encoder == crate::zlib::GNU_GZIP_ENCODER && params.level >= 4)
+        })
+    }
+
     /// The most one encoder it makes reserves from the process's
     /// [`budget`](crate::budget) while it rebuilds (an xz encoder's match
     /// finder, about 94 MiB at preset 6); 0 when its encoders reserve

@@ -35,7 +35,7 @@ pub(super) fn write_object(
     out: &mut impl Write,
     copy_known: bool,
 ) -> Result<bool> {
-    let lend = copy_known && recipe.is_some_and(copies_parse);
+    let lend = copy_known && recipe.is_some_and(ferry_recipe::Recipe::copies_base_parse);
     let (expanded, known, lent) = match &r.expanded {
         Expanded::Chunks(refs) => (gather(cx, key, refs)?, None, None),
         Expanded::Patch { base, patch } => {
@@ -137,15 +137,6 @@ fn knows_streams(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, base: &Base) -> 
     });
     // A base that cannot be read is the reference form's to report.
     Ok(read.is_ok_and(|len| ferry_recipe::known_streams_worth(&head, len)))
-}
-
-/// Whether `recipe` has a cut GNU gzip stream at level 4 to 9, whose
-/// pieces may copy the base's parse (`ferry_recipe::reuse`).
-fn copies_parse(recipe: &ferry_recipe::Recipe) -> bool {
-    recipe.segments.iter().any(|s| {
-        matches!(s, ferry_recipe::Segment::ZlibCuts { params, .. }
-            if params.encoder == ferry_recipe::zlib::GNU_GZIP_ENCODER && params.level >= 4)
-    })
 }
 
 /// The base's parse of its deflate stream (read from its file, its plain

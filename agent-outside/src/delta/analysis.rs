@@ -21,6 +21,10 @@ pub(super) struct Cx<'a> {
     /// The base's deflate streams, which the check copies when the object
     /// shares them, as the inside does.
     pub(super) known: Option<&'a ferry_recipe::KnownStreams>,
+    /// The base's GNU gzip parse, which the check copies into the object's
+    /// cut stream as the inside's rebuild does (a base that is one gzip
+    /// member, its form made before the check: [`super::beside`]).
+    pub(super) parse: Option<&'a ferry_recipe::reuse::Base<'a>>,
     /// Whether the rebuild check of an expanded form patched in windows is
     /// left to the caller ([`Expanded::check`]), which runs it while the
     /// windows are encoded.
@@ -685,10 +689,10 @@ fn rebuilds_from(
     }
     let recipe = ferry_recipe::Recipe::from_bytes(recipe)
         .with_context(|| format!("{key}: the recipe just written does not decode"))?;
-    with_known_then_without(cx, len, |out, known| {
+    with_base_then_without(cx, len, |out, from| {
         std::io::Seek::rewind(expanded)
             .with_context(|| format!("cannot read the expanded form of {key} back"))?;
-        ferry_recipe::rebuild_from_known(&recipe, expanded, (expanded_len, len), out, known)
+        ferry_recipe::rebuild_from_base(&recipe, expanded, (expanded_len, len), out, from)
             .with_context(|| format!("{key}: the recipe does not rebuild the object"))
     })
 }
@@ -703,29 +707,34 @@ fn rebuilds(cx: &Cx<'_>, recipe: &[u8], expanded: &[u8], len: u64) -> Result<()>
     }
     let recipe = ferry_recipe::Recipe::from_bytes(recipe)
         .with_context(|| format!("{}: the recipe just written does not decode", cx.key))?;
-    with_known_then_without(cx, len, |out, known| {
-        ferry_recipe::rebuild_known(&recipe, expanded, len, out, known)
+    with_base_then_without(cx, len, |out, from| {
+        ferry_recipe::rebuild_with_base(&recipe, expanded, len, out, from)
             .with_context(|| format!("{}: the recipe does not rebuild the object", cx.key))
     })
 }
 
 /// Rebuilds with `rebuild` into a hashing sink, copying the base's known
-/// streams, and if that does not give the object (a base stream of the same
-/// plain bytes and length but other bytes), again without them: the
+/// streams and its parse, and if that does not give the object (a base
+/// stream of the same plain bytes and length but other bytes, a parse
+/// copied where the object's is not the base's), again without them: the
 /// inside's steps, in the inside's order.
-fn with_known_then_without(
+fn with_base_then_without(
     cx: &Cx<'_>,
     len: u64,
-    mut rebuild: impl FnMut(&mut HashingSink, Option<&ferry_recipe::KnownStreams>) -> Result<()>,
+    mut rebuild: impl FnMut(&mut HashingSink, ferry_recipe::FromBase<'_>) -> Result<()>,
 ) -> Result<()> {
-    if let Some(known) = cx.known {
+    let from = ferry_recipe::FromBase {
+        known: cx.known,
+        parse: cx.parse,
+    };
+    if from.known.is_some() || from.parse.is_some() {
         let mut out = HashingSink::default();
-        if rebuild(&mut out, Some(known)).is_ok() && out.is(cx, len).is_ok() {
+        if rebuild(&mut out, from).is_ok() && out.is(cx, len).is_ok() {
             return Ok(());
         }
     }
     let mut out = HashingSink::default();
-    rebuild(&mut out, None)?;
+    rebuild(&mut out, ferry_recipe::FromBase::default())?;
     out.is(cx, len)
 }
 

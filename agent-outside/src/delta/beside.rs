@@ -4,7 +4,7 @@
 //! unless the check passes.
 
 use super::analysis::{self, Cx};
-use super::{spilled_reference, windows, Attempt, DeltaOptions, Frames, Patched};
+use super::{spilled_reference, windows, Attempt, DeltaOptions, Frames, Patched, Spilled};
 use anyhow::{Context, Result};
 use ferry_protocol::catalog::{Base, FileObject};
 use ferry_protocol::path::ObjectKey;
@@ -78,6 +78,12 @@ fn warn_again<T>(cx: &Cx<'_>, checked: Result<()>) -> Result<Option<T>> {
 /// base is read, else the base's copy and [`super::EXPANSION`] times it) and
 /// the windows' peak against the largest range a window reads; without,
 /// each is reserved as it is made, on this thread.
+///
+/// A check whose recipe copies a base's parse (a cut GNU gzip stream: a
+/// layer) copies it as the inside's rebuild does, so the base's form is
+/// made first, here, as the base is read (its block starts read on another
+/// core), and lends the check its parse read from the base's copy and the
+/// spill; the windows are made against that form.
 #[allow(clippy::type_complexity)]
 pub(super) fn form_beside_check(
     (cx, check): (&Cx<'_>, Option<(&analysis::Deferred, &std::fs::File)>),
@@ -90,6 +96,31 @@ pub(super) fn form_beside_check(
     let refs = cx.refs;
     let expanded_len = src.len;
     let guess = super::reference_guess(refs, base, expansion, opts);
+    let lends = check.is_some()
+        && ferry_recipe::Recipe::from_bytes(&recipe).is_ok_and(|r| r.copies_base_parse());
+    let (premade, lent) = if lends {
+        let kept = permit.bytes();
+        permit.grow(guess);
+        let made = super::spill_base_form(refs, base, opts, true)?;
+        permit.shrink(kept);
+        match made {
+            Spilled::Made(form, lent) => {
+                let lent = match lent {
+                    Some((copy, l)) => Some((copy, form.file.try_clone()?, l)),
+                    None => None,
+                };
+                (Some(Spilled::Made(form, None)), lent)
+            }
+            other => (Some(other), None),
+        }
+    } else {
+        (None, None)
+    };
+    let parse = lent.as_ref().map(|(copy, form, l)| l.base(copy, form));
+    let cx = &Cx {
+        parse: parse.as_ref(),
+        ..*cx
+    };
     let prepaid = guess
         + windows::peak(
             expanded_len,
@@ -99,15 +130,26 @@ pub(super) fn form_beside_check(
         );
     permit.shrink(0);
     let outcome = (recipe, reused, expanded_len, expanded_blake3);
-    beside_check((cx, check), (prepaid, permit), outcome, |hold| {
-        // Reserved here when no check runs beside (a `Prepaid` holder
-        // ignores it: the guess was prepaid).
-        let kept = hold.bytes();
-        hold.grow(guess);
-        let Some(spilled) = spilled_reference(refs, base, ropts, opts)? else {
-            return Ok(None);
+    beside_check((cx, check), (prepaid, permit), outcome, move |hold| {
+        let spilled = match premade {
+            Some(Spilled::Made(form, _)) => super::indexed(form)?,
+            Some(Spilled::Unusable) => return Ok(None),
+            not_made => {
+                // Reserved here when no check runs beside (a `Prepaid`
+                // holder ignores it: the guess was prepaid).
+                let kept = hold.bytes();
+                hold.grow(guess);
+                let spilled = match not_made {
+                    None => spilled_reference(refs, base, ropts, opts)?,
+                    Some(_) => super::whole_spilled_reference(refs, base, ropts, opts)?,
+                };
+                let Some(spilled) = spilled else {
+                    return Ok(None);
+                };
+                hold.shrink(kept);
+                spilled
+            }
         };
-        hold.shrink(kept);
         let made = windows::encode(
             key,
             &src,

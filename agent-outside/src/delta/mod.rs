@@ -406,6 +406,7 @@ fn patch_inner(
         refs,
         window: opts.window,
         known: known.as_ref().map(|(k, _)| k),
+        parse: None,
         defer,
         streamed_min: opts.streamed_min,
     };
@@ -695,33 +696,91 @@ fn spilled_reference(
     ropts: &ferry_recipe::Options,
     opts: &DeltaOptions,
 ) -> Result<Option<SpilledBase>> {
-    if base.size >= opts.streamed_min {
-        let copy = refs.open(&base.sha256, base.size)?;
-        if let Some(copy) = copy {
-            let what = format!("base {}", base.sha256.to_hex());
-            let made = match analysis::streamed_copy(&copy)? {
-                true => ferry_agent_common::forms::spill_form(&copy, base.size, refs.dir(), &what)?,
-                false => None,
-            };
-            if let Some(made) = made {
-                if made.sha256 != base.sha256 {
-                    refs.damaged(&base.sha256)?;
-                    return Ok(None);
-                }
-                if made.len > opts.max_form(true) {
-                    return Ok(None);
-                }
-                return Ok(Some(SpilledBase {
-                    form: windows::RefForm::index(made.file, made.len)?,
-                    what: BaseForm::Expanded {
-                        version: ferry_recipe::EXPAND_VERSION,
-                    },
-                    len: made.len,
-                    blake3: made.blake3,
-                }));
-            }
-        }
+    match spill_base_form(refs, base, opts, false)? {
+        Spilled::Made(made, _) => return indexed(made).map(Some),
+        Spilled::Unusable => return Ok(None),
+        Spilled::NotStreamed => {}
     }
+    whole_spilled_reference(refs, base, ropts, opts)
+}
+
+/// What [`spill_base_form`] made of a base.
+enum Spilled {
+    /// Its form, and with `lend` what it lends the check (its copy, and
+    /// where its stream and parse are).
+    Made(
+        ferry_agent_common::forms::SpilledForm,
+        Option<(std::fs::File, ferry_recipe::reuse::Lendable)>,
+    ),
+    /// Not made this way: the base is small, gone, or neither gzip, zip
+    /// nor a package (the caller expands it whole).
+    NotStreamed,
+    /// Damaged, or its form too long: not patched against.
+    Unusable,
+}
+
+/// A base's form made into a spill, with the index of its members the
+/// windows look up (one more read of the spill).
+fn indexed(made: ferry_agent_common::forms::SpilledForm) -> Result<SpilledBase> {
+    Ok(SpilledBase {
+        form: windows::RefForm::index(made.file, made.len)?,
+        what: BaseForm::Expanded {
+            version: ferry_recipe::EXPAND_VERSION,
+        },
+        len: made.len,
+        blake3: made.blake3,
+    })
+}
+
+/// The reference form of `base` made into a spill file as its kept copy is
+/// read, when it is over `streamed_min`; with `lend`, a base that is one
+/// gzip member of a MiB or more of plain bytes lends its parse too (as the
+/// inside's does: `ferry_agent_common::forms::spill_form_lending`).
+fn spill_base_form(
+    refs: &References,
+    base: &FileObject,
+    opts: &DeltaOptions,
+    lend: bool,
+) -> Result<Spilled> {
+    if base.size < opts.streamed_min {
+        return Ok(Spilled::NotStreamed);
+    }
+    let Some(copy) = refs.open(&base.sha256, base.size)? else {
+        return Ok(Spilled::NotStreamed);
+    };
+    if !analysis::streamed_copy(&copy)? {
+        return Ok(Spilled::NotStreamed);
+    }
+    let what = format!("base {}", base.sha256.to_hex());
+    let (dir, size) = (refs.dir(), base.size);
+    let made = match lend {
+        true => ferry_agent_common::forms::spill_form_lending(&copy, size, dir, &what)?,
+        false => ferry_agent_common::forms::spill_form(&copy, size, dir, &what)?.map(|f| (f, None)),
+    };
+    let Some((made, lent)) = made else {
+        return Ok(Spilled::NotStreamed);
+    };
+    if made.sha256 != base.sha256 {
+        refs.damaged(&base.sha256)?;
+        return Ok(Spilled::Unusable);
+    }
+    if made.len > opts.max_form(true) {
+        return Ok(Spilled::Unusable);
+    }
+    let lent = lent
+        .filter(|l| l.stream.plain.1 - l.stream.plain.0 >= 1 << 20)
+        .map(|l| (copy, l));
+    Ok(Spilled::Made(made, lent))
+}
+
+/// [`spilled_reference`] of a base not made into a spill as it is read:
+/// expanded whole, then spilled.
+fn whole_spilled_reference(
+    refs: &References,
+    base: &FileObject,
+    ropts: &ferry_recipe::Options,
+    opts: &DeltaOptions,
+) -> Result<Option<SpilledBase>> {
     if base.size > opts.max_object {
         // Never read whole: the object ships whole.
         return Ok(None);
