@@ -704,7 +704,9 @@ fn spilled_reference(
     whole_spilled_reference(refs, base, ropts, opts)
 }
 
-/// What [`spill_base_form`] made of a base.
+/// What [`spill_base_form`] made of a base (moved once per object: its
+/// size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Spilled {
     /// Its form, and with `lend` what it lends the check (its copy, and
     /// where its stream and parse are).
