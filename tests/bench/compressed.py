@@ -24,7 +24,10 @@ Prints a table (bytes and share of the new generation), then for each Ferry
 setting the update's export and import throughput (MB/s of the new generation's
 bytes, wall time), their CPU seconds (user + system: the figure to compare on a
 shared machine) and peak RSS, and the inside's disk against the bytes it serves;
-writes WORK/results.json.
+then the machine's speed in the same run (`tar | zstd -T2 -3` of the new
+generation, and `zstd -d | tar -x` with `sha256sum` of every file, before and
+after the ecosystems) and Ferry's totals as ratios of it; writes
+WORK/results.json.
 """
 
 import gzip
@@ -235,6 +238,29 @@ def ferry_delta(ferry_out, old_dir, new_dir, tmp, delta):
     return size_of(media2), (secs, rss, cpu) + inside
 
 
+def reference(tree, ecos, tmp):
+    """The machine's speed in this run, for the throughput figures to be read
+    against: wall seconds of `tar -c | zstd -T2 -3` of the directories `ecos`
+    of `tree` (what the issue compares an export with) and of `zstd -d | tar
+    -x` of that archive then `sha256sum` of every file (an import's work on
+    plain files)."""
+    import time
+    archive = os.path.join(tmp, "reference.tar.zst")
+    names = " ".join(f"'{e}'" for e in ecos)
+    t0 = time.monotonic()
+    run(f"tar -cf - -C '{tree}' {names} | zstd -q -T2 -3 -o '{archive}'", shell=True)
+    packed = time.monotonic() - t0
+    out = os.path.join(tmp, "reference-out")
+    os.makedirs(out)
+    t0 = time.monotonic()
+    run(f"zstd -q -d -c '{archive}' | tar -xf - -C '{out}' && "
+        f"find '{out}' -type f -print0 | xargs -0 sha256sum > /dev/null", shell=True)
+    unpacked = time.monotonic() - t0
+    shutil.rmtree(out)
+    os.unlink(archive)
+    return packed, unpacked
+
+
 # BENCH_FERRY="off fast" measures only those settings (high is slow).
 FERRY_SETTINGS = os.environ.get("BENCH_FERRY", "off fast high").split()
 
@@ -249,9 +275,11 @@ def main():
     skip = set(os.environ.get("BENCH_SKIP", "").split())
     # BENCH_ECOS="layer charts" measures only those ecosystems of the corpus.
     only = set(os.environ.get("BENCH_ECOS", "").split())
-    for eco in sorted(os.listdir(os.path.join(corpus, "new"))):
-        if only and eco not in only:
-            continue
+    measured = [e for e in sorted(os.listdir(os.path.join(corpus, "new")))
+                if not only or e in only]
+    with tempfile.TemporaryDirectory(dir=work) as t:
+        before = reference(os.path.join(corpus, "new"), measured, t)
+    for eco in measured:
         old_dir = os.path.join(corpus, "old", eco)
         new_dir = os.path.join(corpus, "new", eco)
         print(f"measuring {eco} ...", file=sys.stderr, flush=True)
@@ -310,6 +338,24 @@ def main():
         new = results["total"]["new"] / 1e6
         print(f"{'total':<10} {d:<5} export {new / es:7.1f} MB/s {ec:6.1f} s CPU ({er / 2**20:5.0f} MiB)"
               f"  import {new / is_:7.1f} MB/s {ic:6.1f} s CPU ({ir / 2**20:5.0f} MiB)")
+    # The machine's speed drifts (15 to 25% within an hour on the shared
+    # machines these runs were made on): the same run's reference, measured
+    # before and after the ecosystems, gives the ratios to compare across runs.
+    with tempfile.TemporaryDirectory(dir=work) as t:
+        after = reference(os.path.join(corpus, "new"), measured, t)
+    new = results["total"]["new"] / 1e6
+    print()
+    print("reference, the new generation's files on this machine in this run (before / after):")
+    print(f"  tar | zstd -T2 -3:                     {new / before[0]:6.1f} / {new / after[0]:6.1f} MB/s")
+    print(f"  zstd -d | tar -x, sha256sum each file: {new / before[1]:6.1f} / {new / after[1]:6.1f} MB/s")
+    for d in FERRY_SETTINGS:
+        es = sum(perf[(e, d)][0] for e in ecos)
+        is_ = sum(perf[(e, d)][3] for e in ecos)
+        ref_e = (before[0] + after[0]) / 2
+        ref_i = (before[1] + after[1]) / 2
+        print(f"  ferry {d:<5} export {ref_e / es:5.2f}x tar | zstd's speed, "
+              f"import {ref_i / is_:5.2f}x zstd -d | tar -x and sha256sum's")
+    results["reference"] = {"before": before, "after": after}
     results["perf"] = {f"{e}/{d}": v for (e, d), v in perf.items()}
     with open(os.path.join(work, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
