@@ -209,11 +209,20 @@ impl PlainIndex {
     }
 }
 
+/// Anchors an index holds at most: hostile plain bytes can put one every
+/// [`ANCHOR_GAP`] bytes (a 1 GiB base, four million), and the index is
+/// held beside the rebuild; ordinary bytes have one in 8 KiB, so this
+/// covers about 4 GiB of them. Anchors past it are not indexed (their
+/// stretches are not found, and nothing is copied there).
+const MAX_ANCHORS: usize = 1 << 19;
+
 /// Anchor hash to the plain offset just past its first anchor, in `plain`.
 fn index_anchors(plain: &[u8]) -> HashMap<u64, u64> {
     let mut index = HashMap::new();
     anchors(plain, 0, |at, h| {
-        index.entry(h).or_insert(at as u64);
+        if index.len() < MAX_ANCHORS {
+            index.entry(h).or_insert(at as u64);
+        }
         None
     });
     index
@@ -250,7 +259,9 @@ impl PlainIndexer {
             i += 1;
             if i >= allowed && h >> (64 - ANCHOR_BITS) == 0 {
                 allowed = i + ANCHOR_GAP;
-                self.anchors.entry(h).or_insert(i as u64);
+                if self.anchors.len() < MAX_ANCHORS {
+                    self.anchors.entry(h).or_insert(i as u64);
+                }
             }
         }
         (self.h, self.allowed, self.len) = (h, allowed, i);
