@@ -218,9 +218,14 @@ const MAX_ANCHORS: usize = 1 << 19;
 
 /// Anchor hash to the plain offset just past its first anchor, in `plain`.
 fn index_anchors(plain: &[u8]) -> HashMap<u64, u64> {
+    index_anchors_at_most(plain, MAX_ANCHORS)
+}
+
+/// [`index_anchors`], at most `cap` of them.
+fn index_anchors_at_most(plain: &[u8], cap: usize) -> HashMap<u64, u64> {
     let mut index = HashMap::new();
     anchors(plain, 0, |at, h| {
-        if index.len() < MAX_ANCHORS {
+        if index.len() < cap {
             index.entry(h).or_insert(at as u64);
         }
         None
@@ -240,13 +245,21 @@ pub struct PlainIndexer {
     h: u64,
     /// The first offset an anchor may end at.
     allowed: usize,
+    /// Anchors indexed at most.
+    cap: usize,
 }
 
 impl PlainIndexer {
     /// An indexer of no bytes yet.
     pub fn new() -> PlainIndexer {
+        PlainIndexer::at_most(MAX_ANCHORS)
+    }
+
+    /// An indexer of at most `cap` anchors.
+    fn at_most(cap: usize) -> PlainIndexer {
         PlainIndexer {
             allowed: 64,
+            cap,
             ..PlainIndexer::default()
         }
     }
@@ -259,7 +272,7 @@ impl PlainIndexer {
             i += 1;
             if i >= allowed && h >> (64 - ANCHOR_BITS) == 0 {
                 allowed = i + ANCHOR_GAP;
-                if self.anchors.len() < MAX_ANCHORS {
+                if self.anchors.len() < self.cap {
                     self.anchors.entry(h).or_insert(i as u64);
                 }
             }

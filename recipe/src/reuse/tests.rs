@@ -515,3 +515,25 @@ fn a_base_expanded_as_it_is_read_lends_what_it_would_held() {
     );
     assert!(r.is_err(), "a cut member is refused");
 }
+
+/// An index holds at most its cap of anchors, the first ones, held or
+/// streamed alike (hostile bytes could put one every 256 bytes).
+#[test]
+fn a_plain_index_holds_at_most_its_cap() {
+    let (base, _) = versions();
+    let all = index_anchors(&base);
+    assert!(all.len() > 40, "{}", all.len());
+    let capped = index_anchors_at_most(&base, 25);
+    assert_eq!(capped.len(), 25);
+    let last = capped.values().max().copied().unwrap();
+    // The first 25 anchors: each capped entry is the full index's.
+    for (h, at) in &capped {
+        assert_eq!(all.get(h), Some(at));
+    }
+    assert!(all.values().filter(|&&at| at <= last).count() >= 25);
+    let mut streamed = PlainIndexer::at_most(25);
+    for piece in base.chunks(1000) {
+        streamed.feed(piece);
+    }
+    assert_eq!(streamed.finish().anchors, capped);
+}
