@@ -299,6 +299,11 @@ impl std::io::Write for PlainIndexer {
     }
 }
 
+/// The fewest plain bytes a base stream lends its parse with: a smaller
+/// one is rebuilt in one piece, and its index and block starts are not
+/// worth making.
+pub const LEND_MIN: u64 = 1 << 20;
+
 /// What a base that is one gzip member lends a rebuild besides its form
 /// ([`crate::stream_expand::expand_streamed_lending`]): where its deflate
 /// stream is in it and its plain bytes in its form, the stream's block

@@ -510,7 +510,8 @@ pub fn expand_streamed(
 /// ([`crate::reuse::PlainIndexer`]) while another thread reads its block
 /// starts from `file` ([`crate::reuse::block_starts_in`]), and both are
 /// given with where its stream is. `None` beside the form for any other
-/// object, or a stream whose blocks cannot be read. The same starts and
+/// object, a stream whose blocks cannot be read, or one of fewer than
+/// [`crate::reuse::LEND_MIN`] plain bytes. The same starts and
 /// index as [`crate::reuse::gzip_block_starts`] and
 /// [`crate::reuse::PlainIndex::of`] give of the object held.
 pub fn expand_streamed_lending(
@@ -539,7 +540,9 @@ pub fn expand_streamed_lending(
     let index = indexer.finish();
     Ok(starts
         .filter(|(at, _, plain)| {
-            *at == stream.compressed.0 && *plain == (stream.plain.1 - stream.plain.0) as u64
+            *at == stream.compressed.0
+                && *plain == (stream.plain.1 - stream.plain.0) as u64
+                && *plain >= crate::reuse::LEND_MIN
         })
         .map(|(_, starts, _)| crate::reuse::Lendable {
             stream,

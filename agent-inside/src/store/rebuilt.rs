@@ -266,7 +266,7 @@ fn reference_form(
                 let s = streams.into_iter().next()?;
                 let fits = s.compressed.0 == start
                     && (s.plain.1 - s.plain.0) as u64 == plain_len
-                    && plain_len >= 1 << 20;
+                    && plain_len >= ferry_recipe::reuse::LEND_MIN;
                 fits.then_some(())?;
                 Some((std::fs::File::open(&path).ok()?, s, starts, index?))
             });
@@ -364,9 +364,7 @@ fn spilled_reference(
     if form.len != base.len || form.blake3 != base.blake3 {
         return Ok(None);
     }
-    let lent = lent
-        .filter(|l| l.stream.plain.1 - l.stream.plain.0 >= 1 << 20)
-        .map(|l| (copy, l));
+    let lent = lent.map(|l| (copy, l));
     Ok(Some((Reference::File(form.file, base.len), lent)))
 }
 

@@ -769,9 +769,7 @@ fn spill_base_form(
     if made.len > opts.max_form(true) {
         return Ok(Spilled::Unusable);
     }
-    let lent = lent
-        .filter(|l| l.stream.plain.1 - l.stream.plain.0 >= 1 << 20)
-        .map(|l| (copy, l));
+    let lent = lent.map(|l| (copy, l));
     Ok(Spilled::Made(made, lent))
 }
 
