@@ -221,21 +221,18 @@ fn index_anchors(plain: &[u8]) -> HashMap<u64, u64> {
     index_anchors_at_most(plain, MAX_ANCHORS)
 }
 
-/// [`index_anchors`], at most `cap` of them.
+/// [`index_anchors`], at most `cap` of them: the indexer fed `plain` at
+/// once, so a held base and one indexed as it is written get one index.
 fn index_anchors_at_most(plain: &[u8], cap: usize) -> HashMap<u64, u64> {
-    let mut index = HashMap::new();
-    anchors(plain, 0, |at, h| {
-        if index.len() < cap {
-            index.entry(h).or_insert(at as u64);
-        }
-        None
-    });
-    index
+    let mut indexer = PlainIndexer::at_most(cap);
+    indexer.feed(plain);
+    indexer.anchors
 }
 
-/// [`PlainIndex::of`] made as the plain bytes pass, in pieces of any size
-/// (a base inflated into a spill file is indexed as it is written): the
-/// same anchors, the same index.
+/// A base's plain bytes indexed as they pass, in pieces of any size (a
+/// base inflated into a spill file is indexed as it is written): the
+/// anchors [`anchors`] finds from offset 0, the first of each hash kept.
+/// [`PlainIndex::of`] is this fed the bytes at once.
 #[derive(Debug, Default)]
 pub struct PlainIndexer {
     anchors: HashMap<u64, u64>,
