@@ -321,17 +321,41 @@ impl Lendable {
     /// with this), neither held.
     pub fn base<'a>(&'a self, object: &'a std::fs::File, form: &'a std::fs::File) -> Base<'a> {
         let s = &self.stream;
-        let compressed = FileStream {
-            file: object,
-            start: s.compressed.0 as u64,
-            len: (s.compressed.1 - s.compressed.0) as u64,
-        };
         let plain = FileStream {
             file: form,
             start: s.plain.0 as u64,
             len: (s.plain.1 - s.plain.0) as u64,
         };
-        Base::in_files(compressed, plain, self.starts.clone(), &self.index)
+        Base::in_files(
+            self.compressed(object),
+            plain,
+            self.starts.clone(),
+            &self.index,
+        )
+    }
+
+    /// [`Lendable::base`] with the base's reference form held (`form`):
+    /// the same copies.
+    pub fn base_held<'a>(&'a self, object: &'a std::fs::File, form: &'a [u8]) -> Base<'a> {
+        let plain = form
+            .get(self.stream.plain.0..self.stream.plain.1)
+            .unwrap_or_default();
+        Base::with_index_in(
+            self.compressed(object),
+            plain,
+            self.starts.clone(),
+            &self.index,
+        )
+    }
+
+    /// Its deflate stream in `object`, the base's copy.
+    fn compressed<'a>(&self, object: &'a std::fs::File) -> FileStream<'a> {
+        let s = &self.stream;
+        FileStream {
+            file: object,
+            start: s.compressed.0 as u64,
+            len: (s.compressed.1 - s.compressed.0) as u64,
+        }
     }
 }
 

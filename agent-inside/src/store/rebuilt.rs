@@ -140,20 +140,11 @@ fn knows_streams(cx: &BuildCtx<'_>, dir: &str, key: &ObjectKey, base: &Base) -> 
 }
 
 /// The base's parse of its deflate stream (read from its file, its plain
-/// bytes in `reference`, its block starts given). A file changed since it
-/// was checked gives copies that are not this object's, which its digest
-/// finds.
-fn base_parse<'a>(
-    (file, s, starts, index): &'a Lent,
-    reference: &'a [u8],
-) -> ferry_recipe::reuse::Base<'a> {
-    let compressed = ferry_recipe::reuse::FileStream {
-        file,
-        start: s.compressed.0 as u64,
-        len: (s.compressed.1 - s.compressed.0) as u64,
-    };
-    let plain = &reference[s.plain.0..s.plain.1];
-    ferry_recipe::reuse::Base::with_index_in(compressed, plain, starts.clone(), index)
+/// bytes in `reference`, its block starts and index given). A file changed
+/// since it was checked gives copies that are not this object's, which its
+/// digest finds.
+fn base_parse<'a>((file, lent): &'a Lent, reference: &'a [u8]) -> ferry_recipe::reuse::Base<'a> {
+    lent.base_held(file, reference)
 }
 
 /// The concatenated bytes of `refs`, each chunk checked.
@@ -188,14 +179,9 @@ pub(super) fn recipe(
 
 /// What a base lends a rebuild besides its reference form: its file (read
 /// again by the copiers of its parse, a window at a time: the bytes read to
-/// expand it are not kept), its gzip member's deflate stream, and that
-/// stream's block starts.
-type Lent = (
-    std::fs::File,
-    ferry_recipe::DeflatedStream,
-    Vec<ferry_recipe::reuse::BlockStart>,
-    ferry_recipe::reuse::PlainIndex,
-);
+/// expand it are not kept), and where its gzip member's deflate stream
+/// is, that stream's block starts and its plain index.
+type Lent = (std::fs::File, ferry_recipe::reuse::Lendable);
 
 /// The reference form of `base`, from the previous generation's copy, and
 /// with `copy_known` its deflate streams when they are worth knowing
@@ -263,12 +249,17 @@ fn reference_form(
             let (reference, streams, blake3, index) = reference.map_err(cannot)?;
             hashed = Some(blake3);
             lent = starts.and_then(|(start, starts, plain_len)| {
-                let s = streams.into_iter().next()?;
-                let fits = s.compressed.0 == start
-                    && (s.plain.1 - s.plain.0) as u64 == plain_len
+                let stream = streams.into_iter().next()?;
+                let fits = stream.compressed.0 == start
+                    && (stream.plain.1 - stream.plain.0) as u64 == plain_len
                     && plain_len >= ferry_recipe::reuse::LEND_MIN;
                 fits.then_some(())?;
-                Some((std::fs::File::open(&path).ok()?, s, starts, index?))
+                let lent = ferry_recipe::reuse::Lendable {
+                    stream,
+                    starts,
+                    index: index?,
+                };
+                Some((std::fs::File::open(&path).ok()?, lent))
             });
             (reference, None)
         }

@@ -106,7 +106,12 @@ pub(super) fn form_beside_check(
         match made {
             Spilled::Made(form, lent) => {
                 let lent = match lent {
-                    Some((copy, l)) => Some((copy, form.file.try_clone()?, l)),
+                    Some((copy, l)) => {
+                        let form_file = form.file.try_clone().with_context(|| {
+                            format!("cannot reopen the spilled form of base {}", base.sha256)
+                        })?;
+                        Some((copy, form_file, l))
+                    }
                     None => None,
                 };
                 (Some(Spilled::Made(form, None)), lent)
