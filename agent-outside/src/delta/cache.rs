@@ -40,7 +40,8 @@ pub(crate) fn remove_cache_file(path: &std::path::Path) -> Result<()> {
 }
 
 /// Removes every file of the cache directory `dir` whose digest (read from
-/// its name by `digest_of`) is not in `keep`. A missing directory is empty.
+/// its name by `digest_of`) is not in `keep`. A missing directory is empty;
+/// a directory in it (the packs of small copies) is left alone.
 pub(crate) fn prune_cache_dir(
     dir: &std::path::Path,
     keep: &std::collections::HashSet<Sha256>,
@@ -53,6 +54,9 @@ pub(crate) fn prune_cache_dir(
     };
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
         let name = entry.file_name();
         let kept = name
             .to_str()

@@ -22,6 +22,7 @@
 mod analysis;
 mod beside;
 mod cache;
+mod packs;
 mod predecessor;
 mod recipes;
 mod refs;

@@ -2,7 +2,10 @@
 //! next export can patch a new release against its predecessor.
 //!
 //! `STATE/objects/<sha256 hex>` holds the bytes of every object of the last
-//! exported catalog that is small enough to patch against. A copy is checked
+//! exported catalog that is small enough to patch against; a copy of at most
+//! [`PACKED_MOST`] bytes is a record of a pack in `STATE/objects/packs/`
+//! instead (`super::packs`: a file created per small object cost more than
+//! the rest of a first export's work on it). A copy is checked
 //! against its name before use (a rotten copy is dropped, and the object
 //! then ships whole), and copies no longer in the catalog are removed after
 //! each export. Copies are written without syncing (`write_cache_file`):
@@ -16,6 +19,7 @@
 //! link) as a private snapshot, whose bytes the caller checks, so nothing
 //! read after a check can differ from what was checked.
 
+use super::packs::{Packs, PACKED_MOST};
 use anyhow::{Context, Result};
 use ferry_protocol::id::Sha256;
 use std::collections::HashSet;
@@ -33,6 +37,8 @@ pub(crate) struct References {
     no_links: Arc<AtomicBool>,
     /// The directory's device, once looked up (created if need be).
     device: Arc<OnceLock<u64>>,
+    /// The small copies.
+    packs: Arc<Packs>,
 }
 
 /// What [`References::link`] did.
@@ -73,6 +79,7 @@ impl References {
     /// The store at `dir` (created on first write).
     pub(crate) fn new(dir: PathBuf) -> Self {
         References {
+            packs: Packs::shared(dir.join("packs")),
             dir,
             no_links: Arc::default(),
             device: Arc::default(),
@@ -110,7 +117,7 @@ impl References {
             return Ok(Link::Refused);
         }
         let path = self.path(sha);
-        if std::fs::symlink_metadata(&path).is_ok() {
+        if std::fs::symlink_metadata(&path).is_ok() || self.packs.contains(sha)? {
             return Ok(Link::Kept);
         }
         let md = match std::fs::symlink_metadata(from) {
@@ -147,11 +154,30 @@ impl References {
     /// Whether the copy of `sha` is kept and starts as a gzip member or a
     /// zip (by its first bytes; its digest is checked when it is read).
     pub(crate) fn starts_streamed(&self, sha: &Sha256) -> bool {
-        file_streamed(&self.path(sha))
+        match self.packs.read(sha, Some(4)) {
+            Ok(Some(head)) => ferry_recipe::stream_expand::is_streamed(&head),
+            _ => file_streamed(&self.path(sha)),
+        }
+    }
+
+    /// The packed copy of `sha`, if packed and intact (a damaged one is
+    /// dropped).
+    fn packed(&self, sha: &Sha256) -> Result<Option<Vec<u8>>> {
+        match self.packs.read(sha, None)? {
+            Some(data) if Sha256::of(&data) == *sha => Ok(Some(data)),
+            Some(_) => {
+                self.damaged(sha)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
     }
 
     /// The bytes of object `sha`, if kept and intact.
     pub(crate) fn get(&self, sha: &Sha256) -> Result<Option<Vec<u8>>> {
+        if let Some(data) = self.packed(sha)? {
+            return Ok(Some(data));
+        }
         let path = self.path(sha);
         let data = match std::fs::read(&path) {
             Ok(d) => d,
@@ -174,10 +200,17 @@ impl References {
     /// it, and calls [`References::damaged`] if it does not hold. A copy
     /// that is also another name's file (a link to the source's file) is
     /// given as a private snapshot, so that it cannot change between that
-    /// check and the caller's later reads.
+    /// check and the caller's later reads; so is a packed copy (checked).
     ///
     /// [`get`]: References::get
     pub(crate) fn open(&self, sha: &Sha256, len: u64) -> Result<Option<std::fs::File>> {
+        if let Some(data) = self.packed(sha)? {
+            if data.len() as u64 != len {
+                return Ok(None);
+            }
+            let what = self.packs.dir().join(sha.to_hex());
+            return self.snapshot(&mut &data[..], &what).map(Some);
+        }
         let path = self.path(sha);
         let mut file = match std::fs::File::open(&path) {
             Ok(f) => f,
@@ -205,11 +238,12 @@ impl References {
     }
 
     /// A private copy of `file` (the copy at `path`, shared with another
-    /// name), in an unnamed file of the directory.
-    fn snapshot(&self, file: &mut std::fs::File, path: &Path) -> Result<std::fs::File> {
+    /// name, or packed), in an unnamed file of the directory.
+    fn snapshot(&self, file: &mut impl std::io::Read, path: &Path) -> Result<std::fs::File> {
         use std::io::{Seek, SeekFrom};
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.made()?;
         let tmp = self
             .dir
             .join(format!(".snapshot.{}.{n}.tmp", std::process::id()));
@@ -241,7 +275,10 @@ impl References {
 
     /// Removes the copy of `sha`, found damaged, with a warning.
     pub(crate) fn damaged(&self, sha: &Sha256) -> Result<()> {
-        let path = self.path(sha);
+        let path = match self.packs.contains(sha)? {
+            true => self.packs.dir().join(format!("(record {})", sha.to_hex())),
+            false => self.path(sha),
+        };
         eprintln!(
             "ferry-out: warning: {} is damaged (its SHA-256 differs from its name; a copy \
              kept as a link changes when its source's file is rewritten in place); removed, \
@@ -254,6 +291,7 @@ impl References {
     /// Removes the copy of `sha` if there is one: a copy written only for
     /// the export that wrote it (an object too large to patch against).
     pub(crate) fn drop_copy(&self, sha: &Sha256) -> Result<()> {
+        self.packs.remove(sha)?;
         let path = self.path(sha);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -265,6 +303,8 @@ impl References {
     /// Keeps a copy of `data`, whose SHA-256 is `sha`.
     /// A copy that is also another name's file (a link to a source's file)
     /// is kept if it still holds `data`, else replaced by a copy of its own.
+    /// A copy of at most [`PACKED_MOST`] bytes is packed (a link then
+    /// removed).
     pub(crate) fn put(&self, sha: &Sha256, data: &[u8]) -> Result<()> {
         let path = self.path(sha);
         match std::fs::metadata(&path) {
@@ -275,7 +315,11 @@ impl References {
             {
                 return Ok(())
             }
+            Ok(_) if data.len() <= PACKED_MOST => super::remove_cache_file(&path)?,
             _ => {}
+        }
+        if data.len() <= PACKED_MOST {
+            return self.packs.put(sha, data);
         }
         self.made()?;
         super::write_cache_file(&path, data)
@@ -327,11 +371,13 @@ impl References {
 
     /// Removes the copy of `sha`, if kept.
     pub(crate) fn remove(&self, sha: &Sha256) -> Result<()> {
+        self.packs.remove(sha)?;
         super::remove_cache_file(&self.path(sha))
     }
 
     /// Removes every copy whose digest is not in `keep`.
     pub(crate) fn prune(&self, keep: &HashSet<Sha256>) -> Result<()> {
+        self.packs.retain(keep)?;
         super::prune_cache_dir(&self.dir, keep, Sha256::from_hex)
     }
 }
@@ -433,6 +479,47 @@ mod tests {
         assert!(!refs.dir().join(sha2.to_hex()).exists());
         // No snapshot or temporary file left.
         let left: Vec<_> = std::fs::read_dir(refs.dir()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
+
+    #[test]
+    fn a_small_copy_is_a_packed_record_checked_as_a_file_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = dir.path().join("objects");
+        let mut gz = vec![0x1f, 0x8b, 8, 0];
+        gz.extend((0..50_000u32).map(|i| (i % 13) as u8));
+        let (sha, len) = (Sha256::of(&gz), gz.len() as u64);
+        let other = vec![5u8; 2000];
+        let other_sha = Sha256::of(&other);
+        {
+            let refs = References::new(objects.clone());
+            refs.put(&sha, &gz).unwrap();
+            refs.put(&other_sha, &other).unwrap();
+            // No file of its own.
+            assert!(!objects.join(sha.to_hex()).exists());
+            assert!(refs.starts_streamed(&sha));
+            assert_eq!(refs.get(&sha).unwrap(), Some(gz.clone()));
+            let mut read = Vec::new();
+            let mut f = refs.open(&sha, len).unwrap().unwrap();
+            f.read_to_end(&mut read).unwrap();
+            assert_eq!(read, gz);
+        }
+        // Found again by the next export; pruned as a file is.
+        let refs = References::new(objects.clone());
+        assert_eq!(refs.get(&other_sha).unwrap(), Some(other.clone()));
+        refs.prune(&HashSet::from([sha])).unwrap();
+        assert_eq!(refs.get(&other_sha).unwrap(), None);
+        drop(refs);
+        // A record rotten on disk is found by its digest and dropped.
+        let pack = objects.join("packs/0.pack");
+        let mut bytes = std::fs::read(&pack).unwrap();
+        bytes[100] ^= 0xff;
+        std::fs::write(&pack, bytes).unwrap();
+        let refs = References::new(objects.clone());
+        assert!(refs.open(&sha, len).unwrap().is_none());
+        assert_eq!(refs.get(&sha).unwrap(), None);
+        // Nothing left but the packs' directory: no snapshot, no copy.
+        let left: Vec<_> = std::fs::read_dir(&objects).unwrap().collect();
         assert_eq!(left.len(), 1, "{left:?}");
     }
 
