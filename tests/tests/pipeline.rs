@@ -49,17 +49,7 @@ fn two_exports_of_one_tree_store_the_same_bytes_and_keep_every_copy() {
     assert!(pa.len() >= 4, "{} volumes", pa.len());
     assert!(pa == pb, "two exports of one tree differ in their volumes");
     // Every object (43) has its copy, the base of the next patch.
-    let copies = std::fs::read_dir(a.out_state.join("objects"))
-        .unwrap()
-        .filter(|e| {
-            !e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with('.')
-        })
-        .count();
-    assert_eq!(copies, 43);
+    assert_eq!(copies(&a).len(), 43);
     a.import("m1").expect_ok();
     assert_eq!(tree_digest(&a.src), a.served_digest("tools"));
 
@@ -72,13 +62,38 @@ fn two_exports_of_one_tree_store_the_same_bytes_and_keep_every_copy() {
     assert_eq!(tree_digest(&a.src), a.served_digest("tools"));
 }
 
-/// The names of the kept copies (`STATE/objects`), temporaries left out.
+/// The SHA-256s (hex) of the kept copies: the files of `STATE/objects`
+/// (temporaries and the `packs` directory left out) and the records listed
+/// by the indexes of `STATE/objects/packs` (magic, then 48-byte entries
+/// starting with the SHA-256, then a 32-byte BLAKE3; see
+/// `agent-outside/src/delta/packs.rs`).
 fn copies(env: &Env) -> std::collections::BTreeSet<String> {
-    std::fs::read_dir(env.out_state.join("objects"))
+    let objects = env.out_state.join("objects");
+    let mut names: std::collections::BTreeSet<String> = std::fs::read_dir(&objects)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.'))
-        .collect()
+        .collect();
+    let Ok(packs) = std::fs::read_dir(objects.join("packs")) else {
+        return names;
+    };
+    for entry in packs {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "idx") {
+            continue;
+        }
+        let idx = std::fs::read(&path).unwrap();
+        assert_eq!(&idx[..8], b"FERRYPX1", "{}", path.display());
+        let body = &idx[8..idx.len() - 32];
+        assert_eq!(body.len() % 48, 0, "{}", path.display());
+        for entry in body.chunks(48) {
+            let hex: String = entry[..32].iter().map(|b| format!("{b:02x}")).collect();
+            assert!(names.insert(hex), "a copy kept twice: {}", path.display());
+        }
+    }
+    names
 }
 
 #[test]
