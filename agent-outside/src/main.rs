@@ -545,6 +545,8 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
         expires_in: parse_duration_secs(&cfg.export.expires)?,
         delta: delta_options(&cfg, args)?,
         puts_held: export::PUTS_HELD,
+        // Signed and to media: written there as it is built.
+        media: (diode_target.is_none() && !separate).then(|| args.to.clone()),
     };
     if args.rebase {
         return export::rebase::rebase_cmd(
@@ -600,9 +602,32 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
         );
         return diode_send(std::slice::from_ref(&out.dir), t, &args.diode);
     }
-    let copied = write_out(layout, &ledger, r, &args.to)?;
+    let copied = to_media(layout, &ledger, &out, &args.to)?;
     print_export_summary(&out, &args.to, copied, built, t0.elapsed());
     Ok(())
+}
+
+/// Puts a signed bundle on media: the copy written there as it was built is
+/// published, or, without one or when it failed, the bundle is copied
+/// whole. Returns the bytes copied after the build.
+fn to_media(layout: &Layout, ledger: &Ledger, out: &export::Exported, to: &Path) -> Result<u64> {
+    let r = &out.record;
+    match out.media.as_ref().map(|m| m.publish(&out.dir)) {
+        Some(Ok(n)) => {
+            ledger.mark_written(r.sequence)?;
+            Ok(n)
+        }
+        Some(Err(e)) => {
+            eprintln!(
+                "ferry-out: warning: the copy of bundle {} written to {} as it was built \
+                 failed ({e:#}); copying it again",
+                r.sequence,
+                to.display()
+            );
+            write_out(layout, ledger, r, to)
+        }
+        None => write_out(layout, ledger, r, to),
+    }
 }
 
 /// Before an export: a bundle signed since the last export is published

@@ -111,6 +111,7 @@ impl Outside {
                 expires_in: 30 * 86_400,
                 delta: Default::default(),
                 puts_held: agent_outside::export::PUTS_HELD,
+                media: None,
             },
             sources,
         })

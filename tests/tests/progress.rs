@@ -41,9 +41,23 @@ fn bars_on_a_terminal_and_none_on_a_pipe() {
         m.display()
     );
     let shown = on_terminal(&export);
-    for bar in ["scanning", "packing", "copying"] {
+    // The media's copy is written as the bundle is packed: no copy after.
+    for bar in ["scanning", "packing"] {
         assert!(shown.contains(bar), "no {bar} bar on a terminal:\n{shown}");
     }
+    // A copy after the build (resend) draws its own bar.
+    let again = env.root().join("m1-again");
+    let resend = format!(
+        "{} --state {} resend --from 1 --to {}",
+        bin("ferry-out").display(),
+        env.out_state.display(),
+        again.display()
+    );
+    let shown = on_terminal(&resend);
+    assert!(
+        shown.contains("copying"),
+        "no copying bar on a terminal:\n{shown}"
+    );
     let import = format!(
         "{} --state {} import {}",
         bin("ferry-in").display(),

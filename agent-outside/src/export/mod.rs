@@ -30,16 +30,15 @@ use crate::signing::SigningError;
 use crate::source::Source;
 use anyhow::{bail, Context, Result};
 use ferry_agent_common::{fsx, media, progress};
-use ferry_protocol::builder::{BuildError, BundleBuilder, Position, Stamp, VolumeSink};
+use ferry_protocol::builder::{BuildError, BundleBuilder, Position, Stamp};
 use ferry_protocol::catalog::{Catalog, DeltaStats, Object, Sums};
 use ferry_protocol::id::{ChunkId, Sha256};
 use ferry_protocol::keys::SecretKey;
 use ferry_protocol::manifest::{Manifest, ManifestWriter};
 use ferry_protocol::volume;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 mod carried;
 mod keeper;
@@ -49,8 +48,11 @@ pub mod rebase;
 mod scanner;
 mod seen;
 mod spill;
+mod volumes;
 use scanner::{scan_and_pack, Counted, Scanned};
 use spill::FileSpill;
+pub use volumes::MediaCopy;
+use volumes::VolumeFiles;
 
 pub use puts::{ChangeSet, PUTS_HELD};
 
@@ -68,6 +70,9 @@ pub struct ExportOptions {
     /// written out in sorted runs in the bundle's temporary directory
     /// ([`PUTS_HELD`]; smaller in tests, to write them out).
     pub puts_held: usize,
+    /// The media directory the bundle is written to as it is built
+    /// ([`MediaCopy`]; published by the caller after the export), if any.
+    pub media: Option<PathBuf>,
 }
 
 /// What an export produced.
@@ -83,6 +88,9 @@ pub struct Exported {
     /// Whether the manifest is signed (else the bundle awaits `ferry-out sign`
     /// and `record` is not in the stream yet).
     pub signed: bool,
+    /// The bundle's copy on media written as it was built (with
+    /// [`ExportOptions::media`], signed): [`MediaCopy::publish`] completes it.
+    pub media: Option<Arc<MediaCopy>>,
 }
 
 /// How an export's manifest is signed.
@@ -238,6 +246,11 @@ pub fn export_with(
     fsx::remove_dir_if_exists(&tmp)?;
     std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
 
+    let dir_name = media::bundle_dir_name(position.stream, position.sequence);
+    let media_copy = match (&opts.media, signing) {
+        (Some(m), Signing::Now(_)) => MediaCopy::start(m, &dir_name),
+        _ => None,
+    };
     let result = (|| -> Result<Option<Built>> {
         let adopted = ledger.adopted()?;
         let counted = Counted {
@@ -245,7 +258,7 @@ pub fn export_with(
             adopted: &adopted,
         };
         let (mut scanned, changes, builder) =
-            scan_and_pack(layout, &last, position, counted, sources, opts)?;
+            scan_and_pack(layout, &last, position, counted, sources, opts, &media_copy)?;
         if changes.is_empty(last.sources()) && builder.chunks().is_empty() {
             return Ok(None);
         }
@@ -277,7 +290,6 @@ pub fn export_with(
         }
     };
 
-    let dir_name = media::bundle_dir_name(position.stream, position.sequence);
     let final_dir = layout.bundle(&dir_name);
     fsx::remove_dir_if_exists(&final_dir)?; // left by an export that crashed before its ledger commit
     std::fs::rename(&tmp, &final_dir)
@@ -314,6 +326,7 @@ pub fn export_with(
         bytes_read: scanned.bytes_read,
         delta: scanned.delta,
         signed,
+        media: media_copy,
     }))
 }
 
@@ -493,26 +506,6 @@ fn bundle_record(
         objects: totals.objects,
         catalog_bytes: totals.catalog_bytes,
         written: false,
-    }
-}
-
-/// Volume files in the bundle directory being written.
-struct VolumeFiles {
-    dir: PathBuf,
-}
-
-impl VolumeSink for VolumeFiles {
-    type Writer = BufWriter<File>;
-
-    fn create(&mut self, index: u32) -> std::io::Result<BufWriter<File>> {
-        let f = File::create(self.dir.join(volume::file_name(index)))?;
-        Ok(BufWriter::with_capacity(1 << 20, f))
-    }
-
-    fn close(&mut self, _index: u32, w: BufWriter<File>) -> std::io::Result<()> {
-        let mut f = w.into_inner().map_err(|e| e.into_error())?;
-        f.flush()?;
-        f.sync_all()
     }
 }
 

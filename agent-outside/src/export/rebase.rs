@@ -98,6 +98,7 @@ pub fn export_rebase(
             ..opts.delta
         },
         puts_held: opts.puts_held,
+        media: None,
     };
     let tmp = layout.export_tmp();
     fsx::remove_dir_if_exists(&tmp)?;
@@ -109,8 +110,15 @@ pub fn export_rebase(
             reship: &reship,
             adopted: &adopted,
         };
-        let (_, changes, builder) =
-            scan_and_pack(layout, &Last::empty(), position, counted, sources, &whole)?;
+        let (_, changes, builder) = scan_and_pack(
+            layout,
+            &Last::empty(),
+            position,
+            counted,
+            sources,
+            &whole,
+            &None,
+        )?;
         // Against an empty catalog, every object is a change; a snapshot
         // is compared with the head's whole catalog, in memory.
         let scanned = Catalog {

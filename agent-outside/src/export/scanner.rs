@@ -19,7 +19,7 @@ use ferry_protocol::path::ObjectKey;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::ops::Range;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use super::carried::Carried;
 use super::keeper::{Digest, Keeper, Linkable, Linked, KEEP_AHEAD};
@@ -28,7 +28,7 @@ use super::seen::Seen;
 
 mod pack;
 mod patches;
-use super::{volume_error, ExportOptions, VolumeFiles};
+use super::{volume_error, ExportOptions, MediaCopy, VolumeFiles};
 use pack::{start_writer, Batch, Outbox, BATCHES_QUEUED};
 
 /// Upstream bytes of the objects whose patches are being made at once (one
@@ -70,7 +70,8 @@ pub(super) struct Scanned {
 /// volumes; returns the changes to `last` (checked:
 /// [`ferry_protocol::catalog::PutsCheck`]; the next catalog is never built
 /// beside the last one, and a large change is not held in memory:
-/// [`super::puts`]) and the builder (its last volume still open).
+/// [`super::puts`]) and the builder (its last volume still open). The
+/// volumes are written to `media` too, if given ([`MediaCopy`]).
 pub(super) fn scan_and_pack(
     layout: &Layout,
     last: &Last,
@@ -78,6 +79,7 @@ pub(super) fn scan_and_pack(
     counted: Counted<'_>,
     sources: &[Box<dyn Source>],
     opts: &ExportOptions,
+    media: &Option<Arc<MediaCopy>>,
 ) -> Result<(Scanned, ChangeSet, BundleBuilder<VolumeFiles>)> {
     let Counted { reship, adopted } = counted;
     let (tx, rx) = mpsc::sync_channel::<Batch>(BATCHES_QUEUED);
@@ -88,8 +90,11 @@ pub(super) fn scan_and_pack(
     let tmp = layout.export_tmp();
     // Each chunk is sent once (`carried`): the builder needs no set of its
     // own.
-    let builder =
-        BundleBuilder::new(position, pack, VolumeFiles { dir: tmp.clone() }).without_id_set();
+    let files = VolumeFiles {
+        dir: tmp.clone(),
+        media: media.clone(),
+    };
+    let builder = BundleBuilder::new(position, pack, files).without_id_set();
     // Two lines on a terminal (nothing on a pipe): bytes scanned and
     // chunked, and chunk bytes packed into volumes.
     let bars = indicatif::MultiProgress::new();

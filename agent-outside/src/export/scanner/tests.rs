@@ -80,6 +80,7 @@ fn options(delta: DeltaOptions) -> ExportOptions {
         delta,
         // Runs of a few puts, merged: the path of large exports.
         puts_held: 5,
+        media: None,
     }
 }
 
