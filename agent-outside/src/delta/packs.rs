@@ -25,7 +25,11 @@
 //!   is checked against the SHA-256 by its caller (`References`). A pack
 //!   whose index is missing or does not check (a crash before it was
 //!   written) is indexed again from its record headers, up to the first
-//!   that does not fit in the file.
+//!   that does not fit in the file; an index that cannot be read, likewise.
+//!   A pack that cannot be read (an I/O error) is left out with a warning,
+//!   never failing the export: its objects ship whole when they next
+//!   change, and new packs take ids past it. An index whose pack is gone
+//!   is removed when the directory is read, so a reused id never meets it.
 //! - A removal drops the record from the index only. When the pack's live
 //!   bytes fall under half its length it is rewritten: its live records are
 //!   appended to the pack being written, whose index is saved before the old
@@ -88,6 +92,9 @@ struct State {
     index: HashMap<Sha256, Loc>,
     packs: BTreeMap<u32, Pack>,
     writer: Option<Writer>,
+    /// The id of the next pack: past every pack listed, those left out as
+    /// unreadable included.
+    next_id: u32,
 }
 
 /// The packs of one directory.
@@ -329,7 +336,8 @@ fn append(dir: &Path, st: &mut State, sha: &Sha256, data: &[u8]) -> Result<()> {
 /// Starts a new pack (named one past the highest).
 fn open_writer(dir: &Path, st: &mut State) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let id = st.packs.keys().next_back().map_or(0, |n| n + 1);
+    let id = st.next_id;
+    st.next_id = id.saturating_add(1);
     let path = pack_path(dir, id);
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -415,6 +423,7 @@ fn load(dir: &Path) -> Result<State> {
         index: HashMap::new(),
         packs: BTreeMap::new(),
         writer: None,
+        next_id: 0,
     };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -422,37 +431,54 @@ fn load(dir: &Path) -> Result<State> {
         Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
     };
     let mut ids = Vec::new();
+    let mut indexes = Vec::new();
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        match name
-            .strip_suffix(".pack")
-            .and_then(|n| n.parse::<u32>().ok())
-        {
-            Some(id) => ids.push(id),
+        let id_of = |suffix: &str| {
+            name.strip_suffix(suffix)
+                .and_then(|n| n.parse::<u32>().ok())
+        };
+        match (id_of(".pack"), id_of(".idx")) {
+            (Some(id), _) => ids.push(id),
+            (None, Some(id)) => indexes.push(id),
             // A temporary file an interrupted save left.
-            None if name.starts_with('.') => {
+            (None, None) if name.starts_with('.') => {
                 super::remove_cache_file(&entry.path())?;
             }
-            None => {}
+            (None, None) => {}
         }
     }
     ids.sort_unstable();
+    st.next_id = ids.last().map_or(0, |n| n.saturating_add(1));
+    // An index whose pack is gone (a removal cut short) would describe
+    // another pack that reused its id.
+    for id in indexes {
+        if ids.binary_search(&id).is_err() {
+            super::remove_cache_file(&idx_path(dir, id))?;
+        }
+    }
     for id in ids {
         let path = pack_path(dir, id);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        let len = file
-            .metadata()
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .len();
-        let (records, dirty) = match read_index(dir, id, len)? {
-            Some(r) => (r, false),
-            None => (scan(&file, len, &path)?, true),
+        // A pack that cannot be read is left out, not the others with it:
+        // its copies are a cache, their objects ship whole when they next
+        // change.
+        let Opened {
+            file,
+            len,
+            records,
+            dirty,
+        } = match open_pack(dir, id, &path) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => continue,
+            Err(e) => {
+                eprintln!(
+                    "ferry-out: warning: {e:#}; the copies in it are left out (the objects \
+                     they are the bases of ship whole when they next change)"
+                );
+                continue;
+            }
         };
         let mut live = 0;
         for (sha, offset, rlen) in records {
@@ -485,6 +511,44 @@ fn load(dir: &Path) -> Result<State> {
 }
 
 type Record = (Sha256, u64, u64);
+
+/// A pack opened by [`load`].
+struct Opened {
+    file: File,
+    len: u64,
+    records: Vec<Record>,
+    /// Its index must be written again.
+    dirty: bool,
+}
+
+/// Pack `id` at `path` opened, with its length and records; `None` if it
+/// is gone.
+fn open_pack(dir: &Path, id: u32, path: &Path) -> Result<Option<Opened>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read pack {}", path.display())),
+    };
+    let len = file
+        .metadata()
+        .with_context(|| format!("cannot read pack {}", path.display()))?
+        .len();
+    // An index that cannot be read is made again from the pack.
+    let index = read_index(dir, id, len).unwrap_or_else(|e| {
+        eprintln!("ferry-out: warning: {e:#}; indexing its pack again");
+        None
+    });
+    let (records, dirty) = match index {
+        Some(r) => (r, false),
+        None => (scan(&file, len, path)?, true),
+    };
+    Ok(Some(Opened {
+        file,
+        len,
+        records,
+        dirty,
+    }))
+}
 
 /// The records the index of pack `id` (of `len` bytes) lists, if it checks
 /// and each lies within the pack.
@@ -662,5 +726,44 @@ mod tests {
         packs.retain(&HashSet::new()).unwrap();
         drop(packs);
         assert!(names(&dir).is_empty(), "{:?}", names(&dir));
+    }
+
+    #[test]
+    fn an_unreadable_pack_is_left_out_and_an_orphan_index_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("packs");
+        let objs: Vec<_> = (0..6).map(|i| obj(i, 3000)).collect();
+        {
+            let packs = Packs::shared(dir.clone());
+            for (sha, data) in &objs[..3] {
+                packs.put(sha, data).unwrap();
+            }
+        }
+        assert_eq!(names(&dir), ["0.idx", "0.pack"]);
+        // Pack 1 cannot be opened (a symbolic link to itself: ELOOP), its
+        // index is an orphan of pack 2, gone; pack 0's index is unreadable.
+        std::os::unix::fs::symlink("1.pack", dir.join("1.pack")).unwrap();
+        std::fs::write(dir.join("2.idx"), b"an index of a pack removed").unwrap();
+        std::fs::remove_file(dir.join("0.idx")).unwrap();
+        std::fs::create_dir(dir.join("0.idx")).unwrap();
+        {
+            let packs = Packs::shared(dir.clone());
+            for (sha, data) in &objs[..3] {
+                assert_eq!(packs.read(sha, None).unwrap().as_ref(), Some(data));
+            }
+            // New copies go to a pack past the one left out.
+            for (sha, data) in &objs[3..] {
+                packs.put(sha, data).unwrap();
+            }
+        }
+        // The orphan index was removed; 2.idx is the new pack's.
+        assert!(dir.join("2.pack").is_file());
+        assert!(std::fs::read(dir.join("2.idx"))
+            .unwrap()
+            .starts_with(IDX_MAGIC));
+        let packs = Packs::shared(dir.clone());
+        for (sha, data) in &objs {
+            assert_eq!(packs.read(sha, None).unwrap().as_ref(), Some(data));
+        }
     }
 }
