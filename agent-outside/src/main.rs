@@ -521,6 +521,9 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
         args.diode.options()?;
         agent_outside::diode::resolve(t)?;
     }
+    if diode_target.is_none() {
+        export::media_outside_state(layout, &args.to)?;
+    }
     let cfg = Config::load(&args.config)?;
     let volume_size = parse_size(&args.volume_size).context("--volume-size")?;
     if volume_size < 1 << 20 {

@@ -1420,3 +1420,43 @@ fn a_fifo_on_the_media_is_refused_not_waited_on() {
         assert_eq!(env.applied_sequence(), 0);
     }
 }
+
+/// Media inside the state directory is refused before anything is read:
+/// publishing there would replace the state's own bundle.
+#[test]
+fn media_inside_the_state_directory_is_refused() {
+    let env = Env::new();
+    env.write_src("a.txt", b"one\n");
+    env.export("m1").expect_ok();
+    let kept = std::fs::read_dir(env.out_state.join("bundles"))
+        .unwrap()
+        .count();
+    env.write_src("a.txt", b"two\n");
+    for inside in [
+        env.out_state.join("bundles"),
+        env.out_state.join("new/../bundles/media"),
+        env.out_state.clone(),
+    ] {
+        let to = inside.to_str().unwrap();
+        let config = env.config.to_str().unwrap();
+        env.out(&["export", "--config", config, "--to", to])
+            .expect_fail(&["is inside the state directory", to]);
+        env.out(&["resend", "--from", "1", "--to", to])
+            .expect_fail(&["is inside the state directory"]);
+    }
+    assert_eq!(
+        std::fs::read_dir(env.out_state.join("bundles"))
+            .unwrap()
+            .count(),
+        kept,
+        "nothing was exported"
+    );
+    env.export("m2").expect_ok();
+    env.import("m1").expect_ok();
+    env.import("m2").expect_ok();
+    assert_eq!(
+        std::fs::read(env.served("a.txt")).unwrap(),
+        b"two\n",
+        "the next export to real media works"
+    );
+}

@@ -522,6 +522,7 @@ fn volume_error(dir: &Path, e: BuildError) -> anyhow::Error {
 
 /// Copies bundle `record` from the state into `media`, atomically.
 pub fn copy_to_media(layout: &Layout, record: &BundleRecord, media_dir: &Path) -> Result<u64> {
+    media_outside_state(layout, media_dir)?;
     std::fs::create_dir_all(media_dir)
         .with_context(|| format!("cannot create media directory {}", media_dir.display()))?;
     let from = layout.bundle(&record.dir_name);
@@ -543,6 +544,54 @@ pub fn copy_to_media(layout: &Layout, record: &BundleRecord, media_dir: &Path) -
         })?;
     pb.finish_and_clear();
     Ok(n)
+}
+
+/// Refuses a media directory that is the state directory or inside it:
+/// publishing there would replace the state's own bundle, or put a
+/// temporary directory among its caches.
+pub fn media_outside_state(layout: &Layout, media_dir: &Path) -> Result<()> {
+    let state = resolved(&layout.root)?;
+    let media = resolved(media_dir)?;
+    if media.starts_with(&state) {
+        bail!(
+            "media directory {} is inside the state directory {}: write bundles \
+             to a directory of their own (a mounted stick, a diode's spool)",
+            media_dir.display(),
+            layout.root.display()
+        );
+    }
+    Ok(())
+}
+
+/// `path` absolute, its longest existing prefix resolved (links followed)
+/// and the rest appended with `.` and `..` applied.
+fn resolved(path: &Path) -> Result<PathBuf> {
+    let abs =
+        std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    let mut rest = Vec::new();
+    let mut existing = abs.as_path();
+    let mut base = loop {
+        match existing.canonicalize() {
+            Ok(p) => break p,
+            Err(_) => match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => break existing.to_path_buf(),
+            },
+        }
+    };
+    for name in rest.into_iter().rev() {
+        match name.to_str() {
+            Some(".") => {}
+            Some("..") => {
+                base.pop();
+            }
+            _ => base.push(name),
+        }
+    }
+    Ok(base)
 }
 
 /// The sources of a catalog as a map, for messages.

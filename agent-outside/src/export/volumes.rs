@@ -72,6 +72,8 @@ struct MediaVolume {
     tx: Option<mpsc::SyncSender<Vec<u8>>>,
     thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
     copy: Arc<MediaCopy>,
+    /// The volume's file on media, for messages.
+    path: PathBuf,
 }
 
 /// Bytes of a message to a media writer, and how many it holds at most.
@@ -85,7 +87,7 @@ impl MediaVolume {
         let mut f = match File::create(&path) {
             Ok(f) => f,
             Err(e) => {
-                copy.fail(&e);
+                copy.fail(&e, &path);
                 return None;
             }
         };
@@ -110,9 +112,10 @@ impl MediaVolume {
                 tx: Some(tx),
                 thread: Some(thread),
                 copy,
+                path,
             }),
             Err(e) => {
-                copy.fail(&e);
+                copy.fail(&e, &path);
                 None
             }
         }
@@ -148,7 +151,7 @@ impl MediaVolume {
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the media writer panicked")));
         if let Err(e) = result {
-            self.copy.fail(&e);
+            self.copy.fail(&e, &self.path);
         }
     }
 }
@@ -216,21 +219,23 @@ impl MediaCopy {
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
             .map(Path::to_path_buf)
             .collect();
-        std::fs::create_dir_all(media).ok()?;
-        fsx::remove_dir_if_exists(&tmp).ok()?;
-        std::fs::create_dir(&tmp).ok()?;
-        Some(Arc::new(MediaCopy {
+        // Made first, so that a failure below removes what it made.
+        let copy = MediaCopy {
             to,
             tmp,
             failed: Mutex::new(None),
             published: Mutex::new(false),
             made,
-        }))
+        };
+        std::fs::create_dir_all(media).ok()?;
+        fsx::remove_dir_if_exists(&copy.tmp).ok()?;
+        std::fs::create_dir(&copy.tmp).ok()?;
+        Some(Arc::new(copy))
     }
 
-    fn fail(&self, e: &std::io::Error) {
+    fn fail(&self, e: &std::io::Error, path: &Path) {
         let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        failed.get_or_insert_with(|| format!("{} while writing {}", e, self.tmp.display()));
+        failed.get_or_insert_with(|| format!("{} while writing {}", e, path.display()));
     }
 
     fn has_failed(&self) -> bool {
@@ -258,10 +263,13 @@ impl MediaCopy {
             std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?;
         for e in entries {
             let e = e.with_context(|| format!("cannot read {}", from.display()))?;
-            if !e.file_type()?.is_file() {
+            let meta = e
+                .metadata()
+                .with_context(|| format!("cannot read {}", e.path().display()))?;
+            if !meta.is_file() {
                 continue;
             }
-            let len = e.metadata()?.len();
+            let len = meta.len();
             let dst = self.tmp.join(e.file_name());
             let written = std::fs::metadata(&dst).is_ok_and(|m| m.len() == len);
             if !written {
