@@ -30,8 +30,10 @@ fi
 
 say "building ferry-out and ferry-in (release)"
 cargo build --release --quiet -p agent-outside -p agent-inside
-out="$root/target/release/ferry-out"
-in="$root/target/release/ferry-in"
+# Where cargo put them: $CARGO_TARGET_DIR if set (relative to the root), else target/.
+bin=$(cd "$root" && realpath -m "${CARGO_TARGET_DIR:-target}")/release
+out="$bin/ferry-out"
+in="$bin/ferry-in"
 
 rm -rf "$demo"
 mkdir -p "$demo/upstream/mirror/debs" "$demo/media"
