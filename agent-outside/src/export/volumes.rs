@@ -228,6 +228,7 @@ impl MediaCopy {
             made,
         };
         std::fs::create_dir_all(media).ok()?;
+        remove_unfinished(media, dir_name);
         fsx::remove_dir_if_exists(&copy.tmp).ok()?;
         std::fs::create_dir(&copy.tmp).ok()?;
         Some(Arc::new(copy))
@@ -289,6 +290,33 @@ impl MediaCopy {
         *self.published.lock().unwrap_or_else(|p| p.into_inner()) = true;
         fsx::sync_dir(fsx::parent(&self.to))?;
         Ok(total)
+    }
+}
+
+/// Removes the unfinished copies on `media` of earlier bundles of the
+/// stream of `dir_name` (`NAME-SEQUENCE`): what an export killed while it
+/// wrote left there, taking the media's space. An export or a copy of that
+/// very bundle removes its own; this removes the others.
+fn remove_unfinished(media: &Path, dir_name: &str) {
+    let Some((stream, _)) = dir_name.rsplit_once('-') else {
+        return;
+    };
+    let prefix = format!(".{stream}-");
+    let Ok(entries) = std::fs::read_dir(media) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let unfinished = name.starts_with(&prefix)
+            && name.ends_with(".tmp")
+            && e.file_type().is_ok_and(|t| t.is_dir());
+        if unfinished && std::fs::remove_dir_all(e.path()).is_ok() {
+            eprintln!(
+                "ferry-out: removed {}, the unfinished copy of an export that was stopped",
+                e.path().display()
+            );
+        }
     }
 }
 
@@ -419,5 +447,28 @@ mod tests {
             1,
             "only what was there before"
         );
+    }
+
+    #[test]
+    fn an_export_removes_the_unfinished_copies_of_its_stream() {
+        let d = tempfile::tempdir().unwrap();
+        let media = d.path().join("media");
+        for dir in [".ferry-7.tmp", ".other-7.tmp", "ferry-6"] {
+            std::fs::create_dir_all(media.join(dir)).unwrap();
+            std::fs::write(media.join(dir).join("volume"), b"bytes").unwrap();
+        }
+        std::fs::write(media.join(".ferry-8.tmp"), b"a file, not a copy").unwrap();
+        let copy = MediaCopy::start(&media, "ferry-9").unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&media)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [".ferry-8.tmp", ".ferry-9.tmp", ".other-7.tmp", "ferry-6"],
+            "only the stream's unfinished copies go"
+        );
+        drop(copy);
     }
 }
