@@ -612,7 +612,7 @@ fn export_cmd(layout: &Layout, args: &ExportArgs) -> Result<()> {
 
 /// Puts a signed bundle on media: the copy written there as it was built is
 /// published, or, without one or when it failed, the bundle is copied
-/// whole. Returns the bytes copied after the build.
+/// whole. Returns the bundle's bytes on media.
 fn to_media(layout: &Layout, ledger: &Ledger, out: &export::Exported, to: &Path) -> Result<u64> {
     let r = &out.record;
     match out.media.as_ref().map(|m| m.publish(&out.dir)) {

@@ -257,8 +257,15 @@ pub fn export_with(
             reship: &reship,
             adopted: &adopted,
         };
-        let (mut scanned, changes, builder) =
-            scan_and_pack(layout, &last, position, counted, sources, opts, &media_copy)?;
+        let (mut scanned, changes, builder) = scan_and_pack(
+            layout,
+            &last,
+            position,
+            counted,
+            sources,
+            opts,
+            media_copy.as_ref(),
+        )?;
         if changes.is_empty(last.sources()) && builder.chunks().is_empty() {
             return Ok(None);
         }

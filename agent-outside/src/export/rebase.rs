@@ -117,7 +117,7 @@ pub fn export_rebase(
             counted,
             sources,
             &whole,
-            &None,
+            None,
         )?;
         // Against an empty catalog, every object is a change; a snapshot
         // is compared with the head's whole catalog, in memory.

@@ -79,7 +79,7 @@ pub(super) fn scan_and_pack(
     counted: Counted<'_>,
     sources: &[Box<dyn Source>],
     opts: &ExportOptions,
-    media: &Option<Arc<MediaCopy>>,
+    media: Option<&Arc<MediaCopy>>,
 ) -> Result<(Scanned, ChangeSet, BundleBuilder<VolumeFiles>)> {
     let Counted { reship, adopted } = counted;
     let (tx, rx) = mpsc::sync_channel::<Batch>(BATCHES_QUEUED);
@@ -92,7 +92,7 @@ pub(super) fn scan_and_pack(
     // own.
     let files = VolumeFiles {
         dir: tmp.clone(),
-        media: media.clone(),
+        media: media.cloned(),
     };
     let builder = BundleBuilder::new(position, pack, files).without_id_set();
     // Two lines on a terminal (nothing on a pipe): bytes scanned and

@@ -27,6 +27,7 @@ use ferry_protocol::volume;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 /// Buffer of each volume writer.
@@ -200,7 +201,7 @@ pub struct MediaCopy {
     /// What stopped the copy, if something did.
     failed: Mutex<Option<String>>,
     /// Whether `publish` renamed it (else dropping it removes `tmp`).
-    published: Mutex<bool>,
+    published: AtomicBool,
     /// The directories `start` made to hold it, deepest first: removed
     /// again (when empty) if it is never published, so a failed export
     /// leaves the media as it found it.
@@ -224,7 +225,7 @@ impl MediaCopy {
             to,
             tmp,
             failed: Mutex::new(None),
-            published: Mutex::new(false),
+            published: AtomicBool::new(false),
             made,
         };
         std::fs::create_dir_all(media).ok()?;
@@ -287,7 +288,7 @@ impl MediaCopy {
         fsx::remove_dir_if_exists(&self.to)?;
         std::fs::rename(&self.tmp, &self.to)
             .with_context(|| format!("cannot rename into {}", self.to.display()))?;
-        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.published.store(true, Ordering::Release);
         fsx::sync_dir(fsx::parent(&self.to))?;
         Ok(total)
     }
@@ -322,7 +323,7 @@ fn remove_unfinished(media: &Path, dir_name: &str) {
 
 impl Drop for MediaCopy {
     fn drop(&mut self) {
-        if !*self.published.get_mut().unwrap_or_else(|p| p.into_inner()) {
+        if !*self.published.get_mut() {
             let _ = std::fs::remove_dir_all(&self.tmp);
             for dir in &self.made {
                 // Fails, and stops, at the first one something else filled.
@@ -346,6 +347,16 @@ mod tests {
             }
             files.close(i as u32, w).unwrap();
         }
+    }
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
     }
 
     fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -373,14 +384,6 @@ mod tests {
         };
         write_volumes(&mut files, &[b"the first volume's bytes", b"second"]);
         std::fs::write(state.join("manifest.ferry"), b"signed manifest").unwrap();
-        let names = |dir: &Path| -> Vec<String> {
-            let mut v: Vec<String> = std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        };
         // Before the commit, only the temporary name is on media.
         assert_eq!(names(&media), [".ferry-1.tmp"]);
         let n = copy.publish(&state).unwrap();
@@ -459,13 +462,8 @@ mod tests {
         }
         std::fs::write(media.join(".ferry-8.tmp"), b"a file, not a copy").unwrap();
         let copy = MediaCopy::start(&media, "ferry-9").unwrap();
-        let mut names: Vec<String> = std::fs::read_dir(&media)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
         assert_eq!(
-            names,
+            names(&media),
             [".ferry-8.tmp", ".ferry-9.tmp", ".other-7.tmp", "ferry-6"],
             "only the stream's unfinished copies go"
         );
