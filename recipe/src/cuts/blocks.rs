@@ -60,9 +60,7 @@ pub(crate) fn read_ahead(compressed: &[u8]) -> Option<Ahead> {
 pub(crate) fn read_ahead_in(stream: super::symbols::FileStream<'_>) -> Option<Ahead> {
     use std::os::unix::fs::FileExt;
     let mut s = Symbols::at_in(stream, 0, 0, None)?;
-    s.starts = Some(Vec::new());
-    while !matches!(s.scan(u64::MAX), super::symbols::Scan::End) {}
-    if !s.finished {
+    if !s.record_to_end() {
         return None;
     }
     let end_bit = s.bit_offset();
