@@ -223,8 +223,9 @@ fn reference_form(
             // expansion is used only once the digest is right.
             // With `lend`, the block starts of a gzip base's stream are
             // read on that core too (for the copiers of its parse), while
-            // this one, once the form is made, takes its BLAKE3 and indexes
-            // its stream's plain bytes: neither waits for the other after.
+            // this one makes the form; then the form's BLAKE3 and the index
+            // of its stream's plain bytes are taken, on both cores once the
+            // other is done.
             let ((checked, starts), reference) = rayon::join(
                 || {
                     let checked = check_base(&path, &bytes, base, &missing);
@@ -235,12 +236,19 @@ fn reference_form(
                     let made =
                         ferry_recipe::expand_deflated(&bytes, &ferry_recipe::Options::default());
                     made.map(|(reference, streams)| {
-                        let blake3 = *blake3::hash(&reference).as_bytes();
-                        let index = streams
-                            .first()
-                            .filter(|_| lend)
-                            .and_then(|s| reference.get(s.plain.0..s.plain.1))
-                            .map(ferry_recipe::reuse::PlainIndex::of);
+                        // Both read the form: on two cores when the digest
+                        // and the block starts are done (they take less
+                        // time than the inflate).
+                        let (blake3, index) = rayon::join(
+                            || *blake3::hash(&reference).as_bytes(),
+                            || {
+                                streams
+                                    .first()
+                                    .filter(|_| lend)
+                                    .and_then(|s| reference.get(s.plain.0..s.plain.1))
+                                    .map(ferry_recipe::reuse::PlainIndex::of)
+                            },
+                        );
                         (reference, streams, blake3, index)
                     })
                 },
