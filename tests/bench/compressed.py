@@ -171,6 +171,11 @@ def timed(cmd):
     in its own (Linux keeps it across exec), which after the bound's decompression
     is hundreds of MiB and would hide the agents' figure."""
     import time
+    # The benchmark's own writes (the corpus copied in, the first bundle's
+    # export and import) are flushed first: an agent's fsync on the same
+    # filesystem would otherwise wait for them (ext4's ordered journal commits
+    # every dirty file's data), and the figure would measure the setup.
+    os.sync()
     gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
     if gnu_time:
         fd, report = tempfile.mkstemp()
