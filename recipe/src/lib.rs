@@ -273,9 +273,9 @@ pub use rebuild::{
     FromBase, RebuildError,
 };
 pub use recipe::{
-    DeflateChunk, DeflateCut, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES, RECIPE_VERSION,
-    RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4, RECIPE_VERSION_5,
-    RECIPE_VERSION_6,
+    DeflateChunk, DeflateCut, RebuildWork, Recipe, RecipeError, Segment, MAX_RECIPE_BYTES,
+    RECIPE_VERSION, RECIPE_VERSION_1, RECIPE_VERSION_2, RECIPE_VERSION_3, RECIPE_VERSION_4,
+    RECIPE_VERSION_5, RECIPE_VERSION_6,
 };
 pub use report::{LiteralReason, Outcome, Report, StreamKind, StreamReport};
 

@@ -183,6 +183,43 @@ impl Segment {
     }
 }
 
+/// [`Recipe::rebuild_work`]: a rough cost of a rebuild, for scheduling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RebuildWork {
+    /// The longest piece one thread rebuilds alone.
+    pub serial: u64,
+    /// The whole.
+    pub total: u64,
+}
+
+impl RebuildWork {
+    /// The least time the rebuild can take on `cores` cores, in the same
+    /// units: its longest piece, or its whole shared evenly.
+    pub fn span(&self, cores: u64) -> u64 {
+        self.serial.max(self.total / cores.max(1))
+    }
+}
+
+/// [`Recipe::rebuild_work`]'s cost of a byte deflated by `encoder` (zlib's
+/// and GNU gzip's encoders 10; miniz_oxide's, slower by about 2.5 in a
+/// profile of a maturin wheel; Go's and klauspost's 15).
+fn deflate_cost(encoder: u8) -> u64 {
+    match encoder {
+        crate::zlib::ZLIB_ENCODER | crate::deflate::gnu::GNU_GZIP_ENCODER => 10,
+        crate::miniz::MINIZ_OXIDE_ENCODER => 25,
+        _ => 15,
+    }
+}
+
+/// [`Recipe::rebuild_work`]'s cost of a byte compressed by zstd at `level`.
+fn zstd_cost(level: i32) -> u64 {
+    match level {
+        ..=3 => 3,
+        4..=9 => 10,
+        _ => 40,
+    }
+}
+
 /// Why bytes are not a recipe.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
@@ -260,6 +297,35 @@ impl Recipe {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// A rough cost of its rebuild, for scheduling only (which object to
+    /// start first), never for a decision about bytes: the longest piece one
+    /// thread must rebuild alone, and the whole, in units of a tenth of what
+    /// zlib's deflate costs a byte of plain input. A cut stream's pieces, and
+    /// a zip's members, are rebuilt on every core; one stream is rebuilt on
+    /// one. The costs per encoder are measured orders of magnitude
+    /// (`docs/compression.md`): xz at preset 6 about ten times zlib, the
+    /// slower deflate encoders about two times.
+    pub fn rebuild_work(&self) -> RebuildWork {
+        let mut work = RebuildWork::default();
+        for s in &self.segments {
+            let plain = s.expanded_len();
+            let (per_byte, pieces) = match s {
+                Segment::Literal { .. } => (0, 1),
+                Segment::Deflate { .. } => (30, 1),
+                Segment::Xz { .. } => (100, 1),
+                Segment::Zstd { params, .. } => (zstd_cost(params.level), 1),
+                Segment::Zlib { params, .. } => (deflate_cost(params.encoder), 1),
+                Segment::ZlibCuts { params, cuts, .. } => {
+                    (deflate_cost(params.encoder), cuts.len() as u64 + 1)
+                }
+            };
+            let cost = plain.saturating_mul(per_byte);
+            work.serial = work.serial.max(cost / pieces);
+            work.total = work.total.saturating_add(cost);
+        }
+        work
     }
 
     /// A recipe that copies `len` bytes: the object is its own expanded form.
@@ -393,5 +459,57 @@ fn cut_version(encoder: u8) -> u8 {
         RECIPE_VERSION
     } else {
         RECIPE_VERSION_4.max(crate::zlib::encoder_version(encoder))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zlib::ZlibParams;
+
+    fn zlib(encoder: u8) -> ZlibParams {
+        ZlibParams { encoder, level: 6 }
+    }
+
+    #[test]
+    fn rebuild_work_counts_the_longest_piece_and_the_whole() {
+        let cut = |plain| DeflateCut {
+            plain,
+            bit: 0,
+            window: 0,
+            partial: 0,
+        };
+        let recipe = Recipe {
+            segments: vec![
+                Segment::Literal { len: 1000 },
+                Segment::Zlib {
+                    plain_len: 100,
+                    compressed_len: 50,
+                    params: zlib(crate::zlib::ZLIB_ENCODER),
+                },
+                Segment::Zlib {
+                    plain_len: 100,
+                    compressed_len: 50,
+                    params: zlib(crate::miniz::MINIZ_OXIDE_ENCODER),
+                },
+                // Three pieces of 200 bytes each.
+                Segment::ZlibCuts {
+                    plain_len: 600,
+                    compressed_len: 300,
+                    params: zlib(crate::deflate::gnu::GNU_GZIP_ENCODER),
+                    cuts: vec![cut(200), cut(400)],
+                },
+            ],
+        };
+        let work = recipe.rebuild_work();
+        // zlib 100 × 10, miniz_oxide 100 × 25, GNU gzip 600 × 10 in 3 pieces.
+        assert_eq!(work.total, 1000 + 2500 + 6000);
+        assert_eq!(work.serial, 2500);
+        assert_eq!(work.span(2), 4750);
+        assert_eq!(work.span(8), 2500);
+        assert_eq!(
+            Recipe::identity(5000).rebuild_work(),
+            RebuildWork::default()
+        );
     }
 }
