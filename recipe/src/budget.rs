@@ -334,6 +334,58 @@ impl Permit<'_> {
     }
 }
 
+impl<'a> Permit<'a> {
+    /// Moves up to `bytes` of what this permit holds (those it did not draw
+    /// from what its holder reserved ahead) into a [`Share`] that another
+    /// thread, working for this one, gives back as soon as it knows it needs
+    /// less (a reservation made for a guess), instead of when this permit
+    /// shrinks. The permit is borrowed while the share lives.
+    pub fn share(&mut self, bytes: u64) -> Share<'_> {
+        let bytes = bytes.min(self.bytes - self.drawn - self.ahead);
+        self.bytes -= bytes;
+        Share {
+            budget: self.budget,
+            holder: self.holder,
+            bytes,
+            _permit: PhantomData,
+        }
+    }
+}
+
+/// Bytes of a [`Permit`]'s holder moved out by [`Permit::share`], given back
+/// to the budget when shrunk or dropped. `Send`: the thread it is lent to is
+/// not a holder itself (a second holder would wait for the first, which
+/// waits for it).
+#[derive(Debug)]
+pub struct Share<'p> {
+    budget: &'p Budget,
+    holder: u64,
+    bytes: u64,
+    _permit: PhantomData<&'p mut ()>,
+}
+
+impl Share<'_> {
+    /// Bytes it holds.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Gives back all but `bytes` (nothing if it holds no more).
+    pub fn shrink(&mut self, bytes: u64) {
+        if bytes < self.bytes {
+            self.budget
+                .release(self.holder, (self.bytes - bytes, 0, 0), false);
+            self.bytes = bytes;
+        }
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        self.shrink(0);
+    }
+}
+
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let (drawn, ahead) = (self.drawn, self.ahead);
@@ -633,6 +685,36 @@ mod tests {
         assert!(panicked.is_err());
         assert_eq!(b.held(), 0, "a panic unwinds the permit too");
         drop(b.reserve(100 * MIB));
+    }
+
+    #[test]
+    fn a_share_given_back_on_another_thread_lets_a_waiter_in() {
+        let b = leaked(100);
+        let mut p = b.reserve(90);
+        let (tx, rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            let mut share = p.share(80);
+            assert_eq!(share.bytes(), 80);
+            let waiter = s.spawn(move || {
+                let _q = b.reserve(50);
+                tx.send(()).unwrap();
+            });
+            assert!(!within(&rx, 100), "50 do not fit beside 90");
+            s.spawn(move || {
+                share.shrink(30);
+                assert_eq!(share.bytes(), 30);
+                assert_eq!(b.held(), 40);
+            })
+            .join()
+            .unwrap();
+            assert!(within(&rx, 2000), "40 held: 50 fit");
+            waiter.join().unwrap();
+        });
+        // The share dropped gave back its 30; the permit keeps its 10.
+        assert_eq!(p.bytes(), 10);
+        assert_eq!(b.held(), 10);
+        drop(p);
+        assert_eq!(b.held(), 0);
     }
 
     #[test]

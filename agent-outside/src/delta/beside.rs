@@ -39,10 +39,11 @@ pub(super) fn with_check<T: Send>(
     } else {
         let kept = permit.bytes();
         permit.grow(prepaid);
+        let share = permit.share(prepaid);
         let both = std::thread::scope(|s| {
             let worker = std::thread::Builder::new()
                 .name("ferry-windows".into())
-                .spawn_scoped(s, move || work(&mut windows::Prepaid))
+                .spawn_scoped(s, move || work(&mut windows::Prepaid(share)))
                 .context("cannot start a thread");
             let checked = check.run(cx, file);
             let made = match worker {

@@ -406,6 +406,9 @@ pub(crate) trait Hold {
     /// Whether zstd's tables are reserved too, on this thread's holder
     /// (`ferry_recipe::budget`).
     fn tables(&self) -> bool;
+    /// From now on the work holds at most `bytes` (a holder that reserves
+    /// as it goes ignores it; one prepaid gives back the rest).
+    fn needs_at_most(&mut self, _bytes: u64) {}
 }
 
 impl Hold for ferry_recipe::budget::Permit<'_> {
@@ -423,12 +426,16 @@ impl Hold for ferry_recipe::budget::Permit<'_> {
     }
 }
 
-/// Windows encoded on a helper thread whose whole need ([`peak`]) its
-/// caller reserved beforehand on its own holder: nothing more is reserved
-/// (a second holder would wait for the first, which waits for it).
-pub(crate) struct Prepaid;
+/// Windows encoded on a helper thread whose whole need (as guessed: the
+/// base's reference form not yet made, [`peak`] against the longest range a
+/// window may read) its caller reserved beforehand and shares with it
+/// ([`ferry_recipe::budget::Permit::share`]): nothing more is reserved (a
+/// second holder would wait for the first, which waits for it), and what
+/// the guess reserved beyond the need is given back once the need is known
+/// ([`Hold::needs_at_most`]).
+pub(crate) struct Prepaid<'p>(pub(crate) ferry_recipe::budget::Share<'p>);
 
-impl Hold for Prepaid {
+impl Hold for Prepaid<'_> {
     fn bytes(&self) -> u64 {
         0
     }
@@ -436,6 +443,9 @@ impl Hold for Prepaid {
     fn shrink(&mut self, _: u64) {}
     fn tables(&self) -> bool {
         false
+    }
+    fn needs_at_most(&mut self, bytes: u64) {
+        self.0.shrink(bytes);
     }
 }
 
@@ -471,6 +481,10 @@ pub(crate) fn encode(
     // (a zip's members reordered) is found, at no more memory.
     let rlen = reference.file.len;
     let whole = rlen <= size + 2 * margin;
+    // The reference form is made: a holder prepaid for a guess of it gives
+    // back what the windows do not need (numpy's windows were prepaid a
+    // 128 MiB range and the form's guess, and ran alone).
+    permit.needs_at_most(peak(elen, rlen, size, level));
     let mut out: Vec<WindowPatch> = Vec::new();
     let mut frames = ferry_agent_common::fsx::unlinked_file(spill_dir, "frames")?;
     let mut written = 0u64;
