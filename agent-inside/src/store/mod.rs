@@ -447,13 +447,8 @@ fn rebuild_all(
             Ok((&**k, &**f, held, rebuild_span(cx, k, f, cores)?))
         })
         .collect::<Result<Vec<(&ObjectKey, &FileObject, u64, u64)>>>()?;
-    list.sort_by_key(|&(_, f, held, _)| std::cmp::Reverse((held, f.size)));
-    let alone = list.partition_point(|&(_, _, held, _)| held > ALONE_REBUILD);
-    let large = list.partition_point(|&(_, _, held, _)| held > LARGE_REBUILD);
-    let small = list.partition_point(|&(_, _, held, _)| held > BESIDE_LARGE);
-    for group in [alone..large, large..small, small..list.len()] {
-        list[group].sort_by_key(|&(_, f, _, span)| std::cmp::Reverse((span, f.size)));
-    }
+    let [alone, large, small] =
+        rebuild_order(&mut list, |&(_, f, held, span)| (held, f.size, span));
     let one = |&(key, f, _, _): &(&ObjectKey, &FileObject, u64, u64)| rebuild(cx, dir, key, f);
     list[..alone].iter().try_for_each(one)?;
     // Only small objects go beside a large one. An encoder one of them makes
@@ -469,6 +464,28 @@ fn rebuild_all(
     done_small?;
     list[large..small].iter().par_bridge().try_for_each(one)?;
     Ok(list.iter().map(|(_, f, _, _)| f.size).sum())
+}
+
+/// Sorts `list` into [`rebuild_all`]'s groups by what `of` says of each
+/// (the bytes its rebuild holds, its size, its [`rebuild_span`]): those
+/// holding over [`ALONE_REBUILD`], then over [`LARGE_REBUILD`], then over
+/// [`BESIDE_LARGE`], then the rest, the first group largest first and the
+/// others longest first. Returns where the last three groups start.
+fn rebuild_order<T>(list: &mut [T], of: impl Fn(&T) -> (u64, u64, u64)) -> [usize; 3] {
+    list.sort_by_key(|e| {
+        let (held, size, _) = of(e);
+        std::cmp::Reverse((held, size))
+    });
+    let starts = [ALONE_REBUILD, LARGE_REBUILD, BESIDE_LARGE]
+        .map(|most| list.partition_point(|e| of(e).0 > most));
+    let [alone, large, small] = starts;
+    for group in [alone..large, large..small, small..list.len()] {
+        list[group].sort_by_key(|e| {
+            let (_, size, span) = of(e);
+            std::cmp::Reverse((span, size))
+        });
+    }
+    starts
 }
 
 /// How long rebuilding `f` takes at least on `cores` cores, roughly (for
@@ -717,6 +734,46 @@ fn is_object(key: &ObjectKey, f: &FileObject, size: u64, sha: Sha256Hasher) -> R
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::{rebuild_order, ALONE_REBUILD, BESIDE_LARGE, LARGE_REBUILD};
+
+    /// The groups go by the bytes held, the largest first; within the
+    /// groups rebuilt beside others the longest rebuild goes first, whatever
+    /// it holds or its size.
+    #[test]
+    fn groups_by_memory_then_the_longest_first() {
+        const MIB: u64 = 1 << 20;
+        // (name, held, size, span)
+        let mut list = vec![
+            ("small-short", MIB, 9 * MIB, 10),
+            ("layer", ALONE_REBUILD + MIB, 60 * MIB, 500),
+            ("small-long", 2 * MIB, MIB, 900),
+            ("numpy", LARGE_REBUILD + MIB, 16 * MIB, 300),
+            ("middle-short", BESIDE_LARGE + MIB, 5 * MIB, 20),
+            ("middle-long", BESIDE_LARGE + 2 * MIB, 4 * MIB, 40),
+            ("small-middle", 3 * MIB, 2 * MIB, 100),
+            ("huge", 2 * ALONE_REBUILD, 90 * MIB, 1),
+        ];
+        let starts = rebuild_order(&mut list, |&(_, held, size, span)| (held, size, span));
+        let names: Vec<_> = list.iter().map(|e| e.0).collect();
+        assert_eq!(
+            names,
+            [
+                "huge",
+                "layer",
+                "numpy",
+                "middle-long",
+                "middle-short",
+                "small-long",
+                "small-middle",
+                "small-short"
+            ]
+        );
+        assert_eq!(starts, [2, 3, 5]);
+    }
 }
 
 #[cfg(test)]
