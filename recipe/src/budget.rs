@@ -324,17 +324,6 @@ impl Permit<'_> {
         }
     }
 
-    /// Holds exactly `bytes`: gives back the rest, or grows (waiting) to them.
-    pub fn resize(&mut self, bytes: u64) {
-        if bytes > self.bytes {
-            self.grow(bytes - self.bytes);
-        } else {
-            self.shrink(bytes);
-        }
-    }
-}
-
-impl<'a> Permit<'a> {
     /// Moves up to `bytes` of what this permit holds (those it did not draw
     /// from what its holder reserved ahead) into a [`Share`] that another
     /// thread, working for this one, gives back as soon as it knows it needs
@@ -348,6 +337,15 @@ impl<'a> Permit<'a> {
             holder: self.holder,
             bytes,
             _permit: PhantomData,
+        }
+    }
+
+    /// Holds exactly `bytes`: gives back the rest, or grows (waiting) to them.
+    pub fn resize(&mut self, bytes: u64) {
+        if bytes > self.bytes {
+            self.grow(bytes - self.bytes);
+        } else {
+            self.shrink(bytes);
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod go;
 pub mod helm;
 pub mod npm;
 pub mod oci;
+mod order;
 pub mod pypi;
 pub mod pypi_meta;
 mod rebuilt;
@@ -429,7 +430,7 @@ const REBUILD_BATCH: usize = 4096;
 /// the rest that hold little (a large object's serial steps, reading and
 /// expanding its base, would leave the other cores idle); then what is left
 /// on all cores. Within each of these groups the longest rebuild goes first
-/// ([`rebuild_span`]), each next one to the first thread free: a long
+/// ([`order::rebuild_span`]), each next one to the first thread free: a long
 /// single stream started last (a maturin wheel's one large member) ran alone
 /// at the end of the wheels' import for a fifth of its time. Returns the
 /// bytes rebuilt.
@@ -440,15 +441,16 @@ fn rebuild_all(
 ) -> Result<u64> {
     use rayon::prelude::*;
     let cores = rayon::current_num_threads() as u64;
+    // The recipes are read for their spans on every core.
     let mut list = list
-        .iter()
+        .par_iter()
         .map(|(k, f)| {
             let held = held_to_rebuild(f, cx.reference_in_memory);
-            Ok((&**k, &**f, held, rebuild_span(cx, k, f, cores)?))
+            Ok((&**k, &**f, held, order::rebuild_span(cx, k, f, cores)?))
         })
         .collect::<Result<Vec<(&ObjectKey, &FileObject, u64, u64)>>>()?;
     let [alone, large, small] =
-        rebuild_order(&mut list, |&(_, f, held, span)| (held, f.size, span));
+        order::rebuild_order(&mut list, |&(_, f, held, span)| (held, f.size, span));
     let one = |&(key, f, _, _): &(&ObjectKey, &FileObject, u64, u64)| rebuild(cx, dir, key, f);
     list[..alone].iter().try_for_each(one)?;
     // Only small objects go beside a large one. An encoder one of them makes
@@ -464,45 +466,6 @@ fn rebuild_all(
     done_small?;
     list[large..small].iter().par_bridge().try_for_each(one)?;
     Ok(list.iter().map(|(_, f, _, _)| f.size).sum())
-}
-
-/// Sorts `list` into [`rebuild_all`]'s groups by what `of` says of each
-/// (the bytes its rebuild holds, its size, its [`rebuild_span`]): those
-/// holding over [`ALONE_REBUILD`], then over [`LARGE_REBUILD`], then over
-/// [`BESIDE_LARGE`], then the rest, the first group largest first and the
-/// others longest first. Returns where the last three groups start.
-fn rebuild_order<T>(list: &mut [T], of: impl Fn(&T) -> (u64, u64, u64)) -> [usize; 3] {
-    list.sort_by_key(|e| {
-        let (held, size, _) = of(e);
-        std::cmp::Reverse((held, size))
-    });
-    let starts = [ALONE_REBUILD, LARGE_REBUILD, BESIDE_LARGE]
-        .map(|most| list.partition_point(|e| of(e).0 > most));
-    let [alone, large, small] = starts;
-    for group in [alone..large, large..small, small..list.len()] {
-        list[group].sort_by_key(|e| {
-            let (_, size, span) = of(e);
-            std::cmp::Reverse((span, size))
-        });
-    }
-    starts
-}
-
-/// How long rebuilding `f` takes at least on `cores` cores, roughly (for
-/// [`rebuild_all`]'s order only): its recipe's
-/// [`ferry_recipe::RebuildWork::span`], and its expanded form's bytes (the
-/// chunks or the patch decoded, the digests: about a tenth of a byte
-/// deflated by zlib). Reads the recipe (a few KiB), which the rebuild reads
-/// again.
-fn rebuild_span(cx: &BuildCtx<'_>, key: &ObjectKey, f: &FileObject, cores: u64) -> Result<u64> {
-    Ok(match &f.encoding {
-        Encoding::Chunks(_) => f.size,
-        Encoding::Rebuilt(r) => {
-            let recipe = rebuilt::recipe(cx, key, r)?;
-            let work = recipe.map(|r| r.rebuild_work()).unwrap_or_default();
-            work.span(cores).saturating_add(r.expanded_len)
-        }
-    })
 }
 
 /// The first import over a generation of an older ferry-in (a tree, no
@@ -734,46 +697,6 @@ fn is_object(key: &ObjectKey, f: &FileObject, size: u64, sha: Sha256Hasher) -> R
         });
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod order_tests {
-    use super::{rebuild_order, ALONE_REBUILD, BESIDE_LARGE, LARGE_REBUILD};
-
-    /// The groups go by the bytes held, the largest first; within the
-    /// groups rebuilt beside others the longest rebuild goes first, whatever
-    /// it holds or its size.
-    #[test]
-    fn groups_by_memory_then_the_longest_first() {
-        const MIB: u64 = 1 << 20;
-        // (name, held, size, span)
-        let mut list = vec![
-            ("small-short", MIB, 9 * MIB, 10),
-            ("layer", ALONE_REBUILD + MIB, 60 * MIB, 500),
-            ("small-long", 2 * MIB, MIB, 900),
-            ("numpy", LARGE_REBUILD + MIB, 16 * MIB, 300),
-            ("middle-short", BESIDE_LARGE + MIB, 5 * MIB, 20),
-            ("middle-long", BESIDE_LARGE + 2 * MIB, 4 * MIB, 40),
-            ("small-middle", 3 * MIB, 2 * MIB, 100),
-            ("huge", 2 * ALONE_REBUILD, 90 * MIB, 1),
-        ];
-        let starts = rebuild_order(&mut list, |&(_, held, size, span)| (held, size, span));
-        let names: Vec<_> = list.iter().map(|e| e.0).collect();
-        assert_eq!(
-            names,
-            [
-                "huge",
-                "layer",
-                "numpy",
-                "middle-long",
-                "middle-short",
-                "small-long",
-                "small-middle",
-                "small-short"
-            ]
-        );
-        assert_eq!(starts, [2, 3, 5]);
-    }
 }
 
 #[cfg(test)]

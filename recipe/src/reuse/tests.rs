@@ -5,6 +5,7 @@
 
 use std::io::Write;
 
+use super::anchors::*;
 use super::*;
 
 /// The raw deflate body of `gzip -level -n` of `plain`, or `None` without
@@ -540,15 +541,16 @@ fn a_plain_index_holds_at_most_its_cap() {
 
 /// The index made on several threads is the serial walk's, wherever the
 /// pieces end (a piece shorter than the 64 bytes the hash depends on
-/// included), with the cap; bytes with an anchor's hash at every byte
-/// (hostile) are left to the serial walk.
+/// included), with the cap; a piece with more candidate places than it may
+/// hold (hostile bytes) gives none, and the serial walk is taken.
 #[test]
 fn the_index_in_pieces_is_the_serial_index() {
+    const MOST: usize = 1 << 20;
     let plain: Vec<u8> = files(40, 7).concat();
     let serial = index_anchors_at_most(&plain, MAX_ANCHORS);
     assert!(serial.len() > 100, "{}", serial.len());
     for pieces in [2, 3, 7, 64] {
-        let made = index_anchors_in_pieces(&plain, pieces, MAX_ANCHORS);
+        let made = index_anchors_in_pieces(&plain, pieces, MAX_ANCHORS, MOST);
         assert_eq!(made.as_ref(), Some(&serial), "{pieces} pieces");
     }
     // Pieces of 40 bytes, each hash begun in the pieces before.
@@ -556,26 +558,14 @@ fn the_index_in_pieces_is_the_serial_index() {
     let small_serial = index_anchors_at_most(small, MAX_ANCHORS);
     assert!(!small_serial.is_empty());
     assert_eq!(
-        index_anchors_in_pieces(small, 1000, MAX_ANCHORS),
+        index_anchors_in_pieces(small, 1000, MAX_ANCHORS, MOST),
         Some(small_serial)
     );
     let capped = index_anchors_at_most(&plain, 50);
     assert_eq!(capped.len(), 50);
-    assert_eq!(index_anchors_in_pieces(&plain, 5, 50), Some(capped));
+    assert_eq!(index_anchors_in_pieces(&plain, 5, 50, MOST), Some(capped));
     assert_eq!(index_anchors(&plain), serial);
-    // A byte whose gear word's top 13 bits are zero, repeated: after 64
-    // bytes every position has an anchor's hash.
-    let b = (0..=255u8)
-        .find(|&b| {
-            let h = (0..64).fold(0u64, |h, _| (h << 1).wrapping_add(GEAR[usize::from(b)]));
-            h >> (64 - ANCHOR_BITS) == 0
-        })
-        .map(|b| vec![b; 1 << 20]);
-    if let Some(hostile) = b {
-        assert_eq!(index_anchors_in_pieces(&hostile, 2, MAX_ANCHORS), None);
-        assert_eq!(
-            index_anchors(&hostile),
-            index_anchors_at_most(&hostile, MAX_ANCHORS)
-        );
-    }
+    // Fewer candidate places allowed than a piece has: none.
+    let fewer = serial.len() / 4;
+    assert_eq!(index_anchors_in_pieces(&plain, 2, MAX_ANCHORS, fewer), None);
 }
