@@ -58,7 +58,7 @@
 //!                               # on disk until the next import (about 2x the disk)
 //! reference_in_memory = "160M"  # a longer base reference form (a large layer's plain
 //!                               # bytes) is spilled to disk while an object is rebuilt
-//!                               # (less beside a large encoder: a deb's xz, 165 MiB;
+//!                               # (less beside a large encoder: a deb's xz, ~100 MiB;
 //!                               # a wheel's base is held up to 160 MiB whatever this says:
 //!                               # the members it shares are copied from it)
 //! ```

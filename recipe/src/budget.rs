@@ -1,6 +1,6 @@
 //! A process-wide bound on the large buffers of analysis and rebuild: the
 //! encoders' state (liblzma's: an xz encoder at preset 6 holds about 94 MiB
-//! of match finder, plus a block of input in multi-threaded mode; zstd's at
+//! of match finder, plus one block's compressed bytes in multi-threaded mode; zstd's at
 //! its slow levels) and, for a caller that asks, the buffers an object's
 //! analysis holds (the object, its expanded form, its base's reference form).
 //! Objects are analysed and rebuilt on every core; without a bound, two or
@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Bytes of large buffers held at once by this process: one xz encoder at
-/// preset 6 with a block of input, or one zstd encoder at level 19, beside
+/// preset 6 with a block's output, or one zstd encoder at level 19, beside
 /// an object's buffers; or several smaller ones.
 pub const BUDGET: u64 = 160 << 20;
 

@@ -292,7 +292,11 @@ impl Recipe {
         self.segments
             .iter()
             .filter_map(|s| match s {
-                Segment::Xz { params, .. } => crate::xz::encoder_memory(params).ok(),
+                Segment::Xz {
+                    params,
+                    compressed_len,
+                    ..
+                } => crate::xz::encoder_memory(params, *compressed_len).ok(),
                 _ => None,
             })
             .max()

@@ -65,6 +65,8 @@
 use liblzma::stream::{Action, Check, Filters, LzmaOptions, MtStreamBuilder, Status, Stream};
 use serde::{Deserialize, Serialize};
 
+mod mt;
+
 /// Largest multi-threaded block size [`compress`] accepts (512 MiB).
 pub const MAX_BLOCK_SIZE: u64 = 512 << 20;
 /// Largest LZMA2 dictionary [`compress`] accepts: preset 9's 64 MiB.
@@ -488,10 +490,11 @@ const STEP: usize = 1 << 20;
 /// Compresses what `plain` reads with `params` into `out`, as it comes, never
 /// more than `most` bytes; returns how many it wrote. The plain stream is
 /// never held whole (liblzma's output does not depend on how its input is
-/// handed over). The multi-threaded mode runs one worker thread: its output
-/// does not depend on the thread count, and each thread holds a whole
-/// encoder (about 94 MiB at preset 6) and a block of input, which doubled
-/// the rebuild's memory for a second core.
+/// handed over). The multi-threaded mode's bytes are made on this thread
+/// by a raw encoder and the container written around it ([`mt`]), which
+/// holds one block's compressed bytes instead of liblzma's block of input
+/// and output buffer (94 MiB and the block against 166 MiB at preset 6, so
+/// that two rebuilds fit side by side).
 pub fn compress_to(
     params: &XzParams,
     plain: &mut dyn std::io::Read,
@@ -499,23 +502,18 @@ pub fn compress_to(
     out: &mut dyn std::io::Write,
 ) -> Result<u64, StreamError> {
     let filters = filters(params).map_err(StreamError::Xz)?;
-    let _permit = crate::budget::reserve(encoder_memory(params).map_err(StreamError::Xz)?);
+    let _permit = crate::budget::reserve(encoder_memory(params, most).map_err(StreamError::Xz)?);
+    if let XzMode::Multi { block_size } = params.mode {
+        return mt::compress_to(params, block_size, plain, most, out);
+    }
     let check = match params.check {
         XzCheck::None => Check::None,
         XzCheck::Crc32 => Check::Crc32,
         XzCheck::Crc64 => Check::Crc64,
         XzCheck::Sha256 => Check::Sha256,
     };
-    let mut stream = match params.mode {
-        XzMode::Single => Stream::new_stream_encoder(&filters, check),
-        XzMode::Multi { block_size } => MtStreamBuilder::new()
-            .filters(filters)
-            .check(check)
-            .block_size(block_size)
-            .threads(1)
-            .encoder(),
-    }
-    .map_err(|e| StreamError::Xz(XzError::Lzma(e.to_string())))?;
+    let mut stream = Stream::new_stream_encoder(&filters, check)
+        .map_err(|e| StreamError::Xz(XzError::Lzma(e.to_string())))?;
     let mut input = vec![0u8; STEP];
     let mut buf: Vec<u8> = Vec::with_capacity(STEP);
     let mut written = 0u64;
@@ -548,28 +546,26 @@ pub fn compress_to(
     }
 }
 
-/// What an encoder of `params` holds, by liblzma's estimate: its match
-/// finder, and in multi-threaded mode (one thread) a block of input and of
-/// output.
-pub(crate) fn encoder_memory(params: &XzParams) -> Result<u64, XzError> {
-    let block_size = match params.mode {
-        XzMode::Single => 4096,
-        XzMode::Multi { block_size } => block_size,
-    };
-    Ok(MtStreamBuilder::new()
-        .filters(filters(params)?)
-        .block_size(block_size)
-        .threads(1)
-        .memusage())
+/// What an encoder of `params` making a stream of at most `most` bytes
+/// holds: its match finder (liblzma's estimate for the single-threaded
+/// mode, whose buffers are a few KiB) and, for the multi-threaded mode's
+/// bytes, one block's compressed bytes ([`mt::held`]).
+pub(crate) fn encoder_memory(params: &XzParams, most: u64) -> Result<u64, XzError> {
+    let raw = raw_encoder_memory(params)?;
+    Ok(match params.mode {
+        XzMode::Single => raw,
+        XzMode::Multi { block_size } => raw + mt::held(block_size, most),
+    })
 }
 
 /// What a raw LZMA2 encoder of `params` holds: liblzma's estimate for the
 /// single-threaded mode, whose block buffers are a few KiB.
 fn raw_encoder_memory(params: &XzParams) -> Result<u64, XzError> {
-    encoder_memory(&XzParams {
-        mode: XzMode::Single,
-        ..params.clone()
-    })
+    Ok(MtStreamBuilder::new()
+        .filters(filters(params)?)
+        .block_size(4096)
+        .threads(1)
+        .memusage())
 }
 
 /// What the stream header and the first block header say.

@@ -270,8 +270,8 @@ fn whole(
 /// it is, not copied. Otherwise `data` is dropped once expanded (the check
 /// does not need it; a second analysis reads the object's copy again), and
 /// an expanded form over a window is spilled before the check, which reads
-/// it back as the rebuild goes: the check's encoders (an xz stream's holds a
-/// block of input) are never held beside both. `permit` holds the object's
+/// it back as the rebuild goes: the check's encoders (an xz stream's holds
+/// its match finder) are never held beside both. `permit` holds the object's
 /// share of the memory budget and is set to what stays in memory.
 fn analyze_verified(
     cx: &Cx<'_>,

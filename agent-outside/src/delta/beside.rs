@@ -23,8 +23,8 @@ pub(super) fn with_check<T: Send>(
     let Some((check, file)) = check else {
         return work(permit).map(Some);
     };
-    // A check whose encoder (a deb's xz encoder, about 165 MiB with its
-    // block) does not fit in the budget beside what the work was prepaid
+    // A check whose encoder (a deb's xz encoder, about 100 MiB with its
+    // block's output) does not fit in the budget beside what the work was prepaid
     // (zstd's tables at a slow level, the base's reference form) runs first,
     // and the work after it: the two at once took the debs' export at
     // `high` from 191 to 324 MiB.

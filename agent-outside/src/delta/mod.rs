@@ -158,8 +158,8 @@ impl DeltaOptions {
 pub const DEFAULT_WINDOW: u64 = 48 << 20;
 
 /// The window of an object whose recipe's encoder holds more than
-/// [`LARGE_ENCODER`] (a deb's data.tar.xz: liblzma's block encoder at
-/// preset 6 holds about 165 MiB by its estimate): the inside holds one
+/// [`LARGE_ENCODER`] (a deb's data.tar.xz: an xz encoder at preset 6
+/// holds about 94 MiB and a block's output): the inside holds one
 /// window and its reference range (about 43 MiB for 16 MiB windows, 128
 /// MiB for 48 MiB ones) beside the encoder while it rebuilds.
 pub const ENCODER_WINDOW: u64 = 16 << 20;

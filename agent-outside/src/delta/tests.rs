@@ -697,11 +697,15 @@ fn a_windowed_patch_whose_deferred_check_fails_is_made_again_in_turn() {
 }
 
 /// `xz -6 -T2` of `plain` (liblzma's multi-threaded mode, as dpkg-deb
-/// writes a deb's members): its block header records sizes, so its
-/// recipe's encoder holds a 24 MiB block beside the match finder.
+/// writes a deb's members): its block header records sizes.
 fn xz_threaded(plain: &[u8]) -> Vec<u8> {
+    xz_threaded_at(plain, 6)
+}
+
+/// [`xz_threaded`] at `preset`.
+fn xz_threaded_at(plain: &[u8], preset: u32) -> Vec<u8> {
     let stream = liblzma::stream::MtStreamBuilder::new()
-        .preset(6)
+        .preset(preset)
         .threads(2)
         .check(liblzma::stream::Check::Crc64)
         .encoder()
@@ -711,10 +715,11 @@ fn xz_threaded(plain: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// A deb whose xz member's encoder (about 165 MiB with its block) does not
-/// fit in the budget beside the windows' zstd tables at `high`: its
-/// deferred check runs before the windows, not beside them, and the patch
-/// is made and decodes to the expanded form its recipe rebuilds the deb from.
+/// A deb whose xz member's encoder (preset 7's match finder, about 186
+/// MiB) does not fit in the budget beside the windows' zstd tables at
+/// `high`: its deferred check runs before the windows, not beside them, and
+/// the patch is made and decodes to the expanded form its recipe rebuilds
+/// the deb from.
 #[test]
 fn a_check_whose_encoder_does_not_fit_beside_the_windows_runs_first() {
     let old_plain = words(700_000, 11);
@@ -722,11 +727,11 @@ fn a_check_whose_encoder_does_not_fit_beside_the_windows_runs_first() {
     new_plain[350_000..350_020].copy_from_slice(b"a changed line here!");
     let old = ar(&[
         ("control.tar.xz", &xz_threaded(b"old control")),
-        ("data.tar.xz", &xz_threaded(&old_plain)),
+        ("data.tar.xz", &xz_threaded_at(&old_plain, 7)),
     ]);
     let new = ar(&[
         ("control.tar.xz", &xz_threaded(b"new control!")),
-        ("data.tar.xz", &xz_threaded(&new_plain)),
+        ("data.tar.xz", &xz_threaded_at(&new_plain, 7)),
     ]);
     let recipe = ferry_recipe::analyze(&new, &ferry_recipe::Options::default()).recipe;
     let encoder = recipe.rebuild_memory();
@@ -745,13 +750,14 @@ fn a_check_whose_encoder_does_not_fit_beside_the_windows_runs_first() {
     assert!(rebuilt == new, "the deb rebuilt differs");
 
     // A kept recipe that rebuilds other bytes (its data member's preset
-    // changed): the check, run first, fails, and the deb is analysed again.
+    // changed to a fast one: preset 6 with this dictionary would be 7):
+    // the check, run first, fails, and the deb is analysed again.
     let kept = kept_pair(&old, &new);
     let mut wrong = recipe.clone();
     let mut changed = false;
     for s in &mut wrong.segments {
         if let ferry_recipe::Segment::Xz { params, .. } = s {
-            params.preset = if params.preset == 6 { 5 } else { 6 };
+            params.preset = if params.preset == 7 { 1 } else { params.preset };
             changed = true;
         }
     }
