@@ -58,7 +58,8 @@ pub struct StreamReport {
     /// Its compressed bytes; for a stream that does not decode, the bytes left
     /// literal because of it (up to the end of its container).
     pub compressed_len: u64,
-    /// Its decoded size, when it decoded completely.
+    /// Its decoded size, when it decoded completely; for an xz stream not
+    /// decoded ([`LiteralReason::Skipped`]), what its index says.
     pub plain_len: Option<u64>,
     /// Bytes of reproduction data in the recipe (deflate corrections, encoder
     /// parameters); 0 when literal.

@@ -320,16 +320,20 @@ fn xz_member<R: Read>(
     let refuse = |why| Err(StreamExpandError::NotOneMember(why));
     let offset = a.pos;
     if st.mode == Mode::Analyze && !opts.reproduce_xz {
-        // The whole walk leaves it literal, not even decoded.
+        // The whole walk leaves it literal, not even decoded; its index
+        // (in its last bytes) says what it holds, for the report.
+        let tail = region.min(64 << 10);
+        a.copy(region - tail, out)?;
+        let plain_len = crate::xz::indexed_plain_len(a.peek(tail as usize)?);
         st.walked.streams.push(StreamReport {
             kind: StreamKind::Xz,
             offset,
             compressed_len: region,
-            plain_len: None,
+            plain_len,
             recipe_len: 0,
             outcome: Outcome::Literal(LiteralReason::Skipped),
         });
-        a.copy(region, out)?;
+        a.copy(tail, out)?;
         st.literal(region);
         return Ok(());
     }

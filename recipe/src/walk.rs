@@ -243,8 +243,12 @@ impl<'a> Walker<'a> {
             // It would stay literal: not even decoded (an xz stream is only
             // found at the start of its container, which leaves the rest literal).
             let left = declared.unwrap_or(region.len()).min(region.len());
-            self.streams
-                .push(report(left, None, Outcome::Literal(LiteralReason::Skipped)));
+            let plain = crate::xz::indexed_plain_len(&region[..left]);
+            self.streams.push(report(
+                left,
+                plain,
+                Outcome::Literal(LiteralReason::Skipped),
+            ));
             return None;
         }
         // The stream's plain bytes go straight after what is emitted so far

@@ -646,6 +646,38 @@ fn parse_headers(data: &[u8]) -> Result<Headers, XzError> {
     })
 }
 
+/// The plain size an xz stream's index records, read from `tail`, the last
+/// bytes of the stream (stream padding after its footer allowed): the sum of
+/// its blocks' uncompressed sizes. For a report only (what a stream left
+/// compressed would decode to), never for a bound: the index is the
+/// upstream's word. `None` when the footer or the index is not whole in
+/// `tail`, or does not check.
+pub fn indexed_plain_len(tail: &[u8]) -> Option<u64> {
+    let mut end = tail.len();
+    while end >= 4 && tail[end - 4..end] == [0; 4] {
+        end -= 4;
+    }
+    let footer = tail.get(end.checked_sub(12)?..end)?;
+    if &footer[10..12] != b"YZ" || crc32fast::hash(&footer[4..10]).to_le_bytes() != footer[..4] {
+        return None;
+    }
+    let backward = (u64::from(u32::from_le_bytes(footer[4..8].try_into().ok()?)) + 1) * 4;
+    let start = (end - 12).checked_sub(usize::try_from(backward).ok()?)?;
+    let index = &tail[start..end - 12];
+    let (body, crc) = index.split_at(index.len() - 4);
+    if index[0] != 0 || crc32fast::hash(body).to_le_bytes() != crc {
+        return None;
+    }
+    let mut pos = 1;
+    let records = read_vli(body, &mut pos).ok()?;
+    let mut plain = 0u64;
+    for _ in 0..records {
+        read_vli(body, &mut pos).ok()?;
+        plain = plain.checked_add(read_vli(body, &mut pos).ok()?)?;
+    }
+    Some(plain)
+}
+
 /// Reads an xz variable-length integer (7 bits a byte, little end first).
 fn read_vli(buf: &[u8], pos: &mut usize) -> Result<u64, XzError> {
     let mut value = 0u64;

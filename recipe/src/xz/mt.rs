@@ -430,6 +430,38 @@ mod tests {
     }
 
     #[test]
+    fn the_index_gives_the_plain_size() {
+        use super::super::indexed_plain_len;
+        let plain = sample(300_000, 4, 10);
+        for mode in [
+            XzMode::Single,
+            XzMode::Multi {
+                block_size: 100_000,
+            },
+        ] {
+            let params = XzParams {
+                preset: 0,
+                extreme: false,
+                dict_size: 256 << 10,
+                check: XzCheck::Crc64,
+                mode,
+            };
+            let mut xz = compress(&params, &plain).unwrap();
+            assert_eq!(indexed_plain_len(&xz), Some(300_000), "{mode:?}");
+            // The last bytes are enough; stream padding after the footer is skipped.
+            assert_eq!(indexed_plain_len(&xz[xz.len() - 64..]), Some(300_000));
+            xz.extend_from_slice(&[0; 8]);
+            assert_eq!(indexed_plain_len(&xz), Some(300_000));
+            // Cut short of the index, or one bit flipped in it: no size.
+            let n = xz.len();
+            assert_eq!(indexed_plain_len(&xz[n - 8 - 14..]), None);
+            xz[n - 8 - 14] ^= 1;
+            assert_eq!(indexed_plain_len(&xz), None);
+            assert_eq!(indexed_plain_len(b"YZ"), None);
+        }
+    }
+
+    #[test]
     fn a_stream_over_the_bound_stops() {
         let params = XzParams {
             preset: 0,
