@@ -82,6 +82,8 @@ const MAX_FULL_VERIFY: usize = 3;
 const PREFIX_INPUT: usize = 1 << 20;
 const EXTREME_BIT: u32 = 0x8000_0000;
 const HEADER_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0];
+/// The last two bytes of a stream footer.
+const FOOTER_MAGIC: &[u8; 2] = b"YZ";
 const LZMA2_FILTER_ID: u64 = 0x21;
 /// Dictionary size of presets 0 to 9.
 const PRESET_DICT: [u32; 10] = [
@@ -108,6 +110,51 @@ pub enum XzCheck {
     Crc64,
     /// SHA-256 (`--check=sha256`).
     Sha256,
+}
+
+impl XzCheck {
+    /// Every check, in the order of their ids.
+    const ALL: [XzCheck; 4] = [
+        XzCheck::None,
+        XzCheck::Crc32,
+        XzCheck::Crc64,
+        XzCheck::Sha256,
+    ];
+
+    /// Its id in the stream flags.
+    fn id(self) -> u8 {
+        match self {
+            XzCheck::None => 0x00,
+            XzCheck::Crc32 => 0x01,
+            XzCheck::Crc64 => 0x04,
+            XzCheck::Sha256 => 0x0A,
+        }
+    }
+
+    /// The check whose id is `id`, if it is one of the four.
+    fn from_id(id: u8) -> Option<XzCheck> {
+        XzCheck::ALL.into_iter().find(|c| c.id() == id)
+    }
+
+    /// Bytes of its field after each block.
+    fn len(self) -> u64 {
+        match self {
+            XzCheck::None => 0,
+            XzCheck::Crc32 => 4,
+            XzCheck::Crc64 => 8,
+            XzCheck::Sha256 => 32,
+        }
+    }
+
+    /// liblzma's name for it.
+    fn lzma(self) -> Check {
+        match self {
+            XzCheck::None => Check::None,
+            XzCheck::Crc32 => Check::Crc32,
+            XzCheck::Crc64 => Check::Crc64,
+            XzCheck::Sha256 => Check::Sha256,
+        }
+    }
 }
 
 /// Which liblzma encoder made the stream.
@@ -506,13 +553,7 @@ pub fn compress_to(
     if let XzMode::Multi { block_size } = params.mode {
         return mt::compress_to(params, block_size, plain, most, out);
     }
-    let check = match params.check {
-        XzCheck::None => Check::None,
-        XzCheck::Crc32 => Check::Crc32,
-        XzCheck::Crc64 => Check::Crc64,
-        XzCheck::Sha256 => Check::Sha256,
-    };
-    let mut stream = Stream::new_stream_encoder(&filters, check)
+    let mut stream = Stream::new_stream_encoder(&filters, params.check.lzma())
         .map_err(|e| StreamError::Xz(XzError::Lzma(e.to_string())))?;
     let mut input = vec![0u8; STEP];
     let mut buf: Vec<u8> = Vec::with_capacity(STEP);
@@ -584,13 +625,8 @@ fn parse_headers(data: &[u8]) -> Result<Headers, XzError> {
     if data.len() < 12 + 12 || !data.starts_with(&HEADER_MAGIC) {
         return Err(corrupt("no xz stream header"));
     }
-    let check = match data[7] {
-        0x00 => XzCheck::None,
-        0x01 => XzCheck::Crc32,
-        0x04 => XzCheck::Crc64,
-        0x0A => XzCheck::Sha256,
-        other => return Err(XzError::Unsupported(format!("check type {other:#x}"))),
-    };
+    let check = XzCheck::from_id(data[7])
+        .ok_or_else(|| XzError::Unsupported(format!("check type {:#x}", data[7])))?;
     if data[12] == 0 {
         return Err(XzError::Unsupported(
             "stream has no blocks (empty input)".into(),
@@ -658,7 +694,9 @@ pub fn indexed_plain_len(tail: &[u8]) -> Option<u64> {
         end -= 4;
     }
     let footer = tail.get(end.checked_sub(12)?..end)?;
-    if &footer[10..12] != b"YZ" || crc32fast::hash(&footer[4..10]).to_le_bytes() != footer[..4] {
+    if &footer[10..12] != FOOTER_MAGIC
+        || crc32fast::hash(&footer[4..10]).to_le_bytes() != footer[..4]
+    {
         return None;
     }
     let backward = (u64::from(u32::from_le_bytes(footer[4..8].try_into().ok()?)) + 1) * 4;

@@ -29,7 +29,7 @@
 //! does not compress), so that case is refused here as an error, never
 //! written differently. The tests compare every byte with liblzma's encoder.
 
-use super::{filters, StreamError, XzCheck, XzError, XzParams, HEADER_MAGIC, STEP};
+use super::{filters, StreamError, XzCheck, XzError, XzParams, FOOTER_MAGIC, HEADER_MAGIC, STEP};
 use liblzma::stream::{Action, Status, Stream};
 
 /// liblzma's `LZMA_VLI_BYTES_MAX` and `LZMA_CHECK_SIZE_MAX`.
@@ -83,24 +83,6 @@ pub(super) fn lzma2_props(dict: u32) -> u8 {
     (0..40u8)
         .find(|&p| (2u64 | u64::from(p & 1)) << (p / 2 + 11) >= u64::from(dict))
         .unwrap_or(40)
-}
-
-fn check_id(check: XzCheck) -> u8 {
-    match check {
-        XzCheck::None => 0x00,
-        XzCheck::Crc32 => 0x01,
-        XzCheck::Crc64 => 0x04,
-        XzCheck::Sha256 => 0x0A,
-    }
-}
-
-fn check_len(check: XzCheck) -> u64 {
-    match check {
-        XzCheck::None => 0,
-        XzCheck::Crc32 => 4,
-        XzCheck::Crc64 => 8,
-        XzCheck::Sha256 => 32,
-    }
 }
 
 /// The CRC-64 of the `.xz` format (ECMA-182's polynomial, reflected).
@@ -179,7 +161,7 @@ pub(super) fn compress_to(
     most: u64,
     out: &mut dyn std::io::Write,
 ) -> Result<u64, StreamError> {
-    let id = check_id(params.check);
+    let id = params.check.id();
     let mut written = 0u64;
     let mut emit = |bytes: &[u8]| -> Result<(), StreamError> {
         written += bytes.len() as u64;
@@ -203,7 +185,7 @@ pub(super) fn compress_to(
     let mut blocks = Blocks {
         params,
         block_size,
-        most_data: bound - header_len - check_len(params.check) - 3,
+        most_data: bound - header_len - params.check.len() - 3,
         input: vec![0u8; STEP.min(block_size as usize)],
         piece: Vec::with_capacity(STEP),
         block: Vec::new(),
@@ -225,7 +207,7 @@ pub(super) fn compress_to(
         let mut tail = vec![0u8; (4 - block.len() % 4) % 4];
         check.finish(&mut tail);
         emit(&tail)?;
-        let unpadded = header_len + block.len() as u64 + check_len(params.check);
+        let unpadded = header_len + block.len() as u64 + params.check.len();
         index.push((unpadded, taken));
         if taken < block_size {
             break;
@@ -279,9 +261,11 @@ impl Blocks<'_> {
                 at += (stream.total_in() - before) as usize;
                 self.block.extend_from_slice(&self.piece);
                 if self.block.len() as u64 >= self.most_data {
-                    return Err(xz(
-                        "a block outgrew liblzma's buffer (it would be stored)".into()
-                    ));
+                    return Err(xz(format!(
+                        "an xz block outgrew liblzma's buffer ({} compressed bytes \
+                         after {taken} plain ones), where liblzma would store it",
+                        self.most_data
+                    )));
                 }
                 if status == Status::StreamEnd {
                     return Ok(Some((taken, check)));
@@ -310,7 +294,7 @@ fn index_and_footer(index: &[(u64, u64)], id: u8) -> Vec<u8> {
     flagged.extend_from_slice(&[0, id]);
     out.extend_from_slice(&crc32fast::hash(&flagged).to_le_bytes());
     out.extend_from_slice(&flagged);
-    out.extend_from_slice(b"YZ");
+    out.extend_from_slice(FOOTER_MAGIC);
     out
 }
 
@@ -318,19 +302,13 @@ fn index_and_footer(index: &[(u64, u64)], id: u8) -> Vec<u8> {
 mod tests {
     use super::super::{compress, XzMode};
     use super::*;
-    use liblzma::stream::{Check as LzmaCheck, MtStreamBuilder};
+    use liblzma::stream::MtStreamBuilder;
 
     /// What liblzma's multi-threaded encoder writes, with `threads` threads.
     fn liblzma_mt(params: &XzParams, block_size: u64, threads: u32, plain: &[u8]) -> Vec<u8> {
-        let check = match params.check {
-            XzCheck::None => LzmaCheck::None,
-            XzCheck::Crc32 => LzmaCheck::Crc32,
-            XzCheck::Crc64 => LzmaCheck::Crc64,
-            XzCheck::Sha256 => LzmaCheck::Sha256,
-        };
         let mut stream = MtStreamBuilder::new()
             .filters(filters(params).unwrap())
-            .check(check)
+            .check(params.check.lzma())
             .block_size(block_size)
             .threads(threads)
             .encoder()
